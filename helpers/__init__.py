@@ -1,0 +1,49 @@
+"""Helpers for the course "PyTorch & JAX: the leading deep-learning frameworks".
+
+The framework-free core lives here: scales (:mod:`helpers.scale`), real data sets
+(:mod:`helpers.data`), plots (:mod:`helpers.plot`), metrics (:mod:`helpers.metrics`) and the lab
+self-check machinery (:mod:`helpers.labs`). Notebooks import one framework's half, which
+re-exports all of this under the same names::
+
+    from helpers import torch as H   # or: from helpers import jax as H
+
+This package itself imports neither torch nor jax.
+"""
+
+from helpers.data import (
+    CIFAR10_CLASSES,
+    batch_indices,
+    images_to_vectors,
+    load_cifar10,
+    load_imdb,
+    load_mnist,
+    tokenize,
+)
+from helpers.download import ChecksumError, DataNotFoundError
+from helpers.labs import CheckFailed
+from helpers.metrics import History, confusion_matrix
+from helpers.plot import plot_confusion_matrix, plot_history, show_images
+from helpers.scale import SCALES, current_scale, sizes
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "SCALES",
+    "CheckFailed",
+    "ChecksumError",
+    "DataNotFoundError",
+    "History",
+    "batch_indices",
+    "confusion_matrix",
+    "current_scale",
+    "images_to_vectors",
+    "load_cifar10",
+    "load_imdb",
+    "load_mnist",
+    "plot_confusion_matrix",
+    "plot_history",
+    "show_images",
+    "sizes",
+    "tokenize",
+]

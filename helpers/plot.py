@@ -1,0 +1,144 @@
+"""Plots the chapters share: training curves, image grids, confusion matrices.
+
+Each function draws into a new figure and returns it, so a notebook shows it once and a test
+can inspect it without a display.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from helpers.metrics import History, confusion_matrix
+
+__all__ = ["plot_confusion_matrix", "plot_history", "show_images"]
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    if window <= 1 or len(values) < window:
+        return values
+    return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+def plot_history(history: History, *, title: str = "", smooth: int = 20) -> Figure:
+    """Loss per step (raw and moving average) and, per epoch, every loss and accuracy logged."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    steps = np.asarray(history.step_loss)
+    if len(steps):
+        ax_loss.plot(np.arange(1, len(steps) + 1), steps, alpha=0.25, color="C0")
+        smoothed = _smooth(steps, smooth)
+        first = len(steps) - len(smoothed) + 1  # the moving average starts a window in
+        x = np.arange(first, len(steps) + 1)
+        ax_loss.plot(x, smoothed, color="C0", label="train (per step)")
+    if history.epochs:
+        steps_per_epoch = max(len(steps) // len(history.epochs), 1)
+        ends = steps_per_epoch * np.arange(1, len(history.epochs) + 1)
+        keys = history.epochs[-1].keys()
+        for i, key in enumerate(
+            k for k in keys if k.endswith("loss") and k != "train_loss"
+        ):
+            ax_loss.plot(
+                ends, history[key], "o-", color=f"C{i + 1}", label=key.replace("_", " ")
+            )
+        for i, key in enumerate(k for k in keys if k.endswith("accuracy")):
+            epochs = np.arange(1, len(history.epochs) + 1)
+            ax_acc.plot(
+                epochs, history[key], "o-", color=f"C{i}", label=key.replace("_", " ")
+            )
+    ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_images(
+    images: np.ndarray,
+    labels: Sequence[int] | None = None,
+    *,
+    class_names: Sequence[str] | None = None,
+    predictions: Sequence[int] | None = None,
+    ncols: int = 8,
+) -> Figure:
+    """A grid of images (N, H, W) grey or (N, H, W, 3) RGB, titled by label (and prediction).
+
+    A wrong prediction is titled in red as ``pred (true)``.
+    """
+    images = np.asarray(images)
+    if images.ndim not in (3, 4):
+        raise ValueError(
+            f"images must be (N, H, W) or (N, H, W, C), got shape {images.shape}"
+        )
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(1.3 * ncols, 1.45 * nrows), squeeze=False
+    )
+
+    def name(c: int) -> str:
+        return class_names[c] if class_names is not None else str(c)
+
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(images[i], cmap="gray" if images.ndim == 3 else None)
+        if labels is None:
+            continue
+        true = int(labels[i])
+        if predictions is None:
+            ax.set_title(name(true), fontsize=9)
+        else:
+            pred = int(predictions[i])
+            ok = pred == true
+            text = name(pred) if ok else f"{name(pred)} ({name(true)})"
+            ax.set_title(text, fontsize=9, color="black" if ok else "red")
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    *,
+    class_names: Sequence[str] | None = None,
+    num_classes: int | None = None,
+    normalize: bool = False,
+) -> Figure:
+    """Confusion matrix as a heat map: rows are true classes, columns predictions."""
+    if num_classes is None and class_names is not None:
+        num_classes = len(class_names)
+    elif num_classes is None:
+        num_classes = int(max(np.max(y_true), np.max(y_pred))) + 1
+    cm = confusion_matrix(y_true, y_pred, num_classes).astype(float)
+    if normalize:
+        cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    names = (
+        list(class_names)
+        if class_names is not None
+        else [str(i) for i in range(num_classes)]
+    )
+    size = 0.45 * num_classes + 2
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(cm, cmap="Blues")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ticks = range(num_classes)
+    ax.set(xticks=ticks, yticks=ticks, xticklabels=names, yticklabels=names)
+    ax.set(xlabel="predicted", ylabel="true")
+    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+    threshold = cm.max() / 2
+    for i in range(num_classes):
+        for j in range(num_classes):
+            text = f"{cm[i, j]:.2f}" if normalize else f"{int(cm[i, j])}"
+            color = "white" if cm[i, j] > threshold else "black"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color=color)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,234 @@
+"""Data loaders: the formats on tiny files built here, then the real data sets.
+
+The real-data tests read $BOOK_DATA_DIR (CI: ../shared/data) or download into the cache; a
+missing data set fails them, as it should.
+"""
+
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import data
+from helpers.download import DataNotFoundError, RemoteFile
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+    return header + array.astype(np.uint8).tobytes()
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """An empty private offline copy and cache; downloads go to a closed port and fail."""
+    root, cache = tmp_path / "data", tmp_path / "cache"
+    root.mkdir()
+    monkeypatch.setenv("BOOK_DATA_DIR", str(root))
+    monkeypatch.setenv("BOOK_CACHE_DIR", str(cache))
+    return root
+
+
+# --- MNIST ------------------------------------------------------------------------------------
+def write_mnist(root: Path, n: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, n, dtype=np.uint8)
+    (root / "mnist").mkdir()
+    for name, array in (("img.gz", images), ("lbl.gz", labels)):
+        (root / "mnist" / name).write_bytes(gzip.compress(idx_bytes(array)))
+    return images, labels
+
+
+def test_mnist_format(offline, monkeypatch):
+    images, labels = write_mnist(offline)
+    files = tuple(
+        RemoteFile(n, ("http://127.0.0.1:9/x",), sha(offline / "mnist" / n))
+        for n in ("img.gz", "lbl.gz")
+    )
+    monkeypatch.setitem(data._MNIST, "train", files)
+    x, y = data.load_mnist("train")
+    np.testing.assert_array_equal(x, images)
+    np.testing.assert_array_equal(y, labels)
+    assert x.flags.writeable
+    x5, y5 = data.load_mnist("train", limit=5)
+    assert x5.shape == (5, 28, 28) and y5.shape == (5,)
+    keep = [np.flatnonzero((images == row).all(axis=(1, 2)))[0] for row in x5]
+    assert keep == sorted(keep)  # a subset, in the original order
+
+
+def test_idx_rejects_bad_files(tmp_path):
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(gzip.compress(b"\x00\x00\x09\x01" + b"\x00" * 8))
+    with pytest.raises(ValueError, match="bad magic number"):
+        data.read_idx(bad)
+    short = tmp_path / "short"
+    short.write_bytes(idx_bytes(np.zeros((4, 2), np.uint8))[:-3])
+    with pytest.raises(ValueError, match=r"header says \(4, 2\)"):
+        data.read_idx(short)
+
+
+def test_missing_mnist_says_how_to_get_it(offline):
+    with pytest.raises(DataNotFoundError, match="How to get it"):
+        data.load_mnist("test")
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="split must be one of"):
+        data.load_mnist("validation")
+    with pytest.raises(ValueError, match="positive"):
+        data._subset(10, 0)
+    with pytest.raises(TypeError, match="uint8"):
+        data.images_to_vectors(np.zeros((2, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="explicit rng"):
+        list(data.batch_indices(10, 3, shuffle=True))
+
+
+# --- CIFAR-10 ---------------------------------------------------------------------------------
+def add_bytes(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    tar.addfile(info, io.BytesIO(payload))
+
+
+def test_cifar10_python_format(offline, monkeypatch):
+    rng = np.random.default_rng(0)
+    chw = rng.integers(0, 256, (2, 3, 32, 32), dtype=np.uint8)
+    (offline / "cifar10").mkdir()
+    archive = offline / "cifar10" / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            batch = {b"data": chw.reshape(2, -1), b"labels": [3, 7]}
+            add_bytes(tar, f"cifar-10-batches-py/{name}", pickle.dumps(batch))
+    monkeypatch.setattr(
+        data, "_CIFAR10", RemoteFile(archive.name, ("http://x/",), sha(archive))
+    )
+    x, y = data.load_cifar10("train")
+    assert x.shape == (10, 32, 32, 3) and list(y[:2]) == [3, 7]
+    np.testing.assert_array_equal(x[1, 4, 5], chw[1, :, 4, 5])  # HWC pixel = CHW column
+    x, y = data.load_cifar10("test")
+    assert x.shape == (2, 32, 32, 3)
+
+
+def test_cifar10_jpeg_format(offline, monkeypatch):
+    (offline / "cifar10-jpeg").mkdir()
+    archive = offline / "cifar10-jpeg" / "c.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for split, cls, value in (
+            ("train", "cat", 40),
+            ("train", "ship", 200),
+            ("test", "dog", 90),
+        ):
+            buf = io.BytesIO()
+            Image.new("RGB", (32, 32), (value, value, value)).save(buf, format="JPEG")
+            add_bytes(tar, f"{split}/{cls}/0000.jpg", buf.getvalue())
+    monkeypatch.setattr(data, "_CIFAR10_JPEG", ("cifar10-jpeg/c.tar.gz", sha(archive)))
+    with pytest.warns(UserWarning, match="JPEG"):
+        x, y = data.load_cifar10("train")
+    assert x.shape == (2, 32, 32, 3) and x.dtype == np.uint8
+    assert [data.CIFAR10_CLASSES[i] for i in y] == ["cat", "ship"]
+    assert (
+        abs(int(x[1].mean()) - 200) <= 2
+    )  # JPEG is lossy, but not by much on a flat image
+    with pytest.warns(UserWarning):
+        _, y_test = data.load_cifar10("test")  # second call: from the cached decode
+    assert [data.CIFAR10_CLASSES[i] for i in y_test] == ["dog"]
+
+
+# --- IMDB ----------------------------------------------------------------------------------------
+def test_imdb_archive_format(offline, monkeypatch):
+    reviews = {
+        "aclImdb/train/pos/10_9.txt": "Great film!<br /><br />Loved it.",
+        "aclImdb/train/neg/2_1.txt": "Awful. Didn't like it?",
+        "aclImdb/train/unsup/0_0.txt": "unlabelled: must be skipped",
+        "aclImdb/test/pos/0_8.txt": "Fine.",
+        "aclImdb/imdb.vocab": "the\nand",
+    }
+    (offline / "imdb").mkdir()
+    archive = offline / "imdb" / "aclImdb_v1.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, text in reviews.items():
+            add_bytes(tar, name, text.encode())
+    monkeypatch.setattr(
+        data, "_IMDB", RemoteFile(archive.name, ("http://x/",), sha(archive))
+    )
+    monkeypatch.setitem(
+        data._IMDB_JSONL, "train", "0" * 64
+    )  # no offline jsonl: use the tar
+    texts, labels = data.load_imdb("train")
+    assert texts == ["Awful. Didn't like it?", "Great film!<br /><br />Loved it."]
+    assert labels.tolist() == [0, 1]
+    tokens, _ = data.load_imdb("train", tokenized=True)
+    assert tokens[1] == ["great", "film", "!", "loved", "it"]
+    assert tokens[0] == ["awful", "didn't", "like", "it", "?"]
+
+
+def test_imdb_jsonl_format(offline, monkeypatch):
+    (offline / "imdb").mkdir()
+    path = offline / "imdb" / "imdb_test.jsonl.gz"
+    rows = [
+        {"id": "neg/0_2", "rating": 2, "label": 0, "text": "bad"},
+        {"id": "pos/0_9", "rating": 9, "label": 1, "text": "good"},
+    ]
+    path.write_bytes(
+        gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode())
+    )
+    monkeypatch.setitem(data._IMDB_JSONL, "test", sha(path))
+    texts, labels = data.load_imdb("test")
+    assert texts == ["bad", "good"] and labels.tolist() == [0, 1]
+
+
+# --- batching -----------------------------------------------------------------------------------
+def test_batch_indices_cover_everything_once():
+    rng = np.random.default_rng(0)
+    batches = list(data.batch_indices(10, 4, shuffle=True, rng=rng))
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert sorted(np.concatenate(batches).tolist()) == list(range(10))
+    assert [len(b) for b in data.batch_indices(10, 4, drop_last=True)] == [4, 4]
+
+
+# --- the real data sets ------------------------------------------------------------------------
+def test_real_mnist():
+    x, y = data.load_mnist("train")
+    assert x.shape == (60_000, 28, 28) and x.dtype == np.uint8 and y.shape == (60_000,)
+    # The md5 of the uncompressed canonical train-images file, header included.
+    assert hashlib.md5(idx_bytes(x)).hexdigest() == "6bbc9ace898e44ae57da46a324031adb"
+    assert 0 < x.mean() < 255 and set(np.unique(y)) == set(range(10))
+    x_test, y_test = data.load_mnist("test")
+    assert x_test.shape == (10_000, 28, 28) and np.bincount(y_test).min() > 800
+
+
+def test_real_cifar10_sample():
+    x, y = data.load_cifar10("train", sample=True)
+    assert x.shape == (4_000, 32, 32, 3) and y.shape == (4_000,)
+    x, y = data.load_cifar10("test", sample=True)
+    assert x.shape == (1_000, 32, 32, 3) and set(np.unique(y)) == set(range(10))
+
+
+def test_real_cifar10_full():
+    jpeg_only = data.fetch("cifar10", data._CIFAR10, download=False) is None
+    with (
+        pytest.warns(UserWarning, match="JPEG")
+        if jpeg_only
+        else contextlib.nullcontext()
+    ):
+        x, y = data.load_cifar10("test")
+    assert x.shape == (10_000, 32, 32, 3) and np.bincount(y).tolist() == [1_000] * 10
+
+
+def test_real_imdb():
+    texts, labels = data.load_imdb("train")
+    assert len(texts) == 25_000 and labels.sum() == 12_500
+    texts, labels = data.load_imdb("test", limit=1_000)
+    assert len(texts) == 1_000 and 400 < labels.sum() < 600

@@ -1,0 +1,191 @@
+"""The download/cache/offline machinery, against a file server on 127.0.0.1."""
+
+import hashlib
+import http.server
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import download as dl
+
+PAYLOAD = b"course data " * 1000
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch):
+    """Empty offline copy and cache, both private to the test."""
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    data.mkdir()
+    monkeypatch.setenv("BOOK_DATA_DIR", str(data))
+    monkeypatch.setenv("BOOK_CACHE_DIR", str(cache))
+    return data, cache
+
+
+@pytest.fixture
+def server(tmp_path):
+    """Serves tmp_path/www over HTTP on a free loopback port; yields the base URL."""
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "file.bin").write_bytes(PAYLOAD)
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(www))  # noqa: E731
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/", www
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:  # bind, then close: nothing listens there afterwards
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/file.bin"
+
+
+def files_in(folder: Path) -> list[str]:
+    return (
+        sorted(p.name for p in folder.rglob("*") if p.is_file())
+        if folder.exists()
+        else []
+    )
+
+
+def test_download_once_then_cache(dirs, server):
+    _, cache = dirs
+    url, www = server
+    remote = dl.RemoteFile("file.bin", (url + "file.bin",), SHA)
+    path = dl.fetch("toy", remote)
+    assert path == cache / "toy" / "file.bin" and path.read_bytes() == PAYLOAD
+    (www / "file.bin").unlink()  # the second call must not need the server
+    assert dl.fetch("toy", remote) == path
+
+
+def test_mirror_used_when_first_url_fails(dirs, server):
+    url, _ = server
+    remote = dl.RemoteFile("file.bin", (closed_port_url(), url + "file.bin"), SHA)
+    assert dl.fetch("toy", remote).read_bytes() == PAYLOAD
+
+
+def test_offline_copy_wins_and_is_verified(dirs):
+    data, cache = dirs
+    (data / "toy").mkdir()
+    (data / "toy" / "file.bin").write_bytes(PAYLOAD)
+    remote = dl.RemoteFile("file.bin", (closed_port_url(),), SHA)
+    assert dl.fetch("toy", remote) == data / "toy" / "file.bin"
+    assert files_in(cache) == []  # nothing downloaded, nothing copied
+
+
+def test_offline_copy_with_another_accepted_hash(dirs):
+    data, _ = dirs
+    (data / "toy").mkdir()
+    (data / "toy" / "file.bin").write_bytes(b"re-packaged")
+    other = hashlib.sha256(b"re-packaged").hexdigest()
+    remote = dl.RemoteFile("file.bin", (closed_port_url(),), SHA, also_accept=(other,))
+    assert dl.fetch("toy", remote).read_bytes() == b"re-packaged"
+
+
+def test_corrupt_offline_copy_is_an_error_not_a_fallback(dirs):
+    data, _ = dirs
+    (data / "toy").mkdir()
+    (data / "toy" / "file.bin").write_bytes(b"truncated")
+    remote = dl.RemoteFile("file.bin", (closed_port_url(),), SHA)
+    with pytest.raises(
+        dl.ChecksumError, match="file.bin has sha256 .* expected " + SHA
+    ):
+        dl.fetch("toy", remote)
+
+
+def test_corrupt_cache_is_replaced(dirs, server):
+    _, cache = dirs
+    url, _ = server
+    (cache / "toy").mkdir(parents=True)
+    (cache / "toy" / "file.bin").write_bytes(b"half a file")
+    remote = dl.RemoteFile("file.bin", (url + "file.bin",), SHA)
+    assert dl.fetch("toy", remote).read_bytes() == PAYLOAD
+
+
+def test_wrong_download_leaves_nothing(dirs, server):
+    _, cache = dirs
+    url, _ = server
+    remote = dl.RemoteFile("file.bin", (url + "file.bin",), "0" * 64)
+    with pytest.raises(dl.DataNotFoundError, match=r"(?i)hash"):
+        dl.fetch("toy", remote)
+    assert files_in(cache) == []
+
+
+def test_no_network_fails_fast_with_instructions(dirs):
+    data, cache = dirs
+    remote = dl.RemoteFile("file.bin", (closed_port_url(),), SHA)
+    start = time.perf_counter()
+    with pytest.raises(dl.DataNotFoundError) as info:
+        dl.fetch("toy", remote)
+    assert time.perf_counter() - start < 10
+    message = str(info.value)
+    assert "data not found: toy/file.bin" in message
+    assert f"{data}" in message and "How to get it" in message and SHA in message
+    assert files_in(cache) == []
+
+
+def test_stalled_server_times_out(dirs, monkeypatch):
+    """A server that accepts the connection and never answers: fail at the read timeout."""
+    _, cache = dirs
+    monkeypatch.setenv("BOOK_DOWNLOAD_TIMEOUT", "1")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)  # the kernel accepts the connection; nobody ever replies
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/file.bin"
+        start = time.perf_counter()
+        with pytest.raises(dl.DataNotFoundError, match=r"(?i)timed out"):
+            dl.fetch("toy", dl.RemoteFile("file.bin", (url,), SHA))
+        assert time.perf_counter() - start < 10
+    assert files_in(cache) == []
+
+
+def test_bad_timeout_setting(dirs, monkeypatch):
+    monkeypatch.setenv("BOOK_DOWNLOAD_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="BOOK_DOWNLOAD_TIMEOUT='soon'"):
+        dl.fetch("toy", dl.RemoteFile("file.bin", (closed_port_url(),), SHA))
+
+
+def test_fetch_without_download_returns_none(dirs):
+    assert (
+        dl.fetch("toy", dl.RemoteFile("f", (closed_port_url(),), SHA), download=False)
+        is None
+    )
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.bin"
+    with pytest.raises(RuntimeError), dl.atomic_path(target) as tmp:
+        tmp.write_bytes(b"partial")
+        raise RuntimeError("interrupted")
+    assert files_in(tmp_path) == []
+    with dl.atomic_path(target) as tmp:
+        tmp.write_bytes(b"whole")
+    assert files_in(tmp_path) == ["out.bin"] and target.read_bytes() == b"whole"
+
+
+def test_cached_derivative_builds_once_and_rebuilds_when_corrupt(dirs):
+    _, cache = dirs
+    builds = []
+
+    def build(out: Path) -> None:
+        builds.append(out)
+        out.write_text("42")
+
+    def load(path: Path) -> int:
+        return int(path.read_text())
+
+    assert dl.cached_derivative("x.txt", SHA, build, load) == 42
+    assert dl.cached_derivative("x.txt", SHA, build, load) == 42
+    assert len(builds) == 1
+    (target,) = (cache / "derived").iterdir()
+    target.write_text("garbage")
+    assert dl.cached_derivative("x.txt", SHA, build, load) == 42
+    assert len(builds) == 2

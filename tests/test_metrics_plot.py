@@ -1,0 +1,80 @@
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from helpers import confusion_matrix, plot_confusion_matrix, plot_history, show_images
+from helpers.metrics import History, run_summary
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def make_history() -> History:
+    h = History()
+    for epoch in (1, 2):
+        h.log_steps([2.0 / epoch, 1.5 / epoch])
+        h.log_epoch(
+            epoch=epoch,
+            train_loss=1.0 / epoch,
+            test_loss=1.2 / epoch,
+            test_accuracy=0.5 + epoch / 10,
+            seconds=2.0,
+        )
+    h.first_step_seconds = 0.5
+    return h
+
+
+def test_history_access_and_json():
+    h = make_history()
+    assert h["test_accuracy"] == [0.6, 0.7] and h.last("train_loss") == 0.5
+    assert len(h.step_loss) == 4
+    with pytest.raises(KeyError, match=r"no metric 'val_loss'.*test_accuracy"):
+        h["val_loss"]
+    assert json.loads(h.to_json())["epochs"][1]["epoch"] == 2
+
+
+def test_run_summary_leaves_out_the_first_step():
+    s = run_summary(
+        make_history(),
+        {"accuracy": 0.9, "loss": 0.3},
+        batch_size=10,
+        parameters=5,
+        train_examples=40,
+        test_examples=10,
+    )
+    assert s["test_accuracy"] == 0.9 and s["train_seconds"] == 4.0
+    assert s["train_examples_per_second"] == pytest.approx(
+        3 * 10 / 3.5, abs=0.05
+    )  # rounded to 0.1
+
+
+def test_confusion_matrix_counts():
+    cm = confusion_matrix([0, 1, 1, 2], [0, 2, 1, 2], 3)
+    np.testing.assert_array_equal(cm, [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
+    with pytest.raises(ValueError, match=r"outside 0\.\.2"):
+        confusion_matrix([0, 3], [0, 1], 3)
+    with pytest.raises(ValueError, match="3 labels but y_pred has 2"):
+        confusion_matrix([0, 1, 2], [0, 1], 3)
+
+
+def test_plots_draw_what_they_say():
+    fig = plot_history(make_history(), title="t")
+    loss_ax, acc_ax = fig.axes
+    assert {line.get_label() for line in acc_ax.lines} == {"test accuracy"}
+    assert "test loss" in {line.get_label() for line in loss_ax.lines}
+    fig = show_images(
+        np.zeros((5, 28, 28), np.uint8), [1, 2, 3, 4, 5], predictions=[1, 2, 0, 4, 5]
+    )
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["1", "2", "0 (3)", "4", "5"]
+    fig = plot_confusion_matrix(
+        np.array([0, 1, 1]), np.array([0, 1, 0]), class_names=["a", "b"]
+    )
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["a", "b"]
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        show_images(np.zeros((28, 28)))

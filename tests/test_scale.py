@@ -1,0 +1,47 @@
+import pytest
+
+from helpers import scale
+
+
+def test_unset_scale_follows_hardware(monkeypatch):
+    monkeypatch.delenv("BOOK_SCALE", raising=False)
+    monkeypatch.setattr(scale, "gpu_visible", lambda: False)
+    assert scale.current_scale() == "cpu"
+    monkeypatch.setattr(scale, "gpu_visible", lambda: True)
+    assert scale.current_scale() == "gpu"
+
+
+@pytest.mark.parametrize("value", ["smoke", "cpu", "gpu", " GPU "])
+def test_explicit_scale(monkeypatch, value):
+    monkeypatch.setenv("BOOK_SCALE", value)
+    assert scale.current_scale() == value.strip().lower()
+
+
+def test_unknown_scale_names_the_valid_ones(monkeypatch):
+    monkeypatch.setenv("BOOK_SCALE", "bogus")
+    with pytest.raises(ValueError, match=r"BOOK_SCALE='bogus'.*smoke, cpu, gpu"):
+        scale.current_scale()
+
+
+def test_hidden_gpus_mean_no_gpu(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert scale.gpu_visible() is False
+
+
+def test_sizes_grow_with_scale():
+    smoke, cpu, gpu = (scale.sizes("mnist", s) for s in scale.SCALES)
+    assert smoke.train_examples < 60_000 and cpu.train_examples is None
+    assert smoke.epochs <= cpu.epochs <= gpu.epochs
+    assert scale.sizes("timing", "smoke").n < scale.sizes("timing", "cpu").n
+
+
+def test_sizes_are_frozen():
+    with pytest.raises(AttributeError):
+        scale.sizes("mnist", "cpu").epochs = 100
+
+
+def test_sizes_reject_unknown_task_and_scale():
+    with pytest.raises(KeyError, match="unknown task 'nope'"):
+        scale.sizes("nope", "cpu")
+    with pytest.raises(ValueError, match="scale 'huge'"):
+        scale.sizes("mnist", "huge")

@@ -1,0 +1,44 @@
+"""Whole training runs behind ``python -m helpers.bench``, sized by :mod:`helpers.scale`."""
+
+from __future__ import annotations
+
+import optax
+from flax import nnx
+
+from helpers.data import images_to_vectors, load_mnist
+from helpers.jax.models import MLP, count_params
+from helpers.jax.runtime import default_device, seed_everything
+from helpers.jax.train import ArrayLoader, evaluate, fit
+from helpers.metrics import run_summary
+from helpers.scale import MnistSizes
+
+__all__ = ["run_mnist"]
+
+
+def run_mnist(sizes: MnistSizes, *, seed: int = 0, progress: bool = True) -> dict:
+    """Train the chapter-1 MLP on MNIST with Adam; return test accuracy and timings."""
+    device = default_device()
+    x_train, y_train = load_mnist("train", limit=sizes.train_examples)
+    x_test, y_test = load_mnist("test", limit=sizes.test_examples)
+    seed_everything(seed)
+    train = ArrayLoader(
+        images_to_vectors(x_train),
+        y_train,
+        sizes.batch_size,
+        shuffle=True,
+        seed=seed,
+        drop_last=True,
+        device=device,
+    )
+    test = ArrayLoader(images_to_vectors(x_test), y_test, 1024, device=device)
+    model = MLP(784, sizes.hidden, 10, rngs=nnx.Rngs(seed))
+    optimizer = nnx.Optimizer(model, optax.adam(sizes.learning_rate), wrt=nnx.Param)
+    history = fit(model, optimizer, train, epochs=sizes.epochs, progress=progress)
+    return run_summary(
+        history,
+        evaluate(model, test),
+        batch_size=sizes.batch_size,
+        parameters=count_params(model),
+        train_examples=len(y_train),
+        test_examples=len(y_test),
+    )

@@ -1,0 +1,181 @@
+"""Generate what is generated: labs from solutions, and every ``.ipynb`` from its ``.py`` source.
+
+The sources are jupytext ``py:percent`` files; the ``.ipynb`` beside each is generated, committed
+without outputs (Colab and nbval need it), and must never be edited by hand.
+
+    python -m helpers.notebooks           # regenerate labs/ and every .ipynb
+    python -m helpers.notebooks --check   # exit 1 and list what is stale (CI)
+
+Labs: ``solutions/NN-slug/<framework>.py`` is the single source. In the lab, each region
+between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes a stub that raises
+``NotImplementedError``. Cell ids are derived from the cell's position, so regenerating an
+unchanged source gives a byte-identical notebook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+__all__ = [
+    "FRAMEWORKS",
+    "ROOT",
+    "lab_text",
+    "notebook_json",
+    "orphans",
+    "sources",
+    "stale_files",
+    "sync",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+KINDS = ("chapters", "labs", "solutions")
+FRAMEWORKS = ("pytorch", "jax")
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+STUB = 'raise NotImplementedError("Exercise: replace this line with your code")'
+_SOURCE = re.compile(r"(chapters|labs|solutions)/(\d\d-[a-z0-9-]+)/(pytorch|jax)\.py")
+
+
+def sources(root: Path = ROOT) -> list[Path]:
+    """Every notebook source: ``<kind>/NN-slug/<framework>.py``."""
+    found = [p for kind in KINDS for p in sorted((root / kind).glob("*/*.py"))]
+    return [p for p in found if _SOURCE.fullmatch(p.relative_to(root).as_posix())]
+
+
+def lab_text(solution: str, name: str = "solution") -> str:
+    """The lab version of a solution source: every solution region replaced by a stub."""
+    out: list[str] = []
+    begin_line = 0
+    for number, line in enumerate(solution.splitlines(keepends=True), start=1):
+        marker = line.strip()
+        if marker == BEGIN:
+            if begin_line:
+                opened = f"the region opened at line {begin_line}"
+                raise ValueError(f"{name}:{number}: {BEGIN} inside {opened}")
+            begin_line = number
+            indent = line[: len(line) - len(line.lstrip())]
+            out += [f"{indent}# YOUR CODE HERE\n", f"{indent}{STUB}\n"]
+        elif marker == END:
+            if not begin_line:
+                raise ValueError(f"{name}:{number}: {END} without a {BEGIN}")
+            begin_line = 0
+        elif not begin_line:
+            out.append(line)
+    if begin_line:
+        raise ValueError(f"{name}:{begin_line}: {BEGIN} is never closed by {END}")
+    return "".join(out)
+
+
+def _metadata(kind: str, chapter: str, framework: str) -> dict:
+    meta = {
+        "kernelspec": {
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
+            "name": "python3",
+        },
+        "language_info": {"name": "python"},
+        "jupytext": {"formats": "ipynb,py:percent"},
+        # Read by `python -m helpers.grade` to know which lab a submission is.
+        "course": {"kind": kind, "chapter": chapter, "framework": framework},
+        "colab": {"provenance": [], "toc_visible": True},
+    }
+    if kind == "chapters":  # chapters run at gpu scale on Colab; labs are small
+        meta["accelerator"] = "GPU"
+        meta["colab"]["gpuType"] = "T4"
+    return meta
+
+
+def notebook_json(source_text: str, relpath: str) -> str:
+    """The ``.ipynb`` text of the ``py:percent`` source at ``relpath``."""
+    import jupytext
+    import nbformat
+
+    match = _SOURCE.fullmatch(relpath)
+    if match is None:
+        raise ValueError(
+            f"{relpath} is not <chapters|labs|solutions>/NN-slug/<pytorch|jax>.py"
+        )
+    nb = jupytext.reads(source_text, fmt="py:percent")
+    nb.metadata = _metadata(*match.groups())
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"c{i:03d}"
+        cell.metadata = {k: v for k, v in cell.metadata.items() if k == "tags"}
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    nbformat.validate(nb)
+    return nbformat.writes(nb) + "\n"
+
+
+def _targets(root: Path) -> dict[Path, str]:
+    """Every generated file and the text it must have: labs from solutions, .ipynb from .py."""
+    texts: dict[Path, str] = {}
+    for src in sources(root):
+        rel = src.relative_to(root)
+        if rel.parts[0] == "labs":
+            continue  # generated from its solution below
+        text = src.read_text()
+        texts[src.with_suffix(".ipynb")] = notebook_json(text, rel.as_posix())
+        if rel.parts[0] == "solutions":
+            lab = root / "labs" / rel.relative_to("solutions")
+            texts[lab] = lab_text(text, rel.as_posix())
+            texts[lab.with_suffix(".ipynb")] = notebook_json(
+                texts[lab], lab.relative_to(root).as_posix()
+            )
+    return texts
+
+
+def orphans(root: Path = ROOT) -> list[Path]:
+    """Files in labs/ that no solution generates (a renamed or deleted solution)."""
+    targets = _targets(root)
+    return sorted(
+        p for p in (root / "labs").glob("*/*") if p.is_file() and p not in targets
+    )
+
+
+def stale_files(root: Path = ROOT) -> list[Path]:
+    """Generated files that are missing or differ from what their sources give."""
+    targets = _targets(root)
+    return sorted(
+        p for p, text in targets.items() if not p.is_file() or p.read_text() != text
+    )
+
+
+def sync(root: Path = ROOT) -> list[Path]:
+    """Write every stale generated file; return those written."""
+    targets = _targets(root)
+    written = []
+    for path, text in targets.items():
+        if not path.is_file() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.notebooks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--check", action="store_true", help="only report stale files")
+    args = parser.parse_args(argv)
+    for path in orphans():
+        print(f"orphan: {path.relative_to(ROOT)} (no solution generates it: delete it)")
+    if args.check:
+        stale = stale_files()
+        for path in stale:
+            print(f"stale: {path.relative_to(ROOT)}")
+        if stale:
+            print("regenerate with: python -m helpers.notebooks", file=sys.stderr)
+        return 1 if stale or orphans() else 0
+    for path in sync():
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 1 if orphans() else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

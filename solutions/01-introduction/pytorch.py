@@ -1,0 +1,154 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab 1: first steps in PyTorch
+#
+# Five exercises on chapter 1: tensors, accuracy, finite differences, autograd and one
+# training step. Each exercise is a function. Replace the line
+# `raise NotImplementedError(...)` with your code, run the cell, then run the check below it: a
+# check prints ✅ when your function is right, or ❌ with what it expected and a hint.
+#
+# The checks call your function on small inputs and compare with answers computed
+# independently; they never look at your code. The solved lab is
+# `solutions/01-introduction/pytorch.ipynb`.
+
+# %%
+# Colab only: install the course helpers. Colab already has torch, jax, flax and optax;
+# reinstalling them would break its CUDA setup, so nothing else is installed.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    repo = "git+https://github.com/pytorch-jax-course/pytorch-jax-course"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+
+# %%
+import torch
+import torch.nn.functional as F
+
+from helpers import torch as H
+
+# %% [markdown]
+# ## Exercise 1: from images to model inputs
+#
+# `images` is a `torch.uint8` tensor of shape `(N, 28, 28)` with values 0..255. Return a
+# `torch.float32` tensor of shape `(N, 784)` (each image flattened to one row) with values
+# scaled to [0, 1].
+
+
+# %%
+def preprocess(images: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    return images.reshape(len(images), -1).to(torch.float32) / 255
+    ### END SOLUTION
+
+
+# %%
+H.lab01.check_preprocess(preprocess)
+
+# %% [markdown]
+# ## Exercise 2: accuracy
+#
+# `logits` has shape `(B, C)`: one score per class for each of `B` examples. `labels` has shape
+# `(B,)`. The predicted class is the one with the highest score. Return the fraction of
+# examples whose prediction equals the label, as a Python `float`.
+
+
+# %%
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    ### BEGIN SOLUTION
+    return (logits.argmax(dim=-1) == labels).float().mean().item()
+    ### END SOLUTION
+
+
+# %%
+H.lab01.check_accuracy(accuracy)
+
+# %% [markdown]
+# ## Exercise 3: finite differences
+#
+# Estimate the gradient of a scalar function `f` at a 1-D tensor `x` by central differences:
+# the `i`-th entry is `(f(x + eps * e_i) - f(x - eps * e_i)) / (2 * eps)`, where `e_i` is 1 at
+# position `i` and 0 elsewhere. Return a tensor shaped like `x`, and leave `x` itself unchanged.
+
+
+# %%
+def central_difference(f, x: torch.Tensor, eps: float) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    grad = torch.zeros_like(x)
+    for i in range(x.numel()):
+        step = torch.zeros_like(x)
+        step[i] = eps
+        grad[i] = (f(x + step) - f(x - step)) / (2 * eps)
+    return grad
+    ### END SOLUTION
+
+
+# %%
+H.lab01.check_central_difference(central_difference)
+
+# %% [markdown]
+# ## Exercise 4: a gradient by automatic differentiation
+#
+# For a linear model with weights `w` `(D,)`, inputs `X` `(N, D)` and targets `y` `(N,)`, the
+# mean squared error is `loss(w) = mean((X @ w - y) ** 2)`. Return its gradient with respect to
+# `w`, computed by autograd (`requires_grad` and `backward()`, or `torch.func.grad`), not by a
+# formula derived by hand.
+
+
+# %%
+def mse_grad(w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    w = w.detach().clone().requires_grad_(True)
+    loss = ((X @ w - y) ** 2).mean()
+    loss.backward()
+    return w.grad
+    ### END SOLUTION
+
+
+# %%
+H.lab01.check_mse_grad(mse_grad)
+
+# %% [markdown]
+# ## Exercise 5: one training step
+#
+# Write the step that `H.fit` repeats: compute the cross-entropy loss of `model(x)` against the
+# integer labels `y` (`F.cross_entropy`), backpropagate, and let `optimizer` update the
+# parameters. Return the loss (computed before the update) as a Python `float`. The check calls
+# your step twice in a row, so think about what `.grad` holds at the start of the second call.
+
+
+# %%
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x, y) -> float:
+    ### BEGIN SOLUTION
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+    ### END SOLUTION
+
+
+# %%
+H.lab01.check_train_step(train_step)
+
+# %% [markdown]
+# ## Going further
+#
+# With every check passing you have written the pieces of chapter 1's training loop. Try them
+# together: load MNIST with `H.load_mnist`, turn the images into inputs with your `preprocess`,
+# train `H.MLP(784, (256,), 10)` with your `train_step` on batches of 128, and measure test
+# accuracy with your `accuracy`. Then compare your finite-difference gradient with `mse_grad`
+# on a random problem, for several `eps`, and explain the errors you see.

@@ -1,0 +1,70 @@
+"""The notebook sources, their generated .ipynb, the labs and the table of contents agree."""
+
+import json
+import re
+
+import nbformat
+import pytest
+import yaml
+
+from helpers.notebooks import FRAMEWORKS, ROOT, orphans, sources, stale_files
+
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+NOTEBOOKS = [p.with_suffix(".ipynb") for p in sources()]
+
+
+def test_generated_files_are_up_to_date():
+    stale = [str(p.relative_to(ROOT)) for p in stale_files()]
+    assert not stale, f"regenerate with `python -m helpers.notebooks`: {stale}"
+    assert not orphans(), "labs/ holds files no solution generates"
+
+
+def test_every_folder_has_both_frameworks():
+    folders = {p.parent for p in sources()}
+    assert folders, "no notebooks found"
+    for folder in folders:
+        for fw in FRAMEWORKS:
+            assert (folder / f"{fw}.py").is_file() and (
+                folder / f"{fw}.ipynb"
+            ).is_file()
+    chapters = {p.name for p in (ROOT / "chapters").iterdir() if p.is_dir()}
+    assert {p.name for p in (ROOT / "solutions").iterdir() if p.is_dir()} <= chapters
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_committed_notebook_is_clean_and_colab_ready(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), (
+        "outputs committed"
+    )
+    setup = code[0].source
+    assert "google.colab" in setup, "the first code cell must be the Colab install"
+    url = re.search(r'"git\+(https://[^"]+)"', setup).group(1)
+    assert url == CONFIG["repository"]["url"], "install URL differs from _config.yml"
+    assert not re.search(
+        r"\b(torch|jax|flax|optax)\b", setup.split("pip")[-1].split("repo")[0]
+    )
+    if path.stem == "jax":  # jax.py beside the notebook would shadow the jax package
+        assert "sys.path[:]" in setup
+
+
+def test_table_of_contents_lists_every_notebook_and_nothing_missing():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [e["file"] for part in toc["parts"] for e in part["chapters"]]
+    for entry in [*files, toc["root"]]:
+        assert any((ROOT / f"{entry}{ext}").is_file() for ext in (".ipynb", ".md")), (
+            entry
+        )
+    listed = {f for f in files if not f.endswith("bibliography")}
+    on_disk = {str(p.relative_to(ROOT).with_suffix("")) for p in NOTEBOOKS}
+    assert listed == on_disk
+
+
+def test_chapters_carry_the_colab_gpu_preset():
+    for path in NOTEBOOKS:
+        meta = json.loads(path.read_text())["metadata"]
+        kind = path.relative_to(ROOT).parts[0]
+        assert meta["course"]["kind"] == kind
+        assert (meta.get("accelerator") == "GPU") == (kind == "chapters")

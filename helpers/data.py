@@ -119,8 +119,10 @@ def load_mnist(
     """
     _check_split(split)
     images_file, labels_file = _MNIST[split]
-    images = read_idx(fetch("mnist", images_file))
-    labels = read_idx(fetch("mnist", labels_file))
+    names = [f.name for files in _MNIST.values() for f in files]
+    also = {f.name: tuple(n for n in names if n != f.name) for f in _MNIST[split]}
+    images = read_idx(fetch("mnist", images_file, companions=also[images_file.name]))
+    labels = read_idx(fetch("mnist", labels_file, companions=also[labels_file.name]))
     if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
         raise ValueError(
             f"MNIST {split}: images {images.shape} do not match labels {labels.shape}"

@@ -120,12 +120,19 @@ def _timeout() -> float:
         ) from None
 
 
-def fetch(dataset: str, remote: RemoteFile, *, download: bool = True) -> Path | None:
+def fetch(
+    dataset: str,
+    remote: RemoteFile,
+    *,
+    download: bool = True,
+    companions: tuple[str, ...] = (),
+) -> Path | None:
     """A verified local path to ``remote``: offline copy, then cache, then download.
 
     With ``download=False``, returns None instead of downloading (so a caller can try an
     alternative offline format first). Raises :class:`DataNotFoundError` when every place
-    fails, with a message that says how to get the file.
+    fails, with a message that says how to get the file (and its ``companions``: the other
+    files of the data set, which belong in the same folder).
     """
     local = find_local(f"{dataset}/{remote.name}", remote.accepted)
     if local is not None:
@@ -156,16 +163,23 @@ def fetch(dataset: str, remote: RemoteFile, *, download: bool = True) -> Path | 
             return cached
         except (requests.RequestException, OSError, ValueError) as e:
             errors.append(f"{url}: {type(e).__name__}: {e}")
-    raise DataNotFoundError(not_found_message(dataset, remote, errors))
+    raise DataNotFoundError(not_found_message(dataset, remote, errors, companions))
 
 
-def not_found_message(dataset: str, remote: RemoteFile, errors: list[str]) -> str:
+def not_found_message(
+    dataset: str,
+    remote: RemoteFile,
+    errors: list[str],
+    companions: tuple[str, ...] = (),
+) -> str:
     root = data_dir()
-    offline = (
-        f"$BOOK_DATA_DIR/{dataset}/{remote.name} (BOOK_DATA_DIR={root})"
-        if root
-        else "$BOOK_DATA_DIR (not set)"
-    )
+    if root is None:
+        offline = "$BOOK_DATA_DIR (not set)"
+    else:
+        missing = "" if root.is_dir() else ", a folder that does not exist"
+        offline = (
+            f"$BOOK_DATA_DIR/{dataset}/{remote.name} (BOOK_DATA_DIR={root}{missing})"
+        )
     tried = "\n".join(f"    {e}" for e in errors)
     return (
         f"data not found: {dataset}/{remote.name}\n"
@@ -176,6 +190,11 @@ def not_found_message(dataset: str, remote: RemoteFile, errors: list[str]) -> st
         "  * with internet access, run again: the file is downloaded once and cached;\n"
         f"  * offline: download {remote.urls[0]} elsewhere, copy it to <dir>/{dataset}/"
         f"{remote.name}\n    and set BOOK_DATA_DIR=<dir> (expected sha256 {remote.sha256})."
+        + (
+            f"\n    The same folder also needs: {', '.join(companions)}."
+            if companions
+            else ""
+        )
     )
 
 

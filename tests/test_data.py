@@ -80,8 +80,12 @@ def test_idx_rejects_bad_files(tmp_path):
 
 
 def test_missing_mnist_says_how_to_get_it(offline):
-    with pytest.raises(DataNotFoundError, match="How to get it"):
+    with pytest.raises(DataNotFoundError, match="How to get it") as info:
         data.load_mnist("test")
+    assert "t10k-images-idx3-ubyte.gz" in str(info.value)
+    assert "also needs: train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz" in str(
+        info.value
+    )
 
 
 def test_bad_arguments():

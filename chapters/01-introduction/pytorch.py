@@ -192,9 +192,10 @@ for n in (1_000, timing.n):
     )
 
 # %% [markdown]
-# The cost per element falls by orders of magnitude as `n` grows: at small sizes you pay for the
-# six dispatches, not the arithmetic. Fusing the six operations into one kernel (what a
-# compiler does) removes both the dispatches and five round trips through memory.
+# The cost per element drops sharply as `n` grows: on a small tensor the time goes to the six
+# dispatches, not to the arithmetic. Fusing the six operations into one kernel (what a
+# compiler does) removes the dispatches and the five intermediate results written to memory
+# and read back.
 #
 # ## 1.4 Automatic differentiation
 #

@@ -40,8 +40,9 @@ class _TorchTrainStep:
         g = torch.Generator().manual_seed(0)
         x = torch.randn(16, 6, generator=g)
         y = torch.randint(0, 3, (16,), generator=g)
-        torch.manual_seed(0)  # the same initial weights on every call
-        model = MLP(6, (8,), 3)
+        with torch.random.fork_rng():  # leave the student's global RNG state alone
+            torch.manual_seed(0)  # the same initial weights on every call
+            model = MLP(6, (8,), 3)
         return model, torch.optim.SGD(model.parameters(), lr=0.5), x, y
 
     def reference_step(self, model, optimizer, x, y) -> float:

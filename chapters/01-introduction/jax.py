@@ -34,9 +34,10 @@
 import os
 import sys
 
-# This notebook's source, jax.py, sits in the notebook's folder, which Jupyter puts on the
-# import path: drop that folder so that `import jax` finds the library, not the notebook.
-sys.path[:] = [p for p in sys.path if p not in ("", ".", os.getcwd())]
+# This notebook's source, jax.py, sits beside it, and Jupyter puts the notebook's folder on
+# the import path: drop that folder so that `import jax` finds the library, not the notebook.
+if os.path.isfile("jax.py"):
+    sys.path[:] = [p for p in sys.path if p not in ("", ".", os.getcwd())]
 
 if "google.colab" in sys.modules:
     import subprocess

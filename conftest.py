@@ -4,9 +4,21 @@ Loaded before collection, so the notebook kernels that nbval starts inherit thes
 
 import os
 
+import pytest
+
 # Notebooks run at smoke scale unless the caller asks for another (`BOOK_SCALE=cpu pytest`).
 os.environ.setdefault("BOOK_SCALE", "smoke")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def data_dirs(tmp_path, monkeypatch):
+    """An empty private offline copy ($BOOK_DATA_DIR) and download cache ($BOOK_CACHE_DIR)."""
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    data.mkdir()
+    monkeypatch.setenv("BOOK_DATA_DIR", str(data))
+    monkeypatch.setenv("BOOK_CACHE_DIR", str(cache))
+    return data, cache
 
 
 # --- per-notebook timings: nbval reports cells; CI wants to see the slowest notebooks -------

@@ -31,13 +31,9 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 
 @pytest.fixture
-def offline(tmp_path, monkeypatch):
-    """An empty private offline copy and cache; downloads go to a closed port and fail."""
-    root, cache = tmp_path / "data", tmp_path / "cache"
-    root.mkdir()
-    monkeypatch.setenv("BOOK_DATA_DIR", str(root))
-    monkeypatch.setenv("BOOK_CACHE_DIR", str(cache))
-    return root
+def offline(data_dirs):
+    """The private offline copy; registry URLs in these tests point nowhere and fail."""
+    return data_dirs[0]
 
 
 # --- MNIST ------------------------------------------------------------------------------------

@@ -16,16 +16,6 @@ SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
 @pytest.fixture
-def dirs(tmp_path, monkeypatch):
-    """Empty offline copy and cache, both private to the test."""
-    data, cache = tmp_path / "data", tmp_path / "cache"
-    data.mkdir()
-    monkeypatch.setenv("BOOK_DATA_DIR", str(data))
-    monkeypatch.setenv("BOOK_CACHE_DIR", str(cache))
-    return data, cache
-
-
-@pytest.fixture
 def server(tmp_path):
     """Serves tmp_path/www over HTTP on a free loopback port; yields the base URL."""
     www = tmp_path / "www"
@@ -56,8 +46,8 @@ def files_in(folder: Path) -> list[str]:
     )
 
 
-def test_download_once_then_cache(dirs, server):
-    _, cache = dirs
+def test_download_once_then_cache(data_dirs, server):
+    _, cache = data_dirs
     url, www = server
     remote = dl.RemoteFile("file.bin", (url + "file.bin",), SHA)
     path = dl.fetch("toy", remote)
@@ -66,14 +56,14 @@ def test_download_once_then_cache(dirs, server):
     assert dl.fetch("toy", remote) == path
 
 
-def test_mirror_used_when_first_url_fails(dirs, server):
+def test_mirror_used_when_first_url_fails(data_dirs, server):
     url, _ = server
     remote = dl.RemoteFile("file.bin", (closed_port_url(), url + "file.bin"), SHA)
     assert dl.fetch("toy", remote).read_bytes() == PAYLOAD
 
 
-def test_offline_copy_wins_and_is_verified(dirs):
-    data, cache = dirs
+def test_offline_copy_wins_and_is_verified(data_dirs):
+    data, cache = data_dirs
     (data / "toy").mkdir()
     (data / "toy" / "file.bin").write_bytes(PAYLOAD)
     remote = dl.RemoteFile("file.bin", (closed_port_url(),), SHA)
@@ -81,8 +71,8 @@ def test_offline_copy_wins_and_is_verified(dirs):
     assert files_in(cache) == []  # nothing downloaded, nothing copied
 
 
-def test_offline_copy_with_another_accepted_hash(dirs):
-    data, _ = dirs
+def test_offline_copy_with_another_accepted_hash(data_dirs):
+    data, _ = data_dirs
     (data / "toy").mkdir()
     (data / "toy" / "file.bin").write_bytes(b"re-packaged")
     other = hashlib.sha256(b"re-packaged").hexdigest()
@@ -90,8 +80,8 @@ def test_offline_copy_with_another_accepted_hash(dirs):
     assert dl.fetch("toy", remote).read_bytes() == b"re-packaged"
 
 
-def test_corrupt_offline_copy_is_an_error_not_a_fallback(dirs):
-    data, _ = dirs
+def test_corrupt_offline_copy_is_an_error_not_a_fallback(data_dirs):
+    data, _ = data_dirs
     (data / "toy").mkdir()
     (data / "toy" / "file.bin").write_bytes(b"truncated")
     remote = dl.RemoteFile("file.bin", (closed_port_url(),), SHA)
@@ -101,8 +91,8 @@ def test_corrupt_offline_copy_is_an_error_not_a_fallback(dirs):
         dl.fetch("toy", remote)
 
 
-def test_corrupt_cache_is_replaced(dirs, server):
-    _, cache = dirs
+def test_corrupt_cache_is_replaced(data_dirs, server):
+    _, cache = data_dirs
     url, _ = server
     (cache / "toy").mkdir(parents=True)
     (cache / "toy" / "file.bin").write_bytes(b"half a file")
@@ -110,8 +100,8 @@ def test_corrupt_cache_is_replaced(dirs, server):
     assert dl.fetch("toy", remote).read_bytes() == PAYLOAD
 
 
-def test_wrong_download_leaves_nothing(dirs, server):
-    _, cache = dirs
+def test_wrong_download_leaves_nothing(data_dirs, server):
+    _, cache = data_dirs
     url, _ = server
     remote = dl.RemoteFile("file.bin", (url + "file.bin",), "0" * 64)
     with pytest.raises(dl.DataNotFoundError, match=r"(?i)hash"):
@@ -119,8 +109,8 @@ def test_wrong_download_leaves_nothing(dirs, server):
     assert files_in(cache) == []
 
 
-def test_no_network_fails_fast_with_instructions(dirs):
-    data, cache = dirs
+def test_no_network_fails_fast_with_instructions(data_dirs):
+    data, cache = data_dirs
     remote = dl.RemoteFile("file.bin", (closed_port_url(),), SHA)
     start = time.perf_counter()
     with pytest.raises(dl.DataNotFoundError) as info:
@@ -132,9 +122,9 @@ def test_no_network_fails_fast_with_instructions(dirs):
     assert files_in(cache) == []
 
 
-def test_stalled_server_times_out(dirs, monkeypatch):
+def test_stalled_server_times_out(data_dirs, monkeypatch):
     """A server that accepts the connection and never answers: fail at the read timeout."""
-    _, cache = dirs
+    _, cache = data_dirs
     monkeypatch.setenv("BOOK_DOWNLOAD_TIMEOUT", "1")
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -147,13 +137,13 @@ def test_stalled_server_times_out(dirs, monkeypatch):
     assert files_in(cache) == []
 
 
-def test_bad_timeout_setting(dirs, monkeypatch):
+def test_bad_timeout_setting(data_dirs, monkeypatch):
     monkeypatch.setenv("BOOK_DOWNLOAD_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="BOOK_DOWNLOAD_TIMEOUT='soon'"):
         dl.fetch("toy", dl.RemoteFile("file.bin", (closed_port_url(),), SHA))
 
 
-def test_fetch_without_download_returns_none(dirs):
+def test_fetch_without_download_returns_none(data_dirs):
     assert (
         dl.fetch("toy", dl.RemoteFile("f", (closed_port_url(),), SHA), download=False)
         is None
@@ -171,8 +161,8 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     assert files_in(tmp_path) == ["out.bin"] and target.read_bytes() == b"whole"
 
 
-def test_cached_derivative_builds_once_and_rebuilds_when_corrupt(dirs):
-    _, cache = dirs
+def test_cached_derivative_builds_once_and_rebuilds_when_corrupt(data_dirs):
+    _, cache = data_dirs
     builds = []
 
     def build(out: Path) -> None:

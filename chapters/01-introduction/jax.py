@@ -70,8 +70,8 @@ H.runtime_info()
 # **PyTorch** {cite}`paszke2019pytorch` descends from Torch7 {cite}`collobert2011torch7`, a Lua
 # library, and took from Chainer {cite}`tokui2015chainer` the *define-by-run* idea: the program
 # *is* the model, executed line by line by Python, and the graph needed for gradients is
-# recorded as it runs. Released by Facebook AI Research in 2016-2017, it has been governed by the
-# PyTorch Foundation (part of the Linux Foundation) since 2022. PyTorch 2 added `torch.compile`,
+# recorded as it runs. First released publicly by Facebook AI Research in early 2017, it has been
+# governed by the PyTorch Foundation (part of the Linux Foundation) since 2022. PyTorch 2 added `torch.compile`,
 # which captures graphs from Python bytecode and compiles them {cite}`ansel2024pytorch2`.
 #
 # **JAX** {cite}`jax2018github` comes from Google and grew out of Autograd
@@ -81,10 +81,11 @@ H.runtime_info()
 # in this course Flax NNX {cite}`flax2020github` and Optax {cite}`deepmind2020jax`.
 #
 # Where each fits: PyTorch is object-oriented and eager by default, so a model is debugged like
-# any Python program, and it has the larger ecosystem of models and tools. JAX is functional:
-# programs are pure functions that JAX transforms (differentiate, compile, vectorise, shard
-# across devices), which suits compiled accelerator code, large-scale sharded training and
-# scientific computing. Both run on CPUs and NVIDIA GPUs; JAX is the native choice on TPUs.
+# any Python program, and much of the wider ecosystem (torchvision, Hugging Face Transformers and
+# most published model code) is built on it. JAX is functional: programs are pure functions that
+# JAX transforms (differentiate, compile, vectorise, shard across devices), which suits compiled
+# accelerator code, large-scale sharded training and scientific computing. Both run on CPUs and
+# NVIDIA GPUs; JAX reaches Google's TPUs natively through XLA, PyTorch through PyTorch/XLA.
 # The rest of this chapter makes these differences concrete.
 
 # %% [markdown]
@@ -188,9 +189,8 @@ def traced_twice(x):
 
 
 traced_twice(jnp.ones(3))  # traces, compiles, runs
-traced_twice(
-    jnp.zeros(3)
-)  # same shape and dtype: reuses the compiled code, prints nothing
+# Same shape and dtype: reuses the compiled code and prints nothing.
+traced_twice(jnp.zeros(3))
 try:
     jax.jit(relu_or_negate)(jnp.array([1.0, -2.0, 3.0]))
 except jax.errors.TracerBoolConversionError as e:
@@ -199,9 +199,8 @@ except jax.errors.TracerBoolConversionError as e:
 
 @jax.jit
 def relu_or_negate_jit(x):
-    return jnp.where(
-        x.sum() > 0, jnp.maximum(x, 0), -x
-    )  # both branches, selected on device
+    # Both branches are computed; the condition selects one, on the device.
+    return jnp.where(x.sum() > 0, jnp.maximum(x, 0), -x)
 
 
 print(relu_or_negate_jit(jnp.array([1.0, -2.0, 3.0])))
@@ -439,17 +438,15 @@ def train_step(model: nnx.Module, optimizer: nnx.Optimizer, x, y) -> jax.Array:
         logits = model(x)  # (B, 10)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    loss, grads = nnx.value_and_grad(loss_fn)(
-        model
-    )  # grads: a pytree like the parameters
+    # grads: a pytree shaped like the model's parameters
+    loss, grads = nnx.value_and_grad(loss_fn)(model)
     optimizer.update(model, grads)  # updates the model's parameters in place
     return loss
 
 
 for step in range(5):
-    print(
-        f"step {step}: loss on this batch {float(train_step(model, optimizer, xb, yb)):.4f}"
-    )
+    loss = train_step(model, optimizer, xb, yb)
+    print(f"step {step}: loss on this batch {float(loss):.4f}")
 
 # %% [markdown]
 # The loss on the batch falls. `H.fit` runs the same step over shuffled batches for several

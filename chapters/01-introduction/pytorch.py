@@ -63,8 +63,8 @@ H.runtime_info()
 # **PyTorch** {cite}`paszke2019pytorch` descends from Torch7 {cite}`collobert2011torch7`, a Lua
 # library, and took from Chainer {cite}`tokui2015chainer` the *define-by-run* idea: the program
 # *is* the model, executed line by line by Python, and the graph needed for gradients is
-# recorded as it runs. Released by Facebook AI Research in 2016-2017, it has been governed by the
-# PyTorch Foundation (part of the Linux Foundation) since 2022. PyTorch 2 added `torch.compile`,
+# recorded as it runs. First released publicly by Facebook AI Research in early 2017, it has been
+# governed by the PyTorch Foundation (part of the Linux Foundation) since 2022. PyTorch 2 added `torch.compile`,
 # which captures graphs from Python bytecode and compiles them {cite}`ansel2024pytorch2`.
 #
 # **JAX** {cite}`jax2018github` comes from Google and grew out of Autograd
@@ -74,10 +74,11 @@ H.runtime_info()
 # in this course Flax NNX {cite}`flax2020github` and Optax {cite}`deepmind2020jax`.
 #
 # Where each fits: PyTorch is object-oriented and eager by default, so a model is debugged like
-# any Python program, and it has the larger ecosystem of models and tools. JAX is functional:
-# programs are pure functions that JAX transforms (differentiate, compile, vectorise, shard
-# across devices), which suits compiled accelerator code, large-scale sharded training and
-# scientific computing. Both run on CPUs and NVIDIA GPUs; JAX is the native choice on TPUs.
+# any Python program, and much of the wider ecosystem (torchvision, Hugging Face Transformers and
+# most published model code) is built on it. JAX is functional: programs are pure functions that
+# JAX transforms (differentiate, compile, vectorise, shard across devices), which suits compiled
+# accelerator code, large-scale sharded training and scientific computing. Both run on CPUs and
+# NVIDIA GPUs; JAX reaches Google's TPUs natively through XLA, PyTorch through PyTorch/XLA.
 # The rest of this chapter makes these differences concrete.
 
 # %% [markdown]
@@ -400,7 +401,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x, y) -> floa
 
 
 for step in range(5):
-    print(f"step {step}: loss on this batch {train_step(model, optimizer, xb, yb):.4f}")
+    loss = train_step(model, optimizer, xb, yb)
+    print(f"step {step}: loss on this batch {loss:.4f}")
 
 # %% [markdown]
 # The loss on the batch falls. `H.fit` runs the same step over shuffled batches for several

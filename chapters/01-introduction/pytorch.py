@@ -74,8 +74,8 @@ H.runtime_info()
 # in this course Flax NNX {cite}`flax2020github` and Optax {cite}`deepmind2020jax`.
 #
 # Where each fits: PyTorch is object-oriented and eager by default, so a model is debugged like
-# any Python program, and much of the wider ecosystem (torchvision, Hugging Face Transformers and
-# most published model code) is built on it. JAX is functional: programs are pure functions that
+# any Python program, and much of the wider ecosystem (torchvision and Hugging Face Transformers,
+# for instance) is built on it. JAX is functional: programs are pure functions that
 # JAX transforms (differentiate, compile, vectorise, shard across devices), which suits compiled
 # accelerator code, large-scale sharded training and scientific computing. Both run on CPUs and
 # NVIDIA GPUs; JAX reaches Google's TPUs natively through XLA, PyTorch through PyTorch/XLA.

@@ -31,6 +31,32 @@ class History:
     def log_epoch(self, **metrics: float) -> None:
         self.epochs.append({k: float(v) for k, v in metrics.items()})
 
+    def end_epoch(
+        self,
+        epoch: int,
+        step_losses: list[float],
+        *,
+        correct: int,
+        seen: int,
+        seconds: float,
+        **extra: float,
+    ) -> None:
+        """Log one training epoch: its step losses, then its row of metrics.
+
+        Both frameworks' ``fit`` call this, so their histories have the same keys: ``epoch``,
+        ``train_loss`` (mean over the epoch's steps), ``train_accuracy`` (``correct / seen``,
+        counted while training), ``seconds``, ``examples_per_second``, plus ``extra``.
+        """
+        self.log_steps(step_losses)
+        self.log_epoch(
+            epoch=epoch,
+            train_loss=float(np.mean(step_losses)),
+            train_accuracy=correct / seen,
+            seconds=seconds,
+            examples_per_second=seen / seconds,
+            **extra,
+        )
+
     def __getitem__(self, key: str) -> list[float]:
         if not self.epochs or key not in self.epochs[-1]:
             known = sorted(self.epochs[-1]) if self.epochs else []

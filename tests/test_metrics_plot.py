@@ -78,3 +78,19 @@ def test_plots_draw_what_they_say():
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["a", "b"]
     with pytest.raises(ValueError, match=r"\(N, H, W\)"):
         show_images(np.zeros((28, 28)))
+
+
+def test_end_epoch_defines_the_training_metrics():
+    h = History()
+    h.end_epoch(1, [3.0, 1.0], correct=3, seen=4, seconds=2.0, test_accuracy=0.5)
+    assert h.step_loss == [3.0, 1.0]
+    assert h.epochs == [
+        {
+            "epoch": 1.0,
+            "train_loss": 2.0,
+            "train_accuracy": 0.75,
+            "seconds": 2.0,
+            "examples_per_second": 2.0,
+            "test_accuracy": 0.5,
+        }
+    ]

@@ -152,20 +152,22 @@ def fit(
                 bar.set_postfix(epoch=epoch, loss=f"{float(loss):.4f}", refresh=False)
         step_losses = np.asarray(jnp.stack(losses)).tolist()  # waits for the last step
         seconds = time.perf_counter() - start
-        metrics = {
-            "epoch": epoch,
-            "train_loss": float(np.mean(step_losses)),
-            "train_accuracy": int(jnp.stack(corrects).sum()) / seen,
-            "seconds": seconds,
-            "examples_per_second": seen / seconds,
-        }
+        scores = {}
         if eval_loader is not None:
-            scores = evaluate(model, eval_loader, loss_fn=loss_fn)
-            metrics |= {f"{eval_name}_{k}": v for k, v in scores.items()}
-            accuracy = {f"{eval_name}_acc": f"{scores['accuracy']:.4f}"}
-            bar.set_postfix(epoch=epoch, **accuracy, refresh=False)
-        history.log_steps(step_losses)
-        history.log_epoch(**metrics)
+            evaluated = evaluate(model, eval_loader, loss_fn=loss_fn)
+            scores = {f"{eval_name}_{k}": v for k, v in evaluated.items()}
+            accuracy = f"{evaluated['accuracy']:.4f}"
+            bar.set_postfix(
+                {"epoch": epoch, f"{eval_name}_acc": accuracy}, refresh=False
+            )
+        history.end_epoch(
+            epoch,
+            step_losses,
+            correct=int(jnp.stack(corrects).sum()),
+            seen=seen,
+            seconds=seconds,
+            **scores,
+        )
     bar.refresh()  # the final state, also when the book build delays bars (helpers.book)
     bar.close()
     return history

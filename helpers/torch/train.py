@@ -133,20 +133,22 @@ def fit(
                 bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}", refresh=False)
         step_losses = torch.stack(losses).tolist()  # one device->host copy per epoch
         seconds = time.perf_counter() - start
-        metrics = {
-            "epoch": epoch,
-            "train_loss": float(np.mean(step_losses)),
-            "train_accuracy": correct.item() / seen,
-            "seconds": seconds,
-            "examples_per_second": seen / seconds,
-        }
+        scores = {}
         if eval_loader is not None:
-            scores = evaluate(model, eval_loader, loss_fn=loss_fn)
-            metrics |= {f"{eval_name}_{k}": v for k, v in scores.items()}
-            accuracy = {f"{eval_name}_acc": f"{scores['accuracy']:.4f}"}
-            bar.set_postfix(epoch=epoch, **accuracy, refresh=False)
-        history.log_steps(step_losses)
-        history.log_epoch(**metrics)
+            evaluated = evaluate(model, eval_loader, loss_fn=loss_fn)
+            scores = {f"{eval_name}_{k}": v for k, v in evaluated.items()}
+            accuracy = f"{evaluated['accuracy']:.4f}"
+            bar.set_postfix(
+                {"epoch": epoch, f"{eval_name}_acc": accuracy}, refresh=False
+            )
+        history.end_epoch(
+            epoch,
+            step_losses,
+            correct=correct.item(),
+            seen=seen,
+            seconds=seconds,
+            **scores,
+        )
     bar.refresh()  # the final state, also when the book build delays bars (helpers.book)
     bar.close()
     return history

@@ -25,6 +25,7 @@ from helpers.download import RemoteFile, cached_derivative, fetch, find_local
 
 __all__ = [
     "CIFAR10_CLASSES",
+    "BatchSampler",
     "batch_indices",
     "images_to_vectors",
     "load_cifar10",
@@ -350,3 +351,44 @@ def batch_indices(
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         yield order[start : start + batch_size]
+
+
+class BatchSampler:
+    """Which rows form each batch, epoch after epoch: the framework-free half of a loader.
+
+    With ``shuffle=True`` the order changes every epoch, drawn from a numpy generator seeded
+    with ``seed``. Both frameworks' ``ArrayLoader`` build on it and only gather the rows.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.n, self.batch_size = n, batch_size
+        self.shuffle, self.drop_last = shuffle, drop_last
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return (
+            self.n // self.batch_size
+            if self.drop_last
+            else -(-self.n // self.batch_size)
+        )
+
+    def indices(self) -> Iterator[np.ndarray]:
+        """One epoch of index batches."""
+        rng = self._rng if self.shuffle else None
+        return batch_indices(
+            self.n,
+            self.batch_size,
+            shuffle=self.shuffle,
+            rng=rng,
+            drop_last=self.drop_last,
+        )

@@ -137,21 +137,22 @@ def orphans(root: Path = ROOT) -> list[Path]:
 
 def stale_files(root: Path = ROOT) -> list[Path]:
     """Generated files that are missing or differ from what their sources give."""
-    targets = _targets(root)
+    return _stale(_targets(root))
+
+
+def _stale(targets: dict[Path, str]) -> list[Path]:
     return sorted(
-        p for p, text in targets.items() if not p.is_file() or p.read_text() != text
+        p for p, t in targets.items() if not p.is_file() or p.read_text() != t
     )
 
 
 def sync(root: Path = ROOT) -> list[Path]:
     """Write every stale generated file; return those written."""
     targets = _targets(root)
-    written = []
-    for path, text in targets.items():
-        if not path.is_file() or path.read_text() != text:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            written.append(path)
+    written = _stale(targets)
+    for path in written:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(targets[path])
     return written
 
 
@@ -163,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--check", action="store_true", help="only report stale files")
     args = parser.parse_args(argv)
-    for path in orphans():
+    orphaned = orphans()
+    for path in orphaned:
         print(f"orphan: {path.relative_to(ROOT)} (no solution generates it: delete it)")
     if args.check:
         stale = stale_files()
@@ -171,10 +173,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stale: {path.relative_to(ROOT)}")
         if stale:
             print("regenerate with: python -m helpers.notebooks", file=sys.stderr)
-        return 1 if stale or orphans() else 0
+        return 1 if stale or orphaned else 0
     for path in sync():
         print(f"wrote {path.relative_to(ROOT)}")
-    return 1 if orphans() else 0
+    return 1 if orphaned else 0
 
 
 if __name__ == "__main__":

@@ -232,3 +232,14 @@ def test_real_imdb():
     assert len(texts) == 25_000 and labels.sum() == 12_500
     texts, labels = data.load_imdb("test", limit=1_000)
     assert len(texts) == 1_000 and 400 < labels.sum() < 600
+
+
+def test_batch_sampler_counts_and_reshuffles():
+    sampler = data.BatchSampler(10, 4, shuffle=True, seed=0)
+    assert len(sampler) == 3 and len(data.BatchSampler(10, 4, drop_last=True)) == 2
+    first, second = (np.concatenate(list(sampler.indices())) for _ in range(2))
+    assert (
+        sorted(first.tolist()) == list(range(10)) and first.tolist() != second.tolist()
+    )
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        data.BatchSampler(10, 0)

@@ -16,11 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from tqdm import (
-    tqdm,
-)  # the text bar: same output in Jupyter, Colab, terminals and the book
+from tqdm import tqdm  # text bar: same in Jupyter, Colab, terminals, the book
 
-from helpers.data import batch_indices
+from helpers.data import BatchSampler
 from helpers.jax.runtime import default_device, to_device
 from helpers.metrics import History
 
@@ -34,7 +32,7 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
-class ArrayLoader:
+class ArrayLoader(BatchSampler):
     """Mini-batches ``(x, y)`` of in-memory arrays, held on ``device`` as JAX arrays.
 
     Integer labels become int32, JAX's default integer. With ``shuffle=True`` the order changes
@@ -54,23 +52,16 @@ class ArrayLoader:
     ) -> None:
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
+        super().__init__(
+            len(x), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last
+        )
         self.device = default_device() if device is None else device
         if np.issubdtype(np.asarray(y[:1]).dtype, np.integer):
             y = np.asarray(y).astype(np.int32)
         self.x, self.y = to_device((x, y), self.device)
-        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self._rng = np.random.default_rng(seed)
-
-    def __len__(self) -> int:
-        n, b = len(self.x), self.batch_size
-        return n // b if self.drop_last else -(-n // b)
 
     def __iter__(self) -> Iterator[tuple[jax.Array, jax.Array]]:
-        rng = self._rng if self.shuffle else None
-        n = len(self.x)
-        for idx in batch_indices(
-            n, self.batch_size, shuffle=self.shuffle, rng=rng, drop_last=self.drop_last
-        ):
+        for idx in self.indices():
             yield _take(self.x, self.y, jax.device_put(idx, self.device))
 
 

@@ -13,11 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import (
-    tqdm,
-)  # the text bar: same output in Jupyter, Colab, terminals and the book
+from tqdm import tqdm  # text bar: same in Jupyter, Colab, terminals, the book
 
-from helpers.data import batch_indices
+from helpers.data import BatchSampler
 from helpers.metrics import History
 from helpers.torch.runtime import default_device, to_device
 
@@ -31,7 +29,7 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, labels)
 
 
-class ArrayLoader:
+class ArrayLoader(BatchSampler):
     """Mini-batches ``(x, y)`` of in-memory arrays, held on ``device`` as tensors.
 
     Integer labels become int64, the dtype PyTorch's losses expect. With ``shuffle=True`` the
@@ -51,24 +49,17 @@ class ArrayLoader:
     ) -> None:
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
+        super().__init__(
+            len(x), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last
+        )
         self.device = default_device() if device is None else torch.device(device)
         self.x = to_device(x, self.device)
         self.y = to_device(y, self.device)
         if not torch.is_floating_point(self.y):
             self.y = self.y.long()
-        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self._rng = np.random.default_rng(seed)
-
-    def __len__(self) -> int:
-        n, b = len(self.x), self.batch_size
-        return n // b if self.drop_last else -(-n // b)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        rng = self._rng if self.shuffle else None
-        n = len(self.x)
-        for idx in batch_indices(
-            n, self.batch_size, shuffle=self.shuffle, rng=rng, drop_last=self.drop_last
-        ):
+        for idx in self.indices():
             i = torch.from_numpy(idx).to(self.device, non_blocking=True)
             yield self.x[i], self.y[i]
 

@@ -2,8 +2,8 @@
 
 The framework-free core lives here: scales (:mod:`helpers.scale`), real data sets
 (:mod:`helpers.data`), plots (:mod:`helpers.plot`), metrics (:mod:`helpers.metrics`) and the lab
-self-check machinery (:mod:`helpers.labs`). Notebooks import one framework's half, which
-re-exports all of this under the same names::
+self-check kit (:mod:`helpers.labs`). Notebooks import one framework's half, which re-exports
+these names beside its own::
 
     from helpers import torch as H   # or: from helpers import jax as H
 
@@ -12,6 +12,8 @@ This package itself imports neither torch nor jax.
 
 from helpers.data import (
     CIFAR10_CLASSES,
+    ChecksumError,
+    DataNotFoundError,
     batch_indices,
     images_to_vectors,
     load_cifar10,
@@ -19,7 +21,6 @@ from helpers.data import (
     load_mnist,
     tokenize,
 )
-from helpers.download import ChecksumError, DataNotFoundError
 from helpers.labs import CheckFailed
 from helpers.metrics import History, confusion_matrix
 from helpers.plot import plot_confusion_matrix, plot_history, show_images

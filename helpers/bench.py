@@ -49,8 +49,15 @@ def run(
         )
     scale = current_scale() if scale is None else scale
     fw = importlib.import_module(f"helpers.{framework}")
+    device = fw.default_device()
+    device_type = getattr(device, "type", None) or getattr(device, "platform", "")
+    if scale == "gpu" and device_type == "cpu":
+        raise ValueError(
+            f"scale 'gpu' needs a GPU, but {framework} runs on the CPU here; "
+            "a gpu-scale record must come from a GPU (use --scale cpu on this machine)"
+        )
     started = dt.datetime.now(dt.timezone.utc)
-    metrics = getattr(fw, TASKS[task])(sizes(task, scale), progress=progress)
+    metrics = getattr(fw.tasks, TASKS[task])(sizes(task, scale), progress=progress)
     return {
         "task": task,
         "framework": framework,

@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.notebooks import ROOT
+from helpers.notebooks import ROOT, notebook_name
 
 __all__ = ["CheckResult", "check_calls", "grade_notebook", "main"]
 
@@ -42,7 +42,7 @@ def check_calls(chapter: str, framework: str, root: Path = ROOT) -> list[str]:
     """The self-check calls of a lab, in order, read from its solution source."""
     import jupytext
 
-    source = root / "solutions" / chapter / f"{framework}.py"
+    source = root / "solutions" / chapter / f"{notebook_name(framework)}.py"
     if not source.is_file():
         raise FileNotFoundError(
             f"no lab {chapter} for {framework}: {source} does not exist"

@@ -24,6 +24,7 @@ __all__ = [
     "ROOT",
     "lab_text",
     "notebook_json",
+    "notebook_name",
     "orphans",
     "sources",
     "stale_files",
@@ -35,11 +36,22 @@ KINDS = ("chapters", "labs", "solutions")
 FRAMEWORKS = ("pytorch", "jax")
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = 'raise NotImplementedError("Exercise: replace this line with your code")'
-_SOURCE = re.compile(r"(chapters|labs|solutions)/(\d\d-[a-z0-9-]+)/(pytorch|jax)\.py")
+# Notebook names hold a hyphen, so Python can never import one (a `jax.py` beside a notebook
+# would shadow the jax package for every kernel started in that folder).
+_SOURCE = re.compile(
+    r"(chapters|labs|solutions)/(\d\d-[a-z0-9-]+)/in-(pytorch|jax)\.py"
+)
+
+
+def notebook_name(framework: str) -> str:
+    """The file stem of a framework's notebook: ``"in-pytorch"`` or ``"in-jax"``."""
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
+    return f"in-{framework}"
 
 
 def sources(root: Path = ROOT) -> list[Path]:
-    """Every notebook source: ``<kind>/NN-slug/<framework>.py``."""
+    """Every notebook source: ``<kind>/NN-slug/in-<framework>.py``."""
     found = [p for kind in KINDS for p in sorted((root / kind).glob("*/*.py"))]
     return [p for p in found if _SOURCE.fullmatch(p.relative_to(root).as_posix())]
 
@@ -95,7 +107,7 @@ def notebook_json(source_text: str, relpath: str) -> str:
     match = _SOURCE.fullmatch(relpath)
     if match is None:
         raise ValueError(
-            f"{relpath} is not <chapters|labs|solutions>/NN-slug/<pytorch|jax>.py"
+            f"{relpath} is not <chapters|labs|solutions>/NN-slug/in-<pytorch|jax>.py"
         )
     nb = jupytext.reads(source_text, fmt="py:percent")
     nb.metadata = _metadata(*match.groups())

@@ -21,9 +21,11 @@ from pathlib import Path
 __all__ = [
     "SCALES",
     "MnistSizes",
+    "ScaleWarning",
     "TimingSizes",
     "current_scale",
     "gpu_visible",
+    "scale_mismatch",
     "sizes",
 ]
 
@@ -34,28 +36,54 @@ SCALES = ("smoke", "cpu", "gpu")
 class MnistSizes:
     """Chapter 1 and ``helpers.bench mnist``: an MLP on MNIST."""
 
-    train_examples: int | None  # None: all 60,000
-    test_examples: int | None  # None: all 10,000
+    # None: all 60,000 / all 10,000
+    train_examples: int | None
+    test_examples: int | None
     epochs: int
     batch_size: int
-    hidden: tuple[int, ...]  # widths of the hidden layers
-    learning_rate: float  # Adam
+    # Widths of the hidden layers.
+    hidden: tuple[int, ...]
+    # Adam's step size.
+    learning_rate: float
 
 
 @dataclass(frozen=True)
 class TimingSizes:
     """Micro-benchmarks inside notebooks (e.g. eager vs compiled)."""
 
-    repeats: int  # timed calls per measurement; notebooks report the median
-    n: int  # length of the vectors being timed
+    # Timed calls per measurement; notebooks report the median.
+    repeats: int
+    # Length of the vectors being timed.
+    n: int
 
 
-# One table for the whole course; later chapters add their task here.
+# One table for the whole course; later chapters add their task here, built with keywords.
 _SIZES: dict[str, dict[str, object]] = {
     "mnist": {
-        "smoke": MnistSizes(2_000, 1_000, 1, 128, (64,), 1e-3),
-        "cpu": MnistSizes(None, None, 8, 128, (256,), 1e-3),
-        "gpu": MnistSizes(None, None, 15, 256, (512, 512), 1e-3),
+        "smoke": MnistSizes(
+            train_examples=2_000,
+            test_examples=1_000,
+            epochs=1,
+            batch_size=128,
+            hidden=(64,),
+            learning_rate=1e-3,
+        ),
+        "cpu": MnistSizes(
+            train_examples=None,
+            test_examples=None,
+            epochs=8,
+            batch_size=128,
+            hidden=(256,),
+            learning_rate=1e-3,
+        ),
+        "gpu": MnistSizes(
+            train_examples=None,
+            test_examples=None,
+            epochs=15,
+            batch_size=256,
+            hidden=(512, 512),
+            learning_rate=1e-3,
+        ),
     },
     "timing": {
         "smoke": TimingSizes(repeats=3, n=10_000),
@@ -63,6 +91,31 @@ _SIZES: dict[str, dict[str, object]] = {
         "gpu": TimingSizes(repeats=50, n=10_000_000),
     },
 }
+
+
+class ScaleWarning(UserWarning):
+    """The scale does not fit the hardware (``gpu`` scale, but the framework has no GPU)."""
+
+
+def scale_mismatch(scale: str, device_type: str, framework: str) -> str | None:
+    """A loud message when ``scale`` is ``gpu`` but the framework runs on ``device_type``
+    ``"cpu"`` (a CPU-only wheel on a GPU machine, a misconfigured runtime); else None."""
+    if scale != "gpu" or device_type != "cpu":
+        return None
+    how = (
+        "BOOK_SCALE=gpu"
+        if os.environ.get("BOOK_SCALE")
+        else "the GPU this machine shows"
+    )
+    return (
+        f"\n{'!' * 78}\n"
+        f"Scale 'gpu' (from {how}), but {framework} sees no GPU and runs on the CPU:\n"
+        "the full-scale runs on this page would take many times longer than intended.\n"
+        "To run at laptop scale instead, execute\n"
+        '    import os; os.environ["BOOK_SCALE"] = "cpu"\n'
+        "and run this cell again (or install a GPU build of the framework).\n"
+        f"{'!' * 78}"
+    )
 
 
 def gpu_visible() -> bool:

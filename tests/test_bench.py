@@ -41,3 +41,13 @@ def test_bench_rejects_a_bad_scale(monkeypatch):
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
     assert "BOOK_SCALE='bogus' is not a scale; use one of smoke, cpu, gpu" in run.stderr
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_bench_refuses_to_record_gpu_scale_on_a_cpu(framework, tmp_path):
+    record = tmp_path / "runs.jsonl"
+    cmd = [sys.executable, "-m", "helpers.bench", "mnist", "--framework", framework]
+    cmd += ["--scale", "gpu", "--record", str(record)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "needs a GPU" in run.stderr
+    assert not record.exists()

@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 
 from helpers import data
-from helpers.download import DataNotFoundError, RemoteFile
+from helpers.data import cifar10, common, imdb, mnist
+from helpers.data.download import DataNotFoundError, RemoteFile, fetch
 
 
 def sha(path: Path) -> str:
@@ -53,7 +54,7 @@ def test_mnist_format(offline, monkeypatch):
         RemoteFile(n, ("http://127.0.0.1:9/x",), sha(offline / "mnist" / n))
         for n in ("img.gz", "lbl.gz")
     )
-    monkeypatch.setitem(data._MNIST, "train", files)
+    monkeypatch.setitem(mnist._MNIST, "train", files)
     x, y = data.load_mnist("train")
     np.testing.assert_array_equal(x, images)
     np.testing.assert_array_equal(y, labels)
@@ -68,11 +69,11 @@ def test_idx_rejects_bad_files(tmp_path):
     bad = tmp_path / "bad.gz"
     bad.write_bytes(gzip.compress(b"\x00\x00\x09\x01" + b"\x00" * 8))
     with pytest.raises(ValueError, match="bad magic number"):
-        data.read_idx(bad)
+        mnist.read_idx(bad)
     short = tmp_path / "short"
     short.write_bytes(idx_bytes(np.zeros((4, 2), np.uint8))[:-3])
     with pytest.raises(ValueError, match=r"header says \(4, 2\)"):
-        data.read_idx(short)
+        mnist.read_idx(short)
 
 
 def test_missing_mnist_says_how_to_get_it(offline):
@@ -88,7 +89,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="split must be one of"):
         data.load_mnist("validation")
     with pytest.raises(ValueError, match="positive"):
-        data._subset(10, 0)
+        common.subset(10, 0)
     with pytest.raises(TypeError, match="uint8"):
         data.images_to_vectors(np.zeros((2, 3, 3), np.float32))
     with pytest.raises(ValueError, match="explicit rng"):
@@ -112,7 +113,7 @@ def test_cifar10_python_format(offline, monkeypatch):
             batch = {b"data": chw.reshape(2, -1), b"labels": [3, 7]}
             add_bytes(tar, f"cifar-10-batches-py/{name}", pickle.dumps(batch))
     monkeypatch.setattr(
-        data, "_CIFAR10", RemoteFile(archive.name, ("http://x/",), sha(archive))
+        cifar10, "_CIFAR10", RemoteFile(archive.name, ("http://x/",), sha(archive))
     )
     x, y = data.load_cifar10("train")
     assert x.shape == (10, 32, 32, 3) and list(y[:2]) == [3, 7]
@@ -133,14 +134,16 @@ def test_cifar10_jpeg_format(offline, monkeypatch):
             buf = io.BytesIO()
             Image.new("RGB", (32, 32), (value, value, value)).save(buf, format="JPEG")
             add_bytes(tar, f"{split}/{cls}/0000.jpg", buf.getvalue())
-    monkeypatch.setattr(data, "_CIFAR10_JPEG", ("cifar10-jpeg/c.tar.gz", sha(archive)))
+    monkeypatch.setattr(
+        cifar10, "_CIFAR10_JPEG", ("cifar10-jpeg/c.tar.gz", sha(archive))
+    )
     with pytest.warns(UserWarning, match="JPEG"):
         x, y = data.load_cifar10("train")
     assert x.shape == (2, 32, 32, 3) and x.dtype == np.uint8
-    assert [data.CIFAR10_CLASSES[i] for i in y] == ["cat", "ship"]
-    assert (
-        abs(int(x[1].mean()) - 200) <= 2
-    )  # JPEG is lossy, but not by much on a flat image
+    assert sorted(data.CIFAR10_CLASSES[i] for i in y) == ["cat", "ship"]
+    ship = x[list(y).index(data.CIFAR10_CLASSES.index("ship"))]
+    # JPEG is lossy, but not by much on a flat image; the image stays with its label.
+    assert abs(int(ship.mean()) - 200) <= 2
     with pytest.warns(UserWarning):
         _, y_test = data.load_cifar10("test")  # second call: from the cached decode
     assert [data.CIFAR10_CLASSES[i] for i in y_test] == ["dog"]
@@ -161,17 +164,21 @@ def test_imdb_archive_format(offline, monkeypatch):
         for name, text in reviews.items():
             add_bytes(tar, name, text.encode())
     monkeypatch.setattr(
-        data, "_IMDB", RemoteFile(archive.name, ("http://x/",), sha(archive))
+        imdb, "_IMDB", RemoteFile(archive.name, ("http://x/",), sha(archive))
     )
     monkeypatch.setitem(
-        data._IMDB_JSONL, "train", "0" * 64
+        imdb._IMDB_JSONL, "train", "0" * 64
     )  # no offline jsonl: use the tar
     texts, labels = data.load_imdb("train")
-    assert texts == ["Awful. Didn't like it?", "Great film!<br /><br />Loved it."]
-    assert labels.tolist() == [0, 1]
+    assert dict(zip(texts, labels.tolist(), strict=True)) == {
+        "Awful. Didn't like it?": 0,
+        "Great film!<br /><br />Loved it.": 1,
+    }
     tokens, _ = data.load_imdb("train", tokenized=True)
-    assert tokens[1] == ["great", "film", "!", "loved", "it"]
-    assert tokens[0] == ["awful", "didn't", "like", "it", "?"]
+    assert sorted(tokens) == [
+        ["awful", "didn't", "like", "it", "?"],
+        ["great", "film", "!", "loved", "it"],
+    ]
 
 
 def test_imdb_jsonl_format(offline, monkeypatch):
@@ -184,9 +191,9 @@ def test_imdb_jsonl_format(offline, monkeypatch):
     path.write_bytes(
         gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode())
     )
-    monkeypatch.setitem(data._IMDB_JSONL, "test", sha(path))
+    monkeypatch.setitem(imdb._IMDB_JSONL, "test", sha(path))
     texts, labels = data.load_imdb("test")
-    assert texts == ["bad", "good"] and labels.tolist() == [0, 1]
+    assert dict(zip(texts, labels.tolist(), strict=True)) == {"bad": 0, "good": 1}
 
 
 # --- batching -----------------------------------------------------------------------------------
@@ -217,7 +224,7 @@ def test_real_cifar10_sample():
 
 
 def test_real_cifar10_full():
-    jpeg_only = data.fetch("cifar10", data._CIFAR10, download=False) is None
+    jpeg_only = fetch("cifar10", cifar10._CIFAR10, download=False) is None
     with (
         pytest.warns(UserWarning, match="JPEG")
         if jpeg_only
@@ -243,3 +250,66 @@ def test_batch_sampler_counts_and_reshuffles():
     )
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         data.BatchSampler(10, 0)
+
+
+# --- order: every loader returns a well-mixed, fixed order ---------------------------------------
+def test_mixed_order_is_the_same_on_every_machine():
+    # numpy's PCG64 stream for seed 0: a change here reorders every class-sorted data set.
+    assert common.mixed_order(10).tolist() == MIXED_10
+    assert sorted(common.mixed_order(1000).tolist()) == list(range(1000))
+
+
+MIXED_10 = [4, 6, 2, 7, 3, 5, 9, 0, 8, 1]
+
+
+def tenths_hold_every_class(labels: np.ndarray, classes: int) -> list[int]:
+    """The tenths (contiguous slices) of ``labels`` that miss a class."""
+    return [
+        i
+        for i, part in enumerate(np.array_split(labels, 10))
+        if len(np.unique(part)) < classes
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "load", "classes"),
+    [
+        ("mnist", data.load_mnist, 10),
+        ("cifar10", data.load_cifar10, 10),
+        ("cifar10-sample", lambda s: data.load_cifar10(s, sample=True), 10),
+        ("imdb", data.load_imdb, 2),
+    ],
+)
+@pytest.mark.parametrize("split", ["train", "test"])
+@pytest.mark.filterwarnings("ignore:CIFAR-10 from the JPEG")
+def test_real_data_is_well_mixed(name, load, classes, split):
+    _, labels = load(split)
+    assert tenths_hold_every_class(labels, classes) == [], f"{name} {split}"
+
+
+def test_imdb_order_is_the_same_from_either_source(offline, monkeypatch):
+    rows = [("neg", i, f"bad {i}") for i in range(6)] + [
+        ("pos", i, f"good {i}") for i in range(6)
+    ]
+    (offline / "imdb").mkdir()
+    jsonl = offline / "imdb" / "imdb_train.jsonl.gz"
+    lines = [
+        json.dumps({"id": f"{p}/{i}_1", "label": int(p == "pos"), "text": t})
+        for p, i, t in rows
+    ]
+    jsonl.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    monkeypatch.setitem(imdb._IMDB_JSONL, "train", sha(jsonl))
+    from_jsonl = data.load_imdb("train")
+
+    archive = offline / "imdb" / "aclImdb_v1.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for p, i, t in rows:
+            add_bytes(tar, f"aclImdb/train/{p}/{i}_1.txt", t.encode())
+    jsonl.unlink()
+    monkeypatch.setattr(
+        imdb, "_IMDB", RemoteFile(archive.name, ("http://x/",), sha(archive))
+    )
+    from_tar = data.load_imdb("train")
+    assert from_tar[0] == from_jsonl[0]
+    assert from_tar[1].tolist() == from_jsonl[1].tolist()
+    assert from_tar[0] != [t for _, _, t in rows]  # mixed, not the sorted file order

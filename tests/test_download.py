@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import download as dl
+from helpers.data import download as dl
 
 PAYLOAD = b"course data " * 1000
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -21,9 +21,15 @@ def server(tmp_path):
     www = tmp_path / "www"
     www.mkdir()
     (www / "file.bin").write_bytes(PAYLOAD)
-    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(www))  # noqa: E731
-    handler.log_message = lambda *a: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args):
+            super().__init__(*args, directory=str(www))
+
+        def log_message(self, *args):  # no request log on stderr
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/", www
@@ -179,3 +185,25 @@ def test_cached_derivative_builds_once_and_rebuilds_when_corrupt(data_dirs):
     target.write_text("garbage")
     assert dl.cached_derivative("x.txt", SHA, build, load) == 42
     assert len(builds) == 2
+
+
+def test_download_in_a_notebook_prints_one_clean_line(data_dirs, server, capfd):
+    """No progress bar stuck at 0 %, no TqdmWarning, no pooch log: one line on stdout."""
+    url, _ = server
+    remote = dl.RemoteFile("file.bin", (url + "file.bin",), SHA)
+    dl.fetch(
+        "toy", remote
+    )  # pytest's captured stderr is not a terminal, like a kernel's
+    out, err = capfd.readouterr()
+    assert out == f"Downloading toy/file.bin from {url}file.bin ...\n"
+    assert err == ""
+
+
+def test_corrupt_cache_without_network_is_removed_with_a_clear_error(data_dirs):
+    _, cache = data_dirs
+    (cache / "toy").mkdir(parents=True)
+    (cache / "toy" / "file.bin").write_bytes(b"half a file")
+    remote = dl.RemoteFile("file.bin", (closed_port_url(),), SHA)
+    with pytest.raises(dl.DataNotFoundError, match="How to get it"):
+        dl.fetch("toy", remote)
+    assert files_in(cache) == []  # the corrupt file is gone, nothing else was left

@@ -14,8 +14,8 @@ from helpers.notebooks import FRAMEWORKS, ROOT
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_unsolved_lab_in_place_fails_only_its_checks(framework):
-    """Run where a student runs it (its own folder, beside jax.py): only CheckFailed errors."""
-    path = ROOT / "labs" / "01-introduction" / f"{framework}.ipynb"
+    """Run where a student runs it (its own folder): only CheckFailed errors."""
+    path = ROOT / "labs" / "01-introduction" / f"in-{framework}.ipynb"
     nb = nbformat.read(path, as_version=4)
     NotebookClient(
         nb,
@@ -41,8 +41,10 @@ def test_unsolved_lab_in_place_fails_only_its_checks(framework):
 def test_grader_scores_a_folder(tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()
-    shutil.copy(ROOT / "labs/01-introduction/jax.ipynb", subs / "unsolved.ipynb")
-    shutil.copy(ROOT / "solutions/01-introduction/pytorch.ipynb", subs / "solved.ipynb")
+    shutil.copy(ROOT / "labs/01-introduction/in-jax.ipynb", subs / "unsolved.ipynb")
+    shutil.copy(
+        ROOT / "solutions/01-introduction/in-pytorch.ipynb", subs / "solved.ipynb"
+    )
     (subs / "junk.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
     out = tmp_path / "grades.csv"
     run = subprocess.run(

@@ -45,3 +45,33 @@ def test_sizes_reject_unknown_task_and_scale():
         scale.sizes("nope", "cpu")
     with pytest.raises(ValueError, match="scale 'huge'"):
         scale.sizes("mnist", "huge")
+
+
+def test_gpu_scale_on_a_cpu_is_said_loudly(monkeypatch):
+    monkeypatch.setenv("BOOK_SCALE", "gpu")
+    message = scale.scale_mismatch("gpu", "cpu", "JAX")
+    assert (
+        "JAX sees no GPU" in message and 'os.environ["BOOK_SCALE"] = "cpu"' in message
+    )
+    assert scale.scale_mismatch("gpu", "cuda", "PyTorch") is None
+    assert scale.scale_mismatch("cpu", "cpu", "PyTorch") is None
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_runtime_info_warns_when_gpu_scale_runs_on_a_cpu(monkeypatch, framework):
+    import importlib
+
+    H = importlib.import_module(f"helpers.{framework}")
+    monkeypatch.delenv("BOOK_SCALE", raising=False)
+    monkeypatch.setattr(
+        scale, "gpu_visible", lambda: True
+    )  # nvidia-smi, CPU-only wheels
+    with pytest.warns(scale.ScaleWarning, match="sees no GPU"):
+        info = H.runtime_info()
+    assert info["scale"] == "gpu" and info["device"].startswith("cpu")
+    monkeypatch.setenv("BOOK_SCALE", "cpu")  # the reader switches
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert H.runtime_info()["scale"] == "cpu"

@@ -5,13 +5,14 @@ from __future__ import annotations
 import random
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 
-from helpers.scale import current_scale
+from helpers.scale import ScaleWarning, current_scale, scale_mismatch
 from helpers.system import cpu_name
 
 __all__ = [
@@ -66,22 +67,38 @@ def to_device(batch: Any, device: jax.Device | None = None) -> Any:
 
 
 def runtime_info(device: jax.Device | None = None) -> dict[str, str]:
-    """Framework, version, device and scale: printed by every notebook, recorded by benchmarks."""
+    """Framework, version, device and scale: printed by every notebook, recorded by benchmarks.
+
+    Warns (:class:`~helpers.scale.ScaleWarning`) when the scale is ``gpu`` but ``device`` is
+    not a GPU: a full-scale run on a CPU takes many times longer than a notebook should.
+    """
     device = default_device() if device is None else device
     name = cpu_name() if device.platform == "cpu" else device.device_kind
+    scale = current_scale()
+    if (problem := scale_mismatch(scale, device.platform, "JAX")) is not None:
+        warnings.warn(problem, ScaleWarning, stacklevel=2)
     return {
         "framework": "jax",
         "version": jax.__version__,
         "device": f"{device.platform} ({name})",
         "threads": "XLA-managed",
-        "scale": current_scale(),
+        "scale": scale,
     }
 
 
-def synchronize(result: Any = None) -> None:
-    """Wait until ``result`` (any pytree of arrays) is computed: JAX dispatches asynchronously."""
-    if result is not None:
-        jax.block_until_ready(result)
+def synchronize(value: Any) -> Any:
+    """Wait until ``value`` (an array, or any pytree of arrays) is computed; return it.
+
+    JAX dispatches asynchronously: a call returns before its result exists, so a timer must
+    wait for the result before it reads the clock (``jax.block_until_ready``). Raises
+    ``TypeError`` if ``value`` holds no array.
+    """
+    if not any(isinstance(v, jax.Array) for v in jax.tree.leaves(value)):
+        raise TypeError(
+            "synchronize(value) waits for the arrays in value; "
+            f"got a {type(value).__name__} holding none"
+        )
+    return jax.block_until_ready(value)
 
 
 def time_fn(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
-from helpers.scale import current_scale
+from helpers.scale import ScaleWarning, current_scale, scale_mismatch
 from helpers.system import cpu_name
 
 __all__ = [
@@ -78,7 +79,11 @@ def to_device(batch: Any, device: torch.device | str | None = None) -> Any:
 
 
 def runtime_info(device: torch.device | None = None) -> dict[str, str]:
-    """Framework, version, device and scale: printed by every notebook, recorded by benchmarks."""
+    """Framework, version, device and scale: printed by every notebook, recorded by benchmarks.
+
+    Warns (:class:`~helpers.scale.ScaleWarning`) when the scale is ``gpu`` but ``device`` is
+    not a GPU: a full-scale run on a CPU takes many times longer than a notebook should.
+    """
     device = default_device() if device is None else device
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
@@ -86,35 +91,69 @@ def runtime_info(device: torch.device | None = None) -> dict[str, str]:
         name = "Apple MPS"
     else:
         name = cpu_name()
+    scale = current_scale()
+    if (problem := scale_mismatch(scale, device.type, "PyTorch")) is not None:
+        warnings.warn(problem, ScaleWarning, stacklevel=2)
     return {
         "framework": "torch",
         "version": torch.__version__,
         "device": f"{device.type} ({name})",
         "threads": str(torch.get_num_threads()),
-        "scale": current_scale(),
+        "scale": scale,
     }
 
 
-def synchronize(device: torch.device | None = None) -> None:
-    """Wait until ``device`` has finished its queued work (GPU calls return before they finish)."""
-    device = default_device() if device is None else device
+def _tensors(value: Any) -> Iterator[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _tensors(v)
+
+
+def _wait_for(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
 
 
+def synchronize(value: Any) -> Any:
+    """Wait until ``value`` (a tensor, or a tuple/list/dict of them) is computed; return it.
+
+    GPU work runs asynchronously: a call returns before its result exists, so a timer must
+    wait for the result before it reads the clock. Waits for every device ``value`` lives on
+    (on a CPU there is nothing to wait for). Raises ``TypeError`` if ``value`` holds no tensor.
+    """
+    devices = {t.device for t in _tensors(value)}
+    if not devices:
+        raise TypeError(
+            "synchronize(value) waits for the tensors in value; "
+            f"got a {type(value).__name__} holding none"
+        )
+    for device in devices:
+        _wait_for(device)
+    return value
+
+
 def time_fn(
     fn: Callable[..., Any], *args: Any, repeats: int = 10, warmup: int = 1
 ) -> float:
-    """Median seconds per call of ``fn(*args)``, waiting for the device after every call."""
+    """Median seconds per call of ``fn(*args)``, waiting for the device after every call.
+
+    The warm-up calls absorb one-time costs (allocation, ``torch.compile``, CUDA start-up).
+    """
+    device = default_device()
     for _ in range(warmup):
         fn(*args)
-    synchronize()
+    _wait_for(device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn(*args)
-        synchronize()
+        _wait_for(device)  # fn may return nothing (an in-place op): wait for the device
         times.append(time.perf_counter() - start)
     return statistics.median(times)

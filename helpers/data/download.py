@@ -15,7 +15,9 @@ or corrupt download never leaves a file behind.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,9 +40,8 @@ __all__ = [
 
 T = TypeVar("T")
 
-DEFAULT_TIMEOUT_S = (
-    30.0  # per connection attempt and per read; BOOK_DOWNLOAD_TIMEOUT overrides
-)
+# Seconds per connection attempt and per read; BOOK_DOWNLOAD_TIMEOUT overrides.
+DEFAULT_TIMEOUT_S = 30.0
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -149,9 +150,15 @@ def fetch(
     import pooch  # deferred: costs ~0.3 s and is only needed for downloads
     import requests
 
-    downloader = pooch.HTTPDownloader(progressbar=True, timeout=_timeout())
+    # A live progress bar only in a terminal. In a notebook (and so on the built pages) a bar
+    # cannot redraw cleanly and pooch's own log line adds noise: print one line instead.
+    interactive = sys.stderr.isatty()
+    pooch.get_logger().setLevel(logging.INFO if interactive else logging.WARNING)
+    downloader = pooch.HTTPDownloader(progressbar=interactive, timeout=_timeout())
     errors = []
     for url in remote.urls:
+        if not interactive:
+            print(f"Downloading {dataset}/{remote.name} from {url} ...", flush=True)
         try:
             pooch.retrieve(
                 url,
@@ -227,9 +234,8 @@ def cached_derivative(
     if target.is_file():
         try:
             return load(target)
-        except (
-            Exception
-        ):  # any unreadable cache file is rebuilt, whatever the reader raised
+        # Any unreadable cache file is rebuilt, whatever the reader raised.
+        except Exception:
             target.unlink()
     with atomic_path(target) as tmp:
         build(tmp)

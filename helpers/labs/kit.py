@@ -1,6 +1,6 @@
 """Self-checks for the labs: each check says "passed", or fails with what was expected and a hint.
 
-A check is a function ``check_<exercise>(student_fn)`` in ``helpers/<framework>/labNN.py``. It
+A check is a function ``check_<exercise>(student_fn)`` in ``helpers/labs/labNN/<framework>.py``. It
 runs the student's code on small inputs and compares with an answer computed independently.
 Whatever goes wrong (the stub's ``NotImplementedError``, a wrong shape, an exception in the
 student's code) ends as one :class:`CheckFailed`, never as an unrelated traceback; in a notebook

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 1. Introduction: PyTorch
 #
-# This is the PyTorch half of chapter 1; the [JAX half](jax.ipynb) tells the same story in the
+# This is the PyTorch half of chapter 1; the [JAX half](in-jax.ipynb) tells the same story in the
 # same order, so you can read them side by side. By the end you will know
 #
 # * where PyTorch and JAX come from and what each is built around;
@@ -28,9 +28,9 @@
 # scales (`smoke` for CI, `cpu` for a laptop, `gpu` for Colab); the cell below says which one
 # produced this page.
 
-# %%
-# Colab only: install the course helpers. Colab already has torch, jax, flax and optax;
-# reinstalling them would break its CUDA setup, so nothing else is installed.
+# %% tags=["remove-cell"]
+# Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
+# torch and jax are never reinstalled: Colab builds them for its CUDA.
 import sys
 
 if "google.colab" in sys.modules:
@@ -38,6 +38,9 @@ if "google.colab" in sys.modules:
 
     repo = "git+https://github.com/pytorch-jax-course/pytorch-jax-course"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+    from helpers.versions import colab_setup
+
+    colab_setup()
 
 # %%
 import matplotlib.pyplot as plt
@@ -455,6 +458,6 @@ fig = H.show_images(x_test_u8[wrong], y_test[wrong], predictions=predictions[wro
 # | models | `nn.Module` objects own parameters | pure functions of a parameter pytree; Flax NNX objects |
 # | training step | `zero_grad`, `backward`, `step` | `value_and_grad`, `optimizer.update` |
 #
-# Next: [the JAX half of this chapter](jax.ipynb), then the
-# [lab](../../labs/01-introduction/pytorch.ipynb), whose self-checks tell you when each exercise
+# Next: [the JAX half of this chapter](in-jax.ipynb), then the
+# [lab](../../labs/01-introduction/in-pytorch.ipynb), whose self-checks tell you when each exercise
 # is right. Works cited are listed in the [bibliography](../../bibliography.md).

@@ -1,7 +1,7 @@
 """Lab 1 self-checks for JAX notebooks: ``H.lab01.check_preprocess(preprocess)`` etc.
 
-The checks themselves live in :mod:`helpers.lab01`, shared with PyTorch; this module says how
-to hand them JAX arrays and how to run a reference Flax NNX training step.
+The checks themselves live in :mod:`helpers.labs.lab01.checks`, shared with PyTorch;
+this module says how to hand them JAX arrays and how to run a reference Flax NNX training step.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from helpers import lab01
 from helpers.jax.models import MLP
+from helpers.labs.lab01 import checks as lab01
 
 __all__ = [
     "check_accuracy",

@@ -21,11 +21,11 @@
 #
 # The checks call your function on small inputs and compare with answers computed
 # independently; they never look at your code. The solved lab is
-# `solutions/01-introduction/pytorch.ipynb`.
+# `solutions/01-introduction/in-pytorch.ipynb`.
 
-# %%
-# Colab only: install the course helpers. Colab already has torch, jax, flax and optax;
-# reinstalling them would break its CUDA setup, so nothing else is installed.
+# %% tags=["remove-cell"]
+# Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
+# torch and jax are never reinstalled: Colab builds them for its CUDA.
 import sys
 
 if "google.colab" in sys.modules:
@@ -33,6 +33,9 @@ if "google.colab" in sys.modules:
 
     repo = "git+https://github.com/pytorch-jax-course/pytorch-jax-course"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+    from helpers.versions import colab_setup
+
+    colab_setup()
 
 # %%
 import torch

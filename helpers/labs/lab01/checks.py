@@ -1,7 +1,7 @@
 """Lab 1 self-checks, written once for both frameworks.
 
 Each ``check_*`` takes the student's function and a :class:`Framework` adapter (how to turn
-numpy into the framework's arrays and back). ``helpers.torch.lab01`` and ``helpers.jax.lab01``
+numpy into the framework's arrays and back). ``helpers.labs.lab01.torch`` and ``.jax``
 bind the adapter, so a notebook calls ``H.lab01.check_preprocess(preprocess)``.
 
 The expected answers are computed here in numpy, independently of the solutions.
@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from helpers.labs import Checker, checking
+from helpers.labs.kit import Checker, checking
 
 __all__ = [
     "Framework",

@@ -42,7 +42,7 @@ def checks(framework: str) -> dict:
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_every_check_passes_on_the_solution(framework, capsys):
     solved = exercise_functions(
-        ROOT / "solutions" / "01-introduction" / f"{framework}.py"
+        ROOT / "solutions" / "01-introduction" / f"in-{framework}.py"
     )
     for exercise, check in checks(framework).items():
         check(solved[exercise])
@@ -51,7 +51,9 @@ def test_every_check_passes_on_the_solution(framework, capsys):
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_every_check_fails_on_the_unsolved_lab(framework):
-    unsolved = exercise_functions(ROOT / "labs" / "01-introduction" / f"{framework}.py")
+    unsolved = exercise_functions(
+        ROOT / "labs" / "01-introduction" / f"in-{framework}.py"
+    )
     for exercise, check in checks(framework).items():
         with pytest.raises(CheckFailed, match="not implemented yet") as info:
             check(unsolved[exercise])

@@ -21,24 +21,21 @@
 #
 # The checks call your function on small inputs and compare with answers computed
 # independently; they never look at your code. The solved lab is
-# `solutions/01-introduction/jax.ipynb`.
+# `solutions/01-introduction/in-jax.ipynb`.
 
-# %%
-# Colab only: install the course helpers. Colab already has torch, jax, flax and optax;
-# reinstalling them would break its CUDA setup, so nothing else is installed.
-import os
+# %% tags=["remove-cell"]
+# Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
+# torch and jax are never reinstalled: Colab builds them for its CUDA.
 import sys
-
-# This notebook's source, jax.py, sits beside it, and Jupyter puts the notebook's folder on
-# the import path: drop that folder so that `import jax` finds the library, not the notebook.
-if os.path.isfile("jax.py"):
-    sys.path[:] = [p for p in sys.path if p not in ("", ".", os.getcwd())]
 
 if "google.colab" in sys.modules:
     import subprocess
 
     repo = "git+https://github.com/pytorch-jax-course/pytorch-jax-course"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+    from helpers.versions import colab_setup
+
+    colab_setup()
 
 # %%
 import jax

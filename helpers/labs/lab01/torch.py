@@ -1,7 +1,7 @@
 """Lab 1 self-checks for PyTorch notebooks: ``H.lab01.check_preprocess(preprocess)`` etc.
 
-The checks themselves live in :mod:`helpers.lab01`, shared with JAX; this module says how to
-hand them tensors and how to run a reference PyTorch training step.
+The checks themselves live in :mod:`helpers.labs.lab01.checks`, shared with JAX;
+this module says how to hand them tensors and how to run a reference PyTorch training step.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from helpers import lab01
+from helpers.labs.lab01 import checks as lab01
 from helpers.torch.models import MLP
 
 __all__ = [

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 1. Introduction: JAX
 #
-# This is the JAX half of chapter 1; the [PyTorch half](pytorch.ipynb) tells the same story in
+# This is the JAX half of chapter 1; the [PyTorch half](in-pytorch.ipynb) tells the same story in
 # the same order, so you can read them side by side. By the end you will know
 #
 # * where PyTorch and JAX come from and what each is built around;
@@ -28,22 +28,19 @@
 # scales (`smoke` for CI, `cpu` for a laptop, `gpu` for Colab); the cell below says which one
 # produced this page.
 
-# %%
-# Colab only: install the course helpers. Colab already has torch, jax, flax and optax;
-# reinstalling them would break its CUDA setup, so nothing else is installed.
-import os
+# %% tags=["remove-cell"]
+# Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
+# torch and jax are never reinstalled: Colab builds them for its CUDA.
 import sys
-
-# This notebook's source, jax.py, sits beside it, and Jupyter puts the notebook's folder on
-# the import path: drop that folder so that `import jax` finds the library, not the notebook.
-if os.path.isfile("jax.py"):
-    sys.path[:] = [p for p in sys.path if p not in ("", ".", os.getcwd())]
 
 if "google.colab" in sys.modules:
     import subprocess
 
     repo = "git+https://github.com/pytorch-jax-course/pytorch-jax-course"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+    from helpers.versions import colab_setup
+
+    colab_setup()
 
 # %%
 import jax
@@ -498,6 +495,6 @@ fig = H.show_images(x_test_u8[wrong], y_test[wrong], predictions=predictions[wro
 # | models | `nn.Module` objects own parameters | pure functions of a parameter pytree; Flax NNX objects |
 # | training step | `zero_grad`, `backward`, `step` | `value_and_grad`, `optimizer.update` |
 #
-# Next: [the PyTorch half of this chapter](pytorch.ipynb), then the
-# [lab](../../labs/01-introduction/jax.ipynb), whose self-checks tell you when each exercise is
+# Next: [the PyTorch half of this chapter](in-pytorch.ipynb), then the
+# [lab](../../labs/01-introduction/in-jax.ipynb), whose self-checks tell you when each exercise is
 # right. Works cited are listed in the [bibliography](../../bibliography.md).

@@ -1,0 +1,1 @@
+"""Lab 1 (chapter 1): checks in ``checks.py``; adapters in ``torch.py``, ``jax.py``."""

@@ -22,6 +22,7 @@ from pathlib import Path
 __all__ = [
     "FRAMEWORKS",
     "ROOT",
+    "appendix_sources",
     "lab_text",
     "notebook_json",
     "notebook_name",
@@ -41,6 +42,9 @@ STUB = 'raise NotImplementedError("Exercise: replace this line with your code")'
 _SOURCE = re.compile(
     r"(chapters|labs|solutions)/(\d\d-[a-z0-9-]+)/in-(pytorch|jax)\.py"
 )
+
+
+_APPENDIX = re.compile(r"appendices/[a-z0-9-]+\.py")
 
 
 def notebook_name(framework: str) -> str:
@@ -80,7 +84,7 @@ def lab_text(solution: str, name: str = "solution") -> str:
     return "".join(out)
 
 
-def _metadata(kind: str, chapter: str, framework: str) -> dict:
+def _metadata(kind: str, chapter: str | None, framework: str | None) -> dict:
     meta = {
         "kernelspec": {
             "display_name": "Python 3 (ipykernel)",
@@ -90,7 +94,9 @@ def _metadata(kind: str, chapter: str, framework: str) -> dict:
         "language_info": {"name": "python"},
         "jupytext": {"formats": "ipynb,py:percent"},
         # Read by `python -m helpers.grade` to know which lab a submission is.
-        "course": {"kind": kind, "chapter": chapter, "framework": framework},
+        "course": {"kind": kind, "chapter": chapter, "framework": framework}
+        if chapter
+        else {"kind": kind},
         "colab": {"provenance": [], "toc_visible": True},
     }
     if kind == "chapters":  # chapters run at gpu scale on Colab; labs are small
@@ -105,12 +111,17 @@ def notebook_json(source_text: str, relpath: str) -> str:
     import nbformat
 
     match = _SOURCE.fullmatch(relpath)
-    if match is None:
+    if match is not None:
+        metadata = _metadata(*match.groups())
+    elif _APPENDIX.fullmatch(relpath):
+        metadata = _metadata("appendices", None, None)
+    else:
         raise ValueError(
-            f"{relpath} is not <chapters|labs|solutions>/NN-slug/in-<pytorch|jax>.py"
+            f"{relpath} is not <chapters|labs|solutions>/NN-slug/in-<pytorch|jax>.py "
+            "or appendices/<name>.py"
         )
     nb = jupytext.reads(source_text, fmt="py:percent")
-    nb.metadata = _metadata(*match.groups())
+    nb.metadata = metadata
     for i, cell in enumerate(nb.cells):
         cell.id = f"c{i:03d}"
         cell.metadata = {k: v for k, v in cell.metadata.items() if k == "tags"}
@@ -121,9 +132,27 @@ def notebook_json(source_text: str, relpath: str) -> str:
     return nbformat.writes(nb) + "\n"
 
 
+def appendix_sources(root: Path = ROOT) -> list[Path]:
+    """The appendix notebooks (one per topic, both frameworks in one): ``appendices/*.py``."""
+    return sorted((root / "appendices").glob("*.py"))
+
+
 def _targets(root: Path) -> dict[Path, str]:
-    """Every generated file and the text it must have: labs from solutions, .ipynb from .py."""
+    """Every generated file and its text: labs from solutions, .ipynb from .py, and each
+    chapter's side-by-side page from its two notebooks."""
+    from helpers.sidebyside import side_by_side_markdown
+
     texts: dict[Path, str] = {}
+    for src in appendix_sources(root):
+        texts[src.with_suffix(".ipynb")] = notebook_json(
+            src.read_text(), src.relative_to(root).as_posix()
+        )
+    for folder in sorted((root / "chapters").glob("*/")):
+        pair = [folder / f"{notebook_name(fw)}.py" for fw in FRAMEWORKS]
+        if all(p.is_file() for p in pair):
+            texts[folder / "side-by-side.md"] = side_by_side_markdown(
+                *(p.read_text() for p in pair), folder.name
+            )
     for src in sources(root):
         rel = src.relative_to(root)
         if rel.parts[0] == "labs":

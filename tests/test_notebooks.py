@@ -10,6 +10,7 @@ import yaml
 from helpers.notebooks import (
     FRAMEWORKS,
     ROOT,
+    appendix_sources,
     notebook_name,
     orphans,
     sources,
@@ -18,6 +19,7 @@ from helpers.notebooks import (
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 NOTEBOOKS = [p.with_suffix(".ipynb") for p in sources()]
+APPENDIX_NOTEBOOKS = [p.with_suffix(".ipynb") for p in appendix_sources()]
 
 
 def test_generated_files_are_up_to_date():
@@ -38,7 +40,9 @@ def test_every_folder_has_both_frameworks():
     assert {p.name for p in (ROOT / "solutions").iterdir() if p.is_dir()} <= chapters
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", NOTEBOOKS + APPENDIX_NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_committed_notebook_is_clean_and_colab_ready(path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
@@ -58,16 +62,39 @@ def test_committed_notebook_is_clean_and_colab_ready(path):
     assert "colab_setup()" in setup
 
 
+def toc_entries(entries: list[dict]) -> list[str]:
+    """Every ``file`` in a list of toc entries, their ``sections`` included."""
+    files = []
+    for entry in entries:
+        files.append(entry["file"])
+        files += toc_entries(entry.get("sections", []))
+    return files
+
+
 def test_table_of_contents_lists_every_notebook_and_nothing_missing():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [e["file"] for part in toc["parts"] for e in part["chapters"]]
+    files = [f for part in toc["parts"] for f in toc_entries(part["chapters"])]
+    assert len(files) == len(set(files)), "a page is listed twice"
     for entry in [*files, toc["root"]]:
         assert any((ROOT / f"{entry}{ext}").is_file() for ext in (".ipynb", ".md")), (
             entry
         )
-    listed = {f for f in files if not f.endswith("bibliography")}
-    on_disk = {str(p.relative_to(ROOT).with_suffix("")) for p in NOTEBOOKS}
-    assert listed == on_disk
+    notebooks = [*NOTEBOOKS, *(p.with_suffix(".ipynb") for p in appendix_sources())]
+    on_disk = {str(p.relative_to(ROOT).with_suffix("")) for p in notebooks}
+    assert {f for f in files if (ROOT / f"{f}.ipynb").is_file()} == on_disk
+    # Each chapter is one sidebar entry: its index page holds all of its pages.
+    for part in toc["parts"]:
+        for entry in part["chapters"]:
+            if entry["file"].startswith("chapters/"):
+                folder = entry["file"].rsplit("/", 1)[0]
+                chapter = folder.split("/")[1]
+                assert entry["file"] == f"{folder}/index"
+                pages = set(toc_entries(entry["sections"]))
+                assert {f"{folder}/side-by-side"} | {
+                    f"{kind}/{chapter}/{notebook_name(fw)}"
+                    for kind in ("chapters", "labs", "solutions")
+                    for fw in FRAMEWORKS
+                } == pages
 
 
 def test_chapters_carry_the_colab_gpu_preset():

@@ -12,6 +12,12 @@ Two things the build needs that configuration alone cannot say:
   ``cpu``-scale build, and outputs computed with old helpers by a build with new ones. The
   cache folder is therefore ``<cache>/<scale>-<hash of helpers/>``: a rebuild after editing one
   notebook re-executes only that notebook, and a change of scale or helpers re-executes all.
+
+It also sets the theme's colour mode to ``auto`` where the theme leaves it empty, and drops
+inline scripts that end up twice on every page (extensions such as sphinx-thebe
+add them while the builder exists, and Sphinx keeps one copy in its registry and one in the
+builder): thebe's second ``const THEBE_JS_URL`` is a script error in every browser
+(``tests/test_site.py`` checks that the site's scripts log no errors).
 """
 
 from __future__ import annotations
@@ -46,8 +52,29 @@ def _per_scale_cache(app: Sphinx, config: Config) -> None:
     config.nb_execution_cache_path = str(Path(base) / cache_key())
 
 
+def _page_context(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    # In place: the list is the builder's, and extensions that run later on this page (MathJax
+    # on pages with maths) append to it.
+    scripts, seen = [], set()
+    for script in context.get("script_files", []):
+        # The same inline script once with filename None, once with "" (Sphinx's registry
+        # and its builder each keep a copy of a script added after the builder started).
+        name = getattr(script, "filename", script) or ""
+        key = (str(name), repr(sorted(getattr(script, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            scripts.append(script)
+    context["script_files"][:] = scripts
+    # The theme reads its colour mode from here; left empty, its script logs an error on
+    # every page ("Got invalid theme mode") before falling back to "auto".
+    if not context.get("default_mode"):
+        context["default_mode"] = "auto"
+
+
 def setup(app: Sphinx) -> dict:
     os.environ.setdefault("TQDM_DELAY", "1e9")  # seconds before the first draw
     os.environ.setdefault("TQDM_MININTERVAL", "1e9")  # seconds between redraws
     app.connect("config-inited", _per_scale_cache)
+    # Priority 1: before the theme's own handlers.
+    app.connect("html-page-context", _page_context, priority=1)
     return {"version": "2", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -190,15 +190,16 @@ class Checker:
         """
         actual = np.asarray(actual, np.float64)
         expected = np.asarray(expected, np.float64)
-        if np.allclose(actual, expected, rtol=rtol, atol=atol) and actual.shape == (
-            expected.shape
-        ):
+
+        def matches(target: np.ndarray) -> bool:  # same shape: no broadcasting allowed
+            return actual.shape == target.shape and np.allclose(
+                actual, target, rtol=rtol, atol=atol
+            )
+
+        if matches(expected):
             return
         for mistake_hint, wrong in mistakes:
-            wrong = np.asarray(wrong, np.float64)
-            if actual.shape == wrong.shape and np.allclose(
-                actual, wrong, rtol=rtol, atol=atol
-            ):
+            if matches(np.asarray(wrong, np.float64)):
                 hint = mistake_hint
                 break
         self.shape(actual, expected.shape, hint)

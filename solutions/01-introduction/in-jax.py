@@ -15,9 +15,10 @@
 # # Lab 1: first steps in JAX
 #
 # Five exercises on chapter 1: arrays, accuracy, a gradient by autodiff, checking it with finite
-# differences, and a branching function made fit for `jax.jit`. Each exercise is a function. Replace the line `raise NotImplementedError(...)` with
-# your code, run the cell, then run the check below it: a check prints ✅ when your function
-# is right, or ❌ with what it expected and a hint.
+# differences, and a branching function made fit for `jax.jit`. Each exercise is a function.
+# Replace the line `raise NotImplementedError(...)` with your code, run the cell, then run the
+# check below it: a check prints ✅ when your function is right, or ❌ with what it expected
+# and a hint.
 #
 # The checks call your function several times, on small inputs, and compare with answers
 # computed independently; they never look at your code. The solved lab is
@@ -174,9 +175,9 @@ H.lab01.check_framework_specific(relu_or_negate)
 # %% [markdown]
 # ## Going further
 #
-# With every check passing you have written the pieces of chapter 1's training loop. Try them
-# together: load MNIST with `H.load_mnist`, turn the images into inputs with your `preprocess`,
-# train `H.MLP(784, (256,), 10, rngs=nnx.Rngs(0))` with chapter 1's training step on batches
-# of 128, and measure test accuracy with your `accuracy`. Then call `gradient_error` on your
-# `mse_grad` for `eps` from `1e-1` down to `1e-7`, in float32 and in float64 (inside
-# `jax.enable_x64()`), and explain the numbers you see.
+# Put the pieces together: load MNIST with `H.load_mnist`, turn the images into inputs with your
+# `preprocess`, train `H.MLP(784, (256,), 10, rngs=nnx.Rngs(0))` (with `from flax import nnx`)
+# using chapter 1's training step on batches of 128, and measure test accuracy with your
+# `accuracy`. Then call `gradient_error` on your `mse_grad` for `eps` from `1e-1` down to
+# `1e-7`, in float32 and in float64 (inside `jax.enable_x64()`), and explain the numbers you
+# see.

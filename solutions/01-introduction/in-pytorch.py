@@ -16,9 +16,9 @@
 #
 # Five exercises on chapter 1: tensors, accuracy, a gradient by autograd, checking it with finite
 # differences, and a training step with two bugs that only a second call shows. Each exercise
-# is a function. Replace the line
-# `raise NotImplementedError(...)` with your code, run the cell, then run the check below it: a
-# check prints ✅ when your function is right, or ❌ with what it expected and a hint.
+# is a function. Replace the line `raise NotImplementedError(...)` with your code, run the
+# cell, then run the check below it: a check prints ✅ when your function is right, or ❌ with
+# what it expected and a hint.
 #
 # The checks call your function several times, on small inputs, and compare with answers
 # computed independently; they never look at your code. The solved lab is
@@ -181,9 +181,8 @@ H.lab01.check_framework_specific(train_step)
 # %% [markdown]
 # ## Going further
 #
-# With every check passing you have written the pieces of chapter 1's training loop. Try them
-# together: load MNIST with `H.load_mnist`, turn the images into inputs with your `preprocess`,
-# train `H.MLP(784, (256,), 10)` with your `train_step` on batches of 128 (your `preprocess`
-# already scales, so drop the division from the step), and measure test accuracy with your
-# `accuracy`. Then call `gradient_error` on your `mse_grad` for `eps` from `1e-1` down to
-# `1e-7`, in `float32` and `float64`, and explain the numbers you see.
+# Put the pieces together: load MNIST with `H.load_mnist`, train `H.MLP(784, (256,), 10)` with
+# your `train_step` on batches of 128 images (`torch.from_numpy(images).float()`: your step
+# flattens and scales them), and measure test accuracy with your `accuracy` on the logits of
+# `preprocess`-ed test images. Then call `gradient_error` on your `mse_grad` for `eps` from
+# `1e-1` down to `1e-7`, in float32 and in float64, and explain the numbers you see.

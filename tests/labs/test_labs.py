@@ -24,7 +24,6 @@ from labtools import (
     source,
 )
 
-from helpers import torch as ht
 from helpers.labs import CheckFailed, Framework, Hints, lab_names
 from helpers.notebooks import lab_text
 
@@ -142,9 +141,10 @@ def test_check_failed_renders_without_a_traceback():
     ]
 
 
-def test_a_non_function_is_a_failed_check():
+@pytest.mark.parametrize(("lab", "framework", "check", "function"), CASES, ids=IDS)
+def test_a_non_function_is_a_failed_check(lab, framework, check, function):
     with pytest.raises(CheckFailed, match="expected a function, got int"):
-        ht.lab01.check_preprocess(3)
+        getattr(adapter(lab, framework), check)(3)
 
 
 def test_hints_prefer_the_later_table_and_reject_unknown_keys():

@@ -112,9 +112,11 @@ def check_framework_specific(relu_or_negate, fw: Framework = JAX) -> None:
         compiled = jax.jit(relu_or_negate)
         outputs, printed = [], io.StringIO()
         with contextlib.redirect_stdout(printed):
-            for x in inputs:
-                outputs.append(c.call(compiled, jnp.asarray(x)))
-            jax.effects_barrier()  # jax.debug.print runs asynchronously: wait for it
+            try:
+                for x in inputs:
+                    outputs.append(c.call(compiled, jnp.asarray(x)))
+            finally:
+                jax.effects_barrier()  # jax.debug.print runs asynchronously: wait for it
         for x, out in zip(inputs, outputs, strict=True):
             arr = c.array(out)
             c.shape(arr, x.shape, "return an array shaped like x")

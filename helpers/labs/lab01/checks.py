@@ -25,6 +25,7 @@ __all__ = [
     "check_gradient_error",
     "check_mse_grad",
     "check_preprocess",
+    "float_result",
 ]
 
 # Known mistakes of exercises 1-4 and what to change; the adapters add framework ones.
@@ -60,7 +61,7 @@ HINTS = Hints(
 )
 
 
-def _float_result(c: Checker, value: Any, what: str = "the result") -> float:
+def float_result(c: Checker, value: Any, what: str = "the result") -> float:
     """A Python float, or a failure whose hint says how to convert a 0-d array."""
     if isinstance(value, float):
         return float(value)
@@ -129,7 +130,7 @@ def _accuracy_case(c: Checker, accuracy: Callable, logits: np.ndarray, labels) -
             f"the accuracy is {value} (an int), expected {expected:.6g}",
             c.hint("accuracy_count"),
         )
-    value = _float_result(c, value, "the accuracy")
+    value = float_result(c, value, "the accuracy")
     mistakes = [(c.hint("accuracy_count"), correct.sum())]
     if logits.shape[0] == logits.shape[1]:  # argmax over examples still broadcasts
         mistakes.append((c.hint("accuracy_axis"), (logits.argmax(0) == labels).mean()))
@@ -267,7 +268,7 @@ def _gradient_error_case(
     x_in = c.fw.from_numpy(x.copy())
     value = c.call(gradient_error, f, grad_f, x_in, eps)
     _untouched(c, x_in, x, "x")
-    value = _float_result(c, value, "the error")
+    value = float_result(c, value, "the error")
     if 0 <= value < right / 10 and right > 1e-2:
         raise c.fail(
             f"the error is {value:.3g}, expected {right:.6g}", c.hint("fd_ignores_eps")

@@ -126,7 +126,7 @@ def _parameters(model: torch.nn.Module) -> np.ndarray:
     return torch.cat([p.detach().flatten() for p in model.parameters()]).numpy().copy()
 
 
-def check_framework_specific(train_step, fw: Framework = TORCH) -> None:
+def _check_train_step(train_step, fw: Framework) -> None:
     """Exercise 5 (PyTorch): ``train_step(model, optimizer, x, y) -> float``, called twice."""
     model, optimizer, x, y = _problem()
     ref_model, ref_optimizer, _, _ = _problem()
@@ -140,7 +140,7 @@ def check_framework_specific(train_step, fw: Framework = TORCH) -> None:
                 f"after step {step} the caller's batch x has changed",
                 c.hint("view_write"),
             )
-            loss = lab01._float_result(c, loss, "the returned loss")
+            loss = lab01.float_result(c, loss, "the returned loss")
             ref_loss = _reference_step(ref_model, ref_optimizer, x, y)
             after, ref_after = _parameters(model), _parameters(ref_model)
             c.expect(
@@ -173,3 +173,4 @@ check_preprocess = partial(lab01.check_preprocess, fw=TORCH)
 check_accuracy = partial(lab01.check_accuracy, fw=TORCH)
 check_mse_grad = partial(lab01.check_mse_grad, fw=TORCH)
 check_gradient_error = partial(lab01.check_gradient_error, fw=TORCH)
+check_framework_specific = partial(_check_train_step, fw=TORCH)

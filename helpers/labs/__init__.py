@@ -11,9 +11,9 @@ import pkgutil
 import re
 from pathlib import Path
 
-from helpers.labs.kit import Checker, CheckFailed, checking
+from helpers.labs.kit import Checker, CheckFailed, Framework, Hints, checking
 
-__all__ = ["CheckFailed", "Checker", "checking", "lab_names"]
+__all__ = ["CheckFailed", "Checker", "Framework", "Hints", "checking", "lab_names"]
 
 _LAB = re.compile(r"lab\d\d")
 

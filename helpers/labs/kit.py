@@ -3,23 +3,28 @@
 A check is a function ``check_<exercise>(student_fn)`` in ``helpers/labs/labNN/<framework>.py``. It
 runs the student's code on small inputs and compares with an answer computed independently.
 Whatever goes wrong (the stub's ``NotImplementedError``, a wrong shape, an exception in the
-student's code) ends as one :class:`CheckFailed`, never as an unrelated traceback; in a notebook
-it prints as a short message, not a stack of frames from the helpers.
+student's code, a result of any type) ends as one :class:`CheckFailed`, never as an unrelated
+traceback; in a notebook it prints as a short message, not a stack of frames from the helpers.
 
-    with checking("preprocess", passed="shape, dtype and values match") as c:
+    with checking("preprocess", fw, passed="shape, dtype and values match") as c:
         out = c.call(preprocess, images)          # stub or crash -> CheckFailed
         c.expect(out.shape == (5, 784), f"shape {out.shape}", hint="flatten with reshape")
+
+Hints for known mistakes are declared data, not strings scattered in code: each lab lists them in
+a :class:`Hints` table (shared ones in ``checks.py``, framework ones in the adapters), checks
+look them up by key, and a test proves that every declared hint is produced by some mistake.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["CheckFailed", "Checker", "checking"]
+__all__ = ["CheckFailed", "Checker", "Framework", "Hints", "checking"]
 
 PASS_MARK = "✅"
 FAIL_MARK = "❌"
@@ -42,11 +47,66 @@ class CheckFailed(AssertionError):
         return [f"\x1b[31m{line}\x1b[0m" for line in self.message.splitlines()]
 
 
+class Hints(Mapping[str, str]):
+    """The hints a lab gives for known mistakes: ``{key: text}``, read-only.
+
+    ``Hints(shared, framework_specific)`` looks keys up in the later tables first, so an
+    adapter can word a shared hint for its framework; a missing key is a ``KeyError``.
+    """
+
+    def __init__(self, *tables: Mapping[str, str]) -> None:
+        self._tables = tables
+
+    def __getitem__(self, key: str) -> str:
+        for table in reversed(self._tables):
+            if key in table:
+                return table[key]
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(k for table in self._tables for k in table))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _no_explanation(error: BaseException) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Framework:
+    """How a check talks to one framework; each lab adapter builds one.
+
+    ``explain`` turns a framework error raised by the student's code (a tracer converted to a
+    Python bool, tensors on two devices, ...) into a hint that says what to change, or None.
+    ``hints`` holds every known-mistake hint the checks may give in this framework.
+    """
+
+    name: str  # "torch" or "jax"
+    array_type: str  # what students return, e.g. "a torch.Tensor"
+    from_numpy: Callable[[np.ndarray], Any]
+    to_numpy: Callable[
+        [Any], np.ndarray
+    ]  # raises TypeError for anything but its arrays
+    hints: Hints = field(default_factory=Hints)
+    explain: Callable[[BaseException], str | None] = _no_explanation
+    # What the student's code left on one of the check's inputs (PyTorch: requires_grad, a
+    # filled .grad), described in a few words, or None.
+    side_effects: Callable[[Any], str | None] = _no_explanation
+
+
 class Checker:
     """Helpers for one check; every failure becomes a :class:`CheckFailed` for ``exercise``."""
 
-    def __init__(self, exercise: str) -> None:
-        self.exercise = exercise
+    def __init__(self, exercise: str, fw: Framework | None = None) -> None:
+        self.exercise, self.fw = exercise, fw
+
+    def hint(self, key: str) -> str:
+        """The declared hint ``key`` of this framework (``KeyError`` if none is declared)."""
+        if self.fw is None:
+            raise KeyError(key)
+        return self.fw.hints[key]
 
     def fail(self, problem: str, hint: str = "") -> CheckFailed:
         return CheckFailed(self.exercise, problem, hint)
@@ -54,6 +114,14 @@ class Checker:
     def expect(self, ok: bool, problem: str, hint: str = "") -> None:
         if not ok:
             raise self.fail(problem, hint)
+
+    def raised(self, error: Exception) -> CheckFailed:
+        """The failure for an exception from the student's code, with the framework's hint."""
+        hint = self.fw.explain(error) if self.fw is not None else None
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        return self.fail(
+            f"your code raised {type(error).__name__}: {first_line}", hint or ""
+        )
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call the student's function; turn the stub or any crash into a failed check."""
@@ -70,16 +138,25 @@ class Checker:
         except CheckFailed:
             raise
         except Exception as e:
-            raise self.fail(f"your code raised {type(e).__name__}: {e}") from None
+            raise self.raised(e) from None
 
-    def array(
-        self, value: Any, to_numpy: Callable[[Any], np.ndarray], what: str
-    ) -> np.ndarray:
+    def array(self, value: Any, what: str | None = None) -> np.ndarray:
         """``value`` as numpy via the framework's ``to_numpy``; fail clearly if it is no array."""
+        what = what or (self.fw.array_type if self.fw is not None else "an array")
         try:
-            return to_numpy(value)
+            return self.fw.to_numpy(value)
         except Exception:
             raise self.fail(f"expected {what}, got {type(value).__name__}") from None
+
+    def python_float(
+        self, value: Any, what: str = "the result", hint: str = ""
+    ) -> float:
+        """``value`` if it is a Python float (``bool`` and ``int`` are not); fail otherwise."""
+        if isinstance(value, float):  # np.float64 is a float subclass: accepted
+            return float(value)
+        raise self.fail(
+            f"{what} should be a Python float, got {type(value).__name__}", hint
+        )
 
     def shape(self, arr: np.ndarray, expected: tuple[int, ...], hint: str = "") -> None:
         self.expect(
@@ -88,22 +165,44 @@ class Checker:
             hint,
         )
 
+    def dtype(self, arr: np.ndarray, expected: str, hint: str = "") -> None:
+        self.expect(
+            arr.dtype == np.dtype(expected),
+            f"the result has dtype {arr.dtype}, expected {expected}",
+            hint,
+        )
+
     def close(
         self,
-        actual: np.ndarray,
-        expected: np.ndarray,
+        actual: Any,
+        expected: Any,
         *,
         what: str = "the result",
         rtol: float = 1e-5,
         atol: float = 1e-6,
         hint: str = "",
+        mistakes: Iterable[tuple[str, Any]] = (),
     ) -> None:
-        """Fail unless ``actual`` matches ``expected``; the message shows the worst entry."""
+        """Fail unless ``actual`` matches ``expected``; the message shows the worst entry.
+
+        ``mistakes`` pairs a hint with the result a known mistake gives: a result that
+        matches one (within the same tolerance) fails with the first such hint, not ``hint``.
+        """
         actual = np.asarray(actual, np.float64)
         expected = np.asarray(expected, np.float64)
-        self.shape(actual, expected.shape, hint)
-        if np.allclose(actual, expected, rtol=rtol, atol=atol):
+
+        def matches(target: np.ndarray) -> bool:  # same shape: no broadcasting allowed
+            return actual.shape == target.shape and np.allclose(
+                actual, target, rtol=rtol, atol=atol
+            )
+
+        if matches(expected):
             return
+        for mistake_hint, wrong in mistakes:
+            if matches(np.asarray(wrong, np.float64)):
+                hint = mistake_hint
+                break
+        self.shape(actual, expected.shape, hint)
         if not np.all(np.isfinite(actual)):
             raise self.fail(f"{what} contains NaN or inf", hint)
         i = np.unravel_index(np.argmax(np.abs(actual - expected)), expected.shape)
@@ -114,20 +213,24 @@ class Checker:
 
 
 @contextmanager
-def checking(exercise: str, *, passed: str = "") -> Iterator[Checker]:
+def checking(
+    exercise: str, fw: Framework | None = None, *, passed: str = ""
+) -> Iterator[Checker]:
     """Run one check: prints a pass line on success, raises :class:`CheckFailed` otherwise.
 
     An exception that escapes the check's own code (a student's result of an unexpected type
     tripping a comparison, say) is reported as a failure of this exercise too.
     """
-    checker = Checker(exercise)
+    checker = Checker(exercise, fw)
     try:
         yield checker
     except CheckFailed:
         raise
     except Exception as e:
+        hint = fw.explain(e) if fw is not None else None
         raise checker.fail(
             f"the check could not use your result ({type(e).__name__}: {e})",
-            "compare your function's inputs and outputs with the exercise's description",
+            hint
+            or "compare your function's inputs and outputs with the exercise's text",
         ) from None
     print(f"{PASS_MARK} {exercise}: passed" + (f" ({passed})" if passed else ""))

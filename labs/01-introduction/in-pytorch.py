@@ -14,13 +14,14 @@
 # %% [markdown]
 # # Lab 1: first steps in PyTorch
 #
-# Five exercises on chapter 1: tensors, accuracy, finite differences, autograd and one
-# training step. Each exercise is a function. Replace the line
-# `raise NotImplementedError(...)` with your code, run the cell, then run the check below it: a
-# check prints ✅ when your function is right, or ❌ with what it expected and a hint.
+# Five exercises on chapter 1: tensors, accuracy, a gradient by autograd, checking it with finite
+# differences, and a training step with two bugs that only a second call shows. Each exercise
+# is a function. Replace the line `raise NotImplementedError(...)` with your code, run the
+# cell, then run the check below it: a check prints ✅ when your function is right, or ❌ with
+# what it expected and a hint.
 #
-# The checks call your function on small inputs and compare with answers computed
-# independently; they never look at your code. The solved lab is
+# The checks call your function several times, on small inputs, and compare with answers
+# computed independently; they never look at your code. The solved lab is
 # `solutions/01-introduction/in-pytorch.ipynb`.
 
 # %% tags=["remove-cell"]
@@ -47,8 +48,8 @@ from helpers import torch as H
 # ## Exercise 1: from images to model inputs
 #
 # `images` is a `torch.uint8` tensor of shape `(N, 28, 28)` with values 0..255. Return a
-# `torch.float32` tensor of shape `(N, 784)` (each image flattened to one row) with values
-# scaled to [0, 1].
+# `torch.float32` tensor of shape `(N, 784)`: each image flattened to one row, each pixel
+# divided by 255, so that 0 stays 0 and 255 becomes 1.
 
 
 # %%
@@ -63,9 +64,13 @@ H.lab01.check_preprocess(preprocess)
 # %% [markdown]
 # ## Exercise 2: accuracy
 #
-# `logits` has shape `(B, C)`: one score per class for each of `B` examples. `labels` has shape
-# `(B,)`. The predicted class is the one with the highest score. Return the fraction of
-# examples whose prediction equals the label, as a Python `float`.
+# `logits` is a float tensor of shape `(B, C)`: one score per class for each of `B` examples.
+# `labels` is an integer tensor of shape `(B,)`. The predicted class of an example is the
+# index of its highest score (`argmax` over the class axis). Return the fraction of examples
+# whose prediction equals the label, as a Python `float` between 0 and 1.
+#
+# A comparison such as `predictions == labels` gives a `torch.bool` tensor, and `mean()` needs
+# a floating-point one.
 
 
 # %%
@@ -78,29 +83,13 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 H.lab01.check_accuracy(accuracy)
 
 # %% [markdown]
-# ## Exercise 3: finite differences
+# ## Exercise 3: a gradient by automatic differentiation
 #
-# Estimate the gradient of a scalar function `f` at a 1-D tensor `x` by central differences:
-# the `i`-th entry is `(f(x + eps * e_i) - f(x - eps * e_i)) / (2 * eps)`, where `e_i` is 1 at
-# position `i` and 0 elsewhere. Return a tensor shaped like `x`, and leave `x` itself unchanged.
-
-
-# %%
-def central_difference(f, x: torch.Tensor, eps: float) -> torch.Tensor:
-    # YOUR CODE HERE
-    raise NotImplementedError("Exercise: replace this line with your code")
-
-
-# %%
-H.lab01.check_central_difference(central_difference)
-
-# %% [markdown]
-# ## Exercise 4: a gradient by automatic differentiation
-#
-# For a linear model with weights `w` `(D,)`, inputs `X` `(N, D)` and targets `y` `(N,)`, the
-# mean squared error is `loss(w) = mean((X @ w - y) ** 2)`. Return its gradient with respect to
-# `w`, computed by autograd (`requires_grad` and `backward()`, or `torch.func.grad`), not by a
-# formula derived by hand.
+# For a linear model with weights `w` `(D,)`, inputs `X` `(N, D)` and targets `y` `(N,)`, all
+# `torch.float32`, the mean squared error is `loss(w) = mean((X @ w - y) ** 2)`. Return its
+# gradient with respect to `w`, a `torch.float32` tensor of shape `(D,)`, computed by autograd
+# (`requires_grad` and `backward()`, or `torch.func.grad`), not by a formula derived by hand.
+# Leave the caller's `w` as it was: the check calls your function twice with the same `w`.
 
 
 # %%
@@ -113,12 +102,53 @@ def mse_grad(w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 H.lab01.check_mse_grad(mse_grad)
 
 # %% [markdown]
-# ## Exercise 5: one training step
+# ## Exercise 4: check a gradient with finite differences
 #
-# Write the step that `H.fit` repeats: compute the cross-entropy loss of `model(x)` against the
-# integer labels `y` (`F.cross_entropy`), backpropagate, and let `optimizer` update the
-# parameters. Return the loss (computed before the update) as a Python `float`. The check calls
-# your step twice in a row, so think about what `.grad` holds at the start of the second call.
+# Finite differences are too slow to train with, but they check a gradient you computed
+# another way. `f` maps a 1-D `torch.float32` tensor to a 0-d tensor, `grad_f(x)` claims to
+# be its gradient, and `eps` is a step size. For each coordinate `i`, estimate the partial
+# derivative by the central difference `(f(x + eps * e_i) - f(x - eps * e_i)) / (2 * eps)`,
+# where `e_i` is 1 at position `i` and 0 elsewhere. Return the largest absolute difference
+# between `grad_f(x)` and the estimates, as a Python `float`. Leave `x` unchanged.
+#
+# Even for a correct `grad_f` the result is not 0: the central difference is off by a term of
+# order `eps ** 2`, which the check's large steps make visible.
+
+
+# %%
+def gradient_error(f, grad_f, x: torch.Tensor, eps: float) -> float:
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab01.check_gradient_error(gradient_error)
+
+# %% [markdown]
+# Used on your `mse_grad`, for instance, `gradient_error(loss, grad, w, 1e-2)` with
+# `loss = lambda w: ((X @ w - y) ** 2).mean()` and `grad = lambda w: mse_grad(w, X, y)`
+# should give a small number for any `X`, `y` and `w`.
+#
+# ## Exercise 5: a training step that fails the second time
+#
+# This training step looks right, and the first call does what it should:
+#
+# ```python
+# def train_step(model, optimizer, x, y):
+#     inputs = x.view(len(x), -1)  # (B, H*W): one row per image
+#     inputs /= 255  # pixels from 0..255 to 0..1
+#     loss = F.cross_entropy(model(inputs), y)
+#     loss.backward()
+#     optimizer.step()
+#     return loss.item()
+# ```
+#
+# Called a second time on the same batch, it goes wrong in two ways. Predict what
+# `inputs /= 255` does to the caller's `x` (what does `view` share?), and what `.grad` holds
+# when the second call starts. Then write the step correctly: `x` is a `torch.float32` tensor
+# of shape `(B, H, W)` with values 0..255 that must stay unchanged, `y` holds integer labels
+# `(B,)`; update the parameters once and return the loss computed before the update, as a
+# Python `float`. The check calls your step twice and compares with a reference.
 
 
 # %%
@@ -128,13 +158,13 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x, y) -
 
 
 # %%
-H.lab01.check_train_step(train_step)
+H.lab01.check_framework_specific(train_step)
 
 # %% [markdown]
 # ## Going further
 #
-# With every check passing you have written the pieces of chapter 1's training loop. Try them
-# together: load MNIST with `H.load_mnist`, turn the images into inputs with your `preprocess`,
-# train `H.MLP(784, (256,), 10)` with your `train_step` on batches of 128, and measure test
-# accuracy with your `accuracy`. Then compare your finite-difference gradient with `mse_grad`
-# on a random problem, for several `eps`, and explain the errors you see.
+# Put the pieces together: load MNIST with `H.load_mnist`, train `H.MLP(784, (256,), 10)` with
+# your `train_step` on batches of 128 images (`torch.from_numpy(images).float()`: your step
+# flattens and scales them), and measure test accuracy with your `accuracy` on the logits of
+# `preprocess`-ed test images. Then call `gradient_error` on your `mse_grad` for `eps` from
+# `1e-1` down to `1e-7`, in float32 and in float64, and explain the numbers you see.

@@ -1,260 +1,348 @@
-"""Lab self-checks: pass on the solutions, fail on the unsolved labs and on typical mistakes.
+"""Lab 1's typical mistakes: each one fails its check with the hint written for it.
 
-Each failure must be the check's own ``CheckFailed`` with a useful message, never another error.
+``MISTAKES`` lists, per framework, (exercise, a wrong solution, the key of the hint it must get).
+Every hint the lab declares (``HINTS`` in ``helpers/labs/lab01/torch.py`` and ``jax.py``,
+which include the shared ones of ``checks.py``) must be produced by at least one entry, so a
+hint whose mistake is never fed, or an entry deleted from this table, fails a test.
 """
 
-import re
+from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import jupytext
-import optax
 import pytest
 import torch
 import torch.nn.functional as F
-from flax import nnx
+from labtools import adapter, check_calls, source
 
-from helpers import jax as hj
-from helpers import torch as ht
 from helpers.labs import CheckFailed
-from helpers.notebooks import ROOT, lab_text
 
-CHECK_CALL = re.compile(r"^H\.lab\d\d\.check_\w+\(\w+\)$")
-FRAMEWORKS = {"pytorch": ht, "jax": hj}
-
-
-def exercise_functions(path) -> dict:
-    """Run a lab or solution source's code cells, minus Colab setup and checks; its namespace."""
-    namespace: dict = {}
-    for cell in jupytext.read(path, fmt="py:percent").cells:
-        code = cell.source.strip()
-        if cell.cell_type != "code" or "google.colab" in code or CHECK_CALL.match(code):
-            continue
-        exec(compile(code, str(path), "exec"), namespace)
-    return namespace
+LAB = "lab01"
+# A mistake below reads .grad of a non-leaf tensor on purpose; PyTorch warns the student.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:The .grad attribute of a Tensor that is not"
+)
 
 
-def checks(framework: str) -> dict:
-    lab = FRAMEWORKS[framework].lab01
-    return {name.removeprefix("check_"): getattr(lab, name) for name in lab.__all__}
+# --- PyTorch -------------------------------------------------------------------------------------
+def _t_flat(images):
+    return images.reshape(len(images), -1).float()
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_every_check_passes_on_the_solution(framework, capsys):
-    solved = exercise_functions(
-        ROOT / "solutions" / "01-introduction" / f"in-{framework}.py"
-    )
-    for exercise, check in checks(framework).items():
-        check(solved[exercise])
-        assert f"✅ {exercise}: passed" in capsys.readouterr().out
+def _t_grad(loss_of_w, *, copy=True):
+    """mse_grad by autograd, for a loss(w, X, y) with a mistake in it."""
 
-
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_every_check_fails_on_the_unsolved_lab(framework):
-    unsolved = exercise_functions(
-        ROOT / "labs" / "01-introduction" / f"in-{framework}.py"
-    )
-    for exercise, check in checks(framework).items():
-        with pytest.raises(CheckFailed, match="not implemented yet") as info:
-            check(unsolved[exercise])
-        assert info.value.exercise == exercise
-        assert "NotImplementedError" in info.value.hint
-
-
-# --- typical mistakes, at least two per exercise and framework ---------------------------------
-def _forward_difference(f, x, eps):
-    return torch.stack(
-        [(f(x + eps * torch.eye(len(x))[i]) - f(x)) / eps for i in range(len(x))]
-    )
-
-
-def _torch_mutating_difference(f, x, eps):
-    grad = torch.zeros_like(x)
-    for i in range(len(x)):
-        x[i] += eps  # changes the caller's tensor and never restores it
-        grad[i] = (f(x) - f(x - 2 * eps * torch.eye(len(x))[i])) / (2 * eps)
-    return grad
-
-
-def _torch_grad(loss_of_w):
     def mse_grad(w, X, y):
-        w = w.clone().requires_grad_(True)
+        if copy:
+            w = w.detach().clone()
+        w.requires_grad_(True)
         loss_of_w(w, X, y).backward()
         return w.grad
 
     return mse_grad
 
 
-def _torch_step(*, zero_grad=True, sign=1.0, step=True):
+def _t_mse(w, X, y):
+    return ((X @ w - y) ** 2).mean()
+
+
+def _t_no_requires_grad(w, X, y):
+    w = w.clone()
+    _t_mse(w, X, y).backward()
+    return w.grad
+
+
+def _t_non_leaf(w, X, y):
+    w = w.detach().clone().requires_grad_(True) * 1.0  # a result of an operation
+    _t_mse(w, X, y).backward()
+    return w.grad
+
+
+def _t_all_double(w, X, y):
+    w = w.detach().double().requires_grad_(True)
+    ((X.double() @ w - y.double()) ** 2).mean().backward()
+    return w.grad
+
+
+def _t_estimates(f, x, eps, *, forward=False, denominator=2):
+    estimate = torch.zeros_like(x)
+    for i in range(len(x)):
+        step = torch.zeros_like(x)
+        step[i] = eps
+        low = f(x) if forward else f(x - step)
+        estimate[i] = (f(x + step) - low) / (eps if forward else denominator * eps)
+    return estimate
+
+
+def _t_gradient_error(reduce=lambda d: d.abs().max().item(), **kwargs):
+    def gradient_error(f, grad_f, x, eps):
+        return reduce(grad_f(x) - _t_estimates(f, x, eps, **kwargs))
+
+    return gradient_error
+
+
+def _t_in_place_difference(f, grad_f, x, eps):
+    estimate = torch.zeros_like(x)
+    for i in range(len(x)):
+        plus = x  # not a copy: the same tensor
+        plus[i] += eps
+        estimate[i] = (f(plus) - f(x - 2 * eps * torch.eye(len(x))[i])) / (2 * eps)
+    return (grad_f(x) - estimate).abs().max().item()
+
+
+def _t_step(
+    *, view_write=False, zero_grad=True, step=True, loss_after=False, item=True
+):
     def train_step(model, optimizer, x, y):
         if zero_grad:
             optimizer.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        (sign * loss).backward()
+        if view_write:
+            inputs = x.view(len(x), -1)
+            inputs /= 255
+        else:
+            inputs = x.reshape(len(x), -1) / 255
+        loss = F.cross_entropy(model(inputs), y)
+        loss.backward()
         if step:
             optimizer.step()
-        return loss.item()
+        if loss_after:
+            loss = F.cross_entropy(model(inputs), y)
+        return loss.item() if item else loss
 
     return train_step
 
 
-def _jax_step(*, sign=1.0, update=True, loss_after=False):
-    def train_step(model, optimizer, x, y):
-        def loss_fn(model):
-            return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
-
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        if update:
-            optimizer.update(model, jax.tree.map(lambda g: sign * g, grads))
-        return float(loss_fn(model) if loss_after else loss)
-
-    return train_step
+def _t_scale_batch_in_place(model, optimizer, x, y):
+    optimizer.zero_grad()
+    x /= 255
+    loss = F.cross_entropy(model(x.reshape(len(x), -1)), y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
-MISTAKES = {
-    "pytorch": [
-        ("preprocess", lambda im: im.float() / 255, "expected (5, 784)"),
-        ("preprocess", lambda im: im.reshape(len(im), -1).float(), "divide by 255"),
-        ("preprocess", lambda im: im.reshape(len(im), -1) // 255, "expected float32"),
-        ("preprocess", lambda im: im.reshape(len(im), -1).float() / 256, "not 256"),
-        (
-            "accuracy",
-            lambda lg, lb: (lg.argmax(0) == lb).float().mean(),
-            "raised RuntimeError",
-        ),
-        (
-            "accuracy",
-            lambda lg, lb: (lg.argmax(-1) == lb).sum().item(),
-            "number of correct",
-        ),
-        ("central_difference", _forward_difference, "forward difference"),
-        (
-            "central_difference",
-            lambda f, x, e: torch.stack(
-                [(f(x + e * v) - f(x - e * v)) / e for v in torch.eye(len(x))]
-            ),
-            "2*eps",
-        ),
-        ("central_difference", _torch_mutating_difference, "changed its input"),
-        (
-            "mse_grad",
-            _torch_grad(lambda w, X, y: -((X @ w - y) ** 2).mean()),
-            "sign is flipped",
-        ),
-        (
-            "mse_grad",
-            _torch_grad(lambda w, X, y: ((X @ w - y) ** 2).sum()),
-            "gradient of the sum",
-        ),
-        ("mse_grad", lambda w, X, y: X.T @ (X @ w - y) / len(y), "factor 2"),
-        ("train_step", _torch_step(zero_grad=False), "reset them each step"),
-        ("train_step", _torch_step(sign=-1.0), "moved uphill"),
-        ("train_step", _torch_step(step=False), "did not change"),
-        ("train_step", lambda *a: None, "single number"),
-    ],
-    "jax": [
-        ("preprocess", lambda im: im.astype(jnp.float32) / 255, "expected (5, 784)"),
-        (
-            "preprocess",
-            lambda im: im.reshape(len(im), -1).astype(jnp.float32),
-            "divide by 255",
-        ),
-        ("preprocess", lambda im: im.reshape(len(im), -1) // 255, "expected float32"),
-        (
-            "preprocess",
-            lambda im: im.reshape(len(im), -1).tolist(),
-            "expected a jax.Array",
-        ),
-        ("accuracy", lambda lg, lb: float((lg.argmax(0) == lb).mean()), "raised"),
-        (
-            "accuracy",
-            lambda lg, lb: int((lg.argmax(-1) == lb).sum()),
-            "number of correct",
-        ),
-        (
-            "central_difference",
-            lambda f, x, e: jnp.stack(
-                [(f(x.at[i].add(e)) - f(x)) / e for i in range(x.size)]
-            ),
-            "forward difference",
-        ),
-        (
-            "central_difference",
-            lambda f, x, e: jnp.stack(
-                [(f(x.at[i].add(e)) - f(x.at[i].add(-e))) / e for i in range(x.size)]
-            ),
-            "2*eps",
-        ),
-        (
-            "mse_grad",
-            lambda w, X, y: jax.grad(lambda w: -jnp.mean((X @ w - y) ** 2))(w),
-            "sign is flipped",
-        ),
-        (
-            "mse_grad",
-            lambda w, X, y: jax.grad(lambda w: jnp.sum((X @ w - y) ** 2))(w),
-            "gradient of the sum",
-        ),
-        ("train_step", _jax_step(update=False), "did not change"),
-        ("train_step", _jax_step(sign=-1.0), "moved uphill"),
-        ("train_step", _jax_step(loss_after=True), "loss computed before the update"),
-    ],
-}
+TORCH_MISTAKES = [
+    ("preprocess", lambda im: im.float() / 255, "preprocess_shape"),
+    ("preprocess", _t_flat, "preprocess_unscaled"),
+    ("preprocess", lambda im: im.reshape(len(im), -1) // 255, "preprocess_dtype"),
+    ("preprocess", lambda im: _t_flat(im).double() / 255, "preprocess_dtype"),
+    ("preprocess", lambda im: _t_flat(im) / 256, "preprocess_256"),
+    ("preprocess", lambda im: _t_flat(im) / _t_flat(im).max(), "preprocess_data_max"),
+    (
+        "preprocess",
+        lambda im: _t_flat(im) / _t_flat(im).max(dim=1, keepdim=True).values,
+        "preprocess_data_max",
+    ),
+    ("accuracy", lambda lg, lb: (lg.argmax(-1) == lb).mean().item(), "bool_mean"),
+    (
+        "accuracy",
+        lambda lg, lb: (lg.argmax(0) == lb).float().mean().item(),
+        "accuracy_axis",
+    ),
+    ("accuracy", lambda lg, lb: (lg.argmax(-1) == lb).sum().item(), "accuracy_count"),
+    (
+        "accuracy",
+        lambda lg, lb: (lg.argmax(-1) == lb).float().sum().item(),
+        "accuracy_count",
+    ),
+    ("accuracy", lambda lg, lb: (lg.argmax(-1) == lb).float().mean(), "not_float"),
+    ("mse_grad", _t_grad(_t_mse, copy=False), "caller_requires_grad"),
+    ("mse_grad", _t_grad(lambda w, X, y: ((X @ w - y) ** 2).sum()), "mse_grad_sum"),
+    ("mse_grad", _t_grad(lambda w, X, y: -_t_mse(w, X, y)), "mse_grad_sign"),
+    ("mse_grad", lambda w, X, y: X.T @ (X @ w - y) / len(y), "mse_grad_half"),
+    ("mse_grad", _t_no_requires_grad, "no_grad_leaf"),
+    ("mse_grad", _t_grad(lambda w, X, y: (X @ w - y) ** 2), "scalar_loss"),
+    ("mse_grad", _t_grad(lambda w, X, y: _t_mse(w.double(), X, y)), "dtype_mismatch"),
+    ("mse_grad", _t_all_double, "mse_grad_dtype"),
+    ("mse_grad", _t_non_leaf, "grad_none"),
+    # "meta" stands in for a GPU on a machine that has none: a second device.
+    ("mse_grad", _t_grad(lambda w, X, y: _t_mse(w.to("meta"), X, y)), "device"),
+    ("gradient_error", _t_gradient_error(forward=True), "fd_forward"),
+    ("gradient_error", _t_gradient_error(denominator=1), "fd_one_eps"),
+    ("gradient_error", _t_gradient_error(lambda d: d.max().item()), "fd_signed"),
+    ("gradient_error", _t_gradient_error(lambda d: (-d).max().item()), "fd_signed"),
+    ("gradient_error", _t_gradient_error(lambda d: d.abs().mean().item()), "fd_mean"),
+    (
+        "gradient_error",
+        lambda f, g, x, eps: _t_gradient_error()(f, g, x, 1e-3),
+        "fd_ignores_eps",
+    ),
+    ("gradient_error", _t_in_place_difference, "changed_input"),
+    ("gradient_error", _t_gradient_error(lambda d: d.abs().max()), "not_float"),
+    ("train_step", _t_step(view_write=True, zero_grad=False), "view_write"),
+    ("train_step", _t_scale_batch_in_place, "view_write"),
+    ("train_step", _t_step(zero_grad=False), "zero_grad"),
+    ("train_step", _t_step(step=False), "no_update"),
+    ("train_step", _t_step(loss_after=True), "loss_before"),
+    ("train_step", _t_step(item=False), "not_float"),
+]
+
+
+# --- JAX -----------------------------------------------------------------------------------------
+def _j_flat(images):
+    return images.reshape(len(images), -1).astype(jnp.float32)
+
+
+def _j_mse(w, X, y):
+    return jnp.mean((X @ w - y) ** 2)
+
+
+def _j_estimates(f, x, eps, *, forward=False, denominator=2):
+    if forward:
+        return jnp.stack([(f(x.at[i].add(eps)) - f(x)) / eps for i in range(x.size)])
+    return jnp.stack(
+        [
+            (f(x.at[i].add(eps)) - f(x.at[i].add(-eps))) / (denominator * eps)
+            for i in range(x.size)
+        ]
+    )
+
+
+def _j_gradient_error(reduce=lambda d: float(jnp.abs(d).max()), **kwargs):
+    def gradient_error(f, grad_f, x, eps):
+        return reduce(grad_f(x) - _j_estimates(f, x, eps, **kwargs))
+
+    return gradient_error
+
+
+def _j_in_place_difference(f, grad_f, x, eps):
+    estimate = jnp.zeros_like(x)
+    for i in range(x.size):
+        plus = x
+        plus[i] += eps  # what PyTorch allows; JAX arrays refuse
+        estimate = estimate.at[i].set((f(plus) - f(x)) / eps)
+    return float(jnp.abs(grad_f(x) - estimate).max())
+
+
+@jax.jit
+def _j_jitted_accuracy(logits, labels):
+    return float((logits.argmax(-1) == labels).mean())  # float() of a tracer
+
+
+def _j_python_branch(x):
+    jax.debug.print("{x}", x=x)
+    if x.sum() > 0:
+        return jnp.maximum(x, 0)
+    return -x
+
+
+def _j_float_branch(x):
+    jax.debug.print("{x}", x=x)
+    return jnp.maximum(x, 0) if float(x.sum()) > 0 else -x
+
+
+def _j_branch(log=jax.debug.print, lines=1, condition=lambda x: x.sum() > 0):
+    def relu_or_negate(x):
+        for _ in range(lines):
+            log("relu_or_negate got {}", x)
+        return jnp.where(condition(x), jnp.maximum(x, 0), -x)
+
+    return relu_or_negate
+
+
+JAX_MISTAKES = [
+    ("preprocess", lambda im: im.astype(jnp.float32) / 255, "preprocess_shape"),
+    ("preprocess", _j_flat, "preprocess_unscaled"),
+    ("preprocess", lambda im: im.reshape(len(im), -1) // 255, "preprocess_dtype"),
+    (
+        "preprocess",
+        lambda im: _j_flat(im).astype(jnp.bfloat16) / 255,
+        "preprocess_dtype",
+    ),
+    ("preprocess", lambda im: _j_flat(im) / 256, "preprocess_256"),
+    ("preprocess", lambda im: _j_flat(im) / _j_flat(im).max(), "preprocess_data_max"),
+    (
+        "preprocess",
+        lambda im: _j_flat(im) / _j_flat(im).max(axis=1, keepdims=True),
+        "preprocess_data_max",
+    ),
+    (
+        "accuracy",
+        lambda lg, lb: float((lg.argmax(0) == lb).mean()),
+        "accuracy_axis",
+    ),
+    ("accuracy", lambda lg, lb: int((lg.argmax(-1) == lb).sum()), "accuracy_count"),
+    ("accuracy", lambda lg, lb: float((lg.argmax(-1) == lb).sum()), "accuracy_count"),
+    ("accuracy", lambda lg, lb: (lg.argmax(-1) == lb).mean(), "not_float"),
+    ("accuracy", _j_jitted_accuracy, "traced_value"),
+    (
+        "mse_grad",
+        lambda w, X, y: jax.grad(lambda w: jnp.sum((X @ w - y) ** 2))(w),
+        "mse_grad_sum",
+    ),
+    (
+        "mse_grad",
+        lambda w, X, y: jax.grad(lambda w: -_j_mse(w, X, y))(w),
+        "mse_grad_sign",
+    ),
+    ("mse_grad", lambda w, X, y: X.T @ (X @ w - y) / len(y), "mse_grad_half"),
+    (
+        "mse_grad",
+        lambda w, X, y: jax.grad(lambda w: (X @ w - y) ** 2)(w),
+        "scalar_loss",
+    ),
+    (
+        "mse_grad",
+        lambda w, X, y: jax.grad(_j_mse)(w.astype(jnp.bfloat16), X, y),
+        "mse_grad_dtype",
+    ),
+    ("gradient_error", _j_gradient_error(forward=True), "fd_forward"),
+    ("gradient_error", _j_gradient_error(denominator=1), "fd_one_eps"),
+    ("gradient_error", _j_gradient_error(lambda d: float(d.max())), "fd_signed"),
+    ("gradient_error", _j_gradient_error(lambda d: float((-d).max())), "fd_signed"),
+    (
+        "gradient_error",
+        _j_gradient_error(lambda d: float(jnp.abs(d).mean())),
+        "fd_mean",
+    ),
+    (
+        "gradient_error",
+        lambda f, g, x, eps: _j_gradient_error()(f, g, x, 1e-3),
+        "fd_ignores_eps",
+    ),
+    ("gradient_error", _j_in_place_difference, "immutable"),
+    ("gradient_error", _j_gradient_error(lambda d: jnp.abs(d).max()), "not_float"),
+    ("relu_or_negate", _j_python_branch, "traced_value"),
+    ("relu_or_negate", _j_float_branch, "traced_value"),
+    ("relu_or_negate", _j_branch(condition=lambda x: x > 0), "elementwise"),
+    ("relu_or_negate", _j_branch(log=lambda fmt, x: print(fmt, x)), "print_once"),
+    ("relu_or_negate", _j_branch(lines=0), "one_line"),
+    ("relu_or_negate", _j_branch(lines=2), "one_line"),
+]
+
+MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
+
+
+def checks(framework: str) -> dict:
+    """``{exercise (the function's name): its check}``, from the solution's check calls."""
+    module = adapter(LAB, framework)
+    calls = check_calls(source(LAB, framework))
+    return {function: getattr(module, check) for check, function in calls.items()}
 
 
 @pytest.mark.parametrize(
-    ("framework", "exercise", "wrong", "says"),
+    ("framework", "exercise", "wrong", "hint"),
     [(fw, *m) for fw, mistakes in MISTAKES.items() for m in mistakes],
-    ids=[f"{fw}-{m[0]}-{i}" for fw, ms in MISTAKES.items() for i, m in enumerate(ms)],
+    ids=[f"{fw}-{m[0]}-{m[2]}" for fw, ms in MISTAKES.items() for m in ms],
 )
-def test_check_catches_mistake(framework, exercise, wrong, says):
+def test_check_catches_mistake_with_its_hint(framework, exercise, wrong, hint):
     with pytest.raises(CheckFailed) as info:
         checks(framework)[exercise](wrong)
-    assert says in info.value.message, info.value.message
+    assert info.value.exercise == exercise
+    assert info.value.hint == adapter(LAB, framework).HINTS[hint], info.value.message
 
 
-def test_at_least_two_mistakes_per_exercise():
-    for framework, mistakes in MISTAKES.items():
-        counts = {ex: sum(m[0] == ex for m in mistakes) for ex in checks(framework)}
-        assert min(counts.values()) >= 2, (framework, counts)
+@pytest.mark.parametrize("framework", MISTAKES)
+def test_at_least_two_mistakes_per_exercise(framework):
+    counts = {
+        ex: sum(m[0] == ex for m in MISTAKES[framework]) for ex in checks(framework)
+    }
+    assert min(counts.values()) >= 2, counts
 
 
-def test_check_failed_renders_without_a_traceback():
-    error = CheckFailed("preprocess", "wrong shape", "reshape it")
-    assert error._render_traceback_() == [
-        "\x1b[31m❌ preprocess: wrong shape\x1b[0m",
-        "\x1b[31m   Hint: reshape it\x1b[0m",
-    ]
-
-
-def test_a_non_function_is_a_failed_check():
-    with pytest.raises(CheckFailed, match="expected a function, got int"):
-        ht.lab01.check_preprocess(3)
-
-
-# --- generating labs from solutions --------------------------------------------------------------
-def test_lab_text_replaces_regions_with_indented_stubs():
-    solution = (
-        "def f(x):\n    '''doc'''\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y\n"
-        "    ### END SOLUTION\n\nprint(f)\n"
-    )
-    assert lab_text(solution) == (
-        "def f(x):\n    '''doc'''\n    # YOUR CODE HERE\n"
-        '    raise NotImplementedError("Exercise: replace this line with your code")\n\nprint(f)\n'
-    )
-
-
-@pytest.mark.parametrize(
-    ("text", "error"),
-    [
-        ("### END SOLUTION\n", r"x.py:1: ### END SOLUTION without"),
-        ("### BEGIN SOLUTION\n", r"x.py:1: ### BEGIN SOLUTION is never closed"),
-        (
-            "### BEGIN SOLUTION\n### BEGIN SOLUTION\n",
-            r"x.py:2: .* inside the region opened",
-        ),
-    ],
-)
-def test_lab_text_rejects_unbalanced_markers(text, error):
-    with pytest.raises(ValueError, match=error):
-        lab_text(text, "x.py")
+@pytest.mark.parametrize("framework", MISTAKES)
+def test_every_declared_hint_is_produced_by_a_mistake(framework):
+    declared = set(adapter(LAB, framework).HINTS)
+    fed = {hint for _, _, hint in MISTAKES[framework]}
+    assert declared - fed == set(), "hints that no mistake in the table produces"
+    assert fed <= declared

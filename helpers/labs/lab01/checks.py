@@ -1,276 +1,298 @@
-"""Lab 1 self-checks, written once for both frameworks.
+"""Lab 1 self-checks shared by both frameworks (exercises 1-4), written once on numpy answers.
 
-Each ``check_*`` takes the student's function and a :class:`Framework` adapter (how to turn
-numpy into the framework's arrays and back). ``helpers.labs.lab01.torch`` and ``.jax``
-bind the adapter, so a notebook calls ``H.lab01.check_preprocess(preprocess)``.
+Each ``check_*`` takes the student's function and a :class:`~helpers.labs.kit.Framework`;
+``helpers.labs.lab01.torch`` and ``.jax`` bind it (and add exercise 5, which differs per
+framework), so a notebook calls ``H.lab01.check_preprocess(preprocess)``.
 
-The expected answers are computed here in numpy, independently of the solutions.
+Every check calls the student's function at least twice, on different inputs (a hard-coded
+answer, hidden state or an ignored argument shows), checks the type the exercise names, and
+uses inputs on which the typical mistakes give visibly wrong answers. Expected answers are
+computed here in float64 numpy, independently of the solutions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from helpers.labs.kit import Checker, checking
+from helpers.labs.kit import Checker, Framework, Hints, checking
 
 __all__ = [
-    "Framework",
-    "TrainStepHarness",
+    "HINTS",
     "check_accuracy",
-    "check_central_difference",
+    "check_gradient_error",
     "check_mse_grad",
     "check_preprocess",
-    "check_train_step",
+    "float_result",
 ]
 
+# Known mistakes of exercises 1-4 and what to change; the adapters add framework ones.
+# tests/labs/test_lab01.py proves that each hint is produced by a mistake in its table.
+HINTS = Hints(
+    {
+        "preprocess_shape": "flatten each 28x28 image into one row of 784 values: "
+        "reshape to (number of images, 784)",
+        "preprocess_dtype": "convert the pixels to float32 before dividing: integers cannot "
+        "hold fractions, and float32 is what the model's weights use",
+        "preprocess_unscaled": "the values still go up to 255: divide by 255",
+        "preprocess_256": "divide by 255, not 256: the brightest pixel (255) must become 1",
+        "preprocess_data_max": "divide by the constant 255 (the largest value a uint8 can "
+        "hold), not by the largest value in the data: the same pixel value must give the "
+        "same input in every batch and every image",
+        "accuracy_axis": "the predicted class of each example is the argmax over the class "
+        "axis, the last one (axis -1): one prediction per row of logits",
+        "accuracy_count": "that is the number of correct predictions: return the fraction "
+        "(the mean of the matches, a number between 0 and 1)",
+        "mse_grad_sign": "the sign is flipped: differentiate the loss itself, not minus it",
+        "mse_grad_sum": "that is the gradient of the sum: the loss is the mean over examples",
+        "mse_grad_half": "off by a factor 2: the derivative of r**2 is 2 * r * dr/dw; let "
+        "autodiff compute it instead of a formula",
+        "mse_grad_dtype": "compute in the dtype of the inputs (float32): do not cast w, X or y",
+        "fd_forward": "that is the forward difference (f(x + h e_i) - f(x)) / h; use the "
+        "central difference (f(x + h e_i) - f(x - h e_i)) / (2h)",
+        "fd_one_eps": "x + h e_i and x - h e_i are 2h apart: divide by 2 * eps",
+        "fd_signed": "take the absolute value of each difference before the max",
+        "fd_mean": "return the largest absolute difference (max), not the mean",
+        "fd_ignores_eps": "your estimate is closer to the true gradient than a step of eps "
+        "allows: use the argument eps as the step h",
+    }
+)
 
-@dataclass(frozen=True)
-class Framework:
-    """How a check talks to one framework."""
 
-    array_type: str  # what students should return, e.g. "a torch.Tensor"
-    from_numpy: Callable[[np.ndarray], Any]
-    to_numpy: Callable[
-        [Any], np.ndarray
-    ]  # raises TypeError for anything but its arrays
-
-
-def _number(c: Checker, value: Any, what: str) -> float:
-    try:
+def float_result(c: Checker, value: Any, what: str = "the result") -> float:
+    """A Python float, or a failure whose hint says how to convert a 0-d array."""
+    if isinstance(value, float):
         return float(value)
-    except (TypeError, ValueError):
-        raise c.fail(
-            f"{what} should be a single number, got {type(value).__name__}"
-        ) from None
-
-
-def _close_or_diagnose(
-    c: Checker,
-    actual: np.ndarray,
-    expected: np.ndarray,
-    mistakes: dict[str, np.ndarray],
-    *,
-    what: str,
-    hint: str,
-    rtol: float,
-    atol: float,
-) -> None:
-    """Like ``c.close``, but a result that matches a known mistake gets that mistake's hint."""
-    actual = np.asarray(actual, np.float64)
-    for mistake_hint, wrong in mistakes.items():
-        if actual.shape == wrong.shape and np.allclose(
-            actual, wrong, rtol=rtol, atol=atol
-        ):
-            hint = mistake_hint
-            break
-    c.close(actual, expected, what=what, rtol=rtol, atol=atol, hint=hint)
+    try:
+        c.fw.to_numpy(value)
+    except Exception:
+        return c.python_float(value, what)
+    raise c.fail(
+        f"{what} should be a Python float, got {c.fw.array_type}", c.hint("not_float")
+    )
 
 
 # --- Exercise 1: from uint8 images to model inputs -----------------------------------------------
+def _preprocess_case(c: Checker, preprocess: Callable, images: np.ndarray) -> None:
+    n = len(images)
+    expected = images.reshape(n, 784).astype(np.float64) / 255
+    flat = images.reshape(n, 784).astype(np.float64)
+    out = c.call(preprocess, c.fw.from_numpy(images.copy()))
+    arr = c.array(out)
+    c.shape(arr, (n, 784), c.hint("preprocess_shape"))
+    c.dtype(arr, "float32", c.hint("preprocess_dtype"))
+    c.close(
+        arr,
+        expected,
+        what="a pixel value",
+        rtol=1e-6,
+        atol=1e-6,
+        hint="scale 0..255 to 0..1: divide by 255",
+        mistakes=[
+            (c.hint("preprocess_unscaled"), flat),
+            (c.hint("preprocess_256"), flat / 256),
+            (c.hint("preprocess_data_max"), flat / flat.max()),
+            # Each image divided by its own brightest pixel.
+            (c.hint("preprocess_data_max"), flat / flat.max(axis=1, keepdims=True)),
+        ],
+    )
+
+
 def check_preprocess(preprocess: Callable, fw: Framework) -> None:
-    images = np.random.default_rng(0).integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
-    images[0, 0, 0], images[1, 0, 0] = 255, 0  # make sure both ends of the range occur
-    expected = images.reshape(5, 784).astype(np.float32) / 255
+    rng = np.random.default_rng(0)
+    # No pixel reaches 255 here, and image 0 is dim: dividing by the data's maximum shows.
+    dim = rng.integers(0, 251, size=(5, 28, 28), dtype=np.uint8)
+    dim[0] //= 2
+    dim[1, 0, 0] = 250
+    # Both ends of the range, and another batch size (a hard-coded 5 shows).
+    full = rng.integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
+    full[0, 0, 0], full[1, 0, 0] = 255, 0
     with checking(
-        "preprocess", passed="shape (N, 784), float32, values in [0, 1]"
+        "preprocess", fw, passed="shape (N, 784), float32, pixel / 255 on two batches"
     ) as c:
-        out = c.call(preprocess, fw.from_numpy(images.copy()))
-        arr = c.array(out, fw.to_numpy, fw.array_type)
-        c.shape(
-            arr,
-            (5, 784),
-            "flatten each 28x28 image into one row of 784 values (reshape)",
-        )
-        c.expect(
-            arr.dtype == np.float32,
-            f"the result has dtype {arr.dtype}, expected float32",
-            "convert to float32 before dividing: uint8 arithmetic cannot hold fractions",
-        )
-        _close_or_diagnose(
-            c,
-            arr,
-            expected,
-            {"the values go up to 255: divide by 255": expected * 255},
-            what="a pixel value",
-            hint="scale 0..255 to 0..1 by dividing by 255 (not 256)",
-            rtol=1e-6,
-            atol=1e-6,
-        )
+        _preprocess_case(c, preprocess, dim)
+        _preprocess_case(c, preprocess, full)
 
 
 # --- Exercise 2: accuracy ------------------------------------------------------------------------
+def _accuracy_case(c: Checker, accuracy: Callable, logits: np.ndarray, labels) -> None:
+    correct = logits.argmax(-1) == labels
+    expected = correct.mean()
+    value = c.call(accuracy, c.fw.from_numpy(logits), c.fw.from_numpy(labels))
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value == correct.sum()
+    ):
+        raise c.fail(
+            f"the accuracy is {value} (an int), expected {expected:.6g}",
+            c.hint("accuracy_count"),
+        )
+    value = float_result(c, value, "the accuracy")
+    mistakes = [(c.hint("accuracy_count"), correct.sum())]
+    if logits.shape[0] == logits.shape[1]:  # argmax over examples still broadcasts
+        mistakes.append((c.hint("accuracy_axis"), (logits.argmax(0) == labels).mean()))
+    c.close(
+        value,
+        expected,
+        what="the accuracy",
+        rtol=0,
+        atol=1e-6,
+        hint="predicted class = argmax over the class axis; average the matches",
+        mistakes=mistakes,
+    )
+
+
 def check_accuracy(accuracy: Callable, fw: Framework) -> None:
-    # 7 examples, 3 classes: predictions (argmax over classes) are [0, 1, 2, 2, 0, 1, 1].
+    # 4 examples, 4 classes: argmax over the example axis gives 0 instead of 3/4.
+    square = np.array(
+        [[1, 3, 6, 4], [4, 2, 1, 3], [5, 6, 0, 2], [8, 0, 5, 7]], np.float32
+    )
+    square_labels = np.array([2, 1, 1, 0])
+    # 7 examples, 3 classes: predictions [0, 1, 2, 2, 0, 1, 1], 4 of them right.
     logits = np.array(
         [[3, 1, 0], [0, 2, 1], [1, 0, 4], [0, 1, 2], [2, 1, 1], [0, 5, 1], [1, 3, 2]],
         np.float32,
     )
     labels = np.array([0, 1, 1, 2, 2, 1, 0])
-    expected = 4 / 7
-    hint = "predicted class = argmax over the class axis (the last one); average the matches"
-    with checking("accuracy", passed="the fraction of correct predictions") as c:
-        value = _number(
-            c, c.call(accuracy, fw.from_numpy(logits), fw.from_numpy(labels)), "it"
+    with checking(
+        "accuracy", fw, passed="a Python float, the fraction of matches"
+    ) as c:
+        _accuracy_case(c, accuracy, square, square_labels)
+        _accuracy_case(c, accuracy, logits, labels)
+        _accuracy_case(c, accuracy, logits, logits.argmax(-1))  # all right: 1.0
+
+
+# --- Exercise 3: a gradient by automatic differentiation -----------------------------------------
+def _untouched(c: Checker, value: Any, before: np.ndarray, name: str) -> None:
+    """Fail if the student's function changed its input or left autograd state on it."""
+    leftover = c.fw.side_effects(value)
+    if leftover is not None:
+        raise c.fail(
+            f"your function changed the caller's {name}: {leftover}",
+            c.hint("caller_requires_grad"),
         )
-        if abs(value - 4) < 1e-6:
-            hint = "that is the number of correct predictions: divide by the number of examples"
-        c.close(
-            np.array(value),
-            np.array(expected),
-            what="the accuracy",
-            rtol=0,
-            atol=1e-5,
-            hint=hint,
-        )
-        all_right = _number(
-            c,
-            c.call(accuracy, fw.from_numpy(logits), fw.from_numpy(logits.argmax(-1))),
-            "it",
-        )
-        c.close(
-            np.array(all_right),
-            np.array(1.0),
-            what="the accuracy of perfect predictions",
-            rtol=0,
-            atol=1e-5,
-            hint=hint,
+    if not np.array_equal(c.fw.to_numpy(value), before):  # possible in PyTorch only
+        raise c.fail(
+            f"your function changed the values of the caller's {name}",
+            c.hint("changed_input"),
         )
 
 
-# --- Exercise 3: finite differences --------------------------------------------------------------
-def _cubic(x: Any) -> Any:
-    """f(x) = sum(x**3) + x0*x1; works on torch tensors and jax arrays alike."""
+def _mse_grad_case(c: Checker, mse_grad: Callable, w_in: Any, X, y) -> None:
+    w = c.fw.to_numpy(w_in).astype(np.float64)
+    expected = 2 / len(y) * X.T.astype(np.float64) @ (X.astype(np.float64) @ w - y)
+    out = c.call(mse_grad, w_in, c.fw.from_numpy(X), c.fw.from_numpy(y))
+    _untouched(c, w_in, w.astype(np.float32), "w")
+    if out is None and "grad_none" in c.fw.hints:
+        raise c.fail("expected " + c.fw.array_type + ", got None", c.hint("grad_none"))
+    arr = c.array(out)
+    c.shape(arr, w.shape, "return one partial derivative per entry of w")
+    c.dtype(arr, "float32", c.hint("mse_grad_dtype"))
+    c.close(
+        arr,
+        expected,
+        what="a gradient entry",
+        rtol=1e-4,
+        atol=1e-5,
+        hint="differentiate loss(w) = mean((X @ w - y) ** 2) with respect to w",
+        mistakes=[
+            (c.hint("mse_grad_sign"), -expected),
+            (c.hint("mse_grad_sum"), expected * len(y)),
+            (c.hint("mse_grad_half"), expected / 2),
+        ],
+    )
+
+
+def check_mse_grad(mse_grad: Callable, fw: Framework) -> None:
+    rng = np.random.default_rng(1)
+    X, X2 = rng.normal(size=(8, 3)), rng.normal(size=(6, 4))
+    y, y2 = rng.normal(size=8), rng.normal(size=6)
+    w, w2 = rng.normal(size=3), rng.normal(size=4)
+    X, X2, y, y2, w, w2 = (a.astype(np.float32) for a in (X, X2, y, y2, w, w2))
+    with checking(
+        "mse_grad", fw, passed="2/n X^T (Xw - y) on two problems, twice"
+    ) as c:
+        w_in = fw.from_numpy(w)
+        # The same w twice: a gradient that accumulates between calls shows.
+        _mse_grad_case(c, mse_grad, w_in, X, y)
+        _mse_grad_case(c, mse_grad, w_in, X, y)
+        _mse_grad_case(c, mse_grad, fw.from_numpy(w2), X2, y2)
+
+
+# --- Exercise 4: check a gradient with finite differences ----------------------------------------
+# Each case: f and a gradient function for the framework's arrays, the same f for float64 numpy.
+def _cube(x: Any) -> Any:
+    return (x**3).sum()
+
+
+def _cube_grad(x: Any) -> Any:
+    return 3 * x**2  # exact: only the finite difference's own error remains
+
+
+def _cube_plus(x: Any) -> Any:
     return (x**3).sum() + x[0] * x[1]
 
 
-def check_central_difference(central_difference: Callable, fw: Framework) -> None:
+def _quartic(x: Any) -> Any:
+    return (x**4).sum() / 4
+
+
+def _quartic_grad(x: Any) -> Any:
+    return x**3
+
+
+def _differences(
+    f: Callable, g: np.ndarray, x: np.ndarray, eps: float
+) -> tuple[float, list[tuple[str, float]]]:
+    """The right answer, and (hint key, result) for each known mistake, in float64."""
+    eye = np.eye(len(x))
+    central = np.array([(f(x + eps * e) - f(x - eps * e)) / (2 * eps) for e in eye])
+    forward = np.array([(f(x + eps * e) - f(x)) / eps for e in eye])
+    return np.abs(g - central).max(), [
+        ("fd_forward", np.abs(g - forward).max()),
+        ("fd_one_eps", np.abs(g - 2 * central).max()),
+        ("fd_signed", (g - central).max()),
+        ("fd_signed", (central - g).max()),
+        ("fd_mean", np.abs(g - central).mean()),
+    ]
+
+
+def _gradient_error_case(
+    c: Checker, gradient_error: Callable, f: Callable, grad_f: Callable, x, eps: float
+) -> None:
+    x64 = x.astype(np.float64)
+    right, mistakes = _differences(f, grad_f(x64), x64, eps)
+    x_in = c.fw.from_numpy(x.copy())
+    value = c.call(gradient_error, f, grad_f, x_in, eps)
+    _untouched(c, x_in, x, "x")
+    value = float_result(c, value, "the error")
+    if 0 <= value < right / 10 and right > 1e-2:
+        raise c.fail(
+            f"the error is {value:.3g}, expected {right:.6g}", c.hint("fd_ignores_eps")
+        )
+    c.close(
+        value,
+        right,
+        what="the error",
+        rtol=5e-3,
+        atol=1e-4,
+        hint="the i-th estimate is (f(x + eps e_i) - f(x - eps e_i)) / (2 eps); return "
+        "max_i |grad_f(x)_i - estimate_i|",
+        mistakes=[(c.hint(key), wrong) for key, wrong in mistakes],
+    )
+
+
+def check_gradient_error(gradient_error: Callable, fw: Framework) -> None:
     x = np.array([0.5, -1.0, 2.0, 1.5, -0.3], np.float32)
-    eps = 1e-2
-    expected = 3 * x.astype(np.float64) ** 2 + np.array([x[1], x[0], 0, 0, 0])
-    # The forward difference (f(x+h) - f(x)) / h is off by about 3*x*h here: large enough to see.
-    forward = expected + 3 * x * eps + eps**2
+    x4 = np.array([1.0, -0.5, 0.25, 2.0], np.float32)
     with checking(
-        "central_difference", passed="matches the true gradient to O(eps^2)"
+        "gradient_error", fw, passed="central differences, three functions and steps"
     ) as c:
-        x_in = fw.from_numpy(x.copy())
-        out = c.call(central_difference, _cubic, x_in, eps)
-        arr = c.array(out, fw.to_numpy, fw.array_type)
-        c.shape(arr, x.shape, "return one partial derivative per coordinate of x")
-        c.expect(
-            np.array_equal(fw.to_numpy(x_in), x),
-            "your function changed its input x",
-            "perturb a copy of x (x.clone() in PyTorch; JAX arrays cannot change in place)",
-        )
-        _close_or_diagnose(
-            c,
-            arr,
-            expected,
-            {
-                "that is the forward difference; use (f(x+h) - f(x-h)) / (2h)": forward,
-                "the step between x-h and x+h is 2h: divide by 2*eps": 2 * expected,
-                "the sign is flipped: f(x+h) comes first": -expected,
-            },
-            what="a partial derivative",
-            hint="perturb one coordinate i at a time by +eps and -eps",
-            rtol=1e-3,
-            atol=2e-3,
-        )
-
-
-# --- Exercise 4: a gradient by automatic differentiation -----------------------------------------
-def check_mse_grad(mse_grad: Callable, fw: Framework) -> None:
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(8, 3)).astype(np.float32)
-    y = rng.normal(size=8).astype(np.float32)
-    w = rng.normal(size=3).astype(np.float32)
-    residual = X.astype(np.float64) @ w - y
-    expected = 2 / len(y) * X.T @ residual  # d/dw mean((Xw - y)^2)
-    with checking("mse_grad", passed="matches 2/n X^T (Xw - y)") as c:
-        out = c.call(mse_grad, fw.from_numpy(w), fw.from_numpy(X), fw.from_numpy(y))
-        arr = c.array(out, fw.to_numpy, fw.array_type)
-        _close_or_diagnose(
-            c,
-            arr,
-            expected,
-            {
-                "the sign is flipped: differentiate the loss itself, not minus the loss": -expected,
-                "that is the gradient of the sum: the loss is the mean over examples": expected
-                * len(y),
-                "off by a factor 2: d/dw of r^2 is 2 r dr/dw": expected / 2,
-            },
-            what="a gradient entry",
-            hint="differentiate loss(w) = mean((X @ w - y) ** 2) with respect to w",
-            rtol=1e-4,
-            atol=1e-5,
-        )
-
-
-# --- Exercise 5: one training step ---------------------------------------------------------------
-class TrainStepHarness(Protocol):
-    """The framework part of the train-step check: a fresh problem and a reference step."""
-
-    def setup(
-        self,
-    ) -> tuple[Any, Any, Any, Any]:  # (model, optimizer, x, y), same every call
-        ...
-
-    def reference_step(self, model: Any, optimizer: Any, x: Any, y: Any) -> float: ...
-
-    def parameters(
-        self, model: Any
-    ) -> np.ndarray:  # every parameter, flattened, as numpy
-        ...
-
-
-def check_train_step(train_step: Callable, harness: TrainStepHarness) -> None:
-    model, optimizer, x, y = harness.setup()
-    ref_model, ref_optimizer, _, _ = harness.setup()
-    start = harness.parameters(model)
-    with checking(
-        "train_step", passed="two steps match a reference SGD step exactly"
-    ) as c:
-        for step in (1, 2):
-            before = harness.parameters(model)
-            loss = _number(
-                c, c.call(train_step, model, optimizer, x, y), "the returned loss"
-            )
-            ref_loss = harness.reference_step(ref_model, ref_optimizer, x, y)
-            after, ref_after = harness.parameters(model), harness.parameters(ref_model)
-            if np.allclose(after, before):
-                raise c.fail(
-                    f"the parameters did not change in step {step}",
-                    "apply the update: optimizer.step() in PyTorch, "
-                    "optimizer.update(model, grads) in Flax NNX",
-                )
-            if step == 1 and np.allclose(
-                after - start, -(ref_after - start), atol=1e-6
-            ):
-                raise c.fail(
-                    "the parameters moved uphill", "minimise the loss: do not negate it"
-                )
-            if step == 2 and not np.allclose(after, ref_after, atol=1e-5):
-                raise c.fail(
-                    "step 1 was right but step 2 was not",
-                    "gradients from step 1 leaked into step 2: reset them each step "
-                    "(optimizer.zero_grad() in PyTorch)",
-                )
-            c.close(
-                after,
-                ref_after,
-                what="a parameter after the step",
-                rtol=1e-4,
-                atol=1e-5,
-                hint="compute the loss on (x, y), its gradient, then one optimizer update",
-            )
-            c.close(
-                np.array(loss),
-                np.array(ref_loss),
-                what="the returned loss",
-                rtol=1e-4,
-                atol=1e-5,
-                hint="return the loss computed before the update (a float)",
-            )
+        # Exact gradient: the answer is the central difference's own error, eps**2 here.
+        _gradient_error_case(c, gradient_error, _cube, _cube_grad, x, 0.2)
+        # The gradient forgets the x0*x1 term: errors of both signs.
+        _gradient_error_case(c, gradient_error, _cube_plus, _cube_grad, x, 0.05)
+        _gradient_error_case(c, gradient_error, _quartic, _quartic_grad, x4, 0.1)

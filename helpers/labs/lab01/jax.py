@@ -1,29 +1,72 @@
 """Lab 1 self-checks for JAX notebooks: ``H.lab01.check_preprocess(preprocess)`` etc.
 
-The checks themselves live in :mod:`helpers.labs.lab01.checks`, shared with PyTorch;
-this module says how to hand them JAX arrays and how to run a reference Flax NNX training step.
+Exercises 1-4 are checked by :mod:`helpers.labs.lab01.checks`, shared with PyTorch; this module
+hands them JAX arrays, words their hints for JAX, turns JAX's error messages into hints, and
+checks exercise 5, JAX's own: a branching function made ``jax.jit``-compatible, whose print
+must run on every call, not once per trace.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import nnx
 
-from helpers.jax.models import MLP
+from helpers.labs.kit import Framework, Hints, checking
 from helpers.labs.lab01 import checks as lab01
 
 __all__ = [
     "check_accuracy",
-    "check_central_difference",
+    "check_framework_specific",
+    "check_gradient_error",
     "check_mse_grad",
     "check_preprocess",
-    "check_train_step",
 ]
+
+# Known mistakes that only JAX allows, and JAX's wording of shared ones.
+HINTS = Hints(
+    lab01.HINTS,
+    {
+        "not_float": "return a Python float: float(...) of the 0-d array",
+        "traced_value": "under jax.jit a value is a tracer, with a shape but no value: "
+        "branch with jnp.where or jax.lax.cond instead of if, and convert to a Python "
+        "number (float, int, bool) only outside the jitted function",
+        "immutable": "JAX arrays cannot change in place: x.at[i].add(eps) returns a new "
+        "array with entry i changed",
+        "scalar_loss": "jax.grad needs a function that returns one number: take the mean "
+        "over examples",
+        "elementwise": "the branch depends on the sum of x, one decision for the whole "
+        "array: jnp.where(x.sum() > 0, jnp.maximum(x, 0), -x)",
+        "print_once": "a Python print runs only while jit traces the function (once per "
+        "input shape and dtype): use jax.debug.print, which runs on every call",
+        "one_line": "print exactly one line per call, with one jax.debug.print",
+    },
+)
+
+# JAX errors (type name, or a regular expression on the message) -> the hint that fixes them.
+_TRACER_ERRORS = {
+    "TracerBoolConversionError",
+    "ConcretizationTypeError",
+    "TracerIntegerConversionError",
+    "TracerArrayConversionError",
+}
+_MESSAGES = {
+    r"arrays are immutable": "immutable",
+    r"only defined for scalar-output functions": "scalar_loss",
+}
+
+
+def _explain(error: BaseException) -> str | None:
+    if type(error).__name__ in _TRACER_ERRORS:
+        return HINTS["traced_value"]
+    for pattern, key in _MESSAGES.items():
+        if pattern in str(error):
+            return HINTS[key]
+    return None
 
 
 def _to_numpy(value: object) -> np.ndarray:
@@ -32,37 +75,83 @@ def _to_numpy(value: object) -> np.ndarray:
     return np.asarray(value)
 
 
-JAX = lab01.Framework("a jax.Array", jnp.asarray, _to_numpy)
+JAX = Framework(
+    name="jax",
+    array_type="a jax.Array",
+    from_numpy=jnp.asarray,
+    to_numpy=_to_numpy,
+    hints=HINTS,
+    explain=_explain,
+)
 
 
-class _JaxTrainStep:
-    """A tiny classification problem and a reference SGD step (``lab01.TrainStepHarness``)."""
+# --- Exercise 5: a branch that jit can compile, a print that runs on every call ---------------
+def _reference(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0) if x.sum() > 0 else -x
 
-    def setup(self) -> tuple[MLP, nnx.Optimizer, jax.Array, jax.Array]:
-        kx, ky = jax.random.split(jax.random.key(0))
-        x = jax.random.normal(kx, (16, 6))
-        y = jax.random.randint(ky, (16,), 0, 3)
-        model = MLP(
-            6, (8,), 3, rngs=nnx.Rngs(0)
-        )  # the same initial weights on every call
-        return model, nnx.Optimizer(model, optax.sgd(0.5), wrt=nnx.Param), x, y
 
-    def reference_step(self, model, optimizer, x, y) -> float:
-        def loss_fn(model):
-            return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
-
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        optimizer.update(model, grads)
-        return float(loss)
-
-    def parameters(self, model) -> np.ndarray:
-        leaves = jax.tree.leaves(nnx.state(model, nnx.Param))
-        return np.concatenate([np.asarray(p).ravel() for p in leaves])
+def _check_relu_or_negate(relu_or_negate, fw: Framework) -> None:
+    """Exercise 5 (JAX): ``jax.jit(relu_or_negate)`` runs, is right, prints once per call."""
+    # Four calls on two shapes, both branches: a trace-time print would give 2 lines.
+    inputs = [
+        np.array([1.0, -2.0, 3.0], np.float32),
+        np.array([-1.0, 2.0, -3.0], np.float32),
+        np.array([0.5, -0.25, 1.0, -2.0, 1.5], np.float32),
+        np.array([-4.0, 1.0, 2.0], np.float32),
+    ]
+    with checking(
+        "relu_or_negate",
+        fw,
+        passed=f"jit-compatible, right on both branches, {len(inputs)} lines for "
+        f"{len(inputs)} calls",
+    ) as c:
+        c.expect(
+            callable(relu_or_negate),
+            f"expected a function, got {type(relu_or_negate).__name__}",
+        )
+        compiled = jax.jit(relu_or_negate)
+        outputs, printed = [], io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            try:
+                for x in inputs:
+                    outputs.append(c.call(compiled, jnp.asarray(x)))
+            finally:
+                jax.effects_barrier()  # jax.debug.print runs asynchronously: wait for it
+        for x, out in zip(inputs, outputs, strict=True):
+            arr = c.array(out)
+            c.shape(arr, x.shape, "return an array shaped like x")
+            c.dtype(arr, "float32", "keep x's dtype")
+            c.close(
+                arr,
+                _reference(x),
+                what=f"the result for x = {x.tolist()}",
+                rtol=0,
+                atol=0,
+                hint="if x.sum() > 0 the result is max(x, 0), else -x",
+                mistakes=[(c.hint("elementwise"), np.abs(x))],
+            )
+        lines = len(printed.getvalue().splitlines())
+        calls = f"{len(inputs)} calls on {len({x.shape for x in inputs})} input shapes"
+        c.expect(
+            lines != 0,
+            f"nothing was printed during {calls}",
+            c.hint("one_line"),
+        )
+        c.expect(
+            lines >= len(inputs),
+            f"{lines} lines were printed during {calls}",
+            c.hint("print_once"),
+        )
+        c.expect(
+            lines == len(inputs),
+            f"{lines} lines were printed during {calls}",
+            c.hint("one_line"),
+        )
 
 
 # The checks, bound to this framework. Call them with the student's function.
 check_preprocess = partial(lab01.check_preprocess, fw=JAX)
 check_accuracy = partial(lab01.check_accuracy, fw=JAX)
-check_central_difference = partial(lab01.check_central_difference, fw=JAX)
 check_mse_grad = partial(lab01.check_mse_grad, fw=JAX)
-check_train_step = partial(lab01.check_train_step, harness=_JaxTrainStep())
+check_gradient_error = partial(lab01.check_gradient_error, fw=JAX)
+check_framework_specific = partial(_check_relu_or_negate, fw=JAX)

@@ -1,27 +1,88 @@
 """Lab 1 self-checks for PyTorch notebooks: ``H.lab01.check_preprocess(preprocess)`` etc.
 
-The checks themselves live in :mod:`helpers.labs.lab01.checks`, shared with JAX;
-this module says how to hand them tensors and how to run a reference PyTorch training step.
+Exercises 1-4 are checked by :mod:`helpers.labs.lab01.checks`, shared with JAX; this module
+hands them tensors, words their hints for PyTorch, turns PyTorch's error messages into hints,
+and checks exercise 5, PyTorch's own: a training step with two bugs that only a second call
+shows (a write through a view, gradients that accumulate).
 """
 
 from __future__ import annotations
 
+import re
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from helpers.labs.kit import Framework, Hints, checking
 from helpers.labs.lab01 import checks as lab01
 from helpers.torch.models import MLP
 
 __all__ = [
     "check_accuracy",
-    "check_central_difference",
+    "check_framework_specific",
+    "check_gradient_error",
     "check_mse_grad",
     "check_preprocess",
-    "check_train_step",
 ]
+
+# Known mistakes that only PyTorch allows, and PyTorch's wording of shared ones.
+HINTS = Hints(
+    lab01.HINTS,
+    {
+        "not_float": "return a Python float: call .item() on the 0-d tensor",
+        "bool_mean": "a comparison gives a bool tensor, and mean() needs floats: cast "
+        "first, (predictions == labels).float().mean()",
+        "caller_requires_grad": "work on a copy, w = w.detach().clone().requires_grad_(True), "
+        "or use torch.func.grad: requires_grad_() and backward() on the caller's tensor "
+        "change it, and a second call adds its gradient to the first",
+        "grad_none": ".grad is filled only on a leaf tensor that requires grad: make the "
+        "copy of w with w.detach().clone().requires_grad_(True) and compute the loss from it",
+        "no_grad_leaf": "nothing in the loss requires grad: call .requires_grad_(True) on "
+        "(a copy of) w before computing the loss from it",
+        "scalar_loss": "backward() and grad need a scalar loss: take the mean over examples",
+        "dtype_mismatch": "keep every tensor in the inputs' dtype (float32): do not call "
+        ".double(), and create new tensors with dtype=x.dtype (or zeros_like(x))",
+        "device": "keep every tensor on the inputs' device: create new tensors with "
+        "device=x.device (or zeros_like(x)), and never call .cuda() or .to('cuda') here",
+        "changed_input": "do not write into the caller's x: build x + step from a new "
+        "tensor step (torch.zeros_like(x)), or perturb x.clone()",
+        "view_write": "view shares memory with x, so an in-place /= writes into the "
+        "caller's batch: scale out of place, inputs = x.reshape(len(x), -1) / 255",
+        "zero_grad": "backward() adds to .grad: call optimizer.zero_grad() at the start of "
+        "each step, or the second step also applies the first step's gradient",
+        "no_update": "apply the update: loss.backward() computes .grad, optimizer.step() "
+        "changes the parameters",
+        "loss_before": "return the loss of this step's forward pass, computed before "
+        "optimizer.step(), as loss.item()",
+    },
+)
+
+# PyTorch error messages (a regular expression on the message) -> the hint that fixes them.
+_ERRORS = {
+    r"could not infer output dtype.*Bool": "bool_mean",
+    r"does not require grad and does not have a grad_fn": "no_grad_leaf",
+    r"grad can be implicitly created only for scalar outputs": "scalar_loss",
+    r"same dtype|expected scalar type|dtype.* but got|found dtype": "dtype_mismatch",
+    r"same device|expected device|NVIDIA driver|not compiled with CUDA": "device",
+}
+
+
+def _explain(error: BaseException) -> str | None:
+    for pattern, key in _ERRORS.items():
+        if re.search(pattern, str(error)):
+            return HINTS[key]
+    return None
+
+
+def _side_effects(value: Any) -> str | None:
+    if isinstance(value, torch.Tensor) and value.requires_grad:
+        return "it now has requires_grad=True"
+    if isinstance(value, torch.Tensor) and value.grad is not None:
+        return "its .grad is filled"
+    return None
 
 
 def _to_numpy(value: object) -> np.ndarray:
@@ -30,37 +91,86 @@ def _to_numpy(value: object) -> np.ndarray:
     return value.detach().cpu().numpy()
 
 
-TORCH = lab01.Framework("a torch.Tensor", torch.from_numpy, _to_numpy)
+TORCH = Framework(
+    name="torch",
+    array_type="a torch.Tensor",
+    from_numpy=torch.from_numpy,
+    to_numpy=_to_numpy,
+    hints=HINTS,
+    explain=_explain,
+    side_effects=_side_effects,
+)
 
 
-class _TorchTrainStep:
-    """A tiny classification problem and a reference SGD step (``lab01.TrainStepHarness``)."""
+# --- Exercise 5: a training step that only goes wrong on its second call ----------------------
+def _problem() -> tuple[MLP, torch.optim.Optimizer, torch.Tensor, torch.Tensor]:
+    """16 4x4 'images' with float pixels in 0..255, 3 classes; the same on every call."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (16, 4, 4), generator=g).float()
+    y = torch.randint(0, 3, (16,), generator=g)
+    with torch.random.fork_rng():  # leave the student's global RNG state alone
+        torch.manual_seed(0)
+        model = MLP(16, (8,), 3)
+    return model, torch.optim.SGD(model.parameters(), lr=0.5), x, y
 
-    def setup(self) -> tuple[MLP, torch.optim.Optimizer, torch.Tensor, torch.Tensor]:
-        g = torch.Generator().manual_seed(0)
-        x = torch.randn(16, 6, generator=g)
-        y = torch.randint(0, 3, (16,), generator=g)
-        with torch.random.fork_rng():  # leave the student's global RNG state alone
-            torch.manual_seed(0)  # the same initial weights on every call
-            model = MLP(6, (8,), 3)
-        return model, torch.optim.SGD(model.parameters(), lr=0.5), x, y
 
-    def reference_step(self, model, optimizer, x, y) -> float:
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
+def _reference_step(model, optimizer, x, y) -> float:
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(x.reshape(len(x), -1) / 255), y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
-    def parameters(self, model) -> np.ndarray:
-        return (
-            torch.cat([p.detach().flatten() for p in model.parameters()]).numpy().copy()
-        )
+
+def _parameters(model: torch.nn.Module) -> np.ndarray:
+    return torch.cat([p.detach().flatten() for p in model.parameters()]).numpy().copy()
+
+
+def _check_train_step(train_step, fw: Framework) -> None:
+    """Exercise 5 (PyTorch): ``train_step(model, optimizer, x, y) -> float``, called twice."""
+    model, optimizer, x, y = _problem()
+    ref_model, ref_optimizer, _, _ = _problem()
+    x_before = x.clone()
+    with checking("train_step", fw, passed="two steps match a reference SGD step") as c:
+        for step in (1, 2):
+            before = _parameters(model)
+            loss = c.call(train_step, model, optimizer, x, y)
+            c.expect(
+                torch.equal(x, x_before),
+                f"after step {step} the caller's batch x has changed",
+                c.hint("view_write"),
+            )
+            loss = lab01.float_result(c, loss, "the returned loss")
+            ref_loss = _reference_step(ref_model, ref_optimizer, x, y)
+            after, ref_after = _parameters(model), _parameters(ref_model)
+            c.expect(
+                not np.array_equal(after, before),
+                f"the parameters did not change in step {step}",
+                c.hint("no_update"),
+            )
+            c.close(
+                after,
+                ref_after,
+                what=f"a parameter after step {step}",
+                rtol=1e-4,
+                atol=1e-6,
+                hint=c.hint("zero_grad")
+                if step == 2
+                else "flatten x, divide by 255, then loss, backward() and one step()",
+            )
+            c.close(
+                loss,
+                ref_loss,
+                what=f"the loss returned by step {step}",
+                rtol=1e-5,
+                atol=1e-6,
+                hint=c.hint("loss_before"),
+            )
 
 
 # The checks, bound to this framework. Call them with the student's function.
 check_preprocess = partial(lab01.check_preprocess, fw=TORCH)
 check_accuracy = partial(lab01.check_accuracy, fw=TORCH)
-check_central_difference = partial(lab01.check_central_difference, fw=TORCH)
 check_mse_grad = partial(lab01.check_mse_grad, fw=TORCH)
-check_train_step = partial(lab01.check_train_step, harness=_TorchTrainStep())
+check_gradient_error = partial(lab01.check_gradient_error, fw=TORCH)
+check_framework_specific = partial(_check_train_step, fw=TORCH)

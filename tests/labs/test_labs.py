@@ -1,0 +1,182 @@
+"""Every lab's checks, whatever the lab: they pass on the solution and on nothing else.
+
+For each lab (``helpers.labs.lab_names()``) and framework, every check the solution calls
+- passes on the solution and prints its pass line, having called the function at least twice;
+- fails with "not implemented yet" on the unsolved lab (the generated stub);
+- fails with its own ``CheckFailed``, never another error, when the function returns garbage
+  (None, a list, a string, NaN, a NumPy array instead of the framework's type);
+- rejects a near miss: the solution's result 3 % off.
+Each lab's typical mistakes, with the hint each must get, are in its own ``test_labNN.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pytest
+from labtools import (
+    FRAMEWORKS,
+    adapter,
+    check_calls,
+    exercise_functions,
+    source,
+)
+
+from helpers.labs import CheckFailed, Framework, Hints, lab_names
+from helpers.notebooks import lab_text
+
+CASES = [
+    (lab, framework, check, function)
+    for lab in lab_names()
+    for framework in FRAMEWORKS
+    for check, function in check_calls(source(lab, framework)).items()
+]
+IDS = [f"{lab}-{fw}-{check.removeprefix('check_')}" for lab, fw, check, _ in CASES]
+
+
+@functools.cache
+def solved(lab: str, framework: str) -> dict:
+    return exercise_functions(source(lab, framework))
+
+
+def framework_of(lab: str, framework: str) -> Framework:
+    """The adapter's Framework (its to_numpy turns results into numpy)."""
+    module = vars(adapter(lab, framework)).values()
+    return next(v for v in module if isinstance(v, Framework))
+
+
+def wrapped(fn, change):
+    """``fn`` with ``change`` applied to each result, and a count of calls."""
+
+    @functools.wraps(fn)
+    def student(*args, **kwargs):
+        student.calls += 1
+        return change(fn(*args, **kwargs))
+
+    student.calls = 0
+    return student
+
+
+def test_every_lab_has_cases():
+    assert lab_names() and {lab for lab, *_ in CASES} == set(lab_names())
+
+
+@pytest.mark.parametrize(("lab", "framework", "check", "function"), CASES, ids=IDS)
+def test_check_passes_on_the_solution(lab, framework, check, function, capsys):
+    student = wrapped(solved(lab, framework)[function], lambda result: result)
+    getattr(adapter(lab, framework), check)(student)
+    assert f"✅ {function}: passed" in capsys.readouterr().out
+    # One call could pass a hard-coded answer; two on different inputs cannot.
+    assert student.calls >= 2
+
+
+@pytest.mark.parametrize(("lab", "framework", "check", "function"), CASES, ids=IDS)
+def test_check_fails_on_the_unsolved_lab(lab, framework, check, function):
+    unsolved = exercise_functions(source(lab, framework, kind="labs"))
+    with pytest.raises(CheckFailed, match="not implemented yet") as info:
+        getattr(adapter(lab, framework), check)(unsolved[function])
+    assert info.value.exercise == function
+    assert "NotImplementedError" in info.value.hint
+
+
+def _garbage(fw: Framework) -> dict:
+    """Results a check must reject, each made from the solution's right result."""
+
+    def is_array(result) -> bool:
+        try:
+            fw.to_numpy(result)
+            return True
+        except Exception:
+            return False
+
+    def as_list(result):
+        return fw.to_numpy(result).tolist() if is_array(result) else [result]
+
+    def nan(result):
+        return result * math.nan if is_array(result) else math.nan
+
+    def as_numpy(
+        result,
+    ):  # a NumPy array where a framework array or a float is asked for
+        return np.asarray(fw.to_numpy(result) if is_array(result) else result)
+
+    return {
+        "None": lambda result: None,
+        "list": as_list,
+        "string": lambda result: "0.5",
+        "NaN": nan,
+        "numpy": as_numpy,
+    }
+
+
+@pytest.mark.parametrize("garbage", ["None", "list", "string", "NaN", "numpy"])
+@pytest.mark.parametrize(("lab", "framework", "check", "function"), CASES, ids=IDS)
+def test_check_rejects_garbage_with_its_own_failure(
+    lab, framework, check, function, garbage
+):
+    change = _garbage(framework_of(lab, framework))[garbage]
+    student = wrapped(solved(lab, framework)[function], change)
+    with pytest.raises(CheckFailed) as info:
+        getattr(adapter(lab, framework), check)(student)
+    assert info.value.exercise == function
+
+
+@pytest.mark.parametrize(("lab", "framework", "check", "function"), CASES, ids=IDS)
+def test_check_rejects_a_near_miss(lab, framework, check, function):
+    """A tolerance loosened by mistake shows here: the right answer, 3 % off, must fail."""
+    student = wrapped(solved(lab, framework)[function], lambda result: result * 1.03)
+    with pytest.raises(CheckFailed) as info:
+        getattr(adapter(lab, framework), check)(student)
+    assert info.value.exercise == function
+
+
+# --- the kit ---------------------------------------------------------------------------------
+def test_check_failed_renders_without_a_traceback():
+    error = CheckFailed("preprocess", "wrong shape", "reshape it")
+    assert error._render_traceback_() == [
+        "\x1b[31m❌ preprocess: wrong shape\x1b[0m",
+        "\x1b[31m   Hint: reshape it\x1b[0m",
+    ]
+
+
+@pytest.mark.parametrize(("lab", "framework", "check", "function"), CASES, ids=IDS)
+def test_a_non_function_is_a_failed_check(lab, framework, check, function):
+    with pytest.raises(CheckFailed, match="expected a function, got int"):
+        getattr(adapter(lab, framework), check)(3)
+
+
+def test_hints_prefer_the_later_table_and_reject_unknown_keys():
+    hints = Hints({"a": "shared", "b": "only shared"}, {"a": "framework"})
+    assert dict(hints) == {"a": "framework", "b": "only shared"} and len(hints) == 2
+    with pytest.raises(KeyError):
+        hints["c"]
+
+
+# --- generating labs from solutions ----------------------------------------------------------
+def test_lab_text_replaces_regions_with_indented_stubs():
+    solution = (
+        "def f(x):\n    '''doc'''\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y\n"
+        "    ### END SOLUTION\n\nprint(f)\n"
+    )
+    assert lab_text(solution) == (
+        "def f(x):\n    '''doc'''\n    # YOUR CODE HERE\n"
+        '    raise NotImplementedError("Exercise: replace this line with your code")\n\nprint(f)\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("### END SOLUTION\n", r"x.py:1: ### END SOLUTION without"),
+        ("### BEGIN SOLUTION\n", r"x.py:1: ### BEGIN SOLUTION is never closed"),
+        (
+            "### BEGIN SOLUTION\n### BEGIN SOLUTION\n",
+            r"x.py:2: .* inside the region opened",
+        ),
+    ],
+)
+def test_lab_text_rejects_unbalanced_markers(text, error):
+    with pytest.raises(ValueError, match=error):
+        lab_text(text, "x.py")

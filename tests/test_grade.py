@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers.grade import check_calls
+from helpers.grade import _place_checks, check_calls
 from helpers.notebooks import FRAMEWORKS, ROOT
 
 LAB = "01-introduction"
@@ -140,8 +140,9 @@ def graded(tmp_path_factory):
     nb.cells.append(_redefine_all("pytorch"))
     _write(subs, "redefined.ipynb", nb)
 
-    # Exercise 0: check cell deleted. Exercise 1: check cell edited into a failing call.
-    # Last exercise: the student copied the stub and its check above the solved pair.
+    # Exercise 0: check cell deleted, then `H` rebound. Exercise 1: check cell edited into a
+    # failing call. Last exercise: the student copied the stub and its check above the
+    # solved pair. At the end, every exercise's function is redefined.
     nb, stubs = _read("solutions", "pytorch"), _read("labs", "pytorch")
     last = _definition(nb, calls[-1])
     copies = [_definition(stubs, calls[-1]), _check(stubs, calls[-1])]
@@ -149,6 +150,10 @@ def graded(tmp_path_factory):
     edited = _check(nb, calls[1])
     nb.cells[edited].source = calls[1].replace(f"({_function(calls[1])})", "(print)")
     del nb.cells[_check(nb, calls[0])]
+    # A student's own `H`: the grader's checks must not depend on the name.
+    nb.cells.insert(_definition(nb, calls[0]) + 1, _code("H = 256"))
+    # A later redefinition: the checks must still run right after each exercise.
+    nb.cells.append(_redefine_all("pytorch"))
     _write(subs, "rearranged.ipynb", nb)
 
     _write(subs, "unsolved.ipynb", _read("labs", "pytorch"))
@@ -279,6 +284,40 @@ def test_timeouts_are_quick_and_quiet(endless):
     assert seconds < 120
     for text in (run.stdout, run.stderr):
         assert "Traceback" not in text and "ZMQError" not in text, text
+
+
+def test_checks_are_placed_after_each_exercise():
+    """The placement rule on made-up cells, without a kernel."""
+    calls = ["H.lab09.check_f(f)", "H.lab09.check_g(g)", "H.lab09.check_h(h)"]
+    cells = [
+        _code("H.lab09.check_f(f)  # moved above its exercise"),
+        _code("def f(x):\n    return x"),
+        _code("def g(x):\n    return x"),
+        _code("H.lab09.check_g(g)\nH.lab09.check_f(f)"),
+        _code("def f(x):\n    return None  # going further"),
+        _code("H.lab09.check_g(lambda x: x)"),
+    ]
+    out, graded = _place_checks(cells, calls, "helpers.torch")
+    # f: only its check cell after its first definition counts; g: checked in place and
+    # nowhere else; h is defined nowhere: checked at the end.
+    assert [graded.get(i) or c.source.split("\n")[0] for i, c in enumerate(out)] == [
+        "def f(x):",
+        "def g(x):",
+        "H.lab09.check_f(f)",
+        "H.lab09.check_g(g)",
+        "def f(x):",
+        "H.lab09.check_g(lambda x: x)",
+        "H.lab09.check_h(h)",
+    ]
+    assert all("H.lab09" not in out[i].source for i in graded)
+
+
+def test_check_cell_deleted_goes_right_after_the_definition():
+    calls = ["H.lab09.check_f(f)", "H.lab09.check_g(g)"]
+    cells = [_code("def f(x):\n    return x"), _code("def g(x):\n    return x")]
+    out, graded = _place_checks(cells, calls, "helpers.jax")
+    assert graded == {1: calls[0], 3: calls[1]}
+    assert out[1].source.startswith("import helpers.jax as ")
 
 
 def test_grader_needs_submissions(tmp_path):

@@ -1,13 +1,40 @@
-"""Grade a folder of lab submissions with the labs' own self-checks.
+"""Grade a folder of lab submissions with the labs' own self-checks, each exercise where it stands.
 
-    python -m helpers.grade submissions/              # prints a table, writes grades.csv
-    python -m helpers.grade submissions/ --out marks.csv --timeout 300
+    python -m helpers.grade submissions/                    # prints a table, writes grades.csv
+    python -m helpers.grade submissions/ --out marks.csv --summary summary.md --timeout 120
 
-Each ``*.ipynb`` under the folder is run from top to bottom in a fresh kernel (errors do not
-stop it), then every self-check of its lab is run once more in cells appended at the end, so
-a check a student deleted or edited still counts. A check is ``pass``, ``fail`` (its
-``CheckFailed``) or ``error`` (anything else, e.g. a function the notebook never defined).
-The lab is recognised from the notebook's metadata, which the course's notebooks carry.
+Each ``*.ipynb`` under the folder is one submission. Its metadata (``course``: kind, chapter,
+framework, which the course's notebooks carry) says which lab it is; the lab's self-checks are
+read from the solution source (``solutions/NN-slug/in-<framework>.py``). The notebook then runs
+from top to bottom in a fresh kernel, errors allowed, with the canonical checks in place of the
+student's check cells, so each exercise is judged where it stands and later cells (a ``H = 256``,
+a "Going further" cell that redefines ``accuracy``) cannot change its result.
+
+A check cell is a code cell made only of the lab's check calls (``H.lab01.check_name(name)``;
+comments and layout ignored). The grader takes them all out and puts each exercise's canonical
+check back where the exercise stands:
+
+- at each of its check cells that comes after the first cell defining its function
+  (``def name(``), or at every one if no cell defines it that way. With several (a student who
+  duplicated an exercise to retry it), the best result counts: trying again never costs a
+  point. A check cell above the first definition is dropped (there it could only report that
+  the function does not exist yet);
+- with no such check cell (deleted, or edited into something else, which then runs as the
+  student's own code), right after the first cell defining the function, or at the end of the
+  notebook if no cell does.
+
+The inserted checks reach the helpers under a private name, so a student's ``H = ...`` does not
+break them.
+
+A check is ``pass``, ``fail`` (its ``CheckFailed``), ``timed out``, or ``error`` (anything else,
+e.g. a function the notebook never defined). Each cell may run ``--timeout`` seconds; then the
+kernel is interrupted and the run goes on with the next cell, so an endless loop fails one
+exercise, not the submission. A cell that ignores the interrupt for 10 more seconds gets its
+kernel stopped; the checks after it are then reported as not run.
+
+Writes one CSV row per submission (submission, score, one column per check, notes: cells of the
+student's that timed out, a kernel that died) and, with ``--summary``, a Markdown table of how
+many submissions passed each exercise.
 
 This runs the students' code with your permissions: run it in a container or a throw-away
 account.
@@ -16,47 +43,178 @@ account.
 from __future__ import annotations
 
 import argparse
+import ast
+import asyncio
+import contextlib
 import csv
+import logging
 import os
 import re
+import signal
 import sys
 import tempfile
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.notebooks import ROOT, notebook_name
+from helpers.notebooks import FRAMEWORKS, ROOT, notebook_name
 
-__all__ = ["CheckResult", "check_calls", "grade_notebook", "main"]
+__all__ = [
+    "CheckResult",
+    "Grade",
+    "NotGradable",
+    "check_calls",
+    "grade_notebook",
+    "main",
+]
 
 _CHECK_CALL = re.compile(r"^H\.lab\d\d\.check_\w+\(\w+\)$")
+# The helpers package a lab's `H` names, per framework (`from helpers import torch as H`).
+_PACKAGE = {"pytorch": "helpers.torch", "jax": "helpers.jax"}
+# The private name the inserted checks use instead of the student's `H`.
+_ALIAS = "_grader_helpers"
+# Seconds a cell gets after the interrupt before its kernel is stopped.
+_GRACE_S = 10.0
+# Best first: with several check cells for one exercise, the best result counts.
+_RANK = {"pass": 0, "fail": 1, "timed out": 2, "error": 3}
+_MARK = {"pass": "✅", "fail": "❌", "timed out": "⏱", "error": "❌"}
+_HOW_TO_FIX = (
+    "grade the notebook downloaded from the course (File > Download), or add to its "
+    'metadata "course": {"kind": "labs", "chapter": "<NN-slug, e.g. 01-introduction>", '
+    '"framework": "<pytorch or jax>"}'
+)
+
+
+class NotGradable(ValueError):
+    """A submission the grader cannot grade at all (not a lab notebook, unknown lab)."""
 
 
 @dataclass(frozen=True)
 class CheckResult:
     check: str  # the call, e.g. "H.lab01.check_preprocess(preprocess)"
-    status: str  # "pass" | "fail" | "error"
+    status: str  # "pass" | "fail" | "timed out" | "error"
     message: str = ""
+
+    @property
+    def name(self) -> str:
+        """The check's name, e.g. ``"check_preprocess"`` (a CSV column)."""
+        return self.check.split("(")[0].rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Grade:
+    """One graded submission: its lab, one result per check (the lab's order), notes."""
+
+    chapter: str  # e.g. "01-introduction"
+    framework: str  # "pytorch" | "jax"
+    results: tuple[CheckResult, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> int:
+        return sum(r.status == "pass" for r in self.results)
 
 
 def check_calls(chapter: str, framework: str, root: Path = ROOT) -> list[str]:
-    """The self-check calls of a lab, in order, read from its solution source."""
+    """The self-check calls of a lab, in order, read from its solution source.
+
+    Raises ``NotGradable`` if the course at ``root`` has no such lab.
+    """
     import jupytext
 
     source = root / "solutions" / chapter / f"{notebook_name(framework)}.py"
     if not source.is_file():
-        raise FileNotFoundError(
-            f"no lab {chapter} for {framework}: {source} does not exist"
-        )
+        raise NotGradable(f"no lab {chapter} for {framework}: {source} does not exist")
     nb = jupytext.read(source, fmt="py:percent")
     code = [c.source.strip() for c in nb.cells if c.cell_type == "code"]
     return [line for line in code if _CHECK_CALL.match(line)]
 
 
 def _lab_of(nb) -> tuple[str, str]:
-    course = nb.metadata.get("course", {})
-    if course.get("kind") not in ("labs", "solutions") or "chapter" not in course:
-        raise ValueError("not a course lab: its metadata has no course.kind/chapter")
+    """(chapter, framework) from the notebook metadata; ``NotGradable`` with advice if absent."""
+    course = nb.metadata.get("course")
+    if not isinstance(course, dict):
+        raise NotGradable(
+            f"not a course lab notebook: its metadata has no course entry; {_HOW_TO_FIX}"
+        )
+    missing = [k for k in ("kind", "chapter", "framework") if not course.get(k)]
+    if missing:
+        keys = ", ".join(f"course.{k}" for k in missing)
+        raise NotGradable(
+            f"not a course lab notebook: its metadata has no {keys}; {_HOW_TO_FIX}"
+        )
+    if course["kind"] not in ("labs", "solutions"):
+        raise NotGradable(
+            f"not a lab: course.kind is {course['kind']!r} (a chapter notebook?); "
+            "grade the lab notebooks, labs/NN-slug/in-<framework>.ipynb"
+        )
+    if course["framework"] not in FRAMEWORKS:
+        raise NotGradable(
+            f"course.framework is {course['framework']!r}, expected one of "
+            f"{', '.join(FRAMEWORKS)}"
+        )
     return course["chapter"], course["framework"]
+
+
+def _check_cell(source: str, calls: Sequence[str]) -> list[str] | None:
+    """The calls of a cell made only of check calls, or None for any other cell."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:  # magics, or a cell that does not parse: the student's code
+        return None
+    found = [ast.unparse(statement) for statement in body]
+    return found if found and all(call in calls for call in found) else None
+
+
+def _first_line(source: str) -> str:
+    line = next((s.strip() for s in source.splitlines() if s.strip()), "")
+    return f"`{line[:40]}{'…' if len(line) > 40 else ''}`"
+
+
+def _place_checks(cells: list, calls: Sequence[str], package: str):
+    """The cells to run, and which of them are graded: {index: call}. See the module doc."""
+    import nbformat
+
+    code = [(i, c) for i, c in enumerate(cells) if c.cell_type == "code"]
+    check_cells = {i: f for i, c in code if (f := _check_cell(c.source, calls))}
+    # check cell index -> calls graded there; cell index -> calls inserted after it (-1: end)
+    in_place: dict[int, list[str]] = {}
+    after: dict[int, list[str]] = {}
+    for call in calls:
+        function = call[call.index("(") + 1 : -1]
+        pattern = rf"^(?:async[ \t]+)?def[ \t]+{re.escape(function)}[ \t]*\("
+        defines = re.compile(pattern, re.M)
+        first = next((i for i, c in code if defines.search(c.source)), None)
+        spots = [
+            i
+            for i, found in check_cells.items()
+            if call in found and (first is None or i > first)
+        ]
+        for i in spots:
+            in_place.setdefault(i, []).append(call)
+        if not spots:
+            after.setdefault(-1 if first is None else first, []).append(call)
+
+    out: list = []
+    graded: dict[int, str] = {}
+
+    def add(call: str) -> None:
+        source = f"import {package} as {_ALIAS}\n{call.replace('H.', f'{_ALIAS}.', 1)}"
+        graded[len(out)] = call
+        out.append(nbformat.v4.new_code_cell(source))
+
+    for i, cell in enumerate(cells):
+        if i in check_cells:
+            for call in in_place.get(i, []):
+                add(call)
+        else:
+            out.append(cell)
+        for call in after.get(i, []):
+            add(call)
+    for call in after.get(-1, []):
+        add(call)
+    return out, graded
 
 
 def _result(call: str, cell) -> CheckResult:
@@ -71,37 +229,170 @@ def _result(call: str, cell) -> CheckResult:
         )
         return CheckResult(call, status, " ".join(text.split()))
     printed = "".join(o.get("text", "") for o in cell.get("outputs", []) if "text" in o)
-    if "passed" in printed:
+    if re.search(r"^✅ \w+: passed", printed, re.M):
         return CheckResult(call, "pass")
     return CheckResult(call, "error", "the check printed no result")
 
 
-def grade_notebook(
-    path: Path, *, timeout: int = 600, root: Path = ROOT
-) -> list[CheckResult]:
-    """Run one submission and its lab's checks; one result per check."""
-    import nbformat
+def _client_class():
+    from jupyter_core.utils import ensure_async
     from nbclient import NotebookClient
 
-    nb = nbformat.read(path, as_version=4)
-    calls = check_calls(*_lab_of(nb), root=root)
-    first = len(nb.cells)
-    nb.cells += [nbformat.v4.new_code_cell(call) for call in calls]
+    class Client(NotebookClient):
+        """Runs every cell under a watchdog: interrupt after ``limit``, stop the kernel later."""
+
+        def __init__(self, nb, *, limit: float, **kwargs) -> None:
+            # nbclient's own timeout stays off: on a cell that ignores interrupts it would
+            # interrupt again and again, forever.
+            super().__init__(nb, timeout=None, **kwargs)
+            self.limit = limit
+            self.timed_out: set[int] = set()  # indices of cells interrupted
+            self.running: int | None = None  # the cell running when the kernel died
+            self.stopped = False  # True if the watchdog stopped the kernel
+
+        async def _watch(self, index: int) -> None:
+            await asyncio.sleep(self.limit)
+            self.timed_out.add(index)
+            await ensure_async(self.km.interrupt_kernel())
+            await asyncio.sleep(_GRACE_S)
+            self.stopped = True
+            await ensure_async(self.km.signal_kernel(signal.SIGKILL))
+
+        async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
+            if cell.cell_type != "code":
+                return await super().async_execute_cell(
+                    cell, cell_index, *args, **kwargs
+                )
+            self.running = cell_index
+            watchdog = asyncio.ensure_future(self._watch(cell_index))
+            try:
+                out = await super().async_execute_cell(
+                    cell, cell_index, *args, **kwargs
+                )
+            finally:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
+            self.running = None
+            return out
+
+    return Client
+
+
+def _quiet_log() -> logging.Logger:
+    # nbclient logs each kernel death and IOPub delay; the report says what matters.
+    log = logging.getLogger("helpers.grade.nbclient")
+    log.addHandler(logging.NullHandler())
+    log.propagate = False
+    return log
+
+
+def grade_notebook(path: Path, *, timeout: float = 60, root: Path = ROOT) -> Grade:
+    """Run one submission with its lab's checks in place; one result per check.
+
+    ``timeout``: seconds each cell may run before it is interrupted. Raises ``NotGradable`` if
+    the notebook is unreadable or not a lab of the course at ``root``.
+    """
+    import nbformat
+    from nbclient.exceptions import DeadKernelError
+
+    try:
+        # nbformat warns about cell ids and versions: not the student's problem.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nb = nbformat.read(path, as_version=4, capture_validation_error={})
+    except Exception as e:
+        raise NotGradable(
+            f"not a readable notebook ({type(e).__name__}: {e})"
+        ) from None
+    chapter, framework = _lab_of(nb)
+    calls = check_calls(chapter, framework, root=root)
+    nb.cells, graded = _place_checks(nb.cells, calls, _PACKAGE[framework])
     env = {**os.environ, "BOOK_SCALE": os.environ.get("BOOK_SCALE", "smoke")}
-    with (
-        tempfile.TemporaryDirectory() as cwd
-    ):  # the student's code writes files there, if any
-        client = NotebookClient(
+    died = None
+    # The student's code writes its files, if any, in a throw-away folder.
+    with tempfile.TemporaryDirectory() as cwd:
+        client = _client_class()(
             nb,
-            timeout=timeout,
+            limit=timeout,
             kernel_name="python3",
             allow_errors=True,
             resources={"metadata": {"path": cwd}},
+            log=_quiet_log(),
+            # The kernel's own start-up warnings would repeat once per submission.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
-        client.execute(env=env)
-    return [
-        _result(call, cell) for call, cell in zip(calls, nb.cells[first:], strict=True)
+        try:
+            client.execute(env=env)
+        except DeadKernelError:
+            died = client.running or 0
+
+    def where(i: int) -> str:
+        # An inserted check reads as its name; a student's cell as its first line.
+        if i in graded:
+            return CheckResult(graded[i], "").name
+        return f"the cell {_first_line(nb.cells[i].source)}"
+
+    notes = []
+    if died is not None:
+        how = "was stopped after ignoring the interrupt" if client.stopped else "died"
+        death = f"the kernel {how} in {where(died)}"
+        notes.append(death)
+    notes += [
+        f"{where(i)} ran past {timeout:g} s: interrupted"
+        for i in sorted(client.timed_out - set(graded))
     ]
+    best: dict[str, CheckResult] = {}
+    for i, call in graded.items():
+        if i in client.timed_out:
+            why = "interrupted" if i != died else "its kernel stopped"
+            result = CheckResult(call, "timed out", f"ran past {timeout:g} s: {why}")
+        elif i == died:
+            result = CheckResult(call, "error", "the kernel died during this check")
+        elif died is not None and i > died:
+            result = CheckResult(call, "error", f"not run: {death}")
+        else:
+            result = _result(call, nb.cells[i])
+        if call not in best or _RANK[result.status] < _RANK[best[call].status]:
+            best[call] = result
+    return Grade(chapter, framework, tuple(best[c] for c in calls), tuple(notes))
+
+
+def _summary(folder: Path, grades: dict[str, Grade], skipped: dict[str, str]) -> str:
+    """A Markdown page: per lab, per exercise, how many submissions passed."""
+    lines = [
+        "# Lab grades",
+        "",
+        f"Submissions in `{folder}`: {len(grades)} graded, {len(skipped)} not graded.",
+    ]
+    for chapter in sorted({g.chapter for g in grades.values()}):
+        of_lab = [g for g in grades.values() if g.chapter == chapter]
+        frameworks = ", ".join(
+            f"{sum(g.framework == f for g in of_lab)} {f}"
+            for f in FRAMEWORKS
+            if any(g.framework == f for g in of_lab)
+        )
+        lines += [
+            "",
+            f"## Lab {chapter} ({frameworks})",
+            "",
+            "| exercise | passed | failed | error | timed out |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        names = dict.fromkeys(r.name for g in of_lab for r in g.results)
+        for name in names:
+            statuses = [r.status for g in of_lab for r in g.results if r.name == name]
+            n = {s: statuses.count(s) for s in _RANK}
+            lines.append(
+                f"| {name} | {n['pass']}/{len(statuses)} | {n['fail']} | {n['error']} "
+                f"| {n['timed out']} |"
+            )
+        full = sum(g.passed == len(g.results) for g in of_lab)
+        lines += ["", f"Full marks: {full} of {len(of_lab)}."]
+    if skipped:
+        lines += ["", "## Not graded", ""]
+        lines += [f"- `{name}`: {why}" for name, why in skipped.items()]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +405,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=Path("grades.csv"), help="CSV to write"
     )
-    parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    parser.add_argument(
+        "--summary",
+        type=Path,
+        help="also write a Markdown summary (passes per exercise)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60,
+        help="seconds each cell may run before it is interrupted (default: 60)",
+    )
     parser.add_argument("--course", type=Path, default=ROOT, help="the course checkout")
     args = parser.parse_args(argv)
     found = args.folder.rglob("*.ipynb")
@@ -122,29 +423,36 @@ def main(argv: list[str] | None = None) -> int:
     if not submissions:
         print(f"error: no .ipynb files under {args.folder}", file=sys.stderr)
         return 2
-    rows = []
+    rows, grades, skipped = [], {}, {}
     for path in submissions:
         name = str(path.relative_to(args.folder))
         try:
-            results = grade_notebook(path, timeout=args.timeout, root=args.course)
-        except Exception as e:  # one unreadable submission must not stop the others
-            rows.append({"submission": name, "score": "0", "notes": f"not graded: {e}"})
-            print(f"{name}: not graded ({e})")
+            grade = grade_notebook(path, timeout=args.timeout, root=args.course)
+        except Exception as e:  # one bad submission must not stop the others
+            why = str(e) if isinstance(e, NotGradable) else f"{type(e).__name__}: {e}"
+            rows.append(
+                {"submission": name, "score": "0", "notes": f"not graded: {why}"}
+            )
+            skipped[name] = why
+            print(f"{name}: not graded: {why}")
             continue
-        passed = sum(r.status == "pass" for r in results)
-        row = {"submission": name, "score": f"{passed}/{len(results)}"}
-        for r in results:
-            check = r.check.split("(")[0].rsplit(".", 1)[-1]
-            row[check] = r.status if r.status == "pass" else f"{r.status}: {r.message}"
+        grades[name] = grade
+        score = f"{grade.passed}/{len(grade.results)}"
+        row = {"submission": name, "score": score, "notes": "; ".join(grade.notes)}
+        for r in grade.results:
+            row[r.name] = r.status if r.status == "pass" else f"{r.status}: {r.message}"
         rows.append(row)
-        marks = " ".join("✅" if r.status == "pass" else "❌" for r in results)
-        print(f"{name}: {passed}/{len(results)} {marks}")
-    columns = list(dict.fromkeys(k for row in rows for k in row))
+        marks = " ".join(_MARK[r.status] for r in grade.results)
+        print(f"{name}: {score} {marks}")
+    checks = dict.fromkeys(r.name for g in grades.values() for r in g.results)
     with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
+        writer = csv.DictWriter(f, fieldnames=["submission", "score", *checks, "notes"])
         writer.writeheader()
         writer.writerows(rows)
     print(f"wrote {args.out}")
+    if args.summary:
+        args.summary.write_text(_summary(args.folder, grades, skipped))
+        print(f"wrote {args.summary}")
     return 0
 
 

@@ -1,21 +1,104 @@
-"""Labs end to end in real kernels: where a student opens them, and through the grader."""
+"""Labs end to end in real kernels: where a student opens them, and through the grader.
+
+The submissions are built from the repo's own lab and solution notebooks, and what a test
+expects (how many checks, their names) comes from ``check_calls``, so these tests follow the
+labs when their exercises change.
+"""
 
 import csv
-import shutil
+import re
 import subprocess
 import sys
+import time
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from helpers.grade import _place_checks, check_calls
 from helpers.notebooks import FRAMEWORKS, ROOT
+
+LAB = "01-introduction"
+CALLS = {framework: check_calls(LAB, framework) for framework in FRAMEWORKS}
+
+
+def _read(kind: str, framework: str):
+    return nbformat.read(ROOT / kind / LAB / f"in-{framework}.ipynb", as_version=4)
+
+
+def _function(call: str) -> str:
+    return call[call.index("(") + 1 : -1]
+
+
+def _column(call: str) -> str:
+    return call.split("(")[0].rsplit(".", 1)[-1]
+
+
+def _index(nb, test) -> int:
+    return next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and test(c))
+
+
+def _definition(nb, call: str) -> int:
+    """Index of the cell that defines the exercise's function."""
+    pattern = re.compile(rf"^def {_function(call)}\(", re.M)
+    return _index(nb, lambda c: pattern.search(c.source))
+
+
+def _check(nb, call: str) -> int:
+    return _index(nb, lambda c: c.source.strip() == call)
+
+
+def _code(source: str):
+    return nbformat.v4.new_code_cell(source)
+
+
+def _redefine_all(framework: str):
+    """A "Going further" cell that reuses every exercise's name for something else."""
+    lines = [
+        f"def {_function(c)}(*args, **kwargs):\n    raise RuntimeError('a later experiment')"
+        for c in CALLS[framework]
+    ]
+    return _code("\n\n\n".join(lines))
+
+
+def _grade(folder, *options, timeout=900):
+    """Run the CLI on ``folder``: (rows by submission, the finished process, seconds)."""
+    out = folder.parent / f"{folder.name}.csv"
+    start = time.monotonic()
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "helpers.grade",
+            str(folder),
+            "--out",
+            str(out),
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    seconds = time.monotonic() - start
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = {row["submission"]: row for row in csv.DictReader(out.open())}
+    return rows, run, seconds
+
+
+def _write(folder, name: str, nb) -> None:
+    folder.mkdir(exist_ok=True)
+    nbformat.write(nb, folder / name)
+
+
+def _full(framework: str) -> str:
+    n = len(CALLS[framework])
+    return f"{n}/{n}"
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_unsolved_lab_in_place_fails_only_its_checks(framework):
     """Run where a student runs it (its own folder): only CheckFailed errors."""
-    path = ROOT / "labs" / "01-introduction" / f"in-{framework}.ipynb"
+    path = ROOT / "labs" / LAB / f"in-{framework}.ipynb"
     nb = nbformat.read(path, as_version=4)
     NotebookClient(
         nb,
@@ -31,35 +114,210 @@ def test_unsolved_lab_in_place_fails_only_its_checks(framework):
         for o in c.outputs
         if o.output_type == "error"
     ]
-    checks = [c for c in nb.cells if c.cell_type == "code" and ".check_" in c.source]
-    assert len(errors) == len(checks) == 5
+    checks = [
+        c.source.strip()
+        for c in nb.cells
+        if c.cell_type == "code" and ".check_" in c.source
+    ]
+    assert checks == CALLS[framework] and len(errors) == len(checks) > 0
     assert {o.ename for _, o in errors} == {"CheckFailed"}
     assert all("not implemented yet" in o.evalue for _, o in errors)
     assert all(".check_" in source for source, _ in errors)
 
 
-def test_grader_scores_a_folder(tmp_path):
-    subs = tmp_path / "subs"
-    subs.mkdir()
-    shutil.copy(ROOT / "labs/01-introduction/in-jax.ipynb", subs / "unsolved.ipynb")
-    shutil.copy(
-        ROOT / "solutions/01-introduction/in-pytorch.ipynb", subs / "solved.ipynb"
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """One grader run over a folder of submissions, each built to show one case."""
+    calls = CALLS["pytorch"]
+    assert len(calls) >= 3, "the rearranged submission needs three exercises"
+    subs = tmp_path_factory.mktemp("grade") / "subs"
+
+    nb = _read("solutions", "pytorch")
+    nb.cells.append(_code("H = 256  # a hidden size, in a last experiment"))
+    _write(subs, "trailing-h.ipynb", nb)
+
+    nb = _read("solutions", "pytorch")
+    nb.cells.append(_redefine_all("pytorch"))
+    _write(subs, "redefined.ipynb", nb)
+
+    # Exercise 0: check cell deleted, then `H` rebound. Exercise 1: check cell edited into a
+    # failing call. Last exercise: the student copied the stub and its check above the
+    # solved pair. At the end, every exercise's function is redefined.
+    nb, stubs = _read("solutions", "pytorch"), _read("labs", "pytorch")
+    last = _definition(nb, calls[-1])
+    copies = [_definition(stubs, calls[-1]), _check(stubs, calls[-1])]
+    nb.cells[last:last] = [_code(stubs.cells[i].source) for i in copies]
+    edited = _check(nb, calls[1])
+    nb.cells[edited].source = calls[1].replace(f"({_function(calls[1])})", "(print)")
+    del nb.cells[_check(nb, calls[0])]
+    # A student's own `H`: the grader's checks must not depend on the name.
+    nb.cells.insert(_definition(nb, calls[0]) + 1, _code("H = 256"))
+    # A later redefinition: the checks must still run right after each exercise.
+    nb.cells.append(_redefine_all("pytorch"))
+    _write(subs, "rearranged.ipynb", nb)
+
+    _write(subs, "unsolved.ipynb", _read("labs", "pytorch"))
+
+    nb = _read("solutions", "jax")
+    nb.cells += [_redefine_all("jax"), _code("H = 256")]
+    _write(subs, "jax.ipynb", nb)
+
+    nb = _read("solutions", "pytorch")
+    del nb.metadata["course"]["framework"]
+    _write(subs, "no-framework.ipynb", nb)
+    nb = _read("solutions", "pytorch")
+    del nb.metadata["course"]
+    _write(subs, "no-course.ipynb", nb)
+
+    summary = subs.parent / "summary.md"
+    rows, run, _ = _grade(subs, "--summary", str(summary))
+    return rows, run, summary.read_text()
+
+
+def test_a_later_cell_cannot_undo_an_exercise(graded):
+    rows, run, _ = graded
+    assert rows["trailing-h.ipynb"]["score"] == _full("pytorch")
+    assert rows["redefined.ipynb"]["score"] == _full("pytorch")
+    assert f"trailing-h.ipynb: {_full('pytorch')}" in run.stdout
+
+
+def test_edited_deleted_and_duplicated_check_cells(graded):
+    rows, _, _ = graded
+    row = rows["rearranged.ipynb"]
+    assert row["score"] == _full("pytorch"), row
+
+
+def test_unsolved_lab_scores_zero(graded):
+    rows, _, _ = graded
+    row = rows["unsolved.ipynb"]
+    assert row["score"] == f"0/{len(CALLS['pytorch'])}"
+    for call in CALLS["pytorch"]:
+        assert row[_column(call)].startswith("fail: "), row
+        assert "not implemented yet" in row[_column(call)]
+
+
+def test_jax_lab_is_graded_where_it_stands(graded):
+    rows, _, _ = graded
+    assert rows["jax.ipynb"]["score"] == _full("jax")
+
+
+def test_missing_metadata_is_explained(graded):
+    rows, run, _ = graded
+    for name, missing in [
+        ("no-framework.ipynb", "course.framework"),
+        ("no-course.ipynb", "no course entry"),
+    ]:
+        notes = rows[name]["notes"]
+        assert notes.startswith("not graded: not a course lab notebook"), notes
+        assert missing in notes and "File > Download" in notes
+        assert rows[name]["score"] == "0"
+        assert f"{name}: not graded: not a course lab notebook" in run.stdout
+    assert "('framework')" not in run.stdout
+
+
+def test_csv_has_one_column_per_check_and_one_row_per_submission(graded):
+    rows, _, _ = graded
+    assert len(rows) == 7
+    columns = list(next(iter(rows.values())))
+    checks = [_column(c) for c in CALLS["pytorch"]]
+    assert columns == ["submission", "score", *checks, "notes"]
+
+
+def test_summary_counts_passes_per_exercise(graded):
+    _, _, summary = graded
+    assert "5 graded, 2 not graded" in summary
+    # Graded lab-1 submissions: four pytorch ones solved, one unsolved, one jax solved.
+    for call in CALLS["pytorch"]:
+        assert f"| {_column(call)} | 4/5 | 1 | 0 | 0 |" in summary, summary
+    assert "`no-course.ipynb`: not a course lab notebook" in summary
+
+
+@pytest.fixture(scope="module")
+def endless(tmp_path_factory):
+    """Two solved labs with an exercise that never returns, graded with a short cell limit.
+
+    In ``endless.ipynb`` the second exercise loops; in ``stubborn.ipynb`` the first one loops
+    and ignores the interrupt, as code that traps SIGINT would.
+    """
+    calls = CALLS["pytorch"]
+    subs = tmp_path_factory.mktemp("endless") / "subs"
+    nb = _read("solutions", "pytorch")
+    loop = nb.cells[_definition(nb, calls[1])]
+    loop.source = f"def {_function(calls[1])}(*args):\n    while True:\n        pass\n"
+    _write(subs, "endless.ipynb", nb)
+    nb = _read("solutions", "pytorch")
+    stubborn = nb.cells[_definition(nb, calls[0])]
+    stubborn.source = (
+        f"def {_function(calls[0])}(*args):\n"
+        "    import signal\n\n"
+        "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "    while True:\n"
+        "        pass\n"
     )
-    (subs / "junk.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
-    out = tmp_path / "grades.csv"
-    run = subprocess.run(
-        [sys.executable, "-m", "helpers.grade", str(subs), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr
-    rows = {row["submission"]: row for row in csv.DictReader(out.open())}
-    assert rows["solved.ipynb"]["score"] == "5/5"
-    assert rows["unsolved.ipynb"]["score"] == "0/5"
-    assert rows["unsolved.ipynb"]["check_preprocess"].startswith("fail:")
-    assert "not a course lab" in rows["junk.ipynb"]["notes"]
-    assert "solved.ipynb: 5/5" in run.stdout
+    _write(subs, "stubborn.ipynb", nb)
+    return _grade(subs, "--timeout", "8", timeout=300)
+
+
+def test_an_endless_loop_fails_only_its_exercise(endless):
+    rows, run, _ = endless
+    row, calls = rows["endless.ipynb"], CALLS["pytorch"]
+    assert row["score"] == f"{len(calls) - 1}/{len(calls)}", row
+    for call in calls:
+        expected = "timed out" if call == calls[1] else "pass"
+        assert row[_column(call)].split(":")[0] == expected, row
+    assert "⏱" in run.stdout
+
+
+def test_a_kernel_that_ignores_the_interrupt_is_stopped(endless):
+    rows, _, _ = endless
+    row, calls = rows["stubborn.ipynb"], CALLS["pytorch"]
+    assert row["score"] == f"0/{len(calls)}", row
+    assert row[_column(calls[0])].startswith("timed out"), row
+    for call in calls[1:]:
+        assert row[_column(call)].startswith("error: not run: the kernel was stopped")
+    assert "the kernel was stopped" in row["notes"]
+
+
+def test_timeouts_are_quick_and_quiet(endless):
+    _, run, seconds = endless
+    # Two 8 s limits, a 10 s wait before the stubborn kernel is stopped, two short labs.
+    assert seconds < 120
+    for text in (run.stdout, run.stderr):
+        assert "Traceback" not in text and "ZMQError" not in text, text
+
+
+def test_checks_are_placed_after_each_exercise():
+    """The placement rule on made-up cells, without a kernel."""
+    calls = ["H.lab09.check_f(f)", "H.lab09.check_g(g)", "H.lab09.check_h(h)"]
+    cells = [
+        _code("H.lab09.check_f(f)  # moved above its exercise"),
+        _code("def f(x):\n    return x"),
+        _code("def g(x):\n    return x"),
+        _code("H.lab09.check_g(g)\nH.lab09.check_f(f)"),
+        _code("def f(x):\n    return None  # going further"),
+        _code("H.lab09.check_g(lambda x: x)"),
+    ]
+    out, graded = _place_checks(cells, calls, "helpers.torch")
+    # f: only its check cell after its first definition counts; g: checked in place and
+    # nowhere else; h is defined nowhere: checked at the end.
+    assert [graded.get(i) or c.source.split("\n")[0] for i, c in enumerate(out)] == [
+        "def f(x):",
+        "def g(x):",
+        "H.lab09.check_f(f)",
+        "H.lab09.check_g(g)",
+        "def f(x):",
+        "H.lab09.check_g(lambda x: x)",
+        "H.lab09.check_h(h)",
+    ]
+    assert all("H.lab09" not in out[i].source for i in graded)
+
+
+def test_check_cell_deleted_goes_right_after_the_definition():
+    calls = ["H.lab09.check_f(f)", "H.lab09.check_g(g)"]
+    cells = [_code("def f(x):\n    return x"), _code("def g(x):\n    return x")]
+    out, graded = _place_checks(cells, calls, "helpers.jax")
+    assert graded == {1: calls[0], 3: calls[1]}
+    assert out[1].source.startswith("import helpers.jax as ")
 
 
 def test_grader_needs_submissions(tmp_path):
@@ -69,3 +327,14 @@ def test_grader_needs_submissions(tmp_path):
         text=True,
     )
     assert run.returncode == 2 and "no .ipynb files" in run.stderr
+
+
+def test_help_describes_the_options():
+    run = subprocess.run(
+        [sys.executable, "-m", "helpers.grade", "--help"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0
+    for option in ("--out", "--summary", "--timeout", "--course", "where it stands"):
+        assert option in run.stdout

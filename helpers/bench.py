@@ -1,11 +1,28 @@
-"""Measure a task end to end and print one JSON line: the numbers the book may quote.
+"""Measure a task end to end and print JSON lines: the numbers the book may quote.
 
     python -m helpers.bench mnist --framework torch --scale cpu
-    python -m helpers.bench mnist --framework jax --record chapters/01-introduction/bench.jsonl
+    python -m helpers.bench mnist --framework both --repeat 3 \\
+        --record chapters/01-introduction/bench.jsonl
 
-The line holds the task's metrics (accuracy, seconds, throughput) plus the hardware, the
-library versions, the date and the git commit, so a figure in the book can name its run.
-``--record FILE`` also appends the line to FILE. Progress goes to stderr, the JSON to stdout.
+Each line is one framework's run: the task's metrics plus the model, the protocol, the
+hardware, the library versions, the date and the git commit, so a figure in the book can name
+its run. ``--record FILE`` also appends the lines to FILE (the results page reads them).
+Progress goes to stderr, the JSON to stdout.
+
+Protocol (the same for every task; a task's own docstring adds what it trains):
+
+* The task builds its model and data from scratch at the scale named, with seed ``i`` for the
+  ``i``-th repeat (``--repeat N``: seeds ``0 .. N-1``), trains, then evaluates once on the full
+  test split (or the ``test_examples`` the scale names).
+* ``train_seconds`` is the wall time of the training epochs, evaluation excluded, with the
+  device synchronised before the clock is read. ``train_examples_per_second`` leaves out the
+  first step, which carries compilation (JAX) or GPU warm-up; that step's time is
+  ``first_step_seconds``.
+* With ``--repeat N`` every numeric metric is the median over the repeats, and ``spread``
+  holds its ``[min, max]``.
+* With ``--framework both`` the two frameworks run one after the other in this process, on the
+  same data with the same seeds; each line carries ``throughput_ratio``, its training
+  throughput divided by PyTorch's from the same invocation.
 """
 
 from __future__ import annotations
@@ -14,6 +31,7 @@ import argparse
 import datetime as dt
 import importlib
 import json
+import statistics
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -21,10 +39,15 @@ from pathlib import Path
 from helpers.scale import SCALES, current_scale, sizes
 from helpers.system import git_commit, hardware
 
-__all__ = ["TASKS", "main", "run"]
+__all__ = ["PROTOCOL", "TASKS", "main", "run", "run_repeated"]
 
 TASKS = {"mnist": "run_mnist"}  # task -> function in helpers.<framework>.tasks
 FRAMEWORKS = {"torch": ("torch",), "jax": ("jax", "jaxlib", "flax", "optax")}
+PROTOCOL = (
+    "train from scratch with a fixed seed at the named scale, evaluate once on the test "
+    "split; train_seconds: training epochs only, device synchronised; examples/s excludes "
+    "the first (compiling / warm-up) step"
+)
 
 
 def _versions(framework: str) -> dict[str, str]:
@@ -38,9 +61,18 @@ def _versions(framework: str) -> dict[str, str]:
 
 
 def run(
-    task: str, framework: str, scale: str | None = None, *, progress: bool = True
+    task: str,
+    framework: str,
+    scale: str | None = None,
+    *,
+    seed: int = 0,
+    progress: bool = True,
 ) -> dict:
-    """Run ``task`` with ``framework`` at ``scale``; return the full record."""
+    """Run ``task`` once with ``framework`` at ``scale``; return the full record.
+
+    Raises ``ValueError`` for an unknown task or framework, and for ``gpu`` scale on a machine
+    where the framework has no GPU (such a run must not be recorded as a gpu-scale result).
+    """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
     if framework not in FRAMEWORKS:
@@ -57,18 +89,53 @@ def run(
             "a gpu-scale record must come from a GPU (use --scale cpu on this machine)"
         )
     started = dt.datetime.now(dt.timezone.utc)
-    metrics = getattr(fw.tasks, TASKS[task])(sizes(task, scale), progress=progress)
+    task_fn = getattr(fw.tasks, TASKS[task])
+    metrics = task_fn(sizes(task, scale), seed=seed, progress=progress)
     return {
         "task": task,
         "framework": framework,
         "scale": scale,
         **metrics,
+        "seed": seed,
+        "protocol": PROTOCOL,
         "device": fw.runtime_info()["device"],
         "hardware": hardware(),
         "versions": _versions(framework),
         "date": started.isoformat(timespec="seconds"),
         "commit": git_commit(),
     }
+
+
+def run_repeated(
+    task: str,
+    framework: str,
+    scale: str | None = None,
+    *,
+    repeats: int = 1,
+    progress: bool = True,
+) -> dict:
+    """``repeats`` runs with seeds ``0 .. repeats-1``: medians, and ``spread`` [min, max].
+
+    Raises ``ValueError`` for ``repeats < 1`` (and whatever :func:`run` raises).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    runs = [
+        run(task, framework, scale, seed=i, progress=progress) for i in range(repeats)
+    ]
+    if repeats == 1:
+        return runs[0]
+    record = dict(runs[0])
+    record["spread"] = {}
+    for key, value in runs[0].items():
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if numeric and key != "seed":
+            values = [r[key] for r in runs]
+            record[key] = statistics.median(values)
+            record["spread"][key] = [min(values), max(values)]
+    record["seed"] = list(range(repeats))
+    record["repeats"] = repeats
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,33 +145,54 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("task", choices=sorted(TASKS))
-    parser.add_argument("--framework", required=True, choices=sorted(FRAMEWORKS))
+    parser.add_argument(
+        "--framework", required=True, choices=[*sorted(FRAMEWORKS), "both"]
+    )
     parser.add_argument(
         "--scale", choices=SCALES, help="default: $BOOK_SCALE, else by hardware"
     )
     parser.add_argument(
-        "--record", type=Path, metavar="FILE", help="also append the line here"
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="runs per framework (medians)",
+    )
+    parser.add_argument(
+        "--record", type=Path, metavar="FILE", help="also append the lines here"
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar on stderr"
     )
     args = parser.parse_args(argv)
+    frameworks = ["torch", "jax"] if args.framework == "both" else [args.framework]
+    records = []
     try:
-        record = run(
-            args.task, args.framework, args.scale, progress=not args.no_progress
-        )
-    except (
-        ValueError,
-        FileNotFoundError,
-    ) as e:  # bad BOOK_SCALE, data not found: say it plainly
+        for framework in frameworks:
+            records.append(
+                run_repeated(
+                    args.task,
+                    framework,
+                    args.scale,
+                    repeats=args.repeat,
+                    progress=not args.no_progress,
+                )
+            )
+    # A bad BOOK_SCALE, gpu scale without a GPU, data not found: say it plainly.
+    except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    line = json.dumps(record)
-    print(line)
+    if len(records) > 1:
+        reference = records[0]["train_examples_per_second"]
+        for record in records:
+            ratio = record["train_examples_per_second"] / reference
+            record["throughput_ratio"] = round(ratio, 3)
+    lines = [json.dumps(record) for record in records]
+    print("\n".join(lines))
     if args.record:
         args.record.parent.mkdir(parents=True, exist_ok=True)
         with open(args.record, "a") as f:
-            f.write(line + "\n")
+            f.write("".join(line + "\n" for line in lines))
     return 0
 
 

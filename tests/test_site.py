@@ -63,6 +63,7 @@ def test_every_notebook_page_opens_in_colab(html):
         page = (html / rel).with_suffix(".html").read_text()
         colab = f"https://colab.research.google.com/github/{repo}/blob/main/{rel}.ipynb"
         assert colab in page, f"{rel}: no Colab button pointing at its .ipynb"
+        assert "google.colab" not in page, f"{rel}: the Colab install cell is shown"
 
 
 def test_maths_uses_the_bundled_mathjax(html):

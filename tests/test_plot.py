@@ -72,5 +72,7 @@ def test_all_correct_predictions_still_draw():
 
 
 def test_class_names_must_match_num_classes():
-    with pytest.raises(ValueError, match="class_names has 2 names but num_classes is 3"):
+    with pytest.raises(
+        ValueError, match="class_names has 2 names but num_classes is 3"
+    ):
         plot_confusion_matrix(Y_TRUE, Y_PRED, num_classes=3, class_names=["a", "b"])

@@ -745,12 +745,15 @@ plt.show()
 # length to the next, because it is almost all dispatch, not arithmetic; the right panel shows
 # the same fact as a time per element that falls as `n` grows. Under `jit` the six dispatches
 # become one call, so its time per call at small `n` is the fixed cost of a single dispatch. At
-# the largest length the time per call grows with `n`: the work is now streaming the arrays
-# through memory and computing a sine and a cosine per element. Element-wise code like this is
-# limited by memory traffic more than by arithmetic (on a GPU almost entirely), which is why
-# fusion pays. How much it pays at large `n` depends on the hardware, as the table shows for
-# this page's run. `jit` compiles once per input shape, which the last column measures;
-# PyTorch's `torch.compile(dynamic=True)` instead compiles one program for every length.
+# the largest length the time per call grows in proportion to `n`, and the cost is the work per
+# element: a sine and a cosine, and, in eager mode, six passes over memory that each write an
+# intermediate array and read it back. Fusion removes those passes; what remains after
+# compiling is the arithmetic and one read and one write per element. How the cost splits
+# depends on the hardware: on a GPU, element-wise code like this is memory-bound, so the saved
+# memory traffic is nearly all of fusion's gain; on a CPU the sine and cosine weigh more. The
+# table shows this page's split. `jit` compiles once per input shape, which the last column
+# measures; PyTorch's `torch.compile(dynamic=True)` instead compiles one program for every
+# length.
 
 # %% [markdown] tags=["shared"]
 # ```{admonition} Do not compare the two pages' timings

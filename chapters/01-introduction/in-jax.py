@@ -423,8 +423,9 @@ print(linear(params, inputs))  # (4, 2)
 # Flax NNX brings back **objects**: an `nnx.Module` owns its parameters, as in PyTorch, and
 # calling it runs its `__call__` method (section 1.7 writes one). `nnx.Linear(3, 2)` computes
 # $y = x W + b$ and stores its kernel as `(in, out)`, here `(3, 2)`; PyTorch stores the same
-# matrix transposed, `(out, in)`. Flax initialises the kernel from a normal distribution with
-# variance $1/\text{in}$ ("LeCun normal") and the bias with zeros (PyTorch: uniforms for both).
+# matrix transposed, `(out, in)`. Flax initialises the kernel from a truncated normal
+# distribution with variance $1/\text{in}$ ("LeCun normal") and the bias with zeros (PyTorch:
+# uniforms for both).
 # Modules take their random keys explicitly, through `nnx.Rngs`. `nnx.split` separates a
 # module into a static description (`graphdef`) and its state as a pytree, and `nnx.merge`
 # rebuilds it: the bridge to JAX's transformations, which only see pytrees.

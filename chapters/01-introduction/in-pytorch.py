@@ -215,8 +215,8 @@ except torch.fx.proxy.TraceError as e:
 # %% [markdown]
 # Two repairs turn the branch into an operation that a graph can hold. `torch.where` computes
 # both branches and selects element by element; `torch.cond(pred, true_fn, false_fn, operands)`
-# runs one branch, chosen on the device (a prototype feature in PyTorch, built for
-# `torch.compile` and `torch.export`). JAX's `jnp.where` and `jax.lax.cond` are the same two
+# is one operation that runs one of two functions, and `torch.compile` and `torch.export` capture
+# it whole instead of breaking the graph (a prototype feature in PyTorch today). JAX's `jnp.where` and `jax.lax.cond` are the same two
 # tools. Gradients need no repair: autograd records the operations that actually ran, so it
 # differentiates through the Python `if` above, and so does JAX's `grad`.
 

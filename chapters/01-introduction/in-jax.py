@@ -302,8 +302,8 @@ print(f"2nd derivative of sin at 1: {float(second):.6f}; -sin(1) = {-math.sin(1)
 # ```{admonition} A common misconception: "autodiff is numerical differentiation"
 # :class: warning
 # JAX's `grad` (and PyTorch's autograd) is often described as *numerical* differentiation. It
-# is not: both apply the chain rule, exactly, to the operations the program performs.
-# **Finite differences**, the numerical method, estimate a derivative from function values,
+# is not: both apply the chain rule to the operations the program performs, exact up to
+# floating-point rounding. **Finite differences**, the numerical method, estimate a derivative from function values,
 # $\partial g/\partial x_i \approx (g(x + h e_i) - g(x - h e_i)) / 2h$, and pay for it in
 # accuracy and in cost. The measurement below shows both.
 # ```
@@ -508,7 +508,7 @@ fig = H.show_images(x_train_u8[:16], y_train[:16])
 # Inputs are scaled from 0..255 to 0..1 and each image is flattened to 784 numbers. The whole
 # data set fits on the device, so it is copied there once. Labels become `int32`, JAX's
 # default integer (64-bit integers need 64-bit mode); Optax's loss takes any integer labels,
-# where PyTorch's `F.cross_entropy` insists on `int64`.
+# where PyTorch's `F.cross_entropy` rejects `int32` and expects `int64`.
 
 # %%
 x_train = H.images_to_vectors(x_train_u8)  # (N, 784) float32 in [0, 1]
@@ -767,8 +767,8 @@ plt.show()
 # A fair comparison runs both frameworks through one harness on one machine and records the
 # hardware, as `python -m helpers.bench` does. The recorded MNIST runs are below (from
 # [`bench.jsonl`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/chapters/01-introduction/bench.jsonl),
-# beside this notebook); their throughput leaves out the first step and evaluation, so it is
-# higher than the whole-`fit` figure of section 1.7.
+# beside this notebook). Their throughput leaves out the first step and the evaluations, so it
+# measures something other than the whole-`fit` figure of section 1.7.
 # ```
 
 # %%

@@ -144,8 +144,7 @@ def plot_confusion_matrix(
     vmax = max(float(colored.max()), 1e-12) if colored.size else 1.0
     size = 0.45 * num_classes + 2
     fig, ax = plt.subplots(figsize=(size + 1, size))
-    cmap = plt.get_cmap("Blues").copy()
-    cmap.set_bad("white")  # the masked diagonal
+    cmap = plt.get_cmap("Blues").with_extremes(bad="white")  # the masked diagonal
     im = ax.imshow(shown, cmap=cmap, vmin=0.0, vmax=vmax)
     what = "fraction of the true class" if normalize else "examples"
     if mask_diagonal:

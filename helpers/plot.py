@@ -112,13 +112,25 @@ def plot_confusion_matrix(
     class_names: Sequence[str] | None = None,
     num_classes: int | None = None,
     normalize: bool = False,
+    mask_diagonal: bool = False,
+    title: str = "",
 ) -> Figure:
-    """Confusion matrix as a heat map: rows are true classes, columns predictions."""
+    """Confusion matrix as a heat map: rows are true classes, columns predictions.
+
+    ``normalize=True`` divides each row by its count, so a cell reads "fraction of this true
+    class predicted as that class". ``mask_diagonal=True`` leaves the correct predictions
+    uncoloured (their numbers are still written), so the colour scale spans the confusions
+    only: with a good classifier the diagonal is so large that it hides every confusion.
+    """
     if num_classes is None and class_names is not None:
         num_classes = len(class_names)
     elif num_classes is None:
         num_classes = int(max(np.max(y_true), np.max(y_pred))) + 1
-    cm = confusion_matrix(y_true, y_pred, num_classes).astype(float)
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(
+            f"class_names has {len(class_names)} names but num_classes is {num_classes}"
+        )
+    cm = confusion_matrix(y_true, y_pred, num_classes).astype(float)  # (C, C)
     if normalize:
         cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     names = (
@@ -126,19 +138,32 @@ def plot_confusion_matrix(
         if class_names is not None
         else [str(i) for i in range(num_classes)]
     )
+    diagonal = np.eye(num_classes, dtype=bool)
+    shown = np.ma.masked_where(diagonal, cm) if mask_diagonal else cm
+    colored = cm[~diagonal] if mask_diagonal else cm
+    vmax = max(float(colored.max()), 1e-12) if colored.size else 1.0
     size = 0.45 * num_classes + 2
     fig, ax = plt.subplots(figsize=(size + 1, size))
-    im = ax.imshow(cm, cmap="Blues")
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    cmap = plt.get_cmap("Blues").with_extremes(bad="white")  # the masked diagonal
+    im = ax.imshow(shown, cmap=cmap, vmin=0.0, vmax=vmax)
+    what = "fraction of the true class" if normalize else "examples"
+    if mask_diagonal:
+        what += " (diagonal not coloured)"
+    fig.colorbar(im, ax=ax, fraction=0.046, label=what)
     ticks = range(num_classes)
     ax.set(xticks=ticks, yticks=ticks, xticklabels=names, yticklabels=names)
-    ax.set(xlabel="predicted", ylabel="true")
+    ax.set(xlabel="predicted class", ylabel="true class")
+    if title:
+        ax.set_title(title)
     plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
-    threshold = cm.max() / 2
+    threshold = vmax / 2
     for i in range(num_classes):
         for j in range(num_classes):
             text = f"{cm[i, j]:.2f}" if normalize else f"{int(cm[i, j])}"
-            color = "white" if cm[i, j] > threshold else "black"
+            if mask_diagonal and i == j:
+                color = "grey"
+            else:
+                color = "white" if cm[i, j] > threshold else "black"
             ax.text(j, i, text, ha="center", va="center", fontsize=7, color=color)
     fig.tight_layout()
     return fig

@@ -22,7 +22,8 @@
 # * what eager execution is, and what tracing a program into a graph means;
 # * how automatic differentiation differs from finite differences, measured;
 # * how devices and models are handled;
-# * how to train a first model on real MNIST digits, step by step and with a reusable loop.
+# * how to train a first model on real MNIST digits, with a loop written out and then a reusable one;
+# * what eager execution and compilation cost, measured.
 #
 # Every number on this page is printed by the code above it. The notebook runs at one of three
 # scales (`smoke` for CI, `cpu` for a laptop, `gpu` for Colab); the cell below says which one
@@ -43,6 +44,13 @@ if "google.colab" in sys.modules:
     colab_setup()
 
 # %%
+import itertools
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -57,7 +65,7 @@ timing = H.sizes("timing")
 device = H.default_device()
 H.runtime_info()
 
-# %% [markdown]
+# %% [markdown] tags=["shared"]
 # ## 1.1 Two frameworks, one job
 #
 # A deep-learning framework gives you four things: n-dimensional arrays that live on an
@@ -67,23 +75,28 @@ H.runtime_info()
 # **PyTorch** {cite}`paszke2019pytorch` descends from Torch7 {cite}`collobert2011torch7`, a Lua
 # library, and took from Chainer {cite}`tokui2015chainer` the *define-by-run* idea: the program
 # *is* the model, executed line by line by Python, and the graph needed for gradients is
-# recorded as it runs. First released publicly by Facebook AI Research in early 2017, it has been
-# governed by the PyTorch Foundation (part of the Linux Foundation) since 2022. PyTorch 2 added `torch.compile`,
-# which captures graphs from Python bytecode and compiles them {cite}`ansel2024pytorch2`.
+# recorded as it runs. First released publicly by Facebook AI Research in early 2017, it has
+# been governed by the PyTorch Foundation (part of the Linux Foundation) since 2022. PyTorch 2
+# added `torch.compile`, which captures graphs from Python bytecode and compiles them
+# {cite}`ansel2024pytorch2`.
 #
 # **JAX** {cite}`jax2018github` comes from Google and grew out of Autograd
 # {cite}`maclaurin2015autograd`: NumPy's API plus *composable function transformations*
-# (`grad`, `jit`, `vmap`, ...) that work by tracing Python functions and compiling them with the
-# XLA compiler {cite}`frostig2018compiling`. Neural-network layers come from libraries on top:
-# in this course Flax NNX {cite}`flax2020github` and Optax {cite}`deepmind2020jax`.
+# (`grad`, `jit`, `vmap`, ...) that work by tracing Python functions. Only `jit` compiles: it
+# hands the traced program to the XLA compiler {cite}`frostig2018compiling`, while `grad` and
+# `vmap` transform the trace into another program without compiling it. Neural-network layers
+# come from libraries on top: in this course Flax NNX {cite}`flaxnnx2024`, the object-based API
+# that Flax introduced in 2024, and Optax {cite}`deepmind2020jax` for optimisers.
 #
 # Where each fits: PyTorch is object-oriented and eager by default, so a model is debugged like
 # any Python program, and much of the wider ecosystem (torchvision and Hugging Face Transformers,
-# for instance) is built on it. JAX is functional: programs are pure functions that
-# JAX transforms (differentiate, compile, vectorise, shard across devices), which suits compiled
-# accelerator code, large-scale sharded training and scientific computing. Both run on CPUs and
-# NVIDIA GPUs; JAX reaches Google's TPUs natively through XLA, PyTorch through PyTorch/XLA.
-# The rest of this chapter makes these differences concrete.
+# for instance) is built on it. JAX is functional: programs are pure functions that JAX
+# transforms (differentiate, compile, vectorise, shard across devices), which suits compiled
+# accelerator code, large-scale sharded training and scientific computing. Both run on CPUs,
+# NVIDIA GPUs (CUDA) and AMD GPUs (ROCm); PyTorch also runs on Apple-silicon GPUs through its
+# `mps` device, where JAX has only an experimental plugin. JAX reaches Google's TPUs natively
+# through XLA, PyTorch through PyTorch/XLA. The rest of this chapter makes these differences
+# concrete.
 
 # %% [markdown]
 # ## 1.2 Arrays
@@ -114,6 +127,25 @@ row = jnp.array([1.0, 2.0, 3.0])  # (3,)
 col + row  # (2, 3)
 
 # %% [markdown]
+# Reductions take the axis to reduce, `axis=` as in NumPy. A classifier outputs one score per
+# class for each example, a `(B, C)` table; `argmax(axis=1)` picks the highest-scoring class of
+# each row. Comparing predictions with labels gives a `bool` array, and its mean is the
+# accuracy. JAX, like NumPy, averages booleans as 0s and 1s; PyTorch refuses (`mean()` of a
+# bool tensor raises), so code meant for both casts to float first.
+
+# %%
+scores = jnp.array(
+    [[2.0, 0.5, -1.0], [0.1, 0.3, 3.0], [1.0, 2.0, 0.0], [0.0, -1.0, 4.0]]
+)  # (B=4, C=3)
+labels = jnp.array([0, 2, 0, 2])  # (4,)
+predicted = scores.argmax(axis=1)  # (4,) index of the largest score in each row
+hits = predicted == labels  # (4,) bool
+print("predicted:", predicted, "| hits:", hits)
+print(
+    "mean of bools:", hits.mean(), "| with the cast:", hits.astype(jnp.float32).mean()
+)
+
+# %% [markdown]
 # JAX arrays are **immutable**: assigning into one is an error. `x.at[index].set(value)` (or
 # `.add`, `.mul`, ...) returns a new array instead. Immutability is what lets JAX treat programs
 # as pure functions; inside `jax.jit`, XLA turns such updates into in-place writes when the old
@@ -130,18 +162,25 @@ print(base, updated, sep="\n")
 
 # %% [markdown]
 # Random numbers need an explicit **key**: the same key always gives the same numbers, and
-# `jax.random.split` derives independent keys. There is no hidden global state, so a function's
-# randomness depends only on the key you pass, even when JAX compiles or parallelises it.
+# `jax.random.split` derives new, independent keys from one. There is no hidden global state,
+# so a function's randomness depends only on the key you pass, even when JAX compiles or
+# parallelises it. The habit that keeps streams independent: **split first, then use each key
+# once**. Drawing numbers from a key and then splitting that same key reuses it, and the
+# "independent" streams are no longer guaranteed to be independent. (PyTorch draws from a
+# global generator instead.)
 
 # %%
 key = jax.random.key(0)
-first = jax.random.uniform(key, (3,))
-again = jax.random.uniform(key, (3,))  # same key, same numbers
-key, subkey = jax.random.split(key)
-print(first, again, jax.random.uniform(subkey, (3,)), sep="\n")
+key, k1, k2 = jax.random.split(
+    key, 3
+)  # split first; keep `key` only for further splits
+first = jax.random.uniform(k1, (3,))
+again = jax.random.uniform(k1, (3,))  # same key, same numbers
+other = jax.random.uniform(k2, (3,))  # another key, other numbers
+print(first, again, other, sep="\n")
 
 # %% [markdown]
-# ## 1.3 Eager execution, graphs and compilation
+# ## 1.3 Eager execution, tracing and compilation
 #
 # Called directly, `jax.numpy` functions run one operation at a time, like PyTorch (**eager
 # execution**): each call dispatches one compiled kernel, and ordinary Python control flow just
@@ -163,31 +202,44 @@ def relu_or_negate(x: jax.Array) -> jax.Array:
 print(relu_or_negate(jnp.array([1.0, -2.0, 3.0])))
 
 # %% [markdown]
-# `jax.jit` compiles a whole function instead. It first **traces** it: it calls the function
-# with abstract *tracers* that carry only shape and dtype, and records each operation in a
-# *jaxpr*. The jaxpr of `f` holds exactly its six operations:
+# JAX's transformations work by **tracing**: they call the function with *tracers* in place of
+# arrays and record each operation. `jax.grad` and `jax.vmap` trace and transform the recorded
+# program without compiling it; their tracers still carry the values, so the Python `if`
+# works under `grad`, as it does under PyTorch's autograd:
+
+# %%
+jax.grad(lambda x: relu_or_negate(x).sum())(jnp.array([1.0, -2.0, 3.0]))  # (3,)
+
+# %% [markdown]
+# `jax.jit` is the one that compiles. It traces with *abstract* tracers that carry only shape
+# and dtype, and records each operation in a *jaxpr*. The jaxpr of `f` holds exactly its six
+# operations:
 
 # %%
 jax.make_jaxpr(f)(jnp.ones(3))
 
 # %% [markdown]
 # XLA then compiles the jaxpr for the device, fusing the operations into one kernel. The Python
-# code runs only while tracing, once per new input shape and dtype: a `print` inside a jitted
-# function prints a tracer, once, and never again. A branch on a traced value cannot be decided
-# at all, because the tracer has no value; `jnp.where` (or `jax.lax.cond`) expresses it as an
-# operation instead. PyTorch's tracer (`torch.fx`) has the same limit.
+# code runs only while tracing, which happens again for every new input shape or dtype (a
+# *retrace*): a `print` inside a jitted function prints a tracer at each trace and nothing on
+# the calls in between. `jax.debug.print` prints the actual values on every call. A branch on a
+# traced value cannot be decided at all, because the tracer has no value; `jnp.where` (both
+# branches computed, one selected) or `jax.lax.cond` (one branch run) express it as an
+# operation instead. PyTorch's tracer (`torch.fx`) has the same limit and the same two repairs,
+# `torch.where` and `torch.cond`.
 
 
 # %%
 @jax.jit
-def traced_twice(x):
+def doubled(x):
     print("tracing with", x)  # runs at trace time only
+    jax.debug.print("running with {x}", x=x)  # runs on every call
     return x * 2
 
 
-traced_twice(jnp.ones(3))  # traces, compiles, runs
-# Same shape and dtype: reuses the compiled code and prints nothing.
-traced_twice(jnp.zeros(3))
+doubled(jnp.ones(3))  # traces, compiles, runs
+doubled(jnp.zeros(3))  # same shape and dtype: no trace, compiled code only
+doubled(jnp.ones(4))  # a new shape: traces (and prints) again
 try:
     jax.jit(relu_or_negate)(jnp.array([1.0, -2.0, 3.0]))
 except jax.errors.TracerBoolConversionError as e:
@@ -195,36 +247,22 @@ except jax.errors.TracerBoolConversionError as e:
 
 
 @jax.jit
-def relu_or_negate_jit(x):
-    # Both branches are computed; the condition selects one, on the device.
+def relu_or_negate_where(x):
+    # Both branches are computed; the condition selects one, element by element.
     return jnp.where(x.sum() > 0, jnp.maximum(x, 0), -x)
 
 
-print(relu_or_negate_jit(jnp.array([1.0, -2.0, 3.0])))
+@jax.jit
+def relu_or_negate_cond(x):
+    return jax.lax.cond(x.sum() > 0, lambda x: jnp.maximum(x, 0), lambda x: -x, x)
+
+
+for v in (jnp.array([1.0, -2.0, 3.0]), jnp.array([-1.0, -2.0, 3.0])):
+    print(v, relu_or_negate(v), relu_or_negate_where(v), relu_or_negate_cond(v))
 
 # %% [markdown]
-# What does each style cost? In eager mode every operation is a separate dispatch from Python,
-# which takes microseconds whatever the size of the array; under `jit` the whole function is
-# one call to compiled, fused code. Below, the median of `timing.repeats` calls (compilation
-# happens in a warm-up call and is not counted):
-
-# %%
-f_jit = jax.jit(f)
-for n in (1_000, timing.n):
-    v = jax.random.normal(jax.random.key(1), (n,))
-    eager = H.time_fn(f, v, repeats=timing.repeats)
-    compiled = H.time_fn(f_jit, v, repeats=timing.repeats)
-    print(
-        f"n={n:>10,}: eager {eager * 1e6:9.1f} µs, jit {compiled * 1e6:9.1f} µs "
-        f"({eager / compiled:4.1f}x faster)"
-    )
-
-# %% [markdown]
-# On a small array `jit` wins by removing six dispatches' worth of overhead. On a large one the
-# arithmetic itself (a sine and a cosine per element) takes most of the time, and fusion saves
-# only the five intermediate results written to memory and read back; how much that is worth
-# depends on the hardware, as the second row shows for this page's device. The price of `jit`
-# is the compilation (once per input shape) and the tracing rules above.
+# The price of `jit` is the compilation (once per input shape and dtype) and the tracing rules
+# above; section 1.8 measures what it buys.
 #
 # ## 1.4 Automatic differentiation
 #
@@ -252,25 +290,30 @@ value, grad = jax.value_and_grad(g)(x0)
 print("jax.grad        :", jax.grad(g)(x0))
 print("value_and_grad  :", value, grad)
 print("by hand         :", g_grad_exact(np.asarray(x0, np.float64)))
-print("2nd derivative of sin at 1:", jax.grad(jax.grad(jnp.sin))(1.0), "= -sin(1)")
+second = jax.grad(jax.grad(jnp.sin))(1.0)
+print(f"2nd derivative of sin at 1: {float(second):.6f}; -sin(1) = {-math.sin(1):.6f}")
 
 # %% [markdown]
 # Transformations compose: `jax.grad(jax.grad(f))` differentiates twice, `jax.jit(jax.grad(f))`
-# compiles the gradient. PyTorch's `torch.func.grad` is modelled on the same idea.
-#
-# ```{admonition} Automatic differentiation is not numerical differentiation
+# compiles the gradient. There is no tape to inspect: the gradient is a function, and its
+# result a plain array. PyTorch's `torch.func.grad` is modelled on the same idea.
+
+# %% [markdown] tags=["shared"]
+# ```{admonition} A common misconception: "autodiff is numerical differentiation"
 # :class: warning
-# A widely circulated outline of this course describes JAX's `grad` as "numerical
-# differentiation". It is not, in JAX or in PyTorch: both apply the chain rule to the
-# operations the program performs. **Finite differences**, the numerical method, estimate a
-# derivative from function values, $\partial g/\partial x_i \approx (g(x + h e_i) - g(x - h
-# e_i)) / 2h$, and pay for it in accuracy and in cost.
+# JAX's `grad` (and PyTorch's autograd) is often described as *numerical* differentiation. It
+# is not: both apply the chain rule to the operations the program performs, exact up to
+# floating-point rounding. **Finite differences**, the numerical method, estimate a derivative from function values,
+# $\partial g/\partial x_i \approx (g(x + h e_i) - g(x - h e_i)) / 2h$, and pay for it in
+# accuracy and in cost. The measurement below shows both.
 # ```
-#
+
+# %% [markdown]
 # The accuracy problem: a large step $h$ has truncation error (of order $h^2$), a small one
 # loses digits to rounding (of order $\varepsilon/h$, with $\varepsilon$ the machine
 # precision). Below, the worst error over the four coordinates, for many step sizes, in float32
-# and float64 (inside `jax.enable_x64`), against the autodiff error:
+# and float64 (inside `jax.enable_x64`), against the autodiff error. The reference is the
+# float64 formula above, so "error" means distance from that formula, itself rounded to float64.
 
 
 # %%
@@ -300,25 +343,28 @@ for dtype, errs in errors.items():
     print(f"{dtype}: {fd}; autodiff error {autodiff_error[dtype]:.1e}")
 
 # %%
+# A log axis cannot show 0: an error of exactly 0 is drawn on this floor, and labelled so.
+FLOOR = 1e-17
 fig, ax = plt.subplots(figsize=(6, 3.6))
 for (dtype, errs), color in zip(errors.items(), ("C0", "C1"), strict=True):
     ax.loglog(
         steps,
-        np.maximum(errs, 1e-17),
+        np.maximum(errs, FLOOR),
         "o-",
         ms=3,
         color=color,
         label=f"central diff., {dtype}",
     )
+    err = autodiff_error[dtype]
     ax.axhline(
-        max(autodiff_error[dtype], 1e-17),
+        max(err, FLOOR),
         ls="--",
         color=color,
-        label=f"jax.grad, {dtype}",
+        label=f"jax.grad, {dtype}" + (" (0, drawn at 1e-17)" if err == 0 else ""),
     )
 ax.set(
     xlabel="step h",
-    ylabel="max |error|",
+    ylabel="max |error| over the 4 coordinates",
     title="Gradient error: finite differences vs autodiff",
 )
 ax.legend(fontsize=8)
@@ -327,11 +373,14 @@ plt.show()
 
 # %% [markdown]
 # The V shape is the trade-off between truncation (right) and rounding (left); its best point
-# is still far above autodiff in float32. The cost problem is worse: finite differences need
-# two evaluations *per parameter*. For the MLP trained below (its parameter count is printed
-# there) that is two forward passes per parameter for one gradient, where backpropagation needs
-# about one forward and one backward pass {cite}`griewank2008evaluating`. Finite differences
-# remain useful for one thing: *checking* a gradient implementation on a few coordinates.
+# is still far above autodiff in float32. Where the float64 autodiff error prints as 0, it
+# agrees bit for bit with the float64 formula: both are the true derivative rounded to float64
+# along the same chain of operations, not the true derivative itself. The cost problem is
+# worse: finite differences need two evaluations *per parameter*. For the MLP trained below
+# (its parameter count is printed there) that is two forward passes per parameter for one
+# gradient, where backpropagation needs about one forward and one backward pass
+# {cite}`griewank2008evaluating`. Finite differences remain useful for one thing: *checking* a
+# gradient implementation on a few coordinates.
 #
 # ## 1.5 Devices
 #
@@ -366,34 +415,86 @@ def linear(params: dict, x: jax.Array) -> jax.Array:
 
 kw, kx = jax.random.split(jax.random.key(0))
 params = {"w": jax.random.normal(kw, (3, 2)) / jnp.sqrt(3.0), "b": jnp.zeros(2)}
-inputs = jax.random.normal(kx, (4, 3))
+inputs = jax.random.normal(kx, (4, 3))  # (B=4, 3)
 print(jax.tree.map(jnp.shape, params))
-print(linear(params, inputs))
+print(linear(params, inputs))  # (4, 2)
 
 # %% [markdown]
-# Flax NNX brings back **objects**: an `nnx.Module` owns its parameters, as in PyTorch.
-# `nnx.split` separates a module into a static description (`graphdef`) and its parameters as a
-# pytree (`state`), and `nnx.merge` rebuilds it: the bridge to JAX's transformations, which
-# only see pytrees.
+# Flax NNX brings back **objects**: an `nnx.Module` owns its parameters, as in PyTorch, and
+# calling it runs its `__call__` method (section 1.7 writes one). `nnx.Linear(3, 2)` computes
+# $y = x W + b$ and stores its kernel as `(in, out)`, here `(3, 2)`; PyTorch stores the same
+# matrix transposed, `(out, in)`. Flax initialises the kernel from a truncated normal
+# distribution with variance $1/\text{in}$ ("LeCun normal") and the bias with zeros (PyTorch:
+# uniforms for both).
+# Modules take their random keys explicitly, through `nnx.Rngs`. `nnx.split` separates a
+# module into a static description (`graphdef`) and its state as a pytree, and `nnx.merge`
+# rebuilds it: the bridge to JAX's transformations, which only see pytrees.
 
 # %%
-layer = nnx.Linear(3, 2, rngs=nnx.Rngs(0))  # kernel (3, 2), bias (2,)
+layer = nnx.Linear(3, 2, rngs=nnx.Rngs(0))  # kernel (3, 2) = (in, out), bias (2,)
 graphdef, state = nnx.split(layer)
-same = nnx.merge(graphdef, state)(inputs)
-doubled = nnx.merge(graphdef, jax.tree.map(lambda p: 2 * p, state))(inputs)
 print(jax.tree.map(jnp.shape, nnx.to_pure_dict(state)))  # plain dicts, for printing
+print("bias starts at zero:", bool((layer.bias[...] == 0).all()))
+same = nnx.merge(graphdef, state)(inputs)
+doubled_layer = nnx.merge(graphdef, jax.tree.map(lambda p: 2 * p, state))
 print("same output:", bool(jnp.allclose(same, layer(inputs))))
 print(
     "doubled parameters, doubled output:",
-    bool(jnp.allclose(doubled, 2 * layer(inputs))),
+    bool(jnp.allclose(doubled_layer(inputs), 2 * layer(inputs))),
 )
 
 # %% [markdown]
+# The state `nnx.split` returns holds *every* variable of the module, not only its parameters:
+# batch normalisation's running statistics and the random-number state of dropout (a key and a
+# counter) are there too. Filters split it further, `nnx.Param` first and `...` (everything
+# else) after. Such layers also behave differently in training and in evaluation, which
+# `model.train()` and `model.eval()` switch, as in PyTorch (where `state_dict()` likewise holds
+# buffers that `parameters()` leaves out).
+
+# %%
+rngs = nnx.Rngs(0)
+net = nnx.Sequential(
+    nnx.Linear(3, 4, rngs=rngs),
+    nnx.BatchNorm(4, rngs=rngs),
+    nnx.Dropout(0.1, rngs=rngs),
+)
+_, state = nnx.split(net)
+is_variable = lambda v: isinstance(v, nnx.Variable)  # noqa: E731
+print(
+    "variable types:",
+    sorted({type(v).__name__ for v in jax.tree.leaves(state, is_leaf=is_variable)}),
+)
+_, params, rest = nnx.split(net, nnx.Param, ...)
+print("not parameters:", jax.tree.map(jnp.shape, nnx.to_pure_dict(rest)))
+net.eval()
+print(
+    "batch norm uses running averages after eval():", net.layers[1].use_running_average
+)
+
+# %% [markdown] tags=["shared"]
 # ## 1.7 A first model: MNIST digits
 #
 # MNIST {cite}`lecun1998gradient` has 70,000 greyscale digits of 28x28 pixels (60,000 for
 # training, 10,000 for testing). `H.load_mnist` downloads the original files once, checks their
 # SHA-256 and caches them; it returns NumPy arrays, the same bytes for both frameworks.
+#
+# ```{admonition} What you need for this section
+# :class: tip
+# * A **batch** is a handful of examples processed together; an **epoch** is one pass over
+#   the training set, batch by batch.
+# * The model outputs **logits** $z \in \mathbb{R}^{10}$, one score per digit. **Softmax** turns
+#   them into probabilities and the **cross-entropy** loss of an example with label $y$ is
+#   $\ell = -\log \operatorname{softmax}(z)_y = -z_y + \log \sum_{k} e^{z_k}$. With random small
+#   weights all logits are near 0, every digit gets probability about 1/10, and the loss starts
+#   near $\ln 10$: the first sanity check of any 10-class classifier.
+# * **ReLU**, $\max(0, x)$ element-wise, is the non-linearity between two linear layers.
+# * An **optimiser** moves each parameter against its gradient; the **learning rate** sets the
+#   step. **Adam** {cite}`kingma2015adam` also adapts the step to each parameter's history.
+# * A **validation set** is held out to watch training and choose settings; a **test set** is
+#   used once, at the end. To keep this first example short, the test set plays both roles.
+#
+# Chapter 2 derives each of these properly.
+# ```
 
 # %%
 x_train_u8, y_train = H.load_mnist("train", limit=sizes.train_examples)
@@ -404,29 +505,59 @@ print(
 fig = H.show_images(x_train_u8[:16], y_train[:16])
 
 # %% [markdown]
-# The model is a **multi-layer perceptron**: flatten each image to 784 numbers, apply a hidden
-# layer (a linear map followed by a ReLU), then a linear map to 10 *logits*, one score per digit.
-# Inputs are scaled from 0..255 to 0..1; the whole data set fits on the device, so batches are
-# gathered there without copies. NNX modules take their PRNG keys explicitly, through `nnx.Rngs`.
+# Inputs are scaled from 0..255 to 0..1 and each image is flattened to 784 numbers. The whole
+# data set fits on the device, so it is copied there once. Labels become `int32`, JAX's
+# default integer (64-bit integers need 64-bit mode); Optax's loss takes any integer labels,
+# where PyTorch's `F.cross_entropy` rejects `int32` and expects `int64`.
 
 # %%
 x_train = H.images_to_vectors(x_train_u8)  # (N, 784) float32 in [0, 1]
 x_test = H.images_to_vectors(x_test_u8)
-model = H.MLP(784, sizes.hidden, 10, rngs=nnx.Rngs(0))
-print(jax.tree.map(jnp.shape, nnx.to_pure_dict(nnx.state(model, nnx.Param))))
-print(f"{H.count_params(model):,} parameters")
+xs = jax.device_put(x_train, device)  # (N, 784)
+ys = jax.device_put(y_train.astype(np.int32), device)  # (N,) int32
+xs_test = jax.device_put(x_test, device)
+ys_test = jax.device_put(y_test.astype(np.int32), device)
+print(xs.dtype, xs.shape, ys.dtype, ys.shape)
 
 # %% [markdown]
-# One **training step**, written out: predict, measure the loss (cross-entropy between the
-# logits and the true labels), differentiate it with respect to the model's parameters, and let
-# the optimiser (Optax's Adam {cite}`kingma2015adam`) update them. `nnx.value_and_grad` is
-# `jax.value_and_grad` for modules; `nnx.jit` compiles the step, model and optimizer included.
-# There is nothing to reset: gradients are return values, not state.
+# The model is a **multi-layer perceptron**: linear layers with a ReLU between each pair, the
+# last one mapping to the 10 logits. The whole model is a class with two methods: `__init__`
+# creates the layers (and so the parameters, drawn from the keys in `rngs`), `__call__` says
+# what a call computes. Its widths come from this scale's `sizes.hidden`; the printout shows
+# the result.
+
+
+# %%
+class MLP(nnx.Module):
+    def __init__(self, widths: Sequence[int], *, rngs: nnx.Rngs) -> None:
+        pairs = itertools.pairwise(widths)  # e.g. (784, 256, 10)
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in pairs])
+
+    def __call__(self, x: jax.Array) -> jax.Array:  # (B, 784)
+        for layer in self.layers[:-1]:
+            x = nnx.relu(layer(x))  # (B, width)
+        return self.layers[-1](x)  # (B, 10) logits
+
+
+model = MLP((784, *sizes.hidden, 10), rngs=nnx.Rngs(0))
+print(jax.tree.map(jnp.shape, nnx.to_pure_dict(nnx.state(model, nnx.Param))))
+print(f"{H.count_params(model):,} parameters")
+k0 = model.layers[0].kernel[...]  # (784, width): (in, out)
+predicted_std = 1 / math.sqrt(784)  # LeCun normal: variance 1/in
+print(f"first kernel {k0.shape}: std {k0.std():.4f}, predicted {predicted_std:.4f}")
+
+# %% [markdown]
+# One **training step**: predict, measure the loss, differentiate it with respect to the
+# model's parameters, and let the optimiser (Optax's Adam) update them. `nnx.value_and_grad`
+# is `jax.value_and_grad` for modules; `nnx.jit` compiles the step, model and optimizer
+# included. There is nothing to reset: gradients are return values, not state. The step
+# returns the loss computed before its update, so step 0's loss is the untrained model's, which
+# should be near $\ln 10$. The PyTorch page starts from another value: PyTorch initialises
+# differently (two uniforms instead of a normal kernel and zero bias), from different random
+# numbers.
 
 # %%
 optimizer = nnx.Optimizer(model, optax.adam(sizes.learning_rate), wrt=nnx.Param)
-xb = jnp.asarray(x_train[:256])
-yb = jnp.asarray(y_train[:256], jnp.int32)
 
 
 @nnx.jit
@@ -441,60 +572,244 @@ def train_step(model: nnx.Module, optimizer: nnx.Optimizer, x, y) -> jax.Array:
     return loss
 
 
-for step in range(5):
+xb, yb = xs[:256], ys[:256]  # (256, 784), (256,)
+for step in range(3):
     loss = train_step(model, optimizer, xb, yb)
     print(f"step {step}: loss on this batch {float(loss):.4f}")
+print(f"ln 10 = {math.log(10):.4f}")
 
 # %% [markdown]
-# The loss on the batch falls. `H.fit` runs the same step over shuffled batches for several
-# epochs, with a progress bar, and records the loss of every step and the test metrics after
-# every epoch. (It reads losses back once per epoch, so the device never waits for Python.)
+# One **epoch** is that step over shuffled batches covering the training set. Evaluation runs
+# a jitted step that computes no gradient (JAX differentiates only when asked, so there is no
+# tape to switch off), with the model in evaluation mode (`model.eval()`, which matters for
+# layers such as dropout and batch norm). The accuracy is the `argmax` and comparison of
+# section 1.2. The training loop stores the losses as arrays and reads none back until the
+# end, so the device never waits for Python.
+
 
 # %%
+@nnx.jit
+def count_correct(model: nnx.Module, x: jax.Array, y: jax.Array) -> jax.Array:
+    logits = model(x)  # (b, 10)
+    return (logits.argmax(axis=1) == y).sum()  # number of True in (b,)
+
+
+def evaluate(model: nnx.Module, x: jax.Array, y: jax.Array, batch=1024) -> float:
+    """Accuracy of ``model`` on inputs ``x`` (N, 784) with labels ``y`` (N,)."""
+    model.eval()
+    correct = sum(
+        int(count_correct(model, x[i : i + batch], y[i : i + batch]))
+        for i in range(0, len(x), batch)
+    )
+    return correct / len(x)
+
+
+model.train()  # back to training mode after evaluate
+order = jax.random.permutation(jax.random.key(1), len(xs))  # a new shuffle every epoch
+losses = []
+for i in range(0, len(order) - sizes.batch_size + 1, sizes.batch_size):
+    idx = order[i : i + sizes.batch_size]  # (B,) drops the last, incomplete batch
+    losses.append(train_step(model, optimizer, xs[idx], ys[idx]))
+accuracy = evaluate(model, xs_test, ys_test)
+print(
+    f"one epoch: {len(losses)} steps, last loss {float(losses[-1]):.4f}, "
+    f"test accuracy {accuracy:.2%}"
+)
+
+# %% [markdown]
+# This is what `H.fit` does, for as many epochs as asked, with a progress bar and a record of
+# every loss and accuracy. Its `H.ArrayLoader` is the shuffle-and-slice above, for data sets that
+# fit on the device. JAX has no loader for the others: Grain and `tf.data` fill that role, or
+# PyTorch's `torch.utils.data.DataLoader` yielding NumPy arrays. `H.fit` reads the loss back
+# only every 50 steps for the progress bar and once per epoch for the history. Below, a fresh
+# model trained with it, timed from the call to the return: training, evaluation after each
+# epoch, and the compilation of its steps.
+
+# %%
+model = MLP((784, *sizes.hidden, 10), rngs=nnx.Rngs(0))
+optimizer = nnx.Optimizer(model, optax.adam(sizes.learning_rate), wrt=nnx.Param)
 train_loader = H.ArrayLoader(
     x_train, y_train, sizes.batch_size, shuffle=True, drop_last=True
 )
 test_loader = H.ArrayLoader(x_test, y_test, 1024)
+start = time.perf_counter()
 history = H.fit(
     model, optimizer, train_loader, epochs=sizes.epochs, eval_loader=test_loader
 )
-last = history.epochs[-1]
-speed = f"{last['examples_per_second']:,.0f} training examples/s on {device.platform}"
+fit_seconds = time.perf_counter() - start
+examples = len(history.step_loss) * sizes.batch_size
 print(
-    f"after {sizes.epochs} epochs: test accuracy {last['test_accuracy']:.2%}, {speed}"
+    f"H.fit: {sizes.epochs} x {len(train_loader)} steps in {fit_seconds:.2f} s on "
+    f"{device.platform}, {examples / fit_seconds:,.0f} training examples/s over the whole call"
 )
-print(f"first step, including compilation: {history.first_step_seconds:.2f} s")
+print(f"(the first step, with compilation, took {history.first_step_seconds:.2f} s)")
+print("epoch  train loss  train acc  test loss  test acc")
+for row in history.epochs:
+    print(
+        f"{row['epoch']:5.0f}  {row['train_loss']:10.4f}  {row['train_accuracy']:9.2%}"
+        f"  {row['test_loss']:9.4f}  {row['test_accuracy']:8.2%}"
+    )
 fig = H.plot_history(history, title=f"MLP on MNIST, JAX ({H.current_scale()} scale)")
 
-# %% [markdown]
-# Which digits does it confuse? The confusion matrix counts, for each true digit (row), what
-# the model predicted (column); below it, test digits the model got wrong, titled
-# "prediction (truth)".
+# %% [markdown] tags=["shared"]
+# The two accuracies are measured differently. The train accuracy is counted *during* the
+# epoch, batch by batch, while the weights are still changing: a running average that includes
+# the poor predictions of the epoch's first steps. The test accuracy is measured once, at the
+# epoch's end, by the final weights. That is why, in the first epoch, the train accuracy trails
+# the test accuracy in the table above. A train accuracy that keeps climbing while the test
+# accuracy stalls is the first sign of overfitting (chapter 2).
+#
+# Which digits does the model confuse? The confusion matrix counts, for each true digit (row),
+# what the model predicted (column). The correct predictions on the diagonal would dwarf every
+# mistake on a common colour scale, so the diagonal is left uncoloured (its counts are still
+# written) and the colours show the confusions only. Below it, the most frequent confusions,
+# computed from the matrix, and test digits the model got wrong, titled "prediction (truth)".
 
 # %%
 predictions = H.predict(model, test_loader)
-fig = H.plot_confusion_matrix(y_test, predictions, num_classes=10)
+title = "MNIST test set, JAX MLP"
+fig = H.plot_confusion_matrix(
+    y_test, predictions, num_classes=10, mask_diagonal=True, title=title
+)
+counts = H.confusion_matrix(y_test, predictions, 10)  # (10, 10): true x predicted
+mistakes = counts * (1 - np.eye(10, dtype=counts.dtype))  # zero the diagonal
+for flat in np.argsort(mistakes, axis=None)[::-1][:3]:
+    true, pred = np.unravel_index(flat, mistakes.shape)
+    share = mistakes[true, pred] / counts[true].sum()
+    print(
+        f"{true} taken for {pred}: {mistakes[true, pred]} times ({share:.1%} of the {true}s)"
+    )
 wrong = np.flatnonzero(predictions != y_test)[:16]
 fig = H.show_images(x_test_u8[wrong], y_test[wrong], predictions=predictions[wrong])
 
-# %% [markdown]
-# At `cpu` scale this small model reaches about 98 % test accuracy in seconds on a laptop CPU
-# (the output above is this page's own run; `bench.jsonl` beside this notebook records
-# `python -m helpers.bench mnist` runs with their hardware). At `smoke` scale it trains on 2,000
-# images for one epoch, which checks that the code runs, not what it learns. Convolutional
-# networks do better on images; chapter 5 builds one for CIFAR-10.
+# %% [markdown] tags=["shared"]
+# At `smoke` scale the model trains on a small subset for one epoch, which checks that the code
+# runs, not what it learns; at `cpu` and `gpu` scale it sees all 60,000 training images, and the
+# recorded runs at the end of section 1.8 show what that reaches. Convolutional networks do
+# better on images; chapter 5 builds one for CIFAR-10.
 #
-# ## 1.8 Summary
+# ## 1.8 What eager execution and compilation cost
+#
+# Each eager operation is a call from Python into the framework's dispatcher, which takes
+# microseconds whatever the size of the array: on a small array that overhead *is* the run
+# time; on a large one the arithmetic and the memory traffic dominate. A compiler removes the
+# per-operation dispatches and fuses the six operations of `f` (section 1.3) into one pass
+# over memory, instead of six passes that each write an intermediate array and read it back.
+# Below, `f` on vectors of several lengths: three small ones and the largest, `timing.n`, from
+# `helpers/scale.py`. Each time is the median of `timing.repeats` calls.
+
+# %%
+# The lengths timed in this section: three fixed small ones to show the dispatch overhead, and
+# the scale's largest.
+ns = sorted({10, 100, 1_000, timing.n})
+
+# %%
+per_call = {"eager": [], "jax.jit": []}  # seconds per call, one per n
+compile_seconds = []  # jit compiles once per input shape: once per n here
+for n, k in zip(ns, jax.random.split(jax.random.key(2), len(ns)), strict=True):
+    v = jax.random.normal(k, (n,))
+    start = time.perf_counter()
+    f_compiled = jax.jit(f).lower(v).compile()  # trace and compile for this shape
+    compile_seconds.append(time.perf_counter() - start)
+    per_call["eager"].append(H.time_fn(f, v, repeats=timing.repeats))
+    per_call["jax.jit"].append(H.time_fn(f_compiled, v, repeats=timing.repeats))
+print(
+    f"{'n':>10}  {'eager µs/call':>13} {'ns/element':>10}  {'jit µs/call':>11} {'ns/element':>10}  {'compile ms':>10}"
+)
+for n, eager, compiled, c in zip(
+    ns, per_call["eager"], per_call["jax.jit"], compile_seconds, strict=True
+):
+    print(
+        f"{n:>10,}  {eager * 1e6:13.1f} {eager / n * 1e9:10.3f}"
+        f"  {compiled * 1e6:11.1f} {compiled / n * 1e9:10.3f}  {c * 1e3:10.1f}"
+    )
+
+# %%
+fig, (ax_call, ax_elem) = plt.subplots(1, 2, figsize=(10, 3.6))
+for name, seconds in per_call.items():
+    seconds = np.asarray(seconds)
+    ax_call.loglog(ns, seconds * 1e6, "o-", label=name)
+    ax_elem.loglog(ns, seconds / np.asarray(ns) * 1e9, "o-", label=name)
+ax_call.set(xlabel="vector length n", ylabel="time per call (µs)", title="per call")
+ax_elem.set(
+    xlabel="vector length n", ylabel="time per element (ns)", title="per element"
+)
+for ax in (ax_call, ax_elem):
+    ax.grid(alpha=0.3)
+    ax.legend()
+fig.suptitle(f"f(x) = sin(2x + 1)² + cos(x), JAX on {device.platform}")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Read the left panel at small `n`: the eager time per call hardly changes from the smallest
+# length to the next, because it is almost all dispatch, not arithmetic; the right panel shows
+# the same fact as a time per element that falls as `n` grows. Under `jit` the six dispatches
+# become one call, so its time per call at small `n` is the fixed cost of a single dispatch. At
+# the largest length the time per call grows in proportion to `n`, and the cost is the work per
+# element: a sine and a cosine, and, in eager mode, six passes over memory that each write an
+# intermediate array and read it back. Fusion removes those passes; what remains after
+# compiling is the arithmetic and one read and one write per element. How the cost splits
+# depends on the hardware: on a GPU, element-wise code like this is memory-bound, so the saved
+# memory traffic is nearly all of fusion's gain; on a CPU the sine and cosine weigh more. The
+# table shows this page's split. `jit` compiles once per input shape, which the last column
+# measures; PyTorch's `torch.compile(dynamic=True)` instead compiles one program for every
+# length.
+
+# %% [markdown] tags=["shared"]
+# ```{admonition} Do not compare the two pages' timings
+# :class: note
+# The PyTorch and JAX pages time the same function, but not the same thing: each framework's
+# eager dispatch has its own fixed cost per operation, its kernels for `sin` and `cos` are
+# different code (vectorised differently, with different accuracy), and each uses the CPU's
+# threads its own way (PyTorch's intra-op thread pool, XLA's own runtime). The pages are also
+# executed one after the other, on whatever machine built the site, sharing it with other work.
+# A fair comparison runs both frameworks through one harness on one machine and records the
+# hardware, as `python -m helpers.bench` does. The recorded MNIST runs are below (from
+# [`bench.jsonl`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/chapters/01-introduction/bench.jsonl),
+# beside this notebook). Their throughput leaves out the first step and the evaluations, so it
+# measures something other than the whole-`fit` figure of section 1.7.
+# ```
+
+# %%
+bench_file = Path(
+    "bench.jsonl"
+)  # recorded by `python -m helpers.bench mnist --record ...`
+if bench_file.is_file():
+    records = [json.loads(line) for line in bench_file.read_text().splitlines() if line]
+    print(
+        f"{'framework':9} {'scale':5} {'test acc':>8} {'train s':>7} {'examples/s':>10}  hardware, date, commit"
+    )
+    for r in records:
+        hw = r["hardware"]
+        where = f"{hw['cpu']}, {hw['cores']} cores" + (
+            f", {hw['gpu']}" if hw["gpu"] else ""
+        )
+        print(
+            f"{r['framework']:9} {r['scale']:5} {r['test_accuracy']:8.2%} {r['train_seconds']:7.1f}"
+            f" {r['train_examples_per_second']:10,.0f}  {where}, {r['date'][:10]}, {r['commit']}"
+        )
+else:
+    print(
+        "bench.jsonl is not beside this notebook here (on Colab, see the repository)."
+    )
+
+# %% [markdown] tags=["shared"]
+# ## 1.9 Summary
 #
 # | | PyTorch | JAX |
 # |---|---|---|
 # | arrays | `torch.Tensor`, mutable, views share memory | `jax.Array`, immutable; `x.at[i].set(v)` |
-# | randomness | global generator, `torch.manual_seed` | explicit keys, `jax.random.split` |
+# | randomness | global generator, `torch.manual_seed` | explicit keys: split first, use each once |
 # | execution | eager; `torch.compile` optional | eager op by op; `jax.jit` the norm |
+# | branches on values | fine eagerly; `torch.where` / `torch.cond` for graphs | fine eagerly and under `grad`; `jnp.where` / `lax.cond` under `jit` |
 # | gradients | `loss.backward()` fills `.grad`; `torch.func.grad` | `jax.grad(f)` returns a function |
-# | models | `nn.Module` objects own parameters | pure functions of a parameter pytree; Flax NNX objects |
-# | training step | `zero_grad`, `backward`, `step` | `value_and_grad`, `optimizer.update` |
-#
+# | models | `nn.Module` with `forward`; weight `(out, in)` | pure functions of a pytree; `nnx.Module` with `__call__`, kernel `(in, out)` |
+# | training step | `zero_grad`, `backward`, `step` | `value_and_grad`, `optimizer.update`, under `nnx.jit` |
+# | evaluation | `model.eval()`, `torch.no_grad()` | `model.eval()`, a jitted step (no tape to switch off) |
+# | labels | `int64` | `int32` |
+
+# %% [markdown]
 # Next: [the PyTorch half of this chapter](in-pytorch.ipynb), then the
 # [lab](../../labs/01-introduction/in-jax.ipynb), whose self-checks tell you when each exercise is
 # right. Works cited are listed in the [bibliography](../../bibliography.md).

@@ -22,7 +22,8 @@
 # * what eager execution is, and what tracing a program into a graph means;
 # * how automatic differentiation differs from finite differences, measured;
 # * how devices and models are handled;
-# * how to train a first model on real MNIST digits, step by step and with a reusable loop.
+# * how to train a first model on real MNIST digits, with a loop written out and then a reusable one;
+# * what eager execution and compilation cost, measured.
 #
 # Every number on this page is printed by the code above it. The notebook runs at one of three
 # scales (`smoke` for CI, `cpu` for a laptop, `gpu` for Colab); the cell below says which one
@@ -43,6 +44,14 @@ if "google.colab" in sys.modules:
     colab_setup()
 
 # %%
+import itertools
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -56,7 +65,7 @@ timing = H.sizes("timing")
 device = H.default_device()
 H.runtime_info()
 
-# %% [markdown]
+# %% [markdown] tags=["shared"]
 # ## 1.1 Two frameworks, one job
 #
 # A deep-learning framework gives you four things: n-dimensional arrays that live on an
@@ -66,23 +75,28 @@ H.runtime_info()
 # **PyTorch** {cite}`paszke2019pytorch` descends from Torch7 {cite}`collobert2011torch7`, a Lua
 # library, and took from Chainer {cite}`tokui2015chainer` the *define-by-run* idea: the program
 # *is* the model, executed line by line by Python, and the graph needed for gradients is
-# recorded as it runs. First released publicly by Facebook AI Research in early 2017, it has been
-# governed by the PyTorch Foundation (part of the Linux Foundation) since 2022. PyTorch 2 added `torch.compile`,
-# which captures graphs from Python bytecode and compiles them {cite}`ansel2024pytorch2`.
+# recorded as it runs. First released publicly by Facebook AI Research in early 2017, it has
+# been governed by the PyTorch Foundation (part of the Linux Foundation) since 2022. PyTorch 2
+# added `torch.compile`, which captures graphs from Python bytecode and compiles them
+# {cite}`ansel2024pytorch2`.
 #
 # **JAX** {cite}`jax2018github` comes from Google and grew out of Autograd
 # {cite}`maclaurin2015autograd`: NumPy's API plus *composable function transformations*
-# (`grad`, `jit`, `vmap`, ...) that work by tracing Python functions and compiling them with the
-# XLA compiler {cite}`frostig2018compiling`. Neural-network layers come from libraries on top:
-# in this course Flax NNX {cite}`flax2020github` and Optax {cite}`deepmind2020jax`.
+# (`grad`, `jit`, `vmap`, ...) that work by tracing Python functions. Only `jit` compiles: it
+# hands the traced program to the XLA compiler {cite}`frostig2018compiling`, while `grad` and
+# `vmap` transform the trace into another program without compiling it. Neural-network layers
+# come from libraries on top: in this course Flax NNX {cite}`flaxnnx2024`, the object-based API
+# that Flax introduced in 2024, and Optax {cite}`deepmind2020jax` for optimisers.
 #
 # Where each fits: PyTorch is object-oriented and eager by default, so a model is debugged like
 # any Python program, and much of the wider ecosystem (torchvision and Hugging Face Transformers,
-# for instance) is built on it. JAX is functional: programs are pure functions that
-# JAX transforms (differentiate, compile, vectorise, shard across devices), which suits compiled
-# accelerator code, large-scale sharded training and scientific computing. Both run on CPUs and
-# NVIDIA GPUs; JAX reaches Google's TPUs natively through XLA, PyTorch through PyTorch/XLA.
-# The rest of this chapter makes these differences concrete.
+# for instance) is built on it. JAX is functional: programs are pure functions that JAX
+# transforms (differentiate, compile, vectorise, shard across devices), which suits compiled
+# accelerator code, large-scale sharded training and scientific computing. Both run on CPUs,
+# NVIDIA GPUs (CUDA) and AMD GPUs (ROCm); PyTorch also runs on Apple-silicon GPUs through its
+# `mps` device, where JAX has only an experimental plugin. JAX reaches Google's TPUs natively
+# through XLA, PyTorch through PyTorch/XLA. The rest of this chapter makes these differences
+# concrete.
 
 # %% [markdown]
 # ## 1.2 Tensors
@@ -111,6 +125,27 @@ row = torch.tensor([1.0, 2.0, 3.0])  # (3,)
 col + row  # (2, 3)
 
 # %% [markdown]
+# Reductions take the axis to reduce, `dim=` in PyTorch. A classifier outputs one score per
+# class for each example, a `(B, C)` table; `argmax(dim=1)` picks the highest-scoring class of
+# each row. Comparing predictions with labels gives a `bool` tensor, and its mean is the
+# accuracy, but PyTorch refuses to average booleans: cast to float first. (JAX, like NumPy,
+# averages booleans as 0s and 1s; the explicit cast works in both.)
+
+# %%
+scores = torch.tensor(
+    [[2.0, 0.5, -1.0], [0.1, 0.3, 3.0], [1.0, 2.0, 0.0], [0.0, -1.0, 4.0]]
+)  # (B=4, C=3)
+labels = torch.tensor([0, 2, 0, 2])  # (4,)
+predicted = scores.argmax(dim=1)  # (4,) index of the largest score in each row
+hits = predicted == labels  # (4,) bool
+print("predicted:", predicted, "| hits:", hits)
+try:
+    hits.mean()
+except RuntimeError as e:
+    print("RuntimeError:", str(e).split(".")[0])
+print("accuracy:", hits.float().mean().item())  # bool -> float32, then the mean
+
+# %% [markdown]
 # PyTorch tensors are **mutable**: you can assign into them, and a *view* (`reshape` of a
 # contiguous tensor, slicing, `.T`) shares memory with its base, so a write through one is seen
 # through the other. Autograd tracks such in-place changes and refuses those that would corrupt
@@ -125,7 +160,8 @@ print(base)
 # %% [markdown]
 # Random numbers come from a **global generator**: seeding it makes a run repeatable, but any
 # code that draws a number in between changes what every later draw returns. `torch.Generator`
-# objects give explicit, independent streams when that matters.
+# objects give explicit, independent streams when that matters. (JAX has no global generator:
+# every draw takes an explicit key.)
 
 # %%
 torch.manual_seed(0)
@@ -137,7 +173,7 @@ g = torch.Generator().manual_seed(0)
 print(first, second, torch.rand(3, generator=g), sep="\n")
 
 # %% [markdown]
-# ## 1.3 Eager execution, graphs and compilation
+# ## 1.3 Eager execution, tracing and compilation
 #
 # PyTorch runs each operation when Python reaches it (**eager execution**). Nothing is
 # compiled ahead, so ordinary Python control flow, even on tensor values, just works:
@@ -177,29 +213,33 @@ except torch.fx.proxy.TraceError as e:
     print("TraceError:", e)
 
 # %% [markdown]
-# `torch.compile` (PyTorch 2) avoids this limit by capturing graphs from Python bytecode: where
-# it meets such a branch it splits the graph and falls back to Python, then compiles each piece
-# with fused kernels. The performance chapter measures what it buys; compilation takes seconds
-# to minutes, too long for this introduction.
-#
-# What does eager execution cost? Each operation is a call from Python into PyTorch's
-# dispatcher, which takes microseconds whatever the size of the tensor. On a small tensor that overhead
-# *is* the run time; on a large one the arithmetic dominates. Below, the median of
-# `timing.repeats` calls:
+# Two repairs turn the branch into an operation that a graph can hold. `torch.where` computes
+# both branches and selects element by element; `torch.cond(pred, true_fn, false_fn, operands)`
+# is one operation that runs one of two functions, and `torch.compile` and `torch.export` capture
+# it whole instead of breaking the graph (a prototype feature in PyTorch today). JAX's `jnp.where` and `jax.lax.cond` are the same two
+# tools. Gradients need no repair: autograd records the operations that actually ran, so it
+# differentiates through the Python `if` above, and so does JAX's `grad`.
+
 
 # %%
-for n in (1_000, timing.n):
-    v = torch.randn(n, device=device)
-    seconds = H.time_fn(f, v, repeats=timing.repeats)
-    print(
-        f"n={n:>10,}: {seconds * 1e6:9.1f} µs per call, {seconds / n * 1e9:8.3f} ns per element"
-    )
+def relu_or_negate_where(x: torch.Tensor) -> torch.Tensor:
+    # Both branches are computed; the condition selects one, element by element.
+    return torch.where(x.sum() > 0, x.clamp(min=0), -x)
+
+
+def relu_or_negate_cond(x: torch.Tensor) -> torch.Tensor:
+    return torch.cond(x.sum() > 0, lambda x: x.clamp(min=0), lambda x: -x, (x,))
+
+
+for v in (torch.tensor([1.0, -2.0, 3.0]), torch.tensor([-1.0, -2.0, 3.0])):
+    print(v, relu_or_negate(v), relu_or_negate_where(v), relu_or_negate_cond(v))
+print(torch.fx.symbolic_trace(relu_or_negate_where).graph)  # traceable now
 
 # %% [markdown]
-# The cost per element drops sharply as `n` grows: on a small tensor the time goes to the six
-# dispatches, not to the arithmetic. Fusing the six operations into one kernel (what a
-# compiler does) removes the dispatches and the five intermediate results written to memory
-# and read back.
+# `torch.compile` (PyTorch 2) reads Python bytecode instead of running placeholders: where it
+# meets a branch on a tensor's value it *breaks the graph*, lets Python decide, and compiles the
+# pieces on either side into fused kernels. Section 1.8 measures what compiling buys and what it
+# costs.
 #
 # ## 1.4 Automatic differentiation
 #
@@ -224,28 +264,38 @@ def g_grad_exact(x: np.ndarray) -> np.ndarray:
 
 x0 = torch.tensor([0.5, -1.0, 2.0, 3.0])
 w = x0.clone().requires_grad_(True)
-g(w).backward()
+value = g(w)
+print(value)  # grad_fn: the tape's last node, where backward() starts
+value.backward()
 print("autograd (.backward):", w.grad)
 print("torch.func.grad     :", torch.func.grad(g)(x0))  # the functional API, JAX-style
 print("by hand             :", g_grad_exact(x0.double().numpy()))
+second = torch.func.grad(torch.func.grad(torch.sin))(torch.tensor(1.0))
+print(f"2nd derivative of sin at 1: {second.item():.6f}; -sin(1) = {-math.sin(1):.6f}")
 
 # %% [markdown]
-# `torch.func.grad(g)` returns a *new function* that computes the gradient: the same idea, and
-# the same name, as JAX's `jax.grad`.
-#
-# ```{admonition} Automatic differentiation is not numerical differentiation
+# A printed tensor that carries `grad_fn=<...Backward0>` is the output of a recorded operation:
+# that node computes its part of the gradient when `backward()` runs. `torch.func.grad(g)`
+# returns a *new function* that computes the gradient, and such functions compose:
+# `grad(grad(sin))` is the second derivative. These are the same idea, and the same names, as
+# JAX's `jax.grad`.
+
+# %% [markdown] tags=["shared"]
+# ```{admonition} A common misconception: "autodiff is numerical differentiation"
 # :class: warning
-# A widely circulated outline of this course describes JAX's `grad` as "numerical
-# differentiation". It is not, in JAX or in PyTorch: both apply the chain rule to the
-# operations the program performs. **Finite differences**, the numerical method, estimate a
-# derivative from function values, $\partial g/\partial x_i \approx (g(x + h e_i) - g(x - h
-# e_i)) / 2h$, and pay for it in accuracy and in cost.
+# JAX's `grad` (and PyTorch's autograd) is often described as *numerical* differentiation. It
+# is not: both apply the chain rule to the operations the program performs, exact up to
+# floating-point rounding. **Finite differences**, the numerical method, estimate a derivative from function values,
+# $\partial g/\partial x_i \approx (g(x + h e_i) - g(x - h e_i)) / 2h$, and pay for it in
+# accuracy and in cost. The measurement below shows both.
 # ```
-#
+
+# %% [markdown]
 # The accuracy problem: a large step $h$ has truncation error (of order $h^2$), a small one
 # loses digits to rounding (of order $\varepsilon/h$, with $\varepsilon$ the machine
 # precision). Below, the worst error over the four coordinates, for many step sizes, in float32
-# and float64, against the autograd error:
+# and float64, against the autograd error. The reference is the float64 formula above, so
+# "error" means distance from that formula, itself rounded to float64.
 
 
 # %%
@@ -275,26 +325,29 @@ for dtype, errs in errors.items():
     print(f"{dtype}: {fd}; autograd error {autograd_error[dtype]:.1e}")
 
 # %%
+# A log axis cannot show 0: an error of exactly 0 is drawn on this floor, and labelled so.
+FLOOR = 1e-17
 fig, ax = plt.subplots(figsize=(6, 3.6))
 for (dtype, errs), color in zip(errors.items(), ("C0", "C1"), strict=True):
     name = str(dtype).removeprefix("torch.")
     ax.loglog(
         steps,
-        np.maximum(errs, 1e-17),
+        np.maximum(errs, FLOOR),
         "o-",
         ms=3,
         color=color,
         label=f"central diff., {name}",
     )
+    err = autograd_error[dtype]
     ax.axhline(
-        max(autograd_error[dtype], 1e-17),
+        max(err, FLOOR),
         ls="--",
         color=color,
-        label=f"autograd, {name}",
+        label=f"autograd, {name}" + (" (0, drawn at 1e-17)" if err == 0 else ""),
     )
 ax.set(
     xlabel="step h",
-    ylabel="max |error|",
+    ylabel="max |error| over the 4 coordinates",
     title="Gradient error: finite differences vs autograd",
 )
 ax.legend(fontsize=8)
@@ -303,18 +356,22 @@ plt.show()
 
 # %% [markdown]
 # The V shape is the trade-off between truncation (right) and rounding (left); its best point
-# is still far above autograd in float32. The cost problem is worse: finite differences need
-# two evaluations *per parameter*. For the MLP trained below (its parameter count is printed
-# there) that is two forward passes per parameter for one gradient, where backpropagation needs
-# about one forward and one backward pass {cite}`griewank2008evaluating`. Finite differences
-# remain useful for one thing: *checking* a gradient implementation on a few coordinates.
+# is still far above autograd in float32. Where autograd's float64 error prints as 0, it agrees
+# bit for bit with the float64 formula: both are the true derivative rounded to float64 along
+# the same chain of operations, not the true derivative itself. The cost problem is worse:
+# finite differences need two evaluations *per parameter*. For the MLP trained below (its
+# parameter count is printed there) that is two forward passes per parameter for one gradient,
+# where backpropagation needs about one forward and one backward pass
+# {cite}`griewank2008evaluating`. Finite differences remain useful for one thing: *checking* a
+# gradient implementation on a few coordinates.
 #
 # ## 1.5 Devices
 #
-# Every tensor lives on one device: the CPU, a CUDA GPU (`cuda:0`, ...), or Apple's `mps`.
-# Operations need their inputs on the same device, and `.to(device)` copies between them.
-# Course code never hard-codes `.cuda()`: it asks `H.default_device()` once and passes the
-# device along, so the same notebook runs on a laptop and on a GPU.
+# Every tensor lives on one device: the CPU, a GPU (`cuda:0`, ...; AMD GPUs use the same name
+# under ROCm builds), or Apple's `mps`. Operations need their inputs on the same device, and
+# `.to(device)` copies between them. Course code never hard-codes `.cuda()`: it asks
+# `H.default_device()` once and passes the device along, so the same notebook runs on a laptop
+# and on a GPU.
 
 # %%
 print("default device:", device, "| CUDA available:", torch.cuda.is_available())
@@ -329,15 +386,22 @@ print(t_cpu.device, "->", t_dev.device)
 #
 # ## 1.6 Models: objects and functions
 #
-# An `nn.Module` is an object that owns its parameters; calling it runs `forward`. This is
-# PyTorch's object-oriented style:
+# An `nn.Module` is an object that owns its parameters; calling it runs its `forward` method
+# (section 1.7 writes one). `nn.Linear(3, 2)` computes $y = x W^\top + b$ and stores its weight
+# as `(out, in)`, here `(2, 3)`; Flax stores the same matrix transposed, `(in, out)`. PyTorch
+# initialises both weight and bias uniformly in $\pm 1/\sqrt{\text{in}}$ (Flax: a normal
+# distribution for the weight, zeros for the bias).
 
 # %%
 torch.manual_seed(0)
-layer = nn.Linear(3, 2)  # weight (2, 3), bias (2,)
-inputs = torch.randn(4, 3)
+layer = nn.Linear(3, 2)  # weight (2, 3) = (out, in), bias (2,)
+inputs = torch.randn(4, 3)  # (B=4, 3)
 print({name: tuple(p.shape) for name, p in layer.named_parameters()})
-print(layer(inputs))
+bound = 1 / math.sqrt(3)
+print(
+    f"all |weight| <= 1/sqrt(3) = {bound:.3f}:", bool(layer.weight.abs().max() <= bound)
+)
+print(layer(inputs))  # (4, 2)
 
 # %% [markdown]
 # The same layer can be called as a **pure function** of explicit parameters with
@@ -354,11 +418,43 @@ print("same output:", torch.allclose(same, layer(inputs)))
 print("doubled parameters, doubled output:", torch.allclose(doubled, 2 * layer(inputs)))
 
 # %% [markdown]
+# A module's state is more than its parameters. Batch normalisation keeps running statistics,
+# which are *buffers*: `parameters()` (what the optimiser updates) leaves them out,
+# `state_dict()` (what a checkpoint saves) holds both. Such layers also behave differently in
+# training and in evaluation, which `model.train()` and `model.eval()` switch. Flax's
+# `nnx.split` likewise returns every variable, statistics and random-number state included.
+
+# %%
+bn = nn.BatchNorm1d(4)
+print("parameters:", [name for name, _ in bn.named_parameters()])
+print("state_dict:", list(bn.state_dict()))
+bn.eval()
+print("training mode after eval():", bn.training)
+
+# %% [markdown] tags=["shared"]
 # ## 1.7 A first model: MNIST digits
 #
 # MNIST {cite}`lecun1998gradient` has 70,000 greyscale digits of 28x28 pixels (60,000 for
 # training, 10,000 for testing). `H.load_mnist` downloads the original files once, checks their
 # SHA-256 and caches them; it returns NumPy arrays, the same bytes for both frameworks.
+#
+# ```{admonition} What you need for this section
+# :class: tip
+# * A **batch** is a handful of examples processed together; an **epoch** is one pass over
+#   the training set, batch by batch.
+# * The model outputs **logits** $z \in \mathbb{R}^{10}$, one score per digit. **Softmax** turns
+#   them into probabilities and the **cross-entropy** loss of an example with label $y$ is
+#   $\ell = -\log \operatorname{softmax}(z)_y = -z_y + \log \sum_{k} e^{z_k}$. With random small
+#   weights all logits are near 0, every digit gets probability about 1/10, and the loss starts
+#   near $\ln 10$: the first sanity check of any 10-class classifier.
+# * **ReLU**, $\max(0, x)$ element-wise, is the non-linearity between two linear layers.
+# * An **optimiser** moves each parameter against its gradient; the **learning rate** sets the
+#   step. **Adam** {cite}`kingma2015adam` also adapts the step to each parameter's history.
+# * A **validation set** is held out to watch training and choose settings; a **test set** is
+#   used once, at the end. To keep this first example short, the test set plays both roles.
+#
+# Chapter 2 derives each of these properly.
+# ```
 
 # %%
 x_train_u8, y_train = H.load_mnist("train", limit=sizes.train_examples)
@@ -369,29 +465,62 @@ print(
 fig = H.show_images(x_train_u8[:16], y_train[:16])
 
 # %% [markdown]
-# The model is a **multi-layer perceptron**: flatten each image to 784 numbers, apply a hidden
-# layer (a linear map followed by a ReLU), then a linear map to 10 *logits*, one score per digit.
-# Inputs are scaled from 0..255 to 0..1; the whole data set fits on the device, so batches are
-# gathered there without copies.
+# Inputs are scaled from 0..255 to 0..1 and each image is flattened to 784 numbers. The whole
+# data set fits on the device, so it is copied there once. Labels become `int64` ("Long"), the
+# integer type `F.cross_entropy` expects for class indices; it rejects `int32`, JAX's default
+# integer, as the error below shows.
 
 # %%
 x_train = H.images_to_vectors(x_train_u8)  # (N, 784) float32 in [0, 1]
 x_test = H.images_to_vectors(x_test_u8)
-torch.manual_seed(0)
-model = H.MLP(784, sizes.hidden, 10).to(device)
-print(model)
-print(f"{H.count_params(model):,} parameters")
+xs = torch.from_numpy(x_train).to(device)  # (N, 784)
+ys = torch.from_numpy(y_train).long().to(device)  # (N,) int64
+xs_test = torch.from_numpy(x_test).to(device)
+ys_test = torch.from_numpy(y_test).long().to(device)
+try:
+    F.cross_entropy(torch.zeros(2, 10), ys[:2].int())
+except RuntimeError as e:
+    print("int32 labels -> RuntimeError:", e)
 
 # %% [markdown]
-# One **training step**, written out: predict, measure the loss (cross-entropy between the
-# logits and the true labels), backpropagate, and let the optimiser (Adam
-# {cite}`kingma2015adam`) move the parameters. Gradients *accumulate* in `.grad`, so they are
-# reset first.
+# The model is a **multi-layer perceptron**: linear layers with a ReLU between each pair, the
+# last one mapping to the 10 logits. The whole model is a class with two methods: `__init__`
+# creates the layers (and so the parameters), `forward` says what a call computes. Its widths
+# come from this scale's `sizes.hidden`; the printout shows the result.
+
+
+# %%
+class MLP(nn.Module):
+    def __init__(self, widths: Sequence[int]) -> None:  # e.g. (784, 256, 10)
+        super().__init__()
+        pairs = itertools.pairwise(widths)
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 784)
+        for layer in self.layers[:-1]:
+            x = F.relu(layer(x))  # (B, width)
+        return self.layers[-1](x)  # (B, 10) logits
+
+
+torch.manual_seed(0)
+model = MLP((784, *sizes.hidden, 10)).to(device)
+print(model)
+print(f"{H.count_params(model):,} parameters")
+w0 = model.layers[0].weight  # (width, 784): (out, in)
+predicted_std = 1 / math.sqrt(3 * 784)  # std of a uniform in ±1/sqrt(784)
+print(
+    f"first weight {tuple(w0.shape)}: std {w0.std():.4f}, predicted {predicted_std:.4f}"
+)
+
+# %% [markdown]
+# One **training step**: predict, measure the loss, backpropagate, and let the optimiser move
+# the parameters. Gradients *accumulate* in `.grad`, so they are reset first. The step returns
+# the loss computed before its update, so step 0's loss is the untrained model's, which should
+# be near $\ln 10$. The JAX page starts from another value: Flax initialises differently (a
+# normal weight and zero bias instead of two uniforms), from different random numbers.
 
 # %%
 optimizer = torch.optim.Adam(model.parameters(), lr=sizes.learning_rate)
-xb = torch.from_numpy(x_train[:256]).to(device)
-yb = torch.from_numpy(y_train[:256]).long().to(device)
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x, y) -> float:
@@ -403,61 +532,247 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x, y) -> floa
     return loss.item()
 
 
-for step in range(5):
-    loss = train_step(model, optimizer, xb, yb)
-    print(f"step {step}: loss on this batch {loss:.4f}")
+xb, yb = xs[:256], ys[:256]  # (256, 784), (256,)
+for step in range(3):
+    print(f"step {step}: loss on this batch {train_step(model, optimizer, xb, yb):.4f}")
+print(f"ln 10 = {math.log(10):.4f}")
 
 # %% [markdown]
-# The loss on the batch falls. `H.fit` runs the same step over shuffled batches for several
-# epochs, with a progress bar, and records the loss of every step and the test metrics after
-# every epoch. (It avoids `.item()` per step: losses stay on the device until the epoch ends.)
+# One **epoch** is that step over shuffled batches covering the training set. Evaluation runs
+# the model in evaluation mode (`model.eval()`, which matters for layers such as dropout and
+# batch norm) and without a tape (`torch.no_grad()`: nothing is recorded for a backward pass,
+# which saves memory and time). The accuracy is the `argmax` and cast of section 1.2.
+
 
 # %%
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch=1024) -> float:
+    """Accuracy of ``model`` on inputs ``x`` (N, 784) with labels ``y`` (N,)."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            logits = model(x[i : i + batch])  # (b, 10)
+            hits = logits.argmax(dim=1) == y[i : i + batch]  # (b,) bool
+            correct += hits.float().sum().item()
+    return correct / len(x)
+
+
+model.train()  # back to training mode after evaluate
+order = torch.randperm(len(xs), device=device)  # a new shuffle every epoch
+losses = []
+for i in range(0, len(order) - sizes.batch_size + 1, sizes.batch_size):
+    idx = order[i : i + sizes.batch_size]  # (B,) drops the last, incomplete batch
+    losses.append(train_step(model, optimizer, xs[idx], ys[idx]))
+accuracy = evaluate(model, xs_test, ys_test)
+print(
+    f"one epoch: {len(losses)} steps, last loss {losses[-1]:.4f}, test accuracy {accuracy:.2%}"
+)
+
+# %% [markdown]
+# This is what `H.fit` does, for as many epochs as asked, with a progress bar and a record of
+# every loss and accuracy. Its `H.ArrayLoader` is the shuffle-and-slice above, for data sets that
+# fit on the device. `torch.utils.data.DataLoader` is PyTorch's general tool for the others: a
+# `Dataset` read example by example, by worker processes if needed (JAX has no loader of its own
+# and uses Grain, `tf.data` or PyTorch's). `H.fit` avoids one more cost of the loop above: it
+# reads the loss back (`.item()`, which waits for the device) only every 50 steps for the
+# progress bar and once per epoch for the history. Below, a fresh model trained with it, timed
+# from the call to the return: training, evaluation after each epoch, and the first step's
+# warm-up.
+
+# %%
+torch.manual_seed(0)
+model = MLP((784, *sizes.hidden, 10)).to(device)
+optimizer = torch.optim.Adam(model.parameters(), lr=sizes.learning_rate)
 train_loader = H.ArrayLoader(
     x_train, y_train, sizes.batch_size, shuffle=True, drop_last=True
 )
 test_loader = H.ArrayLoader(x_test, y_test, 1024)
+start = time.perf_counter()
 history = H.fit(
     model, optimizer, train_loader, epochs=sizes.epochs, eval_loader=test_loader
 )
-last = history.epochs[-1]
-speed = f"{last['examples_per_second']:,.0f} training examples/s on {device.type}"
+fit_seconds = time.perf_counter() - start
+examples = len(history.step_loss) * sizes.batch_size
 print(
-    f"after {sizes.epochs} epochs: test accuracy {last['test_accuracy']:.2%}, {speed}"
+    f"H.fit: {sizes.epochs} x {len(train_loader)} steps in {fit_seconds:.2f} s on "
+    f"{device.type}, {examples / fit_seconds:,.0f} training examples/s over the whole call"
 )
+print("epoch  train loss  train acc  test loss  test acc")
+for row in history.epochs:
+    print(
+        f"{row['epoch']:5.0f}  {row['train_loss']:10.4f}  {row['train_accuracy']:9.2%}"
+        f"  {row['test_loss']:9.4f}  {row['test_accuracy']:8.2%}"
+    )
 fig = H.plot_history(
     history, title=f"MLP on MNIST, PyTorch ({H.current_scale()} scale)"
 )
 
-# %% [markdown]
-# Which digits does it confuse? The confusion matrix counts, for each true digit (row), what
-# the model predicted (column); below it, test digits the model got wrong, titled
-# "prediction (truth)".
+# %% [markdown] tags=["shared"]
+# The two accuracies are measured differently. The train accuracy is counted *during* the
+# epoch, batch by batch, while the weights are still changing: a running average that includes
+# the poor predictions of the epoch's first steps. The test accuracy is measured once, at the
+# epoch's end, by the final weights. That is why, in the first epoch, the train accuracy trails
+# the test accuracy in the table above. A train accuracy that keeps climbing while the test
+# accuracy stalls is the first sign of overfitting (chapter 2).
+#
+# Which digits does the model confuse? The confusion matrix counts, for each true digit (row),
+# what the model predicted (column). The correct predictions on the diagonal would dwarf every
+# mistake on a common colour scale, so the diagonal is left uncoloured (its counts are still
+# written) and the colours show the confusions only. Below it, the most frequent confusions,
+# computed from the matrix, and test digits the model got wrong, titled "prediction (truth)".
 
 # %%
 predictions = H.predict(model, test_loader)
-fig = H.plot_confusion_matrix(y_test, predictions, num_classes=10)
+title = "MNIST test set, PyTorch MLP"
+fig = H.plot_confusion_matrix(
+    y_test, predictions, num_classes=10, mask_diagonal=True, title=title
+)
+counts = H.confusion_matrix(y_test, predictions, 10)  # (10, 10): true x predicted
+mistakes = counts * (1 - np.eye(10, dtype=counts.dtype))  # zero the diagonal
+for flat in np.argsort(mistakes, axis=None)[::-1][:3]:
+    true, pred = np.unravel_index(flat, mistakes.shape)
+    share = mistakes[true, pred] / counts[true].sum()
+    print(
+        f"{true} taken for {pred}: {mistakes[true, pred]} times ({share:.1%} of the {true}s)"
+    )
 wrong = np.flatnonzero(predictions != y_test)[:16]
 fig = H.show_images(x_test_u8[wrong], y_test[wrong], predictions=predictions[wrong])
 
-# %% [markdown]
-# At `cpu` scale this small model reaches about 98 % test accuracy in seconds on a laptop CPU
-# (the output above is this page's own run; `bench.jsonl` beside this notebook records
-# `python -m helpers.bench mnist` runs with their hardware). At `smoke` scale it trains on 2,000
-# images for one epoch, which checks that the code runs, not what it learns. Convolutional
-# networks do better on images; chapter 5 builds one for CIFAR-10.
+# %% [markdown] tags=["shared"]
+# At `smoke` scale the model trains on a small subset for one epoch, which checks that the code
+# runs, not what it learns; at `cpu` and `gpu` scale it sees all 60,000 training images, and the
+# recorded runs at the end of section 1.8 show what that reaches. Convolutional networks do
+# better on images; chapter 5 builds one for CIFAR-10.
 #
-# ## 1.8 Summary
+# ## 1.8 What eager execution and compilation cost
+#
+# Each eager operation is a call from Python into the framework's dispatcher, which takes
+# microseconds whatever the size of the array: on a small array that overhead *is* the run
+# time; on a large one the arithmetic and the memory traffic dominate. A compiler removes the
+# per-operation dispatches and fuses the six operations of `f` (section 1.3) into one pass
+# over memory, instead of six passes that each write an intermediate array and read it back.
+# Below, `f` on vectors of several lengths: three small ones and the largest, `timing.n`, from
+# `helpers/scale.py`. Each time is the median of `timing.repeats` calls.
+
+# %%
+# The lengths timed in this section: three fixed small ones to show the dispatch overhead, and
+# the scale's largest. At smoke scale (CI) torch.compile uses the "aot_eager" backend, which
+# captures the graph but generates no code, to spare CI the C++ compiler's start-up; at cpu
+# and gpu scale it uses the default backend, Inductor, which generates fused kernels.
+ns = sorted({10, 100, 1_000, timing.n})
+compile_backend = "aot_eager" if H.current_scale() == "smoke" else "inductor"
+
+# %%
+# Inductor logs a harmless warning on machines without CUDA; keep the page quiet.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+# dynamic=True: one compiled program for every length (else each new length recompiles).
+f_compiled = torch.compile(f, backend=compile_backend, dynamic=True)
+start = time.perf_counter()
+H.synchronize(f_compiled(torch.randn(ns[-1], device=device)))
+compile_seconds = time.perf_counter() - start
+print(
+    f"torch.compile ({compile_backend}): first call {compile_seconds:.2f} s (compilation)"
+)
+per_call = {"eager": [], "torch.compile": []}  # seconds per call, one per n
+for n in ns:
+    v = torch.randn(n, device=device)
+    per_call["eager"].append(H.time_fn(f, v, repeats=timing.repeats))
+    per_call["torch.compile"].append(H.time_fn(f_compiled, v, repeats=timing.repeats))
+print(
+    f"{'n':>10}  {'eager µs/call':>13} {'ns/element':>10}  {'compiled µs/call':>16} {'ns/element':>10}"
+)
+for n, eager, compiled in zip(
+    ns, per_call["eager"], per_call["torch.compile"], strict=True
+):
+    print(
+        f"{n:>10,}  {eager * 1e6:13.1f} {eager / n * 1e9:10.3f}"
+        f"  {compiled * 1e6:16.1f} {compiled / n * 1e9:10.3f}"
+    )
+
+# %%
+fig, (ax_call, ax_elem) = plt.subplots(1, 2, figsize=(10, 3.6))
+for name, seconds in per_call.items():
+    seconds = np.asarray(seconds)
+    ax_call.loglog(ns, seconds * 1e6, "o-", label=name)
+    ax_elem.loglog(ns, seconds / np.asarray(ns) * 1e9, "o-", label=name)
+ax_call.set(xlabel="vector length n", ylabel="time per call (µs)", title="per call")
+ax_elem.set(
+    xlabel="vector length n", ylabel="time per element (ns)", title="per element"
+)
+for ax in (ax_call, ax_elem):
+    ax.grid(alpha=0.3)
+    ax.legend()
+fig.suptitle(f"f(x) = sin(2x + 1)² + cos(x), PyTorch on {device.type}")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Read the left panel at small `n`: the time per call hardly changes from the smallest length
+# to the next, because it is almost all dispatch, not arithmetic; the right panel shows the same
+# fact as a time per element that falls as `n` grows. At the largest length the time per call
+# grows in proportion to `n`, and the cost is the work per element: a sine and a cosine, and, in
+# eager mode, six passes over memory that each write an intermediate array and read it back.
+# Fusion removes those passes; what remains after compiling is the arithmetic and one read and
+# one write per element. How the cost splits depends on the hardware: on a GPU, element-wise
+# code like this is memory-bound, so the saved memory traffic is nearly all of fusion's gain; on
+# a CPU the sine and cosine weigh more. The table shows this page's split, and, in its first
+# rows, whether the compiled function's own call overhead is smaller than six dispatches. The
+# compilation itself, printed first, is paid once per program.
+
+# %% [markdown] tags=["shared"]
+# ```{admonition} Do not compare the two pages' timings
+# :class: note
+# The PyTorch and JAX pages time the same function, but not the same thing: each framework's
+# eager dispatch has its own fixed cost per operation, its kernels for `sin` and `cos` are
+# different code (vectorised differently, with different accuracy), and each uses the CPU's
+# threads its own way (PyTorch's intra-op thread pool, XLA's own runtime). The pages are also
+# executed one after the other, on whatever machine built the site, sharing it with other work.
+# A fair comparison runs both frameworks through one harness on one machine and records the
+# hardware, as `python -m helpers.bench` does. The recorded MNIST runs are below (from
+# [`bench.jsonl`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/chapters/01-introduction/bench.jsonl),
+# beside this notebook). Their throughput leaves out the first step and the evaluations, so it
+# measures something other than the whole-`fit` figure of section 1.7.
+# ```
+
+# %%
+bench_file = Path(
+    "bench.jsonl"
+)  # recorded by `python -m helpers.bench mnist --record ...`
+if bench_file.is_file():
+    records = [json.loads(line) for line in bench_file.read_text().splitlines() if line]
+    print(
+        f"{'framework':9} {'scale':5} {'test acc':>8} {'train s':>7} {'examples/s':>10}  hardware, date, commit"
+    )
+    for r in records:
+        hw = r["hardware"]
+        where = f"{hw['cpu']}, {hw['cores']} cores" + (
+            f", {hw['gpu']}" if hw["gpu"] else ""
+        )
+        print(
+            f"{r['framework']:9} {r['scale']:5} {r['test_accuracy']:8.2%} {r['train_seconds']:7.1f}"
+            f" {r['train_examples_per_second']:10,.0f}  {where}, {r['date'][:10]}, {r['commit']}"
+        )
+else:
+    print(
+        "bench.jsonl is not beside this notebook here (on Colab, see the repository)."
+    )
+
+# %% [markdown] tags=["shared"]
+# ## 1.9 Summary
 #
 # | | PyTorch | JAX |
 # |---|---|---|
 # | arrays | `torch.Tensor`, mutable, views share memory | `jax.Array`, immutable; `x.at[i].set(v)` |
-# | randomness | global generator, `torch.manual_seed` | explicit keys, `jax.random.split` |
+# | randomness | global generator, `torch.manual_seed` | explicit keys: split first, use each once |
 # | execution | eager; `torch.compile` optional | eager op by op; `jax.jit` the norm |
+# | branches on values | fine eagerly; `torch.where` / `torch.cond` for graphs | fine eagerly and under `grad`; `jnp.where` / `lax.cond` under `jit` |
 # | gradients | `loss.backward()` fills `.grad`; `torch.func.grad` | `jax.grad(f)` returns a function |
-# | models | `nn.Module` objects own parameters | pure functions of a parameter pytree; Flax NNX objects |
-# | training step | `zero_grad`, `backward`, `step` | `value_and_grad`, `optimizer.update` |
-#
+# | models | `nn.Module` with `forward`; weight `(out, in)` | pure functions of a pytree; `nnx.Module` with `__call__`, kernel `(in, out)` |
+# | training step | `zero_grad`, `backward`, `step` | `value_and_grad`, `optimizer.update`, under `nnx.jit` |
+# | evaluation | `model.eval()`, `torch.no_grad()` | `model.eval()`, a jitted step (no tape to switch off) |
+# | labels | `int64` | `int32` |
+
+# %% [markdown]
 # Next: [the JAX half of this chapter](in-jax.ipynb), then the
 # [lab](../../labs/01-introduction/in-pytorch.ipynb), whose self-checks tell you when each exercise
 # is right. Works cited are listed in the [bibliography](../../bibliography.md).

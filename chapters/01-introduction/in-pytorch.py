@@ -148,8 +148,9 @@ print("accuracy:", hits.float().mean().item())  # bool -> float32, then the mean
 # %% [markdown]
 # PyTorch tensors are **mutable**: you can assign into them, and a *view* (`reshape` of a
 # contiguous tensor, slicing, `.T`) shares memory with its base, so a write through one is seen
-# through the other. Autograd tracks such in-place changes and refuses those that would corrupt
-# a gradient. (JAX arrays are immutable: see the JAX notebook.)
+# through the other; in-place operators (`view /= 255`, `view.add_(1)`) write into the base
+# too. Autograd tracks such in-place changes and refuses those that would corrupt a gradient.
+# (JAX arrays are immutable: see the JAX notebook.)
 
 # %%
 base = torch.zeros(2, 3)
@@ -526,7 +527,8 @@ optimizer = torch.optim.Adam(model.parameters(), lr=sizes.learning_rate)
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x, y) -> float:
     logits = model(x)  # (B, 10)
     loss = F.cross_entropy(logits, y)  # mean over the batch
-    optimizer.zero_grad()  # forget the previous step's gradients
+    # backward() adds into p.grad: clear the previous step's gradients first.
+    optimizer.zero_grad()
     loss.backward()  # d loss / d parameter, into every p.grad
     optimizer.step()  # update every parameter
     return loss.item()

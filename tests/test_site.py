@@ -28,7 +28,8 @@ from helpers.notebooks import ROOT, appendix_sources, sources
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 CHROMIUM = next(
-    filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
+    filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))),
+    None,
 )
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 

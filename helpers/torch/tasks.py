@@ -33,11 +33,15 @@ def run_mnist(sizes: MnistSizes, *, seed: int = 0, progress: bool = True) -> dic
     model = MLP(784, sizes.hidden, 10).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=sizes.learning_rate)
     history = fit(model, optimizer, train, epochs=sizes.epochs, progress=progress)
-    return run_summary(
-        history,
-        evaluate(model, test),
-        batch_size=sizes.batch_size,
-        parameters=count_params(model),
-        train_examples=len(y_train),
-        test_examples=len(y_test),
-    )
+    widths = "-".join(str(w) for w in (784, *sizes.hidden, 10))
+    return {
+        "model": f"MLP {widths}, Adam",
+        **run_summary(
+            history,
+            evaluate(model, test),
+            batch_size=sizes.batch_size,
+            parameters=count_params(model),
+            train_examples=len(y_train),
+            test_examples=len(y_test),
+        ),
+    }

@@ -20,8 +20,10 @@ from pathlib import Path
 
 __all__ = [
     "SCALES",
+    "BackpropSizes",
     "MnistSizes",
     "ScaleWarning",
+    "SequenceSizes",
     "TimingSizes",
     "current_scale",
     "gpu_visible",
@@ -57,6 +59,39 @@ class TimingSizes:
     n: int
 
 
+@dataclass(frozen=True)
+class BackpropSizes:
+    """Chapter 2.3: a two-layer MLP trained on MNIST with hand-written gradients and SGD."""
+
+    # None: all 60,000 / all 10,000
+    train_examples: int | None
+    test_examples: int | None
+    epochs: int
+    batch_size: int
+    hidden: int
+    # Plain SGD's step size.
+    learning_rate: float
+
+
+@dataclass(frozen=True)
+class SequenceSizes:
+    """Chapter 2.5-2.6: the recurrent cells and the Transformer block on a synthetic task."""
+
+    # Tokens per sequence and distinct token values of the synthetic task.
+    length: int
+    vocab: int
+    # Width, heads and blocks of the Transformer.
+    d_model: int
+    heads: int
+    layers: int
+    steps: int
+    batch_size: int
+    # Adam's step size.
+    learning_rate: float
+    # Time steps over which RNN and LSTM gradient norms are measured.
+    rnn_steps: int
+
+
 # One table for the whole course; later chapters add their task here, built with keywords.
 _SIZES: dict[str, dict[str, object]] = {
     "mnist": {
@@ -83,6 +118,68 @@ _SIZES: dict[str, dict[str, object]] = {
             batch_size=256,
             hidden=(512, 512),
             learning_rate=1e-3,
+        ),
+    },
+    # Chapter 2 (tune these values, keep the keywords).
+    "backprop": {
+        "smoke": BackpropSizes(
+            train_examples=3_000,
+            test_examples=1_000,
+            epochs=1,
+            batch_size=64,
+            hidden=64,
+            learning_rate=0.1,
+        ),
+        "cpu": BackpropSizes(
+            train_examples=None,
+            test_examples=None,
+            epochs=10,
+            batch_size=64,
+            hidden=256,
+            learning_rate=0.1,
+        ),
+        "gpu": BackpropSizes(
+            train_examples=None,
+            test_examples=None,
+            epochs=20,
+            batch_size=64,
+            hidden=512,
+            learning_rate=0.1,
+        ),
+    },
+    "sequences": {
+        "smoke": SequenceSizes(
+            length=6,
+            vocab=8,
+            d_model=32,
+            heads=2,
+            layers=1,
+            steps=200,
+            batch_size=64,
+            learning_rate=3e-3,
+            rnn_steps=20,
+        ),
+        "cpu": SequenceSizes(
+            length=10,
+            vocab=10,
+            d_model=64,
+            heads=4,
+            layers=2,
+            steps=2_000,
+            batch_size=128,
+            learning_rate=1e-3,
+            rnn_steps=50,
+        ),
+        "gpu": SequenceSizes(
+            length=16,
+            vocab=16,
+            d_model=128,
+            heads=4,
+            layers=2,
+            steps=5_000,
+            batch_size=256,
+            learning_rate=1e-3,
+            rnn_steps=100,
         ),
     },
     "timing": {

@@ -95,9 +95,8 @@ same(d2_t, d2_j)
 # %%
 lin_t = nn.Linear(3, 2)
 lin_j = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
-lin_j.kernel.value = jnp.asarray(
-    lin_t.weight.detach().numpy().T
-)  # (out, in) -> (in, out)
+# (out, in) -> (in, out)
+lin_j.kernel.value = jnp.asarray(lin_t.weight.detach().numpy().T)
 lin_j.bias.value = jnp.asarray(lin_t.bias.detach().numpy())
 x = np.arange(6, dtype=np.float32).reshape(2, 3)
 same(lin_t(torch.from_numpy(x)), lin_j(jnp.asarray(x)))

@@ -166,9 +166,8 @@ def test_imdb_archive_format(offline, monkeypatch):
     monkeypatch.setattr(
         imdb, "_IMDB", RemoteFile(archive.name, ("http://x/",), sha(archive))
     )
-    monkeypatch.setitem(
-        imdb._IMDB_JSONL, "train", "0" * 64
-    )  # no offline jsonl: use the tar
+    # No offline jsonl: use the tar.
+    monkeypatch.setitem(imdb._IMDB_JSONL, "train", "0" * 64)
     texts, labels = data.load_imdb("train")
     assert dict(zip(texts, labels.tolist(), strict=True)) == {
         "Awful. Didn't like it?": 0,

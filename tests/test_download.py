@@ -191,9 +191,8 @@ def test_download_in_a_notebook_prints_one_clean_line(data_dirs, server, capfd):
     """No progress bar stuck at 0 %, no TqdmWarning, no pooch log: one line on stdout."""
     url, _ = server
     remote = dl.RemoteFile("file.bin", (url + "file.bin",), SHA)
-    dl.fetch(
-        "toy", remote
-    )  # pytest's captured stderr is not a terminal, like a kernel's
+    # Pytest's captured stderr is not a terminal, like a kernel's.
+    dl.fetch("toy", remote)
     out, err = capfd.readouterr()
     assert out == f"Downloading toy/file.bin from {url}file.bin ...\n"
     assert err == ""

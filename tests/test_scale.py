@@ -63,9 +63,8 @@ def test_runtime_info_warns_when_gpu_scale_runs_on_a_cpu(monkeypatch, framework)
 
     H = importlib.import_module(f"helpers.{framework}")
     monkeypatch.delenv("BOOK_SCALE", raising=False)
-    monkeypatch.setattr(
-        scale, "gpu_visible", lambda: True
-    )  # nvidia-smi, CPU-only wheels
+    # Nvidia-smi, CPU-only wheels.
+    monkeypatch.setattr(scale, "gpu_visible", lambda: True)
     with pytest.warns(scale.ScaleWarning, match="sees no GPU"):
         info = H.runtime_info()
     assert info["scale"] == "gpu" and info["device"].startswith("cpu")

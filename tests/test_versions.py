@@ -40,10 +40,11 @@ def test_helpers_work_with_the_declared_minimum_versions(tmp_path):
     specs = [f"{p}=={v}" for p, v in minimum] + [
         f"jaxlib=={versions.MINIMUM['jax'][0]}"
     ]
+    # Optax 0.2.4 still needs chex; the pinned optax does not.
     specs += [
         "chex",
         "toolz",
-    ]  # optax 0.2.4 still needs chex; the pinned optax does not
+    ]
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target"]
     subprocess.run([*pip, str(target), *specs], check=True, timeout=600)
     code = (

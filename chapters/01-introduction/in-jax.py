@@ -134,9 +134,10 @@ col + row  # (2, 3)
 # bool tensor raises), so code meant for both casts to float first.
 
 # %%
+# Class scores of 4 examples: (B=4, C=3).
 scores = jnp.array(
     [[2.0, 0.5, -1.0], [0.1, 0.3, 3.0], [1.0, 2.0, 0.0], [0.0, -1.0, 4.0]]
-)  # (B=4, C=3)
+)
 labels = jnp.array([0, 2, 0, 2])  # (4,)
 predicted = scores.argmax(axis=1)  # (4,) index of the largest score in each row
 hits = predicted == labels  # (4,) bool
@@ -171,9 +172,8 @@ print(base, updated, sep="\n")
 
 # %%
 key = jax.random.key(0)
-key, k1, k2 = jax.random.split(
-    key, 3
-)  # split first; keep `key` only for further splits
+# Split first; keep `key` only for further splits.
+key, k1, k2 = jax.random.split(key, 3)
 first = jax.random.uniform(k1, (3,))
 again = jax.random.uniform(k1, (3,))  # same key, same numbers
 other = jax.random.uniform(k2, (3,))  # another key, other numbers
@@ -772,9 +772,8 @@ plt.show()
 # ```
 
 # %%
-bench_file = Path(
-    "bench.jsonl"
-)  # recorded by `python -m helpers.bench mnist --record ...`
+# Recorded by `python -m helpers.bench mnist --record ...`.
+bench_file = Path("bench.jsonl")
 if bench_file.is_file():
     records = [json.loads(line) for line in bench_file.read_text().splitlines() if line]
     print(

@@ -132,9 +132,10 @@ col + row  # (2, 3)
 # averages booleans as 0s and 1s; the explicit cast works in both.)
 
 # %%
+# Class scores of 4 examples: (B=4, C=3).
 scores = torch.tensor(
     [[2.0, 0.5, -1.0], [0.1, 0.3, 3.0], [1.0, 2.0, 0.0], [0.0, -1.0, 4.0]]
-)  # (B=4, C=3)
+)
 labels = torch.tensor([0, 2, 0, 2])  # (4,)
 predicted = scores.argmax(dim=1)  # (4,) index of the largest score in each row
 hits = predicted == labels  # (4,) bool
@@ -737,9 +738,8 @@ plt.show()
 # ```
 
 # %%
-bench_file = Path(
-    "bench.jsonl"
-)  # recorded by `python -m helpers.bench mnist --record ...`
+# Recorded by `python -m helpers.bench mnist --record ...`.
+bench_file = Path("bench.jsonl")
 if bench_file.is_file():
     records = [json.loads(line) for line in bench_file.read_text().splitlines() if line]
     print(

@@ -86,9 +86,8 @@ class Framework:
     name: str  # "torch" or "jax"
     array_type: str  # what students return, e.g. "a torch.Tensor"
     from_numpy: Callable[[np.ndarray], Any]
-    to_numpy: Callable[
-        [Any], np.ndarray
-    ]  # raises TypeError for anything but its arrays
+    # Raises TypeError for anything but its arrays.
+    to_numpy: Callable[[Any], np.ndarray]
     hints: Hints = field(default_factory=Hints)
     explain: Callable[[BaseException], str | None] = _no_explanation
     # What the student's code left on one of the check's inputs (PyTorch: requires_grad, a

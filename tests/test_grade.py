@@ -255,7 +255,8 @@ def endless(tmp_path_factory):
         "        pass\n"
     )
     _write(subs, "stubborn.ipynb", nb)
-    return _grade(subs, "--timeout", "8", timeout=300)
+    # 15 s: under load the imports cell alone (torch, the helpers) can take several seconds.
+    return _grade(subs, "--timeout", "15", timeout=300)
 
 
 def test_an_endless_loop_fails_only_its_exercise(endless):
@@ -280,8 +281,8 @@ def test_a_kernel_that_ignores_the_interrupt_is_stopped(endless):
 
 def test_timeouts_are_quick_and_quiet(endless):
     _, run, seconds = endless
-    # Two 8 s limits, a 10 s wait before the stubborn kernel is stopped, two short labs.
-    assert seconds < 120
+    # Two 15 s limits, a 10 s wait before the stubborn kernel is stopped, two short labs.
+    assert seconds < 150
     for text in (run.stdout, run.stderr):
         assert "Traceback" not in text and "ZMQError" not in text, text
 

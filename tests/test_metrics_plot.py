@@ -94,3 +94,24 @@ def test_end_epoch_defines_the_training_metrics():
             "test_accuracy": 0.5,
         }
     ]
+
+
+def test_normalized_confusion_matrix_divides_each_row_by_its_count():
+    # Rows (true classes) hold 4, 2 and 1 examples; columns (predictions) 2, 4 and 1: a matrix
+    # divided by columns would not have rows summing to 1.
+    y_true = np.array([0, 0, 0, 0, 1, 1, 2])
+    y_pred = np.array([0, 1, 1, 2, 1, 1, 0])
+    fig = plot_confusion_matrix(y_true, y_pred, normalize=True)
+    shown = np.asarray(
+        fig.axes[0].images[0].get_array()
+    )  # the values the heat map draws
+    np.testing.assert_allclose(shown.sum(axis=1), 1.0)
+    np.testing.assert_allclose(
+        shown, [[0.25, 0.5, 0.25], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
+    )
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts[:3] == [
+        "0.25",
+        "0.50",
+        "0.25",
+    ]  # the printed numbers agree with the colours

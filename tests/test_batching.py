@@ -10,7 +10,8 @@ import pytest
 
 from helpers import jax as hj
 from helpers import torch as ht
-from helpers.data import BatchSampler, batch_indices
+from helpers.data import BatchSampler, batch_indices, images_to_vectors
+from helpers.data.common import subset
 
 B = 4
 # (n, name): the edges where an off-by-one hides.
@@ -119,3 +120,27 @@ def test_bad_batch_sizes_are_refused():
         list(batch_indices(5, 2, shuffle=True))
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         BatchSampler(5, 0)
+
+
+def test_images_to_vectors_scales_each_pixel_to_0_1():
+    images = np.array(
+        [[[0, 255], [51, 102]], [[255, 0], [0, 204]]], np.uint8
+    )  # (2, 2, 2)
+    rows = images_to_vectors(images)
+    assert rows.dtype == np.float32 and rows.shape == (2, 4)
+    np.testing.assert_allclose(rows, [[0, 1, 0.2, 0.4], [1, 0, 0, 0.8]], rtol=1e-6)
+    colour = np.zeros((3, 4, 4, 3), np.uint8)  # (N, H, W, C) -> (N, H*W*C)
+    assert images_to_vectors(colour).shape == (3, 48)
+    with pytest.raises(TypeError, match="expected uint8"):
+        images_to_vectors(images.astype(np.float32))
+
+
+def test_fixed_subsets_are_the_same_everywhere():
+    # Seed 0's subset, pinned: a change here changes every `limit=` run in the book.
+    assert subset(10, 3).tolist() == [2, 4, 6]
+    assert subset(10, 1).tolist() == [4]
+    assert subset(10, 9).tolist() == [0, 2, 3, 4, 5, 6, 7, 8, 9]
+    for limit in (None, 10, 11):  # everything, as a slice: no copy
+        assert subset(10, limit) == slice(None)
+    with pytest.raises(ValueError, match="limit must be a positive"):
+        subset(10, 0)

@@ -328,3 +328,17 @@ def test_fit_trains_in_train_mode_every_epoch(kit):
         assert abs(got - eval_mode) > 1e-3
     # fit's evaluation itself ran in eval mode.
     assert history["test_loss"] == pytest.approx([per_example.mean()] * 2, rel=1e-5)
+
+
+def test_runtime_info_says_which_framework_runs_where(kit):
+    info = kit.H.runtime_info()
+    framework = "torch" if kit.H is ht else "jax"
+    assert info["framework"] == framework
+    assert info["version"] == (
+        torch.__version__ if framework == "torch" else jax.__version__
+    )
+    # This machine (and CI) has no GPU: the device line names the CPU.
+    assert info["device"].startswith("cpu (") and info["device"].endswith(")")
+    assert info["scale"] == "smoke"  # conftest sets BOOK_SCALE=smoke
+    if framework == "torch":
+        assert info["threads"] == str(torch.get_num_threads())

@@ -1,10 +1,20 @@
-"""`python -m helpers.bench` end to end at smoke scale, on the real MNIST."""
+"""`python -m helpers.bench`: end to end at smoke scale on the real MNIST, then its honesty.
 
+The pattern to copy for a benchmark record: stub the task so it returns marker values and check
+the record carries them unchanged; and feed the task data whose splits disagree by construction,
+so scoring on the wrong split cannot go unnoticed.
+"""
+
+import importlib
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+
+from helpers import bench
+from helpers.scale import MnistSizes, sizes
 
 
 @pytest.mark.parametrize("framework", ["torch", "jax"])
@@ -51,3 +61,89 @@ def test_bench_refuses_to_record_gpu_scale_on_a_cpu(framework, tmp_path):
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "needs a GPU" in run.stderr
     assert not record.exists()
+
+
+# --- honesty: the record holds what the task measured, measured on the test split -------------
+# Marker values no real run would produce, so a record can only hold them by passing them on.
+MARKERS = {
+    "test_accuracy": 0.1234,
+    "test_loss": 5.6789,
+    "final_train_loss": 4.321,
+    "train_seconds": 98.76,
+    "first_step_seconds": 0.543,
+    "train_examples_per_second": 12345.6,
+    "parameters": 4321,
+    "train_examples": 777,
+    "test_examples": 333,
+    "epochs": 9,
+}
+BENCH_KEYS = {
+    "task",
+    "framework",
+    "scale",
+    "device",
+    "hardware",
+    "versions",
+    "date",
+    "commit",
+}
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_record_carries_exactly_what_the_task_measured(framework, monkeypatch):
+    tasks = importlib.import_module(f"helpers.{framework}.tasks")
+    calls = []
+
+    def stub(task_sizes, *, progress=True):
+        calls.append((task_sizes, progress))
+        return dict(MARKERS)
+
+    # bench looks the task up by name on helpers.<framework>.tasks at run time.
+    monkeypatch.setattr(tasks, bench.TASKS["mnist"], stub)
+    record = bench.run("mnist", framework, "smoke", progress=False)
+    assert calls == [(sizes("mnist", "smoke"), False)]
+    assert {k: record[k] for k in MARKERS} == MARKERS
+    assert set(record) == set(MARKERS) | BENCH_KEYS
+    assert (record["task"], record["framework"], record["scale"]) == (
+        "mnist",
+        framework,
+        "smoke",
+    )
+
+
+def split_by_construction(split: str, *, limit: int | None = None):
+    """A stand-in for ``load_mnist`` whose two splits disagree on purpose.
+
+    Class ``c`` lights image rows ``2c`` and ``2c + 1``. Training labels are ``c``; test labels
+    are ``(c + 1) % 10``. A model that learns the training rule is right on ~100% of the
+    training split and wrong on ~100% of the test split, so a task that scores on the wrong
+    split reports a very different accuracy.
+    """
+    n = {"train": 600, "test": 200}[split] if limit is None else limit
+    rng = np.random.default_rng(0 if split == "train" else 1)
+    c = rng.integers(0, 10, n)
+    images = rng.integers(0, 40, (n, 28, 28), dtype=np.uint8)
+    images[np.arange(n), 2 * c] = 255
+    images[np.arange(n), 2 * c + 1] = 255
+    labels = c if split == "train" else (c + 1) % 10
+    return images, labels.astype(np.uint8)
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_task_scores_the_test_split(framework, monkeypatch):
+    tasks = importlib.import_module(f"helpers.{framework}.tasks")
+    monkeypatch.setattr(tasks, "load_mnist", split_by_construction)
+    task_sizes = MnistSizes(
+        train_examples=600,
+        test_examples=200,
+        epochs=3,
+        batch_size=32,
+        hidden=(32,),
+        learning_rate=3e-3,
+    )
+    metrics = getattr(tasks, bench.TASKS["mnist"])(task_sizes, progress=False)
+    assert (metrics["train_examples"], metrics["test_examples"]) == (600, 200)
+    assert metrics["final_train_loss"] < 0.5  # it learned the training rule ...
+    # ... and was scored on the test split, where that rule is always wrong (~1.0 on train).
+    assert metrics["test_accuracy"] < 0.05
+    assert metrics["test_loss"] > 2.0

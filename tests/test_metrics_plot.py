@@ -94,3 +94,76 @@ def test_end_epoch_defines_the_training_metrics():
             "test_accuracy": 0.5,
         }
     ]
+
+
+def test_normalized_confusion_matrix_divides_each_row_by_its_count():
+    # Rows (true classes) hold 4, 2 and 1 examples; columns (predictions) 2, 4 and 1: a matrix
+    # divided by columns would not have rows summing to 1.
+    y_true = np.array([0, 0, 0, 0, 1, 1, 2])
+    y_pred = np.array([0, 1, 1, 2, 1, 1, 0])
+    fig = plot_confusion_matrix(y_true, y_pred, normalize=True)
+    shown = np.asarray(
+        fig.axes[0].images[0].get_array()
+    )  # the values the heat map draws
+    np.testing.assert_allclose(shown.sum(axis=1), 1.0)
+    np.testing.assert_allclose(
+        shown, [[0.25, 0.5, 0.25], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
+    )
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts[:3] == [
+        "0.25",
+        "0.50",
+        "0.25",
+    ]  # the printed numbers agree with the colours
+
+
+def test_run_summary_is_the_whole_record_of_a_run():
+    # Every key and every value: the benchmark record (helpers.bench) is exactly this dict.
+    h = (
+        make_history()
+    )  # 4 steps, 2 epochs of 2.0 s, first step 0.5 s, last train_loss 0.5
+    s = run_summary(
+        h,
+        {"accuracy": 0.123456, "loss": 1.234567},
+        batch_size=8,
+        parameters=77,
+        train_examples=32,
+        test_examples=9,
+    )
+    assert s == {
+        "test_accuracy": 0.1235,
+        "test_loss": 1.2346,
+        "final_train_loss": 0.5,
+        "train_seconds": 4.0,
+        "first_step_seconds": 0.5,
+        "train_examples_per_second": round(3 * 8 / 3.5, 1),
+        "parameters": 77,
+        "train_examples": 32,
+        "test_examples": 9,
+        "epochs": 2,
+    }
+    h.first_step_seconds = None  # no first step measured: nothing left out
+    assert run_summary(
+        h,
+        {"accuracy": 1, "loss": 0},
+        batch_size=8,
+        parameters=1,
+        train_examples=1,
+        test_examples=1,
+    )["train_examples_per_second"] == round(3 * 8 / 4.0, 1)
+
+
+def test_history_json_round_trip():
+    h = make_history()
+    assert json.loads(h.to_json()) == {
+        "step_loss": h.step_loss,
+        "epochs": h.epochs,
+        "first_step_seconds": 0.5,
+    }
+
+
+def test_confusion_matrix_names_the_bad_argument():
+    with pytest.raises(ValueError, match=r"y_pred has labels outside 0\.\.1"):
+        confusion_matrix([0, 1], [0, 2], 2)
+    with pytest.raises(ValueError, match=r"y_true has labels outside 0\.\.1"):
+        confusion_matrix([-1, 1], [0, 1], 2)

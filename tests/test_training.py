@@ -1,13 +1,51 @@
-"""One set of tests for both halves: models, loaders and the training loop on tiny data."""
+"""One set of tests for both halves: models, loaders and the training loop on tiny data.
 
+The pattern to copy: a kit per framework (``TorchKit``, ``JaxKit``) holds the few lines that
+differ, and each test runs once per kit. A test of a training loop compares it with a loop
+written out by hand, parameter for parameter, rather than only checking that the loss falls.
+"""
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 import torch
+import torch.nn.functional as F
 from flax import nnx
+from torch import nn
 
 from helpers import jax as hj
 from helpers import torch as ht
+
+
+class TorchDropoutNet(nn.Module):
+    """A model whose train and eval modes differ: dropout between two layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden, self.drop, self.head = (
+            nn.Linear(2, 32),
+            nn.Dropout(0.5),
+            nn.Linear(32, 5),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(torch.relu(self.hidden(x))))  # (B, 5)
+
+
+class JaxDropoutNet(nnx.Module):
+    """A model whose train and eval modes differ: dropout between two layers."""
+
+    def __init__(self, *, rngs: nnx.Rngs) -> None:
+        self.hidden, self.head = (
+            nnx.Linear(2, 32, rngs=rngs),
+            nnx.Linear(32, 5, rngs=rngs),
+        )
+        self.drop = nnx.Dropout(0.5, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.head(self.drop(nnx.relu(self.hidden(x))))  # (B, 5)
 
 
 class TorchKit:
@@ -18,8 +56,38 @@ class TorchKit:
         torch.manual_seed(seed)
         return ht.MLP(2, hidden, 2)
 
+    def dropout_model(self, seed: int):
+        torch.manual_seed(seed)
+        return TorchDropoutNet()
+
     def optimizer(self, model, lr: float):
         return torch.optim.Adam(model.parameters(), lr=lr)
+
+    def sgd(self, model, lr: float):
+        return torch.optim.SGD(model.parameters(), lr=lr)
+
+    def params(self, model) -> list[np.ndarray]:
+        return [p.detach().cpu().numpy().copy() for p in model.parameters()]
+
+    def eval_logits(self, model, x: np.ndarray) -> np.ndarray:
+        model.eval()
+        with torch.no_grad():
+            return model(torch.from_numpy(x)).numpy()
+
+    def reference_sgd(self, model, x, y, *, batch_size, epochs, lr) -> list[float]:
+        """Plain SGD written out: batches in row order, grad, ``p -= lr * g``."""
+        losses = []
+        for _ in range(epochs):
+            for start in range(0, len(x), batch_size):
+                xb = torch.from_numpy(x[start : start + batch_size])
+                yb = torch.from_numpy(y[start : start + batch_size]).long()
+                loss = F.cross_entropy(model(xb), yb)
+                grads = torch.autograd.grad(loss, list(model.parameters()))
+                with torch.no_grad():
+                    for p, g in zip(model.parameters(), grads, strict=True):
+                        p -= lr * g
+                losses.append(loss.item())
+        return losses
 
 
 class JaxKit:
@@ -29,8 +97,43 @@ class JaxKit:
     def model(self, seed: int, hidden=(16,)):
         return hj.MLP(2, hidden, 2, rngs=nnx.Rngs(seed))
 
+    def dropout_model(self, seed: int):
+        return JaxDropoutNet(rngs=nnx.Rngs(params=seed, dropout=seed + 1))
+
     def optimizer(self, model, lr: float):
         return nnx.Optimizer(model, optax.adam(lr), wrt=nnx.Param)
+
+    def sgd(self, model, lr: float):
+        return nnx.Optimizer(model, optax.sgd(lr), wrt=nnx.Param)
+
+    def params(self, model) -> list[np.ndarray]:
+        return [np.asarray(p) for p in jax.tree.leaves(nnx.state(model, nnx.Param))]
+
+    def eval_logits(self, model, x: np.ndarray) -> np.ndarray:
+        model.eval()
+        return np.asarray(model(jnp.asarray(x)))
+
+    def reference_sgd(self, model, x, y, *, batch_size, epochs, lr) -> list[float]:
+        """Plain SGD written out: batches in row order, grad, ``p - lr * g``."""
+        graphdef, params = nnx.split(model, nnx.Param)
+
+        def loss_fn(params, xb, yb):
+            logits = nnx.merge(graphdef, params)(xb)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+        grad_fn = jax.jit(
+            jax.value_and_grad(loss_fn)
+        )  # compiled: eager is seconds slower
+        losses = []
+        for _ in range(epochs):
+            for start in range(0, len(x), batch_size):
+                xb = jnp.asarray(x[start : start + batch_size])
+                yb = jnp.asarray(y[start : start + batch_size], jnp.int32)
+                loss, grads = grad_fn(params, xb, yb)
+                params = jax.tree.map(lambda p, g: p - lr * g, params, grads)
+                losses.append(float(loss))
+        nnx.update(model, params)
+        return losses
 
 
 @pytest.fixture(params=[TorchKit, JaxKit], ids=["torch", "jax"])
@@ -137,3 +240,105 @@ def test_runtime_helpers(kit):
         H.set_matmul_precision("ultra")
     H.set_matmul_precision("highest")
     assert H.seed_everything(0) is not None
+
+
+# --- the loop against a loop written out by hand ------------------------------------------------
+def cross_entropy_per_example(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``-log softmax(logits)[y]`` for each row, in float64 numpy: ``(N, C), (N,) -> (N,)``."""
+    z = logits.astype(np.float64)
+    z = z - z.max(-1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    return -log_p[np.arange(len(y)), y]
+
+
+def test_fit_matches_a_reference_loop_parameter_for_parameter(kit):
+    # 10 rows in batches of 4: the last batch holds 2. Overlapping blobs keep gradients alive.
+    x, y = blobs(n=10, seed=5)
+    x = x / 2
+    model, reference = kit.model(7), kit.model(7)
+    np.testing.assert_array_equal(kit.params(model)[0], kit.params(reference)[0])
+    loader = kit.H.ArrayLoader(x, y, 4)
+    history = kit.H.fit(model, kit.sgd(model, 0.5), loader, epochs=3, progress=False)
+    losses = kit.reference_sgd(reference, x, y, batch_size=4, epochs=3, lr=0.5)
+    assert len(history.step_loss) == len(losses) == 9
+    np.testing.assert_allclose(history.step_loss, losses, rtol=1e-5)
+    for got, want in zip(kit.params(model), kit.params(reference), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # The test can fail: three epochs of SGD moved the weights far from their start.
+    assert not np.allclose(kit.params(model)[0], kit.params(kit.model(7))[0], atol=1e-2)
+    assert history["train_loss"] == pytest.approx(
+        [np.mean(losses[i : i + 3]) for i in (0, 3, 6)], rel=1e-5
+    )
+
+
+def test_evaluate_averages_over_examples_not_batches(kit):
+    # 9 rows in batches of 4, 4, 1; the lone last row is made confidently wrong, so a mean
+    # over batches (which weighs that one row like four) is far from the mean over examples.
+    x, y = blobs(n=9, seed=2)
+    model = kit.model(0)
+    x[8] *= 20
+    y[8] = 1 - kit.eval_logits(model, x[8:]).argmax(-1)[0]
+    scores = kit.H.evaluate(model, kit.H.ArrayLoader(x, y, 4))
+    logits = kit.eval_logits(model, x)
+    per_example = cross_entropy_per_example(logits, y)
+    assert scores["loss"] == pytest.approx(per_example.mean(), rel=1e-5)
+    assert scores["accuracy"] == pytest.approx(np.mean(logits.argmax(-1) == y))
+    per_batch = np.mean([per_example[i : i + 4].mean() for i in (0, 4, 8)])
+    assert abs(per_batch - per_example.mean()) > 0.25  # the data tells the two apart
+
+
+def dropout_data(n: int = 64, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 2)).astype(np.float32), rng.integers(0, 5, n).astype(
+        np.uint8
+    )
+
+
+def test_evaluate_and_predict_switch_to_eval_mode(kit):
+    x, y = dropout_data()
+    model = kit.dropout_model(0)
+    loader = kit.H.ArrayLoader(x, y, 16)
+    model.train()  # as after a training epoch: evaluate must switch dropout off itself
+    scores = kit.H.evaluate(model, loader)
+    model.train()
+    predictions = kit.H.predict(model, loader)
+    logits = kit.eval_logits(model, x)  # the deterministic, eval-mode outputs
+    assert scores["loss"] == pytest.approx(
+        cross_entropy_per_example(logits, y).mean(), rel=1e-5
+    )
+    np.testing.assert_array_equal(predictions, logits.argmax(-1))
+
+
+def test_fit_trains_in_train_mode_every_epoch(kit):
+    """With lr = 0 the weights never move, so each step's loss in eval mode is known: the
+    steps of fit must differ from it (dropout on), even for a model handed over in eval mode
+    and after fit's own evaluation switched the model to eval mode at the end of epoch 1."""
+    x, y = dropout_data()
+    model = kit.dropout_model(0)
+    model.eval()  # as after an evaluate() before training, the way notebooks often start
+    loader = kit.H.ArrayLoader(x, y, 16)
+    history = kit.H.fit(
+        model, kit.sgd(model, 0.0), loader, epochs=2, eval_loader=loader, progress=False
+    )
+    logits = kit.eval_logits(model, x)
+    per_example = cross_entropy_per_example(logits, y)
+    eval_mode_steps = [per_example[i : i + 16].mean() for i in range(0, 64, 16)] * 2
+    assert len(history.step_loss) == len(eval_mode_steps) == 8
+    for got, eval_mode in zip(history.step_loss, eval_mode_steps, strict=True):
+        assert abs(got - eval_mode) > 1e-3
+    # fit's evaluation itself ran in eval mode.
+    assert history["test_loss"] == pytest.approx([per_example.mean()] * 2, rel=1e-5)
+
+
+def test_runtime_info_says_which_framework_runs_where(kit):
+    info = kit.H.runtime_info()
+    framework = "torch" if kit.H is ht else "jax"
+    assert info["framework"] == framework
+    assert info["version"] == (
+        torch.__version__ if framework == "torch" else jax.__version__
+    )
+    # This machine (and CI) has no GPU: the device line names the CPU.
+    assert info["device"].startswith("cpu (") and info["device"].endswith(")")
+    assert info["scale"] == "smoke"  # conftest sets BOOK_SCALE=smoke
+    if framework == "torch":
+        assert info["threads"] == str(torch.get_num_threads())

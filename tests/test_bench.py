@@ -86,6 +86,8 @@ BENCH_KEYS = {
     "versions",
     "date",
     "commit",
+    "seed",
+    "protocol",
 }
 
 
@@ -94,14 +96,14 @@ def test_record_carries_exactly_what_the_task_measured(framework, monkeypatch):
     tasks = importlib.import_module(f"helpers.{framework}.tasks")
     calls = []
 
-    def stub(task_sizes, *, progress=True):
-        calls.append((task_sizes, progress))
+    def stub(task_sizes, *, seed=0, progress=True):
+        calls.append((task_sizes, seed, progress))
         return dict(MARKERS)
 
     # bench looks the task up by name on helpers.<framework>.tasks at run time.
     monkeypatch.setattr(tasks, bench.TASKS["mnist"], stub)
-    record = bench.run("mnist", framework, "smoke", progress=False)
-    assert calls == [(sizes("mnist", "smoke"), False)]
+    record = bench.run("mnist", framework, "smoke", seed=7, progress=False)
+    assert calls == [(sizes("mnist", "smoke"), 7, False)]
     assert {k: record[k] for k in MARKERS} == MARKERS
     assert set(record) == set(MARKERS) | BENCH_KEYS
     assert (record["task"], record["framework"], record["scale"]) == (

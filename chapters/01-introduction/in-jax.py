@@ -263,7 +263,8 @@ for v in (jnp.array([1.0, -2.0, 3.0]), jnp.array([-1.0, -2.0, 3.0])):
 # %% [markdown]
 # The price of `jit` is the compilation (once per input shape and dtype) and the tracing rules
 # above; section 1.8 measures what it buys.
-#
+
+# %% [markdown]
 # ## 1.4 Automatic differentiation
 #
 # `jax.grad(g)` takes a function and returns a **new function** that computes its gradient.
@@ -381,7 +382,8 @@ plt.show()
 # gradient, where backpropagation needs about one forward and one backward pass
 # {cite}`griewank2008evaluating`. Finite differences remain useful for one thing: *checking* a
 # gradient implementation on a few coordinates.
-#
+
+# %% [markdown]
 # ## 1.5 Devices
 #
 # JAX lists its devices with `jax.devices()`: CPU cores appear as one `CpuDevice`, GPUs and TPUs
@@ -400,7 +402,8 @@ print(type(a_host).__name__, "->", a_dev.devices())
 # only waited for when you read it (printing, `np.asarray`, `float`) or call
 # `jax.block_until_ready`. Timing code must wait, as `H.time_fn` does; a training loop should
 # not read values every step.
-#
+
+# %% [markdown]
 # ## 1.6 Models: functions and objects
 #
 # In JAX a model is a **pure function** of its parameters and inputs. Parameters are a
@@ -687,7 +690,8 @@ fig = H.show_images(x_test_u8[wrong], y_test[wrong], predictions=predictions[wro
 # runs, not what it learns; at `cpu` and `gpu` scale it sees all 60,000 training images, and the
 # recorded runs at the end of section 1.8 show what that reaches. Convolutional networks do
 # better on images; chapter 5 builds one for CIFAR-10.
-#
+
+# %% [markdown] tags=["shared"]
 # ## 1.8 What eager execution and compilation cost
 #
 # Each eager operation is a call from Python into the framework's dispatcher, which takes

@@ -204,8 +204,9 @@ print(relu_or_negate(jnp.array([1.0, -2.0, 3.0])))
 # %% [markdown]
 # JAX's transformations work by **tracing**: they call the function with *tracers* in place of
 # arrays and record each operation. `jax.grad` and `jax.vmap` trace and transform the recorded
-# program without compiling it; their tracers still carry the values, so the Python `if`
-# works under `grad`, as it does under PyTorch's autograd:
+# program without compiling it. A `grad` tracer still carries the value, so the Python `if`
+# works under `grad`, as it does under PyTorch's autograd (under `vmap` it does not: a batch
+# of values cannot choose one branch):
 
 # %%
 jax.grad(lambda x: relu_or_negate(x).sum())(jnp.array([1.0, -2.0, 3.0]))  # (3,)
@@ -556,8 +557,8 @@ print(f"first kernel {k0.shape}: std {k0.std():.4f}, predicted {predicted_std:.4
 # included. There is nothing to reset: gradients are return values, not state. The step
 # returns the loss computed before its update, so step 0's loss is the untrained model's, which
 # should be near $\ln 10$. The PyTorch page starts from another value: PyTorch initialises
-# differently (two uniforms instead of a normal kernel and zero bias), from different random
-# numbers.
+# differently (two uniforms instead of a truncated-normal kernel and zero bias), from different
+# random numbers.
 
 # %%
 optimizer = nnx.Optimizer(model, optax.adam(sizes.learning_rate), wrt=nnx.Param)

@@ -392,8 +392,8 @@ print(t_cpu.device, "->", t_dev.device)
 # An `nn.Module` is an object that owns its parameters; calling it runs its `forward` method
 # (section 1.7 writes one). `nn.Linear(3, 2)` computes $y = x W^\top + b$ and stores its weight
 # as `(out, in)`, here `(2, 3)`; Flax stores the same matrix transposed, `(in, out)`. PyTorch
-# initialises both weight and bias uniformly in $\pm 1/\sqrt{\text{in}}$ (Flax: a normal
-# distribution for the weight, zeros for the bias).
+# initialises both weight and bias uniformly in $\pm 1/\sqrt{\text{in}}$ (Flax: a truncated
+# normal distribution for the weight, zeros for the bias).
 
 # %%
 torch.manual_seed(0)
@@ -520,7 +520,8 @@ print(
 # the parameters. Gradients *accumulate* in `.grad`, so they are reset first. The step returns
 # the loss computed before its update, so step 0's loss is the untrained model's, which should
 # be near $\ln 10$. The JAX page starts from another value: Flax initialises differently (a
-# normal weight and zero bias instead of two uniforms), from different random numbers.
+# truncated-normal weight and zero bias instead of two uniforms), from different random
+# numbers.
 
 # %%
 optimizer = torch.optim.Adam(model.parameters(), lr=sizes.learning_rate)

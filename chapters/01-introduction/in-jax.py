@@ -204,8 +204,9 @@ print(relu_or_negate(jnp.array([1.0, -2.0, 3.0])))
 # %% [markdown]
 # JAX's transformations work by **tracing**: they call the function with *tracers* in place of
 # arrays and record each operation. `jax.grad` and `jax.vmap` trace and transform the recorded
-# program without compiling it; their tracers still carry the values, so the Python `if`
-# works under `grad`, as it does under PyTorch's autograd:
+# program without compiling it. A `grad` tracer still carries the value, so the Python `if`
+# works under `grad`, as it does under PyTorch's autograd (under `vmap` it does not: a batch
+# of values cannot choose one branch):
 
 # %%
 jax.grad(lambda x: relu_or_negate(x).sum())(jnp.array([1.0, -2.0, 3.0]))  # (3,)
@@ -263,7 +264,8 @@ for v in (jnp.array([1.0, -2.0, 3.0]), jnp.array([-1.0, -2.0, 3.0])):
 # %% [markdown]
 # The price of `jit` is the compilation (once per input shape and dtype) and the tracing rules
 # above; section 1.8 measures what it buys.
-#
+
+# %% [markdown]
 # ## 1.4 Automatic differentiation
 #
 # `jax.grad(g)` takes a function and returns a **new function** that computes its gradient.
@@ -381,7 +383,8 @@ plt.show()
 # gradient, where backpropagation needs about one forward and one backward pass
 # {cite}`griewank2008evaluating`. Finite differences remain useful for one thing: *checking* a
 # gradient implementation on a few coordinates.
-#
+
+# %% [markdown]
 # ## 1.5 Devices
 #
 # JAX lists its devices with `jax.devices()`: CPU cores appear as one `CpuDevice`, GPUs and TPUs
@@ -400,7 +403,8 @@ print(type(a_host).__name__, "->", a_dev.devices())
 # only waited for when you read it (printing, `np.asarray`, `float`) or call
 # `jax.block_until_ready`. Timing code must wait, as `H.time_fn` does; a training loop should
 # not read values every step.
-#
+
+# %% [markdown]
 # ## 1.6 Models: functions and objects
 #
 # In JAX a model is a **pure function** of its parameters and inputs. Parameters are a
@@ -553,8 +557,8 @@ print(f"first kernel {k0.shape}: std {k0.std():.4f}, predicted {predicted_std:.4
 # included. There is nothing to reset: gradients are return values, not state. The step
 # returns the loss computed before its update, so step 0's loss is the untrained model's, which
 # should be near $\ln 10$. The PyTorch page starts from another value: PyTorch initialises
-# differently (two uniforms instead of a normal kernel and zero bias), from different random
-# numbers.
+# differently (two uniforms instead of a truncated-normal kernel and zero bias), from different
+# random numbers.
 
 # %%
 optimizer = nnx.Optimizer(model, optax.adam(sizes.learning_rate), wrt=nnx.Param)
@@ -687,7 +691,8 @@ fig = H.show_images(x_test_u8[wrong], y_test[wrong], predictions=predictions[wro
 # runs, not what it learns; at `cpu` and `gpu` scale it sees all 60,000 training images, and the
 # recorded runs at the end of section 1.8 show what that reaches. Convolutional networks do
 # better on images; chapter 5 builds one for CIFAR-10.
-#
+
+# %% [markdown] tags=["shared"]
 # ## 1.8 What eager execution and compilation cost
 #
 # Each eager operation is a call from Python into the framework's dispatcher, which takes

@@ -242,7 +242,8 @@ print(torch.fx.symbolic_trace(relu_or_negate_where).graph)  # traceable now
 # meets a branch on a tensor's value it *breaks the graph*, lets Python decide, and compiles the
 # pieces on either side into fused kernels. Section 1.8 measures what compiling buys and what it
 # costs.
-#
+
+# %% [markdown]
 # ## 1.4 Automatic differentiation
 #
 # Mark a tensor with `requires_grad=True` and PyTorch records every operation on it (the
@@ -366,7 +367,8 @@ plt.show()
 # where backpropagation needs about one forward and one backward pass
 # {cite}`griewank2008evaluating`. Finite differences remain useful for one thing: *checking* a
 # gradient implementation on a few coordinates.
-#
+
+# %% [markdown]
 # ## 1.5 Devices
 #
 # Every tensor lives on one device: the CPU, a GPU (`cuda:0`, ...; AMD GPUs use the same name
@@ -385,14 +387,15 @@ print(t_cpu.device, "->", t_dev.device)
 # GPU operations are **asynchronous**: a call returns once the kernel is queued. Timing code
 # must therefore wait for the GPU (`torch.cuda.synchronize()`), as `H.time_fn` does; reading a
 # value with `.item()` also waits, which is why a training loop should not do it every step.
-#
+
+# %% [markdown]
 # ## 1.6 Models: objects and functions
 #
 # An `nn.Module` is an object that owns its parameters; calling it runs its `forward` method
 # (section 1.7 writes one). `nn.Linear(3, 2)` computes $y = x W^\top + b$ and stores its weight
 # as `(out, in)`, here `(2, 3)`; Flax stores the same matrix transposed, `(in, out)`. PyTorch
-# initialises both weight and bias uniformly in $\pm 1/\sqrt{\text{in}}$ (Flax: a normal
-# distribution for the weight, zeros for the bias).
+# initialises both weight and bias uniformly in $\pm 1/\sqrt{\text{in}}$ (Flax: a truncated
+# normal distribution for the weight, zeros for the bias).
 
 # %%
 torch.manual_seed(0)
@@ -519,7 +522,8 @@ print(
 # the parameters. Gradients *accumulate* in `.grad`, so they are reset first. The step returns
 # the loss computed before its update, so step 0's loss is the untrained model's, which should
 # be near $\ln 10$. The JAX page starts from another value: Flax initialises differently (a
-# normal weight and zero bias instead of two uniforms), from different random numbers.
+# truncated-normal weight and zero bias instead of two uniforms), from different random
+# numbers.
 
 # %%
 optimizer = torch.optim.Adam(model.parameters(), lr=sizes.learning_rate)
@@ -646,7 +650,8 @@ fig = H.show_images(x_test_u8[wrong], y_test[wrong], predictions=predictions[wro
 # runs, not what it learns; at `cpu` and `gpu` scale it sees all 60,000 training images, and the
 # recorded runs at the end of section 1.8 show what that reaches. Convolutional networks do
 # better on images; chapter 5 builds one for CIFAR-10.
-#
+
+# %% [markdown] tags=["shared"]
 # ## 1.8 What eager execution and compilation cost
 #
 # Each eager operation is a call from Python into the framework's dispatcher, which takes

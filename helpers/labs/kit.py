@@ -95,6 +95,30 @@ class Framework:
     side_effects: Callable[[Any], str | None] = _no_explanation
 
 
+def _wrong_type_hint(value: Any) -> str:
+    """What to change when the student's function returned a value of the wrong type."""
+    if value is None:
+        return (
+            "your function returned None: end it with `return ...` (print shows a value "
+            "but does not return it)"
+        )
+    if isinstance(value, bool):
+        return "return the number itself, not a comparison"
+    if isinstance(value, int):
+        return (
+            "an int is not a float: divide with / (not //), or convert with float(...)"
+        )
+    if isinstance(value, np.generic):
+        return "convert the numpy scalar with float(...)"
+    if isinstance(value, np.ndarray):
+        return "compute with the framework's own operations, not numpy"
+    if isinstance(value, (tuple, list)):
+        return "return one value, not a tuple or list of values"
+    if callable(value):
+        return "that is a function: call it, and return its result"
+    return ""
+
+
 class Checker:
     """Helpers for one check; every failure becomes a :class:`CheckFailed` for ``exercise``."""
 
@@ -145,7 +169,9 @@ class Checker:
         try:
             return self.fw.to_numpy(value)
         except Exception:
-            raise self.fail(f"expected {what}, got {type(value).__name__}") from None
+            raise self.fail(
+                f"expected {what}, got {type(value).__name__}", _wrong_type_hint(value)
+            ) from None
 
     def python_float(
         self, value: Any, what: str = "the result", hint: str = ""
@@ -154,7 +180,8 @@ class Checker:
         if isinstance(value, float):  # np.float64 is a float subclass: accepted
             return float(value)
         raise self.fail(
-            f"{what} should be a Python float, got {type(value).__name__}", hint
+            f"{what} should be a Python float, got {type(value).__name__}",
+            hint or _wrong_type_hint(value),
         )
 
     def shape(self, arr: np.ndarray, expected: tuple[int, ...], hint: str = "") -> None:

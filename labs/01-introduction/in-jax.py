@@ -143,7 +143,7 @@ H.lab01.check_gradient_error(gradient_error)
 # compiles: for a 1-D `jnp.float32` array `x` it returns `jnp.maximum(x, 0)` if `x.sum() > 0`
 # and `-x` otherwise (same shape and dtype as `x`), and it prints one line on every call
 # (what the line says is up to you). The check compiles your function with `jax.jit` and
-# calls it four times, on two shapes.
+# calls it five times, on two shapes.
 
 
 # %%

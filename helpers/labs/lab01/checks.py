@@ -55,8 +55,9 @@ HINTS = Hints(
         "fd_one_eps": "x + h e_i and x - h e_i are 2h apart: divide by 2 * eps",
         "fd_signed": "take the absolute value of each difference before the max",
         "fd_mean": "return the largest absolute difference (max), not the mean",
-        "fd_ignores_eps": "your estimate is closer to the true gradient than a step of eps "
-        "allows: use the argument eps as the step h",
+        "fd_ignores_eps": "your result is smaller than a step of eps allows: use the "
+        "argument eps as the step h, and compare the estimates with grad_f(x), the gradient "
+        "under test (not one you computed yourself)",
     }
 )
 
@@ -89,7 +90,8 @@ def _preprocess_case(c: Checker, preprocess: Callable, images: np.ndarray) -> No
         what="a pixel value",
         rtol=1e-6,
         atol=1e-6,
-        hint="scale 0..255 to 0..1: divide by 255",
+        hint="row i holds image i's pixels in reading order (a plain reshape, no "
+        "transpose), each divided by 255",
         mistakes=[
             (c.hint("preprocess_unscaled"), flat),
             (c.hint("preprocess_256"), flat / 256),
@@ -279,8 +281,8 @@ def _gradient_error_case(
         what="the error",
         rtol=5e-3,
         atol=1e-4,
-        hint="the i-th estimate is (f(x + eps e_i) - f(x - eps e_i)) / (2 eps); return "
-        "max_i |grad_f(x)_i - estimate_i|",
+        hint="the i-th estimate is (f(x + eps e_i) - f(x - eps e_i)) / (2 * eps), with "
+        "brackets around 2 * eps; return max_i |grad_f(x)_i - estimate_i|",
         mistakes=[(c.hint(key), wrong) for key, wrong in mistakes],
     )
 

@@ -92,12 +92,14 @@ def _reference(x: np.ndarray) -> np.ndarray:
 
 def _check_relu_or_negate(relu_or_negate, fw: Framework) -> None:
     """Exercise 5 (JAX): ``jax.jit(relu_or_negate)`` runs, is right, prints once per call."""
-    # Four calls on two shapes, both branches: a trace-time print would give 2 lines.
+    # Five calls on two shapes, both branches. A trace-time print gives one line per shape
+    # (2), a print in each lax.cond branch one per shape and branch (4): neither makes 5.
     inputs = [
         np.array([1.0, -2.0, 3.0], np.float32),
         np.array([-1.0, 2.0, -3.0], np.float32),
         np.array([0.5, -0.25, 1.0, -2.0, 1.5], np.float32),
         np.array([-4.0, 1.0, 2.0], np.float32),
+        np.array([2.0, -1.0, 0.5, -0.5, -3.0], np.float32),
     ]
     with checking(
         "relu_or_negate",

@@ -47,14 +47,16 @@ HINTS = Hints(
         ".double(), and create new tensors with dtype=x.dtype (or zeros_like(x))",
         "device": "keep every tensor on the inputs' device: create new tensors with "
         "device=x.device (or zeros_like(x)), and never call .cuda() or .to('cuda') here",
-        "changed_input": "do not write into the caller's x: build x + step from a new "
-        "tensor step (torch.zeros_like(x)), or perturb x.clone()",
-        "view_write": "view shares memory with x, so an in-place /= writes into the "
-        "caller's batch: scale out of place, inputs = x.reshape(len(x), -1) / 255",
+        "changed_input": "do not write into the caller's tensors: work on a copy "
+        "(x.clone()), or build x + step from a new tensor step (torch.zeros_like(x))",
+        "view_write": "an in-place operation (/=, div_) on x or on a view of it writes into "
+        "the caller's batch (view shares x's memory): scale out of place, "
+        "inputs = x.reshape(len(x), -1) / 255",
         "zero_grad": "backward() adds to .grad: call optimizer.zero_grad() at the start of "
         "each step, or the second step also applies the first step's gradient",
-        "no_update": "apply the update: loss.backward() computes .grad, optimizer.step() "
-        "changes the parameters",
+        "no_update": "apply the update: loss.backward() fills .grad, then optimizer.step() "
+        "changes the parameters from it; optimizer.zero_grad() belongs before backward(), "
+        "not between backward() and step()",
         "loss_before": "return the loss of this step's forward pass, computed before "
         "optimizer.step(), as loss.item()",
     },

@@ -421,7 +421,7 @@ def check_lstm_step(
         "lstm_step",
         fw,
         passed="h_new, c_new equal "
-        + ("nn.LSTMCell's" if library is not None else "the reference's")
+        + ("nn.LSTMCell's" if library is not None else "a NumPy LSTM cell's")
         + " on two cells",
     ) as c:
         for case in lstm_cases():

@@ -30,8 +30,8 @@ HINTS = Hints(
         "shapes": "the shapes do not fit: here W is (in, out), so the layer is x @ W + b, "
         "while the LSTM's weights keep PyTorch's (4H, D) layout, x @ W_ih.T; print the "
         "shapes of both operands",
-        "immutable": "JAX arrays cannot change in place: choose values with "
-        "jnp.where(mask, scores, -jnp.inf), or build a new array with .at[...].set(...)",
+        "immutable": "JAX arrays cannot change in place: pick values into a new array "
+        "with jnp.where, e.g. jnp.where(z > 0, dy, 0) or jnp.where(mask, scores, -jnp.inf)",
         "axis_not_dim": "JAX follows NumPy: the axis is named axis, "
         "jax.nn.softmax(scores, axis=-1), not dim",
     },

@@ -51,9 +51,9 @@ from helpers import jax as H
 #
 # The layer takes a batch `x` of shape `(B, in)` and uses JAX's usual layout for its weights,
 # `W` of shape `(in, out)` (as in `flax.nnx.Linear`'s kernel), with a bias `b` of shape
-# `(out,)`:
+# `(out,)`; the pre-activation `z` and the output `y` are both `(B, out)`:
 #
-# $$z = x W + b, \qquad y = \mathrm{relu}(z) = \max(z, 0), \qquad z, y \in \mathbb{R}^{B \times \text{out}}.$$
+# $$z = x W + b, \qquad y = \mathrm{relu}(z) = \max(z, 0).$$
 #
 # `dy` `(B, out)` is the gradient of some loss $L$ with respect to `y`,
 # $\partial L / \partial y$. Return the tuple `(dx, dW, db)` of the gradients of $L$ with

@@ -50,9 +50,10 @@ from helpers import torch as H
 # ## Exercise 1: the backward pass of a linear + ReLU layer
 #
 # The layer takes a batch `x` of shape `(B, in)` and uses PyTorch's layout for its weights,
-# `W` of shape `(out, in)` (as in `nn.Linear`), with a bias `b` of shape `(out,)`:
+# `W` of shape `(out, in)` (as in `nn.Linear`), with a bias `b` of shape `(out,)`; the
+# pre-activation `z` and the output `y` are both `(B, out)`:
 #
-# $$z = x W^\top + b, \qquad y = \mathrm{relu}(z) = \max(z, 0), \qquad z, y \in \mathbb{R}^{B \times \text{out}}.$$
+# $$z = x W^\top + b, \qquad y = \mathrm{relu}(z) = \max(z, 0).$$
 #
 # `dy` `(B, out)` is the gradient of some loss $L$ with respect to `y`,
 # $\partial L / \partial y$. Return the tuple `(dx, dW, db)` of the gradients of $L$ with

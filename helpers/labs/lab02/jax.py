@@ -1,0 +1,117 @@
+"""Lab 2 self-checks for JAX notebooks: ``H.lab02.check_lstm_step(lstm_step)`` etc.
+
+The checks are :mod:`helpers.labs.lab02.checks`, shared with PyTorch; this module hands them
+JAX arrays and JAX's own answers (``jax.vjp``, ``jax.nn.dot_product_attention``, in float64;
+the LSTM step has no JAX twin in PyTorch's layout, so the numpy reference answers it), words
+the layout-dependent hints for ``W (in, out)``, and turns JAX's error messages into hints.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from helpers.labs.kit import Framework, Hints
+from helpers.labs.lab02 import checks as lab02
+
+__all__ = ["check_attention", "check_linear_relu_backward", "check_lstm_step"]
+
+# Known mistakes that only JAX allows, and JAX's wording of layout-dependent ones.
+HINTS = Hints(
+    lab02.HINTS,
+    {
+        "weight_transposed": "dW must have W's layout, (in, out): dW = x.T @ dz, with "
+        "dz = dy * (z > 0); dz.T @ x is its transpose",
+        "dx_transposed_weight": "with W (in, out) the forward is z = x @ W + b, so "
+        "dx = dz @ W.T, (B, out) @ (out, in), not dz @ W",
+        "shapes": "the shapes do not fit: here W is (in, out), so the layer is x @ W + b, "
+        "while the LSTM's weights keep PyTorch's (4H, D) layout, x @ W_ih.T; print the "
+        "shapes of both operands",
+        "immutable": "JAX arrays cannot change in place: pick values into a new array "
+        "with jnp.where, e.g. jnp.where(z > 0, dy, 0) or jnp.where(mask, scores, -jnp.inf)",
+        "axis_not_dim": "JAX follows NumPy: the axis is named axis, "
+        "jax.nn.softmax(scores, axis=-1), not dim",
+    },
+)
+
+_MESSAGES = {
+    "dot_general requires contracting dimensions": "shapes",
+    "incompatible shapes for broadcasting": "shapes",
+    "arrays are immutable": "immutable",
+    "unexpected keyword argument 'dim'": "axis_not_dim",
+}
+
+
+def _explain(error: BaseException) -> str | None:
+    for pattern, key in _MESSAGES.items():
+        if pattern in str(error):
+            return HINTS[key]
+    return None
+
+
+def _to_numpy(value: object) -> np.ndarray:
+    if not isinstance(value, jax.Array):
+        raise TypeError(type(value).__name__)
+    return np.asarray(value)
+
+
+JAX = Framework(
+    name="jax",
+    array_type="a jax.Array",
+    from_numpy=jnp.asarray,
+    to_numpy=_to_numpy,
+    hints=HINTS,
+    explain=_explain,
+)
+
+
+def _autodiff_linear_relu(**arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Exercise 1's answer by ``jax.vjp``: the vector-Jacobian product of dy, in float64."""
+    with jax.enable_x64():
+        x, W, b, dy = (
+            jnp.asarray(arrays[k], jnp.float64) for k in ("x", "W", "b", "dy")
+        )
+        _, vjp = jax.vjp(lambda x, W, b: jax.nn.relu(x @ W + b), x, W, b)
+        return tuple(np.asarray(g) for g in vjp(dy))
+
+
+def _dot_product_attention(**arrays: np.ndarray) -> np.ndarray:
+    """Exercise 3's answer by ``jax.nn.dot_product_attention``, in float64.
+
+    It wants (B, T, heads, size) and one size for queries, keys and values: one head, and
+    q, k, v padded with zeros to a common size (zeros change no dot product; the scale is
+    given, 1/sqrt(d) of the real d; the padded value columns are dropped). Its softmax runs
+    in float32 whatever the inputs: the answer is good to about 1e-6, well inside the check's
+    tolerance.
+    """
+    q, k, v, mask = (arrays[n] for n in ("q", "k", "v", "mask"))
+    d, dv = q.shape[-1], v.shape[-1]
+    size = max(d, dv)
+
+    def padded(a: np.ndarray) -> jax.Array:
+        a = np.pad(a, [(0, 0), (0, 0), (0, size - a.shape[-1])])
+        return jnp.asarray(a[:, :, None, :], jnp.float64)  # (B, L, 1 head, size)
+
+    with jax.enable_x64():
+        out = jax.nn.dot_product_attention(
+            padded(q),
+            padded(k),
+            padded(v),
+            mask=jnp.asarray(mask)[:, None],  # (B, 1 head, T, S)
+            scale=1 / np.sqrt(d),
+        )
+        return np.asarray(out)[:, :, 0, :dv]
+
+
+# The checks, bound to this framework. Call them with the student's function.
+check_linear_relu_backward = partial(
+    lab02.check_linear_relu_backward,
+    fw=JAX,
+    weights_out_in=False,
+    autodiff=_autodiff_linear_relu,
+)
+check_lstm_step = partial(lab02.check_lstm_step, fw=JAX)
+check_attention = partial(lab02.check_attention, fw=JAX, library=_dot_product_attention)

@@ -1,0 +1,119 @@
+"""Lab 2 self-checks for PyTorch notebooks: ``H.lab02.check_lstm_step(lstm_step)`` etc.
+
+The checks are :mod:`helpers.labs.lab02.checks`, shared with JAX; this module hands them
+tensors and PyTorch's own answers (autograd, ``nn.LSTMCell``, ``F.scaled_dot_product_attention``,
+all in float64), words the layout-dependent hints for ``W (out, in)``, and turns PyTorch's
+error messages into hints.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from helpers.labs.kit import Framework, Hints
+from helpers.labs.lab02 import checks as lab02
+
+__all__ = ["check_attention", "check_linear_relu_backward", "check_lstm_step"]
+
+# Known mistakes that only PyTorch allows, and PyTorch's wording of layout-dependent ones.
+HINTS = Hints(
+    lab02.HINTS,
+    {
+        "weight_transposed": "dW must have W's layout, (out, in): dW = dz.T @ x, with "
+        "dz = dy * (z > 0); x.T @ dz is its transpose",
+        "dx_transposed_weight": "with W (out, in) the forward is z = x @ W.T + b, so "
+        "dx = dz @ W, (B, out) @ (out, in), not dz @ W.T",
+        "changed_input": "do not write into the caller's tensors (dy[...] = 0, *=, "
+        "masked_fill_): build new ones, dz = dy * (z > 0)",
+        "shapes": "the shapes do not fit: in PyTorch's layout a weight is (out, in), so a "
+        "batch x (B, in) is multiplied by W.T; print the shapes of both operands",
+        "dtype_mismatch": "keep every tensor in the inputs' dtype (float32): turn a bool "
+        "mask into numbers with .to(x.dtype) (or .float()), not .double()",
+        "bool_invert": "a bool mask is inverted with ~mask (or mask.logical_not()), "
+        "not 1 - mask",
+    },
+)
+
+# PyTorch error messages (a regular expression on the message) -> the hint that fixes them.
+_ERRORS = {
+    r"shapes cannot be multiplied|must match the size of tensor": "shapes",
+    r"same dtype|expected scalar type|dtype.* but got|found dtype": "dtype_mismatch",
+    r"with a bool tensor is not supported": "bool_invert",
+}
+
+
+def _explain(error: BaseException) -> str | None:
+    for pattern, key in _ERRORS.items():
+        if re.search(pattern, str(error)):
+            return HINTS[key]
+    return None
+
+
+def _to_numpy(value: object) -> np.ndarray:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(type(value).__name__)
+    return value.detach().cpu().numpy()
+
+
+TORCH = Framework(
+    name="torch",
+    array_type="a torch.Tensor",
+    from_numpy=torch.from_numpy,
+    to_numpy=_to_numpy,
+    hints=HINTS,
+    explain=_explain,
+)
+
+
+def _float64(**arrays: np.ndarray) -> dict[str, torch.Tensor]:
+    return {
+        k: torch.from_numpy(a) if a.dtype == bool else torch.from_numpy(a).double()
+        for k, a in arrays.items()
+    }
+
+
+def _autodiff_linear_relu(**arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Exercise 1's answer by autograd: the vector-Jacobian product of dy."""
+    t = _float64(**arrays)
+    x, W, b = (t[k].requires_grad_(True) for k in ("x", "W", "b"))
+    y = torch.relu(x @ W.T + b)  # (B, out)
+    dx, dW, db = torch.autograd.grad(y, (x, W, b), grad_outputs=t["dy"])
+    return dx.numpy(), dW.numpy(), db.numpy()
+
+
+def _lstm_cell(**arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exercise 2's answer by ``nn.LSTMCell`` loaded with the case's weights."""
+    t = _float64(**arrays)
+    hidden = t["h"].shape[1]
+    cell = torch.nn.LSTMCell(t["x"].shape[1], hidden, dtype=torch.float64)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, name).copy_(
+                t[name.replace("weight", "W").replace("bias", "b")]
+            )
+        h_new, c_new = cell(t["x"], (t["h"], t["c"]))
+    return h_new.numpy(), c_new.numpy()
+
+
+def _sdpa(**arrays: np.ndarray) -> np.ndarray:
+    """Exercise 3's answer by ``F.scaled_dot_product_attention`` (bool mask: True = attend)."""
+    t = _float64(**arrays)
+    return F.scaled_dot_product_attention(
+        t["q"], t["k"], t["v"], attn_mask=t["mask"]
+    ).numpy()
+
+
+# The checks, bound to this framework. Call them with the student's function.
+check_linear_relu_backward = partial(
+    lab02.check_linear_relu_backward,
+    fw=TORCH,
+    weights_out_in=True,
+    autodiff=_autodiff_linear_relu,
+)
+check_lstm_step = partial(lab02.check_lstm_step, fw=TORCH, library=_lstm_cell)
+check_attention = partial(lab02.check_attention, fw=TORCH, library=_sdpa)

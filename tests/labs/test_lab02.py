@@ -1,0 +1,573 @@
+"""Lab 2's typical mistakes: each one fails its check with the hint written for it.
+
+``MISTAKES`` lists, per framework, (exercise, a wrong solution, the key of the hint it must get).
+Every hint the lab declares (``HINTS`` in ``helpers/labs/lab02/torch.py`` and ``jax.py``,
+which include the shared ones of ``checks.py``) must be produced by at least one entry, so a
+hint whose mistake is never fed, or an entry deleted from this table, fails a test.
+
+Also here: the numpy references (which compute each mistake's result) equal the frameworks'
+own implementations on the checks' inputs; every mistake changes those results well beyond
+the checks' tolerance; correct variants (a mask written as y > 0, -1e9 instead of -inf) pass;
+and the tuple results of exercises 1-2 are rejected when 3 % off or made of the wrong types
+(the generic near-miss test of test_labs.py cannot scale a tuple).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from labtools import adapter, check_calls, exercise_functions, source
+
+from helpers.labs import CheckFailed
+from helpers.labs.lab02 import checks as lab02
+from helpers.labs.lab02 import jax as lab02_jax
+from helpers.labs.lab02 import torch as lab02_torch
+
+LAB = "lab02"
+
+
+# --- PyTorch -------------------------------------------------------------------------------------
+def _t_backward(mask=lambda z, y, x, dy, W: z > 0, grads=None):
+    """linear_relu_backward with dz = dy * mask(...) and grads(dz, x, W) -> (dx, dW, db)."""
+    grads = grads or (lambda dz, x, W: (dz @ W, dz.T @ x, dz.sum(0)))
+
+    def linear_relu_backward(x, W, b, dy):
+        z = x @ W.T + b
+        y = torch.relu(z)
+        return grads(dy * mask(z, y, x, dy, W), x, W)
+
+    return linear_relu_backward
+
+
+def _t_in_place_mask(x, W, b, dy):
+    z = x @ W.T + b
+    dy[z <= 0] = 0  # writes into the caller's dy
+    return dy @ W, dy.T @ x, dy.sum(0)
+
+
+def _t_double_mask(x, W, b, dy):
+    dz = dy * (x @ W.T + b > 0).double()
+    return dz @ W, dz.T @ x, dz.sum(0)
+
+
+def _t_lstm(
+    *,
+    order=(0, 1, 2, 3),
+    biases=lambda b_ih, b_hh: b_ih + b_hh,
+    g_act=torch.tanh,
+    cell_act=torch.tanh,
+    keep_c=True,
+    transpose=True,
+    result=lambda h, c: (h, c),
+):
+    def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
+        if transpose:
+            W_ih, W_hh = W_ih.T, W_hh.T
+        z = x @ W_ih + h @ W_hh + biases(b_ih, b_hh)
+        chunks = z.chunk(4, dim=-1)
+        zi, zf, zg, zo = (chunks[k] for k in order)
+        i, f, o = torch.sigmoid(zi), torch.sigmoid(zf), torch.sigmoid(zo)
+        c_new = (f * c if keep_c else 0) + i * g_act(zg)
+        return result(o * cell_act(c_new), c_new)
+
+    return lstm_step
+
+
+def _t_no_forget_bias(b_ih, b_hh):
+    b = b_ih + b_hh
+    hidden = len(b) // 4
+    return torch.cat([b[:hidden], torch.zeros_like(b[:hidden]), b[2 * hidden :]])
+
+
+def _t_attention(
+    *,
+    scale=lambda d, dv: 1 / math.sqrt(d),
+    masked=lambda s, mask: s.masked_fill(~mask, float("-inf")),
+    dim=-1,
+    after=None,
+):
+    def attention(q, k, v, mask):
+        scores = q @ k.transpose(-2, -1) * scale(q.shape[-1], v.shape[-1])
+        weights = torch.softmax(masked(scores, mask), dim=dim)
+        if after is not None:
+            weights = after(weights, mask)
+        return weights @ v
+
+    return attention
+
+
+TORCH_MISTAKES = [
+    (
+        "linear_relu_backward",
+        _t_backward(grads=lambda dz, x, W: (dz @ W, dz.T @ x)),
+        "result_tuple3",
+    ),
+    (
+        "linear_relu_backward",
+        _t_backward(grads=lambda dz, x, W: (dz @ W, x.T @ dz, dz.sum(0))),
+        "weight_transposed",
+    ),
+    (
+        "linear_relu_backward",
+        _t_backward(grads=lambda dz, x, W: (dz @ W.T, dz.T @ x, dz.sum(0))),
+        "dx_transposed_weight",
+    ),
+    (
+        "linear_relu_backward",
+        _t_backward(grads=lambda dz, x, W: (dz @ W, dz.T @ x, dz)),
+        "db_not_summed",
+    ),
+    (
+        "linear_relu_backward",
+        _t_backward(grads=lambda dz, x, W: (dz @ W, dz.T @ x / len(x), dz.mean(0))),
+        "grad_batch_mean",
+    ),
+    (
+        "linear_relu_backward",
+        _t_backward(mask=lambda z, y, x, dy, W: 1.0),
+        "relu_mask_missing",
+    ),
+    (
+        "linear_relu_backward",
+        _t_backward(mask=lambda z, y, x, dy, W: y >= 0),
+        "relu_mask_missing",
+    ),
+    (
+        "linear_relu_backward",
+        _t_backward(mask=lambda z, y, x, dy, W: y),
+        "relu_times_output",
+    ),
+    (
+        "linear_relu_backward",
+        _t_backward(mask=lambda z, y, x, dy, W: y * (1 - y)),
+        "relu_sigmoid_form",
+    ),
+    (
+        "linear_relu_backward",
+        _t_backward(mask=lambda z, y, x, dy, W: 1 - y),
+        "relu_sigmoid_form",
+    ),
+    (
+        "linear_relu_backward",
+        _t_backward(mask=lambda z, y, x, dy, W: dy > 0),
+        "relu_mask_from_dy",
+    ),
+    (
+        "linear_relu_backward",
+        _t_backward(mask=lambda z, y, x, dy, W: x > 0),
+        "relu_mask_from_x",
+    ),
+    (
+        "linear_relu_backward",
+        _t_backward(mask=lambda z, y, x, dy, W: x @ W.T > 0),
+        "relu_mask_no_bias",
+    ),
+    ("linear_relu_backward", _t_in_place_mask, "changed_input"),
+    ("linear_relu_backward", _t_double_mask, "dtype_mismatch"),
+    ("lstm_step", _t_lstm(result=lambda h, c: h), "result_tuple2"),
+    ("lstm_step", _t_lstm(result=lambda h, c: (c, h)), "lstm_swapped"),
+    ("lstm_step", _t_lstm(biases=lambda b_ih, b_hh: b_ih), "lstm_one_bias"),
+    ("lstm_step", _t_lstm(biases=_t_no_forget_bias), "lstm_forget_bias"),
+    ("lstm_step", _t_lstm(order=(0, 1, 3, 2)), "lstm_gate_order"),  # i, f, o, g
+    ("lstm_step", _t_lstm(order=(0, 2, 1, 3)), "lstm_gate_order"),  # i, g, f, o
+    ("lstm_step", _t_lstm(cell_act=lambda c: c), "lstm_tanh_cell"),
+    ("lstm_step", _t_lstm(g_act=torch.sigmoid), "lstm_g_sigmoid"),
+    ("lstm_step", _t_lstm(keep_c=False), "lstm_forget_cell"),
+    ("lstm_step", _t_lstm(transpose=False), "shapes"),
+    ("attention", _t_attention(dim=-2), "softmax_axis"),
+    ("attention", _t_attention(dim=0), "softmax_axis"),
+    (
+        "attention",
+        _t_attention(masked=lambda s, m: s.masked_fill(m, float("-inf"))),
+        "mask_polarity",
+    ),
+    (
+        "attention",
+        _t_attention(masked=lambda s, m: s.masked_fill(~m, 0.0)),
+        "mask_zero_fill",
+    ),
+    (
+        "attention",
+        _t_attention(masked=lambda s, m: s, after=lambda w, m: w * m),
+        "mask_after_softmax",
+    ),
+    ("attention", _t_attention(scale=lambda d, dv: 1.0), "scale_missing"),
+    ("attention", _t_attention(scale=lambda d, dv: 1 / d), "scale_d"),
+    ("attention", _t_attention(scale=lambda d, dv: 1 / math.sqrt(dv)), "scale_dv"),
+    (
+        "attention",
+        _t_attention(masked=lambda s, m: s.masked_fill((1 - m).bool(), -math.inf)),
+        "bool_invert",
+    ),
+]
+
+
+# --- JAX -----------------------------------------------------------------------------------------
+def _j_backward(mask=lambda z, y, x, dy, W: z > 0, grads=None):
+    """linear_relu_backward with dz = dy * mask(...) and grads(dz, x, W) -> (dx, dW, db)."""
+    grads = grads or (lambda dz, x, W: (dz @ W.T, x.T @ dz, dz.sum(0)))
+
+    def linear_relu_backward(x, W, b, dy):
+        z = x @ W + b
+        y = jax.nn.relu(z)
+        return grads(dy * mask(z, y, x, dy, W), x, W)
+
+    return linear_relu_backward
+
+
+def _j_in_place_mask(x, W, b, dy):
+    z = x @ W + b
+    dy[z <= 0] = 0  # what PyTorch allows; JAX arrays refuse
+    return dy @ W.T, x.T @ dy, dy.sum(0)
+
+
+def _j_lstm(
+    *,
+    order=(0, 1, 2, 3),
+    biases=lambda b_ih, b_hh: b_ih + b_hh,
+    g_act=jnp.tanh,
+    cell_act=jnp.tanh,
+    keep_c=True,
+    transpose=True,
+    result=lambda h, c: (h, c),
+):
+    def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
+        if transpose:
+            W_ih, W_hh = W_ih.T, W_hh.T
+        z = x @ W_ih + h @ W_hh + biases(b_ih, b_hh)
+        chunks = jnp.split(z, 4, axis=-1)
+        zi, zf, zg, zo = (chunks[k] for k in order)
+        i, f, o = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jax.nn.sigmoid(zo)
+        c_new = (f * c if keep_c else 0) + i * g_act(zg)
+        return result(o * cell_act(c_new), c_new)
+
+    return lstm_step
+
+
+def _j_no_forget_bias(b_ih, b_hh):
+    hidden = len(b_ih) // 4
+    return (b_ih + b_hh).at[hidden : 2 * hidden].set(0)
+
+
+def _j_attention(
+    *,
+    scale=lambda d, dv: 1 / math.sqrt(d),
+    masked=lambda s, mask: jnp.where(mask, s, -jnp.inf),
+    axis=-1,
+    after=None,
+):
+    def attention(q, k, v, mask):
+        scores = q @ k.swapaxes(-2, -1) * scale(q.shape[-1], v.shape[-1])
+        weights = jax.nn.softmax(masked(scores, mask), axis=axis)
+        if after is not None:
+            weights = after(weights, mask)
+        return weights @ v
+
+    return attention
+
+
+def _j_in_place_attention(q, k, v, mask):
+    scores = q @ k.swapaxes(-2, -1) / math.sqrt(q.shape[-1])
+    scores[~mask] = -jnp.inf
+    return jax.nn.softmax(scores, axis=-1) @ v
+
+
+def _j_softmax_dim(q, k, v, mask):
+    scores = jnp.where(mask, q @ k.swapaxes(-2, -1) / math.sqrt(q.shape[-1]), -jnp.inf)
+    return jax.nn.softmax(scores, dim=-1) @ v
+
+
+JAX_MISTAKES = [
+    (
+        "linear_relu_backward",
+        _j_backward(grads=lambda dz, x, W: (dz @ W.T, x.T @ dz)),
+        "result_tuple3",
+    ),
+    (
+        "linear_relu_backward",
+        _j_backward(grads=lambda dz, x, W: (dz @ W.T, dz.T @ x, dz.sum(0))),
+        "weight_transposed",
+    ),
+    (
+        "linear_relu_backward",
+        _j_backward(grads=lambda dz, x, W: (dz @ W, x.T @ dz, dz.sum(0))),
+        "dx_transposed_weight",
+    ),
+    (
+        "linear_relu_backward",
+        _j_backward(grads=lambda dz, x, W: (dz @ W.T, x.T @ dz, dz)),
+        "db_not_summed",
+    ),
+    (
+        "linear_relu_backward",
+        _j_backward(grads=lambda dz, x, W: (dz @ W.T, x.T @ dz / len(x), dz.mean(0))),
+        "grad_batch_mean",
+    ),
+    (
+        "linear_relu_backward",
+        _j_backward(mask=lambda z, y, x, dy, W: 1.0),
+        "relu_mask_missing",
+    ),
+    (
+        "linear_relu_backward",
+        _j_backward(mask=lambda z, y, x, dy, W: y >= 0),
+        "relu_mask_missing",
+    ),
+    (
+        "linear_relu_backward",
+        _j_backward(mask=lambda z, y, x, dy, W: y),
+        "relu_times_output",
+    ),
+    (
+        "linear_relu_backward",
+        _j_backward(mask=lambda z, y, x, dy, W: y * (1 - y)),
+        "relu_sigmoid_form",
+    ),
+    (
+        "linear_relu_backward",
+        _j_backward(mask=lambda z, y, x, dy, W: 1 - y),
+        "relu_sigmoid_form",
+    ),
+    (
+        "linear_relu_backward",
+        _j_backward(mask=lambda z, y, x, dy, W: dy > 0),
+        "relu_mask_from_dy",
+    ),
+    (
+        "linear_relu_backward",
+        _j_backward(mask=lambda z, y, x, dy, W: x > 0),
+        "relu_mask_from_x",
+    ),
+    (
+        "linear_relu_backward",
+        _j_backward(mask=lambda z, y, x, dy, W: x @ W > 0),
+        "relu_mask_no_bias",
+    ),
+    ("linear_relu_backward", _j_in_place_mask, "immutable"),
+    ("lstm_step", _j_lstm(result=lambda h, c: h), "result_tuple2"),
+    ("lstm_step", _j_lstm(result=lambda h, c: (c, h)), "lstm_swapped"),
+    ("lstm_step", _j_lstm(biases=lambda b_ih, b_hh: b_ih), "lstm_one_bias"),
+    ("lstm_step", _j_lstm(biases=_j_no_forget_bias), "lstm_forget_bias"),
+    ("lstm_step", _j_lstm(order=(0, 1, 3, 2)), "lstm_gate_order"),
+    ("lstm_step", _j_lstm(order=(0, 2, 1, 3)), "lstm_gate_order"),
+    ("lstm_step", _j_lstm(cell_act=lambda c: c), "lstm_tanh_cell"),
+    ("lstm_step", _j_lstm(g_act=jax.nn.sigmoid), "lstm_g_sigmoid"),
+    ("lstm_step", _j_lstm(keep_c=False), "lstm_forget_cell"),
+    ("lstm_step", _j_lstm(transpose=False), "shapes"),
+    ("attention", _j_attention(axis=-2), "softmax_axis"),
+    ("attention", _j_attention(axis=0), "softmax_axis"),
+    (
+        "attention",
+        _j_attention(masked=lambda s, m: jnp.where(m, -jnp.inf, s)),
+        "mask_polarity",
+    ),
+    (
+        "attention",
+        _j_attention(masked=lambda s, m: jnp.where(m, s, 0.0)),
+        "mask_zero_fill",
+    ),
+    (
+        "attention",
+        _j_attention(masked=lambda s, m: s, after=lambda w, m: w * m),
+        "mask_after_softmax",
+    ),
+    ("attention", _j_attention(scale=lambda d, dv: 1.0), "scale_missing"),
+    ("attention", _j_attention(scale=lambda d, dv: 1 / d), "scale_d"),
+    ("attention", _j_attention(scale=lambda d, dv: 1 / math.sqrt(dv)), "scale_dv"),
+    ("attention", _j_in_place_attention, "immutable"),
+    ("attention", _j_softmax_dim, "axis_not_dim"),
+]
+
+MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
+
+
+def checks(framework: str) -> dict:
+    """``{exercise (the function's name): its check}``, from the solution's check calls."""
+    module = adapter(LAB, framework)
+    calls = check_calls(source(LAB, framework))
+    return {function: getattr(module, check) for check, function in calls.items()}
+
+
+@pytest.mark.parametrize(
+    ("framework", "exercise", "wrong", "hint"),
+    [(fw, *m) for fw, mistakes in MISTAKES.items() for m in mistakes],
+    ids=[f"{fw}-{m[0]}-{m[2]}" for fw, ms in MISTAKES.items() for m in ms],
+)
+def test_check_catches_mistake_with_its_hint(framework, exercise, wrong, hint):
+    with pytest.raises(CheckFailed) as info:
+        checks(framework)[exercise](wrong)
+    assert info.value.exercise == exercise
+    assert info.value.hint == adapter(LAB, framework).HINTS[hint], info.value.message
+
+
+@pytest.mark.parametrize("framework", MISTAKES)
+def test_at_least_two_mistakes_per_exercise(framework):
+    counts = {
+        ex: sum(m[0] == ex for m in MISTAKES[framework]) for ex in checks(framework)
+    }
+    assert min(counts.values()) >= 2, counts
+
+
+@pytest.mark.parametrize("framework", MISTAKES)
+def test_every_declared_hint_is_produced_by_a_mistake(framework):
+    declared = set(adapter(LAB, framework).HINTS)
+    fed = {hint for _, _, hint in MISTAKES[framework]}
+    assert declared - fed == set(), "hints that no mistake in the table produces"
+    assert fed <= declared
+
+
+# --- right answers that look different pass ------------------------------------------------------
+ACCEPTED = {
+    "pytorch": [
+        # relu(z) > 0 exactly where z > 0: the output's mask is the right one.
+        ("linear_relu_backward", _t_backward(mask=lambda z, y, x, dy, W: y > 0)),
+        ("linear_relu_backward", _t_backward(mask=lambda z, y, x, dy, W: z >= 0)),
+        ("lstm_step", _t_lstm(result=lambda h, c: [h, c])),
+        (
+            "attention",
+            _t_attention(masked=lambda s, m: torch.where(m, s, torch.tensor(-1e9))),
+        ),
+    ],
+    "jax": [
+        ("linear_relu_backward", _j_backward(mask=lambda z, y, x, dy, W: y > 0)),
+        ("lstm_step", _j_lstm(result=lambda h, c: [h, c])),
+        (
+            "attention",
+            _j_attention(masked=lambda s, m: jnp.where(m, s, jnp.finfo(s.dtype).min)),
+        ),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("framework", "exercise", "right"),
+    [(fw, *a) for fw, accepted in ACCEPTED.items() for a in accepted],
+)
+def test_right_variants_pass(framework, exercise, right, capsys):
+    checks(framework)[exercise](right)
+    assert f"✅ {exercise}: passed" in capsys.readouterr().out
+
+
+# --- tuple results: near misses and wrong types ---------------------------------------------------
+TUPLE_EXERCISES = [
+    (fw, ex) for fw in MISTAKES for ex in ("linear_relu_backward", "lstm_step")
+]
+PARTS = {"linear_relu_backward": 3, "lstm_step": 2}
+
+
+def _solution(framework: str, exercise: str):
+    return exercise_functions(source(LAB, framework))[exercise]
+
+
+@pytest.mark.parametrize(
+    ("framework", "exercise", "part"),
+    [(fw, ex, i) for fw, ex in TUPLE_EXERCISES for i in range(PARTS[ex])],
+)
+def test_tuple_with_one_part_three_percent_off_fails(framework, exercise, part):
+    solution = _solution(framework, exercise)
+
+    def near_miss(*args):
+        out = list(solution(*args))
+        out[part] = out[part] * 1.03
+        return tuple(out)
+
+    with pytest.raises(CheckFailed) as info:
+        checks(framework)[exercise](near_miss)
+    assert info.value.exercise == exercise
+
+
+@pytest.mark.parametrize(("framework", "exercise"), TUPLE_EXERCISES)
+@pytest.mark.parametrize("garbage", ["numpy parts", "None part", "float64 parts"])
+def test_tuple_of_wrong_parts_fails(framework, exercise, garbage):
+    solution = _solution(framework, exercise)
+    change = {
+        "numpy parts": lambda p: np.asarray(p),
+        "None part": lambda p: None,
+        "float64 parts": lambda p: np.asarray(p, np.float64),
+    }[garbage]
+    if garbage == "float64 parts" and framework == "pytorch":
+        change = lambda p: p.double()  # noqa: E731
+    if garbage == "float64 parts" and framework == "jax":
+        pytest.skip("JAX without x64 cannot hold float64")
+
+    def wrong(*args):
+        return tuple(change(p) for p in solution(*args))
+
+    with pytest.raises(CheckFailed) as info:
+        checks(framework)[exercise](wrong)
+    assert info.value.exercise == exercise
+
+
+# --- the references the mistakes are computed with equal the frameworks' own ----------------------
+def test_relu_backward_reference_equals_autodiff():
+    for case in lab02.linear_relu_cases():
+        want = lab02.relu_backward(**case)
+        for got in (
+            lab02_torch._autodiff_linear_relu(**case),
+            _transposed(lab02_jax._autodiff_linear_relu(**dict(case, W=case["W"].T))),
+        ):
+            for a, b in zip(want, got, strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def _transposed(grads):
+    dx, dW, db = grads
+    return dx, dW.T, db
+
+
+def test_lstm_reference_equals_lstm_cell():
+    for case in lab02.lstm_cases():
+        for a, b in zip(
+            lab02.lstm_step(**case), lab02_torch._lstm_cell(**case), strict=True
+        ):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_attention_reference_equals_both_libraries():
+    for case in lab02.attention_cases():
+        want = lab02.attention(**case)
+        np.testing.assert_allclose(
+            want, lab02_torch._sdpa(**case), rtol=1e-10, atol=1e-12
+        )
+        # JAX's attention takes its softmax in float32 even for float64 inputs.
+        np.testing.assert_allclose(
+            want, lab02_jax._dot_product_attention(**case), rtol=1e-5, atol=1e-7
+        )
+
+
+def _far(wrong, right) -> bool:
+    """``wrong`` differs from ``right`` by far more than the checks' tolerance."""
+    wrong, right = np.asarray(wrong), np.asarray(right)
+    return wrong.shape != right.shape or np.abs(wrong - right).max() > 1e-2
+
+
+def test_every_mistake_changes_the_answer():
+    for case in lab02.linear_relu_cases():
+        right = lab02.relu_backward(**case)
+        for key in lab02._DZ_MISTAKES:
+            wrong = lab02.relu_backward(**case, dz=key)
+            if np.isnan(wrong[0]).all():  # a mask at x needs a square layer
+                continue
+            assert all(_far(w, r) for w, r in zip(wrong, right, strict=True)), key
+    for case in lab02.lstm_cases():
+        right = lab02.lstm_step(**case)
+        for key, wrong in lab02._lstm_mistakes(case):
+            assert _far(wrong[0], right[0]), key
+    for case in lab02.attention_cases():
+        right = lab02.attention(**case)
+        for key, wrong in lab02._attention_mistakes(case):
+            assert _far(wrong, right) or np.isnan(wrong).any(), key
+
+
+def test_first_cases_give_every_mistake_a_number():
+    """Checks stop at the first case: there, no mistake's result may be NaN (no hint)."""
+    case = lab02.attention_cases()[0]
+    for key, wrong in lab02._attention_mistakes(case):
+        assert np.isfinite(wrong).all(), key
+    square = lab02.linear_relu_cases()[0]
+    assert square["W"].shape[0] == square["W"].shape[1]

@@ -34,6 +34,8 @@ if "google.colab" in sys.modules:
     colab_setup()
 
 # %%
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,6 +43,10 @@ import optax
 import torch
 from flax import nnx
 from torch import nn
+
+
+# torch.compile's C++ toolchain probe logs a warning on a CUDA build without a GPU: not news.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
 
 def same(t, j, tol=1e-6):

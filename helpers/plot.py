@@ -28,11 +28,14 @@ def plot_history(history: History, *, title: str = "", smooth: int = 20) -> Figu
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
     steps = np.asarray(history.step_loss)
     if len(steps):
-        ax_loss.plot(np.arange(1, len(steps) + 1), steps, alpha=0.25, color="C0")
+        x = np.arange(1, len(steps) + 1)
+        ax_loss.plot(x, steps, alpha=0.25, color="C0", label="train (per step)")
         smoothed = _smooth(steps, smooth)
-        first = len(steps) - len(smoothed) + 1  # the moving average starts a window in
-        x = np.arange(first, len(steps) + 1)
-        ax_loss.plot(x, smoothed, color="C0", label="train (per step)")
+        if len(smoothed) < len(steps):
+            # The moving average starts a window in.
+            x = np.arange(len(steps) - len(smoothed) + 1, len(steps) + 1)
+            label = f"train ({smooth}-step mean)"
+            ax_loss.plot(x, smoothed, color="C0", label=label)
     if history.epochs:
         steps_per_epoch = max(len(steps) // len(history.epochs), 1)
         ends = steps_per_epoch * np.arange(1, len(history.epochs) + 1)

@@ -8,6 +8,7 @@ site shows readers only numbers that come from a real, attributed run.
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -96,28 +97,38 @@ def plot_task(records: Sequence[dict], task: str) -> Figure:
         "\n".join(
             (
                 f"{r.get('framework')} {r.get('scale')}",
-                _hardware(r)[:24],
+                textwrap.fill(_hardware(r), 22),
                 r.get("date", "")[:10],
             )
         )
         for r in runs
     ]
-    fig, (ax_acc, ax_speed) = plt.subplots(1, 2, figsize=(10, 3.8))
-    x = range(len(runs))
+    fig, (ax_acc, ax_speed) = plt.subplots(1, 2, figsize=(11, 4.6))
+    x = list(range(len(runs)))
     # PyTorch in C0, JAX in C1: the same colours on every results plot.
     colours = [f"C{int(r.get('framework') == 'jax')}" for r in runs]
-    ax_acc.bar(x, [100 * r.get("test_accuracy", 0) for r in runs], color=colours)
+    accuracy = [100 * r.get("test_accuracy", float("nan")) for r in runs]
+    # Points, not bars: accuracies sit close together, and a bar's length would suggest zero.
+    ax_acc.scatter(x, accuracy, c=colours, s=60, zorder=3)
+    for xi, value in zip(x, accuracy, strict=True):
+        ax_acc.annotate(
+            f"{value:.2f}",
+            (xi, value),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+            fontsize=8,
+        )
+    ax_acc.margins(y=0.3)
     ax_acc.set(ylabel="test accuracy (%)", title=f"{task}: test accuracy")
-    low = min(100 * r.get("test_accuracy", 0) for r in runs)
-    ax_acc.set_ylim(max(0, low - 5), 100)
-    ax_speed.bar(
-        x, [r.get("train_examples_per_second", 0) for r in runs], color=colours
-    )
+    speed = [r.get("train_examples_per_second", 0) for r in runs]
+    ax_speed.bar(x, speed, color=colours)
     ax_speed.set(ylabel="training examples / s", title=f"{task}: training throughput")
     for ax in (ax_acc, ax_speed):
-        ax.set_xticks(list(x), labels, fontsize=7)
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_xlim(-0.6, len(runs) - 0.4)
         ax.grid(axis="y", alpha=0.3)
     handles = [plt.Rectangle((0, 0), 1, 1, color=f"C{i}") for i in range(2)]
-    ax_acc.legend(handles, ["PyTorch", "JAX"], loc="lower right")
+    ax_acc.legend(handles, ["PyTorch", "JAX"], loc="upper left")
     fig.tight_layout()
     return fig

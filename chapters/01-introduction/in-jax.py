@@ -773,7 +773,9 @@ plt.show()
 # hardware, as `python -m helpers.bench` does. The recorded MNIST runs are below (from
 # [`bench.jsonl`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/chapters/01-introduction/bench.jsonl),
 # beside this notebook). Their throughput leaves out the first step and the evaluations, so it
-# measures something other than the whole-`fit` figure of section 1.7.
+# measures something other than the whole-`fit` figure of section 1.7; and on a busy machine
+# (the one that built this page may have been) a page's timings can be many times slower than
+# the recorded runs, PyTorch's most, whose thread pool stalls when the cores are oversubscribed.
 # ```
 
 # %%

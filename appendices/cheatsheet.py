@@ -44,7 +44,6 @@ import torch
 from flax import nnx
 from torch import nn
 
-
 # torch.compile's C++ toolchain probe logs a warning on a CUDA build without a GPU: not news.
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 

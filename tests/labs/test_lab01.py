@@ -121,6 +121,21 @@ def _t_scale_batch_in_place(model, optimizer, x, y):
     return loss.item()
 
 
+def _t_update_callers_w(w, X, y):
+    w.requires_grad_(False)
+    grad = 2 / len(y) * X.T @ (X @ w - y)
+    w -= 0.1 * grad  # a gradient step on the caller's weights
+    return grad
+
+
+def _t_zero_grad_before_step(model, optimizer, x, y):
+    loss = F.cross_entropy(model(x.reshape(len(x), -1) / 255), y)
+    loss.backward()
+    optimizer.zero_grad()  # wipes the gradients step() was about to use
+    optimizer.step()
+    return loss.item()
+
+
 TORCH_MISTAKES = [
     ("preprocess", lambda im: im.float() / 255, "preprocess_shape"),
     ("preprocess", _t_flat, "preprocess_unscaled"),
@@ -173,6 +188,8 @@ TORCH_MISTAKES = [
     ("train_step", _t_scale_batch_in_place, "view_write"),
     ("train_step", _t_step(zero_grad=False), "zero_grad"),
     ("train_step", _t_step(step=False), "no_update"),
+    ("train_step", _t_zero_grad_before_step, "no_update"),
+    ("mse_grad", _t_update_callers_w, "changed_input"),
     ("train_step", _t_step(loss_after=True), "loss_before"),
     ("train_step", _t_step(item=False), "not_float"),
 ]
@@ -238,6 +255,19 @@ def _j_branch(log=jax.debug.print, lines=1, condition=lambda x: x.sum() > 0):
         return jnp.where(condition(x), jnp.maximum(x, 0), -x)
 
     return relu_or_negate
+
+
+def _j_cond_prints(x):
+    # A Python print in each lax.cond branch: both branches are traced once per shape.
+    def positive(x):
+        print("positive", x)
+        return jnp.maximum(x, 0)
+
+    def negative(x):
+        print("negative", x)
+        return -x
+
+    return jax.lax.cond(x.sum() > 0, positive, negative, x)
 
 
 JAX_MISTAKES = [
@@ -306,6 +336,7 @@ JAX_MISTAKES = [
     ("relu_or_negate", _j_float_branch, "traced_value"),
     ("relu_or_negate", _j_branch(condition=lambda x: x > 0), "elementwise"),
     ("relu_or_negate", _j_branch(log=lambda fmt, x: print(fmt, x)), "print_once"),
+    ("relu_or_negate", _j_cond_prints, "print_once"),
     ("relu_or_negate", _j_branch(lines=0), "one_line"),
     ("relu_or_negate", _j_branch(lines=2), "one_line"),
 ]

@@ -12,6 +12,7 @@ Each lab's typical mistakes, with the hint each must get, are in its own ``test_
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 
 import numpy as np
@@ -180,3 +181,17 @@ def test_lab_text_replaces_regions_with_indented_stubs():
 def test_lab_text_rejects_unbalanced_markers(text, error):
     with pytest.raises(ValueError, match=error):
         lab_text(text, "x.py")
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "jax"])
+def test_a_wrong_return_type_gets_a_hint(framework):
+    """A forgotten ``return`` and an integer division are named, not just "expected ..."."""
+    lab = importlib.import_module(
+        f"helpers.labs.lab01.{framework.replace('pytorch', 'torch')}"
+    )
+    with pytest.raises(CheckFailed) as info:
+        lab.check_preprocess(lambda images: None)
+    assert "returned None" in info.value.hint
+    with pytest.raises(CheckFailed) as info:
+        lab.check_accuracy(lambda logits, labels: len(labels) // 2)
+    assert "an int is not a float" in info.value.hint

@@ -126,11 +126,34 @@ def test_check_rejects_garbage_with_its_own_failure(
 
 @pytest.mark.parametrize(("lab", "framework", "check", "function"), CASES, ids=IDS)
 def test_check_rejects_a_near_miss(lab, framework, check, function):
-    """A tolerance loosened by mistake shows here: the right answer, 3 % off, must fail."""
-    student = wrapped(solved(lab, framework)[function], lambda result: result * 1.03)
-    with pytest.raises(CheckFailed) as info:
-        getattr(adapter(lab, framework), check)(student)
-    assert info.value.exercise == function
+    """A tolerance loosened by mistake shows here: the right answer, 3 % off, must fail.
+
+    For a function that returns a tuple, each part in turn is the one 3 % off.
+    """
+    right = solved(lab, framework)[function]
+    for part in range(_parts(right, lab, framework, check)):
+
+        def off(result, part=part):
+            if isinstance(result, tuple):
+                return tuple(r * 1.03 if i == part else r for i, r in enumerate(result))
+            return result * 1.03
+
+        with pytest.raises(CheckFailed) as info:
+            getattr(adapter(lab, framework), check)(wrapped(right, off))
+        assert info.value.exercise == function, part
+
+
+def _parts(function, lab, framework, check) -> int:
+    """How many values ``function`` returns (1 unless a tuple), seen through its check."""
+    seen = []
+
+    def spy(*args, **kwargs):
+        result = function(*args, **kwargs)
+        seen.append(len(result) if isinstance(result, tuple) else 1)
+        return result
+
+    getattr(adapter(lab, framework), check)(spy)
+    return max(seen)
 
 
 # --- the kit ---------------------------------------------------------------------------------

@@ -110,8 +110,8 @@ print("nnx.Linear(X) == X @ W + b")
 # 3 inputs, 4 hidden neurons and 2 outputs, drawn from its own parameters: each line is one
 # weight, its width proportional to the weight's magnitude and its colour giving the sign; each
 # neuron's fill gives its bias (white for zero: Flax starts every bias at zero, PyTorch draws
-# them at random). With random initial weights the picture is noise; training (section 2.3) is
-# what gives it structure.
+# them at random; the inputs have none). With random initial weights the picture is noise;
+# training (section 2.3) is what gives it structure.
 
 
 # %%
@@ -122,8 +122,8 @@ def draw_network(weights, biases, title: str):
     # Neuron j of column c sits at (c, its height), each column centred on 0.
     pos = [np.arange(n) - (n - 1) / 2 for n in widths]
     wmax = max(np.abs(w).max() for w in weights)
-    bmax = max(max(np.abs(v).max() for v in biases), 1e-8)  # all-zero biases: white
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    bmax = max(np.abs(v).max() for v in biases) or 1.0  # all-zero biases: a ±1 scale
+    fig, ax = plt.subplots(figsize=(7, 3.8))
     for c, w in enumerate(weights):
         for i in range(w.shape[0]):
             for j in range(w.shape[1]):
@@ -132,12 +132,12 @@ def draw_network(weights, biases, title: str):
                 ax.plot([c, c + 1], [pos[c][i], pos[c + 1][j]], color=color, lw=lw)
     ax.scatter(np.zeros(widths[0]), pos[0], s=300, c="white", edgecolors="k", zorder=3)
     for c, v in enumerate(biases, start=1):
-        ax.scatter(
+        dots = ax.scatter(
             np.full(widths[c], c),
             pos[c],
             s=300,
             c=v,
-            cmap="coolwarm_r",
+            cmap="RdBu",
             vmin=-bmax,
             vmax=bmax,
             edgecolors="k",
@@ -149,7 +149,8 @@ def draw_network(weights, biases, title: str):
     labels = [f"{name}\n({n} neurons)" for name, n in zip(names, widths, strict=True)]
     ax.set_xticklabels(labels)
     ax.set(xlabel="layer", ylabel="neuron (centred index)", title=title)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2, fontsize=8)
+    fig.colorbar(dots, ax=ax, label="bias (neuron fill)")
     fig.tight_layout()
     return fig
 

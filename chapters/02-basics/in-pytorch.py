@@ -341,15 +341,13 @@ print("stable log-softmax == torch.log_softmax")
 
 
 # %%
-def init_params(hidden: int, generator: torch.Generator, dtype=torch.float32) -> dict:
-    """W1 (784, hidden), b1 (hidden,), W2 (hidden, 10), b2 (10,)."""
+def init_params(hidden: int, generator: torch.Generator) -> dict:
+    """W1 (784, hidden), b1 (hidden,), W2 (hidden, 10), b2 (10,), all float32."""
     return {
-        "W1": torch.randn(784, hidden, generator=generator, dtype=dtype)
-        * math.sqrt(2 / 784),
-        "b1": torch.zeros(hidden, dtype=dtype),
-        "W2": torch.randn(hidden, 10, generator=generator, dtype=dtype)
-        * math.sqrt(1 / hidden),
-        "b2": torch.zeros(10, dtype=dtype),
+        "W1": torch.randn(784, hidden, generator=generator) * math.sqrt(2 / 784),
+        "b1": torch.zeros(hidden),
+        "W2": torch.randn(hidden, 10, generator=generator) * math.sqrt(1 / hidden),
+        "b2": torch.zeros(10),
     }
 
 
@@ -392,7 +390,10 @@ xb = torch.from_numpy(
     H.images_to_vectors(x_train_u8[:32])
 ).double()  # (32, 784) float64
 yb = torch.from_numpy(y_train[:32]).long()  # (32,)
-params64 = init_params(sizes.hidden, torch.Generator().manual_seed(1), torch.float64)
+params32 = init_params(sizes.hidden, torch.Generator().manual_seed(1))
+params64 = {
+    name: p.double() for name, p in params32.items()
+}  # the same draws, in float64
 
 loss, cache = forward(params64, xb, yb)
 grads = backward(params64, cache, yb)

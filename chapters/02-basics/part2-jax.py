@@ -545,7 +545,12 @@ plt.show()
 # so $f_t \approx \sigma(0) = 0.5$) its gradient also falls exponentially with the distance; with
 # the forget bias raised by 1 the first step keeps orders of magnitude more (the ratios above).
 # What the LSTM provides is a path whose decay the network *controls* through $f_t$: training can
-# push the forget gates towards 1 where a memory has to last.
+# push the forget gates towards 1 where a memory has to last. The two frameworks initialise
+# recurrent cells differently (PyTorch draws every weight and bias uniformly from
+# $\pm 1/\sqrt{H}$; Flax uses a LeCun-normal input kernel, an orthogonal recurrent kernel and
+# zero biases), so the curves differ between the PyTorch and the JAX page, which of the two
+# default cells decays faster included; the exponential decay and the effect of the forget bias
+# appear on both.
 #
 # ## 2.6 Attention and a Transformer block
 #

@@ -576,11 +576,14 @@ plt.show()
 # %% [markdown]
 # In the code a mask is boolean, `True` where attending is allowed: the convention of Flax (and
 # of PyTorch's `F.scaled_dot_product_attention`). The reference here is
-# `nnx.dot_product_attention`, which takes `(B, T, heads, d)`: the heads axis before the feature
-# axis, where the hand-written function treats any leading axes as batch.
-
+# `nnx.dot_product_attention` (JAX itself has `jax.nn.dot_product_attention` with the same
+# layout), which takes `(B, T, heads, d)`: the heads axis before the feature axis, where the
+# hand-written function treats any leading axes as batch.
 
 # %%
+import math
+
+
 @jax.jit
 def attention(q, k, v, mask=None):
     """q (..., T, d), k (..., S, d), v (..., S, d_v), mask broadcastable to (..., T, S)
@@ -843,6 +846,8 @@ sorter = Sorter(
 print(f"{H.count_params(sorter):,} parameters")
 
 # %%
+import time
+
 from tqdm.auto import tqdm
 
 # The step size as a function of the step number: Optax schedules are plain functions.

@@ -440,6 +440,9 @@ plt.show()
 
 
 # %%
+import math
+
+
 def attention(q, k, v, mask=None):
     """q (..., T, d), k (..., S, d), v (..., S, d_v), mask broadcastable to (..., T, S)
     with True = may attend -> (output (..., T, d_v), weights (..., T, S))."""
@@ -690,6 +693,8 @@ sorter = Sorter(
 print(f"{H.count_params(sorter):,} parameters on {device}")
 
 # %%
+import time
+
 from tqdm.auto import tqdm
 
 optimizer = torch.optim.Adam(sorter.parameters(), lr=seq_sizes.learning_rate)

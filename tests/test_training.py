@@ -357,3 +357,26 @@ def test_runtime_info_says_which_framework_runs_where(kit):
     assert info["scale"] == "smoke"  # conftest sets BOOK_SCALE=smoke
     if framework == "torch":
         assert info["threads"] == str(torch.get_num_threads())
+
+
+def test_fit_evaluates_with_its_own_loss_function(kit):
+    """A custom ``loss_fn`` serves both the training steps and fit's evaluation."""
+    cross_entropy = kit.H.cross_entropy
+
+    def doubled(logits, labels):
+        return 2 * cross_entropy(logits, labels)
+
+    x, y = blobs(n=20, seed=4)
+    model = kit.model(0)
+    loader = kit.H.ArrayLoader(x, y, 8)
+    history = kit.H.fit(
+        model,
+        kit.sgd(model, 0.1),
+        loader,
+        epochs=1,
+        loss_fn=doubled,
+        eval_loader=loader,
+        progress=False,
+    )
+    plain = kit.H.evaluate(model, loader)["loss"]
+    assert history.last("test_loss") == pytest.approx(2 * plain, rel=1e-5)

@@ -5,6 +5,8 @@ differ, and each test runs once per kit. A test of a training loop compares it w
 written out by hand, parameter for parameter, rather than only checking that the loss falls.
 """
 
+import time
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -380,3 +382,37 @@ def test_fit_evaluates_with_its_own_loss_function(kit):
     )
     plain = kit.H.evaluate(model, loader)["loss"]
     assert history.last("test_loss") == pytest.approx(2 * plain, rel=1e-5)
+
+
+def test_time_fn_times_each_call(kit):
+    calls = []
+
+    def sleepy():
+        calls.append(1)
+        time.sleep(0.01)
+        return kit.H.to_device(np.ones(1, np.float32))
+
+    seconds = kit.H.time_fn(sleepy, repeats=3, warmup=2)
+    assert (
+        len(calls) == 5 and 0.009 < seconds < 0.5
+    )  # the median of one call, in seconds
+    calls.clear()
+    kit.H.time_fn(sleepy)
+    assert len(calls) == 11  # by default one warm-up call, then ten timed ones
+
+
+def test_set_matmul_precision_sets_the_framework_flag(kit):
+    def current():
+        if kit.H is ht:
+            return torch.get_float32_matmul_precision()
+        return jax.config.jax_default_matmul_precision
+
+    expected = {"highest": "highest", "high": "high", "medium": "medium"}
+    if kit.H is hj:
+        expected["medium"] = "default"  # JAX's name for its fastest float32 products
+    try:
+        for level, flag in expected.items():
+            kit.H.set_matmul_precision(level)
+            assert current() == flag
+    finally:
+        kit.H.set_matmul_precision("highest")

@@ -144,3 +144,23 @@ def test_fixed_subsets_are_the_same_everywhere():
         assert subset(10, limit) == slice(None)
     with pytest.raises(ValueError, match="limit must be a positive"):
         subset(10, 0)
+
+
+@pytest.mark.parametrize(
+    "batcher", ["BatchSampler", "torch.ArrayLoader", "jax.ArrayLoader"]
+)
+def test_the_seed_decides_the_shuffled_order(batcher):
+    n = 3 * B + 1
+
+    def first_epoch(seed):
+        if batcher == "BatchSampler":
+            return np.concatenate(
+                list(BatchSampler(n, B, shuffle=True, seed=seed).indices())
+            )
+        H = ht if batcher.startswith("torch") else hj
+        x = np.arange(n, dtype=np.float32).reshape(n, 1)
+        loader = H.ArrayLoader(x, np.zeros(n, np.int64), B, shuffle=True, seed=seed)
+        return np.concatenate([np.asarray(xb)[:, 0] for xb, _ in loader]).astype(int)
+
+    assert first_epoch(5).tolist() == first_epoch(5).tolist()
+    assert first_epoch(5).tolist() != first_epoch(6).tolist()

@@ -206,3 +206,17 @@ def test_corrupt_cache_without_network_is_removed_with_a_clear_error(data_dirs):
     with pytest.raises(dl.DataNotFoundError, match="How to get it"):
         dl.fetch("toy", remote)
     assert files_in(cache) == []  # the corrupt file is gone, nothing else was left
+
+
+def test_where_files_live_when_nothing_is_set(monkeypatch, tmp_path):
+    for name in ("BOOK_DATA_DIR", "BOOK_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert dl.data_dir() is None  # no offline copy unless one is named
+    assert dl.cache_dir() == tmp_path.resolve() / ".cache" / "pytorch-jax-course"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert dl.cache_dir() == (tmp_path / "xdg").resolve() / "pytorch-jax-course"
+    monkeypatch.setenv("BOOK_CACHE_DIR", " ~/mine ")  # blanks trimmed, ~ expanded
+    assert dl.cache_dir() == tmp_path.resolve() / "mine"
+    monkeypatch.setenv("BOOK_DATA_DIR", "~/offline")
+    assert dl.data_dir() == tmp_path.resolve() / "offline"

@@ -167,3 +167,10 @@ def test_confusion_matrix_names_the_bad_argument():
         confusion_matrix([0, 1], [0, 2], 2)
     with pytest.raises(ValueError, match=r"y_true has labels outside 0\.\.1"):
         confusion_matrix([-1, 1], [0, 1], 2)
+
+
+def test_last_is_the_final_epoch():
+    h = History()
+    for epoch in (1, 2, 3):
+        h.log_epoch(epoch=epoch, test_accuracy=epoch / 10)
+    assert h.last("test_accuracy") == 0.3 and h.last("epoch") == 3

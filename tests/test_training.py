@@ -5,6 +5,8 @@ differ, and each test runs once per kit. A test of a training loop compares it w
 written out by hand, parameter for parameter, rather than only checking that the loss falls.
 """
 
+import time
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,6 +19,7 @@ from torch import nn
 
 from helpers import jax as hj
 from helpers import torch as ht
+from helpers.system import cpu_name
 
 
 class TorchDropoutNet(nn.Module):
@@ -74,20 +77,25 @@ class TorchKit:
         with torch.no_grad():
             return model(torch.from_numpy(x)).numpy()
 
-    def reference_sgd(self, model, x, y, *, batch_size, epochs, lr) -> list[float]:
-        """Plain SGD written out: batches in row order, grad, ``p -= lr * g``."""
-        losses = []
+    def reference_sgd(self, model, x, y, *, batch_size, epochs, lr):
+        """Plain SGD written out: batches in row order, grad, ``p -= lr * g``.
+
+        Returns each step's loss and number of right predictions (before that step's update).
+        """
+        losses, correct = [], []
         for _ in range(epochs):
             for start in range(0, len(x), batch_size):
                 xb = torch.from_numpy(x[start : start + batch_size])
                 yb = torch.from_numpy(y[start : start + batch_size]).long()
-                loss = F.cross_entropy(model(xb), yb)
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb)
                 grads = torch.autograd.grad(loss, list(model.parameters()))
                 with torch.no_grad():
                     for p, g in zip(model.parameters(), grads, strict=True):
                         p -= lr * g
                 losses.append(loss.item())
-        return losses
+                correct.append(int((logits.argmax(-1) == yb).sum()))
+        return losses, correct
 
 
 class JaxKit:
@@ -113,27 +121,31 @@ class JaxKit:
         model.eval()
         return np.asarray(model(jnp.asarray(x)))
 
-    def reference_sgd(self, model, x, y, *, batch_size, epochs, lr) -> list[float]:
-        """Plain SGD written out: batches in row order, grad, ``p - lr * g``."""
+    def reference_sgd(self, model, x, y, *, batch_size, epochs, lr):
+        """Plain SGD written out: batches in row order, grad, ``p - lr * g``.
+
+        Returns each step's loss and number of right predictions (before that step's update).
+        """
         graphdef, params = nnx.split(model, nnx.Param)
 
         def loss_fn(params, xb, yb):
             logits = nnx.merge(graphdef, params)(xb)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+            return loss, logits
 
-        grad_fn = jax.jit(
-            jax.value_and_grad(loss_fn)
-        )  # compiled: eager is seconds slower
-        losses = []
+        # Compiled (eager is seconds slower); has_aux: the logits come back beside the loss.
+        grad_fn = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
+        losses, correct = [], []
         for _ in range(epochs):
             for start in range(0, len(x), batch_size):
                 xb = jnp.asarray(x[start : start + batch_size])
                 yb = jnp.asarray(y[start : start + batch_size], jnp.int32)
-                loss, grads = grad_fn(params, xb, yb)
+                (loss, logits), grads = grad_fn(params, xb, yb)
                 params = jax.tree.map(lambda p, g: p - lr * g, params, grads)
                 losses.append(float(loss))
+                correct.append(int((logits.argmax(-1) == yb).sum()))
         nnx.update(model, params)
-        return losses
+        return losses, correct
 
 
 @pytest.fixture(params=[TorchKit, JaxKit], ids=["torch", "jax"])
@@ -259,7 +271,7 @@ def test_fit_matches_a_reference_loop_parameter_for_parameter(kit):
     np.testing.assert_array_equal(kit.params(model)[0], kit.params(reference)[0])
     loader = kit.H.ArrayLoader(x, y, 4)
     history = kit.H.fit(model, kit.sgd(model, 0.5), loader, epochs=3, progress=False)
-    losses = kit.reference_sgd(reference, x, y, batch_size=4, epochs=3, lr=0.5)
+    losses, correct = kit.reference_sgd(reference, x, y, batch_size=4, epochs=3, lr=0.5)
     assert len(history.step_loss) == len(losses) == 9
     np.testing.assert_allclose(history.step_loss, losses, rtol=1e-5)
     for got, want in zip(kit.params(model), kit.params(reference), strict=True):
@@ -269,6 +281,11 @@ def test_fit_matches_a_reference_loop_parameter_for_parameter(kit):
     assert history["train_loss"] == pytest.approx(
         [np.mean(losses[i : i + 3]) for i in (0, 3, 6)], rel=1e-5
     )
+    # Training accuracy: right predictions over the epoch's 10 examples, counted as it trains.
+    assert history["train_accuracy"] == [
+        sum(correct[i : i + 3]) / 10 for i in (0, 3, 6)
+    ]
+    assert 0 < sum(correct) < 30  # some right and some wrong: a miscount would show
 
 
 def test_evaluate_averages_over_examples_not_batches(kit):
@@ -338,7 +355,64 @@ def test_runtime_info_says_which_framework_runs_where(kit):
         torch.__version__ if framework == "torch" else jax.__version__
     )
     # This machine (and CI) has no GPU: the device line names the CPU.
-    assert info["device"].startswith("cpu (") and info["device"].endswith(")")
+    assert info["device"] == f"cpu ({cpu_name()})"
     assert info["scale"] == "smoke"  # conftest sets BOOK_SCALE=smoke
     if framework == "torch":
         assert info["threads"] == str(torch.get_num_threads())
+
+
+def test_fit_evaluates_with_its_own_loss_function(kit):
+    """A custom ``loss_fn`` serves both the training steps and fit's evaluation."""
+    cross_entropy = kit.H.cross_entropy
+
+    def doubled(logits, labels):
+        return 2 * cross_entropy(logits, labels)
+
+    x, y = blobs(n=20, seed=4)
+    model = kit.model(0)
+    loader = kit.H.ArrayLoader(x, y, 8)
+    history = kit.H.fit(
+        model,
+        kit.sgd(model, 0.1),
+        loader,
+        epochs=1,
+        loss_fn=doubled,
+        eval_loader=loader,
+        progress=False,
+    )
+    plain = kit.H.evaluate(model, loader)["loss"]
+    assert history.last("test_loss") == pytest.approx(2 * plain, rel=1e-5)
+
+
+def test_time_fn_times_each_call(kit):
+    calls = []
+
+    def sleepy():
+        calls.append(1)
+        time.sleep(0.01)
+        return kit.H.to_device(np.ones(1, np.float32))
+
+    seconds = kit.H.time_fn(sleepy, repeats=3, warmup=2)
+    assert (
+        len(calls) == 5 and 0.009 < seconds < 0.5
+    )  # the median of one call, in seconds
+    calls.clear()
+    kit.H.time_fn(sleepy)
+    assert len(calls) == 11  # by default one warm-up call, then ten timed ones
+
+
+def test_set_matmul_precision_sets_the_framework_flag(kit):
+    def current():
+        if kit.H is ht:
+            return torch.get_float32_matmul_precision()
+        return jax.config.jax_default_matmul_precision
+
+    expected = {"highest": "highest", "high": "high", "medium": "medium"}
+    if kit.H is hj:
+        expected["medium"] = "default"  # JAX's name for its fastest float32 products
+    try:
+        for level, flag in expected.items():
+            kit.H.set_matmul_precision(level)
+            assert current() == flag
+    finally:
+        kit.H.set_matmul_precision("highest")

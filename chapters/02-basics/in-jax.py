@@ -1164,10 +1164,8 @@ plt.show()
 # layout), which takes `(B, T, heads, d)`: the heads axis before the feature axis, where the
 # hand-written function treats any leading axes as batch.
 
+
 # %%
-import math
-
-
 @jax.jit
 def attention(q, k, v, mask=None):
     """q (..., T, d), k (..., S, d), v (..., S, d_v), mask broadcastable to (..., T, S)
@@ -1428,10 +1426,6 @@ sorter = Sorter(
 print(f"{H.count_params(sorter):,} parameters")
 
 # %%
-import time
-
-from tqdm.auto import tqdm
-
 # The step size as a function of the step number: Optax schedules are plain functions.
 schedule = optax.cosine_decay_schedule(seq_sizes.learning_rate, seq_sizes.steps)
 optimizer = nnx.Optimizer(sorter, optax.adam(schedule), wrt=nnx.Param)

@@ -829,8 +829,9 @@ assert measured == fields[-1][0]
 # Layers without parameters (ReLU, pooling, flattening) are plain functions in Flax;
 # `nnx.Sequential` takes modules and functions alike. To see the shapes, nothing needs to be
 # computed: `nnx.eval_shape` runs the constructor abstractly (parameters get shapes and dtypes,
-# no values) and `jax.eval_shape` (`nnx.eval_shape` for a module) propagates shapes through a
-# layer without running it. Both trace the code, as `jax.jit` does, and stop before compiling.
+# no values); then each layer propagates the shapes without running, through `nnx.eval_shape`
+# for a module (its parameters are abstract too) and `jax.eval_shape` for a plain function.
+# Both trace the code, as `jax.jit` does, and stop before compiling.
 
 
 # %%

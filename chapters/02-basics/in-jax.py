@@ -829,8 +829,9 @@ assert measured == fields[-1][0]
 # Layers without parameters (ReLU, pooling, flattening) are plain functions in Flax;
 # `nnx.Sequential` takes modules and functions alike. To see the shapes, nothing needs to be
 # computed: `nnx.eval_shape` runs the constructor abstractly (parameters get shapes and dtypes,
-# no values) and `jax.eval_shape` (`nnx.eval_shape` for a module) propagates shapes through a
-# layer without running it. Both trace the code, as `jax.jit` does, and stop before compiling.
+# no values); then each layer propagates the shapes without running, through `nnx.eval_shape`
+# for a module (its parameters are abstract too) and `jax.eval_shape` for a plain function.
+# Both trace the code, as `jax.jit` does, and stop before compiling.
 
 
 # %%
@@ -1164,10 +1165,8 @@ plt.show()
 # layout), which takes `(B, T, heads, d)`: the heads axis before the feature axis, where the
 # hand-written function treats any leading axes as batch.
 
+
 # %%
-import math
-
-
 @jax.jit
 def attention(q, k, v, mask=None):
     """q (..., T, d), k (..., S, d), v (..., S, d_v), mask broadcastable to (..., T, S)
@@ -1428,10 +1427,6 @@ sorter = Sorter(
 print(f"{H.count_params(sorter):,} parameters")
 
 # %%
-import time
-
-from tqdm.auto import tqdm
-
 # The step size as a function of the step number: Optax schedules are plain functions.
 schedule = optax.cosine_decay_schedule(seq_sizes.learning_rate, seq_sizes.steps)
 optimizer = nnx.Optimizer(sorter, optax.adam(schedule), wrt=nnx.Param)

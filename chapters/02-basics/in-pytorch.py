@@ -99,9 +99,8 @@ np.testing.assert_allclose(Z_loops, Z, rtol=1e-6)
 
 # %%
 layer = nn.Linear(3, 2)
-with (
-    torch.no_grad()
-):  # writing parameters is not part of any computation to differentiate
+# Writing parameters is not part of any computation to differentiate.
+with torch.no_grad():
     layer.weight.copy_(W.T)  # (2, 3) = (out, in)
     layer.bias.copy_(b)
 print("nn.Linear weight", tuple(layer.weight.shape), "| bias", tuple(layer.bias.shape))
@@ -386,14 +385,12 @@ def backward(params: dict, cache: tuple, y: torch.Tensor) -> dict:
 # %%
 x_train_u8, y_train = H.load_mnist("train", limit=sizes.train_examples)
 x_test_u8, y_test = H.load_mnist("test", limit=sizes.test_examples)
-xb = torch.from_numpy(
-    H.images_to_vectors(x_train_u8[:32])
-).double()  # (32, 784) float64
+# (32, 784) float64
+xb = torch.from_numpy(H.images_to_vectors(x_train_u8[:32])).double()
 yb = torch.from_numpy(y_train[:32]).long()  # (32,)
 params32 = init_params(sizes.hidden, torch.Generator().manual_seed(1))
-params64 = {
-    name: p.double() for name, p in params32.items()
-}  # the same draws, in float64
+# The same draws, in float64.
+params64 = {name: p.double() for name, p in params32.items()}
 
 loss, cache = forward(params64, xb, yb)
 grads = backward(params64, cache, yb)
@@ -1000,9 +997,6 @@ plt.show()
 
 
 # %%
-import math
-
-
 def attention(q, k, v, mask=None):
     """q (..., T, d), k (..., S, d), v (..., S, d_v), mask broadcastable to (..., T, S)
     with True = may attend -> (output (..., T, d_v), weights (..., T, S))."""
@@ -1241,7 +1235,6 @@ class Sorter(nn.Module):
         return self.head(self.norm(self.blocks(x)))  # (B, T, vocab)
 
 
-device = H.default_device()
 torch.manual_seed(0)
 sorter = Sorter(
     seq_sizes.vocab,
@@ -1253,10 +1246,6 @@ sorter = Sorter(
 print(f"{H.count_params(sorter):,} parameters on {device}")
 
 # %%
-import time
-
-from tqdm.auto import tqdm
-
 optimizer = torch.optim.Adam(sorter.parameters(), lr=seq_sizes.learning_rate)
 schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=seq_sizes.steps)
 losses = []

@@ -154,6 +154,19 @@ def _inputs(fw: Framework, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     return {name: fw.from_numpy(a.copy()) for name, a in arrays.items()}
 
 
+def _shape(
+    c: Checker, arr: np.ndarray, name: str, expected: tuple[int, ...], hint: str
+) -> None:
+    """``c.shape``, but the message names the part of the tuple (dx, db, c_new...)."""
+    if tuple(arr.shape) != tuple(expected):
+        raise c.fail(f"{name} has shape {tuple(arr.shape)}, expected {expected}", hint)
+
+
+def _dtype(c: Checker, arr: np.ndarray, name: str, hint: str) -> None:
+    if arr.dtype != np.float32:
+        raise c.fail(f"{name} has dtype {arr.dtype}, expected float32", hint)
+
+
 # --- Exercise 1: the backward pass of a linear + ReLU layer ---------------------------------------
 def linear_relu_cases() -> list[dict[str, np.ndarray]]:
     """Inputs in PyTorch's layout, ``W (out, in)``: ``x (B, in)``, ``W``, ``b (out,)``, ``dy``.
@@ -229,21 +242,34 @@ def _linear_relu_case(
     dx, dW, db = _parts(c, out, ("dx", "dW", "db"), c.hint("result_tuple3"))
 
     batch, d_out = dy.shape
-    c.shape(dx, x.shape, "dx has the shape of x, (B, in): one gradient per input value")
+    if dx.shape != x.shape and (dx.shape, dW.shape) == (W_student.shape, x.shape):
+        raise c.fail(
+            f"dx has shape {dx.shape} and dW {dW.shape}: they look swapped",
+            c.hint("result_tuple3"),
+        )
+    _shape(
+        c, dx, "dx", x.shape, "dx has the shape of x, (B, in): one gradient per input"
+    )
     if dW.shape != W_student.shape and dW.shape == W_student.shape[::-1]:
         raise c.fail(
             f"dW has shape {dW.shape}, expected W's shape {W_student.shape}",
             c.hint("weight_transposed"),
         )
-    c.shape(dW, W_student.shape, "dW has the shape of W")
+    _shape(c, dW, "dW", W_student.shape, "dW has the shape of W")
     if db.shape != b.shape and db.shape == (batch, d_out):
         raise c.fail(
             f"db has shape {db.shape}, expected b's shape {b.shape}",
             c.hint("db_not_summed"),
         )
-    c.shape(db, b.shape, "db has the shape of b, (out,): sum over the batch axis only")
+    _shape(
+        c,
+        db,
+        "db",
+        b.shape,
+        "db has the shape of b, (out,): sum over the batch axis only",
+    )
     for name, part in (("dx", dx), ("dW", dW), ("db", db)):
-        c.dtype(part, "float32", f"compute {name} in the inputs' dtype, float32")
+        _dtype(c, part, name, f"compute {name} in the inputs' dtype, float32")
 
     wrong = {key: relu_backward(x, W, b, dy, key) for key in _DZ_MISTAKES}
     dz = dy * (x @ W.T + b > 0)
@@ -384,10 +410,10 @@ def _lstm_case(
     _untouched(c, inputs, case)
     h_new, c_new = _parts(c, out, ("h_new", "c_new"), c.hint("result_tuple2"))
     shape = case["h"].shape
-    c.shape(h_new, shape, "h_new has the shape of h, (B, H)")
-    c.shape(c_new, shape, "c_new has the shape of c, (B, H)")
-    c.dtype(h_new, "float32", "compute in the inputs' dtype, float32")
-    c.dtype(c_new, "float32", "compute in the inputs' dtype, float32")
+    _shape(c, h_new, "h_new", shape, "h_new has the shape of h, (B, H)")
+    _shape(c, c_new, "c_new", shape, "c_new has the shape of c, (B, H)")
+    _dtype(c, h_new, "h_new", "compute in the inputs' dtype, float32")
+    _dtype(c, c_new, "c_new", "compute in the inputs' dtype, float32")
     mistakes = _lstm_mistakes(case)
     tol = dict(rtol=1e-4, atol=1e-5)
     c.close(

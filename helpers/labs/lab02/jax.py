@@ -27,9 +27,11 @@ HINTS = Hints(
         "dz = dy * (z > 0); dz.T @ x is its transpose",
         "dx_transposed_weight": "with W (in, out) the forward is z = x @ W + b, so "
         "dx = dz @ W.T, (B, out) @ (out, in), not dz @ W",
-        "shapes": "the shapes do not fit: here W is (in, out), so the layer is x @ W + b, "
-        "while the LSTM's weights keep PyTorch's (4H, D) layout, x @ W_ih.T; print the "
-        "shapes of both operands",
+        "shapes": "the shapes do not fit; print the shapes of both operands. Here W is "
+        "(in, out), so the layer is x @ W + b, while the LSTM's weights keep PyTorch's "
+        "(4H, D) layout, x @ W_ih.T; a batch of matrices k (B, S, d) is transposed with "
+        "jnp.swapaxes(k, -2, -1) or k.mT (k.T reverses every axis, and k.transpose wants "
+        "the whole permutation, k.transpose(0, 2, 1))",
         "immutable": "JAX arrays cannot change in place: pick values into a new array "
         "with jnp.where, e.g. jnp.where(z > 0, dy, 0) or jnp.where(mask, scores, -jnp.inf)",
         "axis_not_dim": "JAX follows NumPy: the axis is named axis, "
@@ -40,6 +42,8 @@ HINTS = Hints(
 _MESSAGES = {
     "dot_general requires contracting dimensions": "shapes",
     "incompatible shapes for broadcasting": "shapes",
+    "Incompatible types for matmul": "shapes",
+    "transpose permutation isn't a permutation": "shapes",
     "arrays are immutable": "immutable",
     "unexpected keyword argument 'dim'": "axis_not_dim",
 }

@@ -28,10 +28,13 @@ HINTS = Hints(
         "dz = dy * (z > 0); x.T @ dz is its transpose",
         "dx_transposed_weight": "with W (out, in) the forward is z = x @ W.T + b, so "
         "dx = dz @ W, (B, out) @ (out, in), not dz @ W.T",
-        "changed_input": "do not write into the caller's tensors (dy[...] = 0, *=, "
-        "masked_fill_): build new ones, dz = dy * (z > 0)",
-        "shapes": "the shapes do not fit: in PyTorch's layout a weight is (out, in), so a "
-        "batch x (B, in) is multiplied by W.T; print the shapes of both operands",
+        "changed_input": "do not write into the caller's tensors (t[...] = 0, *=, /=, "
+        "mul_, masked_fill_): build new ones, e.g. dz = dy * (z > 0), "
+        "c_new = f * c + i * g, q / math.sqrt(d)",
+        "shapes": "the shapes do not fit; print the shapes of both operands. In PyTorch's "
+        "layout a weight is (out, in), so a batch x (B, in) is multiplied by W.T; a batch "
+        "of matrices k (B, S, d) is transposed with k.transpose(-2, -1) or k.mT, not k.T "
+        "(which reverses every axis)",
         "dtype_mismatch": "keep every tensor in the inputs' dtype (float32): turn a bool "
         "mask into numbers with .to(x.dtype) (or .float()), not .double()",
         "bool_invert": "a bool mask is inverted with ~mask (or mask.logical_not()), "

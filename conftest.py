@@ -9,6 +9,9 @@ import pytest
 # Notebooks run at smoke scale unless the caller asks for another (`BOOK_SCALE=cpu pytest`).
 os.environ.setdefault("BOOK_SCALE", "smoke")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# PyTorch's OpenMP threads spin while they wait; on busy cores that stalls them (measured: a
+# chapter-2 step 30x slower). The kernels nbval starts inherit this; helpers.book sets it too.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture

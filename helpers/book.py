@@ -7,6 +7,8 @@ Two things the build needs that configuration alone cannot say:
   static page cannot replay: every redraw would become a line. Before any notebook runs, this
   tells tqdm (through its ``TQDM_*`` environment defaults, inherited by the kernels) not to draw
   until the bar is finished, so a page shows each bar once, in its final state.
+* **Threads wait passively.** ``OMP_WAIT_POLICY=PASSIVE`` for the kernels: PyTorch's OpenMP
+  threads otherwise spin while waiting, which stalls them on cores shared with other work.
 * **Executed notebooks are cached per scale and per helpers version.** Jupyter Book's cache
   keys on a notebook's code only, so a page executed at ``smoke`` scale would be reused by a
   ``cpu``-scale build, and outputs computed with old helpers by a build with new ones. The
@@ -74,6 +76,9 @@ def _page_context(app: Sphinx, pagename, templatename, context, doctree) -> None
 def setup(app: Sphinx) -> dict:
     os.environ.setdefault("TQDM_DELAY", "1e9")  # seconds before the first draw
     os.environ.setdefault("TQDM_MININTERVAL", "1e9")  # seconds between redraws
+    # PyTorch's OpenMP threads spin while they wait for each other; on a machine whose cores
+    # are busy with other work that made chapter 2's PyTorch page 10x slower. Sleep instead.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app.connect("config-inited", _per_scale_cache)
     # Priority 1: before the theme's own handlers.
     app.connect("html-page-context", _page_context, priority=1)

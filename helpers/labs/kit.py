@@ -17,6 +17,7 @@ look them up by key, and a test proves that every declared hint is produced by s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CheckFailed", "Checker", "Framework", "Hints", "checking"]
+__all__ = ["CheckFailed", "Checker", "Framework", "Hints", "checking", "explainer"]
 
 PASS_MARK = "✅"
 FAIL_MARK = "❌"
@@ -72,6 +73,31 @@ class Hints(Mapping[str, str]):
 
 def _no_explanation(error: BaseException) -> str | None:
     return None
+
+
+def explainer(
+    messages: Mapping[str, str],
+    hints: Mapping[str, str],
+    *,
+    types: Mapping[str, str] | None = None,
+) -> Callable[[BaseException], str | None]:
+    """A ``Framework.explain``: the hint for a framework error, or None.
+
+    ``types`` maps an exception's class name to a hint key; ``messages`` maps a regular
+    expression searched in the error's message to a hint key (first match wins). The keys are
+    looked up in ``hints`` when an error is explained, so every key must be declared there.
+    """
+    types = dict(types or {})
+
+    def explain(error: BaseException) -> str | None:
+        if type(error).__name__ in types:
+            return hints[types[type(error).__name__]]
+        for pattern, key in messages.items():
+            if re.search(pattern, str(error)):
+                return hints[key]
+        return None
+
+    return explain
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from labtools import adapter, check_calls, exercise_functions, source
+from labtools import checks as lab_checks
+from labtools import (
+    exercise_functions,
+    mistake_table_tests,
+    source,
+)
 
 from helpers.labs import CheckFailed
 from helpers.labs.lab02 import checks as lab02
@@ -386,39 +391,16 @@ JAX_MISTAKES = [
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
 
 
+(
+    test_check_catches_mistake_with_its_hint,
+    test_at_least_two_mistakes_per_exercise,
+    test_every_declared_hint_is_produced_by_a_mistake,
+) = mistake_table_tests(LAB, MISTAKES)
+
+
 def checks(framework: str) -> dict:
     """``{exercise (the function's name): its check}``, from the solution's check calls."""
-    module = adapter(LAB, framework)
-    calls = check_calls(source(LAB, framework))
-    return {function: getattr(module, check) for check, function in calls.items()}
-
-
-@pytest.mark.parametrize(
-    ("framework", "exercise", "wrong", "hint"),
-    [(fw, *m) for fw, mistakes in MISTAKES.items() for m in mistakes],
-    ids=[f"{fw}-{m[0]}-{m[2]}" for fw, ms in MISTAKES.items() for m in ms],
-)
-def test_check_catches_mistake_with_its_hint(framework, exercise, wrong, hint):
-    with pytest.raises(CheckFailed) as info:
-        checks(framework)[exercise](wrong)
-    assert info.value.exercise == exercise
-    assert info.value.hint == adapter(LAB, framework).HINTS[hint], info.value.message
-
-
-@pytest.mark.parametrize("framework", MISTAKES)
-def test_at_least_two_mistakes_per_exercise(framework):
-    counts = {
-        ex: sum(m[0] == ex for m in MISTAKES[framework]) for ex in checks(framework)
-    }
-    assert min(counts.values()) >= 2, counts
-
-
-@pytest.mark.parametrize("framework", MISTAKES)
-def test_every_declared_hint_is_produced_by_a_mistake(framework):
-    declared = set(adapter(LAB, framework).HINTS)
-    fed = {hint for _, _, hint in MISTAKES[framework]}
-    assert declared - fed == set(), "hints that no mistake in the table produces"
-    assert fed <= declared
+    return lab_checks(LAB, framework)
 
 
 # --- right answers that look different pass ------------------------------------------------------

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from helpers.labs.kit import Framework, Hints, checking
+from helpers.labs.kit import Framework, Hints, checking, explainer
 from helpers.labs.lab01 import checks as lab01
 
 __all__ = [
@@ -60,13 +60,11 @@ _MESSAGES = {
 }
 
 
-def _explain(error: BaseException) -> str | None:
-    if type(error).__name__ in _TRACER_ERRORS:
-        return HINTS["traced_value"]
-    for pattern, key in _MESSAGES.items():
-        if pattern in str(error):
-            return HINTS[key]
-    return None
+_explain = explainer(
+    _MESSAGES,
+    HINTS,
+    types=dict.fromkeys(_TRACER_ERRORS, "traced_value"),
+)
 
 
 def _to_numpy(value: object) -> np.ndarray:

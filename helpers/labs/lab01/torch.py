@@ -8,7 +8,6 @@ shows (a write through a view, gradients that accumulate).
 
 from __future__ import annotations
 
-import re
 from functools import partial
 from typing import Any
 
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from helpers.labs.kit import Framework, Hints, checking
+from helpers.labs.kit import Framework, Hints, checking, explainer
 from helpers.labs.lab01 import checks as lab01
 from helpers.torch.models import MLP
 
@@ -72,11 +71,7 @@ _ERRORS = {
 }
 
 
-def _explain(error: BaseException) -> str | None:
-    for pattern, key in _ERRORS.items():
-        if re.search(pattern, str(error)):
-            return HINTS[key]
-    return None
+_explain = explainer(_ERRORS, HINTS)
 
 
 def _side_effects(value: Any) -> str | None:

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from helpers.labs.kit import Framework, Hints
+from helpers.labs.kit import Framework, Hints, explainer
 from helpers.labs.lab02 import checks as lab02
 
 __all__ = ["check_attention", "check_linear_relu_backward", "check_lstm_step"]
@@ -49,11 +49,7 @@ _MESSAGES = {
 }
 
 
-def _explain(error: BaseException) -> str | None:
-    for pattern, key in _MESSAGES.items():
-        if pattern in str(error):
-            return HINTS[key]
-    return None
+_explain = explainer(_MESSAGES, HINTS)
 
 
 def _to_numpy(value: object) -> np.ndarray:

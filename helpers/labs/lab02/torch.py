@@ -8,14 +8,13 @@ error messages into hints.
 
 from __future__ import annotations
 
-import re
 from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from helpers.labs.kit import Framework, Hints
+from helpers.labs.kit import Framework, Hints, explainer
 from helpers.labs.lab02 import checks as lab02
 
 __all__ = ["check_attention", "check_linear_relu_backward", "check_lstm_step"]
@@ -50,11 +49,7 @@ _ERRORS = {
 }
 
 
-def _explain(error: BaseException) -> str | None:
-    for pattern, key in _ERRORS.items():
-        if re.search(pattern, str(error)):
-            return HINTS[key]
-    return None
+_explain = explainer(_ERRORS, HINTS)
 
 
 def _to_numpy(value: object) -> np.ndarray:

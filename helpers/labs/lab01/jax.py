@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from helpers.jax.labkit import lab_framework
 from helpers.labs.kit import Framework, Hints, checking, explainer
 from helpers.labs.lab01 import checks as lab01
 
@@ -67,20 +68,7 @@ _explain = explainer(
 )
 
 
-def _to_numpy(value: object) -> np.ndarray:
-    if not isinstance(value, jax.Array):
-        raise TypeError(type(value).__name__)
-    return np.asarray(value)
-
-
-JAX = Framework(
-    name="jax",
-    array_type="a jax.Array",
-    from_numpy=jnp.asarray,
-    to_numpy=_to_numpy,
-    hints=HINTS,
-    explain=_explain,
-)
+JAX = lab_framework(HINTS, _explain)
 
 
 # --- Exercise 5: a branch that jit can compile, a print that runs on every call ---------------

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from helpers.labs.kit import Framework, Hints, checking, explainer
 from helpers.labs.lab01 import checks as lab01
+from helpers.torch.labkit import lab_framework
 from helpers.torch.models import MLP
 
 __all__ = [
@@ -82,21 +83,7 @@ def _side_effects(value: Any) -> str | None:
     return None
 
 
-def _to_numpy(value: object) -> np.ndarray:
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(type(value).__name__)
-    return value.detach().cpu().numpy()
-
-
-TORCH = Framework(
-    name="torch",
-    array_type="a torch.Tensor",
-    from_numpy=torch.from_numpy,
-    to_numpy=_to_numpy,
-    hints=HINTS,
-    explain=_explain,
-    side_effects=_side_effects,
-)
+TORCH = lab_framework(HINTS, _explain, side_effects=_side_effects)
 
 
 # --- Exercise 5: a training step that only goes wrong on its second call ----------------------

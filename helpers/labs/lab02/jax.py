@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from helpers.labs.kit import Framework, Hints, explainer
+from helpers.jax.labkit import lab_framework
+from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab02 import checks as lab02
 
 __all__ = ["check_attention", "check_linear_relu_backward", "check_lstm_step"]
@@ -52,20 +53,7 @@ _MESSAGES = {
 _explain = explainer(_MESSAGES, HINTS)
 
 
-def _to_numpy(value: object) -> np.ndarray:
-    if not isinstance(value, jax.Array):
-        raise TypeError(type(value).__name__)
-    return np.asarray(value)
-
-
-JAX = Framework(
-    name="jax",
-    array_type="a jax.Array",
-    from_numpy=jnp.asarray,
-    to_numpy=_to_numpy,
-    hints=HINTS,
-    explain=_explain,
-)
+JAX = lab_framework(HINTS, _explain)
 
 
 def _autodiff_linear_relu(**arrays: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from helpers.labs.kit import Framework, Hints, explainer
+from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab02 import checks as lab02
+from helpers.torch.labkit import lab_framework
 
 __all__ = ["check_attention", "check_linear_relu_backward", "check_lstm_step"]
 
@@ -52,20 +53,7 @@ _ERRORS = {
 _explain = explainer(_ERRORS, HINTS)
 
 
-def _to_numpy(value: object) -> np.ndarray:
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(type(value).__name__)
-    return value.detach().cpu().numpy()
-
-
-TORCH = Framework(
-    name="torch",
-    array_type="a torch.Tensor",
-    from_numpy=torch.from_numpy,
-    to_numpy=_to_numpy,
-    hints=HINTS,
-    explain=_explain,
-)
+TORCH = lab_framework(HINTS, _explain)
 
 
 def _float64(**arrays: np.ndarray) -> dict[str, torch.Tensor]:

@@ -3,6 +3,7 @@
     python -m helpers.bench mnist --framework torch --scale cpu
     python -m helpers.bench mnist --framework both --repeat 3 \\
         --record chapters/01-introduction/bench.jsonl
+    python -m helpers.bench cifar10 --framework both --scale cpu --baseline
 
 Each line is one framework's run: the task's metrics plus the model, the protocol, the
 hardware, the library versions, the date and the git commit, so a figure in the book can name
@@ -41,7 +42,10 @@ from helpers.system import git_commit, hardware
 
 __all__ = ["PROTOCOL", "TASKS", "main", "run", "run_repeated"]
 
-TASKS = {"mnist": "run_mnist"}  # task -> function in helpers.<framework>.tasks
+# task -> function in helpers.<framework>.tasks, or "module.function" in helpers.<framework>
+TASKS = {"mnist": "run_mnist", "cifar10": "vision.run_cifar10"}
+# Tasks that can also time the seed-style data pipeline (``--baseline``).
+BASELINE_TASKS = {"cifar10"}
 FRAMEWORKS = {"torch": ("torch",), "jax": ("jax", "jaxlib", "flax", "optax")}
 PROTOCOL = (
     "train from scratch with a fixed seed at the named scale, evaluate once on the test "
@@ -67,8 +71,12 @@ def run(
     *,
     seed: int = 0,
     progress: bool = True,
+    baseline: bool = False,
 ) -> dict:
     """Run ``task`` once with ``framework`` at ``scale``; return the full record.
+
+    ``baseline=True`` (tasks in ``BASELINE_TASKS``) also times the seed-style data pipeline
+    on the same model and data in this process and records the speed-up.
 
     Raises ``ValueError`` for an unknown task or framework, and for ``gpu`` scale on a machine
     where the framework has no GPU (such a run must not be recorded as a gpu-scale result).
@@ -78,6 +86,10 @@ def run(
     if framework not in FRAMEWORKS:
         raise ValueError(
             f"unknown framework {framework!r}; choose from {', '.join(FRAMEWORKS)}"
+        )
+    if baseline and task not in BASELINE_TASKS:
+        raise ValueError(
+            f"--baseline is available for {', '.join(BASELINE_TASKS)} only"
         )
     scale = current_scale() if scale is None else scale
     fw = importlib.import_module(f"helpers.{framework}")
@@ -89,8 +101,10 @@ def run(
             "a gpu-scale record must come from a GPU (use --scale cpu on this machine)"
         )
     started = dt.datetime.now(dt.timezone.utc)
-    task_fn = getattr(fw.tasks, TASKS[task])
-    metrics = task_fn(sizes(task, scale), seed=seed, progress=progress)
+    module, _, name = TASKS[task].rpartition(".")
+    task_fn = getattr(getattr(fw, module or "tasks"), name)
+    extra = {"baseline": True} if baseline else {}
+    metrics = task_fn(sizes(task, scale), seed=seed, progress=progress, **extra)
     return {
         "task": task,
         "framework": framework,
@@ -113,6 +127,7 @@ def run_repeated(
     *,
     repeats: int = 1,
     progress: bool = True,
+    baseline: bool = False,
 ) -> dict:
     """``repeats`` runs with seeds ``0 .. repeats-1``: medians, and ``spread`` [min, max].
 
@@ -121,7 +136,8 @@ def run_repeated(
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     runs = [
-        run(task, framework, scale, seed=i, progress=progress) for i in range(repeats)
+        run(task, framework, scale, seed=i, progress=progress, baseline=baseline)
+        for i in range(repeats)
     ]
     if repeats == 1:
         return runs[0]
@@ -162,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         "--record", type=Path, metavar="FILE", help="also append the lines here"
     )
     parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also time the seed-style data pipeline (cifar10)",
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar on stderr"
     )
     args = parser.parse_args(argv)
@@ -176,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.scale,
                     repeats=args.repeat,
                     progress=not args.no_progress,
+                    baseline=args.baseline,
                 )
             )
     # A bad BOOK_SCALE, gpu scale without a GPU, data not found: say it plainly.

@@ -21,6 +21,7 @@ from pathlib import Path
 __all__ = [
     "SCALES",
     "BackpropSizes",
+    "Cifar10Sizes",
     "MnistSizes",
     "ScaleWarning",
     "SequenceSizes",
@@ -90,6 +91,37 @@ class SequenceSizes:
     learning_rate: float
     # Time steps over which RNN and LSTM gradient norms are measured.
     rnn_steps: int
+
+
+@dataclass(frozen=True)
+class Cifar10Sizes:
+    """Chapter 5 and ``helpers.bench cifar10``: the outline's CNN and the fast recipe."""
+
+    # None: all 50,000 training images (minus the validation split) / all 10,000 test images
+    train_examples: int | None
+    test_examples: int | None
+    # Taken from the end of the training split, never trained on.
+    val_examples: int
+    # The fast recipe: airbench-style net, SGD-Nesterov, label smoothing, crop + flip.
+    epochs: int
+    batch_size: int
+    # Channels of the stem, then of each of the three conv blocks.
+    widths: tuple[int, ...]
+    # Peak step size of the warmup-then-linear-decay schedule; warmup as a fraction of steps.
+    learning_rate: float
+    warmup: float
+    momentum: float
+    weight_decay: float
+    label_smoothing: float
+    # Random-crop padding, pixels on each side.
+    pad: int
+    # Steps timed for the seed-style DataLoader loop against the on-device loop (section 5.6).
+    baseline_steps: int
+    # The outline's CNN (section 5.2): examples, epochs, batch and Adam's step size.
+    outline_train_examples: int | None
+    outline_epochs: int
+    outline_batch_size: int
+    outline_learning_rate: float
 
 
 # One table for the whole course; later chapters add their task here, built with keywords.
@@ -186,6 +218,66 @@ _SIZES: dict[str, dict[str, object]] = {
         "smoke": TimingSizes(repeats=3, n=10_000),
         "cpu": TimingSizes(repeats=20, n=1_000_000),
         "gpu": TimingSizes(repeats=50, n=10_000_000),
+    },
+    # Chapter 5.
+    "cifar10": {
+        "smoke": Cifar10Sizes(
+            train_examples=3_000,
+            test_examples=1_000,
+            val_examples=500,
+            epochs=2,
+            batch_size=128,
+            widths=(16, 32, 64, 128),
+            learning_rate=0.2,
+            warmup=0.2,
+            momentum=0.9,
+            weight_decay=5e-4,
+            label_smoothing=0.2,
+            pad=2,
+            baseline_steps=4,
+            outline_train_examples=2_000,
+            outline_epochs=1,
+            outline_batch_size=100,
+            outline_learning_rate=1e-3,
+        ),
+        "cpu": Cifar10Sizes(
+            train_examples=None,
+            test_examples=None,
+            val_examples=5_000,
+            epochs=8,
+            batch_size=256,
+            widths=(16, 32, 64, 128),
+            learning_rate=0.2,
+            warmup=0.2,
+            momentum=0.9,
+            weight_decay=5e-4,
+            label_smoothing=0.2,
+            pad=2,
+            baseline_steps=40,
+            outline_train_examples=10_000,
+            outline_epochs=2,
+            outline_batch_size=100,
+            outline_learning_rate=1e-3,
+        ),
+        "gpu": Cifar10Sizes(
+            train_examples=None,
+            test_examples=None,
+            val_examples=5_000,
+            epochs=16,
+            batch_size=512,
+            widths=(32, 64, 256, 256),
+            learning_rate=0.2,
+            warmup=0.2,
+            momentum=0.9,
+            weight_decay=5e-4,
+            label_smoothing=0.2,
+            pad=2,
+            baseline_steps=100,
+            outline_train_examples=None,
+            outline_epochs=10,
+            outline_batch_size=100,
+            outline_learning_rate=1e-3,
+        ),
     },
 }
 

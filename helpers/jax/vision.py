@@ -1,0 +1,408 @@
+"""Fast image classification in JAX (chapter 5; reused by chapters 9 and 10): ``H.vision``.
+
+The JAX twin of ``helpers.torch.vision``: the whole data set on the device as
+``uint8 (N, H, W, C)``, crop + flip + normalisation of each batch inside one jitted train step
+with donated buffers, an NHWC Flax NNX network whose pooling is a reshape and a max, and the
+same recipe with Optax (label smoothing, SGD with Nesterov momentum, warmup then linear decay,
+flip test-time augmentation), after airbench (Jordan 2024, arXiv 2404.00498); the code is the
+course's own.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from tqdm import tqdm
+
+from helpers.data import load_cifar10
+from helpers.jax.runtime import default_device, seed_everything
+from helpers.metrics import History
+from helpers.scale import Cifar10Sizes
+from helpers.vision import (
+    channel_stats,
+    data_source,
+    per_sample_batches,
+    schedule_knots,
+)
+
+__all__ = [
+    "CifarNet",
+    "crop_flip",
+    "fit_fast",
+    "make_optimizer",
+    "predict_logits",
+    "random_crop_flip",
+    "run_cifar10",
+    "smoothed_cross_entropy",
+    "to_input",
+]
+
+
+def _check_nhwc(images: jax.Array, name: str = "images") -> None:
+    shape = getattr(images, "shape", None)
+    if shape is None or len(shape) != 4:
+        got = shape if shape is not None else type(images).__name__
+        raise ValueError(f"expected {name} as an array (B, H, W, C), got {got}")
+    if shape[-1] not in (1, 3):
+        raise ValueError(
+            f"expected {name} channels last (B, H, W, C) with C = 1 or 3, got shape "
+            f"{tuple(shape)}: convert NCHW with x.transpose(0, 2, 3, 1)"
+        )
+
+
+def crop_flip(
+    images: jax.Array, offsets: jax.Array, flips: jax.Array, pad: int
+) -> jax.Array:
+    """Crop every image of a batch at its own offset in its zero-padded copy; flip some.
+
+    ``images`` ``(B, H, W, C)`` (any dtype, uint8 in the recipe); ``offsets`` ``int (B, 2)``:
+    the (row, column) where each crop starts, in ``0 .. 2 * pad``; ``flips`` ``bool (B,)``:
+    mirror left-right. ``pad`` must be a Python int (static under ``jit``). A ``vmap`` of
+    ``dynamic_slice``: one gather for the batch. Equals
+    :func:`helpers.vision.crop_flip_reference`. Raises ``ValueError`` for a non-NHWC batch.
+    """
+    _check_nhwc(images)
+    _, h, w, c = images.shape
+    padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+
+    def one(image, offset, flip):  # (H + 2p, W + 2p, C) -> (H, W, C)
+        crop = jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (h, w, c))
+        return jnp.where(flip, crop[:, ::-1], crop)
+
+    return jax.vmap(one)(padded, offsets, flips)  # (B, H, W, C)
+
+
+def random_crop_flip(
+    images: jax.Array, pad: int, *, rngs: nnx.Rngs | jax.Array
+) -> jax.Array:
+    """:func:`crop_flip` with offsets uniform in ``0 .. 2 * pad`` and a flip with chance 1/2.
+
+    ``rngs``: a PRNG key (``jax.random.key``) or an ``nnx.Rngs`` to draw one from.
+    """
+    _check_nhwc(images)
+    key = rngs() if isinstance(rngs, nnx.Rngs) else rngs
+    k_offset, k_flip = jax.random.split(key)
+    b = images.shape[0]
+    offsets = jax.random.randint(k_offset, (b, 2), 0, 2 * pad + 1)
+    flips = jax.random.bernoulli(k_flip, 0.5, (b,))
+    return crop_flip(images, offsets, flips, pad)
+
+
+def to_input(images: jax.Array, mean: np.ndarray, std: np.ndarray) -> jax.Array:
+    """``uint8 (B, H, W, C)`` -> normalised ``float32 (B, H, W, C)``: NHWC is JAX's layout."""
+    _check_nhwc(images)
+    return (images.astype(jnp.float32) / 255.0 - jnp.asarray(mean)) / jnp.asarray(std)
+
+
+def _max_pool2(x: jax.Array) -> jax.Array:
+    """2x2 max-pool as a reshape and a max (faster on CPU than ``nnx.max_pool`` here)."""
+    b, h, w, c = x.shape
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))  # (B, H/2, W/2, C)
+
+
+class _ConvBN(nnx.Module):
+    def __init__(self, c_in: int, c_out: int, *, rngs: nnx.Rngs, pool: bool = False):
+        self.conv = nnx.Conv(c_in, c_out, (3, 3), padding=1, use_bias=False, rngs=rngs)
+        # Flax's momentum is the weight of the old running average: PyTorch's 0.1 is 0.9 here.
+        self.bn = nnx.BatchNorm(c_out, momentum=0.9, epsilon=1e-5, rngs=rngs)
+        self.pool = pool
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = self.conv(x)
+        if self.pool:
+            x = _max_pool2(x)
+        return jax.nn.gelu(self.bn(x), approximate=True)
+
+
+class CifarNet(nnx.Module):
+    """An airbench-style CIFAR-10 network: a stem and three conv blocks, BatchNorm, GELU.
+
+    ``widths = (stem, block1, block2, block3)``. Each block is conv 3x3, 2x2 max-pool, BN,
+    GELU, conv 3x3, BN, GELU; the head takes the maximum over the remaining 4x4 positions and
+    applies a linear layer without bias, scaled by ``logit_scale``. Input ``(B, 32, 32, 3)``
+    normalised, output logits ``(B, num_classes)``.
+    """
+
+    def __init__(
+        self,
+        widths: tuple[int, ...] = (16, 32, 64, 128),
+        num_classes: int = 10,
+        *,
+        logit_scale: float = 1 / 9,
+        rngs: nnx.Rngs,
+    ) -> None:
+        if len(widths) != 4:
+            raise ValueError(f"widths are (stem, block1, block2, block3), got {widths}")
+        self.stem = _ConvBN(3, widths[0], rngs=rngs)
+        self.blocks = nnx.List(
+            [
+                nnx.Sequential(
+                    _ConvBN(c_in, c_out, rngs=rngs, pool=True),
+                    _ConvBN(c_out, c_out, rngs=rngs),
+                )
+                for c_in, c_out in itertools.pairwise(widths)
+            ]
+        )
+        self.head = nnx.Linear(widths[-1], num_classes, use_bias=False, rngs=rngs)
+        self.logit_scale = logit_scale
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = self.stem(x)  # (B, 32, 32, w0)
+        for block in self.blocks:
+            x = block(x)  # (B, 16, 16, w), (B, 8, 8, w), (B, 4, 4, w)
+        x = x.max(axis=(1, 2))  # (B, w3): global max-pool
+        return self.head(x) * self.logit_scale  # (B, num_classes)
+
+
+def smoothed_cross_entropy(
+    logits: jax.Array, labels: jax.Array, smoothing: float
+) -> jax.Array:
+    """Mean cross-entropy against targets ``(1 - smoothing) * one_hot + smoothing / C``."""
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), smoothing)
+    return optax.softmax_cross_entropy(logits, targets).mean()
+
+
+def make_optimizer(
+    model: nnx.Module, sizes: Cifar10Sizes, total_steps: int
+) -> nnx.Optimizer:
+    """SGD with Nesterov momentum and L2 weight decay on a warmup/linear-decay schedule.
+
+    ``add_decayed_weights`` before ``sgd`` adds ``weight_decay * w`` to the gradient, as
+    PyTorch's ``SGD(weight_decay=...)`` does, so both halves take the same steps.
+    """
+    xs, ys = schedule_knots(total_steps, sizes.warmup)
+
+    def schedule(count):
+        return sizes.learning_rate * jnp.interp(count, jnp.array(xs), jnp.array(ys))
+
+    tx = optax.chain(
+        optax.add_decayed_weights(sizes.weight_decay),
+        optax.sgd(schedule, momentum=sizes.momentum, nesterov=True),
+    )
+    return nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+
+@functools.cache
+def _train_step(graphdef, pad: int, smoothing: float):
+    """One jitted step on the split (model, optimizer) state; the state's buffers are donated."""
+
+    @functools.partial(jax.jit, donate_argnums=0, static_argnames="batch_size")
+    def step(state, images, labels, order, i, key, mean, std, *, batch_size):
+        model, optimizer = nnx.merge(graphdef, state)
+        # Slicing inside the step: an eager order[a:b] would compile once per distinct (a, b).
+        idx = jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)  # (B,)
+        x = random_crop_flip(images[idx], pad, rngs=key)  # (B, H, W, C) uint8
+        y = labels[idx]
+
+        def loss_fn(model):
+            logits = model(to_input(x, mean, std))  # (B, 10)
+            return smoothed_cross_entropy(logits, y, smoothing), logits
+
+        (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+        optimizer.update(model, grads)
+        return nnx.state((model, optimizer)), loss, (logits.argmax(-1) == y).sum()
+
+    return step
+
+
+def fit_fast(
+    model: nnx.Module,
+    images: jax.Array,
+    labels: jax.Array,
+    sizes: Cifar10Sizes,
+    mean: np.ndarray,
+    std: np.ndarray,
+    *,
+    epochs: int | None = None,
+    max_steps: int | None = None,
+    rngs: jax.Array | None = None,
+    progress: bool = True,
+) -> History:
+    """Train with the recipe on ``images`` ``uint8 (N, H, W, C)`` already on the device.
+
+    Every epoch: a fresh permutation, then one jitted step per full batch (gather, crop +
+    flip, normalise, forward, smoothed loss, backward, SGD). ``rngs`` is a PRNG key (default
+    ``jax.random.key(0)``). ``max_steps`` stops early. Updates ``model`` in place and returns
+    a :class:`~helpers.metrics.History` whose ``first_step_seconds`` includes compilation.
+    """
+    _check_nhwc(images)
+    key = jax.random.key(0) if rngs is None else rngs
+    epochs = sizes.epochs if epochs is None else epochs
+    per_epoch = len(images) // sizes.batch_size
+    total = (
+        epochs * per_epoch if max_steps is None else min(max_steps, epochs * per_epoch)
+    )
+    optimizer = make_optimizer(model, sizes, epochs * per_epoch)
+    model.train()
+    graphdef, state = nnx.split((model, optimizer))
+    step = _train_step(graphdef, sizes.pad, sizes.label_smoothing)
+    mean, std = jnp.asarray(mean), jnp.asarray(std)
+    history, done = History(), 0
+    bar = tqdm(total=total, desc="train", unit="step", disable=not progress)
+    while done < total:
+        start = time.perf_counter()
+        key, k_perm = jax.random.split(key)
+        order = jax.random.permutation(k_perm, len(images))
+        losses, corrects = [], []
+        for i in range(min(per_epoch, total - done)):
+            key, k_step = jax.random.split(key)
+            state, loss, correct = step(
+                state, images, labels, order, i, k_step, mean, std,
+                batch_size=sizes.batch_size,
+            )  # fmt: skip
+            losses.append(loss)
+            corrects.append(correct)
+            if history.first_step_seconds is None:
+                history.first_step_seconds = time.perf_counter() - start
+                jax.block_until_ready(loss)
+                history.first_step_seconds = time.perf_counter() - start
+            bar.update()
+        step_losses = np.asarray(jnp.stack(losses)).tolist()  # waits for the last step
+        done += len(losses)
+        history.end_epoch(
+            len(history.epochs) + 1,
+            step_losses,
+            correct=int(jnp.stack(corrects).sum()),
+            seen=len(losses) * sizes.batch_size,
+            seconds=time.perf_counter() - start,
+        )
+    bar.close()
+    nnx.update((model, optimizer), state)
+    return history
+
+
+@functools.partial(nnx.jit, static_argnames="tta")
+def _logits(model: nnx.Module, x: jax.Array, tta: bool) -> jax.Array:
+    logits = model(x)
+    if tta:
+        logits = logits + model(x[:, :, ::-1])  # mirror along W in NHWC
+    return logits
+
+
+def predict_logits(
+    model: nnx.Module,
+    images: jax.Array,
+    mean: np.ndarray,
+    std: np.ndarray,
+    *,
+    tta: bool = False,
+    batch_size: int = 1000,
+) -> np.ndarray:
+    """Logits ``float32 (N, C)`` of ``uint8 (N, H, W, C)`` images, in evaluation mode.
+
+    ``tta=True`` adds the logits of each image's mirror image (test-time flip augmentation).
+    """
+    _check_nhwc(images)
+    model.eval()
+    out = [
+        np.asarray(_logits(model, to_input(images[i : i + batch_size], mean, std), tta))
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(out)
+
+
+def _baseline_rate(model, sizes: Cifar10Sizes, x, y, mean, std, steps: int) -> float:
+    """Images per second with per-sample host augmentation feeding a jitted step."""
+    optimizer = make_optimizer(model, sizes, steps)
+    model.train()
+    graphdef, state = nnx.split((model, optimizer))
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def step(state, xb, yb):
+        model, optimizer = nnx.merge(graphdef, state)
+
+        def loss_fn(model):
+            return smoothed_cross_entropy(model(xb), yb, sizes.label_smoothing)
+
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        optimizer.update(model, grads)
+        return nnx.state((model, optimizer)), loss
+
+    batches = per_sample_batches(
+        x, y, mean, std, batch_size=sizes.batch_size, pad=sizes.pad
+    )
+    start, done = None, 0
+    for _ in range(steps + 1):
+        xb, yb = next(batches)
+        state, loss = step(state, jnp.asarray(xb), jnp.asarray(yb))
+        if start is None:  # the first step compiles
+            jax.block_until_ready(loss)
+            start = time.perf_counter()
+        else:
+            done += len(yb)
+    jax.block_until_ready(loss)
+    return done / (time.perf_counter() - start)
+
+
+def run_cifar10(
+    sizes: Cifar10Sizes, *, seed: int = 0, progress: bool = True, baseline: bool = False
+) -> dict:
+    """``helpers.bench cifar10``: the recipe on CIFAR-10; test accuracy with and without TTA.
+
+    With ``baseline=True`` also times ``sizes.baseline_steps`` steps fed by per-sample host
+    augmentation (:func:`helpers.vision.per_sample_batches`) against as many on-device steps.
+    """
+    device = default_device()
+    with data_source() as source:
+        x, y = load_cifar10("train", limit=sizes.train_examples)
+        x_test, y_test = load_cifar10("test", limit=sizes.test_examples)
+    x, y = x[: len(x) - sizes.val_examples], y[: len(y) - sizes.val_examples]
+    mean, std = channel_stats(x)
+    images = jax.device_put(x, device)
+    labels = jax.device_put(y.astype(np.int32), device)
+    test = jax.device_put(x_test, device)
+    out: dict = {}
+    if baseline:
+        model = CifarNet(sizes.widths, rngs=nnx.Rngs(seed))
+        slow = _baseline_rate(model, sizes, x, y, mean, std, sizes.baseline_steps)
+        model = CifarNet(sizes.widths, rngs=nnx.Rngs(seed))
+        h = fit_fast(
+            model, images, labels, sizes, mean, std,
+            max_steps=sizes.baseline_steps + 1, rngs=jax.random.key(seed), progress=False,
+        )  # fmt: skip
+        steady = sum(r["seconds"] for r in h.epochs) - h.first_step_seconds
+        fast = sizes.baseline_steps * sizes.batch_size / steady
+        out = {
+            "baseline_steps": sizes.baseline_steps,
+            "seed_style_examples_per_second": round(slow, 1),
+            "on_device_examples_per_second": round(fast, 1),
+            "speedup_vs_seed_style": round(fast / slow, 3),
+        }
+    key = seed_everything(seed)
+    model = CifarNet(sizes.widths, rngs=nnx.Rngs(seed))
+    history = fit_fast(
+        model, images, labels, sizes, mean, std, rngs=key, progress=progress
+    )
+    accuracy = {}
+    for tta in (False, True):
+        logits = predict_logits(model, test, mean, std, tta=tta)
+        accuracy[tta] = float((logits.argmax(1) == y_test).mean())
+    steps = len(history.step_loss)
+    seconds = sum(r["seconds"] for r in history.epochs)
+    steady = seconds - history.first_step_seconds
+    per_step = steady / max(steps - 1, 1)
+    return {
+        "model": f"CifarNet {'-'.join(map(str, sizes.widths))}, SGD-Nesterov, "
+        f"label smoothing {sizes.label_smoothing}, crop+flip on device, NHWC, jit",
+        "data": source["data"],
+        "test_accuracy": round(accuracy[False], 4),
+        "test_accuracy_tta": round(accuracy[True], 4),
+        "train_seconds": round(steady + per_step, 2),
+        "first_step_seconds": round(history.first_step_seconds, 3),
+        "compile_seconds": round(max(history.first_step_seconds - per_step, 0.0), 2),
+        "train_examples_per_second": round((steps - 1) * sizes.batch_size / steady, 1),
+        "final_train_loss": round(history.last("train_loss"), 4),
+        "parameters": sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param))),
+        "train_examples": len(y),
+        "test_examples": len(y_test),
+        "epochs": len(history.epochs),
+        "batch_size": sizes.batch_size,
+        **out,
+    }

@@ -1,0 +1,423 @@
+"""Fast image classification in PyTorch (chapter 5; reused by chapters 9 and 10): ``H.vision``.
+
+The whole data set stays on the device as ``uint8 (N, H, W, C)``; each batch is cropped,
+flipped and normalised there, in one call for the whole batch; the network runs in
+``channels_last`` memory. The recipe (BatchNorm net, label smoothing, SGD with Nesterov
+momentum, warmup then linear decay, flip test-time augmentation) follows the ideas of airbench
+(Jordan 2024, "94% on CIFAR-10 in 3.29 seconds on a single GPU", arXiv 2404.00498) and of
+Page's DAWNBench entries before it; the code is the course's own. ``helpers.jax.vision`` is
+the same in JAX.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from helpers.data import load_cifar10
+from helpers.metrics import History
+from helpers.scale import Cifar10Sizes
+from helpers.torch.runtime import default_device, seed_everything, synchronize
+from helpers.vision import channel_stats, data_source, schedule_knots
+
+__all__ = [
+    "CifarNet",
+    "crop_flip",
+    "fit_fast",
+    "make_optimizer",
+    "predict_logits",
+    "random_crop_flip",
+    "run_cifar10",
+    "seed_style_loader",
+    "smoothed_cross_entropy",
+    "to_input",
+]
+__framework_only__ = ("seed_style_loader",)
+
+
+def _check_nhwc(images: torch.Tensor, name: str = "images") -> None:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        got = getattr(images, "shape", type(images).__name__)
+        raise ValueError(f"expected {name} as a tensor (B, H, W, C), got {got}")
+    if images.shape[-1] not in (1, 3):
+        raise ValueError(
+            f"expected {name} channels last (B, H, W, C) with C = 1 or 3, got shape "
+            f"{tuple(images.shape)}: convert NCHW with x.permute(0, 2, 3, 1)"
+        )
+
+
+def crop_flip(
+    images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pad: int
+) -> torch.Tensor:
+    """Crop every image of a batch at its own offset in its zero-padded copy; flip some.
+
+    ``images`` ``(B, H, W, C)`` (any dtype, uint8 in the recipe); ``offsets`` ``int (B, 2)``:
+    the (row, column) where each crop starts, in ``0 .. 2 * pad``; ``flips`` ``bool (B,)``:
+    mirror left-right. One gather for the whole batch, no Python loop over images. Equals
+    :func:`helpers.vision.crop_flip_reference`. Raises ``ValueError`` for a non-NHWC batch.
+    """
+    _check_nhwc(images)
+    b, h, w, _ = images.shape
+    padded = F.pad(images, (0, 0, pad, pad, pad, pad))  # (B, H + 2p, W + 2p, C)
+    rows = offsets[:, :1] + torch.arange(h, device=images.device)  # (B, H)
+    cols = offsets[:, 1:] + torch.arange(w, device=images.device)  # (B, W)
+    # A flipped image reads its columns right to left.
+    cols = torch.where(flips[:, None], cols.flip(1), cols)
+    batch = torch.arange(b, device=images.device)[:, None, None]
+    return padded[batch, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+
+
+def random_crop_flip(
+    images: torch.Tensor, pad: int, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """:func:`crop_flip` with offsets uniform in ``0 .. 2 * pad`` and a flip with chance 1/2.
+
+    ``generator`` must live on the images' device (``torch.Generator(device=...)``).
+    """
+    _check_nhwc(images)
+    b, device = images.shape[0], images.device
+    offsets = torch.randint(0, 2 * pad + 1, (b, 2), device=device, generator=generator)
+    flips = torch.rand(b, device=device, generator=generator) < 0.5
+    return crop_flip(images, offsets, flips, pad)
+
+
+def to_input(images: torch.Tensor, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
+    """``uint8 (B, H, W, C)`` -> normalised ``float32 (B, C, H, W)`` in channels_last memory.
+
+    The permute is free: an NHWC tensor seen as NCHW *is* channels_last, the layout
+    the CPU and GPU convolutions prefer.
+    """
+    _check_nhwc(images)
+    m = torch.as_tensor(mean, dtype=torch.float32, device=images.device)
+    s = torch.as_tensor(std, dtype=torch.float32, device=images.device)
+    x = (images.float() / 255.0 - m) / s  # (B, H, W, C)
+    return x.permute(0, 3, 1, 2)  # (B, C, H, W), channels_last strides
+
+
+def _conv_bn(c_in: int, c_out: int, device) -> list[nn.Module]:
+    return [
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False, device=device),
+        nn.BatchNorm2d(c_out, device=device),
+        nn.GELU(approximate="tanh"),
+    ]
+
+
+class CifarNet(nn.Module):
+    """An airbench-style CIFAR-10 network: a stem and three conv blocks, BatchNorm, GELU.
+
+    ``widths = (stem, block1, block2, block3)``. Each block is conv 3x3, 2x2 max-pool, BN,
+    GELU, conv 3x3, BN, GELU; the head takes the maximum over the remaining 4x4 positions and
+    applies a linear layer without bias, scaled by ``logit_scale``. Input ``(B, 3, 32, 32)``
+    normalised (channels_last is fastest), output logits ``(B, num_classes)``.
+    """
+
+    def __init__(
+        self,
+        widths: tuple[int, ...] = (16, 32, 64, 128),
+        num_classes: int = 10,
+        *,
+        logit_scale: float = 1 / 9,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        if len(widths) != 4:
+            raise ValueError(f"widths are (stem, block1, block2, block3), got {widths}")
+        self.stem = nn.Sequential(*_conv_bn(3, widths[0], device))
+        self.blocks = nn.ModuleList()
+        for c_in, c_out in itertools.pairwise(widths):
+            first, bn, act = _conv_bn(c_in, c_out, device)
+            self.blocks.append(
+                nn.Sequential(
+                    first, nn.MaxPool2d(2), bn, act, *_conv_bn(c_out, c_out, device)
+                )
+            )
+        self.head = nn.Linear(widths[-1], num_classes, bias=False, device=device)
+        self.logit_scale = logit_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)  # (B, w0, 32, 32)
+        for block in self.blocks:
+            x = block(x)  # (B, w, 16, 16), (B, w, 8, 8), (B, w, 4, 4)
+        x = x.amax(dim=(2, 3))  # (B, w3): global max-pool
+        return self.head(x) * self.logit_scale  # (B, num_classes)
+
+
+def smoothed_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, smoothing: float
+) -> torch.Tensor:
+    """Mean cross-entropy against targets ``(1 - smoothing) * one_hot + smoothing / C``."""
+    return F.cross_entropy(logits, labels, label_smoothing=smoothing)
+
+
+def make_optimizer(
+    model: nn.Module, sizes: Cifar10Sizes, total_steps: int
+) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LambdaLR]:
+    """SGD with Nesterov momentum and L2 weight decay, and its warmup/linear-decay schedule.
+
+    Call ``scheduler.step()`` after every ``optimizer.step()``.
+    """
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=sizes.learning_rate,
+        momentum=sizes.momentum,
+        nesterov=True,
+        weight_decay=sizes.weight_decay,
+    )
+    xs, ys = schedule_knots(total_steps, sizes.warmup)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: float(np.interp(step, xs, ys))
+    )
+    return optimizer, scheduler
+
+
+def fit_fast(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    sizes: Cifar10Sizes,
+    mean: np.ndarray,
+    std: np.ndarray,
+    *,
+    epochs: int | None = None,
+    max_steps: int | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+) -> History:
+    """Train with the recipe on ``images`` ``uint8 (N, H, W, C)`` already on the device.
+
+    Every epoch: a fresh permutation, then for each full batch a gather, crop + flip,
+    normalise, forward, smoothed loss, backward, SGD step. ``max_steps`` stops early (for
+    throughput measurements). Returns a :class:`~helpers.metrics.History` (seconds exclude
+    nothing but evaluation; ``first_step_seconds`` is the first step's time).
+    """
+    _check_nhwc(images)
+    epochs = sizes.epochs if epochs is None else epochs
+    per_epoch = len(images) // sizes.batch_size
+    total = (
+        epochs * per_epoch if max_steps is None else min(max_steps, epochs * per_epoch)
+    )
+    optimizer, scheduler = make_optimizer(model, sizes, epochs * per_epoch)
+    history, done = History(), 0
+    model.train()
+    bar = tqdm(total=total, desc="train", unit="step", disable=not progress)
+    while done < total:
+        start = time.perf_counter()
+        order = torch.randperm(len(images), device=images.device, generator=generator)
+        losses, correct, seen = [], torch.zeros((), device=images.device), 0
+        for i in range(min(per_epoch, total - done)):
+            idx = order[i * sizes.batch_size : (i + 1) * sizes.batch_size]
+            x = random_crop_flip(images[idx], sizes.pad, generator=generator)
+            y = labels[idx]
+            logits = model(to_input(x, mean, std))  # (B, 10)
+            loss = smoothed_cross_entropy(logits, y, sizes.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.detach())
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            if history.first_step_seconds is None:
+                history.first_step_seconds = time.perf_counter() - start
+            bar.update()
+        step_losses = torch.stack(synchronize(losses)).tolist()
+        done += len(losses)
+        history.end_epoch(
+            len(history.epochs) + 1,
+            step_losses,
+            correct=int(correct),
+            seen=seen,
+            seconds=time.perf_counter() - start,
+        )
+    bar.close()
+    return history
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    mean: np.ndarray,
+    std: np.ndarray,
+    *,
+    tta: bool = False,
+    batch_size: int = 1000,
+) -> np.ndarray:
+    """Logits ``float32 (N, C)`` of ``uint8 (N, H, W, C)`` images, in evaluation mode.
+
+    ``tta=True`` adds the logits of each image's mirror image (test-time flip augmentation).
+    """
+    _check_nhwc(images)
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = to_input(images[i : i + batch_size], mean, std)  # (b, C, H, W)
+        logits = model(x)
+        if tta:
+            logits = logits + model(x.flip(3))
+        out.append(logits.float().cpu().numpy())
+    return np.concatenate(out)
+
+
+class _PerSampleDataset(torch.utils.data.Dataset):
+    """The seed style: one PIL image at a time through torchvision's transforms."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+
+
+def seed_style_loader(
+    images: np.ndarray,
+    labels: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    *,
+    batch_size: int,
+    pad: int,
+    generator: torch.Generator | None = None,
+) -> torch.utils.data.DataLoader:
+    """The usual tutorial pipeline: a ``DataLoader`` over per-sample torchvision transforms.
+
+    ``RandomCrop(padding=pad)``, ``RandomHorizontalFlip``, ``ToTensor``, ``Normalize``, one
+    image at a time on the host; batches of ``float32 (B, C, H, W)``. The baseline the on-device
+    pipeline is measured against (PyTorch only: JAX has no loader of its own).
+    """
+    from torchvision import transforms
+
+    transform = transforms.Compose(
+        [
+            transforms.RandomCrop(images.shape[1], padding=pad),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(mean.tolist(), std.tolist()),
+        ]
+    )
+    dataset = _PerSampleDataset(images, labels, transform)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        generator=generator,
+    )
+
+
+def _baseline_rate(model, loader, sizes: Cifar10Sizes, device, steps: int) -> float:
+    """Images per second of the seed-style loop: loader + the same training step."""
+    optimizer, scheduler = make_optimizer(model, sizes, steps)
+    model.train()
+    batches = iter(loader)
+    start, done = None, 0
+    for _ in range(steps + 1):
+        x, y = next(batches)
+        x = x.to(device).contiguous(memory_format=torch.channels_last)
+        loss = smoothed_cross_entropy(model(x), y.to(device), sizes.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if start is None:  # the first step is warm-up, as in the on-device timing
+            synchronize(loss)
+            start = time.perf_counter()
+        else:
+            done += len(y)
+    synchronize(loss)
+    return done / (time.perf_counter() - start)
+
+
+def run_cifar10(
+    sizes: Cifar10Sizes, *, seed: int = 0, progress: bool = True, baseline: bool = False
+) -> dict:
+    """``helpers.bench cifar10``: the recipe on CIFAR-10; test accuracy with and without TTA.
+
+    With ``baseline=True`` also times ``sizes.baseline_steps`` steps of the seed-style
+    DataLoader loop and the same number of on-device steps, fresh models each, and reports
+    their img/s and ratio.
+    """
+    device = default_device()
+    with data_source() as source:
+        x, y = load_cifar10("train", limit=sizes.train_examples)
+        x_test, y_test = load_cifar10("test", limit=sizes.test_examples)
+    x, y = x[: len(x) - sizes.val_examples], y[: len(y) - sizes.val_examples]
+    mean, std = channel_stats(x)
+    images = torch.from_numpy(x).to(device)
+    labels = torch.from_numpy(y).long().to(device)
+    test = torch.from_numpy(x_test).to(device)
+    out: dict = {}
+    if baseline:
+        seed_everything(seed)
+        g = torch.Generator().manual_seed(seed)
+        loader = seed_style_loader(
+            x, y, mean, std, batch_size=sizes.batch_size, pad=sizes.pad, generator=g
+        )
+        model = CifarNet(sizes.widths, device=device).to(
+            memory_format=torch.channels_last
+        )
+        slow = _baseline_rate(model, loader, sizes, device, sizes.baseline_steps)
+        seed_everything(seed)
+        model = CifarNet(sizes.widths, device=device).to(
+            memory_format=torch.channels_last
+        )
+        h = fit_fast(
+            model, images, labels, sizes, mean, std,
+            max_steps=sizes.baseline_steps + 1,
+            generator=torch.Generator(device).manual_seed(seed),
+            progress=False,
+        )  # fmt: skip
+        steady = sum(r["seconds"] for r in h.epochs) - h.first_step_seconds
+        fast = sizes.baseline_steps * sizes.batch_size / steady
+        out = {
+            "baseline_steps": sizes.baseline_steps,
+            "seed_style_examples_per_second": round(slow, 1),
+            "on_device_examples_per_second": round(fast, 1),
+            "speedup_vs_seed_style": round(fast / slow, 3),
+        }
+    seed_everything(seed)
+    model = CifarNet(sizes.widths, device=device).to(memory_format=torch.channels_last)
+    history = fit_fast(
+        model, images, labels, sizes, mean, std,
+        generator=torch.Generator(device).manual_seed(seed),
+        progress=progress,
+    )  # fmt: skip
+    accuracy = {}
+    for tta in (False, True):
+        logits = predict_logits(model, test, mean, std, tta=tta)
+        accuracy[tta] = float((logits.argmax(1) == y_test).mean())
+    steps = len(history.step_loss)
+    seconds = sum(r["seconds"] for r in history.epochs)
+    steady = seconds - history.first_step_seconds
+    per_step = steady / max(steps - 1, 1)
+    return {
+        "model": f"CifarNet {'-'.join(map(str, sizes.widths))}, SGD-Nesterov, "
+        f"label smoothing {sizes.label_smoothing}, crop+flip on device, channels_last",
+        "data": source["data"],
+        "test_accuracy": round(accuracy[False], 4),
+        "test_accuracy_tta": round(accuracy[True], 4),
+        "train_seconds": round(steady + per_step, 2),
+        "first_step_seconds": round(history.first_step_seconds, 3),
+        # No compilation in eager PyTorch: what the first step costs beyond a steady one.
+        "compile_seconds": round(max(history.first_step_seconds - per_step, 0.0), 2),
+        "train_examples_per_second": round((steps - 1) * sizes.batch_size / steady, 1),
+        "final_train_loss": round(history.last("train_loss"), 4),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "train_examples": len(y),
+        "test_examples": len(y_test),
+        "epochs": len(history.epochs),
+        "batch_size": sizes.batch_size,
+        "threads": torch.get_num_threads(),
+        **out,
+    }

@@ -1,0 +1,134 @@
+"""Framework-free pieces of the CIFAR-10 recipe (chapter 5), shared by both halves of ``H.vision``.
+
+The normalisation statistics, the learning-rate schedule's knots, and a NumPy reference of the
+batched crop-and-flip augmentation that the PyTorch and JAX versions are tested against. The
+recipe follows the ideas of airbench (Jordan 2024, arXiv 2404.00498) and its predecessors; the
+code is the course's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+
+__all__ = [
+    "channel_stats",
+    "crop_flip_reference",
+    "data_source",
+    "lr_multiplier",
+    "per_sample_batches",
+    "schedule_knots",
+]
+
+
+def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of ``uint8 (N, H, W, C)`` images, in 0..1 units.
+
+    Compute them on the training split only. Returns two ``float32 (C,)`` arrays. Raises
+    ``ValueError`` for anything but a 4-D NHWC array.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(
+            f"expected images (N, H, W, C), got an array of shape {images.shape}"
+        )
+    x = images.astype(np.float64) / 255.0
+    mean = x.mean(axis=(0, 1, 2))
+    std = x.std(axis=(0, 1, 2))
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def schedule_knots(
+    total_steps: int, warmup: float, start: float = 0.1
+) -> tuple[list[float], list[float]]:
+    """The step-size multiplier as a piecewise-linear curve: ``(steps, multipliers)``.
+
+    It rises linearly from ``start`` to 1 over the first ``warmup`` fraction of ``total_steps``
+    and then falls linearly to 0 at the last step (a "one-cycle"-style triangle). Both halves
+    interpolate these knots (``np.interp`` / ``jnp.interp``). Raises ``ValueError`` for
+    ``total_steps < 1`` or ``warmup`` outside ``[0, 1)``.
+    """
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    if not 0 <= warmup < 1:
+        raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {warmup}")
+    peak = max(1.0, warmup * total_steps)
+    return [0.0, peak, float(total_steps)], [start, 1.0, 0.0]
+
+
+def lr_multiplier(step: int, total_steps: int, warmup: float) -> float:
+    """The multiplier of the peak step size at optimisation step ``step`` (0-based)."""
+    xs, ys = schedule_knots(total_steps, warmup)
+    return float(np.interp(step, xs, ys))
+
+
+def crop_flip_reference(
+    images: np.ndarray, offsets: np.ndarray, flips: np.ndarray, pad: int
+) -> np.ndarray:
+    """Reference for the batched augmentation, one image at a time, in NumPy.
+
+    ``images`` ``(B, H, W, C)``; ``offsets`` ``int (B, 2)``: the (row, column) where each
+    crop starts in the zero-padded image, each in ``0 .. 2 * pad``; ``flips`` ``bool (B,)``:
+    mirror left-right after cropping. Returns the same shape and dtype as ``images``.
+    """
+    images = np.asarray(images)
+    b, h, w, _ = images.shape
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    out = np.empty_like(images)
+    for i in range(b):
+        r, c = int(offsets[i, 0]), int(offsets[i, 1])
+        crop = padded[i, r : r + h, c : c + w]
+        out[i] = crop[:, ::-1] if flips[i] else crop
+    return out
+
+
+def per_sample_batches(
+    images: np.ndarray,
+    labels: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    *,
+    batch_size: int,
+    pad: int,
+    seed: int = 0,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The seed-style pipeline without PyTorch: augment one image at a time on the host.
+
+    Yields shuffled ``(float32 (B, H, W, C) normalised, int32 (B,))`` batches, each image
+    padded, cropped, maybe flipped and normalised by itself in Python, as a per-sample
+    ``Dataset`` does. It exists to be slow in the same way, for the JAX half's comparison.
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(images))
+    h, w = images.shape[1:3]
+    for start in range(0, len(order) - batch_size + 1, batch_size):
+        xs = []
+        for i in order[start : start + batch_size]:
+            img = np.pad(images[i], ((pad, pad), (pad, pad), (0, 0)))
+            r, c = rng.integers(0, 2 * pad + 1, size=2)
+            img = img[r : r + h, c : c + w]
+            if rng.random() < 0.5:
+                img = img[:, ::-1]
+            xs.append((img.astype(np.float32) / 255.0 - mean) / std)
+        idx = order[start : start + batch_size]
+        yield np.stack(xs), labels[idx].astype(np.int32)
+
+
+@contextlib.contextmanager
+def data_source() -> Iterator[dict[str, str]]:
+    """Record which CIFAR-10 copy the loads inside the block read: ``{"data": ...}``.
+
+    ``load_cifar10`` warns when it falls back to the JPEG re-encoded offline copy; this says so
+    in the benchmark record (and still shows the warning).
+    """
+    found = {"data": "CIFAR-10, canonical (lossless)"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield found
+    for w in caught:
+        if "JPEG" in str(w.message):
+            found["data"] = "CIFAR-10, JPEG re-encoded offline copy (lossy, all 60,000)"
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

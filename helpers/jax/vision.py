@@ -28,14 +28,18 @@ from helpers.scale import Cifar10Sizes
 from helpers.vision import (
     channel_stats,
     data_source,
+    lr_multiplier,
     per_sample_batches,
     schedule_knots,
 )
 
 __all__ = [
     "CifarNet",
+    "channel_stats",
     "crop_flip",
+    "data_source",
     "fit_fast",
+    "lr_multiplier",
     "make_optimizer",
     "predict_logits",
     "random_crop_flip",

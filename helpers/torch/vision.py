@@ -24,12 +24,15 @@ from helpers.data import load_cifar10
 from helpers.metrics import History
 from helpers.scale import Cifar10Sizes
 from helpers.torch.runtime import default_device, seed_everything, synchronize
-from helpers.vision import channel_stats, data_source, schedule_knots
+from helpers.vision import channel_stats, data_source, lr_multiplier, schedule_knots
 
 __all__ = [
     "CifarNet",
+    "channel_stats",
     "crop_flip",
+    "data_source",
     "fit_fast",
+    "lr_multiplier",
     "make_optimizer",
     "predict_logits",
     "random_crop_flip",

@@ -374,12 +374,17 @@ fig = H.plot_history(history, title="CifarNet on CIFAR-10, PyTorch")
 # %% [markdown] tags=["shared"]
 # ## 5.6 What made it fast
 #
-# The usual tutorial pipeline wraps the images in a `Dataset` whose `__getitem__` turns one
-# image into a PIL image, crops, flips, converts and normalises it with torchvision's
-# transforms, and a `DataLoader` stacks `batch_size` of them. Below, the same model, batch size
-# and training step fed three ways, each for `baseline_steps` steps after one warm-up step:
-# that per-sample pipeline; the on-device pipeline with a plain (channels-first) memory layout;
-# and the on-device pipeline with `channels_last`, as trained above.
+# The usual tutorial pipeline augments one image at a time on the host, in Python, and stacks
+# the results into a batch: a per-sample pipeline. Below, the same model, batch size and
+# training step are fed by such a pipeline and by the on-device pipeline of section 5.3, each
+# for `baseline_steps` steps after one warm-up step, and the images per second compared.
+
+# %% [markdown]
+# In PyTorch the per-sample pipeline is a `Dataset` whose `__getitem__` turns one image into a
+# PIL image and crops, flips, converts and normalises it with torchvision's transforms, and a
+# `DataLoader` that stacks `batch_size` of them (`H.vision.seed_style_loader`). A third row
+# feeds the on-device batches in a plain channels-first memory layout, to show what
+# `channels_last` adds.
 
 
 # %%

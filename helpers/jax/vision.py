@@ -41,12 +41,16 @@ __all__ = [
     "fit_fast",
     "lr_multiplier",
     "make_optimizer",
+    "per_sample_batches",
     "predict_logits",
     "random_crop_flip",
     "run_cifar10",
     "smoothed_cross_entropy",
     "to_input",
 ]
+# The seed-style comparison of PyTorch is its DataLoader (``seed_style_loader``); JAX has no
+# loader of its own, so its half offers the same per-sample pipeline written in NumPy.
+__framework_only__ = ("per_sample_batches",)
 
 
 def _check_nhwc(images: jax.Array, name: str = "images") -> None:
@@ -238,7 +242,7 @@ def fit_fast(
     """
     _check_nhwc(images)
     key = jax.random.key(0) if rngs is None else rngs
-    epochs = sizes.epochs if epochs is None else epochs
+    epochs = sizes.jax_epochs if epochs is None else epochs
     per_epoch = len(images) // sizes.batch_size
     total = (
         epochs * per_epoch if max_steps is None else min(max_steps, epochs * per_epoch)

@@ -1,0 +1,268 @@
+"""Lab 5 self-checks shared by both frameworks, written once on NumPy answers.
+
+Three exercises: the batched crop + flip augmentation (NHWC, one offset and one flip per
+image), the label-smoothed cross-entropy, and evaluation logits (no augmentation, evaluation
+mode). Each ``check_*`` takes the student's function, a :class:`~helpers.labs.kit.Framework`
+and what only the framework can provide (its library loss, a small model and the model's
+reference outputs); ``helpers.labs.lab05.torch`` and ``.jax`` bind them.
+
+The known mistakes are computed here in NumPy, one switch per mistake, on inputs where each
+changes the answer: crops at different offsets per image, asymmetric images, smoothing large
+enough that applying it twice shows, a model whose BatchNorm running statistics differ from
+its batch statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from helpers.labs.kit import Framework, Hints, checking
+from helpers.vision import crop_flip_reference
+
+__all__ = [
+    "HINTS",
+    "check_crop_flip",
+    "check_predict_logits",
+    "check_smoothed_cross_entropy",
+    "crop_cases",
+    "crop_mistake",
+    "smoothed_ce",
+]
+
+HINTS = Hints(
+    {
+        "nhwc": "the batch is NHWC, (B, H, W, C): pad and crop axes 1 (rows) and 2 "
+        "(columns), flip axis 2; the last axis holds the colour channels",
+        "same_offset": "each image has its own offset: crop image i at offsets[i] "
+        "(rows offsets[i, 0], columns offsets[i, 1]), not every image at offsets[0]",
+        "vertical_flip": "a horizontal flip mirrors left and right: reverse the columns "
+        "(axis 2 of NHWC), not the rows (axis 1), which turns images upside down",
+        "flip_missing": "flip the images whose flips[i] is True (mirror left-right), after "
+        "cropping",
+        "smoothing_twice": "smooth the one-hot targets once: target = (1 - s) * one_hot + "
+        "s / C; a library loss with label_smoothing= already does it, so do not pass it "
+        "targets you smoothed yourself",
+        "smoothing_c_minus_1": "label smoothing spreads s over all C classes, the true one "
+        "included: s / C, not s / (C - 1)",
+        "smoothing_missing": "mix the one-hot target with the uniform one: "
+        "(1 - s) * one_hot + s / C",
+        "loss_sum": "average the per-example losses over the batch (mean), do not sum them",
+        "augment_at_test": "no augmentation at test time: the same images must give the "
+        "same logits every call; normalise and run the model, nothing random",
+        "train_mode": "switch the model to evaluation mode first (model.eval()): in "
+        "training mode BatchNorm normalises with the batch's own statistics",
+        "not_normalised": "normalise the uint8 images as in training: "
+        "(x / 255 - mean) / std, per channel",
+        "test_flip": "evaluate the images as they are: flipping them at test time is "
+        "augmentation (flip TTA adds both logits; this exercise asks for plain ones)",
+    }
+)
+
+
+def _inputs(fw: Framework, *arrays: np.ndarray) -> list[Any]:
+    return [fw.from_numpy(np.ascontiguousarray(a).copy()) for a in arrays]
+
+
+# --- Exercise 1: crop and flip a batch ---------------------------------------------------------
+def crop_cases() -> list[dict[str, Any]]:
+    """Two batches ``uint8 (B, H, W, 3)`` with offsets that differ per image, some flipped."""
+    rng = np.random.default_rng(5)
+    cases = []
+    for b, h, w, pad in [(4, 6, 6, 2), (5, 8, 7, 1)]:
+        images = rng.integers(1, 256, size=(b, h, w, 3), dtype=np.uint8)
+        offsets = rng.integers(0, 2 * pad + 1, size=(b, 2))
+        offsets[1] = (2 * pad - offsets[0, 0], 2 * pad - offsets[0, 1])  # not all equal
+        offsets[0] = (0, 2 * pad)  # one offset away from the centre on both axes
+        flips = np.array([True, False, True, False, True][:b])
+        cases.append(dict(images=images, offsets=offsets, flips=flips, pad=pad))
+    return cases
+
+
+def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
+    """What a known mistake returns for ``case`` (``"right"``: the correct answer)."""
+    images, offsets, flips, pad = (
+        case[k] for k in ("images", "offsets", "flips", "pad")
+    )
+    if mistake == "same_offset":
+        offsets = np.repeat(offsets[:1], len(offsets), axis=0)
+    if mistake == "flip_missing":
+        flips = np.zeros_like(flips)
+    out = crop_flip_reference(images, offsets, np.zeros_like(flips), pad)
+    if mistake == "vertical_flip":
+        return np.where(flips[:, None, None, None], out[:, ::-1], out)
+    if mistake == "nhwc":  # flipped along the last axis, as if it were W of NCHW
+        return np.where(flips[:, None, None, None], out[..., ::-1], out)
+    return np.where(flips[:, None, None, None], out[:, :, ::-1], out)
+
+
+_CROP_MISTAKES = ("same_offset", "vertical_flip", "flip_missing", "nhwc")
+
+
+def check_crop_flip(fn: Callable, fw: Framework) -> None:
+    """``fn(images, offsets, flips, pad) -> (B, H, W, C)``, the same dtype as ``images``."""
+    with checking(
+        "crop_flip", fw, passed="every image cropped at its own offset and flipped"
+    ) as c:
+        for case in crop_cases():
+            images, offsets, flips = _inputs(
+                fw, case["images"], case["offsets"], case["flips"]
+            )
+            out = c.array(c.call(fn, images, offsets, flips, case["pad"]))
+            expected = crop_mistake(case, "right")
+            if out.shape != expected.shape:
+                raise c.fail(
+                    f"the result has shape {out.shape}, expected {expected.shape} "
+                    "(B, H, W, C), the shape of the input batch",
+                    c.hint("nhwc"),
+                )
+            keep = "keep the images' dtype, uint8: crop and flip only move pixels"
+            c.dtype(out, "uint8", keep)
+            c.close(
+                out,
+                expected,
+                what="a pixel",
+                rtol=0,
+                atol=0,
+                hint="crop image i from its zero-padded copy at rows offsets[i, 0] and "
+                "columns offsets[i, 1], then mirror left-right where flips[i]",
+                mistakes=[(c.hint(m), crop_mistake(case, m)) for m in _CROP_MISTAKES],
+            )
+
+
+# --- Exercise 2: the label-smoothed cross-entropy -----------------------------------------------
+def smooth_cases() -> list[dict[str, Any]]:
+    rng = np.random.default_rng(6)
+    return [
+        dict(
+            logits=(rng.normal(size=(b, c)) * 3).astype(np.float32),
+            labels=rng.integers(0, c, size=b),
+            smoothing=s,
+        )
+        for b, c, s in [(6, 10, 0.2), (5, 4, 0.3)]
+    ]
+
+
+def smoothed_ce(logits, labels, smoothing: float, mistake: str = "right") -> float:
+    """The mean smoothed cross-entropy in float64; ``mistake`` names a known wrong variant."""
+    logits = np.asarray(logits, np.float64)
+    c = logits.shape[1]
+    one_hot = np.eye(c)[labels]
+    s = smoothing
+    targets = {
+        "right": (1 - s) * one_hot + s / c,
+        "smoothing_twice": (1 - s) * ((1 - s) * one_hot + s / c) + s / c,
+        "smoothing_c_minus_1": (1 - s) * one_hot + (1 - one_hot) * s / (c - 1),
+        "smoothing_missing": one_hot,
+        "loss_sum": (1 - s) * one_hot + s / c,
+    }[mistake]
+    z = logits - logits.max(1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(1, keepdims=True))
+    per_example = -(targets * log_p).sum(1)
+    return float(per_example.sum() if mistake == "loss_sum" else per_example.mean())
+
+
+_SMOOTH_MISTAKES = (
+    "smoothing_twice",
+    "smoothing_c_minus_1",
+    "smoothing_missing",
+    "loss_sum",
+)
+
+
+def check_smoothed_cross_entropy(
+    fn: Callable, fw: Framework, *, library: Callable, int_dtype: Any
+) -> None:
+    """``fn(logits, labels, smoothing) -> scalar``, against ``library`` (the framework's loss).
+
+    ``library(logits, labels, smoothing)`` takes numpy and returns a float; ``int_dtype`` is
+    the labels' dtype in this framework (int64 in PyTorch, int32 in JAX).
+    """
+    with checking(
+        "smoothed_cross_entropy", fw, passed="equals the library's loss on two batches"
+    ) as c:
+        for case in smooth_cases():
+            logits, labels = _inputs(
+                fw, case["logits"], case["labels"].astype(int_dtype)
+            )
+            out = c.array(c.call(fn, logits, labels, case["smoothing"]))
+            if out.size != 1:
+                raise c.fail(
+                    f"expected one number (the mean loss), got shape {out.shape}",
+                    c.hint("loss_sum") if out.ndim == 1 else "",
+                )
+            expected = library(case["logits"], case["labels"], case["smoothing"])
+            reference = smoothed_ce(case["logits"], case["labels"], case["smoothing"])
+            assert abs(expected - reference) < 1e-4, "reference and library disagree"
+            c.close(
+                out.reshape(()),
+                expected,
+                what="the loss",
+                rtol=1e-4,
+                atol=1e-5,
+                hint="mean over the batch of -sum(target * log_softmax(logits))",
+                mistakes=[
+                    (
+                        c.hint(m),
+                        smoothed_ce(
+                            case["logits"], case["labels"], case["smoothing"], m
+                        ),
+                    )
+                    for m in _SMOOTH_MISTAKES
+                ],
+            )
+
+
+# --- Exercise 3: evaluation logits ------------------------------------------------------------
+def eval_cases() -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(7)
+    mean = np.array([0.49, 0.48, 0.45], np.float32)
+    std = np.array([0.25, 0.24, 0.26], np.float32)
+    return [
+        dict(images=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), mean=mean, std=std)
+        for n in (6, 4)
+    ]  # fmt: skip
+
+
+_EVAL_MISTAKES = ("train_mode", "not_normalised", "test_flip")
+
+
+def check_predict_logits(
+    fn: Callable, fw: Framework, *, make_model: Callable, reference: Callable
+) -> None:
+    """``fn(model, images, mean, std) -> logits (N, 10)`` in evaluation mode, no augmentation.
+
+    ``make_model()`` builds a small CifarNet (in training mode, with running statistics that
+    differ from batch statistics); ``reference(model, images, mean, std, mistake)`` returns its
+    logits as numpy, right (``"right"``) or as a known mistake computes them.
+    """
+    with checking(
+        "predict_logits", fw, passed="plain evaluation logits, the same every call"
+    ) as c:
+        for case in eval_cases():
+            model = make_model()
+            images, mean, std = case["images"], case["mean"], case["std"]
+            expected = reference(model, images, mean, std, "right")
+            wrong = {m: reference(model, images, mean, std, m) for m in _EVAL_MISTAKES}
+            outs = []
+            for _ in range(2):
+                model.train()  # as it is after training
+                (x,) = _inputs(fw, images)
+                outs.append(c.array(c.call(fn, model, x, mean, std)))
+            c.shape(outs[0], expected.shape, "one row of 10 logits per image")
+            if outs[0].shape == outs[1].shape and not np.allclose(outs[0], outs[1]):
+                raise c.fail(
+                    "the same images gave different logits on two calls",
+                    c.hint("augment_at_test"),
+                )
+            c.close(
+                outs[0],
+                expected,
+                what="a logit",
+                rtol=1e-3,
+                atol=1e-4,
+                hint="model.eval(), then the model on (images / 255 - mean) / std",
+                mistakes=[(c.hint(m), wrong[m]) for m in _EVAL_MISTAKES],
+            )

@@ -1,0 +1,114 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab 5: on-device augmentation and label smoothing in JAX
+#
+# Three exercises on chapter 5: crop and flip a whole batch at once on the device, the
+# label-smoothed cross-entropy written by hand, and the logits a trained model gives at test
+# time. Each exercise is a function. Replace the line `raise NotImplementedError(...)` with
+# your code, run the cell, then run the check below it: a check prints ✅ when your function is
+# right, or ❌ with what it expected and a hint.
+#
+# The checks call your function on small inputs of two different shapes and compare with
+# reference outputs (a per-image NumPy loop, `optax.smooth_labels` +
+# `optax.softmax_cross_entropy`, a small `H.vision.CifarNet` in evaluation mode); they never
+# look at your code. Images are `uint8` JAX arrays in NHWC order, `(B, H, W, C)`, as the
+# chapter keeps them on the device. The solved lab is `solutions/05-cifar10/in-jax.ipynb`.
+
+# %% tags=["remove-cell"]
+# Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
+# torch and jax are never reinstalled: Colab builds them for its CUDA.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    repo = "git+https://github.com/pytorch-jax-course/pytorch-jax-course"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+    from helpers.versions import colab_setup
+
+    colab_setup()
+
+# %%
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from helpers import jax as H
+
+# %% [markdown]
+# ## Exercise 1: crop and flip a batch
+#
+# `images` is a batch `(B, H, W, C)` of `uint8` images; `offsets` `(B, 2)` holds, for each
+# image, the row and column where its crop starts in the image padded with `pad` zero pixels
+# on every side (each in `0 .. 2 * pad`); `flips` `(B,)` is `True` where the crop must be
+# mirrored left-right. Return the `(B, H, W, C)` crops, `uint8`, for the whole batch at once:
+# write the crop of *one* padded image with `jax.lax.dynamic_slice` (its start may be a traced
+# value) and a `jnp.where` on its flip, then `jax.vmap` it over the batch. Each image has its
+# own offset; a horizontal flip reverses the columns.
+
+
+# %%
+def crop_flip(
+    images: jax.Array, offsets: jax.Array, flips: jax.Array, pad: int
+) -> jax.Array:
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab05.check_crop_flip(crop_flip)
+
+# %% [markdown]
+# ## Exercise 2: the label-smoothed cross-entropy
+#
+# With $C$ classes and smoothing $s$, the target of an example of class $y$ is
+# $t = (1 - s)\,\mathrm{onehot}(y) + s / C$, and its loss
+# $-\sum_k t_k \log \mathrm{softmax}(z)_k$. Return the mean over the batch, a 0-d array,
+# from `logits` `(B, C)` float32 and `labels` `(B,)` int32, without `optax.smooth_labels`
+# (the check compares with it): `jax.nn.log_softmax` and `jax.nn.one_hot` are allowed.
+
+
+# %%
+def smoothed_cross_entropy(
+    logits: jax.Array, labels: jax.Array, smoothing: float
+) -> jax.Array:
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab05.check_smoothed_cross_entropy(smoothed_cross_entropy)
+
+# %% [markdown]
+# ## Exercise 3: logits at test time
+#
+# After training, `model` (an `H.vision.CifarNet`) is still in training mode. Return its
+# logits `(N, 10)` for the `uint8` images `(N, H, W, C)`, normalised with the training
+# split's per-channel `mean` and `std` (NumPy arrays of 3 values, in 0..1 units) as in
+# training: `H.vision.to_input(images, mean, std)` does that. Evaluate: no augmentation and
+# BatchNorm with its running statistics (`model.eval()`).
+
+
+# %%
+def predict_logits(
+    model: nnx.Module, images: jax.Array, mean: np.ndarray, std: np.ndarray
+) -> jax.Array:
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab05.check_predict_logits(predict_logits)

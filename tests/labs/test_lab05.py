@@ -1,0 +1,204 @@
+"""Lab 5's typical mistakes: each one fails its check with the hint written for it.
+
+``MISTAKES`` lists, per framework, (exercise, a wrong solution, the key of the hint it must
+get); every hint the lab declares must be produced by at least one row. Also here: the NumPy
+references equal the helpers' batched versions and the libraries' losses, and every mistake
+changes the checks' answers.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from labtools import mistake_table_tests
+
+from helpers.jax import vision as jv
+from helpers.labs.lab05 import checks as lab05
+from helpers.torch import vision as tv
+
+LAB = "lab05"
+
+
+# --- PyTorch -------------------------------------------------------------------------------------
+def _t_crop(*, same_offset=False, flip_axis=2, flip=True):
+    def crop_flip(images, offsets, flips, pad):
+        if same_offset:
+            offsets = offsets[:1].expand(len(offsets), 2)
+        out = tv.crop_flip(images, offsets, torch.zeros_like(flips), pad)
+        if not flip:
+            return out
+        return torch.where(flips[:, None, None, None], out.flip(flip_axis), out)
+
+    return crop_flip
+
+
+def _t_crop_nchw_pad(images, offsets, flips, pad):
+    return F.pad(images, (pad, pad, pad, pad))  # pads W and C of an NHWC batch
+
+
+def _t_loss(kind):
+    def smoothed_cross_entropy(logits, labels, smoothing):
+        c = logits.shape[-1]
+        one_hot = F.one_hot(labels, c).float()
+        if kind == "twice":
+            targets = (1 - smoothing) * one_hot + smoothing / c
+            return F.cross_entropy(logits, targets, label_smoothing=smoothing)
+        if kind == "c_minus_1":
+            targets = (1 - smoothing) * one_hot + (1 - one_hot) * smoothing / (c - 1)
+        elif kind == "none":
+            targets = one_hot
+        else:
+            targets = (1 - smoothing) * one_hot + smoothing / c
+        per_example = -(targets * F.log_softmax(logits, -1)).sum(-1)
+        return per_example.sum() if kind == "sum" else per_example.mean()
+
+    return smoothed_cross_entropy
+
+
+def _t_predict(kind):
+    def predict_logits(model, images, mean, std):
+        if kind != "train_mode":
+            model.eval()
+        if kind == "augment":
+            images = tv.random_crop_flip(images, 2)
+        if kind == "flip":
+            images = images.flip(2)
+        if kind == "unnormalised":
+            mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
+        with torch.no_grad():
+            return model(tv.to_input(images, mean, std))
+
+    return predict_logits
+
+
+TORCH_MISTAKES = [
+    ("crop_flip", _t_crop(same_offset=True), "same_offset"),
+    ("crop_flip", _t_crop(flip_axis=1), "vertical_flip"),
+    ("crop_flip", _t_crop(flip=False), "flip_missing"),
+    ("crop_flip", _t_crop(flip_axis=3), "nhwc"),
+    ("crop_flip", _t_crop_nchw_pad, "nhwc"),
+    ("smoothed_cross_entropy", _t_loss("twice"), "smoothing_twice"),
+    ("smoothed_cross_entropy", _t_loss("c_minus_1"), "smoothing_c_minus_1"),
+    ("smoothed_cross_entropy", _t_loss("none"), "smoothing_missing"),
+    ("smoothed_cross_entropy", _t_loss("sum"), "loss_sum"),
+    ("predict_logits", _t_predict("augment"), "augment_at_test"),
+    ("predict_logits", _t_predict("train_mode"), "train_mode"),
+    ("predict_logits", _t_predict("unnormalised"), "not_normalised"),
+    ("predict_logits", _t_predict("flip"), "test_flip"),
+]
+
+
+# --- JAX -----------------------------------------------------------------------------------------
+def _j_crop(*, same_offset=False, flip_axis=2, flip=True):
+    def crop_flip(images, offsets, flips, pad):
+        if same_offset:
+            offsets = jnp.broadcast_to(offsets[:1], offsets.shape)
+        out = jv.crop_flip(images, offsets, jnp.zeros_like(flips), pad)
+        if not flip:
+            return out
+        return jnp.where(flips[:, None, None, None], jnp.flip(out, flip_axis), out)
+
+    return crop_flip
+
+
+def _j_crop_nchw_pad(images, offsets, flips, pad):
+    return jnp.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+
+
+def _j_loss(kind):
+    def smoothed_cross_entropy(logits, labels, smoothing):
+        c = logits.shape[-1]
+        one_hot = jax.nn.one_hot(labels, c)
+        targets = (1 - smoothing) * one_hot + smoothing / c
+        if kind == "twice":
+            targets = (1 - smoothing) * targets + smoothing / c
+        elif kind == "c_minus_1":
+            targets = (1 - smoothing) * one_hot + (1 - one_hot) * smoothing / (c - 1)
+        elif kind == "none":
+            targets = one_hot
+        per_example = -(targets * jax.nn.log_softmax(logits, -1)).sum(-1)
+        return per_example.sum() if kind == "sum" else per_example.mean()
+
+    return smoothed_cross_entropy
+
+
+def _j_predict(kind):
+    def predict_logits(model, images, mean, std):
+        if kind != "train_mode":
+            model.eval()
+        if kind == "augment":
+            key = jax.random.key(np.random.default_rng().integers(1 << 30))
+            images = jv.random_crop_flip(images, 2, rngs=key)
+        if kind == "flip":
+            images = images[:, :, ::-1]
+        if kind == "unnormalised":
+            mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
+        return model(jv.to_input(images, mean, std))
+
+    return predict_logits
+
+
+JAX_MISTAKES = [
+    ("crop_flip", _j_crop(same_offset=True), "same_offset"),
+    ("crop_flip", _j_crop(flip_axis=1), "vertical_flip"),
+    ("crop_flip", _j_crop(flip=False), "flip_missing"),
+    ("crop_flip", _j_crop(flip_axis=3), "nhwc"),
+    ("crop_flip", _j_crop_nchw_pad, "nhwc"),
+    ("smoothed_cross_entropy", _j_loss("twice"), "smoothing_twice"),
+    ("smoothed_cross_entropy", _j_loss("c_minus_1"), "smoothing_c_minus_1"),
+    ("smoothed_cross_entropy", _j_loss("none"), "smoothing_missing"),
+    ("smoothed_cross_entropy", _j_loss("sum"), "loss_sum"),
+    ("predict_logits", _j_predict("augment"), "augment_at_test"),
+    ("predict_logits", _j_predict("train_mode"), "train_mode"),
+    ("predict_logits", _j_predict("unnormalised"), "not_normalised"),
+    ("predict_logits", _j_predict("flip"), "test_flip"),
+]
+
+MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
+(
+    test_catches_mistake_with_its_hint,
+    test_at_least_two_mistakes_per_exercise,
+    test_every_declared_hint_is_produced_by_a_mistake,
+) = mistake_table_tests(LAB, MISTAKES)
+
+
+# --- the references --------------------------------------------------------------------------
+@pytest.mark.parametrize("case", lab05.crop_cases(), ids=["case0", "case1"])
+def test_crop_reference_equals_both_batched_versions(case):
+    args = (case["images"], case["offsets"], case["flips"])
+    expected = lab05.crop_mistake(case, "right")
+    t = tv.crop_flip(*(torch.from_numpy(a) for a in args), case["pad"]).numpy()
+    j = np.asarray(jv.crop_flip(*(jnp.asarray(a) for a in args), case["pad"]))
+    assert np.array_equal(t, expected) and np.array_equal(j, expected)
+
+
+def test_every_crop_mistake_changes_the_answer():
+    for case in lab05.crop_cases():
+        right = lab05.crop_mistake(case, "right")
+        for mistake in ("same_offset", "vertical_flip", "flip_missing", "nhwc"):
+            assert not np.array_equal(lab05.crop_mistake(case, mistake), right), mistake
+
+
+def test_smoothing_reference_equals_both_libraries_and_mistakes_differ():
+    for case in lab05.smooth_cases():
+        logits, labels, s = case["logits"], case["labels"], case["smoothing"]
+        ref = lab05.smoothed_ce(logits, labels, s)
+        lib = F.cross_entropy(
+            torch.from_numpy(logits).double(),
+            torch.from_numpy(labels),
+            label_smoothing=s,
+        ).item()
+        assert ref == pytest.approx(lib, rel=1e-9)
+        assert ref == pytest.approx(
+            float(
+                jv.smoothed_cross_entropy(jnp.asarray(logits), jnp.asarray(labels), s)
+            ),
+            rel=1e-5,
+        )
+        for mistake in ("smoothing_twice", "smoothing_c_minus_1", "smoothing_missing"):
+            wrong = lab05.smoothed_ce(logits, labels, s, mistake)
+            assert abs(wrong - ref) > 1e-2 * abs(ref), mistake

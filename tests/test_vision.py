@@ -1,0 +1,201 @@
+"""``H.vision`` (chapter 5), both halves: the batched augmentation equals the per-image NumPy
+reference, the recipe's pieces equal the libraries', bad input is refused with a clear message,
+and a framework half does not import its vision module until a notebook names it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers.scale import sizes
+from helpers.vision import (
+    channel_stats,
+    crop_flip_reference,
+    lr_multiplier,
+    per_sample_batches,
+    schedule_knots,
+)
+
+FRAMEWORKS = ["torch", "jax"]
+
+
+def _vision(framework: str):
+    if framework == "torch":
+        from helpers.torch import vision
+    else:
+        from helpers.jax import vision
+    return vision
+
+
+def _array(framework: str, a: np.ndarray):
+    if framework == "torch":
+        import torch
+
+        return torch.from_numpy(a)
+    import jax.numpy as jnp
+
+    return jnp.asarray(a)
+
+
+def _random_kw(framework: str, seed: int) -> dict:
+    if framework == "torch":
+        import torch
+
+        return {"generator": torch.Generator().manual_seed(seed)}
+    import jax
+
+    return {"rngs": jax.random.key(seed)}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_crop_flip_equals_the_per_image_reference(framework):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 5, 7, 3), dtype=np.uint8)
+    offsets = rng.integers(0, 5, (6, 2))
+    flips = rng.random(6) < 0.5
+    v = _vision(framework)
+    out = v.crop_flip(*(_array(framework, a) for a in (images, offsets, flips)), 2)
+    assert np.array_equal(
+        np.asarray(out), crop_flip_reference(images, offsets, flips, 2)
+    )
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_random_crop_flip_gives_valid_crops_that_differ_per_image(framework):
+    rng = np.random.default_rng(1)
+    images = rng.integers(1, 256, (64, 6, 6, 3), dtype=np.uint8)
+    v = _vision(framework)
+    out = np.asarray(
+        v.random_crop_flip(_array(framework, images), 1, **_random_kw(framework, 0))
+    )
+    again = np.asarray(
+        v.random_crop_flip(_array(framework, images), 1, **_random_kw(framework, 0))
+    )
+    assert np.array_equal(out, again), "the same seed or key gives the same batch"
+    found = set()
+    for i in range(len(images)):
+        for r in range(3):
+            for c in range(3):
+                for f in (False, True):
+                    ref = crop_flip_reference(
+                        images[i : i + 1], np.array([[r, c]]), np.array([f]), 1
+                    )
+                    if np.array_equal(out[i : i + 1], ref):
+                        found.add((r, c, f))
+    assert len(found) > 9, "offsets and flips should vary across the batch"
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_bad_layouts_are_refused_with_the_expected_layout(framework):
+    v = _vision(framework)
+    nchw = _array(framework, np.zeros((2, 3, 8, 8), np.uint8))
+    with pytest.raises(ValueError, match=r"channels last \(B, H, W, C\)"):
+        v.to_input(nchw, np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match=r"\(B, H, W, C\)"):
+        v.crop_flip(_array(framework, np.zeros((8, 8, 3), np.uint8)), None, None, 2)
+    with pytest.raises(ValueError, match="widths are"):
+        if framework == "torch":
+            v.CifarNet((8, 8))
+        else:
+            from flax import nnx
+
+            v.CifarNet((8, 8), rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_smoothed_cross_entropy_equals_the_formula(framework):
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(5, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, 5)
+    targets = 0.8 * np.eye(10)[labels] + 0.2 / 10
+    z = logits - logits.max(1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(1, keepdims=True))
+    expected = -(targets * log_p).sum(1).mean()
+    lab = labels.astype(np.int64 if framework == "torch" else np.int32)
+    v = _vision(framework)
+    got = v.smoothed_cross_entropy(
+        _array(framework, logits), _array(framework, lab), 0.2
+    )
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_cifarnet_maps_images_to_logits_and_tta_adds_the_mirror(framework):
+    v = _vision(framework)
+    images = np.random.default_rng(3).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    mean, std = channel_stats(images)
+    if framework == "torch":
+        model = v.CifarNet((4, 4, 4, 4))
+    else:
+        from flax import nnx
+
+        model = v.CifarNet((4, 4, 4, 4), rngs=nnx.Rngs(0))
+    x = _array(framework, images)
+    plain = v.predict_logits(model, x, mean, std)
+    mirrored = v.predict_logits(
+        model, _array(framework, images[:, :, ::-1].copy()), mean, std
+    )
+    tta = v.predict_logits(model, x, mean, std, tta=True)
+    assert plain.shape == (4, 10)
+    np.testing.assert_allclose(tta, plain + mirrored, rtol=1e-4, atol=1e-5)
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    xs, ys = schedule_knots(100, 0.2)
+    assert xs == [0.0, 20.0, 100.0] and ys == [0.1, 1.0, 0.0]
+    assert lr_multiplier(20, 100, 0.2) == 1.0 and lr_multiplier(100, 100, 0.2) == 0.0
+    assert lr_multiplier(10, 100, 0.2) == pytest.approx(0.55)
+    with pytest.raises(ValueError, match="warmup"):
+        schedule_knots(10, 1.5)
+    with pytest.raises(ValueError, match="total_steps"):
+        schedule_knots(0, 0.2)
+
+
+def test_torch_scheduler_follows_the_knots_that_optax_interpolates():
+    import torch
+
+    from helpers.torch import vision as tv
+
+    s = sizes("cifar10", "smoke")
+    opt, sched = tv.make_optimizer(torch.nn.Linear(2, 2), s, 50)
+    torch_lr = []
+    for _ in range(50):
+        torch_lr.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    expected = [s.learning_rate * lr_multiplier(i, 50, s.warmup) for i in range(50)]
+    np.testing.assert_allclose(torch_lr, expected, rtol=1e-6)
+
+
+def test_channel_stats_and_per_sample_batches():
+    images = np.random.default_rng(4).integers(0, 256, (10, 4, 4, 3), dtype=np.uint8)
+    mean, std = channel_stats(images)
+    assert mean.shape == std.shape == (3,) and mean.dtype == np.float32
+    with pytest.raises(ValueError, match=r"\(N, H, W, C\)"):
+        channel_stats(images[0])
+    batches = list(
+        per_sample_batches(images, np.arange(10), mean, std, batch_size=4, pad=1)
+    )
+    assert len(batches) == 2 and batches[0][0].shape == (4, 4, 4, 3)
+    assert batches[0][1].dtype == np.int32
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_importing_a_half_does_not_import_its_vision_module(framework):
+    code = (
+        f"import sys; from helpers import {framework} as H; "
+        f"assert 'helpers.{framework}.vision' not in sys.modules; "
+        "H.vision; "
+        f"assert 'helpers.{framework}.vision' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bench_refuses_baseline_for_tasks_without_one():
+    from helpers.bench import run
+
+    with pytest.raises(ValueError, match="--baseline is available for cifar10"):
+        run("mnist", "torch", "smoke", baseline=True)

@@ -227,8 +227,8 @@ _SIZES: dict[str, dict[str, object]] = {
     "cifar10": {
         "smoke": Cifar10Sizes(
             train_examples=2_000,
-            test_examples=1_000,
-            val_examples=250,
+            test_examples=500,
+            val_examples=500,
             epochs=2,
             jax_epochs=2,
             batch_size=125,

@@ -245,8 +245,8 @@ plt.show()
 # convolution, 2x2 max-pooling, BatchNorm and GELU, then a second convolution, BatchNorm and
 # GELU; the head takes the largest activation of each channel and maps it to ten logits. JAX
 # works in NHWC, the layout XLA's CPU convolutions use, so batches need no transposition. The
-# pooling is written as a reshape and a max, which XLA compiles to less work on this CPU than
-# `nnx.max_pool`'s general windowed reduction. One difference from PyTorch to keep in mind:
+# pooling is written as a reshape and a max, which ran faster than `nnx.max_pool`'s general
+# windowed reduction in the course's CPU measurements. One difference from PyTorch to keep in mind:
 # Flax's BatchNorm `momentum` is the weight of the *old* running average (0.9), PyTorch's the
 # weight of the new batch (0.1); the two are the same setting.
 
@@ -479,7 +479,8 @@ print(f"{'flip TTA at test time':46} {'':8} {acc_tta - acc_plain:+12.2%} accurac
 # %% [markdown]
 # The ratio is what moving the augmentation from per-image Python code into the compiled step
 # bought on this machine. On a CPU the convolutions dominate a step, so the pipeline matters
-# less than on a GPU, where a per-sample pipeline cannot keep up with the model at all. The
+# less than on a GPU, where the model's step is far shorter and a per-sample pipeline easily
+# becomes the bottleneck. The
 # recorded runs below (`python -m helpers.bench cifar10 --baseline`, from
 # [`bench.jsonl`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/chapters/05-cifar10/bench.jsonl))
 # train each framework at `cpu` scale on the full test set, in one process per command.

@@ -453,11 +453,11 @@ for name, rate in rates.items():
 print(f"{'flip TTA at test time':46} {'':8} {acc_tta - acc_plain:+12.2%} accuracy")
 
 # %% [markdown]
-# Read the table from the top: the first ratio is what moving the augmentation from
+# Read the table from the top: the second row's ratio is what moving the augmentation from
 # per-image Python code to one batched operation on the device bought on this machine, the
-# second what the memory layout added. On a CPU the convolutions dominate a step, so the
-# pipeline matters less than on a GPU, where a per-sample loader cannot keep up with the
-# model at all. The recorded runs below (`python -m helpers.bench cifar10 --baseline`, from
+# third row's what `channels_last` added on top. On a CPU the convolutions dominate a step,
+# so the pipeline matters less than on a GPU, where the model's step is far shorter and a
+# per-sample loader easily becomes the bottleneck. The recorded runs below (`python -m helpers.bench cifar10 --baseline`, from
 # [`bench.jsonl`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/chapters/05-cifar10/bench.jsonl))
 # train each framework at `cpu` scale on the full test set, in one process per command.
 

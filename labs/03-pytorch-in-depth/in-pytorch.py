@@ -82,8 +82,9 @@ H.lab03.check_dataset(DigitDataset)
 # Write `train_step(model, optimizer, x, y)`: one step of gradient descent on the batch
 # `x` `(B, ...)` with integer labels `y` `(B,)`, using the mean cross-entropy of the model's
 # logits `(B, C)` (`F.cross_entropy`). Return the loss of the batch, computed before the
-# update (a 0-d tensor, or a Python float). The check runs three steps from the same start and
-# compares the parameters with the right ones: remember that `.grad` accumulates.
+# update, as a 0-d tensor (`loss.detach()`, not `loss.item()`). The check runs three steps
+# from the same start and compares the parameters with the right ones: remember that `.grad`
+# accumulates.
 
 
 # %%

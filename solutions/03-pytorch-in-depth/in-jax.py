@@ -86,7 +86,7 @@ H.lab03.check_dataset(DigitDataset)
 # one step of gradient descent on the batch `x` `(B, ...)` with integer labels `y` `(B,)`,
 # using the mean cross-entropy of the model's logits `(B, C)`
 # (`optax.softmax_cross_entropy_with_integer_labels`). Return the loss of the batch,
-# computed before the update (a 0-d array, or a Python float). The check runs three steps
+# computed before the update, as a 0-d array. The check runs three steps
 # from the same start and compares the parameters with the right ones. You may compile it
 # with `@nnx.jit`.
 

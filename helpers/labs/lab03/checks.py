@@ -107,10 +107,8 @@ class Ops:
 
 
 def _scalar(c: Checker, value: Any, what: str) -> float:
-    """A Python float, or a framework array holding one number; fail otherwise."""
-    if isinstance(value, float):
-        return float(value)
-    arr = c.array(value, f"{what} as a Python float or a one-number {c.fw.array_type}")
+    """The number in a one-number framework array (the loss tensor); fail otherwise."""
+    arr = c.array(value, f"{what} as a one-number {c.fw.array_type}")
     c.expect(arr.size == 1, f"{what} has shape {arr.shape}, expected one number")
     number = float(arr.reshape(()))
     c.expect(np.isfinite(number), f"{what} is {number}, not a finite number")

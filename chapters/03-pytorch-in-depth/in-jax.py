@@ -241,7 +241,7 @@ print("parameters:", H.count_params(mlp))
 bn = nnx.BatchNorm(4, rngs=nnx.Rngs(0))
 print(
     "BatchNorm state:",
-    {type(v).__name__: k for k, v in vars(bn).items() if isinstance(v, nnx.Variable)},
+    [(k, type(v).__name__) for k, v in vars(bn).items() if isinstance(v, nnx.Variable)],
 )
 
 # %% [markdown]

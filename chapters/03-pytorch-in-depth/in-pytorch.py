@@ -155,6 +155,10 @@ print(
 # Today any floating-point tensor can be a leaf of the graph.
 
 # %%
+old = torch.autograd.Variable(torch.ones(2), requires_grad=True)  # the outline's name
+print(
+    "Variable(...) returns a", type(old).__name__, "| requires_grad:", old.requires_grad
+)
 x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)  # (3,), a leaf
 y = (x**2).sum()  # the graph: pow -> sum, recorded as it runs
 print("y.grad_fn:", y.grad_fn, "->", y.grad_fn.next_functions[0][0])
@@ -750,11 +754,15 @@ print(
 )
 
 # %% [markdown]
-# The numbers above are this machine's. Compilation helps when Python dispatch and memory
-# traffic dominate (many small elementwise operations it can fuse into one loop) and when a
-# function runs many times; it does not pay when a run is short, when the time goes into a few
-# large matrix products that already call an optimised library, or when shapes keep changing
-# (each new shape can trigger a recompilation).
+# The numbers above are this machine's, and they move: `inductor` keeps compiled kernels in an
+# on-disk cache, so running this page a second time makes the first call much shorter, and on
+# two cores shared with other jobs a step of a few milliseconds varies from run to run (in
+# this course's runs the compiled MLP step came out faster than eager on one and slower on
+# another). Compilation helps when Python dispatch and memory traffic dominate (many small
+# elementwise operations it can fuse into one loop) and when a function runs many times; it
+# does not pay when a run is short, when the time goes into a few large matrix products that
+# already call an optimised library, or when shapes keep changing (each new shape can trigger
+# a recompilation).
 
 # %% [markdown] tags=["shared"]
 # ## Summary

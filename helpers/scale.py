@@ -277,6 +277,11 @@ _SIZES: dict[str, dict[str, object]] = {
             learning_rate=2e-3,
         ),
     },
+    "timing": {
+        "smoke": TimingSizes(repeats=3, n=10_000),
+        "cpu": TimingSizes(repeats=20, n=1_000_000),
+        "gpu": TimingSizes(repeats=50, n=10_000_000),
+    },
     # Chapter 3 (the CNN's own sizes are "mnist_cnn" above).
     "depth": {
         "smoke": DepthSizes(
@@ -318,11 +323,6 @@ _SIZES: dict[str, dict[str, object]] = {
             compile_backend="inductor",
             timing_repeats=50,
         ),
-    },
-    "timing": {
-        "smoke": TimingSizes(repeats=3, n=10_000),
-        "cpu": TimingSizes(repeats=20, n=1_000_000),
-        "gpu": TimingSizes(repeats=50, n=10_000_000),
     },
 }
 

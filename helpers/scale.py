@@ -207,7 +207,11 @@ _SIZES: dict[str, dict[str, object]] = {
     # Chapter 4 (its MNIST runs use "mnist" and chapter 3's CNN sizes).
     "transforms": {
         "smoke": TransformSizes(
-            jacobian_width=200, repeats=3, batch_size=64, parallel_steps=5, loop_steps=50
+            jacobian_width=200,
+            repeats=3,
+            batch_size=64,
+            parallel_steps=5,
+            loop_steps=50,
         ),
         "cpu": TransformSizes(
             jacobian_width=1_000,

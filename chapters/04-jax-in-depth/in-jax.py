@@ -220,7 +220,8 @@ for name, t_f, t_r in rows:
 # the tall one, by up to the factor of passes saved; the table says whether it did here. At
 # small sizes the fixed cost of each call can hide the difference, so compare the `cpu`-scale
 # page.
-#
+
+# %% [markdown] tags=["shared"]
 # ## 4.2 Compilation: tracing, recompilation and control flow
 #
 # A compiler for array programs first needs the program. Calling the compiled function the first
@@ -370,7 +371,8 @@ for name, t in timings.items():
 # %% [markdown] tags=["shared"]
 # On a CPU the device *is* the host, so the difference is small; on a GPU every read is a
 # synchronisation that stalls the queue of kernels, and the gap grows.
-#
+
+# %% [markdown] tags=["shared"]
 # ## 4.3 Vectorising: per-example gradients
 #
 # A **vectorising map** turns a function written for one example into one for a batch: it
@@ -493,7 +495,8 @@ print("fold_in:", [round(float(jax.random.uniform(k)), 4) for k in step_keys])
 # Why no global seed: a global generator is state that a compiled, vectorised or parallel
 # function cannot see change; a key is an ordinary input, so the result of a function depends
 # only on its arguments, and parallel workers each get a key of their own without coordination.
-#
+
+# %% [markdown]
 # ## 4.5 Parallelism: meshes and sharding
 #
 # JAX's current way to run on several devices is to describe **where the data lives** and let

@@ -208,7 +208,8 @@ for name, t_f, t_r in rows:
 # the tall one, by up to the factor of passes saved; the table says whether it did here. At
 # small sizes the fixed cost of each call can hide the difference, so compare the `cpu`-scale
 # page.
-#
+
+# %% [markdown] tags=["shared"]
 # ## 4.2 Compilation: tracing, recompilation and control flow
 #
 # A compiler for array programs first needs the program. Calling the compiled function the first
@@ -331,7 +332,8 @@ for name, t in timings.items():
 # %% [markdown] tags=["shared"]
 # On a CPU the device *is* the host, so the difference is small; on a GPU every read is a
 # synchronisation that stalls the queue of kernels, and the gap grows.
-#
+
+# %% [markdown] tags=["shared"]
 # ## 4.3 Vectorising: per-example gradients
 #
 # A **vectorising map** turns a function written for one example into one for a batch: it
@@ -415,7 +417,8 @@ plt.show()
 # %% [markdown]
 # Opacus, PyTorch's DP-SGD library, computes these norms with hooks on each layer instead of
 # `vmap`; `torch.func` is the general tool.
-#
+
+# %% [markdown] tags=["shared"]
 # ## 4.4 Pytrees and explicit randomness
 #
 # Parameters are rarely one array: a model holds a nested structure of them. A **pytree** is
@@ -469,7 +472,8 @@ print("vmap randomness modes: 'error' (default), 'different', 'same'")
 # Inside `torch.func.vmap`, random operations raise an error unless you say whether each
 # example gets different numbers or the same (`randomness="different"` or `"same"`); JAX
 # needs no such switch, since a key is an ordinary input that you split or broadcast.
-#
+
+# %% [markdown]
 # ## 4.5 Parallelism: meshes and sharding
 #
 # JAX's current way to run on several devices is to describe **where the data lives** and let

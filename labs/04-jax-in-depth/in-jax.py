@@ -96,15 +96,21 @@ H.lab04.check_per_example_grad_norms(per_example_grad_norms)
 # %% [markdown]
 # ## Exercise 2: a Flax NNX network
 #
-# Return an NNX module for `seed`: three `nnx.Linear` layers of sizes 4 → 16 → 16 → 3, with a
+# Write the network's class, then return one for `seed`: three `nnx.Linear` layers of sizes 4 → 16 → 16 → 3, with a
 # ReLU after each of the first two, mapping `(B, 4)` to logits `(B, 3)`. Create the layers in
 # that order from **one** `nnx.Rngs(seed)`: the check compares your network's outputs with
 # its own, built that way.
 
 
 # %%
-# YOUR CODE HERE
-raise NotImplementedError("Exercise: replace this line with your code")
+class MLP(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs):
+        # YOUR CODE HERE
+        raise NotImplementedError("Exercise: replace this line with your code")
+
+    def __call__(self, x: jax.Array) -> jax.Array:  # (B, 4) -> (B, 3)
+        # YOUR CODE HERE
+        raise NotImplementedError("Exercise: replace this line with your code")
 
 
 def build_mlp(seed: int) -> nnx.Module:

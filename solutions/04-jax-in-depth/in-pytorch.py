@@ -91,28 +91,28 @@ H.lab04.check_per_example_grad_norms(per_example_grad_norms)
 # %% [markdown]
 # ## Exercise 2: an `nn.Module` network
 #
-# Return a network for `seed`: three `nn.Linear` layers of sizes 4 → 16 → 16 → 3, with a ReLU
+# Write the network's class, then return one for `seed`: three `nn.Linear` layers of sizes 4 → 16 → 16 → 3, with a ReLU
 # after each of the first two, mapping `(B, 4)` to logits `(B, 3)`. Seed the global generator
 # **once**, `torch.manual_seed(seed)`, then create the layers in that order: the check
 # compares your network's outputs with its own, built that way.
 
 
 # %%
-### BEGIN SOLUTION
 class MLP(nn.Module):
     def __init__(self):
         super().__init__()
+        ### BEGIN SOLUTION
         self.linear1 = nn.Linear(4, 16)
         self.linear2 = nn.Linear(16, 16)
         self.linear3 = nn.Linear(16, 3)
+        ### END SOLUTION
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 4) -> (B, 3)
+        ### BEGIN SOLUTION
         x = F.relu(self.linear1(x))
         x = F.relu(self.linear2(x))
         return self.linear3(x)
-
-
-### END SOLUTION
+        ### END SOLUTION
 
 
 def build_mlp(seed: int) -> nn.Module:

@@ -24,6 +24,7 @@ from jax.sharding import PartitionSpec as P
 from labtools import mistake_table_tests
 from torch import nn
 
+from helpers.labs import CheckFailed
 from helpers.labs.lab04 import checks as lab04
 from helpers.labs.lab04 import jax as lab04_jax
 from helpers.labs.lab04 import torch as lab04_torch
@@ -264,9 +265,10 @@ def test_jax_reference_model_is_one_rngs_in_layer_order():
     )
 
 
-def test_torch_check_accepts_a_python_float_loss(capsys):
+def test_a_python_float_loss_is_rejected_with_a_hint():
     def train_step(model, optimizer, x, y):
         return _t_step()(model, optimizer, x, y).item()
 
-    lab04_torch.check_train_step(train_step)
-    assert "passed" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="got a float") as info:
+        lab04_torch.check_train_step(train_step)
+    assert "loss.item()" in info.value.hint

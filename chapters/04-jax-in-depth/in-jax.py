@@ -281,6 +281,8 @@ print(f"5 calls with p in 1, 2, 3: {len(compiles) - before} compilations")
 # `lax.cond` (one of two functions), `lax.switch` (one of many), or `jnp.where` (both computed,
 # one selected element-wise); loop with `lax.fori_loop` or `lax.scan` (which also stacks the
 # per-step outputs), so that the loop is compiled once instead of unrolled.
+# (PyTorch's compiler takes the other road: it splits the graph at such an `if` and runs that
+# piece in Python, a "graph break" its page counts.)
 
 
 # %%
@@ -336,7 +338,8 @@ for v in (1.0, 2.0):
 # %% [markdown]
 # **Donation** lets the compiled function write its output into an input's memory, which
 # halves the memory of an update `params = step(params)`. The donated input is deleted: using it
-# again is an error. (The CPU backend may ignore donation and warn; GPUs and TPUs use it.)
+# again is an error. (A backend that cannot reuse the buffer warns and copies instead.)
+# PyTorch needs no donation: its tensors are mutable, and optimizers update them in place.
 
 # %%
 step_fn = jax.jit(lambda p: p - 0.1 * p, donate_argnums=0)
@@ -507,6 +510,8 @@ print("fold_in:", [round(float(jax.random.uniform(k)), 4) for k in step_keys])
 # The mesh below is built from the CPU devices explicitly, so it also works on a GPU runtime.
 # `Auto` axes leave the placement of intermediate results to the compiler (the newer
 # `Explicit` axes, `make_mesh`'s default, make every sharding part of the types).
+# PyTorch cannot simulate devices inside one process like this: each of its data-parallel
+# devices is a process, so its page shows the same arithmetic on one process instead.
 
 # %%
 devices = jax.devices("cpu")[:8]
@@ -729,8 +734,12 @@ tx = optax.chain(
 mask = decay_mask(nnx.state(tiny, nnx.Param))
 print(
     "weight decay on:",
-    {"/".join(map(str, k)): bool(v[...]) for k, v in nnx.to_flat_state(mask)},
+    {jax.tree_util.keystr(k): m for k, m in jax.tree.leaves_with_path(mask)},
 )
+tiny_opt = nnx.Optimizer(tiny, tx, wrt=nnx.Param)  # the chain, used like any optimizer
+grads = nnx.grad(lambda m: jnp.mean(m(xt) ** 2))(tiny)
+tiny_opt.update(tiny, grads)
+print("one step of the chain: step", int(tiny_opt.step[...]))
 
 # %% [markdown]
 # Now MNIST, with both networks. The loop is the course's `H.fit` (chapter 1 wrote it out);

@@ -110,12 +110,17 @@ def _j_dp(reduce="mean"):
     return data_parallel_grads
 
 
+def _j_map_params(params, x, y):
+    return jax.vmap(jax.grad(_j_loss))(params, x, y)  # maps over params too
+
+
 JAX_MISTAKES = [
     ("per_example_grad_norms", _j_per_batch, "per_batch"),
     ("per_example_grad_norms", _j_per_batch_scalar, "per_batch"),
     ("per_example_grad_norms", _j_norms(root=False), "squared"),
     ("per_example_grad_norms", _j_norms(which=("W",)), "one_leaf"),
     ("per_example_grad_norms", _j_retrace, "retrace"),
+    ("per_example_grad_norms", _j_map_params, "map_params"),
     ("build_mlp", lambda seed: _JMLP(seed, reuse=True), "key_reused"),
     ("build_mlp", lambda seed: _JMLP(seed, fixed_seed=0), "seed_ignored"),
     ("build_mlp", lambda seed: _JMLP(seed, relu=False), "no_activation"),
@@ -200,10 +205,17 @@ def _t_dp(reduce="mean"):
     return data_parallel_grads
 
 
+def _t_map_params(params, x, y):
+    return torch.func.vmap(torch.func.grad(_t_loss))(
+        params, x, y
+    )  # maps over params too
+
+
 TORCH_MISTAKES = [
     ("per_example_grad_norms", _t_per_batch, "per_batch"),
     ("per_example_grad_norms", _t_norms(root=False), "squared"),
     ("per_example_grad_norms", _t_norms(which=("W",)), "one_leaf"),
+    ("per_example_grad_norms", _t_map_params, "map_params"),
     ("build_mlp", lambda seed: _t_mlp(seed, reseed=True), "key_reused"),
     ("build_mlp", lambda seed: _t_mlp(seed, fixed_seed=0), "seed_ignored"),
     ("build_mlp", lambda seed: _t_mlp(seed, relu=False), "no_activation"),

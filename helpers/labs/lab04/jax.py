@@ -47,12 +47,16 @@ HINTS = Hints(
         "P(None, 'data'), which splits the features",
         "replicated": "P() copies the whole batch to every device; P('data') splits its "
         "first axis over the mesh axis 'data'",
+        "map_params": "vmap maps every argument over axis 0 unless told otherwise: the "
+        "parameters are shared by all examples, so in_axes=(None, 0, 0)",
         "not_sharded": "place the batch with a NamedSharding: "
         "jax.device_put(x, NamedSharding(mesh, P('data')))",
     },
 )
 
-_explain = explainer({}, HINTS)
+_explain = explainer(
+    {"inconsistent sizes for array axes to be mapped": "map_params"}, HINTS
+)
 
 JAX = lab_framework(HINTS, _explain)
 

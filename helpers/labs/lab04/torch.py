@@ -42,12 +42,19 @@ HINTS = Hints(
         "backward() adds to .grad, so the second step used the sum of both gradients",
         "wrong_axis": "split the batch axis, dim 0: x.reshape(world_size, -1, *x.shape[1:]) "
         "(or torch.stack(x.chunk(world_size))), not the features",
+        "map_params": "vmap maps every argument over dim 0 unless told otherwise: the "
+        "parameters are shared by all examples, so in_dims=(None, 0, 0)",
         "interleaved": "each shard is a contiguous block of rows, as P('data') gives in "
         "JAX: shard r holds rows r*B/n to (r+1)*B/n - 1, not every n-th row",
     },
 )
 
-_explain = explainer({}, HINTS)
+_explain = explainer(
+    {
+        "Expected all tensors to have the same size in the mapped dimension": "map_params"
+    },
+    HINTS,
+)
 
 TORCH = lab_framework(HINTS, _explain)
 

@@ -3,6 +3,11 @@
     python -m helpers.bench mnist --framework torch --scale cpu
     python -m helpers.bench mnist --framework both --repeat 3 \\
         --record chapters/01-introduction/bench.jsonl
+    python -m helpers.bench mnist --model cnn --framework both --scale cpu
+
+``--model`` picks the network for ``mnist``: ``mlp`` (chapter 1's, the default) or ``cnn``
+(the shared CNN of chapter 3, sized by the ``mnist_cnn`` entry of :mod:`helpers.scale`); the
+record names it in ``model_option``.
 
 Each line is one framework's run: the task's metrics plus the model, the protocol, the
 hardware, the library versions, the date and the git commit, so a figure in the book can name
@@ -39,9 +44,14 @@ from pathlib import Path
 from helpers.scale import SCALES, current_scale, sizes
 from helpers.system import git_commit, hardware
 
-__all__ = ["PROTOCOL", "TASKS", "main", "run", "run_repeated"]
+__all__ = ["MODELS", "PROTOCOL", "TASKS", "main", "run", "run_repeated"]
 
 TASKS = {"mnist": "run_mnist"}  # task -> function in helpers.<framework>.tasks
+# task -> {--model option: (its sizes in helpers.scale, its function in tasks)}; the first
+# option is the default, the task's own entry in TASKS.
+MODELS = {
+    "mnist": {"mlp": ("mnist", "run_mnist"), "cnn": ("mnist_cnn", "run_mnist_cnn")},
+}
 FRAMEWORKS = {"torch": ("torch",), "jax": ("jax", "jaxlib", "flax", "optax")}
 PROTOCOL = (
     "train from scratch with a fixed seed at the named scale, evaluate once on the test "
@@ -65,13 +75,15 @@ def run(
     framework: str,
     scale: str | None = None,
     *,
+    model: str = "mlp",
     seed: int = 0,
     progress: bool = True,
 ) -> dict:
-    """Run ``task`` once with ``framework`` at ``scale``; return the full record.
+    """Run ``task`` once with ``framework`` and ``model`` at ``scale``; return the full record.
 
-    Raises ``ValueError`` for an unknown task or framework, and for ``gpu`` scale on a machine
-    where the framework has no GPU (such a run must not be recorded as a gpu-scale result).
+    Raises ``ValueError`` for an unknown task, model or framework, and for ``gpu`` scale on a
+    machine where the framework has no GPU (such a run must not be recorded as a gpu-scale
+    result).
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
@@ -79,6 +91,11 @@ def run(
         raise ValueError(
             f"unknown framework {framework!r}; choose from {', '.join(FRAMEWORKS)}"
         )
+    if model not in MODELS[task]:
+        raise ValueError(
+            f"unknown model {model!r} for {task}; choose from {', '.join(MODELS[task])}"
+        )
+    sizes_task, function = MODELS[task][model]
     scale = current_scale() if scale is None else scale
     fw = importlib.import_module(f"helpers.{framework}")
     device = fw.default_device()
@@ -89,12 +106,13 @@ def run(
             "a gpu-scale record must come from a GPU (use --scale cpu on this machine)"
         )
     started = dt.datetime.now(dt.timezone.utc)
-    task_fn = getattr(fw.tasks, TASKS[task])
-    metrics = task_fn(sizes(task, scale), seed=seed, progress=progress)
+    task_fn = getattr(fw.tasks, function)
+    metrics = task_fn(sizes(sizes_task, scale), seed=seed, progress=progress)
     return {
         "task": task,
         "framework": framework,
         "scale": scale,
+        "model_option": model,
         **metrics,
         "seed": seed,
         "protocol": PROTOCOL,
@@ -111,6 +129,7 @@ def run_repeated(
     framework: str,
     scale: str | None = None,
     *,
+    model: str = "mlp",
     repeats: int = 1,
     progress: bool = True,
 ) -> dict:
@@ -121,7 +140,8 @@ def run_repeated(
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     runs = [
-        run(task, framework, scale, seed=i, progress=progress) for i in range(repeats)
+        run(task, framework, scale, model=model, seed=i, progress=progress)
+        for i in range(repeats)
     ]
     if repeats == 1:
         return runs[0]
@@ -149,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         "--framework", required=True, choices=[*sorted(FRAMEWORKS), "both"]
     )
     parser.add_argument(
+        "--model",
+        choices=["mlp", "cnn"],
+        default="mlp",
+        help="mnist: the chapter-1 MLP (default) or the shared CNN (chapter 3)",
+    )
+    parser.add_argument(
         "--scale", choices=SCALES, help="default: $BOOK_SCALE, else by hardware"
     )
     parser.add_argument(
@@ -174,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.task,
                     framework,
                     args.scale,
+                    model=args.model,
                     repeats=args.repeat,
                     progress=not args.no_progress,
                 )

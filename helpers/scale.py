@@ -21,11 +21,13 @@ from pathlib import Path
 __all__ = [
     "SCALES",
     "BackpropSizes",
+    "CnnSizes",
     "MnistSizes",
     "ScaleWarning",
     "SequenceSizes",
     "TimingSizes",
     "TransformSizes",
+    "cnn_feature_side",
     "current_scale",
     "gpu_visible",
     "scale_mismatch",
@@ -48,6 +50,40 @@ class MnistSizes:
     hidden: tuple[int, ...]
     # Adam's step size.
     learning_rate: float
+
+
+@dataclass(frozen=True)
+class CnnSizes:
+    """Chapter 3 onwards and ``helpers.bench mnist --model cnn``: the shared ``CNN`` on MNIST."""
+
+    # None: all 60,000 / all 10,000
+    train_examples: int | None
+    test_examples: int | None
+    epochs: int
+    batch_size: int
+    # Output channels of each conv-BN-ReLU-pool block, then the width of the hidden Linear.
+    channels: tuple[int, ...]
+    hidden: int
+    # Dropout probability before the head (training only).
+    dropout: float
+    # Adam's initial step size, decayed to 0 along a cosine over all the steps of the run.
+    learning_rate: float
+
+
+def cnn_feature_side(channels: tuple[int, ...], image_size: int, dropout: float) -> int:
+    """Height (= width) of the CNN's last feature map: ``image_size / 2**len(channels)``.
+
+    Shared by both halves' ``CNN``. Raises ``ValueError`` when ``image_size`` is not divisible
+    by ``2 ** len(channels)`` (one 2x2 pool per block) or ``dropout`` is not in [0, 1).
+    """
+    if len(channels) == 0 or image_size % 2 ** len(channels):
+        raise ValueError(
+            f"CNN: image_size {image_size} must be divisible by 2**len(channels) "
+            f"(one 2x2 pool per entry of channels={tuple(channels)})"
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"CNN: dropout must be in [0, 1), got {dropout}")
+    return image_size // 2 ** len(channels)
 
 
 @dataclass(frozen=True)
@@ -197,6 +233,39 @@ _SIZES: dict[str, dict[str, object]] = {
             batch_size=256,
             learning_rate=1e-3,
             rnn_steps=100,
+        ),
+    },
+    # The shared CNN (chapter 3 onwards; `helpers.bench mnist --model cnn`).
+    "mnist_cnn": {
+        "smoke": CnnSizes(
+            train_examples=2_000,
+            test_examples=1_000,
+            epochs=1,
+            batch_size=64,
+            channels=(8, 16),
+            hidden=64,
+            dropout=0.25,
+            learning_rate=2e-3,
+        ),
+        "cpu": CnnSizes(
+            train_examples=None,
+            test_examples=None,
+            epochs=4,
+            batch_size=128,
+            channels=(16, 32),
+            hidden=128,
+            dropout=0.25,
+            learning_rate=2e-3,
+        ),
+        "gpu": CnnSizes(
+            train_examples=None,
+            test_examples=None,
+            epochs=10,
+            batch_size=256,
+            channels=(32, 64),
+            hidden=256,
+            dropout=0.25,
+            learning_rate=2e-3,
         ),
     },
     "timing": {

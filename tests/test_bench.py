@@ -81,6 +81,7 @@ BENCH_KEYS = {
     "task",
     "framework",
     "scale",
+    "model_option",
     "device",
     "hardware",
     "versions",

@@ -40,7 +40,7 @@ if "google.colab" in sys.modules:
     colab_setup()
 
 # %% [markdown]
-# Exercise 4 needs several devices: the first cell asks JAX for 8 CPU devices, which works
+# Exercise 4 needs several devices: the cell below asks JAX for 8 CPU devices, which works
 # only before JAX's first operation (restart the kernel to change it).
 
 # %%
@@ -96,10 +96,10 @@ H.lab04.check_per_example_grad_norms(per_example_grad_norms)
 # %% [markdown]
 # ## Exercise 2: a Flax NNX network
 #
-# Write the network's class, then return one for `seed`: three `nnx.Linear` layers of sizes 4 → 16 → 16 → 3, with a
-# ReLU after each of the first two, mapping `(B, 4)` to logits `(B, 3)`. Create the layers in
-# that order from **one** `nnx.Rngs(seed)`: the check compares your network's outputs with
-# its own, built that way.
+# Write the network's class, then return one for `seed`: three `nnx.Linear` layers of sizes
+# 4 → 16 → 16 → 3, with a ReLU after each of the first two, mapping `(B, 4)` to logits
+# `(B, 3)`. Create the layers in that order from **one** `nnx.Rngs(seed)`: the check compares
+# your network's outputs with its own, built that way.
 
 
 # %%

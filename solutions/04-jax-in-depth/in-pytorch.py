@@ -91,10 +91,11 @@ H.lab04.check_per_example_grad_norms(per_example_grad_norms)
 # %% [markdown]
 # ## Exercise 2: an `nn.Module` network
 #
-# Write the network's class, then return one for `seed`: three `nn.Linear` layers of sizes 4 → 16 → 16 → 3, with a ReLU
-# after each of the first two, mapping `(B, 4)` to logits `(B, 3)`. Seed the global generator
-# **once**, `torch.manual_seed(seed)`, then create the layers in that order: the check
-# compares your network's outputs with its own, built that way.
+# Write the network's class, then return one for `seed`: three `nn.Linear` layers of sizes
+# 4 → 16 → 16 → 3, with a ReLU after each of the first two, mapping `(B, 4)` to logits
+# `(B, 3)`. Seed the global generator **once**, `torch.manual_seed(seed)`, then create the
+# layers in that order: the check compares your network's outputs with its own, built that
+# way.
 
 
 # %%

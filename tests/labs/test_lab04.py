@@ -114,6 +114,15 @@ def _j_map_params(params, x, y):
     return jax.vmap(jax.grad(_j_loss))(params, x, y)  # maps over params too
 
 
+def _j_old_update(model, optimizer, x, y):  # Flax < 0.11's optimizer.update(grads)
+    def loss(model):
+        return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
+    value, grads = nnx.value_and_grad(loss)(model)
+    optimizer.update(grads)
+    return value
+
+
 JAX_MISTAKES = [
     ("per_example_grad_norms", _j_per_batch, "per_batch"),
     ("per_example_grad_norms", _j_per_batch_scalar, "per_batch"),
@@ -125,6 +134,7 @@ JAX_MISTAKES = [
     ("build_mlp", lambda seed: _JMLP(seed, fixed_seed=0), "seed_ignored"),
     ("build_mlp", lambda seed: _JMLP(seed, relu=False), "no_activation"),
     ("train_step", _j_step(update=False), "no_update"),
+    ("train_step", _j_old_update, "no_update"),
     ("train_step", _j_step(after=True), "loss_after_update"),
     ("train_step", _j_step(total=True), "sum_loss"),
     (
@@ -138,6 +148,7 @@ JAX_MISTAKES = [
         "replicated",
     ),
     ("shard_batch", lambda x, mesh: jax.device_put(x), "not_sharded"),
+    ("shard_batch", lambda x, mesh: jax.device_put(x, mesh), "not_sharded"),
     ("data_parallel_grads", _j_dp("sum"), "sum_shards"),
     ("data_parallel_grads", _j_dp("none"), "not_averaged"),
 ]

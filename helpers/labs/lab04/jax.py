@@ -55,7 +55,12 @@ HINTS = Hints(
 )
 
 _explain = explainer(
-    {"inconsistent sizes for array axes to be mapped": "map_params"}, HINTS
+    {
+        "inconsistent sizes for array axes to be mapped": "map_params",
+        "device_put` only accepts": "not_sharded",
+        "update requires both \\(model, grads\\)": "no_update",
+    },
+    HINTS,
 )
 
 JAX = lab_framework(HINTS, _explain)

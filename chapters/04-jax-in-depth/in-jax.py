@@ -372,8 +372,9 @@ for name, t in timings.items():
     print(f"{name:<24} {t * 1e6:8.1f} µs per step")
 
 # %% [markdown] tags=["shared"]
-# On a CPU the device *is* the host, so the difference is small; on a GPU every read is a
-# synchronisation that stalls the queue of kernels, and the gap grows.
+# On a CPU the device *is* the host, so there is little to gain, and the two lines may differ by
+# no more than timing noise; on a GPU every read is a synchronisation that stalls the queue of
+# kernels, and the gap grows.
 
 # %% [markdown] tags=["shared"]
 # ## 4.3 Vectorising: per-example gradients
@@ -628,9 +629,10 @@ print(
 # `jaxagy.no_grad()`: none exist. `jax.nn` holds functions (`relu`, `softmax`), not layers;
 # layers come from Flax (`flax.nnx.Linear`). JAX needs no `no_grad` at all: nothing is
 # recorded unless you call `grad`. The outline also uses `jaxopt.optimizers.ScipyOptimizer`:
-# jaxopt is not installed here (its maintainers deprecated it in favour of Optax, which took
-# over its solvers); and `jnp.max(outputs.data, 1)`, PyTorch's idiom for the predicted class:
-# JAX arrays have no `.data`, and `jnp.max` returns maxima, not indices (`argmax` does).
+# jaxopt is not installed here: it is deprecated in favour of Optax, where parts of it (losses,
+# projections, L-BFGS) now live. And `jnp.max(outputs.data, 1)`, PyTorch's idiom for the
+# predicted class, fails twice: JAX arrays have no `.data`, and `jnp.max` returns maxima, not
+# indices (`argmax` does).
 # ```
 
 # %%

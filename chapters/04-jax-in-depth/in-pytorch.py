@@ -223,7 +223,7 @@ for name, t_f, t_r in rows:
 # `torch.compile` captures graphs with TorchDynamo, which reads the function's Python bytecode,
 # and hands each graph to a **backend** (Inductor by default, which generates C++ or GPU
 # kernels). A backend is just a function that receives each captured graph, so a counting
-# backend counts compilations, the supported way to see them. Two differences from JAX show
+# backend counts compilations, the supported way to see them. One difference from JAX shows
 # at once: after a second shape PyTorch recompiles once with the size as a symbol (**dynamic
 # shapes**) instead of once per shape.
 
@@ -330,8 +330,9 @@ for name, t in timings.items():
     print(f"{name:<24} {t * 1e6:8.1f} µs per step")
 
 # %% [markdown] tags=["shared"]
-# On a CPU the device *is* the host, so the difference is small; on a GPU every read is a
-# synchronisation that stalls the queue of kernels, and the gap grows.
+# On a CPU the device *is* the host, so there is little to gain, and the two lines may differ by
+# no more than timing noise; on a GPU every read is a synchronisation that stalls the queue of
+# kernels, and the gap grows.
 
 # %% [markdown] tags=["shared"]
 # ## 4.3 Vectorising: per-example gradients
@@ -465,7 +466,18 @@ for _layer in range(2):
     torch.manual_seed(0)  # the mistake: reseeding before each layer
     reused.append(nn.Linear(2, 2).weight)
 print("reseeding before each layer gives equal weights:", bool(torch.equal(*reused)))
-print("vmap randomness modes: 'error' (default), 'different', 'same'")
+try:
+    tf.vmap(lambda v: v + torch.randn(()))(torch.zeros(3))
+except RuntimeError as e:
+    print(f"{type(e).__name__}: {str(e).splitlines()[0][:100]}")
+print(
+    "randomness='different':",
+    tf.vmap(lambda v: v + torch.randn(()), randomness="different")(torch.zeros(3)),
+)
+print(
+    "randomness='same':     ",
+    tf.vmap(lambda v: v + torch.randn(()), randomness="same")(torch.zeros(3)),
+)
 
 # %% [markdown]
 # Inside `torch.func.vmap`, random operations raise an error unless you say whether each

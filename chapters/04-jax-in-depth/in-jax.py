@@ -69,6 +69,8 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from tqdm import tqdm
+
 from helpers import jax as H
 
 sizes = H.sizes(
@@ -405,7 +407,10 @@ def example_loss(params, x, y):  # one example: x (D,), y ()
 per_example_grads = jax.jit(jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0)))
 g_vmap = per_example_grads(params, xb, yb)  # {"W": (B, D, C), "b": (B, C)}
 start = time.perf_counter()
-g_loop = [jax.grad(example_loss)(params, xb[i], yb[i]) for i in range(B)]
+g_loop = [
+    jax.grad(example_loss)(params, xb[i], yb[i])
+    for i in tqdm(range(B), desc="one example at a time", unit="example")
+]
 t_loop = time.perf_counter() - start  # one pass of the Python loop, seconds
 for k in ("W", "b"):
     np.testing.assert_allclose(
@@ -553,11 +558,12 @@ def train_step(params, x, y):
     return jax.tree.map(lambda p, g: p - 0.5 * g, params, grads), loss
 
 
-p_single = params
+# One CPU device for the single-device run (on a GPU runtime, too: the same arithmetic).
+p_single, x_one, y_one = jax.device_put((params, xb, yb), devices[0])
 p_mesh = jax.device_put(params, replicated)
 x_mesh, y_mesh = jax.device_put((xb, yb), batch_sharding)
 for _ in range(sizes.parallel_steps):
-    p_single, loss_single = train_step(p_single, xb, yb)
+    p_single, loss_single = train_step(p_single, x_one, y_one)
     p_mesh, loss_mesh = train_step(p_mesh, x_mesh, y_mesh)
 diff = max(
     float(jnp.abs(a - b).max())
@@ -588,7 +594,7 @@ sharded_grads = jax.jit(
     )
 )
 g_shard = sharded_grads(p_mesh, x_mesh, y_mesh)
-g_full = jax.grad(batch_loss)(p_mesh, xb, yb)
+g_full = jax.grad(batch_loss)(jax.device_put(p_mesh, devices[0]), x_one, y_one)
 for k in ("W", "b"):
     np.testing.assert_allclose(g_shard[k], g_full[k], rtol=1e-5, atol=1e-6)
 print("shard_map gradient == full-batch gradient")

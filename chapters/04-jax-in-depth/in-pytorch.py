@@ -56,6 +56,8 @@ import torch.func as tf
 import torch.nn as nn
 import torch.nn.functional as F
 
+from tqdm import tqdm
+
 from helpers import torch as H
 
 sizes = H.sizes(
@@ -371,7 +373,10 @@ def example_loss(params, x, y):  # one example: x (D,), y ()
 per_example_grads = tf.vmap(tf.grad(example_loss), in_dims=(None, 0, 0))
 g_vmap = per_example_grads(params, xb, yb)  # {"weight": (B, C, D), "bias": (B, C)}
 start = time.perf_counter()
-g_loop = [tf.grad(example_loss)(params, xb[i], yb[i]) for i in range(B)]
+g_loop = [
+    tf.grad(example_loss)(params, xb[i], yb[i])
+    for i in tqdm(range(B), desc="one example at a time", unit="example")
+]
 t_loop = time.perf_counter() - start  # one pass of the Python loop, seconds
 for k in g_vmap:
     torch.testing.assert_close(g_vmap[k], torch.stack([g[k] for g in g_loop]))

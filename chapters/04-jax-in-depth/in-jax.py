@@ -68,7 +68,6 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
-
 from tqdm import tqdm
 
 from helpers import jax as H

@@ -55,7 +55,6 @@ import torch
 import torch.func as tf
 import torch.nn as nn
 import torch.nn.functional as F
-
 from tqdm import tqdm
 
 from helpers import torch as H

@@ -278,7 +278,7 @@ _SIZES: dict[str, dict[str, object]] = {
         "smoke": TransformSizes(
             jacobian_width=200,
             repeats=3,
-            batch_size=64,
+            batch_size=32,
             parallel_steps=5,
             loop_steps=50,
         ),

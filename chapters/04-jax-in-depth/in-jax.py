@@ -152,7 +152,7 @@ kx, kw = jax.random.split(jax.random.key(0))
 x_small = jax.random.normal(kx, (8, 5))  # (B=8, D=5)
 y_small = jnp.arange(8) % 3  # (8,) labels in 0..2
 w_small = jax.random.normal(kw, (5, 3)) * 0.1  # (D, C)
-(loss, logits), g = jax.value_and_grad(loss_and_logits, has_aux=True)(
+(loss, logits), g = jax.jit(jax.value_and_grad(loss_and_logits, has_aux=True))(
     w_small, x_small, y_small
 )
 print(f"loss {float(loss):.4f}, logits {logits.shape}, gradient {g.shape}")
@@ -176,11 +176,15 @@ x3 = jnp.array([1.0, 2.0, 3.0])
 J_fwd, J_rev = jax.jacfwd(f_small)(x3), jax.jacrev(f_small)(x3)  # (2, 3) each
 print("Jacobian (2, 3):\n", J_fwd)
 np.testing.assert_allclose(J_fwd, J_rev, rtol=1e-6)
-H_fn = jax.hessian(lambda x: jnp.sum(x**3) + x[0] * x[1])  # R^3 -> R
-print("Hessian (3, 3):\n", H_fn(x3))
-np.testing.assert_allclose(
-    H_fn(x3), jax.jacfwd(jax.jacrev(lambda x: jnp.sum(x**3) + x[0] * x[1]))(x3)
-)
+
+
+def cubic(x):  # R^3 -> R
+    return jnp.sum(x**3) + x[0] * x[1]
+
+
+hess = jax.hessian(cubic)(x3)  # (3, 3)
+print("Hessian (3, 3):\n", hess)
+np.testing.assert_allclose(hess, jax.jacfwd(jax.jacrev(cubic))(x3))
 
 # %% [markdown] tags=["shared"]
 # The timing: a *wide* function $\mathbb{R}^n \to \mathbb{R}$ and a *tall* one
@@ -565,7 +569,9 @@ for _ in range(sizes.parallel_steps):
     p_single, loss_single = train_step(p_single, x_one, y_one)
     p_mesh, loss_mesh = train_step(p_mesh, x_mesh, y_mesh)
 diff = max(
-    float(jnp.abs(a - b).max())
+    float(
+        np.abs(np.asarray(a) - np.asarray(b)).max()
+    )  # on different devices: compare on the host
     for a, b in zip(jax.tree.leaves(p_single), jax.tree.leaves(p_mesh), strict=True)
 )
 print(f"after {sizes.parallel_steps} steps: largest parameter difference {diff:.2e}")
@@ -721,7 +727,7 @@ schedule = optax.warmup_cosine_decay_schedule(
 )
 steps = np.arange(1000)
 fig, ax = plt.subplots(figsize=(6, 2.5))
-ax.plot(steps, [float(schedule(s)) for s in steps], label="warmup + cosine decay")
+ax.plot(steps, schedule(steps), label="warmup + cosine decay")  # one vectorised call
 ax.set(title="An Optax learning-rate schedule", xlabel="step", ylabel="learning rate")
 ax.legend()
 plt.show()
@@ -743,8 +749,15 @@ print(
     {jax.tree_util.keystr(k): m for k, m in jax.tree.leaves_with_path(mask)},
 )
 tiny_opt = nnx.Optimizer(tiny, tx, wrt=nnx.Param)  # the chain, used like any optimizer
-grads = nnx.grad(lambda m: jnp.mean(m(xt) ** 2))(tiny)
-tiny_opt.update(tiny, grads)
+
+
+@nnx.jit
+def tiny_step(model, optimizer, x):
+    grads = nnx.grad(lambda m: jnp.mean(m(x) ** 2))(model)
+    optimizer.update(model, grads)
+
+
+tiny_step(tiny, tiny_opt, xt)
 print("one step of the chain: step", int(tiny_opt.step[...]))
 
 # %% [markdown]

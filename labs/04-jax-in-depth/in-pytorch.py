@@ -138,8 +138,10 @@ H.lab04.check_train_step(train_step)
 # PyTorch has no single-process mesh like JAX's (chapter 9 shows `DeviceMesh` and `DTensor`):
 # a data-parallel job runs one process per device, and each process takes its shard of the
 # batch. Return `x (B, D)` cut into `world_size` equal, contiguous shards, stacked into one
-# tensor `(world_size, B / world_size, D)`: shard `r` holds the rows process `r` would get,
-# the same rows JAX's `P("data")` puts on device `r`.
+# tensor `(world_size, B / world_size, D)`: shard `r` holds rows `r * B / world_size` to
+# `(r + 1) * B / world_size - 1`, the rows JAX's `P("data")` puts on device `r`. (PyTorch's
+# `DistributedSampler` deals examples out round-robin instead; either way each process gets
+# its own `B / world_size` rows, and the averaged gradient is the same.)
 
 
 # %%

@@ -27,6 +27,7 @@ __all__ = [
     "ScaleWarning",
     "SequenceSizes",
     "TimingSizes",
+    "TransformSizes",
     "cnn_feature_side",
     "current_scale",
     "gpu_visible",
@@ -152,6 +153,22 @@ class SequenceSizes:
     learning_rate: float
     # Time steps over which RNN and LSTM gradient norms are measured.
     rnn_steps: int
+
+
+@dataclass(frozen=True)
+class TransformSizes:
+    """Chapter 4: the transformations, jit, vmap and sharding demonstrations."""
+
+    # n of the wide function R^n -> R and of the tall one R -> R^n (jacfwd vs jacrev).
+    jacobian_width: int
+    # Timed calls per measurement; notebooks report the median.
+    repeats: int
+    # Examples in the per-example-gradient and data-parallel demonstrations.
+    batch_size: int
+    # Steps of the sharded vs single-device training comparison.
+    parallel_steps: int
+    # Steps of the host round-trip timing loop.
+    loop_steps: int
 
 
 # One table for the whole course; later chapters add their task here, built with keywords.
@@ -322,6 +339,30 @@ _SIZES: dict[str, dict[str, object]] = {
             compile_model=True,
             compile_backend="inductor",
             timing_repeats=50,
+        ),
+    },
+    # Chapter 4 (its MNIST runs use "mnist" and chapter 3's CNN sizes).
+    "transforms": {
+        "smoke": TransformSizes(
+            jacobian_width=200,
+            repeats=3,
+            batch_size=32,
+            parallel_steps=5,
+            loop_steps=50,
+        ),
+        "cpu": TransformSizes(
+            jacobian_width=1_000,
+            repeats=10,
+            batch_size=256,
+            parallel_steps=20,
+            loop_steps=300,
+        ),
+        "gpu": TransformSizes(
+            jacobian_width=4_000,
+            repeats=20,
+            batch_size=1_024,
+            parallel_steps=50,
+            loop_steps=1_000,
         ),
     },
 }

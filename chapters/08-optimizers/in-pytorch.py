@@ -831,7 +831,8 @@ for name, h in (("no clipping", unclipped), ("clip at norm 1", with_clip)):
 # %% [markdown] tags=["shared"]
 # **Which parameters get weight decay.** Decay pulls weights towards 0 to keep the function
 # simple; biases (and normalisation scales) set offsets and scales, and shrinking them only
-# hurts, so common practice decays the weight matrices only {cite}`loshchilov2019decoupled`.
+# hurts, so common practice decays the weight matrices only ("no bias decay"
+# {cite}`he2019bag`).
 # With decoupled decay the choice is a mask over the parameters.
 
 # %%
@@ -848,8 +849,8 @@ print(f"decayed: {sum(p.numel() for p in decay):,} weights in {len(decay)} matri
 # %% [markdown] tags=["shared"]
 # **Warmup with Adam.** Adam's first steps divide by a second-moment estimate built from a
 # handful of gradients; a large learning rate applied to those first, noisy steps can throw the
-# network into a bad region. A short linear warmup {cite}`goyal2017accurate` ramps the learning
-# rate up while the estimates settle. Measured: Adam at a high learning rate, constant and with
+# network into a bad region {cite}`liu2020variance`. A short linear warmup
+# {cite}`goyal2017accurate` ramps the learning rate up while the estimates settle. Measured: Adam at a high learning rate, constant and with
 # a warmup over the first 5 % of the run, then cosine.
 
 # %%

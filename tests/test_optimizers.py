@@ -84,7 +84,12 @@ TORCH_OPTIMIZERS = [
         "Adam",
         dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1),
     ),
-    ("AdamW", dict(lr=0.01, weight_decay=0.1), "AdamW", dict(lr=0.01, weight_decay=0.1)),
+    (
+        "AdamW",
+        dict(lr=0.01, weight_decay=0.1),
+        "AdamW",
+        dict(lr=0.01, weight_decay=0.1),
+    ),
     ("AdamW", dict(lr=0.01), "AdamW", dict(lr=0.01)),  # both default decays
 ]
 
@@ -269,7 +274,9 @@ def _jax_optimizer_cases():
             lambda ns: ns["adamw"](
                 0.01, weight_decay=0.1, mask=lambda p: {k: k != "b" for k in p}
             ),
-            optax.adamw(0.01, weight_decay=0.1, mask=lambda p: {k: k != "b" for k in p}),
+            optax.adamw(
+                0.01, weight_decay=0.1, mask=lambda p: {k: k != "b" for k in p}
+            ),
         ),
         "adam_schedule": (
             lambda ns: ns["adam"](optax.linear_schedule(0.0, 0.02, 5)),
@@ -337,7 +344,10 @@ def _jax_schedule_cases():
         "sgdr": (
             lambda ns, t: ns["sgdr"](t, 0.3, 5, 0.01, period_mult=2),
             S.join_schedules(
-                [S.cosine_decay_schedule(0.3, n, alpha=0.01 / 0.3) for n in (5, 10, 20)],
+                [
+                    S.cosine_decay_schedule(0.3, n, alpha=0.01 / 0.3)
+                    for n in (5, 10, 20)
+                ],
                 boundaries=[5, 15],
             ),
         ),

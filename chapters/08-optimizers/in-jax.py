@@ -59,7 +59,9 @@ from tqdm import tqdm
 
 from helpers import jax as H
 
-sizes = H.sizes("optimizers")  # every size this notebook uses comes from helpers/scale.py
+sizes = H.sizes(
+    "optimizers"
+)  # every size this notebook uses comes from helpers/scale.py
 H.runtime_info()
 
 # %% [markdown] tags=["shared"]
@@ -301,6 +303,7 @@ for name, (hand, library) in hand_and_library.items():
 # rate would mostly measure how well that rate suits each. The table counts the steps; "-"
 # means the tolerance was not reached within the budget at any learning rate of the grid.
 
+
 # %%
 def rosenbrock(x, y):
     return (1 - x) ** 2 + 100 * (y - x**2) ** 2
@@ -377,7 +380,9 @@ for (pname, (f, start, tol)), (oname, make) in tqdm(
     )
     best_2d[pname, oname] = (s, lr_grid[i], paths[i])
 
-print(f"steps to tolerance (best learning rate of the grid), budget {sizes.landscape_steps}")
+print(
+    f"steps to tolerance (best learning rate of the grid), budget {sizes.landscape_steps}"
+)
 print(f"{'optimizer':<10}" + "".join(f"{p:>22}" for p in problems))
 for oname in optimizers_2d:
     cells = []
@@ -388,7 +393,11 @@ for oname in optimizers_2d:
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-views = {"Rosenbrock": (-2, 2, -1, 3), "quadratic": (-5, 5, -2, 2), "saddle": (-1.5, 1.5, -2, 2)}
+views = {
+    "Rosenbrock": (-2, 2, -1, 3),
+    "quadratic": (-5, 5, -2, 2),
+    "saddle": (-1.5, 1.5, -2, 2),
+}
 for ax, (pname, (f, start, _)) in zip(axes, problems.items(), strict=True):
     x0, x1, y0, y1 = views[pname]
     gx, gy = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
@@ -399,7 +408,9 @@ for ax, (pname, (f, start, _)) in zip(axes, problems.items(), strict=True):
         s, lr, path = best_2d[pname, oname]
         ax.plot(*path.T, "-", color=f"C{k}", lw=1.2, label=f"{oname} (lr {lr:g})")
     ax.plot(*start, "ko", label="start")
-    ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="x (parameter 1)", ylabel="y (parameter 2)")
+    ax.set(
+        xlim=(x0, x1), ylim=(y0, y1), xlabel="x (parameter 1)", ylabel="y (parameter 2)"
+    )
     ax.set_title(f"{pname}: trajectories at each optimizer's best learning rate")
     ax.legend(fontsize=7, loc="lower right")
 plt.tight_layout()
@@ -472,13 +483,17 @@ for name, make in tqdm(contenders.items(), desc="optimizers"):
     _, history = train(make())
     results[name] = (history, time.perf_counter() - start)
 
-print(f"{'optimizer':<10} {'train loss':>10} {'test loss':>10} {'test acc':>9} {'seconds':>8}")
+print(
+    f"{'optimizer':<10} {'train loss':>10} {'test loss':>10} {'test acc':>9} {'seconds':>8}"
+)
 for name, (h, seconds) in results.items():
     print(
         f"{name:<10} {h.last('train_loss'):>10.4f} {h.last('test_loss'):>10.4f}"
         f" {h.last('test_accuracy'):>9.4f} {seconds:>8.1f}"
     )
-assert min(h.last("test_accuracy") for h, _ in results.values()) > 0.5  # learns, any scale
+assert (
+    min(h.last("test_accuracy") for h, _ in results.values()) > 0.5
+)  # learns, any scale
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4))
@@ -504,7 +519,11 @@ plt.show()
 
 # %%
 sweep = np.zeros((len(sizes.sweep_batch_sizes), len(sizes.sweep_learning_rates)))
-cells = list(itertools.product(enumerate(sizes.sweep_batch_sizes), enumerate(sizes.sweep_learning_rates)))
+cells = list(
+    itertools.product(
+        enumerate(sizes.sweep_batch_sizes), enumerate(sizes.sweep_learning_rates)
+    )
+)
 for (i, bs), (j, lr) in tqdm(cells, desc="lr x batch sweep"):
     _, h = train(sgd(lr, momentum=0.9), batch_size=bs, epochs=sizes.sweep_epochs)
     sweep[i, j] = h.last("test_accuracy")
@@ -512,9 +531,16 @@ for (i, bs), (j, lr) in tqdm(cells, desc="lr x batch sweep"):
 fig, ax = plt.subplots(figsize=(7, 3.2))
 image = ax.imshow(sweep, cmap="viridis", vmin=0, vmax=1, aspect="auto")
 for (i, j), acc in np.ndenumerate(sweep):
-    ax.text(j, i, f"{acc:.3f}", ha="center", va="center", color="w" if acc < 0.6 else "k")
-ax.set_xticks(range(len(sizes.sweep_learning_rates)), [f"{lr:g}" for lr in sizes.sweep_learning_rates])
-ax.set_yticks(range(len(sizes.sweep_batch_sizes)), [str(b) for b in sizes.sweep_batch_sizes])
+    ax.text(
+        j, i, f"{acc:.3f}", ha="center", va="center", color="w" if acc < 0.6 else "k"
+    )
+ax.set_xticks(
+    range(len(sizes.sweep_learning_rates)),
+    [f"{lr:g}" for lr in sizes.sweep_learning_rates],
+)
+ax.set_yticks(
+    range(len(sizes.sweep_batch_sizes)), [str(b) for b in sizes.sweep_batch_sizes]
+)
 ax.set(
     xlabel="learning rate",
     ylabel="batch size (examples)",
@@ -536,6 +562,7 @@ for bs, lr in best_lr.items():
 # good learning rate lies where it falls fastest, below the point of explosion; it costs one
 # partial epoch instead of a sweep. The loop is written out: nothing but a schedule and a stop.
 
+
 # %%
 def range_test(make_tx, lr_min=1e-5, lr_max=10.0, steps=sizes.range_test_steps):
     # The growing learning rate is a schedule of the step count, part of the transformation.
@@ -551,10 +578,12 @@ def range_test(make_tx, lr_min=1e-5, lr_max=10.0, steps=sizes.range_test_steps):
         optimizer.update(model, grads)
         return loss
 
-    loader = H.ArrayLoader(x_train, y_train, sizes.batch_size, shuffle=True, drop_last=True)
+    loader = H.ArrayLoader(
+        x_train, y_train, sizes.batch_size, shuffle=True, drop_last=True
+    )
     batches = itertools.chain.from_iterable(itertools.repeat(loader))
     lrs, losses, best = [], [], math.inf
-    for k, (x, y) in zip(range(steps), batches):  # x: (B, 784)
+    for k, (x, y) in zip(range(steps), batches, strict=False):  # x: (B, 784)
         loss = float(train_step(model, optimizer, x, y))
         lrs.append(schedule(k))
         losses.append(loss)
@@ -580,8 +609,12 @@ ax.set(
 )
 ax.legend()
 plt.show()
-print(f"range test: the loss falls fastest at lr {steepest:.3g}; it stopped after {len(range_lrs)} steps")
-print(f"sweep: best lr at batch {sizes.batch_size}: {best_lr.get(sizes.batch_size, 'not in the sweep')}")
+print(
+    f"range test: the loss falls fastest at lr {steepest:.3g}; it stopped after {len(range_lrs)} steps"
+)
+print(
+    f"sweep: best lr at batch {sizes.batch_size}: {best_lr.get(sizes.batch_size, 'not in the sweep')}"
+)
 
 # %% [markdown] tags=["shared"]
 # ## 8.4 Learning-rate schedules
@@ -634,7 +667,9 @@ def _cos_between(start, end, fraction):
     return end + (start - end) * (1 + jnp.cos(jnp.pi * fraction)) / 2
 
 
-def one_cycle(step, lr_max, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
+def one_cycle(
+    step, lr_max, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4
+):
     lr_start = lr_max / div_factor
     lr_end = lr_start / final_div_factor
     # Optax's cosine_onecycle_schedule peaks at step int(pct_start * T) and ends at step T.
@@ -731,19 +766,26 @@ plt.show()
 # the network with each.
 # ```
 
+
 # %%
 def outline_cosine(epoch, lr, total_epochs):
     return lr * jnp.cos(2 * jnp.pi * epoch / total_epochs)  # the outline's formula
 
 
-print(f"outline at t = T/2: {float(outline_cosine(T // 2, lr_max, T)):+.4f}   (lr_max = {lr_max})")
+print(
+    f"outline at t = T/2: {float(outline_cosine(T // 2, lr_max, T)):+.4f}   (lr_max = {lr_max})"
+)
 print(f"correct at t = T/2: {float(cosine(T // 2, lr_max, T)):+.4f}")
 fig, ax = plt.subplots(figsize=(7, 3.6))
 ts1 = jnp.arange(T + 1)
 ax.plot(ts1, outline_cosine(ts1, lr_max, T), label="outline: lr cos(2 pi t / T)")
 ax.plot(ts1, cosine(ts1, lr_max, T), label="correct: (1 + cos(pi t / T)) / 2")
 ax.axhline(0, color="k", lw=0.6)
-ax.set(xlabel="step t", ylabel="learning rate", title="Cosine annealing: the outline's formula and the correct one")
+ax.set(
+    xlabel="step t",
+    ylabel="learning rate",
+    title="Cosine annealing: the outline's formula and the correct one",
+)
 ax.legend()
 plt.show()
 
@@ -760,8 +802,12 @@ run_schedules = {
     "constant": lambda t: constant(t, peak),
     "step decay": lambda t: step_decay(t, peak, max(1, steps_per_run // 3), 0.1),
     "cosine": lambda t: cosine(jnp.minimum(t, steps_per_run), peak, steps_per_run),
-    "warmup + cosine": lambda t: warmup_cosine(jnp.minimum(t, steps_per_run), peak / 10, peak, warm, steps_per_run),
-    "one-cycle": lambda t: one_cycle(jnp.minimum(t, steps_per_run), peak, steps_per_run),
+    "warmup + cosine": lambda t: warmup_cosine(
+        jnp.minimum(t, steps_per_run), peak / 10, peak, warm, steps_per_run
+    ),
+    "one-cycle": lambda t: one_cycle(
+        jnp.minimum(t, steps_per_run), peak, steps_per_run
+    ),
     "outline's cosine": lambda t: outline_cosine(t, peak, steps_per_run),
 }
 schedule_runs = {}
@@ -776,9 +822,17 @@ fig, ax = plt.subplots(figsize=(7, 4))
 for name, h in schedule_runs.items():
     losses = np.nan_to_num(np.asarray(h.step_loss), nan=10.0)
     window = max(1, len(losses) // 40)
-    ax.plot(np.arange(window, len(losses) + 1), np.convolve(losses, np.ones(window) / window, "valid"), label=name)
+    ax.plot(
+        np.arange(window, len(losses) + 1),
+        np.convolve(losses, np.ones(window) / window, "valid"),
+        label=name,
+    )
 ax.set_yscale("log")
-ax.set(xlabel="training step (batch)", ylabel="training loss, moving average (nats)", title="Schedules on MNIST (SGD + momentum)")
+ax.set(
+    xlabel="training step (batch)",
+    ylabel="training loss, moving average (nats)",
+    title="Schedules on MNIST (SGD + momentum)",
+)
 ax.legend(fontsize=8)
 plt.show()
 
@@ -790,6 +844,7 @@ plt.show()
 # $\lVert g \rVert$ the norm of all parameters' gradients together. The direction is kept; only
 # an occasional huge step is cut down. Written by hand, checked against the library, then used
 # on a run whose learning rate is too high for plain SGD with momentum.
+
 
 # %%
 def clip_by_global_norm(max_norm):
@@ -812,14 +867,21 @@ grads = {
 }
 ours, _ = clip_by_global_norm(1.0).update(grads, (), None)
 theirs, _ = optax.clip_by_global_norm(1.0).update(grads, optax.EmptyState(), None)
-print(f"norm before {float(optax.global_norm(grads)):.3f}; after, hand {float(optax.global_norm(ours)):.6f}")
-assert all(jnp.allclose(a, b, atol=1e-6) for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True))
+print(
+    f"norm before {float(optax.global_norm(grads)):.3f}; after, hand {float(optax.global_norm(ours)):.6f}"
+)
+assert all(
+    jnp.allclose(a, b, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True)
+)
 
 high_lr = 0.5
 _, unclipped = train(sgd(high_lr, momentum=0.9))
 _, with_clip = train(chain(clip_by_global_norm(1.0), sgd(high_lr, momentum=0.9)))
 for name, h in (("no clipping", unclipped), ("clip at norm 1", with_clip)):
-    print(f"lr {high_lr}, {name:<15} final train loss {h.last('train_loss'):.4f}, test acc {h.last('test_accuracy'):.4f}")
+    print(
+        f"lr {high_lr}, {name:<15} final train loss {h.last('train_loss'):.4f}, test acc {h.last('test_accuracy'):.4f}"
+    )
 
 # %% [markdown] tags=["shared"]
 # **Which parameters get weight decay.** Decay pulls weights towards 0 to keep the function
@@ -837,13 +899,17 @@ def weights_only(params):
     return jax.tree.map(lambda p: p.ndim >= 2, params)  # weight matrices: True
 
 
-optimizer = nnx.Optimizer(model, adamw(1e-3, weight_decay=1e-2, mask=weights_only), wrt=nnx.Param)
+optimizer = nnx.Optimizer(
+    model, adamw(1e-3, weight_decay=1e-2, mask=weights_only), wrt=nnx.Param
+)
 mask = jax.tree.leaves(weights_only(params))
 leaves = jax.tree.leaves(params)
 decayed = [p for p, m in zip(leaves, mask, strict=True) if m]
 kept = [p for p, m in zip(leaves, mask, strict=True) if not m]
-print(f"decayed: {sum(p.size for p in decayed):,} weights in {len(decayed)} matrices; "
-      f"not decayed: {sum(p.size for p in kept):,} biases in {len(kept)} vectors")
+print(
+    f"decayed: {sum(p.size for p in decayed):,} weights in {len(decayed)} matrices; "
+    f"not decayed: {sum(p.size for p in kept):,} biases in {len(kept)} vectors"
+)
 
 # %% [markdown] tags=["shared"]
 # **Warmup with Adam.** Adam's first steps divide by a second-moment estimate built from a
@@ -856,12 +922,24 @@ print(f"decayed: {sum(p.size for p in decayed):,} weights in {len(decayed)} matr
 adam_lr = 1e-2
 _, adam_const = train(adam(adam_lr))
 _, adam_warm = train(
-    adam(lambda t: warmup_cosine(jnp.minimum(t, steps_per_run), 0.0, adam_lr, warm, steps_per_run))
+    adam(
+        lambda t: warmup_cosine(
+            jnp.minimum(t, steps_per_run), 0.0, adam_lr, warm, steps_per_run
+        )
+    )
 )
-_, adam_cos = train(adam(lambda t: cosine(jnp.minimum(t, steps_per_run), adam_lr, steps_per_run)))
-for name, h in (("constant", adam_const), ("cosine, no warmup", adam_cos), ("warmup + cosine", adam_warm)):
+_, adam_cos = train(
+    adam(lambda t: cosine(jnp.minimum(t, steps_per_run), adam_lr, steps_per_run))
+)
+for name, h in (
+    ("constant", adam_const),
+    ("cosine, no warmup", adam_cos),
+    ("warmup + cosine", adam_warm),
+):
     first = np.mean(h.step_loss[: max(1, warm)])
-    print(f"Adam lr {adam_lr}, {name:<18} mean loss over the warmup steps {first:.3f}, final test acc {h.last('test_accuracy'):.4f}")
+    print(
+        f"Adam lr {adam_lr}, {name:<18} mean loss over the warmup steps {first:.3f}, final test acc {h.last('test_accuracy'):.4f}"
+    )
 
 # %% [markdown] tags=["shared"]
 # **Batch size and learning rate.** Goyal et al. {cite}`goyal2017accurate` train ImageNet with
@@ -874,7 +952,9 @@ for name, h in (("constant", adam_const), ("cosine, no warmup", adam_cos), ("war
 base_bs = sizes.sweep_batch_sizes[0]
 for bs in sizes.sweep_batch_sizes:
     rule = best_lr[base_bs] * bs / base_bs
-    print(f"batch {bs:>4}: best lr of the grid {best_lr[bs]:<6g} linear rule from batch {base_bs}: {rule:g}")
+    print(
+        f"batch {bs:>4}: best lr of the grid {best_lr[bs]:<6g} linear rule from batch {base_bs}: {rule:g}"
+    )
 
 # %% [markdown] tags=["shared"]
 # ## 8.6 Summary

@@ -56,7 +56,9 @@ from tqdm import tqdm
 
 from helpers import torch as H
 
-sizes = H.sizes("optimizers")  # every size this notebook uses comes from helpers/scale.py
+sizes = H.sizes(
+    "optimizers"
+)  # every size this notebook uses comes from helpers/scale.py
 device = H.default_device()
 H.runtime_info()
 
@@ -147,7 +149,9 @@ class RMSprop(torch.optim.Optimizer):
                     state["square_avg"] = torch.zeros_like(p)
                 v = state["square_avg"]
                 v.mul_(alpha).addcmul_(g, g, value=1 - alpha)  # v = a v + (1 - a) g^2
-                p.addcdiv_(g, v.sqrt() + eps, value=-lr)  # PyTorch: eps outside the root
+                p.addcdiv_(
+                    g, v.sqrt() + eps, value=-lr
+                )  # PyTorch: eps outside the root
 
 
 class Adam(torch.optim.Optimizer):
@@ -276,6 +280,7 @@ for name, (hand, library) in hand_and_library.items():
 # rate would mostly measure how well that rate suits each. The table counts the steps; "-"
 # means the tolerance was not reached within the budget at any learning rate of the grid.
 
+
 # %%
 def rosenbrock(x, y):
     return (1 - x) ** 2 + 100 * (y - x**2) ** 2
@@ -312,7 +317,9 @@ def descend(f, start, make, steps):
     of f over the points, so each point's gradient is its own. Returns the trajectories,
     (len(lr_grid), steps + 1, 2), and f along them, (len(lr_grid), steps + 1).
     """
-    points = [torch.tensor(start, dtype=torch.float64, requires_grad=True) for _ in lr_grid]
+    points = [
+        torch.tensor(start, dtype=torch.float64, requires_grad=True) for _ in lr_grid
+    ]
     optimizer = make([{"params": [p]} for p in points], lr_grid[0])
     for group, lr in zip(optimizer.param_groups, lr_grid, strict=True):
         group["lr"] = lr
@@ -348,7 +355,9 @@ for (pname, (f, start, tol)), (oname, make) in tqdm(
     )
     best_2d[pname, oname] = (s, lr_grid[i], paths[i])
 
-print(f"steps to tolerance (best learning rate of the grid), budget {sizes.landscape_steps}")
+print(
+    f"steps to tolerance (best learning rate of the grid), budget {sizes.landscape_steps}"
+)
 print(f"{'optimizer':<10}" + "".join(f"{p:>22}" for p in problems))
 for oname in optimizers_2d:
     cells = []
@@ -359,7 +368,11 @@ for oname in optimizers_2d:
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-views = {"Rosenbrock": (-2, 2, -1, 3), "quadratic": (-5, 5, -2, 2), "saddle": (-1.5, 1.5, -2, 2)}
+views = {
+    "Rosenbrock": (-2, 2, -1, 3),
+    "quadratic": (-5, 5, -2, 2),
+    "saddle": (-1.5, 1.5, -2, 2),
+}
 for ax, (pname, (f, start, _)) in zip(axes, problems.items(), strict=True):
     x0, x1, y0, y1 = views[pname]
     gx, gy = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
@@ -370,7 +383,9 @@ for ax, (pname, (f, start, _)) in zip(axes, problems.items(), strict=True):
         s, lr, path = best_2d[pname, oname]
         ax.plot(*path.T, "-", color=f"C{k}", lw=1.2, label=f"{oname} (lr {lr:g})")
     ax.plot(*start, "ko", label="start")
-    ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="x (parameter 1)", ylabel="y (parameter 2)")
+    ax.set(
+        xlim=(x0, x1), ylim=(y0, y1), xlabel="x (parameter 1)", ylabel="y (parameter 2)"
+    )
     ax.set_title(f"{pname}: trajectories at each optimizer's best learning rate")
     ax.legend(fontsize=7, loc="lower right")
 plt.tight_layout()
@@ -460,13 +475,17 @@ for name, make in tqdm(contenders.items(), desc="optimizers"):
     _, history = train(make)
     results[name] = (history, time.perf_counter() - start)
 
-print(f"{'optimizer':<10} {'train loss':>10} {'test loss':>10} {'test acc':>9} {'seconds':>8}")
+print(
+    f"{'optimizer':<10} {'train loss':>10} {'test loss':>10} {'test acc':>9} {'seconds':>8}"
+)
 for name, (h, seconds) in results.items():
     print(
         f"{name:<10} {h.last('train_loss'):>10.4f} {h.last('test_loss'):>10.4f}"
         f" {h.last('test_accuracy'):>9.4f} {seconds:>8.1f}"
     )
-assert min(h.last("test_accuracy") for h, _ in results.values()) > 0.5  # learns, any scale
+assert (
+    min(h.last("test_accuracy") for h, _ in results.values()) > 0.5
+)  # learns, any scale
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4))
@@ -492,7 +511,11 @@ plt.show()
 
 # %%
 sweep = np.zeros((len(sizes.sweep_batch_sizes), len(sizes.sweep_learning_rates)))
-cells = list(itertools.product(enumerate(sizes.sweep_batch_sizes), enumerate(sizes.sweep_learning_rates)))
+cells = list(
+    itertools.product(
+        enumerate(sizes.sweep_batch_sizes), enumerate(sizes.sweep_learning_rates)
+    )
+)
 for (i, bs), (j, lr) in tqdm(cells, desc="lr x batch sweep"):
     _, h = train(
         lambda m, lr=lr: SGD(m.parameters(), lr=lr, momentum=0.9),
@@ -504,9 +527,16 @@ for (i, bs), (j, lr) in tqdm(cells, desc="lr x batch sweep"):
 fig, ax = plt.subplots(figsize=(7, 3.2))
 image = ax.imshow(sweep, cmap="viridis", vmin=0, vmax=1, aspect="auto")
 for (i, j), acc in np.ndenumerate(sweep):
-    ax.text(j, i, f"{acc:.3f}", ha="center", va="center", color="w" if acc < 0.6 else "k")
-ax.set_xticks(range(len(sizes.sweep_learning_rates)), [f"{lr:g}" for lr in sizes.sweep_learning_rates])
-ax.set_yticks(range(len(sizes.sweep_batch_sizes)), [str(b) for b in sizes.sweep_batch_sizes])
+    ax.text(
+        j, i, f"{acc:.3f}", ha="center", va="center", color="w" if acc < 0.6 else "k"
+    )
+ax.set_xticks(
+    range(len(sizes.sweep_learning_rates)),
+    [f"{lr:g}" for lr in sizes.sweep_learning_rates],
+)
+ax.set_yticks(
+    range(len(sizes.sweep_batch_sizes)), [str(b) for b in sizes.sweep_batch_sizes]
+)
 ax.set(
     xlabel="learning rate",
     ylabel="batch size (examples)",
@@ -528,15 +558,18 @@ for bs, lr in best_lr.items():
 # good learning rate lies where it falls fastest, below the point of explosion; it costs one
 # partial epoch instead of a sweep. The loop is written out: nothing but a schedule and a stop.
 
+
 # %%
 def range_test(make_optimizer, lr_min=1e-5, lr_max=10.0, steps=sizes.range_test_steps):
     H.seed_everything(0)
     model = H.MLP(784, sizes.hidden, 10).to(device)
     optimizer = make_optimizer(model)
-    loader = H.ArrayLoader(x_train, y_train, sizes.batch_size, shuffle=True, drop_last=True, device=device)
+    loader = H.ArrayLoader(
+        x_train, y_train, sizes.batch_size, shuffle=True, drop_last=True, device=device
+    )
     batches = itertools.chain.from_iterable(itertools.repeat(loader))
     lrs, losses, best = [], [], math.inf
-    for k, (x, y) in zip(range(steps), batches):
+    for k, (x, y) in zip(range(steps), batches, strict=False):
         lr = lr_min * (lr_max / lr_min) ** (k / (steps - 1))
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -552,7 +585,9 @@ def range_test(make_optimizer, lr_min=1e-5, lr_max=10.0, steps=sizes.range_test_
     return np.array(lrs), np.array(losses)
 
 
-range_lrs, range_losses = range_test(lambda m: SGD(m.parameters(), lr=0.0, momentum=0.9))
+range_lrs, range_losses = range_test(
+    lambda m: SGD(m.parameters(), lr=0.0, momentum=0.9)
+)
 window = 5
 smooth = np.convolve(range_losses, np.ones(window) / window, "valid")
 slope = np.gradient(smooth, np.log10(range_lrs[window - 1 :]))
@@ -568,8 +603,12 @@ ax.set(
 )
 ax.legend()
 plt.show()
-print(f"range test: the loss falls fastest at lr {steepest:.3g}; it stopped after {len(range_lrs)} steps")
-print(f"sweep: best lr at batch {sizes.batch_size}: {best_lr.get(sizes.batch_size, 'not in the sweep')}")
+print(
+    f"range test: the loss falls fastest at lr {steepest:.3g}; it stopped after {len(range_lrs)} steps"
+)
+print(
+    f"sweep: best lr at batch {sizes.batch_size}: {best_lr.get(sizes.batch_size, 'not in the sweep')}"
+)
 
 # %% [markdown] tags=["shared"]
 # ## 8.4 Learning-rate schedules
@@ -621,7 +660,9 @@ def _cos_between(start, end, fraction):
     return end + (start - end) * (1 + math.cos(math.pi * fraction)) / 2
 
 
-def one_cycle(step, lr_max, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
+def one_cycle(
+    step, lr_max, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4
+):
     lr_start = lr_max / div_factor
     lr_end = lr_start / final_div_factor
     # PyTorch's OneCycleLR peaks at step pct_start * T - 1 and ends at step T - 1.
@@ -729,18 +770,33 @@ plt.show()
 # the network with each.
 # ```
 
+
 # %%
 def outline_cosine(epoch, lr, total_epochs):
     return lr * math.cos(2 * math.pi * epoch / total_epochs)  # the outline's formula
 
 
-print(f"outline at t = T/2: {outline_cosine(T // 2, lr_max, T):+.4f}   (lr_max = {lr_max})")
+print(
+    f"outline at t = T/2: {outline_cosine(T // 2, lr_max, T):+.4f}   (lr_max = {lr_max})"
+)
 print(f"correct at t = T/2: {cosine(T // 2, lr_max, T):+.4f}")
 fig, ax = plt.subplots(figsize=(7, 3.6))
-ax.plot(range(T + 1), [outline_cosine(t, lr_max, T) for t in range(T + 1)], label="outline: lr cos(2 pi t / T)")
-ax.plot(range(T + 1), [cosine(t, lr_max, T) for t in range(T + 1)], label="correct: (1 + cos(pi t / T)) / 2")
+ax.plot(
+    range(T + 1),
+    [outline_cosine(t, lr_max, T) for t in range(T + 1)],
+    label="outline: lr cos(2 pi t / T)",
+)
+ax.plot(
+    range(T + 1),
+    [cosine(t, lr_max, T) for t in range(T + 1)],
+    label="correct: (1 + cos(pi t / T)) / 2",
+)
 ax.axhline(0, color="k", lw=0.6)
-ax.set(xlabel="step t", ylabel="learning rate", title="Cosine annealing: the outline's formula and the correct one")
+ax.set(
+    xlabel="step t",
+    ylabel="learning rate",
+    title="Cosine annealing: the outline's formula and the correct one",
+)
 ax.legend()
 plt.show()
 
@@ -757,13 +813,17 @@ run_schedules = {
     "constant": lambda t: constant(t, peak),
     "step decay": lambda t: step_decay(t, peak, max(1, steps_per_run // 3), 0.1),
     "cosine": lambda t: cosine(min(t, steps_per_run), peak, steps_per_run),
-    "warmup + cosine": lambda t: warmup_cosine(min(t, steps_per_run), peak / 10, peak, warm, steps_per_run),
+    "warmup + cosine": lambda t: warmup_cosine(
+        min(t, steps_per_run), peak / 10, peak, warm, steps_per_run
+    ),
     "one-cycle": lambda t: one_cycle(min(t, steps_per_run - 1), peak, steps_per_run),
     "outline's cosine": lambda t: outline_cosine(t, peak, steps_per_run),
 }
 schedule_runs = {}
 for name, schedule in tqdm(run_schedules.items(), desc="schedules"):
-    _, h = train(lambda m: SGD(m.parameters(), lr=peak, momentum=0.9), schedule=schedule)
+    _, h = train(
+        lambda m: SGD(m.parameters(), lr=peak, momentum=0.9), schedule=schedule
+    )
     schedule_runs[name] = h
 print(f"{'schedule':<18} {'train loss':>10} {'test acc':>9}")
 for name, h in schedule_runs.items():
@@ -773,9 +833,17 @@ fig, ax = plt.subplots(figsize=(7, 4))
 for name, h in schedule_runs.items():
     losses = np.nan_to_num(np.asarray(h.step_loss), nan=10.0)
     window = max(1, len(losses) // 40)
-    ax.plot(np.arange(window, len(losses) + 1), np.convolve(losses, np.ones(window) / window, "valid"), label=name)
+    ax.plot(
+        np.arange(window, len(losses) + 1),
+        np.convolve(losses, np.ones(window) / window, "valid"),
+        label=name,
+    )
 ax.set_yscale("log")
-ax.set(xlabel="training step (batch)", ylabel="training loss, moving average (nats)", title="Schedules on MNIST (SGD + momentum)")
+ax.set(
+    xlabel="training step (batch)",
+    ylabel="training loss, moving average (nats)",
+    title="Schedules on MNIST (SGD + momentum)",
+)
 ax.legend(fontsize=8)
 plt.show()
 
@@ -788,11 +856,14 @@ plt.show()
 # an occasional huge step is cut down. Written by hand, checked against the library, then used
 # on a run whose learning rate is too high for plain SGD with momentum.
 
+
 # %%
 @torch.no_grad()
 def clip_by_global_norm_(parameters, max_norm):
     grads = [p.grad for p in parameters if p.grad is not None]
-    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    norm = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(g) for g in grads])
+    )
     scale = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
     for g in grads:
         g.mul_(scale)
@@ -807,7 +878,9 @@ for p, q in zip(a, b, strict=True):
     q.grad = p.grad.clone()
 norm = clip_by_global_norm_(a, 1.0)
 torch.nn.utils.clip_grad_norm_(b, 1.0)
-print(f"norm before {norm:.3f}; after, hand {torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in a])):.6f}")
+print(
+    f"norm before {norm:.3f}; after, hand {torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in a])):.6f}"
+)
 assert all(torch.allclose(p.grad, q.grad, atol=1e-7) for p, q in zip(a, b, strict=True))
 
 
@@ -824,9 +897,15 @@ def clipped(optimizer, parameters, max_norm):
 
 high_lr = 0.5
 _, unclipped = train(lambda m: SGD(m.parameters(), lr=high_lr, momentum=0.9))
-_, with_clip = train(lambda m: clipped(SGD(m.parameters(), lr=high_lr, momentum=0.9), m.parameters(), 1.0))
+_, with_clip = train(
+    lambda m: clipped(
+        SGD(m.parameters(), lr=high_lr, momentum=0.9), m.parameters(), 1.0
+    )
+)
 for name, h in (("no clipping", unclipped), ("clip at norm 1", with_clip)):
-    print(f"lr {high_lr}, {name:<15} final train loss {h.last('train_loss'):.4f}, test acc {h.last('test_accuracy'):.4f}")
+    print(
+        f"lr {high_lr}, {name:<15} final train loss {h.last('train_loss'):.4f}, test acc {h.last('test_accuracy'):.4f}"
+    )
 
 # %% [markdown] tags=["shared"]
 # **Which parameters get weight decay.** Decay pulls weights towards 0 to keep the function
@@ -840,11 +919,16 @@ model = H.MLP(784, sizes.hidden, 10).to(device)
 decay = [p for name, p in model.named_parameters() if p.ndim >= 2]  # weight matrices
 no_decay = [p for name, p in model.named_parameters() if p.ndim < 2]  # biases
 optimizer = AdamW(
-    [{"params": decay, "weight_decay": 1e-2}, {"params": no_decay, "weight_decay": 0.0}],
+    [
+        {"params": decay, "weight_decay": 1e-2},
+        {"params": no_decay, "weight_decay": 0.0},
+    ],
     lr=1e-3,
 )
-print(f"decayed: {sum(p.numel() for p in decay):,} weights in {len(decay)} matrices; "
-      f"not decayed: {sum(p.numel() for p in no_decay):,} biases in {len(no_decay)} vectors")
+print(
+    f"decayed: {sum(p.numel() for p in decay):,} weights in {len(decay)} matrices; "
+    f"not decayed: {sum(p.numel() for p in no_decay):,} biases in {len(no_decay)} vectors"
+)
 
 # %% [markdown] tags=["shared"]
 # **Warmup with Adam.** Adam's first steps divide by a second-moment estimate built from a
@@ -858,15 +942,23 @@ adam_lr = 1e-2
 _, adam_const = train(lambda m: Adam(m.parameters(), lr=adam_lr))
 _, adam_warm = train(
     lambda m: Adam(m.parameters(), lr=adam_lr),
-    schedule=lambda t: warmup_cosine(min(t, steps_per_run), 0.0, adam_lr, warm, steps_per_run),
+    schedule=lambda t: warmup_cosine(
+        min(t, steps_per_run), 0.0, adam_lr, warm, steps_per_run
+    ),
 )
 _, adam_cos = train(
     lambda m: Adam(m.parameters(), lr=adam_lr),
     schedule=lambda t: cosine(min(t, steps_per_run), adam_lr, steps_per_run),
 )
-for name, h in (("constant", adam_const), ("cosine, no warmup", adam_cos), ("warmup + cosine", adam_warm)):
+for name, h in (
+    ("constant", adam_const),
+    ("cosine, no warmup", adam_cos),
+    ("warmup + cosine", adam_warm),
+):
     first = np.mean(h.step_loss[: max(1, warm)])
-    print(f"Adam lr {adam_lr}, {name:<18} mean loss over the warmup steps {first:.3f}, final test acc {h.last('test_accuracy'):.4f}")
+    print(
+        f"Adam lr {adam_lr}, {name:<18} mean loss over the warmup steps {first:.3f}, final test acc {h.last('test_accuracy'):.4f}"
+    )
 
 # %% [markdown] tags=["shared"]
 # **Batch size and learning rate.** Goyal et al. {cite}`goyal2017accurate` train ImageNet with
@@ -879,7 +971,9 @@ for name, h in (("constant", adam_const), ("cosine, no warmup", adam_cos), ("war
 base_bs = sizes.sweep_batch_sizes[0]
 for bs in sizes.sweep_batch_sizes:
     rule = best_lr[base_bs] * bs / base_bs
-    print(f"batch {bs:>4}: best lr of the grid {best_lr[bs]:<6g} linear rule from batch {base_bs}: {rule:g}")
+    print(
+        f"batch {bs:>4}: best lr of the grid {best_lr[bs]:<6g} linear rule from batch {base_bs}: {rule:g}"
+    )
 
 # %% [markdown] tags=["shared"]
 # ## 8.6 Summary

@@ -392,13 +392,15 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown] tags=["shared"]
-# Read the table and the maps together. On the quadratic, plain SGD's best learning rate is
-# capped by the steep direction, so it crawls along the shallow one; momentum carries speed
-# along the valley; RMSProp and Adam divide each coordinate by its own gradient scale, which
-# undoes the bad conditioning of an axis-aligned quadratic. At the saddle, the adaptive methods
-# blow the tiny gradient in $y$ up to a full-sized step at once. Rosenbrock's valley is curved,
-# so no per-coordinate scaling straightens it. These are two-parameter toys: they show what each
-# rule does, not which one trains a network best. That is the next section.
+# Read the table and the maps together. On the quadratic, SGD's learning rate is capped by the
+# steep direction (above $2/50$ it diverges in $y$), so it crawls along the shallow $x$;
+# momentum and Nesterov accumulate speed along $x$. RMSProp and Adam divide each coordinate by
+# its own gradient scale, so each coordinate moves by about $\eta$ per step whatever its
+# curvature: the conditioning stops mattering, but $\eta$ now bounds the speed, so the largest
+# rate of the grid bounds theirs. At the saddle the same division turns the tiny gradient in $y$
+# into a full-sized step (the saddle column). Rosenbrock's valley is curved, so no
+# per-coordinate scaling straightens it. These are two-parameter toys: they show what each rule
+# does, not which one trains a network best. That is the next section.
 
 # %% [markdown] tags=["shared"]
 # ## 8.3 The real task: an MLP on MNIST

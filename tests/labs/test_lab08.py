@@ -26,9 +26,7 @@ from helpers.labs.lab08 import checks as lab08
 # ---------------------------------------------------------------- PyTorch mistakes
 
 
-def _t_adam(
-    *, decoupled=False, l2=None, bias=True, zero=False, swap=False, keep_state=False
-):
+def _t_adam(*, decoupled=False, l2=None, bias=True, zero=False, swap=False, sign=1):
     """A PyTorch Adam step with switches for the mistakes (l2: add decay to the gradient)."""
     l2 = not decoupled if l2 is None else l2
 
@@ -38,10 +36,10 @@ def _t_adam(
         m2 = a1 * m + (1 - a1) * g
         v2 = a2 * v + (1 - a2) * g**2
         k = t if zero else t + 1
-        m_hat = m2 / (1 - beta1**k) if bias else m2
-        v_hat = v2 / (1 - beta2**k) if bias else v2
+        m_hat = m2 / (1 - beta1**k) if bias in (True, "m") else m2
+        v_hat = v2 / (1 - beta2**k) if bias in (True, "v") else v2
         p = param * (1 - lr * weight_decay) if decoupled else param
-        return p - lr * m_hat / (v_hat.sqrt() + eps), m2, v2
+        return p - sign * lr * m_hat / (v_hat.sqrt() + eps), m2, v2
 
     return step
 
@@ -66,6 +64,8 @@ TORCH_MISTAKES = [
     ("adam_step", _t_adam(zero=True), "step_from_zero"),
     ("adam_step", _t_adam(decoupled=True, l2=False), "decoupled_not_l2"),
     ("adam_step", _t_adam(swap=True), "betas_swapped"),
+    ("adam_step", _t_adam(bias="m"), "bias_correction"),
+    ("adam_step", _t_adam(sign=-1), "update_sign"),
     ("adamw_step", _t_adam(decoupled=False, l2=True), "l2_not_decoupled"),
     ("adamw_step", _t_adam(decoupled=True, bias=False), "bias_correction"),
     ("adamw_step", _t_adam(decoupled=True, zero=True), "step_from_zero"),
@@ -78,7 +78,7 @@ TORCH_MISTAKES = [
 # ---------------------------------------------------------------- JAX mistakes
 
 
-def _j_adam(*, decoupled=False, l2=None, bias=True, zero=False, swap=False):
+def _j_adam(*, decoupled=False, l2=None, bias=True, zero=False, swap=False, sign=1):
     l2 = not decoupled if l2 is None else l2
 
     def factory(learning_rate, b1, b2, eps, weight_decay):
@@ -94,14 +94,15 @@ def _j_adam(*, decoupled=False, l2=None, bias=True, zero=False, swap=False):
             m = jax.tree.map(lambda m, g: a1 * m + (1 - a1) * g, m, grads)
             v = jax.tree.map(lambda v, g: a2 * v + (1 - a2) * g**2, v, grads)
             k = count if zero else count + 1
-            c1, c2 = (1 - b1**k, 1 - b2**k) if bias else (1.0, 1.0)
+            c1 = 1 - b1**k if bias in (True, "m") else 1.0
+            c2 = 1 - b2**k if bias in (True, "v") else 1.0
 
             def direction(m, v, p):
                 d = (m / c1) / (jnp.sqrt(v / c2) + eps)
                 return d + weight_decay * p if decoupled else d
 
             updates = jax.tree.map(
-                lambda m, v, p: -learning_rate * direction(m, v, p), m, v, params
+                lambda m, v, p: -sign * learning_rate * direction(m, v, p), m, v, params
             )
             return updates, (count + 1, m, v)
 
@@ -139,6 +140,8 @@ JAX_MISTAKES = [
     ("adam", _j_adam(zero=True), "step_from_zero"),
     ("adam", _j_adam(decoupled=True, l2=False), "decoupled_not_l2"),
     ("adam", _j_adam(swap=True), "betas_swapped"),
+    ("adam", _j_adam(bias="v"), "bias_correction"),
+    ("adam", _j_adam(sign=-1), "update_sign"),
     ("adamw", _j_adam(decoupled=False, l2=True), "l2_not_decoupled"),
     ("adamw", _j_adam(decoupled=True, bias=False), "bias_correction"),
     ("adamw", _j_adam(decoupled=True, zero=True), "step_from_zero"),
@@ -231,6 +234,8 @@ def test_adam_reference_equals_the_libraries(case, decoupled):
     "switch",
     [
         dict(bias_correction=False),
+        dict(bias_correction="m"),
+        dict(bias_correction="v"),
         dict(betas_swapped=True),
         dict(decoupled=True),
     ],

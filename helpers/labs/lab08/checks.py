@@ -35,8 +35,8 @@ __all__ = [
 
 HINTS = Hints(
     {
-        "bias_correction": "divide by (1 - beta^t) before the square root: "
-        "m_hat = m / (1 - beta1**t), v_hat = v / (1 - beta2**t), then "
+        "bias_correction": "correct both moments, m and v, by (1 - beta^t) before the "
+        "square root: m_hat = m / (1 - beta1**t), v_hat = v / (1 - beta2**t), then "
         "param - lr * m_hat / (sqrt(v_hat) + eps)",
         "step_from_zero": "the correction needs t = 1 at the first step: count the step "
         "first (t = t + 1), then divide by 1 - beta**t; with t = 0, 1 - beta**0 = 0 and the "
@@ -47,6 +47,9 @@ HINTS = Hints(
         "decoupled_not_l2": "this exercise asks for the L2 penalty of torch.optim.Adam: "
         "add weight_decay * param to the gradient first, g = grad + weight_decay * param, "
         "and use that g in m and v; shrinking the parameter outside the gradient is AdamW",
+        "update_sign": "the step goes against the gradient: param - lr * m_hat / "
+        "(sqrt(v_hat) + eps) (in Optax the update itself is negative, "
+        "-learning_rate * ..., since apply_updates adds it)",
         "betas_swapped": "the running averages keep beta of the old value: "
         "m = beta1 * m + (1 - beta1) * g and v = beta2 * v + (1 - beta2) * g**2",
         "negative_cosine": "lr * cos(2 pi t / T) goes negative half-way (gradient ascent); "
@@ -107,7 +110,8 @@ def adam_reference(
     eps: float,
     weight_decay: float,
     decoupled: bool,
-    bias_correction: bool = True,
+    # True, False, or "m" / "v": correct only that moment
+    bias_correction: bool | str = True,
     step_from_zero: bool = False,
     betas_swapped: bool = False,
     **_: Any,
@@ -128,8 +132,8 @@ def adam_reference(
             m = a1 * m + (1 - a1) * g
             v = a2 * v + (1 - a2) * g**2
             k = t - 1 if step_from_zero else t
-            m_hat = m / (1 - beta1**k) if bias_correction else m
-            v_hat = v / (1 - beta2**k) if bias_correction else v
+            m_hat = m / (1 - beta1**k) if bias_correction in (True, "m") else m
+            v_hat = v / (1 - beta2**k) if bias_correction in (True, "v") else v
             p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
             out.append({"param": p, "m": m, "v": v})
     return out
@@ -152,6 +156,8 @@ def compare_adam(
     expected = adam_reference(param, grads, decoupled=decoupled, **case)
     switches = [
         ("bias_correction", dict(bias_correction=False)),
+        ("bias_correction", dict(bias_correction="m")),
+        ("bias_correction", dict(bias_correction="v")),
         ("betas_swapped", dict(betas_swapped=True)),
         (
             "l2_not_decoupled" if decoupled else "decoupled_not_l2",
@@ -174,13 +180,17 @@ def compare_adam(
         for name in ("param", "m", "v"):
             if name not in actual:
                 continue
+            mistakes = [(hint, run[step - 1][name]) for hint, run in wrong_runs]
+            if step == 1 and name == "param":  # the step taken with the wrong sign
+                flipped = 2 * np.asarray(param, np.float64) - right["param"]
+                mistakes.append((c.hint("update_sign"), flipped))
             c.close(
                 actual[name],
                 right[name],
                 what=f"{name} after step {step}",
                 rtol=1e-4,
                 atol=1e-6,
-                mistakes=[(hint, run[step - 1][name]) for hint, run in wrong_runs],
+                mistakes=mistakes,
             )
 
 
@@ -225,7 +235,7 @@ def compare_schedule(c: Checker, got: np.ndarray, case: dict) -> None:
     c.close(
         got,
         curve(),
-        what="the learning rate",
+        what="the learning rate (index = step)",
         rtol=1e-5,
         atol=1e-7,
         mistakes=[

@@ -854,8 +854,8 @@ plt.show()
 # **Gradient clipping** {cite}`pascanu2013difficulty`. Rescale the whole gradient when its
 # norm exceeds a threshold $c$: $g \leftarrow g \cdot \min(1, c / \lVert g \rVert)$, with
 # $\lVert g \rVert$ the norm of all parameters' gradients together. The direction is kept; only
-# an occasional huge step is cut down. Written by hand, checked against the library, then used
-# on a run whose learning rate is too high for plain SGD with momentum.
+# an occasional huge step is cut down. Written by hand, checked against the library, then
+# compared on MNIST at a high learning rate (SGD, momentum 0.9), with and without clipping.
 
 
 # %%

@@ -629,6 +629,11 @@ print(
 )
 
 # %% [markdown] tags=["shared"]
+# Compare the two lines printed above. The range test's steepest point is read off one short,
+# noisy run, so treat it as an order of magnitude, and check it against a small sweep like the
+# heat map's before trusting it.
+
+# %% [markdown] tags=["shared"]
 # ## 8.4 Learning-rate schedules
 #
 # A schedule gives the learning rate at each step $t$ of a run of $T$ steps. The common ones:

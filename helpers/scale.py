@@ -24,6 +24,7 @@ __all__ = [
     "CnnSizes",
     "DepthSizes",
     "MnistSizes",
+    "OptimizerSizes",
     "ScaleWarning",
     "SequenceSizes",
     "TimingSizes",
@@ -169,6 +170,27 @@ class TransformSizes:
     parallel_steps: int
     # Steps of the host round-trip timing loop.
     loop_steps: int
+
+
+@dataclass(frozen=True)
+class OptimizerSizes:
+    """Chapter 8: optimizers and learning-rate schedules, an MLP on MNIST."""
+
+    # None: all 60,000 / all 10,000
+    train_examples: int | None
+    test_examples: int | None
+    # Epochs of every run that compares optimizers or schedules (one budget for all).
+    epochs: int
+    batch_size: int
+    hidden: tuple[int, ...]
+    # Steps on the 2-D test functions (section 8.2), per optimizer and learning rate.
+    landscape_steps: int
+    # The learning-rate x batch-size sweep (SGD with momentum) and its epochs per cell.
+    sweep_learning_rates: tuple[float, ...]
+    sweep_batch_sizes: tuple[int, ...]
+    sweep_epochs: int
+    # Steps of the learning-rate range test.
+    range_test_steps: int
 
 
 # One table for the whole course; later chapters add their task here, built with keywords.
@@ -363,6 +385,45 @@ _SIZES: dict[str, dict[str, object]] = {
             batch_size=1_024,
             parallel_steps=50,
             loop_steps=1_000,
+        ),
+    },
+    # Chapter 8 (tune these values, keep the keywords).
+    "optimizers": {
+        "smoke": OptimizerSizes(
+            train_examples=2_000,
+            test_examples=1_000,
+            epochs=1,
+            batch_size=64,
+            hidden=(64,),
+            landscape_steps=300,
+            sweep_learning_rates=(0.1,),
+            sweep_batch_sizes=(32, 64),
+            sweep_epochs=1,
+            range_test_steps=60,
+        ),
+        "cpu": OptimizerSizes(
+            train_examples=None,
+            test_examples=None,
+            epochs=3,
+            batch_size=128,
+            hidden=(256,),
+            landscape_steps=2_000,
+            sweep_learning_rates=(0.01, 0.03, 0.1, 0.3, 1.0),
+            sweep_batch_sizes=(32, 128, 512),
+            sweep_epochs=1,
+            range_test_steps=300,
+        ),
+        "gpu": OptimizerSizes(
+            train_examples=None,
+            test_examples=None,
+            epochs=15,
+            batch_size=128,
+            hidden=(512, 512),
+            landscape_steps=5_000,
+            sweep_learning_rates=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
+            sweep_batch_sizes=(32, 64, 128, 256, 512, 1024),
+            sweep_epochs=5,
+            range_test_steps=1_000,
         ),
     },
 }

@@ -88,6 +88,17 @@ def dataset_mistakes(ns, to_array):
         ),
         (
             "DigitDataset",
+            dataset_variant(
+                base,
+                item=lambda self, i: (
+                    np.asarray(self.transform(self.images[i])),
+                    int(self.labels[i]),
+                ),
+            ),
+            "image_type",
+        ),
+        (
+            "DigitDataset",
             dataset_variant(base, init=_shuffled_labels_init(base)),
             "labels_shuffled",
         ),

@@ -51,6 +51,8 @@ HINTS = Hints(
         "dataset_len": "len(dataset) must be the number of examples: return len(self.labels)",
         "dataset_item": "dataset[i] must return one pair, (image, label), in this order: "
         "return self.transform(self.images[i]), int(self.labels[i])",
+        "image_type": "return the image exactly as the transform gives it: "
+        "self.transform(self.images[i]), without converting it (to numpy or anything else)",
         "transform_missing": "apply the transform to the image before returning it: "
         "image = self.transform(self.images[i])",
         "labels_shuffled": "example i must come with label i: never shuffle images and labels "
@@ -158,7 +160,14 @@ def _dataset_case(c: Checker, cls: Any, images, labels, transform) -> None:
         image, label = item
         if isinstance(image, (int, np.integer)):
             raise c.fail(f"dataset[{i}] starts with a number", c.hint("dataset_item"))
-        x = c.array(image, f"the image of dataset[{i}] as {c.fw.array_type}")
+        try:
+            x = c.fw.to_numpy(image)
+        except Exception:
+            raise c.fail(
+                f"the image of dataset[{i}] is a {type(image).__name__}, expected "
+                f"{c.fw.array_type} (what the transform returns)",
+                c.hint("image_type"),
+            ) from None
         if x.shape == images[i].shape and np.array_equal(x, images[i]):
             raise c.fail(
                 f"the image of dataset[{i}] is not transformed",

@@ -441,7 +441,8 @@ plt.show()
 #
 # The outline's "model optimisation" loop feeds the same batch at every step. Here is its
 # pattern, as written, for 100 steps: the training loss on that batch goes to nearly zero
-# while accuracy on held-out data stays low. A loop must draw a new batch each step.
+# while accuracy on held-out data stays well below what one pass over the training data
+# gives (the loop that follows). A loop must draw a new batch each step.
 
 # %%
 torch.manual_seed(0)
@@ -582,13 +583,15 @@ cnn_seconds = sum(e["seconds"] for e in cnn_history.epochs)
 cnn_test_acc = H.evaluate(cnn, test_loader)["accuracy"]
 print(
     f"CNN ({H.count_params(cnn):,} parameters): test accuracy {cnn_test_acc:.4f} "
-    f"after {cnn_seconds:.1f} s of training ({cnn_sizes.epochs} epochs; process CPU time "
+    f"after {cnn_seconds:.1f} s of training on {len(y_all):,} images ({cnn_sizes.epochs} "
+    f"epoch(s); process CPU time "
     f"{cnn_cpu:.1f} s, load average {os.getloadavg()[0]:.1f})"
 )
 
 # %% [markdown]
-# The CNN trained on all 60,000 training images (its settings were chosen on the validation
-# split above); at `cpu` scale the page asserts the chapter's targets: at least 97 % for the
+# The CNN trains on the whole training split loaded above, the validation examples included
+# (nothing more is chosen with them here; at `cpu` scale that is all 60,000 images, as the
+# line above prints). At `cpu` scale the page asserts the chapter's targets: at least 97 % for the
 # MLP and 99.0 % for the CNN, each within five minutes of training on two cores. On a machine
 # shared with other jobs the wall time overstates that; the process's CPU time (all its
 # threads together) bounds from above what the training takes on two free cores, so the
@@ -756,9 +759,9 @@ print(
 # %% [markdown]
 # The numbers above are this machine's, and they move: `inductor` keeps compiled kernels in an
 # on-disk cache, so running this page a second time makes the first call much shorter, and on
-# two cores shared with other jobs a step of a few milliseconds varies from run to run (in
-# this course's runs the compiled MLP step came out faster than eager on one and slower on
-# another). Compilation helps when Python dispatch and memory traffic dominate (many small
+# two cores shared with other jobs a step of a few milliseconds varies from run to run, so
+# the compiled step can come out faster than eager in one run and slower in the next.
+# Compilation helps when Python dispatch and memory traffic dominate (many small
 # elementwise operations it can fuse into one loop) and when a function runs many times; it
 # does not pay when a run is short, when the time goes into a few large matrix products that
 # already call an optimised library, or when shapes keep changing (each new shape can trigger

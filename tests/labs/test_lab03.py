@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from flax import nnx
 from labtools import exercise_functions, mistake_table_tests, source
+from torch import nn
 from torch.utils.data import DataLoader
 
 from helpers import jax as hj
@@ -87,6 +88,17 @@ def dataset_mistakes(ns, to_array):
         ),
         (
             "DigitDataset",
+            dataset_variant(
+                base,
+                item=lambda self, i: (
+                    np.asarray(self.transform(self.images[i])),
+                    int(self.labels[i]),
+                ),
+            ),
+            "image_type",
+        ),
+        (
+            "DigitDataset",
             dataset_variant(base, init=_shuffled_labels_init(base)),
             "labels_shuffled",
         ),
@@ -99,23 +111,30 @@ def dataset_mistakes(ns, to_array):
 
 
 # --- PyTorch ---------------------------------------------------------------------------------
-def _t_step(zero_grad=True, step=True, loss_after=False):
+def _t_step(zero_grad=True, step=True, loss_after=False, summed=False, item=False):
     def train_step(model, optimizer, x, y):
         if zero_grad:
             optimizer.zero_grad()
-        loss = F.cross_entropy(model(x), y)
+        loss = F.cross_entropy(model(x), y, reduction="sum" if summed else "mean")
         loss.backward()
         if step:
             optimizer.step()
         if loss_after:
             with torch.no_grad():
                 loss = F.cross_entropy(model(x), y)
-        return loss.detach()
+        return loss.item() if item else loss.detach()
 
     return train_step
 
 
-def _t_eval(eval_mode=True, no_grad=True, per_batch=False, count=False):
+def _t_eval(
+    eval_mode=True,
+    no_grad=True,
+    per_batch=False,
+    count=False,
+    percent=False,
+    array=False,
+):
     def evaluate_accuracy(model, loader):
         if eval_mode:
             model.eval()
@@ -130,9 +149,18 @@ def _t_eval(eval_mode=True, no_grad=True, per_batch=False, count=False):
             torch.set_grad_enabled(True)
         if per_batch:
             return float(np.mean(accs))
+        if percent:
+            return 100 * correct / n
+        if array:
+            return torch.tensor(correct / n)
         return float(correct) if count else correct / n
 
     return evaluate_accuracy
+
+
+def _t_unflattened(images, labels):
+    """A model that cannot take the check's (B, 28, 28) images."""
+    return nn.Sequential(nn.Linear(784, 10))
 
 
 def _t_untrained(images, labels):
@@ -154,12 +182,17 @@ TORCH_MISTAKES = [
     ("train_step", _t_step(zero_grad=False), "grad_accumulated"),
     ("train_step", _t_step(step=False), "no_update"),
     ("train_step", _t_step(loss_after=True), "loss_value"),
+    ("train_step", _t_step(summed=True), "wrong_update"),
+    ("train_step", _t_step(item=True), "loss_number"),
     ("evaluate_accuracy", _t_eval(eval_mode=False), "eval_missing"),
     ("evaluate_accuracy", _t_eval(no_grad=False), "no_grad_missing"),
     ("evaluate_accuracy", _t_eval(per_batch=True), "batch_mean"),
     ("evaluate_accuracy", _t_eval(count=True), "accuracy_count"),
+    ("evaluate_accuracy", _t_eval(percent=True), "accuracy_percent"),
+    ("evaluate_accuracy", _t_eval(array=True), "accuracy_array"),
     ("train_classifier", _t_untrained, "not_trained"),
     ("train_classifier", _t_tuple, "classifier_tuple"),
+    ("train_classifier", _t_unflattened, "classifier_input"),
     ("train_classifier", _t_own_data, "ignores_data"),
 ]
 
@@ -169,11 +202,13 @@ def _j_loss(model, x, y):
     return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
 
 
-def _j_step(accumulate=False, update=True, loss_after=False):
+def _j_step(accumulate=False, update=True, loss_after=False, summed=False, item=False):
     running = {}
 
     def train_step(model, optimizer, x, y):
         loss, grads = nnx.value_and_grad(_j_loss)(model, x, y)
+        if summed:  # the gradient of the summed loss: len(y) times the mean's
+            grads = jax.tree.map(lambda g: g * len(y), grads)
         if accumulate:  # a running sum of gradients, kept across calls
             key = id(optimizer)
             if key in running:
@@ -183,12 +218,12 @@ def _j_step(accumulate=False, update=True, loss_after=False):
             optimizer.update(model, grads)
         if loss_after:
             loss = _j_loss(model, x, y)
-        return loss
+        return float(loss) if item else loss
 
     return train_step
 
 
-def _j_eval(eval_mode=True, per_batch=False, count=False):
+def _j_eval(eval_mode=True, per_batch=False, count=False, percent=False, array=False):
     def evaluate_accuracy(model, loader):
         if eval_mode:
             model.eval()
@@ -199,9 +234,18 @@ def _j_eval(eval_mode=True, per_batch=False, count=False):
             correct, n = correct + right, n + len(y)
         if per_batch:
             return float(np.mean(accs))
+        if percent:
+            return 100 * correct / n
+        if array:
+            return jnp.asarray(correct / n)
         return float(correct) if count else correct / n
 
     return evaluate_accuracy
+
+
+def _j_unflattened(images, labels):
+    """A model that cannot take the check's (B, 28, 28) images."""
+    return nnx.Linear(784, 10, rngs=nnx.Rngs(0))
 
 
 def _j_untrained(images, labels):
@@ -222,11 +266,16 @@ JAX_MISTAKES = [
     ("train_step", _j_step(accumulate=True), "grad_accumulated"),
     ("train_step", _j_step(update=False), "no_update"),
     ("train_step", _j_step(loss_after=True), "loss_value"),
+    ("train_step", _j_step(summed=True), "wrong_update"),
+    ("train_step", _j_step(item=True), "loss_number"),
     ("evaluate_accuracy", _j_eval(eval_mode=False), "eval_missing"),
     ("evaluate_accuracy", _j_eval(per_batch=True), "batch_mean"),
     ("evaluate_accuracy", _j_eval(count=True), "accuracy_count"),
+    ("evaluate_accuracy", _j_eval(percent=True), "accuracy_percent"),
+    ("evaluate_accuracy", _j_eval(array=True), "accuracy_array"),
     ("train_classifier", _j_untrained, "not_trained"),
     ("train_classifier", _j_tuple, "classifier_tuple"),
+    ("train_classifier", _j_unflattened, "classifier_input"),
     ("train_classifier", _j_own_data, "ignores_data"),
 ]
 
@@ -251,3 +300,17 @@ def test_a_dataloader_keeps_each_image_with_its_label():
             assert lookup[im.tobytes()] == label
             seen += 1
     assert seen == 200
+
+
+def test_evaluation_may_divide_by_len_of_loader_dataset():
+    """The PyTorch check's batches are a DataLoader: the common len(loader.dataset) works."""
+
+    def evaluate_accuracy(model, loader):
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in loader:
+                correct += (model(x).argmax(-1) == y).sum().item()
+        return correct / len(loader.dataset)
+
+    ht.lab03.check_evaluate_accuracy(evaluate_accuracy)

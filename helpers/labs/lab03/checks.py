@@ -32,6 +32,7 @@ from helpers.labs.kit import Checker, Framework, Hints, checking
 __all__ = [
     "HINTS",
     "THRESHOLD",
+    "NotAModule",
     "Ops",
     "check_dataset",
     "check_evaluate_accuracy",
@@ -50,6 +51,8 @@ HINTS = Hints(
         "dataset_len": "len(dataset) must be the number of examples: return len(self.labels)",
         "dataset_item": "dataset[i] must return one pair, (image, label), in this order: "
         "return self.transform(self.images[i]), int(self.labels[i])",
+        "image_type": "return the image exactly as the transform gives it: "
+        "self.transform(self.images[i]), without converting it (to numpy or anything else)",
         "transform_missing": "apply the transform to the image before returning it: "
         "image = self.transform(self.images[i])",
         "labels_shuffled": "example i must come with label i: never shuffle images and labels "
@@ -57,21 +60,38 @@ HINTS = Hints(
         "loader does",
         "no_update": "the parameters did not change: compute the gradients of the loss and "
         "apply them with the optimizer in every call",
+        "wrong_update": "the parameters changed, but not by one step of the optimizer you "
+        "were given on the mean cross-entropy: use that optimizer (do not create one) and "
+        "the mean cross-entropy of the raw logits (no softmax before it, not a sum)",
+        "loss_number": "return the loss as a one-number array, not as a Python number: "
+        "the loss itself (loss.detach() in PyTorch), not loss.item() or float(loss)",
         "loss_value": "return the loss of this batch, the mean cross-entropy computed before "
         "the update",
         "batch_mean": "the batches have different sizes, so the mean of per-batch accuracies "
         "over-weights the small last batch: count correct predictions and examples over all "
         "batches, then divide once",
+        "accuracy_percent": "return the accuracy as a fraction between 0 and 1, "
+        "not as a percentage",
+        "accuracy_array": "convert the one-number array to a Python float with float(...) "
+        "(or .item()) before returning it",
         "accuracy_count": "that is the number of correct predictions: divide by the number "
         "of examples",
         "not_trained": "the model's test accuracy is too low: train it (several epochs over "
-        "the data, with a learning rate that makes the loss fall), and check that each image "
-        "keeps its own label",
+        "the data, with a learning rate that makes the loss fall), scale the pixels as the "
+        "check does (pixel / 255, so values in [0, 1]), and check that each image keeps its "
+        "own label",
+        "classifier_input": "the check calls model(x) with x float32 of shape (B, 28, 28) in "
+        "[0, 1]: the model must flatten its input itself (as H.MLP does) and keep float32 "
+        "parameters",
         "classifier_tuple": "return the trained model itself, not a tuple",
         "ignores_data": "the second call renames the classes ((label + 3) % 10): train on the "
         "images and labels passed to your function, not on data you load yourself",
     }
 )
+
+
+class NotAModule(TypeError):
+    """Raised by ``Ops.classifier_logits`` when the student's model is no framework module."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +109,7 @@ class Ops:
     ``probe_modes(model)``: the modes it was called in: a list of (training, recording).
     ``batches(x, y, sizes)``: consecutive batches of those sizes, framework arrays.
     ``classifier_logits(model, x)``: logits of a trained classifier in evaluation mode;
-    ``TypeError`` if ``model`` is not one of the framework's modules.
+    :class:`NotAModule` if ``model`` is not one of the framework's modules.
     """
 
     transforms: tuple[Callable, Callable]
@@ -108,7 +128,12 @@ class Ops:
 
 def _scalar(c: Checker, value: Any, what: str) -> float:
     """The number in a one-number framework array (the loss tensor); fail otherwise."""
-    arr = c.array(value, f"{what} as a one-number {c.fw.array_type}")
+    if isinstance(value, (float, int)) and not isinstance(value, bool):
+        raise c.fail(
+            f"{what} is a Python {type(value).__name__}, expected {c.fw.array_type}",
+            c.hint("loss_number"),
+        )
+    arr = c.array(value, f"{what} to be {c.fw.array_type} holding one number")
     c.expect(arr.size == 1, f"{what} has shape {arr.shape}, expected one number")
     number = float(arr.reshape(()))
     c.expect(np.isfinite(number), f"{what} is {number}, not a finite number")
@@ -135,7 +160,14 @@ def _dataset_case(c: Checker, cls: Any, images, labels, transform) -> None:
         image, label = item
         if isinstance(image, (int, np.integer)):
             raise c.fail(f"dataset[{i}] starts with a number", c.hint("dataset_item"))
-        x = c.array(image, f"the image of dataset[{i}] as {c.fw.array_type}")
+        try:
+            x = c.fw.to_numpy(image)
+        except Exception:
+            raise c.fail(
+                f"the image of dataset[{i}] is a {type(image).__name__}, expected "
+                f"{c.fw.array_type} (what the transform returns)",
+                c.hint("image_type"),
+            ) from None
         if x.shape == images[i].shape and np.array_equal(x, images[i]):
             raise c.fail(
                 f"the image of dataset[{i}] is not transformed",
@@ -213,6 +245,7 @@ def check_train_step(train_step: Callable, fw: Framework, ops: Ops) -> None:
         got = ops.params(model)
         want_losses, want = ops.reference_steps[""](batches)
         if not _params_match(got, want):
+            start = ops.params(ops.make_model()[0])
             for key, run in ops.reference_steps.items():
                 if key and _params_match(got, run(batches)[1]):
                     raise c.fail(
@@ -221,7 +254,7 @@ def check_train_step(train_step: Callable, fw: Framework, ops: Ops) -> None:
                     )
             raise c.fail(
                 "after three steps the parameters are not the right ones",
-                c.hint("no_update"),
+                c.hint("no_update" if _params_match(got, start) else "wrong_update"),
             )
         c.close(
             losses,
@@ -273,12 +306,20 @@ def _eval_case(
                 f"the accuracy is {value}, expected {expected:.6g}",
                 c.hint("accuracy_count"),
             )
+        if abs(value - 100 * expected) < 1e-4:
+            raise c.fail(
+                f"the accuracy is {value:.6g}, expected {expected:.6g}",
+                c.hint("accuracy_percent"),
+            )
         if abs(value - per_batch) < 1e-6:
             raise c.fail(
                 f"the accuracy is {value:.6g}, expected {expected:.6g}",
                 c.hint("batch_mean"),
             )
-    value = c.python_float(value, "the accuracy")
+    one_number = hasattr(value, "item") and not isinstance(value, np.generic)
+    value = c.python_float(
+        value, "the accuracy", c.hint("accuracy_array") if one_number else ""
+    )
     c.close(value, expected, what="the accuracy", rtol=0, atol=1e-6)
 
 
@@ -305,12 +346,16 @@ def _classifier_case(c: Checker, train: Callable, ops: Ops, x, y, xt, yt, rename
         raise c.fail("your function returned a tuple", c.hint("classifier_tuple"))
     try:
         logits = ops.classifier_logits(model, xt.astype(np.float32) / 255)
-    except TypeError:
+    except NotAModule:
         raise c.fail(
             f"expected {ops.module_type}, got {type(model).__name__}"
         ) from None
     except Exception as e:
-        raise c.raised(e) from None
+        raise c.fail(
+            f"calling your model on the test images raised {type(e).__name__}: "
+            f"{(str(e).strip().splitlines() or [''])[0]}",
+            c.hint("classifier_input"),
+        ) from None
     c.expect(
         isinstance(logits, np.ndarray) and logits.shape == (len(yt), 10),
         f"the model's output has shape {getattr(logits, 'shape', None)}, expected "

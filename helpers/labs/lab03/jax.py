@@ -157,7 +157,7 @@ def _batches(x: np.ndarray, y: np.ndarray, sizes: Sequence[int]):
 
 def _classifier_logits(model, x: np.ndarray) -> np.ndarray:
     if not isinstance(model, nnx.Module):
-        raise TypeError(type(model).__name__)
+        raise lab03.NotAModule(type(model).__name__)
     model.eval()
     return np.asarray(model(jnp.asarray(x)))
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab03 import checks as lab03
@@ -113,6 +114,13 @@ def _probe_logits(seed: int, x: np.ndarray) -> np.ndarray:
 
 
 def _batches(x: np.ndarray, y: np.ndarray, sizes: Sequence[int]):
+    """A DataLoader when the sizes are one batch size and a smaller last batch, else a list.
+
+    A real DataLoader lets the common ``len(loader.dataset)`` work, as it does in the chapter.
+    """
+    if all(s == sizes[0] for s in sizes[:-1]) and sizes[-1] <= sizes[0]:
+        data = TensorDataset(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64)))
+        return DataLoader(data, batch_size=sizes[0], shuffle=False)
     edges = np.cumsum([0, *sizes])
     return [
         (torch.from_numpy(x[a:b]), torch.from_numpy(y[a:b].astype(np.int64)))
@@ -122,7 +130,7 @@ def _batches(x: np.ndarray, y: np.ndarray, sizes: Sequence[int]):
 
 def _classifier_logits(model, x: np.ndarray) -> np.ndarray:
     if not isinstance(model, nn.Module):
-        raise TypeError(type(model).__name__)
+        raise lab03.NotAModule(type(model).__name__)
     model.eval()
     with torch.no_grad():
         return model(torch.from_numpy(x)).cpu().numpy()

@@ -206,6 +206,15 @@ def _t_sum_of_norms(params, x, y):  # |g_W| + |g_b|
     return sum(v.reshape(len(x), -1).norm(dim=1) for v in g.values())
 
 
+def _t_autograd_in_vmap(params, x, y):  # loss.backward's API inside torch.func
+    def one(p, xi, yi):
+        loss = _t_loss(p, xi[None], yi[None])
+        return torch.autograd.grad(loss, list(p.values()))
+
+    grads = torch.func.vmap(one, in_dims=(None, 0, 0))(params, x, y)
+    return sum(g.reshape(len(x), -1).pow(2).sum(1) for g in grads).sqrt()
+
+
 def _t_zero_after_backward(model, optimizer, x, y):  # clears the gradients before step
     loss = F.cross_entropy(model(x), y)
     loss.backward()
@@ -270,6 +279,7 @@ TORCH_MISTAKES = [
     ("per_example_grad_norms", _t_norms(root=False), "squared"),
     ("per_example_grad_norms", _t_norms(which=("W",)), "one_leaf"),
     ("per_example_grad_norms", _t_sum_of_norms, "sum_of_norms"),
+    ("per_example_grad_norms", _t_autograd_in_vmap, "autograd_in_func"),
     (
         "per_example_grad_norms",
         lambda p, x, y: _t_norms()(p, x, y)[:, None],

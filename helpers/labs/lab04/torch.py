@@ -47,6 +47,9 @@ HINTS = Hints(
         "parameters are shared by all examples, so in_dims=(None, 0, 0)",
         "shard_shape": "return (world_size, B / world_size, D), the shard first: "
         "x.chunk(n) cuts n pieces, while x.split(k) cuts pieces of k rows",
+        "autograd_in_func": "inside torch.func transforms differentiate with "
+        "torch.func.grad(loss_fn)(params, ...): the params passed in do not require grad, "
+        "so loss.backward() and torch.autograd.grad have nothing to differentiate",
         "interleaved": "each shard is a contiguous block of rows, as P('data') gives in "
         "JAX: shard r holds rows r*B/n to (r+1)*B/n - 1, not every n-th row",
     },
@@ -54,7 +57,8 @@ HINTS = Hints(
 
 _explain = explainer(
     {
-        "Expected all tensors to have the same size in the mapped dimension": "map_params"
+        "Expected all tensors to have the same size in the mapped dimension": "map_params",
+        "does not require grad and does not have a grad_fn": "autograd_in_func",
     },
     HINTS,
 )

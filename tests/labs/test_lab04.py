@@ -70,18 +70,19 @@ def _j_retrace(params, x, y):
 
 
 class _JMLP(nnx.Module):
-    def __init__(self, seed, reuse=False, relu=True, fixed_seed=None):
+    def __init__(self, seed, reuse=False, relu=True, fixed_seed=None, relu_last=False):
         seed = seed if fixed_seed is None else fixed_seed
         rngs = nnx.Rngs(seed)
         pick = lambda: nnx.Rngs(seed) if reuse else rngs  # noqa: E731
         self.l1 = nnx.Linear(4, 16, rngs=pick())
         self.l2 = nnx.Linear(16, 16, rngs=pick())
         self.l3 = nnx.Linear(16, 3, rngs=pick())
-        self.relu = relu
+        self.relu, self.relu_last = relu, relu_last
 
     def __call__(self, x):
         act = nnx.relu if self.relu else (lambda v: v)
-        return self.l3(act(self.l2(act(self.l1(x)))))
+        out = self.l3(act(self.l2(act(self.l1(x)))))
+        return nnx.relu(out) if self.relu_last else out
 
 
 def _j_step(*, update=True, after=False, total=False):
@@ -99,12 +100,25 @@ def _j_step(*, update=True, after=False, total=False):
     return train_step
 
 
+def _j_two_steps(model, optimizer, x, y):  # two updates per call
+    step = _j_step()
+    step(model, optimizer, x, y)
+    return step(model, optimizer, x, y)
+
+
+def _j_sum_of_norms(params, x, y):  # |g_W| + |g_b|
+    g = _j_grads(params, x, y)
+    return sum(jnp.sqrt(jnp.sum(v.reshape(len(x), -1) ** 2, 1)) for v in g.values())
+
+
 def _j_dp(reduce="mean"):
     def data_parallel_grads(params, x, y, n_shards):
         xs, ys = x.reshape(n_shards, -1, x.shape[1]), y.reshape(n_shards, -1)
         g = jax.vmap(jax.grad(_j_loss), in_axes=(None, 0, 0))(params, xs, ys)
         if reduce == "none":
             return g
+        if reduce == "last":  # one shard's gradient only
+            return jax.tree.map(lambda v: v[-1], g)
         return jax.tree.map(lambda v: getattr(v, reduce)(0), g)
 
     return data_parallel_grads
@@ -128,15 +142,23 @@ JAX_MISTAKES = [
     ("per_example_grad_norms", _j_per_batch_scalar, "per_batch"),
     ("per_example_grad_norms", _j_norms(root=False), "squared"),
     ("per_example_grad_norms", _j_norms(which=("W",)), "one_leaf"),
+    ("per_example_grad_norms", _j_sum_of_norms, "sum_of_norms"),
+    (
+        "per_example_grad_norms",
+        lambda p, x, y: _j_norms()(p, x, y)[:, None],
+        "norms_differ",
+    ),
     ("per_example_grad_norms", _j_retrace, "retrace"),
     ("per_example_grad_norms", _j_map_params, "map_params"),
     ("build_mlp", lambda seed: _JMLP(seed, reuse=True), "key_reused"),
     ("build_mlp", lambda seed: _JMLP(seed, fixed_seed=0), "seed_ignored"),
     ("build_mlp", lambda seed: _JMLP(seed, relu=False), "no_activation"),
+    ("build_mlp", lambda seed: _JMLP(seed, relu_last=True), "mlp_differs"),
     ("train_step", _j_step(update=False), "no_update"),
     ("train_step", _j_old_update, "no_update"),
     ("train_step", _j_step(after=True), "loss_after_update"),
     ("train_step", _j_step(total=True), "sum_loss"),
+    ("train_step", _j_two_steps, "loss_differs"),
     (
         "shard_batch",
         lambda x, mesh: jax.device_put(x, NamedSharding(mesh, P(None, "data"))),
@@ -151,6 +173,7 @@ JAX_MISTAKES = [
     ("shard_batch", lambda x, mesh: jax.device_put(x, mesh), "not_sharded"),
     ("data_parallel_grads", _j_dp("sum"), "sum_shards"),
     ("data_parallel_grads", _j_dp("none"), "not_averaged"),
+    ("data_parallel_grads", _j_dp("last"), "dp_differs"),
 ]
 
 
@@ -176,6 +199,33 @@ def _t_norms(which=("W", "b"), root=True):
 def _t_per_batch(params, x, y):
     g = torch.func.grad(_t_loss)(params, x, y)
     return torch.full((len(x),), float(sum(v.pow(2).sum() for v in g.values()).sqrt()))
+
+
+def _t_sum_of_norms(params, x, y):  # |g_W| + |g_b|
+    g = _t_grads(params, x, y)
+    return sum(v.reshape(len(x), -1).norm(dim=1) for v in g.values())
+
+
+def _t_autograd_in_vmap(params, x, y):  # loss.backward's API inside torch.func
+    def one(p, xi, yi):
+        loss = _t_loss(p, xi[None], yi[None])
+        return torch.autograd.grad(loss, list(p.values()))
+
+    grads = torch.func.vmap(one, in_dims=(None, 0, 0))(params, x, y)
+    return sum(g.reshape(len(x), -1).pow(2).sum(1) for g in grads).sqrt()
+
+
+def _t_zero_after_backward(model, optimizer, x, y):  # clears the gradients before step
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.zero_grad()
+    optimizer.step()
+    return loss.detach()
+
+
+def _t_two_steps(model, optimizer, x, y):  # two updates per call
+    _t_step()(model, optimizer, x, y)
+    return _t_step()(model, optimizer, x, y)
 
 
 def _t_mlp(seed, reseed=False, relu=True, fixed_seed=None):
@@ -211,6 +261,8 @@ def _t_dp(reduce="mean"):
         )
         if reduce == "none":
             return g
+        if reduce == "last":  # one shard's gradient only
+            return {k: v[-1] for k, v in g.items()}
         return {k: getattr(v, reduce)(0) for k, v in g.items()}
 
     return data_parallel_grads
@@ -226,14 +278,24 @@ TORCH_MISTAKES = [
     ("per_example_grad_norms", _t_per_batch, "per_batch"),
     ("per_example_grad_norms", _t_norms(root=False), "squared"),
     ("per_example_grad_norms", _t_norms(which=("W",)), "one_leaf"),
+    ("per_example_grad_norms", _t_sum_of_norms, "sum_of_norms"),
+    ("per_example_grad_norms", _t_autograd_in_vmap, "autograd_in_func"),
+    (
+        "per_example_grad_norms",
+        lambda p, x, y: _t_norms()(p, x, y)[:, None],
+        "norms_differ",
+    ),
     ("per_example_grad_norms", _t_map_params, "map_params"),
     ("build_mlp", lambda seed: _t_mlp(seed, reseed=True), "key_reused"),
     ("build_mlp", lambda seed: _t_mlp(seed, fixed_seed=0), "seed_ignored"),
     ("build_mlp", lambda seed: _t_mlp(seed, relu=False), "no_activation"),
+    ("build_mlp", lambda seed: nn.Sequential(_t_mlp(seed), nn.ReLU()), "mlp_differs"),
     ("train_step", _t_step(update=False), "no_update"),
     ("train_step", _t_step(after=True), "loss_after_update"),
     ("train_step", _t_step(total=True), "sum_loss"),
     ("train_step", _t_step(zero=False), "zero_grad"),
+    ("train_step", _t_zero_after_backward, "no_update"),
+    ("train_step", _t_two_steps, "loss_differs"),
     (
         "shard_batch",
         lambda x, n: torch.stack(x.chunk(n, dim=1)),
@@ -246,6 +308,8 @@ TORCH_MISTAKES = [
     ),
     ("data_parallel_grads", _t_dp("sum"), "sum_shards"),
     ("data_parallel_grads", _t_dp("none"), "not_averaged"),
+    ("data_parallel_grads", _t_dp("last"), "dp_differs"),
+    ("shard_batch", lambda x, n: torch.stack(x.split(n)), "shard_shape"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}

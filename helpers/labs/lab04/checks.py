@@ -43,16 +43,30 @@ HINTS = Hints(
         "squares of every entry of every gradient",
         "one_leaf": "the norm covers every parameter: add the squares of the gradients of "
         "W and of b for each example, then take the square root",
+        "sum_of_norms": "one norm over all the parameters: add the squares of W's and b's "
+        "gradients, then take one square root; the sum of the two norms is larger",
+        "norms_differ": "return a vector (B,): for each example, the gradient of its own "
+        "loss (a batch of one) with respect to W and b, then the square root of the sum of "
+        "the squares of all its entries",
         "seed_ignored": "build the layers from the `seed` argument, not from a fixed seed",
+        "mlp_differs": "seed once from `seed`, then create the three Linear layers in order "
+        "(4 → 16, 16 → 16, 16 → 3), with a ReLU after each of the first two and nothing "
+        "after the last: the check builds its network that way and compares the outputs",
         "no_activation": "put a ReLU after each hidden layer (not after the output layer)",
         "loss_after_update": "return the loss computed before the update, the one whose "
         "gradient the step used",
         "sum_loss": "the loss is the mean over the batch: a sum makes the gradient B "
         "times larger",
+        "loss_differs": "return the mean cross-entropy of model(x) against y, computed "
+        "before the update, and take exactly one step with the optimizer you are given "
+        "(do not create a new one)",
         "sum_shards": "average the shards' gradients: their sum is n_shards times the "
         "full-batch gradient",
         "not_averaged": "return one gradient per parameter, with the parameter's shape: "
         "the mean over the shards, not the stack of them",
+        "dp_differs": "cut x and y into n_shards contiguous shards, take each shard's "
+        "gradient of loss_fn (the mean over its examples), and average the n_shards "
+        "gradients: with equal shards that is the full batch's gradient",
     }
 )
 
@@ -128,6 +142,8 @@ def per_example_norms(case: Mapping[str, np.ndarray], mistake: str = "") -> np.n
         return (sq_x + 1) * sq_e
     if mistake == "one_leaf":  # W's gradient only
         return np.sqrt(sq_x * sq_e)
+    if mistake == "sum_of_norms":  # |g_W| + |g_b|
+        return np.sqrt(sq_x * sq_e) + np.sqrt(sq_e)
     return np.sqrt((sq_x + 1) * sq_e)
 
 
@@ -195,9 +211,10 @@ def check_per_example_grad_norms(
                 what="the norm",
                 rtol=1e-4,
                 atol=1e-5,
+                hint=c.hint("norms_differ"),
                 mistakes=[
                     (c.hint(m), per_example_norms(case, m))
-                    for m in ("per_batch", "squared", "one_leaf")
+                    for m in ("per_batch", "squared", "one_leaf", "sum_of_norms")
                 ],
             )
         if compilations is not None:
@@ -268,6 +285,7 @@ def check_build_mlp(
                 what="the output",
                 rtol=1e-4,
                 atol=1e-5,
+                hint=c.hint("mlp_differs"),
                 mistakes=mistakes,
             )
 
@@ -319,6 +337,7 @@ def check_train_step(
             what="the loss",
             rtol=1e-4,
             atol=1e-5,
+            hint=c.hint("loss_differs"),
             mistakes=[(c.hint(v), w[0]) for v, w in wrong.items()],
         )
         c.close(
@@ -349,8 +368,13 @@ def check_data_parallel_grads(data_parallel_grads: Callable, *, fw: Framework) -
                 n,
             )
             if not isinstance(out, Mapping) or set(out) != {"W", "b"}:
+                got = (
+                    f"keys {sorted(map(str, out))}"
+                    if isinstance(out, Mapping)
+                    else type(out).__name__
+                )
                 raise c.fail(
-                    f"expected a dict with keys 'W' and 'b', got {type(out).__name__}",
+                    f"expected a dict with keys 'W' and 'b', got {got}",
                     "return the gradients in the structure of params: {'W': ..., 'b': ...}",
                 )
             expected = shard_grads(case, n)
@@ -361,6 +385,7 @@ def check_data_parallel_grads(data_parallel_grads: Callable, *, fw: Framework) -
                     what=f"the gradient of {k}",
                     rtol=1e-4,
                     atol=1e-5,
+                    hint=c.hint("dp_differs"),
                     mistakes=[
                         (c.hint(m), shard_grads(case, n, m)[k])
                         for m in ("sum_shards", "not_averaged")

@@ -37,13 +37,19 @@ HINTS = Hints(
         "key_reused": "the generator was reseeded between layers: call torch.manual_seed(seed) "
         "once, before the first layer; reseeding before each layer gives layers of the same "
         "shape the same weights",
-        "no_update": "apply the gradients: optimizer.step() after loss.backward()",
+        "no_update": "the weights did not change: call optimizer.zero_grad() before "
+        "loss.backward() (not between backward() and step()), then optimizer.step()",
         "zero_grad": "clear the gradients at every step with optimizer.zero_grad(): "
         "backward() adds to .grad, so the second step used the sum of both gradients",
         "wrong_axis": "split the batch axis, dim 0: x.reshape(world_size, -1, *x.shape[1:]) "
         "(or torch.stack(x.chunk(world_size))), not the features",
         "map_params": "vmap maps every argument over dim 0 unless told otherwise: the "
         "parameters are shared by all examples, so in_dims=(None, 0, 0)",
+        "shard_shape": "return (world_size, B / world_size, D), the shard first: "
+        "x.chunk(n) cuts n pieces, while x.split(k) cuts pieces of k rows",
+        "autograd_in_func": "inside torch.func transforms differentiate with "
+        "torch.func.grad(loss_fn)(params, ...): the params passed in do not require grad, "
+        "so loss.backward() and torch.autograd.grad have nothing to differentiate",
         "interleaved": "each shard is a contiguous block of rows, as P('data') gives in "
         "JAX: shard r holds rows r*B/n to (r+1)*B/n - 1, not every n-th row",
     },
@@ -51,7 +57,8 @@ HINTS = Hints(
 
 _explain = explainer(
     {
-        "Expected all tensors to have the same size in the mapped dimension": "map_params"
+        "Expected all tensors to have the same size in the mapped dimension": "map_params",
+        "does not require grad and does not have a grad_fn": "autograd_in_func",
     },
     HINTS,
 )
@@ -121,12 +128,16 @@ def check_shard_batch(shard_batch: Callable) -> None:
             arr = c.array(out)
             expected = x.reshape(world, batch // world, 8)
             if arr.shape == (world, batch, 8 // world):
-                raise c.fail(f"the result has shape {arr.shape}", c.hint("wrong_axis"))
+                raise c.fail(
+                    f"the result has shape {arr.shape}, expected {expected.shape}",
+                    c.hint("wrong_axis"),
+                )
+            c.shape(arr, expected.shape, c.hint("shard_shape"))
             interleaved = x.reshape(batch // world, world, 8).transpose(1, 0, 2)
             c.close(
                 arr,
                 expected,
-                what="the shards",
+                what="the sharded batch",
                 mistakes=[(c.hint("interleaved"), interleaved)],
             )
 

@@ -2,9 +2,10 @@
 
 The checks are :mod:`helpers.labs.lab08.checks`, shared with PyTorch; this module builds the
 student's Optax-style transformation or schedule, runs it (``update`` and the schedule under
-``jax.jit``, as an optimizer would) and hands the results over as numpy. ``tests/labs/test_lab08.py`` asserts
-that the numpy answers equal ``optax.adam`` (after ``add_decayed_weights``), ``optax.adamw``
-and ``optax.warmup_cosine_decay_schedule`` on the same cases.
+``jax.jit``, as an optimizer would) and hands the results over as numpy.
+``tests/labs/test_lab08.py`` asserts that the numpy answers equal ``optax.adam`` (after
+``add_decayed_weights``), ``optax.adamw`` and ``optax.warmup_cosine_decay_schedule`` on the
+same cases.
 """
 
 from __future__ import annotations

@@ -256,23 +256,26 @@ hand_and_library = {
 }
 
 
+def small_loss(p, x):  # a small network's loss on a batch x: (B, 5)
+    return jnp.mean((jnp.tanh(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]) ** 2)
+
+
+small_grad = jax.jit(jax.grad(small_loss))  # compiled once, shared by every run
+
+
 def run_optimizer(tx, steps=10):
     """Parameters of a small fixed network after ``steps`` steps of ``tx``, as one vector."""
-    key = jax.random.key(0)
-    k1, k2, k3, k4, key = jax.random.split(key, 5)
+    # Test data from numpy: every run gets the same numbers, and no random-number program has
+    # to be compiled for each shape.
+    rng = np.random.default_rng(0)
+    shapes = {"w1": (5, 8), "b1": (8,), "w2": (8, 3), "b2": (3,)}
     params = {
-        "w1": jax.random.normal(k1, (5, 8)),
-        "b1": jax.random.normal(k2, (8,)),
-        "w2": jax.random.normal(k3, (8, 3)),
-        "b2": jax.random.normal(k4, (3,)),
+        k: jnp.asarray(rng.normal(size=s), jnp.float32) for k, s in shapes.items()
     }
-
-    def loss(p, x):  # x: (B, 5)
-        return jnp.mean((jnp.tanh(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]) ** 2)
-
     state = tx.init(params)
-    for k in jax.random.split(key, steps):
-        grads = jax.grad(loss)(params, jax.random.normal(k, (16, 5)))
+    for _ in range(steps):
+        x = jnp.asarray(rng.normal(size=(16, 5)), jnp.float32)
+        grads = small_grad(params, x)
         updates, state = tx.update(grads, state, params)
         params = optax.apply_updates(params, updates)
     return jnp.concatenate([v.ravel() for v in jax.tree.leaves(params)])
@@ -887,9 +890,10 @@ def clip_by_global_norm(max_norm):
     return optax.GradientTransformation(init, update)
 
 
+rng = np.random.default_rng(1)
 grads = {
-    "w": 10 * jax.random.normal(jax.random.key(1), (3, 4)),
-    "b": 10 * jax.random.normal(jax.random.key(2), (4,)),
+    "w": jnp.asarray(10 * rng.normal(size=(3, 4)), jnp.float32),
+    "b": jnp.asarray(10 * rng.normal(size=(4,)), jnp.float32),
 }
 ours, _ = clip_by_global_norm(1.0).update(grads, (), None)
 theirs, _ = optax.clip_by_global_norm(1.0).update(grads, optax.EmptyState(), None)

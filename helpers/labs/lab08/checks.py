@@ -204,6 +204,15 @@ def compare_adam(
                 what=f"{name} after step {step}",
                 rtol=1e-4,
                 atol=1e-6,
+                hint=(
+                    "follow the exercise's formula in order: m and v from the gradient, "
+                    "the bias correction with the step number, then the step; AdamW's "
+                    "decay uses the parameter the step starts from (not the updated one)"
+                    if decoupled
+                    else "follow the exercise's formula in order: the L2 term added to "
+                    "the gradient, m and v, the bias correction with the step number, "
+                    "then the step"
+                ),
                 mistakes=mistakes,
             )
 
@@ -252,6 +261,8 @@ def compare_schedule(c: Checker, got: np.ndarray, case: dict) -> None:
         what="the learning rate (index = step)",
         rtol=1e-5,
         atol=1e-7,
+        hint="check the three landmarks: init at step 0, peak at step warmup_steps, end "
+        "at step total_steps (the last step checked), with the cosine between the last two",
         mistakes=[
             (c.hint("negative_cosine"), curve(negative_cosine=True)),
             (c.hint("off_by_one"), curve(shift=1)),

@@ -256,23 +256,26 @@ hand_and_library = {
 }
 
 
+def small_loss(p, x):  # a small network's loss on a batch x: (B, 5)
+    return jnp.mean((jnp.tanh(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]) ** 2)
+
+
+small_grad = jax.jit(jax.grad(small_loss))  # compiled once, shared by every run
+
+
 def run_optimizer(tx, steps=10):
     """Parameters of a small fixed network after ``steps`` steps of ``tx``, as one vector."""
-    key = jax.random.key(0)
-    k1, k2, k3, k4, key = jax.random.split(key, 5)
+    # Test data from numpy: every run gets the same numbers, and no random-number program has
+    # to be compiled for each shape.
+    rng = np.random.default_rng(0)
+    shapes = {"w1": (5, 8), "b1": (8,), "w2": (8, 3), "b2": (3,)}
     params = {
-        "w1": jax.random.normal(k1, (5, 8)),
-        "b1": jax.random.normal(k2, (8,)),
-        "w2": jax.random.normal(k3, (8, 3)),
-        "b2": jax.random.normal(k4, (3,)),
+        k: jnp.asarray(rng.normal(size=s), jnp.float32) for k, s in shapes.items()
     }
-
-    def loss(p, x):  # x: (B, 5)
-        return jnp.mean((jnp.tanh(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]) ** 2)
-
     state = tx.init(params)
-    for k in jax.random.split(key, steps):
-        grads = jax.grad(loss)(params, jax.random.normal(k, (16, 5)))
+    for _ in range(steps):
+        x = jnp.asarray(rng.normal(size=(16, 5)), jnp.float32)
+        grads = small_grad(params, x)
         updates, state = tx.update(grads, state, params)
         params = optax.apply_updates(params, updates)
     return jnp.concatenate([v.ravel() for v in jax.tree.leaves(params)])
@@ -572,10 +575,15 @@ for bs, lr in best_lr.items():
 # learning rate grows exponentially, from $10^{-5}$ to 10, a little every step, while we record
 # the loss. The loss first stays flat (steps too small to matter), then falls, then explodes. A
 # good learning rate lies where it falls fastest, below the point of explosion; it costs one
-# partial epoch instead of a sweep. The loop is written out: nothing but a schedule and a stop.
+# partial epoch instead of a sweep. Single-batch losses are noisy, so both the stop and the
+# reading use a moving average of 5 steps, and only the descent counts (up to the lowest
+# average): a noisy dip after the lowest point is not a fast fall. The loop is written out: nothing but a schedule and a stop.
 
 
 # %%
+window = 5  # steps per moving average of the loss
+
+
 def range_test(make_tx, lr_min=1e-5, lr_max=10.0, steps=sizes.range_test_steps):
     # The growing learning rate is a schedule of the step count, part of the transformation.
     def schedule(count):
@@ -599,20 +607,24 @@ def range_test(make_tx, lr_min=1e-5, lr_max=10.0, steps=sizes.range_test_steps):
         loss = float(train_step(model, optimizer, x, y))
         lrs.append(schedule(k))
         losses.append(loss)
-        best = min(best, loss)
-        if not math.isfinite(loss) or loss > 4 * best:
+        recent = np.mean(losses[-window:])  # one noisy batch must not stop the run
+        best = min(best, recent)
+        if not math.isfinite(loss) or recent > 4 * best:
             break  # exploded: the rest of the range is useless
     return np.array(lrs), np.array(losses)
 
 
 range_lrs, range_losses = range_test(lambda schedule: sgd(schedule, momentum=0.9))
-window = 5
 smooth = np.convolve(range_losses, np.ones(window) / window, "valid")
-slope = np.gradient(smooth, np.log10(range_lrs[window - 1 :]))
-steepest = range_lrs[window - 1 + int(np.argmin(slope))]
+half = window // 2
+centre = range_lrs[half : len(range_lrs) - half]  # the middle step of each mean
+# Only the descent counts: up to the lowest point of the mean, not the noise after it.
+lowest = max(1, int(np.nanargmin(smooth)))
+slope = np.gradient(smooth[: lowest + 1], np.log10(centre[: lowest + 1]))
+steepest = centre[int(np.argmin(slope))]
 fig, ax = plt.subplots(figsize=(7, 3.8))
 ax.semilogx(range_lrs, range_losses, alpha=0.35, label="loss per step")
-ax.semilogx(range_lrs[window - 1 :], smooth, label=f"mean of {window} steps")
+ax.semilogx(centre, smooth, label=f"mean of {window} steps")
 ax.axvline(steepest, color="C3", ls="--", label=f"steepest descent, lr {steepest:.3g}")
 ax.set(
     xlabel="learning rate (log scale)",
@@ -878,9 +890,10 @@ def clip_by_global_norm(max_norm):
     return optax.GradientTransformation(init, update)
 
 
+rng = np.random.default_rng(1)
 grads = {
-    "w": 10 * jax.random.normal(jax.random.key(1), (3, 4)),
-    "b": 10 * jax.random.normal(jax.random.key(2), (4,)),
+    "w": jnp.asarray(10 * rng.normal(size=(3, 4)), jnp.float32),
+    "b": jnp.asarray(10 * rng.normal(size=(4,)), jnp.float32),
 }
 ours, _ = clip_by_global_norm(1.0).update(grads, (), None)
 theirs, _ = optax.clip_by_global_norm(1.0).update(grads, optax.EmptyState(), None)

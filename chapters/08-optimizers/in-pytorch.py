@@ -558,10 +558,15 @@ for bs, lr in best_lr.items():
 # learning rate grows exponentially, from $10^{-5}$ to 10, a little every step, while we record
 # the loss. The loss first stays flat (steps too small to matter), then falls, then explodes. A
 # good learning rate lies where it falls fastest, below the point of explosion; it costs one
-# partial epoch instead of a sweep. The loop is written out: nothing but a schedule and a stop.
+# partial epoch instead of a sweep. Single-batch losses are noisy, so both the stop and the
+# reading use a moving average of 5 steps, and only the descent counts (up to the lowest
+# average): a noisy dip after the lowest point is not a fast fall. The loop is written out: nothing but a schedule and a stop.
 
 
 # %%
+window = 5  # steps per moving average of the loss
+
+
 def range_test(make_optimizer, lr_min=1e-5, lr_max=10.0, steps=sizes.range_test_steps):
     H.seed_everything(0)
     model = H.MLP(784, sizes.hidden, 10).to(device)
@@ -581,8 +586,9 @@ def range_test(make_optimizer, lr_min=1e-5, lr_max=10.0, steps=sizes.range_test_
         optimizer.step()
         lrs.append(lr)
         losses.append(loss.item())
-        best = min(best, loss.item())
-        if not math.isfinite(loss.item()) or loss.item() > 4 * best:
+        recent = np.mean(losses[-window:])  # one noisy batch must not stop the run
+        best = min(best, recent)
+        if not math.isfinite(loss.item()) or recent > 4 * best:
             break  # exploded: the rest of the range is useless
     return np.array(lrs), np.array(losses)
 
@@ -590,13 +596,16 @@ def range_test(make_optimizer, lr_min=1e-5, lr_max=10.0, steps=sizes.range_test_
 range_lrs, range_losses = range_test(
     lambda m: SGD(m.parameters(), lr=0.0, momentum=0.9)
 )
-window = 5
 smooth = np.convolve(range_losses, np.ones(window) / window, "valid")
-slope = np.gradient(smooth, np.log10(range_lrs[window - 1 :]))
-steepest = range_lrs[window - 1 + int(np.argmin(slope))]
+half = window // 2
+centre = range_lrs[half : len(range_lrs) - half]  # the middle step of each mean
+# Only the descent counts: up to the lowest point of the mean, not the noise after it.
+lowest = max(1, int(np.nanargmin(smooth)))
+slope = np.gradient(smooth[: lowest + 1], np.log10(centre[: lowest + 1]))
+steepest = centre[int(np.argmin(slope))]
 fig, ax = plt.subplots(figsize=(7, 3.8))
 ax.semilogx(range_lrs, range_losses, alpha=0.35, label="loss per step")
-ax.semilogx(range_lrs[window - 1 :], smooth, label=f"mean of {window} steps")
+ax.semilogx(centre, smooth, label=f"mean of {window} steps")
 ax.axvline(steepest, color="C3", ls="--", label=f"steepest descent, lr {steepest:.3g}")
 ax.set(
     xlabel="learning rate (log scale)",

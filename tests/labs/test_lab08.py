@@ -26,8 +26,19 @@ from helpers.labs.lab08 import checks as lab08
 # ---------------------------------------------------------------- PyTorch mistakes
 
 
-def _t_adam(*, decoupled=False, l2=None, bias=True, zero=False, swap=False, sign=1):
-    """A PyTorch Adam step with switches for the mistakes (l2: add decay to the gradient)."""
+def _t_adam(
+    *,
+    decoupled=False,
+    l2=None,
+    bias=True,
+    zero=False,
+    swap=False,
+    sign=1,
+    decay_lr=True,
+    first=False,
+):
+    """A PyTorch Adam step with switches for the mistakes (l2: add decay to the gradient;
+    decay_lr=False: decoupled decay not scaled by lr; first: every step corrected as step 1)."""
     l2 = not decoupled if l2 is None else l2
 
     def step(param, grad, m, v, t, *, lr, beta1, beta2, eps, weight_decay):
@@ -35,10 +46,11 @@ def _t_adam(*, decoupled=False, l2=None, bias=True, zero=False, swap=False, sign
         a1, a2 = (1 - beta1, 1 - beta2) if swap else (beta1, beta2)
         m2 = a1 * m + (1 - a1) * g
         v2 = a2 * v + (1 - a2) * g**2
-        k = t if zero else t + 1
+        k = t if zero else 1 if first else t + 1
         m_hat = m2 / (1 - beta1**k) if bias in (True, "m") else m2
         v_hat = v2 / (1 - beta2**k) if bias in (True, "v") else v2
-        p = param * (1 - lr * weight_decay) if decoupled else param
+        rate = lr if decay_lr else 1.0
+        p = param * (1 - rate * weight_decay) if decoupled else param
         return p - sign * lr * m_hat / (v_hat.sqrt() + eps), m2, v2
 
     return step
@@ -69,6 +81,8 @@ TORCH_MISTAKES = [
     ("adamw_step", _t_adam(decoupled=False, l2=True), "l2_not_decoupled"),
     ("adamw_step", _t_adam(decoupled=True, bias=False), "bias_correction"),
     ("adamw_step", _t_adam(decoupled=True, zero=True), "step_from_zero"),
+    ("adamw_step", _t_adam(decoupled=True, decay_lr=False), "decay_without_lr"),
+    ("adam_step", _t_adam(first=True), "frozen_count"),
     ("warmup_cosine", _t_schedule(negative=True), "negative_cosine"),
     ("warmup_cosine", _t_schedule(shift=1), "off_by_one"),
     ("warmup_cosine", _t_schedule(shift=-1), "off_by_one"),
@@ -78,7 +92,16 @@ TORCH_MISTAKES = [
 # ---------------------------------------------------------------- JAX mistakes
 
 
-def _j_adam(*, decoupled=False, l2=None, bias=True, zero=False, swap=False, sign=1):
+def _j_adam(
+    *,
+    decoupled=False,
+    l2=None,
+    bias=True,
+    zero=False,
+    swap=False,
+    sign=1,
+    decay_lr=True,
+):
     l2 = not decoupled if l2 is None else l2
 
     def factory(learning_rate, b1, b2, eps, weight_decay):
@@ -99,16 +122,47 @@ def _j_adam(*, decoupled=False, l2=None, bias=True, zero=False, swap=False, sign
 
             def direction(m, v, p):
                 d = (m / c1) / (jnp.sqrt(v / c2) + eps)
-                return d + weight_decay * p if decoupled else d
+                return d + weight_decay * p if decoupled and decay_lr else d
 
             updates = jax.tree.map(
                 lambda m, v, p: -sign * learning_rate * direction(m, v, p), m, v, params
             )
+            if decoupled and not decay_lr:  # the decay not scaled by the learning rate
+                updates = jax.tree.map(
+                    lambda u, p: u - weight_decay * p, updates, params
+                )
             return updates, (count + 1, m, v)
 
         return optax.GradientTransformation(init, update)
 
     return factory
+
+
+def _j_python_count(learning_rate, b1, b2, eps, weight_decay):
+    """The step count in a Python variable outside the state: jit reads it once."""
+    steps = [0]
+
+    def init(params):
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return (zeros, zeros)
+
+    def update(grads, state, params):
+        m, v = state
+        steps[0] += 1
+        t = steps[0]
+        g = jax.tree.map(lambda g, p: g + weight_decay * p, grads, params)
+        m = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, m, g)
+        v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g**2, v, g)
+        updates = jax.tree.map(
+            lambda m, v: (
+                -learning_rate * (m / (1 - b1**t)) / (jnp.sqrt(v / (1 - b2**t)) + eps)
+            ),
+            m,
+            v,
+        )
+        return updates, (m, v)
+
+    return optax.GradientTransformation(init, update)
 
 
 def _j_schedule(shift=0, negative=False, full_length=False, python_if=False):
@@ -145,6 +199,8 @@ JAX_MISTAKES = [
     ("adamw", _j_adam(decoupled=False, l2=True), "l2_not_decoupled"),
     ("adamw", _j_adam(decoupled=True, bias=False), "bias_correction"),
     ("adamw", _j_adam(decoupled=True, zero=True), "step_from_zero"),
+    ("adamw", _j_adam(decoupled=True, decay_lr=False), "decay_without_lr"),
+    ("adam", _j_python_count, "frozen_count"),
     ("warmup_cosine", _j_schedule(negative=True), "negative_cosine"),
     ("warmup_cosine", _j_schedule(shift=1), "off_by_one"),
     ("warmup_cosine", _j_schedule(shift=-1), "off_by_one"),
@@ -238,6 +294,7 @@ def test_adam_reference_equals_the_libraries(case, decoupled):
         dict(bias_correction="v"),
         dict(betas_swapped=True),
         dict(decoupled=True),
+        dict(frozen_count=True),
     ],
 )
 def test_every_adam_mistake_moves_the_answer(case, switch):

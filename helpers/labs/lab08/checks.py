@@ -58,24 +58,23 @@ HINTS = Hints(
         "off_by_one": "the schedule is one step off: step 0 must give init (the warmup's "
         "start) and step warmup_steps the peak, so use the step as given, not step + 1 or "
         "step - 1",
+        "decay_without_lr": "the decoupled decay is scaled by the learning rate too: "
+        "param - lr * weight_decay * param (PyTorch's AdamW multiplies the parameter by "
+        "1 - lr * weight_decay), not param - weight_decay * param",
+        "frozen_count": "the bias correction uses the number of the current step, 1, 2, "
+        "3, ...: the count must change at every step (in JAX keep it in the state that "
+        "update returns; a Python variable outside the state is read once, when jit traces "
+        "update, and stays 1)",
         "cosine_length": "the cosine runs over the steps after the warmup, "
         "S = total_steps - warmup_steps, and starts at s = step - warmup_steps",
     }
 )
 
 # Two cases per Adam exercise: (shape, steps, hyperparameters). beta2 = 0.99 and a large lr
-# so every mistake moves the result far beyond the tolerance.
+# so every mistake moves the result far beyond the tolerance. The case with beta1 = 0.8 comes
+# first: with beta1 = 0.9 and beta2 = 0.99, 1 - beta1 = sqrt(1 - beta2), so a count stuck at
+# 1 gives exactly the uncorrected step and the two mistakes could not get their own hints.
 ADAM_CASES = [
-    dict(
-        shape=(4,),
-        steps=4,
-        seed=0,
-        lr=0.1,
-        beta1=0.9,
-        beta2=0.99,
-        eps=1e-8,
-        weight_decay=0.1,
-    ),
     dict(
         shape=(2, 3),
         steps=3,
@@ -85,6 +84,16 @@ ADAM_CASES = [
         beta2=0.999,
         eps=1e-6,
         weight_decay=0.3,
+    ),
+    dict(
+        shape=(4,),
+        steps=4,
+        seed=0,
+        lr=0.1,
+        beta1=0.9,
+        beta2=0.99,
+        eps=1e-8,
+        weight_decay=0.1,
     ),
 ]
 
@@ -114,6 +123,8 @@ def adam_reference(
     bias_correction: bool | str = True,
     step_from_zero: bool = False,
     betas_swapped: bool = False,
+    decay_without_lr: bool = False,
+    frozen_count: bool = False,
     **_: Any,
 ) -> list[dict[str, np.ndarray]]:
     """``{"param", "m", "v"}`` after each step, float64; switches compute known mistakes."""
@@ -125,13 +136,13 @@ def adam_reference(
         for t, grad in enumerate(grads, start=1):
             g = np.asarray(grad, np.float64)
             if decoupled:
-                p = p * (1 - lr * weight_decay)
+                p = p * (1 - (1 if decay_without_lr else lr) * weight_decay)
             else:
                 g = g + weight_decay * p
             a1, a2 = (1 - beta1, 1 - beta2) if betas_swapped else (beta1, beta2)
             m = a1 * m + (1 - a1) * g
             v = a2 * v + (1 - a2) * g**2
-            k = t - 1 if step_from_zero else t
+            k = t - 1 if step_from_zero else 1 if frozen_count else t
             m_hat = m / (1 - beta1**k) if bias_correction in (True, "m") else m
             v_hat = v / (1 - beta2**k) if bias_correction in (True, "v") else v
             p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
@@ -163,7 +174,10 @@ def compare_adam(
             "l2_not_decoupled" if decoupled else "decoupled_not_l2",
             dict(decoupled=not decoupled),
         ),
+        ("frozen_count", dict(frozen_count=True)),
     ]
+    if decoupled:
+        switches.append(("decay_without_lr", dict(decay_without_lr=True)))
     wrong_runs = [
         (
             c.hint(key),
@@ -190,6 +204,15 @@ def compare_adam(
                 what=f"{name} after step {step}",
                 rtol=1e-4,
                 atol=1e-6,
+                hint=(
+                    "follow the exercise's formula in order: m and v from the gradient, "
+                    "the bias correction with the step number, then the step; AdamW's "
+                    "decay uses the parameter the step starts from (not the updated one)"
+                    if decoupled
+                    else "follow the exercise's formula in order: the L2 term added to "
+                    "the gradient, m and v, the bias correction with the step number, "
+                    "then the step"
+                ),
                 mistakes=mistakes,
             )
 
@@ -238,6 +261,8 @@ def compare_schedule(c: Checker, got: np.ndarray, case: dict) -> None:
         what="the learning rate (index = step)",
         rtol=1e-5,
         atol=1e-7,
+        hint="check the three landmarks: init at step 0, peak at step warmup_steps, end "
+        "at step total_steps (the last step checked), with the cosine between the last two",
         mistakes=[
             (c.hint("negative_cosine"), curve(negative_cosine=True)),
             (c.hint("off_by_one"), curve(shift=1)),

@@ -1,10 +1,11 @@
 """Lab 8 self-checks for JAX notebooks: ``H.lab08.check_adam(adam)`` etc.
 
 The checks are :mod:`helpers.labs.lab08.checks`, shared with PyTorch; this module builds the
-student's Optax-style transformation or schedule, runs it (the schedule under ``jax.jit``, as
-an optimizer would) and hands the results over as numpy. ``tests/labs/test_lab08.py`` asserts
-that the numpy answers equal ``optax.adam`` (after ``add_decayed_weights``), ``optax.adamw``
-and ``optax.warmup_cosine_decay_schedule`` on the same cases.
+student's Optax-style transformation or schedule, runs it (``update`` and the schedule under
+``jax.jit``, as an optimizer would) and hands the results over as numpy.
+``tests/labs/test_lab08.py`` asserts that the numpy answers equal ``optax.adam`` (after
+``add_decayed_weights``), ``optax.adamw`` and ``optax.warmup_cosine_decay_schedule`` on the
+same cases.
 """
 
 from __future__ import annotations
@@ -76,9 +77,10 @@ def _adam_run(
     )
     params = {"w": jnp.asarray(param)}
     state = c.call(tx.init, params)
+    update = jax.jit(tx.update)  # as an optimizer runs it
     got = []
     for g in grads:
-        out = c.call(tx.update, {"w": jnp.asarray(g)}, state, params)
+        out = c.call(update, {"w": jnp.asarray(g)}, state, params)
         if not isinstance(out, tuple | list) or len(out) != 2:
             raise c.fail(
                 f"update should return a pair (updates, new_state), got {type(out).__name__}",

@@ -132,7 +132,7 @@ def j_round_trip(tmp_path, *, restore_optimizer=True, restore_rng=True):
     ckpt = checkpointer.restore(tmp_path / "ckpt", target)
     model_state = ckpt["model"]
     if not restore_rng:  # keep model2's own dropout RNG state
-        model_state = model_state.filter(nnx.Not(nnx.RngState))
+        model_state = nnx.filter_state(model_state, nnx.Not(nnx.RngState))
     nnx.update(model2, model_state)
     if restore_optimizer:
         nnx.update(opt2, ckpt["optimizer"])

@@ -71,6 +71,15 @@ class CnnSizes:
     # Adam's initial step size, decayed to 0 along a cosine over all the steps of the run.
     learning_rate: float
 
+    @property
+    def description(self) -> str:
+        """The model and recipe in words, as ``helpers.bench`` records them."""
+        widths = "-".join(str(c) for c in self.channels)
+        return (
+            f"CNN conv {widths}, hidden {self.hidden}, dropout {self.dropout}, "
+            "Adam, cosine decay"
+        )
+
 
 def cnn_feature_side(channels: tuple[int, ...], image_size: int, dropout: float) -> int:
     """Height (= width) of the CNN's last feature map: ``image_size / 2**len(channels)``.

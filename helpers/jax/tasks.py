@@ -76,10 +76,8 @@ def run_mnist_cnn(sizes: CnnSizes, *, seed: int = 0, progress: bool = True) -> d
     schedule = optax.cosine_decay_schedule(sizes.learning_rate, decay_steps=steps)
     optimizer = nnx.Optimizer(model, optax.adam(schedule), wrt=nnx.Param)
     history = fit(model, optimizer, train, epochs=sizes.epochs, progress=progress)
-    widths = "-".join(str(c) for c in sizes.channels)
     return {
-        "model": f"CNN conv {widths}, hidden {sizes.hidden}, dropout {sizes.dropout}, "
-        "Adam, cosine decay",
+        "model": sizes.description,
         **run_summary(
             history,
             evaluate(model, test),

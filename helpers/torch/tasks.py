@@ -75,10 +75,8 @@ def run_mnist_cnn(sizes: CnnSizes, *, seed: int = 0, progress: bool = True) -> d
     # fit calls optimizer.step() only: the hook advances the schedule after every step.
     optimizer.register_step_post_hook(lambda *_: schedule.step())
     history = fit(model, optimizer, train, epochs=sizes.epochs, progress=progress)
-    widths = "-".join(str(c) for c in sizes.channels)
     return {
-        "model": f"CNN conv {widths}, hidden {sizes.hidden}, dropout {sizes.dropout}, "
-        "Adam, cosine decay",
+        "model": sizes.description,
         **run_summary(
             history,
             evaluate(model, test),

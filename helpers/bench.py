@@ -5,9 +5,9 @@
         --record chapters/01-introduction/bench.jsonl
     python -m helpers.bench mnist --model cnn --framework both --scale cpu
 
-``--model`` picks the network for ``mnist``: ``mlp`` (chapter 1's, the default) or ``cnn``
-(the shared CNN of chapter 3, sized by the ``mnist_cnn`` entry of :mod:`helpers.scale`); the
-record names it in ``model_option``.
+``--model`` picks one of a task's networks (:data:`MODELS`; the first is the default), e.g.
+``mnist``: ``mlp`` (chapter 1's) or ``cnn`` (the shared CNN of chapter 3, sized by the
+``mnist_cnn`` entry of :mod:`helpers.scale`); the record names it in ``model_option``.
 
 Each line is one framework's run: the task's metrics plus the model, the protocol, the
 hardware, the library versions, the date and the git commit, so a figure in the book can name
@@ -46,12 +46,15 @@ from helpers.system import git_commit, hardware
 
 __all__ = ["MODELS", "PROTOCOL", "TASKS", "main", "run", "run_repeated"]
 
-TASKS = {"mnist": "run_mnist"}  # task -> function in helpers.<framework>.tasks
-# task -> {--model option: (its sizes in helpers.scale, its function in tasks)}; the first
-# option is the default, the task's own entry in TASKS.
-MODELS = {
-    "mnist": {"mlp": ("mnist", "run_mnist"), "cnn": ("mnist_cnn", "run_mnist_cnn")},
+# task -> {--model option: (its sizes in helpers.scale, "module.function" in
+# helpers.<framework>, keyword arguments for that function)}; the first option is the default.
+MODELS: dict[str, dict[str, tuple[str, str, dict]]] = {
+    "mnist": {
+        "mlp": ("mnist", "tasks.run_mnist", {}),
+        "cnn": ("mnist_cnn", "tasks.run_mnist_cnn", {}),
+    },
 }
+TASKS = tuple(MODELS)
 FRAMEWORKS = {"torch": ("torch",), "jax": ("jax", "jaxlib", "flax", "optax")}
 PROTOCOL = (
     "train from scratch with a fixed seed at the named scale, evaluate once on the test "
@@ -75,11 +78,13 @@ def run(
     framework: str,
     scale: str | None = None,
     *,
-    model: str = "mlp",
+    model: str | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> dict:
     """Run ``task`` once with ``framework`` and ``model`` at ``scale``; return the full record.
+
+    ``model`` is one of ``MODELS[task]`` (default: the first).
 
     Raises ``ValueError`` for an unknown task, model or framework, and for ``gpu`` scale on a
     machine where the framework has no GPU (such a run must not be recorded as a gpu-scale
@@ -91,11 +96,12 @@ def run(
         raise ValueError(
             f"unknown framework {framework!r}; choose from {', '.join(FRAMEWORKS)}"
         )
+    model = next(iter(MODELS[task])) if model is None else model
     if model not in MODELS[task]:
         raise ValueError(
             f"unknown model {model!r} for {task}; choose from {', '.join(MODELS[task])}"
         )
-    sizes_task, function = MODELS[task][model]
+    sizes_task, function, options = MODELS[task][model]
     scale = current_scale() if scale is None else scale
     fw = importlib.import_module(f"helpers.{framework}")
     device = fw.default_device()
@@ -106,8 +112,9 @@ def run(
             "a gpu-scale record must come from a GPU (use --scale cpu on this machine)"
         )
     started = dt.datetime.now(dt.timezone.utc)
-    task_fn = getattr(fw.tasks, function)
-    metrics = task_fn(sizes(sizes_task, scale), seed=seed, progress=progress)
+    module, name = function.split(".")
+    task_fn = getattr(getattr(fw, module), name)
+    metrics = task_fn(sizes(sizes_task, scale), seed=seed, progress=progress, **options)
     return {
         "task": task,
         "framework": framework,
@@ -129,7 +136,7 @@ def run_repeated(
     framework: str,
     scale: str | None = None,
     *,
-    model: str = "mlp",
+    model: str | None = None,
     repeats: int = 1,
     progress: bool = True,
 ) -> dict:
@@ -170,9 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--model",
-        choices=["mlp", "cnn"],
-        default="mlp",
-        help="mnist: the chapter-1 MLP (default) or the shared CNN (chapter 3)",
+        choices=sorted({option for models in MODELS.values() for option in models}),
+        help="the task's network (default: its first in MODELS); mnist: mlp or cnn",
     )
     parser.add_argument(
         "--scale", choices=SCALES, help="default: $BOOK_SCALE, else by hardware"

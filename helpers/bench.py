@@ -3,7 +3,15 @@
     python -m helpers.bench mnist --framework torch --scale cpu
     python -m helpers.bench mnist --framework both --repeat 3 \\
         --record chapters/01-introduction/bench.jsonl
+    python -m helpers.bench mnist --model cnn --framework both --scale cpu
     python -m helpers.bench cifar10 --framework both --scale cpu --baseline
+
+``--model`` picks one of a task's networks (:data:`MODELS`; the first is the default), e.g.
+``mnist``: ``mlp`` (chapter 1's) or ``cnn`` (the shared CNN of chapter 3, sized by the
+``mnist_cnn`` entry of :mod:`helpers.scale`); the record names it in ``model_option``.
+``--baseline`` (tasks in ``BASELINE_TASKS``) also times
+the seed-style data pipeline on the same model and data in the same process, and records the
+speed-up as one ratio from one run.
 
 Each line is one framework's run: the task's metrics plus the model, the protocol, the
 hardware, the library versions, the date and the git commit, so a figure in the book can name
@@ -40,12 +48,20 @@ from pathlib import Path
 from helpers.scale import SCALES, current_scale, sizes
 from helpers.system import git_commit, hardware
 
-__all__ = ["PROTOCOL", "TASKS", "main", "run", "run_repeated"]
+__all__ = ["MODELS", "PROTOCOL", "TASKS", "main", "run", "run_repeated"]
 
-# task -> function in helpers.<framework>.tasks, or "module.function" in helpers.<framework>
-TASKS = {"mnist": "run_mnist", "cifar10": "vision.run_cifar10"}
+# task -> {--model option: (its sizes in helpers.scale, "module.function" in
+# helpers.<framework>, keyword arguments for that function)}; the first option is the default.
+MODELS: dict[str, dict[str, tuple[str, str, dict]]] = {
+    "mnist": {
+        "mlp": ("mnist", "tasks.run_mnist", {}),
+        "cnn": ("mnist_cnn", "tasks.run_mnist_cnn", {}),
+    },
+    "cifar10": {"cifarnet": ("cifar10", "vision.run_cifar10", {})},
+}
+TASKS = tuple(MODELS)
 # Tasks that can also time the seed-style data pipeline (``--baseline``).
-BASELINE_TASKS = {"cifar10"}
+BASELINE_TASKS = ("cifar10",)
 FRAMEWORKS = {"torch": ("torch",), "jax": ("jax", "jaxlib", "flax", "optax")}
 PROTOCOL = (
     "train from scratch with a fixed seed at the named scale, evaluate once on the test "
@@ -69,17 +85,20 @@ def run(
     framework: str,
     scale: str | None = None,
     *,
+    model: str | None = None,
     seed: int = 0,
     progress: bool = True,
     baseline: bool = False,
 ) -> dict:
-    """Run ``task`` once with ``framework`` at ``scale``; return the full record.
+    """Run ``task`` once with ``framework`` and ``model`` at ``scale``; return the full record.
 
-    ``baseline=True`` (tasks in ``BASELINE_TASKS``) also times the seed-style data pipeline
-    on the same model and data in this process and records the speed-up.
+    ``model`` is one of ``MODELS[task]`` (default: the first). ``baseline=True`` (tasks in
+    ``BASELINE_TASKS``) also times the seed-style data pipeline on the same model and data in
+    this process and records the speed-up.
 
-    Raises ``ValueError`` for an unknown task or framework, and for ``gpu`` scale on a machine
-    where the framework has no GPU (such a run must not be recorded as a gpu-scale result).
+    Raises ``ValueError`` for an unknown task, model or framework, and for ``gpu`` scale on a
+    machine where the framework has no GPU (such a run must not be recorded as a gpu-scale
+    result).
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
@@ -87,10 +106,17 @@ def run(
         raise ValueError(
             f"unknown framework {framework!r}; choose from {', '.join(FRAMEWORKS)}"
         )
+    model = next(iter(MODELS[task])) if model is None else model
+    if model not in MODELS[task]:
+        raise ValueError(
+            f"unknown model {model!r} for {task}; choose from {', '.join(MODELS[task])}"
+        )
     if baseline and task not in BASELINE_TASKS:
         raise ValueError(
             f"--baseline is available for {', '.join(BASELINE_TASKS)} only"
         )
+    sizes_task, function, options = MODELS[task][model]
+    options = {**options, "baseline": True} if baseline else options
     scale = current_scale() if scale is None else scale
     fw = importlib.import_module(f"helpers.{framework}")
     device = fw.default_device()
@@ -101,14 +127,14 @@ def run(
             "a gpu-scale record must come from a GPU (use --scale cpu on this machine)"
         )
     started = dt.datetime.now(dt.timezone.utc)
-    module, _, name = TASKS[task].rpartition(".")
-    task_fn = getattr(getattr(fw, module or "tasks"), name)
-    extra = {"baseline": True} if baseline else {}
-    metrics = task_fn(sizes(task, scale), seed=seed, progress=progress, **extra)
+    module, name = function.split(".")
+    task_fn = getattr(getattr(fw, module), name)
+    metrics = task_fn(sizes(sizes_task, scale), seed=seed, progress=progress, **options)
     return {
         "task": task,
         "framework": framework,
         "scale": scale,
+        "model_option": model,
         **metrics,
         "seed": seed,
         "protocol": PROTOCOL,
@@ -125,6 +151,7 @@ def run_repeated(
     framework: str,
     scale: str | None = None,
     *,
+    model: str | None = None,
     repeats: int = 1,
     progress: bool = True,
     baseline: bool = False,
@@ -136,7 +163,15 @@ def run_repeated(
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     runs = [
-        run(task, framework, scale, seed=i, progress=progress, baseline=baseline)
+        run(
+            task,
+            framework,
+            scale,
+            model=model,
+            seed=i,
+            progress=progress,
+            baseline=baseline,
+        )
         for i in range(repeats)
     ]
     if repeats == 1:
@@ -163,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("task", choices=sorted(TASKS))
     parser.add_argument(
         "--framework", required=True, choices=[*sorted(FRAMEWORKS), "both"]
+    )
+    parser.add_argument(
+        "--model",
+        choices=sorted({option for models in MODELS.values() for option in models}),
+        help="the task's network (default: its first in MODELS); mnist: mlp or cnn",
     )
     parser.add_argument(
         "--scale", choices=SCALES, help="default: $BOOK_SCALE, else by hardware"
@@ -195,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.task,
                     framework,
                     args.scale,
+                    model=args.model,
                     repeats=args.repeat,
                     progress=not args.no_progress,
                     baseline=args.baseline,

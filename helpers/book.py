@@ -9,6 +9,13 @@ Two things the build needs that configuration alone cannot say:
   until the bar is finished, so a page shows each bar once, in its final state.
 * **Threads wait passively.** ``OMP_WAIT_POLICY=PASSIVE`` for the kernels: PyTorch's OpenMP
   threads otherwise spin while waiting, which stalls them on cores shared with other work.
+* **Notebooks execute in parallel.** Sphinx reads pages one at a time, and Jupyter Book's
+  ``cache`` mode executes a notebook when its page is read, so a book of many notebooks runs
+  them one after another. Before the pages are read, this executes every notebook the build
+  will need and has not cached yet, ``BOOK_EXECUTE_WORKERS`` at a time (default 1), and stores
+  each result in the same jupyter-cache the build then reads (same hash, same working folder,
+  same timeout), so the reading step finds every notebook cached. A notebook that fails is left
+  uncached: the build then executes it itself and reports the error as usual.
 * **Executed notebooks are cached per scale and per helpers version.** Jupyter Book's cache
   keys on a notebook's code only, so a page executed at ``smoke`` scale would be reused by a
   ``cpu``-scale build, and outputs computed with old helpers by a build with new ones. The
@@ -26,14 +33,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
 
 from sphinx.application import Sphinx
 from sphinx.config import Config
 
 from helpers.scale import current_scale
 
-__all__ = ["cache_key", "setup"]
+__all__ = ["cache_key", "execute_workers", "setup"]
 
 HELPERS = Path(__file__).resolve().parent
 
@@ -52,6 +60,71 @@ def _per_scale_cache(app: Sphinx, config: Config) -> None:
         Path(app.outdir).parent / ".jupyter_cache"
     )
     config.nb_execution_cache_path = str(Path(base) / cache_key())
+
+
+def execute_workers() -> int:
+    """How many notebooks the build executes at once: ``BOOK_EXECUTE_WORKERS`` (default 1).
+
+    Raises:
+        ValueError: when the variable is set to anything but a positive integer.
+    """
+    raw = os.environ.get("BOOK_EXECUTE_WORKERS", "1")
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError(
+            f"BOOK_EXECUTE_WORKERS must be a positive integer, got {raw!r}"
+        )
+    return int(raw)
+
+
+def _execute_ahead(app: Sphinx, env, docnames: list[str]) -> None:
+    """Execute the uncached notebooks among ``docnames`` in parallel, into the build's cache."""
+    config = app.config
+    workers = execute_workers()
+    if config.nb_execution_mode != "cache" or workers == 1:
+        return
+    # Imported here: only a book build needs them, and they come with Jupyter Book.
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    cache = get_cache(config.nb_execution_cache_path)
+    todo = []
+    for docname in docnames:
+        path = Path(env.doc2path(docname))
+        excluded = any(
+            PurePosixPath(path.as_posix()).match(pattern)
+            for pattern in config.nb_execution_excludepatterns
+        )
+        if path.suffix != ".ipynb" or excluded:
+            continue
+        notebook = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+        try:
+            cache.match_cache_notebook(notebook)
+        except KeyError:
+            todo.append((path, notebook))
+
+    def execute(item):
+        path, notebook = item
+        result = single_nb_execution(
+            notebook,
+            cwd=str(path.parent),
+            timeout=config.nb_execution_timeout,
+            allow_errors=config.nb_execution_allow_errors,
+            meta_override=True,
+        )
+        return path, notebook, result
+
+    # Threads suffice: each notebook runs in its own kernel process.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for path, notebook, result in pool.map(execute, todo):
+            if result.err is not None:
+                continue  # the build executes it again and reports the error
+            stage = cache.add_nb_to_project(str(path))
+            bundle = CacheBundleIn(
+                notebook, stage.uri, data={"execution_seconds": result.time}
+            )
+            cache.cache_notebook_bundle(bundle, check_validity=False, overwrite=True)
 
 
 def _page_context(app: Sphinx, pagename, templatename, context, doctree) -> None:
@@ -80,6 +153,7 @@ def setup(app: Sphinx) -> dict:
     # are busy with other work that made chapter 2's PyTorch page 10x slower. Sleep instead.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app.connect("config-inited", _per_scale_cache)
+    app.connect("env-before-read-docs", _execute_ahead)
     # Priority 1: before the theme's own handlers.
     app.connect("html-page-context", _page_context, priority=1)
     return {"version": "2", "parallel_read_safe": True, "parallel_write_safe": True}

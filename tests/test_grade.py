@@ -15,7 +15,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers.grade import _place_checks, check_calls
+from helpers.grade import check_calls
+from helpers.grade.notebook import _place_checks
 from helpers.notebooks import FRAMEWORKS, ROOT
 
 LAB = "01-introduction"

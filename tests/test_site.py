@@ -47,6 +47,8 @@ def html(tmp_path_factory) -> Path:
     cmd += ["--path-output", str(tmp), "-W", "-n", "--keep-going"]
     # As the README's build runs it: figures inline (the test suite's Agg backend shows none).
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    # Two notebooks at a time (helpers.book executes them ahead of reading, in parallel).
+    env["BOOK_EXECUTE_WORKERS"] = "2"
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-3000:]
     return tmp / "_build" / "html"

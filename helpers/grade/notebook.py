@@ -1,57 +1,17 @@
-"""Grade a folder of lab submissions with the labs' own self-checks, each exercise where it stands.
+"""Grade one lab submission: find its lab, put the canonical checks in place, run it.
 
-    python -m helpers.grade submissions/                    # prints a table, writes grades.csv
-    python -m helpers.grade submissions/ --out marks.csv --summary summary.md --timeout 120
-
-Each ``*.ipynb`` under the folder is one submission. Its metadata (``course``: kind, chapter,
-framework, which the course's notebooks carry) says which lab it is; the lab's self-checks are
-read from the solution source (``solutions/NN-slug/in-<framework>.py``). The notebook then runs
-from top to bottom in a fresh kernel, errors allowed, with the canonical checks in place of the
-student's check cells, so each exercise is judged where it stands and later cells (a ``H = 256``,
-a "Going further" cell that redefines ``accuracy``) cannot change its result.
-
-A check cell is a code cell made only of the lab's check calls (``H.lab01.check_name(name)``;
-comments and layout ignored). The grader takes them all out and puts each exercise's canonical
-check back where the exercise stands:
-
-- at each of its check cells that comes after the first cell defining its function
-  (``def name(``), or at every one if no cell defines it that way. With several (a student who
-  duplicated an exercise to retry it), the best result counts: trying again never costs a
-  point. A check cell above the first definition is dropped (there it could only report that
-  the function does not exist yet);
-- with no such check cell (deleted, or edited into something else, which then runs as the
-  student's own code), right after the first cell defining the function, or at the end of the
-  notebook if no cell does.
-
-The inserted checks reach the helpers under a private name, so a student's ``H = ...`` does not
-break them.
-
-A check is ``pass``, ``fail`` (its ``CheckFailed``), ``timed out``, or ``error`` (anything else,
-e.g. a function the notebook never defined). Each cell may run ``--timeout`` seconds; then the
-kernel is interrupted and the run goes on with the next cell, so an endless loop fails one
-exercise, not the submission. A cell that ignores the interrupt for 10 more seconds gets its
-kernel stopped; the checks after it are then reported as not run.
-
-Writes one CSV row per submission (submission, score, one column per check, notes: cells of the
-student's that timed out, a kernel that died) and, with ``--summary``, a Markdown table of how
-many submissions passed each exercise.
-
-This runs the students' code with your permissions: run it in a container or a throw-away
-account.
+The rules (where each check goes, what counts) are in the package docstring, ``helpers.grade``.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import asyncio
 import contextlib
-import csv
 import logging
 import os
 import re
 import signal
-import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -60,14 +20,7 @@ from pathlib import Path
 
 from helpers.notebooks import FRAMEWORKS, ROOT, notebook_name
 
-__all__ = [
-    "CheckResult",
-    "Grade",
-    "NotGradable",
-    "check_calls",
-    "grade_notebook",
-    "main",
-]
+__all__ = ["CheckResult", "Grade", "NotGradable", "check_calls", "grade_notebook"]
 
 _CHECK_CALL = re.compile(r"^H\.lab\d\d\.check_\w+\(\w+\)$")
 # The helpers package a lab's `H` names, per framework (`from helpers import torch as H`).
@@ -356,105 +309,3 @@ def grade_notebook(path: Path, *, timeout: float = 60, root: Path = ROOT) -> Gra
         if call not in best or _RANK[result.status] < _RANK[best[call].status]:
             best[call] = result
     return Grade(chapter, framework, tuple(best[c] for c in calls), tuple(notes))
-
-
-def _summary(folder: Path, grades: dict[str, Grade], skipped: dict[str, str]) -> str:
-    """A Markdown page: per lab, per exercise, how many submissions passed."""
-    lines = [
-        "# Lab grades",
-        "",
-        f"Submissions in `{folder}`: {len(grades)} graded, {len(skipped)} not graded.",
-    ]
-    for chapter in sorted({g.chapter for g in grades.values()}):
-        of_lab = [g for g in grades.values() if g.chapter == chapter]
-        frameworks = ", ".join(
-            f"{sum(g.framework == f for g in of_lab)} {f}"
-            for f in FRAMEWORKS
-            if any(g.framework == f for g in of_lab)
-        )
-        lines += [
-            "",
-            f"## Lab {chapter} ({frameworks})",
-            "",
-            "| exercise | passed | failed | error | timed out |",
-            "| --- | ---: | ---: | ---: | ---: |",
-        ]
-        names = dict.fromkeys(r.name for g in of_lab for r in g.results)
-        for name in names:
-            statuses = [r.status for g in of_lab for r in g.results if r.name == name]
-            n = {s: statuses.count(s) for s in _RANK}
-            lines.append(
-                f"| {name} | {n['pass']}/{len(statuses)} | {n['fail']} | {n['error']} "
-                f"| {n['timed out']} |"
-            )
-        full = sum(g.passed == len(g.results) for g in of_lab)
-        lines += ["", f"Full marks: {full} of {len(of_lab)}."]
-    if skipped:
-        lines += ["", "## Not graded", ""]
-        lines += [f"- `{name}`: {why}" for name, why in skipped.items()]
-    return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m helpers.grade",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("folder", type=Path, help="folder of submitted .ipynb files")
-    parser.add_argument(
-        "--out", type=Path, default=Path("grades.csv"), help="CSV to write"
-    )
-    parser.add_argument(
-        "--summary",
-        type=Path,
-        help="also write a Markdown summary (passes per exercise)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=60,
-        help="seconds each cell may run before it is interrupted (default: 60)",
-    )
-    parser.add_argument("--course", type=Path, default=ROOT, help="the course checkout")
-    args = parser.parse_args(argv)
-    found = args.folder.rglob("*.ipynb")
-    submissions = sorted(p for p in found if ".ipynb_checkpoints" not in p.parts)
-    if not submissions:
-        print(f"error: no .ipynb files under {args.folder}", file=sys.stderr)
-        return 2
-    rows, grades, skipped = [], {}, {}
-    for path in submissions:
-        name = str(path.relative_to(args.folder))
-        try:
-            grade = grade_notebook(path, timeout=args.timeout, root=args.course)
-        except Exception as e:  # one bad submission must not stop the others
-            why = str(e) if isinstance(e, NotGradable) else f"{type(e).__name__}: {e}"
-            rows.append(
-                {"submission": name, "score": "0", "notes": f"not graded: {why}"}
-            )
-            skipped[name] = why
-            print(f"{name}: not graded: {why}")
-            continue
-        grades[name] = grade
-        score = f"{grade.passed}/{len(grade.results)}"
-        row = {"submission": name, "score": score, "notes": "; ".join(grade.notes)}
-        for r in grade.results:
-            row[r.name] = r.status if r.status == "pass" else f"{r.status}: {r.message}"
-        rows.append(row)
-        marks = " ".join(_MARK[r.status] for r in grade.results)
-        print(f"{name}: {score} {marks}")
-    checks = dict.fromkeys(r.name for g in grades.values() for r in g.results)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["submission", "score", *checks, "notes"])
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {args.out}")
-    if args.summary:
-        args.summary.write_text(_summary(args.folder, grades, skipped))
-        print(f"wrote {args.summary}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

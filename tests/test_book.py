@@ -1,0 +1,49 @@
+"""The book extension's settings: the execution cache key and the parallel executor's size."""
+
+import pytest
+
+from helpers.book import cache_key, execute_workers
+
+
+def test_cache_key_names_the_scale_and_changes_with_it():
+    assert cache_key("smoke").startswith("smoke-")
+    assert cache_key("smoke")[6:] == cache_key("cpu")[4:]  # same helpers, same hash
+    assert len(cache_key("cpu")) == len("cpu-") + 12
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, 1), ("1", 1), ("3", 3)])
+def test_execute_workers_reads_the_environment(monkeypatch, raw, expected):
+    if raw is None:
+        monkeypatch.delenv("BOOK_EXECUTE_WORKERS", raising=False)
+    else:
+        monkeypatch.setenv("BOOK_EXECUTE_WORKERS", raw)
+    assert execute_workers() == expected
+
+
+@pytest.mark.parametrize("raw", ["0", "-2", "two", ""])
+def test_execute_workers_rejects_anything_but_a_positive_integer(monkeypatch, raw):
+    monkeypatch.setenv("BOOK_EXECUTE_WORKERS", raw)
+    with pytest.raises(ValueError, match="positive integer"):
+        execute_workers()
+
+
+def test_bibliography_parses_and_holds_every_cited_key():
+    import re
+
+    from pybtex.database import parse_file
+
+    from helpers.notebooks import ROOT
+
+    keys = set(parse_file(ROOT / "references.bib", bib_format="bibtex").entries)
+    cited = set()
+    pages = [*ROOT.glob("chapters/*/*.py"), *ROOT.glob("solutions/*/*.py")]
+    pages += [
+        *ROOT.glob("appendices/*"),
+        *ROOT.glob("chapters/*/*.md"),
+        ROOT / "intro.md",
+    ]
+    for page in pages:
+        for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", page.read_text()):
+            cited.update(k.strip() for k in group.split(","))
+    assert cited, "no citations found: the pattern no longer matches the pages"
+    assert not cited - keys, f"cited but not in references.bib: {sorted(cited - keys)}"

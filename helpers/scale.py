@@ -201,6 +201,7 @@ class Cifar10Sizes:
     outline_learning_rate: float
 
 
+@dataclass(frozen=True)
 class TransformSizes:
     """Chapter 4: the transformations, jit, vmap and sharding demonstrations."""
 

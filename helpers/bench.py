@@ -41,7 +41,10 @@ from helpers.system import git_commit, hardware
 
 __all__ = ["PROTOCOL", "TASKS", "main", "run", "run_repeated"]
 
-TASKS = {"mnist": "run_mnist"}  # task -> function in helpers.<framework>.tasks
+TASKS = {
+    "mnist": "run_mnist",
+    "imdb": "run_imdb",
+}  # task -> function in helpers.<framework>.tasks
 FRAMEWORKS = {"torch": ("torch",), "jax": ("jax", "jaxlib", "flax", "optax")}
 PROTOCOL = (
     "train from scratch with a fixed seed at the named scale, evaluate once on the test "
@@ -67,6 +70,7 @@ def run(
     *,
     seed: int = 0,
     progress: bool = True,
+    model: str | None = None,
 ) -> dict:
     """Run ``task`` once with ``framework`` at ``scale``; return the full record.
 
@@ -90,7 +94,9 @@ def run(
         )
     started = dt.datetime.now(dt.timezone.utc)
     task_fn = getattr(fw.tasks, TASKS[task])
-    metrics = task_fn(sizes(task, scale), seed=seed, progress=progress)
+    # --model picks among a task's models (imdb: bow, cnn-lstm, transformer).
+    extra = {} if model is None else {"model": model}
+    metrics = task_fn(sizes(task, scale), seed=seed, progress=progress, **extra)
     return {
         "task": task,
         "framework": framework,
@@ -113,6 +119,7 @@ def run_repeated(
     *,
     repeats: int = 1,
     progress: bool = True,
+    model: str | None = None,
 ) -> dict:
     """``repeats`` runs with seeds ``0 .. repeats-1``: medians, and ``spread`` [min, max].
 
@@ -121,7 +128,8 @@ def run_repeated(
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     runs = [
-        run(task, framework, scale, seed=i, progress=progress) for i in range(repeats)
+        run(task, framework, scale, seed=i, progress=progress, model=model)
+        for i in range(repeats)
     ]
     if repeats == 1:
         return runs[0]
@@ -158,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="runs per framework (medians)",
     )
+    parser.add_argument("--model", help="imdb: bow, cnn-lstm or transformer")
     parser.add_argument(
         "--record", type=Path, metavar="FILE", help="also append the lines here"
     )
@@ -176,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.scale,
                     repeats=args.repeat,
                     progress=not args.no_progress,
+                    model=args.model,
                 )
             )
     # A bad BOOK_SCALE, gpu scale without a GPU, data not found: say it plainly.

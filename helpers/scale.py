@@ -233,7 +233,7 @@ _SIZES: dict[str, dict[str, object]] = {
                 max_len=128, dim=32, epochs=2, batch_size=32, learning_rate=3e-3
             ),
             transformer=TextModelSizes(
-                max_len=128, dim=32, epochs=2, batch_size=32, learning_rate=1e-3
+                max_len=64, dim=32, epochs=2, batch_size=32, learning_rate=1e-3
             ),
         ),
         "cpu": ImdbSizes(

@@ -424,3 +424,6 @@ for i in wrong[:3]:
 #   this scale, and the Transformer trained from scratch does not beat it.
 # * The same models in JAX (the other notebook) use Flax NNX, `nnx.RNN` with `seq_lengths`,
 #   masks and `jit`; the recorded bench lines compare the two frameworks.
+# * Not measured here: the `gpu` scale (no GPU was available when this chapter was written),
+#   and attention or gradient attributions for the neural models (the bag of n-grams' exact
+#   attributions stand in for them).

@@ -257,7 +257,7 @@ bow_history, bow_test_loader = train_model(
 # * max-over-time pooling must ignore padding.
 #
 # The first is `pack_padded_sequence` in PyTorch, `nnx.RNN(..., seq_lengths=...)` in JAX. The
-# cell below checks that the packed LSTM's final state equals the output at `length - 1`.
+# cell below checks that the length-aware final state equals the output at `length - 1`.
 
 # %%
 lstm = nn.LSTM(4, 6, batch_first=True)

@@ -31,7 +31,6 @@ import argparse
 import datetime as dt
 import importlib
 import json
-import os
 import statistics
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -104,8 +103,6 @@ def run(
         "scale": scale,
         **metrics,
         "seed": seed,
-        # 1-minute load average at the end: other jobs on the cores inflate the timings.
-        "load_average": round(os.getloadavg()[0], 2),
         "protocol": PROTOCOL,
         "device": fw.runtime_info()["device"],
         "hardware": hardware(),

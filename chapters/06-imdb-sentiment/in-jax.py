@@ -344,14 +344,13 @@ bench = Path("bench.jsonl")
 if bench.exists():
     print("recorded: python -m helpers.bench imdb --model M --scale cpu")
     print(
-        f"{'framework':9s} {'model':12s} {'test':>7s} {'train s':>8s} {'tokens/s':>9s}  load"
+        f"{'framework':9s} {'model':12s} {'test':>7s} {'train s':>8s} {'tokens/s':>9s}"
     )
     for line in bench.read_text().splitlines():
         r = json.loads(line)
         print(
             f"{r['framework']:9s} {r['model'].split(':')[0]:12s} {r['test_accuracy']:7.2%} "
-            f"{r['train_seconds']:8.1f} {r['train_tokens_per_second']:9.0f}  "
-            f"{r.get('load_average', '')}"
+            f"{r['train_seconds']:8.1f} {r['train_tokens_per_second']:9.0f}"
         )
 
 # %%

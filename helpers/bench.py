@@ -3,6 +3,12 @@
     python -m helpers.bench mnist --framework torch --scale cpu
     python -m helpers.bench mnist --framework both --repeat 3 \\
         --record chapters/01-introduction/bench.jsonl
+    python -m helpers.bench mnist --model cnn --framework both --scale cpu
+    python -m helpers.bench imdb --model cnn-lstm --framework both --scale cpu
+
+``--model`` picks one of a task's networks (:data:`MODELS`; the first is the default), e.g.
+``mnist``: ``mlp`` (chapter 1's) or ``cnn`` (the shared CNN of chapter 3, sized by the
+``mnist_cnn`` entry of :mod:`helpers.scale`); the record names it in ``model_option``.
 
 Each line is one framework's run: the task's metrics plus the model, the protocol, the
 hardware, the library versions, the date and the git commit, so a figure in the book can name
@@ -39,12 +45,22 @@ from pathlib import Path
 from helpers.scale import SCALES, current_scale, sizes
 from helpers.system import git_commit, hardware
 
-__all__ = ["PROTOCOL", "TASKS", "main", "run", "run_repeated"]
+__all__ = ["MODELS", "PROTOCOL", "TASKS", "main", "run", "run_repeated"]
 
-TASKS = {
-    "mnist": "run_mnist",
-    "imdb": "run_imdb",
-}  # task -> function in helpers.<framework>.tasks
+# task -> {--model option: (its sizes in helpers.scale, "module.function" in
+# helpers.<framework>, keyword arguments for that function)}; the first option is the default.
+MODELS: dict[str, dict[str, tuple[str, str, dict]]] = {
+    "mnist": {
+        "mlp": ("mnist", "tasks.run_mnist", {}),
+        "cnn": ("mnist_cnn", "tasks.run_mnist_cnn", {}),
+    },
+    "imdb": {
+        "bow": ("imdb", "tasks.run_imdb", {"model": "bow"}),
+        "cnn-lstm": ("imdb", "tasks.run_imdb", {"model": "cnn-lstm"}),
+        "transformer": ("imdb", "tasks.run_imdb", {"model": "transformer"}),
+    },
+}
+TASKS = tuple(MODELS)
 FRAMEWORKS = {"torch": ("torch",), "jax": ("jax", "jaxlib", "flax", "optax")}
 PROTOCOL = (
     "train from scratch with a fixed seed at the named scale, evaluate once on the test "
@@ -68,14 +84,17 @@ def run(
     framework: str,
     scale: str | None = None,
     *,
+    model: str | None = None,
     seed: int = 0,
     progress: bool = True,
-    model: str | None = None,
 ) -> dict:
-    """Run ``task`` once with ``framework`` at ``scale``; return the full record.
+    """Run ``task`` once with ``framework`` and ``model`` at ``scale``; return the full record.
 
-    Raises ``ValueError`` for an unknown task or framework, and for ``gpu`` scale on a machine
-    where the framework has no GPU (such a run must not be recorded as a gpu-scale result).
+    ``model`` is one of ``MODELS[task]`` (default: the first).
+
+    Raises ``ValueError`` for an unknown task, model or framework, and for ``gpu`` scale on a
+    machine where the framework has no GPU (such a run must not be recorded as a gpu-scale
+    result).
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
@@ -83,6 +102,12 @@ def run(
         raise ValueError(
             f"unknown framework {framework!r}; choose from {', '.join(FRAMEWORKS)}"
         )
+    model = next(iter(MODELS[task])) if model is None else model
+    if model not in MODELS[task]:
+        raise ValueError(
+            f"unknown model {model!r} for {task}; choose from {', '.join(MODELS[task])}"
+        )
+    sizes_task, function, options = MODELS[task][model]
     scale = current_scale() if scale is None else scale
     fw = importlib.import_module(f"helpers.{framework}")
     device = fw.default_device()
@@ -93,14 +118,14 @@ def run(
             "a gpu-scale record must come from a GPU (use --scale cpu on this machine)"
         )
     started = dt.datetime.now(dt.timezone.utc)
-    task_fn = getattr(fw.tasks, TASKS[task])
-    # --model picks among a task's models (imdb: bow, cnn-lstm, transformer).
-    extra = {} if model is None else {"model": model}
-    metrics = task_fn(sizes(task, scale), seed=seed, progress=progress, **extra)
+    module, name = function.split(".")
+    task_fn = getattr(getattr(fw, module), name)
+    metrics = task_fn(sizes(sizes_task, scale), seed=seed, progress=progress, **options)
     return {
         "task": task,
         "framework": framework,
         "scale": scale,
+        "model_option": model,
         **metrics,
         "seed": seed,
         "protocol": PROTOCOL,
@@ -117,9 +142,9 @@ def run_repeated(
     framework: str,
     scale: str | None = None,
     *,
+    model: str | None = None,
     repeats: int = 1,
     progress: bool = True,
-    model: str | None = None,
 ) -> dict:
     """``repeats`` runs with seeds ``0 .. repeats-1``: medians, and ``spread`` [min, max].
 
@@ -128,7 +153,7 @@ def run_repeated(
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     runs = [
-        run(task, framework, scale, seed=i, progress=progress, model=model)
+        run(task, framework, scale, model=model, seed=i, progress=progress)
         for i in range(repeats)
     ]
     if repeats == 1:
@@ -157,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         "--framework", required=True, choices=[*sorted(FRAMEWORKS), "both"]
     )
     parser.add_argument(
+        "--model",
+        choices=sorted({option for models in MODELS.values() for option in models}),
+        help="the task's network (default: its first in MODELS)",
+    )
+    parser.add_argument(
         "--scale", choices=SCALES, help="default: $BOOK_SCALE, else by hardware"
     )
     parser.add_argument(
@@ -166,7 +196,6 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="runs per framework (medians)",
     )
-    parser.add_argument("--model", help="imdb: bow, cnn-lstm or transformer")
     parser.add_argument(
         "--record", type=Path, metavar="FILE", help="also append the lines here"
     )
@@ -183,9 +212,9 @@ def main(argv: list[str] | None = None) -> int:
                     args.task,
                     framework,
                     args.scale,
+                    model=args.model,
                     repeats=args.repeat,
                     progress=not args.no_progress,
-                    model=args.model,
                 )
             )
     # A bad BOOK_SCALE, gpu scale without a GPU, data not found: say it plainly.

@@ -81,6 +81,7 @@ BENCH_KEYS = {
     "task",
     "framework",
     "scale",
+    "model_option",
     "device",
     "hardware",
     "versions",
@@ -101,7 +102,7 @@ def test_record_carries_exactly_what_the_task_measured(framework, monkeypatch):
         return dict(MARKERS)
 
     # bench looks the task up by name on helpers.<framework>.tasks at run time.
-    monkeypatch.setattr(tasks, bench.TASKS["mnist"], stub)
+    monkeypatch.setattr(tasks, bench.MODELS["mnist"]["mlp"][1].split(".")[1], stub)
     record = bench.run("mnist", framework, "smoke", seed=7, progress=False)
     assert calls == [(sizes("mnist", "smoke"), 7, False)]
     assert {k: record[k] for k in MARKERS} == MARKERS
@@ -143,7 +144,9 @@ def test_task_scores_the_test_split(framework, monkeypatch):
         hidden=(32,),
         learning_rate=3e-3,
     )
-    metrics = getattr(tasks, bench.TASKS["mnist"])(task_sizes, progress=False)
+    metrics = getattr(tasks, bench.MODELS["mnist"]["mlp"][1].split(".")[1])(
+        task_sizes, progress=False
+    )
     assert (metrics["train_examples"], metrics["test_examples"]) == (600, 200)
     assert metrics["final_train_loss"] < 0.5  # it learned the training rule ...
     # ... and was scored on the test split, where that rule is always wrong (~1.0 on train).

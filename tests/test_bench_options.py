@@ -11,6 +11,7 @@ import pytest
 from helpers import bench
 from helpers import jax as hj
 from helpers import torch as ht
+from helpers.scale import CnnSizes, sizes
 
 
 @pytest.fixture
@@ -65,3 +66,36 @@ def test_single_run_has_no_spread(stub_tasks, capsys):
 def test_repeat_must_be_positive(stub_tasks):
     with pytest.raises(ValueError, match="repeats must be >= 1"):
         bench.run_repeated("mnist", "torch", "smoke", repeats=0)
+
+
+def test_model_option_picks_the_cnn_task_and_its_sizes(monkeypatch, capsys):
+    seen = []
+
+    def run_mnist_cnn(sizes, *, seed=0, progress=True):
+        seen.append(sizes)
+        return {"test_accuracy": 0.99, "train_examples_per_second": 1.0, "model": "cnn"}
+
+    monkeypatch.setattr(ht.tasks, "run_mnist_cnn", run_mnist_cnn)
+    args = ["mnist", "--model", "cnn", "--framework", "torch", "--scale", "smoke"]
+    assert bench.main(args) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["model_option"] == "cnn" and record["model"] == "cnn"
+    assert seen == [sizes("mnist_cnn", "smoke")]
+    assert isinstance(seen[0], CnnSizes)
+
+
+def test_model_option_defaults_to_the_mlp_and_rejects_others(stub_tasks, capsys):
+    assert bench.main(["mnist", "--framework", "torch", "--scale", "smoke"]) == 0
+    assert json.loads(capsys.readouterr().out)["model_option"] == "mlp"
+    with pytest.raises(ValueError, match="unknown model 'resnet' for mnist"):
+        bench.run("mnist", "torch", "smoke", model="resnet")
+    with pytest.raises(SystemExit):
+        bench.main(["mnist", "--model", "resnet", "--framework", "torch"])
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_cnn_bench_runs_for_real_at_smoke_scale(framework):
+    record = bench.run("mnist", framework, "smoke", model="cnn", progress=False)
+    assert record["model_option"] == "cnn" and record["model"].startswith("CNN")
+    assert record["train_examples"] == sizes("mnist_cnn", "smoke").train_examples
+    assert 0.3 < record["test_accuracy"] <= 1.0  # one smoke epoch learns something

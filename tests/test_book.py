@@ -25,3 +25,25 @@ def test_execute_workers_rejects_anything_but_a_positive_integer(monkeypatch, ra
     monkeypatch.setenv("BOOK_EXECUTE_WORKERS", raw)
     with pytest.raises(ValueError, match="positive integer"):
         execute_workers()
+
+
+def test_bibliography_parses_and_holds_every_cited_key():
+    import re
+
+    from pybtex.database import parse_file
+
+    from helpers.notebooks import ROOT
+
+    keys = set(parse_file(ROOT / "references.bib", bib_format="bibtex").entries)
+    cited = set()
+    pages = [*ROOT.glob("chapters/*/*.py"), *ROOT.glob("solutions/*/*.py")]
+    pages += [
+        *ROOT.glob("appendices/*"),
+        *ROOT.glob("chapters/*/*.md"),
+        ROOT / "intro.md",
+    ]
+    for page in pages:
+        for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", page.read_text()):
+            cited.update(k.strip() for k in group.split(","))
+    assert cited, "no citations found: the pattern no longer matches the pages"
+    assert not cited - keys, f"cited but not in references.bib: {sorted(cited - keys)}"

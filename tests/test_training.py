@@ -416,3 +416,18 @@ def test_set_matmul_precision_sets_the_framework_flag(kit):
             assert current() == flag
     finally:
         kit.H.set_matmul_precision("highest")
+
+
+def test_jax_fit_compiles_its_train_step_once(caplog):
+    # A fresh model's arrays are uncommitted and a step's outputs committed: without
+    # committing the state first, jit compiled the same step twice in every fit.
+    model = hj.MLP(784, (16,), 10, rngs=nnx.Rngs(0))
+    # A learning rate no other test uses, so the step is not already compiled.
+    optimizer = nnx.Optimizer(model, optax.sgd(0.0123), wrt=nnx.Param)
+    x = np.random.default_rng(0).random((64, 784), dtype=np.float32)
+    loader = hj.ArrayLoader(x, np.arange(64) % 10, 16)
+    loss_fn = lambda logits, y: hj.cross_entropy(logits, y) * 1.0  # noqa: E731
+    with caplog.at_level("WARNING"), jax.log_compiles(True):
+        hj.fit(model, optimizer, loader, epochs=2, loss_fn=loss_fn, progress=False)
+    compiles = [r for r in caplog.messages if "compilation of jit(train_step)" in r]
+    assert len(compiles) == 1, compiles

@@ -122,6 +122,11 @@ def fit(
     # model's mode flags (Dropout's `deterministic`): set train mode before binding, since a
     # later model.train() or model.eval() (as evaluate does) no longer reaches the bound step.
     model.train()
+    # Arrays made eagerly (a fresh model) are uncommitted, a step's outputs are committed to
+    # their device, and jit compiles once for each: committing the state first saves the
+    # second compilation (measured: two compiles of the same step without this).
+    for obj in (model, optimizer):
+        nnx.update(obj, jax.device_put(nnx.state(obj), train_loader.device))
     step = nnx.cached_partial(train_step, model, optimizer)
     history = History()
     bar = tqdm(

@@ -32,7 +32,7 @@ from helpers import (  # noqa: E402  (the framework-free core, under the same na
     tokenize,
 )
 from helpers._lazy import lazy_names, load  # noqa: E402
-from helpers.torch.models import MLP, count_params  # noqa: E402
+from helpers.torch.models import CNN, MLP, count_params  # noqa: E402
 from helpers.torch.runtime import (  # noqa: E402
     default_device,
     runtime_info,
@@ -52,6 +52,7 @@ from helpers.torch.train import (  # noqa: E402
 
 __all__ = [
     "CIFAR10_CLASSES",
+    "CNN",
     "MLP",
     "SCALES",
     "ArrayLoader",

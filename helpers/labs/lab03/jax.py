@@ -1,0 +1,187 @@
+"""Lab 3 self-checks for JAX notebooks: ``H.lab03.check_train_step(train_step)`` etc.
+
+The checks are :mod:`helpers.labs.lab03.checks`, shared with PyTorch; this module builds their
+JAX half (:class:`~helpers.labs.lab03.checks.Ops`): the transforms, a small Flax NNX model
+with plain SGD whose right and wrong training steps are run here, an evaluation model with
+Dropout and BatchNorm that records the mode it is called (or traced) in, and batches as JAX
+arrays. JAX has no ``no_grad`` to forget: nothing is recorded unless a function is
+differentiated, so evaluation only has to run in evaluation mode.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from helpers.jax.labkit import lab_framework
+from helpers.labs.kit import Hints, explainer
+from helpers.labs.lab03 import checks as lab03
+
+__all__ = [
+    "check_dataset",
+    "check_evaluate_accuracy",
+    "check_train_classifier",
+    "check_train_step",
+]
+
+HINTS = Hints(
+    lab03.HINTS,
+    {
+        "grad_accumulated": "the gradients of earlier steps were added to this one: a JAX "
+        "gradient is the return value of one call; apply only this batch's gradients "
+        "(optimizer.update(model, grads)), keep no running sum",
+        "eval_missing": "call model.eval() before evaluating: it sets Dropout's "
+        "deterministic and BatchNorm's use_running_average; in training mode dropout drops "
+        "units at random and batch-norm uses the batch's own statistics",
+    },
+)
+
+JAX = lab_framework(HINTS, explainer({}, HINTS))
+
+
+def _transforms():
+    def scaled(image: np.ndarray) -> jax.Array:  # uint8 (28, 28) -> float32 [0, 1]
+        return jnp.asarray(image, jnp.float32) / 255
+
+    def centred(image: np.ndarray) -> jax.Array:  # -> (28, 28, 1) in [-1, 1]
+        return (jnp.asarray(image, jnp.float32) / 127.5 - 1)[..., None]
+
+    return scaled, centred
+
+
+class _Small(nnx.Module):
+    """(B, 6) -> (B, 3): Linear, tanh, Linear, with weights drawn by numpy (fixed)."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(0)
+        self.fc1 = nnx.Linear(6, 8, rngs=nnx.Rngs(0))
+        self.fc2 = nnx.Linear(8, 3, rngs=nnx.Rngs(0))
+        for layer in (self.fc1, self.fc2):
+            layer.kernel[...] = jnp.asarray(
+                rng.normal(size=layer.kernel.shape), jnp.float32
+            )
+            layer.bias[...] = jnp.asarray(
+                rng.normal(size=layer.bias.shape), jnp.float32
+            )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.fc2(jnp.tanh(self.fc1(x)))
+
+
+def _make_model():
+    model = _Small()
+    return model, nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
+
+
+def _prepare(x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array]:
+    return jnp.asarray(x), jnp.asarray(y, jnp.int32)
+
+
+def _params(model: nnx.Module) -> list[np.ndarray]:
+    return [np.asarray(p) for p in jax.tree.leaves(nnx.state(model, nnx.Param))]
+
+
+def _loss(model, x, y):
+    return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
+
+def _steps(batches, *, accumulate: bool = False, update: bool = True):
+    model, optimizer = _make_model()
+    losses, total = [], None
+    for x, y in batches:
+        loss, grads = nnx.value_and_grad(_loss)(model, *_prepare(x, y))
+        if accumulate:
+            total = grads if total is None else jax.tree.map(jnp.add, total, grads)
+            grads = total
+        if update:
+            optimizer.update(model, grads)
+        losses.append(float(loss))
+    return losses, _params(model)
+
+
+_MODES: dict[int, list[tuple[bool, bool]]] = {}
+_TAGS = itertools.count()
+
+
+class _Probe(nnx.Module):
+    """(B, 12) -> (B, 10): Linear, BatchNorm with set running statistics, Dropout(0.5).
+
+    Each call (or trace, under jit) records whether it ran in training mode, under a tag
+    that survives NNX's split and merge (a plain int attribute is static).
+    """
+
+    def __init__(self, seed: int) -> None:
+        rng = np.random.default_rng(100 + seed)
+        self.linear = nnx.Linear(12, 10, rngs=nnx.Rngs(seed))
+        self.norm = nnx.BatchNorm(10, momentum=0.9, epsilon=1e-5, rngs=nnx.Rngs(seed))
+        self.drop = nnx.Dropout(0.5, rngs=nnx.Rngs(seed))
+        self.linear.kernel[...] = jnp.asarray(rng.normal(size=(12, 10)), jnp.float32)
+        self.linear.bias[...] = jnp.asarray(rng.normal(size=10), jnp.float32)
+        self.norm.mean[...] = jnp.asarray(rng.normal(size=10), jnp.float32)
+        self.norm.var[...] = jnp.asarray(rng.uniform(size=10) + 0.5, jnp.float32)
+        self.tag = next(_TAGS)
+        _MODES[self.tag] = []
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        training = not (self.drop.deterministic and self.norm.use_running_average)
+        _MODES[self.tag].append((training, False))
+        return self.drop(self.norm(self.linear(x)))
+
+
+def _make_probe(seed: int) -> _Probe:
+    probe = _Probe(seed)
+    probe.train()
+    return probe
+
+
+def _probe_logits(seed: int, x: np.ndarray) -> np.ndarray:
+    probe = _Probe(seed)
+    probe.eval()
+    return np.asarray(probe(jnp.asarray(x)))
+
+
+def _batches(x: np.ndarray, y: np.ndarray, sizes: Sequence[int]):
+    edges = np.cumsum([0, *sizes])
+    return [
+        (jnp.asarray(x[a:b]), jnp.asarray(y[a:b], jnp.int32))
+        for a, b in itertools.pairwise(edges)
+    ]
+
+
+def _classifier_logits(model, x: np.ndarray) -> np.ndarray:
+    if not isinstance(model, nnx.Module):
+        raise lab03.NotAModule(type(model).__name__)
+    model.eval()
+    return np.asarray(model(jnp.asarray(x)))
+
+
+OPS = lab03.Ops(
+    transforms=_transforms(),
+    make_model=_make_model,
+    prepare=_prepare,
+    reference_steps={
+        "": _steps,
+        "grad_accumulated": partial(_steps, accumulate=True),
+        "no_update": partial(_steps, update=False),
+    },
+    params=_params,
+    make_probe=_make_probe,
+    probe_logits=_probe_logits,
+    probe_modes=lambda model: list(_MODES.get(getattr(model, "tag", -1), [])),
+    batches=_batches,
+    classifier_logits=_classifier_logits,
+    module_type="a flax.nnx.Module",
+)
+
+# The checks, bound to this framework. Call them with the student's function or class.
+check_dataset = partial(lab03.check_dataset, fw=JAX, ops=OPS)
+check_train_step = partial(lab03.check_train_step, fw=JAX, ops=OPS)
+check_evaluate_accuracy = partial(lab03.check_evaluate_accuracy, fw=JAX, ops=OPS)
+check_train_classifier = partial(lab03.check_train_classifier, fw=JAX, ops=OPS)

@@ -1,0 +1,161 @@
+"""Lab 3 self-checks for PyTorch notebooks: ``H.lab03.check_train_step(train_step)`` etc.
+
+The checks are :mod:`helpers.labs.lab03.checks`, shared with JAX; this module builds their
+PyTorch half (:class:`~helpers.labs.lab03.checks.Ops`): the transforms, a small model with
+plain SGD whose right and wrong training steps are run here, an evaluation model with
+Dropout and BatchNorm whose forward hook records ``model.training`` and
+``torch.is_grad_enabled()``, and batches as tensors.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from functools import partial
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from helpers.labs.kit import Hints, explainer
+from helpers.labs.lab03 import checks as lab03
+from helpers.torch.labkit import lab_framework
+
+__all__ = [
+    "check_dataset",
+    "check_evaluate_accuracy",
+    "check_train_classifier",
+    "check_train_step",
+]
+
+HINTS = Hints(
+    lab03.HINTS,
+    {
+        "grad_accumulated": "the gradients of earlier steps were added to this one: call "
+        "optimizer.zero_grad() before loss.backward() in every step (.grad accumulates)",
+        "eval_missing": "call model.eval() before evaluating: in training mode dropout "
+        "drops units at random and batch-norm normalises with the batch's own statistics",
+        "no_grad_missing": "evaluate under torch.no_grad() (or torch.inference_mode()): "
+        "without it autograd records a graph for every batch, which costs memory and time",
+    },
+)
+
+TORCH = lab_framework(HINTS, explainer({}, HINTS))
+
+
+def _transforms():
+    def scaled(image: np.ndarray) -> torch.Tensor:  # uint8 (28, 28) -> float32 [0, 1]
+        return torch.from_numpy(image).float() / 255
+
+    def centred(image: np.ndarray) -> torch.Tensor:  # -> (1, 28, 28) in [-1, 1]
+        return (torch.from_numpy(image).float() / 127.5 - 1).unsqueeze(0)
+
+    return scaled, centred
+
+
+def _make_model() -> tuple[nn.Module, torch.optim.Optimizer]:
+    gen = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    return model, torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+def _prepare(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+
+
+def _params(model: nn.Module) -> list[np.ndarray]:
+    return [p.detach().numpy().copy() for p in model.parameters()]
+
+
+def _steps(batches, *, zero_grad: bool = True, step: bool = True):
+    model, optimizer = _make_model()
+    losses = []
+    for x, y in batches:
+        if zero_grad:
+            optimizer.zero_grad()
+        loss = F.cross_entropy(model(*_prepare(x, y)[:1]), _prepare(x, y)[1])
+        loss.backward()
+        if step:
+            optimizer.step()
+        losses.append(loss.item())
+    return losses, _params(model)
+
+
+class _Probe(nn.Module):
+    """(B, 12) -> (B, 10): Linear, BatchNorm with set running statistics, Dropout(0.5)."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(100 + seed)
+        self.linear = nn.Linear(12, 10)
+        self.norm = nn.BatchNorm1d(10)
+        self.drop = nn.Dropout(0.5)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.randn(10, 12, generator=gen))
+            self.linear.bias.copy_(torch.randn(10, generator=gen))
+            self.norm.running_mean.copy_(torch.randn(10, generator=gen))
+            self.norm.running_var.copy_(torch.rand(10, generator=gen) + 0.5)
+        self.modes: list[tuple[bool, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.modes.append((self.training, torch.is_grad_enabled()))
+        return self.drop(self.norm(self.linear(x)))
+
+
+def _probe_logits(seed: int, x: np.ndarray) -> np.ndarray:
+    probe = _Probe(seed).eval()
+    with torch.no_grad():
+        return probe(torch.from_numpy(x)).numpy()
+
+
+def _batches(x: np.ndarray, y: np.ndarray, sizes: Sequence[int]):
+    """A DataLoader when the sizes are one batch size and a smaller last batch, else a list.
+
+    A real DataLoader lets the common ``len(loader.dataset)`` work, as it does in the chapter.
+    """
+    if all(s == sizes[0] for s in sizes[:-1]) and sizes[-1] <= sizes[0]:
+        data = TensorDataset(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64)))
+        return DataLoader(data, batch_size=sizes[0], shuffle=False)
+    edges = np.cumsum([0, *sizes])
+    return [
+        (torch.from_numpy(x[a:b]), torch.from_numpy(y[a:b].astype(np.int64)))
+        for a, b in itertools.pairwise(edges)
+    ]
+
+
+def _classifier_logits(model, x: np.ndarray) -> np.ndarray:
+    if not isinstance(model, nn.Module):
+        raise lab03.NotAModule(type(model).__name__)
+    model.eval()
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).cpu().numpy()
+
+
+OPS = lab03.Ops(
+    transforms=_transforms(),
+    make_model=_make_model,
+    prepare=_prepare,
+    reference_steps={
+        "": _steps,
+        "grad_accumulated": partial(_steps, zero_grad=False),
+        "no_update": partial(_steps, step=False),
+    },
+    params=_params,
+    make_probe=lambda seed: _Probe(seed).train(),
+    probe_logits=_probe_logits,
+    probe_modes=lambda model: list(model.modes),
+    batches=_batches,
+    classifier_logits=_classifier_logits,
+    module_type="a torch.nn.Module",
+)
+
+# The checks, bound to this framework. Call them with the student's function or class.
+check_dataset = partial(lab03.check_dataset, fw=TORCH, ops=OPS)
+check_train_step = partial(lab03.check_train_step, fw=TORCH, ops=OPS)
+check_evaluate_accuracy = partial(lab03.check_evaluate_accuracy, fw=TORCH, ops=OPS)
+check_train_classifier = partial(lab03.check_train_classifier, fw=TORCH, ops=OPS)

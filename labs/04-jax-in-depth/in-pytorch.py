@@ -1,0 +1,176 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab 4: the same ideas in PyTorch
+#
+# Five exercises on chapter 4: a vectorised per-example gradient-norm function with
+# `torch.func`; an `nn.Module` network and its optimizer step; cutting a batch into the shards
+# of a data-parallel job and the data-parallel gradient. Each exercise is a function. Replace
+# the line `raise NotImplementedError(...)` with your code, run the cell, then run the check
+# below it: a check prints ✅ when your function is right, or ❌ with what it expected and a
+# hint.
+#
+# The checks call your function on small inputs of two different shapes and compare with an
+# answer computed independently (a closed-form gradient in NumPy, reference models built by
+# the check); they never look at your code. The solved lab is
+# `solutions/04-jax-in-depth/in-pytorch.ipynb`.
+
+# %% tags=["remove-cell"]
+# Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
+# torch and jax are never reinstalled: Colab builds them for its CUDA.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    repo = "git+https://github.com/pytorch-jax-course/pytorch-jax-course"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+    from helpers.versions import colab_setup
+
+    colab_setup()
+
+# %%
+import torch
+import torch.func as tf
+import torch.nn as nn
+import torch.nn.functional as F
+
+from helpers import torch as H
+
+# %% [markdown]
+# Exercises 1 and 5 use a linear softmax classifier whose parameters are a dict,
+# `params = {"W": (D, C), "b": (C,)}`, and this loss, the mean cross-entropy of a batch
+# `x (B, D)`, `y (B,)` (integer labels):
+
+
+# %%
+def loss_fn(params: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    logits = x @ params["W"] + params["b"]  # (B, C)
+    return F.cross_entropy(logits, y)
+
+
+# %% [markdown]
+# ## Exercise 1: per-example gradient norms, vectorised
+#
+# Return the norm of each example's gradient, shape `(B,)`: for example $i$, the gradient of
+# its own loss with respect to *all* parameters, $g_i = \nabla_\theta \ell(\theta; x_i, y_i)$,
+# and $\lVert g_i \rVert = \sqrt{\sum (\text{every entry of } g_i)^2}$ over W's and b's
+# gradients together. Use `torch.func.vmap` and `torch.func.grad` (not a Python loop). (The
+# JAX lab also compiles this function and checks that it does not recompile at every call;
+# `torch.func` transforms run eagerly, so there is nothing to count here.)
+
+
+# %%
+def per_example_grad_norms(
+    params: dict, x: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab04.check_per_example_grad_norms(per_example_grad_norms)
+
+# %% [markdown]
+# ## Exercise 2: an `nn.Module` network
+#
+# Write the network's class, then return one for `seed`: three `nn.Linear` layers of sizes
+# 4 → 16 → 16 → 3, with a ReLU after each of the first two, mapping `(B, 4)` to logits
+# `(B, 3)`. Seed the global generator **once**, `torch.manual_seed(seed)`, then create the
+# layers in that order: the check compares your network's outputs with its own, built that
+# way.
+
+
+# %%
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        # YOUR CODE HERE
+        raise NotImplementedError("Exercise: replace this line with your code")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 4) -> (B, 3)
+        # YOUR CODE HERE
+        raise NotImplementedError("Exercise: replace this line with your code")
+
+
+def build_mlp(seed: int) -> nn.Module:
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab04.check_build_mlp(build_mlp)
+
+# %% [markdown]
+# ## Exercise 3: an optimizer step
+#
+# `model` is a network like exercise 2's and `optimizer` a `torch.optim` optimizer over its
+# parameters (the check uses plain SGD). Compute the mean cross-entropy of `model(x)` against
+# `y`, its gradients, apply one optimizer step, and return the loss (computed before the
+# update).
+
+
+# %%
+def train_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, x, y
+) -> torch.Tensor:
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab04.check_train_step(train_step)
+
+# %% [markdown]
+# ## Exercise 4: the shards of a batch
+#
+# PyTorch has no single-process mesh like JAX's (chapter 9 shows `DeviceMesh` and `DTensor`):
+# a data-parallel job runs one process per device, and each process takes its shard of the
+# batch. Return `x (B, D)` cut into `world_size` equal, contiguous shards, stacked into one
+# tensor `(world_size, B / world_size, D)`: shard `r` holds rows `r * B / world_size` to
+# `(r + 1) * B / world_size - 1`, the rows JAX's `P("data")` puts on device `r`. (PyTorch's
+# `DistributedSampler` deals examples out round-robin instead; either way each process gets
+# its own `B / world_size` rows, and the averaged gradient is the same.)
+
+
+# %%
+def shard_batch(x: torch.Tensor, world_size: int) -> torch.Tensor:
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab04.check_shard_batch(shard_batch)
+
+# %% [markdown]
+# ## Exercise 5: the data-parallel gradient
+#
+# Data parallelism in one function: cut the batch into `n_shards` equal, contiguous shards
+# (as in exercise 4), compute each shard's gradient of `loss_fn` (a mean over its examples)
+# with `torch.func.vmap` over the shards, and return the mean over shards, in the structure of
+# `params` (`{"W": (D, C), "b": (C,)}`). In a real job that mean is the all-reduce
+# `DistributedDataParallel` runs after `backward()`; with equal shards it equals the full
+# batch's gradient, which is what the check compares.
+
+
+# %%
+def data_parallel_grads(
+    params: dict, x: torch.Tensor, y: torch.Tensor, n_shards: int
+) -> dict:
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab04.check_data_parallel_grads(data_parallel_grads)

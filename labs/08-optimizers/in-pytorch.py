@@ -1,0 +1,115 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab 8: Adam and a warmup + cosine schedule in PyTorch
+#
+# Three exercises on chapter 8: one step of Adam with bias correction and L2 weight decay, the
+# same with decoupled weight decay (AdamW), and a learning-rate schedule with a linear warmup
+# followed by cosine annealing. Each exercise is a function. Replace the line
+# `raise NotImplementedError(...)` with your code, run the cell, then run the check below it: a
+# check prints ✅ when your function is right, or ❌ with what it expected and a hint.
+#
+# The checks call your functions for several steps on two cases and compare with answers
+# computed independently (`tests/labs/test_lab08.py` proves those answers equal
+# `torch.optim.Adam`, `torch.optim.AdamW` and `torch.optim.lr_scheduler`); they never look at
+# your code. The solved lab is `solutions/08-optimizers/in-pytorch.ipynb`.
+
+# %% tags=["remove-cell"]
+# Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
+# torch and jax are never reinstalled: Colab builds them for its CUDA.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    repo = "git+https://github.com/pytorch-jax-course/pytorch-jax-course"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+    from helpers.versions import colab_setup
+
+    colab_setup()
+
+# %%
+import math
+
+from helpers import torch as H
+
+# %% [markdown]
+# ## Exercise 1: one step of Adam, with L2 weight decay
+#
+# `param`, `grad`, `m` and `v` are float32 tensors of one shape; `t` is the number of steps
+# taken **before** this one (0 at the first call; the caller counts). Return the tuple
+# `(new_param, new_m, new_v)` of one step of `torch.optim.Adam` with `weight_decay`, which is
+# the classic L2 penalty, added to the gradient:
+#
+# $$g = \text{grad} + \lambda\,\theta,\quad m \leftarrow \beta_1 m + (1-\beta_1) g,\quad
+# v \leftarrow \beta_2 v + (1-\beta_2) g^2,$$
+# $$\hat m = \frac{m}{1-\beta_1^{t+1}},\quad \hat v = \frac{v}{1-\beta_2^{t+1}},\quad
+# \theta \leftarrow \theta - \eta\, \frac{\hat m}{\sqrt{\hat v} + \epsilon}.$$
+#
+# The bias correction uses the number of this step, $t + 1$, which is 1 at the first step.
+
+
+# %%
+def adam_step(param, grad, m, v, t, *, lr, beta1, beta2, eps, weight_decay):
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab08.check_adam(adam_step)
+
+# %% [markdown]
+# ## Exercise 2: AdamW, decoupled weight decay
+#
+# The same signature and return value, now as `torch.optim.AdamW`: the gradient is left
+# alone, and the parameter is shrunk directly, $\theta \leftarrow \theta - \eta\lambda\theta$,
+# besides Adam's step (both computed from the parameter the step starts from).
+
+
+# %%
+def adamw_step(param, grad, m, v, t, *, lr, beta1, beta2, eps, weight_decay):
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab08.check_adamw(adamw_step)
+
+# %% [markdown]
+# ## Exercise 3: linear warmup, then cosine annealing
+#
+# Return the learning rate (a Python float) at `step` = 0, 1, ...: a straight line from
+# `init` at step 0 to `peak` at step `warmup_steps`, then half a cosine from `peak` down to
+# `end` at step `total_steps`:
+#
+# $$\eta(t) = \text{init} + (\text{peak} - \text{init})\,\frac{t}{W} \quad (t < W), \qquad
+# \eta(t) = \text{end} + (\text{peak} - \text{end})\,\frac{1 + \cos(\pi s / S)}{2},\;
+# s = t - W,\; S = T - W \quad (t \ge W).$$
+#
+# This is `torch.optim.lr_scheduler.SequentialLR` of a `LinearLR` warmup and a
+# `CosineAnnealingLR`, and `optax.warmup_cosine_decay_schedule`.
+
+
+# %%
+def warmup_cosine(step, *, init, peak, warmup_steps, total_steps, end):
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab08.check_warmup_cosine(warmup_cosine)
+
+# %% [markdown]
+# Done. Chapter 8's [PyTorch notebook](../../chapters/08-optimizers/in-pytorch.ipynb) uses
+# these rules as `torch.optim.Optimizer` subclasses and runs the schedule on MNIST.

@@ -1,0 +1,206 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab 4: JAX in depth
+#
+# Five exercises on chapter 4: a compiled, vectorised per-example gradient-norm function; a
+# Flax NNX network and its Optax training step; sharding a batch over a device mesh and the
+# data-parallel gradient. Each exercise is a function. Replace the line
+# `raise NotImplementedError(...)` with your code, run the cell, then run the check below it:
+# a check prints ✅ when your function is right, or ❌ with what it expected and a hint.
+#
+# The checks call your function on small inputs of two different shapes and compare with an
+# answer computed independently (a closed-form gradient in NumPy, reference models built by
+# the check); they never look at your code. The solved lab is
+# `solutions/04-jax-in-depth/in-jax.ipynb`.
+
+# %% tags=["remove-cell"]
+# Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
+# torch and jax are never reinstalled: Colab builds them for its CUDA.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    repo = "git+https://github.com/pytorch-jax-course/pytorch-jax-course"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+    from helpers.versions import colab_setup
+
+    colab_setup()
+
+# %% [markdown]
+# Exercise 4 needs several devices: the cell below asks JAX for 8 CPU devices, which works
+# only before JAX's first operation (restart the kernel to change it).
+
+# %%
+import jax
+
+try:
+    jax.config.update("jax_num_cpu_devices", 8)  # before any JAX operation
+except RuntimeError:  # JAX has already started in this process: keep its devices
+    pass
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from helpers import jax as H
+
+print("CPU devices:", len(jax.devices("cpu")))
+
+# %% [markdown]
+# Exercises 1 and 5 use a linear softmax classifier whose parameters are a pytree,
+# `params = {"W": (D, C), "b": (C,)}`, and this loss, the mean cross-entropy of a batch
+# `x (B, D)`, `y (B,)` (integer labels):
+
+
+# %%
+def loss_fn(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
+    logits = x @ params["W"] + params["b"]  # (B, C)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+# %% [markdown]
+# ## Exercise 1: per-example gradient norms, compiled and vectorised
+#
+# Return the norm of each example's gradient, shape `(B,)`: for example $i$, the gradient of
+# its own loss with respect to *all* parameters, $g_i = \nabla_\theta \ell(\theta; x_i, y_i)$,
+# and $\lVert g_i \rVert = \sqrt{\sum (\text{every entry of } g_i)^2}$ over W's and b's
+# gradients together. Use `jax.vmap` over the examples (not a Python loop) and compile the
+# function with `jax.jit`, once: the check calls it again with new values of the same shapes
+# and counts compilations (there must be none).
+
+
+# %%
+@jax.jit
+def per_example_grad_norms(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
+    ### BEGIN SOLUTION
+    def one_example(params, xi, yi):  # xi (D,), yi (): a batch of one
+        return jax.grad(loss_fn)(params, xi[None], yi[None])
+
+    grads = jax.vmap(one_example, in_axes=(None, 0, 0))(params, x, y)  # leaves (B, ...)
+    squares = [
+        jnp.sum(g.reshape(len(x), -1) ** 2, axis=1) for g in jax.tree.leaves(grads)
+    ]
+    return jnp.sqrt(sum(squares))
+    ### END SOLUTION
+
+
+# %%
+H.lab04.check_per_example_grad_norms(per_example_grad_norms)
+
+# %% [markdown]
+# ## Exercise 2: a Flax NNX network
+#
+# Write the network's class, then return one for `seed`: three `nnx.Linear` layers of sizes
+# 4 → 16 → 16 → 3, with a ReLU after each of the first two, mapping `(B, 4)` to logits
+# `(B, 3)`. Create the layers in that order from **one** `nnx.Rngs(seed)`: the check compares
+# your network's outputs with its own, built that way.
+
+
+# %%
+class MLP(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs):
+        ### BEGIN SOLUTION
+        self.linear1 = nnx.Linear(4, 16, rngs=rngs)
+        self.linear2 = nnx.Linear(16, 16, rngs=rngs)
+        self.linear3 = nnx.Linear(16, 3, rngs=rngs)
+        ### END SOLUTION
+
+    def __call__(self, x: jax.Array) -> jax.Array:  # (B, 4) -> (B, 3)
+        ### BEGIN SOLUTION
+        x = nnx.relu(self.linear1(x))
+        x = nnx.relu(self.linear2(x))
+        return self.linear3(x)
+        ### END SOLUTION
+
+
+def build_mlp(seed: int) -> nnx.Module:
+    ### BEGIN SOLUTION
+    return MLP(nnx.Rngs(seed))
+    ### END SOLUTION
+
+
+# %%
+H.lab04.check_build_mlp(build_mlp)
+
+# %% [markdown]
+# ## Exercise 3: an Optax training step
+#
+# `model` is a network like exercise 2's and `optimizer` an `nnx.Optimizer` over its
+# `nnx.Param`s (the check uses plain SGD). Compute the mean cross-entropy of `model(x)`
+# against `y` and its gradient with respect to the model (`nnx.value_and_grad`), apply the
+# update in place with the optimizer, and return the loss (computed before the update).
+
+
+# %%
+@nnx.jit
+def train_step(model: nnx.Module, optimizer: nnx.Optimizer, x: jax.Array, y: jax.Array):
+    ### BEGIN SOLUTION
+    def batch_loss(model):
+        logits = model(x)  # (B, 3)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    loss, grads = nnx.value_and_grad(batch_loss)(model)
+    optimizer.update(model, grads)
+    return loss
+    ### END SOLUTION
+
+
+# %%
+H.lab04.check_train_step(train_step)
+
+# %% [markdown]
+# ## Exercise 4: shard a batch over a mesh
+#
+# `mesh` is a one-axis `Mesh` whose axis is named `"data"` (the check builds it from the CPU
+# devices). Return `x (B, D)` placed so that its batch axis is split over `"data"`: each
+# device holds `B / devices` whole rows.
+
+
+# %%
+def shard_batch(x: jax.Array, mesh: jax.sharding.Mesh) -> jax.Array:
+    ### BEGIN SOLUTION
+    return jax.device_put(x, NamedSharding(mesh, P("data")))
+    ### END SOLUTION
+
+
+# %%
+H.lab04.check_shard_batch(shard_batch)
+
+# %% [markdown]
+# ## Exercise 5: the data-parallel gradient
+#
+# Data parallelism in one function: cut the batch into `n_shards` equal, contiguous shards
+# (as exercise 4 lays them on devices), compute each shard's gradient of `loss_fn` (a mean over
+# its examples) with `jax.vmap` over the shards, and return the mean over shards, in the
+# structure of `params` (`{"W": (D, C), "b": (C,)}`). On a mesh, that mean is the all-reduce;
+# with equal shards it equals the full batch's gradient, which is what the check compares.
+
+
+# %%
+def data_parallel_grads(
+    params: dict, x: jax.Array, y: jax.Array, n_shards: int
+) -> dict:
+    ### BEGIN SOLUTION
+    xs = x.reshape(n_shards, -1, *x.shape[1:])  # (n, B/n, D)
+    ys = y.reshape(n_shards, -1)  # (n, B/n)
+    grads = jax.vmap(jax.grad(loss_fn), in_axes=(None, 0, 0))(params, xs, ys)
+    return jax.tree.map(lambda g: g.mean(axis=0), grads)
+    ### END SOLUTION
+
+
+# %%
+H.lab04.check_data_parallel_grads(data_parallel_grads)

@@ -1,0 +1,316 @@
+"""Lab 3's typical mistakes: each one fails its check with the hint written for it.
+
+``MISTAKES`` lists, per framework, (exercise, a wrong solution, the key of the hint it must
+get): the four mistakes the lab exists for (labels shuffled apart from images, gradients
+accumulated, evaluation in training mode or with autograd on, accuracy averaged over batches
+of unequal size) and the usual slips around them. Every hint the lab declares must be
+produced by at least one entry.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import torch
+import torch.nn.functional as F
+from flax import nnx
+from labtools import exercise_functions, mistake_table_tests, source
+from torch import nn
+from torch.utils.data import DataLoader
+
+from helpers import jax as hj
+from helpers import torch as ht
+from helpers.data import load_mnist
+
+LAB = "lab03"
+T = exercise_functions(source(LAB, "pytorch"))
+J = exercise_functions(source(LAB, "jax"))
+
+
+# --- shared shapes of the wrong datasets -----------------------------------------------------
+def dataset_variant(base, *, length=None, item=None, init=None):
+    """A subclass of the solution's DigitDataset with one method replaced."""
+    methods = {}
+    if length is not None:
+        methods["__len__"] = length
+    if item is not None:
+        methods["__getitem__"] = item
+    if init is not None:
+        methods["__init__"] = init
+    return type("WrongDataset", (base,), methods)
+
+
+def _shuffled_labels_init(base):
+    def __init__(self, images, labels, transform):
+        base.__init__(self, images, labels, transform)
+        perm = np.random.default_rng(0).permutation(len(labels))
+        self.labels = labels[perm]  # shuffled apart from the images
+
+    return __init__
+
+
+def _shuffled_images_init(base):
+    def __init__(self, images, labels, transform):
+        perm = np.random.default_rng(0).permutation(len(labels))
+        base.__init__(self, images[perm], labels, transform)
+
+    return __init__
+
+
+def dataset_mistakes(ns, to_array):
+    base = ns["DigitDataset"]
+    return [
+        (
+            "DigitDataset",
+            dataset_variant(base, length=lambda self: self.images.size),
+            "dataset_len",
+        ),
+        (
+            "DigitDataset",
+            dataset_variant(
+                base,
+                item=lambda self, i: (
+                    int(self.labels[i]),
+                    self.transform(self.images[i]),
+                ),
+            ),
+            "dataset_item",
+        ),
+        (
+            "DigitDataset",
+            dataset_variant(
+                base,
+                item=lambda self, i: (to_array(self.images[i]), int(self.labels[i])),
+            ),
+            "transform_missing",
+        ),
+        (
+            "DigitDataset",
+            dataset_variant(
+                base,
+                item=lambda self, i: (
+                    np.asarray(self.transform(self.images[i])),
+                    int(self.labels[i]),
+                ),
+            ),
+            "image_type",
+        ),
+        (
+            "DigitDataset",
+            dataset_variant(base, init=_shuffled_labels_init(base)),
+            "labels_shuffled",
+        ),
+        (
+            "DigitDataset",
+            dataset_variant(base, init=_shuffled_images_init(base)),
+            "labels_shuffled",
+        ),
+    ]
+
+
+# --- PyTorch ---------------------------------------------------------------------------------
+def _t_step(zero_grad=True, step=True, loss_after=False, summed=False, item=False):
+    def train_step(model, optimizer, x, y):
+        if zero_grad:
+            optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y, reduction="sum" if summed else "mean")
+        loss.backward()
+        if step:
+            optimizer.step()
+        if loss_after:
+            with torch.no_grad():
+                loss = F.cross_entropy(model(x), y)
+        return loss.item() if item else loss.detach()
+
+    return train_step
+
+
+def _t_eval(
+    eval_mode=True,
+    no_grad=True,
+    per_batch=False,
+    count=False,
+    percent=False,
+    array=False,
+):
+    def evaluate_accuracy(model, loader):
+        if eval_mode:
+            model.eval()
+        torch.set_grad_enabled(not no_grad)
+        try:
+            accs, correct, n = [], 0, 0
+            for x, y in loader:
+                right = (model(x).argmax(-1) == y).sum().item()
+                accs.append(right / len(y))
+                correct, n = correct + right, n + len(y)
+        finally:
+            torch.set_grad_enabled(True)
+        if per_batch:
+            return float(np.mean(accs))
+        if percent:
+            return 100 * correct / n
+        if array:
+            return torch.tensor(correct / n)
+        return float(correct) if count else correct / n
+
+    return evaluate_accuracy
+
+
+def _t_unflattened(images, labels):
+    """A model that cannot take the check's (B, 28, 28) images."""
+    return nn.Sequential(nn.Linear(784, 10))
+
+
+def _t_untrained(images, labels):
+    torch.manual_seed(0)
+    return ht.MLP(784, (128,), 10)
+
+
+def _t_tuple(images, labels):
+    return T["train_classifier"](images, labels), "optimizer"
+
+
+def _t_own_data(images, labels):
+    x, y = load_mnist("train", limit=len(labels))
+    return T["train_classifier"](x, y)
+
+
+TORCH_MISTAKES = [
+    *dataset_mistakes(T, torch.from_numpy),
+    ("train_step", _t_step(zero_grad=False), "grad_accumulated"),
+    ("train_step", _t_step(step=False), "no_update"),
+    ("train_step", _t_step(loss_after=True), "loss_value"),
+    ("train_step", _t_step(summed=True), "wrong_update"),
+    ("train_step", _t_step(item=True), "loss_number"),
+    ("evaluate_accuracy", _t_eval(eval_mode=False), "eval_missing"),
+    ("evaluate_accuracy", _t_eval(no_grad=False), "no_grad_missing"),
+    ("evaluate_accuracy", _t_eval(per_batch=True), "batch_mean"),
+    ("evaluate_accuracy", _t_eval(count=True), "accuracy_count"),
+    ("evaluate_accuracy", _t_eval(percent=True), "accuracy_percent"),
+    ("evaluate_accuracy", _t_eval(array=True), "accuracy_array"),
+    ("train_classifier", _t_untrained, "not_trained"),
+    ("train_classifier", _t_tuple, "classifier_tuple"),
+    ("train_classifier", _t_unflattened, "classifier_input"),
+    ("train_classifier", _t_own_data, "ignores_data"),
+]
+
+
+# --- JAX -------------------------------------------------------------------------------------
+def _j_loss(model, x, y):
+    return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
+
+def _j_step(accumulate=False, update=True, loss_after=False, summed=False, item=False):
+    running = {}
+
+    def train_step(model, optimizer, x, y):
+        loss, grads = nnx.value_and_grad(_j_loss)(model, x, y)
+        if summed:  # the gradient of the summed loss: len(y) times the mean's
+            grads = jax.tree.map(lambda g: g * len(y), grads)
+        if accumulate:  # a running sum of gradients, kept across calls
+            key = id(optimizer)
+            if key in running:
+                grads = jax.tree.map(jnp.add, running[key], grads)
+            running[key] = grads
+        if update:
+            optimizer.update(model, grads)
+        if loss_after:
+            loss = _j_loss(model, x, y)
+        return float(loss) if item else loss
+
+    return train_step
+
+
+def _j_eval(eval_mode=True, per_batch=False, count=False, percent=False, array=False):
+    def evaluate_accuracy(model, loader):
+        if eval_mode:
+            model.eval()
+        accs, correct, n = [], 0, 0
+        for x, y in loader:
+            right = int((model(x).argmax(-1) == y).sum())
+            accs.append(right / len(y))
+            correct, n = correct + right, n + len(y)
+        if per_batch:
+            return float(np.mean(accs))
+        if percent:
+            return 100 * correct / n
+        if array:
+            return jnp.asarray(correct / n)
+        return float(correct) if count else correct / n
+
+    return evaluate_accuracy
+
+
+def _j_unflattened(images, labels):
+    """A model that cannot take the check's (B, 28, 28) images."""
+    return nnx.Linear(784, 10, rngs=nnx.Rngs(0))
+
+
+def _j_untrained(images, labels):
+    return hj.MLP(784, (128,), 10, rngs=nnx.Rngs(0))
+
+
+def _j_tuple(images, labels):
+    return J["train_classifier"](images, labels), "optimizer"
+
+
+def _j_own_data(images, labels):
+    x, y = load_mnist("train", limit=len(labels))
+    return J["train_classifier"](x, y)
+
+
+JAX_MISTAKES = [
+    *dataset_mistakes(J, jnp.asarray),
+    ("train_step", _j_step(accumulate=True), "grad_accumulated"),
+    ("train_step", _j_step(update=False), "no_update"),
+    ("train_step", _j_step(loss_after=True), "loss_value"),
+    ("train_step", _j_step(summed=True), "wrong_update"),
+    ("train_step", _j_step(item=True), "loss_number"),
+    ("evaluate_accuracy", _j_eval(eval_mode=False), "eval_missing"),
+    ("evaluate_accuracy", _j_eval(per_batch=True), "batch_mean"),
+    ("evaluate_accuracy", _j_eval(count=True), "accuracy_count"),
+    ("evaluate_accuracy", _j_eval(percent=True), "accuracy_percent"),
+    ("evaluate_accuracy", _j_eval(array=True), "accuracy_array"),
+    ("train_classifier", _j_untrained, "not_trained"),
+    ("train_classifier", _j_tuple, "classifier_tuple"),
+    ("train_classifier", _j_unflattened, "classifier_input"),
+    ("train_classifier", _j_own_data, "ignores_data"),
+]
+
+MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
+(
+    test_catches_mistake_with_its_hint,
+    test_at_least_two_mistakes_per_exercise,
+    test_every_declared_hint_is_produced_by_a_mistake,
+) = mistake_table_tests(LAB, MISTAKES)
+
+
+def test_a_dataloader_keeps_each_image_with_its_label():
+    """The solution's Dataset through a shuffling DataLoader: pairs stay together."""
+    x, y = load_mnist("train", limit=200)
+    ds = T["DigitDataset"](x, y, lambda im: torch.from_numpy(im).float())
+    lookup = {
+        im.tobytes(): label for im, label in zip(x.astype(np.float32), y, strict=True)
+    }
+    seen = 0
+    for xb, yb in DataLoader(ds, batch_size=32, shuffle=True):
+        for im, label in zip(xb.numpy(), yb.numpy(), strict=True):
+            assert lookup[im.tobytes()] == label
+            seen += 1
+    assert seen == 200
+
+
+def test_evaluation_may_divide_by_len_of_loader_dataset():
+    """The PyTorch check's batches are a DataLoader: the common len(loader.dataset) works."""
+
+    def evaluate_accuracy(model, loader):
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in loader:
+                correct += (model(x).argmax(-1) == y).sum().item()
+        return correct / len(loader.dataset)
+
+    ht.lab03.check_evaluate_accuracy(evaluate_accuracy)

@@ -1,0 +1,361 @@
+"""Lab 4's typical mistakes: each one fails its check with the hint written for it.
+
+``MISTAKES`` lists, per framework, (exercise, a wrong solution, the key of the hint it must get).
+Every hint the lab declares (``HINTS`` in ``helpers/labs/lab04/torch.py`` and ``jax.py``, which
+include the shared ones of ``checks.py``) must be produced by at least one entry.
+
+Also here: the closed-form numpy answers equal autodiff in both frameworks, and a per-example
+function that is correct but not compiled passes the JAX check (the check counts
+recompilations, it does not demand ``jit``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import torch
+import torch.nn.functional as F
+from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from labtools import mistake_table_tests
+from torch import nn
+
+from helpers.labs import CheckFailed
+from helpers.labs.lab04 import checks as lab04
+from helpers.labs.lab04 import jax as lab04_jax
+from helpers.labs.lab04 import torch as lab04_torch
+
+LAB = "lab04"
+
+
+# --- JAX ---------------------------------------------------------------------------------------
+def _j_loss(params, x, y):
+    logits = x @ params["W"] + params["b"]
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def _j_grads(params, x, y):  # per-example gradients, leaves (B, ...)
+    one = lambda p, xi, yi: jax.grad(_j_loss)(p, xi[None], yi[None])  # noqa: E731
+    return jax.vmap(one, in_axes=(None, 0, 0))(params, x, y)
+
+
+def _j_norms(which=("W", "b"), root=True):
+    def per_example_grad_norms(params, x, y):
+        grads = _j_grads(params, x, y)
+        sq = sum(jnp.sum(grads[k].reshape(len(x), -1) ** 2, 1) for k in which)
+        return jnp.sqrt(sq) if root else sq
+
+    return per_example_grad_norms
+
+
+def _j_per_batch(params, x, y):
+    g = jax.grad(_j_loss)(params, x, y)
+    norm = jnp.sqrt(sum(jnp.sum(v**2) for v in g.values()))
+    return jnp.full(len(x), norm)
+
+
+def _j_per_batch_scalar(params, x, y):
+    g = jax.grad(_j_loss)(params, x, y)
+    return jnp.sqrt(sum(jnp.sum(v**2) for v in g.values()))
+
+
+def _j_retrace(params, x, y):
+    return jax.jit(lambda p, a, b: _j_norms()(p, a, b))(
+        params, x, y
+    )  # a new jit per call
+
+
+class _JMLP(nnx.Module):
+    def __init__(self, seed, reuse=False, relu=True, fixed_seed=None, relu_last=False):
+        seed = seed if fixed_seed is None else fixed_seed
+        rngs = nnx.Rngs(seed)
+        pick = lambda: nnx.Rngs(seed) if reuse else rngs  # noqa: E731
+        self.l1 = nnx.Linear(4, 16, rngs=pick())
+        self.l2 = nnx.Linear(16, 16, rngs=pick())
+        self.l3 = nnx.Linear(16, 3, rngs=pick())
+        self.relu, self.relu_last = relu, relu_last
+
+    def __call__(self, x):
+        act = nnx.relu if self.relu else (lambda v: v)
+        out = self.l3(act(self.l2(act(self.l1(x)))))
+        return nnx.relu(out) if self.relu_last else out
+
+
+def _j_step(*, update=True, after=False, total=False):
+    @nnx.jit
+    def train_step(model, optimizer, x, y):
+        def loss(model):
+            ce = optax.softmax_cross_entropy_with_integer_labels(model(x), y)
+            return ce.sum() if total else ce.mean()
+
+        value, grads = nnx.value_and_grad(loss)(model)
+        if update:
+            optimizer.update(model, grads)
+        return loss(model) if after else value
+
+    return train_step
+
+
+def _j_two_steps(model, optimizer, x, y):  # two updates per call
+    step = _j_step()
+    step(model, optimizer, x, y)
+    return step(model, optimizer, x, y)
+
+
+def _j_sum_of_norms(params, x, y):  # |g_W| + |g_b|
+    g = _j_grads(params, x, y)
+    return sum(jnp.sqrt(jnp.sum(v.reshape(len(x), -1) ** 2, 1)) for v in g.values())
+
+
+def _j_dp(reduce="mean"):
+    def data_parallel_grads(params, x, y, n_shards):
+        xs, ys = x.reshape(n_shards, -1, x.shape[1]), y.reshape(n_shards, -1)
+        g = jax.vmap(jax.grad(_j_loss), in_axes=(None, 0, 0))(params, xs, ys)
+        if reduce == "none":
+            return g
+        if reduce == "last":  # one shard's gradient only
+            return jax.tree.map(lambda v: v[-1], g)
+        return jax.tree.map(lambda v: getattr(v, reduce)(0), g)
+
+    return data_parallel_grads
+
+
+def _j_map_params(params, x, y):
+    return jax.vmap(jax.grad(_j_loss))(params, x, y)  # maps over params too
+
+
+def _j_old_update(model, optimizer, x, y):  # Flax < 0.11's optimizer.update(grads)
+    def loss(model):
+        return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
+    value, grads = nnx.value_and_grad(loss)(model)
+    optimizer.update(grads)
+    return value
+
+
+JAX_MISTAKES = [
+    ("per_example_grad_norms", _j_per_batch, "per_batch"),
+    ("per_example_grad_norms", _j_per_batch_scalar, "per_batch"),
+    ("per_example_grad_norms", _j_norms(root=False), "squared"),
+    ("per_example_grad_norms", _j_norms(which=("W",)), "one_leaf"),
+    ("per_example_grad_norms", _j_sum_of_norms, "sum_of_norms"),
+    (
+        "per_example_grad_norms",
+        lambda p, x, y: _j_norms()(p, x, y)[:, None],
+        "norms_differ",
+    ),
+    ("per_example_grad_norms", _j_retrace, "retrace"),
+    ("per_example_grad_norms", _j_map_params, "map_params"),
+    ("build_mlp", lambda seed: _JMLP(seed, reuse=True), "key_reused"),
+    ("build_mlp", lambda seed: _JMLP(seed, fixed_seed=0), "seed_ignored"),
+    ("build_mlp", lambda seed: _JMLP(seed, relu=False), "no_activation"),
+    ("build_mlp", lambda seed: _JMLP(seed, relu_last=True), "mlp_differs"),
+    ("train_step", _j_step(update=False), "no_update"),
+    ("train_step", _j_old_update, "no_update"),
+    ("train_step", _j_step(after=True), "loss_after_update"),
+    ("train_step", _j_step(total=True), "sum_loss"),
+    ("train_step", _j_two_steps, "loss_differs"),
+    (
+        "shard_batch",
+        lambda x, mesh: jax.device_put(x, NamedSharding(mesh, P(None, "data"))),
+        "wrong_axis",
+    ),
+    (
+        "shard_batch",
+        lambda x, mesh: jax.device_put(x, NamedSharding(mesh, P())),
+        "replicated",
+    ),
+    ("shard_batch", lambda x, mesh: jax.device_put(x), "not_sharded"),
+    ("shard_batch", lambda x, mesh: jax.device_put(x, mesh), "not_sharded"),
+    ("data_parallel_grads", _j_dp("sum"), "sum_shards"),
+    ("data_parallel_grads", _j_dp("none"), "not_averaged"),
+    ("data_parallel_grads", _j_dp("last"), "dp_differs"),
+]
+
+
+# --- PyTorch -----------------------------------------------------------------------------------
+def _t_loss(params, x, y):
+    return F.cross_entropy(x @ params["W"] + params["b"], y)
+
+
+def _t_grads(params, x, y):
+    one = lambda p, xi, yi: torch.func.grad(_t_loss)(p, xi[None], yi[None])  # noqa: E731
+    return torch.func.vmap(one, in_dims=(None, 0, 0))(params, x, y)
+
+
+def _t_norms(which=("W", "b"), root=True):
+    def per_example_grad_norms(params, x, y):
+        grads = _t_grads(params, x, y)
+        sq = sum(grads[k].reshape(len(x), -1).pow(2).sum(1) for k in which)
+        return sq.sqrt() if root else sq
+
+    return per_example_grad_norms
+
+
+def _t_per_batch(params, x, y):
+    g = torch.func.grad(_t_loss)(params, x, y)
+    return torch.full((len(x),), float(sum(v.pow(2).sum() for v in g.values()).sqrt()))
+
+
+def _t_sum_of_norms(params, x, y):  # |g_W| + |g_b|
+    g = _t_grads(params, x, y)
+    return sum(v.reshape(len(x), -1).norm(dim=1) for v in g.values())
+
+
+def _t_autograd_in_vmap(params, x, y):  # loss.backward's API inside torch.func
+    def one(p, xi, yi):
+        loss = _t_loss(p, xi[None], yi[None])
+        return torch.autograd.grad(loss, list(p.values()))
+
+    grads = torch.func.vmap(one, in_dims=(None, 0, 0))(params, x, y)
+    return sum(g.reshape(len(x), -1).pow(2).sum(1) for g in grads).sqrt()
+
+
+def _t_zero_after_backward(model, optimizer, x, y):  # clears the gradients before step
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.zero_grad()
+    optimizer.step()
+    return loss.detach()
+
+
+def _t_two_steps(model, optimizer, x, y):  # two updates per call
+    _t_step()(model, optimizer, x, y)
+    return _t_step()(model, optimizer, x, y)
+
+
+def _t_mlp(seed, reseed=False, relu=True, fixed_seed=None):
+    torch.manual_seed(seed if fixed_seed is None else fixed_seed)
+    layers = []
+    for i, (a, b) in enumerate([(4, 16), (16, 16), (16, 3)]):
+        if reseed:
+            torch.manual_seed(seed)
+        layers.append(nn.Linear(a, b))
+        if i < 2 and relu:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _t_step(*, update=True, after=False, total=False, zero=True):
+    def train_step(model, optimizer, x, y):
+        if zero:
+            optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y, reduction="sum" if total else "mean")
+        loss.backward()
+        if update:
+            optimizer.step()
+        return F.cross_entropy(model(x), y).detach() if after else loss.detach()
+
+    return train_step
+
+
+def _t_dp(reduce="mean"):
+    def data_parallel_grads(params, x, y, n_shards):
+        xs, ys = x.reshape(n_shards, -1, x.shape[1]), y.reshape(n_shards, -1)
+        g = torch.func.vmap(torch.func.grad(_t_loss), in_dims=(None, 0, 0))(
+            params, xs, ys
+        )
+        if reduce == "none":
+            return g
+        if reduce == "last":  # one shard's gradient only
+            return {k: v[-1] for k, v in g.items()}
+        return {k: getattr(v, reduce)(0) for k, v in g.items()}
+
+    return data_parallel_grads
+
+
+def _t_map_params(params, x, y):
+    return torch.func.vmap(torch.func.grad(_t_loss))(
+        params, x, y
+    )  # maps over params too
+
+
+TORCH_MISTAKES = [
+    ("per_example_grad_norms", _t_per_batch, "per_batch"),
+    ("per_example_grad_norms", _t_norms(root=False), "squared"),
+    ("per_example_grad_norms", _t_norms(which=("W",)), "one_leaf"),
+    ("per_example_grad_norms", _t_sum_of_norms, "sum_of_norms"),
+    ("per_example_grad_norms", _t_autograd_in_vmap, "autograd_in_func"),
+    (
+        "per_example_grad_norms",
+        lambda p, x, y: _t_norms()(p, x, y)[:, None],
+        "norms_differ",
+    ),
+    ("per_example_grad_norms", _t_map_params, "map_params"),
+    ("build_mlp", lambda seed: _t_mlp(seed, reseed=True), "key_reused"),
+    ("build_mlp", lambda seed: _t_mlp(seed, fixed_seed=0), "seed_ignored"),
+    ("build_mlp", lambda seed: _t_mlp(seed, relu=False), "no_activation"),
+    ("build_mlp", lambda seed: nn.Sequential(_t_mlp(seed), nn.ReLU()), "mlp_differs"),
+    ("train_step", _t_step(update=False), "no_update"),
+    ("train_step", _t_step(after=True), "loss_after_update"),
+    ("train_step", _t_step(total=True), "sum_loss"),
+    ("train_step", _t_step(zero=False), "zero_grad"),
+    ("train_step", _t_zero_after_backward, "no_update"),
+    ("train_step", _t_two_steps, "loss_differs"),
+    (
+        "shard_batch",
+        lambda x, n: torch.stack(x.chunk(n, dim=1)),
+        "wrong_axis",
+    ),
+    (
+        "shard_batch",
+        lambda x, n: x.reshape(-1, n, x.shape[1]).transpose(0, 1),
+        "interleaved",
+    ),
+    ("data_parallel_grads", _t_dp("sum"), "sum_shards"),
+    ("data_parallel_grads", _t_dp("none"), "not_averaged"),
+    ("data_parallel_grads", _t_dp("last"), "dp_differs"),
+    ("shard_batch", lambda x, n: torch.stack(x.split(n)), "shard_shape"),
+]
+
+MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
+
+(
+    test_each_mistake_gets_its_hint,
+    test_at_least_two_mistakes_per_exercise,
+    test_every_declared_hint_is_produced_by_a_mistake,
+) = mistake_table_tests(LAB, MISTAKES)
+
+
+# --- the references ----------------------------------------------------------------------------
+@pytest.mark.parametrize("case", lab04.linear_cases(), ids=["case0", "case1"])
+def test_closed_form_answers_equal_autodiff_in_both_frameworks(case):
+    x, y = case["x"], case["y"]
+    jp = {k: jnp.asarray(case[k]) for k in ("W", "b")}
+    tp = {k: torch.from_numpy(case[k]) for k in ("W", "b")}
+    expected = lab04.per_example_norms(case)
+    np.testing.assert_allclose(
+        _j_norms()(jp, jnp.asarray(x), jnp.asarray(y)), expected, rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        _t_norms()(tp, torch.from_numpy(x), torch.from_numpy(y)), expected, rtol=1e-5
+    )
+    full = lab04.shard_grads(case, 4)
+    g = jax.grad(_j_loss)(jp, jnp.asarray(x), jnp.asarray(y))
+    for k in ("W", "b"):
+        np.testing.assert_allclose(g[k], full[k], rtol=1e-5, atol=1e-7)
+
+
+def test_an_uncompiled_correct_function_passes_the_jax_check(capsys):
+    lab04_jax.check_per_example_grad_norms(_j_norms())
+    assert "passed" in capsys.readouterr().out
+
+
+def test_jax_reference_model_is_one_rngs_in_layer_order():
+    np.testing.assert_allclose(
+        lab04_jax._apply(_JMLP(3), lab04._probe()),
+        lab04_jax._apply(lab04_jax._MLP(3), lab04._probe()),
+    )
+
+
+def test_a_python_float_loss_is_rejected_with_a_hint():
+    def train_step(model, optimizer, x, y):
+        return _t_step()(model, optimizer, x, y).item()
+
+    with pytest.raises(CheckFailed, match="got a float") as info:
+        lab04_torch.check_train_step(train_step)
+    assert "loss.item()" in info.value.hint

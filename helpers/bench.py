@@ -5,6 +5,7 @@
         --record chapters/01-introduction/bench.jsonl
     python -m helpers.bench mnist --model cnn --framework both --scale cpu
     python -m helpers.bench cifar10 --framework both --scale cpu --baseline
+    python -m helpers.bench imdb --model cnn-lstm --framework both --scale cpu
 
 ``--model`` picks one of a task's networks (:data:`MODELS`; the first is the default), e.g.
 ``mnist``: ``mlp`` (chapter 1's) or ``cnn`` (the shared CNN of chapter 3, sized by the
@@ -58,6 +59,11 @@ MODELS: dict[str, dict[str, tuple[str, str, dict]]] = {
         "cnn": ("mnist_cnn", "tasks.run_mnist_cnn", {}),
     },
     "cifar10": {"cifarnet": ("cifar10", "vision.run_cifar10", {})},
+    "imdb": {
+        "bow": ("imdb", "tasks.run_imdb", {"model": "bow"}),
+        "cnn-lstm": ("imdb", "tasks.run_imdb", {"model": "cnn-lstm"}),
+        "transformer": ("imdb", "tasks.run_imdb", {"model": "transformer"}),
+    },
 }
 TASKS = tuple(MODELS)
 # Tasks that can also time the seed-style data pipeline (``--baseline``).
@@ -202,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model",
         choices=sorted({option for models in MODELS.values() for option in models}),
-        help="the task's network (default: its first in MODELS); mnist: mlp or cnn",
+        help="the task's network (default: its first in MODELS)",
     )
     parser.add_argument(
         "--scale", choices=SCALES, help="default: $BOOK_SCALE, else by hardware"

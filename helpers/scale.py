@@ -24,10 +24,12 @@ __all__ = [
     "Cifar10Sizes",
     "CnnSizes",
     "DepthSizes",
+    "ImdbSizes",
     "MnistSizes",
     "OptimizerSizes",
     "ScaleWarning",
     "SequenceSizes",
+    "TextModelSizes",
     "TimingSizes",
     "TransformSizes",
     "cnn_feature_side",
@@ -199,6 +201,36 @@ class Cifar10Sizes:
     outline_epochs: int
     outline_batch_size: int
     outline_learning_rate: float
+
+
+@dataclass(frozen=True)
+class TextModelSizes:
+    """One chapter-6 text classifier: its inputs, width and training run."""
+
+    # Tokens kept per review (the rest is cut off).
+    max_len: int
+    # Embedding width (and the Transformer's model width).
+    dim: int
+    epochs: int
+    batch_size: int
+    # Adam's step size.
+    learning_rate: float
+
+
+@dataclass(frozen=True)
+class ImdbSizes:
+    """Chapter 6 and ``helpers.bench imdb``: three sentiment classifiers on IMDB."""
+
+    # None: all 25,000 / all 25,000
+    train_examples: int | None
+    test_examples: int | None
+    # A word enters the vocabulary when it occurs this often in the training reviews.
+    min_freq: int
+    # Hash buckets of the bag-of-n-grams model's bigrams.
+    bigram_buckets: int
+    bow: TextModelSizes
+    cnn_lstm: TextModelSizes
+    transformer: TextModelSizes
 
 
 @dataclass(frozen=True)
@@ -427,6 +459,54 @@ _SIZES: dict[str, dict[str, object]] = {
             outline_epochs=10,
             outline_batch_size=100,
             outline_learning_rate=1e-3,
+        ),
+    },
+    # Chapter 6: IMDB sentiment (tune these values, keep the keywords).
+    "imdb": {
+        "smoke": ImdbSizes(
+            train_examples=2_000,
+            test_examples=1_000,
+            min_freq=2,
+            bigram_buckets=50_000,
+            bow=TextModelSizes(
+                max_len=256, dim=16, epochs=3, batch_size=32, learning_rate=1e-2
+            ),
+            cnn_lstm=TextModelSizes(
+                max_len=128, dim=32, epochs=2, batch_size=32, learning_rate=3e-3
+            ),
+            transformer=TextModelSizes(
+                max_len=64, dim=32, epochs=2, batch_size=32, learning_rate=1e-3
+            ),
+        ),
+        "cpu": ImdbSizes(
+            train_examples=None,
+            test_examples=None,
+            min_freq=3,
+            bigram_buckets=262_144,
+            bow=TextModelSizes(
+                max_len=1000, dim=16, epochs=4, batch_size=64, learning_rate=1e-2
+            ),
+            cnn_lstm=TextModelSizes(
+                max_len=400, dim=64, epochs=3, batch_size=64, learning_rate=2e-3
+            ),
+            transformer=TextModelSizes(
+                max_len=256, dim=64, epochs=3, batch_size=64, learning_rate=1e-3
+            ),
+        ),
+        "gpu": ImdbSizes(
+            train_examples=None,
+            test_examples=None,
+            min_freq=2,
+            bigram_buckets=1_048_576,
+            bow=TextModelSizes(
+                max_len=2500, dim=64, epochs=8, batch_size=64, learning_rate=5e-3
+            ),
+            cnn_lstm=TextModelSizes(
+                max_len=800, dim=128, epochs=6, batch_size=64, learning_rate=2e-3
+            ),
+            transformer=TextModelSizes(
+                max_len=512, dim=128, epochs=8, batch_size=64, learning_rate=5e-4
+            ),
         ),
     },
     # Chapter 3 (the CNN's own sizes are "mnist_cnn" above).

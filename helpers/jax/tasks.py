@@ -7,13 +7,14 @@ import optax
 from flax import nnx
 
 from helpers.data import images_to_vectors, load_mnist
+from helpers.data.text import imdb_setup, imdb_summary
 from helpers.jax.models import CNN, MLP, count_params
 from helpers.jax.runtime import default_device, seed_everything
 from helpers.jax.train import ArrayLoader, evaluate, fit
 from helpers.metrics import run_summary
-from helpers.scale import CnnSizes, MnistSizes
+from helpers.scale import CnnSizes, ImdbSizes, MnistSizes
 
-__all__ = ["run_mnist", "run_mnist_cnn"]
+__all__ = ["run_imdb", "run_mnist", "run_mnist_cnn"]
 
 
 def run_mnist(sizes: MnistSizes, *, seed: int = 0, progress: bool = True) -> dict:
@@ -87,3 +88,29 @@ def run_mnist_cnn(sizes: CnnSizes, *, seed: int = 0, progress: bool = True) -> d
             test_examples=len(y_test),
         ),
     }
+
+
+def run_imdb(
+    sizes: ImdbSizes, *, seed: int = 0, progress: bool = True, model: str = "bow"
+) -> dict:
+    """Train one chapter-6 classifier (``bow``, ``cnn-lstm``, ``transformer``) on IMDB."""
+    from helpers.jax import text
+
+    m, data = imdb_setup(sizes, model)
+    device = default_device()
+    seed_everything(seed)
+    rngs = nnx.Rngs(seed)
+    net = {
+        "bow": lambda: text.BagOfNgrams(data.table_size, m.dim, rngs=rngs),
+        "cnn-lstm": lambda: text.CnnLstm(data.table_size, m.dim, rngs=rngs),
+        "transformer": lambda: text.TransformerClassifier(
+            data.table_size, m.dim, max_len=m.max_len, rngs=rngs
+        ),
+    }[model]()
+    train = text.TextLoader(
+        *data.train, m.batch_size, shuffle=True, seed=seed, device=device
+    )
+    test = text.TextLoader(*data.test, 256, device=device)
+    optimizer = nnx.Optimizer(net, optax.adam(m.learning_rate), wrt=nnx.Param)
+    history = fit(net, optimizer, train, epochs=m.epochs, progress=progress)
+    return imdb_summary(model, m, data, history, evaluate(net, test), count_params(net))

@@ -6,13 +6,14 @@ import numpy as np
 import torch
 
 from helpers.data import images_to_vectors, load_mnist
+from helpers.data.text import imdb_setup, imdb_summary
 from helpers.metrics import run_summary
-from helpers.scale import CnnSizes, MnistSizes
+from helpers.scale import CnnSizes, ImdbSizes, MnistSizes
 from helpers.torch.models import CNN, MLP, count_params
 from helpers.torch.runtime import default_device, seed_everything
 from helpers.torch.train import ArrayLoader, evaluate, fit
 
-__all__ = ["run_mnist", "run_mnist_cnn"]
+__all__ = ["run_imdb", "run_mnist", "run_mnist_cnn"]
 
 
 def run_mnist(sizes: MnistSizes, *, seed: int = 0, progress: bool = True) -> dict:
@@ -86,3 +87,28 @@ def run_mnist_cnn(sizes: CnnSizes, *, seed: int = 0, progress: bool = True) -> d
             test_examples=len(y_test),
         ),
     }
+
+
+def run_imdb(
+    sizes: ImdbSizes, *, seed: int = 0, progress: bool = True, model: str = "bow"
+) -> dict:
+    """Train one chapter-6 classifier (``bow``, ``cnn-lstm``, ``transformer``) on IMDB."""
+    from helpers.torch import text
+
+    m, data = imdb_setup(sizes, model)
+    device = default_device()
+    seed_everything(seed)
+    net = {
+        "bow": lambda: text.BagOfNgrams(data.table_size, m.dim),
+        "cnn-lstm": lambda: text.CnnLstm(data.table_size, m.dim),
+        "transformer": lambda: text.TransformerClassifier(
+            data.table_size, m.dim, max_len=m.max_len
+        ),
+    }[model]().to(device)
+    train = text.TextLoader(
+        *data.train, m.batch_size, shuffle=True, seed=seed, device=device
+    )
+    test = text.TextLoader(*data.test, 256, device=device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=m.learning_rate)
+    history = fit(net, optimizer, train, epochs=m.epochs, progress=progress)
+    return imdb_summary(model, m, data, history, evaluate(net, test), count_params(net))

@@ -1,0 +1,196 @@
+"""Chapter 6's text pipeline (helpers.data.text) and models (H.text), on tiny data."""
+
+import numpy as np
+import pytest
+
+from helpers.data.text import (
+    PAD,
+    UNK,
+    LengthBuckets,
+    Vocab,
+    add_hashed_bigrams,
+    build_vocab,
+    encode,
+    imdb_setup,
+    stratified_split,
+)
+
+TRAIN = [["a", "good", "film"], ["a", "bad", "film"], ["good", "good"]]
+
+
+def test_vocab_counts_training_words_only_and_maps_unknown_to_unk():
+    vocab = build_vocab(TRAIN, min_freq=2)
+    assert vocab.itos[:2] == ("<pad>", "<unk>")
+    assert vocab.itos[2:] == ("good", "a", "film")  # by count, ties alphabetical
+    assert vocab.lookup(["good", "bad", "zebra"]) == [2, UNK, UNK]
+    assert len(build_vocab(TRAIN, min_freq=1, max_size=4)) == 4
+
+
+def test_vocab_rejects_bad_input():
+    with pytest.raises(TypeError, match="token lists"):
+        build_vocab("a good film")
+    with pytest.raises(TypeError, match="list of tokens"):
+        build_vocab(["a good film"])
+    with pytest.raises(ValueError, match="min_freq"):
+        build_vocab(TRAIN, min_freq=0)
+    with pytest.raises(ValueError, match="<pad>"):
+        Vocab(("a", "b"))
+
+
+def test_encode_truncates_pads_and_counts_lengths():
+    vocab = build_vocab(TRAIN, min_freq=1)
+    ids, lengths = encode([["good"] * 5, ["bad"], []], vocab, max_len=3)
+    assert ids.dtype == np.int32 and ids.shape == (3, 3)
+    assert lengths.tolist() == [3, 1, 1]  # the empty review keeps one <unk>
+    assert ids[1, 1:].tolist() == [PAD, PAD] and ids[2, 0] == UNK
+    with pytest.raises(ValueError, match="max_len"):
+        encode(TRAIN, vocab, 0)
+
+
+def test_hashed_bigrams_put_real_features_first():
+    ids = np.array([[5, 6, 7, 0], [8, 0, 0, 0]])
+    out, lengths = add_hashed_bigrams(ids, np.array([3, 1]), vocab_size=10, buckets=7)
+    assert lengths.tolist() == [5, 1]
+    assert out[0, :3].tolist() == [5, 6, 7]
+    assert out[0, 3] == 10 + (5 * 1_000_003 + 6) % 7
+    assert (out[0, 5:] == PAD).all() and (out[1, 1:] == PAD).all()
+    assert (out[0, 3:5] >= 10).all()
+    with pytest.raises(ValueError, match="expected ids"):
+        add_hashed_bigrams(ids[0], np.array([3]), vocab_size=10, buckets=7)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_length_buckets_cover_every_row_once(shuffle):
+    lengths = np.random.default_rng(0).integers(1, 300, 103)
+    buckets = LengthBuckets(lengths, 10, shuffle=shuffle, pool=3)
+    seen = []
+    for idx, width in buckets.batches():
+        assert width >= lengths[idx].max() and width >= 32
+        seen += idx.tolist()
+    assert sorted(seen) == list(range(103)) and len(buckets) == 11
+
+
+def test_stratified_split_keeps_balance():
+    labels = np.array([0] * 80 + [1] * 20)
+    train, valid = stratified_split(labels, 0.1)
+    assert len(valid) == 10 and labels[valid].sum() == 2
+    assert not set(train) & set(valid) and len(train) + len(valid) == 100
+    with pytest.raises(ValueError, match="fraction"):
+        stratified_split(labels, 1.5)
+
+
+def test_imdb_setup_rejects_unknown_model():
+    with pytest.raises(ValueError, match="cnn-lstm"):
+        imdb_setup(None, "rnn")
+
+
+# --- the models, in both frameworks ------------------------------------------------------------
+
+
+def _framework(name):
+    if name == "torch":
+        import torch
+
+        from helpers.torch import text
+
+        def run(model, ids):
+            model.eval()
+            with torch.no_grad():
+                return model(torch.as_tensor(ids, dtype=torch.long)).numpy()
+
+        def build(cls, *args, **kw):
+            torch.manual_seed(0)
+            return cls(*args, **kw)
+
+        return text, run, build, lambda a: torch.as_tensor(a), np.asarray
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from helpers.jax import text
+
+    def run(model, ids):
+        model.eval()
+        return np.asarray(model(jnp.asarray(ids, jnp.int32)))
+
+    def build(cls, *args, **kw):
+        return cls(*args, **kw, rngs=nnx.Rngs(0))
+
+    return text, run, build, jnp.asarray, np.asarray
+
+
+@pytest.fixture(params=["torch", "jax"])
+def fw(request):
+    return _framework(request.param)
+
+
+def test_masked_pooling_ignores_padding(fw):
+    text, _, _, arr, np_ = fw
+    x = np.random.default_rng(0).normal(size=(2, 4, 3)).astype(np.float32)
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1]], bool)
+    mean = np_(text.masked_mean(arr(x), arr(mask)))
+    mx = np_(text.masked_max(arr(x), arr(mask)))
+    np.testing.assert_allclose(mean[0], x[0, :2].mean(0), rtol=1e-6)
+    np.testing.assert_allclose(mx[0], x[0, :2].max(0))
+    np.testing.assert_allclose(mean[1], x[1].mean(0), rtol=1e-6)
+    ids = np.array([[3, 4, PAD]])
+    assert np_(text.padding_mask(arr(ids))).tolist() == [[True, True, False]]
+    last = np_(text.last_true_state(arr(x), arr(np.array([2, 4]))))
+    np.testing.assert_allclose(last, np.stack([x[0, 1], x[1, 3]]))
+
+
+@pytest.mark.parametrize("model", ["BagOfNgrams", "CnnLstm", "TransformerClassifier"])
+def test_models_ignore_trailing_padding(fw, model):
+    text, run, build, _, _ = fw
+    net = build(getattr(text, model), 50, 8)
+    ids = np.array([[5, 6, 7, 8, 9, 10, 11, 0], [12, 13, 0, 0, 0, 0, 0, 0]])
+    wider = np.concatenate([ids, np.zeros((2, 8), ids.dtype)], 1)
+    out, out_wide = run(net, ids), run(net, wider)
+    assert out.shape == (2, 2)
+    np.testing.assert_allclose(out, out_wide, atol=1e-5)
+
+
+def test_jax_rnn_seq_lengths_match_the_output_at_true_length():
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from helpers.jax.text import last_true_state
+
+    cell = nnx.OptimizedLSTMCell(3, 4, rngs=nnx.Rngs(0))
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 5, 3)), jnp.float32)
+    lengths = jnp.array([2, 5])
+    (_, h), _ = nnx.RNN(cell, return_carry=True)(x, seq_lengths=lengths)
+    outputs = nnx.RNN(cell)(x)  # (B, T, H), no masking
+    np.testing.assert_allclose(h, last_true_state(outputs, lengths), atol=1e-6)
+
+
+def test_torch_packed_lstm_matches_the_output_at_true_length():
+    import torch
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    from helpers.torch.text import last_true_state
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(3, 4, batch_first=True)
+    x = torch.randn(2, 5, 3)
+    lengths = torch.tensor([2, 5])
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    _, (h_n, _) = lstm(packed)
+    outputs, _ = lstm(x)
+    torch.testing.assert_close(h_n[-1], last_true_state(outputs, lengths))
+
+
+def test_text_loader_rejects_mismatched_arrays(fw):
+    text = fw[0]
+    with pytest.raises(ValueError, match="differ in length"):
+        text.TextLoader(np.zeros((3, 4)), np.ones(3), np.zeros(2), 2)
+
+
+def test_text_loader_cuts_batches_to_their_width(fw):
+    text, *_ = fw
+    ids = np.zeros((4, 100), np.int32)
+    lengths = np.array([3, 40, 5, 2])
+    for i, n in enumerate(lengths):
+        ids[i, :n] = 7
+    loader = text.TextLoader(ids, lengths, np.array([0, 1, 0, 1]), 2)
+    shapes = [tuple(x.shape) for x, _ in loader]
+    assert shapes == [(2, 64), (2, 32)]

@@ -1,0 +1,719 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 10. Compression, export, interpretability and the outlook: JAX
+#
+# This is the JAX half of chapter 10; the [PyTorch half](in-pytorch.ipynb) tells the same story
+# in the same order. By the end you will have
+#
+# * quantized a trained CIFAR-10 network to int8 by hand (per-channel symmetric scales), pruned
+#   it by weight magnitude (single weights and whole channels) with fine-tuning, and distilled
+#   it into a smaller network, in Flax NNX and Optax;
+# * measured every variant in one table: size on disk, CPU latency (median and 95th percentile
+#   at batch 1 and 64) and test accuracy;
+# * exported the model with `jax.export`, reloaded the serialised artefact in a fresh process,
+#   run it and checked its outputs against the original;
+# * explained predictions with saliency maps and integrated gradients, for images and for the
+#   words of a review, and measured how complete the attributions are;
+# * compared the two frameworks with the numbers this course recorded.
+#
+# Every number on this page is printed by the code above it; the cell below says at which scale
+# (`smoke`, `cpu` or `gpu`) this page was produced.
+
+# %% tags=["remove-cell"]
+# Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
+# torch and jax are never reinstalled: Colab builds them for its CUDA.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    repo = "git+https://github.com/pytorch-jax-course/pytorch-jax-course"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+    from helpers.versions import colab_setup
+
+    colab_setup()
+
+# %%
+import functools
+import json
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+import optax
+from flax import nnx
+from tqdm.auto import tqdm
+
+from helpers import jax as H
+from helpers.data import text as T
+
+s = H.sizes("compression")  # every size this notebook uses comes from helpers/scale.py
+# Latency and export are measured on the CPU, where a deployed small model usually runs.
+device = jax.devices("cpu")[0]
+key = H.seed_everything(0)
+print("scale:", H.current_scale())
+H.runtime_info(device)
+workdir = Path(tempfile.mkdtemp(prefix="ch10-"))  # exported files go here
+
+# %% [markdown] tags=["shared"]
+# ## 10.1 Two trained models
+#
+# The chapter works on two small models trained right here with the helpers of chapters 5 and
+# 6: chapter 5's `CifarNet` on CIFAR-10 {cite}`krizhevsky2009learning`, and a bag-of-words
+# sentiment classifier on IMDB {cite}`maas2011learning` (chapter 6's `BagOfNgrams` without the
+# hashed bigrams, so each input position is one word and its attribution can be read). At
+# `smoke` scale both are tiny and barely trained; the numbers only mean something at `cpu`
+# scale and above.
+#
+# One short training loop serves the whole chapter: Adam on random batches, without chapter
+# 5's augmentation and schedule (fewer moving parts, one compiled step per network shape in
+# JAX), with two options used later: masks that keep pruned weights at zero (section 10.3) and
+# a distillation term (section 10.4, where its formula is explained). It trains the CIFAR-10
+# model first.
+
+# %%
+with H.vision.data_source() as source:
+    x_train, y_train = H.load_cifar10("train", limit=s.train_examples)
+    x_test, y_test = H.load_cifar10("test", limit=s.test_examples)
+print("data:", source["data"], f"train {x_train.shape}, test {x_test.shape}")
+mean, std = H.vision.channel_stats(x_train)  # (3,), (3,) of the training split
+train_images = jax.device_put(x_train, device)  # (N, 32, 32, 3) uint8
+train_labels = jax.device_put(y_train.astype(np.int32), device)  # (N,)
+test_images = jax.device_put(x_test, device)
+
+
+def accuracy(model: nnx.Module) -> float:
+    """Test accuracy of a CIFAR-10 model (no test-time flips)."""
+    logits = H.vision.predict_logits(model, test_images, mean, std, batch_size=500)  # (N, 10)
+    return float((logits.argmax(1) == y_test).mean())
+
+
+def conv_bn_layers(model: nnx.Module) -> list[nnx.Module]:
+    """The CifarNet's conv + BatchNorm units, in the order the data flows through them."""
+    return [model.stem, *(unit for block in model.blocks for unit in block.layers)]
+
+
+def distillation_loss(student_logits, teacher_logits, temperature):
+    """T^2 * KL(softmax(teacher / T) || softmax(student / T)), mean over the batch."""
+    log_p_teacher = jax.nn.log_softmax(teacher_logits / temperature, axis=-1)  # (B, C)
+    log_p_student = jax.nn.log_softmax(student_logits / temperature, axis=-1)
+    kl = (jnp.exp(log_p_teacher) * (log_p_teacher - log_p_student)).sum(-1)  # (B,)
+    return temperature**2 * kl.mean()
+
+
+@nnx.jit
+def masked_step(model, optimizer, images, labels, idx, masks, teacher_logits, weight):
+    """One Adam step on images[idx]; `weight` mixes in distillation; masks re-applied."""
+    x = H.vision.to_input(images[idx], mean, std)  # (B, 32, 32, 3)
+    y = labels[idx]  # (B,)
+
+    def loss_fn(model):
+        logits = model(x)  # (B, 10)
+        hard = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        soft = distillation_loss(logits, teacher_logits, s.temperature)
+        return (1 - weight) * hard + weight * soft
+
+    loss, grads = nnx.value_and_grad(loss_fn)(model)
+    optimizer.update(model, grads)
+    for unit, mask in zip(conv_bn_layers(model), masks, strict=True):
+        unit.conv.kernel[...] = unit.conv.kernel[...] * mask
+    return loss
+
+
+def train_steps(model, steps, *, masks=None, teacher_logits=None, desc="train"):
+    """Adam for `steps` batches; masks (one per conv, None: keep all) re-applied each step."""
+    optimizer = nnx.Optimizer(model, optax.adam(s.learning_rate), wrt=nnx.Param)
+    if masks is None:
+        masks = [jnp.ones_like(u.conv.kernel[...]) for u in conv_bn_layers(model)]
+    weight = jnp.float32(0.0 if teacher_logits is None else s.distill_weight)
+    batches = jax.random.randint(jax.random.key(1), (steps, s.batch_size), 0, len(train_images))
+    model.train()
+    for idx in tqdm(batches, desc=desc):  # idx: (B,) image indices
+        soft = jnp.zeros((s.batch_size, 10)) if teacher_logits is None else teacher_logits[idx]
+        masked_step(model, optimizer, train_images, train_labels, idx, masks, soft, weight)
+    model.eval()
+    return model
+
+
+teacher = H.vision.CifarNet(s.teacher_widths, rngs=nnx.Rngs(0))
+start = time.perf_counter()
+train_steps(teacher, s.teacher_steps, desc="teacher")
+teacher_seconds = time.perf_counter() - start
+teacher.eval()
+teacher_accuracy = accuracy(teacher)
+print(
+    f"CifarNet {s.teacher_widths}: {H.count_params(teacher):,} parameters, "
+    f"{s.teacher_steps} steps of {s.batch_size} in {teacher_seconds:.0f} s, "
+    f"test accuracy {teacher_accuracy:.2%}"
+)
+assert teacher_accuracy > 0.15, "the CIFAR-10 model should learn above chance (10 %)"
+
+# %%
+imdb = T.encode_imdb(
+    train_examples=s.imdb_train_examples,
+    test_examples=s.imdb_test_examples,
+    max_len=s.imdb_max_len,
+    min_freq=s.imdb_min_freq,
+)
+ids, lengths, labels = imdb.train  # (N, T) int32, (N,), (N,)
+text_model = H.text.BagOfNgrams(imdb.table_size, s.imdb_dim, rngs=nnx.Rngs(0))
+# Every batch padded to max_len (multiple=): one shape, so JAX compiles its step once.
+width = s.imdb_max_len
+text_train = H.text.TextLoader(ids, lengths, labels, 64, shuffle=True, multiple=width, device=device)
+text_test = H.text.TextLoader(*imdb.test, 250, multiple=width, device=device)
+text_history = H.fit(
+    text_model,
+    nnx.Optimizer(text_model, optax.adam(1e-2), wrt=nnx.Param),
+    text_train,
+    epochs=s.imdb_epochs,
+    eval_loader=text_test,
+)
+text_model.eval()
+text_accuracy = text_history.last("test_accuracy")
+print(f"bag of words, vocabulary {len(imdb.vocab):,}: test accuracy {text_accuracy:.2%}")
+assert text_accuracy > 0.55, "the IMDB model should learn above chance (50 %)"
+
+# %% [markdown] tags=["shared"]
+# ## 10.2 Quantization: int8 weights
+#
+# A float32 weight takes 4 bytes; an int8 takes 1. *Symmetric* quantization maps a weight
+# tensor onto the integers $-127 \dots 127$ with one scale $s$, and *per-channel* quantization
+# uses one scale per output channel $c$ (each filter of a convolution, each row of a linear
+# layer), because channels differ in range and one shared scale wastes the small ones'
+# precision {cite}`jacob2018quantization`:
+#
+# $$s_c = \frac{\max_i |W_{c,i}|}{127}, \qquad q_{c,i} = \operatorname{clip}\big(\operatorname{round}(W_{c,i} / s_c), -127, 127\big), \qquad \hat W_{c,i} = s_c\, q_{c,i}.$$
+#
+# The rounding error is at most $s_c / 2$ per weight. The output-channel axis is the first axis
+# of PyTorch's weights, `(out, in, kh, kw)` for a convolution and `(out, in)` for a linear
+# layer, and the last axis of Flax's, `(kh, kw, in, out)` and `(in, out)`. The code below
+# quantizes every convolution and linear weight this way and keeps the BatchNorm parameters in
+# float32 (they are few). This is *weight-only* quantization: the weights are stored in int8
+# and turned back into float32 when the model is loaded, so it saves disk, download and memory,
+# not arithmetic.
+
+
+# %%
+@functools.partial(jax.jit, static_argnames="axis")
+def quantize_int8(w: jax.Array, axis: int = -1) -> tuple[jax.Array, jax.Array]:
+    """Per-channel symmetric int8: (q int8, like w; scale float32, 1 along every other axis)."""
+    others = tuple(d for d in range(w.ndim) if d != axis % w.ndim)
+    scale = jnp.abs(w).max(axis=others, keepdims=True) / 127  # (1, 1, 1, out) for a conv
+    scale = jnp.maximum(scale, jnp.finfo(jnp.float32).tiny)  # an all-zero channel
+    q = jnp.clip(jnp.round(w / scale), -127, 127).astype(jnp.int8)
+    return q, scale
+
+
+def dequantize_int8(q: jax.Array, scale: jax.Array) -> jax.Array:
+    return q.astype(jnp.float32) * scale
+
+
+w = teacher.stem.conv.kernel[...]  # (kh, kw, in, out)
+q, scale = quantize_int8(w)
+# JAX has no int8 quantizer of its own: check the defining property instead, |error| <= s/2.
+assert q.dtype == jnp.int8 and scale.shape == (1, 1, 1, w.shape[-1])
+assert bool(jnp.all(jnp.abs(dequantize_int8(q, scale) - w) <= scale / 2 + 1e-7))
+per_tensor = jnp.abs(w).max() / 127
+err_channel = jnp.abs(dequantize_int8(q, scale) - w).mean()
+err_tensor = jnp.abs(jnp.clip(jnp.round(w / per_tensor), -127, 127) * per_tensor - w).mean()
+print(f"stem kernel {w.shape}: mean |error| per-channel {err_channel:.2e}, "
+      f"per-tensor {err_tensor:.2e}")  # fmt: skip
+
+
+def is_kernel(path) -> bool:
+    """Conv and linear weights are the `kernel` leaves of an NNX state."""
+    return "['kernel']" in jax.tree_util.keystr(path)
+
+
+# Quantize every conv / linear kernel; keep the rest (BatchNorm) as float32.
+state = nnx.state(teacher)
+int8_state = jax.tree_util.tree_map_with_path(
+    lambda path, x: quantize_int8(x) if is_kernel(path) else x, state
+)  # kernels become (q, scale) pairs
+# Loading: dequantize into a float32 model of the same architecture.
+restored = jax.tree_util.tree_map_with_path(
+    lambda path, x: dequantize_int8(*x) if is_kernel(path) else x,
+    int8_state,
+    is_leaf=lambda x: isinstance(x, tuple),
+)
+int8_model = nnx.clone(teacher)
+nnx.update(int8_model, restored)
+print(f"accuracy float32 {teacher_accuracy:.2%}, int8 weights {accuracy(int8_model):.2%}")
+
+# %% [markdown]
+# PyTorch also offers *dynamic* quantization, which runs linear layers in int8 arithmetic
+# (`torch.ao.quantization.quantize_dynamic`, deprecated in PyTorch 2.14 in favour of the
+# `torchao` package); JAX itself has no post-training quantization API. Google's `qwix` and
+# `aqt` libraries quantize JAX programs; this course does not install them, so the JAX page
+# has only the weight-only row.
+
+# %% [markdown] tags=["shared"]
+# ## 10.3 Pruning: removing weights and channels
+#
+# Magnitude pruning sets the weights of smallest absolute value to zero and fine-tunes the rest
+# {cite}`han2015learning`. *Unstructured* pruning zeroes single weights anywhere: the tensor
+# keeps its shape, so a dense file and a dense matrix product do not shrink or speed up (the
+# zeros only compress well); it takes sparse kernels to profit. *Structured* pruning removes
+# whole output channels, here those whose filters have the smallest L1 norm
+# {cite}`li2017pruning`, and rebuilds a genuinely narrower network, which is smaller and faster
+# everywhere. Both are fine-tuned for a few hundred steps below; the unstructured masks are
+# applied again after every step, so pruned weights stay zero.
+
+
+
+# %%
+@functools.partial(jax.jit, static_argnames="fraction")
+def magnitude_mask(w: jax.Array, fraction: float) -> jax.Array:
+    """1 where |w| is among the largest (1 - fraction) of the tensor, 0 elsewhere."""
+    k = round(fraction * w.size)  # weights to remove
+    smallest = jnp.argsort(jnp.abs(w).ravel())[:k]
+    return jnp.ones(w.size).at[smallest].set(0).reshape(w.shape)
+
+
+w = conv_bn_layers(teacher)[1].conv.kernel[...]
+mask = magnitude_mask(w, s.prune_fraction)
+kept, removed = jnp.abs(w)[mask == 1], jnp.abs(w)[mask == 0]
+assert int((mask == 0).sum()) == round(s.prune_fraction * w.size)
+assert float(kept.min()) >= float(removed.max())  # no kept weight is smaller
+
+
+pruned = nnx.clone(teacher)
+masks = [magnitude_mask(u.conv.kernel[...], s.prune_fraction) for u in conv_bn_layers(pruned)]
+for unit, mask in zip(conv_bn_layers(pruned), masks, strict=True):
+    unit.conv.kernel[...] = unit.conv.kernel[...] * mask
+pruned_before = accuracy(pruned)
+train_steps(pruned, s.finetune_steps, masks=masks, desc="fine-tune (unstructured)")
+kernels = [u.conv.kernel[...] for u in conv_bn_layers(pruned)]
+zeros = sum(int((k == 0).sum()) for k in kernels) / sum(k.size for k in kernels)
+print(f"{zeros:.0%} of conv weights zero: accuracy {pruned_before:.2%} right after "
+      f"pruning, {accuracy(pruned):.2%} after fine-tuning")  # fmt: skip
+
+
+# %%
+def prune_channels(model: nnx.Module, widths: tuple[int, ...]) -> nnx.Module:
+    """A CifarNet of `widths` holding each conv's filters of largest L1 norm."""
+    small = H.vision.CifarNet(widths, rngs=nnx.Rngs(0))
+    keep = jnp.arange(3)  # input channels kept: all three colours
+    for big, little in zip(conv_bn_layers(model), conv_bn_layers(small), strict=True):
+        inputs, kernel = keep, big.conv.kernel[...]  # (kh, kw, in, out)
+        norms = jnp.abs(kernel).sum(axis=(0, 1, 2))  # (out,)
+        keep = jnp.sort(jnp.argsort(-norms)[: little.conv.out_features])
+        little.conv.kernel[...] = kernel[:, :, inputs][..., keep]
+        for name in ("scale", "bias", "mean", "var"):  # the BatchNorm follows its conv
+            getattr(little.bn, name)[...] = getattr(big.bn, name)[...][keep]
+    small.head.kernel[...] = model.head.kernel[...][keep]  # (kept, classes)
+    small.eval()
+    return small
+
+
+narrow = prune_channels(teacher, s.student_widths)
+narrow_before = accuracy(narrow)
+train_steps(narrow, s.finetune_steps, desc="fine-tune (structured)")
+print(f"channels {s.teacher_widths} -> {s.student_widths}: {H.count_params(narrow):,} "
+      f"parameters, accuracy {narrow_before:.2%} right after pruning, "
+      f"{accuracy(narrow):.2%} after fine-tuning")  # fmt: skip
+
+# %% [markdown] tags=["shared"]
+# ## 10.4 Knowledge distillation
+#
+# A small *student* can learn from a trained *teacher*'s full output distribution, not only
+# from the labels {cite}`hinton2015distilling`. Both logits are softened by a temperature $T$,
+# and the student minimises
+#
+# $$\mathcal L = (1-\alpha)\,\mathrm{CE}(y, z_s) + \alpha\, T^2\, \mathrm{KL}\big(\operatorname{softmax}(z_t/T)\,\|\,\operatorname{softmax}(z_s/T)\big),$$
+#
+# the $T^2$ keeping the soft term's gradients on the scale of the hard one's. The teacher's
+# logits are computed once for the training images (without augmentation, so they can be
+# looked up by index). To see what the teacher adds, the same student architecture (the
+# narrow widths of section 10.3) is trained twice from the same initialisation for the same
+# number of steps: on the labels alone, and with the distillation term.
+
+# %%
+student_check = jax.random.normal(jax.random.key(3), (4, 10))
+teacher_check = jax.random.normal(jax.random.key(4), (4, 10))
+library = optax.losses.kl_divergence_with_log_targets(
+    jax.nn.log_softmax(student_check / 3), jax.nn.log_softmax(teacher_check / 3)
+).mean() * 9  # fmt: skip
+np.testing.assert_allclose(
+    distillation_loss(student_check, teacher_check, 3.0), library, rtol=1e-5
+)
+
+# Batches of 500 as in `accuracy`: the same shape, no new compilation.
+train_logits = H.vision.predict_logits(teacher, train_images, mean, std, batch_size=500)
+teacher_logits = jnp.asarray(train_logits)  # (N, 10)
+scratch = H.vision.CifarNet(s.student_widths, rngs=nnx.Rngs(2))
+distilled = nnx.clone(scratch)  # the same initial weights
+train_steps(scratch, s.student_steps, desc="student, labels only")
+train_steps(distilled, s.student_steps, teacher_logits=teacher_logits, desc="distilled")
+print(f"student {s.student_widths}: labels only {accuracy(scratch):.2%}, "
+      f"distilled {accuracy(distilled):.2%} (teacher {teacher_accuracy:.2%})")  # fmt: skip
+
+# %% [markdown] tags=["shared"]
+# ## 10.5 One table: size, latency, accuracy
+#
+# Every variant is measured the same way: its size as the file its framework saves (and that
+# file compressed with deflate, which is where unstructured zeros pay off), its latency on the
+# CPU at batch 1 and batch 64 as the median (p50) and 95th percentile (p95) of repeated calls
+# after warm-up, and its test accuracy. Latencies on a shared machine vary from run to run;
+# the p95 column shows how much.
+
+
+# %%
+@functools.partial(jax.jit, static_argnums=0)
+def apply(graphdef, state, x):
+    """The model's logits as a pure function of its state; one compilation per structure."""
+    return nnx.merge(graphdef, state)(x)
+
+
+def as_function(model: nnx.Module):
+    graphdef, state = nnx.split(model)
+    return functools.partial(apply, graphdef, state)
+
+
+x1 = H.vision.to_input(test_images[:1], mean, std)  # (1, 32, 32, 3)
+x64 = H.vision.to_input(test_images[:64], mean, std)  # (64, 32, 32, 3)
+variants = {
+    "float32": (teacher, nnx.state(teacher)),
+    "int8 weights (by hand)": (int8_model, int8_state),
+    f"pruned {s.prune_fraction:.0%} (unstructured)": (pruned, nnx.state(pruned)),
+    "pruned channels (structured)": (narrow, nnx.state(narrow)),
+    "student, labels only": (scratch, nnx.state(scratch)),
+    "student, distilled": (distilled, nnx.state(distilled)),
+}
+rows = []
+for name, (model, saved) in tqdm(variants.items(), desc="measure"):
+    size = H.deploy.saved_size(saved)
+    forward = as_function(model)
+    b1 = H.deploy.latency_ms(forward, x1, repeats=s.latency_repeats)
+    b64 = H.deploy.latency_ms(forward, x64, repeats=s.latency_repeats)
+    rows.append({
+        "variant": name,
+        "params": H.count_params(model),
+        "size kB": size["bytes"] / 1e3,
+        "zipped kB": size["zipped_bytes"] / 1e3,
+        "b1 p50 ms": b1["p50"], "b1 p95 ms": b1["p95"],
+        "b64 p50 ms": b64["p50"], "b64 p95 ms": b64["p95"],
+        "accuracy": accuracy(model),
+    })  # fmt: skip
+print(H.deploy.format_table(rows))
+print("XLA flags:", __import__("os").environ.get("XLA_FLAGS", "(default threads)"))
+
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for row in rows:
+    ax.scatter(row["size kB"], row["accuracy"], label=row["variant"])
+ax.set(xlabel="size on disk (kB)", ylabel="test accuracy",
+       title="CIFAR-10 variants: size against accuracy (JAX)")  # fmt: skip
+ax.legend(fontsize=7)
+plt.show()
+
+# %% [markdown] tags=["shared"]
+# Read the table with its caveats. Weight-only int8 shrinks the file about fourfold and leaves
+# latency where it was, because the loaded model computes in float32. Unstructured pruning
+# leaves the dense file's size and the latency alone and shows up only in the zipped size.
+# Structured pruning and the student are the variants that are actually smaller and faster,
+# and their accuracy is what it costs. At `smoke` scale every model is barely trained and the
+# accuracies are noise.
+#
+# ## 10.6 Export: a model without its Python
+#
+# Exporting turns a model into a file that another process, language or machine can run
+# without the Python code that defined it. PyTorch offers `torch.export`, which traces the
+# model into an ATen-level graph with its weights (a `.pt2` file, loadable by
+# `torch.export.load` and by PyTorch's ahead-of-time compilers), and ONNX export, which writes
+# the standard ONNX graph that runtimes such as onnxruntime execute {cite}`onnx2017`. JAX
+# offers `jax.export`, which serialises the StableHLO program of a jitted function, weights
+# included as constants, for a stated platform. Each export below marks the batch dimension as
+# symbolic, so one artefact serves every batch size; each is run in a fresh process (or a
+# separate runtime) and compared with the original model.
+
+# %%
+graphdef, state = nnx.split(teacher)
+
+
+def forward(x):  # (b, 32, 32, 3) normalised -> (b, 10); the weights become constants
+    return nnx.merge(graphdef, state)(x)
+
+
+(b,) = jax.export.symbolic_shape("b")  # one artefact for every batch size
+start = time.perf_counter()
+exported = jax.export.export(jax.jit(forward))(jax.ShapeDtypeStruct((b, 32, 32, 3), jnp.float32))
+blob = exported.serialize()  # bytearray: StableHLO + metadata
+export_path = workdir / "cifarnet.jax_exported"
+export_path.write_bytes(blob)
+print(f"jax.export in {time.perf_counter() - start:.1f} s: {len(blob) / 1e3:.0f} kB, "
+      f"platforms {exported.platforms}, in {exported.in_avals}, out {exported.out_avals}, "
+      f"calling convention {exported.calling_convention_version}")  # fmt: skip
+print("StableHLO ops:", sorted(set(re.findall(r"stablehlo\.[a-z_]+", exported.mlir_module()))))
+
+reload_script = f"""
+import sys, numpy as np, jax
+exported = jax.export.deserialize(bytearray(open({str(export_path)!r}, "rb").read()))
+x = np.load(sys.argv[1])["x"]  # no CifarNet class and no Flax needed in this process
+np.savez(sys.argv[2], logits=np.asarray(exported.call(x)))
+"""
+probe = np.asarray(x64)  # (64, 32, 32, 3)
+fresh = H.deploy.run_in_fresh_process(reload_script, {"x": probe})["logits"]
+reference = np.asarray(apply(graphdef, state, x64))  # (64, 10)
+np.testing.assert_allclose(fresh, reference, rtol=1e-4, atol=1e-4)
+print(f"fresh process: max |difference| {np.abs(fresh - reference).max():.1e}")
+
+# %% [markdown]
+# JAX has no ONNX exporter of its own (third-party converters exist); its portable format is
+# the StableHLO that `jax.export` writes, which XLA-based runtimes load. The PyTorch page
+# exports the same network to ONNX and runs it with onnxruntime.
+
+# %% [markdown] tags=["shared"]
+# A deployed model needs a little code around it: the preprocessing that training used
+# (scaling to 0..1, the per-channel mean and standard deviation, the layout), batching, and
+# the mapping from logits to class names. None of that is in the artefact. A minimal batched
+# inference function over `uint8` images:
+
+
+# %%
+def classify(images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """uint8 (N, 32, 32, 3) -> predicted class ids (N,), with the exported model."""
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = ((images[i : i + batch_size] / 255.0 - mean) / std).astype(np.float32)
+        n = len(x)
+        # Pad the last batch: one shape, one compilation (each new shape would compile).
+        x = np.pad(x, ((0, batch_size - n), (0, 0), (0, 0), (0, 0)))  # (batch_size, 32, 32, 3)
+        out.append(np.asarray(exported.call(x)).argmax(1)[:n])
+    return np.concatenate(out)
+
+
+served = classify(x_test)
+agree = float((served == H.vision.predict_logits(teacher, test_images, mean, std).argmax(1)).mean())
+print(f"served accuracy {(served == y_test).mean():.2%}; agrees with the model on {agree:.2%}")
+assert agree > 0.99
+print([H.CIFAR10_CLASSES[c] for c in classify(x_test[:5])])
+
+# %% [markdown] tags=["shared"]
+# What an exported artefact contains: the computation graph (operations, shapes, dtypes, with
+# the batch dimension left symbolic), the trained weights as constants, and the names and
+# shapes of inputs and outputs. What it does not contain: the model's Python class, the
+# preprocessing and the class names (above, they live in `classify`), the optimiser state and
+# anything needed to continue training, and, for `jax.export`, the ability to run on a platform
+# it was not exported for. Train mode is gone too: BatchNorm is frozen to its running
+# statistics. A format also fixes what can run it: a `.pt2` file needs PyTorch, an `.onnx`
+# file any ONNX runtime, a serialised `jax.export` needs a compatible jaxlib.
+#
+# ## 10.7 Interpretability: saliency and integrated gradients
+#
+# Which input pixels matter for a prediction? A *saliency map* is the gradient of the class
+# score with respect to the input, shown as its largest absolute value over the colour
+# channels {cite}`simonyan2014deep`. It is local: it says how the score changes for a tiny
+# change of the input. *Integrated gradients* {cite}`sundararajan2017axiomatic` accumulate the
+# gradient along the straight path from a baseline $x'$ (here the all-zero normalised image,
+# the data set's mean colour) to the input $x$:
+#
+# $$\mathrm{IG}_i(x) = (x_i - x'_i) \int_0^1 \frac{\partial F\big(x' + \alpha (x - x')\big)}{\partial x_i}\, d\alpha,$$
+#
+# and satisfy *completeness*: $\sum_i \mathrm{IG}_i(x) = F(x) - F(x')$. The integral is
+# approximated with $m$ steps of the trapezoid rule, so completeness holds only approximately;
+# the gap between the sum and $F(x) - F(x')$ measures whether $m$ is large enough. The cell
+# below measures it for several $m$ and keeps the smallest that stays within 1 %.
+
+
+# %%
+@functools.partial(jax.jit, static_argnums=0)
+def weighted_path_grads(f, x, baseline, alphas, weights):
+    """sum_a w_a * grad f(x' + a (x - x')) over a chunk of path points, vectorised by vmap."""
+    grad = jax.grad(lambda p: f(p).sum())
+    grads = jax.vmap(lambda a: grad(baseline + a * (x - baseline)))(alphas)  # (A, *x.shape)
+    return jnp.tensordot(weights, grads, axes=1)
+
+
+def integrated_gradients(f, x, baseline, steps, chunk=8):
+    """IG of f: (B, ...) -> (B,) along the straight path, trapezoid rule with `steps`."""
+    alphas = np.linspace(0, 1, steps + 1)
+    weights = np.full(steps + 1, 1.0 / steps)
+    weights[[0, -1]] /= 2
+    pad = -len(alphas) % chunk  # fixed-size chunks: one compilation for every step count
+    alphas, weights = np.pad(alphas, (0, pad)), np.pad(weights, (0, pad))
+    total = jnp.zeros_like(x)
+    for i in range(0, len(alphas), chunk):
+        total += weighted_path_grads(f, x, baseline, alphas[i : i + chunk], weights[i : i + chunk])
+    return (x - baseline) * total
+
+
+def saliency(f, x, chunk=8):
+    """|d score / d input|, max over channels: (B, H, W, 3) -> (B, H, W).
+
+    The gradient at x is the path integrand at alpha = 1: the compiled function is reused."""
+    one = np.zeros(chunk)
+    one[0] = 1.0
+    return jnp.abs(weighted_path_grads(f, x, jnp.zeros_like(x), one, one)).max(-1)
+
+
+images = H.vision.to_input(test_images[: s.attribution_examples], mean, std)  # (k, 32, 32, 3)
+teacher_fn = as_function(teacher)
+target = teacher_fn(images).argmax(1)  # (k,) the predicted classes
+
+
+def class_score(x):
+    return jnp.take_along_axis(teacher_fn(x), target[:, None], axis=1)[:, 0]  # (k,)
+
+
+baseline = jnp.zeros_like(images)
+gap = class_score(images) - class_score(baseline)  # (k,) F(x) - F(x')
+completeness = {}
+for steps in tqdm(s.ig_steps, desc="IG steps"):
+    ig = integrated_gradients(class_score, images, baseline, steps)
+    completeness[steps] = float((jnp.abs(ig.sum(axis=(1, 2, 3)) - gap) / jnp.abs(gap)).max())
+    print(f"{steps:4d} steps: worst |sum(IG) - (F(x) - F(x'))| / |F(x) - F(x')| = "
+          f"{completeness[steps]:.2%}")  # fmt: skip
+chosen = min((m for m, e in completeness.items() if e < 0.01), default=None)
+assert chosen is not None, "integrated gradients did not reach 1 % completeness"
+print("chosen step count:", chosen)
+ig_images = integrated_gradients(class_score, images, baseline, chosen)
+sal = saliency(class_score, images)
+
+fig, axes = plt.subplots(3, len(images), figsize=(2.2 * len(images), 6.6), squeeze=False)
+for j in range(len(images)):
+    axes[0, j].imshow(x_test[j])
+    axes[0, j].set_title(f"{H.CIFAR10_CLASSES[y_test[j]]} -> {H.CIFAR10_CLASSES[target[j]]}",
+                         fontsize=8)  # fmt: skip
+    axes[1, j].imshow(sal[j], cmap="magma")
+    axes[2, j].imshow(ig_images[j].sum(-1), cmap="coolwarm")
+for ax, label in zip(axes[:, 0], ["image (true -> predicted)", "saliency", "IG (sum over RGB)"],
+                     strict=True):  # fmt: skip
+    ax.set_ylabel(label, fontsize=8)
+for ax in axes.flat:
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.suptitle("What the CIFAR-10 model looks at (x, y: pixels; colour: attribution)")
+plt.show()
+
+# %% [markdown] tags=["shared"]
+# ## 10.8 Token attributions for a review
+#
+# For text the input is a sequence of word ids, which has no gradient; the attributions are
+# computed for the word *embeddings* instead, with the all-zero embedding as baseline, and each
+# word's attribution is the sum over its embedding's coordinates. The score is the log
+# probability of the positive class, which is non-linear in the embeddings through the
+# softmax, so completeness again depends on the step count.
+
+# %%
+head_def, head_state = nnx.split(text_model.head)
+
+
+def positive_log_prob(embedded, mask):
+    """log p(positive) of the bag-of-words model from embeddings (B, T, D) and mask (B, T)."""
+    logits = nnx.merge(head_def, head_state)(H.text.masked_mean(embedded, mask))  # (B, 2)
+    return jax.nn.log_softmax(logits, -1)[:, 1]  # (B,)
+
+
+test_ids, test_lengths, test_labels = imdb.test
+review = jnp.asarray(test_ids[:1, : test_lengths[0]])  # (1, T)
+mask = H.text.padding_mask(review)  # (1, T)
+embedded = text_model.embed(review)  # (1, T, D)
+np.testing.assert_allclose(positive_log_prob(embedded, mask),
+                           jax.nn.log_softmax(text_model(review), -1)[:, 1], rtol=1e-5)  # fmt: skip
+
+
+def review_score(e):
+    return positive_log_prob(e, mask)
+
+
+zero = jnp.zeros_like(embedded)
+text_gap = float(review_score(embedded)[0] - review_score(zero)[0])
+for steps in s.ig_steps:
+    token_ig = integrated_gradients(review_score, embedded, zero, steps)
+    error = abs(float(token_ig.sum()) - text_gap) / abs(text_gap)
+    print(f"{steps:4d} steps: |sum(IG) - gap| / |gap| = {error:.2%}")
+    if error < 0.01:
+        break
+assert error < 0.01
+per_token = np.asarray(token_ig.sum(-1)[0])  # (T,)
+words = [imdb.vocab.itos[i] for i in np.asarray(review[0]).tolist()]
+top = np.argsort(-np.abs(per_token))[:15][::-1]
+fig, ax = plt.subplots(figsize=(6, 4))
+ax.barh(range(len(top)), per_token[top], color=np.where(per_token[top] > 0, "tab:green", "tab:red"),
+        label="attribution (green: towards positive)")  # fmt: skip
+ax.set_yticks(range(len(top)), [f"{words[i]} (#{i})" for i in top])
+ax.set(xlabel="attribution to log p(positive)", ylabel="word (position)",
+       title=f"Review 0 (label {'positive' if test_labels[0] else 'negative'}): top words")  # fmt: skip
+ax.legend(fontsize=7)
+plt.show()
+
+# %% [markdown] tags=["shared"]
+# ## 10.9 Outlook: PyTorch or JAX, from what this course measured
+#
+# The course recorded its training runs (`python -m helpers.bench`, one JSON line per run,
+# with hardware, versions and commit) beside each chapter. The next cell reads every recorded
+# line and prints, per task and framework, the accuracy, the training throughput and the first
+# step's time (which includes JAX's compilation), and counts the code lines of each notebook
+# pair. Every comparison below refers to these tables; where a run records a busy machine
+# (`load` column), its time is contended.
+
+# %%
+root = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "_toc.yml").exists())
+records = []
+for path in sorted(root.glob("chapters/*/bench.jsonl")):
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        records.append({
+            "chapter": path.parent.name[:2], "task": r["task"], "framework": r["framework"],
+            "scale": r["scale"], "model": r.get("model", "")[:28],
+            "accuracy": r.get("test_accuracy", float("nan")),
+            "examples/s": r.get("train_examples_per_second", float("nan")),
+            "first step s": r.get("first_step_seconds", float("nan")),
+            "load": "busy" if "load_average" in r else "",
+        })  # fmt: skip
+print(H.deploy.format_table(records))
+code = []
+for folder in sorted(root.glob("chapters/*")):
+    counts = {}
+    for half in ("pytorch", "jax"):
+        src = folder / f"in-{half}.py"
+        if src.exists():
+            lines = [ln for ln in src.read_text().splitlines()
+                     if ln.strip() and not ln.lstrip().startswith("#")]  # fmt: skip
+            counts[half] = len(lines)
+    if len(counts) == 2:
+        code.append({"chapter": folder.name, "PyTorch code lines": counts["pytorch"],
+                     "JAX code lines": counts["jax"]})  # fmt: skip
+print(H.deploy.format_table(code))
+
+# %% [markdown] tags=["shared"]
+# What these measurements support, and what they do not:
+#
+# * **On a small CPU, PyTorch's eager kernels were hard to beat.** Compare the `examples/s`
+#   of the two frameworks per task above: where PyTorch's convolutions run on its oneDNN
+#   kernels, XLA's CPU backend was slower in this course's runs, and JAX paid its compilation in
+#   the first step. On accelerators and for programs JAX can compile whole (the jitted PPO loop
+#   of the RL chapter, `vmap` over models), the balance shifts; this course did not measure a
+#   GPU for this page.
+# * **Code length is a wash.** The line counts above differ by little; JAX notebooks write the
+#   training step once as a pure function, PyTorch notebooks write the loop.
+# * **Pick PyTorch** for the widest ecosystem of pretrained models and deployment paths
+#   (`torch.export`, ONNX, mobile runtimes, quantization in `torchao`), eager debugging, and
+#   when a model must ship to many runtimes. **Pick JAX** when the program is a composition of
+#   transformations (`grad`, `vmap`, `jit`, sharding across many accelerators), when you want
+#   explicit random keys and pure functions, or on TPUs. Both export to StableHLO-based
+#   compilers, and section 10.6 shows that each framework's artefacts run without the model's
+#   Python code.
+# * **The ecosystems used in this course**: Flax NNX and Optax for models and optimisers,
+#   Orbax for checkpoints, `torch.compile` for fused PyTorch steps, gymnasium for environments,
+#   ONNX and onnxruntime for portable inference.
+# * **How to keep learning**: read the libraries' own examples (the Flax examples, PyTorch's
+#   tutorials), re-run this course's benches on your hardware, and measure before you believe
+#   a speed claim, including this page's.

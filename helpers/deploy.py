@@ -1,0 +1,135 @@
+"""Framework-free parts of chapter 10's measurements: latency percentiles, size on disk,
+a fresh Python process to reload an exported model in, and the comparison table.
+
+Both halves (``helpers.torch.deploy``, ``helpers.jax.deploy``) build on these; what chapter 10
+teaches (quantization, pruning, distillation, attributions, the export calls) is written out in
+its notebooks.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "archive_size",
+    "compressed_size",
+    "format_table",
+    "percentiles_ms",
+    "run_in_fresh_process",
+    "time_calls",
+]
+
+
+def percentiles_ms(seconds: Sequence[float]) -> dict[str, float]:
+    """``{"p50": ..., "p95": ...}`` in milliseconds of a list of call durations in seconds.
+
+    Raises ``ValueError`` for an empty list or a negative or non-finite duration.
+    """
+    times = np.asarray(list(seconds), dtype=np.float64)
+    if times.size == 0:
+        raise ValueError("expected at least one duration in seconds, got none")
+    if not np.all(np.isfinite(times)) or np.any(times < 0):
+        raise ValueError("expected finite, non-negative durations in seconds")
+    p50, p95 = np.percentile(times * 1e3, [50, 95])
+    return {"p50": float(p50), "p95": float(p95)}
+
+
+def time_calls(
+    call: Callable[[], object], *, repeats: int = 50, warmup: int = 5
+) -> dict[str, float]:
+    """Latency percentiles (ms) of ``call()``, which must return only once its work is done.
+
+    ``warmup`` calls first absorb compilation and allocation; then ``repeats`` timed calls.
+    Raises ``ValueError`` when ``repeats < 1`` or ``warmup < 0``.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"expected repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return percentiles_ms(times)
+
+
+def archive_size(arrays: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """Bytes of ``arrays`` saved as one ``.npz`` file, plain and deflate-compressed.
+
+    The compressed size shows what zeros (pruning) or repeated values save once a file is
+    zipped; the plain size is what a dense loader reads. Raises ``TypeError`` for a value that
+    is not array-like with a numeric dtype.
+    """
+    plain, packed = io.BytesIO(), io.BytesIO()
+    named = {}
+    for name, value in arrays.items():
+        a = np.asarray(value)
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"expected numeric arrays, got {a.dtype} for {name!r}")
+        named[name] = a
+    np.savez(plain, **named)
+    np.savez_compressed(packed, **named)
+    return {"bytes": plain.tell(), "zipped_bytes": packed.tell()}
+
+
+def compressed_size(data: bytes) -> int:
+    """Bytes of ``data`` after deflate (zlib level 6): the size of the file inside a zip."""
+    return len(zlib.compress(data, 6))
+
+
+def run_in_fresh_process(
+    script: str, inputs: Mapping[str, np.ndarray], *, timeout: float = 600
+) -> dict[str, np.ndarray]:
+    """Run ``script`` in a new Python interpreter and return the arrays it saved.
+
+    The script finds ``sys.argv[1]``, an ``.npz`` file of ``inputs``, and must write its
+    results to ``sys.argv[2]`` with ``np.savez``. Nothing of this process (imports, compiled
+    functions, model objects) is shared: only files. The working directory is this process's.
+    Raises ``RuntimeError`` with the child's error output when it fails.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
+        np.savez(src, **{k: np.asarray(v) for k, v in inputs.items()})
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(src), str(dst)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0 or not dst.exists():
+            raise RuntimeError(
+                f"the fresh process failed (exit {done.returncode}):\n{done.stderr[-3000:]}"
+            )
+        with np.load(dst) as out:
+            return {k: out[k] for k in out.files}
+
+
+def format_table(rows: Sequence[Mapping[str, object]]) -> str:
+    """Rows of equal keys as an aligned text table (floats with 3 significant digits)."""
+    if not rows:
+        raise ValueError("expected at least one row")
+    keys = list(rows[0])
+
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            if math.isnan(v):
+                return "-"
+            return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+        return str(v)
+
+    table = [keys] + [[cell(r.get(k, "")) for k in keys] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(keys))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,244 @@
+"""Lab 10 self-checks shared by both frameworks, written once on numpy answers.
+
+Exercises: per-channel symmetric int8 quantization (``quantize_int8``), its inverse
+(``dequantize_int8``) and integrated gradients (``integrated_gradients``). The answers come
+from float64 numpy references with a switch per known mistake (:func:`quantize_reference`,
+:func:`ig_reference`); ``tests/labs/test_lab10.py`` asserts that the quantization reference
+equals PyTorch's ``torch.quantize_per_channel`` and that the IG reference is complete.
+
+The adapters (``torch.py``, ``jax.py``) run the student's code on these cases (in their
+framework's weight layout) and hand the results over as numpy arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from helpers.labs.kit import Checker, Hints
+
+__all__ = [
+    "HINTS",
+    "pair",
+    "IG_CASES",
+    "compare_dequantize",
+    "compare_ig",
+    "compare_quantize",
+    "ig_reference",
+    "ig_score",
+    "quantize_cases",
+    "quantize_reference",
+]
+
+HINTS = Hints(
+    {
+        "result_pair": "return the int8 values and the scales as one tuple: return q, scale",
+        "not_int8": "q must be stored as int8 (1 byte per weight): convert the rounded, "
+        "clipped values with .astype(int8) in JAX or .to(torch.int8) in PyTorch",
+        "per_tensor": "one scale for the whole tensor wastes the precision of channels with "
+        "small weights: take the max of |w| over every axis except `axis`, keeping dims, "
+        "so there is one scale per output channel",
+        "channel_axis": "the scales belong to the channel axis given as `axis`: reduce over "
+        "all the *other* axes (max of |w| with keepdims), not over `axis` itself",
+        "overflow": "int8 holds -128..127, and symmetric quantization uses -127..127: "
+        "scale = max|w| / 127 and clip the rounded values to [-127, 127] before the cast "
+        "(dividing by 128, or no clip, wraps 128 around to -128)",
+        "dequant_divide": "dequantization multiplies: w_hat = q * scale (quantization "
+        "divided by the scale)",
+        "dequant_scale_missing": "the int8 values are in units of the scale: "
+        "w_hat = q (as float32) * scale",
+        "missing_baseline": "integrated gradients run from the baseline x' to x: the path "
+        "points are x' + alpha * (x - x') and the attributions are (x - x') times the mean "
+        "gradient, not x times it",
+        "times_difference": "multiply the averaged gradient by (x - x'): IG = (x - x') * "
+        "mean of the gradients along the path",
+        "too_few_steps": "the sum of the attributions misses F(x) - F(x') by more than 1 %: "
+        "use all `steps` points of the path (alphas = linspace(0, 1, steps + 1), trapezoid "
+        "weights or their midpoints), not a fixed handful",
+    }
+)
+
+
+def pair(c: Checker, out: object) -> tuple[np.ndarray, np.ndarray]:
+    """The student's ``(q, scale)`` as two numpy arrays; fail on anything else."""
+    if not isinstance(out, tuple | list) or len(out) != 2:
+        got = type(out).__name__
+        raise c.fail(f"expected a tuple (q, scale), got {got}", c.hint("result_pair"))
+    q = c.array(out[0], f"{c.fw.array_type} for q")
+    scale = c.array(out[1], f"{c.fw.array_type} for scale")
+    return q, scale
+
+
+# --- quantization ------------------------------------------------------------------------------
+def quantize_cases(channels_last: bool) -> list[tuple[np.ndarray, int]]:
+    """(weight float32, channel axis) pairs in PyTorch's layout or, ``channels_last``, Flax's.
+
+    Channels differ in range by orders of magnitude, so per-tensor scales round the small ones
+    to zero; some weights sit exactly at a channel's maximum (where /128 overflows).
+    """
+    rng = np.random.default_rng(10)
+    conv = rng.normal(size=(6, 3, 3, 3)) * np.array([1e-3, 0.01, 0.1, 1, 3, 10])[:, None, None, None]
+    linear = rng.normal(size=(5, 7)) * np.array([0.02, 0.5, 1, 4, 0.05])[:, None]
+    cases = [(conv.astype(np.float32), 0), (linear.astype(np.float32), 0)]
+    if channels_last:  # Flax: (kh, kw, in, out) and (in, out), channels on the last axis
+        cases = [(np.moveaxis(w, 0, -1).copy(), w.ndim - 1) for w, _ in cases]
+    return cases
+
+
+def quantize_reference(
+    w: np.ndarray,
+    axis: int,
+    *,
+    per_tensor: bool = False,
+    wrong_axis: bool = False,
+    levels: float = 127.0,
+    clip: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(q int8, scale float32 with 1 on every non-channel axis); switches compute mistakes."""
+    w = np.asarray(w, np.float32)
+    axis = axis % w.ndim
+    if per_tensor:
+        scale = np.abs(w).max(keepdims=True).reshape((1,) * w.ndim)
+    elif wrong_axis:
+        scale = np.abs(w).max(axis=axis, keepdims=True)
+    else:
+        others = tuple(d for d in range(w.ndim) if d != axis)
+        scale = np.abs(w).max(axis=others, keepdims=True)
+    scale = np.maximum(scale / np.float32(levels), np.finfo(np.float32).tiny)
+    r = np.round(w / scale)
+    if clip:
+        r = np.clip(r, -127, 127)
+    q = r.astype(np.int64).astype(np.int8)  # wraps around beyond 127, like a cast does
+    return q, scale.astype(np.float32)
+
+
+def compare_quantize(
+    c: Checker, q: np.ndarray, scale: np.ndarray, w: np.ndarray, axis: int
+) -> None:
+    """Fail unless ``(q, scale)`` is the per-channel symmetric int8 quantization of ``w``."""
+    if q.dtype != np.int8:
+        raise c.fail(f"q has dtype {q.dtype}, expected int8", c.hint("not_int8"))
+    c.shape(q, w.shape)
+    ref_q, ref_scale = quantize_reference(w, axis)
+    wrong = [
+        ("per_tensor", quantize_reference(w, axis, per_tensor=True)),
+        ("channel_axis", quantize_reference(w, axis, wrong_axis=True)),
+        ("overflow", quantize_reference(w, axis, levels=128.0, clip=False)),
+        ("overflow", quantize_reference(w, axis, levels=128.0)),
+    ]
+    scale = np.asarray(scale, np.float64)
+    try:
+        got = np.broadcast_to(scale, w.shape)
+    except ValueError:
+        got = None
+    for key, (wq, ws) in wrong:
+        if got is not None and np.allclose(got, np.broadcast_to(ws, w.shape), rtol=1e-5):
+            if np.abs(q.astype(int) - wq.astype(int)).max() <= 1:
+                raise c.fail("the scales or values are not per-channel int8", c.hint(key))
+    if np.any(q == -128):
+        raise c.fail("q holds -128: a value overflowed int8", c.hint("overflow"))
+    c.close(
+        scale,
+        ref_scale,
+        what="scale",
+        rtol=1e-5,
+        atol=0,
+        hint="scale = max |w| over the non-channel axes (keepdims) / 127, so scale has "
+        "the channel axis's length there and 1 on every other axis",
+    )
+    if np.abs(q.astype(int) - ref_q.astype(int)).max() > 1:  # a tie may round either way
+        c.close(q, ref_q, what="q", rtol=0, atol=1, hint="q = clip(round(w / scale), -127, 127)")
+
+
+def compare_dequantize(
+    c: Checker, got: np.ndarray, q: np.ndarray, scale: np.ndarray
+) -> None:
+    """Fail unless ``got`` equals ``q * scale`` in float32."""
+    expected = q.astype(np.float64) * scale
+    with np.errstate(divide="ignore", invalid="ignore"):
+        divided = q.astype(np.float64) / scale
+    if got.dtype != np.float32:
+        raise c.fail(
+            f"the result has dtype {got.dtype}, expected float32",
+            "convert q to float32 before multiplying: q.astype(float32) * scale",
+        )
+    c.close(
+        got,
+        expected,
+        what="the dequantized weights",
+        rtol=1e-6,
+        atol=0,
+        hint="w_hat = q * scale, broadcasting scale over the non-channel axes",
+        mistakes=[
+            (c.hint("dequant_divide"), divided),
+            (c.hint("dequant_scale_missing"), q.astype(np.float64)),
+        ],
+    )
+
+
+# --- integrated gradients ----------------------------------------------------------------------
+# F(x) = sum_j v_j tanh(x @ W)_j per example: smooth, curved enough that a few steps miss 1 %.
+_rng = np.random.default_rng(1)
+IG_W = _rng.normal(size=(5, 4)) * 1.5
+IG_V = _rng.normal(size=4)
+IG_CASES = [
+    dict(x=_rng.normal(size=(3, 5)), baseline=np.full((3, 5), 0.4), steps=64),
+    dict(x=_rng.normal(size=(2, 5)) * 1.5, baseline=np.zeros((2, 5)) - 0.3, steps=128),
+]
+
+
+def ig_score(x: np.ndarray) -> np.ndarray:
+    """F(x) per example, (B, 5) -> (B,)."""
+    return np.tanh(np.asarray(x, np.float64) @ IG_W) @ IG_V
+
+
+def _ig_grad(x: np.ndarray) -> np.ndarray:
+    return ((1 - np.tanh(x @ IG_W) ** 2) * IG_V) @ IG_W.T  # (B, 5)
+
+
+def ig_reference(
+    x: np.ndarray,
+    baseline: np.ndarray,
+    steps: int,
+    *,
+    from_zero: bool = False,
+    no_difference: bool = False,
+) -> np.ndarray:
+    """IG of :func:`ig_score` (trapezoid rule); switches compute known mistakes."""
+    x = np.asarray(x, np.float64)
+    start = np.zeros_like(x) if from_zero else np.asarray(baseline, np.float64)
+    alphas = np.linspace(0, 1, steps + 1)
+    weights = np.full(steps + 1, 1.0 / steps)
+    weights[[0, -1]] /= 2
+    total = sum(w * _ig_grad(start + a * (x - start)) for a, w in zip(alphas, weights, strict=True))
+    return total if no_difference else (x - start) * total
+
+
+def compare_ig(c: Checker, got: np.ndarray, case: dict) -> None:
+    """Fail unless ``got`` are the attributions of the case, complete to 1 %."""
+    x, baseline, steps = case["x"], case["baseline"], case["steps"]
+    c.shape(got, x.shape, "return one attribution per input entry: the shape of x")
+    if not np.all(np.isfinite(got)):
+        raise c.fail("the attributions contain NaN or inf")
+    gap = ig_score(x) - ig_score(baseline)  # (B,)
+    error = np.abs(got.sum(axis=1) - gap) / np.abs(gap)  # (B,)
+    mistakes = [
+        (c.hint("missing_baseline"), ig_reference(x, baseline, steps, from_zero=True)),
+        (c.hint("missing_baseline"), x * ig_reference(x, baseline, steps, no_difference=True)),
+        (c.hint("times_difference"), ig_reference(x, baseline, steps, no_difference=True)),
+    ]
+    for hint, wrong in mistakes:
+        if np.allclose(got, wrong, rtol=1e-3, atol=1e-5):
+            raise c.fail("the attributions follow a known mistake", hint)
+    if error.max() > 0.01:
+        raise c.fail(
+            f"sum of attributions misses F(x) - F(x') by {error.max():.1%} (more than 1 %)",
+            c.hint("too_few_steps"),
+        )
+    c.close(
+        got,
+        ig_reference(x, baseline, 2048),  # the integral itself, to within float precision
+        what="the attributions",
+        rtol=1e-2,
+        atol=1e-3,
+        hint="IG_i = (x_i - x'_i) * mean over alpha of dF/dx_i at x' + alpha (x - x')",
+    )

@@ -1,0 +1,59 @@
+"""Lab 10 self-checks for JAX notebooks: ``H.lab10.check_quantize_int8(quantize_int8)``.
+
+The checks are :mod:`helpers.labs.lab10.checks`, shared with PyTorch; this module hands the
+student's functions arrays in Flax's weight layout (output channels last) and float32 inputs
+for integrated gradients, and reads the results back as numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from helpers.jax.labkit import lab_framework
+from helpers.labs.kit import Hints, checking, explainer
+from helpers.labs.lab10 import checks as lab10
+
+__all__ = ["check_dequantize_int8", "check_integrated_gradients", "check_quantize_int8"]
+
+# JAX adds no known mistakes of its own to this lab.
+HINTS = Hints(lab10.HINTS, {})
+
+JAX = lab_framework(HINTS, explainer({}, HINTS))
+
+
+def check_quantize_int8(student: Any) -> None:
+    """Per-channel symmetric int8: ``quantize_int8(w, axis) -> (q, scale)``."""
+    with checking("quantize_int8", JAX, passed="a conv and a linear kernel") as c:
+        for w, axis in lab10.quantize_cases(channels_last=True):
+            out = c.call(student, jnp.asarray(w), axis)
+            q, scale = lab10.pair(c, out)
+            lab10.compare_quantize(c, q, scale, w, axis)
+
+
+def check_dequantize_int8(student: Any) -> None:
+    """``dequantize_int8(q, scale) -> q * scale`` in float32."""
+    with checking("dequantize_int8", JAX, passed="a conv and a linear kernel") as c:
+        for w, axis in lab10.quantize_cases(channels_last=True):
+            q, scale = lab10.quantize_reference(w, axis)
+            out = c.call(student, jnp.asarray(q), jnp.asarray(scale))
+            lab10.compare_dequantize(c, c.array(out), q, scale)
+
+
+def _score(x: jnp.ndarray) -> jnp.ndarray:
+    """F(x) = tanh(x W) v per example: (B, 5) float32 -> (B,)."""
+    return jnp.tanh(x @ jnp.asarray(lab10.IG_W, x.dtype)) @ jnp.asarray(lab10.IG_V, x.dtype)
+
+
+def check_integrated_gradients(student: Any) -> None:
+    """``integrated_gradients(f, x, baseline, steps)``: complete to 1 %, equal to the integral."""
+    with checking(
+        "integrated_gradients", JAX, passed="two inputs, non-zero baselines, complete to 1 %"
+    ) as c:
+        for case in lab10.IG_CASES:
+            x = jnp.asarray(case["x"], jnp.float32)  # (B, 5)
+            baseline = jnp.asarray(case["baseline"], jnp.float32)
+            out = c.call(student, _score, x, baseline, case["steps"])
+            lab10.compare_ig(c, np.asarray(c.array(out), np.float64), case)

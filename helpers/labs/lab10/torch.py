@@ -1,0 +1,61 @@
+"""Lab 10 self-checks for PyTorch notebooks: ``H.lab10.check_quantize_int8(quantize_int8)``.
+
+The checks are :mod:`helpers.labs.lab10.checks`, shared with JAX; this module hands the
+student's functions tensors in PyTorch's weight layout (output channels first) and float64
+inputs for integrated gradients, and reads the results back as numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from helpers.labs.kit import Hints, checking, explainer
+from helpers.labs.lab10 import checks as lab10
+from helpers.torch.labkit import lab_framework
+
+__all__ = ["check_dequantize_int8", "check_integrated_gradients", "check_quantize_int8"]
+
+# PyTorch adds no known mistakes of its own to this lab.
+HINTS = Hints(lab10.HINTS, {})
+
+TORCH = lab_framework(HINTS, explainer({}, HINTS))
+
+
+def check_quantize_int8(student: Any) -> None:
+    """Per-channel symmetric int8: ``quantize_int8(w, axis) -> (q, scale)``."""
+    with checking("quantize_int8", TORCH, passed="a conv and a linear weight") as c:
+        for w, axis in lab10.quantize_cases(channels_last=False):
+            out = c.call(student, torch.from_numpy(w.copy()), axis)
+            q, scale = lab10.pair(c, out)
+            lab10.compare_quantize(c, q, scale, w, axis)
+
+
+def check_dequantize_int8(student: Any) -> None:
+    """``dequantize_int8(q, scale) -> q * scale`` in float32."""
+    with checking("dequantize_int8", TORCH, passed="a conv and a linear weight") as c:
+        for w, axis in lab10.quantize_cases(channels_last=False):
+            q, scale = lab10.quantize_reference(w, axis)
+            out = c.call(student, torch.from_numpy(q.copy()), torch.from_numpy(scale))
+            lab10.compare_dequantize(c, c.array(out), q, scale)
+
+
+def _score(x: torch.Tensor) -> torch.Tensor:
+    """F(x) = tanh(x W) v per example: (B, 5) float64 -> (B,)."""
+    w = torch.as_tensor(lab10.IG_W, dtype=x.dtype)
+    v = torch.as_tensor(lab10.IG_V, dtype=x.dtype)
+    return torch.tanh(x @ w) @ v
+
+
+def check_integrated_gradients(student: Any) -> None:
+    """``integrated_gradients(f, x, baseline, steps)``: complete to 1 %, equal to the integral."""
+    with checking(
+        "integrated_gradients", TORCH, passed="two inputs, non-zero baselines, complete to 1 %"
+    ) as c:
+        for case in lab10.IG_CASES:
+            x = torch.tensor(case["x"])  # (B, 5) float64
+            baseline = torch.tensor(case["baseline"])
+            out = c.call(student, _score, x, baseline, case["steps"])
+            lab10.compare_ig(c, np.asarray(c.array(out), np.float64), case)

@@ -1,0 +1,119 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab 10: int8 quantization and integrated gradients in PyTorch
+#
+# Three exercises on chapter 10: per-channel symmetric int8 quantization of a weight tensor,
+# its inverse, and integrated gradients with a baseline. Each exercise is a function. Replace
+# the line `raise NotImplementedError(...)` with your code, run the cell, then run the check
+# below it: a check prints ✅ when your function is right, or ❌ with what it expected and a
+# hint.
+#
+# The checks call your functions on several inputs and compare with answers computed
+# independently (`tests/labs/test_lab10.py` proves the quantization answers equal
+# `torch.quantize_per_channel`); they never look at your code. The solved lab is
+# `solutions/10-compression-deployment/in-pytorch.ipynb`.
+
+# %% tags=["remove-cell"]
+# Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
+# torch and jax are never reinstalled: Colab builds them for its CUDA.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    repo = "git+https://github.com/pytorch-jax-course/pytorch-jax-course"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+    from helpers.versions import colab_setup
+
+    colab_setup()
+
+# %%
+import torch
+
+from helpers import torch as H
+
+# %% [markdown]
+# ## Exercise 1: per-channel symmetric int8 quantization
+#
+# Return `(q, scale)` for a float32 weight `w` whose output channels lie along `axis` (0 in
+# PyTorch's layouts, `(out, in, kh, kw)` and `(out, in)`):
+#
+# $$s_c = \max_i |w_{c,i}| / 127, \qquad q_{c,i} = \operatorname{clip}(\operatorname{round}(w_{c,i} / s_c), -127, 127)$$
+#
+# `q` is `torch.int8` with `w`'s shape; `scale` is float32 with the channel count on `axis`
+# and 1 on every other axis, so that `q * scale` broadcasts.
+
+
+# %%
+def quantize_int8(w, axis):
+    ### BEGIN SOLUTION
+    others = tuple(d for d in range(w.ndim) if d != axis % w.ndim)
+    scale = w.abs().amax(dim=others, keepdim=True) / 127
+    scale = scale.clamp(min=torch.finfo(torch.float32).tiny)
+    q = torch.clamp(torch.round(w / scale), -127, 127).to(torch.int8)
+    return q, scale
+    ### END SOLUTION
+
+
+# %%
+H.lab10.check_quantize_int8(quantize_int8)
+
+# %% [markdown]
+# ## Exercise 2: dequantization
+#
+# Return the float32 weights that `(q, scale)` stand for: $\hat w = q \cdot s$.
+
+
+# %%
+def dequantize_int8(q, scale):
+    ### BEGIN SOLUTION
+    return q.to(torch.float32) * scale
+    ### END SOLUTION
+
+
+# %%
+H.lab10.check_dequantize_int8(dequantize_int8)
+
+# %% [markdown]
+# ## Exercise 3: integrated gradients
+#
+# `f` maps a batch `(B, D)` to one score per example `(B,)`. Return the attributions, shaped
+# like `x`:
+#
+# $$\mathrm{IG}(x) = (x - x') \int_0^1 \nabla f\big(x' + \alpha (x - x')\big)\, d\alpha,$$
+#
+# with the integral approximated by `steps` intervals of the trapezoid rule (the points
+# `alpha = linspace(0, 1, steps + 1)`, the two end points weighted half). Use
+# `torch.autograd.grad` for the gradient. The check also measures completeness: the
+# attributions of each example must sum to $f(x) - f(x')$ within 1 %.
+
+
+# %%
+def integrated_gradients(f, x, baseline, steps):
+    ### BEGIN SOLUTION
+    alphas = torch.linspace(0, 1, steps + 1, dtype=x.dtype)
+    weights = torch.full((steps + 1,), 1.0 / steps, dtype=x.dtype)
+    weights[[0, -1]] /= 2
+    total = torch.zeros_like(x)
+    for alpha, weight in zip(alphas, weights, strict=True):
+        point = (baseline + alpha * (x - baseline)).requires_grad_(True)
+        (grad,) = torch.autograd.grad(f(point).sum(), point)
+        total += weight * grad
+    return (x - baseline) * total
+    ### END SOLUTION
+
+
+# %%
+H.lab10.check_integrated_gradients(integrated_gradients)

@@ -1,0 +1,173 @@
+"""Lab 10's typical mistakes: each one fails its check with the hint written for it.
+
+``MISTAKES`` lists, per framework, (exercise, a wrong solution, the key of the hint it must get).
+Every hint the lab declares must be produced by at least one entry.
+
+Also here: the numpy quantization reference of ``helpers/labs/lab10/checks.py`` equals
+``torch.quantize_per_channel`` on the checks' cases, and the integrated-gradients reference is
+complete (its attributions sum to F(x) - F(x')) on every case.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from labtools import mistake_table_tests
+
+from helpers.labs.lab10 import checks as lab10
+
+
+# ---------------------------------------------------------------- PyTorch mistakes
+def _t_quantize(*, per_tensor=False, wrong_axis=False, levels=127, clip=True, dtype=True,
+                pair=True):  # fmt: skip
+    def quantize_int8(w, axis):
+        if per_tensor:
+            scale = w.abs().max().reshape((1,) * w.ndim)
+        elif wrong_axis:
+            scale = w.abs().amax(dim=axis, keepdim=True)
+        else:
+            others = tuple(d for d in range(w.ndim) if d != axis)
+            scale = w.abs().amax(dim=others, keepdim=True)
+        scale = scale / levels
+        r = torch.round(w / scale)
+        if clip:
+            r = torch.clamp(r, -127, 127)
+        q = r.to(torch.int8) if dtype else r
+        return (q, scale) if pair else q
+
+    return quantize_int8
+
+
+def _t_ig(*, from_zero=False, times_x=False, no_difference=False, fixed_steps=None):
+    def integrated_gradients(f, x, baseline, steps):
+        steps = fixed_steps or steps
+        start = torch.zeros_like(x) if from_zero else baseline
+        total = torch.zeros_like(x)
+        for i in range(steps + 1):
+            alpha = i / steps
+            point = (start + alpha * (x - start)).requires_grad_(True)
+            (grad,) = torch.autograd.grad(f(point).sum(), point)
+            total += grad * (0.5 if i in (0, steps) else 1.0) / steps
+        if no_difference:
+            return total
+        return (x if times_x else x - start) * total
+
+    return integrated_gradients
+
+
+TORCH_MISTAKES = [
+    ("quantize_int8", _t_quantize(per_tensor=True), "per_tensor"),
+    ("quantize_int8", _t_quantize(wrong_axis=True), "channel_axis"),
+    ("quantize_int8", _t_quantize(levels=128, clip=False), "overflow"),
+    ("quantize_int8", _t_quantize(levels=128), "overflow"),
+    ("quantize_int8", _t_quantize(dtype=False), "not_int8"),
+    ("quantize_int8", _t_quantize(pair=False), "result_pair"),
+    ("dequantize_int8", lambda q, s: q.float() / s, "dequant_divide"),
+    ("dequantize_int8", lambda q, s: q.float(), "dequant_scale_missing"),
+    ("integrated_gradients", _t_ig(from_zero=True), "missing_baseline"),
+    ("integrated_gradients", _t_ig(times_x=True), "missing_baseline"),
+    ("integrated_gradients", _t_ig(no_difference=True), "times_difference"),
+    ("integrated_gradients", _t_ig(fixed_steps=2), "too_few_steps"),
+]
+
+
+# ---------------------------------------------------------------- JAX mistakes
+def _j_quantize(*, per_tensor=False, wrong_axis=False, levels=127, clip=True, dtype=True,
+                pair=True):  # fmt: skip
+    def quantize_int8(w, axis):
+        if per_tensor:
+            scale = jnp.abs(w).max().reshape((1,) * w.ndim)
+        elif wrong_axis:
+            scale = jnp.abs(w).max(axis=axis, keepdims=True)
+        else:
+            others = tuple(d for d in range(w.ndim) if d != axis)
+            scale = jnp.abs(w).max(axis=others, keepdims=True)
+        scale = scale / levels
+        r = jnp.round(w / scale)
+        if clip:
+            r = jnp.clip(r, -127, 127)
+        q = r.astype(jnp.int8) if dtype else r
+        return (q, scale) if pair else q
+
+    return quantize_int8
+
+
+def _j_ig(*, from_zero=False, times_x=False, no_difference=False, fixed_steps=None):
+    def integrated_gradients(f, x, baseline, steps):
+        steps = fixed_steps or steps
+        start = jnp.zeros_like(x) if from_zero else baseline
+        grad = jax.grad(lambda p: f(p).sum())
+        total = jnp.zeros_like(x)
+        for i in range(steps + 1):
+            weight = (0.5 if i in (0, steps) else 1.0) / steps
+            total = total + weight * grad(start + i / steps * (x - start))
+        if no_difference:
+            return total
+        return (x if times_x else x - start) * total
+
+    return integrated_gradients
+
+
+JAX_MISTAKES = [
+    ("quantize_int8", _j_quantize(per_tensor=True), "per_tensor"),
+    ("quantize_int8", _j_quantize(wrong_axis=True), "channel_axis"),
+    ("quantize_int8", _j_quantize(levels=128, clip=False), "overflow"),
+    ("quantize_int8", _j_quantize(levels=128), "overflow"),
+    ("quantize_int8", _j_quantize(dtype=False), "not_int8"),
+    ("quantize_int8", _j_quantize(pair=False), "result_pair"),
+    ("dequantize_int8", lambda q, s: q.astype(jnp.float32) / s, "dequant_divide"),
+    ("dequantize_int8", lambda q, s: q.astype(jnp.float32), "dequant_scale_missing"),
+    ("integrated_gradients", _j_ig(from_zero=True), "missing_baseline"),
+    ("integrated_gradients", _j_ig(times_x=True), "missing_baseline"),
+    ("integrated_gradients", _j_ig(no_difference=True), "times_difference"),
+    ("integrated_gradients", _j_ig(fixed_steps=2), "too_few_steps"),
+]
+
+MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
+
+(
+    test_catches_mistake_with_its_hint,
+    test_at_least_two_mistakes_per_exercise,
+    test_every_declared_hint_is_produced_by_a_mistake,
+) = mistake_table_tests("lab10", MISTAKES)
+
+
+# ---------------------------------------------------------------- the references
+@pytest.mark.parametrize("case", range(2))
+def test_quantize_reference_equals_torch_quantize_per_channel(case):
+    w, axis = lab10.quantize_cases(channels_last=False)[case]
+    q, scale = lab10.quantize_reference(w, axis)
+    with warnings.catch_warnings():  # the quantized-tensor API is deprecated, still there
+        warnings.simplefilter("ignore")
+        library = torch.quantize_per_channel(
+            torch.from_numpy(w), torch.from_numpy(scale.ravel()).double(),
+            torch.zeros(w.shape[axis], dtype=torch.long), axis, torch.qint8,
+        )  # fmt: skip
+    np.testing.assert_array_equal(library.int_repr().numpy(), q)
+    # The rounding error is at most half a step of each channel's scale.
+    assert np.all(np.abs(q * scale - w) <= scale / 2 + 1e-8)
+
+
+def test_quantize_cases_in_flax_layout_are_the_same_weights():
+    for (w_t, a_t), (w_j, a_j) in zip(
+        lab10.quantize_cases(False), lab10.quantize_cases(True), strict=True
+    ):
+        q_t, s_t = lab10.quantize_reference(w_t, a_t)
+        q_j, s_j = lab10.quantize_reference(w_j, a_j)
+        np.testing.assert_array_equal(np.moveaxis(q_t, 0, -1), q_j)
+        np.testing.assert_allclose(np.moveaxis(s_t, 0, -1), s_j)
+
+
+@pytest.mark.parametrize("case", lab10.IG_CASES, ids=["case0", "case1"])
+def test_ig_reference_is_complete(case):
+    ig = lab10.ig_reference(case["x"], case["baseline"], case["steps"])
+    gap = lab10.ig_score(case["x"]) - lab10.ig_score(case["baseline"])
+    assert np.all(np.abs(ig.sum(1) - gap) <= 1e-3 * np.abs(gap))
+    # and two steps are not enough: the too-few-steps mistake is caught by completeness
+    few = lab10.ig_reference(case["x"], case["baseline"], 2)
+    assert np.max(np.abs(few.sum(1) - gap) / np.abs(gap)) > 0.01

@@ -53,7 +53,9 @@ def time_calls(
     Raises ``ValueError`` when ``repeats < 1`` or ``warmup < 0``.
     """
     if repeats < 1 or warmup < 0:
-        raise ValueError(f"expected repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
+        raise ValueError(
+            f"expected repeats >= 1 and warmup >= 0, got {repeats}, {warmup}"
+        )
     for _ in range(warmup):
         call()
     times = []
@@ -130,6 +132,8 @@ def format_table(rows: Sequence[Mapping[str, object]]) -> str:
 
     table = [keys] + [[cell(r.get(k, "")) for k in keys] for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(keys))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in table]
+    lines = [
+        "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in table
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

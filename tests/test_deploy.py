@@ -59,7 +59,11 @@ def test_archive_size_sees_zeros_only_when_zipped():
 
 
 def test_fresh_process_returns_arrays_and_reports_failures():
-    script = "import sys, numpy as np\nx = np.load(sys.argv[1])['x']\nnp.savez(sys.argv[2], y=2 * x)"
+    script = (
+        "import sys, numpy as np\n"
+        "x = np.load(sys.argv[1])['x']\n"
+        "np.savez(sys.argv[2], y=2 * x)\n"
+    )
     out = deploy.run_in_fresh_process(script, {"x": np.arange(3)})
     np.testing.assert_array_equal(out["y"], [0, 2, 4])
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):
@@ -113,7 +117,9 @@ def test_torch_export_and_onnx_round_trip(tmp_path):
     with torch.no_grad():
         reference = model(probe).numpy()
     batch = torch.export.Dim("batch", min=1, max=64)
-    program = torch.export.export(model, (example,), dynamic_shapes={"input": {0: batch}})
+    program = torch.export.export(
+        model, (example,), dynamic_shapes={"input": {0: batch}}
+    )
     path = tmp_path / "m.pt2"
     torch.export.save(program, path)
     script = (
@@ -203,7 +209,9 @@ def test_integrated_gradients_are_complete_on_a_tiny_network(framework):
         import torch
 
         def f(z):
-            return torch.nn.functional.gelu(z @ torch.from_numpy(w1)) @ torch.from_numpy(w2)
+            return torch.nn.functional.gelu(
+                z @ torch.from_numpy(w1)
+            ) @ torch.from_numpy(w2)
 
         xt, bt = torch.from_numpy(x), torch.from_numpy(baseline)
         total = torch.zeros_like(xt)

@@ -101,7 +101,9 @@ test_images = jax.device_put(x_test, device)
 
 def accuracy(model: nnx.Module) -> float:
     """Test accuracy of a CIFAR-10 model (no test-time flips)."""
-    logits = H.vision.predict_logits(model, test_images, mean, std, batch_size=500)  # (N, 10)
+    logits = H.vision.predict_logits(
+        model, test_images, mean, std, batch_size=500
+    )  # (N, 10)
     return float((logits.argmax(1) == y_test).mean())
 
 
@@ -143,11 +145,19 @@ def train_steps(model, steps, *, masks=None, teacher_logits=None, desc="train"):
     if masks is None:
         masks = [jnp.ones_like(u.conv.kernel[...]) for u in conv_bn_layers(model)]
     weight = jnp.float32(0.0 if teacher_logits is None else s.distill_weight)
-    batches = jax.random.randint(jax.random.key(1), (steps, s.batch_size), 0, len(train_images))
+    batches = jax.random.randint(
+        jax.random.key(1), (steps, s.batch_size), 0, len(train_images)
+    )
     model.train()
     for idx in tqdm(batches, desc=desc):  # idx: (B,) image indices
-        soft = jnp.zeros((s.batch_size, 10)) if teacher_logits is None else teacher_logits[idx]
-        masked_step(model, optimizer, train_images, train_labels, idx, masks, soft, weight)
+        soft = (
+            jnp.zeros((s.batch_size, 10))
+            if teacher_logits is None
+            else teacher_logits[idx]
+        )
+        masked_step(
+            model, optimizer, train_images, train_labels, idx, masks, soft, weight
+        )
     model.eval()
     return model
 
@@ -176,7 +186,9 @@ ids, lengths, labels = imdb.train  # (N, T) int32, (N,), (N,)
 text_model = H.text.BagOfNgrams(imdb.table_size, s.imdb_dim, rngs=nnx.Rngs(0))
 # Every batch padded to max_len (multiple=): one shape, so JAX compiles its step once.
 width = s.imdb_max_len
-text_train = H.text.TextLoader(ids, lengths, labels, 64, shuffle=True, multiple=width, device=device)
+text_train = H.text.TextLoader(
+    ids, lengths, labels, 64, shuffle=True, multiple=width, device=device
+)
 text_test = H.text.TextLoader(*imdb.test, 250, multiple=width, device=device)
 text_history = H.fit(
     text_model,
@@ -187,7 +199,9 @@ text_history = H.fit(
 )
 text_model.eval()
 text_accuracy = text_history.last("test_accuracy")
-print(f"bag of words, vocabulary {len(imdb.vocab):,}: test accuracy {text_accuracy:.2%}")
+print(
+    f"bag of words, vocabulary {len(imdb.vocab):,}: test accuracy {text_accuracy:.2%}"
+)
 assert text_accuracy > 0.55, "the IMDB model should learn above chance (50 %)"
 
 # %% [markdown] tags=["shared"]
@@ -215,7 +229,9 @@ assert text_accuracy > 0.55, "the IMDB model should learn above chance (50 %)"
 def quantize_int8(w: jax.Array, axis: int = -1) -> tuple[jax.Array, jax.Array]:
     """Per-channel symmetric int8: (q int8, like w; scale float32, 1 along every other axis)."""
     others = tuple(d for d in range(w.ndim) if d != axis % w.ndim)
-    scale = jnp.abs(w).max(axis=others, keepdims=True) / 127  # (1, 1, 1, out) for a conv
+    scale = (
+        jnp.abs(w).max(axis=others, keepdims=True) / 127
+    )  # (1, 1, 1, out) for a conv
     scale = jnp.maximum(scale, jnp.finfo(jnp.float32).tiny)  # an all-zero channel
     q = jnp.clip(jnp.round(w / scale), -127, 127).astype(jnp.int8)
     return q, scale
@@ -232,7 +248,9 @@ assert q.dtype == jnp.int8 and scale.shape == (1, 1, 1, w.shape[-1])
 assert bool(jnp.all(jnp.abs(dequantize_int8(q, scale) - w) <= scale / 2 + 1e-7))
 per_tensor = jnp.abs(w).max() / 127
 err_channel = jnp.abs(dequantize_int8(q, scale) - w).mean()
-err_tensor = jnp.abs(jnp.clip(jnp.round(w / per_tensor), -127, 127) * per_tensor - w).mean()
+err_tensor = jnp.abs(
+    jnp.clip(jnp.round(w / per_tensor), -127, 127) * per_tensor - w
+).mean()
 print(f"stem kernel {w.shape}: mean |error| per-channel {err_channel:.2e}, "
       f"per-tensor {err_tensor:.2e}")  # fmt: skip
 
@@ -255,7 +273,9 @@ restored = jax.tree_util.tree_map_with_path(
 )
 int8_model = nnx.clone(teacher)
 nnx.update(int8_model, restored)
-print(f"accuracy float32 {teacher_accuracy:.2%}, int8 weights {accuracy(int8_model):.2%}")
+print(
+    f"accuracy float32 {teacher_accuracy:.2%}, int8 weights {accuracy(int8_model):.2%}"
+)
 
 # %% [markdown]
 # PyTorch also offers *dynamic* quantization, which runs linear layers in int8 arithmetic
@@ -277,7 +297,6 @@ print(f"accuracy float32 {teacher_accuracy:.2%}, int8 weights {accuracy(int8_mod
 # applied again after every step, so pruned weights stay zero.
 
 
-
 # %%
 @functools.partial(jax.jit, static_argnames="fraction")
 def magnitude_mask(w: jax.Array, fraction: float) -> jax.Array:
@@ -295,7 +314,9 @@ assert float(kept.min()) >= float(removed.max())  # no kept weight is smaller
 
 
 pruned = nnx.clone(teacher)
-masks = [magnitude_mask(u.conv.kernel[...], s.prune_fraction) for u in conv_bn_layers(pruned)]
+masks = [
+    magnitude_mask(u.conv.kernel[...], s.prune_fraction) for u in conv_bn_layers(pruned)
+]
 for unit, mask in zip(conv_bn_layers(pruned), masks, strict=True):
     unit.conv.kernel[...] = unit.conv.kernel[...] * mask
 pruned_before = accuracy(pruned)
@@ -424,12 +445,13 @@ ax.legend(fontsize=7)
 plt.show()
 
 # %% [markdown] tags=["shared"]
-# Read the table with its caveats. Weight-only int8 shrinks the file about fourfold and leaves
-# latency where it was, because the loaded model computes in float32. Unstructured pruning
-# leaves the dense file's size and the latency alone and shows up only in the zipped size.
-# Structured pruning and the student are the variants that are actually smaller and faster,
-# and their accuracy is what it costs. At `smoke` scale every model is barely trained and the
-# accuracies are noise.
+# Read the table with its caveats. Weight-only int8 shrinks the file (a weight takes one byte
+# instead of four; BatchNorm stays in float32) and leaves latency where it was, because the
+# loaded model computes in float32. Unstructured pruning leaves the dense file's size and the
+# latency alone and shows up only in the zipped size. Structured pruning and the student are
+# the only variants whose computation shrinks (the latency columns show by how much on this
+# CPU), and their accuracy column is what it costs. At `smoke` scale every model is barely
+# trained and the accuracies are noise.
 #
 # ## 10.6 Export: a model without its Python
 #
@@ -453,14 +475,19 @@ def forward(x):  # (b, 32, 32, 3) normalised -> (b, 10); the weights become cons
 
 (b,) = jax.export.symbolic_shape("b")  # one artefact for every batch size
 start = time.perf_counter()
-exported = jax.export.export(jax.jit(forward))(jax.ShapeDtypeStruct((b, 32, 32, 3), jnp.float32))
+exported = jax.export.export(jax.jit(forward))(
+    jax.ShapeDtypeStruct((b, 32, 32, 3), jnp.float32)
+)
 blob = exported.serialize()  # bytearray: StableHLO + metadata
 export_path = workdir / "cifarnet.jax_exported"
 export_path.write_bytes(blob)
 print(f"jax.export in {time.perf_counter() - start:.1f} s: {len(blob) / 1e3:.0f} kB, "
       f"platforms {exported.platforms}, in {exported.in_avals}, out {exported.out_avals}, "
       f"calling convention {exported.calling_convention_version}")  # fmt: skip
-print("StableHLO ops:", sorted(set(re.findall(r"stablehlo\.[a-z_]+", exported.mlir_module()))))
+print(
+    "StableHLO ops:",
+    sorted(set(re.findall(r"stablehlo\.[a-z_]+", exported.mlir_module()))),
+)
 
 reload_script = f"""
 import sys, numpy as np, jax
@@ -494,14 +521,22 @@ def classify(images: np.ndarray, batch_size: int = 64) -> np.ndarray:
         x = ((images[i : i + batch_size] / 255.0 - mean) / std).astype(np.float32)
         n = len(x)
         # Pad the last batch: one shape, one compilation (each new shape would compile).
-        x = np.pad(x, ((0, batch_size - n), (0, 0), (0, 0), (0, 0)))  # (batch_size, 32, 32, 3)
+        x = np.pad(
+            x, ((0, batch_size - n), (0, 0), (0, 0), (0, 0))
+        )  # (batch_size, 32, 32, 3)
         out.append(np.asarray(exported.call(x)).argmax(1)[:n])
     return np.concatenate(out)
 
 
 served = classify(x_test)
-agree = float((served == H.vision.predict_logits(teacher, test_images, mean, std).argmax(1)).mean())
-print(f"served accuracy {(served == y_test).mean():.2%}; agrees with the model on {agree:.2%}")
+agree = float(
+    (
+        served == H.vision.predict_logits(teacher, test_images, mean, std).argmax(1)
+    ).mean()
+)
+print(
+    f"served accuracy {(served == y_test).mean():.2%}; agrees with the model on {agree:.2%}"
+)
 assert agree > 0.99
 print([H.CIFAR10_CLASSES[c] for c in classify(x_test[:5])])
 
@@ -537,7 +572,9 @@ print([H.CIFAR10_CLASSES[c] for c in classify(x_test[:5])])
 def weighted_path_grads(f, x, baseline, alphas, weights):
     """sum_a w_a * grad f(x' + a (x - x')) over a chunk of path points, vectorised by vmap."""
     grad = jax.grad(lambda p: f(p).sum())
-    grads = jax.vmap(lambda a: grad(baseline + a * (x - baseline)))(alphas)  # (A, *x.shape)
+    grads = jax.vmap(lambda a: grad(baseline + a * (x - baseline)))(
+        alphas
+    )  # (A, *x.shape)
     return jnp.tensordot(weights, grads, axes=1)
 
 
@@ -546,11 +583,15 @@ def integrated_gradients(f, x, baseline, steps, chunk=8):
     alphas = np.linspace(0, 1, steps + 1)
     weights = np.full(steps + 1, 1.0 / steps)
     weights[[0, -1]] /= 2
-    pad = -len(alphas) % chunk  # fixed-size chunks: one compilation for every step count
+    pad = (
+        -len(alphas) % chunk
+    )  # fixed-size chunks: one compilation for every step count
     alphas, weights = np.pad(alphas, (0, pad)), np.pad(weights, (0, pad))
     total = jnp.zeros_like(x)
     for i in range(0, len(alphas), chunk):
-        total += weighted_path_grads(f, x, baseline, alphas[i : i + chunk], weights[i : i + chunk])
+        total += weighted_path_grads(
+            f, x, baseline, alphas[i : i + chunk], weights[i : i + chunk]
+        )
     return (x - baseline) * total
 
 
@@ -563,7 +604,9 @@ def saliency(f, x, chunk=8):
     return jnp.abs(weighted_path_grads(f, x, jnp.zeros_like(x), one, one)).max(-1)
 
 
-images = H.vision.to_input(test_images[: s.attribution_examples], mean, std)  # (k, 32, 32, 3)
+images = H.vision.to_input(
+    test_images[: s.attribution_examples], mean, std
+)  # (k, 32, 32, 3)
 teacher_fn = as_function(teacher)
 target = teacher_fn(images).argmax(1)  # (k,) the predicted classes
 
@@ -577,7 +620,9 @@ gap = class_score(images) - class_score(baseline)  # (k,) F(x) - F(x')
 completeness = {}
 for steps in tqdm(s.ig_steps, desc="IG steps"):
     ig = integrated_gradients(class_score, images, baseline, steps)
-    completeness[steps] = float((jnp.abs(ig.sum(axis=(1, 2, 3)) - gap) / jnp.abs(gap)).max())
+    completeness[steps] = float(
+        (jnp.abs(ig.sum(axis=(1, 2, 3)) - gap) / jnp.abs(gap)).max()
+    )
     print(f"{steps:4d} steps: worst |sum(IG) - (F(x) - F(x'))| / |F(x) - F(x')| = "
           f"{completeness[steps]:.2%}")  # fmt: skip
 chosen = min((m for m, e in completeness.items() if e < 0.01), default=None)
@@ -586,7 +631,9 @@ print("chosen step count:", chosen)
 ig_images = integrated_gradients(class_score, images, baseline, chosen)
 sal = saliency(class_score, images)
 
-fig, axes = plt.subplots(3, len(images), figsize=(2.2 * len(images), 6.6), squeeze=False)
+fig, axes = plt.subplots(
+    3, len(images), figsize=(2.2 * len(images), 6.6), squeeze=False
+)
 for j in range(len(images)):
     axes[0, j].imshow(x_test[j])
     axes[0, j].set_title(f"{H.CIFAR10_CLASSES[y_test[j]]} -> {H.CIFAR10_CLASSES[target[j]]}",
@@ -617,7 +664,9 @@ head_def, head_state = nnx.split(text_model.head)
 
 def positive_log_prob(embedded, mask):
     """log p(positive) of the bag-of-words model from embeddings (B, T, D) and mask (B, T)."""
-    logits = nnx.merge(head_def, head_state)(H.text.masked_mean(embedded, mask))  # (B, 2)
+    logits = nnx.merge(head_def, head_state)(
+        H.text.masked_mean(embedded, mask)
+    )  # (B, 2)
     return jax.nn.log_softmax(logits, -1)[:, 1]  # (B,)
 
 
@@ -696,14 +745,15 @@ print(H.deploy.format_table(code))
 # %% [markdown] tags=["shared"]
 # What these measurements support, and what they do not:
 #
-# * **On a small CPU, PyTorch's eager kernels were hard to beat.** Compare the `examples/s`
-#   of the two frameworks per task above: where PyTorch's convolutions run on its oneDNN
-#   kernels, XLA's CPU backend was slower in this course's runs, and JAX paid its compilation in
-#   the first step. On accelerators and for programs JAX can compile whole (the jitted PPO loop
-#   of the RL chapter, `vmap` over models), the balance shifts; this course did not measure a
-#   GPU for this page.
-# * **Code length is a wash.** The line counts above differ by little; JAX notebooks write the
-#   training step once as a pure function, PyTorch notebooks write the loop.
+# * **Speed depends on the workload, not on the brand.** Compare the `examples/s` of the two
+#   frameworks per task above: for the small MLP of chapter 1 the recorded runs were close, for
+#   the convolutional network of chapter 3 PyTorch's CPU kernels were faster than XLA's, and
+#   JAX paid its compilation in the first step (`first step s`). Where a whole loop can be
+#   compiled into one program, or on accelerators, the balance can shift; this page measured
+#   neither.
+# * **Code length does not decide it.** The counts above differ from chapter to chapter in both
+#   directions; JAX notebooks write the training step once as a pure function, PyTorch
+#   notebooks write the loop.
 # * **Pick PyTorch** for the widest ecosystem of pretrained models and deployment paths
 #   (`torch.export`, ONNX, mobile runtimes, quantization in `torchao`), eager debugging, and
 #   when a model must ship to many runtimes. **Pick JAX** when the program is a composition of

@@ -158,7 +158,9 @@ ids, lengths, labels = imdb.train  # (N, T) int32, (N,), (N,)
 text_model = H.text.BagOfNgrams(imdb.table_size, s.imdb_dim).to(device)
 # Every batch padded to max_len (multiple=): one shape, so JAX compiles its step once.
 width = s.imdb_max_len
-text_train = H.text.TextLoader(ids, lengths, labels, 64, shuffle=True, multiple=width, device=device)
+text_train = H.text.TextLoader(
+    ids, lengths, labels, 64, shuffle=True, multiple=width, device=device
+)
 text_test = H.text.TextLoader(*imdb.test, 250, multiple=width, device=device)
 text_history = H.fit(
     text_model,
@@ -169,7 +171,9 @@ text_history = H.fit(
 )
 text_model.eval()
 text_accuracy = text_history.last("test_accuracy")
-print(f"bag of words, vocabulary {len(imdb.vocab):,}: test accuracy {text_accuracy:.2%}")
+print(
+    f"bag of words, vocabulary {len(imdb.vocab):,}: test accuracy {text_accuracy:.2%}"
+)
 assert text_accuracy > 0.55, "the IMDB model should learn above chance (50 %)"
 
 # %% [markdown] tags=["shared"]
@@ -217,7 +221,9 @@ with warnings.catch_warnings():
 assert torch.equal(library.int_repr(), q), "hand-written int8 differs from PyTorch's"
 per_tensor = w.abs().max() / 127
 err_channel = (dequantize_int8(q, scale) - w).abs().mean()
-err_tensor = (torch.clamp(torch.round(w / per_tensor), -127, 127) * per_tensor - w).abs().mean()
+err_tensor = (
+    (torch.clamp(torch.round(w / per_tensor), -127, 127) * per_tensor - w).abs().mean()
+)
 print(f"stem weight {tuple(w.shape)}: mean |error| per-channel {err_channel:.2e}, "
       f"per-tensor {err_tensor:.2e}")  # fmt: skip
 
@@ -238,7 +244,9 @@ for name, value in int8_state.items():
 int8_model = H.vision.CifarNet(s.teacher_widths, device=device)
 int8_model.load_state_dict(restored)
 int8_model.eval()
-print(f"accuracy float32 {teacher_accuracy:.2%}, int8 weights {accuracy(int8_model):.2%}")
+print(
+    f"accuracy float32 {teacher_accuracy:.2%}, int8 weights {accuracy(int8_model):.2%}"
+)
 
 # %% [markdown]
 # PyTorch also quantizes *dynamically*: the weights of `nn.Linear` (and LSTM) layers are
@@ -262,7 +270,9 @@ with warnings.catch_warnings(record=True) as caught:
     )
 for message in {str(w.message).splitlines()[0] for w in caught}:
     print("warning:", message)
-converted = [n for n, m in dynamic_model.named_modules() if "quantized" in type(m).__module__]
+converted = [
+    n for n, m in dynamic_model.named_modules() if "quantized" in type(m).__module__
+]
 print("converted modules:", converted)
 
 # %% [markdown] tags=["shared"]
@@ -276,7 +286,6 @@ print("converted modules:", converted)
 # {cite}`li2017pruning`, and rebuilds a genuinely narrower network, which is smaller and faster
 # everywhere. Both are fine-tuned for a few hundred steps below; the unstructured masks are
 # applied again after every step, so pruned weights stay zero.
-
 
 
 # %%
@@ -302,7 +311,9 @@ with torch.no_grad():
         weight.mul_(mask)
 pruned_before = accuracy(pruned)
 train_steps(pruned, s.finetune_steps, masks=masks, desc="fine-tune (unstructured)")
-zeros = sum(int((wt == 0).sum()) for wt, _ in masks) / sum(wt.numel() for wt, _ in masks)
+zeros = sum(int((wt == 0).sum()) for wt, _ in masks) / sum(
+    wt.numel() for wt, _ in masks
+)
 print(f"{zeros:.0%} of conv weights zero: accuracy {pruned_before:.2%} right after "
       f"pruning, {accuracy(pruned):.2%} after fine-tuning")  # fmt: skip
 
@@ -360,7 +371,9 @@ library = F.kl_div(
     F.log_softmax(student_logits / 3, -1), F.log_softmax(teacher_check / 3, -1),
     reduction="batchmean", log_target=True,
 ) * 9  # fmt: skip
-torch.testing.assert_close(distillation_loss(student_logits, teacher_check, 3.0), library)
+torch.testing.assert_close(
+    distillation_loss(student_logits, teacher_check, 3.0), library
+)
 
 with torch.no_grad():
     teacher_logits = torch.as_tensor(
@@ -421,12 +434,13 @@ ax.legend(fontsize=7)
 plt.show()
 
 # %% [markdown] tags=["shared"]
-# Read the table with its caveats. Weight-only int8 shrinks the file about fourfold and leaves
-# latency where it was, because the loaded model computes in float32. Unstructured pruning
-# leaves the dense file's size and the latency alone and shows up only in the zipped size.
-# Structured pruning and the student are the variants that are actually smaller and faster,
-# and their accuracy is what it costs. At `smoke` scale every model is barely trained and the
-# accuracies are noise.
+# Read the table with its caveats. Weight-only int8 shrinks the file (a weight takes one byte
+# instead of four; BatchNorm stays in float32) and leaves latency where it was, because the
+# loaded model computes in float32. Unstructured pruning leaves the dense file's size and the
+# latency alone and shows up only in the zipped size. Structured pruning and the student are
+# the only variants whose computation shrinks (the latency columns show by how much on this
+# CPU), and their accuracy column is what it costs. At `smoke` scale every model is barely
+# trained and the accuracies are noise.
 #
 # ## 10.6 Export: a model without its Python
 #
@@ -467,8 +481,8 @@ np.testing.assert_allclose(fresh, reference, rtol=1e-4, atol=1e-4)
 print(f"fresh process: max |difference| {np.abs(fresh - reference).max():.1e}")
 
 # %%
-import onnx  # noqa: E402  (only this chapter needs onnx and onnxruntime)
-import onnxruntime as ort  # noqa: E402
+import onnx
+import onnxruntime as ort
 
 onnx_path = workdir / "cifarnet.onnx"
 start = time.perf_counter()
@@ -510,8 +524,14 @@ def classify(images: np.ndarray, batch_size: int = 64) -> np.ndarray:
 
 
 served = classify(x_test)
-agree = float((served == teacher(H.vision.to_input(test_images, mean, std)).argmax(1).numpy()).mean())
-print(f"served accuracy {(served == y_test).mean():.2%}; agrees with the model on {agree:.2%}")
+agree = float(
+    (
+        served == teacher(H.vision.to_input(test_images, mean, std)).argmax(1).numpy()
+    ).mean()
+)
+print(
+    f"served accuracy {(served == y_test).mean():.2%}; agrees with the model on {agree:.2%}"
+)
 assert agree > 0.99
 print([H.CIFAR10_CLASSES[c] for c in classify(x_test[:5])])
 
@@ -564,7 +584,9 @@ def integrated_gradients(f, x, baseline, steps):
     return (x - baseline) * total
 
 
-images = H.vision.to_input(test_images[: s.attribution_examples], mean, std)  # (k, 3, 32, 32)
+images = H.vision.to_input(
+    test_images[: s.attribution_examples], mean, std
+)  # (k, 3, 32, 32)
 with torch.no_grad():
     target = teacher(images).argmax(1)  # (k,) the predicted classes
 
@@ -588,7 +610,9 @@ print("chosen step count:", chosen)
 ig_images = integrated_gradients(class_score, images, baseline, chosen)
 sal = saliency(teacher, images, target)
 
-fig, axes = plt.subplots(3, len(images), figsize=(2.2 * len(images), 6.6), squeeze=False)
+fig, axes = plt.subplots(
+    3, len(images), figsize=(2.2 * len(images), 6.6), squeeze=False
+)
 for j in range(len(images)):
     axes[0, j].imshow(x_test[j])
     axes[0, j].set_title(f"{H.CIFAR10_CLASSES[y_test[j]]} -> {H.CIFAR10_CLASSES[target[j]]}",
@@ -631,7 +655,9 @@ with torch.no_grad():
 zero = torch.zeros_like(embedded)
 text_gap = (positive_log_prob(embedded, mask) - positive_log_prob(zero, mask)).item()
 for steps in s.ig_steps:
-    token_ig = integrated_gradients(lambda e: positive_log_prob(e, mask), embedded, zero, steps)
+    token_ig = integrated_gradients(
+        lambda e: positive_log_prob(e, mask), embedded, zero, steps
+    )
     error = abs(token_ig.sum().item() - text_gap) / abs(text_gap)
     print(f"{steps:4d} steps: |sum(IG) - gap| / |gap| = {error:.2%}")
     if error < 0.01:
@@ -691,14 +717,15 @@ print(H.deploy.format_table(code))
 # %% [markdown] tags=["shared"]
 # What these measurements support, and what they do not:
 #
-# * **On a small CPU, PyTorch's eager kernels were hard to beat.** Compare the `examples/s`
-#   of the two frameworks per task above: where PyTorch's convolutions run on its oneDNN
-#   kernels, XLA's CPU backend was slower in this course's runs, and JAX paid its compilation in
-#   the first step. On accelerators and for programs JAX can compile whole (the jitted PPO loop
-#   of the RL chapter, `vmap` over models), the balance shifts; this course did not measure a
-#   GPU for this page.
-# * **Code length is a wash.** The line counts above differ by little; JAX notebooks write the
-#   training step once as a pure function, PyTorch notebooks write the loop.
+# * **Speed depends on the workload, not on the brand.** Compare the `examples/s` of the two
+#   frameworks per task above: for the small MLP of chapter 1 the recorded runs were close, for
+#   the convolutional network of chapter 3 PyTorch's CPU kernels were faster than XLA's, and
+#   JAX paid its compilation in the first step (`first step s`). Where a whole loop can be
+#   compiled into one program, or on accelerators, the balance can shift; this page measured
+#   neither.
+# * **Code length does not decide it.** The counts above differ from chapter to chapter in both
+#   directions; JAX notebooks write the training step once as a pure function, PyTorch
+#   notebooks write the loop.
 # * **Pick PyTorch** for the widest ecosystem of pretrained models and deployment paths
 #   (`torch.export`, ONNX, mobile runtimes, quantization in `torchao`), eager debugging, and
 #   when a model must ship to many runtimes. **Pick JAX** when the program is a composition of

@@ -107,7 +107,9 @@ def integrated_gradients(f, x, baseline, steps):
     alphas = jnp.linspace(0, 1, steps + 1)
     weights = jnp.full(steps + 1, 1.0 / steps).at[jnp.array([0, steps])].divide(2)
     grad = jax.grad(lambda p: f(p).sum())
-    grads = jax.vmap(lambda a: grad(baseline + a * (x - baseline)))(alphas)  # (S+1, B, D)
+    grads = jax.vmap(lambda a: grad(baseline + a * (x - baseline)))(
+        alphas
+    )  # (S+1, B, D)
     return (x - baseline) * jnp.tensordot(weights, grads, axes=1)
     ### END SOLUTION
 

@@ -142,7 +142,9 @@ MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
 def test_quantize_reference_equals_torch_quantize_per_channel(case):
     w, axis = lab10.quantize_cases(channels_last=False)[case]
     q, scale = lab10.quantize_reference(w, axis)
-    with warnings.catch_warnings():  # the quantized-tensor API is deprecated, still there
+    with (
+        warnings.catch_warnings()
+    ):  # the quantized-tensor API is deprecated, still there
         warnings.simplefilter("ignore")
         library = torch.quantize_per_channel(
             torch.from_numpy(w), torch.from_numpy(scale.ravel()).double(),

@@ -18,13 +18,13 @@ from helpers.labs.kit import Checker, Hints
 
 __all__ = [
     "HINTS",
-    "pair",
     "IG_CASES",
     "compare_dequantize",
     "compare_ig",
     "compare_quantize",
     "ig_reference",
     "ig_score",
+    "pair",
     "quantize_cases",
     "quantize_reference",
 ]
@@ -76,10 +76,15 @@ def quantize_cases(channels_last: bool) -> list[tuple[np.ndarray, int]]:
     to zero; some weights sit exactly at a channel's maximum (where /128 overflows).
     """
     rng = np.random.default_rng(10)
-    conv = rng.normal(size=(6, 3, 3, 3)) * np.array([1e-3, 0.01, 0.1, 1, 3, 10])[:, None, None, None]
+    conv = (
+        rng.normal(size=(6, 3, 3, 3))
+        * np.array([1e-3, 0.01, 0.1, 1, 3, 10])[:, None, None, None]
+    )
     linear = rng.normal(size=(5, 7)) * np.array([0.02, 0.5, 1, 4, 0.05])[:, None]
     cases = [(conv.astype(np.float32), 0), (linear.astype(np.float32), 0)]
-    if channels_last:  # Flax: (kh, kw, in, out) and (in, out), channels on the last axis
+    if (
+        channels_last
+    ):  # Flax: (kh, kw, in, out) and (in, out), channels on the last axis
         cases = [(np.moveaxis(w, 0, -1).copy(), w.ndim - 1) for w, _ in cases]
     return cases
 
@@ -131,9 +136,13 @@ def compare_quantize(
     except ValueError:
         got = None
     for key, (wq, ws) in wrong:
-        if got is not None and np.allclose(got, np.broadcast_to(ws, w.shape), rtol=1e-5):
+        if got is not None and np.allclose(
+            got, np.broadcast_to(ws, w.shape), rtol=1e-5
+        ):
             if np.abs(q.astype(int) - wq.astype(int)).max() <= 1:
-                raise c.fail("the scales or values are not per-channel int8", c.hint(key))
+                raise c.fail(
+                    "the scales or values are not per-channel int8", c.hint(key)
+                )
     if np.any(q == -128):
         raise c.fail("q holds -128: a value overflowed int8", c.hint("overflow"))
     c.close(
@@ -145,8 +154,17 @@ def compare_quantize(
         hint="scale = max |w| over the non-channel axes (keepdims) / 127, so scale has "
         "the channel axis's length there and 1 on every other axis",
     )
-    if np.abs(q.astype(int) - ref_q.astype(int)).max() > 1:  # a tie may round either way
-        c.close(q, ref_q, what="q", rtol=0, atol=1, hint="q = clip(round(w / scale), -127, 127)")
+    if (
+        np.abs(q.astype(int) - ref_q.astype(int)).max() > 1
+    ):  # a tie may round either way
+        c.close(
+            q,
+            ref_q,
+            what="q",
+            rtol=0,
+            atol=1,
+            hint="q = clip(round(w / scale), -127, 127)",
+        )
 
 
 def compare_dequantize(
@@ -209,7 +227,10 @@ def ig_reference(
     alphas = np.linspace(0, 1, steps + 1)
     weights = np.full(steps + 1, 1.0 / steps)
     weights[[0, -1]] /= 2
-    total = sum(w * _ig_grad(start + a * (x - start)) for a, w in zip(alphas, weights, strict=True))
+    total = sum(
+        w * _ig_grad(start + a * (x - start))
+        for a, w in zip(alphas, weights, strict=True)
+    )
     return total if no_difference else (x - start) * total
 
 
@@ -223,8 +244,14 @@ def compare_ig(c: Checker, got: np.ndarray, case: dict) -> None:
     error = np.abs(got.sum(axis=1) - gap) / np.abs(gap)  # (B,)
     mistakes = [
         (c.hint("missing_baseline"), ig_reference(x, baseline, steps, from_zero=True)),
-        (c.hint("missing_baseline"), x * ig_reference(x, baseline, steps, no_difference=True)),
-        (c.hint("times_difference"), ig_reference(x, baseline, steps, no_difference=True)),
+        (
+            c.hint("missing_baseline"),
+            x * ig_reference(x, baseline, steps, no_difference=True),
+        ),
+        (
+            c.hint("times_difference"),
+            ig_reference(x, baseline, steps, no_difference=True),
+        ),
     ]
     for hint, wrong in mistakes:
         if np.allclose(got, wrong, rtol=1e-3, atol=1e-5):
@@ -236,7 +263,9 @@ def compare_ig(c: Checker, got: np.ndarray, case: dict) -> None:
         )
     c.close(
         got,
-        ig_reference(x, baseline, 2048),  # the integral itself, to within float precision
+        ig_reference(
+            x, baseline, 2048
+        ),  # the integral itself, to within float precision
         what="the attributions",
         rtol=1e-2,
         atol=1e-3,

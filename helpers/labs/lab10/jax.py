@@ -44,13 +44,17 @@ def check_dequantize_int8(student: Any) -> None:
 
 def _score(x: jnp.ndarray) -> jnp.ndarray:
     """F(x) = tanh(x W) v per example: (B, 5) float32 -> (B,)."""
-    return jnp.tanh(x @ jnp.asarray(lab10.IG_W, x.dtype)) @ jnp.asarray(lab10.IG_V, x.dtype)
+    return jnp.tanh(x @ jnp.asarray(lab10.IG_W, x.dtype)) @ jnp.asarray(
+        lab10.IG_V, x.dtype
+    )
 
 
 def check_integrated_gradients(student: Any) -> None:
     """``integrated_gradients(f, x, baseline, steps)``: complete to 1 %, equal to the integral."""
     with checking(
-        "integrated_gradients", JAX, passed="two inputs, non-zero baselines, complete to 1 %"
+        "integrated_gradients",
+        JAX,
+        passed="two inputs, non-zero baselines, complete to 1 %",
     ) as c:
         for case in lab10.IG_CASES:
             x = jnp.asarray(case["x"], jnp.float32)  # (B, 5)

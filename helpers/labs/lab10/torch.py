@@ -52,7 +52,9 @@ def _score(x: torch.Tensor) -> torch.Tensor:
 def check_integrated_gradients(student: Any) -> None:
     """``integrated_gradients(f, x, baseline, steps)``: complete to 1 %, equal to the integral."""
     with checking(
-        "integrated_gradients", TORCH, passed="two inputs, non-zero baselines, complete to 1 %"
+        "integrated_gradients",
+        TORCH,
+        passed="two inputs, non-zero baselines, complete to 1 %",
     ) as c:
         for case in lab10.IG_CASES:
             x = torch.tensor(case["x"])  # (B, 5) float64

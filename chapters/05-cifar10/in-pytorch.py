@@ -377,7 +377,9 @@ fig = H.plot_history(history, title="CifarNet on CIFAR-10, PyTorch")
 # The usual tutorial pipeline augments one image at a time on the host, in Python, and stacks
 # the results into a batch: a per-sample pipeline. Below, the same model, batch size and
 # training step are fed by such a pipeline and by the on-device pipeline of section 5.3, each
-# for `baseline_steps` steps after one warm-up step, and the images per second compared.
+# for `baseline_steps` steps after one warm-up step, and the images per second compared. Each
+# pipeline runs twice, the rounds interleaved, and keeps its faster round: on a machine shared
+# with other jobs, a single short run can land in a busy moment.
 
 # %% [markdown]
 # In PyTorch the per-sample pipeline is a `Dataset` whose `__getitem__` turns one image into a
@@ -435,17 +437,20 @@ def on_device(channels_last: bool):
     return next_batch
 
 
-rates = {
-    "seed-style DataLoader, per-sample transforms": images_per_second(
-        from_loader, fresh_model(True), sizes.baseline_steps
-    ),
-    "on-device crop + flip, channels-first": images_per_second(
-        on_device(False), fresh_model(False), sizes.baseline_steps
-    ),
-    "on-device crop + flip, channels_last": images_per_second(
-        on_device(True), fresh_model(True), sizes.baseline_steps
-    ),
+pipelines = {
+    "seed-style DataLoader, per-sample transforms": (from_loader, True),
+    "on-device crop + flip, channels-first": (on_device(False), False),
+    "on-device crop + flip, channels_last": (on_device(True), True),
 }
+rates = dict.fromkeys(pipelines, 0.0)
+for _ in range(
+    2
+):  # interleaved rounds, best of each: other jobs on the machine slow some
+    for name, (next_batch, channels_last) in pipelines.items():
+        rate = images_per_second(
+            next_batch, fresh_model(channels_last), sizes.baseline_steps
+        )
+        rates[name] = max(rates[name], rate)
 reference = next(iter(rates.values()))
 print(f"{'pipeline':46} {'img/s':>8} {'vs seed-style':>13}")
 for name, rate in rates.items():

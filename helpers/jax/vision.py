@@ -306,7 +306,8 @@ def run_cifar10(
     """``helpers.bench cifar10``: the recipe on CIFAR-10; test accuracy with and without TTA.
 
     With ``baseline=True`` also times ``sizes.baseline_steps`` steps fed by per-sample host
-    augmentation (:func:`helpers.vision.per_sample_batches`) against as many on-device steps.
+    augmentation (:func:`helpers.vision.per_sample_batches`) against as many on-device steps,
+    in two interleaved rounds, keeping the faster round of each.
     """
     device = default_device()
     with data_source() as source:
@@ -319,15 +320,20 @@ def run_cifar10(
     test = jax.device_put(x_test, device)
     out: dict = {}
     if baseline:
-        model = CifarNet(sizes.widths, rngs=nnx.Rngs(seed))
-        slow = _baseline_rate(model, sizes, x, y, mean, std, sizes.baseline_steps)
-        model = CifarNet(sizes.widths, rngs=nnx.Rngs(seed))
-        h = fit_fast(
-            model, images, labels, sizes, mean, std,
-            max_steps=sizes.baseline_steps + 1, rngs=jax.random.key(seed), progress=False,
-        )  # fmt: skip
-        steady = sum(r["seconds"] for r in h.epochs) - h.first_step_seconds
-        fast = sizes.baseline_steps * sizes.batch_size / steady
+        slow = fast = 0.0
+        # Two interleaved rounds, the faster of each: a shared machine slows some runs.
+        for _ in range(2):
+            model = CifarNet(sizes.widths, rngs=nnx.Rngs(seed))
+            rate = _baseline_rate(model, sizes, x, y, mean, std, sizes.baseline_steps)
+            slow = max(slow, rate)
+            model = CifarNet(sizes.widths, rngs=nnx.Rngs(seed))
+            h = fit_fast(
+                model, images, labels, sizes, mean, std,
+                max_steps=sizes.baseline_steps + 1, rngs=jax.random.key(seed),
+                progress=False,
+            )  # fmt: skip
+            steady = sum(r["seconds"] for r in h.epochs) - h.first_step_seconds
+            fast = max(fast, sizes.baseline_steps * sizes.batch_size / steady)
         out = {
             "baseline_steps": sizes.baseline_steps,
             "seed_style_examples_per_second": round(slow, 1),

@@ -246,8 +246,8 @@ def run_cifar10(
     """``helpers.bench cifar10``: the recipe on CIFAR-10; test accuracy with and without TTA.
 
     With ``baseline=True`` also times ``sizes.baseline_steps`` steps of the seed-style
-    DataLoader loop and the same number of on-device steps, fresh models each, and reports
-    their img/s and ratio.
+    DataLoader loop and the same number of on-device steps, fresh models each, in two
+    interleaved rounds, and reports the faster round's img/s of each and their ratio.
     """
     device = default_device()
     with data_source() as source:
@@ -260,27 +260,31 @@ def run_cifar10(
     test = torch.from_numpy(x_test).to(device)
     out: dict = {}
     if baseline:
-        seed_everything(seed)
         g = torch.Generator().manual_seed(seed)
         loader = seed_style_loader(
             x, y, mean, std, batch_size=sizes.batch_size, pad=sizes.pad, generator=g
         )
-        model = CifarNet(sizes.widths, device=device).to(
-            memory_format=torch.channels_last
-        )
-        slow = _baseline_rate(model, loader, sizes, device, sizes.baseline_steps)
-        seed_everything(seed)
-        model = CifarNet(sizes.widths, device=device).to(
-            memory_format=torch.channels_last
-        )
-        h = fit_fast(
-            model, images, labels, sizes, mean, std,
-            max_steps=sizes.baseline_steps + 1,
-            generator=torch.Generator(device).manual_seed(seed),
-            progress=False,
-        )  # fmt: skip
-        steady = sum(r["seconds"] for r in h.epochs) - h.first_step_seconds
-        fast = sizes.baseline_steps * sizes.batch_size / steady
+        slow = fast = 0.0
+        # Two interleaved rounds, the faster of each: a shared machine slows some runs.
+        for _ in range(2):
+            seed_everything(seed)
+            model = CifarNet(sizes.widths, device=device).to(
+                memory_format=torch.channels_last
+            )
+            rate = _baseline_rate(model, loader, sizes, device, sizes.baseline_steps)
+            slow = max(slow, rate)
+            seed_everything(seed)
+            model = CifarNet(sizes.widths, device=device).to(
+                memory_format=torch.channels_last
+            )
+            h = fit_fast(
+                model, images, labels, sizes, mean, std,
+                max_steps=sizes.baseline_steps + 1,
+                generator=torch.Generator(device).manual_seed(seed),
+                progress=False,
+            )  # fmt: skip
+            steady = sum(r["seconds"] for r in h.epochs) - h.first_step_seconds
+            fast = max(fast, sizes.baseline_steps * sizes.batch_size / steady)
         out = {
             "baseline_steps": sizes.baseline_steps,
             "seed_style_examples_per_second": round(slow, 1),

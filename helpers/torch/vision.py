@@ -6,7 +6,8 @@ flipped and normalised there, in one call for the whole batch; the network runs 
 momentum, warmup then linear decay, flip test-time augmentation) follows the ideas of airbench
 (Jordan 2024, "94% on CIFAR-10 in 3.29 seconds on a single GPU", arXiv 2404.00498) and of
 Page's DAWNBench entries before it; the code is the course's own. ``helpers.jax.vision`` is
-the same in JAX.
+the same in JAX. The data pipelines live in ``helpers.torch.augment`` and are re-exported
+here, so ``H.vision`` holds the whole recipe.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ from tqdm import tqdm
 from helpers.data import load_cifar10
 from helpers.metrics import History
 from helpers.scale import Cifar10Sizes
+from helpers.torch.augment import (
+    _check_nhwc,
+    crop_flip,
+    random_crop_flip,
+    seed_style_loader,
+    to_input,
+)
 from helpers.torch.runtime import default_device, seed_everything, synchronize
 from helpers.vision import channel_stats, data_source, lr_multiplier, schedule_knots
 
@@ -42,65 +50,6 @@ __all__ = [
     "to_input",
 ]
 __framework_only__ = ("seed_style_loader",)
-
-
-def _check_nhwc(images: torch.Tensor, name: str = "images") -> None:
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        got = getattr(images, "shape", type(images).__name__)
-        raise ValueError(f"expected {name} as a tensor (B, H, W, C), got {got}")
-    if images.shape[-1] not in (1, 3):
-        raise ValueError(
-            f"expected {name} channels last (B, H, W, C) with C = 1 or 3, got shape "
-            f"{tuple(images.shape)}: convert NCHW with x.permute(0, 2, 3, 1)"
-        )
-
-
-def crop_flip(
-    images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pad: int
-) -> torch.Tensor:
-    """Crop every image of a batch at its own offset in its zero-padded copy; flip some.
-
-    ``images`` ``(B, H, W, C)`` (any dtype, uint8 in the recipe); ``offsets`` ``int (B, 2)``:
-    the (row, column) where each crop starts, in ``0 .. 2 * pad``; ``flips`` ``bool (B,)``:
-    mirror left-right. One gather for the whole batch, no Python loop over images. Equals
-    :func:`helpers.vision.crop_flip_reference`. Raises ``ValueError`` for a non-NHWC batch.
-    """
-    _check_nhwc(images)
-    b, h, w, _ = images.shape
-    padded = F.pad(images, (0, 0, pad, pad, pad, pad))  # (B, H + 2p, W + 2p, C)
-    rows = offsets[:, :1] + torch.arange(h, device=images.device)  # (B, H)
-    cols = offsets[:, 1:] + torch.arange(w, device=images.device)  # (B, W)
-    # A flipped image reads its columns right to left.
-    cols = torch.where(flips[:, None], cols.flip(1), cols)
-    batch = torch.arange(b, device=images.device)[:, None, None]
-    return padded[batch, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
-
-
-def random_crop_flip(
-    images: torch.Tensor, pad: int, *, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """:func:`crop_flip` with offsets uniform in ``0 .. 2 * pad`` and a flip with chance 1/2.
-
-    ``generator`` must live on the images' device (``torch.Generator(device=...)``).
-    """
-    _check_nhwc(images)
-    b, device = images.shape[0], images.device
-    offsets = torch.randint(0, 2 * pad + 1, (b, 2), device=device, generator=generator)
-    flips = torch.rand(b, device=device, generator=generator) < 0.5
-    return crop_flip(images, offsets, flips, pad)
-
-
-def to_input(images: torch.Tensor, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
-    """``uint8 (B, H, W, C)`` -> normalised ``float32 (B, C, H, W)`` in channels_last memory.
-
-    The permute is free: an NHWC tensor seen as NCHW *is* channels_last, the layout
-    the CPU and GPU convolutions prefer.
-    """
-    _check_nhwc(images)
-    m = torch.as_tensor(mean, dtype=torch.float32, device=images.device)
-    s = torch.as_tensor(std, dtype=torch.float32, device=images.device)
-    x = (images.float() / 255.0 - m) / s  # (B, H, W, C)
-    return x.permute(0, 3, 1, 2)  # (B, C, H, W), channels_last strides
 
 
 def _conv_bn(c_in: int, c_out: int, device) -> list[nn.Module]:
@@ -268,57 +217,6 @@ def predict_logits(
     return np.concatenate(out)
 
 
-class _PerSampleDataset(torch.utils.data.Dataset):
-    """The seed style: one PIL image at a time through torchvision's transforms."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        from PIL import Image
-
-        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
-
-
-def seed_style_loader(
-    images: np.ndarray,
-    labels: np.ndarray,
-    mean: np.ndarray,
-    std: np.ndarray,
-    *,
-    batch_size: int,
-    pad: int,
-    generator: torch.Generator | None = None,
-) -> torch.utils.data.DataLoader:
-    """The usual tutorial pipeline: a ``DataLoader`` over per-sample torchvision transforms.
-
-    ``RandomCrop(padding=pad)``, ``RandomHorizontalFlip``, ``ToTensor``, ``Normalize``, one
-    image at a time on the host; batches of ``float32 (B, C, H, W)``. The baseline the on-device
-    pipeline is measured against (PyTorch only: JAX has no loader of its own).
-    """
-    from torchvision import transforms
-
-    transform = transforms.Compose(
-        [
-            transforms.RandomCrop(images.shape[1], padding=pad),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            transforms.Normalize(mean.tolist(), std.tolist()),
-        ]
-    )
-    dataset = _PerSampleDataset(images, labels, transform)
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=True,
-        drop_last=True,
-        generator=generator,
-    )
-
-
 def _baseline_rate(model, loader, sizes: Cifar10Sizes, device, steps: int) -> float:
     """Images per second of the seed-style loop: loader + the same training step."""
     optimizer, scheduler = make_optimizer(model, sizes, steps)
@@ -348,8 +246,8 @@ def run_cifar10(
     """``helpers.bench cifar10``: the recipe on CIFAR-10; test accuracy with and without TTA.
 
     With ``baseline=True`` also times ``sizes.baseline_steps`` steps of the seed-style
-    DataLoader loop and the same number of on-device steps, fresh models each, and reports
-    their img/s and ratio.
+    DataLoader loop and the same number of on-device steps, fresh models each, in two
+    interleaved rounds, and reports the faster round's img/s of each and their ratio.
     """
     device = default_device()
     with data_source() as source:
@@ -362,27 +260,31 @@ def run_cifar10(
     test = torch.from_numpy(x_test).to(device)
     out: dict = {}
     if baseline:
-        seed_everything(seed)
         g = torch.Generator().manual_seed(seed)
         loader = seed_style_loader(
             x, y, mean, std, batch_size=sizes.batch_size, pad=sizes.pad, generator=g
         )
-        model = CifarNet(sizes.widths, device=device).to(
-            memory_format=torch.channels_last
-        )
-        slow = _baseline_rate(model, loader, sizes, device, sizes.baseline_steps)
-        seed_everything(seed)
-        model = CifarNet(sizes.widths, device=device).to(
-            memory_format=torch.channels_last
-        )
-        h = fit_fast(
-            model, images, labels, sizes, mean, std,
-            max_steps=sizes.baseline_steps + 1,
-            generator=torch.Generator(device).manual_seed(seed),
-            progress=False,
-        )  # fmt: skip
-        steady = sum(r["seconds"] for r in h.epochs) - h.first_step_seconds
-        fast = sizes.baseline_steps * sizes.batch_size / steady
+        slow = fast = 0.0
+        # Two interleaved rounds, the faster of each: a shared machine slows some runs.
+        for _ in range(2):
+            seed_everything(seed)
+            model = CifarNet(sizes.widths, device=device).to(
+                memory_format=torch.channels_last
+            )
+            rate = _baseline_rate(model, loader, sizes, device, sizes.baseline_steps)
+            slow = max(slow, rate)
+            seed_everything(seed)
+            model = CifarNet(sizes.widths, device=device).to(
+                memory_format=torch.channels_last
+            )
+            h = fit_fast(
+                model, images, labels, sizes, mean, std,
+                max_steps=sizes.baseline_steps + 1,
+                generator=torch.Generator(device).manual_seed(seed),
+                progress=False,
+            )  # fmt: skip
+            steady = sum(r["seconds"] for r in h.epochs) - h.first_step_seconds
+            fast = max(fast, sizes.baseline_steps * sizes.batch_size / steady)
         out = {
             "baseline_steps": sizes.baseline_steps,
             "seed_style_examples_per_second": round(slow, 1),

@@ -183,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--model",
+        "--algo",  # the RL tasks' word for the same choice
+        dest="model",
         choices=sorted({option for models in MODELS.values() for option in models}),
         help="the task's network (default: its first in MODELS)",
     )

@@ -99,3 +99,13 @@ def test_cnn_bench_runs_for_real_at_smoke_scale(framework):
     assert record["model_option"] == "cnn" and record["model"].startswith("CNN")
     assert record["train_examples"] == sizes("mnist_cnn", "smoke").train_examples
     assert 0.3 < record["test_accuracy"] <= 1.0  # one smoke epoch learns something
+
+
+def test_algo_is_another_name_for_model(monkeypatch, capsys):
+    def run_mnist_cnn(sizes, *, seed=0, progress=True):
+        return {"test_accuracy": 0.9, "train_examples_per_second": 1.0, "model": "cnn"}
+
+    monkeypatch.setattr(ht.tasks, "run_mnist_cnn", run_mnist_cnn)
+    args = ["mnist", "--algo", "cnn", "--framework", "torch", "--scale", "smoke"]
+    assert bench.main(args) == 0
+    assert json.loads(capsys.readouterr().out)["model_option"] == "cnn"

@@ -40,6 +40,7 @@ if "google.colab" in sys.modules:
 # %%
 import itertools
 import json
+import math
 import time
 from collections import Counter
 from pathlib import Path
@@ -206,8 +207,14 @@ np.testing.assert_allclose(masked_mean(x, mk)[0], x[0, :3].mean(0), rtol=1e-6)
 np.testing.assert_allclose(masked_mean(x, mk), H.text.masked_mean(x, mk), rtol=1e-6)
 
 
+# Few distinct batch shapes: full training batches only (drop_last), widths rounded up to
+# max_len / 4, max_len / 2 or max_len, and an evaluation batch that divides both splits.
+eval_batch = math.gcd(len(valid_idx), len(test_labels), 500)
+
+
 def loaders(ids, lengths, batch_size):
     """Training (shuffled buckets) and validation loaders over the stratified split."""
+    multiple = max(32, ids.shape[1] // 4)
     train = H.text.TextLoader(
         ids[train_idx],
         lengths[train_idx],
@@ -215,10 +222,17 @@ def loaders(ids, lengths, batch_size):
         batch_size,
         shuffle=True,
         seed=0,
+        multiple=multiple,
+        drop_last=True,
         device=device,
     )
     valid = H.text.TextLoader(
-        ids[valid_idx], lengths[valid_idx], labels[valid_idx], 256, device=device
+        ids[valid_idx],
+        lengths[valid_idx],
+        labels[valid_idx],
+        eval_batch,
+        multiple=multiple,
+        device=device,
     )
     return train, valid
 
@@ -232,7 +246,14 @@ def train_model(name, model, m, ids, lengths, test_ids, test_lengths):
     history = H.fit(
         model, optimizer, train, epochs=m.epochs, eval_loader=valid, eval_name="valid"
     )
-    test = H.text.TextLoader(test_ids, test_lengths, test_labels, 256, device=device)
+    test = H.text.TextLoader(
+        test_ids,
+        test_lengths,
+        test_labels,
+        eval_batch,
+        multiple=max(32, test_ids.shape[1] // 4),
+        device=device,
+    )
     seconds = sum(row["seconds"] for row in history.epochs)
     results[name] = {
         "valid accuracy": history.last("valid_accuracy"),
@@ -311,7 +332,7 @@ t = sizes.transformer
 t_ids, t_len = T.encode(tokens, vocab, t.max_len)
 t_test, t_test_len = T.encode(test_tokens, vocab, t.max_len)
 transformer = H.text.TransformerClassifier(
-    len(vocab), t.dim, max_len=t.max_len, rngs=nnx.Rngs(0)
+    len(vocab), t.dim, max_len=t.max_len, dropout=t.dropout, rngs=nnx.Rngs(0)
 )
 tr_history, tr_test_loader = train_model(
     "Transformer", transformer, t, t_ids, t_len, t_test, t_test_len

@@ -197,6 +197,9 @@ class ImdbSizes:
     bow: TextModelSizes
     cnn_lstm: TextModelSizes
     transformer: TextModelSizes
+    # Distinct batch widths when batching by length (max_len, max_len / 2, ...): each is one
+    # more compilation in JAX. 1 pads every batch to max_len.
+    batch_widths: int = 3
 
 
 @dataclass(frozen=True)
@@ -385,6 +388,7 @@ _SIZES: dict[str, dict[str, object]] = {
                 learning_rate=1e-3,
                 dropout=0.0,
             ),
+            batch_widths=1,
         ),
         "cpu": ImdbSizes(
             train_examples=None,

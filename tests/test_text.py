@@ -70,6 +70,16 @@ def test_length_buckets_cover_every_row_once(shuffle):
     assert sorted(seen) == list(range(103)) and len(buckets) == 11
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_length_buckets_drop_last_keeps_only_full_batches(shuffle):
+    lengths = np.random.default_rng(1).integers(1, 300, 103)
+    buckets = LengthBuckets(lengths, 10, shuffle=shuffle, pool=3, drop_last=True)
+    sizes = [len(idx) for idx, _ in buckets.batches()]
+    assert set(sizes) == {10} and len(sizes) == len(buckets)
+    # shuffled: chunks of 30 rows -> 3 full chunks (9 batches) + 13 rows (1 batch)
+    assert len(buckets) == 10
+
+
 def test_stratified_split_keeps_balance():
     labels = np.array([0] * 80 + [1] * 20)
     train, valid = stratified_split(labels, 0.1)

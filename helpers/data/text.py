@@ -150,6 +150,8 @@ class LengthBuckets:
     Rows are sorted by length inside chunks of ``batch_size * pool`` random rows, cut into
     batches, and the batches shuffled: little padding, still random. Widths are rounded up to
     a power of two (at least ``multiple``) so a compiled (JAX) step sees few distinct shapes.
+    ``drop_last`` drops the batches smaller than ``batch_size`` (one per chunk when shuffled),
+    so that every batch has the same number of rows: fewer shapes again, for training.
     ``len(buckets)`` is the number of batches per epoch.
     """
 
@@ -162,16 +164,23 @@ class LengthBuckets:
         seed: int = 0,
         pool: int = 50,
         multiple: int = 32,
+        drop_last: bool = False,
     ) -> None:
         if batch_size < 1 or multiple < 1:
             raise ValueError("batch_size and multiple must be >= 1")
         self.lengths = np.asarray(lengths)
-        self.batch_size, self.shuffle = batch_size, shuffle
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.pool, self.multiple = pool, multiple
         self._rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        n, b = len(self.lengths), self.batch_size
+        if not self.drop_last:
+            return -(-n // b)
+        if not self.shuffle:
+            return n // b
+        chunk = b * self.pool  # every full chunk holds exactly `pool` batches
+        return (n // chunk) * self.pool + (n % chunk) // b
 
     def batches(self) -> Iterator[tuple[np.ndarray, int]]:
         """One epoch of ``(indices int64 (B,), width)``; unshuffled: the original order."""
@@ -179,7 +188,8 @@ class LengthBuckets:
         if not self.shuffle:
             for s in range(0, n, self.batch_size):
                 idx = np.arange(s, min(s + self.batch_size, n))
-                yield idx, self._width(idx)
+                if len(idx) == self.batch_size or not self.drop_last:
+                    yield idx, self._width(idx)
             return
         order = self._rng.permutation(n)
         chunk = self.batch_size * self.pool
@@ -190,6 +200,7 @@ class LengthBuckets:
             batches += [
                 part[i : i + self.batch_size]
                 for i in range(0, len(part), self.batch_size)
+                if i + self.batch_size <= len(part) or not self.drop_last
             ]
         for k in self._rng.permutation(len(batches)):
             yield batches[k], self._width(batches[k])

@@ -104,11 +104,16 @@ def run_imdb(
         "bow": lambda: text.BagOfNgrams(data.table_size, m.dim, rngs=rngs),
         "cnn-lstm": lambda: text.CnnLstm(data.table_size, m.dim, rngs=rngs),
         "transformer": lambda: text.TransformerClassifier(
-            data.table_size, m.dim, max_len=m.max_len, rngs=rngs
+            data.table_size, m.dim, max_len=m.max_len, dropout=m.dropout, rngs=rngs
         ),
     }[model]()
     train = text.TextLoader(
-        *data.train, m.batch_size, shuffle=True, seed=seed, device=device
+        *data.train,
+        m.batch_size,
+        shuffle=True,
+        seed=seed,
+        drop_last=True,
+        device=device,
     )
     test = text.TextLoader(*data.test, 256, device=device)
     optimizer = nnx.Optimizer(net, optax.adam(m.learning_rate), wrt=nnx.Param)

@@ -59,8 +59,8 @@ class TextLoader(LengthBuckets):
     """Mini-batches ``(ids (B, width), labels (B,))`` cut to each batch's longest review.
 
     ``ids`` int ``(N, T)`` padded with 0, ``lengths`` ``(N,)``; see
-    :class:`helpers.data.text.LengthBuckets` for the order. Raises ``ValueError`` when the
-    three arrays disagree in length.
+    :class:`helpers.data.text.LengthBuckets` for the order, ``multiple`` and ``drop_last``.
+    Raises ``ValueError`` when the three arrays disagree in length.
     """
 
     def __init__(
@@ -73,6 +73,7 @@ class TextLoader(LengthBuckets):
         shuffle: bool = False,
         seed: int = 0,
         multiple: int = 32,
+        drop_last: bool = False,
         device: jax.Device | None = None,
     ) -> None:
         if not len(ids) == len(lengths) == len(labels):
@@ -81,7 +82,12 @@ class TextLoader(LengthBuckets):
                 f"{len(ids)}, {len(lengths)}, {len(labels)}"
             )
         super().__init__(
-            lengths, batch_size, shuffle=shuffle, seed=seed, multiple=multiple
+            lengths,
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            multiple=multiple,
+            drop_last=drop_last,
         )
         self.device = default_device() if device is None else device
         self.ids = np.asarray(ids, np.int32)

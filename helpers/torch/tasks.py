@@ -102,11 +102,16 @@ def run_imdb(
         "bow": lambda: text.BagOfNgrams(data.table_size, m.dim),
         "cnn-lstm": lambda: text.CnnLstm(data.table_size, m.dim),
         "transformer": lambda: text.TransformerClassifier(
-            data.table_size, m.dim, max_len=m.max_len
+            data.table_size, m.dim, max_len=m.max_len, dropout=m.dropout
         ),
     }[model]().to(device)
     train = text.TextLoader(
-        *data.train, m.batch_size, shuffle=True, seed=seed, device=device
+        *data.train,
+        m.batch_size,
+        shuffle=True,
+        seed=seed,
+        drop_last=True,
+        device=device,
     )
     test = text.TextLoader(*data.test, 256, device=device)
     optimizer = torch.optim.Adam(net.parameters(), lr=m.learning_rate)

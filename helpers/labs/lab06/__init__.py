@@ -1,0 +1,1 @@
+"""Lab 6 (chapter 6): checks in ``checks.py``; adapters in ``torch.py``, ``jax.py``."""

@@ -1,0 +1,33 @@
+"""Lab 6 self-checks for JAX notebooks: ``H.lab06.check_length_mask(length_mask)`` etc.
+
+The checks are :mod:`helpers.labs.lab06.checks`, shared with PyTorch; this module only says
+how arrays go in and come out. JAX clamps an index past the end instead of raising, so an
+off-by-one index shows as wrong values, which the checks recognise.
+``tests/labs/test_lab06.py`` asserts that the numpy answers equal ``H.text``'s ``masked_mean``
+and ``last_true_state`` and :mod:`helpers.data.text`'s vocabulary on the same cases.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from helpers.jax.labkit import lab_framework
+from helpers.labs.kit import Hints, explainer
+from helpers.labs.lab06 import checks as lab06
+
+__all__ = [
+    "check_encode_splits",
+    "check_last_true_output",
+    "check_length_mask",
+    "check_masked_mean",
+]
+
+# JAX adds no known mistakes of its own to this lab.
+HINTS = Hints(lab06.HINTS, {})
+
+JAX = lab_framework(HINTS, explainer({}, HINTS))
+
+check_length_mask = partial(lab06.check_length_mask, fw=JAX)
+check_masked_mean = partial(lab06.check_masked_mean, fw=JAX)
+check_last_true_output = partial(lab06.check_last_true_output, fw=JAX)
+check_encode_splits = partial(lab06.check_encode_splits, fw=JAX)

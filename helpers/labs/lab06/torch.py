@@ -1,0 +1,34 @@
+"""Lab 6 self-checks for PyTorch notebooks: ``H.lab06.check_length_mask(length_mask)`` etc.
+
+The checks are :mod:`helpers.labs.lab06.checks`, shared with JAX; this module only says how
+tensors go in and come out, and how PyTorch words an out-of-range index.
+``tests/labs/test_lab06.py`` asserts that the numpy answers equal ``H.text``'s ``masked_mean``
+and ``last_true_state`` and :mod:`helpers.data.text`'s vocabulary on the same cases.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from helpers.labs.kit import Hints, explainer
+from helpers.labs.lab06 import checks as lab06
+from helpers.torch.labkit import lab_framework
+
+__all__ = [
+    "check_encode_splits",
+    "check_last_true_output",
+    "check_length_mask",
+    "check_masked_mean",
+]
+
+# PyTorch adds no known mistakes of its own to this lab; an index past the end raises.
+HINTS = Hints(lab06.HINTS, {})
+
+TORCH = lab_framework(
+    HINTS, explainer({r"index -?\d+ is out of bounds": "off_by_one_index"}, HINTS)
+)
+
+check_length_mask = partial(lab06.check_length_mask, fw=TORCH)
+check_masked_mean = partial(lab06.check_masked_mean, fw=TORCH)
+check_last_true_output = partial(lab06.check_last_true_output, fw=TORCH)
+check_encode_splits = partial(lab06.check_encode_splits, fw=TORCH)

@@ -1,0 +1,153 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab 6: padding masks, true lengths and a training-only vocabulary in JAX
+#
+# Four exercises on chapter 6, the pieces that make a text model read only the real tokens of
+# a review: a padding mask built from lengths, masked mean pooling, the output of a recurrent
+# layer at each sequence's last real step, and a vocabulary built on the training split that
+# maps every other word to `<unk>`. Each exercise is a function. Replace the line
+# `raise NotImplementedError(...)` with your code, run the cell, then run the check below it: a
+# check prints ✅ when your function is right, or ❌ with what it expected and a hint.
+#
+# The checks call your functions on small cases and compare with answers computed
+# independently (`tests/labs/test_lab06.py` proves those answers equal the chapter's helpers);
+# they never look at your code. The solved lab is `solutions/06-imdb-sentiment/in-jax.ipynb`.
+
+# %% tags=["remove-cell"]
+# Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
+# torch and jax are never reinstalled: Colab builds them for its CUDA.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    repo = "git+https://github.com/pytorch-jax-course/pytorch-jax-course"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+    from helpers.versions import colab_setup
+
+    colab_setup()
+
+# %%
+from collections import Counter
+
+import jax.numpy as jnp
+import numpy as np
+
+from helpers import jax as H
+
+# %% [markdown]
+# ## Exercise 1: a padding mask from lengths
+#
+# A batch of `B` reviews is padded to `max_len` tokens; `lengths` (an integer array `(B,)`)
+# holds each review's number of real tokens. Return the boolean mask `(B, max_len)` that is
+# `True` at real tokens and `False` at padding: row `b` is real at positions
+# `0, ..., lengths[b] - 1`.
+
+
+# %%
+def length_mask(lengths, max_len):
+    ### BEGIN SOLUTION
+    positions = jnp.arange(max_len)  # (T,)
+    return positions[None, :] < lengths[:, None]  # (B, T) bool
+    ### END SOLUTION
+
+
+# %%
+H.lab06.check_length_mask(length_mask)
+
+# %% [markdown]
+# ## Exercise 2: masked mean pooling
+#
+# `x` is a float array `(B, T, D)` (a feature per token) and `mask` the boolean `(B, T)` of
+# exercise 1. Return `(B, D)`: for each review the mean of its real tokens' features. The
+# padded positions of `x` are **not** zero, so they must not enter the sum, and the divisor is
+# the number of real tokens of each row, not `T`.
+
+
+# %%
+def masked_mean(x, mask):
+    ### BEGIN SOLUTION
+    m = mask[..., None].astype(x.dtype)  # (B, T, 1)
+    return (x * m).sum(1) / m.sum(1)  # (B, D)
+    ### END SOLUTION
+
+
+# %%
+H.lab06.check_masked_mean(masked_mean)
+
+# %% [markdown]
+# ## Exercise 3: the output at each sequence's true length
+#
+# `outputs` `(B, T, H)` is what `nnx.RNN` over an LSTM cell returns for a padded batch, and
+# `lengths` `(B,)` the true lengths. Return `(B, H)`: row `b` of `outputs` at step
+# `lengths[b] - 1`, the last step that read a real token. (The chapter gets the same state
+# from `nnx.RNN(..., seq_lengths=...)`; the steps after it read padding.) Careful: JAX does not
+# raise for an index past the end, it clamps it, so an off-by-one gives wrong values silently.
+
+
+# %%
+def last_true_output(outputs, lengths):
+    ### BEGIN SOLUTION
+    rows = jnp.arange(outputs.shape[0])  # (B,)
+    return outputs[rows, lengths - 1]  # (B, H)
+    ### END SOLUTION
+
+
+# %%
+H.lab06.check_last_true_output(last_true_output)
+
+# %% [markdown]
+# ## Exercise 4: a vocabulary from the training split, `<unk>` for the rest
+#
+# `train_tokens` and `test_tokens` are lists of reviews, each a list of words. Build the
+# vocabulary on the **training** reviews only: id 0 is `<pad>`, id 1 is `<unk>`, then every
+# word seen at least `min_freq` times, numbered from 2 by decreasing count (ties in
+# alphabetical order). Encode both splits with it: a word not in the vocabulary becomes 1;
+# keep each review's first `max_len` ids and pad with 0 after them. Return
+# `(train_ids, test_ids)`, two integer `jax.Array`s `(N, max_len)`.
+#
+# The check includes a word that occurs only in the test reviews: with a vocabulary built on
+# the training split it is `<unk>`, exactly what a new review's unseen word would be.
+
+
+# %%
+def encode_splits(train_tokens, test_tokens, *, min_freq, max_len):
+    ### BEGIN SOLUTION
+    counts = Counter(word for tokens in train_tokens for word in tokens)
+    kept = sorted(
+        (w for w, n in counts.items() if n >= min_freq), key=lambda w: (-counts[w], w)
+    )
+    stoi = {word: i for i, word in enumerate(kept, start=2)}  # 0 <pad>, 1 <unk>
+
+    def encode(reviews):
+        ids = np.zeros(
+            (len(reviews), max_len), np.int32
+        )  # (N, max_len), filled on the host
+        for i, tokens in enumerate(reviews):
+            row = [stoi.get(w, 1) for w in tokens[:max_len]]
+            ids[i, : len(row)] = row
+        return jnp.asarray(ids)
+
+    return encode(train_tokens), encode(test_tokens)
+    ### END SOLUTION
+
+
+# %%
+H.lab06.check_encode_splits(encode_splits)
+
+# %% [markdown]
+# Done. Chapter 6's [JAX notebook](../../chapters/06-imdb-sentiment/in-jax.ipynb) uses these
+# pieces on the full IMDB dataset: `H.text.masked_mean`, `H.text.last_true_state` (or
+# `nnx.RNN`'s `seq_lengths`) and `helpers.data.text.build_vocab`.

@@ -1,0 +1,201 @@
+"""Lab 6's typical mistakes: each one fails its check with the hint written for it.
+
+``MISTAKES`` lists, per framework, (exercise, a wrong solution, the key of the hint it must get).
+Every hint the lab declares must be produced by at least one entry.
+
+Also here: the numpy references of ``helpers/labs/lab06/checks.py`` equal the chapter's own
+helpers on the checks' cases (``H.text.masked_mean`` and ``last_true_state`` of both
+frameworks, ``helpers.data.text.build_vocab`` + ``encode``), and every mistake moves the answer.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from labtools import mistake_table_tests
+
+from helpers.data import text as T
+from helpers.labs.lab06 import checks as lab06
+
+# ---------------------------------------------------------------- wrong solutions
+
+
+def _mask(xp, compare="<", dtype=None):
+    def length_mask(lengths, max_len):
+        t = xp.arange(max_len)[None, :]
+        m = {
+            "<": t < lengths[:, None],
+            "<=": t <= lengths[:, None],
+            ">=": t >= lengths[:, None],
+        }[compare]
+        return m if dtype is None else dtype(m)
+
+    return length_mask
+
+
+def _mean(kind):
+    def masked_mean(x, mask):
+        if kind == "plain":
+            return x.mean(1)
+        if kind == "inverted":
+            mask = ~mask
+        m = mask[..., None] * 1.0  # (B, T, 1) float in both frameworks
+        if kind == "by_t":
+            return (x * m).sum(1) / x.shape[1]
+        return (x * m).sum(1) / m.sum(1)
+
+    return masked_mean
+
+
+def _last(xp, kind):
+    def last_true_output(outputs, lengths):
+        rows = xp.arange(outputs.shape[0])
+        if kind == "last_column":
+            return outputs[:, -1]
+        if kind == "no_minus_one":
+            return outputs[rows, lengths]
+        return outputs[:, lengths - 1]  # "pairs": (B, B, H)
+
+    return last_true_output
+
+
+def _encode(
+    to_array, *, leak=False, unk=1, all_words=False, start=2, alpha=False, left=False
+):
+    """A student's encode_splits with one switch per mistake."""
+
+    def encode_splits(train_tokens, test_tokens, *, min_freq, max_len):
+        seen = train_tokens + test_tokens if leak else train_tokens
+        counts = Counter(w for tokens in seen for w in tokens)
+        kept = [w for w, n in counts.items() if all_words or n >= min_freq]
+        kept = sorted(kept) if alpha else sorted(kept, key=lambda w: (-counts[w], w))
+        stoi = {w: i for i, w in enumerate(kept, start=start)}
+
+        def encode(reviews):
+            ids = np.zeros((len(reviews), max_len), np.int64)
+            for i, tokens in enumerate(reviews):
+                row = [stoi.get(w, unk) for w in tokens]
+                if left:
+                    row = row[-max_len:]
+                    ids[i, max_len - len(row) :] = row
+                else:
+                    ids[i, : min(len(row), max_len)] = row[:max_len]
+            return to_array(ids)
+
+        return encode(train_tokens), encode(test_tokens)
+
+    return encode_splits
+
+
+def _table(xp, to_array, long):
+    return [
+        ("length_mask", _mask(xp, "<="), "off_by_one_length"),
+        ("length_mask", _mask(xp, ">="), "polarity"),
+        ("length_mask", _mask(xp, "<", long), "mask_dtype"),
+        ("masked_mean", _mean("plain"), "padding_leaks"),
+        ("masked_mean", _mean("by_t"), "divide_by_t"),
+        ("masked_mean", _mean("inverted"), "polarity"),
+        ("last_true_output", _last(xp, "last_column"), "last_padded"),
+        ("last_true_output", _last(xp, "no_minus_one"), "off_by_one_index"),
+        ("last_true_output", _last(xp, "pairs"), "pair_index"),
+        ("encode_splits", _encode(to_array, leak=True), "test_leak"),
+        ("encode_splits", _encode(to_array, unk=0), "unk_is_pad"),
+        ("encode_splits", _encode(to_array, all_words=True), "min_freq"),
+        ("encode_splits", _encode(to_array, start=0), "no_specials"),
+        ("encode_splits", _encode(to_array, alpha=True), "vocab_order"),
+        ("encode_splits", _encode(to_array, left=True), "truncate_pad"),
+    ]
+
+
+TORCH_MISTAKES = _table(torch, torch.from_numpy, lambda m: m.long())
+JAX_MISTAKES = _table(jnp, jnp.asarray, lambda m: m.astype(jnp.int32))
+
+MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
+
+(
+    test_catches_mistake_with_its_hint,
+    test_at_least_two_mistakes_per_exercise,
+    test_every_declared_hint_is_produced_by_a_mistake,
+) = mistake_table_tests("lab06", MISTAKES)
+
+
+# ---------------------------------------------------------------- references = the helpers
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_mean_and_last_references_equal_the_chapter_helpers(framework):
+    from helpers.jax import text as jtext
+    from helpers.torch import text as ttext
+
+    for case in lab06.mean_cases():
+        x, mask = case["x"], case["mask"]
+        if framework == "torch":
+            ours = ttext.masked_mean(
+                torch.from_numpy(x), torch.from_numpy(mask)
+            ).numpy()
+        else:
+            ours = np.asarray(jtext.masked_mean(jnp.asarray(x), jnp.asarray(mask)))
+        np.testing.assert_allclose(ours, lab06.mean_reference(x, mask), rtol=1e-5)
+        for m in ("padding_leaks", "divide_by_t", "polarity"):
+            assert not np.allclose(ours, lab06.mean_reference(x, mask, m), atol=1e-3)
+    for case in lab06.last_cases():
+        out, lengths = case["outputs"], case["lengths"]
+        if framework == "torch":
+            ours = ttext.last_true_state(
+                torch.from_numpy(out), torch.from_numpy(lengths)
+            ).numpy()
+        else:
+            ours = np.asarray(
+                jtext.last_true_state(jnp.asarray(out), jnp.asarray(lengths))
+            )
+        np.testing.assert_array_equal(ours, lab06.last_reference(out, lengths))
+        for m in ("off_by_one_index", "last_padded"):
+            wrong = lab06.last_reference(out, lengths, m)
+            assert not np.allclose(ours, wrong)
+
+
+def test_mask_reference_is_the_helpers_padding_mask():
+    from helpers.torch import text as ttext
+
+    for case in lab06.MASK_CASES:
+        lengths = np.array(case["lengths"])
+        t = case["max_len"]
+        ids = np.where(np.arange(t)[None] < lengths[:, None], 5, T.PAD)
+        ours = ttext.padding_mask(torch.from_numpy(ids)).numpy()
+        np.testing.assert_array_equal(ours, lab06.mask_reference(lengths, t))
+        for m in ("off_by_one_length", "polarity"):
+            assert not np.array_equal(ours, lab06.mask_reference(lengths, t, m))
+
+
+@pytest.mark.parametrize("case", range(len(lab06.ENCODE_CASES)))
+def test_encode_reference_equals_build_vocab_and_encode(case):
+    case = lab06.ENCODE_CASES[case]
+    vocab = T.build_vocab(case["train"], min_freq=case["min_freq"])
+    kw = dict(min_freq=case["min_freq"], max_len=case["max_len"])
+    right = lab06.encode_reference(case["train"], case["test"], **kw)
+    for tokens, ids in zip((case["train"], case["test"]), right, strict=True):
+        expected, _ = T.encode(tokens, vocab, case["max_len"])
+        np.testing.assert_array_equal(ids, expected)
+    # The word that occurs only in the test reviews is <unk> (1) in the right answer.
+    only_test = {w for t in case["test"] for w in t} - {
+        w for t in case["train"] for w in t
+    }
+    assert only_test and all(w not in vocab for w in only_test)
+    for m in (
+        "test_leak",
+        "unk_is_pad",
+        "min_freq",
+        "no_specials",
+        "vocab_order",
+        "truncate_pad",
+    ):
+        if m == "min_freq" and case["min_freq"] == 1:
+            continue  # nothing to cut
+        wrong = lab06.encode_reference(case["train"], case["test"], **kw, mistake=m)
+        assert any(
+            not np.array_equal(a, b) for a, b in zip(right, wrong, strict=True)
+        ), m

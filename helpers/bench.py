@@ -53,6 +53,15 @@ MODELS: dict[str, dict[str, tuple[str, str, dict]]] = {
         "mlp": ("mnist", "tasks.run_mnist", {}),
         "cnn": ("mnist_cnn", "tasks.run_mnist_cnn", {}),
     },
+    # Chapter 7: greedy evaluation over 100 episodes of gymnasium's environment.
+    "cartpole": {
+        "ppo": ("cartpole", "rl.run_cartpole_ppo", {}),
+        "dqn": ("cartpole", "rl.run_cartpole_dqn", {}),
+        "double-dqn": ("cartpole", "rl.run_cartpole_dqn", {"double": True}),
+    },
+    "pendulum": {
+        "ddpg": ("pendulum", "rl.run_pendulum_ddpg", {}),
+    },
 }
 TASKS = tuple(MODELS)
 FRAMEWORKS = {"torch": ("torch",), "jax": ("jax", "jaxlib", "flax", "optax")}

@@ -21,10 +21,14 @@ from pathlib import Path
 __all__ = [
     "SCALES",
     "BackpropSizes",
+    "CartpoleSizes",
     "CnnSizes",
+    "DdpgSizes",
     "DepthSizes",
+    "DqnSizes",
     "MnistSizes",
     "OptimizerSizes",
+    "PpoSizes",
     "ScaleWarning",
     "SequenceSizes",
     "TimingSizes",
@@ -200,6 +204,87 @@ class OptimizerSizes:
     sweep_epochs: int
     # Steps of the learning-rate range test.
     range_test_steps: int
+
+
+@dataclass(frozen=True)
+class PpoSizes:
+    """Chapter 7: PPO on CartPole-v1 (clipped objective, GAE, vectorised environments)."""
+
+    # Parallel environments, and steps each takes per rollout: a rollout is envs * steps.
+    envs: int
+    steps: int
+    # Environment steps of the whole run (summed over the envs): the fixed training budget.
+    total_steps: int
+    # Passes over each rollout, in `minibatches` shuffled minibatches per pass.
+    epochs: int
+    minibatches: int
+    # Adam's step size, annealed linearly to 0 over the run; gradient-norm clip.
+    learning_rate: float
+    max_grad_norm: float
+    gamma: float
+    gae_lambda: float
+    clip: float
+    entropy_coef: float
+    value_coef: float
+    # Hidden widths of the actor and of the critic (tanh).
+    hidden: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DqnSizes:
+    """Chapter 7: DQN (replay buffer, target network, epsilon schedule) on CartPole-v1."""
+
+    total_steps: int
+    buffer_size: int
+    batch_size: int
+    learning_rate: float
+    gamma: float
+    # Random actions only until `learning_starts`; then `gradient_steps` gradient steps every
+    # `train_every` env steps; the target network is copied every `target_every` env steps.
+    learning_starts: int
+    train_every: int
+    gradient_steps: int
+    target_every: int
+    # Epsilon decays linearly from `epsilon_start` to `epsilon_end` over the first
+    # `epsilon_fraction` of the run.
+    epsilon_start: float
+    epsilon_end: float
+    epsilon_fraction: float
+    hidden: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CartpoleSizes:
+    """Chapter 7 and ``helpers.bench cartpole``: PPO and DQN on CartPole-v1."""
+
+    ppo: PpoSizes
+    dqn: DqnSizes
+    # Seeds trained one after another (PyTorch PPO, DQN in both), and seeds of the pure-JAX
+    # PPO, vmapped in groups of `seed_group` (vmapping 32 seeds in one call hung on 2 cores).
+    seeds: int
+    vmapped_seeds: int
+    seed_group: int
+    # Episodes of the greedy policy per evaluation (the issue's 100).
+    eval_episodes: int
+
+
+@dataclass(frozen=True)
+class DdpgSizes:
+    """Chapter 7 and ``helpers.bench pendulum``: DDPG on Pendulum-v1 (continuous torque)."""
+
+    total_steps: int
+    buffer_size: int
+    batch_size: int
+    actor_learning_rate: float
+    critic_learning_rate: float
+    gamma: float
+    # Soft target update: target <- tau * online + (1 - tau) * target, every step.
+    tau: float
+    # Gaussian exploration noise, as a fraction of the largest torque.
+    noise: float
+    learning_starts: int
+    hidden: tuple[int, ...]
+    eval_episodes: int
 
 
 # One table for the whole course; later chapters add their task here, built with keywords.
@@ -434,6 +519,66 @@ _SIZES: dict[str, dict[str, object]] = {
             sweep_epochs=5,
             range_test_steps=1_000,
         ),
+    },
+    "cartpole": {
+        scale: CartpoleSizes(
+            ppo=PpoSizes(
+                envs=4,
+                steps=64,
+                total_steps=ppo_steps,
+                epochs=4,
+                minibatches=4,
+                learning_rate=1e-3,
+                max_grad_norm=0.5,
+                gamma=0.99,
+                gae_lambda=0.95,
+                clip=0.2,
+                entropy_coef=0.01,
+                value_coef=0.5,
+                hidden=(64, 64),
+            ),
+            # RL Baselines3 Zoo's tuned CartPole-v1 DQN (Raffin 2020).
+            dqn=DqnSizes(
+                total_steps=dqn_steps,
+                buffer_size=100_000,
+                batch_size=64,
+                learning_rate=2.3e-3,
+                gamma=0.99,
+                learning_starts=1_000,
+                train_every=256,
+                gradient_steps=128,
+                target_every=10,
+                epsilon_start=1.0,
+                epsilon_end=0.04,
+                epsilon_fraction=0.16,
+                hidden=(256, 256),
+            ),
+            seeds=seeds,
+            vmapped_seeds=vmapped,
+            seed_group=8,
+            eval_episodes=100,
+        )
+        for scale, ppo_steps, dqn_steps, seeds, vmapped in (
+            ("smoke", 20_480, 10_000, 2, 2),
+            ("cpu", 100_352, 50_000, 5, 10),
+            ("gpu", 500_224, 100_000, 10, 16),
+        )
+    },
+    "pendulum": {
+        scale: DdpgSizes(
+            total_steps=steps,
+            buffer_size=100_000,
+            batch_size=256,
+            actor_learning_rate=3e-4,
+            critic_learning_rate=1e-3,
+            gamma=0.99,
+            tau=0.005,
+            noise=0.1,
+            learning_starts=1_000,
+            hidden=(256, 256),
+            eval_episodes=100,
+        )
+        for scale, steps in (("smoke", 2_000), ("cpu", 20_000), ("gpu", 50_000))
     },
 }
 

@@ -546,39 +546,43 @@ _SIZES: dict[str, dict[str, object]] = {
                 gamma=0.99,
                 learning_starts=1_000,
                 train_every=256,
-                gradient_steps=128,
+                gradient_steps=gradient_steps,
                 target_every=10,
                 epsilon_start=1.0,
                 epsilon_end=0.04,
                 epsilon_fraction=0.16,
-                hidden=(256, 256),
+                hidden=dqn_hidden,
             ),
             seeds=seeds,
             vmapped_seeds=vmapped,
             seed_group=8,
             eval_episodes=100,
         )
-        for scale, ppo_steps, dqn_steps, seeds, vmapped in (
-            ("smoke", 20_480, 10_000, 2, 2),
-            ("cpu", 100_352, 50_000, 5, 10),
-            ("gpu", 500_224, 100_000, 10, 16),
+        for scale, ppo_steps, dqn_steps, gradient_steps, dqn_hidden, seeds, vmapped in (
+            ("smoke", 16_384, 3_000, 32, (64, 64), 2, 2),
+            ("cpu", 100_352, 50_000, 128, (256, 256), 5, 10),
+            ("gpu", 500_224, 100_000, 128, (256, 256), 10, 16),
         )
     },
     "pendulum": {
         scale: DdpgSizes(
             total_steps=steps,
             buffer_size=100_000,
-            batch_size=256,
+            batch_size=batch,
             actor_learning_rate=3e-4,
             critic_learning_rate=1e-3,
             gamma=0.99,
             tau=0.005,
             noise=0.1,
-            learning_starts=1_000,
-            hidden=(256, 256),
+            learning_starts=starts,
+            hidden=hidden,
             eval_episodes=100,
         )
-        for scale, steps in (("smoke", 2_000), ("cpu", 20_000), ("gpu", 50_000))
+        for scale, steps, starts, batch, hidden in (
+            ("smoke", 1_500, 500, 64, (64, 64)),
+            ("cpu", 20_000, 1_000, 256, (256, 256)),
+            ("gpu", 50_000, 1_000, 256, (256, 256)),
+        )
     },
 }
 

@@ -20,12 +20,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from helpers.rl import (
+# The framework-free core, also reachable as H.rl.<name> (a notebook imports one module).
+from helpers.rl import (  # noqa: F401
+    SOLVED_RETURN,
     ReplayBuffer,
     RolloutStorage,
     evaluate_policy,
     linear_schedule,
     make_env,
+    plot_learning_curves,
+    plot_trajectory,
+    random_baseline,
+    returns_on_grid,
     rl_summary,
 )
 from helpers.scale import CartpoleSizes, DdpgSizes, DqnSizes, PpoSizes

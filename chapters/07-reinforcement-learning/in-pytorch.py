@@ -349,10 +349,13 @@ print(
 # {cite}`gymnax2022github` provides such JAX environments (CartPole, Pendulum, MinAtar and
 # more), and PureJaxRL {cite}`lu2022discovered` showed whole PPO runs compiled this way.
 # PyTorch has no counterpart that compiles a loop over a Python environment: `torch.compile`
-# compiles the network, while the environment step stays in Python (or on a separate simulator).
+# compiles the network, while the environment step stays in Python (or on a separate
+# simulator). `python -m helpers.bench cartpole --algo ppo --framework both` records both
+# training loops on one machine, with the ratio of their env steps per second.
+
+# %% [markdown]
 # The cell below measures the PyTorch loop's rate, gymnasium stepping plus the network, for
-# comparison with the JAX page (`python -m helpers.bench cartpole --algo ppo --framework both`
-# records both on one machine, with the ratio).
+# comparison with the JAX page.
 
 # %%
 envs = gym.make_vec(
@@ -412,8 +415,8 @@ except ValueError as e:
 # actor's real-valued output is not an action there, and stepping the environment with it
 # fails (7.1). Its actor loss is the critic's value of the actions *stored in the replay
 # buffer*, `-critic(states, actions).mean()`: those actions are data, so the loss does not
-# depend on the actor at all, and backpropagation leaves the actor's gradients empty. The
-# cell below shows it; DDPG's actor loss evaluates the critic at the actor's own action.
+# depend on the actor at all, and backpropagation gives the actor no gradient (PyTorch:
+# `None`; JAX: zeros). The cell below shows it; DDPG's actor loss evaluates the critic at the actor's own action.
 # The outline also reports training returns, never a fixed policy's evaluation. With code
 # that cannot run, its number cannot be reproduced; the chapter evaluates every agent as in 7.6.
 # ```

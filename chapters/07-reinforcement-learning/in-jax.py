@@ -106,7 +106,7 @@ print(
 )
 
 # %% [markdown] tags=["shared"]
-# ```{admonition} The outline's environment code uses the retired `gym` API
+# :::{admonition} The outline's environment code uses the retired `gym` API
 # :class: warning
 # The outline imports `gym` and writes `state = env.reset()` and
 # `next_state, reward, done, _ = env.step(action)`. The `gym` package is no longer maintained;
@@ -114,16 +114,16 @@ print(
 # (`done` split into `terminated` and `truncated`). The outline also steps CartPole with a
 # float vector, the output of a continuous actor, where CartPole accepts only the integers 0
 # and 1. The cell below runs each of these and prints what happens.
-# ```
+# :::
 
 # %%
 try:
-    import gym  # the outline's import
+    import gym  # the import of the outline
 except ModuleNotFoundError as e:
     print("import gym ->", type(e).__name__, e)
 env.reset(seed=0)
 try:
-    next_state, reward, done, _ = env.step(0)  # the outline's four values
+    next_state, reward, done, _ = env.step(0)  # four values, as in the outline
 except ValueError as e:
     print("four values from step ->", type(e).__name__, e)
 try:
@@ -321,7 +321,7 @@ mb = {
     "actions": jax.random.randint(keys[1], (32,), 0, 2),
     "log_probs": jnp.log(
         jax.random.uniform(keys[2], (32,)) * 0.6 + 0.2
-    ),  # the old policy's
+    ),  # log-probs of the old policy
     "advantages": jax.random.normal(keys[3], (32,)),
     "returns": jax.random.normal(keys[4], (32,)),
 }
@@ -330,7 +330,7 @@ mine = clipped_policy_loss(
     model(mb["obs"])[0], mb["actions"], mb["log_probs"], mb["advantages"], 0.2
 )
 assert jnp.allclose(mine, parts["policy_loss"], atol=1e-6)
-print(f"clipped policy loss {float(mine):.5f} == H.rl.ppo_loss's policy term")
+print(f"clipped policy loss {float(mine):.5f} equals the policy term of H.rl.ppo_loss")
 
 # %% [markdown]
 # The JAX half trains PPO on the environment of the next section, where the whole run is one
@@ -486,7 +486,7 @@ for p in params:
     ppo_runs.append((nnx.merge(ppo_graphdef, p), returns))
 ppo_means = [r.mean() for _, r in ppo_runs]
 print(
-    f"PPO greedy return per seed on gymnasium's CartPole-v1 {np.round(ppo_means, 1)}, "
+    f"PPO greedy return per seed on gymnasium CartPole-v1 {np.round(ppo_means, 1)}, "
     f"solved {sum(m >= H.rl.SOLVED_RETURN for m in ppo_means)}/{len(ppo_means)}"
 )
 
@@ -511,7 +511,7 @@ print(
     env.action_space,
 )
 print(
-    "CartPole's actions have no 'high' bound to scale a tanh to:",
+    "CartPole actions have a high bound (to scale a tanh to):",
     hasattr(env.action_space, "high"),
 )
 try:
@@ -520,7 +520,7 @@ except ValueError as e:
     print("train_ddpg on CartPole ->", e)
 
 # %% [markdown] tags=["shared"]
-# ```{admonition} The outline runs DDPG on CartPole, and its actor loss has no gradient path
+# :::{admonition} The outline runs DDPG on CartPole, and its actor loss has no gradient path
 # :class: warning
 # The outline calls its method DDPG, applies it to CartPole and claims a mean reward of about
 # 450 after 1,000 episodes. CartPole's action space is `Discrete(2)` (printed above): the
@@ -531,7 +531,7 @@ except ValueError as e:
 # `None`; JAX: zeros). The cell below shows it; DDPG's actor loss evaluates the critic at the actor's own action.
 # The outline also reports training returns, never a fixed policy's evaluation. With code
 # that cannot run, its number cannot be reproduced; the chapter evaluates every agent as in 7.6.
-# ```
+# :::
 
 # %%
 rngs = nnx.Rngs(0)
@@ -542,11 +542,13 @@ stored_actions = jax.random.uniform(jax.random.key(3), (8, 1), minval=-2, maxval
 
 
 def outline_actor_loss(actor_params):
-    return -critic(states, stored_actions).mean()  # the outline's: buffer actions
+    return -critic(states, stored_actions).mean()  # as in the outline: buffer actions
 
 
 def ddpg_actor_loss(actor_params):
-    actions = nnx.merge(actor_def, actor_params)(states)  # the actor's own actions
+    actions = nnx.merge(actor_def, actor_params)(
+        states
+    )  # the actions of the actor itself
     return -critic(states, actions).mean()
 
 
@@ -656,7 +658,7 @@ H.rl.plot_trajectory(
 plt.show()
 
 # %%
-# The smoke test's guarantee: even the smallest budget learns something.
+# What the smoke test guarantees: even the smallest budget learns something.
 assert np.mean(ppo_means) > random_returns.mean(), (ppo_means, random_returns.mean())
 
 # %% [markdown] tags=["shared"]

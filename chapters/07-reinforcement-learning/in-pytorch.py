@@ -104,7 +104,7 @@ print(
 )
 
 # %% [markdown] tags=["shared"]
-# ```{admonition} The outline's environment code uses the retired `gym` API
+# :::{admonition} The outline's environment code uses the retired `gym` API
 # :class: warning
 # The outline imports `gym` and writes `state = env.reset()` and
 # `next_state, reward, done, _ = env.step(action)`. The `gym` package is no longer maintained;
@@ -112,16 +112,16 @@ print(
 # (`done` split into `terminated` and `truncated`). The outline also steps CartPole with a
 # float vector, the output of a continuous actor, where CartPole accepts only the integers 0
 # and 1. The cell below runs each of these and prints what happens.
-# ```
+# :::
 
 # %%
 try:
-    import gym  # the outline's import
+    import gym  # the import of the outline
 except ModuleNotFoundError as e:
     print("import gym ->", type(e).__name__, e)
 env.reset(seed=0)
 try:
-    next_state, reward, done, _ = env.step(0)  # the outline's four values
+    next_state, reward, done, _ = env.step(0)  # four values, as in the outline
 except ValueError as e:
     print("four values from step ->", type(e).__name__, e)
 try:
@@ -304,7 +304,9 @@ model = H.rl.ActorCritic(4, 2, cartpole.ppo.hidden)
 mb = {
     "obs": torch.randn(32, 4, generator=g),
     "actions": torch.randint(0, 2, (32,), generator=g),
-    "log_probs": torch.log(torch.rand(32, generator=g) * 0.6 + 0.2),  # the old policy's
+    "log_probs": torch.log(
+        torch.rand(32, generator=g) * 0.6 + 0.2
+    ),  # log-probs of the old policy
     "advantages": torch.randn(32, generator=g),
     "returns": torch.randn(32, generator=g),
 }
@@ -313,7 +315,7 @@ mine = clipped_policy_loss(
     model(mb["obs"])[0], mb["actions"], mb["log_probs"], mb["advantages"], 0.2
 )
 assert torch.allclose(mine, parts["policy_loss"], atol=1e-6)
-print(f"clipped policy loss {mine.item():.5f} == H.rl.ppo_loss's policy term")
+print(f"clipped policy loss {mine.item():.5f} equals the policy term of H.rl.ppo_loss")
 
 # %% [markdown]
 # Training: `H.rl.train_ppo` steps a gymnasium `SyncVectorEnv` of CartPoles (same-step reset,
@@ -399,7 +401,7 @@ print(
     env.action_space,
 )
 print(
-    "CartPole's actions have no 'high' bound to scale a tanh to:",
+    "CartPole actions have a high bound (to scale a tanh to):",
     hasattr(env.action_space, "high"),
 )
 try:
@@ -408,7 +410,7 @@ except ValueError as e:
     print("train_ddpg on CartPole ->", e)
 
 # %% [markdown] tags=["shared"]
-# ```{admonition} The outline runs DDPG on CartPole, and its actor loss has no gradient path
+# :::{admonition} The outline runs DDPG on CartPole, and its actor loss has no gradient path
 # :class: warning
 # The outline calls its method DDPG, applies it to CartPole and claims a mean reward of about
 # 450 after 1,000 episodes. CartPole's action space is `Discrete(2)` (printed above): the
@@ -419,19 +421,19 @@ except ValueError as e:
 # `None`; JAX: zeros). The cell below shows it; DDPG's actor loss evaluates the critic at the actor's own action.
 # The outline also reports training returns, never a fixed policy's evaluation. With code
 # that cannot run, its number cannot be reproduced; the chapter evaluates every agent as in 7.6.
-# ```
+# :::
 
 # %%
 actor = H.rl.Actor(3, 1, (32,), max_action=2.0)
 critic = H.rl.Critic(3, 1, (32,))
 states, stored_actions = torch.randn(8, 3), torch.rand(8, 1) * 4 - 2  # from the buffer
-outline_loss = -critic(states, stored_actions).mean()  # the outline's actor loss
+outline_loss = -critic(states, stored_actions).mean()  # the actor loss of the outline
 outline_loss.backward()
 print(
     "outline's actor loss -> actor gradients:", [p.grad for p in actor.parameters()][:2]
 )
 critic.zero_grad()
-ddpg_loss = -critic(states, actor(states)).mean()  # through the actor's action
+ddpg_loss = -critic(states, actor(states)).mean()  # through the action of the actor
 ddpg_loss.backward()
 print(
     "DDPG's actor loss -> actor gradient norm:",
@@ -531,7 +533,7 @@ H.rl.plot_trajectory(
 plt.show()
 
 # %%
-# The smoke test's guarantee: even the smallest budget learns something.
+# What the smoke test guarantees: even the smallest budget learns something.
 assert np.mean(ppo_means) > random_returns.mean(), (ppo_means, random_returns.mean())
 
 # %% [markdown] tags=["shared"]

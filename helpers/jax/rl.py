@@ -14,6 +14,7 @@ and the notebooks train the same thing.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections.abc import Callable, Sequence
@@ -492,32 +493,11 @@ def run_cartpole_ppo(
     }
 
 
-def train_dqn(
-    sizes: DqnSizes,
-    *,
-    seed: int = 0,
-    double: bool = False,
-    env_id: str = "CartPole-v1",
-    progress: bool = True,
-) -> tuple[QNetwork, dict]:
-    """DQN (Mnih et al. 2015) or, with ``double``, Double DQN (van Hasselt et al. 2016).
-
-    One gymnasium environment; epsilon-greedy acting; a replay buffer; ``gradient_steps``
-    Huber-loss steps on batches from the buffer every ``train_every`` env steps (one jitted
-    ``lax.scan``); the target network copied every ``target_every`` env steps. Returns the
-    trained ``QNetwork`` and ``{"episode_ends", "episode_returns", "train_seconds",
-    "compile_seconds"}`` (the first call of each jitted function).
-    """
-    from tqdm.auto import tqdm
-
-    env = make_env(env_id)
-    obs_dim, actions = env.observation_space.shape[0], int(env.action_space.n)
-    graphdef, params = nnx.split(
-        QNetwork(obs_dim, actions, sizes.hidden, rngs=nnx.Rngs(seed))
-    )
-    target = params
+@functools.cache
+def _dqn_functions(graphdef: nnx.GraphDef, sizes: DqnSizes, double: bool) -> tuple:
+    """DQN's jitted acting and training functions, built once per network and sizes (so
+    seeds after the first reuse the compiled code)."""
     tx = optax.adam(sizes.learning_rate)
-    opt_state = tx.init(params)
     act = jax.jit(lambda p, obs: nnx.merge(graphdef, p)(obs).argmax(-1))
 
     def loss_fn(p, target, b):
@@ -542,6 +522,36 @@ def train_dqn(
             return (optax.apply_updates(p, changes), opt_state), None
 
         return jax.lax.scan(step, (p, opt_state), idx)[0]
+
+    return act, train_phase, tx
+
+
+def train_dqn(
+    sizes: DqnSizes,
+    *,
+    seed: int = 0,
+    double: bool = False,
+    env_id: str = "CartPole-v1",
+    progress: bool = True,
+) -> tuple[QNetwork, dict]:
+    """DQN (Mnih et al. 2015) or, with ``double``, Double DQN (van Hasselt et al. 2016).
+
+    One gymnasium environment; epsilon-greedy acting; a replay buffer; ``gradient_steps``
+    Huber-loss steps on batches from the buffer every ``train_every`` env steps (one jitted
+    ``lax.scan``); the target network copied every ``target_every`` env steps. Returns the
+    trained ``QNetwork`` and ``{"episode_ends", "episode_returns", "train_seconds",
+    "compile_seconds"}`` (the first call of each jitted function).
+    """
+    from tqdm.auto import tqdm
+
+    env = make_env(env_id)
+    obs_dim, actions = env.observation_space.shape[0], int(env.action_space.n)
+    graphdef, params = nnx.split(
+        QNetwork(obs_dim, actions, sizes.hidden, rngs=nnx.Rngs(seed))
+    )
+    target = params
+    act, train_phase, tx = _dqn_functions(graphdef, sizes, double)
+    opt_state = tx.init(params)
 
     buffer = ReplayBuffer(sizes.buffer_size, obs_dim)
     rng = np.random.default_rng(seed)

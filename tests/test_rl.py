@@ -203,3 +203,16 @@ def test_importing_the_torch_half_does_not_import_gymnasium():
     code = "import sys; from helpers import torch; print('gymnasium' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.parametrize("task", ["cartpole", "pendulum"])
+def test_bench_entries_name_existing_functions_and_sizes(task):
+    from helpers.bench import MODELS
+    from helpers.scale import sizes
+
+    for block, function, _ in MODELS[task].values():
+        module, name = function.split(".")
+        assert module == "rl"
+        assert callable(getattr(trl, name)) and callable(getattr(jrl, name))
+        for scale in ("smoke", "cpu", "gpu"):
+            sizes(block, scale)

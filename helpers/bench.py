@@ -64,6 +64,15 @@ MODELS: dict[str, dict[str, tuple[str, str, dict]]] = {
         "cnn-lstm": ("imdb", "tasks.run_imdb", {"model": "cnn-lstm"}),
         "transformer": ("imdb", "tasks.run_imdb", {"model": "transformer"}),
     },
+    # Chapter 7: greedy evaluation over 100 episodes of gymnasium's environment.
+    "cartpole": {
+        "ppo": ("cartpole", "rl.run_cartpole_ppo", {}),
+        "dqn": ("cartpole", "rl.run_cartpole_dqn", {}),
+        "double-dqn": ("cartpole", "rl.run_cartpole_dqn", {"double": True}),
+    },
+    "pendulum": {
+        "ddpg": ("pendulum", "rl.run_pendulum_ddpg", {}),
+    },
 }
 TASKS = tuple(MODELS)
 # Tasks that can also time the seed-style data pipeline (``--baseline``).

@@ -21,12 +21,16 @@ from pathlib import Path
 __all__ = [
     "SCALES",
     "BackpropSizes",
+    "CartpoleSizes",
     "Cifar10Sizes",
     "CnnSizes",
+    "DdpgSizes",
     "DepthSizes",
+    "DqnSizes",
     "ImdbSizes",
     "MnistSizes",
     "OptimizerSizes",
+    "PpoSizes",
     "ScaleWarning",
     "SequenceSizes",
     "TextModelSizes",
@@ -309,6 +313,87 @@ class CompressionSizes:
     imdb_dim: int
     imdb_epochs: int
     imdb_min_freq: int
+
+
+@dataclass(frozen=True)
+class PpoSizes:
+    """Chapter 7: PPO on CartPole-v1 (clipped objective, GAE, vectorised environments)."""
+
+    # Parallel environments, and steps each takes per rollout: a rollout is envs * steps.
+    envs: int
+    steps: int
+    # Environment steps of the whole run (summed over the envs): the fixed training budget.
+    total_steps: int
+    # Passes over each rollout, in `minibatches` shuffled minibatches per pass.
+    epochs: int
+    minibatches: int
+    # Adam's step size, annealed linearly to 0 over the run; gradient-norm clip.
+    learning_rate: float
+    max_grad_norm: float
+    gamma: float
+    gae_lambda: float
+    clip: float
+    entropy_coef: float
+    value_coef: float
+    # Hidden widths of the actor and of the critic (tanh).
+    hidden: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DqnSizes:
+    """Chapter 7: DQN (replay buffer, target network, epsilon schedule) on CartPole-v1."""
+
+    total_steps: int
+    buffer_size: int
+    batch_size: int
+    learning_rate: float
+    gamma: float
+    # Random actions only until `learning_starts`; then `gradient_steps` gradient steps every
+    # `train_every` env steps; the target network is copied every `target_every` env steps.
+    learning_starts: int
+    train_every: int
+    gradient_steps: int
+    target_every: int
+    # Epsilon decays linearly from `epsilon_start` to `epsilon_end` over the first
+    # `epsilon_fraction` of the run.
+    epsilon_start: float
+    epsilon_end: float
+    epsilon_fraction: float
+    hidden: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CartpoleSizes:
+    """Chapter 7 and ``helpers.bench cartpole``: PPO and DQN on CartPole-v1."""
+
+    ppo: PpoSizes
+    dqn: DqnSizes
+    # Seeds trained one after another (PyTorch PPO, DQN in both), and seeds of the pure-JAX
+    # PPO, vmapped in groups of `seed_group` (vmapping 32 seeds in one call hung on 2 cores).
+    seeds: int
+    vmapped_seeds: int
+    seed_group: int
+    # Episodes of the greedy policy per evaluation (the issue's 100).
+    eval_episodes: int
+
+
+@dataclass(frozen=True)
+class DdpgSizes:
+    """Chapter 7 and ``helpers.bench pendulum``: DDPG on Pendulum-v1 (continuous torque)."""
+
+    total_steps: int
+    buffer_size: int
+    batch_size: int
+    actor_learning_rate: float
+    critic_learning_rate: float
+    gamma: float
+    # Soft target update: target <- tau * online + (1 - tau) * target, every step.
+    tau: float
+    # Gaussian exploration noise, as a fraction of the largest torque.
+    noise: float
+    learning_starts: int
+    hidden: tuple[int, ...]
+    eval_episodes: int
 
 
 # One table for the whole course; later chapters add their task here, built with keywords.
@@ -734,6 +819,71 @@ _SIZES: dict[str, dict[str, object]] = {
             imdb_epochs=5,
             imdb_min_freq=2,
         ),
+    },
+    "cartpole": {
+        scale: CartpoleSizes(
+            ppo=PpoSizes(
+                envs=4,
+                steps=64,
+                total_steps=ppo_steps,
+                epochs=4,
+                minibatches=4,
+                learning_rate=1e-3,
+                max_grad_norm=0.5,
+                gamma=0.99,
+                gae_lambda=0.95,
+                clip=0.2,
+                entropy_coef=0.01,
+                value_coef=0.5,
+                hidden=(64, 64),
+            ),
+            # RL Baselines3 Zoo's tuned CartPole-v1 DQN (Raffin 2020).
+            dqn=DqnSizes(
+                total_steps=dqn_steps,
+                buffer_size=100_000,
+                batch_size=64,
+                learning_rate=2.3e-3,
+                gamma=0.99,
+                learning_starts=1_000,
+                train_every=256,
+                gradient_steps=gradient_steps,
+                target_every=10,
+                epsilon_start=1.0,
+                epsilon_end=0.04,
+                epsilon_fraction=0.16,
+                hidden=dqn_hidden,
+            ),
+            seeds=seeds,
+            vmapped_seeds=vmapped,
+            # equal groups: one compilation serves them all
+            seed_group=group,
+            eval_episodes=100,
+        )
+        for scale, ppo_steps, dqn_steps, gradient_steps, dqn_hidden, seeds, vmapped, group in (
+            ("smoke", 16_384, 3_000, 32, (64, 64), 2, 2, 2),
+            ("cpu", 100_352, 50_000, 128, (256, 256), 5, 10, 5),
+            ("gpu", 500_224, 100_000, 128, (256, 256), 10, 16, 8),
+        )
+    },
+    "pendulum": {
+        scale: DdpgSizes(
+            total_steps=steps,
+            buffer_size=100_000,
+            batch_size=batch,
+            actor_learning_rate=3e-4,
+            critic_learning_rate=1e-3,
+            gamma=0.99,
+            tau=0.005,
+            noise=0.1,
+            learning_starts=starts,
+            hidden=hidden,
+            eval_episodes=100,
+        )
+        for scale, steps, starts, batch, hidden in (
+            ("smoke", 1_500, 500, 64, (64, 64)),
+            ("cpu", 20_000, 1_000, 256, (256, 256)),
+            ("gpu", 50_000, 1_000, 256, (256, 256)),
+        )
     },
 }
 

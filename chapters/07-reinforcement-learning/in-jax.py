@@ -1,0 +1,682 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 7. Reinforcement learning: JAX
+#
+# This is the JAX half of chapter 7; the [PyTorch half](in-pytorch.ipynb) tells the same story
+# in the same order. An agent acts in an environment, gets rewards, and learns a policy that
+# earns more of them. This chapter builds three methods and measures them:
+#
+# * environments with gymnasium: spaces, episodes, `terminated` vs `truncated`, seeding,
+#   vector environments, and what a random policy scores;
+# * DQN for discrete actions (replay buffer, target network, epsilon schedule) and Double DQN;
+# * PPO (clipped objective, GAE, advantage normalisation, vector environments);
+# * CartPole written as pure JAX functions, so that the whole PPO training run compiles into
+#   one program and several seeds train at once;
+# * DDPG where it belongs, on a continuous action (Pendulum-v1);
+# * evaluation of a fixed policy over 100 episodes, learning curves over seeds, a trajectory.
+#
+# Every number on this page is printed by the code above it; the cell below says at which scale
+# (`smoke`, `cpu` or `gpu`) this page was produced.
+
+# %% tags=["remove-cell"]
+# Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
+# torch and jax are never reinstalled: Colab builds them for its CUDA.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    repo = "git+https://github.com/pytorch-jax-course/pytorch-jax-course"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+    from helpers.versions import colab_setup
+
+    colab_setup()
+
+# %%
+import time
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+import optax
+from flax import nnx
+
+from helpers import jax as H
+
+cartpole = H.sizes(
+    "cartpole"
+)  # every size this notebook uses comes from helpers/scale.py
+pendulum = H.sizes("pendulum")
+H.runtime_info()
+
+# %% [markdown] tags=["shared"]
+# ## 7.1 Environments with gymnasium
+#
+# An environment has an **observation space** (what the agent sees) and an **action space**
+# (what it may do). CartPole-v1 {cite}`barto1983neuronlike`: a pole hinged on a cart; the
+# observation is four numbers (cart position, cart velocity, pole angle, pole angular velocity),
+# the action is one of two integers (push left, push right), and every step the pole stays up
+# earns a reward of 1. gymnasium {cite}`towers2024gymnasium`, the maintained successor of OpenAI
+# Gym, is the interface both halves of this chapter use.
+
+# %%
+env = gym.make("CartPole-v1")
+print("observation space:", env.observation_space)
+print("action space:     ", env.action_space)
+obs, info = env.reset(seed=0)
+print("first observation:", obs, obs.dtype)  # (4,) float32
+
+# %% [markdown] tags=["shared"]
+# An **episode** runs from `reset` until `step` says it is over, and gymnasium says why, in
+# two flags:
+#
+# * `terminated`: the task itself ended (the pole fell past 12 degrees or the cart left the
+#   track). There is no future: the value of the next state is 0.
+# * `truncated`: an outside limit cut the episode short (CartPole-v1 stops at 500 steps). The
+#   state was fine and had a future: a learner must still **bootstrap** from the value of the
+#   last observation, or it learns that good states near the time limit are worth nothing.
+#
+# The seed passed to `reset` fixes the first observation and every random draw after it.
+
+# %%
+obs, _ = env.reset(seed=42)
+again, _ = env.reset(seed=42)
+print("same seed, same start:", np.array_equal(obs, again))
+total, steps, done = 0.0, 0, False
+while not done:
+    obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    total, steps = total + reward, steps + 1
+    done = terminated or truncated
+print(
+    f"random actions: {steps} steps, return {total}, terminated={terminated}, truncated={truncated}"
+)
+
+# %% [markdown] tags=["shared"]
+# :::{admonition} The outline's environment code uses the retired `gym` API
+# :class: warning
+# The outline imports `gym` and writes `state = env.reset()` and
+# `next_state, reward, done, _ = env.step(action)`. The `gym` package is no longer maintained;
+# its successor gymnasium returns `(obs, info)` from `reset` and **five** values from `step`
+# (`done` split into `terminated` and `truncated`). The outline also steps CartPole with a
+# float vector, the output of a continuous actor, where CartPole accepts only the integers 0
+# and 1. The cell below runs each of these and prints what happens.
+# :::
+
+# %%
+try:
+    import gym  # the import of the outline
+except ModuleNotFoundError as e:
+    print("import gym ->", type(e).__name__, e)
+env.reset(seed=0)
+try:
+    next_state, reward, done, _ = env.step(0)  # four values, as in the outline
+except ValueError as e:
+    print("four values from step ->", type(e).__name__, e)
+try:
+    env.step(np.array([0.37], np.float32))  # a float action, as a DDPG actor outputs
+except AssertionError as e:
+    print("float action into CartPole ->", type(e).__name__, e)
+
+# %% [markdown] tags=["shared"]
+# A **vector environment** steps several copies at once and resets each copy when its episode
+# ends; observations gain a leading axis. gymnasium ships a vectorised CartPole (one NumPy
+# array for all copies), which the evaluation below uses.
+
+# %%
+envs = H.rl.make_env("CartPole-v1", num_envs=8)
+obs, _ = envs.reset(seed=0)
+print("vector observations:", obs.shape)  # (8, 4)
+obs, rewards, terminated, truncated, _ = envs.step(np.ones(8, np.int64))
+print("rewards:", rewards, "terminated:", terminated)
+envs.close()
+
+# %% [markdown] tags=["shared"]
+# **The random-policy baseline.** Every method below must beat what uniform random actions
+# score. The evaluation protocol used throughout: 100 episodes of gymnasium's CartPole-v1, run
+# with a *fixed* policy (no exploration, no learning), reported as mean ± standard deviation.
+# CartPole-v1 counts as **solved** at a mean of 475 or more.
+
+# %%
+random_returns = H.rl.random_baseline(episodes=cartpole.eval_episodes)
+print(
+    f"random policy: {random_returns.mean():.1f} ± {random_returns.std():.1f} "
+    f"over {len(random_returns)} episodes"
+)
+
+# %% [markdown] tags=["shared"]
+# ## 7.2 DQN: a value-based method for discrete actions
+#
+# DQN {cite}`mnih2015human` learns $Q(s, a)$, the return expected after taking action $a$ in
+# state $s$ and acting well afterwards, with a network, by regressing it on the one-step target
+#
+# $$y = r + \gamma\,(1 - \text{terminated})\,\max_{a'} Q_{\bar\theta}(s', a'),$$
+#
+# where $Q_{\bar\theta}$ is a **target network**, a copy of the online network refreshed only
+# every few steps, so the target does not move with every update. Transitions go into a
+# **replay buffer** and are sampled in random minibatches, which breaks the correlation of
+# consecutive steps. The agent acts **epsilon-greedily**: a random action with probability
+# $\epsilon$, decayed linearly from 1, else $\arg\max_a Q(s, a)$. Only `terminated` zeroes the
+# bootstrap: a truncated transition is bootstrapped like any other.
+#
+# **Double DQN** {cite}`vanhasselt2016deep` changes one line: the online network *picks* the
+# next action and the target network *scores* it,
+# $y = r + \gamma\,(1 - \text{terminated})\,Q_{\bar\theta}(s', \arg\max_{a'} Q_\theta(s', a'))$,
+# which removes the upward bias of taking a max over noisy estimates.
+#
+# The loss, written out (the trainer `H.rl.train_dqn` runs exactly this, every few env steps):
+
+
+# %%
+def dqn_loss(params, target, batch, gamma, graphdef, double=False):
+    """Huber loss of Q(s, a) against the (Double) DQN target; params, target: nnx.State."""
+    q, q_target = nnx.merge(graphdef, params), nnx.merge(graphdef, target)
+    q_next = q_target(batch["next_obs"])  # (B, actions)
+    if double:
+        pick = q(batch["next_obs"]).argmax(-1)  # online network picks
+        next_value = jnp.take_along_axis(q_next, pick[:, None], 1)[
+            :, 0
+        ]  # target scores
+    else:
+        next_value = q_next.max(-1)  # (B,)
+    y = batch["rewards"] + gamma * (1 - batch["terminated"]) * next_value
+    q_taken = jnp.take_along_axis(q(batch["obs"]), batch["actions"][:, None], 1)[:, 0]
+    return optax.huber_loss(q_taken, jax.lax.stop_gradient(y)).mean()
+
+
+buffer = H.rl.ReplayBuffer(1_000, obs_dim=4)
+env = gym.make("CartPole-v1")
+obs, _ = env.reset(seed=0)
+for _ in range(200):
+    action = env.action_space.sample()
+    next_obs, reward, terminated, truncated, _ = env.step(action)
+    buffer.add(obs, action, reward, next_obs, terminated)
+    obs = next_obs if not (terminated or truncated) else env.reset()[0]
+batch = {
+    k: jnp.asarray(v) for k, v in buffer.sample(32, np.random.default_rng(0)).items()
+}
+graphdef, q_params = nnx.split(
+    H.rl.QNetwork(4, 2, cartpole.dqn.hidden, rngs=nnx.Rngs(0))
+)
+print("a batch:", {k: v.shape for k, v in batch.items()})
+print(
+    f"DQN loss {dqn_loss(q_params, q_params, batch, 0.99, graphdef):.4f}, Double DQN loss "
+    f"{dqn_loss(q_params, q_params, batch, 0.99, graphdef, double=True):.4f}"
+)
+
+# %% [markdown] tags=["shared"]
+# Training: the tuned CartPole-v1 settings of RL Baselines3 Zoo {cite}`raffin2020rlzoo` (a
+# fixed budget of env steps, no stopping at a lucky evaluation), DQN and Double DQN with the
+# same seeds, each evaluated greedily over 100 episodes.
+
+# %%
+dqn_results = {}
+for double in (False, True):
+    name = "Double DQN" if double else "DQN"
+    runs = []
+    for seed in range(cartpole.seeds):
+        model, history = H.rl.train_dqn(cartpole.dqn, seed=seed, double=double)
+        greedy = jax.jit(lambda obs, m=model: m(obs).argmax(-1))
+        returns = H.rl.evaluate_policy(
+            lambda obs, f=greedy: np.asarray(f(jnp.asarray(obs))),
+            episodes=cartpole.eval_episodes,
+        )
+        runs.append((history, returns))
+    dqn_results[name] = runs
+    means = [r.mean() for _, r in runs]
+    seconds = sum(h["train_seconds"] for h, _ in runs) / len(runs)
+    print(
+        f"{name}: greedy return per seed {np.round(means, 1)}, "
+        f"solved {sum(m >= H.rl.SOLVED_RETURN for m in means)}/{len(means)}, "
+        f"{seconds:.1f} s of training per seed (+ compilation)"
+    )
+
+# %% [markdown] tags=["shared"]
+# ## 7.3 PPO: a policy-gradient method
+#
+# PPO {cite}`schulman2017proximal` learns the policy $\pi_\theta(a \mid s)$ directly. It
+# collects a rollout of $T$ steps in $E$ environments with the current policy, then takes
+# several epochs of minibatch steps on the **clipped surrogate objective**
+#
+# $$L^{\text{clip}} = \mathbb{E}\left[\min\left(\rho\,\hat A,\;
+# \operatorname{clip}(\rho, 1 - \varepsilon, 1 + \varepsilon)\,\hat A\right)\right],\qquad
+# \rho = \frac{\pi_\theta(a \mid s)}{\pi_{\text{old}}(a \mid s)},$$
+#
+# which stops rewarding a change of the policy once the probability ratio $\rho$ leaves
+# $[1 - \varepsilon, 1 + \varepsilon]$ in the direction the advantage favours. The advantages
+# $\hat A$ come from **generalised advantage estimation** {cite}`schulman2016high`: with the
+# critic's values $V$ and TD errors $\delta_t = r_t + \gamma V(s_{t+1})(1 - d_t) - V(s_t)$,
+#
+# $$\hat A_t = \delta_t + \gamma\lambda\,(1 - d_t)\,\hat A_{t+1},$$
+#
+# computed backwards over the rollout, cut at every episode end $d_t$; the critic's target is
+# $\hat A_t + V(s_t)$, computed once from the values of the policy that collected the rollout.
+# Advantages are **normalised** per minibatch (zero mean, unit standard deviation). A truncated
+# episode (the 500-step limit) is bootstrapped by adding $\gamma V(s_{\text{last}})$ to its
+# last reward. GAE, written out and checked against the helper the trainer uses:
+
+
+# %%
+def gae(rewards, values, dones, last_value, gamma, lam):
+    """Advantages and returns (T, E) from rewards, values, dones (T, E), last_value (E,)."""
+    next_values = jnp.concatenate([values[1:], last_value[None]])  # (T, E)
+
+    def back(advantage, step):  # one step backwards in time
+        reward, value, next_value, done = step
+        keep = 1.0 - done  # 0 where the episode ended at step t
+        delta = reward + gamma * next_value * keep - value
+        advantage = delta + gamma * lam * keep * advantage
+        return advantage, advantage
+
+    _, advantages = jax.lax.scan(
+        back,
+        jnp.zeros_like(last_value),
+        (rewards, values, next_values, dones),
+        reverse=True,
+    )
+    return advantages, advantages + values
+
+
+k1, k2, k3, k4 = jax.random.split(jax.random.key(0), 4)
+rewards, values = jax.random.uniform(k1, (16, 4)), jax.random.normal(k2, (16, 4))
+dones = (jax.random.uniform(k3, (16, 4)) < 0.1).astype(jnp.float32)
+last = jax.random.normal(k4, (4,))
+mine = gae(rewards, values, dones, last, 0.99, 0.95)
+theirs = H.rl.gae(rewards, values, dones, last, gamma=0.99, gae_lambda=0.95)
+assert all(jnp.allclose(a, b, atol=1e-6) for a, b in zip(mine, theirs, strict=True))
+print("GAE written out == H.rl.gae on a (16, 4) rollout with episode ends")
+
+# %% [markdown] tags=["shared"]
+# The clipped loss, written out and checked against the trainer's `H.rl.ppo_loss` (value loss
+# and an entropy bonus added, as in the paper):
+
+
+# %%
+def clipped_policy_loss(logits, actions, old_log_probs, advantages, clip):
+    log_probs = jnp.take_along_axis(jax.nn.log_softmax(logits), actions[:, None], 1)[
+        :, 0
+    ]
+    ratio = jnp.exp(log_probs - old_log_probs)  # (B,)
+    adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    return -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - clip, 1 + clip) * adv).mean()
+
+
+model = H.rl.ActorCritic(4, 2, cartpole.ppo.hidden, rngs=nnx.Rngs(0))
+keys = jax.random.split(jax.random.key(1), 5)
+mb = {
+    "obs": jax.random.normal(keys[0], (32, 4)),
+    "actions": jax.random.randint(keys[1], (32,), 0, 2),
+    "log_probs": jnp.log(
+        jax.random.uniform(keys[2], (32,)) * 0.6 + 0.2
+    ),  # log-probs of the old policy
+    "advantages": jax.random.normal(keys[3], (32,)),
+    "returns": jax.random.normal(keys[4], (32,)),
+}
+_, parts = H.rl.ppo_loss(model, mb, clip=0.2, entropy_coef=0.0, value_coef=0.0)
+mine = clipped_policy_loss(
+    model(mb["obs"])[0], mb["actions"], mb["log_probs"], mb["advantages"], 0.2
+)
+assert jnp.allclose(mine, parts["policy_loss"], atol=1e-6)
+print(f"clipped policy loss {float(mine):.5f} equals the policy term of H.rl.ppo_loss")
+
+# %% [markdown]
+# The JAX half trains PPO on the environment of the next section, where the whole run is one
+# compiled function.
+
+# %% [markdown] tags=["shared"]
+# ## 7.4 The environment as a pure function
+#
+# Stepping gymnasium means one Python call per step (per batch of environments), so on a CPU
+# the environment, not the network, sets the pace of small RL problems. The JAX half rewrites
+# CartPole's physics as a pure function of an explicit state, checks it step for step against
+# gymnasium's for the same states and actions, runs thousands of copies with `vmap` and time
+# with `lax.scan`, and compiles the whole PPO training run, rollouts included, into one XLA
+# program; `vmap` then trains several seeds in one call. The gymnax library
+# {cite}`gymnax2022github` provides such JAX environments (CartPole, Pendulum, MinAtar and
+# more), and PureJaxRL {cite}`lu2022discovered` showed whole PPO runs compiled this way.
+# PyTorch has no counterpart that compiles a loop over a Python environment: `torch.compile`
+# compiles the network, while the environment step stays in Python (or on a separate
+# simulator). `python -m helpers.bench cartpole --algo ppo --framework both` records both
+# training loops on one machine, with the ratio of their env steps per second.
+
+# %% [markdown]
+# CartPole's physics, written out: one Euler step of gymnasium's equations (its constants:
+# gravity 9.8, cart 1.0 kg, pole 0.1 kg, half-length 0.5 m, force 10 N, 0.02 s per step), a
+# pure function from a `(4,)` state and an action to the next state.
+
+# %%
+GRAVITY, CART, POLE, HALF_LENGTH, FORCE, TAU = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
+
+
+def physics(state, action):
+    x, x_dot, theta, theta_dot = state
+    force = jnp.where(action == 1, FORCE, -FORCE)
+    cos, sin = jnp.cos(theta), jnp.sin(theta)
+    total = CART + POLE
+    temp = (force + POLE * HALF_LENGTH * theta_dot**2 * sin) / total
+    theta_acc = (GRAVITY * sin - cos * temp) / (
+        HALF_LENGTH * (4.0 / 3.0 - POLE * cos**2 / total)
+    )
+    x_acc = temp - POLE * HALF_LENGTH * theta_acc * cos / total
+    return jnp.stack(
+        [
+            x + TAU * x_dot,
+            x_dot + TAU * x_acc,
+            theta + TAU * theta_dot,
+            theta_dot + TAU * theta_acc,
+        ]
+    )
+
+
+# %% [markdown]
+# Checked step for step against gymnasium: the same state (gymnasium's internal state set to
+# ours) and the same action give the same next state, to float32 tolerance, over whole
+# episodes of random actions, and equal to the helper's `H.rl.cartpole_step` (which adds the
+# time limit and the reset). `tests/test_rl.py` runs the same check.
+
+# %%
+step_jit = jax.jit(physics)
+rng = np.random.default_rng(0)
+worst, compared = 0.0, 0
+for episode in range(5):
+    obs, _ = env.reset(seed=episode)
+    state = H.rl.CartPoleState(jnp.asarray(obs), jnp.int32(0))
+    done = False
+    while not done:
+        action = int(rng.integers(2))
+        env.unwrapped.state = np.asarray(state.physics, np.float64)  # same start state
+        obs, _, terminated, truncated, _ = env.step(action)
+        mine = step_jit(state.physics, action)
+        state, *_, final_obs = H.rl.cartpole_step(jax.random.key(0), state, action)
+        assert jnp.allclose(mine, final_obs, atol=1e-6)
+        worst = max(worst, float(np.abs(np.asarray(mine) - obs).max()))
+        compared += 1
+        done = terminated or truncated
+print(f"{compared} steps compared, largest difference from gymnasium {worst:.1e}")
+assert worst < 1e-5
+
+# %% [markdown]
+# `vmap` steps many CartPoles at once and `lax.scan` runs time, inside one compiled function:
+# here 1,024 environments for 500 steps with random actions, the environment alone.
+
+# %%
+n_envs, n_steps = 1_024, 500
+
+
+@jax.jit
+def random_rollout(key):
+    state, _ = jax.vmap(H.rl.cartpole_reset)(jax.random.split(key, n_envs))
+
+    def one_step(state, key):
+        k_act, k_env = jax.random.split(key)
+        action = jax.random.randint(k_act, (n_envs,), 0, 2)  # (E,)
+        state, _, reward, term, trunc, _ = jax.vmap(H.rl.cartpole_step)(
+            jax.random.split(k_env, n_envs), state, action
+        )
+        return state, (reward, term | trunc)
+
+    return jax.lax.scan(one_step, state, jax.random.split(key, n_steps))[1]
+
+
+jax.block_until_ready(random_rollout(jax.random.key(0)))  # compile
+start = time.perf_counter()
+rewards, dones = jax.block_until_ready(random_rollout(jax.random.key(1)))
+seconds = time.perf_counter() - start
+print(
+    f"pure-JAX CartPole: {n_envs * n_steps / seconds:,.0f} env steps/s "
+    f"({n_envs} envs x {n_steps} steps), {int(dones.sum())} episodes ended"
+)
+
+# %% [markdown]
+# The whole PPO run as one function of a PRNG key: `H.rl.make_ppo_train` builds it from the
+# pieces of 7.3 (rollout with `lax.scan` over time and `vmap` over environments, GAE, epochs of
+# shuffled minibatches, all inside one more `lax.scan` over updates). `jax.jit(jax.vmap(train))`
+# then trains a group of seeds in one call (groups of `seed_group`: vmapping 32 seeds in one
+# call hung on a 2-core machine while groups of 8 did not). Compilation is timed apart from
+# training.
+
+# %%
+train, ppo_graphdef = H.rl.make_ppo_train(cartpole.ppo)
+keys = jax.random.split(jax.random.key(0), cartpole.vmapped_seeds)
+groups = [
+    keys[i : i + cartpole.seed_group] for i in range(0, len(keys), cartpole.seed_group)
+]
+start = time.perf_counter()
+compiled = {len(g): jax.jit(jax.vmap(train)).lower(g).compile() for g in groups}
+compile_seconds = time.perf_counter() - start
+start = time.perf_counter()
+outputs = [jax.block_until_ready(compiled[len(g)](g)) for g in groups]
+train_seconds = time.perf_counter() - start
+params = []  # one parameter State per seed
+for p, _ in outputs:
+    count = len(jax.tree.leaves(p)[0])
+    params += [jax.tree.map(lambda x, i=i: x[i], p) for i in range(count)]
+ppo_curves = np.concatenate(
+    [np.asarray(m["returns"]) for _, m in outputs]
+)  # (seeds, updates)
+batch_steps = cartpole.ppo.envs * cartpole.ppo.steps
+ppo_steps_axis = batch_steps * np.arange(1, ppo_curves.shape[1] + 1)
+env_steps = len(params) * ppo_curves.shape[1] * batch_steps
+print(
+    f"{len(params)} seeds: compilation {compile_seconds:.1f} s, training {train_seconds:.1f} s "
+    f"({env_steps / train_seconds:,.0f} env steps/s, all seeds together)"
+)
+
+# %%
+ppo_runs = []
+for p in params:
+    greedy = jax.jit(lambda obs, p=p: nnx.merge(ppo_graphdef, p)(obs)[0].argmax(-1))
+    returns = H.rl.evaluate_policy(
+        lambda obs, f=greedy: np.asarray(f(jnp.asarray(obs))),
+        episodes=cartpole.eval_episodes,
+    )
+    ppo_runs.append((nnx.merge(ppo_graphdef, p), returns))
+ppo_means = [r.mean() for _, r in ppo_runs]
+print(
+    f"PPO greedy return per seed on gymnasium CartPole-v1 {np.round(ppo_means, 1)}, "
+    f"solved {sum(m >= H.rl.SOLVED_RETURN for m in ppo_means)}/{len(ppo_means)}"
+)
+
+# %% [markdown] tags=["shared"]
+# ## 7.5 DDPG, on a continuous action
+#
+# DDPG {cite}`lillicrap2016continuous` learns a **deterministic** actor $\mu_\phi(s)$ that
+# outputs an action vector, and a critic $Q_\theta(s, a)$. The critic regresses on
+# $y = r + \gamma (1 - \text{terminated})\, Q_{\bar\theta}(s', \mu_{\bar\phi}(s'))$; the actor
+# climbs the critic, maximising $Q_\theta(s, \mu_\phi(s))$, with the gradient flowing from the
+# critic **through the action** into the actor. Target networks follow by soft updates,
+# $\bar\theta \leftarrow \tau\theta + (1 - \tau)\bar\theta$; exploration adds Gaussian noise to
+# the actor's action. All of this needs an action space where "a little more action" means
+# something: real numbers, like Pendulum-v1's torque in $[-2, 2]$.
+
+# %%
+pend = gym.make("Pendulum-v1")
+print(
+    "Pendulum-v1 actions:",
+    pend.action_space,
+    "| CartPole-v1 actions:",
+    env.action_space,
+)
+print(
+    "CartPole actions have a high bound (to scale a tanh to):",
+    hasattr(env.action_space, "high"),
+)
+try:
+    H.rl.train_ddpg(pendulum, env_id="CartPole-v1")
+except ValueError as e:
+    print("train_ddpg on CartPole ->", e)
+
+# %% [markdown] tags=["shared"]
+# :::{admonition} The outline runs DDPG on CartPole, and its actor loss has no gradient path
+# :class: warning
+# The outline calls its method DDPG, applies it to CartPole and claims a mean reward of about
+# 450 after 1,000 episodes. CartPole's action space is `Discrete(2)` (printed above): the
+# actor's real-valued output is not an action there, and stepping the environment with it
+# fails (7.1). Its actor loss is the critic's value of the actions *stored in the replay
+# buffer*, `-critic(states, actions).mean()`: those actions are data, so the loss does not
+# depend on the actor at all, and backpropagation gives the actor no gradient (PyTorch:
+# `None`; JAX: zeros). The cell below shows it; DDPG's actor loss evaluates the critic at the actor's own action.
+# The outline also reports training returns, never a fixed policy's evaluation. With code
+# that cannot run, its number cannot be reproduced; the chapter evaluates every agent as in 7.6.
+# :::
+
+# %%
+rngs = nnx.Rngs(0)
+actor_def, actor_params = nnx.split(H.rl.Actor(3, 1, (32,), max_action=2.0, rngs=rngs))
+critic = H.rl.Critic(3, 1, (32,), rngs=rngs)
+states = jax.random.normal(jax.random.key(2), (8, 3))
+stored_actions = jax.random.uniform(jax.random.key(3), (8, 1), minval=-2, maxval=2)
+
+
+def outline_actor_loss(actor_params):
+    return -critic(states, stored_actions).mean()  # as in the outline: buffer actions
+
+
+def ddpg_actor_loss(actor_params):
+    actions = nnx.merge(actor_def, actor_params)(
+        states
+    )  # the actions of the actor itself
+    return -critic(states, actions).mean()
+
+
+def grad_norm(grads):
+    return float(optax.global_norm(grads))
+
+
+print(
+    "outline's actor loss -> actor gradient norm:",
+    grad_norm(jax.grad(outline_actor_loss)(actor_params)),
+)
+print(
+    f"DDPG's actor loss -> actor gradient norm: {grad_norm(jax.grad(ddpg_actor_loss)(actor_params)):.4f}"
+)
+
+# %% [markdown]
+# Training DDPG on Pendulum-v1 with `H.rl.train_ddpg` (the critic and actor updates above,
+# jitted together, one per env step, soft target updates with `optax.incremental_update`),
+# then the deterministic actor evaluated over 100 episodes. A random policy on Pendulum scores
+# far below zero; the best possible is near 0.
+
+# %%
+actor, ddpg_history = H.rl.train_ddpg(pendulum, seed=0)
+policy = jax.jit(lambda obs: actor(obs))
+ddpg_returns = H.rl.evaluate_policy(
+    lambda obs: np.asarray(policy(jnp.asarray(obs))),
+    "Pendulum-v1",
+    episodes=pendulum.eval_episodes,
+)
+pendulum_random = H.rl.random_baseline("Pendulum-v1", episodes=pendulum.eval_episodes)
+print(
+    f"DDPG on Pendulum-v1: {ddpg_returns.mean():.1f} ± {ddpg_returns.std():.1f} "
+    f"(random policy {pendulum_random.mean():.1f} ± {pendulum_random.std():.1f}), "
+    f"{ddpg_history['train_seconds']:.1f} s of training "
+    f"+ {ddpg_history['compile_seconds']:.1f} s of compilation"
+)
+
+# %% [markdown] tags=["shared"]
+# ## 7.6 Evaluation
+#
+# A training curve mixes exploration noise and a policy that changes during the episode; the
+# number that describes an agent is the return of its **fixed** policy (greedy for DQN,
+# the most probable action for PPO, the actor without noise for DDPG) over many episodes,
+# reported with its spread. The table gathers them; the plot shows learning curves over seeds,
+# the mean with a shaded band from the worst to the best seed.
+
+# %%
+rows = [("random policy", random_returns)]
+rows += [
+    (name, np.concatenate([r for _, r in runs])) for name, runs in dqn_results.items()
+]
+rows += [("PPO", np.concatenate([r for _, r in ppo_runs]))]
+print(f"{'CartPole-v1':<14} {'mean ± std over seeds x 100 episodes':>40}")
+for name, returns in rows:
+    print(f"{name:<14} {returns.mean():>30.1f} ± {returns.std():.1f}")
+print(
+    f"{'Pendulum-v1':<14}\n{'DDPG':<14} {ddpg_returns.mean():>30.1f} ± {ddpg_returns.std():.1f}"
+)
+
+# %%
+grid = np.linspace(0, cartpole.dqn.total_steps, 40)
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+for name, runs in dqn_results.items():
+    curves = [
+        H.rl.returns_on_grid(h["episode_ends"], h["episode_returns"], grid)
+        for h, _ in runs
+    ]
+    H.rl.plot_learning_curves(
+        np.array(curves),
+        grid,
+        label=name,
+        ax=axes[0],
+        title="DQN on CartPole-v1 (training episodes)",
+    )
+H.rl.plot_learning_curves(
+    ppo_curves,
+    ppo_steps_axis,
+    label="PPO (pure-JAX CartPole)",
+    ax=axes[1],
+    title="PPO on CartPole-v1 (training episodes)",
+)
+for ax in axes:
+    ax.axhline(H.rl.SOLVED_RETURN, color="gray", ls=":", label="solved (475)")
+    ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown] tags=["shared"]
+# A trajectory of the best PPO agent, one episode of gymnasium's CartPole-v1 with the greedy
+# policy: the cart's position and the pole's angle over time (the episode ends at 12 degrees,
+# 0.21 rad, or at 2.4 m).
+
+# %%
+best = ppo_runs[int(np.argmax(ppo_means))][0]
+obs, _ = env.reset(seed=123)
+trajectory, done = [obs], False
+while not done:
+    action = int(best(jnp.asarray(obs[None]))[0].argmax())
+    obs, _, terminated, truncated, _ = env.step(action)
+    trajectory.append(obs)
+    done = terminated or truncated
+H.rl.plot_trajectory(
+    np.array(trajectory),
+    ["x (m)", "x' (m/s)", "theta (rad)", "theta' (rad/s)"],
+    title=f"Greedy PPO agent, one episode ({len(trajectory) - 1} steps)",
+    dt=0.02,
+)
+plt.show()
+
+# %%
+# What the smoke test guarantees: even the smallest budget learns something.
+assert np.mean(ppo_means) > random_returns.mean(), (ppo_means, random_returns.mean())
+
+# %% [markdown] tags=["shared"]
+# ## 7.7 Summary
+#
+# | section | built | measured |
+# |---|---|---|
+# | 7.1 environments | spaces, episodes, `terminated` vs `truncated`, seeding, vector envs; the outline's `gym` calls and float action run | random-policy baseline |
+# | 7.2 DQN | replay buffer, target network, epsilon schedule, Huber TD loss; Double DQN's one-line change | greedy return per seed, solved seeds |
+# | 7.3 PPO | GAE and the clipped loss written out, checked against the trainer's | greedy return per seed, solved seeds, env steps/s |
+# | 7.4 pure environment | (JAX) CartPole as a pure function, the whole run compiled, seeds vmapped | env steps/s of each loop |
+# | 7.5 DDPG | actor through the critic, soft target updates, noise, on Pendulum-v1; the outline's actor loss run | evaluation return vs random |
+# | 7.6 evaluation | fixed policy over 100 episodes, learning curves over seeds, a trajectory | the table above |
+#
+# The benchmark `python -m helpers.bench cartpole --algo ppo --framework both` (and `--algo dqn`,
+# `pendulum --algo ddpg`) trains and evaluates the same way and records the numbers the book
+# quotes in `bench.jsonl`.
+
+# %% [markdown]
+# Next: [the PyTorch half of this chapter](in-pytorch.ipynb). Works cited are listed in the
+# [bibliography](../../bibliography.md).

@@ -1,0 +1,766 @@
+"""Chapter 7's reinforcement-learning pieces, the JAX way: ``H.rl`` (imported on first use).
+
+* A pure-JAX CartPole (``cartpole_reset``, ``cartpole_step``): gymnasium's CartPole-v1
+  dynamics as functions of explicit state, so ``vmap`` runs many environments and ``lax.scan``
+  runs time; ``tests/test_rl.py`` checks it step for step against gymnasium. JAX-only.
+* Networks (``QNetwork``, ``ActorCritic``, ``Actor``, ``Critic``: Flax NNX), ``gae``.
+* Trainers: ``make_ppo_train`` (the whole PPO run as one jittable function of a key, seeds
+  vmapped), ``train_dqn`` and ``train_ddpg`` (gymnasium environments, jitted update steps),
+  and the ``run_*`` entries of ``python -m helpers.bench``.
+
+The chapter writes the algorithms out; these are the same algorithms, kept here so the bench
+and the notebooks train the same thing.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+# The framework-free core, also reachable as H.rl.<name> (a notebook imports one module).
+from helpers.rl import (  # noqa: F401
+    SOLVED_RETURN,
+    ReplayBuffer,
+    RolloutStorage,
+    evaluate_policy,
+    linear_schedule,
+    make_env,
+    plot_learning_curves,
+    plot_trajectory,
+    random_baseline,
+    returns_on_grid,
+    rl_summary,
+)
+from helpers.scale import CartpoleSizes, DdpgSizes, DqnSizes, PpoSizes
+
+__all__ = [
+    "Actor",
+    "ActorCritic",
+    "CartPoleState",
+    "Critic",
+    "QNetwork",
+    "cartpole_reset",
+    "cartpole_step",
+    "gae",
+    "make_ppo_train",
+    "ppo_loss",
+    "run_cartpole_dqn",
+    "run_cartpole_ppo",
+    "run_pendulum_ddpg",
+    "train_ddpg",
+    "train_dqn",
+    "train_ppo",
+]
+# The pure-JAX environment has no PyTorch twin: PyTorch steps gymnasium's own.
+__framework_only__ = (
+    "CartPoleState",
+    "cartpole_reset",
+    "cartpole_step",
+    "make_ppo_train",
+)
+
+# gymnasium's CartPole-v1 constants (classic_control/cartpole.py).
+GRAVITY, CART_MASS, POLE_MASS, HALF_LENGTH, FORCE, TAU = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
+TOTAL_MASS = CART_MASS + POLE_MASS
+POLE_MASS_LENGTH = POLE_MASS * HALF_LENGTH
+THETA_LIMIT = 12 * 2 * np.pi / 360  # radians
+X_LIMIT = 2.4  # metres
+MAX_STEPS = 500  # CartPole-v1's time limit
+
+
+class CartPoleState(NamedTuple):
+    """One CartPole: ``physics`` (4,) float32 = (x, x_dot, theta, theta_dot), ``t`` int32."""
+
+    physics: jax.Array
+    t: jax.Array
+
+
+def cartpole_reset(key: jax.Array) -> tuple[CartPoleState, jax.Array]:
+    """A fresh CartPole: every state variable uniform in [-0.05, 0.05]; ``(state, obs (4,))``."""
+    physics = jax.random.uniform(key, (4,), jnp.float32, -0.05, 0.05)
+    return CartPoleState(physics, jnp.zeros((), jnp.int32)), physics
+
+
+def cartpole_physics(physics: jax.Array, action: jax.Array) -> jax.Array:
+    """One Euler step of gymnasium's CartPole: ``(4,)`` float32 state, int action 0 or 1."""
+    x, x_dot, theta, theta_dot = physics
+    force = jnp.where(action == 1, FORCE, -FORCE)
+    cos, sin = jnp.cos(theta), jnp.sin(theta)
+    temp = (force + POLE_MASS_LENGTH * theta_dot**2 * sin) / TOTAL_MASS
+    theta_acc = (GRAVITY * sin - cos * temp) / (
+        HALF_LENGTH * (4.0 / 3.0 - POLE_MASS * cos**2 / TOTAL_MASS)
+    )
+    x_acc = temp - POLE_MASS_LENGTH * theta_acc * cos / TOTAL_MASS
+    return jnp.stack(
+        [
+            x + TAU * x_dot,
+            x_dot + TAU * x_acc,
+            theta + TAU * theta_dot,
+            theta_dot + TAU * theta_acc,
+        ]
+    )
+
+
+def cartpole_step(
+    key: jax.Array, state: CartPoleState, action: jax.Array
+) -> tuple[CartPoleState, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Step one CartPole, resetting it (with ``key``) when the episode ends.
+
+    Returns ``(state, obs, reward, terminated, truncated, final_obs)``: ``obs`` (4,) is the
+    next episode's first observation after an end, ``final_obs`` (4,) always the observation
+    the action led to (what a truncated episode bootstraps from). Reward 1.0 every step, as
+    gymnasium's CartPole-v1; ``truncated`` after 500 steps.
+    """
+    physics = cartpole_physics(state.physics, action)
+    t = state.t + 1
+    x, theta = physics[0], physics[2]
+    terminated = (jnp.abs(x) > X_LIMIT) | (jnp.abs(theta) > THETA_LIMIT)
+    truncated = (t >= MAX_STEPS) & ~terminated
+    fresh, fresh_obs = cartpole_reset(key)
+    done = terminated | truncated
+    new = jax.tree.map(
+        lambda a, b: jnp.where(done, a, b), fresh, CartPoleState(physics, t)
+    )
+    obs = jnp.where(done, fresh_obs, physics)
+    return new, obs, jnp.float32(1.0), terminated, truncated, physics
+
+
+def _mlp(widths: Sequence[int], rngs: nnx.Rngs, scale: float) -> nnx.List:
+    """Linear layers, orthogonal init (sqrt 2 gain inside, ``scale`` on the last)."""
+    pairs = list(itertools.pairwise(widths))
+    return nnx.List(
+        [
+            nnx.Linear(
+                a,
+                b,
+                kernel_init=nnx.initializers.orthogonal(
+                    scale if i == len(pairs) - 1 else np.sqrt(2)
+                ),
+                rngs=rngs,
+            )
+            for i, (a, b) in enumerate(pairs)
+        ]
+    )
+
+
+def _forward(layers: nnx.List, x: jax.Array, act: Callable = jnp.tanh) -> jax.Array:
+    for layer in layers[:-1]:
+        x = act(layer(x))
+    return layers[-1](x)
+
+
+class ActorCritic(nnx.Module):
+    """PPO's two networks: ``(B, obs_dim) -> (logits (B, actions), value (B,))`` (tanh MLPs)."""
+
+    def __init__(
+        self, obs_dim: int, actions: int, hidden: Sequence[int], *, rngs: nnx.Rngs
+    ) -> None:
+        self.actor = _mlp([obs_dim, *hidden, actions], rngs, 0.01)
+        self.critic = _mlp([obs_dim, *hidden, 1], rngs, 1.0)
+
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return _forward(self.actor, obs), _forward(self.critic, obs)[..., 0]
+
+
+class QNetwork(nnx.Module):
+    """DQN's network: ``(B, obs_dim) -> Q-values (B, actions)`` (ReLU MLP)."""
+
+    def __init__(
+        self, obs_dim: int, actions: int, hidden: Sequence[int], *, rngs: nnx.Rngs
+    ) -> None:
+        widths = [obs_dim, *hidden, actions]
+        self.layers = nnx.List(
+            [nnx.Linear(a, b, rngs=rngs) for a, b in itertools.pairwise(widths)]
+        )
+
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return _forward(self.layers, obs, nnx.relu)
+
+
+class Actor(nnx.Module):
+    """DDPG's deterministic policy: ``(B, obs_dim) -> action (B, act_dim)`` in
+    ``[-max_action, max_action]`` (tanh output)."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int],
+        max_action: float,
+        *,
+        rngs: nnx.Rngs,
+    ) -> None:
+        widths = [obs_dim, *hidden, act_dim]
+        self.layers = nnx.List(
+            [nnx.Linear(a, b, rngs=rngs) for a, b in itertools.pairwise(widths)]
+        )
+        self.max_action = max_action
+
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return self.max_action * jnp.tanh(_forward(self.layers, obs, nnx.relu))
+
+
+class Critic(nnx.Module):
+    """DDPG's Q-function: ``(obs (B, obs_dim), action (B, act_dim)) -> Q (B,)``."""
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden: Sequence[int], *, rngs: nnx.Rngs
+    ) -> None:
+        widths = [obs_dim + act_dim, *hidden, 1]
+        self.layers = nnx.List(
+            [nnx.Linear(a, b, rngs=rngs) for a, b in itertools.pairwise(widths)]
+        )
+
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        x = jnp.concatenate([obs, action], axis=-1)
+        return _forward(self.layers, x, nnx.relu)[..., 0]
+
+
+def gae(
+    rewards: jax.Array,
+    values: jax.Array,
+    dones: jax.Array,
+    last_value: jax.Array,
+    *,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[jax.Array, jax.Array]:
+    """Generalised advantage estimation (Schulman et al. 2016), backwards with ``lax.scan``.
+
+    ``rewards``, ``values``, ``dones``: ``(T, E)`` (``dones[t]``: the episode ended at step t,
+    so ``t + 1`` starts a new one and is not bootstrapped from); ``last_value``: ``(E,)``, the
+    value of the observation after the last step. Returns ``(advantages, returns)``, both
+    ``(T, E)`` float32, ``returns = advantages + values`` (the critic's targets).
+    Raises ``ValueError`` when the shapes disagree.
+    """
+    if not (rewards.shape == values.shape == dones.shape) or rewards.ndim != 2:
+        raise ValueError(
+            "gae: rewards, values and dones must share one (T, E) shape, got "
+            f"{rewards.shape}, {values.shape}, {dones.shape}"
+        )
+    if last_value.shape != rewards.shape[1:]:
+        raise ValueError(
+            f"gae: last_value must be (E,) = {rewards.shape[1:]}, got {last_value.shape}"
+        )
+    not_done = 1.0 - dones.astype(jnp.float32)
+    next_values = jnp.concatenate([values[1:], last_value[None]], axis=0)
+
+    def back(advantage, xs):
+        reward, value, next_value, keep = xs
+        delta = reward + gamma * next_value * keep - value
+        advantage = delta + gamma * gae_lambda * keep * advantage
+        return advantage, advantage
+
+    _, advantages = jax.lax.scan(
+        back,
+        jnp.zeros_like(last_value, jnp.float32),
+        (rewards, values, next_values, not_done),
+        reverse=True,
+    )
+    return advantages, advantages + values
+
+
+def ppo_loss(
+    model: ActorCritic,
+    batch: dict[str, jax.Array],
+    *,
+    clip: float,
+    entropy_coef: float,
+    value_coef: float,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """PPO's loss on a minibatch (Schulman et al. 2017): clipped surrogate, value, entropy.
+
+    ``batch``: ``obs`` (B, 4), ``actions`` (B,) int, ``log_probs`` (B,) of the policy that
+    acted, ``advantages`` (B,) (normalised here, per minibatch), ``returns`` (B,).
+    """
+    logits, values = model(batch["obs"])
+    log_all = jax.nn.log_softmax(logits)  # (B, actions)
+    log_probs = jnp.take_along_axis(log_all, batch["actions"][:, None], 1)[:, 0]
+    ratio = jnp.exp(log_probs - batch["log_probs"])
+    adv = batch["advantages"]
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    surrogate = jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - clip, 1 + clip) * adv)
+    policy_loss = -surrogate.mean()
+    value_loss = 0.5 * ((values - batch["returns"]) ** 2).mean()
+    entropy = -(jnp.exp(log_all) * log_all).sum(-1).mean()
+    loss = policy_loss + value_coef * value_loss - entropy_coef * entropy
+    return loss, {"policy_loss": policy_loss, "value_loss": value_loss}
+
+
+def make_ppo_train(
+    sizes: PpoSizes,
+) -> tuple[Callable[[jax.Array], tuple[nnx.State, dict]], nnx.GraphDef]:
+    """PPO on the pure-JAX CartPole as ONE function of a PRNG key, ready for ``jit``/``vmap``.
+
+    Returns ``(train, graphdef)``: ``train(key)`` -> ``(params, metrics)``, where
+    ``nnx.merge(graphdef, params)`` is the trained ``ActorCritic`` and ``metrics["returns"]``
+    ``(updates,)`` is the mean return of the episodes finished in each rollout (NaN where none
+    finished). Everything, rollouts included, is traced once: ``jax.jit(jax.vmap(train))``
+    trains many seeds in one call.
+    """
+    envs, steps = sizes.envs, sizes.steps
+    updates = sizes.total_steps // (envs * steps)
+    batch = envs * steps
+    minibatch = batch // sizes.minibatches
+    graphdef, _ = nnx.split(ActorCritic(4, 2, sizes.hidden, rngs=nnx.Rngs(0)))
+    schedule = optax.linear_schedule(
+        sizes.learning_rate, 0.0, updates * sizes.epochs * sizes.minibatches
+    )
+    tx = optax.chain(
+        optax.clip_by_global_norm(sizes.max_grad_norm),
+        optax.adam(schedule, eps=1e-5),
+    )
+    loss_options = dict(
+        clip=sizes.clip, entropy_coef=sizes.entropy_coef, value_coef=sizes.value_coef
+    )
+
+    def loss_fn(params, mb):
+        return ppo_loss(nnx.merge(graphdef, params), mb, **loss_options)
+
+    grad_fn = jax.grad(loss_fn, has_aux=True)
+
+    def env_step(carry, key):
+        params, env_state, obs, ep_return = carry
+        k_act, k_env = jax.random.split(key)
+        logits, value = nnx.merge(graphdef, params)(obs)  # (E, 2), (E,)
+        action = jax.random.categorical(k_act, logits)  # (E,)
+        log_prob = jax.nn.log_softmax(logits)[jnp.arange(envs), action]
+        env_state, next_obs, reward, term, trunc, final_obs = jax.vmap(cartpole_step)(
+            jax.random.split(k_env, envs), env_state, action
+        )
+        # A truncated episode did not end in failure: bootstrap it from its last state.
+        _, final_value = nnx.merge(graphdef, params)(final_obs)
+        reward = reward + sizes.gamma * final_value * trunc
+        ep_return = ep_return + 1.0
+        done = term | trunc
+        finished = jnp.where(done, ep_return, 0.0)
+        ep_return = jnp.where(done, 0.0, ep_return)
+        out = dict(
+            obs=obs,
+            actions=action,
+            log_probs=log_prob,
+            values=value,
+            rewards=jax.lax.stop_gradient(reward),
+            dones=done,
+            finished=finished,
+        )
+        return (params, env_state, next_obs, ep_return), out
+
+    def update(carry, key):
+        params, opt_state, env_state, obs, ep_return = carry
+        k_roll, k_perm = jax.random.split(key)
+        (params, env_state, obs, ep_return), traj = jax.lax.scan(
+            env_step,
+            (params, env_state, obs, ep_return),
+            jax.random.split(k_roll, steps),
+        )
+        _, last_value = nnx.merge(graphdef, params)(obs)
+        advantages, returns = gae(
+            traj["rewards"],
+            traj["values"],
+            traj["dones"],
+            last_value,
+            gamma=sizes.gamma,
+            gae_lambda=sizes.gae_lambda,
+        )
+        data = {
+            "obs": traj["obs"].reshape(batch, 4),
+            "actions": traj["actions"].reshape(batch),
+            "log_probs": traj["log_probs"].reshape(batch),
+            "advantages": advantages.reshape(batch),
+            "returns": returns.reshape(batch),
+        }
+
+        def epoch(state, key):
+            perm = jax.random.permutation(key, batch)
+            shuffled = jax.tree.map(
+                lambda x: x[perm].reshape(sizes.minibatches, minibatch, *x.shape[1:]),
+                data,
+            )
+
+            def minibatch_step(state, mb):
+                params, opt_state = state
+                grads, _ = grad_fn(params, mb)
+                changes, opt_state = tx.update(grads, opt_state, params)
+                return (optax.apply_updates(params, changes), opt_state), None
+
+            return jax.lax.scan(minibatch_step, state, shuffled)[0], None
+
+        (params, opt_state), _ = jax.lax.scan(
+            epoch, (params, opt_state), jax.random.split(k_perm, sizes.epochs)
+        )
+        count = traj["dones"].sum()
+        mean_return = jnp.where(
+            count > 0, traj["finished"].sum() / jnp.maximum(count, 1), jnp.nan
+        )
+        return (params, opt_state, env_state, obs, ep_return), mean_return
+
+    def train(key: jax.Array) -> tuple[nnx.State, dict]:
+        k_init, k_env, k_train = jax.random.split(key, 3)
+        _, params = nnx.split(ActorCritic(4, 2, sizes.hidden, rngs=nnx.Rngs(k_init)))
+        opt_state = tx.init(params)
+        env_state, obs = jax.vmap(cartpole_reset)(jax.random.split(k_env, envs))
+        carry = (params, opt_state, env_state, obs, jnp.zeros(envs))
+        (params, *_), returns = jax.lax.scan(
+            update, carry, jax.random.split(k_train, updates)
+        )
+        return params, {"returns": returns}
+
+    return train, graphdef
+
+
+def train_ppo(
+    sizes: PpoSizes, *, seed: int = 0, progress: bool = True
+) -> tuple[ActorCritic, dict]:
+    """One PPO run on the pure-JAX CartPole (``make_ppo_train``, jitted), like the PyTorch
+    half's ``train_ppo``: the trained ``ActorCritic`` and ``{"steps", "returns",
+    "train_seconds", "compile_seconds"}``. ``progress`` is accepted for symmetry (one call)."""
+    train, graphdef = make_ppo_train(sizes)
+    key = jax.random.key(seed)
+    start = time.perf_counter()
+    compiled = jax.jit(train).lower(key).compile()
+    compile_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    params, metrics = jax.block_until_ready(compiled(key))
+    batch = sizes.envs * sizes.steps
+    returns = np.asarray(metrics["returns"])
+    history = {
+        "steps": [(i + 1) * batch for i in range(len(returns))],
+        "returns": list(returns),
+        "train_seconds": time.perf_counter() - start,
+        "compile_seconds": compile_seconds,
+    }
+    return nnx.merge(graphdef, params), history
+
+
+def _greedy_ppo(graphdef: nnx.GraphDef, params: nnx.State) -> Callable:
+    """The deterministic policy of a trained ``ActorCritic``: argmax of the logits."""
+    act = jax.jit(lambda p, obs: nnx.merge(graphdef, p)(obs)[0].argmax(-1))
+    return lambda obs: np.asarray(act(params, jnp.asarray(obs)))
+
+
+def run_cartpole_ppo(
+    sizes: CartpoleSizes, *, seed: int = 0, progress: bool = True
+) -> dict:
+    """``sizes.vmapped_seeds`` PPO runs on the pure-JAX CartPole, vmapped in groups of
+    ``sizes.seed_group``, each evaluated greedily on gymnasium's CartPole-v1."""
+    ppo = sizes.ppo
+    train, graphdef = make_ppo_train(ppo)
+    n = sizes.vmapped_seeds
+    keys = jax.random.split(jax.random.key(seed), n)
+    groups = [keys[i : i + sizes.seed_group] for i in range(0, n, sizes.seed_group)]
+    start = time.perf_counter()
+    compiled = {
+        len(g): jax.jit(jax.vmap(train)).lower(g).compile()
+        for g in {len(g): g for g in groups}.values()
+    }
+    compile_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    params, curves = [], []
+    for g in groups:
+        p, metrics = compiled[len(g)](g)
+        params.append(jax.block_until_ready(p))
+        curves.append(np.asarray(metrics["returns"]))
+    train_seconds = time.perf_counter() - start
+    returns = []
+    for group in params:
+        for i in range(len(jax.tree.leaves(group)[0])):
+            one = jax.tree.map(lambda x, i=i: x[i], group)
+            returns.append(
+                evaluate_policy(
+                    _greedy_ppo(graphdef, one), episodes=sizes.eval_episodes
+                )
+            )
+    steps_per_seed = (ppo.total_steps // (ppo.envs * ppo.steps)) * ppo.envs * ppo.steps
+    return {
+        "model": f"PPO, pure-JAX CartPole, whole run jitted, {sizes.seed_group} seeds "
+        f"vmapped per call, {ppo.envs} envs x {ppo.steps} steps, MLP {ppo.hidden}",
+        **rl_summary(
+            returns,
+            env_steps=steps_per_seed * n,
+            train_seconds=train_seconds,
+            compile_seconds=compile_seconds,
+        ),
+    }
+
+
+@functools.cache
+def _dqn_functions(graphdef: nnx.GraphDef, sizes: DqnSizes, double: bool) -> tuple:
+    """DQN's jitted acting and training functions, built once per network and sizes (so
+    seeds after the first reuse the compiled code)."""
+    tx = optax.adam(sizes.learning_rate)
+    act = jax.jit(lambda p, obs: nnx.merge(graphdef, p)(obs).argmax(-1))
+
+    def loss_fn(p, target, b):
+        q = nnx.merge(graphdef, p)(b["obs"])  # (B, actions)
+        q_taken = jnp.take_along_axis(q, b["actions"][:, None], 1)[:, 0]  # (B,)
+        q_next = nnx.merge(graphdef, target)(b["next_obs"])  # (B, actions)
+        if double:  # the online network picks, the target network scores
+            pick = nnx.merge(graphdef, p)(b["next_obs"]).argmax(-1)
+            next_value = jnp.take_along_axis(q_next, pick[:, None], 1)[:, 0]
+        else:
+            next_value = q_next.max(-1)
+        y = b["rewards"] + sizes.gamma * (1 - b["terminated"]) * next_value
+        return optax.huber_loss(q_taken, jax.lax.stop_gradient(y)).mean()
+
+    @jax.jit
+    def train_phase(p, target, opt_state, data, idx):  # idx (G, B)
+        def step(carry, i):
+            p, opt_state = carry
+            b = jax.tree.map(lambda x: x[i], data)
+            grads = jax.grad(loss_fn)(p, target, b)
+            changes, opt_state = tx.update(grads, opt_state, p)
+            return (optax.apply_updates(p, changes), opt_state), None
+
+        return jax.lax.scan(step, (p, opt_state), idx)[0]
+
+    return act, train_phase, tx
+
+
+def train_dqn(
+    sizes: DqnSizes,
+    *,
+    seed: int = 0,
+    double: bool = False,
+    env_id: str = "CartPole-v1",
+    progress: bool = True,
+) -> tuple[QNetwork, dict]:
+    """DQN (Mnih et al. 2015) or, with ``double``, Double DQN (van Hasselt et al. 2016).
+
+    One gymnasium environment; epsilon-greedy acting; a replay buffer; ``gradient_steps``
+    Huber-loss steps on batches from the buffer every ``train_every`` env steps (one jitted
+    ``lax.scan``); the target network copied every ``target_every`` env steps. Returns the
+    trained ``QNetwork`` and ``{"episode_ends", "episode_returns", "train_seconds",
+    "compile_seconds"}`` (the first call of each jitted function).
+    """
+    from tqdm.auto import tqdm
+
+    env = make_env(env_id)
+    obs_dim, actions = env.observation_space.shape[0], int(env.action_space.n)
+    graphdef, params = nnx.split(
+        QNetwork(obs_dim, actions, sizes.hidden, rngs=nnx.Rngs(seed))
+    )
+    target = params
+    act, train_phase, tx = _dqn_functions(graphdef, sizes, double)
+    opt_state = tx.init(params)
+
+    buffer = ReplayBuffer(sizes.buffer_size, obs_dim)
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    ends, rets, ep_return = [], [], 0.0
+    compile_seconds, compiled, start = 0.0, False, time.perf_counter()
+    for t in tqdm(range(sizes.total_steps), desc="DQN", disable=not progress):
+        eps = linear_schedule(
+            sizes.epsilon_start,
+            sizes.epsilon_end,
+            int(sizes.epsilon_fraction * sizes.total_steps),
+            t,
+        )
+        if t < sizes.learning_starts or rng.random() < eps:
+            action = int(rng.integers(actions))
+        else:
+            action = int(act(params, jnp.asarray(obs[None]))[0])
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.add(obs, action, reward, next_obs, terminated)
+        ep_return += reward
+        obs = next_obs
+        if terminated or truncated:
+            ends.append(t + 1)
+            rets.append(ep_return)
+            ep_return = 0.0
+            obs, _ = env.reset()
+        if t >= sizes.learning_starts and t % sizes.train_every == 0:
+            # The whole buffer (fixed shape: one compilation), indices below its fill.
+            data = {
+                "obs": buffer.obs,
+                "actions": buffer.actions,
+                "rewards": buffer.rewards,
+                "next_obs": buffer.next_obs,
+                "terminated": buffer.terminated,
+            }
+            idx = rng.integers(0, len(buffer), (sizes.gradient_steps, sizes.batch_size))
+            t0 = time.perf_counter()
+            params, opt_state = train_phase(params, target, opt_state, data, idx)
+            if not compiled:  # the first call compiles
+                jax.block_until_ready(params)
+                compile_seconds, compiled = time.perf_counter() - t0, True
+        if t % sizes.target_every == 0:
+            target = params
+    jax.block_until_ready(params)
+    train_seconds = time.perf_counter() - start - compile_seconds
+    env.close()
+    history = {
+        "episode_ends": ends,
+        "episode_returns": rets,
+        "train_seconds": train_seconds,
+        "compile_seconds": compile_seconds,
+    }
+    return nnx.merge(graphdef, params), history
+
+
+def run_cartpole_dqn(
+    sizes: CartpoleSizes, *, seed: int = 0, progress: bool = True, double: bool = False
+) -> dict:
+    """``sizes.seeds`` DQN runs (one after another), each evaluated greedily."""
+    returns, train_seconds, compile_seconds = [], 0.0, 0.0
+    for i in range(sizes.seeds):
+        model, history = train_dqn(
+            sizes.dqn, seed=seed + i, double=double, progress=progress
+        )
+        greedy = jax.jit(lambda obs, model=model: model(obs).argmax(-1))
+        returns.append(
+            evaluate_policy(
+                lambda obs, greedy=greedy: np.asarray(greedy(jnp.asarray(obs))),
+                episodes=sizes.eval_episodes,
+            )
+        )
+        train_seconds += history["train_seconds"]
+        compile_seconds += history["compile_seconds"]
+    name = "Double DQN" if double else "DQN"
+    return {
+        "model": f"{name}, gymnasium CartPole-v1, MLP {sizes.dqn.hidden}",
+        **rl_summary(
+            returns,
+            env_steps=sizes.dqn.total_steps * sizes.seeds,
+            train_seconds=train_seconds,
+            compile_seconds=compile_seconds,
+        ),
+    }
+
+
+def train_ddpg(
+    sizes: DdpgSizes,
+    *,
+    seed: int = 0,
+    env_id: str = "Pendulum-v1",
+    progress: bool = True,
+) -> tuple[Actor, dict]:
+    """DDPG (Lillicrap et al. 2016) on a continuous-action gymnasium environment.
+
+    Deterministic actor, Q critic, both with target copies moved by soft updates (``tau``),
+    Gaussian exploration noise, a replay buffer, one jitted update of both per env step after
+    ``learning_starts``. Returns the trained ``Actor`` and the history (as ``train_dqn``).
+    Raises ``ValueError`` for an environment with discrete actions.
+    """
+    from tqdm.auto import tqdm
+
+    env = make_env(env_id)
+    if not hasattr(env.action_space, "high"):
+        raise ValueError(
+            f"train_ddpg needs continuous (Box) actions; {env_id} has {env.action_space}"
+        )
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    max_action = float(env.action_space.high[0])
+    rngs = nnx.Rngs(seed)
+    actor_def, actor = nnx.split(
+        Actor(obs_dim, act_dim, sizes.hidden, max_action, rngs=rngs)
+    )
+    critic_def, critic = nnx.split(Critic(obs_dim, act_dim, sizes.hidden, rngs=rngs))
+    targets = (actor, critic)
+    actor_tx = optax.adam(sizes.actor_learning_rate)
+    critic_tx = optax.adam(sizes.critic_learning_rate)
+    opt_states = (actor_tx.init(actor), critic_tx.init(critic))
+    act = jax.jit(lambda p, obs: nnx.merge(actor_def, p)(obs))
+
+    @jax.jit
+    def update(actor, critic, targets, opt_states, b):
+        actor_t, critic_t = targets
+        next_action = nnx.merge(actor_def, actor_t)(b["next_obs"])  # (B, act_dim)
+        next_q = nnx.merge(critic_def, critic_t)(b["next_obs"], next_action)  # (B,)
+        y = b["rewards"] + sizes.gamma * (1 - b["terminated"]) * next_q
+
+        def critic_loss(c):
+            q = nnx.merge(critic_def, c)(b["obs"], b["actions"])
+            return ((q - y) ** 2).mean()
+
+        def actor_loss(a):
+            # The gradient reaches the actor THROUGH the critic: Q(s, mu(s)).
+            action = nnx.merge(actor_def, a)(b["obs"])
+            return -nnx.merge(critic_def, critic)(b["obs"], action).mean()
+
+        grads = jax.grad(critic_loss)(critic)
+        changes, c_state = critic_tx.update(grads, opt_states[1], critic)
+        critic = optax.apply_updates(critic, changes)
+        grads = jax.grad(actor_loss)(actor)
+        changes, a_state = actor_tx.update(grads, opt_states[0], actor)
+        actor = optax.apply_updates(actor, changes)
+        targets = (
+            optax.incremental_update(actor, actor_t, sizes.tau),
+            optax.incremental_update(critic, critic_t, sizes.tau),
+        )
+        return actor, critic, targets, (a_state, c_state)
+
+    buffer = ReplayBuffer(sizes.buffer_size, obs_dim, (act_dim,))
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    ends, rets, ep_return = [], [], 0.0
+    compile_seconds, compiled, start = 0.0, False, time.perf_counter()
+    for t in tqdm(range(sizes.total_steps), desc="DDPG", disable=not progress):
+        if t < sizes.learning_starts:
+            action = rng.uniform(-max_action, max_action, act_dim)
+        else:
+            action = np.asarray(act(actor, jnp.asarray(obs[None]))[0])
+            action = action + rng.normal(0, sizes.noise * max_action, act_dim)
+            action = np.clip(action, -max_action, max_action)
+        action = action.astype(np.float32)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.add(obs, action, reward, next_obs, terminated)
+        ep_return += reward
+        obs = next_obs
+        if terminated or truncated:
+            ends.append(t + 1)
+            rets.append(ep_return)
+            ep_return = 0.0
+            obs, _ = env.reset()
+        if t >= sizes.learning_starts:
+            b = buffer.sample(sizes.batch_size, rng)
+            t0 = time.perf_counter()
+            actor, critic, targets, opt_states = update(
+                actor, critic, targets, opt_states, b
+            )
+            if not compiled:
+                jax.block_until_ready(actor)
+                compile_seconds, compiled = time.perf_counter() - t0, True
+    jax.block_until_ready(actor)
+    train_seconds = time.perf_counter() - start - compile_seconds
+    env.close()
+    history = {
+        "episode_ends": ends,
+        "episode_returns": rets,
+        "train_seconds": train_seconds,
+        "compile_seconds": compile_seconds,
+    }
+    return nnx.merge(actor_def, actor), history
+
+
+def run_pendulum_ddpg(
+    sizes: DdpgSizes, *, seed: int = 0, progress: bool = True
+) -> dict:
+    """One DDPG run on Pendulum-v1, evaluated with the deterministic actor (no noise)."""
+    actor, history = train_ddpg(sizes, seed=seed, progress=progress)
+    policy = jax.jit(lambda obs: actor(obs))
+    returns = evaluate_policy(
+        lambda obs: np.asarray(policy(jnp.asarray(obs))),
+        "Pendulum-v1",
+        episodes=sizes.eval_episodes,
+    )
+    return {
+        "model": f"DDPG, gymnasium Pendulum-v1, actor and critic MLP {sizes.hidden}",
+        **rl_summary(
+            [returns],
+            env_steps=sizes.total_steps,
+            train_seconds=history["train_seconds"],
+            compile_seconds=history["compile_seconds"],
+            solved_at=None,
+        ),
+    }

@@ -1,0 +1,218 @@
+"""Chapter 7's helpers: the pure-JAX CartPole against gymnasium, GAE, the buffers, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from helpers.jax import rl as jrl
+from helpers.rl import (
+    ReplayBuffer,
+    RolloutStorage,
+    evaluate_policy,
+    random_baseline,
+    returns_on_grid,
+)
+from helpers.scale import DdpgSizes
+from helpers.torch import rl as trl
+
+
+def test_pure_jax_cartpole_matches_gymnasium_step_for_step():
+    """Same states, same actions: next state, reward and termination agree (float32)."""
+    env = gym.make("CartPole-v1")
+    step = jax.jit(jrl.cartpole_step)
+    rng = np.random.default_rng(0)
+    compared = terminations = 0
+    for episode in range(20):
+        obs, _ = env.reset(seed=episode)
+        state = jrl.CartPoleState(jnp.asarray(obs), jnp.int32(0))
+        for _ in range(500):
+            action = int(rng.integers(2))
+            # gymnasium keeps float64 internally: start both from the same float32 state
+            env.unwrapped.state = np.asarray(state.physics, np.float64)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            state, _, j_reward, j_term, j_trunc, final_obs = step(
+                jax.random.key(episode), state, jnp.int32(action)
+            )
+            np.testing.assert_allclose(final_obs, obs, rtol=1e-5, atol=1e-6)
+            assert float(j_reward) == reward
+            assert bool(j_term) == terminated and bool(j_trunc) == truncated
+            compared += 1
+            if terminated or truncated:
+                terminations += terminated
+                break
+    assert compared > 200 and terminations > 10
+
+
+def test_pure_jax_cartpole_truncates_at_500_and_resets():
+    state, _ = jrl.cartpole_reset(jax.random.key(0))
+    state = state._replace(t=jnp.int32(499))
+    new, obs, _, term, trunc, final = jrl.cartpole_step(
+        jax.random.key(1), state, jnp.int32(0)
+    )
+    assert bool(trunc) and not bool(term)
+    assert int(new.t) == 0 and np.all(np.abs(np.asarray(obs)) <= 0.05)
+    assert not np.allclose(obs, final)
+
+
+def gae_reference(rewards, values, dones, last_value, gamma, lam):
+    """GAE written as the sum over future TD errors, cut at episode ends (float64)."""
+    T = len(rewards)
+    values_next = np.concatenate([values[1:], last_value[None]])
+    delta = rewards + gamma * values_next * (1 - dones) - values
+    adv = np.zeros_like(rewards)
+    for t in range(T):
+        weight = np.ones_like(last_value)
+        for k in range(t, T):
+            adv[t] += weight * delta[k]
+            weight = weight * gamma * lam * (1 - dones[k])
+    return adv, adv + values
+
+
+def _gae_inputs():
+    rng = np.random.default_rng(3)
+    T, E = 7, 3
+    rewards = rng.normal(size=(T, E)).astype(np.float32)
+    values = rng.normal(size=(T, E)).astype(np.float32)
+    dones = (rng.random((T, E)) < 0.3).astype(np.float32)
+    last = rng.normal(size=E).astype(np.float32)
+    return rewards, values, dones, last
+
+
+@pytest.mark.parametrize("fw", ["torch", "jax"])
+def test_gae_matches_the_sum_of_td_errors(fw):
+    r, v, d, last = _gae_inputs()
+    want_adv, want_ret = gae_reference(
+        *(x.astype(np.float64) for x in (r, v, d, last)), 0.9, 0.8
+    )
+    if fw == "torch":
+        adv, ret = trl.gae(
+            *map(torch.as_tensor, (r, v, d, last)), gamma=0.9, gae_lambda=0.8
+        )
+    else:
+        adv, ret = jrl.gae(
+            *map(jnp.asarray, (r, v, d, last)), gamma=0.9, gae_lambda=0.8
+        )
+    np.testing.assert_allclose(np.asarray(adv), want_adv, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(ret), want_ret, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("fw", ["torch", "jax"])
+def test_gae_rejects_mismatched_shapes(fw):
+    r, v, d, last = _gae_inputs()
+    conv, mod = (torch.as_tensor, trl) if fw == "torch" else (jnp.asarray, jrl)
+    with pytest.raises(ValueError, match="one \\(T, E\\) shape"):
+        mod.gae(conv(r), conv(v[:-1]), conv(d), conv(last), gamma=0.9, gae_lambda=0.8)
+    with pytest.raises(ValueError, match="last_value must be"):
+        mod.gae(conv(r), conv(v), conv(d), conv(last[:-1]), gamma=0.9, gae_lambda=0.8)
+
+
+def test_ppo_loss_is_the_same_in_both_frameworks():
+    """Same weights, same minibatch: the same loss (the JAX model copied into PyTorch)."""
+    jmodel = jrl.ActorCritic(4, 2, (8,), rngs=__import__("flax").nnx.Rngs(0))
+    tmodel = trl.ActorCritic(4, 2, (8,))
+    with torch.no_grad():
+        for tnet, jlayers in (
+            (tmodel.actor, jmodel.actor),
+            (tmodel.critic, jmodel.critic),
+        ):
+            linears = [m for m in tnet if isinstance(m, torch.nn.Linear)]
+            for t, j in zip(linears, jlayers, strict=True):
+                t.weight.copy_(torch.as_tensor(np.asarray(j.kernel[...]).T))
+                t.bias.copy_(torch.as_tensor(np.asarray(j.bias[...])))
+    rng = np.random.default_rng(0)
+    batch = {
+        "obs": rng.normal(size=(16, 4)).astype(np.float32),
+        "actions": rng.integers(0, 2, 16),
+        "log_probs": np.log(rng.uniform(0.3, 0.7, 16)).astype(np.float32),
+        "advantages": rng.normal(size=16).astype(np.float32),
+        "returns": rng.normal(size=16).astype(np.float32),
+    }
+    opts = dict(clip=0.2, entropy_coef=0.01, value_coef=0.5)
+    lt, _ = trl.ppo_loss(
+        tmodel, {k: torch.as_tensor(v) for k, v in batch.items()}, **opts
+    )
+    lj, _ = jrl.ppo_loss(jmodel, {k: jnp.asarray(v) for k, v in batch.items()}, **opts)
+    np.testing.assert_allclose(lt.item(), float(lj), rtol=1e-5)
+
+
+def test_replay_buffer_wraps_and_samples():
+    buf = ReplayBuffer(5, 2)
+    for i in range(7):
+        buf.add(np.full(2, i), i % 2, 1.0, np.full(2, i + 1), i == 6)
+    assert len(buf) == 5
+    assert sorted(buf.obs[:, 0]) == [2, 3, 4, 5, 6]
+    batch = buf.sample(32, np.random.default_rng(0))
+    assert batch["obs"].shape == (32, 2) and batch["actions"].dtype == np.int64
+    np.testing.assert_array_equal(batch["next_obs"], batch["obs"] + 1)
+
+
+def test_replay_buffer_errors_name_what_was_expected():
+    with pytest.raises(ValueError, match="capacity and obs_dim"):
+        ReplayBuffer(0, 4)
+    buf = ReplayBuffer(3, 4)
+    with pytest.raises(ValueError, match="empty"):
+        buf.sample(2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="obs must end in 4"):
+        buf.add(np.zeros(3), 0, 0.0, np.zeros(3), False)
+    with pytest.raises(KeyError, match="unknown field"):
+        RolloutStorage(2, 2, 4).add(0, reward=np.zeros(2))
+
+
+def test_evaluation_counts_one_episode_per_copy_and_random_is_poor():
+    always_left = evaluate_policy(lambda obs: np.zeros(len(obs), np.int64), episodes=10)
+    assert always_left.shape == (10,) and np.all(always_left < 20)
+    random = random_baseline(episodes=20)
+    assert 10 < random.mean() < 60
+
+
+def test_returns_on_grid():
+    out = returns_on_grid(
+        [10, 20, 30], [1.0, 2.0, 3.0], np.array([5, 20, 40]), window=2
+    )
+    assert np.isnan(out[0]) and out[1] == 1.5 and out[2] == 2.5
+
+
+@pytest.mark.parametrize("mod", [trl, jrl], ids=["torch", "jax"])
+def test_ddpg_refuses_discrete_actions(mod):
+    sizes = DdpgSizes(
+        total_steps=1,
+        buffer_size=10,
+        batch_size=2,
+        actor_learning_rate=1e-3,
+        critic_learning_rate=1e-3,
+        gamma=0.99,
+        tau=0.005,
+        noise=0.1,
+        learning_starts=1,
+        hidden=(4,),
+        eval_episodes=1,
+    )
+    with pytest.raises(ValueError, match="continuous"):
+        mod.train_ddpg(sizes, env_id="CartPole-v1", progress=False)
+
+
+def test_importing_the_torch_half_does_not_import_gymnasium():
+    code = "import sys; from helpers import torch; print('gymnasium' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.parametrize("task", ["cartpole", "pendulum"])
+def test_bench_entries_name_existing_functions_and_sizes(task):
+    from helpers.bench import MODELS
+    from helpers.scale import sizes
+
+    for block, function, _ in MODELS[task].values():
+        module, name = function.split(".")
+        assert module == "rl"
+        assert callable(getattr(trl, name)) and callable(getattr(jrl, name))
+        for scale in ("smoke", "cpu", "gpu"):
+            sizes(block, scale)

@@ -125,8 +125,8 @@ def test_ppo_loss_is_the_same_in_both_frameworks():
         ):
             linears = [m for m in tnet if isinstance(m, torch.nn.Linear)]
             for t, j in zip(linears, jlayers, strict=True):
-                t.weight.copy_(torch.as_tensor(np.asarray(j.kernel[...]).T))
-                t.bias.copy_(torch.as_tensor(np.asarray(j.bias[...])))
+                t.weight.copy_(torch.as_tensor(np.array(j.kernel[...]).T))
+                t.bias.copy_(torch.as_tensor(np.array(j.bias[...])))
     rng = np.random.default_rng(0)
     batch = {
         "obs": rng.normal(size=(16, 4)).astype(np.float32),

@@ -64,6 +64,9 @@ from tqdm.auto import tqdm
 from helpers import jax as H
 from helpers.data import text as T
 
+# Initialisers draw with JAX's default generator (threefry), which XLA compiles slowly on the CPU
+# for every new shape; "rbg" (XLA's own RngBitGenerator) compiles in a fraction of that.
+jax.config.update("jax_default_prng_impl", "rbg")
 s = H.sizes("compression")  # every size this notebook uses comes from helpers/scale.py
 # Latency and export are measured on the CPU, where a deployed small model usually runs.
 device = jax.devices("cpu")[0]

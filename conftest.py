@@ -24,6 +24,51 @@ def data_dirs(tmp_path, monkeypatch):
     return data, cache
 
 
+# --- each notebook executes once per run ---------------------------------------------------
+def _site_notebooks() -> set[str]:
+    """The notebooks the site build executes: every ``.ipynb`` page of ``_toc.yml`` except the
+    labs (their stubs fail by design; ``_config.yml`` excludes them from execution)."""
+    import yaml
+
+    from helpers.notebooks import ROOT
+
+    files: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("file"), str):
+                files.add(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(yaml.safe_load((ROOT / "_toc.yml").read_text()))
+    return {
+        f"{f}.ipynb"
+        for f in files
+        if not f.startswith("labs/") and (ROOT / f"{f}.ipynb").is_file()
+    }
+
+
+def pytest_collection_modifyitems(config, items):
+    """A run that builds the site (``tests/test_site.py``) executes every book notebook there,
+    failing on any cell that raises, so nbval does not run those notebooks a second time.
+
+    Run alone (``pytest chapters/05-cifar10``), nbval still executes them. A notebook that is
+    not in ``_toc.yml`` is not built, so nbval keeps it."""
+    if not any(item.nodeid.startswith("tests/test_site.py::") for item in items):
+        return
+    site = _site_notebooks()
+    keep, drop = [], []
+    for item in items:
+        (drop if item.nodeid.split("::")[0] in site else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 # --- per-notebook timings: nbval reports cells; CI wants to see the slowest notebooks -------
 _notebook_seconds: dict[str, float] = {}
 
@@ -32,6 +77,11 @@ def pytest_runtest_logreport(report):
     path = report.nodeid.split("::")[0]
     if path.endswith(".ipynb"):
         _notebook_seconds[path] = _notebook_seconds.get(path, 0.0) + report.duration
+    # The site build's own execution times (tests/test_site.py records them).
+    for name, value in getattr(report, "user_properties", ()):
+        if name.startswith("site build: "):
+            page = name.removeprefix("site build: ")
+            _notebook_seconds[f"{page} (site build)"] = value
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -54,6 +54,25 @@ def html(tmp_path_factory) -> Path:
     return tmp / "_build" / "html"
 
 
+def test_every_book_notebook_executed_once(html, record_property):
+    """The build executed every notebook page (conftest.py leaves them to it, not nbval):
+    each has a record in the execution cache. Their times join the slowest-notebooks table."""
+    from jupyter_cache import get_cache
+
+    from helpers.book import cache_key
+
+    cache = get_cache(str(html.parents[1] / "cache" / cache_key()))
+    seconds = {
+        Path(r.uri).resolve().relative_to(ROOT).as_posix(): r.data["execution_seconds"]
+        for r in cache.list_cache_records()
+    }
+    for path, value in seconds.items():
+        record_property(f"site build: {path}", value)
+    pages = {p.as_posix() + ".ipynb" for p in notebook_pages()}
+    executed = {p for p in pages if not p.startswith("labs/")}
+    assert executed and executed <= set(seconds), sorted(executed - set(seconds))
+
+
 def notebook_pages() -> list[Path]:
     return [
         p.relative_to(ROOT).with_suffix("") for p in [*sources(), *appendix_sources()]

@@ -46,6 +46,7 @@ if "google.colab" in sys.modules:
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -264,6 +265,8 @@ compare("threads: 1 -> all cores", with_threads(1, step), with_threads(max(cores
 # batches there. The same model step fed both ways:
 
 # %%
+# PyTorch warns when there are more workers than cores; the measurement shows the cost.
+warnings.filterwarnings("ignore", message="This DataLoader will create")
 loader_model, loader_opt = new_model()
 n_loader = B * (sizes.timed_steps + 1) * (sizes.warmup + sizes.repeats)
 
@@ -340,7 +343,9 @@ compare("NCHW -> channels_last", make_step(nchw_model, nchw_opt, channels_last=F
 # %% [markdown]
 # **Host syncs.** `loss.item()` inside the loop waits for the device and copies a number to
 # the host every step, so the host cannot queue the next step while the GPU works. Keep losses
-# as tensors and read them once at the end (chapter 5's `fit_fast` does).
+# as tensors and read them once at the end (chapter 5's `fit_fast` does). On a CPU, PyTorch
+# finishes each operation before returning, so there is nothing to overlap and this row can
+# only show a difference on a GPU.
 
 # %%
 sync_model, sync_opt = new_model()

@@ -87,14 +87,15 @@ H.lab09.check_shard_weight(shard_weight)
 # %% [markdown]
 # ## Exercise 3: average the gradients by hand
 #
-# After `backward` on its share, each rank's `p.grad` is the gradient of *its* mean loss.
-# Replace every `p.grad` in place by the mean over the `world_size` ranks, with
-# `dist.all_reduce` (the process group exists when the check calls you). This is what DDP
-# does for you, in buckets, during `backward`.
+# After `backward` on its share, each rank's gradients (`grads`, a list of tensors, one per
+# parameter) are those of *its* mean loss. Return the list of their means over the
+# `world_size` ranks, computed with `dist.all_reduce` (the process group exists when the
+# check calls you; `all_reduce` works in place, so reduce a copy). This is what DDP does for
+# you, in buckets, during `backward`.
 
 
 # %%
-def average_gradients(model, world_size):
+def average_gradients(grads, world_size):
     # YOUR CODE HERE
     raise NotImplementedError("Exercise: replace this line with your code")
 

@@ -34,12 +34,14 @@ def _t_share(*, whole=False, offset=False):
 
 
 def _t_average(*, divide=1, reduce=True):
-    def average_gradients(model, world_size):
-        for p in model.parameters():
+    def average_gradients(grads, world_size):
+        out = []
+        for g in grads:
+            g = g.clone()
             if reduce:
-                dist.all_reduce(p.grad)
-            if divide:
-                p.grad /= world_size**divide
+                dist.all_reduce(g)
+            out.append(g / world_size**divide)
+        return out
 
     return average_gradients
 

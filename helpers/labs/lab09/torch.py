@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -153,8 +154,20 @@ def _grads_body(student):
         x, y = (torch.from_numpy(a) for a in _data())
         share = slice(rank, s.batch_size, world_size)
         torch.nn.functional.cross_entropy(model(x[share]), y[share]).backward()
-        student(model, world_size)
-        return {n: p.grad.numpy() for n, p in model.named_parameters()}
+        grads = [p.grad.clone() for p in model.parameters()]
+        out = student(grads, world_size)
+        if not isinstance(out, (list, tuple)) or len(out) != len(grads):
+            raise TypeError(
+                f"return a list of {len(grads)} tensors (one per gradient), "
+                f"got {type(out).__name__}"
+            )
+        for g, o in zip(grads, out, strict=True):
+            if not isinstance(o, torch.Tensor) or o.shape != g.shape:
+                raise TypeError(
+                    f"expected a tensor of shape {tuple(g.shape)}, got {o!r:.60}"
+                )
+        names = [n for n, _ in model.named_parameters()]
+        return {n: o.detach().float().numpy() for n, o in zip(names, out, strict=True)}
 
     return body
 
@@ -167,8 +180,8 @@ def _data():
 
 
 def check_average_gradients(student: Any) -> None:
-    """``average_gradients(model, world_size)``: every ``p.grad`` becomes the mean over the
-    ranks, in place, with ``torch.distributed.all_reduce``."""
+    """``average_gradients(grads, world_size) -> grads``: each gradient tensor replaced by
+    its mean over the ranks, with ``torch.distributed.all_reduce``."""
     with checking(
         "average_gradients", TORCH, passed="2 processes, the full-batch gradient"
     ) as c:
@@ -221,11 +234,8 @@ def check_data_parallel(student: Any) -> None:
             raise c.fail(
                 "both ranks had the same loss at every step", c.hint("same_data")
             )
-        half = reference_training(
-            lab09.LAB_SIZES.__class__(
-                **{**s.__dict__, "learning_rate": s.learning_rate / 2}
-            )
-        )
+        # Gradients averaged twice: every step is half as long.
+        half = reference_training(replace(s, learning_rate=s.learning_rate / 2))
         for name in (k for k in reference if k != "losses"):
             if name not in results[0]:
                 raise c.fail(f"the returned model has no parameter {name!r}")

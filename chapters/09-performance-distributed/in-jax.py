@@ -695,7 +695,9 @@ def row_parallel(x_block, w_block):
     return jax.lax.psum(x_block @ w_block, "model")  # summed over the 4 "model" devices
 
 
-np.testing.assert_allclose(row_parallel(x, w), x @ w, rtol=1e-5, atol=1e-5)
+x_rows = jax.device_put(x, NamedSharding(mesh2, P("data", "model")))  # blocks of x
+w_rows = jax.device_put(w, NamedSharding(mesh2, P("model", None)))  # rows of w
+np.testing.assert_allclose(row_parallel(x_rows, w_rows), x @ w, rtol=1e-5, atol=1e-5)
 print("row-parallel shard_map matches x @ w; each device held", (32 // 4, 64), "of w")
 
 # %% [markdown]

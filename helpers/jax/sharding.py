@@ -77,7 +77,10 @@ def make_mesh(
         raise ValueError(
             f"a mesh of shape {shape} with axes {axes} does not fit {n} devices"
         )
-    return jax.make_mesh(shape, axes, devices=devices)
+    # Auto axes: jax.jit decides how intermediates are sharded (the classic GSPMD behaviour
+    # the chapter teaches); JAX 0.10's default, Explicit, makes sharding part of every type.
+    auto = (jax.sharding.AxisType.Auto,) * len(axes)
+    return jax.make_mesh(shape, axes, devices=devices, axis_types=auto)
 
 
 def shard_batch(x: np.ndarray | jax.Array, mesh: Mesh, axis: str = "data") -> jax.Array:

@@ -149,15 +149,16 @@ if jax.device_count("cpu") == 8:
             jax.nn.log_softmax(logits), y[:, None], axis=1
         ).mean()
 
-    params = {"w": jnp.zeros((5, 3))}
-    xs = jax.random.normal(jax.random.key(0), (32, 5))
-    ys = jnp.arange(32) % 3
+    params = jax.device_put({"w": jnp.zeros((5, 3))}, NamedSharding(mesh8, P()))
+    xs = shard_batch(jax.random.normal(jax.random.key(0), (32, 5)), mesh8)  # (32, 5)
+    ys = shard_batch(jnp.arange(32) % 3, mesh8)  # (32,)
     step = jax.jit(
         jax.shard_map(
             lambda p, x, y: data_parallel_step(loss_fn, p, x, y, 0.5),
             mesh=mesh8,
             in_specs=(P(), P("data"), P("data")),
             out_specs=P(),
+            check_vma=False,  # per-worker code: each gradient is local until the pmean
         )
     )
     one_device = jax.tree.map(

@@ -44,7 +44,7 @@ _TIMEOUT = 60.0
 def check_shard_batch(student: Any) -> None:
     """``shard_batch(order, step, rank, world_size, batch_size) -> LongTensor`` of indices."""
     with checking("shard_batch", TORCH, passed="2, 3 and 4 ranks, several steps") as c:
-        order = torch.from_numpy(np.random.default_rng(5).permutation(48))
+        order = torch.from_numpy(np.random.default_rng(5).permutation(96))
         for world in lab09.WORLD_SIZES:
             batch_size = 4 * world
             for step in (0, 1, 3):

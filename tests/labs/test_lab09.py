@@ -97,8 +97,8 @@ TORCH_MISTAKES = [
     ("average_gradients", _t_average(divide=0), "summed"),
     ("average_gradients", _t_average(divide=2), "averaged_twice"),
     ("average_gradients", _t_average(divide=0, reduce=False), "no_allreduce"),
-    ("data_parallel", _t_train(sampler=False), "same_data"),
-    ("data_parallel", _t_train(loss_scale=0.5), "averaged_twice"),
+    ("train_ddp", _t_train(sampler=False), "same_data"),
+    ("train_ddp", _t_train(loss_scale=0.5), "averaged_twice"),
 ]
 
 
@@ -133,9 +133,9 @@ JAX_MISTAKES = [
     ("average_gradients", lambda g: jax.lax.psum(g, "data"), "summed"),
     ("average_gradients", _j_twice, "averaged_twice"),
     ("average_gradients", lambda g: g, "no_allreduce"),
-    ("data_parallel", _j_step(collective=None), "no_allreduce"),
-    ("data_parallel", _j_step(collective="psum"), "summed"),
-    ("data_parallel", _j_step(extra_divide=True), "averaged_twice"),
+    ("data_parallel_step", _j_step(collective=None), "no_allreduce"),
+    ("data_parallel_step", _j_step(collective="psum"), "summed"),
+    ("data_parallel_step", _j_step(extra_divide=True), "averaged_twice"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}

@@ -133,6 +133,9 @@ def _as_dict(c, out) -> dict:
 def check_average_gradients(student: Any) -> None:
     """``average_gradients(grads) -> grads`` averaged over the named axis ``"data"``."""
     with checking("average_gradients", JAX, passed="2, 3 and 4 workers") as c:
+        c.expect(
+            callable(student), f"expected a function, got {type(student).__name__}"
+        )
         for world in lab09.WORLD_SIZES:
             grads, mean = _workers_grads(world)
             run = jax.vmap(student, axis_name="data")  # one row per worker
@@ -158,7 +161,12 @@ def _loss(params, x, y):
 def check_data_parallel(student: Any) -> None:
     """``data_parallel_step(loss_fn, params, x, y, lr) -> params``: one SGD step of a worker
     on its share of the batch, equal on every worker to a step on the whole batch."""
-    with checking("data_parallel", JAX, passed="2, 3 and 4 workers equal one") as c:
+    with checking(
+        "data_parallel_step", JAX, passed="2, 3 and 4 workers equal one"
+    ) as c:
+        c.expect(
+            callable(student), f"expected a function, got {type(student).__name__}"
+        )
         for world in lab09.WORLD_SIZES:
             x, y, w, b = _problem(world)
             lr = 0.5

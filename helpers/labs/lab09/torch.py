@@ -127,6 +127,17 @@ def _run_ranks(c, body, world_size: int) -> list[dict]:
     return results
 
 
+class _OneRank:
+    """A one-process gloo group in this process, for calls the check can count and time."""
+
+    def __enter__(self):
+        init = f"tcp://127.0.0.1:{free_port()}"
+        dist.init_process_group("gloo", init_method=init, rank=0, world_size=1)
+
+    def __exit__(self, *exc):
+        dist.destroy_process_group()
+
+
 def _stub():
     raise NotImplementedError
 
@@ -205,6 +216,18 @@ def check_average_gradients(student: Any) -> None:
                     mistakes=[(c.hint("summed"), world * grad),
                               (c.hint("averaged_twice"), grad / world)],
                 )  # fmt: skip
+        # One rank: the mean over one rank is the gradient itself (two models).
+        with _OneRank():
+            for seed in (1, 2):
+                torch.manual_seed(seed)
+                grads = [torch.randn(3, 4), torch.randn(5)]
+                out = c.call(student, [g.clone() for g in grads], 1)
+                if not isinstance(out, (list, tuple)) or len(out) != 2:
+                    raise c.fail(
+                        f"expected a list of 2 tensors, got {type(out).__name__}"
+                    )
+                for g, o in zip(grads, out, strict=True):
+                    c.close(c.array(o), g.numpy(), what="the one-rank mean")
 
 
 def _train_body(student):
@@ -223,7 +246,7 @@ def _train_body(student):
 def check_data_parallel(student: Any) -> None:
     """``train_ddp(rank, world_size, sizes) -> (model, losses)``: DDP on 2 processes ends
     with the parameters of one process trained on the whole global batches."""
-    with checking("data_parallel", TORCH, passed="2 processes equal 1 process") as c:
+    with checking("train_ddp", TORCH, passed="2 processes equal 1 process") as c:
         if not callable(student):
             raise c.fail(f"expected a function, got {type(student).__name__}")
         s = lab09.LAB_SIZES
@@ -245,3 +268,18 @@ def check_data_parallel(student: Any) -> None:
                 results[0][name], reference[name], what=f"the trained {name}", atol=1e-5,
                 mistakes=[(c.hint("averaged_twice"), half[name])],
             )  # fmt: skip
+        # One rank too (in this process): DDP over one process is plain training.
+        with _OneRank():
+            for sizes in (s, replace(s, seed=s.seed + 1)):
+                out = c.call(student, 0, 1, sizes)
+                if not isinstance(out, tuple) or len(out) != 2:
+                    raise c.fail(f"return (model, losses), got {type(out).__name__}")
+                model = getattr(out[0], "module", out[0])
+                if not isinstance(model, torch.nn.Module):
+                    raise c.fail(
+                        f"expected the model first, got {type(model).__name__}"
+                    )
+                one = reference_training(sizes)
+                for name, value in model.state_dict().items():
+                    c.close(value.detach().numpy(), one[name], atol=1e-5,
+                            what=f"one rank's trained {name}")  # fmt: skip

@@ -149,12 +149,10 @@ class Runner:
     """Carries the state from call to call, so that a timed call is one more training step."""
 
     def __init__(self, step, state, sync=False):
-        self.step, self.state, self.key, self.sync = (
-            step,
-            state,
-            jax.random.key(0),
-            sync,
-        )
+        self.step, self.state, self.sync = step, state, sync
+        # Committed to the device like the step's outputs: an uncommitted first input would
+        # make the second call compile again.
+        self.key = jax.device_put(jax.random.key(0), device)
 
     def __call__(self):
         self.state, self.key, loss = self.step(self.state, self.key)
@@ -392,12 +390,18 @@ compare("per-sample host pipeline -> data on the device", HostFed(),
 # **Compilation.** `jax.jit` traces the step once and compiles it into fused XLA kernels;
 # without it, every operation is dispatched on its own from Python. `donate_argnums=0` lets
 # XLA write the new state into the old state's buffers instead of allocating new ones (the
-# old state must not be used again).
+# old state must not be used again). Running without jit first compiles each operation on its
+# own, which takes longer than a smoke page may run, so at `smoke` scale that row says so
+# instead of a number.
 
 # %%
-g_eager, s_eager = new_model()
-compare("op-by-op (no jit) -> jax.jit", Runner(make_step(g_eager, use_jit=False), s_eager),
-        Runner(make_step(g_eager), new_model()[1]))  # fmt: skip
+if sizes.compile:  # op-by-op warm-up compiles every operation: not at smoke scale
+    g_eager, s_eager = new_model()
+    compare("op-by-op (no jit) -> jax.jit",
+            Runner(make_step(g_eager, use_jit=False), s_eager),
+            Runner(make_step(g_eager), new_model()[1]))  # fmt: skip
+else:
+    rows.append(["op-by-op (no jit) -> jax.jit", "not run at this scale", "", "", ""])
 g_don, s_don = new_model()
 compare("jit -> jit with donated state", Runner(make_step(g_don, donate=False), s_don),
         Runner(make_step(g_don), new_model()[1]))  # fmt: skip

@@ -354,8 +354,9 @@ compare("loss.item() every step -> no host sync", make_step(sync_model, sync_opt
 
 # %% [markdown]
 # **`torch.compile`.** It traces the model into a graph and generates fused kernels
-# {cite}`ansel2024pytorch2`. Compilation takes tens of seconds on a CPU, longer than a smoke
-# page may run, so at `smoke` scale the row says so instead of a number.
+# {cite}`ansel2024pytorch2`. Compiling a training step on a CPU takes longer than a whole smoke
+# page may run, so at `smoke` scale the row says so instead of a number; at `cpu` scale the
+# note column prints how long compiling took.
 
 # %%
 if sizes.compile:

@@ -1,6 +1,6 @@
 """Chapter 9: every distributed example equals single-process training; cluster files parse.
 
-The four runs go through the chapter's own script (``run_distributed.py``), each in a fresh
+The four runs go through the chapter's own script (``run-distributed.py``), each in a fresh
 process (JAX's simulated devices must be set before JAX starts), each under 60 s. The
 remaining tests are unit tests of the helpers on tiny inputs.
 """
@@ -45,7 +45,7 @@ TINY = DataParallelSizes(
 def test_distributed_run_equals_single_process(example):
     start = time.perf_counter()
     run = subprocess.run(
-        [sys.executable, str(CHAPTER / "run_distributed.py"), example],
+        [sys.executable, str(CHAPTER / "run-distributed.py"), example],
         capture_output=True,
         text=True,
         env=child_env(BOOK_SCALE="smoke"),
@@ -167,6 +167,6 @@ def test_kubernetes_manifest_parses_with_required_keys():
 
 
 def test_chapter_files_exist():
-    for name in ("run_distributed.py", "train-torch.sbatch", "torch-job.yaml"):
+    for name in ("run-distributed.py", "train-torch.sbatch", "torch-job.yaml"):
         assert (CHAPTER / name).is_file(), name
-    assert Path(CHAPTER / "run_distributed.py").read_text().count("TOLERANCE") >= 2
+    assert Path(CHAPTER / "run-distributed.py").read_text().count("TOLERANCE") >= 2

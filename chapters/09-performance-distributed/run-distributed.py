@@ -1,9 +1,9 @@
 """Run chapter 9's distributed examples, each against single-process training.
 
-    python run_distributed.py ddp             # DDP, 2 gloo processes (torch.multiprocessing)
-    python run_distributed.py torchrun-nodes  # two torchrun "nodes" on 127.0.0.1, c10d rendezvous
-    python run_distributed.py jax-devices     # JAX data parallelism on 8 simulated CPU devices
-    python run_distributed.py jax-processes   # two processes joined by jax.distributed.initialize
+    python run-distributed.py ddp             # DDP, 2 gloo processes (torch.multiprocessing)
+    python run-distributed.py torchrun-nodes  # two torchrun "nodes" on 127.0.0.1, c10d rendezvous
+    python run-distributed.py jax-devices     # JAX data parallelism on 8 simulated CPU devices
+    python run-distributed.py jax-processes   # two processes joined by jax.distributed.initialize
 
 Each prints one JSON line (example, workers, seconds, largest difference from the
 single-process parameters and losses) and exits 1 when the difference exceeds the tolerance.

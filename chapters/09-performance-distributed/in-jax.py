@@ -1,0 +1,813 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 9. Performance tuning and distributed training: JAX
+#
+# This is the JAX half of chapter 9; the [PyTorch half](in-pytorch.ipynb) tells the same story
+# in the same order. The outline lists GPU choice, CPU threads, caches, data parallelism, model
+# parallelism and parameter servers in prose. Here each becomes an experiment you rerun:
+#
+# * measuring first: timing done right, a profiler trace, finding the bottleneck;
+# * single-device tuning on chapter 5's CIFAR-10 network, every step a before/after measured
+#   on this page;
+# * data parallelism by sharding the batch over a device mesh, asserted equal to one device;
+# * several processes joined by `jax.distributed.initialize`, and what a cluster adds;
+# * model parallelism (a weight split over devices, `shard_map`), pipelines, and why parameter
+#   servers gave way to all-reduce.
+#
+# Every number on this page is printed by the code above it; the cell below says at which scale
+# (`smoke`, `cpu` or `gpu`) this page was produced.
+
+# %% tags=["remove-cell"]
+# Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
+# torch and jax are never reinstalled: Colab builds them for its CUDA.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    repo = "git+https://github.com/pytorch-jax-course/pytorch-jax-course"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+    from helpers.versions import colab_setup
+
+    colab_setup()
+
+# %% [markdown]
+# One setting must come first. Sections 9.3 and 9.5 need several devices; this machine may have
+# one CPU, but XLA can split it into 8 *simulated* CPU devices, as long as it is told before
+# the CPU backend starts (before the first array is made). Everything else runs on device 0.
+
+# %%
+import jax
+
+jax.config.update("jax_num_cpu_devices", 8)  # the same as XLA_FLAGS=...device_count=8
+
+import glob
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from functools import cache, partial
+from pathlib import Path
+
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+import optax
+from flax import nnx
+from IPython.display import Markdown, display
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from helpers import jax as H
+from helpers.distributed import child_env, markdown_table, measure, toy_data
+
+sizes = H.sizes(
+    "performance"
+)  # every size this notebook uses comes from helpers/scale.py
+device = H.default_device()
+H.runtime_info()
+
+# %% [markdown]
+# The subject is the chapter 5 recipe: the airbench-style `H.vision.CifarNet`, the CIFAR-10
+# training images kept on the device as `uint8`, each batch cropped, flipped and normalised
+# there. A training *step* is what every measurement below times.
+
+# %%
+with H.vision.data_source():
+    x_train, y_train = H.load_cifar10("train", limit=sizes.train_examples)
+mean, std = H.vision.channel_stats(x_train)
+images = jax.device_put(x_train, device)  # (N, 32, 32, 3) uint8
+labels = jax.device_put(y_train.astype(np.int32), device)  # (N,) int32
+B = sizes.batch_size
+
+
+def build():
+    model = H.vision.CifarNet(sizes.widths, rngs=nnx.Rngs(0))
+    return model, nnx.Optimizer(model, optax.sgd(0.05, momentum=0.9), wrt=nnx.Param)
+
+
+# Built once under jit: creating the network eagerly runs (and compiles) every
+# initialiser op by op, which costs more than the compiled version of the whole thing.
+graphdef = nnx.split(nnx.eval_shape(build))[0]
+init_state = jax.jit(lambda: nnx.state(build()))
+
+
+def new_model():
+    """A fresh (graphdef, state): the same initial weights every time."""
+    return graphdef, jax.device_put(init_state(), device)  # committed to the device
+
+
+@cache  # one compiled step per setting, shared by every measurement that uses it
+def make_step(graphdef, batch_size=B, dtype=jnp.float32, donate=True, use_jit=True):
+    """A training step on a random batch: state, key -> state, key, loss."""
+
+    def step(state, key, images, labels):
+        model, optimizer = nnx.merge(graphdef, state)
+        key, k_idx, k_aug = jax.random.split(key, 3)
+        idx = jax.random.randint(k_idx, (batch_size,), 0, len(images))
+        x = H.vision.random_crop_flip(
+            images[idx], 2, rngs=k_aug
+        )  # (B, 32, 32, 3) uint8
+        x = H.vision.to_input(x, mean, std).astype(dtype)  # (B, 32, 32, 3)
+        if dtype != jnp.float32:
+            for _, layer in nnx.iter_graph(model):
+                if isinstance(layer, (nnx.Conv, nnx.Linear, nnx.BatchNorm)):
+                    layer.dtype = dtype  # computes in dtype; parameters stay float32
+
+        def loss_fn(model):
+            logits = model(x).astype(jnp.float32)  # (B, 10)
+            return optax.softmax_cross_entropy_with_integer_labels(
+                logits, labels[idx]
+            ).mean()
+
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        optimizer.update(model, grads)
+        return nnx.state((model, optimizer)), key, loss
+
+    if use_jit:
+        # The data set is an argument, not a constant baked into the compiled program.
+        step = jax.jit(step, donate_argnums=0 if donate else ())
+    return lambda state, key: step(state, key, images, labels)
+
+
+class Runner:
+    """Carries the state from call to call, so that a timed call is one more training step."""
+
+    def __init__(self, step, state, sync=False):
+        self.step, self.state, self.sync = step, state, sync
+        # Committed to the device like the step's outputs: an uncommitted first input would
+        # make the second call compile again.
+        self.key = jax.device_put(jax.random.key(0), device)
+
+    def __call__(self):
+        self.state, self.key, loss = self.step(self.state, self.key)
+        if self.sync:
+            float(loss)  # a host sync: waits for the device and copies one number back
+        return loss
+
+
+graphdef, state = new_model()
+step = Runner(make_step(graphdef), state)
+print(f"{len(images)} images on {device}, batch {B}, "
+      f"{sum(v.size for v in jax.tree.leaves(nnx.state(nnx.merge(graphdef, state)[0], nnx.Param))):,}"
+      " parameters")  # fmt: skip
+
+# %% [markdown] tags=["shared"]
+# ## 9.1 Measuring first
+#
+# Three rules make a timing mean something. **Warm up**: the first calls pay one-time costs
+# (memory allocation, kernel selection, compilation) that a long run pays once. **Wait for the
+# device**: GPUs and JAX run asynchronously, so a call returns before its work is done, and a
+# clock read right after it times the dispatch, not the work. **Repeat and report the median
+# with its spread**: other programs share the machine, and one slow sample should neither hide
+# nor dominate. Written out, with the median and half the interquartile range:
+
+# %%
+wait = jax.block_until_ready  # JAX returns before the work is done: wait for the result
+
+first = time.perf_counter()
+wait(step())  # warm-up: compiles the step, then runs it
+first = time.perf_counter() - first
+samples, unsynced = [], []
+for _ in range(sizes.repeats):
+    start = time.perf_counter()
+    wait(step())
+    samples.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    loss = step()  # the mistake: no wait, so the clock stops at the dispatch
+    unsynced.append(time.perf_counter() - start)
+    wait(loss)
+q1, median, q3 = np.percentile(samples, [25, 50, 75])
+print(f"first call (compilation) {first * 1e3:.0f} ms; then median {median * 1e3:.1f} ms "
+      f"± {(q3 - q1) / 2 * 1e3:.1f} ms over {sizes.repeats} calls; without the wait: "
+      f"{np.median(unsynced) * 1e3:.2f} ms")  # fmt: skip
+
+# %% [markdown]
+# Without the wait the clock measured only the dispatch of the step, a fraction of its real
+# time. `helpers.distributed.measure` is the loop above (warm-up calls, `wait`, median and
+# spread), and times every row of this chapter. Next, where the time of one step goes.
+# `jax.profiler.trace` records what the XLA runtime executes; the trace file
+# (`.xplane.pb`) opens in TensorBoard's profile plugin or [Perfetto](https://ui.perfetto.dev),
+# and `jax.profiler.ProfileData` reads it here to sum the time per XLA operation.
+
+# %%
+trace_dir = tempfile.mkdtemp()
+with jax.profiler.trace(trace_dir):
+    for _ in range(sizes.profile_steps):
+        wait(step())
+(trace_file,) = glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True)
+totals, counts = defaultdict(float), defaultdict(int)
+for plane in jax.profiler.ProfileData.from_file(trace_file).planes:
+    for line in plane.lines:
+        if line.name.startswith("python"):
+            continue  # Python-level frames; keep what XLA ran
+        for event in line.events:
+            if event.name.startswith(("end:", "ThreadpoolListener")):
+                continue
+            totals[event.name] += event.duration_ns / 1e6
+            counts[event.name] += 1
+top = sorted(totals.items(), key=lambda kv: -kv[1])[:10]
+display(Markdown(markdown_table(
+    ["XLA operation (trace event)", "calls", "total ms", f"ms per step ({sizes.profile_steps} steps)"],
+    [[name[:60], counts[name], ms, ms / sizes.profile_steps] for name, ms in top],
+)))  # fmt: skip
+print(f"timeline: {trace_file} ({Path(trace_file).stat().st_size / 1e6:.1f} MB)")
+
+# %% [markdown] tags=["shared"]
+# The table names the operators that cost most, but not whether the step as a whole waits on
+# its input, on its arithmetic, or on the host. Three separate timings say that: the input
+# pipeline alone (gather, crop, flip, normalise), the model's forward and backward on a fixed
+# batch, and the whole step. When the first two add up to far less than the third, something
+# else (a host sync, Python overhead) is the bottleneck.
+
+
+# %%
+@jax.jit
+def pipeline_only(key, images):
+    idx = jax.random.randint(key, (B,), 0, len(images))
+    return H.vision.to_input(
+        H.vision.random_crop_flip(images[idx], 2, rngs=key), mean, std
+    )
+
+
+fixed = pipeline_only(jax.random.key(1), images)
+fixed_labels = labels[:B]
+
+
+@jax.jit
+def compute_only(state):
+    model, optimizer = nnx.merge(graphdef, state)
+
+    def loss_fn(model):
+        return optax.softmax_cross_entropy_with_integer_labels(
+            model(fixed), fixed_labels
+        ).mean()
+
+    loss, grads = nnx.value_and_grad(loss_fn)(model)
+    optimizer.update(model, grads)
+    return nnx.state((model, optimizer)), loss
+
+
+keys = iter(jax.random.split(jax.random.key(2), 100))
+parts = {
+    "input pipeline": measure(
+        lambda: pipeline_only(next(keys), images), wait=wait, repeats=sizes.repeats
+    ),
+    "forward + backward + update": measure(
+        lambda: compute_only(step.state)[1], wait=wait, repeats=sizes.repeats
+    ),
+    "whole step": measure(step, wait=wait, repeats=sizes.repeats),
+}
+whole = parts["whole step"].median
+display(Markdown(markdown_table(
+    ["part", "ms per step", "share of the step"],
+    [[k, str(t), f"{t.median / whole:.0%}"] for k, t in parts.items()],
+)))  # fmt: skip
+
+# %% [markdown] tags=["shared"]
+# ## 9.2 Single-device tuning
+#
+# Each change below is measured the same way: `timed_steps` training steps per sample, a
+# warm-up, the median of `repeats` samples with its spread, before and after, in one table at
+# the end. What helps depends on the hardware: a change that wins on a GPU can lose on a CPU,
+# which is why the table comes from this page's own run and not from a blog post.
+
+# %%
+rows = []
+
+
+def compare(name, before, after, items=B * sizes.timed_steps, note=""):
+    """Time two step functions; add a row with both medians and the speedup."""
+    t = [
+        measure(lambda f=f: [f() for _ in range(sizes.timed_steps)][-1], wait=wait,
+                repeats=sizes.repeats, warmup=sizes.warmup)
+        for f in (before, after)
+    ]  # fmt: skip
+    rows.append([name, str(t[0]), str(t[1]), f"{t[0].median / t[1].median:.2f}x", note])
+    print(f"{name}: {t[0]} -> {t[1]} per {sizes.timed_steps} steps")
+    return t
+
+
+# %% [markdown]
+# **Threads.** XLA sizes its CPU thread pool when the backend starts, so the only way to
+# compare is two fresh processes: one told to use a single thread
+# (`--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`), one left alone. Each
+# times the same jitted convolution.
+
+# %%
+probe = """
+import time, jax, jax.numpy as jnp
+x = jnp.ones((64, 32, 32, 32)); w = jnp.ones((3, 3, 32, 32))
+f = jax.jit(lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+            dimension_numbers=("NHWC", "HWIO", "NHWC")).sum())
+f(x, w).block_until_ready(); t = []
+for _ in range(5):
+    s = time.perf_counter(); f(x, w).block_until_ready(); t.append(time.perf_counter() - s)
+print(sorted(t)[2])
+"""
+
+
+def probe_seconds(xla_flags):
+    env = child_env(
+        threads=os.cpu_count() or 1, XLA_FLAGS=xla_flags, JAX_PLATFORMS="cpu"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    return float(out.stdout.split()[-1])
+
+
+one = probe_seconds("--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+many = probe_seconds("")
+cores = (
+    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+)
+rows.append(["XLA threads: 1 -> default (one convolution)", f"{one * 1e3:.1f} ms",
+             f"{many * 1e3:.1f} ms", f"{one / many:.2f}x", f"{cores} core(s) available"])  # fmt: skip
+print(f"1 thread {one * 1e3:.1f} ms, default {many * 1e3:.1f} ms")
+
+# %% [markdown]
+# **Input pipeline.** JAX has no data loader of its own; the usual host-side pipeline augments
+# one image at a time in NumPy (`H.vision.per_sample_batches`, what a per-sample `Dataset`
+# does) and copies each batch to the device. Chapter 5 instead keeps the data set on the
+# device and augments inside the jitted step. The same model step fed both ways:
+
+# %%
+host_graphdef, host_state = new_model()
+
+
+@partial(jax.jit, donate_argnums=0)
+def host_fed_step(state, x, y):
+    model, optimizer = nnx.merge(host_graphdef, state)
+
+    def loss_fn(model):
+        return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
+    loss, grads = nnx.value_and_grad(loss_fn)(model)
+    optimizer.update(model, grads)
+    return nnx.state((model, optimizer)), loss
+
+
+class HostFed:
+    def __init__(self):
+        self.state, self.batches = host_state, self.new_epoch()
+
+    def new_epoch(self):
+        return H.vision.per_sample_batches(
+            x_train, y_train, mean, std, batch_size=B, pad=2
+        )
+
+    def __call__(self):
+        try:
+            x, y = next(self.batches)
+        except StopIteration:
+            self.batches = self.new_epoch()
+            x, y = next(self.batches)
+        self.state, loss = host_fed_step(
+            self.state, jax.device_put(x), jax.device_put(y)
+        )
+        return loss
+
+
+compare("per-sample host pipeline -> data on the device", HostFed(),
+        Runner(make_step(host_graphdef), new_model()[1]))  # fmt: skip
+
+# %% [markdown]
+# **Compilation.** `jax.jit` traces the step once and compiles it into fused XLA kernels;
+# without it, every operation is dispatched on its own from Python. `donate_argnums=0` lets
+# XLA write the new state into the old state's buffers instead of allocating new ones (the
+# old state must not be used again). Running without jit first compiles each operation on its
+# own, which takes longer than a smoke page may run, so at `smoke` scale that row says so
+# instead of a number.
+
+# %%
+if sizes.compile:  # op-by-op warm-up compiles every operation: not at smoke scale
+    g_eager, s_eager = new_model()
+    compare("op-by-op (no jit) -> jax.jit",
+            Runner(make_step(g_eager, use_jit=False), s_eager),
+            Runner(make_step(g_eager), new_model()[1]))  # fmt: skip
+else:
+    rows.append(["op-by-op (no jit) -> jax.jit", "not run at this scale", "", "", ""])
+g_don, s_don = new_model()
+compare("jit -> jit with donated state", Runner(make_step(g_don, donate=False), s_don),
+        Runner(make_step(g_don), new_model()[1]))  # fmt: skip
+
+# %% [markdown]
+# **Mixed precision.** Flax layers take a `dtype`, the type they compute in, apart from
+# `param_dtype`, the type they store. Setting `dtype=bfloat16` on every layer runs the
+# convolutions and products in 16 bits while the parameters, their updates and the loss stay
+# float32; JAX has no autocast, so the choice is written where it applies. bfloat16 keeps
+# float32's exponent range; float16 would also need loss scaling (scale the loss up before
+# differentiating, the gradients down after: PyTorch's `GradScaler`), because its small
+# exponent range underflows {cite}`micikevicius2018mixed`.
+
+# %%
+g_bf, s_bf = new_model()
+compare("float32 -> bfloat16 compute", Runner(make_step(g_bf), s_bf),
+        Runner(make_step(g_bf, dtype=jnp.bfloat16), new_model()[1]))  # fmt: skip
+
+# %% [markdown]
+# **Memory format.** PyTorch's `channels_last` switch has no JAX counterpart: arrays are NHWC
+# in this network, and XLA chooses the physical layout of every intermediate itself.
+#
+# **Host syncs.** `float(loss)` inside the loop waits for the device and copies a number to
+# the host every step, so Python cannot queue the next step while the device works. Keep the
+# losses as arrays and read them once at the end (chapter 5's `fit_fast` does).
+
+# %%
+g_sync, s_sync = new_model()
+compare("float(loss) every step -> no host sync", Runner(make_step(g_sync), s_sync, sync=True),
+        Runner(make_step(g_sync), new_model()[1]))  # fmt: skip
+
+# %% [markdown]
+# **Batch size.** Larger batches use the hardware better until it is saturated; throughput in
+# images per second, for each batch size of the sweep (each size is compiled once, in the
+# warm-up call):
+
+# %%
+sweep = []
+for bs in sizes.sweep_batch_sizes:
+    g_bs, s_bs = new_model()
+    t = measure(Runner(make_step(g_bs, batch_size=bs), s_bs), wait=wait,
+                repeats=sizes.repeats, warmup=sizes.warmup)  # fmt: skip
+    sweep.append((bs, t.rate(bs)))
+    print(f"batch {bs:5d}: {t.rate(bs):8.0f} images/s")
+small, large = sweep[0], sweep[-1]
+rows.append([f"batch {small[0]} -> {large[0]} (images/s)", f"{small[1]:.0f}", f"{large[1]:.0f}",
+             f"{large[1] / small[1]:.2f}x", "throughput, not time"])  # fmt: skip
+
+fig, ax = plt.subplots(figsize=(5, 3))
+ax.plot(*zip(*sweep, strict=True), "o-", label=f"CifarNet {sizes.widths}")
+ax.set(xscale="log", xlabel="batch size (images)", ylabel="throughput (images/s)",
+       title="Training throughput against batch size")  # fmt: skip
+ax.legend()
+plt.show()
+
+# %% [markdown] tags=["shared"]
+# All the steps together, each a before/after from this run. A speedup above 1 means the change
+# helped *here*; read it next to the hardware line printed at the top of the page.
+
+# %%
+display(Markdown(markdown_table(
+    ["change", f"before (per {sizes.timed_steps} steps)", "after", "speedup", "note"], rows
+)))  # fmt: skip
+
+# %% [markdown] tags=["shared"]
+# ## 9.3 Data parallelism
+#
+# Data parallelism copies the model to $W$ workers, gives each a $1/W$ share of every global
+# batch, and averages the gradients before every update:
+#
+# $$ g = \frac{1}{W} \sum_{r=1}^{W} g_r, \qquad g_r = \frac{1}{B/W} \sum_{i \in \text{share}_r}
+# \nabla_\theta \ell_i = \text{the gradient of the mean loss over the whole batch.} $$
+#
+# So $W$ workers take exactly the steps one worker would take on the global batch, up to the
+# order of floating-point additions: the check below asserts that. It holds for this MLP and
+# not for a network with BatchNorm, whose statistics each worker computes on its own share
+# (synchronised BatchNorm exists for that). The toy problem: a seeded classification set and
+# a two-layer MLP, the same in every process.
+
+# %% [markdown]
+# JAX needs no wrapper for this. Put the parameters on every device (*replicated*, sharding
+# `P()`), split the batch's first axis over a mesh axis (`P("data")`), and `jax.jit` compiles
+# one program for all devices; since the loss is a mean over the whole (sharded) batch, the
+# compiler inserts the all-reduce of the gradients itself. The loop, written out:
+
+# %%
+dp = sizes.parallel
+mesh = H.sharding.make_mesh(
+    (8,), ("data",), device="cpu"
+)  # the 8 simulated CPU devices
+replicated, by_rows = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+
+x_all, y_all = toy_data(dp)
+dp_graphdef, params = nnx.split(H.sharding.make_model(dp))
+tx = optax.sgd(dp.learning_rate)
+
+
+@jax.jit
+def dp_step(params, opt_state, xb, yb):
+    def loss_fn(params):
+        logits = nnx.merge(dp_graphdef, params)(xb)  # (B, classes)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)  # grads: all-reduced by XLA
+    updates, opt_state = tx.update(grads, opt_state)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+
+params = jax.device_put(params, replicated)
+opt_state = jax.device_put(tx.init(params), replicated)
+per_epoch, losses = dp.examples // dp.batch_size, []
+for t in range(dp.steps):
+    epoch, i = divmod(t, per_epoch)
+    order = np.random.default_rng([dp.seed, epoch]).permutation(dp.examples)
+    idx = order[i * dp.batch_size : (i + 1) * dp.batch_size]
+    xb = jax.device_put(x_all[idx], by_rows)  # (B, features): B / 8 rows on each device
+    yb = jax.device_put(y_all[idx].astype(np.int32), by_rows)
+    params, opt_state, loss = dp_step(params, opt_state, xb, yb)
+    losses.append(loss)
+
+jax.debug.visualize_array_sharding(
+    xb
+)  # which rows of the last batch live on which device
+reference = H.sharding.reference_training(dp)  # one device, whole batches
+flat = {"/".join(map(str, k)): np.asarray(v) for k, v in nnx.to_flat_state(params)}
+
+
+def max_difference(results, ref):
+    params = [k for k in ref if k != "losses"]
+    worst = max(float(np.abs(r[k] - ref[k]).max()) for r in results for k in params)
+    # Each process's loss is already the global batch's mean (jit computes it over all rows).
+    mean_loss = sum(r["losses"] for r in results) / len(results)
+    return max(worst, float(np.abs(mean_loss - ref["losses"]).max()))
+
+
+dp_diff = max_difference([{**flat, "losses": np.array(losses)}], reference)
+print(f"8 devices, {dp.steps} steps; largest difference from one device: {dp_diff:.1e}; "
+      f"loss {reference['losses'][0]:.3f} -> {reference['losses'][-1]:.3f}")  # fmt: skip
+assert dp_diff < 1e-5
+assert reference["losses"][-1] < reference["losses"][0]  # it learned
+
+# %% [markdown]
+# The all-reduce is in the compiled program; here are the lines of XLA's optimised HLO that
+# hold it. PyTorch's `DistributedDataParallel` does the same averaging with hooks inside
+# `backward`, in separate processes rather than one program over many devices.
+
+# %%
+hlo = dp_step.lower(params, opt_state, xb, yb).compile().as_text()
+all_reduces = [
+    line.strip()
+    for line in hlo.splitlines()
+    if re.search(r"all-reduce(-start)?\(", line)
+]
+for line in all_reduces:
+    print(line[:160])
+
+# %% [markdown] tags=["shared"]
+# ## 9.4 Several processes, several nodes
+#
+# On a cluster each machine (a *node*) runs a launcher that starts one worker per accelerator;
+# the launchers find each other through a *rendezvous* and tell every worker its rank, the
+# world size and where the group meets. Here two launches on this one machine play two nodes,
+# one worker each, meeting on 127.0.0.1.
+
+# %% [markdown]
+# JAX's multi-process runtime starts with `jax.distributed.initialize(coordinator_address,
+# num_processes, process_id)` in every process: process 0 hosts the coordinator, the others
+# connect to it, and afterwards `jax.devices()` lists the devices of *all* processes while
+# `jax.local_devices()` lists this process's own. A mesh over all of them works as in 9.3; each
+# process passes only its own rows (`jax.make_array_from_process_local_data`). Between CPUs
+# the collectives run over gloo (`jax_cpu_collectives_implementation`, the default in this
+# JAX version), between GPUs over NCCL. JAX has no launcher like `torchrun`: on a cluster,
+# Slurm's `srun` or a Kubernetes Job starts the processes (and inside Slurm `initialize()`
+# reads its arguments from Slurm's variables); here `H.sharding.launch_processes` starts two
+# on this machine with `subprocess`, each running `python -m helpers.jax.sharding`.
+
+# %%
+procs, procs_seconds = H.sharding.launch_processes(dp, num_processes=2)
+procs_diff = max_difference(procs, reference)
+print(f"2 processes joined by jax.distributed: {procs_seconds:.1f} s (start-up included); "
+      f"largest difference from one device: {procs_diff:.1e}")  # fmt: skip
+assert procs_diff < 1e-5
+
+# %% [markdown] tags=["shared"]
+# Most of those seconds are start-up: every process imports the framework and the group
+# connects before the first step. What a worker is told, by `torchrun` or by the cluster:
+#
+# | variable | meaning | set by |
+# |---|---|---|
+# | `RANK`, `WORLD_SIZE` | this worker's number, and how many there are | torchrun; Slurm's `SLURM_PROCID`, `SLURM_NTASKS` |
+# | `LOCAL_RANK` | its number on this node: which GPU to use | torchrun; `SLURM_LOCALID` |
+# | `MASTER_ADDR`, `MASTER_PORT` | where the process group meets | torchrun (from the rendezvous) |
+# | `--rdzv-endpoint` / coordinator address | where the launchers (or JAX processes) meet | you: the first node's host name |
+#
+# On a real cluster three things change. The **endpoint** is the first node's host name, not
+# 127.0.0.1 (Slurm: `scontrol show hostnames`; Kubernetes: a headless Service gives each pod a
+# DNS name). The **backend** is NCCL between GPUs. **Failures** are normal: a node dies, a job
+# is pre-empted. `torchrun --max-restarts=N` restarts the whole group after a worker fails
+# (with `--nnodes=MIN:MAX` an *elastic* group continues with however many nodes rejoin), and
+# training resumes only if it saves checkpoints. The chapter folder holds a Slurm batch script
+# for each framework and a Kubernetes manifest (`tests/test_distributed.py` checks them; they
+# are not run here):
+
+# %%
+chapter = (
+    Path(H.sharding.__file__).resolve().parents[2]
+    / "chapters/09-performance-distributed"
+)
+text = (chapter / "train-jax.sbatch").read_text()
+print(f"---- train-jax.sbatch ({len(text.splitlines())} lines); its launch:")
+print(
+    "\n".join(line for line in text.splitlines() if "srun" in line or "--" in line[:8])
+)
+
+# %% [markdown]
+# A checkpoint holds everything the next step depends on: parameters, optimizer state, the
+# step (and data position). Orbax (`orbax-checkpoint`) is the library for real runs (sharded,
+# asynchronous saves); the idea fits in a NumPy file. A run stopped at half time and resumed
+# from its checkpoint must end exactly where an uninterrupted run ends:
+
+# %%
+ck_tx = optax.sgd(dp.learning_rate, momentum=0.9)
+
+
+@jax.jit
+def ck_step(p, o, xb, yb):
+    def loss_fn(p):
+        logits = nnx.merge(dp_graphdef, p)(xb)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+    grads = jax.grad(loss_fn)(p)
+    updates, o = ck_tx.update(grads, o)
+    return optax.apply_updates(p, updates), o
+
+
+def train_steps(p, o, first, last):
+    for t in range(first, last):
+        idx = np.arange(t * dp.batch_size, (t + 1) * dp.batch_size) % dp.examples
+        p, o = ck_step(p, o, x_all[idx], y_all[idx].astype(np.int32))
+    return p, o
+
+
+def fresh():
+    p = nnx.split(H.sharding.make_model(dp))[1]
+    return p, ck_tx.init(p)
+
+
+full = train_steps(*fresh(), 0, dp.steps)
+
+ckpt = Path(tempfile.mkdtemp()) / "checkpoint.npz"
+half = train_steps(*fresh(), 0, dp.steps // 2)
+leaves, treedef = jax.tree.flatten(half)
+np.savez(ckpt, *[np.asarray(v) for v in leaves], step=dp.steps // 2)
+del half, leaves  # the "crash"
+
+with np.load(ckpt) as saved:
+    restored = jax.tree.unflatten(
+        treedef, [saved[f"arr_{i}"] for i in range(treedef.num_leaves)]
+    )
+    first = int(saved["step"])
+resumed = train_steps(*restored, first, dp.steps)  # momentum buffers restored too
+gap = max(float(jnp.abs(a - b).max()) for a, b in zip(jax.tree.leaves(full[0]),
+                                                      jax.tree.leaves(resumed[0]), strict=True))  # fmt: skip
+print(f"resumed at step {first} of {dp.steps}: largest difference {gap:.1e}")
+assert gap < 1e-6
+
+# %% [markdown] tags=["shared"]
+# ## 9.5 Model parallelism, pipelines and parameter servers
+#
+# Data parallelism keeps a full copy of the model, its gradients and its optimizer state on
+# every worker. When that no longer fits, the model itself is split. **Sharded data
+# parallelism** (ZeRO {cite}`rajbhandari2020zero`, PyTorch FSDP {cite}`zhao2023pytorch`) keeps
+# $1/W$ of every parameter on each worker, gathers a layer's full weight just before it is
+# used and reduce-scatters its gradient after; **tensor parallelism** splits one layer's matrix
+# product over devices {cite}`shoeybi2019megatron`; **pipeline parallelism** gives each device
+# a run of consecutive layers.
+
+# %% [markdown]
+# In JAX, splitting a weight is one more sharding annotation. On a 2 x 4 mesh (`"data"` x
+# `"model"`), the weight of a layer is split by columns over `"model"` and the batch by rows
+# over `"data"`; `jax.jit` plans the product, and the output comes out split both ways, each
+# device holding one block:
+
+# %%
+mesh2 = H.sharding.make_mesh((2, 4), ("data", "model"), device="cpu")
+x = jax.random.normal(jax.random.key(0), (16, 32))  # (batch, features)
+w = jax.random.normal(jax.random.key(1), (32, 64))  # (features, hidden)
+x_s = jax.device_put(x, NamedSharding(mesh2, P("data", None)))  # rows over "data"
+w_s = jax.device_put(w, NamedSharding(mesh2, P(None, "model")))  # columns over "model"
+y_s = jax.jit(jnp.matmul)(x_s, w_s)  # (16, 64)
+print("weight: each device holds", w_s.addressable_shards[0].data.shape, "of", w.shape)
+print(
+    "output sharding:", y_s.sharding.spec, "block", y_s.addressable_shards[0].data.shape
+)
+np.testing.assert_allclose(y_s, x @ w, rtol=1e-5, atol=1e-5)
+jax.debug.visualize_array_sharding(y_s)
+
+# %% [markdown]
+# `jax.shard_map` writes the per-device program by hand instead: the function sees only its
+# own block, and communication is explicit. Column parallelism needs none; row parallelism
+# (the weight split by rows, the input by columns) ends with a `psum` over `"model"`, the
+# all-reduce of Megatron's second layer {cite}`shoeybi2019megatron`:
+
+
+# %%
+@partial(jax.shard_map, mesh=mesh2, in_specs=(P("data", "model"), P("model", None)),
+         out_specs=P("data", None))  # fmt: skip
+def row_parallel(x_block, w_block):
+    # x_block (16 / 2, 32 / 4), w_block (32 / 4, 64): a partial product on each device
+    return jax.lax.psum(x_block @ w_block, "model")  # summed over the 4 "model" devices
+
+
+x_rows = jax.device_put(x, NamedSharding(mesh2, P("data", "model")))  # blocks of x
+w_rows = jax.device_put(w, NamedSharding(mesh2, P("model", None)))  # rows of w
+np.testing.assert_allclose(row_parallel(x_rows, w_rows), x @ w, rtol=1e-5, atol=1e-5)
+print("row-parallel shard_map matches x @ w; each device held", (32 // 4, 64), "of w")
+
+# %% [markdown]
+# PyTorch's counterparts are FSDP2 (`fully_shard`, each parameter a `DTensor` sharded over the
+# processes) and `parallelize_module` for tensor parallelism; the PyTorch half runs FSDP2 on
+# two CPU processes.
+
+# %% [markdown] tags=["shared"]
+# A pipeline gives each of $S$ devices a stage of consecutive layers and cuts each batch into
+# $M$ micro-batches, so that stage 2 works on micro-batch 1 while stage 1 works on micro-batch
+# 2 (GPipe {cite}`huang2019gpipe`). The forward passes flow down the stages, the backward passes
+# flow back; the idle triangles (the *bubble*) take a fraction $(S-1)/(M+S-1)$ of the time.
+
+
+# %%
+def pipeline_schedule(stages=4, micro=6):
+    _, ax = plt.subplots(figsize=(8, 2.6))
+    for s in range(stages):
+        for m in range(micro):
+            fwd = s + m  # forward of micro-batch m on stage s
+            bwd = (
+                micro + stages - 1 + (stages - 1 - s) + m
+            )  # backward, in reverse stage order
+            ax.barh(s, 1, left=fwd, color="tab:blue", edgecolor="white",
+                    label="forward" if s == m == 0 else None)  # fmt: skip
+            ax.barh(s, 1, left=bwd, color="tab:orange", edgecolor="white",
+                    label="backward" if s == m == 0 else None)  # fmt: skip
+            ax.text(fwd + 0.5, s, str(m + 1), ha="center", va="center", color="white")
+            ax.text(bwd + 0.5, s, str(m + 1), ha="center", va="center", color="white")
+    total = 2 * (micro + stages - 1)
+    ax.set(yticks=range(stages), yticklabels=[f"stage {s + 1}" for s in range(stages)],
+           xlabel="time (steps of one micro-batch through one stage)", xlim=(0, total),
+           title=f"GPipe schedule: {stages} stages, {micro} micro-batches, bubble "
+                 f"{(stages - 1) / (micro + stages - 1):.0%}")  # fmt: skip
+    ax.invert_yaxis()
+    ax.legend(loc="upper right")
+    plt.show()
+
+
+pipeline_schedule()
+
+# %% [markdown] tags=["shared"]
+# Before all-reduce became the default, data parallelism went through **parameter servers**
+# {cite}`dean2012large,li2014scaling`: every worker sends its gradient to a server and receives
+# the new parameters back. With $N$ bytes of gradients and $W$ workers, each worker moves $2N$
+# per step, but the server moves $2WN$: its network link grows with the number of workers.
+# **Ring all-reduce** {cite}`patarasuk2009bandwidth,sergeev2018horovod` splits the gradient into
+# $W$ chunks passed around a ring, a reduce-scatter and then an all-gather, and every worker
+# sends and receives $2N(W-1)/W$: under $2N$ however many workers join, and no node is a
+# hot spot. $N$ below is measured: the bytes DDP actually handed to all-reduce in one step,
+# counted by a communication hook on the same two-process run.
+
+# %% [markdown]
+# In JAX the measurement reads the compiled data-parallel step of 9.3: the bytes of every
+# all-reduce operand in its HLO, which is what XLA hands to the collective each step.
+
+
+# %%
+def hlo_bytes(line):
+    width = {"f32": 4, "bf16": 2, "f16": 2, "s32": 4, "f64": 8, "pred": 1}
+    lhs = re.split(r"\sall-reduce(?:-start)?\(", line)[
+        0
+    ]  # the result shape(s), before the op
+    return sum(width[t] * int(np.prod([int(d) for d in dims.split(",") if d]))
+               for t, dims in re.findall(r"\b(f32|bf16|f16|s32|f64|pred)\[([\d,]*)\]", lhs))  # fmt: skip
+
+
+n_params = sum(v.size for v in jax.tree.leaves(params))
+grad_bytes = sum(hlo_bytes(line) for line in all_reduces)
+print(f"the step all-reduces {grad_bytes:,} bytes: {n_params:,} float32 gradients "
+      f"({4 * n_params:,} bytes) and the loss")  # fmt: skip
+assert grad_bytes >= 4 * n_params
+n_bytes = 4 * n_params
+bytes_rows = [
+    [w, 2 * n_bytes, 2 * w * n_bytes, round(2 * n_bytes * (w - 1) / w)]
+    for w in (2, 8, 64, 512)
+]
+display(Markdown(markdown_table(
+    ["workers W", "parameter server: per worker", "parameter server: the server",
+     "ring all-reduce: per worker"], bytes_rows,
+)))  # fmt: skip
+
+# %% [markdown] tags=["shared"]
+# ## Summary
+#
+# * Time with warm-up, a wait for the device and the median of several samples; profile before
+#   changing anything, and split a step into input, compute and the rest.
+# * Each tuning step above is a before/after from this run; which ones help depends on the
+#   hardware and the framework (each half of the chapter runs the list its own way).
+# * Data parallelism averages the gradients of $W$ shares of the batch, which equals one
+#   process on the whole batch: asserted for 2 processes, and for two "nodes" joined by a
+#   rendezvous the way a cluster joins them.
+# * When a model does not fit, shard it (FSDP, tensor or pipeline parallelism); all-reduce
+#   replaced parameter servers because its traffic per worker stays under $2N$.

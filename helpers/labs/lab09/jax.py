@@ -1,0 +1,194 @@
+"""Lab 9 self-checks for JAX notebooks: ``H.lab09.check_data_parallel(data_parallel_step)``.
+
+The sharding checks read the ``NamedSharding`` of what the student returns (which axis is
+split over which mesh axis), so they mean the same on 1 device or 8. The collective checks
+run the student's per-worker function under ``jax.vmap(..., axis_name="data")``: the named
+axis stands for the workers, and ``jax.lax.pmean``/``psum`` over it behave as across devices.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+
+from helpers.jax.labkit import lab_framework
+from helpers.jax.sharding import make_mesh
+from helpers.labs.kit import Hints, checking, explainer
+from helpers.labs.lab09 import checks as lab09
+
+__all__ = [
+    "check_average_gradients",
+    "check_data_parallel",
+    "check_shard_batch",
+    "check_shard_weight",
+]
+
+HINTS = Hints(
+    lab09.HINTS,
+    lab09.JAX_HINTS,
+    {
+        "no_allreduce": "each worker kept its own gradient, so the copies of the "
+        "parameters drift apart: average the gradients over the workers with "
+        "jax.lax.pmean(grads, 'data') before the update",
+    },
+)
+JAX = lab_framework(HINTS, explainer({r"unbound axis name": "no_allreduce"}, HINTS))
+
+
+def _spec(c, out, shape) -> tuple:
+    """The partition spec of ``out``, one entry per axis (``None``: not split)."""
+    if not isinstance(out, jax.Array):
+        raise c.fail(
+            f"expected a jax.Array placed on the mesh, got {type(out).__name__}",
+            "return jax.device_put(x, NamedSharding(mesh, PartitionSpec(...)))",
+        )
+    c.expect(tuple(out.shape) == tuple(shape), f"the result has shape {out.shape}, "
+             f"expected {tuple(shape)}: place the array, do not reshape it")  # fmt: skip
+    sharding = out.sharding
+    if not isinstance(sharding, NamedSharding):
+        raise c.fail(
+            f"the array's sharding is a {type(sharding).__name__}, not a NamedSharding",
+            c.hint("replicated"),
+        )
+    spec = tuple(sharding.spec) + (None,) * (len(shape) - len(sharding.spec))
+    return spec
+
+
+def check_shard_batch(student: Any) -> None:
+    """``shard_batch(x, mesh) -> x`` on ``mesh`` with its rows split over ``"data"``."""
+    with checking(
+        "shard_batch", JAX, passed="rows split over 'data', values kept"
+    ) as c:
+        mesh = make_mesh()
+        rng = np.random.default_rng(7)
+        n = mesh.shape["data"]
+        for shape in ((4 * n, 6), (2 * n, 3, 5)):
+            x = rng.standard_normal(shape).astype(np.float32)
+            out = c.call(student, jnp.asarray(x), mesh)
+            spec = _spec(c, out, shape)
+            if spec[0] is None and "data" in spec:
+                raise c.fail(f"the batch is split as {spec}", c.hint("feature_axis"))
+            if all(s is None for s in spec):
+                raise c.fail("the batch is not split over 'data'", c.hint("replicated"))
+            c.expect(spec[0] == "data" and all(s is None for s in spec[1:]),
+                     f"the batch is split as {spec}, expected ('data', None, ...)",
+                     c.hint("feature_axis"))  # fmt: skip
+            c.close(c.array(out), x, what="the sharded batch's values")
+
+
+def check_shard_weight(student: Any) -> None:
+    """``shard_weight(w, mesh) -> w`` ``(in, out)`` on ``mesh``, columns split over ``"model"``."""
+    with checking("shard_weight", JAX, passed="columns split over 'model'") as c:
+        n = jax.device_count()
+        model = 4 if n % 4 == 0 else 1
+        mesh = make_mesh((n // model, model), ("data", "model"))
+        rng = np.random.default_rng(8)
+        for shape in ((6, 4 * model), (3, 8 * model)):
+            w = rng.standard_normal(shape).astype(np.float32)
+            out = c.call(student, jnp.asarray(w), mesh)
+            spec = _spec(c, out, shape)
+            if spec == (None, None):
+                raise c.fail("the weight is not split", c.hint("replicated"))
+            if spec[0] == "model":
+                raise c.fail(f"the weight is split as {spec}", c.hint("weight_axis"))
+            c.expect(spec == (None, "model"),
+                     f"the weight is split as {spec}, expected (None, 'model')",
+                     c.hint("weight_axis"))  # fmt: skip
+            c.close(c.array(out), w, what="the sharded weight's values")
+
+
+def _workers_grads(world: int) -> tuple[dict, dict]:
+    """Per-worker gradients of the lab's softmax regression ``(world, ...)`` and their mean."""
+    x, y, w, b = _problem(world)
+    per = [lab09.softmax_regression_grads(w, b, xs, ys)
+           for xs, ys in zip(np.split(x, world), np.split(y, world), strict=True)]  # fmt: skip
+    grads = {"w": np.stack([g[0] for g in per]), "b": np.stack([g[1] for g in per])}
+    full = lab09.softmax_regression_grads(w, b, x, y)
+    return grads, {"w": full[0], "b": full[1]}
+
+
+def _problem(world: int):
+    rng = np.random.default_rng(10 + world)
+    x = rng.standard_normal((4 * world, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 4 * world)
+    w = (0.5 * rng.standard_normal((5, 3))).astype(np.float32)
+    b = (0.1 * rng.standard_normal(3)).astype(np.float32)
+    return x, y, w, b
+
+
+def _as_dict(c, out) -> dict:
+    if not isinstance(out, dict) or set(out) != {"w", "b"}:
+        got = sorted(out) if isinstance(out, dict) else type(out).__name__
+        raise c.fail(
+            f"expected a dict with keys 'w' and 'b' (the same pytree), got {got}"
+        )
+    return {k: c.array(v) for k, v in out.items()}
+
+
+def check_average_gradients(student: Any) -> None:
+    """``average_gradients(grads) -> grads`` averaged over the named axis ``"data"``."""
+    with checking("average_gradients", JAX, passed="2, 3 and 4 workers") as c:
+        c.expect(
+            callable(student), f"expected a function, got {type(student).__name__}"
+        )
+        for world in lab09.WORLD_SIZES:
+            grads, mean = _workers_grads(world)
+            run = jax.vmap(student, axis_name="data")  # one row per worker
+            out = _as_dict(
+                c, c.call(run, {k: jnp.asarray(v) for k, v in grads.items()})
+            )
+            for k in ("w", "b"):
+                want = np.broadcast_to(mean[k], grads[k].shape)
+                wrong = [
+                    (c.hint("summed"), world * want),
+                    (c.hint("averaged_twice"), want / world),
+                    (c.hint("no_allreduce"), grads[k]),
+                ]
+                c.close(out[k], want, what=f"worker gradients of {k!r}", rtol=1e-4,
+                        atol=1e-5, mistakes=wrong)  # fmt: skip
+
+
+def _loss(params, x, y):
+    logits = x @ params["w"] + params["b"]  # (B, 3)
+    return -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1).mean()
+
+
+def check_data_parallel(student: Any) -> None:
+    """``data_parallel_step(loss_fn, params, x, y, lr) -> params``: one SGD step of a worker
+    on its share of the batch, equal on every worker to a step on the whole batch."""
+    with checking(
+        "data_parallel_step", JAX, passed="2, 3 and 4 workers equal one"
+    ) as c:
+        c.expect(
+            callable(student), f"expected a function, got {type(student).__name__}"
+        )
+        for world in lab09.WORLD_SIZES:
+            x, y, w, b = _problem(world)
+            lr = 0.5
+            _, full = _workers_grads(world)
+            grads, _ = _workers_grads(world)
+            expected = {"w": w - lr * full["w"], "b": b - lr * full["b"]}
+            params = {"w": jnp.asarray(w), "b": jnp.asarray(b)}
+            xs = jnp.asarray(x).reshape(
+                world, -1, x.shape[1]
+            )  # (workers, B / workers, 5)
+            ys = jnp.asarray(y, dtype=jnp.int32).reshape(world, -1)
+            run = jax.vmap(partial(student, _loss, params), in_axes=(0, 0, None),
+                           axis_name="data")  # fmt: skip
+            out = _as_dict(c, c.call(run, xs, ys, lr))
+            for k in ("w", "b"):
+                start = w if k == "w" else b
+                want = np.broadcast_to(expected[k], (world, *expected[k].shape))
+                sh = want.shape
+                wrong = [
+                    (c.hint("averaged_twice"), np.broadcast_to(start - lr * full[k] / world, sh)),
+                    (c.hint("summed"), np.broadcast_to(start - lr * full[k] * world, sh)),
+                    (c.hint("no_allreduce"), start - lr * grads[k]),
+                ]  # fmt: skip
+                c.close(out[k], want, what=f"every worker's new {k!r}", rtol=1e-4, atol=1e-5,
+                        mistakes=wrong)  # fmt: skip

@@ -1,0 +1,125 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+# %% [markdown]
+# # Lab 9: data parallelism by hand and with DDP in PyTorch
+#
+# Four exercises on chapter 9: the share of a batch each rank reads, the block of a weight
+# each rank holds, the all-reduce that averages gradients, and a DDP worker whose training
+# equals one process. Each exercise is a function. Replace the line
+# `raise NotImplementedError(...)` with your code, run the cell, then run the check below it:
+# a check prints ✅ when your function is right, or ❌ with what it expected and a hint.
+#
+# The checks of exercises 3 and 4 start two processes (forked from this notebook, joined by
+# gloo on 127.0.0.1) that run your function, and compare with one process; they never look
+# at your code. The solved lab is `solutions/09-performance-distributed/in-pytorch.ipynb`.
+
+# %% tags=["remove-cell"]
+# Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
+# torch and jax are never reinstalled: Colab builds them for its CUDA.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    repo = "git+https://github.com/pytorch-jax-course/pytorch-jax-course"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+    from helpers.versions import colab_setup
+
+    colab_setup()
+
+# %%
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+from helpers import torch as H
+from helpers.distributed import toy_data
+
+# %% [markdown]
+# ## Exercise 1: each rank's share of a batch
+#
+# `order` is one epoch's shuffled indices, the same on every rank. Step `step` trains on the
+# global batch `order[step * batch_size : (step + 1) * batch_size]`. Return the indices rank
+# `rank` of `world_size` reads: every `world_size`-th index of that batch, starting at
+# `rank` (what `DistributedSampler` gives each rank). Together the ranks must read the batch
+# exactly once.
+
+
+# %%
+def shard_batch(order, step, rank, world_size, batch_size):
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab09.check_shard_batch(shard_batch)
+
+# %% [markdown]
+# ## Exercise 2: each rank's block of a weight
+#
+# Tensor parallelism splits a layer over ranks. An `nn.Linear` weight has shape
+# `(out_features, in_features)`; split its *output* features evenly, so rank `rank` computes
+# `out_features / world_size` of the layer's outputs from the whole input. Return that
+# rank's block of rows (a view is fine).
+
+
+# %%
+def shard_weight(weight, rank, world_size):
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab09.check_shard_weight(shard_weight)
+
+# %% [markdown]
+# ## Exercise 3: average the gradients by hand
+#
+# After `backward` on its share, each rank's gradients (`grads`, a list of tensors, one per
+# parameter) are those of *its* mean loss. Return the list of their means over the
+# `world_size` ranks, computed with `dist.all_reduce` (the process group exists when the
+# check calls you; `all_reduce` works in place, so reduce a copy). This is what DDP does for
+# you, in buckets, during `backward`.
+
+
+# %%
+def average_gradients(grads, world_size):
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab09.check_average_gradients(average_gradients)
+
+# %% [markdown]
+# ## Exercise 4: a DDP worker
+#
+# Write the worker each rank runs (the process group exists): build the model with
+# `H.parallel.make_model(sizes)`, wrap it in `DistributedDataParallel`, read this rank's
+# share of every global batch of `toy_data(sizes)` (`sizes.batch_size` is the global batch)
+# through a `DistributedSampler` (`shuffle=True, seed=sizes.seed, drop_last=True`, and
+# `set_epoch` each epoch), and take `sizes.steps` SGD steps with learning rate
+# `sizes.learning_rate` on the mean cross-entropy. Return `(model, losses)`, the losses a
+# list of floats. The check asserts that two ranks end where one process ends.
+
+
+# %%
+def train_ddp(rank, world_size, sizes):
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab09.check_data_parallel(train_ddp)

@@ -1,0 +1,181 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+# %% [markdown]
+# # Lab 9: sharding and data parallelism in JAX
+#
+# Four exercises on chapter 9: place a batch and a weight matrix on a device mesh, average
+# gradients across workers with a collective, and write the data-parallel SGD step. Each
+# exercise is a function. Replace the line `raise NotImplementedError(...)` with your code,
+# run the cell, then run the check below it: a check prints ✅ when your function is right,
+# or ❌ with what it expected and a hint.
+#
+# The sharding checks read how your array is split (its `NamedSharding`); the collective
+# checks run your function for several workers under `jax.vmap(..., axis_name="data")` and
+# compare with one worker on the whole batch. They never look at your code. The solved lab
+# is `solutions/09-performance-distributed/in-jax.ipynb`.
+
+# %% tags=["remove-cell"]
+# Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
+# torch and jax are never reinstalled: Colab builds them for its CUDA.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    repo = "git+https://github.com/pytorch-jax-course/pytorch-jax-course"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)
+    from helpers.versions import colab_setup
+
+    colab_setup()
+
+# %% [markdown]
+# First, 8 simulated CPU devices (possible only before JAX's first operation: if this warns,
+# restart the kernel and run this cell first).
+
+# %%
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from helpers import jax as H
+
+H.sharding.simulate_cpu_devices(
+    8
+)  # jax.config.update("jax_num_cpu_devices", 8), checked
+print(jax.devices())
+
+# %% [markdown]
+# ## Exercise 1: shard a batch
+#
+# Return `x` (a batch, examples on axis 0) placed on `mesh` with its rows split over the mesh
+# axis `"data"`: each device holds whole examples, `len(x) / devices` of them.
+
+
+# %%
+def shard_batch(x, mesh):
+    ### BEGIN SOLUTION
+    return jax.device_put(x, NamedSharding(mesh, P("data")))
+    ### END SOLUTION
+
+
+# %%
+H.lab09.check_shard_batch(shard_batch)
+
+# %% [markdown]
+# ## Exercise 2: shard a weight matrix
+#
+# A Flax `Linear` kernel has shape `(in_features, out_features)`. On a mesh with axes
+# `("data", "model")`, return `w` placed with its *output* features (columns) split over
+# `"model"`, so each device computes a slice of the layer's outputs (tensor parallelism).
+
+
+# %%
+def shard_weight(w, mesh):
+    ### BEGIN SOLUTION
+    return jax.device_put(w, NamedSharding(mesh, P(None, "model")))
+    ### END SOLUTION
+
+
+# %%
+H.lab09.check_shard_weight(shard_weight)
+
+# %% [markdown]
+# With both in place, `jax.jit` computes the layer on the 2 x 4 mesh, each device one block:
+
+# %%
+try:  # runs once the exercises above are solved
+    assert jax.device_count("cpu") == 8, "restart the kernel: 8 CPU devices are needed"
+    mesh = H.sharding.make_mesh((2, 4), ("data", "model"), device="cpu")
+    x = shard_batch(jnp.ones((8, 16)), mesh)
+    w = shard_weight(jnp.ones((16, 12)), mesh)
+    y = jax.jit(jnp.matmul)(x, w)  # (8, 12)
+    print(y.sharding.spec, y.addressable_shards[0].data.shape)
+except NotImplementedError:
+    print("solve the exercises above first")
+
+# %% [markdown]
+# ## Exercise 3: average gradients across workers
+#
+# Inside a per-worker function (under `shard_map` over a mesh axis, or `vmap` with an
+# `axis_name`), `grads` is this worker's gradient pytree. Return the pytree of their means
+# over the axis `"data"` with one collective.
+
+
+# %%
+def average_gradients(grads):
+    ### BEGIN SOLUTION
+    return jax.lax.pmean(grads, "data")
+    ### END SOLUTION
+
+
+# %%
+H.lab09.check_average_gradients(average_gradients)
+
+# %% [markdown]
+# ## Exercise 4: the data-parallel step
+#
+# One SGD step of one worker on its share `(x, y)` of the batch: the gradient of
+# `loss_fn(params, x, y)` (a mean over the share), averaged over the workers, then
+# `params - lr * grad` for every leaf. Every worker must end with the parameters one worker
+# would reach on the whole batch.
+
+
+# %%
+def data_parallel_step(loss_fn, params, x, y, lr):
+    ### BEGIN SOLUTION
+    grads = average_gradients(jax.grad(loss_fn)(params, x, y))
+    return jax.tree.map(lambda p, g: p - lr * g, params, grads)
+    ### END SOLUTION
+
+
+# %%
+H.lab09.check_data_parallel(data_parallel_step)
+
+# %% [markdown]
+# The same function runs on the 8 devices with `jax.shard_map`: each device gets its rows of
+# the batch and a copy of the parameters, and the `pmean` becomes an all-reduce.
+
+# %%
+try:  # runs once the exercises above are solved
+    assert jax.device_count("cpu") == 8, "restart the kernel: 8 CPU devices are needed"
+    mesh8 = H.sharding.make_mesh((8,), ("data",), device="cpu")
+
+    def loss_fn(params, x, y):
+        logits = x @ params["w"]  # (B, 3)
+        return -jnp.take_along_axis(
+            jax.nn.log_softmax(logits), y[:, None], axis=1
+        ).mean()
+
+    params = jax.device_put({"w": jnp.zeros((5, 3))}, NamedSharding(mesh8, P()))
+    xs = shard_batch(jax.random.normal(jax.random.key(0), (32, 5)), mesh8)  # (32, 5)
+    ys = shard_batch(jnp.arange(32) % 3, mesh8)  # (32,)
+    step = jax.jit(
+        jax.shard_map(
+            lambda p, x, y: data_parallel_step(loss_fn, p, x, y, 0.5),
+            mesh=mesh8,
+            in_specs=(P(), P("data"), P("data")),
+            out_specs=P(),
+            check_vma=False,  # per-worker code: each gradient is local until the pmean
+        )
+    )
+    one_device = jax.tree.map(
+        lambda p, g: p - 0.5 * g, params, jax.grad(loss_fn)(params, xs, ys)
+    )
+    np.testing.assert_allclose(
+        step(params, xs, ys)["w"], one_device["w"], rtol=1e-5, atol=1e-6
+    )
+    print("8 devices with shard_map equal one device")
+except NotImplementedError:
+    print("solve the exercises above first")

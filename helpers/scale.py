@@ -360,6 +360,10 @@ class DqnSizes:
     epsilon_end: float
     epsilon_fraction: float
     hidden: tuple[int, ...]
+    # Environments stepped together (the pure-JAX DQN; the gymnasium DQN steps one), and
+    # whether Adam's step size decays linearly to 0 over the run (steadier final policies).
+    envs: int = 1
+    anneal_learning_rate: bool = False
 
 
 @dataclass(frozen=True)
@@ -368,6 +372,8 @@ class CartpoleSizes:
 
     ppo: PpoSizes
     dqn: DqnSizes
+    # JAX only: DQN on the pure-JAX CartPole, the whole run one jitted function, seeds vmapped.
+    dqn_jit: DqnSizes
     # Seeds trained one after another (PyTorch PPO, DQN in both), and seeds of the pure-JAX
     # PPO, vmapped in groups of `seed_group` (vmapping 32 seeds in one call hung on 2 cores).
     seeds: int
@@ -852,6 +858,25 @@ _SIZES: dict[str, dict[str, object]] = {
                 epsilon_end=0.04,
                 epsilon_fraction=0.16,
                 hidden=dqn_hidden,
+            ),
+            # PureJaxRL's CartPole DQN (Lu et al. 2022): 10 envs, one step of batch 128 per
+            # 10 env steps, target copied every 500, Adam's step size annealed to 0.
+            dqn_jit=DqnSizes(
+                envs=10,
+                total_steps={"smoke": 20_000, "cpu": 300_000, "gpu": 500_000}[scale],
+                buffer_size=10_000,
+                batch_size=128,
+                learning_rate=2.5e-4,
+                gamma=0.99,
+                learning_starts={"smoke": 1_000, "cpu": 10_000, "gpu": 10_000}[scale],
+                train_every=10,
+                gradient_steps=1,
+                target_every=500,
+                epsilon_start=1.0,
+                epsilon_end=0.05,
+                epsilon_fraction=0.5,
+                hidden=(120, 84),
+                anneal_learning_rate=True,
             ),
             seeds=seeds,
             vmapped_seeds=vmapped,

@@ -207,10 +207,13 @@ batch = {
     for k, v in buffer.sample(32, np.random.default_rng(0)).items()
 }
 q_net = H.rl.QNetwork(4, 2, cartpole.dqn.hidden)
+# A target network that differs from the online one, as it does between two copies; were
+# they equal, the online network's pick would be the target's max and both losses equal.
+target_net = H.rl.QNetwork(4, 2, cartpole.dqn.hidden)
 print("a batch:", {k: tuple(v.shape) for k, v in batch.items()})
 print(
-    f"DQN loss {dqn_loss(q_net, q_net, batch, 0.99):.4f}, Double DQN loss "
-    f"{dqn_loss(q_net, q_net, batch, 0.99, double=True):.4f}"
+    f"DQN loss {dqn_loss(q_net, target_net, batch, 0.99):.4f}, Double DQN loss "
+    f"{dqn_loss(q_net, target_net, batch, 0.99, double=True):.4f}"
 )
 
 # %% [markdown] tags=["shared"]

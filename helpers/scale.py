@@ -859,23 +859,25 @@ _SIZES: dict[str, dict[str, object]] = {
                 epsilon_fraction=0.16,
                 hidden=dqn_hidden,
             ),
-            # PureJaxRL's CartPole DQN (Lu et al. 2022): 10 envs, one step of batch 128 per
-            # 10 env steps, target copied every 500, Adam's step size annealed to 0.
+            # The same settings (RL Baselines3 Zoo's) on the pure-JAX CartPole, whole run
+            # jitted: a (64, 64) network and Adam's step size annealed to 0 (PureJaxRL's
+            # CleanRL-style settings, 10 envs and one step per 10 env steps, learned nothing
+            # here in 300k steps).
             dqn_jit=DqnSizes(
-                envs=10,
-                total_steps={"smoke": 20_000, "cpu": 300_000, "gpu": 500_000}[scale],
-                buffer_size=10_000,
-                batch_size=128,
-                learning_rate=2.5e-4,
+                envs=1,
+                total_steps=dqn_steps,
+                buffer_size=50_000,
+                batch_size=64,
+                learning_rate=2.3e-3,
                 gamma=0.99,
-                learning_starts={"smoke": 1_000, "cpu": 10_000, "gpu": 10_000}[scale],
-                train_every=10,
-                gradient_steps=1,
-                target_every=500,
+                learning_starts=1_000,
+                train_every=256,
+                gradient_steps=gradient_steps,
+                target_every=10,
                 epsilon_start=1.0,
-                epsilon_end=0.05,
-                epsilon_fraction=0.5,
-                hidden=(120, 84),
+                epsilon_end=0.04,
+                epsilon_fraction=0.16,
+                hidden=(64, 64),
                 anneal_learning_rate=True,
             ),
             seeds=seeds,

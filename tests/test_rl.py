@@ -224,7 +224,13 @@ def _tiny_dqn(**changes):
     from helpers.scale import sizes
 
     base = sizes("cartpole", "smoke").dqn_jit
-    tiny = dict(total_steps=400, learning_starts=100, buffer_size=200, hidden=(8,))
+    tiny = dict(
+        total_steps=400,
+        learning_starts=100,
+        buffer_size=200,
+        hidden=(8,),
+        train_every=50,
+    )
     return dataclasses.replace(base, **{**tiny, **changes})
 
 
@@ -243,4 +249,4 @@ def test_jitted_dqn_runs_whole_and_vmaps_over_seeds():
 
 def test_jitted_dqn_rejects_sizes_that_do_not_split_over_envs():
     with pytest.raises(ValueError, match="multiples of envs"):
-        jrl.make_dqn_train(_tiny_dqn(train_every=15))
+        jrl.make_dqn_train(_tiny_dqn(envs=4, train_every=15))

@@ -860,9 +860,9 @@ _SIZES: dict[str, dict[str, object]] = {
                 hidden=dqn_hidden,
             ),
             # The same settings (RL Baselines3 Zoo's) on the pure-JAX CartPole, whole run
-            # jitted: a (64, 64) network and Adam's step size annealed to 0 (PureJaxRL's
-            # CleanRL-style settings, 10 envs and one step per 10 env steps, learned nothing
-            # here in 300k steps).
+            # jitted, with a (64, 64) network and Adam's step size annealed to 0. PureJaxRL's
+            # settings (10 envs, one step of 128 per 10 env steps) learned nothing here in
+            # 300k steps; not investigated further.
             dqn_jit=DqnSizes(
                 envs=1,
                 total_steps=dqn_steps,

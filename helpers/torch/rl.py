@@ -222,21 +222,18 @@ def train_ppo(
     for update in tqdm(range(updates), desc="PPO", disable=not progress):
         finished = []
         for t in range(steps):
-            with torch.inference_mode():
+            with torch.no_grad():
                 logits, value = model(torch.as_tensor(obs))  # (E, 2), (E,)
-                # sampling from softmax(logits) (torch.distributions.Categorical does the
-                # same, with more per-call overhead than this small network's forward)
-                log_all = torch.log_softmax(logits, -1)  # (E, 2)
-                action = torch.multinomial(log_all.exp(), 1)  # (E, 1) int64
-                log_prob = log_all.gather(1, action)[:, 0]  # (E,)
-                action = action[:, 0]
+                dist = torch.distributions.Categorical(logits=logits)
+                action = dist.sample()  # (E,) int64
             next_obs, reward, terminated, truncated, info = env.step(action.numpy())
             reward = reward.astype(np.float32)
             if truncated.any():  # bootstrap a time-limited episode from its last state
                 final = np.stack(list(info["final_obs"][truncated])).astype(np.float32)
-                with torch.inference_mode():
-                    final_value = model.critic(torch.as_tensor(final))[:, 0]
-                reward[truncated] += sizes.gamma * final_value.numpy()
+                with torch.no_grad():
+                    reward[truncated] += (
+                        sizes.gamma * model(torch.as_tensor(final))[1].numpy()
+                    )
             done = terminated | truncated
             ep_return += 1.0
             finished += list(ep_return[done])
@@ -245,7 +242,7 @@ def train_ppo(
                 t,
                 obs=obs,
                 actions=action.numpy(),
-                log_probs=log_prob.numpy(),
+                log_probs=dist.log_prob(action).numpy(),
                 values=value.numpy(),
                 rewards=reward,
                 dones=done,

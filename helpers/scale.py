@@ -404,6 +404,10 @@ class DqnSizes:
     epsilon_end: float
     epsilon_fraction: float
     hidden: tuple[int, ...]
+    # Environments stepped together (the pure-JAX DQN; the gymnasium DQN steps one), and
+    # whether Adam's step size decays linearly to 0 over the run (steadier final policies).
+    envs: int = 1
+    anneal_learning_rate: bool = False
 
 
 @dataclass(frozen=True)
@@ -412,6 +416,8 @@ class CartpoleSizes:
 
     ppo: PpoSizes
     dqn: DqnSizes
+    # JAX only: DQN on the pure-JAX CartPole, the whole run one jitted function, seeds vmapped.
+    dqn_jit: DqnSizes
     # Seeds trained one after another (PyTorch PPO, DQN in both), and seeds of the pure-JAX
     # PPO, vmapped in groups of `seed_group` (vmapping 32 seeds in one call hung on 2 cores).
     seeds: int
@@ -962,6 +968,27 @@ _SIZES: dict[str, dict[str, object]] = {
                 epsilon_end=0.04,
                 epsilon_fraction=0.16,
                 hidden=dqn_hidden,
+            ),
+            # The same settings (RL Baselines3 Zoo's) on the pure-JAX CartPole, whole run
+            # jitted, with a (64, 64) network and Adam's step size annealed to 0. PureJaxRL's
+            # settings (10 envs, one step of 128 per 10 env steps) learned nothing here in
+            # 300k steps; not investigated further.
+            dqn_jit=DqnSizes(
+                envs=1,
+                total_steps=dqn_steps,
+                buffer_size=50_000,
+                batch_size=64,
+                learning_rate=2.3e-3,
+                gamma=0.99,
+                learning_starts=1_000,
+                train_every=256,
+                gradient_steps=gradient_steps,
+                target_every=10,
+                epsilon_start=1.0,
+                epsilon_end=0.04,
+                epsilon_fraction=0.16,
+                hidden=(64, 64),
+                anneal_learning_rate=True,
             ),
             seeds=seeds,
             vmapped_seeds=vmapped,

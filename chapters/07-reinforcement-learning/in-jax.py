@@ -211,10 +211,13 @@ batch = {
 graphdef, q_params = nnx.split(
     H.rl.QNetwork(4, 2, cartpole.dqn.hidden, rngs=nnx.Rngs(0))
 )
+# A target network that differs from the online one, as it does between two copies; were
+# they equal, the online network's pick would be the target's max and both losses equal.
+_, target_params = nnx.split(H.rl.QNetwork(4, 2, cartpole.dqn.hidden, rngs=nnx.Rngs(1)))
 print("a batch:", {k: v.shape for k, v in batch.items()})
 print(
-    f"DQN loss {dqn_loss(q_params, q_params, batch, 0.99, graphdef):.4f}, Double DQN loss "
-    f"{dqn_loss(q_params, q_params, batch, 0.99, graphdef, double=True):.4f}"
+    f"DQN loss {dqn_loss(q_params, target_params, batch, 0.99, graphdef):.4f}, Double DQN "
+    f"loss {dqn_loss(q_params, target_params, batch, 0.99, graphdef, double=True):.4f}"
 )
 
 # %% [markdown] tags=["shared"]
@@ -347,9 +350,10 @@ print(f"clipped policy loss {float(mine):.5f} equals the policy term of H.rl.ppo
 # program; `vmap` then trains several seeds in one call. The gymnax library
 # {cite}`gymnax2022github` provides such JAX environments (CartPole, Pendulum, MinAtar and
 # more), and PureJaxRL {cite}`lu2022discovered` showed whole PPO runs compiled this way.
-# PyTorch has no counterpart that compiles a loop over a Python environment: `torch.compile`
-# compiles the network, while the environment step stays in Python (or on a separate
-# simulator). `python -m helpers.bench cartpole --algo ppo --framework both` records both
+# PyTorch has no counterpart of compiling the whole loop: a CartPole written in tensors could
+# step many copies at once, and `torch.compile` can compile the network (or such a step), but
+# the loop over time and updates stays in Python, and gymnasium's environments are Python
+# (or NumPy) code. `python -m helpers.bench cartpole --algo ppo --framework both` records both
 # training loops on one machine, with the ratio of their env steps per second.
 
 # %% [markdown]
@@ -444,8 +448,8 @@ print(
 # The whole PPO run as one function of a PRNG key: `H.rl.make_ppo_train` builds it from the
 # pieces of 7.3 (rollout with `lax.scan` over time and `vmap` over environments, GAE, epochs of
 # shuffled minibatches, all inside one more `lax.scan` over updates). `jax.jit(jax.vmap(train))`
-# then trains a group of seeds in one call (groups of `seed_group`: vmapping 32 seeds in one
-# call hung on a 2-core machine while groups of 8 did not). Compilation is timed apart from
+# then trains a group of seeds in one call (groups of `seed_group` seeds: equal groups share
+# one compilation, and a group bounds the memory of one call). Compilation is timed apart from
 # training.
 
 # %%
@@ -476,11 +480,12 @@ print(
 )
 
 # %%
+# The greedy policy: the parameters are an argument, so one compilation serves every seed.
+greedy = jax.jit(lambda p, obs: nnx.merge(ppo_graphdef, p)(obs)[0].argmax(-1))
 ppo_runs = []
 for p in params:
-    greedy = jax.jit(lambda obs, p=p: nnx.merge(ppo_graphdef, p)(obs)[0].argmax(-1))
     returns = H.rl.evaluate_policy(
-        lambda obs, f=greedy: np.asarray(f(jnp.asarray(obs))),
+        lambda obs, p=p: np.asarray(greedy(p, jnp.asarray(obs))),
         episodes=cartpole.eval_episodes,
     )
     ppo_runs.append((nnx.merge(ppo_graphdef, p), returns))
@@ -489,6 +494,15 @@ print(
     f"PPO greedy return per seed on gymnasium CartPole-v1 {np.round(ppo_means, 1)}, "
     f"solved {sum(m >= H.rl.SOLVED_RETURN for m in ppo_means)}/{len(ppo_means)}"
 )
+
+# %% [markdown]
+# DQN compiles the same way. `H.rl.make_dqn_train` puts everything of 7.2 (epsilon-greedy
+# acting, the replay buffer as arrays carried through the loop, the training phases, the
+# target copies, the Double DQN switch) into one function of a key over this CartPole, with
+# several environments stepped together. `python -m helpers.bench cartpole --algo dqn
+# --framework jax` trains seeds with it, vmapped in one call, and evaluates each greedily on
+# gymnasium's CartPole-v1 as above; its record in `bench.jsonl` is the chapter's DQN
+# measurement (the gymnasium loop of 7.2 is the one a reader can follow step by step).
 
 # %% [markdown] tags=["shared"]
 # ## 7.5 DDPG, on a continuous action

@@ -207,10 +207,13 @@ batch = {
     for k, v in buffer.sample(32, np.random.default_rng(0)).items()
 }
 q_net = H.rl.QNetwork(4, 2, cartpole.dqn.hidden)
+# A target network that differs from the online one, as it does between two copies; were
+# they equal, the online network's pick would be the target's max and both losses equal.
+target_net = H.rl.QNetwork(4, 2, cartpole.dqn.hidden)
 print("a batch:", {k: tuple(v.shape) for k, v in batch.items()})
 print(
-    f"DQN loss {dqn_loss(q_net, q_net, batch, 0.99):.4f}, Double DQN loss "
-    f"{dqn_loss(q_net, q_net, batch, 0.99, double=True):.4f}"
+    f"DQN loss {dqn_loss(q_net, target_net, batch, 0.99):.4f}, Double DQN loss "
+    f"{dqn_loss(q_net, target_net, batch, 0.99, double=True):.4f}"
 )
 
 # %% [markdown] tags=["shared"]
@@ -350,9 +353,10 @@ print(
 # program; `vmap` then trains several seeds in one call. The gymnax library
 # {cite}`gymnax2022github` provides such JAX environments (CartPole, Pendulum, MinAtar and
 # more), and PureJaxRL {cite}`lu2022discovered` showed whole PPO runs compiled this way.
-# PyTorch has no counterpart that compiles a loop over a Python environment: `torch.compile`
-# compiles the network, while the environment step stays in Python (or on a separate
-# simulator). `python -m helpers.bench cartpole --algo ppo --framework both` records both
+# PyTorch has no counterpart of compiling the whole loop: a CartPole written in tensors could
+# step many copies at once, and `torch.compile` can compile the network (or such a step), but
+# the loop over time and updates stays in Python, and gymnasium's environments are Python
+# (or NumPy) code. `python -m helpers.bench cartpole --algo ppo --framework both` records both
 # training loops on one machine, with the ratio of their env steps per second.
 
 # %% [markdown]

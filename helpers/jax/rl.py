@@ -51,6 +51,7 @@ __all__ = [
     "cartpole_reset",
     "cartpole_step",
     "gae",
+    "make_dqn_train",
     "make_ppo_train",
     "ppo_loss",
     "run_cartpole_dqn",
@@ -65,6 +66,7 @@ __framework_only__ = (
     "CartPoleState",
     "cartpole_reset",
     "cartpole_step",
+    "make_dqn_train",
     "make_ppo_train",
 )
 
@@ -75,6 +77,9 @@ POLE_MASS_LENGTH = POLE_MASS * HALF_LENGTH
 THETA_LIMIT = 12 * 2 * np.pi / 360  # radians
 X_LIMIT = 2.4  # metres
 MAX_STEPS = 500  # CartPole-v1's time limit
+# The PRNG of the jitted training loops: XLA's own generator ("rbg") compiles much faster
+# than the default threefry on a CPU (every env step draws keys).
+PRNG_IMPL = "rbg"
 
 
 class CartPoleState(NamedTuple):
@@ -331,14 +336,18 @@ def make_ppo_train(
     def env_step(carry, key):
         params, env_state, obs, ep_return = carry
         k_act, k_env = jax.random.split(key)
-        logits, value = nnx.merge(graphdef, params)(obs)  # (E, 2), (E,)
+        model = nnx.merge(graphdef, params)
+        logits, value = model(obs)  # (E, 2), (E,)
         action = jax.random.categorical(k_act, logits)  # (E,)
-        log_prob = jax.nn.log_softmax(logits)[jnp.arange(envs), action]
+        log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], 1)[
+            :, 0
+        ]
         env_state, next_obs, reward, term, trunc, final_obs = jax.vmap(cartpole_step)(
             jax.random.split(k_env, envs), env_state, action
         )
-        # A truncated episode did not end in failure: bootstrap it from its last state.
-        _, final_value = nnx.merge(graphdef, params)(final_obs)
+        # A truncated episode did not end in failure: bootstrap it from its last state
+        # (the critic alone: the actor's half of the network is not needed here).
+        final_value = _forward(model.critic, final_obs)[:, 0]  # (E,)
         reward = reward + sizes.gamma * final_value * trunc
         ep_return = ep_return + 1.0
         done = term | trunc
@@ -442,9 +451,37 @@ def train_ppo(
     return nnx.merge(graphdef, params), history
 
 
+@functools.cache
+def _greedy_action(graphdef: nnx.GraphDef) -> Callable:
+    """argmax of a network's (first) output, jitted once per network structure."""
+
+    def act(params, obs):
+        out = nnx.merge(graphdef, params)(obs)
+        return (out[0] if isinstance(out, tuple) else out).argmax(-1)
+
+    return jax.jit(act)
+
+
+def _evaluate_seeds(
+    graphdef: nnx.GraphDef, params: nnx.State, seeds: int, episodes: int
+) -> list[np.ndarray]:
+    """Greedy evaluation of ``seeds`` trained networks (``params`` stacked on a leading
+    axis, as ``vmap`` returns them), ``episodes`` gymnasium episodes each, all in ONE
+    vector environment of ``seeds * episodes`` copies (copy ``i`` plays for seed
+    ``i // episodes``): one jitted call per step for every seed at once."""
+    act = jax.jit(jax.vmap(_greedy_action(graphdef)))
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        obs = jnp.asarray(obs).reshape(seeds, episodes, -1)  # (S, episodes, 4)
+        return np.asarray(act(params, obs)).reshape(-1)
+
+    returns = evaluate_policy(policy, episodes=seeds * episodes)
+    return [returns[i * episodes : (i + 1) * episodes] for i in range(seeds)]
+
+
 def _greedy_ppo(graphdef: nnx.GraphDef, params: nnx.State) -> Callable:
-    """The deterministic policy of a trained ``ActorCritic``: argmax of the logits."""
-    act = jax.jit(lambda p, obs: nnx.merge(graphdef, p)(obs)[0].argmax(-1))
+    """The deterministic policy of a trained ``ActorCritic`` (or ``QNetwork``): argmax."""
+    act = _greedy_action(graphdef)
     return lambda obs: np.asarray(act(params, jnp.asarray(obs)))
 
 
@@ -473,13 +510,8 @@ def run_cartpole_ppo(
     train_seconds = time.perf_counter() - start
     returns = []
     for group in params:
-        for i in range(len(jax.tree.leaves(group)[0])):
-            one = jax.tree.map(lambda x, i=i: x[i], group)
-            returns.append(
-                evaluate_policy(
-                    _greedy_ppo(graphdef, one), episodes=sizes.eval_episodes
-                )
-            )
+        count = len(jax.tree.leaves(group)[0])
+        returns += _evaluate_seeds(graphdef, group, count, sizes.eval_episodes)
     steps_per_seed = (ppo.total_steps // (ppo.envs * ppo.steps)) * ppo.envs * ppo.steps
     return {
         "model": f"PPO, pure-JAX CartPole, whole run jitted, {sizes.seed_group} seeds "
@@ -491,6 +523,150 @@ def run_cartpole_ppo(
             compile_seconds=compile_seconds,
         ),
     }
+
+
+def make_dqn_train(
+    sizes: DqnSizes, *, double: bool = False
+) -> tuple[Callable[[jax.Array], tuple[nnx.State, dict]], nnx.GraphDef]:
+    """DQN on the pure-JAX CartPole as ONE function of a PRNG key, like ``make_ppo_train``.
+
+    ``sizes.envs`` CartPoles step together; every transition goes into a replay buffer held
+    as arrays in the loop's carry; after each ``train_every`` env steps (all envs together)
+    come ``gradient_steps`` Huber-loss steps on uniform minibatches of the buffer, and the
+    target network is copied every ``target_every`` env steps. Random actions until
+    ``learning_starts``, then epsilon-greedy (epsilon linear over ``epsilon_fraction`` of the
+    run). A truncated episode is bootstrapped from its final observation; only
+    ``terminated`` zeroes the target. Returns ``(train, graphdef)``: ``train(key)`` ->
+    ``(params, {"returns": (phases,)})``, the mean return of the episodes finished in each
+    training phase (NaN where none). Raises ``ValueError`` when ``train_every`` or
+    ``buffer_size`` is not a multiple of ``envs``.
+    """
+    envs = sizes.envs
+    if sizes.train_every % envs or sizes.buffer_size % envs:
+        raise ValueError(
+            "make_dqn_train: train_every and buffer_size must be multiples of envs, got "
+            f"{sizes.train_every}, {sizes.buffer_size} and {envs}"
+        )
+    per_phase = sizes.train_every // envs  # vector steps between training phases
+    warm = sizes.learning_starts // envs  # vector steps of random actions first
+    phases = (sizes.total_steps - warm * envs) // sizes.train_every
+    target_phases = max(1, sizes.target_every // sizes.train_every)
+    explore_steps = max(1, int(sizes.epsilon_fraction * sizes.total_steps))
+    graphdef, _ = nnx.split(QNetwork(4, 2, sizes.hidden, rngs=nnx.Rngs(0)))
+    learning_rate = sizes.learning_rate
+    if sizes.anneal_learning_rate:
+        learning_rate = optax.linear_schedule(
+            sizes.learning_rate, 0.0, phases * sizes.gradient_steps
+        )
+    tx = optax.adam(learning_rate)
+
+    def q_values(params, obs):
+        return nnx.merge(graphdef, params)(obs)
+
+    def loss_fn(params, target, b):
+        q_taken = jnp.take_along_axis(
+            q_values(params, b["obs"]), b["actions"][:, None], 1
+        )
+        q_next = q_values(target, b["next_obs"])  # (B, 2)
+        if double:  # the online network picks, the target network scores
+            pick = q_values(params, b["next_obs"]).argmax(-1)
+            next_value = jnp.take_along_axis(q_next, pick[:, None], 1)[:, 0]
+        else:
+            next_value = q_next.max(-1)
+        y = b["rewards"] + sizes.gamma * (1.0 - b["terminated"]) * next_value
+        return optax.huber_loss(q_taken[:, 0], jax.lax.stop_gradient(y)).mean()
+
+    def env_step(carry, key):
+        params, env_state, obs, buffer, t, ep_return, finished = carry
+        k_explore, k_random, k_env = jax.random.split(key, 3)
+        fraction = jnp.minimum(t * envs / explore_steps, 1.0)
+        eps = sizes.epsilon_start + fraction * (sizes.epsilon_end - sizes.epsilon_start)
+        eps = jnp.where(t < warm, 1.0, eps)
+        greedy = q_values(params, obs).argmax(-1)  # (E,)
+        explore = jax.random.uniform(k_explore, (envs,)) < eps
+        action = jnp.where(explore, jax.random.randint(k_random, (envs,), 0, 2), greedy)
+        env_state, next_obs, reward, term, trunc, final_obs = jax.vmap(cartpole_step)(
+            jax.random.split(k_env, envs), env_state, action
+        )
+        row = (t * envs) % sizes.buffer_size
+        new = dict(
+            obs=obs,
+            actions=action.astype(jnp.int32),
+            rewards=reward * jnp.ones(envs),
+            next_obs=final_obs,  # the state the action led to, also at an episode end
+            terminated=term.astype(jnp.float32),
+        )
+        buffer = jax.tree.map(
+            lambda b, x: jax.lax.dynamic_update_slice_in_dim(b, x, row, 0), buffer, new
+        )
+        ep_return = ep_return + 1.0
+        done = term | trunc
+        finished = (
+            finished[0] + jnp.where(done, ep_return, 0.0).sum(),
+            finished[1] + done.sum(),
+        )
+        ep_return = jnp.where(done, 0.0, ep_return)
+        return (params, env_state, next_obs, buffer, t + 1, ep_return, finished), None
+
+    def gradient_step(state, key, target, buffer, filled):
+        params, opt_state = state
+        idx = jax.random.randint(key, (sizes.batch_size,), 0, filled)
+        b = jax.tree.map(lambda x: x[idx], buffer)
+        grads = jax.grad(loss_fn)(params, target, b)
+        changes, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, changes), opt_state), None
+
+    def phase(carry, xs):
+        key, index = xs
+        params, target, opt_state, env_state, obs, buffer, t, ep_return = carry
+        k_act, k_learn = jax.random.split(key)
+        zero = (jnp.float32(0.0), jnp.int32(0))
+        (_, env_state, obs, buffer, t, ep_return, finished), _ = jax.lax.scan(
+            env_step,
+            (params, env_state, obs, buffer, t, ep_return, zero),
+            jax.random.split(k_act, per_phase),
+        )
+        filled = jnp.minimum(t * envs, sizes.buffer_size)
+        (params, opt_state), _ = jax.lax.scan(
+            functools.partial(
+                gradient_step, target=target, buffer=buffer, filled=filled
+            ),
+            (params, opt_state),
+            jax.random.split(k_learn, sizes.gradient_steps),
+        )
+        copy = (index + 1) % target_phases == 0
+        target = jax.tree.map(lambda p, q: jnp.where(copy, p, q), params, target)
+        mean = jnp.where(
+            finished[1] > 0, finished[0] / jnp.maximum(finished[1], 1), jnp.nan
+        )
+        return (params, target, opt_state, env_state, obs, buffer, t, ep_return), mean
+
+    def train(key: jax.Array) -> tuple[nnx.State, dict]:
+        k_init, k_env, k_warm, k_train = jax.random.split(key, 4)
+        _, params = nnx.split(QNetwork(4, 2, sizes.hidden, rngs=nnx.Rngs(k_init)))
+        env_state, obs = jax.vmap(cartpole_reset)(jax.random.split(k_env, envs))
+        n = sizes.buffer_size
+        buffer = dict(
+            obs=jnp.zeros((n, 4)),
+            actions=jnp.zeros(n, jnp.int32),
+            rewards=jnp.zeros(n),
+            next_obs=jnp.zeros((n, 4)),
+            terminated=jnp.zeros(n),
+        )
+        t, ep_return = jnp.int32(0), jnp.zeros(envs)
+        zero = (jnp.float32(0.0), jnp.int32(0))
+        (_, env_state, obs, buffer, t, ep_return, _), _ = jax.lax.scan(
+            env_step,
+            (params, env_state, obs, buffer, t, ep_return, zero),
+            jax.random.split(k_warm, warm),
+        )
+        carry = (params, params, tx.init(params), env_state, obs, buffer, t, ep_return)
+        (params, *_), returns = jax.lax.scan(
+            phase, carry, (jax.random.split(k_train, phases), jnp.arange(phases))
+        )
+        return params, {"returns": returns}
+
+    return train, graphdef
 
 
 @functools.cache
@@ -611,27 +787,29 @@ def train_dqn(
 def run_cartpole_dqn(
     sizes: CartpoleSizes, *, seed: int = 0, progress: bool = True, double: bool = False
 ) -> dict:
-    """``sizes.seeds`` DQN runs (one after another), each evaluated greedily."""
-    returns, train_seconds, compile_seconds = [], 0.0, 0.0
-    for i in range(sizes.seeds):
-        model, history = train_dqn(
-            sizes.dqn, seed=seed + i, double=double, progress=progress
-        )
-        greedy = jax.jit(lambda obs, model=model: model(obs).argmax(-1))
-        returns.append(
-            evaluate_policy(
-                lambda obs, greedy=greedy: np.asarray(greedy(jnp.asarray(obs))),
-                episodes=sizes.eval_episodes,
-            )
-        )
-        train_seconds += history["train_seconds"]
-        compile_seconds += history["compile_seconds"]
+    """``sizes.seeds`` DQN runs on the pure-JAX CartPole (``make_dqn_train`` with
+    ``sizes.dqn_jit``): the whole run one jitted function, the seeds vmapped in one call,
+    each evaluated greedily on gymnasium's CartPole-v1. ``progress`` is accepted for
+    symmetry (one call, no loop to show)."""
+    dqn = sizes.dqn_jit
+    train, graphdef = make_dqn_train(dqn, double=double)
+    keys = jax.random.split(jax.random.key(seed, impl=PRNG_IMPL), sizes.seeds)
+    start = time.perf_counter()
+    compiled = jax.jit(jax.vmap(train)).lower(keys).compile()
+    compile_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    params, _ = jax.block_until_ready(compiled(keys))
+    train_seconds = time.perf_counter() - start
+    returns = _evaluate_seeds(graphdef, params, sizes.seeds, sizes.eval_episodes)
+    warm = dqn.learning_starts // dqn.envs * dqn.envs
+    steps = warm + (dqn.total_steps - warm) // dqn.train_every * dqn.train_every
     name = "Double DQN" if double else "DQN"
     return {
-        "model": f"{name}, gymnasium CartPole-v1, MLP {sizes.dqn.hidden}",
+        "model": f"{name}, pure-JAX CartPole, whole run jitted, {sizes.seeds} seeds "
+        f"vmapped, {dqn.envs} envs, MLP {dqn.hidden}",
         **rl_summary(
             returns,
-            env_steps=sizes.dqn.total_steps * sizes.seeds,
+            env_steps=steps * sizes.seeds,
             train_seconds=train_seconds,
             compile_seconds=compile_seconds,
         ),

@@ -29,6 +29,7 @@ OPS = {
         clip=torch.clamp,
         exp=torch.exp,
         std=lambda a: a.std(correction=0),
+        unbiased_std=lambda a: a.std(),  # PyTorch's default: n - 1
         zero=lambda: torch.zeros(()),
     ),
     "jax": dict(
@@ -38,6 +39,7 @@ OPS = {
         clip=jnp.clip,
         exp=jnp.exp,
         std=lambda a: a.std(),
+        unbiased_std=lambda a: a.std(ddof=1),
         zero=lambda: jnp.zeros(()),
     ),
 }
@@ -80,17 +82,21 @@ def _gae(fw, *, mask=True, trunc_is_term=False, use_lambda=True):
     return gae
 
 
-def _ppo(fw, *, pick="min", normalise=True, target="old", negate=True):
+def _ppo(
+    fw, *, pick="min", normalise=True, target="old", negate=True, ddof=0, clipped=True
+):
     op = OPS[fw]
+    std = op["std"] if ddof == 0 else op["unbiased_std"]
 
     def ppo_loss(
         new_log_probs, old_log_probs, advantages, old_values, new_values, *, clip
     ):
         adv = advantages
         if normalise:
-            adv = (advantages - advantages.mean()) / (op["std"](advantages) + 1e-8)
+            adv = (advantages - advantages.mean()) / (std(advantages) + 1e-8)
         ratio = op["exp"](new_log_probs - old_log_probs)
-        both = (ratio * adv, op["clip"](ratio, 1 - clip, 1 + clip) * adv)
+        limited = op["clip"](ratio, 1 - clip, 1 + clip) if clipped else ratio
+        both = (ratio * adv, limited * adv)
         surrogate = (op["minimum"] if pick == "min" else op["maximum"])(*both).mean()
         base = {"old": old_values, "new": new_values}[target.split("+")[0]]
         returns = (adv if target.endswith("+norm") else advantages) + base
@@ -117,6 +123,8 @@ def _table(fw):
         ("ppo_loss", _ppo(fw, target="new"), "target_from_new_values"),
         ("ppo_loss", _ppo(fw, target="old+norm"), "normalised_target"),
         ("ppo_loss", _ppo(fw, negate=False), "no_negation"),
+        ("ppo_loss", _ppo(fw, ddof=1), "unbiased_std"),
+        ("ppo_loss", _ppo(fw, clipped=False), "no_clip"),
     ]
 
 
@@ -189,14 +197,17 @@ def test_every_mistake_moves_the_answer_beyond_the_tolerance():
         for sw in ("no_done_mask", "truncated_as_terminated", "lambda_missing"):
             wrong = lab07.gae_reference(r, case["gamma"], case["lam"], **{sw: True})[0]
             assert np.abs(wrong - right).max() > 1e-2, sw
-    x = lab07.ppo_inputs(0)
-    right = np.array(lab07.ppo_reference(x, 0.2))
+    # PPO: over the check's two (minibatch, clip) cases; the checks' rtol is 1e-4.
+    cases = [(lab07.ppo_inputs(seed), clip) for seed, clip in ((0, 0.2), (1, 0.1))]
+    right = np.array([lab07.ppo_reference(x, clip) for x, clip in cases])
     for sw in (
         "max_not_min",
         "not_normalised",
         "target_from_new_values",
         "normalised_target",
         "no_negation",
+        "unbiased_std",
+        "no_clip",
     ):
-        wrong = np.array(lab07.ppo_reference(x, 0.2, **{sw: True}))
-        assert np.abs(wrong - right).max() > 1e-2, sw
+        wrong = np.array([lab07.ppo_reference(x, c, **{sw: True}) for x, c in cases])
+        assert np.abs(wrong - right).max() > 1e-3, sw

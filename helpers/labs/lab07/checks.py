@@ -57,6 +57,12 @@ HINTS = Hints(
         "normalised_target": "the value target uses the raw advantages: returns = "
         "advantages + old_values, before any normalisation (that is only for the policy "
         "term)",
+        "unbiased_std": "normalise with the population std, dividing by n (ddof 0): "
+        "PyTorch's advantages.std() divides by n - 1 unless you pass correction=0 "
+        "(JAX's .std() already uses ddof 0)",
+        "no_clip": "the surrogate takes the minimum of the unclipped ratio * A and the "
+        "CLIPPED one, clip(ratio, 1 - clip, 1 + clip) * A: without the clipped term the "
+        "loss keeps rewarding policy changes far outside the trust region",
         "no_negation": "the policy loss is MINUS the clipped objective: the optimizer "
         "minimises, PPO wants to maximise the surrogate",
     }
@@ -173,13 +179,17 @@ def ppo_reference(
     target_from_new_values: bool = False,
     normalised_target: bool = False,
     no_negation: bool = False,
+    unbiased_std: bool = False,
+    no_clip: bool = False,
 ) -> tuple[float, float]:
     """(policy loss, value loss), float64."""
     adv = x["advantages"].astype(np.float64)
-    norm = adv if not_normalised else (adv - adv.mean()) / (adv.std() + 1e-8)
+    std = adv.std(ddof=1 if unbiased_std else 0)
+    norm = adv if not_normalised else (adv - adv.mean()) / (std + 1e-8)
     ratio = np.exp(x["new_log_probs"].astype(np.float64) - x["old_log_probs"])
     pick = np.maximum if max_not_min else np.minimum
-    surrogate = pick(ratio * norm, np.clip(ratio, 1 - clip, 1 + clip) * norm).mean()
+    clipped = ratio if no_clip else np.clip(ratio, 1 - clip, 1 + clip)
+    surrogate = pick(ratio * norm, clipped * norm).mean()
     policy = surrogate if no_negation else -surrogate
     base = x["new_values"] if target_from_new_values else x["old_values"]
     target = (norm if normalised_target else adv) + base
@@ -241,6 +251,8 @@ def compare_ppo(c: Checker, got: tuple[Any, Any], x: dict, clip: float) -> None:
         ("max_not_min", dict(max_not_min=True)),
         ("not_normalised", dict(not_normalised=True)),
         ("no_negation", dict(no_negation=True)),
+        ("unbiased_std", dict(unbiased_std=True)),
+        ("no_clip", dict(no_clip=True)),
         ("target_from_new_values", dict(target_from_new_values=True)),
         ("normalised_target", dict(normalised_target=True)),
     ]

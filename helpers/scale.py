@@ -625,8 +625,10 @@ _SIZES: dict[str, dict[str, object]] = {
             bow=TextModelSizes(
                 max_len=1000, dim=32, epochs=3, batch_size=256, learning_rate=1e-2
             ),
+            # max_len 400 and 3 epochs: 86.6 % (PyTorch) / 87.9 % (JAX) in about 2 minutes on
+            # two cores; longer reviews and a fourth epoch fit in the 5 minutes.
             cnn_lstm=TextModelSizes(
-                max_len=400, dim=64, epochs=3, batch_size=128, learning_rate=3e-3
+                max_len=512, dim=64, epochs=4, batch_size=128, learning_rate=3e-3
             ),
             # Attention's cost grows with length squared: the slowest model per token here.
             transformer=TextModelSizes(

@@ -633,7 +633,7 @@ _SIZES: dict[str, dict[str, object]] = {
             ),
             # Attention's cost grows with length squared: the slowest model per token here.
             # max_len 192 with dropout 0.1 trained for 404 s on two cores (PyTorch), over the
-            # 5-minute budget: shorter reviews and no dropout (its random masks are costly).
+            # 5-minute budget; max_len 128 without dropout still took 303 s (bench.jsonl).
             transformer=TextModelSizes(
                 max_len=128,
                 dim=32,

@@ -324,7 +324,8 @@ cnn_history, cnn_test_loader = train_model(
 # Attention costs grow with the square of the review length, and on two CPU cores this model
 # is the slowest of the three: at `cpu` scale the page does not train it (the scale's
 # `notebook_models` leave it out, to keep the page within 10 minutes). Its accuracy, training
-# time and tokens per second at that scale are the recorded `helpers.bench` lines printed in 6.6.
+# time and tokens per second at that scale are the recorded `helpers.bench` lines printed in 6.6;
+# a framework with no `transformer` line there has not been measured at that scale yet.
 
 # %%
 t = sizes.transformer

@@ -107,15 +107,19 @@ def run_imdb(
             data.table_size, m.dim, max_len=m.max_len, dropout=m.dropout, rngs=rngs
         ),
     }[model]()
+    # At most sizes.batch_widths batch widths (width, width / 2, ...), as in the notebooks:
+    # each width is one more compilation in JAX.
+    multiple = max(32, data.train[0].shape[1] >> (sizes.batch_widths - 1))
     train = text.TextLoader(
         *data.train,
         m.batch_size,
         shuffle=True,
         seed=seed,
+        multiple=multiple,
         drop_last=True,
         device=device,
     )
-    test = text.TextLoader(*data.test, 256, device=device)
+    test = text.TextLoader(*data.test, 250, multiple=multiple, device=device)
     optimizer = nnx.Optimizer(net, optax.adam(m.learning_rate), wrt=nnx.Param)
     history = fit(net, optimizer, train, epochs=m.epochs, progress=progress)
     return imdb_summary(model, m, data, history, evaluate(net, test), count_params(net))

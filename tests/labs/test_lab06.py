@@ -27,25 +27,32 @@ from helpers.labs.lab06 import checks as lab06
 def _mask(xp, compare="<", dtype=None):
     def length_mask(lengths, max_len):
         t = xp.arange(max_len)[None, :]
-        m = {
-            "<": t < lengths[:, None],
-            "<=": t <= lengths[:, None],
-            ">=": t >= lengths[:, None],
-        }[compare]
+        if compare == "flat":
+            m = t < lengths  # (1, T) against (B,): no column of lengths
+        else:
+            m = {
+                "<": t < lengths[:, None],
+                "<=": t <= lengths[:, None],
+                ">=": t >= lengths[:, None],
+            }[compare]
         return m if dtype is None else dtype(m)
 
     return length_mask
 
 
-def _mean(kind):
+def _mean(kind, cast=None):
     def masked_mean(x, mask):
         if kind == "plain":
             return x.mean(1)
         if kind == "inverted":
             mask = ~mask
         m = mask[..., None] * 1.0  # (B, T, 1) float in both frameworks
+        if kind == "flat_count":
+            return (x * m).sum(1) / mask.sum(1)  # (B, D) / (B,)
         if kind == "by_t":
             return (x * m).sum(1) / x.shape[1]
+        if kind == "cast":  # the right values in another float dtype
+            return cast((x * m).sum(1) / m.sum(1))
         return (x * m).sum(1) / m.sum(1)
 
     return masked_mean
@@ -91,8 +98,11 @@ def _encode(
     return encode_splits
 
 
-def _table(xp, to_array, long):
+def _table(xp, to_array, long, wide):
     return [
+        ("length_mask", _mask(xp, "flat"), "mask_broadcast"),
+        ("masked_mean", _mean("flat_count"), "divide_keepdim"),
+        ("masked_mean", _mean("cast", wide), "mean_dtype"),
         ("length_mask", _mask(xp, "<="), "off_by_one_length"),
         ("length_mask", _mask(xp, ">="), "polarity"),
         ("length_mask", _mask(xp, "<", long), "mask_dtype"),
@@ -111,8 +121,13 @@ def _table(xp, to_array, long):
     ]
 
 
-TORCH_MISTAKES = _table(torch, torch.from_numpy, lambda m: m.long())
-JAX_MISTAKES = _table(jnp, jnp.asarray, lambda m: m.astype(jnp.int32))
+TORCH_MISTAKES = _table(
+    torch, torch.from_numpy, lambda m: m.long(), lambda m: m.double()
+)
+# JAX keeps float32 unless x64 is enabled: the other dtype a JAX student meets is a half one.
+JAX_MISTAKES = _table(
+    jnp, jnp.asarray, lambda m: m.astype(jnp.int32), lambda m: m.astype(jnp.float16)
+)
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
 

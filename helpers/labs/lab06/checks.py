@@ -14,13 +14,14 @@ The adapters (``torch.py``, ``jax.py``) only say how arrays go in and come out
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from helpers.labs.kit import Checker, Framework, Hints, checking
+from helpers.labs.kit import Checker, CheckFailed, Framework, Hints, checking
 
 __all__ = [
     "HINTS",
@@ -41,12 +42,20 @@ HINTS = Hints(
         "a token)",
         "polarity": "the mask is True at real tokens and False at padding; yours is the "
         "other way round (ids == PAD, or t >= length, marks the padding)",
+        "mask_broadcast": "lengths (B,) and the positions (T,) do not broadcast: compare a row "
+        "of positions with a column of lengths, arange(max_len)[None, :] < lengths[:, None], "
+        "to get (B, T)",
         "mask_dtype": "return a boolean mask (the comparison itself, e.g. t < length), "
         "not 0/1 numbers: a bool mask can be inverted with ~ and used to select",
         "padding_leaks": "the plain mean over T averages the padding too: multiply by the "
         "mask first, so padded positions add nothing",
         "divide_by_t": "divide the masked sum by each row's number of real tokens, "
         "mask.sum(1) (shape (B, 1)), not by T: a short review would be diluted by its padding",
+        "divide_keepdim": "mask.sum(1) has shape (B,) and cannot divide (B, D): keep the "
+        "summed axis (sum(1, keepdim=True) in PyTorch, sum(1, keepdims=True) in JAX) so "
+        "each row is divided by its own count",
+        "mean_dtype": "keep the dtype of x (float32): convert the mask with mask.to(x.dtype) "
+        "in PyTorch or mask.astype(x.dtype) in JAX, not to float64 or float16",
         "last_padded": "outputs[:, -1] is the last column, which is padding for every "
         "sequence shorter than T: read each row at its own last real step",
         "off_by_one_index": "a sequence of length L ends at index L - 1: "
@@ -68,6 +77,23 @@ HINTS = Hints(
         "them (on the right), so every row has exactly max_len ids",
     }
 )
+
+
+# How PyTorch, JAX and numpy word arrays whose shapes do not broadcast.
+_BROADCAST = re.compile(
+    r"must match the size of tensor|Incompatible shapes for broadcasting|"
+    r"could not be broadcast"
+)
+
+
+def _call(c: Checker, hint: str, fn: Callable, *args: Any) -> Any:
+    """``c.call(fn, *args)``; a broadcasting error gets this exercise's ``hint``."""
+    try:
+        return c.call(fn, *args)
+    except CheckFailed as e:
+        if _BROADCAST.search(e.problem) and not e.hint:
+            raise c.fail(e.problem, c.hint(hint)) from None
+        raise
 
 
 def _int_array(c: Checker, value: Any, what: str) -> np.ndarray:
@@ -107,7 +133,13 @@ def check_length_mask(length_mask: Callable, *, fw: Framework) -> None:
     ) as c:
         for case in MASK_CASES:
             lengths = np.array(case["lengths"], np.int32)
-            out = c.call(length_mask, fw.from_numpy(lengths), case["max_len"])
+            out = _call(
+                c,
+                "mask_broadcast",
+                length_mask,
+                fw.from_numpy(lengths),
+                case["max_len"],
+            )
             arr = c.array(out)
             right = mask_reference(lengths, case["max_len"])
             c.shape(arr, right.shape, "one row per sequence, max_len columns")
@@ -163,11 +195,18 @@ def check_masked_mean(masked_mean: Callable, *, fw: Framework) -> None:
     with checking("masked_mean", fw, passed="the mean of the real tokens only") as c:
         for case in mean_cases():
             x, mask = case["x"], case["mask"]
-            out = c.call(
-                masked_mean, fw.from_numpy(x.copy()), fw.from_numpy(mask.copy())
+            out = _call(
+                c,
+                "divide_keepdim",
+                masked_mean,
+                fw.from_numpy(x.copy()),
+                fw.from_numpy(mask.copy()),
             )
+            arr = c.array(out)
+            c.shape(arr, (x.shape[0], x.shape[2]), "one row per review, D features")
+            c.dtype(arr, "float32", c.hint("mean_dtype"))
             c.close(
-                c.array(out),
+                arr,
                 mean_reference(x, mask),
                 what="the pooled features",
                 rtol=1e-4,

@@ -175,7 +175,7 @@ def train_steps(model, steps, *, masks=None, teacher_logits=None, desc="train"):
         (state, (train_images, train_labels, soft), masks, weight), device
     )
     for idx in tqdm(batch_indices[:steps], desc=desc):  # idx: (B,) image indices
-        state, loss = masked_step(graphdef, state, data, idx, masks, weight)
+        state, _ = masked_step(graphdef, state, data, idx, masks, weight)
     nnx.update((model, optimizer), state)
     model.eval()
     return model
@@ -771,7 +771,8 @@ print(H.deploy.format_table(records))
 latest = {}
 for r in records:
     if r["model"]:  # the first runs of chapter 1 named no model
-        family = r["option"] or r["model"].split()[0].strip(",:").lower()  # "cnn", "ppo"
+        # The model family: "cnn", "ppo", ...
+        family = r["option"] or r["model"].split()[0].strip(",:").lower()
         latest[r["chapter"], r["task"], family, r["framework"]] = r
 pairs = []
 for (chapter, task, family, framework), pt in latest.items():
@@ -792,7 +793,9 @@ print(f"faster in {sum(p['faster'] == 'PyTorch' for p in pairs)} pairs: PyTorch,
       f"in {sum(p['faster'] == 'JAX' for p in pairs)}: JAX; step-by-step training differs "
       f"by at most x{max(p['by x'] for p in stepwise):.2f}")  # fmt: skip
 slower_start = sum(p["JAX first step s"] > p["PyTorch first step s"] for p in pairs)
-print(f"JAX's first step (or compilation) took longer in {slower_start} of {len(pairs)} pairs")
+print(
+    f"JAX's first step (or compilation) took longer in {slower_start} of {len(pairs)} pairs"
+)
 
 code = []
 for folder in sorted(root.glob("chapters/*")):

@@ -711,7 +711,8 @@ print(H.deploy.format_table(records))
 latest = {}
 for r in records:
     if r["model"]:  # the first runs of chapter 1 named no model
-        family = r["option"] or r["model"].split()[0].strip(",:").lower()  # "cnn", "ppo"
+        # The model family: "cnn", "ppo", ...
+        family = r["option"] or r["model"].split()[0].strip(",:").lower()
         latest[r["chapter"], r["task"], family, r["framework"]] = r
 pairs = []
 for (chapter, task, family, framework), pt in latest.items():
@@ -732,7 +733,9 @@ print(f"faster in {sum(p['faster'] == 'PyTorch' for p in pairs)} pairs: PyTorch,
       f"in {sum(p['faster'] == 'JAX' for p in pairs)}: JAX; step-by-step training differs "
       f"by at most x{max(p['by x'] for p in stepwise):.2f}")  # fmt: skip
 slower_start = sum(p["JAX first step s"] > p["PyTorch first step s"] for p in pairs)
-print(f"JAX's first step (or compilation) took longer in {slower_start} of {len(pairs)} pairs")
+print(
+    f"JAX's first step (or compilation) took longer in {slower_start} of {len(pairs)} pairs"
+)
 
 code = []
 for folder in sorted(root.glob("chapters/*")):

@@ -486,8 +486,9 @@ plt.show()
 # loaded model computes in float32. Unstructured pruning leaves the dense file's size and the
 # latency alone and shows up only in the zipped size. Structured pruning and the student are
 # the only variants whose computation shrinks (the latency columns show by how much on this
-# CPU), and their accuracy column is what it costs. At `smoke` scale every model is barely
-# trained and the accuracies are noise.
+# CPU), and their accuracy column is what it costs. Fine-tuning is also extra training: where
+# a pruned model beats the float32 row, the teacher was not trained to convergence. At `smoke`
+# scale every model is barely trained and the accuracies are noise.
 #
 # ## 10.6 Export: a model without its Python
 #

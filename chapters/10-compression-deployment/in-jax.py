@@ -123,44 +123,60 @@ def distillation_loss(student_logits, teacher_logits, temperature):
     return temperature**2 * kl.mean()
 
 
-@nnx.jit
-def masked_step(model, optimizer, images, labels, idx, masks, teacher_logits, weight):
-    """One Adam step on images[idx]; `weight` mixes in distillation; masks re-applied."""
+@functools.partial(jax.jit, static_argnums=0)
+def masked_step(graphdef, state, data, idx, masks, weight):
+    """One Adam step on images[idx]; `weight` mixes in distillation; masks re-applied.
+
+    `state` holds the model's and the optimiser's arrays, `graphdef` their structure: every
+    model of one architecture shares this compiled step.
+    """
+    model, optimizer = nnx.merge(graphdef, state)
+    images, labels, teacher_logits = data  # (N, 32, 32, 3) uint8, (N,), (N, 10)
     x = H.vision.to_input(images[idx], mean, std)  # (B, 32, 32, 3)
     y = labels[idx]  # (B,)
 
     def loss_fn(model):
         logits = model(x)  # (B, 10)
         hard = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-        soft = distillation_loss(logits, teacher_logits, s.temperature)
+        soft = distillation_loss(logits, teacher_logits[idx], s.temperature)
         return (1 - weight) * hard + weight * soft
 
     loss, grads = nnx.value_and_grad(loss_fn)(model)
     optimizer.update(model, grads)
     for unit, mask in zip(conv_bn_layers(model), masks, strict=True):
         unit.conv.kernel[...] = unit.conv.kernel[...] * mask
-    return loss
+    return nnx.state((model, optimizer)), loss
+
+
+# One set of batch indices, drawn once: every run takes the first `steps` rows of it.
+batch_indices = np.asarray(jax.random.randint(
+    jax.random.key(1),
+    (max(s.teacher_steps, s.finetune_steps, s.student_steps), s.batch_size),
+    0, len(train_images),
+))  # fmt: skip
+no_teacher = jax.device_put(jnp.zeros((len(train_images), 10)), device)  # (N, 10)
+# One optax transformation for every run: it is part of the optimiser's graphdef, the static
+# argument of `masked_step`, and a new one would not compare equal and would compile again.
+adam = optax.adam(s.learning_rate)
 
 
 def train_steps(model, steps, *, masks=None, teacher_logits=None, desc="train"):
     """Adam for `steps` batches; masks (one per conv, None: keep all) re-applied each step."""
-    optimizer = nnx.Optimizer(model, optax.adam(s.learning_rate), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, adam, wrt=nnx.Param)
     if masks is None:
         masks = [jnp.ones_like(u.conv.kernel[...]) for u in conv_bn_layers(model)]
     weight = jnp.float32(0.0 if teacher_logits is None else s.distill_weight)
-    batches = jax.random.randint(
-        jax.random.key(1), (steps, s.batch_size), 0, len(train_images)
-    )
+    soft = no_teacher if teacher_logits is None else teacher_logits
     model.train()
-    for idx in tqdm(batches, desc=desc):  # idx: (B,) image indices
-        soft = (
-            jnp.zeros((s.batch_size, 10))
-            if teacher_logits is None
-            else teacher_logits[idx]
-        )
-        masked_step(
-            model, optimizer, train_images, train_labels, idx, masks, soft, weight
-        )
+    graphdef, state = nnx.split((model, optimizer))
+    # Every input placed on `device` before the first call: placement is part of what jit
+    # compiles for, and arrays that move there after the first step would compile it again.
+    state, data, masks, weight = jax.device_put(
+        (state, (train_images, train_labels, soft), masks, weight), device
+    )
+    for idx in tqdm(batch_indices[:steps], desc=desc):  # idx: (B,) image indices
+        state, _ = masked_step(graphdef, state, data, idx, masks, weight)
+    nnx.update((model, optimizer), state)
     model.eval()
     return model
 
@@ -211,10 +227,11 @@ assert text_accuracy > 0.55, "the IMDB model should learn above chance (50 %)"
 # ## 10.2 Quantization: int8 weights
 #
 # A float32 weight takes 4 bytes; an int8 takes 1. *Symmetric* quantization maps a weight
-# tensor onto the integers $-127 \dots 127$ with one scale $s$, and *per-channel* quantization
-# uses one scale per output channel $c$ (each filter of a convolution, each row of a linear
-# layer), because channels differ in range and one shared scale wastes the small ones'
-# precision {cite}`jacob2018quantization`:
+# tensor onto the integers $-127 \dots 127$ with one scale $s$ (the integer-only inference of
+# {cite}`jacob2018quantization` adds a zero point for ranges that are not centred on 0), and
+# *per-channel* quantization uses one scale per output channel $c$ (each filter of a
+# convolution, each row of a linear layer), because channels differ in range and one shared
+# scale wastes the small ones' precision {cite}`krishnamoorthi2018quantizing`:
 #
 # $$s_c = \frac{\max_i |W_{c,i}|}{127}, \qquad q_{c,i} = \operatorname{clip}\big(\operatorname{round}(W_{c,i} / s_c), -127, 127\big), \qquad \hat W_{c,i} = s_c\, q_{c,i}.$$
 #
@@ -263,17 +280,27 @@ def is_kernel(path) -> bool:
     return "['kernel']" in jax.tree_util.keystr(path)
 
 
-# Quantize every conv / linear kernel; keep the rest (BatchNorm) as float32.
-state = nnx.state(teacher)
-int8_state = jax.tree_util.tree_map_with_path(
-    lambda path, x: quantize_int8(x) if is_kernel(path) else x, state
-)  # kernels become (q, scale) pairs
+# Quantize every conv / linear kernel; keep the rest (BatchNorm) as float32. One jitted call
+# for the whole state: one compilation, not one per kernel shape.
+@jax.jit
+def quantize_state(state):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, x: quantize_int8(x) if is_kernel(path) else x, state
+    )  # kernels become (q, scale) pairs
+
+
 # Loading: dequantize into a float32 model of the same architecture.
-restored = jax.tree_util.tree_map_with_path(
-    lambda path, x: dequantize_int8(*x) if is_kernel(path) else x,
-    int8_state,
-    is_leaf=lambda x: isinstance(x, tuple),
-)
+@jax.jit
+def dequantize_state(int8_state):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, x: dequantize_int8(*x) if is_kernel(path) else x,
+        int8_state,
+        is_leaf=lambda x: isinstance(x, tuple),
+    )
+
+
+int8_state = quantize_state(nnx.state(teacher))
+restored = dequantize_state(int8_state)
 int8_model = nnx.clone(teacher)
 nnx.update(int8_model, restored)
 print(
@@ -282,8 +309,8 @@ print(
 
 # %% [markdown]
 # PyTorch also offers *dynamic* quantization, which runs linear layers in int8 arithmetic
-# (`torch.ao.quantization.quantize_dynamic`, deprecated in PyTorch 2.14 in favour of the
-# `torchao` package); JAX itself has no post-training quantization API. Google's `qwix` and
+# (`torch.ao.quantization.quantize_dynamic`, deprecated there in favour of the `torchao`
+# package); JAX itself has no post-training quantization API. Google's `qwix` and
 # `aqt` libraries quantize JAX programs; this course does not install them, so the JAX page
 # has only the weight-only row.
 
@@ -309,17 +336,17 @@ def magnitude_mask(w: jax.Array, fraction: float) -> jax.Array:
     return jnp.ones(w.size).at[smallest].set(0).reshape(w.shape)
 
 
-w = conv_bn_layers(teacher)[1].conv.kernel[...]
-mask = magnitude_mask(w, s.prune_fraction)
-kept, removed = jnp.abs(w)[mask == 1], jnp.abs(w)[mask == 0]
+# All the kernels' masks in one jitted call: one compilation, not one per kernel shape.
+masks = jax.jit(lambda kernels: [magnitude_mask(k, s.prune_fraction) for k in kernels])(
+    [u.conv.kernel[...] for u in conv_bn_layers(teacher)]
+)
+w, mask = np.asarray(conv_bn_layers(teacher)[1].conv.kernel[...]), np.asarray(masks[1])
+kept, removed = np.abs(w)[mask == 1], np.abs(w)[mask == 0]
 assert int((mask == 0).sum()) == round(s.prune_fraction * w.size)
-assert float(kept.min()) >= float(removed.max())  # no kept weight is smaller
+assert kept.min() >= removed.max()  # no kept weight is smaller
 
 
 pruned = nnx.clone(teacher)
-masks = [
-    magnitude_mask(u.conv.kernel[...], s.prune_fraction) for u in conv_bn_layers(pruned)
-]
 for unit, mask in zip(conv_bn_layers(pruned), masks, strict=True):
     unit.conv.kernel[...] = unit.conv.kernel[...] * mask
 pruned_before = accuracy(pruned)
@@ -332,17 +359,23 @@ print(f"{zeros:.0%} of conv weights zero: accuracy {pruned_before:.2%} right aft
 
 # %%
 def prune_channels(model: nnx.Module, widths: tuple[int, ...]) -> nnx.Module:
-    """A CifarNet of `widths` holding each conv's filters of largest L1 norm."""
+    """A CifarNet of `widths` holding each conv's filters of largest L1 norm.
+
+    The surgery runs once, on the host, in NumPy: eager jnp would compile each small
+    operation anew for every layer's shape.
+    """
     small = H.vision.CifarNet(widths, rngs=nnx.Rngs(0))
-    keep = jnp.arange(3)  # input channels kept: all three colours
+    keep = np.arange(3)  # input channels kept: all three colours
     for big, little in zip(conv_bn_layers(model), conv_bn_layers(small), strict=True):
-        inputs, kernel = keep, big.conv.kernel[...]  # (kh, kw, in, out)
-        norms = jnp.abs(kernel).sum(axis=(0, 1, 2))  # (out,)
-        keep = jnp.sort(jnp.argsort(-norms)[: little.conv.out_features])
-        little.conv.kernel[...] = kernel[:, :, inputs][..., keep]
+        inputs, kernel = keep, np.asarray(big.conv.kernel[...])  # (kh, kw, in, out)
+        norms = np.abs(kernel).sum(axis=(0, 1, 2))  # (out,)
+        keep = np.sort(np.argsort(-norms)[: little.conv.out_features])
+        little.conv.kernel[...] = jnp.asarray(kernel[:, :, inputs][..., keep])
         for name in ("scale", "bias", "mean", "var"):  # the BatchNorm follows its conv
-            getattr(little.bn, name)[...] = getattr(big.bn, name)[...][keep]
-    small.head.kernel[...] = model.head.kernel[...][keep]  # (kept, classes)
+            getattr(little.bn, name)[...] = jnp.asarray(
+                np.asarray(getattr(big.bn, name)[...])[keep]
+            )
+    small.head.kernel[...] = jnp.asarray(np.asarray(model.head.kernel[...])[keep])
     small.eval()
     return small
 
@@ -453,8 +486,9 @@ plt.show()
 # loaded model computes in float32. Unstructured pruning leaves the dense file's size and the
 # latency alone and shows up only in the zipped size. Structured pruning and the student are
 # the only variants whose computation shrinks (the latency columns show by how much on this
-# CPU), and their accuracy column is what it costs. At `smoke` scale every model is barely
-# trained and the accuracies are noise.
+# CPU), and their accuracy column is what it costs. Fine-tuning is also extra training: where
+# a pruned model beats the float32 row, the teacher was not trained to convergence. At `smoke`
+# scale every model is barely trained and the accuracies are noise.
 #
 # ## 10.6 Export: a model without its Python
 #
@@ -712,9 +746,10 @@ plt.show()
 # The course recorded its training runs (`python -m helpers.bench`, one JSON line per run,
 # with hardware, versions and commit) beside each chapter. The next cell reads every recorded
 # line and prints, per task and framework, the accuracy, the training throughput and the first
-# step's time (which includes JAX's compilation), and counts the code lines of each notebook
-# pair. Every comparison below refers to these tables; where a run records a busy machine
-# (`load` column), its time is contended.
+# step's time (which includes JAX's compilation; the compilation time where a run records no
+# first step), then the latest run of each task in both frameworks side by side, and counts
+# the code lines of each notebook pair. Every comparison below refers to these tables; where
+# a run records a busy machine (`load` column), its time is contended.
 
 # %%
 root = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "_toc.yml").exists())
@@ -723,14 +758,46 @@ for path in sorted(root.glob("chapters/*/bench.jsonl")):
     for line in path.read_text().splitlines():
         r = json.loads(line)
         records.append({
-            "chapter": path.parent.name[:2], "task": r["task"], "framework": r["framework"],
+            "chapter": path.parent.name[:2], "task": r["task"],
+            "option": r.get("model_option", ""), "framework": r["framework"],
             "scale": r["scale"], "model": r.get("model", "")[:28],
             "accuracy": r.get("test_accuracy", float("nan")),
             "examples/s": r.get("train_examples_per_second", float("nan")),
-            "first step s": r.get("first_step_seconds", float("nan")),
+            "first step s": r.get("first_step_seconds", r.get("compile_seconds", float("nan"))),
             "load": "busy" if "load_average" in r else "",
         })  # fmt: skip
 print(H.deploy.format_table(records))
+
+# The latest record of each (chapter, task, model family) per framework, side by side.
+latest = {}
+for r in records:
+    if r["model"]:  # the first runs of chapter 1 named no model
+        # The model family: "cnn", "ppo", ...
+        family = r["option"] or r["model"].split()[0].strip(",:").lower()
+        latest[r["chapter"], r["task"], family, r["framework"]] = r
+pairs = []
+for (chapter, task, family, framework), pt in latest.items():
+    jx = latest.get((chapter, task, family, "jax"))
+    if framework != "torch" or jx is None:
+        continue
+    ratio = pt["examples/s"] / jx["examples/s"]  # > 1: PyTorch trained faster
+    pairs.append({
+        "chapter": chapter, "task": f"{task} {family}",
+        "PyTorch ex/s": pt["examples/s"], "JAX ex/s": jx["examples/s"],
+        "faster": "PyTorch" if ratio > 1 else "JAX", "by x": max(ratio, 1 / ratio),
+        "PyTorch first step s": pt["first step s"], "JAX first step s": jx["first step s"],
+        "load": pt["load"] or jx["load"],
+    })  # fmt: skip
+print(H.deploy.format_table(pairs))
+stepwise = [p for p in pairs if p["task"] != "cartpole ppo"]  # one step per batch
+print(f"faster in {sum(p['faster'] == 'PyTorch' for p in pairs)} pairs: PyTorch, "
+      f"in {sum(p['faster'] == 'JAX' for p in pairs)}: JAX; step-by-step training differs "
+      f"by at most x{max(p['by x'] for p in stepwise):.2f}")  # fmt: skip
+slower_start = sum(p["JAX first step s"] > p["PyTorch first step s"] for p in pairs)
+print(
+    f"JAX's first step (or compilation) took longer in {slower_start} of {len(pairs)} pairs"
+)
+
 code = []
 for folder in sorted(root.glob("chapters/*")):
     counts = {}
@@ -744,26 +811,34 @@ for folder in sorted(root.glob("chapters/*")):
         code.append({"chapter": folder.name, "PyTorch code lines": counts["pytorch"],
                      "JAX code lines": counts["jax"]})  # fmt: skip
 print(H.deploy.format_table(code))
+longer = sum(c["JAX code lines"] > c["PyTorch code lines"] for c in code)
+print(f"the JAX notebook has more code lines in {longer} of {len(code)} chapters")
 
 # %% [markdown] tags=["shared"]
 # What these measurements support, and what they do not:
 #
-# * **Speed depends on the workload, not on the brand.** Compare the `examples/s` of the two
-#   frameworks per task above: for the small MLP of chapter 1 the recorded runs were close, for
-#   the convolutional network of chapter 3 PyTorch's CPU kernels were faster than XLA's, and
-#   JAX paid its compilation in the first step (`first step s`). Where a whole loop can be
-#   compiled into one program, or on accelerators, the balance can shift; this page measured
-#   neither.
-# * **Code length does not decide it.** The counts above differ from chapter to chapter in both
-#   directions; JAX notebooks write the training step once as a pure function, PyTorch
-#   notebooks write the loop.
-# * **Pick PyTorch** for the widest ecosystem of pretrained models and deployment paths
-#   (`torch.export`, ONNX, mobile runtimes, quantization in `torchao`), eager debugging, and
-#   when a model must ship to many runtimes. **Pick JAX** when the program is a composition of
-#   transformations (`grad`, `vmap`, `jit`, sharding across many accelerators), when you want
-#   explicit random keys and pure functions, or on TPUs. Both export to StableHLO-based
-#   compilers, and section 10.6 shows that each framework's artefacts run without the model's
-#   Python code.
+# * **Speed depends on the workload, not on the brand.** The second table puts the latest run
+#   of each task side by side. Neither framework was faster everywhere (the `faster` column
+#   names both, and the line under the table counts them). Where both train a network one
+#   step per batch the gap stays small next to chapter 7's PPO, where JAX compiles the whole
+#   run, environment included, into one program and PyTorch steps gymnasium's environments
+#   from Python. Runs marked `busy` shared the machine, so their speeds are contended; none
+#   ran on a GPU or TPU, where the balance can differ.
+# * **JAX pays compilation up front.** Its first step includes tracing and XLA compilation;
+#   the line under the table counts the pairs in which it took longer than PyTorch's eager
+#   first step. On a short run (this page at `smoke` scale) compilation is most of the time;
+#   on a long run it is amortised.
+# * **Code length does not decide it.** The line counts differ from chapter to chapter in both
+#   directions (the last line counts them).
+# * **What each framework offered in this chapter.** PyTorch: dynamic int8 quantization in
+#   the library (10.2, deprecated there in favour of `torchao`), ONNX export run by
+#   onnxruntime as well as `torch.export` (10.6), and eager execution with nothing to compile
+#   before the first result. JAX: `jax.export`, whose StableHLO artefact ran in a fresh
+#   process without Flax (10.6), and gradients vmapped over the path points of integrated
+#   gradients (10.7); but no int8 quantizer and no ONNX exporter of its own. So: a program that
+#   can be compiled whole, or that composes `grad`, `vmap` and `jit`, plays to JAX; a model
+#   that must ship to many runtimes, or code you want to step through eagerly, plays to
+#   PyTorch; ordinary step-by-step training of common networks on a CPU was close.
 # * **The ecosystems used in this course**: Flax NNX and Optax for models and optimisers,
 #   Orbax for checkpoints, `torch.compile` for fused PyTorch steps, gymnasium for environments,
 #   ONNX and onnxruntime for portable inference.

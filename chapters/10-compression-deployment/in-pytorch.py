@@ -180,10 +180,11 @@ assert text_accuracy > 0.55, "the IMDB model should learn above chance (50 %)"
 # ## 10.2 Quantization: int8 weights
 #
 # A float32 weight takes 4 bytes; an int8 takes 1. *Symmetric* quantization maps a weight
-# tensor onto the integers $-127 \dots 127$ with one scale $s$, and *per-channel* quantization
-# uses one scale per output channel $c$ (each filter of a convolution, each row of a linear
-# layer), because channels differ in range and one shared scale wastes the small ones'
-# precision {cite}`jacob2018quantization`:
+# tensor onto the integers $-127 \dots 127$ with one scale $s$ (the integer-only inference of
+# {cite}`jacob2018quantization` adds a zero point for ranges that are not centred on 0), and
+# *per-channel* quantization uses one scale per output channel $c$ (each filter of a
+# convolution, each row of a linear layer), because channels differ in range and one shared
+# scale wastes the small ones' precision {cite}`krishnamoorthi2018quantizing`:
 #
 # $$s_c = \frac{\max_i |W_{c,i}|}{127}, \qquad q_{c,i} = \operatorname{clip}\big(\operatorname{round}(W_{c,i} / s_c), -127, 127\big), \qquad \hat W_{c,i} = s_c\, q_{c,i}.$$
 #
@@ -251,12 +252,15 @@ print(
 # %% [markdown]
 # PyTorch also quantizes *dynamically*: the weights of `nn.Linear` (and LSTM) layers are
 # stored in int8 and the activations are quantized on the fly, batch by batch, so the matrix
-# products run in int8 arithmetic. In PyTorch 2.14 its API, `torch.ao.quantization`, warns
-# that it is deprecated and points to the `torchao` package (`quantize_`), which this course's
-# environment does not include; the next cell shows both facts and uses the old API, which
-# still works. It converts only linear layers: in this convolutional network that is the head.
+# products run in int8 arithmetic. Its API, `torch.ao.quantization`, warns that it is
+# deprecated and points to the `torchao` package (`quantize_`), which this course's environment
+# does not include. The next cell shows both facts and the installed version: it is already
+# past the release the warning names for the removal, yet the old API still works, so the
+# cell uses it. It converts only linear layers: in this convolutional network that is the
+# head.
 
 # %%
+print("PyTorch", torch.__version__)
 try:
     import torchao  # noqa: F401
 
@@ -439,8 +443,9 @@ plt.show()
 # loaded model computes in float32. Unstructured pruning leaves the dense file's size and the
 # latency alone and shows up only in the zipped size. Structured pruning and the student are
 # the only variants whose computation shrinks (the latency columns show by how much on this
-# CPU), and their accuracy column is what it costs. At `smoke` scale every model is barely
-# trained and the accuracies are noise.
+# CPU), and their accuracy column is what it costs. Fine-tuning is also extra training: where
+# a pruned model beats the float32 row, the teacher was not trained to convergence. At `smoke`
+# scale every model is barely trained and the accuracies are noise.
 #
 # ## 10.6 Export: a model without its Python
 #
@@ -681,9 +686,10 @@ plt.show()
 # The course recorded its training runs (`python -m helpers.bench`, one JSON line per run,
 # with hardware, versions and commit) beside each chapter. The next cell reads every recorded
 # line and prints, per task and framework, the accuracy, the training throughput and the first
-# step's time (which includes JAX's compilation), and counts the code lines of each notebook
-# pair. Every comparison below refers to these tables; where a run records a busy machine
-# (`load` column), its time is contended.
+# step's time (which includes JAX's compilation; the compilation time where a run records no
+# first step), then the latest run of each task in both frameworks side by side, and counts
+# the code lines of each notebook pair. Every comparison below refers to these tables; where
+# a run records a busy machine (`load` column), its time is contended.
 
 # %%
 root = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "_toc.yml").exists())
@@ -692,14 +698,46 @@ for path in sorted(root.glob("chapters/*/bench.jsonl")):
     for line in path.read_text().splitlines():
         r = json.loads(line)
         records.append({
-            "chapter": path.parent.name[:2], "task": r["task"], "framework": r["framework"],
+            "chapter": path.parent.name[:2], "task": r["task"],
+            "option": r.get("model_option", ""), "framework": r["framework"],
             "scale": r["scale"], "model": r.get("model", "")[:28],
             "accuracy": r.get("test_accuracy", float("nan")),
             "examples/s": r.get("train_examples_per_second", float("nan")),
-            "first step s": r.get("first_step_seconds", float("nan")),
+            "first step s": r.get("first_step_seconds", r.get("compile_seconds", float("nan"))),
             "load": "busy" if "load_average" in r else "",
         })  # fmt: skip
 print(H.deploy.format_table(records))
+
+# The latest record of each (chapter, task, model family) per framework, side by side.
+latest = {}
+for r in records:
+    if r["model"]:  # the first runs of chapter 1 named no model
+        # The model family: "cnn", "ppo", ...
+        family = r["option"] or r["model"].split()[0].strip(",:").lower()
+        latest[r["chapter"], r["task"], family, r["framework"]] = r
+pairs = []
+for (chapter, task, family, framework), pt in latest.items():
+    jx = latest.get((chapter, task, family, "jax"))
+    if framework != "torch" or jx is None:
+        continue
+    ratio = pt["examples/s"] / jx["examples/s"]  # > 1: PyTorch trained faster
+    pairs.append({
+        "chapter": chapter, "task": f"{task} {family}",
+        "PyTorch ex/s": pt["examples/s"], "JAX ex/s": jx["examples/s"],
+        "faster": "PyTorch" if ratio > 1 else "JAX", "by x": max(ratio, 1 / ratio),
+        "PyTorch first step s": pt["first step s"], "JAX first step s": jx["first step s"],
+        "load": pt["load"] or jx["load"],
+    })  # fmt: skip
+print(H.deploy.format_table(pairs))
+stepwise = [p for p in pairs if p["task"] != "cartpole ppo"]  # one step per batch
+print(f"faster in {sum(p['faster'] == 'PyTorch' for p in pairs)} pairs: PyTorch, "
+      f"in {sum(p['faster'] == 'JAX' for p in pairs)}: JAX; step-by-step training differs "
+      f"by at most x{max(p['by x'] for p in stepwise):.2f}")  # fmt: skip
+slower_start = sum(p["JAX first step s"] > p["PyTorch first step s"] for p in pairs)
+print(
+    f"JAX's first step (or compilation) took longer in {slower_start} of {len(pairs)} pairs"
+)
+
 code = []
 for folder in sorted(root.glob("chapters/*")):
     counts = {}
@@ -713,26 +751,34 @@ for folder in sorted(root.glob("chapters/*")):
         code.append({"chapter": folder.name, "PyTorch code lines": counts["pytorch"],
                      "JAX code lines": counts["jax"]})  # fmt: skip
 print(H.deploy.format_table(code))
+longer = sum(c["JAX code lines"] > c["PyTorch code lines"] for c in code)
+print(f"the JAX notebook has more code lines in {longer} of {len(code)} chapters")
 
 # %% [markdown] tags=["shared"]
 # What these measurements support, and what they do not:
 #
-# * **Speed depends on the workload, not on the brand.** Compare the `examples/s` of the two
-#   frameworks per task above: for the small MLP of chapter 1 the recorded runs were close, for
-#   the convolutional network of chapter 3 PyTorch's CPU kernels were faster than XLA's, and
-#   JAX paid its compilation in the first step (`first step s`). Where a whole loop can be
-#   compiled into one program, or on accelerators, the balance can shift; this page measured
-#   neither.
-# * **Code length does not decide it.** The counts above differ from chapter to chapter in both
-#   directions; JAX notebooks write the training step once as a pure function, PyTorch
-#   notebooks write the loop.
-# * **Pick PyTorch** for the widest ecosystem of pretrained models and deployment paths
-#   (`torch.export`, ONNX, mobile runtimes, quantization in `torchao`), eager debugging, and
-#   when a model must ship to many runtimes. **Pick JAX** when the program is a composition of
-#   transformations (`grad`, `vmap`, `jit`, sharding across many accelerators), when you want
-#   explicit random keys and pure functions, or on TPUs. Both export to StableHLO-based
-#   compilers, and section 10.6 shows that each framework's artefacts run without the model's
-#   Python code.
+# * **Speed depends on the workload, not on the brand.** The second table puts the latest run
+#   of each task side by side. Neither framework was faster everywhere (the `faster` column
+#   names both, and the line under the table counts them). Where both train a network one
+#   step per batch the gap stays small next to chapter 7's PPO, where JAX compiles the whole
+#   run, environment included, into one program and PyTorch steps gymnasium's environments
+#   from Python. Runs marked `busy` shared the machine, so their speeds are contended; none
+#   ran on a GPU or TPU, where the balance can differ.
+# * **JAX pays compilation up front.** Its first step includes tracing and XLA compilation;
+#   the line under the table counts the pairs in which it took longer than PyTorch's eager
+#   first step. On a short run (this page at `smoke` scale) compilation is most of the time;
+#   on a long run it is amortised.
+# * **Code length does not decide it.** The line counts differ from chapter to chapter in both
+#   directions (the last line counts them).
+# * **What each framework offered in this chapter.** PyTorch: dynamic int8 quantization in
+#   the library (10.2, deprecated there in favour of `torchao`), ONNX export run by
+#   onnxruntime as well as `torch.export` (10.6), and eager execution with nothing to compile
+#   before the first result. JAX: `jax.export`, whose StableHLO artefact ran in a fresh
+#   process without Flax (10.6), and gradients vmapped over the path points of integrated
+#   gradients (10.7); but no int8 quantizer and no ONNX exporter of its own. So: a program that
+#   can be compiled whole, or that composes `grad`, `vmap` and `jit`, plays to JAX; a model
+#   that must ship to many runtimes, or code you want to step through eagerly, plays to
+#   PyTorch; ordinary step-by-step training of common networks on a CPU was close.
 # * **The ecosystems used in this course**: Flax NNX and Optax for models and optimisers,
 #   Orbax for checkpoints, `torch.compile` for fused PyTorch steps, gymnasium for environments,
 #   ONNX and onnxruntime for portable inference.

@@ -24,7 +24,7 @@ from helpers.labs.lab10 import checks as lab10
 
 # ---------------------------------------------------------------- PyTorch mistakes
 def _t_quantize(*, per_tensor=False, wrong_axis=False, levels=127, clip=True, dtype=True,
-                pair=True):  # fmt: skip
+                pair=True, rounding=torch.round):  # fmt: skip
     def quantize_int8(w, axis):
         if per_tensor:
             scale = w.abs().max().reshape((1,) * w.ndim)
@@ -34,7 +34,7 @@ def _t_quantize(*, per_tensor=False, wrong_axis=False, levels=127, clip=True, dt
             others = tuple(d for d in range(w.ndim) if d != axis)
             scale = w.abs().amax(dim=others, keepdim=True)
         scale = scale / levels
-        r = torch.round(w / scale)
+        r = rounding(w / scale)
         if clip:
             r = torch.clamp(r, -127, 127)
         q = r.to(torch.int8) if dtype else r
@@ -43,16 +43,19 @@ def _t_quantize(*, per_tensor=False, wrong_axis=False, levels=127, clip=True, dt
     return quantize_int8
 
 
-def _t_ig(*, from_zero=False, times_x=False, no_difference=False, fixed_steps=None):
+def _t_ig(*, from_zero=False, times_x=False, no_difference=False, fixed_steps=None,
+          summed=False, leaf=True):  # fmt: skip
     def integrated_gradients(f, x, baseline, steps):
         steps = fixed_steps or steps
         start = torch.zeros_like(x) if from_zero else baseline
         total = torch.zeros_like(x)
         for i in range(steps + 1):
             alpha = i / steps
-            point = (start + alpha * (x - start)).requires_grad_(True)
+            point = start + alpha * (x - start)
+            if leaf:
+                point = point.requires_grad_(True)
             (grad,) = torch.autograd.grad(f(point).sum(), point)
-            total += grad * (0.5 if i in (0, steps) else 1.0) / steps
+            total += grad * (0.5 if i in (0, steps) else 1.0) / (1 if summed else steps)
         if no_difference:
             return total
         return (x if times_x else x - start) * total
@@ -67,18 +70,22 @@ TORCH_MISTAKES = [
     ("quantize_int8", _t_quantize(levels=128), "overflow"),
     ("quantize_int8", _t_quantize(dtype=False), "not_int8"),
     ("quantize_int8", _t_quantize(pair=False), "result_pair"),
+    ("quantize_int8", _t_quantize(rounding=lambda r: r), "no_round"),
+    ("quantize_int8", _t_quantize(rounding=torch.floor), "no_round"),
     ("dequantize_int8", lambda q, s: q.float() / s, "dequant_divide"),
     ("dequantize_int8", lambda q, s: q.float(), "dequant_scale_missing"),
     ("integrated_gradients", _t_ig(from_zero=True), "missing_baseline"),
     ("integrated_gradients", _t_ig(times_x=True), "missing_baseline"),
     ("integrated_gradients", _t_ig(no_difference=True), "times_difference"),
     ("integrated_gradients", _t_ig(fixed_steps=2), "too_few_steps"),
+    ("integrated_gradients", _t_ig(summed=True), "sum_not_mean"),
+    ("integrated_gradients", _t_ig(leaf=False), "point_requires_grad"),
 ]
 
 
 # ---------------------------------------------------------------- JAX mistakes
 def _j_quantize(*, per_tensor=False, wrong_axis=False, levels=127, clip=True, dtype=True,
-                pair=True):  # fmt: skip
+                pair=True, rounding=jnp.round):  # fmt: skip
     def quantize_int8(w, axis):
         if per_tensor:
             scale = jnp.abs(w).max().reshape((1,) * w.ndim)
@@ -88,7 +95,7 @@ def _j_quantize(*, per_tensor=False, wrong_axis=False, levels=127, clip=True, dt
             others = tuple(d for d in range(w.ndim) if d != axis)
             scale = jnp.abs(w).max(axis=others, keepdims=True)
         scale = scale / levels
-        r = jnp.round(w / scale)
+        r = rounding(w / scale)
         if clip:
             r = jnp.clip(r, -127, 127)
         q = r.astype(jnp.int8) if dtype else r
@@ -97,14 +104,15 @@ def _j_quantize(*, per_tensor=False, wrong_axis=False, levels=127, clip=True, dt
     return quantize_int8
 
 
-def _j_ig(*, from_zero=False, times_x=False, no_difference=False, fixed_steps=None):
+def _j_ig(*, from_zero=False, times_x=False, no_difference=False, fixed_steps=None,
+          summed=False, scalar=True):  # fmt: skip
     def integrated_gradients(f, x, baseline, steps):
         steps = fixed_steps or steps
         start = jnp.zeros_like(x) if from_zero else baseline
-        grad = jax.grad(lambda p: f(p).sum())
+        grad = jax.grad(lambda p: f(p).sum()) if scalar else jax.grad(f)
         total = jnp.zeros_like(x)
         for i in range(steps + 1):
-            weight = (0.5 if i in (0, steps) else 1.0) / steps
+            weight = (0.5 if i in (0, steps) else 1.0) / (1 if summed else steps)
             total = total + weight * grad(start + i / steps * (x - start))
         if no_difference:
             return total
@@ -120,12 +128,16 @@ JAX_MISTAKES = [
     ("quantize_int8", _j_quantize(levels=128), "overflow"),
     ("quantize_int8", _j_quantize(dtype=False), "not_int8"),
     ("quantize_int8", _j_quantize(pair=False), "result_pair"),
+    ("quantize_int8", _j_quantize(rounding=lambda r: r), "no_round"),
+    ("quantize_int8", _j_quantize(rounding=jnp.floor), "no_round"),
     ("dequantize_int8", lambda q, s: q.astype(jnp.float32) / s, "dequant_divide"),
     ("dequantize_int8", lambda q, s: q.astype(jnp.float32), "dequant_scale_missing"),
     ("integrated_gradients", _j_ig(from_zero=True), "missing_baseline"),
     ("integrated_gradients", _j_ig(times_x=True), "missing_baseline"),
     ("integrated_gradients", _j_ig(no_difference=True), "times_difference"),
     ("integrated_gradients", _j_ig(fixed_steps=2), "too_few_steps"),
+    ("integrated_gradients", _j_ig(summed=True), "sum_not_mean"),
+    ("integrated_gradients", _j_ig(scalar=False), "scalar_grad"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}

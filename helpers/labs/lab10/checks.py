@@ -42,6 +42,9 @@ HINTS = Hints(
         "overflow": "int8 holds -128..127, and symmetric quantization uses -127..127: "
         "scale = max|w| / 127 and clip the rounded values to [-127, 127] before the cast "
         "(dividing by 128, or no clip, wraps 128 around to -128)",
+        "no_round": "round to the nearest integer before the cast: clip(round(w / scale), "
+        "-127, 127), then int8; a cast alone (or floor) cuts the fraction off, an error of up "
+        "to a whole step instead of half a step",
         "dequant_divide": "dequantization multiplies: w_hat = q * scale (quantization "
         "divided by the scale)",
         "dequant_scale_missing": "the int8 values are in units of the scale: "
@@ -51,6 +54,9 @@ HINTS = Hints(
         "gradient, not x times it",
         "times_difference": "multiply the averaged gradient by (x - x'): IG = (x - x') * "
         "mean of the gradients along the path",
+        "sum_not_mean": "the attributions are about `steps` times too large: the integral is "
+        "the *mean* of the gradients along the path, so weight each point by 1 / steps "
+        "(1 / (2 steps) at the two ends), not by 1",
         "too_few_steps": "the sum of the attributions misses F(x) - F(x') by more than 1 %: "
         "use all `steps` points of the path (alphas = linspace(0, 1, steps + 1), trapezoid "
         "weights or their midpoints), not a fixed handful",
@@ -145,6 +151,12 @@ def compare_quantize(
                 )
     if np.any(q == -128):
         raise c.fail("q holds -128: a value overflowed int8", c.hint("overflow"))
+    if scale.shape != ref_scale.shape:
+        raise c.fail(
+            f"scale has shape {scale.shape}, expected {ref_scale.shape}",
+            "scale = max |w| over the non-channel axes with keepdims, / 127: the channel "
+            "count on `axis`, 1 on every other axis, so that q * scale broadcasts",
+        )
     c.close(
         scale,
         ref_scale,
@@ -154,15 +166,21 @@ def compare_quantize(
         hint="scale = max |w| over the non-channel axes (keepdims) / 127, so scale has "
         "the channel axis's length there and 1 on every other axis",
     )
-    if (
-        np.abs(q.astype(int) - ref_q.astype(int)).max() > 1
-    ):  # a tie may round either way
+    ratio = w.astype(np.float32) / ref_scale  # what round() sees
+    # A value within float error of a tie (k + 1/2) may round either way; nothing else may.
+    tie = np.abs(np.abs(ratio - np.floor(ratio)) - 0.5) < 1e-3
+    differ = q.astype(int) != ref_q.astype(int)
+    if np.any(differ & ~tie) or np.any(np.abs(q.astype(int) - ref_q.astype(int)) > 1):
+        cut = [np.clip(np.trunc(ratio), -127, 127), np.clip(np.floor(ratio), -127, 127)]
+        # (JAX may divide through a reciprocal: a value an ulp below an integer cuts lower.)
+        if any(np.mean(q.astype(int) == r.astype(int)) > 0.9 for r in cut):
+            raise c.fail("q is w / scale with its fraction cut off", c.hint("no_round"))
         c.close(
-            q,
+            np.where(tie, ref_q, q),
             ref_q,
             what="q",
             rtol=0,
-            atol=1,
+            atol=0,
             hint="q = clip(round(w / scale), -127, 127)",
         )
 
@@ -256,6 +274,12 @@ def compare_ig(c: Checker, got: np.ndarray, case: dict) -> None:
     for hint, wrong in mistakes:
         if np.allclose(got, wrong, rtol=1e-3, atol=1e-5):
             raise c.fail("the attributions follow a known mistake", hint)
+    ratio = got.sum(axis=1) / gap  # (B,): 1 when complete
+    if np.all((ratio > 0.9 * steps) & (ratio < 1.1 * (steps + 1))):
+        raise c.fail(
+            f"the attributions sum to about {np.median(ratio):.0f} times F(x) - F(x')",
+            c.hint("sum_not_mean"),
+        )
     if error.max() > 0.01:
         raise c.fail(
             f"sum of attributions misses F(x) - F(x') by {error.max():.1%} (more than 1 %)",

@@ -18,10 +18,17 @@ from helpers.labs.lab10 import checks as lab10
 
 __all__ = ["check_dequantize_int8", "check_integrated_gradients", "check_quantize_int8"]
 
-# JAX adds no known mistakes of its own to this lab.
-HINTS = Hints(lab10.HINTS, {})
+HINTS = Hints(
+    lab10.HINTS,
+    {
+        "scalar_grad": "jax.grad needs a function with one scalar output, and f returns one "
+        "score per example: differentiate the sum, jax.grad(lambda p: f(p).sum())",
+    },
+)
 
-JAX = lab_framework(HINTS, explainer({}, HINTS))
+_ERRORS = {"Gradient only defined for scalar-output functions": "scalar_grad"}
+
+JAX = lab_framework(HINTS, explainer(_ERRORS, HINTS))
 
 
 def check_quantize_int8(student: Any) -> None:

@@ -18,10 +18,18 @@ from helpers.torch.labkit import lab_framework
 
 __all__ = ["check_dequantize_int8", "check_integrated_gradients", "check_quantize_int8"]
 
-# PyTorch adds no known mistakes of its own to this lab.
-HINTS = Hints(lab10.HINTS, {})
+HINTS = Hints(
+    lab10.HINTS,
+    {
+        "point_requires_grad": "autograd needs a leaf to differentiate with respect to: "
+        "make each path point with point = (x' + alpha * (x - x')).requires_grad_(True), "
+        "then torch.autograd.grad(f(point).sum(), point)",
+    },
+)
 
-TORCH = lab_framework(HINTS, explainer({}, HINTS))
+_ERRORS = {"does not require grad and does not have a grad_fn": "point_requires_grad"}
+
+TORCH = lab_framework(HINTS, explainer(_ERRORS, HINTS))
 
 
 def check_quantize_int8(student: Any) -> None:

@@ -51,6 +51,13 @@ import json
 import time
 from pathlib import Path
 
+from helpers.vision import use_onednn_on_cpu
+
+# XLA's CPU backend leaves oneDNN, Intel's library of CPU kernels (PyTorch's CPU convolutions
+# use it), off by default; this sets XLA_FLAGS to turn it on. XLA reads the flags once, when
+# JAX starts, so this runs before `import jax` (on a GPU it does nothing).
+print("oneDNN convolutions on the CPU:", use_onednn_on_cpu())
+
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt

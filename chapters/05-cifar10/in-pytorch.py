@@ -147,7 +147,8 @@ except (RuntimeError, ValueError) as e:
 # leaves 6x6. `view` does not check: it cuts the batch's 100 x 128 x 6 x 6 numbers into rows of
 # 2,048, so the printed logits have 225 rows for 100 labels, and only the loss notices. Flatten
 # per example instead (`x.flatten(1)` in PyTorch, `x.reshape(x.shape[0], -1)` in JAX) and size
-# the linear layer from the real map, 128 x 6 x 6. The 88.9 % is measured below.
+# the linear layer from the real map, 128 x 6 x 6. What the fixed network reaches, beside the
+# outline's 88.9 %, is measured below.
 # ```
 
 

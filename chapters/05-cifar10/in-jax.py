@@ -236,7 +236,8 @@ print(
 #   true class and spreads $\varepsilon$ evenly over all ten, which keeps logits from growing
 #   without bound;
 # * **SGD with Nesterov momentum** {cite}`sutskever2013importance` and weight decay, the step
-#   size warmed up linearly and then decayed linearly to zero {cite}`goyal2017accurate`;
+#   size warmed up linearly {cite}`goyal2017accurate` and then decayed linearly to zero (a
+#   triangular schedule);
 # * **test-time augmentation**: the logits of an image and of its mirror image are added.
 #
 # First the augmentation. `H.vision.crop_flip` pads a whole batch with zeros, then gathers,

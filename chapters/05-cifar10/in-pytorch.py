@@ -96,6 +96,8 @@ mean, std = pixels.mean(axis=0), pixels.std(axis=0)  # (3,), (3,)
 assert np.allclose((mean, std), H.vision.channel_stats(x_train), atol=1e-6)
 print("mean", mean.round(4), "std", std.round(4))
 fig = H.show_images(x_train[:16], y_train[:16], class_names=H.CIFAR10_CLASSES)
+fig.suptitle("The first 16 training images and their classes")
+plt.show()
 
 # %% [markdown] tags=["shared"]
 # ## 5.2 The outline's CNN, as written and fixed
@@ -371,6 +373,8 @@ fig = H.show_images(
     class_names=H.CIFAR10_CLASSES,
     predictions=predictions[wrong],
 )
+fig.suptitle("Misclassified test images: predicted (true) class")
+plt.show()
 fig = H.plot_history(history, title="CifarNet on CIFAR-10, PyTorch")
 
 # %% [markdown] tags=["shared"]

@@ -183,9 +183,9 @@ class Cifar10Sizes:
     val_examples: int
     # The fast recipe: airbench-style net, SGD-Nesterov, label smoothing, crop + flip.
     epochs: int
-    # Epochs of the JAX half. XLA's CPU backend ran this network's training step several times
-    # slower than PyTorch (2-3x even with oneDNN on; chapter 5's bench.jsonl), so at cpu scale
-    # JAX gets fewer epochs to keep its training near 5 minutes; equal elsewhere.
+    # Epochs of the JAX half. XLA's CPU backend ran this network's training step markedly
+    # slower than PyTorch, even with oneDNN on (chapter 5's bench.jsonl), so at cpu scale JAX
+    # gets fewer epochs to keep its training near 5 minutes; equal elsewhere.
     jax_epochs: int
     batch_size: int
     # Channels of the stem, then of each of the three conv blocks.

@@ -185,9 +185,9 @@ class Cifar10Sizes:
     val_examples: int
     # The fast recipe: airbench-style net, SGD-Nesterov, label smoothing, crop + flip.
     epochs: int
-    # Epochs of the JAX half. XLA's CPU backend runs this network's convolution gradients
-    # several times slower than PyTorch's oneDNN kernels (measured, chapter 5 note), so at cpu
-    # scale JAX gets fewer epochs to keep its training near 5 minutes; equal elsewhere.
+    # Epochs of the JAX half. XLA's CPU backend ran this network's training step markedly
+    # slower than PyTorch, even with oneDNN on (chapter 5's bench.jsonl), so at cpu scale JAX
+    # gets fewer epochs to keep its training near 5 minutes; equal elsewhere.
     jax_epochs: int
     batch_size: int
     # Channels of the stem, then of each of the three conv blocks.

@@ -9,6 +9,9 @@ code is the course's own.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import os
+import sys
 import warnings
 from collections.abc import Iterator
 
@@ -21,7 +24,32 @@ __all__ = [
     "lr_multiplier",
     "per_sample_batches",
     "schedule_knots",
+    "use_onednn_on_cpu",
 ]
+
+ONEDNN_FLAG = "--xla_cpu_use_onednn=true"
+
+
+def use_onednn_on_cpu() -> bool:
+    """Ask XLA's CPU backend to run convolutions with oneDNN; call it before importing JAX.
+
+    XLA reads ``XLA_FLAGS`` once, when JAX starts its backend, and leaves oneDNN (Intel's
+    library of CPU kernels, the one PyTorch's CPU convolutions use) off by default. This
+    appends ``--xla_cpu_use_onednn=true`` to ``XLA_FLAGS`` unless JAX is already imported (too
+    late: returns ``False``) or a JAX GPU plugin is installed (the flag is CPU-only). Returns
+    whether the flag is set.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if ONEDNN_FLAG in flags:
+        return True
+    gpu = any(
+        importlib.util.find_spec(p) is not None
+        for p in ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm7_plugin")
+    )
+    if "jax" in sys.modules or gpu:
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} {ONEDNN_FLAG}".strip()
+    return True
 
 
 def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ and a framework half does not import its vision module until a notebook names it
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -199,3 +200,16 @@ def test_bench_refuses_baseline_for_tasks_without_one():
 
     with pytest.raises(ValueError, match="--baseline is available for cifar10"):
         run("mnist", "torch", "smoke", baseline=True)
+
+
+def test_use_onednn_on_cpu_sets_the_flag_only_before_jax_starts():
+    code = (
+        "import os, sys; from helpers.vision import use_onednn_on_cpu, ONEDNN_FLAG; "
+        "assert use_onednn_on_cpu() and os.environ['XLA_FLAGS'].startswith('--keep ') "
+        "and os.environ['XLA_FLAGS'].endswith(ONEDNN_FLAG); "
+        "assert use_onednn_on_cpu() and os.environ['XLA_FLAGS'].count(ONEDNN_FLAG) == 1; "
+        "del os.environ['XLA_FLAGS']; sys.modules['jax'] = None; "
+        "assert not use_onednn_on_cpu() and 'XLA_FLAGS' not in os.environ"
+    )
+    env = {**os.environ, "XLA_FLAGS": "--keep"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)

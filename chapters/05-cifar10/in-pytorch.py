@@ -96,6 +96,8 @@ mean, std = pixels.mean(axis=0), pixels.std(axis=0)  # (3,), (3,)
 assert np.allclose((mean, std), H.vision.channel_stats(x_train), atol=1e-6)
 print("mean", mean.round(4), "std", std.round(4))
 fig = H.show_images(x_train[:16], y_train[:16], class_names=H.CIFAR10_CLASSES)
+fig.suptitle("The first 16 training images and their classes")
+plt.show()
 
 # %% [markdown] tags=["shared"]
 # ## 5.2 The outline's CNN, as written and fixed
@@ -147,7 +149,8 @@ except (RuntimeError, ValueError) as e:
 # leaves 6x6. `view` does not check: it cuts the batch's 100 x 128 x 6 x 6 numbers into rows of
 # 2,048, so the printed logits have 225 rows for 100 labels, and only the loss notices. Flatten
 # per example instead (`x.flatten(1)` in PyTorch, `x.reshape(x.shape[0], -1)` in JAX) and size
-# the linear layer from the real map, 128 x 6 x 6. The 88.9 % is measured below.
+# the linear layer from the real map, 128 x 6 x 6. What the fixed network reaches, beside the
+# outline's 88.9 %, is measured below.
 # ```
 
 
@@ -215,7 +218,8 @@ print(
 #   true class and spreads $\varepsilon$ evenly over all ten, which keeps logits from growing
 #   without bound;
 # * **SGD with Nesterov momentum** {cite}`sutskever2013importance` and weight decay, the step
-#   size warmed up linearly and then decayed linearly to zero {cite}`goyal2017accurate`;
+#   size warmed up linearly {cite}`goyal2017accurate` and then decayed linearly to zero (a
+#   triangular schedule);
 # * **test-time augmentation**: the logits of an image and of its mirror image are added.
 #
 # First the augmentation. `H.vision.crop_flip` pads a whole batch with zeros, then gathers,
@@ -369,6 +373,8 @@ fig = H.show_images(
     class_names=H.CIFAR10_CLASSES,
     predictions=predictions[wrong],
 )
+fig.suptitle("Misclassified test images: predicted (true) class")
+plt.show()
 fig = H.plot_history(history, title="CifarNet on CIFAR-10, PyTorch")
 
 # %% [markdown] tags=["shared"]

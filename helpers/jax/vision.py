@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import time
 
 import jax
@@ -369,5 +370,7 @@ def run_cifar10(
         "test_examples": len(y_test),
         "epochs": len(history.epochs),
         "batch_size": sizes.batch_size,
+        # XLA reads these once, at start-up: --xla_cpu_use_onednn=true changes its speed.
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         **out,
     }

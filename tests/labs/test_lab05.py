@@ -36,6 +36,18 @@ def _t_crop(*, same_offset=False, flip_axis=2, flip=True):
     return crop_flip
 
 
+def _t_flip_before_crop(images, offsets, flips, pad):
+    padded = F.pad(images, (0, 0, pad, pad, pad, pad))
+    padded = torch.where(flips[:, None, None, None], padded.flip(2), padded)
+    h, w = images.shape[1:3]
+    return torch.stack(
+        [
+            p[r : r + h, c : c + w]
+            for p, (r, c) in zip(padded, offsets.tolist(), strict=True)
+        ]
+    )
+
+
 def _t_crop_nchw_pad(images, offsets, flips, pad):
     return F.pad(images, (pad, pad, pad, pad))  # pads W and C of an NHWC batch
 
@@ -54,6 +66,10 @@ def _t_loss(kind):
         else:
             targets = (1 - smoothing) * one_hot + smoothing / c
         per_example = -(targets * F.log_softmax(logits, -1)).sum(-1)
+        if kind == "sign":
+            return -per_example.mean()
+        if kind == "per_example":
+            return per_example
         return per_example.sum() if kind == "sum" else per_example.mean()
 
     return smoothed_cross_entropy
@@ -81,10 +97,13 @@ TORCH_MISTAKES = [
     ("crop_flip", _t_crop(flip=False), "flip_missing"),
     ("crop_flip", _t_crop(flip_axis=3), "nhwc"),
     ("crop_flip", _t_crop_nchw_pad, "nhwc"),
+    ("crop_flip", _t_flip_before_crop, "flip_before_crop"),
     ("smoothed_cross_entropy", _t_loss("twice"), "smoothing_twice"),
     ("smoothed_cross_entropy", _t_loss("c_minus_1"), "smoothing_c_minus_1"),
     ("smoothed_cross_entropy", _t_loss("none"), "smoothing_missing"),
     ("smoothed_cross_entropy", _t_loss("sum"), "loss_sum"),
+    ("smoothed_cross_entropy", _t_loss("sign"), "loss_sign"),
+    ("smoothed_cross_entropy", _t_loss("per_example"), "loss_not_reduced"),
     ("predict_logits", _t_predict("augment"), "augment_at_test"),
     ("predict_logits", _t_predict("train_mode"), "train_mode"),
     ("predict_logits", _t_predict("unnormalised"), "not_normalised"),
@@ -105,6 +124,18 @@ def _j_crop(*, same_offset=False, flip_axis=2, flip=True):
     return crop_flip
 
 
+def _j_flip_before_crop(images, offsets, flips, pad):
+    padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    padded = jnp.where(flips[:, None, None, None], padded[:, :, ::-1], padded)
+    h, w = images.shape[1:3]
+    return jnp.stack(
+        [
+            p[r : r + h, c : c + w]
+            for p, (r, c) in zip(padded, offsets.tolist(), strict=True)
+        ]
+    )
+
+
 def _j_crop_nchw_pad(images, offsets, flips, pad):
     return jnp.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
 
@@ -121,6 +152,10 @@ def _j_loss(kind):
         elif kind == "none":
             targets = one_hot
         per_example = -(targets * jax.nn.log_softmax(logits, -1)).sum(-1)
+        if kind == "sign":
+            return -per_example.mean()
+        if kind == "per_class":
+            return -(targets * jax.nn.log_softmax(logits, -1))
         return per_example.sum() if kind == "sum" else per_example.mean()
 
     return smoothed_cross_entropy
@@ -148,10 +183,13 @@ JAX_MISTAKES = [
     ("crop_flip", _j_crop(flip=False), "flip_missing"),
     ("crop_flip", _j_crop(flip_axis=3), "nhwc"),
     ("crop_flip", _j_crop_nchw_pad, "nhwc"),
+    ("crop_flip", _j_flip_before_crop, "flip_before_crop"),
     ("smoothed_cross_entropy", _j_loss("twice"), "smoothing_twice"),
     ("smoothed_cross_entropy", _j_loss("c_minus_1"), "smoothing_c_minus_1"),
     ("smoothed_cross_entropy", _j_loss("none"), "smoothing_missing"),
     ("smoothed_cross_entropy", _j_loss("sum"), "loss_sum"),
+    ("smoothed_cross_entropy", _j_loss("sign"), "loss_sign"),
+    ("smoothed_cross_entropy", _j_loss("per_class"), "loss_not_reduced"),
     ("predict_logits", _j_predict("augment"), "augment_at_test"),
     ("predict_logits", _j_predict("train_mode"), "train_mode"),
     ("predict_logits", _j_predict("unnormalised"), "not_normalised"),
@@ -179,7 +217,7 @@ def test_crop_reference_equals_both_batched_versions(case):
 def test_every_crop_mistake_changes_the_answer():
     for case in lab05.crop_cases():
         right = lab05.crop_mistake(case, "right")
-        for mistake in ("same_offset", "vertical_flip", "flip_missing", "nhwc"):
+        for mistake in lab05._CROP_MISTAKES:
             assert not np.array_equal(lab05.crop_mistake(case, mistake), right), mistake
 
 

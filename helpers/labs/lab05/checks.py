@@ -42,6 +42,8 @@ HINTS = Hints(
         "(axis 2 of NHWC), not the rows (axis 1), which turns images upside down",
         "flip_missing": "flip the images whose flips[i] is True (mirror left-right), after "
         "cropping",
+        "flip_before_crop": "crop first, then flip the crop: mirroring the padded image "
+        "before cropping moves the window to the other side when the offset is off-centre",
         "smoothing_twice": "smooth the one-hot targets once: target = (1 - s) * one_hot + "
         "s / C; a library loss with label_smoothing= already does it, so do not pass it "
         "targets you smoothed yourself",
@@ -50,6 +52,10 @@ HINTS = Hints(
         "smoothing_missing": "mix the one-hot target with the uniform one: "
         "(1 - s) * one_hot + s / C",
         "loss_sum": "average the per-example losses over the batch (mean), do not sum them",
+        "loss_sign": "the cross-entropy is -sum(target * log_softmax(logits)): log "
+        "probabilities are negative, so the loss is positive; keep the minus sign",
+        "loss_not_reduced": "reduce to one number: sum target * log_softmax over the "
+        "classes (last axis), then take the mean over the batch",
         "augment_at_test": "no augmentation at test time: the same images must give the "
         "same logits every call; normalise and run the model, nothing random",
         "train_mode": "switch the model to evaluation mode first (model.eval()): in "
@@ -90,6 +96,11 @@ def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
         offsets = np.repeat(offsets[:1], len(offsets), axis=0)
     if mistake == "flip_missing":
         flips = np.zeros_like(flips)
+    if (
+        mistake == "flip_before_crop"
+    ):  # the padded image mirrored, then cropped at offsets
+        offsets = offsets.copy()
+        offsets[flips, 1] = 2 * pad - offsets[flips, 1]
     out = crop_flip_reference(images, offsets, np.zeros_like(flips), pad)
     if mistake == "vertical_flip":
         return np.where(flips[:, None, None, None], out[:, ::-1], out)
@@ -98,7 +109,13 @@ def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
     return np.where(flips[:, None, None, None], out[:, :, ::-1], out)
 
 
-_CROP_MISTAKES = ("same_offset", "vertical_flip", "flip_missing", "nhwc")
+_CROP_MISTAKES = (
+    "same_offset",
+    "vertical_flip",
+    "flip_missing",
+    "flip_before_crop",
+    "nhwc",
+)
 
 
 def check_crop_flip(fn: Callable, fw: Framework) -> None:
@@ -157,6 +174,7 @@ def smoothed_ce(logits, labels, smoothing: float, mistake: str = "right") -> flo
         "smoothing_c_minus_1": (1 - s) * one_hot + (1 - one_hot) * s / (c - 1),
         "smoothing_missing": one_hot,
         "loss_sum": (1 - s) * one_hot + s / c,
+        "loss_sign": -((1 - s) * one_hot + s / c),
     }[mistake]
     z = logits - logits.max(1, keepdims=True)
     log_p = z - np.log(np.exp(z).sum(1, keepdims=True))
@@ -169,6 +187,7 @@ _SMOOTH_MISTAKES = (
     "smoothing_c_minus_1",
     "smoothing_missing",
     "loss_sum",
+    "loss_sign",
 )
 
 
@@ -191,7 +210,7 @@ def check_smoothed_cross_entropy(
             if out.size != 1:
                 raise c.fail(
                     f"expected one number (the mean loss), got shape {out.shape}",
-                    c.hint("loss_sum") if out.ndim == 1 else "",
+                    c.hint("loss_not_reduced"),
                 )
             expected = library(case["logits"], case["labels"], case["smoothing"])
             reference = smoothed_ce(case["logits"], case["labels"], case["smoothing"])

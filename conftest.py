@@ -28,26 +28,11 @@ def data_dirs(tmp_path, monkeypatch):
 def _site_notebooks() -> set[str]:
     """The notebooks the site build executes: every ``.ipynb`` page of ``_toc.yml`` except the
     labs (their stubs fail by design; ``_config.yml`` excludes them from execution)."""
-    import yaml
+    from helpers.notebooks import ROOT, toc_files
 
-    from helpers.notebooks import ROOT
-
-    files: set[str] = set()
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("file"), str):
-                files.add(node["file"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(yaml.safe_load((ROOT / "_toc.yml").read_text()))
     return {
         f"{f}.ipynb"
-        for f in files
+        for f in toc_files()
         if not f.startswith("labs/") and (ROOT / f"{f}.ipynb").is_file()
     }
 

@@ -30,6 +30,8 @@ __all__ = [
     "sources",
     "stale_files",
     "sync",
+    "toc_entries",
+    "toc_files",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,6 +132,24 @@ def notebook_json(source_text: str, relpath: str) -> str:
     nb.nbformat, nb.nbformat_minor = 4, 5
     nbformat.validate(nb)
     return nbformat.writes(nb) + "\n"
+
+
+def toc_entries(entries: list[dict]) -> list[str]:
+    """Every ``file`` in a list of ``_toc.yml`` entries, their ``sections`` included, in order."""
+    files = []
+    for entry in entries:
+        files.append(entry["file"])
+        files += toc_entries(entry.get("sections", []))
+    return files
+
+
+def toc_files(root: Path = ROOT) -> list[str]:
+    """Every page ``_toc.yml`` lists under its parts, in order, without suffix
+    (``"chapters/01-introduction/in-jax"``); the root page is not included."""
+    import yaml  # only the tests and the book build need it
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    return [f for part in toc["parts"] for f in toc_entries(part["chapters"])]
 
 
 def appendix_sources(root: Path = ROOT) -> list[Path]:

@@ -15,6 +15,8 @@ from helpers.notebooks import (
     orphans,
     sources,
     stale_files,
+    toc_entries,
+    toc_files,
 )
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -62,18 +64,9 @@ def test_committed_notebook_is_clean_and_colab_ready(path):
     assert "colab_setup()" in setup
 
 
-def toc_entries(entries: list[dict]) -> list[str]:
-    """Every ``file`` in a list of toc entries, their ``sections`` included."""
-    files = []
-    for entry in entries:
-        files.append(entry["file"])
-        files += toc_entries(entry.get("sections", []))
-    return files
-
-
 def test_table_of_contents_lists_every_notebook_and_nothing_missing():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [f for part in toc["parts"] for f in toc_entries(part["chapters"])]
+    files = toc_files()
     assert len(files) == len(set(files)), "a page is listed twice"
     for entry in [*files, toc["root"]]:
         assert any((ROOT / f"{entry}{ext}").is_file() for ext in (".ipynb", ".md")), (

@@ -264,12 +264,15 @@ def dequantize_int8(q: jax.Array, scale: jax.Array) -> jax.Array:
 w = teacher.stem.conv.kernel[...]  # (kh, kw, in, out)
 q, scale = quantize_int8(w)
 # JAX has no int8 quantizer of its own: check the defining property instead, |error| <= s/2.
+# The checks run on the host in NumPy: eager jnp would compile each small operation.
 assert q.dtype == jnp.int8 and scale.shape == (1, 1, 1, w.shape[-1])
-assert bool(jnp.all(jnp.abs(dequantize_int8(q, scale) - w) <= scale / 2 + 1e-7))
-per_tensor = jnp.abs(w).max() / 127
-err_channel = jnp.abs(dequantize_int8(q, scale) - w).mean()
-err_tensor = jnp.abs(
-    jnp.clip(jnp.round(w / per_tensor), -127, 127) * per_tensor - w
+restored_w = np.asarray(dequantize_int8(q, scale))  # (kh, kw, in, out)
+w, scale = np.asarray(w), np.asarray(scale)
+assert np.all(np.abs(restored_w - w) <= scale / 2 + 1e-7)
+per_tensor = np.abs(w).max() / 127
+err_channel = np.abs(restored_w - w).mean()
+err_tensor = np.abs(
+    np.clip(np.round(w / per_tensor), -127, 127) * per_tensor - w
 ).mean()
 print(f"stem kernel {w.shape}: mean |error| per-channel {err_channel:.2e}, "
       f"per-tensor {err_tensor:.2e}")  # fmt: skip

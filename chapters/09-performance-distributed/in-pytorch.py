@@ -218,6 +218,7 @@ display(Markdown(markdown_table(
 
 # %%
 rows = []
+per = f"per {sizes.timed_steps} step" + ("s" if sizes.timed_steps > 1 else "")
 
 
 def compare(name, before, after, items=B * sizes.timed_steps, note=""):
@@ -228,8 +229,7 @@ def compare(name, before, after, items=B * sizes.timed_steps, note=""):
         for f in (before, after)
     ]  # fmt: skip
     rows.append([name, str(t[0]), str(t[1]), f"{t[0].median / t[1].median:.2f}x", note])
-    print(f"{name}: {t[0]} -> {t[1]} per {sizes.timed_steps} steps")
-    return t
+    print(f"{name}: {t[0]} -> {t[1]} {per}")
 
 
 # %% [markdown]
@@ -400,7 +400,7 @@ plt.show()
 
 # %%
 display(Markdown(markdown_table(
-    ["change", f"before (per {sizes.timed_steps} steps)", "after", "speedup", "note"], rows
+    ["change", f"before ({per})", "after", "speedup", "note"], rows
 )))  # fmt: skip
 
 # %% [markdown] tags=["shared"]

@@ -374,7 +374,8 @@ print(f"1 thread {one * 1e3:.1f} ms, default {many * 1e3:.1f} ms")
 # **Input pipeline.** JAX has no data loader of its own; the usual host-side pipeline augments
 # one image at a time in NumPy (`H.vision.per_sample_batches`, what a per-sample `Dataset`
 # does) and copies each batch to the device. Chapter 5 instead keeps the data set on the
-# device and augments inside the jitted step. The same model step fed both ways:
+# device and augments whole batches there, compiled (`batch` above). The same `update` fed
+# both ways:
 
 
 # %%
@@ -782,8 +783,8 @@ pipeline_schedule()
 # **Ring all-reduce** {cite}`patarasuk2009bandwidth,sergeev2018horovod` splits the gradient into
 # $W$ chunks passed around a ring, a reduce-scatter and then an all-gather, and every worker
 # sends and receives $2N(W-1)/W$: under $2N$ however many workers join, and no node is a
-# hot spot. $N$ below is measured: the bytes DDP actually handed to all-reduce in one step,
-# counted by a communication hook on the same two-process run.
+# hot spot. $N$ below is measured on this chapter's data-parallel MLP: the bytes its training
+# step actually hands to all-reduce.
 
 # %% [markdown]
 # In JAX the measurement reads the compiled data-parallel step of 9.3: the bytes of every
@@ -811,8 +812,8 @@ bytes_rows = [
     for w in (2, 8, 64, 512)
 ]
 display(Markdown(markdown_table(
-    ["workers W", "parameter server: per worker", "parameter server: the server",
-     "ring all-reduce: per worker"], bytes_rows,
+    ["workers W", "parameter server: bytes per worker", "parameter server: bytes at the server",
+     "ring all-reduce: bytes per worker"], bytes_rows,
 )))  # fmt: skip
 
 # %% [markdown] tags=["shared"]

@@ -707,8 +707,12 @@ pipeline_schedule()
 # **Ring all-reduce** {cite}`patarasuk2009bandwidth,sergeev2018horovod` splits the gradient into
 # $W$ chunks passed around a ring, a reduce-scatter and then an all-gather, and every worker
 # sends and receives $2N(W-1)/W$: under $2N$ however many workers join, and no node is a
-# hot spot. $N$ below is measured: the bytes DDP actually handed to all-reduce in one step,
-# counted by a communication hook on the same two-process run.
+# hot spot. $N$ below is measured on this chapter's data-parallel MLP: the bytes its training
+# step actually hands to all-reduce.
+
+# %% [markdown]
+# In PyTorch a communication hook on the DDP model counts the bytes of every bucket it
+# all-reduces, on the same two-process run as in 9.3.
 
 
 # %%
@@ -748,8 +752,8 @@ bytes_rows = [
     for w in (2, 8, 64, 512)
 ]
 display(Markdown(markdown_table(
-    ["workers W", "parameter server: per worker", "parameter server: the server",
-     "ring all-reduce: per worker"], bytes_rows,
+    ["workers W", "parameter server: bytes per worker", "parameter server: bytes at the server",
+     "ring all-reduce: bytes per worker"], bytes_rows,
 )))  # fmt: skip
 
 # %% [markdown] tags=["shared"]

@@ -152,7 +152,9 @@ print(f"first call {first * 1e3:.1f} ms; then median {median * 1e3:.1f} ms "
 # one (`self`), and `export_chrome_trace` writes the timeline that `chrome://tracing` or
 # [Perfetto](https://ui.perfetto.dev) draws.
 
-# %%
+# %% tags=["remove-stderr"]
+# (the profiler's C++ side logs start/stop lines, and a failed GPU query on a CPU machine,
+# to stderr: hidden in the book)
 from torch.profiler import ProfilerActivity, profile
 
 activities = [ProfilerActivity.CPU]

@@ -235,7 +235,10 @@ print(f"first call (compilation) {first * 1e3:.0f} ms; then median {median * 1e3
 # spread), and times every row of this chapter. Next, where the time of one step goes.
 # `jax.profiler.trace` records what the XLA runtime executes; the trace file
 # (`.xplane.pb`) opens in TensorBoard's profile plugin or [Perfetto](https://ui.perfetto.dev),
-# and `jax.profiler.ProfileData` reads it here to sum the time per XLA operation.
+# and `jax.profiler.ProfileData` reads it here to sum the time per XLA operation. The names
+# are those of the compiled program: `convolution.N` and `conv_general_dilated.N` are
+# convolutions of the forward and backward passes, a `...fusion.N` is several operations XLA
+# compiled into one kernel.
 
 # %%
 trace_dir = tempfile.mkdtemp()

@@ -454,9 +454,9 @@ compare("float(loss) every step -> no host sync",
         Runner(make_step(), new_state(), sync=True), Runner(make_step(), new_state()))  # fmt: skip
 
 # %% [markdown]
-# **Batch size.** Larger batches use the hardware better until it is saturated; throughput in
-# images per second, for each batch size of the sweep (each size is compiled once, in the
-# warm-up call):
+# **Batch size.** Larger batches use the hardware better until it is saturated (a small CPU
+# saturates early, a GPU late); throughput in images per second, for each batch size of the
+# sweep (each size is compiled once, in the warm-up call):
 
 # %%
 sweep = []

@@ -374,8 +374,9 @@ else:
     rows.append(["eager -> torch.compile", "not run at this scale", "", "", ""])
 
 # %% [markdown]
-# **Batch size.** Larger batches use the hardware better until it is saturated; throughput in
-# images per second, for each batch size of the sweep:
+# **Batch size.** Larger batches use the hardware better until it is saturated (a small CPU
+# saturates early, a GPU late); throughput in images per second, for each batch size of the
+# sweep:
 
 # %%
 sweep = []

@@ -820,11 +820,11 @@ _SIZES: dict[str, dict[str, object]] = {
         "smoke": PerformanceSizes(
             train_examples=2_000,
             widths=(8, 16, 32, 64),
-            batch_size=64,
-            timed_steps=2,
+            batch_size=32,
+            timed_steps=1,
             repeats=3,
             warmup=1,
-            sweep_batch_sizes=(32, 64),
+            sweep_batch_sizes=(16, 32),
             profile_steps=3,
             compile=False,
             parallel=DataParallelSizes(

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -85,7 +87,13 @@ H.runtime_info()
 # %% [markdown]
 # The subject is the chapter 5 recipe: the airbench-style `H.vision.CifarNet`, the CIFAR-10
 # training images kept on the device as `uint8`, each batch cropped, flipped and normalised
-# there. A training *step* is what every measurement below times.
+# there. A training *step* is what every measurement below times. It is two compiled
+# functions: `batch` draws and augments a batch on the device, `update` runs the forward and
+# backward passes and the optimizer. Each variant measured below (another dtype, no donation,
+# another batch size) is one more `batch` or `update` to compile, so each is built once and
+# shared by every measurement that uses it: compiling a step of this network takes seconds,
+# running it milliseconds. The random keys use JAX's `rbg` generator: the default (threefry)
+# compiles far more slowly on CPU, and every new step shape would pay for it again.
 
 # %%
 with H.vision.data_source():
@@ -96,8 +104,14 @@ labels = jax.device_put(y_train.astype(np.int32), device)  # (N,) int32
 B = sizes.batch_size
 
 
+def rbg_key(seed):
+    return jax.device_put(
+        jax.random.key(seed, impl="rbg"), device
+    )  # committed, like outputs
+
+
 def build():
-    model = H.vision.CifarNet(sizes.widths, rngs=nnx.Rngs(0))
+    model = H.vision.CifarNet(sizes.widths, rngs=nnx.Rngs(rbg_key(0)))
     return model, nnx.Optimizer(model, optax.sgd(0.05, momentum=0.9), wrt=nnx.Param)
 
 
@@ -107,42 +121,61 @@ graphdef = nnx.split(nnx.eval_shape(build))[0]
 init_state = jax.jit(lambda: nnx.state(build()))
 
 
-def new_model():
-    """A fresh (graphdef, state): the same initial weights every time."""
-    return graphdef, jax.device_put(init_state(), device)  # committed to the device
+def new_state():
+    """The model and optimizer state at the same initial weights every time."""
+    return jax.device_put(init_state(), device)  # committed to the device
 
 
-@cache  # one compiled step per setting, shared by every measurement that uses it
-def make_step(graphdef, batch_size=B, dtype=jnp.float32, donate=True, use_jit=True):
-    """A training step on a random batch: state, key -> state, key, loss."""
+# Both cached: the same arguments (all given, in order) return the same compiled function.
+@cache
+def make_batch(batch_size, use_jit):
+    """key, images, labels -> key, x (batch_size, 32, 32, 3) float32, y (batch_size,) int32."""
 
-    def step(state, key, images, labels):
-        model, optimizer = nnx.merge(graphdef, state)
+    def batch(key, images, labels):
         key, k_idx, k_aug = jax.random.split(key, 3)
-        idx = jax.random.randint(k_idx, (batch_size,), 0, len(images))
+        idx = jax.random.randint(k_idx, (batch_size,), 0, len(images))  # (B,)
         x = H.vision.random_crop_flip(
             images[idx], 2, rngs=k_aug
         )  # (B, 32, 32, 3) uint8
-        x = H.vision.to_input(x, mean, std).astype(dtype)  # (B, 32, 32, 3)
+        return key, H.vision.to_input(x, mean, std), labels[idx]  # (B, 32, 32, 3), (B,)
+
+    return jax.jit(batch) if use_jit else batch
+
+
+@cache
+def make_update(dtype, donate, use_jit):
+    """state, x, y -> state, loss: one SGD step on the batch x (B, 32, 32, 3), y (B,)."""
+
+    def update(state, x, y):
+        model, optimizer = nnx.merge(graphdef, state)
         if dtype != jnp.float32:
             for _, layer in nnx.iter_graph(model):
                 if isinstance(layer, (nnx.Conv, nnx.Linear, nnx.BatchNorm)):
                     layer.dtype = dtype  # computes in dtype; parameters stay float32
 
         def loss_fn(model):
-            logits = model(x).astype(jnp.float32)  # (B, 10)
-            return optax.softmax_cross_entropy_with_integer_labels(
-                logits, labels[idx]
-            ).mean()
+            logits = model(x.astype(dtype)).astype(jnp.float32)  # (B, 10)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
         loss, grads = nnx.value_and_grad(loss_fn)(model)
         optimizer.update(model, grads)
-        return nnx.state((model, optimizer)), key, loss
+        return nnx.state((model, optimizer)), loss
 
-    if use_jit:
+    # donate_argnums=0: XLA may write the new state into the old state's buffers.
+    return jax.jit(update, donate_argnums=0 if donate else ()) if use_jit else update
+
+
+def make_step(batch_size=B, dtype=jnp.float32, donate=True, use_jit=True):
+    """A training step on a random batch: state, key -> state, key, loss."""
+    batch, update = make_batch(batch_size, use_jit), make_update(dtype, donate, use_jit)
+
+    def step(state, key):
         # The data set is an argument, not a constant baked into the compiled program.
-        step = jax.jit(step, donate_argnums=0 if donate else ())
-    return lambda state, key: step(state, key, images, labels)
+        key, x, y = batch(key, images, labels)
+        state, loss = update(state, x, y)
+        return state, key, loss
+
+    return step
 
 
 class Runner:
@@ -150,9 +183,7 @@ class Runner:
 
     def __init__(self, step, state, sync=False):
         self.step, self.state, self.sync = step, state, sync
-        # Committed to the device like the step's outputs: an uncommitted first input would
-        # make the second call compile again.
-        self.key = jax.device_put(jax.random.key(0), device)
+        self.key = rbg_key(0)
 
     def __call__(self):
         self.state, self.key, loss = self.step(self.state, self.key)
@@ -161,11 +192,12 @@ class Runner:
         return loss
 
 
-graphdef, state = new_model()
-step = Runner(make_step(graphdef), state)
-print(f"{len(images)} images on {device}, batch {B}, "
-      f"{sum(v.size for v in jax.tree.leaves(nnx.state(nnx.merge(graphdef, state)[0], nnx.Param))):,}"
-      " parameters")  # fmt: skip
+step = Runner(make_step(), new_state())
+n_weights = sum(
+    v.size
+    for v in jax.tree.leaves(nnx.state(nnx.merge(graphdef, step.state)[0], nnx.Param))
+)
+print(f"{len(images)} images on {device}, batch {B}, {n_weights:,} parameters")  # fmt: skip
 
 # %% [markdown] tags=["shared"]
 # ## 9.1 Measuring first
@@ -203,7 +235,10 @@ print(f"first call (compilation) {first * 1e3:.0f} ms; then median {median * 1e3
 # spread), and times every row of this chapter. Next, where the time of one step goes.
 # `jax.profiler.trace` records what the XLA runtime executes; the trace file
 # (`.xplane.pb`) opens in TensorBoard's profile plugin or [Perfetto](https://ui.perfetto.dev),
-# and `jax.profiler.ProfileData` reads it here to sum the time per XLA operation.
+# and `jax.profiler.ProfileData` reads it here to sum the time per XLA operation. The names
+# are those of the compiled program: `convolution.N` and `conv_general_dilated.N` are
+# convolutions of the forward and backward passes, a `...fusion.N` is several operations XLA
+# compiled into one kernel.
 
 # %%
 trace_dir = tempfile.mkdtemp()
@@ -215,9 +250,13 @@ totals, counts = defaultdict(float), defaultdict(int)
 for plane in jax.profiler.ProfileData.from_file(trace_file).planes:
     for line in plane.lines:
         if line.name.startswith("python"):
-            continue  # Python-level frames; keep what XLA ran
+            continue  # the Python thread's frames; keep what XLA ran
         for event in line.events:
-            if event.name.startswith(("end:", "ThreadpoolListener")):
+            # "$file.py:line" are Python frames of other threads (the kernel's event loop);
+            # ThunkExecutor::Execute wraps a whole program, whose operations are listed
+            if event.name.startswith(
+                ("$", "end:", "ThreadpoolListener", "ThunkExecutor")
+            ):
                 continue
             totals[event.name] += event.duration_ns / 1e6
             counts[event.name] += 1
@@ -237,39 +276,26 @@ print(f"timeline: {trace_file} ({Path(trace_file).stat().st_size / 1e6:.1f} MB)"
 
 
 # %%
-@jax.jit
-def pipeline_only(key, images):
-    idx = jax.random.randint(key, (B,), 0, len(images))
-    return H.vision.to_input(
-        H.vision.random_crop_flip(images[idx], 2, rngs=key), mean, std
-    )
+batch, update = (
+    make_batch(B, True),
+    make_update(jnp.float32, True, True),
+)  # step's halves
+key0 = rbg_key(1)
+_, fixed, fixed_labels = batch(key0, images, labels)  # (B, 32, 32, 3), (B,)
 
 
-fixed = pipeline_only(jax.random.key(1), images)
-fixed_labels = labels[:B]
+def on_fixed_batch(state, key):
+    """The step without its input pipeline: the update on one fixed batch."""
+    state, loss = update(state, fixed, fixed_labels)
+    return state, key, loss
 
 
-@jax.jit
-def compute_only(state):
-    model, optimizer = nnx.merge(graphdef, state)
-
-    def loss_fn(model):
-        return optax.softmax_cross_entropy_with_integer_labels(
-            model(fixed), fixed_labels
-        ).mean()
-
-    loss, grads = nnx.value_and_grad(loss_fn)(model)
-    optimizer.update(model, grads)
-    return nnx.state((model, optimizer)), loss
-
-
-keys = iter(jax.random.split(jax.random.key(2), 100))
 parts = {
     "input pipeline": measure(
-        lambda: pipeline_only(next(keys), images), wait=wait, repeats=sizes.repeats
+        lambda: batch(key0, images, labels), wait=wait, repeats=sizes.repeats
     ),
     "forward + backward + update": measure(
-        lambda: compute_only(step.state)[1], wait=wait, repeats=sizes.repeats
+        Runner(on_fixed_batch, new_state()), wait=wait, repeats=sizes.repeats
     ),
     "whole step": measure(step, wait=wait, repeats=sizes.repeats),
 }
@@ -289,18 +315,25 @@ display(Markdown(markdown_table(
 
 # %%
 rows = []
+per = f"per {sizes.timed_steps} step" + ("s" if sizes.timed_steps > 1 else "")
 
 
 def compare(name, before, after, items=B * sizes.timed_steps, note=""):
-    """Time two step functions; add a row with both medians and the speedup."""
-    t = [
-        measure(lambda f=f: [f() for _ in range(sizes.timed_steps)][-1], wait=wait,
-                repeats=sizes.repeats, warmup=sizes.warmup)
-        for f in (before, after)
-    ]  # fmt: skip
-    rows.append([name, str(t[0]), str(t[1]), f"{t[0].median / t[1].median:.2f}x", note])
-    print(f"{name}: {t[0]} -> {t[1]} per {sizes.timed_steps} steps")
-    return t
+    """Time two step functions; add a row with both medians, the speedup and the first calls."""
+    first, t = [], []
+    for f in (before, after):
+        start = time.perf_counter()
+        wait(
+            f()
+        )  # the warm-up, timed apart: compiles what this version has not compiled yet
+        first.append(time.perf_counter() - start)
+        t.append(measure(lambda f=f: [f() for _ in range(sizes.timed_steps)][-1], wait=wait,
+                         repeats=sizes.repeats, warmup=sizes.warmup - 1))  # fmt: skip
+    calls = f"{first[0]:.2f} s, {first[1]:.2f} s"
+    rows.append(
+        [name, str(t[0]), str(t[1]), f"{t[0].median / t[1].median:.2f}x", calls, note]
+    )
+    print(f"{name}: {t[0]} -> {t[1]} {per}; first calls {calls}")
 
 
 # %% [markdown]
@@ -337,34 +370,23 @@ cores = (
     len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 )
 rows.append(["XLA threads: 1 -> default (one convolution)", f"{one * 1e3:.1f} ms",
-             f"{many * 1e3:.1f} ms", f"{one / many:.2f}x", f"{cores} core(s) available"])  # fmt: skip
+             f"{many * 1e3:.1f} ms", f"{one / many:.2f}x", "", f"{cores} core(s) available"])  # fmt: skip
 print(f"1 thread {one * 1e3:.1f} ms, default {many * 1e3:.1f} ms")
 
 # %% [markdown]
 # **Input pipeline.** JAX has no data loader of its own; the usual host-side pipeline augments
 # one image at a time in NumPy (`H.vision.per_sample_batches`, what a per-sample `Dataset`
 # does) and copies each batch to the device. Chapter 5 instead keeps the data set on the
-# device and augments inside the jitted step. The same model step fed both ways:
+# device and augments whole batches there, compiled (`batch` above). The same `update` fed
+# both ways:
+
 
 # %%
-host_graphdef, host_state = new_model()
-
-
-@partial(jax.jit, donate_argnums=0)
-def host_fed_step(state, x, y):
-    model, optimizer = nnx.merge(host_graphdef, state)
-
-    def loss_fn(model):
-        return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
-
-    loss, grads = nnx.value_and_grad(loss_fn)(model)
-    optimizer.update(model, grads)
-    return nnx.state((model, optimizer)), loss
-
-
 class HostFed:
+    """The same `update`, fed batches augmented one image at a time on the host."""
+
     def __init__(self):
-        self.state, self.batches = host_state, self.new_epoch()
+        self.state, self.batches = new_state(), self.new_epoch()
 
     def new_epoch(self):
         return H.vision.per_sample_batches(
@@ -373,18 +395,18 @@ class HostFed:
 
     def __call__(self):
         try:
-            x, y = next(self.batches)
+            x, y = next(self.batches)  # (B, 32, 32, 3) float32, (B,) int32 in NumPy
         except StopIteration:
             self.batches = self.new_epoch()
             x, y = next(self.batches)
-        self.state, loss = host_fed_step(
-            self.state, jax.device_put(x), jax.device_put(y)
+        self.state, loss = update(
+            self.state, jax.device_put(x, device), jax.device_put(y, device)
         )
         return loss
 
 
 compare("per-sample host pipeline -> data on the device", HostFed(),
-        Runner(make_step(host_graphdef), new_model()[1]))  # fmt: skip
+        Runner(make_step(), new_state()))  # fmt: skip
 
 # %% [markdown]
 # **Compilation.** `jax.jit` traces the step once and compiles it into fused XLA kernels;
@@ -392,19 +414,19 @@ compare("per-sample host pipeline -> data on the device", HostFed(),
 # XLA write the new state into the old state's buffers instead of allocating new ones (the
 # old state must not be used again). Running without jit first compiles each operation on its
 # own, which takes longer than a smoke page may run, so at `smoke` scale that row says so
-# instead of a number.
+# instead of a number. The *first calls* column is the other side of the bargain: what the
+# first call of each version cost, compilation included.
 
 # %%
 if sizes.compile:  # op-by-op warm-up compiles every operation: not at smoke scale
-    g_eager, s_eager = new_model()
     compare("op-by-op (no jit) -> jax.jit",
-            Runner(make_step(g_eager, use_jit=False), s_eager),
-            Runner(make_step(g_eager), new_model()[1]))  # fmt: skip
+            Runner(make_step(use_jit=False), new_state()), Runner(make_step(), new_state()))  # fmt: skip
 else:
-    rows.append(["op-by-op (no jit) -> jax.jit", "not run at this scale", "", "", ""])
-g_don, s_don = new_model()
-compare("jit -> jit with donated state", Runner(make_step(g_don, donate=False), s_don),
-        Runner(make_step(g_don), new_model()[1]))  # fmt: skip
+    rows.append(
+        ["op-by-op (no jit) -> jax.jit", "not run at this scale", "", "", "", ""]
+    )
+compare("jit -> jit with donated state", Runner(make_step(donate=False), new_state()),
+        Runner(make_step(), new_state()))  # fmt: skip
 
 # %% [markdown]
 # **Mixed precision.** Flax layers take a `dtype`, the type they compute in, apart from
@@ -416,9 +438,8 @@ compare("jit -> jit with donated state", Runner(make_step(g_don, donate=False), 
 # exponent range underflows {cite}`micikevicius2018mixed`.
 
 # %%
-g_bf, s_bf = new_model()
-compare("float32 -> bfloat16 compute", Runner(make_step(g_bf), s_bf),
-        Runner(make_step(g_bf, dtype=jnp.bfloat16), new_model()[1]))  # fmt: skip
+compare("float32 -> bfloat16 compute", Runner(make_step(), new_state()),
+        Runner(make_step(dtype=jnp.bfloat16), new_state()))  # fmt: skip
 
 # %% [markdown]
 # **Memory format.** PyTorch's `channels_last` switch has no JAX counterpart: arrays are NHWC
@@ -429,26 +450,24 @@ compare("float32 -> bfloat16 compute", Runner(make_step(g_bf), s_bf),
 # losses as arrays and read them once at the end (chapter 5's `fit_fast` does).
 
 # %%
-g_sync, s_sync = new_model()
-compare("float(loss) every step -> no host sync", Runner(make_step(g_sync), s_sync, sync=True),
-        Runner(make_step(g_sync), new_model()[1]))  # fmt: skip
+compare("float(loss) every step -> no host sync",
+        Runner(make_step(), new_state(), sync=True), Runner(make_step(), new_state()))  # fmt: skip
 
 # %% [markdown]
-# **Batch size.** Larger batches use the hardware better until it is saturated; throughput in
-# images per second, for each batch size of the sweep (each size is compiled once, in the
-# warm-up call):
+# **Batch size.** Larger batches use the hardware better until it is saturated (a small CPU
+# saturates early, a GPU late); throughput in images per second, for each batch size of the
+# sweep (each size is compiled once, in the warm-up call):
 
 # %%
 sweep = []
 for bs in sizes.sweep_batch_sizes:
-    g_bs, s_bs = new_model()
-    t = measure(Runner(make_step(g_bs, batch_size=bs), s_bs), wait=wait,
+    t = measure(Runner(make_step(batch_size=bs), new_state()), wait=wait,
                 repeats=sizes.repeats, warmup=sizes.warmup)  # fmt: skip
     sweep.append((bs, t.rate(bs)))
     print(f"batch {bs:5d}: {t.rate(bs):8.0f} images/s")
 small, large = sweep[0], sweep[-1]
 rows.append([f"batch {small[0]} -> {large[0]} (images/s)", f"{small[1]:.0f}", f"{large[1]:.0f}",
-             f"{large[1] / small[1]:.2f}x", "throughput, not time"])  # fmt: skip
+             f"{large[1] / small[1]:.2f}x", "", "throughput, not time"])  # fmt: skip
 
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot(*zip(*sweep, strict=True), "o-", label=f"CifarNet {sizes.widths}")
@@ -463,7 +482,8 @@ plt.show()
 
 # %%
 display(Markdown(markdown_table(
-    ["change", f"before (per {sizes.timed_steps} steps)", "after", "speedup", "note"], rows
+    ["change", f"before ({per})", "after", "speedup",
+     "first calls, before, after", "note"], rows
 )))  # fmt: skip
 
 # %% [markdown] tags=["shared"]
@@ -766,8 +786,8 @@ pipeline_schedule()
 # **Ring all-reduce** {cite}`patarasuk2009bandwidth,sergeev2018horovod` splits the gradient into
 # $W$ chunks passed around a ring, a reduce-scatter and then an all-gather, and every worker
 # sends and receives $2N(W-1)/W$: under $2N$ however many workers join, and no node is a
-# hot spot. $N$ below is measured: the bytes DDP actually handed to all-reduce in one step,
-# counted by a communication hook on the same two-process run.
+# hot spot. $N$ below is measured on this chapter's data-parallel MLP: the bytes its training
+# step actually hands to all-reduce.
 
 # %% [markdown]
 # In JAX the measurement reads the compiled data-parallel step of 9.3: the bytes of every
@@ -795,8 +815,8 @@ bytes_rows = [
     for w in (2, 8, 64, 512)
 ]
 display(Markdown(markdown_table(
-    ["workers W", "parameter server: per worker", "parameter server: the server",
-     "ring all-reduce: per worker"], bytes_rows,
+    ["workers W", "parameter server: bytes per worker", "parameter server: bytes at the server",
+     "ring all-reduce: bytes per worker"], bytes_rows,
 )))  # fmt: skip
 
 # %% [markdown] tags=["shared"]

@@ -152,7 +152,9 @@ print(f"first call {first * 1e3:.1f} ms; then median {median * 1e3:.1f} ms "
 # one (`self`), and `export_chrome_trace` writes the timeline that `chrome://tracing` or
 # [Perfetto](https://ui.perfetto.dev) draws.
 
-# %%
+# %% tags=["remove-stderr"]
+# (the profiler's C++ side logs start/stop lines, and a failed GPU query on a CPU machine,
+# to stderr: hidden in the book)
 from torch.profiler import ProfilerActivity, profile
 
 activities = [ProfilerActivity.CPU]
@@ -218,6 +220,7 @@ display(Markdown(markdown_table(
 
 # %%
 rows = []
+per = f"per {sizes.timed_steps} step" + ("s" if sizes.timed_steps > 1 else "")
 
 
 def compare(name, before, after, items=B * sizes.timed_steps, note=""):
@@ -228,8 +231,7 @@ def compare(name, before, after, items=B * sizes.timed_steps, note=""):
         for f in (before, after)
     ]  # fmt: skip
     rows.append([name, str(t[0]), str(t[1]), f"{t[0].median / t[1].median:.2f}x", note])
-    print(f"{name}: {t[0]} -> {t[1]} per {sizes.timed_steps} steps")
-    return t
+    print(f"{name}: {t[0]} -> {t[1]} {per}")
 
 
 # %% [markdown]
@@ -358,7 +360,8 @@ compare("loss.item() every step -> no host sync", make_step(sync_model, sync_opt
 # page may run, so at `smoke` scale the row says so instead of a number; at `cpu` scale the
 # note column prints how long compiling took.
 
-# %%
+# %% tags=["remove-stderr"]
+# (on a machine without CUDA, compiling logs that it found no CUDA runtime: hidden in the book)
 if sizes.compile:
     eager_model, eager_opt = new_model()
     compiled_model, compiled_opt = new_model()
@@ -372,8 +375,9 @@ else:
     rows.append(["eager -> torch.compile", "not run at this scale", "", "", ""])
 
 # %% [markdown]
-# **Batch size.** Larger batches use the hardware better until it is saturated; throughput in
-# images per second, for each batch size of the sweep:
+# **Batch size.** Larger batches use the hardware better until it is saturated (a small CPU
+# saturates early, a GPU late); throughput in images per second, for each batch size of the
+# sweep:
 
 # %%
 sweep = []
@@ -400,7 +404,7 @@ plt.show()
 
 # %%
 display(Markdown(markdown_table(
-    ["change", f"before (per {sizes.timed_steps} steps)", "after", "speedup", "note"], rows
+    ["change", f"before ({per})", "after", "speedup", "note"], rows
 )))  # fmt: skip
 
 # %% [markdown] tags=["shared"]
@@ -707,8 +711,12 @@ pipeline_schedule()
 # **Ring all-reduce** {cite}`patarasuk2009bandwidth,sergeev2018horovod` splits the gradient into
 # $W$ chunks passed around a ring, a reduce-scatter and then an all-gather, and every worker
 # sends and receives $2N(W-1)/W$: under $2N$ however many workers join, and no node is a
-# hot spot. $N$ below is measured: the bytes DDP actually handed to all-reduce in one step,
-# counted by a communication hook on the same two-process run.
+# hot spot. $N$ below is measured on this chapter's data-parallel MLP: the bytes its training
+# step actually hands to all-reduce.
+
+# %% [markdown]
+# In PyTorch a communication hook on the DDP model counts the bytes of every bucket it
+# all-reduces, on the same two-process run as in 9.3.
 
 
 # %%
@@ -748,8 +756,8 @@ bytes_rows = [
     for w in (2, 8, 64, 512)
 ]
 display(Markdown(markdown_table(
-    ["workers W", "parameter server: per worker", "parameter server: the server",
-     "ring all-reduce: per worker"], bytes_rows,
+    ["workers W", "parameter server: bytes per worker", "parameter server: bytes at the server",
+     "ring all-reduce: bytes per worker"], bytes_rows,
 )))  # fmt: skip
 
 # %% [markdown] tags=["shared"]

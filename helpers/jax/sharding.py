@@ -143,8 +143,12 @@ class _MLP(nnx.Module):
 
 def make_model(sizes: DataParallelSizes) -> nnx.Module:
     """The MLP every run trains, initialised from ``sizes.seed``: ``Linear``, tanh, ``Linear``
-    (no BatchNorm, so data-parallel and single-device training can be equal)."""
-    return _MLP(sizes, nnx.Rngs(sizes.seed))
+    (no BatchNorm, so data-parallel and single-device training can be equal).
+
+    The key is JAX's ``rbg`` generator: on CPU the default threefry initialisers take
+    seconds to compile, in every process of a multi-process run.
+    """
+    return _MLP(sizes, nnx.Rngs(jax.random.key(sizes.seed, impl="rbg")))
 
 
 def _order(sizes: DataParallelSizes, epoch: int) -> np.ndarray:

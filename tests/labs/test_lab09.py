@@ -46,7 +46,7 @@ def _t_average(*, divide=1, reduce=True):
     return average_gradients
 
 
-def _t_train(*, sampler=True, loss_scale=1.0):
+def _t_train(*, sampler=True, loss_scale=1.0, global_batch=False, set_epoch=True):
     def train_ddp(rank, world_size, sizes):
         x, y = toy_data(sizes)
         data = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
@@ -56,16 +56,15 @@ def _t_train(*, sampler=True, loss_scale=1.0):
             s = DistributedSampler(
                 data, world_size, rank, seed=sizes.seed, drop_last=True
             )
-            loader = DataLoader(
-                data, batch_size=sizes.batch_size // world_size, sampler=s
-            )
+            share = sizes.batch_size if global_batch else sizes.batch_size // world_size
+            loader = DataLoader(data, batch_size=share, sampler=s)
         else:
             g = torch.Generator().manual_seed(sizes.seed)
             loader = DataLoader(data, batch_size=sizes.batch_size // world_size,
                                 shuffle=True, generator=g)  # fmt: skip
         losses, epoch = [], 0
         while len(losses) < sizes.steps:
-            if sampler:
+            if sampler and set_epoch:
                 s.set_epoch(epoch)
             for xb, yb in loader:
                 if (
@@ -84,6 +83,10 @@ def _t_train(*, sampler=True, loss_scale=1.0):
     return train_ddp
 
 
+def _t_wrong_order(order, step, rank, world_size, batch_size):
+    return order[rank::world_size][step * batch_size : (step + 1) * batch_size]
+
+
 def _t_columns(w, rank, world):
     cols = w.shape[1] // world
     return w[:, rank * cols : (rank + 1) * cols]
@@ -92,13 +95,17 @@ def _t_columns(w, rank, world):
 TORCH_MISTAKES = [
     ("shard_batch", _t_share(whole=True), "same_data"),
     ("shard_batch", _t_share(offset=True), "step_offset"),
+    ("shard_batch", _t_wrong_order, "step_offset"),
     ("shard_weight", lambda w, rank, world: w, "replicated"),
     ("shard_weight", _t_columns, "weight_axis"),
+    ("shard_weight", lambda w, rank, world: w[rank::world], "block"),
     ("average_gradients", _t_average(divide=0), "summed"),
     ("average_gradients", _t_average(divide=2), "averaged_twice"),
     ("average_gradients", _t_average(divide=0, reduce=False), "no_allreduce"),
     ("train_ddp", _t_train(sampler=False), "same_data"),
     ("train_ddp", _t_train(loss_scale=0.5), "averaged_twice"),
+    ("train_ddp", _t_train(global_batch=True), "global_batch"),
+    ("train_ddp", _t_train(set_epoch=False), "set_epoch"),
 ]
 
 
@@ -111,7 +118,7 @@ def _j_place(spec):
     return lambda x, mesh: jax.device_put(x, NamedSharding(mesh, spec))
 
 
-def _j_step(*, collective="pmean", extra_divide=False):
+def _j_step(*, collective="pmean", extra_divide=False, sign=-1.0, by8=False):
     def data_parallel_step(loss_fn, params, x, y, lr):
         grads = jax.grad(loss_fn)(params, x, y)
         if collective == "pmean":
@@ -120,7 +127,9 @@ def _j_step(*, collective="pmean", extra_divide=False):
             grads = jax.lax.psum(grads, "data")
         if extra_divide:
             grads = jax.tree.map(lambda g: g / jax.lax.psum(1, "data"), grads)
-        return jax.tree.map(lambda p, g: p - lr * g, params, grads)
+        if by8:  # "there are 8 devices"
+            grads = jax.tree.map(lambda g: g / 8, grads)
+        return jax.tree.map(lambda p, g: p + sign * lr * g, params, grads)
 
     return data_parallel_step
 
@@ -130,12 +139,23 @@ JAX_MISTAKES = [
     ("shard_batch", _j_place(P()), "replicated"),
     ("shard_weight", _j_place(P("model", None)), "weight_axis"),
     ("shard_weight", _j_place(P()), "replicated"),
+    ("shard_weight", _j_place(P(None, "data")), "mesh_axis"),
+    ("shard_weight", _j_place(P("data", "model")), "mesh_axis"),
     ("average_gradients", lambda g: jax.lax.psum(g, "data"), "summed"),
     ("average_gradients", _j_twice, "averaged_twice"),
     ("average_gradients", lambda g: g, "no_allreduce"),
+    ("average_gradients", lambda g: jax.lax.pmean(g, "batch"), "axis_name"),
+    ("average_gradients", lambda g: jax.tree.map(lambda v: v.mean(0), g), "local_mean"),
+    (
+        "average_gradients",
+        lambda g: jax.tree.map(lambda v: jax.lax.psum(v, "data") / 8, g),
+        "hardcoded_world",
+    ),
     ("data_parallel_step", _j_step(collective=None), "no_allreduce"),
     ("data_parallel_step", _j_step(collective="psum"), "summed"),
     ("data_parallel_step", _j_step(extra_divide=True), "averaged_twice"),
+    ("data_parallel_step", _j_step(sign=1.0), "ascent"),
+    ("data_parallel_step", _j_step(collective="psum", by8=True), "hardcoded_world"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}

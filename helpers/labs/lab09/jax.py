@@ -37,7 +37,19 @@ HINTS = Hints(
         "jax.lax.pmean(grads, 'data') before the update",
     },
 )
-JAX = lab_framework(HINTS, explainer({r"unbound axis name": "no_allreduce"}, HINTS))
+JAX = lab_framework(
+    HINTS,
+    explainer(
+        {
+            r"unbound axis name": "axis_name",
+            # An axis split over more devices than its length holds: for these checks, the
+            # rows of a weight (axis 0) or the features of a batch (axis 1 or later).
+            r"array axis 0 is partitioned": "weight_axis",
+            r"array axis [1-9]\d* is partitioned": "feature_axis",
+        },
+        HINTS,
+    ),
+)
 
 
 def _spec(c, out, shape) -> tuple:
@@ -67,7 +79,8 @@ def check_shard_batch(student: Any) -> None:
         mesh = make_mesh()
         rng = np.random.default_rng(7)
         n = mesh.shape["data"]
-        for shape in ((4 * n, 6), (2 * n, 3, 5)):
+        # Every axis divides evenly, so a wrong split is placed and then named below.
+        for shape in ((4 * n, 2 * n), (2 * n, n, 5)):
             x = rng.standard_normal(shape).astype(np.float32)
             out = c.call(student, jnp.asarray(x), mesh)
             spec = _spec(c, out, shape)
@@ -88,7 +101,7 @@ def check_shard_weight(student: Any) -> None:
         model = 4 if n % 4 == 0 else 1
         mesh = make_mesh((n // model, model), ("data", "model"))
         rng = np.random.default_rng(8)
-        for shape in ((6, 4 * model), (3, 8 * model)):
+        for shape in ((8, 4 * model), (4, 8 * model)):  # rows divide over 4 too
             w = rng.standard_normal(shape).astype(np.float32)
             out = c.call(student, jnp.asarray(w), mesh)
             spec = _spec(c, out, shape)
@@ -96,6 +109,8 @@ def check_shard_weight(student: Any) -> None:
                 raise c.fail("the weight is not split", c.hint("replicated"))
             if spec[0] == "model":
                 raise c.fail(f"the weight is split as {spec}", c.hint("weight_axis"))
+            if "data" in spec:
+                raise c.fail(f"the weight is split as {spec}", c.hint("mesh_axis"))
             c.expect(spec == (None, "model"),
                      f"the weight is split as {spec}, expected (None, 'model')",
                      c.hint("weight_axis"))  # fmt: skip
@@ -144,10 +159,15 @@ def check_average_gradients(student: Any) -> None:
             )
             for k in ("w", "b"):
                 want = np.broadcast_to(mean[k], grads[k].shape)
+                c.expect(out[k].shape == want.shape,
+                         f"{k!r} has shape {out[k].shape} on the workers, expected "
+                         f"{want.shape} (workers first)", c.hint("local_mean"))  # fmt: skip
                 wrong = [
                     (c.hint("summed"), world * want),
                     (c.hint("averaged_twice"), want / world),
                     (c.hint("no_allreduce"), grads[k]),
+                    (c.hint("hardcoded_world"), want / 8),  # pmean, then / 8 devices
+                    (c.hint("hardcoded_world"), want * world / 8),  # psum / 8 devices
                 ]
                 c.close(out[k], want, what=f"worker gradients of {k!r}", rtol=1e-4,
                         atol=1e-5, mistakes=wrong)  # fmt: skip
@@ -189,6 +209,9 @@ def check_data_parallel(student: Any) -> None:
                     (c.hint("averaged_twice"), np.broadcast_to(start - lr * full[k] / world, sh)),
                     (c.hint("summed"), np.broadcast_to(start - lr * full[k] * world, sh)),
                     (c.hint("no_allreduce"), start - lr * grads[k]),
+                    (c.hint("ascent"), np.broadcast_to(start + lr * full[k], sh)),
+                    (c.hint("hardcoded_world"),
+                     np.broadcast_to(start - lr * full[k] * world / 8, sh)),  # psum / 8
                 ]  # fmt: skip
                 c.close(out[k], want, what=f"every worker's new {k!r}", rtol=1e-4, atol=1e-5,
                         mistakes=wrong)  # fmt: skip

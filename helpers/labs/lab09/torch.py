@@ -82,6 +82,7 @@ def check_shard_weight(student: Any) -> None:
                     expected,
                     what=f"rank {rank}'s block",
                     hint=c.hint("weight_axis"),
+                    mistakes=[(c.hint("block"), weight[rank::world])],
                 )
 
 
@@ -243,6 +244,26 @@ def _train_body(student):
     return body
 
 
+def _same_order_reference(s) -> dict[str, np.ndarray]:
+    """One process on the global batches when every epoch reuses epoch 0's shuffle (what a
+    ``DistributedSampler`` gives without ``set_epoch``: its permutation is seeded by
+    ``seed + epoch``)."""
+    from helpers.distributed import toy_data
+
+    x, y = (torch.from_numpy(a) for a in toy_data(s))
+    model = make_model(s)
+    opt = torch.optim.SGD(model.parameters(), lr=s.learning_rate)
+    order = torch.randperm(s.examples, generator=torch.Generator().manual_seed(s.seed))
+    for t in range(s.steps):
+        i = t % (s.examples // s.batch_size)
+        idx = order[i * s.batch_size : (i + 1) * s.batch_size]  # (B,)
+        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return {k: v.detach().numpy() for k, v in model.state_dict().items()}
+
+
 def check_data_parallel(student: Any) -> None:
     """``train_ddp(rank, world_size, sizes) -> (model, losses)``: DDP on 2 processes ends
     with the parameters of one process trained on the whole global batches."""
@@ -257,8 +278,11 @@ def check_data_parallel(student: Any) -> None:
             raise c.fail(
                 "both ranks had the same loss at every step", c.hint("same_data")
             )
-        # Gradients averaged twice: every step is half as long.
+        # Gradients averaged twice: every step is half as long. The global batch on every
+        # rank: one process on batches twice as large. No set_epoch: epoch 0's order again.
         half = reference_training(replace(s, learning_rate=s.learning_rate / 2))
+        double = reference_training(replace(s, batch_size=2 * s.batch_size))
+        same_order = _same_order_reference(s)
         for name in (k for k in reference if k != "losses"):
             if name not in results[0]:
                 raise c.fail(f"the returned model has no parameter {name!r}")
@@ -266,7 +290,9 @@ def check_data_parallel(student: Any) -> None:
                 raise c.fail("the two ranks' models differ", c.hint("no_allreduce"))
             c.close(
                 results[0][name], reference[name], what=f"the trained {name}", atol=1e-5,
-                mistakes=[(c.hint("averaged_twice"), half[name])],
+                mistakes=[(c.hint("averaged_twice"), half[name]),
+                          (c.hint("global_batch"), double[name]),
+                          (c.hint("set_epoch"), same_order[name])],
             )  # fmt: skip
         # One rank too (in this process): DDP over one process is plain training.
         with _OneRank():

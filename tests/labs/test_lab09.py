@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -21,6 +22,11 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from helpers.distributed import toy_data
 from helpers.torch.parallel import make_model
+
+# The PyTorch checks fork their ranks (so a notebook-defined function runs in them); this test
+# process has imported JAX, whose threads make Python warn on every fork. The forked ranks run
+# only PyTorch and never touch JAX, and a rank that hangs fails its check after a time limit.
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork.. was called:RuntimeWarning")
 
 
 # ---------------------------------------------------------------- PyTorch mistakes

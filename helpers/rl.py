@@ -22,6 +22,7 @@ __all__ = [
     "make_env",
     "plot_learning_curves",
     "plot_trajectory",
+    "process_seconds",
     "random_baseline",
     "returns_on_grid",
     "rl_summary",
@@ -184,6 +185,22 @@ def evaluate_policy(
         running &= ~(terminated | truncated)
     env.close()
     return returns
+
+
+def process_seconds() -> float | None:
+    """Seconds since this process started (Linux: ``/proc/self/stat``, 10 ms resolution),
+    interpreter start-up and imports included; ``None`` where ``/proc`` is not there."""
+    import os
+
+    try:
+        with open("/proc/self/stat") as f:
+            # field 22 (after the parenthesised name, which may hold spaces): start time
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
 
 
 def random_baseline(

@@ -1015,7 +1015,7 @@ _SIZES: dict[str, dict[str, object]] = {
         )
         for scale, ppo_steps, dqn_steps, gradient_steps, dqn_hidden, seeds, vmapped, group in (
             ("smoke", 16_384, 3_000, 32, (64, 64), 2, 2, 2),
-            ("cpu", 100_352, 50_000, 128, (256, 256), 5, 10, 5),
+            ("cpu", 100_352, 50_000, 128, (256, 256), 5, 10, 10),
             ("gpu", 500_224, 100_000, 128, (256, 256), 10, 16, 8),
         )
     },

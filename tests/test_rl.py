@@ -20,7 +20,7 @@ from helpers.rl import (
     random_baseline,
     returns_on_grid,
 )
-from helpers.scale import DdpgSizes
+from helpers.scale import DdpgSizes, PpoSizes
 from helpers.torch import rl as trl
 
 
@@ -250,3 +250,35 @@ def test_jitted_dqn_runs_whole_and_vmaps_over_seeds():
 def test_jitted_dqn_rejects_sizes_that_do_not_split_over_envs():
     with pytest.raises(ValueError, match="multiples of envs"):
         jrl.make_dqn_train(_tiny_dqn(envs=4, train_every=15))
+
+
+def test_jitted_ppo_starts_from_orthogonal_weights_and_vmaps_over_seeds():
+    """The whole-run PPO: with no update its weights are the orthogonal init it draws
+    itself (W^T W = gain^2 I on the smaller side, zero biases); two seeds differ."""
+    sizes = PpoSizes(
+        envs=2, steps=8, total_steps=16, epochs=1, minibatches=2, learning_rate=0.0,
+        max_grad_norm=0.5, gamma=0.99, gae_lambda=0.95, clip=0.2, entropy_coef=0.01,
+        value_coef=0.5, hidden=(8, 8),
+    )  # fmt: skip
+    train, graphdef = jrl.make_ppo_train(sizes)
+    params, metrics = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), 2))
+    assert metrics["returns"].shape == (2, 1)
+    model = jrl.nnx.merge(graphdef, jax.tree.map(lambda x: x[0], params))
+    for layers, last_gain in ((model.actor, 0.01), (model.critic, 1.0)):
+        for i, layer in enumerate(layers):
+            w = np.asarray(layer.kernel.value)
+            w = w if w.shape[0] >= w.shape[1] else w.T
+            gain = last_gain if i == len(layers) - 1 else np.sqrt(2)
+            np.testing.assert_allclose(w.T @ w, gain**2 * np.eye(w.shape[1]), atol=1e-5)
+            assert not np.asarray(layer.bias.value).any()
+    kernels = np.asarray(params["actor"][1]["kernel"].value)  # (2 seeds, 8, 8)
+    assert not np.allclose(kernels[0], kernels[1])
+
+
+def test_process_seconds_counts_from_the_process_start():
+    from helpers.rl import process_seconds
+
+    first = process_seconds()
+    assert first is None or first > 0
+    if first is not None:
+        assert process_seconds() >= first

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.flatten_util import ravel_pytree
 
 # The framework-free core, also reachable as H.rl.<name> (a notebook imports one module).
 from helpers.rl import (  # noqa: F401
@@ -36,6 +37,7 @@ from helpers.rl import (  # noqa: F401
     make_env,
     plot_learning_curves,
     plot_trajectory,
+    process_seconds,
     random_baseline,
     returns_on_grid,
     rl_summary,
@@ -125,17 +127,23 @@ def cartpole_step(
     the action led to (what a truncated episode bootstraps from). Reward 1.0 every step, as
     gymnasium's CartPole-v1; ``truncated`` after 500 steps.
     """
+    _, fresh = cartpole_reset(key)
+    return _cartpole_advance(state, action, fresh)
+
+
+def _cartpole_advance(
+    state: CartPoleState, action: jax.Array, fresh: jax.Array
+) -> tuple[CartPoleState, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
+    """``cartpole_step`` with the next episode's first state ``fresh`` (4,) drawn by the
+    caller: a training loop draws all of a rollout's in one call, outside its time loop."""
     physics = cartpole_physics(state.physics, action)
     t = state.t + 1
     x, theta = physics[0], physics[2]
     terminated = (jnp.abs(x) > X_LIMIT) | (jnp.abs(theta) > THETA_LIMIT)
     truncated = (t >= MAX_STEPS) & ~terminated
-    fresh, fresh_obs = cartpole_reset(key)
     done = terminated | truncated
-    new = jax.tree.map(
-        lambda a, b: jnp.where(done, a, b), fresh, CartPoleState(physics, t)
-    )
-    obs = jnp.where(done, fresh_obs, physics)
+    obs = jnp.where(done, fresh, physics)
+    new = CartPoleState(obs, jnp.where(done, 0, t))
     return new, obs, jnp.float32(1.0), terminated, truncated, physics
 
 
@@ -311,12 +319,58 @@ def make_ppo_train(
     ``(updates,)`` is the mean return of the episodes finished in each rollout (NaN where none
     finished). Everything, rollouts included, is traced once: ``jax.jit(jax.vmap(train))``
     trains many seeds in one call.
+
+    Kept small for the compiler (on a CPU, compilation is most of a short run, and every
+    random draw of a new shape costs about half a second of it): ``train`` draws ALL its
+    random numbers in one call, uniforms sliced into the initial weights (Gaussians by
+    Box-Muller, orthogonalised by one batched QR: the distribution of the orthogonal init of
+    ``ActorCritic``), the first states, and per update the actions' Gumbel noise, the reset
+    states and the epochs' shuffles. Adam works on the parameters raveled into ONE vector
+    (the same arithmetic, one fused update instead of one per weight array).
     """
     envs, steps = sizes.envs, sizes.steps
     updates = sizes.total_steps // (envs * steps)
     batch = envs * steps
     minibatch = batch // sizes.minibatches
-    graphdef, _ = nnx.split(ActorCritic(4, 2, sizes.hidden, rngs=nnx.Rngs(0)))
+    # Shapes only (an eager init would compile every initializer op by op: seconds).
+    graphdef, params0 = nnx.split(
+        nnx.eval_shape(lambda: ActorCritic(4, 2, sizes.hidden, rngs=nnx.Rngs(0)))
+    )
+    _, unravel = ravel_pytree(
+        jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), params0)
+    )
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(params0)
+    width = max(max(leaf.shape) for _, leaf in leaves)
+    kernels = sum(leaf.ndim == 2 for _, leaf in leaves)
+    # One update's uniforms: Gumbel noise (T, E, 2), reset states (T, E, 4), shuffles (K, B).
+    per_update = steps * envs * 6 + sizes.epochs * batch
+    n_init = 2 * kernels * width * width + envs * 4
+
+    def init_params(u: jax.Array) -> nnx.State:
+        """Orthogonal kernels (gain sqrt 2, 0.01 on the actor's last, 1 on the critic's
+        last), zero biases, from ``u`` (2 K W W,) uniforms in [0, 1)."""
+        u1, u2 = u.reshape(2, kernels, width, width)
+        normal = jnp.sqrt(-2.0 * jnp.log1p(-u1)) * jnp.cos(2.0 * jnp.pi * u2)
+        q, r = jnp.linalg.qr(normal)  # (K, W, W) each
+        q = q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
+        out, i = [], 0
+        for path, leaf in leaves:
+            if leaf.ndim == 1:
+                out.append(jnp.zeros(leaf.shape))
+                continue
+            a, b = leaf.shape
+            big, small = max(a, b), min(a, b)
+            if big == width:  # the first `small` columns of a W x W Q
+                w = q[i, :, :small]
+            else:
+                w, r = jnp.linalg.qr(normal[i, :big, :small])
+                w = w * jnp.sign(jnp.diagonal(r))
+            last = path[1].key == len(sizes.hidden)
+            gain = (0.01 if path[0].key == "actor" else 1.0) if last else np.sqrt(2)
+            out.append(gain * (w if a >= b else w.T))
+            i += 1
+        return jax.tree_util.tree_unflatten(treedef, out)
+
     schedule = optax.linear_schedule(
         sizes.learning_rate, 0.0, updates * sizes.epochs * sizes.minibatches
     )
@@ -328,23 +382,21 @@ def make_ppo_train(
         clip=sizes.clip, entropy_coef=sizes.entropy_coef, value_coef=sizes.value_coef
     )
 
-    def loss_fn(params, mb):
-        return ppo_loss(nnx.merge(graphdef, params), mb, **loss_options)
+    def loss_fn(flat, mb):
+        return ppo_loss(nnx.merge(graphdef, unravel(flat)), mb, **loss_options)
 
     grad_fn = jax.grad(loss_fn, has_aux=True)
 
-    def env_step(carry, key):
-        params, env_state, obs, ep_return = carry
-        k_act, k_env = jax.random.split(key)
-        model = nnx.merge(graphdef, params)
+    def env_step(model, carry, noise):
+        env_state, obs, ep_return = carry
+        gumbel, fresh = noise  # (E, 2), (E, 4)
         logits, value = model(obs)  # (E, 2), (E,)
-        action = jax.random.categorical(k_act, logits)  # (E,)
-        log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], 1)[
-            :, 0
-        ]
-        env_state, next_obs, reward, term, trunc, final_obs = jax.vmap(cartpole_step)(
-            jax.random.split(k_env, envs), env_state, action
-        )
+        action = jnp.argmax(logits + gumbel, -1)  # a sample of softmax(logits), (E,)
+        log_all = jax.nn.log_softmax(logits)
+        log_prob = jnp.take_along_axis(log_all, action[:, None], 1)[:, 0]
+        env_state, next_obs, reward, term, trunc, final_obs = jax.vmap(
+            _cartpole_advance
+        )(env_state, action, fresh)
         # A truncated episode did not end in failure: bootstrap it from its last state
         # (the critic alone: the actor's half of the network is not needed here).
         final_value = _forward(model.critic, final_obs)[:, 0]  # (E,)
@@ -358,21 +410,26 @@ def make_ppo_train(
             actions=action,
             log_probs=log_prob,
             values=value,
-            rewards=jax.lax.stop_gradient(reward),
+            rewards=reward,
             dones=done,
             finished=finished,
         )
-        return (params, env_state, next_obs, ep_return), out
+        return (env_state, next_obs, ep_return), out
 
-    def update(carry, key):
-        params, opt_state, env_state, obs, ep_return = carry
-        k_roll, k_perm = jax.random.split(key)
-        (params, env_state, obs, ep_return), traj = jax.lax.scan(
-            env_step,
-            (params, env_state, obs, ep_return),
-            jax.random.split(k_roll, steps),
+    def update(carry, u):
+        flat, opt_state, env_state, obs, ep_return = carry
+        tiny = jnp.finfo(jnp.float32).tiny
+        gumbel = -jnp.log(-jnp.log(jnp.maximum(u[: steps * envs * 2], tiny)))
+        gumbel = gumbel.reshape(steps, envs, 2)
+        fresh = u[steps * envs * 2 : steps * envs * 6].reshape(steps, envs, 4)
+        fresh = 0.1 * fresh - 0.05  # uniform in [-0.05, 0.05), as cartpole_reset
+        model = nnx.merge(graphdef, unravel(flat))
+        (env_state, obs, ep_return), traj = jax.lax.scan(
+            functools.partial(env_step, model),
+            (env_state, obs, ep_return),
+            (gumbel, fresh),
         )
-        _, last_value = nnx.merge(graphdef, params)(obs)
+        _, last_value = model(obs)
         advantages, returns = gae(
             traj["rewards"],
             traj["values"],
@@ -388,41 +445,38 @@ def make_ppo_train(
             "advantages": advantages.reshape(batch),
             "returns": returns.reshape(batch),
         }
-
-        def epoch(state, key):
-            perm = jax.random.permutation(key, batch)
-            shuffled = jax.tree.map(
-                lambda x: x[perm].reshape(sizes.minibatches, minibatch, *x.shape[1:]),
-                data,
-            )
-
-            def minibatch_step(state, mb):
-                params, opt_state = state
-                grads, _ = grad_fn(params, mb)
-                changes, opt_state = tx.update(grads, opt_state, params)
-                return (optax.apply_updates(params, changes), opt_state), None
-
-            return jax.lax.scan(minibatch_step, state, shuffled)[0], None
-
-        (params, opt_state), _ = jax.lax.scan(
-            epoch, (params, opt_state), jax.random.split(k_perm, sizes.epochs)
+        # Every epoch's shuffle at once: (epochs, batch) indices -> (epochs, M, B) batches.
+        perms = jnp.argsort(u[steps * envs * 6 :].reshape(sizes.epochs, batch), -1)
+        shuffled = jax.tree.map(
+            lambda x: x[perms].reshape(
+                sizes.epochs * sizes.minibatches, minibatch, *x.shape[1:]
+            ),
+            data,
         )
+
+        def minibatch_step(state, mb):
+            flat, opt_state = state
+            grads, _ = grad_fn(flat, mb)
+            changes, opt_state = tx.update(grads, opt_state, flat)
+            return (flat + changes, opt_state), None
+
+        (flat, opt_state), _ = jax.lax.scan(minibatch_step, (flat, opt_state), shuffled)
         count = traj["dones"].sum()
         mean_return = jnp.where(
             count > 0, traj["finished"].sum() / jnp.maximum(count, 1), jnp.nan
         )
-        return (params, opt_state, env_state, obs, ep_return), mean_return
+        return (flat, opt_state, env_state, obs, ep_return), mean_return
 
     def train(key: jax.Array) -> tuple[nnx.State, dict]:
-        k_init, k_env, k_train = jax.random.split(key, 3)
-        _, params = nnx.split(ActorCritic(4, 2, sizes.hidden, rngs=nnx.Rngs(k_init)))
-        opt_state = tx.init(params)
-        env_state, obs = jax.vmap(cartpole_reset)(jax.random.split(k_env, envs))
-        carry = (params, opt_state, env_state, obs, jnp.zeros(envs))
-        (params, *_), returns = jax.lax.scan(
-            update, carry, jax.random.split(k_train, updates)
+        u = jax.random.uniform(key, (n_init + updates * per_update,))
+        flat, _ = ravel_pytree(init_params(u[: n_init - envs * 4]))  # (P,) all weights
+        obs = 0.1 * u[n_init - envs * 4 : n_init].reshape(envs, 4) - 0.05
+        env_state = CartPoleState(obs, jnp.zeros(envs, jnp.int32))
+        carry = (flat, tx.init(flat), env_state, obs, jnp.zeros(envs))
+        (flat, *_), returns = jax.lax.scan(
+            update, carry, u[n_init:].reshape(updates, per_update)
         )
-        return params, {"returns": returns}
+        return unravel(flat), {"returns": returns}
 
     return train, graphdef
 
@@ -489,7 +543,16 @@ def run_cartpole_ppo(
     sizes: CartpoleSizes, *, seed: int = 0, progress: bool = True
 ) -> dict:
     """``sizes.vmapped_seeds`` PPO runs on the pure-JAX CartPole, vmapped in groups of
-    ``sizes.seed_group``, each evaluated greedily on gymnasium's CartPole-v1."""
+    ``sizes.seed_group``, each evaluated greedily on gymnasium's CartPole-v1.
+
+    The record times every part of the run: ``import_seconds`` (from the
+    process's start to this call: interpreter, imports, the bench's setup),
+    ``compile_seconds``, ``train_seconds``, ``eval_seconds`` (the gymnasium evaluation), and
+    ``end_to_end_seconds``, from the process's start to the end of the evaluation (``None``
+    where the process's start cannot be read: not Linux). ``progress`` is accepted for
+    symmetry (one call per group, no loop to show).
+    """
+    import_seconds = process_seconds()
     ppo = sizes.ppo
     train, graphdef = make_ppo_train(ppo)
     n = sizes.vmapped_seeds
@@ -502,16 +565,15 @@ def run_cartpole_ppo(
     }
     compile_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    params, curves = [], []
-    for g in groups:
-        p, metrics = compiled[len(g)](g)
-        params.append(jax.block_until_ready(p))
-        curves.append(np.asarray(metrics["returns"]))
+    params = [jax.block_until_ready(compiled[len(g)](g)[0]) for g in groups]
     train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
     returns = []
     for group in params:
         count = len(jax.tree.leaves(group)[0])
         returns += _evaluate_seeds(graphdef, group, count, sizes.eval_episodes)
+    eval_seconds = time.perf_counter() - start
+    end_to_end = process_seconds()
     steps_per_seed = (ppo.total_steps // (ppo.envs * ppo.steps)) * ppo.envs * ppo.steps
     return {
         "model": f"PPO, pure-JAX CartPole, whole run jitted, {sizes.seed_group} seeds "
@@ -522,6 +584,9 @@ def run_cartpole_ppo(
             train_seconds=train_seconds,
             compile_seconds=compile_seconds,
         ),
+        "import_seconds": None if import_seconds is None else round(import_seconds, 3),
+        "eval_seconds": round(eval_seconds, 3),
+        "end_to_end_seconds": None if end_to_end is None else round(end_to_end, 3),
     }
 
 

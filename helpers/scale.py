@@ -690,9 +690,10 @@ _SIZES: dict[str, dict[str, object]] = {
             ),
             # Attention's cost grows with length squared: the slowest model per token here.
             # max_len 192 with dropout 0.1 trained for 404 s on two cores (PyTorch), over the
-            # 5-minute budget; max_len 128 without dropout still took 303 s (bench.jsonl).
+            # 5-minute budget; max_len 128 without dropout still took 303 s (bench.jsonl), so
+            # max_len 96: a quarter fewer tokens and about half the attention of 128.
             transformer=TextModelSizes(
-                max_len=128,
+                max_len=96,
                 dim=32,
                 epochs=2,
                 batch_size=64,

@@ -691,7 +691,9 @@ _SIZES: dict[str, dict[str, object]] = {
             # Attention's cost grows with length squared: the slowest model per token here.
             # max_len 192 with dropout 0.1 trained for 404 s on two cores (PyTorch), over the
             # 5-minute budget; max_len 128 without dropout still took 303 s (bench.jsonl), so
-            # max_len 96: a quarter fewer tokens and about half the attention of 128.
+            # max_len 96: a quarter fewer tokens and about half the attention of 128. Its
+            # PyTorch run took far less than that ratio predicts (bench.jsonl): the 128 runs
+            # may have shared the cores with another job; not re-measured.
             transformer=TextModelSizes(
                 max_len=96,
                 dim=32,

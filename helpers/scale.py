@@ -243,7 +243,7 @@ class ImdbSizes:
     # more compilation in JAX. 1 pads every batch to max_len.
     batch_widths: int = 3
     # The models the chapter's notebooks train (the bench trains any of the three): at cpu
-    # scale the Transformer alone would take half of a notebook's 10 minutes.
+    # scale the bag of n-grams and the CNN + LSTM already fill most of a notebook's 10 minutes.
     notebook_models: tuple[str, ...] = ("bow", "cnn-lstm", "transformer")
 
 
@@ -692,8 +692,8 @@ _SIZES: dict[str, dict[str, object]] = {
             # max_len 192 with dropout 0.1 trained for 404 s on two cores (PyTorch), over the
             # 5-minute budget; max_len 128 without dropout still took 303 s (bench.jsonl), so
             # max_len 96: a quarter fewer tokens and about half the attention of 128. Its
-            # PyTorch run took far less than that ratio predicts (bench.jsonl): the 128 runs
-            # may have shared the cores with another job; not re-measured.
+            # PyTorch run took far less time than that ratio predicts (bench.jsonl: about 4x
+            # the tokens/s of the 128 and 192 runs); the cause was not found (not re-measured).
             transformer=TextModelSizes(
                 max_len=96,
                 dim=32,

@@ -337,11 +337,12 @@ cnn_history, cnn_test_loader = train_model(
 # Its polarity differs: Flax's `mask` is `True` where attention is allowed, PyTorch's
 # `src_key_padding_mask` is `True` where it is *not*.
 #
-# Attention costs grow with the square of the review length, and on two CPU cores this model
-# is the slowest of the three: at `cpu` scale the page does not train it (the scale's
-# `notebook_models` leave it out, to keep the page within 10 minutes). Its accuracy, training
-# time and tokens per second at that scale are the recorded `helpers.bench` lines printed in 6.6;
-# a framework with no `transformer` line there has not been measured at that scale yet.
+# Attention costs grow with the square of the review length, so at `cpu` scale this model reads
+# only the first `max_len` tokens of each review, fewer than the CNN + LSTM, and the page does
+# not train it (the scale's `notebook_models` leave it out, to keep the page within 10 minutes
+# on one core). Its accuracy, training time and tokens per second at that scale are the
+# recorded `helpers.bench` lines printed in 6.6; a framework with no `transformer` line there
+# has not been measured at that scale yet.
 
 # %%
 t = sizes.transformer

@@ -190,7 +190,12 @@ except Exception as e:
 # fastText {cite}`joulin2017bag` averages the embeddings of a review's words and of its bigrams,
 # hashed into a fixed number of buckets, and feeds the mean to a linear layer:
 # $\hat y = W \frac{1}{|x|}\sum_{g \in x} e_g + b$. Word order enters only through the bigrams
-# ("not good"). The mean is over real features only, the masked mean written out below.
+# ("not good"). The mean is over real features only, the masked mean written out below. The
+# embeddings start small, $e_g \sim \mathcal N(0, 0.01^2)$ (`init_std` of `H.text.BagOfNgrams`),
+# as fastText starts them: most hashed bigrams occur in a handful of reviews, and a large random
+# start (PyTorch's default is $\mathcal N(0, 1)$) is noise their few updates do not erase. On
+# the validation split this scored higher than PyTorch's default; `helpers/scale.py`
+# lists what else was tried there.
 
 
 # %%
@@ -332,11 +337,12 @@ cnn_history, cnn_test_loader = train_model(
 # Its polarity differs: Flax's `mask` is `True` where attention is allowed, PyTorch's
 # `src_key_padding_mask` is `True` where it is *not*.
 #
-# Attention costs grow with the square of the review length, and on two CPU cores this model
-# is the slowest of the three: at `cpu` scale the page does not train it (the scale's
-# `notebook_models` leave it out, to keep the page within 10 minutes). Its accuracy, training
-# time and tokens per second at that scale are the recorded `helpers.bench` lines printed in 6.6;
-# a framework with no `transformer` line there has not been measured at that scale yet.
+# Attention costs grow with the square of the review length, so at `cpu` scale this model reads
+# only the first `max_len` tokens of each review, fewer than the CNN + LSTM, and the page does
+# not train it (the scale's `notebook_models` leave it out, to keep the page within 10 minutes
+# on one core). Its accuracy, training time and tokens per second at that scale are the
+# recorded `helpers.bench` lines printed in 6.6; a framework with no `transformer` line there
+# has not been measured at that scale yet.
 
 # %%
 t = sizes.transformer
@@ -367,8 +373,9 @@ else:
 # second lists the recorded runs of `python -m helpers.bench imdb --model M --scale cpu`, each
 # trained on the 25,000 training reviews and tested once on the 25,000 test reviews, on two CPU
 # cores (`OMP_NUM_THREADS=2`; date and commit in each record of `bench.jsonl`). Runs at earlier
-# sizes stay in the record, told apart by their `max_len` and epochs. The chapter's targets at
-# that scale: at most 5 minutes of training per model, the best model at 90 % or more, the
+# sizes stay in the record, told apart by their `max_len` and epochs; the first two bag-of-n-grams
+# lines (commit `807184571696`) predate the small initialisation of 6.3. The chapter's targets
+# at that scale: at most 5 minutes of training per model, the best model at 90 % or more, the
 # CNN + LSTM at 87 % or more.
 
 # %%

@@ -103,12 +103,22 @@ class BagOfNgrams(nnx.Module):
     """fastText: the mean embedding of a review's unigrams and hashed bigrams, then a Linear.
 
     Input ids ``(B, T)`` from :func:`helpers.data.text.add_hashed_bigrams`; logits ``(B, C)``.
+    Embeddings start at ``N(0, init_std**2)``: small, as in fastText, so that a rare n-gram's
+    random start does not outweigh what training teaches it (``nnx.Embed``'s default has
+    standard deviation ``1 / sqrt(dim)``; 0.01 scored higher on chapter 6's validation split).
     """
 
     def __init__(
-        self, vocab_size: int, dim: int, classes: int = 2, *, rngs: nnx.Rngs
+        self,
+        vocab_size: int,
+        dim: int,
+        classes: int = 2,
+        init_std: float = 0.01,
+        *,
+        rngs: nnx.Rngs,
     ) -> None:
-        self.embed = nnx.Embed(vocab_size, dim, rngs=rngs)
+        init = nnx.initializers.normal(stddev=init_std)
+        self.embed = nnx.Embed(vocab_size, dim, embedding_init=init, rngs=rngs)
         self.head = nnx.Linear(dim, classes, rngs=rngs)
 
     def __call__(self, ids: jax.Array) -> jax.Array:

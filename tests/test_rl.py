@@ -266,12 +266,12 @@ def test_jitted_ppo_starts_from_orthogonal_weights_and_vmaps_over_seeds():
     model = jrl.nnx.merge(graphdef, jax.tree.map(lambda x: x[0], params))
     for layers, last_gain in ((model.actor, 0.01), (model.critic, 1.0)):
         for i, layer in enumerate(layers):
-            w = np.asarray(layer.kernel.value)
+            w = np.asarray(layer.kernel[...])
             w = w if w.shape[0] >= w.shape[1] else w.T
             gain = last_gain if i == len(layers) - 1 else np.sqrt(2)
             np.testing.assert_allclose(w.T @ w, gain**2 * np.eye(w.shape[1]), atol=1e-5)
-            assert not np.asarray(layer.bias.value).any()
-    kernels = np.asarray(params["actor"][1]["kernel"].value)  # (2 seeds, 8, 8)
+            assert not np.asarray(layer.bias[...]).any()
+    kernels = np.asarray(params["actor"][1]["kernel"][...])  # (2 seeds, 8, 8)
     assert not np.allclose(kernels[0], kernels[1])
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["History", "confusion_matrix", "run_summary"]
+__all__ = ["History", "confusion_matrix", "run_summary", "step_timing"]
 
 
 @dataclass
@@ -122,4 +122,26 @@ def run_summary(
         "train_examples": train_examples,
         "test_examples": test_examples,
         "epochs": len(history.epochs),
+    }
+
+
+def step_timing(history: History, batch_size: int) -> dict[str, float]:
+    """A run's training time with its first step's one-time cost set apart.
+
+    The first step carries compilation (JAX) or warm-up (PyTorch, CUDA); the others are
+    steady. From ``history`` (``epochs[i]["seconds"]`` summed, ``first_step_seconds``, one
+    ``step_loss`` per step) returns, in seconds and examples per second:
+    ``train_seconds`` (steady time plus one steady step: the run as if no step were special),
+    ``first_step_seconds``, ``compile_seconds`` (the first step beyond a steady one, at least 0)
+    and ``train_examples_per_second`` (steady steps only, ``batch_size`` examples each).
+    """
+    steps = len(history.step_loss)
+    first = history.first_step_seconds or 0.0
+    steady = max(sum(row["seconds"] for row in history.epochs) - first, 1e-9)
+    per_step = steady / max(steps - 1, 1)
+    return {
+        "train_seconds": round(steady + per_step, 2),
+        "first_step_seconds": round(first, 3),
+        "compile_seconds": round(max(first - per_step, 0.0), 2),
+        "train_examples_per_second": round((steps - 1) * batch_size / steady, 1),
     }

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from helpers import confusion_matrix, plot_confusion_matrix, plot_history, show_images
-from helpers.metrics import History, run_summary
+from helpers.metrics import History, run_summary, step_timing
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +51,14 @@ def test_run_summary_leaves_out_the_first_step():
     assert s["train_examples_per_second"] == pytest.approx(
         3 * 10 / 3.5, abs=0.05
     )  # rounded to 0.1
+
+
+def test_step_timing_sets_the_first_step_apart():
+    t = step_timing(make_history(), batch_size=10)  # 4 steps in 4.0 s, the first 0.5 s
+    assert t["first_step_seconds"] == 0.5
+    assert t["train_seconds"] == pytest.approx(3.5 + 3.5 / 3, abs=0.005)
+    assert t["compile_seconds"] == 0.0  # a first step shorter than a steady one
+    assert t["train_examples_per_second"] == pytest.approx(30 / 3.5, abs=0.05)
 
 
 def test_confusion_matrix_counts():

@@ -32,7 +32,7 @@ from helpers.jax.augment import (
     to_input,
 )
 from helpers.jax.runtime import default_device, seed_everything
-from helpers.metrics import History
+from helpers.metrics import History, step_timing
 from helpers.scale import Cifar10Sizes
 from helpers.vision import (
     channel_stats,
@@ -333,8 +333,9 @@ def run_cifar10(
                 max_steps=sizes.baseline_steps + 1, rngs=jax.random.key(seed),
                 progress=False,
             )  # fmt: skip
-            steady = sum(r["seconds"] for r in h.epochs) - h.first_step_seconds
-            fast = max(fast, sizes.baseline_steps * sizes.batch_size / steady)
+            fast = max(
+                fast, step_timing(h, sizes.batch_size)["train_examples_per_second"]
+            )
         out = {
             "baseline_steps": sizes.baseline_steps,
             "seed_style_examples_per_second": round(slow, 1),
@@ -350,20 +351,14 @@ def run_cifar10(
     for tta in (False, True):
         logits = predict_logits(model, test, mean, std, tta=tta)
         accuracy[tta] = float((logits.argmax(1) == y_test).mean())
-    steps = len(history.step_loss)
-    seconds = sum(r["seconds"] for r in history.epochs)
-    steady = seconds - history.first_step_seconds
-    per_step = steady / max(steps - 1, 1)
     return {
         "model": f"CifarNet {'-'.join(map(str, sizes.widths))}, SGD-Nesterov, "
         f"label smoothing {sizes.label_smoothing}, crop+flip on device, NHWC, jit",
         "data": source["data"],
         "test_accuracy": round(accuracy[False], 4),
         "test_accuracy_tta": round(accuracy[True], 4),
-        "train_seconds": round(steady + per_step, 2),
-        "first_step_seconds": round(history.first_step_seconds, 3),
-        "compile_seconds": round(max(history.first_step_seconds - per_step, 0.0), 2),
-        "train_examples_per_second": round((steps - 1) * sizes.batch_size / steady, 1),
+        # Steady training time; the first step (compilation, warm-up) apart.
+        **step_timing(history, sizes.batch_size),
         "final_train_loss": round(history.last("train_loss"), 4),
         "parameters": sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param))),
         "train_examples": len(y),

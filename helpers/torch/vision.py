@@ -22,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from helpers.data import load_cifar10
-from helpers.metrics import History
+from helpers.metrics import History, step_timing
 from helpers.scale import Cifar10Sizes
 from helpers.torch.augment import (
     _check_nhwc,
@@ -283,8 +283,9 @@ def run_cifar10(
                 generator=torch.Generator(device).manual_seed(seed),
                 progress=False,
             )  # fmt: skip
-            steady = sum(r["seconds"] for r in h.epochs) - h.first_step_seconds
-            fast = max(fast, sizes.baseline_steps * sizes.batch_size / steady)
+            fast = max(
+                fast, step_timing(h, sizes.batch_size)["train_examples_per_second"]
+            )
         out = {
             "baseline_steps": sizes.baseline_steps,
             "seed_style_examples_per_second": round(slow, 1),
@@ -302,21 +303,14 @@ def run_cifar10(
     for tta in (False, True):
         logits = predict_logits(model, test, mean, std, tta=tta)
         accuracy[tta] = float((logits.argmax(1) == y_test).mean())
-    steps = len(history.step_loss)
-    seconds = sum(r["seconds"] for r in history.epochs)
-    steady = seconds - history.first_step_seconds
-    per_step = steady / max(steps - 1, 1)
     return {
         "model": f"CifarNet {'-'.join(map(str, sizes.widths))}, SGD-Nesterov, "
         f"label smoothing {sizes.label_smoothing}, crop+flip on device, channels_last",
         "data": source["data"],
         "test_accuracy": round(accuracy[False], 4),
         "test_accuracy_tta": round(accuracy[True], 4),
-        "train_seconds": round(steady + per_step, 2),
-        "first_step_seconds": round(history.first_step_seconds, 3),
-        # No compilation in eager PyTorch: what the first step costs beyond a steady one.
-        "compile_seconds": round(max(history.first_step_seconds - per_step, 0.0), 2),
-        "train_examples_per_second": round((steps - 1) * sizes.batch_size / steady, 1),
+        # Steady training time; the first step (compilation, warm-up) apart.
+        **step_timing(history, sizes.batch_size),
         "final_train_loss": round(history.last("train_loss"), 4),
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_examples": len(y),

@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ __all__ = [
     "free_port",
     "markdown_table",
     "measure",
+    "run_processes",
     "sizes_from_json",
     "sizes_to_json",
     "toy_data",
@@ -163,3 +165,46 @@ def child_env(threads: int = 1, **extra: str) -> dict[str, str]:
         env[name] = str(threads)
     env.update(extra)
     return env
+
+
+def run_processes(
+    commands: Sequence[Sequence[str]],
+    env: dict[str, str],
+    *,
+    timeout: float,
+    what: str,
+) -> float:
+    """Start one process per command at once, wait for all, return the wall-clock seconds.
+
+    The launchers' common part (torchrun "nodes", ``jax.distributed`` processes): the
+    processes share one deadline of ``timeout`` seconds. ``RuntimeError`` naming ``what``
+    (e.g. "torchrun") when they run past it (all are killed) or one exits non-zero (with the
+    end of its combined stdout and stderr).
+    """
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            list(cmd),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for cmd in commands
+    ]
+    outputs = []
+    try:
+        for p in procs:
+            remaining = max(1.0, timeout - (time.perf_counter() - start))
+            outputs.append(p.communicate(timeout=remaining)[0])
+    except subprocess.TimeoutExpired as error:
+        for p in procs:
+            p.kill()
+        raise RuntimeError(f"{what} ran past {timeout} s") from error
+    seconds = time.perf_counter() - start
+    for i, (p, text) in enumerate(zip(procs, outputs, strict=True)):
+        if p.returncode != 0:
+            raise RuntimeError(
+                f"{what} (process {i}) exited with {p.returncode}:\n{text[-3000:]}"
+            )
+    return seconds

@@ -19,6 +19,7 @@ from helpers.distributed import (
     child_env,
     markdown_table,
     measure,
+    run_processes,
     sizes_from_json,
     sizes_to_json,
     toy_data,
@@ -108,6 +109,21 @@ def test_torch_helpers_reject_bad_input():
     cmd = parallel.torchrun_command(TINY, "/tmp/out", nnodes=2, nproc_per_node=1)
     assert "--nnodes=2" in cmd and "--rdzv-backend=c10d" in cmd
     assert cmd[cmd.index("--sizes") + 1] == sizes_to_json(TINY)
+
+
+def test_run_processes_times_them_and_reports_failures_and_hangs():
+    ok = [sys.executable, "-c", "pass"]
+    assert run_processes([ok, ok], child_env(), timeout=60, what="two") > 0
+    fails = [sys.executable, "-c", "print('boom'); raise SystemExit(3)"]
+    with pytest.raises(
+        RuntimeError, match=r"(?s)demo \(process 1\) exited with 3.*boom"
+    ):
+        run_processes([ok, fails], child_env(), timeout=60, what="demo")
+    hangs = [sys.executable, "-c", "import time; time.sleep(30)"]
+    start = time.perf_counter()
+    with pytest.raises(RuntimeError, match=r"demo ran past 1 s"):
+        run_processes([hangs], child_env(), timeout=1, what="demo")
+    assert time.perf_counter() - start < 10  # killed, not waited for
 
 
 def test_toy_data_and_sizes_round_trip():

@@ -19,10 +19,8 @@ Simulated devices: ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` (or th
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import jax
@@ -36,6 +34,7 @@ from jax.sharding import PartitionSpec as P
 from helpers.distributed import (
     child_env,
     free_port,
+    run_processes,
     sizes_from_json,
     sizes_to_json,
     toy_data,
@@ -238,46 +237,30 @@ def launch_processes(
     """
     coordinator = f"127.0.0.1:{free_port()}"
     with tempfile.TemporaryDirectory() as out_dir:
-        start = time.perf_counter()
-        procs = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "helpers.jax.sharding",
-                    "--sizes",
-                    sizes_to_json(sizes),
-                    "--out",
-                    out_dir,
-                    "--coordinator",
-                    coordinator,
-                    "--num-processes",
-                    str(num_processes),
-                    "--process-id",
-                    str(i),
-                ],
-                env=child_env(XLA_FLAGS="--xla_force_host_platform_device_count=1"),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+        commands = [
+            [
+                sys.executable,
+                "-m",
+                "helpers.jax.sharding",
+                "--sizes",
+                sizes_to_json(sizes),
+                "--out",
+                out_dir,
+                "--coordinator",
+                coordinator,
+                "--num-processes",
+                str(num_processes),
+                "--process-id",
+                str(i),
+            ]
             for i in range(num_processes)
         ]
-        outputs = []
-        try:
-            for p in procs:
-                remaining = max(1.0, timeout - (time.perf_counter() - start))
-                outputs.append(p.communicate(timeout=remaining)[0])
-        except subprocess.TimeoutExpired as error:
-            for p in procs:
-                p.kill()
-            raise RuntimeError(f"the JAX processes ran past {timeout} s") from error
-        seconds = time.perf_counter() - start
-        for i, (p, text) in enumerate(zip(procs, outputs, strict=True)):
-            if p.returncode != 0:
-                raise RuntimeError(
-                    f"JAX process {i} exited with {p.returncode}:\n{text[-3000:]}"
-                )
+        seconds = run_processes(
+            commands,
+            child_env(XLA_FLAGS="--xla_force_host_platform_device_count=1"),
+            timeout=timeout,
+            what="the JAX processes",
+        )
         return load_results(out_dir, num_processes), seconds
 
 

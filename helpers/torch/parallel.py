@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from helpers.distributed import (
     child_env,
     free_port,
+    run_processes,
     sizes_from_json,
     sizes_to_json,
     toy_data,
@@ -256,32 +255,9 @@ def launch_torchrun(
             sizes, out_dir, nnodes=nnodes, nproc_per_node=nproc_per_node,
             rdzv_endpoint=f"127.0.0.1:{free_port()}",
         )  # fmt: skip
-        start = time.perf_counter()
-        nodes = [
-            subprocess.Popen(
-                cmd,
-                env=child_env(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            for _ in range(nnodes)
-        ]
-        outputs = []
-        try:
-            for node in nodes:
-                remaining = max(1.0, timeout - (time.perf_counter() - start))
-                outputs.append(node.communicate(timeout=remaining)[0])
-        except subprocess.TimeoutExpired as error:
-            for node in nodes:
-                node.kill()
-            raise RuntimeError(f"torchrun ran past {timeout} s") from error
-        seconds = time.perf_counter() - start
-        for node, text in zip(nodes, outputs, strict=True):
-            if node.returncode != 0:
-                raise RuntimeError(
-                    f"torchrun exited with {node.returncode}:\n{text[-3000:]}"
-                )
+        seconds = run_processes(
+            [cmd] * nnodes, child_env(), timeout=timeout, what="torchrun"
+        )
         return load_results(out_dir, nnodes * nproc_per_node), seconds
 
 

@@ -15,7 +15,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-__all__ = ["load_records", "plot_task", "records_table"]
+__all__ = [
+    "code_lines",
+    "framework_pairs",
+    "load_records",
+    "plot_task",
+    "records_table",
+    "summary_rows",
+]
 
 # (column, record key or None for a computed column)
 _COLUMNS = (
@@ -132,3 +139,80 @@ def plot_task(records: Sequence[dict], task: str) -> Figure:
     ax_acc.legend(handles, ["PyTorch", "JAX"], loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def summary_rows(records: Sequence[dict]) -> list[dict]:
+    """One short row per record, grouped by chapter (in ``records``' order within one).
+
+    Keys: ``chapter`` (its number), ``task``, ``option`` (the bench's ``--model`` choice),
+    ``framework``, ``scale``, ``model`` (cut to 28 characters), ``accuracy``, ``examples/s``,
+    ``first step s`` (the first step's seconds, compilation included; the compile seconds
+    where a run records no first step; NaN where neither) and ``load`` ("busy" where the run
+    recorded a load average, i.e. ran on a shared machine).
+    """
+    nan = float("nan")
+    rows = [
+        {
+            "chapter": r["chapter"][:2],
+            "task": r["task"],
+            "option": r.get("model_option", ""),
+            "framework": r.get("framework", "?"),
+            "scale": r.get("scale", "?"),
+            "model": r.get("model", "")[:28],
+            "accuracy": r.get("test_accuracy", nan),
+            "examples/s": r.get("train_examples_per_second", nan),
+            "first step s": r.get("first_step_seconds", r.get("compile_seconds", nan)),
+            "load": "busy" if "load_average" in r else "",
+        }
+        for r in records
+    ]
+    return sorted(rows, key=lambda row: row["chapter"])
+
+
+def framework_pairs(rows: Sequence[dict]) -> list[dict]:
+    """The last of ``rows`` (from ``summary_rows``) per chapter, task and model family in each
+    framework, PyTorch beside JAX, for every such group that both frameworks ran.
+
+    The family is the row's ``option``, else the first word of its model ("cnn", "ppo", ...);
+    rows that name no model are left out. Each pair holds both examples/s and first-step
+    seconds, ``faster`` ("PyTorch" or "JAX"), ``by x`` (the faster over the slower, >= 1) and
+    ``load`` ("busy" if either run shared the machine).
+    """
+    latest = {}
+    for r in rows:
+        if r["model"]:
+            family = r["option"] or r["model"].split()[0].strip(",:").lower()
+            latest[r["chapter"], r["task"], family, r["framework"]] = r
+    pairs = []
+    for (chapter, task, family, framework), pt in latest.items():
+        jx = latest.get((chapter, task, family, "jax"))
+        if framework != "torch" or jx is None:
+            continue
+        ratio = pt["examples/s"] / jx["examples/s"]  # > 1: PyTorch trained faster
+        pairs.append({
+            "chapter": chapter, "task": f"{task} {family}",
+            "PyTorch ex/s": pt["examples/s"], "JAX ex/s": jx["examples/s"],
+            "faster": "PyTorch" if ratio > 1 else "JAX", "by x": max(ratio, 1 / ratio),
+            "PyTorch first step s": pt["first step s"],
+            "JAX first step s": jx["first step s"],
+            "load": pt["load"] or jx["load"],
+        })  # fmt: skip
+    return pairs
+
+
+def code_lines(root: Path) -> list[dict]:
+    """Lines of code (not blank, not comments or markdown) of each chapter's two notebooks:
+    ``chapter``, ``PyTorch code lines``, ``JAX code lines``, for chapters that have both."""
+    rows = []
+    for folder in sorted(root.glob("chapters/*")):
+        counts = {}
+        for half in ("pytorch", "jax"):
+            src = folder / f"in-{half}.py"
+            if src.exists():
+                lines = [ln for ln in src.read_text().splitlines()
+                         if ln.strip() and not ln.lstrip().startswith("#")]  # fmt: skip
+                counts[half] = len(lines)
+        if len(counts) == 2:
+            rows.append({"chapter": folder.name, "PyTorch code lines": counts["pytorch"],
+                         "JAX code lines": counts["jax"]})  # fmt: skip
+    return rows

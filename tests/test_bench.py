@@ -152,3 +152,32 @@ def test_task_scores_the_test_split(framework, monkeypatch):
     # ... and was scored on the test split, where that rule is always wrong (~1.0 on train).
     assert metrics["test_accuracy"] < 0.05
     assert metrics["test_loss"] > 2.0
+
+
+def test_outlook_tables_pair_the_latest_runs_and_count_code(tmp_path):
+    from helpers.results import code_lines, framework_pairs, load_records, summary_rows
+
+    folder = tmp_path / "chapters" / "05-demo"
+    folder.mkdir(parents=True)
+    runs = [  # oldest first: the second torch run is the latest
+        {"task": "t", "framework": "torch", "model": "cnn a", "date": "1",
+         "train_examples_per_second": 10.0, "first_step_seconds": 0.1},
+        {"task": "t", "framework": "jax", "model": "cnn a", "date": "2",
+         "train_examples_per_second": 40.0, "compile_seconds": 2.0, "load_average": 3},
+        {"task": "t", "framework": "torch", "model": "cnn a", "date": "3",
+         "train_examples_per_second": 20.0, "first_step_seconds": 0.2},
+        {"task": "t", "framework": "torch", "model": "mlp", "date": "4",
+         "train_examples_per_second": 5.0},  # no JAX twin: no pair
+    ]  # fmt: skip
+    (folder / "bench.jsonl").write_text("\n".join(json.dumps(r) for r in runs))
+    rows = summary_rows(load_records(tmp_path))
+    assert [r["chapter"] for r in rows] == ["05"] * 4
+    assert rows[1]["first step s"] == 2.0 and rows[1]["load"] == "busy"
+    (pair,) = framework_pairs(rows)
+    assert pair["task"] == "t cnn" and pair["PyTorch ex/s"] == 20.0
+    assert pair["faster"] == "JAX" and pair["by x"] == 2.0 and pair["load"] == "busy"
+    (folder / "in-pytorch.py").write_text("# %%\nimport torch\n\nx = 1\n")
+    (folder / "in-jax.py").write_text("# %%\nimport jax\n")
+    assert code_lines(tmp_path) == [
+        {"chapter": "05-demo", "PyTorch code lines": 2, "JAX code lines": 1}
+    ]

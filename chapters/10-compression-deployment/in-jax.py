@@ -47,7 +47,6 @@ if "google.colab" in sys.modules:
 
 # %%
 import functools
-import json
 import re
 import tempfile
 import time
@@ -63,6 +62,7 @@ from tqdm.auto import tqdm
 
 from helpers import jax as H
 from helpers.data import text as T
+from helpers.results import code_lines, framework_pairs, load_records, summary_rows
 
 # Initialisers draw with JAX's default generator (threefry), which XLA compiles slowly on the CPU
 # for every new shape; "rbg" (XLA's own RngBitGenerator) compiles in a fraction of that.
@@ -756,41 +756,13 @@ plt.show()
 
 # %%
 root = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "_toc.yml").exists())
-records = []
-for path in sorted(root.glob("chapters/*/bench.jsonl")):
-    for line in path.read_text().splitlines():
-        r = json.loads(line)
-        records.append({
-            "chapter": path.parent.name[:2], "task": r["task"],
-            "option": r.get("model_option", ""), "framework": r["framework"],
-            "scale": r["scale"], "model": r.get("model", "")[:28],
-            "accuracy": r.get("test_accuracy", float("nan")),
-            "examples/s": r.get("train_examples_per_second", float("nan")),
-            "first step s": r.get("first_step_seconds", r.get("compile_seconds", float("nan"))),
-            "load": "busy" if "load_average" in r else "",
-        })  # fmt: skip
+records = summary_rows(
+    load_records(root)
+)  # every recorded run, oldest first per chapter
 print(H.deploy.format_table(records))
 
 # The latest record of each (chapter, task, model family) per framework, side by side.
-latest = {}
-for r in records:
-    if r["model"]:  # the first runs of chapter 1 named no model
-        # The model family: "cnn", "ppo", ...
-        family = r["option"] or r["model"].split()[0].strip(",:").lower()
-        latest[r["chapter"], r["task"], family, r["framework"]] = r
-pairs = []
-for (chapter, task, family, framework), pt in latest.items():
-    jx = latest.get((chapter, task, family, "jax"))
-    if framework != "torch" or jx is None:
-        continue
-    ratio = pt["examples/s"] / jx["examples/s"]  # > 1: PyTorch trained faster
-    pairs.append({
-        "chapter": chapter, "task": f"{task} {family}",
-        "PyTorch ex/s": pt["examples/s"], "JAX ex/s": jx["examples/s"],
-        "faster": "PyTorch" if ratio > 1 else "JAX", "by x": max(ratio, 1 / ratio),
-        "PyTorch first step s": pt["first step s"], "JAX first step s": jx["first step s"],
-        "load": pt["load"] or jx["load"],
-    })  # fmt: skip
+pairs = framework_pairs(records)
 print(H.deploy.format_table(pairs))
 stepwise = [p for p in pairs if p["task"] != "cartpole ppo"]  # one step per batch
 print(f"faster in {sum(p['faster'] == 'PyTorch' for p in pairs)} pairs: PyTorch, "
@@ -801,18 +773,7 @@ print(
     f"JAX's first step (or compilation) took longer in {slower_start} of {len(pairs)} pairs"
 )
 
-code = []
-for folder in sorted(root.glob("chapters/*")):
-    counts = {}
-    for half in ("pytorch", "jax"):
-        src = folder / f"in-{half}.py"
-        if src.exists():
-            lines = [ln for ln in src.read_text().splitlines()
-                     if ln.strip() and not ln.lstrip().startswith("#")]  # fmt: skip
-            counts[half] = len(lines)
-    if len(counts) == 2:
-        code.append({"chapter": folder.name, "PyTorch code lines": counts["pytorch"],
-                     "JAX code lines": counts["jax"]})  # fmt: skip
+code = code_lines(root)
 print(H.deploy.format_table(code))
 longer = sum(c["JAX code lines"] > c["PyTorch code lines"] for c in code)
 print(f"the JAX notebook has more code lines in {longer} of {len(code)} chapters")

@@ -44,6 +44,7 @@ if "google.colab" in sys.modules:
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 from helpers import jax as H
@@ -112,3 +113,38 @@ def predict_logits(
 
 # %%
 H.lab05.check_predict_logits(predict_logits)
+
+# %% [markdown]
+# ## Exercise 4: one training step with label smoothing
+#
+# Write the training step of the chapter without its augmentation and schedule: `model` takes
+# `x`, a normalised float32 batch `(B, H, W, 3)`, and gives logits `(B, C)`; `labels` are
+# `(B,)` int32; `optimizer` is an `nnx.Optimizer` (SGD) over the model's `nnx.Param`s. One
+# call: the model in training mode, a loss function of the model that returns the
+# label-smoothed cross-entropy with the given `smoothing` (`optax.smooth_labels` +
+# `optax.softmax_cross_entropy`, or your `smoothed_cross_entropy`), `nnx.value_and_grad` of
+# it, and `optimizer.update(model, grads)`. Return the loss computed before the update, a 0-d
+# array. `@nnx.jit` compiles the whole step once; `smoothing` arrives in it as a traced
+# scalar, so changing it does not recompile.
+#
+# The check builds a tiny network (a 3x3 convolution, BatchNorm, GELU, the mean over
+# positions, a linear layer) and hands it over in evaluation mode, as an evaluation between
+# epochs leaves it; it calls your step twice, with smoothing 0.2 and then 0.35, and compares
+# both losses, the weights and BatchNorm's running statistics with two reference steps.
+
+
+# %%
+@nnx.jit
+def train_step(
+    model: nnx.Module,
+    optimizer: nnx.Optimizer,
+    x: jax.Array,
+    labels: jax.Array,
+    smoothing: float,
+) -> jax.Array:
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab05.check_train_step(train_step)

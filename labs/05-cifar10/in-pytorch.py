@@ -112,3 +112,35 @@ def predict_logits(
 
 # %%
 H.lab05.check_predict_logits(predict_logits)
+
+# %% [markdown]
+# ## Exercise 4: one training step with label smoothing
+#
+# Write the training step of the chapter without its augmentation and schedule: `model` takes
+# `x`, a normalised float32 batch `(B, 3, H, W)` (channels_last, as `H.vision.to_input`
+# returns), and gives logits `(B, C)`; `labels` are `(B,)` int64; `optimizer` is SGD over the
+# model's parameters. One call: the model in training mode, the logits, the label-smoothed
+# cross-entropy with the given `smoothing` (`F.cross_entropy(..., label_smoothing=...)` or
+# your `smoothed_cross_entropy`), cleared gradients, backward, one optimizer step. Return the
+# loss computed before the step, a 0-d tensor detached from the graph.
+#
+# The check builds a tiny network (a 3x3 convolution, BatchNorm, GELU, the mean over
+# positions, a linear layer) and hands it over in evaluation mode, as an evaluation between
+# epochs leaves it; it calls your step twice, with smoothing 0.2 and then 0.35, and compares
+# both losses, the weights and BatchNorm's running statistics with two reference steps.
+
+
+# %%
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    smoothing: float,
+) -> torch.Tensor:
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab05.check_train_step(train_step)

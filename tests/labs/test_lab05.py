@@ -11,9 +11,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import torch
 import torch.nn.functional as F
+from flax import nnx
 from labtools import mistake_table_tests
 
 from helpers.jax import vision as jv
@@ -91,6 +93,45 @@ def _t_predict(kind):
     return predict_logits
 
 
+def _t_step(kind):
+    def train_step(model, optimizer, x, labels, smoothing):
+        if kind != "no_train_mode":
+            model.train()
+        if kind == "eval_in_step":
+            model.eval()
+        logits = model(x)
+        if kind == "constant":
+            smoothing = 0.2
+        if kind == "twice":
+            c = logits.shape[-1]
+            targets = (1 - smoothing) * F.one_hot(labels, c).float() + smoothing / c
+            loss = F.cross_entropy(logits, targets, label_smoothing=smoothing)
+        elif kind == "plain":
+            loss = F.cross_entropy(logits, labels)
+        elif kind in ("per_example", "backward_vector"):
+            loss = F.cross_entropy(
+                logits, labels, label_smoothing=smoothing, reduction="none"
+            )
+        elif kind == "sum":
+            loss = F.cross_entropy(
+                logits, labels, label_smoothing=smoothing, reduction="sum"
+            )
+        else:
+            loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        if kind not in ("no_zero_grad", "zero_grad_late"):
+            optimizer.zero_grad()
+        (loss.mean() if kind == "per_example" else loss).backward()
+        if kind == "zero_grad_late":
+            optimizer.zero_grad()
+        if kind != "no_step":
+            optimizer.step()
+        if kind == "attached":
+            return loss
+        return loss.item() if kind == "item" else loss.detach()
+
+    return train_step
+
+
 TORCH_MISTAKES = [
     ("crop_flip", _t_crop(same_offset=True), "same_offset"),
     ("crop_flip", _t_crop(flip_axis=1), "vertical_flip"),
@@ -108,6 +149,19 @@ TORCH_MISTAKES = [
     ("predict_logits", _t_predict("train_mode"), "train_mode"),
     ("predict_logits", _t_predict("unnormalised"), "not_normalised"),
     ("predict_logits", _t_predict("flip"), "test_flip"),
+    ("train_step", _t_step("no_zero_grad"), "grad_accumulated"),
+    ("train_step", _t_step("no_step"), "no_update"),
+    ("train_step", _t_step("zero_grad_late"), "no_update"),
+    ("train_step", _t_step("twice"), "smoothing_twice"),
+    ("train_step", _t_step("plain"), "step_no_smoothing"),
+    ("train_step", _t_step("constant"), "step_constant_smoothing"),
+    ("train_step", _t_step("no_train_mode"), "train_mode_missing"),
+    ("train_step", _t_step("eval_in_step"), "train_mode_missing"),
+    ("train_step", _t_step("attached"), "loss_attached"),
+    ("train_step", _t_step("item"), "loss_item"),
+    ("train_step", _t_step("per_example"), "loss_not_scalar"),
+    ("train_step", _t_step("backward_vector"), "loss_not_scalar"),
+    ("train_step", _t_step("sum"), "loss_sum"),
 ]
 
 
@@ -177,6 +231,39 @@ def _j_predict(kind):
     return predict_logits
 
 
+def _j_step(kind):
+    @nnx.jit
+    def train_step(model, optimizer, x, labels, smoothing):
+        if kind != "no_train_mode":
+            model.train()
+        if kind == "constant":
+            smoothing = 0.2
+
+        def loss_fn(m):
+            logits = (model if kind == "closure" else m)(x)
+            one_hot = jax.nn.one_hot(labels, logits.shape[-1])
+            targets = optax.smooth_labels(one_hot, smoothing)
+            if kind == "twice":
+                targets = optax.smooth_labels(targets, smoothing)
+            if kind == "plain":
+                return optax.softmax_cross_entropy_with_integer_labels(
+                    logits, labels
+                ).mean()
+            per_example = optax.softmax_cross_entropy(logits, targets)
+            if kind == "per_example":
+                return per_example
+            return per_example.sum() if kind == "sum" else per_example.mean()
+
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        if kind == "update_grads_only":
+            optimizer.update(grads)
+        elif kind != "no_update":
+            optimizer.update(model, grads)
+        return loss
+
+    return train_step
+
+
 JAX_MISTAKES = [
     ("crop_flip", _j_crop(same_offset=True), "same_offset"),
     ("crop_flip", _j_crop(flip_axis=1), "vertical_flip"),
@@ -194,6 +281,15 @@ JAX_MISTAKES = [
     ("predict_logits", _j_predict("train_mode"), "train_mode"),
     ("predict_logits", _j_predict("unnormalised"), "not_normalised"),
     ("predict_logits", _j_predict("flip"), "test_flip"),
+    ("train_step", _j_step("no_update"), "no_update"),
+    ("train_step", _j_step("update_grads_only"), "no_update"),
+    ("train_step", _j_step("twice"), "smoothing_twice"),
+    ("train_step", _j_step("plain"), "step_no_smoothing"),
+    ("train_step", _j_step("constant"), "step_constant_smoothing"),
+    ("train_step", _j_step("no_train_mode"), "train_mode_missing"),
+    ("train_step", _j_step("closure"), "closure_model"),
+    ("train_step", _j_step("per_example"), "loss_not_scalar"),
+    ("train_step", _j_step("sum"), "loss_sum"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -240,3 +336,29 @@ def test_smoothing_reference_equals_both_libraries_and_mistakes_differ():
         for mistake in ("smoothing_twice", "smoothing_c_minus_1", "smoothing_missing"):
             wrong = lab05.smoothed_ce(logits, labels, s, mistake)
             assert abs(wrong - ref) > 1e-2 * abs(ref), mistake
+
+
+def test_step_references_agree_across_frameworks_and_mistakes_differ():
+    """The two adapters' reference steps (same weights, same batches) give the same losses
+    and weights (BatchNorm's running variance to 5e-3: PyTorch averages the unbiased batch
+    variance, Flax the biased one); every known mistake changes the losses or the weights."""
+    from helpers.labs.lab05 import jax as lab_jax
+    from helpers.labs.lab05 import torch as lab_torch
+
+    t_losses, t_weights = lab_torch._step_train("")
+    j_losses, j_weights = lab_jax._step_train("")
+    np.testing.assert_allclose(t_losses, j_losses, rtol=1e-5)
+    for part, value in t_weights.items():
+        rtol = 5e-3 if part == "bn_var" else 1e-4
+        np.testing.assert_allclose(value, j_weights[part], rtol=rtol, atol=1e-6)
+    start = lab05.step_weights()
+    assert not np.allclose(t_weights["conv"], start["conv"])  # the steps moved the weights
+    assert not np.allclose(t_weights["bn_mean"], start["bn_mean"])
+    for adapter in (lab_torch, lab_jax):
+        losses, weights = adapter._step_train("")
+        for variant in adapter.check_train_step.keywords["variants"]:
+            w_losses, w_weights = adapter._step_train(variant)
+            assert not (
+                np.allclose(w_losses, losses, rtol=1e-3)
+                and all(np.allclose(w_weights[k], weights[k], rtol=1e-3) for k in weights)
+            ), variant

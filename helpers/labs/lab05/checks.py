@@ -1,15 +1,18 @@
 """Lab 5 self-checks shared by both frameworks, written once on NumPy answers.
 
-Three exercises: the batched crop + flip augmentation (NHWC, one offset and one flip per
-image), the label-smoothed cross-entropy, and evaluation logits (no augmentation, evaluation
-mode). Each ``check_*`` takes the student's function, a :class:`~helpers.labs.kit.Framework`
-and what only the framework can provide (its library loss, a small model and the model's
-reference outputs); ``helpers.labs.lab05.torch`` and ``.jax`` bind them.
+Four exercises: the batched crop + flip augmentation (NHWC, one offset and one flip per
+image), the label-smoothed cross-entropy, evaluation logits (no augmentation, evaluation
+mode) and one training step with label smoothing. Each ``check_*`` takes the student's
+function, a :class:`~helpers.labs.kit.Framework` and what only the framework can provide (its
+library loss, a small model, the model's reference outputs and reference training steps);
+``helpers.labs.lab05.torch`` and ``.jax`` bind them.
 
-The known mistakes are computed here in NumPy, one switch per mistake, on inputs where each
-changes the answer: crops at different offsets per image, asymmetric images, smoothing large
-enough that applying it twice shows, a model whose BatchNorm running statistics differ from
-its batch statistics.
+The known mistakes of the first two exercises are computed here in NumPy, one switch per
+mistake; those of the last two by the adapters, which run the model the wrong way. The inputs
+are chosen so that each mistake changes the answer: crops at different offsets per image,
+asymmetric images, smoothing large enough that applying it twice shows, a different smoothing
+at each training step, a model whose BatchNorm running statistics differ from its batch
+statistics and that arrives at the training step in evaluation mode.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ __all__ = [
     "check_crop_flip",
     "check_predict_logits",
     "check_smoothed_cross_entropy",
+    "check_train_step",
     "crop_cases",
     "crop_mistake",
     "smoothed_ce",
+    "step_batches",
+    "step_weights",
 ]
 
 HINTS = Hints(
@@ -64,6 +70,18 @@ HINTS = Hints(
         "(x / 255 - mean) / std, per channel",
         "test_flip": "evaluate the images as they are: flipping them at test time is "
         "augmentation (flip TTA adds both logits; this exercise asks for plain ones)",
+        # Exercise 4; the adapters word the ones whose fix is an API call.
+        "step_no_smoothing": "train on the smoothed loss: targets (1 - s) * one_hot + s / C "
+        "with s = smoothing; the plain cross-entropy on the labels ignores the smoothing",
+        "step_constant_smoothing": "use the smoothing the step is given: the check passes "
+        "a different value at each call, so a constant of your own is right at most once",
+        "train_mode_missing": "switch the model to training mode at the start of the step "
+        "(model.train()): it may come from evaluation, and in evaluation mode BatchNorm "
+        "normalises with its running statistics and does not update them",
+        "no_update": "update the weights: compute the gradients of the loss and apply them "
+        "with the optimizer",
+        "loss_not_scalar": "the loss is one number: the mean over the batch of the "
+        "per-example losses, shape ()",
     }
 )
 
@@ -284,4 +302,142 @@ def check_predict_logits(
                 atol=1e-4,
                 hint="model.eval(), then the model on (images / 255 - mean) / std",
                 mistakes=[(c.hint(m), wrong[m]) for m in _EVAL_MISTAKES],
+            )
+
+
+# --- Exercise 4: one training step with label smoothing -------------------------------------
+STEP_SMOOTHING = (0.2, 0.35)  # one per call: a step that ignores its argument fails
+STEP_LR, STEP_MOMENTUM = 0.1, 0.9  # SGD with Nesterov momentum, as in the chapter
+STEP_WIDTH, STEP_CLASSES = 4, 10
+
+
+def step_batches() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Two batches ``(x float32 (8, 8, 8, 3) NHWC, labels int (8,) in 0..9)``, one per call.
+
+    ``x`` stands for normalised images; its mean (0.5) and spread (1.5) are far from the
+    model's running statistics, so evaluation mode changes every answer.
+    """
+    rng = np.random.default_rng(8)
+    return [
+        (
+            rng.normal(0.5, 1.5, size=(8, 8, 8, 3)).astype(np.float32),
+            rng.integers(0, STEP_CLASSES, 8),
+        )
+        for _ in STEP_SMOOTHING
+    ]
+
+
+def step_weights() -> dict[str, np.ndarray]:
+    """The starting weights of the exercise's model, shared by both frameworks (float32).
+
+    The model: 3x3 convolution without bias (``conv`` HWIO ``(3, 3, 3, w)``), BatchNorm
+    (``bn_scale``, ``bn_bias``, running ``bn_mean``, ``bn_var``, each ``(w,)``), GELU (tanh
+    approximation), the mean over positions, a linear layer (``fc_kernel`` ``(w, 10)``,
+    ``fc_bias`` ``(10,)``). The running statistics are those of a model trained for a while:
+    far from the statistics of the check's batches.
+    """
+    rng = np.random.default_rng(9)
+    w = STEP_WIDTH
+    weights = dict(
+        conv=rng.normal(0, 0.3, size=(3, 3, 3, w)),
+        bn_scale=rng.uniform(0.5, 1.5, size=w),
+        bn_bias=rng.normal(0, 0.2, size=w),
+        bn_mean=rng.normal(0, 1, size=w),
+        bn_var=rng.uniform(0.5, 2, size=w),
+        fc_kernel=rng.normal(0, 1, size=(w, STEP_CLASSES)),
+        fc_bias=rng.normal(0, 0.1, size=STEP_CLASSES),
+    )
+    return {k: v.astype(np.float32) for k, v in weights.items()}
+
+
+# The parts of the model compared after two steps, in this order, with their names.
+_STEP_PARTS = {
+    "conv": "a convolution weight",
+    "bn_scale": "a BatchNorm scale",
+    "bn_bias": "a BatchNorm bias",
+    "fc_kernel": "a weight of the linear layer",
+    "fc_bias": "a bias of the linear layer",
+    "bn_mean": "BatchNorm's running mean",
+    "bn_var": "BatchNorm's running variance",
+}
+
+
+def check_train_step(
+    fn: Callable,
+    fw: Framework,
+    *,
+    setup: Callable[[], tuple[Any, Any]],
+    prepare: Callable[[np.ndarray, np.ndarray], tuple[Any, Any]],
+    train: Callable[[str], tuple[np.ndarray, dict[str, np.ndarray]]],
+    weights: Callable[[Any], dict[str, np.ndarray]],
+    training: Callable[[Any], bool],
+    attached: Callable[[Any], bool],
+    variants: tuple[str, ...],
+) -> None:
+    """Two calls ``fn(model, optimizer, x, labels, smoothing) -> loss`` from a fresh start.
+
+    ``setup()`` builds the model (in evaluation mode, as after an evaluation) and its SGD
+    optimizer; ``prepare(x, labels)`` turns a batch of :func:`step_batches` into the
+    framework's arrays; ``train(variant)`` runs the reference steps (``""``) or a known
+    mistake's and returns the losses ``(2,)`` and the model's ``weights`` afterwards;
+    ``weights(model)`` reads a model in the layout of :func:`step_weights`; ``training(model)``
+    says whether it is in training mode; ``attached(loss)`` whether a returned loss still
+    records gradients (PyTorch only).
+    """
+    with checking(
+        "train_step",
+        fw,
+        passed="two steps: the losses, the weights and BatchNorm's running statistics",
+    ) as c:
+        model, optimizer = setup()
+        losses = []
+        for (x, labels), s in zip(step_batches(), STEP_SMOOTHING, strict=True):
+            out = c.call(fn, model, optimizer, *prepare(x, labels), s)
+            if isinstance(out, float) and "loss_item" in fw.hints:
+                raise c.fail(
+                    f"expected {fw.array_type} of shape (), got a float",
+                    c.hint("loss_item"),
+                )
+            if attached(out):
+                raise c.fail(
+                    "the returned loss still records gradients (requires_grad=True)",
+                    c.hint("loss_attached"),
+                )
+            value = c.array(out, f"{fw.array_type} (the loss)")
+            if value.shape != ():
+                raise c.fail(
+                    f"expected the loss, shape (), got shape {value.shape}",
+                    c.hint("loss_not_scalar"),
+                )
+            losses.append(value)
+        expected_losses, expected = train("")
+        mode_hint = None if training(model) else c.hint("train_mode_missing")
+        for i, loss in enumerate(losses):
+            c.close(
+                loss,
+                expected_losses[i],
+                what=f"the loss of call {i + 1}",
+                rtol=1e-4,
+                atol=1e-5,
+                hint=mode_hint
+                or "return the mean smoothed cross-entropy of the model's logits, "
+                "computed before the update",
+                mistakes=(  # the mistakes whose earlier calls gave these losses too
+                    (c.hint(v), train(v)[0][i])
+                    for v in variants
+                    if np.allclose(losses[:i], train(v)[0][:i], rtol=1e-4, atol=1e-5)
+                ),
+            )
+        got = weights(model)
+        for part, what in _STEP_PARTS.items():
+            c.close(
+                got[part],
+                expected[part],
+                what=f"{what} after two steps",
+                rtol=1e-4,
+                atol=1e-5,
+                hint=mode_hint
+                or "the update differs from one optimizer step on the gradient of the "
+                "returned loss",
+                mistakes=((c.hint(v), train(v)[1][part]) for v in variants),
             )

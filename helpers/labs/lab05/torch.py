@@ -122,12 +122,17 @@ def _step_setup() -> tuple[_StepNet, torch.optim.SGD]:
     """A fresh model, in evaluation mode (as after an evaluation), and its SGD."""
     model = _StepNet().eval()
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=lab05.STEP_LR, momentum=lab05.STEP_MOMENTUM, nesterov=True
+        model.parameters(),
+        lr=lab05.STEP_LR,
+        momentum=lab05.STEP_MOMENTUM,
+        nesterov=True,
     )
     return model, optimizer
 
 
-def _step_prepare(x: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def _step_prepare(
+    x: np.ndarray, labels: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
     """NHWC numpy -> the channels_last ``(B, 3, H, W)`` float32 batch, int64 labels."""
     return torch.from_numpy(x.copy()).permute(0, 3, 1, 2), torch.from_numpy(
         labels.astype(np.int64)
@@ -160,7 +165,8 @@ def _step_train(variant: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
             model.train()
         logits = model(x)  # (B, 10)
         if variant == "smoothing_twice":  # smoothed targets, smoothed again by the loss
-            targets = (1 - s) * F.one_hot(y, logits.shape[1]).float() + s / logits.shape[1]
+            c = logits.shape[1]
+            targets = (1 - s) * F.one_hot(y, c).float() + s / c
             loss = F.cross_entropy(logits, targets, label_smoothing=s)
         else:
             smoothing = 0.0 if variant == "step_no_smoothing" else s

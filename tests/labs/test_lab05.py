@@ -54,9 +54,29 @@ def _t_crop_nchw_pad(images, offsets, flips, pad):
     return F.pad(images, (pad, pad, pad, pad))  # pads W and C of an NHWC batch
 
 
+def _t_crop_variant(kind):
+    def crop_flip(images, offsets, flips, pad):
+        b, h, w, _ = images.shape
+        padded = F.pad(images, (0, 0, pad, pad, pad, pad))  # (B, H + 2p, W + 2p, C)
+        if kind == "padded":
+            return padded
+        if kind == "unpadded":  # indexes the unpadded batch: out of bounds
+            padded = images
+        if kind == "swapped":
+            offsets = offsets.flip(1)
+        rows = offsets[:, :1] + torch.arange(h)  # (B, H)
+        cols = offsets[:, 1:] + torch.arange(w)  # (B, W)
+        out = padded[torch.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+        if kind == "no_broadcast":
+            return torch.where(flips, out.flip(2), out)
+        return torch.where(flips[:, None, None, None], out.flip(2), out)
+
+    return crop_flip
+
+
 def _t_loss(kind):
     def smoothed_cross_entropy(logits, labels, smoothing):
-        c = logits.shape[-1]
+        c = 10 if kind == "ten_classes" else logits.shape[-1]
         one_hot = F.one_hot(labels, c).float()
         if kind == "twice":
             targets = (1 - smoothing) * one_hot + smoothing / c
@@ -67,11 +87,16 @@ def _t_loss(kind):
             targets = one_hot
         else:
             targets = (1 - smoothing) * one_hot + smoothing / c
-        per_example = -(targets * F.log_softmax(logits, -1)).sum(-1)
+        log_p = F.log_softmax(logits, 0 if kind == "softmax_batch" else -1)
+        per_example = -(targets * log_p).sum(-1)
         if kind == "sign":
             return -per_example.mean()
         if kind == "per_example":
             return per_example
+        if kind == "mean_all":
+            return -(targets * log_p).mean()
+        if kind == "item":
+            return per_example.mean().item()
         return per_example.sum() if kind == "sum" else per_example.mean()
 
     return smoothed_cross_entropy
@@ -87,8 +112,23 @@ def _t_predict(kind):
             images = images.flip(2)
         if kind == "unnormalised":
             mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
-        with torch.no_grad():
+        if kind == "nchw_input":  # normalised, but never permuted to (B, C, H, W)
+            x = (images.float() / 255 - torch.from_numpy(mean)) / torch.from_numpy(std)
+            with torch.no_grad():
+                return model(x)
+        if kind == "no_255":
+            x = (images.float() - torch.from_numpy(mean)) / torch.from_numpy(std)
+            with torch.no_grad():
+                return model(x.permute(0, 3, 1, 2))
+        if kind == "no_grad_missing":
             return model(tv.to_input(images, mean, std))
+        with torch.no_grad():
+            x = tv.to_input(images, mean, std)
+            if kind == "tta":
+                return model(x) + model(x.flip(3))
+            if kind == "softmax":
+                return model(x).softmax(-1)
+            return model(x)
 
     return predict_logits
 
@@ -139,16 +179,29 @@ TORCH_MISTAKES = [
     ("crop_flip", _t_crop(flip_axis=3), "nhwc"),
     ("crop_flip", _t_crop_nchw_pad, "nhwc"),
     ("crop_flip", _t_flip_before_crop, "flip_before_crop"),
+    ("crop_flip", _t_crop_variant("padded"), "crop_missing"),
+    ("crop_flip", _t_crop_variant("unpadded"), "pad_axes"),
+    ("crop_flip", _t_crop_variant("swapped"), "offsets_swapped"),
+    ("crop_flip", _t_crop_variant("no_broadcast"), "flip_broadcast"),
     ("smoothed_cross_entropy", _t_loss("twice"), "smoothing_twice"),
     ("smoothed_cross_entropy", _t_loss("c_minus_1"), "smoothing_c_minus_1"),
     ("smoothed_cross_entropy", _t_loss("none"), "smoothing_missing"),
     ("smoothed_cross_entropy", _t_loss("sum"), "loss_sum"),
     ("smoothed_cross_entropy", _t_loss("sign"), "loss_sign"),
     ("smoothed_cross_entropy", _t_loss("per_example"), "loss_not_reduced"),
+    ("smoothed_cross_entropy", _t_loss("mean_all"), "loss_mean_all"),
+    ("smoothed_cross_entropy", _t_loss("softmax_batch"), "softmax_axis"),
+    ("smoothed_cross_entropy", _t_loss("ten_classes"), "classes_hardcoded"),
+    ("smoothed_cross_entropy", _t_loss("item"), "loss_float"),
     ("predict_logits", _t_predict("augment"), "augment_at_test"),
     ("predict_logits", _t_predict("train_mode"), "train_mode"),
     ("predict_logits", _t_predict("unnormalised"), "not_normalised"),
+    ("predict_logits", _t_predict("no_255"), "not_normalised"),
     ("predict_logits", _t_predict("flip"), "test_flip"),
+    ("predict_logits", _t_predict("tta"), "test_flip"),
+    ("predict_logits", _t_predict("softmax"), "probabilities"),
+    ("predict_logits", _t_predict("nchw_input"), "model_input"),
+    ("predict_logits", _t_predict("no_grad_missing"), "no_grad_missing"),
     ("train_step", _t_step("no_zero_grad"), "grad_accumulated"),
     ("train_step", _t_step("no_step"), "no_update"),
     ("train_step", _t_step("zero_grad_late"), "no_update"),
@@ -158,7 +211,7 @@ TORCH_MISTAKES = [
     ("train_step", _t_step("no_train_mode"), "train_mode_missing"),
     ("train_step", _t_step("eval_in_step"), "train_mode_missing"),
     ("train_step", _t_step("attached"), "loss_attached"),
-    ("train_step", _t_step("item"), "loss_item"),
+    ("train_step", _t_step("item"), "loss_float"),
     ("train_step", _t_step("per_example"), "loss_not_scalar"),
     ("train_step", _t_step("backward_vector"), "loss_not_scalar"),
     ("train_step", _t_step("sum"), "loss_sum"),
@@ -194,9 +247,45 @@ def _j_crop_nchw_pad(images, offsets, flips, pad):
     return jnp.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
 
 
+def _j_crop_variant(kind):
+    def crop_flip(images, offsets, flips, pad):
+        _, h, w, c = images.shape
+        if (
+            kind == "pad_2d"
+        ):  # pad widths for an (H, W) image, not the (B, H, W, C) batch
+            return jnp.pad(images, ((pad, pad), (pad, pad)))
+        padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+        if kind == "padded":
+            return padded
+        if kind == "swapped":
+            offsets = offsets[:, ::-1]
+
+        def one(image, offset, flip):
+            if kind == "python_slice":
+                crop = image[offset[0] : offset[0] + h, offset[1] : offset[1] + w]
+            else:
+                crop = jax.lax.dynamic_slice(
+                    image, (offset[0], offset[1], 0), (h, w, c)
+                )
+            if kind == "python_if":
+                return crop[:, ::-1] if flip else crop
+            return (
+                crop if kind == "no_broadcast" else jnp.where(flip, crop[:, ::-1], crop)
+            )
+
+        out = jax.vmap(one)(padded, offsets, flips)
+        if (
+            kind == "no_broadcast"
+        ):  # the flip chosen for the whole batch, flips not indexed
+            return jnp.where(flips, out[:, :, ::-1], out)
+        return out
+
+    return crop_flip
+
+
 def _j_loss(kind):
     def smoothed_cross_entropy(logits, labels, smoothing):
-        c = logits.shape[-1]
+        c = 10 if kind == "ten_classes" else logits.shape[-1]
         one_hot = jax.nn.one_hot(labels, c)
         targets = (1 - smoothing) * one_hot + smoothing / c
         if kind == "twice":
@@ -205,14 +294,22 @@ def _j_loss(kind):
             targets = (1 - smoothing) * one_hot + (1 - one_hot) * smoothing / (c - 1)
         elif kind == "none":
             targets = one_hot
-        per_example = -(targets * jax.nn.log_softmax(logits, -1)).sum(-1)
+        log_p = jax.nn.log_softmax(logits, 0 if kind == "softmax_batch" else -1)
+        per_example = -(targets * log_p).sum(-1)
         if kind == "sign":
             return -per_example.mean()
         if kind == "per_class":
-            return -(targets * jax.nn.log_softmax(logits, -1))
+            return -(targets * log_p)
+        if kind == "mean_all":
+            return -(targets * log_p).mean()
+        if kind == "float":
+            return float(per_example.mean())
         return per_example.sum() if kind == "sum" else per_example.mean()
 
     return smoothed_cross_entropy
+
+
+_j_augment = jax.jit(jv.random_crop_flip, static_argnums=1)  # eager: many small compiles
 
 
 def _j_predict(kind):
@@ -221,23 +318,35 @@ def _j_predict(kind):
             model.eval()
         if kind == "augment":
             key = jax.random.key(np.random.default_rng().integers(1 << 30))
-            images = jv.random_crop_flip(images, 2, rngs=key)
+            images = _j_augment(images, 2, rngs=key)
         if kind == "flip":
             images = images[:, :, ::-1]
         if kind == "unnormalised":
             mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
-        return model(jv.to_input(images, mean, std))
+        if kind == "no_255":
+            return model((images.astype(jnp.float32) - mean) / std)
+        x = jv.to_input(images, mean, std)
+        if kind == "nchw_input":  # transposed as PyTorch would want it
+            return model(jnp.transpose(x, (0, 3, 1, 2)))
+        if kind == "tta":
+            return model(x) + model(x[:, :, ::-1])
+        if kind == "softmax":
+            return jax.nn.softmax(model(x))
+        return model(x)
 
     return predict_logits
 
 
 def _j_step(kind):
-    @nnx.jit
+    # Eager, as the check accepts: each row jitted would compile its own step twice (the
+    # model arrives in evaluation mode). The mistakes that need a tracer are jitted below.
     def train_step(model, optimizer, x, labels, smoothing):
         if kind != "no_train_mode":
             model.train()
         if kind == "constant":
             smoothing = 0.2
+        if kind == "if_smoothing" and smoothing == 0:  # a Python if on a traced value
+            smoothing = 0.0
 
         def loss_fn(m):
             logits = (model if kind == "closure" else m)(x)
@@ -259,9 +368,9 @@ def _j_step(kind):
             optimizer.update(grads)
         elif kind != "no_update":
             optimizer.update(model, grads)
-        return loss
+        return float(loss) if kind == "float" else loss
 
-    return train_step
+    return nnx.jit(train_step) if kind in ("float", "if_smoothing") else train_step
 
 
 JAX_MISTAKES = [
@@ -271,16 +380,30 @@ JAX_MISTAKES = [
     ("crop_flip", _j_crop(flip_axis=3), "nhwc"),
     ("crop_flip", _j_crop_nchw_pad, "nhwc"),
     ("crop_flip", _j_flip_before_crop, "flip_before_crop"),
+    ("crop_flip", _j_crop_variant("padded"), "crop_missing"),
+    ("crop_flip", _j_crop_variant("pad_2d"), "pad_axes"),
+    ("crop_flip", _j_crop_variant("swapped"), "offsets_swapped"),
+    ("crop_flip", _j_crop_variant("no_broadcast"), "flip_broadcast"),
+    ("crop_flip", _j_crop_variant("python_if"), "traced_if"),
+    ("crop_flip", _j_crop_variant("python_slice"), "traced_slice"),
     ("smoothed_cross_entropy", _j_loss("twice"), "smoothing_twice"),
     ("smoothed_cross_entropy", _j_loss("c_minus_1"), "smoothing_c_minus_1"),
     ("smoothed_cross_entropy", _j_loss("none"), "smoothing_missing"),
     ("smoothed_cross_entropy", _j_loss("sum"), "loss_sum"),
     ("smoothed_cross_entropy", _j_loss("sign"), "loss_sign"),
     ("smoothed_cross_entropy", _j_loss("per_class"), "loss_not_reduced"),
+    ("smoothed_cross_entropy", _j_loss("mean_all"), "loss_mean_all"),
+    ("smoothed_cross_entropy", _j_loss("softmax_batch"), "softmax_axis"),
+    ("smoothed_cross_entropy", _j_loss("ten_classes"), "classes_hardcoded"),
+    ("smoothed_cross_entropy", _j_loss("float"), "loss_float"),
     ("predict_logits", _j_predict("augment"), "augment_at_test"),
     ("predict_logits", _j_predict("train_mode"), "train_mode"),
     ("predict_logits", _j_predict("unnormalised"), "not_normalised"),
+    ("predict_logits", _j_predict("no_255"), "not_normalised"),
     ("predict_logits", _j_predict("flip"), "test_flip"),
+    ("predict_logits", _j_predict("tta"), "test_flip"),
+    ("predict_logits", _j_predict("softmax"), "probabilities"),
+    ("predict_logits", _j_predict("nchw_input"), "model_input"),
     ("train_step", _j_step("no_update"), "no_update"),
     ("train_step", _j_step("update_grads_only"), "no_update"),
     ("train_step", _j_step("twice"), "smoothing_twice"),
@@ -290,6 +413,8 @@ JAX_MISTAKES = [
     ("train_step", _j_step("closure"), "closure_model"),
     ("train_step", _j_step("per_example"), "loss_not_scalar"),
     ("train_step", _j_step("sum"), "loss_sum"),
+    ("train_step", _j_step("float"), "loss_float"),
+    ("train_step", _j_step("if_smoothing"), "step_traced_if"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -333,7 +458,7 @@ def test_smoothing_reference_equals_both_libraries_and_mistakes_differ():
             ),
             rel=1e-5,
         )
-        for mistake in ("smoothing_twice", "smoothing_c_minus_1", "smoothing_missing"):
+        for mistake in lab05._SMOOTH_MISTAKES:
             wrong = lab05.smoothed_ce(logits, labels, s, mistake)
             assert abs(wrong - ref) > 1e-2 * abs(ref), mistake
 
@@ -351,7 +476,7 @@ def test_step_references_agree_across_frameworks_and_mistakes_differ():
     for part, value in t_weights.items():
         rtol = 5e-3 if part == "bn_var" else 1e-4
         np.testing.assert_allclose(value, j_weights[part], rtol=rtol, atol=1e-6)
-    start = lab05.step_weights()
+    start = lab05.tiny_net_weights()
     # the steps moved the weights and the running statistics
     assert not np.allclose(t_weights["conv"], start["conv"])
     assert not np.allclose(t_weights["bn_mean"], start["bn_mean"])

@@ -35,7 +35,7 @@ __all__ = [
     "crop_mistake",
     "smoothed_ce",
     "step_batches",
-    "step_weights",
+    "tiny_net_weights",
 ]
 
 HINTS = Hints(
@@ -50,6 +50,16 @@ HINTS = Hints(
         "cropping",
         "flip_before_crop": "crop first, then flip the crop: mirroring the padded image "
         "before cropping moves the window to the other side when the offset is off-centre",
+        "crop_missing": "after padding, cut an (H, W) window from each padded image: the "
+        "result has the shape of the input batch",
+        "offsets_swapped": "offsets[i, 0] is the row where the crop starts (axis 1) and "
+        "offsets[i, 1] the column (axis 2), not the other way round",
+        "flip_broadcast": "flips has shape (B,): to choose per image in a (B, H, W, C) "
+        "batch index it as flips[:, None, None, None] (flips[:, None] against (B, W) "
+        "column indices), so that it lines up with the batch axis",
+        "pad_axes": "the offsets index the padded batch: pad axes 1 and 2 (rows and "
+        "columns) by pad zeros on each side, (B, H + 2 * pad, W + 2 * pad, C), then cut "
+        "an (H, W) window from each padded image",
         "smoothing_twice": "smooth the one-hot targets once: target = (1 - s) * one_hot + "
         "s / C; a library loss with label_smoothing= already does it, so do not pass it "
         "targets you smoothed yourself",
@@ -62,6 +72,12 @@ HINTS = Hints(
         "probabilities are negative, so the loss is positive; keep the minus sign",
         "loss_not_reduced": "reduce to one number: sum target * log_softmax over the "
         "classes (last axis), then take the mean over the batch",
+        "loss_mean_all": "sum over the classes, then average over the batch: a mean over "
+        "both axes also divides the loss by the number of classes",
+        "softmax_axis": "take log_softmax over the classes, the last axis: each row of the "
+        "logits is one example's distribution, and the batch axis is not one",
+        "classes_hardcoded": "take the number of classes from the logits, "
+        "C = logits.shape[-1]: the check's two batches have 10 and 4 classes",
         "augment_at_test": "no augmentation at test time: the same images must give the "
         "same logits every call; normalise and run the model, nothing random",
         "train_mode": "switch the model to evaluation mode first (model.eval()): in "
@@ -70,6 +86,7 @@ HINTS = Hints(
         "(x / 255 - mean) / std, per channel",
         "test_flip": "evaluate the images as they are: flipping them at test time is "
         "augmentation (flip TTA adds both logits; this exercise asks for plain ones)",
+        "probabilities": "return the logits, the model's raw output, without a softmax",
         # Exercise 4; the adapters word the ones whose fix is an API call.
         "step_no_smoothing": "train on the smoothed loss: targets (1 - s) * one_hot + s / C "
         "with s = smoothing; the plain cross-entropy on the labels ignores the smoothing",
@@ -82,6 +99,8 @@ HINTS = Hints(
         "with the optimizer",
         "loss_not_scalar": "the loss is one number: the mean over the batch of the "
         "per-example losses, shape ()",
+        # Exercises 2 and 4.
+        "loss_float": "return the loss as a 0-d array of the framework, not a Python float",
     }
 )
 
@@ -112,6 +131,8 @@ def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
     )
     if mistake == "same_offset":
         offsets = np.repeat(offsets[:1], len(offsets), axis=0)
+    if mistake == "offsets_swapped":
+        offsets = offsets[:, ::-1]
     if mistake == "flip_missing":
         flips = np.zeros_like(flips)
     if (
@@ -129,6 +150,7 @@ def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
 
 _CROP_MISTAKES = (
     "same_offset",
+    "offsets_swapped",
     "vertical_flip",
     "flip_missing",
     "flip_before_crop",
@@ -148,10 +170,12 @@ def check_crop_flip(fn: Callable, fw: Framework) -> None:
             out = c.array(c.call(fn, images, offsets, flips, case["pad"]))
             expected = crop_mistake(case, "right")
             if out.shape != expected.shape:
+                b, h, w, ch = expected.shape
+                padded = (b, h + 2 * case["pad"], w + 2 * case["pad"], ch)
                 raise c.fail(
                     f"the result has shape {out.shape}, expected {expected.shape} "
                     "(B, H, W, C), the shape of the input batch",
-                    c.hint("nhwc"),
+                    c.hint("crop_missing" if out.shape == padded else "nhwc"),
                 )
             keep = "keep the images' dtype, uint8: crop and flip only move pixels"
             c.dtype(out, "uint8", keep)
@@ -186,18 +210,24 @@ def smoothed_ce(logits, labels, smoothing: float, mistake: str = "right") -> flo
     c = logits.shape[1]
     one_hot = np.eye(c)[labels]
     s = smoothing
+    right = (1 - s) * one_hot + s / c
     targets = {
-        "right": (1 - s) * one_hot + s / c,
-        "smoothing_twice": (1 - s) * ((1 - s) * one_hot + s / c) + s / c,
+        "smoothing_twice": (1 - s) * right + s / c,
         "smoothing_c_minus_1": (1 - s) * one_hot + (1 - one_hot) * s / (c - 1),
         "smoothing_missing": one_hot,
-        "loss_sum": (1 - s) * one_hot + s / c,
-        "loss_sign": -((1 - s) * one_hot + s / c),
-    }[mistake]
-    z = logits - logits.max(1, keepdims=True)
-    log_p = z - np.log(np.exp(z).sum(1, keepdims=True))
-    per_example = -(targets * log_p).sum(1)
-    return float(per_example.sum() if mistake == "loss_sum" else per_example.mean())
+        "loss_sign": -right,
+    }.get(mistake, right)
+    axis = 0 if mistake == "softmax_axis" else 1  # 0: normalised over the batch
+    z = logits - logits.max(axis, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis, keepdims=True))
+    per_example = -(targets * log_p).sum(1)  # (B,)
+    if mistake == "loss_sum":
+        return float(per_example.sum())
+    if mistake == "loss_mean_all":  # the mean over (B, C)
+        return float(per_example.mean() / c)
+    if mistake not in ("right", *_SMOOTH_MISTAKES):
+        raise ValueError(f"unknown mistake {mistake!r}")
+    return float(per_example.mean())
 
 
 _SMOOTH_MISTAKES = (
@@ -206,6 +236,8 @@ _SMOOTH_MISTAKES = (
     "smoothing_missing",
     "loss_sum",
     "loss_sign",
+    "loss_mean_all",
+    "softmax_axis",
 )
 
 
@@ -224,22 +256,28 @@ def check_smoothed_cross_entropy(
             logits, labels = _inputs(
                 fw, case["logits"], case["labels"].astype(int_dtype)
             )
-            out = c.array(c.call(fn, logits, labels, case["smoothing"]))
+            result = c.call(fn, logits, labels, case["smoothing"])
+            if isinstance(result, float):
+                raise c.fail(
+                    f"expected {fw.array_type} of shape (), got a float",
+                    c.hint("loss_float"),
+                )
+            out = c.array(result)
             if out.size != 1:
                 raise c.fail(
                     f"expected one number (the mean loss), got shape {out.shape}",
                     c.hint("loss_not_reduced"),
                 )
+            # The library's loss; tests/labs/test_lab05.py shows it equals smoothed_ce.
             expected = library(case["logits"], case["labels"], case["smoothing"])
-            reference = smoothed_ce(case["logits"], case["labels"], case["smoothing"])
-            assert abs(expected - reference) < 1e-4, "reference and library disagree"
             c.close(
                 out.reshape(()),
                 expected,
                 what="the loss",
                 rtol=1e-4,
                 atol=1e-5,
-                hint="mean over the batch of -sum(target * log_softmax(logits))",
+                hint="the mean over the batch of -sum(target * log_softmax(logits)) over "
+                "the classes, with target = (1 - s) * one_hot + s / C",
                 mistakes=[
                     (
                         c.hint(m),
@@ -252,28 +290,95 @@ def check_smoothed_cross_entropy(
             )
 
 
+# --- The model of exercises 3 and 4 ----------------------------------------------------------
+TINY_WIDTH, TINY_CLASSES = 4, 10
+
+
+def tiny_net_weights() -> dict[str, np.ndarray]:
+    """The weights of exercises 3 and 4's model, shared by both frameworks (float32).
+
+    The model: 3x3 convolution without bias (``conv`` HWIO ``(3, 3, 3, w)``), BatchNorm
+    (``bn_scale``, ``bn_bias``, running ``bn_mean``, ``bn_var``, each ``(w,)``), GELU (tanh
+    approximation), the mean over positions, a linear layer (``fc_kernel`` ``(w, 10)``,
+    ``fc_bias`` ``(10,)``). The running statistics are those of a model trained for a while:
+    far from the statistics of the check's batches.
+    """
+    rng = np.random.default_rng(9)
+    w = TINY_WIDTH
+    weights = dict(
+        conv=rng.normal(0, 0.3, size=(3, 3, 3, w)),
+        bn_scale=rng.uniform(0.5, 1.5, size=w),
+        bn_bias=rng.normal(0, 0.2, size=w),
+        bn_mean=rng.normal(0, 1, size=w),
+        bn_var=rng.uniform(0.5, 2, size=w),
+        fc_kernel=rng.normal(0, 1, size=(w, TINY_CLASSES)),
+        fc_bias=rng.normal(0, 0.1, size=TINY_CLASSES),
+    )
+    return {k: v.astype(np.float32) for k, v in weights.items()}
+
+
 # --- Exercise 3: evaluation logits ------------------------------------------------------------
 def eval_cases() -> list[dict[str, np.ndarray]]:
+    """Two batches of ``uint8 (N, H, W, 3)`` images of two sizes, with the per-channel mean
+    and std (0..1 units) that normalise them."""
     rng = np.random.default_rng(7)
     mean = np.array([0.49, 0.48, 0.45], np.float32)
     std = np.array([0.25, 0.24, 0.26], np.float32)
     return [
-        dict(images=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), mean=mean, std=std)
-        for n in (5, 5)  # one shape: each new shape recompiles eager JAX ops
+        dict(images=rng.integers(0, 256, (n, s, s, 3), dtype=np.uint8), mean=mean, std=std)
+        for n, s in ((5, 32), (4, 16))
     ]  # fmt: skip
 
 
-_EVAL_MISTAKES = ("train_mode", "not_normalised", "test_flip")
+# Each known mistake (what ``reference`` computes, or derives here) -> the hint it gets.
+_EVAL_MISTAKES = {
+    "train_mode": "train_mode",
+    "not_normalised": "not_normalised",  # x / 255 only
+    "not_scaled": "not_normalised",  # (x - mean) / std on 0..255
+    "test_flip": "test_flip",
+    "tta": "test_flip",  # the logits of the images plus those of their mirror images
+    "probabilities": "probabilities",
+}
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+def _eval_mistakes(
+    reference: Callable, model: Any, case: dict
+) -> dict[str, np.ndarray]:
+    """What each known mistake returns on ``case``; ``reference`` computes the basic ones."""
+    images, mean, std = case["images"], case["mean"], case["std"]
+    right = reference(model, images, mean, std, "right")
+    flipped = reference(model, images, mean, std, "test_flip")
+    return {
+        "train_mode": reference(model, images, mean, std, "train_mode"),
+        "not_normalised": reference(model, images, mean, std, "not_normalised"),
+        "not_scaled": reference(model, images, mean / 255, std / 255, "right"),
+        "test_flip": flipped,
+        "tta": right + flipped,
+        "probabilities": _softmax(right),
+    }
 
 
 def check_predict_logits(
-    fn: Callable, fw: Framework, *, make_model: Callable, reference: Callable
+    fn: Callable,
+    fw: Framework,
+    *,
+    make_model: Callable,
+    reference: Callable,
+    attached: Callable[[Any], bool],
 ) -> None:
     """``fn(model, images, mean, std) -> logits (N, 10)`` in evaluation mode, no augmentation.
 
-    ``make_model()`` builds a small CifarNet (in training mode, with running statistics that
-    differ from batch statistics); ``reference(model, images, mean, std, mistake)`` returns its
-    logits as numpy, right (``"right"``) or as a known mistake computes them.
+    ``make_model()`` builds a small network with BatchNorm (in training mode, with running
+    statistics that differ from batch statistics); ``reference(model, images, mean, std,
+    mistake)`` returns its logits as numpy, right (``"right"``) or as a known mistake computes
+    them (``"train_mode"``, ``"not_normalised"``: ``x / 255`` only, ``"test_flip"``: the
+    mirror images);
+    ``attached(logits)`` says whether a result still records gradients (PyTorch only).
     """
     with checking(
         "predict_logits", fw, passed="plain evaluation logits, the same every call"
@@ -282,12 +387,18 @@ def check_predict_logits(
             model = make_model()
             images, mean, std = case["images"], case["mean"], case["std"]
             expected = reference(model, images, mean, std, "right")
-            wrong = {m: reference(model, images, mean, std, m) for m in _EVAL_MISTAKES}
+            wrong = _eval_mistakes(reference, model, case)
             outs = []
             for _ in range(2):
                 model.train()  # as it is after training
                 (x,) = _inputs(fw, images)
-                outs.append(c.array(c.call(fn, model, x, mean, std)))
+                out = c.call(fn, model, x, mean, std)
+                if attached(out):
+                    raise c.fail(
+                        "the logits still record gradients (requires_grad=True)",
+                        c.hint("no_grad_missing"),
+                    )
+                outs.append(c.array(out))
             c.shape(outs[0], expected.shape, "one row of 10 logits per image")
             if outs[0].shape == outs[1].shape and not np.allclose(outs[0], outs[1]):
                 raise c.fail(
@@ -300,15 +411,15 @@ def check_predict_logits(
                 what="a logit",
                 rtol=1e-3,
                 atol=1e-4,
-                hint="model.eval(), then the model on (images / 255 - mean) / std",
-                mistakes=[(c.hint(m), wrong[m]) for m in _EVAL_MISTAKES],
+                hint="model.eval(), then the model on H.vision.to_input(images, mean, std): "
+                "no crop, no flip, no softmax",
+                mistakes=[(c.hint(k), wrong[m]) for m, k in _EVAL_MISTAKES.items()],
             )
 
 
 # --- Exercise 4: one training step with label smoothing -------------------------------------
 STEP_SMOOTHING = (0.2, 0.35)  # one per call: a step that ignores its argument fails
 STEP_LR, STEP_MOMENTUM = 0.1, 0.9  # SGD with Nesterov momentum, as in the chapter
-STEP_WIDTH, STEP_CLASSES = 4, 10
 
 
 def step_batches() -> list[tuple[np.ndarray, np.ndarray]]:
@@ -321,33 +432,10 @@ def step_batches() -> list[tuple[np.ndarray, np.ndarray]]:
     return [
         (
             rng.normal(0.5, 1.5, size=(8, 8, 8, 3)).astype(np.float32),
-            rng.integers(0, STEP_CLASSES, 8),
+            rng.integers(0, TINY_CLASSES, 8),
         )
         for _ in STEP_SMOOTHING
     ]
-
-
-def step_weights() -> dict[str, np.ndarray]:
-    """The starting weights of the exercise's model, shared by both frameworks (float32).
-
-    The model: 3x3 convolution without bias (``conv`` HWIO ``(3, 3, 3, w)``), BatchNorm
-    (``bn_scale``, ``bn_bias``, running ``bn_mean``, ``bn_var``, each ``(w,)``), GELU (tanh
-    approximation), the mean over positions, a linear layer (``fc_kernel`` ``(w, 10)``,
-    ``fc_bias`` ``(10,)``). The running statistics are those of a model trained for a while:
-    far from the statistics of the check's batches.
-    """
-    rng = np.random.default_rng(9)
-    w = STEP_WIDTH
-    weights = dict(
-        conv=rng.normal(0, 0.3, size=(3, 3, 3, w)),
-        bn_scale=rng.uniform(0.5, 1.5, size=w),
-        bn_bias=rng.normal(0, 0.2, size=w),
-        bn_mean=rng.normal(0, 1, size=w),
-        bn_var=rng.uniform(0.5, 2, size=w),
-        fc_kernel=rng.normal(0, 1, size=(w, STEP_CLASSES)),
-        fc_bias=rng.normal(0, 0.1, size=STEP_CLASSES),
-    )
-    return {k: v.astype(np.float32) for k, v in weights.items()}
 
 
 # The parts of the model compared after two steps, in this order, with their names.
@@ -380,7 +468,7 @@ def check_train_step(
     optimizer; ``prepare(x, labels)`` turns a batch of :func:`step_batches` into the
     framework's arrays; ``train(variant)`` runs the reference steps (``""``) or a known
     mistake's and returns the losses ``(2,)`` and the model's ``weights`` afterwards;
-    ``weights(model)`` reads a model in the layout of :func:`step_weights`; ``training(model)``
+    ``weights(model)`` reads a model in the layout of :func:`tiny_net_weights`; ``training(model)``
     says whether it is in training mode; ``attached(loss)`` whether a returned loss still
     records gradients (PyTorch only).
     """
@@ -393,10 +481,10 @@ def check_train_step(
         losses = []
         for (x, labels), s in zip(step_batches(), STEP_SMOOTHING, strict=True):
             out = c.call(fn, model, optimizer, *prepare(x, labels), s)
-            if isinstance(out, float) and "loss_item" in fw.hints:
+            if isinstance(out, float):
                 raise c.fail(
                     f"expected {fw.array_type} of shape (), got a float",
-                    c.hint("loss_item"),
+                    c.hint("loss_float"),
                 )
             if attached(out):
                 raise c.fail(

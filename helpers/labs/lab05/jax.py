@@ -1,10 +1,10 @@
 """Lab 5 self-checks for JAX notebooks: ``H.lab05.check_crop_flip(crop_flip)`` etc.
 
 The checks are :mod:`helpers.labs.lab05.checks`, shared with PyTorch; this module hands them
-JAX arrays, Optax's loss (``optax.smooth_labels`` + ``softmax_cross_entropy``), a small
-``H.vision.CifarNet``, a tiny BatchNorm network with an ``nnx.Optimizer`` (SGD) for the
-training step and that step's reference runs (one per known mistake), and turns JAX's error
-messages into hints.
+JAX arrays, Optax's loss (``optax.smooth_labels`` + ``softmax_cross_entropy``), a tiny
+BatchNorm network (for evaluation, and with an ``nnx.Optimizer`` (SGD) for the training
+step), that step's reference runs (one per known mistake), and turns JAX's error messages into
+hints, one table per exercise.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import optax
 from flax import nnx
 
 from helpers.jax.labkit import lab_framework
-from helpers.jax.vision import CifarNet, to_input
+from helpers.jax.vision import to_input
 from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab05 import checks as lab05
 
@@ -50,18 +50,48 @@ HINTS = Hints(
         "closure_model": "inside the loss function call the model it receives, "
         "def loss_fn(model): ... model(x): nnx.value_and_grad differentiates with respect "
         "to that argument, not to the model of the enclosing step",
+        "loss_float": "return the 0-d jax.Array, not a Python float: float(...) copies "
+        "the value to Python (waiting for the device) and fails inside jit",
+        "model_input": "give the model H.vision.to_input(images, mean, std): the "
+        "normalised batch in NHWC order, (B, H, W, C) float32, the layout Flax's "
+        "convolutions take; do not transpose it",
+        "traced_if": "inside jax.vmap each flip is a traced value, not a Python bool: "
+        "choose with jnp.where(flip, crop[:, ::-1], crop), not with an if",
+        "traced_slice": "inside jax.vmap the offsets are traced values: cut the window "
+        "with jax.lax.dynamic_slice(image, (row, col, 0), (H, W, C)); a Python slice "
+        "needs integers known before tracing",
+        "step_traced_if": "inside nnx.jit smoothing is a traced scalar, not a Python "
+        "float: compute with it (optax.smooth_labels takes it as it is), do not branch "
+        "on it with an if",
     },
 )
 
-# JAX error messages (a regular expression on the message) -> the hint that fixes them.
+# JAX error messages (a regular expression on the message) -> the hint that fixes them, one
+# table per exercise: the same message can have a different cause in each.
 _ERRORS = {
-    r"feature dimension|rhs input feature|Incompatible shapes|pad_width": "nhwc",
-    r"Gradient only defined for scalar-output": "loss_not_scalar",
-    r"update requires both \(model, grads\)": "no_update",
-    r"Cannot mutate \w+ from a different trace level": "closure_model",
+    "crop_flip": {
+        r"Incompatible shapes for broadcasting": "flip_broadcast",
+        r"pad_width": "pad_axes",
+        r"TracerBoolConversionError|boolean conversion of traced": "traced_if",
+        r"Slice entries must be static|slice indices must have static": "traced_slice",
+    },
+    "smoothed_cross_entropy": {
+        r"incompatible shapes for broadcasting": "classes_hardcoded"
+    },
+    "predict_logits": {r"feature dimension|rhs input feature": "model_input"},
+    "train_step": {
+        r"Gradient only defined for scalar-output": "loss_not_scalar",
+        r"update requires both \(model, grads\)": "no_update",
+        r"Cannot mutate \w+ from a different trace level": "closure_model",
+        r"arose with the `float` function": "loss_float",
+        r"boolean conversion of traced": "step_traced_if",
+    },
 }
-_explain = explainer(_ERRORS, HINTS)
-JAX = lab_framework(HINTS, _explain)
+FRAMEWORKS = {
+    exercise: lab_framework(HINTS, explainer(errors, HINTS))
+    for exercise, errors in _ERRORS.items()
+}
+JAX = FRAMEWORKS["crop_flip"]  # to_numpy etc.: the four differ only in explain
 
 
 def _library_loss(logits: np.ndarray, labels: np.ndarray, smoothing: float) -> float:
@@ -70,15 +100,59 @@ def _library_loss(logits: np.ndarray, labels: np.ndarray, smoothing: float) -> f
     return float(optax.softmax_cross_entropy(logits, targets).mean())
 
 
-def _make_model() -> CifarNet:
-    """A small CifarNet whose BatchNorm running statistics are far from batch statistics."""
-    model = CifarNet((4, 8, 8, 8), rngs=nnx.Rngs(0))
-    rng = np.random.default_rng(1)
-    for _, m in nnx.iter_graph(model):
-        if isinstance(m, nnx.BatchNorm):
-            n = m.mean.shape[0]
-            m.mean[...] = jnp.asarray(rng.normal(size=n), jnp.float32)
-            m.var[...] = jnp.asarray(rng.random(n) + 0.5, jnp.float32)
+class _TinyNet(nnx.Module):
+    """Exercises 3 and 4's model: conv 3x3, BatchNorm, GELU, mean over positions, linear.
+
+    ``(B, H, W, 3)`` float32 -> logits ``(B, 10)``; the weights of ``tiny_net_weights()``.
+    """
+
+    def __init__(self) -> None:
+        w = {k: jnp.asarray(v) for k, v in lab05.tiny_net_weights().items()}
+        width, classes = w["fc_kernel"].shape
+
+        def given(
+            name: str,
+        ):  # an initializer that returns the given weights: no random ops
+            return lambda key, shape, dtype=None: w[name]
+
+        rngs = nnx.Rngs(0)
+        self.conv = nnx.Conv(
+            3,
+            width,
+            (3, 3),
+            padding=1,
+            use_bias=False,
+            kernel_init=given("conv"),
+            rngs=rngs,
+        )
+        # Flax's momentum is the weight of the old average: PyTorch's 0.1 is 0.9 here.
+        self.bn = nnx.BatchNorm(
+            width,
+            momentum=0.9,
+            epsilon=1e-5,
+            scale_init=given("bn_scale"),
+            bias_init=given("bn_bias"),
+            rngs=rngs,
+        )
+        self.bn.mean[...] = w["bn_mean"]
+        self.bn.var[...] = w["bn_var"]
+        self.fc = nnx.Linear(
+            width,
+            classes,
+            kernel_init=given("fc_kernel"),
+            bias_init=given("fc_bias"),
+            rngs=rngs,
+        )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = jax.nn.gelu(self.bn(self.conv(x)), approximate=True)  # (B, H, W, w)
+        return self.fc(x.mean((1, 2)))  # (B, 10)
+
+
+def _make_model() -> _TinyNet:
+    """Exercise 3's model, in training mode (as after training); its BatchNorm running
+    statistics are far from the statistics of the check's batches."""
+    model = _TinyNet()
     model.train()
     return model
 
@@ -95,47 +169,24 @@ def _reference(model, images, mean, std, mistake: str) -> np.ndarray:
     return np.asarray(model(to_input(jnp.asarray(np.ascontiguousarray(x)), mean, std)))
 
 
-class _StepNet(nnx.Module):
-    """Exercise 4's model: conv 3x3, BatchNorm, GELU, mean over positions, linear.
-
-    ``(B, H, W, 3)`` float32 -> logits ``(B, 10)``; the weights of ``step_weights()``.
-    """
-
-    def __init__(self) -> None:
-        w = {k: jnp.asarray(v) for k, v in lab05.step_weights().items()}
-        width, classes = w["fc_kernel"].shape
-        rngs = nnx.Rngs(0)
-        self.conv = nnx.Conv(3, width, (3, 3), padding=1, use_bias=False, rngs=rngs)
-        # Flax's momentum is the weight of the old average: PyTorch's 0.1 is 0.9 here.
-        self.bn = nnx.BatchNorm(width, momentum=0.9, epsilon=1e-5, rngs=rngs)
-        self.fc = nnx.Linear(width, classes, rngs=rngs)
-        self.conv.kernel[...] = w["conv"]
-        self.bn.scale[...] = w["bn_scale"]
-        self.bn.bias[...] = w["bn_bias"]
-        self.bn.mean[...] = w["bn_mean"]
-        self.bn.var[...] = w["bn_var"]
-        self.fc.kernel[...] = w["fc_kernel"]
-        self.fc.bias[...] = w["fc_bias"]
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x = jax.nn.gelu(self.bn(self.conv(x)), approximate=True)  # (B, H, W, w)
-        return self.fc(x.mean((1, 2)))  # (B, 10)
+# One optax transformation for every optimizer the check builds: it is static in the
+# optimizer's graph, so a new one (new closures) would make nnx.jit compile the step again.
+_STEP_TX = optax.sgd(lab05.STEP_LR, momentum=lab05.STEP_MOMENTUM, nesterov=True)
 
 
-def _step_setup() -> tuple[_StepNet, nnx.Optimizer]:
+def _step_setup() -> tuple[_TinyNet, nnx.Optimizer]:
     """A fresh model, in evaluation mode (as after an evaluation), and its SGD."""
-    model = _StepNet()
+    model = _TinyNet()
     model.eval()
-    tx = optax.sgd(lab05.STEP_LR, momentum=lab05.STEP_MOMENTUM, nesterov=True)
-    return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+    return model, nnx.Optimizer(model, _STEP_TX, wrt=nnx.Param)
 
 
 def _step_prepare(x: np.ndarray, labels: np.ndarray) -> tuple[jax.Array, jax.Array]:
     return jnp.asarray(x), jnp.asarray(labels, jnp.int32)
 
 
-def _step_weights(model: _StepNet) -> dict[str, np.ndarray]:
-    """The model's weights and running statistics in the layout of ``step_weights()``."""
+def _step_weights(model: _TinyNet) -> dict[str, np.ndarray]:
+    """The model's weights and running statistics in the layout of ``tiny_net_weights()``."""
     arrays = {
         "conv": model.conv.kernel,
         "bn_scale": model.bn.scale,
@@ -148,49 +199,73 @@ def _step_weights(model: _StepNet) -> dict[str, np.ndarray]:
     return {k: np.asarray(v[...]) for k, v in arrays.items()}
 
 
+# Each known mistake of the training step as switches of one compiled reference step (a
+# static variant would compile it once per mistake; eager JAX compiles each small operation).
+_STEP_SWITCHES = {
+    "": {},
+    "no_update": {"update": 0.0},  # zero gradients: SGD (no weight decay) does not move
+    "smoothing_twice": {"twice": 1.0},
+    "step_no_smoothing": {"plain": 1.0},
+    "loss_sum": {"total": 1.0},
+}
+
+
+@functools.partial(nnx.jit, static_argnames="train")
+def _reference_step(model, optimizer, x, y, s, switches, *, train: bool) -> jax.Array:
+    """One reference step, or a known mistake's (``switches``, ``train=False``)."""
+    if train:
+        model.train()
+
+    def loss_fn(model):
+        logits = model(x)  # (B, 10)
+        one_hot = jax.nn.one_hot(y, logits.shape[-1])
+        targets = optax.smooth_labels(one_hot, s)
+        targets = jnp.where(switches["twice"], optax.smooth_labels(targets, s), targets)
+        targets = jnp.where(switches["plain"], one_hot, targets)
+        per_example = optax.softmax_cross_entropy(logits, targets)  # (B,)
+        return jnp.where(switches["total"], per_example.sum(), per_example.mean())
+
+    loss, grads = nnx.value_and_grad(loss_fn)(model)
+    optimizer.update(model, jax.tree.map(lambda g: g * switches["update"], grads))
+    return loss
+
+
 @functools.cache
 def _step_train(variant: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Two reference steps (``""``) or a known mistake's: the losses ``(2,)``, the weights."""
+    switches = dict(twice=0.0, plain=0.0, total=0.0, update=1.0)
+    switches.update(_STEP_SWITCHES.get(variant, {}))
+    switches = {k: jnp.float32(v) for k, v in switches.items()}
     model, optimizer = _step_setup()
     losses = []
     for (x, labels), s in zip(lab05.step_batches(), lab05.STEP_SMOOTHING, strict=True):
-        x, y = _step_prepare(x, labels)
         s = lab05.STEP_SMOOTHING[0] if variant == "step_constant_smoothing" else s
-        if variant != "train_mode_missing":
-            model.train()
-
-        def loss_fn(model, x=x, y=y, s=s):
-            logits = model(x)  # (B, 10)
-            one_hot = jax.nn.one_hot(y, logits.shape[-1])
-            targets = optax.smooth_labels(one_hot, s)
-            if variant == "smoothing_twice":
-                targets = optax.smooth_labels(targets, s)
-            if variant == "step_no_smoothing":
-                targets = one_hot
-            per_example = optax.softmax_cross_entropy(logits, targets)  # (B,)
-            return per_example.sum() if variant == "loss_sum" else per_example.mean()
-
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        if variant != "no_update":
-            optimizer.update(model, grads)
-        losses.append(float(loss))
+        x, y = _step_prepare(x, labels)
+        train = variant != "train_mode_missing"
+        losses.append(
+            float(_reference_step(model, optimizer, x, y, s, switches, train=train))
+        )
     return np.asarray(losses), _step_weights(model)
 
 
 # The checks, bound to this framework. Call them with the student's function.
-check_crop_flip = partial(lab05.check_crop_flip, fw=JAX)
+check_crop_flip = partial(lab05.check_crop_flip, fw=FRAMEWORKS["crop_flip"])
 check_smoothed_cross_entropy = partial(
     lab05.check_smoothed_cross_entropy,
-    fw=JAX,
+    fw=FRAMEWORKS["smoothed_cross_entropy"],
     library=_library_loss,
     int_dtype=np.int32,
 )
 check_predict_logits = partial(
-    lab05.check_predict_logits, fw=JAX, make_model=_make_model, reference=_reference
+    lab05.check_predict_logits,
+    fw=FRAMEWORKS["predict_logits"],
+    make_model=_make_model,
+    reference=_reference,
+    attached=lambda logits: False,  # JAX records nothing on its arrays
 )
 check_train_step = partial(
     lab05.check_train_step,
-    fw=JAX,
+    fw=FRAMEWORKS["train_step"],
     setup=_step_setup,
     prepare=_step_prepare,
     train=_step_train,

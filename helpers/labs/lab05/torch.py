@@ -1,9 +1,9 @@
 """Lab 5 self-checks for PyTorch notebooks: ``H.lab05.check_crop_flip(crop_flip)`` etc.
 
 The checks are :mod:`helpers.labs.lab05.checks`, shared with JAX; this module hands them
-tensors, PyTorch's own loss (``F.cross_entropy(label_smoothing=...)``), a small
-``H.vision.CifarNet``, a tiny BatchNorm network with SGD for the training step and that
-step's reference runs (one per known mistake), and turns PyTorch's error messages into hints.
+tensors, PyTorch's own loss (``F.cross_entropy(label_smoothing=...)``), a tiny BatchNorm
+network (for evaluation, and with SGD for the training step), that step's reference runs (one
+per known mistake), and turns PyTorch's error messages into hints, one table per exercise.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab05 import checks as lab05
 from helpers.torch.labkit import lab_framework
-from helpers.torch.vision import CifarNet, to_input
+from helpers.torch.vision import to_input
 
 __all__ = [
     "check_crop_flip",
@@ -44,19 +44,35 @@ HINTS = Hints(
         "both steps' gradients",
         "loss_attached": "return loss.detach(): the loss itself still holds the step's "
         "autograd graph (requires_grad=True), and keeping it keeps every activation alive",
-        "loss_item": "return loss.detach(), a 0-d tensor: loss.item() (or float(loss)) "
-        "copies it to the CPU and makes Python wait for the device at every step",
+        "loss_float": "return a 0-d tensor (in a training step loss.detach()), not a "
+        "Python float: .item() or float(...) leaves autograd's graph, copies the value to "
+        "the CPU and makes Python wait for the device",
+        "model_input": "give the model H.vision.to_input(images, mean, std): it normalises "
+        "the uint8 NHWC batch and returns it as (B, C, H, W) float32 in channels_last "
+        "memory, the layout PyTorch's convolutions take",
+        "no_grad_missing": "evaluate under torch.no_grad() (or torch.inference_mode()): "
+        "without it autograd records the forward pass, and the logits keep its graph",
     },
 )
 
-# PyTorch error messages (a regular expression on the message) -> the hint that fixes them.
+# PyTorch error messages (a regular expression on the message) -> the hint that fixes them,
+# one table per exercise: the same message can have a different cause in each.
 _ERRORS = {
-    r"to have 3 channels|expected input.*channels|Padding length|"
-    r"must match the size of tensor": "nhwc",
-    r"grad can be implicitly created only for scalar outputs": "loss_not_scalar",
+    "crop_flip": {
+        r"must match the size of tensor": "flip_broadcast",
+        r"out of bounds for dimension|Padding length": "pad_axes",
+    },
+    "smoothed_cross_entropy": {r"must match the size of tensor": "classes_hardcoded"},
+    "predict_logits": {r"to have 3 channels|expected input.*channels": "model_input"},
+    "train_step": {
+        r"grad can be implicitly created only for scalar outputs": "loss_not_scalar"
+    },
 }
-_explain = explainer(_ERRORS, HINTS)
-TORCH = lab_framework(HINTS, _explain)
+FRAMEWORKS = {
+    exercise: lab_framework(HINTS, explainer(errors, HINTS))
+    for exercise, errors in _ERRORS.items()
+}
+TORCH = FRAMEWORKS["crop_flip"]  # to_numpy etc.: the four differ only in explain
 
 
 def _library_loss(logits: np.ndarray, labels: np.ndarray, smoothing: float) -> float:
@@ -67,39 +83,15 @@ def _library_loss(logits: np.ndarray, labels: np.ndarray, smoothing: float) -> f
     ).item()
 
 
-def _make_model() -> CifarNet:
-    """A small CifarNet whose BatchNorm running statistics are far from batch statistics."""
-    torch.manual_seed(0)
-    model = CifarNet((4, 8, 8, 8), device="cpu").to(memory_format=torch.channels_last)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g))
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-    return model.train()
+class _TinyNet(torch.nn.Module):
+    """Exercises 3 and 4's model: conv 3x3, BatchNorm, GELU, mean over positions, linear.
 
-
-def _reference(model, images, mean, std, mistake: str) -> np.ndarray:
-    model = copy.deepcopy(model)  # a training-mode forward updates running statistics
-    x = images[:, :, ::-1] if mistake == "test_flip" else images
-    x = torch.from_numpy(np.ascontiguousarray(x))
-    if mistake == "not_normalised":
-        mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
-    model.train(mistake == "train_mode")
-    with torch.no_grad():
-        return model(to_input(x, mean, std)).numpy()
-
-
-class _StepNet(torch.nn.Module):
-    """Exercise 4's model: conv 3x3, BatchNorm, GELU, mean over positions, linear.
-
-    ``(B, 3, H, W)`` float32 -> logits ``(B, 10)``; the weights of ``step_weights()``.
+    ``(B, 3, H, W)`` float32 -> logits ``(B, 10)``; the weights of ``tiny_net_weights()``.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        w = {k: torch.from_numpy(v) for k, v in lab05.step_weights().items()}
+        w = {k: torch.from_numpy(v) for k, v in lab05.tiny_net_weights().items()}
         width, classes = w["fc_kernel"].shape
         self.conv = torch.nn.Conv2d(3, width, 3, padding=1, bias=False)
         self.bn = torch.nn.BatchNorm2d(width)
@@ -118,9 +110,26 @@ class _StepNet(torch.nn.Module):
         return self.fc(x.mean((2, 3)))  # (B, 10)
 
 
-def _step_setup() -> tuple[_StepNet, torch.optim.SGD]:
+def _make_model() -> _TinyNet:
+    """Exercise 3's model, in training mode (as after training); its BatchNorm running
+    statistics are far from the statistics of the check's batches."""
+    return _TinyNet().train()
+
+
+def _reference(model, images, mean, std, mistake: str) -> np.ndarray:
+    model = copy.deepcopy(model)  # a training-mode forward updates running statistics
+    x = images[:, :, ::-1] if mistake == "test_flip" else images
+    x = torch.from_numpy(np.ascontiguousarray(x))
+    if mistake == "not_normalised":
+        mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
+    model.train(mistake == "train_mode")
+    with torch.no_grad():
+        return model(to_input(x, mean, std)).numpy()
+
+
+def _step_setup() -> tuple[_TinyNet, torch.optim.SGD]:
     """A fresh model, in evaluation mode (as after an evaluation), and its SGD."""
-    model = _StepNet().eval()
+    model = _TinyNet().eval()
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=lab05.STEP_LR,
@@ -139,8 +148,8 @@ def _step_prepare(
     )
 
 
-def _step_weights(model: _StepNet) -> dict[str, np.ndarray]:
-    """The model's weights and running statistics in the layout of ``step_weights()``."""
+def _step_weights(model: _TinyNet) -> dict[str, np.ndarray]:
+    """The model's weights and running statistics in the layout of ``tiny_net_weights()``."""
     t = {
         "conv": model.conv.weight.permute(2, 3, 1, 0),  # OIHW -> HWIO
         "bn_scale": model.bn.weight,
@@ -184,25 +193,33 @@ def _step_train(variant: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 
 
 # The checks, bound to this framework. Call them with the student's function.
-check_crop_flip = partial(lab05.check_crop_flip, fw=TORCH)
+def _attached(value: object) -> bool:
+    return isinstance(value, torch.Tensor) and value.requires_grad
+
+
+check_crop_flip = partial(lab05.check_crop_flip, fw=FRAMEWORKS["crop_flip"])
 check_smoothed_cross_entropy = partial(
     lab05.check_smoothed_cross_entropy,
-    fw=TORCH,
+    fw=FRAMEWORKS["smoothed_cross_entropy"],
     library=_library_loss,
     int_dtype=np.int64,
 )
 check_predict_logits = partial(
-    lab05.check_predict_logits, fw=TORCH, make_model=_make_model, reference=_reference
+    lab05.check_predict_logits,
+    fw=FRAMEWORKS["predict_logits"],
+    make_model=_make_model,
+    reference=_reference,
+    attached=_attached,
 )
 check_train_step = partial(
     lab05.check_train_step,
-    fw=TORCH,
+    fw=FRAMEWORKS["train_step"],
     setup=_step_setup,
     prepare=_step_prepare,
     train=_step_train,
     weights=_step_weights,
     training=lambda model: model.training,
-    attached=lambda loss: isinstance(loss, torch.Tensor) and loss.requires_grad,
+    attached=_attached,
     variants=(
         "grad_accumulated",
         "no_update",

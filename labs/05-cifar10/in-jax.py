@@ -14,17 +14,19 @@
 # %% [markdown]
 # # Lab 5: on-device augmentation and label smoothing in JAX
 #
-# Three exercises on chapter 5: crop and flip a whole batch at once on the device, the
-# label-smoothed cross-entropy written by hand, and the logits a trained model gives at test
-# time. Each exercise is a function. Replace the line `raise NotImplementedError(...)` with
-# your code, run the cell, then run the check below it: a check prints ✅ when your function is
-# right, or ❌ with what it expected and a hint.
+# Four exercises on chapter 5: crop and flip a whole batch at once on the device, the
+# label-smoothed cross-entropy written by hand, the logits a trained model gives at test time,
+# and one training step with label smoothing. Each exercise is a function. Replace the line
+# `raise NotImplementedError(...)` with your code, run the cell, then run the check below it:
+# a check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
-# The checks call your function on small inputs of two different shapes and compare with
-# reference outputs (a per-image NumPy loop, `optax.smooth_labels` +
-# `optax.softmax_cross_entropy`, a small `H.vision.CifarNet` in evaluation mode); they never
-# look at your code. Images are `uint8` JAX arrays in NHWC order, `(B, H, W, C)`, as the
-# chapter keeps them on the device. The solved lab is `solutions/05-cifar10/in-jax.ipynb`.
+# The checks call your function on small inputs (two batches of different shapes, or two
+# training steps) and compare with reference outputs: a per-image NumPy loop,
+# `optax.smooth_labels` + `optax.softmax_cross_entropy`, a tiny network with BatchNorm run the
+# right way. They never look at your code; when your result equals what a known mistake
+# gives, the hint names that mistake. Images are `uint8` JAX arrays in NHWC order,
+# `(B, H, W, C)`, as the chapter keeps them on the device. The solved lab is
+# `solutions/05-cifar10/in-jax.ipynb`.
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
@@ -59,6 +61,10 @@ from helpers import jax as H
 # write the crop of *one* padded image with `jax.lax.dynamic_slice` (its start may be a traced
 # value) and a `jnp.where` on its flip, then `jax.vmap` it over the batch. Each image has its
 # own offset; a horizontal flip reverses the columns.
+#
+# The check: two batches (4 images 6x6 padded by 2, 5 images 8x7 padded by 1), offsets that
+# differ per image and reach both ends of `0 .. 2 * pad`, some images flipped; every pixel
+# must equal the reference's, and the dtype must stay `uint8`.
 
 
 # %%
@@ -80,6 +86,10 @@ H.lab05.check_crop_flip(crop_flip)
 # $-\sum_k t_k \log \mathrm{softmax}(z)_k$. Return the mean over the batch, a 0-d array,
 # from `logits` `(B, C)` float32 and `labels` `(B,)` int32, without `optax.smooth_labels`
 # (the check compares with it): `jax.nn.log_softmax` and `jax.nn.one_hot` are allowed.
+#
+# The check: two batches (6 examples of 10 classes with $s = 0.2$, 5 of 4 classes with
+# $s = 0.3$), compared with `optax.softmax_cross_entropy(logits, optax.smooth_labels(...))`
+# to 1e-4.
 
 
 # %%
@@ -96,11 +106,17 @@ H.lab05.check_smoothed_cross_entropy(smoothed_cross_entropy)
 # %% [markdown]
 # ## Exercise 3: logits at test time
 #
-# After training, `model` (an `H.vision.CifarNet`) is still in training mode. Return its
-# logits `(N, 10)` for the `uint8` images `(N, H, W, C)`, normalised with the training
-# split's per-channel `mean` and `std` (NumPy arrays of 3 values, in 0..1 units) as in
-# training: `H.vision.to_input(images, mean, std)` does that. Evaluate: no augmentation and
-# BatchNorm with its running statistics (`model.eval()`).
+# After training, `model` (a network with BatchNorm, like `H.vision.CifarNet`) is still in
+# training mode. Return its logits `(N, 10)`, float32, for the `uint8` images `(N, H, W, C)`,
+# normalised with the training split's per-channel `mean` and `std` (NumPy arrays of 3 values,
+# in 0..1 units) as in training: `H.vision.to_input(images, mean, std)` does that and keeps
+# the NHWC order Flax's convolutions take. Evaluate: no augmentation and BatchNorm with its
+# running statistics (`model.eval()`). JAX has no tape to switch off: nothing is recorded
+# unless a function is differentiated.
+#
+# The check: a tiny network whose BatchNorm running statistics differ from any batch's, in
+# training mode before each call; two batches of images (32x32 and 16x16), each evaluated
+# twice, must give the same logits both times, equal to the evaluation-mode reference.
 
 
 # %%
@@ -124,8 +140,9 @@ H.lab05.check_predict_logits(predict_logits)
 # label-smoothed cross-entropy with the given `smoothing` (`optax.smooth_labels` +
 # `optax.softmax_cross_entropy`, or your `smoothed_cross_entropy`), `nnx.value_and_grad` of
 # it, and `optimizer.update(model, grads)`. Return the loss computed before the update, a 0-d
-# array. `@nnx.jit` compiles the whole step once; `smoothing` arrives in it as a traced
-# scalar, so changing it does not recompile.
+# array. `@nnx.jit` compiles the step again only when the shapes or the model's structure
+# change (switching between training and evaluation mode is such a change); `smoothing`
+# arrives in it as a traced scalar, so a new value does not recompile.
 #
 # The check builds a tiny network (a 3x3 convolution, BatchNorm, GELU, the mean over
 # positions, a linear layer) and hands it over in evaluation mode, as an evaluation between

@@ -14,17 +14,18 @@
 # %% [markdown]
 # # Lab 5: on-device augmentation and label smoothing in PyTorch
 #
-# Three exercises on chapter 5: crop and flip a whole batch at once on the device, the
-# label-smoothed cross-entropy written by hand, and the logits a trained model gives at test
-# time. Each exercise is a function. Replace the line `raise NotImplementedError(...)` with
-# your code, run the cell, then run the check below it: a check prints ✅ when your function is
-# right, or ❌ with what it expected and a hint.
+# Four exercises on chapter 5: crop and flip a whole batch at once on the device, the
+# label-smoothed cross-entropy written by hand, the logits a trained model gives at test time,
+# and one training step with label smoothing. Each exercise is a function. Replace the line
+# `raise NotImplementedError(...)` with your code, run the cell, then run the check below it:
+# a check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
-# The checks call your function on small inputs of two different shapes and compare with
-# reference outputs (a per-image NumPy loop, `F.cross_entropy(label_smoothing=...)`, a small
-# `H.vision.CifarNet` in evaluation mode); they never look at your code. Images are
-# `torch.uint8` in NHWC order, `(B, H, W, C)`, as the chapter keeps them on the device. The
-# solved lab is `solutions/05-cifar10/in-pytorch.ipynb`.
+# The checks call your function on small inputs (two batches of different shapes, or two
+# training steps) and compare with reference outputs: a per-image NumPy loop,
+# `F.cross_entropy(label_smoothing=...)`, a tiny network with BatchNorm run the right way.
+# They never look at your code; when your result equals what a known mistake gives, the hint
+# names that mistake. Images are `torch.uint8` in NHWC order, `(B, H, W, C)`, as the chapter
+# keeps them on the device. The solved lab is `solutions/05-cifar10/in-pytorch.ipynb`.
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
@@ -57,6 +58,10 @@ from helpers import torch as H
 # pad the batch, build for each image the row indices `offsets[i, 0] + arange(H)` and column
 # indices `offsets[i, 1] + arange(W)` (reversed where flipped), and gather with advanced
 # indexing. Each image has its own offset; a horizontal flip reverses the columns.
+#
+# The check: two batches (4 images 6x6 padded by 2, 5 images 8x7 padded by 1), offsets that
+# differ per image and reach both ends of `0 .. 2 * pad`, some images flipped; every pixel
+# must equal the reference's, and the dtype must stay `uint8`.
 
 
 # %%
@@ -85,6 +90,9 @@ H.lab05.check_crop_flip(crop_flip)
 # $-\sum_k t_k \log \mathrm{softmax}(z)_k$. Return the mean over the batch, a 0-d tensor,
 # from `logits` `(B, C)` float32 and `labels` `(B,)` int64, without `label_smoothing=` (the
 # check compares with it): `F.log_softmax` and `F.one_hot` are allowed.
+#
+# The check: two batches (6 examples of 10 classes with $s = 0.2$, 5 of 4 classes with
+# $s = 0.3$), compared with `F.cross_entropy(logits, labels, label_smoothing=s)` to 1e-4.
 
 
 # %%
@@ -104,12 +112,16 @@ H.lab05.check_smoothed_cross_entropy(smoothed_cross_entropy)
 # %% [markdown]
 # ## Exercise 3: logits at test time
 #
-# After training, `model` (an `H.vision.CifarNet`) is still in training mode. Return its
-# logits `(N, 10)` for the `uint8` images `(N, H, W, C)`, normalised with the training
-# split's per-channel `mean` and `std` (NumPy arrays of 3 values, in 0..1 units) as in
-# training: `H.vision.to_input(images, mean, std)` does that and returns the
-# channels_last batch the model expects. Evaluate: no augmentation, BatchNorm with its running
-# statistics, no tape.
+# After training, `model` (a network with BatchNorm, like `H.vision.CifarNet`) is still in
+# training mode. Return its logits `(N, 10)`, float32, for the `uint8` images `(N, H, W, C)`,
+# normalised with the training split's per-channel `mean` and `std` (NumPy arrays of 3 values,
+# in 0..1 units) as in training: `H.vision.to_input(images, mean, std)` does that and returns
+# the channels_last `(N, C, H, W)` batch the model expects. Evaluate: no augmentation,
+# BatchNorm with its running statistics (`model.eval()`), no tape (`torch.no_grad()`).
+#
+# The check: a tiny network whose BatchNorm running statistics differ from any batch's, in
+# training mode before each call; two batches of images (32x32 and 16x16), each evaluated
+# twice, must give the same logits both times, equal to the evaluation-mode reference.
 
 
 # %%

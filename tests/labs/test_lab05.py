@@ -309,7 +309,8 @@ def _j_loss(kind):
     return smoothed_cross_entropy
 
 
-_j_augment = jax.jit(jv.random_crop_flip, static_argnums=1)  # eager: many small compiles
+# Compiled once: eager, its many small operations would each compile on their own.
+_j_augment = jax.jit(jv.random_crop_flip, static_argnums=1)
 
 
 def _j_predict(kind):

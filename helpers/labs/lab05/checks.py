@@ -2,17 +2,15 @@
 
 Four exercises: the batched crop + flip augmentation (NHWC, one offset and one flip per
 image), the label-smoothed cross-entropy, evaluation logits (no augmentation, evaluation
-mode) and one training step with label smoothing. Each ``check_*`` takes the student's
-function, a :class:`~helpers.labs.kit.Framework` and what only the framework can provide (its
-library loss, a small model, the model's reference outputs and reference training steps);
-``helpers.labs.lab05.torch`` and ``.jax`` bind them.
+mode) and one training step with label smoothing. This module holds every hint and the
+checks of the first two; :mod:`helpers.labs.lab05.model_checks` those of the last two, which
+run a model. Each ``check_*`` takes the student's function, a
+:class:`~helpers.labs.kit.Framework` and what only the framework can provide (its library
+loss); ``helpers.labs.lab05.torch`` and ``.jax`` bind them.
 
-The known mistakes of the first two exercises are computed here in NumPy, one switch per
-mistake; those of the last two by the adapters, which run the model the wrong way. The inputs
-are chosen so that each mistake changes the answer: crops at different offsets per image,
-asymmetric images, smoothing large enough that applying it twice shows, a different smoothing
-at each training step, a model whose BatchNorm running statistics differ from its batch
-statistics and that arrives at the training step in evaluation mode.
+The known mistakes are computed here in NumPy, one switch per mistake, on inputs where each
+changes the answer: crops at different offsets per image, asymmetric images, smoothing large
+enough that applying it twice shows.
 """
 
 from __future__ import annotations
@@ -28,14 +26,10 @@ from helpers.vision import crop_flip_reference
 __all__ = [
     "HINTS",
     "check_crop_flip",
-    "check_predict_logits",
     "check_smoothed_cross_entropy",
-    "check_train_step",
     "crop_cases",
     "crop_mistake",
     "smoothed_ce",
-    "step_batches",
-    "tiny_net_weights",
 ]
 
 HINTS = Hints(
@@ -287,245 +281,4 @@ def check_smoothed_cross_entropy(
                     )
                     for m in _SMOOTH_MISTAKES
                 ],
-            )
-
-
-# --- The model of exercises 3 and 4 ----------------------------------------------------------
-TINY_WIDTH, TINY_CLASSES = 4, 10
-
-
-def tiny_net_weights() -> dict[str, np.ndarray]:
-    """The weights of exercises 3 and 4's model, shared by both frameworks (float32).
-
-    The model: 3x3 convolution without bias (``conv`` HWIO ``(3, 3, 3, w)``), BatchNorm
-    (``bn_scale``, ``bn_bias``, running ``bn_mean``, ``bn_var``, each ``(w,)``), GELU (tanh
-    approximation), the mean over positions, a linear layer (``fc_kernel`` ``(w, 10)``,
-    ``fc_bias`` ``(10,)``). The running statistics are those of a model trained for a while:
-    far from the statistics of the check's batches.
-    """
-    rng = np.random.default_rng(9)
-    w = TINY_WIDTH
-    weights = dict(
-        conv=rng.normal(0, 0.3, size=(3, 3, 3, w)),
-        bn_scale=rng.uniform(0.5, 1.5, size=w),
-        bn_bias=rng.normal(0, 0.2, size=w),
-        bn_mean=rng.normal(0, 1, size=w),
-        bn_var=rng.uniform(0.5, 2, size=w),
-        fc_kernel=rng.normal(0, 1, size=(w, TINY_CLASSES)),
-        fc_bias=rng.normal(0, 0.1, size=TINY_CLASSES),
-    )
-    return {k: v.astype(np.float32) for k, v in weights.items()}
-
-
-# --- Exercise 3: evaluation logits ------------------------------------------------------------
-def eval_cases() -> list[dict[str, np.ndarray]]:
-    """Two batches of ``uint8 (N, H, W, 3)`` images of two sizes, with the per-channel mean
-    and std (0..1 units) that normalise them."""
-    rng = np.random.default_rng(7)
-    mean = np.array([0.49, 0.48, 0.45], np.float32)
-    std = np.array([0.25, 0.24, 0.26], np.float32)
-    return [
-        dict(images=rng.integers(0, 256, (n, s, s, 3), dtype=np.uint8), mean=mean, std=std)
-        for n, s in ((5, 32), (4, 16))
-    ]  # fmt: skip
-
-
-# Each known mistake (what ``reference`` computes, or derives here) -> the hint it gets.
-_EVAL_MISTAKES = {
-    "train_mode": "train_mode",
-    "not_normalised": "not_normalised",  # x / 255 only
-    "not_scaled": "not_normalised",  # (x - mean) / std on 0..255
-    "test_flip": "test_flip",
-    "tta": "test_flip",  # the logits of the images plus those of their mirror images
-    "probabilities": "probabilities",
-}
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(-1, keepdims=True))
-    return z / z.sum(-1, keepdims=True)
-
-
-def _eval_mistakes(
-    reference: Callable, model: Any, case: dict
-) -> dict[str, np.ndarray]:
-    """What each known mistake returns on ``case``; ``reference`` computes the basic ones."""
-    images, mean, std = case["images"], case["mean"], case["std"]
-    right = reference(model, images, mean, std, "right")
-    flipped = reference(model, images, mean, std, "test_flip")
-    return {
-        "train_mode": reference(model, images, mean, std, "train_mode"),
-        "not_normalised": reference(model, images, mean, std, "not_normalised"),
-        "not_scaled": reference(model, images, mean / 255, std / 255, "right"),
-        "test_flip": flipped,
-        "tta": right + flipped,
-        "probabilities": _softmax(right),
-    }
-
-
-def check_predict_logits(
-    fn: Callable,
-    fw: Framework,
-    *,
-    make_model: Callable,
-    reference: Callable,
-    attached: Callable[[Any], bool],
-) -> None:
-    """``fn(model, images, mean, std) -> logits (N, 10)`` in evaluation mode, no augmentation.
-
-    ``make_model()`` builds a small network with BatchNorm (in training mode, with running
-    statistics that differ from batch statistics); ``reference(model, images, mean, std,
-    mistake)`` returns its logits as numpy, right (``"right"``) or as a known mistake computes
-    them (``"train_mode"``, ``"not_normalised"``: ``x / 255`` only, ``"test_flip"``: the
-    mirror images);
-    ``attached(logits)`` says whether a result still records gradients (PyTorch only).
-    """
-    with checking(
-        "predict_logits", fw, passed="plain evaluation logits, the same every call"
-    ) as c:
-        for case in eval_cases():
-            model = make_model()
-            images, mean, std = case["images"], case["mean"], case["std"]
-            expected = reference(model, images, mean, std, "right")
-            wrong = _eval_mistakes(reference, model, case)
-            outs = []
-            for _ in range(2):
-                model.train()  # as it is after training
-                (x,) = _inputs(fw, images)
-                out = c.call(fn, model, x, mean, std)
-                if attached(out):
-                    raise c.fail(
-                        "the logits still record gradients (requires_grad=True)",
-                        c.hint("no_grad_missing"),
-                    )
-                outs.append(c.array(out))
-            c.shape(outs[0], expected.shape, "one row of 10 logits per image")
-            if outs[0].shape == outs[1].shape and not np.allclose(outs[0], outs[1]):
-                raise c.fail(
-                    "the same images gave different logits on two calls",
-                    c.hint("augment_at_test"),
-                )
-            c.close(
-                outs[0],
-                expected,
-                what="a logit",
-                rtol=1e-3,
-                atol=1e-4,
-                hint="model.eval(), then the model on H.vision.to_input(images, mean, std): "
-                "no crop, no flip, no softmax",
-                mistakes=[(c.hint(k), wrong[m]) for m, k in _EVAL_MISTAKES.items()],
-            )
-
-
-# --- Exercise 4: one training step with label smoothing -------------------------------------
-STEP_SMOOTHING = (0.2, 0.35)  # one per call: a step that ignores its argument fails
-STEP_LR, STEP_MOMENTUM = 0.1, 0.9  # SGD with Nesterov momentum, as in the chapter
-
-
-def step_batches() -> list[tuple[np.ndarray, np.ndarray]]:
-    """Two batches ``(x float32 (8, 8, 8, 3) NHWC, labels int (8,) in 0..9)``, one per call.
-
-    ``x`` stands for normalised images; its mean (0.5) and spread (1.5) are far from the
-    model's running statistics, so evaluation mode changes every answer.
-    """
-    rng = np.random.default_rng(8)
-    return [
-        (
-            rng.normal(0.5, 1.5, size=(8, 8, 8, 3)).astype(np.float32),
-            rng.integers(0, TINY_CLASSES, 8),
-        )
-        for _ in STEP_SMOOTHING
-    ]
-
-
-# The parts of the model compared after two steps, in this order, with their names.
-_STEP_PARTS = {
-    "conv": "a convolution weight",
-    "bn_scale": "a BatchNorm scale",
-    "bn_bias": "a BatchNorm bias",
-    "fc_kernel": "a weight of the linear layer",
-    "fc_bias": "a bias of the linear layer",
-    "bn_mean": "BatchNorm's running mean",
-    "bn_var": "BatchNorm's running variance",
-}
-
-
-def check_train_step(
-    fn: Callable,
-    fw: Framework,
-    *,
-    setup: Callable[[], tuple[Any, Any]],
-    prepare: Callable[[np.ndarray, np.ndarray], tuple[Any, Any]],
-    train: Callable[[str], tuple[np.ndarray, dict[str, np.ndarray]]],
-    weights: Callable[[Any], dict[str, np.ndarray]],
-    training: Callable[[Any], bool],
-    attached: Callable[[Any], bool],
-    variants: tuple[str, ...],
-) -> None:
-    """Two calls ``fn(model, optimizer, x, labels, smoothing) -> loss`` from a fresh start.
-
-    ``setup()`` builds the model (in evaluation mode, as after an evaluation) and its SGD
-    optimizer; ``prepare(x, labels)`` turns a batch of :func:`step_batches` into the
-    framework's arrays; ``train(variant)`` runs the reference steps (``""``) or a known
-    mistake's and returns the losses ``(2,)`` and the model's ``weights`` afterwards;
-    ``weights(model)`` reads a model in the layout of :func:`tiny_net_weights`; ``training(model)``
-    says whether it is in training mode; ``attached(loss)`` whether a returned loss still
-    records gradients (PyTorch only).
-    """
-    with checking(
-        "train_step",
-        fw,
-        passed="two steps: the losses, the weights and BatchNorm's running statistics",
-    ) as c:
-        model, optimizer = setup()
-        losses = []
-        for (x, labels), s in zip(step_batches(), STEP_SMOOTHING, strict=True):
-            out = c.call(fn, model, optimizer, *prepare(x, labels), s)
-            if isinstance(out, float):
-                raise c.fail(
-                    f"expected {fw.array_type} of shape (), got a float",
-                    c.hint("loss_float"),
-                )
-            if attached(out):
-                raise c.fail(
-                    "the returned loss still records gradients (requires_grad=True)",
-                    c.hint("loss_attached"),
-                )
-            value = c.array(out, f"{fw.array_type} (the loss)")
-            if value.shape != ():
-                raise c.fail(
-                    f"expected the loss, shape (), got shape {value.shape}",
-                    c.hint("loss_not_scalar"),
-                )
-            losses.append(value)
-        expected_losses, expected = train("")
-        mode_hint = None if training(model) else c.hint("train_mode_missing")
-        for i, loss in enumerate(losses):
-            c.close(
-                loss,
-                expected_losses[i],
-                what=f"the loss of call {i + 1}",
-                rtol=1e-4,
-                atol=1e-5,
-                hint=mode_hint
-                or "return the mean smoothed cross-entropy of the model's logits, "
-                "computed before the update",
-                mistakes=(  # the mistakes whose earlier calls gave these losses too
-                    (c.hint(v), train(v)[0][i])
-                    for v in variants
-                    if np.allclose(losses[:i], train(v)[0][:i], rtol=1e-4, atol=1e-5)
-                ),
-            )
-        got = weights(model)
-        for part, what in _STEP_PARTS.items():
-            c.close(
-                got[part],
-                expected[part],
-                what=f"{what} after two steps",
-                rtol=1e-4,
-                atol=1e-5,
-                hint=mode_hint
-                or "the update differs from one optimizer step on the gradient of the "
-                "returned loss",
-                mistakes=((c.hint(v), train(v)[1][part]) for v in variants),
             )

@@ -22,6 +22,7 @@ from helpers.jax.labkit import lab_framework
 from helpers.jax.vision import to_input
 from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab05 import checks as lab05
+from helpers.labs.lab05 import model_checks
 
 __all__ = [
     "check_crop_flip",
@@ -107,7 +108,7 @@ class _TinyNet(nnx.Module):
     """
 
     def __init__(self) -> None:
-        w = {k: jnp.asarray(v) for k, v in lab05.tiny_net_weights().items()}
+        w = {k: jnp.asarray(v) for k, v in model_checks.tiny_net_weights().items()}
         width, classes = w["fc_kernel"].shape
 
         def given(
@@ -171,7 +172,9 @@ def _reference(model, images, mean, std, mistake: str) -> np.ndarray:
 
 # One optax transformation for every optimizer the check builds: it is static in the
 # optimizer's graph, so a new one (new closures) would make nnx.jit compile the step again.
-_STEP_TX = optax.sgd(lab05.STEP_LR, momentum=lab05.STEP_MOMENTUM, nesterov=True)
+_STEP_TX = optax.sgd(
+    model_checks.STEP_LR, momentum=model_checks.STEP_MOMENTUM, nesterov=True
+)
 
 
 def _step_setup() -> tuple[_TinyNet, nnx.Optimizer]:
@@ -238,8 +241,9 @@ def _step_train(variant: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     switches = {k: jnp.float32(v) for k, v in switches.items()}
     model, optimizer = _step_setup()
     losses = []
-    for (x, labels), s in zip(lab05.step_batches(), lab05.STEP_SMOOTHING, strict=True):
-        s = lab05.STEP_SMOOTHING[0] if variant == "step_constant_smoothing" else s
+    smoothings = model_checks.STEP_SMOOTHING  # one per call
+    for (x, labels), s in zip(model_checks.step_batches(), smoothings, strict=True):
+        s = smoothings[0] if variant == "step_constant_smoothing" else s
         x, y = _step_prepare(x, labels)
         train = variant != "train_mode_missing"
         losses.append(
@@ -257,14 +261,14 @@ check_smoothed_cross_entropy = partial(
     int_dtype=np.int32,
 )
 check_predict_logits = partial(
-    lab05.check_predict_logits,
+    model_checks.check_predict_logits,
     fw=FRAMEWORKS["predict_logits"],
     make_model=_make_model,
     reference=_reference,
     attached=lambda logits: False,  # JAX records nothing on its arrays
 )
 check_train_step = partial(
-    lab05.check_train_step,
+    model_checks.check_train_step,
     fw=FRAMEWORKS["train_step"],
     setup=_step_setup,
     prepare=_step_prepare,

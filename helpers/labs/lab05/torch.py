@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab05 import checks as lab05
+from helpers.labs.lab05 import model_checks
 from helpers.torch.labkit import lab_framework
 from helpers.torch.vision import to_input
 
@@ -91,7 +92,7 @@ class _TinyNet(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        w = {k: torch.from_numpy(v) for k, v in lab05.tiny_net_weights().items()}
+        w = {k: torch.from_numpy(v) for k, v in model_checks.tiny_net_weights().items()}
         width, classes = w["fc_kernel"].shape
         self.conv = torch.nn.Conv2d(3, width, 3, padding=1, bias=False)
         self.bn = torch.nn.BatchNorm2d(width)
@@ -132,8 +133,8 @@ def _step_setup() -> tuple[_TinyNet, torch.optim.SGD]:
     model = _TinyNet().eval()
     optimizer = torch.optim.SGD(
         model.parameters(),
-        lr=lab05.STEP_LR,
-        momentum=lab05.STEP_MOMENTUM,
+        lr=model_checks.STEP_LR,
+        momentum=model_checks.STEP_MOMENTUM,
         nesterov=True,
     )
     return model, optimizer
@@ -167,9 +168,10 @@ def _step_train(variant: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Two reference steps (``""``) or a known mistake's: the losses ``(2,)``, the weights."""
     model, optimizer = _step_setup()
     losses = []
-    for (x, labels), s in zip(lab05.step_batches(), lab05.STEP_SMOOTHING, strict=True):
+    smoothings = model_checks.STEP_SMOOTHING  # one per call
+    for (x, labels), s in zip(model_checks.step_batches(), smoothings, strict=True):
         x, y = _step_prepare(x, labels)
-        s = lab05.STEP_SMOOTHING[0] if variant == "step_constant_smoothing" else s
+        s = smoothings[0] if variant == "step_constant_smoothing" else s
         if variant != "train_mode_missing":
             model.train()
         logits = model(x)  # (B, 10)
@@ -205,14 +207,14 @@ check_smoothed_cross_entropy = partial(
     int_dtype=np.int64,
 )
 check_predict_logits = partial(
-    lab05.check_predict_logits,
+    model_checks.check_predict_logits,
     fw=FRAMEWORKS["predict_logits"],
     make_model=_make_model,
     reference=_reference,
     attached=_attached,
 )
 check_train_step = partial(
-    lab05.check_train_step,
+    model_checks.check_train_step,
     fw=FRAMEWORKS["train_step"],
     setup=_step_setup,
     prepare=_step_prepare,

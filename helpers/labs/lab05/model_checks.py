@@ -117,8 +117,8 @@ def check_predict_logits(
     statistics that differ from batch statistics); ``reference(model, images, mean, std,
     mistake)`` returns its logits as numpy, right (``"right"``) or as a known mistake computes
     them (``"train_mode"``, ``"not_normalised"``: ``x / 255`` only, ``"test_flip"``: the
-    mirror images);
-    ``attached(logits)`` says whether a result still records gradients (PyTorch only).
+    mirror images); ``attached(logits)`` says whether a result still records gradients
+    (PyTorch only).
     """
     with checking(
         "predict_logits", fw, passed="plain evaluation logits, the same every call"

@@ -45,7 +45,9 @@ if "google.colab" in sys.modules:
     colab_setup()
 
 # %%
+import json
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import jax
@@ -483,6 +485,34 @@ env_steps = len(params) * ppo_curves.shape[1] * batch_steps
 print(
     f"{len(params)} seeds: compilation {compile_seconds:.1f} s, training {train_seconds:.1f} s "
     f"({env_steps / train_seconds:,.0f} env steps/s, all seeds together)"
+)
+
+# %% [markdown] tags=["shared"]
+# The two loops compared on one machine: the latest `python -m helpers.bench cartpole --algo
+# ppo --framework both --scale cpu` line recorded in this chapter's `bench.jsonl` (the same
+# PPO, the same budget and seeds: PyTorch stepping gymnasium's vector environment, JAX
+# stepping its own CartPole inside one compiled run).
+
+# %%
+lines = Path("bench.jsonl").read_text().splitlines()
+both = [
+    r
+    for r in map(json.loads, lines)
+    if r["task"] == "cartpole"
+    and r["model_option"] == "ppo"
+    and "throughput_ratio" in r
+][-2:]  # the pair one --framework both run wrote: torch, then jax
+for r in both:
+    print(
+        f"{r['framework']:>5}: {r['env_steps_per_second']:>9,.0f} env steps/s, "
+        f"{r['seeds_solved']}/{r['seeds']} seeds solved ({r['model']})"
+    )
+ratio = both[1]["throughput_ratio"] / both[0]["throughput_ratio"]
+hardware = both[1]["hardware"]
+print(
+    f"pure-JAX loop / gymnasium loop: {ratio:.1f}x env steps per second "
+    f"({hardware['cpu']}, {hardware['cores']} cores, {both[1]['date'][:10]}, "
+    f"commit {both[1]['commit'][:7]})"
 )
 
 # %%

@@ -743,7 +743,8 @@ for (task, algo, framework), r in sorted(latest.items()):
         else ""
     )
     end_to_end = r.get("end_to_end_seconds")
-    timing = f"{r['train_seconds']:.1f} s training ({r['seeds']} seeds)"
+    seeds = f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''}"
+    timing = f"{r['train_seconds']:.1f} s training ({seeds})"
     if r["compile_seconds"]:
         timing += f" + {r['compile_seconds']:.1f} s compilation"
     if end_to_end is not None:

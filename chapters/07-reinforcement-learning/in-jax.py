@@ -59,9 +59,8 @@ from flax import nnx
 
 from helpers import jax as H
 
-cartpole = H.sizes(
-    "cartpole"
-)  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale.py.
+cartpole = H.sizes("cartpole")
 pendulum = H.sizes("pendulum")
 H.runtime_info()
 
@@ -189,9 +188,8 @@ def dqn_loss(params, target, batch, gamma, graphdef, double=False):
     q_next = q_target(batch["next_obs"])  # (B, actions)
     if double:
         pick = q(batch["next_obs"]).argmax(-1)  # online network picks
-        next_value = jnp.take_along_axis(q_next, pick[:, None], 1)[
-            :, 0
-        ]  # target scores
+        # the target network scores
+        next_value = jnp.take_along_axis(q_next, pick[:, None], 1)[:, 0]
     else:
         next_value = q_next.max(-1)  # (B,)
     y = batch["rewards"] + gamma * (1 - batch["terminated"]) * next_value
@@ -324,9 +322,8 @@ keys = jax.random.split(jax.random.key(1), 5)
 mb = {
     "obs": jax.random.normal(keys[0], (32, 4)),
     "actions": jax.random.randint(keys[1], (32,), 0, 2),
-    "log_probs": jnp.log(
-        jax.random.uniform(keys[2], (32,)) * 0.6 + 0.2
-    ),  # log-probs of the old policy
+    # log-probs of the old policy
+    "log_probs": jnp.log(jax.random.uniform(keys[2], (32,)) * 0.6 + 0.2),
     "advantages": jax.random.normal(keys[3], (32,)),
     "returns": jax.random.normal(keys[4], (32,)),
 }
@@ -578,9 +575,10 @@ except ValueError as e:
 # fails (7.1). Its actor loss is the critic's value of the actions *stored in the replay
 # buffer*, `-critic(states, actions).mean()`: those actions are data, so the loss does not
 # depend on the actor at all, and backpropagation gives the actor no gradient (PyTorch:
-# `None`; JAX: zeros). The cell below shows it; DDPG's actor loss evaluates the critic at the actor's own action.
-# The outline also reports training returns, never a fixed policy's evaluation. With code
-# that cannot run, its number cannot be reproduced; the chapter evaluates every agent as in 7.6.
+# `None`; JAX: zeros). The cell below shows it; DDPG's actor loss evaluates the critic at
+# the actor's own action. The outline also reports training returns, never a fixed policy's
+# evaluation. With code that cannot run, its number cannot be reproduced; the chapter
+# evaluates every agent as in 7.6.
 # :::
 
 # %%
@@ -596,9 +594,8 @@ def outline_actor_loss(actor_params):
 
 
 def ddpg_actor_loss(actor_params):
-    actions = nnx.merge(actor_def, actor_params)(
-        states
-    )  # the actions of the actor itself
+    # the actions of the actor itself
+    actions = nnx.merge(actor_def, actor_params)(states)
     return -critic(states, actions).mean()
 
 

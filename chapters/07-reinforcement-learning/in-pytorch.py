@@ -56,9 +56,8 @@ from torch import nn
 
 from helpers import torch as H
 
-cartpole = H.sizes(
-    "cartpole"
-)  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale.py.
+cartpole = H.sizes("cartpole")
 pendulum = H.sizes("pendulum")
 torch.manual_seed(0)
 H.runtime_info()
@@ -309,9 +308,8 @@ model = H.rl.ActorCritic(4, 2, cartpole.ppo.hidden)
 mb = {
     "obs": torch.randn(32, 4, generator=g),
     "actions": torch.randint(0, 2, (32,), generator=g),
-    "log_probs": torch.log(
-        torch.rand(32, generator=g) * 0.6 + 0.2
-    ),  # log-probs of the old policy
+    # log-probs of the old policy
+    "log_probs": torch.log(torch.rand(32, generator=g) * 0.6 + 0.2),
     "advantages": torch.randn(32, generator=g),
     "returns": torch.randn(32, generator=g),
 }
@@ -452,9 +450,10 @@ except ValueError as e:
 # fails (7.1). Its actor loss is the critic's value of the actions *stored in the replay
 # buffer*, `-critic(states, actions).mean()`: those actions are data, so the loss does not
 # depend on the actor at all, and backpropagation gives the actor no gradient (PyTorch:
-# `None`; JAX: zeros). The cell below shows it; DDPG's actor loss evaluates the critic at the actor's own action.
-# The outline also reports training returns, never a fixed policy's evaluation. With code
-# that cannot run, its number cannot be reproduced; the chapter evaluates every agent as in 7.6.
+# `None`; JAX: zeros). The cell below shows it; DDPG's actor loss evaluates the critic at
+# the actor's own action. The outline also reports training returns, never a fixed policy's
+# evaluation. With code that cannot run, its number cannot be reproduced; the chapter
+# evaluates every agent as in 7.6.
 # :::
 
 # %%

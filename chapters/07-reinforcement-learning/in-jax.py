@@ -739,6 +739,8 @@ for (task, algo, framework), r in sorted(latest.items()):
         if "seeds_solved" in r
         else ""
     )
+    per_seed = r["eval_return_mean_per_seed"]
+    spread = f" (per seed {min(per_seed):.1f} to {max(per_seed):.1f})"
     end_to_end = r.get("end_to_end_seconds")
     seeds = f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''}"
     timing = f"{r['train_seconds']:.1f} s training ({seeds})"
@@ -748,8 +750,8 @@ for (task, algo, framework), r in sorted(latest.items()):
         timing += f", {end_to_end:.1f} s end to end"
     print(
         f"{task} {algo} ({framework}, {r['scale']} scale, {r['hardware']['cores']} cores, "
-        f"{r['date'][:10]}): evaluation return {r['eval_return_mean']:.1f} "
-        f"± {r['eval_return_std']:.1f}{solved}; {timing}"
+        f"{r['date'][:10]}): mean evaluation return {r['eval_return_mean']:.1f} "
+        f"{spread if len(per_seed) > 1 else ''}{solved}; {timing}"
     )
 
 # %% [markdown]

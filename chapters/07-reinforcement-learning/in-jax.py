@@ -750,7 +750,7 @@ for (task, algo, framework), r in sorted(latest.items()):
         timing += f", {end_to_end:.1f} s end to end"
     print(
         f"{task} {algo} ({framework}, {r['scale']} scale, {r['hardware']['cores']} cores, "
-        f"{r['date'][:10]}): mean evaluation return {r['eval_return_mean']:.1f} "
+        f"{r['date'][:10]}): mean evaluation return {r['eval_return_mean']:.1f}"
         f"{spread if len(per_seed) > 1 else ''}{solved}; {timing}"
     )
 

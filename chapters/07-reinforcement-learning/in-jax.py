@@ -45,7 +45,9 @@ if "google.colab" in sys.modules:
     colab_setup()
 
 # %%
+import json
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import jax
@@ -57,9 +59,8 @@ from flax import nnx
 
 from helpers import jax as H
 
-cartpole = H.sizes(
-    "cartpole"
-)  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale.py.
+cartpole = H.sizes("cartpole")
 pendulum = H.sizes("pendulum")
 H.runtime_info()
 
@@ -187,9 +188,8 @@ def dqn_loss(params, target, batch, gamma, graphdef, double=False):
     q_next = q_target(batch["next_obs"])  # (B, actions)
     if double:
         pick = q(batch["next_obs"]).argmax(-1)  # online network picks
-        next_value = jnp.take_along_axis(q_next, pick[:, None], 1)[
-            :, 0
-        ]  # target scores
+        # the target network scores
+        next_value = jnp.take_along_axis(q_next, pick[:, None], 1)[:, 0]
     else:
         next_value = q_next.max(-1)  # (B,)
     y = batch["rewards"] + gamma * (1 - batch["terminated"]) * next_value
@@ -322,9 +322,8 @@ keys = jax.random.split(jax.random.key(1), 5)
 mb = {
     "obs": jax.random.normal(keys[0], (32, 4)),
     "actions": jax.random.randint(keys[1], (32,), 0, 2),
-    "log_probs": jnp.log(
-        jax.random.uniform(keys[2], (32,)) * 0.6 + 0.2
-    ),  # log-probs of the old policy
+    # log-probs of the old policy
+    "log_probs": jnp.log(jax.random.uniform(keys[2], (32,)) * 0.6 + 0.2),
     "advantages": jax.random.normal(keys[3], (32,)),
     "returns": jax.random.normal(keys[4], (32,)),
 }
@@ -485,6 +484,34 @@ print(
     f"({env_steps / train_seconds:,.0f} env steps/s, all seeds together)"
 )
 
+# %% [markdown] tags=["shared"]
+# The two loops compared on one machine: the latest `python -m helpers.bench cartpole --algo
+# ppo --framework both --scale cpu` line recorded in this chapter's `bench.jsonl` (the same
+# PPO, the same budget and seeds: PyTorch stepping gymnasium's vector environment, JAX
+# stepping its own CartPole inside one compiled run).
+
+# %%
+lines = Path("bench.jsonl").read_text().splitlines()
+both = [
+    r
+    for r in map(json.loads, lines)
+    if r["task"] == "cartpole"
+    and r["model_option"] == "ppo"
+    and "throughput_ratio" in r
+][-2:]  # the pair one --framework both run wrote: torch, then jax
+for r in both:
+    print(
+        f"{r['framework']:>5}: {r['env_steps_per_second']:>9,.0f} env steps/s, "
+        f"{r['seeds_solved']}/{r['seeds']} seeds solved ({r['model']})"
+    )
+ratio = both[1]["throughput_ratio"] / both[0]["throughput_ratio"]
+hardware = both[1]["hardware"]
+print(
+    f"pure-JAX loop / gymnasium loop: {ratio:.1f}x env steps per second "
+    f"({hardware['cpu']}, {hardware['cores']} cores, {both[1]['date'][:10]}, "
+    f"commit {both[1]['commit'][:7]})"
+)
+
 # %%
 # The greedy policy: the parameters are an argument, so one compilation serves every seed.
 greedy = jax.jit(lambda p, obs: nnx.merge(ppo_graphdef, p)(obs)[0].argmax(-1))
@@ -548,9 +575,10 @@ except ValueError as e:
 # fails (7.1). Its actor loss is the critic's value of the actions *stored in the replay
 # buffer*, `-critic(states, actions).mean()`: those actions are data, so the loss does not
 # depend on the actor at all, and backpropagation gives the actor no gradient (PyTorch:
-# `None`; JAX: zeros). The cell below shows it; DDPG's actor loss evaluates the critic at the actor's own action.
-# The outline also reports training returns, never a fixed policy's evaluation. With code
-# that cannot run, its number cannot be reproduced; the chapter evaluates every agent as in 7.6.
+# `None`; JAX: zeros). The cell below shows it; DDPG's actor loss evaluates the critic at
+# the actor's own action. The outline also reports training returns, never a fixed policy's
+# evaluation. With code that cannot run, its number cannot be reproduced; the chapter
+# evaluates every agent as in 7.6.
 # :::
 
 # %%
@@ -566,9 +594,8 @@ def outline_actor_loss(actor_params):
 
 
 def ddpg_actor_loss(actor_params):
-    actions = nnx.merge(actor_def, actor_params)(
-        states
-    )  # the actions of the actor itself
+    # the actions of the actor itself
+    actions = nnx.merge(actor_def, actor_params)(states)
     return -critic(states, actions).mean()
 
 
@@ -609,7 +636,7 @@ print(
 # %% [markdown] tags=["shared"]
 # ## 7.6 Evaluation
 #
-# A training curve mixes exploration noise and a policy that changes during the episode; the
+# A training curve mixes exploration noise and a policy that keeps changing as it learns; the
 # number that describes an agent is the return of its **fixed** policy (greedy for DQN,
 # the most probable action for PPO, the actor without noise for DDPG) over many episodes,
 # reported with its spread. The table gathers them; the plot shows learning curves over seeds,
@@ -695,7 +722,37 @@ assert np.mean(ppo_means) > random_returns.mean(), (ppo_means, random_returns.me
 #
 # The benchmark `python -m helpers.bench cartpole --algo ppo --framework both` (and `--algo dqn`,
 # `pendulum --algo ddpg`) trains and evaluates the same way and records the numbers the book
-# quotes in `bench.jsonl`.
+# quotes in `bench.jsonl`. The cell below prints the latest record of each agent (cpu scale,
+# the targets: CartPole solved at a greedy mean of 475 over 100 episodes; JAX PPO in
+# at least 9 of 10 seeds within 10 s end to end on 2 CPU cores; PyTorch PPO in at least 4 of 5
+# seeds within 30 s per seed; DQN solved within 60 s in one framework; DDPG above -200).
+
+# %%
+records = sorted(
+    map(json.loads, Path("bench.jsonl").read_text().splitlines()),
+    key=lambda r: r["date"],
+)
+latest = {(r["task"], r["model_option"], r["framework"]): r for r in records}
+for (task, algo, framework), r in sorted(latest.items()):
+    solved = (
+        f", {r['seeds_solved']}/{r['seeds']} seeds solved"
+        if "seeds_solved" in r
+        else ""
+    )
+    per_seed = r["eval_return_mean_per_seed"]
+    spread = f" (per seed {min(per_seed):.1f} to {max(per_seed):.1f})"
+    end_to_end = r.get("end_to_end_seconds")
+    seeds = f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''}"
+    timing = f"{r['train_seconds']:.1f} s training ({seeds})"
+    if r["compile_seconds"]:
+        timing += f" + {r['compile_seconds']:.1f} s compilation"
+    if end_to_end is not None:
+        timing += f", {end_to_end:.1f} s end to end"
+    print(
+        f"{task} {algo} ({framework}, {r['scale']} scale, {r['hardware']['cores']} cores, "
+        f"{r['date'][:10]}): mean evaluation return {r['eval_return_mean']:.1f}"
+        f"{spread if len(per_seed) > 1 else ''}{solved}; {timing}"
+    )
 
 # %% [markdown]
 # Next: [the PyTorch half of this chapter](in-pytorch.ipynb). Works cited are listed in the

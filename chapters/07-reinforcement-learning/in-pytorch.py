@@ -44,7 +44,9 @@ if "google.colab" in sys.modules:
     colab_setup()
 
 # %%
+import json
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import matplotlib.pyplot as plt
@@ -54,9 +56,8 @@ from torch import nn
 
 from helpers import torch as H
 
-cartpole = H.sizes(
-    "cartpole"
-)  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale.py.
+cartpole = H.sizes("cartpole")
 pendulum = H.sizes("pendulum")
 torch.manual_seed(0)
 H.runtime_info()
@@ -307,9 +308,8 @@ model = H.rl.ActorCritic(4, 2, cartpole.ppo.hidden)
 mb = {
     "obs": torch.randn(32, 4, generator=g),
     "actions": torch.randint(0, 2, (32,), generator=g),
-    "log_probs": torch.log(
-        torch.rand(32, generator=g) * 0.6 + 0.2
-    ),  # log-probs of the old policy
+    # log-probs of the old policy
+    "log_probs": torch.log(torch.rand(32, generator=g) * 0.6 + 0.2),
     "advantages": torch.randn(32, generator=g),
     "returns": torch.randn(32, generator=g),
 }
@@ -385,6 +385,34 @@ print(
 envs.close()
 
 # %% [markdown] tags=["shared"]
+# The two loops compared on one machine: the latest `python -m helpers.bench cartpole --algo
+# ppo --framework both --scale cpu` line recorded in this chapter's `bench.jsonl` (the same
+# PPO, the same budget and seeds: PyTorch stepping gymnasium's vector environment, JAX
+# stepping its own CartPole inside one compiled run).
+
+# %%
+lines = Path("bench.jsonl").read_text().splitlines()
+both = [
+    r
+    for r in map(json.loads, lines)
+    if r["task"] == "cartpole"
+    and r["model_option"] == "ppo"
+    and "throughput_ratio" in r
+][-2:]  # the pair one --framework both run wrote: torch, then jax
+for r in both:
+    print(
+        f"{r['framework']:>5}: {r['env_steps_per_second']:>9,.0f} env steps/s, "
+        f"{r['seeds_solved']}/{r['seeds']} seeds solved ({r['model']})"
+    )
+ratio = both[1]["throughput_ratio"] / both[0]["throughput_ratio"]
+hardware = both[1]["hardware"]
+print(
+    f"pure-JAX loop / gymnasium loop: {ratio:.1f}x env steps per second "
+    f"({hardware['cpu']}, {hardware['cores']} cores, {both[1]['date'][:10]}, "
+    f"commit {both[1]['commit'][:7]})"
+)
+
+# %% [markdown] tags=["shared"]
 # ## 7.5 DDPG, on a continuous action
 #
 # DDPG {cite}`lillicrap2016continuous` learns a **deterministic** actor $\mu_\phi(s)$ that
@@ -422,9 +450,10 @@ except ValueError as e:
 # fails (7.1). Its actor loss is the critic's value of the actions *stored in the replay
 # buffer*, `-critic(states, actions).mean()`: those actions are data, so the loss does not
 # depend on the actor at all, and backpropagation gives the actor no gradient (PyTorch:
-# `None`; JAX: zeros). The cell below shows it; DDPG's actor loss evaluates the critic at the actor's own action.
-# The outline also reports training returns, never a fixed policy's evaluation. With code
-# that cannot run, its number cannot be reproduced; the chapter evaluates every agent as in 7.6.
+# `None`; JAX: zeros). The cell below shows it; DDPG's actor loss evaluates the critic at
+# the actor's own action. The outline also reports training returns, never a fixed policy's
+# evaluation. With code that cannot run, its number cannot be reproduced; the chapter
+# evaluates every agent as in 7.6.
 # :::
 
 # %%
@@ -467,7 +496,7 @@ print(
 # %% [markdown] tags=["shared"]
 # ## 7.6 Evaluation
 #
-# A training curve mixes exploration noise and a policy that changes during the episode; the
+# A training curve mixes exploration noise and a policy that keeps changing as it learns; the
 # number that describes an agent is the return of its **fixed** policy (greedy for DQN,
 # the most probable action for PPO, the actor without noise for DDPG) over many episodes,
 # reported with its spread. The table gathers them; the plot shows learning curves over seeds,
@@ -554,7 +583,37 @@ assert np.mean(ppo_means) > random_returns.mean(), (ppo_means, random_returns.me
 #
 # The benchmark `python -m helpers.bench cartpole --algo ppo --framework both` (and `--algo dqn`,
 # `pendulum --algo ddpg`) trains and evaluates the same way and records the numbers the book
-# quotes in `bench.jsonl`.
+# quotes in `bench.jsonl`. The cell below prints the latest record of each agent (cpu scale,
+# the targets: CartPole solved at a greedy mean of 475 over 100 episodes; JAX PPO in
+# at least 9 of 10 seeds within 10 s end to end on 2 CPU cores; PyTorch PPO in at least 4 of 5
+# seeds within 30 s per seed; DQN solved within 60 s in one framework; DDPG above -200).
+
+# %%
+records = sorted(
+    map(json.loads, Path("bench.jsonl").read_text().splitlines()),
+    key=lambda r: r["date"],
+)
+latest = {(r["task"], r["model_option"], r["framework"]): r for r in records}
+for (task, algo, framework), r in sorted(latest.items()):
+    solved = (
+        f", {r['seeds_solved']}/{r['seeds']} seeds solved"
+        if "seeds_solved" in r
+        else ""
+    )
+    per_seed = r["eval_return_mean_per_seed"]
+    spread = f" (per seed {min(per_seed):.1f} to {max(per_seed):.1f})"
+    end_to_end = r.get("end_to_end_seconds")
+    seeds = f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''}"
+    timing = f"{r['train_seconds']:.1f} s training ({seeds})"
+    if r["compile_seconds"]:
+        timing += f" + {r['compile_seconds']:.1f} s compilation"
+    if end_to_end is not None:
+        timing += f", {end_to_end:.1f} s end to end"
+    print(
+        f"{task} {algo} ({framework}, {r['scale']} scale, {r['hardware']['cores']} cores, "
+        f"{r['date'][:10]}): mean evaluation return {r['eval_return_mean']:.1f}"
+        f"{spread if len(per_seed) > 1 else ''}{solved}; {timing}"
+    )
 
 # %% [markdown]
 # Next: [the JAX half of this chapter](in-jax.ipynb). Works cited are listed in the

@@ -549,10 +549,14 @@ def run_cartpole_ppo(
     process's start to this call: interpreter, imports, the bench's setup),
     ``compile_seconds``, ``train_seconds``, ``eval_seconds`` (the gymnasium evaluation), and
     ``end_to_end_seconds``, from the process's start to the end of the evaluation (``None``
-    where the process's start cannot be read: not Linux). ``progress`` is accepted for
-    symmetry (one call per group, no loop to show).
+    where the process's start cannot be read: not Linux, or when the process imported PyTorch,
+    as ``--framework both`` does: it trained PyTorch first, so its start is not this run's).
+    ``progress`` is accepted for symmetry (one call per group, no loop to show).
     """
-    import_seconds = process_seconds()
+    import sys
+
+    alone = "torch" not in sys.modules
+    import_seconds = process_seconds() if alone else None
     ppo = sizes.ppo
     train, graphdef = make_ppo_train(ppo)
     n = sizes.vmapped_seeds
@@ -573,7 +577,7 @@ def run_cartpole_ppo(
         count = len(jax.tree.leaves(group)[0])
         returns += _evaluate_seeds(graphdef, group, count, sizes.eval_episodes)
     eval_seconds = time.perf_counter() - start
-    end_to_end = process_seconds()
+    end_to_end = process_seconds() if alone else None
     steps_per_seed = (ppo.total_steps // (ppo.envs * ppo.steps)) * ppo.envs * ppo.steps
     return {
         "model": f"PPO, pure-JAX CartPole, whole run jitted, {sizes.seed_group} seeds "

@@ -269,7 +269,14 @@ plt.show()
 # pooling is written as a reshape and a max, which ran faster than `nnx.max_pool`'s general
 # windowed reduction in the course's CPU measurements. One difference from PyTorch to keep in mind:
 # Flax's BatchNorm `momentum` is the weight of the *old* running average (0.9), PyTorch's the
-# weight of the new batch (0.1); the two are the same setting.
+# weight of the new batch (0.1); the two are the same setting. Another: the default weight
+# initialisations differ. Flax draws kernels from a LeCun normal law (variance $1/\text{fan-in}$),
+# PyTorch uniformly in $\pm 1/\sqrt{\text{fan-in}}$ (variance $1/(3\,\text{fan-in})$); with
+# BatchNorm after each convolution, weights $\sqrt 3$ times larger make every relative update
+# three times smaller, which matters in a run of a few epochs. `H.vision.CifarNet` passes
+# PyTorch's law as `kernel_init`, so both pages train the same network from the same start
+# (the course's tests copy one page's weights into the other's network and check that logits,
+# loss and three SGD steps agree).
 
 # %%
 model = H.vision.CifarNet(sizes.widths, rngs=nnx.Rngs(0))
@@ -596,7 +603,7 @@ else:
 # | | PyTorch | JAX |
 # |---|---|---|
 # | data on the device | `torch.from_numpy(x).to(device)`, `uint8` | `jax.device_put(x)`, `uint8` |
-# | per-example crop | advanced indexing with per-row offsets | `vmap` of `lax.dynamic_slice` |
+# | per-example crop | one `gather` with per-image flat indices | `vmap` of `lax.dynamic_slice` |
 # | layout | NCHW tensors stored `channels_last` | NHWC arrays |
 # | BatchNorm momentum | `momentum=0.1` (weight of the new batch) | `momentum=0.9` (weight of the old average) |
 # | label smoothing | `F.cross_entropy(label_smoothing=...)` | `optax.smooth_labels` + `softmax_cross_entropy` |

@@ -246,7 +246,9 @@ plt.show()
 # GELU; the head takes the largest activation of each channel and maps it to ten logits. In
 # PyTorch a tensor seen as `(B, C, H, W)` can be stored channel-last in memory:
 # `to(memory_format=torch.channels_last)` on the model, and an NHWC batch `permute`d to NCHW
-# *is* such a tensor, which is how `H.vision.to_input` hands batches to the network.
+# *is* such a tensor, which is how `H.vision.to_input` hands batches to the network. The JAX
+# page builds the same network in Flax with PyTorch's default weight initialisation (Flax's own
+# default draws larger weights), so the two pages train the same network from the same start.
 
 # %%
 torch.manual_seed(0)
@@ -534,7 +536,7 @@ else:
 # | | PyTorch | JAX |
 # |---|---|---|
 # | data on the device | `torch.from_numpy(x).to(device)`, `uint8` | `jax.device_put(x)`, `uint8` |
-# | per-example crop | advanced indexing with per-row offsets | `vmap` of `lax.dynamic_slice` |
+# | per-example crop | one `gather` with per-image flat indices | `vmap` of `lax.dynamic_slice` |
 # | layout | NCHW tensors stored `channels_last` | NHWC arrays |
 # | BatchNorm momentum | `momentum=0.1` (weight of the new batch) | `momentum=0.9` (weight of the old average) |
 # | label smoothing | `F.cross_entropy(label_smoothing=...)` | `optax.smooth_labels` + `softmax_cross_entropy` |

@@ -487,13 +487,25 @@ for name, rate in rates.items():
     print(f"{name:46} {rate:8,.0f} {rate / reference:12.2f}x")
 print(f"{'flip TTA at test time':46} {'':8} {acc_tta - acc_plain:+12.2%} accuracy")
 
+# Milliseconds per batch. The pipeline and the training step run one after the other, so a
+# loop's time per batch is their sum, and the gain is (step + per-sample) / (step + on-device).
+ms = {name: 1000 * sizes.batch_size / rate for name, rate in rates.items()}
+step_ms = ms["on-device crop + flip, channels_last"] - ms["on-device crop + flip alone"]
+print(
+    f"per batch of {sizes.batch_size}: training step about {step_ms:.0f} ms, per-sample "
+    f"pipeline {ms['seed-style DataLoader alone']:.0f} ms, on-device pipeline "
+    f"{ms['on-device crop + flip alone']:.1f} ms: predicted end-to-end gain "
+    f"{(step_ms + ms['seed-style DataLoader alone']) / ms['on-device crop + flip, channels_last']:.2f}x"
+)
+
 # %% [markdown]
 # Read the table by pairs of rows. The first and third rows train the same channels_last
 # model: their ratio is what moving the augmentation from per-image Python code to one batched
 # operation on the device bought here, end to end. The second and third rows differ only in
 # the memory layout: what `channels_last` adds. The last two rows time the pipelines alone,
 # without a training step: the on-device one is many times faster, but the end-to-end gain is
-# bounded by the share of a step the per-sample pipeline took. On a CPU the convolutions
+# bounded by the share of a step the per-sample pipeline took: the last line adds the measured
+# pieces up (compare its prediction with the measured ratio). On a CPU the convolutions
 # dominate a step, so that share is small; on a GPU the model's step is far shorter and a
 # per-sample loader easily becomes the bottleneck. The recorded runs below (`python -m helpers.bench cifar10 --baseline`, from
 # [`bench.jsonl`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/chapters/05-cifar10/bench.jsonl))

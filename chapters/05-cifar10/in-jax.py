@@ -589,14 +589,14 @@ bench_file = Path("bench.jsonl")
 if bench_file.is_file():
     records = [json.loads(line) for line in bench_file.read_text().splitlines() if line]
     print(
-        f"{'framework':9} {'scale':5} {'test acc':>8} {'+TTA':>7} {'train s':>7} "
+        f"{'framework':9} {'scale':5} {'epochs':>6} {'test acc':>8} {'+TTA':>7} {'train s':>7} "
         f"{'compile s':>9} {'img/s':>6} {'vs seed':>7}  data, hardware, date, commit"
     )
     for r in records:
         hw = r["hardware"]
         speedup = r.get("speedup_vs_seed_style")
         print(
-            f"{r['framework']:9} {r['scale']:5} {r['test_accuracy']:8.2%} "
+            f"{r['framework']:9} {r['scale']:5} {r['epochs']:6} {r['test_accuracy']:8.2%} "
             f"{r['test_accuracy_tta']:7.2%} {r['train_seconds']:7.0f} "
             f"{r['compile_seconds']:9.1f} {r['train_examples_per_second']:6,.0f} "
             f"{'' if speedup is None else f'{speedup:.2f}x':>7}  {r['data'][:22]}, "

@@ -213,3 +213,101 @@ def test_use_onednn_on_cpu_sets_the_flag_only_before_jax_starts():
     )
     env = {**os.environ, "XLA_FLAGS": "--keep"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def _torch_weights_into_jax(torch_model, jax_model) -> None:
+    """Copy a torch CifarNet's parameters and BatchNorm statistics into a JAX CifarNet."""
+    import jax.numpy as jnp
+    from torch import nn
+
+    convs = [m for m in torch_model.modules() if isinstance(m, nn.Conv2d)]
+    bns = [m for m in torch_model.modules() if isinstance(m, nn.BatchNorm2d)]
+    units = [jax_model.stem] + [u for b in jax_model.blocks for u in b.layers]
+    assert len(units) == len(convs) == len(bns)
+    for unit, conv, bn in zip(units, convs, bns, strict=True):
+        # (O, I, kh, kw) -> (kh, kw, I, O)
+        unit.conv.kernel[...] = jnp.asarray(conv.weight.detach().permute(2, 3, 1, 0))
+        unit.bn.scale[...] = jnp.asarray(bn.weight.detach())
+        unit.bn.bias[...] = jnp.asarray(bn.bias.detach())
+        unit.bn.mean[...] = jnp.asarray(bn.running_mean)
+        unit.bn.var[...] = jnp.asarray(bn.running_var)
+    jax_model.head.kernel[...] = jnp.asarray(torch_model.head.weight.detach().T)
+
+
+def test_both_cifarnets_compute_the_same_logits_loss_and_sgd_steps():
+    """Same weights in both halves: same logits in both modes, same loss, same SGD steps."""
+    import dataclasses
+
+    import jax.numpy as jnp
+    import torch
+    from flax import nnx
+
+    from helpers.jax import vision as jv
+    from helpers.torch import vision as tv
+
+    s = dataclasses.replace(sizes("cifar10", "smoke"), widths=(4, 8, 8, 8))
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, 16)
+    mean, std = channel_stats(images)
+    torch.manual_seed(0)
+    t_model = tv.CifarNet(s.widths)
+    j_model = jv.CifarNet(s.widths, rngs=nnx.Rngs(0))
+    _torch_weights_into_jax(t_model, j_model)
+    t_x = tv.to_input(torch.from_numpy(images), mean, std)
+    j_x = jv.to_input(jnp.asarray(images), mean, std)
+    t_y, j_y = torch.from_numpy(labels), jnp.asarray(labels, jnp.int32)
+    t_opt, t_sched = tv.make_optimizer(t_model, s, 10)
+    j_opt = jv.make_optimizer(j_model, s, 10)
+
+    @nnx.jit
+    def j_step(model, optimizer):
+        def j_loss(model):
+            return jv.smoothed_cross_entropy(model(j_x), j_y, s.label_smoothing)
+
+        loss, grads = nnx.value_and_grad(j_loss)(model)
+        optimizer.update(model, grads)
+        return loss
+
+    t_model.train()
+    j_model.train()
+    for _ in range(3):  # three steps: momentum, weight decay and the schedule all act
+        t_loss = tv.smoothed_cross_entropy(t_model(t_x), t_y, s.label_smoothing)
+        t_opt.zero_grad()
+        t_loss.backward()
+        t_opt.step()
+        t_sched.step()
+        loss = j_step(j_model, j_opt)
+        assert float(loss) == pytest.approx(float(t_loss.detach()), rel=1e-4)
+    with torch.no_grad():
+        t_train = t_model(t_x).numpy()
+    j_train = np.asarray(nnx.jit(lambda m, x: m(x))(j_model, j_x))
+    np.testing.assert_allclose(j_train, t_train, rtol=2e-3, atol=2e-4)
+    t_model.eval()
+    j_model.eval()
+    with torch.no_grad():
+        t_eval = t_model(t_x).numpy()
+    j_eval = np.asarray(nnx.jit(lambda m, x: m(x))(j_model, j_x))
+    np.testing.assert_allclose(j_eval, t_eval, rtol=2e-3, atol=2e-4)
+
+
+def test_both_cifarnets_start_from_the_same_weight_distribution():
+    """The JAX half uses PyTorch's default init, uniform in +-1/sqrt(fan_in), not Flax's."""
+    import torch
+    from flax import nnx
+
+    from helpers.jax import vision as jv
+    from helpers.torch import vision as tv
+
+    torch.manual_seed(0)
+    t_model = tv.CifarNet((16, 32, 64, 128))
+    j_model = jv.CifarNet((16, 32, 64, 128), rngs=nnx.Rngs(0))
+    t_w = t_model.blocks[2][4].weight.detach().numpy()  # (128, 128, 3, 3)
+    j_w = np.asarray(j_model.blocks[2].layers[1].conv.kernel[...])  # (3, 3, 128, 128)
+    bound = 1 / np.sqrt(128 * 9)
+    for w in (t_w, j_w):
+        assert np.abs(w).max() <= bound + 1e-7
+        assert w.std() == pytest.approx(bound / np.sqrt(3), rel=0.02)
+    t_head = t_model.head.weight.detach().numpy()
+    j_head = np.asarray(j_model.head.kernel[...])
+    assert j_head.std() == pytest.approx(t_head.std(), rel=0.15)

@@ -282,7 +282,13 @@ bow_ids, bow_len = T.add_hashed_bigrams(
 bow_test, bow_test_len = T.add_hashed_bigrams(
     uni_test, uni_test_len, vocab_size=len(vocab), buckets=sizes.bigram_buckets
 )
-print("features per review:", bow_ids.shape[1], "(unigrams, then hashed bigrams)")
+if sizes.distinct_ngrams:  # a binary bag: each distinct n-gram of a review counts once
+    bow_ids, bow_len = T.distinct_features(bow_ids, bow_len)
+    bow_test, bow_test_len = T.distinct_features(bow_test, bow_test_len)
+print(
+    f"features per review (unigrams, then hashed bigrams): {bow_len.mean():.0f} on "
+    f"average, at most {bow_ids.shape[1]}"
+)
 bow = H.text.BagOfNgrams(len(vocab) + sizes.bigram_buckets, b.dim, rngs=nnx.Rngs(0))
 bow_history, bow_test_loader = train_model(
     "bag of n-grams", bow, b, bow_ids, bow_len, bow_test, bow_test_len

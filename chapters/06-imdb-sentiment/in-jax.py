@@ -195,7 +195,11 @@ except Exception as e:
 # as fastText starts them: most hashed bigrams occur in a handful of reviews, and a large random
 # start (PyTorch's default is $\mathcal N(0, 1)$) is noise their few updates do not erase. On
 # the validation split this scored higher than PyTorch's default; `helpers/scale.py`
-# lists what else was tried there.
+# lists what else was tried there. Each review counts each of its n-grams once, a binary bag
+# (`T.distinct_features`, switched by `sizes.distinct_ngrams`): a word said
+# ten times in one review is not ten times the evidence, and binary features suit sentiment
+# {cite}`wang2012baselines`. It was chosen on validation splits that hold out whole movies
+# (see 6.6 for why that matters), as `helpers/scale.py` records.
 
 
 # %%

@@ -10,6 +10,7 @@ from helpers.data.text import (
     Vocab,
     add_hashed_bigrams,
     build_vocab,
+    distinct_features,
     encode,
     imdb_setup,
     stratified_split,
@@ -57,6 +58,16 @@ def test_hashed_bigrams_put_real_features_first():
     assert (out[0, 3:5] >= 10).all()
     with pytest.raises(ValueError, match="expected ids"):
         add_hashed_bigrams(ids[0], np.array([3]), vocab_size=10, buckets=7)
+
+
+def test_distinct_features_count_each_id_once_and_ignore_padding():
+    # row 0's 9 lies past its length: padding, whatever its value
+    ids = np.array([[5, 3, 5, 5, 0, 9], [7, 7, 0, 0, 0, 0]])
+    out, lengths = distinct_features(ids, np.array([4, 2]))
+    assert out.dtype == np.int32 and lengths.tolist() == [2, 1]
+    assert out.tolist() == [[3, 5], [7, PAD]]
+    with pytest.raises(ValueError, match="expected ids"):
+        distinct_features(ids[0], np.array([4]))
 
 
 @pytest.mark.parametrize("shuffle", [False, True])

@@ -6,6 +6,7 @@ Chapter 6 teaches each step in its notebooks; both frameworks' ``H.text`` build 
   *training* texts seen at least ``min_freq`` times, most frequent first.
 * :func:`encode`: ids ``int32 (N, T)`` padded with 0 and true lengths ``int32 (N,)``.
 * :func:`add_hashed_bigrams`: fastText-style features, unigrams then hashed bigrams.
+* :func:`distinct_features`: each review's features counted once (a binary bag).
 * :class:`LengthBuckets`: batches of reviews of similar length, cut to the longest one.
 * :func:`stratified_split`: a validation split with the class balance of the whole.
 
@@ -31,6 +32,7 @@ __all__ = [
     "Vocab",
     "add_hashed_bigrams",
     "build_vocab",
+    "distinct_features",
     "encode",
     "encode_imdb",
     "imdb_setup",
@@ -144,6 +146,32 @@ def add_hashed_bigrams(
     return out, (2 * lengths - 1).astype(np.int32)
 
 
+def distinct_features(
+    ids: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's distinct real ids, sorted and padded with ``PAD``, and their counts.
+
+    A bag of n-grams over these counts each n-gram once per review, however often it occurs
+    (binary features, which suit sentiment better than counts: Wang and Manning 2012). ``ids``
+    ``int (N, T)`` padded after ``lengths`` ``(N,)``; returns ids ``int32 (N, T')`` with ``T'``
+    the most distinct ids of any row, and lengths ``int32 (N,)``. Raises ``ValueError`` for
+    other shapes.
+    """
+    ids = np.asarray(ids)
+    lengths = np.asarray(lengths)
+    if ids.ndim != 2 or lengths.shape != (len(ids),):
+        raise ValueError(f"expected ids (N, T) and lengths (N,), got {ids.shape}")
+    big = np.iinfo(np.int64).max  # sorts after every real id
+    real = np.arange(ids.shape[1]) < lengths[:, None]
+    x = np.sort(np.where(real, ids.astype(np.int64), big), axis=1)
+    repeat = np.zeros_like(real)
+    repeat[:, 1:] = x[:, 1:] == x[:, :-1]  # a repeat of the id before it
+    x = np.sort(np.where(repeat, big, x), axis=1)  # distinct ids first
+    counts = (x != big).sum(1)
+    x = np.where(x == big, PAD, x)[:, : max(int(counts.max(initial=0)), 1)]
+    return x.astype(np.int32), counts.astype(np.int32)
+
+
 class LengthBuckets:
     """Batches of rows of similar length, and the width each batch can be cut to.
 
@@ -249,10 +277,12 @@ def encode_imdb(
     max_len: int,
     min_freq: int,
     bigram_buckets: int = 0,
+    distinct: bool = False,
 ) -> EncodedImdb:
     """Load, tokenize and encode IMDB; the vocabulary comes from the training reviews only.
 
-    ``bigram_buckets > 0`` appends fastText's hashed bigrams (:func:`add_hashed_bigrams`).
+    ``bigram_buckets > 0`` appends fastText's hashed bigrams (:func:`add_hashed_bigrams`);
+    ``distinct`` keeps each review's distinct features only (:func:`distinct_features`).
     Used by ``python -m helpers.bench imdb``; the chapter's notebooks write these steps out.
     """
     from helpers.data.imdb import load_imdb
@@ -267,6 +297,8 @@ def encode_imdb(
             ids, lengths = add_hashed_bigrams(
                 ids, lengths, vocab_size=len(vocab), buckets=bigram_buckets
             )
+        if distinct:
+            ids, lengths = distinct_features(ids, lengths)
         splits.append((ids, lengths, labels))
     return EncodedImdb(vocab, len(vocab) + bigram_buckets, *splits)
 
@@ -293,6 +325,7 @@ def imdb_setup(sizes, model: str) -> tuple[object, EncodedImdb]:
         max_len=m.max_len,
         min_freq=sizes.min_freq,
         bigram_buckets=sizes.bigram_buckets if model == "bow" else 0,
+        distinct=model == "bow" and sizes.distinct_ngrams,
     )
     return m, data
 

@@ -131,7 +131,7 @@ class CnnLstm(nnx.Module):
     ids ``(B, T)`` -> embeddings ``(B, T, E)`` -> ``nnx.Conv`` per width (``channels`` each,
     ReLU) -> masked max pooling by ``pool`` along time -> ``nnx.RNN`` over an LSTM cell with
     ``seq_lengths`` (the carry stops updating after each review's last real step) ->
-    ``[h_T, masked max over time] -> Linear``.
+    ``[h_T, masked max over time] -> Linear``. Embeddings start at ``N(0, 1)`` as in PyTorch.
     """
 
     def __init__(
@@ -148,7 +148,11 @@ class CnnLstm(nnx.Module):
         rngs: nnx.Rngs,
     ) -> None:
         self.pool = pool
-        self.embed = nnx.Embed(vocab_size, dim, rngs=rngs)
+        # N(0, 1), PyTorch's nn.Embedding default, not nnx.Embed's N(0, 1/dim): with Adam's
+        # steps of the same size, the smaller start let the JAX model memorise the training
+        # reviews sooner (chapter 6's validation split: see helpers/scale.py).
+        init = nnx.initializers.normal(stddev=1.0)
+        self.embed = nnx.Embed(vocab_size, dim, embedding_init=init, rngs=rngs)
         self.convs = nnx.List(
             [nnx.Conv(dim, channels, (w,), padding="SAME", rngs=rngs) for w in widths]
         )

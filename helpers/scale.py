@@ -223,6 +223,9 @@ class TextModelSizes:
     learning_rate: float
     # The Transformer's dropout (JAX compiles its random masks slowly: 0 at smoke scale).
     dropout: float = 0.1
+    # Epochs of the JAX twin when its faster step fits more whole epochs into the same
+    # 5-minute training budget (None: ``epochs``). Same rule as Cifar10Sizes.jax_epochs.
+    jax_epochs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -706,9 +709,21 @@ _SIZES: dict[str, dict[str, object]] = {
             # memorising: IMDB's reviews of one movie sit together, and a random split leaves
             # a validation review's movie in training (rare capitalised words shared by
             # neighbouring review ids: 200x more than by random pairs), while the test split
-            # holds other movies. The twin now starts as PyTorch does (parity, not a search).
+            # holds other movies. The twin's embeddings then started as PyTorch's (86.88 %),
+            # and, with JAX at 5 epochs, 86.99 %; then every other layer too (Conv1d, LSTM,
+            # Linear: PyTorch's uniform laws, tested): parity, not a search.
+            # Epochs: the most whole epochs that fit the 5-minute training budget on two
+            # cores, per framework (a constant step size: a longer run is the same run, one
+            # epoch further). PyTorch's 4 took 289 s; JAX's 4 took 182 s (bench.jsonl), so JAX
+            # trains 5 (the random validation split of seed 0 also rose from epoch 4 to 5:
+            # 87.7 % -> 88.4 %).
             cnn_lstm=TextModelSizes(
-                max_len=512, dim=64, epochs=4, batch_size=128, learning_rate=3e-3
+                max_len=512,
+                dim=64,
+                epochs=4,
+                batch_size=128,
+                learning_rate=3e-3,
+                jax_epochs=5,
             ),
             # Attention's cost grows with length squared: the slowest model per token here.
             # max_len 192 with dropout 0.1 trained for 404 s on two cores (PyTorch), over the

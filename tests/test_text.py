@@ -215,3 +215,34 @@ def test_text_loader_cuts_batches_to_their_width(fw):
     loader = text.TextLoader(ids, lengths, np.array([0, 1, 0, 1]), 2)
     shapes = [tuple(x.shape) for x, _ in loader]
     assert shapes == [(2, 64), (2, 32)]
+
+
+def test_both_cnn_lstms_start_from_the_same_parameter_law():
+    """The JAX twin starts every layer from PyTorch's default law (helpers/jax/text.py)."""
+    import torch
+    from flax import nnx
+
+    from helpers.jax import text as jt
+    from helpers.torch import text as tt
+
+    torch.manual_seed(0)
+    t = tt.CnnLstm(500, 32)
+    j = jt.CnnLstm(500, 32, rngs=nnx.Rngs(0))
+    cell = j.lstm.cell
+    pairs = {  # name: (PyTorch values, JAX values)
+        "embedding": (
+            t.embed.weight[1:],
+            j.embed.embedding[...][1:],
+        ),  # row 0: PyTorch's pad
+        "conv kernel": (t.convs[1].weight, j.convs[1].kernel[...]),
+        "conv bias": (t.convs[1].bias, j.convs[1].bias[...]),
+        "lstm input kernel": (t.lstm.weight_ih_l0, cell.dense_i.kernel[...]),
+        "lstm recurrent kernel": (t.lstm.weight_hh_l0, cell.dense_h.kernel[...]),
+        "lstm bias": (t.lstm.bias_ih_l0 + t.lstm.bias_hh_l0, cell.dense_h.bias[...]),
+        "head kernel": (t.head.weight, j.head.kernel[...]),
+    }
+    for name, (tv, jv) in pairs.items():
+        tv, jv = tv.detach().numpy(), np.asarray(jv)
+        assert tv.size == jv.size, name
+        assert np.abs(jv).max() <= np.abs(tv).max() * 1.05 + 1e-6, name
+        assert jv.std() == pytest.approx(tv.std(), rel=0.2), name

@@ -121,5 +121,6 @@ def run_imdb(
     )
     test = text.TextLoader(*data.test, 250, multiple=multiple, device=device)
     optimizer = nnx.Optimizer(net, optax.adam(m.learning_rate), wrt=nnx.Param)
-    history = fit(net, optimizer, train, epochs=m.epochs, progress=progress)
+    epochs = m.epochs if m.jax_epochs is None else m.jax_epochs
+    history = fit(net, optimizer, train, epochs=epochs, progress=progress)
     return imdb_summary(model, m, data, history, evaluate(net, test), count_params(net))

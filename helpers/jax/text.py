@@ -125,13 +125,36 @@ class BagOfNgrams(nnx.Module):
         return self.head(masked_mean(self.embed(ids), padding_mask(ids)))
 
 
+def _uniform(bound: float) -> nnx.Initializer:
+    """U(-bound, bound): PyTorch's default law for Conv1d, Linear and LSTM parameters."""
+
+    def init(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def _lstm_bias(bound: float) -> nnx.Initializer:
+    """PyTorch's LSTM adds two biases, each U(-bound, bound); one bias with their sum's law."""
+
+    def init(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
+        k1, k2 = jax.random.split(key)
+        return _uniform(bound)(k1, shape, dtype) + _uniform(bound)(k2, shape, dtype)
+
+    return init
+
+
 class CnnLstm(nnx.Module):
     """Convolutions of several widths over embeddings, then an LSTM, read at true lengths.
 
     ids ``(B, T)`` -> embeddings ``(B, T, E)`` -> ``nnx.Conv`` per width (``channels`` each,
     ReLU) -> masked max pooling by ``pool`` along time -> ``nnx.RNN`` over an LSTM cell with
     ``seq_lengths`` (the carry stops updating after each review's last real step) ->
-    ``[h_T, masked max over time] -> Linear``. Embeddings start at ``N(0, 1)`` as in PyTorch.
+    ``[h_T, masked max over time] -> Linear``. Every parameter starts from PyTorch's default
+    law (``nn.Embedding``, ``nn.Conv1d``, ``nn.LSTM``, ``nn.Linear``), so that the twins are one
+    model: embeddings ``N(0, 1)``; convolution and head weights and biases
+    ``U(+-1/sqrt(fan_in))``; LSTM weights ``U(+-1/sqrt(hidden))`` and a bias with the law of
+    PyTorch's two summed biases (Flax's defaults: LeCun normal, orthogonal, zero biases).
     """
 
     def __init__(
@@ -154,13 +177,38 @@ class CnnLstm(nnx.Module):
         init = nnx.initializers.normal(stddev=1.0)
         self.embed = nnx.Embed(vocab_size, dim, embedding_init=init, rngs=rngs)
         self.convs = nnx.List(
-            [nnx.Conv(dim, channels, (w,), padding="SAME", rngs=rngs) for w in widths]
+            [
+                nnx.Conv(
+                    dim,
+                    channels,
+                    (w,),
+                    padding="SAME",
+                    kernel_init=_uniform((dim * w) ** -0.5),
+                    bias_init=_uniform((dim * w) ** -0.5),
+                    rngs=rngs,
+                )
+                for w in widths
+            ]
         )
         features = channels * len(widths)
-        cell = nnx.OptimizedLSTMCell(features, hidden, rngs=rngs)
+        cell = nnx.OptimizedLSTMCell(
+            features,
+            hidden,
+            kernel_init=_uniform(hidden**-0.5),
+            recurrent_kernel_init=_uniform(hidden**-0.5),
+            bias_init=_lstm_bias(hidden**-0.5),
+            rngs=rngs,
+        )
         self.lstm = nnx.RNN(cell, return_carry=True)
         self.drop = nnx.Dropout(dropout, rngs=rngs)
-        self.head = nnx.Linear(hidden + features, classes, rngs=rngs)
+        fan_in = hidden + features
+        self.head = nnx.Linear(
+            fan_in,
+            classes,
+            kernel_init=_uniform(fan_in**-0.5),
+            bias_init=_uniform(fan_in**-0.5),
+            rngs=rngs,
+        )
 
     def __call__(self, ids: jax.Array) -> jax.Array:
         mask = padding_mask(ids)  # (B, T)

@@ -18,8 +18,10 @@ from matplotlib.figure import Figure
 __all__ = [
     "code_lines",
     "framework_pairs",
+    "latest_by",
     "load_records",
     "plot_task",
+    "read_records",
     "records_table",
     "summary_rows",
 ]
@@ -40,24 +42,49 @@ _COLUMNS = (
 )
 
 
+def read_records(path: Path) -> list[dict]:
+    """The records of one ``bench.jsonl``, in the file's order (blank lines skipped).
+
+    Raises ``ValueError`` naming the file and line of a line that is not a JSON object with a
+    ``task``; ``FileNotFoundError`` if ``path`` does not exist.
+    """
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{number}: not JSON ({e})") from None
+        if not isinstance(record, dict) or "task" not in record:
+            raise ValueError(f"{path}:{number}: not a helpers.bench record")
+        records.append(record)
+    return records
+
+
 def load_records(root: Path) -> list[dict]:
     """Every record in ``root/chapters/*/bench.jsonl``, oldest first, each with its chapter.
 
     Raises ``ValueError`` naming the file and line of a line that is not a JSON object.
     """
-    records = []
-    for path in sorted(root.glob("chapters/*/bench.jsonl")):
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{number}: not JSON ({e})") from None
-            if not isinstance(record, dict) or "task" not in record:
-                raise ValueError(f"{path}:{number}: not a helpers.bench record")
-            records.append({"chapter": path.parent.name, **record})
+    records = [
+        {"chapter": path.parent.name, **record}
+        for path in sorted(root.glob("chapters/*/bench.jsonl"))
+        for record in read_records(path)
+    ]
     return sorted(records, key=lambda r: r.get("date", ""))
+
+
+def latest_by(records: Sequence[dict], *keys: str) -> dict[tuple, dict]:
+    """The most recent record (by ``date``) for each value of ``keys``, sorted by that value.
+
+    E.g. ``latest_by(records, "model_option", "framework")[("bow", "jax")]``.
+    Raises ``KeyError`` if a record lacks one of ``keys`` or its ``date``.
+    """
+    latest = {}
+    for r in sorted(records, key=lambda r: r["date"]):
+        latest[tuple(r[k] for k in keys)] = r
+    return dict(sorted(latest.items()))
 
 
 def _hardware(record: dict) -> str:

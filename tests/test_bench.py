@@ -181,3 +181,30 @@ def test_outlook_tables_pair_the_latest_runs_and_count_code(tmp_path):
     assert code_lines(tmp_path) == [
         {"chapter": "05-demo", "PyTorch code lines": 2, "JAX code lines": 1}
     ]
+
+
+def test_read_records_keeps_file_order_and_latest_by_takes_the_newest(tmp_path):
+    from helpers.results import latest_by, read_records
+
+    path = tmp_path / "bench.jsonl"
+    runs = [
+        {"task": "t", "model_option": "a", "framework": "jax", "date": "3"},
+        {"task": "t", "model_option": "a", "framework": "jax", "date": "1"},
+        {"task": "t", "model_option": "b", "framework": "torch", "date": "2"},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in runs) + "\n\n")
+    records = read_records(path)
+    assert [r["date"] for r in records] == [
+        "3",
+        "1",
+        "2",
+    ]  # the file's order, blank skipped
+    latest = latest_by(records, "model_option", "framework")
+    assert list(latest) == [("a", "jax"), ("b", "torch")]
+    assert latest["a", "jax"]["date"] == "3"  # newest by date, not the last line
+    path.write_text('{"task": "t"}\n[1, 2]\n')
+    with pytest.raises(ValueError, match=r"bench.jsonl:2: not a helpers.bench record"):
+        read_records(path)
+    path.write_text("{oops\n")
+    with pytest.raises(ValueError, match=r"bench.jsonl:1: not JSON"):
+        read_records(path)

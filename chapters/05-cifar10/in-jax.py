@@ -47,7 +47,6 @@ if "google.colab" in sys.modules:
 
 # %%
 import functools
-import json
 import time
 from pathlib import Path
 
@@ -67,6 +66,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from helpers import jax as H
+from helpers.results import read_records
 
 # XLA compiles JAX's default random-number generator (threefry) slowly on the CPU, seconds for
 # every new shape; "rbg" (XLA's own RngBitGenerator) compiles in a fraction of that.
@@ -587,7 +587,7 @@ print(
 # %%
 bench_file = Path("bench.jsonl")
 if bench_file.is_file():
-    records = [json.loads(line) for line in bench_file.read_text().splitlines() if line]
+    records = read_records(bench_file)
     print(
         f"{'framework':9} {'scale':5} {'epochs':>6} {'test acc':>8} {'+TTA':>7} {'train s':>7} "
         f"{'compile s':>9} {'img/s':>6} {'vs seed':>7}  data, hardware, date, commit"

@@ -45,7 +45,6 @@ if "google.colab" in sys.modules:
     colab_setup()
 
 # %%
-import json
 import time
 from pathlib import Path
 
@@ -57,6 +56,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from helpers import torch as H
+from helpers.results import read_records
 
 sizes = H.sizes("cifar10")  # every size this notebook uses comes from helpers/scale.py
 device = H.default_device()
@@ -514,7 +514,7 @@ print(
 # %%
 bench_file = Path("bench.jsonl")
 if bench_file.is_file():
-    records = [json.loads(line) for line in bench_file.read_text().splitlines() if line]
+    records = read_records(bench_file)
     print(
         f"{'framework':9} {'scale':5} {'epochs':>6} {'test acc':>8} {'+TTA':>7} {'train s':>7} "
         f"{'compile s':>9} {'img/s':>6} {'vs seed':>7}  data, hardware, date, commit"

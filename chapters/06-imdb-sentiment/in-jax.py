@@ -39,7 +39,6 @@ if "google.colab" in sys.modules:
 
 # %%
 import itertools
-import json
 import math
 import re
 import time
@@ -55,6 +54,7 @@ from flax import nnx
 
 from helpers import jax as H
 from helpers.data import text as T
+from helpers.results import latest_by, read_records
 
 sizes = H.sizes("imdb")  # every size this notebook uses comes from helpers/scale.py
 device = H.default_device()
@@ -417,11 +417,11 @@ for name, r in results.items():
 # %%
 bench = Path("bench.jsonl")
 if bench.exists():
-    records = [json.loads(line) for line in bench.read_text().splitlines()]
-    records = [r for r in records if r["task"] == "imdb" and r["scale"] == "cpu"]
-    latest = {}  # the most recent run of each model in each framework
-    for r in sorted(records, key=lambda r: r["date"]):
-        latest[r["model_option"], r["framework"]] = r
+    records = [
+        r for r in read_records(bench) if r["task"] == "imdb" and r["scale"] == "cpu"
+    ]
+    # the most recent run of each model in each framework
+    latest = latest_by(records, "model_option", "framework")
     print(
         "recorded: python -m helpers.bench imdb --model M --scale cpu (latest of each)"
     )

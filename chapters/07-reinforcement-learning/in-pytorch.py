@@ -44,7 +44,6 @@ if "google.colab" in sys.modules:
     colab_setup()
 
 # %%
-import json
 import time
 from pathlib import Path
 
@@ -55,6 +54,7 @@ import torch
 from torch import nn
 
 from helpers import torch as H
+from helpers.results import latest_by, read_records
 
 # Every size this notebook uses comes from helpers/scale.py.
 cartpole = H.sizes("cartpole")
@@ -391,10 +391,9 @@ envs.close()
 # stepping its own CartPole inside one compiled run).
 
 # %%
-lines = Path("bench.jsonl").read_text().splitlines()
 both = [
     r
-    for r in map(json.loads, lines)
+    for r in read_records(Path("bench.jsonl"))
     if r["task"] == "cartpole"
     and r["model_option"] == "ppo"
     and "throughput_ratio" in r
@@ -589,12 +588,10 @@ assert np.mean(ppo_means) > random_returns.mean(), (ppo_means, random_returns.me
 # seeds within 30 s per seed; DQN solved within 60 s in one framework; DDPG above -200).
 
 # %%
-records = sorted(
-    map(json.loads, Path("bench.jsonl").read_text().splitlines()),
-    key=lambda r: r["date"],
+latest = latest_by(
+    read_records(Path("bench.jsonl")), "task", "model_option", "framework"
 )
-latest = {(r["task"], r["model_option"], r["framework"]): r for r in records}
-for (task, algo, framework), r in sorted(latest.items()):
+for (task, algo, framework), r in latest.items():
     solved = (
         f", {r['seeds_solved']}/{r['seeds']} seeds solved"
         if "seeds_solved" in r

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from flax import nnx
 
 from helpers.jax import rl as jrl
 from helpers.rl import (
@@ -116,7 +117,7 @@ def test_gae_rejects_mismatched_shapes(fw):
 
 def test_ppo_loss_is_the_same_in_both_frameworks():
     """Same weights, same minibatch: the same loss (the JAX model copied into PyTorch)."""
-    jmodel = jrl.ActorCritic(4, 2, (8,), rngs=__import__("flax").nnx.Rngs(0))
+    jmodel = jrl.ActorCritic(4, 2, (8,), rngs=nnx.Rngs(0))
     tmodel = trl.ActorCritic(4, 2, (8,))
     with torch.no_grad():
         for tnet, jlayers in (
@@ -241,7 +242,7 @@ def test_jitted_dqn_runs_whole_and_vmaps_over_seeds():
     params, metrics = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), 2))
     phases = (dqn.total_steps - dqn.learning_starts) // dqn.train_every
     assert metrics["returns"].shape == (2, phases)
-    q = jax.vmap(lambda p: jrl.nnx.merge(graphdef, p)(jnp.zeros((3, 4))))(params)
+    q = jax.vmap(lambda p: nnx.merge(graphdef, p)(jnp.zeros((3, 4))))(params)
     assert q.shape == (2, 3, 2) and bool(jnp.isfinite(q).all())
     # the two seeds learned different networks
     assert not np.allclose(q[0], q[1])
@@ -263,7 +264,7 @@ def test_jitted_ppo_starts_from_orthogonal_weights_and_vmaps_over_seeds():
     train, graphdef = jrl.make_ppo_train(sizes)
     params, metrics = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), 2))
     assert metrics["returns"].shape == (2, 1)
-    model = jrl.nnx.merge(graphdef, jax.tree.map(lambda x: x[0], params))
+    model = nnx.merge(graphdef, jax.tree.map(lambda x: x[0], params))
     for layers, last_gain in ((model.actor, 0.01), (model.critic, 1.0)):
         for i, layer in enumerate(layers):
             w = np.asarray(layer.kernel[...])

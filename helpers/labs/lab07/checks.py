@@ -8,21 +8,25 @@ mistake (:func:`returns_reference`, :func:`gae_reference`, :func:`ppo_reference`
 and that the PPO reference equals ``H.rl.ppo_loss``, and that every mistake moves the answer
 well beyond the tolerance.
 
-The adapters (``torch.py``, ``jax.py``) run the student's code on these cases and hand the
-results over as numpy arrays; the comparison and the hints live here.
+The checks run the student's code on these cases in either framework (``fw``: how arrays go
+in and come out); the adapters (``torch.py``, ``jax.py``) only bind their framework.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from helpers.labs.kit import Checker, Hints
+from helpers.labs.kit import Checker, Framework, Hints, checking
 
 __all__ = [
     "HINTS",
     "RETURN_CASES",
+    "check_gae",
+    "check_ppo_loss",
+    "check_returns",
     "compare_gae",
     "compare_ppo",
     "compare_returns",
@@ -271,3 +275,76 @@ def compare_ppo(c: Checker, got: tuple[Any, Any], x: dict, clip: float) -> None:
             "value: 0.5 * mean((new_values - (advantages + old_values))**2)",
             mistakes=mistakes,
         )
+
+
+def _inputs(arrays: dict[str, np.ndarray], fw: Framework) -> dict[str, Any]:
+    """The case's arrays in the student's framework (copies: the references stay intact)."""
+    return {k: fw.from_numpy(v.copy()) for k, v in arrays.items()}
+
+
+def _pair(c: Checker, out: Any, names: tuple[str, str], fw: Framework) -> tuple:
+    """The two arrays of a ``(a, b)`` answer as numpy, or a failure that says what to return."""
+    if not isinstance(out, tuple | list) or len(out) != 2:
+        raise c.fail(
+            f"expected a tuple ({names[0]}, {names[1]}), got {type(out).__name__}",
+            f"return both: return {names[0]}, {names[1]}",
+        )
+    return tuple(
+        c.array(x, f"{fw.array_type} for {n}") for x, n in zip(out, names, strict=True)
+    )
+
+
+def check_returns(student: Callable, *, fw: Framework) -> None:
+    """Discounted returns with terminated / truncated episode ends and a bootstrap."""
+    with checking(
+        "discounted_returns", fw, passed="two rollouts with episode ends"
+    ) as c:
+        for case in RETURN_CASES:
+            r = rollout(case)
+            t = _inputs(r, fw)
+            out = c.call(
+                student,
+                t["rewards"],
+                t["terminated"],
+                t["truncated"],
+                t["next_values"],
+                gamma=case["gamma"],
+            )
+            compare_returns(c, c.array(out), r, case)
+
+
+def check_gae(student: Callable, *, fw: Framework) -> None:
+    """GAE advantages and value targets with terminated / truncated episode ends."""
+    with checking("gae", fw, passed="two rollouts with episode ends") as c:
+        for case in RETURN_CASES:
+            r = rollout(case)
+            t = _inputs(r, fw)
+            out = c.call(
+                student,
+                t["rewards"],
+                t["values"],
+                t["next_values"],
+                t["terminated"],
+                t["truncated"],
+                gamma=case["gamma"],
+                lam=case["lam"],
+            )
+            compare_gae(c, _pair(c, out, ("advantages", "returns"), fw), r, case)
+
+
+def check_ppo_loss(student: Callable, *, fw: Framework) -> None:
+    """PPO's clipped policy loss (normalised advantages) and its value loss."""
+    with checking("ppo_loss", fw, passed="two minibatches, two clip ranges") as c:
+        for seed, clip in ((0, 0.2), (1, 0.1)):
+            x = ppo_inputs(seed)
+            t = _inputs(x, fw)
+            out = c.call(
+                student,
+                t["new_log_probs"],
+                t["old_log_probs"],
+                t["advantages"],
+                t["old_values"],
+                t["new_values"],
+                clip=clip,
+            )
+            compare_ppo(c, _pair(c, out, ("policy_loss", "value_loss"), fw), x, clip)

@@ -1,16 +1,14 @@
 """Lab 7 self-checks for PyTorch notebooks: ``H.lab07.check_returns(discounted_returns)`` etc.
 
-The checks are :mod:`helpers.labs.lab07.checks`, shared with JAX; this module calls the
-student's functions on float32 tensors and hands the results over as numpy.
+The checks are :mod:`helpers.labs.lab07.checks`, shared with JAX; this module only says
+how arrays go in and come out (float32 tensors, read back as numpy).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 
-import torch
-
-from helpers.labs.kit import Checker, Hints, checking, explainer
+from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab07 import checks as lab07
 from helpers.torch.labkit import lab_framework
 
@@ -21,73 +19,6 @@ HINTS = Hints(lab07.HINTS, {})
 
 TORCH = lab_framework(HINTS, explainer({}, HINTS))
 
-
-def _tensors(arrays: dict) -> dict[str, torch.Tensor]:
-    return {k: torch.tensor(v) for k, v in arrays.items()}
-
-
-def _pair(c: Checker, out: Any, names: tuple[str, str]) -> tuple:
-    if not isinstance(out, tuple | list) or len(out) != 2:
-        raise c.fail(
-            f"expected a tuple ({names[0]}, {names[1]}), got {type(out).__name__}",
-            f"return both: return {names[0]}, {names[1]}",
-        )
-    return tuple(
-        c.array(x, f"a torch.Tensor for {n}") for x, n in zip(out, names, strict=True)
-    )
-
-
-def check_returns(student: Any) -> None:
-    """Discounted returns with terminated / truncated episode ends and a bootstrap."""
-    with checking(
-        "discounted_returns", TORCH, passed="two rollouts with episode ends"
-    ) as c:
-        for case in lab07.RETURN_CASES:
-            r = lab07.rollout(case)
-            t = _tensors(r)
-            out = c.call(
-                student,
-                t["rewards"],
-                t["terminated"],
-                t["truncated"],
-                t["next_values"],
-                gamma=case["gamma"],
-            )
-            lab07.compare_returns(c, c.array(out), r, case)
-
-
-def check_gae(student: Any) -> None:
-    """GAE advantages and value targets with terminated / truncated episode ends."""
-    with checking("gae", TORCH, passed="two rollouts with episode ends") as c:
-        for case in lab07.RETURN_CASES:
-            r = lab07.rollout(case)
-            t = _tensors(r)
-            out = c.call(
-                student,
-                t["rewards"],
-                t["values"],
-                t["next_values"],
-                t["terminated"],
-                t["truncated"],
-                gamma=case["gamma"],
-                lam=case["lam"],
-            )
-            lab07.compare_gae(c, _pair(c, out, ("advantages", "returns")), r, case)
-
-
-def check_ppo_loss(student: Any) -> None:
-    """PPO's clipped policy loss (normalised advantages) and its value loss."""
-    with checking("ppo_loss", TORCH, passed="two minibatches, two clip ranges") as c:
-        for seed, clip in ((0, 0.2), (1, 0.1)):
-            x = lab07.ppo_inputs(seed)
-            t = _tensors(x)
-            out = c.call(
-                student,
-                t["new_log_probs"],
-                t["old_log_probs"],
-                t["advantages"],
-                t["old_values"],
-                t["new_values"],
-                clip=clip,
-            )
-            lab07.compare_ppo(c, _pair(c, out, ("policy_loss", "value_loss")), x, clip)
+check_returns = partial(lab07.check_returns, fw=TORCH)
+check_gae = partial(lab07.check_gae, fw=TORCH)
+check_ppo_loss = partial(lab07.check_ppo_loss, fw=TORCH)

@@ -19,6 +19,8 @@ import re
 import sys
 from pathlib import Path
 
+from helpers.labs.kit import STUB_MESSAGE
+
 __all__ = [
     "FRAMEWORKS",
     "ROOT",
@@ -38,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("chapters", "labs", "solutions")
 FRAMEWORKS = ("pytorch", "jax")
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-STUB = 'raise NotImplementedError("Exercise: replace this line with your code")'
+STUB = f'raise NotImplementedError("Exercise: {STUB_MESSAGE}")'  # Checker.call knows it
 # Notebook names hold a hyphen, so Python can never import one (a `jax.py` beside a notebook
 # would shadow the jax package for every kernel started in that folder).
 _SOURCE = re.compile(

@@ -26,6 +26,7 @@ from labtools import (
 )
 
 from helpers.labs import CheckFailed, Framework, Hints, lab_names
+from helpers.labs.kit import checking
 from helpers.notebooks import lab_text
 
 CASES = [
@@ -169,6 +170,25 @@ def test_check_failed_renders_without_a_traceback():
 def test_a_non_function_is_a_failed_check(lab, framework, check, function):
     with pytest.raises(CheckFailed, match="expected a function, got int"):
         getattr(adapter(lab, framework), check)(3)
+
+
+@pytest.mark.parametrize(
+    ("message", "failure"),
+    [
+        ("Exercise: replace this line with your code", "not implemented yet"),
+        ("", "not implemented yet"),  # a bare `raise NotImplementedError`
+        ("Subtraction, the `-` operator, with a bool tensor", "NotImplementedError"),
+    ],
+)
+def test_only_the_stub_counts_as_not_implemented(message, failure):
+    """A library's NotImplementedError is the student's error, reported as raised."""
+
+    def student():
+        raise NotImplementedError(message)
+
+    fw = Framework("numpy", "an array", np.asarray, np.asarray)
+    with pytest.raises(CheckFailed, match=failure), checking("x", fw) as c:
+        c.call(student)
 
 
 def test_hints_prefer_the_later_table_and_reject_unknown_keys():

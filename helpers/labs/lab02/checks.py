@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers.labs.kit import Checker, CheckFailed, Framework, Hints, checking
+from helpers.labs.kit import Checker, Framework, Hints, checking
 
 __all__ = [
     "HINTS",
@@ -90,32 +90,6 @@ HINTS = Hints(
         "scale_dv": "d is the size of queries and keys, q.shape[-1], not v.shape[-1]",
     }
 )
-
-_STUB = "replace this line with your code"  # the message of the lab's stubs
-
-
-def _reraise(error: BaseException) -> None:
-    raise error
-
-
-def _call(c: Checker, fn: Callable, *args: Any) -> Any:
-    """``c.call``, but a NotImplementedError from the framework is an error, not the stub.
-
-    PyTorch raises NotImplementedError for ``1 - mask`` on a bool tensor; ``Checker.call``
-    would report it as "not implemented yet". Only the stub's own message means that.
-    """
-    if not callable(fn):
-        return c.call(fn)
-    try:
-        return fn(*args)
-    except NotImplementedError as e:
-        if not str(e) or _STUB in str(e):
-            return c.call(_reraise, e)  # the stub: "not implemented yet"
-        raise c.raised(e) from None
-    except CheckFailed:
-        raise
-    except Exception as e:
-        raise c.raised(e) from None
 
 
 def _parts(c: Checker, out: Any, names: Sequence[str], hint: str) -> list[np.ndarray]:
@@ -237,7 +211,7 @@ def _linear_relu_case(
     arrays = dict(x=x, W=W_student, b=b, dy=dy)
     expected = autodiff(**arrays)  # (dx, dW, db) in the student's layout, float64
     inputs = _inputs(c.fw, arrays)
-    out = _call(c, fn, *inputs.values())
+    out = c.call(fn, *inputs.values())
     _untouched(c, inputs, arrays)
     dx, dW, db = _parts(c, out, ("dx", "dW", "db"), c.hint("result_tuple3"))
 
@@ -406,7 +380,7 @@ def _lstm_case(
 ) -> None:
     expected = library(**case) if library is not None else lstm_step(**case)
     inputs = _inputs(c.fw, case)
-    out = _call(c, fn, *inputs.values())
+    out = c.call(fn, *inputs.values())
     _untouched(c, inputs, case)
     h_new, c_new = _parts(c, out, ("h_new", "c_new"), c.hint("result_tuple2"))
     shape = case["h"].shape
@@ -547,7 +521,7 @@ def _attention_case(
 ) -> None:
     expected = library(**case)
     inputs = _inputs(c.fw, case)
-    out = _call(c, fn, *inputs.values())
+    out = c.call(fn, *inputs.values())
     _untouched(c, inputs, case)
     arr = c.array(out)
     batch, t, _ = case["q"].shape

@@ -21,11 +21,28 @@ __all__ = [
     "check_masked_mean",
 ]
 
-# PyTorch adds no known mistakes of its own to this lab; an index past the end raises.
-HINTS = Hints(lab06.HINTS, {})
+# PyTorch words two shared hints its own way. An index past the end raises, naming the axis:
+# dimension 0 is the batch (outputs[lengths - 1]), dimension 1 the steps (lengths, not - 1).
+HINTS = Hints(
+    lab06.HINTS,
+    {
+        "list_result": "a Python list is not a tensor: compute the whole batch with tensor "
+        "operations, or turn the rows you built into one tensor, torch.tensor(rows) for "
+        "numbers, torch.stack(rows) for tensors",
+        "ids_numpy": "convert the numpy ids to a tensor before returning them: "
+        "torch.from_numpy(ids)",
+    },
+)
 
 TORCH = lab_framework(
-    HINTS, explainer({r"index -?\d+ is out of bounds": "off_by_one_index"}, HINTS)
+    HINTS,
+    explainer(
+        {
+            r"index -?\d+ is out of bounds for dimension 0": "batch_axis",
+            r"index -?\d+ is out of bounds": "off_by_one_index",
+        },
+        HINTS,
+    ),
 )
 
 check_length_mask = partial(lab06.check_length_mask, fw=TORCH)

@@ -1,0 +1,218 @@
+"""Lab 6's cases and numpy answers, with a switch per known mistake; no framework here.
+
+:func:`mask_reference`, :func:`mean_reference`, :func:`last_reference` and
+:func:`encode_reference` compute the right answer of each exercise on the cases below, or,
+given ``mistake``, the answer a known mistake gives. ``*_MISTAKES`` pair each mistake with the
+key of its hint in :data:`helpers.labs.lab06.checks.HINTS`. ``tests/labs/test_lab06.py``
+asserts that the references, with no switch set, equal :mod:`helpers.data.text` and
+``H.text`` of both frameworks, and that every mistake moves the answer.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "ENCODE_CASES",
+    "ENCODE_MISTAKES",
+    "LAST_MISTAKES",
+    "MASK_CASES",
+    "MASK_MISTAKES",
+    "MEAN_MISTAKES",
+    "encode_reference",
+    "last_cases",
+    "last_reference",
+    "mask_reference",
+    "mean_cases",
+    "mean_reference",
+]
+
+
+# --- exercise 1: a padding mask from lengths -----------------------------------------------------
+MASK_CASES = [
+    dict(lengths=[3, 1, 6, 4], max_len=6),
+    dict(lengths=[2, 5, 5, 1, 3], max_len=7),
+]
+# Each known mistake: (the key of its hint, the name of the wrong answer in the reference).
+MASK_MISTAKES = [
+    ("off_by_one_length", "off_by_one_length"),
+    ("off_by_one_length", "drops_last"),
+    ("polarity", "polarity"),
+]
+
+
+def mask_reference(
+    lengths: Sequence[int], max_len: int, mistake: str = ""
+) -> np.ndarray:
+    """bool ``(B, max_len)``: True where ``t < lengths[b]``; ``mistake`` computes one."""
+    t = np.arange(max_len)[None, :]
+    lengths = np.asarray(lengths)[:, None]
+    if mistake == "off_by_one_length":
+        return t <= lengths
+    if mistake == "drops_last":
+        return t < lengths - 1
+    if mistake == "polarity":
+        return t >= lengths
+    return t < lengths
+
+
+# --- exercise 2: masked mean pooling -------------------------------------------------------------
+MEAN_MISTAKES = [
+    (m, m)
+    for m in ("padding_leaks", "divide_by_t", "polarity", "flattened", "extra_axis")
+]
+
+
+def mean_cases() -> list[dict[str, np.ndarray]]:
+    """``x (B, T, D)`` float32 with non-zero padding, and its mask ``(B, T)``.
+
+    No row is full, so the inverted mask (the padding's mean) is defined too; B, T and D
+    differ, so a broadcasting error says which operand was short of an axis.
+    """
+    rng = np.random.default_rng(6)
+    cases = []
+    for lengths, t, d in (([2, 4, 1], 5, 4), ([4, 3, 5, 2], 6, 3)):
+        x = rng.normal(size=(len(lengths), t, d)).astype(np.float32) + 1.0
+        cases.append({"x": x, "mask": mask_reference(lengths, t)})
+    return cases
+
+
+def mean_reference(x: np.ndarray, mask: np.ndarray, mistake: str = "") -> np.ndarray:
+    """``(B, D)``: the mean of ``x`` over the True positions of ``mask``."""
+    x, m = np.asarray(x, np.float64), np.asarray(mask, np.float64)[..., None]
+    if mistake == "padding_leaks":
+        return x.mean(1)
+    if mistake == "divide_by_t":
+        return (x * m).sum(1) / x.shape[1]
+    if mistake == "flattened":  # x[mask].mean(0): (D,)
+        return x[np.asarray(mask, bool)].mean(0)
+    if mistake == "extra_axis":  # sums with keepdim: (B, 1, D)
+        return mean_reference(x, mask)[:, None]
+    if mistake == "polarity":
+        m = 1 - m
+    return (x * m).sum(1) / m.sum(1)
+
+
+# --- exercise 3: the output at each sequence's true length ---------------------------------------
+LAST_MISTAKES = [
+    (m, m) for m in ("off_by_one_index", "last_padded", "batch_axis", "extra_axis")
+]
+
+
+def last_cases() -> list[dict[str, np.ndarray]]:
+    """``outputs (B, T, H)`` float32 and ``lengths (B,)``; the first case has no full row."""
+    rng = np.random.default_rng(60)
+    cases = []
+    for lengths, t, h in (([3, 1, 5, 2], 6, 3), ([7, 2, 4], 7, 5)):
+        outputs = rng.normal(size=(len(lengths), t, h)).astype(np.float32)
+        cases.append({"outputs": outputs, "lengths": np.array(lengths, np.int32)})
+    return cases
+
+
+def last_reference(
+    outputs: np.ndarray, lengths: np.ndarray, mistake: str = ""
+) -> np.ndarray:
+    """``(B, H)``: ``outputs[b, lengths[b] - 1]``; ``mistake`` computes a known one."""
+    b, t = outputs.shape[:2]
+    lengths = np.asarray(lengths)
+    if mistake == "last_padded":
+        return outputs[:, -1]
+    if mistake == "off_by_one_index":
+        return outputs[np.arange(b), np.minimum(lengths, t - 1)]  # JAX clamps
+    if mistake == "pair_index":
+        return outputs[:, lengths - 1]  # (B, B, H)
+    if mistake == "batch_axis":
+        return outputs[np.minimum(lengths - 1, b - 1)]  # (B, T, H); JAX clamps
+    if mistake == "extra_axis":
+        return last_reference(outputs, lengths)[:, None]  # (B, 1, H)
+    return outputs[np.arange(b), lengths - 1]
+
+
+# --- exercise 4: a vocabulary from the training split, <unk> for the rest ------------------------
+# Tokens of four training and three test reviews. "superb" occurs only in the test reviews;
+# "dull" and "plot" occur once in training (below min_freq 2); "film", "movie" and "the" tie,
+# and first appear in another order than the alphabet's.
+ENCODE_CASES = [
+    dict(
+        train=[
+            "a great movie a great cast".split(),
+            "a dull plot".split(),
+            "the film was great".split(),
+            "the movie film a".split(),
+        ],
+        test=[
+            "a superb movie".split(),
+            "superb superb the great film a great a".split(),
+            "plot".split(),
+        ],
+        min_freq=2,
+        max_len=6,
+    ),
+    dict(
+        train=[
+            "bad bad acting".split(),
+            "good acting and good music".split(),
+            "and the music".split(),
+            "the end".split(),
+        ],
+        test=["brilliant acting".split(), "good brilliant bad the end and".split()],
+        min_freq=1,
+        max_len=5,
+    ),
+]
+# (the key of its hint, the name of the wrong answer in encode_reference), first match wins.
+ENCODE_MISTAKES = [
+    ("test_leak", "test_leak"),
+    ("unk_is_pad", "unk_is_pad"),
+    ("unk_is_pad", "unk_after_vocab"),
+    ("min_freq", "min_freq"),
+    ("min_freq_strict", "min_freq_strict"),
+    ("no_specials", "no_specials"),
+    ("no_specials", "start_at_one"),
+    ("vocab_order", "vocab_order"),
+    ("ties", "ties"),
+    ("truncate_pad", "truncate_pad"),
+    ("truncate_pad", "keep_last"),
+    ("truncate_pad", "pad_with_one"),
+]
+
+
+def encode_reference(
+    train: Sequence[Sequence[str]],
+    test: Sequence[Sequence[str]],
+    *,
+    min_freq: int,
+    max_len: int,
+    mistake: str = "",
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_ids, test_ids)``, int64 ``(N, max_len)``; ``mistake`` computes a known one."""
+    built_on = [*train, *test] if mistake == "test_leak" else train
+    counts = Counter(w for tokens in built_on for w in tokens)  # first-seen order
+    keep = {"min_freq": 1, "min_freq_strict": min_freq + 1}.get(mistake, min_freq)
+    words = [w for w, n in counts.items() if n >= keep]
+    if mistake == "vocab_order":
+        words = sorted(words)
+    elif mistake == "ties":  # Counter.most_common: by count, ties by first appearance
+        words = sorted(words, key=lambda w: -counts[w])
+    else:
+        words = sorted(words, key=lambda w: (-counts[w], w))
+    first = {"no_specials": 0, "start_at_one": 1}.get(mistake, 2)
+    stoi = {w: first + i for i, w in enumerate(words)}
+    unk = {"unk_is_pad": 0, "unk_after_vocab": first + len(words)}.get(mistake, 1)
+    pad = 1 if mistake == "pad_with_one" else 0
+    out = []
+    for split in (train, test):
+        ids = np.full((len(split), max_len), pad, np.int64)
+        for i, tokens in enumerate(split):
+            row = [stoi.get(w, unk) for w in tokens]
+            if mistake == "truncate_pad":  # the last max_len ids, padded on the left
+                row = row[-max_len:]
+                ids[i, max_len - len(row) :] = row
+            else:
+                row = row[-max_len:] if mistake == "keep_last" else row[:max_len]
+                ids[i, : len(row)] = row
+        out.append(ids)
+    return out[0], out[1]

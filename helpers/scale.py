@@ -416,6 +416,13 @@ class DqnSizes:
     # whether Adam's step size decays linearly to 0 over the run (steadier final policies).
     envs: int = 1
     anneal_learning_rate: bool = False
+    # The pure-JAX DQN only: a Polyak-averaged target (target += tau * (online - target) after
+    # every gradient step) instead of copies every `target_every` env steps when `tau` is
+    # set, and gradients clipped to global norm `max_grad_norm` when set.
+    tau: float | None = None
+    max_grad_norm: float | None = None
+    # The pure-JAX DQN only: n-step returns (the target sums n rewards, then bootstraps).
+    n_step: int = 1
 
 
 @dataclass(frozen=True)

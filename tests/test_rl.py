@@ -228,7 +228,7 @@ def _tiny_dqn(**changes):
     tiny = dict(
         total_steps=400,
         learning_starts=100,
-        buffer_size=200,
+        buffer_size=400,
         hidden=(8,),
         train_every=50,
     )
@@ -255,7 +255,7 @@ def test_jitted_dqn_rejects_sizes_that_do_not_split_over_envs():
 
 def test_jitted_dqn_rejects_n_step_with_a_buffer_that_forgets():
     with pytest.raises(ValueError, match="buffer_size >= total_steps"):
-        jrl.make_dqn_train(_tiny_dqn(n_step=3, buffer_size=200, total_steps=400))
+        jrl.make_dqn_train(_tiny_dqn(n_step=3, buffer_size=200))
 
 
 def test_n_step_batch_sums_rewards_until_the_episode_ends():

@@ -7,8 +7,8 @@
 * ``networks``: ``QNetwork``, ``ActorCritic``, ``Actor``, ``Critic`` (Flax NNX).
 * ``ppo``: ``gae``, ``ppo_loss``, ``make_ppo_train`` (the whole PPO run as one jittable
   function of a key, seeds vmapped); ``dqn``: ``train_dqn`` (gymnasium, jitted update
-  steps) and ``make_dqn_train`` (pure JAX, with ``n_step_batch``'s n-step targets); ``ddpg``: ``train_ddpg``. Each has the
-  ``run_*`` entry of ``python -m helpers.bench``.
+  steps) and ``make_dqn_train`` (pure JAX, with ``n_step_batch``'s n-step targets);
+  ``ddpg``: ``train_ddpg``. Each has the ``run_*`` entry of ``python -m helpers.bench``.
 
 The chapter writes the algorithms out; these are the same algorithms, kept here so the bench
 and the notebooks train the same thing. The PyTorch twin is :mod:`helpers.torch.rl`.

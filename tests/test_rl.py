@@ -294,7 +294,9 @@ def test_run_cartpole_dqn_rejects_a_bad_n_step(module):
 
     rl = trl if module == "torch" else jrl
     with pytest.raises(ValueError, match="n_step"):
-        rl.run_cartpole_dqn(sizes("cartpole", "smoke"), n_step=0 if module == "jax" else 3)
+        rl.run_cartpole_dqn(
+            sizes("cartpole", "smoke"), n_step=0 if module == "jax" else 3
+        )
 
 
 def test_jitted_ppo_starts_from_orthogonal_weights_and_vmaps_over_seeds():

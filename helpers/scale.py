@@ -1043,13 +1043,14 @@ _SIZES: dict[str, dict[str, object]] = {
             # The same settings (RL Baselines3 Zoo's) on the pure-JAX CartPole, whole run
             # jitted, with a (64, 64) network, Adam's step size annealed to 0, 5-step returns
             # and gradients clipped to norm 10 (SB3's default). Chosen on seeds other than the
-            # recorded ones (8 seeds per setting, Double DQN): one-step targets solved about
-            # a third of the seeds; n-step returns (3, 5, 8) most of them, 5 with clipping
-            # all 8. Tried and dropped: a Polyak-averaged target (tau 0.005-0.02 per
-            # gradient step, worse), 4 envs stepped together, twice the gradient steps, a
-            # twice longer run, Adam at 1e-3; a (256, 256) network helped one-step targets
-            # a little at 12 times the training time. PureJaxRL's settings (10 envs, one
-            # step of 128 per 10 env steps) learned nothing here in 300k steps.
+            # recorded ones (sweeps of 8 seeds, keys split from seeds 1, 2, 3; Double DQN):
+            # one-step targets solved 3/8 (seeds 1); 3-, 5- and 8-step returns 6/8, 7/8, 7/8
+            # (seeds 1); 5-step with clipping 8/8, 7/8, 6/8 (seeds 1, 2, 3), and one-step
+            # with clipping 6/8 (seeds 3). Tried and dropped: a Polyak-averaged target (tau
+            # 0.005-0.02 per gradient step: 0-1/6), 4 envs stepped together, twice the
+            # gradient steps, a twice longer run, Adam at 1e-3; a (256, 256) network (4/6
+            # with one-step targets) trains 12 times slower. PureJaxRL's settings (10 envs,
+            # one step of 128 per 10 env steps) learned nothing here in 300k steps.
             dqn_jit=DqnSizes(
                 envs=1,
                 total_steps=dqn_steps,

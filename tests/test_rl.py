@@ -235,9 +235,11 @@ def _tiny_dqn(**changes):
     return dataclasses.replace(base, **{**tiny, **changes})
 
 
-def test_jitted_dqn_runs_whole_and_vmaps_over_seeds():
-    """The pure-JAX DQN: one jitted call trains two seeds; a curve per training phase."""
-    dqn = _tiny_dqn()
+@pytest.mark.parametrize("tau", [None, 0.01], ids=["copies", "polyak"])
+def test_jitted_dqn_runs_whole_and_vmaps_over_seeds(tau):
+    """The pure-JAX DQN (n-step targets, clipped gradients, target copies or a Polyak
+    average): one jitted call trains two seeds; a curve per training phase."""
+    dqn = _tiny_dqn(tau=tau)
     train, graphdef = jrl.make_dqn_train(dqn, double=True)
     params, metrics = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), 2))
     phases = (dqn.total_steps - dqn.learning_starts) // dqn.train_every

@@ -69,6 +69,12 @@ MODELS: dict[str, dict[str, tuple[str, str, dict]]] = {
         "ppo": ("cartpole", "rl.run_cartpole_ppo", {}),
         "dqn": ("cartpole", "rl.run_cartpole_dqn", {}),
         "double-dqn": ("cartpole", "rl.run_cartpole_dqn", {"double": True}),
+        # The ablation of chapter 7's DQN: the same run with one-step targets.
+        "double-dqn-1-step": (
+            "cartpole",
+            "rl.run_cartpole_dqn",
+            {"double": True, "n_step": 1},
+        ),
     },
     "pendulum": {
         "ddpg": ("pendulum", "rl.run_pendulum_ddpg", {}),

@@ -228,16 +228,18 @@ def _tiny_dqn(**changes):
     tiny = dict(
         total_steps=400,
         learning_starts=100,
-        buffer_size=200,
+        buffer_size=400,
         hidden=(8,),
         train_every=50,
     )
     return dataclasses.replace(base, **{**tiny, **changes})
 
 
-def test_jitted_dqn_runs_whole_and_vmaps_over_seeds():
-    """The pure-JAX DQN: one jitted call trains two seeds; a curve per training phase."""
-    dqn = _tiny_dqn()
+@pytest.mark.parametrize("tau", [None, 0.01], ids=["copies", "polyak"])
+def test_jitted_dqn_runs_whole_and_vmaps_over_seeds(tau):
+    """The pure-JAX DQN (n-step targets, clipped gradients, target copies or a Polyak
+    average): one jitted call trains two seeds; a curve per training phase."""
+    dqn = _tiny_dqn(tau=tau)
     train, graphdef = jrl.make_dqn_train(dqn, double=True)
     params, metrics = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), 2))
     phases = (dqn.total_steps - dqn.learning_starts) // dqn.train_every
@@ -251,6 +253,52 @@ def test_jitted_dqn_runs_whole_and_vmaps_over_seeds():
 def test_jitted_dqn_rejects_sizes_that_do_not_split_over_envs():
     with pytest.raises(ValueError, match="multiples of envs"):
         jrl.make_dqn_train(_tiny_dqn(envs=4, train_every=15))
+
+
+def test_jitted_dqn_rejects_n_step_with_a_buffer_that_forgets():
+    with pytest.raises(ValueError, match="buffer_size >= total_steps"):
+        jrl.make_dqn_train(_tiny_dqn(n_step=3, buffer_size=200))
+
+
+def test_n_step_batch_sums_rewards_until_the_episode_ends():
+    """Two envs interleaved (row i + 2 is row i's next step); env 0 terminates at row 4,
+    env 1 is truncated at row 3. n = 3, gamma = 0.5, hand-computed targets."""
+    rewards = jnp.array([1.0, 10.0, 2.0, 20.0, 3.0, 30.0, 4.0, 40.0, 5.0, 50.0])
+    done = jnp.array([0, 0, 0, 1, 1, 0, 0, 0, 0, 0], jnp.float32)
+    terminated = jnp.array([0, 0, 0, 0, 1, 0, 0, 0, 0, 0], jnp.float32)
+    buffer = dict(
+        obs=jnp.arange(10.0)[:, None] * jnp.ones(4),
+        actions=jnp.arange(10) % 2,
+        rewards=rewards,
+        next_obs=100 + jnp.arange(10.0)[:, None] * jnp.ones(4),
+        terminated=terminated,
+        done=done,
+    )
+    b = jrl.n_step_batch(buffer, jnp.array([0, 1, 3, 4, 5]), n=3, gamma=0.5, envs=2)
+    # row 0: rows 0, 2, 4 (4 terminates): 1 + 0.5 * 2 + 0.25 * 3, no bootstrap
+    # row 1: rows 1, 3 (3 truncated): 10 + 0.5 * 20, bootstrap from row 3's next_obs
+    # rows 3, 4: their episode ends there; row 5: rows 5, 7, 9, all three
+    np.testing.assert_allclose(b["rewards"], [2.75, 20.0, 20.0, 3.0, 62.5])
+    np.testing.assert_allclose(b["next_obs"][:, 0], [104.0, 103.0, 103.0, 104.0, 109.0])
+    np.testing.assert_allclose(b["terminated"], [1.0, 0.0, 0.0, 1.0, 0.0])
+    np.testing.assert_allclose(b["discounts"], [0.125, 0.25, 0.5, 0.5, 0.125])
+    np.testing.assert_allclose(b["obs"][:, 0], [0.0, 1.0, 3.0, 4.0, 5.0])
+    # n = 1 is the one-step target
+    one = jrl.n_step_batch(buffer, jnp.array([0, 4]), n=1, gamma=0.5, envs=2)
+    np.testing.assert_allclose(one["rewards"], [1.0, 3.0])
+    np.testing.assert_allclose(one["discounts"], [0.5, 0.5])
+    np.testing.assert_allclose(one["next_obs"][:, 0], [100.0, 104.0])
+
+
+@pytest.mark.parametrize("module", ["torch", "jax"])
+def test_run_cartpole_dqn_rejects_a_bad_n_step(module):
+    from helpers.scale import sizes
+
+    rl = trl if module == "torch" else jrl
+    with pytest.raises(ValueError, match="n_step"):
+        rl.run_cartpole_dqn(
+            sizes("cartpole", "smoke"), n_step=0 if module == "jax" else 3
+        )
 
 
 def test_jitted_ppo_starts_from_orthogonal_weights_and_vmaps_over_seeds():

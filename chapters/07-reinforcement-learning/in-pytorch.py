@@ -243,6 +243,49 @@ for double in (False, True):
     )
 
 # %% [markdown] tags=["shared"]
+# **The recorded DQN.** The loop above steps gymnasium's CartPole from Python, one step at a
+# time. The chapter's DQN *measurement* comes from its JAX twin, `H.rl.make_dqn_train`
+# (JAX-only, 7.4): the same Double DQN with the same settings, written as one compiled
+# function of a PRNG key over the pure-JAX CartPole, seeds vmapped in one call, each seed's
+# greedy policy evaluated over 100 episodes of gymnasium's CartPole-v1. Two changes were
+# chosen for it on seeds other than the recorded ones:
+#
+# * **n-step returns** {cite}`sutton1988learning` (one of Rainbow's parts
+#   {cite}`hessel2018rainbow`): the target sums the next $n$ rewards before it bootstraps,
+#   $y = \sum_{k=0}^{n-1} \gamma^k r_{t+k} + \gamma^n (1 - \text{terminated})\,
+#   Q_{\bar\theta}(s_{t+n}, a^\star)$, stopping at the end of an episode (a truncated one
+#   bootstraps from its last observation, as before). The news of a failure travels $n$
+#   steps back per update instead of one. Here $n = 5$.
+# * the gradient clipped to a global norm of 10, Stable-Baselines3's default for DQN.
+#
+# The cell prints the latest record of each variant: the chapter's setting
+# (`python -m helpers.bench cartpole --framework jax --algo double-dqn`), the same run with
+# one-step targets (`--algo double-dqn-1-step`) and without Double DQN (`--algo dqn`); the
+# same seeds, the same budget of env steps, no stopping at a lucky evaluation. The first two
+# lines show what n-step returns buy; the first and the last, whether Double DQN's
+# correction still matters once the targets look n steps ahead. Five seeds are few: the
+# count of solved seeds is a coarse measure, and another set of seeds moves it.
+
+# %%
+dqn_records = latest_by(
+    [
+        r
+        for r in read_records(Path("bench.jsonl"))
+        if r["task"] == "cartpole"
+        and r["framework"] == "jax"
+        and "-step returns" in r["model"]
+    ],
+    "model_option",
+)
+for (algo,), r in dqn_records.items():
+    seconds = r.get("end_to_end_seconds") or r["compile_seconds"] + r["train_seconds"]
+    print(
+        f"{algo:<18} solved {r['seeds_solved']}/{r['seeds']} seeds, greedy return per seed "
+        f"{r['eval_return_mean_per_seed']}\n{'':<18} {r['model']}; {seconds:.1f} s end to "
+        f"end for {r['seeds']} seeds ({r['hardware']['cores']} cores, {r['date'][:10]})"
+    )
+
+# %% [markdown] tags=["shared"]
 # ## 7.3 PPO: a policy-gradient method
 #
 # PPO {cite}`schulman2017proximal` learns the policy $\pi_\theta(a \mid s)$ directly. It
@@ -574,7 +617,7 @@ assert np.mean(ppo_means) > random_returns.mean(), (ppo_means, random_returns.me
 # | section | built | measured |
 # |---|---|---|
 # | 7.1 environments | spaces, episodes, `terminated` vs `truncated`, seeding, vector envs; the outline's `gym` calls and float action run | random-policy baseline |
-# | 7.2 DQN | replay buffer, target network, epsilon schedule, Huber TD loss; Double DQN's one-line change | greedy return per seed, solved seeds |
+# | 7.2 DQN | replay buffer, target network, epsilon schedule, Huber TD loss; Double DQN's one-line change; n-step returns in the recorded JAX run | greedy return per seed, solved seeds; the recorded variants |
 # | 7.3 PPO | GAE and the clipped loss written out, checked against the trainer's | greedy return per seed, solved seeds, env steps/s |
 # | 7.4 pure environment | (JAX) CartPole as a pure function, the whole run compiled, seeds vmapped | env steps/s of each loop |
 # | 7.5 DDPG | actor through the critic, soft target updates, noise, on Pendulum-v1; the outline's actor loss run | evaluation return vs random |

@@ -7,8 +7,8 @@
 * ``networks``: ``QNetwork``, ``ActorCritic``, ``Actor``, ``Critic`` (Flax NNX).
 * ``ppo``: ``gae``, ``ppo_loss``, ``make_ppo_train`` (the whole PPO run as one jittable
   function of a key, seeds vmapped); ``dqn``: ``train_dqn`` (gymnasium, jitted update
-  steps) and ``make_dqn_train`` (pure JAX); ``ddpg``: ``train_ddpg``. Each has the
-  ``run_*`` entry of ``python -m helpers.bench``.
+  steps) and ``make_dqn_train`` (pure JAX, with ``n_step_batch``'s n-step targets);
+  ``ddpg``: ``train_ddpg``. Each has the ``run_*`` entry of ``python -m helpers.bench``.
 
 The chapter writes the algorithms out; these are the same algorithms, kept here so the bench
 and the notebooks train the same thing. The PyTorch twin is :mod:`helpers.torch.rl`.
@@ -32,7 +32,7 @@ from helpers.rl import (  # noqa: F401
 
 from .cartpole import CartPoleState, cartpole_reset, cartpole_step
 from .ddpg import run_pendulum_ddpg, train_ddpg
-from .dqn import make_dqn_train, run_cartpole_dqn, train_dqn
+from .dqn import make_dqn_train, n_step_batch, run_cartpole_dqn, train_dqn
 from .networks import Actor, ActorCritic, Critic, QNetwork
 from .ppo import gae, make_ppo_train, ppo_loss, run_cartpole_ppo, train_ppo
 
@@ -47,6 +47,7 @@ __all__ = [
     "gae",
     "make_dqn_train",
     "make_ppo_train",
+    "n_step_batch",
     "ppo_loss",
     "run_cartpole_dqn",
     "run_cartpole_ppo",
@@ -62,4 +63,5 @@ __framework_only__ = (
     "cartpole_step",
     "make_dqn_train",
     "make_ppo_train",
+    "n_step_batch",
 )

@@ -5,6 +5,7 @@ pure-JAX CartPole (``make_dqn_train``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -21,11 +22,46 @@ from helpers.rl import (
     ReplayBuffer,
     linear_schedule,
     make_env,
+    process_seconds,
     rl_summary,
 )
 from helpers.scale import CartpoleSizes, DqnSizes
 
-__all__ = ["make_dqn_train", "run_cartpole_dqn", "train_dqn"]
+__all__ = ["make_dqn_train", "n_step_batch", "run_cartpole_dqn", "train_dqn"]
+
+
+def n_step_batch(
+    buffer: dict[str, jax.Array], idx: jax.Array, *, n: int, gamma: float, envs: int = 1
+) -> dict[str, jax.Array]:
+    """n-step transitions (Sutton 1988; Hessel et al. 2018) from replay rows ``idx`` (B,).
+
+    ``buffer`` holds rows written in time order, ``envs`` per vector step (row ``i + envs``
+    is the next step of row ``i``'s environment), with keys ``obs`` (N, 4), ``actions``,
+    ``rewards``, ``next_obs`` (N, 4), ``terminated`` and ``done`` (N,) float32 (``done`` =
+    terminated or truncated). From each row the rewards of up to ``n`` steps are summed,
+    discounted, stopping after the first row that ends its episode; the target then
+    bootstraps from that last row's ``next_obs`` with ``discounts`` = gamma ** (rows summed),
+    zeroed by its ``terminated`` in the loss. Rows ``idx + envs * (n - 1)`` must exist.
+    Returns ``obs``, ``actions``, ``rewards``, ``next_obs``, ``terminated``, ``discounts``,
+    each with leading axis B. n = 1 is DQN's one-step target.
+    """
+    rows = idx[:, None] + envs * jnp.arange(n)  # (B, n): the same env's next n steps
+    done = buffer["done"][rows]  # (B, n)
+    # row k counts while no earlier row of the n ended the episode
+    included = jnp.cumprod(
+        jnp.concatenate([jnp.ones_like(done[:, :1]), 1.0 - done[:, :-1]], 1), 1
+    )
+    count = included.sum(1).astype(jnp.int32)  # (B,) rows summed, 1..n
+    last = jnp.take_along_axis(rows, (count - 1)[:, None], 1)[:, 0]  # (B,)
+    rewards = (buffer["rewards"][rows] * included * gamma ** jnp.arange(n)).sum(1)
+    return dict(
+        obs=buffer["obs"][idx],
+        actions=buffer["actions"][idx],
+        rewards=rewards,
+        next_obs=buffer["next_obs"][last],
+        terminated=buffer["terminated"][last],
+        discounts=gamma ** count.astype(jnp.float32),
+    )
 
 
 def make_dqn_train(
@@ -50,6 +86,11 @@ def make_dqn_train(
             "make_dqn_train: train_every and buffer_size must be multiples of envs, got "
             f"{sizes.train_every}, {sizes.buffer_size} and {envs}"
         )
+    if sizes.n_step > 1 and sizes.buffer_size < sizes.total_steps:
+        raise ValueError(
+            "make_dqn_train: n_step > 1 needs a buffer that keeps the whole run "
+            f"(buffer_size >= total_steps), got {sizes.buffer_size} < {sizes.total_steps}"
+        )
     per_phase = sizes.train_every // envs  # vector steps between training phases
     warm = sizes.learning_starts // envs  # vector steps of random actions first
     phases = (sizes.total_steps - warm * envs) // sizes.train_every
@@ -62,6 +103,9 @@ def make_dqn_train(
             sizes.learning_rate, 0.0, phases * sizes.gradient_steps
         )
     tx = optax.adam(learning_rate)
+    if sizes.max_grad_norm is not None:
+        tx = optax.chain(optax.clip_by_global_norm(sizes.max_grad_norm), tx)
+    polyak = sizes.tau is not None
 
     def q_values(params, obs):
         return nnx.merge(graphdef, params)(obs)
@@ -76,7 +120,7 @@ def make_dqn_train(
             next_value = jnp.take_along_axis(q_next, pick[:, None], 1)[:, 0]
         else:
             next_value = q_next.max(-1)
-        y = b["rewards"] + sizes.gamma * (1.0 - b["terminated"]) * next_value
+        y = b["rewards"] + b["discounts"] * (1.0 - b["terminated"]) * next_value
         return optax.huber_loss(q_taken[:, 0], jax.lax.stop_gradient(y)).mean()
 
     def env_step(carry, key):
@@ -98,6 +142,7 @@ def make_dqn_train(
             rewards=reward * jnp.ones(envs),
             next_obs=final_obs,  # the state the action led to, also at an episode end
             terminated=term.astype(jnp.float32),
+            done=(term | trunc).astype(jnp.float32),
         )
         buffer = jax.tree.map(
             lambda b, x: jax.lax.dynamic_update_slice_in_dim(b, x, row, 0), buffer, new
@@ -111,13 +156,18 @@ def make_dqn_train(
         ep_return = jnp.where(done, 0.0, ep_return)
         return (params, env_state, next_obs, buffer, t + 1, ep_return, finished), None
 
-    def gradient_step(state, key, target, buffer, filled):
-        params, opt_state = state
-        idx = jax.random.randint(key, (sizes.batch_size,), 0, filled)
-        b = jax.tree.map(lambda x: x[idx], buffer)
-        grads = jax.grad(loss_fn)(params, target, b)
+    def gradient_step(state, key, buffer, filled):
+        params, target, opt_state = state
+        # rows whose n - 1 next steps (of the same env) are written already
+        high = filled - envs * (sizes.n_step - 1)
+        idx = jax.random.randint(key, (sizes.batch_size,), 0, high)
+        batch = n_step_batch(buffer, idx, n=sizes.n_step, gamma=sizes.gamma, envs=envs)
+        grads = jax.grad(loss_fn)(params, target, batch)
         changes, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, changes), opt_state), None
+        params = optax.apply_updates(params, changes)
+        if polyak:
+            target = optax.incremental_update(params, target, sizes.tau)
+        return (params, target, opt_state), None
 
     def phase(carry, xs):
         key, index = xs
@@ -130,15 +180,14 @@ def make_dqn_train(
             jax.random.split(k_act, per_phase),
         )
         filled = jnp.minimum(t * envs, sizes.buffer_size)
-        (params, opt_state), _ = jax.lax.scan(
-            functools.partial(
-                gradient_step, target=target, buffer=buffer, filled=filled
-            ),
-            (params, opt_state),
+        (params, target, opt_state), _ = jax.lax.scan(
+            functools.partial(gradient_step, buffer=buffer, filled=filled),
+            (params, target, opt_state),
             jax.random.split(k_learn, sizes.gradient_steps),
         )
-        copy = (index + 1) % target_phases == 0
-        target = jax.tree.map(lambda p, q: jnp.where(copy, p, q), params, target)
+        if not polyak:
+            copy = (index + 1) % target_phases == 0
+            target = jax.tree.map(lambda p, q: jnp.where(copy, p, q), params, target)
         mean = jnp.where(
             finished[1] > 0, finished[0] / jnp.maximum(finished[1], 1), jnp.nan
         )
@@ -155,6 +204,7 @@ def make_dqn_train(
             rewards=jnp.zeros(n),
             next_obs=jnp.zeros((n, 4)),
             terminated=jnp.zeros(n),
+            done=jnp.zeros(n),
         )
         t, ep_return = jnp.int32(0), jnp.zeros(envs)
         zero = (jnp.float32(0.0), jnp.int32(0))
@@ -164,10 +214,10 @@ def make_dqn_train(
             jax.random.split(k_warm, warm),
         )
         carry = (params, params, tx.init(params), env_state, obs, buffer, t, ep_return)
-        (params, *_), returns = jax.lax.scan(
+        (params, target, *_), returns = jax.lax.scan(
             phase, carry, (jax.random.split(k_train, phases), jnp.arange(phases))
         )
-        return params, {"returns": returns}
+        return params, {"returns": returns, "target": target}
 
     return train, graphdef
 
@@ -288,13 +338,30 @@ def train_dqn(
 
 
 def run_cartpole_dqn(
-    sizes: CartpoleSizes, *, seed: int = 0, progress: bool = True, double: bool = False
+    sizes: CartpoleSizes,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+    double: bool = False,
+    n_step: int | None = None,
 ) -> dict:
     """``sizes.seeds`` DQN runs on the pure-JAX CartPole (``make_dqn_train`` with
-    ``sizes.dqn_jit``): the whole run one jitted function, the seeds vmapped in one call,
-    each evaluated greedily on gymnasium's CartPole-v1. ``progress`` is accepted for
-    symmetry (one call, no loop to show)."""
+    ``sizes.dqn_jit``, its ``n_step`` replaced by ``n_step`` when given: the ablation of
+    ``helpers.bench``): the whole run one jitted function, the seeds vmapped in one call,
+    each evaluated greedily on gymnasium's CartPole-v1. Timed like ``run_cartpole_ppo``:
+    ``import_seconds``, ``compile_seconds``, ``train_seconds``, ``eval_seconds`` and
+    ``end_to_end_seconds`` (``None`` where the process's start is not this run's).
+    ``progress`` is accepted for symmetry (one call, no loop to show). Raises
+    ``ValueError`` for ``n_step < 1``."""
+    import sys
+
+    alone = "torch" not in sys.modules
+    import_seconds = process_seconds() if alone else None
     dqn = sizes.dqn_jit
+    if n_step is not None:
+        if n_step < 1:
+            raise ValueError(f"run_cartpole_dqn: n_step must be >= 1, got {n_step}")
+        dqn = dataclasses.replace(dqn, n_step=n_step)
     train, graphdef = make_dqn_train(dqn, double=double)
     keys = jax.random.split(jax.random.key(seed, impl=PRNG_IMPL), sizes.seeds)
     start = time.perf_counter()
@@ -303,17 +370,23 @@ def run_cartpole_dqn(
     start = time.perf_counter()
     params, _ = jax.block_until_ready(compiled(keys))
     train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
     returns = _evaluate_seeds(graphdef, params, sizes.seeds, sizes.eval_episodes)
+    eval_seconds = time.perf_counter() - start
+    end_to_end = process_seconds() if alone else None
     warm = dqn.learning_starts // dqn.envs * dqn.envs
     steps = warm + (dqn.total_steps - warm) // dqn.train_every * dqn.train_every
     name = "Double DQN" if double else "DQN"
     return {
-        "model": f"{name}, pure-JAX CartPole, whole run jitted, {sizes.seeds} seeds "
-        f"vmapped, {dqn.envs} envs, MLP {dqn.hidden}",
+        "model": f"{name}, {dqn.n_step}-step returns, pure-JAX CartPole, whole run jitted, "
+        f"{sizes.seeds} seeds vmapped, {dqn.envs} envs, MLP {dqn.hidden}",
         **rl_summary(
             returns,
             env_steps=steps * sizes.seeds,
             train_seconds=train_seconds,
             compile_seconds=compile_seconds,
         ),
+        "import_seconds": None if import_seconds is None else round(import_seconds, 3),
+        "eval_seconds": round(eval_seconds, 3),
+        "end_to_end_seconds": None if end_to_end is None else round(end_to_end, 3),
     }

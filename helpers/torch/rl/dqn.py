@@ -103,9 +103,20 @@ def train_dqn(
 
 
 def run_cartpole_dqn(
-    sizes: CartpoleSizes, *, seed: int = 0, progress: bool = True, double: bool = False
+    sizes: CartpoleSizes,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+    double: bool = False,
+    n_step: int | None = None,
 ) -> dict:
-    """``sizes.seeds`` DQN runs (one after another), each evaluated greedily."""
+    """``sizes.seeds`` DQN runs (one after another), each evaluated greedily. This
+    gymnasium DQN uses one-step targets: ``n_step`` (the JAX twin's ablation) may only be
+    ``None`` or 1, else ``ValueError``."""
+    if n_step not in (None, 1):
+        raise ValueError(
+            f"run_cartpole_dqn: the gymnasium DQN takes one-step targets, got n_step={n_step}"
+        )
     returns, seconds = [], 0.0
     for i in range(sizes.seeds):
         model, history = train_dqn(

@@ -238,7 +238,8 @@ def test_both_cnn_lstms_start_from_the_same_parameter_law():
         "conv bias": (t.convs[1].bias, j.convs[1].bias[...]),
         "lstm input kernel": (t.lstm.weight_ih_l0, cell.dense_i.kernel[...]),
         "lstm recurrent kernel": (t.lstm.weight_hh_l0, cell.dense_h.kernel[...]),
-        "lstm bias": (t.lstm.bias_ih_l0 + t.lstm.bias_hh_l0, cell.dense_h.bias[...]),
+        "lstm input bias": (t.lstm.bias_ih_l0, cell.dense_i.bias[...]),
+        "lstm recurrent bias": (t.lstm.bias_hh_l0, cell.dense_h.bias[...]),
         "head kernel": (t.head.weight, j.head.kernel[...]),
     }
     for name, (tv, jv) in pairs.items():
@@ -246,3 +247,72 @@ def test_both_cnn_lstms_start_from_the_same_parameter_law():
         assert tv.size == jv.size, name
         assert np.abs(jv).max() <= np.abs(tv).max() * 1.05 + 1e-6, name
         assert jv.std() == pytest.approx(tv.std(), rel=0.2), name
+
+
+def _copy_cnn_lstm(t, j):
+    """Copy a PyTorch CnnLstm's parameters into its JAX twin (layouts transposed)."""
+    import jax.numpy as jnp
+
+    def put(var, tensor, *axes):
+        value = tensor.detach().numpy()
+        var[...] = jnp.asarray(value.transpose(*axes) if axes else value)
+
+    put(j.embed.embedding, t.embed.weight)
+    for tc, jc in zip(t.convs, j.convs, strict=True):
+        put(jc.kernel, tc.weight, 2, 1, 0)  # (out, in, w) -> (w, in, out)
+        put(jc.bias, tc.bias)
+    cell = j.lstm.cell  # gates i, f, g, o in both
+    put(cell.dense_i.kernel, t.lstm.weight_ih_l0, 1, 0)
+    put(cell.dense_i.bias, t.lstm.bias_ih_l0)
+    put(cell.dense_h.kernel, t.lstm.weight_hh_l0, 1, 0)
+    put(cell.dense_h.bias, t.lstm.bias_hh_l0)
+    put(j.head.kernel, t.head.weight, 1, 0)
+    put(j.head.bias, t.head.bias)
+
+
+def test_cnn_lstm_twins_agree_on_a_padded_batch_and_adam_steps():
+    """Same weights: same logits on reviews of mixed lengths, same losses for 4 Adam steps.
+
+    Catches any difference in the model (gates, conv padding, pooling, the state at each true
+    length) or its optimisation: e.g. one LSTM bias where PyTorch has two (Adam then moves
+    PyTorch's summed bias twice as fast).
+    """
+    import jax.numpy as jnp
+    import optax
+    import torch
+    from flax import nnx
+
+    from helpers.jax import text as jt
+    from helpers.jax.train import cross_entropy, step_functions
+    from helpers.torch import text as tt
+
+    torch.manual_seed(0)
+    kw = dict(channels=8, hidden=6, dropout=0.0)
+    t = tt.CnnLstm(60, 16, **kw)
+    j = jt.CnnLstm(60, 16, **kw, rngs=nnx.Rngs(0))
+    _copy_cnn_lstm(t, j)
+    rng = np.random.default_rng(0)
+    ids = np.zeros((6, 64), np.int64)
+    for i, n in enumerate([64, 3, 17, 40, 1, 33]):  # padding after each review
+        ids[i, :n] = rng.integers(2, 60, n)
+    y = np.array([0, 1, 1, 0, 1, 0])
+    xt, yt = torch.as_tensor(ids), torch.as_tensor(y)
+    xj, yj = jnp.asarray(ids, jnp.int32), jnp.asarray(y, jnp.int32)
+    t.eval(), j.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(t(xt).numpy(), np.asarray(j(xj)), atol=1e-5)
+    t.train(), j.train()
+    opt_t = torch.optim.Adam(t.parameters(), lr=1e-2)
+    opt_j = nnx.Optimizer(j, optax.adam(1e-2), wrt=nnx.Param)
+    step, _ = step_functions(cross_entropy)
+    for _ in range(4):
+        loss = torch.nn.functional.cross_entropy(t(xt), yt)
+        opt_t.zero_grad()
+        loss.backward()
+        opt_t.step()
+        loss_j, _ = step(j, opt_j, xj, yj)
+        assert float(loss_j) == pytest.approx(loss.item(), abs=1e-5)
+    bias_t = (t.lstm.bias_ih_l0 + t.lstm.bias_hh_l0).detach().numpy()
+    cell = j.lstm.cell
+    bias_j = np.asarray(cell.dense_i.bias[...] + cell.dense_h.bias[...])
+    np.testing.assert_allclose(bias_t, bias_j, atol=1e-5)

@@ -12,7 +12,10 @@ from helpers.data.text import (
     build_vocab,
     distinct_features,
     encode,
+    group_split,
+    imdb_review_ids,
     imdb_setup,
+    imdb_summary,
     stratified_split,
 )
 
@@ -98,6 +101,55 @@ def test_stratified_split_keeps_balance():
     assert not set(train) & set(valid) and len(train) + len(valid) == 100
     with pytest.raises(ValueError, match="fraction"):
         stratified_split(labels, 1.5)
+
+
+def test_group_split_holds_out_whole_groups_of_each_class():
+    labels = np.repeat([0, 1], 100)
+    # 10 groups of 10 per class, the same numbers in both classes
+    groups = np.tile(np.arange(100) // 10, 2)
+    train, valid = group_split(labels, groups, 0.2, seed=3)
+    assert len(valid) == 40 and labels[valid].sum() == 20  # 2 groups of each class
+    assert len(train) + len(valid) == 200 and not set(train) & set(valid)
+    # a group of one class is never split, whatever the other class does
+    for c in (0, 1):
+        held = set(groups[valid][labels[valid] == c])
+        kept = set(groups[train][labels[train] == c])
+        assert len(held) == 2 and not held & kept
+    with pytest.raises(ValueError, match="fraction"):
+        group_split(labels, groups, 0.0)
+    with pytest.raises(ValueError, match="one shape"):
+        group_split(labels, groups[:-1], 0.1)
+
+
+def test_imdb_review_ids_map_each_label_to_its_12500_ids():
+    from helpers.data.common import mixed_order, subset
+
+    labels = mixed_order(25_000) // 12_500  # the labels load_imdb returns
+    ids = imdb_review_ids(labels)
+    for c in (0, 1):
+        assert sorted(ids[labels == c]) == list(range(12_500))
+    small = mixed_order(25_000)[subset(25_000, 300)] // 12_500
+    assert len(imdb_review_ids(small, 300)) == 300
+    with pytest.raises(ValueError, match="load_imdb"):
+        imdb_review_ids(1 - labels)
+    with pytest.raises(ValueError, match="load_imdb"):
+        imdb_review_ids(small)  # the limit does not match
+
+
+@pytest.mark.parametrize("distinct", [False, True])
+def test_imdb_summary_names_a_binary_bag(distinct):
+    from helpers.data.text import EncodedImdb
+    from helpers.metrics import History
+    from helpers.scale import TextModelSizes
+
+    history = History()
+    history.end_epoch(1, [0.7, 0.5], correct=3, seen=4, seconds=2.0)
+    split = (np.ones((4, 3), np.int32), np.array([3, 2, 1, 3]), np.zeros(4, np.uint8))
+    data = EncodedImdb(Vocab(("<pad>", "<unk>")), 2, split, split, distinct=distinct)
+    m = TextModelSizes(max_len=3, dim=4, epochs=1, batch_size=2, learning_rate=0.1)
+    record = imdb_summary("bow", m, data, history, {"accuracy": 0.5, "loss": 0.7}, 10)
+    assert ("binary bag" in record["model"]) == distinct
+    assert record["train_tokens_per_second"] == pytest.approx(9 / 2.0)
 
 
 def test_imdb_setup_rejects_unknown_model():

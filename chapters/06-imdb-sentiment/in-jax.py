@@ -265,11 +265,8 @@ results = {}
 def train_model(name, model, m, ids, lengths, test_ids, test_lengths):
     train, valid = loaders(ids, lengths, m.batch_size)
     optimizer = nnx.Optimizer(model, optax.adam(m.learning_rate), wrt=nnx.Param)
-    # At cpu scale JAX's faster CNN + LSTM step fits one more epoch than PyTorch's into the
-    # same 5-minute budget (m.jax_epochs; see helpers/scale.py).
-    epochs = m.epochs if m.jax_epochs is None else m.jax_epochs
     history = H.fit(
-        model, optimizer, train, epochs=epochs, eval_loader=valid, eval_name="valid"
+        model, optimizer, train, epochs=m.epochs, eval_loader=valid, eval_name="valid"
     )
     test = H.text.TextLoader(
         test_ids,

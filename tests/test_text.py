@@ -16,7 +16,6 @@ from helpers.data.text import (
     imdb_review_ids,
     imdb_setup,
     imdb_summary,
-    stratified_split,
 )
 
 TRAIN = [["a", "good", "film"], ["a", "bad", "film"], ["good", "good"]]
@@ -92,15 +91,6 @@ def test_length_buckets_drop_last_keeps_only_full_batches(shuffle):
     assert set(sizes) == {10} and len(sizes) == len(buckets)
     # shuffled: chunks of 30 rows -> 3 full chunks (9 batches) + 13 rows (1 batch)
     assert len(buckets) == 10
-
-
-def test_stratified_split_keeps_balance():
-    labels = np.array([0] * 80 + [1] * 20)
-    train, valid = stratified_split(labels, 0.1)
-    assert len(valid) == 10 and labels[valid].sum() == 2
-    assert not set(train) & set(valid) and len(train) + len(valid) == 100
-    with pytest.raises(ValueError, match="fraction"):
-        stratified_split(labels, 1.5)
 
 
 def test_group_split_holds_out_whole_groups_of_each_class():

@@ -8,9 +8,8 @@ Chapter 6 teaches each step in its notebooks; both frameworks' ``H.text`` build 
 * :func:`add_hashed_bigrams`: fastText-style features, unigrams then hashed bigrams.
 * :func:`distinct_features`: each review's features counted once (a binary bag).
 * :class:`LengthBuckets`: batches of reviews of similar length, cut to the longest one.
-* :func:`stratified_split`: a validation split with the class balance of the whole.
-* :func:`imdb_review_ids` and :func:`group_split`: a stratified validation split that holds
-  out whole blocks of neighbouring review ids (whole movies), as IMDB's test split does.
+* :func:`imdb_review_ids` and :func:`group_split`: a validation split with the class balance
+  of the whole (stratified) that holds out whole movies, as IMDB's test split does.
 
 A subword tokenizer (BPE, WordPiece) trained on the training split is what Hugging Face
 ``tokenizers`` is for; the course uses the documented regex of :func:`helpers.data.tokenize`.
@@ -41,7 +40,6 @@ __all__ = [
     "imdb_review_ids",
     "imdb_setup",
     "imdb_summary",
-    "stratified_split",
 ]
 
 PAD, UNK = 0, 1
@@ -243,26 +241,6 @@ class LengthBuckets:
         return max(self.multiple, 1 << (longest - 1).bit_length())
 
 
-def stratified_split(
-    labels: np.ndarray, fraction: float, *, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(train, valid)`` with ``fraction`` of each class in ``valid`` (sorted int64).
-
-    Raises ``ValueError`` unless ``0 < fraction < 1``.
-    """
-    if not 0 < fraction < 1:
-        raise ValueError(f"fraction must be between 0 and 1, got {fraction}")
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(labels)
-    valid = []
-    for c in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == c))
-        valid.append(members[: round(len(members) * fraction)])
-    valid = np.sort(np.concatenate(valid))
-    train = np.setdiff1d(np.arange(len(labels)), valid)
-    return train, valid
-
-
 def group_split(
     labels: np.ndarray, groups: np.ndarray, fraction: float, *, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -271,8 +249,8 @@ def group_split(
     For each class, a random ``fraction`` of that class's groups (at least one) goes to
     ``valid``: every row of a group lands on one side, and each class keeps about its share.
     ``labels`` and ``groups`` ``(N,)``; a group is a ``(label, group)`` pair, so group numbers
-    may repeat across classes. Raises ``ValueError`` unless ``0 < fraction < 1`` or when the
-    two arrays differ in shape.
+    may repeat across classes. Raises ``ValueError`` when ``fraction`` is not between 0 and 1
+    or the two arrays differ in shape.
     """
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be between 0 and 1, got {fraction}")

@@ -281,7 +281,7 @@ def train_model(name, model, m, ids, lengths, test_ids, test_lengths):
         "valid accuracy": history.last("valid_accuracy"),
         "test accuracy": H.evaluate(model, test)["accuracy"],
         "train seconds": seconds,
-        "tokens/s": float(lengths[train_idx].sum()) * epochs / seconds,
+        "tokens/s": float(lengths[train_idx].sum()) * m.epochs / seconds,
     }
     print(name, {k: round(v, 4) for k, v in results[name].items()})
     return history, test

@@ -12,8 +12,10 @@ from helpers.data.text import (
     build_vocab,
     distinct_features,
     encode,
+    group_split,
+    imdb_review_ids,
     imdb_setup,
-    stratified_split,
+    imdb_summary,
 )
 
 TRAIN = [["a", "good", "film"], ["a", "bad", "film"], ["good", "good"]]
@@ -91,13 +93,53 @@ def test_length_buckets_drop_last_keeps_only_full_batches(shuffle):
     assert len(buckets) == 10
 
 
-def test_stratified_split_keeps_balance():
-    labels = np.array([0] * 80 + [1] * 20)
-    train, valid = stratified_split(labels, 0.1)
-    assert len(valid) == 10 and labels[valid].sum() == 2
-    assert not set(train) & set(valid) and len(train) + len(valid) == 100
+def test_group_split_holds_out_whole_groups_of_each_class():
+    labels = np.repeat([0, 1], 100)
+    # 10 groups of 10 per class, the same numbers in both classes
+    groups = np.tile(np.arange(100) // 10, 2)
+    train, valid = group_split(labels, groups, 0.2, seed=3)
+    assert len(valid) == 40 and labels[valid].sum() == 20  # 2 groups of each class
+    assert len(train) + len(valid) == 200 and not set(train) & set(valid)
+    # a group of one class is never split, whatever the other class does
+    for c in (0, 1):
+        held = set(groups[valid][labels[valid] == c])
+        kept = set(groups[train][labels[train] == c])
+        assert len(held) == 2 and not held & kept
     with pytest.raises(ValueError, match="fraction"):
-        stratified_split(labels, 1.5)
+        group_split(labels, groups, 0.0)
+    with pytest.raises(ValueError, match="one shape"):
+        group_split(labels, groups[:-1], 0.1)
+
+
+def test_imdb_review_ids_map_each_label_to_its_12500_ids():
+    from helpers.data.common import mixed_order, subset
+
+    labels = mixed_order(25_000) // 12_500  # the labels load_imdb returns
+    ids = imdb_review_ids(labels)
+    for c in (0, 1):
+        assert sorted(ids[labels == c]) == list(range(12_500))
+    small = mixed_order(25_000)[subset(25_000, 300)] // 12_500
+    assert len(imdb_review_ids(small, 300)) == 300
+    with pytest.raises(ValueError, match="load_imdb"):
+        imdb_review_ids(1 - labels)
+    with pytest.raises(ValueError, match="load_imdb"):
+        imdb_review_ids(small)  # the limit does not match
+
+
+@pytest.mark.parametrize("distinct", [False, True])
+def test_imdb_summary_names_a_binary_bag(distinct):
+    from helpers.data.text import EncodedImdb
+    from helpers.metrics import History
+    from helpers.scale import TextModelSizes
+
+    history = History()
+    history.end_epoch(1, [0.7, 0.5], correct=3, seen=4, seconds=2.0)
+    split = (np.ones((4, 3), np.int32), np.array([3, 2, 1, 3]), np.zeros(4, np.uint8))
+    data = EncodedImdb(Vocab(("<pad>", "<unk>")), 2, split, split, distinct=distinct)
+    m = TextModelSizes(max_len=3, dim=4, epochs=1, batch_size=2, learning_rate=0.1)
+    record = imdb_summary("bow", m, data, history, {"accuracy": 0.5, "loss": 0.7}, 10)
+    assert ("binary bag" in record["model"]) == distinct
+    assert record["train_tokens_per_second"] == pytest.approx(9 / 2.0)
 
 
 def test_imdb_setup_rejects_unknown_model():
@@ -238,7 +280,8 @@ def test_both_cnn_lstms_start_from_the_same_parameter_law():
         "conv bias": (t.convs[1].bias, j.convs[1].bias[...]),
         "lstm input kernel": (t.lstm.weight_ih_l0, cell.dense_i.kernel[...]),
         "lstm recurrent kernel": (t.lstm.weight_hh_l0, cell.dense_h.kernel[...]),
-        "lstm bias": (t.lstm.bias_ih_l0 + t.lstm.bias_hh_l0, cell.dense_h.bias[...]),
+        "lstm input bias": (t.lstm.bias_ih_l0, cell.dense_i.bias[...]),
+        "lstm recurrent bias": (t.lstm.bias_hh_l0, cell.dense_h.bias[...]),
         "head kernel": (t.head.weight, j.head.kernel[...]),
     }
     for name, (tv, jv) in pairs.items():
@@ -246,3 +289,72 @@ def test_both_cnn_lstms_start_from_the_same_parameter_law():
         assert tv.size == jv.size, name
         assert np.abs(jv).max() <= np.abs(tv).max() * 1.05 + 1e-6, name
         assert jv.std() == pytest.approx(tv.std(), rel=0.2), name
+
+
+def _copy_cnn_lstm(t, j):
+    """Copy a PyTorch CnnLstm's parameters into its JAX twin (layouts transposed)."""
+    import jax.numpy as jnp
+
+    def put(var, tensor, *axes):
+        value = tensor.detach().numpy()
+        var[...] = jnp.asarray(value.transpose(*axes) if axes else value)
+
+    put(j.embed.embedding, t.embed.weight)
+    for tc, jc in zip(t.convs, j.convs, strict=True):
+        put(jc.kernel, tc.weight, 2, 1, 0)  # (out, in, w) -> (w, in, out)
+        put(jc.bias, tc.bias)
+    cell = j.lstm.cell  # gates i, f, g, o in both
+    put(cell.dense_i.kernel, t.lstm.weight_ih_l0, 1, 0)
+    put(cell.dense_i.bias, t.lstm.bias_ih_l0)
+    put(cell.dense_h.kernel, t.lstm.weight_hh_l0, 1, 0)
+    put(cell.dense_h.bias, t.lstm.bias_hh_l0)
+    put(j.head.kernel, t.head.weight, 1, 0)
+    put(j.head.bias, t.head.bias)
+
+
+def test_cnn_lstm_twins_agree_on_a_padded_batch_and_adam_steps():
+    """Same weights: same logits on reviews of mixed lengths, same losses for 4 Adam steps.
+
+    Catches any difference in the model (gates, conv padding, pooling, the state at each true
+    length) or its optimisation: e.g. one LSTM bias where PyTorch has two (Adam then moves
+    PyTorch's summed bias twice as fast).
+    """
+    import jax.numpy as jnp
+    import optax
+    import torch
+    from flax import nnx
+
+    from helpers.jax import text as jt
+    from helpers.jax.train import cross_entropy, step_functions
+    from helpers.torch import text as tt
+
+    torch.manual_seed(0)
+    kw = dict(channels=8, hidden=6, dropout=0.0)
+    t = tt.CnnLstm(60, 16, **kw)
+    j = jt.CnnLstm(60, 16, **kw, rngs=nnx.Rngs(0))
+    _copy_cnn_lstm(t, j)
+    rng = np.random.default_rng(0)
+    ids = np.zeros((6, 64), np.int64)
+    for i, n in enumerate([64, 3, 17, 40, 1, 33]):  # padding after each review
+        ids[i, :n] = rng.integers(2, 60, n)
+    y = np.array([0, 1, 1, 0, 1, 0])
+    xt, yt = torch.as_tensor(ids), torch.as_tensor(y)
+    xj, yj = jnp.asarray(ids, jnp.int32), jnp.asarray(y, jnp.int32)
+    t.eval(), j.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(t(xt).numpy(), np.asarray(j(xj)), atol=1e-5)
+    t.train(), j.train()
+    opt_t = torch.optim.Adam(t.parameters(), lr=1e-2)
+    opt_j = nnx.Optimizer(j, optax.adam(1e-2), wrt=nnx.Param)
+    step, _ = step_functions(cross_entropy)
+    for _ in range(4):
+        loss = torch.nn.functional.cross_entropy(t(xt), yt)
+        opt_t.zero_grad()
+        loss.backward()
+        opt_t.step()
+        loss_j, _ = step(j, opt_j, xj, yj)
+        assert float(loss_j) == pytest.approx(loss.item(), abs=1e-5)
+    bias_t = (t.lstm.bias_ih_l0 + t.lstm.bias_hh_l0).detach().numpy()
+    cell = j.lstm.cell
+    bias_j = np.asarray(cell.dense_i.bias[...] + cell.dense_h.bias[...])
+    np.testing.assert_allclose(bias_t, bias_j, atol=1e-5)

@@ -8,7 +8,8 @@ Chapter 6 teaches each step in its notebooks; both frameworks' ``H.text`` build 
 * :func:`add_hashed_bigrams`: fastText-style features, unigrams then hashed bigrams.
 * :func:`distinct_features`: each review's features counted once (a binary bag).
 * :class:`LengthBuckets`: batches of reviews of similar length, cut to the longest one.
-* :func:`stratified_split`: a validation split with the class balance of the whole.
+* :func:`imdb_review_ids` and :func:`group_split`: a validation split with the class balance
+  of the whole (stratified) that holds out whole movies, as IMDB's test split does.
 
 A subword tokenizer (BPE, WordPiece) trained on the training split is what Hugging Face
 ``tokenizers`` is for; the course uses the documented regex of :func:`helpers.data.tokenize`.
@@ -35,9 +36,10 @@ __all__ = [
     "distinct_features",
     "encode",
     "encode_imdb",
+    "group_split",
+    "imdb_review_ids",
     "imdb_setup",
     "imdb_summary",
-    "stratified_split",
 ]
 
 PAD, UNK = 0, 1
@@ -239,24 +241,59 @@ class LengthBuckets:
         return max(self.multiple, 1 << (longest - 1).bit_length())
 
 
-def stratified_split(
-    labels: np.ndarray, fraction: float, *, seed: int = 0
+def group_split(
+    labels: np.ndarray, groups: np.ndarray, fraction: float, *, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(train, valid)`` with ``fraction`` of each class in ``valid`` (sorted int64).
+    """Indices ``(train, valid)`` (sorted int64) where ``valid`` holds whole groups.
 
-    Raises ``ValueError`` unless ``0 < fraction < 1``.
+    For each class, a random ``fraction`` of that class's groups (at least one) goes to
+    ``valid``: every row of a group lands on one side, and each class keeps about its share.
+    ``labels`` and ``groups`` ``(N,)``; a group is a ``(label, group)`` pair, so group numbers
+    may repeat across classes. Raises ``ValueError`` when ``fraction`` is not between 0 and 1
+    or the two arrays differ in shape.
     """
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be between 0 and 1, got {fraction}")
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    if labels.ndim != 1 or labels.shape != groups.shape:
+        raise ValueError(
+            f"expected labels and groups of one shape (N,), got {labels.shape} "
+            f"and {groups.shape}"
+        )
     rng = np.random.default_rng(seed)
-    labels = np.asarray(labels)
-    valid = []
+    held = np.zeros(len(labels), bool)
     for c in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == c))
-        valid.append(members[: round(len(members) * fraction)])
-    valid = np.sort(np.concatenate(valid))
-    train = np.setdiff1d(np.arange(len(labels)), valid)
-    return train, valid
+        members = labels == c
+        names = np.unique(groups[members])
+        take = rng.permutation(names)[: max(1, round(len(names) * fraction))]
+        held |= members & np.isin(groups, take)
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+# IMDB's sources hold each split's 12,500 negative reviews (ids 0-12,499), then its 12,500
+# positive ones, each sorted by id (helpers/data/imdb.py); load_imdb reorders them.
+_IMDB_PER_LABEL = 12_500
+
+
+def imdb_review_ids(labels: np.ndarray, limit: int | None = None) -> np.ndarray:
+    """The IMDB file id (``0..12,499`` per label) of each review ``load_imdb`` returned.
+
+    ``labels`` ``(N,)`` are the labels ``load_imdb(split, limit=limit)`` returned, with the
+    same ``limit``. Reviews of one movie have neighbouring ids within a label, so
+    ``group_split(labels, ids // 250, ...)`` holds out blocks of movies. Raises
+    ``ValueError`` when ``labels`` do not match the order this ``limit`` gives.
+    """
+    from helpers.data.common import mixed_order, subset
+
+    n = 2 * _IMDB_PER_LABEL
+    # each row's position in the sorted source
+    source = mixed_order(n)[subset(n, limit)]
+    labels = np.asarray(labels)
+    if labels.shape != source.shape or (labels != source // _IMDB_PER_LABEL).any():
+        raise ValueError(
+            f"labels {labels.shape} are not those of load_imdb(split, limit={limit})"
+        )
+    return (source % _IMDB_PER_LABEL).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -268,6 +305,8 @@ class EncodedImdb:
     table_size: int
     train: tuple[np.ndarray, np.ndarray, np.ndarray]
     test: tuple[np.ndarray, np.ndarray, np.ndarray]
+    # True: each review's distinct features only, each once (a binary bag).
+    distinct: bool = False
 
 
 def encode_imdb(
@@ -300,7 +339,7 @@ def encode_imdb(
         if distinct:
             ids, lengths = distinct_features(ids, lengths)
         splits.append((ids, lengths, labels))
-    return EncodedImdb(vocab, len(vocab) + bigram_buckets, *splits)
+    return EncodedImdb(vocab, len(vocab) + bigram_buckets, *splits, distinct=distinct)
 
 
 # Chapter 6's bench task (``python -m helpers.bench imdb``), shared by both run_imdb.
@@ -345,8 +384,9 @@ def imdb_summary(model, m, data, history, test_scores, parameters) -> dict:
     # Real (non-padding) tokens trained on per second, over all epochs.
     tokens = float(data.train[1].sum()) * len(history.epochs)
     summary["train_tokens_per_second"] = round(tokens / summary["train_seconds"], 1)
+    bag = "binary bag (each distinct n-gram once)" if data.distinct else "bag"
     description = {
-        "bow": "fastText-style bag of unigrams + hashed bigrams",
+        "bow": f"fastText-style {bag} of unigrams + hashed bigrams",
         "cnn-lstm": "Conv1d widths 3,5 + max-pool 4 + LSTM read at true lengths",
         "transformer": "2-layer pre-norm Transformer encoder, masked mean pooling",
     }[model]

@@ -60,8 +60,16 @@ def hardware() -> dict[str, object]:
     }
 
 
+# A git pathspec: every file but the benchmark records.
+_NOT_RECORDS = ":(exclude,glob)**/bench.jsonl"
+
+
 def git_commit(root: Path | None = None) -> str | None:
-    """The checkout's commit (with '+dirty' if it has uncommitted changes), or None."""
+    """The checkout's commit (with '+dirty' if it has uncommitted changes), or None.
+
+    The benchmark records (``bench.jsonl``) do not count as changes: a record appended by one
+    run does not change what the next run executes.
+    """
     root = Path(__file__).resolve().parent.parent if root is None else root
     try:
         sha = subprocess.run(
@@ -74,7 +82,7 @@ def git_commit(root: Path | None = None) -> str | None:
         if sha.returncode != 0:
             return None
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            [*"git status --porcelain --untracked-files=no -- .".split(), _NOT_RECORDS],
             cwd=root,
             capture_output=True,
             text=True,

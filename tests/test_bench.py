@@ -208,3 +208,26 @@ def test_read_records_keeps_file_order_and_latest_by_takes_the_newest(tmp_path):
     path.write_text("{oops\n")
     with pytest.raises(ValueError, match=r"bench.jsonl:1: not JSON"):
         read_records(path)
+
+
+def test_commit_is_dirty_for_code_changes_but_not_for_appended_records(tmp_path):
+    """A record appended to a bench.jsonl must not mark the next run's commit +dirty."""
+    import subprocess
+
+    from helpers.system import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "chapter").mkdir()
+    (tmp_path / "chapter" / "bench.jsonl").write_text("{}\n")
+    (tmp_path / "model.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    clean = git_commit(tmp_path)
+    assert clean is not None and not clean.endswith("+dirty")
+    (tmp_path / "chapter" / "bench.jsonl").write_text("{}\n{}\n")
+    assert git_commit(tmp_path) == clean
+    (tmp_path / "model.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == clean + "+dirty"

@@ -60,7 +60,8 @@ from flax import nnx
 
 from helpers import jax as H
 
-sizes = H.sizes("mnist")  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale/foundations.py.
+sizes = H.sizes("mnist")
 timing = H.sizes("timing")
 device = H.default_device()
 H.runtime_info()
@@ -701,7 +702,7 @@ fig = H.show_images(x_test_u8[wrong], y_test[wrong], predictions=predictions[wro
 # per-operation dispatches and fuses the six operations of `f` (section 1.3) into one pass
 # over memory, instead of six passes that each write an intermediate array and read it back.
 # Below, `f` on vectors of several lengths: three small ones and the largest, `timing.n`, from
-# `helpers/scale.py`. Each time is the median of `timing.repeats` calls.
+# `helpers/scale/foundations.py`. Each time is the median of `timing.repeats` calls.
 
 # %%
 # The lengths timed in this section: three fixed small ones to show the dispatch overhead, and

@@ -55,7 +55,8 @@ from tqdm import tqdm
 
 from helpers import jax as H
 
-sizes = H.sizes("backprop")  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale/foundations.py.
+sizes = H.sizes("backprop")
 device = H.default_device()
 H.runtime_info()
 

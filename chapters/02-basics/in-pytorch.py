@@ -53,7 +53,8 @@ from tqdm import tqdm
 
 from helpers import torch as H
 
-sizes = H.sizes("backprop")  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale/foundations.py.
+sizes = H.sizes("backprop")
 device = H.default_device()
 H.runtime_info()
 

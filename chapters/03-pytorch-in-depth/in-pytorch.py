@@ -63,7 +63,8 @@ from tqdm.auto import tqdm
 
 from helpers import torch as H
 
-sizes = H.sizes("depth")  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale/foundations.py.
+sizes = H.sizes("depth")
 cnn_sizes = H.sizes("mnist_cnn")
 device = H.default_device()
 H.runtime_info()

@@ -72,9 +72,8 @@ from tqdm import tqdm
 
 from helpers import jax as H
 
-sizes = H.sizes(
-    "transforms"
-)  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale/foundations.py.
+sizes = H.sizes("transforms")
 device = H.default_device()
 H.runtime_info()
 print("CPU devices:", len(jax.devices("cpu")))

@@ -66,9 +66,8 @@ warnings.filterwarnings(
     "ignore", message=".*torch.jit.script.*", category=FutureWarning
 )
 
-sizes = H.sizes(
-    "transforms"
-)  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale/foundations.py.
+sizes = H.sizes("transforms")
 device = H.default_device()
 H.runtime_info()
 

@@ -71,7 +71,8 @@ from helpers.results import read_records
 # XLA compiles JAX's default random-number generator (threefry) slowly on the CPU, seconds for
 # every new shape; "rbg" (XLA's own RngBitGenerator) compiles in a fraction of that.
 jax.config.update("jax_default_prng_impl", "rbg")
-sizes = H.sizes("cifar10")  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale/vision.py.
+sizes = H.sizes("cifar10")
 device = H.default_device()
 H.runtime_info()
 
@@ -313,7 +314,9 @@ print(
 
 # %%
 steps_per_epoch = len(images) // sizes.batch_size
-epochs = sizes.jax_epochs  # fewer than PyTorch's at cpu scale: see helpers/scale.py
+epochs = (
+    sizes.jax_epochs
+)  # fewer than PyTorch's at cpu scale: see helpers/scale/vision.py
 total_steps = epochs * steps_per_epoch
 optimizer = H.vision.make_optimizer(model, sizes, total_steps)
 fig, ax = plt.subplots(figsize=(5, 2.8))
@@ -610,7 +613,7 @@ else:
     )
 
 # %% [markdown] tags=["shared"]
-# The `gpu` scale (full data, wider network, more epochs) is defined in `helpers/scale.py` but
+# The `gpu` scale (full data, wider network, more epochs) is defined in `helpers/scale/vision.py` but
 # was not run for this page: the machines that built it have no GPU, so no GPU number is
 # claimed here. airbench reports 94 % in about 3.3 seconds on one A100
 # {cite}`jordan2024airbench` with a more refined version of this recipe (a whitening first

@@ -58,7 +58,8 @@ from tqdm.auto import tqdm
 from helpers import torch as H
 from helpers.results import read_records
 
-sizes = H.sizes("cifar10")  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale/vision.py.
+sizes = H.sizes("cifar10")
 device = H.default_device()
 H.runtime_info()
 
@@ -537,7 +538,7 @@ else:
     )
 
 # %% [markdown] tags=["shared"]
-# The `gpu` scale (full data, wider network, more epochs) is defined in `helpers/scale.py` but
+# The `gpu` scale (full data, wider network, more epochs) is defined in `helpers/scale/vision.py` but
 # was not run for this page: the machines that built it have no GPU, so no GPU number is
 # claimed here. airbench reports 94 % in about 3.3 seconds on one A100
 # {cite}`jordan2024airbench` with a more refined version of this recipe (a whitening first

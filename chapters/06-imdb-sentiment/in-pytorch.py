@@ -54,7 +54,8 @@ from helpers import torch as H
 from helpers.data import text as T
 from helpers.results import latest_by, read_records
 
-sizes = H.sizes("imdb")  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale/text.py.
+sizes = H.sizes("imdb")
 device = H.default_device()
 H.seed_everything(0)
 print("scale:", H.current_scale())
@@ -190,12 +191,12 @@ except RuntimeError as e:
 # embeddings start small, $e_g \sim \mathcal N(0, 0.01^2)$ (`init_std` of `H.text.BagOfNgrams`),
 # as fastText starts them: most hashed bigrams occur in a handful of reviews, and a large random
 # start (PyTorch's default is $\mathcal N(0, 1)$) is noise their few updates do not erase. On
-# random validation splits this scored higher than PyTorch's default; `helpers/scale.py`
+# random validation splits this scored higher than PyTorch's default; `helpers/scale/text.py`
 # lists what else was tried there. Each review counts each of its n-grams once, a binary bag
 # (`T.distinct_features`, switched by `sizes.distinct_ngrams`): a word said
 # ten times in one review is not ten times the evidence, and binary features suit sentiment
 # {cite}`wang2012baselines`. It was chosen on validation splits that hold out whole movies
-# (see 6.1 for why that matters), as `helpers/scale.py` records.
+# (see 6.1 for why that matters), as `helpers/scale/text.py` records.
 
 
 # %%

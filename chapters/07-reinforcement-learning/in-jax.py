@@ -59,7 +59,7 @@ from flax import nnx
 from helpers import jax as H
 from helpers.results import latest_by, read_records
 
-# Every size this notebook uses comes from helpers/scale.py.
+# Every size this notebook uses comes from helpers/scale/rl.py.
 cartpole = H.sizes("cartpole")
 pendulum = H.sizes("pendulum")
 H.runtime_info()

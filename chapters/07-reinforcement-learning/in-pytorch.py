@@ -56,7 +56,7 @@ from torch import nn
 from helpers import torch as H
 from helpers.results import latest_by, read_records
 
-# Every size this notebook uses comes from helpers/scale.py.
+# Every size this notebook uses comes from helpers/scale/rl.py.
 cartpole = H.sizes("cartpole")
 pendulum = H.sizes("pendulum")
 torch.manual_seed(0)

@@ -59,9 +59,8 @@ from tqdm import tqdm
 
 from helpers import jax as H
 
-sizes = H.sizes(
-    "optimizers"
-)  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale/training.py.
+sizes = H.sizes("optimizers")
 H.runtime_info()
 
 # %% [markdown] tags=["shared"]

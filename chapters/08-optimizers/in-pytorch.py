@@ -56,9 +56,8 @@ from tqdm import tqdm
 
 from helpers import torch as H
 
-sizes = H.sizes(
-    "optimizers"
-)  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale/training.py.
+sizes = H.sizes("optimizers")
 device = H.default_device()
 H.runtime_info()
 

@@ -78,9 +78,8 @@ from jax.sharding import PartitionSpec as P
 from helpers import jax as H
 from helpers.distributed import child_env, markdown_table, measure, toy_data
 
-sizes = H.sizes(
-    "performance"
-)  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale/training.py.
+sizes = H.sizes("performance")
 device = H.default_device()
 H.runtime_info()
 

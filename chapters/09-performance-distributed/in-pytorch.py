@@ -59,9 +59,8 @@ from IPython.display import Markdown, display
 from helpers import torch as H
 from helpers.distributed import markdown_table, measure
 
-sizes = H.sizes(
-    "performance"
-)  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale/training.py.
+sizes = H.sizes("performance")
 device = H.default_device()
 H.runtime_info()
 

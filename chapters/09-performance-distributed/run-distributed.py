@@ -7,7 +7,7 @@
 
 Each prints one JSON line (example, workers, seconds, largest difference from the
 single-process parameters and losses) and exits 1 when the difference exceeds the tolerance.
-The sizes are the chapter's (``helpers/scale.py``, task ``performance``, at ``BOOK_SCALE``).
+The sizes are the chapter's (``helpers/scale/training.py``, task ``performance``, at ``BOOK_SCALE``).
 The notebooks and ``tests/test_distributed.py`` run this file; so can CI or a reader.
 """
 

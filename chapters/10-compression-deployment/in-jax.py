@@ -67,7 +67,8 @@ from helpers.results import code_lines, framework_pairs, load_records, summary_r
 # Initialisers draw with JAX's default generator (threefry), which XLA compiles slowly on the CPU
 # for every new shape; "rbg" (XLA's own RngBitGenerator) compiles in a fraction of that.
 jax.config.update("jax_default_prng_impl", "rbg")
-s = H.sizes("compression")  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale/compression.py.
+s = H.sizes("compression")
 # Latency and export are measured on the CPU, where a deployed small model usually runs.
 device = jax.devices("cpu")[0]
 key = H.seed_everything(0)

@@ -64,7 +64,8 @@ from helpers import torch as H
 from helpers.data import text as T
 from helpers.results import code_lines, framework_pairs, load_records, summary_rows
 
-s = H.sizes("compression")  # every size this notebook uses comes from helpers/scale.py
+# Every size this notebook uses comes from helpers/scale/compression.py.
+s = H.sizes("compression")
 # Latency and export are measured on the CPU, where a deployed small model usually runs.
 device = torch.device("cpu")
 generator = H.seed_everything(0)

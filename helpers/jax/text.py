@@ -164,7 +164,7 @@ class CnnLstm(nnx.Module):
         self.pool = pool
         # N(0, 1), PyTorch's nn.Embedding default, not nnx.Embed's N(0, 1/dim): with Adam's
         # steps of the same size, the smaller start let the JAX model memorise the training
-        # reviews sooner (chapter 6's validation split: see helpers/scale.py).
+        # reviews sooner (chapter 6's validation split: see helpers/scale/text.py).
         init = nnx.initializers.normal(stddev=1.0)
         self.embed = nnx.Embed(vocab_size, dim, embedding_init=init, rngs=rngs)
         self.convs = nnx.List(

@@ -1,0 +1,115 @@
+"""Chapter 5: CIFAR-10 image classification.
+
+This topic's size dataclasses and its entries of the course's one table of sizes
+(:mod:`helpers.scale` merges them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["SIZES", "Cifar10Sizes"]
+
+
+@dataclass(frozen=True)
+class Cifar10Sizes:
+    """Chapter 5 and ``helpers.bench cifar10``: the outline's CNN and the fast recipe."""
+
+    # None: all 50,000 training images (minus the validation split) / all 10,000 test images
+    train_examples: int | None
+    test_examples: int | None
+    # Taken from the end of the training split, never trained on.
+    val_examples: int
+    # The fast recipe: airbench-style net, SGD-Nesterov, label smoothing, crop + flip.
+    epochs: int
+    # Epochs of the JAX half. XLA's CPU backend ran this network's training step markedly
+    # slower than PyTorch, even with oneDNN on (chapter 5's bench.jsonl), so at cpu scale JAX
+    # gets fewer epochs to keep its training near 5 minutes; equal elsewhere.
+    jax_epochs: int
+    batch_size: int
+    # Channels of the stem, then of each of the three conv blocks.
+    widths: tuple[int, ...]
+    # Peak step size of the warmup-then-linear-decay schedule; warmup as a fraction of steps.
+    learning_rate: float
+    warmup: float
+    momentum: float
+    weight_decay: float
+    label_smoothing: float
+    # Random-crop padding, pixels on each side.
+    pad: int
+    # Steps timed for the seed-style DataLoader loop against the on-device loop (section 5.6).
+    baseline_steps: int
+    # The outline's CNN (section 5.2): examples, epochs, batch and Adam's step size.
+    outline_train_examples: int | None
+    outline_epochs: int
+    outline_batch_size: int
+    outline_learning_rate: float
+
+
+SIZES: dict[str, dict[str, object]] = {
+    # Chapter 5.
+    "cifar10": {
+        "smoke": Cifar10Sizes(
+            train_examples=2_000,
+            test_examples=500,
+            val_examples=500,
+            epochs=2,
+            jax_epochs=2,
+            batch_size=50,
+            widths=(8, 16, 32, 64),
+            learning_rate=0.2,
+            warmup=0.2,
+            momentum=0.9,
+            weight_decay=5e-4,
+            label_smoothing=0.2,
+            pad=2,
+            baseline_steps=4,
+            outline_train_examples=1_000,
+            outline_epochs=1,
+            outline_batch_size=100,
+            outline_learning_rate=1e-3,
+        ),
+        "cpu": Cifar10Sizes(
+            train_examples=None,
+            test_examples=None,
+            val_examples=5_000,
+            # 6 epochs reached 83 % in a little over 5 minutes on 2 cores (chapter 5's
+            # bench.jsonl); 5, the most that would fit, fell below 83 % there: kept at 6.
+            epochs=6,
+            jax_epochs=2,
+            batch_size=256,
+            widths=(16, 32, 64, 128),
+            learning_rate=0.2,
+            warmup=0.2,
+            momentum=0.9,
+            weight_decay=5e-4,
+            label_smoothing=0.2,
+            pad=2,
+            baseline_steps=40,
+            outline_train_examples=10_000,
+            outline_epochs=2,
+            outline_batch_size=100,
+            outline_learning_rate=1e-3,
+        ),
+        "gpu": Cifar10Sizes(
+            train_examples=None,
+            test_examples=None,
+            val_examples=5_000,
+            epochs=16,
+            jax_epochs=16,
+            batch_size=512,
+            widths=(32, 64, 256, 256),
+            learning_rate=0.2,
+            warmup=0.2,
+            momentum=0.9,
+            weight_decay=5e-4,
+            label_smoothing=0.2,
+            pad=2,
+            baseline_steps=100,
+            outline_train_examples=None,
+            outline_epochs=10,
+            outline_batch_size=100,
+            outline_learning_rate=1e-3,
+        ),
+    },
+}

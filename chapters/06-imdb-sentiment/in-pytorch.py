@@ -225,9 +225,9 @@ except RuntimeError as e:
 # Each review counts each of its n-grams once, a binary bag (`T.distinct_features`, switched
 # by `sizes.distinct_ngrams`): a word said ten times in one review is not ten times the
 # evidence, and binary features suit sentiment {cite}`wang2012baselines`. Both were chosen on
-# validation at `cpu` scale, and the comments of `helpers/scale/text.py` record the accuracies and
-# what else was tried: the small start on random validation splits, which flatter accuracy
-# (6.1), the binary bag on the split by movies used here.
+# validation at `cpu` scale, and the comments of `helpers/scale/text.py` record the
+# accuracies and what else was tried: the small start on random validation splits, which
+# flatter accuracy (6.1), the binary bag on the split by movies used here.
 
 
 # %%

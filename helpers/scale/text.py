@@ -73,7 +73,7 @@ SIZES: dict[str, dict[str, object]] = {
                 dim=32,
                 epochs=2,
                 batch_size=32,
-                learning_rate=1e-3,
+                learning_rate=3e-3,
                 dropout=0.0,
             ),
             batch_widths=1,

@@ -74,3 +74,26 @@ def test_runtime_info_warns_when_gpu_scale_runs_on_a_cpu(monkeypatch, framework)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert H.runtime_info()["scale"] == "cpu"
+
+
+def test_every_topic_module_is_in_the_one_table():
+    """A topic module of helpers.scale whose tasks were not merged would be invisible."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(scale.__path__):
+        module = importlib.import_module(f"helpers.scale.{info.name}")
+        for task, by_scale in module.SIZES.items():
+            assert scale._SIZES[task] is by_scale, f"{info.name}: {task} not merged"
+            assert set(by_scale) == set(scale.SCALES), f"{task} lacks a scale"
+
+
+def test_a_task_defined_in_two_topic_modules_is_refused():
+    from types import SimpleNamespace
+
+    one, other = (
+        SimpleNamespace(SIZES={"mnist": {}}),
+        SimpleNamespace(SIZES={"mnist": {}}),
+    )
+    with pytest.raises(ValueError, match=r"defined twice.*mnist"):
+        scale._merge(one, other)

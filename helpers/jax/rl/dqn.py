@@ -17,12 +17,11 @@ import optax
 from flax import nnx
 
 from helpers.jax.rl.cartpole import PRNG_IMPL, cartpole_reset, cartpole_step
-from helpers.jax.rl.networks import QNetwork, _evaluate_seeds
+from helpers.jax.rl.networks import QNetwork, _train_and_evaluate_seeds
 from helpers.rl import (
     ReplayBuffer,
     linear_schedule,
     make_env,
-    process_seconds,
     rl_summary,
 )
 from helpers.scale import CartpoleSizes, DqnSizes
@@ -353,27 +352,19 @@ def run_cartpole_dqn(
     ``end_to_end_seconds`` (``None`` where the process's start is not this run's).
     ``progress`` is accepted for symmetry (one call, no loop to show). Raises
     ``ValueError`` for ``n_step < 1``."""
-    import sys
-
-    alone = "torch" not in sys.modules
-    import_seconds = process_seconds() if alone else None
     dqn = sizes.dqn_jit
     if n_step is not None:
         if n_step < 1:
             raise ValueError(f"run_cartpole_dqn: n_step must be >= 1, got {n_step}")
         dqn = dataclasses.replace(dqn, n_step=n_step)
-    train, graphdef = make_dqn_train(dqn, double=double)
-    keys = jax.random.split(jax.random.key(seed, impl=PRNG_IMPL), sizes.seeds)
-    start = time.perf_counter()
-    compiled = jax.jit(jax.vmap(train)).lower(keys).compile()
-    compile_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    params, _ = jax.block_until_ready(compiled(keys))
-    train_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    returns = _evaluate_seeds(graphdef, params, sizes.seeds, sizes.eval_episodes)
-    eval_seconds = time.perf_counter() - start
-    end_to_end = process_seconds() if alone else None
+    returns, times = _train_and_evaluate_seeds(
+        lambda: (
+            *make_dqn_train(dqn, double=double),
+            jax.random.split(jax.random.key(seed, impl=PRNG_IMPL), sizes.seeds),
+        ),
+        sizes.seeds,  # one vmapped call
+        sizes.eval_episodes,
+    )
     warm = dqn.learning_starts // dqn.envs * dqn.envs
     steps = warm + (dqn.total_steps - warm) // dqn.train_every * dqn.train_every
     name = "Double DQN" if double else "DQN"
@@ -383,10 +374,8 @@ def run_cartpole_dqn(
         **rl_summary(
             returns,
             env_steps=steps * sizes.seeds,
-            train_seconds=train_seconds,
-            compile_seconds=compile_seconds,
+            train_seconds=times.pop("train_seconds"),
+            compile_seconds=times.pop("compile_seconds"),
         ),
-        "import_seconds": None if import_seconds is None else round(import_seconds, 3),
-        "eval_seconds": round(eval_seconds, 3),
-        "end_to_end_seconds": None if end_to_end is None else round(end_to_end, 3),
+        **times,
     }

@@ -1,9 +1,11 @@
-"""Chapter 7's networks in Flax NNX, and the greedy evaluation of trained ones."""
+"""Chapter 7's networks in Flax NNX, and the greedy evaluation (and timed bench run) of
+trained ones."""
 
 from __future__ import annotations
 
 import functools
 import itertools
+import time
 from collections.abc import Callable, Sequence
 
 import jax
@@ -11,9 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from helpers.rl import (
-    evaluate_policy,
-)
+from helpers.rl import evaluate_policy, process_seconds
 
 __all__ = ["Actor", "ActorCritic", "Critic", "QNetwork"]
 
@@ -135,3 +135,47 @@ def _evaluate_seeds(
 
     returns = evaluate_policy(policy, episodes=seeds * episodes)
     return [returns[i * episodes : (i + 1) * episodes] for i in range(seeds)]
+
+
+def _train_and_evaluate_seeds(
+    build: Callable[[], tuple[Callable, nnx.GraphDef, jax.Array]],
+    group: int,
+    episodes: int,
+) -> tuple[list[np.ndarray], dict]:
+    """The pure-JAX trainers' bench run, timed part by part: ``build()`` -> ``(train,
+    graphdef, keys)``; ``jit(vmap(train))`` compiled once per group size, the seeds of
+    ``keys`` (S,) trained ``group`` at a time, each evaluated greedily (``episodes``
+    gymnasium episodes). Returns the ``(episodes,)`` returns of each seed and the timings:
+    ``compile_seconds``, ``train_seconds`` and the record's ``import_seconds`` (the process's
+    start to this call: interpreter, imports, the bench's setup), ``eval_seconds``,
+    ``end_to_end_seconds`` (to the end of the evaluation). The two from the process's start
+    are ``None`` where it cannot be read (not Linux) or is not this run's (PyTorch was
+    imported, as ``--framework both`` does: it trained PyTorch first)."""
+    import sys
+
+    alone = "torch" not in sys.modules
+    import_seconds = process_seconds() if alone else None
+    train, graphdef, keys = build()
+    groups = [keys[i : i + group] for i in range(0, len(keys), group)]
+    start = time.perf_counter()
+    compiled = {
+        len(g): jax.jit(jax.vmap(train)).lower(g).compile()
+        for g in {len(g): g for g in groups}.values()
+    }
+    compile_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    params = [jax.block_until_ready(compiled[len(g)](g)[0]) for g in groups]
+    train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    returns = []
+    for p in params:
+        returns += _evaluate_seeds(graphdef, p, len(jax.tree.leaves(p)[0]), episodes)
+    eval_seconds = time.perf_counter() - start
+    end_to_end = process_seconds() if alone else None
+    return returns, {
+        "compile_seconds": compile_seconds,
+        "train_seconds": train_seconds,
+        "import_seconds": None if import_seconds is None else round(import_seconds, 3),
+        "eval_seconds": round(eval_seconds, 3),
+        "end_to_end_seconds": None if end_to_end is None else round(end_to_end, 3),
+    }

@@ -16,9 +16,8 @@ from flax import nnx
 from jax.flatten_util import ravel_pytree
 
 from helpers.jax.rl.cartpole import CartPoleState, _cartpole_advance
-from helpers.jax.rl.networks import ActorCritic, _evaluate_seeds, _forward
+from helpers.jax.rl.networks import ActorCritic, _forward, _train_and_evaluate_seeds
 from helpers.rl import (
-    process_seconds,
     rl_summary,
 )
 from helpers.scale import CartpoleSizes, PpoSizes
@@ -307,31 +306,13 @@ def run_cartpole_ppo(
     as ``--framework both`` does: it trained PyTorch first, so its start is not this run's).
     ``progress`` is accepted for symmetry (one call per group, no loop to show).
     """
-    import sys
-
-    alone = "torch" not in sys.modules
-    import_seconds = process_seconds() if alone else None
     ppo = sizes.ppo
-    train, graphdef = make_ppo_train(ppo)
     n = sizes.vmapped_seeds
-    keys = jax.random.split(jax.random.key(seed), n)
-    groups = [keys[i : i + sizes.seed_group] for i in range(0, n, sizes.seed_group)]
-    start = time.perf_counter()
-    compiled = {
-        len(g): jax.jit(jax.vmap(train)).lower(g).compile()
-        for g in {len(g): g for g in groups}.values()
-    }
-    compile_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    params = [jax.block_until_ready(compiled[len(g)](g)[0]) for g in groups]
-    train_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    returns = []
-    for group in params:
-        count = len(jax.tree.leaves(group)[0])
-        returns += _evaluate_seeds(graphdef, group, count, sizes.eval_episodes)
-    eval_seconds = time.perf_counter() - start
-    end_to_end = process_seconds() if alone else None
+    returns, times = _train_and_evaluate_seeds(
+        lambda: (*make_ppo_train(ppo), jax.random.split(jax.random.key(seed), n)),
+        sizes.seed_group,
+        sizes.eval_episodes,
+    )
     steps_per_seed = (ppo.total_steps // (ppo.envs * ppo.steps)) * ppo.envs * ppo.steps
     return {
         "model": f"PPO, pure-JAX CartPole, whole run jitted, {sizes.seed_group} seeds "
@@ -339,10 +320,8 @@ def run_cartpole_ppo(
         **rl_summary(
             returns,
             env_steps=steps_per_seed * n,
-            train_seconds=train_seconds,
-            compile_seconds=compile_seconds,
+            train_seconds=times.pop("train_seconds"),
+            compile_seconds=times.pop("compile_seconds"),
         ),
-        "import_seconds": None if import_seconds is None else round(import_seconds, 3),
-        "eval_seconds": round(eval_seconds, 3),
-        "end_to_end_seconds": None if end_to_end is None else round(end_to_end, 3),
+        **times,
     }

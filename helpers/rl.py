@@ -16,6 +16,7 @@ import numpy as np
 __all__ = [
     "SOLVED_RETURN",
     "ReplayBuffer",
+    "ReplayCollector",
     "RolloutStorage",
     "evaluate_policy",
     "linear_schedule",
@@ -119,6 +120,49 @@ class ReplayBuffer:
             "rewards": self.rewards[idx],
             "next_obs": self.next_obs[idx],
             "terminated": self.terminated[idx],
+        }
+
+
+class ReplayCollector:
+    """One gymnasium environment feeding a ``ReplayBuffer``, with its episode log.
+
+    The acting half of the gymnasium-loop DQN and DDPG trainers (both frameworks): the
+    trainer picks ``action`` from ``collector.obs`` (the current observation, ``(obs_dim,)``
+    float32); ``step(action)`` steps the environment, stores
+    ``(obs, action, reward, next_obs, terminated)`` (``truncated`` is not stored: a transition
+    cut by the time limit is bootstrapped like any other), and at an episode's end (terminated
+    or truncated) resets it and logs the env step count and the episode's return.
+    ``history(train_seconds, compile_seconds)`` is the trainers' history dict.
+    """
+
+    def __init__(self, env: Any, buffer: ReplayBuffer, *, seed: int) -> None:
+        self.env, self.buffer = env, buffer
+        self.obs, _ = env.reset(seed=seed)
+        self.steps = 0
+        self.episode_ends: list[int] = []  # env steps at the end of each episode
+        self.episode_returns: list[float] = []  # undiscounted return of each episode
+        self._return = 0.0
+
+    def step(self, action: Any) -> None:
+        """Step the environment once with ``action`` and store the transition."""
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.buffer.add(self.obs, action, reward, next_obs, terminated)
+        self.steps += 1
+        self._return += float(reward)
+        self.obs = next_obs
+        if terminated or truncated:
+            self.episode_ends.append(self.steps)
+            self.episode_returns.append(self._return)
+            self._return = 0.0
+            self.obs, _ = self.env.reset()
+
+    def history(self, train_seconds: float, compile_seconds: float = 0.0) -> dict:
+        """``{"episode_ends", "episode_returns", "train_seconds", "compile_seconds"}``."""
+        return {
+            "episode_ends": self.episode_ends,
+            "episode_returns": self.episode_returns,
+            "train_seconds": train_seconds,
+            "compile_seconds": compile_seconds,
         }
 
 

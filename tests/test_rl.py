@@ -16,6 +16,7 @@ from flax import nnx
 from helpers.jax import rl as jrl
 from helpers.rl import (
     ReplayBuffer,
+    ReplayCollector,
     RolloutStorage,
     evaluate_policy,
     random_baseline,
@@ -153,6 +154,40 @@ def test_replay_buffer_wraps_and_samples():
     batch = buf.sample(32, np.random.default_rng(0))
     assert batch["obs"].shape == (32, 2) and batch["actions"].dtype == np.int64
     np.testing.assert_array_equal(batch["next_obs"], batch["obs"] + 1)
+
+
+class _CountingEnv:
+    """Obs = steps since reset; reward 1; ends by termination at 3 or truncation at 2."""
+
+    def __init__(self, truncate: bool) -> None:
+        self.truncate, self.resets, self.t = truncate, [], 0
+
+    def reset(self, seed=None):
+        self.resets.append(seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        truncated = self.truncate and self.t == 2
+        return np.full(2, self.t, np.float32), 1.0, self.t == 3, truncated, {}
+
+
+@pytest.mark.parametrize("truncate", [False, True])
+def test_replay_collector_stores_terminated_only_and_logs_episodes(truncate):
+    env, buf = _CountingEnv(truncate), ReplayBuffer(10, 2)
+    collector = ReplayCollector(env, buf, seed=7)
+    for _ in range(6):
+        collector.step(0)
+    length = 2 if truncate else 3
+    assert collector.episode_ends == list(range(length, 7, length))
+    assert collector.episode_returns == [float(length)] * (6 // length)
+    assert env.resets[0] == 7 and len(env.resets) == 1 + 6 // length
+    assert len(buf) == 6 and buf.obs[length, 0] == 0  # reset before the next episode
+    # a time-limit cut is not a termination: it must be bootstrapped
+    assert buf.terminated[:6].sum() == (0 if truncate else 2)
+    h = collector.history(1.5)
+    assert h["train_seconds"] == 1.5 and h["compile_seconds"] == 0.0
 
 
 def test_replay_buffer_errors_name_what_was_expected():

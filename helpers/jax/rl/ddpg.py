@@ -13,6 +13,7 @@ from flax import nnx
 from helpers.jax.rl.networks import Actor, Critic
 from helpers.rl import (
     ReplayBuffer,
+    ReplayCollector,
     evaluate_policy,
     make_env,
     rl_summary,
@@ -86,26 +87,17 @@ def train_ddpg(
 
     buffer = ReplayBuffer(sizes.buffer_size, obs_dim, (act_dim,))
     rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    ends, rets, ep_return = [], [], 0.0
+    collector = ReplayCollector(env, buffer, seed=seed)
     compile_seconds, compiled, start = 0.0, False, time.perf_counter()
     for t in tqdm(range(sizes.total_steps), desc="DDPG", disable=not progress):
         if t < sizes.learning_starts:
             action = rng.uniform(-max_action, max_action, act_dim)
         else:
-            action = np.asarray(act(actor, jnp.asarray(obs[None]))[0])
+            action = np.asarray(act(actor, jnp.asarray(collector.obs[None]))[0])
             action = action + rng.normal(0, sizes.noise * max_action, act_dim)
             action = np.clip(action, -max_action, max_action)
         action = action.astype(np.float32)
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        buffer.add(obs, action, reward, next_obs, terminated)
-        ep_return += reward
-        obs = next_obs
-        if terminated or truncated:
-            ends.append(t + 1)
-            rets.append(ep_return)
-            ep_return = 0.0
-            obs, _ = env.reset()
+        collector.step(action)
         if t >= sizes.learning_starts:
             b = buffer.sample(sizes.batch_size, rng)
             t0 = time.perf_counter()
@@ -118,12 +110,7 @@ def train_ddpg(
     jax.block_until_ready(actor)
     train_seconds = time.perf_counter() - start - compile_seconds
     env.close()
-    history = {
-        "episode_ends": ends,
-        "episode_returns": rets,
-        "train_seconds": train_seconds,
-        "compile_seconds": compile_seconds,
-    }
+    history = collector.history(train_seconds, compile_seconds)
     return nnx.merge(actor_def, actor), history
 
 

@@ -20,6 +20,7 @@ from helpers.jax.rl.cartpole import PRNG_IMPL, cartpole_reset, cartpole_step
 from helpers.jax.rl.networks import QNetwork, _train_and_evaluate_seeds
 from helpers.rl import (
     ReplayBuffer,
+    ReplayCollector,
     linear_schedule,
     make_env,
     rl_summary,
@@ -283,9 +284,8 @@ def train_dqn(
 
     buffer = ReplayBuffer(sizes.buffer_size, obs_dim)
     rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
+    collector = ReplayCollector(env, buffer, seed=seed)
     env.action_space.seed(seed)
-    ends, rets, ep_return = [], [], 0.0
     compile_seconds, compiled, start = 0.0, False, time.perf_counter()
     for t in tqdm(range(sizes.total_steps), desc="DQN", disable=not progress):
         eps = linear_schedule(
@@ -297,16 +297,8 @@ def train_dqn(
         if t < sizes.learning_starts or rng.random() < eps:
             action = int(rng.integers(actions))
         else:
-            action = int(act(params, jnp.asarray(obs[None]))[0])
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        buffer.add(obs, action, reward, next_obs, terminated)
-        ep_return += reward
-        obs = next_obs
-        if terminated or truncated:
-            ends.append(t + 1)
-            rets.append(ep_return)
-            ep_return = 0.0
-            obs, _ = env.reset()
+            action = int(act(params, jnp.asarray(collector.obs[None]))[0])
+        collector.step(action)
         if t >= sizes.learning_starts and t % sizes.train_every == 0:
             # The whole buffer (fixed shape: one compilation), indices below its fill.
             data = {
@@ -327,12 +319,7 @@ def train_dqn(
     jax.block_until_ready(params)
     train_seconds = time.perf_counter() - start - compile_seconds
     env.close()
-    history = {
-        "episode_ends": ends,
-        "episode_returns": rets,
-        "train_seconds": train_seconds,
-        "compile_seconds": compile_seconds,
-    }
+    history = collector.history(train_seconds, compile_seconds)
     return nnx.merge(graphdef, params), history
 
 

@@ -10,6 +10,7 @@ import torch
 
 from helpers.rl import (
     ReplayBuffer,
+    ReplayCollector,
     evaluate_policy,
     make_env,
     rl_summary,
@@ -51,27 +52,18 @@ def train_ddpg(
     critic_opt = torch.optim.Adam(critic.parameters(), lr=sizes.critic_learning_rate)
     buffer = ReplayBuffer(sizes.buffer_size, obs_dim, (act_dim,))
     rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    ends, rets, ep_return = [], [], 0.0
+    collector = ReplayCollector(env, buffer, seed=seed)
     start = time.perf_counter()
     for t in tqdm(range(sizes.total_steps), desc="DDPG", disable=not progress):
         if t < sizes.learning_starts:
             action = rng.uniform(-max_action, max_action, act_dim)
         else:
             with torch.no_grad():
-                action = actor(torch.as_tensor(obs[None]))[0].numpy()
+                action = actor(torch.as_tensor(collector.obs[None]))[0].numpy()
             action = action + rng.normal(0, sizes.noise * max_action, act_dim)
             action = np.clip(action, -max_action, max_action)
         action = action.astype(np.float32)
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        buffer.add(obs, action, reward, next_obs, terminated)
-        ep_return += reward
-        obs = next_obs
-        if terminated or truncated:
-            ends.append(t + 1)
-            rets.append(ep_return)
-            ep_return = 0.0
-            obs, _ = env.reset()
+        collector.step(action)
         if t >= sizes.learning_starts:
             b = {
                 k: torch.as_tensor(v)
@@ -93,12 +85,7 @@ def train_ddpg(
                 for net, tgt in ((actor, actor_t), (critic, critic_t)):
                     for p, p_t in zip(net.parameters(), tgt.parameters(), strict=True):
                         p_t.lerp_(p, sizes.tau)
-    history = {
-        "episode_ends": ends,
-        "episode_returns": rets,
-        "train_seconds": time.perf_counter() - start,
-        "compile_seconds": 0.0,
-    }
+    history = collector.history(time.perf_counter() - start)
     env.close()
     return actor, history
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from helpers.rl import (
     ReplayBuffer,
+    ReplayCollector,
     evaluate_policy,
     linear_schedule,
     make_env,
@@ -47,8 +48,7 @@ def train_dqn(
     optimizer = torch.optim.Adam(q.parameters(), lr=sizes.learning_rate)
     buffer = ReplayBuffer(sizes.buffer_size, obs_dim)
     rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    ends, rets, ep_return = [], [], 0.0
+    collector = ReplayCollector(env, buffer, seed=seed)
     start = time.perf_counter()
     for t in tqdm(range(sizes.total_steps), desc="DQN", disable=not progress):
         eps = linear_schedule(
@@ -61,16 +61,8 @@ def train_dqn(
             action = int(rng.integers(actions))
         else:
             with torch.no_grad():
-                action = int(q(torch.as_tensor(obs[None])).argmax(-1)[0])
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        buffer.add(obs, action, reward, next_obs, terminated)
-        ep_return += reward
-        obs = next_obs
-        if terminated or truncated:
-            ends.append(t + 1)
-            rets.append(ep_return)
-            ep_return = 0.0
-            obs, _ = env.reset()
+                action = int(q(torch.as_tensor(collector.obs[None])).argmax(-1)[0])
+        collector.step(action)
         if t >= sizes.learning_starts and t % sizes.train_every == 0:
             for _ in range(sizes.gradient_steps):
                 b = {
@@ -92,12 +84,7 @@ def train_dqn(
                 optimizer.step()
         if t % sizes.target_every == 0:
             target.load_state_dict(q.state_dict())
-    history = {
-        "episode_ends": ends,
-        "episode_returns": rets,
-        "train_seconds": time.perf_counter() - start,
-        "compile_seconds": 0.0,
-    }
+    history = collector.history(time.perf_counter() - start)
     env.close()
     return q, history
 

@@ -660,8 +660,9 @@ for (task, algo, framework), r in latest.items():
         timing += f" + {r['compile_seconds']:.1f} s compilation"
     if end_to_end is not None:
         timing += f", {end_to_end:.1f} s end to end"
+    cores = r["hardware"]["cores"]
     print(
-        f"{task} {algo} ({framework}, {r['scale']} scale, {r['hardware']['cores']} cores, "
+        f"{task} {algo} ({framework}, {r['scale']} scale, {cores} core{'s' * (cores > 1)}, "
         f"{r['date'][:10]}): mean evaluation return {r['eval_return_mean']:.1f}"
         f"{spread if len(per_seed) > 1 else ''}{solved}; {timing}"
     )

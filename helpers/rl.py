@@ -318,6 +318,23 @@ def rl_summary(
     return out
 
 
+def _carry_forward(curves: np.ndarray) -> np.ndarray:
+    """``curves`` (seeds, points) with each NaN replaced by the last value before it in its row.
+
+    NaN before a row's first value stays NaN. Float64, a new array.
+    """
+    curves = np.array(curves, np.float64)
+    if curves.ndim != 2:
+        raise ValueError(
+            f"_carry_forward: curves must be (seeds, points), got {curves.shape}"
+        )
+    index = np.where(np.isnan(curves), 0, np.arange(curves.shape[1]))
+    np.maximum.accumulate(index, axis=1, out=index)
+    filled = np.take_along_axis(curves, index, axis=1)
+    # a row that starts with NaN keeps them until its first value
+    return np.where(np.isnan(curves) & np.isnan(filled), np.nan, filled)
+
+
 def plot_learning_curves(
     curves: np.ndarray,
     steps: np.ndarray,
@@ -329,7 +346,9 @@ def plot_learning_curves(
 ) -> Any:
     """Mean over seeds with a shaded min-max band: ``curves`` (seeds, points), ``steps`` (points,).
 
-    NaN points (no episode finished) are skipped. Returns the matplotlib axes.
+    A NaN point (no episode finished there) takes the seed's last finished value, so a run
+    whose episodes outlast a rollout draws no gaps; NaN before a seed's first value stays
+    out of the mean. Returns the matplotlib axes.
     """
     import matplotlib.pyplot as plt
 
@@ -338,6 +357,7 @@ def plot_learning_curves(
         raise ValueError(
             f"plot_learning_curves: curves must be (seeds, {len(steps)}), got {curves.shape}"
         )
+    curves = _carry_forward(curves)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))
     with np.errstate(all="ignore"):

@@ -216,6 +216,18 @@ def test_returns_on_grid():
     assert np.isnan(out[0]) and out[1] == 1.5 and out[2] == 2.5
 
 
+def test_learning_curves_carry_the_last_value_over_updates_without_an_episode():
+    from helpers.rl import _carry_forward
+
+    nan = np.nan
+    curves = np.array([[nan, 1.0, nan, nan, 3.0], [2.0, nan, 5.0, nan, nan]])
+    want = np.array([[nan, 1.0, 1.0, 1.0, 3.0], [2.0, 2.0, 5.0, 5.0, 5.0]])
+    np.testing.assert_array_equal(_carry_forward(curves), want)
+    assert np.isnan(curves[0, 2])  # the input is left as it was
+    with pytest.raises(ValueError, match="seeds, points"):
+        _carry_forward(np.zeros(3))
+
+
 @pytest.mark.parametrize("mod", [trl, jrl], ids=["torch", "jax"])
 def test_ddpg_refuses_discrete_actions(mod):
     sizes = DdpgSizes(

@@ -176,7 +176,7 @@ print(
 # **Double DQN** {cite}`vanhasselt2016deep` changes one line: the online network *picks* the
 # next action and the target network *scores* it,
 # $y = r + \gamma\,(1 - \text{terminated})\,Q_{\bar\theta}(s', \arg\max_{a'} Q_\theta(s', a'))$,
-# which removes the upward bias of taking a max over noisy estimates.
+# which reduces the upward bias of taking a max over noisy estimates.
 #
 # The loss, written out (the trainer `H.rl.train_dqn` runs exactly this, every few env steps):
 
@@ -268,7 +268,7 @@ for double in (False, True):
 # one-step targets (`--algo double-dqn-1-step`) and without Double DQN (`--algo dqn`); the
 # same seeds, the same budget of env steps, no stopping at a lucky evaluation. The first two
 # lines show what n-step returns buy; the first and the last, whether Double DQN's
-# correction still matters once the targets look n steps ahead. Five seeds are few: the
+# correction still matters once the targets look n steps ahead. With this few seeds the
 # count of solved seeds is a coarse measure, and another set of seeds moves it.
 
 # %%
@@ -312,7 +312,9 @@ for (algo,), r in dqn_records.items():
 # $\hat A_t + V(s_t)$, computed once from the values of the policy that collected the rollout.
 # Advantages are **normalised** per minibatch (zero mean, unit standard deviation). A truncated
 # episode (the 500-step limit) is bootstrapped by adding $\gamma V(s_{\text{last}})$ to its
-# last reward. GAE, written out and checked against the helper the trainer uses:
+# last reward, unless that step also terminated (the pole fell on the last allowed step): then
+# the task ended and nothing is added. GAE, written out and checked against the helper the
+# trainer uses:
 
 
 # %%
@@ -392,10 +394,10 @@ print(f"clipped policy loss {float(mine):.5f} equals the policy term of H.rl.ppo
 # program; `vmap` then trains several seeds in one call. The gymnax library
 # {cite}`gymnax2022github` provides such JAX environments (CartPole, Pendulum, MinAtar and
 # more), and PureJaxRL {cite}`lu2022discovered` showed whole PPO runs compiled this way.
-# PyTorch has no counterpart of compiling the whole loop: a CartPole written in tensors could
-# step many copies at once, and `torch.compile` can compile the network (or such a step), but
-# the loop over time and updates stays in Python, and gymnasium's environments are Python
-# (or NumPy) code. `python -m helpers.bench cartpole --algo ppo --framework both` records both
+# PyTorch has no stable counterpart of `lax.scan`, so none of compiling the whole loop: a
+# CartPole written in tensors could step many copies at once, and `torch.compile` can compile
+# the network (or such a step), but the loop over time and updates stays in Python, and
+# gymnasium's environments are Python (or NumPy) code. `python -m helpers.bench cartpole --algo ppo --framework both` records both
 # training loops on one machine, with the ratio of their env steps per second.
 
 # %% [markdown]
@@ -589,7 +591,9 @@ print(
 # climbs the critic, maximising $Q_\theta(s, \mu_\phi(s))$, with the gradient flowing from the
 # critic **through the action** into the actor. Target networks follow by soft updates,
 # $\bar\theta \leftarrow \tau\theta + (1 - \tau)\bar\theta$; exploration adds Gaussian noise to
-# the actor's action. All of this needs an action space where "a little more action" means
+# the actor's action (the paper used temporally correlated Ornstein-Uhlenbeck noise;
+# independent Gaussian noise is the simpler choice TD3 {cite}`fujimoto2018addressing` found
+# to do as well). All of this needs an action space where "a little more action" means
 # something: real numbers, like Pendulum-v1's torque in $[-2, 2]$.
 
 # %%
@@ -683,7 +687,9 @@ print(
 # number that describes an agent is the return of its **fixed** policy (greedy for DQN,
 # the most probable action for PPO, the actor without noise for DDPG) over many episodes,
 # reported with its spread. The table gathers them; the plot shows learning curves over seeds,
-# the mean with a shaded band from the worst to the best seed.
+# the mean with a shaded band from the worst to the best seed. A PPO point is the mean return
+# of the episodes that ended during one update; where none ended (every environment in the
+# middle of an episode longer than the rollout), the seed's last value is carried forward.
 
 # %%
 rows = [("random policy", random_returns)]
@@ -721,7 +727,12 @@ H.rl.plot_learning_curves(
     title="PPO on CartPole-v1 (training episodes)",
 )
 for ax in axes:
-    ax.axhline(H.rl.SOLVED_RETURN, color="gray", ls=":", label="solved (475)")
+    ax.axhline(
+        H.rl.SOLVED_RETURN,
+        color="gray",
+        ls=":",
+        label=f"solved ({H.rl.SOLVED_RETURN:g})",
+    )
     ax.legend(fontsize=8)
 plt.show()
 
@@ -766,7 +777,7 @@ assert np.mean(ppo_means) > random_returns.mean(), (ppo_means, random_returns.me
 # The benchmark `python -m helpers.bench cartpole --algo ppo --framework both` (and `--algo dqn`,
 # `pendulum --algo ddpg`) trains and evaluates the same way and records the numbers the book
 # quotes in `bench.jsonl`. The cell below prints the latest record of each agent (cpu scale,
-# the issue's targets: CartPole solved at a greedy mean of 475 over 100 episodes; JAX PPO in
+# the course's targets: CartPole solved at a greedy mean of 475 over 100 episodes; JAX PPO in
 # at least 9 of 10 seeds within 10 s end to end on 2 CPU cores; PyTorch PPO in at least 4 of 5
 # seeds within 30 s per seed; DQN solved within 60 s in one framework; DDPG above -200).
 
@@ -789,8 +800,9 @@ for (task, algo, framework), r in latest.items():
         timing += f" + {r['compile_seconds']:.1f} s compilation"
     if end_to_end is not None:
         timing += f", {end_to_end:.1f} s end to end"
+    cores = r["hardware"]["cores"]
     print(
-        f"{task} {algo} ({framework}, {r['scale']} scale, {r['hardware']['cores']} cores, "
+        f"{task} {algo} ({framework}, {r['scale']} scale, {cores} core{'s' * (cores > 1)}, "
         f"{r['date'][:10]}): mean evaluation return {r['eval_return_mean']:.1f}"
         f"{spread if len(per_seed) > 1 else ''}{solved}; {timing}"
     )

@@ -58,7 +58,9 @@ from helpers import torch as H
 # G_{t+1} & \text{otherwise.}\end{cases}$$
 #
 # `next_values[t]` is the critic's value of the state step `t` led to (at an episode end,
-# the state the episode stopped in, not the next episode's first state).
+# the state the episode stopped in, not the next episode's first state). A step can be both
+# terminated and truncated (the pole falls on the time limit's last step): the task ended,
+# so the first case wins.
 
 
 # %%

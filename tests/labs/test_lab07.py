@@ -10,6 +10,7 @@ mistake moves the answer beyond the checks' tolerance.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -31,6 +32,7 @@ OPS = {
         std=lambda a: a.std(correction=0),
         unbiased_std=lambda a: a.std(),  # PyTorch's default: n - 1
         zero=lambda: torch.zeros(()),
+        concat=torch.cat,
     ),
     "jax": dict(
         stack=jnp.stack,
@@ -41,11 +43,25 @@ OPS = {
         std=lambda a: a.std(),
         unbiased_std=lambda a: a.std(ddof=1),
         zero=lambda: jnp.zeros(()),
+        concat=jnp.concatenate,
     ),
 }
 
 
-def _returns(fw, *, mask=True, trunc_is_term=False, bootstrap=True):
+def _returns(
+    fw,
+    *,
+    mask=True,
+    trunc_is_term=False,
+    bootstrap=True,
+    trunc_boundary=True,
+    term_bootstraps=False,
+    term_first=False,
+    store_before=False,
+    reverse=True,
+    as_list=False,
+    int_buffer=False,
+):
     op = OPS[fw]
 
     def discounted_returns(rewards, terminated, truncated, next_values, *, gamma):
@@ -53,23 +69,52 @@ def _returns(fw, *, mask=True, trunc_is_term=False, bootstrap=True):
         out = []
         for t in reversed(range(len(rewards))):
             if mask:
-                if truncated[t] and not trunc_is_term:
-                    future = next_values[t]
-                if terminated[t] or (truncated[t] and trunc_is_term):
-                    future = op["zero"]()
+                ends = []
+                if trunc_boundary:
+                    ends.append(("term" if trunc_is_term else "boot", truncated[t]))
+                ends.append(("boot" if term_bootstraps else "term", terminated[t]))
+                for kind, flag in ends[::-1] if term_first else ends:
+                    if flag:
+                        future = next_values[t] if kind == "boot" else op["zero"]()
+            if store_before:
+                out.append(future)
             future = rewards[t] + gamma * future
-            out.append(future)
-        return op["stack"](out[::-1])
+            if not store_before:
+                out.append(future)
+        if as_list:
+            return out[::-1]
+        if int_buffer:
+            return (
+                op["stack"](out[::-1]).to(torch.int64)
+                if fw == "pytorch"
+                else (op["stack"](out[::-1]).astype(jnp.int32))
+            )
+        return op["stack"](out[::-1] if reverse else out)
 
     return discounted_returns
 
 
-def _gae(fw, *, mask=True, trunc_is_term=False, use_lambda=True):
+def _gae(
+    fw,
+    *,
+    mask=True,
+    trunc_is_term=False,
+    use_lambda=True,
+    trunc_boundary=True,
+    term_in_delta=True,
+    shifted_values=False,
+    returns_base="values",
+    swap=False,
+):
     op = OPS[fw]
 
     def gae(rewards, values, next_values, terminated, truncated, *, gamma, lam):
-        done = op["maximum"](terminated, truncated)
+        done = op["maximum"](terminated, truncated) if trunc_boundary else terminated
         stop = done if trunc_is_term else terminated
+        if not term_in_delta:
+            stop = 0.0 * terminated
+        if shifted_values:
+            next_values = op["concat"]([values[1:], next_values[-1:]])
         delta = rewards + gamma * next_values * (1 - stop) - values
         decay = gamma * lam if use_lambda else gamma
         a, out = op["zero"](), []
@@ -77,13 +122,27 @@ def _gae(fw, *, mask=True, trunc_is_term=False, use_lambda=True):
             a = delta[t] + decay * ((1 - done[t]) if mask else 1.0) * a
             out.append(a)
         adv = op["stack"](out[::-1])
-        return adv, adv + values
+        base = {"values": values, "next_values": next_values}[returns_base]
+        return (adv + base, adv) if swap else (adv, adv + base)
 
     return gae
 
 
 def _ppo(
-    fw, *, pick="min", normalise=True, target="old", negate=True, ddof=0, clipped=True
+    fw,
+    *,
+    pick="min",
+    normalise=True,
+    target="old",
+    negate=True,
+    ddof=0,
+    clipped=True,
+    inverted=False,
+    bounds="ok",
+    reduce="mean",
+    half=True,
+    swap=False,
+    as_float=False,
 ):
     op = OPS[fw]
     std = op["std"] if ddof == 0 else op["unbiased_std"]
@@ -94,20 +153,67 @@ def _ppo(
         adv = advantages
         if normalise:
             adv = (advantages - advantages.mean()) / (std(advantages) + 1e-8)
-        ratio = op["exp"](new_log_probs - old_log_probs)
-        limited = op["clip"](ratio, 1 - clip, 1 + clip) if clipped else ratio
+        log_ratio = new_log_probs - old_log_probs
+        ratio = op["exp"](-log_ratio if inverted else log_ratio)
+        low, high = {
+            "ok": (1 - clip, 1 + clip),
+            "swapped": (1 + clip, 1 - clip),
+            "zero": (-clip, clip),
+        }[bounds]
+        limited = op["clip"](ratio, low, high) if clipped else ratio
         both = (ratio * adv, limited * adv)
-        surrogate = (op["minimum"] if pick == "min" else op["maximum"])(*both).mean()
+        picked = (op["minimum"] if pick == "min" else op["maximum"])(*both)
+        surrogate = picked.mean() if reduce == "mean" else picked.sum()
         base = {"old": old_values, "new": new_values}[target.split("+")[0]]
         returns = (adv if target.endswith("+norm") else advantages) + base
-        value_loss = 0.5 * ((new_values - returns) ** 2).mean()
-        return (-surrogate if negate else surrogate), value_loss
+        squared = (new_values - returns) ** 2
+        value_loss = (0.5 if half else 1.0) * squared.mean()
+        policy_loss = -surrogate if negate else surrogate
+        if as_float:
+            return float(policy_loss), float(value_loss)
+        return (value_loss, policy_loss) if swap else (policy_loss, value_loss)
 
     return ppo_loss
 
 
+def _torch_bool_mask(rewards, terminated, truncated, next_values, *, gamma):
+    done = terminated.bool() | truncated.bool()  # 1 - done: PyTorch refuses bools
+    future, out = next_values[-1], []
+    for t in reversed(range(len(rewards))):
+        future = rewards[t] + gamma * (1 - done[t]) * future
+        out.append(future)
+    return torch.stack(out[::-1])
+
+
+def _jax_in_place(rewards, terminated, truncated, next_values, *, gamma):
+    returns, future = jnp.zeros_like(rewards), next_values[-1]
+    for t in reversed(range(len(rewards))):
+        future = jnp.where(truncated[t] > 0, next_values[t], future)
+        future = jnp.where(terminated[t] > 0, 0.0, future)
+        future = rewards[t] + gamma * future
+        returns[t] = future  # TypeError: JAX arrays are immutable
+    return returns
+
+
+@jax.jit
+def _jax_traced_if(rewards, terminated, truncated, next_values, gamma):
+    future, out = next_values[-1], []
+    for t in reversed(range(rewards.shape[0])):
+        if truncated[t]:  # a traced value in a Python if
+            future = next_values[t]
+        if terminated[t]:
+            future = 0.0
+        future = rewards[t] + gamma * future
+        out.append(future)
+    return jnp.stack(out[::-1])
+
+
+def _jax_jitted_returns(rewards, terminated, truncated, next_values, *, gamma):
+    return _jax_traced_if(rewards, terminated, truncated, next_values, gamma)
+
+
 def _table(fw):
-    return [
+    rows = [
         ("discounted_returns", _returns(fw, mask=False), "no_done_mask"),
         (
             "discounted_returns",
@@ -115,9 +221,32 @@ def _table(fw):
             "truncated_as_terminated",
         ),
         ("discounted_returns", _returns(fw, bootstrap=False), "no_bootstrap"),
+        (
+            "discounted_returns",
+            _returns(fw, trunc_boundary=False),
+            "truncated_ignored",
+        ),
+        (
+            "discounted_returns",
+            _returns(fw, term_bootstraps=True),
+            "terminated_bootstrapped",
+        ),
+        ("discounted_returns", _returns(fw, term_first=True), "truncated_wins"),
+        (
+            "discounted_returns",
+            _returns(fw, store_before=True),
+            "stored_before_reward",
+        ),
+        ("discounted_returns", _returns(fw, reverse=False), "not_reversed"),
+        ("discounted_returns", _returns(fw, int_buffer=True), "integer_dtype"),
         ("gae", _gae(fw, mask=False), "no_done_mask"),
         ("gae", _gae(fw, trunc_is_term=True), "truncated_as_terminated"),
         ("gae", _gae(fw, use_lambda=False), "lambda_missing"),
+        ("gae", _gae(fw, trunc_boundary=False), "truncated_ignored"),
+        ("gae", _gae(fw, term_in_delta=False), "terminated_bootstrapped"),
+        ("gae", _gae(fw, shifted_values=True), "values_shifted"),
+        ("gae", _gae(fw, returns_base="next_values"), "returns_from_next_values"),
+        ("gae", _gae(fw, swap=True), "outputs_swapped"),
         ("ppo_loss", _ppo(fw, pick="max"), "max_not_min"),
         ("ppo_loss", _ppo(fw, normalise=False), "not_normalised"),
         ("ppo_loss", _ppo(fw, target="new"), "target_from_new_values"),
@@ -125,7 +254,20 @@ def _table(fw):
         ("ppo_loss", _ppo(fw, negate=False), "no_negation"),
         ("ppo_loss", _ppo(fw, ddof=1), "unbiased_std"),
         ("ppo_loss", _ppo(fw, clipped=False), "no_clip"),
+        ("ppo_loss", _ppo(fw, inverted=True), "ratio_inverted"),
+        ("ppo_loss", _ppo(fw, bounds="swapped"), "clip_range"),
+        ("ppo_loss", _ppo(fw, bounds="zero"), "clip_range"),
+        ("ppo_loss", _ppo(fw, reduce="sum"), "sum_not_mean"),
+        ("ppo_loss", _ppo(fw, half=False), "value_half"),
+        ("ppo_loss", _ppo(fw, swap=True), "outputs_swapped"),
+        ("ppo_loss", _ppo(fw, as_float=True), "python_float"),
     ]
+    if fw == "pytorch":
+        rows.append(("discounted_returns", _torch_bool_mask, "bool_mask"))
+    else:
+        rows.append(("discounted_returns", _jax_in_place, "immutable"))
+        rows.append(("discounted_returns", _jax_jitted_returns, "traced_if"))
+    return rows
 
 
 MISTAKES = {"pytorch": _table("pytorch"), "jax": _table("jax")}
@@ -146,7 +288,9 @@ def test_gae_reference_equals_the_chapters_gae(case, fw):
     """H.rl.gae folds a truncated episode's bootstrap into its last reward; same answer."""
     r = lab07.rollout(case)
     done = np.maximum(r["terminated"], r["truncated"])
-    rewards = r["rewards"] + case["gamma"] * r["next_values"] * r["truncated"]
+    # a step both terminated and truncated ended the task: no bootstrap
+    boot = r["truncated"] * (1 - r["terminated"])
+    rewards = r["rewards"] + case["gamma"] * r["next_values"] * boot
     args = (
         rewards[:, None],
         r["values"][:, None],
@@ -190,13 +334,32 @@ def test_every_mistake_moves_the_answer_beyond_the_tolerance():
     for case in lab07.RETURN_CASES:
         r = lab07.rollout(case)
         right = lab07.returns_reference(r, case["gamma"])
-        for sw in ("no_done_mask", "truncated_as_terminated", "no_bootstrap"):
+        for sw in (
+            "no_done_mask",
+            "truncated_as_terminated",
+            "no_bootstrap",
+            "truncated_ignored",
+            "terminated_bootstrapped",
+            "stored_before_reward",
+        ):
             wrong = lab07.returns_reference(r, case["gamma"], **{sw: True})
             assert np.abs(wrong - right).max() > 1e-2, sw
-        right = lab07.gae_reference(r, case["gamma"], case["lam"])[0]
-        for sw in ("no_done_mask", "truncated_as_terminated", "lambda_missing"):
-            wrong = lab07.gae_reference(r, case["gamma"], case["lam"], **{sw: True})[0]
-            assert np.abs(wrong - right).max() > 1e-2, sw
+        right = np.stack(lab07.gae_reference(r, case["gamma"], case["lam"]))
+        for sw in (
+            "no_done_mask",
+            "truncated_as_terminated",
+            "lambda_missing",
+            "truncated_ignored",
+            "terminated_bootstrapped",
+            "values_shifted",
+            "returns_from_next_values",
+        ):
+            wrong = lab07.gae_reference(r, case["gamma"], case["lam"], **{sw: True})
+            assert np.abs(np.stack(wrong) - right).max() > 1e-2, sw
+    # only the second case has a step that is both terminated and truncated
+    r, g = lab07.rollout(lab07.RETURN_CASES[1]), lab07.RETURN_CASES[1]["gamma"]
+    wrong = lab07.returns_reference(r, g, truncated_wins=True)
+    assert np.abs(wrong - lab07.returns_reference(r, g)).max() > 1e-2
     # PPO: over the check's two (minibatch, clip) cases; the checks' rtol is 1e-4.
     cases = [(lab07.ppo_inputs(seed), clip) for seed, clip in ((0, 0.2), (1, 0.1))]
     right = np.array([lab07.ppo_reference(x, clip) for x, clip in cases])
@@ -208,6 +371,11 @@ def test_every_mistake_moves_the_answer_beyond_the_tolerance():
         "no_negation",
         "unbiased_std",
         "no_clip",
+        "ratio_inverted",
+        "clip_swapped",
+        "clip_around_zero",
+        "sum_not_mean",
+        "value_half",
     ):
         wrong = np.array([lab07.ppo_reference(x, c, **{sw: True}) for x, c in cases])
         assert np.abs(wrong - right).max() > 1e-3, sw

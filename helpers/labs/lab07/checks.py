@@ -69,13 +69,44 @@ HINTS = Hints(
         "loss keeps rewarding policy changes far outside the trust region",
         "no_negation": "the policy loss is MINUS the clipped objective: the optimizer "
         "minimises, PPO wants to maximise the surrogate",
+        "truncated_ignored": "a truncated step ends its episode too: step t + 1 is the "
+        "first step of a new episode, so nothing may flow back across it; bootstrap the "
+        "truncated step from next_values[t] instead",
+        "terminated_bootstrapped": "terminated[t] means the task ended: the future is "
+        "worth 0, so no gamma * next_values[t] there (only a truncated step bootstraps)",
+        "truncated_wins": "a step can be both terminated and truncated (the pole fell on "
+        "the time limit's last step): then the task ended and the future is 0, so "
+        "terminated must win (test it after truncated, or first with elif)",
+        "not_reversed": "the loop runs from the last step back to the first: reverse "
+        "what you collected (out[::-1]) so that G[0] is the first step's return",
+        "stored_before_reward": "off by one step: store G[t] after adding the step's own "
+        "reward, G[t] = rewards[t] + gamma * future; you stored the future before it",
+        "values_shifted": "delta[t] bootstraps from next_values[t], not values[t + 1]: at "
+        "an episode end values[t + 1] is the value of the NEXT episode's first state",
+        "returns_from_next_values": "the critic's target is returns = advantages + values "
+        "(the values of the states the steps started from), not + next_values",
+        "outputs_swapped": "the two results are in the wrong order: return them in the "
+        "order the exercise asks for",
+        "ratio_inverted": "the ratio is pi_new / pi_old = exp(new_log_probs - "
+        "old_log_probs); you computed exp(old_log_probs - new_log_probs), its inverse",
+        "clip_range": "clip the ratio around 1, lower bound first: clip(ratio, 1 - clip, "
+        "1 + clip) (clip is epsilon, e.g. 0.2: the range is [0.8, 1.2])",
+        "sum_not_mean": "average over the minibatch with .mean(), not .sum(): the loss "
+        "must not grow with the batch size",
+        "value_half": "the value loss has a factor one half: 0.5 * mean((new_values - "
+        "returns)**2)",
+        "integer_dtype": "the result is not a float array (integers cut every value to a "
+        "whole number): fill a float array, e.g. zeros_like(rewards)",
+        "python_float": "return the framework's arrays, not Python floats: .item() or "
+        "float(...) cuts the loss off from autodiff, so nothing could train on it",
     }
 )
 
 # Rollouts: (T, seed, where an episode terminates, where one is truncated).
 RETURN_CASES = [
     dict(length=10, seed=0, terminated=(3,), truncated=(6,), gamma=0.9, lam=0.8),
-    dict(length=12, seed=1, terminated=(2, 9), truncated=(5,), gamma=0.95, lam=0.7),
+    # step 9 is both terminated and truncated (the pole fell on the time limit's last step)
+    dict(length=12, seed=1, terminated=(2, 9), truncated=(5, 9), gamma=0.95, lam=0.7),
 ]
 
 
@@ -109,15 +140,25 @@ def returns_reference(
     no_done_mask: bool = False,
     truncated_as_terminated: bool = False,
     no_bootstrap: bool = False,
+    truncated_ignored: bool = False,
+    terminated_bootstrapped: bool = False,
+    truncated_wins: bool = False,
+    stored_before_reward: bool = False,
 ) -> np.ndarray:
     """G[t] = r[t] + gamma * (G[t+1], or the bootstrap / 0 at an end), float64."""
     T = len(r["rewards"])
     out = np.zeros(T)
     future = 0.0
     for t in reversed(range(T)):
-        truncated = bool(r["truncated"][t])
-        terminated = bool(r["terminated"][t]) or (truncated and truncated_as_terminated)
-        truncated = truncated and not truncated_as_terminated
+        terminated, truncated = bool(r["terminated"][t]), bool(r["truncated"][t])
+        if truncated_as_terminated:
+            terminated, truncated = terminated or truncated, False
+        if truncated_ignored:
+            truncated = False
+        if terminated_bootstrapped:
+            terminated, truncated = False, terminated or truncated
+        if truncated_wins and truncated:
+            terminated = False
         last = t == T - 1
         if no_done_mask and not last:
             nxt = future  # the boundary ignored
@@ -130,7 +171,7 @@ def returns_reference(
         else:
             nxt = future
         future = r["rewards"][t] + gamma * nxt
-        out[t] = future
+        out[t] = nxt if stored_before_reward else future
     return out
 
 
@@ -142,14 +183,23 @@ def gae_reference(
     no_done_mask: bool = False,
     truncated_as_terminated: bool = False,
     lambda_missing: bool = False,
+    truncated_ignored: bool = False,
+    terminated_bootstrapped: bool = False,
+    values_shifted: bool = False,
+    returns_from_next_values: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(advantages, returns), float64; ``returns = advantages + values``."""
     v = r["values"].astype(np.float64)
     term = r["terminated"].astype(np.float64)
-    done = np.maximum(term, r["truncated"])
+    done = term if truncated_ignored else np.maximum(term, r["truncated"])
     if truncated_as_terminated:
         term = done
-    delta = r["rewards"] + gamma * r["next_values"] * (1 - term) - v
+    if terminated_bootstrapped:
+        term = np.zeros_like(term)
+    nv = r["next_values"].astype(np.float64)
+    if values_shifted:  # values[t + 1], the rollout's last step from next_values
+        nv = np.concatenate([v[1:], nv[-1:]])
+    delta = r["rewards"] + gamma * nv * (1 - term) - v
     keep = np.ones_like(done) if no_done_mask else 1 - done
     decay = gamma if lambda_missing else gamma * lam
     adv = np.zeros_like(v)
@@ -157,7 +207,7 @@ def gae_reference(
     for t in reversed(range(len(v))):
         a = delta[t] + decay * keep[t] * a
         adv[t] = a
-    return adv, adv + v
+    return adv, adv + (nv if returns_from_next_values else v)
 
 
 def ppo_inputs(seed: int) -> dict[str, np.ndarray]:
@@ -185,41 +235,55 @@ def ppo_reference(
     no_negation: bool = False,
     unbiased_std: bool = False,
     no_clip: bool = False,
+    ratio_inverted: bool = False,
+    clip_swapped: bool = False,
+    clip_around_zero: bool = False,
+    sum_not_mean: bool = False,
+    value_half: bool = False,
 ) -> tuple[float, float]:
-    """(policy loss, value loss), float64."""
+    """(policy loss, value loss), float64. ``value_half``: the 0.5 forgotten."""
     adv = x["advantages"].astype(np.float64)
     std = adv.std(ddof=1 if unbiased_std else 0)
     norm = adv if not_normalised else (adv - adv.mean()) / (std + 1e-8)
-    ratio = np.exp(x["new_log_probs"].astype(np.float64) - x["old_log_probs"])
+    log_ratio = x["new_log_probs"].astype(np.float64) - x["old_log_probs"]
+    ratio = np.exp(-log_ratio if ratio_inverted else log_ratio)
     pick = np.maximum if max_not_min else np.minimum
-    clipped = ratio if no_clip else np.clip(ratio, 1 - clip, 1 + clip)
-    surrogate = pick(ratio * norm, clipped * norm).mean()
+    low, high = (-clip, clip) if clip_around_zero else (1 - clip, 1 + clip)
+    if clip_swapped:  # clip(x, high, low) is high..low reversed: every entry -> low
+        low, high = high, low
+    clipped = ratio if no_clip else np.minimum(np.maximum(ratio, low), high)
+    reduce = np.sum if sum_not_mean else np.mean
+    surrogate = reduce(pick(ratio * norm, clipped * norm))
     policy = surrogate if no_negation else -surrogate
     base = x["new_values"] if target_from_new_values else x["old_values"]
     target = (norm if normalised_target else adv) + base
-    value = 0.5 * np.mean((x["new_values"] - target) ** 2)
+    value = (1.0 if value_half else 0.5) * reduce((x["new_values"] - target) ** 2)
     return float(policy), float(value)
 
 
 def compare_returns(c: Checker, got: np.ndarray, r: dict, case: dict) -> None:
     g = case["gamma"]
+    right = returns_reference(r, g)
+    switches = [
+        "no_done_mask",
+        "truncated_as_terminated",
+        "no_bootstrap",
+        "truncated_ignored",
+        "terminated_bootstrapped",
+        "truncated_wins",
+        "stored_before_reward",
+    ]
+    mistakes = [(c.hint(k), returns_reference(r, g, **{k: True})) for k in switches]
     c.close(
         got,
-        returns_reference(r, g),
+        right,
         what="the return G[t]",
         rtol=1e-4,
         atol=1e-5,
         hint="work backwards from the last step: G[t] = rewards[t] + gamma * future, where "
         "future is G[t + 1] inside an episode, 0 after terminated[t], and next_values[t] "
         "after truncated[t] or at the rollout's last step",
-        mistakes=[
-            (c.hint("no_done_mask"), returns_reference(r, g, no_done_mask=True)),
-            (
-                c.hint("truncated_as_terminated"),
-                returns_reference(r, g, truncated_as_terminated=True),
-            ),
-            (c.hint("no_bootstrap"), returns_reference(r, g, no_bootstrap=True)),
-        ],
+        mistakes=[*mistakes, (c.hint("not_reversed"), right[::-1])],
     )
 
 
@@ -229,11 +293,20 @@ def compare_gae(
     g, lam = case["gamma"], case["lam"]
     right = gae_reference(r, g, lam)
     switches = [
-        ("no_done_mask", dict(no_done_mask=True)),
-        ("truncated_as_terminated", dict(truncated_as_terminated=True)),
-        ("lambda_missing", dict(lambda_missing=True)),
+        "no_done_mask",
+        "truncated_as_terminated",
+        "lambda_missing",
+        "truncated_ignored",
+        "terminated_bootstrapped",
+        "values_shifted",
+        "returns_from_next_values",
     ]
     for i, name in enumerate(("advantages", "returns")):
+        mistakes = [
+            (c.hint(k), gae_reference(r, g, lam, **{k: True})[i]) for k in switches
+        ]
+        # a mistake that leaves this result unchanged must not take the hint
+        mistakes = [(h, w) for h, w in mistakes if not np.allclose(w, right[i])]
         c.close(
             got[i],
             right[i],
@@ -243,25 +316,31 @@ def compare_gae(
             hint="delta[t] = rewards[t] + gamma * next_values[t] * (1 - terminated[t]) - "
             "values[t]; A[t] = delta[t] + gamma * lam * (1 - done[t]) * A[t + 1] from the "
             "last step backwards (A after the last step is 0); returns = A + values",
-            mistakes=[
-                (c.hint(key), gae_reference(r, g, lam, **sw)[i]) for key, sw in switches
-            ],
+            mistakes=[(c.hint("outputs_swapped"), right[1 - i]), *mistakes],
         )
 
 
 def compare_ppo(c: Checker, got: tuple[Any, Any], x: dict, clip: float) -> None:
     right = ppo_reference(x, clip)
     switches = [
-        ("max_not_min", dict(max_not_min=True)),
-        ("not_normalised", dict(not_normalised=True)),
-        ("no_negation", dict(no_negation=True)),
-        ("unbiased_std", dict(unbiased_std=True)),
-        ("no_clip", dict(no_clip=True)),
-        ("target_from_new_values", dict(target_from_new_values=True)),
-        ("normalised_target", dict(normalised_target=True)),
+        "max_not_min",
+        "not_normalised",
+        "no_negation",
+        "unbiased_std",
+        "no_clip",
+        "ratio_inverted",
+        ("clip_range", "clip_swapped"),
+        ("clip_range", "clip_around_zero"),
+        "sum_not_mean",
+        "target_from_new_values",
+        "normalised_target",
+        "value_half",
     ]
+    switches = [(k, k) if isinstance(k, str) else k for k in switches]
     for i, name in enumerate(("the policy loss", "the value loss")):
-        mistakes = [(c.hint(k), ppo_reference(x, clip, **sw)[i]) for k, sw in switches]
+        mistakes = [
+            (c.hint(k), ppo_reference(x, clip, **{sw: True})[i]) for k, sw in switches
+        ]
         # a mistake that leaves this term unchanged must not take the hint
         mistakes = [(h, w) for h, w in mistakes if not np.isclose(w, right[i])]
         c.close(
@@ -273,13 +352,28 @@ def compare_ppo(c: Checker, got: tuple[Any, Any], x: dict, clip: float) -> None:
             hint="policy: -mean(min(ratio * A_n, clip(ratio, 1 - clip, 1 + clip) * A_n)), "
             "ratio = exp(new_log_probs - old_log_probs), A_n the normalised advantages; "
             "value: 0.5 * mean((new_values - (advantages + old_values))**2)",
-            mistakes=mistakes,
+            mistakes=[(c.hint("outputs_swapped"), right[1 - i]), *mistakes],
         )
 
 
 def _inputs(arrays: dict[str, np.ndarray], fw: Framework) -> dict[str, Any]:
     """The case's arrays in the student's framework (copies: the references stay intact)."""
     return {k: fw.from_numpy(v.copy()) for k, v in arrays.items()}
+
+
+def _array(c: Checker, value: Any, what: str, fw: Framework) -> np.ndarray:
+    """``value`` as numpy; a Python float (``.item()``) fails with its own hint."""
+    if isinstance(value, float):
+        raise c.fail(
+            f"expected {fw.array_type} for {what}, got float", c.hint("python_float")
+        )
+    arr = c.array(value, f"{fw.array_type} for {what}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise c.fail(
+            f"{what} has dtype {arr.dtype}, expected a float dtype",
+            c.hint("integer_dtype"),
+        )
+    return arr
 
 
 def _pair(c: Checker, out: Any, names: tuple[str, str], fw: Framework) -> tuple:
@@ -289,9 +383,7 @@ def _pair(c: Checker, out: Any, names: tuple[str, str], fw: Framework) -> tuple:
             f"expected a tuple ({names[0]}, {names[1]}), got {type(out).__name__}",
             f"return both: return {names[0]}, {names[1]}",
         )
-    return tuple(
-        c.array(x, f"{fw.array_type} for {n}") for x, n in zip(out, names, strict=True)
-    )
+    return tuple(_array(c, x, n, fw) for x, n in zip(out, names, strict=True))
 
 
 def check_returns(student: Callable, *, fw: Framework) -> None:
@@ -310,7 +402,14 @@ def check_returns(student: Callable, *, fw: Framework) -> None:
                 t["next_values"],
                 gamma=case["gamma"],
             )
-            compare_returns(c, c.array(out), r, case)
+            if isinstance(out, list | tuple) and len(out) == len(r["rewards"]):
+                raise c.fail(
+                    f"expected {fw.array_type}, got a {type(out).__name__} of "
+                    f"{len(out)} values",
+                    "turn the per-step values into one array: stack them (reversed "
+                    "back into time order if you collected them from the last step)",
+                )
+            compare_returns(c, _array(c, out, "the returns", fw), r, case)
 
 
 def check_gae(student: Callable, *, fw: Framework) -> None:

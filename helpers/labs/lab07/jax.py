@@ -14,10 +14,27 @@ from helpers.labs.lab07 import checks as lab07
 
 __all__ = ["check_gae", "check_ppo_loss", "check_returns"]
 
-# JAX adds no known mistakes of its own to this lab.
-HINTS = Hints(lab07.HINTS, {})
+HINTS = Hints(
+    lab07.HINTS,
+    {
+        "immutable": "JAX arrays cannot change in place (returns[t] = g fails): collect "
+        "the steps in a list and jnp.stack it, write returns = returns.at[t].set(g), or "
+        "let jax.lax.scan(..., reverse=True) build the array",
+        "traced_if": "under jax.jit a Python `if` cannot read an array's value: choose "
+        "with jnp.where(truncated[t] > 0, next_values[t], future), or multiply by the "
+        "0/1 masks",
+    },
+)
 
-JAX = lab_framework(HINTS, explainer({}, HINTS))
+# JAX error messages (a regular expression on the message) -> the hint that fixes them.
+_MESSAGES = {
+    r"arrays are immutable": "immutable",
+    r"TracerBoolConversionError|boolean conversion of traced": "traced_if",
+}
+
+JAX = lab_framework(
+    HINTS, explainer(_MESSAGES, HINTS, types={"TracerBoolConversionError": "traced_if"})
+)
 
 check_returns = partial(lab07.check_returns, fw=JAX)
 check_gae = partial(lab07.check_gae, fw=JAX)

@@ -14,10 +14,19 @@ from helpers.torch.labkit import lab_framework
 
 __all__ = ["check_gae", "check_ppo_loss", "check_returns"]
 
-# PyTorch adds no known mistakes of its own to this lab.
-HINTS = Hints(lab07.HINTS, {})
+HINTS = Hints(
+    lab07.HINTS,
+    {
+        "bool_mask": "PyTorch cannot compute 1 - mask on a bool tensor: keep the masks "
+        "as 0.0/1.0 floats (torch.maximum(terminated, truncated) is the float "
+        "done), or convert with mask.float()",
+    },
+)
 
-TORCH = lab_framework(HINTS, explainer({}, HINTS))
+# PyTorch error messages (a regular expression on the message) -> the hint that fixes them.
+_MESSAGES = {r"Subtraction, the `-` operator, with a bool tensor": "bool_mask"}
+
+TORCH = lab_framework(HINTS, explainer(_MESSAGES, HINTS))
 
 check_returns = partial(lab07.check_returns, fw=TORCH)
 check_gae = partial(lab07.check_gae, fw=TORCH)

@@ -135,10 +135,13 @@ def train_ppo(
                 log_prob = dist.log_prob(action)  # (E,)
             next_obs, reward, terminated, truncated, info = env.step(action.numpy())
             reward = reward.astype(np.float32)
-            if truncated.any():  # bootstrap a time-limited episode from its last state
-                final = np.stack(list(info["final_obs"][truncated])).astype(np.float32)
+            # bootstrap a time-limited episode from its last state; a step that is both
+            # terminated and truncated (the pole fell at the limit) ended: no bootstrap
+            cut = truncated & ~terminated
+            if cut.any():
+                final = np.stack(list(info["final_obs"][cut])).astype(np.float32)
                 with torch.inference_mode():
-                    reward[truncated] += (
+                    reward[cut] += (
                         sizes.gamma * model(torch.as_tensor(final))[1].numpy()
                     )
             done = terminated | truncated

@@ -74,6 +74,8 @@ class CartpoleSizes:
     """Chapter 7 and ``helpers.bench cartpole``: PPO and DQN on CartPole-v1."""
 
     ppo: PpoSizes
+    # JAX only: PPO on the pure-JAX CartPole, the whole run jitted, seeds vmapped.
+    ppo_jit: PpoSizes
     dqn: DqnSizes
     # JAX only: DQN on the pure-JAX CartPole, the whole run one jitted function, seeds vmapped.
     dqn_jit: DqnSizes
@@ -122,6 +124,24 @@ SIZES: dict[str, dict[str, object]] = {
                 entropy_coef=0.01,
                 value_coef=0.5,
                 hidden=(64, 64),
+            ),
+            # The same PPO with ONE hidden layer of 64 (tanh) in the actor and in the critic:
+            # a twelfth of the (64, 64) networks' multiply-adds, and the run is compute-bound
+            # (most of it in the minibatch gradient steps). SWEEP_NOTE
+            ppo_jit=PpoSizes(
+                envs=4,
+                steps=64,
+                total_steps=ppo_steps,
+                epochs=4,
+                minibatches=4,
+                learning_rate=1e-3,
+                max_grad_norm=0.5,
+                gamma=0.99,
+                gae_lambda=0.95,
+                clip=0.2,
+                entropy_coef=0.01,
+                value_coef=0.5,
+                hidden=(64,),
             ),
             # RL Baselines3 Zoo's tuned CartPole-v1 DQN (Raffin 2020).
             dqn=DqnSizes(

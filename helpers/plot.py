@@ -7,12 +7,14 @@ can inspect it without a display.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.figure import Figure
 
 from helpers.metrics import History, confusion_matrix
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["plot_confusion_matrix", "plot_history", "show_images"]
 
@@ -25,6 +27,8 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
 
 def plot_history(history: History, *, title: str = "", smooth: int = 20) -> Figure:
     """Loss per step (raw and moving average) and, per epoch, every loss and accuracy logged."""
+    import matplotlib.pyplot as plt  # on first use: half a second a script may not need
+
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
     steps = np.asarray(history.step_loss)
     if len(steps):
@@ -75,6 +79,8 @@ def show_images(
 
     A wrong prediction is titled in red as ``pred (true)``.
     """
+    import matplotlib.pyplot as plt
+
     images = np.asarray(images)
     if images.ndim not in (3, 4):
         raise ValueError(
@@ -125,6 +131,8 @@ def plot_confusion_matrix(
     uncoloured (their numbers are still written), so the colour scale spans the confusions
     only: with a good classifier the diagonal is so large that it hides every confusion.
     """
+    import matplotlib.pyplot as plt
+
     if num_classes is None and class_names is not None:
         num_classes = len(class_names)
     elif num_classes is None:

@@ -378,3 +378,11 @@ def test_process_seconds_counts_from_the_process_start():
     assert first is None or first > 0
     if first is not None:
         assert process_seconds() >= first
+
+
+def test_jitted_ppo_seed_keys_are_the_keys_of_consecutive_seeds():
+    from helpers.jax.rl.ppo import _seed_keys
+
+    keys = jax.random.key_data(_seed_keys(7, 3))
+    expected = np.stack([jax.random.key_data(jax.random.key(s)) for s in (7, 8, 9)])
+    np.testing.assert_array_equal(np.asarray(keys), expected)

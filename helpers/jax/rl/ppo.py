@@ -13,7 +13,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax.flatten_util import ravel_pytree
 
 from helpers.jax.rl.cartpole import CartPoleState, _cartpole_advance
 from helpers.jax.rl.networks import ActorCritic, _forward, _train_and_evaluate_seeds
@@ -123,19 +122,27 @@ def make_ppo_train(
     graphdef, params0 = nnx.split(
         nnx.eval_shape(lambda: ActorCritic(4, 2, sizes.hidden, rngs=nnx.Rngs(0)))
     )
-    _, unravel = ravel_pytree(
-        jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), params0)
-    )
     leaves, treedef = jax.tree_util.tree_flatten_with_path(params0)
+    # The weights raveled into one vector and back, by slicing (jax.flatten_util's
+    # ravel_pytree would run, and compile, one reshape per array eagerly here).
+    bounds = np.cumsum([0, *(leaf.size for _, leaf in leaves)])
+
+    def unravel(flat: jax.Array) -> nnx.State:
+        parts = [
+            flat[a:b].reshape(leaf.shape)
+            for a, b, (_, leaf) in zip(bounds[:-1], bounds[1:], leaves, strict=True)
+        ]
+        return jax.tree_util.tree_unflatten(treedef, parts)
+
     width = max(max(leaf.shape) for _, leaf in leaves)
     kernels = sum(leaf.ndim == 2 for _, leaf in leaves)
     # One update's uniforms: Gumbel noise (T, E, 2), reset states (T, E, 4), shuffles (K, B).
     per_update = steps * envs * 6 + sizes.epochs * batch
     n_init = 2 * kernels * width * width + envs * 4
 
-    def init_params(u: jax.Array) -> nnx.State:
+    def init_params(u: jax.Array) -> jax.Array:
         """Orthogonal kernels (gain sqrt 2, 0.01 on the actor's last, 1 on the critic's
-        last), zero biases, from ``u`` (2 K W W,) uniforms in [0, 1)."""
+        last), zero biases, from ``u`` (2 K W W,) uniforms in [0, 1): raveled, (P,)."""
         u1, u2 = u.reshape(2, kernels, width, width)
         normal = jnp.sqrt(-2.0 * jnp.log1p(-u1)) * jnp.cos(2.0 * jnp.pi * u2)
         q, r = jnp.linalg.qr(normal)  # (K, W, W) each
@@ -156,7 +163,7 @@ def make_ppo_train(
             gain = (0.01 if path[0].key == "actor" else 1.0) if last else np.sqrt(2)
             out.append(gain * (w if a >= b else w.T))
             i += 1
-        return jax.tree_util.tree_unflatten(treedef, out)
+        return jnp.concatenate([x.reshape(-1) for x in out])
 
     schedule = optax.linear_schedule(
         sizes.learning_rate, 0.0, updates * sizes.epochs * sizes.minibatches
@@ -256,7 +263,7 @@ def make_ppo_train(
 
     def train(key: jax.Array) -> tuple[nnx.State, dict]:
         u = jax.random.uniform(key, (n_init + updates * per_update,))
-        flat, _ = ravel_pytree(init_params(u[: n_init - envs * 4]))  # (P,) all weights
+        flat = init_params(u[: n_init - envs * 4])  # (P,) all weights
         obs = 0.1 * u[n_init - envs * 4 : n_init].reshape(envs, 4) - 0.05
         env_state = CartPoleState(obs, jnp.zeros(envs, jnp.int32))
         carry = (flat, tx.init(flat), env_state, obs, jnp.zeros(envs))
@@ -292,11 +299,24 @@ def train_ppo(
     return nnx.merge(graphdef, params), history
 
 
+def _seed_keys(first: int, count: int) -> jax.Array:
+    """``jax.random.key(first + i)`` for ``i < count``, stacked: ``(count,)`` keys.
+
+    Built from the keys' raw data (the default threefry key of a seed below 2**32 is the
+    pair ``(0, seed)``): ``jax.random.split``, or stacking keys, compiles a small program
+    first, tenths of a second of a run timed end to end.
+    """
+    seeds = np.arange(first, first + count, dtype=np.uint32)
+    return jax.random.wrap_key_data(np.stack([np.zeros_like(seeds), seeds], 1))
+
+
 def run_cartpole_ppo(
     sizes: CartpoleSizes, *, seed: int = 0, progress: bool = True
 ) -> dict:
-    """``sizes.vmapped_seeds`` PPO runs on the pure-JAX CartPole, vmapped in groups of
-    ``sizes.seed_group``, each evaluated greedily on gymnasium's CartPole-v1.
+    """``sizes.vmapped_seeds`` PPO runs (``sizes.ppo_jit``) on the pure-JAX CartPole, vmapped
+    in groups of ``sizes.seed_group``, each evaluated greedily on gymnasium's CartPole-v1.
+    Run ``i`` starts from ``jax.random.key(seed * sizes.vmapped_seeds + i)``: ``seed`` picks
+    a set of seeds disjoint from every other ``seed``'s.
 
     The record times every part of the run: ``import_seconds`` (from the
     process's start to this call: interpreter, imports, the bench's setup),
@@ -306,10 +326,10 @@ def run_cartpole_ppo(
     as ``--framework both`` does: it trained PyTorch first, so its start is not this run's).
     ``progress`` is accepted for symmetry (one call per group, no loop to show).
     """
-    ppo = sizes.ppo
+    ppo = sizes.ppo_jit
     n = sizes.vmapped_seeds
     returns, times = _train_and_evaluate_seeds(
-        lambda: (*make_ppo_train(ppo), jax.random.split(jax.random.key(seed), n)),
+        lambda: (*make_ppo_train(ppo), _seed_keys(seed * n, n)),
         sizes.seed_group,
         sizes.eval_episodes,
     )

@@ -12,6 +12,7 @@ here, so ``H.vision`` holds the whole recipe.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 
@@ -36,6 +37,7 @@ from helpers.vision import channel_stats, data_source, lr_multiplier, schedule_k
 
 __all__ = [
     "CifarNet",
+    "autocast",
     "channel_stats",
     "crop_flip",
     "data_source",
@@ -49,7 +51,7 @@ __all__ = [
     "smoothed_cross_entropy",
     "to_input",
 ]
-__framework_only__ = ("seed_style_loader",)
+__framework_only__ = ("autocast", "seed_style_loader")
 
 
 def _conv_bn(c_in: int, c_out: int, device) -> list[nn.Module]:
@@ -105,6 +107,20 @@ def smoothed_cross_entropy(
 ) -> torch.Tensor:
     """Mean cross-entropy against targets ``(1 - smoothing) * one_hot + smoothing / C``."""
     return F.cross_entropy(logits, labels, label_smoothing=smoothing)
+
+
+def autocast(
+    sizes: Cifar10Sizes, device: torch.device
+) -> contextlib.AbstractContextManager:
+    """The mixed-precision context of the forward pass and loss: ``torch.autocast`` in
+    ``sizes.compute_dtype`` on ``device``, or nothing for ``"float32"``.
+
+    Autocast runs convolutions and matrix products in the low dtype and keeps BatchNorm's
+    statistics, the softmax and the loss in float32; weights and gradients stay float32.
+    """
+    if sizes.compute_dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=getattr(torch, sizes.compute_dtype))
 
 
 def make_optimizer(
@@ -166,8 +182,9 @@ def fit_fast(
             idx = order[i * sizes.batch_size : (i + 1) * sizes.batch_size]
             x = random_crop_flip(images[idx], sizes.pad, generator=generator)
             y = labels[idx]
-            logits = model(to_input(x, mean, std))  # (B, 10)
-            loss = smoothed_cross_entropy(logits, y, sizes.label_smoothing)
+            with autocast(sizes, images.device):
+                logits = model(to_input(x, mean, std))  # (B, 10)
+                loss = smoothed_cross_entropy(logits, y, sizes.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -226,7 +243,8 @@ def _baseline_rate(model, loader, sizes: Cifar10Sizes, device, steps: int) -> fl
     for _ in range(steps + 1):
         x, y = next(batches)
         x = x.to(device).contiguous(memory_format=torch.channels_last)
-        loss = smoothed_cross_entropy(model(x), y.to(device), sizes.label_smoothing)
+        with autocast(sizes, torch.device(device)):
+            loss = smoothed_cross_entropy(model(x), y.to(device), sizes.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -305,7 +323,8 @@ def run_cifar10(
         accuracy[tta] = float((logits.argmax(1) == y_test).mean())
     return {
         "model": f"CifarNet {'-'.join(map(str, sizes.widths))}, SGD-Nesterov, "
-        f"label smoothing {sizes.label_smoothing}, crop+flip on device, channels_last",
+        f"label smoothing {sizes.label_smoothing}, crop+flip on device, channels_last, "
+        f"{sizes.compute_dtype}",
         "data": source["data"],
         "test_accuracy": round(accuracy[False], 4),
         "test_accuracy_tta": round(accuracy[True], 4),

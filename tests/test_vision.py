@@ -337,9 +337,10 @@ def _fit_two_steps(framework: str, compute_dtype: str, **kw):
         kw["generator"] = torch.Generator().manual_seed(0)
     else:
         import jax
+        import jax.numpy as jnp
         from flax import nnx
 
-        model = v.CifarNet(s.widths, dtype=v._dtype(s), rngs=nnx.Rngs(0))
+        model = v.CifarNet(s.widths, dtype=jnp.dtype(s.compute_dtype), rngs=nnx.Rngs(0))
         y = jax.numpy.asarray(labels.astype(np.int32))
         kw["rngs"] = jax.random.key(0)
     history = v.fit_fast(

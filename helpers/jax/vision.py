@@ -146,11 +146,6 @@ class CifarNet(nnx.Module):
         return logits if logits.dtype == jnp.float32 else logits.astype(jnp.float32)
 
 
-def _dtype(sizes: Cifar10Sizes) -> jnp.dtype | None:
-    """``CifarNet``'s compute dtype for ``sizes.compute_dtype`` (None: float32 throughout)."""
-    return None if sizes.compute_dtype == "float32" else jnp.dtype(sizes.compute_dtype)
-
-
 def smoothed_cross_entropy(
     logits: jax.Array, labels: jax.Array, smoothing: float
 ) -> jax.Array:
@@ -391,12 +386,16 @@ def run_cifar10(
         slow = fast = 0.0
         # Two interleaved rounds, the faster of each: a shared machine slows some runs.
         for _ in range(2):
-            model = CifarNet(sizes.widths, dtype=_dtype(sizes), rngs=nnx.Rngs(seed))
+            model = CifarNet(
+                sizes.widths, dtype=jnp.dtype(sizes.compute_dtype), rngs=nnx.Rngs(seed)
+            )
             rate = _baseline_rate(
                 model, sizes, x, y, mean, std, sizes.baseline_steps, mesh
             )
             slow = max(slow, rate)
-            model = CifarNet(sizes.widths, dtype=_dtype(sizes), rngs=nnx.Rngs(seed))
+            model = CifarNet(
+                sizes.widths, dtype=jnp.dtype(sizes.compute_dtype), rngs=nnx.Rngs(seed)
+            )
             h = fit_fast(
                 model, images, labels, sizes, mean, std,
                 max_steps=sizes.baseline_steps + 1, rngs=jax.random.key(seed),
@@ -412,7 +411,9 @@ def run_cifar10(
             "speedup_vs_seed_style": round(fast / slow, 3),
         }
     key = seed_everything(seed)
-    model = CifarNet(sizes.widths, dtype=_dtype(sizes), rngs=nnx.Rngs(seed))
+    model = CifarNet(
+        sizes.widths, dtype=jnp.dtype(sizes.compute_dtype), rngs=nnx.Rngs(seed)
+    )
     history = fit_fast(
         model, images, labels, sizes, mean, std, rngs=key, progress=progress, mesh=mesh
     )

@@ -568,6 +568,7 @@ else:
 # | BatchNorm momentum | `momentum=0.1` (weight of the new batch) | `momentum=0.9` (weight of the old average) |
 # | label smoothing | `F.cross_entropy(label_smoothing=...)` | `optax.smooth_labels` + `softmax_cross_entropy` |
 # | SGD + Nesterov | `torch.optim.SGD(nesterov=True)` + `LambdaLR` | `optax.sgd(schedule, nesterov=True)` |
+# | mixed precision (`gpu`) | `torch.autocast(dtype=torch.bfloat16)` around forward + loss | layers built with `dtype=jnp.bfloat16`, float32 `param_dtype` |
 # | the step | eager, operation by operation | one `jax.jit` program, donated state |
 
 # %% [markdown]

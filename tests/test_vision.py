@@ -379,6 +379,14 @@ def test_bfloat16_compute_keeps_float32_weights_and_nearly_the_same_loss(framewo
             assert model.stem[1].running_var.dtype == torch.float32
         with v.autocast(_tiny_sizes(compute_dtype="float32"), torch.device("cpu")):
             assert model.stem[0](xt).dtype == torch.float32
+        # The model's own dtype= does the same inside forward and returns float32 logits.
+        torch.manual_seed(1)
+        net = v.CifarNet((4, 4, 4, 4), dtype=torch.bfloat16)
+        torch.manual_seed(1)
+        plain = v.CifarNet((4, 4, 4, 4))
+        assert net(xt).dtype == torch.float32
+        torch.testing.assert_close(net(xt), plain(xt), rtol=0.05, atol=0.02)
+        assert not torch.equal(net(xt), plain(xt))
     else:
         import jax
         import jax.numpy as jnp

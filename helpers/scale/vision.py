@@ -80,9 +80,10 @@ SIZES: dict[str, dict[str, object]] = {
             train_examples=None,
             test_examples=None,
             val_examples=5_000,
-            # 6 epochs reached 83 % in a little over 5 minutes on 2 cores (chapter 5's
-            # bench.jsonl); 5, the most that would fit, fell below 83 % there: kept at 6.
+            # 6 epochs reached 83 % in 296-319 s of training on 2 cores, depending on the
+            # machine's other load (chapter 5's bench.jsonl); 5 fell below 83 %: kept at 6.
             epochs=6,
+            # 3 epochs with the batch split over 2 XLA CPU devices: about 290 s of training.
             jax_epochs=3,
             batch_size=256,
             widths=(16, 32, 64, 128),

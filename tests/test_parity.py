@@ -29,7 +29,8 @@ from helpers.labs import lab_names
 from helpers.notebooks import ROOT, notebook_name, sources
 
 HELPERS = Path(helpers.__file__).parent
-PLUMBING = {"rngs", "device", "generator"}
+# Placement and randomness, each framework its own way (a JAX ``mesh`` places like ``device``).
+PLUMBING = {"rngs", "device", "generator", "mesh"}
 FRAMEWORK_PACKAGES = {
     "torch": {"torch", "torchvision"},
     "jax": {"jax", "flax", "optax"},

@@ -311,3 +311,102 @@ def test_both_cifarnets_start_from_the_same_weight_distribution():
     t_head = t_model.head.weight.detach().numpy()
     j_head = np.asarray(j_model.head.kernel[...])
     assert j_head.std() == pytest.approx(t_head.std(), rel=0.15)
+
+
+def _tiny_sizes(**changes):
+    import dataclasses
+
+    return dataclasses.replace(
+        sizes("cifar10", "smoke"), batch_size=8, widths=(4, 4, 4, 4), **changes
+    )
+
+
+def _fit_two_steps(framework: str, compute_dtype: str, **kw):
+    """Two recipe steps on 16 random images: (step losses, the model)."""
+    v = _vision(framework)
+    s = _tiny_sizes(compute_dtype=compute_dtype)
+    images = np.random.default_rng(5).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(16) % 10
+    mean, std = channel_stats(images)
+    if framework == "torch":
+        import torch
+
+        torch.manual_seed(0)
+        model = v.CifarNet(s.widths).to(memory_format=torch.channels_last)
+        y = torch.from_numpy(labels).long()
+        kw["generator"] = torch.Generator().manual_seed(0)
+    else:
+        import jax
+        import jax.numpy as jnp
+        from flax import nnx
+
+        model = v.CifarNet(s.widths, dtype=jnp.dtype(s.compute_dtype), rngs=nnx.Rngs(0))
+        y = jax.numpy.asarray(labels.astype(np.int32))
+        kw["rngs"] = jax.random.key(0)
+    history = v.fit_fast(
+        model,
+        _array(framework, images),
+        y,
+        s,
+        mean,
+        std,
+        epochs=1,
+        progress=False,
+        **kw,
+    )
+    return history.step_loss, model
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_bfloat16_compute_keeps_float32_weights_and_nearly_the_same_loss(framework):
+    full, _ = _fit_two_steps(framework, "float32")
+    mixed, model = _fit_two_steps(framework, "bfloat16")
+    assert len(mixed) == 2 and np.isfinite(mixed).all()
+    # bfloat16 keeps 8 bits of mantissa: the losses agree to about 1 %, but not exactly.
+    np.testing.assert_allclose(mixed, full, rtol=0.03)
+    assert mixed != full
+    x = np.random.default_rng(6).standard_normal((2, 32, 32, 3)).astype(np.float32)
+    if framework == "torch":
+        import torch
+
+        v = _vision(framework)
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        xt = torch.from_numpy(x).permute(0, 3, 1, 2)
+        with v.autocast(_tiny_sizes(compute_dtype="bfloat16"), torch.device("cpu")):
+            assert model.stem[0](xt).dtype == torch.bfloat16  # the convolution
+            # BatchNorm takes the bfloat16 activations; its statistics stay float32.
+            model.stem[1](model.stem[0](xt))
+            assert model.stem[1].running_var.dtype == torch.float32
+        with v.autocast(_tiny_sizes(compute_dtype="float32"), torch.device("cpu")):
+            assert model.stem[0](xt).dtype == torch.float32
+        # The model's own dtype= does the same inside forward and returns float32 logits.
+        torch.manual_seed(1)
+        net = v.CifarNet((4, 4, 4, 4), dtype=torch.bfloat16)
+        torch.manual_seed(1)
+        plain = v.CifarNet((4, 4, 4, 4))
+        assert net(xt).dtype == torch.float32
+        torch.testing.assert_close(net(xt), plain(xt), rtol=0.05, atol=0.02)
+        assert not torch.equal(net(xt), plain(xt))
+    else:
+        import jax
+        import jax.numpy as jnp
+        from flax import nnx
+
+        params = jax.tree.leaves(nnx.state(model, nnx.Param))
+        assert all(p.dtype == jnp.float32 for p in params)
+        model.eval()
+        assert model.stem.conv(jnp.asarray(x)).dtype == jnp.bfloat16
+        assert model.stem.bn(model.stem.conv(jnp.asarray(x))).dtype == jnp.float32
+        assert model(jnp.asarray(x)).dtype == jnp.float32
+
+
+def test_jax_fit_fast_on_a_mesh_takes_the_same_steps_and_checks_the_batch():
+    from helpers.jax.sharding import make_mesh
+
+    mesh = make_mesh(device="cpu")
+    plain, _ = _fit_two_steps("jax", "float32")
+    sharded, _ = _fit_two_steps("jax", "float32", mesh=mesh)
+    np.testing.assert_allclose(sharded, plain, rtol=1e-5)
+    fake = type("Mesh", (), {"size": 3})()  # 8 images do not split over 3 devices
+    with pytest.raises(ValueError, match="does not split across 3 devices"):
+        _fit_two_steps("jax", "float32", mesh=fake)

@@ -241,7 +241,14 @@ print(
 # * **SGD with Nesterov momentum** {cite}`sutskever2013importance` and weight decay, the step
 #   size warmed up linearly {cite}`goyal2017accurate` and then decayed linearly to zero (a
 #   triangular schedule);
-# * **test-time augmentation**: the logits of an image and of its mirror image are added.
+# * **test-time augmentation**: the logits of an image and of its mirror image are added;
+# * **mixed precision** {cite}`micikevicius2018mixed`: on a GPU, convolutions and matrix
+#   products run in bfloat16 (half the bytes to move, and the tensor cores), while the
+#   weights, their updates, BatchNorm's statistics and the loss stay float32: updates much
+#   smaller than a weight, and sums over a batch, need float32's 24-bit mantissa (bfloat16
+#   keeps 8). `sizes.compute_dtype` chooses; the `cpu` scale keeps float32, since this
+#   course's CPU (AVX512-BF16 but no AMX matrix units) ran bfloat16 steps no faster than
+#   float32 ones in either framework.
 #
 # First the augmentation. `H.vision.crop_flip` pads a whole batch with zeros, then gathers,
 # for each image, the 32x32 window starting at that image's own offset, reading the columns
@@ -278,9 +285,17 @@ plt.show()
 # PyTorch's law as `kernel_init`, so both pages train the same network from the same start
 # (the course's tests copy one page's weights into the other's network and check that logits,
 # loss and three SGD steps agree).
+#
+# Mixed precision is written into the layers in Flax rather than wrapped around the call:
+# `dtype=jnp.bfloat16` makes the convolutions and the head compute in bfloat16, while their
+# `param_dtype` keeps the weights float32 and BatchNorm, left at its default, normalises in
+# float32 (statistics included); the logits come back as float32 for the loss. This page takes
+# the dtype from `sizes.compute_dtype`: bfloat16 at `gpu` scale, float32 below.
 
 # %%
-model = H.vision.CifarNet(sizes.widths, rngs=nnx.Rngs(0))
+# float32 throughout, or bfloat16 compute on float32 weights where sizes.compute_dtype says so
+dtype = jnp.dtype(sizes.compute_dtype)
+model = H.vision.CifarNet(sizes.widths, dtype=dtype, rngs=nnx.Rngs(0))
 x = H.vision.to_input(batch, mean, std)  # (8, 32, 32, 3) float32
 print(
     f"{H.count_params(model):,} parameters; input {x.shape} -> logits",
@@ -305,10 +320,15 @@ print(
 # for the same five-minute budget. The network and the recipe are the same (initialisation,
 # BatchNorm convention, optimiser, schedule: the course's tests run one page's weights through
 # the other's step and get the same logits, loss and updates), but on this 2-core CPU XLA runs
-# the training step markedly slower than PyTorch, even with oneDNN turned on in the first cell.
-# In the course's measurements PyTorch's convolutions gained much more from the second core
-# than XLA's, and neither XLA's XNNPACK option, batches of 512, nor convolutions rewritten as
-# patches times a matrix were faster. So in the same time JAX sees fewer images and ends lower;
+# the training step slower than PyTorch, even with oneDNN turned on in the first cell. Part of
+# the gap was the second core: in the course's timings PyTorch's convolutions spread over both
+# cores, while XLA ran the whole step of its one CPU device on about one. The recorded JAX run at
+# the end of section 5.6 therefore splits the CPU into one XLA device per core
+# (`XLA_FLAGS=--xla_force_host_platform_device_count=2`, set before Python starts) and every
+# batch across the two (`H.vision.fit_fast(..., mesh=...)`, the data parallelism of chapter 9;
+# BatchNorm still normalises over the whole batch); its line in the table says so. Neither
+# XLA's XNNPACK option, batches of 512, nor convolutions rewritten as patches times a matrix
+# were faster. So in the same time JAX sees fewer images and ends lower;
 # at `gpu` scale both pages run the same epochs. The recorded runs at the end of section 5.6
 # show both throughputs, each with the machine's load at the time.
 
@@ -480,7 +500,7 @@ plain_steps = []  # the jitted step, built (and compiled) once for both rounds
 
 
 def per_sample_rate(steps: int) -> float:
-    net = H.vision.CifarNet(sizes.widths, rngs=nnx.Rngs(0))
+    net = H.vision.CifarNet(sizes.widths, dtype=dtype, rngs=nnx.Rngs(0))
     opt = H.vision.make_optimizer(net, sizes, steps + 1)
     net.train()
     gdef, st = nnx.split((net, opt))
@@ -607,6 +627,8 @@ if bench_file.is_file():
         )
         if "load_average" in r:  # noted beside the run: other jobs shared the cores
             print(f"{'':9} load: {r['load_average']}")
+        if r.get("devices", 1) > 1:  # the batch split over one XLA CPU device per core
+            print(f"{'':9} {r['devices']} XLA devices, XLA_FLAGS: {r['xla_flags']}")
 else:
     print(
         "bench.jsonl is not beside this notebook here (on Colab, see the repository)."
@@ -629,6 +651,7 @@ else:
 # | BatchNorm momentum | `momentum=0.1` (weight of the new batch) | `momentum=0.9` (weight of the old average) |
 # | label smoothing | `F.cross_entropy(label_smoothing=...)` | `optax.smooth_labels` + `softmax_cross_entropy` |
 # | SGD + Nesterov | `torch.optim.SGD(nesterov=True)` + `LambdaLR` | `optax.sgd(schedule, nesterov=True)` |
+# | mixed precision (`gpu`) | `torch.autocast(dtype=torch.bfloat16)` around forward + loss | layers built with `dtype=jnp.bfloat16`, float32 `param_dtype` |
 # | the step | eager, operation by operation | one `jax.jit` program, donated state |
 
 # %% [markdown]

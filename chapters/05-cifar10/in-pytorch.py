@@ -221,7 +221,14 @@ print(
 # * **SGD with Nesterov momentum** {cite}`sutskever2013importance` and weight decay, the step
 #   size warmed up linearly {cite}`goyal2017accurate` and then decayed linearly to zero (a
 #   triangular schedule);
-# * **test-time augmentation**: the logits of an image and of its mirror image are added.
+# * **test-time augmentation**: the logits of an image and of its mirror image are added;
+# * **mixed precision** {cite}`micikevicius2018mixed`: on a GPU, convolutions and matrix
+#   products run in bfloat16 (half the bytes to move, and the tensor cores), while the
+#   weights, their updates, BatchNorm's statistics and the loss stay float32: updates much
+#   smaller than a weight, and sums over a batch, need float32's 24-bit mantissa (bfloat16
+#   keeps 8). `sizes.compute_dtype` chooses; the `cpu` scale keeps float32, since this
+#   course's CPU (AVX512-BF16 but no AMX matrix units) ran bfloat16 steps no faster than
+#   float32 ones in either framework.
 #
 # First the augmentation. `H.vision.crop_flip` pads a whole batch with zeros, then gathers,
 # for each image, the 32x32 window starting at that image's own offset, reading the columns
@@ -268,7 +275,12 @@ print(
 # The training step: augment, normalise, forward, the smoothed cross-entropy
 # (`F.cross_entropy(..., label_smoothing=...)`), backward, an SGD step and a schedule step.
 # `H.vision.make_optimizer` builds `torch.optim.SGD(nesterov=True, weight_decay=...)` and a
-# `LambdaLR` that follows the warmup/decay curve plotted below.
+# `LambdaLR` that follows the warmup/decay curve plotted below. The forward pass and the loss
+# run inside `H.vision.autocast(sizes, device)`: `torch.autocast(device.type,
+# dtype=torch.bfloat16)` where `sizes.compute_dtype` asks for mixed precision (`gpu` scale),
+# nothing at all for `float32`. Autocast picks the dtype operation by operation: convolutions
+# and matrix products in bfloat16, BatchNorm's statistics, the softmax and the loss in float32;
+# the weights, their gradients and the optimiser's step are never touched and stay float32.
 
 # %%
 steps_per_epoch = len(images) // sizes.batch_size
@@ -289,8 +301,9 @@ def train_step(
     x_u8: torch.Tensor, y: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     x = H.vision.random_crop_flip(x_u8, sizes.pad, generator=g)  # (B, 32, 32, 3) uint8
-    logits = model(H.vision.to_input(x, mean, std))  # (B, 10)
-    loss = F.cross_entropy(logits, y, label_smoothing=sizes.label_smoothing)
+    with H.vision.autocast(sizes, device):  # torch.autocast, or nothing for float32
+        logits = model(H.vision.to_input(x, mean, std))  # (B, 10)
+        loss = F.cross_entropy(logits, y, label_smoothing=sizes.label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -407,7 +420,8 @@ def images_per_second(next_batch, net: nn.Module, steps: int) -> float:
         if i == 1:  # the first step is warm-up
             start = time.perf_counter()
         x, y = next_batch()
-        loss = F.cross_entropy(net(x), y, label_smoothing=sizes.label_smoothing)
+        with H.vision.autocast(sizes, device):
+            loss = F.cross_entropy(net(x), y, label_smoothing=sizes.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -554,6 +568,7 @@ else:
 # | BatchNorm momentum | `momentum=0.1` (weight of the new batch) | `momentum=0.9` (weight of the old average) |
 # | label smoothing | `F.cross_entropy(label_smoothing=...)` | `optax.smooth_labels` + `softmax_cross_entropy` |
 # | SGD + Nesterov | `torch.optim.SGD(nesterov=True)` + `LambdaLR` | `optax.sgd(schedule, nesterov=True)` |
+# | mixed precision (`gpu`) | `torch.autocast(dtype=torch.bfloat16)` around forward + loss | layers built with `dtype=jnp.bfloat16`, float32 `param_dtype` |
 # | the step | eager, operation by operation | one `jax.jit` program, donated state |
 
 # %% [markdown]

@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from helpers.data import load_cifar10
@@ -32,6 +34,7 @@ from helpers.jax.augment import (
     to_input,
 )
 from helpers.jax.runtime import default_device, seed_everything
+from helpers.jax.sharding import make_mesh
 from helpers.metrics import History, step_timing
 from helpers.scale import Cifar10Sizes
 from helpers.vision import (
@@ -75,10 +78,14 @@ _TORCH_INIT = nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
 
 
 class _ConvBN(nnx.Module):
-    def __init__(self, c_in: int, c_out: int, *, rngs: nnx.Rngs, pool: bool = False):
+    def __init__(
+        self, c_in: int, c_out: int, *, rngs: nnx.Rngs, pool: bool = False, dtype=None
+    ):
+        # dtype: the convolution's compute dtype (bfloat16 for mixed precision); its weights
+        # stay float32 (param_dtype), and BatchNorm, left at dtype None, computes in float32.
         self.conv = nnx.Conv(
             c_in, c_out, (3, 3), padding=1, use_bias=False, kernel_init=_TORCH_INIT,
-            rngs=rngs,
+            dtype=dtype, rngs=rngs,
         )  # fmt: skip
         # Flax's momentum is the weight of the old running average: PyTorch's 0.1 is 0.9 here.
         self.bn = nnx.BatchNorm(c_out, momentum=0.9, epsilon=1e-5, rngs=rngs)
@@ -97,7 +104,9 @@ class CifarNet(nnx.Module):
     ``widths = (stem, block1, block2, block3)``. Each block is conv 3x3, 2x2 max-pool, BN,
     GELU, conv 3x3, BN, GELU; the head takes the maximum over the remaining 4x4 positions and
     applies a linear layer without bias, scaled by ``logit_scale``. Input ``(B, 32, 32, 3)``
-    normalised, output logits ``(B, num_classes)``.
+    normalised, output logits ``float32 (B, num_classes)``. ``dtype=jnp.bfloat16``: mixed
+    precision, PyTorch's autocast written into the layers: convolutions and the head compute
+    in bfloat16 on float32 weights, BatchNorm (statistics included) in float32.
     """
 
     def __init__(
@@ -106,23 +115,25 @@ class CifarNet(nnx.Module):
         num_classes: int = 10,
         *,
         logit_scale: float = 1 / 9,
+        dtype: jnp.dtype | None = None,
         rngs: nnx.Rngs,
     ) -> None:
         if len(widths) != 4:
             raise ValueError(f"widths are (stem, block1, block2, block3), got {widths}")
-        self.stem = _ConvBN(3, widths[0], rngs=rngs)
+        self.stem = _ConvBN(3, widths[0], rngs=rngs, dtype=dtype)
         self.blocks = nnx.List(
             [
                 nnx.Sequential(
-                    _ConvBN(c_in, c_out, rngs=rngs, pool=True),
-                    _ConvBN(c_out, c_out, rngs=rngs),
+                    _ConvBN(c_in, c_out, rngs=rngs, pool=True, dtype=dtype),
+                    _ConvBN(c_out, c_out, rngs=rngs, dtype=dtype),
                 )
                 for c_in, c_out in itertools.pairwise(widths)
             ]
         )
         self.head = nnx.Linear(
-            widths[-1], num_classes, use_bias=False, kernel_init=_TORCH_INIT, rngs=rngs
-        )
+            widths[-1], num_classes, use_bias=False, kernel_init=_TORCH_INIT,
+            dtype=dtype, rngs=rngs,
+        )  # fmt: skip
         self.logit_scale = logit_scale
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -130,7 +141,9 @@ class CifarNet(nnx.Module):
         for block in self.blocks:
             x = block(x)  # (B, 16, 16, w), (B, 8, 8, w), (B, 4, 4, w)
         x = x.max(axis=(1, 2))  # (B, w3): global max-pool
-        return self.head(x) * self.logit_scale  # (B, num_classes)
+        logits = self.head(x) * self.logit_scale  # (B, num_classes)
+        # float32 logits whatever the compute dtype: the loss's log-softmax needs the range.
+        return logits if logits.dtype == jnp.float32 else logits.astype(jnp.float32)
 
 
 def smoothed_cross_entropy(
@@ -162,15 +175,25 @@ def make_optimizer(
 
 
 @functools.cache
-def _train_step(graphdef, pad: int, smoothing: float):
-    """One jitted step on the split (model, optimizer) state; the state's buffers are donated."""
+def _train_step(graphdef, pad: int, smoothing: float, batch_sharding=None):
+    """One jitted step on the split (model, optimizer) state; the state's buffers are donated.
+
+    ``batch_sharding`` (a ``NamedSharding``) splits each batch across a mesh's devices.
+    """
+
+    def split(v):
+        if batch_sharding is None:
+            return v
+        return jax.lax.with_sharding_constraint(v, batch_sharding)
 
     @functools.partial(jax.jit, donate_argnums=0, static_argnames="batch_size")
     def step(state, images, labels, order, i, key, mean, std, *, batch_size):
         model, optimizer = nnx.merge(graphdef, state)
         # Slicing inside the step: an eager order[a:b] would compile once per distinct (a, b).
-        idx = jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)  # (B,)
-        x = random_crop_flip(images[idx], pad, rngs=key)  # (B, H, W, C) uint8
+        idx = split(
+            jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
+        )  # (B,)
+        x = split(random_crop_flip(images[idx], pad, rngs=key))  # (B, H, W, C) uint8
         y = labels[idx]
 
         def loss_fn(model):
@@ -196,15 +219,27 @@ def fit_fast(
     max_steps: int | None = None,
     rngs: jax.Array | None = None,
     progress: bool = True,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> History:
     """Train with the recipe on ``images`` ``uint8 (N, H, W, C)`` already on the device.
 
     Every epoch: a fresh permutation, then one jitted step per full batch (gather, crop +
     flip, normalise, forward, smoothed loss, backward, SGD). ``rngs`` is a PRNG key (default
-    ``jax.random.key(0)``). ``max_steps`` stops early. Updates ``model`` in place and returns
+    ``jax.random.key(0)``). ``max_steps`` stops early. ``mesh`` (one axis, ``"data"``):
+    data, model and optimizer are copied to each of its devices and every batch is split
+    across them (BatchNorm still normalises over the whole batch); ``ValueError`` if the
+    batch size is not a multiple of its device count. Updates ``model`` in place and returns
     a :class:`~helpers.metrics.History` whose ``first_step_seconds`` includes compilation.
     """
     _check_nhwc(images)
+    batch_sharding = None
+    if mesh is not None:
+        if sizes.batch_size % mesh.size:
+            raise ValueError(
+                f"batch_size {sizes.batch_size} does not split across {mesh.size} devices"
+            )
+        batch_sharding = NamedSharding(mesh, P("data"))
+        images, labels = jax.device_put((images, labels), NamedSharding(mesh, P()))
     key = jax.random.key(0) if rngs is None else rngs
     epochs = sizes.jax_epochs if epochs is None else epochs
     per_epoch = len(images) // sizes.batch_size
@@ -214,14 +249,18 @@ def fit_fast(
     optimizer = make_optimizer(model, sizes, epochs * per_epoch)
     model.train()
     graphdef, state = nnx.split((model, optimizer))
-    step = _train_step(graphdef, sizes.pad, sizes.label_smoothing)
+    step = _train_step(graphdef, sizes.pad, sizes.label_smoothing, batch_sharding)
     mean, std = jnp.asarray(mean), jnp.asarray(std)
+    if mesh is not None:
+        state, mean, std = jax.device_put((state, mean, std), NamedSharding(mesh, P()))
     history, done = History(), 0
     bar = tqdm(total=total, desc="train", unit="step", disable=not progress)
     while done < total:
         start = time.perf_counter()
         key, k_perm = jax.random.split(key)
         order = jax.random.permutation(k_perm, len(images))
+        if mesh is not None:
+            order = jax.device_put(order, NamedSharding(mesh, P()))
         losses, corrects = [], []
         for i in range(min(per_epoch, total - done)):
             key, k_step = jax.random.split(key)
@@ -280,11 +319,17 @@ def predict_logits(
     return np.concatenate(out)
 
 
-def _baseline_rate(model, sizes: Cifar10Sizes, x, y, mean, std, steps: int) -> float:
+def _baseline_rate(
+    model, sizes: Cifar10Sizes, x, y, mean, std, steps: int, mesh=None
+) -> float:
     """Images per second with per-sample host augmentation feeding a jitted step."""
     optimizer = make_optimizer(model, sizes, steps)
     model.train()
     graphdef, state = nnx.split((model, optimizer))
+    # With a mesh: the state on every device, each batch split across them, as in fit_fast.
+    batch = None if mesh is None else NamedSharding(mesh, P("data"))
+    if mesh is not None:
+        state = jax.device_put(state, NamedSharding(mesh, P()))
 
     @functools.partial(jax.jit, donate_argnums=0)
     def step(state, xb, yb):
@@ -303,7 +348,7 @@ def _baseline_rate(model, sizes: Cifar10Sizes, x, y, mean, std, steps: int) -> f
     start, done = None, 0
     for _ in range(steps + 1):
         xb, yb = next(batches)
-        state, loss = step(state, jnp.asarray(xb), jnp.asarray(yb))
+        state, loss = step(state, *jax.device_put((xb, yb), batch))
         if start is None:  # the first step compiles
             jax.block_until_ready(loss)
             start = time.perf_counter()
@@ -320,9 +365,12 @@ def run_cifar10(
 
     With ``baseline=True`` also times ``sizes.baseline_steps`` steps fed by per-sample host
     augmentation (:func:`helpers.vision.per_sample_batches`) against as many on-device steps,
-    in two interleaved rounds, keeping the faster round of each.
+    in two interleaved rounds, keeping the faster round of each. With several devices (on a
+    CPU: ``XLA_FLAGS=--xla_force_host_platform_device_count=2``, one per core) each batch is
+    split across all of them (``fit_fast``'s ``mesh``).
     """
     device = default_device()
+    mesh = make_mesh() if len(jax.devices()) > 1 else None
     with data_source() as source:
         x, y = load_cifar10("train", limit=sizes.train_examples)
         x_test, y_test = load_cifar10("test", limit=sizes.test_examples)
@@ -331,19 +379,27 @@ def run_cifar10(
     images = jax.device_put(x, device)
     labels = jax.device_put(y.astype(np.int32), device)
     test = jax.device_put(x_test, device)
+    if mesh is not None:  # the trained weights end up on every device of the mesh
+        test = jax.device_put(x_test, NamedSharding(mesh, P()))
     out: dict = {}
     if baseline:
         slow = fast = 0.0
         # Two interleaved rounds, the faster of each: a shared machine slows some runs.
         for _ in range(2):
-            model = CifarNet(sizes.widths, rngs=nnx.Rngs(seed))
-            rate = _baseline_rate(model, sizes, x, y, mean, std, sizes.baseline_steps)
+            model = CifarNet(
+                sizes.widths, dtype=jnp.dtype(sizes.compute_dtype), rngs=nnx.Rngs(seed)
+            )
+            rate = _baseline_rate(
+                model, sizes, x, y, mean, std, sizes.baseline_steps, mesh
+            )
             slow = max(slow, rate)
-            model = CifarNet(sizes.widths, rngs=nnx.Rngs(seed))
+            model = CifarNet(
+                sizes.widths, dtype=jnp.dtype(sizes.compute_dtype), rngs=nnx.Rngs(seed)
+            )
             h = fit_fast(
                 model, images, labels, sizes, mean, std,
                 max_steps=sizes.baseline_steps + 1, rngs=jax.random.key(seed),
-                progress=False,
+                progress=False, mesh=mesh,
             )  # fmt: skip
             fast = max(
                 fast, step_timing(h, sizes.batch_size)["train_examples_per_second"]
@@ -355,9 +411,11 @@ def run_cifar10(
             "speedup_vs_seed_style": round(fast / slow, 3),
         }
     key = seed_everything(seed)
-    model = CifarNet(sizes.widths, rngs=nnx.Rngs(seed))
+    model = CifarNet(
+        sizes.widths, dtype=jnp.dtype(sizes.compute_dtype), rngs=nnx.Rngs(seed)
+    )
     history = fit_fast(
-        model, images, labels, sizes, mean, std, rngs=key, progress=progress
+        model, images, labels, sizes, mean, std, rngs=key, progress=progress, mesh=mesh
     )
     accuracy = {}
     for tta in (False, True):
@@ -365,7 +423,8 @@ def run_cifar10(
         accuracy[tta] = float((logits.argmax(1) == y_test).mean())
     return {
         "model": f"CifarNet {'-'.join(map(str, sizes.widths))}, SGD-Nesterov, "
-        f"label smoothing {sizes.label_smoothing}, crop+flip on device, NHWC, jit",
+        f"label smoothing {sizes.label_smoothing}, crop+flip on device, NHWC, jit, "
+        f"{sizes.compute_dtype}",
         "data": source["data"],
         "test_accuracy": round(accuracy[False], 4),
         "test_accuracy_tta": round(accuracy[True], 4),
@@ -379,5 +438,6 @@ def run_cifar10(
         "batch_size": sizes.batch_size,
         # XLA reads these once, at start-up: --xla_cpu_use_onednn=true changes its speed.
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "devices": len(jax.devices()),
         **out,
     }

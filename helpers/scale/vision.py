@@ -22,9 +22,10 @@ class Cifar10Sizes:
     val_examples: int
     # The fast recipe: airbench-style net, SGD-Nesterov, label smoothing, crop + flip.
     epochs: int
-    # Epochs of the JAX half. XLA's CPU backend ran this network's training step markedly
-    # slower than PyTorch, even with oneDNN on (chapter 5's bench.jsonl), so at cpu scale JAX
-    # gets fewer epochs to keep its training near 5 minutes; equal elsewhere.
+    # Epochs of the JAX half. XLA's CPU backend ran this network's training step slower than
+    # PyTorch, even with oneDNN on and the batch split over one XLA device per core (chapter
+    # 5's bench.jsonl), so at cpu scale JAX gets fewer epochs to keep its training near 5
+    # minutes; equal elsewhere.
     jax_epochs: int
     batch_size: int
     # Channels of the stem, then of each of the three conv blocks.
@@ -37,6 +38,11 @@ class Cifar10Sizes:
     label_smoothing: float
     # Random-crop padding, pixels on each side.
     pad: int
+    # Mixed precision: the dtype convolutions and matrix products compute in ("bfloat16":
+    # PyTorch's autocast, Flax's dtype=); weights, BatchNorm and the loss stay float32. On
+    # this CPU (AVX512-BF16, no AMX) bfloat16 steps were not faster than float32 in either
+    # framework (20-step timings, 1 and 2 cores), so only the GPU uses it.
+    compute_dtype: str
     # Steps timed for the seed-style DataLoader loop against the on-device loop (section 5.6).
     baseline_steps: int
     # The outline's CNN (section 5.2): examples, epochs, batch and Adam's step size.
@@ -63,6 +69,7 @@ SIZES: dict[str, dict[str, object]] = {
             weight_decay=5e-4,
             label_smoothing=0.2,
             pad=2,
+            compute_dtype="float32",
             baseline_steps=4,
             outline_train_examples=1_000,
             outline_epochs=1,
@@ -73,10 +80,11 @@ SIZES: dict[str, dict[str, object]] = {
             train_examples=None,
             test_examples=None,
             val_examples=5_000,
-            # 6 epochs reached 83 % in a little over 5 minutes on 2 cores (chapter 5's
-            # bench.jsonl); 5, the most that would fit, fell below 83 % there: kept at 6.
+            # 6 epochs reached 83 % in 296-319 s of training on 2 cores, depending on the
+            # machine's other load (chapter 5's bench.jsonl); 5 fell below 83 %: kept at 6.
             epochs=6,
-            jax_epochs=2,
+            # 3 epochs with the batch split over 2 XLA CPU devices: about 290 s of training.
+            jax_epochs=3,
             batch_size=256,
             widths=(16, 32, 64, 128),
             learning_rate=0.2,
@@ -85,6 +93,7 @@ SIZES: dict[str, dict[str, object]] = {
             weight_decay=5e-4,
             label_smoothing=0.2,
             pad=2,
+            compute_dtype="float32",
             baseline_steps=40,
             outline_train_examples=10_000,
             outline_epochs=2,
@@ -105,6 +114,7 @@ SIZES: dict[str, dict[str, object]] = {
             weight_decay=5e-4,
             label_smoothing=0.2,
             pad=2,
+            compute_dtype="bfloat16",
             baseline_steps=100,
             outline_train_examples=None,
             outline_epochs=10,

@@ -12,6 +12,7 @@ here, so ``H.vision`` holds the whole recipe.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 
@@ -36,6 +37,7 @@ from helpers.vision import channel_stats, data_source, lr_multiplier, schedule_k
 
 __all__ = [
     "CifarNet",
+    "autocast",
     "channel_stats",
     "crop_flip",
     "data_source",
@@ -49,7 +51,7 @@ __all__ = [
     "smoothed_cross_entropy",
     "to_input",
 ]
-__framework_only__ = ("seed_style_loader",)
+__framework_only__ = ("autocast", "seed_style_loader")
 
 
 def _conv_bn(c_in: int, c_out: int, device) -> list[nn.Module]:
@@ -66,7 +68,9 @@ class CifarNet(nn.Module):
     ``widths = (stem, block1, block2, block3)``. Each block is conv 3x3, 2x2 max-pool, BN,
     GELU, conv 3x3, BN, GELU; the head takes the maximum over the remaining 4x4 positions and
     applies a linear layer without bias, scaled by ``logit_scale``. Input ``(B, 3, 32, 32)``
-    normalised (channels_last is fastest), output logits ``(B, num_classes)``.
+    normalised (channels_last is fastest), output logits ``float32 (B, num_classes)``.
+    ``dtype=torch.bfloat16``: mixed precision, the forward pass runs under ``torch.autocast``
+    in that dtype (weights stay float32), as the JAX twin's layers do with ``dtype=``.
     """
 
     def __init__(
@@ -75,6 +79,7 @@ class CifarNet(nn.Module):
         num_classes: int = 10,
         *,
         logit_scale: float = 1 / 9,
+        dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
@@ -91,8 +96,15 @@ class CifarNet(nn.Module):
             )
         self.head = nn.Linear(widths[-1], num_classes, bias=False, device=device)
         self.logit_scale = logit_scale
+        self.dtype = dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dtype is None:
+            return self._forward(x)
+        with torch.autocast(x.device.type, dtype=self.dtype):
+            return self._forward(x).float()  # float32 logits for the loss
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)  # (B, w0, 32, 32)
         for block in self.blocks:
             x = block(x)  # (B, w, 16, 16), (B, w, 8, 8), (B, w, 4, 4)
@@ -105,6 +117,29 @@ def smoothed_cross_entropy(
 ) -> torch.Tensor:
     """Mean cross-entropy against targets ``(1 - smoothing) * one_hot + smoothing / C``."""
     return F.cross_entropy(logits, labels, label_smoothing=smoothing)
+
+
+def _dtype(sizes: Cifar10Sizes) -> torch.dtype | None:
+    return (
+        None
+        if sizes.compute_dtype == "float32"
+        else getattr(torch, sizes.compute_dtype)
+    )
+
+
+def autocast(
+    sizes: Cifar10Sizes, device: torch.device
+) -> contextlib.AbstractContextManager:
+    """The mixed-precision context of the forward pass and loss: ``torch.autocast`` in
+    ``sizes.compute_dtype`` on ``device``, or nothing for ``"float32"``.
+
+    Autocast runs convolutions and matrix products in the low dtype and keeps BatchNorm's
+    statistics, the softmax and the loss in float32; weights and gradients stay float32.
+    """
+    dtype = _dtype(sizes)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def make_optimizer(
@@ -166,8 +201,9 @@ def fit_fast(
             idx = order[i * sizes.batch_size : (i + 1) * sizes.batch_size]
             x = random_crop_flip(images[idx], sizes.pad, generator=generator)
             y = labels[idx]
-            logits = model(to_input(x, mean, std))  # (B, 10)
-            loss = smoothed_cross_entropy(logits, y, sizes.label_smoothing)
+            with autocast(sizes, images.device):
+                logits = model(to_input(x, mean, std))  # (B, 10)
+                loss = smoothed_cross_entropy(logits, y, sizes.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -226,7 +262,8 @@ def _baseline_rate(model, loader, sizes: Cifar10Sizes, device, steps: int) -> fl
     for _ in range(steps + 1):
         x, y = next(batches)
         x = x.to(device).contiguous(memory_format=torch.channels_last)
-        loss = smoothed_cross_entropy(model(x), y.to(device), sizes.label_smoothing)
+        with autocast(sizes, torch.device(device)):
+            loss = smoothed_cross_entropy(model(x), y.to(device), sizes.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -268,13 +305,13 @@ def run_cifar10(
         # Two interleaved rounds, the faster of each: a shared machine slows some runs.
         for _ in range(2):
             seed_everything(seed)
-            model = CifarNet(sizes.widths, device=device).to(
+            model = CifarNet(sizes.widths, dtype=_dtype(sizes), device=device).to(
                 memory_format=torch.channels_last
             )
             rate = _baseline_rate(model, loader, sizes, device, sizes.baseline_steps)
             slow = max(slow, rate)
             seed_everything(seed)
-            model = CifarNet(sizes.widths, device=device).to(
+            model = CifarNet(sizes.widths, dtype=_dtype(sizes), device=device).to(
                 memory_format=torch.channels_last
             )
             h = fit_fast(
@@ -293,7 +330,9 @@ def run_cifar10(
             "speedup_vs_seed_style": round(fast / slow, 3),
         }
     seed_everything(seed)
-    model = CifarNet(sizes.widths, device=device).to(memory_format=torch.channels_last)
+    model = CifarNet(sizes.widths, dtype=_dtype(sizes), device=device).to(
+        memory_format=torch.channels_last
+    )
     history = fit_fast(
         model, images, labels, sizes, mean, std,
         generator=torch.Generator(device).manual_seed(seed),
@@ -305,7 +344,8 @@ def run_cifar10(
         accuracy[tta] = float((logits.argmax(1) == y_test).mean())
     return {
         "model": f"CifarNet {'-'.join(map(str, sizes.widths))}, SGD-Nesterov, "
-        f"label smoothing {sizes.label_smoothing}, crop+flip on device, channels_last",
+        f"label smoothing {sizes.label_smoothing}, crop+flip on device, channels_last, "
+        f"{sizes.compute_dtype}",
         "data": source["data"],
         "test_accuracy": round(accuracy[False], 4),
         "test_accuracy_tta": round(accuracy[True], 4),

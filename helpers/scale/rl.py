@@ -107,24 +107,29 @@ class DdpgSizes:
     eval_episodes: int
 
 
+def _ppo(total_steps: int, hidden: tuple[int, ...]) -> PpoSizes:
+    """Chapter 7's PPO settings, the same at every scale, for a budget and a network."""
+    return PpoSizes(
+        envs=4,
+        steps=64,
+        total_steps=total_steps,
+        epochs=4,
+        minibatches=4,
+        learning_rate=1e-3,
+        max_grad_norm=0.5,
+        gamma=0.99,
+        gae_lambda=0.95,
+        clip=0.2,
+        entropy_coef=0.01,
+        value_coef=0.5,
+        hidden=hidden,
+    )
+
+
 SIZES: dict[str, dict[str, object]] = {
     "cartpole": {
         scale: CartpoleSizes(
-            ppo=PpoSizes(
-                envs=4,
-                steps=64,
-                total_steps=ppo_steps,
-                epochs=4,
-                minibatches=4,
-                learning_rate=1e-3,
-                max_grad_norm=0.5,
-                gamma=0.99,
-                gae_lambda=0.95,
-                clip=0.2,
-                entropy_coef=0.01,
-                value_coef=0.5,
-                hidden=(64, 64),
-            ),
+            ppo=_ppo(ppo_steps, hidden=(64, 64)),
             # The same PPO with ONE hidden layer of 64 (tanh) in the actor and in the critic:
             # a twelfth of the (64, 64) networks' multiply-adds, in a run that is
             # compute-bound (most of it in the minibatch gradient steps). Chosen on seeds
@@ -140,21 +145,7 @@ SIZES: dict[str, dict[str, object]] = {
             # 2.5-2.7 s, the same process pinned to one core; it compiles twice as fast), so
             # the run was shortened to 75k. Earlier, with (64, 64): (32, 32) 7, 9, 10, 7/10
             # (sets 0-3), 2 epochs 6/10, 80k steps 8-9/10, 2 minibatches 9/10 but no faster.
-            ppo_jit=PpoSizes(
-                envs=4,
-                steps=64,
-                total_steps=jit_steps,
-                epochs=4,
-                minibatches=4,
-                learning_rate=1e-3,
-                max_grad_norm=0.5,
-                gamma=0.99,
-                gae_lambda=0.95,
-                clip=0.2,
-                entropy_coef=0.01,
-                value_coef=0.5,
-                hidden=(64,),
-            ),
+            ppo_jit=_ppo(jit_steps, hidden=(64,)),
             # RL Baselines3 Zoo's tuned CartPole-v1 DQN (Raffin 2020).
             dqn=DqnSizes(
                 total_steps=dqn_steps,

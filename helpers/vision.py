@@ -24,12 +24,10 @@ __all__ = [
     "lr_multiplier",
     "per_sample_batches",
     "schedule_knots",
-    "use_cpu_cores_as_devices",
     "use_onednn_on_cpu",
 ]
 
 ONEDNN_FLAG = "--xla_cpu_use_onednn=true"
-DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
 
 def use_onednn_on_cpu() -> bool:
@@ -44,45 +42,14 @@ def use_onednn_on_cpu() -> bool:
     flags = os.environ.get("XLA_FLAGS", "")
     if ONEDNN_FLAG in flags:
         return True
-    if "jax" in sys.modules or _gpu_plugin_installed():
-        return False
-    os.environ["XLA_FLAGS"] = f"{flags} {ONEDNN_FLAG}".strip()
-    return True
-
-
-def _gpu_plugin_installed() -> bool:
-    return any(
+    gpu = any(
         importlib.util.find_spec(p) is not None
         for p in ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm7_plugin")
     )
-
-
-def use_cpu_cores_as_devices(batch_size: int) -> int:
-    """Split the CPU into one XLA device per core, for data parallelism; call before JAX starts.
-
-    XLA runs a step of one CPU device on about one core (measured on the course's 2-core
-    machine, chapter 5's ``bench.jsonl``), while PyTorch's convolutions use every core. With
-    ``--xla_force_host_platform_device_count=n`` in ``XLA_FLAGS`` JAX sees ``n`` CPU devices,
-    and a batch split across them (a one-axis mesh, chapter 9) uses ``n`` cores. ``n`` is the
-    largest divisor of ``batch_size`` not above the cores this process may use, so every
-    device gets an equal share. Returns the number of CPU devices JAX will have: ``n``; the
-    count already in ``XLA_FLAGS`` if one is set; 1 if JAX is already imported (too late) or a
-    JAX GPU plugin is installed (the flag only concerns CPUs). ``ValueError`` if
-    ``batch_size < 1``. Only 2 devices on 2 cores were measured.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    flags = os.environ.get("XLA_FLAGS", "")
-    for flag in flags.split():
-        if flag.startswith(DEVICES_FLAG + "="):
-            return int(flag.split("=", 1)[1])
-    if "jax" in sys.modules or _gpu_plugin_installed():
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    n = max(d for d in range(1, min(cores, batch_size) + 1) if batch_size % d == 0)
-    if n > 1:
-        os.environ["XLA_FLAGS"] = f"{flags} {DEVICES_FLAG}={n}".strip()
-    return n
+    if "jax" in sys.modules or gpu:
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} {ONEDNN_FLAG}".strip()
+    return True
 
 
 def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -50,17 +50,12 @@ import functools
 import time
 from pathlib import Path
 
-from helpers import scale
-from helpers.vision import use_cpu_cores_as_devices, use_onednn_on_cpu
+from helpers.vision import use_onednn_on_cpu
 
 # XLA's CPU backend leaves oneDNN, Intel's library of CPU kernels (PyTorch's CPU convolutions
 # use it), off by default; this sets XLA_FLAGS to turn it on. XLA reads the flags once, when
 # JAX starts, so this runs before `import jax` (on a GPU it does nothing).
 print("oneDNN convolutions on the CPU:", use_onednn_on_cpu())
-# XLA runs one CPU device's step on about one core; one device per core, each taking a slice
-# of every batch (section 5.3), uses them all. On a GPU this does nothing (1 device per GPU).
-batch_size = scale.sizes("cifar10").batch_size
-print("XLA devices on the CPU:", use_cpu_cores_as_devices(batch_size))
 
 import jax
 import jax.numpy as jnp
@@ -68,8 +63,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
 from helpers import jax as H
@@ -262,14 +255,8 @@ print(
 # backwards where the image is flipped: one indexing operation for the batch, no loop.
 
 # %%
-# A mesh over every device (one axis, "data": chapter 9). The data, and later the model and
-# optimizer state, get a full copy on each device; each batch is divided among them. With one
-# device (a GPU, or a CPU left whole) both shardings are just that device.
-mesh = H.sharding.make_mesh()
-everywhere = NamedSharding(mesh, P())  # a full copy on each device
-across = NamedSharding(mesh, P("data"))  # rows divided among the devices
-images = jax.device_put(x_train, everywhere)  # (N, 32, 32, 3) uint8, on the device(s)
-labels = jax.device_put(y_train.astype(np.int32), everywhere)  # (N,) int32
+images = jax.device_put(x_train, device)  # (N, 32, 32, 3) uint8, on the device
+labels = jax.device_put(y_train.astype(np.int32), device)  # (N,) int32
 key = jax.random.key(0)
 batch = images[:8]  # (8, 32, 32, 3)
 augment = jax.jit(H.vision.random_crop_flip, static_argnums=1)  # one compiled program
@@ -335,13 +322,14 @@ print(
 # the other's step and get the same logits, loss and updates), but on this 2-core CPU XLA runs
 # the training step slower than PyTorch, even with oneDNN turned on in the first cell. Part of
 # the gap was the second core: in the course's timings PyTorch's convolutions spread over both
-# cores, while XLA ran the whole step of its one CPU device on about one. This page (first cell,
-# `use_cpu_cores_as_devices`) and the recorded JAX run at the end of section 5.6 therefore split
-# the CPU into one XLA device per core (`--xla_force_host_platform_device_count` in
-# `XLA_FLAGS`, read when JAX starts) and every batch across them (the `across` sharding in the
-# step below, the data parallelism of chapter 9; BatchNorm still normalises over the whole
-# batch: XLA gathers its statistics across the devices); the table says how many devices each
-# record used. Neither
+# cores, while XLA ran the whole step of its one CPU device on about one. The recorded JAX run at
+# the end of section 5.6 therefore splits the CPU into one XLA device per core
+# (`XLA_FLAGS=--xla_force_host_platform_device_count=2`, set before Python starts) and every
+# batch across the two (`H.vision.fit_fast(..., mesh=...)`, the data parallelism of chapter 9;
+# BatchNorm still normalises over the whole batch); its line in the table says so. This page
+# keeps one device: with two, one run of it on the course's machine stopped for good in a
+# cross-device sum (XLA's CPU collectives waiting for a thread that never came), so the split
+# stays an option of the bench, not a default. Neither
 # XLA's XNNPACK option, batches of 512, nor convolutions rewritten as patches times a matrix
 # were faster. So in the same time JAX sees fewer images and ends lower;
 # at `gpu` scale both pages run the same epochs. The recorded runs at the end of section 5.6
@@ -366,7 +354,6 @@ plt.show()
 
 model.train()  # BatchNorm uses batch statistics inside the step
 graphdef, state = nnx.split((model, optimizer))
-state = jax.device_put(state, everywhere)
 B = sizes.batch_size
 
 
@@ -374,9 +361,7 @@ B = sizes.batch_size
 def train_step(state, images, labels, order, i, key):
     model, optimizer = nnx.merge(graphdef, state)
     idx = jax.lax.dynamic_slice_in_dim(order, i * B, B)  # (B,)
-    idx = jax.lax.with_sharding_constraint(idx, across)  # each device: B / devices rows
     x = H.vision.random_crop_flip(images[idx], sizes.pad, rngs=key)  # (B, 32, 32, 3)
-    x = jax.lax.with_sharding_constraint(x, across)
     y = labels[idx]  # (B,)
 
     def loss_fn(model):
@@ -395,7 +380,7 @@ compiled_step = train_step.lower(state, images, labels, order, 0, key).compile()
 compile_seconds = time.perf_counter() - start
 print(f"train_step compiled in {compile_seconds:.1f} s")
 
-val_images = jax.device_put(x_val, everywhere)
+val_images = jax.device_put(x_val, device)
 history = H.History()
 bar = tqdm(total=total_steps, desc="train", unit="step")
 for epoch in range(1, epochs + 1):
@@ -447,7 +432,7 @@ print(
 # test images the model got wrong, and the training curves.
 
 # %%
-test_images = jax.device_put(x_test, everywhere)
+test_images = jax.device_put(x_test, device)
 logits_plain = H.vision.predict_logits(model, test_images, mean, std)  # (N, 10)
 logits_tta = H.vision.predict_logits(model, test_images, mean, std, tta=True)
 acc_plain = float((logits_plain.argmax(1) == y_test).mean())
@@ -522,7 +507,6 @@ def per_sample_rate(steps: int) -> float:
     opt = H.vision.make_optimizer(net, sizes, steps + 1)
     net.train()
     gdef, st = nnx.split((net, opt))
-    st = jax.device_put(st, everywhere)  # as the on-device row's state
     if not plain_steps:
         plain_steps.append(plain_step_fn(gdef))
     step = plain_steps[0]  # a fresh model's state has the same structure
@@ -531,7 +515,7 @@ def per_sample_rate(steps: int) -> float:
     )
     for i in range(steps + 1):
         x, y = next(batches)  # (B, 32, 32, 3) float32, built image by image
-        st, loss = step(st, jax.device_put(x, across), jax.device_put(y, across))
+        st, loss = step(st, jnp.asarray(x), jnp.asarray(y))
         if i == 0:  # the first step compiles
             jax.block_until_ready(loss)
             start = time.perf_counter()

@@ -357,7 +357,7 @@ def run_cartpole_dqn(
     name = "Double DQN" if double else "DQN"
     return {
         "model": f"{name}, {dqn.n_step}-step returns, pure-JAX CartPole, whole run jitted, "
-        f"{sizes.seeds} seeds vmapped, {dqn.envs} envs, MLP {dqn.hidden}",
+        f"{sizes.seeds} seeds vmapped, {dqn.envs} env{'s' * (dqn.envs != 1)}, MLP {dqn.hidden}",
         **rl_summary(
             returns,
             env_steps=steps * sizes.seeds,

@@ -83,8 +83,11 @@ SIZES: dict[str, dict[str, object]] = {
             # 6 epochs reached 83 % in 296-319 s of training on 2 cores, depending on the
             # machine's other load (chapter 5's bench.jsonl); 5 fell below 83 %: kept at 6.
             epochs=6,
-            # 3 epochs with the batch split over 2 XLA CPU devices: about 290 s of training.
-            jax_epochs=3,
+            # 2: the chapter's JAX page runs on one XLA device (~310 img/s here). With 3, the
+            # bench split over 2 XLA CPU devices trained 290 s (79.00 %, 79.86 % with flips;
+            # chapter 5's bench.jsonl), but the page took 431 s of training and 671 s in all
+            # (2 cores, load 0.5-1.4), over its 10 minutes: kept at 2.
+            jax_epochs=2,
             batch_size=256,
             widths=(16, 32, 64, 128),
             learning_rate=0.2,

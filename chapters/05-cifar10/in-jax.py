@@ -322,16 +322,16 @@ print(
 # the other's step and get the same logits, loss and updates), but on this 2-core CPU XLA runs
 # the training step slower than PyTorch, even with oneDNN turned on in the first cell. Part of
 # the gap was the second core: in the course's timings PyTorch's convolutions spread over both
-# cores, while XLA ran the whole step of its one CPU device on about one. The recorded JAX run at
-# the end of section 5.6 therefore splits the CPU into one XLA device per core
+# cores, while XLA ran the whole step of its one CPU device on about one. The latest recorded
+# JAX run at the end of section 5.6 therefore split the CPU into one XLA device per core
 # (`XLA_FLAGS=--xla_force_host_platform_device_count=2`, set before Python starts) and every
 # batch across the two (`H.vision.fit_fast(..., mesh=...)`, the data parallelism of chapter 9;
-# BatchNorm still normalises over the whole batch); its line in the table says so. This page
-# keeps one device: with two, one run of it on the course's machine stopped for good in a
-# cross-device sum (XLA's CPU collectives waiting for a thread that never came), so the split
-# stays an option of the bench, not a default. Neither
-# XLA's XNNPACK option, batches of 512, nor convolutions rewritten as patches times a matrix
-# were faster. So in the same time JAX sees fewer images and ends lower;
+# BatchNorm still normalises over the whole batch), and trained one epoch more than this page
+# in about the same time; its lines in the table say so. This page keeps one device: with
+# two, one run of it on the course's machine stopped for good in a cross-device sum (XLA's
+# CPU collectives waiting for a thread that never came), so the split stays an option of the
+# bench, not a default. Neither XLA's XNNPACK option, batches of 512, nor convolutions
+# rewritten as patches times a matrix were faster. So in the same time JAX sees fewer images and ends lower;
 # at `gpu` scale both pages run the same epochs. The recorded runs at the end of section 5.6
 # show both throughputs, each with the machine's load at the time.
 

@@ -230,7 +230,7 @@ dqn_results = {}
 for double in (False, True):
     name = "Double DQN" if double else "DQN"
     runs = []
-    for seed in range(cartpole.seeds):
+    for seed in range(cartpole.page_dqn_seeds):
         model, history = H.rl.train_dqn(cartpole.dqn, seed=seed, double=double)
         policy = lambda obs, m=model: m(torch.as_tensor(obs)).argmax(-1).numpy()  # noqa: E731
         with torch.no_grad():

@@ -84,6 +84,10 @@ class CartpoleSizes:
     seeds: int
     vmapped_seeds: int
     seed_group: int
+    # Seeds of each of DQN and Double DQN in the pages' gymnasium loop (section 7.2): fewer
+    # than `seeds`, so each cpu-scale page stays within 10 minutes; the chapter's DQN
+    # measurement is the bench's (`seeds` seeds).
+    page_dqn_seeds: int
     # Episodes of the greedy policy per evaluation (the issue's 100).
     eval_episodes: int
 
@@ -193,6 +197,7 @@ SIZES: dict[str, dict[str, object]] = {
                 n_step=5,
             ),
             seeds=seeds,
+            page_dqn_seeds=min(seeds, 3),
             vmapped_seeds=vmapped,
             # equal groups: one compilation serves them all
             seed_group=group,

@@ -233,7 +233,7 @@ dqn_results = {}
 for double in (False, True):
     name = "Double DQN" if double else "DQN"
     runs = []
-    for seed in range(cartpole.page_dqn_seeds):
+    for seed in range(cartpole.page_seeds):
         model, history = H.rl.train_dqn(cartpole.dqn, seed=seed, double=double)
         greedy = jax.jit(lambda obs, m=model: m(obs).argmax(-1))
         returns = H.rl.evaluate_policy(

@@ -230,7 +230,7 @@ dqn_results = {}
 for double in (False, True):
     name = "Double DQN" if double else "DQN"
     runs = []
-    for seed in range(cartpole.page_dqn_seeds):
+    for seed in range(cartpole.page_seeds):
         model, history = H.rl.train_dqn(cartpole.dqn, seed=seed, double=double)
         policy = lambda obs, m=model: m(torch.as_tensor(obs)).argmax(-1).numpy()  # noqa: E731
         with torch.no_grad():
@@ -371,11 +371,12 @@ print(f"clipped policy loss {mine.item():.5f} equals the policy term of H.rl.ppo
 # %% [markdown]
 # Training: `H.rl.train_ppo` steps a gymnasium `SyncVectorEnv` of CartPoles (same-step reset,
 # so the final observation of a truncated episode is available for bootstrapping), one seed
-# after another.
+# after another (`page_seeds` of them here; the recorded PyTorch PPO run in 7.7 trains
+# `seeds`).
 
 # %%
 ppo_runs = []
-for seed in range(cartpole.seeds):
+for seed in range(cartpole.page_seeds):
     model, history = H.rl.train_ppo(cartpole.ppo, seed=seed)
     with torch.no_grad():
         policy = lambda obs, m=model: m(torch.as_tensor(obs))[0].argmax(-1).numpy()  # noqa: E731

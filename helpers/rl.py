@@ -330,9 +330,8 @@ def _carry_forward(curves: np.ndarray) -> np.ndarray:
         )
     index = np.where(np.isnan(curves), 0, np.arange(curves.shape[1]))
     np.maximum.accumulate(index, axis=1, out=index)
-    filled = np.take_along_axis(curves, index, axis=1)
-    # a row that starts with NaN keeps them until its first value
-    return np.where(np.isnan(curves) & np.isnan(filled), np.nan, filled)
+    # a row that starts with NaN keeps them until its first value: index 0 is itself NaN
+    return np.take_along_axis(curves, index, axis=1)
 
 
 def plot_learning_curves(

@@ -371,6 +371,7 @@ def run_cifar10(
     """
     device = default_device()
     mesh = make_mesh() if len(jax.devices()) > 1 else None
+    dtype = jnp.dtype(sizes.compute_dtype)
     with data_source() as source:
         x, y = load_cifar10("train", limit=sizes.train_examples)
         x_test, y_test = load_cifar10("test", limit=sizes.test_examples)
@@ -378,24 +379,19 @@ def run_cifar10(
     mean, std = channel_stats(x)
     images = jax.device_put(x, device)
     labels = jax.device_put(y.astype(np.int32), device)
-    test = jax.device_put(x_test, device)
-    if mesh is not None:  # the trained weights end up on every device of the mesh
-        test = jax.device_put(x_test, NamedSharding(mesh, P()))
+    # with a mesh the trained weights end up on every device of it: so does the test set
+    test = jax.device_put(x_test, device if mesh is None else NamedSharding(mesh, P()))
     out: dict = {}
     if baseline:
         slow = fast = 0.0
         # Two interleaved rounds, the faster of each: a shared machine slows some runs.
         for _ in range(2):
-            model = CifarNet(
-                sizes.widths, dtype=jnp.dtype(sizes.compute_dtype), rngs=nnx.Rngs(seed)
-            )
+            model = CifarNet(sizes.widths, dtype=dtype, rngs=nnx.Rngs(seed))
             rate = _baseline_rate(
                 model, sizes, x, y, mean, std, sizes.baseline_steps, mesh
             )
             slow = max(slow, rate)
-            model = CifarNet(
-                sizes.widths, dtype=jnp.dtype(sizes.compute_dtype), rngs=nnx.Rngs(seed)
-            )
+            model = CifarNet(sizes.widths, dtype=dtype, rngs=nnx.Rngs(seed))
             h = fit_fast(
                 model, images, labels, sizes, mean, std,
                 max_steps=sizes.baseline_steps + 1, rngs=jax.random.key(seed),
@@ -411,9 +407,7 @@ def run_cifar10(
             "speedup_vs_seed_style": round(fast / slow, 3),
         }
     key = seed_everything(seed)
-    model = CifarNet(
-        sizes.widths, dtype=jnp.dtype(sizes.compute_dtype), rngs=nnx.Rngs(seed)
-    )
+    model = CifarNet(sizes.widths, dtype=dtype, rngs=nnx.Rngs(seed))
     history = fit_fast(
         model, images, labels, sizes, mean, std, rngs=key, progress=progress, mesh=mesh
     )

@@ -10,6 +10,9 @@
 ``--model`` picks one of a task's networks (:data:`MODELS`; the first is the default), e.g.
 ``mnist``: ``mlp`` (chapter 1's) or ``cnn`` (the shared CNN of chapter 3, sized by the
 ``mnist_cnn`` entry of :mod:`helpers.scale`); the record names it in ``model_option``.
+``--set FIELD=VALUE`` (repeatable) changes one field of the scale's sizes for this run, e.g.
+``--set epochs=24 --set widths=32,64,256,256``: for sweeps; the record lists the changes in
+``overrides``, so it is never mistaken for the scale's own sizes.
 ``--baseline`` (tasks in ``BASELINE_TASKS``) also times
 the seed-style data pipeline on the same model and data in the same process, and records the
 speed-up as one ratio from one run.
@@ -38,6 +41,7 @@ Protocol (the same for every task; a task's own docstring adds what it trains):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import importlib
 import json
@@ -49,7 +53,15 @@ from pathlib import Path
 from helpers.scale import SCALES, current_scale, sizes
 from helpers.system import git_commit, hardware
 
-__all__ = ["MODELS", "PROTOCOL", "TASKS", "main", "run", "run_repeated"]
+__all__ = [
+    "MODELS",
+    "PROTOCOL",
+    "TASKS",
+    "main",
+    "override_sizes",
+    "run",
+    "run_repeated",
+]
 
 # task -> {--model option: (its sizes in helpers.scale, "module.function" in
 # helpers.<framework>, keyword arguments for that function)}; the first option is the default.
@@ -101,6 +113,50 @@ def _versions(framework: str) -> dict[str, str]:
     return out
 
 
+def _parse_value(text: str, current: object, name: str) -> object:
+    """``text`` as a value of the type of ``current`` (the field's value at this scale)."""
+    if text.lower() == "none":
+        return None
+    try:
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false"):
+                raise ValueError
+            return text.lower() == "true"
+        if isinstance(current, tuple):
+            kind = type(current[0]) if current else int
+            return tuple(kind(part) for part in text.split(","))
+        if isinstance(current, (int, float)):
+            return type(current)(text)
+        if current is None:  # an optional number, None at this scale
+            return float(text) if "." in text else int(text)
+        return text
+    except ValueError:
+        raise ValueError(
+            f"--set {name}={text}: expected a value like {current!r}"
+        ) from None
+
+
+def override_sizes(sizes_obj, assignments: list[str]):
+    """A copy of the frozen sizes dataclass ``sizes_obj`` with ``FIELD=VALUE`` assignments.
+
+    Values are parsed by the type of the field's current value: ``int``, ``float``, ``bool``
+    (``true``/``false``), a tuple (comma-separated), ``none``, a number where the field is None
+    at this scale; anything else stays a string.
+    Returns ``(sizes, {field: value})``. Raises ``ValueError`` for a malformed assignment or
+    an unknown field (the message lists the known ones).
+    """
+    fields = [f.name for f in dataclasses.fields(sizes_obj)]
+    changes = {}
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--set expects FIELD=VALUE, got {assignment!r}")
+        if name not in fields:
+            raise ValueError(f"--set {name}: no such size; known: {', '.join(fields)}")
+        changes[name] = _parse_value(text, getattr(sizes_obj, name), name)
+    return dataclasses.replace(sizes_obj, **changes), changes
+
+
 def run(
     task: str,
     framework: str,
@@ -110,12 +166,14 @@ def run(
     seed: int = 0,
     progress: bool = True,
     baseline: bool = False,
+    overrides: list[str] | None = None,
 ) -> dict:
     """Run ``task`` once with ``framework`` and ``model`` at ``scale``; return the full record.
 
     ``model`` is one of ``MODELS[task]`` (default: the first). ``baseline=True`` (tasks in
     ``BASELINE_TASKS``) also times the seed-style data pipeline on the same model and data in
-    this process and records the speed-up.
+    this process and records the speed-up. ``overrides`` (``FIELD=VALUE`` strings, see
+    :func:`override_sizes`) change the scale's sizes for this run; the record lists them.
 
     Raises ``ValueError`` for an unknown task, model or framework, and for ``gpu`` scale on a
     machine where the framework has no GPU (such a run must not be recorded as a gpu-scale
@@ -150,12 +208,14 @@ def run(
     started = dt.datetime.now(dt.timezone.utc)
     module, name = function.split(".")
     task_fn = getattr(getattr(fw, module), name)
-    metrics = task_fn(sizes(sizes_task, scale), seed=seed, progress=progress, **options)
+    task_sizes, changes = override_sizes(sizes(sizes_task, scale), overrides or [])
+    metrics = task_fn(task_sizes, seed=seed, progress=progress, **options)
     return {
         "task": task,
         "framework": framework,
         "scale": scale,
         "model_option": model,
+        **({"overrides": changes} if changes else {}),
         **metrics,
         "seed": seed,
         "protocol": PROTOCOL,
@@ -176,6 +236,7 @@ def run_repeated(
     repeats: int = 1,
     progress: bool = True,
     baseline: bool = False,
+    overrides: list[str] | None = None,
 ) -> dict:
     """``repeats`` runs with seeds ``0 .. repeats-1``: medians, and ``spread`` [min, max].
 
@@ -192,6 +253,7 @@ def run_repeated(
             seed=i,
             progress=progress,
             baseline=baseline,
+            overrides=overrides,
         )
         for i in range(repeats)
     ]
@@ -246,6 +308,14 @@ def main(argv: list[str] | None = None) -> int:
         help="also time the seed-style data pipeline (cifar10)",
     )
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        dest="overrides",
+        help="change one of the scale's sizes for this run (repeatable; recorded)",
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar on stderr"
     )
     args = parser.parse_args(argv)
@@ -262,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                     repeats=args.repeat,
                     progress=not args.no_progress,
                     baseline=args.baseline,
+                    overrides=args.overrides,
                 )
             )
     # A bad BOOK_SCALE, gpu scale without a GPU, data not found: say it plainly.

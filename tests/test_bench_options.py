@@ -109,3 +109,66 @@ def test_algo_is_another_name_for_model(monkeypatch, capsys):
     args = ["mnist", "--algo", "cnn", "--framework", "torch", "--scale", "smoke"]
     assert bench.main(args) == 0
     assert json.loads(capsys.readouterr().out)["model_option"] == "cnn"
+
+
+def test_set_changes_sizes_for_one_run_and_the_record_says_so(monkeypatch, capsys):
+    seen = []
+
+    def run_mnist_cnn(sizes, *, seed=0, progress=True):
+        seen.append(sizes)
+        return {"test_accuracy": 0.9, "train_examples_per_second": 1.0, "model": "cnn"}
+
+    monkeypatch.setattr(ht.tasks, "run_mnist_cnn", run_mnist_cnn)
+    base = sizes("mnist_cnn", "smoke")
+    args = ["mnist", "--model", "cnn", "--framework", "torch", "--scale", "smoke"]
+    new_epochs = base.epochs + 3
+    assert bench.main([*args, "--set", f"epochs={new_epochs}"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["overrides"] == {"epochs": new_epochs}
+    assert seen[-1].epochs == new_epochs and seen[-1].batch_size == base.batch_size
+    assert sizes("mnist_cnn", "smoke") == base  # the table itself is untouched
+    assert bench.main(args) == 0
+    assert "overrides" not in json.loads(capsys.readouterr().out)
+
+
+def test_override_sizes_parses_by_the_fields_type_and_rejects_bad_input():
+    base = sizes("cifar10", "smoke")
+    new, changes = bench.override_sizes(
+        base,
+        [
+            "widths=1,2,3,4",
+            "learning_rate=0.5",
+            "test_examples=none",
+            "compute_dtype=x",
+        ],
+    )
+    assert new.widths == (1, 2, 3, 4) and new.learning_rate == 0.5
+    gpu, _ = bench.override_sizes(sizes("cifar10", "gpu"), ["train_examples=1700"])
+    assert gpu.train_examples == 1700 and sizes("cifar10", "gpu").train_examples is None
+    new, changes = bench.override_sizes(
+        base,
+        [
+            "widths=1,2,3,4",
+            "learning_rate=0.5",
+            "test_examples=none",
+            "compute_dtype=x",
+        ],
+    )
+    assert new.widths == (1, 2, 3, 4) and new.learning_rate == 0.5
+    assert new.test_examples is None and new.compute_dtype == "x"
+    assert changes["widths"] == (1, 2, 3, 4) and new.epochs == base.epochs
+    with pytest.raises(ValueError, match="no such size; known: train_examples"):
+        bench.override_sizes(base, ["epoch=3"])
+    with pytest.raises(ValueError, match="expected a value like 2"):
+        bench.override_sizes(base, ["epochs=three"])
+    with pytest.raises(ValueError, match="expects FIELD=VALUE"):
+        bench.override_sizes(base, ["epochs"])
+
+
+def test_commit_falls_back_to_book_commit_without_git(tmp_path, monkeypatch):
+    from helpers.system import git_commit
+
+    monkeypatch.delenv("BOOK_COMMIT", raising=False)
+    assert git_commit(tmp_path) is None  # not a checkout
+    monkeypatch.setenv("BOOK_COMMIT", "abc123")
+    assert git_commit(tmp_path) == "abc123"

@@ -67,12 +67,14 @@ _NOT_RECORDS = ":(exclude,glob)**/bench.jsonl"
 def git_commit(root: Path | None = None) -> str | None:
     """The checkout's commit (with '+dirty' if it has uncommitted changes), or None.
 
-    A copy of the checkout without its git history (sent to a remote GPU machine, say) gives
-    ``$BOOK_COMMIT`` instead, if set, which the sender sets to the commit it copied.
+    ``$BOOK_COMMIT``, if set, wins: the sender of a copy of the checkout (to a remote GPU
+    machine, say, whose git history may be another commit's) names the commit it copied.
 
     The benchmark records (``bench.jsonl``) do not count as changes: a record appended by one
     run does not change what the next run executes.
     """
+    if named := os.environ.get("BOOK_COMMIT"):
+        return named
     root = Path(__file__).resolve().parent.parent if root is None else root
     try:
         sha = subprocess.run(
@@ -83,7 +85,7 @@ def git_commit(root: Path | None = None) -> str | None:
             timeout=10,
         )
         if sha.returncode != 0:
-            return os.environ.get("BOOK_COMMIT") or None
+            return None
         dirty = subprocess.run(
             [*"git status --porcelain --untracked-files=no -- .".split(), _NOT_RECORDS],
             cwd=root,
@@ -92,5 +94,5 @@ def git_commit(root: Path | None = None) -> str | None:
             timeout=10,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return os.environ.get("BOOK_COMMIT") or None
+        return None
     return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")

@@ -165,7 +165,7 @@ def test_override_sizes_parses_by_the_fields_type_and_rejects_bad_input():
         bench.override_sizes(base, ["epochs"])
 
 
-def test_commit_falls_back_to_book_commit_without_git(tmp_path, monkeypatch):
+def test_book_commit_names_the_commit_of_a_copy(tmp_path, monkeypatch):
     from helpers.system import git_commit
 
     monkeypatch.delenv("BOOK_COMMIT", raising=False)

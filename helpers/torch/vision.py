@@ -259,7 +259,8 @@ def _baseline_rate(model, loader, sizes: Cifar10Sizes, device, steps: int) -> fl
     """Images per second of the seed-style loop: loader + the same training step."""
     optimizer, scheduler = make_optimizer(model, sizes, steps)
     model.train()
-    batches = iter(loader)
+    # As many epochs of the loader as the steps need (gpu scale: 101 steps of 512 > 45,000).
+    batches = (batch for _ in itertools.count() for batch in loader)
     start, done = None, 0
     for _ in range(steps + 1):
         x, y = next(batches)

@@ -175,7 +175,8 @@ def summary_rows(records: Sequence[dict]) -> list[dict]:
     ``framework``, ``scale``, ``model`` (cut to 28 characters), ``accuracy``, ``examples/s``,
     ``first step s`` (the first step's seconds, compilation included; the compile seconds
     where a run records no first step; NaN where neither) and ``load`` ("busy" where the run
-    recorded a load average, i.e. ran on a shared machine).
+    recorded a load average, i.e. ran on a shared machine). Runs with changed sizes
+    (``helpers.bench --set``, an ``overrides`` key) are sweeps, not the scale's runs: left out.
     """
     nan = float("nan")
     rows = [
@@ -192,13 +193,14 @@ def summary_rows(records: Sequence[dict]) -> list[dict]:
             "load": "busy" if "load_average" in r else "",
         }
         for r in records
+        if "overrides" not in r
     ]
     return sorted(rows, key=lambda row: row["chapter"])
 
 
 def framework_pairs(rows: Sequence[dict]) -> list[dict]:
-    """The last of ``rows`` (from ``summary_rows``) per chapter, task and model family in each
-    framework, PyTorch beside JAX, for every such group that both frameworks ran.
+    """The last of ``rows`` (from ``summary_rows``) per chapter, task, model family and scale in
+    each framework, PyTorch beside JAX, for every such group that both frameworks ran.
 
     The family is the row's ``option``, else the first word of its model ("cnn", "ppo", ...);
     rows that name no model are left out. Each pair holds both examples/s and first-step
@@ -209,15 +211,15 @@ def framework_pairs(rows: Sequence[dict]) -> list[dict]:
     for r in rows:
         if r["model"]:
             family = r["option"] or r["model"].split()[0].strip(",:").lower()
-            latest[r["chapter"], r["task"], family, r["framework"]] = r
+            latest[r["chapter"], r["task"], family, r["scale"], r["framework"]] = r
     pairs = []
-    for (chapter, task, family, framework), pt in latest.items():
-        jx = latest.get((chapter, task, family, "jax"))
+    for (chapter, task, family, scale, framework), pt in latest.items():
+        jx = latest.get((chapter, task, family, scale, "jax"))
         if framework != "torch" or jx is None:
             continue
         ratio = pt["examples/s"] / jx["examples/s"]  # > 1: PyTorch trained faster
         pairs.append({
-            "chapter": chapter, "task": f"{task} {family}",
+            "chapter": chapter, "task": f"{task} {family}", "scale": scale,
             "PyTorch ex/s": pt["examples/s"], "JAX ex/s": jx["examples/s"],
             "faster": "PyTorch" if ratio > 1 else "JAX", "by x": max(ratio, 1 / ratio),
             "PyTorch first step s": pt["first step s"],

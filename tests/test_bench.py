@@ -168,10 +168,14 @@ def test_outlook_tables_pair_the_latest_runs_and_count_code(tmp_path):
          "train_examples_per_second": 20.0, "first_step_seconds": 0.2},
         {"task": "t", "framework": "torch", "model": "mlp", "date": "4",
          "train_examples_per_second": 5.0},  # no JAX twin: no pair
+        {"task": "t", "framework": "jax", "model": "cnn a", "date": "5", "scale": "gpu",
+         "train_examples_per_second": 99.0},  # another scale: no pair with the cpu runs
+        {"task": "t", "framework": "torch", "model": "cnn a", "date": "6",
+         "train_examples_per_second": 1.0, "overrides": {"epochs": 2}},  # a sweep: left out
     ]  # fmt: skip
     (folder / "bench.jsonl").write_text("\n".join(json.dumps(r) for r in runs))
     rows = summary_rows(load_records(tmp_path))
-    assert [r["chapter"] for r in rows] == ["05"] * 4
+    assert [r["chapter"] for r in rows] == ["05"] * 5  # the sweep left out
     assert rows[1]["first step s"] == 2.0 and rows[1]["load"] == "busy"
     (pair,) = framework_pairs(rows)
     assert pair["task"] == "t cnn" and pair["PyTorch ex/s"] == 20.0

@@ -783,12 +783,14 @@ print(f"the JAX notebook has more code lines in {longer} of {len(code)} chapters
 # What these measurements support, and what they do not:
 #
 # * **Speed depends on the workload, not on the brand.** The second table puts the latest run
-#   of each task side by side. Neither framework was faster everywhere (the `faster` column
+#   of each task and scale side by side. Neither framework was faster everywhere (the `faster` column
 #   names both, and the line under the table counts them). Where both train a network one
 #   step per batch the gap stays small next to chapter 7's PPO, where JAX compiles the whole
 #   run, environment included, into one program and PyTorch steps gymnasium's environments
-#   from Python. Runs marked `busy` shared the machine, so their speeds are contended; none
-#   ran on a GPU or TPU, where the balance can differ.
+#   from Python. Runs marked `busy` shared the machine, so their speeds are contended. The
+#   `gpu` rows (chapters 1 and 5, one H200) are the only GPU runs: there the GPU's arithmetic
+#   is so fast that eager PyTorch's per-operation launches from Python bound a step, and JAX's
+#   one compiled step trained faster in both; no run used a TPU.
 # * **JAX pays compilation up front.** Its first step includes tracing and XLA compilation;
 #   the line under the table counts the pairs in which it took longer than PyTorch's eager
 #   first step. On a short run (this page at `smoke` scale) compilation is most of the time;

@@ -13,11 +13,12 @@ import importlib.util
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 __all__ = [
+    "bench_table",
     "channel_stats",
     "crop_flip_reference",
     "data_source",
@@ -160,3 +161,43 @@ def data_source() -> Iterator[dict[str, str]]:
         if "JPEG" in str(w.message):
             found["data"] = "CIFAR-10, JPEG re-encoded offline copy (lossy, all 60,000)"
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def bench_table(records: Sequence[dict]) -> str:
+    """Chapter 5's ``helpers.bench cifar10`` records as text: one row per run, then the sweeps.
+
+    Runs at a scale's own sizes come first, in ``records``' order, with the hardware (the GPU,
+    else the CPU and its cores), date, commit and any ``load_average`` note; runs with changed
+    sizes (``--set``, an ``overrides`` key) follow in a second table, best flip-TTA accuracy
+    first within each scale, with what was changed. Raises ``KeyError`` for a record that
+    lacks a field of the table.
+    """
+    lines = [
+        f"{'framework':9} {'scale':5} {'epochs':>6} {'test acc':>8} {'+TTA':>7} {'train s':>7} "
+        f"{'compile s':>9} {'img/s':>8} {'vs seed':>7}  data, hardware, date, commit"
+    ]
+    for r in [r for r in records if "overrides" not in r]:
+        hw = r["hardware"]
+        where = hw.get("gpu") or f"{hw['cpu']}, {hw['cores']} cores"
+        speedup = r.get("speedup_vs_seed_style")
+        ratio = "" if speedup is None else f"{speedup:.2f}x"
+        lines.append(
+            f"{r['framework']:9} {r['scale']:5} {r['epochs']:6} {r['test_accuracy']:8.2%} "
+            f"{r['test_accuracy_tta']:7.2%} {r['train_seconds']:7.1f} "
+            f"{r['compile_seconds']:9.1f} {r['train_examples_per_second']:8,.0f} "
+            f"{ratio:>7}  {r['data'][:22]}, {where}, {r['date'][:10]}, {r['commit']}"
+        )
+        if "load_average" in r:  # noted beside the run: other jobs shared the cores
+            lines.append(f"{'':9} load: {r['load_average']}")
+    sweeps = [r for r in records if "overrides" in r]
+    if sweeps:
+        lines.append(
+            f"\n{'framework':9} {'scale':5} {'+TTA':>7} {'train s':>7}  sizes changed"
+        )
+        for r in sorted(sweeps, key=lambda r: (r["scale"], -r["test_accuracy_tta"])):
+            changes = ", ".join(f"{k}={v}" for k, v in r["overrides"].items())
+            lines.append(
+                f"{r['framework']:9} {r['scale']:5} {r['test_accuracy_tta']:7.2%} "
+                f"{r['train_seconds']:7.1f}  {changes}"
+            )
+    return "\n".join(lines)

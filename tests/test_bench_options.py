@@ -35,6 +35,19 @@ def stub_tasks(monkeypatch):
     return calls
 
 
+@pytest.fixture
+def stub_cnn(monkeypatch):
+    """PyTorch's CNN task stubbed: returns the list of sizes it was called with."""
+    seen = []
+
+    def run_mnist_cnn(sizes, *, seed=0, progress=True):
+        seen.append(sizes)
+        return {"test_accuracy": 0.99, "train_examples_per_second": 1.0, "model": "cnn"}
+
+    monkeypatch.setattr(ht.tasks, "run_mnist_cnn", run_mnist_cnn)
+    return seen
+
+
 def test_both_frameworks_repeated_give_medians_spread_and_ratio(
     stub_tasks, tmp_path, capsys
 ):
@@ -68,14 +81,8 @@ def test_repeat_must_be_positive(stub_tasks):
         bench.run_repeated("mnist", "torch", "smoke", repeats=0)
 
 
-def test_model_option_picks_the_cnn_task_and_its_sizes(monkeypatch, capsys):
-    seen = []
-
-    def run_mnist_cnn(sizes, *, seed=0, progress=True):
-        seen.append(sizes)
-        return {"test_accuracy": 0.99, "train_examples_per_second": 1.0, "model": "cnn"}
-
-    monkeypatch.setattr(ht.tasks, "run_mnist_cnn", run_mnist_cnn)
+def test_model_option_picks_the_cnn_task_and_its_sizes(stub_cnn, capsys):
+    seen = stub_cnn
     args = ["mnist", "--model", "cnn", "--framework", "torch", "--scale", "smoke"]
     assert bench.main(args) == 0
     record = json.loads(capsys.readouterr().out)
@@ -101,24 +108,14 @@ def test_cnn_bench_runs_for_real_at_smoke_scale(framework):
     assert 0.3 < record["test_accuracy"] <= 1.0  # one smoke epoch learns something
 
 
-def test_algo_is_another_name_for_model(monkeypatch, capsys):
-    def run_mnist_cnn(sizes, *, seed=0, progress=True):
-        return {"test_accuracy": 0.9, "train_examples_per_second": 1.0, "model": "cnn"}
-
-    monkeypatch.setattr(ht.tasks, "run_mnist_cnn", run_mnist_cnn)
+def test_algo_is_another_name_for_model(stub_cnn, capsys):
     args = ["mnist", "--algo", "cnn", "--framework", "torch", "--scale", "smoke"]
     assert bench.main(args) == 0
     assert json.loads(capsys.readouterr().out)["model_option"] == "cnn"
 
 
-def test_set_changes_sizes_for_one_run_and_the_record_says_so(monkeypatch, capsys):
-    seen = []
-
-    def run_mnist_cnn(sizes, *, seed=0, progress=True):
-        seen.append(sizes)
-        return {"test_accuracy": 0.9, "train_examples_per_second": 1.0, "model": "cnn"}
-
-    monkeypatch.setattr(ht.tasks, "run_mnist_cnn", run_mnist_cnn)
+def test_set_changes_sizes_for_one_run_and_the_record_says_so(stub_cnn, capsys):
+    seen = stub_cnn
     base = sizes("mnist_cnn", "smoke")
     args = ["mnist", "--model", "cnn", "--framework", "torch", "--scale", "smoke"]
     new_epochs = base.epochs + 3

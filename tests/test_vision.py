@@ -410,3 +410,35 @@ def test_jax_fit_fast_on_a_mesh_takes_the_same_steps_and_checks_the_batch():
     fake = type("Mesh", (), {"size": 3})()  # 8 images do not split over 3 devices
     with pytest.raises(ValueError, match="does not split across 3 devices"):
         _fit_two_steps("jax", "float32", mesh=fake)
+
+
+def test_bench_table_lists_runs_then_sweeps_best_first():
+    from helpers.vision import bench_table
+
+    def record(framework, tta, **extra):
+        return {
+            "framework": framework, "scale": "gpu", "epochs": 16, "test_accuracy": 0.5,
+            "test_accuracy_tta": tta, "train_seconds": 8.5, "compile_seconds": 0.0,
+            "train_examples_per_second": 83417.0, "data": "CIFAR-10, JPEG", "date": "2026-11-30T23",
+            "commit": "abc", "hardware": {"cpu": "Xeon", "cores": 16, "gpu": "H200"}, **extra,
+        }  # fmt: skip
+
+    text = bench_table([
+        record("torch", 0.8966, speedup_vs_seed_style=23.129),
+        record("torch", 0.80, overrides={"epochs": 12}),
+        record("jax", 0.90, overrides={"jax_epochs": 24, "learning_rate": 0.4}),
+        record("jax", 0.70, hardware={"cpu": "Xeon", "cores": 2, "gpu": None},
+               load_average="busy"),
+    ])  # fmt: skip
+    lines = text.splitlines()
+    assert "89.66%" in lines[1] and "23.13x" in lines[1] and "H200" in lines[1]
+    assert (
+        "83,417" in lines[1]
+        and "Xeon, 2 cores" in lines[2]
+        and "load: busy" in lines[3]
+    )
+    assert lines[4] == "" and "sizes changed" in lines[5]
+    assert lines[6].endswith(
+        "jax_epochs=24, learning_rate=0.4"
+    )  # the better sweep first
+    assert lines[7].endswith("epochs=12") and len(lines) == 8

@@ -613,36 +613,7 @@ print(
 # %%
 bench_file = Path("bench.jsonl")
 if bench_file.is_file():
-    records = read_records(bench_file)
-    print(
-        f"{'framework':9} {'scale':5} {'epochs':>6} {'test acc':>8} {'+TTA':>7} {'train s':>7} "
-        f"{'compile s':>9} {'img/s':>8} {'vs seed':>7}  data, hardware, date, commit"
-    )
-    for r in [r for r in records if "overrides" not in r]:
-        hw = r["hardware"]
-        where = hw["gpu"] or f"{hw['cpu']}, {hw['cores']} cores"
-        speedup = r.get("speedup_vs_seed_style")
-        print(
-            f"{r['framework']:9} {r['scale']:5} {r['epochs']:6} {r['test_accuracy']:8.2%} "
-            f"{r['test_accuracy_tta']:7.2%} {r['train_seconds']:7.1f} "
-            f"{r['compile_seconds']:9.1f} {r['train_examples_per_second']:8,.0f} "
-            f"{'' if speedup is None else f'{speedup:.2f}x':>7}  {r['data'][:22]}, "
-            f"{where}, {r['date'][:10]}, {r['commit']}"
-        )
-        if "load_average" in r:  # noted beside the run: other jobs shared the cores
-            print(f"{'':9} load: {r['load_average']}")
-    # Sweeps: the same scale with some sizes changed (`helpers.bench --set FIELD=VALUE`).
-    sweeps = [r for r in records if "overrides" in r]
-    if sweeps:
-        print(
-            f"\n{'framework':9} {'scale':5} {'+TTA':>7} {'train s':>7}  sizes changed"
-        )
-        for r in sorted(sweeps, key=lambda r: (r["scale"], -r["test_accuracy_tta"])):
-            changes = ", ".join(f"{k}={v}" for k, v in r["overrides"].items())
-            print(
-                f"{r['framework']:9} {r['scale']:5} {r['test_accuracy_tta']:7.2%} "
-                f"{r['train_seconds']:7.1f}  {changes}"
-            )
+    print(H.vision.bench_table(read_records(bench_file)))
 else:
     print(
         "bench.jsonl is not beside this notebook here (on Colab, see the repository)."

@@ -38,6 +38,7 @@ from helpers.jax.sharding import make_mesh
 from helpers.metrics import History, step_timing
 from helpers.scale import Cifar10Sizes
 from helpers.vision import (
+    bench_table,
     channel_stats,
     data_source,
     lr_multiplier,
@@ -46,6 +47,7 @@ from helpers.vision import (
 
 __all__ = [
     "CifarNet",
+    "bench_table",
     "channel_stats",
     "crop_flip",
     "data_source",

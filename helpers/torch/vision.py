@@ -33,11 +33,18 @@ from helpers.torch.augment import (
     to_input,
 )
 from helpers.torch.runtime import default_device, seed_everything, synchronize
-from helpers.vision import channel_stats, data_source, lr_multiplier, schedule_knots
+from helpers.vision import (
+    bench_table,
+    channel_stats,
+    data_source,
+    lr_multiplier,
+    schedule_knots,
+)
 
 __all__ = [
     "CifarNet",
     "autocast",
+    "bench_table",
     "channel_stats",
     "crop_flip",
     "data_source",

@@ -629,7 +629,7 @@ else:
 # helpers no longer do; that fix was not re-measured on a GPU.) Second, JAX trained faster than
 # PyTorch there: its whole step is one compiled program, while eager PyTorch launches every
 # operation from Python, and at this size those launches, not the GPU's arithmetic, bound a
-# step (batches of 1,024, half as many steps, nearly doubled PyTorch's img/s: second table).
+# step (batches of 1,024, half as many steps, gave PyTorch 1.7 times the img/s: second table).
 # Third, and this is the outline's lesson again, the accuracy: about 90 % with flips,
 # where airbench reports 94 % in about 3.3 seconds on one A100 {cite}`jordan2024airbench`.
 # The second table is the search that followed: more epochs (up to 40) and other step sizes,

@@ -1,4 +1,5 @@
-"""The small Flax NNX models of the early chapters."""
+"""The course's shared Flax NNX networks: the MLP and CNN of the early chapters, and the
+CIFAR-10 network of chapter 5 (reused by chapters 9 and 10; ``H.vision`` re-exports it)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import itertools
 from collections.abc import Sequence
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from helpers.scale import cnn_feature_side
 
-__all__ = ["CNN", "MLP", "count_params"]
+__all__ = ["CNN", "MLP", "CifarNet", "count_params"]
 
 
 class MLP(nnx.Module):
@@ -108,3 +110,85 @@ class CNN(nnx.Module):
 def count_params(model: nnx.Module) -> int:
     """Number of trainable scalars (``nnx.Param`` leaves) in ``model``."""
     return sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def _max_pool2(x: jax.Array) -> jax.Array:
+    """2x2 max-pool as a reshape and a max (faster on CPU than ``nnx.max_pool`` here)."""
+    b, h, w, c = x.shape
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))  # (B, H/2, W/2, C)
+
+
+# PyTorch's default init of Conv2d and Linear weights: uniform in +-1/sqrt(fan_in), that is a
+# variance of 1/(3 fan_in). Flax's default (LeCun normal, variance 1/fan_in) starts the weights
+# sqrt(3) times larger; after BatchNorm that shrinks every relative update three-fold, and the
+# same recipe learned markedly less in a short run. Both halves start from the same law.
+_TORCH_INIT = nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+
+
+class _ConvBN(nnx.Module):
+    def __init__(
+        self, c_in: int, c_out: int, *, rngs: nnx.Rngs, pool: bool = False, dtype=None
+    ):
+        # dtype: the convolution's compute dtype (bfloat16 for mixed precision); its weights
+        # stay float32 (param_dtype), and BatchNorm, left at dtype None, computes in float32.
+        self.conv = nnx.Conv(
+            c_in, c_out, (3, 3), padding=1, use_bias=False, kernel_init=_TORCH_INIT,
+            dtype=dtype, rngs=rngs,
+        )  # fmt: skip
+        # Flax's momentum is the weight of the old running average: PyTorch's 0.1 is 0.9 here.
+        self.bn = nnx.BatchNorm(c_out, momentum=0.9, epsilon=1e-5, rngs=rngs)
+        self.pool = pool
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = self.conv(x)
+        if self.pool:
+            x = _max_pool2(x)
+        return jax.nn.gelu(self.bn(x), approximate=True)
+
+
+class CifarNet(nnx.Module):
+    """An airbench-style CIFAR-10 network: a stem and three conv blocks, BatchNorm, GELU.
+
+    ``widths = (stem, block1, block2, block3)``. Each block is conv 3x3, 2x2 max-pool, BN,
+    GELU, conv 3x3, BN, GELU; the head takes the maximum over the remaining 4x4 positions and
+    applies a linear layer without bias, scaled by ``logit_scale``. Input ``(B, 32, 32, 3)``
+    normalised, output logits ``float32 (B, num_classes)``. ``dtype=jnp.bfloat16``: mixed
+    precision, PyTorch's autocast written into the layers: convolutions and the head compute
+    in bfloat16 on float32 weights, BatchNorm (statistics included) in float32.
+    """
+
+    def __init__(
+        self,
+        widths: tuple[int, ...] = (16, 32, 64, 128),
+        num_classes: int = 10,
+        *,
+        logit_scale: float = 1 / 9,
+        dtype: jnp.dtype | None = None,
+        rngs: nnx.Rngs,
+    ) -> None:
+        if len(widths) != 4:
+            raise ValueError(f"widths are (stem, block1, block2, block3), got {widths}")
+        self.stem = _ConvBN(3, widths[0], rngs=rngs, dtype=dtype)
+        self.blocks = nnx.List(
+            [
+                nnx.Sequential(
+                    _ConvBN(c_in, c_out, rngs=rngs, pool=True, dtype=dtype),
+                    _ConvBN(c_out, c_out, rngs=rngs, dtype=dtype),
+                )
+                for c_in, c_out in itertools.pairwise(widths)
+            ]
+        )
+        self.head = nnx.Linear(
+            widths[-1], num_classes, use_bias=False, kernel_init=_TORCH_INIT,
+            dtype=dtype, rngs=rngs,
+        )  # fmt: skip
+        self.logit_scale = logit_scale
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = self.stem(x)  # (B, 32, 32, w0)
+        for block in self.blocks:
+            x = block(x)  # (B, 16, 16, w), (B, 8, 8, w), (B, 4, 4, w)
+        x = x.max(axis=(1, 2))  # (B, w3): global max-pool
+        logits = self.head(x) * self.logit_scale  # (B, num_classes)
+        # float32 logits whatever the compute dtype: the loss's log-softmax needs the range.
+        return logits if logits.dtype == jnp.float32 else logits.astype(jnp.float32)

@@ -1,4 +1,5 @@
-"""The small PyTorch models of the early chapters."""
+"""The course's shared PyTorch networks: the MLP and CNN of the early chapters, and the
+CIFAR-10 network of chapter 5 (reused by chapters 9 and 10; ``H.vision`` re-exports it)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from torch import nn
 
 from helpers.scale import cnn_feature_side
 
-__all__ = ["CNN", "MLP", "count_params"]
+__all__ = ["CNN", "MLP", "CifarNet", "count_params"]
 
 
 class MLP(nn.Module):
@@ -91,3 +92,61 @@ class CNN(nn.Module):
 def count_params(model: nn.Module) -> int:
     """Number of trainable scalars in ``model``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _conv_bn(c_in: int, c_out: int, device) -> list[nn.Module]:
+    return [
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False, device=device),
+        nn.BatchNorm2d(c_out, device=device),
+        nn.GELU(approximate="tanh"),
+    ]
+
+
+class CifarNet(nn.Module):
+    """An airbench-style CIFAR-10 network: a stem and three conv blocks, BatchNorm, GELU.
+
+    ``widths = (stem, block1, block2, block3)``. Each block is conv 3x3, 2x2 max-pool, BN,
+    GELU, conv 3x3, BN, GELU; the head takes the maximum over the remaining 4x4 positions and
+    applies a linear layer without bias, scaled by ``logit_scale``. Input ``(B, 3, 32, 32)``
+    normalised (channels_last is fastest), output logits ``float32 (B, num_classes)``.
+    ``dtype=torch.bfloat16``: mixed precision, the forward pass runs under ``torch.autocast``
+    in that dtype (weights stay float32), as the JAX twin's layers do with ``dtype=``.
+    """
+
+    def __init__(
+        self,
+        widths: tuple[int, ...] = (16, 32, 64, 128),
+        num_classes: int = 10,
+        *,
+        logit_scale: float = 1 / 9,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        if len(widths) != 4:
+            raise ValueError(f"widths are (stem, block1, block2, block3), got {widths}")
+        self.stem = nn.Sequential(*_conv_bn(3, widths[0], device))
+        self.blocks = nn.ModuleList()
+        for c_in, c_out in itertools.pairwise(widths):
+            first, bn, act = _conv_bn(c_in, c_out, device)
+            self.blocks.append(
+                nn.Sequential(
+                    first, nn.MaxPool2d(2), bn, act, *_conv_bn(c_out, c_out, device)
+                )
+            )
+        self.head = nn.Linear(widths[-1], num_classes, bias=False, device=device)
+        self.logit_scale = logit_scale
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dtype is None:
+            return self._forward(x)
+        with torch.autocast(x.device.type, dtype=self.dtype):
+            return self._forward(x).float()  # float32 logits for the loss
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)  # (B, w0, 32, 32)
+        for block in self.blocks:
+            x = block(x)  # (B, w, 16, 16), (B, w, 8, 8), (B, w, 4, 4)
+        x = x.amax(dim=(2, 3))  # (B, w3): global max-pool
+        return self.head(x) * self.logit_scale  # (B, num_classes)

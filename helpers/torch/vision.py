@@ -6,8 +6,8 @@ flipped and normalised there, in one call for the whole batch; the network runs 
 momentum, warmup then linear decay, flip test-time augmentation) follows the ideas of airbench
 (Jordan 2024, "94% on CIFAR-10 in 3.29 seconds on a single GPU", arXiv 2404.00498) and of
 Page's DAWNBench entries before it; the code is the course's own. ``helpers.jax.vision`` is
-the same in JAX. The data pipelines live in ``helpers.torch.augment`` and are re-exported
-here, so ``H.vision`` holds the whole recipe.
+the same in JAX. The data pipelines live in ``helpers.torch.augment`` and the network in
+``helpers.torch.models``; both are re-exported here, so ``H.vision`` holds the whole recipe.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from helpers.torch.augment import (
     seed_style_loader,
     to_input,
 )
+from helpers.torch.models import CifarNet
 from helpers.torch.runtime import default_device, seed_everything, synchronize
 from helpers.vision import (
     bench_table,
@@ -59,64 +60,6 @@ __all__ = [
     "to_input",
 ]
 __framework_only__ = ("autocast", "seed_style_loader")
-
-
-def _conv_bn(c_in: int, c_out: int, device) -> list[nn.Module]:
-    return [
-        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False, device=device),
-        nn.BatchNorm2d(c_out, device=device),
-        nn.GELU(approximate="tanh"),
-    ]
-
-
-class CifarNet(nn.Module):
-    """An airbench-style CIFAR-10 network: a stem and three conv blocks, BatchNorm, GELU.
-
-    ``widths = (stem, block1, block2, block3)``. Each block is conv 3x3, 2x2 max-pool, BN,
-    GELU, conv 3x3, BN, GELU; the head takes the maximum over the remaining 4x4 positions and
-    applies a linear layer without bias, scaled by ``logit_scale``. Input ``(B, 3, 32, 32)``
-    normalised (channels_last is fastest), output logits ``float32 (B, num_classes)``.
-    ``dtype=torch.bfloat16``: mixed precision, the forward pass runs under ``torch.autocast``
-    in that dtype (weights stay float32), as the JAX twin's layers do with ``dtype=``.
-    """
-
-    def __init__(
-        self,
-        widths: tuple[int, ...] = (16, 32, 64, 128),
-        num_classes: int = 10,
-        *,
-        logit_scale: float = 1 / 9,
-        dtype: torch.dtype | None = None,
-        device: torch.device | str | None = None,
-    ) -> None:
-        super().__init__()
-        if len(widths) != 4:
-            raise ValueError(f"widths are (stem, block1, block2, block3), got {widths}")
-        self.stem = nn.Sequential(*_conv_bn(3, widths[0], device))
-        self.blocks = nn.ModuleList()
-        for c_in, c_out in itertools.pairwise(widths):
-            first, bn, act = _conv_bn(c_in, c_out, device)
-            self.blocks.append(
-                nn.Sequential(
-                    first, nn.MaxPool2d(2), bn, act, *_conv_bn(c_out, c_out, device)
-                )
-            )
-        self.head = nn.Linear(widths[-1], num_classes, bias=False, device=device)
-        self.logit_scale = logit_scale
-        self.dtype = dtype
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.dtype is None:
-            return self._forward(x)
-        with torch.autocast(x.device.type, dtype=self.dtype):
-            return self._forward(x).float()  # float32 logits for the loss
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)  # (B, w0, 32, 32)
-        for block in self.blocks:
-            x = block(x)  # (B, w, 16, 16), (B, w, 8, 8), (B, w, 4, 4)
-        x = x.amax(dim=(2, 3))  # (B, w3): global max-pool
-        return self.head(x) * self.logit_scale  # (B, num_classes)
 
 
 def smoothed_cross_entropy(

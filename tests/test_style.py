@@ -1,4 +1,4 @@
-"""ruff lint and format over the whole project (helpers, tests and notebook sources)."""
+"""Style: ruff lint and format over the whole project, and the helpers' module sizes."""
 
 import subprocess
 import sys
@@ -18,3 +18,16 @@ def test_ruff(command):
         text=True,
     )
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+# ARCHITECTURE.md: "Split a file when a chapter makes it grow past ~400 lines".
+MAX_MODULE_LINES = 400
+
+
+def test_helper_modules_stay_small():
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in sorted((ROOT / "helpers").rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"split these modules (lines > {MAX_MODULE_LINES}): {long}"

@@ -29,8 +29,11 @@ from labtools import (
 )
 
 from helpers.labs import CheckFailed
+from helpers.labs.lab02 import attention as lab02_attention
+from helpers.labs.lab02 import backprop as lab02_backprop
 from helpers.labs.lab02 import checks as lab02
 from helpers.labs.lab02 import jax as lab02_jax
+from helpers.labs.lab02 import lstm as lab02_lstm
 from helpers.labs.lab02 import torch as lab02_torch
 
 LAB = "lab02"
@@ -531,25 +534,25 @@ def _far(wrong, right) -> bool:
 def test_every_mistake_changes_the_answer():
     for case in lab02.linear_relu_cases():
         right = lab02.relu_backward(**case)
-        for key in lab02._DZ_MISTAKES:
+        for key in lab02_backprop._DZ_MISTAKES:
             wrong = lab02.relu_backward(**case, dz=key)
             if np.isnan(wrong[0]).all():  # a mask at x needs a square layer
                 continue
             assert all(_far(w, r) for w, r in zip(wrong, right, strict=True)), key
     for case in lab02.lstm_cases():
         right = lab02.lstm_step(**case)
-        for key, wrong in lab02._lstm_mistakes(case):
+        for key, wrong in lab02_lstm._lstm_mistakes(case):
             assert _far(wrong[0], right[0]), key
     for case in lab02.attention_cases():
         right = lab02.attention(**case)
-        for key, wrong in lab02._attention_mistakes(case):
+        for key, wrong in lab02_attention._attention_mistakes(case):
             assert _far(wrong, right) or np.isnan(wrong).any(), key
 
 
 def test_first_cases_give_every_mistake_a_number():
     """Checks stop at the first case: there, no mistake's result may be NaN (no hint)."""
     case = lab02.attention_cases()[0]
-    for key, wrong in lab02._attention_mistakes(case):
+    for key, wrong in lab02_attention._attention_mistakes(case):
         assert np.isfinite(wrong).all(), key
     square = lab02.linear_relu_cases()[0]
     assert square["W"].shape[0] == square["W"].shape[1]

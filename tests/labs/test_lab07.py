@@ -3,9 +3,9 @@
 ``MISTAKES`` lists, per framework, (exercise, a wrong solution, the key of the hint it must get).
 Every hint the lab declares must be produced by at least one entry.
 
-Also here: the numpy references of ``helpers/labs/lab07/checks.py`` equal the chapter's
-``H.rl.gae`` and ``H.rl.ppo_loss`` in both frameworks on the checks' cases, and every
-mistake moves the answer beyond the checks' tolerance.
+Also here: the numpy references of ``helpers/labs/lab07/checks.py`` (defined in ``returns.py``
+and ``ppo.py``) equal the chapter's ``H.rl.gae`` and ``H.rl.ppo_loss`` in both frameworks on
+the checks' cases, and every mistake moves the answer beyond the checks' tolerance.
 """
 
 from __future__ import annotations

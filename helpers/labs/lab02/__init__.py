@@ -1,1 +1,4 @@
-"""Lab 2 (chapter 2): checks in ``checks.py``; adapters in ``torch.py``, ``jax.py``."""
+"""Lab 2 (chapter 2): checks in ``checks.py``; adapters in ``torch.py``, ``jax.py``.
+
+``checks.py`` re-exports the exercises' modules: ``backprop.py``, ``lstm.py``, ``attention.py``.
+"""

@@ -1,0 +1,45 @@
+"""What Lab 7's checks share: the inputs in the student's framework, the results read back.
+
+:func:`_inputs` hands a case's arrays to the student's code as copies in its framework;
+:func:`_array` and :func:`_pair` read one result, or the two of a ``(a, b)`` answer, back as
+numpy, failing with a hint on a Python float, an integer array or a result of the wrong
+kind. Used by :mod:`~helpers.labs.lab07.returns` and :mod:`~helpers.labs.lab07.ppo`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from helpers.labs.kit import Checker, Framework
+
+
+def _inputs(arrays: dict[str, np.ndarray], fw: Framework) -> dict[str, Any]:
+    """The case's arrays in the student's framework (copies: the references stay intact)."""
+    return {k: fw.from_numpy(v.copy()) for k, v in arrays.items()}
+
+
+def _array(c: Checker, value: Any, what: str, fw: Framework) -> np.ndarray:
+    """``value`` as numpy; a Python float (``.item()``) fails with its own hint."""
+    if isinstance(value, float):
+        raise c.fail(
+            f"expected {fw.array_type} for {what}, got float", c.hint("python_float")
+        )
+    arr = c.array(value, f"{fw.array_type} for {what}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise c.fail(
+            f"{what} has dtype {arr.dtype}, expected a float dtype",
+            c.hint("integer_dtype"),
+        )
+    return arr
+
+
+def _pair(c: Checker, out: Any, names: tuple[str, str], fw: Framework) -> tuple:
+    """The two arrays of a ``(a, b)`` answer as numpy, or a failure that says what to return."""
+    if not isinstance(out, tuple | list) or len(out) != 2:
+        raise c.fail(
+            f"expected a tuple ({names[0]}, {names[1]}), got {type(out).__name__}",
+            f"return both: return {names[0]}, {names[1]}",
+        )
+    return tuple(_array(c, x, n, fw) for x, n in zip(out, names, strict=True))

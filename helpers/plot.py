@@ -28,6 +28,7 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
 def plot_history(history: History, *, title: str = "", smooth: int = 20) -> Figure:
     """Loss per step (raw and moving average) and, per epoch, every loss and accuracy logged."""
     import matplotlib.pyplot as plt  # on first use: half a second a script may not need
+    from matplotlib import ticker
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
     steps = np.asarray(history.step_loss)
@@ -56,6 +57,13 @@ def plot_history(history: History, *, title: str = "", smooth: int = 20) -> Figu
                 epochs, history[key], "o-", color=f"C{i}", label=key.replace("_", " ")
             )
     ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="loss")
+    # Plain numbers on the log axis (2.3, not 2.3x10^0), whole epochs on the accuracy axis.
+    for axis_formatter in (
+        ax_loss.yaxis.set_major_formatter,
+        ax_loss.yaxis.set_minor_formatter,
+    ):
+        axis_formatter(ticker.LogFormatter(labelOnlyBase=False))
+    ax_acc.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
@@ -88,8 +96,14 @@ def show_images(
         )
     n = len(images)
     nrows = max(1, -(-n // ncols))
+    # constrained layout, not tight_layout: it runs at draw time, so a suptitle the caller adds
+    # afterwards gets room above the first row's titles instead of overlapping them.
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(1.3 * ncols, 1.45 * nrows), squeeze=False
+        nrows,
+        ncols,
+        figsize=(1.3 * ncols, 1.45 * nrows),
+        squeeze=False,
+        layout="constrained",
     )
 
     def name(c: int) -> str:
@@ -110,7 +124,6 @@ def show_images(
             ok = pred == true
             text = name(pred) if ok else f"{name(pred)} ({name(true)})"
             ax.set_title(text, fontsize=9, color="black" if ok else "red")
-    fig.tight_layout()
     return fig
 
 

@@ -167,10 +167,11 @@ def bench_table(records: Sequence[dict]) -> str:
     """Chapter 5's ``helpers.bench cifar10`` records as text: one row per run, then the sweeps.
 
     Runs at a scale's own sizes come first, in ``records``' order, with the hardware (the GPU,
-    else the CPU and its cores), date, commit and any ``load_average`` note; runs with changed
-    sizes (``--set``, an ``overrides`` key) follow in a second table, best flip-TTA accuracy
-    first within each scale, with what was changed. Raises ``KeyError`` for a record that
-    lacks a field of the table.
+    else the CPU, its cores and, above one, the XLA devices the batch was split over), date,
+    commit and any ``load_average`` note; runs with changed sizes (``--set``, an ``overrides``
+    key) follow in a second table, best flip-TTA accuracy first within each scale, with their
+    seed, devices, img/s and what was changed. Raises ``KeyError`` for a record that lacks a
+    field of the table.
     """
     lines = [
         f"{'framework':9} {'scale':5} {'epochs':>6} {'test acc':>8} {'+TTA':>7} {'train s':>7} "
@@ -179,6 +180,8 @@ def bench_table(records: Sequence[dict]) -> str:
     for r in [r for r in records if "overrides" not in r]:
         hw = r["hardware"]
         where = hw.get("gpu") or f"{hw['cpu']}, {hw['cores']} cores"
+        if r.get("devices", 1) > 1:
+            where += f", {r['devices']} XLA devices"
         speedup = r.get("speedup_vs_seed_style")
         ratio = "" if speedup is None else f"{speedup:.2f}x"
         lines.append(
@@ -192,12 +195,14 @@ def bench_table(records: Sequence[dict]) -> str:
     sweeps = [r for r in records if "overrides" in r]
     if sweeps:
         lines.append(
-            f"\n{'framework':9} {'scale':5} {'+TTA':>7} {'train s':>7}  sizes changed"
+            f"\n{'framework':9} {'scale':5} {'seed':>4} {'devices':>7} {'+TTA':>7} "
+            f"{'train s':>7} {'img/s':>8}  sizes changed"
         )
         for r in sorted(sweeps, key=lambda r: (r["scale"], -r["test_accuracy_tta"])):
             changes = ", ".join(f"{k}={v}" for k, v in r["overrides"].items())
             lines.append(
-                f"{r['framework']:9} {r['scale']:5} {r['test_accuracy_tta']:7.2%} "
-                f"{r['train_seconds']:7.1f}  {changes}"
+                f"{r['framework']:9} {r['scale']:5} {r.get('seed', 0):4} "
+                f"{r.get('devices', 1):7} {r['test_accuracy_tta']:7.2%} "
+                f"{r['train_seconds']:7.1f} {r['train_examples_per_second']:8,.0f}  {changes}"
             )
     return "\n".join(lines)

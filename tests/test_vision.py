@@ -426,16 +426,18 @@ def test_bench_table_lists_runs_then_sweeps_best_first():
     text = bench_table([
         record("torch", 0.8966, speedup_vs_seed_style=23.129),
         record("torch", 0.80, overrides={"epochs": 12}),
-        record("jax", 0.90, overrides={"jax_epochs": 24, "learning_rate": 0.4}),
+        record("jax", 0.90, overrides={"jax_epochs": 24, "learning_rate": 0.4},
+               seed=1, devices=2, train_examples_per_second=490.5),
         record("jax", 0.70, hardware={"cpu": "Xeon", "cores": 2, "gpu": None},
-               load_average="busy"),
+               load_average="busy", devices=2),
     ])  # fmt: skip
     lines = text.splitlines()
     assert "89.66%" in lines[1] and "23.13x" in lines[1] and "H200" in lines[1]
-    assert "83,417" in lines[1] and "Xeon, 2 cores" in lines[2]
+    assert "83,417" in lines[1] and "Xeon, 2 cores, 2 XLA devices" in lines[2]
     assert "load: busy" in lines[3]
-    assert lines[4] == "" and "sizes changed" in lines[5]
-    assert lines[6].endswith(
-        "jax_epochs=24, learning_rate=0.4"
-    )  # the better sweep first
+    assert lines[4] == "" and "sizes changed" in lines[5] and "seed" in lines[5]
+    # the better sweep first, with its seed, devices and img/s
+    assert lines[6].split()[:4] == ["jax", "gpu", "1", "2"] and " 490 " in lines[6]
+    assert lines[6].endswith("jax_epochs=24, learning_rate=0.4")
+    assert lines[7].split()[:4] == ["torch", "gpu", "0", "1"] and "83,417" in lines[7]
     assert lines[7].endswith("epochs=12") and len(lines) == 8

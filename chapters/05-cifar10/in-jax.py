@@ -167,8 +167,8 @@ except (TypeError, ValueError) as e:
 # %% [markdown] tags=["shared"]
 # ```{admonition} The outline's flatten is wrong
 # :class: warning
-# `view(-1, 128*4*4)` assumes a 4x4 feature map, but the third convolution has no padding and
-# leaves 6x6. `view` does not check: it cuts the batch's 100 x 128 x 6 x 6 numbers into rows of
+# `view(-1, 128*4*4)` (in JAX, `reshape(-1, 128*4*4)`) assumes a 4x4 feature map, but the third
+# convolution has no padding and leaves 6x6. Neither checks: each cuts the batch's 100 x 128 x 6 x 6 numbers into rows of
 # 2,048, so the printed logits have 225 rows for 100 labels, and only the loss notices. Flatten
 # per example instead (`x.flatten(1)` in PyTorch, `x.reshape(x.shape[0], -1)` in JAX) and size
 # the linear layer from the real map, 128 x 6 x 6. What the fixed network reaches, beside the
@@ -217,10 +217,9 @@ print(
 
 # %% [markdown] tags=["shared"]
 # Below `gpu` scale this network sees a part of the training set for fewer epochs than the
-# outline's 10, so the printed accuracy is not the outline's setting (the `gpu` scale is, and
-# was not run for this page). A plain CNN like this one, without augmentation or normalisation
-# layers, starts to overfit within a few epochs on CIFAR-10; the rest of the chapter shows what
-# reaches the high accuracies: a different network and recipe, not more epochs of this one.
+# outline's 10, so the printed accuracy is not the outline's setting (the `gpu` scale is; it
+# was not run for this page). The rest of the chapter shows what reaches higher accuracies: a
+# different network and recipe.
 #
 # ## 5.3 A fast, modern recipe
 #
@@ -250,9 +249,10 @@ print(
 #   course's CPU (AVX512-BF16 but no AMX matrix units) ran bfloat16 steps no faster than
 #   float32 ones in either framework.
 #
-# First the augmentation. `H.vision.crop_flip` pads a whole batch with zeros, then gathers,
-# for each image, the 32x32 window starting at that image's own offset, reading the columns
-# backwards where the image is flipped: one indexing operation for the batch, no loop.
+# First the augmentation. `H.vision.crop_flip` pads a whole batch with zeros, then cuts, for
+# each image, the 32x32 window starting at that image's own offset, and mirrors the images
+# drawn for a flip: batched operations on the whole batch (one gather in PyTorch, a `vmap` of
+# `lax.dynamic_slice` in JAX), no Python loop over images.
 
 # %%
 images = jax.device_put(x_train, device)  # (N, 32, 32, 3) uint8, on the device
@@ -274,8 +274,8 @@ plt.show()
 # convolution, 2x2 max-pooling, BatchNorm and GELU, then a second convolution, BatchNorm and
 # GELU; the head takes the largest activation of each channel and maps it to ten logits. JAX
 # works in NHWC, the layout XLA's CPU convolutions use, so batches need no transposition. The
-# pooling is written as a reshape and a max, which ran faster than `nnx.max_pool`'s general
-# windowed reduction in the course's CPU measurements. One difference from PyTorch to keep in mind:
+# pooling is written as a reshape and a max: 2x2 windows that do not overlap need no general
+# windowed reduction (`nnx.max_pool`). One difference from PyTorch to keep in mind:
 # Flax's BatchNorm `momentum` is the weight of the *old* running average (0.9), PyTorch's the
 # weight of the new batch (0.1); the two are the same setting. Another: the default weight
 # initialisations differ. Flax draws kernels from a LeCun normal law (variance $1/\text{fan-in}$),
@@ -317,29 +317,20 @@ print(
 
 # %% [markdown]
 # At `cpu` scale this page trains for `sizes.jax_epochs` epochs, fewer than the PyTorch page,
-# for the same five-minute budget. The network and the recipe are the same (initialisation,
-# BatchNorm convention, optimiser, schedule: the course's tests run one page's weights through
-# the other's step and get the same logits, loss and updates), but on this 2-core CPU XLA runs
-# the training step slower than PyTorch, even with oneDNN turned on in the first cell. Part of
-# the gap was the second core: in the course's timings PyTorch's convolutions spread over both
-# cores, while XLA ran the whole step of its one CPU device on about one. The latest recorded
-# JAX run at the end of section 5.6 therefore split the CPU into one XLA device per core
-# (`XLA_FLAGS=--xla_force_host_platform_device_count=2`, set before Python starts) and every
-# batch across the two (`H.vision.fit_fast(..., mesh=...)`, the data parallelism of chapter 9;
-# BatchNorm still normalises over the whole batch), and trained one epoch more than this page
-# in about the same time; its lines in the table say so. This page keeps one device: with
-# two, one run of it on the course's machine stopped for good in a cross-device sum (XLA's
-# CPU collectives waiting for a thread that never came), so the split stays an option of the
-# bench, not a default. Neither XLA's XNNPACK option, batches of 512, nor convolutions
-# rewritten as patches times a matrix were faster. So in the same time JAX sees fewer images and ends lower;
-# at `gpu` scale both pages run the same epochs. The recorded runs at the end of section 5.6
-# show both throughputs, each with the machine's load at the time.
+# for the same five-minute budget. The network and the recipe are the same (the course's tests
+# run one page's weights through the other's step and get the same logits, loss and updates),
+# but on this 2-core CPU XLA runs the training step slower than PyTorch, even with oneDNN
+# turned on in the first cell, so in the same time JAX sees fewer images and ends lower. The
+# recorded JAX runs at the end of section 5.6 split the CPU into one XLA device per core
+# (`XLA_FLAGS=--xla_force_host_platform_device_count=2`, set before Python starts) and each
+# batch across the two (`H.vision.fit_fast(..., mesh=...)`, the data parallelism of chapter 9)
+# to train one epoch more; this page keeps one device (`helpers/scale/vision.py` says why). At
+# `gpu` scale both pages run the same epochs.
 
 # %%
 steps_per_epoch = len(images) // sizes.batch_size
-epochs = (
-    sizes.jax_epochs
-)  # fewer than PyTorch's at cpu scale: see helpers/scale/vision.py
+# fewer than PyTorch's at cpu scale: see helpers/scale/vision.py
+epochs = sizes.jax_epochs
 total_steps = epochs * steps_per_epoch
 optimizer = H.vision.make_optimizer(model, sizes, total_steps)
 fig, ax = plt.subplots(figsize=(5, 2.8))
@@ -467,7 +458,8 @@ fig = H.plot_history(history, title="CifarNet on CIFAR-10, JAX")
 # ## 5.6 What made it fast
 #
 # The usual tutorial pipeline augments one image at a time on the host, in Python, and stacks
-# the results into a batch: a per-sample pipeline. Below, the same model, batch size and
+# the results into a batch: a per-sample pipeline, the style of the outline's own code (the
+# "seed-style" loop of the tables below). Below, the same model, batch size and
 # training step are fed by such a pipeline and by the on-device pipeline of section 5.3, each
 # for `baseline_steps` steps after one warm-up step, and the images per second compared. Each
 # pipeline runs twice, the rounds interleaved, and keeps its faster round: on a machine shared
@@ -624,7 +616,9 @@ else:
 # (a session of about fifteen minutes; the commit is in each row). Three things show. First,
 # the on-device pipeline's advantage over the seed-style loop is far larger than on the CPU,
 # as the argument above predicts: a GPU step is milliseconds, and one Python process cannot
-# augment 512 images one by one in that time. (The JAX record's on-device rate was timed over
+# augment 512 images one by one in that time. (The seed-style loader runs in the main
+# process, `num_workers=0`; worker processes, which a 16-core GPU machine affords, would narrow
+# that gap, and were not measured. The JAX record's on-device rate was timed over
 # 100 steps that still included one-time compilations of the epoch's bookkeeping, which the
 # helpers no longer do; that fix was not re-measured on a GPU.) Second, JAX trained faster than
 # PyTorch there: its whole step is one compiled program, while eager PyTorch launches every
@@ -633,8 +627,8 @@ else:
 # Third, and this is the outline's lesson again, the accuracy: about 90 % with flips,
 # where airbench reports 94 % in about 3.3 seconds on one A100 {cite}`jordan2024airbench`.
 # The second table is the search that followed: more epochs (up to 40) and other step sizes,
-# weight decays, momentum, batch sizes and label smoothing moved the result by less than a
-# point. The missing points are in what airbench adds to this skeleton (a whitening first
+# weight decays, momentum, batch sizes and label smoothing kept the result between 88.5 % and
+# 90.5 % with flips. The missing points are in what airbench adds to this skeleton (a whitening first
 # layer, a much larger step size for the BatchNorm biases, Lookahead, test-time translations)
 # and perhaps in the lossy JPEG copy; one GPU session could not separate the two, so this page
 # claims neither.

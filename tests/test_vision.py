@@ -441,3 +441,21 @@ def test_bench_table_lists_runs_then_sweeps_best_first():
     assert lines[6].endswith("jax_epochs=24, learning_rate=0.4")
     assert lines[7].split()[:4] == ["torch", "gpu", "0", "1"] and "83,417" in lines[7]
     assert lines[7].endswith("epochs=12") and len(lines) == 8
+
+
+def test_data_source_names_the_jpeg_copy_and_warns_once():
+    import warnings
+
+    from helpers.vision import data_source
+
+    with pytest.warns(UserWarning) as shown:
+        with data_source() as source:
+            for _ in range(2):  # train, then test: the same warning twice
+                warnings.warn(
+                    "CIFAR-10 from the JPEG re-encoded offline copy", stacklevel=1
+                )
+    assert source["data"].startswith("CIFAR-10, JPEG")
+    assert len([w for w in shown if "JPEG" in str(w.message)]) == 1
+    with data_source() as source:
+        pass
+    assert source["data"] == "CIFAR-10, canonical (lossless)"

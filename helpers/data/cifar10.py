@@ -9,7 +9,6 @@ images. The JPEG copy is stored class by class, so it is put in the fixed order 
 
 from __future__ import annotations
 
-import functools
 import io
 import pickle
 import tarfile
@@ -87,15 +86,6 @@ def _load_npz_split(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         return z[f"{split}_x"], z[f"{split}_y"]
 
 
-@functools.cache  # once per process: a page loads train and test, one warning is enough
-def _warn_lossy_copy() -> None:
-    warnings.warn(
-        "CIFAR-10 from the JPEG re-encoded offline copy (mean abs pixel error ~6/255): "
-        "accuracy will be a little below the lossless data set.",
-        stacklevel=3,
-    )
-
-
 def load_cifar10(
     split: str = "train", *, limit: int | None = None, sample: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -113,7 +103,11 @@ def load_cifar10(
     elif (path := fetch("cifar10", _CIFAR10, download=False)) is not None:
         x, y = _read_cifar10_python(path, split)
     elif (jpeg := find_local(*_CIFAR10_JPEG)) is not None:
-        _warn_lossy_copy()
+        warnings.warn(
+            "CIFAR-10 from the JPEG re-encoded offline copy (mean abs pixel error ~6/255): "
+            "accuracy will be a little below the lossless data set.",
+            stacklevel=2,
+        )
         x, y = cached_derivative(
             "cifar10_jpeg.npz",
             _CIFAR10_JPEG[1],

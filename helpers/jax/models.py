@@ -192,3 +192,29 @@ class CifarNet(nnx.Module):
         logits = self.head(x) * self.logit_scale  # (B, num_classes)
         # float32 logits whatever the compute dtype: the loss's log-softmax needs the range.
         return logits if logits.dtype == jnp.float32 else logits.astype(jnp.float32)
+
+
+class OutlineCNN(nnx.Module):
+    """The course outline's CIFAR-10 CNN with its flatten fixed (chapter 5, section 5.2).
+
+    Three 3x3 convolutions (32, 64, 128 channels; the third without padding), ReLU, two 2x2
+    max-pools, then linear layers 4608 -> 256 -> 10, Flax's default initialisation. Input
+    ``float32 (B, 32, 32, 3)`` normalised (NHWC), output logits ``(B, 10)``. The outline
+    flattens with ``view(-1, 128 * 4 * 4)`` and a 2,048-input ``fc1``, which the 6x6 map of the
+    third convolution does not fit; this is the network with the per-example flatten and
+    ``fc1`` sized from the real map.
+    """
+
+    def __init__(self, num_classes: int = 10, *, rngs: nnx.Rngs) -> None:
+        self.conv1 = nnx.Conv(3, 32, (3, 3), padding=1, rngs=rngs)
+        self.conv2 = nnx.Conv(32, 64, (3, 3), padding=1, rngs=rngs)
+        self.conv3 = nnx.Conv(64, 128, (3, 3), padding="VALID", rngs=rngs)
+        self.fc1 = nnx.Linear(128 * 6 * 6, 256, rngs=rngs)  # the real 6x6 feature map
+        self.fc2 = nnx.Linear(256, num_classes, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = _max_pool2(nnx.relu(self.conv1(x)))  # (B, 16, 16, 32)
+        x = _max_pool2(nnx.relu(self.conv2(x)))  # (B, 8, 8, 64)
+        x = nnx.relu(self.conv3(x))  # (B, 6, 6, 128): no padding, 8 - 2 = 6
+        x = x.reshape(x.shape[0], -1)  # (B, 4608): one row per example
+        return self.fc2(nnx.relu(self.fc1(x)))

@@ -150,3 +150,30 @@ class CifarNet(nn.Module):
             x = block(x)  # (B, w, 16, 16), (B, w, 8, 8), (B, w, 4, 4)
         x = x.amax(dim=(2, 3))  # (B, w3): global max-pool
         return self.head(x) * self.logit_scale  # (B, num_classes)
+
+
+class OutlineCNN(nn.Module):
+    """The course outline's CIFAR-10 CNN with its flatten fixed (chapter 5, section 5.2).
+
+    Three 3x3 convolutions (32, 64, 128 channels; the third without padding), ReLU, two 2x2
+    max-pools, then linear layers 4608 -> 256 -> 10. Input ``float32 (B, 3, 32, 32)``
+    normalised, output logits ``(B, 10)``. The outline flattens with ``view(-1, 128 * 4 * 4)``
+    and a 2,048-input ``fc1``, which the 6x6 map of the third convolution does not fit; this
+    is the network with the per-example flatten and ``fc1`` sized from the real map.
+    """
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.conv3 = nn.Conv2d(64, 128, 3)
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(128 * 6 * 6, 256)  # the real 6x6 feature map
+        self.fc2 = nn.Linear(256, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(F.relu(self.conv1(x)))  # (B, 32, 16, 16)
+        x = self.pool(F.relu(self.conv2(x)))  # (B, 64, 8, 8)
+        x = F.relu(self.conv3(x))  # (B, 128, 6, 6): no padding, 8 - 2 = 6
+        x = x.flatten(1)  # (B, 4608): one row per example
+        return self.fc2(F.relu(self.fc1(x)))

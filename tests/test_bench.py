@@ -235,3 +235,49 @@ def test_commit_is_dirty_for_code_changes_but_not_for_appended_records(tmp_path)
     assert git_commit(tmp_path) == clean
     (tmp_path / "model.py").write_text("x = 2\n")
     assert git_commit(tmp_path) == clean + "+dirty"
+
+
+def cifar_split_by_construction(split, limit=None):
+    """CIFAR-10-shaped images whose training rule is wrong on the test split (see above)."""
+    n = {"train": 300, "test": 100}[split] if limit is None else limit
+    rng = np.random.default_rng(0 if split == "train" else 1)
+    c = rng.integers(0, 10, n)
+    images = rng.integers(0, 40, (n, 32, 32, 3), dtype=np.uint8)
+    images[np.arange(n), 3 * c] = 255
+    labels = c if split == "train" else (c + 1) % 10
+    return images, labels.astype(np.uint8)
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_outline_cnn_task_trains_on_its_share_and_scores_the_test_split(
+    framework, monkeypatch
+):
+    import dataclasses
+
+    from helpers.scale import sizes
+
+    tasks = importlib.import_module(f"helpers.{framework}.tasks")
+    monkeypatch.setattr(tasks, "load_cifar10", cifar_split_by_construction)
+    task_sizes = dataclasses.replace(
+        sizes("cifar10", "smoke"),
+        val_examples=50,
+        test_examples=100,
+        outline_train_examples=200,
+        outline_epochs=4,
+        outline_batch_size=20,
+    )
+    _, function, _ = bench.MODELS["cifar10"]["outline"]
+    metrics = getattr(tasks, function.split(".")[1])(task_sizes, progress=False)
+    assert (metrics["train_examples"], metrics["test_examples"]) == (200, 100)
+    assert metrics["epochs"] == 4 and metrics["final_train_loss"] < 1.0
+    assert (
+        metrics["test_accuracy"] < 0.1
+    )  # scored on the test split, where the rule fails
+    # the outline's layers with fc1 sized for the 6x6 map: the same count in both frameworks
+    convs = (3 * 32 + 32 * 64 + 64 * 128) * 9 + 32 + 64 + 128
+    assert metrics["parameters"] == convs + 128 * 6 * 6 * 256 + 256 + 256 * 10 + 10
+
+
+def test_outline_cnn_task_has_no_baseline():
+    with pytest.raises(ValueError, match="--baseline is available for cifar10 --model"):
+        bench.run("cifar10", "torch", "smoke", model="outline", baseline=True)

@@ -430,6 +430,7 @@ def test_bench_table_lists_runs_then_sweeps_best_first():
                seed=1, devices=2, train_examples_per_second=490.5),
         record("jax", 0.70, hardware={"cpu": "Xeon", "cores": 2, "gpu": None},
                load_average="busy", devices=2),
+        {"model_option": "outline", "framework": "torch"},  # section 5.2's: not listed
     ])  # fmt: skip
     lines = text.splitlines()
     assert "89.66%" in lines[1] and "23.13x" in lines[1] and "H200" in lines[1]

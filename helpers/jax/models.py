@@ -12,7 +12,7 @@ from flax import nnx
 
 from helpers.scale import cnn_feature_side
 
-__all__ = ["CNN", "MLP", "CifarNet", "count_params"]
+__all__ = ["CNN", "MLP", "CifarNet", "OutlineCNN", "count_params"]
 
 
 class MLP(nnx.Module):

@@ -33,7 +33,7 @@ from helpers.jax.augment import (
     random_crop_flip,
     to_input,
 )
-from helpers.jax.models import CifarNet
+from helpers.jax.models import CifarNet, OutlineCNN
 from helpers.jax.runtime import default_device, seed_everything
 from helpers.jax.sharding import make_mesh
 from helpers.metrics import History, step_timing
@@ -48,6 +48,7 @@ from helpers.vision import (
 
 __all__ = [
     "CifarNet",
+    "OutlineCNN",
     "bench_table",
     "channel_stats",
     "crop_flip",

@@ -7,11 +7,12 @@ import itertools
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from helpers.scale import cnn_feature_side
 
-__all__ = ["CNN", "MLP", "CifarNet", "count_params"]
+__all__ = ["CNN", "MLP", "CifarNet", "OutlineCNN", "count_params"]
 
 
 class MLP(nn.Module):

@@ -32,7 +32,7 @@ from helpers.torch.augment import (
     seed_style_loader,
     to_input,
 )
-from helpers.torch.models import CifarNet
+from helpers.torch.models import CifarNet, OutlineCNN
 from helpers.torch.runtime import default_device, seed_everything, synchronize
 from helpers.vision import (
     bench_table,
@@ -44,6 +44,7 @@ from helpers.vision import (
 
 __all__ = [
     "CifarNet",
+    "OutlineCNN",
     "autocast",
     "bench_table",
     "channel_stats",

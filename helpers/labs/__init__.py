@@ -1,7 +1,8 @@
 """Lab self-checks: the check kit, then one package per lab.
 
 ``helpers/labs/labNN/`` holds ``checks.py`` (the checks, written once on numpy answers; a long
-lab keeps each exercise in a module of its own that ``checks.py`` re-exports) and two adapters, ``torch.py`` and ``jax.py``, that bind them to a framework. Notebooks reach a
+lab keeps each exercise in a module of its own that ``checks.py`` re-exports) and two
+adapters, ``torch.py`` and ``jax.py``, that bind them to a framework. Notebooks reach a
 lab's adapter as ``H.labNN`` (imported on first use by ``helpers.torch`` / ``helpers.jax``).
 """
 

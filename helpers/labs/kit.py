@@ -25,7 +25,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CheckFailed", "Checker", "Framework", "Hints", "checking", "explainer"]
+__all__ = [
+    "CheckFailed",
+    "Checker",
+    "Framework",
+    "Hints",
+    "checking",
+    "explainer",
+    "recording",
+]
 
 PASS_MARK = "✅"
 # What the lab's stubs raise (``helpers.notebooks`` writes them): NotImplementedError(...).
@@ -123,8 +131,12 @@ class Framework:
     side_effects: Callable[[Any], str | None] = _no_explanation
 
 
-def _wrong_type_hint(value: Any) -> str:
-    """What to change when the student's function returned a value of the wrong type."""
+def _wrong_type_hint(value: Any, expected: str = "a Python float") -> str:
+    """What to change when the student's function returned a value of the wrong type.
+
+    ``expected`` is what the check asked for: ``"a Python float"``, or an array type such as
+    ``"a torch.Tensor"``; the hint leads there, never to a type the next run rejects.
+    """
     if value is None:
         return (
             "your function returned None: end it with `return ...` (print shows a value "
@@ -132,19 +144,58 @@ def _wrong_type_hint(value: Any) -> str:
         )
     if isinstance(value, bool):
         return "return the number itself, not a comparison"
-    if isinstance(value, int):
-        return (
-            "an int is not a float: divide with / (not //), or convert with float(...)"
-        )
-    if isinstance(value, np.generic):
-        return "convert the numpy scalar with float(...)"
-    if isinstance(value, np.ndarray):
-        return "compute with the framework's own operations, not numpy"
     if isinstance(value, (tuple, list)):
         return "return one value, not a tuple or list of values"
     if callable(value):
         return "that is a function: call it, and return its result"
+    if expected != "a Python float":  # an array of the framework is asked for
+        if isinstance(value, (int, float, np.generic)):
+            return (
+                f"return {expected} (one number is a 0-d one), not a Python or NumPy "
+                "number: keep the framework's result as it is, without .item(), "
+                "float(...) or NumPy functions"
+            )
+        if isinstance(value, np.ndarray):
+            return "compute with the framework's own operations, not numpy"
+        return ""
+    if isinstance(value, int):
+        return (
+            "an int is not a float: divide with / (not //), or convert with float(...)"
+        )
+    if isinstance(value, (np.generic, np.ndarray)) and np.size(value) == 1:
+        return "convert the one-number NumPy value to a Python float with float(...)"
+    if isinstance(value, np.ndarray):
+        return "return one number, a Python float, not an array"
     return ""
+
+
+@contextmanager
+def recording(targets: Iterable[tuple[Any, str]]) -> Iterator[list[str]]:
+    """Record calls of some library functions while a check runs the student's code.
+
+    ``targets`` pairs a module (or any object) with the name of a function on it; each is
+    replaced by a wrapper that appends ``"module.name"`` to the yielded list and calls the
+    original. All are restored on exit, whatever happens. A check uses it to notice that the
+    student called the answer key (the library's own version of the exercise).
+    """
+    calls: list[str] = []
+    saved = [(obj, name, getattr(obj, name)) for obj, name in targets]
+
+    def recorder(label: str, original: Callable) -> Callable:
+        def record(*args: Any, **kwargs: Any) -> Any:
+            calls.append(label)
+            return original(*args, **kwargs)
+
+        return record
+
+    try:
+        for obj, name, original in saved:
+            label = f"{getattr(obj, '__name__', type(obj).__name__)}.{name}"
+            setattr(obj, name, recorder(label, original))
+        yield calls
+    finally:
+        for obj, name, original in saved:
+            setattr(obj, name, original)
 
 
 class Checker:
@@ -197,12 +248,14 @@ class Checker:
 
     def array(self, value: Any, what: str | None = None) -> np.ndarray:
         """``value`` as numpy via the framework's ``to_numpy``; fail clearly if it is no array."""
-        what = what or (self.fw.array_type if self.fw is not None else "an array")
+        array_type = self.fw.array_type if self.fw is not None else "an array"
+        what = what or array_type
         try:
             return self.fw.to_numpy(value)
         except Exception:
             raise self.fail(
-                f"expected {what}, got {type(value).__name__}", _wrong_type_hint(value)
+                f"expected {what}, got {type(value).__name__}",
+                _wrong_type_hint(value, array_type),
             ) from None
 
     def python_float(

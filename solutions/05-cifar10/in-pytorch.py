@@ -58,6 +58,8 @@ from helpers import torch as H
 # pad the batch, build for each image the row indices `offsets[i, 0] + arange(H)` and column
 # indices `offsets[i, 1] + arange(W)` (reversed where flipped), and gather with advanced
 # indexing. Each image has its own offset; a horizontal flip reverses the columns.
+# Write it yourself: `H.vision.crop_flip` is the library's answer, the one the check's
+# reference equals, and a call of it fails the check.
 #
 # The check: two batches (4 images 6x6 padded by 2, 5 images 8x7 padded by 1), offsets that
 # differ per image and reach both ends of `0 .. 2 * pad`, some images flipped; every pixel

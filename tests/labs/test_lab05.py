@@ -27,16 +27,35 @@ LAB = "lab05"
 
 
 # --- PyTorch -------------------------------------------------------------------------------------
-def _t_crop(*, same_offset=False, flip_axis=2, flip=True):
+def _t_plain_crop(images, offsets, pad):
+    """The crops, unflipped, written here: the check rejects a call of tv.crop_flip."""
+    padded = F.pad(images, (0, 0, pad, pad, pad, pad))
+    h, w = images.shape[1:3]
+    rows = offsets[:, :1] + torch.arange(h)
+    cols = offsets[:, 1:] + torch.arange(w)
+    return padded[
+        torch.arange(len(images))[:, None, None], rows[..., None], cols[:, None]
+    ]
+
+
+def _t_crop(*, same_offset=False, flip_axis=2, flip=True, flip_all=False):
     def crop_flip(images, offsets, flips, pad):
         if same_offset:
             offsets = offsets[:1].expand(len(offsets), 2)
-        out = tv.crop_flip(images, offsets, torch.zeros_like(flips), pad)
+        out = _t_plain_crop(images, offsets, pad)
+        if flip_all:
+            return out.flip(2)
         if not flip:
             return out
         return torch.where(flips[:, None, None, None], out.flip(flip_axis), out)
 
     return crop_flip
+
+
+def _t_crop_library(images, offsets, flips, pad):
+    return tv.crop_flip(
+        images, offsets, flips, pad
+    )  # H.vision.crop_flip: the answer key
 
 
 def _t_flip_before_crop(images, offsets, flips, pad):
@@ -58,7 +77,8 @@ def _t_crop_nchw_pad(images, offsets, flips, pad):
 def _t_crop_variant(kind):
     def crop_flip(images, offsets, flips, pad):
         b, h, w, _ = images.shape
-        padded = F.pad(images, (0, 0, pad, pad, pad, pad))  # (B, H + 2p, W + 2p, C)
+        p = pad + 1 if kind == "pad_plus_1" else pad
+        padded = F.pad(images, (0, 0, p, p, p, p))  # (B, H + 2p, W + 2p, C)
         if kind == "padded":
             return padded
         if kind == "unpadded":  # indexes the unpadded batch: out of bounds
@@ -98,6 +118,10 @@ def _t_loss(kind):
             return -(targets * log_p).mean()
         if kind == "item":
             return per_example.mean().item()
+        if kind == "keepdim":
+            return per_example.mean(0, keepdim=True)
+        if kind == "bfloat16":
+            return per_example.mean().bfloat16()
         return per_example.sum() if kind == "sum" else per_example.mean()
 
     return smoothed_cross_entropy
@@ -123,8 +147,21 @@ def _t_predict(kind):
                 return model(x.permute(0, 3, 1, 2))
         if kind == "no_grad_missing":
             return model(tv.to_input(images, mean, std))
+        if kind == "divide_by_zero":
+            std = std * 0
         with torch.no_grad():
             x = tv.to_input(images, mean, std)
+            if kind == "autocast":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return model(x)
+            if kind == "float64":
+                return model(x).double()
+            if (
+                kind == "train_forward"
+            ):  # a forward before model.eval(), then the logits
+                model.train()
+                model(x)
+                model.eval()
             if kind == "tta":
                 return model(x) + model(x.flip(3))
             if kind == "softmax":
@@ -140,7 +177,7 @@ def _t_step(kind):
             model.train()
         if kind == "eval_in_step":
             model.eval()
-        logits = model(x)
+        logits = model(x.permute(0, 3, 1, 2) if kind == "permute" else x)
         if kind == "constant":
             smoothing = 0.2
         if kind == "twice":
@@ -164,7 +201,13 @@ def _t_step(kind):
         (loss.mean() if kind == "per_example" else loss).backward()
         if kind == "zero_grad_late":
             optimizer.zero_grad()
-        if kind != "no_step":
+        if kind == "plain_sgd":  # without the optimizer's momentum
+            with torch.no_grad():
+                for p in model.parameters():
+                    p -= 0.1 * p.grad
+        elif kind != "no_step":
+            optimizer.step()
+        if kind == "step_twice":
             optimizer.step()
         if kind == "attached":
             return loss
@@ -184,6 +227,9 @@ TORCH_MISTAKES = [
     ("crop_flip", _t_crop_variant("unpadded"), "pad_axes"),
     ("crop_flip", _t_crop_variant("swapped"), "offsets_swapped"),
     ("crop_flip", _t_crop_variant("no_broadcast"), "flip_broadcast"),
+    ("crop_flip", _t_crop_library, "answer_key"),
+    ("crop_flip", _t_crop(flip_all=True), "flip_all"),
+    ("crop_flip", _t_crop_variant("pad_plus_1"), "pad_amount"),
     ("smoothed_cross_entropy", _t_loss("twice"), "smoothing_twice"),
     ("smoothed_cross_entropy", _t_loss("c_minus_1"), "smoothing_c_minus_1"),
     ("smoothed_cross_entropy", _t_loss("none"), "smoothing_missing"),
@@ -194,6 +240,8 @@ TORCH_MISTAKES = [
     ("smoothed_cross_entropy", _t_loss("softmax_batch"), "softmax_axis"),
     ("smoothed_cross_entropy", _t_loss("ten_classes"), "classes_hardcoded"),
     ("smoothed_cross_entropy", _t_loss("item"), "loss_float"),
+    ("smoothed_cross_entropy", _t_loss("keepdim"), "loss_keepdim"),
+    ("smoothed_cross_entropy", _t_loss("bfloat16"), "loss_dtype"),
     ("predict_logits", _t_predict("augment"), "augment_at_test"),
     ("predict_logits", _t_predict("train_mode"), "train_mode"),
     ("predict_logits", _t_predict("unnormalised"), "not_normalised"),
@@ -203,6 +251,10 @@ TORCH_MISTAKES = [
     ("predict_logits", _t_predict("softmax"), "probabilities"),
     ("predict_logits", _t_predict("nchw_input"), "model_input"),
     ("predict_logits", _t_predict("no_grad_missing"), "no_grad_missing"),
+    ("predict_logits", _t_predict("autocast"), "logits_dtype"),
+    ("predict_logits", _t_predict("float64"), "logits_dtype"),
+    ("predict_logits", _t_predict("divide_by_zero"), "logits_not_finite"),
+    ("predict_logits", _t_predict("train_forward"), "stats_updated"),
     ("train_step", _t_step("no_zero_grad"), "grad_accumulated"),
     ("train_step", _t_step("no_step"), "no_update"),
     ("train_step", _t_step("zero_grad_late"), "no_update"),
@@ -216,20 +268,42 @@ TORCH_MISTAKES = [
     ("train_step", _t_step("per_example"), "loss_not_scalar"),
     ("train_step", _t_step("backward_vector"), "loss_not_scalar"),
     ("train_step", _t_step("sum"), "loss_sum"),
+    ("train_step", _t_step("plain_sgd"), "update_wrong"),
+    ("train_step", _t_step("step_twice"), "update_wrong"),
+    ("train_step", _t_step("permute"), "step_layout"),
 ]
 
 
 # --- JAX -----------------------------------------------------------------------------------------
-def _j_crop(*, same_offset=False, flip_axis=2, flip=True):
+def _j_plain_crop(images, offsets, pad):
+    """The crops, unflipped, written here: the check rejects a call of jv.crop_flip."""
+    _, h, w, c = images.shape
+    padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+
+    def one(image, offset):
+        return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (h, w, c))
+
+    return jax.vmap(one)(padded, offsets)
+
+
+def _j_crop(*, same_offset=False, flip_axis=2, flip=True, flip_all=False):
     def crop_flip(images, offsets, flips, pad):
         if same_offset:
             offsets = jnp.broadcast_to(offsets[:1], offsets.shape)
-        out = jv.crop_flip(images, offsets, jnp.zeros_like(flips), pad)
+        out = _j_plain_crop(images, offsets, pad)
+        if flip_all:
+            return out[:, :, ::-1]
         if not flip:
             return out
         return jnp.where(flips[:, None, None, None], jnp.flip(out, flip_axis), out)
 
     return crop_flip
+
+
+def _j_crop_library(images, offsets, flips, pad):
+    return jv.crop_flip(
+        images, offsets, flips, pad
+    )  # H.vision.crop_flip: the answer key
 
 
 def _j_flip_before_crop(images, offsets, flips, pad):
@@ -255,7 +329,8 @@ def _j_crop_variant(kind):
             kind == "pad_2d"
         ):  # pad widths for an (H, W) image, not the (B, H, W, C) batch
             return jnp.pad(images, ((pad, pad), (pad, pad)))
-        padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+        p = {"unpadded": 0, "pad_plus_1": pad + 1}.get(kind, pad)
+        padded = jnp.pad(images, ((0, 0), (p, p), (p, p), (0, 0)))
         if kind == "padded":
             return padded
         if kind == "swapped":
@@ -264,6 +339,10 @@ def _j_crop_variant(kind):
         def one(image, offset, flip):
             if kind == "python_slice":
                 crop = image[offset[0] : offset[0] + h, offset[1] : offset[1] + w]
+            elif kind == "nchw_slice":  # as if each image were (C, H, W)
+                crop = jax.lax.dynamic_slice(
+                    image, (0, offset[0], offset[1]), (c, h, w)
+                )
             else:
                 crop = jax.lax.dynamic_slice(
                     image, (offset[0], offset[1], 0), (h, w, c)
@@ -305,6 +384,10 @@ def _j_loss(kind):
             return -(targets * log_p).mean()
         if kind == "float":
             return float(per_example.mean())
+        if kind == "keepdims":
+            return per_example.mean(keepdims=True)
+        if kind == "bfloat16":
+            return per_example.mean().astype(jnp.bfloat16)
         return per_example.sum() if kind == "sum" else per_example.mean()
 
     return smoothed_cross_entropy
@@ -327,7 +410,15 @@ def _j_predict(kind):
             mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
         if kind == "no_255":
             return model((images.astype(jnp.float32) - mean) / std)
+        if kind == "divide_by_zero":
+            std = std * 0
         x = jv.to_input(images, mean, std)
+        if kind == "bfloat16":
+            return model(x).astype(jnp.bfloat16)
+        if kind == "train_forward":  # a forward before model.eval(), then the logits
+            model.train()
+            model(x)
+            model.eval()
         if kind == "nchw_input":  # transposed as PyTorch would want it
             return model(jnp.transpose(x, (0, 3, 1, 2)))
         if kind == "tta":
@@ -351,8 +442,12 @@ def _j_step(kind):
             smoothing = 0.0
 
         def loss_fn(m):
-            logits = (model if kind == "closure" else m)(x)
-            one_hot = jax.nn.one_hot(labels, logits.shape[-1])
+            logits = (model if kind == "closure" else m)(
+                jnp.transpose(x, (0, 3, 1, 2)) if kind == "transpose" else x
+            )
+            if kind == "bfloat16":  # mixed precision: logits and targets in bfloat16
+                logits = logits.astype(jnp.bfloat16)
+            one_hot = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
             targets = optax.smooth_labels(one_hot, smoothing)
             if kind == "twice":
                 targets = optax.smooth_labels(targets, smoothing)
@@ -368,7 +463,12 @@ def _j_step(kind):
         loss, grads = nnx.value_and_grad(loss_fn)(model)
         if kind == "update_grads_only":
             optimizer.update(grads)
+        elif kind == "own_sgd":  # without the optimizer's momentum
+            params = nnx.state(model, nnx.Param)
+            nnx.update(model, jax.tree.map(lambda p, g: p - 0.1 * g, params, grads))
         elif kind != "no_update":
+            optimizer.update(model, grads)
+        if kind == "update_twice":
             optimizer.update(model, grads)
         return float(loss) if kind == "float" else loss
 
@@ -388,6 +488,11 @@ JAX_MISTAKES = [
     ("crop_flip", _j_crop_variant("no_broadcast"), "flip_broadcast"),
     ("crop_flip", _j_crop_variant("python_if"), "traced_if"),
     ("crop_flip", _j_crop_variant("python_slice"), "traced_slice"),
+    ("crop_flip", _j_crop_library, "answer_key"),
+    ("crop_flip", _j_crop(flip_all=True), "flip_all"),
+    ("crop_flip", _j_crop_variant("pad_plus_1"), "pad_amount"),
+    ("crop_flip", _j_crop_variant("unpadded"), "pad_axes"),
+    ("crop_flip", _j_crop_variant("nchw_slice"), "nhwc"),
     ("smoothed_cross_entropy", _j_loss("twice"), "smoothing_twice"),
     ("smoothed_cross_entropy", _j_loss("c_minus_1"), "smoothing_c_minus_1"),
     ("smoothed_cross_entropy", _j_loss("none"), "smoothing_missing"),
@@ -398,6 +503,8 @@ JAX_MISTAKES = [
     ("smoothed_cross_entropy", _j_loss("softmax_batch"), "softmax_axis"),
     ("smoothed_cross_entropy", _j_loss("ten_classes"), "classes_hardcoded"),
     ("smoothed_cross_entropy", _j_loss("float"), "loss_float"),
+    ("smoothed_cross_entropy", _j_loss("keepdims"), "loss_keepdim"),
+    ("smoothed_cross_entropy", _j_loss("bfloat16"), "loss_dtype"),
     ("predict_logits", _j_predict("augment"), "augment_at_test"),
     ("predict_logits", _j_predict("train_mode"), "train_mode"),
     ("predict_logits", _j_predict("unnormalised"), "not_normalised"),
@@ -406,6 +513,9 @@ JAX_MISTAKES = [
     ("predict_logits", _j_predict("tta"), "test_flip"),
     ("predict_logits", _j_predict("softmax"), "probabilities"),
     ("predict_logits", _j_predict("nchw_input"), "model_input"),
+    ("predict_logits", _j_predict("bfloat16"), "logits_dtype"),
+    ("predict_logits", _j_predict("divide_by_zero"), "logits_not_finite"),
+    ("predict_logits", _j_predict("train_forward"), "stats_updated"),
     ("train_step", _j_step("no_update"), "no_update"),
     ("train_step", _j_step("update_grads_only"), "no_update"),
     ("train_step", _j_step("twice"), "smoothing_twice"),
@@ -417,6 +527,10 @@ JAX_MISTAKES = [
     ("train_step", _j_step("sum"), "loss_sum"),
     ("train_step", _j_step("float"), "loss_float"),
     ("train_step", _j_step("if_smoothing"), "step_traced_if"),
+    ("train_step", _j_step("own_sgd"), "update_wrong"),
+    ("train_step", _j_step("update_twice"), "update_wrong"),
+    ("train_step", _j_step("transpose"), "step_layout"),
+    ("train_step", _j_step("bfloat16"), "loss_dtype"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -488,3 +602,62 @@ def test_step_references_agree_across_frameworks_and_mistakes_differ():
             w_losses, w_weights = adapter._step_train(variant)
             same = [np.allclose(w_weights[k], weights[k], rtol=1e-3) for k in weights]
             assert not (np.allclose(w_losses, losses, rtol=1e-3) and all(same)), variant
+
+
+# --- the kit's fixes the lab needed ------------------------------------------------------------
+def test_the_answer_key_is_restored_after_the_check():
+    """The check wraps H.vision.crop_flip to notice a call; afterwards it is the original."""
+    from helpers.jax import augment as ja
+    from helpers.labs import CheckFailed
+    from helpers.labs.lab05 import jax as lab_jax
+    from helpers.labs.lab05 import torch as lab_torch
+    from helpers.torch import augment as ta
+
+    before = [
+        tv.crop_flip,
+        ta.crop_flip,
+        ta.random_crop_flip,
+        jv.crop_flip,
+        ja.crop_flip,
+    ]
+    for check, answer in ((lab_torch, tv), (lab_jax, jv)):
+        with pytest.raises(CheckFailed, match="called the library"):
+            check.check_crop_flip(lambda *args, a=answer: a.crop_flip(*args))
+    after = [
+        tv.crop_flip,
+        ta.crop_flip,
+        ta.random_crop_flip,
+        jv.crop_flip,
+        ja.crop_flip,
+    ]
+    assert after == before
+
+
+def test_a_bfloat16_tensor_is_read_with_its_dtype_not_rejected_as_no_tensor():
+    from helpers.labs import CheckFailed
+    from helpers.labs.lab05 import torch as lab_torch
+    from helpers.torch.labkit import to_numpy
+
+    value = torch.tensor([1.5, -2.0], dtype=torch.bfloat16)
+    assert to_numpy(value).astype(np.float32).tolist() == [1.5, -2.0]
+    assert to_numpy(value).dtype == jnp.bfloat16  # the dtype JAX gives, named in checks
+    with pytest.raises(CheckFailed) as info:
+        lab_torch.check_smoothed_cross_entropy(lambda *args: value.mean())
+    assert "got Tensor" not in info.value.message and "bfloat16" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "number", [3, 0.5, np.float32(0.5)], ids=["int", "float", "numpy"]
+)
+def test_a_number_where_an_array_is_asked_gets_a_hint_that_leads_there(number):
+    """No circle: the hint for an int or a NumPy scalar never says float(...), which the
+    next run would reject as "not an array"."""
+    from helpers.labs import CheckFailed
+    from helpers.labs.lab05 import jax as lab_jax
+    from helpers.labs.lab05 import torch as lab_torch
+
+    for lab, array_type in ((lab_torch, "a torch.Tensor"), (lab_jax, "a jax.Array")):
+        with pytest.raises(CheckFailed) as info:
+            lab.check_crop_flip(lambda *args: number)
+        assert f"return {array_type}" in info.value.hint, info.value.message
+        assert "convert" not in info.value.hint

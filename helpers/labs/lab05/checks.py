@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers.labs.kit import Framework, Hints, checking
+from helpers.labs.kit import Framework, Hints, checking, recording
 from helpers.vision import crop_flip_reference
 
 __all__ = [
@@ -40,6 +40,12 @@ HINTS = Hints(
         "(rows offsets[i, 0], columns offsets[i, 1]), not every image at offsets[0]",
         "vertical_flip": "a horizontal flip mirrors left and right: reverse the columns "
         "(axis 2 of NHWC), not the rows (axis 1), which turns images upside down",
+        "answer_key": "write it yourself from pad, gather (or dynamic_slice) and flip: "
+        "H.vision.crop_flip is the answer key, the function the check compares with",
+        "flip_all": "mirror only the images whose flips[i] is True, not the whole batch: "
+        "choose per image, where(flips[:, None, None, None], mirrored, crop)",
+        "pad_amount": "pad by exactly pad zero pixels on each side (the argument): the "
+        "offsets 0 .. 2 * pad then reach both edges of the padded image",
         "flip_missing": "flip the images whose flips[i] is True (mirror left-right), after "
         "cropping",
         "flip_before_crop": "crop first, then flip the crop: mirroring the padded image "
@@ -62,6 +68,11 @@ HINTS = Hints(
         "smoothing_missing": "mix the one-hot target with the uniform one: "
         "(1 - s) * one_hot + s / C",
         "loss_sum": "average the per-example losses over the batch (mean), do not sum them",
+        "loss_keepdim": "return a 0-d loss, shape (): take .mean() over the batch without "
+        "keepdim (and do not reshape or index it into shape (1,))",
+        "loss_dtype": "compute the loss in float32, from the float32 logits: a loss in "
+        "bfloat16 or float16 (logits cast down, or mixed precision) loses digits; cast "
+        "the logits back to float32 before the loss",
         "loss_sign": "the cross-entropy is -sum(target * log_softmax(logits)): log "
         "probabilities are negative, so the loss is positive; keep the minus sign",
         "loss_not_reduced": "reduce to one number: sum target * log_softmax over the "
@@ -72,6 +83,13 @@ HINTS = Hints(
         "logits is one example's distribution, and the batch axis is not one",
         "classes_hardcoded": "take the number of classes from the logits, "
         "C = logits.shape[-1]: the check's two batches have 10 and 4 classes",
+        "logits_dtype": "return float32 logits, what the model computes: no bfloat16 "
+        "(mixed precision) and no float64; cast the result to float32",
+        "logits_not_finite": "your logits contain NaN or inf: look for a division by zero "
+        "or a log of 0 (the normalisation divides by std, never by 0) before the model",
+        "stats_updated": "run the model once, in evaluation mode: call model.eval() before "
+        "any forward pass; a forward in training mode updates BatchNorm's running "
+        "statistics, so the model changed under the check and the next call differs",
         "augment_at_test": "no augmentation at test time: the same images must give the "
         "same logits every call; normalise and run the model, nothing random",
         "train_mode": "switch the model to evaluation mode first (model.eval()): in "
@@ -89,6 +107,11 @@ HINTS = Hints(
         "train_mode_missing": "switch the model to training mode at the start of the step "
         "(model.train()): it may come from evaluation, and in evaluation mode BatchNorm "
         "normalises with its running statistics and does not update them",
+        "update_wrong": "call 1's loss is right but call 2's is not, so the first update "
+        "differs: apply the optimizer passed in (its momentum included), one step per call, "
+        "not an update of your own nor two",
+        "step_layout": "give the model x as it arrives: it is already in the layout the "
+        "model takes; do not transpose or permute it",
         "no_update": "update the weights: compute the gradients of the loss and apply them "
         "with the optimizer",
         "loss_not_scalar": "the loss is one number: the mean over the batch of the "
@@ -123,6 +146,11 @@ def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
     images, offsets, flips, pad = (
         case[k] for k in ("images", "offsets", "flips", "pad")
     )
+    if mistake in (
+        "unpadded",
+        "pad_amount",
+    ):  # the crop of a batch padded by 0 or pad + 1
+        return _padded_crop(case, 0 if mistake == "unpadded" else pad + 1)
     if mistake == "same_offset":
         offsets = np.repeat(offsets[:1], len(offsets), axis=0)
     if mistake == "offsets_swapped":
@@ -134,6 +162,8 @@ def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
     ):  # the padded image mirrored, then cropped at offsets
         offsets = offsets.copy()
         offsets[flips, 1] = 2 * pad - offsets[flips, 1]
+    if mistake == "flip_all":
+        flips = np.ones_like(flips)
     out = crop_flip_reference(images, offsets, np.zeros_like(flips), pad)
     if mistake == "vertical_flip":
         return np.where(flips[:, None, None, None], out[:, ::-1], out)
@@ -142,18 +172,42 @@ def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
     return np.where(flips[:, None, None, None], out[:, :, ::-1], out)
 
 
-_CROP_MISTAKES = (
-    "same_offset",
-    "offsets_swapped",
-    "vertical_flip",
-    "flip_missing",
-    "flip_before_crop",
-    "nhwc",
-)
+def _padded_crop(case: dict[str, Any], pad: int) -> np.ndarray:
+    """Crops at ``offsets`` of the batch padded by ``pad`` (not the case's), flipped where
+    ``flips``; starts past the end are clamped, as ``lax.dynamic_slice`` does silently."""
+    images, offsets, flips = case["images"], case["offsets"], case["flips"]
+    _, h, w, _ = images.shape
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    rows = np.clip(offsets[:, 0], 0, padded.shape[1] - h)
+    cols = np.clip(offsets[:, 1], 0, padded.shape[2] - w)
+    out = np.stack(
+        [p[r : r + h, c : c + w] for p, r, c in zip(padded, rows, cols, strict=True)]
+    )
+    return np.where(flips[:, None, None, None], out[:, :, ::-1], out)
 
 
-def check_crop_flip(fn: Callable, fw: Framework) -> None:
-    """``fn(images, offsets, flips, pad) -> (B, H, W, C)``, the same dtype as ``images``."""
+# Each known mistake (what ``crop_mistake`` computes) -> the hint it gets.
+_CROP_MISTAKES = {
+    "same_offset": "same_offset",
+    "offsets_swapped": "offsets_swapped",
+    "vertical_flip": "vertical_flip",
+    "flip_missing": "flip_missing",
+    "flip_all": "flip_all",
+    "flip_before_crop": "flip_before_crop",
+    "nhwc": "nhwc",
+    "unpadded": "pad_axes",  # JAX clamps the starts: no error, the uncropped images
+    "pad_amount": "pad_amount",
+}
+
+
+def check_crop_flip(
+    fn: Callable, fw: Framework, *, answer_keys: tuple[tuple[Any, str], ...] = ()
+) -> None:
+    """``fn(images, offsets, flips, pad) -> (B, H, W, C)``, the same dtype as ``images``.
+
+    ``answer_keys`` pairs a module with the name of a library function that solves the
+    exercise (``H.vision.crop_flip``); a call of one from ``fn`` fails the check.
+    """
     with checking(
         "crop_flip", fw, passed="every image cropped at its own offset and flipped"
     ) as c:
@@ -161,7 +215,14 @@ def check_crop_flip(fn: Callable, fw: Framework) -> None:
             images, offsets, flips = _inputs(
                 fw, case["images"], case["offsets"], case["flips"]
             )
-            out = c.array(c.call(fn, images, offsets, flips, case["pad"]))
+            with recording(answer_keys) as called:
+                result = c.call(fn, images, offsets, flips, case["pad"])
+            if called:
+                raise c.fail(
+                    f"your function called the library's {called[0]}",
+                    c.hint("answer_key"),
+                )
+            out = c.array(result)
             expected = crop_mistake(case, "right")
             if out.shape != expected.shape:
                 b, h, w, ch = expected.shape
@@ -181,7 +242,10 @@ def check_crop_flip(fn: Callable, fw: Framework) -> None:
                 atol=0,
                 hint="crop image i from its zero-padded copy at rows offsets[i, 0] and "
                 "columns offsets[i, 1], then mirror left-right where flips[i]",
-                mistakes=[(c.hint(m), crop_mistake(case, m)) for m in _CROP_MISTAKES],
+                mistakes=[
+                    (c.hint(key), crop_mistake(case, m))
+                    for m, key in _CROP_MISTAKES.items()
+                ],
             )
 
 
@@ -262,10 +326,20 @@ def check_smoothed_cross_entropy(
                     f"expected one number (the mean loss), got shape {out.shape}",
                     c.hint("loss_not_reduced"),
                 )
+            if out.shape != ():
+                raise c.fail(
+                    f"expected the mean loss, shape (), got shape {out.shape}",
+                    c.hint("loss_keepdim"),
+                )
+            c.expect(
+                out.dtype in (np.float32, np.float64),
+                f"the loss has dtype {out.dtype}, expected float32",
+                c.hint("loss_dtype"),
+            )
             # The library's loss; tests/labs/test_lab05.py shows it equals smoothed_ce.
             expected = library(case["logits"], case["labels"], case["smoothing"])
             c.close(
-                out.reshape(()),
+                out,
                 expected,
                 what="the loss",
                 rtol=1e-4,

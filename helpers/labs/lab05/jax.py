@@ -18,6 +18,9 @@ import numpy as np
 import optax
 from flax import nnx
 
+import helpers.jax.augment
+import helpers.jax.vision
+import helpers.vision
 from helpers.jax.labkit import lab_framework
 from helpers.jax.vision import to_input
 from helpers.labs.kit import Hints, explainer
@@ -56,6 +59,15 @@ HINTS = Hints(
         "model_input": "give the model H.vision.to_input(images, mean, std): the "
         "normalised batch in NHWC order, (B, H, W, C) float32, the layout Flax's "
         "convolutions take; do not transpose it",
+        "logits_dtype": "return float32 logits, what the model computes: cast them with "
+        ".astype(jnp.float32) if the model ran in bfloat16; not float64 either",
+        "loss_dtype": "compute the loss in float32: cast bfloat16 logits with "
+        ".astype(jnp.float32) before the loss (optax's losses keep their inputs' dtype)",
+        "step_layout": "x is already NHWC, (B, H, W, 3), the layout Flax's convolutions "
+        "take: give it to the model as it is, do not transpose it to NCHW",
+        "update_wrong": "call 1's loss is right but call 2's is not, so the first update "
+        "differs: call optimizer.update(model, grads) once per call, on the optimizer "
+        "passed in (SGD with Nesterov momentum), not an update of your own nor two",
         "traced_if": "inside jax.vmap each flip is a traced value, not a Python bool: "
         "choose with jnp.where(flip, crop[:, ::-1], crop), not with an if",
         "traced_slice": "inside jax.vmap the offsets are traced values: cut the window "
@@ -75,6 +87,7 @@ _ERRORS = {
         r"pad_width": "pad_axes",
         r"TracerBoolConversionError|boolean conversion of traced": "traced_if",
         r"Slice entries must be static|slice indices must have static": "traced_slice",
+        r"Slice size .* out of range|slice_sizes must be less than": "nhwc",
     },
     "smoothed_cross_entropy": {
         r"incompatible shapes for broadcasting": "classes_hardcoded"
@@ -86,6 +99,7 @@ _ERRORS = {
         r"Cannot mutate \w+ from a different trace level": "closure_model",
         r"arose with the `float` function": "loss_float",
         r"boolean conversion of traced": "step_traced_if",
+        r"feature dimension|rhs input feature": "step_layout",
     },
 }
 FRAMEWORKS = {
@@ -253,7 +267,15 @@ def _step_train(variant: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 
 
 # The checks, bound to this framework. Call them with the student's function.
-check_crop_flip = partial(lab05.check_crop_flip, fw=FRAMEWORKS["crop_flip"])
+# The library's answers to exercise 1, reachable from the notebook's H: none may be called.
+_ANSWER_KEYS = (
+    *((m, name) for m in (helpers.jax.augment, helpers.jax.vision)
+      for name in ("crop_flip", "random_crop_flip")),
+    (helpers.vision, "crop_flip_reference"),
+)  # fmt: skip
+check_crop_flip = partial(
+    lab05.check_crop_flip, fw=FRAMEWORKS["crop_flip"], answer_keys=_ANSWER_KEYS
+)
 check_smoothed_cross_entropy = partial(
     lab05.check_smoothed_cross_entropy,
     fw=FRAMEWORKS["smoothed_cross_entropy"],
@@ -266,6 +288,8 @@ check_predict_logits = partial(
     make_model=_make_model,
     reference=_reference,
     attached=lambda logits: False,  # JAX records nothing on its arrays
+    stats=lambda model: np.concatenate([model.bn.mean[...], model.bn.var[...]]),
+    training=lambda model: not model.bn.use_running_average,
 )
 check_train_step = partial(
     model_checks.check_train_step,

@@ -110,6 +110,8 @@ def check_predict_logits(
     make_model: Callable,
     reference: Callable,
     attached: Callable[[Any], bool],
+    stats: Callable[[Any], np.ndarray],
+    training: Callable[[Any], bool],
 ) -> None:
     """``fn(model, images, mean, std) -> logits (N, 10)`` in evaluation mode, no augmentation.
 
@@ -118,7 +120,8 @@ def check_predict_logits(
     mistake)`` returns its logits as numpy, right (``"right"``) or as a known mistake computes
     them (``"train_mode"``, ``"not_normalised"``: ``x / 255`` only, ``"test_flip"``: the
     mirror images); ``attached(logits)`` says whether a result still records gradients
-    (PyTorch only).
+    (PyTorch only); ``stats(model)`` returns BatchNorm's running statistics, and
+    ``training(model)`` whether the model is in training mode.
     """
     with checking(
         "predict_logits", fw, passed="plain evaluation logits, the same every call"
@@ -132,6 +135,7 @@ def check_predict_logits(
             for _ in range(2):
                 model.train()  # as it is after training
                 x = fw.from_numpy(images.copy())
+                before = stats(model)
                 out = c.call(fn, model, x, mean, std)
                 if attached(out):
                     raise c.fail(
@@ -139,7 +143,18 @@ def check_predict_logits(
                         c.hint("no_grad_missing"),
                     )
                 outs.append(c.array(out))
+                # Training mode to the end is the "train_mode" mistake, named below.
+                if not training(model) and not np.array_equal(before, stats(model)):
+                    raise c.fail(
+                        "your function changed BatchNorm's running statistics",
+                        c.hint("stats_updated"),
+                    )
             c.shape(outs[0], expected.shape, "one row of 10 logits per image")
+            c.dtype(outs[0], "float32", c.hint("logits_dtype"))
+            if not all(np.all(np.isfinite(out)) for out in outs):
+                raise c.fail(
+                    "the logits contain NaN or inf", c.hint("logits_not_finite")
+                )
             if outs[0].shape == outs[1].shape and not np.allclose(outs[0], outs[1]):
                 raise c.fail(
                     "the same images gave different logits on two calls",
@@ -237,19 +252,30 @@ def check_train_step(
                     f"expected the loss, shape (), got shape {value.shape}",
                     c.hint("loss_not_scalar"),
                 )
+            c.expect(
+                value.dtype in (np.float32, np.float64),
+                f"the loss has dtype {value.dtype}, expected float32",
+                c.hint("loss_dtype"),
+            )
             losses.append(value)
         expected_losses, expected = train("")
         mode_hint = None if training(model) else c.hint("train_mode_missing")
         for i, loss in enumerate(losses):
+            # Call 1's loss right, call 2's wrong: the loss is fine, the update between them
+            # is not (SGD without the optimizer's momentum, two steps, ...).
+            loss_hint = (
+                c.hint("update_wrong")
+                if i > 0 and np.allclose(losses[0], expected_losses[0], 1e-4, 1e-5)
+                else "return the mean smoothed cross-entropy of the model's logits, "
+                "computed before the update"
+            )
             c.close(
                 loss,
                 expected_losses[i],
                 what=f"the loss of call {i + 1}",
                 rtol=1e-4,
                 atol=1e-5,
-                hint=mode_hint
-                or "return the mean smoothed cross-entropy of the model's logits, "
-                "computed before the update",
+                hint=mode_hint or loss_hint,
                 mistakes=(  # the mistakes whose earlier calls gave these losses too
                     (c.hint(v), train(v)[0][i])
                     for v in variants

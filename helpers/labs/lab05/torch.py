@@ -16,6 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import helpers.torch.augment
+import helpers.torch.vision
+import helpers.vision
 from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab05 import checks as lab05
 from helpers.labs.lab05 import model_checks
@@ -51,6 +54,16 @@ HINTS = Hints(
         "model_input": "give the model H.vision.to_input(images, mean, std): it normalises "
         "the uint8 NHWC batch and returns it as (B, C, H, W) float32 in channels_last "
         "memory, the layout PyTorch's convolutions take",
+        "logits_dtype": "return float32 logits, what the model computes: run it outside "
+        "torch.autocast, or cast the result with .float(); not bfloat16, not float64",
+        "loss_dtype": "compute the loss in float32, from the float32 logits: in bfloat16 "
+        "or float16 it loses digits; cast the logits with .float() before the loss",
+        "step_layout": "x is already (B, 3, H, W), the layout the model takes (channels_last "
+        "memory, as H.vision.to_input returns it): give it to the model as it is, do not "
+        "permute it",
+        "update_wrong": "call 1's loss is right but call 2's is not, so the first update "
+        "differs: call optimizer.step() once per call, on the optimizer passed in (SGD with "
+        "Nesterov momentum), not an update of your own (p -= lr * p.grad) nor two steps",
         "no_grad_missing": "evaluate under torch.no_grad() (or torch.inference_mode()): "
         "without it autograd records the forward pass, and the logits keep its graph",
     },
@@ -62,11 +75,13 @@ _ERRORS = {
     "crop_flip": {
         r"must match the size of tensor": "flip_broadcast",
         r"out of bounds for dimension|Padding length": "pad_axes",
+        r"Slice size .* out of range": "nhwc",
     },
     "smoothed_cross_entropy": {r"must match the size of tensor": "classes_hardcoded"},
     "predict_logits": {r"to have 3 channels|expected input.*channels": "model_input"},
     "train_step": {
-        r"grad can be implicitly created only for scalar outputs": "loss_not_scalar"
+        r"grad can be implicitly created only for scalar outputs": "loss_not_scalar",
+        r"to have 3 channels|expected input.*channels": "step_layout",
     },
 }
 FRAMEWORKS = {
@@ -199,7 +214,15 @@ def _attached(value: object) -> bool:
     return isinstance(value, torch.Tensor) and value.requires_grad
 
 
-check_crop_flip = partial(lab05.check_crop_flip, fw=FRAMEWORKS["crop_flip"])
+# The library's answers to exercise 1, reachable from the notebook's H: none may be called.
+_ANSWER_KEYS = (
+    *((m, name) for m in (helpers.torch.augment, helpers.torch.vision)
+      for name in ("crop_flip", "random_crop_flip")),
+    (helpers.vision, "crop_flip_reference"),
+)  # fmt: skip
+check_crop_flip = partial(
+    lab05.check_crop_flip, fw=FRAMEWORKS["crop_flip"], answer_keys=_ANSWER_KEYS
+)
 check_smoothed_cross_entropy = partial(
     lab05.check_smoothed_cross_entropy,
     fw=FRAMEWORKS["smoothed_cross_entropy"],
@@ -212,6 +235,10 @@ check_predict_logits = partial(
     make_model=_make_model,
     reference=_reference,
     attached=_attached,
+    stats=lambda model: torch.cat(
+        [model.bn.running_mean, model.bn.running_var]
+    ).numpy(),
+    training=lambda model: model.training,
 )
 check_train_step = partial(
     model_checks.check_train_step,

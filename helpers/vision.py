@@ -171,12 +171,12 @@ def bench_table(records: Sequence[dict]) -> str:
     """Chapter 5's ``helpers.bench cifar10`` records as text: one row per run, then the sweeps.
 
     Only the fast recipe's runs (``model_option`` ``"cifarnet"``; section 5.2's outline CNN
-    has its own records). Runs at a scale's own sizes come first, in ``records``' order, with the hardware (the GPU,
-    else the CPU, its cores and, above one, the XLA devices the batch was split over), date,
-    commit and any ``load_average`` note; runs with changed sizes (``--set``, an ``overrides``
-    key) follow in a second table, best flip-TTA accuracy first within each scale, with their
-    seed, devices, img/s and what was changed. Raises ``KeyError`` for a record that lacks a
-    field of the table.
+    has its own records). Runs at a scale's own sizes come first, in ``records``' order, with
+    the hardware (the GPU, else the CPU, its cores and, above one, the XLA devices the batch
+    was split over), date, commit and any ``load_average`` note; runs with changed sizes
+    (``--set``, an ``overrides`` key) follow in a second table, best flip-TTA accuracy first
+    within each scale, with their seed, devices, img/s and what was changed. Raises
+    ``KeyError`` for a record that lacks a field of the table.
     """
     records = [r for r in records if r.get("model_option", "cifarnet") == "cifarnet"]
     lines = [

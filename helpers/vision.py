@@ -175,7 +175,7 @@ def bench_table(records: Sequence[dict]) -> str:
     the hardware (the GPU, else the CPU, its cores and, above one, the XLA devices the batch
     was split over), date, commit and any ``load_average`` note; runs with changed sizes
     (``--set``, an ``overrides`` key) follow in a second table, best flip-TTA accuracy first
-    within each scale, with their seed, devices, img/s and what was changed. Raises
+    within each scale, with their seed, devices, img/s, chip and what was changed. Raises
     ``KeyError`` for a record that lacks a field of the table.
     """
     records = [r for r in records if r.get("model_option", "cifarnet") == "cifarnet"]
@@ -202,13 +202,15 @@ def bench_table(records: Sequence[dict]) -> str:
     if sweeps:
         lines.append(
             f"\n{'framework':9} {'scale':5} {'seed':>4} {'devices':>7} {'+TTA':>7} "
-            f"{'train s':>7} {'img/s':>8}  sizes changed"
+            f"{'train s':>7} {'img/s':>8}  {'hardware':16} sizes changed"
         )
         for r in sorted(sweeps, key=lambda r: (r["scale"], -r["test_accuracy_tta"])):
             changes = ", ".join(f"{k}={v}" for k, v in r["overrides"].items())
+            chip = r["hardware"].get("gpu") or r["hardware"]["cpu"]
             lines.append(
                 f"{r['framework']:9} {r['scale']:5} {r.get('seed', 0):4} "
                 f"{r.get('devices', 1):7} {r['test_accuracy_tta']:7.2%} "
-                f"{r['train_seconds']:7.1f} {r['train_examples_per_second']:8,.0f}  {changes}"
+                f"{r['train_seconds']:7.1f} {r['train_examples_per_second']:8,.0f}  "
+                f"{chip[:16]:16} {changes}"
             )
     return "\n".join(lines)

@@ -39,9 +39,11 @@ class Cifar10Sizes:
     # Random-crop padding, pixels on each side.
     pad: int
     # Mixed precision: the dtype convolutions and matrix products compute in ("bfloat16":
-    # PyTorch's autocast, Flax's dtype=); weights, BatchNorm and the loss stay float32. On
-    # this CPU (AVX512-BF16, no AMX) bfloat16 steps were not faster than float32 in either
-    # framework (20-step timings, 1 and 2 cores), so only the GPU uses it.
+    # PyTorch's autocast, Flax's dtype=); weights, BatchNorm and the loss stay float32. Only
+    # the GPU uses it: on the CPU the gain depends on the chip (an Intel Xeon with AVX512-BF16
+    # ran bfloat16 steps no faster in 20-step timings; on an AMD EPYC one epoch ran 1.5x the
+    # img/s in PyTorch and 0.9x in JAX, chapter 5's bench.jsonl), and every cpu record is
+    # float32.
     compute_dtype: str
     # Steps timed for the seed-style DataLoader loop against the on-device loop (section 5.6).
     baseline_steps: int

@@ -146,10 +146,8 @@ def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
     images, offsets, flips, pad = (
         case[k] for k in ("images", "offsets", "flips", "pad")
     )
-    if mistake in (
-        "unpadded",
-        "pad_amount",
-    ):  # the crop of a batch padded by 0 or pad + 1
+    # the crop of a batch padded by 0 or pad + 1
+    if mistake in ("unpadded", "pad_amount"):
         return _padded_crop(case, 0 if mistake == "unpadded" else pad + 1)
     if mistake == "same_offset":
         offsets = np.repeat(offsets[:1], len(offsets), axis=0)

@@ -17,12 +17,16 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from helpers.data import load_cifar10
+
 __all__ = [
     "bench_table",
     "channel_stats",
     "crop_flip_reference",
     "data_source",
     "lr_multiplier",
+    "outline_data",
+    "outline_table",
     "per_sample_batches",
     "schedule_knots",
     "use_onednn_on_cpu",
@@ -214,3 +218,52 @@ def bench_table(records: Sequence[dict]) -> str:
                 f"{chip[:16]:16} {changes}"
             )
     return "\n".join(lines)
+
+
+def outline_data(sizes) -> dict:
+    """The data of section 5.2's outline CNN run by ``helpers.bench cifar10 --model outline``.
+
+    ``sizes``: a :class:`~helpers.scale.Cifar10Sizes`. The first
+    ``sizes.outline_train_examples`` images of the training split (all, for None), the last
+    ``sizes.val_examples`` left out as on the page, and ``sizes.test_examples`` test images,
+    each normalised by the kept training images' channel statistics: ``"train"`` and
+    ``"test"`` pairs of ``float32 (N, 32, 32, 3)`` NHWC images and ``uint8 (N,)`` labels, and
+    ``"data"``, which copy of CIFAR-10 was read (:func:`data_source`).
+    """
+    with data_source() as source:
+        x, y = load_cifar10("train")
+        x_test, y_test = load_cifar10("test", limit=sizes.test_examples)
+    n_train = len(x) - sizes.val_examples
+    if sizes.outline_train_examples is not None:
+        n_train = min(n_train, sizes.outline_train_examples)
+    x, y = x[:n_train], y[:n_train]
+    mean, std = channel_stats(x)
+
+    def normalise(images: np.ndarray) -> np.ndarray:
+        return ((images / 255.0 - mean) / std).astype(np.float32)  # (N, 32, 32, 3)
+
+    return {
+        "train": (normalise(x), y),
+        "test": (normalise(x_test), y_test),
+        "data": source["data"],
+    }
+
+
+def outline_table(records: Sequence[dict]) -> str:
+    """Section 5.2's recorded runs of the outline CNN (``model_option`` ``"outline"``) as text.
+
+    One line per run: framework, training images x epochs, test accuracy, final training loss,
+    test loss, the chip, date and commit. Raises ``KeyError`` for a record that lacks one.
+    """
+    lines = []
+    for r in records:
+        if r.get("model_option") != "outline":
+            continue
+        chip = r["hardware"].get("gpu") or r["hardware"]["cpu"]
+        lines.append(
+            f"recorded, {r['framework']:5}: {r['train_examples']:,} images x {r['epochs']} "
+            f"epochs: test accuracy {r['test_accuracy']:.2%}, final training loss "
+            f"{r['final_train_loss']:.2f}, test loss {r['test_loss']:.2f} "
+            f"({chip}, {r['date'][:10]}, {r['commit']})"
+        )
+    return "\n".join(lines) if lines else "no recorded run of the outline CNN"

@@ -254,10 +254,11 @@ def test_outline_cnn_task_trains_on_its_share_and_scores_the_test_split(
 ):
     import dataclasses
 
+    import helpers.vision
     from helpers.scale import sizes
 
     tasks = importlib.import_module(f"helpers.{framework}.tasks")
-    monkeypatch.setattr(tasks, "load_cifar10", cifar_split_by_construction)
+    monkeypatch.setattr(helpers.vision, "load_cifar10", cifar_split_by_construction)
     task_sizes = dataclasses.replace(
         sizes("cifar10", "smoke"),
         val_examples=50,

@@ -462,3 +462,19 @@ def test_data_source_names_the_jpeg_copy_and_warns_once():
     with data_source() as source:
         pass
     assert source["data"] == "CIFAR-10, canonical (lossless)"
+
+
+def test_outline_table_lists_only_the_outline_runs():
+    from helpers.vision import outline_table
+
+    run = {
+        "model_option": "outline", "framework": "torch", "train_examples": 45000,
+        "epochs": 10, "test_accuracy": 0.7199, "final_train_loss": 0.1272,
+        "test_loss": 1.3352, "hardware": {"cpu": "AMD EPYC", "gpu": None},
+        "date": "2026-12-01T04:44", "commit": "acbb8ce",
+    }  # fmt: skip
+    lines = outline_table([run, {"model_option": "cifarnet"}]).splitlines()
+    assert len(lines) == 1 and "45,000 images x 10 epochs" in lines[0]
+    assert "71.99%" in lines[0] and "0.13" in lines[0] and "1.34" in lines[0]
+    assert "AMD EPYC, 2026-12-01, acbb8ce" in lines[0]
+    assert outline_table([]) == "no recorded run of the outline CNN"

@@ -214,21 +214,12 @@ print(
 # The outline's own setting, recorded by `python -m helpers.bench cifar10 --model outline`
 # with `--set outline_train_examples=None --set outline_epochs=10` (all training images).
 bench_file = Path("bench.jsonl")
-outline_runs = [
-    r
-    for r in (read_records(bench_file) if bench_file.is_file() else [])
-    if r.get("model_option") == "outline"
-]
-for r in outline_runs:
-    hw = r["hardware"]
+if bench_file.is_file():
+    print(H.vision.outline_table(read_records(bench_file)))
+else:
     print(
-        f"recorded, {r['framework']:5}: {r['train_examples']:,} images x {r['epochs']} epochs: "
-        f"test accuracy {r['test_accuracy']:.2%}, final training loss "
-        f"{r['final_train_loss']:.2f}, test loss {r['test_loss']:.2f} "
-        f"({hw.get('gpu') or hw['cpu']}, {r['date'][:10]}, {r['commit']})"
+        "bench.jsonl is not beside this notebook here (on Colab, see the repository)."
     )
-if not outline_runs:
-    print("no recorded run here: bench.jsonl, in the repository, has them")
 
 # %% [markdown] tags=["shared"]
 # Below `gpu` scale this network sees a part of the training set for fewer epochs than the

@@ -43,6 +43,7 @@ from helpers.vision import (
     channel_stats,
     data_source,
     lr_multiplier,
+    outline_table,
     schedule_knots,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "fit_fast",
     "lr_multiplier",
     "make_optimizer",
+    "outline_table",
     "per_sample_batches",
     "predict_logits",
     "random_crop_flip",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from helpers.data import images_to_vectors, load_cifar10, load_mnist
+from helpers.data import images_to_vectors, load_mnist
 from helpers.data.text import imdb_setup, imdb_summary
 from helpers.metrics import run_summary
 from helpers.scale import Cifar10Sizes, CnnSizes, ImdbSizes, MnistSizes
 from helpers.torch.models import CNN, MLP, OutlineCNN, count_params
 from helpers.torch.runtime import default_device, seed_everything
 from helpers.torch.train import ArrayLoader, evaluate, fit
-from helpers.vision import channel_stats, data_source
+from helpers.vision import outline_data
 
 __all__ = ["run_cifar10_outline", "run_imdb", "run_mnist", "run_mnist_cnn"]
 
@@ -102,25 +102,18 @@ def run_cifar10_outline(
     test accuracy and timings of ``helpers.metrics.run_summary`` and the data copy used.
     """
     device = default_device()
-    with data_source() as source:
-        x, y = load_cifar10("train")
-        x_test, y_test = load_cifar10("test", limit=sizes.test_examples)
-    n_train = len(x) - sizes.val_examples
-    if sizes.outline_train_examples is not None:
-        n_train = min(n_train, sizes.outline_train_examples)
-    x, y = x[:n_train], y[:n_train]
-    mean, std = channel_stats(x)
-
-    def normalise(images: np.ndarray) -> np.ndarray:
-        # uint8 (N, 32, 32, 3) -> float32 (N, 3, 32, 32): channels first
-        return ((images / 255.0 - mean) / std).astype(np.float32).transpose(0, 3, 1, 2)
-
+    data = outline_data(sizes)
+    # float32 (N, 32, 32, 3) -> (N, 3, 32, 32): channels first, as nn.Conv2d takes
+    (x, y), (x_test, y_test) = (
+        (np.ascontiguousarray(images.transpose(0, 3, 1, 2)), labels)
+        for images, labels in (data["train"], data["test"])
+    )
     seed_everything(seed)
     batch = sizes.outline_batch_size
     train = ArrayLoader(
-        normalise(x), y, batch, shuffle=True, seed=seed, drop_last=True, device=device
+        x, y, batch, shuffle=True, seed=seed, drop_last=True, device=device
     )
-    test = ArrayLoader(normalise(x_test), y_test, 1000, device=device)
+    test = ArrayLoader(x_test, y_test, 1000, device=device)
     model = OutlineCNN().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=sizes.outline_learning_rate)
     history = fit(
@@ -128,7 +121,7 @@ def run_cifar10_outline(
     )
     return {
         "model": "the outline's CNN, flatten fixed, Adam, no augmentation",
-        "data": source["data"],
+        "data": data["data"],
         **run_summary(
             history,
             evaluate(model, test),

@@ -39,6 +39,7 @@ from helpers.vision import (
     channel_stats,
     data_source,
     lr_multiplier,
+    outline_table,
     schedule_knots,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "fit_fast",
     "lr_multiplier",
     "make_optimizer",
+    "outline_table",
     "predict_logits",
     "random_crop_flip",
     "run_cifar10",

@@ -88,7 +88,9 @@ SIZES: dict[str, dict[str, object]] = {
             # 2: the chapter's JAX page runs on one XLA device (~310 img/s here). With 3, the
             # bench split over 2 XLA CPU devices trained 290 s (79.00 %, 79.86 % with flips;
             # chapter 5's bench.jsonl), but the page took 431 s of training and 671 s in all
-            # (2 cores, load 0.5-1.4), over its 10 minutes: kept at 2.
+            # (2 cores, load 0.5-1.4), over its 10 minutes: kept at 2. The bench's 2-device
+            # runs depend on the chip: 3 epochs took 274-282 s on an Intel Xeon, 217 s on an
+            # AMD EPYC, where 4 epochs took 268 s and reached 81.5 % (bench.jsonl).
             jax_epochs=2,
             batch_size=256,
             widths=(16, 32, 64, 128),

@@ -171,6 +171,11 @@ def data_source() -> Iterator[dict[str, str]]:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
+def _chip(record: dict) -> str:
+    """The GPU a record ran on, else its CPU."""
+    return record["hardware"].get("gpu") or record["hardware"]["cpu"]
+
+
 def bench_table(records: Sequence[dict]) -> str:
     """Chapter 5's ``helpers.bench cifar10`` records as text: one row per run, then the sweeps.
 
@@ -210,12 +215,11 @@ def bench_table(records: Sequence[dict]) -> str:
         )
         for r in sorted(sweeps, key=lambda r: (r["scale"], -r["test_accuracy_tta"])):
             changes = ", ".join(f"{k}={v}" for k, v in r["overrides"].items())
-            chip = r["hardware"].get("gpu") or r["hardware"]["cpu"]
             lines.append(
                 f"{r['framework']:9} {r['scale']:5} {r.get('seed', 0):4} "
                 f"{r.get('devices', 1):7} {r['test_accuracy_tta']:7.2%} "
                 f"{r['train_seconds']:7.1f} {r['train_examples_per_second']:8,.0f}  "
-                f"{chip[:16]:16} {changes}"
+                f"{_chip(r)[:16]:16} {changes}"
             )
     return "\n".join(lines)
 
@@ -259,11 +263,10 @@ def outline_table(records: Sequence[dict]) -> str:
     for r in records:
         if r.get("model_option") != "outline":
             continue
-        chip = r["hardware"].get("gpu") or r["hardware"]["cpu"]
         lines.append(
             f"recorded, {r['framework']:5}: {r['train_examples']:,} images x {r['epochs']} "
             f"epochs: test accuracy {r['test_accuracy']:.2%}, final training loss "
             f"{r['final_train_loss']:.2f}, test loss {r['test_loss']:.2f} "
-            f"({chip}, {r['date'][:10]}, {r['commit']})"
+            f"({_chip(r)}, {r['date'][:10]}, {r['commit']})"
         )
     return "\n".join(lines) if lines else "no recorded run of the outline CNN"

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+import helpers.vision
 from helpers.labs.kit import Framework, Hints, checking, recording
 from helpers.vision import crop_flip_reference
 
@@ -28,6 +29,7 @@ __all__ = [
     "check_crop_flip",
     "check_smoothed_cross_entropy",
     "crop_cases",
+    "crop_flip_answer_keys",
     "crop_mistake",
     "smoothed_ce",
 ]
@@ -196,6 +198,19 @@ _CROP_MISTAKES = {
     "unpadded": "pad_axes",  # JAX clamps the starts: no error, the uncropped images
     "pad_amount": "pad_amount",
 }
+
+
+def crop_flip_answer_keys(*modules: Any) -> tuple[tuple[Any, str], ...]:
+    """The library's answers to exercise 1, as ``check_crop_flip``'s ``answer_keys``.
+
+    ``crop_flip`` and ``random_crop_flip`` in each of ``modules`` (a framework's ``augment``
+    and the ``vision`` that re-exports them, both reachable from a notebook's ``H``), and the
+    core's ``crop_flip_reference``.
+    """
+    return (
+        *((m, name) for m in modules for name in ("crop_flip", "random_crop_flip")),
+        (helpers.vision, "crop_flip_reference"),
+    )
 
 
 def check_crop_flip(

@@ -18,7 +18,6 @@ import torch.nn.functional as F
 
 import helpers.torch.augment
 import helpers.torch.vision
-import helpers.vision
 from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab05 import checks as lab05
 from helpers.labs.lab05 import model_checks
@@ -214,14 +213,12 @@ def _attached(value: object) -> bool:
     return isinstance(value, torch.Tensor) and value.requires_grad
 
 
-# The library's answers to exercise 1, reachable from the notebook's H: none may be called.
-_ANSWER_KEYS = (
-    *((m, name) for m in (helpers.torch.augment, helpers.torch.vision)
-      for name in ("crop_flip", "random_crop_flip")),
-    (helpers.vision, "crop_flip_reference"),
-)  # fmt: skip
 check_crop_flip = partial(
-    lab05.check_crop_flip, fw=FRAMEWORKS["crop_flip"], answer_keys=_ANSWER_KEYS
+    lab05.check_crop_flip,
+    fw=FRAMEWORKS["crop_flip"],
+    answer_keys=lab05.crop_flip_answer_keys(
+        helpers.torch.augment, helpers.torch.vision
+    ),
 )
 check_smoothed_cross_entropy = partial(
     lab05.check_smoothed_cross_entropy,

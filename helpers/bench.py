@@ -13,7 +13,7 @@
 ``--set FIELD=VALUE`` (repeatable) changes one field of the scale's sizes for this run, e.g.
 ``--set epochs=24 --set widths=32,64,256,256``: for sweeps; the record lists the changes in
 ``overrides``, so it is never mistaken for the scale's own sizes.
-``--baseline`` (tasks in ``BASELINE_TASKS``) also times
+``--baseline`` (the task and model pairs in ``BASELINE_TASKS``) also times
 the seed-style data pipeline on the same model and data in the same process, and records the
 speed-up as one ratio from one run.
 
@@ -174,10 +174,11 @@ def run(
 ) -> dict:
     """Run ``task`` once with ``framework`` and ``model`` at ``scale``; return the full record.
 
-    ``model`` is one of ``MODELS[task]`` (default: the first). ``baseline=True`` (tasks in
-    ``BASELINE_TASKS``) also times the seed-style data pipeline on the same model and data in
-    this process and records the speed-up. ``overrides`` (``FIELD=VALUE`` strings, see
-    :func:`override_sizes`) change the scale's sizes for this run; the record lists them.
+    ``model`` is one of ``MODELS[task]`` (default: the first). ``baseline=True`` (the task and
+    model pairs in ``BASELINE_TASKS``) also times the seed-style data pipeline on the same
+    model and data in this process and records the speed-up. ``overrides`` (``FIELD=VALUE``
+    strings, see :func:`override_sizes`) change the scale's sizes for this run; the record
+    lists them.
 
     Raises ``ValueError`` for an unknown task, model or framework, and for ``gpu`` scale on a
     machine where the framework has no GPU (such a run must not be recorded as a gpu-scale
@@ -311,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline",
         action="store_true",
-        help="also time the seed-style data pipeline (cifar10)",
+        help="also time the seed-style data pipeline (cifar10, model cifarnet)",
     )
     parser.add_argument(
         "--set",

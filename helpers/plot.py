@@ -58,11 +58,8 @@ def plot_history(history: History, *, title: str = "", smooth: int = 20) -> Figu
             )
     ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="loss")
     # Plain numbers on the log axis (2.3, not 2.3x10^0), whole epochs on the accuracy axis.
-    for axis_formatter in (
-        ax_loss.yaxis.set_major_formatter,
-        ax_loss.yaxis.set_minor_formatter,
-    ):
-        axis_formatter(ticker.LogFormatter(labelOnlyBase=False))
+    ax_loss.yaxis.set_major_formatter(ticker.LogFormatter(labelOnlyBase=False))
+    ax_loss.yaxis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False))
     ax_acc.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):

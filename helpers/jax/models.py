@@ -1,5 +1,6 @@
-"""The course's shared Flax NNX networks: the MLP and CNN of the early chapters, and the
-CIFAR-10 network of chapter 5 (reused by chapters 9 and 10; ``H.vision`` re-exports it)."""
+"""The course's shared Flax NNX networks: the MLP and CNN of the early chapters, and chapter
+5's CIFAR-10 networks, ``CifarNet`` (reused by chapters 9 and 10) and the outline's CNN,
+fixed (``OutlineCNN``, section 5.2); ``H.vision`` re-exports both."""
 
 from __future__ import annotations
 
@@ -113,7 +114,8 @@ def count_params(model: nnx.Module) -> int:
 
 
 def _max_pool2(x: jax.Array) -> jax.Array:
-    """2x2 max-pool as a reshape and a max (faster on CPU than ``nnx.max_pool`` here)."""
+    """2x2 max-pool as a reshape and a max: windows that do not overlap need no general
+    windowed reduction (``nnx.max_pool``)."""
     b, h, w, c = x.shape
     return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))  # (B, H/2, W/2, C)
 

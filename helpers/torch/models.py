@@ -1,5 +1,6 @@
-"""The course's shared PyTorch networks: the MLP and CNN of the early chapters, and the
-CIFAR-10 network of chapter 5 (reused by chapters 9 and 10; ``H.vision`` re-exports it)."""
+"""The course's shared PyTorch networks: the MLP and CNN of the early chapters, and chapter
+5's CIFAR-10 networks, ``CifarNet`` (reused by chapters 9 and 10) and the outline's CNN,
+fixed (``OutlineCNN``, section 5.2); ``H.vision`` re-exports both."""
 
 from __future__ import annotations
 

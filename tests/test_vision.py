@@ -321,8 +321,9 @@ def _tiny_sizes(**changes):
     )
 
 
-def _fit_two_steps(framework: str, compute_dtype: str, **kw):
-    """Two recipe steps on 16 random images: (step losses, the model)."""
+def _fit_two_steps(framework: str, compute_dtype: str, ema_decay=None, **kw):
+    """Two recipe steps on 16 random images: (step losses, the model, its weight average
+    when ``ema_decay`` is given, else None)."""
     v = _vision(framework)
     s = _tiny_sizes(compute_dtype=compute_dtype)
     images = np.random.default_rng(5).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
@@ -343,6 +344,7 @@ def _fit_two_steps(framework: str, compute_dtype: str, **kw):
         model = v.CifarNet(s.widths, dtype=jnp.dtype(s.compute_dtype), rngs=nnx.Rngs(0))
         y = jax.numpy.asarray(labels.astype(np.int32))
         kw["rngs"] = jax.random.key(0)
+    average = None if ema_decay is None else v.ema_model(model, ema_decay)
     history = v.fit_fast(
         model,
         _array(framework, images),
@@ -352,15 +354,16 @@ def _fit_two_steps(framework: str, compute_dtype: str, **kw):
         std,
         epochs=1,
         progress=False,
+        average=average,
         **kw,
     )
-    return history.step_loss, model
+    return history.step_loss, model, average
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_bfloat16_compute_keeps_float32_weights_and_nearly_the_same_loss(framework):
-    full, _ = _fit_two_steps(framework, "float32")
-    mixed, model = _fit_two_steps(framework, "bfloat16")
+    full, *_ = _fit_two_steps(framework, "float32")
+    mixed, model, _ = _fit_two_steps(framework, "bfloat16")
     assert len(mixed) == 2 and np.isfinite(mixed).all()
     # bfloat16 keeps 8 bits of mantissa: the losses agree to about 1 %, but not exactly.
     np.testing.assert_allclose(mixed, full, rtol=0.03)
@@ -404,12 +407,64 @@ def test_jax_fit_fast_on_a_mesh_takes_the_same_steps_and_checks_the_batch():
     from helpers.jax.sharding import make_mesh
 
     mesh = make_mesh(device="cpu")
-    plain, _ = _fit_two_steps("jax", "float32")
-    sharded, _ = _fit_two_steps("jax", "float32", mesh=mesh)
+    plain, *_ = _fit_two_steps("jax", "float32")
+    sharded, *_ = _fit_two_steps("jax", "float32", mesh=mesh)
     np.testing.assert_allclose(sharded, plain, rtol=1e-5)
     fake = type("Mesh", (), {"size": 3})()  # 8 images do not split over 3 devices
     with pytest.raises(ValueError, match="does not split across 3 devices"):
         _fit_two_steps("jax", "float32", mesh=fake)
+
+
+def _ema_probe(framework: str, model) -> tuple[np.ndarray, np.ndarray]:
+    """A weight (the head's) and a BatchNorm running mean (the stem's), as NumPy."""
+    if framework == "torch":
+        return (
+            model.head.weight.detach().numpy().T.copy(),
+            model.stem[1].running_mean.numpy().copy(),
+        )
+    return np.asarray(model.head.kernel[...]), np.asarray(model.stem.bn.mean[...])
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_ema_model_copies_then_averages_weights_and_batchnorm_statistics(framework):
+    v = _vision(framework)
+    if framework == "torch":
+        import torch
+
+        model = v.CifarNet((4, 4, 4, 4))
+    else:
+        from flax import nnx
+
+        model = v.CifarNet((4, 4, 4, 4), rngs=nnx.Rngs(0))
+    average = v.ema_model(model, 0.75)
+    average.update_parameters(model)  # the first update copies
+    w0, m0 = _ema_probe(framework, model)
+    if framework == "torch":
+        with torch.no_grad():
+            model.head.weight.add_(1.0)
+            model.stem[1].running_mean.add_(2.0)
+    else:
+        model.head.kernel[...] += 1.0
+        model.stem.bn.mean[...] += 2.0
+    average.update_parameters(model)  # 0.75 * old + 0.25 * new
+    w_avg, m_avg = _ema_probe(framework, average.module)
+    np.testing.assert_allclose(w_avg, w0 + 0.25, rtol=1e-6)
+    np.testing.assert_allclose(m_avg, m0 + 0.5, rtol=1e-6)
+    with pytest.raises(ValueError, match="decay"):
+        v.ema_model(model, 1.5)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_fit_fast_updates_the_weight_average_after_every_step(framework):
+    # decay 0: the average is the model after each update, so after the last step too;
+    # decay 1: it keeps the first update's copy, the weights after step 1, not the last.
+    _, model, last = _fit_two_steps(framework, "float32", ema_decay=0.0)
+    _, _, first = _fit_two_steps(framework, "float32", ema_decay=1.0)
+    averaged, trained = _ema_probe(framework, last.module), _ema_probe(framework, model)
+    for a, b in zip(averaged, trained, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    w_first, _ = _ema_probe(framework, first.module)
+    assert not np.allclose(w_first, _ema_probe(framework, model)[0])
 
 
 def test_bench_table_lists_runs_then_sweeps_best_first():

@@ -1,6 +1,7 @@
 """The course's shared Flax NNX networks: the MLP and CNN of the early chapters, and chapter
 5's CIFAR-10 networks, ``CifarNet`` (reused by chapters 9 and 10) and the outline's CNN,
-fixed (``OutlineCNN``, section 5.2); ``H.vision`` re-exports both."""
+fixed (``OutlineCNN``, section 5.2), and the weight average of a trained network
+(``ema_model``); ``H.vision`` re-exports them."""
 
 from __future__ import annotations
 
@@ -9,11 +10,20 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import optax
 from flax import nnx
 
 from helpers.scale import cnn_feature_side
 
-__all__ = ["CNN", "MLP", "CifarNet", "OutlineCNN", "count_params"]
+__all__ = [
+    "CNN",
+    "MLP",
+    "AveragedModel",
+    "CifarNet",
+    "OutlineCNN",
+    "count_params",
+    "ema_model",
+]
 
 
 class MLP(nnx.Module):
@@ -220,3 +230,54 @@ class OutlineCNN(nnx.Module):
         x = nnx.relu(self.conv3(x))  # (B, 6, 6, 128): no padding, 8 - 2 = 6
         x = x.reshape(x.shape[0], -1)  # (B, 4608): one row per example
         return self.fc2(nnx.relu(self.fc1(x)))
+
+
+class AveragedModel(nnx.Module):
+    """An exponential moving average of a model's weights and BatchNorm statistics.
+
+    The twin of ``torch.optim.swa_utils.AveragedModel`` with an EMA rule and
+    ``use_buffers=True``: ``module`` is a copy of the model; each
+    :meth:`update_parameters` call (the first copies) sets every ``nnx.Param`` and
+    ``nnx.BatchStat`` to ``decay * avg + (1 - decay) * current`` (``optax.incremental_update``);
+    calling it runs the copy. Works inside ``jax.jit`` (its state splits and merges with
+    ``nnx.split``/``nnx.merge`` like any module). Raises ``ValueError`` unless
+    ``0 <= decay <= 1``.
+    """
+
+    def __init__(self, model: nnx.Module, decay: float) -> None:
+        if not 0.0 <= decay <= 1.0:
+            raise ValueError(f"expected a decay in [0, 1], got {decay}")
+        # A copy with buffers of its own: a train step that donates the model's and the
+        # average's state must not see one buffer twice (nnx.clone shares the arrays).
+        graphdef, state = nnx.split(model)
+        self.module = nnx.merge(graphdef, jax.tree.map(jnp.copy, state))
+        self.decay = decay
+        self.n_averaged = nnx.Variable(jnp.zeros((), jnp.int32))
+
+    def update_parameters(self, model: nnx.Module) -> None:
+        kinds = (nnx.Param, nnx.BatchStat)
+        # The first update copies the weights (step size 1), as PyTorch's does.
+        step_size = jnp.where(self.n_averaged[...] == 0, 1.0, 1.0 - self.decay)
+        averaged = optax.incremental_update(
+            nnx.state(model, kinds), nnx.state(self.module, kinds), step_size
+        )
+        nnx.update(self.module, averaged)
+        self.n_averaged[...] += 1
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.module(x)
+
+
+def ema_model(model: nnx.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``model``'s weights and BatchNorm statistics.
+
+    Returns an :class:`AveragedModel` (a copy of ``model``): call
+    ``average.update_parameters(model)`` after every optimiser step (inside the jitted step,
+    or on the merged objects); the first call copies the weights, each later one sets
+    ``w_avg <- decay * w_avg + (1 - decay) * w``, BatchNorm's running statistics included, so
+    the average is evaluated with statistics of its own kind. Evaluate it like the model,
+    ``average(x)``. Polyak and Juditsky (1992); as an exponential average, the weight
+    averaging of airbench and of many fast trainers. Raises ``ValueError`` unless
+    ``0 <= decay <= 1``.
+    """
+    return AveragedModel(model, decay)

@@ -33,7 +33,7 @@ from helpers.jax.augment import (
     random_crop_flip,
     to_input,
 )
-from helpers.jax.models import CifarNet, OutlineCNN
+from helpers.jax.models import AveragedModel, CifarNet, OutlineCNN, ema_model
 from helpers.jax.runtime import default_device, seed_everything
 from helpers.jax.sharding import make_mesh
 from helpers.metrics import History, step_timing
@@ -48,12 +48,14 @@ from helpers.vision import (
 )
 
 __all__ = [
+    "AveragedModel",
     "CifarNet",
     "OutlineCNN",
     "bench_table",
     "channel_stats",
     "crop_flip",
     "data_source",
+    "ema_model",
     "fit_fast",
     "lr_multiplier",
     "make_optimizer",
@@ -112,7 +114,7 @@ def _train_step(graphdef, pad: int, smoothing: float, batch_sharding=None):
 
     @functools.partial(jax.jit, donate_argnums=0, static_argnames="batch_size")
     def step(state, images, labels, order, i, key, mean, std, *, batch_size):
-        model, optimizer = nnx.merge(graphdef, state)
+        model, optimizer, *average = nnx.merge(graphdef, state)  # average: [] or [it]
         # Slicing inside the step: an eager order[a:b] would compile once per distinct (a, b).
         idx = split(
             jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
@@ -126,7 +128,10 @@ def _train_step(graphdef, pad: int, smoothing: float, batch_sharding=None):
 
         (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
         optimizer.update(model, grads)
-        return nnx.state((model, optimizer)), loss, (logits.argmax(-1) == y).sum()
+        for avg in average:
+            avg.update_parameters(model)
+        state = nnx.state((model, optimizer, *average))
+        return state, loss, (logits.argmax(-1) == y).sum()
 
     return step
 
@@ -144,11 +149,14 @@ def fit_fast(
     rngs: jax.Array | None = None,
     progress: bool = True,
     mesh: jax.sharding.Mesh | None = None,
+    average: AveragedModel | None = None,
 ) -> History:
     """Train with the recipe on ``images`` ``uint8 (N, H, W, C)`` already on the device.
 
     Every epoch: a fresh permutation, then one jitted step per full batch (gather, crop +
-    flip, normalise, forward, smoothed loss, backward, SGD). ``rngs`` is a PRNG key (default
+    flip, normalise, forward, smoothed loss, backward, SGD, and
+    ``average.update_parameters`` when a weight average (:func:`ema_model`) is given; it is
+    updated in place like ``model``). ``rngs`` is a PRNG key (default
     ``jax.random.key(0)``). ``max_steps`` stops early. ``mesh`` (one axis, ``"data"``):
     data, model and optimizer are copied to each of its devices and every batch is split
     across them (BatchNorm still normalises over the whole batch); ``ValueError`` if the
@@ -172,7 +180,8 @@ def fit_fast(
     )
     optimizer = make_optimizer(model, sizes, epochs * per_epoch)
     model.train()
-    graphdef, state = nnx.split((model, optimizer))
+    objects = (model, optimizer) if average is None else (model, optimizer, average)
+    graphdef, state = nnx.split(objects)
     step = _train_step(graphdef, sizes.pad, sizes.label_smoothing, batch_sharding)
     mean, std = jnp.asarray(mean), jnp.asarray(std)
     if mesh is not None:
@@ -212,7 +221,7 @@ def fit_fast(
             seconds=time.perf_counter() - start,
         )
     bar.close()
-    nnx.update((model, optimizer), state)
+    nnx.update(objects, state)
     return history
 
 
@@ -340,20 +349,24 @@ def run_cifar10(
         }
     key = seed_everything(seed)
     model = CifarNet(sizes.widths, dtype=dtype, rngs=nnx.Rngs(seed))
+    average = ema_model(model, sizes.ema_decay)
     history = fit_fast(
-        model, images, labels, sizes, mean, std, rngs=key, progress=progress, mesh=mesh
-    )
-    accuracy = {}
-    for tta in (False, True):
-        logits = predict_logits(model, test, mean, std, tta=tta)
-        accuracy[tta] = float((logits.argmax(1) == y_test).mean())
+        model, images, labels, sizes, mean, std, rngs=key, progress=progress,
+        mesh=mesh, average=average,
+    )  # fmt: skip
+    accuracy = {}  # test_accuracy, ..._tta, ..._ema, ..._ema_tta
+    for suffix, net in (("", model), ("_ema", average)):
+        for tta in (False, True):
+            logits = predict_logits(net, test, mean, std, tta=tta)
+            hits = float((logits.argmax(1) == y_test).mean())
+            accuracy[f"test_accuracy{suffix}{'_tta' * tta}"] = round(hits, 4)
     return {
         "model": f"CifarNet {'-'.join(map(str, sizes.widths))}, SGD-Nesterov, "
         f"label smoothing {sizes.label_smoothing}, crop+flip on device, NHWC, jit, "
         f"{sizes.compute_dtype}",
         "data": source["data"],
-        "test_accuracy": round(accuracy[False], 4),
-        "test_accuracy_tta": round(accuracy[True], 4),
+        **accuracy,
+        "ema_decay": sizes.ema_decay,
         # Steady training time; the first step (compilation, warm-up) apart.
         **step_timing(history, sizes.batch_size),
         "final_train_loss": round(history.last("train_loss"), 4),

@@ -38,6 +38,11 @@ class Cifar10Sizes:
     label_smoothing: float
     # Random-crop padding, pixels on each side.
     pad: int
+    # Weight averaging: the decay per step of the exponential moving average of the weights
+    # and BatchNorm statistics (H.vision.ema_model), evaluated beside the trained weights.
+    # About 1 / (1 - decay) steps weigh in: 10 of smoke's 60, 100 of cpu's ~1,050 and gpu's
+    # ~1,400 (untuned).
+    ema_decay: float
     # Mixed precision: the dtype convolutions and matrix products compute in ("bfloat16":
     # PyTorch's autocast, Flax's dtype=); weights, BatchNorm and the loss stay float32. Only
     # the GPU uses it: on the CPU the gain depends on the chip (an Intel Xeon with AVX512-BF16
@@ -71,6 +76,7 @@ SIZES: dict[str, dict[str, object]] = {
             weight_decay=5e-4,
             label_smoothing=0.2,
             pad=2,
+            ema_decay=0.9,
             compute_dtype="float32",
             baseline_steps=4,
             outline_train_examples=1_000,
@@ -103,6 +109,7 @@ SIZES: dict[str, dict[str, object]] = {
             weight_decay=5e-4,
             label_smoothing=0.1,
             pad=2,
+            ema_decay=0.99,
             compute_dtype="float32",
             baseline_steps=40,
             outline_train_examples=10_000,
@@ -128,6 +135,7 @@ SIZES: dict[str, dict[str, object]] = {
             weight_decay=5e-4,
             label_smoothing=0.2,
             pad=2,
+            ema_decay=0.99,
             compute_dtype="bfloat16",
             baseline_steps=100,
             outline_train_examples=None,

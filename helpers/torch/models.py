@@ -1,6 +1,7 @@
 """The course's shared PyTorch networks: the MLP and CNN of the early chapters, and chapter
 5's CIFAR-10 networks, ``CifarNet`` (reused by chapters 9 and 10) and the outline's CNN,
-fixed (``OutlineCNN``, section 5.2); ``H.vision`` re-exports both."""
+fixed (``OutlineCNN``, section 5.2), and the weight average of a trained network
+(``ema_model``); ``H.vision`` re-exports them."""
 
 from __future__ import annotations
 
@@ -10,10 +11,19 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from helpers.scale import cnn_feature_side
 
-__all__ = ["CNN", "MLP", "CifarNet", "OutlineCNN", "count_params"]
+__all__ = [
+    "CNN",
+    "MLP",
+    "AveragedModel",
+    "CifarNet",
+    "OutlineCNN",
+    "count_params",
+    "ema_model",
+]
 
 
 class MLP(nn.Module):
@@ -179,3 +189,20 @@ class OutlineCNN(nn.Module):
         x = F.relu(self.conv3(x))  # (B, 128, 6, 6): no padding, 8 - 2 = 6
         x = x.flatten(1)  # (B, 4608): one row per example
         return self.fc2(F.relu(self.fc1(x)))
+
+
+def ema_model(model: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``model``'s weights and BatchNorm statistics.
+
+    Returns ``torch.optim.swa_utils.AveragedModel`` (a copy of ``model`` on its device, in its
+    memory format): call ``average.update_parameters(model)`` after every optimiser step; the
+    first call copies the weights, each later one sets ``w_avg <- decay * w_avg + (1 - decay)
+    * w``, buffers included (``use_buffers=True``: the running means and variances are
+    averaged too, so the average is evaluated with statistics of its own kind). Evaluate it
+    like the model, ``average(x)``. Polyak and Juditsky (1992); as an exponential average, the
+    weight averaging of airbench and of many fast trainers. Raises ``ValueError`` unless
+    ``0 <= decay <= 1``.
+    """
+    return AveragedModel(
+        model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True
+    )

@@ -32,7 +32,7 @@ from helpers.torch.augment import (
     seed_style_loader,
     to_input,
 )
-from helpers.torch.models import CifarNet, OutlineCNN
+from helpers.torch.models import AveragedModel, CifarNet, OutlineCNN, ema_model
 from helpers.torch.runtime import default_device, seed_everything, synchronize
 from helpers.vision import (
     bench_table,
@@ -44,6 +44,7 @@ from helpers.vision import (
 )
 
 __all__ = [
+    "AveragedModel",
     "CifarNet",
     "OutlineCNN",
     "autocast",
@@ -51,6 +52,7 @@ __all__ = [
     "channel_stats",
     "crop_flip",
     "data_source",
+    "ema_model",
     "fit_fast",
     "lr_multiplier",
     "make_optimizer",
@@ -128,11 +130,13 @@ def fit_fast(
     max_steps: int | None = None,
     generator: torch.Generator | None = None,
     progress: bool = True,
+    average: AveragedModel | None = None,
 ) -> History:
     """Train with the recipe on ``images`` ``uint8 (N, H, W, C)`` already on the device.
 
     Every epoch: a fresh permutation, then for each full batch a gather, crop + flip,
-    normalise, forward, smoothed loss, backward, SGD step. ``max_steps`` stops early (for
+    normalise, forward, smoothed loss, backward, SGD step, and ``average.update_parameters``
+    when a weight average (:func:`ema_model`) is given. ``max_steps`` stops early (for
     throughput measurements). Returns a :class:`~helpers.metrics.History` (seconds exclude
     nothing but evaluation; ``first_step_seconds`` is the first step's time).
     """
@@ -161,6 +165,8 @@ def fit_fast(
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if average is not None:
+                average.update_parameters(model)
             losses.append(loss.detach())
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
@@ -292,22 +298,25 @@ def run_cifar10(
     model = CifarNet(sizes.widths, dtype=_dtype(sizes), device=device).to(
         memory_format=torch.channels_last
     )
+    average = ema_model(model, sizes.ema_decay)
     history = fit_fast(
         model, images, labels, sizes, mean, std,
         generator=torch.Generator(device).manual_seed(seed),
-        progress=progress,
+        progress=progress, average=average,
     )  # fmt: skip
-    accuracy = {}
-    for tta in (False, True):
-        logits = predict_logits(model, test, mean, std, tta=tta)
-        accuracy[tta] = float((logits.argmax(1) == y_test).mean())
+    accuracy = {}  # test_accuracy, ..._tta, ..._ema, ..._ema_tta
+    for suffix, net in (("", model), ("_ema", average)):
+        for tta in (False, True):
+            logits = predict_logits(net, test, mean, std, tta=tta)
+            hits = float((logits.argmax(1) == y_test).mean())
+            accuracy[f"test_accuracy{suffix}{'_tta' * tta}"] = round(hits, 4)
     return {
         "model": f"CifarNet {'-'.join(map(str, sizes.widths))}, SGD-Nesterov, "
         f"label smoothing {sizes.label_smoothing}, crop+flip on device, channels_last, "
         f"{sizes.compute_dtype}",
         "data": source["data"],
-        "test_accuracy": round(accuracy[False], 4),
-        "test_accuracy_tta": round(accuracy[True], 4),
+        **accuracy,
+        "ema_decay": sizes.ema_decay,
         # Steady training time; the first step (compilation, warm-up) apart.
         **step_timing(history, sizes.batch_size),
         "final_train_loss": round(history.last("train_loss"), 4),

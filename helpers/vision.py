@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import subprocess
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -41,8 +42,10 @@ def use_onednn_on_cpu() -> bool:
     XLA reads ``XLA_FLAGS`` once, when JAX starts its backend, and leaves oneDNN (Intel's
     library of CPU kernels, the one PyTorch's CPU convolutions use) off by default. This
     appends ``--xla_cpu_use_onednn=true`` to ``XLA_FLAGS`` unless JAX is already imported (too
-    late: returns ``False``) or a JAX GPU plugin is installed (the flag is CPU-only). Returns
-    whether the flag is set.
+    late: returns ``False``), a JAX GPU plugin is installed (the flag is CPU-only) or this
+    jaxlib does not accept the flag (XLA aborts on an unknown flag, and flags come and go
+    between releases: a child process starts JAX with it first, about a second; a
+    ``UserWarning`` says so). Returns whether the flag is set.
     """
     flags = os.environ.get("XLA_FLAGS", "")
     if ONEDNN_FLAG in flags:
@@ -53,8 +56,31 @@ def use_onednn_on_cpu() -> bool:
     )
     if "jax" in sys.modules or gpu:
         return False
-    os.environ["XLA_FLAGS"] = f"{flags} {ONEDNN_FLAG}".strip()
+    flags = f"{flags} {ONEDNN_FLAG}".strip()
+    if not _jax_starts_with(flags):
+        warnings.warn(
+            f"JAX did not start with XLA_FLAGS={flags!r} (this jaxlib may not know "
+            f"{ONEDNN_FLAG}): left unset, XLA's CPU convolutions use their default kernels",
+            stacklevel=2,
+        )
+        return False
+    os.environ["XLA_FLAGS"] = flags
     return True
+
+
+def _jax_starts_with(flags: str) -> bool:
+    """Whether JAX starts its CPU backend with ``XLA_FLAGS=flags``, tried in a child process."""
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", "import jax; jax.devices()"],
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return child.returncode == 0
 
 
 def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,12 +210,14 @@ def bench_table(records: Sequence[dict]) -> str:
     the hardware (the GPU, else the CPU, its cores and, above one, the XLA devices the batch
     was split over), date, commit and any ``load_average`` note; runs with changed sizes
     (``--set``, an ``overrides`` key) follow in a second table, best flip-TTA accuracy first
-    within each scale, with their seed, devices, img/s, chip and what was changed. Raises
+    within each scale, with their seed, devices, img/s, chip and what was changed. ``EMA+f``
+    is the weight average's accuracy with flips, blank for runs recorded before it. Raises
     ``KeyError`` for a record that lacks a field of the table.
     """
     records = [r for r in records if r.get("model_option", "cifarnet") == "cifarnet"]
     lines = [
-        f"{'framework':9} {'scale':5} {'epochs':>6} {'test acc':>8} {'+TTA':>7} {'train s':>7} "
+        f"{'framework':9} {'scale':5} {'epochs':>6} {'test acc':>8} {'+TTA':>7} {'EMA+f':>7} "
+        f"{'train s':>7} "
         f"{'compile s':>9} {'img/s':>8} {'vs seed':>7}  data, hardware, date, commit"
     ]
     for r in [r for r in records if "overrides" not in r]:
@@ -201,7 +229,7 @@ def bench_table(records: Sequence[dict]) -> str:
         ratio = "" if speedup is None else f"{speedup:.2f}x"
         lines.append(
             f"{r['framework']:9} {r['scale']:5} {r['epochs']:6} {r['test_accuracy']:8.2%} "
-            f"{r['test_accuracy_tta']:7.2%} {r['train_seconds']:7.1f} "
+            f"{r['test_accuracy_tta']:7.2%} {_ema(r):>7} {r['train_seconds']:7.1f} "
             f"{r['compile_seconds']:9.1f} {r['train_examples_per_second']:8,.0f} "
             f"{ratio:>7}  {r['data'][:22]}, {where}, {r['date'][:10]}, {r['commit']}"
         )
@@ -211,17 +239,23 @@ def bench_table(records: Sequence[dict]) -> str:
     if sweeps:
         lines.append(
             f"\n{'framework':9} {'scale':5} {'seed':>4} {'devices':>7} {'+TTA':>7} "
-            f"{'train s':>7} {'img/s':>8}  {'hardware':16} sizes changed"
+            f"{'EMA+f':>7} {'train s':>7} {'img/s':>8}  {'hardware':16} sizes changed"
         )
         for r in sorted(sweeps, key=lambda r: (r["scale"], -r["test_accuracy_tta"])):
             changes = ", ".join(f"{k}={v}" for k, v in r["overrides"].items())
             lines.append(
                 f"{r['framework']:9} {r['scale']:5} {r.get('seed', 0):4} "
-                f"{r.get('devices', 1):7} {r['test_accuracy_tta']:7.2%} "
+                f"{r.get('devices', 1):7} {r['test_accuracy_tta']:7.2%} {_ema(r):>7} "
                 f"{r['train_seconds']:7.1f} {r['train_examples_per_second']:8,.0f}  "
                 f"{_chip(r)[:16]:16} {changes}"
             )
     return "\n".join(lines)
+
+
+def _ema(record: dict) -> str:
+    """A record's weight-average accuracy with flips, or "" (recorded before it existed)."""
+    accuracy = record.get("test_accuracy_ema_tta")
+    return "" if accuracy is None else f"{accuracy:.2%}"
 
 
 def outline_data(sizes) -> dict:

@@ -203,15 +203,33 @@ def test_bench_refuses_baseline_for_tasks_without_one():
 
 
 def test_use_onednn_on_cpu_sets_the_flag_only_before_jax_starts():
+    keep = "--xla_force_host_platform_device_count=1"  # a flag the user set: kept
     code = (
         "import os, sys; from helpers.vision import use_onednn_on_cpu, ONEDNN_FLAG; "
-        "assert use_onednn_on_cpu() and os.environ['XLA_FLAGS'].startswith('--keep ') "
+        f"assert use_onednn_on_cpu() and os.environ['XLA_FLAGS'].startswith('{keep} ') "
         "and os.environ['XLA_FLAGS'].endswith(ONEDNN_FLAG); "
         "assert use_onednn_on_cpu() and os.environ['XLA_FLAGS'].count(ONEDNN_FLAG) == 1; "
         "del os.environ['XLA_FLAGS']; sys.modules['jax'] = None; "
         "assert not use_onednn_on_cpu() and 'XLA_FLAGS' not in os.environ"
     )
-    env = {**os.environ, "XLA_FLAGS": "--keep"}
+    env = {**os.environ, "XLA_FLAGS": keep}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_use_onednn_on_cpu_leaves_a_flag_this_jaxlib_rejects_unset():
+    # A jaxlib without the flag aborts at start-up on it: the helper tries it in a child
+    # process first, warns, and leaves XLA_FLAGS as it was.
+    code = """if True:
+        import os, warnings
+        import helpers.vision as v
+        v.ONEDNN_FLAG = "--xla_cpu_no_such_flag=true"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert not v.use_onednn_on_cpu()
+        assert any("did not start" in str(w.message) for w in caught), caught
+        assert "XLA_FLAGS" not in os.environ
+    """
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
@@ -479,16 +497,20 @@ def test_bench_table_lists_runs_then_sweeps_best_first():
         }  # fmt: skip
 
     text = bench_table([
-        record("torch", 0.8966, speedup_vs_seed_style=23.129),
+        record("torch", 0.8966, speedup_vs_seed_style=23.129, test_accuracy_ema_tta=0.9012),
         record("torch", 0.80, overrides={"epochs": 12}),
         record("jax", 0.90, overrides={"jax_epochs": 24, "learning_rate": 0.4},
-               seed=1, devices=2, train_examples_per_second=490.5),
+               seed=1, devices=2, train_examples_per_second=490.5,
+               test_accuracy_ema_tta=0.905),
         record("jax", 0.70, hardware={"cpu": "Xeon", "cores": 2, "gpu": None},
                load_average="busy", devices=2),
         {"model_option": "outline", "framework": "torch"},  # section 5.2's: not listed
     ])  # fmt: skip
     lines = text.splitlines()
     assert "89.66%" in lines[1] and "23.13x" in lines[1] and "H200" in lines[1]
+    # the weight average's column, blank for a record without it
+    assert lines[1].split()[5] == "90.12%"
+    assert lines[2].split()[4:6] == ["70.00%", "8.5"]
     assert "83,417" in lines[1] and "Xeon, 2 cores, 2 XLA devices" in lines[2]
     assert "load: busy" in lines[3]
     assert lines[4] == "" and "sizes changed" in lines[5] and "seed" in lines[5]
@@ -499,6 +521,8 @@ def test_bench_table_lists_runs_then_sweeps_best_first():
     assert lines[6].endswith("jax_epochs=24, learning_rate=0.4")
     assert lines[7].split()[:4] == ["torch", "gpu", "0", "1"] and "83,417" in lines[7]
     assert lines[7].endswith("epochs=12") and len(lines) == 8
+    assert lines[6].split()[4:6] == ["90.00%", "90.50%"]
+    assert lines[7].split()[4:6] == ["80.00%", "8.5"]
 
 
 def test_data_source_names_the_jpeg_copy_and_warns_once():

@@ -145,6 +145,14 @@ def _t_predict(kind):
             x = (images.float() - torch.from_numpy(mean)) / torch.from_numpy(std)
             with torch.no_grad():
                 return model(x.permute(0, 3, 1, 2))
+        if kind == "raw":  # the 0..255 values, no normalisation at all
+            with torch.no_grad():
+                return model(images.float().permute(0, 3, 1, 2))
+        if kind == "batch_stats":  # this batch's statistics (torch.std: n - 1)
+            x = images.float() / 255
+            x = (x - x.mean((0, 1, 2))) / x.std((0, 1, 2))
+            with torch.no_grad():
+                return model(x.permute(0, 3, 1, 2))
         if kind == "no_grad_missing":
             return model(tv.to_input(images, mean, std))
         if kind == "divide_by_zero":
@@ -246,6 +254,8 @@ TORCH_MISTAKES = [
     ("predict_logits", _t_predict("train_mode"), "train_mode"),
     ("predict_logits", _t_predict("unnormalised"), "not_normalised"),
     ("predict_logits", _t_predict("no_255"), "not_normalised"),
+    ("predict_logits", _t_predict("raw"), "not_normalised"),
+    ("predict_logits", _t_predict("batch_stats"), "batch_stats"),
     ("predict_logits", _t_predict("flip"), "test_flip"),
     ("predict_logits", _t_predict("tta"), "test_flip"),
     ("predict_logits", _t_predict("softmax"), "probabilities"),
@@ -410,6 +420,11 @@ def _j_predict(kind):
             mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
         if kind == "no_255":
             return model((images.astype(jnp.float32) - mean) / std)
+        if kind == "raw":  # the 0..255 values, no normalisation at all
+            return model(images.astype(jnp.float32))
+        if kind == "batch_stats":  # this batch's statistics (jnp.std: population)
+            x = images.astype(jnp.float32) / 255
+            return model((x - x.mean((0, 1, 2))) / x.std((0, 1, 2)))
         if kind == "divide_by_zero":
             std = std * 0
         x = jv.to_input(images, mean, std)
@@ -509,6 +524,8 @@ JAX_MISTAKES = [
     ("predict_logits", _j_predict("train_mode"), "train_mode"),
     ("predict_logits", _j_predict("unnormalised"), "not_normalised"),
     ("predict_logits", _j_predict("no_255"), "not_normalised"),
+    ("predict_logits", _j_predict("raw"), "not_normalised"),
+    ("predict_logits", _j_predict("batch_stats"), "batch_stats"),
     ("predict_logits", _j_predict("flip"), "test_flip"),
     ("predict_logits", _j_predict("tta"), "test_flip"),
     ("predict_logits", _j_predict("softmax"), "probabilities"),

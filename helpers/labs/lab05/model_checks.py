@@ -75,6 +75,9 @@ _EVAL_MISTAKES = {
     "train_mode": "train_mode",
     "not_normalised": "not_normalised",  # x / 255 only
     "not_scaled": "not_normalised",  # (x - mean) / std on 0..255
+    "raw": "not_normalised",  # the 0..255 values as they are
+    "batch_stats": "batch_stats",  # the batch's own mean and std (population)
+    "batch_stats_unbiased": "batch_stats",  # the same with n - 1 (torch's std default)
     "test_flip": "test_flip",
     "tta": "test_flip",  # the logits of the images plus those of their mirror images
     "probabilities": "probabilities",
@@ -93,10 +96,22 @@ def _eval_mistakes(
     images, mean, std = case["images"], case["mean"], case["std"]
     right = reference(model, images, mean, std, "right")
     flipped = reference(model, images, mean, std, "test_flip")
+    pixels = images.reshape(-1, images.shape[-1]) / 255.0  # (N * H * W, C) in 0..1
+    batch_mean = pixels.mean(0).astype(np.float32)
     return {
         "train_mode": reference(model, images, mean, std, "train_mode"),
         "not_normalised": reference(model, images, mean, std, "not_normalised"),
         "not_scaled": reference(model, images, mean / 255, std / 255, "right"),
+        # to_input computes x / (255 std) - mean / std: mean 0, std 1/255 leave x as is.
+        "raw": reference(
+            model, images, np.zeros_like(mean), np.full_like(std, 1 / 255), "right"
+        ),
+        "batch_stats": reference(
+            model, images, batch_mean, pixels.std(0).astype(np.float32), "right"
+        ),
+        "batch_stats_unbiased": reference(
+            model, images, batch_mean, pixels.std(0, ddof=1).astype(np.float32), "right"
+        ),
         "test_flip": flipped,
         "tta": right + flipped,
         "probabilities": _softmax(right),

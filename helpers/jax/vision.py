@@ -48,7 +48,6 @@ from helpers.vision import (
 )
 
 __all__ = [
-    "AveragedModel",
     "CifarNet",
     "OutlineCNN",
     "bench_table",

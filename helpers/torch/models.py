@@ -18,7 +18,6 @@ from helpers.scale import cnn_feature_side
 __all__ = [
     "CNN",
     "MLP",
-    "AveragedModel",
     "CifarNet",
     "OutlineCNN",
     "count_params",

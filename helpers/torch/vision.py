@@ -44,7 +44,6 @@ from helpers.vision import (
 )
 
 __all__ = [
-    "AveragedModel",
     "CifarNet",
     "OutlineCNN",
     "autocast",

@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -30,6 +30,7 @@ __all__ = [
     "outline_table",
     "per_sample_batches",
     "schedule_knots",
+    "score_test_split",
     "use_onednn_on_cpu",
 ]
 
@@ -250,6 +251,26 @@ def bench_table(records: Sequence[dict]) -> str:
                 f"{_chip(r)[:16]:16} {changes}"
             )
     return "\n".join(lines)
+
+
+def score_test_split(
+    predict: Callable[[object, bool], np.ndarray],
+    nets: dict[str, object],
+    labels: np.ndarray,
+) -> dict[str, float]:
+    """``helpers.bench cifar10``'s accuracy fields, rounded to 4 places.
+
+    For each ``suffix: net`` of ``nets`` (``{"": model, "_ema": average}``), the fraction of
+    ``labels`` ``int (N,)`` that ``predict(net, tta)``'s logits ``(N, C)`` get right, without
+    and with flip test-time augmentation: ``test_accuracy{suffix}`` and
+    ``test_accuracy{suffix}_tta``.
+    """
+    accuracy = {}
+    for suffix, net in nets.items():
+        for tta in (False, True):
+            hits = float((predict(net, tta).argmax(1) == labels).mean())
+            accuracy[f"test_accuracy{suffix}{'_tta' * tta}"] = round(hits, 4)
+    return accuracy
 
 
 def _ema(record: dict) -> str:

@@ -557,3 +557,28 @@ def test_outline_table_lists_only_the_outline_runs():
     assert "71.99%" in lines[0] and "0.13" in lines[0] and "1.34" in lines[0]
     assert "AMD EPYC, 2026-12-01, acbb8ce" in lines[0]
     assert outline_table([]) == "no recorded run of the outline CNN"
+
+
+def test_score_test_split_names_each_net_with_and_without_flips():
+    from helpers.vision import score_test_split
+
+    labels = np.array([0, 1, 1, 0])
+    # logits: the plain call gets 3 of 4 right for "", 1 of 4 for "_ema"; flips get all
+    right = np.eye(2)[labels]
+    logits = {("", False): right.copy(), ("_ema", False): 1 - right}
+    logits[("", False)][0] = [0, 1]
+    logits[("_ema", False)][0] = [1, 0]
+    seen = []
+
+    def predict(net, tta):
+        seen.append((net, tta))
+        return right if tta else logits[(net, False)]
+
+    got = score_test_split(predict, {"": "", "_ema": "_ema"}, labels)
+    assert got == {
+        "test_accuracy": 0.75,
+        "test_accuracy_tta": 1.0,
+        "test_accuracy_ema": 0.25,
+        "test_accuracy_ema_tta": 1.0,
+    }
+    assert seen == [("", False), ("", True), ("_ema", False), ("_ema", True)]

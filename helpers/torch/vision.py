@@ -41,6 +41,7 @@ from helpers.vision import (
     lr_multiplier,
     outline_table,
     schedule_knots,
+    score_test_split,
 )
 
 __all__ = [
@@ -303,12 +304,11 @@ def run_cifar10(
         generator=torch.Generator(device).manual_seed(seed),
         progress=progress, average=average,
     )  # fmt: skip
-    accuracy = {}  # test_accuracy, ..._tta, ..._ema, ..._ema_tta
-    for suffix, net in (("", model), ("_ema", average)):
-        for tta in (False, True):
-            logits = predict_logits(net, test, mean, std, tta=tta)
-            hits = float((logits.argmax(1) == y_test).mean())
-            accuracy[f"test_accuracy{suffix}{'_tta' * tta}"] = round(hits, 4)
+    accuracy = score_test_split(
+        lambda net, tta: predict_logits(net, test, mean, std, tta=tta),
+        {"": model, "_ema": average},
+        y_test,
+    )
     return {
         "model": f"CifarNet {'-'.join(map(str, sizes.widths))}, SGD-Nesterov, "
         f"label smoothing {sizes.label_smoothing}, crop+flip on device, channels_last, "

@@ -413,9 +413,8 @@ for epoch in range(1, epochs + 1):
         bar.update()
     step_losses = np.asarray(jnp.stack(losses)).tolist()  # waits for the last step
     seconds = time.perf_counter() - start
-    nnx.update(
-        (model, optimizer, average), state
-    )  # the Python objects see the new state
+    # the Python objects see the new state
+    nnx.update((model, optimizer, average), state)
     val_logits = H.vision.predict_logits(model, val_images, mean, std)
     history.end_epoch(
         epoch,
@@ -627,7 +626,7 @@ for name, rate in rates.items():
     print(f"{name:46} {rate:8,.0f} {rate / reference:12.2f}x")
 print(f"{'flip TTA at test time':46} {'':8} {acc_tta - acc_plain:+12.2%} accuracy")
 print(
-    f"{'weight average (EMA), with flip TTA':46} {'':8} {acc_ema - acc_tta:+12.2%} accuracy"
+    f"{'weight average vs trained, both with flips':46} {'':8} {acc_ema - acc_tta:+12.2%} accuracy"
 )
 
 # Milliseconds per batch. The pipeline and the training step run one after the other, so a
@@ -651,7 +650,8 @@ print(
 # pieces up (compare its prediction with the measured ratio). On a CPU the convolutions
 # dominate a step, so that share is small; on a GPU the model's step is far shorter and a
 # per-sample pipeline easily becomes the bottleneck.
-# The two accuracy rows come from this page's single run: the seed alone moved a recorded JAX
+# The two accuracy rows come from this page's single run (at `smoke` scale one test image
+# is 0.2 points of 500, so they are noise there): the seed alone moved a recorded JAX
 # `cpu` run by 0.75 points (79.27 % with seed 0, 80.02 % with seed 1), so a difference of a few
 # tenths says little either way; the recorded runs report the weight average too (column
 # `EMA+f`, with flips). The recorded runs below (`python -m helpers.bench cifar10 --baseline`, from
@@ -690,11 +690,13 @@ else:
 # claims neither.
 #
 # The `EMA+f` column measures the weight average, with flips, where a run recorded it. On the
-# `cpu` runs of 2026-12-01 (Intel Xeon, decay 0.99, so about the last hundred of ~1,050 steps)
-# it scored *below* the trained weights: 84.42 % against 84.68 % in PyTorch, 79.46 % against
-# 80.04 % in JAX (one seed each). A likely reason: with a step size that decays linearly to
-# zero, the last weights already come from tiny steps, and the average mixes in older weights
-# taken with larger ones. Airbench averages differently (Lookahead, with a weight that grows
+# `cpu` runs of 2026-12-01 (Intel Xeon, decay 0.99: about the last hundred steps, of 1,050 in
+# PyTorch and 525 in the 3-epoch JAX run) it scored *below* the trained weights: 84.42 %
+# against 84.68 % in PyTorch, 79.46 % against 80.04 % in JAX (one seed each). Two possible
+# reasons, neither tested: with a step size that decays linearly to zero the last weights
+# already come from tiny steps, while the average mixes in older weights taken with larger
+# ones; and the averaged BatchNorm statistics are those of the trained weights, not recomputed
+# for the averaged ones. Airbench averages differently (Lookahead, with a weight that grows
 # over the run), which these pages do not implement; here the trick stays optional, measured
 # and off the headline numbers.
 #

@@ -273,10 +273,9 @@ def ema_model(model: nnx.Module, decay: float) -> AveragedModel:
     Returns an :class:`AveragedModel` (a copy of ``model``): call
     ``average.update_parameters(model)`` after every optimiser step (inside the jitted step,
     or on the merged objects); the first call copies the weights, each later one sets
-    ``w_avg <- decay * w_avg + (1 - decay) * w``, BatchNorm's running statistics included, so
-    the average is evaluated with statistics of its own kind. Evaluate it like the model,
-    ``average(x)``. Polyak and Juditsky (1992); as an exponential average, the weight
-    averaging of airbench and of many fast trainers. Raises ``ValueError`` unless
-    ``0 <= decay <= 1``.
+    ``w_avg <- decay * w_avg + (1 - decay) * w``, BatchNorm's running statistics included
+    (averaged alongside the weights, not recomputed for the averaged weights). Evaluate it
+    like the model, ``average(x)``. Polyak and Juditsky (1992); related to, but simpler than,
+    airbench's Lookahead average. Raises ``ValueError`` unless ``0 <= decay <= 1``.
     """
     return AveragedModel(model, decay)

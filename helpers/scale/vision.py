@@ -40,8 +40,8 @@ class Cifar10Sizes:
     pad: int
     # Weight averaging: the decay per step of the exponential moving average of the weights
     # and BatchNorm statistics (H.vision.ema_model), evaluated beside the trained weights.
-    # About 1 / (1 - decay) steps weigh in: 10 of smoke's 60, 100 of cpu's ~1,050 and gpu's
-    # ~1,400 (untuned).
+    # About 1 / (1 - decay) steps weigh in: 10 of smoke's 60; 100 of cpu's ~1,050 in PyTorch
+    # (350 in JAX's 2 epochs); 100 of gpu's ~1,400 (untuned).
     ema_decay: float
     # Mixed precision: the dtype convolutions and matrix products compute in ("bfloat16":
     # PyTorch's autocast, Flax's dtype=); weights, BatchNorm and the loss stay float32. Only

@@ -196,12 +196,17 @@ def ema_model(model: nn.Module, decay: float) -> AveragedModel:
     Returns ``torch.optim.swa_utils.AveragedModel`` (a copy of ``model`` on its device, in its
     memory format): call ``average.update_parameters(model)`` after every optimiser step; the
     first call copies the weights, each later one sets ``w_avg <- decay * w_avg + (1 - decay)
-    * w``, buffers included (``use_buffers=True``: the running means and variances are
-    averaged too, so the average is evaluated with statistics of its own kind). Evaluate it
-    like the model, ``average(x)``. Polyak and Juditsky (1992); as an exponential average, the
-    weight averaging of airbench and of many fast trainers. Raises ``ValueError`` unless
-    ``0 <= decay <= 1``.
+    * w``, buffers included (``use_buffers=True``: BatchNorm's running means and variances
+    are averaged alongside the weights, not recomputed for the averaged weights, as
+    ``torch.optim.swa_utils.update_bn`` would; the integer ``num_batches_tracked`` is
+    averaged and truncated, unused while BatchNorm's momentum is set). Evaluate it like the
+    model, ``average(x)``. Polyak and Juditsky (1992); related to, but simpler than,
+    airbench's Lookahead average. Raises ``ValueError`` unless ``0 <= decay <= 1``.
     """
+    if (
+        not 0.0 <= decay <= 1.0
+    ):  # also refuses NaN, which torch's own check lets through
+        raise ValueError(f"expected a decay in [0, 1], got {decay}")
     return AveragedModel(
         model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True
     )

@@ -148,6 +148,12 @@ def _t_predict(kind):
         if kind == "raw":  # the 0..255 values, no normalisation at all
             with torch.no_grad():
                 return model(images.float().permute(0, 3, 1, 2))
+        if kind == "batch_scalar":  # one mean and std over the whole batch
+            x = images.float() / 255
+            with torch.no_grad():
+                return model(
+                    ((x - x.mean()) / x.std(unbiased=False)).permute(0, 3, 1, 2)
+                )
         if kind == "batch_stats":  # this batch's statistics (torch.std: n - 1)
             x = images.float() / 255
             x = (x - x.mean((0, 1, 2))) / x.std((0, 1, 2))
@@ -256,6 +262,7 @@ TORCH_MISTAKES = [
     ("predict_logits", _t_predict("no_255"), "not_normalised"),
     ("predict_logits", _t_predict("raw"), "not_normalised"),
     ("predict_logits", _t_predict("batch_stats"), "batch_stats"),
+    ("predict_logits", _t_predict("batch_scalar"), "batch_stats"),
     ("predict_logits", _t_predict("flip"), "test_flip"),
     ("predict_logits", _t_predict("tta"), "test_flip"),
     ("predict_logits", _t_predict("softmax"), "probabilities"),
@@ -422,6 +429,9 @@ def _j_predict(kind):
             return model((images.astype(jnp.float32) - mean) / std)
         if kind == "raw":  # the 0..255 values, no normalisation at all
             return model(images.astype(jnp.float32))
+        if kind == "batch_scalar":  # one mean and std over the whole batch
+            x = images.astype(jnp.float32) / 255
+            return model((x - x.mean()) / x.std())
         if kind == "batch_stats":  # this batch's statistics (jnp.std: population)
             x = images.astype(jnp.float32) / 255
             return model((x - x.mean((0, 1, 2))) / x.std((0, 1, 2)))
@@ -526,6 +536,7 @@ JAX_MISTAKES = [
     ("predict_logits", _j_predict("no_255"), "not_normalised"),
     ("predict_logits", _j_predict("raw"), "not_normalised"),
     ("predict_logits", _j_predict("batch_stats"), "batch_stats"),
+    ("predict_logits", _j_predict("batch_scalar"), "batch_stats"),
     ("predict_logits", _j_predict("flip"), "test_flip"),
     ("predict_logits", _j_predict("tta"), "test_flip"),
     ("predict_logits", _j_predict("softmax"), "probabilities"),

@@ -99,8 +99,8 @@ HINTS = Hints(
         "not_normalised": "normalise the uint8 images as in training: "
         "(x / 255 - mean) / std, per channel",
         "batch_stats": "normalise with the mean and std passed in, the training split's: "
-        "statistics of the batch being evaluated make each image's input depend on the "
-        "other images of its batch, and differ from what the model was trained on",
+        "statistics of the images being evaluated (per batch or per image) make each "
+        "image's input depend on what it is evaluated with, and differ from training",
         "test_flip": "evaluate the images as they are: flipping them at test time is "
         "augmentation (flip TTA adds both logits; this exercise asks for plain ones)",
         "probabilities": "return the logits, the model's raw output, without a softmax",

@@ -78,6 +78,7 @@ _EVAL_MISTAKES = {
     "raw": "not_normalised",  # the 0..255 values as they are
     "batch_stats": "batch_stats",  # the batch's own mean and std (population)
     "batch_stats_unbiased": "batch_stats",  # the same with n - 1 (torch's std default)
+    "batch_scalar": "batch_stats",  # one mean and one std over all pixels and channels
     "test_flip": "test_flip",
     "tta": "test_flip",  # the logits of the images plus those of their mirror images
     "probabilities": "probabilities",
@@ -111,6 +112,13 @@ def _eval_mistakes(
         ),
         "batch_stats_unbiased": reference(
             model, images, batch_mean, pixels.std(0, ddof=1).astype(np.float32), "right"
+        ),
+        "batch_scalar": reference(
+            model,
+            images,
+            np.full_like(mean, pixels.mean()),
+            np.full_like(std, pixels.std()),
+            "right",
         ),
         "test_flip": flipped,
         "tta": right + flipped,

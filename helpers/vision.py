@@ -218,8 +218,8 @@ def bench_table(records: Sequence[dict]) -> str:
     records = [r for r in records if r.get("model_option", "cifarnet") == "cifarnet"]
     lines = [
         f"{'framework':9} {'scale':5} {'epochs':>6} {'test acc':>8} {'+TTA':>7} {'EMA+f':>7} "
-        f"{'train s':>7} "
-        f"{'compile s':>9} {'img/s':>8} {'vs seed':>7}  data, hardware, date, commit"
+        f"{'train s':>7} {'compile s':>9} {'img/s':>8} {'vs seed':>7}  "
+        "data, hardware, date, commit"
     ]
     for r in [r for r in records if "overrides" not in r]:
         hw = r["hardware"]

@@ -203,9 +203,8 @@ def ema_model(model: nn.Module, decay: float) -> AveragedModel:
     model, ``average(x)``. Polyak and Juditsky (1992); related to, but simpler than,
     airbench's Lookahead average. Raises ``ValueError`` unless ``0 <= decay <= 1``.
     """
-    if (
-        not 0.0 <= decay <= 1.0
-    ):  # also refuses NaN, which torch's own check lets through
+    # The same bounds as torch's own check, which lets NaN through; this refuses it.
+    if not 0.0 <= decay <= 1.0:
         raise ValueError(f"expected a decay in [0, 1], got {decay}")
     return AveragedModel(
         model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True

@@ -211,14 +211,15 @@ def bench_table(records: Sequence[dict]) -> str:
     the hardware (the GPU, else the CPU, its cores and, above one, the XLA devices the batch
     was split over), date, commit and any ``load_average`` note; runs with changed sizes
     (``--set``, an ``overrides`` key) follow in a second table, best flip-TTA accuracy first
-    within each scale, with their seed, devices, img/s, chip and what was changed. ``EMA+f``
-    is the weight average's accuracy with flips, blank for runs recorded before it. Raises
+    within each scale, with their seed, devices, img/s, chip and what was changed. ``stem``
+    is the network's first layer (``conv`` for runs recorded before the whitening stem);
+    ``EMA+f`` is the weight average's accuracy with flips, blank for runs recorded before it. Raises
     ``KeyError`` for a record that lacks a field of the table.
     """
     records = [r for r in records if r.get("model_option", "cifarnet") == "cifarnet"]
     lines = [
-        f"{'framework':9} {'scale':5} {'epochs':>6} {'test acc':>8} {'+TTA':>7} {'EMA+f':>7} "
-        f"{'train s':>7} {'compile s':>9} {'img/s':>8} {'vs seed':>7}  "
+        f"{'framework':9} {'scale':5} {'stem':9} {'epochs':>6} {'test acc':>8} {'+TTA':>7} "
+        f"{'EMA+f':>7} {'train s':>7} {'compile s':>9} {'img/s':>8} {'vs seed':>7}  "
         "data, hardware, date, commit"
     ]
     for r in [r for r in records if "overrides" not in r]:
@@ -229,7 +230,8 @@ def bench_table(records: Sequence[dict]) -> str:
         speedup = r.get("speedup_vs_seed_style")
         ratio = "" if speedup is None else f"{speedup:.2f}x"
         lines.append(
-            f"{r['framework']:9} {r['scale']:5} {r['epochs']:6} {r['test_accuracy']:8.2%} "
+            f"{r['framework']:9} {r['scale']:5} {r.get('stem', 'conv'):9} {r['epochs']:6} "
+            f"{r['test_accuracy']:8.2%} "
             f"{r['test_accuracy_tta']:7.2%} {_ema(r):>7} {r['train_seconds']:7.1f} "
             f"{r['compile_seconds']:9.1f} {r['train_examples_per_second']:8,.0f} "
             f"{ratio:>7}  {r['data'][:22]}, {where}, {r['date'][:10]}, {r['commit']}"

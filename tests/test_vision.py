@@ -240,7 +240,13 @@ def _torch_weights_into_jax(torch_model, jax_model) -> None:
 
     convs = [m for m in torch_model.modules() if isinstance(m, nn.Conv2d)]
     bns = [m for m in torch_model.modules() if isinstance(m, nn.BatchNorm2d)]
-    units = [jax_model.stem] + [u for b in jax_model.blocks for u in b.layers]
+    units = [u for b in jax_model.blocks for u in b.layers]
+    if hasattr(
+        jax_model.stem, "conv"
+    ):  # a 3x3 stem; a whitening stem has fixed filters
+        units.insert(0, jax_model.stem)
+    else:
+        jax_model.stem.bias[...] = jnp.asarray(torch_model.stem.bias.detach())
     assert len(units) == len(convs) == len(bns)
     for unit, conv, bn in zip(units, convs, bns, strict=True):
         # (O, I, kh, kw) -> (kh, kw, I, O)
@@ -252,8 +258,10 @@ def _torch_weights_into_jax(torch_model, jax_model) -> None:
     jax_model.head.kernel[...] = jnp.asarray(torch_model.head.weight.detach().T)
 
 
-def test_both_cifarnets_compute_the_same_logits_loss_and_sgd_steps():
-    """Same weights in both halves: same logits in both modes, same loss, same SGD steps."""
+@pytest.mark.parametrize("stem", ["conv", "whitening"])
+def test_both_cifarnets_compute_the_same_logits_loss_and_sgd_steps(stem):
+    """Same weights in both halves: same logits in both modes, same loss, same SGD steps;
+    with either stem (the whitening one also checks the 31 -> 15 -> 7 -> 3 pooling)."""
     import dataclasses
 
     import jax.numpy as jnp
@@ -263,14 +271,17 @@ def test_both_cifarnets_compute_the_same_logits_loss_and_sgd_steps():
     from helpers.jax import vision as jv
     from helpers.torch import vision as tv
 
-    s = dataclasses.replace(sizes("cifar10", "smoke"), widths=(4, 8, 8, 8))
+    widths = (4, 8, 8, 8) if stem == "conv" else (24, 8, 8, 8)
+    s = dataclasses.replace(sizes("cifar10", "smoke"), widths=widths, stem=stem)
     rng = np.random.default_rng(5)
     images = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, 16)
     mean, std = channel_stats(images)
+    filters = tv.stem_filters(s, images, mean, std)
+    assert (filters is None) == (stem == "conv")
     torch.manual_seed(0)
-    t_model = tv.CifarNet(s.widths)
-    j_model = jv.CifarNet(s.widths, rngs=nnx.Rngs(0))
+    t_model = tv.CifarNet(s.widths, whitening=filters)
+    j_model = jv.CifarNet(s.widths, whitening=filters, rngs=nnx.Rngs(0))
     _torch_weights_into_jax(t_model, j_model)
     t_x = tv.to_input(torch.from_numpy(images), mean, std)
     j_x = jv.to_input(jnp.asarray(images), mean, std)
@@ -335,8 +346,9 @@ def _tiny_sizes(**changes):
     import dataclasses
 
     return dataclasses.replace(
-        sizes("cifar10", "smoke"), batch_size=8, widths=(4, 4, 4, 4), **changes
-    )
+        sizes("cifar10", "smoke"), batch_size=8, widths=(4, 4, 4, 4), stem="conv",
+        **changes,
+    )  # fmt: skip
 
 
 def _fit_two_steps(framework: str, compute_dtype: str, ema_decay=None, **kw):
@@ -504,14 +516,16 @@ def test_bench_table_lists_runs_then_sweeps_best_first():
                seed=1, devices=2, train_examples_per_second=490.5,
                test_accuracy_ema_tta=0.905),
         record("jax", 0.70, hardware={"cpu": "Xeon", "cores": 2, "gpu": None},
-               load_average="busy", devices=2),
+               load_average="busy", devices=2, stem="whitening"),
         {"model_option": "outline", "framework": "torch"},  # section 5.2's: not listed
     ])  # fmt: skip
     lines = text.splitlines()
     assert "89.66%" in lines[1] and "23.13x" in lines[1] and "H200" in lines[1]
     # the weight average's column, blank for a record without it
-    assert lines[1].split()[5] == "90.12%"
-    assert lines[2].split()[4:6] == ["70.00%", "8.5"]
+    assert lines[1].split()[6] == "90.12%"
+    assert lines[2].split()[5:7] == ["70.00%", "8.5"]
+    # the stem: "conv" for a record from before the whitening stem
+    assert lines[1].split()[2] == "conv" and lines[2].split()[2] == "whitening"
     assert "83,417" in lines[1] and "Xeon, 2 cores, 2 XLA devices" in lines[2]
     assert "load: busy" in lines[3]
     assert lines[4] == "" and "sizes changed" in lines[5] and "seed" in lines[5]
@@ -583,3 +597,94 @@ def test_score_test_split_names_each_net_with_and_without_flips():
         "test_accuracy_ema_tta": 1.0,
     }
     assert seen == [("", False), ("", True), ("_ema", False), ("_ema", True)]
+
+
+def test_patch_whitening_decorrelates_the_patches_it_was_computed_from():
+    """Responses of the first d filters to the 2x2 patches: unit variance, uncorrelated;
+    the second d are the first negated; largest eigenvalue first; bad input is refused."""
+    from helpers.whitening import patch_whitening
+
+    rng = np.random.default_rng(0)
+    # Correlated channels and neighbouring pixels, like a photograph's.
+    base = rng.normal(size=(40, 17, 17, 1)).repeat(2, 1).repeat(2, 2)[:, :32, :32]
+    images = np.clip(128 + 40 * base + rng.normal(0, 8, (40, 32, 32, 3)), 0, 255)
+    images = images.astype(np.uint8)
+    mean, std = channel_stats(images)
+    filters = patch_whitening(images, mean, std, eps=1e-6)
+    assert filters.shape == (24, 2, 2, 3) and filters.dtype == np.float32
+    np.testing.assert_array_equal(filters[12:], -filters[:12])
+    x = (images / 255.0 - mean) / std
+    patches = np.stack(
+        [x[:, i : i + 31, j : j + 31] for i in (0, 1) for j in (0, 1)], axis=3
+    ).reshape(-1, 12)  # (rows, cols, C) order within a patch, as the filters
+    responses = patches @ filters[:12].reshape(12, 12).T
+    second_moment = responses.T @ responses / len(responses)
+    np.testing.assert_allclose(second_moment, np.eye(12), atol=2e-3)
+    norms = np.linalg.norm(filters[:12].reshape(12, -1), axis=1)
+    assert np.all(
+        np.diff(norms) >= 0
+    )  # 1/sqrt(eigenvalue) grows as the eigenvalue falls
+    with pytest.raises(ValueError, match="uint8"):
+        patch_whitening(images.astype(np.float32), mean, std)
+    with pytest.raises(ValueError, match="patch >= 1"):
+        patch_whitening(images, mean, std, patch=0)
+    with pytest.raises(ValueError, match="no 40x40 patch"):
+        patch_whitening(images, mean, std, patch=40)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_whitening_stem_keeps_its_filters_and_trains_its_bias(framework):
+    """Two recipe steps with a whitening stem: the filters stay, the bias moves; filters of
+    the wrong shape are refused; stem_filters gives None for a 3x3 stem."""
+    import dataclasses
+
+    v = _vision(framework)
+    s = dataclasses.replace(_tiny_sizes(), widths=(24, 4, 4, 4), stem="whitening")
+    images = np.random.default_rng(5).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(16) % 10
+    mean, std = channel_stats(images)
+    filters = v.stem_filters(s, images, mean, std)
+    assert v.stem_filters(_tiny_sizes(), images, mean, std) is None
+    if framework == "torch":
+        import torch
+
+        torch.manual_seed(0)
+        model = v.CifarNet(s.widths, whitening=filters)
+        y, kw = torch.from_numpy(labels).long(), {}
+
+        def stem():
+            w = model.stem.weight.permute(0, 2, 3, 1)  # (O, k, k, C), as the filters
+            return w.numpy().copy(), model.stem.bias.detach().numpy().copy()
+
+        with pytest.raises(ValueError, match=r"\(24, k, k, C\)"):
+            v.CifarNet(s.widths, whitening=filters[:12])
+    else:
+        import jax
+        from flax import nnx
+
+        model = v.CifarNet(s.widths, whitening=filters, rngs=nnx.Rngs(0))
+        y, kw = jax.numpy.asarray(labels.astype(np.int32)), {"rngs": jax.random.key(0)}
+
+        def stem():
+            w = np.asarray(model.stem.kernel[...]).transpose(3, 0, 1, 2)  # HWIO -> OHWC
+            return w, np.asarray(model.stem.bias[...])
+
+        with pytest.raises(ValueError, match=r"\(24, k, k, C\)"):
+            v.CifarNet(s.widths, whitening=filters[:12], rngs=nnx.Rngs(0))
+    w0, b0 = stem()
+    np.testing.assert_allclose(w0, filters, rtol=1e-6)
+    v.fit_fast(model, _array(framework, images), y, s, mean, std, epochs=1,
+               progress=False, **kw)  # fmt: skip
+    w1, b1 = stem()
+    np.testing.assert_array_equal(w1, w0)
+    assert np.abs(b1 - b0).max() > 1e-6
+
+
+def test_cifar10_sizes_refuse_an_unknown_stem_and_a_whitening_stem_not_24_wide():
+    import dataclasses
+
+    s = sizes("cifar10", "smoke")
+    with pytest.raises(ValueError, match="'conv' or 'whitening'"):
+        dataclasses.replace(s, stem="whiten")
+    with pytest.raises(ValueError, match="must be 24"):
+        dataclasses.replace(s, widths=(16, 16, 32, 64), stem="whitening")

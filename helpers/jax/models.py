@@ -10,10 +10,12 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
 from helpers.scale import cnn_feature_side
+from helpers.whitening import _check_whitening
 
 __all__ = [
     "CNN",
@@ -126,7 +128,9 @@ def _max_pool2(x: jax.Array) -> jax.Array:
     """2x2 max-pool as a reshape and a max: windows that do not overlap need no general
     windowed reduction (``nnx.max_pool``)."""
     b, h, w, c = x.shape
-    return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))  # (B, H/2, W/2, C)
+    # An odd side drops its last row or column first, as PyTorch's MaxPool2d(2) does.
+    x = x[:, : h // 2 * 2, : w // 2 * 2]
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))  # (B, H//2, W//2, C)
 
 
 # PyTorch's default init of Conv2d and Linear weights: uniform in +-1/sqrt(fan_in), that is a
@@ -157,15 +161,42 @@ class _ConvBN(nnx.Module):
         return jax.nn.gelu(self.bn(x), approximate=True)
 
 
+class _PatchWhitening(nnx.Module):
+    """A fixed convolution (no padding) with given filters, a trained bias, then GELU."""
+
+    def __init__(self, filters, *, dtype=None) -> None:
+        # (O, k, k, C) -> HWIO (k, k, C, O). A plain nnx.Variable, not an nnx.Param: split and
+        # saved with the model, but neither differentiated nor updated by the optimizer.
+        self.kernel = nnx.Variable(
+            jnp.asarray(filters, jnp.float32).transpose(1, 2, 3, 0)
+        )
+        self.bias = nnx.Param(jnp.zeros(len(filters), jnp.float32))
+        self.dtype = dtype
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.kernel[...]
+        if self.dtype is not None:
+            x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+        x = jax.lax.conv_general_dilated(
+            x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+        return jax.nn.gelu(x + self.bias[...].astype(x.dtype), approximate=True)
+
+
 class CifarNet(nnx.Module):
     """An airbench-style CIFAR-10 network: a stem and three conv blocks, BatchNorm, GELU.
 
-    ``widths = (stem, block1, block2, block3)``. Each block is conv 3x3, 2x2 max-pool, BN,
-    GELU, conv 3x3, BN, GELU; the head takes the maximum over the remaining 4x4 positions and
-    applies a linear layer without bias, scaled by ``logit_scale``. Input ``(B, 32, 32, 3)``
-    normalised, output logits ``float32 (B, num_classes)``. ``dtype=jnp.bfloat16``: mixed
-    precision, PyTorch's autocast written into the layers: convolutions and the head compute
-    in bfloat16 on float32 weights, BatchNorm (statistics included) in float32.
+    ``widths = (stem, block1, block2, block3)``. The stem is a 3x3 convolution, BN and GELU;
+    or, given ``whitening`` filters ``(widths[0], k, k, C)`` (:func:`helpers.vision.
+    patch_whitening`), a fixed kxk convolution without padding (32 -> 31 pixels for k = 2)
+    whose bias alone is trained, then GELU. Each block is conv 3x3, 2x2 max-pool (rounding
+    down), BN, GELU, conv 3x3, BN, GELU; the head takes the maximum over the remaining 4x4
+    (3x3 after a whitening stem) positions and applies a linear layer without bias, scaled by
+    ``logit_scale``. Input ``(B, 32, 32, 3)`` normalised, output logits ``float32 (B,
+    num_classes)``. ``dtype=jnp.bfloat16``: mixed precision, PyTorch's autocast written into
+    the layers: convolutions and the head compute in bfloat16 on float32 weights, BatchNorm
+    (statistics included) in float32. Raises ``ValueError`` for other than four widths or
+    filters of another shape.
     """
 
     def __init__(
@@ -173,13 +204,18 @@ class CifarNet(nnx.Module):
         widths: tuple[int, ...] = (16, 32, 64, 128),
         num_classes: int = 10,
         *,
+        whitening: np.ndarray | None = None,
         logit_scale: float = 1 / 9,
         dtype: jnp.dtype | None = None,
         rngs: nnx.Rngs,
     ) -> None:
         if len(widths) != 4:
             raise ValueError(f"widths are (stem, block1, block2, block3), got {widths}")
-        self.stem = _ConvBN(3, widths[0], rngs=rngs, dtype=dtype)
+        if whitening is None:
+            self.stem = _ConvBN(3, widths[0], rngs=rngs, dtype=dtype)
+        else:
+            _check_whitening(whitening, widths[0])
+            self.stem = _PatchWhitening(whitening, dtype=dtype)
         self.blocks = nnx.List(
             [
                 nnx.Sequential(
@@ -196,9 +232,11 @@ class CifarNet(nnx.Module):
         self.logit_scale = logit_scale
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.stem(x)  # (B, 32, 32, w0)
+        x = self.stem(x)  # (B, 32, 32, w0); (B, 31, 31, w0) after a 2x2 whitening stem
         for block in self.blocks:
-            x = block(x)  # (B, 16, 16, w), (B, 8, 8, w), (B, 4, 4, w)
+            x = block(
+                x
+            )  # (B, 16, 16, w), (B, 8, 8, w), (B, 4, 4, w); 15, 7, 3 after 31
         x = x.max(axis=(1, 2))  # (B, w3): global max-pool
         logits = self.head(x) * self.logit_scale  # (B, num_classes)
         # float32 logits whatever the compute dtype: the loss's log-softmax needs the range.

@@ -47,6 +47,7 @@ from helpers.vision import (
     schedule_knots,
     score_test_split,
 )
+from helpers.whitening import patch_whitening, stem_filters
 
 __all__ = [
     "CifarNet",
@@ -60,11 +61,13 @@ __all__ = [
     "lr_multiplier",
     "make_optimizer",
     "outline_table",
+    "patch_whitening",
     "per_sample_batches",
     "predict_logits",
     "random_crop_flip",
     "run_cifar10",
     "smoothed_cross_entropy",
+    "stem_filters",
     "to_input",
 ]
 # The seed-style comparison of PyTorch is its DataLoader (``seed_style_loader``); JAX has no
@@ -318,6 +321,7 @@ def run_cifar10(
         x_test, y_test = load_cifar10("test", limit=sizes.test_examples)
     x, y = x[: len(x) - sizes.val_examples], y[: len(y) - sizes.val_examples]
     mean, std = channel_stats(x)
+    whitening = stem_filters(sizes, x, mean, std)  # None for a 3x3 stem
     images = jax.device_put(x, device)
     labels = jax.device_put(y.astype(np.int32), device)
     # with a mesh the trained weights end up on every device of it: so does the test set
@@ -327,12 +331,16 @@ def run_cifar10(
         slow = fast = 0.0
         # Two interleaved rounds, the faster of each: a shared machine slows some runs.
         for _ in range(2):
-            model = CifarNet(sizes.widths, dtype=dtype, rngs=nnx.Rngs(seed))
+            model = CifarNet(
+                sizes.widths, whitening=whitening, dtype=dtype, rngs=nnx.Rngs(seed)
+            )
             rate = _baseline_rate(
                 model, sizes, x, y, mean, std, sizes.baseline_steps, mesh
             )
             slow = max(slow, rate)
-            model = CifarNet(sizes.widths, dtype=dtype, rngs=nnx.Rngs(seed))
+            model = CifarNet(
+                sizes.widths, whitening=whitening, dtype=dtype, rngs=nnx.Rngs(seed)
+            )
             h = fit_fast(
                 model, images, labels, sizes, mean, std,
                 max_steps=sizes.baseline_steps + 1, rngs=jax.random.key(seed),
@@ -348,7 +356,9 @@ def run_cifar10(
             "speedup_vs_seed_style": round(fast / slow, 3),
         }
     key = seed_everything(seed)
-    model = CifarNet(sizes.widths, dtype=dtype, rngs=nnx.Rngs(seed))
+    model = CifarNet(
+        sizes.widths, whitening=whitening, dtype=dtype, rngs=nnx.Rngs(seed)
+    )
     average = ema_model(model, sizes.ema_decay)
     history = fit_fast(
         model, images, labels, sizes, mean, std, rngs=key, progress=progress,
@@ -363,6 +373,7 @@ def run_cifar10(
         "model": f"CifarNet {'-'.join(map(str, sizes.widths))}, SGD-Nesterov, "
         f"label smoothing {sizes.label_smoothing}, crop+flip on device, NHWC, jit, "
         f"{sizes.compute_dtype}",
+        "stem": sizes.stem,
         "data": source["data"],
         **accuracy,
         "ema_decay": sizes.ema_decay,

@@ -8,12 +8,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from helpers.scale import cnn_feature_side
+from helpers.whitening import _check_whitening
 
 __all__ = [
     "CNN",
@@ -113,15 +115,34 @@ def _conv_bn(c_in: int, c_out: int, device) -> list[nn.Module]:
     ]
 
 
+class _PatchWhitening(nn.Module):
+    """A fixed convolution (no padding) with given filters, a trained bias, then GELU."""
+
+    def __init__(self, filters: np.ndarray, device) -> None:
+        super().__init__()
+        # (O, k, k, C) -> (O, C, k, k). A buffer: saved and moved with the model, never trained.
+        weight = torch.as_tensor(np.asarray(filters, np.float32)).permute(0, 3, 1, 2)
+        self.register_buffer("weight", weight.contiguous().to(device))
+        self.bias = nn.Parameter(torch.zeros(len(filters), device=device))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(F.conv2d(x, self.weight, self.bias), approximate="tanh")
+
+
 class CifarNet(nn.Module):
     """An airbench-style CIFAR-10 network: a stem and three conv blocks, BatchNorm, GELU.
 
-    ``widths = (stem, block1, block2, block3)``. Each block is conv 3x3, 2x2 max-pool, BN,
-    GELU, conv 3x3, BN, GELU; the head takes the maximum over the remaining 4x4 positions and
-    applies a linear layer without bias, scaled by ``logit_scale``. Input ``(B, 3, 32, 32)``
-    normalised (channels_last is fastest), output logits ``float32 (B, num_classes)``.
-    ``dtype=torch.bfloat16``: mixed precision, the forward pass runs under ``torch.autocast``
-    in that dtype (weights stay float32), as the JAX twin's layers do with ``dtype=``.
+    ``widths = (stem, block1, block2, block3)``. The stem is a 3x3 convolution, BN and GELU;
+    or, given ``whitening`` filters ``(widths[0], k, k, C)`` (:func:`helpers.vision.
+    patch_whitening`), a fixed kxk convolution without padding (32 -> 31 pixels for k = 2)
+    whose bias alone is trained, then GELU. Each block is conv 3x3, 2x2 max-pool (rounding
+    down), BN, GELU, conv 3x3, BN, GELU; the head takes the maximum over the remaining 4x4
+    (3x3 after a whitening stem) positions and applies a linear layer without bias, scaled by
+    ``logit_scale``. Input ``(B, 3, 32, 32)`` normalised (channels_last is fastest), output
+    logits ``float32 (B, num_classes)``. ``dtype=torch.bfloat16``: mixed precision, the
+    forward pass runs under ``torch.autocast`` in that dtype (weights stay float32), as the
+    JAX twin's layers do with ``dtype=``. Raises ``ValueError`` for other than four widths or
+    filters of another shape.
     """
 
     def __init__(
@@ -129,6 +150,7 @@ class CifarNet(nn.Module):
         widths: tuple[int, ...] = (16, 32, 64, 128),
         num_classes: int = 10,
         *,
+        whitening: np.ndarray | None = None,
         logit_scale: float = 1 / 9,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
@@ -136,7 +158,11 @@ class CifarNet(nn.Module):
         super().__init__()
         if len(widths) != 4:
             raise ValueError(f"widths are (stem, block1, block2, block3), got {widths}")
-        self.stem = nn.Sequential(*_conv_bn(3, widths[0], device))
+        if whitening is None:
+            self.stem = nn.Sequential(*_conv_bn(3, widths[0], device))
+        else:
+            _check_whitening(whitening, widths[0])
+            self.stem = _PatchWhitening(whitening, device)
         self.blocks = nn.ModuleList()
         for c_in, c_out in itertools.pairwise(widths):
             first, bn, act = _conv_bn(c_in, c_out, device)
@@ -156,9 +182,11 @@ class CifarNet(nn.Module):
             return self._forward(x).float()  # float32 logits for the loss
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)  # (B, w0, 32, 32)
+        x = self.stem(x)  # (B, w0, 32, 32); (B, w0, 31, 31) after a 2x2 whitening stem
         for block in self.blocks:
-            x = block(x)  # (B, w, 16, 16), (B, w, 8, 8), (B, w, 4, 4)
+            x = block(
+                x
+            )  # (B, w, 16, 16), (B, w, 8, 8), (B, w, 4, 4); 15, 7, 3 after 31
         x = x.amax(dim=(2, 3))  # (B, w3): global max-pool
         return self.head(x) * self.logit_scale  # (B, num_classes)
 

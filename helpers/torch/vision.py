@@ -43,6 +43,7 @@ from helpers.vision import (
     schedule_knots,
     score_test_split,
 )
+from helpers.whitening import patch_whitening, stem_filters
 
 __all__ = [
     "CifarNet",
@@ -57,11 +58,13 @@ __all__ = [
     "lr_multiplier",
     "make_optimizer",
     "outline_table",
+    "patch_whitening",
     "predict_logits",
     "random_crop_flip",
     "run_cifar10",
     "seed_style_loader",
     "smoothed_cross_entropy",
+    "stem_filters",
     "to_input",
 ]
 __framework_only__ = ("autocast", "seed_style_loader")
@@ -257,6 +260,7 @@ def run_cifar10(
         x_test, y_test = load_cifar10("test", limit=sizes.test_examples)
     x, y = x[: len(x) - sizes.val_examples], y[: len(y) - sizes.val_examples]
     mean, std = channel_stats(x)
+    whitening = stem_filters(sizes, x, mean, std)  # None for a 3x3 stem
     images = torch.from_numpy(x).to(device)
     labels = torch.from_numpy(y).long().to(device)
     test = torch.from_numpy(x_test).to(device)
@@ -270,15 +274,15 @@ def run_cifar10(
         # Two interleaved rounds, the faster of each: a shared machine slows some runs.
         for _ in range(2):
             seed_everything(seed)
-            model = CifarNet(sizes.widths, dtype=_dtype(sizes), device=device).to(
-                memory_format=torch.channels_last
-            )
+            model = CifarNet(
+                sizes.widths, whitening=whitening, dtype=_dtype(sizes), device=device
+            ).to(memory_format=torch.channels_last)
             rate = _baseline_rate(model, loader, sizes, device, sizes.baseline_steps)
             slow = max(slow, rate)
             seed_everything(seed)
-            model = CifarNet(sizes.widths, dtype=_dtype(sizes), device=device).to(
-                memory_format=torch.channels_last
-            )
+            model = CifarNet(
+                sizes.widths, whitening=whitening, dtype=_dtype(sizes), device=device
+            ).to(memory_format=torch.channels_last)
             h = fit_fast(
                 model, images, labels, sizes, mean, std,
                 max_steps=sizes.baseline_steps + 1,
@@ -295,9 +299,9 @@ def run_cifar10(
             "speedup_vs_seed_style": round(fast / slow, 3),
         }
     seed_everything(seed)
-    model = CifarNet(sizes.widths, dtype=_dtype(sizes), device=device).to(
-        memory_format=torch.channels_last
-    )
+    model = CifarNet(
+        sizes.widths, whitening=whitening, dtype=_dtype(sizes), device=device
+    ).to(memory_format=torch.channels_last)
     average = ema_model(model, sizes.ema_decay)
     history = fit_fast(
         model, images, labels, sizes, mean, std,
@@ -313,6 +317,7 @@ def run_cifar10(
         "model": f"CifarNet {'-'.join(map(str, sizes.widths))}, SGD-Nesterov, "
         f"label smoothing {sizes.label_smoothing}, crop+flip on device, channels_last, "
         f"{sizes.compute_dtype}",
+        "stem": sizes.stem,
         "data": source["data"],
         **accuracy,
         "ema_decay": sizes.ema_decay,

@@ -1,0 +1,91 @@
+"""Airbench's whitened first layer (chapter 5), framework-free: the filters, from the data.
+
+Both halves' ``CifarNet`` take these filters as a fixed first convolution; ``H.vision``
+re-exports :func:`patch_whitening` and :func:`stem_filters`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["patch_whitening", "stem_filters"]
+
+
+def patch_whitening(
+    images: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    *,
+    patch: int = 2,
+    eps: float = 5e-4,
+    limit: int = 5_000,
+) -> np.ndarray:
+    """Filters of a patch-whitening first layer, ``float32 (2 * patch**2 * C, patch, patch, C)``.
+
+    ``images`` ``uint8 (N, H, W, C)`` (the training split; the first ``limit`` are used) are
+    normalised with ``mean`` and ``std`` (``(C,)``, 0..1 units, :func:`channel_stats`), cut into
+    every ``patch x patch`` patch (stride 1), and the patches' ``d x d`` second-moment matrix
+    (``d = patch**2 * C``; the normalised inputs have mean about zero) is diagonalised. Each
+    eigenvector ``v`` with eigenvalue ``lam``, scaled to ``v / sqrt(lam + eps)``, is a filter
+    whose responses have variance ``lam / (lam + eps)`` (about 1) and are uncorrelated with the
+    other filters': PCA whitening. The ``d`` filters come largest eigenvalue first, then the
+    same ``d`` negated, so that the GELU after them passes both signs of every component.
+    A filter is ``(patch, patch, C)``: rows, columns, channels of the patch it is applied to.
+
+    The idea is airbench's first layer (Jordan 2024, arXiv 2404.00498, section 3.3, after
+    tysam-code's hlb-cifar10): a fixed whitening convolution in place of a trained stem. Raises
+    ``ValueError`` for anything but ``uint8`` NHWC images at least ``patch`` pixels wide, a
+    ``patch < 1`` or an ``eps <= 0``.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise ValueError(
+            f"expected uint8 images (N, H, W, C), got {images.dtype} of shape {images.shape}"
+        )
+    if patch < 1 or eps <= 0:
+        raise ValueError(
+            f"expected patch >= 1 and eps > 0, got patch={patch}, eps={eps}"
+        )
+    n, h, w, c = images.shape
+    if min(h, w) < patch:
+        raise ValueError(f"images of {h}x{w} pixels have no {patch}x{patch} patch")
+    d = patch * patch * c
+    scale = 1.0 / (255.0 * np.asarray(std, dtype=np.float32))
+    shift = -np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)
+    moment, count = np.zeros((d, d)), 0
+    for start in range(
+        0, min(n, limit), 1_000
+    ):  # 1,000 images at a time: ~46 MB of patches
+        x = images[start : min(n, limit, start + 1_000)] * scale + shift  # (b, H, W, C)
+        # (b, H-p+1, W-p+1, C, p, p) -> (b, H-p+1, W-p+1, p, p, C): a patch as (rows, cols, C)
+        windows = np.lib.stride_tricks.sliding_window_view(
+            x, (patch, patch), axis=(1, 2)
+        )
+        flat = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, d)  # (patches, d)
+        moment += flat.T.astype(np.float64) @ flat.astype(np.float64)
+        count += len(flat)
+    eigenvalues, eigenvectors = np.linalg.eigh(moment / count)  # ascending
+    filters = (
+        eigenvectors[:, ::-1].T / np.sqrt(eigenvalues[::-1] + eps)[:, None]
+    )  # (d, d)
+    filters = filters.reshape(d, patch, patch, c)
+    return np.concatenate([filters, -filters]).astype(np.float32)
+
+
+def stem_filters(
+    sizes, images: np.ndarray, mean: np.ndarray, std: np.ndarray
+) -> np.ndarray | None:
+    """The ``whitening`` argument of ``CifarNet`` for ``sizes`` (a ``Cifar10Sizes``): 2x2
+    :func:`patch_whitening` filters of the training ``images`` when ``sizes.stem`` is
+    ``"whitening"``, ``None`` (a trained 3x3 stem) when it is ``"conv"``."""
+    return patch_whitening(images, mean, std) if sizes.stem == "whitening" else None
+
+
+def _check_whitening(filters: np.ndarray, width: int) -> None:
+    """Both halves' CifarNet: ``filters`` must be ``(width, k, k, C)``, ``ValueError`` if not."""
+    shape = np.shape(filters)
+    if len(shape) != 4 or shape[0] != width or shape[1] != shape[2]:
+        raise ValueError(
+            f"expected whitening filters (widths[0], k, k, C) = ({width}, k, k, C) from "
+            f"patch_whitening, got shape {shape}"
+        )

@@ -211,10 +211,10 @@ def bench_table(records: Sequence[dict]) -> str:
     the hardware (the GPU, else the CPU, its cores and, above one, the XLA devices the batch
     was split over), date, commit and any ``load_average`` note; runs with changed sizes
     (``--set``, an ``overrides`` key) follow in a second table, best flip-TTA accuracy first
-    within each scale, with their seed, devices, img/s, chip and what was changed. ``stem``
-    is the network's first layer (``conv`` for runs recorded before the whitening stem);
-    ``EMA+f`` is the weight average's accuracy with flips, blank for runs recorded before it. Raises
-    ``KeyError`` for a record that lacks a field of the table.
+    within each scale, with their stem, seed, devices, img/s, chip and what was changed.
+    ``stem`` (both tables) is the network's first layer (``conv`` for runs recorded before the
+    whitening stem); ``EMA+f`` is the weight average's accuracy with flips, blank for runs
+    recorded before it. Raises ``KeyError`` for a record that lacks a field of the table.
     """
     records = [r for r in records if r.get("model_option", "cifarnet") == "cifarnet"]
     lines = [
@@ -241,13 +241,13 @@ def bench_table(records: Sequence[dict]) -> str:
     sweeps = [r for r in records if "overrides" in r]
     if sweeps:
         lines.append(
-            f"\n{'framework':9} {'scale':5} {'seed':>4} {'devices':>7} {'+TTA':>7} "
+            f"\n{'framework':9} {'scale':5} {'stem':9} {'seed':>4} {'devices':>7} {'+TTA':>7} "
             f"{'EMA+f':>7} {'train s':>7} {'img/s':>8}  {'hardware':16} sizes changed"
         )
         for r in sorted(sweeps, key=lambda r: (r["scale"], -r["test_accuracy_tta"])):
             changes = ", ".join(f"{k}={v}" for k, v in r["overrides"].items())
             lines.append(
-                f"{r['framework']:9} {r['scale']:5} {r.get('seed', 0):4} "
+                f"{r['framework']:9} {r['scale']:5} {r.get('stem', 'conv'):9} {r.get('seed', 0):4} "
                 f"{r.get('devices', 1):7} {r['test_accuracy_tta']:7.2%} {_ema(r):>7} "
                 f"{r['train_seconds']:7.1f} {r['train_examples_per_second']:8,.0f}  "
                 f"{_chip(r)[:16]:16} {changes}"

@@ -32,8 +32,9 @@ def patch_whitening(
     same ``d`` negated, so that the GELU after them passes both signs of every component.
     A filter is ``(patch, patch, C)``: rows, columns, channels of the patch it is applied to.
 
-    The idea is airbench's first layer (Jordan 2024, arXiv 2404.00498, section 3.3, after
-    tysam-code's hlb-cifar10): a fixed whitening convolution in place of a trained stem. Raises
+    The idea is airbench's first layer (Jordan 2024, "94% on CIFAR-10 in 3.29 seconds on a
+    single GPU", arXiv 2404.00498): a fixed whitening convolution in place of a trained stem.
+    Raises
     ``ValueError`` for anything but ``uint8`` NHWC images at least ``patch`` pixels wide, a
     ``patch < 1`` or an ``eps <= 0``.
     """

@@ -531,13 +531,17 @@ def test_bench_table_lists_runs_then_sweeps_best_first():
     assert lines[4] == "" and "sizes changed" in lines[5] and "seed" in lines[5]
     # the better sweep first, with its seed, devices and img/s
     assert (
-        lines[6].split()[:4] == ["jax", "gpu", "1", "2"] and " 490  H200 " in lines[6]
+        lines[6].split()[:5] == ["jax", "gpu", "conv", "1", "2"]
+        and " 490  H200 " in lines[6]
     )
     assert lines[6].endswith("jax_epochs=24, learning_rate=0.4")
-    assert lines[7].split()[:4] == ["torch", "gpu", "0", "1"] and "83,417" in lines[7]
+    assert (
+        lines[7].split()[:5] == ["torch", "gpu", "conv", "0", "1"]
+        and "83,417" in lines[7]
+    )
     assert lines[7].endswith("epochs=12") and len(lines) == 8
-    assert lines[6].split()[4:6] == ["90.00%", "90.50%"]
-    assert lines[7].split()[4:6] == ["80.00%", "8.5"]
+    assert lines[6].split()[5:7] == ["90.00%", "90.50%"]
+    assert lines[7].split()[5:7] == ["80.00%", "8.5"]
 
 
 def test_data_source_names_the_jpeg_copy_and_warns_once():

@@ -128,6 +128,12 @@ class _PatchWhitening(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.gelu(F.conv2d(x, self.weight, self.bias), approximate="tanh")
 
+    def extra_repr(self) -> str:
+        o, c, k, _ = self.weight.shape
+        return (
+            f"{c}, {o}, kernel_size=({k}, {k}), fixed filters, trained bias; then GELU"
+        )
+
 
 class CifarNet(nn.Module):
     """An airbench-style CIFAR-10 network: a stem and three conv blocks, BatchNorm, GELU.

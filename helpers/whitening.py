@@ -23,20 +23,22 @@ def patch_whitening(
     """Filters of a patch-whitening first layer, ``float32 (2 * patch**2 * C, patch, patch, C)``.
 
     ``images`` ``uint8 (N, H, W, C)`` (the training split; the first ``limit`` are used) are
-    normalised with ``mean`` and ``std`` (``(C,)``, 0..1 units, :func:`channel_stats`), cut into
-    every ``patch x patch`` patch (stride 1), and the patches' ``d x d`` second-moment matrix
-    (``d = patch**2 * C``; the normalised inputs have mean about zero) is diagonalised. Each
-    eigenvector ``v`` with eigenvalue ``lam``, scaled to ``v / sqrt(lam + eps)``, is a filter
-    whose responses have variance ``lam / (lam + eps)`` (about 1) and are uncorrelated with the
-    other filters': PCA whitening. The ``d`` filters come largest eigenvalue first, then the
-    same ``d`` negated, so that the GELU after them passes both signs of every component.
-    A filter is ``(patch, patch, C)``: rows, columns, channels of the patch it is applied to.
+    normalised with ``mean`` and ``std`` (``(C,)``, 0..1 units,
+    :func:`helpers.vision.channel_stats`), cut into every ``patch x patch`` patch (stride 1),
+    and the patches' ``d x d`` second-moment matrix (``d = patch**2 * C``; the normalised
+    inputs have mean about zero) is diagonalised. Each eigenvector ``v`` with eigenvalue
+    ``lam``, scaled to ``v / sqrt(lam + eps)``, is a filter whose responses have variance
+    ``lam / (lam + eps)`` (near 1 where ``lam >> eps``) and are uncorrelated with the other
+    filters': PCA whitening. The ``d`` filters come largest eigenvalue first, each with the
+    sign that makes its largest-magnitude entry positive (``eigh`` may return either sign,
+    depending on the linear-algebra library), then the same ``d`` negated, so that the GELU
+    after them passes both signs of every component. A filter is ``(patch, patch, C)``: rows,
+    columns, channels of the patch it is applied to.
 
     The idea is airbench's first layer (Jordan 2024, "94% on CIFAR-10 in 3.29 seconds on a
     single GPU", arXiv 2404.00498): a fixed whitening convolution in place of a trained stem.
-    Raises
-    ``ValueError`` for anything but ``uint8`` NHWC images at least ``patch`` pixels wide, a
-    ``patch < 1`` or an ``eps <= 0``.
+    Raises ``ValueError`` for anything but ``uint8`` NHWC images at least ``patch`` pixels
+    wide, no image to use (``N == 0`` or ``limit < 1``), ``patch < 1`` or ``eps <= 0``.
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.dtype != np.uint8:
@@ -44,31 +46,29 @@ def patch_whitening(
             f"expected uint8 images (N, H, W, C), got {images.dtype} of shape {images.shape}"
         )
     if patch < 1 or eps <= 0:
-        raise ValueError(
-            f"expected patch >= 1 and eps > 0, got patch={patch}, eps={eps}"
-        )
+        raise ValueError(f"expected patch >= 1 and eps > 0, got {patch=}, {eps=}")
     n, h, w, c = images.shape
+    if min(n, limit) < 1:
+        raise ValueError(f"no image to compute the filters from: {n} images, {limit=}")
     if min(h, w) < patch:
         raise ValueError(f"images of {h}x{w} pixels have no {patch}x{patch} patch")
     d = patch * patch * c
-    scale = 1.0 / (255.0 * np.asarray(std, dtype=np.float32))
-    shift = -np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)
+    scale = 1.0 / (255.0 * np.asarray(std, dtype=np.float64))
+    shift = -np.asarray(mean, dtype=np.float64) / np.asarray(std, dtype=np.float64)
     moment, count = np.zeros((d, d)), 0
-    for start in range(
-        0, min(n, limit), 1_000
-    ):  # 1,000 images at a time: ~46 MB of patches
+    # 1,000 images at a time: about 92 MB of float64 patches at the peak, not 460 MB.
+    for start in range(0, min(n, limit), 1_000):
         x = images[start : min(n, limit, start + 1_000)] * scale + shift  # (b, H, W, C)
-        # (b, H-p+1, W-p+1, C, p, p) -> (b, H-p+1, W-p+1, p, p, C): a patch as (rows, cols, C)
-        windows = np.lib.stride_tricks.sliding_window_view(
-            x, (patch, patch), axis=(1, 2)
-        )
-        flat = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, d)  # (patches, d)
-        moment += flat.T.astype(np.float64) @ flat.astype(np.float64)
+        # (b, H-p+1, W-p+1, C, p, p), then a patch as (rows, cols, C): (patches, d) float64
+        windows = np.lib.stride_tricks.sliding_window_view(x, (patch, patch), (1, 2))
+        flat = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, d)
+        moment += flat.T @ flat
         count += len(flat)
     eigenvalues, eigenvectors = np.linalg.eigh(moment / count)  # ascending
-    filters = (
-        eigenvectors[:, ::-1].T / np.sqrt(eigenvalues[::-1] + eps)[:, None]
-    )  # (d, d)
+    vectors = eigenvectors[:, ::-1].T  # (d, d), one eigenvector a row, largest first
+    rows = np.arange(d)
+    vectors *= np.sign(vectors[rows, np.abs(vectors).argmax(axis=1)])[:, None]
+    filters = vectors / np.sqrt(eigenvalues[::-1] + eps)[:, None]  # (d, d)
     filters = filters.reshape(d, patch, patch, c)
     return np.concatenate([filters, -filters]).astype(np.float32)
 
@@ -83,10 +83,10 @@ def stem_filters(
 
 
 def _check_whitening(filters: np.ndarray, width: int) -> None:
-    """Both halves' CifarNet: ``filters`` must be ``(width, k, k, C)``, ``ValueError`` if not."""
+    """Both halves' CifarNet: ``filters`` must be ``(width, k, k, 3)``, ``ValueError`` if not."""
     shape = np.shape(filters)
-    if len(shape) != 4 or shape[0] != width or shape[1] != shape[2]:
+    if len(shape) != 4 or shape[0] != width or shape[1] != shape[2] or shape[3] != 3:
         raise ValueError(
-            f"expected whitening filters (widths[0], k, k, C) = ({width}, k, k, C) from "
+            f"expected whitening filters (widths[0], k, k, 3) = ({width}, k, k, 3) from "
             f"patch_whitening, got shape {shape}"
         )

@@ -241,9 +241,8 @@ def _torch_weights_into_jax(torch_model, jax_model) -> None:
     convs = [m for m in torch_model.modules() if isinstance(m, nn.Conv2d)]
     bns = [m for m in torch_model.modules() if isinstance(m, nn.BatchNorm2d)]
     units = [u for b in jax_model.blocks for u in b.layers]
-    if hasattr(
-        jax_model.stem, "conv"
-    ):  # a 3x3 stem; a whitening stem has fixed filters
+    # a 3x3 stem is one more conv unit; a whitening stem has fixed filters and a bias
+    if hasattr(jax_model.stem, "conv"):
         units.insert(0, jax_model.stem)
     else:
         jax_model.stem.bias[...] = jnp.asarray(torch_model.stem.bias.detach())
@@ -606,11 +605,12 @@ def test_score_test_split_names_each_net_with_and_without_flips():
 def test_patch_whitening_decorrelates_the_patches_it_was_computed_from():
     """Responses of the first d filters to the 2x2 patches: unit variance, uncorrelated;
     the second d are the first negated; largest eigenvalue first; bad input is refused."""
-    from helpers.whitening import patch_whitening
+    from helpers.whitening import _check_whitening, patch_whitening
 
     rng = np.random.default_rng(0)
-    # Correlated channels and neighbouring pixels, like a photograph's.
-    base = rng.normal(size=(40, 17, 17, 1)).repeat(2, 1).repeat(2, 2)[:, :32, :32]
+    # Correlated channels, and neighbouring pixels correlated along rows only: a filter
+    # layout with rows and columns swapped would not whiten these patches.
+    base = rng.normal(size=(40, 32, 17, 1)).repeat(2, 2)[:, :32, :32]
     images = np.clip(128 + 40 * base + rng.normal(0, 8, (40, 32, 32, 3)), 0, 255)
     images = images.astype(np.uint8)
     mean, std = channel_stats(images)
@@ -618,22 +618,30 @@ def test_patch_whitening_decorrelates_the_patches_it_was_computed_from():
     assert filters.shape == (24, 2, 2, 3) and filters.dtype == np.float32
     np.testing.assert_array_equal(filters[12:], -filters[:12])
     x = (images / 255.0 - mean) / std
-    patches = np.stack(
-        [x[:, i : i + 31, j : j + 31] for i in (0, 1) for j in (0, 1)], axis=3
-    ).reshape(-1, 12)  # (rows, cols, C) order within a patch, as the filters
+    # (rows, cols, C) order within a patch, as the filters
+    windows = [x[:, i : i + 31, j : j + 31] for i in (0, 1) for j in (0, 1)]
+    patches = np.stack(windows, axis=3).reshape(-1, 12)
     responses = patches @ filters[:12].reshape(12, 12).T
     second_moment = responses.T @ responses / len(responses)
     np.testing.assert_allclose(second_moment, np.eye(12), atol=2e-3)
+    # 1/sqrt(eigenvalue) grows as the eigenvalue falls; each filter's largest entry positive
     norms = np.linalg.norm(filters[:12].reshape(12, -1), axis=1)
-    assert np.all(
-        np.diff(norms) >= 0
-    )  # 1/sqrt(eigenvalue) grows as the eigenvalue falls
+    assert np.all(np.diff(norms) >= 0)
+    flat = filters[:12].reshape(12, -1)
+    assert np.all(flat[np.arange(12), np.abs(flat).argmax(axis=1)] > 0)
     with pytest.raises(ValueError, match="uint8"):
         patch_whitening(images.astype(np.float32), mean, std)
     with pytest.raises(ValueError, match="patch >= 1"):
         patch_whitening(images, mean, std, patch=0)
     with pytest.raises(ValueError, match="no 40x40 patch"):
         patch_whitening(images, mean, std, patch=40)
+    with pytest.raises(ValueError, match="no image"):
+        patch_whitening(images, mean, std, limit=0)
+    # CifarNet's check (both halves): 24 filters of (k, k, 3), nothing else
+    _check_whitening(filters, 24)
+    for shape in [(12, 2, 2, 3), (24, 2, 3, 3), (24, 2, 2, 4), (24, 12)]:
+        with pytest.raises(ValueError, match=r"\(24, k, k, 3\)"):
+            _check_whitening(np.zeros(shape, np.float32), 24)
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -660,7 +668,7 @@ def test_whitening_stem_keeps_its_filters_and_trains_its_bias(framework):
             w = model.stem.weight.permute(0, 2, 3, 1)  # (O, k, k, C), as the filters
             return w.numpy().copy(), model.stem.bias.detach().numpy().copy()
 
-        with pytest.raises(ValueError, match=r"\(24, k, k, C\)"):
+        with pytest.raises(ValueError, match=r"\(24, k, k, 3\)"):
             v.CifarNet(s.widths, whitening=filters[:12])
     else:
         import jax
@@ -673,15 +681,18 @@ def test_whitening_stem_keeps_its_filters_and_trains_its_bias(framework):
             w = np.asarray(model.stem.kernel[...]).transpose(3, 0, 1, 2)  # HWIO -> OHWC
             return w, np.asarray(model.stem.bias[...])
 
-        with pytest.raises(ValueError, match=r"\(24, k, k, C\)"):
+        with pytest.raises(ValueError, match=r"\(24, k, k, 3\)"):
             v.CifarNet(s.widths, whitening=filters[:12], rngs=nnx.Rngs(0))
     w0, b0 = stem()
     np.testing.assert_allclose(w0, filters, rtol=1e-6)
+    average = v.ema_model(model, 0.5)
     v.fit_fast(model, _array(framework, images), y, s, mean, std, epochs=1,
-               progress=False, **kw)  # fmt: skip
+               progress=False, average=average, **kw)  # fmt: skip
     w1, b1 = stem()
     np.testing.assert_array_equal(w1, w0)
     assert np.abs(b1 - b0).max() > 1e-6
+    model = average.module  # the weight average keeps the filters too
+    np.testing.assert_array_equal(stem()[0], w0)
 
 
 def test_cifar10_sizes_refuse_an_unknown_stem_and_a_whitening_stem_not_24_wide():

@@ -227,11 +227,15 @@ else:
 #   in JAX);
 # * **a whitened first layer**, as airbench's: the first convolution is computed from the
 #   data, not trained. Its 2x2 filters map each 2x2 patch of a normalised image (12 numbers)
-#   to its 12 principal components scaled to variance 1 (PCA whitening), and the same 12
-#   negated, so that the GELU after them passes both signs; only their bias is trained. Without padding the maps shrink to 31x31 (then 15, 7 and 3 after
-#   the blocks' poolings), so every step is cheaper. `sizes.stem` chooses: the `cpu` and
-#   `smoke` scales use it; the `gpu` records were made with a trained 3x3 first layer, which
-#   that scale keeps until a GPU run measures the whitened one;
+#   to its 12 principal components scaled to variance about 1 (PCA whitening), and the same 12
+#   negated, so that the GELU after them passes both signs; only their bias is trained
+#   (airbench stops training it after 3 epochs; here it trains throughout). Without padding
+#   the maps shrink to 31x31, then 15, 7 and 3 after the blocks' poolings: at the `cpu`
+#   widths about 8 % fewer multiply-adds per image (19.9 M against 21.7 M, forward), the
+#   first block's convolution doing more (24 channels in) and the later ones less.
+#   `sizes.stem` chooses: the `cpu` and `smoke` scales use it; the `gpu` records were made
+#   with a trained 3x3 first layer, which that scale keeps until a GPU run measures the
+#   whitened one;
 # * **label smoothing** {cite}`szegedy2016rethinking`: the target puts $1 - \varepsilon$ on the
 #   true class and spreads $\varepsilon$ evenly over all ten, which keeps logits from growing
 #   without bound;
@@ -274,19 +278,21 @@ fig.suptitle("top: originals; bottom: random crop (translate) and flip")
 plt.show()
 
 # %% [markdown] tags=["shared"]
-# The whitening filters come from the first 5,000 training images: `H.vision.patch_whitening`
-# cuts them into every 2x2 patch (961 per image), computes the patches' 12x12 second-moment
-# matrix (the normalised pixels have mean about zero, so it is their covariance), and turns
-# each eigenvector $v_i$, with eigenvalue $\lambda_i$, into the filter
-# $v_i / \sqrt{\lambda_i + \epsilon}$, whose response to a patch is that patch's $i$-th
-# principal component, uncorrelated with the others, with variance
-# $\lambda_i / (\lambda_i + \epsilon)$: about 1, except where $\lambda_i$ is as small as
-# $\epsilon = 5 \cdot 10^{-4}$, a component that is then damped instead of blown up. The
-# first filters are smooth (a patch's brightness, then its colour), the last ones fine
-# checkerboards: natural images hold little of those, so whitening amplifies them most, up to
-# that limit. Below, the 12 filters, each
-# scaled to its own range, and the covariance of their responses on 256 training images, in
-# NumPy: what the layer computes before its bias.
+# The whitening filters come from the first 5,000 training images (all 1,500 at `smoke`
+# scale): `H.vision.patch_whitening` cuts them into every 2x2 patch (961 per image), computes
+# the patches' 12x12 second-moment matrix (the normalised pixels have mean about zero, so it
+# is their covariance), and turns each eigenvector $v_i$, with eigenvalue $\lambda_i$, into
+# the filter $v_i / \sqrt{\lambda_i + \epsilon}$, whose response to a patch is that patch's
+# $i$-th principal component, uncorrelated with the others, with variance
+# $\lambda_i / (\lambda_i + \epsilon)$: near 1 where $\lambda_i$ is well above
+# $\epsilon = 5 \cdot 10^{-4}$, less where it is not, so that the weakest components are
+# damped instead of blown up. The first six filters are a patch's brightness, two colour
+# contrasts, two brightness edges and the brightness checkerboard; the last six are colour
+# differences between neighbouring pixels, which photographs hold little of, and this JPEG
+# copy less still (its files store colour at half resolution, 4:2:0): their responses come
+# out with variances well below 1. Below, the 12 filters, each scaled to its own range, and
+# the covariance of their responses on 256 training images, in NumPy: what the layer computes
+# before its bias.
 
 # %%
 filters = H.vision.patch_whitening(x_train, mean, std)  # (24, 2, 2, 3) float32
@@ -313,11 +319,12 @@ print(f"largest covariance between two filters' responses: {off_diagonal:.3f}")
 # filters the stem is the fixed 2x2 convolution above: its filters a *buffer*
 # (`register_buffer`: saved and moved with the model, not in `parameters()`, so neither
 # autograd nor the optimiser touches it), its bias a parameter; without them, a trained 3x3
-# convolution, BatchNorm and GELU. In PyTorch a tensor seen as `(B, C, H, W)` can be stored channel-last in memory:
-# `to(memory_format=torch.channels_last)` on the model, and an NHWC batch `permute`d to NCHW
-# *is* such a tensor, which is how `H.vision.to_input` hands batches to the network. The JAX
-# page builds the same network in Flax with PyTorch's default weight initialisation (Flax's own
-# default draws larger weights), so the two pages train the same network from the same start.
+# convolution, BatchNorm and GELU. In PyTorch a tensor seen as `(B, C, H, W)` can be stored
+# channel-last in memory: `to(memory_format=torch.channels_last)` on the model, and an NHWC
+# batch `permute`d to NCHW *is* such a tensor, which is how `H.vision.to_input` hands batches
+# to the network. The JAX page builds the same network in Flax with PyTorch's default weight
+# initialisation (Flax's own default draws larger weights), so the two pages train the same
+# network from the same start.
 
 # %%
 torch.manual_seed(0)
@@ -661,16 +668,16 @@ else:
 # and off the headline numbers.
 #
 # The whitened first layer was measured the same way, on one Intel Xeon on 2026-12-01, each
-# framework with the 3x3 stem (16 channels, the rows with `stem=conv` in the second table) and
-# with the whitening stem, one after the other, nothing else running. PyTorch, 6 epochs:
-# 83.59 % (84.68 % with flips) in 310.2 s with the 3x3 stem, 83.73 % (85.05 %) in 265.5 s
-# whitened: 1.17 times the img/s, the smaller maps' saving, at the same accuracy. JAX, 3
-# epochs on 2 XLA devices: 79.27 % (80.04 %) in 286.6 s, and 80.67 % (81.36 %) whitened, but
-# in 322.4 s and, run again, 296.8 s: XLA did not turn the smaller maps into a faster step
-# here (in shorter timings the two steps took the same time within this machine's noise), so
-# JAX bought accuracy, not speed.
-# One seed each: PyTorch's gain is within the 0.75 points the seed alone moved a JAX run,
-# JAX's 1.4 points beyond it, but one pair of runs is not a distribution.
+# framework with the 3x3 stem (16 channels: the rows whose changed sizes read `stem=conv,
+# widths=[16, 32, 64, 128]` in the second table) and with the whitening stem, one after the
+# other, nothing else running. PyTorch, 6 epochs: 83.59 % (84.68 % with flips) in 310.2 s
+# with the 3x3 stem, 83.73 % (85.05 %) in 265.5 s whitened; that speed-up is inside this
+# machine's spread (the same 3x3-stem run has taken 245 s to 310 s in the tables), and 8 %
+# fewer multiply-adds promise less than the 17 % it shows. JAX, 3 epochs
+# on 2 XLA devices: 79.27 % (80.04 %) in 286.6 s, 80.67 % (81.36 %) whitened, in 322.4 s and,
+# run again, 296.8 s: slower whitened in both runs (417 and 453 img/s against 469), which
+# was not looked into. One seed each: PyTorch's gain is within the 0.75 points the seed alone
+# moved a JAX run; JAX's 1.40 points exceed it, but one pair of runs is not a distribution.
 #
 # ## 5.7 Summary
 #

@@ -187,16 +187,16 @@ class CifarNet(nnx.Module):
     """An airbench-style CIFAR-10 network: a stem and three conv blocks, BatchNorm, GELU.
 
     ``widths = (stem, block1, block2, block3)``. The stem is a 3x3 convolution, BN and GELU;
-    or, given ``whitening`` filters ``(widths[0], k, k, C)`` (:func:`helpers.vision.
-    patch_whitening`), a fixed kxk convolution without padding (32 -> 31 pixels for k = 2)
-    whose bias alone is trained, then GELU. Each block is conv 3x3, 2x2 max-pool (rounding
-    down), BN, GELU, conv 3x3, BN, GELU; the head takes the maximum over the remaining 4x4
-    (3x3 after a whitening stem) positions and applies a linear layer without bias, scaled by
-    ``logit_scale``. Input ``(B, 32, 32, 3)`` normalised, output logits ``float32 (B,
-    num_classes)``. ``dtype=jnp.bfloat16``: mixed precision, PyTorch's autocast written into
-    the layers: convolutions and the head compute in bfloat16 on float32 weights, BatchNorm
-    (statistics included) in float32. Raises ``ValueError`` for other than four widths or
-    filters of another shape.
+    or, given ``whitening`` filters ``(widths[0], k, k, 3)``
+    (:func:`helpers.whitening.patch_whitening`), a fixed kxk convolution without padding
+    (32 -> 31 pixels for k = 2) whose bias alone is trained, then GELU. Each block is conv 3x3,
+    2x2 max-pool (rounding down), BN, GELU, conv 3x3, BN, GELU; the head takes the maximum
+    over the remaining 4x4 (3x3 after a whitening stem) positions and applies a linear layer
+    without bias, scaled by ``logit_scale``. Input ``(B, 32, 32, 3)`` normalised, output
+    logits ``float32 (B, num_classes)``. ``dtype=jnp.bfloat16``: mixed precision, PyTorch's
+    autocast written into the layers: convolutions and the head compute in bfloat16 on
+    float32 weights, BatchNorm (statistics included) in float32. Raises ``ValueError`` for
+    other than four widths or filters of another shape.
     """
 
     def __init__(
@@ -233,10 +233,9 @@ class CifarNet(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.stem(x)  # (B, 32, 32, w0); (B, 31, 31, w0) after a 2x2 whitening stem
+        # each block: (B, 16, 16, w), (B, 8, 8, w), (B, 4, 4, w); 15, 7, 3 after 31
         for block in self.blocks:
-            x = block(
-                x
-            )  # (B, 16, 16, w), (B, 8, 8, w), (B, 4, 4, w); 15, 7, 3 after 31
+            x = block(x)
         x = x.max(axis=(1, 2))  # (B, w3): global max-pool
         logits = self.head(x) * self.logit_scale  # (B, num_classes)
         # float32 logits whatever the compute dtype: the loss's log-softmax needs the range.

@@ -33,7 +33,7 @@ class Cifar10Sizes:
     # "conv": a 3x3 convolution, BatchNorm and GELU, trained. "whitening": airbench's fixed
     # 2x2 convolution whose filters whiten the image's 2x2 patches (H.vision.patch_whitening;
     # widths[0] must be 2 * 2 * 2 * 3 = 24), only its bias trained; 31x31 maps after it, so
-    # each block's maps are smaller and a step cheaper.
+    # the later blocks' maps are smaller (at the cpu widths ~8 % fewer multiply-adds).
     stem: str
     # Peak step size of the warmup-then-linear-decay schedule; warmup as a fraction of steps.
     learning_rate: float
@@ -106,9 +106,10 @@ SIZES: dict[str, dict[str, object]] = {
             # 6 epochs reached 83 % in 296-319 s of training on 2 cores, depending on the
             # machine's other load (chapter 5's bench.jsonl); 5 fell below 83 %: kept at 6.
             epochs=6,
-            # 2: the chapter's JAX page runs on one XLA device (~310 img/s here). With 3, the
-            # bench split over 2 XLA CPU devices trained 290 s (79.00 %, 79.86 % with flips;
-            # chapter 5's bench.jsonl), but the page took 431 s of training and 671 s in all
+            # 2: the chapter's JAX page runs on one XLA device (~310 img/s here, 3x3 stem; not
+            # re-timed with the whitening stem). With 3, the bench split over 2 XLA CPU
+            # devices trained 290 s (79.00 %, 79.86 % with flips; chapter 5's bench.jsonl),
+            # but the page took 431 s of training and 671 s in all
             # (2 cores, load 0.5-1.4), over its 10 minutes: kept at 2. The bench's 2-device
             # runs depend on the chip: 3 epochs took 274-282 s on an Intel Xeon, 217 s on an
             # AMD EPYC, where 4 epochs took 268 s and reached 81.5 % (bench.jsonl).
@@ -117,8 +118,9 @@ SIZES: dict[str, dict[str, object]] = {
             widths=(24, 32, 64, 128),
             # A trained 3x3 stem of 16 channels before (the older cpu records). Same Xeon, same
             # day (bench.jsonl, 2026-12-01): PyTorch 83.59 % in 310.2 s with it, 83.73 % in
-            # 265.5 s whitened; JAX (3 epochs, 2 XLA devices) 79.27 % in 286.6 s, 80.67 % in
-            # 322.4 s and 296.8 s whitened: more accurate in both, faster only in PyTorch.
+            # 265.5 s whitened (within the 245-310 s spread of the old stem's runs); JAX (3
+            # epochs, 2 XLA devices) 79.27 % in 286.6 s, 80.67 % in 322.4 s and 296.8 s
+            # whitened: more accurate in both, and not slower in PyTorch.
             stem="whitening",
             # 0.4 and 0.1 (0.2 and 0.2 before): the best pair of the gpu sweep, measured here
             # too (chapter 5's bench.jsonl): PyTorch 83.14 -> 83.59 %, JAX with 3 epochs on 2

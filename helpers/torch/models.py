@@ -139,16 +139,17 @@ class CifarNet(nn.Module):
     """An airbench-style CIFAR-10 network: a stem and three conv blocks, BatchNorm, GELU.
 
     ``widths = (stem, block1, block2, block3)``. The stem is a 3x3 convolution, BN and GELU;
-    or, given ``whitening`` filters ``(widths[0], k, k, C)`` (:func:`helpers.vision.
-    patch_whitening`), a fixed kxk convolution without padding (32 -> 31 pixels for k = 2)
-    whose bias alone is trained, then GELU. Each block is conv 3x3, 2x2 max-pool (rounding
-    down), BN, GELU, conv 3x3, BN, GELU; the head takes the maximum over the remaining 4x4
-    (3x3 after a whitening stem) positions and applies a linear layer without bias, scaled by
-    ``logit_scale``. Input ``(B, 3, 32, 32)`` normalised (channels_last is fastest), output
-    logits ``float32 (B, num_classes)``. ``dtype=torch.bfloat16``: mixed precision, the
-    forward pass runs under ``torch.autocast`` in that dtype (weights stay float32), as the
-    JAX twin's layers do with ``dtype=``. Raises ``ValueError`` for other than four widths or
-    filters of another shape.
+    or, given ``whitening`` filters ``(widths[0], k, k, 3)``
+    (:func:`helpers.whitening.patch_whitening`), a fixed kxk convolution without padding
+    (32 -> 31 pixels for k = 2) whose bias alone is trained, then GELU. Each block is conv 3x3,
+    2x2 max-pool (rounding down), BN, GELU, conv 3x3, BN, GELU; the head takes the maximum
+    over the remaining 4x4 (3x3 after a whitening stem) positions and applies a linear layer
+    without bias, scaled by ``logit_scale``. Input ``(B, 3, 32, 32)`` normalised
+    (channels_last is fastest), output logits ``float32 (B, num_classes)``.
+    ``dtype=torch.bfloat16``: mixed precision, the forward pass runs under
+    ``torch.autocast`` in that dtype (weights stay float32), as the JAX twin's layers do
+    with ``dtype=``. Raises ``ValueError`` for other than four widths or filters of another
+    shape.
     """
 
     def __init__(
@@ -189,10 +190,9 @@ class CifarNet(nn.Module):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)  # (B, w0, 32, 32); (B, w0, 31, 31) after a 2x2 whitening stem
+        # each block: (B, w, 16, 16), (B, w, 8, 8), (B, w, 4, 4); 15, 7, 3 after 31
         for block in self.blocks:
-            x = block(
-                x
-            )  # (B, w, 16, 16), (B, w, 8, 8), (B, w, 4, 4); 15, 7, 3 after 31
+            x = block(x)
         x = x.amax(dim=(2, 3))  # (B, w3): global max-pool
         return self.head(x) * self.logit_scale  # (B, num_classes)
 

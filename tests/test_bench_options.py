@@ -133,15 +133,20 @@ def test_override_sizes_parses_by_the_fields_type_and_rejects_bad_input():
     new, changes = bench.override_sizes(
         base,
         [
-            "widths=1,2,3,4",
+            "widths=24,2,3,4",
             "learning_rate=0.5",
             "test_examples=none",
             "compute_dtype=x",
         ],
     )
-    assert new.widths == (1, 2, 3, 4) and new.learning_rate == 0.5
+    assert new.widths == (24, 2, 3, 4) and new.learning_rate == 0.5
     assert new.test_examples is None and new.compute_dtype == "x"
-    assert changes["widths"] == (1, 2, 3, 4) and new.epochs == base.epochs
+    assert changes["widths"] == (24, 2, 3, 4) and new.epochs == base.epochs
+    # sizes that contradict each other are refused, however they were set
+    with pytest.raises(ValueError, match="widths\\[0\\] must be 24"):
+        bench.override_sizes(base, ["widths=16,16,32,64"])
+    conv, _ = bench.override_sizes(base, ["stem=conv", "widths=16,16,32,64"])
+    assert conv.stem == "conv" and conv.widths == (16, 16, 32, 64)
     with pytest.raises(ValueError, match="no such size; known: train_examples"):
         bench.override_sizes(base, ["epoch=3"])
     with pytest.raises(ValueError, match="expected a value like 2"):

@@ -746,8 +746,10 @@ else:
 #
 # The `EMA+f` column measures the weight average, with flips, where a run recorded it. On the
 # `cpu` runs of 2026-12-01 (Intel Xeon, decay 0.99: about the last hundred steps, of 1,050 in
-# PyTorch and 525 in the 3-epoch JAX run) it scored *below* the trained weights: 84.42 %
-# against 84.68 % in PyTorch, 79.46 % against 80.04 % in JAX (one seed each). Two possible
+# PyTorch and 525 in the 3-epoch JAX run) it scored *below* the trained weights: with the 3x3
+# stem 84.42 % against 84.68 % in PyTorch, 79.46 % against 80.04 % in JAX; with the whitening
+# stem 84.69 % and 84.50 % against 85.05 % and 84.65 % in PyTorch, 80.68 % and 80.23 % against
+# 81.36 % and 81.05 % in JAX (the two whitened runs described below). Two possible
 # reasons, neither tested: with a step size that decays linearly to zero the last weights
 # already come from tiny steps, while the average mixes in older weights taken with larger
 # ones; and the averaged BatchNorm statistics are those of the trained weights, not recomputed
@@ -758,14 +760,17 @@ else:
 # The whitened first layer was measured the same way, on one Intel Xeon on 2026-12-01, each
 # framework with the 3x3 stem (16 channels: the rows whose changed sizes read `stem=conv,
 # widths=[16, 32, 64, 128]` in the second table) and with the whitening stem, one after the
-# other, nothing else running. PyTorch, 6 epochs: 83.59 % (84.68 % with flips) in 310.2 s
-# with the 3x3 stem, 83.73 % (85.05 %) in 265.5 s whitened; that speed-up is inside this
-# machine's spread (the same 3x3-stem run has taken 245 s to 310 s in the tables), and 8 %
-# fewer multiply-adds promise less than the 17 % it shows. JAX, 3 epochs
-# on 2 XLA devices: 79.27 % (80.04 %) in 286.6 s, 80.67 % (81.36 %) whitened, in 322.4 s and,
-# run again, 296.8 s: slower whitened in both runs (417 and 453 img/s against 469), which
-# was not looked into. One seed each: PyTorch's gain is within the 0.75 points the seed alone
-# moved a JAX run; JAX's 1.40 points exceed it, but one pair of runs is not a distribution.
+# other, nothing else running. The whitened runs were made twice, at two commits whose
+# filters differ only in sign (the later one fixes each filter's sign, so the same seed meets
+# the network's channels in another order). PyTorch, 6 epochs: 83.59 % (84.68 % with flips)
+# in 310.2 s with the 3x3 stem; 83.73 % (85.05 %) in 265.5 s and 83.70 % (84.65 %) in 253.1 s
+# whitened: the same accuracy, and a speed-up inside this machine's spread (the same
+# 3x3-stem run has taken 245 s to 310 s in the tables; 8 % fewer multiply-adds promise
+# less). JAX, 3 epochs on 2 XLA devices: 79.27 % (80.04 %) in 286.6 s with the 3x3 stem;
+# 80.67 % (81.36 %) whitened in 322.4 s and, run again, 296.8 s, then 79.98 % (81.05 %) in
+# 284.1 s: 0.7 to 1.4 points more (1.0 to 1.3 with flips), and no faster. The seed alone
+# moved a JAX run 0.75 points, and the channel order acts as a seed too: more runs would be
+# needed to call the JAX gain real.
 #
 # ## 5.7 Summary
 #

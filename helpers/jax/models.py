@@ -164,7 +164,7 @@ class _ConvBN(nnx.Module):
 class _PatchWhitening(nnx.Module):
     """A fixed convolution (no padding) with given filters, a trained bias, then GELU."""
 
-    def __init__(self, filters, *, dtype=None) -> None:
+    def __init__(self, filters: np.ndarray, *, dtype=None) -> None:
         # (O, k, k, C) -> HWIO (k, k, C, O). A plain nnx.Variable, not an nnx.Param: split and
         # saved with the model, but neither differentiated nor updated by the optimizer.
         self.kernel = nnx.Variable(

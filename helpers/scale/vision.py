@@ -117,10 +117,10 @@ SIZES: dict[str, dict[str, object]] = {
             batch_size=256,
             widths=(24, 32, 64, 128),
             # A trained 3x3 stem of 16 channels before (the older cpu records). Same Xeon, same
-            # day (bench.jsonl, 2026-12-01): PyTorch 83.59 % in 310.2 s with it, 83.73 % in
-            # 265.5 s whitened (within the 245-310 s spread of the old stem's runs); JAX (3
-            # epochs, 2 XLA devices) 79.27 % in 286.6 s, 80.67 % in 322.4 s and 296.8 s
-            # whitened: more accurate in both, and not slower in PyTorch.
+            # day (bench.jsonl, 2026-12-01): PyTorch 83.59 % in 310.2 s with it, 83.73 % and
+            # 83.70 % in 265.5 s and 253.1 s whitened (inside the old stem's 245-310 s spread);
+            # JAX (3 epochs, 2 XLA devices) 79.27 % in 286.6 s with it, 80.67 % and 79.98 % in
+            # 284-322 s whitened: the same in PyTorch, 0.7-1.4 points more in JAX, no faster.
             stem="whitening",
             # 0.4 and 0.1 (0.2 and 0.2 before): the best pair of the gpu sweep, measured here
             # too (chapter 5's bench.jsonl): PyTorch 83.14 -> 83.59 %, JAX with 3 epochs on 2

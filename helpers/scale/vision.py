@@ -106,13 +106,14 @@ SIZES: dict[str, dict[str, object]] = {
             # 6 epochs reached 83 % in 296-319 s of training on 2 cores, depending on the
             # machine's other load (chapter 5's bench.jsonl); 5 fell below 83 %: kept at 6.
             epochs=6,
-            # 2: the chapter's JAX page runs on one XLA device (~310 img/s here, 3x3 stem; not
-            # re-timed with the whitening stem). With 3, the bench split over 2 XLA CPU
-            # devices trained 290 s (79.00 %, 79.86 % with flips; chapter 5's bench.jsonl),
-            # but the page took 431 s of training and 671 s in all
-            # (2 cores, load 0.5-1.4), over its 10 minutes: kept at 2. The bench's 2-device
-            # runs depend on the chip: 3 epochs took 274-282 s on an Intel Xeon, 217 s on an
-            # AMD EPYC, where 4 epochs took 268 s and reached 81.5 % (bench.jsonl).
+            # 2: the chapter's JAX page runs on one XLA device (~310 img/s here with the 3x3
+            # stem; whitened, 334 img/s, 268 s of training and 526 s in all on an Intel Xeon,
+            # 2026-12-01). With 3, the bench split over 2 XLA CPU devices trained 290 s
+            # (79.00 %, 79.86 % with flips; chapter 5's bench.jsonl), but the page took 431 s
+            # of training and 671 s in all (2 cores, load 0.5-1.4), over its 10 minutes: kept
+            # at 2. The bench's 2-device runs depend on the chip: 3 epochs took 274-282 s on an
+            # Intel Xeon, 217 s on an AMD EPYC, where 4 epochs took 268 s and reached 81.5 %
+            # (bench.jsonl).
             jax_epochs=2,
             batch_size=256,
             widths=(24, 32, 64, 128),

@@ -602,6 +602,31 @@ def test_score_test_split_names_each_net_with_and_without_flips():
     assert seen == [("", False), ("", True), ("_ema", False), ("_ema", True)]
 
 
+def test_image_patches_lists_each_patch_rows_then_columns_then_channels():
+    """Every 2x2 (and 3x3) patch, in the (rows, cols, C) order of a filter; bad input refused."""
+    from helpers.whitening import image_patches
+
+    x = np.arange(2 * 5 * 4 * 3, dtype=np.float64).reshape(2, 5, 4, 3)
+    for k in (2, 3):
+        rows, cols = 5 - k + 1, 4 - k + 1
+        # independent of the helper's strides: one shifted view per position in the patch
+        windows = [x[:, i : i + rows, j : j + cols] for i in range(k) for j in range(k)]
+        expected = np.stack(windows, axis=3).reshape(-1, k * k * 3)
+        got = image_patches(x, k)
+        assert got.shape == (2 * rows * cols, k * k * 3) and got.dtype == x.dtype
+        np.testing.assert_array_equal(got, expected)
+    # a patch's response to a filter is the convolution (no padding) at its position
+    w = np.random.default_rng(0).normal(size=(2, 2, 3))
+    conv = sum(x[:, i : i + 4, j : j + 3] @ w[i, j] for i in (0, 1) for j in (0, 1))
+    np.testing.assert_allclose(image_patches(x, 2) @ w.ravel(), conv.ravel())
+    with pytest.raises(ValueError, match=r"\(N, H, W, C\)"):
+        image_patches(x[0], 2)
+    with pytest.raises(ValueError, match="patch >= 1"):
+        image_patches(x, 0)
+    with pytest.raises(ValueError, match="no 5x5 patch"):
+        image_patches(x, 5)
+
+
 def test_patch_whitening_decorrelates_the_patches_it_was_computed_from():
     """Responses of the first d filters to the 2x2 patches: unit variance, uncorrelated;
     the second d are the first negated; largest eigenvalue first; bad input is refused."""

@@ -279,9 +279,10 @@ plt.show()
 
 # %% [markdown] tags=["shared"]
 # The whitening filters come from the first 5,000 training images (all 1,500 at `smoke`
-# scale): `H.vision.patch_whitening` cuts them into every 2x2 patch (961 per image), computes
-# the patches' 12x12 second-moment matrix (the normalised pixels have mean about zero, so it
-# is their covariance), and turns each eigenvector $v_i$, with eigenvalue $\lambda_i$, into
+# scale): `H.vision.patch_whitening` cuts them into every 2x2 patch (`H.vision.image_patches`:
+# 961 per image, each a row of 12 numbers in the filters' layout, rows, columns, channels),
+# computes the patches' 12x12 second-moment matrix (the normalised pixels have mean about
+# zero, so it is their covariance), and turns each eigenvector $v_i$, with eigenvalue $\lambda_i$, into
 # the filter $v_i / \sqrt{\lambda_i + \epsilon}$, whose response to a patch is that patch's
 # $i$-th principal component, uncorrelated with the others, with variance
 # $\lambda_i / (\lambda_i + \epsilon)$: near 1 where $\lambda_i$ is well above
@@ -304,8 +305,7 @@ fig = H.show_images(shown, ncols=12)
 fig.suptitle("the 12 whitening filters, largest principal component first")
 plt.show()
 x_norm = (x_train[:256] / 255 - mean) / std  # (256, 32, 32, 3)
-patches = np.lib.stride_tricks.sliding_window_view(x_norm, (2, 2), axis=(1, 2))
-patches = patches.transpose(0, 1, 2, 4, 5, 3).reshape(-1, 12)  # (256 * 31 * 31, 12)
+patches = H.vision.image_patches(x_norm, 2)  # (256 * 31 * 31, 12): rows, cols, channels
 responses = patches @ filters[:12].reshape(12, 12).T  # (246016, 12)
 cov = responses.T @ responses / len(responses)  # (12, 12)
 off_diagonal = np.abs(cov - np.diag(np.diag(cov))).max()

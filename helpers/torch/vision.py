@@ -43,7 +43,7 @@ from helpers.vision import (
     schedule_knots,
     score_test_split,
 )
-from helpers.whitening import patch_whitening, stem_filters
+from helpers.whitening import image_patches, patch_whitening, stem_filters
 
 __all__ = [
     "CifarNet",
@@ -55,6 +55,7 @@ __all__ = [
     "data_source",
     "ema_model",
     "fit_fast",
+    "image_patches",
     "lr_multiplier",
     "make_optimizer",
     "outline_table",

@@ -214,7 +214,9 @@ def bench_table(records: Sequence[dict]) -> str:
     within each scale, with their stem, seed, devices, img/s, chip and what was changed.
     ``stem`` (both tables) is the network's first layer (``conv`` for runs recorded before the
     whitening stem); ``EMA+f`` is the weight average's accuracy with flips, blank for runs
-    recorded before it. Raises ``KeyError`` for a record that lacks a field of the table.
+    recorded before it. A record of ``--repeat N`` runs holds medians: its seed reads ``0-2``
+    and a line under it gives the runs' range of accuracy, time and img/s. Raises
+    ``KeyError`` for a record that lacks a field of the table.
     """
     records = [r for r in records if r.get("model_option", "cifarnet") == "cifarnet"]
     lines = [
@@ -238,6 +240,7 @@ def bench_table(records: Sequence[dict]) -> str:
         )
         if "load_average" in r:  # noted beside the run: other jobs shared the cores
             lines.append(f"{'':9} load: {r['load_average']}")
+        lines += _spread(r)
     sweeps = [r for r in records if "overrides" in r]
     if sweeps:
         lines.append(
@@ -247,12 +250,33 @@ def bench_table(records: Sequence[dict]) -> str:
         for r in sorted(sweeps, key=lambda r: (r["scale"], -r["test_accuracy_tta"])):
             changes = ", ".join(f"{k}={v}" for k, v in r["overrides"].items())
             lines.append(
-                f"{r['framework']:9} {r['scale']:5} {r.get('stem', 'conv'):9} {r.get('seed', 0):4} "
+                f"{r['framework']:9} {r['scale']:5} {r.get('stem', 'conv'):9} {_seed(r):>4} "
                 f"{r.get('devices', 1):7} {r['test_accuracy_tta']:7.2%} {_ema(r):>7} "
                 f"{r['train_seconds']:7.1f} {r['train_examples_per_second']:8,.0f}  "
                 f"{_chip(r)[:16]:16} {changes}"
             )
+            lines += _spread(r)
     return "\n".join(lines)
+
+
+def _seed(record: dict) -> str:
+    """A record's seed, or its repeats' seeds as ``first-last`` (``--repeat``)."""
+    seed = record.get("seed", 0)
+    return f"{seed[0]}-{seed[-1]}" if isinstance(seed, list) else str(seed)
+
+
+def _spread(record: dict) -> list[str]:
+    """For a record of repeated runs (its numbers are medians), one line with their ranges."""
+    spread = record.get("spread")
+    if not spread:
+        return []
+    acc, tta = spread["test_accuracy"], spread["test_accuracy_tta"]
+    secs, rate = spread["train_seconds"], spread["train_examples_per_second"]
+    return [
+        f"{'':9} median of {record['repeats']} runs (seeds {_seed(record)}); ranges: "
+        f"test acc {acc[0]:.2%}-{acc[1]:.2%}, +TTA {tta[0]:.2%}-{tta[1]:.2%}, "
+        f"train s {secs[0]:.1f}-{secs[1]:.1f}, img/s {rate[0]:,.0f}-{rate[1]:,.0f}"
+    ]
 
 
 def score_test_split(

@@ -543,6 +543,41 @@ def test_bench_table_lists_runs_then_sweeps_best_first():
     assert lines[7].split()[5:7] == ["80.00%", "8.5"]
 
 
+def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
+    from helpers.vision import bench_table
+
+    spread = {
+        "test_accuracy": [0.7998, 0.8038], "test_accuracy_tta": [0.8105, 0.8123],
+        "train_seconds": [273.24, 318.49], "train_examples_per_second": [422.0, 491.9],
+    }  # fmt: skip
+    repeated = {
+        "framework": "jax", "scale": "cpu", "epochs": 3, "test_accuracy": 0.8007,
+        "test_accuracy_tta": 0.8111, "train_seconds": 315.09, "compile_seconds": 3.4,
+        "train_examples_per_second": 426.5, "data": "CIFAR-10, JPEG", "date": "2026-12-01T14",
+        "commit": "abc", "hardware": {"cpu": "Xeon", "cores": 2, "gpu": None},
+        "seed": [0, 1, 2], "repeats": 3, "spread": spread,
+    }  # fmt: skip
+    for record, row in [
+        (repeated, 1),
+        ({**repeated, "overrides": {"jax_epochs": 3}}, 3),
+    ]:
+        lines = bench_table([record]).splitlines()
+        assert "81.11%" in lines[row] and len(lines) == row + 2
+        assert lines[row + 1].split()[:6] == [
+            "median",
+            "of",
+            "3",
+            "runs",
+            "(seeds",
+            "0-2);",
+        ]
+        assert "test acc 79.98%-80.38%, +TTA 81.05%-81.23%" in lines[row + 1]
+        assert lines[row + 1].endswith("train s 273.2-318.5, img/s 422-492")
+    assert (
+        bench_table([{**repeated, "overrides": {}}]).splitlines()[3].split()[3] == "0-2"
+    )
+
+
 def test_data_source_names_the_jpeg_copy_and_warns_once():
     import warnings
 

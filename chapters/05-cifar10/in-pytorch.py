@@ -660,9 +660,11 @@ else:
 # `cpu` runs of 2026-12-01 (Intel Xeon, decay 0.99: about the last hundred steps, of 1,050 in
 # PyTorch and 525 in the 3-epoch JAX run) it scored *below* the trained weights: with the 3x3
 # stem 84.42 % against 84.68 % in PyTorch, 79.46 % against 80.04 % in JAX; with the whitening
-# stem 84.69 % and 84.50 % against 85.05 % and 84.65 % in PyTorch, 80.68 % and 80.23 % against
-# 81.36 % and 81.05 % in JAX (the two whitened runs described below). Two possible
-# reasons, neither tested: with a step size that decays linearly to zero the last weights
+# stem, in single runs at two commits, 84.69 % and 84.50 % against 85.05 % and 84.65 % in
+# PyTorch, 80.68 % and 80.23 % against 81.36 % and 81.05 % in JAX; and in the medians of three
+# seeds (the rows described below), 84.50 % against 84.65 % in PyTorch, 80.23 % against
+# 81.11 % (whitened) and 79.46 % against 80.57 % (3x3 stem) in JAX. Two possible reasons,
+# neither tested: with a step size that decays linearly to zero the last weights
 # already come from tiny steps, while the average mixes in older weights taken with larger
 # ones; and the averaged BatchNorm statistics are those of the trained weights, not recomputed
 # for the averaged ones. Airbench averages differently (Lookahead, with a weight that grows
@@ -671,18 +673,20 @@ else:
 #
 # The whitened first layer was measured the same way, on one Intel Xeon on 2026-12-01, each
 # framework with the 3x3 stem (16 channels: the rows whose changed sizes read `stem=conv,
-# widths=[16, 32, 64, 128]` in the second table) and with the whitening stem, one after the
-# other, nothing else running. The whitened runs were made twice, at two commits whose
-# filters differ only in sign (the later one fixes each filter's sign, so the same seed meets
-# the network's channels in another order). PyTorch, 6 epochs: 83.59 % (84.68 % with flips)
-# in 310.2 s with the 3x3 stem; 83.73 % (85.05 %) in 265.5 s and 83.70 % (84.65 %) in 253.1 s
-# whitened: the same accuracy, and a speed-up inside this machine's spread (the same
-# 3x3-stem run has taken 245 s to 310 s in the tables; 8 % fewer multiply-adds promise
-# less). JAX, 3 epochs on 2 XLA devices: 79.27 % (80.04 %) in 286.6 s with the 3x3 stem;
-# 80.67 % (81.36 %) whitened in 322.4 s and, run again, 296.8 s, then 79.98 % (81.05 %) in
-# 284.1 s: 0.7 to 1.4 points more (1.0 to 1.3 with flips), and no faster. The seed alone
-# moved a JAX run 0.75 points, and the channel order acts as a seed too: more runs would be
-# needed to call the JAX gain real.
+# widths=[16, 32, 64, 128]` in the second table) and with the whitening stem, nothing else
+# running. A row followed by "median of 3 runs (seeds 0-2)" holds three runs: their medians,
+# and on that line the runs' ranges. PyTorch, 6 epochs: 83.59 % (84.68 % with flips) in
+# 310.2 s with the 3x3 stem; whitened, 83.44 % to 83.80 % (84.40 % to 84.76 %) over three
+# seeds: the same accuracy. Its time says little: the three whitened runs took 209 s to
+# 225 s, a whitened run of the same code and seed 0 took 253 s earlier that day, and the
+# same 3x3-stem run has taken 245 s to 310 s in the tables. JAX, 3 epochs on 2 XLA devices,
+# three seeds of each stem, one after the other, at the same commit: 79.27 % to 80.02 %
+# (80.04 % to 80.69 %) in 216 s to 236 s with the 3x3 stem, 79.98 % to 80.38 % (81.05 % to
+# 81.23 %) in 273 s to 318 s whitened. The median gain is 0.3 points (0.5 with flips; with
+# flips every whitened run beat every 3x3-stem run), and it cost about a third more time
+# (medians 315 s and 230 s): in XLA on this CPU the whitened network is the slower one, where
+# PyTorch shows no such cost. A likely place is the convolutions on the odd-sized 31x31 maps
+# after the 2x2 layer, not isolated in a record here.
 #
 # ## 5.7 Summary
 #

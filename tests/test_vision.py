@@ -557,25 +557,21 @@ def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
         "commit": "abc", "hardware": {"cpu": "Xeon", "cores": 2, "gpu": None},
         "seed": [0, 1, 2], "repeats": 3, "spread": spread,
     }  # fmt: skip
-    for record, row in [
-        (repeated, 1),
-        ({**repeated, "overrides": {"jax_epochs": 3}}, 3),
-    ]:
+    for record, row in [(repeated, 1), ({**repeated, "overrides": {"x": 3}}, 3)]:
         lines = bench_table([record]).splitlines()
         assert "81.11%" in lines[row] and len(lines) == row + 2
-        assert lines[row + 1].split()[:6] == [
-            "median",
-            "of",
-            "3",
-            "runs",
-            "(seeds",
-            "0-2);",
-        ]
+        assert (
+            lines[row + 1].strip().startswith("median of 3 runs (seeds 0-2); ranges:")
+        )
         assert "test acc 79.98%-80.38%, +TTA 81.05%-81.23%" in lines[row + 1]
         assert lines[row + 1].endswith("train s 273.2-318.5, img/s 422-492")
-    assert (
-        bench_table([{**repeated, "overrides": {}}]).splitlines()[3].split()[3] == "0-2"
-    )
+    sweep = bench_table([{**repeated, "overrides": {}}]).splitlines()[3]
+    assert sweep.split()[3] == "0-2"
+    # a --baseline record: the ratio's range, since a median of 1.296 prints as 1.30x
+    spread["speedup_vs_seed_style"] = [1.135, 1.355]
+    lines = bench_table([{**repeated, "speedup_vs_seed_style": 1.296}]).splitlines()
+    assert " 1.30x " in lines[1]
+    assert lines[2].endswith("img/s 422-492, vs seed 1.14x-1.35x")
 
 
 def test_data_source_names_the_jpeg_copy_and_warns_once():

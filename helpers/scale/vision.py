@@ -104,8 +104,8 @@ SIZES: dict[str, dict[str, object]] = {
             test_examples=None,
             val_examples=5_000,
             # 6 epochs reached 83 %: whitened, 83.44-83.80 % over three seeds in 209-225 s of
-            # training on an Intel Xeon (2 cores, 2026-12-01); 296-319 s in older runs on
-            # busier machines (chapter 5's bench.jsonl); 5 fell below 83 %: kept at 6.
+            # training on an Intel Xeon (2 cores, 2026-12-01); 296-319 s in older 3x3-stem
+            # runs on busier machines (chapter 5's bench.jsonl); 5 fell below 83 %: kept at 6.
             epochs=6,
             # 2: the chapter's JAX page runs on one XLA device (~310 img/s here with the 3x3
             # stem; whitened, 334 img/s, 268 s of training and 526 s in all on an Intel Xeon,

@@ -685,8 +685,7 @@ else:
 # 81.23 %) in 273 s to 318 s whitened. The median gain is 0.3 points (0.5 with flips; with
 # flips every whitened run beat every 3x3-stem run), and it cost about a third more time
 # (medians 315 s and 230 s): in XLA on this CPU the whitened network is the slower one, where
-# PyTorch shows no such cost. A likely place is the convolutions on the odd-sized 31x31 maps
-# after the 2x2 layer, not isolated in a record here.
+# PyTorch shows no such cost. What in XLA's program makes it so was not isolated here.
 #
 # ## 5.7 Summary
 #

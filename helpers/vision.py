@@ -214,8 +214,9 @@ def bench_table(records: Sequence[dict]) -> str:
     within each scale, with their stem, seed, devices, img/s, chip and what was changed.
     ``stem`` (both tables) is the network's first layer (``conv`` for runs recorded before the
     whitening stem); ``EMA+f`` is the weight average's accuracy with flips, blank for runs
-    recorded before it. A record of ``--repeat N`` runs holds medians: its seed reads ``0-2``
-    and a line under it gives the runs' range of accuracy, time, img/s and speed-up. Raises
+    recorded before it. A record of ``--repeat N`` runs (seeds ``0 .. N-1``) holds each
+    metric's median over the runs (so a row may mix runs): its seed reads ``0-2`` and a line
+    under it gives the runs' range of accuracy, time, img/s and speed-up. Raises
     ``KeyError`` for a record that lacks a field of the table.
     """
     records = [r for r in records if r.get("model_option", "cifarnet") == "cifarnet"]
@@ -260,7 +261,7 @@ def bench_table(records: Sequence[dict]) -> str:
 
 
 def _seed(record: dict) -> str:
-    """A record's seed, or its repeats' seeds as ``first-last`` (``--repeat``)."""
+    """A record's seed, or ``first-last`` of a ``--repeat`` record's seeds ``0 .. N-1``."""
     seed = record.get("seed", 0)
     return f"{seed[0]}-{seed[-1]}" if isinstance(seed, list) else str(seed)
 
@@ -274,9 +275,11 @@ def _spread(record: dict) -> list[str]:
     secs, rate = spread["train_seconds"], spread["train_examples_per_second"]
     # the --baseline ratio too: its median alone can round up past a target
     ratio = spread.get("speedup_vs_seed_style")
-    vs_seed = "" if ratio is None else f", vs seed {ratio[0]:.2f}x-{ratio[1]:.2f}x"
+    vs_seed = (
+        "" if ratio is None else f", vs seed-style {ratio[0]:.2f}x-{ratio[1]:.2f}x"
+    )
     return [
-        f"{'':9} median of {record['repeats']} runs (seeds {_seed(record)}); ranges: "
+        f"{'':9} median of {len(record['seed'])} runs (seeds {_seed(record)}); ranges: "
         f"test acc {acc[0]:.2%}-{acc[1]:.2%}, +TTA {tta[0]:.2%}-{tta[1]:.2%}, "
         f"train s {secs[0]:.1f}-{secs[1]:.1f}, img/s {rate[0]:,.0f}-{rate[1]:,.0f}{vs_seed}"
     ]

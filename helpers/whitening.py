@@ -18,7 +18,7 @@ def image_patches(x: np.ndarray, patch: int) -> np.ndarray:
     a row lists the patch's rows, then columns, then channels, the layout of a filter
     ``(patch, patch, C)`` of :func:`patch_whitening` flattened, so ``patches @
     filter.ravel()`` is that filter's response at each position (a convolution without
-    padding). A copy: ``patch**2`` times the memory of ``x``. Raises ``ValueError`` for
+    padding). A copy: about ``patch**2`` times the memory of ``x``. Raises ``ValueError`` for
     other than a 4-D array, ``patch < 1`` or images smaller than ``patch``.
     """
     x = np.asarray(x)

@@ -568,10 +568,13 @@ def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
     sweep = bench_table([{**repeated, "overrides": {}}]).splitlines()[3]
     assert sweep.split()[3] == "0-2"
     # a --baseline record: the ratio's range, since a median of 1.296 prints as 1.30x
-    spread["speedup_vs_seed_style"] = [1.135, 1.355]
-    lines = bench_table([{**repeated, "speedup_vs_seed_style": 1.296}]).splitlines()
+    baseline = {
+        **repeated, "speedup_vs_seed_style": 1.296,
+        "spread": {**spread, "speedup_vs_seed_style": [1.135, 1.355]},
+    }  # fmt: skip
+    lines = bench_table([baseline]).splitlines()
     assert " 1.30x " in lines[1]
-    assert lines[2].endswith("img/s 422-492, vs seed 1.14x-1.35x")
+    assert lines[2].endswith("img/s 422-492, vs seed-style 1.14x-1.35x")
 
 
 def test_data_source_names_the_jpeg_copy_and_warns_once():
@@ -650,6 +653,10 @@ def test_image_patches_lists_each_patch_rows_then_columns_then_channels():
     w = np.random.default_rng(0).normal(size=(2, 2, 3))
     conv = sum(x[:, i : i + 4, j : j + 3] @ w[i, j] for i in (0, 1) for j in (0, 1))
     np.testing.assert_allclose(image_patches(x, 2) @ w.ravel(), conv.ravel())
+    # uint8 images stay uint8: the dtype is x's
+    u8 = image_patches(x.astype(np.uint8), 2)
+    assert u8.dtype == np.uint8
+    np.testing.assert_array_equal(u8, image_patches(x, 2).astype(np.uint8))
     with pytest.raises(ValueError, match=r"\(N, H, W, C\)"):
         image_patches(x[0], 2)
     with pytest.raises(ValueError, match="patch >= 1"):

@@ -282,7 +282,8 @@ plt.show()
 # scale): `H.vision.patch_whitening` cuts them into every 2x2 patch (`H.vision.image_patches`:
 # 961 per image, each a row of 12 numbers in the filters' layout, rows, columns, channels),
 # computes the patches' 12x12 second-moment matrix (the normalised pixels have mean about
-# zero, so it is their covariance), and turns each eigenvector $v_i$, with eigenvalue $\lambda_i$, into
+# zero, so it is their covariance), and turns each eigenvector $v_i$, with eigenvalue
+# $\lambda_i$, into
 # the filter $v_i / \sqrt{\lambda_i + \epsilon}$, whose response to a patch is that patch's
 # $i$-th principal component, uncorrelated with the others, with variance
 # $\lambda_i / (\lambda_i + \epsilon)$: near 1 where $\lambda_i$ is well above
@@ -671,21 +672,22 @@ else:
 # over the run), which these pages do not implement; here the trick stays optional, measured
 # and off the headline numbers.
 #
-# The whitened first layer was measured the same way, on one Intel Xeon on 2026-12-01, each
-# framework with the 3x3 stem (16 channels: the rows whose changed sizes read `stem=conv,
-# widths=[16, 32, 64, 128]` in the second table) and with the whitening stem, nothing else
-# running. A row followed by "median of 3 runs (seeds 0-2)" holds three runs: their medians,
-# and on that line the runs' ranges. PyTorch, 6 epochs: 83.59 % (84.68 % with flips) in
-# 310.2 s with the 3x3 stem; whitened, 83.44 % to 83.80 % (84.40 % to 84.76 %) over three
-# seeds: the same accuracy. Its time says little: the three whitened runs took 209 s to
-# 225 s, a whitened run of the same code and seed 0 took 253 s earlier that day, and the
-# same 3x3-stem run has taken 245 s to 310 s in the tables. JAX, 3 epochs on 2 XLA devices,
-# three seeds of each stem, one after the other, at the same commit: 79.27 % to 80.02 %
-# (80.04 % to 80.69 %) in 216 s to 236 s with the 3x3 stem, 79.98 % to 80.38 % (81.05 % to
-# 81.23 %) in 273 s to 318 s whitened. The median gain is 0.3 points (0.5 with flips; with
-# flips every whitened run beat every 3x3-stem run), and it cost about a third more time
-# (medians 315 s and 230 s): in XLA on this CPU the whitened network is the slower one, where
-# PyTorch shows no such cost. What in XLA's program makes it so was not isolated here.
+# The whitened first layer was measured on one Intel Xeon on 2026-12-01, each framework with
+# the 3x3 stem (16 channels: the rows whose changed sizes read `stem=conv, widths=[16, 32, 64,
+# 128]` in the second table) and with the whitening stem, nothing else running. A row
+# followed by "median of 3 runs (seeds 0-2)" holds three runs: each number is that metric's
+# median, and that line gives the runs' ranges. PyTorch, 6 epochs: 83.59 % (84.68 % with
+# flips) in 310.2 s in one run with the 3x3 stem; whitened, 83.44 % to 83.80 % (84.40 % to
+# 84.76 %) over three seeds: no difference one control run can show. The time says little:
+# the three whitened runs took 209 s to 225 s, a whitened run of the same code and seed 0
+# took 253 s earlier that day, and the same 3x3-stem run has taken 245 s to 310 s in the
+# tables. JAX, 3 epochs on 2 XLA devices, three seeds of each stem at the same commit:
+# 79.27 % to 80.02 % (80.04 % to 80.69 %) with the 3x3 stem, 79.98 % to 80.38 % (81.05 % to
+# 81.23 %) whitened, a median gain of 0.3 points (0.5 with flips; with flips every whitened
+# run beat every 3x3-stem run). The whitened runs trained in 273 s to 318 s and the 3x3-stem
+# runs, started after them, in 216 s to 236 s; but earlier 3x3-stem runs of this setup on
+# the same machine took 274 s to 290 s, so the machine's drift may explain much of that gap:
+# whether the whitening layer costs JAX time here is open.
 #
 # ## 5.7 Summary
 #

@@ -112,18 +112,19 @@ SIZES: dict[str, dict[str, object]] = {
             # 2026-12-01). With 3, the bench split over 2 XLA CPU devices trained 290 s
             # (79.00 %, 79.86 % with flips; chapter 5's bench.jsonl), but the page took 431 s
             # of training and 671 s in all (2 cores, load 0.5-1.4), over its 10 minutes: kept
-            # at 2. The bench's 2-device runs depend on the chip: 3 epochs took 273-318 s on an
-            # Intel Xeon (whitened, three seeds, 79.98-80.38 %), 217 s on an AMD EPYC, where 4
-            # epochs took 268 s and reached 81.5 % (bench.jsonl).
+            # at 2. The bench's 2-device runs, 3 epochs: with the 3x3 stem 216-290 s on Intel
+            # Xeons, 217 s on an AMD EPYC, where 4 epochs took 268 s and reached 81.5 %;
+            # whitened, 273-322 s on a Xeon (79.98-80.67 %; bench.jsonl).
             jax_epochs=2,
             batch_size=256,
             widths=(24, 32, 64, 128),
             # A trained 3x3 stem of 16 channels before (the older cpu records). Same Xeon, same
             # day (bench.jsonl, 2026-12-01): PyTorch 83.59 % in 310.2 s with it, whitened
             # 83.44-83.80 % over three seeds in 209-225 s (the 3x3 stem's runs span 245-310 s:
-            # no speed claim); JAX (3 epochs, 2 XLA devices, three seeds each, back to back)
-            # 79.27-80.02 % in 216-236 s with it, 79.98-80.38 % in 273-318 s whitened: the
-            # same accuracy in PyTorch; in JAX 0.3 points more (median) for a third more time.
+            # no speed claim); JAX (3 epochs, 2 XLA devices, three seeds each) 79.27-80.02 %
+            # with it, 79.98-80.38 % whitened: no accuracy difference one PyTorch control can
+            # show; in JAX 0.3 points more (median). JAX's whitened runs took 273-318 s, the
+            # 3x3 runs after them 216-236 s, earlier ones 274-290 s: time cost not settled.
             stem="whitening",
             # 0.4 and 0.1 (0.2 and 0.2 before): the best pair of the gpu sweep, measured here
             # too (chapter 5's bench.jsonl): PyTorch 83.14 -> 83.59 %, JAX with 3 epochs on 2

@@ -72,11 +72,9 @@ def patch_whitening(
         )
     if patch < 1 or eps <= 0:
         raise ValueError(f"expected patch >= 1 and eps > 0, got {patch=}, {eps=}")
-    n, h, w, c = images.shape
+    n, _, _, c = images.shape
     if min(n, limit) < 1:
         raise ValueError(f"no image to compute the filters from: {n} images, {limit=}")
-    if min(h, w) < patch:
-        raise ValueError(f"images of {h}x{w} pixels have no {patch}x{patch} patch")
     d = patch * patch * c
     scale = 1.0 / (255.0 * np.asarray(std, dtype=np.float64))
     shift = -np.asarray(mean, dtype=np.float64) / np.asarray(std, dtype=np.float64)
@@ -84,7 +82,8 @@ def patch_whitening(
     # 1,000 images at a time: about 92 MB of float64 patches at the peak, not 460 MB.
     for start in range(0, min(n, limit), 1_000):
         x = images[start : min(n, limit, start + 1_000)] * scale + shift  # (b, H, W, C)
-        flat = image_patches(x, patch)  # (b * (H-p+1) * (W-p+1), d) float64
+        # (b * (H-p+1) * (W-p+1), d) float64; ValueError for images smaller than the patch
+        flat = image_patches(x, patch)
         moment += flat.T @ flat
         count += len(flat)
     eigenvalues, eigenvectors = np.linalg.eigh(moment / count)  # ascending

@@ -668,7 +668,7 @@ def test_image_patches_lists_each_patch_rows_then_columns_then_channels():
 def test_patch_whitening_decorrelates_the_patches_it_was_computed_from():
     """Responses of the first d filters to the 2x2 patches: unit variance, uncorrelated;
     the second d are the first negated; largest eigenvalue first; bad input is refused."""
-    from helpers.whitening import _check_whitening, patch_whitening
+    from helpers.whitening import _check_whitening, image_patches, patch_whitening
 
     rng = np.random.default_rng(0)
     # Correlated channels, and neighbouring pixels correlated along rows only: a filter
@@ -681,9 +681,9 @@ def test_patch_whitening_decorrelates_the_patches_it_was_computed_from():
     assert filters.shape == (24, 2, 2, 3) and filters.dtype == np.float32
     np.testing.assert_array_equal(filters[12:], -filters[:12])
     x = (images / 255.0 - mean) / std
-    # (rows, cols, C) order within a patch, as the filters
-    windows = [x[:, i : i + 31, j : j + 31] for i in (0, 1) for j in (0, 1)]
-    patches = np.stack(windows, axis=3).reshape(-1, 12)
+    # (rows, cols, C) order within a patch, as the filters (image_patches' own test checks
+    # that layout against shifted views)
+    patches = image_patches(x, 2)
     responses = patches @ filters[:12].reshape(12, 12).T
     second_moment = responses.T @ responses / len(responses)
     np.testing.assert_allclose(second_moment, np.eye(12), atol=2e-3)

@@ -95,14 +95,24 @@ def _t_crop_variant(kind):
     return crop_flip
 
 
+def _t_loss_library(logits, labels, smoothing):
+    return F.cross_entropy(logits, labels, label_smoothing=smoothing)  # the answer key
+
+
+def _t_loss_soft_targets(logits, labels, smoothing):
+    c = logits.shape[-1]
+    targets = (1 - smoothing) * F.one_hot(labels, c).float() + smoothing / c
+    return F.cross_entropy(logits, targets)  # still the library's loss
+
+
 def _t_loss(kind):
     def smoothed_cross_entropy(logits, labels, smoothing):
         c = 10 if kind == "ten_classes" else logits.shape[-1]
         one_hot = F.one_hot(labels, c).float()
-        if kind == "twice":
-            targets = (1 - smoothing) * one_hot + smoothing / c
-            return F.cross_entropy(logits, targets, label_smoothing=smoothing)
-        if kind == "c_minus_1":
+        if kind == "twice":  # smoothed targets smoothed again
+            once = (1 - smoothing) * one_hot + smoothing / c
+            targets = (1 - smoothing) * once + smoothing / c
+        elif kind == "c_minus_1":
             targets = (1 - smoothing) * one_hot + (1 - one_hot) * smoothing / (c - 1)
         elif kind == "none":
             targets = one_hot
@@ -244,6 +254,8 @@ TORCH_MISTAKES = [
     ("crop_flip", _t_crop_library, "answer_key"),
     ("crop_flip", _t_crop(flip_all=True), "flip_all"),
     ("crop_flip", _t_crop_variant("pad_plus_1"), "pad_amount"),
+    ("smoothed_cross_entropy", _t_loss_library, "loss_answer_key"),
+    ("smoothed_cross_entropy", _t_loss_soft_targets, "loss_answer_key"),
     ("smoothed_cross_entropy", _t_loss("twice"), "smoothing_twice"),
     ("smoothed_cross_entropy", _t_loss("c_minus_1"), "smoothing_c_minus_1"),
     ("smoothed_cross_entropy", _t_loss("none"), "smoothing_missing"),
@@ -378,6 +390,15 @@ def _j_crop_variant(kind):
         return out
 
     return crop_flip
+
+
+def _j_loss_library(logits, labels, smoothing):
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), smoothing)
+    return optax.softmax_cross_entropy(logits, targets).mean()  # the answer key
+
+
+def _j_loss_h_vision(logits, labels, smoothing):
+    return jv.smoothed_cross_entropy(logits, labels, smoothing)  # H.vision's
 
 
 def _j_loss(kind):
@@ -518,6 +539,8 @@ JAX_MISTAKES = [
     ("crop_flip", _j_crop_variant("pad_plus_1"), "pad_amount"),
     ("crop_flip", _j_crop_variant("unpadded"), "pad_axes"),
     ("crop_flip", _j_crop_variant("nchw_slice"), "nhwc"),
+    ("smoothed_cross_entropy", _j_loss_library, "loss_answer_key"),
+    ("smoothed_cross_entropy", _j_loss_h_vision, "loss_answer_key"),
     ("smoothed_cross_entropy", _j_loss("twice"), "smoothing_twice"),
     ("smoothed_cross_entropy", _j_loss("c_minus_1"), "smoothing_c_minus_1"),
     ("smoothed_cross_entropy", _j_loss("none"), "smoothing_missing"),
@@ -658,6 +681,15 @@ def test_the_answer_key_is_restored_after_the_check():
         jv.crop_flip,
         ja.crop_flip,
     ]
+    assert after == before
+    # the loss's answer keys too
+    before = [F.cross_entropy, tv.smoothed_cross_entropy, optax.smooth_labels,
+              optax.softmax_cross_entropy, jv.smoothed_cross_entropy]  # fmt: skip
+    for check, loss in ((lab_torch, _t_loss_library), (lab_jax, _j_loss_library)):
+        with pytest.raises(CheckFailed, match="called the library"):
+            check.check_smoothed_cross_entropy(loss)
+    after = [F.cross_entropy, tv.smoothed_cross_entropy, optax.smooth_labels,
+             optax.softmax_cross_entropy, jv.smoothed_cross_entropy]  # fmt: skip
     assert after == before
 
 

@@ -316,12 +316,19 @@ _SMOOTH_MISTAKES = (
 
 
 def check_smoothed_cross_entropy(
-    fn: Callable, fw: Framework, *, library: Callable, int_dtype: Any
+    fn: Callable,
+    fw: Framework,
+    *,
+    library: Callable,
+    int_dtype: Any,
+    answer_keys: tuple[tuple[Any, str], ...] = (),
 ) -> None:
     """``fn(logits, labels, smoothing) -> scalar``, against ``library`` (the framework's loss).
 
     ``library(logits, labels, smoothing)`` takes numpy and returns a float; ``int_dtype`` is
-    the labels' dtype in this framework (int64 in PyTorch, int32 in JAX).
+    the labels' dtype in this framework (int64 in PyTorch, int32 in JAX). ``answer_keys``,
+    as in :func:`check_crop_flip`: the library's cross-entropy and smoothing, whose call from
+    ``fn`` fails the check (hint ``loss_answer_key``).
     """
     with checking(
         "smoothed_cross_entropy", fw, passed="equals the library's loss on two batches"
@@ -330,7 +337,13 @@ def check_smoothed_cross_entropy(
             logits, labels = _inputs(
                 fw, case["logits"], case["labels"].astype(int_dtype)
             )
-            result = c.call(fn, logits, labels, case["smoothing"])
+            with recording(answer_keys) as called:
+                result = c.call(fn, logits, labels, case["smoothing"])
+            if called:
+                raise c.fail(
+                    f"your function called the library's {called[0]}",
+                    c.hint("loss_answer_key"),
+                )
             if isinstance(result, float):
                 raise c.fail(
                     f"expected {fw.array_type} of shape (), got a float",

@@ -39,6 +39,9 @@ HINTS = Hints(
         "smoothing_twice": "smooth the one-hot targets once: target = (1 - s) * one_hot + "
         "s / C; optax.smooth_labels already does it, so do not smooth its result again "
         "(nor pass it targets you smoothed yourself)",
+        "loss_answer_key": "write the loss yourself from jax.nn.log_softmax and "
+        "jax.nn.one_hot: optax's smooth_labels and softmax_cross_entropy (and "
+        "H.vision.smoothed_cross_entropy) are the answer key the check compares with",
         "step_no_smoothing": "train on the smoothed loss: optax.softmax_cross_entropy("
         "logits, optax.smooth_labels(jax.nn.one_hot(labels, C), smoothing)), or your "
         "smoothed_cross_entropy; softmax_cross_entropy_with_integer_labels does not smooth",
@@ -276,6 +279,12 @@ check_smoothed_cross_entropy = partial(
     fw=FRAMEWORKS["smoothed_cross_entropy"],
     library=_library_loss,
     int_dtype=np.int32,
+    # H.vision's first: a call of it reports it, not the optax functions inside it
+    answer_keys=(
+        (helpers.jax.vision, "smoothed_cross_entropy"),
+        *((optax, name) for name in ("smooth_labels", "softmax_cross_entropy")),
+        (optax, "softmax_cross_entropy_with_integer_labels"),
+    ),
 )
 check_predict_logits = partial(
     model_checks.check_predict_logits,

@@ -37,6 +37,9 @@ HINTS = Hints(
         "step_no_smoothing": "train on the smoothed loss: F.cross_entropy(logits, labels, "
         "label_smoothing=smoothing), or your smoothed_cross_entropy; without it the step "
         "ignores the smoothing",
+        "loss_answer_key": "write the loss yourself from F.log_softmax and F.one_hot: "
+        "F.cross_entropy (with label_smoothing= or with soft targets) and "
+        "H.vision.smoothed_cross_entropy are the answer key the check compares with",
         "no_update": "update the weights: optimizer.zero_grad(), loss.backward(), then "
         "optimizer.step() (a zero_grad between backward and step throws the gradients away)",
         "loss_not_scalar": "return the mean loss, shape (): F.cross_entropy's default "
@@ -225,6 +228,11 @@ check_smoothed_cross_entropy = partial(
     fw=FRAMEWORKS["smoothed_cross_entropy"],
     library=_library_loss,
     int_dtype=np.int64,
+    # H.vision's first: a call of it reports it, not the F.cross_entropy inside it
+    answer_keys=(
+        (helpers.torch.vision, "smoothed_cross_entropy"),
+        (F, "cross_entropy"),
+    ),
 )
 check_predict_logits = partial(
     model_checks.check_predict_logits,

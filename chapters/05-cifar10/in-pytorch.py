@@ -291,10 +291,11 @@ plt.show()
 # damped instead of blown up. The first six filters are a patch's brightness, two colour
 # contrasts, two brightness edges and the brightness checkerboard; the last six are colour
 # differences between neighbouring pixels, which photographs hold little of, and this JPEG
-# copy less still (its files store colour at half resolution, 4:2:0): their responses come
-# out with variances well below 1. Below, the 12 filters, each scaled to its own range, and
-# the covariance of their responses on 256 training images, in NumPy: what the layer computes
-# before its bias.
+# copy less still (its files store colour at half resolution, 4:2:0): the weakest of them,
+# the last ones, come out with variances well below 1. Below, the 12 filters, each scaled to
+# its own range, and the covariance of their responses on 256 training images, in NumPy: what
+# the layer computes before its bias. Those 256 are a sample of the images the filters came
+# from, so the covariances between filters come out small but not zero.
 
 # %%
 filters = H.vision.patch_whitening(x_train, mean, std)  # (24, 2, 2, 3) float32

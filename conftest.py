@@ -13,6 +13,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # chapter-2 step 30x slower). The kernels nbval starts inherit this; helpers.book sets it too.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# The labs' unsolved stubs fail by design (their solutions are tested); relative to this
+# file, so tests/labs, the checks' mistake tables, is still collected.
+collect_ignore = ["labs"]
+
 
 @pytest.fixture
 def data_dirs(tmp_path, monkeypatch):

@@ -477,15 +477,22 @@ def test_tuple_of_wrong_parts_fails(framework, exercise, garbage):
     }[garbage]
     if garbage == "float64 parts" and framework == "pytorch":
         change = lambda p: p.double()  # noqa: E731
-    if garbage == "float64 parts" and framework == "jax":
-        pytest.skip("JAX without x64 cannot hold float64")
+    x64 = garbage == "float64 parts" and framework == "jax"
+    if x64:
+        # JAX arrays are float64 only with x64 on, as a student who enabled it would get
+        change = lambda p: jnp.asarray(p, jnp.float64)  # noqa: E731
 
     def wrong(*args):
-        return tuple(change(p) for p in solution(*args))
+        parts = tuple(change(p) for p in solution(*args))
+        if x64:
+            assert all(p.dtype == jnp.float64 for p in parts)
+        return parts
 
-    with pytest.raises(CheckFailed) as info:
+    with jax.enable_x64(x64), pytest.raises(CheckFailed) as info:
         checks(framework)[exercise](wrong)
     assert info.value.exercise == exercise
+    if x64:
+        assert "float64" in str(info.value)
 
 
 # --- the references the mistakes are computed with equal the frameworks' own ----------------------

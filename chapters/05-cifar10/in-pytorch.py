@@ -621,9 +621,9 @@ print(
 # per-sample loader easily becomes the bottleneck.
 # The two accuracy rows come from this page's single run (at `smoke` scale one test image
 # is 0.2 points of 500, so they are noise there): the seed alone moved a recorded JAX
-# `cpu` run by 0.75 points (79.27 % with seed 0, 80.02 % with seed 1), so a difference of a few
-# tenths says little either way; the recorded runs report the weight average too (column
-# `EMA+f`, with flips). The recorded runs below (`python -m helpers.bench cifar10 --baseline`, from
+# `cpu` run by 0.75 points (three seeds of the 3x3 stem: 79.27 % to 80.02 %, the range line
+# under that row of the second table), so a difference of a few tenths says little either
+# way; the recorded runs report the weight average too (column `EMA+f`, with flips). The recorded runs below (`python -m helpers.bench cifar10 --baseline`, from
 # [`bench.jsonl`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/chapters/05-cifar10/bench.jsonl))
 # train each framework at `cpu` or `gpu` scale on the full test set, in one process per command.
 
@@ -648,7 +648,8 @@ else:
 # helpers no longer do; that fix was not re-measured on a GPU.) Second, JAX trained faster than
 # PyTorch there: its whole step is one compiled program, while eager PyTorch launches every
 # operation from Python, and at this size those launches, not the GPU's arithmetic, bound a
-# step (batches of 1,024, half as many steps, gave PyTorch 1.7 times the img/s: second table).
+# step (batches of 1,024, half as many steps, gave PyTorch 1.5 to 1.9 times the img/s of the
+# twelve-epoch rows with batches of 512 in the second table).
 # Third, and this is the outline's lesson again, the accuracy: about 90 % with flips,
 # where airbench reports 94 % in about 3.3 seconds on one A100 {cite}`jordan2024airbench`.
 # The second table is the search that followed: more epochs (up to 40) and other step sizes,

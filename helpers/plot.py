@@ -181,10 +181,18 @@ def plot_confusion_matrix(
     for i in range(num_classes):
         for j in range(num_classes):
             text = f"{cm[i, j]:.2f}" if normalize else f"{int(cm[i, j])}"
-            if mask_diagonal and i == j:
-                color = "grey"
-            else:
-                color = "white" if cm[i, j] > threshold else "black"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7, color=color)
+            # the uncoloured diagonal's numbers in bold, so they stay legible on white
+            on_diagonal = mask_diagonal and i == j
+            dark = cm[i, j] > threshold and not on_diagonal
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if dark else "black",
+                fontweight="bold" if on_diagonal else "normal",
+            )
     fig.tight_layout()
     return fig

@@ -44,10 +44,12 @@ def test_mask_diagonal_colours_only_the_confusions():
     data = im.get_array()
     np.testing.assert_array_equal(np.ma.getmaskarray(data), np.eye(3, dtype=bool))
     assert im.norm.vmin == 0 and im.norm.vmax == 2  # largest off-diagonal count
-    # The correct counts are still written, in grey.
+    # The correct counts are still written, in bold black on the white diagonal.
     texts = ax.texts
     assert [texts[k].get_text() for k in (0, 4, 8)] == ["8", "3", "3"]
-    assert all(texts[k].get_color() == "grey" for k in (0, 4, 8))
+    assert all(texts[k].get_color() == "black" for k in (0, 4, 8))
+    assert all(texts[k].get_fontweight() == "bold" for k in (0, 4, 8))
+    assert texts[1].get_fontweight() == "normal"
     assert ax.get_title() == "t"
     assert "diagonal" in fig.axes[1].get_ylabel()  # the colour bar says so
 

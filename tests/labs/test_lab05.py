@@ -360,6 +360,8 @@ def _j_crop_variant(kind):
             return jnp.pad(images, ((pad, pad), (pad, pad)))
         p = {"unpadded": 0, "pad_plus_1": pad + 1}.get(kind, pad)
         padded = jnp.pad(images, ((0, 0), (p, p), (p, p), (0, 0)))
+        if kind == "nchw_pad":  # pads columns and channels; dynamic_slice then clamps
+            padded = jnp.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
         if kind == "padded":
             return padded
         if kind == "swapped":
@@ -539,6 +541,7 @@ JAX_MISTAKES = [
     ("crop_flip", _j_crop_variant("pad_plus_1"), "pad_amount"),
     ("crop_flip", _j_crop_variant("unpadded"), "pad_axes"),
     ("crop_flip", _j_crop_variant("nchw_slice"), "nhwc"),
+    ("crop_flip", _j_crop_variant("nchw_pad"), "nhwc"),
     ("smoothed_cross_entropy", _j_loss_library, "loss_answer_key"),
     ("smoothed_cross_entropy", _j_loss_h_vision, "loss_answer_key"),
     ("smoothed_cross_entropy", _j_loss("twice"), "smoothing_twice"),

@@ -63,8 +63,9 @@ HINTS = Hints(
         "columns) by pad zeros on each side, (B, H + 2 * pad, W + 2 * pad, C), then cut "
         "an (H, W) window from each padded image",
         "smoothing_twice": "smooth the one-hot targets once: target = (1 - s) * one_hot + "
-        "s / C; a library loss with label_smoothing= already does it, so do not pass it "
-        "targets you smoothed yourself",
+        "s / C, and do not smooth the result again; in exercise 4's training step, "
+        "where the library's loss is allowed, label_smoothing= already does it, so do "
+        "not pass it targets you smoothed yourself",
         "smoothing_c_minus_1": "label smoothing spreads s over all C classes, the true one "
         "included: s / C, not s / (C - 1)",
         "smoothing_missing": "mix the one-hot target with the uniform one: "
@@ -154,6 +155,8 @@ def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
     # the crop of a batch padded by 0 or pad + 1
     if mistake in ("unpadded", "pad_amount"):
         return _padded_crop(case, 0 if mistake == "unpadded" else pad + 1)
+    if mistake == "nchw_pad":
+        return _nchw_padded_crop(case)
     if mistake == "same_offset":
         offsets = np.repeat(offsets[:1], len(offsets), axis=0)
     if mistake == "offsets_swapped":
@@ -189,6 +192,21 @@ def _padded_crop(case: dict[str, Any], pad: int) -> np.ndarray:
     return np.where(flips[:, None, None, None], out[:, :, ::-1], out)
 
 
+def _nchw_padded_crop(case: dict[str, Any]) -> np.ndarray:
+    """The batch padded as if it were NCHW (axes 2 and 3: columns and channels), then cut
+    at ``(offsets[i, 0], offsets[i, 1], 0)`` with size (H, W, C) by ``lax.dynamic_slice``,
+    which clamps the starts: row 0 (the rows were not padded), the first C of the C + 2 pad
+    channels (pad zero channels first), flipped where ``flips``."""
+    images, offsets, flips, pad = (
+        case[k] for k in ("images", "offsets", "flips", "pad")
+    )
+    _, h, w, ch = images.shape
+    padded = np.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    cols = np.clip(offsets[:, 1], 0, 2 * pad)
+    out = np.stack([p[:h, c : c + w, :ch] for p, c in zip(padded, cols, strict=True)])
+    return np.where(flips[:, None, None, None], out[:, :, ::-1], out)
+
+
 # Each known mistake (what ``crop_mistake`` computes) -> the hint it gets.
 _CROP_MISTAKES = {
     "same_offset": "same_offset",
@@ -198,6 +216,7 @@ _CROP_MISTAKES = {
     "flip_all": "flip_all",
     "flip_before_crop": "flip_before_crop",
     "nhwc": "nhwc",
+    "nchw_pad": "nhwc",  # JAX clamps the starts: no error, shifted channels
     "unpadded": "pad_axes",  # JAX clamps the starts: no error, the uncropped images
     "pad_amount": "pad_amount",
 }

@@ -33,6 +33,10 @@ Protocol (the same for every task; a task's own docstring adds what it trains):
   ``first_step_seconds``.
 * With ``--repeat N`` every numeric metric is the median over the repeats, and ``spread``
   holds its ``[min, max]``.
+* ``--versus FIELD=VALUE`` (repeatable) compares two configurations: the sizes as set (A)
+  and the same with these changes too (B), run alternately seed by seed (A0 B0 A1 B1 ...)
+  so that a drift of the machine's speed during the runs hits both alike; one line each,
+  and each names the other's changes in ``interleaved_with``.
 * With ``--framework both`` the two frameworks run one after the other in this process, on the
   same data with the same seeds; each line carries ``throughput_ratio``, its training
   throughput divided by PyTorch's from the same invocation.
@@ -45,11 +49,11 @@ import dataclasses
 import datetime as dt
 import importlib
 import json
-import statistics
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from helpers.results import median_record
 from helpers.scale import SCALES, current_scale, sizes
 from helpers.system import git_commit, hardware
 
@@ -244,39 +248,43 @@ def run_repeated(
     progress: bool = True,
     baseline: bool = False,
     overrides: list[str] | None = None,
-) -> dict:
-    """``repeats`` runs with seeds ``0 .. repeats-1``: medians, and ``spread`` [min, max].
+    versus: list[str] | None = None,
+) -> list[dict]:
+    """``repeats`` runs with seeds ``0 .. repeats-1``: one record of medians and ``spread``.
 
+    Returns ``[record]``, as :func:`helpers.results.median_record` makes it. With ``versus``
+    (``FIELD=VALUE`` changes), a second configuration, ``overrides`` then ``versus``, runs
+    after each seed's run of the first (A0 B0 A1 B1 ...), so that a drift of the machine's
+    speed (a 2-core machine of this course drifted by 20 % within minutes) hits both alike,
+    which one configuration run after the other cannot tell from a real difference; then it
+    returns ``[A, B]``, each with ``interleaved_with``: the other's changes.
     Raises ``ValueError`` for ``repeats < 1`` (and whatever :func:`run` raises).
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    runs = [
-        run(
-            task,
-            framework,
-            scale,
-            model=model,
-            seed=i,
-            progress=progress,
-            baseline=baseline,
-            overrides=overrides,
-        )
-        for i in range(repeats)
-    ]
-    if repeats == 1:
-        return runs[0]
-    record = dict(runs[0])
-    record["spread"] = {}
-    for key, value in runs[0].items():
-        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if numeric and key != "seed":
-            values = [r[key] for r in runs]
-            record[key] = statistics.median(values)
-            record["spread"][key] = [min(values), max(values)]
-    record["seed"] = list(range(repeats))
-    record["repeats"] = repeats
-    return record
+    configs = [list(overrides or [])]
+    if versus:
+        configs.append([*configs[0], *versus])
+    runs: list[list[dict]] = [[] for _ in configs]
+    for i in range(repeats):
+        for changes, done in zip(configs, runs, strict=True):
+            done.append(
+                run(
+                    task,
+                    framework,
+                    scale,
+                    model=model,
+                    seed=i,
+                    progress=progress,
+                    baseline=baseline,
+                    overrides=changes,
+                )
+            )
+    records = [median_record(done) for done in runs]
+    if versus:
+        records[0]["interleaved_with"] = list(versus)
+        records[1]["interleaved_with"] = configs[0]
+    return records
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,6 +331,13 @@ def main(argv: list[str] | None = None) -> int:
         help="change one of the scale's sizes for this run (repeatable; recorded)",
     )
     parser.add_argument(
+        "--versus",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="also run with this change too, alternating seed by seed (repeatable)",
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar on stderr"
     )
     args = parser.parse_args(argv)
@@ -330,17 +345,16 @@ def main(argv: list[str] | None = None) -> int:
     records = []
     try:
         for framework in frameworks:
-            records.append(
-                run_repeated(
-                    args.task,
-                    framework,
-                    args.scale,
-                    model=args.model,
-                    repeats=args.repeat,
-                    progress=not args.no_progress,
-                    baseline=args.baseline,
-                    overrides=args.overrides,
-                )
+            records += run_repeated(
+                args.task,
+                framework,
+                args.scale,
+                model=args.model,
+                repeats=args.repeat,
+                progress=not args.no_progress,
+                baseline=args.baseline,
+                overrides=args.overrides,
+                versus=args.versus,
             )
     # A bad BOOK_SCALE, gpu scale without a GPU, data not found: say it plainly.
     except (ValueError, FileNotFoundError) as e:

@@ -8,6 +8,7 @@ site shows readers only numbers that come from a real, attributed run.
 from __future__ import annotations
 
 import json
+import statistics
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ __all__ = [
     "framework_pairs",
     "latest_by",
     "load_records",
+    "median_record",
     "plot_task",
     "read_records",
     "records_table",
@@ -60,6 +62,31 @@ def read_records(path: Path) -> list[dict]:
             raise ValueError(f"{path}:{number}: not a helpers.bench record")
         records.append(record)
     return records
+
+
+def median_record(runs: Sequence[dict]) -> dict:
+    """One record for ``runs`` of one configuration (``helpers.bench --repeat``).
+
+    A single run is returned as it is. Otherwise a copy of the first run's record with every
+    numeric metric replaced by its median over the runs (so the record may mix runs),
+    ``spread`` ``{metric: [min, max]}``, ``seed`` the runs' seeds in order and ``repeats``.
+    Raises ``ValueError`` for no runs.
+    """
+    if not runs:
+        raise ValueError("median_record needs at least one run")
+    if len(runs) == 1:
+        return runs[0]
+    record = dict(runs[0])
+    record["spread"] = {}
+    for key, value in runs[0].items():
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if numeric and key != "seed":
+            values = [r[key] for r in runs]
+            record[key] = statistics.median(values)
+            record["spread"][key] = [min(values), max(values)]
+    record["seed"] = [r["seed"] for r in runs]
+    record["repeats"] = len(runs)
+    return record
 
 
 def load_records(root: Path) -> list[dict]:

@@ -216,7 +216,8 @@ def bench_table(records: Sequence[dict]) -> str:
     whitening stem); ``EMA+f`` is the weight average's accuracy with flips, blank for runs
     recorded before it. A record of ``--repeat N`` runs (seeds ``0 .. N-1``) holds each
     metric's median over the runs (so a row may mix runs): its seed reads ``0-2`` and a line
-    under it gives the runs' range of accuracy, time, img/s and speed-up. Raises
+    under it gives the runs' range of accuracy, time, img/s and speed-up (and, for
+    ``--versus`` runs, the configuration they alternated with). Raises
     ``KeyError`` for a record that lacks a field of the table.
     """
     records = [r for r in records if r.get("model_option", "cifarnet") == "cifarnet"]
@@ -278,11 +279,17 @@ def _spread(record: dict) -> list[str]:
     vs_seed = (
         "" if ratio is None else f", vs seed-style {ratio[0]:.2f}x-{ratio[1]:.2f}x"
     )
-    return [
+    lines = [
         f"{'':9} median of {len(record['seed'])} runs (seeds {_seed(record)}); ranges: "
         f"test acc {acc[0]:.2%}-{acc[1]:.2%}, +TTA {tta[0]:.2%}-{tta[1]:.2%}, "
         f"train s {secs[0]:.1f}-{secs[1]:.1f}, img/s {rate[0]:,.0f}-{rate[1]:,.0f}{vs_seed}"
     ]
+    if "interleaved_with" in record:  # helpers.bench --versus: run A0 B0 A1 B1 ...
+        other = ", ".join(record["interleaved_with"]) or "the sizes without --set"
+        lines.append(
+            f"{'':9} each run alternated with one of the same seed with {other}"
+        )
+    return lines
 
 
 def score_test_split(

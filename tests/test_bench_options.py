@@ -11,6 +11,7 @@ import pytest
 from helpers import bench
 from helpers import jax as hj
 from helpers import torch as ht
+from helpers.results import median_record
 from helpers.scale import CnnSizes, sizes
 
 
@@ -126,6 +127,32 @@ def test_set_changes_sizes_for_one_run_and_the_record_says_so(stub_cnn, capsys):
     assert sizes("mnist_cnn", "smoke") == base  # the table itself is untouched
     assert bench.main(args) == 0
     assert "overrides" not in json.loads(capsys.readouterr().out)
+
+
+def test_versus_alternates_two_configurations_seed_by_seed(stub_cnn, capsys):
+    seen = stub_cnn
+    base = sizes("mnist_cnn", "smoke")
+    a, b = base.epochs + 1, base.epochs + 2
+    args = ["mnist", "--model", "cnn", "--framework", "torch", "--scale", "smoke"]
+    args += ["--repeat", "2", "--set", f"epochs={a}", "--set", "hidden=7"]
+    assert bench.main([*args, "--versus", f"epochs={b}", "--no-progress"]) == 0
+    first, second = (json.loads(x) for x in capsys.readouterr().out.splitlines())
+    # A0 B0 A1 B1: B keeps A's other changes, and its own wins on the same field
+    assert [s.epochs for s in seen] == [a, b, a, b]
+    assert all(s.hidden == 7 for s in seen)
+    assert first["overrides"] == {"epochs": a, "hidden": 7}
+    assert second["overrides"] == {"epochs": b, "hidden": 7}
+    assert first["interleaved_with"] == [f"epochs={b}"]
+    assert second["interleaved_with"] == [f"epochs={a}", "hidden=7"]
+    assert first["seed"] == second["seed"] == [0, 1] and first["repeats"] == 2
+    assert second["throughput_ratio"] == 1.0  # stubbed: both equally fast
+
+
+def test_median_record_needs_a_run_and_keeps_a_single_one():
+    with pytest.raises(ValueError, match="at least one run"):
+        median_record([])
+    run = {"seed": 4, "test_accuracy": 0.5}
+    assert median_record([run]) is run
 
 
 def test_override_sizes_parses_by_the_fields_type_and_rejects_bad_input():

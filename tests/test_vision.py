@@ -575,6 +575,16 @@ def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
     lines = bench_table([baseline]).splitlines()
     assert " 1.30x " in lines[1]
     assert lines[2].endswith("img/s 422-492, vs seed-style 1.14x-1.35x")
+    # --versus records: a third line names the configuration each run alternated with
+    pair = [
+        {**repeated, "overrides": {"x": 3}, "interleaved_with": ["stem=conv", "x=4"]},
+        {**repeated, "overrides": {}, "interleaved_with": []},
+    ]
+    lines = bench_table(pair).splitlines()
+    assert lines[5].strip() == (
+        "each run alternated with one of the same seed with stem=conv, x=4"
+    )
+    assert lines[-1].strip().endswith("of the same seed with the sizes without --set")
 
 
 def test_data_source_names_the_jpeg_copy_and_warns_once():

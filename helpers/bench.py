@@ -36,7 +36,7 @@ Protocol (the same for every task; a task's own docstring adds what it trains):
 * ``--versus FIELD=VALUE`` (repeatable) compares two configurations: the sizes as set (A)
   and the same with these changes too (B), run alternately seed by seed (A0 B0 A1 B1 ...)
   so that a drift of the machine's speed during the runs hits both alike; one line each,
-  and each names the other's changes in ``interleaved_with``.
+  and each names all of the other's changes in ``interleaved_with``.
 * With ``--framework both`` the two frameworks run one after the other in this process, on the
   same data with the same seeds; each line carries ``throughput_ratio``, its training
   throughput divided by PyTorch's from the same invocation.
@@ -257,7 +257,7 @@ def run_repeated(
     after each seed's run of the first (A0 B0 A1 B1 ...), so that a drift of the machine's
     speed (a 2-core machine of this course drifted by 20 % within minutes) hits both alike,
     which one configuration run after the other cannot tell from a real difference; then it
-    returns ``[A, B]``, each with ``interleaved_with``: the other's changes.
+    returns ``[A, B]``, each with ``interleaved_with``: all of the other's changes.
     Raises ``ValueError`` for ``repeats < 1`` (and whatever :func:`run` raises).
     """
     if repeats < 1:
@@ -281,8 +281,8 @@ def run_repeated(
                 )
             )
     records = [median_record(done) for done in runs]
-    if versus:
-        records[0]["interleaved_with"] = list(versus)
+    if versus:  # each names the other's changes in full
+        records[0]["interleaved_with"] = configs[1]
         records[1]["interleaved_with"] = configs[0]
     return records
 

@@ -285,9 +285,10 @@ def _spread(record: dict) -> list[str]:
         f"train s {secs[0]:.1f}-{secs[1]:.1f}, img/s {rate[0]:,.0f}-{rate[1]:,.0f}{vs_seed}"
     ]
     if "interleaved_with" in record:  # helpers.bench --versus: run A0 B0 A1 B1 ...
-        other = ", ".join(record["interleaved_with"]) or "the sizes without --set"
+        other = ", ".join(record["interleaved_with"]) or "none (the scale's own sizes)"
         lines.append(
-            f"{'':9} each run alternated with one of the same seed with {other}"
+            f"{'':9} each run alternated with one of the same seed whose changes were: "
+            f"{other}"
         )
     return lines
 

@@ -142,7 +142,7 @@ def test_versus_alternates_two_configurations_seed_by_seed(stub_cnn, capsys):
     assert all(s.hidden == 7 for s in seen)
     assert first["overrides"] == {"epochs": a, "hidden": 7}
     assert second["overrides"] == {"epochs": b, "hidden": 7}
-    assert first["interleaved_with"] == [f"epochs={b}"]
+    assert first["interleaved_with"] == [f"epochs={a}", "hidden=7", f"epochs={b}"]
     assert second["interleaved_with"] == [f"epochs={a}", "hidden=7"]
     assert first["seed"] == second["seed"] == [0, 1] and first["repeats"] == 2
     assert second["throughput_ratio"] == 1.0  # stubbed: both equally fast

@@ -582,9 +582,10 @@ def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
     ]
     lines = bench_table(pair).splitlines()
     assert lines[5].strip() == (
-        "each run alternated with one of the same seed with stem=conv, x=4"
+        "each run alternated with one of the same seed whose changes were: "
+        "stem=conv, x=4"
     )
-    assert lines[-1].strip().endswith("of the same seed with the sizes without --set")
+    assert lines[-1].strip().endswith("changes were: none (the scale's own sizes)")
 
 
 def test_data_source_names_the_jpeg_copy_and_warns_once():

@@ -665,31 +665,36 @@ else:
 # stem 84.42 % against 84.68 % in PyTorch, 79.46 % against 80.04 % in JAX; with the whitening
 # stem, in single runs at two commits, 84.69 % and 84.50 % against 85.05 % and 84.65 % in
 # PyTorch, 80.68 % and 80.23 % against 81.36 % and 81.05 % in JAX; and in the medians of three
-# seeds (the rows described below), 84.50 % against 84.65 % in PyTorch, 80.23 % against
-# 81.11 % (whitened) and 79.46 % against 80.57 % (3x3 stem) in JAX. Two possible reasons,
-# neither tested: with a step size that decays linearly to zero the last weights
-# already come from tiny steps, while the average mixes in older weights taken with larger
-# ones; and the averaged BatchNorm statistics are those of the trained weights, not recomputed
+# seeds (the rows described below), 84.50 % against 84.65 % (whitened) and 84.29 % against
+# 84.49 % (3x3 stem) in PyTorch, 80.23 % against 81.11 % and 79.46 % against 80.57 % in JAX.
+# Two possible reasons, neither tested: with a step size that decays linearly to zero the
+# last weights already come from tiny steps, while the average mixes in older weights taken
+# with larger ones; and the averaged BatchNorm statistics are those of the trained weights, not recomputed
 # for the averaged ones. Airbench averages differently (Lookahead, with a weight that grows
 # over the run), which these pages do not implement; here the trick stays optional, measured
 # and off the headline numbers.
 #
 # The whitened first layer was measured on one Intel Xeon on 2026-12-01, each framework with
 # the 3x3 stem (16 channels: the rows whose changed sizes read `stem=conv, widths=[16, 32, 64,
-# 128]` in the second table) and with the whitening stem, nothing else running. A row
-# followed by "median of 3 runs (seeds 0-2)" holds three runs: each number is that metric's
-# median, and that line gives the runs' ranges. PyTorch, 6 epochs: 83.59 % (84.68 % with
-# flips) in 310.2 s in one run with the 3x3 stem; whitened, 83.44 % to 83.80 % (84.40 % to
-# 84.76 %) over three seeds: no difference one control run can show. The time says little:
-# the three whitened runs took 209 s to 225 s, a whitened run of the same code and seed 0
-# took 253 s earlier that day, and the same 3x3-stem run has taken 245 s to 310 s in the
-# tables. JAX, 3 epochs on 2 XLA devices, three seeds of each stem at the same commit:
+# 128]` in the second table) and with the whitening stem, three seeds each, nothing else
+# running. A row followed by "median of 3 runs (seeds 0-2)" holds three runs: each number is
+# that metric's median, and that line gives the runs' ranges. A further line, "each run
+# alternated with one of the same seed ...", marks a pair of rows run by `python -m
+# helpers.bench --versus`, which alternates the two configurations seed by seed so that a
+# drift of the machine's speed hits both alike. The drift is large: the same three whitened
+# PyTorch runs (a seed gives the same accuracy every time) took 209 s to 225 s from 15:05 and
+# 246 s to 309 s from 18:26. Compare times only within such a pair.
+# PyTorch, 6 epochs: 82.98 % to 83.59 % (84.06 % to 84.68 % with flips) with the 3x3 stem,
+# 83.44 % to 83.80 % (84.40 % to 84.76 %) whitened, a median gain of 0.1 points (0.2 with
+# flips), inside the seeds' spread; in the pair, the whitened runs trained in 296 s against
+# 325 s (medians; 906 against 826 img/s), about 9 % faster. JAX, 3 epochs on 2 XLA devices:
 # 79.27 % to 80.02 % (80.04 % to 80.69 %) with the 3x3 stem, 79.98 % to 80.38 % (81.05 % to
 # 81.23 %) whitened, a median gain of 0.3 points (0.5 with flips; with flips every whitened
-# run beat every 3x3-stem run). The whitened runs trained in 273 s to 318 s and the 3x3-stem
-# runs, started after them, in 216 s to 236 s; but earlier 3x3-stem runs of this setup on
-# the same machine took 274 s to 290 s, so the machine's drift may explain much of that gap:
-# whether the whitening layer costs JAX time here is open.
+# run beat every 3x3-stem run); in the pair, the whitened runs took 321 s against 307 s
+# (medians; 419 against 437 img/s), about 4 % longer. Run one configuration after the other,
+# the same runs had suggested a third longer (273 s to 318 s whitened, then 216 s to 236 s
+# with the 3x3 stem): that gap was mostly the machine's drift. So the fixed whitening layer
+# buys a little accuracy in both frameworks at this scale, and costs neither much time.
 #
 # ## 5.7 Summary
 #

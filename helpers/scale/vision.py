@@ -104,8 +104,9 @@ SIZES: dict[str, dict[str, object]] = {
             test_examples=None,
             val_examples=5_000,
             # 6 epochs reached 83 %: whitened, 83.44-83.80 % over three seeds in 209-225 s of
-            # training on an Intel Xeon (2 cores, 2026-12-01); 296-319 s in older 3x3-stem
-            # runs on busier machines (chapter 5's bench.jsonl); 5 fell below 83 %: kept at 6.
+            # training on an Intel Xeon (2 cores, 2026-12-01), 246-309 s on the same machine
+            # three hours later; 296-319 s in older 3x3-stem runs on busier machines (chapter
+            # 5's bench.jsonl); 5 fell below 83 %: kept at 6.
             epochs=6,
             # 2: the chapter's JAX page runs on one XLA device (~310 img/s here with the 3x3
             # stem; whitened, 334 img/s, 268 s of training and 526 s in all on an Intel Xeon,
@@ -114,17 +115,16 @@ SIZES: dict[str, dict[str, object]] = {
             # of training and 671 s in all (2 cores, load 0.5-1.4), over its 10 minutes: kept
             # at 2. The bench's 2-device runs, 3 epochs: with the 3x3 stem 216-290 s on Intel
             # Xeons, 217 s on an AMD EPYC, where 4 epochs took 268 s and reached 81.5 %;
-            # whitened, 273-322 s on a Xeon (79.98-80.67 %; bench.jsonl).
+            # whitened, 273-339 s on a Xeon (79.98-80.67 %; bench.jsonl).
             jax_epochs=2,
             batch_size=256,
             widths=(24, 32, 64, 128),
             # A trained 3x3 stem of 16 channels before (the older cpu records). Same Xeon, same
-            # day (bench.jsonl, 2026-12-01): PyTorch 83.59 % in 310.2 s with it, whitened
-            # 83.44-83.80 % over three seeds in 209-225 s (the 3x3 stem's runs span 245-310 s:
-            # no speed claim); JAX (3 epochs, 2 XLA devices, three seeds each) 79.27-80.02 %
-            # with it, 79.98-80.38 % whitened: no accuracy difference one PyTorch control can
-            # show; in JAX 0.3 points more (median). JAX's whitened runs took 273-318 s, the
-            # 3x3 runs after them 216-236 s, earlier ones 274-290 s: time cost not settled.
+            # day, three seeds each, the two stems' runs alternated seed by seed (bench.jsonl,
+            # 2026-12-01, `helpers.bench --versus`): PyTorch 82.98-83.59 % with it in 325 s
+            # (median), 83.44-83.80 % whitened in 296 s; JAX (3 epochs, 2 XLA devices)
+            # 79.27-80.02 % with it in 307 s, 79.98-80.38 % whitened in 321 s: a little more
+            # accuracy (0.1 and 0.3 points, medians), 9 % less and 4 % more time.
             stem="whitening",
             # 0.4 and 0.1 (0.2 and 0.2 before): the best pair of the gpu sweep, measured here
             # too (chapter 5's bench.jsonl): PyTorch 83.14 -> 83.59 %, JAX with 3 epochs on 2

@@ -156,7 +156,7 @@ def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
     if mistake in ("unpadded", "pad_amount"):
         return _padded_crop(case, 0 if mistake == "unpadded" else pad + 1)
     if mistake == "nchw_pad":
-        return _nchw_padded_crop(case)
+        return _padded_crop(case, pad, nchw=True)
     if mistake == "same_offset":
         offsets = np.repeat(offsets[:1], len(offsets), axis=0)
     if mistake == "offsets_swapped":
@@ -178,32 +178,23 @@ def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
     return np.where(flips[:, None, None, None], out[:, :, ::-1], out)
 
 
-def _padded_crop(case: dict[str, Any], pad: int) -> np.ndarray:
+def _padded_crop(case: dict[str, Any], pad: int, *, nchw: bool = False) -> np.ndarray:
     """Crops at ``offsets`` of the batch padded by ``pad`` (not the case's), flipped where
-    ``flips``; starts past the end are clamped, as ``lax.dynamic_slice`` does silently."""
+    ``flips``; starts past the end are clamped, as ``lax.dynamic_slice`` does silently.
+    ``nchw``: padded as if it were NCHW (columns and channels), so the rows start at 0 and
+    the first C of the C + 2 pad channels (pad zero channels first) are kept."""
     images, offsets, flips = case["images"], case["offsets"], case["flips"]
-    _, h, w, _ = images.shape
-    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    _, h, w, ch = images.shape
+    axes = (2, 3) if nchw else (1, 2)  # the two padded axes
+    padded = np.pad(images, [(pad, pad) if i in axes else (0, 0) for i in range(4)])
     rows = np.clip(offsets[:, 0], 0, padded.shape[1] - h)
     cols = np.clip(offsets[:, 1], 0, padded.shape[2] - w)
     out = np.stack(
-        [p[r : r + h, c : c + w] for p, r, c in zip(padded, rows, cols, strict=True)]
+        [
+            p[r : r + h, c : c + w, :ch]
+            for p, r, c in zip(padded, rows, cols, strict=True)
+        ]
     )
-    return np.where(flips[:, None, None, None], out[:, :, ::-1], out)
-
-
-def _nchw_padded_crop(case: dict[str, Any]) -> np.ndarray:
-    """The batch padded as if it were NCHW (axes 2 and 3: columns and channels), then cut
-    at ``(offsets[i, 0], offsets[i, 1], 0)`` with size (H, W, C) by ``lax.dynamic_slice``,
-    which clamps the starts: row 0 (the rows were not padded), the first C of the C + 2 pad
-    channels (pad zero channels first), flipped where ``flips``."""
-    images, offsets, flips, pad = (
-        case[k] for k in ("images", "offsets", "flips", "pad")
-    )
-    _, h, w, ch = images.shape
-    padded = np.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    cols = np.clip(offsets[:, 1], 0, 2 * pad)
-    out = np.stack([p[:h, c : c + w, :ch] for p, c in zip(padded, cols, strict=True)])
     return np.where(flips[:, None, None, None], out[:, :, ::-1], out)
 
 

@@ -34,12 +34,13 @@ Protocol (the same for every task; a task's own docstring adds what it trains):
 * With ``--repeat N`` every numeric metric is the median over the repeats, and ``spread``
   holds its ``[min, max]``.
 * ``--versus FIELD=VALUE`` (repeatable) compares two configurations: the sizes as set (A)
-  and the same with these changes too (B), run alternately seed by seed (A0 B0 A1 B1 ...)
-  so that a drift of the machine's speed during the runs hits both alike; one line each,
-  and each names all of the other's changes in ``interleaved_with``.
+  and the same with these changes too (B), alternated seed by seed in the order A0 B0 B1 A1
+  A2 B2 ... so that a drift of the machine's speed during the runs hits both alike; one line
+  each, and each names the other's ``overrides`` in ``interleaved_with``.
 * With ``--framework both`` the two frameworks run one after the other in this process, on the
   same data with the same seeds; each line carries ``throughput_ratio``, its training
-  throughput divided by PyTorch's from the same invocation.
+  throughput divided by PyTorch's from the same invocation (with ``--versus``, PyTorch's
+  in the same configuration).
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def _parse_value(text: str, current: object, name: str) -> object:
         return text
     except ValueError:
         raise ValueError(
-            f"--set {name}={text}: expected a value like {current!r}"
+            f"{name}={text} (--set/--versus): expected a value like {current!r}"
         ) from None
 
 
@@ -158,9 +159,11 @@ def override_sizes(sizes_obj, assignments: list[str]):
     for assignment in assignments:
         name, sep, text = assignment.partition("=")
         if not sep or not name:
-            raise ValueError(f"--set expects FIELD=VALUE, got {assignment!r}")
+            raise ValueError(f"--set/--versus expect FIELD=VALUE, got {assignment!r}")
         if name not in fields:
-            raise ValueError(f"--set {name}: no such size; known: {', '.join(fields)}")
+            raise ValueError(
+                f"--set/--versus {name}: no such size; known: {', '.join(fields)}"
+            )
         changes[name] = _parse_value(text, getattr(sizes_obj, name), name)
     return dataclasses.replace(sizes_obj, **changes), changes
 
@@ -253,21 +256,28 @@ def run_repeated(
     """``repeats`` runs with seeds ``0 .. repeats-1``: one record of medians and ``spread``.
 
     Returns ``[record]``, as :func:`helpers.results.median_record` makes it. With ``versus``
-    (``FIELD=VALUE`` changes), a second configuration, ``overrides`` then ``versus``, runs
-    after each seed's run of the first (A0 B0 A1 B1 ...), so that a drift of the machine's
-    speed (a 2-core machine of this course drifted by 20 % within minutes) hits both alike,
-    which one configuration run after the other cannot tell from a real difference; then it
-    returns ``[A, B]``, each with ``interleaved_with``: all of the other's changes.
-    Raises ``ValueError`` for ``repeats < 1`` (and whatever :func:`run` raises).
+    (``FIELD=VALUE`` changes), a second configuration B, ``overrides`` then ``versus``,
+    alternates with the first, A, in the order A0 B0 B1 A1 A2 B2 ... (ABBA: a drift of the
+    machine's speed that is steady over the runs favours neither; a 2-core machine of this
+    course drifted by 20 % within minutes, which runs of one configuration after the other
+    cannot tell from a real difference); then it returns ``[A, B]``, each with
+    ``interleaved_with``: the other's ``overrides`` (``{}``: the scale's own sizes).
+    Raises ``ValueError`` for ``repeats < 1`` or a bad change, before any training (and
+    whatever :func:`run` raises).
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     configs = [list(overrides or [])]
     if versus:
         configs.append([*configs[0], *versus])
+        if task in MODELS and (model or next(iter(MODELS[task]))) in MODELS[task]:
+            sizes_task = MODELS[task][model or next(iter(MODELS[task]))][0]
+            for changes in configs:  # a typo fails now, not after A0 has trained
+                override_sizes(sizes(sizes_task, scale or current_scale()), changes)
     runs: list[list[dict]] = [[] for _ in configs]
     for i in range(repeats):
-        for changes, done in zip(configs, runs, strict=True):
+        order = list(zip(configs, runs, strict=True))
+        for changes, done in order[:: -1 if i % 2 else 1]:
             done.append(
                 run(
                     task,
@@ -281,9 +291,10 @@ def run_repeated(
                 )
             )
     records = [median_record(done) for done in runs]
-    if versus:  # each names the other's changes in full
-        records[0]["interleaved_with"] = configs[1]
-        records[1]["interleaved_with"] = configs[0]
+    if versus:
+        a, b = records
+        a["interleaved_with"] = b.get("overrides", {})
+        b["interleaved_with"] = a.get("overrides", {})
     return records
 
 
@@ -360,9 +371,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if len(records) > 1:
-        reference = records[0]["train_examples_per_second"]
-        for record in records:
+    if len(frameworks) > 1:  # each configuration's JAX rate over its PyTorch rate
+        per_framework = len(records) // len(frameworks)
+        for k, record in enumerate(records):
+            reference = records[k % per_framework]["train_examples_per_second"]
             ratio = record["train_examples_per_second"] / reference
             record["throughput_ratio"] = round(ratio, 3)
     lines = [json.dumps(record) for record in records]

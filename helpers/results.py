@@ -12,9 +12,10 @@ import statistics
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
+if TYPE_CHECKING:  # pyplot is imported where a plot is drawn: helpers.bench needs none
+    from matplotlib.figure import Figure
 
 __all__ = [
     "code_lines",
@@ -69,7 +70,8 @@ def median_record(runs: Sequence[dict]) -> dict:
 
     A single run is returned as it is. Otherwise a copy of the first run's record with every
     numeric metric replaced by its median over the runs (so the record may mix runs),
-    ``spread`` ``{metric: [min, max]}``, ``seed`` the runs' seeds in order and ``repeats``.
+    ``spread`` ``{metric: [min, max]}``, ``per_seed`` ``{metric: [value of each run]}``,
+    ``seed`` the runs' seeds in that order and ``repeats``.
     Raises ``ValueError`` for no runs.
     """
     if not runs:
@@ -77,13 +79,14 @@ def median_record(runs: Sequence[dict]) -> dict:
     if len(runs) == 1:
         return runs[0]
     record = dict(runs[0])
-    record["spread"] = {}
+    record["spread"], record["per_seed"] = {}, {}
     for key, value in runs[0].items():
         numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
         if numeric and key != "seed":
             values = [r[key] for r in runs]
             record[key] = statistics.median(values)
             record["spread"][key] = [min(values), max(values)]
+            record["per_seed"][key] = values  # in seed order, for paired comparisons
     record["seed"] = [r["seed"] for r in runs]
     record["repeats"] = len(runs)
     return record
@@ -151,6 +154,8 @@ def plot_task(records: Sequence[dict], task: str) -> Figure:
 
     Raises ``ValueError`` if no record is of ``task``.
     """
+    import matplotlib.pyplot as plt
+
     runs = [r for r in records if r["task"] == task]
     if not runs:
         raise ValueError(f"no recorded run of task {task!r}")

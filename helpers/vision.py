@@ -216,8 +216,8 @@ def bench_table(records: Sequence[dict]) -> str:
     whitening stem); ``EMA+f`` is the weight average's accuracy with flips, blank for runs
     recorded before it. A record of ``--repeat N`` runs (seeds ``0 .. N-1``) holds each
     metric's median over the runs (so a row may mix runs): its seed reads ``0-2`` and a line
-    under it gives the runs' range of accuracy, time, img/s and speed-up (and, for
-    ``--versus`` runs, the configuration they alternated with). Raises
+    under it gives the runs' range of accuracy, time, img/s and speed-up; a row of a
+    ``--versus`` pair (either table) has a line naming its partner's changes. Raises
     ``KeyError`` for a record that lacks a field of the table.
     """
     records = [r for r in records if r.get("model_option", "cifarnet") == "cifarnet"]
@@ -242,7 +242,7 @@ def bench_table(records: Sequence[dict]) -> str:
         )
         if "load_average" in r:  # noted beside the run: other jobs shared the cores
             lines.append(f"{'':9} load: {r['load_average']}")
-        lines += _spread(r)
+        lines += _spread(r) + _interleaved(r)
     sweeps = [r for r in records if "overrides" in r]
     if sweeps:
         lines.append(
@@ -250,14 +250,14 @@ def bench_table(records: Sequence[dict]) -> str:
             f"{'EMA+f':>7} {'train s':>7} {'img/s':>8}  {'hardware':16} sizes changed"
         )
         for r in sorted(sweeps, key=lambda r: (r["scale"], -r["test_accuracy_tta"])):
-            changes = ", ".join(f"{k}={v}" for k, v in r["overrides"].items())
+            changes = _changes(r["overrides"])
             lines.append(
                 f"{r['framework']:9} {r['scale']:5} {r.get('stem', 'conv'):9} {_seed(r):>4} "
                 f"{r.get('devices', 1):7} {r['test_accuracy_tta']:7.2%} {_ema(r):>7} "
                 f"{r['train_seconds']:7.1f} {r['train_examples_per_second']:8,.0f}  "
                 f"{_chip(r)[:16]:16} {changes}"
             )
-            lines += _spread(r)
+            lines += _spread(r) + _interleaved(r)
     return "\n".join(lines)
 
 
@@ -279,18 +279,26 @@ def _spread(record: dict) -> list[str]:
     vs_seed = (
         "" if ratio is None else f", vs seed-style {ratio[0]:.2f}x-{ratio[1]:.2f}x"
     )
-    lines = [
+    return [
         f"{'':9} median of {len(record['seed'])} runs (seeds {_seed(record)}); ranges: "
         f"test acc {acc[0]:.2%}-{acc[1]:.2%}, +TTA {tta[0]:.2%}-{tta[1]:.2%}, "
         f"train s {secs[0]:.1f}-{secs[1]:.1f}, img/s {rate[0]:,.0f}-{rate[1]:,.0f}{vs_seed}"
     ]
-    if "interleaved_with" in record:  # helpers.bench --versus: run A0 B0 A1 B1 ...
-        other = ", ".join(record["interleaved_with"]) or "none (the scale's own sizes)"
-        lines.append(
-            f"{'':9} each run alternated with one of the same seed whose changes were: "
-            f"{other}"
-        )
-    return lines
+
+
+def _interleaved(record: dict) -> list[str]:
+    """For one of a ``helpers.bench --versus`` pair, a line naming its partner's changes."""
+    if "interleaved_with" not in record:
+        return []
+    other = _changes(record["interleaved_with"]) or "none (the scale's own sizes)"
+    return [
+        f"{'':9} alternated seed by seed with the runs of the other row so marked, whose "
+        f"sizes changed: {other}"
+    ]
+
+
+def _changes(overrides: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in overrides.items())
 
 
 def score_test_split(

@@ -134,18 +134,47 @@ def test_versus_alternates_two_configurations_seed_by_seed(stub_cnn, capsys):
     base = sizes("mnist_cnn", "smoke")
     a, b = base.epochs + 1, base.epochs + 2
     args = ["mnist", "--model", "cnn", "--framework", "torch", "--scale", "smoke"]
-    args += ["--repeat", "2", "--set", f"epochs={a}", "--set", "hidden=7"]
+    args += ["--repeat", "3", "--set", f"epochs={a}", "--set", "hidden=7"]
     assert bench.main([*args, "--versus", f"epochs={b}", "--no-progress"]) == 0
     first, second = (json.loads(x) for x in capsys.readouterr().out.splitlines())
-    # A0 B0 A1 B1: B keeps A's other changes, and its own wins on the same field
-    assert [s.epochs for s in seen] == [a, b, a, b]
+    # A0 B0 B1 A1 A2 B2: B keeps A's other changes, and its own wins on the same field
+    assert [s.epochs for s in seen] == [a, b, b, a, a, b]
     assert all(s.hidden == 7 for s in seen)
     assert first["overrides"] == {"epochs": a, "hidden": 7}
     assert second["overrides"] == {"epochs": b, "hidden": 7}
-    assert first["interleaved_with"] == [f"epochs={a}", "hidden=7", f"epochs={b}"]
-    assert second["interleaved_with"] == [f"epochs={a}", "hidden=7"]
-    assert first["seed"] == second["seed"] == [0, 1] and first["repeats"] == 2
-    assert second["throughput_ratio"] == 1.0  # stubbed: both equally fast
+    assert first["interleaved_with"] == second["overrides"]
+    assert second["interleaved_with"] == first["overrides"]
+    assert first["seed"] == second["seed"] == [0, 1, 2] and first["repeats"] == 3
+    assert "throughput_ratio" not in first  # one framework: no cross-framework ratio
+
+
+def test_versus_rejects_a_bad_change_before_any_training(stub_cnn, capsys):
+    args = ["mnist", "--model", "cnn", "--framework", "torch", "--scale", "smoke"]
+    assert bench.main([*args, "--repeat", "2", "--versus", "epochz=3"]) == 2
+    assert stub_cnn == []  # nothing trained
+    assert "--set/--versus epochz: no such size" in capsys.readouterr().err
+
+
+def test_versus_with_both_frameworks_compares_each_configuration_across_them(
+    stub_tasks, capsys
+):
+    args = ["mnist", "--framework", "both", "--scale", "smoke", "--repeat", "2"]
+    assert bench.main([*args, "--versus", "epochs=3", "--no-progress"]) == 0
+    records = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["framework"] for r in records] == ["torch", "torch", "jax", "jax"]
+    assert [r.get("overrides", {}) for r in records] == [{}, {"epochs": 3}] * 2
+    # JAX A over PyTorch A, JAX B over PyTorch B (the stubs: JAX twice as fast)
+    assert [r["throughput_ratio"] for r in records] == [1.0, 1.0, 2.0, 2.0]
+
+
+def test_median_record_keeps_each_seeds_values_in_order():
+    runs = [{"seed": s, "test_accuracy": acc} for s, acc in enumerate([0.3, 0.1, 0.2])]
+    record = median_record(runs)
+    assert record["test_accuracy"] == 0.2 and record["spread"]["test_accuracy"] == [
+        0.1,
+        0.3,
+    ]
+    assert record["per_seed"]["test_accuracy"] == [0.3, 0.1, 0.2]
 
 
 def test_median_record_needs_a_run_and_keeps_a_single_one():
@@ -178,7 +207,7 @@ def test_override_sizes_parses_by_the_fields_type_and_rejects_bad_input():
         bench.override_sizes(base, ["epoch=3"])
     with pytest.raises(ValueError, match="expected a value like 2"):
         bench.override_sizes(base, ["epochs=three"])
-    with pytest.raises(ValueError, match="expects FIELD=VALUE"):
+    with pytest.raises(ValueError, match="expect FIELD=VALUE"):
         bench.override_sizes(base, ["epochs"])
     # A field that is None at this scale takes a number.
     gpu, _ = bench.override_sizes(sizes("cifar10", "gpu"), ["train_examples=1700"])

@@ -575,17 +575,20 @@ def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
     lines = bench_table([baseline]).splitlines()
     assert " 1.30x " in lines[1]
     assert lines[2].endswith("img/s 422-492, vs seed-style 1.14x-1.35x")
-    # --versus records: a third line names the configuration each run alternated with
-    pair = [
-        {**repeated, "overrides": {"x": 3}, "interleaved_with": ["stem=conv", "x=4"]},
-        {**repeated, "overrides": {}, "interleaved_with": []},
+    # a --versus pair: a line under each row names its partner's changes, with or
+    # without --repeat (a single-run record has no range line)
+    pair = [  # B (--versus stem=conv), then A (no --set: no overrides key)
+        {**repeated, "overrides": {"stem": "conv"}, "interleaved_with": {}},
+        {**repeated, "interleaved_with": {"stem": "conv"}},
     ]
     lines = bench_table(pair).splitlines()
-    assert lines[5].strip() == (
-        "each run alternated with one of the same seed whose changes were: "
-        "stem=conv, x=4"
-    )
-    assert lines[-1].strip().endswith("changes were: none (the scale's own sizes)")
+    partner = "alternated seed by seed with the runs of the other row so marked, whose "
+    assert lines[3].strip() == partner + "sizes changed: stem=conv"  # A, first table
+    assert lines[-1].strip() == partner + "sizes changed: none (the scale's own sizes)"
+    single = [{k: v for k, v in r.items() if k not in ("spread", "seed")} for r in pair]
+    lines = [line.strip() for line in bench_table(single).splitlines()]
+    assert lines[2].startswith(partner) and lines[-1].startswith(partner)
+    assert not any(line.startswith("median of") for line in lines)
 
 
 def test_data_source_names_the_jpeg_copy_and_warns_once():

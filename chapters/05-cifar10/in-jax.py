@@ -710,8 +710,10 @@ print(
 # The two accuracy rows come from this page's single run (at `smoke` scale one test image
 # is 0.2 points of 500, so they are noise there): the seed alone moved a recorded JAX
 # `cpu` run by 0.75 points (three seeds of the 3x3 stem: 79.27 % to 80.02 %, the range line
-# under that row of the second table), so a difference of a few tenths says little either
-# way; the recorded runs report the weight average too (column `EMA+f`, with flips). The recorded runs below (`python -m helpers.bench cifar10 --baseline`, from
+# under either three-seed 3x3-stem JAX row of the second table), so a difference of a few
+# tenths says little either way; the recorded runs report the weight average too (column
+# `EMA+f`, with flips). The recorded runs below (`python -m helpers.bench cifar10
+# --baseline`, from
 # [`bench.jsonl`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/chapters/05-cifar10/bench.jsonl))
 # train each framework at `cpu` or `gpu` scale on the full test set, in one process per command.
 
@@ -757,32 +759,37 @@ else:
 # 84.49 % (3x3 stem) in PyTorch, 80.23 % against 81.11 % and 79.46 % against 80.57 % in JAX.
 # Two possible reasons, neither tested: with a step size that decays linearly to zero the
 # last weights already come from tiny steps, while the average mixes in older weights taken
-# with larger ones; and the averaged BatchNorm statistics are those of the trained weights, not recomputed
-# for the averaged ones. Airbench averages differently (Lookahead, with a weight that grows
-# over the run), which these pages do not implement; here the trick stays optional, measured
-# and off the headline numbers.
+# with larger ones; and the averaged BatchNorm statistics are those of the trained weights,
+# not recomputed for the averaged ones. Airbench averages differently (Lookahead, with a
+# weight that grows over the run), which these pages do not implement; here the trick stays
+# optional, measured and off the headline numbers.
 #
 # The whitened first layer was measured on one Intel Xeon on 2026-12-01, each framework with
 # the 3x3 stem (16 channels: the rows whose changed sizes read `stem=conv, widths=[16, 32, 64,
 # 128]` in the second table) and with the whitening stem, three seeds each, nothing else
 # running. A row followed by "median of 3 runs (seeds 0-2)" holds three runs: each number is
-# that metric's median, and that line gives the runs' ranges. A further line, "each run
-# alternated with one of the same seed ...", marks a pair of rows run by `python -m
-# helpers.bench --versus`, which alternates the two configurations seed by seed so that a
-# drift of the machine's speed hits both alike. The drift is large: the same three whitened
-# PyTorch runs (a seed gives the same accuracy every time) took 209 s to 225 s from 15:05 and
-# 246 s to 309 s from 18:26. Compare times only within such a pair.
+# that metric's median, and that line gives the runs' ranges. A line "alternated seed by
+# seed with the runs of the other row so marked" belongs to one of a pair run by `python -m
+# helpers.bench --versus`, which alternates two configurations seed by seed so that a drift
+# of the machine's speed hits both alike; the partner row may sit in the other table or
+# further down (the second table is sorted by accuracy). That drift is large here: the same
+# three whitened PyTorch runs (a seed gives the same accuracy every time) took 209 s to 225 s
+# from 15:05 and, alternated with the 3x3-stem runs in one process, 246 s to 309 s from
+# 18:26. Compare times only within a pair.
 # PyTorch, 6 epochs: 82.98 % to 83.59 % (84.06 % to 84.68 % with flips) with the 3x3 stem,
 # 83.44 % to 83.80 % (84.40 % to 84.76 %) whitened, a median gain of 0.1 points (0.2 with
-# flips), inside the seeds' spread; in the pair, the whitened runs trained in 296 s against
-# 325 s (medians; 906 against 826 img/s), about 9 % faster. JAX, 3 epochs on 2 XLA devices:
+# flips), inside the seeds' spread; in the pair, the whitened runs trained in 297 s against
+# 325 s (medians), 9 % less time (906 against 826 img/s, 10 % more), and even the slowest
+# whitened run (309 s) beat the fastest 3x3-stem run (311 s). JAX, 3 epochs on 2 XLA devices:
 # 79.27 % to 80.02 % (80.04 % to 80.69 %) with the 3x3 stem, 79.98 % to 80.38 % (81.05 % to
 # 81.23 %) whitened, a median gain of 0.3 points (0.5 with flips; with flips every whitened
 # run beat every 3x3-stem run); in the pair, the whitened runs took 321 s against 307 s
-# (medians; 419 against 437 img/s), about 4 % longer. Run one configuration after the other,
-# the same runs had suggested a third longer (273 s to 318 s whitened, then 216 s to 236 s
-# with the 3x3 stem): that gap was mostly the machine's drift. So the fixed whitening layer
-# buys a little accuracy in both frameworks at this scale, and costs neither much time.
+# (medians; 419 against 437 img/s), about 4 % more, though the two ranges overlap (318 s to
+# 339 s, 292 s to 334 s). Run one configuration after the other, the same runs had suggested
+# over a third more (37 %: 273 s to 318 s whitened, then 216 s to 236 s with the 3x3 stem):
+# that gap was mostly the machine's drift. So at this scale the fixed whitening layer buys a
+# little accuracy in JAX and none measurable in PyTorch, costs JAX a few percent of time and
+# saves PyTorch about a tenth.
 #
 # ## 5.7 Summary
 #

@@ -105,15 +105,15 @@ SIZES: dict[str, dict[str, object]] = {
             val_examples=5_000,
             # 6 epochs reached 83 %: whitened, 83.44-83.80 % over three seeds in 209-225 s of
             # training on an Intel Xeon (2 cores, 2026-12-01), 246-309 s on the same machine
-            # three hours later; 296-319 s in older 3x3-stem runs on busier machines (chapter
-            # 5's bench.jsonl); 5 fell below 83 %: kept at 6.
+            # three hours later; 3x3-stem runs took 245-353 s (chapter 5's bench.jsonl); 5
+            # fell below 83 %: kept at 6.
             epochs=6,
             # 2: the chapter's JAX page runs on one XLA device (~310 img/s here with the 3x3
             # stem; whitened, 334 img/s, 268 s of training and 526 s in all on an Intel Xeon,
             # 2026-12-01). With 3, the bench split over 2 XLA CPU devices trained 290 s
             # (79.00 %, 79.86 % with flips; chapter 5's bench.jsonl), but the page took 431 s
             # of training and 671 s in all (2 cores, load 0.5-1.4), over its 10 minutes: kept
-            # at 2. The bench's 2-device runs, 3 epochs: with the 3x3 stem 216-290 s on Intel
+            # at 2. The bench's 2-device runs, 3 epochs: with the 3x3 stem 216-334 s on Intel
             # Xeons, 217 s on an AMD EPYC, where 4 epochs took 268 s and reached 81.5 %;
             # whitened, 273-339 s on a Xeon (79.98-80.67 %; bench.jsonl).
             jax_epochs=2,
@@ -122,9 +122,10 @@ SIZES: dict[str, dict[str, object]] = {
             # A trained 3x3 stem of 16 channels before (the older cpu records). Same Xeon, same
             # day, three seeds each, the two stems' runs alternated seed by seed (bench.jsonl,
             # 2026-12-01, `helpers.bench --versus`): PyTorch 82.98-83.59 % with it in 325 s
-            # (median), 83.44-83.80 % whitened in 296 s; JAX (3 epochs, 2 XLA devices)
-            # 79.27-80.02 % with it in 307 s, 79.98-80.38 % whitened in 321 s: a little more
-            # accuracy (0.1 and 0.3 points, medians), 9 % less and 4 % more time.
+            # (median), 83.44-83.80 % whitened in 297 s; JAX (3 epochs, 2 XLA devices)
+            # 79.27-80.02 % with it in 307 s, 79.98-80.38 % whitened in 321 s: 0.3 points
+            # more in JAX (median), none measurable in PyTorch (0.1, inside the seeds'
+            # spread); 9 % less time in PyTorch, 4 % more in JAX (overlapping ranges).
             stem="whitening",
             # 0.4 and 0.1 (0.2 and 0.2 before): the best pair of the gpu sweep, measured here
             # too (chapter 5's bench.jsonl): PyTorch 83.14 -> 83.59 %, JAX with 3 epochs on 2

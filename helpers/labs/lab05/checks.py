@@ -179,8 +179,9 @@ def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
 
 
 def _padded_crop(case: dict[str, Any], pad: int, *, nchw: bool = False) -> np.ndarray:
-    """Crops at ``offsets`` of the batch padded by ``pad`` (not the case's), flipped where
-    ``flips``; starts past the end are clamped, as ``lax.dynamic_slice`` does silently.
+    """Crops at ``offsets`` of the batch padded by ``pad`` (the case's or a wrong one),
+    flipped where ``flips``; starts past the end are clamped, as ``lax.dynamic_slice`` does
+    silently.
     ``nchw``: padded as if it were NCHW (columns and channels), so the rows start at 0 and
     the first C of the C + 2 pad channels (pad zero channels first) are kept."""
     images, offsets, flips = case["images"], case["offsets"], case["flips"]

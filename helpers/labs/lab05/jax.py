@@ -38,8 +38,8 @@ HINTS = Hints(
     {
         "smoothing_twice": "smooth the one-hot targets once: target = (1 - s) * one_hot + "
         "s / C, and do not smooth the result again; in exercise 4's training step, "
-        "where optax is allowed, optax.smooth_labels already does it, so do not smooth "
-        "its result again (nor pass it targets you smoothed yourself)",
+        "where optax is allowed, optax.smooth_labels already does it: do not pass it "
+        "targets you smoothed yourself",
         "loss_answer_key": "write the loss yourself from jax.nn.log_softmax and "
         "jax.nn.one_hot: optax's smooth_labels and softmax_cross_entropy (and "
         "H.vision.smoothed_cross_entropy) are the answer key the check compares with",

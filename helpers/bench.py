@@ -168,6 +168,24 @@ def override_sizes(sizes_obj, assignments: list[str]):
     return dataclasses.replace(sizes_obj, **changes), changes
 
 
+def _model_option(task: str, model: str | None) -> str:
+    """``model``, or ``task``'s first; ``ValueError`` for an unknown task or model."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    model = next(iter(MODELS[task])) if model is None else model
+    if model not in MODELS[task]:
+        raise ValueError(
+            f"unknown model {model!r} for {task}; choose from {', '.join(MODELS[task])}"
+        )
+    return model
+
+
+def _task_sizes(task: str, model: str | None, scale: str | None, changes: list[str]):
+    """``(sizes, {field: value})`` that :func:`run` trains ``task``'s ``model`` with."""
+    sizes_task = MODELS[task][_model_option(task, model)][0]
+    return override_sizes(sizes(sizes_task, scale or current_scale()), changes)
+
+
 def run(
     task: str,
     framework: str,
@@ -191,24 +209,18 @@ def run(
     machine where the framework has no GPU (such a run must not be recorded as a gpu-scale
     result).
     """
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
     if framework not in FRAMEWORKS:
         raise ValueError(
             f"unknown framework {framework!r}; choose from {', '.join(FRAMEWORKS)}"
         )
-    model = next(iter(MODELS[task])) if model is None else model
-    if model not in MODELS[task]:
-        raise ValueError(
-            f"unknown model {model!r} for {task}; choose from {', '.join(MODELS[task])}"
-        )
+    model = _model_option(task, model)
     if baseline and (task, model) not in BASELINE_TASKS:
         raise ValueError(
             "--baseline is available for "
             + ", ".join(f"{t} --model {m}" for t, m in BASELINE_TASKS)
             + " only"
         )
-    sizes_task, function, options = MODELS[task][model]
+    _, function, options = MODELS[task][model]
     options = {**options, "baseline": True} if baseline else options
     scale = current_scale() if scale is None else scale
     fw = importlib.import_module(f"helpers.{framework}")
@@ -222,7 +234,7 @@ def run(
     started = dt.datetime.now(dt.timezone.utc)
     module, name = function.split(".")
     task_fn = getattr(getattr(fw, module), name)
-    task_sizes, changes = override_sizes(sizes(sizes_task, scale), overrides or [])
+    task_sizes, changes = _task_sizes(task, model, scale, overrides or [])
     metrics = task_fn(task_sizes, seed=seed, progress=progress, **options)
     return {
         "task": task,
@@ -270,10 +282,8 @@ def run_repeated(
     configs = [list(overrides or [])]
     if versus:
         configs.append([*configs[0], *versus])
-        if task in MODELS and (model or next(iter(MODELS[task]))) in MODELS[task]:
-            sizes_task = MODELS[task][model or next(iter(MODELS[task]))][0]
-            for changes in configs:  # a typo fails now, not after A0 has trained
-                override_sizes(sizes(sizes_task, scale or current_scale()), changes)
+        for changes in configs:  # a typo fails now, not after A0 has trained
+            _task_sizes(task, model, scale, changes)
     runs: list[list[dict]] = [[] for _ in configs]
     for i in range(repeats):
         order = list(zip(configs, runs, strict=True))

@@ -359,9 +359,9 @@ def _j_crop_variant(kind):
         ):  # pad widths for an (H, W) image, not the (B, H, W, C) batch
             return jnp.pad(images, ((pad, pad), (pad, pad)))
         p = {"unpadded": 0, "pad_plus_1": pad + 1}.get(kind, pad)
-        padded = jnp.pad(images, ((0, 0), (p, p), (p, p), (0, 0)))
-        if kind == "nchw_pad":  # pads columns and channels; dynamic_slice then clamps
-            padded = jnp.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        # nchw_pad pads columns and channels; dynamic_slice then clamps the starts
+        nhwc, nchw = ((0, 0), (p, p), (p, p), (0, 0)), ((0, 0), (0, 0), (p, p), (p, p))
+        padded = jnp.pad(images, nchw if kind == "nchw_pad" else nhwc)
         if kind == "padded":
             return padded
         if kind == "swapped":

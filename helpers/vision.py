@@ -292,8 +292,8 @@ def _interleaved(record: dict) -> list[str]:
         return []
     other = _changes(record["interleaved_with"]) or "none (the scale's own sizes)"
     return [
-        f"{'':9} alternated seed by seed with the runs of the other row so marked, whose "
-        f"sizes changed: {other}"
+        f"{'':9} alternated seed by seed with the runs of the other {record['framework']} "
+        f"row so marked, whose sizes changed: {other}"
     ]
 
 

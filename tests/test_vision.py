@@ -582,7 +582,9 @@ def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
         {**repeated, "interleaved_with": {"stem": "conv"}},
     ]
     lines = bench_table(pair).splitlines()
-    partner = "alternated seed by seed with the runs of the other row so marked, whose "
+    partner = (
+        "alternated seed by seed with the runs of the other jax row so marked, whose "
+    )
     assert lines[3].strip() == partner + "sizes changed: stem=conv"  # A, first table
     assert lines[-1].strip() == partner + "sizes changed: none (the scale's own sizes)"
     single = [{k: v for k, v in r.items() if k not in ("spread", "seed")} for r in pair]

@@ -680,28 +680,27 @@ else:
 # the 3x3 stem (16 channels: the rows whose changed sizes read `stem=conv, widths=[16, 32, 64,
 # 128]` in the second table) and with the whitening stem, three seeds each, nothing else
 # running. A row followed by "median of 3 runs (seeds 0-2)" holds three runs: each number is
-# that metric's median, and that line gives the runs' ranges. A line "alternated seed by
-# seed with the runs of the other row so marked" belongs to one of a pair run by `python -m
-# helpers.bench --versus`, which alternates two configurations seed by seed so that a drift
-# of the machine's speed hits both alike; the partner row may sit in the other table or
+# that metric's median, and that line gives the runs' ranges. A line "alternated seed by seed
+# with the runs of the other torch (or jax) row so marked" belongs to one of a pair run by
+# `python -m helpers.bench --versus`, which alternates two configurations seed by seed so that
+# a drift of the machine's speed hits both alike; the partner row may sit in the other table or
 # further down (the second table is sorted by accuracy). That drift is large here: the same
 # three whitened PyTorch runs (a seed gives the same accuracy every time) took 209 s to 225 s
-# from 15:05 and, alternated with the 3x3-stem runs in one process, 246 s to 309 s from
-# 18:26. Compare times only within a pair.
-# PyTorch, 6 epochs: 82.98 % to 83.59 % (84.06 % to 84.68 % with flips) with the 3x3 stem,
-# 83.44 % to 83.80 % (84.40 % to 84.76 %) whitened, a median gain of 0.1 points (0.2 with
-# flips), inside the seeds' spread; in the pair, the whitened runs trained in 297 s against
-# 325 s (medians), 9 % less time (906 against 826 img/s, 10 % more), and even the slowest
-# whitened run (309 s) beat the fastest 3x3-stem run (311 s). JAX, 3 epochs on 2 XLA devices:
-# 79.27 % to 80.02 % (80.04 % to 80.69 %) with the 3x3 stem, 79.98 % to 80.38 % (81.05 % to
-# 81.23 %) whitened, a median gain of 0.3 points (0.5 with flips; with flips every whitened
-# run beat every 3x3-stem run); in the pair, the whitened runs took 321 s against 307 s
-# (medians; 419 against 437 img/s), about 4 % more, though the two ranges overlap (318 s to
-# 339 s, 292 s to 334 s). Run one configuration after the other, the same runs had suggested
-# over a third more (37 %: 273 s to 318 s whitened, then 216 s to 236 s with the 3x3 stem):
-# that gap was mostly the machine's drift. So at this scale the fixed whitening layer buys a
-# little accuracy in JAX and none measurable in PyTorch, costs JAX a few percent of time and
-# saves PyTorch about a tenth.
+# from 15:05 and, alternated with the 3x3-stem runs in one process, 246 s to 309 s from 18:26.
+# Compare times only within a pair. PyTorch, 6 epochs: 82.98 % to 83.59 % (84.06 % to 84.68 %
+# with flips) with the 3x3 stem, 83.44 % to 83.80 % (84.40 % to 84.76 %) whitened, a median
+# gain of 0.1 points (83.70 % against 83.59 %; 0.2 with flips), inside the seeds' spread; in
+# the pair, the whitened runs trained in 297 s against 325 s (medians), 9 % less time (906
+# against 826 img/s, 10 % more), and even the slowest whitened run (309 s) beat the fastest
+# 3x3-stem run (311 s). JAX, 3 epochs on 2 XLA devices: 79.27 % to 80.02 % (80.04 % to 80.69 %)
+# with the 3x3 stem, 79.98 % to 80.38 % (81.05 % to 81.23 %) whitened, a median gain of 0.3
+# points (80.07 % against 79.78 %; 0.5 with flips; with flips every whitened run beat every
+# 3x3-stem run); in the pair, the whitened runs took 321 s against 307 s (medians; 419 against
+# 437 img/s), about 4 % more, though the two ranges overlap (318 s to 339 s, 292 s to 334 s).
+# Run one configuration after the other, the same runs had suggested over a third more (37 %:
+# 273 s to 318 s whitened, then 216 s to 236 s with the 3x3 stem): that gap was mostly the
+# machine's drift. So at this scale the fixed whitening layer buys a little accuracy in JAX and
+# none measurable in PyTorch, costs JAX a few percent of time and saves PyTorch about a tenth.
 #
 # ## 5.7 Summary
 #

@@ -541,7 +541,7 @@ JAX_MISTAKES = [
     ("crop_flip", _j_crop_variant("pad_plus_1"), "pad_amount"),
     ("crop_flip", _j_crop_variant("unpadded"), "pad_axes"),
     ("crop_flip", _j_crop_variant("nchw_slice"), "nhwc"),
-    ("crop_flip", _j_crop_variant("nchw_pad"), "nhwc"),
+    ("crop_flip", _j_crop_variant("nchw_pad"), "pad_axes"),
     ("smoothed_cross_entropy", _j_loss_library, "loss_answer_key"),
     ("smoothed_cross_entropy", _j_loss_h_vision, "loss_answer_key"),
     ("smoothed_cross_entropy", _j_loss("twice"), "smoothing_twice"),

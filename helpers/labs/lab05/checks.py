@@ -64,8 +64,8 @@ HINTS = Hints(
         "an (H, W) window from each padded image",
         "smoothing_twice": "smooth the one-hot targets once: target = (1 - s) * one_hot + "
         "s / C, and do not smooth the result again; in exercise 4's training step, "
-        "where the library's loss is allowed, label_smoothing= already does it, so do "
-        "not pass it targets you smoothed yourself",
+        "where the library's loss is allowed, its label_smoothing= already smooths, so "
+        "do not give that loss targets you smoothed yourself",
         "smoothing_c_minus_1": "label smoothing spreads s over all C classes, the true one "
         "included: s / C, not s / (C - 1)",
         "smoothing_missing": "mix the one-hot target with the uniform one: "
@@ -208,7 +208,7 @@ _CROP_MISTAKES = {
     "flip_all": "flip_all",
     "flip_before_crop": "flip_before_crop",
     "nhwc": "nhwc",
-    "nchw_pad": "nhwc",  # JAX clamps the starts: no error, shifted channels
+    "nchw_pad": "pad_axes",  # JAX clamps the starts: no error, shifted channels
     "unpadded": "pad_axes",  # JAX clamps the starts: no error, the uncropped images
     "pad_amount": "pad_amount",
 }

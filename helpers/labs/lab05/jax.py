@@ -41,7 +41,7 @@ HINTS = Hints(
         "where optax is allowed, optax.smooth_labels already does it: do not pass it "
         "targets you smoothed yourself",
         "loss_answer_key": "write the loss yourself from jax.nn.log_softmax and "
-        "jax.nn.one_hot: optax's smooth_labels and softmax_cross_entropy (and "
+        "jax.nn.one_hot: optax's smooth_labels and cross-entropies (and "
         "H.vision.smoothed_cross_entropy) are the answer key the check compares with",
         "step_no_smoothing": "train on the smoothed loss: optax.softmax_cross_entropy("
         "logits, optax.smooth_labels(jax.nn.one_hot(labels, C), smoothing)), or your "

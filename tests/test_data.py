@@ -222,6 +222,30 @@ def test_real_cifar10_sample():
     assert x.shape == (1_000, 32, 32, 3) and set(np.unique(y)) == set(range(10))
 
 
+def test_real_cifar10_sample_as_jpeg_is_the_same_pictures():
+    for split, n in (("train", 4_000), ("test", 1_000)):
+        x, y = data.load_cifar10(split, sample=True)
+        with pytest.warns(UserWarning, match="JPEG"):
+            xj, yj = data.load_cifar10(split, sample=True, jpeg=True)
+        assert xj.shape == (n, 32, 32, 3) and xj.dtype == np.uint8
+        assert (yj == y).all()
+        # The same pictures, re-encoded: each image a few levels off (the README's ~6/255);
+        # a picture matched to another image of its class differs by ~70 levels.
+        error = np.abs(xj.astype(int) - x).mean(axis=(1, 2, 3))
+        assert 3 < error.mean() < 9 and error.max() < 20
+    # jpeg=True without sample: the whole copy, in the loader's fixed mixed order
+    with pytest.warns(UserWarning, match="JPEG"):
+        x, y = data.load_cifar10("test", jpeg=True)
+    assert x.shape == (10_000, 32, 32, 3) and np.bincount(y).tolist() == [1_000] * 10
+    assert len(set(y[:10].tolist())) > 3  # mixed, not class by class
+
+
+def test_cifar10_jpeg_without_the_copy_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOOK_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataNotFoundError, match=r"JPEG copy.*BOOK_DATA_DIR"):
+        data.load_cifar10("test", sample=True, jpeg=True)
+
+
 def test_real_cifar10_full():
     jpeg_only = fetch("cifar10", cifar10._CIFAR10, download=False) is None
     with (

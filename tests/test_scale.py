@@ -97,3 +97,13 @@ def test_a_task_defined_in_two_topic_modules_is_refused():
     )
     with pytest.raises(ValueError, match=r"defined twice.*mnist"):
         scale._merge(one, other)
+
+
+def test_cifar10_sizes_reject_an_unknown_data_choice():
+    import dataclasses
+
+    cpu = scale.sizes("cifar10", "cpu")
+    assert cpu.data == "auto"
+    assert dataclasses.replace(cpu, data="sample-jpeg").data == "sample-jpeg"
+    with pytest.raises(ValueError, match="'auto', 'sample' or 'sample-jpeg'"):
+        dataclasses.replace(cpu, data="jpeg")

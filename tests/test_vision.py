@@ -782,3 +782,28 @@ def test_cifar10_sizes_refuse_an_unknown_stem_and_a_whitening_stem_not_24_wide()
         dataclasses.replace(s, stem="whiten")
     with pytest.raises(ValueError, match="must be 24"):
         dataclasses.replace(s, widths=(16, 16, 32, 64), stem="whitening")
+
+
+def test_recipe_data_reads_the_sample_and_keeps_the_validation_split_out():
+    import dataclasses
+
+    from helpers.data import load_cifar10
+    from helpers.scale import sizes
+    from helpers.vision import recipe_data
+
+    s = dataclasses.replace(
+        sizes("cifar10", "smoke"),
+        data="sample",
+        train_examples=None,
+        test_examples=None,
+    )
+    x, y, _, y_test, source = recipe_data(s)
+    full, labels = load_cifar10("train", sample=True)
+    assert x.shape == (4_000 - s.val_examples, 32, 32, 3) and len(y_test) == 1_000
+    assert (x == full[: len(x)]).all() and (y == labels[: len(y)]).all()
+    assert "lossless" in source
+    with pytest.warns(UserWarning, match="JPEG"):
+        *_, source = recipe_data(dataclasses.replace(s, data="sample-jpeg"))
+    assert "JPEG" in source and "4,000" in source
+    with pytest.raises(ValueError, match="val_examples=4000 leaves none"):
+        recipe_data(dataclasses.replace(s, val_examples=4_000))

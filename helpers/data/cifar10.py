@@ -18,7 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from helpers.data.common import SPLITS, check_split, mixed_order, subset
-from helpers.data.download import RemoteFile, cached_derivative, fetch, find_local
+from helpers.data.download import (
+    DataNotFoundError,
+    RemoteFile,
+    cached_derivative,
+    data_dir,
+    fetch,
+    find_local,
+)
 
 __all__ = ["CIFAR10_CLASSES", "load_cifar10"]
 
@@ -87,7 +94,11 @@ def _load_npz_split(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_cifar10(
-    split: str = "train", *, limit: int | None = None, sample: bool = False
+    split: str = "train",
+    *,
+    limit: int | None = None,
+    sample: bool = False,
+    jpeg: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """CIFAR-10: images ``uint8 (N, 32, 32, 3)`` (HWC, RGB) and labels ``uint8 (N,)`` in 0..9.
 
@@ -95,31 +106,75 @@ def load_cifar10(
     course's JPEG re-encoding of all 60,000 images (offline copy only: lossy, so expect slightly
     lower accuracy; a warning says so; mixed into a fixed order, see the module docstring);
     otherwise the canonical file is downloaded. ``sample=True`` gives the exact first 4,000
-    train / 1,000 test images instead. Raises ``DataNotFoundError`` when nothing is found.
+    train / 1,000 test images instead. ``jpeg=True`` reads the JPEG copy even where the
+    canonical file is there; with ``sample=True``, the JPEG re-encodings of the sample's images
+    in the sample's order (the lossy and the exact pixels of the same pictures, to measure what
+    the re-encoding costs). Raises ``DataNotFoundError`` when nothing is found, and with
+    ``jpeg=True`` when the JPEG copy is not in ``$BOOK_DATA_DIR``.
     """
     check_split(split)
-    if sample:
+    if jpeg:
+        x, y = _load_cifar10_jpeg(split)
+        if sample:
+            rows = _sample_rows(split, y)
+            x, y = x[rows], y[rows]
+        else:
+            order = mixed_order(len(y))  # the copy is stored class by class
+            x, y = x[order], y[order]
+    elif sample:
         x, y = _load_cifar10_sample(split)
     elif (path := fetch("cifar10", _CIFAR10, download=False)) is not None:
         x, y = _read_cifar10_python(path, split)
-    elif (jpeg := find_local(*_CIFAR10_JPEG)) is not None:
-        warnings.warn(
-            "CIFAR-10 from the JPEG re-encoded offline copy (mean abs pixel error ~6/255): "
-            "accuracy will be a little below the lossless data set.",
-            stacklevel=2,
-        )
-        x, y = cached_derivative(
-            "cifar10_jpeg.npz",
-            _CIFAR10_JPEG[1],
-            lambda out: _decode_cifar10_jpeg(jpeg, out),
-            lambda p: _load_npz_split(p, split),
-        )
+    elif find_local(*_CIFAR10_JPEG) is not None:
+        x, y = _load_cifar10_jpeg(split)
         order = mixed_order(len(y))  # the copy is stored class by class
         x, y = x[order], y[order]
     else:
         x, y = _read_cifar10_python(fetch("cifar10", _CIFAR10), split)
     keep = subset(len(y), limit)
     return x[keep], y[keep]
+
+
+def _load_cifar10_jpeg(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The JPEG copy's ``split``, class by class, each class in the canonical order."""
+    jpeg = find_local(*_CIFAR10_JPEG)
+    if jpeg is None:
+        raise DataNotFoundError(
+            f"the course's JPEG copy of CIFAR-10 ({_CIFAR10_JPEG[0]}) is not in "
+            f"BOOK_DATA_DIR ({data_dir()}); it is not downloadable: point BOOK_DATA_DIR at "
+            "the course's offline data folder, or load without jpeg=True"
+        )
+    warnings.warn(
+        "CIFAR-10 from the JPEG re-encoded offline copy (mean abs pixel error ~6/255): "
+        "accuracy will be a little below the lossless data set.",
+        stacklevel=3,
+    )
+    return cached_derivative(
+        "cifar10_jpeg.npz",
+        _CIFAR10_JPEG[1],
+        lambda out: _decode_cifar10_jpeg(jpeg, out),
+        lambda p: _load_npz_split(p, split),
+    )
+
+
+def _sample_rows(split: str, labels: np.ndarray) -> np.ndarray:
+    """Rows of the class-by-class JPEG ``labels`` that hold the sample's images, in its order.
+
+    The JPEG copy names each image by its rank within its class in the canonical order, and
+    the sample is the canonical order's first rows, so the sample's own labels give each
+    image's rank: the k-th cat of the sample is the k-th cat of the copy.
+    """
+    if np.any(np.diff(labels.astype(int)) < 0):
+        raise ValueError("the JPEG copy is expected class by class, in class order")
+    _, sample_labels = _load_cifar10_sample(split)
+    starts = np.searchsorted(labels, np.arange(len(CIFAR10_CLASSES)))
+    ranks = np.zeros(len(sample_labels), np.int64)
+    seen = np.zeros(len(CIFAR10_CLASSES), np.int64)
+    for i, c in enumerate(
+        sample_labels
+    ):  # 5,000 labels at most: a plain loop is enough
+        ranks[i], seen[c] = seen[c], seen[c] + 1
+    return starts[sample_labels] + ranks
 
 
 def _load_cifar10_sample(split: str) -> tuple[np.ndarray, np.ndarray]:

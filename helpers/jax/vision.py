@@ -25,7 +25,6 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from helpers.data import load_cifar10
 from helpers.jax.augment import (
     _check_nhwc,
     crop_flip,
@@ -44,6 +43,7 @@ from helpers.vision import (
     data_source,
     lr_multiplier,
     outline_table,
+    recipe_data,
     schedule_knots,
     score_test_split,
 )
@@ -317,10 +317,7 @@ def run_cifar10(
     device = default_device()
     mesh = make_mesh() if len(jax.devices()) > 1 else None
     dtype = jnp.dtype(sizes.compute_dtype)
-    with data_source() as source:
-        x, y = load_cifar10("train", limit=sizes.train_examples)
-        x_test, y_test = load_cifar10("test", limit=sizes.test_examples)
-    x, y = x[: len(x) - sizes.val_examples], y[: len(y) - sizes.val_examples]
+    x, y, x_test, y_test, data = recipe_data(sizes)
     mean, std = channel_stats(x)
     whitening = stem_filters(sizes, x, mean, std)  # None for a 3x3 stem
     images = jax.device_put(x, device)
@@ -375,7 +372,7 @@ def run_cifar10(
         f"label smoothing {sizes.label_smoothing}, crop+flip on device, NHWC, jit, "
         f"{sizes.compute_dtype}",
         "stem": sizes.stem,
-        "data": source["data"],
+        "data": data,
         **accuracy,
         "ema_decay": sizes.ema_decay,
         # Steady training time; the first step (compilation, warm-up) apart.

@@ -62,8 +62,17 @@ class Cifar10Sizes:
     outline_epochs: int
     outline_batch_size: int
     outline_learning_rate: float
+    # Which images the fast recipe trains and tests on: "auto", what H.load_cifar10 finds (the
+    # canonical files, else the course's JPEG copy); "sample", the canonical first 4,000 train
+    # / 1,000 test images, exact pixels; "sample-jpeg", the JPEG copy's versions of the same
+    # images (the pair measures what the JPEG re-encoding costs).
+    data: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.data not in ("auto", "sample", "sample-jpeg"):
+            raise ValueError(
+                f"data is 'auto', 'sample' or 'sample-jpeg', got {self.data!r}"
+            )
         if self.stem not in ("conv", "whitening"):
             raise ValueError(f"stem is 'conv' or 'whitening', got {self.stem!r}")
         if self.stem == "whitening" and self.widths[0] != 24:

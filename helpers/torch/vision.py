@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from helpers.data import load_cifar10
 from helpers.metrics import History, step_timing
 from helpers.scale import Cifar10Sizes
 from helpers.torch.augment import (
@@ -40,6 +39,7 @@ from helpers.vision import (
     data_source,
     lr_multiplier,
     outline_table,
+    recipe_data,
     schedule_knots,
     score_test_split,
 )
@@ -256,10 +256,7 @@ def run_cifar10(
     # cuDNN times its convolution algorithms on the first call of each shape and keeps the
     # fastest (the first step pays, untimed); a no-op on the CPU.
     torch.backends.cudnn.benchmark = device.type == "cuda"
-    with data_source() as source:
-        x, y = load_cifar10("train", limit=sizes.train_examples)
-        x_test, y_test = load_cifar10("test", limit=sizes.test_examples)
-    x, y = x[: len(x) - sizes.val_examples], y[: len(y) - sizes.val_examples]
+    x, y, x_test, y_test, data = recipe_data(sizes)
     mean, std = channel_stats(x)
     whitening = stem_filters(sizes, x, mean, std)  # None for a 3x3 stem
     images = torch.from_numpy(x).to(device)
@@ -319,7 +316,7 @@ def run_cifar10(
         f"label smoothing {sizes.label_smoothing}, crop+flip on device, channels_last, "
         f"{sizes.compute_dtype}",
         "stem": sizes.stem,
-        "data": source["data"],
+        "data": data,
         **accuracy,
         "ema_decay": sizes.ema_decay,
         # Steady training time; the first step (compilation, warm-up) apart.

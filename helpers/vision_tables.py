@@ -1,0 +1,140 @@
+"""Chapter 5's ``helpers.bench cifar10`` records as text, for the pages' tables.
+
+:func:`bench_table` prints the fast recipe's runs, :func:`outline_table` section 5.2's runs of
+the outline CNN; both read the JSON lines of ``chapters/05-cifar10/bench.jsonl``. Re-exported
+by :mod:`helpers.vision` (and so by both halves' ``H.vision``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["bench_table", "outline_table"]
+
+
+def _chip(record: dict) -> str:
+    """The GPU a record ran on, else its CPU."""
+    return record["hardware"].get("gpu") or record["hardware"]["cpu"]
+
+
+def bench_table(records: Sequence[dict]) -> str:
+    """Chapter 5's ``helpers.bench cifar10`` records as text: one row per run, then the sweeps.
+
+    Only the fast recipe's runs (``model_option`` ``"cifarnet"``; section 5.2's outline CNN
+    has its own records). Runs at a scale's own sizes come first, in ``records``' order, with
+    the hardware (the GPU, else the CPU, its cores and, above one, the XLA devices the batch
+    was split over), date, commit and any ``load_average`` note; runs with changed sizes
+    (``--set``, an ``overrides`` key) follow in a second table, best flip-TTA accuracy first
+    within each scale, with their stem, seed, devices, img/s, chip and what was changed.
+    ``stem`` (both tables) is the network's first layer (``conv`` for runs recorded before the
+    whitening stem); ``EMA+f`` is the weight average's accuracy with flips, blank for runs
+    recorded before it. A record of ``--repeat N`` runs (seeds ``0 .. N-1``) holds each
+    metric's median over the runs (so a row may mix runs): its seed reads ``0-2`` and a line
+    under it gives the runs' range of accuracy, time, img/s and speed-up; a row of a
+    ``--versus`` pair (either table) has a line naming its partner's changes. Raises
+    ``KeyError`` for a record that lacks a field of the table.
+    """
+    records = [r for r in records if r.get("model_option", "cifarnet") == "cifarnet"]
+    lines = [
+        f"{'framework':9} {'scale':5} {'stem':9} {'epochs':>6} {'test acc':>8} {'+TTA':>7} "
+        f"{'EMA+f':>7} {'train s':>7} {'compile s':>9} {'img/s':>8} {'vs seed':>7}  "
+        "data, hardware, date, commit"
+    ]
+    for r in [r for r in records if "overrides" not in r]:
+        hw = r["hardware"]
+        where = hw.get("gpu") or f"{hw['cpu']}, {hw['cores']} cores"
+        if r.get("devices", 1) > 1:
+            where += f", {r['devices']} XLA devices"
+        speedup = r.get("speedup_vs_seed_style")
+        ratio = "" if speedup is None else f"{speedup:.2f}x"
+        lines.append(
+            f"{r['framework']:9} {r['scale']:5} {r.get('stem', 'conv'):9} {r['epochs']:6} "
+            f"{r['test_accuracy']:8.2%} "
+            f"{r['test_accuracy_tta']:7.2%} {_ema(r):>7} {r['train_seconds']:7.1f} "
+            f"{r['compile_seconds']:9.1f} {r['train_examples_per_second']:8,.0f} "
+            f"{ratio:>7}  {r['data'][:22]}, {where}, {r['date'][:10]}, {r['commit']}"
+        )
+        if "load_average" in r:  # noted beside the run: other jobs shared the cores
+            lines.append(f"{'':9} load: {r['load_average']}")
+        lines += _spread(r) + _interleaved(r)
+    sweeps = [r for r in records if "overrides" in r]
+    if sweeps:
+        lines.append(
+            f"\n{'framework':9} {'scale':5} {'stem':9} {'seed':>4} {'devices':>7} {'+TTA':>7} "
+            f"{'EMA+f':>7} {'train s':>7} {'img/s':>8}  {'hardware':16} sizes changed"
+        )
+        for r in sorted(sweeps, key=lambda r: (r["scale"], -r["test_accuracy_tta"])):
+            changes = _changes(r["overrides"])
+            lines.append(
+                f"{r['framework']:9} {r['scale']:5} {r.get('stem', 'conv'):9} {_seed(r):>4} "
+                f"{r.get('devices', 1):7} {r['test_accuracy_tta']:7.2%} {_ema(r):>7} "
+                f"{r['train_seconds']:7.1f} {r['train_examples_per_second']:8,.0f}  "
+                f"{_chip(r)[:16]:16} {changes}"
+            )
+            lines += _spread(r) + _interleaved(r)
+    return "\n".join(lines)
+
+
+def _seed(record: dict) -> str:
+    """A record's seed, or ``first-last`` of a ``--repeat`` record's seeds ``0 .. N-1``."""
+    seed = record.get("seed", 0)
+    return f"{seed[0]}-{seed[-1]}" if isinstance(seed, list) else str(seed)
+
+
+def _spread(record: dict) -> list[str]:
+    """For a record of repeated runs (its numbers are medians), one line with their ranges."""
+    spread = record.get("spread")
+    if not spread:
+        return []
+    acc, tta = spread["test_accuracy"], spread["test_accuracy_tta"]
+    secs, rate = spread["train_seconds"], spread["train_examples_per_second"]
+    # the --baseline ratio too: its median alone can round up past a target
+    ratio = spread.get("speedup_vs_seed_style")
+    vs_seed = (
+        "" if ratio is None else f", vs seed-style {ratio[0]:.2f}x-{ratio[1]:.2f}x"
+    )
+    return [
+        f"{'':9} median of {len(record['seed'])} runs (seeds {_seed(record)}); ranges: "
+        f"test acc {acc[0]:.2%}-{acc[1]:.2%}, +TTA {tta[0]:.2%}-{tta[1]:.2%}, "
+        f"train s {secs[0]:.1f}-{secs[1]:.1f}, img/s {rate[0]:,.0f}-{rate[1]:,.0f}{vs_seed}"
+    ]
+
+
+def _interleaved(record: dict) -> list[str]:
+    """For one of a ``helpers.bench --versus`` pair, a line naming its partner's changes."""
+    if "interleaved_with" not in record:
+        return []
+    other = _changes(record["interleaved_with"]) or "none (the scale's own sizes)"
+    return [
+        f"{'':9} alternated seed by seed with the runs of the other {record['framework']} "
+        f"row so marked, whose sizes changed: {other}"
+    ]
+
+
+def _changes(overrides: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in overrides.items())
+
+
+def _ema(record: dict) -> str:
+    """A record's weight-average accuracy with flips, or "" (recorded before it existed)."""
+    accuracy = record.get("test_accuracy_ema_tta")
+    return "" if accuracy is None else f"{accuracy:.2%}"
+
+
+def outline_table(records: Sequence[dict]) -> str:
+    """Section 5.2's recorded runs of the outline CNN (``model_option`` ``"outline"``) as text.
+
+    One line per run: framework, training images x epochs, test accuracy, final training loss,
+    test loss, the chip, date and commit. Raises ``KeyError`` for a record that lacks one.
+    """
+    lines = []
+    for r in records:
+        if r.get("model_option") != "outline":
+            continue
+        lines.append(
+            f"recorded, {r['framework']:5}: {r['train_examples']:,} images x {r['epochs']} "
+            f"epochs: test accuracy {r['test_accuracy']:.2%}, final training loss "
+            f"{r['final_train_loss']:.2f}, test loss {r['test_loss']:.2f} "
+            f"({_chip(r)}, {r['date'][:10]}, {r['commit']})"
+        )
+    return "\n".join(lines) if lines else "no recorded run of the outline CNN"

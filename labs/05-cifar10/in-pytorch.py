@@ -84,7 +84,8 @@ H.lab05.check_crop_flip(crop_flip)
 # $t = (1 - s)\,\mathrm{onehot}(y) + s / C$, and its loss
 # $-\sum_k t_k \log \mathrm{softmax}(z)_k$. Return the mean over the batch, a 0-d tensor,
 # from `logits` `(B, C)` float32 and `labels` `(B,)` int64, from `F.log_softmax` and
-# `F.one_hot`: a call of `F.cross_entropy` (the check compares with it) fails the check.
+# `F.one_hot`: a call of `F.cross_entropy` or `nn.CrossEntropyLoss` (the check compares with
+# the first) fails the check.
 #
 # The check: two batches (6 examples of 10 classes with $s = 0.2$, 5 of 4 classes with
 # $s = 0.3$), compared with `F.cross_entropy(logits, labels, label_smoothing=s)` to 1e-4.

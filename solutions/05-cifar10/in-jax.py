@@ -95,8 +95,9 @@ H.lab05.check_crop_flip(crop_flip)
 # $t = (1 - s)\,\mathrm{onehot}(y) + s / C$, and its loss
 # $-\sum_k t_k \log \mathrm{softmax}(z)_k$. Return the mean over the batch, a 0-d array,
 # from `logits` `(B, C)` float32 and `labels` `(B,)` int32, from `jax.nn.log_softmax` and
-# `jax.nn.one_hot`: a call of optax's `smooth_labels` or `softmax_cross_entropy` (the check
-# compares with them) fails the check.
+# `jax.nn.one_hot`: a call of optax's `smooth_labels` or of its cross-entropies
+# (`softmax_cross_entropy`, `softmax_cross_entropy_with_integer_labels`; the check compares
+# with the first) fails the check.
 #
 # The check: two batches (6 examples of 10 classes with $s = 0.2$, 5 of 4 classes with
 # $s = 0.3$), compared with `optax.softmax_cross_entropy(logits, optax.smooth_labels(...))`

@@ -4,7 +4,7 @@ Three sources, each in a well-mixed order: the canonical ``cifar-10-python.tar.g
 batches are interleaved; kept as published), the course's lossless sample (the canonical first
 4,000 train / 1,000 test images, same order) and the course's JPEG re-encoding of all 60,000
 images. The JPEG copy is stored class by class, so it is put in the fixed order of
-:func:`helpers.data.common.mixed_order`.
+:func:`helpers.data.common.mixed_order`, or, as the sample's JPEG twin, in the sample's order.
 """
 
 from __future__ import annotations
@@ -113,22 +113,15 @@ def load_cifar10(
     ``jpeg=True`` when the JPEG copy is not in ``$BOOK_DATA_DIR``.
     """
     check_split(split)
-    if jpeg:
-        x, y = _load_cifar10_jpeg(split)
-        if sample:
-            rows = _sample_rows(split, y)
-            x, y = x[rows], y[rows]
-        else:
-            order = mixed_order(len(y))  # the copy is stored class by class
-            x, y = x[order], y[order]
-    elif sample:
+    if sample and not jpeg:
         x, y = _load_cifar10_sample(split)
-    elif (path := fetch("cifar10", _CIFAR10, download=False)) is not None:
+    elif not jpeg and (path := fetch("cifar10", _CIFAR10, download=False)) is not None:
         x, y = _read_cifar10_python(path, split)
-    elif find_local(*_CIFAR10_JPEG) is not None:
+    elif jpeg or find_local(*_CIFAR10_JPEG) is not None:
         x, y = _load_cifar10_jpeg(split)
-        order = mixed_order(len(y))  # the copy is stored class by class
-        x, y = x[order], y[order]
+        # the copy is stored class by class: the sample's rows, or the fixed mixed order
+        rows = _sample_rows(split, y) if sample else mixed_order(len(y))
+        x, y = x[rows], y[rows]
     else:
         x, y = _read_cifar10_python(fetch("cifar10", _CIFAR10), split)
     keep = subset(len(y), limit)

@@ -67,7 +67,7 @@ def bench_table(records: Sequence[dict]) -> str:
             changes = _changes(r["overrides"])
             lines.append(
                 f"{r['framework']:9} {r['scale']:5} {r.get('stem', 'conv'):9} {_seed(r):>4} "
-                f"{r.get('devices', 1):7} {r['test_accuracy_tta']:7.2%} {_ema(r):>7} "
+                f"{r.get('devices', 1):7g} {r['test_accuracy_tta']:7.2%} {_ema(r):>7} "
                 f"{r['train_seconds']:7.1f} {r['train_examples_per_second']:8,.0f}  "
                 f"{_chip(r)[:16]:16} {changes}"
             )

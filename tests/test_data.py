@@ -19,7 +19,7 @@ from PIL import Image
 
 from helpers import data
 from helpers.data import cifar10, common, imdb, mnist
-from helpers.data.download import DataNotFoundError, RemoteFile, fetch
+from helpers.data.download import DataNotFoundError, RemoteFile, fetch, find_local
 
 
 def sha(path: Path) -> str:
@@ -149,6 +149,34 @@ def test_cifar10_jpeg_format(offline, monkeypatch):
     assert [data.CIFAR10_CLASSES[i] for i in y_test] == ["dog"]
 
 
+def test_cifar10_sample_as_jpeg_picks_each_class_by_rank(offline, monkeypatch):
+    # A JPEG copy of two classes, each image a flat grey that names it: cats 10, 20, 30 (ranks
+    # 0-2), ships 100, 110. The sample's labels give the ranks: ship, cat, cat, ship, cat.
+    (offline / "cifar10-jpeg").mkdir()
+    archive = offline / "cifar10-jpeg" / "c.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for cls, values in (("cat", (10, 20, 30)), ("ship", (100, 110))):
+            for rank, value in enumerate(values):
+                buf = io.BytesIO()
+                Image.new("RGB", (32, 32), (value,) * 3).save(buf, format="JPEG")
+                add_bytes(tar, f"train/{cls}/{rank:04d}.jpg", buf.getvalue())
+    monkeypatch.setattr(
+        cifar10, "_CIFAR10_JPEG", ("cifar10-jpeg/c.tar.gz", sha(archive))
+    )
+    cat, ship = (data.CIFAR10_CLASSES.index(c) for c in ("cat", "ship"))
+    labels = np.array([ship, cat, cat, ship, cat], np.uint8)
+    monkeypatch.setattr(cifar10, "_load_cifar10_sample", lambda split: (None, labels))
+    with pytest.warns(UserWarning, match="JPEG"):
+        x, y = data.load_cifar10("train", sample=True, jpeg=True)
+    assert (y == labels).all()
+    assert np.abs(x.mean(axis=(1, 2, 3)) - [100, 10, 20, 110, 30]).max() <= 2
+    # a sample with more cats than the copy holds: an error, not the next class's images
+    more = np.array([cat] * 4, np.uint8)
+    monkeypatch.setattr(cifar10, "_load_cifar10_sample", lambda split: (None, more))
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="4 of class 3"):
+        data.load_cifar10("train", sample=True, jpeg=True)
+
+
 # --- IMDB ----------------------------------------------------------------------------------------
 def test_imdb_archive_format(offline, monkeypatch):
     reviews = {
@@ -223,12 +251,15 @@ def test_real_cifar10_sample():
 
 
 def test_real_cifar10_sample_as_jpeg_is_the_same_pictures():
+    if find_local(*cifar10._CIFAR10_JPEG) is None:
+        pytest.skip(
+            "the course's JPEG copy of CIFAR-10 is not here (it is not downloadable)"
+        )
     for split, n in (("train", 4_000), ("test", 1_000)):
         x, y = data.load_cifar10(split, sample=True)
         with pytest.warns(UserWarning, match="JPEG"):
             xj, yj = data.load_cifar10(split, sample=True, jpeg=True)
-        assert xj.shape == (n, 32, 32, 3) and xj.dtype == np.uint8
-        assert (yj == y).all()
+        assert xj.shape == (n, 32, 32, 3) and xj.dtype == np.uint8 and (yj == y).all()
         # The same pictures, re-encoded: each image a few levels off (the README's ~6/255);
         # a picture matched to another image of its class differs by ~70 levels.
         error = np.abs(xj.astype(int) - x).mean(axis=(1, 2, 3))

@@ -73,8 +73,8 @@ H.runtime_info()
 # canonical archive (downloaded once, checked by its sha256, cached); on the machines that built
 # this book it finds only the course's offline copy, in which every image was re-encoded as JPEG,
 # lossy (about 6 levels of 255 off per pixel, which cost the recipe 2 to 4 points of accuracy
-# in the small test at the end of section 5.6), and says so: the next cell prints which copy
-# produced this page's numbers.
+# on a 4,000-image subset at the end of section 5.6; on the full set, not measured), and says
+# so: the next cell prints which copy produced this page's numbers.
 # The last `val_examples` training images are kept apart as a validation set for choosing
 # settings; the test set is used once, at the end.
 
@@ -660,10 +660,10 @@ else:
 # weight decays, momentum, batch sizes and label smoothing kept the result between 88.5 % and
 # 90.5 % with flips. The missing points are in what airbench adds to this skeleton (a
 # whitening first layer, which the `cpu` recipe now has but no GPU has run yet, a much larger
-# step size for the BatchNorm biases, Lookahead, test-time translations) and in the lossy
-# JPEG copy, which cost the `cpu` recipe 2 to 4 points on a 4,000-image subset (the last
-# paragraph of this section); how the two share the gap at full scale was not measured, so
-# this page claims no split.
+# step size for the BatchNorm biases, Lookahead, test-time translations) and probably also in
+# the lossy JPEG copy, which cost the `cpu` recipe 2 to 4 points on a 4,000-image subset (the
+# last paragraph of this section); how the two share the gap at full scale was not measured,
+# so this page claims no split.
 #
 # The `EMA+f` column measures the weight average, with flips, where a run recorded it. On the
 # `cpu` runs of 2026-12-01 (Intel Xeon, decay 0.99: about the last hundred steps, of 1,050 in
@@ -708,24 +708,23 @@ else:
 #
 # What the JPEG copy costs was measured the same way, on the 4,000 training and 1,000 test
 # images of which the course also holds the exact pixels (`H.load_cifar10(split, sample=True)`;
-# with `jpeg=True`, the same pictures from the JPEG copy): the `cpu` recipe trained 30 epochs
-# on all 4,000 and tested on the 1,000, once on each copy, alternated seed by seed
-# (`helpers.bench cifar10 --set data=sample-jpeg --versus data=sample`: the rows whose changed
-# sizes read `data=sample-jpeg` and `data=sample`). In each of the three pairs, every run on
-# the exact pixels beat every run on the JPEG pictures, with and without flips. Medians
-# (ranges): PyTorch whitened, four seeds, 75.30 % (74.70 % to 76.60 %) on the exact pixels
-# against 71.05 % (70.50 % to 71.50 %) on the JPEG copy, 4.25 points; PyTorch with the 3x3
-# stem, three seeds, 74.90 % (74.10 % to 75.10 %) against 73.00 % (71.50 % to 73.10 %), 1.9
-# points; JAX whitened (30 epochs on 2 XLA devices), two seeds, 75.70 % (75.20 % to 76.20 %)
-# against 73.35 % (72.70 % to 74.00 %), 2.35 points. One test image is 0.1 points of 1,000, so
-# those gaps are far above a single image but not precise: with the seeds' spread, the copy
-# costs between 2 and 4 points at this size. The largest gap, PyTorch's whitened one, may owe
-# something to the whitening layer, whose weakest filters respond to the fine colour
-# differences that the re-encoding blurs, but JAX's whitened gap (2.35 points) was close to
-# PyTorch's with the 3x3 stem (1.9): not established. Whether the cost is as large with 45,000 training images
-# is not known: the course's machines hold no lossless copy of the full set. A run on the
-# canonical files (which `H.load_cifar10` downloads on Colab) would answer it, and may land
-# above every recorded row of this page.
+# with `jpeg=True`, the same pictures from the JPEG copy): the `cpu` recipe, but 30 epochs
+# instead of 6 (JAX's 2) and no validation split held out, trained on all 4,000 and tested on
+# the 1,000, on each copy in turn, alternated seed by seed (PyTorch's whitened pair: `python -m
+# helpers.bench cifar10 --scale cpu --set data=sample-jpeg --set val_examples=0 --set epochs=30
+# --versus data=sample --repeat 4`). They are the rows of the second table whose changed sizes
+# begin `data=sample-jpeg` or `data=sample`; the table is sorted by accuracy with flips, so
+# each pair's rows sit apart. In each of the three pairs, every run on the exact pixels beat
+# every run on the JPEG pictures, with and without flips. Medians without flips (the ranges are
+# in the lines under the rows): PyTorch whitened, four seeds, 75.30 % on the exact pixels
+# against 71.05 % on the JPEG copy, 4.25 points; PyTorch with the 3x3 stem, three seeds,
+# 74.90 % against 73.00 %, 1.9 points; JAX whitened (30 epochs on 2 XLA devices), two seeds,
+# 75.70 % against 73.35 %, 2.35 points. With flips (the `+TTA` column) the gaps are 4.15, 2.3
+# and 1.7 points, and single runs of a pair differ by 1.0 to 6.1 points without flips: at this
+# size the copy costs roughly 2 to 4 points, not precisely, and too few seeds were run to say
+# whether the stem or the framework changes that. Whether the cost is as large with 45,000
+# training images is not known: the course's machines hold no lossless copy of the full set,
+# and a run on the canonical files (which `H.load_cifar10` downloads on Colab) would answer it.
 #
 # ## 5.7 Summary
 #

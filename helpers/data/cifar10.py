@@ -110,7 +110,8 @@ def load_cifar10(
     canonical file is there; with ``sample=True``, the JPEG re-encodings of the sample's images
     in the sample's order (the lossy and the exact pixels of the same pictures, to measure what
     the re-encoding costs). Raises ``DataNotFoundError`` when nothing is found, and with
-    ``jpeg=True`` when the JPEG copy is not in ``$BOOK_DATA_DIR``.
+    ``jpeg=True`` when the JPEG copy is not in ``$BOOK_DATA_DIR``; ``ValueError`` when the
+    JPEG copy is not stored class by class or lacks one of the sample's images.
     """
     check_split(split)
     if sample and not jpeg:
@@ -156,17 +157,25 @@ def _sample_rows(split: str, labels: np.ndarray) -> np.ndarray:
 
     The JPEG copy names each image by its rank within its class in the canonical order, and
     the sample is the canonical order's first rows, so the sample's own labels give each
-    image's rank: the k-th cat of the sample is the k-th cat of the copy.
+    image's rank: the k-th cat of the sample is the k-th cat of the copy. (The decoded copy
+    keeps the archive's order, which holds each class's files in rank order: the real-data
+    test checks each matched pair's pixel error.)
     """
     if np.any(np.diff(labels.astype(int)) < 0):
         raise ValueError("the JPEG copy is expected class by class, in class order")
     _, sample_labels = _load_cifar10_sample(split)
+    have = np.bincount(labels, minlength=len(CIFAR10_CLASSES))
+    need = np.bincount(sample_labels, minlength=len(CIFAR10_CLASSES))
+    if np.any(need > have):
+        c = int(np.argmax(need > have))
+        raise ValueError(
+            f"the sample holds {need[c]} of class {c}, the JPEG copy only {have[c]}"
+        )
     starts = np.searchsorted(labels, np.arange(len(CIFAR10_CLASSES)))
+    # each image's rank within its class, in the sample's order (5,000 labels at most)
     ranks = np.zeros(len(sample_labels), np.int64)
     seen = np.zeros(len(CIFAR10_CLASSES), np.int64)
-    for i, c in enumerate(
-        sample_labels
-    ):  # 5,000 labels at most: a plain loop is enough
+    for i, c in enumerate(sample_labels):
         ranks[i], seen[c] = seen[c], seen[c] + 1
     return starts[sample_labels] + ranks
 

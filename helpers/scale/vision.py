@@ -161,8 +161,9 @@ SIZES: dict[str, dict[str, object]] = {
             # both frameworks, PyTorch 8.5 s of training, JAX 5.3 s. Not the 94 % of airbench:
             # 12-40 epochs and 11 other step sizes, weight decays, momenta, batch sizes and
             # smoothings (the `--set` runs there) all stayed at 88.5-90.5 %, so these stay. The
-            # JPEG copy costs part of the gap: 2-4 points for the cpu recipe on a 4,000-image
-            # subset (the data=sample-jpeg / data=sample rows); at full scale, not measured.
+            # JPEG copy probably costs part of the gap: 2-4 points for the cpu recipe on a
+            # 4,000-image subset (the data=sample-jpeg / data=sample rows); at full scale, not
+            # measured.
             epochs=16,
             jax_epochs=16,
             batch_size=512,

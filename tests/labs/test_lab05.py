@@ -399,6 +399,23 @@ def _j_loss_library(logits, labels, smoothing):
     return optax.softmax_cross_entropy(logits, targets).mean()  # the answer key
 
 
+def _j_loss_library_losses_module(logits, labels, smoothing):
+    # the same functions reached through optax.losses, the safe variant for the loss
+    one_hot = jax.nn.one_hot(labels, logits.shape[-1])
+    targets = optax.losses.smooth_labels(one_hot, smoothing)
+    return optax.losses.safe_softmax_cross_entropy(logits, targets).mean()
+
+
+def _j_loss_integer_labels(logits, labels, smoothing):
+    # smoothing by hand around optax's integer-label loss: (1 - s) * CE(y) + s * mean_k CE(k)
+    c = logits.shape[-1]
+    ce = optax.losses.softmax_cross_entropy_with_integer_labels
+    per_class = jnp.stack([ce(logits, jnp.full_like(labels, k)) for k in range(c)], -1)
+    return (
+        (1 - smoothing) * ce(logits, labels) + smoothing * per_class.mean(-1)
+    ).mean()
+
+
 def _j_loss_h_vision(logits, labels, smoothing):
     return jv.smoothed_cross_entropy(logits, labels, smoothing)  # H.vision's
 
@@ -544,6 +561,8 @@ JAX_MISTAKES = [
     ("crop_flip", _j_crop_variant("nchw_pad"), "pad_axes"),
     ("smoothed_cross_entropy", _j_loss_library, "loss_answer_key"),
     ("smoothed_cross_entropy", _j_loss_h_vision, "loss_answer_key"),
+    ("smoothed_cross_entropy", _j_loss_library_losses_module, "loss_answer_key"),
+    ("smoothed_cross_entropy", _j_loss_integer_labels, "loss_answer_key"),
     ("smoothed_cross_entropy", _j_loss("twice"), "smoothing_twice"),
     ("smoothed_cross_entropy", _j_loss("c_minus_1"), "smoothing_c_minus_1"),
     ("smoothed_cross_entropy", _j_loss("none"), "smoothing_missing"),

@@ -283,8 +283,17 @@ check_smoothed_cross_entropy = partial(
     # H.vision's first: a call of it reports it, not the optax functions inside it
     answer_keys=(
         (helpers.jax.vision, "smoothed_cross_entropy"),
-        *((optax, name) for name in ("smooth_labels", "softmax_cross_entropy")),
-        (optax, "softmax_cross_entropy_with_integer_labels"),
+        # each name where a student may reach it: optax and optax.losses are two modules
+        *(
+            (module, name)
+            for module in (optax, optax.losses)
+            for name in (
+                "smooth_labels",
+                "softmax_cross_entropy",
+                "safe_softmax_cross_entropy",
+                "softmax_cross_entropy_with_integer_labels",
+            )
+        ),
     ),
 )
 check_predict_logits = partial(

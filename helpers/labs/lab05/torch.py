@@ -38,8 +38,9 @@ HINTS = Hints(
         "label_smoothing=smoothing), or your smoothed_cross_entropy; without it the step "
         "ignores the smoothing",
         "loss_answer_key": "write the loss yourself from F.log_softmax and F.one_hot: "
-        "F.cross_entropy (with label_smoothing= or with soft targets) and "
-        "H.vision.smoothed_cross_entropy are the answer key the check compares with",
+        "F.cross_entropy (with label_smoothing= or with soft targets; nn.CrossEntropyLoss "
+        "calls it) and H.vision.smoothed_cross_entropy are the answer key the check "
+        "compares with",
         "no_update": "update the weights: optimizer.zero_grad(), loss.backward(), then "
         "optimizer.step() (a zero_grad between backward and step throws the gradients away)",
         "loss_not_scalar": "return the mean loss, shape (): F.cross_entropy's default "

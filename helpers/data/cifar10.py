@@ -118,8 +118,8 @@ def load_cifar10(
         x, y = _load_cifar10_sample(split)
     elif not jpeg and (path := fetch("cifar10", _CIFAR10, download=False)) is not None:
         x, y = _read_cifar10_python(path, split)
-    elif jpeg or find_local(*_CIFAR10_JPEG) is not None:
-        x, y = _load_cifar10_jpeg(split)
+    elif (copy := find_local(*_CIFAR10_JPEG)) is not None or jpeg:
+        x, y = _load_cifar10_jpeg(split, copy)
         # the copy is stored class by class: the sample's rows, or the fixed mixed order
         rows = _sample_rows(split, y) if sample else mixed_order(len(y))
         x, y = x[rows], y[rows]
@@ -129,9 +129,11 @@ def load_cifar10(
     return x[keep], y[keep]
 
 
-def _load_cifar10_jpeg(split: str) -> tuple[np.ndarray, np.ndarray]:
-    """The JPEG copy's ``split``, class by class, each class in the canonical order."""
-    jpeg = find_local(*_CIFAR10_JPEG)
+def _load_cifar10_jpeg(split: str, jpeg: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """The JPEG copy's ``split``, class by class, each class in the canonical order.
+
+    ``jpeg``: the verified archive (:func:`find_local`), or None where it is absent.
+    """
     if jpeg is None:
         raise DataNotFoundError(
             f"the course's JPEG copy of CIFAR-10 ({_CIFAR10_JPEG[0]}) is not in "

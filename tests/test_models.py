@@ -176,3 +176,73 @@ def test_count_params_counts_weights_and_biases(kit):
         w.size + b.size for w, b in kit.get_weights(model)
     )
     assert kit.H.count_params(model) == (6 * 5 + 5) + (5 * 4 + 4) + (4 * 3 + 3)
+
+
+_SLICED = """
+import jax
+jax.config.update("jax_num_cpu_devices", 2)
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
+from helpers.jax import models
+
+x = jax.random.normal(jax.random.key(0), (20, 16, 16, 3))  # 2 devices x 10: slices 8 + 2
+y = jnp.arange(20) % 10
+
+
+def grads(x, y, mesh=None):
+    model = models.CifarNet((4, 8, 8, 16), rngs=nnx.Rngs(0))
+
+    def loss(model):
+        return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
+    if mesh is None:
+        return nnx.grad(loss)(model)
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+        return nnx.grad(loss)(model)
+
+
+def convolutions(*args):
+    return jax.jit(grads, static_argnums=2).lower(*args).as_text().count("convolution(")
+
+
+sliced = jax.jit(grads, static_argnums=2)(x, y, None)
+mesh = jax.make_mesh((2,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+xs, ys = jax.device_put((x, y), NamedSharding(mesh, P("data")))
+split = jax.jit(grads, static_argnums=2)(xs, ys, mesh)
+counts = [convolutions(x, y, None), convolutions(xs, ys, mesh)]
+models.WEIGHT_GRAD_SLICE = 10**6  # one slice: XLA's own weight gradient
+jax.clear_caches()
+plain = jax.jit(grads, static_argnums=2)(x, y, None)
+counts.append(convolutions(x, y, None))
+err = [max(float(jnp.abs(a - b).max() / jnp.abs(b).max())
+           for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(plain), strict=True))
+       for g in (sliced, split)]
+print(*err, *counts)
+"""
+
+
+def test_jax_cifarnet_weight_gradient_summed_over_slices_equals_the_whole_batch_one():
+    """On the CPU CifarNet's convolutions sum their weight gradients over slices of 8 images
+    (and per device under a mesh): the same gradients as XLA's one weight gradient."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers.notebooks import ROOT
+
+    out = subprocess.run(
+        [sys.executable, "-c", _SLICED],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    *errors, sliced, split, plain = out.stdout.split()
+    assert max(map(float, errors)) < 1e-5
+    # Seven 3x3 convolutions (the stem's and six), each a forward pass, an input gradient
+    # (not the stem's: nothing needs it) and a weight gradient: one call for the whole
+    # batch, 3 for 20 images, 2 for the 10 on each device.
+    assert (int(sliced), int(split), int(plain)) == (34, 27, 20), out.stdout

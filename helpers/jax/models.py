@@ -166,14 +166,15 @@ def _sliced_weight_grad_conv(
     if jax.default_backend() != "cpu":
         return conv(x, kernel)
 
-    def weight_grad(x, g, kernel):
-        # kernel is the same on every device: JAX adds each slice's cotangent over them.
+    def weight_grad(x, g, kernel, axes=()):
+        if axes:  # this device's sum first, then one all-reduce (not one per slice)
+            kernel = jax.lax.pcast(kernel, axes, to="varying")
         dw = jnp.zeros(kernel.shape, jnp.float32)
         for i in range(0, len(x), WEIGHT_GRAD_SLICE):
             xs, gs = x[i : i + WEIGHT_GRAD_SLICE], g[i : i + WEIGHT_GRAD_SLICE]
             _, vjp = jax.vjp(functools.partial(conv, xs), kernel)
             dw += vjp(gs)[0].astype(jnp.float32)
-        return dw.astype(kernel.dtype)
+        return (jax.lax.psum(dw, axes) if axes else dw).astype(kernel.dtype)
 
     @jax.custom_vjp
     def sliced(x, kernel):
@@ -196,9 +197,11 @@ def _sliced_weight_grad_conv(
         if not axes:
             return dx, weight_grad(x, g, kernel)
         batch = P(axes)
-        dw = jax.shard_map(weight_grad, in_specs=(batch, batch, P()), out_specs=P())(
-            x, g, kernel
-        )
+        dw = jax.shard_map(
+            functools.partial(weight_grad, axes=axes),
+            in_specs=(batch, batch, P()),
+            out_specs=P(),
+        )(x, g, kernel)
         return dx, dw
 
     sliced.defvjp(forward, backward)

@@ -61,7 +61,8 @@ def bench_table(records: Sequence[dict]) -> str:
     if sweeps:
         lines.append(
             f"\n{'framework':9} {'scale':5} {'stem':9} {'seed':>4} {'devices':>7} {'+TTA':>7} "
-            f"{'EMA+f':>7} {'train s':>7} {'img/s':>8}  {'hardware':16} sizes changed"
+            f"{'EMA+f':>7} {'train s':>7} {'img/s':>8}  {'hardware':16} {'date':10} "
+            f"{'commit':7} sizes changed"
         )
         for r in sorted(sweeps, key=lambda r: (r["scale"], -r["test_accuracy_tta"])):
             changes = _changes(r["overrides"])
@@ -69,7 +70,7 @@ def bench_table(records: Sequence[dict]) -> str:
                 f"{r['framework']:9} {r['scale']:5} {r.get('stem', 'conv'):9} {_seed(r):>4} "
                 f"{r.get('devices', 1):7g} {r['test_accuracy_tta']:7.2%} {_ema(r):>7} "
                 f"{r['train_seconds']:7.1f} {r['train_examples_per_second']:8,.0f}  "
-                f"{_chip(r)[:16]:16} {changes}"
+                f"{_chip(r)[:16]:16} {r['date'][:10]} {str(r['commit'])[:7]:7} {changes}"
             )
             lines += _spread(r) + _interleaved(r)
     return "\n".join(lines)

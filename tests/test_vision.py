@@ -533,7 +533,7 @@ def test_bench_table_lists_runs_then_sweeps_best_first():
         lines[6].split()[:5] == ["jax", "gpu", "conv", "1", "2"]
         and " 490  H200 " in lines[6]
     )
-    assert lines[6].endswith("jax_epochs=24, learning_rate=0.4")
+    assert lines[6].endswith("2026-11-30 abc     jax_epochs=24, learning_rate=0.4")
     assert (
         lines[7].split()[:5] == ["torch", "gpu", "conv", "0", "1"]
         and "83,417" in lines[7]

@@ -408,6 +408,51 @@ print(
 # to train one epoch more; this page keeps one device (`helpers/scale/vision.py` says why). At
 # `gpu` scale both pages run the same epochs.
 
+# %% [markdown]
+# One kernel is a suspect: XLA's CPU convolution computes a weight gradient more slowly per
+# image the more images it gets in one call. A `jax.custom_vjp` could keep a convolution's
+# forward pass and input gradient and compute its weight gradient as a sum over slices of a few
+# images, the same sum in another order. The cell below times both ways for the first block's
+# first convolution on one batch of random values of the right shapes; the end of section 5.6
+# says what the trick did to whole training runs when the course tried it in `CifarNet`.
+
+# %%
+size = 8  # images per slice
+# the stem's output side: 31 after a 2x2 whitening stem
+side = 32 if whitening is None else 33 - whitening.shape[1]
+c_in, c_out, n = sizes.widths[0], sizes.widths[1], sizes.batch_size
+k1, k2, k3 = jax.random.split(jax.random.key(5), 3)
+# the convolution's input, and the loss's gradient at its output
+acts = jax.random.normal(k1, (n, side, side, c_in))
+upstream = jax.random.normal(k2, (n, side, side, c_out))
+kernel = 0.1 * jax.random.normal(k3, (3, 3, c_in, c_out))
+
+
+def kernel_grad(x, g, w):
+    """The weight gradient of a 3x3 "SAME" convolution, in one call: (3, 3, c_in, c_out)."""
+    conv = functools.partial(
+        jax.lax.conv_general_dilated, window_strides=(1, 1), padding="SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )  # fmt: skip
+    return jax.vjp(lambda w: conv(x, w), w)[1](g)[0]
+
+
+whole = jax.jit(kernel_grad)
+sliced = jax.jit(
+    lambda x, g, w: sum(
+        kernel_grad(x[i : i + size], g[i : i + size], w) for i in range(0, n, size)
+    )
+)
+# H.time_fn: the median of 5 calls after a warm-up call (which compiles)
+one_ms = 1000 * H.time_fn(whole, acts, upstream, kernel, repeats=5)
+sliced_ms = 1000 * H.time_fn(sliced, acts, upstream, kernel, repeats=5)
+reference = whole(acts, upstream, kernel)  # (3, 3, c_in, c_out)
+gap = jnp.abs(sliced(acts, upstream, kernel) - reference).max()
+gap = gap / jnp.abs(reference).max()
+print(f"weight gradient of a batch of {n}, {side}x{side}, {c_in} -> {c_out} channels: "
+      f"one call {one_ms:.1f} ms, slices of {size} images {sliced_ms:.1f} ms "
+      f"({one_ms / sliced_ms:.2f}x); largest difference {float(gap):.0e} of the largest entry")  # fmt: skip
+
 # %%
 steps_per_epoch = len(images) // sizes.batch_size
 # fewer than PyTorch's at cpu scale: see helpers/scale/vision.py
@@ -813,7 +858,25 @@ else:
 # whether the stem or the framework changes that. Whether the cost is as large with 45,000
 # training images is not known: the course's machines hold no lossless copy of the full set,
 # and a run on the canonical files (which `H.load_cifar10` downloads on Colab) would answer it.
-#
+
+# %% [markdown]
+# **A faster kernel is not a faster run.** Section 5.3 timed a convolution's weight gradient
+# summed over slices of 8 images against XLA's single call. The course built that into
+# `CifarNet` (commits `bfbaafe` and `f47ee95`: a `jax.custom_vjp` on each 3x3 convolution, on
+# the CPU only; under a mesh each device summed its own slices) and measured whole runs on
+# the same Intel Xeon on 2026-12-02, nothing else running: the rows of those commits in the
+# second table (`python -m helpers.bench cifar10 --framework both --scale cpu --set
+# jax_epochs=3 --repeat 2 --baseline`, then the same JAX run on one XLA device). On 2 XLA devices JAX trained at 425 to
+# 488 img/s (276 s to 316 s for 3 epochs, 80.02 % to 80.30 %), while the nine whitened 3-epoch
+# JAX runs of 2026-12-01 without the trick had run at 396 to 492 img/s; PyTorch, in the same
+# processes, ran 2.16 times as fast as JAX (medians, both commits), as before. On one XLA
+# device the trick gave 354 img/s (380 s), against the 334 img/s of this page's own run of
+# 2026-12-01. Inside the day-to-day drift, then: no gain a reader could rely on, so the helpers
+# kept XLA's own weight gradient (the change was reverted). Why the kernel's gain does not
+# carry over to the step was not established; what the measurement shows is the rule of this
+# section: time the whole loop, not the part you changed.
+
+# %% [markdown] tags=["shared"]
 # ## 5.7 Summary
 #
 # | | PyTorch | JAX |

@@ -725,7 +725,8 @@ else:
 # whether the stem or the framework changes that. Whether the cost is as large with 45,000
 # training images is not known: the course's machines hold no lossless copy of the full set,
 # and a run on the canonical files (which `H.load_cifar10` downloads on Colab) would answer it.
-#
+
+# %% [markdown] tags=["shared"]
 # ## 5.7 Summary
 #
 # | | PyTorch | JAX |

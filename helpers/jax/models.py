@@ -5,7 +5,6 @@ fixed (``OutlineCNN``, section 5.2), and the weight average of a trained network
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Sequence
 
@@ -14,7 +13,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import PartitionSpec as P
 
 from helpers.scale import cnn_feature_side
 from helpers.whitening import _check_whitening
@@ -142,72 +140,6 @@ def _max_pool2(x: jax.Array) -> jax.Array:
 _TORCH_INIT = nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
 
 
-# XLA's CPU convolution computes a weight gradient slower per image the larger the batch:
-# one thread, 128 images, CifarNet's six 3x3 convolutions took 160 ms for their weight
-# gradients in one call each, 57 ms summed over slices of 8 images (PyTorch's oneDNN: 52 ms),
-# and the whole forward and backward pass 416 -> 278 ms (Intel Xeon, 2026-12-02). So on the
-# CPU CifarNet sums its weight gradients over slices of this many images: the same sum in
-# another order. cuDNN gets the whole batch.
-WEIGHT_GRAD_SLICE = 8
-
-
-def _sliced_weight_grad_conv(
-    x: jax.Array, kernel: jax.Array, *args, **kwargs
-) -> jax.Array:
-    """``lax.conv_general_dilated`` (same arguments; ``nnx.Conv(conv_general_dilated=)``)
-    whose weight gradient, on the CPU, is summed over slices of ``WEIGHT_GRAD_SLICE`` images
-    of the batch (``x`` batch-first). Under a mesh (``jax.set_mesh``) each device sums its own
-    part of the batch, then the devices add theirs. Forward pass and input gradient as
-    ``lax``'s."""
-
-    def conv(x, kernel):
-        return jax.lax.conv_general_dilated(x, kernel, *args, **kwargs)
-
-    if jax.default_backend() != "cpu":
-        return conv(x, kernel)
-
-    def weight_grad(x, g, kernel, axes=()):
-        if axes:  # this device's sum first, then one all-reduce (not one per slice)
-            kernel = jax.lax.pcast(kernel, axes, to="varying")
-        dw = jnp.zeros(kernel.shape, jnp.float32)
-        for i in range(0, len(x), WEIGHT_GRAD_SLICE):
-            xs, gs = x[i : i + WEIGHT_GRAD_SLICE], g[i : i + WEIGHT_GRAD_SLICE]
-            _, vjp = jax.vjp(functools.partial(conv, xs), kernel)
-            dw += vjp(gs)[0].astype(jnp.float32)
-        return (jax.lax.psum(dw, axes) if axes else dw).astype(kernel.dtype)
-
-    @jax.custom_vjp
-    def sliced(x, kernel):
-        return conv(x, kernel)
-
-    def forward(x, kernel):
-        return conv(x, kernel), (x, kernel)
-
-    def backward(saved, g):
-        x, kernel = saved
-        dx = jax.vjp(lambda x: conv(x, kernel), x)[1](g)[0]
-        # The batch is split over the mesh's axes that are not manual already (inside a
-        # shard_map, x is this device's part).
-        mesh = jax.sharding.get_abstract_mesh()
-        axes = tuple(
-            name
-            for name, kind in zip(mesh.axis_names, mesh.axis_types, strict=True)
-            if kind != jax.sharding.AxisType.Manual
-        )
-        if not axes:
-            return dx, weight_grad(x, g, kernel)
-        batch = P(axes)
-        dw = jax.shard_map(
-            functools.partial(weight_grad, axes=axes),
-            in_specs=(batch, batch, P()),
-            out_specs=P(),
-        )(x, g, kernel)
-        return dx, dw
-
-    sliced.defvjp(forward, backward)
-    return sliced(x, kernel)
-
-
 class _ConvBN(nnx.Module):
     def __init__(
         self, c_in: int, c_out: int, *, rngs: nnx.Rngs, pool: bool = False, dtype=None
@@ -216,7 +148,7 @@ class _ConvBN(nnx.Module):
         # stay float32 (param_dtype), and BatchNorm, left at dtype None, computes in float32.
         self.conv = nnx.Conv(
             c_in, c_out, (3, 3), padding=1, use_bias=False, kernel_init=_TORCH_INIT,
-            dtype=dtype, conv_general_dilated=_sliced_weight_grad_conv, rngs=rngs,
+            dtype=dtype, rngs=rngs,
         )  # fmt: skip
         # Flax's momentum is the weight of the old running average: PyTorch's 0.1 is 0.9 here.
         self.bn = nnx.BatchNorm(c_out, momentum=0.9, epsilon=1e-5, rngs=rngs)

@@ -11,7 +11,6 @@ course's own. The data pipelines live in ``helpers.jax.augment`` and the network
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import os
@@ -105,13 +104,6 @@ def make_optimizer(
     return nnx.Optimizer(model, tx, wrt=nnx.Param)
 
 
-def _batch_mesh(batch_sharding: NamedSharding | None):
-    """Trace under a split batch's mesh: CifarNet sums weight gradients per device."""
-    if batch_sharding is None:
-        return contextlib.nullcontext()
-    return jax.sharding.use_abstract_mesh(batch_sharding.mesh.abstract_mesh)
-
-
 @functools.cache
 def _train_step(graphdef, pad: int, smoothing: float, batch_sharding=None):
     """One jitted step on the split (model, optimizer) state; the state's buffers are donated.
@@ -138,8 +130,7 @@ def _train_step(graphdef, pad: int, smoothing: float, batch_sharding=None):
             logits = model(to_input(x, mean, std))  # (B, 10)
             return smoothed_cross_entropy(logits, y, smoothing), logits
 
-        with _batch_mesh(batch_sharding):
-            (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+        (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
         optimizer.update(model, grads)
         for avg in average:
             avg.update_parameters(model)
@@ -287,8 +278,7 @@ def _baseline_rate(
         def loss_fn(model):
             return smoothed_cross_entropy(model(xb), yb, sizes.label_smoothing)
 
-        with _batch_mesh(batch):
-            loss, grads = nnx.value_and_grad(loss_fn)(model)
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
         optimizer.update(model, grads)
         return nnx.state((model, optimizer)), loss
 
@@ -335,22 +325,20 @@ def run_cifar10(
     # with a mesh the trained weights end up on every device of it: so does the test set
     test = jax.device_put(x_test, device if mesh is None else NamedSharding(mesh, P()))
     out: dict = {}
-
-    def new_model() -> CifarNet:
-        return CifarNet(
-            sizes.widths, whitening=whitening, dtype=dtype, rngs=nnx.Rngs(seed)
-        )
-
     if baseline:
         slow = fast = 0.0
         # Two interleaved rounds, the faster of each: a shared machine slows some runs.
         for _ in range(2):
-            model = new_model()
+            model = CifarNet(
+                sizes.widths, whitening=whitening, dtype=dtype, rngs=nnx.Rngs(seed)
+            )
             rate = _baseline_rate(
                 model, sizes, x, y, mean, std, sizes.baseline_steps, mesh
             )
             slow = max(slow, rate)
-            model = new_model()
+            model = CifarNet(
+                sizes.widths, whitening=whitening, dtype=dtype, rngs=nnx.Rngs(seed)
+            )
             h = fit_fast(
                 model, images, labels, sizes, mean, std,
                 max_steps=sizes.baseline_steps + 1, rngs=jax.random.key(seed),
@@ -366,7 +354,9 @@ def run_cifar10(
             "speedup_vs_seed_style": round(fast / slow, 3),
         }
     key = seed_everything(seed)
-    model = new_model()
+    model = CifarNet(
+        sizes.widths, whitening=whitening, dtype=dtype, rngs=nnx.Rngs(seed)
+    )
     average = ema_model(model, sizes.ema_decay)
     history = fit_fast(
         model, images, labels, sizes, mean, std, rngs=key, progress=progress,

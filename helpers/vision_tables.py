@@ -25,7 +25,8 @@ def bench_table(records: Sequence[dict]) -> str:
     the hardware (the GPU, else the CPU, its cores and, above one, the XLA devices the batch
     was split over), date, commit and any ``load_average`` note; runs with changed sizes
     (``--set``, an ``overrides`` key) follow in a second table, best flip-TTA accuracy first
-    within each scale, with their stem, seed, devices, img/s, chip and what was changed.
+    within each scale, with their stem, seed, devices, img/s, chip, date, commit and what was
+    changed.
     ``stem`` (both tables) is the network's first layer (``conv`` for runs recorded before the
     whitening stem); ``EMA+f`` is the weight average's accuracy with flips, blank for runs
     recorded before it. A record of ``--repeat N`` runs (seeds ``0 .. N-1``) holds each

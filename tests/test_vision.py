@@ -534,6 +534,8 @@ def test_bench_table_lists_runs_then_sweeps_best_first():
         and " 490  H200 " in lines[6]
     )
     assert lines[6].endswith("2026-11-30 abc     jax_epochs=24, learning_rate=0.4")
+    assert lines[5].index("date") == lines[6].index("2026-11-30")  # under its header
+    assert lines[5].index("commit") == lines[6].index("abc")
     assert (
         lines[7].split()[:5] == ["torch", "gpu", "conv", "0", "1"]
         and "83,417" in lines[7]

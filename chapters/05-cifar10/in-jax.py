@@ -409,12 +409,14 @@ print(
 # `gpu` scale both pages run the same epochs.
 
 # %% [markdown]
-# One kernel is a suspect: XLA's CPU convolution computes a weight gradient more slowly per
-# image the more images it gets in one call. A `jax.custom_vjp` could keep a convolution's
-# forward pass and input gradient and compute its weight gradient as a sum over slices of a few
-# images, the same sum in another order. The cell below times both ways for the first block's
-# first convolution on one batch of random values of the right shapes; the end of section 5.6
-# says what the trick did to whole training runs when the course tried it in `CifarNet`.
+# One kernel is a suspect. On this course's Xeon, XLA's CPU convolution computed the weight
+# gradient of a whole batch several times more slowly in one call than as a sum over slices of
+# 8 images. A `jax.custom_vjp` can keep a convolution's forward pass and input gradient and
+# replace only its weight gradient by such a sum: the same sum in another order. The cell
+# below times both ways for the first block's first convolution on one batch of random values
+# of the right shapes (on a GPU it times the GPU's convolution, which the trick was not meant
+# for); the end of section 5.6 says what the trick did to whole training runs when the course
+# tried it in `CifarNet`, on the CPU only.
 
 # %%
 size = 8  # images per slice
@@ -863,18 +865,24 @@ else:
 # **A faster kernel is not a faster run.** Section 5.3 timed a convolution's weight gradient
 # summed over slices of 8 images against XLA's single call. The course built that into
 # `CifarNet` (commits `bfbaafe` and `f47ee95`: a `jax.custom_vjp` on each 3x3 convolution, on
-# the CPU only; under a mesh each device summed its own slices) and measured whole runs on
-# the same Intel Xeon on 2026-12-02, nothing else running: the rows of those commits in the
-# second table (`python -m helpers.bench cifar10 --framework both --scale cpu --set
-# jax_epochs=3 --repeat 2 --baseline`, then the same JAX run on one XLA device). On 2 XLA devices JAX trained at 425 to
-# 488 img/s (276 s to 316 s for 3 epochs, 80.02 % to 80.30 %), while the nine whitened 3-epoch
-# JAX runs of 2026-12-01 without the trick had run at 396 to 492 img/s; PyTorch, in the same
-# processes, ran 2.16 times as fast as JAX (medians, both commits), as before. On one XLA
-# device the trick gave 354 img/s (380 s), against the 334 img/s of this page's own run of
-# 2026-12-01. Inside the day-to-day drift, then: no gain a reader could rely on, so the helpers
-# kept XLA's own weight gradient (the change was reverted). Why the kernel's gain does not
-# carry over to the step was not established; what the measurement shows is the rule of this
-# section: time the whole loop, not the part you changed.
+# the CPU only; under a mesh each device summed its own slices) and measured whole training
+# runs on the same Intel Xeon on 2026-12-02, nothing else running. They are the second table's
+# rows of those commits: `XLA_FLAGS="--xla_cpu_use_onednn=true
+# --xla_force_host_platform_device_count=2" python -m helpers.bench cifar10 --framework both
+# --scale cpu --set jax_epochs=3 --repeat 2 --baseline` at each commit (its PyTorch rows also
+# read `jax_epochs=3`, which PyTorch ignores: it trains its own 6 epochs), then the JAX run
+# alone on one XLA device (`--framework jax`, seed 0, without the device-count flag). On 2 XLA
+# devices JAX trained at 425 to 488 img/s, median 469 (276 s to 316 s for 3 epochs, 80.02 %
+# to 80.30 %), against 396 to 492, median 423, in the nine whitened 3-epoch JAX runs of
+# 2026-12-01 without the trick: perhaps a tenth faster. PyTorch, in the same processes, ran
+# 2.16 times as fast as JAX at both commits; in the runs of 2026-12-01 paired by commit and
+# time the ratio was 2.16 to 2.88, while PyTorch alone drifted between 906 and 1,229 img/s
+# (medians). On one XLA device the trick gave 354 img/s. So whatever it gained is inside the
+# machine's drift and far from the 1.5 times the `cpu` target asks of JAX, and it cost
+# compilation: 6 s to 12 s per run on 2 devices against 3 s to 6 s before. The helpers kept
+# XLA's own weight gradient (the change was reverted). Why the kernel's gain does not carry
+# over to a whole training run on two cores was not established. The lesson is that of the
+# pipeline rows above: time the whole loop, not only the part you changed.
 
 # %% [markdown] tags=["shared"]
 # ## 5.7 Summary

@@ -21,7 +21,8 @@ assert jax.default_backend() == 'gpu', 'JAX sees no GPU: ' + jax.default_backend
 print(torch.cuda.get_device_name(), '| torch', torch.__version__, '| jax', jax.__version__)" ||
         exit 1
 fi
-before=$(cat "$out/bench.jsonl" 2>/dev/null | wc -l)
+records() { cat "$out/bench.jsonl" 2>/dev/null | wc -l; }  # 0 before the first record
+before=$(records)
 failed=0
 bench() {
     echo "== $(date -u +%FT%TZ) helpers.bench cifar10 --scale $scale $*" | tee -a "$out/log.txt"
@@ -42,6 +43,5 @@ fi
 # 2. JAX's on-device loop against the seed-style loop: its gpu ratio (2.10x) was measured
 #    before a fix to the timed steps, and not since.
 bench --framework jax --baseline
-after=$(wc -l < "$out/bench.jsonl")
-echo "== done $(date -u +%FT%TZ): $((after - before)) new records in $out/bench.jsonl"
+echo "== done $(date -u +%FT%TZ): $(($(records) - before)) new records in $out/bench.jsonl"
 exit "$failed"

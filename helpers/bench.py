@@ -12,15 +12,15 @@
 ``mnist_cnn`` entry of :mod:`helpers.scale`); the record names it in ``model_option``.
 ``--set FIELD=VALUE`` (repeatable) changes one field of the scale's sizes for this run, e.g.
 ``--set epochs=24 --set widths=32,64,256,256``: for sweeps; the record lists the changes in
-``overrides``, so it is never mistaken for the scale's own sizes.
-``--baseline`` (the task and model pairs in ``BASELINE_TASKS``) also times
-the seed-style data pipeline on the same model and data in the same process, and records the
-speed-up as one ratio from one run.
+``overrides``, so it is never mistaken for the scale's own sizes. ``--baseline`` (the pairs in
+``BASELINE_TASKS``) also times the seed-style data pipeline on the same model and data in the
+same process, and records the speed-up as one ratio from one run. ``cifar10`` in JAX starts
+XLA with YNNPACK off on the CPU (``helpers.vision.skip_ynnpack_on_cpu``), as chapter 5 does.
 
-Each line is one framework's run: the task's metrics plus the model, the protocol, the
-hardware, the library versions, the date and the git commit, so a figure in the book can name
-its run. ``--record FILE`` also appends the lines to FILE (the results page reads them).
-Progress goes to stderr, the JSON to stdout.
+Each line is one framework's run: the task's metrics plus the model, the protocol, the hardware,
+the library versions, the date and the git commit, so a figure in the book can name its run.
+``--record FILE`` also appends the lines to FILE (the results page reads them). Progress goes
+to stderr, the JSON to stdout.
 
 Protocol (the same for every task; a task's own docstring adds what it trains):
 
@@ -29,18 +29,15 @@ Protocol (the same for every task; a task's own docstring adds what it trains):
   test split (or the ``test_examples`` the scale names).
 * ``train_seconds`` is the wall time of the training epochs, evaluation excluded, with the
   device synchronised before the clock is read. ``train_examples_per_second`` leaves out the
-  first step, which carries compilation (JAX) or GPU warm-up; that step's time is
-  ``first_step_seconds``.
-* With ``--repeat N`` every numeric metric is the median over the repeats, and ``spread``
-  holds its ``[min, max]``.
+  first step, which carries compilation (JAX) or GPU warm-up (``first_step_seconds``).
+* ``--repeat N``: every numeric metric is the median of the repeats, ``spread`` its ``[min, max]``.
 * ``--versus FIELD=VALUE`` (repeatable) compares two configurations: the sizes as set (A)
   and the same with these changes too (B), alternated seed by seed in the order A0 B0 B1 A1
   A2 B2 ... so that a drift of the machine's speed during the runs hits both alike; one line
   each, and each names the other's ``overrides`` in ``interleaved_with``.
 * With ``--framework both`` the two frameworks run one after the other in this process, on the
   same data with the same seeds; each line carries ``throughput_ratio``, its training
-  throughput divided by PyTorch's from the same invocation (with ``--versus``, PyTorch's
-  in the same configuration).
+  throughput over PyTorch's from the same invocation (with ``--versus``, in the same setting).
 """
 
 from __future__ import annotations
@@ -57,6 +54,7 @@ from pathlib import Path
 from helpers.results import median_record
 from helpers.scale import SCALES, current_scale, sizes
 from helpers.system import git_commit, hardware
+from helpers.vision import skip_ynnpack_on_cpu
 
 __all__ = [
     "MODELS",
@@ -363,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     frameworks = ["torch", "jax"] if args.framework == "both" else [args.framework]
+    if "jax" in frameworks and args.task == "cifar10":
+        skip_ynnpack_on_cpu()  # before JAX starts
     records = []
     try:
         for framework in frameworks:

@@ -34,37 +34,42 @@ __all__ = [
     "recipe_data",
     "schedule_knots",
     "score_test_split",
-    "use_onednn_on_cpu",
+    "skip_ynnpack_on_cpu",
 ]
 
-ONEDNN_FLAG = "--xla_cpu_use_onednn=true"
+YNNPACK_OFF = "--xla_cpu_experimental_ynn_fusion_type="
 
 
-def use_onednn_on_cpu() -> bool:
-    """Ask XLA's CPU backend to run convolutions with oneDNN; call it before importing JAX.
+def skip_ynnpack_on_cpu() -> bool:
+    """Ask XLA's CPU backend for its own kernels instead of YNNPACK's; call before importing JAX.
 
-    XLA reads ``XLA_FLAGS`` once, when JAX starts its backend, and leaves oneDNN (Intel's
-    library of CPU kernels, the one PyTorch's CPU convolutions use) off by default. This
-    appends ``--xla_cpu_use_onednn=true`` to ``XLA_FLAGS`` unless JAX is already imported (too
-    late: returns ``False``), a JAX GPU plugin is installed (the flag is CPU-only) or this
-    jaxlib does not accept the flag (XLA aborts on an unknown flag, and flags come and go
-    between releases: a child process starts JAX with it first, about a second; a
-    ``UserWarning`` says so). Returns whether the flag is set.
+    XLA reads ``XLA_FLAGS`` once, when JAX starts its backend. jaxlib 0.10's CPU backend hands
+    convolutions, matrix products and some elementwise and reduction fusions to YNNPACK
+    (XNNPACK's successor) by default; on the course's Intel Xeon, XLA's own kernels (Eigen's
+    convolutions) ran CifarNet's training step about 1.8x as fast, mostly by computing the
+    convolutions' weight gradients 2-3x faster (chapter 5's JAX page and bench.jsonl). This
+    puts ``--xla_cpu_experimental_ynn_fusion_type=`` (no fusion type: YNNPACK off) first in
+    ``XLA_FLAGS`` (XLA ignores flags written after a bare ``name=value`` one) unless JAX is
+    already imported (too late: returns ``False``), a JAX GPU plugin is installed (the flag is
+    CPU-only), ``XLA_FLAGS`` already sets the option (left as it is), or this jaxlib does not
+    accept the flag (XLA aborts on an unknown flag, and experimental flags come and go: a child
+    process starts JAX with it first, about a second; a ``UserWarning`` says so). Returns
+    whether YNNPACK is off.
     """
     flags = os.environ.get("XLA_FLAGS", "")
-    if ONEDNN_FLAG in flags:
-        return True
+    if YNNPACK_OFF.split("=")[0] in flags:
+        return YNNPACK_OFF in flags.split()
     gpu = any(
         importlib.util.find_spec(p) is not None
         for p in ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm7_plugin")
     )
     if "jax" in sys.modules or gpu:
         return False
-    flags = f"{flags} {ONEDNN_FLAG}".strip()
+    flags = f"{YNNPACK_OFF} {flags}".strip()
     if not _jax_starts_with(flags):
         warnings.warn(
             f"JAX did not start with XLA_FLAGS={flags!r} (this jaxlib may not know "
-            f"{ONEDNN_FLAG}): left unset, XLA's CPU convolutions use their default kernels",
+            f"{YNNPACK_OFF}): left unset, XLA's CPU backend uses its default kernels",
             stacklevel=2,
         )
         return False

@@ -202,35 +202,77 @@ def test_bench_refuses_baseline_for_tasks_without_one():
         run("mnist", "torch", "smoke", baseline=True)
 
 
-def test_use_onednn_on_cpu_sets_the_flag_only_before_jax_starts():
+def test_skip_ynnpack_on_cpu_sets_the_flag_first_and_only_before_jax_starts():
     keep = "--xla_force_host_platform_device_count=1"  # a flag the user set: kept
     code = (
-        "import os, sys; from helpers.vision import use_onednn_on_cpu, ONEDNN_FLAG; "
-        f"assert use_onednn_on_cpu() and os.environ['XLA_FLAGS'].startswith('{keep} ') "
-        "and os.environ['XLA_FLAGS'].endswith(ONEDNN_FLAG); "
-        "assert use_onednn_on_cpu() and os.environ['XLA_FLAGS'].count(ONEDNN_FLAG) == 1; "
+        "import os, sys; from helpers.vision import skip_ynnpack_on_cpu, YNNPACK_OFF; "
+        "assert skip_ynnpack_on_cpu(); "
+        f"assert os.environ['XLA_FLAGS'] == YNNPACK_OFF + ' {keep}', os.environ['XLA_FLAGS']; "
+        "assert skip_ynnpack_on_cpu() and os.environ['XLA_FLAGS'].count(YNNPACK_OFF) == 1; "
+        "os.environ['XLA_FLAGS'] = YNNPACK_OFF + 'individual_dot'; "  # the user's own choice
+        "assert not skip_ynnpack_on_cpu() and os.environ['XLA_FLAGS'].endswith('_dot'); "
         "del os.environ['XLA_FLAGS']; sys.modules['jax'] = None; "
-        "assert not use_onednn_on_cpu() and 'XLA_FLAGS' not in os.environ"
+        "assert not skip_ynnpack_on_cpu() and 'XLA_FLAGS' not in os.environ"
     )
     env = {**os.environ, "XLA_FLAGS": keep}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
-def test_use_onednn_on_cpu_leaves_a_flag_this_jaxlib_rejects_unset():
+def test_skip_ynnpack_on_cpu_leaves_a_flag_this_jaxlib_rejects_unset():
     # A jaxlib without the flag aborts at start-up on it: the helper tries it in a child
     # process first, warns, and leaves XLA_FLAGS as it was.
     code = """if True:
         import os, warnings
         import helpers.vision as v
-        v.ONEDNN_FLAG = "--xla_cpu_no_such_flag=true"
+        v.YNNPACK_OFF = "--xla_cpu_no_such_flag="
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            assert not v.use_onednn_on_cpu()
+            assert not v.skip_ynnpack_on_cpu()
         assert any("did not start" in str(w.message) for w in caught), caught
         assert "XLA_FLAGS" not in os.environ
     """
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_ynnpack_flag_changes_the_compiled_gradient_and_the_onednn_flag_does_not():
+    # Chapter 5's JAX page says so: with this jaxlib, YNNPACK off (skip_ynnpack_on_cpu) compiles
+    # the gradient of a convolution and a dense layer, CifarNet's parts, to another program, and
+    # --xla_cpu_use_onednn=true (older advice for faster CPU convolutions) to the same one,
+    # byte for byte. A jaxlib where either differs fails here: then the page must change.
+    code = """if True:
+        import hashlib, jax, jax.numpy as jnp
+        def loss(w, v, x):  # x (8, 15, 15, 16), w (3, 3, 16, 32), v (32, 10)
+            h = jax.lax.conv_general_dilated(
+                x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
+            return jnp.sum(jax.nn.gelu(h).max(axis=(1, 2)) @ v)
+        args = jnp.ones((3, 3, 16, 32)), jnp.ones((32, 10)), jnp.ones((8, 15, 15, 16))
+        text = jax.jit(jax.grad(loss, (0, 1))).lower(*args).compile().as_text()
+        assert "convolution" in text, "no convolution compiled"
+        print(hashlib.sha256(text.encode()).hexdigest())
+    """
+    from helpers.vision import YNNPACK_OFF
+
+    base = os.environ.get("XLA_FLAGS", "")
+    digests = []
+    # Each flag goes first: XLA ignores flags written after a bare one (.ci/run sets one).
+    for extra in ("", "--xla_cpu_use_onednn=true", YNNPACK_OFF):
+        env = {
+            **os.environ,
+            "XLA_FLAGS": f"{extra} {base}".strip(),
+            "JAX_PLATFORMS": "cpu",
+        }
+        child = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True
+        )
+        assert child.returncode == 0, child.stderr[-2000:]
+        digests.append(child.stdout.split()[-1])
+    default, onednn, ynnpack_off = digests
+    assert onednn == default, "the oneDNN flag changed the compiled program"
+    assert ynnpack_off != default, (
+        "turning YNNPACK off left the compiled program as it was"
+    )
 
 
 def _torch_weights_into_jax(torch_model, jax_model) -> None:

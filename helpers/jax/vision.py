@@ -383,7 +383,7 @@ def run_cifar10(
         "test_examples": len(y_test),
         "epochs": len(history.epochs),
         "batch_size": sizes.batch_size,
-        # XLA reads these once, at start-up: --xla_cpu_use_onednn=true changes its speed.
+        # XLA reads these once, at start-up; they change its kernels (skip_ynnpack_on_cpu).
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "devices": len(jax.devices()),
         **out,

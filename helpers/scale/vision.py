@@ -22,10 +22,9 @@ class Cifar10Sizes:
     val_examples: int
     # The fast recipe: airbench-style net, SGD-Nesterov, label smoothing, crop + flip.
     epochs: int
-    # Epochs of the JAX half. XLA's CPU backend ran this network's training step slower than
-    # PyTorch, even with oneDNN on and the batch split over one XLA device per core (chapter
-    # 5's bench.jsonl), so at cpu scale JAX gets fewer epochs to keep its training near 5
-    # minutes; equal elsewhere.
+    # Epochs of the JAX half. XLA's CPU backend runs this network's training step slower than
+    # PyTorch, even with its own kernels in place of YNNPACK's (chapter 5's bench.jsonl), so
+    # at cpu scale JAX gets fewer epochs to keep its training near 5 minutes; equal elsewhere.
     jax_epochs: int
     batch_size: int
     # Channels of the stem, then of each of the three conv blocks.
@@ -46,7 +45,7 @@ class Cifar10Sizes:
     # Weight averaging: the decay per step of the exponential moving average of the weights
     # and BatchNorm statistics (H.vision.ema_model), evaluated beside the trained weights.
     # About 1 / (1 - decay) steps weigh in: 10 of smoke's 60; 100 of cpu's ~1,050 in PyTorch
-    # (350 in JAX's 2 epochs); 100 of gpu's ~1,400 (untuned).
+    # (525 in JAX's 3 epochs); 100 of gpu's ~1,400 (untuned).
     ema_decay: float
     # Mixed precision: the dtype convolutions and matrix products compute in ("bfloat16":
     # PyTorch's autocast, Flax's dtype=); weights, BatchNorm and the loss stay float32. Only
@@ -117,15 +116,12 @@ SIZES: dict[str, dict[str, object]] = {
             # three hours later; 3x3-stem runs took 245-353 s (chapter 5's bench.jsonl); 5
             # fell below 83 %: kept at 6.
             epochs=6,
-            # 2: the chapter's JAX page runs on one XLA device (~310 img/s here with the 3x3
-            # stem; whitened, 334 img/s, 268 s of training and 526 s in all on an Intel Xeon,
-            # 2026-12-01). With 3, the bench split over 2 XLA CPU devices trained 290 s
-            # (79.00 %, 79.86 % with flips; chapter 5's bench.jsonl), but the page took 431 s
-            # of training and 671 s in all (2 cores, load 0.5-1.4), over its 10 minutes: kept
-            # at 2. The bench's 2-device runs, 3 epochs: with the 3x3 stem 216-334 s on Intel
-            # Xeons, 217 s on an AMD EPYC, where 4 epochs took 268 s and reached 81.5 %;
-            # whitened, 273-339 s on a Xeon (79.98-80.67 %; bench.jsonl).
-            jax_epochs=2,
+            # 3 on one XLA device, with YNNPACK off (H.vision.skip_ynnpack_on_cpu): 45-step
+            # probes on an Intel Xeon (2 cores, 2026-12-02) ran 552-610 img/s with it off,
+            # 303 img/s with it on (jaxlib 0.10.2's default), PyTorch 936 img/s. Before (YNNPACK
+            # on): 2 on the page's one device (334 img/s, 268 s); 3 only on the bench's 2 XLA
+            # devices (396-492 img/s, 273-339 s, 79.98-80.67 %; chapter 5's bench.jsonl).
+            jax_epochs=3,
             batch_size=256,
             widths=(24, 32, 64, 128),
             # A trained 3x3 stem of 16 channels before (the older cpu records). Same Xeon, same

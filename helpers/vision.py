@@ -46,8 +46,7 @@ def skip_ynnpack_on_cpu() -> bool:
     XLA reads ``XLA_FLAGS`` once, when JAX starts its backend. jaxlib 0.10's CPU backend hands
     convolutions, matrix products and some elementwise and reduction fusions to YNNPACK
     (XNNPACK's successor) by default; on the course's Intel Xeon, XLA's own kernels (Eigen's
-    convolutions) ran CifarNet's training step about 1.8x as fast, mostly by computing the
-    convolutions' weight gradients 2-3x faster (chapter 5's JAX page and bench.jsonl). This
+    convolutions) trained chapter 5's CifarNet at 2.2 times the img/s (its bench.jsonl). This
     puts ``--xla_cpu_experimental_ynn_fusion_type=`` (no fusion type: YNNPACK off) first in
     ``XLA_FLAGS`` (XLA ignores flags written after a bare ``name=value`` one) unless JAX is
     already imported (too late: returns ``False``), a JAX GPU plugin is installed (the flag is

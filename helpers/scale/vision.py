@@ -116,11 +116,10 @@ SIZES: dict[str, dict[str, object]] = {
             # three hours later; 3x3-stem runs took 245-353 s (chapter 5's bench.jsonl); 5
             # fell below 83 %: kept at 6.
             epochs=6,
-            # 3 on one XLA device, with YNNPACK off (H.vision.skip_ynnpack_on_cpu): 45-step
-            # probes on an Intel Xeon (2 cores, 2026-12-02) ran 552-610 img/s with it off,
-            # 303 img/s with it on (jaxlib 0.10.2's default), PyTorch 936 img/s. Before (YNNPACK
-            # on): 2 on the page's one device (334 img/s, 268 s); 3 only on the bench's 2 XLA
-            # devices (396-492 img/s, 273-339 s, 79.98-80.67 %; chapter 5's bench.jsonl).
+            # 3 on one XLA device with YNNPACK off (H.vision.skip_ynnpack_on_cpu): 222-237 s,
+            # 568-604 img/s, 79.99-80.08 % (80.96-81.36 % with flips) on an Intel Xeon (2 cores,
+            # 2026-12-02; chapter 5's bench.jsonl). With YNNPACK (jaxlib 0.10.2's default) 3
+            # epochs took 489 s on one device (274.9 img/s) and 273-339 s on 2 XLA devices.
             jax_epochs=3,
             batch_size=256,
             widths=(24, 32, 64, 128),

@@ -29,7 +29,7 @@ Protocol (the same for every task; a task's own docstring adds what it trains):
   test split (or the ``test_examples`` the scale names).
 * ``train_seconds`` is the wall time of the training epochs, evaluation excluded, with the
   device synchronised before the clock is read. ``train_examples_per_second`` leaves out the
-  first step, which carries compilation (JAX) or GPU warm-up (``first_step_seconds``).
+  first step (compilation in JAX, GPU warm-up), whose time is ``first_step_seconds``.
 * ``--repeat N``: every numeric metric is the median of the repeats, ``spread`` its ``[min, max]``.
 * ``--versus FIELD=VALUE`` (repeatable) compares two configurations: the sizes as set (A)
   and the same with these changes too (B), alternated seed by seed in the order A0 B0 B1 A1

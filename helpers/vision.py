@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import itertools
 import os
 import subprocess
 import sys
@@ -43,21 +44,33 @@ YNNPACK_OFF = "--xla_cpu_experimental_ynn_fusion_type="
 def skip_ynnpack_on_cpu() -> bool:
     """Ask XLA's CPU backend for its own kernels instead of YNNPACK's; call before importing JAX.
 
-    XLA reads ``XLA_FLAGS`` once, when JAX starts its backend. jaxlib 0.10's CPU backend hands
-    convolutions, matrix products and some elementwise and reduction fusions to YNNPACK
-    (XNNPACK's successor) by default; on the course's Intel Xeon, XLA's own kernels (Eigen's
-    convolutions) trained chapter 5's CifarNet at 2.2 times the img/s (its bench.jsonl). This
-    puts ``--xla_cpu_experimental_ynn_fusion_type=`` (no fusion type: YNNPACK off) first in
-    ``XLA_FLAGS`` (XLA ignores flags written after a bare ``name=value`` one) unless JAX is
-    already imported (too late: returns ``False``), a JAX GPU plugin is installed (the flag is
-    CPU-only), ``XLA_FLAGS`` already sets the option (left as it is), or this jaxlib does not
-    accept the flag (XLA aborts on an unknown flag, and experimental flags come and go: a child
-    process starts JAX with it first, about a second; a ``UserWarning`` says so). Returns
-    whether YNNPACK is off.
+    XLA reads ``XLA_FLAGS`` once, when JAX starts its backend. jaxlib 0.10.2's CPU backend
+    hands convolutions, matrix products and some elementwise and reduction fusions to YNNPACK
+    (XNNPACK's successor) by default; on the course's Intel Xeon, XLA's own kernels trained
+    chapter 5's CifarNet at 2.2 times the img/s (its bench.jsonl). This puts
+    ``--xla_cpu_experimental_ynn_fusion_type=`` (no fusion type: YNNPACK off) first in
+    ``XLA_FLAGS``: XLA ignored the flags written after a bare word such as
+    ``intra_op_parallelism_threads=1``, so only the ``-`` words before it count. Nothing is
+    changed, and the return value says whether YNNPACK is off, when JAX is already imported
+    (too late: ``False``), a JAX GPU plugin is installed (the flag is CPU-only: ``False``), the
+    words XLA reads already set the option (the user's choice), ``XLA_FLAGS`` does not start
+    with ``-`` (XLA reads it as a flag file: a ``UserWarning``, ``False``), or this jaxlib does
+    not accept the flag (XLA aborts on an unknown flag, and experimental flags come and go: a
+    child process starts JAX with it first, about a second; a ``UserWarning``, ``False``).
     """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if YNNPACK_OFF.split("=")[0] in flags:
-        return YNNPACK_OFF in flags.split()
+    flags = os.environ.get("XLA_FLAGS", "").strip()
+    if flags and not flags.startswith("-"):
+        warnings.warn(
+            f"XLA_FLAGS={flags!r} does not start with '-', so XLA reads it as a flag file: "
+            "left as it is, YNNPACK stays on unless that file turns it off",
+            stacklevel=2,
+        )
+        return False
+    option = YNNPACK_OFF.rstrip("=")
+    for word in itertools.takewhile(lambda w: w.startswith("-"), flags.split()):
+        name, _, value = word.partition("=")
+        if name == option:  # the user's own setting: kept
+            return value.strip("\"'") == ""
     gpu = any(
         importlib.util.find_spec(p) is not None
         for p in ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm7_plugin")

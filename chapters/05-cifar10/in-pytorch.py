@@ -709,22 +709,22 @@ else:
 # What the JPEG copy costs was measured the same way, on the 4,000 training and 1,000 test
 # images of which the course also holds the exact pixels (`H.load_cifar10(split, sample=True)`;
 # with `jpeg=True`, the same pictures from the JPEG copy): the `cpu` recipe, but 30 epochs
-# instead of 6 (JAX's 2) and no validation split held out, trained on all 4,000 and tested on
-# the 1,000, on each copy in turn, alternated seed by seed (PyTorch's whitened pair: `python -m
-# helpers.bench cifar10 --scale cpu --set data=sample-jpeg --set val_examples=0 --set epochs=30
-# --versus data=sample --repeat 4`). They are the rows of the second table whose changed sizes
-# begin `data=sample-jpeg` or `data=sample`; the table is sorted by accuracy with flips, so
-# each pair's rows sit apart. In each of the three pairs, every run on the exact pixels beat
-# every run on the JPEG pictures, with and without flips. Medians without flips (the ranges are
-# in the lines under the rows): PyTorch whitened, four seeds, 75.30 % on the exact pixels
-# against 71.05 % on the JPEG copy, 4.25 points; PyTorch with the 3x3 stem, three seeds,
+# instead of 6 (JAX's 2 at the time) and no validation split held out, trained on all 4,000 and
+# tested on the 1,000, on each copy in turn, alternated seed by seed (PyTorch's whitened pair:
+# `python -m helpers.bench cifar10 --scale cpu --set data=sample-jpeg --set val_examples=0 --set
+# epochs=30 --versus data=sample --repeat 4`). They are the rows of the second table whose
+# changed sizes begin `data=sample-jpeg` or `data=sample`; the table is sorted by accuracy with
+# flips, so each pair's rows sit apart. In each of the three pairs, every run on the exact
+# pixels beat every run on the JPEG pictures, with and without flips. Medians without flips (the
+# ranges are in the lines under the rows): PyTorch whitened, four seeds, 75.30 % on the exact
+# pixels against 71.05 % on the JPEG copy, 4.25 points; PyTorch with the 3x3 stem, three seeds,
 # 74.90 % against 73.00 %, 1.9 points; JAX whitened (30 epochs on 2 XLA devices), two seeds,
 # 75.70 % against 73.35 %, 2.35 points. With flips (the `+TTA` column) the gaps are 4.15, 2.3
 # and 1.7 points, and single runs of a pair differ by 1.0 to 6.1 points without flips: at this
 # size the copy costs roughly 2 to 4 points, not precisely, and too few seeds were run to say
 # whether the stem or the framework changes that. Whether the cost is as large with 45,000
-# training images is not known: the course's machines hold no lossless copy of the full set,
-# and a run on the canonical files (which `H.load_cifar10` downloads on Colab) would answer it.
+# training images is not known: the course's machines hold no lossless copy of the full set, and
+# a run on the canonical files (which `H.load_cifar10` downloads on Colab) would answer it.
 
 # %% [markdown] tags=["shared"]
 # ## 5.7 Summary

@@ -118,8 +118,10 @@ SIZES: dict[str, dict[str, object]] = {
             epochs=6,
             # 3 on one XLA device with YNNPACK off (H.vision.skip_ynnpack_on_cpu): 222-237 s,
             # 568-604 img/s, 79.99-80.08 % (80.96-81.36 % with flips) on an Intel Xeon (2 cores,
-            # 2026-12-02; chapter 5's bench.jsonl). With YNNPACK (jaxlib 0.10.2's default) 3
-            # epochs took 489 s on one device (274.9 img/s) and 273-339 s on 2 XLA devices.
+            # 2026-12-02; chapter 5's bench.jsonl); the JAX page took 473 s in all (258 s of
+            # training). 4 would take about 300 s of training, at the 5-minute limit. With
+            # YNNPACK (jaxlib 0.10.2's default) 3 epochs took 489 s on one device (274.9 img/s)
+            # and, whitened, 273-339 s on 2 XLA devices (2026-12-01).
             jax_epochs=3,
             batch_size=256,
             widths=(24, 32, 64, 128),

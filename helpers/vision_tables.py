@@ -46,10 +46,12 @@ def bench_table(records: Sequence[dict]) -> str:
         where = hw.get("gpu") or f"{hw['cpu']}, {hw['cores']} cores"
         if r.get("devices", 1) > 1:
             where += f", {r['devices']} XLA devices"
+        if "--xla_cpu_experimental_ynn_fusion_type=" in r.get("xla_flags", "").split():
+            where += ", YNNPACK off"  # H.vision.skip_ynnpack_on_cpu
         speedup = r.get("speedup_vs_seed_style")
         ratio = "" if speedup is None else f"{speedup:.2f}x"
         lines.append(
-            f"{r['framework']:9} {r['scale']:5} {r.get('stem', 'conv'):9} {r['epochs']:6} "
+            f"{r['framework']:9} {r['scale']:5} {r.get('stem', 'conv'):9} {r['epochs']:6g} "
             f"{r['test_accuracy']:8.2%} "
             f"{r['test_accuracy_tta']:7.2%} {_ema(r):>7} {r['train_seconds']:7.1f} "
             f"{r['compile_seconds']:9.1f} {r['train_examples_per_second']:8,.0f} "

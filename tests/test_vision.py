@@ -633,6 +633,14 @@ def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
     }  # fmt: skip
     lines = bench_table([baseline]).splitlines()
     assert " 1.30x " in lines[1]
+    # a median's epochs (3.0) print as a whole number; XLA's own CPU kernels are named
+    ynnpack_off = {
+        **baseline,
+        "epochs": 3.0,
+        "xla_flags": "--xla_cpu_experimental_ynn_fusion_type=",
+    }
+    row = bench_table([ynnpack_off]).splitlines()[1]
+    assert row.split()[3] == "3" and "Xeon, 2 cores, YNNPACK off," in row
     assert lines[2].endswith("img/s 422-492, vs seed-style 1.14x-1.35x")
     # a --versus pair: a line under each row names its partner's changes, with or
     # without --repeat (a single-run record has no range line)

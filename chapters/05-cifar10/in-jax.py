@@ -408,8 +408,9 @@ print(
 # recorded JAX runs, with YNNPACK, split the CPU into one XLA device per core
 # (`XLA_FLAGS=--xla_force_host_platform_device_count=2`, set before Python starts) and each
 # batch across the two (`H.vision.fit_fast(..., mesh=...)`, the data parallelism of chapter 9)
-# to train one epoch more than the page's 2 of the time; this page and the newer runs use one
-# device. At `gpu` scale both pages run the same epochs.
+# to train 3 epochs where this page then trained 2; this page and the newer runs use one device
+# (no 2-device run with YNNPACK off was recorded). At `gpu` scale both pages run the same
+# epochs.
 
 # %% [markdown]
 # Which kernels run a convolution is written in the compiled program, and the program can be
@@ -420,14 +421,15 @@ print(
 # the libraries its program calls, and times it in one call and as a sum over slices of 8 images
 # (the same sum in another order). On a CPU, after the first cell's flag, the program calls no
 # library: it is XLA's own code. With YNNPACK, which the course's runs of this page used until
-# 2026-12-02, this cell found the single call several times slower than the slices (the runs of
-# commits `b31db3d` and `82b7d6e`); with XLA's own kernels expect a smaller gap. The end of
-# section 5.6 says what the slow call led to, and what turning YNNPACK off did to whole training
-# runs. The flag older advice gives for XLA's CPU convolutions, `--xla_cpu_use_onednn=true`
-# (Intel's oneDNN, the library under PyTorch's CPU convolutions), changes nothing with this
-# jaxlib: the course's tests compile a convolution's weight gradient with and without it and get
-# the same program, byte for byte, calling YNNPACK, and with YNNPACK off one that calls no
-# library. This jaxlib has other, experimental oneDNN options; the course did not measure them.
+# 2026-12-02, this cell found the single call 3.3 to 3.4 times slower than the slices at `smoke`
+# sizes (batches of 50, 24 to 16 channels: the runs of commits `b31db3d` and `82b7d6e`); with
+# XLA's own kernels it prints its own ratio above. The end of section 5.6 says what the slow
+# call led to, and what turning YNNPACK off did to whole training runs. The flag older advice
+# gives for XLA's CPU convolutions, `--xla_cpu_use_onednn=true` (Intel's oneDNN, the library
+# under PyTorch's CPU convolutions), changes nothing with this jaxlib: the course's tests
+# compile a convolution's weight gradient with and without it: with YNNPACK on, the program is
+# byte for byte the same either way and calls YNNPACK; with YNNPACK off it calls no library.
+# This jaxlib has other, experimental oneDNN options; the course did not measure them.
 
 # %%
 size = 8  # images per slice
@@ -878,61 +880,57 @@ else:
 # a run on the canonical files (which `H.load_cifar10` downloads on Colab) would answer it.
 
 # %% [markdown]
-# **A faster kernel is not a faster run.** Section 5.3 timed a convolution's weight
-# gradient summed over slices of 8 images against XLA's single call. The course built
-# that into `CifarNet` (commits `bfbaafe` and `f47ee95`: a `jax.custom_vjp` on each 3x3
-# convolution, on the CPU only; under a mesh each device summed its own slices) and
-# measured whole training runs on the same Intel Xeon on 2026-12-02, nothing else
-# running. They are the second table's rows of those commits:
-# `XLA_FLAGS="--xla_cpu_use_onednn=true --xla_force_host_platform_device_count=2"
-# python -m helpers.bench cifar10 --framework both --scale cpu --set jax_epochs=3
-# --repeat 2 --baseline` at each commit (its PyTorch rows also read `jax_epochs=3`,
-# which PyTorch ignores: it trains its own 6 epochs), then the JAX run alone on one XLA
-# device (`--framework jax`, seed 0, without the device-count flag). On 2 XLA devices
-# JAX trained at 425 to 488 img/s, median 469 (276 s to 316 s for 3 epochs, 80.02 % to
-# 80.30 %), against 396 to 492, median 423, in the nine whitened 3-epoch JAX runs of
-# 2026-12-01 without the trick: perhaps a tenth faster. PyTorch, in the same processes,
-# ran 2.16 times as fast as JAX at both commits; in the runs of 2026-12-01 paired by
-# commit and time the ratio was 2.16 to 2.88, while PyTorch alone drifted between 906
-# and 1,229 img/s (medians). On one XLA device the trick gave 354 img/s, against 275
-# img/s without it in a run of the next paragraph three hours later: perhaps a quarter
-# more on one device, but on two nothing beyond the machine's drift, and far from the
-# 1.5 times the `cpu` target asks of JAX (PyTorch at most 1.5 times JAX's img/s). And
-# it cost compilation: 6 s to 12 s per run on 2 devices against 3 s to 6 s before. The
-# helpers kept XLA's own weight gradient (the change was reverted). Why the kernel's
-# gain does not carry over to a whole training run on two cores was not established.
-# The lesson is that of the pipeline rows above: time the whole loop, not only the part
-# you changed.
+# **A faster kernel is not a faster run.** Section 5.3 timed a convolution's weight gradient
+# summed over slices of 8 images against XLA's single call. All the runs of this paragraph used
+# YNNPACK, jaxlib's default then (next paragraph); the trick was not re-measured with XLA's own
+# kernels. The course built that into `CifarNet` (commits `bfbaafe` and `f47ee95`: a
+# `jax.custom_vjp` on each 3x3 convolution, on the CPU only; under a mesh each device summed its
+# own slices) and measured whole training runs on the same Intel Xeon on 2026-12-02, nothing
+# else running. They are the second table's rows of those commits:
+# `XLA_FLAGS="--xla_cpu_use_onednn=true --xla_force_host_platform_device_count=2" python -m
+# helpers.bench cifar10 --framework both --scale cpu --set jax_epochs=3 --repeat 2 --baseline`
+# at each commit (its PyTorch rows also read `jax_epochs=3`, which PyTorch ignores: it trains
+# its own 6 epochs), then the JAX run alone on one XLA device (`--framework jax`, seed 0,
+# without the device-count flag). On 2 XLA devices JAX trained at 425 to 488 img/s, median 469
+# (276 s to 316 s for 3 epochs, 80.02 % to 80.30 %), against 396 to 492, median 423, in the nine
+# whitened 3-epoch JAX runs of 2026-12-01 without the trick: perhaps a tenth faster. PyTorch, in
+# the same processes, ran 2.16 times as fast as JAX at both commits; in the runs of 2026-12-01
+# paired by commit and time the ratio was 2.16 to 2.88, while PyTorch alone drifted between 906
+# and 1,229 img/s (medians). On one XLA device the trick gave 354 img/s, against 275 img/s
+# without it in a run of the next paragraph two and a half hours later: perhaps 30 % more on one
+# device, but on two nothing beyond the machine's drift, and far from the 1.5 times the `cpu`
+# target asks of JAX (PyTorch at most 1.5 times JAX's img/s). And it cost compilation: 6 s to 12
+# s per run on 2 devices against 3 s to 6 s before. The helpers kept the plain single-call
+# weight gradient (the change was reverted). Why the kernel's gain does not carry over to a
+# whole training run on two cores was not established. The lesson is that of the pipeline rows
+# above: time the whole loop, not only the part you changed.
 
 # %% [markdown]
-# **The slow kernel was a library's.** The trick above worked around a slow kernel from
-# the outside; the kernel itself came from YNNPACK (XNNPACK's successor), a library of CPU
-# kernels to which jaxlib 0.10.2's CPU backend hands convolutions, matrix products and
-# some elementwise and reduction steps unless told otherwise. (The oneDNN flag in the
-# commands above changed nothing: section 5.3.) The same Xeon on 2026-12-02, nothing else
-# running, JAX on one XLA device for 3 epochs, the second table's row of commit `832466e`
-# and the first table's rows of commit `b341ac2`. With YNNPACK (`832466e`, `python -m
-# helpers.bench cifar10 --framework jax --scale cpu --set jax_epochs=3`, seed 0): 274.9
-# img/s, 489 s of training, 80.45 % (81.19 % with flips). With XLA's own kernels
-# (`b341ac2`: the bench, like this page's first cell, calls
+# **The slow kernel was a library's.** The trick above worked around a slow kernel from the
+# outside; the kernel itself came from YNNPACK, a library of CPU kernels to which jaxlib
+# 0.10.2's CPU backend hands convolutions, matrix products and some elementwise and reduction
+# steps unless told otherwise. (The oneDNN flag in the commands above changed nothing: section
+# 5.3.) The same Xeon on 2026-12-02, nothing else running, JAX on one XLA device for 3 epochs,
+# the second table's row of commit `832466e` and the first table's rows of commit `b341ac2`.
+# With YNNPACK (`832466e`, `python -m helpers.bench cifar10 --framework jax --scale cpu --set
+# jax_epochs=3`, seed 0): 274.9 img/s, 489 s of training, 80.45 % (81.19 % with flips). With
+# XLA's own kernels (`b341ac2`: the bench, like this page's first cell, calls
 # `H.vision.skip_ynnpack_on_cpu`, and 3 epochs are now the `cpu` scale's own; `python -m
-# helpers.bench cifar10 --framework both --scale cpu --baseline --repeat 2`): 604.2 img/s,
-# 222 s and 80.08 % (81.36 %) for seed 0, 567.6 img/s, 237 s and 79.99 % (80.96 %) for
-# seed 1. That is 2.2 times the img/s for the same seed (two runs 25 minutes apart, not
-# alternated; this machine's speed drifted by up to a third within a day, less than this
-# gap), and 3 epochs in under 4 minutes on one device, where with YNNPACK they took 489 s
-# on one and 273 s to 339 s on two (the whitened 2-device rows of 2026-12-01). The two
-# libraries round differently, so the same seed trains to a slightly different network
-# (80.45 % against 80.08 %). PyTorch, in the same process as the `b341ac2` runs, trained
-# at 980 to 1,040 img/s, median 1,010 against JAX's 586: 1.72 times JAX's rate, down from
-# 2.16 at the trick's commits (two XLA devices, YNNPACK on) but still above the 1.5 times
-# the `cpu` target allows. In those runs JAX's on-device loop timed slower than the
-# seed-style one over 40 steps (0.85 and 0.93 times its rate, where PyTorch's was 1.28 and
-# 1.45 times), though the same loop then trained at 568 to 604 img/s over whole epochs,
-# above the seed-style loop's 561 to 565: 40 steps on this CPU do not separate the two
-# loops in JAX, and neither gains much on the other. The lesson is the one above, from the
-# other side: before writing a kernel, find out whose kernel is running (section 5.3 shows
-# how to read it off the compiled program).
+# helpers.bench cifar10 --framework both --scale cpu --baseline --repeat 2`): 604.2 img/s, 222
+# s and 80.08 % (81.36 %) for seed 0, 567.6 img/s, 237 s and 79.99 % (80.96 %) for seed 1. That
+# is 2.2 times the img/s for the same seed (two runs started 13 minutes apart, at 03:51 and
+# 04:04 UTC, not alternated; this machine's speed drifted by over a third within a day, far
+# less than this gap), and 3 epochs in under 4 minutes of training in the bench on one device,
+# where with YNNPACK they took 489 s on one and 273 s to 339 s on two (the whitened 2-device
+# rows of 2026-12-01). The same seed ends slightly differently (80.45 % against 80.08 %): the
+# two libraries round differently, and runs of this size differ by a few tenths for other
+# reasons too. PyTorch, in the same process as the `b341ac2` runs, trained at 980 to 1,040
+# img/s, median 1,010 against JAX's 586: 1.72 times JAX's rate, down from 2.16 at the trick's
+# commits (two XLA devices, YNNPACK on, the trick in) but still above the 1.5 times the `cpu`
+# target allows. (The first table's `vs seed` column, 0.89x for JAX: 40 steps on this CPU do
+# not separate JAX's two loops.) The lesson is the one above, from the other side: before
+# writing a kernel, find out whose kernel is running (section 5.3 shows how to read it off the
+# compiled program).
 
 # %% [markdown] tags=["shared"]
 # ## 5.7 Summary

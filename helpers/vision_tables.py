@@ -35,6 +35,10 @@ def bench_table(records: Sequence[dict]) -> str:
     ``--versus`` pair (either table) has a line naming its partner's changes. Raises
     ``KeyError`` for a record that lacks a field of the table.
     """
+    from helpers.vision import (
+        YNNPACK_OFF,
+    )  # the flag of skip_ynnpack_on_cpu; no cycle here
+
     records = [r for r in records if r.get("model_option", "cifarnet") == "cifarnet"]
     lines = [
         f"{'framework':9} {'scale':5} {'stem':9} {'epochs':>6} {'test acc':>8} {'+TTA':>7} "
@@ -46,8 +50,8 @@ def bench_table(records: Sequence[dict]) -> str:
         where = hw.get("gpu") or f"{hw['cpu']}, {hw['cores']} cores"
         if r.get("devices", 1) > 1:
             where += f", {r['devices']} XLA devices"
-        if "--xla_cpu_experimental_ynn_fusion_type=" in r.get("xla_flags", "").split():
-            where += ", YNNPACK off"  # H.vision.skip_ynnpack_on_cpu
+        if YNNPACK_OFF in r.get("xla_flags", "").split():
+            where += ", YNNPACK off"
         speedup = r.get("speedup_vs_seed_style")
         ratio = "" if speedup is None else f"{speedup:.2f}x"
         lines.append(

@@ -281,9 +281,8 @@ def test_ynnpack_flag_changes_the_compiled_gradient_and_the_onednn_flag_does_not
             [sys.executable, "-c", code], env=env, capture_output=True, text=True
         )
         assert child.returncode == 0, child.stderr[-2000:]
-        runs.append(
-            child.stdout.split()[-3:]
-        )  # [ynnpack called, onednn called, digest]
+        # [YNNPACK called, oneDNN called, the program's digest]
+        runs.append(child.stdout.split()[-3:])
     default, onednn, ynnpack_off = runs
     assert default[:2] == ["True", "False"], f"by default: {default}"
     assert onednn == default, "the oneDNN flag changed the compiled program"
@@ -633,6 +632,7 @@ def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
     }  # fmt: skip
     lines = bench_table([baseline]).splitlines()
     assert " 1.30x " in lines[1]
+    assert lines[2].endswith("img/s 422-492, vs seed-style 1.14x-1.35x")
     # a median's epochs (3.0) print as a whole number; XLA's own CPU kernels are named
     ynnpack_off = {
         **baseline,
@@ -641,7 +641,6 @@ def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
     }
     row = bench_table([ynnpack_off]).splitlines()[1]
     assert row.split()[3] == "3" and "Xeon, 2 cores, YNNPACK off," in row
-    assert lines[2].endswith("img/s 422-492, vs seed-style 1.14x-1.35x")
     # a --versus pair: a line under each row names its partner's changes, with or
     # without --repeat (a single-run record has no range line)
     pair = [  # B (--versus stem=conv), then A (no --set: no overrides key)

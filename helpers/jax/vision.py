@@ -325,20 +325,23 @@ def run_cifar10(
     # with a mesh the trained weights end up on every device of it: so does the test set
     test = jax.device_put(x_test, device if mesh is None else NamedSharding(mesh, P()))
     out: dict = {}
+
+    def new_model() -> CifarNet:
+        """A network initialised from ``seed``: the same start for every loop timed and trained."""
+        return CifarNet(
+            sizes.widths, whitening=whitening, dtype=dtype, rngs=nnx.Rngs(seed)
+        )
+
     if baseline:
         slow = fast = 0.0
         # Two interleaved rounds, the faster of each: a shared machine slows some runs.
         for _ in range(2):
-            model = CifarNet(
-                sizes.widths, whitening=whitening, dtype=dtype, rngs=nnx.Rngs(seed)
-            )
+            model = new_model()
             rate = _baseline_rate(
                 model, sizes, x, y, mean, std, sizes.baseline_steps, mesh
             )
             slow = max(slow, rate)
-            model = CifarNet(
-                sizes.widths, whitening=whitening, dtype=dtype, rngs=nnx.Rngs(seed)
-            )
+            model = new_model()
             h = fit_fast(
                 model, images, labels, sizes, mean, std,
                 max_steps=sizes.baseline_steps + 1, rngs=jax.random.key(seed),
@@ -354,9 +357,7 @@ def run_cifar10(
             "speedup_vs_seed_style": round(fast / slow, 3),
         }
     key = seed_everything(seed)
-    model = CifarNet(
-        sizes.widths, whitening=whitening, dtype=dtype, rngs=nnx.Rngs(seed)
-    )
+    model = new_model()
     average = ema_model(model, sizes.ema_decay)
     history = fit_fast(
         model, images, labels, sizes, mean, std, rngs=key, progress=progress,

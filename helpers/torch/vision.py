@@ -263,6 +263,14 @@ def run_cifar10(
     labels = torch.from_numpy(y).long().to(device)
     test = torch.from_numpy(x_test).to(device)
     out: dict = {}
+
+    def new_model() -> CifarNet:
+        """A freshly seeded network: the same start for every loop timed and trained."""
+        seed_everything(seed)
+        return CifarNet(
+            sizes.widths, whitening=whitening, dtype=_dtype(sizes), device=device
+        ).to(memory_format=torch.channels_last)
+
     if baseline:
         g = torch.Generator().manual_seed(seed)
         loader = seed_style_loader(
@@ -271,16 +279,10 @@ def run_cifar10(
         slow = fast = 0.0
         # Two interleaved rounds, the faster of each: a shared machine slows some runs.
         for _ in range(2):
-            seed_everything(seed)
-            model = CifarNet(
-                sizes.widths, whitening=whitening, dtype=_dtype(sizes), device=device
-            ).to(memory_format=torch.channels_last)
+            model = new_model()
             rate = _baseline_rate(model, loader, sizes, device, sizes.baseline_steps)
             slow = max(slow, rate)
-            seed_everything(seed)
-            model = CifarNet(
-                sizes.widths, whitening=whitening, dtype=_dtype(sizes), device=device
-            ).to(memory_format=torch.channels_last)
+            model = new_model()
             h = fit_fast(
                 model, images, labels, sizes, mean, std,
                 max_steps=sizes.baseline_steps + 1,
@@ -296,10 +298,7 @@ def run_cifar10(
             "on_device_examples_per_second": round(fast, 1),
             "speedup_vs_seed_style": round(fast / slow, 3),
         }
-    seed_everything(seed)
-    model = CifarNet(
-        sizes.widths, whitening=whitening, dtype=_dtype(sizes), device=device
-    ).to(memory_format=torch.channels_last)
+    model = new_model()
     average = ema_model(model, sizes.ema_decay)
     history = fit_fast(
         model, images, labels, sizes, mean, std,

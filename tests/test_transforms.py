@@ -120,8 +120,8 @@ _SHARDED = textwrap.dedent(
 
 def test_sharded_data_parallel_training_equals_single_device():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # The script sets jax_num_cpu_devices, not the XLA flag: with CI's XLA_FLAGS (which end in
-    # a bare `intra_op_parallelism_threads=1`) an appended device-count flag had no effect.
+    # The script sets jax_num_cpu_devices, not the XLA flag: a device-count flag appended to
+    # a caller's XLA_FLAGS has no effect after a bare word (XLA stops reading there).
     out = subprocess.run(
         [sys.executable, "-c", _SHARDED],
         env=env,

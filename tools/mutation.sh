@@ -14,7 +14,7 @@ py="${PYTHON:-.venv/bin/python}"
 export BOOK_SCALE=smoke MPLBACKEND=Agg
 # One thread per worker (two workers by default: MUTMUT_CHILDREN).
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false"  # see .ci/run
 # mutmut puts mutants/ first on sys.path; an inherited PYTHONPATH must not shadow it.
 unset PYTHONPATH
 "$py" -m mutmut run --max-children "${MUTMUT_CHILDREN:-2}" "$@"

@@ -337,9 +337,12 @@ def compare(name, before, after, items=B * sizes.timed_steps, note=""):
 
 # %% [markdown]
 # **Threads.** XLA sizes its CPU thread pool when the backend starts, so the only way to
-# compare is two fresh processes: one told to use a single thread
-# (`--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`), one left alone. Each
-# times the same jitted convolution.
+# compare is two fresh processes: one told to run its convolutions and matrix products on a
+# single thread (`XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`), one left alone. Each times the
+# same jitted convolution. Many answers online add `intra_op_parallelism_threads=1` after that
+# flag. It is not an XLA flag (it comes from TensorFlow's session options): XLA silently skips
+# a word without `--` and every flag written after it, and stops with "Unknown flag" when the
+# word is written with `--`.
 
 # %%
 probe = """
@@ -363,7 +366,7 @@ def probe_seconds(xla_flags):
     return float(out.stdout.split()[-1])
 
 
-one = probe_seconds("--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+one = probe_seconds("--xla_cpu_multi_thread_eigen=false")
 many = probe_seconds("")
 cores = (
     len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

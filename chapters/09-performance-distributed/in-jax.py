@@ -376,6 +376,52 @@ rows.append(["XLA threads: 1 -> default (one convolution)", f"{one * 1e3:.1f} ms
 print(f"1 thread {one * 1e3:.1f} ms, default {many * 1e3:.1f} ms")
 
 # %% [markdown]
+# **Kernel library.** On the CPU, jaxlib 0.10.2's XLA does not run convolutions, matrix
+# products and some elementwise fusions with its own code by default: it hands them to a
+# kernel library, YNNPACK. For this network the library was the slow part: chapter 5's
+# training ran at 2.2 times the images per second with
+# `XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=` (an empty list of YNNPACK fusions),
+# which makes XLA use its own kernels (section 5.6; `helpers.vision.skip_ynnpack_on_cpu`
+# sets it). The flag is read when the backend starts, so this is again two fresh processes,
+# each timing one gradient of this page's `CifarNet` on a batch of `B` random images. A GPU
+# has no YNNPACK: nothing to compare there.
+
+# %%
+kernel_probe = """
+import sys, time, jax, numpy as np, optax
+from flax import nnx
+from helpers import jax as H
+widths, batch = eval(sys.argv[1]), int(sys.argv[2])
+model = H.vision.CifarNet(widths, rngs=nnx.Rngs(jax.random.key(0, impl="rbg")))
+x = np.random.default_rng(0).standard_normal((batch, 32, 32, 3), np.float32)
+y = np.arange(batch) % 10
+loss = lambda m, x, y: optax.softmax_cross_entropy_with_integer_labels(m(x), y).mean()
+grad = nnx.jit(nnx.grad(loss))
+jax.block_until_ready(grad(model, x, y)); t = []
+for _ in range(5):
+    s = time.perf_counter(); jax.block_until_ready(grad(model, x, y)); t.append(time.perf_counter() - s)
+print(sorted(t)[2])
+"""
+
+if device.platform == "cpu":
+    from helpers.vision import YNNPACK_OFF
+
+    def kernel_seconds(xla_flags):
+        env = child_env(threads=os.cpu_count() or 1, XLA_FLAGS=xla_flags,
+                        JAX_PLATFORMS="cpu")  # fmt: skip
+        out = subprocess.run([sys.executable, "-c", kernel_probe, repr(sizes.widths), str(B)],
+                             env=env, capture_output=True, text=True, check=True)  # fmt: skip
+        return float(out.stdout.split()[-1])
+
+    ynn, own = kernel_seconds(""), kernel_seconds(YNNPACK_OFF)
+    rows.append([f"XLA CPU kernels: YNNPACK -> XLA's own (one gradient, batch {B})",
+                 f"{ynn * 1e3:.1f} ms", f"{own * 1e3:.1f} ms", f"{ynn / own:.2f}x", "",
+                 "XLA's default -> YNNPACK off"])  # fmt: skip
+    print(f"YNNPACK {ynn * 1e3:.1f} ms, XLA's own kernels {own * 1e3:.1f} ms")
+else:
+    print(f"{device.platform}: no YNNPACK, nothing to compare")
+
+# %% [markdown]
 # **Input pipeline.** JAX has no data loader of its own; the usual host-side pipeline augments
 # one image at a time in NumPy (`H.vision.per_sample_batches`, what a per-sample `Dataset`
 # does) and copies each batch to the device. Chapter 5 instead keeps the data set on the

@@ -915,7 +915,7 @@ else:
 # With YNNPACK (`832466e`, `python -m helpers.bench cifar10 --framework jax --scale cpu --set
 # jax_epochs=3`, seed 0): 274.9 img/s, 489 s of training, 80.45 % (81.19 % with flips). With
 # XLA's own kernels (`b341ac2`: the bench, like this page's first cell, calls
-# `H.vision.skip_ynnpack_on_cpu`, and 3 epochs are now the `cpu` scale's own; `python -m
+# `helpers.vision.skip_ynnpack_on_cpu`, and 3 epochs are now the `cpu` scale's own; `python -m
 # helpers.bench cifar10 --framework both --scale cpu --baseline --repeat 2`): 604.2 img/s, 222
 # s and 80.08 % (81.36 %) for seed 0, 567.6 img/s, 237 s and 79.99 % (80.96 %) for seed 1. That
 # is 2.2 times the img/s for the same seed (two runs started 13 minutes apart, at 03:51 and
@@ -930,7 +930,8 @@ else:
 # target allows. (The first table's `vs seed` column, 0.89x for JAX: 40 steps on this CPU do
 # not separate JAX's two loops.) The lesson is the one above, from the other side: before
 # writing a kernel, find out whose kernel is running (section 5.3 shows how to read it off the
-# compiled program).
+# compiled program). Chapter 9's tuning table (section 9.2) times one gradient of this network
+# both ways on each run of that page.
 
 # %% [markdown] tags=["shared"]
 # ## 5.7 Summary

@@ -116,7 +116,7 @@ SIZES: dict[str, dict[str, object]] = {
             # three hours later; 3x3-stem runs took 245-353 s (chapter 5's bench.jsonl); 5
             # fell below 83 %: kept at 6.
             epochs=6,
-            # 3 on one XLA device with YNNPACK off (H.vision.skip_ynnpack_on_cpu): 222-237 s,
+            # 3 on one XLA device with YNNPACK off (helpers.vision.skip_ynnpack_on_cpu): 222-237 s,
             # 568-604 img/s, 79.99-80.08 % (80.96-81.36 % with flips) on an Intel Xeon (2 cores,
             # 2026-12-02; chapter 5's bench.jsonl); the JAX page took 473 s in all (258 s of
             # training). 4 would take about 300 s of training, at the 5-minute limit. With

@@ -46,10 +46,10 @@ def skip_ynnpack_on_cpu() -> bool:
 
     XLA reads ``XLA_FLAGS`` once, when JAX starts its backend. jaxlib 0.10.2's CPU backend
     hands convolutions, matrix products and some elementwise and reduction fusions to YNNPACK
-    (XNNPACK's successor) by default; on the course's Intel Xeon, XLA's own kernels trained
-    chapter 5's CifarNet at 2.2 times the img/s (its bench.jsonl). This puts
+    by default; on the course's Intel Xeon, XLA's own kernels trained chapter 5's CifarNet at
+    2.2 times the img/s (its bench.jsonl). This puts
     ``--xla_cpu_experimental_ynn_fusion_type=`` (no fusion type: YNNPACK off) first in
-    ``XLA_FLAGS``: XLA ignored the flags written after a bare word such as
+    ``XLA_FLAGS``: XLA ignores the flags written after a bare word such as
     ``intra_op_parallelism_threads=1``, so only the ``-`` words before it count. Nothing is
     changed, and the return value says whether YNNPACK is off, when JAX is already imported
     (too late: ``False``), a JAX GPU plugin is installed (the flag is CPU-only: ``False``), the

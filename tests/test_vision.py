@@ -270,7 +270,7 @@ def test_ynnpack_flag_changes_the_compiled_gradient_and_the_onednn_flag_does_not
 
     base = os.environ.get("XLA_FLAGS", "")
     runs = []
-    # Each flag goes first: XLA ignores flags written after a bare one (.ci/run sets one).
+    # Each flag goes first: XLA ignores flags written after a bare word (a caller's may hold one).
     for extra in ("", "--xla_cpu_use_onednn=true", YNNPACK_OFF):
         env = {
             **os.environ,

@@ -930,8 +930,8 @@ else:
 # target allows. (The first table's `vs seed` column, 0.89x for JAX: 40 steps on this CPU do
 # not separate JAX's two loops.) The lesson is the one above, from the other side: before
 # writing a kernel, find out whose kernel is running (section 5.3 shows how to read it off the
-# compiled program). Chapter 9's tuning table (section 9.2) times one gradient of this network
-# both ways on each run of that page.
+# compiled program). Chapter 9's tuning table (section 9.2) times one gradient of a `CifarNet`
+# both ways on every CPU run of that page.
 
 # %% [markdown] tags=["shared"]
 # ## 5.7 Summary

@@ -336,13 +336,17 @@ def compare(name, before, after, items=B * sizes.timed_steps, note=""):
 
 
 # %% [markdown]
-# **Threads.** XLA sizes its CPU thread pool when the backend starts, so the only way to
-# compare is two fresh processes: one told to run its convolutions and matrix products on a
-# single thread (`XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`), one left alone. Each times the
-# same jitted convolution. Many answers online add `intra_op_parallelism_threads=1` after that
-# flag. It is not an XLA flag (it comes from TensorFlow's session options): XLA silently skips
-# a word without `--` and every flag written after it, and stops with "Unknown flag" when the
-# word is written with `--`.
+# **Threads.** XLA sizes its CPU thread pool when the backend starts, from the cores the
+# process may run on, so the only way to compare is fresh processes: one pinned to a single
+# core (`os.sched_setaffinity`, what `taskset -c 0` does in a shell), one left alone. Each times
+# the same jitted convolution and reports the CPU seconds it used per second of wall time (about
+# 1 for one busy core). A third runs with `XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`, the
+# flag usually given for one thread. It only asks XLA to call Eigen single-threaded; its CPU
+# seconds per second show whether it limited anything (with jaxlib 0.10.2 on the course's
+# machines it did not). Answers online often add `intra_op_parallelism_threads=1` after it.
+# That is a TensorFlow session option, not an XLA flag, and here it does harm: written without
+# `--`, XLA stops reading `XLA_FLAGS` at that word and silently ignores every flag after it;
+# written with `--`, XLA stops with "Unknown flag".
 
 # %%
 probe = """
@@ -350,57 +354,71 @@ import time, jax, jax.numpy as jnp
 x = jnp.ones((64, 32, 32, 32)); w = jnp.ones((3, 3, 32, 32))
 f = jax.jit(lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
             dimension_numbers=("NHWC", "HWIO", "NHWC")).sum())
-f(x, w).block_until_ready(); t = []
+f(x, w).block_until_ready(); t, cpu = [], []
 for _ in range(5):
-    s = time.perf_counter(); f(x, w).block_until_ready(); t.append(time.perf_counter() - s)
-print(sorted(t)[2])
+    s, c = time.perf_counter(), time.process_time()  # process_time: all threads' CPU time
+    f(x, w).block_until_ready()
+    t.append(time.perf_counter() - s); cpu.append(time.process_time() - c)
+print(sorted(t)[2], sum(cpu) / sum(t))
 """
 
 
-def probe_seconds(xla_flags):
-    env = child_env(
-        threads=os.cpu_count() or 1, XLA_FLAGS=xla_flags, JAX_PLATFORMS="cpu"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
-                         text=True, check=True)  # fmt: skip
-    return float(out.stdout.split()[-1])
+def probe_seconds(xla_flags="", one_core=False):
+    """The probe's median seconds and its CPU seconds per wall second, in a fresh process."""
+    env = child_env(threads=1 if one_core else os.cpu_count() or 1, XLA_FLAGS=xla_flags,
+                    JAX_PLATFORMS="cpu")  # fmt: skip
+    first_core = min(os.sched_getaffinity(0)) if one_core else None
+    pin = (lambda: os.sched_setaffinity(0, {first_core})) if one_core else None
+    out = subprocess.run([sys.executable, "-c", probe], env=env, preexec_fn=pin,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    seconds, busy = map(float, out.stdout.split()[-2:])
+    return seconds, busy
 
 
-one = probe_seconds("--xla_cpu_multi_thread_eigen=false")
-many = probe_seconds("")
-cores = (
-    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-)
-rows.append(["XLA threads: 1 -> default (one convolution)", f"{one * 1e3:.1f} ms",
-             f"{many * 1e3:.1f} ms", f"{one / many:.2f}x", "", f"{cores} core(s) available"])  # fmt: skip
-print(f"1 thread {one * 1e3:.1f} ms, default {many * 1e3:.1f} ms")
+if hasattr(os, "sched_setaffinity"):  # Linux (Colab included); not macOS or Windows
+    cores = len(os.sched_getaffinity(0))
+    (one, one_busy), (many, many_busy) = probe_seconds(one_core=True), probe_seconds()
+    flag, flag_busy = probe_seconds("--xla_cpu_multi_thread_eigen=false")
+    rows.append(["XLA threads: 1 core -> all (one convolution)", f"{one * 1e3:.1f} ms",
+                 f"{many * 1e3:.1f} ms", f"{one / many:.2f}x", "",
+                 f"{cores} core(s); CPU s per s {one_busy:.1f} -> {many_busy:.1f}"])  # fmt: skip
+    print(f"1 core {one * 1e3:.1f} ms ({one_busy:.2f} CPU s per s), all {cores} "
+          f"{many * 1e3:.1f} ms ({many_busy:.2f}); --xla_cpu_multi_thread_eigen=false "
+          f"{flag * 1e3:.1f} ms ({flag_busy:.2f})")  # fmt: skip
+else:
+    cores = os.cpu_count()
+    print("This system cannot pin a process to one core: no threads row")
 
 # %% [markdown]
-# **Kernel library.** On the CPU, jaxlib 0.10.2's XLA does not run convolutions, matrix
-# products and some elementwise fusions with its own code by default: it hands them to a
-# kernel library, YNNPACK. For this network the library was the slow part: chapter 5's
-# training ran at 2.2 times the images per second with
-# `XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=` (an empty list of YNNPACK fusions),
-# which makes XLA use its own kernels (section 5.6; `helpers.vision.skip_ynnpack_on_cpu`
-# sets it). The flag is read when the backend starts, so this is again two fresh processes,
-# each timing one gradient of this page's `CifarNet` on a batch of `B` random images. A GPU
-# has no YNNPACK: nothing to compare there.
+# **Kernel library.** On the CPU, jaxlib 0.10.2's XLA hands convolutions, matrix products and
+# some elementwise and reduction fusions to a kernel library, YNNPACK, by default. For chapter
+# 5's network the library was the slow part: its training ran at 2.2 times the images per
+# second with `XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=` (an empty list of YNNPACK
+# fusions), which makes XLA use its own kernels (section 5.6;
+# `helpers.vision.skip_ynnpack_on_cpu` sets it). The flag is read when the backend starts, so
+# this is again two fresh processes, each timing one gradient of this page's `CifarNet` on a
+# batch of `B` random images. The gap grows with the maps and the batch: at the `smoke`
+# scale's tiny sizes the two can come out even. The rest of this page keeps XLA's default, what
+# a fresh JAX install runs. On a GPU the network runs on the GPU's own kernels, so the row is
+# left out.
 
 # %%
 kernel_probe = """
 import sys, time, jax, numpy as np, optax
 from flax import nnx
 from helpers import jax as H
-widths, batch = eval(sys.argv[1]), int(sys.argv[2])
+batch, *widths = map(int, sys.argv[1:])
 model = H.vision.CifarNet(widths, rngs=nnx.Rngs(jax.random.key(0, impl="rbg")))
-x = np.random.default_rng(0).standard_normal((batch, 32, 32, 3), np.float32)
-y = np.arange(batch) % 10
+x = jax.device_put(np.random.default_rng(0).standard_normal((batch, 32, 32, 3), np.float32))
+y = jax.device_put(np.arange(batch) % 10)
 loss = lambda m, x, y: optax.softmax_cross_entropy_with_integer_labels(m(x), y).mean()
 grad = nnx.jit(nnx.grad(loss))
 jax.block_until_ready(grad(model, x, y)); t = []
-for _ in range(5):
-    s = time.perf_counter(); jax.block_until_ready(grad(model, x, y)); t.append(time.perf_counter() - s)
-print(sorted(t)[2])
+for _ in range(9):
+    s = time.perf_counter()
+    jax.block_until_ready(grad(model, x, y))
+    t.append(time.perf_counter() - s)
+print(sorted(t)[4])
 """
 
 if device.platform == "cpu":
@@ -409,17 +427,18 @@ if device.platform == "cpu":
     def kernel_seconds(xla_flags):
         env = child_env(threads=os.cpu_count() or 1, XLA_FLAGS=xla_flags,
                         JAX_PLATFORMS="cpu")  # fmt: skip
-        out = subprocess.run([sys.executable, "-c", kernel_probe, repr(sizes.widths), str(B)],
-                             env=env, capture_output=True, text=True, check=True)  # fmt: skip
+        args = [str(B), *map(str, sizes.widths)]
+        out = subprocess.run([sys.executable, "-c", kernel_probe, *args], env=env,
+                             capture_output=True, text=True, check=True)  # fmt: skip
         return float(out.stdout.split()[-1])
 
     ynn, own = kernel_seconds(""), kernel_seconds(YNNPACK_OFF)
     rows.append([f"XLA CPU kernels: YNNPACK -> XLA's own (one gradient, batch {B})",
                  f"{ynn * 1e3:.1f} ms", f"{own * 1e3:.1f} ms", f"{ynn / own:.2f}x", "",
-                 "XLA's default -> YNNPACK off"])  # fmt: skip
+                 f"{cores} core(s) available"])  # fmt: skip
     print(f"YNNPACK {ynn * 1e3:.1f} ms, XLA's own kernels {own * 1e3:.1f} ms")
 else:
-    print(f"{device.platform}: no YNNPACK, nothing to compare")
+    print(f"{device.platform}: the network runs on the GPU's kernels; no CPU row")
 
 # %% [markdown]
 # **Input pipeline.** JAX has no data loader of its own; the usual host-side pipeline augments

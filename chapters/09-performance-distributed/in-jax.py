@@ -350,6 +350,9 @@ def compare(name, before, after, items=B * sizes.timed_steps, note=""):
 
 # %%
 probe = """
+import os, sys
+if len(sys.argv) > 1:  # pin this process to one core before JAX sizes its thread pool
+    os.sched_setaffinity(0, {int(sys.argv[1])})
 import time, jax, jax.numpy as jnp
 x = jnp.ones((64, 32, 32, 32)); w = jnp.ones((3, 3, 32, 32))
 f = jax.jit(lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
@@ -367,9 +370,8 @@ def probe_seconds(xla_flags="", one_core=False):
     """The probe's median seconds and its CPU seconds per wall second, in a fresh process."""
     env = child_env(threads=1 if one_core else os.cpu_count() or 1, XLA_FLAGS=xla_flags,
                     JAX_PLATFORMS="cpu")  # fmt: skip
-    first_core = min(os.sched_getaffinity(0)) if one_core else None
-    pin = (lambda: os.sched_setaffinity(0, {first_core})) if one_core else None
-    out = subprocess.run([sys.executable, "-c", probe], env=env, preexec_fn=pin,
+    core = [str(min(os.sched_getaffinity(0)))] if one_core else []
+    out = subprocess.run([sys.executable, "-c", probe, *core], env=env,
                          capture_output=True, text=True, check=True)  # fmt: skip
     seconds, busy = map(float, out.stdout.split()[-2:])
     return seconds, busy
@@ -397,8 +399,8 @@ else:
 # fusions), which makes XLA use its own kernels (section 5.6;
 # `helpers.vision.skip_ynnpack_on_cpu` sets it). The flag is read when the backend starts, so
 # this is again two fresh processes, each timing one gradient of this page's `CifarNet` on a
-# batch of `B` random images. The gap grows with the maps and the batch: at the `smoke`
-# scale's tiny sizes the two can come out even. The rest of this page keeps XLA's default, what
+# batch of `B` random images. XLA's own kernels gain more as the maps and the batch grow: at
+# the `smoke` scale's tiny sizes the two can come out even. The rest of this page keeps XLA's default, what
 # a fresh JAX install runs. On a GPU the network runs on the GPU's own kernels, so the row is
 # left out.
 

@@ -336,77 +336,34 @@ def compare(name, before, after, items=B * sizes.timed_steps, note=""):
 
 
 # %% [markdown]
-# **Threads.** XLA sizes its CPU thread pool when the backend starts, from the cores the
-# process may run on, so the only way to compare is fresh processes: one pinned to a single
-# core (`os.sched_setaffinity`, what `taskset -c 0` does in a shell), one left alone. Each times
-# the same jitted convolution and reports the CPU seconds it used per second of wall time (about
-# 1 for one busy core). A third runs with `XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`, the
-# flag usually given for one thread. It only asks XLA to call Eigen single-threaded; its CPU
-# seconds per second show whether it limited anything (with jaxlib 0.10.2 on the course's
-# machines it did not). Answers online often add `intra_op_parallelism_threads=1` after it.
-# That is a TensorFlow session option, not an XLA flag, and here it does harm: written without
-# `--`, XLA stops reading `XLA_FLAGS` at that word and silently ignores every flag after it;
-# written with `--`, XLA stops with "Unknown flag".
-
-# %%
-probe = """
-import os, sys
-if len(sys.argv) > 1:  # pin this process to one core before JAX sizes its thread pool
-    os.sched_setaffinity(0, {int(sys.argv[1])})
-import time, jax, jax.numpy as jnp
-x = jnp.ones((64, 32, 32, 32)); w = jnp.ones((3, 3, 32, 32))
-f = jax.jit(lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
-            dimension_numbers=("NHWC", "HWIO", "NHWC")).sum())
-f(x, w).block_until_ready(); t, cpu = [], []
-for _ in range(5):
-    s, c = time.perf_counter(), time.process_time()  # process_time: all threads' CPU time
-    f(x, w).block_until_ready()
-    t.append(time.perf_counter() - s); cpu.append(time.process_time() - c)
-print(sorted(t)[2], sum(cpu) / sum(t))
-"""
-
-
-def probe_seconds(xla_flags="", one_core=False):
-    """The probe's median seconds and its CPU seconds per wall second, in a fresh process."""
-    env = child_env(threads=1 if one_core else os.cpu_count() or 1, XLA_FLAGS=xla_flags,
-                    JAX_PLATFORMS="cpu")  # fmt: skip
-    core = [str(min(os.sched_getaffinity(0)))] if one_core else []
-    out = subprocess.run([sys.executable, "-c", probe, *core], env=env,
-                         capture_output=True, text=True, check=True)  # fmt: skip
-    seconds, busy = map(float, out.stdout.split()[-2:])
-    return seconds, busy
-
-
-if hasattr(os, "sched_setaffinity"):  # Linux (Colab included); not macOS or Windows
-    cores = len(os.sched_getaffinity(0))
-    (one, one_busy), (many, many_busy) = probe_seconds(one_core=True), probe_seconds()
-    flag, flag_busy = probe_seconds("--xla_cpu_multi_thread_eigen=false")
-    rows.append(["XLA threads: 1 core -> all (one convolution)", f"{one * 1e3:.1f} ms",
-                 f"{many * 1e3:.1f} ms", f"{one / many:.2f}x", "",
-                 f"{cores} core(s); CPU s per s {one_busy:.1f} -> {many_busy:.1f}"])  # fmt: skip
-    print(f"1 core {one * 1e3:.1f} ms ({one_busy:.2f} CPU s per s), all {cores} "
-          f"{many * 1e3:.1f} ms ({many_busy:.2f}); --xla_cpu_multi_thread_eigen=false "
-          f"{flag * 1e3:.1f} ms ({flag_busy:.2f})")  # fmt: skip
-else:
-    cores = os.cpu_count()
-    print("This system cannot pin a process to one core: no threads row")
-
-# %% [markdown]
 # **Kernel library.** On the CPU, jaxlib 0.10.2's XLA hands convolutions, matrix products and
-# some elementwise and reduction fusions to a kernel library, YNNPACK, by default. For chapter
-# 5's network the library was the slow part: its training ran at 2.2 times the images per
-# second with `XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=` (an empty list of YNNPACK
-# fusions), which makes XLA use its own kernels (section 5.6;
-# `helpers.vision.skip_ynnpack_on_cpu` sets it). The flag is read when the backend starts, so
-# this is again two fresh processes, each timing one gradient of this page's `CifarNet` on a
-# batch of `B` random images. XLA's own kernels gain more as the maps and the batch grow: at
-# the `smoke` scale's tiny sizes the two can come out even. The rest of this page keeps XLA's default, what
-# a fresh JAX install runs. On a GPU the network runs on the GPU's own kernels, so the row is
-# left out.
+# some elementwise and reduction fusions to a kernel library, YNNPACK, by default.
+# `XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=` (an empty list of YNNPACK fusions) makes
+# XLA use its own kernels instead. Chapter 5 does so (`helpers.vision.skip_ynnpack_on_cpu`)
+# because its network then trained at 2.2 times the images per second (section 5.6, whole
+# training runs). XLA reads its flags once, when the backend starts, so the comparison takes
+# two fresh processes, each timing one gradient of this page's `CifarNet` on a batch of `B`
+# random images. XLA's own kernels gain more as the channel counts and the batch grow; at
+# `smoke` sizes the difference is within noise and can go either way. The rest of this page
+# keeps XLA's default, what a fresh JAX install runs. On a GPU, XLA uses cuDNN and its own GPU
+# kernels, not YNNPACK, so the row is left out. Unlike the other rows, this one and the next
+# time single calls in fresh processes (the median of several), without a spread.
+
 
 # %%
+def run_probe(script, *args, xla_flags=""):
+    """Run `script` in a fresh Python process on the CPU; the numbers it prints last."""
+    # child_env also sets the OpenMP/MKL thread variables, which XLA does not read.
+    env = child_env(XLA_FLAGS=xla_flags, JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env,
+                         capture_output=True, text=True)  # fmt: skip
+    if out.returncode:
+        raise RuntimeError(f"the probe failed:\n{out.stderr[-2000:]}")
+    return [float(v) for v in out.stdout.split()]
+
+
 kernel_probe = """
-import sys, time, jax, numpy as np, optax
+import statistics, sys, time, jax, numpy as np, optax
 from flax import nnx
 from helpers import jax as H
 batch, *widths = map(int, sys.argv[1:])
@@ -415,32 +372,73 @@ x = jax.device_put(np.random.default_rng(0).standard_normal((batch, 32, 32, 3), 
 y = jax.device_put(np.arange(batch) % 10)
 loss = lambda m, x, y: optax.softmax_cross_entropy_with_integer_labels(m(x), y).mean()
 grad = nnx.jit(nnx.grad(loss))
-jax.block_until_ready(grad(model, x, y)); t = []
+jax.block_until_ready(grad(model, x, y))  # compiles
+t = []
 for _ in range(9):
-    s = time.perf_counter()
+    start = time.perf_counter()
     jax.block_until_ready(grad(model, x, y))
-    t.append(time.perf_counter() - s)
-print(sorted(t)[4])
+    t.append(time.perf_counter() - start)
+print(statistics.median(t))
 """
 
 if device.platform == "cpu":
     from helpers.vision import YNNPACK_OFF
 
-    def kernel_seconds(xla_flags):
-        env = child_env(threads=os.cpu_count() or 1, XLA_FLAGS=xla_flags,
-                        JAX_PLATFORMS="cpu")  # fmt: skip
-        args = [str(B), *map(str, sizes.widths)]
-        out = subprocess.run([sys.executable, "-c", kernel_probe, *args], env=env,
-                             capture_output=True, text=True, check=True)  # fmt: skip
-        return float(out.stdout.split()[-1])
-
-    ynn, own = kernel_seconds(""), kernel_seconds(YNNPACK_OFF)
+    [ynn] = run_probe(kernel_probe, B, *sizes.widths)
+    [own] = run_probe(kernel_probe, B, *sizes.widths, xla_flags=YNNPACK_OFF)
     rows.append([f"XLA CPU kernels: YNNPACK -> XLA's own (one gradient, batch {B})",
                  f"{ynn * 1e3:.1f} ms", f"{own * 1e3:.1f} ms", f"{ynn / own:.2f}x", "",
-                 f"{cores} core(s) available"])  # fmt: skip
+                 "fresh processes, median of 9 calls"])  # fmt: skip
     print(f"YNNPACK {ynn * 1e3:.1f} ms, XLA's own kernels {own * 1e3:.1f} ms")
 else:
-    print(f"{device.platform}: the network runs on the GPU's kernels; no CPU row")
+    print(f"{device.platform}: XLA does not use YNNPACK here; no row")
+
+# %% [markdown]
+# **Threads.** JAX has no `set_num_threads`: XLA sizes its CPU thread pool once, when the
+# backend starts, from the cores the process may run on. Comparing thread counts therefore
+# takes fresh processes: one pinned to one core (`os.sched_setaffinity`, what `taskset` does in
+# a shell), one unpinned. Each times the same jitted convolution (one operation, not the whole
+# step the PyTorch page times) and reports its CPU time divided by its wall time: how many
+# cores it kept busy. Limiting the process's cores (`taskset`, a container's CPU limit) is the
+# lever that works. A third process runs with `XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`,
+# the flag online answers give for running XLA on one thread. It only concerns XLA's calls
+# into Eigen, and this convolution runs in YNNPACK (above): compare the cores it kept busy.
+# Those answers often add `intra_op_parallelism_threads=1` after it. That is a TensorFlow
+# session option, not an XLA flag. Without `--` it silently ends XLA's reading of
+# `XLA_FLAGS`: it and every flag after it are ignored. With `--` the process aborts with
+# "Unknown flag in XLA_FLAGS".
+
+# %%
+probe = """
+import os, sys
+if len(sys.argv) > 1:  # pin this process to one core before JAX sizes its thread pool
+    os.sched_setaffinity(0, {int(sys.argv[1])})
+import statistics, time, jax, jax.numpy as jnp
+x = jnp.ones((64, 32, 32, 32)); w = jnp.ones((3, 3, 32, 32))
+f = jax.jit(lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+            dimension_numbers=("NHWC", "HWIO", "NHWC")).sum())
+f(x, w).block_until_ready()  # compiles
+t, cpu = [], []
+for _ in range(21):
+    start, start_cpu = time.perf_counter(), time.process_time()  # CPU time of all threads
+    f(x, w).block_until_ready()
+    t.append(time.perf_counter() - start); cpu.append(time.process_time() - start_cpu)
+print(statistics.median(t), sum(cpu) / sum(t))
+"""
+
+if hasattr(os, "sched_setaffinity"):  # Linux (Colab included); not macOS or Windows
+    cores = len(os.sched_getaffinity(0))
+    one, one_busy = run_probe(probe, min(os.sched_getaffinity(0)))
+    many, many_busy = run_probe(probe)
+    flag, flag_busy = run_probe(probe, xla_flags="--xla_cpu_multi_thread_eigen=false")
+    rows.append([f"XLA threads: 1 core -> all {cores} (one convolution)",
+                 f"{one * 1e3:.1f} ms", f"{many * 1e3:.1f} ms", f"{one / many:.2f}x", "",
+                 f"fresh processes; cores busy {one_busy:.1f} -> {many_busy:.1f}"])  # fmt: skip
+    print(f"1 core: {one * 1e3:.1f} ms, {one_busy:.2f} cores busy; {cores} cores: "
+          f"{many * 1e3:.1f} ms, {many_busy:.2f}; --xla_cpu_multi_thread_eigen=false: "
+          f"{flag * 1e3:.1f} ms, {flag_busy:.2f}")  # fmt: skip
+else:
+    print("This system cannot pin a process to one core: no threads row")
 
 # %% [markdown]
 # **Input pipeline.** JAX has no data loader of its own; the usual host-side pipeline augments

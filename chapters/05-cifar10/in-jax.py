@@ -928,8 +928,9 @@ else:
 # img/s, median 1,010 against JAX's 586: 1.72 times JAX's rate, down from 2.16 at the trick's
 # commits (two XLA devices, YNNPACK on, the trick in) but still above the 1.5 times the `cpu`
 # target allows. A later pair (commit `2335c70`, seed 0, `--baseline`, from 07:12 UTC) gave
-# 1.55: JAX at the same 591 img/s (80.08 %), PyTorch slower that hour, 914 img/s. (The first table's `vs seed` column, 0.89x for JAX: 40 steps on this CPU do
-# not separate JAX's two loops.) The lesson is the one above, from the other side: before
+# 1.55: JAX at about the same rate, 591 img/s (80.08 %), PyTorch slower that hour, 914 img/s.
+# (The first table's `vs seed` column, 0.89x for JAX: 40 steps on this CPU do not separate
+# JAX's two loops.) The lesson is the one above, from the other side: before
 # writing a kernel, find out whose kernel is running (section 5.3 shows how to read it off the
 # compiled program). Chapter 9's tuning table (section 9.2) times one gradient of a `CifarNet`
 # both ways on every CPU run of that page.

@@ -344,22 +344,22 @@ def compare(name, before, after, items=B * sizes.timed_steps, note=""):
 # training runs). XLA reads its flags once, when the backend starts, so the comparison takes
 # two fresh processes, each timing one gradient of this page's `CifarNet` on a batch of `B`
 # random images. XLA's own kernels gain more as the channel counts and the batch grow; at
-# `smoke` sizes the difference is within noise and can go either way. The rest of this page
-# keeps XLA's default, what a fresh JAX install runs. On a GPU, XLA uses cuDNN and its own GPU
-# kernels, not YNNPACK, so the row is left out. Unlike the other rows, this one and the next
-# time single calls in fresh processes (the median of several), without a spread.
+# `smoke` sizes the gap is small and can go either way. The rest of this page keeps XLA's
+# default, what a fresh JAX install runs. On a GPU, XLA uses cuDNN and its own GPU kernels, not
+# YNNPACK, so the row is left out. Unlike the step rows, this row and the threads row time
+# single calls in fresh processes (the median of several).
 
 
 # %%
 def run_probe(script, *args, xla_flags=""):
-    """Run `script` in a fresh Python process on the CPU; the numbers it prints last."""
+    """Run `script` in a fresh Python process on the CPU; the numbers on its last line."""
     # child_env also sets the OpenMP/MKL thread variables, which XLA does not read.
     env = child_env(XLA_FLAGS=xla_flags, JAX_PLATFORMS="cpu")
     out = subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env,
                          capture_output=True, text=True)  # fmt: skip
     if out.returncode:
         raise RuntimeError(f"the probe failed:\n{out.stderr[-2000:]}")
-    return [float(v) for v in out.stdout.split()]
+    return [float(v) for v in out.stdout.splitlines()[-1].split()]
 
 
 kernel_probe = """
@@ -368,7 +368,8 @@ from flax import nnx
 from helpers import jax as H
 batch, *widths = map(int, sys.argv[1:])
 model = H.vision.CifarNet(widths, rngs=nnx.Rngs(jax.random.key(0, impl="rbg")))
-x = jax.device_put(np.random.default_rng(0).standard_normal((batch, 32, 32, 3), np.float32))
+x = np.random.default_rng(0).standard_normal((batch, 32, 32, 3), np.float32)
+x = jax.device_put(x)
 y = jax.device_put(np.arange(batch) % 10)
 loss = lambda m, x, y: optax.softmax_cross_entropy_with_integer_labels(m(x), y).mean()
 grad = nnx.jit(nnx.grad(loss))
@@ -399,8 +400,8 @@ else:
 # takes fresh processes: one pinned to one core (`os.sched_setaffinity`, what `taskset` does in
 # a shell), one unpinned. Each times the same jitted convolution (one operation, not the whole
 # step the PyTorch page times) and reports its CPU time divided by its wall time: how many
-# cores it kept busy. Limiting the process's cores (`taskset`, a container's CPU limit) is the
-# lever that works. A third process runs with `XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`,
+# cores it kept busy. Limiting the cores the process may run on (`taskset`, a container's CPU
+# set such as `docker --cpuset-cpus`) is the lever that works. A third process runs with `XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`,
 # the flag online answers give for running XLA on one thread. It only concerns XLA's calls
 # into Eigen, and this convolution runs in YNNPACK (above): compare the cores it kept busy.
 # Those answers often add `intra_op_parallelism_threads=1` after it. That is a TensorFlow
@@ -420,7 +421,8 @@ f = jax.jit(lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
 f(x, w).block_until_ready()  # compiles
 t, cpu = [], []
 for _ in range(21):
-    start, start_cpu = time.perf_counter(), time.process_time()  # CPU time of all threads
+    # process_time: the CPU time of all this process's threads
+    start, start_cpu = time.perf_counter(), time.process_time()
     f(x, w).block_until_ready()
     t.append(time.perf_counter() - start); cpu.append(time.process_time() - start_cpu)
 print(statistics.median(t), sum(cpu) / sum(t))

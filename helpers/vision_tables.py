@@ -35,9 +35,9 @@ def bench_table(records: Sequence[dict]) -> str:
     ``--versus`` pair (either table) has a line naming its partner's changes. Raises
     ``KeyError`` for a record that lacks a field of the table.
     """
-    from helpers.vision import (
-        YNNPACK_OFF,
-    )  # the flag of skip_ynnpack_on_cpu; no cycle here
+    # skip_ynnpack_on_cpu's flag. Imported here, not at the top: helpers.vision imports this
+    # module before it defines the constant.
+    from helpers.vision import YNNPACK_OFF
 
     records = [r for r in records if r.get("model_option", "cifarnet") == "cifarnet"]
     lines = [

@@ -930,10 +930,10 @@ else:
 # target allows. A later pair (commit `2335c70`, seed 0, `--baseline`, from 07:12 UTC) gave
 # 1.55: JAX at about the same rate, 591 img/s (80.08 %), PyTorch slower that hour, 914 img/s.
 # (The first table's `vs seed` column, 0.89x and 0.84x in JAX's two rows with YNNPACK off:
-# 40 steps on this CPU do not separate JAX's two loops.) The lesson is the one above, from the other side: before
-# writing a kernel, find out whose kernel is running (section 5.3 shows how to read it off the
-# compiled program). Chapter 9's tuning table (section 9.2) times one gradient of a `CifarNet`
-# both ways on every CPU run of that page.
+# 40 steps on this CPU do not separate JAX's two loops.) The lesson is the one above, from the
+# other side: before writing a kernel, find out whose kernel is running (section 5.3 shows how
+# to read it off the compiled program). Chapter 9's tuning table (section 9.2) times one
+# gradient of a `CifarNet` both ways on every CPU run of that page.
 
 # %% [markdown] tags=["shared"]
 # ## 5.7 Summary

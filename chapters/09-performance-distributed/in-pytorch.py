@@ -235,7 +235,10 @@ def compare(name, before, after, items=B * sizes.timed_steps, note=""):
 
 # %% [markdown]
 # **Threads.** PyTorch runs CPU operators on `torch.get_num_threads()` threads (by default one
-# per core). One thread against all of them:
+# per core), and `torch.set_num_threads` changes that inside a running process; JAX fixes its
+# thread pool when its backend starts, so its page compares fresh processes, and it also
+# compares XLA's two CPU kernel libraries; PyTorch's CPU convolutions run on oneDNN by default
+# (`torch.backends.mkldnn.enabled`). One thread against all of them:
 
 # %%
 threads = torch.get_num_threads()

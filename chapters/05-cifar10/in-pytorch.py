@@ -621,6 +621,9 @@ print(
 # pieces up (compare its prediction with the measured ratio). On a CPU the convolutions
 # dominate a step, so that share is small; on a GPU the model's step is far shorter and a
 # per-sample loader easily becomes the bottleneck.
+# On a CPU, eager PyTorch runs each operation before it returns, so the pieces add up as the
+# line assumes; JAX returns from its step as soon as the step is queued and builds the next
+# batch meanwhile, which its page shows bringing its ratio near 1 on the CPU.
 # The two accuracy rows come from this page's single run (at `smoke` scale one test image
 # is 0.2 points of 500, so they are noise there): the seed alone moved a recorded JAX
 # `cpu` run by 0.75 points (three seeds of the 3x3 stem: 79.27 % to 80.02 %, the range line
@@ -641,90 +644,59 @@ else:
     )
 
 # %% [markdown] tags=["shared"]
-# The `gpu` rows come from one NVIDIA H200, in `bfloat16`, on the same JPEG copy of the data
-# (a session of about fifteen minutes; the commit is in each row). Three things show. First,
-# the on-device pipeline's advantage over the seed-style loop is far larger than on the CPU,
-# as the argument above predicts: a GPU step is milliseconds, and one Python process cannot
-# augment 512 images one by one in that time. (The seed-style loader runs in the main
-# process, `num_workers=0`; worker processes, which a 16-core GPU machine affords, would narrow
-# that gap, and were not measured. The JAX record's on-device rate was timed over
-# 100 steps that still included one-time compilations of the epoch's bookkeeping, which the
-# helpers no longer do; that fix was not re-measured on a GPU.) Second, JAX trained faster than
-# PyTorch there: its whole step is one compiled program, while eager PyTorch launches every
-# operation from Python, and at this size those launches, not the GPU's arithmetic, bound a
-# step (batches of 1,024, half as many steps, gave PyTorch 1.5 to 1.9 times the img/s of the
-# twelve-epoch rows with batches of 512 in the second table).
-# Third, and this is the outline's lesson again, the accuracy: about 90 % with flips,
-# where airbench reports 94 % in about 3.3 seconds on one A100 {cite}`jordan2024airbench`.
-# The second table is the search that followed: more epochs (up to 40) and other step sizes,
-# weight decays, momentum, batch sizes and label smoothing kept the result between 88.5 % and
-# 90.5 % with flips. The missing points are in what airbench adds to this skeleton (a
-# whitening first layer, which the `cpu` recipe now has but no GPU has run yet, a much larger
-# step size for the BatchNorm biases, Lookahead, test-time translations) and probably also in
-# the lossy JPEG copy, which cost the `cpu` recipe 2 to 4 points on a 4,000-image subset (the
-# last paragraph of this section); how the two share the gap at full scale was not measured,
-# so this page claims no split.
+# **Reading the tables.** Each row is one `helpers.bench` run with its hardware, date and commit.
+# A row whose seed reads `0-2` holds the medians of three seeds, and the line under it their
+# ranges; a line "alternated seed by seed" marks one of a pair run by `helpers.bench --versus`,
+# which alternates two configurations so that a drift of the machine's speed hits both alike.
+# That drift is large on these shared machines (the same three PyTorch runs took 209 s to 225 s
+# one afternoon and 246 s to 309 s three hours later), so compare times only within a pair or
+# a process. What the runs show:
 #
-# The `EMA+f` column measures the weight average, with flips, where a run recorded it. On the
-# `cpu` runs of 2026-12-01 (Intel Xeon, decay 0.99: about the last hundred steps, of 1,050 in
-# PyTorch and 525 in the 3-epoch JAX run) it scored *below* the trained weights: with the 3x3
-# stem 84.42 % against 84.68 % in PyTorch, 79.46 % against 80.04 % in JAX; with the whitening
-# stem, in single runs at two commits, 84.69 % and 84.50 % against 85.05 % and 84.65 % in
-# PyTorch, 80.68 % and 80.23 % against 81.36 % and 81.05 % in JAX; and in the medians of three
-# seeds (the rows described below), 84.50 % against 84.65 % (whitened) and 84.29 % against
-# 84.49 % (3x3 stem) in PyTorch, 80.23 % against 81.11 % and 79.46 % against 80.57 % in JAX.
-# Two possible reasons, neither tested: with a step size that decays linearly to zero the
-# last weights already come from tiny steps, while the average mixes in older weights taken
-# with larger ones; and the averaged BatchNorm statistics are those of the trained weights,
-# not recomputed for the averaged ones. Airbench averages differently (Lookahead, with a
-# weight that grows over the run), which these pages do not implement; here the trick stays
-# optional, measured and off the headline numbers.
-#
-# The whitened first layer was measured on one Intel Xeon on 2026-12-01, each framework with
-# the 3x3 stem (16 channels: the rows whose changed sizes read `stem=conv, widths=[16, 32, 64,
-# 128]` in the second table) and with the whitening stem, three seeds each, nothing else
-# running. A row followed by "median of 3 runs (seeds 0-2)" holds three runs: each number is
-# that metric's median, and that line gives the runs' ranges. A line "alternated seed by seed
-# with the runs of the other torch (or jax) row so marked" belongs to one of a pair run by
-# `python -m helpers.bench --versus`, which alternates two configurations seed by seed so that
-# a drift of the machine's speed hits both alike; the partner row may sit in the other table or
-# further down (the second table is sorted by accuracy). That drift is large here: the same
-# three whitened PyTorch runs (a seed gives the same accuracy every time) took 209 s to 225 s
-# from 15:05 and, alternated with the 3x3-stem runs in one process, 246 s to 309 s from 18:26.
-# Compare times only within a pair. PyTorch, 6 epochs: 82.98 % to 83.59 % (84.06 % to 84.68 %
-# with flips) with the 3x3 stem, 83.44 % to 83.80 % (84.40 % to 84.76 %) whitened, a median
-# gain of 0.1 points (83.70 % against 83.59 %; 0.2 with flips), inside the seeds' spread; in
-# the pair, the whitened runs trained in 297 s against 325 s (medians), 9 % less time (906
-# against 826 img/s, 10 % more), and even the slowest whitened run (309 s) beat the fastest
-# 3x3-stem run (311 s). JAX, 3 epochs on 2 XLA devices: 79.27 % to 80.02 % (80.04 % to 80.69 %)
-# with the 3x3 stem, 79.98 % to 80.38 % (81.05 % to 81.23 %) whitened, a median gain of 0.3
-# points (80.07 % against 79.78 %; 0.5 with flips; with flips every whitened run beat every
-# 3x3-stem run); in the pair, the whitened runs took 321 s against 307 s (medians; 419 against
-# 437 img/s), about 4 % more, though the two ranges overlap (318 s to 339 s, 292 s to 334 s).
-# Run one configuration after the other, the same runs had suggested over a third more (37 %:
-# 273 s to 318 s whitened, then 216 s to 236 s with the 3x3 stem): that gap was mostly the
-# machine's drift. So at this scale the fixed whitening layer buys a little accuracy in JAX and
-# none measurable in PyTorch, costs JAX a few percent of time and saves PyTorch about a tenth.
-#
-# What the JPEG copy costs was measured the same way, on the 4,000 training and 1,000 test
-# images of which the course also holds the exact pixels (`H.load_cifar10(split, sample=True)`;
-# with `jpeg=True`, the same pictures from the JPEG copy): the `cpu` recipe, but 30 epochs
-# instead of 6 (JAX's 2 at the time) and no validation split held out, trained on all 4,000 and
-# tested on the 1,000, on each copy in turn, alternated seed by seed (PyTorch's whitened pair:
-# `python -m helpers.bench cifar10 --scale cpu --set data=sample-jpeg --set val_examples=0 --set
-# epochs=30 --versus data=sample --repeat 4`). They are the rows of the second table whose
-# changed sizes begin `data=sample-jpeg` or `data=sample`; the table is sorted by accuracy with
-# flips, so each pair's rows sit apart. In each of the three pairs, every run on the exact
-# pixels beat every run on the JPEG pictures, with and without flips. Medians without flips (the
-# ranges are in the lines under the rows): PyTorch whitened, four seeds, 75.30 % on the exact
-# pixels against 71.05 % on the JPEG copy, 4.25 points; PyTorch with the 3x3 stem, three seeds,
-# 74.90 % against 73.00 %, 1.9 points; JAX whitened (30 epochs on 2 XLA devices), two seeds,
-# 75.70 % against 73.35 %, 2.35 points. With flips (the `+TTA` column) the gaps are 4.15, 2.3
-# and 1.7 points, and single runs of a pair differ by 1.0 to 6.1 points without flips: at this
-# size the copy costs roughly 2 to 4 points, not precisely, and too few seeds were run to say
-# whether the stem or the framework changes that. Whether the cost is as large with 45,000
-# training images is not known: the course's machines hold no lossless copy of the full set, and
-# a run on the canonical files (which `H.load_cifar10` downloads on Colab) would answer it.
+# - **On a GPU the pipeline decides.** The `gpu` rows (one NVIDIA H200, `bfloat16`, the same
+#   JPEG copy) show the on-device loop far ahead of the seed-style loop, as the argument above
+#   predicts: a GPU step takes milliseconds, and one Python process cannot augment 512 images
+#   one by one in that time. (The seed-style loader ran in the main process, `num_workers=0`;
+#   worker processes would narrow the gap and were not measured. The JAX `gpu` row's
+#   on-device rate was timed before a fix to the timed steps and not since.)
+# - **JAX was the faster framework on the GPU, PyTorch on the CPU.** On the GPU JAX's whole
+#   step is one compiled program, while eager PyTorch launches every operation from Python,
+#   and at this size the launches, not the arithmetic, bound a step (batches of 1,024, half as
+#   many launches per epoch, gave PyTorch 1.5 to 1.9 times the img/s of the twelve-epoch rows
+#   with batches of 512 in the second table). On two CPU cores PyTorch trained at 1.55 to 1.74
+#   times JAX's img/s, in the same process: on an Intel Xeon 1,010 against 586 img/s (medians
+#   of two seeds) and 914 against 591 in a later pair, on an AMD EPYC 1,812 against 1,039 (JAX
+#   with XLA's own kernels, YNNPACK off). The end of this section on the JAX page looks at why.
+# - **About 90 %, not airbench's 94 %.** Airbench reports 94 % in about 3.3 seconds on one A100
+#   {cite}`jordan2024airbench`; this recipe reached about 90 % with flips on the H200, and the
+#   second table's search (up to 40 epochs; other step sizes, weight decays, momenta, batch
+#   sizes and label smoothings) stayed between 88.5 % and 90.5 %. The missing points are in
+#   what airbench adds to this skeleton (a whitening first layer, which the `cpu` recipe has but
+#   no GPU has run yet, a much larger step size for the BatchNorm biases, Lookahead, test-time
+#   translations) and probably in the lossy JPEG copy (below); how the two share the gap at
+#   full scale was not measured, so this page claims no split.
+# - **The JPEG copy costs roughly 2 to 4 points** on a 4,000-image subset. The course holds
+#   the exact pixels of the first 4,000 training and 1,000 test images (`H.load_cifar10(split,
+#   sample=True)`; with `jpeg=True`, the same pictures from the JPEG copy). The `cpu` recipe
+#   for 30 epochs on all 4,000, tested on the 1,000, each copy in turn (the rows whose changed
+#   sizes begin `data=sample`), gave median gaps without flips of 4.25 points (PyTorch
+#   whitened, four seeds: 75.30 % against 71.05 %), 1.9 (PyTorch, 3x3 stem, three seeds) and
+#   2.35 (JAX whitened, two seeds); every run on the exact pixels beat every run on the JPEG
+#   copy. Whether the cost is as large with 45,000 training images is not known: a run on the
+#   canonical files, which `H.load_cifar10` downloads on Colab, would answer it.
+# - **The whitened first layer** (three seeds each, alternated with the 3x3 stem of 16
+#   channels, Intel Xeon, 2026-12-01) bought 0.1 points in PyTorch (83.70 % against 83.59 %,
+#   medians; inside the seeds' spread) and 9 % less training time (297 s against 325 s); in
+#   JAX (3 epochs on 2 XLA devices), 0.3 points (80.07 % against 79.78 %; with flips every
+#   whitened run beat every 3x3-stem run) for about 4 % more time (321 s against 307 s,
+#   overlapping ranges).
+# - **The weight average scored below the trained weights** (column `EMA+f`, with flips) in
+#   the `cpu` runs that recorded it, e.g. in the medians of three seeds 84.50 % against
+#   84.65 % (PyTorch, whitened) and 80.23 % against 81.11 % (JAX, whitened). Two possible
+#   reasons, neither tested: with a step size that decays linearly to zero the last weights
+#   already come from tiny steps, while the average mixes in older weights taken with larger
+#   ones; and the averaged BatchNorm statistics belong to the trained weights, not to the
+#   averaged ones. Airbench averages differently (Lookahead, with a weight that grows over the
+#   run); here the average stays optional, measured and off the headline numbers.
 
 # %% [markdown] tags=["shared"]
 # ## 5.7 Summary

@@ -3,10 +3,13 @@
 Two things the build needs that configuration alone cannot say:
 
 * **Progress bars print once.** The build runs every notebook non-interactively and renders
-  what the cells printed. A text progress bar redraws itself with carriage returns, which a
-  static page cannot replay: every redraw would become a line. Before any notebook runs, this
-  tells tqdm (through its ``TQDM_*`` environment defaults, inherited by the kernels) not to draw
-  until the bar is finished, so a page shows each bar once, in its final state.
+  what the cells printed. A text progress bar redraws itself with carriage returns; myst-nb's
+  ``nb_merge_streams`` (``_config.yml``) keeps only what follows a line's last carriage return,
+  so a page shows a bar's last drawing. Before any notebook runs, this tells tqdm (through its
+  ``TQDM_MININTERVAL`` environment default, inherited by the kernels) to draw each bar only
+  when it starts and when it closes, so that last drawing is the finished bar and the stored
+  notebooks stay small. (Not ``TQDM_DELAY``: a bar that has not drawn before it closes draws
+  nothing at all.)
 * **Threads wait passively.** ``OMP_WAIT_POLICY=PASSIVE`` for the kernels: PyTorch's OpenMP
   threads otherwise spin while waiting, which stalls them on cores shared with other work.
 * **Notebooks execute in parallel.** Sphinx reads pages one at a time, and Jupyter Book's
@@ -41,7 +44,7 @@ from sphinx.config import Config
 
 from helpers.scale import current_scale
 
-__all__ = ["cache_key", "execute_workers", "setup"]
+__all__ = ["KERNEL_ENVIRONMENT", "cache_key", "execute_workers", "setup"]
 
 HELPERS = Path(__file__).resolve().parent
 
@@ -146,12 +149,19 @@ def _page_context(app: Sphinx, pagename, templatename, context, doctree) -> None
         context["default_mode"] = "auto"
 
 
-def setup(app: Sphinx) -> dict:
-    os.environ.setdefault("TQDM_DELAY", "1e9")  # seconds before the first draw
-    os.environ.setdefault("TQDM_MININTERVAL", "1e9")  # seconds between redraws
+# The notebook kernels' environment defaults (a variable already set is kept).
+KERNEL_ENVIRONMENT = {
+    # seconds between redraws: a bar draws when it starts and when it closes
+    "TQDM_MININTERVAL": "1e9",
     # PyTorch's OpenMP threads spin while they wait for each other; on a machine whose cores
     # are busy with other work that made chapter 2's PyTorch page 10x slower. Sleep instead.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    "OMP_WAIT_POLICY": "PASSIVE",
+}
+
+
+def setup(app: Sphinx) -> dict:
+    for name, value in KERNEL_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     app.connect("config-inited", _per_scale_cache)
     app.connect("env-before-read-docs", _execute_ahead)
     # Priority 1: before the theme's own handlers.

@@ -21,12 +21,14 @@ def bench_table(records: Sequence[dict]) -> str:
     """Chapter 5's ``helpers.bench cifar10`` records as text: one row per run, then the sweeps.
 
     Only the fast recipe's runs (``model_option`` ``"cifarnet"``; section 5.2's outline CNN
-    has its own records). Runs at a scale's own sizes come first, in ``records``' order, with
-    the hardware (the GPU, else the CPU, its cores and, above one, the XLA devices the batch
-    was split over), date, commit and any ``load_average`` note; runs with changed sizes
-    (``--set``, an ``overrides`` key) follow in a second table, best flip-TTA accuracy first
-    within each scale, with their stem, seed, devices, img/s, chip, date, commit and what was
-    changed.
+    has its own records). Runs at a scale's own sizes come first, under a title line, in
+    ``records``' order, with the data (``JPEG copy``, ``canonical``, or the 4,000-image
+    ``sample``), the hardware (the GPU, else the CPU, its cores and, above one, the XLA devices
+    the batch was split over), date and commit; runs with changed sizes (``--set``, an
+    ``overrides`` key) follow in a second titled table, best flip-TTA accuracy first within
+    each scale, with their stem, seed, devices, accuracy, img/s, chip, date, commit and what
+    was changed. A record's ``load_average`` note (what else the machine ran) stays in the
+    JSON; it is not printed.
     ``stem`` (both tables) is the network's first layer (``conv`` for runs recorded before the
     whitening stem); ``EMA+f`` is the weight average's accuracy with flips, blank for runs
     recorded before it. A record of ``--repeat N`` runs (seeds ``0 .. N-1``) holds each
@@ -41,13 +43,14 @@ def bench_table(records: Sequence[dict]) -> str:
 
     records = [r for r in records if r.get("model_option", "cifarnet") == "cifarnet"]
     lines = [
+        "Runs at each scale's own sizes, in the order they were run",
         f"{'framework':9} {'scale':5} {'stem':9} {'epochs':>6} {'test acc':>8} {'+TTA':>7} "
         f"{'EMA+f':>7} {'train s':>7} {'compile s':>9} {'img/s':>8} {'vs seed':>7}  "
-        "data, hardware, date, commit"
+        "data, hardware, date, commit",
     ]
     for r in [r for r in records if "overrides" not in r]:
         hw = r["hardware"]
-        where = hw.get("gpu") or f"{hw['cpu']}, {hw['cores']} cores"
+        where = hw.get("gpu") or f"{_cpu_name(hw['cpu'])}, {hw['cores']} cores"
         if r.get("devices", 1) > 1:
             where += f", {r['devices']} XLA devices"
         if YNNPACK_OFF in r.get("xla_flags", "").split():
@@ -59,28 +62,42 @@ def bench_table(records: Sequence[dict]) -> str:
             f"{r['test_accuracy']:8.2%} "
             f"{r['test_accuracy_tta']:7.2%} {_ema(r):>7} {r['train_seconds']:7.1f} "
             f"{r['compile_seconds']:9.1f} {r['train_examples_per_second']:8,.0f} "
-            f"{ratio:>7}  {r['data'][:22]}, {where}, {r['date'][:10]}, {r['commit']}"
+            f"{ratio:>7}  {_data_name(r['data'])}, {where}, {r['date'][:10]}, {r['commit']}"
         )
-        if "load_average" in r:  # noted beside the run: other jobs shared the cores
-            lines.append(f"{'':9} load: {r['load_average']}")
         lines += _spread(r) + _interleaved(r)
     sweeps = [r for r in records if "overrides" in r]
     if sweeps:
-        lines.append(
-            f"\n{'framework':9} {'scale':5} {'stem':9} {'seed':>4} {'devices':>7} {'+TTA':>7} "
+        lines += [
+            "",
+            "Runs with changed sizes (`--set`), best accuracy with flips first",
+            f"{'framework':9} {'scale':5} {'stem':9} {'seed':>4} {'devices':>7} {'test acc':>8} "
+            f"{'+TTA':>7} "
             f"{'EMA+f':>7} {'train s':>7} {'img/s':>8}  {'hardware':16} {'date':10} "
-            f"{'commit':7} sizes changed"
-        )
+            f"{'commit':7} sizes changed",
+        ]
         for r in sorted(sweeps, key=lambda r: (r["scale"], -r["test_accuracy_tta"])):
             changes = _changes(r["overrides"])
             lines.append(
                 f"{r['framework']:9} {r['scale']:5} {r.get('stem', 'conv'):9} {_seed(r):>4} "
-                f"{r.get('devices', 1):7g} {r['test_accuracy_tta']:7.2%} {_ema(r):>7} "
+                f"{r.get('devices', 1):7g} {r['test_accuracy']:8.2%} "
+                f"{r['test_accuracy_tta']:7.2%} {_ema(r):>7} "
                 f"{r['train_seconds']:7.1f} {r['train_examples_per_second']:8,.0f}  "
-                f"{_chip(r)[:16]:16} {r['date'][:10]} {str(r['commit'])[:7]:7} {changes}"
+                f"{_cpu_name(_chip(r))[:16]:16} {r['date'][:10]} {str(r['commit'])[:7]:7} {changes}"
             )
             lines += _spread(r) + _interleaved(r)
     return "\n".join(lines)
+
+
+def _cpu_name(name: str) -> str:
+    """``Intel(R) Xeon(R) Processor`` -> ``Intel Xeon``: the chip's name without the marks."""
+    return name.replace("(R)", "").replace(" Processor", "").strip()
+
+
+def _data_name(data: str) -> str:
+    """A record's ``data`` in two words: ``JPEG copy``, ``canonical``, or a 4,000-image sample."""
+    if "first 4,000" in data:
+        return "sample, JPEG" if "JPEG" in data else "sample, exact"
+    return "JPEG copy" if "JPEG" in data else "canonical"
 
 
 def _seed(record: dict) -> str:

@@ -1,8 +1,15 @@
-"""The book extension's settings: the execution cache key and the parallel executor's size."""
+"""The book extension's settings: the execution cache key, the parallel executor's size and the
+kernels' environment."""
 
+import os
+import subprocess
+import sys
+
+import nbformat
 import pytest
+from myst_nb.core.utils import coalesce_streams
 
-from helpers.book import cache_key, execute_workers
+from helpers.book import KERNEL_ENVIRONMENT, cache_key, execute_workers
 
 
 def test_cache_key_names_the_scale_and_changes_with_it():
@@ -47,3 +54,21 @@ def test_bibliography_parses_and_holds_every_cited_key():
             cited.update(k.strip() for k in group.split(","))
     assert cited, "no citations found: the pattern no longer matches the pages"
     assert not cited - keys, f"cited but not in references.bib: {sorted(cited - keys)}"
+
+
+def test_a_progress_bar_renders_once_finished():
+    """A tqdm bar in a kernel with the book's environment, as the site renders it: one line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TQDM_")}
+    code = "from tqdm import tqdm\nfor _ in tqdm(range(500), desc='train'): pass\n"
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, **KERNEL_ENVIRONMENT},
+        capture_output=True,  # bytes: text mode would turn the carriage returns into newlines
+        check=True,
+    )
+    stderr = run.stderr.decode()
+    # drawn when it starts and when it closes, not on every step
+    assert stderr.count("train:") == 2
+    stream = nbformat.v4.new_output("stream", name="stderr", text=stderr)
+    shown = coalesce_streams([stream])[0]["text"]  # what nb_merge_streams renders
+    assert shown.count("train:") == 1 and "100%" in shown and "500/500" in shown

@@ -28,7 +28,8 @@
 # * evaluated it per class, with a confusion matrix and its mistakes;
 # * measured what made it fast, against a per-sample pipeline.
 #
-# Every number on this page is printed by the code above it; the cell below says at which scale
+# Every number on this page is printed by its code or recorded, with hardware, date and commit,
+# in the chapter's `bench.jsonl` (printed in section 5.6); the cell below says at which scale
 # (`smoke`, `cpu` or `gpu`) this page was produced.
 
 # %% tags=["remove-cell"]
@@ -66,7 +67,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optax
 from flax import nnx
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from helpers import jax as H
 from helpers.results import read_records
@@ -76,6 +77,7 @@ from helpers.results import read_records
 jax.config.update("jax_default_prng_impl", "rbg")
 # Every size this notebook uses comes from helpers/scale/vision.py.
 sizes = H.sizes("cifar10")
+print(sizes)  # the recipe's settings at this scale
 device = H.default_device()
 H.runtime_info()
 
@@ -243,7 +245,7 @@ else:
 # Keller Jordan's airbench {cite}`jordan2024airbench` (94 % in about 3.3 seconds on one A100),
 # share a handful of ideas, which this section writes out:
 #
-# * **the data lives on the device** as `uint8` (50,000 x 3,072 bytes for the training set), and each batch is
+# * **the data lives on the device** as `uint8` (45,000 x 3,072 bytes for the training split), and each batch is
 #   augmented there, by one batched operation, instead of image by image in Python;
 # * **augmentation**: a random crop of the image padded by `pad` pixels (a random translation)
 #   and a random horizontal flip, each drawn *per example*;
@@ -283,7 +285,8 @@ else:
 #   and slightly fewer in JAX, each a little less accurate after that epoch (the
 #   `compute_dtype` rows of the second table in section 5.6, one run each).
 #
-# First the augmentation. `H.vision.crop_flip` pads a whole batch with zeros, then cuts, for
+# First the augmentation. `H.vision.random_crop_flip` draws an offset and a flip for each
+# image, then `H.vision.crop_flip` pads the whole batch with zeros and cuts, for
 # each image, the 32x32 window starting at that image's own offset, and mirrors the images
 # drawn for a flip: batched operations on the whole batch (one gather in PyTorch, a `vmap` of
 # `lax.dynamic_slice` in JAX), no Python loop over images.
@@ -401,77 +404,9 @@ print(
 # At `cpu` scale this page trains for `sizes.jax_epochs` epochs (3), half the PyTorch page's 6,
 # for the same five-minute budget. The network and the recipe are the same (the course's tests
 # run one page's weights through the other's step and get the same logits, loss and updates),
-# but on this 2-core CPU XLA runs the training step slower than PyTorch, so in the same time JAX
-# sees fewer images and ends lower. The first cell's flag matters most here: jaxlib 0.10.2's CPU
-# backend hands convolutions to YNNPACK by default, and XLA's own kernels trained this network
-# at 2.2 times the img/s on the course's Xeon (the end of section 5.6 has the runs). Older
-# recorded JAX runs, with YNNPACK, split the CPU into one XLA device per core
-# (`XLA_FLAGS=--xla_force_host_platform_device_count=2`, set before Python starts) and each
-# batch across the two (`H.vision.fit_fast(..., mesh=...)`, the data parallelism of chapter 9)
-# to train 3 epochs where this page then trained 2; this page and the newer runs use one device
-# (no 2-device run with YNNPACK off was recorded). At `gpu` scale both pages run the same
-# epochs.
-
-# %% [markdown]
-# Which kernels run a convolution is written in the compiled program, and the program can be
-# read: `jax.jit(f).lower(*args).compile().as_text()` is XLA's optimised program, where a call
-# into a kernel library shows up under the library's name (`__ynn_fusion` for YNNPACK,
-# `__cudnn$conv...` for cuDNN on an NVIDIA GPU). The cell below compiles the weight gradient of
-# the first block's first convolution on one batch of random values of the right shapes, lists
-# the libraries its program calls, and times it in one call and as a sum over slices of 8 images
-# (the same sum in another order). On a CPU, after the first cell's flag, the program calls no
-# library: it is XLA's own code. With YNNPACK, which the course's runs of this page used until
-# 2026-12-02, this cell found the single call 3.3 to 3.4 times slower than the slices at `smoke`
-# sizes (batches of 50, 24 to 16 channels: the runs of commits `b31db3d` and `82b7d6e`); with
-# XLA's own kernels it prints its own ratio above. The end of section 5.6 says what the slow
-# call led to, and what turning YNNPACK off did to whole training runs. The flag older advice
-# gives for XLA's CPU convolutions, `--xla_cpu_use_onednn=true` (Intel's oneDNN, the library
-# under PyTorch's CPU convolutions), changes nothing with this jaxlib: the course's tests
-# compile a convolution's weight gradient with and without it: with YNNPACK on, the program is
-# byte for byte the same either way and calls YNNPACK; with YNNPACK off it calls no library.
-# This jaxlib has other, experimental oneDNN options; the course did not measure them.
-
-# %%
-size = 8  # images per slice
-# the stem's output side: 31 after a 2x2 whitening stem
-side = 32 if whitening is None else 33 - whitening.shape[1]
-c_in, c_out, n = sizes.widths[0], sizes.widths[1], sizes.batch_size
-k1, k2, k3 = jax.random.split(jax.random.key(5), 3)
-# the convolution's input, and the loss's gradient at its output
-acts = jax.random.normal(k1, (n, side, side, c_in))
-upstream = jax.random.normal(k2, (n, side, side, c_out))
-kernel = 0.1 * jax.random.normal(k3, (3, 3, c_in, c_out))
-
-
-def kernel_grad(x, g, w):
-    """The weight gradient of a 3x3 "SAME" convolution, in one call: (3, 3, c_in, c_out)."""
-    conv = functools.partial(
-        jax.lax.conv_general_dilated, window_strides=(1, 1), padding="SAME",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-    )  # fmt: skip
-    return jax.vjp(lambda w: conv(x, w), w)[1](g)[0]
-
-
-whole = jax.jit(kernel_grad)
-sliced = jax.jit(
-    lambda x, g, w: sum(
-        kernel_grad(x[i : i + size], g[i : i + size], w) for i in range(0, n, size)
-    )
-)
-# H.time_fn: the median of 5 calls after a warm-up call (which compiles)
-one_ms = 1000 * H.time_fn(whole, acts, upstream, kernel, repeats=5)
-sliced_ms = 1000 * H.time_fn(sliced, acts, upstream, kernel, repeats=5)
-# (3, 3, c_in, c_out) each
-whole_grad, sliced_grad = whole(acts, upstream, kernel), sliced(acts, upstream, kernel)
-gap = jnp.abs(sliced_grad - whole_grad).max() / jnp.abs(whole_grad).max()
-# XLA's optimised program names the kernel libraries it calls
-program = whole.lower(acts, upstream, kernel).compile().as_text()
-markers = {"__ynn_fusion": "YNNPACK", "__onednn": "oneDNN", "__cudnn": "cuDNN"}
-libraries = [name for marker, name in markers.items() if marker in program]
-print("libraries called:", ", ".join(libraries) or "none (XLA's own code)")
-print(f"weight gradient of a batch of {n}, {side}x{side}, {c_in} -> {c_out} channels: "
-      f"one call {one_ms:.1f} ms, slices of {size} images {sliced_ms:.1f} ms "
-      f"({one_ms / sliced_ms:.2f}x); largest difference {float(gap):.0e} of the largest entry")  # fmt: skip
+# but on a 2-core CPU XLA runs the training step slower than PyTorch, so in the same time JAX
+# sees fewer images and ends lower; the end of section 5.6 says why. At `gpu` scale both pages
+# run the same epochs.
 
 # %%
 steps_per_epoch = len(images) // sizes.batch_size
@@ -599,11 +534,15 @@ logits_ema = H.vision.predict_logits(average, test_images, mean, std, tta=True)
 acc_ema = float((logits_ema.argmax(1) == y_test).mean())
 print(f"test accuracy {acc_plain:.2%}, with flip TTA {acc_tta:.2%}")
 print(f"the weight average (EMA, decay {sizes.ema_decay}), with flip TTA {acc_ema:.2%}")
-print(f"the fixed outline CNN (section 5.2): {outline_accuracy:.2%}")
+print(
+    f"the fixed outline CNN (section 5.2, {len(keep):,} images x {sizes.outline_epochs} "
+    f"epochs): {outline_accuracy:.2%}"
+)
 assert acc_tta > 0.2, "the recipe should learn well above chance (10 %) at every scale"
 
 predictions = logits_tta.argmax(1)
 counts = H.confusion_matrix(y_test, predictions, 10)  # (10, 10) true x predicted
+print("accuracy of each class, with flips:")
 for name, row in zip(H.CIFAR10_CLASSES, counts, strict=True):
     print(f"{name:>10}: {row[H.CIFAR10_CLASSES.index(name)] / row.sum():6.1%}")
 fig = H.plot_confusion_matrix(
@@ -627,13 +566,13 @@ fig = H.plot_history(history, title="CifarNet on CIFAR-10, JAX")
 # %% [markdown] tags=["shared"]
 # ## 5.6 What made it fast
 #
-# The usual tutorial pipeline augments one image at a time on the host, in Python, and stacks
-# the results into a batch: a per-sample pipeline, the style of the outline's own code (the
-# "seed-style" loop of the tables below). Below, the same model, batch size and
-# training step are fed by such a pipeline and by the on-device pipeline of section 5.3, each
-# for `baseline_steps` steps after one warm-up step, and the images per second compared. Each
-# pipeline runs twice, the rounds interleaved, and keeps its faster round: on a machine shared
-# with other jobs, a single short run can land in a busy moment.
+# The usual tutorial pipeline augments one image at a time on the host, in Python, and stacks the
+# results into a batch: a per-sample pipeline, the style of the outline's own code, the course's
+# seed code (hence "seed-style" in the tables below; nothing to do with random seeds). Below, the
+# same model, batch size and training step are fed by such a pipeline and by the on-device
+# pipeline of section 5.3, each for `baseline_steps` steps after one warm-up step, and the images
+# per second compared. Each pipeline runs twice, the rounds interleaved, and keeps its faster
+# round: on a machine shared with other jobs, a single short run can land in a busy moment.
 
 # %% [markdown]
 # JAX has no data loader of its own (JAX programs use Grain, `tf.data` or PyTorch's
@@ -641,7 +580,9 @@ fig = H.plot_history(history, title="CifarNet on CIFAR-10, JAX")
 # `H.vision.per_sample_batches`: pad, crop, maybe flip and normalise each image by itself, then
 # stack; the same work torchvision's transforms do on the PyTorch page. It feeds a jitted step
 # that receives the finished float batch. The on-device row reuses the compiled `train_step`
-# above (continuing from the trained state, which changes nothing about its speed).
+# above (continuing from the trained state, which changes nothing about its speed); that step
+# also updates the weight average and counts correct predictions, small work the per-sample
+# step skips, which if anything counts against the on-device row.
 
 
 # %%
@@ -742,12 +683,16 @@ rates["on-device crop + flip alone"] = pipeline_rate(
     ),
     sizes.baseline_steps,
 )
+# Each row against its per-sample counterpart: a loop against the per-sample loop (the first
+# row), a pipeline alone against the per-sample pipeline alone.
 reference = next(iter(rates.values()))
+reference_alone = next(rate for name, rate in rates.items() if name.endswith("alone"))
 print(
     f"{'pipeline (+ training step unless alone)':46} {'img/s':>8} {'vs per-sample':>13}"
 )
 for name, rate in rates.items():
-    print(f"{name:46} {rate:8,.0f} {rate / reference:12.2f}x")
+    base = reference_alone if name.endswith("alone") else reference
+    print(f"{name:46} {rate:8,.0f} {rate / base:12.2f}x")
 print(f"{'flip TTA at test time':46} {'':8} {acc_tta - acc_plain:+12.2%} accuracy")
 print(
     f"{'weight average vs trained, both with flips':46} {'':8} {acc_ema - acc_tta:+12.2%} accuracy"
@@ -799,27 +744,32 @@ else:
     )
 
 # %% [markdown] tags=["shared"]
-# **Reading the tables.** Each row is one `helpers.bench` run with its hardware, date and commit.
-# A row whose seed reads `0-2` holds the medians of three seeds, and the line under it their
-# ranges; a line "alternated seed by seed" marks one of a pair run by `helpers.bench --versus`,
-# which alternates two configurations so that a drift of the machine's speed hits both alike.
-# That drift is large on these shared machines (the same three PyTorch runs took 209 s to 225 s
-# one afternoon and 246 s to 309 s three hours later), so compare times only within a pair or
-# a process. What the runs show:
+# **Reading the tables.** Each row is one `helpers.bench` run with its data, hardware, date and
+# commit. A row followed by a line "median of 3 runs" holds the medians of three seeds (`0-2` in
+# the second table's seed column), and that line their ranges; a line "alternated seed by seed"
+# marks one of a pair run by `helpers.bench --versus`, which alternates two configurations so
+# that a drift of the machine's speed hits both alike. That drift is large on these shared
+# machines (the same three PyTorch runs took 209 s to 225 s one afternoon and 246 s to 309 s
+# three hours later), so compare times only within a pair or a process; each record in
+# `bench.jsonl` also notes what else the machine was running (the 77 img/s JAX row of
+# 2026-11-30 ran on two cores that other jobs shared). "YNNPACK off" marks JAX runs with
+# XLA's own CPU kernels, "2 XLA devices" JAX runs that split each batch over one XLA device per
+# core (chapter 9's data parallelism); the JAX page explains both. What the runs show:
 #
 # - **On a GPU the pipeline decides.** The `gpu` rows (one NVIDIA H200, `bfloat16`, the same
 #   JPEG copy) show the on-device loop far ahead of the seed-style loop, as the argument above
 #   predicts: a GPU step takes milliseconds, and one Python process cannot augment 512 images
 #   one by one in that time. (The seed-style loader ran in the main process, `num_workers=0`;
-#   worker processes would narrow the gap and were not measured. The JAX `gpu` row's
-#   on-device rate was timed before a fix to the timed steps and not since.)
+#   worker processes would narrow the gap and were not measured. The JAX `gpu` row's ratio,
+#   2.10x, is not reliable: one-time compilations fell inside its timed on-device steps, which
+#   the helpers have fixed since, and no GPU has re-timed it.)
 # - **JAX was the faster framework on the GPU, PyTorch on the CPU.** On the GPU JAX's whole
 #   step is one compiled program, while eager PyTorch launches every operation from Python,
-#   and at this size the launches, not the arithmetic, bound a step (batches of 1,024, half as
-#   many launches per epoch, gave PyTorch 1.5 to 1.9 times the img/s of the twelve-epoch rows
-#   with batches of 512 in the second table). On two CPU cores PyTorch trained at 1.55 to 1.74
+#   and at this size the launches, not the arithmetic, seem to bound a step (batches of 1,024,
+#   half as many launches per epoch, gave PyTorch 1.5 to 1.9 times the img/s of the
+#   twelve-epoch rows with batches of 512 in the second table). On two CPU cores PyTorch trained at 1.55 to 1.74
 #   times JAX's img/s, in the same process: on an Intel Xeon 1,010 against 586 img/s (medians
-#   of two seeds) and 914 against 591 in a later pair, on an AMD EPYC 1,812 against 1,039 (JAX
+#   of two seeds) and 914 against 591 in a later pair, on an AMD EPYC 1,812 against 1,038 (JAX
 #   with XLA's own kernels, YNNPACK off). The end of this section on the JAX page looks at why.
 # - **About 90 %, not airbench's 94 %.** Airbench reports 94 % in about 3.3 seconds on one A100
 #   {cite}`jordan2024airbench`; this recipe reached about 90 % with flips on the H200, and the
@@ -844,14 +794,15 @@ else:
 #   JAX (3 epochs on 2 XLA devices), 0.3 points (80.07 % against 79.78 %; with flips every
 #   whitened run beat every 3x3-stem run) for about 4 % more time (321 s against 307 s,
 #   overlapping ranges).
-# - **The weight average scored below the trained weights** (column `EMA+f`, with flips) in
-#   the `cpu` runs that recorded it, e.g. in the medians of three seeds 84.50 % against
-#   84.65 % (PyTorch, whitened) and 80.23 % against 81.11 % (JAX, whitened). Two possible
-#   reasons, neither tested: with a step size that decays linearly to zero the last weights
-#   already come from tiny steps, while the average mixes in older weights taken with larger
-#   ones; and the averaged BatchNorm statistics belong to the trained weights, not to the
-#   averaged ones. Airbench averages differently (Lookahead, with a weight that grows over the
-#   run); here the average stays optional, measured and off the headline numbers.
+# - **The weight average scored below the trained weights** (column `EMA+f`, with flips) in every
+#   full-data `cpu` run that recorded it, e.g. in the medians of three seeds 84.50 % against 84.65 %
+#   (PyTorch, whitened) and 80.23 % against 81.11 % (JAX, whitened); only on the 4,000-image subset
+#   (30 epochs) did PyTorch's whitened runs score higher with it. Two possible reasons, neither
+#   tested: with a step size that decays linearly to zero the last weights already come from tiny
+#   steps, while the average mixes in older weights taken with larger ones; and the averaged
+#   BatchNorm statistics belong to the trained weights, not to the averaged ones. Airbench averages
+#   differently (Lookahead, with a weight that grows over the run); here the average stays optional,
+#   measured and off the headline numbers.
 
 # %% [markdown]
 # **Why JAX trains slower on the CPU.** Three measured steps, each from whole training runs
@@ -860,29 +811,88 @@ else:
 # - *Find out whose kernel is running.* jaxlib 0.10.2's CPU backend hands convolutions,
 #   matrix products and some elementwise and reduction steps to YNNPACK, a library of CPU
 #   kernels, unless told otherwise. On the Intel Xeon, 3 epochs on one XLA device, seed 0:
-#   274.9 img/s with YNNPACK (489 s of training, 80.45 %), 604.2 img/s with XLA's own kernels
+#   275 img/s with YNNPACK (489 s of training, 80.45 %), 604 img/s with XLA's own kernels
 #   (222 s, 80.08 %), 2.2 times the rate. (The same seed ends slightly differently because the
-#   two libraries round differently.) This page's first cell turns YNNPACK off, and section
-#   5.3 shows how to read the library off the compiled program. Chapter 9's tuning table
+#   two libraries round differently.) This page's first cell turns YNNPACK off; the cell below
+#   shows how to read the library off the compiled program, and chapter 9's tuning table
 #   (section 9.2) times one gradient of a `CifarNet` both ways on every CPU run of that page.
 # - *A faster kernel is not a faster run.* Before that was known, the course worked around the
-#   slow kernel from outside: section 5.3's weight gradient summed over slices of 8 images,
-#   built into `CifarNet` as a `jax.custom_vjp` on each 3x3 convolution. On one XLA device it
-#   trained at 354 img/s against 275 without it (runs hours apart), perhaps 30 % more; on 2
-#   XLA devices at 469 img/s (median, 425 to 488) against 423 (396 to 492) the day before,
-#   inside the machine's drift; and it doubled the compilation time. It was reverted, and
-#   turning YNNPACK off did more. Time the whole loop, not only the part you changed.
+#   slow kernel from outside: a convolution's weight gradient summed over slices of 8 images
+#   (the cell below times it against the single call), built into `CifarNet` as a
+#   `jax.custom_vjp` on each 3x3 convolution. On one XLA device it trained at 354 img/s against
+#   275 without it (runs hours apart); on 2 XLA devices at 425 to 488 img/s against 396 to 492
+#   the day before, inside the machine's drift; and it doubled the compilation time. It was
+#   reverted, and turning YNNPACK off did more. Time the whole loop, not only the part you
+#   changed.
 # - *What remains is the kernels themselves.* With YNNPACK off, XLA's CPU convolutions are its
 #   own (Eigen's), PyTorch's are oneDNN's (`torch.backends.mkldnn`), and PyTorch still trains
-#   at 1.55 to 1.74 times JAX's img/s on both chips measured. The flags older advice gives
-#   (`--xla_cpu_use_onednn=true`, section 5.3) change nothing with this jaxlib. The course
-#   found no setting that closes this gap; on a GPU, where both frameworks call cuDNN, the
-#   order is reversed.
+#   at 1.55 to 1.74 times JAX's img/s on both chips measured. The course found no setting that
+#   closes this gap; on a GPU, where both frameworks call cuDNN, the order is reversed.
 #
 # JAX's `vs seed` column in the first table stays near 1 on the CPU (0.84 to 0.91 in the rows
 # with YNNPACK off, where 40 steps do not separate the two loops), for the reasons given under
 # this page's own pipeline rows: a NumPy pipeline that is cheap beside a CPU step, built while
 # the previous step runs.
+
+# %% [markdown]
+# Which kernels run a convolution is written in the compiled program, and the program can be
+# read: `jax.jit(f).lower(*args).compile().as_text()` is XLA's optimised program, where a call
+# into a kernel library shows up under the library's name (`__ynn_fusion` for YNNPACK,
+# `__cudnn$conv...` for cuDNN on an NVIDIA GPU). The cell below compiles the weight gradient of
+# the first block's first convolution on one batch of random values of the right shapes, lists
+# the libraries its program calls, and times it in one call and as a sum over slices of 8 images
+# (the same sum in another order). After the first cell's flag, on a CPU, the program calls no
+# library: it is XLA's own code. With YNNPACK on, the slices won clearly in this cell, which is
+# what started the trick above; with XLA's own kernels the cell prints its own ratio, which may
+# still favour the slices for this one layer (whole runs with the trick were measured only with
+# YNNPACK, above). The flag older
+# advice gives for XLA's CPU convolutions, `--xla_cpu_use_onednn=true` (Intel's oneDNN),
+# changes nothing with this jaxlib: the course's tests compile a convolution's weight gradient
+# with and without it, and the program is byte for byte the same either way. This jaxlib has
+# other, experimental oneDNN options; the course did not measure them.
+
+# %%
+size = 8  # images per slice
+# the stem's output side: 31 after a 2x2 whitening stem
+side = 32 if whitening is None else 33 - whitening.shape[1]
+c_in, c_out, n = sizes.widths[0], sizes.widths[1], sizes.batch_size
+k1, k2, k3 = jax.random.split(jax.random.key(5), 3)
+# the convolution's input, and the loss's gradient at its output
+acts = jax.random.normal(k1, (n, side, side, c_in))
+upstream = jax.random.normal(k2, (n, side, side, c_out))
+kernel = 0.1 * jax.random.normal(k3, (3, 3, c_in, c_out))
+
+
+def kernel_grad(x, g, w):
+    """The weight gradient of a 3x3 "SAME" convolution, in one call: (3, 3, c_in, c_out)."""
+    conv = functools.partial(
+        jax.lax.conv_general_dilated, window_strides=(1, 1), padding="SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )  # fmt: skip
+    return jax.vjp(lambda w: conv(x, w), w)[1](g)[0]
+
+
+whole = jax.jit(kernel_grad)
+sliced = jax.jit(
+    lambda x, g, w: sum(
+        kernel_grad(x[i : i + size], g[i : i + size], w) for i in range(0, n, size)
+    )
+)
+# H.time_fn: the median of 5 calls after a warm-up call (which compiles)
+one_ms = 1000 * H.time_fn(whole, acts, upstream, kernel, repeats=5)
+sliced_ms = 1000 * H.time_fn(sliced, acts, upstream, kernel, repeats=5)
+# (3, 3, c_in, c_out) each
+whole_grad, sliced_grad = whole(acts, upstream, kernel), sliced(acts, upstream, kernel)
+gap = jnp.abs(sliced_grad - whole_grad).max() / jnp.abs(whole_grad).max()
+# XLA's optimised program names the kernel libraries it calls
+program = whole.lower(acts, upstream, kernel).compile().as_text()
+markers = {"__ynn_fusion": "YNNPACK", "__onednn": "oneDNN", "__cudnn": "cuDNN"}
+libraries = [name for marker, name in markers.items() if marker in program]
+print("libraries called:", ", ".join(libraries) or "none (XLA's own code)")
+print(f"weight gradient of a batch of {n}, {side}x{side}, {c_in} -> {c_out} channels: "
+      f"one call {one_ms:.1f} ms, slices of {size} images {sliced_ms:.1f} ms "
+      f"({one_ms / sliced_ms:.2f}x); largest difference {float(gap):.0e} of the largest entry")  # fmt: skip
+
 
 # %% [markdown] tags=["shared"]
 # ## 5.7 Summary

@@ -27,7 +27,8 @@
 # * evaluated it per class, with a confusion matrix and its mistakes;
 # * measured what made it fast, against the usual `DataLoader` pipeline.
 #
-# Every number on this page is printed by the code above it; the cell below says at which scale
+# Every number on this page is printed by its code or recorded, with hardware, date and commit,
+# in the chapter's `bench.jsonl` (printed in section 5.6); the cell below says at which scale
 # (`smoke`, `cpu` or `gpu`) this page was produced.
 
 # %% tags=["remove-cell"]
@@ -54,13 +55,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from helpers import torch as H
 from helpers.results import read_records
 
 # Every size this notebook uses comes from helpers/scale/vision.py.
 sizes = H.sizes("cifar10")
+print(sizes)  # the recipe's settings at this scale
 device = H.default_device()
 H.runtime_info()
 
@@ -220,7 +222,7 @@ else:
 # Keller Jordan's airbench {cite}`jordan2024airbench` (94 % in about 3.3 seconds on one A100),
 # share a handful of ideas, which this section writes out:
 #
-# * **the data lives on the device** as `uint8` (50,000 x 3,072 bytes for the training set), and each batch is
+# * **the data lives on the device** as `uint8` (45,000 x 3,072 bytes for the training split), and each batch is
 #   augmented there, by one batched operation, instead of image by image in Python;
 # * **augmentation**: a random crop of the image padded by `pad` pixels (a random translation)
 #   and a random horizontal flip, each drawn *per example*;
@@ -260,7 +262,8 @@ else:
 #   and slightly fewer in JAX, each a little less accurate after that epoch (the
 #   `compute_dtype` rows of the second table in section 5.6, one run each).
 #
-# First the augmentation. `H.vision.crop_flip` pads a whole batch with zeros, then cuts, for
+# First the augmentation. `H.vision.random_crop_flip` draws an offset and a flip for each
+# image, then `H.vision.crop_flip` pads the whole batch with zeros and cuts, for
 # each image, the 32x32 window starting at that image's own offset, and mirrors the images
 # drawn for a flip: batched operations on the whole batch (one gather in PyTorch, a `vmap` of
 # `lax.dynamic_slice` in JAX), no Python loop over images.
@@ -355,6 +358,11 @@ print(
 # nothing at all for `float32`. Autocast picks the dtype operation by operation: convolutions
 # and matrix products in bfloat16, BatchNorm's statistics, the softmax and the loss in float32;
 # the weights, their gradients and the optimiser's step are never touched and stay float32.
+#
+# At `cpu` scale this page trains for `sizes.epochs` epochs (6), the JAX page for
+# `sizes.jax_epochs` (3) in the same five-minute budget: on a 2-core CPU XLA runs this network's
+# step slower than PyTorch (the end of section 5.6 on the JAX page says why), so compare the two
+# pages' accuracies with that in mind. At `gpu` scale both run the same epochs.
 
 # %%
 steps_per_epoch = len(images) // sizes.batch_size
@@ -462,11 +470,15 @@ logits_ema = H.vision.predict_logits(average, test_images, mean, std, tta=True)
 acc_ema = float((logits_ema.argmax(1) == y_test).mean())
 print(f"test accuracy {acc_plain:.2%}, with flip TTA {acc_tta:.2%}")
 print(f"the weight average (EMA, decay {sizes.ema_decay}), with flip TTA {acc_ema:.2%}")
-print(f"the fixed outline CNN (section 5.2): {outline_accuracy:.2%}")
+print(
+    f"the fixed outline CNN (section 5.2, {len(keep):,} images x {sizes.outline_epochs} "
+    f"epochs): {outline_accuracy:.2%}"
+)
 assert acc_tta > 0.2, "the recipe should learn well above chance (10 %) at every scale"
 
 predictions = logits_tta.argmax(1)
 counts = H.confusion_matrix(y_test, predictions, 10)  # (10, 10) true x predicted
+print("accuracy of each class, with flips:")
 for name, row in zip(H.CIFAR10_CLASSES, counts, strict=True):
     print(f"{name:>10}: {row[H.CIFAR10_CLASSES.index(name)] / row.sum():6.1%}")
 fig = H.plot_confusion_matrix(
@@ -490,13 +502,13 @@ fig = H.plot_history(history, title="CifarNet on CIFAR-10, PyTorch")
 # %% [markdown] tags=["shared"]
 # ## 5.6 What made it fast
 #
-# The usual tutorial pipeline augments one image at a time on the host, in Python, and stacks
-# the results into a batch: a per-sample pipeline, the style of the outline's own code (the
-# "seed-style" loop of the tables below). Below, the same model, batch size and
-# training step are fed by such a pipeline and by the on-device pipeline of section 5.3, each
-# for `baseline_steps` steps after one warm-up step, and the images per second compared. Each
-# pipeline runs twice, the rounds interleaved, and keeps its faster round: on a machine shared
-# with other jobs, a single short run can land in a busy moment.
+# The usual tutorial pipeline augments one image at a time on the host, in Python, and stacks the
+# results into a batch: a per-sample pipeline, the style of the outline's own code, the course's
+# seed code (hence "seed-style" in the tables below; nothing to do with random seeds). Below, the
+# same model, batch size and training step are fed by such a pipeline and by the on-device
+# pipeline of section 5.3, each for `baseline_steps` steps after one warm-up step, and the images
+# per second compared. Each pipeline runs twice, the rounds interleaved, and keeps its faster
+# round: on a machine shared with other jobs, a single short run can land in a busy moment.
 
 # %% [markdown]
 # In PyTorch the per-sample pipeline is a `Dataset` whose `__getitem__` turns one image into a
@@ -589,12 +601,16 @@ rates["seed-style DataLoader alone"] = pipeline_rate(from_loader, sizes.baseline
 rates["on-device crop + flip alone"] = pipeline_rate(
     on_device(True), sizes.baseline_steps
 )
+# Each row against its per-sample counterpart: a loop against the per-sample loop (the first
+# row), a pipeline alone against the per-sample pipeline alone.
 reference = next(iter(rates.values()))
+reference_alone = next(rate for name, rate in rates.items() if name.endswith("alone"))
 print(
     f"{'pipeline (+ training step unless alone)':46} {'img/s':>8} {'vs seed-style':>13}"
 )
 for name, rate in rates.items():
-    print(f"{name:46} {rate:8,.0f} {rate / reference:12.2f}x")
+    base = reference_alone if name.endswith("alone") else reference
+    print(f"{name:46} {rate:8,.0f} {rate / base:12.2f}x")
 print(f"{'flip TTA at test time':46} {'':8} {acc_tta - acc_plain:+12.2%} accuracy")
 print(
     f"{'weight average vs trained, both with flips':46} {'':8} {acc_ema - acc_tta:+12.2%} accuracy"
@@ -644,27 +660,32 @@ else:
     )
 
 # %% [markdown] tags=["shared"]
-# **Reading the tables.** Each row is one `helpers.bench` run with its hardware, date and commit.
-# A row whose seed reads `0-2` holds the medians of three seeds, and the line under it their
-# ranges; a line "alternated seed by seed" marks one of a pair run by `helpers.bench --versus`,
-# which alternates two configurations so that a drift of the machine's speed hits both alike.
-# That drift is large on these shared machines (the same three PyTorch runs took 209 s to 225 s
-# one afternoon and 246 s to 309 s three hours later), so compare times only within a pair or
-# a process. What the runs show:
+# **Reading the tables.** Each row is one `helpers.bench` run with its data, hardware, date and
+# commit. A row followed by a line "median of 3 runs" holds the medians of three seeds (`0-2` in
+# the second table's seed column), and that line their ranges; a line "alternated seed by seed"
+# marks one of a pair run by `helpers.bench --versus`, which alternates two configurations so
+# that a drift of the machine's speed hits both alike. That drift is large on these shared
+# machines (the same three PyTorch runs took 209 s to 225 s one afternoon and 246 s to 309 s
+# three hours later), so compare times only within a pair or a process; each record in
+# `bench.jsonl` also notes what else the machine was running (the 77 img/s JAX row of
+# 2026-11-30 ran on two cores that other jobs shared). "YNNPACK off" marks JAX runs with
+# XLA's own CPU kernels, "2 XLA devices" JAX runs that split each batch over one XLA device per
+# core (chapter 9's data parallelism); the JAX page explains both. What the runs show:
 #
 # - **On a GPU the pipeline decides.** The `gpu` rows (one NVIDIA H200, `bfloat16`, the same
 #   JPEG copy) show the on-device loop far ahead of the seed-style loop, as the argument above
 #   predicts: a GPU step takes milliseconds, and one Python process cannot augment 512 images
 #   one by one in that time. (The seed-style loader ran in the main process, `num_workers=0`;
-#   worker processes would narrow the gap and were not measured. The JAX `gpu` row's
-#   on-device rate was timed before a fix to the timed steps and not since.)
+#   worker processes would narrow the gap and were not measured. The JAX `gpu` row's ratio,
+#   2.10x, is not reliable: one-time compilations fell inside its timed on-device steps, which
+#   the helpers have fixed since, and no GPU has re-timed it.)
 # - **JAX was the faster framework on the GPU, PyTorch on the CPU.** On the GPU JAX's whole
 #   step is one compiled program, while eager PyTorch launches every operation from Python,
-#   and at this size the launches, not the arithmetic, bound a step (batches of 1,024, half as
-#   many launches per epoch, gave PyTorch 1.5 to 1.9 times the img/s of the twelve-epoch rows
-#   with batches of 512 in the second table). On two CPU cores PyTorch trained at 1.55 to 1.74
+#   and at this size the launches, not the arithmetic, seem to bound a step (batches of 1,024,
+#   half as many launches per epoch, gave PyTorch 1.5 to 1.9 times the img/s of the
+#   twelve-epoch rows with batches of 512 in the second table). On two CPU cores PyTorch trained at 1.55 to 1.74
 #   times JAX's img/s, in the same process: on an Intel Xeon 1,010 against 586 img/s (medians
-#   of two seeds) and 914 against 591 in a later pair, on an AMD EPYC 1,812 against 1,039 (JAX
+#   of two seeds) and 914 against 591 in a later pair, on an AMD EPYC 1,812 against 1,038 (JAX
 #   with XLA's own kernels, YNNPACK off). The end of this section on the JAX page looks at why.
 # - **About 90 %, not airbench's 94 %.** Airbench reports 94 % in about 3.3 seconds on one A100
 #   {cite}`jordan2024airbench`; this recipe reached about 90 % with flips on the H200, and the
@@ -689,14 +710,15 @@ else:
 #   JAX (3 epochs on 2 XLA devices), 0.3 points (80.07 % against 79.78 %; with flips every
 #   whitened run beat every 3x3-stem run) for about 4 % more time (321 s against 307 s,
 #   overlapping ranges).
-# - **The weight average scored below the trained weights** (column `EMA+f`, with flips) in
-#   the `cpu` runs that recorded it, e.g. in the medians of three seeds 84.50 % against
-#   84.65 % (PyTorch, whitened) and 80.23 % against 81.11 % (JAX, whitened). Two possible
-#   reasons, neither tested: with a step size that decays linearly to zero the last weights
-#   already come from tiny steps, while the average mixes in older weights taken with larger
-#   ones; and the averaged BatchNorm statistics belong to the trained weights, not to the
-#   averaged ones. Airbench averages differently (Lookahead, with a weight that grows over the
-#   run); here the average stays optional, measured and off the headline numbers.
+# - **The weight average scored below the trained weights** (column `EMA+f`, with flips) in every
+#   full-data `cpu` run that recorded it, e.g. in the medians of three seeds 84.50 % against 84.65 %
+#   (PyTorch, whitened) and 80.23 % against 81.11 % (JAX, whitened); only on the 4,000-image subset
+#   (30 epochs) did PyTorch's whitened runs score higher with it. Two possible reasons, neither
+#   tested: with a step size that decays linearly to zero the last weights already come from tiny
+#   steps, while the average mixes in older weights taken with larger ones; and the averaged
+#   BatchNorm statistics belong to the trained weights, not to the averaged ones. Airbench averages
+#   differently (Lookahead, with a weight that grows over the run); here the average stays optional,
+#   measured and off the headline numbers.
 
 # %% [markdown] tags=["shared"]
 # ## 5.7 Summary

@@ -31,3 +31,17 @@ def test_helper_modules_stay_small():
         if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     }
     assert not long, f"split these modules (lines > {MAX_MODULE_LINES}): {long}"
+
+
+def test_progress_bars_are_plain_tqdm():
+    """``tqdm.auto`` picks a Jupyter widget, and without ipywidgets (the book's build) it prints a
+    TqdmWarning into the rendered page; plain ``tqdm`` prints a text bar everywhere."""
+    sources = [
+        path
+        for folder in ("helpers", "chapters", "solutions", "labs")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+    ]
+    offenders = [
+        str(p.relative_to(ROOT)) for p in sources if "tqdm.auto" in p.read_text()
+    ]
+    assert sources and not offenders, offenders

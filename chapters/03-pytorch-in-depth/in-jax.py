@@ -59,7 +59,7 @@ import optax
 import orbax.checkpoint as ocp
 from flax import nnx
 from jax.test_util import check_grads
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from helpers import jax as H
 

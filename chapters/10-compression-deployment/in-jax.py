@@ -58,7 +58,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optax
 from flax import nnx
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from helpers import jax as H
 from helpers.data import text as T

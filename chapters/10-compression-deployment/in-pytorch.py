@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from helpers import torch as H
 from helpers.data import text as T

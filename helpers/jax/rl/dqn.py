@@ -271,7 +271,7 @@ def train_dqn(
     trained ``QNetwork`` and ``{"episode_ends", "episode_returns", "train_seconds",
     "compile_seconds"}`` (the first call of each jitted function).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     env = make_env(env_id)
     obs_dim, actions = env.observation_space.shape[0], int(env.action_space.n)

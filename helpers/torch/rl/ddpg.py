@@ -35,7 +35,7 @@ def train_ddpg(
     ``learning_starts``. Returns the trained ``Actor`` and the history (as ``train_dqn``).
     Raises ``ValueError`` for an environment with discrete actions.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     env = make_env(env_id)
     if not hasattr(env.action_space, "high"):

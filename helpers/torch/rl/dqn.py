@@ -38,7 +38,7 @@ def train_dqn(
     network copied every ``target_every`` env steps. Returns the trained ``QNetwork`` and
     ``{"episode_ends", "episode_returns", "train_seconds", "compile_seconds"}``.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     torch.manual_seed(seed)
     env = make_env(env_id)

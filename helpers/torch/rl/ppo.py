@@ -97,7 +97,7 @@ def train_ppo(
     """
     import gymnasium as gym
     from gymnasium.vector import AutoresetMode
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     torch.manual_seed(seed)
     envs, steps = sizes.envs, sizes.steps

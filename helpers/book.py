@@ -1,6 +1,6 @@
 """Sphinx extension for building the course site; ``_config.yml`` registers it.
 
-Two things the build needs that configuration alone cannot say:
+Four things the build needs that configuration alone cannot say:
 
 * **Progress bars print once.** The build runs every notebook non-interactively and renders
   what the cells printed. A text progress bar redraws itself with carriage returns; myst-nb's

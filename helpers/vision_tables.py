@@ -20,15 +20,14 @@ def _chip(record: dict) -> str:
 def bench_table(records: Sequence[dict]) -> str:
     """Chapter 5's ``helpers.bench cifar10`` records as text: one row per run, then the sweeps.
 
-    Only the fast recipe's runs (``model_option`` ``"cifarnet"``; section 5.2's outline CNN
-    has its own records). Runs at a scale's own sizes come first, under a title line, in
-    ``records``' order, with the data (``JPEG copy``, ``canonical``, or the 4,000-image
-    ``sample``), the hardware (the GPU, else the CPU, its cores and, above one, the XLA devices
-    the batch was split over), date and commit; runs with changed sizes (``--set``, an
-    ``overrides`` key) follow in a second titled table, best flip-TTA accuracy first within
-    each scale, with their stem, seed, devices, accuracy, img/s, chip, date, commit and what
-    was changed. A record's ``load_average`` note (what else the machine ran) stays in the
-    JSON; it is not printed.
+    Only the fast recipe's runs (``model_option`` ``"cifarnet"``; section 5.2's outline CNN has
+    its own records). Runs at a scale's own sizes come first, under a title line, in
+    ``records``' order, with the data (``JPEG copy`` or ``canonical``), the hardware (the GPU,
+    else the CPU, its cores and, above one, the XLA devices the batch was split over), date and
+    commit; runs with changed sizes (``--set``, an ``overrides`` key) follow in a second titled
+    table, best flip-TTA accuracy first within each scale, with their stem, seed, devices,
+    accuracy, img/s, chip, date, commit and what was changed. A record's ``load_average`` note
+    (what else the machine ran) stays in the JSON; it is not printed.
     ``stem`` (both tables) is the network's first layer (``conv`` for runs recorded before the
     whitening stem); ``EMA+f`` is the weight average's accuracy with flips, blank for runs
     recorded before it. A record of ``--repeat N`` runs (seeds ``0 .. N-1``) holds each
@@ -69,11 +68,10 @@ def bench_table(records: Sequence[dict]) -> str:
     if sweeps:
         lines += [
             "",
-            "Runs with changed sizes (`--set`), best accuracy with flips first",
-            f"{'framework':9} {'scale':5} {'stem':9} {'seed':>4} {'devices':>7} {'test acc':>8} "
-            f"{'+TTA':>7} "
-            f"{'EMA+f':>7} {'train s':>7} {'img/s':>8}  {'hardware':16} {'date':10} "
-            f"{'commit':7} sizes changed",
+            "Runs with changed sizes (--set), by scale, best accuracy with flips first",
+            f"{'framework':9} {'scale':5} {'stem':9} {'seed':>4} {'devices':>7} "
+            f"{'test acc':>8} {'+TTA':>7} {'EMA+f':>7} {'train s':>7} {'img/s':>8}  "
+            f"{'hardware':16} {'date':10} {'commit':7} sizes changed",
         ]
         for r in sorted(sweeps, key=lambda r: (r["scale"], -r["test_accuracy_tta"])):
             changes = _changes(r["overrides"])
@@ -82,7 +80,8 @@ def bench_table(records: Sequence[dict]) -> str:
                 f"{r.get('devices', 1):7g} {r['test_accuracy']:8.2%} "
                 f"{r['test_accuracy_tta']:7.2%} {_ema(r):>7} "
                 f"{r['train_seconds']:7.1f} {r['train_examples_per_second']:8,.0f}  "
-                f"{_cpu_name(_chip(r))[:16]:16} {r['date'][:10]} {str(r['commit'])[:7]:7} {changes}"
+                f"{_cpu_name(_chip(r))[:16]:16} {r['date'][:10]} "
+                f"{str(r['commit'])[:7]:7} {changes}"
             )
             lines += _spread(r) + _interleaved(r)
     return "\n".join(lines)
@@ -94,9 +93,7 @@ def _cpu_name(name: str) -> str:
 
 
 def _data_name(data: str) -> str:
-    """A record's ``data`` in two words: ``JPEG copy``, ``canonical``, or a 4,000-image sample."""
-    if "first 4,000" in data:
-        return "sample, JPEG" if "JPEG" in data else "sample, exact"
+    """A record's ``data`` in two words: ``JPEG copy`` or ``canonical``."""
     return "JPEG copy" if "JPEG" in data else "canonical"
 
 

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from myst_nb.core.utils import coalesce_streams
 
-from helpers.book import KERNEL_ENVIRONMENT, cache_key, execute_workers
+from helpers.book import KERNEL_ENVIRONMENT, cache_key, execute_workers, setup
 
 
 def test_cache_key_names_the_scale_and_changes_with_it():
@@ -56,8 +56,23 @@ def test_bibliography_parses_and_holds_every_cited_key():
     assert not cited - keys, f"cited but not in references.bib: {sorted(cited - keys)}"
 
 
+def test_setup_gives_the_kernels_their_environment_and_keeps_what_is_set(monkeypatch):
+    for name in KERNEL_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's own choice: kept
+
+    class App:  # the one Sphinx method setup() calls
+        def connect(self, *args, **kwargs) -> None:
+            pass
+
+    setup(App())
+    assert os.environ["TQDM_MININTERVAL"] == KERNEL_ENVIRONMENT["TQDM_MININTERVAL"]
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert "TQDM_DELAY" not in os.environ  # a bar that never drew would print nothing
+
+
 def test_a_progress_bar_renders_once_finished():
-    """A tqdm bar in a kernel with the book's environment, as the site renders it: one line."""
+    """A tqdm bar in a process with the kernels' environment, as the site renders it: one line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TQDM_")}
     code = "from tqdm import tqdm\nfor _ in tqdm(range(500), desc='train'): pass\n"
     run = subprocess.run(

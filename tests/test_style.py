@@ -1,4 +1,5 @@
-"""Style: ruff lint and format over the whole project, and the helpers' module sizes."""
+"""Style: ruff lint and format over the whole project, the helpers' module sizes, and plain
+tqdm progress bars."""
 
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def test_progress_bars_are_plain_tqdm():
     TqdmWarning into the rendered page; plain ``tqdm`` prints a text bar everywhere."""
     sources = [
         path
-        for folder in ("helpers", "chapters", "solutions", "labs")
+        for folder in ("helpers", "chapters", "appendices", "solutions", "labs")
         for path in sorted((ROOT / folder).rglob("*.py"))
     ]
     offenders = [

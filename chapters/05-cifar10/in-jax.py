@@ -28,8 +28,8 @@
 # * evaluated it per class, with a confusion matrix and its mistakes;
 # * measured what made it fast, against a per-sample pipeline.
 #
-# Every number on this page is printed by its code or recorded, with hardware, date and commit,
-# in the chapter's `bench.jsonl` (printed in section 5.6); the cell below says at which scale
+# Every number on this page is printed by its code, cited, or recorded with hardware, date and
+# commit in the chapter's `bench.jsonl` (printed in section 5.6); the cell below says at which scale
 # (`smoke`, `cpu` or `gpu`) this page was produced.
 
 # %% tags=["remove-cell"]
@@ -90,7 +90,7 @@ H.runtime_info()
 # canonical archive (downloaded once, checked by its sha256, cached); on the machines that built
 # this book it finds only the course's offline copy, in which every image was re-encoded as JPEG,
 # lossy (about 6 levels of 255 off per pixel, which cost the recipe 2 to 4 points of accuracy
-# on a 4,000-image subset at the end of section 5.6; on the full set, not measured), and says
+# on a 4,000-image subset in section 5.6; on the full set, not measured), and says
 # so: the next cell prints which copy produced this page's numbers.
 # The last `val_examples` training images are kept apart as a validation set for choosing
 # settings; the test set is used once, at the end.
@@ -722,8 +722,9 @@ print(
 # model's step is far shorter and a per-sample pipeline easily becomes the bottleneck. In JAX
 # the pieces do not even add up: `step(...)` returns as soon as the step is queued
 # (asynchronous dispatch, section 1.5), so the loop builds the next batch in NumPy while XLA
-# runs the step. On a GPU that hides the pipeline whenever it is faster than the step; on a
-# CPU the two share the same cores, and the measured ratio can land at or below 1.
+# runs the step. On a GPU that hides the pipeline whenever it is faster than the step (as
+# PyTorch's CUDA queue does too); on a CPU the two share the same cores, and the measured
+# ratio can land at or below 1.
 # The two accuracy rows come from this page's single run (at `smoke` scale one test image
 # is 0.2 points of 500, so they are noise there): the seed alone moved a recorded JAX
 # `cpu` run by 0.75 points (three seeds of the 3x3 stem: 79.27 % to 80.02 %, the range line
@@ -745,16 +746,16 @@ else:
 
 # %% [markdown] tags=["shared"]
 # **Reading the tables.** Each row is one `helpers.bench` run with its data, hardware, date and
-# commit. A row followed by a line "median of 3 runs" holds the medians of three seeds (`0-2` in
-# the second table's seed column), and that line their ranges; a line "alternated seed by seed"
-# marks one of a pair run by `helpers.bench --versus`, which alternates two configurations so
-# that a drift of the machine's speed hits both alike. That drift is large on these shared
-# machines (the same three PyTorch runs took 209 s to 225 s one afternoon and 246 s to 309 s
-# three hours later), so compare times only within a pair or a process; each record in
-# `bench.jsonl` also notes what else the machine was running (the 77 img/s JAX row of
-# 2026-11-30 ran on two cores that other jobs shared). "YNNPACK off" marks JAX runs with
-# XLA's own CPU kernels, "2 XLA devices" JAX runs that split each batch over one XLA device per
-# core (chapter 9's data parallelism); the JAX page explains both. What the runs show:
+# commit. A row followed by a line "median of N runs" holds the medians of N seeds (`0-2` for
+# three in the second table's seed column), and that line their ranges; a line "alternated seed by
+# seed" marks one of a pair run by `helpers.bench --versus`, which alternates two configurations
+# so that a drift of the machine's speed hits both alike. That drift is large on these shared
+# machines (the same three PyTorch runs took 209 s to 225 s one afternoon and 246 s to 309 s three
+# hours later), so compare times only within a pair or a process; each `cpu` record in
+# `bench.jsonl` also notes what else the machine was running (the 77 img/s JAX row of 2026-11-30
+# ran on two cores that other jobs shared). "YNNPACK off" marks JAX runs with XLA's own CPU
+# kernels, "2 XLA devices" JAX runs that split each batch over one XLA device per core (chapter
+# 9's data parallelism). What the runs show:
 #
 # - **On a GPU the pipeline decides.** The `gpu` rows (one NVIDIA H200, `bfloat16`, the same
 #   JPEG copy) show the on-device loop far ahead of the seed-style loop, as the argument above
@@ -768,13 +769,13 @@ else:
 #   this size the launches, not the arithmetic, seem to bound a step (batches of 1,024, half as
 #   many launches per epoch, gave PyTorch 1.5 to 1.9 times the img/s of the twelve-epoch rows
 #   with batches of 512 in the second table). On two CPU cores PyTorch trained at 1.55 to 1.74
-#   times JAX's img/s, in the same process: on an Intel Xeon 1,010 against 586 img/s (medians of
-#   two seeds) and 914 against 591 in a later pair, on an AMD EPYC 1,812 against 1,038 (JAX with
-#   XLA's own kernels, YNNPACK off). The end of this section on the JAX page looks at why.
+#   times JAX's img/s (JAX with YNNPACK off), in the same process: on an Intel Xeon 1,010
+#   against 586 img/s (medians of two seeds) and 914 against 591 in a later pair, on an AMD EPYC
+#   1,812 against 1,038. The end of this section on the JAX page looks at why.
 # - **About 90 %, not airbench's 94 %.** Airbench reports 94 % in about 3.3 seconds on one A100
 #   {cite}`jordan2024airbench`; this recipe reached about 90 % with flips on the H200, and the
 #   second table's search (up to 40 epochs; other step sizes, weight decays, momenta, batch
-#   sizes and label smoothings) stayed between 88.5 % and 90.5 %. The missing points are in
+#   sizes and label smoothings) stayed between 88.50 % and 90.51 %. The missing points are in
 #   what airbench adds to this skeleton (a whitening first layer, which the `cpu` recipe has but
 #   no GPU has run yet, a much larger step size for the BatchNorm biases, Lookahead, test-time
 #   translations) and probably in the lossy JPEG copy (below); how the two share the gap at
@@ -795,9 +796,9 @@ else:
 #   whitened run beat every 3x3-stem run) for about 4 % more time (321 s against 307 s,
 #   overlapping ranges).
 # - **The weight average scored below the trained weights** (column `EMA+f`, with flips) in every
-#   full-data `cpu` run that recorded it, e.g. in the medians of three seeds 84.50 % against 84.65 %
+#   full-data `cpu` row that recorded it (medians where runs were repeated), e.g. in the medians of three seeds 84.50 % against 84.65 %
 #   (PyTorch, whitened) and 80.23 % against 81.11 % (JAX, whitened); only on the 4,000-image subset
-#   (30 epochs) did PyTorch's whitened runs score higher with it. Two possible reasons, neither
+#   (30 epochs) did PyTorch's whitened rows score higher with it. Two possible reasons, neither
 #   tested: with a step size that decays linearly to zero the last weights already come from tiny
 #   steps, while the average mixes in older weights taken with larger ones; and the averaged
 #   BatchNorm statistics belong to the trained weights, not to the averaged ones. Airbench averages
@@ -819,7 +820,8 @@ else:
 # - *A faster kernel is not a faster run.* Before that was known, the course worked around the
 #   slow kernel from outside: a convolution's weight gradient summed over slices of 8 images
 #   (the cell below times it against the single call), built into `CifarNet` as a
-#   `jax.custom_vjp` on each 3x3 convolution. On one XLA device it trained at 354 img/s against
+#   `jax.custom_vjp` on each 3x3 convolution (the second table's rows of commits `bfbaafe` and
+#   `f47ee95`). On one XLA device it trained at 354 img/s against
 #   275 without it (runs hours apart); on 2 XLA devices at 425 to 488 img/s against 396 to 492
 #   the day before, inside the machine's drift; and it doubled the compilation time. It was
 #   reverted, and turning YNNPACK off did more. Time the whole loop, not only the part you
@@ -848,7 +850,8 @@ else:
 # YNNPACK, above). The flag older
 # advice gives for XLA's CPU convolutions, `--xla_cpu_use_onednn=true` (Intel's oneDNN),
 # changes nothing with this jaxlib: the course's tests compile a convolution's weight gradient
-# with and without it, and the program is byte for byte the same either way. This jaxlib has
+# with and without it, and with YNNPACK on (jaxlib's default) the program is byte for byte the
+# same either way. This jaxlib has
 # other, experimental oneDNN options; the course did not measure them.
 
 # %%

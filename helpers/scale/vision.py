@@ -120,7 +120,7 @@ SIZES: dict[str, dict[str, object]] = {
             # 568-604 img/s, 79.99-80.08 % (80.96-81.36 % with flips) on an Intel Xeon (2 cores,
             # 2026-12-02; chapter 5's bench.jsonl); the JAX page took 473 s in all (258 s of
             # training). 4 would take about 300 s of training there, at the 5-minute limit (an
-            # AMD EPYC trained 3 in 129-131 s, 1,029-1,039 img/s, 80.08 %, 2026-12-02). With
+            # AMD EPYC trained 3 in 129-131 s, 1,029-1,038 img/s, 80.08 %, 2026-12-02). With
             # YNNPACK (jaxlib 0.10.2's default) 3 epochs took 489 s on one device (274.9 img/s)
             # and, whitened, 273-339 s on 2 XLA devices (2026-12-01).
             jax_epochs=3,

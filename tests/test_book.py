@@ -57,7 +57,7 @@ def test_bibliography_parses_and_holds_every_cited_key():
 
 
 def test_setup_gives_the_kernels_their_environment_and_keeps_what_is_set(monkeypatch):
-    for name in KERNEL_ENVIRONMENT:
+    for name in [*KERNEL_ENVIRONMENT, "TQDM_DELAY"]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's own choice: kept
 

@@ -3,13 +3,14 @@
 Four things the build needs that configuration alone cannot say:
 
 * **Progress bars print once.** The build runs every notebook non-interactively and renders
-  what the cells printed. A text progress bar redraws itself with carriage returns; myst-nb's
-  ``nb_merge_streams`` (``_config.yml``) keeps only what follows a line's last carriage return,
-  so a page shows a bar's last drawing. Before any notebook runs, this tells tqdm (through its
-  ``TQDM_MININTERVAL`` environment default, inherited by the kernels) to draw each bar only
-  when it starts and when it closes, so that last drawing is the finished bar and the stored
-  notebooks stay small. (Not ``TQDM_DELAY``: a bar that has not drawn before it closes draws
-  nothing at all.)
+  what the cells printed. A text progress bar redraws itself with carriage returns, and the
+  kernel sends the drawings in separate stream messages, which myst-nb's ``nb_merge_streams``
+  (``_config.yml``) joins with newlines: every drawing would become a line. Before any
+  notebook runs, this tells tqdm (through its ``TQDM_MININTERVAL`` environment default,
+  inherited by the kernels) to draw a bar only when it starts, when it closes and when a cell
+  asks (``set_postfix``), which keeps the stored notebooks small; then, on every page read,
+  :func:`last_bar_drawings` keeps each bar's last drawing in the rendered stderr. (Not
+  ``TQDM_DELAY``: a bar that has not drawn before it closes draws nothing at all.)
 * **Threads wait passively.** ``OMP_WAIT_POLICY=PASSIVE`` for the kernels: PyTorch's OpenMP
   threads otherwise spin while waiting, which stalls them on cores shared with other work.
 * **Notebooks execute in parallel.** Sphinx reads pages one at a time, and Jupyter Book's
@@ -36,15 +37,23 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
+from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.config import Config
 
 from helpers.scale import current_scale
 
-__all__ = ["KERNEL_ENVIRONMENT", "cache_key", "execute_workers", "setup"]
+__all__ = [
+    "KERNEL_ENVIRONMENT",
+    "cache_key",
+    "execute_workers",
+    "last_bar_drawings",
+    "setup",
+]
 
 HELPERS = Path(__file__).resolve().parent
 
@@ -149,6 +158,41 @@ def _page_context(app: Sphinx, pagename, templatename, context, doctree) -> None
         context["default_mode"] = "auto"
 
 
+# A tqdm drawing: its description (may be empty), then a percentage and the bar.
+_BAR = re.compile(r"^(?P<desc>[^|\n]*?)\s*(?P<percent>\d{1,3})%\|")
+
+
+def last_bar_drawings(text: str) -> str:
+    """Of consecutive lines that draw the same tqdm bar, keep the last: ``str`` -> ``str``.
+
+    Two lines draw the same bar when they have the same description and the second's
+    percentage is not below the first's (a new bar starts again from a lower one). Any other
+    line is kept as it is.
+    """
+    kept: list[str] = []
+    for line in text.split("\n"):
+        new = _BAR.match(line)
+        old = _BAR.match(kept[-1]) if kept else None
+        same = new and old and new["desc"] == old["desc"]
+        if same and int(new["percent"]) >= int(old["percent"]):
+            kept[-1] = line
+        else:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def _collapse_progress_bars(app: Sphinx, doctree: nodes.document) -> None:
+    """The rendered stderr of every notebook cell, with each bar drawn once."""
+    for block in doctree.findall(nodes.literal_block):
+        if "stderr" not in block.get("classes", []):
+            continue
+        text = block.astext()
+        shown = last_bar_drawings(text)
+        if shown != text:
+            block.children = [nodes.Text(shown)]
+            block.rawsource = shown
+
+
 # The notebook kernels' environment defaults (a variable already set is kept).
 KERNEL_ENVIRONMENT = {
     # seconds between redraws: a bar draws when it starts and when it closes
@@ -163,6 +207,7 @@ def setup(app: Sphinx) -> dict:
     for name, value in KERNEL_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     app.connect("config-inited", _per_scale_cache)
+    app.connect("doctree-read", _collapse_progress_bars)
     app.connect("env-before-read-docs", _execute_ahead)
     # Priority 1: before the theme's own handlers.
     app.connect("html-page-context", _page_context, priority=1)

@@ -9,7 +9,14 @@ import nbformat
 import pytest
 from myst_nb.core.utils import coalesce_streams
 
-from helpers.book import KERNEL_ENVIRONMENT, cache_key, execute_workers, setup
+from helpers.book import (
+    KERNEL_ENVIRONMENT,
+    _collapse_progress_bars,
+    cache_key,
+    execute_workers,
+    last_bar_drawings,
+    setup,
+)
 
 
 def test_cache_key_names_the_scale_and_changes_with_it():
@@ -84,6 +91,48 @@ def test_a_progress_bar_renders_once_finished():
     stderr = run.stderr.decode()
     # drawn when it starts and when it closes, not on every step
     assert stderr.count("train:") == 2
-    stream = nbformat.v4.new_output("stream", name="stderr", text=stderr)
-    shown = coalesce_streams([stream])[0]["text"]  # what nb_merge_streams renders
+    # a kernel sends the drawings as separate stream messages; nb_merge_streams joins them
+    # with newlines (myst-nb's own function), then the build keeps the last drawing
+    messages = [
+        nbformat.v4.new_output("stream", name="stderr", text="\r" + part)
+        for part in stderr.split("\r")
+        if part
+    ]
+    merged = coalesce_streams(messages)[0]["text"]
+    assert merged.count("train:") == 2  # what the page showed without the build's help
+    shown = last_bar_drawings(merged)
     assert shown.count("train:") == 1 and "100%" in shown and "500/500" in shown
+
+
+def test_last_bar_drawings_keeps_each_bars_last_line_and_everything_else():
+    text = "\n".join([
+        "train:   0%|          | 0/4 [00:00<?, ?step/s]",
+        "train: 100%|##########| 4/4 [00:01<00:00, epoch=1]",
+        "train: 100%|##########| 4/4 [00:01<00:00, epoch=2]",  # a set_postfix redraw
+        "a warning",
+        "train:   0%|          | 0/4 [00:00<?, ?step/s]",  # a new bar, not the one above
+        "  0%|          | 0/9",
+        " 44%|####      | 4/9",
+        "eval:  50%|#####     | 1/2",  # another bar
+    ])  # fmt: skip
+    assert last_bar_drawings(text).split("\n") == [
+        "train: 100%|##########| 4/4 [00:01<00:00, epoch=2]",
+        "a warning",
+        "train:   0%|          | 0/4 [00:00<?, ?step/s]",
+        " 44%|####      | 4/9",
+        "eval:  50%|#####     | 1/2",
+    ]
+    assert last_bar_drawings("no bar\n") == "no bar\n"
+
+
+def test_the_build_collapses_bars_in_rendered_stderr_only():
+    from docutils import nodes
+    from docutils.utils import new_document
+
+    bars = "x:   0%|  | 0/1\nx: 100%|##| 1/1"
+    doctree = new_document("page")
+    stderr = nodes.literal_block(bars, bars, classes=["output", "stderr"])
+    stdout = nodes.literal_block(bars, bars, classes=["output", "stream"])
+    doctree += [stderr, stdout]
+    _collapse_progress_bars(None, doctree)
+    assert stderr.astext() == "x: 100%|##| 1/1" and stdout.astext() == bars

@@ -201,8 +201,10 @@ def per_sample_batches(
 def data_source() -> Iterator[dict[str, str]]:
     """Record which CIFAR-10 copy the loads inside the block read: ``{"data": ...}``.
 
-    ``load_cifar10`` warns when it falls back to the JPEG re-encoded offline copy; this says so
-    in the benchmark record (and still shows each distinct warning, once).
+    ``load_cifar10`` warns when it falls back to the JPEG re-encoded offline copy; inside this
+    block that warning becomes the record's ``"data"`` entry instead, for the caller to print or
+    store (a notebook would otherwise show it under a kernel temp-file path). Any other warning
+    is shown, each distinct one once (loading train and test warns twice alike).
     """
     found = {"data": "CIFAR-10, canonical (lossless)"}
     with warnings.catch_warnings(record=True) as caught:
@@ -212,8 +214,7 @@ def data_source() -> Iterator[dict[str, str]]:
     for w in caught:
         if "JPEG" in str(w.message):
             found["data"] = "CIFAR-10, JPEG re-encoded offline copy (lossy, all 60,000)"
-        # each distinct warning once: loading train and test warns twice about the same copy
-        if str(w.message) not in shown:
+        elif str(w.message) not in shown:
             shown.add(str(w.message))
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 

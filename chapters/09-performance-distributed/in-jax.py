@@ -95,8 +95,9 @@ H.runtime_info()
 # compiles far more slowly on CPU, and every new step shape would pay for it again.
 
 # %%
-with H.vision.data_source():
+with H.vision.data_source() as source:
     x_train, y_train = H.load_cifar10("train", limit=sizes.train_examples)
+print("data:", source["data"], f"train {x_train.shape}")
 mean, std = H.vision.channel_stats(x_train)
 images = jax.device_put(x_train, device)  # (N, 32, 32, 3) uint8
 labels = jax.device_put(y_train.astype(np.int32), device)  # (N,) int32

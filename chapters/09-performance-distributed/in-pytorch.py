@@ -70,8 +70,9 @@ H.runtime_info()
 # there. A training *step* is what every measurement below times.
 
 # %%
-with H.vision.data_source():
+with H.vision.data_source() as source:
     x_train, y_train = H.load_cifar10("train", limit=sizes.train_examples)
+print("data:", source["data"], f"train {x_train.shape}")
 mean, std = H.vision.channel_stats(x_train)
 images = torch.from_numpy(x_train).to(device)  # (N, 32, 32, 3) uint8
 labels = torch.from_numpy(y_train).long().to(device)  # (N,) int64

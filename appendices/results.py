@@ -16,15 +16,29 @@
 #
 # Every benchmark number quoted in the chapters comes from a run of `python -m helpers.bench`,
 # recorded with its hardware, library versions, date and git commit in the chapter's
-# `bench.jsonl`. This page reads all of them when the site is built: the table lists every run,
-# oldest first, and each task gets a plot.
+# `bench.jsonl`. This page reads all of them when the site is built: the table lists every
+# record, oldest first, superseded settings and sweeps included, and each task gets a plot of
+# its runs at its scale's own sizes. (The outlook of chapter 10, section 10.9, shows only the
+# latest run of each configuration.)
 #
 # **Protocol.** `helpers.bench` trains the task's model from scratch with a fixed seed at the
-# scale it names, then evaluates it once on the full test split. *Train s* is the wall time of
-# the training epochs (evaluation excluded), measured with the device synchronised;
-# *examples/s* leaves out the first step, which carries compilation (JAX) or GPU warm-up, and
-# that step's time is recorded apart (`first_step_seconds`). A run is comparable with another
-# only on the same hardware.
+# sizes of the scale it names, except where the *scale* column lists sizes changed for that
+# run (`--set`, for sweeps; the plots leave those runs out). A supervised task is then
+# evaluated once on its test split (the full split, or the `test_examples` its scale names),
+# and its metric is the test accuracy. The reinforcement-learning tasks (`cartpole`,
+# `pendulum`) have no test split: their metric is the mean return of greedy evaluation
+# episodes, each seed's mean averaged over the seeds. *Train s* is the wall time of training
+# (evaluation excluded; all seeds together for reinforcement learning), measured with the
+# device synchronised. The *throughput* of a supervised task counts training examples per
+# second and leaves out the first step, which carries compilation (JAX) or GPU warm-up; that
+# step's time is recorded apart (`first_step_seconds`). For reinforcement learning it counts
+# environment steps per second of training, and JAX's compilation is timed apart
+# (`compile_seconds`). A record made with `--repeat N` holds the medians of N seeds (its
+# metric says so). A run is comparable with another only on the same hardware.
+#
+# **Commits.** The *commit* column names the git commit each run was made at, so that it can
+# be reproduced. `+dirty` after it means the working tree had uncommitted changes when the run
+# was made: that commit alone may not reproduce the run exactly.
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
@@ -47,11 +61,12 @@ from helpers.notebooks import ROOT
 from helpers.results import load_records, plot_task, records_table
 
 records = load_records(ROOT)
-print(f"{len(records)} recorded runs in {ROOT / 'chapters'}")
+print(f"{len(records)} records in {ROOT / 'chapters'}")
 Markdown(records_table(records)) if records else print(
     "no recorded runs in this checkout"
 )
 
 # %%
-for task in dict.fromkeys(r["task"] for r in records):
+# One plot per task, of its runs at the scale's own sizes (sweeps are in the table only).
+for task in dict.fromkeys(r["task"] for r in records if "overrides" not in r):
     plot_task(records, task)

@@ -154,66 +154,6 @@ def test_task_scores_the_test_split(framework, monkeypatch):
     assert metrics["test_loss"] > 2.0
 
 
-def test_outlook_tables_pair_the_latest_runs_and_count_code(tmp_path):
-    from helpers.results import code_lines, framework_pairs, load_records, summary_rows
-
-    folder = tmp_path / "chapters" / "05-demo"
-    folder.mkdir(parents=True)
-    runs = [  # oldest first: the second torch run is the latest
-        {"task": "t", "framework": "torch", "model": "cnn a", "date": "1",
-         "train_examples_per_second": 10.0, "first_step_seconds": 0.1},
-        {"task": "t", "framework": "jax", "model": "cnn a", "date": "2",
-         "train_examples_per_second": 40.0, "compile_seconds": 2.0, "load_average": 3},
-        {"task": "t", "framework": "torch", "model": "cnn a", "date": "3",
-         "train_examples_per_second": 20.0, "first_step_seconds": 0.2},
-        {"task": "t", "framework": "torch", "model": "mlp", "date": "4",
-         "train_examples_per_second": 5.0},  # no JAX twin: no pair
-        {"task": "t", "framework": "jax", "model": "cnn a", "date": "5", "scale": "gpu",
-         "train_examples_per_second": 99.0},  # another scale: no pair with the cpu runs
-        {"task": "t", "framework": "torch", "model": "cnn a", "date": "6",
-         "train_examples_per_second": 1.0, "overrides": {"epochs": 2}},  # a sweep: left out
-    ]  # fmt: skip
-    (folder / "bench.jsonl").write_text("\n".join(json.dumps(r) for r in runs))
-    rows = summary_rows(load_records(tmp_path))
-    assert [r["chapter"] for r in rows] == ["05"] * 5  # the sweep left out
-    assert rows[1]["first step s"] == 2.0 and rows[1]["load"] == "busy"
-    (pair,) = framework_pairs(rows)
-    assert pair["task"] == "t cnn" and pair["PyTorch ex/s"] == 20.0
-    assert pair["faster"] == "JAX" and pair["by x"] == 2.0 and pair["load"] == "busy"
-    (folder / "in-pytorch.py").write_text("# %%\nimport torch\n\nx = 1\n")
-    (folder / "in-jax.py").write_text("# %%\nimport jax\n")
-    assert code_lines(tmp_path) == [
-        {"chapter": "05-demo", "PyTorch code lines": 2, "JAX code lines": 1}
-    ]
-
-
-def test_read_records_keeps_file_order_and_latest_by_takes_the_newest(tmp_path):
-    from helpers.results import latest_by, read_records
-
-    path = tmp_path / "bench.jsonl"
-    runs = [
-        {"task": "t", "model_option": "a", "framework": "jax", "date": "3"},
-        {"task": "t", "model_option": "a", "framework": "jax", "date": "1"},
-        {"task": "t", "model_option": "b", "framework": "torch", "date": "2"},
-    ]
-    path.write_text("\n".join(json.dumps(r) for r in runs) + "\n\n")
-    records = read_records(path)
-    assert [r["date"] for r in records] == [
-        "3",
-        "1",
-        "2",
-    ]  # the file's order, blank skipped
-    latest = latest_by(records, "model_option", "framework")
-    assert list(latest) == [("a", "jax"), ("b", "torch")]
-    assert latest["a", "jax"]["date"] == "3"  # newest by date, not the last line
-    path.write_text('{"task": "t"}\n[1, 2]\n')
-    with pytest.raises(ValueError, match=r"bench.jsonl:2: not a helpers.bench record"):
-        read_records(path)
-    path.write_text("{oops\n")
-    with pytest.raises(ValueError, match=r"bench.jsonl:1: not JSON"):
-        read_records(path)
-
-
 def test_commit_is_dirty_for_code_changes_but_not_for_appended_records(tmp_path):
     """A record appended to a bench.jsonl must not mark the next run's commit +dirty."""
     import subprocess

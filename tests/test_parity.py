@@ -253,3 +253,20 @@ def test_notebook_pair_has_the_same_sections_and_shared_cells(torch_nb, jax_nb):
         for p in (torch_nb, jax_nb)
     ]
     assert shared[0] == shared[1], "a `shared` markdown cell differs between the pair"
+
+
+@pytest.mark.parametrize(
+    ("torch_nb", "jax_nb"),
+    [p for p in pairs() if p[0].parts[-3] == "chapters"],
+    ids=lambda p: str(p.parent.relative_to(ROOT)),
+)
+def test_chapter_page_ends_with_the_way_on(torch_nb, jax_nb):
+    """Every chapter page ends by linking its twin, its own lab and the bibliography."""
+    for page, twin in ((torch_nb, jax_nb), (jax_nb, torch_nb)):
+        last = jupytext.read(page).cells[-1]
+        assert last.cell_type == "markdown" and last.source.startswith("Next:"), page
+        lab = f"../../labs/{page.parent.name}/{page.stem}.ipynb"
+        for link in (f"({twin.stem}.ipynb)", f"({lab})", "(../../bibliography.md)"):
+            assert link in last.source, (
+                f"{page}: the closing cell lacks the link {link}"
+            )

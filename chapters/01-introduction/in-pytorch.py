@@ -45,7 +45,6 @@ if "google.colab" in sys.modules:
 
 # %%
 import itertools
-import json
 import logging
 import math
 import time
@@ -59,6 +58,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from helpers import torch as H
+from helpers.results import latest_by, read_records
 
 # Every size this notebook uses comes from helpers/scale/foundations.py.
 sizes = H.sizes("mnist")
@@ -665,9 +665,10 @@ fig = H.show_images(x_test_u8[wrong], y_test[wrong], predictions=predictions[wro
 
 # %%
 # The lengths timed in this section: three fixed small ones to show the dispatch overhead, and
-# the scale's largest. At smoke scale (CI) torch.compile uses the "aot_eager" backend, which
-# captures the graph but generates no code, to spare CI the C++ compiler's start-up; at cpu
-# and gpu scale it uses the default backend, Inductor, which generates fused kernels.
+# the scale's largest. At smoke scale, a quick check that the page runs, torch.compile uses the
+# "aot_eager" backend, which captures the graph but generates no code (so no C++ compiler
+# starts); at cpu and gpu scale it uses the default backend, Inductor, which generates fused
+# kernels.
 ns = sorted({10, 100, 1_000, timing.n})
 compile_backend = "aot_eager" if H.current_scale() == "smoke" else "inductor"
 
@@ -734,33 +735,41 @@ plt.show()
 # The PyTorch and JAX pages time the same function, but not the same thing: each framework's
 # eager dispatch has its own fixed cost per operation, its kernels for `sin` and `cos` are
 # different code (vectorised differently, with different accuracy), and each uses the CPU's
-# threads its own way (PyTorch's intra-op thread pool, XLA's own runtime). The pages are also
-# executed one after the other, on whatever machine built the site, sharing it with other work.
-# A fair comparison runs both frameworks through one harness on one machine and records the
-# hardware, as `python -m helpers.bench` does. The recorded MNIST runs are below (from
+# threads its own way (PyTorch's intra-op thread pool, XLA's own runtime). The pages also run
+# one after the other, and page timings vary with the machine and its load. A fair comparison
+# runs both frameworks through one harness on one machine and records the hardware, as
+# `python -m helpers.bench` does; the recorded MNIST runs below are that comparison (from
 # [`bench.jsonl`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/chapters/01-introduction/bench.jsonl),
-# beside this notebook). Their throughput leaves out the first step and the evaluations, so it
-# measures something other than the whole-`fit` figure of section 1.7; and on a busy machine
-# (the one that built this page may have been) a page's timings can be many times slower than
-# the recorded runs, PyTorch's most, whose thread pool stalls when the cores are oversubscribed.
+# beside this notebook), the latest record of each framework, scale and machine, older ones
+# left out. Where `runs` is above 1, each number is the median over that many seeds. The
+# throughput leaves out the first step and the evaluations, so it measures something other than
+# the whole-`fit` figure of section 1.7.
 # ```
 
+
 # %%
-# Recorded by `python -m helpers.bench mnist --record ...`.
+# Recorded by `python -m helpers.bench mnist --record ...`: the latest record of each
+# framework, scale and machine. runs > 1: medians over that many seeds (`--repeat`).
+def machine(hw: dict) -> str:
+    return f"{hw['cpu']}, {hw['cores']} cores" + (f", {hw['gpu']}" if hw["gpu"] else "")
+
+
 bench_file = Path("bench.jsonl")
 if bench_file.is_file():
-    records = [json.loads(line) for line in bench_file.read_text().splitlines() if line]
+    records = [
+        {**r, "machine": machine(r["hardware"])} for r in read_records(bench_file)
+    ]
+    latest = latest_by(records, "scale", "machine", "framework")
     print(
-        f"{'framework':9} {'scale':5} {'test acc':>8} {'train s':>7} {'examples/s':>10}  hardware, date, commit"
+        f"{'framework':9} {'scale':5} {'model':24} {'epochs':>6} {'runs':>4} {'test acc':>8}"
+        f" {'train s':>7} {'examples/s':>10}  hardware, date, commit"
     )
-    for r in records:
-        hw = r["hardware"]
-        where = f"{hw['cpu']}, {hw['cores']} cores" + (
-            f", {hw['gpu']}" if hw["gpu"] else ""
-        )
+    for r in latest.values():
         print(
-            f"{r['framework']:9} {r['scale']:5} {r['test_accuracy']:8.2%} {r['train_seconds']:7.1f}"
-            f" {r['train_examples_per_second']:10,.0f}  {where}, {r['date'][:10]}, {r['commit']}"
+            f"{r['framework']:9} {r['scale']:5} {r['model']:24} {int(r['epochs']):6}"
+            f" {r.get('repeats', 1):4} {r['test_accuracy']:8.2%} {r['train_seconds']:7.1f}"
+            f" {r['train_examples_per_second']:10,.0f}"
+            f"  {r['machine']}, {r['date'][:10]}, {r['commit'][:7]}"
         )
 else:
     print(

@@ -456,9 +456,9 @@ print(
 # %% [markdown]
 # ## 5.5 Evaluation
 #
-# The test set, once, without and with test-time flips; then the accuracy of each class, the
-# confusion matrix (rows: true class; the diagonal left uncoloured so the confusions show),
-# test images the model got wrong, and the training curves.
+# The test set, once, without and with test-time flips; then the accuracy of each class and
+# the most frequent confusions, the confusion matrix (rows: true class; the diagonal left
+# uncoloured so the confusions show), test images the model got wrong, and the training curves.
 
 # %%
 test_images = torch.from_numpy(x_test).to(device)
@@ -481,6 +481,14 @@ counts = H.confusion_matrix(y_test, predictions, 10)  # (10, 10) true x predicte
 print("accuracy of each class, with flips:")
 for name, row in zip(H.CIFAR10_CLASSES, counts, strict=True):
     print(f"{name:>10}: {row[H.CIFAR10_CLASSES.index(name)] / row.sum():6.1%}")
+print("the three most frequent confusions:")
+mistakes = counts * (1 - np.eye(10, dtype=counts.dtype))  # (10, 10), diagonal zeroed
+for flat in np.argsort(mistakes, axis=None)[::-1][:3]:
+    true, predicted = divmod(int(flat), 10)
+    print(
+        f"  {H.CIFAR10_CLASSES[true]} taken for {H.CIFAR10_CLASSES[predicted]}: "
+        f"{mistakes[true, predicted]} of {counts[true].sum()} test images"
+    )
 fig = H.plot_confusion_matrix(
     y_test,
     predictions,
@@ -740,5 +748,5 @@ else:
 
 # %% [markdown]
 # Next: [the JAX half of this chapter](in-jax.ipynb), then the
-# [lab](../../labs/05-cifar10/in-pytorch.ipynb). Works cited are listed in the
-# [bibliography](../../bibliography.md).
+# [lab](../../labs/05-cifar10/in-pytorch.ipynb), whose self-checks tell you when each exercise is
+# right. Works cited are listed in the [bibliography](../../bibliography.md).

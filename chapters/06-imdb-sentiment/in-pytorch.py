@@ -389,8 +389,7 @@ cnn_history, cnn_test_loader = train_model(
 # only the first `max_len` tokens of each review, fewer than the CNN + LSTM, and the page does
 # not train it (the scale's `notebook_models` leave it out, to keep the page within 10 minutes
 # on one core). Its accuracy, training time and tokens per second at that scale are the
-# recorded `helpers.bench` lines printed in 6.6; a framework with no `transformer` line there
-# has not been measured at that scale yet.
+# recorded `helpers.bench` lines printed in 6.6.
 
 # %%
 t = sizes.transformer
@@ -436,8 +435,8 @@ else:
 # sizes are chosen) and tested once on the 25,000 test reviews, on the CPU cores its `cores`
 # column gives (two: `OMP_NUM_THREADS=2`; one: a single thread, a slower measurement of the
 # same training). `bench.jsonl` keeps every run, earlier sizes included, each with its
-# date and commit. The chapter's targets at that scale: at most 5 minutes of training per model,
-# the best model at 90 % or more, the CNN + LSTM at 87 % or more.
+# date and commit. The goals the cell below checks at that scale: at most 5 minutes of training
+# per model, the best model at 90 % or more, the CNN + LSTM at 87 % or more.
 
 # %%
 print(
@@ -489,7 +488,7 @@ if bench.exists():
             f"{framework}: most accurate {top['model_option']}, "
             f"fastest {fastest['model_option']}"
         )
-    # The chapter's cpu targets, read from the records: <= 5 minutes of training on 2 cores,
+    # The cpu-scale goals, read from the records: <= 5 minutes of training on 2 cores,
     # the best model >= 90 %, the CNN + LSTM >= 87 %.
     for framework in sorted({fw for _, fw in latest}):
         runs = [r for (_, fw), r in latest.items() if fw == framework]
@@ -500,8 +499,8 @@ if bench.exists():
         for what, r, goal in checks:
             met = r["test_accuracy"] >= goal and r["train_seconds"] <= 300
             print(
-                f"target {framework} {what} >= {goal:.0%}: "
-                f"{'met' if met else 'NOT met'} ({r['model_option']} "
+                f"goal {framework} {what} >= {goal:.0%} in <= 5 min: "
+                f"{'reached' if met else 'NOT reached'} ({r['model_option']} "
                 f"{r['test_accuracy']:.2%}, {r['train_seconds']:.0f} s)"
             )
 else:
@@ -636,4 +635,9 @@ for i in [*right_i, *wrong_i]:
 #   masks and `jit`; the recorded bench lines compare the two frameworks.
 # * Attributions: exact per-feature scores for the linear bag of n-grams, gradient times input
 #   for the CNN + LSTM (a first-order estimate, not an exact decomposition).
-# * Not measured here: the `gpu` scale (no GPU was available when this chapter was written).
+# * Not recorded: a `gpu`-scale run; the recorded lines are all `cpu` scale.
+
+# %% [markdown]
+# Next: [the JAX half of this chapter](in-jax.ipynb), then the
+# [lab](../../labs/06-imdb-sentiment/in-pytorch.ipynb), whose self-checks tell you when each
+# exercise is right. Works cited are listed in the [bibliography](../../bibliography.md).

@@ -801,8 +801,8 @@ assert np.mean(ppo_means) > random_returns.mean(), (ppo_means, random_returns.me
 #
 # The benchmark `python -m helpers.bench cartpole --algo ppo --framework both` (and `--algo dqn`,
 # `pendulum --algo ddpg`) trains and evaluates the same way and records the numbers the book
-# quotes in `bench.jsonl`. The cell below prints the latest record of each agent (cpu scale,
-# the course's targets: CartPole solved at a greedy mean of 475 over 100 episodes; JAX PPO in
+# quotes in `bench.jsonl`. The cell below prints the latest record of each agent (cpu scale;
+# what the course aims for: CartPole solved at a greedy mean of 475 over 100 episodes; JAX PPO in
 # at least 9 of 10 seeds within 10 s end to end on 2 CPU cores; PyTorch PPO in at least 4 of 5
 # seeds within 30 s per seed; DQN solved within 60 s in one framework; DDPG above -200).
 
@@ -833,5 +833,6 @@ for (task, algo, framework), r in latest.items():
     )
 
 # %% [markdown]
-# Next: [the PyTorch half of this chapter](in-pytorch.ipynb). Works cited are listed in the
-# [bibliography](../../bibliography.md).
+# Next: [the PyTorch half of this chapter](in-pytorch.ipynb), then the
+# [lab](../../labs/07-reinforcement-learning/in-jax.ipynb), whose self-checks tell you when each
+# exercise is right. Works cited are listed in the [bibliography](../../bibliography.md).

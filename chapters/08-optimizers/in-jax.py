@@ -997,5 +997,6 @@ for bs in sizes.sweep_batch_sizes:
 # | 8.5 practice | clipping by global norm, decay masks, warmup with Adam, batch-size scaling | the library's clipping; runs above |
 
 # %% [markdown]
-# Next: the [side-by-side page](side-by-side.md) shows both halves at once. Works cited are
-# listed in the [bibliography](../../bibliography.md).
+# Next: [the PyTorch half of this chapter](in-pytorch.ipynb), then the
+# [lab](../../labs/08-optimizers/in-jax.ipynb), whose self-checks tell you when each exercise is
+# right. Works cited are listed in the [bibliography](../../bibliography.md).

@@ -1002,5 +1002,6 @@ for bs in sizes.sweep_batch_sizes:
 # | 8.5 practice | clipping by global norm, decay masks, warmup with Adam, batch-size scaling | the library's clipping; runs above |
 
 # %% [markdown]
-# Next: [the JAX half of this chapter](in-jax.ipynb). Works cited are listed in the
-# [bibliography](../../bibliography.md).
+# Next: [the JAX half of this chapter](in-jax.ipynb), then the
+# [lab](../../labs/08-optimizers/in-pytorch.ipynb), whose self-checks tell you when each exercise
+# is right. Works cited are listed in the [bibliography](../../bibliography.md).

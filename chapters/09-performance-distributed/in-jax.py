@@ -483,9 +483,9 @@ compare("per-sample host pipeline -> data on the device", HostFed(),
 # without it, every operation is dispatched on its own from Python. `donate_argnums=0` lets
 # XLA write the new state into the old state's buffers instead of allocating new ones (the
 # old state must not be used again). Running without jit first compiles each operation on its
-# own, which takes longer than a smoke page may run, so at `smoke` scale that row says so
-# instead of a number. The *first calls* column is the other side of the bargain: what the
-# first call of each version cost, compilation included.
+# own, which takes too long for `smoke` scale's seconds-long runs, so at that scale the row
+# says so instead of a number. The *first calls* column is the other side of the bargain: what
+# the first call of each version cost, compilation included.
 
 # %%
 if sizes.compile:  # op-by-op warm-up compiles every operation: not at smoke scale
@@ -901,3 +901,8 @@ display(Markdown(markdown_table(
 #   rendezvous the way a cluster joins them.
 # * When a model does not fit, shard it (FSDP, tensor or pipeline parallelism); all-reduce
 #   replaced parameter servers because its traffic per worker stays under $2N$.
+
+# %% [markdown]
+# Next: [the PyTorch half of this chapter](in-pytorch.ipynb), then the
+# [lab](../../labs/09-performance-distributed/in-jax.ipynb), whose self-checks tell you when each
+# exercise is right. Works cited are listed in the [bibliography](../../bibliography.md).

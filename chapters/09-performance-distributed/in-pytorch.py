@@ -775,3 +775,8 @@ display(Markdown(markdown_table(
 #   rendezvous the way a cluster joins them.
 # * When a model does not fit, shard it (FSDP, tensor or pipeline parallelism); all-reduce
 #   replaced parameter servers because its traffic per worker stays under $2N$.
+
+# %% [markdown]
+# Next: [the JAX half of this chapter](in-jax.ipynb), then the
+# [lab](../../labs/09-performance-distributed/in-pytorch.ipynb), whose self-checks tell you when
+# each exercise is right. Works cited are listed in the [bibliography](../../bibliography.md).

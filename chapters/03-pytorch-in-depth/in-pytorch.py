@@ -703,22 +703,22 @@ assert continued == resumed  # bit-identical, not merely close
 # `torch.compile` {cite}`ansel2024pytorch2` traces a function into a graph and generates
 # fused code for it (on a CPU, C++ compiled by the system's compiler). The first call pays for
 # the compilation; later calls may be faster. At `cpu` and `gpu` scale the MLP's whole
-# training step is compiled with the default backend, `inductor`; the step and its batch stay
-# on the CPU at every scale. At `smoke` scale, a quick check that the page runs, a tiny
-# function is compiled instead, with the `aot_eager` backend, which captures the graph but
-# generates no code and so starts no C++ compiler.
+# training step is compiled with the default backend, `inductor`, on the page's device (on a
+# GPU, `inductor` generates Triton kernels instead of C++). At `smoke` scale, a quick check
+# that the page runs, a tiny function is compiled instead, with the `aot_eager` backend, which
+# captures the graph but generates no code and so starts no C++ compiler.
 
 
 # %%
 def timed(fn, *args, repeats=sizes.timing_repeats):
     """(seconds of the first call, median seconds of the next `repeats` calls)."""
     start = time.perf_counter()
-    fn(*args)
+    H.synchronize(fn(*args))  # on a GPU, wait for the result before reading the clock
     first = time.perf_counter() - start
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn(*args)
+        H.synchronize(fn(*args))
         times.append(time.perf_counter() - start)
     return first, statistics.median(times)
 
@@ -728,11 +728,11 @@ def gelu_tanh(x):  # a chain of elementwise operations: what fusion is for
 
 
 torch.manual_seed(0)
-model_c = OutlineMLP()
+model_c = OutlineMLP().to(device)
 opt_c = torch.optim.SGD(model_c.parameters(), lr=0.01)
 xb_c, yb_c = (
-    whole[: sizes.batch_size],
-    torch.from_numpy(y_train[: sizes.batch_size]).long(),
+    whole[: sizes.batch_size].to(device),
+    torch.from_numpy(y_train[: sizes.batch_size]).long().to(device),
 )
 
 
@@ -747,7 +747,11 @@ def train_step(xb, yb):
 if sizes.compile_model:
     label, fn, args = "MLP training step", train_step, (xb_c, yb_c)
 else:
-    label, fn, args = "gelu_tanh on 100k numbers", gelu_tanh, (torch.randn(100_000),)
+    label, fn, args = (
+        "gelu_tanh on 100k numbers",
+        gelu_tanh,
+        (torch.randn(100_000, device=device),),
+    )
 eager_first, eager_step = timed(fn, *args)
 torch._dynamo.reset()
 compiled_first, compiled_step = timed(

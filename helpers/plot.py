@@ -6,7 +6,7 @@ can inspect it without a display.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,6 +23,21 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
     if window <= 1 or len(values) < window:
         return values
     return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+def _minor_log_label(ax) -> Callable[[float, int], str]:
+    """Labels for the minor ticks of ``ax``'s log y-axis, as plain numbers: every one (0.7,
+    0.8, ...) when the axis spans less than a decade, 2 and 5 times a power of ten up to two
+    decades, none beyond (the powers of ten carry the labels)."""
+
+    def label(value: float, _: int) -> str:
+        low, high = ax.get_ylim()
+        decades = np.log10(high / low) if low > 0 else np.inf
+        digit = round(value / 10 ** np.floor(np.log10(value)))
+        show = decades < 1 or (decades < 2 and digit in (2, 5))
+        return f"{value:g}" if show else ""
+
+    return label
 
 
 def plot_history(history: History, *, title: str = "", smooth: int = 20) -> Figure:
@@ -56,10 +71,10 @@ def plot_history(history: History, *, title: str = "", smooth: int = 20) -> Figu
             ax_acc.plot(
                 epochs, history[key], "o-", color=f"C{i}", label=key.replace("_", " ")
             )
-    ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="loss")
-    # Plain numbers on the log axis (2.3, not 2.3x10^0), whole epochs on the accuracy axis.
-    ax_loss.yaxis.set_major_formatter(ticker.LogFormatter(labelOnlyBase=False))
-    ax_loss.yaxis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False))
+    ax_loss.set(xlabel="step", ylabel="loss (log scale)", yscale="log", title="loss")
+    # Plain numbers on the log axis (0.8, not 8x10^-1), whole epochs on the accuracy axis.
+    ax_loss.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax_loss.yaxis.set_minor_formatter(ticker.FuncFormatter(_minor_log_label(ax_loss)))
     ax_acc.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):

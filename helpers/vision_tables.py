@@ -42,7 +42,8 @@ def bench_table(records: Sequence[dict]) -> str:
 
     records = [r for r in records if r.get("model_option", "cifarnet") == "cifarnet"]
     lines = [
-        "Runs at each scale's own sizes, in the order they were run",
+        "Runs at each scale's own sizes, in the order they were run (sizes of the day: the"
+        " scales' defaults changed over time, see the epochs column)",
         f"{'framework':9} {'scale':5} {'stem':9} {'epochs':>6} {'test acc':>8} {'+TTA':>7} "
         f"{'EMA+f':>7} {'train s':>7} {'compile s':>9} {'img/s':>8} {'vs seed':>7}  "
         "data, hardware, date, commit",
@@ -68,13 +69,14 @@ def bench_table(records: Sequence[dict]) -> str:
     if sweeps:
         lines += [
             "",
-            "Runs with changed sizes (--set), by scale, best accuracy with flips first",
+            "Runs with changed sizes (--set, against that day's defaults), by scale, best"
+            " accuracy with flips first",
             f"{'framework':9} {'scale':5} {'stem':9} {'seed':>4} {'devices':>7} "
             f"{'test acc':>8} {'+TTA':>7} {'EMA+f':>7} {'train s':>7} {'img/s':>8}  "
             f"{'hardware':16} {'date':10} {'commit':7} sizes changed",
         ]
         for r in sorted(sweeps, key=lambda r: (r["scale"], -r["test_accuracy_tta"])):
-            changes = _changes(r["overrides"])
+            changes = _changes(r["overrides"], r["framework"])
             lines.append(
                 f"{r['framework']:9} {r['scale']:5} {r.get('stem', 'conv'):9} {_seed(r):>4} "
                 f"{r.get('devices', 1):7g} {r['test_accuracy']:8.2%} "
@@ -133,8 +135,11 @@ def _interleaved(record: dict) -> list[str]:
     ]
 
 
-def _changes(overrides: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in overrides.items())
+def _changes(overrides: dict, framework: str | None = None) -> str:
+    """``k=v, ...``; for a PyTorch run, without ``jax_epochs`` (which only JAX runs use)."""
+    unused = {"jax_epochs"} if framework == "torch" else set()
+    used = ", ".join(f"{k}={v}" for k, v in overrides.items() if k not in unused)
+    return used or ("none that PyTorch uses" if overrides else "")
 
 
 def _ema(record: dict) -> str:

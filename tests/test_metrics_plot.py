@@ -182,3 +182,21 @@ def test_last_is_the_final_epoch():
     for epoch in (1, 2, 3):
         h.log_epoch(epoch=epoch, test_accuracy=epoch / 10)
     assert h.last("test_accuracy") == 0.3 and h.last("epoch") == 3
+
+
+@pytest.mark.parametrize(
+    ("end", "minor_labels"), [(0.75, {"0.8", "0.9"}), (0.002, set())]
+)
+def test_plot_history_labels_the_log_loss_axis_in_plain_numbers(end, minor_labels):
+    """A loss within a decade of its start reads 0.8, 0.9 on the axis (not 8e-01); one that
+    falls three decades is labelled at the powers of ten only."""
+    h = History()
+    h.log_steps(list(np.geomspace(2.3, end, 50)))
+    h.log_epoch(epoch=1, train_accuracy=0.5)
+    ax = plot_history(h).axes[0]
+    ax.figure.canvas.draw()
+    minor = {t.get_text() for t in ax.yaxis.get_minorticklabels()} - {""}
+    assert minor_labels <= minor and not any("e" in t for t in minor)
+    if not minor_labels:
+        assert not minor
+    assert ax.get_ylabel() == "loss (log scale)"

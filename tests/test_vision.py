@@ -918,3 +918,11 @@ def test_recipe_data_reads_the_sample_from_the_jpeg_copy():
         jpeg, labels = load_cifar10("train", sample=True, jpeg=True)
     assert (x == jpeg[: len(x)]).all() and (y == labels[: len(y)]).all()
     assert source.startswith("CIFAR-10, JPEG")
+
+
+def test_bench_table_names_only_the_changes_a_framework_uses():
+    from helpers.vision_tables import _changes
+
+    assert _changes({"jax_epochs": 3, "epochs": 2}, "torch") == "epochs=2"
+    assert _changes({"jax_epochs": 3}, "torch") == "none that PyTorch uses"
+    assert _changes({"jax_epochs": 3}, "jax") == "jax_epochs=3"

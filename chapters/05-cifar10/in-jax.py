@@ -49,6 +49,7 @@ if "google.colab" in sys.modules:
 # %%
 import functools
 import inspect
+import pprint
 import time
 from pathlib import Path
 
@@ -77,7 +78,7 @@ from helpers.results import read_records
 jax.config.update("jax_default_prng_impl", "rbg")
 # Every size this notebook uses comes from helpers/scale/vision.py.
 sizes = H.sizes("cifar10")
-print(sizes)  # the recipe's settings at this scale
+pprint.pprint(sizes, width=96)  # the recipe's settings at this scale
 device = H.default_device()
 H.runtime_info()
 
@@ -333,6 +334,10 @@ shown = (
     filters[:12] / (2 * np.abs(filters[:12]).max(axis=(1, 2, 3), keepdims=True)) + 0.5
 )
 fig = H.show_images(shown, ncols=12)
+for ax in fig.axes:  # a frame round each tile: the brightness filter is nearly white
+    ax.set_axis_on()
+    ax.set_xticks([])
+    ax.set_yticks([])
 fig.suptitle("the 12 whitening filters, largest principal component first")
 plt.show()
 x_norm = (x_train[:256] / 255 - mean) / std  # (256, 32, 32, 3)
@@ -402,7 +407,7 @@ print(
 
 # %% [markdown]
 # At `cpu` scale this page trains for `sizes.jax_epochs` epochs (3), half the PyTorch page's 6,
-# for the same five-minute budget. The network and the recipe are the same (the course's tests
+# so that each fits five minutes of training on the 2-core CPUs the course was measured on. The network and the recipe are the same (the course's tests
 # run one page's weights through the other's step and get the same logits, loss and updates),
 # but on a 2-core CPU XLA runs the training step slower than PyTorch, so in the same time JAX
 # sees fewer images and ends lower; the end of section 5.6 says why. At `gpu` scale both pages
@@ -703,7 +708,7 @@ rates["on-device crop + flip alone"] = pipeline_rate(
 reference = next(iter(rates.values()))
 reference_alone = next(rate for name, rate in rates.items() if name.endswith("alone"))
 print(
-    f"{'pipeline (+ training step unless alone)':46} {'img/s':>8} {'vs per-sample':>13}"
+    f"{'pipeline (+ training step unless alone)':46} {'img/s':>8} {'vs seed-style':>13}"
 )
 for name, rate in rates.items():
     base = reference_alone if name.endswith("alone") else reference
@@ -786,8 +791,8 @@ else:
 #   with batches of 512 in the second table). On two CPU cores PyTorch trained at 1.55 to 1.77
 #   times JAX's img/s (JAX with YNNPACK off), in the same process: on an Intel Xeon 1,010
 #   against 586 img/s (medians of two seeds) and 914 against 591 in a later pair, on an AMD EPYC
-#   1,812 against 1,038 and, over two seeds, 1,739 against 982 (medians). The end of this
-#   section on the JAX page looks at why.
+#   1,812 against 1,038 and, over two seeds, 1,739 against 982 (medians). The JAX half of
+#   the chapter looks at why, at the end of this section.
 # - **About 90 %, not airbench's 94 %.** Airbench reports 94 % in about 3.3 seconds on one A100
 #   {cite}`jordan2024airbench`; this recipe reached about 90 % with flips on the H200, and the
 #   second table's search (up to 40 epochs; other step sizes, weight decays, momenta, batch

@@ -47,6 +47,7 @@ if "google.colab" in sys.modules:
 
 # %%
 import inspect
+import pprint
 import time
 from pathlib import Path
 
@@ -62,7 +63,7 @@ from helpers.results import read_records
 
 # Every size this notebook uses comes from helpers/scale/vision.py.
 sizes = H.sizes("cifar10")
-print(sizes)  # the recipe's settings at this scale
+pprint.pprint(sizes, width=96)  # the recipe's settings at this scale
 device = H.default_device()
 H.runtime_info()
 
@@ -309,6 +310,10 @@ shown = (
     filters[:12] / (2 * np.abs(filters[:12]).max(axis=(1, 2, 3), keepdims=True)) + 0.5
 )
 fig = H.show_images(shown, ncols=12)
+for ax in fig.axes:  # a frame round each tile: the brightness filter is nearly white
+    ax.set_axis_on()
+    ax.set_xticks([])
+    ax.set_yticks([])
 fig.suptitle("the 12 whitening filters, largest principal component first")
 plt.show()
 x_norm = (x_train[:256] / 255 - mean) / std  # (256, 32, 32, 3)
@@ -360,8 +365,8 @@ print(
 # the weights, their gradients and the optimiser's step are never touched and stay float32.
 #
 # At `cpu` scale this page trains for `sizes.epochs` epochs (6), the JAX page for
-# `sizes.jax_epochs` (3) in the same five-minute budget: on a 2-core CPU XLA runs this network's
-# step slower than PyTorch (the end of section 5.6 on the JAX page says why), so compare the two
+# `sizes.jax_epochs` (3), so that each fits five minutes of training on the 2-core CPUs the
+# course was measured on: on a 2-core CPU XLA runs this network's step slower than PyTorch (the end of section 5.6 on the JAX page says why), so compare the two
 # pages' accuracies with that in mind. At `gpu` scale both run the same epochs.
 
 # %%
@@ -650,7 +655,8 @@ print(
 # the memory layout: what `channels_last` adds. The last two rows time the pipelines alone,
 # without a training step: the on-device one is many times faster, but the end-to-end gain is
 # bounded by the share of a step the per-sample pipeline took: the last line adds the measured
-# pieces up (compare its prediction with the measured ratio). On a CPU the convolutions
+# pieces up (compare its prediction with the measured ratio; each rate is the faster of two
+# short rounds, so the two can differ by several hundredths on a machine with other work). On a CPU the convolutions
 # dominate a step, so that share is small; on a GPU the model's step is far shorter and a
 # per-sample loader easily becomes the bottleneck.
 # On a CPU, eager PyTorch runs each operation before it returns, so the pieces add up as the
@@ -702,8 +708,8 @@ else:
 #   with batches of 512 in the second table). On two CPU cores PyTorch trained at 1.55 to 1.77
 #   times JAX's img/s (JAX with YNNPACK off), in the same process: on an Intel Xeon 1,010
 #   against 586 img/s (medians of two seeds) and 914 against 591 in a later pair, on an AMD EPYC
-#   1,812 against 1,038 and, over two seeds, 1,739 against 982 (medians). The end of this
-#   section on the JAX page looks at why.
+#   1,812 against 1,038 and, over two seeds, 1,739 against 982 (medians). The JAX half of
+#   the chapter looks at why, at the end of this section.
 # - **About 90 %, not airbench's 94 %.** Airbench reports 94 % in about 3.3 seconds on one A100
 #   {cite}`jordan2024airbench`; this recipe reached about 90 % with flips on the H200, and the
 #   second table's search (up to 40 epochs; other step sizes, weight decays, momenta, batch

@@ -660,16 +660,17 @@ fig = H.show_images(x_test_u8[wrong], y_test[wrong], predictions=predictions[wro
 # time; on a large one the arithmetic and the memory traffic dominate. A compiler removes the
 # per-operation dispatches and fuses the six operations of `f` (section 1.3) into one pass
 # over memory, instead of six passes that each write an intermediate array and read it back.
-# Below, `f` on vectors of several lengths: three small ones and the largest, `timing.n`, from
-# `helpers/scale/foundations.py`. Each time is the median of `timing.repeats` calls.
+# Below, `f` on vectors of every power of ten from 10 up to the largest length, `timing.n`,
+# from `helpers/scale/foundations.py`, so that no decade between the small lengths and the
+# large ones goes unmeasured. Each time is the median of `timing.repeats` calls.
 
 # %%
-# The lengths timed in this section: three fixed small ones to show the dispatch overhead, and
-# the scale's largest. At smoke scale, a quick check that the page runs, torch.compile uses the
-# "aot_eager" backend, which captures the graph but generates no code (so no C++ compiler
-# starts); at cpu and gpu scale it uses the default backend, Inductor, which generates fused
-# kernels.
-ns = sorted({10, 100, 1_000, timing.n})
+# The lengths timed in this section: every power of ten from 10, small ones to show the
+# dispatch overhead, up to the scale's largest (10, 100, ..., 10⁶ at cpu scale). At smoke
+# scale, a quick check that the page runs, torch.compile uses the "aot_eager" backend, which
+# captures the graph but generates no code (so no C++ compiler starts); at cpu and gpu scale
+# it uses the default backend, Inductor, which generates fused kernels.
+ns = [10**k for k in range(1, 10) if 10**k < timing.n] + [timing.n]
 compile_backend = "aot_eager" if H.current_scale() == "smoke" else "inductor"
 
 # %%

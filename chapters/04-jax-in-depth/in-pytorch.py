@@ -45,6 +45,7 @@ if "google.colab" in sys.modules:
     colab_setup()
 
 # %%
+import logging
 import math
 import tempfile
 import time
@@ -264,6 +265,8 @@ def gelu_mlp(x, w):  # (B, n) @ (n, n): a matmul and element-wise work to fuse
 
 
 xw, ww = torch.randn(256, 256), torch.randn(256, 256) / 16
+# Inductor logs a harmless warning on machines without CUDA; keep the page quiet.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 start = time.perf_counter()
 compiled = torch.compile(gelu_mlp)
 compiled(xw, ww)

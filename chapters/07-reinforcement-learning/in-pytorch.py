@@ -562,7 +562,8 @@ print(
 # number that describes an agent is the return of its **fixed** policy (greedy for DQN,
 # the most probable action for PPO, the actor without noise for DDPG) over many episodes,
 # reported with its spread. The table gathers them; the plot shows learning curves over seeds,
-# the mean with a shaded band from the worst to the best seed. A PPO point is the mean return
+# the mean with a shaded band over the middle half of the seeds (from the 25th to the 75th
+# percentile, so that one outlying seed does not stretch it). A PPO point is the mean return
 # of the episodes that ended during one update; where none ended (every environment in the
 # middle of an episode longer than the rollout), the seed's last value is carried forward.
 
@@ -581,7 +582,7 @@ print(
 
 # %%
 grid = np.linspace(0, cartpole.dqn.total_steps, 40)
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+fig, axes = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
 for name, runs in dqn_results.items():
     curves = [
         H.rl.returns_on_grid(h["episode_ends"], h["episode_returns"], grid)
@@ -608,13 +609,19 @@ for ax in axes:
         ls=":",
         label=f"solved ({H.rl.SOLVED_RETURN:g})",
     )
-    ax.legend(fontsize=8)
+    # Below the axes, where the legend hides neither a curve nor the solved line.
+    ax.legend(
+        fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False
+    )
 plt.show()
 
 # %% [markdown] tags=["shared"]
 # A trajectory of the best PPO agent, one episode of gymnasium's CartPole-v1 with the greedy
-# policy: the cart's position and the pole's angle over time (the episode ends at 12 degrees,
-# 0.21 rad, or at 2.4 m).
+# policy: the cart's position and the pole's angle over the whole episode (it ends at 12
+# degrees, 0.21 rad, or at 2.4 m), and their velocities over its first 50 steps, one marker
+# per step. Every step the agent pushes the cart left or right with the full force, and while
+# it balances it mostly alternates, so both velocities zigzag from one step to the next: drawn
+# over the whole episode, they would fill their panels.
 
 # %%
 best = ppo_runs[int(np.argmax(ppo_means))][0]
@@ -631,6 +638,7 @@ H.rl.plot_trajectory(
     ["x (m)", "x' (m/s)", "theta (rad)", "theta' (rad/s)"],
     title=f"Greedy PPO agent, one episode ({len(trajectory) - 1} steps)",
     dt=0.02,
+    first_steps=[None, 50, None, 50],
 )
 plt.show()
 

@@ -366,7 +366,7 @@ for oname in optimizers_2d:
     print(f"{oname:<10}" + "".join(f"{c:>22}" for c in cells))
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+fig, axes = plt.subplots(1, 3, figsize=(15, 5.2))
 views = {
     "Rosenbrock": (-2, 2, -1, 3),
     "quadratic": (-5, 5, -2, 2),
@@ -380,14 +380,18 @@ for ax, (pname, (f, start, _)) in zip(axes, problems.items(), strict=True):
     ax.contour(gx, gy, z, levels=levels, cmap="Greys", linewidths=0.6)
     for k, oname in enumerate(optimizers_2d):
         s, lr, path = best_2d[pname, oname]
-        ax.plot(*path.T, "-", color=f"C{k}", lw=1.2, label=f"{oname} (lr {lr:g})")
+        ax.plot(*path.T, "-", color=f"C{k}", lw=1.2, label=oname)
     ax.plot(*start, "ko", label="start")
     ax.set(
         xlim=(x0, x1), ylim=(y0, y1), xlabel="x (parameter 1)", ylabel="y (parameter 2)"
     )
-    ax.set_title(f"{pname}: trajectories at each optimizer's best learning rate")
-    ax.legend(fontsize=7, loc="lower right")
-plt.tight_layout()
+    ax.set_title(pname)
+fig.suptitle(
+    "Trajectories at each optimizer's best learning rate of the grid (rates in the table)"
+)
+handles, labels = axes[0].get_legend_handles_labels()
+fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=11)
+fig.tight_layout(rect=(0, 0.07, 1, 1))  # leave the bottom strip to the legend
 plt.show()
 
 # %% [markdown] tags=["shared"]
@@ -489,12 +493,31 @@ assert (
 )  # learns, any scale
 
 # %%
+# Some curves coincide (see below): line style, width and staggered markers keep each visible.
+line_styles = {
+    "SGD": dict(ls="-", lw=3.5, alpha=0.45),
+    "momentum": dict(ls="--", lw=1.6, marker="o"),
+    "Nesterov": dict(ls=":", lw=2.0, marker="x"),
+    "RMSProp": dict(ls="-.", lw=1.6, marker="^"),
+    "Adam": dict(ls="-", lw=3.5, alpha=0.45),
+    "AdamW": dict(ls="--", lw=1.6, marker="s"),
+}
 fig, ax = plt.subplots(figsize=(7, 4))
-for name, (h, _) in results.items():
+for k, (name, (h, _)) in enumerate(results.items()):
     losses = np.asarray(h.step_loss)
     window = max(1, len(losses) // 40)
     smooth = np.convolve(losses, np.ones(window) / window, "valid")
-    ax.plot(np.arange(window, len(losses) + 1), smooth, label=name)
+    every = max(1, len(smooth) // 8)
+    offset = k * every // len(results)  # keeps the markers of overlapping curves apart
+    ax.plot(
+        np.arange(window, len(losses) + 1),
+        smooth,
+        color=f"C{k}",
+        markevery=(offset, every),
+        markersize=5,
+        label=name,
+        **line_styles[name],
+    )
 ax.set_yscale("log")
 ax.set(
     xlabel="training step (batch)",
@@ -503,6 +526,15 @@ ax.set(
 )
 ax.legend()
 plt.show()
+
+# %% [markdown] tags=["shared"]
+# Fewer curves are visible than the legend lists, because some coincide. SGD, momentum and
+# Nesterov end up close: with $\mu = 0.9$ the velocity builds up over about
+# $1 / (1 - \mu) = 10$ steps to $g / (1 - \mu)$ where the gradient changes slowly, so the step
+# of both momentum rules becomes $\eta\, g / (1 - \mu) = 0.01\, g / 0.1$, the same as SGD's
+# $0.1\, g$; only in the first steps do they lag behind SGD. Adam and AdamW differ only by
+# AdamW's decay, a shrink by $\eta \lambda = 10^{-3} \cdot 10^{-2} = 10^{-5}$ of each weight
+# per step, so the thin AdamW line runs on top of the thick Adam one.
 
 # %% [markdown] tags=["shared"]
 # **Learning rate x batch size.** One optimizer, SGD with momentum 0.9, over a grid of learning
@@ -844,22 +876,48 @@ print(f"{'schedule':<18} {'train loss':>10} {'test acc':>9}")
 for name, h in schedule_runs.items():
     print(f"{name:<18} {h.last('train_loss'):>10.4f} {h.last('test_accuracy'):>9.4f}")
 
-fig, ax = plt.subplots(figsize=(7, 4))
+curves = {}  # name -> (steps, smoothed loss, first non-finite step or None)
 for name, h in schedule_runs.items():
-    losses = np.nan_to_num(np.asarray(h.step_loss), nan=10.0)
+    losses = np.asarray(h.step_loss, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(losses))
+    end = int(bad[0]) if len(bad) else len(losses)  # plot the finite prefix only
     window = max(1, len(losses) // 40)
-    ax.plot(
-        np.arange(window, len(losses) + 1),
-        np.convolve(losses, np.ones(window) / window, "valid"),
-        label=name,
-    )
+    smooth = np.convolve(losses[:end], np.ones(window) / window, "valid")
+    curves[name] = (np.arange(window, end + 1), smooth, end + 1 if len(bad) else None)
+# The y-range comes from the runs that stayed finite and ended below where they started.
+working = [
+    c for _, c, broke in curves.values() if broke is None and len(c) and c[-1] < c[0]
+] or [c for _, c, _ in curves.values() if len(c)]
+finite = np.concatenate(working)
+low, high = finite[finite > 0].min() / 1.5, finite.max() * 1.5
+
+fig, ax = plt.subplots(figsize=(7, 4))
+for k, (name, (steps, smooth, broke)) in enumerate(curves.items()):
+    # Clipped far above the top: huge finite losses would overflow the log axis's limits.
+    ax.plot(steps, np.minimum(smooth, 10 * high), color=f"C{k}", label=name)
+    above = np.flatnonzero(smooth > high)
+    # Mark where a run leaves the plot at the top, or stops having a finite loss.
+    where = steps[above[0]] if len(above) else broke
+    if where is not None:
+        ax.plot(where, high, "v", color=f"C{k}", ms=9, clip_on=False)
+        why = "loss not finite" if len(above) == 0 else "leaves the plot"
+        ax.annotate(
+            f"{name}: {why} at step {where}",
+            (where, high),
+            xytext=(-6 if where > 0.6 * steps_per_run else 6, -14),
+            textcoords="offset points",
+            ha="right" if where > 0.6 * steps_per_run else "left",
+            color=f"C{k}",
+            fontsize=8,
+        )
 ax.set_yscale("log")
+ax.set_ylim(low, high)
 ax.set(
     xlabel="training step (batch)",
     ylabel="training loss, moving average (nats)",
     title="Schedules on MNIST (SGD + momentum)",
 )
-ax.legend(fontsize=8)
+ax.legend(fontsize=8, loc="lower left")
 plt.show()
 
 # %% [markdown] tags=["shared"]

@@ -329,24 +329,21 @@ def _one_process_pair(torch_runs: list, jax_runs: list) -> tuple[dict, dict] | N
     (both with a ``throughput_ratio``, one commit and ``recipe``, PyTorch first), or None."""
     for jx in reversed(jax_runs):
         for pt in reversed(torch_runs):
-            one_run = "throughput_ratio" in pt and "throughput_ratio" in jx
-            one_run = one_run and pt.get("commit") == jx.get("commit")
-            if one_run and pt["date"] <= jx["date"] and recipe(pt) == recipe(jx):
+            if all(("throughput_ratio" in pt, "throughput_ratio" in jx, pt["date"] <= jx["date"],
+                    pt.get("commit") == jx.get("commit"), recipe(pt) == recipe(jx))):  # fmt: skip
                 return pt, jx
     return None
 
 
 def framework_pairs(records: Sequence[dict]) -> list[dict]:
     """PyTorch beside JAX, one row per chapter, task, model family and scale both ran (sorted
-    by those), from two runs of the same ``recipe`` (network, training recipe, data; CPU and
-    cores, or GPU).
-
-    The pair is the latest run of each framework (``latest_runs``) if their recipes agree
-    (``pair`` "latest runs"); else the latest pair one ``--framework both`` run recorded, in
-    one process at one commit ("older, one process"); else none ("none:" the recipe keys the
-    latest runs differ in; numbers NaN, ``faster`` ""). Keys: ``chapter``, ``task`` (task and
-    family), ``scale``, both examples/s and first-step seconds (as in ``summary_rows``),
-    ``faster`` ("PyTorch" or "JAX"), ``by x`` (faster over slower, >= 1) and ``pair``.
+    by those), from two runs of the same ``recipe`` (network, recipe, data, CPU/cores or GPU).
+    The pair, by preference: each framework's latest run (``latest_runs``), if recipes and
+    commits (``+dirty`` aside) agree ("latest runs"); the latest pair of one ``--framework
+    both`` run ("older, one process"); the latest runs at two commits ("latest runs, two
+    commits"); none ("none:" the recipe keys that differ; NaN numbers). Keys: ``chapter``,
+    ``task`` (and family), ``scale``, both examples/s and first-step seconds, ``faster``
+    ("PyTorch", "JAX", "" without a pair or speeds), ``by x`` (>= 1) and ``pair``.
     """
     runs = {}  # configuration -> framework -> its runs, oldest first
     for r in _scale_runs(records):
@@ -356,23 +353,28 @@ def framework_pairs(records: Sequence[dict]) -> list[dict]:
     for (chapter, task, family, scale), by_framework in sorted(runs.items()):
         if "torch" not in by_framework or "jax" not in by_framework:
             continue
-        torch_runs, jax_runs = by_framework["torch"], by_framework["jax"]
-        latest = [recipe(torch_runs[-1]), recipe(jax_runs[-1])]
-        if latest[0] == latest[1]:
-            pair, how = (torch_runs[-1], jax_runs[-1]), "latest runs"
+        last = by_framework["torch"][-1], by_framework["jax"][-1]
+        latest = [recipe(last[0]), recipe(last[1])]
+        commits = {str(r.get("commit", "")).removesuffix("+dirty") for r in last}
+        pair = None
+        if latest[0] == latest[1] and len(commits) == 1:
+            pair, how = last, "latest runs"
+        elif pair := _one_process_pair(by_framework["torch"], by_framework["jax"]):
+            how = "older, one process"
+        elif latest[0] == latest[1]:
+            pair, how = last, "latest runs, two commits"
         else:
-            pair, how = _one_process_pair(torch_runs, jax_runs), "older, one process"
-        if pair is None:
             differ = [k for k in latest[0] if latest[0][k] != latest[1][k]]
             how = f"none: {', '.join(differ)} differ"
         pt, jx = pair or ({}, {})  # no pair: NaN numbers
         speed = [r.get("train_examples_per_second", math.nan) for r in (pt, jx)]
-        ratio = speed[0] / speed[1]  # > 1: PyTorch trained faster
+        ratio = speed[0] / speed[1] if speed[1] else math.nan  # > 1: PyTorch is faster
+        ok = pair is not None and math.isfinite(ratio) and ratio > 0
         pairs.append({
             "chapter": chapter, "task": f"{task} {family}", "scale": scale,
             "PyTorch ex/s": speed[0], "JAX ex/s": speed[1],
-            "faster": "" if pair is None else "PyTorch" if ratio > 1 else "JAX",
-            "by x": max(ratio, 1 / ratio),
+            "faster": ("PyTorch" if ratio > 1 else "JAX") if ok else "",
+            "by x": max(ratio, 1 / ratio) if ok else math.nan,
             "PyTorch first step s": _first_step(pt), "JAX first step s": _first_step(jx),
             "pair": how,
         })  # fmt: skip

@@ -1,9 +1,10 @@
 """Chapter 7's framework-free reinforcement-learning pieces (NumPy + gymnasium).
 
 Replay buffer, rollout storage, the evaluation protocol (a fixed greedy policy over N episodes
-of gymnasium's environment), the random-policy baseline, and the plots of learning curves and
-trajectories. gymnasium is imported inside the functions that step it, so importing this
-module (or ``helpers.torch`` / ``helpers.jax``) never imports gymnasium.
+of gymnasium's environment) and the random-policy baseline; the plots of learning curves and
+trajectories live in ``helpers.rl_plots`` and are re-exported here. gymnasium is imported
+inside the functions that step it, so importing this module (or ``helpers.torch`` /
+``helpers.jax``) never imports gymnasium.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from helpers.rl_plots import legend_below, plot_learning_curves, plot_trajectory
+
 __all__ = [
     "SOLVED_RETURN",
     "ReplayBuffer",
     "ReplayCollector",
     "RolloutStorage",
     "evaluate_policy",
+    "legend_below",
     "linear_schedule",
     "make_env",
     "plot_learning_curves",
@@ -316,124 +320,3 @@ def rl_summary(
         out["seeds_solved"] = int(sum(m >= solved_at for m in means))
         out["solved_at"] = solved_at
     return out
-
-
-def _carry_forward(curves: np.ndarray) -> np.ndarray:
-    """``curves`` (seeds, points) with each NaN replaced by the last value before it in its row.
-
-    NaN before a row's first value stays NaN. Float64, a new array.
-    """
-    curves = np.array(curves, np.float64)
-    if curves.ndim != 2:
-        raise ValueError(
-            f"_carry_forward: curves must be (seeds, points), got {curves.shape}"
-        )
-    index = np.where(np.isnan(curves), 0, np.arange(curves.shape[1]))
-    np.maximum.accumulate(index, axis=1, out=index)
-    # a row that starts with NaN keeps them until its first value: index 0 is itself NaN
-    return np.take_along_axis(curves, index, axis=1)
-
-
-def plot_learning_curves(
-    curves: np.ndarray,
-    steps: np.ndarray,
-    *,
-    label: str,
-    ax: Any = None,
-    title: str = "Learning curves",
-    ylabel: str = "episode return",
-) -> Any:
-    """Mean over seeds with a shaded interquartile band (25th to 75th percentile of the seeds):
-    ``curves`` (seeds, points), ``steps`` (points,).
-
-    A NaN point (no episode finished there) takes the seed's last finished value, so a run
-    whose episodes outlast a rollout draws no gaps; NaN before a seed's first value stays
-    out of the mean. The legend goes below the axes, where it hides no data (a caller that
-    draws more lines redraws it there). Returns the matplotlib axes.
-    """
-    import matplotlib.pyplot as plt
-
-    curves = np.asarray(curves, np.float64)
-    if curves.ndim != 2 or curves.shape[1] != len(steps):
-        raise ValueError(
-            f"plot_learning_curves: curves must be (seeds, {len(steps)}), got {curves.shape}"
-        )
-    curves = _carry_forward(curves)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(curves, 0)
-            low, high = np.nanpercentile(curves, [25, 75], axis=0)
-    line = ax.plot(steps, mean, label=f"{label}: mean of {len(curves)} seeds")[0]
-    ax.fill_between(
-        steps,
-        low,
-        high,
-        color=line.get_color(),
-        alpha=0.25,
-        label=f"{label}: middle 50% of seeds (25th-75th percentile)",
-    )
-    ax.set(title=title, xlabel="environment steps", ylabel=ylabel)
-    _legend_below(ax)
-    return ax
-
-
-def _legend_below(ax: Any, *, fontsize: float = 8) -> Any:
-    """The axes' legend under its x label, one entry a row, so that it covers no data."""
-    return ax.legend(
-        fontsize=fontsize,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.2),
-        frameon=False,
-    )
-
-
-def plot_trajectory(
-    observations: np.ndarray,
-    names: Sequence[str],
-    *,
-    title: str,
-    dt: float,
-    first_steps: Sequence[int | None] | None = None,
-) -> Any:
-    """One episode's state variables over time: ``observations`` (T, D), one panel per name.
-
-    ``first_steps`` gives, per name, how many leading steps its panel shows (None: the whole
-    episode); a variable that changes sign every step reads as a solid block over hundreds
-    of steps, and as a zigzag, with a marker per step, over the first few dozen.
-    """
-    import matplotlib.pyplot as plt
-
-    observations = np.asarray(observations)
-    if observations.ndim != 2 or observations.shape[1] != len(names):
-        raise ValueError(
-            f"plot_trajectory: observations must be (T, {len(names)}), "
-            f"got {observations.shape}"
-        )
-    if first_steps is None:
-        first_steps = [None] * len(names)
-    if len(first_steps) != len(names):
-        raise ValueError(
-            f"plot_trajectory: first_steps must have {len(names)} entries, "
-            f"got {len(first_steps)}"
-        )
-    fig, axes = plt.subplots(1, len(names), figsize=(3 * len(names), 2.8))
-    time = np.arange(len(observations)) * dt
-    for ax, column, name, first in zip(
-        np.atleast_1d(axes), observations.T, names, first_steps, strict=True
-    ):
-        if first is None or first >= len(column):
-            ax.plot(time, column)
-            ax.set_title("whole episode", fontsize=9)
-        else:
-            ax.plot(time[:first], column[:first], ".-", markersize=3, linewidth=0.8)
-            ax.set_title(f"first {first} steps ({first * dt:g} s)", fontsize=9)
-        ax.axhline(0, color="gray", linewidth=0.5)
-        ax.set(xlabel="time (s)", ylabel=name)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig

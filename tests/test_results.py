@@ -242,3 +242,31 @@ def test_read_records_keeps_file_order_and_latest_by_takes_the_newest(tmp_path):
     path.write_text("{oops\n")
     with pytest.raises(ValueError, match=r"bench.jsonl:1: not JSON"):
         read_records(path)
+
+
+def test_framework_pairs_name_two_commits_and_need_two_speeds(tmp_path):
+    """Latest runs at two commits are paired only as such (the code may differ between them),
+    and a pair without a positive speed for both names no faster framework."""
+    mlp = "MLP 784-256-10, Adam"
+    run = {"task": "mnist", "model_option": "mlp", "scale": "cpu", "model": mlp,
+           "hardware": CPU2, "train_seconds": 1.0}  # fmt: skip
+    write_chapter(tmp_path, [
+        {**run, "framework": "torch", "date": "1", "commit": "aaa+dirty",
+         "train_examples_per_second": 100.0},
+        {**run, "framework": "jax", "date": "2", "commit": "bbb",
+         "train_examples_per_second": 150.0},
+    ], name="01-demo")  # fmt: skip
+    (pair,) = framework_pairs(load_records(tmp_path))
+    assert pair["pair"] == "latest runs, two commits" and pair["faster"] == "JAX"
+    write_chapter(tmp_path, [
+        {**run, "framework": "torch", "date": "1", "commit": "aaa+dirty",
+         "train_examples_per_second": 100.0},
+        {**run, "framework": "jax", "date": "2", "commit": "aaa",
+         "train_examples_per_second": 0.0},
+    ], name="01-demo")  # fmt: skip
+    (pair,) = framework_pairs(load_records(tmp_path))
+    assert (
+        pair["pair"] == "latest runs"
+        and pair["faster"] == ""
+        and math.isnan(pair["by x"])
+    )

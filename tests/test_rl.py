@@ -217,7 +217,7 @@ def test_returns_on_grid():
 
 
 def test_learning_curves_carry_the_last_value_over_updates_without_an_episode():
-    from helpers.rl import _carry_forward
+    from helpers.rl_plots import _carry_forward
 
     nan = np.nan
     curves = np.array([[nan, 1.0, nan, nan, 3.0], [2.0, nan, 5.0, nan, nan]])
@@ -386,3 +386,37 @@ def test_jitted_ppo_seed_keys_are_the_keys_of_consecutive_seeds():
     keys = jax.random.key_data(_seed_keys(7, 3))
     expected = np.stack([jax.random.key_data(jax.random.key(s)) for s in (7, 8, 9)])
     np.testing.assert_array_equal(np.asarray(keys), expected)
+
+
+@pytest.mark.parametrize(
+    ("seeds", "band"), [(2, "range of the seeds"), (8, "middle 50%")]
+)
+def test_learning_curve_band_is_interquartile_only_with_enough_seeds(seeds, band):
+    import matplotlib.pyplot as plt
+
+    from helpers.rl_plots import plot_learning_curves
+
+    curves = np.arange(seeds * 5, dtype=float).reshape(seeds, 5)
+    curves[-1] += 1000  # one outlying seed
+    ax = plot_learning_curves(curves, np.arange(5), label="PPO")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(band in text for text in labels), labels
+    (poly,) = ax.collections
+    top = poly.get_paths()[0].vertices[:, 1].max()
+    # the quartile band ignores the outlier; the range of two seeds cannot
+    assert (top > 1000) == (seeds < 4)
+    plt.close("all")
+
+
+def test_plot_trajectory_draws_the_first_steps_asked_for():
+    import matplotlib.pyplot as plt
+
+    from helpers.rl_plots import plot_trajectory
+
+    obs = np.tile([[1.0, -1.0]], (200, 1)) * np.array([1, -1])[np.arange(200) % 2, None]
+    fig = plot_trajectory(obs, ["x", "x'"], title="t", dt=0.02, first_steps=[None, 50])
+    whole, first = (len(ax.lines[0].get_xdata()) for ax in fig.axes)
+    assert (whole, first) == (200, 50)
+    with pytest.raises(ValueError, match="first_steps must have 2 entries"):
+        plot_trajectory(obs, ["x", "x'"], title="t", dt=0.02, first_steps=[None])
+    plt.close("all")

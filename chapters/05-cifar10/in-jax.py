@@ -407,11 +407,11 @@ print(
 
 # %% [markdown]
 # At `cpu` scale this page trains for `sizes.jax_epochs` epochs (3), half the PyTorch page's 6,
-# so that each fits five minutes of training on the 2-core CPUs the course was measured on. The network and the recipe are the same (the course's tests
-# run one page's weights through the other's step and get the same logits, loss and updates),
-# but on a 2-core CPU XLA runs the training step slower than PyTorch, so in the same time JAX
-# sees fewer images and ends lower; the end of section 5.6 says why. At `gpu` scale both pages
-# run the same epochs.
+# so that each fits five minutes of training on the 2-core CPUs the course was measured on. The
+# network and the recipe are the same (the course's tests run one page's weights through the
+# other's step and get the same logits, loss and updates), but on a 2-core CPU XLA runs the
+# training step slower than PyTorch, so in the same time JAX sees fewer images and ends lower;
+# the end of section 5.6 says why. At `gpu` scale both pages run the same epochs.
 
 # %%
 steps_per_epoch = len(images) // sizes.batch_size
@@ -577,11 +577,11 @@ plt.show()
 fig = H.plot_history(history, title="CifarNet on CIFAR-10, JAX")
 
 # %% [markdown] tags=["shared"]
-# **Which classes are hard.** In the two pages' `cpu`-scale runs on an AMD EPYC (2026-12-02;
-# 84.72 % in PyTorch, 81.15 % in JAX, with flips), cat was the weakest class in both (65.5 %
-# and 61.1 %), dog and bird came next (73.7 % to 77.6 %), and automobile, ship and truck were
-# the strongest (89.1 % to 93.7 %). The lines above give this page's own run, with its three
-# most frequent confusions; the confusion matrix shows where the other mistakes go.
+# **Which classes are hard.** In the two pages' `cpu`-scale runs on an AMD EPYC (2026-12-02,
+# commit 8a152b6; 84.72 % in PyTorch, 81.15 % in JAX, with flips), cat was the weakest class in
+# both (65.5 % and 61.1 %), dog and bird came next (73.7 % to 77.6 %), and automobile, ship and
+# truck were the strongest (89.1 % to 93.7 %). The lines above give this page's own run, with
+# its three most frequent confusions; the confusion matrix shows where the other mistakes go.
 
 # %% [markdown] tags=["shared"]
 # ## 5.6 What made it fast

@@ -366,8 +366,9 @@ print(
 #
 # At `cpu` scale this page trains for `sizes.epochs` epochs (6), the JAX page for
 # `sizes.jax_epochs` (3), so that each fits five minutes of training on the 2-core CPUs the
-# course was measured on: on a 2-core CPU XLA runs this network's step slower than PyTorch (the end of section 5.6 on the JAX page says why), so compare the two
-# pages' accuracies with that in mind. At `gpu` scale both run the same epochs.
+# course was measured on: on a 2-core CPU XLA runs this network's step slower than PyTorch (the
+# end of section 5.6 on the JAX page says why), so compare the two pages' accuracies with that
+# in mind. At `gpu` scale both run the same epochs.
 
 # %%
 steps_per_epoch = len(images) // sizes.batch_size
@@ -513,11 +514,11 @@ plt.show()
 fig = H.plot_history(history, title="CifarNet on CIFAR-10, PyTorch")
 
 # %% [markdown] tags=["shared"]
-# **Which classes are hard.** In the two pages' `cpu`-scale runs on an AMD EPYC (2026-12-02;
-# 84.72 % in PyTorch, 81.15 % in JAX, with flips), cat was the weakest class in both (65.5 %
-# and 61.1 %), dog and bird came next (73.7 % to 77.6 %), and automobile, ship and truck were
-# the strongest (89.1 % to 93.7 %). The lines above give this page's own run, with its three
-# most frequent confusions; the confusion matrix shows where the other mistakes go.
+# **Which classes are hard.** In the two pages' `cpu`-scale runs on an AMD EPYC (2026-12-02,
+# commit 8a152b6; 84.72 % in PyTorch, 81.15 % in JAX, with flips), cat was the weakest class in
+# both (65.5 % and 61.1 %), dog and bird came next (73.7 % to 77.6 %), and automobile, ship and
+# truck were the strongest (89.1 % to 93.7 %). The lines above give this page's own run, with
+# its three most frequent confusions; the confusion matrix shows where the other mistakes go.
 
 # %% [markdown] tags=["shared"]
 # ## 5.6 What made it fast

@@ -712,8 +712,9 @@ print(
 # number that describes an agent is the return of its **fixed** policy (greedy for DQN,
 # the most probable action for PPO, the actor without noise for DDPG) over many episodes,
 # reported with its spread. The table gathers them; the plot shows learning curves over seeds,
-# the mean with a shaded band over the middle half of the seeds (from the 25th to the 75th
-# percentile, so that one outlying seed does not stretch it). A PPO point is the mean return
+# the mean with a shaded band: over the middle half of the seeds (the 25th to the 75th
+# percentile, so that one outlying seed does not stretch it) where at least four seeds ran,
+# over all of them where fewer did (the legend says which). A PPO point is the mean return
 # of the episodes that ended during one update; where none ended (every environment in the
 # middle of an episode longer than the rollout), the seed's last value is carried forward.
 
@@ -759,19 +760,15 @@ for ax in axes:
         ls=":",
         label=f"solved ({H.rl.SOLVED_RETURN:g})",
     )
-    # Below the axes, where the legend hides neither a curve nor the solved line.
-    ax.legend(
-        fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False
-    )
+    H.rl.legend_below(ax)  # hides neither a curve nor the solved line
 plt.show()
 
 # %% [markdown] tags=["shared"]
 # A trajectory of the best PPO agent, one episode of gymnasium's CartPole-v1 with the greedy
 # policy: the cart's position and the pole's angle over the whole episode (it ends at 12
 # degrees, 0.21 rad, or at 2.4 m), and their velocities over its first 50 steps, one marker
-# per step. Every step the agent pushes the cart left or right with the full force, and while
-# it balances it mostly alternates, so both velocities zigzag from one step to the next: drawn
-# over the whole episode, they would fill their panels.
+# per step. Every step the agent pushes the cart left or right with the full force, so both
+# velocities change at every step; drawn over the whole episode, they would fill their panels.
 
 # %%
 best = ppo_runs[int(np.argmax(ppo_means))][0]

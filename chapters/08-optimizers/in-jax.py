@@ -549,7 +549,7 @@ ax.legend()
 plt.show()
 
 # %% [markdown] tags=["shared"]
-# Fewer curves are visible than the legend lists, because some coincide. SGD, momentum and
+# Some curves lie on top of each other (the line styles keep each visible). SGD, momentum and
 # Nesterov end up close: with $\mu = 0.9$ the velocity builds up over about
 # $1 / (1 - \mu) = 10$ steps to $g / (1 - \mu)$ where the gradient changes slowly, so the step
 # of both momentum rules becomes $\eta\, g / (1 - \mu) = 0.01\, g / 0.1$, the same as SGD's
@@ -884,14 +884,20 @@ for name, h in schedule_runs.items():
     bad = np.flatnonzero(~np.isfinite(losses))
     end = int(bad[0]) if len(bad) else len(losses)  # plot the finite prefix only
     window = max(1, len(losses) // 40)
-    smooth = np.convolve(losses[:end], np.ones(window) / window, "valid")
+    smooth = (  # empty when the run broke within its first window
+        np.convolve(losses[:end], np.ones(window) / window, "valid")
+        if end >= window
+        else np.empty(0)
+    )
     curves[name] = (np.arange(window, end + 1), smooth, end + 1 if len(bad) else None)
 # The y-range comes from the runs that stayed finite and ended below where they started.
 working = [
     c for _, c, broke in curves.values() if broke is None and len(c) and c[-1] < c[0]
 ] or [c for _, c, _ in curves.values() if len(c)]
-finite = np.concatenate(working)
-low, high = finite[finite > 0].min() / 1.5, finite.max() * 1.5
+finite = np.concatenate(working) if working else np.array([])
+finite = finite[finite > 0]
+# every run broke before its first window: a default range, the markers still show where
+low, high = (finite.min() / 1.5, finite.max() * 1.5) if len(finite) else (0.1, 10.0)
 
 fig, ax = plt.subplots(figsize=(7, 4))
 for k, (name, (steps, smooth, broke)) in enumerate(curves.items()):

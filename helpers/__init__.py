@@ -23,7 +23,12 @@ from helpers.data import (
 )
 from helpers.labs import CheckFailed
 from helpers.metrics import History, confusion_matrix
-from helpers.plot import plot_confusion_matrix, plot_history, show_images
+from helpers.plot import (
+    plot_confusion_matrix,
+    plot_history,
+    plot_step_losses,
+    show_images,
+)
 from helpers.scale import SCALES, current_scale, sizes
 
 __version__ = "0.1.0"
@@ -44,6 +49,7 @@ __all__ = [
     "load_mnist",
     "plot_confusion_matrix",
     "plot_history",
+    "plot_step_losses",
     "show_images",
     "sizes",
     "tokenize",

@@ -17,6 +17,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,7 @@ __all__ = [
     "compressed_size",
     "format_table",
     "percentiles_ms",
+    "plot_size_accuracy",
     "run_in_fresh_process",
     "time_calls",
 ]
@@ -137,3 +139,35 @@ def format_table(rows: Sequence[Mapping[str, object]]) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def plot_size_accuracy(rows: Sequence[Mapping[str, object]], *, title: str) -> Any:
+    """Test accuracy against size on disk, one labelled point per row of chapter 10's table.
+
+    ``rows``: mappings with ``variant`` (name), ``size kB`` and ``accuracy`` (0..1). Variants
+    can land on one point (same size, same accuracy): each gets its own hollow marker, drawn
+    smaller for every earlier variant at about the same place so coincident markers nest, and
+    its name beside it, a line lower for each of those. Returns the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    xs = np.array([row["size kB"] for row in rows], dtype=float)
+    ys = np.array([row["accuracy"] for row in rows], dtype=float)
+    span_x, span_y = np.ptp(xs) or 1.0, np.ptp(ys) or 1.0
+    markers = "osD^vPX*h"
+    for i, row in enumerate(rows):
+        near = int(np.sum((np.abs(xs[:i] - xs[i]) < 0.15 * span_x)
+                          & (np.abs(ys[:i] - ys[i]) < 0.06 * span_y)))  # fmt: skip
+        ax.scatter(xs[i], ys[i], s=150 / (1 + 1.5 * near), marker=markers[i % len(markers)],
+                   facecolors="none", edgecolors=f"C{i}", linewidths=1.5)  # fmt: skip
+        right = (
+            xs[i] < xs.min() + 0.6 * span_x
+        )  # the largest files' names go to the left
+        ax.annotate(str(row["variant"]), (xs[i], ys[i]), textcoords="offset points",
+                    xytext=(8 if right else -8, 3 - 10 * near), ha="left" if right else "right",
+                    va="center", fontsize=7, color=f"C{i}")  # fmt: skip
+    ax.margins(x=0.15, y=0.2)
+    ax.set(xlabel="size on disk (kB)", ylabel="test accuracy", title=title)
+    fig.tight_layout()
+    return fig

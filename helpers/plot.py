@@ -16,7 +16,7 @@ from helpers.metrics import History, confusion_matrix
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot_confusion_matrix", "plot_history", "show_images"]
+__all__ = ["plot_confusion_matrix", "plot_history", "plot_step_losses", "show_images"]
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -210,4 +210,69 @@ def plot_confusion_matrix(
                 fontweight="bold" if on_diagonal else "normal",
             )
     fig.tight_layout()
+    return fig
+
+
+def plot_step_losses(
+    step_losses: dict[str, Sequence[float]],
+    *,
+    title: str,
+    smooth_fraction: float = 1 / 40,
+) -> Figure:
+    """Training loss per step of several runs, as moving averages on a log axis.
+
+    ``step_losses``: run name -> its loss at every step (nats). Each curve is averaged over a
+    window of ``smooth_fraction`` of its run and drawn up to its first non-finite loss. The
+    y-range comes from the runs that stayed finite and ended below their start, so a run
+    that diverges cannot squash the others; where a run leaves the plot at the top, or its
+    loss stops being finite, a triangle on the top edge and a note give the step.
+    """
+    import matplotlib.pyplot as plt
+
+    curves = {}  # name -> (steps, smoothed loss, first non-finite step or None)
+    for name, values in step_losses.items():
+        losses = np.asarray(values, dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(losses))
+        end = int(bad[0]) if len(bad) else len(losses)  # the finite prefix only
+        window = max(1, int(len(losses) * smooth_fraction))
+        smooth = np.empty(0)  # when the run broke within its first window
+        if end >= window:
+            smooth = np.convolve(losses[:end], np.ones(window) / window, "valid")
+        curves[name] = (
+            np.arange(window, end + 1),
+            smooth,
+            end + 1 if len(bad) else None,
+        )
+    working = [
+        c
+        for _, c, broke in curves.values()
+        if broke is None and len(c) and c[-1] < c[0]
+    ]
+    working = working or [c for _, c, _ in curves.values() if len(c)]
+    finite = np.concatenate(working) if working else np.empty(0)
+    finite = finite[finite > 0]
+    # every run broke before its first window: a default range; the markers still show where
+    low, high = (finite.min() / 1.5, finite.max() * 1.5) if len(finite) else (0.1, 10.0)
+    longest = max((len(v) for v in step_losses.values()), default=1)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for k, (name, (steps, smooth, broke)) in enumerate(curves.items()):
+        # Clipped far above the top: huge finite losses would overflow the log axis's limits.
+        ax.plot(steps, np.minimum(smooth, 10 * high), color=f"C{k}", label=name)
+        above = np.flatnonzero(smooth > high)
+        where = steps[above[0]] if len(above) else broke
+        if where is not None:
+            right = where > 0.6 * longest  # the note on the free side of the marker
+            ax.plot(where, high, "v", color=f"C{k}", ms=9, clip_on=False)
+            why = "leaves the plot" if len(above) else "loss not finite"
+            ax.annotate(f"{name}: {why} at step {where}", (where, high),
+                        xytext=(-6 if right else 6, -14), textcoords="offset points",
+                        ha="right" if right else "left", color=f"C{k}", fontsize=8)  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_ylim(low, high)
+    ax.set(
+        xlabel="training step (batch)", ylabel="training loss, moving average (nats)"
+    )
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower left")
     return fig

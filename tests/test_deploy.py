@@ -234,3 +234,20 @@ def test_integrated_gradients_are_complete_on_a_tiny_network(framework):
         gap = np.asarray(f(xj) - f(bj))
     error = np.abs(ig.sum(1) - gap) / np.abs(gap)
     assert error.max() < 0.01
+
+
+def test_plot_size_accuracy_keeps_coincident_variants_visible():
+    import matplotlib.pyplot as plt
+
+    from helpers.deploy import plot_size_accuracy
+
+    rows = [{"variant": "float32", "size kB": 100.0, "accuracy": 0.8},
+            {"variant": "int8", "size kB": 100.0, "accuracy": 0.8},  # on top of float32
+            {"variant": "pruned", "size kB": 30.0, "accuracy": 0.7}]  # fmt: skip
+    ax = plot_size_accuracy(rows, title="t").axes[0]
+    sizes = [c.get_sizes()[0] for c in ax.collections]
+    assert sizes[1] < sizes[0] == sizes[2]  # the second marker nests inside the first
+    labels = {t.get_text(): t.xyann for t in ax.texts}
+    assert set(labels) == {"float32", "int8", "pruned"}
+    assert labels["int8"][1] < labels["float32"][1]  # its name a line lower
+    plt.close("all")

@@ -200,3 +200,26 @@ def test_plot_history_labels_the_log_loss_axis_in_plain_numbers(end, minor_label
     if not minor_labels:
         assert not minor
     assert ax.get_ylabel() == "loss (log scale)"
+
+
+def test_plot_step_losses_fits_the_finite_runs_and_marks_the_one_that_diverges():
+    import warnings
+
+    from helpers import plot_step_losses
+
+    steps = np.arange(1, 201)
+    runs = {"good": 2.3 / np.sqrt(steps), "also good": 2.0 / steps**0.3}
+    diverging = 2.3 * np.exp(steps / 10.0)  # leaves the plot, overflows, then NaN
+    diverging[150:] = np.nan
+    runs["outline's cosine"] = diverging
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning from the log axis
+        fig = plot_step_losses(runs, title="t")
+        fig.canvas.draw()
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    assert high < 10 and low < 0.2  # the working runs set the range, not the divergence
+    notes = [t.get_text() for t in ax.texts]
+    assert len(notes) == 1 and notes[0].startswith("outline's cosine: leaves the plot")
+    broken = plot_step_losses({"nan at once": [np.nan] * 50}, title="t")  # no crash
+    assert broken.axes[0].get_ylim() == (0.1, 10.0)

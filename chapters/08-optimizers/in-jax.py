@@ -878,54 +878,10 @@ print(f"{'schedule':<18} {'train loss':>10} {'test acc':>9}")
 for name, h in schedule_runs.items():
     print(f"{name:<18} {h.last('train_loss'):>10.4f} {h.last('test_accuracy'):>9.4f}")
 
-curves = {}  # name -> (steps, smoothed loss, first non-finite step or None)
-for name, h in schedule_runs.items():
-    losses = np.asarray(h.step_loss, dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(losses))
-    end = int(bad[0]) if len(bad) else len(losses)  # plot the finite prefix only
-    window = max(1, len(losses) // 40)
-    smooth = (  # empty when the run broke within its first window
-        np.convolve(losses[:end], np.ones(window) / window, "valid")
-        if end >= window
-        else np.empty(0)
-    )
-    curves[name] = (np.arange(window, end + 1), smooth, end + 1 if len(bad) else None)
-# The y-range comes from the runs that stayed finite and ended below where they started.
-working = [
-    c for _, c, broke in curves.values() if broke is None and len(c) and c[-1] < c[0]
-] or [c for _, c, _ in curves.values() if len(c)]
-finite = np.concatenate(working) if working else np.array([])
-finite = finite[finite > 0]
-# every run broke before its first window: a default range, the markers still show where
-low, high = (finite.min() / 1.5, finite.max() * 1.5) if len(finite) else (0.1, 10.0)
-
-fig, ax = plt.subplots(figsize=(7, 4))
-for k, (name, (steps, smooth, broke)) in enumerate(curves.items()):
-    # Clipped far above the top: huge finite losses would overflow the log axis's limits.
-    ax.plot(steps, np.minimum(smooth, 10 * high), color=f"C{k}", label=name)
-    above = np.flatnonzero(smooth > high)
-    # Mark where a run leaves the plot at the top, or stops having a finite loss.
-    where = steps[above[0]] if len(above) else broke
-    if where is not None:
-        ax.plot(where, high, "v", color=f"C{k}", ms=9, clip_on=False)
-        why = "loss not finite" if len(above) == 0 else "leaves the plot"
-        ax.annotate(
-            f"{name}: {why} at step {where}",
-            (where, high),
-            xytext=(-6 if where > 0.6 * steps_per_run else 6, -14),
-            textcoords="offset points",
-            ha="right" if where > 0.6 * steps_per_run else "left",
-            color=f"C{k}",
-            fontsize=8,
-        )
-ax.set_yscale("log")
-ax.set_ylim(low, high)
-ax.set(
-    xlabel="training step (batch)",
-    ylabel="training loss, moving average (nats)",
+fig = H.plot_step_losses(
+    {name: h.step_loss for name, h in schedule_runs.items()},
     title="Schedules on MNIST (SGD + momentum)",
 )
-ax.legend(fontsize=8, loc="lower left")
 plt.show()
 
 # %% [markdown] tags=["shared"]

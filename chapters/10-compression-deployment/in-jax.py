@@ -482,47 +482,10 @@ for name, (model, saved) in tqdm(variants.items(), desc="measure"):
 print(H.deploy.format_table(rows))
 print("XLA flags:", __import__("os").environ.get("XLA_FLAGS", "(default threads)"))
 
-# Variants can land on one point (same size, same accuracy): each gets its own hollow marker,
-# drawn smaller for every earlier variant at about the same place so that coincident markers
-# nest, and its name beside it, moved down a line for each of those earlier variants.
-fig, ax = plt.subplots(figsize=(7, 4))
-xs = np.array([row["size kB"] for row in rows])
-ys = np.array([row["accuracy"] for row in rows])
-span_x, span_y = np.ptp(xs) or 1.0, np.ptp(ys) or 1.0
-markers = "osD^vPX*h"
-for i, row in enumerate(rows):
-    near = np.sum(
-        (np.abs(xs[:i] - xs[i]) < 0.15 * span_x)
-        & (np.abs(ys[:i] - ys[i]) < 0.06 * span_y)
-    )
-    ax.scatter(
-        xs[i],
-        ys[i],
-        s=150 / (1 + 1.5 * near),
-        marker=markers[i % len(markers)],
-        facecolors="none",
-        edgecolors=f"C{i}",
-        linewidths=1.5,
-    )
-    # The names of the largest files go to the left of their markers.
-    right = xs[i] < xs.min() + 0.6 * span_x
-    ax.annotate(
-        row["variant"],
-        (xs[i], ys[i]),
-        xytext=(8 if right else -8, 3 - 10 * near),
-        textcoords="offset points",
-        ha="left" if right else "right",
-        va="center",
-        fontsize=7,
-        color=f"C{i}",
-    )
-ax.margins(x=0.15, y=0.2)
-ax.set(
-    xlabel="size on disk (kB)",
-    ylabel="test accuracy",
-    title="CIFAR-10 variants: size against accuracy (JAX)",
+# Variants can land on one point: the plot nests coincident markers and staggers their names.
+fig = H.deploy.plot_size_accuracy(
+    rows, title="CIFAR-10 variants: size against accuracy (JAX)"
 )
-fig.tight_layout()
 plt.show()
 
 # %% [markdown] tags=["shared"]

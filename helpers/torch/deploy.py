@@ -19,6 +19,7 @@ from helpers.deploy import (
     compressed_size,
     format_table,
     percentiles_ms,
+    plot_size_accuracy,
     run_in_fresh_process,
     time_calls,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "format_table",
     "latency_ms",
     "percentiles_ms",
+    "plot_size_accuracy",
     "run_in_fresh_process",
     "saved_size",
     "time_calls",

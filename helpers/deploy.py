@@ -1,5 +1,5 @@
 """Framework-free parts of chapter 10's measurements: latency percentiles, size on disk,
-a fresh Python process to reload an exported model in, and the comparison table.
+a fresh Python process to reload an exported model in, the comparison table and its plot.
 
 Both halves (``helpers.torch.deploy``, ``helpers.jax.deploy``) build on these; what chapter 10
 teaches (quantization, pruning, distillation, attributions, the export calls) is written out in
@@ -147,9 +147,13 @@ def plot_size_accuracy(rows: Sequence[Mapping[str, object]], *, title: str) -> A
     ``rows``: mappings with ``variant`` (name), ``size kB`` and ``accuracy`` (0..1). Variants
     can land on one point (same size, same accuracy): each gets its own hollow marker, drawn
     smaller for every earlier variant at about the same place so coincident markers nest, and
-    its name beside it, a line lower for each of those. Returns the matplotlib figure.
+    its name beside it, a line lower for each of those. Returns the matplotlib figure; raises
+    ``ValueError`` for no rows and ``KeyError`` for a row without one of those keys.
     """
     import matplotlib.pyplot as plt
+
+    if not rows:
+        raise ValueError("plot_size_accuracy: no rows to plot")
 
     fig, ax = plt.subplots(figsize=(7, 4))
     xs = np.array([row["size kB"] for row in rows], dtype=float)

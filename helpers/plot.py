@@ -219,15 +219,23 @@ def plot_step_losses(
     title: str,
     smooth_fraction: float = 1 / 40,
 ) -> Figure:
-    """Training loss per step of several runs, as moving averages on a log axis.
+    """Training loss per step of several runs, as moving averages on a log axis; the figure.
 
-    ``step_losses``: run name -> its loss at every step (nats). Each curve is averaged over a
-    window of ``smooth_fraction`` of its run and drawn up to its first non-finite loss. The
-    y-range comes from the runs that stayed finite and ended below their start, so a run
-    that diverges cannot squash the others; where a run leaves the plot at the top, or its
-    loss stops being finite, a triangle on the top edge and a note give the step.
+    ``step_losses``: run name -> its loss at every step (nats; steps count from 1). Each curve
+    is averaged over a window of ``smooth_fraction`` (0 < f <= 1) of its run and drawn up to
+    its first non-finite loss. The y-range comes from the runs that stayed finite and ended
+    below their start, so a run that diverges cannot squash the others (at most six decades;
+    0.1 to 10 when no run has a finite window); where a run leaves the plot at the top, or its
+    loss stops being finite, a triangle on the top edge and a note give the step. Raises
+    ``ValueError`` for no runs or a ``smooth_fraction`` outside (0, 1].
     """
     import matplotlib.pyplot as plt
+
+    if not step_losses or not 0 < smooth_fraction <= 1:
+        raise ValueError(
+            f"plot_step_losses: needs at least one run and 0 < smooth_fraction <= 1, got "
+            f"{len(step_losses)} runs and {smooth_fraction}"
+        )
 
     curves = {}  # name -> (steps, smoothed loss, first non-finite step or None)
     for name, values in step_losses.items():
@@ -253,6 +261,9 @@ def plot_step_losses(
     finite = finite[finite > 0]
     # every run broke before its first window: a default range; the markers still show where
     low, high = (finite.min() / 1.5, finite.max() * 1.5) if len(finite) else (0.1, 10.0)
+    high = min(
+        high, low * 1e6
+    )  # runs that all diverged: the log axis's ticks stay finite
     longest = max((len(v) for v in step_losses.values()), default=1)
 
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -250,4 +250,6 @@ def test_plot_size_accuracy_keeps_coincident_variants_visible():
     labels = {t.get_text(): t.xyann for t in ax.texts}
     assert set(labels) == {"float32", "int8", "pruned"}
     assert labels["int8"][1] < labels["float32"][1]  # its name a line lower
+    with pytest.raises(ValueError, match="no rows"):
+        plot_size_accuracy([], title="t")
     plt.close("all")

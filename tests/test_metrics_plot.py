@@ -223,3 +223,10 @@ def test_plot_step_losses_fits_the_finite_runs_and_marks_the_one_that_diverges()
     assert len(notes) == 1 and notes[0].startswith("outline's cosine: leaves the plot")
     broken = plot_step_losses({"nan at once": [np.nan] * 50}, title="t")  # no crash
     assert broken.axes[0].get_ylim() == (0.1, 10.0)
+    # every run diverged yet stayed finite: the range stays drawable
+    exploded = plot_step_losses({"a": np.exp(np.arange(1, 201) * 3.5)}, title="t")
+    exploded.canvas.draw()
+    low, high = exploded.axes[0].get_ylim()
+    assert high <= low * 1e6 * (1 + 1e-9)
+    with pytest.raises(ValueError, match="at least one run"):
+        plot_step_losses({}, title="t")

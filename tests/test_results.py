@@ -270,3 +270,16 @@ def test_framework_pairs_name_two_commits_and_need_two_speeds(tmp_path):
         and pair["faster"] == ""
         and math.isnan(pair["by x"])
     )
+
+
+def test_framework_pairs_prefer_one_process_to_latest_runs_at_two_commits(tmp_path):
+    write_chapter(tmp_path, [
+        rl("torch", "2026-11-30T14:01", 2000.0, model=PPO_TORCH, commit="aaa",
+           throughput_ratio=1.0),
+        rl("jax", "2026-11-30T14:04", 80000.0, model=PPO_TORCH, commit="aaa",
+           throughput_ratio=40.0),
+        rl("torch", "2026-11-30T15:00", 3000.0, model=PPO_TORCH, commit="bbb"),
+        rl("jax", "2026-11-30T16:00", 300000.0, model=PPO_TORCH, commit="ccc"),
+    ])  # fmt: skip
+    (pair,) = framework_pairs(load_records(tmp_path))
+    assert pair["pair"] == "older, one process" and pair["by x"] == 40.0

@@ -617,8 +617,9 @@ plt.show()
 # A trajectory of the best PPO agent, one episode of gymnasium's CartPole-v1 with the greedy
 # policy: the cart's position and the pole's angle over the whole episode (it ends at 12
 # degrees, 0.21 rad, or at 2.4 m), and their velocities over its first 50 steps, one marker
-# per step. Every step the agent pushes the cart left or right with the full force, so both
-# velocities change at every step; drawn over the whole episode, they would fill their panels.
+# per step. Every step the agent pushes the cart left or right with the full force, and the
+# first 50 steps show how each push moves both velocities; drawn over hundreds of steps, a
+# velocity that reverses from one step to the next would fill its panel.
 
 # %%
 best = ppo_runs[int(np.argmax(ppo_means))][0]

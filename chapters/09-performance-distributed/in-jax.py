@@ -527,8 +527,8 @@ compare("float(loss) every step -> no host sync",
 
 # %% [markdown]
 # **Batch size.** On a GPU, larger batches usually raise throughput, since each step gives its
-# many cores more parallel work, until the GPU is saturated. On a CPU a step is already
-# compute-bound at small batches, so larger ones gain little and may even be slower. The plot shows which way it goes on the
+# many cores more parallel work, until the GPU is saturated. On a CPU, with far fewer cores,
+# larger batches may gain little or even be slower. The plot shows which way it goes on the
 # machine that ran this page: throughput in images per second, for each batch size of the
 # sweep (each size is compiled once, in the warm-up call):
 

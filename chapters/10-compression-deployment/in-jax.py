@@ -764,7 +764,7 @@ plt.show()
 # [results appendix](../../appendices/results.ipynb). The second table sets PyTorch beside
 # JAX where a run of each trained the same recipe (network, training settings, data) on the
 # same hardware (the same CPU and number of cores, or the same GPU): the latest run of each
-# framework where those and the code's commit agree; otherwise the latest pair that one
+# framework where those and the code's commit (uncommitted changes aside) agree; otherwise the latest pair that one
 # `--framework both` run recorded, in one process at one commit (`pair` reads `older, one
 # process`); otherwise the latest runs, made at two commits (`latest runs, two commits`: the
 # code may have changed between them); otherwise none, and `pair` names what differs. The third counts the code lines of each notebook

@@ -22,7 +22,7 @@ from helpers.data import (
     tokenize,
 )
 from helpers.labs import CheckFailed
-from helpers.metrics import History, confusion_matrix
+from helpers.metrics import History, confusion_matrix, top_confusions
 from helpers.plot import (
     plot_confusion_matrix,
     plot_history,
@@ -53,4 +53,5 @@ __all__ = [
     "show_images",
     "sizes",
     "tokenize",
+    "top_confusions",
 ]

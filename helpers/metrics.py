@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["History", "confusion_matrix", "run_summary", "step_timing"]
+__all__ = [
+    "History",
+    "confusion_matrix",
+    "run_summary",
+    "step_timing",
+    "top_confusions",
+]
 
 
 @dataclass
@@ -91,6 +97,20 @@ def confusion_matrix(
             raise ValueError(f"{name} has labels outside 0..{num_classes - 1}")
     counts = np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2)
     return counts.reshape(num_classes, num_classes)
+
+
+def top_confusions(counts: np.ndarray, k: int) -> list[tuple[int, int, int]]:
+    """The ``k`` largest off-diagonal cells of a confusion matrix ``counts`` ``(C, C)`` (true x
+    predicted, :func:`confusion_matrix`): ``(true class, predicted class, count)``, largest
+    first. Raises ``ValueError`` for a matrix that is not square."""
+    counts = np.asarray(counts)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"top_confusions: counts must be (C, C), got {counts.shape}")
+    mistakes = np.where(np.eye(len(counts), dtype=bool), 0, counts)  # diagonal zeroed
+    top = np.argsort(mistakes, axis=None)[::-1][:k]
+    return [
+        (*map(int, divmod(int(f), len(counts))), int(mistakes.flat[f])) for f in top
+    ]
 
 
 def run_summary(

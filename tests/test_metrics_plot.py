@@ -230,3 +230,12 @@ def test_plot_step_losses_fits_the_finite_runs_and_marks_the_one_that_diverges()
     assert high <= low * 1e6 * (1 + 1e-9)
     with pytest.raises(ValueError, match="at least one run"):
         plot_step_losses({}, title="t")
+
+
+def test_top_confusions_are_the_largest_off_diagonal_cells():
+    from helpers import top_confusions
+
+    counts = np.array([[50, 7, 1], [2, 40, 9], [0, 3, 60]])  # the diagonal is largest
+    assert top_confusions(counts, 2) == [(1, 2, 9), (0, 1, 7)]
+    with pytest.raises(ValueError, match=r"\(C, C\)"):
+        top_confusions(np.zeros((2, 3)), 1)

@@ -551,12 +551,10 @@ print("accuracy of each class, with flips:")
 for name, row in zip(H.CIFAR10_CLASSES, counts, strict=True):
     print(f"{name:>10}: {row[H.CIFAR10_CLASSES.index(name)] / row.sum():6.1%}")
 print("the three most frequent confusions:")
-mistakes = counts * (1 - np.eye(10, dtype=counts.dtype))  # (10, 10), diagonal zeroed
-for flat in np.argsort(mistakes, axis=None)[::-1][:3]:
-    true, predicted = divmod(int(flat), 10)
+for true, predicted, n in H.top_confusions(counts, 3):
     print(
         f"  {H.CIFAR10_CLASSES[true]} taken for {H.CIFAR10_CLASSES[predicted]}: "
-        f"{mistakes[true, predicted]} of {counts[true].sum()} test images"
+        f"{n} of {counts[true].sum()} test images"
     )
 fig = H.plot_confusion_matrix(
     y_test,

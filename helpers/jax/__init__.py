@@ -31,6 +31,7 @@ from helpers import (  # noqa: E402  (the framework-free core, under the same na
     show_images,
     sizes,
     tokenize,
+    top_confusions,
 )
 from helpers._lazy import lazy_names, load  # noqa: E402
 from helpers.jax.models import CNN, MLP, count_params  # noqa: E402
@@ -86,6 +87,7 @@ __all__ = [
     "time_fn",
     "to_device",
     "tokenize",
+    "top_confusions",
 ]
 
 

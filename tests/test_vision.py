@@ -247,12 +247,14 @@ def test_skip_ynnpack_on_cpu_leaves_a_flag_this_jaxlib_rejects_unset():
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
-def test_ynnpack_flag_changes_the_compiled_gradient_and_the_onednn_flag_does_not():
+def test_ynnpack_flag_changes_the_compiled_gradient_and_no_onednn_flag_does():
     # Chapter 5's JAX page says so: with this jaxlib, a convolution's weight gradient (section
-    # 5.6's cell) compiles to a YNNPACK call by default, to XLA's own code with YNNPACK off
-    # (skip_ynnpack_on_cpu), and --xla_cpu_use_onednn=true (older advice for faster CPU
-    # convolutions) leaves the program as it was, byte for byte. A jaxlib where any of this
-    # differs fails here: then the page must change.
+    # 5.6's cell) compiles to a YNNPACK call by default and to XLA's own code with YNNPACK off
+    # (skip_ynnpack_on_cpu); no oneDNN option reaches it. --xla_cpu_use_onednn=true (older
+    # advice) leaves the default program as it was, byte for byte; with YNNPACK off, the
+    # experimental custom-call option changes nothing, and oneDNN fusion types take a matrix
+    # product but leave the convolution's program XLA's own, byte for byte. A jaxlib where any
+    # of this differs fails here: then the page must change.
     code = """if True:
         import hashlib, jax, jax.numpy as jnp
         def kernel_grad(x, g, w):  # x (8, 15, 15, 16), g (8, 15, 15, 32), w (3, 3, 16, 32)
@@ -263,15 +265,29 @@ def test_ynnpack_flag_changes_the_compiled_gradient_and_the_onednn_flag_does_not
         args = jnp.ones((8, 15, 15, 16)), jnp.ones((8, 15, 15, 32)), jnp.ones((3, 3, 16, 32))
         text = jax.jit(kernel_grad).lower(*args).compile().as_text()
         assert "convolution" in text, "no convolution compiled"
-        print("__ynn_fusion" in text, "__onednn" in text)
+        # a matrix product, (64, 64) @ (64, 64)
+        dot = jax.jit(jnp.matmul).lower(jnp.ones((64, 64)), jnp.ones((64, 64)))
+        dot_text = dot.compile().as_text()
+        print("__ynn_fusion" in text, "__onednn" in text, "__onednn" in dot_text)
         print(hashlib.sha256(text.encode()).hexdigest())
     """
     from helpers.vision import YNNPACK_OFF
 
     base = os.environ.get("XLA_FLAGS", "")
-    runs = []
+    fusions = (
+        "--xla_cpu_use_onednn=true "
+        "--xla_cpu_experimental_onednn_fusion_type=dot,eltwise,reduce"
+    )
+    settings = {
+        "default": "",
+        "oneDNN flag": "--xla_cpu_use_onednn=true",
+        "YNNPACK off": YNNPACK_OFF,
+        "custom calls": f"{YNNPACK_OFF} --xla_cpu_experimental_onednn_custom_call=true",
+        "fusion types": f"{YNNPACK_OFF} {fusions}",
+    }
+    runs = {}
     # Each flag goes first: XLA ignores flags written after a bare word (a caller's may hold one).
-    for extra in ("", "--xla_cpu_use_onednn=true", YNNPACK_OFF):
+    for name, extra in settings.items():
         env = {
             **os.environ,
             "XLA_FLAGS": f"{extra} {base}".strip(),
@@ -280,13 +296,20 @@ def test_ynnpack_flag_changes_the_compiled_gradient_and_the_onednn_flag_does_not
         child = subprocess.run(
             [sys.executable, "-c", code], env=env, capture_output=True, text=True
         )
-        assert child.returncode == 0, child.stderr[-2000:]
-        # [YNNPACK called, oneDNN called, the program's digest]
-        runs.append(child.stdout.split()[-3:])
-    default, onednn, ynnpack_off = runs
-    assert default[:2] == ["True", "False"], f"by default: {default}"
-    assert onednn == default, "the oneDNN flag changed the compiled program"
-    assert ynnpack_off[:2] == ["False", "False"], f"YNNPACK off: {ynnpack_off}"
+        assert child.returncode == 0, f"{name}: {child.stderr[-2000:]}"
+        # [YNNPACK in the conv, oneDNN in the conv, oneDNN in the dot, the conv's digest]
+        runs[name] = child.stdout.split()[-4:]
+    assert runs["default"][:2] == ["True", "False"], runs
+    assert runs["oneDNN flag"] == runs["default"], (
+        "the oneDNN flag changed the programs"
+    )
+    assert runs["YNNPACK off"][:3] == ["False", "False", "False"], runs
+    assert runs["custom calls"] == runs["YNNPACK off"], (
+        "custom calls changed the programs"
+    )
+    conv_only = [runs["fusion types"][i] for i in (0, 1, 3)]
+    assert conv_only == [runs["YNNPACK off"][i] for i in (0, 1, 3)], "the conv changed"
+    assert runs["fusion types"][2] == "True", "oneDNN fusion types did not take the dot"
 
 
 def _torch_weights_into_jax(torch_model, jax_model) -> None:

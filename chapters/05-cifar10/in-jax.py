@@ -866,12 +866,16 @@ else:
 # library: it is XLA's own code. With YNNPACK on, the slices won clearly in this cell, which is
 # what started the trick above; with XLA's own kernels the cell prints its own ratio, which may
 # still favour the slices for this one layer (whole runs with the trick were measured only with
-# YNNPACK, above). The flag older
-# advice gives for XLA's CPU convolutions, `--xla_cpu_use_onednn=true` (Intel's oneDNN),
-# changes nothing with this jaxlib: the course's tests compile a convolution's weight gradient
-# with and without it, and with YNNPACK on (jaxlib's default) the program is byte for byte the
-# same either way. This jaxlib has
-# other, experimental oneDNN options; the course did not measure them.
+# YNNPACK, above).
+#
+# No flag of this jaxlib sends a convolution to oneDNN, the library PyTorch's convolutions
+# run on here. The flag older advice gives, `--xla_cpu_use_onednn=true`, changes nothing: with
+# YNNPACK on (jaxlib's default), the weight gradient's program is byte for byte the same with
+# and without it. Nor do the experimental options: `--xla_cpu_experimental_onednn_custom_call=true`
+# leaves the program as it was, and `--xla_cpu_experimental_onednn_fusion_type=dot,eltwise,reduce`
+# (with `--xla_cpu_use_onednn=true` and YNNPACK off) hands a matrix product to oneDNN but
+# leaves the convolution's program byte for byte as XLA's own. The course's tests compile
+# both and check all of this, so a jaxlib that changes it fails them.
 
 # %%
 size = 8  # images per slice

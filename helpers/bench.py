@@ -43,7 +43,6 @@ Protocol (the same for every task; a task's own docstring adds what it trains):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import importlib
 import json
@@ -52,7 +51,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from helpers.results import median_record
-from helpers.scale import SCALES, current_scale, sizes
+from helpers.scale import SCALES, current_scale, override_sizes, sizes
 from helpers.system import git_commit, hardware
 from helpers.vision import skip_ynnpack_on_cpu
 
@@ -61,7 +60,6 @@ __all__ = [
     "PROTOCOL",
     "TASKS",
     "main",
-    "override_sizes",
     "run",
     "run_repeated",
 ]
@@ -120,52 +118,6 @@ def _versions(framework: str) -> dict[str, str]:
     return out
 
 
-def _parse_value(text: str, current: object, name: str) -> object:
-    """``text`` as a value of the type of ``current`` (the field's value at this scale)."""
-    if text.lower() == "none":
-        return None
-    try:
-        if isinstance(current, bool):
-            if text.lower() not in ("true", "false"):
-                raise ValueError
-            return text.lower() == "true"
-        if isinstance(current, tuple):
-            kind = type(current[0]) if current else int
-            return tuple(kind(part) for part in text.split(","))
-        if isinstance(current, (int, float)):
-            return type(current)(text)
-        if current is None:  # an optional number, None at this scale
-            return float(text) if "." in text else int(text)
-        return text
-    except ValueError:
-        raise ValueError(
-            f"{name}={text} (--set/--versus): expected a value like {current!r}"
-        ) from None
-
-
-def override_sizes(sizes_obj, assignments: list[str]):
-    """A copy of the frozen sizes dataclass ``sizes_obj`` with ``FIELD=VALUE`` assignments.
-
-    Values are parsed by the type of the field's current value: ``int``, ``float``, ``bool``
-    (``true``/``false``), a tuple (comma-separated), ``none``, a number where the field is None
-    at this scale; anything else stays a string.
-    Returns ``(sizes, {field: value})``. Raises ``ValueError`` for a malformed assignment or
-    an unknown field (the message lists the known ones).
-    """
-    fields = [f.name for f in dataclasses.fields(sizes_obj)]
-    changes = {}
-    for assignment in assignments:
-        name, sep, text = assignment.partition("=")
-        if not sep or not name:
-            raise ValueError(f"--set/--versus expect FIELD=VALUE, got {assignment!r}")
-        if name not in fields:
-            raise ValueError(
-                f"--set/--versus {name}: no such size; known: {', '.join(fields)}"
-            )
-        changes[name] = _parse_value(text, getattr(sizes_obj, name), name)
-    return dataclasses.replace(sizes_obj, **changes), changes
-
-
 def _model_option(task: str, model: str | None) -> str:
     """``model``, or ``task``'s first; ``ValueError`` for an unknown task or model."""
     if task not in TASKS:
@@ -200,8 +152,8 @@ def run(
     ``model`` is one of ``MODELS[task]`` (default: the first). ``baseline=True`` (the task and
     model pairs in ``BASELINE_TASKS``) also times the seed-style data pipeline on the same
     model and data in this process and records the speed-up. ``overrides`` (``FIELD=VALUE``
-    strings, see :func:`override_sizes`) change the scale's sizes for this run; the record
-    lists them.
+    strings, see :func:`helpers.scale.override_sizes`) change the scale's sizes for this
+    run; the record lists them.
 
     Raises ``ValueError`` for an unknown task, model or framework, and for ``gpu`` scale on a
     machine where the framework has no GPU (such a run must not be recorded as a gpu-scale

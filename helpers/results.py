@@ -2,33 +2,33 @@
 
 Each chapter keeps the runs it quotes in ``chapters/NN-slug/bench.jsonl`` (one JSON object per
 line, written by ``python -m helpers.bench ... --record``). This module reads them all, so the
-site shows readers only numbers that come from a real, attributed run.
+site shows readers only numbers that come from a real, attributed run; which runs compare
+across frameworks (chapter 10) is :mod:`helpers.comparison`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import statistics
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from helpers.system import short_cpu_name
+
 if TYPE_CHECKING:  # pyplot is imported where a plot is drawn: helpers.bench needs none
     from matplotlib.figure import Figure
 
 __all__ = [
-    "code_lines",
-    "framework_pairs",
+    "first_step_seconds",
     "latest_by",
-    "latest_runs",
     "load_records",
     "median_record",
+    "model_family",
     "plot_task",
     "read_records",
-    "recipe",
     "records_table",
     "summary_rows",
     "task_metric",
@@ -43,13 +43,6 @@ _COLUMNS = ("chapter", "task", "framework", "model", "scale", "metric", "train s
 _METRICS = (
     ("test_accuracy", "test accuracy", "accuracy", "%", 100.0),
     ("eval_return_mean", "mean evaluation return", "eval return", "", 1.0),
-)
-# Parts of a ``model`` description (", "-separated) that say how one framework carries out a
-# recipe, not what it trains: memory layout, compilation, seeds run in parallel or one after
-# another, and the environment's implementation (gymnasium's or chapter 7's pure-JAX CartPole).
-_IMPLEMENTATION = re.compile(
-    r"channels_last|NHWC|jit|whole run jitted|\d+ seeds vmapped( per call)?"
-    r"|seeds one after another|pure-JAX \w+|gymnasium [\w-]+ SyncVectorEnv"
 )
 
 
@@ -150,14 +143,16 @@ def task_metric(record: dict) -> tuple[str, float] | None:
     return (f"{name} ({unit})" if unit else name), value
 
 
-def _family(record: dict) -> str:
-    """The bench's ``--model`` choice, else the first word of the model ("mlp"), else ""."""
+def model_family(record: dict) -> str:
+    """The bench's ``--model`` choice (``model_option``), else the first word of the
+    record's ``model`` in lower case ("mlp"), else ""."""
     words = record.get("model", "").split()
     return record.get("model_option") or (words[0].strip(",:").lower() if words else "")
 
 
-def _first_step(record: dict) -> float:
-    """The first step's seconds (compilation included), else the compile seconds, else NaN."""
+def first_step_seconds(record: dict) -> float:
+    """A run's first step in seconds (``first_step_seconds``, compilation or warm-up
+    included), else its ``compile_seconds``, else NaN."""
     return record.get("first_step_seconds", record.get("compile_seconds", math.nan))
 
 
@@ -243,57 +238,6 @@ def plot_task(records: Sequence[dict], task: str) -> Figure:
     return fig
 
 
-def recipe(record: dict) -> dict[str, object]:
-    """What a run trained, and on what hardware, without how its framework carried it out.
-
-    Two runs with equal recipes differ in framework (and in code version, date and machine
-    load), so their speeds compare like for like. Keys: ``task``, ``family`` (the bench's
-    ``--model`` choice, else the model's first word), ``scale``, ``model`` (the description
-    less the parts that name a framework's way of running it, ``_IMPLEMENTATION``: "NHWC,
-    jit" against "channels_last", the pure-JAX CartPole against gymnasium's), ``data``,
-    ``stem``, ``train_examples``, ``batch_size``, ``env_steps_per_seed`` (reinforcement
-    learning), ``overrides`` (the ``--set`` changes, as JSON), ``cpu``, ``cores``, ``gpu``;
-    None where a record lacks one. Not in it: how long a run trained (epochs, seeds; chapter
-    5's scale trains JAX for fewer epochs), on which a speed per example or env step does
-    not depend, nor the versions and commit.
-    """
-    parts = [p.strip() for p in record.get("model", "").split(",")]
-    steps, seeds = record.get("env_steps"), record.get("seeds")
-    hw, overrides = record.get("hardware", {}), record.get("overrides")
-    return {
-        "task": record.get("task"), "family": _family(record), "scale": record.get("scale"),
-        "model": ", ".join(p for p in parts if not _IMPLEMENTATION.fullmatch(p)),
-        **{k: record.get(k) for k in ("data", "stem", "train_examples", "batch_size")},
-        "env_steps_per_seed": steps / seeds if steps is not None and seeds else None,
-        "overrides": json.dumps(overrides, sort_keys=True) if overrides else None,
-        **{k: hw.get(k) for k in ("cpu", "cores", "gpu")},
-    }  # fmt: skip
-
-
-def _configuration(r: dict) -> tuple[str, str, str, str]:
-    """(chapter number, task, model family, scale): one configuration of the bench."""
-    return r["chapter"][:2], r["task"], _family(r), r.get("scale", "?")
-
-
-def _scale_runs(records: Sequence[dict]) -> list[dict]:
-    """``records`` that name a model and keep their scale's sizes (no ``overrides``), by date."""
-    runs = [r for r in records if r.get("model") and "overrides" not in r]
-    return sorted(runs, key=lambda r: r.get("date", ""))
-
-
-def latest_runs(records: Sequence[dict]) -> list[dict]:
-    """The latest record (by ``date``) of each chapter, task, model family, scale and
-    framework, sorted by those, PyTorch before JAX: where each configuration stands now.
-
-    Records that name no model (chapter 1's first runs) and runs with changed sizes
-    (``overrides``, sweeps) are left out, as are a configuration's earlier runs.
-    """
-    latest = {}
-    for r in _scale_runs(records):  # oldest first: a key's last record stays
-        latest[(*_configuration(r), r.get("framework") != "torch")] = r
-    return [latest[key] for key in sorted(latest)]
-
-
 def summary_rows(records: Sequence[dict]) -> list[dict]:
     """One short row per record, grouped by chapter (in ``records``' order within one).
 
@@ -312,88 +256,13 @@ def summary_rows(records: Sequence[dict]) -> list[dict]:
             continue
         metric = _metric(r)
         rows.append({
-            "chapter": r["chapter"][:2], "task": r["task"], "option": _family(r),
+            "chapter": r["chapter"][:2], "task": r["task"], "option": model_family(r),
             "framework": r.get("framework", "?"), "scale": r.get("scale", "?"),
             "model": r.get("model", "")[:28],
             "metric": f"{metric[1]} {metric[2]}".strip() if metric else "",
             "value": metric[3] if metric else nan,
             "examples/s": r.get("train_examples_per_second", nan),
-            "first step s": _first_step(r),
-            "hardware": _hardware(r).replace("(R)", "").replace(" Processor", ""),
+            "first step s": first_step_seconds(r),
+            "hardware": short_cpu_name(_hardware(r)),
         })  # fmt: skip
     return sorted(rows, key=lambda row: row["chapter"])
-
-
-def _one_process_pair(torch_runs: list, jax_runs: list) -> tuple[dict, dict] | None:
-    """The latest PyTorch and JAX records (runs oldest first) one ``--framework both`` run wrote
-    (both with a ``throughput_ratio``, one commit and ``recipe``, PyTorch first), or None."""
-    for jx in reversed(jax_runs):
-        for pt in reversed(torch_runs):
-            if all(("throughput_ratio" in pt, "throughput_ratio" in jx, pt["date"] <= jx["date"],
-                    pt.get("commit") == jx.get("commit"), recipe(pt) == recipe(jx))):  # fmt: skip
-                return pt, jx
-    return None
-
-
-def framework_pairs(records: Sequence[dict]) -> list[dict]:
-    """PyTorch beside JAX, one row per chapter, task, model family and scale both ran (sorted
-    by those), from two runs of the same ``recipe`` (network, recipe, data, CPU/cores or GPU).
-    The pair, by preference: each framework's latest run (``latest_runs``), if recipes and
-    commits (``+dirty`` aside) agree ("latest runs"); the latest pair of one ``--framework
-    both`` run ("older, one process"); the latest runs at two commits ("latest runs, two
-    commits"); none ("none:" the recipe keys that differ; NaN numbers). Keys: ``chapter``,
-    ``task`` (and family), ``scale``, both examples/s and first-step seconds, ``faster``
-    ("PyTorch", "JAX", "" without a pair or speeds), ``by x`` (>= 1) and ``pair``.
-    """
-    runs = {}  # configuration -> framework -> its runs, oldest first
-    for r in _scale_runs(records):
-        by_framework = runs.setdefault(_configuration(r), {})
-        by_framework.setdefault(r.get("framework"), []).append(r)
-    pairs = []
-    for (chapter, task, family, scale), by_framework in sorted(runs.items()):
-        if "torch" not in by_framework or "jax" not in by_framework:
-            continue
-        last = by_framework["torch"][-1], by_framework["jax"][-1]
-        latest = [recipe(last[0]), recipe(last[1])]
-        commits = {str(r.get("commit", "")).removesuffix("+dirty") for r in last}
-        pair = None
-        if latest[0] == latest[1] and len(commits) == 1:
-            pair, how = last, "latest runs"
-        elif pair := _one_process_pair(by_framework["torch"], by_framework["jax"]):
-            how = "older, one process"
-        elif latest[0] == latest[1]:
-            pair, how = last, "latest runs, two commits"
-        else:
-            differ = [k for k in latest[0] if latest[0][k] != latest[1][k]]
-            how = f"none: {', '.join(differ)} differ"
-        pt, jx = pair or ({}, {})  # no pair: NaN numbers
-        speed = [r.get("train_examples_per_second", math.nan) for r in (pt, jx)]
-        ratio = speed[0] / speed[1] if speed[1] else math.nan  # > 1: PyTorch is faster
-        ok = pair is not None and math.isfinite(ratio) and ratio > 0
-        pairs.append({
-            "chapter": chapter, "task": f"{task} {family}", "scale": scale,
-            "PyTorch ex/s": speed[0], "JAX ex/s": speed[1],
-            "faster": ("PyTorch" if ratio > 1 else "JAX") if ok else "",
-            "by x": max(ratio, 1 / ratio) if ok else math.nan,
-            "PyTorch first step s": _first_step(pt), "JAX first step s": _first_step(jx),
-            "pair": how,
-        })  # fmt: skip
-    return pairs
-
-
-def code_lines(root: Path) -> list[dict]:
-    """Lines of code (not blank, not comments or markdown) of each chapter's two notebooks:
-    ``chapter``, ``PyTorch code lines``, ``JAX code lines``, for chapters that have both."""
-    rows = []
-    for folder in sorted(root.glob("chapters/*")):
-        counts = {}
-        for half in ("pytorch", "jax"):
-            src = folder / f"in-{half}.py"
-            if src.exists():
-                lines = [ln for ln in src.read_text().splitlines()
-                         if ln.strip() and not ln.lstrip().startswith("#")]  # fmt: skip
-                counts[half] = len(lines)
-        if len(counts) == 2:
-            rows.append({"chapter": folder.name, "PyTorch code lines": counts["pytorch"],
-                         "JAX code lines": counts["jax"]})  # fmt: skip
-    return rows

@@ -7,7 +7,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-__all__ = ["cpu_name", "git_commit", "gpu_name", "hardware"]
+__all__ = ["cpu_name", "git_commit", "gpu_name", "hardware", "short_cpu_name"]
 
 
 def cpu_name() -> str:
@@ -19,6 +19,12 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def short_cpu_name(name: str) -> str:
+    """A recorded CPU name without its trademark marks, for tables: ``Intel(R) Xeon(R)
+    Processor`` -> ``Intel Xeon``; other names unchanged (``AMD EPYC``)."""
+    return name.replace("(R)", "").replace(" Processor", "").strip()
 
 
 def gpu_name() -> str | None:

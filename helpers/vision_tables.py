@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from helpers.system import short_cpu_name
+
 __all__ = ["bench_table", "outline_table"]
 
 
@@ -50,7 +52,7 @@ def bench_table(records: Sequence[dict]) -> str:
     ]
     for r in [r for r in records if "overrides" not in r]:
         hw = r["hardware"]
-        where = hw.get("gpu") or f"{_cpu_name(hw['cpu'])}, {hw['cores']} cores"
+        where = hw.get("gpu") or f"{short_cpu_name(hw['cpu'])}, {hw['cores']} cores"
         if r.get("devices", 1) > 1:
             where += f", {r['devices']} XLA devices"
         if YNNPACK_OFF in r.get("xla_flags", "").split():
@@ -82,16 +84,11 @@ def bench_table(records: Sequence[dict]) -> str:
                 f"{r.get('devices', 1):7g} {r['test_accuracy']:8.2%} "
                 f"{r['test_accuracy_tta']:7.2%} {_ema(r):>7} "
                 f"{r['train_seconds']:7.1f} {r['train_examples_per_second']:8,.0f}  "
-                f"{_cpu_name(_chip(r))[:16]:16} {r['date'][:10]} "
+                f"{short_cpu_name(_chip(r))[:16]:16} {r['date'][:10]} "
                 f"{str(r['commit'])[:7]:7} {changes}"
             )
             lines += _spread(r) + _interleaved(r)
     return "\n".join(lines)
-
-
-def _cpu_name(name: str) -> str:
-    """``Intel(R) Xeon(R) Processor`` -> ``Intel Xeon``: the chip's name without the marks."""
-    return name.replace("(R)", "").replace(" Processor", "").strip()
 
 
 def _data_name(data: str) -> str:

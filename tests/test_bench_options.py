@@ -12,7 +12,7 @@ from helpers import bench
 from helpers import jax as hj
 from helpers import torch as ht
 from helpers.results import median_record
-from helpers.scale import CnnSizes, sizes
+from helpers.scale import CnnSizes, override_sizes, sizes
 
 
 @pytest.fixture
@@ -186,7 +186,7 @@ def test_median_record_needs_a_run_and_keeps_a_single_one():
 
 def test_override_sizes_parses_by_the_fields_type_and_rejects_bad_input():
     base = sizes("cifar10", "smoke")
-    new, changes = bench.override_sizes(
+    new, changes = override_sizes(
         base,
         [
             "widths=24,2,3,4",
@@ -200,17 +200,17 @@ def test_override_sizes_parses_by_the_fields_type_and_rejects_bad_input():
     assert changes["widths"] == (24, 2, 3, 4) and new.epochs == base.epochs
     # sizes that contradict each other are refused, however they were set
     with pytest.raises(ValueError, match="widths\\[0\\] must be 24"):
-        bench.override_sizes(base, ["widths=16,16,32,64"])
-    conv, _ = bench.override_sizes(base, ["stem=conv", "widths=16,16,32,64"])
+        override_sizes(base, ["widths=16,16,32,64"])
+    conv, _ = override_sizes(base, ["stem=conv", "widths=16,16,32,64"])
     assert conv.stem == "conv" and conv.widths == (16, 16, 32, 64)
     with pytest.raises(ValueError, match="no such size; known: train_examples"):
-        bench.override_sizes(base, ["epoch=3"])
+        override_sizes(base, ["epoch=3"])
     with pytest.raises(ValueError, match="expected a value like 2"):
-        bench.override_sizes(base, ["epochs=three"])
+        override_sizes(base, ["epochs=three"])
     with pytest.raises(ValueError, match="expect FIELD=VALUE"):
-        bench.override_sizes(base, ["epochs"])
+        override_sizes(base, ["epochs"])
     # A field that is None at this scale takes a number.
-    gpu, _ = bench.override_sizes(sizes("cifar10", "gpu"), ["train_examples=1700"])
+    gpu, _ = override_sizes(sizes("cifar10", "gpu"), ["train_examples=1700"])
     assert gpu.train_examples == 1700 and sizes("cifar10", "gpu").train_examples is None
 
 

@@ -1,5 +1,6 @@
-"""helpers.results: reading the chapters' bench records, and how the book shows them (the
-results appendix's table and plots; chapter 10's latest runs and framework pairs)."""
+"""helpers.results and helpers.comparison: reading the chapters' bench records, and how the
+book shows them (the results appendix's table and plots; chapter 10's latest runs and
+framework pairs)."""
 
 import json
 import math
@@ -7,15 +8,14 @@ import math
 import matplotlib.pyplot as plt
 import pytest
 
+from helpers.comparison import code_lines, framework_pairs, latest_runs, recipe
 from helpers.results import (
-    code_lines,
-    framework_pairs,
+    first_step_seconds,
     latest_by,
-    latest_runs,
     load_records,
+    model_family,
     plot_task,
     read_records,
-    recipe,
     records_table,
     summary_rows,
     task_metric,
@@ -283,3 +283,14 @@ def test_framework_pairs_prefer_one_process_to_latest_runs_at_two_commits(tmp_pa
     ])  # fmt: skip
     (pair,) = framework_pairs(load_records(tmp_path))
     assert pair["pair"] == "older, one process" and pair["by x"] == 40.0
+
+
+def test_model_family_and_first_step_seconds_fall_back_in_order():
+    assert model_family({"model_option": "cnn", "model": "MLP, 2 layers"}) == "cnn"
+    assert model_family({"model": "MLP, 2 layers"}) == "mlp"
+    assert model_family({}) == ""
+    assert (
+        first_step_seconds({"first_step_seconds": 2.0, "compile_seconds": 5.0}) == 2.0
+    )
+    assert first_step_seconds({"compile_seconds": 5.0}) == 5.0
+    assert math.isnan(first_step_seconds({}))

@@ -633,10 +633,11 @@ def test_bench_table_lists_runs_then_sweeps_best_first():
 
 
 def test_bench_table_names_chips_and_data_copies_briefly():
-    from helpers.vision_tables import _cpu_name, _data_name
+    from helpers.system import short_cpu_name
+    from helpers.vision_tables import _data_name
 
-    assert _cpu_name("Intel(R) Xeon(R) Processor") == "Intel Xeon"
-    assert _cpu_name("AMD EPYC") == "AMD EPYC"
+    assert short_cpu_name("Intel(R) Xeon(R) Processor") == "Intel Xeon"
+    assert short_cpu_name("AMD EPYC") == "AMD EPYC"
     assert _data_name("CIFAR-10, JPEG re-encoded offline copy (lossy, all 60,000)") == (
         "JPEG copy"
     )

@@ -61,14 +61,9 @@ from flax import nnx
 from tqdm import tqdm
 
 from helpers import jax as H
+from helpers.comparison import code_lines, framework_pairs, latest_runs
 from helpers.data import text as T
-from helpers.results import (
-    code_lines,
-    framework_pairs,
-    latest_runs,
-    load_records,
-    summary_rows,
-)
+from helpers.results import load_records, summary_rows
 
 # Initialisers draw with JAX's default generator (threefry), which XLA compiles slowly on the CPU
 # for every new shape; "rbg" (XLA's own RngBitGenerator) compiles in a fraction of that.

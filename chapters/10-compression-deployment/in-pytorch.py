@@ -61,14 +61,9 @@ from torch.nn.utils import prune
 from tqdm import tqdm
 
 from helpers import torch as H
+from helpers.comparison import code_lines, framework_pairs, latest_runs
 from helpers.data import text as T
-from helpers.results import (
-    code_lines,
-    framework_pairs,
-    latest_runs,
-    load_records,
-    summary_rows,
-)
+from helpers.results import load_records, summary_rows
 
 # Every size this notebook uses comes from helpers/scale/compression.py.
 s = H.sizes("compression")

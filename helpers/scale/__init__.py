@@ -17,6 +17,7 @@ dataclasses and entries: :mod:`~helpers.scale.foundations` (chapters 1-4),
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -67,6 +68,7 @@ __all__ = [
     "cnn_feature_side",
     "current_scale",
     "gpu_visible",
+    "override_sizes",
     "scale_mismatch",
     "sizes",
 ]
@@ -153,3 +155,52 @@ def sizes(task: str, scale: str | None = None):
     if scale not in SCALES:
         raise ValueError(f"scale {scale!r} is not one of {', '.join(SCALES)}")
     return _SIZES[task][scale]
+
+
+def _parse_value(text: str, current: object, name: str) -> object:
+    """``text`` as a value of the type of ``current`` (the field's value at this scale)."""
+    if text.lower() == "none":
+        return None
+    try:
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false"):
+                raise ValueError
+            return text.lower() == "true"
+        if isinstance(current, tuple):
+            kind = type(current[0]) if current else int
+            return tuple(kind(part) for part in text.split(","))
+        if isinstance(current, (int, float)):
+            return type(current)(text)
+        if current is None:  # an optional number, None at this scale
+            return float(text) if "." in text else int(text)
+        return text
+    except ValueError:
+        raise ValueError(
+            f"{name}={text} (--set/--versus): expected a value like {current!r}"
+        ) from None
+
+
+def override_sizes(
+    sizes_obj, assignments: list[str]
+) -> tuple[object, dict[str, object]]:
+    """A copy of the frozen sizes dataclass ``sizes_obj`` with ``FIELD=VALUE`` assignments
+    (``helpers.bench --set`` and ``--versus``: sweeps).
+
+    Values are parsed by the type of the field's current value: ``int``, ``float``, ``bool``
+    (``true``/``false``), a tuple (comma-separated), ``none``, a number where the field is None
+    at this scale; anything else stays a string.
+    Returns ``(sizes, {field: value})``. Raises ``ValueError`` for a malformed assignment or
+    an unknown field (the message lists the known ones).
+    """
+    fields = [f.name for f in dataclasses.fields(sizes_obj)]
+    changes = {}
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--set/--versus expect FIELD=VALUE, got {assignment!r}")
+        if name not in fields:
+            raise ValueError(
+                f"--set/--versus {name}: no such size; known: {', '.join(fields)}"
+            )
+        changes[name] = _parse_value(text, getattr(sizes_obj, name), name)
+    return dataclasses.replace(sizes_obj, **changes), changes

@@ -24,6 +24,7 @@ from helpers.data import (
 from helpers.labs import CheckFailed
 from helpers.metrics import History, confusion_matrix, top_confusions
 from helpers.plot import (
+    legend_below_axes,
     plot_confusion_matrix,
     plot_history,
     plot_step_losses,
@@ -44,6 +45,7 @@ __all__ = [
     "confusion_matrix",
     "current_scale",
     "images_to_vectors",
+    "legend_below_axes",
     "load_cifar10",
     "load_imdb",
     "load_mnist",

@@ -1,7 +1,8 @@
-"""Plots the chapters share: training curves, image grids, confusion matrices.
+"""Plots the chapters share: training curves, image grids, confusion matrices, and a legend
+placed where it covers no data.
 
-Each function draws into a new figure and returns it, so a notebook shows it once and a test
-can inspect it without a display.
+Each plot function draws into a new figure and returns it, so a notebook shows it once and a
+test can inspect it without a display; ``legend_below_axes`` adds a legend to an existing axes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from helpers.metrics import History, confusion_matrix
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot_confusion_matrix", "plot_history", "plot_step_losses", "show_images"]
+__all__ = [
+    "legend_below_axes",
+    "plot_confusion_matrix",
+    "plot_history",
+    "plot_step_losses",
+    "show_images",
+]
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -38,6 +45,37 @@ def _minor_log_label(ax) -> Callable[[float, int], str]:
         return f"{value:g}" if show else ""
 
     return label
+
+
+def legend_below_axes(ax, handles=None, labels=None, *, fontsize: float = 8, **kwargs):
+    """Draw ``ax``'s legend under its x tick labels and x label, so that it covers no data.
+
+    The depth of the labels is measured (in points, so the legend stays clear when the figure
+    is resized or saved at another dpi), so call it after the x label and ticks are set.
+    ``handles``/``labels`` as for ``ax.legend`` (default: the labelled artists); all entries on
+    one row unless ``ncol`` is given; other keywords go to ``ax.legend``. Returns the legend.
+    """
+    from matplotlib.transforms import offset_copy
+
+    if ax.get_legend() is not None:  # measure the labels, not an earlier legend
+        ax.get_legend().remove()
+    fig = ax.figure
+    below = ax.bbox.y0 - ax.get_tightbbox().y0  # display units (pixels)
+    points = -below * 72 / fig.dpi - 2  # and a 2-point gap
+    anchor = offset_copy(ax.transAxes, fig=fig, y=points, units="points")
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    kwargs.setdefault("ncol", max(1, len(handles)))
+    return ax.legend(
+        handles,
+        labels if labels is not None else [h.get_label() for h in handles],
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0),
+        bbox_transform=anchor,
+        frameon=False,
+        fontsize=fontsize,
+        **kwargs,
+    )
 
 
 def plot_history(history: History, *, title: str = "", smooth: int = 20) -> Figure:

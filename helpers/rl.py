@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers.rl_plots import legend_below, plot_learning_curves, plot_trajectory
+from helpers.rl_plots import plot_learning_curves, plot_trajectory
 
 __all__ = [
     "SOLVED_RETURN",
@@ -22,7 +22,6 @@ __all__ = [
     "ReplayCollector",
     "RolloutStorage",
     "evaluate_policy",
-    "legend_below",
     "linear_schedule",
     "make_env",
     "plot_learning_curves",

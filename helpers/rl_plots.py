@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["legend_below", "plot_learning_curves", "plot_trajectory"]
+from helpers.plot import legend_below_axes
+
+__all__ = ["plot_learning_curves", "plot_trajectory"]
 
 # Below this many seeds a percentile band is the gap between a couple of runs: draw their
 # full range and call it that.
@@ -79,21 +81,8 @@ def plot_learning_curves(
         steps, low, high, color=line.get_color(), alpha=0.25, label=f"{label}: {band}"
     )
     ax.set(title=title, xlabel="environment steps", ylabel=ylabel)
-    legend_below(ax)
+    legend_below_axes(ax, ncol=1)  # one entry a row: the labels are long
     return ax
-
-
-def legend_below(ax: Any, *, fontsize: float = 8) -> Any:
-    """Draw ``ax``'s legend under its x label, one entry a row, so that it covers no data.
-
-    Returns the matplotlib ``Legend``. A caller that adds lines after a plot calls it again.
-    """
-    return ax.legend(
-        fontsize=fontsize,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.2),
-        frameon=False,
-    )
 
 
 def plot_trajectory(

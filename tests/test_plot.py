@@ -1,10 +1,11 @@
-"""plot_confusion_matrix's options: row normalisation and a masked diagonal."""
+"""plot_confusion_matrix's options (row normalisation, a masked diagonal) and
+legend_below_axes."""
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from helpers import plot_confusion_matrix
+from helpers import legend_below_axes, plot_confusion_matrix
 
 # 3 classes: 0 is always right (8 examples), 1 is twice taken for 2, 2 once for 0.
 Y_TRUE = np.array([0] * 8 + [1] * 5 + [2] * 4)
@@ -78,3 +79,33 @@ def test_class_names_must_match_num_classes():
         ValueError, match="class_names has 2 names but num_classes is 3"
     ):
         plot_confusion_matrix(Y_TRUE, Y_PRED, num_classes=3, class_names=["a", "b"])
+
+
+@pytest.mark.parametrize("figsize", [(6, 3), (3, 1.5), (12, 8)])
+def test_legend_below_axes_covers_neither_the_data_nor_the_labels(figsize):
+    fig, ax = plt.subplots(figsize=figsize)
+    ax.hist(np.random.default_rng(0).normal(size=200), bins=20, label="histogram")
+    ax.axvline(0.0, color="C3", label="a threshold")
+    ax.set(xlabel="x (unit)\nsecond line", ylabel="count", title="t")
+    ax.legend()  # an earlier legend is replaced, not measured
+    legend = legend_below_axes(ax)
+    fig.set_size_inches(figsize[0] * 1.5, figsize[1] * 2)  # resized after the call
+    fig.set_dpi(150)
+    fig.canvas.draw()
+    box = legend.get_window_extent()
+    labels = ax.xaxis.get_tightbbox()  # tick labels and x label
+    rows = {round(t.get_window_extent().y0) for t in legend.get_texts()}
+    assert ax.get_legend() is legend and len(rows) == 1  # one row by default
+    assert [t.get_text() for t in legend.get_texts()] == ["histogram", "a threshold"]
+    assert box.y1 <= labels.y0 and box.y1 <= ax.bbox.y0  # under the labels and the data
+
+
+def test_legend_below_axes_takes_handles_and_labels():
+    fig, ax = plt.subplots()
+    ax.barh([0, 1], [1, -1], color=["tab:green", "tab:red"])
+    patches = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("tab:green", "tab:red")]
+    legend = legend_below_axes(ax, patches, ["up", "down"], ncol=1)
+    fig.canvas.draw()
+    rows = {round(t.get_window_extent().y0) for t in legend.get_texts()}
+    assert [t.get_text() for t in legend.get_texts()] == ["up", "down"]
+    assert len(rows) == 2  # ncol=1: one entry a row

@@ -151,7 +151,11 @@ def draw_network(weights, biases, title: str):
     ax.set_xticks(range(len(widths)))
     labels = [f"{name}\n({n} neurons)" for name, n in zip(names, widths, strict=True)]
     ax.set_xticklabels(labels)
-    ax.set(xlabel="layer", ylabel="neuron (centred index)", title=title)
+    ax.set(xlabel="layer", title=title)
+    # A diagram, not a chart: the heights only space the neurons, so no y axis and no frame.
+    ax.yaxis.set_visible(False)
+    ax.spines[:].set_visible(False)
+    ax.tick_params(axis="x", length=0)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2, fontsize=8)
     fig.colorbar(dots, ax=ax, label="bias (neuron fill)")
     fig.tight_layout()

@@ -425,7 +425,7 @@ fig, ax = plt.subplots(figsize=(6, 3))
 ax.hist(norms.numpy(), bins=20, label="per-example gradient norm")
 ax.axvline(clip, color="C3", label="clipping threshold C (median)")
 ax.set(title="Per-example gradient norms", xlabel="norm (no unit)", ylabel="examples")
-ax.legend()
+H.legend_below_axes(ax)  # under the x label: no corner is free of bars at every scale
 plt.show()
 
 # %% [markdown]

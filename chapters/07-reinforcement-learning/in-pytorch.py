@@ -610,7 +610,7 @@ for ax in axes:
         ls=":",
         label=f"solved ({H.rl.SOLVED_RETURN:g})",
     )
-    H.rl.legend_below(ax)  # hides neither a curve nor the solved line
+    H.legend_below_axes(ax, ncol=1)  # hides neither a curve nor the solved line
 plt.show()
 
 # %% [markdown] tags=["shared"]

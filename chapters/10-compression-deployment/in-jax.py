@@ -735,12 +735,13 @@ per_token = np.asarray(token_ig.sum(-1)[0])  # (T,)
 words = [imdb.vocab.itos[i] for i in np.asarray(review[0]).tolist()]
 top = np.argsort(-np.abs(per_token))[:15][::-1]
 fig, ax = plt.subplots(figsize=(6, 4))
-ax.barh(range(len(top)), per_token[top], color=np.where(per_token[top] > 0, "tab:green", "tab:red"),
-        label="attribution (green: towards positive)")  # fmt: skip
+sign_colour = np.where(per_token[top] > 0, "tab:green", "tab:red")
+ax.barh(range(len(top)), per_token[top], color=sign_colour)
 ax.set_yticks(range(len(top)), [f"{words[i]} (#{i})" for i in top])
 ax.set(xlabel="attribution to log p(positive)", ylabel="word (position)",
        title=f"Review 0 (label {'positive' if test_labels[0] else 'negative'}): top words")  # fmt: skip
-ax.legend(fontsize=7)
+colours = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("tab:green", "tab:red")]
+H.legend_below_axes(ax, colours, ["towards positive (> 0)", "towards negative (< 0)"])
 plt.show()
 
 # %% [markdown] tags=["shared"]

@@ -17,7 +17,6 @@ from helpers.rl import (  # noqa: F401
     ReplayBuffer,
     RolloutStorage,
     evaluate_policy,
-    legend_below,
     linear_schedule,
     make_env,
     plot_learning_curves,

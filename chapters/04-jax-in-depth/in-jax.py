@@ -68,6 +68,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
+from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
 from helpers import jax as H
@@ -468,6 +469,7 @@ fig, ax = plt.subplots(figsize=(6, 3))
 ax.hist(np.asarray(norms), bins=20, label="per-example gradient norm")
 ax.axvline(clip, color="C3", label="clipping threshold C (median)")
 ax.set(title="Per-example gradient norms", xlabel="norm (no unit)", ylabel="examples")
+ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: whole examples
 H.legend_below_axes(ax)  # under the x label: no corner is free of bars at every scale
 plt.show()
 
@@ -735,9 +737,12 @@ schedule = optax.warmup_cosine_decay_schedule(
 )
 steps = np.arange(1000)
 fig, ax = plt.subplots(figsize=(6, 2.5))
-ax.plot(steps, schedule(steps), label="warmup + cosine decay")  # one vectorised call
-ax.set(title="An Optax learning-rate schedule", xlabel="step", ylabel="learning rate")
-ax.legend()
+ax.plot(steps, schedule(steps))  # one vectorised call
+ax.set(
+    title="An Optax schedule: warmup + cosine decay",
+    xlabel="step",
+    ylabel="learning rate",
+)
 plt.show()
 
 

@@ -57,6 +57,7 @@ import torch
 import torch.func as tf
 import torch.nn as nn
 import torch.nn.functional as F
+from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
 from helpers import torch as H
@@ -425,6 +426,7 @@ fig, ax = plt.subplots(figsize=(6, 3))
 ax.hist(norms.numpy(), bins=20, label="per-example gradient norm")
 ax.axvline(clip, color="C3", label="clipping threshold C (median)")
 ax.set(title="Per-example gradient norms", xlabel="norm (no unit)", ylabel="examples")
+ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: whole examples
 H.legend_below_axes(ax)  # under the x label: no corner is free of bars at every scale
 plt.show()
 
@@ -625,9 +627,12 @@ for _ in range(1000):
     scheduler.step()
     lrs.append(opt.param_groups[0]["lr"])
 fig, ax = plt.subplots(figsize=(6, 2.5))
-ax.plot(lrs, label="warmup + cosine decay")
-ax.set(title="A PyTorch learning-rate schedule", xlabel="step", ylabel="learning rate")
-ax.legend()
+ax.plot(lrs)
+ax.set(
+    title="A PyTorch schedule: warmup + cosine decay",
+    xlabel="step",
+    ylabel="learning rate",
+)
 plt.show()
 print("weight decay per group:", [g["weight_decay"] for g in opt.param_groups])
 

@@ -35,7 +35,9 @@ def test_readers_see_no_formatter_markers():
     code = 'f(a,  b)  # fmt: skip\nx = "# fmt: skip is ruff\'s"\ny = 1 # fmt: skip  \n'
     assert reader_code(code) == 'f(a,  b)\nx = "# fmt: skip is ruff\'s"\ny = 1\n'
     pages = sorted((ROOT / "chapters").glob("*/side-by-side.md"))
-    assert pages and not [p.parent.name for p in pages if "# fmt: skip" in p.read_text()]
+    assert pages and not [
+        p.parent.name for p in pages if "# fmt: skip" in p.read_text()
+    ]
 
 
 def test_every_folder_has_both_frameworks():

@@ -26,7 +26,7 @@
 # right way. They never look at your code; when your result equals what a known mistake
 # gives, the hint names that mistake. Images are `uint8` JAX arrays in NHWC order,
 # `(B, H, W, C)`, as the chapter keeps them on the device. The solved lab is
-# `solutions/05-cifar10/in-jax.ipynb`.
+# [`solutions/05-cifar10/in-jax.ipynb`](../../solutions/05-cifar10/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
@@ -61,8 +61,8 @@ from helpers import jax as H
 # write the crop of *one* padded image with `jax.lax.dynamic_slice` (its start may be a traced
 # value) and a `jnp.where` on its flip, then `jax.vmap` it over the batch. Each image has its
 # own offset; a horizontal flip reverses the columns.
-# Write it yourself: `H.vision.crop_flip` is the library's answer, the one the check's
-# reference equals, and a call of it fails the check.
+# Write it yourself: `H.vision.crop_flip` is the reference the check compares with; calling
+# it fails the check.
 #
 # The check: two batches (4 images 6x6 padded by 2, 5 images 8x7 padded by 1), offsets that
 # differ per image and reach both ends of `0 .. 2 * pad`, some images flipped; every pixel

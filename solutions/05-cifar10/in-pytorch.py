@@ -25,7 +25,8 @@
 # `F.cross_entropy(label_smoothing=...)`, a tiny network with BatchNorm run the right way.
 # They never look at your code; when your result equals what a known mistake gives, the hint
 # names that mistake. Images are `torch.uint8` in NHWC order, `(B, H, W, C)`, as the chapter
-# keeps them on the device. The solved lab is `solutions/05-cifar10/in-pytorch.ipynb`.
+# keeps them on the device. The solved lab is
+# [`solutions/05-cifar10/in-pytorch.ipynb`](../../solutions/05-cifar10/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
@@ -58,8 +59,8 @@ from helpers import torch as H
 # pad the batch, build for each image the row indices `offsets[i, 0] + arange(H)` and column
 # indices `offsets[i, 1] + arange(W)` (reversed where flipped), and gather with advanced
 # indexing. Each image has its own offset; a horizontal flip reverses the columns.
-# Write it yourself: `H.vision.crop_flip` is the library's answer, the one the check's
-# reference equals, and a call of it fails the check.
+# Write it yourself: `H.vision.crop_flip` is the reference the check compares with; calling
+# it fails the check.
 #
 # The check: two batches (4 images 6x6 padded by 2, 5 images 8x7 padded by 1), offsets that
 # differ per image and reach both ends of `0 .. 2 * pad`, some images flipped; every pixel
@@ -150,7 +151,8 @@ H.lab05.check_predict_logits(predict_logits)
 # model's parameters. One call: the model in training mode, the logits, the label-smoothed
 # cross-entropy with the given `smoothing` (`F.cross_entropy(..., label_smoothing=...)` or
 # your `smoothed_cross_entropy`), cleared gradients, backward, one optimizer step. Return the
-# loss computed before the step, a 0-d tensor detached from the graph.
+# loss computed before the step, a 0-d tensor detached from the graph. Everything in float32:
+# no `torch.autocast` (the chapter's mixed precision on a GPU); the check compares to 1e-4.
 #
 # The check builds a tiny network (a 3x3 convolution, BatchNorm, GELU, the mean over
 # positions, a linear layer) and hands it over in evaluation mode, as an evaluation between

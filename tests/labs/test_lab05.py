@@ -79,13 +79,16 @@ def _t_crop_variant(kind):
         b, h, w, _ = images.shape
         p = pad + 1 if kind == "pad_plus_1" else pad
         padded = F.pad(images, (0, 0, p, p, p, p))  # (B, H + 2p, W + 2p, C)
+        if kind in ("reflect", "replicate"):  # these modes need NCHW floats
+            nchw = F.pad(images.permute(0, 3, 1, 2).float(), (p,) * 4, mode=kind)
+            padded = nchw.permute(0, 2, 3, 1).to(images.dtype)
         if kind == "padded":
             return padded
         if kind == "unpadded":  # indexes the unpadded batch: out of bounds
             padded = images
         if kind == "swapped":
             offsets = offsets.flip(1)
-        rows = offsets[:, :1] + torch.arange(h)  # (B, H)
+        rows = offsets[:, :1] + (kind == "off_by_one") + torch.arange(h)  # (B, H)
         cols = offsets[:, 1:] + torch.arange(w)  # (B, W)
         out = padded[torch.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
         if kind == "no_broadcast":
@@ -114,6 +117,8 @@ def _t_loss(kind):
             targets = (1 - smoothing) * once + smoothing / c
         elif kind == "c_minus_1":
             targets = (1 - smoothing) * one_hot + (1 - one_hot) * smoothing / (c - 1)
+        elif kind == "c_minus_1_all":  # s / (C - 1) added to every class
+            targets = (1 - smoothing) * one_hot + smoothing / (c - 1)
         elif kind == "none":
             targets = one_hot
         else:
@@ -147,6 +152,9 @@ def _t_predict(kind):
             images = images.flip(2)
         if kind == "unnormalised":
             mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
+        if kind == "nchw_to_input":  # to_input takes the NHWC images as they are
+            with torch.no_grad():
+                return model(tv.to_input(images.permute(0, 3, 1, 2), mean, std))
         if kind == "nchw_input":  # normalised, but never permuted to (B, C, H, W)
             x = (images.float() / 255 - torch.from_numpy(mean)) / torch.from_numpy(std)
             with torch.no_grad():
@@ -201,9 +209,16 @@ def _t_step(kind):
             model.train()
         if kind == "eval_in_step":
             model.eval()
+        if kind.startswith("constant"):  # constant: 0.2, the first call's; constant_0.1
+            smoothing = float(kind.partition("_")[2] or 0.2)
+        if kind == "autocast":  # forward and loss in bfloat16 mixed precision
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = F.cross_entropy(model(x), labels, label_smoothing=smoothing)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss.detach()
         logits = model(x.permute(0, 3, 1, 2) if kind == "permute" else x)
-        if kind == "constant":
-            smoothing = 0.2
         if kind == "twice":
             c = logits.shape[-1]
             targets = (1 - smoothing) * F.one_hot(labels, c).float() + smoothing / c
@@ -254,10 +269,14 @@ TORCH_MISTAKES = [
     ("crop_flip", _t_crop_library, "answer_key"),
     ("crop_flip", _t_crop(flip_all=True), "flip_all"),
     ("crop_flip", _t_crop_variant("pad_plus_1"), "pad_amount"),
+    ("crop_flip", _t_crop_variant("off_by_one"), "crop_bounds"),
+    ("crop_flip", _t_crop_variant("reflect"), "pad_mode"),
+    ("crop_flip", _t_crop_variant("replicate"), "pad_mode"),
     ("smoothed_cross_entropy", _t_loss_library, "loss_answer_key"),
     ("smoothed_cross_entropy", _t_loss_soft_targets, "loss_answer_key"),
     ("smoothed_cross_entropy", _t_loss("twice"), "smoothing_twice"),
     ("smoothed_cross_entropy", _t_loss("c_minus_1"), "smoothing_c_minus_1"),
+    ("smoothed_cross_entropy", _t_loss("c_minus_1_all"), "smoothing_c_minus_1"),
     ("smoothed_cross_entropy", _t_loss("none"), "smoothing_missing"),
     ("smoothed_cross_entropy", _t_loss("sum"), "loss_sum"),
     ("smoothed_cross_entropy", _t_loss("sign"), "loss_sign"),
@@ -279,6 +298,7 @@ TORCH_MISTAKES = [
     ("predict_logits", _t_predict("tta"), "test_flip"),
     ("predict_logits", _t_predict("softmax"), "probabilities"),
     ("predict_logits", _t_predict("nchw_input"), "model_input"),
+    ("predict_logits", _t_predict("nchw_to_input"), "to_input_layout"),
     ("predict_logits", _t_predict("no_grad_missing"), "no_grad_missing"),
     ("predict_logits", _t_predict("autocast"), "logits_dtype"),
     ("predict_logits", _t_predict("float64"), "logits_dtype"),
@@ -287,9 +307,12 @@ TORCH_MISTAKES = [
     ("train_step", _t_step("no_zero_grad"), "grad_accumulated"),
     ("train_step", _t_step("no_step"), "no_update"),
     ("train_step", _t_step("zero_grad_late"), "no_update"),
-    ("train_step", _t_step("twice"), "smoothing_twice"),
+    ("train_step", _t_step("twice"), "step_smoothing_twice"),
     ("train_step", _t_step("plain"), "step_no_smoothing"),
     ("train_step", _t_step("constant"), "step_constant_smoothing"),
+    ("train_step", _t_step("constant_0.1"), "step_constant_smoothing"),
+    ("train_step", _t_step("constant_0.35"), "step_constant_smoothing"),
+    ("train_step", _t_step("autocast"), "step_autocast"),
     ("train_step", _t_step("no_train_mode"), "train_mode_missing"),
     ("train_step", _t_step("eval_in_step"), "train_mode_missing"),
     ("train_step", _t_step("attached"), "loss_attached"),
@@ -361,7 +384,8 @@ def _j_crop_variant(kind):
         p = {"unpadded": 0, "pad_plus_1": pad + 1}.get(kind, pad)
         # nchw_pad pads columns and channels; dynamic_slice then clamps the starts
         nhwc, nchw = ((0, 0), (p, p), (p, p), (0, 0)), ((0, 0), (0, 0), (p, p), (p, p))
-        padded = jnp.pad(images, nchw if kind == "nchw_pad" else nhwc)
+        mode = kind if kind in ("reflect", "edge") else "constant"
+        padded = jnp.pad(images, nchw if kind == "nchw_pad" else nhwc, mode=mode)
         if kind == "padded":
             return padded
         if kind == "swapped":
@@ -370,6 +394,13 @@ def _j_crop_variant(kind):
         def one(image, offset, flip):
             if kind == "python_slice":
                 crop = image[offset[0] : offset[0] + h, offset[1] : offset[1] + w]
+            elif kind == "off_by_one":  # dynamic_slice clamps the start: no error
+                crop = jax.lax.dynamic_slice(
+                    image, (offset[0] + 1, offset[1], 0), (h, w, c)
+                )
+            elif kind == "gather_off_by_one":  # indexing clamps each index: no error
+                rows = offset[0] + jnp.arange(h)
+                crop = image[rows[:, None], offset[1] + 1 + jnp.arange(w)]
             elif kind == "nchw_slice":  # as if each image were (C, H, W)
                 crop = jax.lax.dynamic_slice(
                     image, (0, offset[0], offset[1]), (c, h, w)
@@ -429,6 +460,8 @@ def _j_loss(kind):
             targets = (1 - smoothing) * targets + smoothing / c
         elif kind == "c_minus_1":
             targets = (1 - smoothing) * one_hot + (1 - one_hot) * smoothing / (c - 1)
+        elif kind == "c_minus_1_all":  # s / (C - 1) added to every class
+            targets = (1 - smoothing) * one_hot + smoothing / (c - 1)
         elif kind == "none":
             targets = one_hot
         log_p = jax.nn.log_softmax(logits, 0 if kind == "softmax_batch" else -1)
@@ -477,6 +510,8 @@ def _j_predict(kind):
             return model((x - x.mean((0, 1, 2))) / x.std((0, 1, 2)))
         if kind == "divide_by_zero":
             std = std * 0
+        if kind == "nchw_to_input":  # to_input takes the NHWC images as they are
+            return model(jv.to_input(jnp.transpose(images, (0, 3, 1, 2)), mean, std))
         x = jv.to_input(images, mean, std)
         if kind == "bfloat16":
             return model(x).astype(jnp.bfloat16)
@@ -501,8 +536,8 @@ def _j_step(kind):
     def train_step(model, optimizer, x, labels, smoothing):
         if kind != "no_train_mode":
             model.train()
-        if kind == "constant":
-            smoothing = 0.2
+        if kind.startswith("constant"):  # constant: 0.2, the first call's; constant_0.1
+            smoothing = float(kind.partition("_")[2] or 0.2)
         if kind == "if_smoothing" and smoothing == 0:  # a Python if on a traced value
             smoothing = 0.0
 
@@ -556,6 +591,10 @@ JAX_MISTAKES = [
     ("crop_flip", _j_crop_library, "answer_key"),
     ("crop_flip", _j_crop(flip_all=True), "flip_all"),
     ("crop_flip", _j_crop_variant("pad_plus_1"), "pad_amount"),
+    ("crop_flip", _j_crop_variant("off_by_one"), "crop_bounds"),
+    ("crop_flip", _j_crop_variant("gather_off_by_one"), "crop_bounds"),
+    ("crop_flip", _j_crop_variant("reflect"), "pad_mode"),
+    ("crop_flip", _j_crop_variant("edge"), "pad_mode"),
     ("crop_flip", _j_crop_variant("unpadded"), "pad_axes"),
     ("crop_flip", _j_crop_variant("nchw_slice"), "nhwc"),
     ("crop_flip", _j_crop_variant("nchw_pad"), "pad_axes"),
@@ -565,6 +604,7 @@ JAX_MISTAKES = [
     ("smoothed_cross_entropy", _j_loss_integer_labels, "loss_answer_key"),
     ("smoothed_cross_entropy", _j_loss("twice"), "smoothing_twice"),
     ("smoothed_cross_entropy", _j_loss("c_minus_1"), "smoothing_c_minus_1"),
+    ("smoothed_cross_entropy", _j_loss("c_minus_1_all"), "smoothing_c_minus_1"),
     ("smoothed_cross_entropy", _j_loss("none"), "smoothing_missing"),
     ("smoothed_cross_entropy", _j_loss("sum"), "loss_sum"),
     ("smoothed_cross_entropy", _j_loss("sign"), "loss_sign"),
@@ -586,14 +626,16 @@ JAX_MISTAKES = [
     ("predict_logits", _j_predict("tta"), "test_flip"),
     ("predict_logits", _j_predict("softmax"), "probabilities"),
     ("predict_logits", _j_predict("nchw_input"), "model_input"),
+    ("predict_logits", _j_predict("nchw_to_input"), "to_input_layout"),
     ("predict_logits", _j_predict("bfloat16"), "logits_dtype"),
     ("predict_logits", _j_predict("divide_by_zero"), "logits_not_finite"),
     ("predict_logits", _j_predict("train_forward"), "stats_updated"),
     ("train_step", _j_step("no_update"), "no_update"),
     ("train_step", _j_step("update_grads_only"), "no_update"),
-    ("train_step", _j_step("twice"), "smoothing_twice"),
+    ("train_step", _j_step("twice"), "step_smoothing_twice"),
     ("train_step", _j_step("plain"), "step_no_smoothing"),
     ("train_step", _j_step("constant"), "step_constant_smoothing"),
+    ("train_step", _j_step("constant_0.1"), "step_constant_smoothing"),
     ("train_step", _j_step("no_train_mode"), "train_mode_missing"),
     ("train_step", _j_step("closure"), "closure_model"),
     ("train_step", _j_step("per_example"), "loss_not_scalar"),
@@ -743,3 +785,20 @@ def test_a_number_where_an_array_is_asked_gets_a_hint_that_leads_there(number):
             lab.check_crop_flip(lambda *args: number)
         assert f"return {array_type}" in info.value.hint, info.value.message
         assert "convert" not in info.value.hint
+
+
+def test_each_smoothing_twice_hint_speaks_of_its_own_exercise():
+    """Exercise 2's hint is about targets smoothed twice by hand; exercise 4's, where the
+    library's loss is allowed, about the library smoothing targets already smoothed."""
+    from helpers.labs.lab05 import jax as lab_jax
+    from helpers.labs.lab05 import torch as lab_torch
+
+    for lab, library in (
+        (lab_torch, "label_smoothing="),
+        (lab_jax, "optax.smooth_labels"),
+    ):
+        exercise_2, exercise_4 = (
+            lab.HINTS[k] for k in ("smoothing_twice", "step_smoothing_twice")
+        )
+        assert library not in exercise_2 and "exercise 4" not in exercise_2
+        assert library in exercise_4

@@ -2,11 +2,11 @@
 
 Four exercises: the batched crop + flip augmentation (NHWC, one offset and one flip per
 image), the label-smoothed cross-entropy, evaluation logits (no augmentation, evaluation
-mode) and one training step with label smoothing. This module holds every hint and the
-checks of the first two; :mod:`helpers.labs.lab05.model_checks` those of the last two, which
-run a model. Each ``check_*`` takes the student's function, a
-:class:`~helpers.labs.kit.Framework` and what only the framework can provide (its library
-loss); ``helpers.labs.lab05.torch`` and ``.jax`` bind them.
+mode) and one training step with label smoothing. This module holds the hints (those of the
+last two from :mod:`helpers.labs.lab05.model_checks`) and the checks of the first two;
+``model_checks`` those of the last two, which run a model. Each ``check_*`` takes the
+student's function, a :class:`~helpers.labs.kit.Framework` and what only the framework can
+provide (its library loss); ``helpers.labs.lab05.torch`` and ``.jax`` bind them.
 
 The known mistakes are computed here in NumPy, one switch per mistake, on inputs where each
 changes the answer: crops at different offsets per image, asymmetric images, smoothing large
@@ -22,6 +22,7 @@ import numpy as np
 
 import helpers.vision
 from helpers.labs.kit import Framework, Hints, checking, recording
+from helpers.labs.lab05.model_checks import MODEL_HINTS
 from helpers.vision import crop_flip_reference
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 HINTS = Hints(
+    MODEL_HINTS,  # exercises 3 and 4
     {
         "nhwc": "the batch is NHWC, (B, H, W, C): pad and crop axes 1 (rows) and 2 "
         "(columns), flip axis 2; the last axis holds the colour channels",
@@ -62,12 +64,13 @@ HINTS = Hints(
         "pad_axes": "the offsets index the padded batch: pad axes 1 and 2 (rows and "
         "columns) by pad zeros on each side, (B, H + 2 * pad, W + 2 * pad, C), then cut "
         "an (H, W) window from each padded image",
+        "pad_mode": "pad with zeros (constant mode, the default), not by reflecting, "
+        "repeating the edge or wrapping around: the crops' borders must be black",
         "smoothing_twice": "smooth the one-hot targets once: target = (1 - s) * one_hot + "
-        "s / C, and do not smooth the result again; in exercise 4's training step, "
-        "where the library's loss is allowed, its label_smoothing= already smooths, so "
-        "do not give that loss targets you smoothed yourself",
+        "s / C, and do not smooth the result again",
         "smoothing_c_minus_1": "label smoothing spreads s over all C classes, the true one "
-        "included: s / C, not s / (C - 1)",
+        "included: (1 - s) * one_hot + s / C, not s / (C - 1) (whether added to every "
+        "class or to the others only)",
         "smoothing_missing": "mix the one-hot target with the uniform one: "
         "(1 - s) * one_hot + s / C",
         "loss_sum": "average the per-example losses over the batch (mean), do not sum them",
@@ -86,45 +89,8 @@ HINTS = Hints(
         "logits is one example's distribution, and the batch axis is not one",
         "classes_hardcoded": "take the number of classes from the logits, "
         "C = logits.shape[-1]: the check's two batches have 10 and 4 classes",
-        "logits_dtype": "return float32 logits, what the model computes: no bfloat16 "
-        "(mixed precision) and no float64; cast the result to float32",
-        "logits_not_finite": "your logits contain NaN or inf: look for a division by zero "
-        "or a log of 0 (the normalisation divides by std, never by 0) before the model",
-        "stats_updated": "run the model once, in evaluation mode: call model.eval() before "
-        "any forward pass; a forward in training mode updates BatchNorm's running "
-        "statistics, so the model changed under the check and the next call differs",
-        "augment_at_test": "no augmentation at test time: the same images must give the "
-        "same logits every call; normalise and run the model, nothing random",
-        "train_mode": "switch the model to evaluation mode first (model.eval()): in "
-        "training mode BatchNorm normalises with the batch's own statistics",
-        "not_normalised": "normalise the uint8 images as in training: "
-        "(x / 255 - mean) / std, per channel",
-        "batch_stats": "normalise with the mean and std passed in, the training split's: "
-        "statistics of the images being evaluated (per batch or per image) make each "
-        "image's input depend on what it is evaluated with, and differ from training",
-        "test_flip": "evaluate the images as they are: flipping them at test time is "
-        "augmentation (flip TTA adds both logits; this exercise asks for plain ones)",
-        "probabilities": "return the logits, the model's raw output, without a softmax",
-        # Exercise 4; the adapters word the ones whose fix is an API call.
-        "step_no_smoothing": "train on the smoothed loss: targets (1 - s) * one_hot + s / C "
-        "with s = smoothing; the plain cross-entropy on the labels ignores the smoothing",
-        "step_constant_smoothing": "use the smoothing the step is given: the check passes "
-        "a different value at each call, so a constant of your own is right at most once",
-        "train_mode_missing": "switch the model to training mode at the start of the step "
-        "(model.train()): it may come from evaluation, and in evaluation mode BatchNorm "
-        "normalises with its running statistics and does not update them",
-        "update_wrong": "call 1's loss is right but call 2's is not, so the first update "
-        "differs: apply the optimizer passed in (its momentum included), one step per call, "
-        "not an update of your own nor two",
-        "step_layout": "give the model x as it arrives: it is already in the layout the "
-        "model takes; do not transpose or permute it",
-        "no_update": "update the weights: compute the gradients of the loss and apply them "
-        "with the optimizer",
-        "loss_not_scalar": "the loss is one number: the mean over the batch of the "
-        "per-example losses, shape ()",
-        # Exercises 2 and 4.
         "loss_float": "return the loss as a 0-d array of the framework, not a Python float",
-    }
+    },
 )
 
 
@@ -157,6 +123,11 @@ def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
         return _padded_crop(case, 0 if mistake == "unpadded" else pad + 1)
     if mistake == "nchw_pad":
         return _padded_crop(case, pad, nchw=True)
+    if mistake.startswith("pad_"):  # pad_reflect etc.: np.pad's mode, not zeros
+        return _padded_crop(case, pad, mode=mistake[4:])
+    if mistake.startswith("shift_"):  # shift_<rows>_<cols>_<clamp>: the crop 1 further
+        _, dr, dc, clamp = mistake.split("_")
+        return _padded_crop(case, pad, shift=(int(dr), int(dc)), clamp=clamp)
     if mistake == "same_offset":
         offsets = np.repeat(offsets[:1], len(offsets), axis=0)
     if mistake == "offsets_swapped":
@@ -178,24 +149,39 @@ def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
     return np.where(flips[:, None, None, None], out[:, :, ::-1], out)
 
 
-def _padded_crop(case: dict[str, Any], pad: int, *, nchw: bool = False) -> np.ndarray:
-    """Crops at ``offsets`` of the batch padded by ``pad`` (the case's or a wrong one),
-    flipped where ``flips``; starts past the end are clamped, as ``lax.dynamic_slice`` does
-    silently.
+def _padded_crop(
+    case: dict[str, Any],
+    pad: int,
+    *,
+    nchw: bool = False,
+    mode: str = "constant",
+    shift: tuple[int, int] = (0, 0),
+    clamp: str = "start",
+) -> np.ndarray:
+    """Crops at ``offsets + shift`` of the batch padded by ``pad`` (the case's or a wrong
+    one) in np.pad's ``mode``, flipped where ``flips``. What runs past the end is clamped
+    silently, as JAX does: the start (``clamp="start"``, ``lax.dynamic_slice``) or each index
+    (``"index"``, jnp indexing).
     ``nchw``: padded as if it were NCHW (columns and channels), so the rows start at 0 and
     the first C of the C + 2 pad channels (pad zero channels first) are kept."""
-    images, offsets, flips = case["images"], case["offsets"], case["flips"]
-    _, h, w, ch = images.shape
+    images, offsets, flips = case["images"], case["offsets"] + shift, case["flips"]
+    b, h, w, ch = images.shape
     axes = (2, 3) if nchw else (1, 2)  # the two padded axes
-    padded = np.pad(images, [(pad, pad) if i in axes else (0, 0) for i in range(4)])
-    rows = np.clip(offsets[:, 0], 0, padded.shape[1] - h)
-    cols = np.clip(offsets[:, 1], 0, padded.shape[2] - w)
-    out = np.stack(
-        [
-            p[r : r + h, c : c + w, :ch]
-            for p, r, c in zip(padded, rows, cols, strict=True)
-        ]
-    )
+    widths = [(pad, pad) if i in axes else (0, 0) for i in range(4)]
+    padded = np.pad(images, widths, mode=mode)[..., :ch]
+    if clamp == "index":
+        rows = np.minimum(offsets[:, :1] + np.arange(h), padded.shape[1] - 1)  # (B, H)
+        cols = np.minimum(offsets[:, 1:] + np.arange(w), padded.shape[2] - 1)  # (B, W)
+        out = padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None]]
+    else:
+        rows = np.clip(offsets[:, 0], 0, padded.shape[1] - h)
+        cols = np.clip(offsets[:, 1], 0, padded.shape[2] - w)
+        out = np.stack(
+            [
+                p[r : r + h, c : c + w]
+                for p, r, c in zip(padded, rows, cols, strict=True)
+            ]
+        )
     return np.where(flips[:, None, None, None], out[:, :, ::-1], out)
 
 
@@ -211,6 +197,13 @@ _CROP_MISTAKES = {
     "nchw_pad": "pad_axes",  # JAX clamps the starts: no error, shifted channels
     "unpadded": "pad_axes",  # JAX clamps the starts: no error, the uncropped images
     "pad_amount": "pad_amount",
+    **{f"pad_{mode}": "pad_mode" for mode in ("reflect", "symmetric", "edge", "wrap")},
+    # crops one row or column further on (+ 1), clamped as JAX clamps: the adapters word it
+    **{
+        f"shift_{dr}_{dc}_{clamp}": "crop_bounds"
+        for dr, dc in ((1, 0), (0, 1), (1, 1))
+        for clamp in ("start", "index")
+    },
 }
 
 
@@ -299,6 +292,7 @@ def smoothed_ce(logits, labels, smoothing: float, mistake: str = "right") -> flo
     targets = {
         "smoothing_twice": (1 - s) * right + s / c,
         "smoothing_c_minus_1": (1 - s) * one_hot + (1 - one_hot) * s / (c - 1),
+        "smoothing_c_minus_1_all": (1 - s) * one_hot + s / (c - 1),
         "smoothing_missing": one_hot,
         "loss_sign": -right,
     }.get(mistake, right)
@@ -315,15 +309,17 @@ def smoothed_ce(logits, labels, smoothing: float, mistake: str = "right") -> flo
     return float(per_example.mean())
 
 
-_SMOOTH_MISTAKES = (
-    "smoothing_twice",
-    "smoothing_c_minus_1",
-    "smoothing_missing",
-    "loss_sum",
-    "loss_sign",
-    "loss_mean_all",
-    "softmax_axis",
-)
+# Each known mistake (what ``smoothed_ce`` computes) -> the hint it gets.
+_SMOOTH_MISTAKES = {
+    "smoothing_twice": "smoothing_twice",
+    "smoothing_c_minus_1": "smoothing_c_minus_1",  # s / (C - 1) on the other classes
+    "smoothing_c_minus_1_all": "smoothing_c_minus_1",  # s / (C - 1) added to every class
+    "smoothing_missing": "smoothing_missing",
+    "loss_sum": "loss_sum",
+    "loss_sign": "loss_sign",
+    "loss_mean_all": "loss_mean_all",
+    "softmax_axis": "softmax_axis",
+}
 
 
 def check_smoothed_cross_entropy(
@@ -388,11 +384,11 @@ def check_smoothed_cross_entropy(
                 "the classes, with target = (1 - s) * one_hot + s / C",
                 mistakes=[
                     (
-                        c.hint(m),
+                        c.hint(key),
                         smoothed_ce(
                             case["logits"], case["labels"], case["smoothing"], m
                         ),
                     )
-                    for m in _SMOOTH_MISTAKES
+                    for m, key in _SMOOTH_MISTAKES.items()
                 ],
             )

@@ -36,10 +36,13 @@ __all__ = [
 HINTS = Hints(
     lab05.HINTS,
     {
-        "smoothing_twice": "smooth the one-hot targets once: target = (1 - s) * one_hot + "
-        "s / C, and do not smooth the result again; in exercise 4's training step, "
-        "where optax is allowed, optax.smooth_labels already does it: do not pass it "
-        "targets you smoothed yourself",
+        "step_smoothing_twice": "smooth the one-hot targets once: optax.smooth_labels "
+        "already does it, so do not pass it targets you smoothed yourself, nor smooth its "
+        "result again",
+        "crop_bounds": "start each crop at offsets[i] itself, rows offsets[i, 0] .. "
+        "offsets[i, 0] + H - 1 and columns offsets[i, 1] .. offsets[i, 1] + W - 1 of the "
+        "padded image, no + 1: yours start a pixel further, and JAX clamps a start or "
+        "index past the end silently instead of raising",
         "loss_answer_key": "write the loss yourself from jax.nn.log_softmax and "
         "jax.nn.one_hot: optax's smooth_labels and cross-entropies (and "
         "H.vision.smoothed_cross_entropy) are the answer key the check compares with",
@@ -95,7 +98,10 @@ _ERRORS = {
     "smoothed_cross_entropy": {
         r"incompatible shapes for broadcasting": "classes_hardcoded"
     },
-    "predict_logits": {r"feature dimension|rhs input feature": "model_input"},
+    "predict_logits": {
+        r"expected images channels last": "to_input_layout",
+        r"feature dimension|rhs input feature": "model_input",
+    },
     "train_step": {
         r"Gradient only defined for scalar-output": "loss_not_scalar",
         r"update requires both \(model, grads\)": "no_update",
@@ -224,7 +230,7 @@ def _step_weights(model: _TinyNet) -> dict[str, np.ndarray]:
 _STEP_SWITCHES = {
     "": {},
     "no_update": {"update": 0.0},  # zero gradients: SGD (no weight decay) does not move
-    "smoothing_twice": {"twice": 1.0},
+    "step_smoothing_twice": {"twice": 1.0},
     "step_no_smoothing": {"plain": 1.0},
     "loss_sum": {"total": 1.0},
 }
@@ -260,7 +266,8 @@ def _step_train(variant: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     losses = []
     smoothings = model_checks.STEP_SMOOTHING  # one per call
     for (x, labels), s in zip(model_checks.step_batches(), smoothings, strict=True):
-        s = smoothings[0] if variant == "step_constant_smoothing" else s
+        name, _, constant = variant.partition("=")  # step_constant_smoothing=<s>
+        s = float(constant) if name == "step_constant_smoothing" else s
         x, y = _step_prepare(x, labels)
         train = variant != "train_mode_missing"
         losses.append(
@@ -316,9 +323,8 @@ check_train_step = partial(
     attached=lambda loss: False,  # JAX records nothing on its arrays
     variants=(
         "no_update",
-        "smoothing_twice",
+        "step_smoothing_twice",
         "step_no_smoothing",
-        "step_constant_smoothing",
         "train_mode_missing",
         "loss_sum",
     ),

@@ -6,7 +6,8 @@ both frameworks' adapters build the same one. The adapters run the model, the ri
 each known mistake's way; these checks compare the student's results with them. The inputs
 are chosen so that each mistake changes the answer: BatchNorm running statistics far from the
 batches' statistics, a model that arrives at the training step in evaluation mode, a
-different smoothing at each step. The hints are :data:`helpers.labs.lab05.checks.HINTS`.
+different smoothing at each step. Their hints are :data:`MODEL_HINTS`, part of
+:data:`helpers.labs.lab05.checks.HINTS`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import numpy as np
 from helpers.labs.kit import Framework, checking
 
 __all__ = [
+    "MODEL_HINTS",
+    "STEP_CONSTANTS",
     "STEP_LR",
     "STEP_MOMENTUM",
     "STEP_SMOOTHING",
@@ -28,6 +31,48 @@ __all__ = [
     "step_batches",
     "tiny_net_weights",
 ]
+
+
+MODEL_HINTS = {
+    "logits_dtype": "return float32 logits, what the model computes: no bfloat16 "
+    "(mixed precision) and no float64; cast the result to float32",
+    "logits_not_finite": "your logits contain NaN or inf: look for a division by zero "
+    "or a log of 0 (the normalisation divides by std, never by 0) before the model",
+    "stats_updated": "run the model once, in evaluation mode: call model.eval() before "
+    "any forward pass; a forward in training mode updates BatchNorm's running "
+    "statistics, so the model changed under the check and the next call differs",
+    "augment_at_test": "no augmentation at test time: the same images must give the "
+    "same logits every call; normalise and run the model, nothing random",
+    "train_mode": "switch the model to evaluation mode first (model.eval()): in "
+    "training mode BatchNorm normalises with the batch's own statistics",
+    "not_normalised": "normalise the uint8 images as in training: "
+    "(x / 255 - mean) / std, per channel",
+    "batch_stats": "normalise with the mean and std passed in, the training split's: "
+    "statistics of the images being evaluated (per batch or per image) make each "
+    "image's input depend on what it is evaluated with, and differ from training",
+    "test_flip": "evaluate the images as they are: flipping them at test time is "
+    "augmentation (flip TTA adds both logits; this exercise asks for plain ones)",
+    "probabilities": "return the logits, the model's raw output, without a softmax",
+    # Exercise 4; the adapters word the ones whose fix is an API call.
+    "step_no_smoothing": "train on the smoothed loss: targets (1 - s) * one_hot + s / C "
+    "with s = smoothing; the plain cross-entropy on the labels ignores the smoothing",
+    "step_constant_smoothing": "use the smoothing the step is given: the check passes "
+    "a different value at each call, so a constant of your own is right at most once",
+    "train_mode_missing": "switch the model to training mode at the start of the step "
+    "(model.train()): it may come from evaluation, and in evaluation mode BatchNorm "
+    "normalises with its running statistics and does not update them",
+    "update_wrong": "call 1's loss is right but call 2's is not, so the first update "
+    "differs: apply the optimizer passed in (its momentum included), one step per call, "
+    "not an update of your own nor two",
+    "step_layout": "give the model x as it arrives: it is already in the layout the "
+    "model takes; do not transpose or permute it",
+    "no_update": "update the weights: compute the gradients of the loss and apply them "
+    "with the optimizer",
+    "loss_not_scalar": "the loss is one number: the mean over the batch of the "
+    "per-example losses, shape ()",
+    "to_input_layout": "give H.vision.to_input the images as they arrive, uint8 NHWC "
+    "(B, H, W, C), and the model what it returns: do not permute or transpose them first",
+}
 
 
 # --- The model of exercises 3 and 4 ----------------------------------------------------------
@@ -198,6 +243,9 @@ def check_predict_logits(
 # --- Exercise 4: one training step with label smoothing -------------------------------------
 STEP_SMOOTHING = (0.2, 0.35)  # one per call: a step that ignores its argument fails
 STEP_LR, STEP_MOMENTUM = 0.1, 0.9  # SGD with Nesterov momentum, as in the chapter
+# Smoothings a step may hard-code instead of the one it is given: each is the reference
+# variant "step_constant_smoothing=<s>" (0 is the plain loss, "step_no_smoothing").
+STEP_CONSTANTS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 
 
 def step_batches() -> list[tuple[np.ndarray, np.ndarray]]:
@@ -248,8 +296,16 @@ def check_train_step(
     mistake's and returns the losses ``(2,)`` and the model's ``weights`` afterwards;
     ``weights(model)`` reads a model in the layout of :func:`tiny_net_weights`; ``training(model)``
     says whether it is in training mode; ``attached(loss)`` whether a returned loss still
-    records gradients (PyTorch only).
+    records gradients (PyTorch only). ``variants`` names the known mistakes ``train`` runs,
+    each also the key of its hint; the constant smoothings of :data:`STEP_CONSTANTS` are
+    added here.
     """
+    constants = (f"step_constant_smoothing={s}" for s in STEP_CONSTANTS)
+    variants = (*variants, *constants)
+
+    def hint(variant: str) -> str:
+        return c.hint(variant.partition("=")[0])
+
     with checking(
         "train_step",
         fw,
@@ -300,7 +356,7 @@ def check_train_step(
                 atol=1e-5,
                 hint=mode_hint or loss_hint,
                 mistakes=(  # the mistakes whose earlier calls gave these losses too
-                    (c.hint(v), train(v)[0][i])
+                    (hint(v), train(v)[0][i])
                     for v in variants
                     if np.allclose(losses[:i], train(v)[0][:i], rtol=1e-4, atol=1e-5)
                 ),
@@ -316,5 +372,5 @@ def check_train_step(
                 hint=mode_hint
                 or "the update differs from one optimizer step on the gradient of the "
                 "returned loss",
-                mistakes=((c.hint(v), train(v)[1][part]) for v in variants),
+                mistakes=((hint(v), train(v)[1][part]) for v in variants),
             )

@@ -67,9 +67,32 @@ HINTS = Hints(
         "update_wrong": "call 1's loss is right but call 2's is not, so the first update "
         "differs: call optimizer.step() once per call, on the optimizer passed in (SGD with "
         "Nesterov momentum), not an update of your own (p -= lr * p.grad) nor two steps",
+        "crop_bounds": "an index runs past the padded batch: pad axes 1 and 2 by pad zeros "
+        "on each side, (B, H + 2 * pad, W + 2 * pad, C), and crop rows offsets[i, 0] + "
+        "arange(H), columns offsets[i, 1] + arange(W): with offsets in 0 .. 2 * pad the "
+        "last index is offset + H - 1 (offset + W - 1), no + 1",
+        "step_smoothing_twice": "smooth once: F.cross_entropy's label_smoothing= already "
+        "smooths, so give it the integer labels, not targets you smoothed yourself (or "
+        "give your smoothed targets to a loss that does not smooth)",
+        "step_autocast": "run the step in float32, without torch.autocast: the check "
+        "compares with float32 reference steps to 1e-4, and under autocast the convolution "
+        "and the linear layer compute in bfloat16 (about 3 significant digits); the "
+        "chapter's mixed precision is for its GPU runs",
+        "to_input_layout": "give H.vision.to_input the images as they arrive, uint8 NHWC "
+        "(B, H, W, C): it normalises them and returns the channels_last (B, C, H, W) batch "
+        "the model takes, so do not permute them first",
         "no_grad_missing": "evaluate under torch.no_grad() (or torch.inference_mode()): "
         "without it autograd records the forward pass, and the logits keep its graph",
     },
+)
+
+# An index out of bounds on an axis as long as the check's padded rows or columns ran past a
+# padding that may be right (crop_bounds); on another axis, past a wrong padding (pad_axes).
+_PADDED = sorted(
+    {c["images"].shape[a] + 2 * c["pad"] for c in lab05.crop_cases() for a in (1, 2)}
+)
+_PAST_PADDED = (
+    rf"out of bounds for dimension [12] with size ({'|'.join(map(str, _PADDED))})\b"
 )
 
 # PyTorch error messages (a regular expression on the message) -> the hint that fixes them,
@@ -77,11 +100,15 @@ HINTS = Hints(
 _ERRORS = {
     "crop_flip": {
         r"must match the size of tensor": "flip_broadcast",
+        _PAST_PADDED: "crop_bounds",
         r"out of bounds for dimension|Padding length": "pad_axes",
         r"Slice size .* out of range": "nhwc",
     },
     "smoothed_cross_entropy": {r"must match the size of tensor": "classes_hardcoded"},
-    "predict_logits": {r"to have 3 channels|expected input.*channels": "model_input"},
+    "predict_logits": {
+        r"expected images channels last": "to_input_layout",
+        r"to have 3 channels|expected input.*channels": "model_input",
+    },
     "train_step": {
         r"grad can be implicitly created only for scalar outputs": "loss_not_scalar",
         r"to have 3 channels|expected input.*channels": "step_layout",
@@ -189,20 +216,23 @@ def _step_train(variant: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     smoothings = model_checks.STEP_SMOOTHING  # one per call
     for (x, labels), s in zip(model_checks.step_batches(), smoothings, strict=True):
         x, y = _step_prepare(x, labels)
-        s = smoothings[0] if variant == "step_constant_smoothing" else s
+        name, _, constant = variant.partition("=")  # step_constant_smoothing=<s>
+        s = float(constant) if name == "step_constant_smoothing" else s
         if variant != "train_mode_missing":
             model.train()
-        logits = model(x)  # (B, 10)
-        if variant == "smoothing_twice":  # smoothed targets, smoothed again by the loss
-            c = logits.shape[1]
-            targets = (1 - s) * F.one_hot(y, c).float() + s / c
-            loss = F.cross_entropy(logits, targets, label_smoothing=s)
-        else:
-            smoothing = 0.0 if variant == "step_no_smoothing" else s
-            reduction = "sum" if variant == "loss_sum" else "mean"
-            loss = F.cross_entropy(
-                logits, y, label_smoothing=smoothing, reduction=reduction
-            )
+        # step_autocast: forward and loss under autocast, as chapter 5 trains on a GPU
+        with torch.autocast("cpu", torch.bfloat16, enabled=variant == "step_autocast"):
+            logits = model(x)  # (B, 10)
+            if variant == "step_smoothing_twice":  # smoothed targets, smoothed again
+                c = logits.shape[1]
+                targets = (1 - s) * F.one_hot(y, c).float() + s / c
+                loss = F.cross_entropy(logits, targets, label_smoothing=s)
+            else:
+                smoothing = 0.0 if variant == "step_no_smoothing" else s
+                reduction = "sum" if variant == "loss_sum" else "mean"
+                loss = F.cross_entropy(
+                    logits, y, label_smoothing=smoothing, reduction=reduction
+                )
         if variant != "grad_accumulated":
             optimizer.zero_grad()
         loss.backward()
@@ -258,9 +288,9 @@ check_train_step = partial(
     variants=(
         "grad_accumulated",
         "no_update",
-        "smoothing_twice",
+        "step_smoothing_twice",
+        "step_autocast",
         "step_no_smoothing",
-        "step_constant_smoothing",
         "train_mode_missing",
         "loss_sum",
     ),

@@ -1,7 +1,9 @@
 """Generate what is generated: labs from solutions, and every ``.ipynb`` from its ``.py`` source.
 
 The sources are jupytext ``py:percent`` files; the ``.ipynb`` beside each is generated, committed
-without outputs (Colab and nbval need it), and must never be edited by hand.
+without outputs (Colab and nbval need it), and must never be edited by hand. Generation runs one
+way, ``.py`` to ``.ipynb``: the notebook leaves out ruff's ``# fmt: skip`` markers
+(:func:`reader_code`), so ``jupytext --sync`` from a notebook would strip them from its source.
 
     python -m helpers.notebooks           # regenerate labs/ and every .ipynb
     python -m helpers.notebooks --check   # exit 1 and list what is stale (CI)

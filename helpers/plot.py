@@ -8,14 +8,17 @@ test can inspect it without a display; ``legend_below_axes`` adds a legend to an
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from helpers.metrics import History, confusion_matrix
 
 if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.legend import Legend
 
 __all__ = [
     "legend_below_axes",
@@ -47,13 +50,23 @@ def _minor_log_label(ax) -> Callable[[float, int], str]:
     return label
 
 
-def legend_below_axes(ax, handles=None, labels=None, *, fontsize: float = 8, **kwargs):
+def legend_below_axes(
+    ax: Axes,
+    handles: Sequence[Artist] | None = None,
+    labels: Sequence[str] | None = None,
+    *,
+    fontsize: float = 8,
+    **kwargs: Any,
+) -> Legend:
     """Draw ``ax``'s legend under its x tick labels and x label, so that it covers no data.
 
     The depth of the labels is measured (in points, so the legend stays clear when the figure
-    is resized or saved at another dpi), so call it after the x label and ticks are set.
-    ``handles``/``labels`` as for ``ax.legend`` (default: the labelled artists); all entries on
-    one row unless ``ncol`` is given; other keywords go to ``ax.legend``. Returns the legend.
+    is resized or saved at another dpi), so call it after the x label and ticks are set; an
+    earlier legend of ``ax`` is removed first. ``handles`` (artists) and ``labels`` as for
+    ``ax.legend``: by default the labelled artists of ``ax``, and ``labels`` alone renames
+    them in order. All entries on one row unless ``ncol`` is given; ``fontsize`` in points;
+    other keywords go to ``ax.legend``. Returns the legend. Raises ``ValueError`` if
+    ``labels`` and ``handles`` differ in length.
     """
     from matplotlib.transforms import offset_copy
 
@@ -64,11 +77,16 @@ def legend_below_axes(ax, handles=None, labels=None, *, fontsize: float = 8, **k
     points = -below * 72 / fig.dpi - 2  # and a 2-point gap
     anchor = offset_copy(ax.transAxes, fig=fig, y=points, units="points")
     if handles is None:
-        handles, labels = ax.get_legend_handles_labels()
+        handles, own = ax.get_legend_handles_labels()
+        labels = own if labels is None else labels
+    elif labels is None:
+        labels = [h.get_label() for h in handles]
+    if len(labels) != len(handles):
+        raise ValueError(f"{len(labels)} labels for {len(handles)} legend entries")
     kwargs.setdefault("ncol", max(1, len(handles)))
     return ax.legend(
         handles,
-        labels if labels is not None else [h.get_label() for h in handles],
+        labels,
         loc="upper center",
         bbox_to_anchor=(0.5, 0),
         bbox_transform=anchor,

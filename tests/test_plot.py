@@ -109,3 +109,13 @@ def test_legend_below_axes_takes_handles_and_labels():
     rows = {round(t.get_window_extent().y0) for t in legend.get_texts()}
     assert [t.get_text() for t in legend.get_texts()] == ["up", "down"]
     assert len(rows) == 2  # ncol=1: one entry a row
+
+
+def test_legend_below_axes_renames_the_labelled_artists_or_refuses_a_mismatch():
+    _, ax = plt.subplots()
+    ax.plot([0, 1], label="x")
+    ax.plot([1, 0], label="y")
+    legend = legend_below_axes(ax, labels=["A", "B"])
+    assert [t.get_text() for t in legend.get_texts()] == ["A", "B"]
+    with pytest.raises(ValueError, match="1 labels for 2 legend entries"):
+        legend_below_axes(ax, labels=["A"])

@@ -251,10 +251,11 @@ def test_ynnpack_flag_changes_the_compiled_gradient_and_no_onednn_flag_does():
     # Chapter 5's JAX page says so: with this jaxlib, a convolution's weight gradient (section
     # 5.6's cell) compiles to a YNNPACK call by default and to XLA's own code with YNNPACK off
     # (skip_ynnpack_on_cpu); no oneDNN option reaches it. --xla_cpu_use_onednn=true (older
-    # advice) leaves the default program as it was, byte for byte; with YNNPACK off, the
-    # experimental custom-call option changes nothing, and oneDNN fusion types take a matrix
-    # product but leave the convolution's program XLA's own, byte for byte. A jaxlib where any
-    # of this differs fails here: then the page must change.
+    # advice) leaves the default program as it was, byte for byte, and so do all oneDNN
+    # options together with YNNPACK on; with YNNPACK off, the experimental custom-call option
+    # changes nothing, and oneDNN fusion types (individual_convolution among them) take a
+    # matrix product but leave the convolution's program XLA's own, byte for byte. A jaxlib
+    # where any of this differs fails here: then the page must change.
     code = """if True:
         import hashlib, jax, jax.numpy as jnp
         def kernel_grad(x, g, w):  # x (8, 15, 15, 16), g (8, 15, 15, 32), w (3, 3, 16, 32)
@@ -274,16 +275,18 @@ def test_ynnpack_flag_changes_the_compiled_gradient_and_no_onednn_flag_does():
     from helpers.vision import YNNPACK_OFF
 
     base = os.environ.get("XLA_FLAGS", "")
-    fusions = (
-        "--xla_cpu_use_onednn=true "
-        "--xla_cpu_experimental_onednn_fusion_type=dot,eltwise,reduce"
+    onednn = (
+        "--xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_custom_call=true "
+        "--xla_cpu_experimental_onednn_fusion_type=dot,eltwise,reduce,individual_convolution"
     )
     settings = {
         "default": "",
         "oneDNN flag": "--xla_cpu_use_onednn=true",
+        "every oneDNN option": onednn,
         "YNNPACK off": YNNPACK_OFF,
-        "custom calls": f"{YNNPACK_OFF} --xla_cpu_experimental_onednn_custom_call=true",
-        "fusion types": f"{YNNPACK_OFF} {fusions}",
+        "custom calls": f"{YNNPACK_OFF} --xla_cpu_use_onednn=true "
+        "--xla_cpu_experimental_onednn_custom_call=true",
+        "fusion types": f"{YNNPACK_OFF} {onednn}",
     }
     runs = {}
     # Each flag goes first: XLA ignores flags written after a bare word (a caller's may hold one).
@@ -303,6 +306,9 @@ def test_ynnpack_flag_changes_the_compiled_gradient_and_no_onednn_flag_does():
     assert runs["oneDNN flag"] == runs["default"], (
         "the oneDNN flag changed the programs"
     )
+    # with YNNPACK on, YNNPACK keeps the convolution whatever oneDNN is offered
+    every = runs["every oneDNN option"]
+    assert every[:2] == ["True", "False"] and every[3] == runs["default"][3], runs
     assert runs["YNNPACK off"][:3] == ["False", "False", "False"], runs
     assert runs["custom calls"] == runs["YNNPACK off"], (
         "custom calls changed the programs"

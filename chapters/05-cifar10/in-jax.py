@@ -868,14 +868,16 @@ else:
 # still favour the slices for this one layer (whole runs with the trick were measured only with
 # YNNPACK, above).
 #
-# No flag of this jaxlib sends a convolution to oneDNN, the library PyTorch's convolutions
-# run on here. The flag older advice gives, `--xla_cpu_use_onednn=true`, changes nothing: with
-# YNNPACK on (jaxlib's default), the weight gradient's program is byte for byte the same with
-# and without it. Nor do the experimental options: `--xla_cpu_experimental_onednn_custom_call=true`
-# leaves the program as it was, and `--xla_cpu_experimental_onednn_fusion_type=dot,eltwise,reduce`
-# (with `--xla_cpu_use_onednn=true` and YNNPACK off) hands a matrix product to oneDNN but
-# leaves the convolution's program byte for byte as XLA's own. The course's tests compile
-# both and check all of this, so a jaxlib that changes it fails them.
+# None of this jaxlib's three oneDNN options sends a convolution to oneDNN, the library
+# PyTorch's convolutions run on here. The one older advice gives, `--xla_cpu_use_onednn=true`,
+# changes nothing: with YNNPACK on (jaxlib's default), the weight gradient's program is byte
+# for byte the same with and without it. Nor do the two experimental ones. With YNNPACK on, all of them together
+# leave the convolution to YNNPACK. With YNNPACK off and `--xla_cpu_use_onednn=true`,
+# `--xla_cpu_experimental_onednn_custom_call=true` leaves the program as it was, and
+# `--xla_cpu_experimental_onednn_fusion_type=dot,eltwise,reduce,individual_convolution` hands
+# a matrix product to oneDNN but leaves the convolution's program byte for byte as XLA's
+# own. The course's tests compile each of these settings and check all of this, so a jaxlib
+# that changes it fails them.
 
 # %%
 size = 8  # images per slice

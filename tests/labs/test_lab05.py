@@ -89,7 +89,8 @@ def _t_crop_variant(kind):
         if kind == "swapped":
             offsets = offsets.flip(1)
         rows = offsets[:, :1] + (kind == "off_by_one") + torch.arange(h)  # (B, H)
-        cols = offsets[:, 1:] + torch.arange(w)  # (B, W)
+        # off_by_one_cols: the last offset's crop ends past the padded image: IndexError
+        cols = offsets[:, 1:] + (kind == "off_by_one_cols") + torch.arange(w)  # (B, W)
         out = padded[torch.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
         if kind == "no_broadcast":
             return torch.where(flips, out.flip(2), out)
@@ -270,6 +271,7 @@ TORCH_MISTAKES = [
     ("crop_flip", _t_crop(flip_all=True), "flip_all"),
     ("crop_flip", _t_crop_variant("pad_plus_1"), "pad_amount"),
     ("crop_flip", _t_crop_variant("off_by_one"), "crop_bounds"),
+    ("crop_flip", _t_crop_variant("off_by_one_cols"), "crop_bounds"),
     ("crop_flip", _t_crop_variant("reflect"), "pad_mode"),
     ("crop_flip", _t_crop_variant("replicate"), "pad_mode"),
     ("smoothed_cross_entropy", _t_loss_library, "loss_answer_key"),

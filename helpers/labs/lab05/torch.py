@@ -67,10 +67,11 @@ HINTS = Hints(
         "update_wrong": "call 1's loss is right but call 2's is not, so the first update "
         "differs: call optimizer.step() once per call, on the optimizer passed in (SGD with "
         "Nesterov momentum), not an update of your own (p -= lr * p.grad) nor two steps",
-        "crop_bounds": "an index runs past the padded batch: pad axes 1 and 2 by pad zeros "
-        "on each side, (B, H + 2 * pad, W + 2 * pad, C), and crop rows offsets[i, 0] + "
-        "arange(H), columns offsets[i, 1] + arange(W): with offsets in 0 .. 2 * pad the "
-        "last index is offset + H - 1 (offset + W - 1), no + 1",
+        "crop_bounds": "your crop reaches a row or column too far (or past the padded "
+        "image): pad axes 1 and 2 by pad zeros on each side, (B, H + 2 * pad, W + 2 * pad, "
+        "C), then take rows offsets[i, 0] + arange(H) and columns offsets[i, 1] + "
+        "arange(W): offsets run over 0 .. 2 * pad, so the last row is offsets[i, 0] + H - 1 "
+        "(no + 1), and rows use H, columns W",
         "step_smoothing_twice": "smooth once: F.cross_entropy's label_smoothing= already "
         "smooths, so give it the integer labels, not targets you smoothed yourself (or "
         "give your smoothed targets to a loss that does not smooth)",

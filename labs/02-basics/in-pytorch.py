@@ -23,7 +23,8 @@
 # The checks call your function on small inputs of two different shapes and compare with
 # PyTorch's own answer (autograd, `nn.LSTMCell`, `F.scaled_dot_product_attention`); they never
 # look at your code. All inputs are `torch.float32` (the mask is `torch.bool`), and so must be
-# your results. The solved lab is `solutions/02-basics/in-pytorch.ipynb`.
+# your results. The solved lab is
+# [`solutions/02-basics/in-pytorch.ipynb`](../../solutions/02-basics/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -21,7 +21,8 @@
 #
 # The checks of exercises 3 and 4 start two processes (forked from this notebook, joined by
 # gloo on 127.0.0.1) that run your function, and compare with one process; they never look
-# at your code. The solved lab is `solutions/09-performance-distributed/in-pytorch.ipynb`.
+# at your code. The solved lab is
+# [`solutions/09-performance-distributed/in-pytorch.ipynb`](../../solutions/09-performance-distributed/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -23,7 +23,7 @@
 # The checks call your functions on several inputs and compare with answers computed
 # independently (`tests/labs/test_lab10.py` proves the quantization answers equal
 # `torch.quantize_per_channel`); they never look at your code. The solved lab is
-# `solutions/10-compression-deployment/in-pytorch.ipynb`.
+# [`solutions/10-compression-deployment/in-pytorch.ipynb`](../../solutions/10-compression-deployment/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -24,7 +24,7 @@
 # answer computed independently (`jax.vjp`, `jax.nn.dot_product_attention`, a NumPy LSTM
 # cell); they never look at your code. All inputs are `jnp.float32` arrays (the mask is
 # `jnp.bool_`), and so must be your results. The solved lab is
-# `solutions/02-basics/in-jax.ipynb`.
+# [`solutions/02-basics/in-jax.ipynb`](../../solutions/02-basics/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

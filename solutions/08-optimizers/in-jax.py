@@ -24,7 +24,8 @@
 # The checks build your transformation, run it for several steps on two cases and compare
 # with answers computed independently (`tests/labs/test_lab08.py` proves those answers equal
 # `optax.adam`, `optax.adamw` and `optax.warmup_cosine_decay_schedule`); they never look at
-# your code. The solved lab is `solutions/08-optimizers/in-jax.ipynb`.
+# your code. The solved lab is
+# [`solutions/08-optimizers/in-jax.ipynb`](../../solutions/08-optimizers/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -23,7 +23,8 @@
 # The checks call your functions for several steps on two cases and compare with answers
 # computed independently (`tests/labs/test_lab08.py` proves those answers equal
 # `torch.optim.Adam`, `torch.optim.AdamW` and `torch.optim.lr_scheduler`); they never look at
-# your code. The solved lab is `solutions/08-optimizers/in-pytorch.ipynb`.
+# your code. The solved lab is
+# [`solutions/08-optimizers/in-pytorch.ipynb`](../../solutions/08-optimizers/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

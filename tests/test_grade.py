@@ -163,12 +163,31 @@ def graded(tmp_path_factory):
     nb.cells += [_redefine_all("jax"), _code("H = 256")]
     _write(subs, "jax.ipynb", nb)
 
+    # Metadata dropped by an editor: the lab is read from the cells.
     nb = _read("solutions", "pytorch")
     del nb.metadata["course"]["framework"]
     _write(subs, "no-framework.ipynb", nb)
     nb = _read("solutions", "pytorch")
     del nb.metadata["course"]
-    _write(subs, "no-course.ipynb", nb)
+    _write(subs / "carol", "no-course.ipynb", nb)
+    # No metadata and no lab in the cells: not graded.
+    _write(subs, "not-a-lab.ipynb", nbformat.v4.new_notebook(cells=[_code("x = 1")]))
+    (subs / "dave.py").write_text("def f(x):\n    return x\n")
+    (subs / "erin.ipynb").write_text('{\n "cells": [\n  {')  # cut short
+
+    # Every check rebound to print a pass: the real checks still run, and a note says so.
+    nb = _read("labs", "pytorch")
+    fakes = [
+        f"H.{c.split('.')[1]}.{_column(c)} = lambda f: print('✅ {_column(c)}: passed')"
+        for c in calls
+    ]
+    nb.cells.insert(_definition(nb, calls[0]), _code("\n".join(fakes)))
+    _write(subs, "tampered.ipynb", nb)
+
+    # A student's import fails: the note names the cell, not only the checks' NameErrors.
+    nb = _read("labs", "pytorch")
+    nb.cells.insert(_definition(nb, calls[0]), _code("import torchvisionx"))
+    _write(subs, "bad-import.ipynb", nb)
 
     summary = subs.parent / "summary.md"
     rows, run, _ = _grade(subs, "--summary", str(summary))
@@ -202,35 +221,66 @@ def test_jax_lab_is_graded_where_it_stands(graded):
     assert rows["jax.ipynb"]["score"] == _full("jax")
 
 
-def test_missing_metadata_is_explained(graded):
+def test_missing_metadata_is_read_from_the_cells_or_explained(graded):
     rows, run, _ = graded
     for name, missing in [
-        ("no-framework.ipynb", "course.framework"),
-        ("no-course.ipynb", "no course entry"),
+        ("no-framework.ipynb", "no course.framework"),
+        ("carol/no-course.ipynb", "no course entry"),
     ]:
-        notes = rows[name]["notes"]
-        assert notes.startswith("not graded: not a course lab notebook"), notes
-        assert missing in notes and "File > Download" in notes
-        assert rows[name]["score"] == "0"
-        assert f"{name}: not graded: not a course lab notebook" in run.stdout
-    assert "('framework')" not in run.stdout
+        row = rows[name]
+        assert row["score"] == _full("pytorch") and row["framework"] == "pytorch", row
+        assert (
+            f"its metadata has {missing}: lab {LAB} (pytorch) read from" in row["notes"]
+        )
+    row = rows["not-a-lab.ipynb"]
+    assert row["score"] == "" and row["lab"] == "", row
+    assert row["notes"].startswith("not graded: not a course lab notebook"), row
+    assert (
+        "cells name no single lab" in row["notes"] and "File > Download" in row["notes"]
+    )
+    assert "not-a-lab.ipynb: not graded: not a course lab notebook" in run.stdout
+    assert (
+        rows["dave.py"]["notes"]
+        == "not graded: not a notebook (.py file): submit the .ipynb"
+    )
+    assert rows["erin.ipynb"]["notes"] == (
+        "not graded: not a readable notebook (the file is not JSON: empty, cut short, or "
+        "not a notebook)"
+    )
+
+
+def test_a_rebound_check_cannot_fake_a_pass(graded):
+    rows, _, _ = graded
+    row = rows["tampered.ipynb"]
+    assert row["score"] == f"0/{len(CALLS['pytorch'])}", row
+    assert "changes the course's checks or helpers" in row["notes"], row
+    assert "changes the course's checks" not in rows["trailing-h.ipynb"]["notes"]
+
+
+def test_the_first_error_of_the_students_code_is_noted(graded):
+    rows, _, _ = graded
+    notes = rows["bad-import.ipynb"]["notes"]
+    assert "the cell `import torchvisionx` raised ModuleNotFoundError" in notes, notes
+    assert rows["trailing-h.ipynb"]["notes"] == ""  # a solved lab raises nowhere
 
 
 def test_csv_has_one_column_per_check_and_one_row_per_submission(graded):
     rows, _, _ = graded
-    assert len(rows) == 7
+    assert len(rows) == 12
     columns = list(next(iter(rows.values())))
     checks = [_column(c) for c in CALLS["pytorch"]]
-    assert columns == ["submission", "score", *checks, "notes"]
+    assert columns == ["submission", "lab", "framework", "score", *checks, "notes"]
+    assert rows["jax.ipynb"]["lab"] == LAB and rows["jax.ipynb"]["framework"] == "jax"
 
 
 def test_summary_counts_passes_per_exercise(graded):
     _, _, summary = graded
-    assert "5 graded, 2 not graded" in summary
-    # Graded lab-1 submissions: four pytorch ones solved, one unsolved, one jax solved.
+    assert "9 graded, 3 not graded" in summary
+    # Graded lab-1 submissions: six pytorch ones solved, three not (unsolved, tampered, bad
+    # import), one jax solved.
     for call in CALLS["pytorch"]:
-        assert f"| {_column(call)} | 4/5 | 1 | 0 | 0 |" in summary, summary
-    assert "`no-course.ipynb`: not a course lab notebook" in summary
+        assert f"| {_column(call)} | 6/9 |" in summary, summary
+    assert "`not-a-lab.ipynb`: not a course lab notebook" in summary
 
 
 @pytest.fixture(scope="module")
@@ -319,7 +369,9 @@ def test_check_cell_deleted_goes_right_after_the_definition():
     cells = [_code("def f(x):\n    return x"), _code("def g(x):\n    return x")]
     out, graded = _place_checks(cells, calls, "helpers.jax")
     assert graded == {1: calls[0], 3: calls[1]}
-    assert out[1].source.startswith("import helpers.jax as ")
+    # a fresh copy of the lab's jax adapter, under a private name
+    assert "find_spec('helpers.labs.lab09.jax')" in out[1].source
+    assert out[1].source.endswith("_grader_lab.check_f(f)")
 
 
 def test_grader_needs_submissions(tmp_path):
@@ -340,3 +392,19 @@ def test_help_describes_the_options():
     assert run.returncode == 0
     for option in ("--out", "--summary", "--timeout", "--course", "where it stands"):
         assert option in run.stdout
+
+
+def test_a_wrong_path_is_refused_before_any_grading(tmp_path):
+    def grade(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "helpers.grade", *map(str, args)],
+            capture_output=True,
+            text=True,
+        )
+
+    run = grade(tmp_path / "nope")
+    assert run.returncode == 2 and "nope does not exist" in run.stderr
+    nbformat.write(_read("labs", "pytorch"), tmp_path / "a.ipynb")
+    run = grade(tmp_path, "--out", tmp_path / "missing" / "g.csv")
+    assert run.returncode == 2 and "the folder of" in run.stderr, run.stderr
+    assert not run.stdout  # refused before grading

@@ -1,11 +1,15 @@
 """Grade a folder of lab submissions with the labs' own self-checks, each exercise where it stands.
 
-    python -m helpers.grade submissions/                    # prints a table, writes grades.csv
+    python -m helpers.grade submissions/                    # prints a line each, writes grades.csv
     python -m helpers.grade submissions/ --out marks.csv --summary summary.md --timeout 120
 
-Each ``*.ipynb`` under the folder is one submission. Its metadata (``course``: kind, chapter,
-framework, which the course's notebooks carry) says which lab it is; the lab's self-checks are
-read from the solution source (``solutions/NN-slug/in-<framework>.py``). The notebook then runs
+Each ``*.ipynb`` under the folder (subfolders included: one per student works well) is one
+submission, one CSV row per file: a student's two files are two rows. Other files are listed as
+not graded; hidden files and ``.ipynb_checkpoints`` are left out. A notebook's metadata
+(``course``: kind, chapter, framework, which the course's notebooks carry) says which lab it
+is; if an editor dropped it, the lab its check calls and ``from helpers import ... as H`` name
+is graded, with a note. The lab's self-checks are read from the solution source
+(``solutions/NN-slug/in-<framework>.py``). The notebook then runs
 from top to bottom in a fresh kernel, errors allowed, with the canonical checks in place of the
 student's check cells, so each exercise is judged where it stands and later cells (a ``H = 256``,
 a "Going further" cell that redefines ``accuracy``) cannot change its result.
@@ -23,8 +27,10 @@ check back where the exercise stands:
   student's own code), right after the first cell defining the function, or at the end of the
   notebook if no cell does.
 
-The inserted checks reach the helpers under a private name, so a student's ``H = ...`` does not
-break them.
+Each inserted check runs from a fresh copy of the lab's checks, loaded under a private name:
+a student's ``H = ...`` does not break it, and a rebound ``H.lab01.check_x`` does not replace
+it. A student cell that rebinds or imports the course's checks or helpers gets a note to review
+the submission by hand: the grader runs in the student's kernel and is no sandbox.
 
 A check is ``pass``, ``fail`` (its ``CheckFailed``), ``timed out``, or ``error`` (anything else,
 e.g. a function the notebook never defined). Each cell may run ``--timeout`` seconds; then the
@@ -32,9 +38,17 @@ kernel is interrupted and the run goes on with the next cell, so an endless loop
 exercise, not the submission. A cell that ignores the interrupt for 10 more seconds gets its
 kernel stopped; the checks after it are then reported as not run.
 
-Writes one CSV row per submission (submission, score, one column per check, notes: cells of the
-student's that timed out, a kernel that died) and, with ``--summary``, a Markdown table of how
-many submissions passed each exercise.
+Prints a line per submission (its score, a mark per check: ✅ pass, ❌ fail, ⚠ error, ⏱ timed
+out, and the checks not passed), then writes one CSV row per submission: submission, lab,
+framework, score, one column per check (``pass``, or the status and the check's message and
+hint; prefixed with the lab number when the folder holds several labs), notes (the first
+student cell that raised, cells that timed out, a kernel that died, missing metadata, a cell
+that changes the checks). A submission that could not be graded has an empty score and says
+why. With ``--summary``, a Markdown table of how many submissions passed each exercise. A lab
+5 notebook takes about 10 s at the default ``BOOK_SCALE=smoke`` (set when unset).
+
+Exit status: 0 when the files are written (not-graded rows included), 2 when there is nothing
+to grade or a path is wrong (nothing written).
 
 This runs the students' code with your permissions: run it in a container or a throw-away
 account.

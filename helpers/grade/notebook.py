@@ -18,6 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers.grade.submission import (
+    ALIAS,
+    first_error,
+    first_line,
+    lab_from_cells,
+    tampering,
+)
 from helpers.notebooks import FRAMEWORKS, ROOT, notebook_name
 
 __all__ = ["CheckResult", "Grade", "NotGradable", "check_calls", "grade_notebook"]
@@ -25,13 +32,11 @@ __all__ = ["CheckResult", "Grade", "NotGradable", "check_calls", "grade_notebook
 _CHECK_CALL = re.compile(r"^H\.lab\d\d\.check_\w+\(\w+\)$")
 # The helpers package a lab's `H` names, per framework (`from helpers import torch as H`).
 _PACKAGE = {"pytorch": "helpers.torch", "jax": "helpers.jax"}
-# The private name the inserted checks use instead of the student's `H`.
-_ALIAS = "_grader_helpers"
 # Seconds a cell gets after the interrupt before its kernel is stopped.
 _GRACE_S = 10.0
 # Best first: with several check cells for one exercise, the best result counts.
 _RANK = {"pass": 0, "fail": 1, "timed out": 2, "error": 3}
-_MARK = {"pass": "✅", "fail": "❌", "timed out": "⏱", "error": "❌"}
+_MARK = {"pass": "✅", "fail": "❌", "timed out": "⏱", "error": "⚠"}
 _HOW_TO_FIX = (
     "grade the notebook downloaded from the course (File > Download), or add to its "
     'metadata "course": {"kind": "labs", "chapter": "<NN-slug, e.g. 01-introduction>", '
@@ -84,18 +89,24 @@ def check_calls(chapter: str, framework: str, root: Path = ROOT) -> list[str]:
     return [line for line in code if _CHECK_CALL.match(line)]
 
 
-def _lab_of(nb) -> tuple[str, str]:
-    """(chapter, framework) from the notebook metadata; ``NotGradable`` with advice if absent."""
+def _lab_of(nb, root: Path = ROOT) -> tuple[str, str, str]:
+    """(chapter, framework, note) from the notebook metadata, else from its cells (a notebook
+    saved by an editor that dropped the metadata; the note says so); ``NotGradable`` with
+    advice if neither names a lab."""
     course = nb.metadata.get("course")
-    if not isinstance(course, dict):
-        raise NotGradable(
-            f"not a course lab notebook: its metadata has no course entry; {_HOW_TO_FIX}"
-        )
-    missing = [k for k in ("kind", "chapter", "framework") if not course.get(k)]
+    missing = ["course"] if not isinstance(course, dict) else [
+        f"course.{k}" for k in ("kind", "chapter", "framework") if not course.get(k)
+    ]  # fmt: skip
     if missing:
-        keys = ", ".join(f"course.{k}" for k in missing)
+        what = (
+            "no course entry" if missing == ["course"] else f"no {', '.join(missing)}"
+        )
+        if found := lab_from_cells(nb, root):
+            note = f"its metadata has {what}: lab {found[0]} ({found[1]}) read from its cells"
+            return (*found, note)
         raise NotGradable(
-            f"not a course lab notebook: its metadata has no {keys}; {_HOW_TO_FIX}"
+            f"not a course lab notebook: its metadata has {what} and its cells name no "
+            f"single lab; {_HOW_TO_FIX}"
         )
     if course["kind"] not in ("labs", "solutions"):
         raise NotGradable(
@@ -107,7 +118,7 @@ def _lab_of(nb) -> tuple[str, str]:
             f"course.framework is {course['framework']!r}, expected one of "
             f"{', '.join(FRAMEWORKS)}"
         )
-    return course["chapter"], course["framework"]
+    return course["chapter"], course["framework"], ""
 
 
 def _check_cell(source: str, calls: Sequence[str]) -> list[str] | None:
@@ -118,11 +129,6 @@ def _check_cell(source: str, calls: Sequence[str]) -> list[str] | None:
         return None
     found = [ast.unparse(statement) for statement in body]
     return found if found and all(call in calls for call in found) else None
-
-
-def _first_line(source: str) -> str:
-    line = next((s.strip() for s in source.splitlines() if s.strip()), "")
-    return f"`{line[:40]}{'…' if len(line) > 40 else ''}`"
 
 
 def _place_checks(cells: list, calls: Sequence[str], package: str):
@@ -152,8 +158,19 @@ def _place_checks(cells: list, calls: Sequence[str], package: str):
     out: list = []
     graded: dict[int, str] = {}
 
+    half = package.rsplit(".", 1)[-1]  # "torch" or "jax"
+
     def add(call: str) -> None:
-        source = f"import {package} as {_ALIAS}\n{call.replace('H.', f'{_ALIAS}.', 1)}"
+        # A fresh copy of the lab's adapter, outside sys.modules: a student's rebinding of
+        # H.labNN.check_x (or of the module) does not reach the check that runs here.
+        lab = call.split(".")[1]  # "lab05"
+        source = (
+            f"import importlib.util as {ALIAS}_util\n"
+            f"{ALIAS}_spec = {ALIAS}_util.find_spec('helpers.labs.{lab}.{half}')\n"
+            f"{ALIAS} = {ALIAS}_util.module_from_spec({ALIAS}_spec)\n"
+            f"{ALIAS}_spec.loader.exec_module({ALIAS})\n"
+            f"{call.replace(f'H.{lab}.', f'{ALIAS}.', 1)}"
+        )
         graded[len(out)] = call
         out.append(nbformat.v4.new_code_cell(source))
 
@@ -255,11 +272,16 @@ def grade_notebook(path: Path, *, timeout: float = 60, root: Path = ROOT) -> Gra
             warnings.simplefilter("ignore")
             nb = nbformat.read(path, as_version=4, capture_validation_error={})
     except Exception as e:
-        raise NotGradable(
-            f"not a readable notebook ({type(e).__name__}: {e})"
-        ) from None
-    chapter, framework = _lab_of(nb)
+        # nbformat's JSON error quotes the file's start: name the problem instead
+        why = (
+            "the file is not JSON: empty, cut short, or not a notebook"
+            if type(e).__name__ == "NotJSONError"
+            else f"{type(e).__name__}: {' '.join(str(e).split())[:120]}"
+        )
+        raise NotGradable(f"not a readable notebook ({why})") from None
+    chapter, framework, lab_note = _lab_of(nb, root)
     calls = check_calls(chapter, framework, root=root)
+    tampered = [c for c in nb.cells if c.cell_type == "code" and tampering(c.source)]
     nb.cells, graded = _place_checks(nb.cells, calls, _PACKAGE[framework])
     env = {**os.environ, "BOOK_SCALE": os.environ.get("BOOK_SCALE", "smoke")}
     died = None
@@ -284,9 +306,15 @@ def grade_notebook(path: Path, *, timeout: float = 60, root: Path = ROOT) -> Gra
         # An inserted check reads as its name; a student's cell as its first line.
         if i in graded:
             return CheckResult(graded[i], "").name
-        return f"the cell {_first_line(nb.cells[i].source)}"
+        return f"the cell {first_line(nb.cells[i].source)}"
 
-    notes = []
+    notes = [lab_note] if lab_note else []
+    if tampered:
+        notes.append(
+            f"the cell {first_line(tampered[0].source)} changes the course's checks or "
+            "helpers: the checks ran from a fresh copy of the lab, but review this "
+            "submission by hand"
+        )
     if died is not None:
         how = "was stopped after ignoring the interrupt" if client.stopped else "died"
         death = f"the kernel {how} in {where(died)}"
@@ -295,6 +323,8 @@ def grade_notebook(path: Path, *, timeout: float = 60, root: Path = ROOT) -> Gra
         f"{where(i)} ran past {timeout:g} s: interrupted"
         for i in sorted(client.timed_out - set(graded))
     ]
+    if error := first_error(nb.cells, graded, client.timed_out):
+        notes.append(error)
     best: dict[str, CheckResult] = {}
     for i, call in graded.items():
         if i in client.timed_out:

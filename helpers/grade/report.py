@@ -50,13 +50,32 @@ def summary(folder: Path, grades: dict[str, Grade], skipped: dict[str, str]) -> 
     return "\n".join(lines) + "\n"
 
 
+def _submissions(target: Path) -> tuple[list[Path], list[str]]:
+    """The notebooks to grade (``target`` itself if it is one; ``.ipynb_checkpoints`` and
+    hidden files left out), and the other files under ``target``, by relative name."""
+    if target.is_file():
+        return ([target], []) if target.suffix == ".ipynb" else ([], [target.name])
+    notebooks, others = [], []
+    for path in sorted(target.rglob("*")):
+        parts = path.relative_to(target).parts
+        if not path.is_file() or any(p.startswith(".") for p in parts):
+            continue
+        if path.suffix == ".ipynb":
+            notebooks.append(path)
+        else:
+            others.append(str(path.relative_to(target)))
+    return notebooks, others
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.grade",
         description=sys.modules["helpers.grade"].__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("folder", type=Path, help="folder of submitted .ipynb files")
+    parser.add_argument(
+        "folder", type=Path, help="folder of submitted .ipynb files (or one notebook)"
+    )
     parser.add_argument(
         "--out", type=Path, default=Path("grades.csv"), help="CSV to write"
     )
@@ -73,38 +92,70 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--course", type=Path, default=ROOT, help="the course checkout")
     args = parser.parse_args(argv)
-    found = args.folder.rglob("*.ipynb")
-    submissions = sorted(p for p in found if ".ipynb_checkpoints" not in p.parts)
+    if not args.folder.exists():
+        print(f"error: {args.folder} does not exist", file=sys.stderr)
+        return 2
+    for target in (args.out, args.summary):
+        if target is not None and not target.resolve().parent.is_dir():
+            print(f"error: the folder of {target} does not exist", file=sys.stderr)
+            return 2
+    submissions, others = _submissions(args.folder)
     if not submissions:
         print(f"error: no .ipynb files under {args.folder}", file=sys.stderr)
         return 2
     rows, grades, skipped = [], {}, {}
     for path in submissions:
-        name = str(path.relative_to(args.folder))
+        name = path.name if path == args.folder else str(path.relative_to(args.folder))
         try:
             grade = grade_notebook(path, timeout=args.timeout, root=args.course)
         except Exception as e:  # one bad submission must not stop the others
             why = str(e) if isinstance(e, NotGradable) else f"{type(e).__name__}: {e}"
-            rows.append(
-                {"submission": name, "score": "0", "notes": f"not graded: {why}"}
-            )
             skipped[name] = why
             print(f"{name}: not graded: {why}")
             continue
         grades[name] = grade
         score = f"{grade.passed}/{len(grade.results)}"
-        row = {"submission": name, "score": score, "notes": "; ".join(grade.notes)}
-        for r in grade.results:
-            row[r.name] = r.status if r.status == "pass" else f"{r.status}: {r.message}"
-        rows.append(row)
         marks = " ".join(_MARK[r.status] for r in grade.results)
-        print(f"{name}: {score} {marks}")
-    checks = dict.fromkeys(r.name for g in grades.values() for r in g.results)
+        missed = [f"{r.name} ({r.status})" for r in grade.results if r.status != "pass"]
+        print(
+            f"{name}: {score} {marks}"
+            + (f"  not passed: {', '.join(missed)}" * bool(missed))
+        )
+    for name in others:
+        skipped[name] = (
+            f"not a notebook ({Path(name).suffix or 'no'} file): submit the .ipynb"
+        )
+        print(f"{name}: not graded: {skipped[name]}")
+    # One column per check; prefixed with the lab when the folder holds several labs, whose
+    # checks may share a name (check_train_step is in four labs).
+    several = len({g.chapter for g in grades.values()}) > 1
+
+    def column(grade: Grade, check: str) -> str:
+        return f"{grade.chapter[:2]} {check}" if several else check
+
+    for name, grade in grades.items():
+        row = {"submission": name, "lab": grade.chapter, "framework": grade.framework}
+        row |= {
+            "score": f"{grade.passed}/{len(grade.results)}",
+            "notes": "; ".join(grade.notes),
+        }
+        for r in grade.results:
+            row[column(grade, r.name)] = (
+                r.status if r.status == "pass" else f"{r.status}: {r.message}"
+            )
+        rows.append(row)
+    rows += [
+        {"submission": n, "notes": f"not graded: {why}"} for n, why in skipped.items()
+    ]
+    checks = dict.fromkeys(
+        column(g, r.name) for g in grades.values() for r in g.results
+    )
     # Written beside the target and renamed into place: an interrupted run leaves the previous
     # grades file whole, never half a table.
     tmp = args.out.with_name(args.out.name + ".partial")
     with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["submission", "score", *checks, "notes"])
+        fields = ["submission", "lab", "framework", "score", *checks, "notes"]
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(args.out)

@@ -16,7 +16,6 @@ import pytest
 from nbclient import NotebookClient
 
 from helpers.grade import check_calls
-from helpers.grade.notebook import _place_checks
 from helpers.notebooks import FRAMEWORKS, ROOT
 
 LAB = "01-introduction"
@@ -336,75 +335,3 @@ def test_timeouts_are_quick_and_quiet(endless):
     assert seconds < 150
     for text in (run.stdout, run.stderr):
         assert "Traceback" not in text and "ZMQError" not in text, text
-
-
-def test_checks_are_placed_after_each_exercise():
-    """The placement rule on made-up cells, without a kernel."""
-    calls = ["H.lab09.check_f(f)", "H.lab09.check_g(g)", "H.lab09.check_h(h)"]
-    cells = [
-        _code("H.lab09.check_f(f)  # moved above its exercise"),
-        _code("def f(x):\n    return x"),
-        _code("def g(x):\n    return x"),
-        _code("H.lab09.check_g(g)\nH.lab09.check_f(f)"),
-        _code("def f(x):\n    return None  # going further"),
-        _code("H.lab09.check_g(lambda x: x)"),
-    ]
-    out, graded = _place_checks(cells, calls, "helpers.torch")
-    # f: only its check cell after its first definition counts; g: checked in place and
-    # nowhere else; h is defined nowhere: checked at the end.
-    assert [graded.get(i) or c.source.split("\n")[0] for i, c in enumerate(out)] == [
-        "def f(x):",
-        "def g(x):",
-        "H.lab09.check_f(f)",
-        "H.lab09.check_g(g)",
-        "def f(x):",
-        "H.lab09.check_g(lambda x: x)",
-        "H.lab09.check_h(h)",
-    ]
-    assert all("H.lab09" not in out[i].source for i in graded)
-
-
-def test_check_cell_deleted_goes_right_after_the_definition():
-    calls = ["H.lab09.check_f(f)", "H.lab09.check_g(g)"]
-    cells = [_code("def f(x):\n    return x"), _code("def g(x):\n    return x")]
-    out, graded = _place_checks(cells, calls, "helpers.jax")
-    assert graded == {1: calls[0], 3: calls[1]}
-    # a fresh copy of the lab's jax adapter, under a private name
-    assert "find_spec('helpers.labs.lab09.jax')" in out[1].source
-    assert out[1].source.endswith("_grader_lab.check_f(f)")
-
-
-def test_grader_needs_submissions(tmp_path):
-    run = subprocess.run(
-        [sys.executable, "-m", "helpers.grade", str(tmp_path)],
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode == 2 and "no .ipynb files" in run.stderr
-
-
-def test_help_describes_the_options():
-    run = subprocess.run(
-        [sys.executable, "-m", "helpers.grade", "--help"],
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode == 0
-    for option in ("--out", "--summary", "--timeout", "--course", "where it stands"):
-        assert option in run.stdout
-
-
-def test_a_wrong_path_is_refused_before_any_grading(tmp_path):
-    def grade(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "helpers.grade", *map(str, args)],
-            capture_output=True,
-            text=True,
-        )
-
-    run = grade(tmp_path / "nope")
-    assert run.returncode == 2 and "nope does not exist" in run.stderr
-    nbformat.write(_read("labs", "pytorch"), tmp_path / "a.ipynb")
-    run = grade(tmp_path, "--out", tmp_path / "missing" / "g.csv")
-    assert run.returncode == 2 and "the folder of" in run.stderr, run.stderr
-    assert not run.stdout  # refused before grading

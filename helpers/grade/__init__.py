@@ -27,10 +27,12 @@ check back where the exercise stands:
   student's own code), right after the first cell defining the function, or at the end of the
   notebook if no cell does.
 
-Each inserted check runs from a fresh copy of the lab's checks, loaded under a private name:
-a student's ``H = ...`` does not break it, and a rebound ``H.lab01.check_x`` does not replace
-it. A student cell that rebinds or imports the course's checks or helpers gets a note to review
-the submission by hand: the grader runs in the student's kernel and is no sandbox.
+Each inserted check runs from a fresh copy of the lab's adapter, loaded from its file under a
+private name: a student's ``H = ...`` does not break it, and a rebound ``H.lab01.check_x``
+does not replace it. A student cell that reaches into the course's checks or helpers (rebinds,
+deletes or ``setattr``s their attributes, imports ``helpers.labs``, touches ``sys.modules`` or
+``__spec__``) gets a note to review the submission by hand. This is a deterrent, not a
+guarantee: the checks run in the student's kernel, beside the student's code.
 
 A check is ``pass``, ``fail`` (its ``CheckFailed``), ``timed out``, or ``error`` (anything else,
 e.g. a function the notebook never defined). Each cell may run ``--timeout`` seconds; then the
@@ -48,7 +50,9 @@ why. With ``--summary``, a Markdown table of how many submissions passed each ex
 5 notebook takes about 10 s at the default ``BOOK_SCALE=smoke`` (set when unset).
 
 Exit status: 0 when the files are written (not-graded rows included), 2 when there is nothing
-to grade or a path is wrong (nothing written).
+to grade or a path is wrong: no such folder, an output that cannot be written, a ``--course``
+without ``solutions/`` (nothing written). The run's own outputs inside the folder are not
+submissions.
 
 This runs the students' code with your permissions: run it in a container or a throw-away
 account.

@@ -32,6 +32,8 @@ __all__ = ["CheckResult", "Grade", "NotGradable", "check_calls", "grade_notebook
 _CHECK_CALL = re.compile(r"^H\.lab\d\d\.check_\w+\(\w+\)$")
 # The helpers package a lab's `H` names, per framework (`from helpers import torch as H`).
 _PACKAGE = {"pytorch": "helpers.torch", "jax": "helpers.jax"}
+# The labs' adapters the inserted checks load, from this grader's own copy of the course.
+_LABS = Path(__file__).resolve().parent.parent / "labs"
 # Seconds a cell gets after the interrupt before its kernel is stopped.
 _GRACE_S = 10.0
 # Best first: with several check cells for one exercise, the best result counts.
@@ -161,12 +163,17 @@ def _place_checks(cells: list, calls: Sequence[str], package: str):
     half = package.rsplit(".", 1)[-1]  # "torch" or "jax"
 
     def add(call: str) -> None:
-        # A fresh copy of the lab's adapter, outside sys.modules: a student's rebinding of
-        # H.labNN.check_x (or of the module) does not reach the check that runs here.
+        # A fresh copy of the lab's adapter, loaded from its file by a new loader, outside
+        # sys.modules: a student's rebinding of H.labNN.check_x, or of the module's spec,
+        # does not reach the check that runs here (the modules it imports are shared:
+        # tampering() flags code that changes them).
         lab = call.split(".")[1]  # "lab05"
+        adapter = str(_LABS / lab / f"{half}.py")
         source = (
             f"import importlib.util as {ALIAS}_util\n"
-            f"{ALIAS}_spec = {ALIAS}_util.find_spec('helpers.labs.{lab}.{half}')\n"
+            f"{ALIAS}_spec = {ALIAS}_util.spec_from_file_location(\n"
+            f"    'helpers.labs.{lab}.{half}', {adapter!r}\n"
+            ")\n"
             f"{ALIAS} = {ALIAS}_util.module_from_spec({ALIAS}_spec)\n"
             f"{ALIAS}_spec.loader.exec_module({ALIAS})\n"
             f"{call.replace(f'H.{lab}.', f'{ALIAS}.', 1)}"

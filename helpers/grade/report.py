@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from pathlib import Path
 
@@ -95,11 +96,23 @@ def main(argv: list[str] | None = None) -> int:
     if not args.folder.exists():
         print(f"error: {args.folder} does not exist", file=sys.stderr)
         return 2
-    for target in (args.out, args.summary):
-        if target is not None and not target.resolve().parent.is_dir():
-            print(f"error: the folder of {target} does not exist", file=sys.stderr)
+    if not (args.course / "solutions").is_dir():
+        print(
+            f"error: {args.course} is not the course (no solutions/)", file=sys.stderr
+        )
+        return 2
+    outputs = [t for t in (args.out, args.summary) if t is not None]
+    for target in outputs:
+        folder = target.resolve().parent
+        if target.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
+            print(f"error: cannot write {target} (a folder, or no writable folder)",
+                  file=sys.stderr)  # fmt: skip
             return 2
     submissions, others = _submissions(args.folder)
+    # this run's own outputs (grades.csv inside the folder) are not submissions
+    ours = {p.resolve() for t in outputs for p in (t, t.with_name(t.name + ".partial"))}
+    submissions = [p for p in submissions if p.resolve() not in ours]
+    others = [n for n in others if (args.folder / n).resolve() not in ours]
     if not submissions:
         print(f"error: no .ipynb files under {args.folder}", file=sys.stderr)
         return 2
@@ -147,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     rows += [
         {"submission": n, "notes": f"not graded: {why}"} for n, why in skipped.items()
     ]
-    checks = dict.fromkeys(
-        column(g, r.name) for g in grades.values() for r in g.results
-    )
+    rows.sort(key=lambda row: row["submission"])  # a student's files side by side
+    by_lab = sorted(grades.values(), key=lambda g: g.chapter)  # columns in lab order
+    checks = dict.fromkeys(column(g, r.name) for g in by_lab for r in g.results)
     # Written beside the target and renamed into place: an interrupted run leaves the previous
     # grades file whole, never half a table.
     tmp = args.out.with_name(args.out.name + ".partial")

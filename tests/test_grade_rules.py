@@ -5,10 +5,12 @@ counts as tampering, which lab a notebook without metadata is; and the command l
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
 
+import helpers.labs
 from helpers.grade.notebook import _place_checks
 from helpers.grade.submission import first_error, lab_from_cells, tampering
 from helpers.notebooks import ROOT
@@ -57,7 +59,20 @@ def _full() -> str:
     ],
 )
 def test_tampering_flags_code_that_reaches_into_the_checks(source, flagged):
-    assert tampering(source) is flagged
+    assert tampering([source]) == (0 if flagged else None)
+
+
+def test_tampering_follows_aliases_across_cells_and_sees_through_magics():
+    assert tampering(["m = H.lab01.lab01", "x = 1", "m.check_preprocess = print"]) == 2
+    assert tampering(["import helpers.torch as T", "T.lab01.check_x = print"]) == 1
+    assert tampering(["x = !ls\nH.lab01.check_x = print"]) == 0  # IPython syntax parsed
+    assert tampering(["get_ipython().set_custom_exc((Exception,), handler)"]) == 0
+    assert (
+        tampering(["import importlib.util\nimportlib.util.module_from_spec = f"]) == 0
+    )
+    # reading internals, reading sys.modules, a course name inside an index: ordinary code
+    assert tampering(["self.__dict__.update(kw)", "keys = sys.modules.keys()"]) is None
+    assert tampering(["counts[H.data.CLASSES[y]] += 1"]) is None
 
 
 def test_no_course_notebook_is_flagged_and_every_lab_is_found_from_its_cells():
@@ -67,9 +82,7 @@ def test_no_course_notebook_is_flagged_and_every_lab_is_found_from_its_cells():
         if path.parts[-3] not in ("chapters", "labs", "solutions"):
             continue
         nb = jupytext.read(path)
-        assert not [
-            c for c in nb.cells if c.cell_type == "code" and tampering(c.source)
-        ]
+        assert tampering([c.source for c in nb.cells if c.cell_type == "code"]) is None
         if path.parts[-3] != "chapters":
             assert lab_from_cells(nb, ROOT) == (path.parent.name, path.stem[3:]), path
 
@@ -82,9 +95,11 @@ def test_lab_from_cells_reads_statements_not_comments():
             _code("H.lab01.check_preprocess(preprocess)"),
         ]
     )
-    assert lab_from_cells(nb, ROOT) == (LAB, "pytorch")
-    nb.cells.append(_code("H.lab05.check_crop_flip(crop_flip)"))  # two labs: no answer
-    assert lab_from_cells(nb, ROOT) is None
+    nb.cells.append(nbformat.v4.new_markdown_cell("`from helpers import jax as H` too"))
+    assert lab_from_cells(nb, ROOT) == (LAB, "pytorch")  # markdown does not count
+    call = "try:\n    H.lab05.check_crop_flip(crop_flip)\nexcept Exception:\n    pass"
+    nb.cells.append(_code(call))
+    assert lab_from_cells(nb, ROOT) is None  # two labs (a call inside try counts): none
 
 
 def test_first_error_names_the_first_raising_cell_of_the_students():
@@ -136,11 +151,9 @@ def test_check_cell_deleted_goes_right_after_the_definition():
     out, graded = _place_checks(cells, calls, "helpers.jax")
     assert graded == {1: calls[0], 3: calls[1]}
     # a fresh copy of the lab's jax adapter, under a private name
-    assert (
-        "'helpers.labs.lab09.jax', '/" in out[1].source
-        and "lab09/jax.py'" in out[1].source
-    )
-    assert out[1].source.endswith("_grader_lab.check_f(f)")
+    adapter = str(Path(helpers.labs.__file__).parent / "lab09" / "jax.py")
+    assert f"'helpers.labs.lab09.jax', {adapter!r}" in out[1].source
+    assert out[1].source.endswith("_grader_lab.check_f(f)\nprint('passed')")
 
 
 def test_grader_needs_submissions(tmp_path):
@@ -174,10 +187,13 @@ def test_a_wrong_path_is_refused_before_any_grading(tmp_path):
     run = grade(tmp_path / "nope")
     assert run.returncode == 2 and "nope does not exist" in run.stderr
     nbformat.write(_read("labs", "pytorch"), tmp_path / "a.ipynb")
-    for out in (tmp_path / "missing" / "g.csv", tmp_path):  # no folder; a folder
+    # no folder; a folder; a notebook (a submission: never overwritten)
+    for out in (tmp_path / "missing" / "g.csv", tmp_path, tmp_path / "a.ipynb"):
         run = grade(tmp_path, "--out", out)
         assert run.returncode == 2 and "cannot write" in run.stderr, run.stderr
         assert not run.stdout  # refused before grading
+    run = grade(tmp_path, "--out", tmp_path / "g.csv", "--summary", tmp_path / "g.csv")
+    assert run.returncode == 2 and "the same file" in run.stderr
     run = grade(tmp_path, "--course", tmp_path)
     assert run.returncode == 2 and "is not the course" in run.stderr
 

@@ -29,10 +29,12 @@ check back where the exercise stands:
 
 Each inserted check runs from a fresh copy of the lab's adapter, loaded from its file under a
 private name: a student's ``H = ...`` does not break it, and a rebound ``H.lab01.check_x``
-does not replace it. A student cell that reaches into the course's checks or helpers (rebinds,
-deletes or ``setattr``s their attributes, imports ``helpers.labs``, touches ``sys.modules`` or
-``__spec__``) gets a note to review the submission by hand. This is a deterrent, not a
-guarantee: the checks run in the student's kernel, beside the student's code.
+does not replace it, and a check passes only if it returns (its cell then prints a line made at
+random for this run). A student cell that reaches into the course's checks or helpers (rebinds,
+deletes or ``setattr``s their attributes, through aliases too; writes to ``sys.modules`` or a
+module's internals; imports ``helpers.labs``; installs an IPython exception handler) gets a
+note to review the submission by hand. This is a deterrent, not a guarantee: the checks run in
+the student's kernel, beside the student's code.
 
 A check is ``pass``, ``fail`` (its ``CheckFailed``), ``timed out``, or ``error`` (anything else,
 e.g. a function the notebook never defined). Each cell may run ``--timeout`` seconds; then the

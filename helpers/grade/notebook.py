@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import re
+import secrets
 import signal
 import tempfile
 import warnings
@@ -133,7 +134,9 @@ def _check_cell(source: str, calls: Sequence[str]) -> list[str] | None:
     return found if found and all(call in calls for call in found) else None
 
 
-def _place_checks(cells: list, calls: Sequence[str], package: str):
+def _place_checks(
+    cells: list, calls: Sequence[str], package: str, token: str = "passed"
+):
     """The cells to run, and which of them are graded: {index: call}. See the module doc."""
     import nbformat
 
@@ -176,7 +179,9 @@ def _place_checks(cells: list, calls: Sequence[str], package: str):
             ")\n"
             f"{ALIAS} = {ALIAS}_util.module_from_spec({ALIAS}_spec)\n"
             f"{ALIAS}_spec.loader.exec_module({ALIAS})\n"
-            f"{call.replace(f'H.{lab}.', f'{ALIAS}.', 1)}"
+            f"{call.replace(f'H.{lab}.', f'{ALIAS}.', 1)}\n"
+            # printed only if the check returned: a pass the student's code cannot forge
+            f"print({token!r})"
         )
         graded[len(out)] = call
         out.append(nbformat.v4.new_code_cell(source))
@@ -194,7 +199,7 @@ def _place_checks(cells: list, calls: Sequence[str], package: str):
     return out, graded
 
 
-def _result(call: str, cell) -> CheckResult:
+def _result(call: str, cell, token: str) -> CheckResult:
     errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     if errors:
         e = errors[0]
@@ -206,7 +211,7 @@ def _result(call: str, cell) -> CheckResult:
         )
         return CheckResult(call, status, " ".join(text.split()))
     printed = "".join(o.get("text", "") for o in cell.get("outputs", []) if "text" in o)
-    if re.search(r"^✅ \w+: passed", printed, re.M):
+    if token in printed.splitlines():
         return CheckResult(call, "pass")
     return CheckResult(call, "error", "the check printed no result")
 
@@ -288,8 +293,11 @@ def grade_notebook(path: Path, *, timeout: float = 60, root: Path = ROOT) -> Gra
         raise NotGradable(f"not a readable notebook ({why})") from None
     chapter, framework, lab_note = _lab_of(nb, root)
     calls = check_calls(chapter, framework, root=root)
-    tampered = [c for c in nb.cells if c.cell_type == "code" and tampering(c.source)]
-    nb.cells, graded = _place_checks(nb.cells, calls, _PACKAGE[framework])
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tampered = tampering([c.source for c in code])
+    # A fresh random line per run, printed by each check cell after its check returns.
+    token = f"grader pass {secrets.token_hex(8)}"
+    nb.cells, graded = _place_checks(nb.cells, calls, _PACKAGE[framework], token)
     env = {**os.environ, "BOOK_SCALE": os.environ.get("BOOK_SCALE", "smoke")}
     died = None
     # The student's code writes its files, if any, in a throw-away folder.
@@ -316,9 +324,9 @@ def grade_notebook(path: Path, *, timeout: float = 60, root: Path = ROOT) -> Gra
         return f"the cell {first_line(nb.cells[i].source)}"
 
     notes = [lab_note] if lab_note else []
-    if tampered:
+    if tampered is not None:
         notes.append(
-            f"the cell {first_line(tampered[0].source)} changes the course's checks or "
+            f"the cell {first_line(code[tampered].source)} changes the course's checks or "
             "helpers: the checks ran from a fresh copy of the lab, but review this "
             "submission by hand"
         )
@@ -342,7 +350,7 @@ def grade_notebook(path: Path, *, timeout: float = 60, root: Path = ROOT) -> Gra
         elif died is not None and i > died:
             result = CheckResult(call, "error", f"not run: {death}")
         else:
-            result = _result(call, nb.cells[i])
+            result = _result(call, nb.cells[i], token)
         if call not in best or _RANK[result.status] < _RANK[best[call].status]:
             best[call] = result
     return Grade(chapter, framework, tuple(best[c] for c in calls), tuple(notes))

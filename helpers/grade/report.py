@@ -91,7 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         default=60,
         help="seconds each cell may run before it is interrupted (default: 60)",
     )
-    parser.add_argument("--course", type=Path, default=ROOT, help="the course checkout")
+    parser.add_argument(
+        "--course",
+        type=Path,
+        default=ROOT,
+        help="the checkout whose solutions list each lab's checks (default: this one); "
+        "the checks run from the helpers the kernel imports",
+    )
     args = parser.parse_args(argv)
     if not args.folder.exists():
         print(f"error: {args.folder} does not exist", file=sys.stderr)
@@ -103,11 +109,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     outputs = [t for t in (args.out, args.summary) if t is not None]
     for target in outputs:
-        folder = target.resolve().parent
-        if target.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
-            print(f"error: cannot write {target} (a folder, or no writable folder)",
-                  file=sys.stderr)  # fmt: skip
+        folder = target.absolute().parent  # where the .partial file is written
+        if (
+            target.is_dir()
+            or target.suffix == ".ipynb"  # a submission, perhaps: never overwritten
+            or not folder.is_dir()
+            or not os.access(folder, os.W_OK)
+        ):
+            print(f"error: cannot write {target}: a folder, a notebook, or no writable "
+                  "folder", file=sys.stderr)  # fmt: skip
             return 2
+    if args.summary is not None and args.summary.absolute() == args.out.absolute():
+        print("error: --out and --summary name the same file", file=sys.stderr)
+        return 2
     submissions, others = _submissions(args.folder)
     # this run's own outputs (grades.csv inside the folder) are not submissions
     ours = {p.resolve() for t in outputs for p in (t, t.with_name(t.name + ".partial"))}

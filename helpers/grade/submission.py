@@ -16,7 +16,6 @@ __all__ = ["ALIAS", "first_error", "first_line", "lab_from_cells", "tampering"]
 ALIAS = "_grader_lab"
 # What names a lab in a notebook that lost its metadata: its check calls and its import.
 _LAB_CALL = re.compile(r"H\.(lab\d\d)\.check_\w+\(\w+\)")
-_MAGIC = re.compile(r"\s*[%!]")
 # Module internals a lab never touches: the ways around a rebinding that tampering() sees.
 _INTERNALS = {
     "__spec__",
@@ -26,7 +25,16 @@ _INTERNALS = {
     "__globals__",
     "__builtins__",
 }
-_HALF_IMPORT = re.compile(r"^from helpers import (torch|jax) as H\b", re.M)
+# sys.modules methods that change it (reading it, `"google.colab" in sys.modules`, is fine)
+_WRITES = {
+    "pop",
+    "popitem",
+    "update",
+    "setdefault",
+    "clear",
+    "__setitem__",
+    "__delitem__",
+}
 
 
 def first_line(source: str) -> str:
@@ -36,29 +44,31 @@ def first_line(source: str) -> str:
 
 
 def _parse(source: str) -> ast.Module | None:
-    """A cell's code as a syntax tree; magics (``%``, ``!`` lines) left out; None if invalid."""
-    for text in (
-        source,
-        "\n".join(ln for ln in source.splitlines() if not _MAGIC.match(ln)),
-    ):
-        try:
-            return ast.parse(text)
-        except SyntaxError:
-            continue
-    return None
+    """A cell's code as a syntax tree, its IPython syntax (``%time``, ``x = !ls``, ``H?``)
+    turned into the calls IPython runs; None if it still does not parse."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        return ast.parse(TransformerManager().transform_cell(source))
+    except (SyntaxError, ValueError):
+        return None
 
 
 def lab_from_cells(nb, root: Path) -> tuple[str, str] | None:
-    """(chapter, framework) read from the cells when their check-call statements name one lab
-    (``H.lab05.check_x(x)``; comments and strings do not count) and one half (``from helpers
-    import torch as H``), else None."""
+    """(chapter, framework) read from the code cells when their check calls name one lab
+    (``H.lab05.check_x(x)``, anywhere in a cell; comments and strings do not count) and
+    their imports one half (``from helpers import torch as H``), else None."""
     labs, halves = set(), set()
     for cell in nb.cells:
         tree = _parse(cell.source) if cell.cell_type == "code" else None
-        for statement in tree.body if tree else []:
-            if m := _LAB_CALL.fullmatch(ast.unparse(statement)):
+        for node in ast.walk(tree) if tree else ():
+            if isinstance(node, ast.Call) and (
+                m := _LAB_CALL.fullmatch(ast.unparse(node))
+            ):
                 labs.add(m.group(1))
-        halves |= set(_HALF_IMPORT.findall(cell.source))
+            if isinstance(node, ast.ImportFrom) and node.module == "helpers":
+                halves |= {a.name for a in node.names if a.asname == "H"}
+    halves &= {"torch", "jax"}
     if len(labs) != 1 or len(halves) != 1:
         return None
     chapters = [p.name for p in (root / "solutions").glob(f"{labs.pop()[3:]}-*")]
@@ -66,67 +76,93 @@ def lab_from_cells(nb, root: Path) -> tuple[str, str] | None:
     return (chapters[0], framework) if len(chapters) == 1 else None
 
 
-def tampering(source: str) -> bool:
-    """Whether a student's cell reaches into the course's checks: it rebinds, deletes or
-    ``setattr``s an attribute of ``H``, ``helpers`` or a name bound to either (``m = H.lab01``),
-    imports ``helpers.labs`` or ``helpers.grade``, touches module internals (``__spec__``,
-    ``__dict__``, ``__code__``, ``sys.modules``, ...), or names the grader's private names.
-    No lab needs any of this; it is how a pass is faked. A deterrent, not a proof: code can
-    hide its intent (``exec``), so a flagged or suspicious submission is read by hand."""
-    tree = _parse(source)
-    if tree is None:
-        return False
-    roots = {"H", "helpers"}  # names bound to the course's modules, grown as found
+def _chain_root(node: ast.AST) -> str | None:
+    """The name a chain of attributes and subscripts starts from (``H`` of ``H.lab01.x[0]``);
+    a call's result (a model built by ``H.vision.CifarNet(...)``) is the student's own object:
+    None."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
 
-    def root(node: ast.AST) -> str | None:
-        # The name a chain of attributes and subscripts starts from; a call's result (a
-        # model built by H.vision.CifarNet(...)) is the student's own object: no root.
-        while isinstance(node, (ast.Attribute, ast.Subscript)):
-            node = node.value
-        return node.id if isinstance(node, ast.Name) else None
 
-    for node in ast.walk(
-        tree
-    ):  # aliases first: `m = H.lab01`, `from helpers import labs`
-        if isinstance(node, ast.Assign) and root(node.value) in roots:
-            roots |= {t.id for t in node.targets if isinstance(t, ast.Name)}
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-            "helpers"
-        ):
-            roots |= {a.asname or a.name for a in node.names}
-    for node in ast.walk(tree):
-        targets = []
-        if isinstance(node, (ast.Assign, ast.Delete)):
-            targets = node.targets
-        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.withitem)):
-            targets = [getattr(node, "target", None) or node.optional_vars]
-        flat = [n for t in targets if t is not None for n in ast.walk(t)]
-        if any(
-            isinstance(t, (ast.Attribute, ast.Subscript)) and root(t) in roots
-            for t in flat
-        ):
-            return True
-        call = isinstance(node, ast.Call) and ast.unparse(node.func)
-        if (
-            call in ("setattr", "delattr", "vars")
-            and node.args
-            and root(node.args[0]) in roots
-        ):
-            return True
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            names += [a.name for a in node.names]
-            if any(n.startswith(("helpers.labs", "helpers.grade")) for n in names):
+def tampering(sources: list[str]) -> int | None:
+    """The index of the first of a notebook's code cells (in order) that reaches into the
+    course's checks, or None. Such a cell rebinds, deletes or ``setattr``s an attribute of
+    ``H``, ``helpers``, ``importlib`` or a name bound to one of them in any earlier or the same
+    cell (``m = H.lab01``, ``import helpers.torch as T``); writes to a module's internals
+    (``__spec__``, ``__dict__``, ...) or to ``sys.modules``; imports ``helpers.labs`` or
+    ``helpers.grade``; installs an IPython exception handler or event hook; or names the
+    grader's private names. No lab needs any of this; it is how a pass is faked. A deterrent,
+    not a proof: code can hide its intent (``exec``), so a suspicious submission is read by
+    hand."""
+    roots = {"H", "helpers", "importlib"}  # grown, cell by cell, with their aliases
+    for index, source in enumerate(sources):
+        tree = _parse(source)
+        if tree is None:
+            continue
+        for node in ast.walk(
+            tree
+        ):  # aliases first: `m = H.lab01`, `import helpers.x as T`
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and (
+                node.value is not None and _chain_root(node.value) in roots
+            ):
+                targets = getattr(node, "targets", None) or [node.target]
+                roots |= {
+                    n.id
+                    for t in targets
+                    for n in ast.walk(t)
+                    if isinstance(n, ast.Name)
+                }
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                module = getattr(node, "module", None) or ""
+                for alias in node.names:
+                    if (module or alias.name).split(".")[0] in ("helpers", "importlib"):
+                        roots.add(alias.asname or alias.name.split(".")[0])
+        if any(_reaches_in(node, roots) for node in ast.walk(tree)):
+            return index
+    return None
+
+
+def _reaches_in(node: ast.AST, roots: set[str]) -> bool:
+    """One node of :func:`tampering`'s rules."""
+    targets = []
+    if isinstance(node, (ast.Assign, ast.Delete)):
+        targets = node.targets
+    elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.withitem)):
+        targets = [getattr(node, "target", None) or node.optional_vars]
+    # each target and the parts of a tuple target, not the expressions inside an index
+    flat = [
+        e for t in targets if t is not None for e in getattr(t, "elts", None) or [t]
+    ]
+    for target in flat:
+        if isinstance(target, (ast.Attribute, ast.Subscript)):
+            text = ast.unparse(target)
+            if _chain_root(target) in roots or text.startswith("sys.modules"):
                 return True
-        if isinstance(node, ast.Attribute) and node.attr in _INTERNALS:
+            if any(f".{name}" in text for name in _INTERNALS):
+                return True
+    if isinstance(node, ast.Call):
+        func = ast.unparse(node.func)
+        if func in ("setattr", "delattr", "vars") and node.args:
+            return _chain_root(node.args[0]) in roots or ".__" in ast.unparse(
+                node.args[0]
+            )
+        if func.startswith("sys.modules.") and func.rsplit(".", 1)[1] in _WRITES:
             return True
-        # sys.modules may be read (`"google.colab" in sys.modules`), not changed
-        written = [ast.unparse(t) for t in flat] + [call or ""]
-        if any(w.startswith("sys.modules") and w != "sys.modules.get" for w in written):
+        if func.endswith((".set_custom_exc", ".events.register")):
             return True
-        if isinstance(node, ast.Name) and node.id.startswith(ALIAS):
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        names += [a.name for a in node.names]
+        if any(n.startswith(("helpers.labs", "helpers.grade")) for n in names):
             return True
-    return False
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "helpers"
+            and any(a.name in ("labs", "grade") for a in node.names)
+        ):
+            return True
+    return isinstance(node, ast.Name) and node.id.startswith(ALIAS)
 
 
 def first_error(cells: list, graded: dict[int, str], skip: set[int]) -> str | None:

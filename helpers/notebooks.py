@@ -1,9 +1,8 @@
 """Generate what is generated: labs from solutions, and every ``.ipynb`` from its ``.py`` source.
 
 The sources are jupytext ``py:percent`` files; the ``.ipynb`` beside each is generated, committed
-without outputs (Colab and nbval need it), and must never be edited by hand. Generation runs one
-way, ``.py`` to ``.ipynb``: the notebook leaves out ruff's ``# fmt: skip`` markers
-(:func:`reader_code`), so ``jupytext --sync`` from a notebook would strip them from its source.
+without outputs (Colab and nbval need it), and must never be edited by hand: generation runs one
+way, ``.py`` to ``.ipynb``, and the two hold the same cells.
 
     python -m helpers.notebooks           # regenerate labs/ and every .ipynb
     python -m helpers.notebooks --check   # exit 1 and list what is stale (CI)
@@ -31,7 +30,6 @@ __all__ = [
     "notebook_json",
     "notebook_name",
     "orphans",
-    "reader_code",
     "sources",
     "stale_files",
     "sync",
@@ -52,9 +50,6 @@ _SOURCE = re.compile(
 
 
 _APPENDIX = re.compile(r"appendices/[a-z0-9-]+\.py")
-# ruff's marker for a line it must leave as written (a table-like call kept on one line):
-# for the formatter of the sources only, so readers of a notebook or page never see it.
-_FMT_SKIP = re.compile(r"[ \t]*# fmt: skip[ \t]*$", re.MULTILINE)
 
 
 def notebook_name(framework: str) -> str:
@@ -115,12 +110,6 @@ def _metadata(kind: str, chapter: str | None, framework: str | None) -> dict:
     return meta
 
 
-def reader_code(code: str) -> str:
-    """A code cell's text as readers see it: each line's trailing ``# fmt: skip`` (ruff's
-    marker, kept in the ``.py`` source) removed; nothing else changes."""
-    return _FMT_SKIP.sub("", code)
-
-
 def notebook_json(source_text: str, relpath: str) -> str:
     """The ``.ipynb`` text of the ``py:percent`` source at ``relpath``."""
     import jupytext
@@ -142,7 +131,6 @@ def notebook_json(source_text: str, relpath: str) -> str:
         cell.id = f"c{i:03d}"
         cell.metadata = {k: v for k, v in cell.metadata.items() if k == "tags"}
         if cell.cell_type == "code":
-            cell.source = reader_code(cell.source)
             cell.outputs, cell.execution_count = [], None
     nb.nbformat, nb.nbformat_minor = 4, 5
     nbformat.validate(nb)

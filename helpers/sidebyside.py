@@ -13,8 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from helpers.notebooks import reader_code
-
 __all__ = ["side_by_side_markdown"]
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$", re.M)
@@ -73,7 +71,7 @@ def _column_markdown(cells: list) -> str:
         if not text:
             continue
         if cell.cell_type == "code":
-            parts.append(f"```python\n{reader_code(text)}\n```")
+            parts.append(f"```python\n{text}\n```")
         else:
             # A heading cannot stand inside a grid item: show it as bold text.
             parts.append(_HEADING.sub(lambda m: f"**{m.group(2).strip()}**", text))

@@ -13,7 +13,6 @@ from helpers.notebooks import (
     appendix_sources,
     notebook_name,
     orphans,
-    reader_code,
     sources,
     stale_files,
     toc_entries,
@@ -29,15 +28,6 @@ def test_generated_files_are_up_to_date():
     stale = [str(p.relative_to(ROOT)) for p in stale_files()]
     assert not stale, f"regenerate with `python -m helpers.notebooks`: {stale}"
     assert not orphans(), "labs/ holds files no solution generates"
-
-
-def test_readers_see_no_formatter_markers():
-    code = 'f(a,  b)  # fmt: skip\nx = "# fmt: skip is ruff\'s"\ny = 1 # fmt: skip  \n'
-    assert reader_code(code) == 'f(a,  b)\nx = "# fmt: skip is ruff\'s"\ny = 1\n'
-    pages = sorted((ROOT / "chapters").glob("*/side-by-side.md"))
-    assert pages and not [
-        p.parent.name for p in pages if "# fmt: skip" in p.read_text()
-    ]
 
 
 def test_every_folder_has_both_frameworks():
@@ -72,8 +62,6 @@ def test_committed_notebook_is_clean_and_colab_ready(path):
     # The install cell is hidden on the website, kept in the notebook.
     assert "remove-cell" in code[0].metadata.get("tags", [])
     assert "colab_setup()" in setup
-    # ruff's markers stay in the .py sources, out of what readers see
-    assert not any("fmt: skip" in c.source for c in code), "a '# fmt: skip' shows"
 
 
 def test_table_of_contents_lists_every_notebook_and_nothing_missing():

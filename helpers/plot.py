@@ -274,6 +274,7 @@ def plot_step_losses(
     *,
     title: str,
     smooth_fraction: float = 1 / 40,
+    styles: dict[str, dict[str, Any]] | None = None,
 ) -> Figure:
     """Training loss per step of several runs, as moving averages on a log axis; the figure.
 
@@ -284,6 +285,8 @@ def plot_step_losses(
     0.1 to 10 when no run has a finite window); where a run leaves the plot at the top, or its
     loss stops being finite, a triangle on the top edge and a note give the step. Raises
     ``ValueError`` for no runs or a ``smooth_fraction`` outside (0, 1].
+    ``styles``: run name -> extra ``ax.plot`` keywords (``ls``, ``lw``, ``marker``, ...), so
+    that curves that coincide stay visible; a run's markers are staggered against the others'.
     """
     import matplotlib.pyplot as plt
 
@@ -325,7 +328,12 @@ def plot_step_losses(
     fig, ax = plt.subplots(figsize=(7, 4))
     for k, (name, (steps, smooth, broke)) in enumerate(curves.items()):
         # Clipped far above the top: huge finite losses would overflow the log axis's limits.
-        ax.plot(steps, np.minimum(smooth, 10 * high), color=f"C{k}", label=name)
+        every = max(1, len(smooth) // 8)  # markers, if styled: staggered run by run
+        style = {"markevery": (k * every // len(curves), every), "markersize": 5}
+        style |= (styles or {}).get(name, {})
+        ax.plot(
+            steps, np.minimum(smooth, 10 * high), color=f"C{k}", label=name, **style
+        )
         above = np.flatnonzero(smooth > high)
         where = steps[above[0]] if len(above) else broke
         if where is not None:

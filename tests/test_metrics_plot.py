@@ -239,3 +239,20 @@ def test_top_confusions_are_the_largest_off_diagonal_cells():
     assert top_confusions(counts, 2) == [(1, 2, 9), (0, 1, 7)]
     with pytest.raises(ValueError, match=r"\(C, C\)"):
         top_confusions(np.zeros((2, 3)), 1)
+
+
+def test_plot_step_losses_styles_runs_and_staggers_their_markers():
+    from helpers import plot_step_losses
+
+    runs = {
+        "a": np.linspace(2.0, 1.0, 400),
+        "b": np.linspace(2.0, 1.0, 400),
+    }  # coincide
+    styles = {"a": dict(ls="--", marker="o"), "b": dict(ls=":", marker="x")}
+    fig = plot_step_losses(runs, title="t", styles=styles)
+    a, b = [ln for ln in fig.axes[0].get_lines() if ln.get_label() in runs]
+    assert (a.get_linestyle(), a.get_marker()) == ("--", "o")
+    assert (b.get_linestyle(), b.get_marker()) == (":", "x")
+    assert a.get_markevery()[0] != b.get_markevery()[0]  # the markers do not overlap
+    assert a.get_markevery()[1] == b.get_markevery()[1] > 1
+    plt.close(fig)

@@ -502,29 +502,11 @@ line_styles = {
     "Adam": dict(ls="-", lw=3.5, alpha=0.45),
     "AdamW": dict(ls="--", lw=1.6, marker="s"),
 }
-fig, ax = plt.subplots(figsize=(7, 4))
-for k, (name, (h, _)) in enumerate(results.items()):
-    losses = np.asarray(h.step_loss)
-    window = max(1, len(losses) // 40)
-    smooth = np.convolve(losses, np.ones(window) / window, "valid")
-    every = max(1, len(smooth) // 8)
-    offset = k * every // len(results)  # keeps the markers of overlapping curves apart
-    ax.plot(
-        np.arange(window, len(losses) + 1),
-        smooth,
-        color=f"C{k}",
-        markevery=(offset, every),
-        markersize=5,
-        label=name,
-        **line_styles[name],
-    )
-ax.set_yscale("log")
-ax.set(
-    xlabel="training step (batch)",
-    ylabel="training loss, moving average (nats)",
+fig = H.plot_step_losses(
+    {name: h.step_loss for name, (h, _) in results.items()},
     title=f"Optimizers on MNIST, PyTorch ({H.current_scale()} scale)",
+    styles=line_styles,
 )
-ax.legend()
 plt.show()
 
 # %% [markdown] tags=["shared"]

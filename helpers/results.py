@@ -66,13 +66,18 @@ def read_records(path: Path) -> list[dict]:
     return records
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def median_record(runs: Sequence[dict]) -> dict:
     """One record for ``runs`` of one configuration (``helpers.bench --repeat``).
 
     A single run is returned as it is. Otherwise a copy of the first run's record with every
     numeric metric replaced by its median over the runs (so the record may mix runs),
     ``spread`` ``{metric: [min, max]}``, ``per_seed`` ``{metric: [value of each run]}``,
-    ``seed`` the runs' seeds in that order and ``repeats``.
+    ``seed`` the runs' seeds in that order and ``repeats``. A metric that is a dict of numbers
+    (``test_accuracy_tta_by_class``) becomes the median of each entry, without spread.
     Raises ``ValueError`` for no runs.
     """
     if not runs:
@@ -82,12 +87,13 @@ def median_record(runs: Sequence[dict]) -> dict:
     record = dict(runs[0])
     record["spread"], record["per_seed"] = {}, {}
     for key, value in runs[0].items():
-        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if numeric and key != "seed":
+        if _is_number(value) and key != "seed":
             values = [r[key] for r in runs]
             record[key] = statistics.median(values)
             record["spread"][key] = [min(values), max(values)]
             record["per_seed"][key] = values  # in seed order, for paired comparisons
+        elif isinstance(value, dict) and value and all(map(_is_number, value.values())):
+            record[key] = {k: statistics.median(r[key][k] for r in runs) for k in value}
     record["seed"] = [r["seed"] for r in runs]
     record["repeats"] = len(runs)
     return record

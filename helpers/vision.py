@@ -15,11 +15,11 @@ import os
 import subprocess
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from helpers.data import load_cifar10
+from helpers.data import CIFAR10_CLASSES, load_cifar10
 from helpers.scale.vision import Cifar10Sizes
 from helpers.vision_tables import bench_table, outline_table
 
@@ -258,19 +258,30 @@ def score_test_split(
     predict: Callable[[object, bool], np.ndarray],
     nets: dict[str, object],
     labels: np.ndarray,
-) -> dict[str, float]:
+    class_names: Sequence[str] = CIFAR10_CLASSES,
+) -> dict[str, object]:
     """``helpers.bench cifar10``'s accuracy fields, rounded to 4 places.
 
     For each ``suffix: net`` of ``nets`` (``{"": model, "_ema": average}``), the fraction of
     ``labels`` ``int (N,)`` that ``predict(net, tta)``'s logits ``(N, C)`` get right, without
     and with flip test-time augmentation: ``test_accuracy{suffix}`` and
-    ``test_accuracy{suffix}_tta``.
+    ``test_accuracy{suffix}_tta``. For the trained weights (suffix ``""``) with flips, also
+    ``test_accuracy_tta_by_class``: ``{class name: accuracy}`` over each class of
+    ``class_names`` that ``labels`` holds (section 5.5's per-class accuracies).
     """
-    accuracy = {}
+    accuracy: dict[str, object] = {}
     for suffix, net in nets.items():
         for tta in (False, True):
-            hits = float((predict(net, tta).argmax(1) == labels).mean())
-            accuracy[f"test_accuracy{suffix}{'_tta' * tta}"] = round(hits, 4)
+            right = predict(net, tta).argmax(1) == labels  # bool (N,)
+            accuracy[f"test_accuracy{suffix}{'_tta' * tta}"] = round(
+                float(right.mean()), 4
+            )
+            if suffix == "" and tta:
+                accuracy["test_accuracy_tta_by_class"] = {
+                    name: round(float(right[labels == c].mean()), 4)
+                    for c, name in enumerate(class_names)
+                    if (labels == c).any()
+                }
     return accuracy
 
 

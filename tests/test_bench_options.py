@@ -177,6 +177,27 @@ def test_median_record_keeps_each_seeds_values_in_order():
     assert record["per_seed"]["test_accuracy"] == [0.3, 0.1, 0.2]
 
 
+def test_median_record_takes_the_median_of_each_entry_of_a_dict_of_numbers():
+    runs = [
+        {
+            "seed": s,
+            "by_class": {"cat": cat, "dog": dog},
+            "hardware": {"cores": 2, "cpu": "x"},
+        }
+        for s, (cat, dog) in enumerate([(0.6, 0.9), (0.7, 0.7), (0.5, 0.8)])
+    ]
+    record = median_record(runs)
+    assert record["by_class"] == {
+        "cat": 0.6,
+        "dog": 0.8,
+    }  # entry by entry, not one run's
+    assert record["hardware"] == {
+        "cores": 2,
+        "cpu": "x",
+    }  # not all numbers: the first run's
+    assert "by_class" not in record["spread"]
+
+
 def test_median_record_needs_a_run_and_keeps_a_single_one():
     with pytest.raises(ValueError, match="at least one run"):
         median_record([])

@@ -1,5 +1,5 @@
-"""Style: ruff lint and format over the whole project, the helpers' module sizes, and plain
-tqdm progress bars."""
+"""Style: ruff lint and format over the whole project, the helpers' module sizes, plain tqdm
+progress bars, and no formatter markers in the pages' code."""
 
 import subprocess
 import sys
@@ -44,5 +44,22 @@ def test_progress_bars_are_plain_tqdm():
     ]
     offenders = [
         str(p.relative_to(ROOT)) for p in sources if "tqdm.auto" in p.read_text()
+    ]
+    assert sources and not offenders, offenders
+
+
+def test_pages_show_no_formatter_markers():
+    """A ``# fmt: skip`` or ``# fmt: off`` in a notebook source is printed in the reader's code
+    cell, in the book and in Colab: page code is formatted by ruff as it is."""
+    sources = [
+        path
+        for folder in ("chapters", "appendices", "solutions", "labs")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+    ]
+    offenders = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for p in sources
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if "# fmt:" in line
     ]
     assert sources and not offenders, offenders

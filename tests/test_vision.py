@@ -318,6 +318,27 @@ def test_ynnpack_flag_changes_the_compiled_gradient_and_no_onednn_flag_does():
     assert runs["fusion types"][2] == "True", "oneDNN fusion types did not take the dot"
 
 
+def test_xla_stops_reading_flags_at_a_bare_word_and_aborts_on_an_unknown_flag():
+    # Chapter 9's JAX page says so of `intra_op_parallelism_threads=1` (a TensorFlow option
+    # that online answers add to XLA_FLAGS), and skip_ynnpack_on_cpu relies on it: after a
+    # bare word XLA ignores every flag, even an unknown one; with `--` it aborts at start-up.
+    code = "import jax; jax.numpy.ones(1).block_until_ready(); print('started')"
+    starts = {}
+    for flags in (
+        "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1 --no_such_flag",
+        "--xla_cpu_multi_thread_eigen=false --intra_op_parallelism_threads=1",
+    ):
+        env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+        child = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True
+        )
+        starts[flags] = (
+            child.returncode == 0,
+            "Unknown flag in XLA_FLAGS" in child.stderr,
+        )
+    assert list(starts.values()) == [(True, False), (False, True)], starts
+
+
 def _torch_weights_into_jax(torch_model, jax_model) -> None:
     """Copy a torch CifarNet's parameters and BatchNorm statistics into a JAX CifarNet."""
     import jax.numpy as jnp
@@ -759,14 +780,29 @@ def test_score_test_split_names_each_net_with_and_without_flips():
         seen.append((net, tta))
         return right if tta else logits[(net, False)]
 
-    got = score_test_split(predict, {"": "", "_ema": "_ema"}, labels)
+    got = score_test_split(predict, {"": "", "_ema": "_ema"}, labels, ("cat", "dog"))
     assert got == {
         "test_accuracy": 0.75,
         "test_accuracy_tta": 1.0,
+        "test_accuracy_tta_by_class": {"cat": 1.0, "dog": 1.0},
         "test_accuracy_ema": 0.25,
         "test_accuracy_ema_tta": 1.0,
     }
     assert seen == [("", False), ("", True), ("_ema", False), ("_ema", True)]
+
+
+def test_score_test_split_gives_each_class_its_own_accuracy_with_flips():
+    from helpers.vision import score_test_split
+
+    labels = np.array(
+        [0, 0, 0, 0, 2, 2]
+    )  # class 1 absent: no entry, not a division by 0
+    hits = np.array([1, 1, 1, 0, 0, 1], bool)
+    predicted = np.where(hits, labels, (labels + 1) % 3)
+    logits = np.eye(3)[predicted]  # (6, 3)
+    got = score_test_split(lambda net, tta: logits, {"": None}, labels, "abc")
+    assert got["test_accuracy_tta_by_class"] == {"a": 0.75, "c": 0.5}
+    assert got["test_accuracy_tta"] == round(4 / 6, 4)
 
 
 def test_image_patches_lists_each_patch_rows_then_columns_then_channels():

@@ -280,11 +280,11 @@ else:
 #   products run in bfloat16 (half the bytes to move, and the tensor cores), while the
 #   weights, their updates, BatchNorm's statistics and the loss stay float32: updates much
 #   smaller than a weight, and sums over a batch, need float32's 24-bit mantissa (bfloat16
-#   keeps 8). `sizes.compute_dtype` chooses; the `cpu` scale keeps float32, the dtype of all
-#   its records. On a CPU the gain depends on the chip: on an AMD EPYC with AVX512-BF16 (no
-#   AMX matrix units), one epoch in bfloat16 ran 1.5 times the img/s of float32 in PyTorch
-#   and slightly fewer in JAX, each a little less accurate after that epoch (the
-#   `compute_dtype` rows of the second table in section 5.6, one run each).
+#   keeps 8). `sizes.compute_dtype` chooses; the `cpu` scale keeps float32. On a CPU the gain
+#   depends on the chip: on an AMD EPYC with AVX512-BF16 (no AMX matrix units), one epoch in
+#   bfloat16 ran 1.5 times the img/s of float32 in PyTorch and slightly fewer in JAX, each a
+#   little less accurate after that epoch (the `compute_dtype` rows of the second table in
+#   section 5.6, one run each, the only `cpu` records not in float32).
 #
 # First the augmentation. `H.vision.random_crop_flip` draws an offset and a flip for each
 # image, then `H.vision.crop_flip` pads the whole batch with zeros and cuts, for
@@ -407,11 +407,11 @@ print(
 
 # %% [markdown]
 # At `cpu` scale this page trains for `sizes.jax_epochs` epochs (3), half the PyTorch page's 6,
-# so that each fits five minutes of training on the 2-core CPUs the course was measured on. The
-# network and the recipe are the same (the course's tests run one page's weights through the
-# other's step and get the same logits, loss and updates), but on a 2-core CPU XLA runs the
-# training step slower than PyTorch, so in the same time JAX sees fewer images and ends lower;
-# the end of section 5.6 says why. At `gpu` scale both pages run the same epochs.
+# so that each trains in about five minutes or less on the 2-core CPUs the course was measured
+# on. The network and the recipe are the same (the course's tests run one page's weights
+# through the other's step and get the same logits, loss and updates), but on a 2-core CPU XLA
+# runs the training step slower than PyTorch, so in the same time JAX sees fewer images and
+# ends lower; the end of section 5.6 says why. At `gpu` scale both pages run the same epochs.
 
 # %%
 steps_per_epoch = len(images) // sizes.batch_size
@@ -420,8 +420,10 @@ epochs = sizes.jax_epochs
 total_steps = epochs * steps_per_epoch
 optimizer = H.vision.make_optimizer(model, sizes, total_steps)
 fig, ax = plt.subplots(figsize=(5, 2.8))
-lr_curve = [sizes.learning_rate * H.vision.lr_multiplier(s, total_steps, sizes.warmup)
-            for s in range(total_steps)]  # fmt: skip
+lr_curve = [
+    sizes.learning_rate * H.vision.lr_multiplier(s, total_steps, sizes.warmup)
+    for s in range(total_steps)
+]
 ax.plot(lr_curve, label="SGD step size")
 ax.set(
     xlabel="optimisation step", ylabel="step size", title="Warmup, then linear decay"
@@ -894,9 +896,11 @@ kernel = 0.1 * jax.random.normal(k3, (3, 3, c_in, c_out))
 def kernel_grad(x, g, w):
     """The weight gradient of a 3x3 "SAME" convolution, in one call: (3, 3, c_in, c_out)."""
     conv = functools.partial(
-        jax.lax.conv_general_dilated, window_strides=(1, 1), padding="SAME",
+        jax.lax.conv_general_dilated,
+        window_strides=(1, 1),
+        padding="SAME",
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
-    )  # fmt: skip
+    )
     return jax.vjp(lambda w: conv(x, w), w)[1](g)[0]
 
 
@@ -917,9 +921,11 @@ program = whole.lower(acts, upstream, kernel).compile().as_text()
 markers = {"__ynn_fusion": "YNNPACK", "__onednn": "oneDNN", "__cudnn": "cuDNN"}
 libraries = [name for marker, name in markers.items() if marker in program]
 print("libraries called:", ", ".join(libraries) or "none (XLA's own code)")
-print(f"weight gradient of a batch of {n}, {side}x{side}, {c_in} -> {c_out} channels: "
-      f"one call {one_ms:.1f} ms, slices of {size} images {sliced_ms:.1f} ms "
-      f"({one_ms / sliced_ms:.2f}x); largest difference {float(gap):.0e} of the largest entry")  # fmt: skip
+print(
+    f"weight gradient of a batch of {n}, {side}x{side}, {c_in} -> {c_out} channels: "
+    f"one call {one_ms:.1f} ms, slices of {size} images {sliced_ms:.1f} ms "
+    f"({one_ms / sliced_ms:.2f}x); largest difference {float(gap):.0e} of the largest entry"
+)
 
 
 # %% [markdown] tags=["shared"]

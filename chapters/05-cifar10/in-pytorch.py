@@ -257,11 +257,11 @@ else:
 #   products run in bfloat16 (half the bytes to move, and the tensor cores), while the
 #   weights, their updates, BatchNorm's statistics and the loss stay float32: updates much
 #   smaller than a weight, and sums over a batch, need float32's 24-bit mantissa (bfloat16
-#   keeps 8). `sizes.compute_dtype` chooses; the `cpu` scale keeps float32, the dtype of all
-#   its records. On a CPU the gain depends on the chip: on an AMD EPYC with AVX512-BF16 (no
-#   AMX matrix units), one epoch in bfloat16 ran 1.5 times the img/s of float32 in PyTorch
-#   and slightly fewer in JAX, each a little less accurate after that epoch (the
-#   `compute_dtype` rows of the second table in section 5.6, one run each).
+#   keeps 8). `sizes.compute_dtype` chooses; the `cpu` scale keeps float32. On a CPU the gain
+#   depends on the chip: on an AMD EPYC with AVX512-BF16 (no AMX matrix units), one epoch in
+#   bfloat16 ran 1.5 times the img/s of float32 in PyTorch and slightly fewer in JAX, each a
+#   little less accurate after that epoch (the `compute_dtype` rows of the second table in
+#   section 5.6, one run each, the only `cpu` records not in float32).
 #
 # First the augmentation. `H.vision.random_crop_flip` draws an offset and a flip for each
 # image, then `H.vision.crop_flip` pads the whole batch with zeros and cuts, for
@@ -365,8 +365,8 @@ print(
 # the weights, their gradients and the optimiser's step are never touched and stay float32.
 #
 # At `cpu` scale this page trains for `sizes.epochs` epochs (6), the JAX page for
-# `sizes.jax_epochs` (3), so that each fits five minutes of training on the 2-core CPUs the
-# course was measured on: on a 2-core CPU XLA runs this network's step slower than PyTorch (the
+# `sizes.jax_epochs` (3), so that each trains in about five minutes or less on the 2-core CPUs
+# the course was measured on: on a 2-core CPU XLA runs this network's step slower than PyTorch (the
 # end of section 5.6 on the JAX page says why), so compare the two pages' accuracies with that
 # in mind. At `gpu` scale both run the same epochs.
 
@@ -375,8 +375,10 @@ steps_per_epoch = len(images) // sizes.batch_size
 total_steps = sizes.epochs * steps_per_epoch
 optimizer, scheduler = H.vision.make_optimizer(model, sizes, total_steps)
 fig, ax = plt.subplots(figsize=(5, 2.8))
-lr_curve = [sizes.learning_rate * H.vision.lr_multiplier(s, total_steps, sizes.warmup)
-            for s in range(total_steps)]  # fmt: skip
+lr_curve = [
+    sizes.learning_rate * H.vision.lr_multiplier(s, total_steps, sizes.warmup)
+    for s in range(total_steps)
+]
 ax.plot(lr_curve, label="SGD step size")
 ax.set(
     xlabel="optimisation step", ylabel="step size", title="Warmup, then linear decay"
@@ -563,9 +565,14 @@ def fresh_model(channels_last: bool) -> nn.Module:
 
 
 loader = H.vision.seed_style_loader(
-    x_train, y_train, mean, std, batch_size=sizes.batch_size, pad=sizes.pad,
+    x_train,
+    y_train,
+    mean,
+    std,
+    batch_size=sizes.batch_size,
+    pad=sizes.pad,
     generator=torch.Generator().manual_seed(0),
-)  # fmt: skip
+)
 batches = iter(loader)
 
 

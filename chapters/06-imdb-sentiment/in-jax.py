@@ -403,9 +403,9 @@ cnn_history, cnn_test_loader = train_model(
 #
 # Attention costs grow with the square of the review length, so at `cpu` scale this model reads
 # only the first `max_len` tokens of each review, fewer than the CNN + LSTM, and the page does
-# not train it (the scale's `notebook_models` leave it out, to keep the page within 10 minutes
-# on one core). Its accuracy, training time and tokens per second at that scale are the
-# recorded `helpers.bench` lines printed in 6.6.
+# not train it (the scale's `notebook_models` leave it out, to keep the page's run short). Its
+# accuracy, training time and tokens per second at that scale are the recorded `helpers.bench`
+# lines printed in 6.6.
 
 # %%
 t = sizes.transformer

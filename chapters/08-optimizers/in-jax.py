@@ -78,7 +78,7 @@ H.runtime_info()
 # | RMSProp {cite}`tieleman2012rmsprop` | mean square $v$ | $v \leftarrow \alpha v + (1-\alpha) g^2,\quad \theta \leftarrow \theta - \eta\, g / (\sqrt{v} + \epsilon)$ |
 # | Adam {cite}`kingma2015adam` | $m$, $v$, step $t$ | $m \leftarrow \beta_1 m + (1-\beta_1) g,\; v \leftarrow \beta_2 v + (1-\beta_2) g^2,\; t \leftarrow t + 1$ |
 # | | | $\hat m = m / (1-\beta_1^t),\; \hat v = v / (1-\beta_2^t),\quad \theta \leftarrow \theta - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)$ |
-# | AdamW {cite}`loshchilov2019decoupled` | as Adam | Adam's step, then also $\theta \leftarrow \theta - \eta \lambda \theta$ |
+# | AdamW {cite}`loshchilov2019decoupled` | as Adam | Adam's step plus $-\eta \lambda \theta$, the decay taken apart from the gradient |
 #
 # Two details matter. **Bias correction**: $m$ and $v$ start at 0, so early on they are
 # shrunk towards 0; dividing by $1 - \beta^t$ (with $t = 1$ at the first step, never 0) undoes
@@ -588,9 +588,11 @@ for bs, lr in best_lr.items():
 # learning rate grows exponentially, from $10^{-5}$ to 10, a little every step, while we record
 # the loss. The loss first stays flat (steps too small to matter), then falls, then explodes. A
 # good learning rate lies where it falls fastest, below the point of explosion; it costs one
-# partial epoch instead of a sweep. Single-batch losses are noisy, so both the stop and the
-# reading use a moving average of 5 steps, and only the descent counts (up to the lowest
-# average): a noisy dip after the lowest point is not a fast fall. The loop is written out: nothing but a schedule and a stop.
+# run of `range_test_steps` steps (300 at `cpu` scale; fewer if the loss explodes
+# early) instead of a sweep of whole trainings. Single-batch losses are noisy, so both the
+# stop and the reading use a moving average of 5 steps, and only the descent counts (up to
+# the lowest average): a noisy dip after the lowest point is not a fast fall. The loop is
+# written out: nothing but a schedule and a stop.
 
 
 # %%

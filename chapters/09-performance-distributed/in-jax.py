@@ -91,8 +91,10 @@ H.runtime_info()
 # backward passes and the optimizer. Each variant measured below (another dtype, no donation,
 # another batch size) is one more `batch` or `update` to compile, so each is built once and
 # shared by every measurement that uses it: compiling a step of this network takes seconds,
-# running it milliseconds. The random keys use JAX's `rbg` generator: the default (threefry)
-# compiles far more slowly on CPU, and every new step shape would pay for it again.
+# running it milliseconds. The random keys, the initial weights' included, use JAX's `rbg`
+# generator, which draws its bits with one XLA instruction; the default generator, threefry,
+# builds them from many integer operations, and the cell times compiling the network's
+# initialisation with each.
 
 # %%
 with H.vision.data_source() as source:
@@ -104,14 +106,13 @@ labels = jax.device_put(y_train.astype(np.int32), device)  # (N,) int32
 B = sizes.batch_size
 
 
-def rbg_key(seed):
-    return jax.device_put(
-        jax.random.key(seed, impl="rbg"), device
-    )  # committed, like outputs
+def device_key(seed, impl="rbg"):
+    # committed to the device, like outputs
+    return jax.device_put(jax.random.key(seed, impl=impl), device)
 
 
-def build():
-    model = H.vision.CifarNet(sizes.widths, rngs=nnx.Rngs(rbg_key(0)))
+def build(impl="rbg"):
+    model = H.vision.CifarNet(sizes.widths, rngs=nnx.Rngs(device_key(0, impl)))
     return model, nnx.Optimizer(model, optax.sgd(0.05, momentum=0.9), wrt=nnx.Param)
 
 
@@ -119,6 +120,15 @@ def build():
 # initialiser op by op, which costs more than the compiled version of the whole thing.
 graphdef = nnx.split(nnx.eval_shape(build))[0]
 init_state = jax.jit(lambda: nnx.state(build()))
+compile_seconds = {}
+for impl in ("rbg", "threefry2x32"):
+    start = time.perf_counter()
+    jax.jit(lambda impl=impl: nnx.state(build(impl))).lower().compile()
+    compile_seconds[impl] = time.perf_counter() - start
+print(
+    f"compiling the initialisation: {compile_seconds['rbg']:.2f} s with rbg keys, "
+    f"{compile_seconds['threefry2x32']:.2f} s with threefry"
+)
 
 
 def new_state():
@@ -183,7 +193,7 @@ class Runner:
 
     def __init__(self, step, state, sync=False):
         self.step, self.state, self.sync = step, state, sync
-        self.key = rbg_key(0)
+        self.key = device_key(0)
 
     def __call__(self):
         self.state, self.key, loss = self.step(self.state, self.key)
@@ -197,7 +207,7 @@ n_weights = sum(
     v.size
     for v in jax.tree.leaves(nnx.state(nnx.merge(graphdef, step.state)[0], nnx.Param))
 )
-print(f"{len(images)} images on {device}, batch {B}, {n_weights:,} parameters")  # fmt: skip
+print(f"{len(images)} images on {device}, batch {B}, {n_weights:,} parameters")
 
 # %% [markdown] tags=["shared"]
 # ## 9.1 Measuring first
@@ -225,9 +235,11 @@ for _ in range(sizes.repeats):
     unsynced.append(time.perf_counter() - start)
     wait(loss)
 q1, median, q3 = np.percentile(samples, [25, 50, 75])
-print(f"first call (compilation) {first * 1e3:.0f} ms; then median {median * 1e3:.1f} ms "
-      f"± {(q3 - q1) / 2 * 1e3:.1f} ms over {sizes.repeats} calls; without the wait: "
-      f"{np.median(unsynced) * 1e3:.2f} ms")  # fmt: skip
+print(
+    f"first call (compilation) {first * 1e3:.0f} ms; then median {median * 1e3:.1f} ms "
+    f"± {(q3 - q1) / 2 * 1e3:.1f} ms over {sizes.repeats} calls; without the wait: "
+    f"{np.median(unsynced) * 1e3:.2f} ms"
+)
 
 # %% [markdown]
 # Without the wait the clock measured only the dispatch of the step, a fraction of its real
@@ -261,10 +273,16 @@ for plane in jax.profiler.ProfileData.from_file(trace_file).planes:
             totals[event.name] += event.duration_ns / 1e6
             counts[event.name] += 1
 top = sorted(totals.items(), key=lambda kv: -kv[1])[:10]
-display(Markdown(markdown_table(
-    ["XLA operation (trace event)", "calls", "total ms", f"ms per step ({sizes.profile_steps} steps)"],
+table = markdown_table(
+    [
+        "XLA operation (trace event)",
+        "calls",
+        "total ms",
+        f"ms per step ({sizes.profile_steps} steps)",
+    ],
     [[name[:60], counts[name], ms, ms / sizes.profile_steps] for name, ms in top],
-)))  # fmt: skip
+)
+display(Markdown(table))
 print(
     f"timeline: {Path(trace_file).name} ({Path(trace_file).stat().st_size / 1e6:.1f} MB)"
 )
@@ -282,7 +300,7 @@ batch, update = (
     make_batch(B, True),
     make_update(jnp.float32, True, True),
 )  # step's halves
-key0 = rbg_key(1)
+key0 = device_key(1)
 _, fixed, fixed_labels = batch(key0, images, labels)  # (B, 32, 32, 3), (B,)
 
 
@@ -302,10 +320,11 @@ parts = {
     "whole step": measure(step, wait=wait, repeats=sizes.repeats),
 }
 whole = parts["whole step"].median
-display(Markdown(markdown_table(
+table = markdown_table(
     ["part", "ms per step", "share of the step"],
     [[k, str(t), f"{t.median / whole:.0%}"] for k, t in parts.items()],
-)))  # fmt: skip
+)
+display(Markdown(table))
 
 # %% [markdown] tags=["shared"]
 # ## 9.2 Single-device tuning
@@ -325,12 +344,17 @@ def compare(name, before, after, items=B * sizes.timed_steps, note=""):
     first, t = [], []
     for f in (before, after):
         start = time.perf_counter()
-        wait(
-            f()
-        )  # the warm-up, timed apart: compiles what this version has not compiled yet
+        # the warm-up, timed apart: compiles what this version has not compiled yet
+        wait(f())
         first.append(time.perf_counter() - start)
-        t.append(measure(lambda f=f: [f() for _ in range(sizes.timed_steps)][-1], wait=wait,
-                         repeats=sizes.repeats, warmup=sizes.warmup - 1))  # fmt: skip
+        t.append(
+            measure(
+                lambda f=f: [f() for _ in range(sizes.timed_steps)][-1],
+                wait=wait,
+                repeats=sizes.repeats,
+                warmup=sizes.warmup - 1,
+            )
+        )
     calls = f"{first[0]:.2f} s, {first[1]:.2f} s"
     rows.append(
         [name, str(t[0]), str(t[1]), f"{t[0].median / t[1].median:.2f}x", calls, note]
@@ -343,11 +367,11 @@ def compare(name, before, after, items=B * sizes.timed_steps, note=""):
 # some elementwise and reduction fusions to a kernel library, YNNPACK, by default.
 # `XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=` (an empty list of YNNPACK fusions) makes
 # XLA use its own kernels instead. Chapter 5 does so (`helpers.vision.skip_ynnpack_on_cpu`)
-# because its network then trained at 2.2 times the images per second (section 5.6, whole
-# training runs). XLA reads its flags once, when the backend starts, so the comparison takes
-# two fresh processes, each timing one gradient of this page's `CifarNet` on a batch of `B`
-# random images. XLA's own kernels gain more as the channel counts and the batch grow; at
-# `smoke` sizes the gap is small and can go either way. The rest of this page keeps XLA's
+# because its network then trained at 2.2 times the images per second (section 5.6: whole
+# training runs at chapter 5's `cpu` sizes on the course's Intel Xeon). XLA reads its flags
+# once, when the backend starts, so the comparison takes two fresh processes, each timing one
+# gradient of this page's `CifarNet` on a batch of `B` random images. At `smoke` sizes the
+# gap is small and can go either way. The rest of this page keeps XLA's
 # default, what a fresh JAX install runs. On a GPU, XLA uses cuDNN and its own GPU kernels, not
 # YNNPACK, so the row is left out. Unlike the step rows, this row and the threads row time
 # single calls in fresh processes (the median of several).
@@ -358,8 +382,12 @@ def run_probe(script, *args, xla_flags=""):
     """Run `script` in a fresh Python process on the CPU; the numbers on its last line."""
     # child_env also sets the OpenMP/MKL thread variables, which XLA does not read.
     env = child_env(XLA_FLAGS=xla_flags, JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env,
-                         capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if out.returncode:
         raise RuntimeError(f"the probe failed:\n{out.stderr[-2000:]}")
     return [float(v) for v in out.stdout.splitlines()[-1].split()]
@@ -390,9 +418,16 @@ if device.platform == "cpu":
 
     [ynn] = run_probe(kernel_probe, B, *sizes.widths)
     [own] = run_probe(kernel_probe, B, *sizes.widths, xla_flags=YNNPACK_OFF)
-    rows.append([f"XLA CPU kernels: YNNPACK -> XLA's own (one gradient, batch {B})",
-                 f"{ynn * 1e3:.1f} ms", f"{own * 1e3:.1f} ms", f"{ynn / own:.2f}x", "",
-                 "fresh processes, median of 9 calls"])  # fmt: skip
+    rows.append(
+        [
+            f"XLA CPU kernels: YNNPACK -> XLA's own (one gradient, batch {B})",
+            f"{ynn * 1e3:.1f} ms",
+            f"{own * 1e3:.1f} ms",
+            f"{ynn / own:.2f}x",
+            "",
+            "fresh processes, median of 9 calls",
+        ]
+    )
     print(f"YNNPACK {ynn * 1e3:.1f} ms, XLA's own kernels {own * 1e3:.1f} ms")
 else:
     print(f"{device.platform}: XLA does not use YNNPACK here; no row")
@@ -404,13 +439,14 @@ else:
 # a shell), one unpinned. Each times the same jitted convolution (one operation, not the whole
 # step the PyTorch page times) and reports its CPU time divided by its wall time: how many
 # cores it kept busy. Limiting the cores the process may run on (`taskset`, a container's CPU
-# set such as `docker --cpuset-cpus`) is the lever that works. A third process runs with `XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`,
-# the flag online answers give for running XLA on one thread. It only concerns XLA's calls
-# into Eigen, and this convolution runs in YNNPACK (above): compare the cores it kept busy.
-# Those answers often add `intra_op_parallelism_threads=1` after it. That is a TensorFlow
-# session option, not an XLA flag. Without `--` it silently ends XLA's reading of
-# `XLA_FLAGS`: it and every flag after it are ignored. With `--` the process aborts with
-# "Unknown flag in XLA_FLAGS".
+# set such as `docker --cpuset-cpus`) is the lever that works. A third process runs with
+# `XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`, the flag online answers give for running
+# XLA on one thread. It only concerns XLA's calls into Eigen, and this convolution runs in
+# YNNPACK (above): compare the cores it kept busy. Those answers often add
+# `intra_op_parallelism_threads=1` after it. That is a TensorFlow session option, not an XLA
+# flag. Without `--` it silently ends XLA's reading of `XLA_FLAGS`: it and every flag after
+# it are ignored. With `--` the process aborts with "Unknown flag in XLA_FLAGS" (the course's
+# tests check both with this jaxlib).
 
 # %%
 probe = """
@@ -436,12 +472,21 @@ if hasattr(os, "sched_setaffinity"):  # Linux (Colab included); not macOS or Win
     one, one_busy = run_probe(probe, min(os.sched_getaffinity(0)))
     many, many_busy = run_probe(probe)
     flag, flag_busy = run_probe(probe, xla_flags="--xla_cpu_multi_thread_eigen=false")
-    rows.append([f"XLA threads: 1 core -> all {cores} (one convolution)",
-                 f"{one * 1e3:.1f} ms", f"{many * 1e3:.1f} ms", f"{one / many:.2f}x", "",
-                 f"fresh processes; cores busy {one_busy:.1f} -> {many_busy:.1f}"])  # fmt: skip
-    print(f"1 core: {one * 1e3:.1f} ms, {one_busy:.2f} cores busy; {cores} cores: "
-          f"{many * 1e3:.1f} ms, {many_busy:.2f}; --xla_cpu_multi_thread_eigen=false: "
-          f"{flag * 1e3:.1f} ms, {flag_busy:.2f}")  # fmt: skip
+    rows.append(
+        [
+            f"XLA threads: 1 core -> all {cores} (one convolution)",
+            f"{one * 1e3:.1f} ms",
+            f"{many * 1e3:.1f} ms",
+            f"{one / many:.2f}x",
+            "",
+            f"fresh processes; cores busy {one_busy:.1f} -> {many_busy:.1f}",
+        ]
+    )
+    print(
+        f"1 core: {one * 1e3:.1f} ms, {one_busy:.2f} cores busy; {cores} cores: "
+        f"{many * 1e3:.1f} ms, {many_busy:.2f}; --xla_cpu_multi_thread_eigen=false: "
+        f"{flag * 1e3:.1f} ms, {flag_busy:.2f}"
+    )
 else:
     print("This system cannot pin a process to one core: no threads row")
 
@@ -477,8 +522,11 @@ class HostFed:
         return loss
 
 
-compare("per-sample host pipeline -> data on the device", HostFed(),
-        Runner(make_step(), new_state()))  # fmt: skip
+compare(
+    "per-sample host pipeline -> data on the device",
+    HostFed(),
+    Runner(make_step(), new_state()),
+)
 
 # %% [markdown]
 # **Compilation.** `jax.jit` traces the step once and compiles it into fused XLA kernels;
@@ -491,14 +539,20 @@ compare("per-sample host pipeline -> data on the device", HostFed(),
 
 # %%
 if sizes.compile:  # op-by-op warm-up compiles every operation: not at smoke scale
-    compare("op-by-op (no jit) -> jax.jit",
-            Runner(make_step(use_jit=False), new_state()), Runner(make_step(), new_state()))  # fmt: skip
+    compare(
+        "op-by-op (no jit) -> jax.jit",
+        Runner(make_step(use_jit=False), new_state()),
+        Runner(make_step(), new_state()),
+    )
 else:
     rows.append(
         ["op-by-op (no jit) -> jax.jit", "not run at this scale", "", "", "", ""]
     )
-compare("jit -> jit with donated state", Runner(make_step(donate=False), new_state()),
-        Runner(make_step(), new_state()))  # fmt: skip
+compare(
+    "jit -> jit with donated state",
+    Runner(make_step(donate=False), new_state()),
+    Runner(make_step(), new_state()),
+)
 
 # %% [markdown]
 # **Mixed precision.** Flax layers take a `dtype`, the type they compute in, apart from
@@ -510,8 +564,11 @@ compare("jit -> jit with donated state", Runner(make_step(donate=False), new_sta
 # exponent range underflows {cite}`micikevicius2018mixed`.
 
 # %%
-compare("float32 -> bfloat16 compute", Runner(make_step(), new_state()),
-        Runner(make_step(dtype=jnp.bfloat16), new_state()))  # fmt: skip
+compare(
+    "float32 -> bfloat16 compute",
+    Runner(make_step(), new_state()),
+    Runner(make_step(dtype=jnp.bfloat16), new_state()),
+)
 
 # %% [markdown]
 # **Memory format.** PyTorch's `channels_last` switch has no JAX counterpart: arrays are NHWC
@@ -522,8 +579,11 @@ compare("float32 -> bfloat16 compute", Runner(make_step(), new_state()),
 # losses as arrays and read them once at the end (chapter 5's `fit_fast` does).
 
 # %%
-compare("float(loss) every step -> no host sync",
-        Runner(make_step(), new_state(), sync=True), Runner(make_step(), new_state()))  # fmt: skip
+compare(
+    "float(loss) every step -> no host sync",
+    Runner(make_step(), new_state(), sync=True),
+    Runner(make_step(), new_state()),
+)
 
 # %% [markdown]
 # **Batch size.** On a GPU, larger batches usually raise throughput, since each step gives its
@@ -535,18 +595,33 @@ compare("float(loss) every step -> no host sync",
 # %%
 sweep = []
 for bs in sizes.sweep_batch_sizes:
-    t = measure(Runner(make_step(batch_size=bs), new_state()), wait=wait,
-                repeats=sizes.repeats, warmup=sizes.warmup)  # fmt: skip
+    t = measure(
+        Runner(make_step(batch_size=bs), new_state()),
+        wait=wait,
+        repeats=sizes.repeats,
+        warmup=sizes.warmup,
+    )
     sweep.append((bs, t.rate(bs)))
     print(f"batch {bs:5d}: {t.rate(bs):8.0f} images/s")
 small, large = sweep[0], sweep[-1]
-rows.append([f"batch {small[0]} -> {large[0]} (images/s)", f"{small[1]:.0f}", f"{large[1]:.0f}",
-             f"{large[1] / small[1]:.2f}x", "", "throughput, not time"])  # fmt: skip
+rows.append(
+    [
+        f"batch {small[0]} -> {large[0]} (images/s)",
+        f"{small[1]:.0f}",
+        f"{large[1]:.0f}",
+        f"{large[1] / small[1]:.2f}x",
+        "",
+        "throughput, not time",
+    ]
+)
 
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot(*zip(*sweep, strict=True), "o-", label=f"CifarNet {sizes.widths}")
-ax.set(xlabel="batch size (images)", ylabel="throughput (images/s)",
-       title="Training throughput against batch size")  # fmt: skip
+ax.set(
+    xlabel="batch size (images)",
+    ylabel="throughput (images/s)",
+    title="Training throughput against batch size",
+)
 ax.set_xscale("log", base=2)  # ticks at the measured sizes, as plain numbers
 ax.set_xticks([bs for bs, _ in sweep], [str(bs) for bs, _ in sweep])
 ax.xaxis.set_minor_locator(plt.NullLocator())
@@ -559,10 +634,18 @@ plt.show()
 # helped *here*; read it next to the hardware line printed at the top of the page.
 
 # %%
-display(Markdown(markdown_table(
-    ["change", f"before ({per})", "after", "speedup",
-     "first calls, before, after", "note"], rows
-)))  # fmt: skip
+table = markdown_table(
+    [
+        "change",
+        f"before ({per})",
+        "after",
+        "speedup",
+        "first calls, before, after",
+        "note",
+    ],
+    rows,
+)
+display(Markdown(table))
 
 # %% [markdown] tags=["shared"]
 # ## 9.3 Data parallelism
@@ -636,8 +719,10 @@ def max_difference(results, ref):
 
 
 dp_diff = max_difference([{**flat, "losses": np.array(losses)}], reference)
-print(f"8 devices, {dp.steps} steps; largest difference from one device: {dp_diff:.1e}; "
-      f"loss {reference['losses'][0]:.3f} -> {reference['losses'][-1]:.3f}")  # fmt: skip
+print(
+    f"8 devices, {dp.steps} steps; largest difference from one device: {dp_diff:.1e}; "
+    f"loss {reference['losses'][0]:.3f} -> {reference['losses'][-1]:.3f}"
+)
 assert dp_diff < 1e-5
 assert reference["losses"][-1] < reference["losses"][0]  # it learned
 
@@ -679,8 +764,10 @@ for line in all_reduces:
 # %%
 procs, procs_seconds = H.sharding.launch_processes(dp, num_processes=2)
 procs_diff = max_difference(procs, reference)
-print(f"2 processes joined by jax.distributed: {procs_seconds:.1f} s (start-up included); "
-      f"largest difference from one device: {procs_diff:.1e}")  # fmt: skip
+print(
+    f"2 processes joined by jax.distributed: {procs_seconds:.1f} s (start-up included); "
+    f"largest difference from one device: {procs_diff:.1e}"
+)
 assert procs_diff < 1e-5
 
 # %% [markdown] tags=["shared"]
@@ -761,8 +848,10 @@ with np.load(ckpt) as saved:
     )
     first = int(saved["step"])
 resumed = train_steps(*restored, first, dp.steps)  # momentum buffers restored too
-gap = max(float(jnp.abs(a - b).max()) for a, b in zip(jax.tree.leaves(full[0]),
-                                                      jax.tree.leaves(resumed[0]), strict=True))  # fmt: skip
+gap = max(
+    float(jnp.abs(a - b).max())
+    for a, b in zip(jax.tree.leaves(full[0]), jax.tree.leaves(resumed[0]), strict=True)
+)
 print(f"resumed at step {first} of {dp.steps}: largest difference {gap:.1e}")
 assert gap < 1e-6
 
@@ -805,8 +894,12 @@ jax.debug.visualize_array_sharding(y_s)
 
 
 # %%
-@partial(jax.shard_map, mesh=mesh2, in_specs=(P("data", "model"), P("model", None)),
-         out_specs=P("data", None))  # fmt: skip
+@partial(
+    jax.shard_map,
+    mesh=mesh2,
+    in_specs=(P("data", "model"), P("model", None)),
+    out_specs=P("data", None),
+)
 def row_parallel(x_block, w_block):
     # x_block (16 / 2, 32 / 4), w_block (32 / 4, 64): a partial product on each device
     return jax.lax.psum(x_block @ w_block, "model")  # summed over the 4 "model" devices
@@ -835,20 +928,35 @@ def pipeline_schedule(stages=4, micro=6):
     for s in range(stages):
         for m in range(micro):
             fwd = s + m  # forward of micro-batch m on stage s
-            bwd = (
-                micro + stages - 1 + (stages - 1 - s) + m
-            )  # backward, in reverse stage order
-            ax.barh(s, 1, left=fwd, color="tab:blue", edgecolor="white",
-                    label="forward" if s == m == 0 else None)  # fmt: skip
-            ax.barh(s, 1, left=bwd, color="tab:orange", edgecolor="white",
-                    label="backward" if s == m == 0 else None)  # fmt: skip
+            # backward, in reverse stage order
+            bwd = micro + stages - 1 + (stages - 1 - s) + m
+            ax.barh(
+                s,
+                1,
+                left=fwd,
+                color="tab:blue",
+                edgecolor="white",
+                label="forward" if s == m == 0 else None,
+            )
+            ax.barh(
+                s,
+                1,
+                left=bwd,
+                color="tab:orange",
+                edgecolor="white",
+                label="backward" if s == m == 0 else None,
+            )
             ax.text(fwd + 0.5, s, str(m + 1), ha="center", va="center", color="white")
             ax.text(bwd + 0.5, s, str(m + 1), ha="center", va="center", color="white")
     total = 2 * (micro + stages - 1)
-    ax.set(yticks=range(stages), yticklabels=[f"stage {s + 1}" for s in range(stages)],
-           xlabel="time (steps of one micro-batch through one stage)", xlim=(0, total),
-           title=f"GPipe schedule: {stages} stages, {micro} micro-batches, bubble "
-                 f"{(stages - 1) / (micro + stages - 1):.0%}")  # fmt: skip
+    ax.set(
+        yticks=range(stages),
+        yticklabels=[f"stage {s + 1}" for s in range(stages)],
+        xlabel="time (steps of one micro-batch through one stage)",
+        xlim=(0, total),
+        title=f"GPipe schedule: {stages} stages, {micro} micro-batches, bubble "
+        f"{(stages - 1) / (micro + stages - 1):.0%}",
+    )
     ax.invert_yaxis()
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: covers no block
     plt.show()
@@ -875,27 +983,36 @@ pipeline_schedule()
 # %%
 def hlo_bytes(line):
     width = {"f32": 4, "bf16": 2, "f16": 2, "s32": 4, "f64": 8, "pred": 1}
-    lhs = re.split(r"\sall-reduce(?:-start)?\(", line)[
-        0
-    ]  # the result shape(s), before the op
-    return sum(width[t] * int(np.prod([int(d) for d in dims.split(",") if d]))
-               for t, dims in re.findall(r"\b(f32|bf16|f16|s32|f64|pred)\[([\d,]*)\]", lhs))  # fmt: skip
+    # the result shape(s), before the op
+    lhs = re.split(r"\sall-reduce(?:-start)?\(", line)[0]
+    return sum(
+        width[t] * int(np.prod([int(d) for d in dims.split(",") if d]))
+        for t, dims in re.findall(r"\b(f32|bf16|f16|s32|f64|pred)\[([\d,]*)\]", lhs)
+    )
 
 
 n_params = sum(v.size for v in jax.tree.leaves(params))
 grad_bytes = sum(hlo_bytes(line) for line in all_reduces)
-print(f"the step all-reduces {grad_bytes:,} bytes: {n_params:,} float32 gradients "
-      f"({4 * n_params:,} bytes) and the loss")  # fmt: skip
+print(
+    f"the step all-reduces {grad_bytes:,} bytes: {n_params:,} float32 gradients "
+    f"({4 * n_params:,} bytes) and the loss"
+)
 assert grad_bytes >= 4 * n_params
 n_bytes = 4 * n_params
 bytes_rows = [
     [w, 2 * n_bytes, 2 * w * n_bytes, round(2 * n_bytes * (w - 1) / w)]
     for w in (2, 8, 64, 512)
 ]
-display(Markdown(markdown_table(
-    ["workers W", "parameter server: bytes per worker", "parameter server: bytes at the server",
-     "ring all-reduce: bytes per worker"], bytes_rows,
-)))  # fmt: skip
+table = markdown_table(
+    [
+        "workers W",
+        "parameter server: bytes per worker",
+        "parameter server: bytes at the server",
+        "ring all-reduce: bytes per worker",
+    ],
+    bytes_rows,
+)
+display(Markdown(table))
 
 # %% [markdown] tags=["shared"]
 # ## Summary
@@ -905,8 +1022,9 @@ display(Markdown(markdown_table(
 # * Each tuning step above is a before/after from this run; which ones help depends on the
 #   hardware and the framework (each half of the chapter runs the list its own way).
 # * Data parallelism averages the gradients of $W$ shares of the batch, which equals one
-#   process on the whole batch: asserted for 2 processes, and for two "nodes" joined by a
-#   rendezvous the way a cluster joins them.
+#   process on the whole batch: asserted on each page, in PyTorch for 2 processes and for two
+#   "nodes" joined by a rendezvous, in JAX for 8 devices in one process and for 2 processes
+#   joined by `jax.distributed`.
 # * When a model does not fit, shard it (FSDP, tensor or pipeline parallelism); all-reduce
 #   replaced parameter servers because its traffic per worker stays under $2N$.
 

@@ -143,8 +143,10 @@ for _ in range(sizes.repeats):
     wait(step())
     samples.append(time.perf_counter() - start)
 q1, median, q3 = np.percentile(samples, [25, 50, 75])
-print(f"first call {first * 1e3:.1f} ms; then median {median * 1e3:.1f} ms "
-      f"± {(q3 - q1) / 2 * 1e3:.1f} ms over {sizes.repeats} calls")  # fmt: skip
+print(
+    f"first call {first * 1e3:.1f} ms; then median {median * 1e3:.1f} ms "
+    f"± {(q3 - q1) / 2 * 1e3:.1f} ms over {sizes.repeats} calls"
+)
 
 # %% [markdown]
 # `helpers.distributed.measure` is that loop (warm-up calls, `wait`, median and spread), and
@@ -206,10 +208,11 @@ parts = {
     "whole step": measure(step, wait=wait, repeats=sizes.repeats),
 }
 whole = parts["whole step"].median
-display(Markdown(markdown_table(
+table = markdown_table(
     ["part", "ms per step", "share of the step"],
     [[k, str(t), f"{t.median / whole:.0%}"] for k, t in parts.items()],
-)))  # fmt: skip
+)
+display(Markdown(table))
 
 # %% [markdown] tags=["shared"]
 # ## 9.2 Single-device tuning
@@ -227,10 +230,14 @@ per = f"per {sizes.timed_steps} step" + ("s" if sizes.timed_steps > 1 else "")
 def compare(name, before, after, items=B * sizes.timed_steps, note=""):
     """Time two step functions; add a row with both medians and the speedup."""
     t = [
-        measure(lambda f=f: [f() for _ in range(sizes.timed_steps)][-1], wait=wait,
-                repeats=sizes.repeats, warmup=sizes.warmup)
+        measure(
+            lambda f=f: [f() for _ in range(sizes.timed_steps)][-1],
+            wait=wait,
+            repeats=sizes.repeats,
+            warmup=sizes.warmup,
+        )
         for f in (before, after)
-    ]  # fmt: skip
+    ]
     rows.append([name, str(t[0]), str(t[1]), f"{t[0].median / t[1].median:.2f}x", note])
     print(f"{name}: {t[0]} -> {t[1]} {per}")
 
@@ -260,8 +267,12 @@ def with_threads(n, f):
     return run
 
 
-compare("threads: 1 -> all cores", with_threads(1, step), with_threads(max(cores, 1), step),
-        note=f"{cores} core(s) available to this process")  # fmt: skip
+compare(
+    "threads: 1 -> all cores",
+    with_threads(1, step),
+    with_threads(max(cores, 1), step),
+    note=f"{cores} core(s) available to this process",
+)
 
 # %% [markdown]
 # **Input pipeline.** The usual tutorial loads each image through torchvision's per-sample
@@ -279,15 +290,24 @@ n_loader = B * (sizes.timed_steps + 1) * (sizes.warmup + sizes.repeats)
 
 def loader_step_fn(workers):
     loader = H.vision.seed_style_loader(
-        x_train[:n_loader], y_train[:n_loader], mean, std, batch_size=B, pad=2,
+        x_train[:n_loader],
+        y_train[:n_loader],
+        mean,
+        std,
+        batch_size=B,
+        pad=2,
         generator=torch.Generator().manual_seed(0),
-    )  # fmt: skip
+    )
     if workers:
         loader = torch.utils.data.DataLoader(
-            loader.dataset, batch_size=B, shuffle=True, drop_last=True,
-            num_workers=workers, persistent_workers=True,
+            loader.dataset,
+            batch_size=B,
+            shuffle=True,
+            drop_last=True,
+            num_workers=workers,
+            persistent_workers=True,
             pin_memory=device.type == "cuda",
-        )  # fmt: skip
+        )
     batches = iter(loader)
 
     def run():
@@ -323,8 +343,11 @@ compare("DataLoader: 0 -> 2 worker processes", loader_step_fn(0), loader_step_fn
 # %%
 amp_model, amp_opt = new_model()
 dtype16 = torch.bfloat16
-compare("float32 -> bfloat16 autocast", make_step(amp_model, amp_opt),
-        make_step(amp_model, amp_opt, amp=dtype16))  # fmt: skip
+compare(
+    "float32 -> bfloat16 autocast",
+    make_step(amp_model, amp_opt),
+    make_step(amp_model, amp_opt, amp=dtype16),
+)
 
 scaler = torch.amp.GradScaler(device.type)
 x16 = H.vision.to_input(images[:B], mean, std)
@@ -343,8 +366,11 @@ print(f"float16 loss {loss16.item():.3f}, loss scale now {scaler.get_scale():.0f
 # %%
 nchw_model, nchw_opt = new_model(channels_last=False)
 cl_model, cl_opt = new_model(channels_last=True)
-compare("NCHW -> channels_last", make_step(nchw_model, nchw_opt, channels_last=False),
-        make_step(cl_model, cl_opt))  # fmt: skip
+compare(
+    "NCHW -> channels_last",
+    make_step(nchw_model, nchw_opt, channels_last=False),
+    make_step(cl_model, cl_opt),
+)
 
 # %% [markdown]
 # **Host syncs.** `loss.item()` inside the loop waits for the device and copies a number to
@@ -355,8 +381,11 @@ compare("NCHW -> channels_last", make_step(nchw_model, nchw_opt, channels_last=F
 
 # %%
 sync_model, sync_opt = new_model()
-compare("loss.item() every step -> no host sync", make_step(sync_model, sync_opt, sync=True),
-        make_step(sync_model, sync_opt))  # fmt: skip
+compare(
+    "loss.item() every step -> no host sync",
+    make_step(sync_model, sync_opt, sync=True),
+    make_step(sync_model, sync_opt),
+)
 
 # %% [markdown]
 # **`torch.compile`.** It traces the model into a graph and generates fused kernels
@@ -373,8 +402,12 @@ if sizes.compile:
     start = time.perf_counter()
     wait(make_step(compiled, compiled_opt)())
     compile_seconds = time.perf_counter() - start
-    compare("eager -> torch.compile", make_step(eager_model, eager_opt),
-            make_step(compiled, compiled_opt), note=f"compiling took {compile_seconds:.0f} s")  # fmt: skip
+    compare(
+        "eager -> torch.compile",
+        make_step(eager_model, eager_opt),
+        make_step(compiled, compiled_opt),
+        note=f"compiling took {compile_seconds:.0f} s",
+    )
 else:
     rows.append(["eager -> torch.compile", "not run at this scale", "", "", ""])
 
@@ -394,13 +427,23 @@ for bs in sizes.sweep_batch_sizes:
     sweep.append((bs, t.rate(bs)))
     print(f"batch {bs:5d}: {t.rate(bs):8.0f} images/s")
 small, large = sweep[0], sweep[-1]
-rows.append([f"batch {small[0]} -> {large[0]} (images/s)", f"{small[1]:.0f}", f"{large[1]:.0f}",
-             f"{large[1] / small[1]:.2f}x", "throughput, not time"])  # fmt: skip
+rows.append(
+    [
+        f"batch {small[0]} -> {large[0]} (images/s)",
+        f"{small[1]:.0f}",
+        f"{large[1]:.0f}",
+        f"{large[1] / small[1]:.2f}x",
+        "throughput, not time",
+    ]
+)
 
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot(*zip(*sweep, strict=True), "o-", label=f"CifarNet {sizes.widths}")
-ax.set(xlabel="batch size (images)", ylabel="throughput (images/s)",
-       title="Training throughput against batch size")  # fmt: skip
+ax.set(
+    xlabel="batch size (images)",
+    ylabel="throughput (images/s)",
+    title="Training throughput against batch size",
+)
 ax.set_xscale("log", base=2)  # ticks at the measured sizes, as plain numbers
 ax.set_xticks([bs for bs, _ in sweep], [str(bs) for bs, _ in sweep])
 ax.xaxis.set_minor_locator(plt.NullLocator())
@@ -413,9 +456,11 @@ plt.show()
 # helped *here*; read it next to the hardware line printed at the top of the page.
 
 # %%
-display(Markdown(markdown_table(
-    ["change", f"before ({per})", "after", "speedup", "note"], rows
-)))  # fmt: skip
+display(
+    Markdown(
+        markdown_table(["change", f"before ({per})", "after", "speedup", "note"], rows)
+    )
+)
 
 # %% [markdown] tags=["shared"]
 # ## 9.3 Data parallelism
@@ -461,8 +506,9 @@ def ddp_worker(rank, world_size, sizes_json, init_method, out_dir):
         H.parallel.make_model(s)
     )  # identical initial weights, then kept in step
     opt = torch.optim.SGD(model.parameters(), lr=s.learning_rate)
-    sampler = DistributedSampler(data, world_size, rank, shuffle=True, seed=s.seed,
-                                 drop_last=True)  # fmt: skip
+    sampler = DistributedSampler(
+        data, world_size, rank, shuffle=True, seed=s.seed, drop_last=True
+    )
     losses, epoch = [], 0
     while len(losses) < s.steps:
         sampler.set_epoch(epoch)  # a new shuffle each epoch, the same on every rank
@@ -505,9 +551,11 @@ def max_difference(results, ref):
 
 
 ddp_diff = max_difference(ranks, reference)
-print(f"2 gloo processes, {dp.steps} steps in {ddp_seconds:.1f} s; largest difference from "
-      f"one process: {ddp_diff:.1e}; loss {reference['losses'][0]:.3f} -> "
-      f"{reference['losses'][-1]:.3f}")  # fmt: skip
+print(
+    f"2 gloo processes, {dp.steps} steps in {ddp_seconds:.1f} s; largest difference from "
+    f"one process: {ddp_diff:.1e}; loss {reference['losses'][0]:.3f} -> "
+    f"{reference['losses'][-1]:.3f}"
+)
 assert ddp_diff < 1e-5
 assert reference["losses"][-1] < reference["losses"][0]  # it learned
 
@@ -530,8 +578,9 @@ assert reference["losses"][-1] < reference["losses"][0]  # it learned
 # builds the command line, `H.parallel.launch_torchrun` starts it once per node and waits:
 
 # %%
-cmd = H.parallel.torchrun_command(dp, "OUT", nnodes=2, nproc_per_node=1,
-                                  rdzv_endpoint="127.0.0.1:PORT")  # fmt: skip
+cmd = H.parallel.torchrun_command(
+    dp, "OUT", nnodes=2, nproc_per_node=1, rdzv_endpoint="127.0.0.1:PORT"
+)
 # Shown with "python" for this interpreter's full path, one option per line.
 groups = [["python"]]
 for arg in cmd[1:]:
@@ -541,8 +590,10 @@ for arg in cmd[1:]:
 print(" \\\n    ".join(" ".join(g) for g in groups))
 nodes, torchrun_seconds = H.parallel.launch_torchrun(dp, nnodes=2, nproc_per_node=1)
 torchrun_diff = max_difference(nodes, reference)
-print(f"2 torchrun nodes x 1 process: {torchrun_seconds:.1f} s (start-up included); largest "
-      f"difference from one process: {torchrun_diff:.1e}")  # fmt: skip
+print(
+    f"2 torchrun nodes x 1 process: {torchrun_seconds:.1f} s (start-up included); largest "
+    f"difference from one process: {torchrun_diff:.1e}"
+)
 assert torchrun_diff < 1e-5
 
 # %% [markdown] tags=["shared"]
@@ -607,8 +658,14 @@ train_steps(full, full_opt, 0, dp.steps)
 ckpt = Path(tempfile.mkdtemp()) / "checkpoint.pt"
 first_half, opt_a = fresh()
 train_steps(first_half, opt_a, 0, dp.steps // 2)
-torch.save({"model": first_half.state_dict(), "optimizer": opt_a.state_dict(),
-            "step": dp.steps // 2}, ckpt)  # fmt: skip
+torch.save(
+    {
+        "model": first_half.state_dict(),
+        "optimizer": opt_a.state_dict(),
+        "step": dp.steps // 2,
+    },
+    ckpt,
+)
 del first_half, opt_a  # the "crash"
 
 resumed, opt_b = fresh()
@@ -616,8 +673,10 @@ saved = torch.load(ckpt, weights_only=True)
 resumed.load_state_dict(saved["model"])
 opt_b.load_state_dict(saved["optimizer"])  # momentum buffers too, or the run differs
 train_steps(resumed, opt_b, saved["step"], dp.steps)
-gap = max((a - b).abs().max().item() for a, b in zip(full.parameters(), resumed.parameters(),
-                                                      strict=True))  # fmt: skip
+gap = max(
+    (a - b).abs().max().item()
+    for a, b in zip(full.parameters(), resumed.parameters(), strict=True)
+)
 print(f"resumed at step {saved['step']} of {dp.steps}: largest difference {gap:.1e}")
 assert gap == 0.0
 
@@ -661,9 +720,8 @@ def fsdp_worker(rank, world_size, sizes_json, init_method, out_dir):
         order = torch.randperm(
             s.examples, generator=torch.Generator().manual_seed(s.seed + epoch)
         )
-        idx = order[i * s.batch_size : (i + 1) * s.batch_size][
-            rank::world_size
-        ]  # my share
+        batch = order[i * s.batch_size : (i + 1) * s.batch_size]
+        idx = batch[rank::world_size]  # my share
         loss = F.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad()
         loss.backward()  # gradients reduce-scattered: each rank keeps the mean of its shard
@@ -699,20 +757,35 @@ def pipeline_schedule(stages=4, micro=6):
     for s in range(stages):
         for m in range(micro):
             fwd = s + m  # forward of micro-batch m on stage s
-            bwd = (
-                micro + stages - 1 + (stages - 1 - s) + m
-            )  # backward, in reverse stage order
-            ax.barh(s, 1, left=fwd, color="tab:blue", edgecolor="white",
-                    label="forward" if s == m == 0 else None)  # fmt: skip
-            ax.barh(s, 1, left=bwd, color="tab:orange", edgecolor="white",
-                    label="backward" if s == m == 0 else None)  # fmt: skip
+            # backward, in reverse stage order
+            bwd = micro + stages - 1 + (stages - 1 - s) + m
+            ax.barh(
+                s,
+                1,
+                left=fwd,
+                color="tab:blue",
+                edgecolor="white",
+                label="forward" if s == m == 0 else None,
+            )
+            ax.barh(
+                s,
+                1,
+                left=bwd,
+                color="tab:orange",
+                edgecolor="white",
+                label="backward" if s == m == 0 else None,
+            )
             ax.text(fwd + 0.5, s, str(m + 1), ha="center", va="center", color="white")
             ax.text(bwd + 0.5, s, str(m + 1), ha="center", va="center", color="white")
     total = 2 * (micro + stages - 1)
-    ax.set(yticks=range(stages), yticklabels=[f"stage {s + 1}" for s in range(stages)],
-           xlabel="time (steps of one micro-batch through one stage)", xlim=(0, total),
-           title=f"GPipe schedule: {stages} stages, {micro} micro-batches, bubble "
-                 f"{(stages - 1) / (micro + stages - 1):.0%}")  # fmt: skip
+    ax.set(
+        yticks=range(stages),
+        yticklabels=[f"stage {s + 1}" for s in range(stages)],
+        xlabel="time (steps of one micro-batch through one stage)",
+        xlim=(0, total),
+        title=f"GPipe schedule: {stages} stages, {micro} micro-batches, bubble "
+        f"{(stages - 1) / (micro + stages - 1):.0%}",
+    )
     ax.invert_yaxis()
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: covers no block
     plt.show()
@@ -772,10 +845,16 @@ bytes_rows = [
     [w, 2 * n_bytes, 2 * w * n_bytes, round(2 * n_bytes * (w - 1) / w)]
     for w in (2, 8, 64, 512)
 ]
-display(Markdown(markdown_table(
-    ["workers W", "parameter server: bytes per worker", "parameter server: bytes at the server",
-     "ring all-reduce: bytes per worker"], bytes_rows,
-)))  # fmt: skip
+table = markdown_table(
+    [
+        "workers W",
+        "parameter server: bytes per worker",
+        "parameter server: bytes at the server",
+        "ring all-reduce: bytes per worker",
+    ],
+    bytes_rows,
+)
+display(Markdown(table))
 
 # %% [markdown] tags=["shared"]
 # ## Summary
@@ -785,8 +864,9 @@ display(Markdown(markdown_table(
 # * Each tuning step above is a before/after from this run; which ones help depends on the
 #   hardware and the framework (each half of the chapter runs the list its own way).
 # * Data parallelism averages the gradients of $W$ shares of the batch, which equals one
-#   process on the whole batch: asserted for 2 processes, and for two "nodes" joined by a
-#   rendezvous the way a cluster joins them.
+#   process on the whole batch: asserted on each page, in PyTorch for 2 processes and for two
+#   "nodes" joined by a rendezvous, in JAX for 8 devices in one process and for 2 processes
+#   joined by `jax.distributed`.
 # * When a model does not fit, shard it (FSDP, tensor or pipeline parallelism); all-reduce
 #   replaced parameter servers because its traffic per worker stays under $2N$.
 

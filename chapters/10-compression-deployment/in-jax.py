@@ -151,11 +151,14 @@ def masked_step(graphdef, state, data, idx, masks, weight):
 
 
 # One set of batch indices, drawn once: every run takes the first `steps` rows of it.
-batch_indices = np.asarray(jax.random.randint(
-    jax.random.key(1),
-    (max(s.teacher_steps, s.finetune_steps, s.student_steps), s.batch_size),
-    0, len(train_images),
-))  # fmt: skip
+batch_indices = np.asarray(
+    jax.random.randint(
+        jax.random.key(1),
+        (max(s.teacher_steps, s.finetune_steps, s.student_steps), s.batch_size),
+        0,
+        len(train_images),
+    )
+)
 no_teacher = jax.device_put(jnp.zeros((len(train_images), 10)), device)  # (N, 10)
 # One optax transformation for every run: it is part of the optimiser's graphdef, the static
 # argument of `masked_step`, and a new one would not compare equal and would compile again.
@@ -276,8 +279,10 @@ err_channel = np.abs(restored_w - w).mean()
 err_tensor = np.abs(
     np.clip(np.round(w / per_tensor), -127, 127) * per_tensor - w
 ).mean()
-print(f"stem kernel {w.shape}: mean |error| per-channel {err_channel:.2e}, "
-      f"per-tensor {err_tensor:.2e}")  # fmt: skip
+print(
+    f"stem kernel {w.shape}: mean |error| per-channel {err_channel:.2e}, "
+    f"per-tensor {err_tensor:.2e}"
+)
 
 
 def is_kernel(path) -> bool:
@@ -328,8 +333,8 @@ print(
 # zeros only compress well); it takes sparse kernels to profit. *Structured* pruning removes
 # whole output channels, here those whose filters have the smallest L1 norm
 # {cite}`li2017pruning`, and rebuilds a genuinely narrower network, which is smaller and faster
-# everywhere. Both are fine-tuned for a few hundred steps below; the unstructured masks are
-# applied again after every step, so pruned weights stay zero.
+# everywhere. Both are fine-tuned below (`finetune_steps` steps: 100 at `cpu` scale); the
+# unstructured masks are applied again after every step, so pruned weights stay zero.
 
 
 # %%
@@ -358,8 +363,10 @@ pruned_before = accuracy(pruned)
 train_steps(pruned, s.finetune_steps, masks=masks, desc="fine-tune (unstructured)")
 kernels = [u.conv.kernel[...] for u in conv_bn_layers(pruned)]
 zeros = sum(int((k == 0).sum()) for k in kernels) / sum(k.size for k in kernels)
-print(f"{zeros:.0%} of conv weights zero: accuracy {pruned_before:.2%} right after "
-      f"pruning, {accuracy(pruned):.2%} after fine-tuning")  # fmt: skip
+print(
+    f"{zeros:.0%} of conv weights zero: accuracy {pruned_before:.2%} right after "
+    f"pruning, {accuracy(pruned):.2%} after fine-tuning"
+)
 
 
 # %%
@@ -388,9 +395,11 @@ def prune_channels(model: nnx.Module, widths: tuple[int, ...]) -> nnx.Module:
 narrow = prune_channels(teacher, s.student_widths)
 narrow_before = accuracy(narrow)
 train_steps(narrow, s.finetune_steps, desc="fine-tune (structured)")
-print(f"channels {s.teacher_widths} -> {s.student_widths}: {H.count_params(narrow):,} "
-      f"parameters, accuracy {narrow_before:.2%} right after pruning, "
-      f"{accuracy(narrow):.2%} after fine-tuning")  # fmt: skip
+print(
+    f"channels {s.teacher_widths} -> {s.student_widths}: {H.count_params(narrow):,} "
+    f"parameters, accuracy {narrow_before:.2%} right after pruning, "
+    f"{accuracy(narrow):.2%} after fine-tuning"
+)
 
 # %% [markdown] tags=["shared"]
 # ## 10.4 Knowledge distillation
@@ -410,9 +419,10 @@ print(f"channels {s.teacher_widths} -> {s.student_widths}: {H.count_params(narro
 # %%
 student_check = jax.random.normal(jax.random.key(3), (4, 10))
 teacher_check = jax.random.normal(jax.random.key(4), (4, 10))
-library = optax.losses.kl_divergence_with_log_targets(
+kl = optax.losses.kl_divergence_with_log_targets(
     jax.nn.log_softmax(student_check / 3), jax.nn.log_softmax(teacher_check / 3)
-).mean() * 9  # fmt: skip
+)  # (B,)
+library = 9 * kl.mean()
 np.testing.assert_allclose(
     distillation_loss(student_check, teacher_check, 3.0), library, rtol=1e-5
 )
@@ -424,8 +434,10 @@ scratch = H.vision.CifarNet(s.student_widths, rngs=nnx.Rngs(2))
 distilled = nnx.clone(scratch)  # the same initial weights
 train_steps(scratch, s.student_steps, desc="student, labels only")
 train_steps(distilled, s.student_steps, teacher_logits=teacher_logits, desc="distilled")
-print(f"student {s.student_widths}: labels only {accuracy(scratch):.2%}, "
-      f"distilled {accuracy(distilled):.2%} (teacher {teacher_accuracy:.2%})")  # fmt: skip
+print(
+    f"student {s.student_widths}: labels only {accuracy(scratch):.2%}, "
+    f"distilled {accuracy(distilled):.2%} (teacher {teacher_accuracy:.2%})"
+)
 
 # %% [markdown] tags=["shared"]
 # ## 10.5 One table: size, latency, accuracy
@@ -465,15 +477,19 @@ for name, (model, saved) in tqdm(variants.items(), desc="measure"):
     forward = as_function(model)
     b1 = H.deploy.latency_ms(forward, x1, repeats=s.latency_repeats)
     b64 = H.deploy.latency_ms(forward, x64, repeats=s.latency_repeats)
-    rows.append({
-        "variant": name,
-        "params": H.count_params(model),
-        "size kB": size["bytes"] / 1e3,
-        "zipped kB": size["zipped_bytes"] / 1e3,
-        "b1 p50 ms": b1["p50"], "b1 p95 ms": b1["p95"],
-        "b64 p50 ms": b64["p50"], "b64 p95 ms": b64["p95"],
-        "accuracy": accuracy(model),
-    })  # fmt: skip
+    rows.append(
+        {
+            "variant": name,
+            "params": H.count_params(model),
+            "size kB": size["bytes"] / 1e3,
+            "zipped kB": size["zipped_bytes"] / 1e3,
+            "b1 p50 ms": b1["p50"],
+            "b1 p95 ms": b1["p95"],
+            "b64 p50 ms": b64["p50"],
+            "b64 p95 ms": b64["p95"],
+            "accuracy": accuracy(model),
+        }
+    )
 print(H.deploy.format_table(rows))
 print("XLA flags:", __import__("os").environ.get("XLA_FLAGS", "(default threads)"))
 
@@ -521,9 +537,11 @@ exported = jax.export.export(jax.jit(forward))(
 blob = exported.serialize()  # bytearray: StableHLO + metadata
 export_path = workdir / "cifarnet.jax_exported"
 export_path.write_bytes(blob)
-print(f"jax.export in {time.perf_counter() - start:.1f} s: {len(blob) / 1e3:.0f} kB, "
-      f"platforms {exported.platforms}, in {exported.in_avals}, out {exported.out_avals}, "
-      f"calling convention {exported.calling_convention_version}")  # fmt: skip
+print(
+    f"jax.export in {time.perf_counter() - start:.1f} s: {len(blob) / 1e3:.0f} kB, "
+    f"platforms {exported.platforms}, in {exported.in_avals}, out {exported.out_avals}, "
+    f"calling convention {exported.calling_convention_version}"
+)
 print(
     "StableHLO ops:",
     sorted(set(re.findall(r"stablehlo\.[a-z_]+", exported.mlir_module()))),
@@ -663,8 +681,10 @@ for steps in tqdm(s.ig_steps, desc="IG steps"):
     completeness[steps] = float(
         (jnp.abs(ig.sum(axis=(1, 2, 3)) - gap) / jnp.abs(gap)).max()
     )
-    print(f"{steps:4d} steps: worst |sum(IG) - (F(x) - F(x'))| / |F(x) - F(x')| = "
-          f"{completeness[steps]:.2%}")  # fmt: skip
+    print(
+        f"{steps:4d} steps: worst |sum(IG) - (F(x) - F(x'))| / |F(x) - F(x')| = "
+        f"{completeness[steps]:.2%}"
+    )
 chosen = min((m for m, e in completeness.items() if e < 0.01), default=None)
 assert chosen is not None, "integrated gradients did not reach 1 % completeness"
 print("chosen step count:", chosen)
@@ -676,12 +696,16 @@ fig, axes = plt.subplots(
 )
 for j in range(len(images)):
     axes[0, j].imshow(x_test[j])
-    axes[0, j].set_title(f"{H.CIFAR10_CLASSES[y_test[j]]} -> {H.CIFAR10_CLASSES[target[j]]}",
-                         fontsize=8)  # fmt: skip
+    axes[0, j].set_title(
+        f"{H.CIFAR10_CLASSES[y_test[j]]} -> {H.CIFAR10_CLASSES[target[j]]}", fontsize=8
+    )
     axes[1, j].imshow(sal[j], cmap="magma")
     axes[2, j].imshow(ig_images[j].sum(-1), cmap="coolwarm")
-for ax, label in zip(axes[:, 0], ["image (true -> predicted)", "saliency", "IG (sum over RGB)"],
-                     strict=True):  # fmt: skip
+for ax, label in zip(
+    axes[:, 0],
+    ["image (true -> predicted)", "saliency", "IG (sum over RGB)"],
+    strict=True,
+):
     ax.set_ylabel(label, fontsize=8)
 for ax in axes.flat:
     ax.set_xticks([])
@@ -714,8 +738,11 @@ test_ids, test_lengths, test_labels = imdb.test
 review = jnp.asarray(test_ids[:1, : test_lengths[0]])  # (1, T)
 mask = H.text.padding_mask(review)  # (1, T)
 embedded = text_model.embed(review)  # (1, T, D)
-np.testing.assert_allclose(positive_log_prob(embedded, mask),
-                           jax.nn.log_softmax(text_model(review), -1)[:, 1], rtol=1e-5)  # fmt: skip
+np.testing.assert_allclose(
+    positive_log_prob(embedded, mask),
+    jax.nn.log_softmax(text_model(review), -1)[:, 1],
+    rtol=1e-5,
+)
 
 
 def review_score(e):
@@ -738,8 +765,11 @@ fig, ax = plt.subplots(figsize=(6, 4))
 sign_colour = np.where(per_token[top] > 0, "tab:green", "tab:red")
 ax.barh(range(len(top)), per_token[top], color=sign_colour)
 ax.set_yticks(range(len(top)), [f"{words[i]} (#{i})" for i in top])
-ax.set(xlabel="attribution to log p(positive)", ylabel="word (position)",
-       title=f"Review 0 (label {'positive' if test_labels[0] else 'negative'}): top words")  # fmt: skip
+ax.set(
+    xlabel="attribution to log p(positive)",
+    ylabel="word (position)",
+    title=f"Review 0 (label {'positive' if test_labels[0] else 'negative'}): top words",
+)
 colours = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("tab:green", "tab:red")]
 H.legend_below_axes(ax, colours, ["towards positive (> 0)", "towards negative (< 0)"])
 plt.show()
@@ -775,8 +805,10 @@ print(H.deploy.format_table(summary_rows(latest_runs(records))))
 pairs = framework_pairs(records)
 print(H.deploy.format_table(pairs))
 compared = [p for p in pairs if p["faster"]]
-print(f"faster in {sum(p['faster'] == 'PyTorch' for p in compared)} pairs: PyTorch, "
-      f"in {sum(p['faster'] == 'JAX' for p in compared)}: JAX")  # fmt: skip
+print(
+    f"faster in {sum(p['faster'] == 'PyTorch' for p in compared)} pairs: PyTorch, "
+    f"in {sum(p['faster'] == 'JAX' for p in compared)}: JAX"
+)
 stepwise = [p for p in compared if p["task"] != "cartpole ppo"]  # one step per batch
 for scale in ("cpu", "gpu"):
     ratios = [

@@ -227,8 +227,10 @@ err_channel = (dequantize_int8(q, scale) - w).abs().mean()
 err_tensor = (
     (torch.clamp(torch.round(w / per_tensor), -127, 127) * per_tensor - w).abs().mean()
 )
-print(f"stem weight {tuple(w.shape)}: mean |error| per-channel {err_channel:.2e}, "
-      f"per-tensor {err_tensor:.2e}")  # fmt: skip
+print(
+    f"stem weight {tuple(w.shape)}: mean |error| per-channel {err_channel:.2e}, "
+    f"per-tensor {err_tensor:.2e}"
+)
 
 # Quantize every conv / linear weight; keep the rest (BatchNorm) as float32.
 int8_state = {}
@@ -290,8 +292,8 @@ print("converted modules:", converted)
 # zeros only compress well); it takes sparse kernels to profit. *Structured* pruning removes
 # whole output channels, here those whose filters have the smallest L1 norm
 # {cite}`li2017pruning`, and rebuilds a genuinely narrower network, which is smaller and faster
-# everywhere. Both are fine-tuned for a few hundred steps below; the unstructured masks are
-# applied again after every step, so pruned weights stay zero.
+# everywhere. Both are fine-tuned below (`finetune_steps` steps: 100 at `cpu` scale); the
+# unstructured masks are applied again after every step, so pruned weights stay zero.
 
 
 # %%
@@ -310,8 +312,11 @@ assert torch.equal(magnitude_mask(convs[1].weight, s.prune_fraction), check.weig
 
 
 pruned = copy.deepcopy(teacher)
-masks = [(m.weight, magnitude_mask(m.weight.detach(), s.prune_fraction))
-         for m in pruned.modules() if isinstance(m, nn.Conv2d)]  # fmt: skip
+masks = [
+    (m.weight, magnitude_mask(m.weight.detach(), s.prune_fraction))
+    for m in pruned.modules()
+    if isinstance(m, nn.Conv2d)
+]
 with torch.no_grad():
     for weight, mask in masks:
         weight.mul_(mask)
@@ -320,8 +325,10 @@ train_steps(pruned, s.finetune_steps, masks=masks, desc="fine-tune (unstructured
 zeros = sum(int((wt == 0).sum()) for wt, _ in masks) / sum(
     wt.numel() for wt, _ in masks
 )
-print(f"{zeros:.0%} of conv weights zero: accuracy {pruned_before:.2%} right after "
-      f"pruning, {accuracy(pruned):.2%} after fine-tuning")  # fmt: skip
+print(
+    f"{zeros:.0%} of conv weights zero: accuracy {pruned_before:.2%} right after "
+    f"pruning, {accuracy(pruned):.2%} after fine-tuning"
+)
 
 
 # %%
@@ -351,9 +358,11 @@ def prune_channels(model: nn.Module, widths: tuple[int, ...]) -> nn.Module:
 narrow = prune_channels(teacher, s.student_widths)
 narrow_before = accuracy(narrow)
 train_steps(narrow, s.finetune_steps, desc="fine-tune (structured)")
-print(f"channels {s.teacher_widths} -> {s.student_widths}: {H.count_params(narrow):,} "
-      f"parameters, accuracy {narrow_before:.2%} right after pruning, "
-      f"{accuracy(narrow):.2%} after fine-tuning")  # fmt: skip
+print(
+    f"channels {s.teacher_widths} -> {s.student_widths}: {H.count_params(narrow):,} "
+    f"parameters, accuracy {narrow_before:.2%} right after pruning, "
+    f"{accuracy(narrow):.2%} after fine-tuning"
+)
 
 # %% [markdown] tags=["shared"]
 # ## 10.4 Knowledge distillation
@@ -373,10 +382,12 @@ print(f"channels {s.teacher_widths} -> {s.student_widths}: {H.count_params(narro
 # %%
 student_logits = torch.randn(4, 10, generator=generator)
 teacher_check = torch.randn(4, 10, generator=generator)
-library = F.kl_div(
-    F.log_softmax(student_logits / 3, -1), F.log_softmax(teacher_check / 3, -1),
-    reduction="batchmean", log_target=True,
-) * 9  # fmt: skip
+library = 9 * F.kl_div(
+    F.log_softmax(student_logits / 3, -1),
+    F.log_softmax(teacher_check / 3, -1),
+    reduction="batchmean",
+    log_target=True,
+)
 torch.testing.assert_close(
     distillation_loss(student_logits, teacher_check, 3.0), library
 )
@@ -390,8 +401,10 @@ scratch = H.vision.CifarNet(s.student_widths, device=device)
 distilled = copy.deepcopy(scratch)  # the same initial weights
 train_steps(scratch, s.student_steps, desc="student, labels only")
 train_steps(distilled, s.student_steps, teacher_logits=teacher_logits, desc="distilled")
-print(f"student {s.student_widths}: labels only {accuracy(scratch):.2%}, "
-      f"distilled {accuracy(distilled):.2%} (teacher {teacher_accuracy:.2%})")  # fmt: skip
+print(
+    f"student {s.student_widths}: labels only {accuracy(scratch):.2%}, "
+    f"distilled {accuracy(distilled):.2%} (teacher {teacher_accuracy:.2%})"
+)
 
 # %% [markdown] tags=["shared"]
 # ## 10.5 One table: size, latency, accuracy
@@ -419,15 +432,21 @@ for name, (model, state) in tqdm(variants.items(), desc="measure"):
     size = H.deploy.saved_size(state)
     b1 = H.deploy.latency_ms(model, x1, repeats=s.latency_repeats)
     b64 = H.deploy.latency_ms(model, x64, repeats=s.latency_repeats)
-    rows.append({
-        "variant": name,
-        "params": H.count_params(model) if name != "dynamic int8 (torch.ao)" else "-",
-        "size kB": size["bytes"] / 1e3,
-        "zipped kB": size["zipped_bytes"] / 1e3,
-        "b1 p50 ms": b1["p50"], "b1 p95 ms": b1["p95"],
-        "b64 p50 ms": b64["p50"], "b64 p95 ms": b64["p95"],
-        "accuracy": accuracy(model),
-    })  # fmt: skip
+    rows.append(
+        {
+            "variant": name,
+            "params": H.count_params(model)
+            if name != "dynamic int8 (torch.ao)"
+            else "-",
+            "size kB": size["bytes"] / 1e3,
+            "zipped kB": size["zipped_bytes"] / 1e3,
+            "b1 p50 ms": b1["p50"],
+            "b1 p95 ms": b1["p95"],
+            "b64 p50 ms": b64["p50"],
+            "b64 p95 ms": b64["p95"],
+            "accuracy": accuracy(model),
+        }
+    )
 print(H.deploy.format_table(rows))
 print(f"torch threads: {torch.get_num_threads()}")
 
@@ -466,11 +485,15 @@ start = time.perf_counter()
 exported = torch.export.export(teacher, (example,), dynamic_shapes={"x": {0: batch}})
 pt2_path = workdir / "cifarnet.pt2"
 torch.export.save(exported, pt2_path)
-print(f"torch.export in {time.perf_counter() - start:.1f} s: "
-      f"{len(exported.graph.nodes)} graph nodes, {pt2_path.stat().st_size / 1e3:.0f} kB")  # fmt: skip
+print(
+    f"torch.export in {time.perf_counter() - start:.1f} s: "
+    f"{len(exported.graph.nodes)} graph nodes, {pt2_path.stat().st_size / 1e3:.0f} kB"
+)
 inputs = exported.graph_signature.input_specs
-print("inputs of the graph:", {k.name: sum(i.kind == k for i in inputs) for k in
-                               {i.kind for i in inputs}})  # fmt: skip
+print(
+    "inputs of the graph:",
+    {k.name: sum(i.kind == k for i in inputs) for k in {i.kind for i in inputs}},
+)
 
 reload_script = f"""
 import sys, numpy as np, torch
@@ -491,23 +514,36 @@ import onnxruntime as ort
 
 onnx_path = workdir / "cifarnet.onnx"
 start = time.perf_counter()
-torch.onnx.export(teacher, (example,), onnx_path, dynamo=True,
-                  dynamic_shapes={"x": {0: batch}}, verbose=False)  # fmt: skip
+torch.onnx.export(
+    teacher,
+    (example,),
+    onnx_path,
+    dynamo=True,
+    dynamic_shapes={"x": {0: batch}},
+    verbose=False,
+)
 onnx_seconds = time.perf_counter() - start
 files = sorted(workdir.glob("cifarnet.onnx*"))
-print(f"ONNX export in {onnx_seconds:.1f} s:",
-      {f.name: f"{f.stat().st_size / 1e3:.0f} kB" for f in files})  # fmt: skip
+print(
+    f"ONNX export in {onnx_seconds:.1f} s:",
+    {f.name: f"{f.stat().st_size / 1e3:.0f} kB" for f in files},
+)
 graph = onnx.load(onnx_path)
-print("opset", graph.opset_import[0].version, "| ops:",
-      sorted({node.op_type for node in graph.graph.node}))  # fmt: skip
+print(
+    "opset",
+    graph.opset_import[0].version,
+    "| ops:",
+    sorted({node.op_type for node in graph.graph.node}),
+)
 session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
 (onnx_input,) = session.get_inputs()
 print("input:", onnx_input.name, onnx_input.shape, onnx_input.type)
 from_onnx = session.run(None, {onnx_input.name: probe})[0]  # (64, 10)
 np.testing.assert_allclose(from_onnx, reference, rtol=1e-4, atol=1e-4)
 print(f"onnxruntime: max |difference| {np.abs(from_onnx - reference).max():.1e}")
-ort_b1 = H.deploy.time_calls(lambda: session.run(None, {onnx_input.name: probe[:1]}),
-                             repeats=s.latency_repeats)  # fmt: skip
+ort_b1 = H.deploy.time_calls(
+    lambda: session.run(None, {onnx_input.name: probe[:1]}), repeats=s.latency_repeats
+)
 print(f"onnxruntime batch 1: p50 {ort_b1['p50']:.2f} ms, p95 {ort_b1['p95']:.2f} ms")
 
 # %% [markdown] tags=["shared"]
@@ -607,8 +643,10 @@ completeness = {}
 for steps in tqdm(s.ig_steps, desc="IG steps"):
     ig = integrated_gradients(class_score, images, baseline, steps)
     completeness[steps] = ((ig.sum(dim=(1, 2, 3)) - gap).abs() / gap.abs()).max().item()
-    print(f"{steps:4d} steps: worst |sum(IG) - (F(x) - F(x'))| / |F(x) - F(x')| = "
-          f"{completeness[steps]:.2%}")  # fmt: skip
+    print(
+        f"{steps:4d} steps: worst |sum(IG) - (F(x) - F(x'))| / |F(x) - F(x')| = "
+        f"{completeness[steps]:.2%}"
+    )
 chosen = min((m for m, e in completeness.items() if e < 0.01), default=None)
 assert chosen is not None, "integrated gradients did not reach 1 % completeness"
 print("chosen step count:", chosen)
@@ -620,12 +658,16 @@ fig, axes = plt.subplots(
 )
 for j in range(len(images)):
     axes[0, j].imshow(x_test[j])
-    axes[0, j].set_title(f"{H.CIFAR10_CLASSES[y_test[j]]} -> {H.CIFAR10_CLASSES[target[j]]}",
-                         fontsize=8)  # fmt: skip
+    axes[0, j].set_title(
+        f"{H.CIFAR10_CLASSES[y_test[j]]} -> {H.CIFAR10_CLASSES[target[j]]}", fontsize=8
+    )
     axes[1, j].imshow(sal[j], cmap="magma")
     axes[2, j].imshow(ig_images[j].sum(0).detach(), cmap="coolwarm")
-for ax, label in zip(axes[:, 0], ["image (true -> predicted)", "saliency", "IG (sum over RGB)"],
-                     strict=True):  # fmt: skip
+for ax, label in zip(
+    axes[:, 0],
+    ["image (true -> predicted)", "saliency", "IG (sum over RGB)"],
+    strict=True,
+):
     ax.set_ylabel(label, fontsize=8)
 for ax in axes.flat:
     ax.set_xticks([])
@@ -655,8 +697,9 @@ review = torch.as_tensor(test_ids[:1, : test_lengths[0]], dtype=torch.long)  # (
 mask = H.text.padding_mask(review)  # (1, T)
 with torch.no_grad():
     embedded = text_model.embed(review)  # (1, T, D)
-    assert torch.allclose(positive_log_prob(embedded, mask),
-                          F.log_softmax(text_model(review), -1)[:, 1])  # fmt: skip
+    assert torch.allclose(
+        positive_log_prob(embedded, mask), F.log_softmax(text_model(review), -1)[:, 1]
+    )
 zero = torch.zeros_like(embedded)
 text_gap = (positive_log_prob(embedded, mask) - positive_log_prob(zero, mask)).item()
 for steps in s.ig_steps:
@@ -675,8 +718,11 @@ fig, ax = plt.subplots(figsize=(6, 4))
 sign_colour = np.where(per_token[top] > 0, "tab:green", "tab:red")
 ax.barh(range(len(top)), per_token[top], color=sign_colour)
 ax.set_yticks(range(len(top)), [f"{words[i]} (#{i})" for i in top])
-ax.set(xlabel="attribution to log p(positive)", ylabel="word (position)",
-       title=f"Review 0 (label {'positive' if test_labels[0] else 'negative'}): top words")  # fmt: skip
+ax.set(
+    xlabel="attribution to log p(positive)",
+    ylabel="word (position)",
+    title=f"Review 0 (label {'positive' if test_labels[0] else 'negative'}): top words",
+)
 colours = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("tab:green", "tab:red")]
 H.legend_below_axes(ax, colours, ["towards positive (> 0)", "towards negative (< 0)"])
 plt.show()
@@ -712,8 +758,10 @@ print(H.deploy.format_table(summary_rows(latest_runs(records))))
 pairs = framework_pairs(records)
 print(H.deploy.format_table(pairs))
 compared = [p for p in pairs if p["faster"]]
-print(f"faster in {sum(p['faster'] == 'PyTorch' for p in compared)} pairs: PyTorch, "
-      f"in {sum(p['faster'] == 'JAX' for p in compared)}: JAX")  # fmt: skip
+print(
+    f"faster in {sum(p['faster'] == 'PyTorch' for p in compared)} pairs: PyTorch, "
+    f"in {sum(p['faster'] == 'JAX' for p in compared)}: JAX"
+)
 stepwise = [p for p in compared if p["task"] != "cartpole ppo"]  # one step per batch
 for scale in ("cpu", "gpu"):
     ratios = [

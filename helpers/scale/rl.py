@@ -85,8 +85,8 @@ class CartpoleSizes:
     vmapped_seeds: int
     seed_group: int
     # Seeds of each gymnasium-loop run on the pages (DQN and Double DQN in 7.2, PyTorch PPO in
-    # 7.3): fewer than `seeds`, so each cpu-scale page stays within 10 minutes (the PyTorch
-    # page with 3 DQN seeds and 5 PPO seeds ran past 12 minutes on 2 cores); the chapter's
+    # 7.3): fewer than `seeds`, to shorten the cpu-scale pages (with these, the PyTorch page
+    # still took 12 minutes in the README's measured build on 2 shared cores); the chapter's
     # measurements are the bench's (`seeds` seeds).
     page_seeds: int
     # Episodes of the greedy policy per evaluation (the 100).

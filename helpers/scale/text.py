@@ -48,7 +48,7 @@ class ImdbSizes:
     # more compilation in JAX. 1 pads every batch to max_len.
     batch_widths: int = 3
     # The models the chapter's notebooks train (the bench trains any of the three): at cpu
-    # scale the bag of n-grams and the CNN + LSTM already fill most of a notebook's 10 minutes.
+    # scale the bag of n-grams and the CNN + LSTM only, to keep the pages' runs short.
     notebook_models: tuple[str, ...] = ("bow", "cnn-lstm", "transformer")
     # The bag of n-grams counts each distinct n-gram of a review once (a binary bag).
     distinct_ngrams: bool = True

@@ -49,10 +49,9 @@ class Cifar10Sizes:
     ema_decay: float
     # Mixed precision: the dtype convolutions and matrix products compute in ("bfloat16":
     # PyTorch's autocast, Flax's dtype=); weights, BatchNorm and the loss stay float32. Only
-    # the GPU uses it: on the CPU the gain depends on the chip (an Intel Xeon with AVX512-BF16
-    # ran bfloat16 steps no faster in 20-step timings; on an AMD EPYC one epoch ran 1.5x the
-    # img/s in PyTorch and 0.9x in JAX, chapter 5's bench.jsonl), and every cpu record is
-    # float32.
+    # the GPU uses it: on the CPU the gain depends on the chip (on an AMD EPYC one epoch ran
+    # 1.5x the img/s in PyTorch and 0.9x in JAX: chapter 5's bench.jsonl, its only cpu
+    # records in bfloat16; every other cpu record is float32).
     compute_dtype: str
     # Steps timed for the seed-style DataLoader loop against the on-device loop (section 5.6).
     baseline_steps: int
@@ -113,13 +112,14 @@ SIZES: dict[str, dict[str, object]] = {
             val_examples=5_000,
             # 6 epochs reached 83 %: whitened, 83.44-83.80 % over three seeds in 209-225 s of
             # training on an Intel Xeon (2 cores, 2026-12-01), 246-309 s on the same machine
-            # three hours later; 3x3-stem runs took 245-353 s (chapter 5's bench.jsonl); 5
-            # fell below 83 %: kept at 6. AMD EPYC (2 cores, 2026-12-02): 148-159 s, 83.59-83.63 %.
+            # three hours later; 3x3-stem runs took 245-353 s (chapter 5's bench.jsonl). 5 epochs
+            # of an older recipe (3x3 stem, smoothing 0.2) reached 81.93 % (2026-11-30); 5 of
+            # this one are untried. AMD EPYC (2 cores, 2026-12-02): 148-159 s, 83.59-83.63 %.
             epochs=6,
             # 3 on one XLA device with YNNPACK off (helpers.vision.skip_ynnpack_on_cpu): 222-237 s,
             # 568-604 img/s, 79.99-80.08 % (80.96-81.36 % with flips) on an Intel Xeon (2 cores,
-            # 2026-12-02; chapter 5's bench.jsonl); the JAX page took 473 s in all (258 s of
-            # training). 4 would take about 300 s of training there, at the 5-minute limit (an
+            # 2026-12-02; chapter 5's bench.jsonl). 4 would take about 300 s of training
+            # there, at the 5-minute limit (an
             # AMD EPYC trained 3 in 129-137 s, 979-1,038 img/s, 80.08-80.22 %, 2026-12-02). With
             # YNNPACK (jaxlib 0.10.2's default) 3 epochs took 489 s on one device (274.9 img/s)
             # and, whitened, 273-339 s on 2 XLA devices (2026-12-01).

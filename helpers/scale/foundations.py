@@ -96,9 +96,9 @@ class DepthSizes:
     # Batches timed per data-pipeline setting (workers, pin_memory, transforms).
     loader_batches: int
     # Compile the MLP's training step (True) or only a tiny function (False), and with which
-    # torch.compile backend: "inductor" generates and compiles C++ (a cold cache took over a
-    # minute for one tiny function on 2 busy cores); "aot_eager" traces without generating
-    # code, so smoke stays within its 60 s. JAX always uses jax.jit. Timed calls after that.
+    # torch.compile backend: "inductor" generates and compiles C++ on a cold cache, the cost
+    # chapter 3's page measures; "aot_eager" traces without generating code, so smoke stays
+    # within its 60 s. JAX always uses jax.jit. Timed calls after that.
     compile_model: bool
     compile_backend: str
     timing_repeats: int

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pyplot is imported where a plot is drawn: helpers.bench nee
     from matplotlib.figure import Figure
 
 __all__ = [
+    "PER_ENTRY_METRICS",
     "first_step_seconds",
     "latest_by",
     "load_records",
@@ -66,6 +67,10 @@ def read_records(path: Path) -> list[dict]:
     return records
 
 
+# Metrics that are dicts of numbers ({class name: accuracy}): median_record takes each entry's.
+PER_ENTRY_METRICS = ("test_accuracy_tta_by_class",)
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -76,9 +81,10 @@ def median_record(runs: Sequence[dict]) -> dict:
     A single run is returned as it is. Otherwise a copy of the first run's record with every
     numeric metric replaced by its median over the runs (so the record may mix runs),
     ``spread`` ``{metric: [min, max]}``, ``per_seed`` ``{metric: [value of each run]}``,
-    ``seed`` the runs' seeds in that order and ``repeats``. A metric that is a dict of numbers
-    (``test_accuracy_tta_by_class``) becomes the median of each entry, without spread.
-    Raises ``ValueError`` for no runs.
+    ``seed`` the runs' seeds in that order and ``repeats``. The metrics of
+    :data:`PER_ENTRY_METRICS`, dicts of numbers, become the median of each entry, without
+    spread; other dicts (``overrides``, ``hardware``) stay the first run's.
+    Raises ``ValueError`` for no runs, or a per-entry metric whose runs hold different keys.
     """
     if not runs:
         raise ValueError("median_record needs at least one run")
@@ -92,7 +98,9 @@ def median_record(runs: Sequence[dict]) -> dict:
             record[key] = statistics.median(values)
             record["spread"][key] = [min(values), max(values)]
             record["per_seed"][key] = values  # in seed order, for paired comparisons
-        elif isinstance(value, dict) and value and all(map(_is_number, value.values())):
+        elif key in PER_ENTRY_METRICS:
+            if any(r[key].keys() != value.keys() for r in runs):
+                raise ValueError(f"the runs' {key} hold different keys")
             record[key] = {k: statistics.median(r[key][k] for r in runs) for k in value}
     record["seed"] = [r["seed"] for r in runs]
     record["repeats"] = len(runs)

@@ -177,25 +177,21 @@ def test_median_record_keeps_each_seeds_values_in_order():
     assert record["per_seed"]["test_accuracy"] == [0.3, 0.1, 0.2]
 
 
-def test_median_record_takes_the_median_of_each_entry_of_a_dict_of_numbers():
+def test_median_record_takes_the_median_of_each_entry_of_a_per_entry_metric():
+    key = "test_accuracy_tta_by_class"
     runs = [
-        {
-            "seed": s,
-            "by_class": {"cat": cat, "dog": dog},
-            "hardware": {"cores": 2, "cpu": "x"},
-        }
+        {"seed": s, key: {"cat": cat, "dog": dog}, "overrides": {"jax_epochs": 3}}
         for s, (cat, dog) in enumerate([(0.6, 0.9), (0.7, 0.7), (0.5, 0.8)])
     ]
     record = median_record(runs)
-    assert record["by_class"] == {
-        "cat": 0.6,
-        "dog": 0.8,
-    }  # entry by entry, not one run's
-    assert record["hardware"] == {
-        "cores": 2,
-        "cpu": "x",
-    }  # not all numbers: the first run's
-    assert "by_class" not in record["spread"]
+    # entry by entry: no single run holds cat 0.6 with dog 0.8
+    assert record[key] == {"cat": 0.6, "dog": 0.8} and key not in record["spread"]
+    # another dict of numbers is configuration, not a metric: the first run's, ints kept
+    assert record["overrides"] == {"jax_epochs": 3}
+    assert median_record(runs[:2])["overrides"] == {"jax_epochs": 3}
+    runs[1][key] = {"cat": 0.7}
+    with pytest.raises(ValueError, match="different keys"):
+        median_record(runs)
 
 
 def test_median_record_needs_a_run_and_keeps_a_single_one():

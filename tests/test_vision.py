@@ -321,22 +321,24 @@ def test_ynnpack_flag_changes_the_compiled_gradient_and_no_onednn_flag_does():
 def test_xla_stops_reading_flags_at_a_bare_word_and_aborts_on_an_unknown_flag():
     # Chapter 9's JAX page says so of `intra_op_parallelism_threads=1` (a TensorFlow option
     # that online answers add to XLA_FLAGS), and skip_ynnpack_on_cpu relies on it: after a
-    # bare word XLA ignores every flag, even an unknown one; with `--` it aborts at start-up.
-    code = "import jax; jax.numpy.ones(1).block_until_ready(); print('started')"
-    starts = {}
+    # bare word XLA ignores every flag, a valid one (here 3 CPU devices instead of 1) or an
+    # unknown one; with `--` an unknown flag aborts the start.
+    code = "import jax; print('devices', jax.device_count())"
+    devices = "--xla_force_host_platform_device_count=3"
+    outcomes = []
     for flags in (
-        "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1 --no_such_flag",
-        "--xla_cpu_multi_thread_eigen=false --intra_op_parallelism_threads=1",
+        f"{devices} intra_op_parallelism_threads=1",
+        # (XLA_FLAGS must start with "-": else XLA reads it as the name of a flag file)
+        f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1 {devices} --no_such",
+        f"{devices} --intra_op_parallelism_threads=1",
     ):
         env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
         child = subprocess.run(
             [sys.executable, "-c", code], env=env, capture_output=True, text=True
         )
-        starts[flags] = (
-            child.returncode == 0,
-            "Unknown flag in XLA_FLAGS" in child.stderr,
-        )
-    assert list(starts.values()) == [(True, False), (False, True)], starts
+        out = child.stdout.split()[-1:] if child.returncode == 0 else ["aborted"]
+        outcomes.append((*out, "Unknown flag in XLA_FLAGS" in child.stderr))
+    assert outcomes == [("3", False), ("1", False), ("aborted", True)], outcomes
 
 
 def _torch_weights_into_jax(torch_model, jax_model) -> None:
@@ -794,9 +796,8 @@ def test_score_test_split_names_each_net_with_and_without_flips():
 def test_score_test_split_gives_each_class_its_own_accuracy_with_flips():
     from helpers.vision import score_test_split
 
-    labels = np.array(
-        [0, 0, 0, 0, 2, 2]
-    )  # class 1 absent: no entry, not a division by 0
+    # class 1 absent: no entry for it, and no division by 0
+    labels = np.array([0, 0, 0, 0, 2, 2])
     hits = np.array([1, 1, 1, 0, 0, 1], bool)
     predicted = np.where(hits, labels, (labels + 1) % 3)
     logits = np.eye(3)[predicted]  # (6, 3)

@@ -73,8 +73,9 @@ from tqdm import tqdm
 from helpers import jax as H
 from helpers.results import read_records
 
-# XLA compiles JAX's default random-number generator (threefry) slowly on the CPU, seconds for
-# every new shape; "rbg" (XLA's own RngBitGenerator) compiles in a fraction of that.
+# Initialising a network draws with JAX's default random-number generator (threefry), which
+# XLA compiles several times more slowly on the CPU than "rbg" (its own RngBitGenerator):
+# chapter 9 times both.
 jax.config.update("jax_default_prng_impl", "rbg")
 # Every size this notebook uses comes from helpers/scale/vision.py.
 sizes = H.sizes("cifar10")
@@ -577,11 +578,12 @@ plt.show()
 fig = H.plot_history(history, title="CifarNet on CIFAR-10, JAX")
 
 # %% [markdown] tags=["shared"]
-# **Which classes are hard.** In the two pages' `cpu`-scale runs on an AMD EPYC (2026-12-02,
-# commit 8a152b6; 84.72 % in PyTorch, 81.15 % in JAX, with flips), cat was the weakest class in
-# both (65.5 % and 61.1 %), dog and bird came next (73.7 % to 77.6 %), and automobile, ship and
-# truck were the strongest (89.1 % to 93.7 %). The lines above give this page's own run, with
-# its three most frequent confusions; the confusion matrix shows where the other mistakes go.
+# **Which classes are hard.** In the `cpu`-scale `helpers.bench` runs on an AMD EPYC (2 cores,
+# 2026-12-02, commit a05bd4b; 84.56 % in PyTorch, 80.68 % in JAX, with flips; chapter 5's
+# bench.jsonl, `test_accuracy_tta_by_class`), cat was the weakest class in both (66.8 % and
+# 59.5 %), dog and bird came next (73.5 % to 77.6 %), and automobile, ship and truck were the
+# strongest (88.8 % to 92.8 %). The lines above give this page's own run, with its three most
+# frequent confusions; the confusion matrix shows where the other mistakes go.
 
 # %% [markdown] tags=["shared"]
 # ## 5.6 What made it fast

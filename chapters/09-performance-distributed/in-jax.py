@@ -93,8 +93,8 @@ H.runtime_info()
 # shared by every measurement that uses it: compiling a step of this network takes seconds,
 # running it milliseconds. The random keys, the initial weights' included, use JAX's `rbg`
 # generator, which draws its bits with one XLA instruction; the default generator, threefry,
-# builds them from many integer operations, and the cell times compiling the network's
-# initialisation with each.
+# builds them from many integer operations, and the cell times tracing and compiling the
+# network's initialisation with each (not at `smoke` scale).
 
 # %%
 with H.vision.data_source() as source:
@@ -119,16 +119,22 @@ def build(impl="rbg"):
 # Built once under jit: creating the network eagerly runs (and compiles) every
 # initialiser op by op, which costs more than the compiled version of the whole thing.
 graphdef = nnx.split(nnx.eval_shape(build))[0]
-init_state = jax.jit(lambda: nnx.state(build()))
-compile_seconds = {}
-for impl in ("rbg", "threefry2x32"):
+
+
+def compile_init(impl):
+    """The initialisation traced and compiled ahead of time, and the seconds that took."""
     start = time.perf_counter()
-    jax.jit(lambda impl=impl: nnx.state(build(impl))).lower().compile()
-    compile_seconds[impl] = time.perf_counter() - start
-print(
-    f"compiling the initialisation: {compile_seconds['rbg']:.2f} s with rbg keys, "
-    f"{compile_seconds['threefry2x32']:.2f} s with threefry"
-)
+    compiled = jax.jit(lambda: nnx.state(build(impl))).lower().compile()
+    return compiled, time.perf_counter() - start
+
+
+init_state, rbg_seconds = compile_init("rbg")  # a compiled function of no arguments
+if sizes.compile:  # threefry's slow compilation is not worth smoke's seconds
+    _, threefry_seconds = compile_init("threefry2x32")
+    print(
+        f"tracing and compiling the initialisation: {rbg_seconds:.2f} s with rbg keys, "
+        f"{threefry_seconds:.2f} s with threefry"
+    )
 
 
 def new_state():

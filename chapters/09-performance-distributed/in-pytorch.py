@@ -456,11 +456,8 @@ plt.show()
 # helped *here*; read it next to the hardware line printed at the top of the page.
 
 # %%
-display(
-    Markdown(
-        markdown_table(["change", f"before ({per})", "after", "speedup", "note"], rows)
-    )
-)
+table = markdown_table(["change", f"before ({per})", "after", "speedup", "note"], rows)
+display(Markdown(table))
 
 # %% [markdown] tags=["shared"]
 # ## 9.3 Data parallelism

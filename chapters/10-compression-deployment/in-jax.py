@@ -65,8 +65,8 @@ from helpers.comparison import code_lines, framework_pairs, latest_runs
 from helpers.data import text as T
 from helpers.results import load_records, summary_rows
 
-# Initialisers draw with JAX's default generator (threefry), which XLA compiles slowly on the CPU
-# for every new shape; "rbg" (XLA's own RngBitGenerator) compiles in a fraction of that.
+# Initialisers draw with JAX's default generator (threefry), which XLA compiles several times
+# more slowly on the CPU than "rbg" (its own RngBitGenerator): chapter 9 times both.
 jax.config.update("jax_default_prng_impl", "rbg")
 # Every size this notebook uses comes from helpers/scale/compression.py.
 s = H.sizes("compression")

@@ -432,12 +432,12 @@ for name, (model, state) in tqdm(variants.items(), desc="measure"):
     size = H.deploy.saved_size(state)
     b1 = H.deploy.latency_ms(model, x1, repeats=s.latency_repeats)
     b64 = H.deploy.latency_ms(model, x64, repeats=s.latency_repeats)
+    # torch.ao's dynamic int8 modules keep packed weights that count_params does not see
+    params = H.count_params(model) if name != "dynamic int8 (torch.ao)" else "-"
     rows.append(
         {
             "variant": name,
-            "params": H.count_params(model)
-            if name != "dynamic int8 (torch.ao)"
-            else "-",
+            "params": params,
             "size kB": size["bytes"] / 1e3,
             "zipped kB": size["zipped_bytes"] / 1e3,
             "b1 p50 ms": b1["p50"],

@@ -579,7 +579,7 @@ fig = H.plot_history(history, title="CifarNet on CIFAR-10, JAX")
 
 # %% [markdown] tags=["shared"]
 # **Which classes are hard.** In the `cpu`-scale `helpers.bench` runs on an AMD EPYC (2 cores,
-# 2026-12-02, commit a05bd4b; 84.56 % in PyTorch, 80.68 % in JAX, with flips; chapter 5's
+# 2026-12-02, commit bf6d5d7; 84.56 % in PyTorch, 80.68 % in JAX, with flips; chapter 5's
 # bench.jsonl, `test_accuracy_tta_by_class`), cat was the weakest class in both (66.8 % and
 # 59.5 %), dog and bird came next (73.5 % to 77.6 %), and automobile, ship and truck were the
 # strongest (88.8 % to 92.8 %). The lines above give this page's own run, with its three most

@@ -114,13 +114,13 @@ SIZES: dict[str, dict[str, object]] = {
             # training on an Intel Xeon (2 cores, 2026-12-01), 246-309 s on the same machine
             # three hours later; 3x3-stem runs took 245-353 s (chapter 5's bench.jsonl). 5 epochs
             # of an older recipe (3x3 stem, smoothing 0.2) reached 81.93 % (2026-11-30); 5 of
-            # this one are untried. AMD EPYC (2 cores, 2026-12-02): 148-159 s, 83.59-83.63 %.
+            # this one are untried. AMD EPYC (2 cores, 2026-12-02): 148-169 s, 83.59-83.63 %.
             epochs=6,
             # 3 on one XLA device with YNNPACK off (helpers.vision.skip_ynnpack_on_cpu): 222-237 s,
             # 568-604 img/s, 79.99-80.08 % (80.96-81.36 % with flips) on an Intel Xeon (2 cores,
             # 2026-12-02; chapter 5's bench.jsonl). 4 would take about 300 s of training
-            # there, at the 5-minute limit (an
-            # AMD EPYC trained 3 in 129-137 s, 979-1,038 img/s, 80.08-80.22 %, 2026-12-02). With
+            # there, at the 5-minute limit (an AMD EPYC trained 3 in 129-137 s, 979-1,038
+            # img/s, 80.08-80.22 %, 2026-12-02). With
             # YNNPACK (jaxlib 0.10.2's default) 3 epochs took 489 s on one device (274.9 img/s)
             # and, whitened, 273-339 s on 2 XLA devices (2026-12-01).
             jax_epochs=3,

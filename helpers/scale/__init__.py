@@ -13,6 +13,10 @@ The sizes form one table, ``sizes(task, scale)``; each topic module holds its ta
 dataclasses and entries: :mod:`~helpers.scale.foundations` (chapters 1-4),
 :mod:`~helpers.scale.vision` (5), :mod:`~helpers.scale.text` (6), :mod:`~helpers.scale.rl`
 (7), :mod:`~helpers.scale.training` (8, 9), :mod:`~helpers.scale.compression` (10).
+
+Their comments keep each size's tuning history. Test-set figures there come from the
+chapters' ``bench.jsonl`` records, which name hardware, date and commit; validation-split
+figures and the timings of tuning runs were not recorded, and the book does not quote them.
 """
 
 from __future__ import annotations

@@ -116,8 +116,6 @@ def build(impl="rbg"):
     return model, nnx.Optimizer(model, optax.sgd(0.05, momentum=0.9), wrt=nnx.Param)
 
 
-# Built once under jit: creating the network eagerly runs (and compiles) every
-# initialiser op by op, which costs more than the compiled version of the whole thing.
 graphdef = nnx.split(nnx.eval_shape(build))[0]
 
 
@@ -128,6 +126,8 @@ def compile_init(impl):
     return compiled, time.perf_counter() - start
 
 
+# Built once under jit: creating the network eagerly runs (and compiles) every
+# initialiser op by op, which costs more than the compiled version of the whole thing.
 init_state, rbg_seconds = compile_init("rbg")  # a compiled function of no arguments
 if sizes.compile:  # threefry's slow compilation is not worth smoke's seconds
     _, threefry_seconds = compile_init("threefry2x32")

@@ -27,6 +27,7 @@ from helpers.plot import (
     legend_below_axes,
     plot_confusion_matrix,
     plot_history,
+    plot_pipeline_schedule,
     plot_step_losses,
     show_images,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "load_mnist",
     "plot_confusion_matrix",
     "plot_history",
+    "plot_pipeline_schedule",
     "plot_step_losses",
     "show_images",
     "sizes",

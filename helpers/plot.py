@@ -1,5 +1,5 @@
-"""Plots the chapters share: training curves, image grids, confusion matrices, and a legend
-placed where it covers no data.
+"""Plots the chapters share: training curves, image grids, confusion matrices, a pipeline
+schedule, and a legend placed where it covers no data.
 
 Each plot function draws into a new figure and returns it, so a notebook shows it once and a
 test can inspect it without a display; ``legend_below_axes`` adds a legend to an existing axes.
@@ -24,6 +24,7 @@ __all__ = [
     "legend_below_axes",
     "plot_confusion_matrix",
     "plot_history",
+    "plot_pipeline_schedule",
     "plot_step_losses",
     "show_images",
 ]
@@ -350,4 +351,49 @@ def plot_step_losses(
     )
     ax.set_title(title)
     ax.legend(fontsize=8, loc="lower left")
+    return fig
+
+
+def plot_pipeline_schedule(stages: int = 4, micro_batches: int = 6) -> Figure:
+    """GPipe's schedule (chapter 9): which stage works on which micro-batch, step by step.
+
+    Each of ``stages`` devices holds consecutive layers; each batch is cut into
+    ``micro_batches``. Forward passes flow down the stages (micro-batch ``m`` on stage ``s``
+    at step ``s + m``), then all backward passes flow back, last stage first; the idle
+    steps, the *bubble*, take ``(S - 1) / (M + S - 1)`` of the time, printed in the title.
+    One row per stage, one labelled block per pass; x in steps of one micro-batch through
+    one stage. Source: Huang et al., 2019, "GPipe", figure 2. Raises ``ValueError`` for
+    fewer than one stage or micro-batch.
+    """
+    import matplotlib.pyplot as plt
+
+    if stages < 1 or micro_batches < 1:
+        raise ValueError(
+            f"needs at least one stage and one micro-batch, got {stages}, {micro_batches}"
+        )
+    # the step after which the last micro-batch has left the last stage
+    forward_steps = micro_batches + stages - 1
+    fig, ax = plt.subplots(figsize=(8, 0.4 + 0.55 * stages))
+    for s in range(stages):
+        for m in range(micro_batches):
+            starts = {
+                "forward": s + m,
+                # backward: stage S-1 first, micro-batches in order, flowing back up
+                "backward": forward_steps + (stages - 1 - s) + m,
+            }
+            for (name, start), colour in zip(starts.items(), ("C0", "C1"), strict=True):
+                label = name if s == m == 0 else None  # one legend entry per pass
+                ax.barh(s, 1, left=start, color=colour, edgecolor="white", label=label)
+                ax.text(start + 0.5, s, f"{m + 1}", ha="center", va="center", c="w")
+    bubble = (stages - 1) / forward_steps
+    ax.set(
+        yticks=range(stages),
+        yticklabels=[f"stage {s + 1}" for s in range(stages)],
+        xlabel="time (steps of one micro-batch through one stage)",
+        xlim=(0, 2 * forward_steps),
+        title=f"GPipe schedule: {stages} stages, {micro_batches} micro-batches, "
+        f"bubble {bubble:.0%}",
+    )
+    ax.invert_yaxis()  # stage 1 on top
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: covers no block
     return fig

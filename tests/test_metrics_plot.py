@@ -232,6 +232,37 @@ def test_plot_step_losses_fits_the_finite_runs_and_marks_the_one_that_diverges()
         plot_step_losses({}, title="t")
 
 
+def test_plot_pipeline_schedule_draws_gpipes_passes_and_bubble():
+    from matplotlib.colors import to_rgba
+
+    from helpers import plot_pipeline_schedule
+
+    stages, micro = 3, 4
+    ax = plot_pipeline_schedule(stages, micro).axes[0]
+    # (stage, start) of each block, by colour: C0 forward, C1 backward
+    blocks = {
+        c: {
+            (round(b.get_y() + b.get_height() / 2), b.get_x())
+            for b in ax.patches
+            if b.get_facecolor() == to_rgba(c)
+        }
+        for c in ("C0", "C1")
+    }
+    forward = {(s, s + m) for s in range(stages) for m in range(micro)}
+    # all forwards end at step M + S - 1; the last stage starts the backwards there
+    backward = {
+        (s, 6 + (stages - 1 - s) + m) for s in range(stages) for m in range(micro)
+    }
+    assert blocks == {"C0": forward, "C1": backward}
+    # each block is labelled with its micro-batch, 1-based
+    assert sorted(int(t.get_text()) for t in ax.texts) == sorted(list(range(1, 5)) * 6)
+    assert ax.get_title().endswith("bubble 33%")  # (S - 1) / (M + S - 1) = 2 / 6
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["forward", "backward"] and ax.get_xlim() == (0, 12)
+    with pytest.raises(ValueError, match="at least one stage"):
+        plot_pipeline_schedule(0, 4)
+
+
 def test_top_confusions_are_the_largest_off_diagonal_cells():
     from helpers import top_confusions
 

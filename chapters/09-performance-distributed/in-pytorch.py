@@ -747,48 +747,9 @@ assert fsdp_diff < 1e-5
 # 2 (GPipe {cite}`huang2019gpipe`). The forward passes flow down the stages, the backward passes
 # flow back; the idle triangles (the *bubble*) take a fraction $(S-1)/(M+S-1)$ of the time.
 
-
 # %%
-def pipeline_schedule(stages=4, micro=6):
-    _, ax = plt.subplots(figsize=(8, 2.6))
-    for s in range(stages):
-        for m in range(micro):
-            fwd = s + m  # forward of micro-batch m on stage s
-            # backward, in reverse stage order
-            bwd = micro + stages - 1 + (stages - 1 - s) + m
-            ax.barh(
-                s,
-                1,
-                left=fwd,
-                color="tab:blue",
-                edgecolor="white",
-                label="forward" if s == m == 0 else None,
-            )
-            ax.barh(
-                s,
-                1,
-                left=bwd,
-                color="tab:orange",
-                edgecolor="white",
-                label="backward" if s == m == 0 else None,
-            )
-            ax.text(fwd + 0.5, s, str(m + 1), ha="center", va="center", color="white")
-            ax.text(bwd + 0.5, s, str(m + 1), ha="center", va="center", color="white")
-    total = 2 * (micro + stages - 1)
-    ax.set(
-        yticks=range(stages),
-        yticklabels=[f"stage {s + 1}" for s in range(stages)],
-        xlabel="time (steps of one micro-batch through one stage)",
-        xlim=(0, total),
-        title=f"GPipe schedule: {stages} stages, {micro} micro-batches, bubble "
-        f"{(stages - 1) / (micro + stages - 1):.0%}",
-    )
-    ax.invert_yaxis()
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: covers no block
-    plt.show()
-
-
-pipeline_schedule()
+H.plot_pipeline_schedule(stages=4, micro_batches=6)
+plt.show()
 
 # %% [markdown] tags=["shared"]
 # Before all-reduce became the default, data parallelism went through **parameter servers**

@@ -361,8 +361,9 @@ def plot_pipeline_schedule(stages: int = 4, micro_batches: int = 6) -> Figure:
     ``micro_batches``. Forward passes flow down the stages (micro-batch ``m`` on stage ``s``
     at step ``s + m``), then all backward passes flow back, last stage first; the idle
     steps, the *bubble*, take ``(S - 1) / (M + S - 1)`` of the time, printed in the title.
-    One row per stage, one labelled block per pass; x in steps of one micro-batch through
-    one stage. Source: Huang et al., 2019, "GPipe", figure 2. Raises ``ValueError`` for
+    One row per stage, one block per pass labelled with its micro-batch; x in steps of one
+    micro-batch through one stage. After Huang et al., 2019, "GPipe", figure 2(c); the order of
+    the backward passes within a stage does not change the bubble. Raises ``ValueError`` for
     fewer than one stage or micro-batch.
     """
     import matplotlib.pyplot as plt

@@ -250,17 +250,28 @@ def test_plot_pipeline_schedule_draws_gpipes_passes_and_bubble():
     }
     forward = {(s, s + m) for s in range(stages) for m in range(micro)}
     # all forwards end at step M + S - 1; the last stage starts the backwards there
+    done = micro + stages - 1
     backward = {
-        (s, 6 + (stages - 1 - s) + m) for s in range(stages) for m in range(micro)
+        (s, done + (stages - 1 - s) + m) for s in range(stages) for m in range(micro)
     }
     assert blocks == {"C0": forward, "C1": backward}
-    # each block is labelled with its micro-batch, 1-based
-    assert sorted(int(t.get_text()) for t in ax.texts) == sorted(list(range(1, 5)) * 6)
+    # each block carries its micro-batch, 1-based, at its centre
+    labels = {
+        (round(t.get_position()[1]), t.get_position()[0] - 0.5): t for t in ax.texts
+    }
+    for s in range(stages):
+        for m in range(micro):
+            for start in (s + m, done + (stages - 1 - s) + m):
+                assert labels[(s, start)].get_text() == str(m + 1)
+    assert len(ax.texts) == 2 * stages * micro
     assert ax.get_title().endswith("bubble 33%")  # (S - 1) / (M + S - 1) = 2 / 6
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert ticks == ["stage 1", "stage 2", "stage 3"] and ax.yaxis_inverted()
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["forward", "backward"] and ax.get_xlim() == (0, 12)
-    with pytest.raises(ValueError, match="at least one stage"):
-        plot_pipeline_schedule(0, 4)
+    assert legend == ["forward", "backward"] and ax.get_xlim() == (0, 2 * done)
+    for bad in [(0, 4), (3, 0)]:
+        with pytest.raises(ValueError, match="at least one stage"):
+            plot_pipeline_schedule(*bad)
 
 
 def test_top_confusions_are_the_largest_off_diagonal_cells():

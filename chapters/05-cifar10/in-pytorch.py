@@ -715,8 +715,8 @@ else:
 #   with batches of 512 in the second table). On two CPU cores PyTorch trained at 1.55 to 1.77
 #   times JAX's img/s (JAX with YNNPACK off), in the same process: on an Intel Xeon 1,010
 #   against 586 img/s (medians of two seeds) and 914 against 591 in a later pair, on an AMD EPYC
-#   1,812 against 1,038 and, over two seeds, 1,739 against 982 (medians). The JAX half of
-#   the chapter looks at why, at the end of this section.
+#   1,812 against 1,038, over two seeds 1,739 against 982 (medians), and 1,590 against 998 in
+#   the latest pair. The JAX half of the chapter looks at why, at the end of this section.
 # - **About 90 %, not airbench's 94 %.** Airbench reports 94 % in about 3.3 seconds on one A100
 #   {cite}`jordan2024airbench`; this recipe reached about 90 % with flips on the H200, and the
 #   second table's search (up to 40 epochs; other step sizes, weight decays, momenta, batch

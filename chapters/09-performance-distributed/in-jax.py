@@ -928,7 +928,7 @@ print("row-parallel shard_map matches x @ w; each device held", (32 // 4, 64), "
 # flow back; the idle triangles (the *bubble*) take a fraction $(S-1)/(M+S-1)$ of the time.
 
 # %%
-H.plot_pipeline_schedule(stages=4, micro_batches=6)
+fig = H.plot_pipeline_schedule(stages=4, micro_batches=6)
 plt.show()
 
 # %% [markdown] tags=["shared"]

@@ -748,7 +748,7 @@ assert fsdp_diff < 1e-5
 # flow back; the idle triangles (the *bubble*) take a fraction $(S-1)/(M+S-1)$ of the time.
 
 # %%
-H.plot_pipeline_schedule(stages=4, micro_batches=6)
+fig = H.plot_pipeline_schedule(stages=4, micro_batches=6)
 plt.show()
 
 # %% [markdown] tags=["shared"]

@@ -120,9 +120,9 @@ SIZES: dict[str, dict[str, object]] = {
             # 568-604 img/s, 79.99-80.08 % (80.96-81.36 % with flips) on an Intel Xeon (2 cores,
             # 2026-12-02; chapter 5's bench.jsonl). 4 would take about 300 s of training
             # there, at the 5-minute limit (an AMD EPYC trained 3 in 129-137 s, 979-1,038
-            # img/s, 80.08-80.22 %, 2026-12-02). With
-            # YNNPACK (jaxlib 0.10.2's default) 3 epochs took 489 s on one device (274.9 img/s)
-            # and, whitened, 273-339 s on 2 XLA devices (2026-12-01).
+            # img/s, 80.08-80.22 %, 2026-12-02). With YNNPACK (jaxlib 0.10.2's default) 3
+            # epochs took 489 s on one device (274.9 img/s) and, whitened, 273-339 s on 2 XLA
+            # devices (2026-12-01).
             jax_epochs=3,
             batch_size=256,
             widths=(24, 32, 64, 128),

@@ -150,9 +150,8 @@ def make_batch(batch_size, use_jit):
     def batch(key, images, labels):
         key, k_idx, k_aug = jax.random.split(key, 3)
         idx = jax.random.randint(k_idx, (batch_size,), 0, len(images))  # (B,)
-        x = H.vision.random_crop_flip(
-            images[idx], 2, rngs=k_aug
-        )  # (B, 32, 32, 3) uint8
+        # x: (B, 32, 32, 3) uint8
+        x = H.vision.random_crop_flip(images[idx], 2, rngs=k_aug)
         return key, H.vision.to_input(x, mean, std), labels[idx]  # (B, 32, 32, 3), (B,)
 
     return jax.jit(batch) if use_jit else batch
@@ -430,7 +429,7 @@ if device.platform == "cpu":
             f"{ynn * 1e3:.1f} ms",
             f"{own * 1e3:.1f} ms",
             f"{ynn / own:.2f}x",
-            "",
+            "",  # first calls: not timed here
             "fresh processes, median of 9 calls",
         ]
     )
@@ -484,7 +483,7 @@ if hasattr(os, "sched_setaffinity"):  # Linux (Colab included); not macOS or Win
             f"{one * 1e3:.1f} ms",
             f"{many * 1e3:.1f} ms",
             f"{one / many:.2f}x",
-            "",
+            "",  # first calls: not timed here
             f"fresh processes; cores busy {one_busy:.1f} -> {many_busy:.1f}",
         ]
     )
@@ -601,12 +600,8 @@ compare(
 # %%
 sweep = []
 for bs in sizes.sweep_batch_sizes:
-    t = measure(
-        Runner(make_step(batch_size=bs), new_state()),
-        wait=wait,
-        repeats=sizes.repeats,
-        warmup=sizes.warmup,
-    )
+    f = Runner(make_step(batch_size=bs), new_state())
+    t = measure(f, wait=wait, repeats=sizes.repeats, warmup=sizes.warmup)
     sweep.append((bs, t.rate(bs)))
     print(f"batch {bs:5d}: {t.rate(bs):8.0f} images/s")
 small, large = sweep[0], sweep[-1]
@@ -616,7 +611,7 @@ rows.append(
         f"{small[1]:.0f}",
         f"{large[1]:.0f}",
         f"{large[1] / small[1]:.2f}x",
-        "",
+        "",  # first calls: not timed here
         "throughput, not time",
     ]
 )
@@ -676,9 +671,8 @@ display(Markdown(table))
 
 # %%
 dp = sizes.parallel
-mesh = H.sharding.make_mesh(
-    (8,), ("data",), device="cpu"
-)  # the 8 simulated CPU devices
+# the 8 simulated CPU devices
+mesh = H.sharding.make_mesh((8,), ("data",), device="cpu")
 replicated, by_rows = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
 
 x_all, y_all = toy_data(dp)
@@ -709,9 +703,8 @@ for t in range(dp.steps):
     params, opt_state, loss = dp_step(params, opt_state, xb, yb)
     losses.append(loss)
 
-jax.debug.visualize_array_sharding(
-    xb
-)  # which rows of the last batch live on which device
+# which rows of the last batch live on which device
+jax.debug.visualize_array_sharding(xb)
 reference = H.sharding.reference_training(dp)  # one device, whole batches
 flat = {"/".join(map(str, k)): np.asarray(v) for k, v in nnx.to_flat_state(params)}
 

@@ -499,9 +499,8 @@ def ddp_worker(rank, world_size, sizes_json, init_method, out_dir):
     s = sizes_from_json(sizes_json)
     x, y = toy_data(s)  # the same arrays in every process
     data = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
-    model = DDP(
-        H.parallel.make_model(s)
-    )  # identical initial weights, then kept in step
+    # identical initial weights, then kept in step
+    model = DDP(H.parallel.make_model(s))
     opt = torch.optim.SGD(model.parameters(), lr=s.learning_rate)
     sampler = DistributedSampler(
         data, world_size, rank, shuffle=True, seed=s.seed, drop_last=True

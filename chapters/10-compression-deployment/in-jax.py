@@ -106,9 +106,8 @@ test_images = jax.device_put(x_test, device)
 
 def accuracy(model: nnx.Module) -> float:
     """Test accuracy of a CIFAR-10 model (no test-time flips)."""
-    logits = H.vision.predict_logits(
-        model, test_images, mean, std, batch_size=500
-    )  # (N, 10)
+    # logits: (N, 10)
+    logits = H.vision.predict_logits(model, test_images, mean, std, batch_size=500)
     return float((logits.argmax(1) == y_test).mean())
 
 
@@ -151,13 +150,9 @@ def masked_step(graphdef, state, data, idx, masks, weight):
 
 
 # One set of batch indices, drawn once: every run takes the first `steps` rows of it.
+index_shape = (max(s.teacher_steps, s.finetune_steps, s.student_steps), s.batch_size)
 batch_indices = np.asarray(
-    jax.random.randint(
-        jax.random.key(1),
-        (max(s.teacher_steps, s.finetune_steps, s.student_steps), s.batch_size),
-        0,
-        len(train_images),
-    )
+    jax.random.randint(jax.random.key(1), index_shape, 0, len(train_images))
 )
 no_teacher = jax.device_put(jnp.zeros((len(train_images), 10)), device)  # (N, 10)
 # One optax transformation for every run: it is part of the optimiser's graphdef, the static
@@ -254,9 +249,8 @@ assert text_accuracy > 0.55, "the IMDB model should learn above chance (50 %)"
 def quantize_int8(w: jax.Array, axis: int = -1) -> tuple[jax.Array, jax.Array]:
     """Per-channel symmetric int8: (q int8, like w; scale float32, 1 along every other axis)."""
     others = tuple(d for d in range(w.ndim) if d != axis % w.ndim)
-    scale = (
-        jnp.abs(w).max(axis=others, keepdims=True) / 127
-    )  # (1, 1, 1, out) for a conv
+    # scale: (1, 1, 1, out) for a conv
+    scale = jnp.abs(w).max(axis=others, keepdims=True) / 127
     scale = jnp.maximum(scale, jnp.finfo(jnp.float32).tiny)  # an all-zero channel
     q = jnp.clip(jnp.round(w / scale), -127, 127).astype(jnp.int8)
     return q, scale
@@ -294,9 +288,10 @@ def is_kernel(path) -> bool:
 # for the whole state: one compilation, not one per kernel shape.
 @jax.jit
 def quantize_state(state):
+    # kernels become (q, scale) pairs
     return jax.tree_util.tree_map_with_path(
         lambda path, x: quantize_int8(x) if is_kernel(path) else x, state
-    )  # kernels become (q, scale) pairs
+    )
 
 
 # Loading: dequantize into a float32 model of the same architecture.
@@ -419,9 +414,10 @@ print(
 # %%
 student_check = jax.random.normal(jax.random.key(3), (4, 10))
 teacher_check = jax.random.normal(jax.random.key(4), (4, 10))
+# kl: (B,)
 kl = optax.losses.kl_divergence_with_log_targets(
     jax.nn.log_softmax(student_check / 3), jax.nn.log_softmax(teacher_check / 3)
-)  # (B,)
+)
 library = 9 * kl.mean()
 np.testing.assert_allclose(
     distillation_loss(student_check, teacher_check, 3.0), library, rtol=1e-5
@@ -579,9 +575,8 @@ def classify(images: np.ndarray, batch_size: int = 64) -> np.ndarray:
         x = ((images[i : i + batch_size] / 255.0 - mean) / std).astype(np.float32)
         n = len(x)
         # Pad the last batch: one shape, one compilation (each new shape would compile).
-        x = np.pad(
-            x, ((0, batch_size - n), (0, 0), (0, 0), (0, 0))
-        )  # (batch_size, 32, 32, 3)
+        # x: (batch_size, 32, 32, 3)
+        x = np.pad(x, ((0, batch_size - n), (0, 0), (0, 0), (0, 0)))
         out.append(np.asarray(exported.call(x)).argmax(1)[:n])
     return np.concatenate(out)
 
@@ -630,9 +625,8 @@ print([H.CIFAR10_CLASSES[c] for c in classify(x_test[:5])])
 def weighted_path_grads(f, x, baseline, alphas, weights):
     """sum_a w_a * grad f(x' + a (x - x')) over a chunk of path points, vectorised by vmap."""
     grad = jax.grad(lambda p: f(p).sum())
-    grads = jax.vmap(lambda a: grad(baseline + a * (x - baseline)))(
-        alphas
-    )  # (A, *x.shape)
+    # grads: (A, *x.shape)
+    grads = jax.vmap(lambda a: grad(baseline + a * (x - baseline)))(alphas)
     return jnp.tensordot(weights, grads, axes=1)
 
 
@@ -641,9 +635,8 @@ def integrated_gradients(f, x, baseline, steps, chunk=8):
     alphas = np.linspace(0, 1, steps + 1)
     weights = np.full(steps + 1, 1.0 / steps)
     weights[[0, -1]] /= 2
-    pad = (
-        -len(alphas) % chunk
-    )  # fixed-size chunks: one compilation for every step count
+    # fixed-size chunks: one compilation for every step count
+    pad = -len(alphas) % chunk
     alphas, weights = np.pad(alphas, (0, pad)), np.pad(weights, (0, pad))
     total = jnp.zeros_like(x)
     for i in range(0, len(alphas), chunk):
@@ -662,9 +655,8 @@ def saliency(f, x, chunk=8):
     return jnp.abs(weighted_path_grads(f, x, jnp.zeros_like(x), one, one)).max(-1)
 
 
-images = H.vision.to_input(
-    test_images[: s.attribution_examples], mean, std
-)  # (k, 32, 32, 3)
+# images: (k, 32, 32, 3)
+images = H.vision.to_input(test_images[: s.attribution_examples], mean, std)
 teacher_fn = as_function(teacher)
 target = teacher_fn(images).argmax(1)  # (k,) the predicted classes
 
@@ -701,11 +693,8 @@ for j in range(len(images)):
     )
     axes[1, j].imshow(sal[j], cmap="magma")
     axes[2, j].imshow(ig_images[j].sum(-1), cmap="coolwarm")
-for ax, label in zip(
-    axes[:, 0],
-    ["image (true -> predicted)", "saliency", "IG (sum over RGB)"],
-    strict=True,
-):
+row_labels = ["image (true -> predicted)", "saliency", "IG (sum over RGB)"]
+for ax, label in zip(axes[:, 0], row_labels, strict=True):
     ax.set_ylabel(label, fontsize=8)
 for ax in axes.flat:
     ax.set_xticks([])
@@ -728,9 +717,8 @@ head_def, head_state = nnx.split(text_model.head)
 
 def positive_log_prob(embedded, mask):
     """log p(positive) of the bag-of-words model from embeddings (B, T, D) and mask (B, T)."""
-    logits = nnx.merge(head_def, head_state)(
-        H.text.masked_mean(embedded, mask)
-    )  # (B, 2)
+    # logits: (B, 2)
+    logits = nnx.merge(head_def, head_state)(H.text.masked_mean(embedded, mask))
     return jax.nn.log_softmax(logits, -1)[:, 1]  # (B,)
 
 

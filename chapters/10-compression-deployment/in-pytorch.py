@@ -393,9 +393,10 @@ torch.testing.assert_close(
 )
 
 with torch.no_grad():
+    # teacher_logits: (N, 10)
     teacher_logits = torch.as_tensor(
         H.vision.predict_logits(teacher, train_images, mean, std)
-    )  # (N, 10)
+    )
 torch.manual_seed(2)
 scratch = H.vision.CifarNet(s.student_widths, device=device)
 distilled = copy.deepcopy(scratch)  # the same initial weights
@@ -529,12 +530,8 @@ print(
     {f.name: f"{f.stat().st_size / 1e3:.0f} kB" for f in files},
 )
 graph = onnx.load(onnx_path)
-print(
-    "opset",
-    graph.opset_import[0].version,
-    "| ops:",
-    sorted({node.op_type for node in graph.graph.node}),
-)
+ops = sorted({node.op_type for node in graph.graph.node})
+print("opset", graph.opset_import[0].version, "| ops:", ops)
 session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
 (onnx_input,) = session.get_inputs()
 print("input:", onnx_input.name, onnx_input.shape, onnx_input.type)
@@ -542,7 +539,8 @@ from_onnx = session.run(None, {onnx_input.name: probe})[0]  # (64, 10)
 np.testing.assert_allclose(from_onnx, reference, rtol=1e-4, atol=1e-4)
 print(f"onnxruntime: max |difference| {np.abs(from_onnx - reference).max():.1e}")
 ort_b1 = H.deploy.time_calls(
-    lambda: session.run(None, {onnx_input.name: probe[:1]}), repeats=s.latency_repeats
+    lambda: session.run(None, {onnx_input.name: probe[:1]}),
+    repeats=s.latency_repeats,
 )
 print(f"onnxruntime batch 1: p50 {ort_b1['p50']:.2f} ms, p95 {ort_b1['p95']:.2f} ms")
 
@@ -625,9 +623,8 @@ def integrated_gradients(f, x, baseline, steps):
     return (x - baseline) * total
 
 
-images = H.vision.to_input(
-    test_images[: s.attribution_examples], mean, std
-)  # (k, 3, 32, 32)
+# images: (k, 3, 32, 32)
+images = H.vision.to_input(test_images[: s.attribution_examples], mean, std)
 with torch.no_grad():
     target = teacher(images).argmax(1)  # (k,) the predicted classes
 
@@ -663,11 +660,8 @@ for j in range(len(images)):
     )
     axes[1, j].imshow(sal[j], cmap="magma")
     axes[2, j].imshow(ig_images[j].sum(0).detach(), cmap="coolwarm")
-for ax, label in zip(
-    axes[:, 0],
-    ["image (true -> predicted)", "saliency", "IG (sum over RGB)"],
-    strict=True,
-):
+row_labels = ["image (true -> predicted)", "saliency", "IG (sum over RGB)"]
+for ax, label in zip(axes[:, 0], row_labels, strict=True):
     ax.set_ylabel(label, fontsize=8)
 for ax in axes.flat:
     ax.set_xticks([])

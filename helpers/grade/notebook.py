@@ -76,6 +76,11 @@ class Grade:
     def passed(self) -> int:
         return sum(r.status == "pass" for r in self.results)
 
+    @property
+    def score(self) -> str:
+        """Checks passed out of the lab's checks, e.g. ``"3/4"``."""
+        return f"{self.passed}/{len(self.results)}"
+
 
 def check_calls(chapter: str, framework: str, root: Path = ROOT) -> list[str]:
     """The self-check calls of a lab, in order, read from its solution source.

@@ -141,11 +141,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: not graded: {why}")
             continue
         grades[name] = grade
-        score = f"{grade.passed}/{len(grade.results)}"
         marks = " ".join(_MARK[r.status] for r in grade.results)
         missed = [f"{r.name} ({r.status})" for r in grade.results if r.status != "pass"]
         print(
-            f"{name}: {score} {marks}"
+            f"{name}: {grade.score} {marks}"
             + (f"  not passed: {', '.join(missed)}" * bool(missed))
         )
     for name in others:
@@ -162,10 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for name, grade in grades.items():
         row = {"submission": name, "lab": grade.chapter, "framework": grade.framework}
-        row |= {
-            "score": f"{grade.passed}/{len(grade.results)}",
-            "notes": "; ".join(grade.notes),
-        }
+        row |= {"score": grade.score, "notes": "; ".join(grade.notes)}
         for r in grade.results:
             row[column(grade, r.name)] = (
                 r.status if r.status == "pass" else f"{r.status}: {r.message}"

@@ -100,9 +100,8 @@ def tampering(sources: list[str]) -> int | None:
         tree = _parse(source)
         if tree is None:
             continue
-        for node in ast.walk(
-            tree
-        ):  # aliases first: `m = H.lab01`, `import helpers.x as T`
+        # aliases first: `m = H.lab01`, `import helpers.x as T`
+        for node in ast.walk(tree):
             if isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and (
                 node.value is not None and _chain_root(node.value) in roots
             ):

@@ -186,10 +186,12 @@ def test_int8_formula_of_both_notebooks_equals_the_reference():
             others = tuple(d for d in range(w.ndim) if d != axis)
             if channels_last:  # the JAX notebook's formula
                 s = jnp.abs(jnp.asarray(w)).max(axis=others, keepdims=True) / 127
+                s = jnp.maximum(s, jnp.finfo(jnp.float32).tiny)  # an all-zero channel
                 q = jnp.clip(jnp.round(w / s), -127, 127).astype(jnp.int8)
             else:  # the PyTorch notebook's formula
                 t = torch.from_numpy(w)
                 s = t.abs().amax(dim=others, keepdim=True) / 127
+                s = s.clamp(min=torch.finfo(torch.float32).tiny)  # an all-zero channel
                 q = torch.clamp(torch.round(t / s), -127, 127).to(torch.int8)
             np.testing.assert_array_equal(np.asarray(q), q_ref)
             np.testing.assert_allclose(np.asarray(s), s_ref, rtol=1e-6)

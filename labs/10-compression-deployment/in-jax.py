@@ -55,6 +55,10 @@ from helpers import jax as H
 #
 # `q` is `jnp.int8` with `w`'s shape; `scale` is float32 with the channel count on `axis` and
 # 1 on every other axis, so that `q * scale` broadcasts.
+#
+# A channel of zeros (a pruned filter, section 10.3) has $s_c = 0$, and $0 / 0$ is NaN, which
+# no cast turns into a defined int8: keep each scale at least `jnp.finfo(jnp.float32).tiny`. The
+# check also hands you a weight whose channels lie on another axis.
 
 
 # %%

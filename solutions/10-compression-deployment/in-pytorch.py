@@ -54,6 +54,10 @@ from helpers import torch as H
 #
 # `q` is `torch.int8` with `w`'s shape; `scale` is float32 with the channel count on `axis`
 # and 1 on every other axis, so that `q * scale` broadcasts.
+#
+# A channel of zeros (a pruned filter, section 10.3) has $s_c = 0$, and $0 / 0$ is NaN, which
+# no cast turns into a defined int8: keep each scale at least `torch.finfo(torch.float32).tiny`. The
+# check also hands you a weight whose channels lie on another axis.
 
 
 # %%
@@ -96,8 +100,9 @@ H.lab10.check_dequantize_int8(dequantize_int8)
 #
 # with the integral approximated by `steps` intervals of the trapezoid rule (the points
 # `alpha = linspace(0, 1, steps + 1)`, the two end points weighted half). Use
-# `torch.autograd.grad` for the gradient. The check also measures completeness: the
-# attributions of each example must sum to $f(x) - f(x')$ within 1 %.
+# `torch.autograd.grad` of `f(point).sum()` for the gradient at a path point. The check also
+# measures completeness: the attributions of each example must sum to $f(x) - f(x')$ within
+# 1 %.
 
 
 # %%

@@ -24,7 +24,8 @@ from helpers.labs.lab10 import checks as lab10
 
 # ---------------------------------------------------------------- PyTorch mistakes
 def _t_quantize(*, per_tensor=False, wrong_axis=False, levels=127, clip=True, dtype=True,
-                pair=True, rounding=torch.round):  # fmt: skip
+                pair=True, rounding=torch.round, swapped=False, scale_dtype=torch.float32,
+                clamp=True, in_place=False):  # fmt: skip
     def quantize_int8(w, axis):
         if per_tensor:
             scale = w.abs().max().reshape((1,) * w.ndim)
@@ -33,34 +34,56 @@ def _t_quantize(*, per_tensor=False, wrong_axis=False, levels=127, clip=True, dt
         else:
             others = tuple(d for d in range(w.ndim) if d != axis)
             scale = w.abs().amax(dim=others, keepdim=True)
-        scale = scale / levels
-        r = rounding(w / scale)
+        scale = (scale / levels).to(scale_dtype)
+        if clamp:
+            scale = scale.clamp(min=torch.finfo(torch.float32).tiny)
+        if in_place:
+            w /= scale
+            r = rounding(w)
+        else:
+            r = rounding(w / scale)
         if clip:
             r = torch.clamp(r, -127, 127)
         q = r.to(torch.int8) if dtype else r
+        if swapped:
+            return scale, q
         return (q, scale) if pair else q
 
     return quantize_int8
 
 
 def _t_ig(*, from_zero=False, times_x=False, no_difference=False, fixed_steps=None,
-          summed=False, leaf=True):  # fmt: skip
+          summed=False, leaf=True, scalar=True, reversed_path=False,
+          wrt_x=False):  # fmt: skip
     def integrated_gradients(f, x, baseline, steps):
         steps = fixed_steps or steps
         start = torch.zeros_like(x) if from_zero else baseline
         total = torch.zeros_like(x)
         for i in range(steps + 1):
             alpha = i / steps
-            point = start + alpha * (x - start)
-            if leaf:
-                point = point.requires_grad_(True)
-            (grad,) = torch.autograd.grad(f(point).sum(), point)
+            if wrt_x:  # the gradient with respect to x, through the path point
+                x_leaf = x.detach().requires_grad_(True)
+                point = start + alpha * (x_leaf - start)
+                (grad,) = torch.autograd.grad(f(point).sum(), x_leaf)
+            else:
+                point = start + alpha * (x - start)
+                if leaf:
+                    point = point.requires_grad_(True)
+                score = f(point).sum() if scalar else f(point)
+                (grad,) = torch.autograd.grad(score, point)
             total += grad * (0.5 if i in (0, steps) else 1.0) / (1 if summed else steps)
         if no_difference:
             return total
+        if reversed_path:
+            return (start - x) * total
         return (x if times_x else x - start) * total
 
     return integrated_gradients
+
+
+def _t_dequantize_in_place(q, scale):
+    scale /= 127  # a write into the caller's tensor (the answer is then wrong too)
+    return q.float() * scale
 
 
 TORCH_MISTAKES = [
@@ -72,7 +95,12 @@ TORCH_MISTAKES = [
     ("quantize_int8", _t_quantize(pair=False), "result_pair"),
     ("quantize_int8", _t_quantize(rounding=lambda r: r), "no_round"),
     ("quantize_int8", _t_quantize(rounding=torch.floor), "no_round"),
+    ("quantize_int8", _t_quantize(swapped=True), "swapped_pair"),
+    ("quantize_int8", _t_quantize(scale_dtype=torch.float64), "scale_float32"),
+    ("quantize_int8", _t_quantize(clamp=False), "zero_channel"),
+    ("quantize_int8", _t_quantize(in_place=True), "in_place"),
     ("dequantize_int8", lambda q, s: q.float() / s, "dequant_divide"),
+    ("dequantize_int8", _t_dequantize_in_place, "in_place"),
     ("dequantize_int8", lambda q, s: q.float(), "dequant_scale_missing"),
     ("integrated_gradients", _t_ig(from_zero=True), "missing_baseline"),
     ("integrated_gradients", _t_ig(times_x=True), "missing_baseline"),
@@ -80,12 +108,15 @@ TORCH_MISTAKES = [
     ("integrated_gradients", _t_ig(fixed_steps=2), "too_few_steps"),
     ("integrated_gradients", _t_ig(summed=True), "sum_not_mean"),
     ("integrated_gradients", _t_ig(leaf=False), "point_requires_grad"),
+    ("integrated_gradients", _t_ig(scalar=False), "scalar_grad"),
+    ("integrated_gradients", _t_ig(reversed_path=True), "reversed_path"),
+    ("integrated_gradients", _t_ig(wrt_x=True), "path_gradient"),
 ]
 
 
 # ---------------------------------------------------------------- JAX mistakes
 def _j_quantize(*, per_tensor=False, wrong_axis=False, levels=127, clip=True, dtype=True,
-                pair=True, rounding=jnp.round):  # fmt: skip
+                pair=True, rounding=jnp.round, swapped=False, clamp=True):  # fmt: skip
     def quantize_int8(w, axis):
         if per_tensor:
             scale = jnp.abs(w).max().reshape((1,) * w.ndim)
@@ -95,17 +126,21 @@ def _j_quantize(*, per_tensor=False, wrong_axis=False, levels=127, clip=True, dt
             others = tuple(d for d in range(w.ndim) if d != axis)
             scale = jnp.abs(w).max(axis=others, keepdims=True)
         scale = scale / levels
+        if clamp:
+            scale = jnp.maximum(scale, jnp.finfo(jnp.float32).tiny)
         r = rounding(w / scale)
         if clip:
             r = jnp.clip(r, -127, 127)
         q = r.astype(jnp.int8) if dtype else r
+        if swapped:
+            return scale, q
         return (q, scale) if pair else q
 
     return quantize_int8
 
 
 def _j_ig(*, from_zero=False, times_x=False, no_difference=False, fixed_steps=None,
-          summed=False, scalar=True):  # fmt: skip
+          summed=False, scalar=True, reversed_path=False, wrt_x=False):  # fmt: skip
     def integrated_gradients(f, x, baseline, steps):
         steps = fixed_steps or steps
         start = jnp.zeros_like(x) if from_zero else baseline
@@ -113,12 +148,25 @@ def _j_ig(*, from_zero=False, times_x=False, no_difference=False, fixed_steps=No
         total = jnp.zeros_like(x)
         for i in range(steps + 1):
             weight = (0.5 if i in (0, steps) else 1.0) / (1 if summed else steps)
-            total = total + weight * grad(start + i / steps * (x - start))
+            alpha = i / steps
+            if wrt_x:  # the gradient with respect to x, through the path point
+                g = jax.grad(lambda x_, a=alpha: f(start + a * (x_ - start)).sum())(x)
+            else:
+                g = grad(start + alpha * (x - start))
+            total = total + weight * g
         if no_difference:
             return total
+        if reversed_path:
+            return (start - x) * total
         return (x if times_x else x - start) * total
 
     return integrated_gradients
+
+
+def _j_scale_float64(w, axis):
+    q, scale = _j_quantize()(w, axis)
+    with jax.enable_x64(True):  # as a student who turned x64 on would get
+        return q, jnp.asarray(scale, jnp.float64)
 
 
 JAX_MISTAKES = [
@@ -130,6 +178,9 @@ JAX_MISTAKES = [
     ("quantize_int8", _j_quantize(pair=False), "result_pair"),
     ("quantize_int8", _j_quantize(rounding=lambda r: r), "no_round"),
     ("quantize_int8", _j_quantize(rounding=jnp.floor), "no_round"),
+    ("quantize_int8", _j_quantize(swapped=True), "swapped_pair"),
+    ("quantize_int8", _j_scale_float64, "scale_float32"),
+    ("quantize_int8", _j_quantize(clamp=False), "zero_channel"),
     ("dequantize_int8", lambda q, s: q.astype(jnp.float32) / s, "dequant_divide"),
     ("dequantize_int8", lambda q, s: q.astype(jnp.float32), "dequant_scale_missing"),
     ("integrated_gradients", _j_ig(from_zero=True), "missing_baseline"),
@@ -138,6 +189,8 @@ JAX_MISTAKES = [
     ("integrated_gradients", _j_ig(fixed_steps=2), "too_few_steps"),
     ("integrated_gradients", _j_ig(summed=True), "sum_not_mean"),
     ("integrated_gradients", _j_ig(scalar=False), "scalar_grad"),
+    ("integrated_gradients", _j_ig(reversed_path=True), "reversed_path"),
+    ("integrated_gradients", _j_ig(wrt_x=True), "path_gradient"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -150,7 +203,7 @@ MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
 
 
 # ---------------------------------------------------------------- the references
-@pytest.mark.parametrize("case", range(2))
+@pytest.mark.parametrize("case", range(3))
 def test_quantize_reference_equals_torch_quantize_per_channel(case):
     w, axis = lab10.quantize_cases(channels_last=False)[case]
     q, scale = lab10.quantize_reference(w, axis)
@@ -173,8 +226,11 @@ def test_quantize_cases_in_flax_layout_are_the_same_weights():
     ):
         q_t, s_t = lab10.quantize_reference(w_t, a_t)
         q_j, s_j = lab10.quantize_reference(w_j, a_j)
-        np.testing.assert_array_equal(np.moveaxis(q_t, 0, -1), q_j)
-        np.testing.assert_allclose(np.moveaxis(s_t, 0, -1), s_j)
+        # PyTorch's channel axis goes to the other end in Flax's layout (first <-> last).
+        other_end = w_t.ndim - 1 if a_t == 0 else 0
+        assert a_j == other_end
+        np.testing.assert_array_equal(np.moveaxis(q_t, a_t, a_j), q_j)
+        np.testing.assert_allclose(np.moveaxis(s_t, a_t, a_j), s_j)
 
 
 @pytest.mark.parametrize("case", lab10.IG_CASES, ids=["case0", "case1"])

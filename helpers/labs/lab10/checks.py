@@ -32,8 +32,14 @@ __all__ = [
 HINTS = Hints(
     {
         "result_pair": "return the int8 values and the scales as one tuple: return q, scale",
-        "not_int8": "q must be stored as int8 (1 byte per weight): convert the rounded, "
-        "clipped values with .astype(int8) in JAX or .to(torch.int8) in PyTorch",
+        # "not_int8" is worded per framework, in the adapters.
+        "swapped_pair": "the first element is float and the second int8: return the pair "
+        "in the order the exercise asks, q first: return q, scale",
+        "scale_float32": "keep the scale in float32, the dtype of the weights: a float64 "
+        "scale doubles its storage and promotes q * scale to float64",
+        "zero_channel": "an all-zero channel has max |w| = 0, so its scale is 0 and w / scale "
+        "is 0 / 0 = NaN, which no cast turns into a defined int8: keep the scale positive, "
+        "e.g. at least the smallest normal float32 (its q is then 0)",
         "per_tensor": "one scale for the whole tensor wastes the precision of channels with "
         "small weights: take the max of |w| over every axis except `axis`, keeping dims, "
         "so there is one scale per output channel",
@@ -41,7 +47,8 @@ HINTS = Hints(
         "all the *other* axes (max of |w| with keepdims), not over `axis` itself",
         "overflow": "int8 holds -128..127, and symmetric quantization uses -127..127: "
         "scale = max|w| / 127 and clip the rounded values to [-127, 127] before the cast "
-        "(dividing by 128, or no clip, wraps 128 around to -128)",
+        "(divided by 128, the largest |w| rounds to 128, which int8 cannot hold: a cast "
+        "wraps it to -128 or saturates it, depending on the framework)",
         "no_round": "round to the nearest integer before the cast: clip(round(w / scale), "
         "-127, 127), then int8; a cast alone (or floor) cuts the fraction off, an error of up "
         "to a whole step instead of half a step",
@@ -57,9 +64,16 @@ HINTS = Hints(
         "sum_not_mean": "the attributions are about `steps` times too large: the integral is "
         "the *mean* of the gradients along the path, so weight each point by 1 / steps "
         "(1 / (2 steps) at the two ends), not by 1",
-        "too_few_steps": "the sum of the attributions misses F(x) - F(x') by more than 1 %: "
-        "use all `steps` points of the path (alphas = linspace(0, 1, steps + 1), trapezoid "
-        "weights or their midpoints), not a fixed handful",
+        "too_few_steps": "the sum of the attributions misses F(x) - F(x') by more than 1 % "
+        "(but less than half), the size of error a wrong quadrature leaves: use steps + 1 "
+        "points, "
+        "alphas = linspace(0, 1, steps + 1) (not steps points, not a fixed handful), each "
+        "weighted 1 / steps except the two end points, weighted 1 / (2 steps)",
+        "reversed_path": "the attributions sum to minus F(x) - F(x'): the path runs from the "
+        "baseline to x, so multiply by (x - x'), not (x' - x)",
+        "path_gradient": "the attributions come out too small by the factor alpha of each "
+        "point: take the gradient with respect to the path point itself, not with respect "
+        "to x (through the chain rule, d f(x' + alpha (x - x')) / dx is alpha times it)",
     }
 )
 
@@ -71,6 +85,8 @@ def pair(c: Checker, out: object) -> tuple[np.ndarray, np.ndarray]:
         raise c.fail(f"expected a tuple (q, scale), got {got}", c.hint("result_pair"))
     q = c.array(out[0], f"{c.fw.array_type} for q")
     scale = c.array(out[1], f"{c.fw.array_type} for scale")
+    if q.dtype.kind == "f" and scale.dtype == np.int8:
+        raise c.fail("q is float and scale is int8", c.hint("swapped_pair"))
     return q, scale
 
 
@@ -79,7 +95,9 @@ def quantize_cases(channels_last: bool) -> list[tuple[np.ndarray, int]]:
     """(weight float32, channel axis) pairs in PyTorch's layout or, ``channels_last``, Flax's.
 
     Channels differ in range by orders of magnitude, so per-tensor scales round the small ones
-    to zero; some weights sit exactly at a channel's maximum (where /128 overflows).
+    to zero; some weights sit exactly at a channel's maximum (where /128 overflows). The third
+    weight has its channels on the other end (axis 1 in PyTorch's layout, 0 in Flax's), so
+    code that ignores ``axis`` fails, and one all-zero channel (a pruned filter).
     """
     rng = np.random.default_rng(10)
     conv = (
@@ -87,12 +105,15 @@ def quantize_cases(channels_last: bool) -> list[tuple[np.ndarray, int]]:
         * np.array([1e-3, 0.01, 0.1, 1, 3, 10])[:, None, None, None]
     )
     linear = rng.normal(size=(5, 7)) * np.array([0.02, 0.5, 1, 4, 0.05])[:, None]
-    cases = [(conv.astype(np.float32), 0), (linear.astype(np.float32), 0)]
-    if (
-        channels_last
-    ):  # Flax: (kh, kw, in, out) and (in, out), channels on the last axis
-        cases = [(np.moveaxis(w, 0, -1).copy(), w.ndim - 1) for w, _ in cases]
-    return cases
+    pruned = rng.normal(size=(7, 4)) * np.array(
+        [0.3, 0.0, 2.0, 0.05]
+    )  # channels: axis 1
+    cases = [(conv, 0), (linear, 0), (pruned, 1)]
+    if channels_last:
+        # Flax: (kh, kw, in, out) and (in, out), channels last; the third one's first.
+        flip = [(np.moveaxis(w, a, -1 if a == 0 else 0), a) for w, a in cases]
+        cases = [(w, w.ndim - 1 if a == 0 else 0) for w, a in flip]
+    return [(np.ascontiguousarray(w, np.float32), a) for w, a in cases]
 
 
 def quantize_reference(
@@ -136,6 +157,7 @@ def compare_quantize(
         ("overflow", quantize_reference(w, axis, levels=128.0, clip=False)),
         ("overflow", quantize_reference(w, axis, levels=128.0)),
     ]
+    scale_dtype = scale.dtype
     scale = np.asarray(scale, np.float64)
     try:
         got = np.broadcast_to(scale, w.shape)
@@ -151,14 +173,26 @@ def compare_quantize(
                 )
     if np.any(q == -128):
         raise c.fail("q holds -128: a value overflowed int8", c.hint("overflow"))
+    if scale_dtype != np.float32:
+        raise c.fail(
+            f"scale has dtype {scale_dtype}, expected float32", c.hint("scale_float32")
+        )
     if scale.shape != ref_scale.shape:
         raise c.fail(
             f"scale has shape {scale.shape}, expected {ref_scale.shape}",
             "scale = max |w| over the non-channel axes with keepdims, / 127: the channel "
             "count on `axis`, 1 on every other axis, so that q * scale broadcasts",
         )
+    dead = np.all(w == 0, axis=tuple(d for d in range(w.ndim) if d != axis % w.ndim))
+    dead = dead.reshape(
+        ref_scale.shape
+    )  # all-zero channels: any positive scale will do
+    if not np.all(np.isfinite(scale[dead]) & (scale[dead] > 0)):
+        raise c.fail(
+            "the scale of an all-zero channel is not positive", c.hint("zero_channel")
+        )
     c.close(
-        scale,
+        np.where(dead, ref_scale, scale),
         ref_scale,
         what="scale",
         rtol=1e-5,
@@ -200,7 +234,7 @@ def compare_dequantize(
     c.close(
         got,
         expected,
-        what="the dequantized weights",
+        what="w_hat",
         rtol=1e-6,
         atol=0,
         hint="w_hat = q * scale, broadcasting scale over the non-channel axes",
@@ -222,6 +256,10 @@ IG_CASES = [
 ]
 
 
+# The largest completeness error blamed on the quadrature (the too_few_steps hint).
+QUADRATURE_ERROR = 0.5
+
+
 def ig_score(x: np.ndarray) -> np.ndarray:
     """F(x) per example, (B, 5) -> (B,)."""
     return np.tanh(np.asarray(x, np.float64) @ IG_W) @ IG_V
@@ -238,6 +276,7 @@ def ig_reference(
     *,
     from_zero: bool = False,
     no_difference: bool = False,
+    alpha_factor: bool = False,
 ) -> np.ndarray:
     """IG of :func:`ig_score` (trapezoid rule); switches compute known mistakes."""
     x = np.asarray(x, np.float64)
@@ -245,6 +284,8 @@ def ig_reference(
     alphas = np.linspace(0, 1, steps + 1)
     weights = np.full(steps + 1, 1.0 / steps)
     weights[[0, -1]] /= 2
+    if alpha_factor:  # the gradient taken with respect to x, through the path point
+        weights = weights * alphas
     total = sum(
         w * _ig_grad(start + a * (x - start))
         for a, w in zip(alphas, weights, strict=True)
@@ -270,6 +311,8 @@ def compare_ig(c: Checker, got: np.ndarray, case: dict) -> None:
             c.hint("times_difference"),
             ig_reference(x, baseline, steps, no_difference=True),
         ),
+        (c.hint("path_gradient"), ig_reference(x, baseline, steps, alpha_factor=True)),
+        (c.hint("reversed_path"), -ig_reference(x, baseline, steps)),
     ]
     for hint, wrong in mistakes:
         if np.allclose(got, wrong, rtol=1e-3, atol=1e-5):
@@ -280,18 +323,23 @@ def compare_ig(c: Checker, got: np.ndarray, case: dict) -> None:
             f"the attributions sum to about {np.median(ratio):.0f} times F(x) - F(x')",
             c.hint("sum_not_mean"),
         )
+    if np.all(np.abs(ratio + 1) < 0.05):
+        raise c.fail("the attributions sum to -(F(x) - F(x'))", c.hint("reversed_path"))
+    formula = "IG_i = (x_i - x'_i) * mean over alpha of dF/dx_i at x' + alpha (x - x')"
     if error.max() > 0.01:
+        # A quadrature mistake (too few points, unhalved ends) misses by a few per cent (two
+        # steps: 16-44 % on these cases); a larger miss is some other error in the formula.
+        hint = c.hint("too_few_steps") if error.max() < QUADRATURE_ERROR else formula
         raise c.fail(
             f"sum of attributions misses F(x) - F(x') by {error.max():.1%} (more than 1 %)",
-            c.hint("too_few_steps"),
+            hint,
         )
+    # Compared with the integral itself (2,048 steps), to within float precision.
     c.close(
         got,
-        ig_reference(
-            x, baseline, 2048
-        ),  # the integral itself, to within float precision
-        what="the attributions",
+        ig_reference(x, baseline, 2048),
+        what="IG",
         rtol=1e-2,
         atol=1e-3,
-        hint="IG_i = (x_i - x'_i) * mean over alpha of dF/dx_i at x' + alpha (x - x')",
+        hint=formula,
     )

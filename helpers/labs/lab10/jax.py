@@ -21,6 +21,8 @@ __all__ = ["check_dequantize_int8", "check_integrated_gradients", "check_quantiz
 HINTS = Hints(
     lab10.HINTS,
     {
+        "not_int8": "q must be stored as int8 (1 byte per weight): convert the rounded, "
+        "clipped values with .astype(jnp.int8)",
         "scalar_grad": "jax.grad needs a function with one scalar output, and f returns one "
         "score per example: differentiate the sum, jax.grad(lambda p: f(p).sum())",
     },
@@ -33,7 +35,9 @@ JAX = lab_framework(HINTS, explainer(_ERRORS, HINTS))
 
 def check_quantize_int8(student: Any) -> None:
     """Per-channel symmetric int8: ``quantize_int8(w, axis) -> (q, scale)``."""
-    with checking("quantize_int8", JAX, passed="a conv and a linear kernel") as c:
+    with checking(
+        "quantize_int8", JAX, passed="a conv, a linear kernel and a pruned one"
+    ) as c:
         for w, axis in lab10.quantize_cases(channels_last=True):
             out = c.call(student, jnp.asarray(w), axis)
             q, scale = lab10.pair(c, out)
@@ -42,7 +46,9 @@ def check_quantize_int8(student: Any) -> None:
 
 def check_dequantize_int8(student: Any) -> None:
     """``dequantize_int8(q, scale) -> q * scale`` in float32."""
-    with checking("dequantize_int8", JAX, passed="a conv and a linear kernel") as c:
+    with checking(
+        "dequantize_int8", JAX, passed="a conv, a linear kernel and a pruned one"
+    ) as c:
         for w, axis in lab10.quantize_cases(channels_last=True):
             q, scale = lab10.quantize_reference(w, axis)
             out = c.call(student, jnp.asarray(q), jnp.asarray(scale))

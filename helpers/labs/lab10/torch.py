@@ -21,32 +21,59 @@ __all__ = ["check_dequantize_int8", "check_integrated_gradients", "check_quantiz
 HINTS = Hints(
     lab10.HINTS,
     {
+        "not_int8": "q must be stored as int8 (1 byte per weight): convert the rounded, "
+        "clipped values with .to(torch.int8)",
+        "in_place": "your function changed the tensor it was given (an in-place operation "
+        "such as w /= scale, or a method ending in _): in the chapter's loop over a "
+        "state_dict that would overwrite the model's own weights; compute new tensors",
+        "scalar_grad": "torch.autograd.grad needs a scalar output, and f returns one score "
+        "per example: differentiate the sum, torch.autograd.grad(f(point).sum(), point); "
+        "each example's score depends on its own row only, so the rows stay apart",
         "point_requires_grad": "autograd needs a leaf to differentiate with respect to: "
         "make each path point with point = (x' + alpha * (x - x')).requires_grad_(True), "
         "then torch.autograd.grad(f(point).sum(), point)",
     },
 )
 
-_ERRORS = {"does not require grad and does not have a grad_fn": "point_requires_grad"}
+_ERRORS = {
+    "does not require grad and does not have a grad_fn": "point_requires_grad",
+    "grad can be implicitly created only for scalar outputs": "scalar_grad",
+}
 
 TORCH = lab_framework(HINTS, explainer(_ERRORS, HINTS))
 
 
+def _unchanged(c: Any, given: torch.Tensor, original: np.ndarray) -> None:
+    """Fail if the student's function wrote into a tensor it was handed."""
+    if not np.array_equal(given.numpy(), original):
+        raise c.fail("an input tensor changed during the call", c.hint("in_place"))
+
+
 def check_quantize_int8(student: Any) -> None:
     """Per-channel symmetric int8: ``quantize_int8(w, axis) -> (q, scale)``."""
-    with checking("quantize_int8", TORCH, passed="a conv and a linear weight") as c:
+    with checking(
+        "quantize_int8", TORCH, passed="a conv, a linear weight and a pruned one"
+    ) as c:
         for w, axis in lab10.quantize_cases(channels_last=False):
-            out = c.call(student, torch.from_numpy(w.copy()), axis)
+            given = torch.from_numpy(w.copy())
+            out = c.call(student, given, axis)
+            _unchanged(c, given, w)
             q, scale = lab10.pair(c, out)
             lab10.compare_quantize(c, q, scale, w, axis)
 
 
 def check_dequantize_int8(student: Any) -> None:
     """``dequantize_int8(q, scale) -> q * scale`` in float32."""
-    with checking("dequantize_int8", TORCH, passed="a conv and a linear weight") as c:
+    with checking(
+        "dequantize_int8", TORCH, passed="a conv, a linear weight and a pruned one"
+    ) as c:
         for w, axis in lab10.quantize_cases(channels_last=False):
             q, scale = lab10.quantize_reference(w, axis)
-            out = c.call(student, torch.from_numpy(q.copy()), torch.from_numpy(scale))
+            # Copies: the answer is computed from q and scale, which the call must not touch.
+            given = torch.from_numpy(q.copy()), torch.from_numpy(scale.copy())
+            out = c.call(student, *given)
+            _unchanged(c, given[0], q)
+            _unchanged(c, given[1], scale)
             lab10.compare_dequantize(c, c.array(out), q, scale)
 
 

@@ -12,17 +12,18 @@
 # ---
 
 # %% [markdown]
-# # Lab 10: int8 quantization and integrated gradients in PyTorch
+# # Lab 10: int8 and uint8 quantization and integrated gradients in PyTorch
 #
-# Three exercises on chapter 10: per-channel symmetric int8 quantization of a weight tensor,
-# its inverse, and integrated gradients with a baseline. Each exercise is a function. Replace
-# the line `raise NotImplementedError(...)` with your code, run the cell, then run the check
-# below it: a check prints ✅ when your function is right, or ❌ with what it expected and a
-# hint.
+# Four exercises on chapter 10: per-channel symmetric int8 quantization of a weight tensor and
+# its inverse, as in section 10.2; asymmetric uint8 quantization of activations, with the zero
+# point that the chapter only names; and integrated gradients with a baseline. Each exercise
+# asks for a function (exercise 3 for two). Replace the line `raise NotImplementedError(...)`
+# with your code, run the cell, then run the check below it: a check prints ✅ when your
+# function is right, or ❌ with what it expected and a hint.
 #
 # The checks call your functions on several inputs and compare with answers computed
 # independently (`tests/labs/test_lab10.py` proves the quantization answers equal
-# `torch.quantize_per_channel`); they never look at your code. The solved lab is
+# `torch.quantize_per_channel` and `torch.quantize_per_tensor`); they never look at your code. The solved lab is
 # [`solutions/10-compression-deployment/in-pytorch.ipynb`](../../solutions/10-compression-deployment/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
@@ -91,7 +92,51 @@ def dequantize_int8(q, scale):
 H.lab10.check_dequantize_int8(dequantize_int8)
 
 # %% [markdown]
-# ## Exercise 3: integrated gradients
+# ## Exercise 3: asymmetric uint8 quantization of activations
+#
+# Activations are often far from centred on 0: a ReLU's are never negative, a sigmoid's lie in
+# $(0, 1)$. The integer-arithmetic scheme of Jacob et al. (2018, cited in section 10.2) stores
+# a tensor $x$ as uint8 codes $q \in \{0, \dots, 255\}$ with one scale $s$ and a *zero point*
+# $z$, the code that stands for 0.0:
+#
+# $$\ell = \min(\min_i x_i, 0),\quad h = \max(\max_i x_i, 0),\quad s = \frac{h - \ell}{255},\quad z = \operatorname{round}(-\ell / s),\quad q_i = \operatorname{clip}(\operatorname{round}(x_i / s) + z, 0, 255)$$
+#
+# and reads it back as $\hat x = s\,(q - z)$. The range is widened to contain 0, so that 0.0
+# (padding, a ReLU's zeros) has an exact code. `quantize_uint8(x)` returns `(q, scale,
+# zero_point)`: `q` is `torch.uint8` with `x`'s shape, `scale` a Python float (at least the smallest
+# normal float32, for an all-zero `x`) and `zero_point` a Python int; `.item()`, `float(...)` and `int(...)` turn 0-d tensors into them.
+# `dequantize_uint8(q, scale, zero_point)` returns $\hat x$ in float32. Mind the dtype of
+# `q - zero_point`.
+
+
+# %%
+def quantize_uint8(x):
+    ### BEGIN SOLUTION
+    lo = min(x.min().item(), 0.0)  # the range must hold 0
+    hi = max(x.max().item(), 0.0)
+    scale = max((hi - lo) / 255, torch.finfo(torch.float32).tiny)
+    zero_point = min(max(round(-lo / scale), 0), 255)
+    q = torch.clamp(torch.round(x / scale) + zero_point, 0, 255).to(torch.uint8)
+    return q, scale, zero_point
+    ### END SOLUTION
+
+
+# %%
+H.lab10.check_quantize_uint8(quantize_uint8)
+
+
+# %%
+def dequantize_uint8(q, scale, zero_point):
+    ### BEGIN SOLUTION
+    return (q.to(torch.float32) - zero_point) * scale
+    ### END SOLUTION
+
+
+# %%
+H.lab10.check_dequantize_uint8(dequantize_uint8)
+
+# %% [markdown]
+# ## Exercise 4: integrated gradients
 #
 # `f` maps a batch `(B, D)` to one score per example `(B,)`. Return the attributions, shaped
 # like `x`:

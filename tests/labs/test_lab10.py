@@ -19,6 +19,7 @@ import pytest
 import torch
 from labtools import mistake_table_tests
 
+from helpers.labs.lab10 import affine
 from helpers.labs.lab10 import checks as lab10
 
 
@@ -81,6 +82,25 @@ def _t_ig(*, from_zero=False, times_x=False, no_difference=False, fixed_steps=No
     return integrated_gradients
 
 
+def _t_uint8(*, with_zero=True, levels=255, sign=1, zero_point=round, dtype=torch.uint8,
+             scale_type=float, triple=True):  # fmt: skip
+    def quantize_uint8(x):
+        lo, hi = x.min().item(), x.max().item()
+        if with_zero:
+            lo, hi = min(lo, 0.0), max(hi, 0.0)
+        scale = (hi - lo) / levels
+        z = min(max(zero_point(sign * -lo / scale), 0), 255)
+        q = torch.clamp(torch.round(x / scale) + z, 0, 255).to(dtype)
+        return (q, scale_type(scale), z) if triple else (q, scale)
+
+    return quantize_uint8
+
+
+def _t_dequantize_uint8_in_place(q, scale, zero_point):
+    q -= zero_point  # uint8 in place: wraps, and writes into the caller's tensor
+    return q.float() * scale
+
+
 def _t_dequantize_in_place(q, scale):
     scale /= 127  # a write into the caller's tensor (the answer is then wrong too)
     return q.float() * scale
@@ -101,6 +121,18 @@ TORCH_MISTAKES = [
     ("quantize_int8", _t_quantize(in_place=True), "in_place"),
     ("dequantize_int8", lambda q, s: q.float() / s, "dequant_divide"),
     ("dequantize_int8", _t_dequantize_in_place, "in_place"),
+    ("quantize_uint8", _t_uint8(with_zero=False), "range_with_zero"),
+    ("quantize_uint8", _t_uint8(levels=256), "levels_255"),
+    ("quantize_uint8", _t_uint8(sign=-1), "zero_point_sign"),
+    ("quantize_uint8", _t_uint8(zero_point=int), "zero_point_integer"),
+    ("quantize_uint8", _t_uint8(zero_point=lambda v: v), "zero_point_integer"),
+    ("quantize_uint8", _t_uint8(dtype=torch.int8), "not_uint8"),
+    ("quantize_uint8", _t_uint8(scale_type=torch.tensor), "scale_python_float"),
+    ("quantize_uint8", _t_uint8(triple=False), "result_triple"),
+    ("dequantize_uint8", lambda q, s, z: (q - z).float() * s, "uint8_wrap"),
+    ("dequantize_uint8", lambda q, s, z: q.float() * s, "zero_point_missing"),
+    ("dequantize_uint8", lambda q, s, z: (q.float() + z) * s, "zero_point_missing"),
+    ("dequantize_uint8", _t_dequantize_uint8_in_place, "in_place"),
     ("dequantize_int8", lambda q, s: q.float(), "dequant_scale_missing"),
     ("integrated_gradients", _t_ig(from_zero=True), "missing_baseline"),
     ("integrated_gradients", _t_ig(times_x=True), "missing_baseline"),
@@ -163,6 +195,20 @@ def _j_ig(*, from_zero=False, times_x=False, no_difference=False, fixed_steps=No
     return integrated_gradients
 
 
+def _j_uint8(*, with_zero=True, levels=255, sign=1, zero_point=round, dtype=jnp.uint8,
+             scale_type=float, triple=True):  # fmt: skip
+    def quantize_uint8(x):
+        lo, hi = float(x.min()), float(x.max())
+        if with_zero:
+            lo, hi = min(lo, 0.0), max(hi, 0.0)
+        scale = (hi - lo) / levels
+        z = min(max(zero_point(sign * -lo / scale), 0), 255)
+        q = jnp.clip(jnp.round(x / scale) + z, 0, 255).astype(dtype)
+        return (q, scale_type(scale), z) if triple else (q, scale)
+
+    return quantize_uint8
+
+
 def _j_scale_float64(w, axis):
     q, scale = _j_quantize()(w, axis)
     with jax.enable_x64(True):  # as a student who turned x64 on would get
@@ -183,6 +229,25 @@ JAX_MISTAKES = [
     ("quantize_int8", _j_quantize(clamp=False), "zero_channel"),
     ("dequantize_int8", lambda q, s: q.astype(jnp.float32) / s, "dequant_divide"),
     ("dequantize_int8", lambda q, s: q.astype(jnp.float32), "dequant_scale_missing"),
+    ("quantize_uint8", _j_uint8(with_zero=False), "range_with_zero"),
+    ("quantize_uint8", _j_uint8(levels=256), "levels_255"),
+    ("quantize_uint8", _j_uint8(sign=-1), "zero_point_sign"),
+    ("quantize_uint8", _j_uint8(zero_point=int), "zero_point_integer"),
+    ("quantize_uint8", _j_uint8(zero_point=jnp.round), "zero_point_integer"),
+    ("quantize_uint8", _j_uint8(dtype=jnp.int8), "not_uint8"),
+    ("quantize_uint8", _j_uint8(scale_type=jnp.float32), "scale_python_float"),
+    ("quantize_uint8", _j_uint8(triple=False), "result_triple"),
+    ("dequantize_uint8", lambda q, s, z: (q - z).astype(jnp.float32) * s, "uint8_wrap"),
+    (
+        "dequantize_uint8",
+        lambda q, s, z: q.astype(jnp.float32) * s,
+        "zero_point_missing",
+    ),
+    (
+        "dequantize_uint8",
+        lambda q, s, z: (q.astype(jnp.float32) + z) * s,
+        "zero_point_missing",
+    ),
     ("integrated_gradients", _j_ig(from_zero=True), "missing_baseline"),
     ("integrated_gradients", _j_ig(times_x=True), "missing_baseline"),
     ("integrated_gradients", _j_ig(no_difference=True), "times_difference"),
@@ -241,3 +306,26 @@ def test_ig_reference_is_complete(case):
     # and two steps are not enough: the too-few-steps mistake is caught by completeness
     few = lab10.ig_reference(case["x"], case["baseline"], 2)
     assert np.max(np.abs(few.sum(1) - gap) / np.abs(gap)) > 0.01
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_affine_reference_equals_torch_quantize_per_tensor(case):
+    x = affine.affine_cases()[case]
+    q, scale, zero_point = affine.affine_reference(x)
+    assert 0 <= zero_point <= 255 and isinstance(zero_point, int)
+    library = torch.quantize_per_tensor(
+        torch.from_numpy(x), scale, zero_point, torch.quint8
+    )
+    np.testing.assert_array_equal(library.int_repr().numpy(), q)
+    # Every value is within half a step of its code.
+    assert np.all(
+        np.abs((q.astype(np.float64) - zero_point) * scale - x) <= scale / 2 + 1e-7
+    )
+
+
+def test_affine_cases_tell_round_from_int_for_the_zero_point():
+    fractions = [
+        -min(x.min(), 0) / affine.affine_reference(x)[1] % 1
+        for x in affine.affine_cases()
+    ]
+    assert max(fractions) > 0.6  # int() cuts it down, round() goes up: the codes differ

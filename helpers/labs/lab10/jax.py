@@ -14,12 +14,20 @@ import numpy as np
 
 from helpers.jax.labkit import lab_framework
 from helpers.labs.kit import Hints, checking, explainer
+from helpers.labs.lab10 import affine
 from helpers.labs.lab10 import checks as lab10
 
-__all__ = ["check_dequantize_int8", "check_integrated_gradients", "check_quantize_int8"]
+__all__ = [
+    "check_dequantize_int8",
+    "check_dequantize_uint8",
+    "check_integrated_gradients",
+    "check_quantize_int8",
+    "check_quantize_uint8",
+]
 
 HINTS = Hints(
     lab10.HINTS,
+    affine.AFFINE_HINTS,
     {
         "not_int8": "q must be stored as int8 (1 byte per weight): convert the rounded, "
         "clipped values with .astype(jnp.int8)",
@@ -74,3 +82,25 @@ def check_integrated_gradients(student: Any) -> None:
             baseline = jnp.asarray(case["baseline"], jnp.float32)
             out = c.call(student, _score, x, baseline, case["steps"])
             lab10.compare_ig(c, np.asarray(c.array(out), np.float64), case)
+
+
+def check_quantize_uint8(student: Any) -> None:
+    """Affine uint8: ``quantize_uint8(x) -> (q, scale, zero_point)``."""
+    with checking(
+        "quantize_uint8", JAX, passed="mixed, positive and negative inputs"
+    ) as c:
+        for x in affine.affine_cases():
+            out = c.call(student, jnp.asarray(x))
+            q, scale, zero_point = affine.triple(c, out)
+            affine.compare_affine_quantize(c, q, scale, zero_point, x)
+
+
+def check_dequantize_uint8(student: Any) -> None:
+    """``dequantize_uint8(q, scale, zero_point) -> (q - zero_point) * scale`` in float32."""
+    with checking(
+        "dequantize_uint8", JAX, passed="mixed, positive and negative inputs"
+    ) as c:
+        for x in affine.affine_cases():
+            q, scale, zero_point = affine.affine_reference(x)
+            out = c.call(student, jnp.asarray(q), scale, zero_point)
+            affine.compare_affine_dequantize(c, c.array(out), q, scale, zero_point)

@@ -1,0 +1,179 @@
+"""Lab 10, exercise 4: asymmetric (affine) uint8 quantization of activations, shared checks.
+
+The chapter quantizes weights symmetrically (int8, zero at 0). Activations after a ReLU or a
+sigmoid are not centred on 0, and the integer-arithmetic scheme of Jacob et al. (2018),
+"Quantization and Training of Neural Networks for Efficient Integer-Arithmetic-Only
+Inference", CVPR, stores them as uint8 with a *zero point* z:
+
+    x ~ s * (q - z),  s = (hi - lo) / 255,  z = round(-lo / s),  q = clip(round(x / s) + z, 0, 255)
+
+where [lo, hi] is the tensor's range widened to contain 0, so that 0 (padding, ReLU's zeros)
+is represented exactly, by q = z. The answers come from a float32 numpy reference with a switch
+per known mistake (:func:`affine_reference`); ``tests/labs/test_lab10.py`` asserts it equals
+PyTorch's ``torch.quantize_per_tensor(..., torch.quint8)`` on every case.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from helpers.labs.kit import Checker, Hints
+
+__all__ = [
+    "AFFINE_HINTS",
+    "affine_cases",
+    "affine_reference",
+    "compare_affine_dequantize",
+    "compare_affine_quantize",
+    "triple",
+]
+
+AFFINE_HINTS = Hints(
+    {
+        "result_triple": "return the three parts as one tuple: return q, scale, zero_point",
+        "not_uint8": "q must be stored as uint8 (0..255), not int8: the zero point shifts "
+        "the range, so every code is non-negative",
+        "scale_python_float": "return the scale as a Python float: float(scale)",
+        "zero_point_integer": "the zero point is an integer code, the q that stands for 0.0: "
+        "round(-lo / scale) as a Python int (Python's round() of a float returns one; int() "
+        "alone cuts the fraction off instead of rounding)",
+        "range_with_zero": "widen the range to contain 0 before computing the scale: "
+        "lo = min(x.min(), 0), hi = max(x.max(), 0); otherwise 0.0 has no exact code and, "
+        "for all-positive inputs, the zero point falls outside 0..255",
+        "levels_255": "uint8 has 255 steps from 0 to 255: scale = (hi - lo) / 255 (with "
+        "256 the codes use only 0..254)",
+        "zero_point_sign": "the zero point is the code of 0.0: z = round(-lo / scale), which "
+        "is >= 0 because lo <= 0 (round(lo / scale) is negative)",
+        "uint8_wrap": "q - zero_point computed in uint8 wraps around (3 - 128 = 131): "
+        "convert q to int32 or float32 first, then subtract, then multiply by the scale",
+        "zero_point_missing": "subtract the zero point before scaling: "
+        "x_hat = (q - zero_point) * scale, with q converted out of uint8 first",
+    }
+)
+
+
+def triple(c: Checker, out: object) -> tuple[np.ndarray, object, object]:
+    """The student's ``(q, scale, zero_point)``: q as numpy, the other two unchanged."""
+    if not isinstance(out, tuple | list) or len(out) != 3:
+        got = type(out).__name__ + (f" of {len(out)}" if isinstance(out, tuple) else "")
+        raise c.fail(
+            f"expected a tuple (q, scale, zero_point), got {got}",
+            c.hint("result_triple"),
+        )
+    return c.array(out[0], f"{c.fw.array_type} for q"), out[1], out[2]
+
+
+def affine_cases() -> list[np.ndarray]:
+    """Activations, float32: mixed signs, all positive (a sigmoid's), all negative.
+
+    Chosen so that each mistake changes the scale or the zero point: the all-positive tensor
+    has no 0 in its range, and the zero point of the first rounds up (int() cuts it down).
+    """
+    rng = np.random.default_rng(4)
+    mixed = np.clip(rng.normal(size=(4, 16)) * 2 + 0.7, -3, 4.8)
+    mixed[0, :2] = (
+        -3.1,
+        4.9,
+    )  # lo and hi: -lo / scale = 98.81, so z = 99 (int() gives 98)
+    positive = 1 / (1 + np.exp(-rng.normal(size=(3, 5, 5))))  # in (0, 1), no 0
+    negative = -positive[:2] * 3
+    return [np.asarray(x, np.float32) for x in (mixed, positive, negative)]
+
+
+def affine_reference(
+    x: np.ndarray,
+    *,
+    with_zero: bool = True,
+    levels: float = 255.0,
+    zero_point_sign: int = 1,
+) -> tuple[np.ndarray, float, int]:
+    """(q uint8, scale, zero_point) computed in float32; switches compute known mistakes."""
+    x = np.asarray(x, np.float32)
+    lo, hi = (min(x.min(), 0), max(x.max(), 0)) if with_zero else (x.min(), x.max())
+    scale = np.maximum(
+        np.float32(hi - lo) / np.float32(levels), np.finfo(np.float32).tiny
+    )
+    zero_point = int(np.clip(np.round(zero_point_sign * -lo / scale), 0, 255))
+    q = np.clip(np.round(x / scale) + zero_point, 0, 255).astype(np.uint8)
+    return q, float(scale), zero_point
+
+
+def compare_affine_quantize(
+    c: Checker, q: np.ndarray, scale: object, zero_point: object, x: np.ndarray
+) -> None:
+    """Fail unless ``(q, scale, zero_point)`` is the affine uint8 quantization of ``x``."""
+    if q.dtype != np.uint8:
+        raise c.fail(f"q has dtype {q.dtype}, expected uint8", c.hint("not_uint8"))
+    c.shape(q, x.shape)
+    scale = c.python_float(scale, "the scale", c.hint("scale_python_float"))
+    if isinstance(zero_point, bool) or not isinstance(zero_point, numbers.Integral):
+        problem = (
+            f"the zero point should be a Python int, got {type(zero_point).__name__}"
+        )
+        raise c.fail(problem, c.hint("zero_point_integer"))
+    ref_q, ref_scale, ref_zero = affine_reference(x)
+    mistakes = [
+        ("range_with_zero", affine_reference(x, with_zero=False)),
+        ("levels_255", affine_reference(x, levels=256.0)),
+        ("zero_point_sign", affine_reference(x, zero_point_sign=-1)),
+    ]
+    for key, (_, wrong_scale, wrong_zero) in mistakes:
+        if (wrong_scale, wrong_zero) != (ref_scale, ref_zero):
+            if np.isclose(scale, wrong_scale, rtol=1e-5) and zero_point == wrong_zero:
+                raise c.fail(
+                    "the scale or the zero point follow a known mistake", c.hint(key)
+                )
+    c.close(
+        scale,
+        ref_scale,
+        what="the scale",
+        rtol=1e-5,
+        atol=0,
+        hint="scale = (hi - lo) / 255",
+    )
+    if zero_point != ref_zero:
+        raise c.fail(
+            f"the zero point is {zero_point}, expected {ref_zero}",
+            c.hint("zero_point_integer"),
+        )
+    ratio = x / np.float32(ref_scale)  # what round() sees
+    # A value within float error of a tie (k + 1/2) may round either way; nothing else may.
+    tie = np.abs(np.abs(ratio - np.floor(ratio)) - 0.5) < 1e-3
+    differ = q.astype(int) != ref_q.astype(int)
+    if np.any(differ & ~tie) or np.any(np.abs(q.astype(int) - ref_q.astype(int)) > 1):
+        c.close(
+            np.where(tie, ref_q, q),
+            ref_q,
+            what="q",
+            rtol=0,
+            atol=0,
+            hint="q = clip(round(x / scale) + zero_point, 0, 255), then uint8",
+        )
+
+
+def compare_affine_dequantize(
+    c: Checker, got: np.ndarray, q: np.ndarray, scale: float, zero_point: int
+) -> None:
+    """Fail unless ``got`` equals ``(q - zero_point) * scale`` in float32."""
+    if got.dtype != np.float32:
+        raise c.fail(
+            f"the result has dtype {got.dtype}, expected float32",
+            "convert q to float32 (or int32, then the product to float32)",
+        )
+    expected = (q.astype(np.float64) - zero_point) * scale
+    wrapped = (q - np.uint8(zero_point)).astype(np.float64) * scale  # uint8 arithmetic
+    c.close(
+        got,
+        expected,
+        what="x_hat",
+        rtol=1e-6,
+        atol=1e-7,
+        hint="x_hat = (q - zero_point) * scale",
+        mistakes=[
+            (c.hint("uint8_wrap"), wrapped),
+            (c.hint("zero_point_missing"), q.astype(np.float64) * scale),
+            (c.hint("zero_point_missing"), (q.astype(np.float64) + zero_point) * scale),
+        ],
+    )

@@ -116,7 +116,7 @@ def quantize_uint8(x):
     lo = min(float(x.min()), 0.0)  # the range must hold 0
     hi = max(float(x.max()), 0.0)
     scale = max((hi - lo) / 255, float(jnp.finfo(jnp.float32).tiny))
-    zero_point = min(max(round(-lo / scale), 0), 255)
+    zero_point = round(-lo / scale)  # in 0..255, as 0 lies in [lo, hi]
     q = jnp.clip(jnp.round(x / scale) + zero_point, 0, 255).astype(jnp.uint8)
     return q, scale, zero_point
     ### END SOLUTION

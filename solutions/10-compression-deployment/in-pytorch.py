@@ -115,7 +115,7 @@ def quantize_uint8(x):
     lo = min(x.min().item(), 0.0)  # the range must hold 0
     hi = max(x.max().item(), 0.0)
     scale = max((hi - lo) / 255, torch.finfo(torch.float32).tiny)
-    zero_point = min(max(round(-lo / scale), 0), 255)
+    zero_point = round(-lo / scale)  # in 0..255, as 0 lies in [lo, hi]
     q = torch.clamp(torch.round(x / scale) + zero_point, 0, 255).to(torch.uint8)
     return q, scale, zero_point
     ### END SOLUTION

@@ -83,13 +83,32 @@ def _t_ig(*, from_zero=False, times_x=False, no_difference=False, fixed_steps=No
 
 
 def _t_uint8(*, with_zero=True, levels=255, sign=1, zero_point=round, dtype=torch.uint8,
-             scale_type=float, triple=True):  # fmt: skip
+             scale_type=float, triple=True, floor=True, clip_z=False,
+             per_channel=False):  # fmt: skip
     def quantize_uint8(x):
+        if per_channel:
+            lo, hi = (
+                x.amin(-1, keepdim=True).clamp(max=0),
+                x.amax(-1, keepdim=True).clamp(min=0),
+            )
+            scale = ((hi - lo) / 255).clamp(min=torch.finfo(torch.float32).tiny)
+            z = torch.round(-lo / scale)
+            return (
+                torch.clamp(torch.round(x / scale) + z, 0, 255).to(torch.uint8),
+                scale,
+                z,
+            )
         lo, hi = x.min().item(), x.max().item()
         if with_zero:
             lo, hi = min(lo, 0.0), max(hi, 0.0)
         scale = (hi - lo) / levels
-        z = min(max(zero_point(sign * -lo / scale), 0), 255)
+        if floor:
+            scale = max(scale, torch.finfo(torch.float32).tiny)
+        z = zero_point(
+            sign * -lo / scale
+        )  # ZeroDivisionError for zeros without the floor
+        if clip_z:
+            z = min(max(z, 0), 255)
         q = torch.clamp(torch.round(x / scale) + z, 0, 255).to(dtype)
         return (q, scale_type(scale), z) if triple else (q, scale)
 
@@ -122,8 +141,12 @@ TORCH_MISTAKES = [
     ("dequantize_int8", lambda q, s: q.float() / s, "dequant_divide"),
     ("dequantize_int8", _t_dequantize_in_place, "in_place"),
     ("quantize_uint8", _t_uint8(with_zero=False), "range_with_zero"),
+    ("quantize_uint8", _t_uint8(with_zero=False, clip_z=True), "range_with_zero"),
     ("quantize_uint8", _t_uint8(levels=256), "levels_255"),
     ("quantize_uint8", _t_uint8(sign=-1), "zero_point_sign"),
+    ("quantize_uint8", _t_uint8(sign=-1, clip_z=True), "zero_point_sign"),
+    ("quantize_uint8", _t_uint8(floor=False), "all_zero_input"),
+    ("quantize_uint8", _t_uint8(per_channel=True), "per_tensor_scale"),
     ("quantize_uint8", _t_uint8(zero_point=int), "zero_point_integer"),
     ("quantize_uint8", _t_uint8(zero_point=lambda v: v), "zero_point_integer"),
     ("quantize_uint8", _t_uint8(dtype=torch.int8), "not_uint8"),
@@ -196,13 +219,32 @@ def _j_ig(*, from_zero=False, times_x=False, no_difference=False, fixed_steps=No
 
 
 def _j_uint8(*, with_zero=True, levels=255, sign=1, zero_point=round, dtype=jnp.uint8,
-             scale_type=float, triple=True):  # fmt: skip
+             scale_type=float, triple=True, floor=True, clip_z=False,
+             per_channel=False):  # fmt: skip
     def quantize_uint8(x):
+        if per_channel:
+            lo = jnp.minimum(x.min(-1, keepdims=True), 0)
+            hi = jnp.maximum(x.max(-1, keepdims=True), 0)
+            scale = jnp.maximum((hi - lo) / 255, jnp.finfo(jnp.float32).tiny)
+            z = jnp.round(-lo / scale)
+            return (
+                jnp.clip(jnp.round(x / scale) + z, 0, 255).astype(jnp.uint8),
+                scale,
+                z,
+            )
+        if not floor:  # in float32 arrays: 0 / 0 is NaN, and int(NaN) raises
+            lo, hi = jnp.minimum(x.min(), 0), jnp.maximum(x.max(), 0)
+            scale = (hi - lo) / 255
+            z = int(jnp.round(-lo / scale))
+            q = jnp.clip(jnp.round(x / scale) + z, 0, 255).astype(jnp.uint8)
+            return q, float(scale), z
         lo, hi = float(x.min()), float(x.max())
         if with_zero:
             lo, hi = min(lo, 0.0), max(hi, 0.0)
-        scale = (hi - lo) / levels
-        z = min(max(zero_point(sign * -lo / scale), 0), 255)
+        scale = max((hi - lo) / levels, float(jnp.finfo(jnp.float32).tiny))
+        z = zero_point(sign * -lo / scale)
+        if clip_z:
+            z = min(max(z, 0), 255)
         q = jnp.clip(jnp.round(x / scale) + z, 0, 255).astype(dtype)
         return (q, scale_type(scale), z) if triple else (q, scale)
 
@@ -230,8 +272,12 @@ JAX_MISTAKES = [
     ("dequantize_int8", lambda q, s: q.astype(jnp.float32) / s, "dequant_divide"),
     ("dequantize_int8", lambda q, s: q.astype(jnp.float32), "dequant_scale_missing"),
     ("quantize_uint8", _j_uint8(with_zero=False), "range_with_zero"),
+    ("quantize_uint8", _j_uint8(with_zero=False, clip_z=True), "range_with_zero"),
     ("quantize_uint8", _j_uint8(levels=256), "levels_255"),
     ("quantize_uint8", _j_uint8(sign=-1), "zero_point_sign"),
+    ("quantize_uint8", _j_uint8(sign=-1, clip_z=True), "zero_point_sign"),
+    ("quantize_uint8", _j_uint8(floor=False), "all_zero_input"),
+    ("quantize_uint8", _j_uint8(per_channel=True), "per_tensor_scale"),
     ("quantize_uint8", _j_uint8(zero_point=int), "zero_point_integer"),
     ("quantize_uint8", _j_uint8(zero_point=jnp.round), "zero_point_integer"),
     ("quantize_uint8", _j_uint8(dtype=jnp.int8), "not_uint8"),
@@ -308,7 +354,7 @@ def test_ig_reference_is_complete(case):
     assert np.max(np.abs(few.sum(1) - gap) / np.abs(gap)) > 0.01
 
 
-@pytest.mark.parametrize("case", range(3))
+@pytest.mark.parametrize("case", range(4))
 def test_affine_reference_equals_torch_quantize_per_tensor(case):
     x = affine.affine_cases()[case]
     q, scale, zero_point = affine.affine_reference(x)

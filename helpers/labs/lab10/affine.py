@@ -1,4 +1,4 @@
-"""Lab 10, exercise 4: asymmetric (affine) uint8 quantization of activations, shared checks.
+"""Lab 10, exercise 3: asymmetric (affine) uint8 quantization of activations, shared checks.
 
 The chapter quantizes weights symmetrically (int8, zero at 0). Activations after a ReLU or a
 sigmoid are not centred on 0, and the integer-arithmetic scheme of Jacob et al. (2018),
@@ -42,6 +42,12 @@ AFFINE_HINTS = Hints(
         "range_with_zero": "widen the range to contain 0 before computing the scale: "
         "lo = min(x.min(), 0), hi = max(x.max(), 0); otherwise 0.0 has no exact code and, "
         "for all-positive inputs, the zero point falls outside 0..255",
+        "all_zero_input": "an all-zero x has lo = hi = 0, so (hi - lo) / 255 is 0 and "
+        "-lo / scale divides by zero: keep the scale at least the smallest normal float32, "
+        "max((hi - lo) / 255, tiny); the zero point and every code are then 0",
+        "per_tensor_scale": "one scale and one zero point for the whole tensor (per-tensor, "
+        "unlike exercise 1's per-channel scales): take the min and max over every entry, "
+        "then return float(scale) and int(zero_point)",
         "levels_255": "uint8 has 255 steps from 0 to 255: scale = (hi - lo) / 255 (with "
         "256 the codes use only 0..254)",
         "zero_point_sign": "the zero point is the code of 0.0: z = round(-lo / scale), which "
@@ -66,7 +72,7 @@ def triple(c: Checker, out: object) -> tuple[np.ndarray, object, object]:
 
 
 def affine_cases() -> list[np.ndarray]:
-    """Activations, float32: mixed signs, all positive (a sigmoid's), all negative.
+    """Activations, float32: mixed signs, all positive (a sigmoid's), all negative, all zero.
 
     Chosen so that each mistake changes the scale or the zero point: the all-positive tensor
     has no 0 in its range, and the zero point of the first rounds up (int() cuts it down).
@@ -79,7 +85,8 @@ def affine_cases() -> list[np.ndarray]:
     )  # lo and hi: -lo / scale = 98.81, so z = 99 (int() gives 98)
     positive = 1 / (1 + np.exp(-rng.normal(size=(3, 5, 5))))  # in (0, 1), no 0
     negative = -positive[:2] * 3
-    return [np.asarray(x, np.float32) for x in (mixed, positive, negative)]
+    dead = np.zeros((2, 3))  # a dead ReLU's output, or padding
+    return [np.asarray(x, np.float32) for x in (mixed, positive, negative, dead)]
 
 
 def affine_reference(
@@ -95,7 +102,8 @@ def affine_reference(
     scale = np.maximum(
         np.float32(hi - lo) / np.float32(levels), np.finfo(np.float32).tiny
     )
-    zero_point = int(np.clip(np.round(zero_point_sign * -lo / scale), 0, 255))
+    # Not clipped: with 0 in [lo, hi], -lo / scale lies in [0, 255] (mistakes may leave it).
+    zero_point = int(np.round(zero_point_sign * -lo / scale))
     q = np.clip(np.round(x / scale) + zero_point, 0, 255).astype(np.uint8)
     return q, float(scale), zero_point
 
@@ -107,12 +115,22 @@ def compare_affine_quantize(
     if q.dtype != np.uint8:
         raise c.fail(f"q has dtype {q.dtype}, expected uint8", c.hint("not_uint8"))
     c.shape(q, x.shape)
+    if np.size(getattr(scale, "shape", ())) and np.prod(scale.shape) > 1:
+        problem = f"the scale has shape {tuple(scale.shape)}, expected one Python float"
+        raise c.fail(problem, c.hint("per_tensor_scale"))
     scale = c.python_float(scale, "the scale", c.hint("scale_python_float"))
     if isinstance(zero_point, bool) or not isinstance(zero_point, numbers.Integral):
         problem = (
             f"the zero point should be a Python int, got {type(zero_point).__name__}"
         )
         raise c.fail(problem, c.hint("zero_point_integer"))
+    if not np.any(x):  # all zero: any positive scale will do, every code is 0
+        if not (np.isfinite(scale) and scale > 0 and zero_point == 0 and not np.any(q)):
+            problem = (
+                f"an all-zero input gave scale {scale:.3g}, zero point {zero_point}"
+            )
+            raise c.fail(problem, c.hint("all_zero_input"))
+        return
     ref_q, ref_scale, ref_zero = affine_reference(x)
     mistakes = [
         ("range_with_zero", affine_reference(x, with_zero=False)),
@@ -120,11 +138,12 @@ def compare_affine_quantize(
         ("zero_point_sign", affine_reference(x, zero_point_sign=-1)),
     ]
     for key, (_, wrong_scale, wrong_zero) in mistakes:
-        if (wrong_scale, wrong_zero) != (ref_scale, ref_zero):
-            if np.isclose(scale, wrong_scale, rtol=1e-5) and zero_point == wrong_zero:
-                raise c.fail(
-                    "the scale or the zero point follow a known mistake", c.hint(key)
-                )
+        # Matched on the part the mistake changes (the student may clip z, or not).
+        if wrong_scale != ref_scale and np.isclose(scale, wrong_scale, rtol=1e-5):
+            raise c.fail("the scale follows a known mistake", c.hint(key))
+        clipped = min(max(wrong_zero, 0), 255)
+        if zero_point != ref_zero and zero_point in (wrong_zero, clipped):
+            raise c.fail("the zero point follows a known mistake", c.hint(key))
     c.close(
         scale,
         ref_scale,

@@ -36,7 +36,12 @@ HINTS = Hints(
     },
 )
 
-_ERRORS = {"Gradient only defined for scalar-output functions": "scalar_grad"}
+_ERRORS = {
+    "Gradient only defined for scalar-output functions": "scalar_grad",
+    # quantize_uint8 of an all-zero array without a floor on the scale
+    "float division by zero": "all_zero_input",
+    "cannot convert float NaN to integer": "all_zero_input",
+}
 
 JAX = lab_framework(HINTS, explainer(_ERRORS, HINTS))
 
@@ -87,7 +92,7 @@ def check_integrated_gradients(student: Any) -> None:
 def check_quantize_uint8(student: Any) -> None:
     """Affine uint8: ``quantize_uint8(x) -> (q, scale, zero_point)``."""
     with checking(
-        "quantize_uint8", JAX, passed="mixed, positive and negative inputs"
+        "quantize_uint8", JAX, passed="mixed, positive, negative and all-zero inputs"
     ) as c:
         for x in affine.affine_cases():
             out = c.call(student, jnp.asarray(x))
@@ -98,7 +103,7 @@ def check_quantize_uint8(student: Any) -> None:
 def check_dequantize_uint8(student: Any) -> None:
     """``dequantize_uint8(q, scale, zero_point) -> (q - zero_point) * scale`` in float32."""
     with checking(
-        "dequantize_uint8", JAX, passed="mixed, positive and negative inputs"
+        "dequantize_uint8", JAX, passed="mixed, positive, negative and all-zero inputs"
     ) as c:
         for x in affine.affine_cases():
             q, scale, zero_point = affine.affine_reference(x)

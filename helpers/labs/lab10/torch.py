@@ -46,6 +46,9 @@ HINTS = Hints(
 _ERRORS = {
     "does not require grad and does not have a grad_fn": "point_requires_grad",
     "grad can be implicitly created only for scalar outputs": "scalar_grad",
+    # quantize_uint8 of an all-zero tensor without a floor on the scale
+    "float division by zero": "all_zero_input",
+    "cannot convert float NaN to integer": "all_zero_input",
 }
 
 TORCH = lab_framework(HINTS, explainer(_ERRORS, HINTS))
@@ -109,7 +112,7 @@ def check_integrated_gradients(student: Any) -> None:
 def check_quantize_uint8(student: Any) -> None:
     """Affine uint8: ``quantize_uint8(x) -> (q, scale, zero_point)``."""
     with checking(
-        "quantize_uint8", TORCH, passed="mixed, positive and negative inputs"
+        "quantize_uint8", TORCH, passed="mixed, positive, negative and all-zero inputs"
     ) as c:
         for x in affine.affine_cases():
             given = torch.from_numpy(x.copy())
@@ -122,7 +125,9 @@ def check_quantize_uint8(student: Any) -> None:
 def check_dequantize_uint8(student: Any) -> None:
     """``dequantize_uint8(q, scale, zero_point) -> (q - zero_point) * scale`` in float32."""
     with checking(
-        "dequantize_uint8", TORCH, passed="mixed, positive and negative inputs"
+        "dequantize_uint8",
+        TORCH,
+        passed="mixed, positive, negative and all-zero inputs",
     ) as c:
         for x in affine.affine_cases():
             q, scale, zero_point = affine.affine_reference(x)

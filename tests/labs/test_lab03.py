@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 import torch
 import torch.nn.functional as F
 from flax import nnx
@@ -23,6 +24,7 @@ from torch.utils.data import DataLoader
 from helpers import jax as hj
 from helpers import torch as ht
 from helpers.data import load_mnist
+from helpers.labs import CheckFailed
 
 LAB = "lab03"
 T = exercise_functions(source(LAB, "pytorch"))
@@ -107,11 +109,43 @@ def dataset_mistakes(ns, to_array):
             dataset_variant(base, init=_shuffled_images_init(base)),
             "labels_shuffled",
         ),
+        (
+            "DigitDataset",
+            dataset_variant(base, length=lambda self: None),  # `return` forgotten
+            "dataset_len",
+        ),
+        (
+            "DigitDataset",
+            dataset_variant(
+                base,
+                item=lambda self, i: (self.transform(self.images[i]), self.labels[i]),
+            ),
+            "label_int",  # a NumPy uint8, not a Python int
+        ),
+        (
+            "DigitDataset",
+            dataset_variant(
+                base,
+                item=lambda self, i: (
+                    self.transform(self.images[i]),
+                    to_array(np.asarray(self.labels[i])),
+                ),
+            ),
+            "label_int",  # a 0-d tensor or array
+        ),
     ]
 
 
 # --- PyTorch ---------------------------------------------------------------------------------
-def _t_step(zero_grad=True, step=True, loss_after=False, summed=False, item=False):
+def _t_step(
+    zero_grad=True,
+    step=True,
+    loss_after=False,
+    summed=False,
+    item=False,
+    attached=False,
+    one=False,
+):
     def train_step(model, optimizer, x, y):
         if zero_grad:
             optimizer.zero_grad()
@@ -122,9 +156,26 @@ def _t_step(zero_grad=True, step=True, loss_after=False, summed=False, item=Fals
         if loss_after:
             with torch.no_grad():
                 loss = F.cross_entropy(model(x), y)
+        if attached:  # the loss with its graph, not loss.detach()
+            return loss
+        if one:  # shape (1,), not a 0-d tensor
+            return loss.detach().reshape(1)
         return loss.item() if item else loss.detach()
 
     return train_step
+
+
+def _predicted(logits, predict):
+    """The predictions a (possibly wrong) evaluation compares with the labels."""
+    if predict == "axis0":  # one value per class, not one per example
+        return logits.argmax(0)
+    if predict == "max":  # the largest logit, not its index
+        return (
+            logits.max(-1).values
+            if isinstance(logits, torch.Tensor)
+            else logits.max(-1)
+        )
+    return logits.argmax(-1)
 
 
 def _t_eval(
@@ -134,6 +185,9 @@ def _t_eval(
     count=False,
     percent=False,
     array=False,
+    predict="argmax",
+    full_batches=False,
+    last_only=False,
 ):
     def evaluate_accuracy(model, loader):
         if eval_mode:
@@ -142,11 +196,15 @@ def _t_eval(
         try:
             accs, correct, n = [], 0, 0
             for x, y in loader:
-                right = (model(x).argmax(-1) == y).sum().item()
+                right = (_predicted(model(x), predict) == y).sum().item()
                 accs.append(right / len(y))
                 correct, n = correct + right, n + len(y)
+                if last_only:  # the counters reset in every batch
+                    correct, n = right, len(y)
         finally:
             torch.set_grad_enabled(True)
+        if full_batches:  # n_batches * batch_size: the last batch is smaller
+            return correct / (len(accs) * len(next(iter(loader))[1]))
         if per_batch:
             return float(np.mean(accs))
         if percent:
@@ -161,6 +219,24 @@ def _t_eval(
 def _t_unflattened(images, labels):
     """A model that cannot take the check's (B, 28, 28) images."""
     return nn.Sequential(nn.Linear(784, 10))
+
+
+def _t_unflattened_trained(images, labels):
+    """Trains a model without flatten on (B, 28, 28) batches: the training itself fails."""
+    dataset = T["DigitDataset"](images, labels, lambda im: torch.from_numpy(im) / 255.0)
+    model = nn.Sequential(nn.Linear(784, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for x, y in DataLoader(dataset, batch_size=64):
+        T["train_step"](model, optimizer, x.float(), y)
+    return model
+
+
+def _t_no_return(images, labels):
+    T["train_classifier"](images, labels)  # `return` forgotten
+
+
+def _t_state_dict(images, labels):
+    return T["train_classifier"](images, labels).state_dict()
 
 
 def _t_untrained(images, labels):
@@ -184,7 +260,13 @@ TORCH_MISTAKES = [
     ("train_step", _t_step(loss_after=True), "loss_value"),
     ("train_step", _t_step(summed=True), "wrong_update"),
     ("train_step", _t_step(item=True), "loss_number"),
+    ("train_step", _t_step(attached=True), "loss_detach"),
+    ("train_step", _t_step(one=True), "loss_shape"),
     ("evaluate_accuracy", _t_eval(eval_mode=False), "eval_missing"),
+    ("evaluate_accuracy", _t_eval(predict="axis0"), "argmax_axis"),
+    ("evaluate_accuracy", _t_eval(predict="max"), "max_not_argmax"),
+    ("evaluate_accuracy", _t_eval(full_batches=True), "accuracy_denominator"),
+    ("evaluate_accuracy", _t_eval(last_only=True), "last_batch_only"),
     ("evaluate_accuracy", _t_eval(no_grad=False), "no_grad_missing"),
     ("evaluate_accuracy", _t_eval(per_batch=True), "batch_mean"),
     ("evaluate_accuracy", _t_eval(count=True), "accuracy_count"),
@@ -193,6 +275,9 @@ TORCH_MISTAKES = [
     ("train_classifier", _t_untrained, "not_trained"),
     ("train_classifier", _t_tuple, "classifier_tuple"),
     ("train_classifier", _t_unflattened, "classifier_input"),
+    ("train_classifier", _t_unflattened_trained, "classifier_input"),
+    ("train_classifier", _t_no_return, "classifier_none"),
+    ("train_classifier", _t_state_dict, "classifier_state"),
     ("train_classifier", _t_own_data, "ignores_data"),
 ]
 
@@ -202,11 +287,26 @@ def _j_loss(model, x, y):
     return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
 
 
-def _j_step(accumulate=False, update=True, loss_after=False, summed=False, item=False):
+def _j_step(
+    accumulate=False,
+    update=True,
+    loss_after=False,
+    summed=False,
+    item=False,
+    one=False,
+    one_hot_loss=False,
+):
     running = {}
 
     def train_step(model, optimizer, x, y):
-        loss, grads = nnx.value_and_grad(_j_loss)(model, x, y)
+        if one_hot_loss:  # integer labels given to the one-hot loss
+
+            def loss_fn(model):
+                return optax.softmax_cross_entropy(model(x), y).mean()
+
+            loss, grads = nnx.value_and_grad(loss_fn)(model)
+        else:
+            loss, grads = nnx.value_and_grad(_j_loss)(model, x, y)
         if summed:  # the gradient of the summed loss: len(y) times the mean's
             grads = jax.tree.map(lambda g: g * len(y), grads)
         if accumulate:  # a running sum of gradients, kept across calls
@@ -218,20 +318,41 @@ def _j_step(accumulate=False, update=True, loss_after=False, summed=False, item=
             optimizer.update(model, grads)
         if loss_after:
             loss = _j_loss(model, x, y)
+        if one:  # shape (1,), not a 0-d array
+            return loss.reshape(1)
         return float(loss) if item else loss
 
     return train_step
 
 
-def _j_eval(eval_mode=True, per_batch=False, count=False, percent=False, array=False):
+def _j_correct_step(model, optimizer, x, y):
+    loss, grads = nnx.value_and_grad(_j_loss)(model, x, y)
+    optimizer.update(model, grads)
+    return loss
+
+
+def _j_eval(
+    eval_mode=True,
+    per_batch=False,
+    count=False,
+    percent=False,
+    array=False,
+    predict="argmax",
+    full_batches=False,
+    last_only=False,
+):
     def evaluate_accuracy(model, loader):
         if eval_mode:
             model.eval()
         accs, correct, n = [], 0, 0
         for x, y in loader:
-            right = int((model(x).argmax(-1) == y).sum())
+            right = int((_predicted(model(x), predict) == y).sum())
             accs.append(right / len(y))
             correct, n = correct + right, n + len(y)
+            if last_only:  # the counters reset in every batch
+                correct, n = right, len(y)
+        if full_batches:  # n_batches * batch_size: the last batch is smaller
+            return correct / (len(accs) * len(loader[0][1]))
         if per_batch:
             return float(np.mean(accs))
         if percent:
@@ -246,6 +367,23 @@ def _j_eval(eval_mode=True, per_batch=False, count=False, percent=False, array=F
 def _j_unflattened(images, labels):
     """A model that cannot take the check's (B, 28, 28) images."""
     return nnx.Linear(784, 10, rngs=nnx.Rngs(0))
+
+
+def _j_unflattened_trained(images, labels):
+    """Trains a model without flatten on (B, 28, 28) batches: the training itself fails."""
+    model = nnx.Linear(784, 10, rngs=nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
+    x = jnp.asarray(images[:64], jnp.float32) / 255
+    J["train_step"](model, optimizer, x, jnp.asarray(labels[:64], jnp.int32))
+    return model
+
+
+def _j_no_return(images, labels):
+    J["train_classifier"](images, labels)  # `return` forgotten
+
+
+def _j_state(images, labels):
+    return nnx.state(J["train_classifier"](images, labels))
 
 
 def _j_untrained(images, labels):
@@ -268,7 +406,15 @@ JAX_MISTAKES = [
     ("train_step", _j_step(loss_after=True), "loss_value"),
     ("train_step", _j_step(summed=True), "wrong_update"),
     ("train_step", _j_step(item=True), "loss_number"),
+    ("train_step", nnx.jit(_j_step(item=True)), "loss_number_jit"),
+    ("train_step", jax.jit(_j_correct_step), "jax_jit"),
+    ("train_step", _j_step(one_hot_loss=True), "integer_labels"),
+    ("train_step", _j_step(one=True), "loss_shape"),
     ("evaluate_accuracy", _j_eval(eval_mode=False), "eval_missing"),
+    ("evaluate_accuracy", _j_eval(predict="axis0"), "argmax_axis"),
+    ("evaluate_accuracy", _j_eval(predict="max"), "max_not_argmax"),
+    ("evaluate_accuracy", _j_eval(full_batches=True), "accuracy_denominator"),
+    ("evaluate_accuracy", _j_eval(last_only=True), "last_batch_only"),
     ("evaluate_accuracy", _j_eval(per_batch=True), "batch_mean"),
     ("evaluate_accuracy", _j_eval(count=True), "accuracy_count"),
     ("evaluate_accuracy", _j_eval(percent=True), "accuracy_percent"),
@@ -276,6 +422,9 @@ JAX_MISTAKES = [
     ("train_classifier", _j_untrained, "not_trained"),
     ("train_classifier", _j_tuple, "classifier_tuple"),
     ("train_classifier", _j_unflattened, "classifier_input"),
+    ("train_classifier", _j_unflattened_trained, "classifier_input"),
+    ("train_classifier", _j_no_return, "classifier_none"),
+    ("train_classifier", _j_state, "classifier_state"),
     ("train_classifier", _j_own_data, "ignores_data"),
 ]
 
@@ -314,3 +463,16 @@ def test_evaluation_may_divide_by_len_of_loader_dataset():
         return correct / len(loader.dataset)
 
     ht.lab03.check_evaluate_accuracy(evaluate_accuracy)
+
+
+def test_a_wrong_loss_names_its_step():
+    """The loss a step returned is named by the step, in a sentence that reads."""
+    with pytest.raises(CheckFailed) as info:
+        ht.lab03.check_train_step(_t_step(loss_after=True))
+    assert "the loss returned by step 1 is " in info.value.problem, info.value.message
+
+
+def test_a_step_compiled_with_nnx_jit_passes():
+    """The jax.jit check runs the unwrapped step only when the parameters did not change."""
+    hj.lab03.check_train_step(nnx.jit(_j_correct_step))
+    hj.lab03.check_train_step(_j_correct_step)

@@ -16,18 +16,22 @@ The known mistakes this lab exists to catch, and how:
   it was called in (a forward hook, or the flags at trace time);
 * accuracy averaged over batches of unequal size: the check's batches are chosen so that the
   per-batch mean and the per-example accuracy differ.
+
+The hints, and the accuracies that wrong evaluations return, are in
+:mod:`helpers.labs.lab03.mistakes`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from helpers.data import load_mnist
-from helpers.labs.kit import Checker, Framework, Hints, checking
+from helpers.labs.kit import Checker, Framework, checking
+from helpers.labs.lab03.mistakes import HINTS, evaluation_mistakes
 
 __all__ = [
     "HINTS",
@@ -44,54 +48,13 @@ __all__ = [
 THRESHOLD = 0.8
 TRAIN_EXAMPLES, TEST_EXAMPLES = 2_000, 500
 
-# Known mistakes and what to change; the adapters add and word the framework ones.
-# tests/labs/test_lab03.py proves that each hint is produced by a mistake in its table.
-HINTS = Hints(
-    {
-        "dataset_len": "len(dataset) must be the number of examples: return len(self.labels)",
-        "dataset_item": "dataset[i] must return one pair, (image, label), in this order: "
-        "return self.transform(self.images[i]), int(self.labels[i])",
-        "image_type": "return the image exactly as the transform gives it: "
-        "self.transform(self.images[i]), without converting it (to numpy or anything else)",
-        "transform_missing": "apply the transform to the image before returning it: "
-        "image = self.transform(self.images[i])",
-        "labels_shuffled": "example i must come with label i: never shuffle images and labels "
-        "separately (nor one of them); shuffle the order of indices instead, which the "
-        "loader does",
-        "no_update": "the parameters did not change: compute the gradients of the loss and "
-        "apply them with the optimizer in every call",
-        "wrong_update": "the parameters changed, but not by one step of the optimizer you "
-        "were given on the mean cross-entropy: use that optimizer (do not create one) and "
-        "the mean cross-entropy of the raw logits (no softmax before it, not a sum)",
-        "loss_number": "return the loss as a one-number array, not as a Python number: "
-        "the loss itself (loss.detach() in PyTorch), not loss.item() or float(loss)",
-        "loss_value": "return the loss of this batch, the mean cross-entropy computed before "
-        "the update",
-        "batch_mean": "the batches have different sizes, so the mean of per-batch accuracies "
-        "over-weights the small last batch: count correct predictions and examples over all "
-        "batches, then divide once",
-        "accuracy_percent": "return the accuracy as a fraction between 0 and 1, "
-        "not as a percentage",
-        "accuracy_array": "convert the one-number array to a Python float with float(...) "
-        "(or .item()) before returning it",
-        "accuracy_count": "that is the number of correct predictions: divide by the number "
-        "of examples",
-        "not_trained": "the model's test accuracy is too low: train it (several epochs over "
-        "the data, with a learning rate that makes the loss fall), scale the pixels as the "
-        "check does (pixel / 255, so values in [0, 1]), and check that each image keeps its "
-        "own label",
-        "classifier_input": "the check calls model(x) with x float32 of shape (B, 28, 28) in "
-        "[0, 1]: the model must flatten its input itself (as H.MLP does) and keep float32 "
-        "parameters",
-        "classifier_tuple": "return the trained model itself, not a tuple",
-        "ignores_data": "the second call renames the classes ((label + 3) % 10): train on the "
-        "images and labels passed to your function, not on data you load yourself",
-    }
-)
-
 
 class NotAModule(TypeError):
     """Raised by ``Ops.classifier_logits`` when the student's model is no framework module."""
+
+
+def _no_problem(*args: Any) -> str:
+    return ""
 
 
 @dataclass(frozen=True)
@@ -110,6 +73,10 @@ class Ops:
     ``batches(x, y, sizes)``: consecutive batches of those sizes, framework arrays.
     ``classifier_logits(model, x)``: logits of a trained classifier in evaluation mode;
     :class:`NotAModule` if ``model`` is not one of the framework's modules.
+    ``loss_problem(loss)``: the key of the framework's hint for a returned loss that holds a
+    number but must not be returned as it is (PyTorch: still attached to its graph), or "".
+    ``lost_update(train_step, batches)``: the key of the framework's hint for a step that
+    left the parameters unchanged although its code updates them (JAX: ``jax.jit``), or "".
     """
 
     transforms: tuple[Callable, Callable]
@@ -124,9 +91,11 @@ class Ops:
     classifier_logits: Callable[[Any, np.ndarray], np.ndarray]
     # The module type the classifier must be, for messages ("a torch.nn.Module").
     module_type: str
+    loss_problem: Callable[[Any], str] = _no_problem
+    lost_update: Callable[[Callable, list], str] = _no_problem
 
 
-def _scalar(c: Checker, value: Any, what: str) -> float:
+def _scalar(c: Checker, ops: Ops, value: Any, what: str) -> float:
     """The number in a one-number framework array (the loss tensor); fail otherwise."""
     if isinstance(value, (float, int)) and not isinstance(value, bool):
         raise c.fail(
@@ -134,7 +103,13 @@ def _scalar(c: Checker, value: Any, what: str) -> float:
             c.hint("loss_number"),
         )
     arr = c.array(value, f"{what} to be {c.fw.array_type} holding one number")
-    c.expect(arr.size == 1, f"{what} has shape {arr.shape}, expected one number")
+    c.expect(
+        arr.shape == (),
+        f"{what} has shape {arr.shape}, expected ()",
+        c.hint("loss_shape"),
+    )
+    if key := ops.loss_problem(value):
+        raise c.fail(f"{what} is still attached to the autograd graph", c.hint(key))
     number = float(arr.reshape(()))
     c.expect(np.isfinite(number), f"{what} is {number}, not a finite number")
     return number
@@ -200,6 +175,11 @@ def _dataset_case(c: Checker, cls: Any, images, labels, transform) -> None:
             f"dataset[{i}] has label {y}, expected {labels[i]}",
             c.hint("labels_shuffled"),
         )
+        c.expect(
+            isinstance(label, int) and not isinstance(label, bool),
+            f"the label of dataset[{i}] has type {type(label).__name__}, expected int",
+            c.hint("label_int"),
+        )
 
 
 def check_dataset(cls: Any, fw: Framework, ops: Ops) -> None:
@@ -241,29 +221,29 @@ def check_train_step(train_step: Callable, fw: Framework, ops: Ops) -> None:
         losses = []
         for x, y in batches:
             loss = c.call(train_step, model, optimizer, *ops.prepare(x, y))
-            losses.append(_scalar(c, loss, "the returned loss"))
+            losses.append(_scalar(c, ops, loss, "the returned loss"))
         got = ops.params(model)
         want_losses, want = ops.reference_steps[""](batches)
         if not _params_match(got, want):
-            start = ops.params(ops.make_model()[0])
-            for key, run in ops.reference_steps.items():
-                if key and _params_match(got, run(batches)[1]):
-                    raise c.fail(
-                        "after three steps the parameters are not the right ones",
-                        c.hint(key),
-                    )
+            unchanged = _params_match(got, ops.params(ops.make_model()[0]))
+            # A step whose updates were lost (JAX: jax.jit) first; then the known mistakes.
+            key = ops.lost_update(train_step, batches) if unchanged else ""
+            for name, run in ops.reference_steps.items():
+                if not key and name and _params_match(got, run(batches)[1]):
+                    key = name
+            key = key or ("no_update" if unchanged else "wrong_update")
             raise c.fail(
-                "after three steps the parameters are not the right ones",
-                c.hint("no_update" if _params_match(got, start) else "wrong_update"),
+                "after three steps the parameters are not the right ones", c.hint(key)
             )
-        c.close(
-            losses,
-            want_losses,
-            what="the returned losses",
-            rtol=1e-4,
-            atol=1e-6,
-            hint=c.hint("loss_value"),
-        )
+        for k, (loss, want_loss) in enumerate(zip(losses, want_losses, strict=True)):
+            c.close(
+                loss,
+                want_loss,
+                what=f"the loss returned by step {k + 1}",
+                rtol=1e-4,
+                atol=1e-6,
+                hint=c.hint("loss_value"),
+            )
 
 
 # --- Exercise 3: evaluation -----------------------------------------------------------------
@@ -278,7 +258,8 @@ def _eval_case(
     """Batches of ``sizes``, of which ``right[k]`` examples are predicted correctly."""
     n = sum(sizes)
     x = np.random.default_rng(seed).normal(size=(n, 12)).astype(np.float32)
-    predicted = ops.probe_logits(seed, x).argmax(-1)
+    logits = ops.probe_logits(seed, x)
+    predicted = logits.argmax(-1)
     labels, start = predicted.copy(), 0
     for size, r in zip(sizes, right, strict=True):
         wrong = slice(start + r, start + size)
@@ -320,7 +301,8 @@ def _eval_case(
     value = c.python_float(
         value, "the accuracy", c.hint("accuracy_array") if one_number else ""
     )
-    c.close(value, expected, what="the accuracy", rtol=0, atol=1e-6)
+    mistakes = evaluation_mistakes(c.fw.hints, logits, labels, sizes, right)
+    c.close(value, expected, what="the accuracy", rtol=0, atol=1e-6, mistakes=mistakes)
 
 
 def check_evaluate_accuracy(evaluate: Callable, fw: Framework, ops: Ops) -> None:
@@ -344,6 +326,14 @@ def _classifier_case(c: Checker, train: Callable, ops: Ops, x, y, xt, yt, rename
     model = c.call(train, x, (y + rename) % 10)
     if isinstance(model, tuple):
         raise c.fail("your function returned a tuple", c.hint("classifier_tuple"))
+    if model is None:
+        raise c.fail("your function returned None", c.hint("classifier_none"))
+    if isinstance(model, Mapping):  # a state_dict(), an nnx.state(model)
+        raise c.fail(
+            f"your function returned the model's parameters ({type(model).__name__}), "
+            f"expected {ops.module_type}",
+            c.hint("classifier_state"),
+        )
     try:
         logits = ops.classifier_logits(model, xt.astype(np.float32) / 255)
     except NotAModule:

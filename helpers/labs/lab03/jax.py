@@ -4,7 +4,8 @@ The checks are :mod:`helpers.labs.lab03.checks`, shared with PyTorch; this modul
 JAX half (:class:`~helpers.labs.lab03.checks.Ops`): the transforms, a small Flax NNX model
 with plain SGD whose right and wrong training steps are run here, an evaluation model with
 Dropout and BatchNorm that records the mode it is called (or traced) in, and batches as JAX
-arrays. JAX has no ``no_grad`` to forget: nothing is recorded unless a function is
+arrays; and, per check, the JAX errors that mean one mistake in that exercise (``EXPLAIN``).
+JAX has no ``no_grad`` to forget: nothing is recorded unless a function is
 differentiated, so evaluation only has to run in evaluation mode.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 
 import jax
@@ -40,10 +42,47 @@ HINTS = Hints(
         "eval_missing": "call model.eval() before evaluating: it sets Dropout's "
         "deterministic and BatchNorm's use_running_average; in training mode dropout drops "
         "units at random and batch-norm uses the batch's own statistics",
+        "jax_jit": "your step updates the model when run as it is, but jax.jit runs it on "
+        "copies of the model and the optimizer, so the update is lost: decorate it with "
+        "@nnx.jit, which writes the changes back into your objects",
+        "loss_number_jit": "inside a jitted function the arrays are tracers, with no value "
+        "yet: float(...), int(...) and .item() fail there. Return the loss itself, a 0-d "
+        "array (convert it outside the jitted function, if at all)",
+        "integer_labels": "optax.softmax_cross_entropy expects one-hot labels (B, C): with "
+        "integer labels (B,) use optax.softmax_cross_entropy_with_integer_labels(logits, y)",
     },
 )
 
+# The lab's Framework; each check gets a copy that also explains its own exercise's errors.
 JAX = lab_framework(HINTS, explainer({}, HINTS))
+
+# JAX errors that mean one mistake in one exercise only, so each check explains its own.
+# float(x), int(x) or x.item() on a tracer, inside the student's jitted step:
+_CONCRETE = (
+    r"problem arose with the `(float|int|complex)` function|in the item\(\) method"
+)
+# optax.softmax_cross_entropy(logits, y) with y integer labels (B,): y * logits (B, C)
+_ONE_HOT = r"shapes=\[\((\d+),\), \(\1, \d+\)\]"
+EXPLAIN = {
+    "DigitDataset": {
+        "'NoneType' object cannot be interpreted as an integer": "dataset_len"
+    },
+    "train_step": {_CONCRETE: "loss_number_jit", _ONE_HOT: "integer_labels"},
+    # argmax over the batch's axis, or logits compared with labels: (C,)/(B, C) vs (B,)
+    "evaluate_accuracy": {"(?i)incompatible shapes for broadcasting": "argmax_axis"},
+    # a model without flatten, trained by the student on (B, 28, 28) batches
+    "train_classifier": {
+        _CONCRETE: "loss_number_jit",
+        _ONE_HOT: "integer_labels",
+        "dot_general requires contracting dimensions to have the same shape": (
+            "classifier_input"
+        ),
+    },
+}
+FRAMEWORKS = {
+    exercise: replace(JAX, explain=explainer(messages, HINTS))
+    for exercise, messages in EXPLAIN.items()
+}
 
 
 def _transforms():
@@ -104,6 +143,28 @@ def _steps(batches, *, accumulate: bool = False, update: bool = True):
             optimizer.update(model, grads)
         losses.append(float(loss))
     return losses, _params(model)
+
+
+def _lost_update(train_step, batches) -> str:
+    """The hint key "jax_jit" if the step's unwrapped function updates the model, else "".
+
+    Asked only when the step left the parameters unchanged: ``jax.jit`` passes the model and
+    the optimizer as pytrees, so the step updates copies, which are dropped. ``nnx.jit``
+    writes the updates back, so a right step it wraps never gets here.
+    """
+    inner = getattr(train_step, "__wrapped__", None)
+    if not callable(inner):
+        return ""
+    model, optimizer = _make_model()
+    start = _params(model)
+    try:
+        for x, y in batches:
+            inner(model, optimizer, *_prepare(x, y))
+    except Exception:
+        return ""
+    after = _params(model)
+    unchanged = all(np.allclose(a, b) for a, b in zip(start, after, strict=True))
+    return "" if unchanged else "jax_jit"
 
 
 _MODES: dict[int, list[tuple[bool, bool]]] = {}
@@ -178,10 +239,15 @@ OPS = lab03.Ops(
     batches=_batches,
     classifier_logits=_classifier_logits,
     module_type="a flax.nnx.Module",
+    lost_update=_lost_update,
 )
 
 # The checks, bound to this framework. Call them with the student's function or class.
-check_dataset = partial(lab03.check_dataset, fw=JAX, ops=OPS)
-check_train_step = partial(lab03.check_train_step, fw=JAX, ops=OPS)
-check_evaluate_accuracy = partial(lab03.check_evaluate_accuracy, fw=JAX, ops=OPS)
-check_train_classifier = partial(lab03.check_train_classifier, fw=JAX, ops=OPS)
+check_dataset = partial(lab03.check_dataset, fw=FRAMEWORKS["DigitDataset"], ops=OPS)
+check_train_step = partial(lab03.check_train_step, fw=FRAMEWORKS["train_step"], ops=OPS)
+check_evaluate_accuracy = partial(
+    lab03.check_evaluate_accuracy, fw=FRAMEWORKS["evaluate_accuracy"], ops=OPS
+)
+check_train_classifier = partial(
+    lab03.check_train_classifier, fw=FRAMEWORKS["train_classifier"], ops=OPS
+)

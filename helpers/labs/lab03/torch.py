@@ -4,13 +4,15 @@ The checks are :mod:`helpers.labs.lab03.checks`, shared with JAX; this module bu
 PyTorch half (:class:`~helpers.labs.lab03.checks.Ops`): the transforms, a small model with
 plain SGD whose right and wrong training steps are run here, an evaluation model with
 Dropout and BatchNorm whose forward hook records ``model.training`` and
-``torch.is_grad_enabled()``, and batches as tensors.
+``torch.is_grad_enabled()``, and batches as tensors; and, per check, the PyTorch errors
+that mean one mistake in that exercise (``EXPLAIN``).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -39,10 +41,31 @@ HINTS = Hints(
         "drops units at random and batch-norm normalises with the batch's own statistics",
         "no_grad_missing": "evaluate under torch.no_grad() (or torch.inference_mode()): "
         "without it autograd records a graph for every batch, which costs memory and time",
+        "loss_detach": "return loss.detach(): the same 0-d tensor without the graph of this "
+        "step, which would otherwise stay in memory as long as the loss is kept",
     },
 )
 
+# The lab's Framework; each check gets a copy that also explains its own exercise's errors.
 TORCH = lab_framework(HINTS, explainer({}, HINTS))
+
+# PyTorch errors that mean one mistake in one exercise only, so each check explains its own.
+EXPLAIN = {
+    "DigitDataset": {
+        "'NoneType' object cannot be interpreted as an integer": "dataset_len"
+    },
+    "train_step": {},
+    # argmax over the batch's axis, or logits compared with labels: tensors (C,)/(B, C) vs (B,)
+    "evaluate_accuracy": {"must match the size of tensor": "argmax_axis"},
+    # a model without flatten, trained by the student on (B, 28, 28) batches
+    "train_classifier": {
+        "mat1 and mat2 shapes cannot be multiplied": "classifier_input"
+    },
+}
+FRAMEWORKS = {
+    exercise: replace(TORCH, explain=explainer(messages, HINTS))
+    for exercise, messages in EXPLAIN.items()
+}
 
 
 def _transforms():
@@ -152,10 +175,17 @@ OPS = lab03.Ops(
     batches=_batches,
     classifier_logits=_classifier_logits,
     module_type="a torch.nn.Module",
+    loss_problem=lambda loss: (
+        "loss_detach" if isinstance(loss, torch.Tensor) and loss.requires_grad else ""
+    ),
 )
 
 # The checks, bound to this framework. Call them with the student's function or class.
-check_dataset = partial(lab03.check_dataset, fw=TORCH, ops=OPS)
-check_train_step = partial(lab03.check_train_step, fw=TORCH, ops=OPS)
-check_evaluate_accuracy = partial(lab03.check_evaluate_accuracy, fw=TORCH, ops=OPS)
-check_train_classifier = partial(lab03.check_train_classifier, fw=TORCH, ops=OPS)
+check_dataset = partial(lab03.check_dataset, fw=FRAMEWORKS["DigitDataset"], ops=OPS)
+check_train_step = partial(lab03.check_train_step, fw=FRAMEWORKS["train_step"], ops=OPS)
+check_evaluate_accuracy = partial(
+    lab03.check_evaluate_accuracy, fw=FRAMEWORKS["evaluate_accuracy"], ops=OPS
+)
+check_train_classifier = partial(
+    lab03.check_train_classifier, fw=FRAMEWORKS["train_classifier"], ops=OPS
+)

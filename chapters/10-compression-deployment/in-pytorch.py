@@ -183,7 +183,8 @@ assert text_accuracy > 0.55, "the IMDB model should learn above chance (50 %)"
 #
 # A float32 weight takes 4 bytes; an int8 takes 1. *Symmetric* quantization maps a weight
 # tensor onto the integers $-127 \dots 127$ with one scale $s$ (the integer-only inference of
-# {cite}`jacob2018quantization` adds a zero point for ranges that are not centred on 0), and
+# {cite}`jacob2018quantization` adds a zero point for ranges that are not centred on 0, such
+# as a ReLU's activations; lab 10 has you write it), and
 # *per-channel* quantization uses one scale per output channel $c$ (each filter of a
 # convolution, each row of a linear layer), because channels differ in range and one shared
 # scale wastes the small ones' precision {cite}`krishnamoorthi2018quantizing`:

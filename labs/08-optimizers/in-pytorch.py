@@ -20,10 +20,12 @@
 # `raise NotImplementedError(...)` with your code, run the cell, then run the check below it: a
 # check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
-# The checks call your functions for several steps on two cases and compare with answers
-# computed independently (`tests/labs/test_lab08.py` proves those answers equal
-# `torch.optim.Adam`, `torch.optim.AdamW` and `torch.optim.lr_scheduler`); they never look at
-# your code. The solved lab is
+# The checks call your functions for several steps on three cases (the schedule on two) and
+# compare with answers computed independently (`tests/labs/test_lab08.py` proves those answers
+# equal `torch.optim.Adam`, `torch.optim.AdamW` and `torch.optim.lr_scheduler`); they never
+# look at your code, except that those library classes are the answer key: the exercises ask
+# you to write their rules out, and a call of one from your function fails the check. The
+# solved lab is
 # [`solutions/08-optimizers/in-pytorch.ipynb`](../../solutions/08-optimizers/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
@@ -58,7 +60,11 @@ from helpers import torch as H
 # $$\hat m = \frac{m}{1-\beta_1^{t+1}},\quad \hat v = \frac{v}{1-\beta_2^{t+1}},\quad
 # \theta \leftarrow \theta - \eta\, \frac{\hat m}{\sqrt{\hat v} + \epsilon}.$$
 #
-# The bias correction uses the number of this step, $t + 1$, which is 1 at the first step.
+# The bias correction uses the number of this step, $t + 1$, which is 1 at the first step;
+# $\epsilon$ goes outside the square root (one case has gradients as small as $\epsilon$,
+# where that matters). Return float32 tensors, like the inputs. Write the step yourself:
+# `torch.optim.Adam` (or `torch.optim.adam.adam`, the function it calls) is what the check
+# compares with, and calling it fails the check.
 
 
 # %%
@@ -75,7 +81,8 @@ H.lab08.check_adam(adam_step)
 #
 # The same signature and return value, now as `torch.optim.AdamW`: the gradient is left
 # alone, and the parameter is shrunk directly, $\theta \leftarrow \theta - \eta\lambda\theta$,
-# besides Adam's step (both computed from the parameter the step starts from).
+# besides Adam's step (both computed from the parameter the step starts from). The check
+# compares with `torch.optim.AdamW`; calling it fails the check.
 
 
 # %%
@@ -98,8 +105,11 @@ H.lab08.check_adamw(adamw_step)
 # \eta(t) = \text{end} + (\text{peak} - \text{end})\,\frac{1 + \cos(\pi s / S)}{2},\;
 # s = t - W,\; S = T - W \quad (t \ge W).$$
 #
-# This is `torch.optim.lr_scheduler.SequentialLR` of a `LinearLR` warmup and a
-# `CosineAnnealingLR`, and `optax.warmup_cosine_decay_schedule`.
+# The check covers steps 0 to `total_steps`, where this is `torch.optim.lr_scheduler`'s
+# `SequentialLR` of a `LinearLR` warmup and a `CosineAnnealingLR` (which, past `total_steps`,
+# climbs back up) and `optax.warmup_cosine_decay_schedule` (which stays at `end`). Write it
+# out: a call of `LinearLR`, `CosineAnnealingLR`, `SequentialLR` or `OneCycleLR` fails the
+# check.
 
 
 # %%

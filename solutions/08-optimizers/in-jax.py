@@ -21,10 +21,12 @@
 # code, run the cell, then run the check below it: a check prints ✅ when your function is
 # right, or ❌ with what it expected and a hint.
 #
-# The checks build your transformation, run it for several steps on two cases and compare
-# with answers computed independently (`tests/labs/test_lab08.py` proves those answers equal
-# `optax.adam`, `optax.adamw` and `optax.warmup_cosine_decay_schedule`); they never look at
-# your code. The solved lab is
+# The checks build your transformation, run it for several steps on three cases (the
+# schedule on two) and compare with answers computed independently (`tests/labs/test_lab08.py`
+# proves those answers equal `optax.adam`, `optax.adamw` and
+# `optax.warmup_cosine_decay_schedule`); they never look at your code, except that those
+# library functions are the answer key: the exercises ask you to write their rules out, and a
+# call of one from your code fails the check. The solved lab is
 # [`solutions/08-optimizers/in-jax.ipynb`](../../solutions/08-optimizers/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
@@ -54,16 +56,22 @@ from helpers import jax as H
 # Return `optax.GradientTransformation(init, update)`: `init(params)` builds the state (the
 # number of steps taken so far, starting at 0, and the moments `m`, `v`, zeros shaped like
 # `params`); `update(grads, state, params)` returns `(updates, new_state)`, where the updates
-# are what `optax.apply_updates` adds to the parameters. The rule is
-# `optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(...))`, the L2 penalty
-# added to the gradient:
+# are what `optax.apply_updates` adds to the parameters. The check compares with
+# `optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(...))`, Adam with the L2
+# penalty added to the gradient:
 #
 # $$g = \text{grad} + \lambda\,\theta,\quad m \leftarrow \beta_1 m + (1-\beta_1) g,\quad
 # v \leftarrow \beta_2 v + (1-\beta_2) g^2,\quad t \leftarrow t + 1,$$
 # $$\text{update} = -\eta\, \frac{m / (1-\beta_1^{t})}{\sqrt{v / (1-\beta_2^{t})} + \epsilon}.$$
 #
-# Count the step before the correction: $t = 1$ at the first step. Work on pytrees with
-# `jax.tree.map`.
+# Count the step before the correction: $t = 1$ at the first step; $\epsilon$ goes outside
+# the square root (one case has gradients as small as $\epsilon$, where that matters). Work on
+# pytrees with `jax.tree.map`.
+#
+# Write Adam yourself: a call of `optax.adam`, `optax.adamw` or `optax.scale_by_adam` fails the
+# check. `optax.chain` and `optax.add_decayed_weights` are allowed: they hold no part of Adam
+# (the decay is the one line $g = \text{grad} + \lambda\theta$), and the exercise is Adam's
+# moments, count and bias correction.
 
 
 # %%
@@ -97,7 +105,7 @@ H.lab08.check_adam(adam)
 #
 # The same, now as `optax.adamw`: the gradient is left alone, and the decay is added to
 # Adam's direction after the scaling, $\text{update} = -\eta\,(\text{Adam's direction} +
-# \lambda\theta)$.
+# \lambda\theta)$. Calling `optax.adamw` (or `adam`, `scale_by_adam`) fails the check.
 
 
 # %%
@@ -143,7 +151,9 @@ H.lab08.check_adamw(adamw)
 # \eta(t) = \text{end} + (\text{peak} - \text{end})\,\frac{1 + \cos(\pi s / S)}{2},\;
 # s = t - W,\; S = T - W \quad (t \ge W).$$
 #
-# The check calls your schedule under `jax.jit`, where the step is a traced array.
+# The check calls your schedule under `jax.jit`, where the step is a traced array. Write it
+# out: a call of `optax.warmup_cosine_decay_schedule` or of the schedules it is made of
+# (`linear_schedule`, `cosine_decay_schedule`, `join_schedules`) fails the check.
 
 
 # %%

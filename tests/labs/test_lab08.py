@@ -36,9 +36,12 @@ def _t_adam(
     sign=1,
     decay_lr=True,
     first=False,
+    eps_at="outside",
+    double=False,
 ):
     """A PyTorch Adam step with switches for the mistakes (l2: add decay to the gradient;
-    decay_lr=False: decoupled decay not scaled by lr; first: every step corrected as step 1)."""
+    decay_lr=False: decoupled decay not scaled by lr; first: every step corrected as step 1;
+    eps_at: "outside" the root, "inside" it, or "nowhere"; double: a float64 result)."""
     l2 = not decoupled if l2 is None else l2
 
     def step(param, grad, m, v, t, *, lr, beta1, beta2, eps, weight_decay):
@@ -51,16 +54,66 @@ def _t_adam(
         v_hat = v2 / (1 - beta2**k) if bias in (True, "v") else v2
         rate = lr if decay_lr else 1.0
         p = param * (1 - rate * weight_decay) if decoupled else param
-        return p - sign * lr * m_hat / (v_hat.sqrt() + eps), m2, v2
+        if eps_at == "inside":
+            denominator = (v_hat + eps).sqrt()
+        else:
+            denominator = v_hat.sqrt() + (eps if eps_at == "outside" else 0)
+        new = p - sign * lr * m_hat / denominator
+        if double:  # e.g. computed in float64 "for accuracy"
+            new = new.double()
+        return new, m2, v2
 
     return step
 
 
-def _t_schedule(shift=0, negative=False, full_length=False):
+def _t_library_adam(decoupled):
+    """torch.optim.Adam (or AdamW) with the moments and the count injected: the answer key."""
+
+    def step(param, grad, m, v, t, *, lr, beta1, beta2, eps, weight_decay):
+        p = param.clone().requires_grad_(True)
+        cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+        opt = cls([p], lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
+        opt.state[p] = {
+            "step": torch.tensor(float(t)),
+            "exp_avg": m.clone(),
+            "exp_avg_sq": v.clone(),
+        }
+        p.grad = grad.clone()
+        opt.step()
+        return p.detach(), opt.state[p]["exp_avg"], opt.state[p]["exp_avg_sq"]
+
+    return step
+
+
+def _t_library_schedule(cosine_only=False):
+    """SequentialLR of LinearLR and CosineAnnealingLR, stepped to ``step``: the answer key
+    (cosine_only: the warmup written out, CosineAnnealingLR for the decay)."""
+
+    def warmup_cosine(step, *, init, peak, warmup_steps, total_steps, end):
+        s = torch.optim.lr_scheduler
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=peak)
+        if cosine_only:
+            if step < warmup_steps:
+                return init + (peak - init) * step / warmup_steps
+            sched = s.CosineAnnealingLR(opt, total_steps - warmup_steps, eta_min=end)
+            step -= warmup_steps
+        else:
+            warmup = s.LinearLR(opt, init / peak, total_iters=warmup_steps)
+            cosine = s.CosineAnnealingLR(opt, total_steps - warmup_steps, eta_min=end)
+            sched = s.SequentialLR(opt, [warmup, cosine], milestones=[warmup_steps])
+        for _ in range(step):
+            opt.step()
+            sched.step()
+        return opt.param_groups[0]["lr"]
+
+    return warmup_cosine
+
+
+def _t_schedule(shift=0, negative=False, full_length=False, short=False):
     def warmup_cosine(step, *, init, peak, warmup_steps, total_steps, end):
         step = step + shift
         if step < warmup_steps:
-            return init + (peak - init) * step / warmup_steps
+            return init + (peak - init) * step / (warmup_steps - short)
         s, n = step - warmup_steps, total_steps - warmup_steps
         if full_length:
             s, n = step, total_steps
@@ -87,6 +140,19 @@ TORCH_MISTAKES = [
     ("warmup_cosine", _t_schedule(shift=1), "off_by_one"),
     ("warmup_cosine", _t_schedule(shift=-1), "off_by_one"),
     ("warmup_cosine", _t_schedule(full_length=True), "cosine_length"),
+    # eps: the tiny-gradient case shows where it sits (exercise 2 got a decay hint before)
+    ("adam_step", _t_adam(eps_at="inside"), "eps_inside"),
+    ("adamw_step", _t_adam(decoupled=True, eps_at="inside"), "eps_inside"),
+    ("adam_step", _t_adam(eps_at="nowhere"), "eps_missing"),
+    ("adamw_step", _t_adam(decoupled=True, eps_at="nowhere"), "eps_missing"),
+    ("adam_step", _t_adam(double=True), "float64"),
+    ("adamw_step", _t_adam(decoupled=True, double=True), "float64"),
+    ("warmup_cosine", _t_schedule(short=True), "warmup_length"),
+    # the library's answers
+    ("adam_step", _t_library_adam(decoupled=False), "adam_answer_key"),
+    ("adamw_step", _t_library_adam(decoupled=True), "adamw_answer_key"),
+    ("warmup_cosine", _t_library_schedule(), "schedule_answer_key"),
+    ("warmup_cosine", _t_library_schedule(cosine_only=True), "schedule_answer_key"),
 ]
 
 # ---------------------------------------------------------------- JAX mistakes
@@ -101,6 +167,7 @@ def _j_adam(
     swap=False,
     sign=1,
     decay_lr=True,
+    eps_at="outside",
 ):
     l2 = not decoupled if l2 is None else l2
 
@@ -121,7 +188,12 @@ def _j_adam(
             c2 = 1 - b2**k if bias in (True, "v") else 1.0
 
             def direction(m, v, p):
-                d = (m / c1) / (jnp.sqrt(v / c2) + eps)
+                if eps_at == "inside":
+                    d = (m / c1) / jnp.sqrt(v / c2 + eps)
+                else:
+                    d = (m / c1) / (
+                        jnp.sqrt(v / c2) + (eps if eps_at == "outside" else 0)
+                    )
                 return d + weight_decay * p if decoupled and decay_lr else d
 
             updates = jax.tree.map(
@@ -165,16 +237,30 @@ def _j_python_count(learning_rate, b1, b2, eps, weight_decay):
     return optax.GradientTransformation(init, update)
 
 
-def _j_schedule(shift=0, negative=False, full_length=False, python_if=False):
+def _j_schedule(
+    shift=0,
+    negative=False,
+    full_length=False,
+    python_if=False,
+    use_math=False,
+    short=False,
+):
     def warmup_cosine(init_value, peak_value, warmup_steps, decay_steps, end_value):
         def schedule(step):
             step = step + shift
-            ramp = init_value + (peak_value - init_value) * step / warmup_steps
+            ramp = init_value + (peak_value - init_value) * step / (
+                warmup_steps - short
+            )
             s, n = step - warmup_steps, decay_steps - warmup_steps
             if full_length:
                 s, n = step, decay_steps
             if negative:
                 cos = peak_value * jnp.cos(2 * jnp.pi * s / n)
+            elif use_math:  # math.cos takes a Python float: a tracer cannot become one
+                cos = (
+                    end_value
+                    + (peak_value - end_value) * (1 + math.cos(math.pi * s / n)) / 2
+                )
             else:
                 cos = (
                     end_value
@@ -187,6 +273,36 @@ def _j_schedule(shift=0, negative=False, full_length=False, python_if=False):
         return schedule
 
     return warmup_cosine
+
+
+def _j_library_adam(learning_rate, b1, b2, eps, weight_decay):
+    decay = optax.add_decayed_weights(weight_decay)
+    return optax.chain(decay, optax.adam(learning_rate, b1=b1, b2=b2, eps=eps))
+
+
+def _j_library_scale_by_adam(learning_rate, b1, b2, eps, weight_decay):
+    adam = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
+    decay = optax.add_decayed_weights(weight_decay)
+    return optax.chain(decay, adam, optax.scale(-learning_rate))
+
+
+def _j_library_adamw(learning_rate, b1, b2, eps, weight_decay):
+    return optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
+
+
+def _j_library_schedule(init_value, peak_value, warmup_steps, decay_steps, end_value):
+    return optax.warmup_cosine_decay_schedule(
+        init_value, peak_value, warmup_steps, decay_steps, end_value
+    )
+
+
+def _j_library_joined(init_value, peak_value, warmup_steps, decay_steps, end_value):
+    """The schedule joined from optax.schedules' pieces (a second module to reach them)."""
+    s = optax.schedules
+    warmup = s.linear_schedule(init_value, peak_value, warmup_steps)
+    alpha = end_value / peak_value
+    cosine = s.cosine_decay_schedule(peak_value, decay_steps - warmup_steps, alpha)
+    return s.join_schedules([warmup, cosine], [warmup_steps])
 
 
 JAX_MISTAKES = [
@@ -206,6 +322,17 @@ JAX_MISTAKES = [
     ("warmup_cosine", _j_schedule(shift=-1), "off_by_one"),
     ("warmup_cosine", _j_schedule(full_length=True), "cosine_length"),
     ("warmup_cosine", _j_schedule(python_if=True), "traced_if"),
+    ("warmup_cosine", _j_schedule(use_math=True), "traced_math"),
+    ("adam", _j_adam(eps_at="inside"), "eps_inside"),
+    ("adamw", _j_adam(decoupled=True, eps_at="inside"), "eps_inside"),
+    ("adam", _j_adam(eps_at="nowhere"), "eps_missing"),
+    ("warmup_cosine", _j_schedule(short=True), "warmup_length"),
+    # the library's answers
+    ("adam", _j_library_adam, "adam_answer_key"),
+    ("adam", _j_library_scale_by_adam, "adam_answer_key"),
+    ("adamw", _j_library_adamw, "adamw_answer_key"),
+    ("warmup_cosine", _j_library_schedule, "schedule_answer_key"),
+    ("warmup_cosine", _j_library_joined, "schedule_answer_key"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -285,26 +412,51 @@ def test_adam_reference_equals_the_libraries(case, decoupled):
         np.testing.assert_allclose(mine["param"], optax_param, rtol=1e-5, atol=1e-6)
 
 
+TINY = len(lab08.ADAM_CASES) - 1  # the case with gradients as small as eps
+assert lab08.ADAM_CASES[TINY].get("grad_scale", 0.5) < 1e-3
+
+
+# Each switch of adam_reference, with the exercises it is a mistake in (decoupled: False for
+# Adam with L2, True for AdamW) and the cases where it cannot show, not asserted there:
+# - eps inside the root, or no eps: |g| ~ 0.5 >> eps on the first two cases moves the answer
+#   by about the tolerance at most (one entry of AdamW's first case, whose gradient is
+#   small, barely crosses it); the tiny case exists for them.
+# - the decay's scale (decay_without_lr): on the tiny case the decay is 1e-6, as small as
+#   the gradients, else exercise 1's L2 term would drown them and hide eps; then
+#   (1 - weight_decay) * param and (1 - lr * weight_decay) * param differ by ~1e-6.
+_NOT_TINY = tuple(i for i in range(len(lab08.ADAM_CASES)) if i != TINY)
+_SWITCHES = [
+    (decoupled, switch, hidden_on)
+    for decoupled in (False, True)
+    for switch, hidden_on in [
+        (dict(bias_correction=False), ()),
+        (dict(bias_correction="m"), ()),
+        (dict(bias_correction="v"), ()),
+        (dict(betas_swapped=True), ()),
+        (dict(frozen_count=True), ()),
+        (dict(decoupled=not decoupled), ()),
+        (dict(eps_inside=True), _NOT_TINY),
+        (dict(eps_missing=True), _NOT_TINY),
+    ]
+] + [(True, dict(decay_without_lr=True), (TINY,))]
+
+
 @pytest.mark.parametrize("case", range(len(lab08.ADAM_CASES)))
-@pytest.mark.parametrize(
-    "switch",
-    [
-        dict(bias_correction=False),
-        dict(bias_correction="m"),
-        dict(bias_correction="v"),
-        dict(betas_swapped=True),
-        dict(decoupled=True),
-        dict(frozen_count=True),
-    ],
-)
-def test_every_adam_mistake_moves_the_answer(case, switch):
-    case = lab08.ADAM_CASES[case]
+@pytest.mark.parametrize(("decoupled", "switch", "hidden_on"), _SWITCHES)
+def test_every_adam_mistake_moves_the_answer(case, decoupled, switch, hidden_on):
+    index, case = case, lab08.ADAM_CASES[case]
     param, grads = lab08.adam_inputs(case)
-    right = lab08.adam_reference(param, grads, decoupled=False, **case)
-    wrong = lab08.adam_reference(param, grads, **{"decoupled": False, **case, **switch})
-    assert not np.allclose(right[-1]["param"], wrong[-1]["param"], rtol=1e-3, atol=1e-4)
+    right = lab08.adam_reference(param, grads, decoupled=decoupled, **case)
+    wrong = lab08.adam_reference(
+        param, grads, **{"decoupled": decoupled, **case, **switch}
+    )
+    if index not in hidden_on:  # some step moves well beyond the check's tolerance
+        assert any(
+            not np.allclose(r["param"], w["param"], rtol=1e-3, atol=1e-4)
+            for r, w in zip(right, wrong, strict=True)
+        ), (switch, index)
     zero = lab08.adam_reference(
-        param, grads, decoupled=False, step_from_zero=True, **case
+        param, grads, decoupled=decoupled, step_from_zero=True, **case
     )
     assert not np.all(np.isfinite(zero[0]["param"]))
 
@@ -349,6 +501,39 @@ def test_schedule_reference_equals_the_libraries(case):
         dict(shift=1),
         dict(shift=-1),
         dict(cosine_length=True),
+        dict(warmup_short=True),
     ):
         wrong = [lab08.warmup_cosine_reference(t, **case, **switch) for t in range(n)]
         assert not np.allclose(ours, wrong, rtol=1e-3, atol=1e-4), switch
+
+
+def test_hints_name_only_their_framework():
+    """A JAX student reads Optax's names and negative update, a PyTorch one torch's."""
+    from helpers.labs.lab08 import jax as lab_jax
+    from helpers.labs.lab08 import torch as lab_torch
+
+    for module, foreign in ((lab_jax, ("torch", "PyTorch", "param - lr")),
+                            (lab_torch, ("optax", "Optax", "JAX", "jit"))):  # fmt: skip
+        for key, text in module.HINTS.items():
+            if key in ("eps_inside",):  # names both libraries on purpose: they agree
+                continue
+            assert not any(word in text for word in foreign), (module.__name__, key)
+
+
+def test_the_answer_keys_are_restored_after_the_check():
+    from helpers.labs import CheckFailed
+    from helpers.labs.lab08 import jax as lab_jax
+    from helpers.labs.lab08 import torch as lab_torch
+
+    keys = [*lab_torch._OPTIM_KEYS, *lab_torch._SCHEDULE_KEYS]
+    keys += [*lab_jax._ADAM_KEYS, *lab_jax._SCHEDULE_KEYS]
+    before = [getattr(module, name) for module, name in keys]
+    for check, wrong in (
+        (lab_torch.check_adam, _t_library_adam(decoupled=False)),
+        (lab_torch.check_warmup_cosine, _t_library_schedule()),
+        (lab_jax.check_adamw, _j_library_adamw),
+        (lab_jax.check_warmup_cosine, _j_library_joined),
+    ):
+        with pytest.raises(CheckFailed, match="called the library"):
+            check(wrong)
+    assert [getattr(module, name) for module, name in keys] == before

@@ -7,7 +7,9 @@ reference per exercise with a switch per known mistake (:func:`adam_reference`,
 :func:`warmup_cosine_reference`); ``tests/labs/test_lab08.py`` asserts that the references,
 with no switch set, equal ``torch.optim.Adam`` / ``AdamW``, ``torch.optim.lr_scheduler``,
 ``optax.adam`` / ``adamw`` and ``optax.warmup_cosine_decay_schedule`` on every case below, and
-that every mistake moves the answer well beyond the tolerance.
+that every mistake moves the answer well beyond the tolerance (except where a case cannot
+show it: the test says which and why). Those libraries are the answer keys: the adapters
+refuse a call of one from the student's code (:func:`call_refusing`).
 
 The adapters (``torch.py``, ``jax.py``) run the student's code on these cases and hand the
 results over as lists of numpy arrays; the comparison and the hints live here.
@@ -21,52 +23,57 @@ from typing import Any
 
 import numpy as np
 
-from helpers.labs.kit import Checker, Hints
+from helpers.labs.kit import Checker, Hints, recording
 
 __all__ = [
     "ADAM_CASES",
     "HINTS",
     "SCHEDULE_CASES",
     "adam_reference",
+    "call_refusing",
     "compare_adam",
     "compare_schedule",
     "warmup_cosine_reference",
 ]
 
+# Hints whose wording depends on the framework (names, the sign of Optax's update) are in
+# the adapters: bias_correction, l2_not_decoupled, decoupled_not_l2, decay_without_lr,
+# update_sign, frozen_count; these read the same in both.
 HINTS = Hints(
     {
-        "bias_correction": "correct both moments, m and v, by (1 - beta^t) before the "
-        "square root: m_hat = m / (1 - beta1**t), v_hat = v / (1 - beta2**t), then "
-        "param - lr * m_hat / (sqrt(v_hat) + eps)",
         "step_from_zero": "the correction needs t = 1 at the first step: count the step "
         "first (t = t + 1), then divide by 1 - beta**t; with t = 0, 1 - beta**0 = 0 and the "
         "first step divides by zero",
-        "l2_not_decoupled": "AdamW decouples the decay from the gradient: leave the "
-        "gradient alone and shrink the parameter, param - lr * weight_decay * param, besides "
-        "Adam's step; adding weight_decay * param to the gradient is Adam's L2 penalty",
-        "decoupled_not_l2": "this exercise asks for the L2 penalty of torch.optim.Adam: "
-        "add weight_decay * param to the gradient first, g = grad + weight_decay * param, "
-        "and use that g in m and v; shrinking the parameter outside the gradient is AdamW",
-        "update_sign": "the step goes against the gradient: param - lr * m_hat / "
-        "(sqrt(v_hat) + eps) (in Optax the update itself is negative, "
-        "-learning_rate * ..., since apply_updates adds it)",
         "betas_swapped": "the running averages keep beta of the old value: "
         "m = beta1 * m + (1 - beta1) * g and v = beta2 * v + (1 - beta2) * g**2",
+        "eps_inside": "eps goes outside the square root: m_hat / (sqrt(v_hat) + eps), as "
+        "torch.optim.Adam and optax.adam put it (optax's eps_root, added inside the root, "
+        "is a separate option, 0 by default); with gradients as small as eps (one case has "
+        "them), sqrt(v_hat + eps) is about sqrt(eps), far above sqrt(v_hat), and the step "
+        "shrinks",
+        "eps_missing": "add eps to the denominator, m_hat / (sqrt(v_hat) + eps): with "
+        "gradients as small as eps (one case has them) the step changes by about half",
         "negative_cosine": "lr * cos(2 pi t / T) goes negative half-way (gradient ascent); "
         "anneal with half a cosine from peak to end: "
         "end + (peak - end) * (1 + cos(pi * s / S)) / 2, s steps into the decay of S steps",
         "off_by_one": "the schedule is one step off: step 0 must give init (the warmup's "
         "start) and step warmup_steps the peak, so use the step as given, not step + 1 or "
         "step - 1",
-        "decay_without_lr": "the decoupled decay is scaled by the learning rate too: "
-        "param - lr * weight_decay * param (PyTorch's AdamW multiplies the parameter by "
-        "1 - lr * weight_decay), not param - weight_decay * param",
-        "frozen_count": "the bias correction uses the number of the current step, 1, 2, "
-        "3, ...: the count must change at every step (in JAX keep it in the state that "
-        "update returns; a Python variable outside the state is read once, when jit traces "
-        "update, and stays 1)",
+        "warmup_length": "the warmup reaches the peak at step warmup_steps, not one step "
+        "early: divide by warmup_steps, init + (peak - init) * step / warmup_steps, not by "
+        "warmup_steps - 1",
         "cosine_length": "the cosine runs over the steps after the warmup, "
         "S = total_steps - warmup_steps, and starts at s = step - warmup_steps",
+        # The library's answer to each exercise, refused: the exercises write it out.
+        "adam_answer_key": "write the step yourself from the exercise's formula (m, v, "
+        "their bias correction, the step): the library's Adam is the answer key the check "
+        "compares with, and calling it fails the check",
+        "adamw_answer_key": "write the step yourself from the exercise's formula (Adam's "
+        "moments and bias correction, plus the decoupled decay): the library's AdamW is the "
+        "answer key the check compares with, and calling it fails the check",
+        "schedule_answer_key": "write the schedule yourself from the exercise's formula (a "
+        "line, then half a cosine): the library's schedules are the answer key the check "
+        "compares with, and calling them fails the check",
     }
 )
 
@@ -95,6 +102,21 @@ ADAM_CASES = [
         eps=1e-8,
         weight_decay=0.1,
     ),
+    # Gradients as small as eps, so that where eps sits matters (with |g| ~ 0.5 above, eps
+    # inside the root or no eps at all changes nothing); a weight decay as small, else the
+    # L2 term would drown the gradient. Last, so the mistakes above fail on the first two
+    # cases as before; the decay's scale (decay_without_lr) cannot show here.
+    dict(
+        shape=(3,),
+        steps=3,
+        seed=2,
+        lr=0.05,
+        beta1=0.85,
+        beta2=0.995,
+        eps=1e-6,
+        weight_decay=1e-6,
+        grad_scale=1e-6,
+    ),
 ]
 
 
@@ -103,7 +125,9 @@ def adam_inputs(case: dict) -> tuple[np.ndarray, list[np.ndarray]]:
     rng = np.random.default_rng(case["seed"])
     param = rng.normal(size=case["shape"]).astype(np.float32)
     grads = [
-        rng.normal(scale=0.5, size=case["shape"]).astype(np.float32)
+        rng.normal(scale=case.get("grad_scale", 0.5), size=case["shape"]).astype(
+            np.float32
+        )
         for _ in range(case["steps"])
     ]
     return param, grads
@@ -125,6 +149,8 @@ def adam_reference(
     betas_swapped: bool = False,
     decay_without_lr: bool = False,
     frozen_count: bool = False,
+    eps_inside: bool = False,
+    eps_missing: bool = False,
     **_: Any,
 ) -> list[dict[str, np.ndarray]]:
     """``{"param", "m", "v"}`` after each step, float64; switches compute known mistakes."""
@@ -145,7 +171,11 @@ def adam_reference(
             k = t - 1 if step_from_zero else 1 if frozen_count else t
             m_hat = m / (1 - beta1**k) if bias_correction in (True, "m") else m
             v_hat = v / (1 - beta2**k) if bias_correction in (True, "v") else v
-            p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+            if eps_inside:
+                denominator = np.sqrt(v_hat + eps)
+            else:
+                denominator = np.sqrt(v_hat) + (0 if eps_missing else eps)
+            p = p - lr * m_hat / denominator
             out.append({"param": p, "m": m, "v": v})
     return out
 
@@ -175,6 +205,8 @@ def compare_adam(
             dict(decoupled=not decoupled),
         ),
         ("frozen_count", dict(frozen_count=True)),
+        ("eps_inside", dict(eps_inside=True)),
+        ("eps_missing", dict(eps_missing=True)),
     ]
     if decoupled:
         switches.append(("decay_without_lr", dict(decay_without_lr=True)))
@@ -235,11 +267,12 @@ def warmup_cosine_reference(
     negative_cosine: bool = False,
     shift: int = 0,
     cosine_length: bool = False,
+    warmup_short: bool = False,
 ) -> float:
     """The learning rate at ``step``; the switches compute known mistakes."""
     step = step + shift
     if step < warmup_steps:
-        return init + (peak - init) * step / warmup_steps
+        return init + (peak - init) * step / (warmup_steps - warmup_short)
     s, length = step - warmup_steps, total_steps - warmup_steps
     if cosine_length:
         s, length = step, total_steps
@@ -268,8 +301,32 @@ def compare_schedule(c: Checker, got: np.ndarray, case: dict) -> None:
             (c.hint("off_by_one"), curve(shift=1)),
             (c.hint("off_by_one"), curve(shift=-1)),
             (c.hint("cosine_length"), curve(cosine_length=True)),
+            (c.hint("warmup_length"), curve(warmup_short=True)),
         ],
     )
+
+
+def call_refusing(
+    c: Checker,
+    answer_keys: Sequence[tuple[Any, str]],
+    hint_key: str,
+    fn: Callable,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """``c.call(fn, ...)``; fail with hint ``hint_key`` if ``fn`` called an answer key.
+
+    ``answer_keys`` pairs a module with the name of a library function that solves the
+    exercise (``torch.optim.Adam``, ``optax.adam``, ...). As in lab 5, only calls made
+    through the module are seen (``optax.adam(...)``, not a name imported before the check).
+    """
+    with recording(answer_keys) as called:
+        result = c.call(fn, *args, **kwargs)
+    if called:
+        raise c.fail(
+            f"your function called the library's {called[0]}", c.hint(hint_key)
+        )
+    return result
 
 
 def expect_function(c: Checker, value: Any, what: str) -> Callable:

@@ -5,7 +5,9 @@ student's Optax-style transformation or schedule, runs it (``update`` and the sc
 ``jax.jit``, as an optimizer would) and hands the results over as numpy.
 ``tests/labs/test_lab08.py`` asserts that the numpy answers equal ``optax.adam`` (after
 ``add_decayed_weights``), ``optax.adamw`` and ``optax.warmup_cosine_decay_schedule`` on the
-same cases.
+same cases; those (and the schedules they are made of) are the answer keys, so a call of one
+from the student's code fails the check. ``optax.chain`` and ``add_decayed_weights`` stay
+allowed: they hold no part of Adam.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from helpers.jax.labkit import lab_framework
 from helpers.labs.kit import Checker, Hints, checking, explainer
@@ -22,28 +25,68 @@ from helpers.labs.lab08 import checks as lab08
 
 __all__ = ["check_adam", "check_adamw", "check_warmup_cosine"]
 
-# Known mistakes that only JAX allows.
+# The shared hints worded for Optax (its names; its update is negative, since
+# apply_updates adds it), and the known mistakes that only JAX allows.
 HINTS = Hints(
     lab08.HINTS,
     {
+        "bias_correction": "correct both moments, m and v, by (1 - b**count) before the "
+        "square root, count being 1 at the first step: m_hat = m / (1 - b1**count), "
+        "v_hat = v / (1 - b2**count), then the update -learning_rate * m_hat / "
+        "(sqrt(v_hat) + eps)",
+        "l2_not_decoupled": "AdamW decouples the decay from the gradient: leave the "
+        "gradient alone and add weight_decay * param to Adam's direction, update = "
+        "-learning_rate * (m_hat / (sqrt(v_hat) + eps) + weight_decay * param); adding "
+        "weight_decay * param to the gradient is Adam's L2 penalty",
+        "decoupled_not_l2": "this exercise asks for the L2 penalty, "
+        "optax.chain(optax.add_decayed_weights(weight_decay), adam): add weight_decay * "
+        "param to the gradient first, g = grad + weight_decay * param, and use that g in m "
+        "and v; adding the decay to the update outside Adam's scaling is AdamW "
+        "(optax.adamw)",
+        "decay_without_lr": "the decoupled decay is scaled by the learning rate too: "
+        "update = -learning_rate * (m_hat / (sqrt(v_hat) + eps) + weight_decay * param), "
+        "as optax.adamw does, not Adam's update - weight_decay * param",
+        "update_sign": "the update goes against the gradient and is negative, "
+        "-learning_rate * m_hat / (sqrt(v_hat) + eps), since optax.apply_updates adds it "
+        "to the parameters",
+        "frozen_count": "the bias correction uses the number of the current step, 1, 2, "
+        "3, ...: keep the count in the state that update returns; a Python variable "
+        "outside the state is read once, when jit traces update, and stays 1",
         "traced_if": "inside jit the step is a traced array, so a Python `if step < "
         "warmup_steps` cannot decide: compute both branches and pick with "
         "jnp.where(step < warmup_steps, warmup_value, cosine_value)",
+        "traced_math": "inside jit the values are traced arrays, not Python numbers: "
+        "math.cos (any math.* function) and float() or int() need a concrete number; use "
+        "jnp.cos (and jnp.pi, jnp.sqrt, ...), which work on traced arrays",
     },
 )
 
-_ERRORS = {r"TracerBoolConversionError|ConcretizationTypeError": "traced_if"}
+# A bool conversion (a Python if) and a float or int conversion (math.cos, float()) of a
+# tracer both raise ConcretizationTypeError; the message names the conversion.
+_ERRORS = {
+    r"arose with the `(float|int|complex)` function": "traced_math",
+    r"ConcretizationTypeError": "traced_if",
+}
 
 JAX = lab_framework(
     HINTS,
-    explainer(
-        _ERRORS,
-        HINTS,
-        types={
-            "TracerBoolConversionError": "traced_if",
-            "ConcretizationTypeError": "traced_if",
-        },
-    ),
+    explainer(_ERRORS, HINTS, types={"TracerBoolConversionError": "traced_if"}),
+)
+
+# The library's answers, refused: each exercise asks to write its rule out. optax and
+# optax.schedules are two modules, a student may reach a schedule through either.
+_ADAM_KEYS = tuple((optax, name) for name in ("adam", "adamw", "scale_by_adam"))
+_SCHEDULE_KEYS = tuple(
+    (module, name)
+    for module in (optax, optax.schedules)
+    for name in (
+        "warmup_cosine_decay_schedule",
+        "cosine_decay_schedule",
+        "linear_schedule",
+        "join_schedules",
+        "cosine_onecycle_schedule",
+        "sgdr_schedule",
+    )
 )
 
 
@@ -61,12 +104,15 @@ def _transformation(c: Checker, tx: Any) -> Any:
 
 
 def _adam_run(
-    c: Checker, factory: Any, case: dict
+    c: Checker, factory: Any, case: dict, answer_key: str
 ) -> tuple[list[dict], np.ndarray, list]:
+    def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return lab08.call_refusing(c, _ADAM_KEYS, answer_key, fn, *args, **kwargs)
+
     param, grads = lab08.adam_inputs(case)
     tx = _transformation(
         c,
-        c.call(
+        call(
             factory,
             learning_rate=case["lr"],
             b1=case["beta1"],
@@ -76,11 +122,11 @@ def _adam_run(
         ),
     )
     params = {"w": jnp.asarray(param)}
-    state = c.call(tx.init, params)
+    state = call(tx.init, params)
     update = jax.jit(tx.update)  # as an optimizer runs it
     got = []
     for g in grads:
-        out = c.call(update, {"w": jnp.asarray(g)}, state, params)
+        out = call(update, {"w": jnp.asarray(g)}, state, params)
         if not isinstance(out, tuple | list) or len(out) != 2:
             raise c.fail(
                 f"update should return a pair (updates, new_state), got {type(out).__name__}",
@@ -102,7 +148,8 @@ def _adam_run(
 def _check_adam(student: Any, exercise: str, decoupled: bool) -> None:
     with checking(exercise, JAX, passed="parameters match over several steps") as c:
         for case in lab08.ADAM_CASES:
-            got, param, grads = _adam_run(c, student, case)
+            key = "adamw_answer_key" if decoupled else "adam_answer_key"
+            got, param, grads = _adam_run(c, student, case, key)
             lab08.compare_adam(c, got, param, grads, case, decoupled=decoupled)
 
 
@@ -122,7 +169,10 @@ def check_warmup_cosine(student: Any) -> None:
         "warmup_cosine", JAX, passed="every step of two schedules, under jit"
     ) as c:
         for case in lab08.SCHEDULE_CASES:
-            schedule = c.call(
+            schedule = lab08.call_refusing(
+                c,
+                _SCHEDULE_KEYS,
+                "schedule_answer_key",
                 student,
                 init_value=case["init"],
                 peak_value=case["peak"],
@@ -134,7 +184,13 @@ def check_warmup_cosine(student: Any) -> None:
                 c, schedule, "a schedule (a function of the step)"
             )
             steps = jnp.arange(case["total_steps"] + 1)
-            values = c.call(jax.jit(jax.vmap(schedule)), steps)
+            values = lab08.call_refusing(
+                c,
+                _SCHEDULE_KEYS,
+                "schedule_answer_key",
+                jax.jit(jax.vmap(schedule)),
+                steps,
+            )
             lab08.compare_schedule(
                 c, c.array(values, "a jax.Array of learning rates"), case
             )

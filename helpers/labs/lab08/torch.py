@@ -3,11 +3,13 @@
 The checks are :mod:`helpers.labs.lab08.checks`, shared with JAX; this module calls the
 student's functions on tensors, step after step, and hands the results over as numpy.
 ``tests/labs/test_lab08.py`` asserts that the numpy answers equal ``torch.optim.Adam``,
-``torch.optim.AdamW`` and ``torch.optim.lr_scheduler`` on the same cases.
+``torch.optim.AdamW`` and ``torch.optim.lr_scheduler`` on the same cases; those are the
+answer keys, so a call of one from the student's function fails the check.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -19,13 +21,61 @@ from helpers.torch.labkit import lab_framework
 
 __all__ = ["check_adam", "check_adamw", "check_warmup_cosine"]
 
-# PyTorch adds no known mistakes of its own to this lab.
-HINTS = Hints(lab08.HINTS, {})
+# The shared hints worded for PyTorch's names and update, and PyTorch's own mistakes.
+HINTS = Hints(
+    lab08.HINTS,
+    {
+        "bias_correction": "correct both moments, m and v, by (1 - beta**(t + 1)) before "
+        "the square root: m_hat = m / (1 - beta1**(t + 1)), v_hat = v / (1 - beta2**(t + "
+        "1)), then param - lr * m_hat / (sqrt(v_hat) + eps)",
+        "l2_not_decoupled": "AdamW decouples the decay from the gradient: leave the "
+        "gradient alone and shrink the parameter, param - lr * weight_decay * param, besides "
+        "Adam's step; adding weight_decay * param to the gradient is Adam's L2 penalty",
+        "decoupled_not_l2": "this exercise asks for the L2 penalty of torch.optim.Adam: "
+        "add weight_decay * param to the gradient first, g = grad + weight_decay * param, "
+        "and use that g in m and v; shrinking the parameter outside the gradient is AdamW",
+        "decay_without_lr": "the decoupled decay is scaled by the learning rate too: "
+        "param * (1 - lr * weight_decay), as torch.optim.AdamW does, not "
+        "param - weight_decay * param",
+        "update_sign": "the step goes against the gradient: param - lr * m_hat / "
+        "(sqrt(v_hat) + eps)",
+        "frozen_count": "the bias correction uses the number of the current step, t + 1 "
+        "(1, 2, 3, ...): use the t the caller passes, which grows by one at every call, "
+        "not a constant",
+        "float64": "keep the inputs' dtype, float32: param, m and v come in as float32 and "
+        "must go out as float32; a float64 array in the computation (.double(), "
+        "torch.from_numpy of a NumPy result, moments started as float64) promotes the "
+        "result",
+    },
+)
+
+# The library's answers, refused: each exercise asks to write its rule out.
+_OPTIM_KEYS = (
+    (torch.optim, "Adam"),
+    (torch.optim, "AdamW"),
+    # the functional forms the classes call (torch.optim deletes these module names, but
+    # `from torch.optim.adam import adam` still reaches them)
+    (importlib.import_module("torch.optim.adam"), "adam"),
+    (importlib.import_module("torch.optim.adamw"), "adamw"),
+)
+_SCHEDULE_KEYS = tuple(
+    (torch.optim.lr_scheduler, name)
+    for name in (
+        "LinearLR",
+        "CosineAnnealingLR",
+        "SequentialLR",
+        "OneCycleLR",
+        "ChainedScheduler",
+        "CosineAnnealingWarmRestarts",
+    )
+)
 
 TORCH = lab_framework(HINTS, explainer({}, HINTS))
 
 
-def _adam_run(c: Checker, fn: Any, case: dict) -> tuple[list[dict], np.ndarray, list]:
+def _adam_run(
+    c: Checker, fn: Any, case: dict, answer_key: str
+) -> tuple[list[dict], np.ndarray, list]:
     """Call the student's step function ``case["steps"]`` times, feeding back its results."""
     param, grads = lab08.adam_inputs(case)
     p = torch.tensor(param)
@@ -33,13 +83,20 @@ def _adam_run(c: Checker, fn: Any, case: dict) -> tuple[list[dict], np.ndarray, 
     hyper = {k: case[k] for k in ("lr", "beta1", "beta2", "eps", "weight_decay")}
     got = []
     for g in grads:
-        out = c.call(fn, p, torch.tensor(g), m, v, t, **hyper)
+        out = lab08.call_refusing(
+            c, _OPTIM_KEYS, answer_key, fn, p, torch.tensor(g), m, v, t, **hyper
+        )
         if not isinstance(out, tuple | list) or len(out) != 3:
             raise c.fail(
                 f"expected a tuple (param, m, v), got {type(out).__name__}",
                 "return the new parameter and both moments: return param, m, v",
             )
         names = ("param", "m", "v")
+        for x, n in zip(out, names, strict=True):
+            if isinstance(x, torch.Tensor) and x.dtype == torch.float64:
+                raise c.fail(
+                    f"{n} has dtype float64, expected float32", c.hint("float64")
+                )
         arrays = [
             np.array(c.array(x, f"a torch.Tensor for {n}"))
             for x, n in zip(out, names, strict=True)
@@ -55,7 +112,8 @@ def _check_adam(student: Any, exercise: str, decoupled: bool) -> None:
         exercise, TORCH, passed="parameter, m and v match over several steps"
     ) as c:
         for case in lab08.ADAM_CASES:
-            got, param, grads = _adam_run(c, student, case)
+            key = "adamw_answer_key" if decoupled else "adam_answer_key"
+            got, param, grads = _adam_run(c, student, case, key)
             lab08.compare_adam(c, got, param, grads, case, decoupled=decoupled)
 
 
@@ -75,7 +133,9 @@ def check_warmup_cosine(student: Any) -> None:
         for case in lab08.SCHEDULE_CASES:
             values = []
             for step in range(case["total_steps"] + 1):
-                lr = c.call(student, step, **case)
+                lr = lab08.call_refusing(
+                    c, _SCHEDULE_KEYS, "schedule_answer_key", student, step, **case
+                )
                 if isinstance(lr, torch.Tensor) and lr.numel() == 1:
                     lr = float(lr)  # a one-element tensor is a number too
                 values.append(c.python_float(lr, f"the learning rate at step {step}"))

@@ -20,6 +20,7 @@ import numbers
 import numpy as np
 
 from helpers.labs.kit import Checker, Hints
+from helpers.labs.lab10.checks import rounded_otherwise, rounding_ties
 
 __all__ = [
     "AFFINE_HINTS",
@@ -158,10 +159,8 @@ def compare_affine_quantize(
             c.hint("zero_point_integer"),
         )
     ratio = x / np.float32(ref_scale)  # what round() sees
-    # A value within float error of a tie (k + 1/2) may round either way; nothing else may.
-    tie = np.abs(np.abs(ratio - np.floor(ratio)) - 0.5) < 1e-3
-    differ = q.astype(int) != ref_q.astype(int)
-    if np.any(differ & ~tie) or np.any(np.abs(q.astype(int) - ref_q.astype(int)) > 1):
+    tie = rounding_ties(ratio)
+    if rounded_otherwise(q, ref_q, tie):
         c.close(
             np.where(tie, ref_q, q),
             ref_q,

@@ -27,6 +27,8 @@ __all__ = [
     "pair",
     "quantize_cases",
     "quantize_reference",
+    "rounded_otherwise",
+    "rounding_ties",
 ]
 
 HINTS = Hints(
@@ -91,6 +93,22 @@ def pair(c: Checker, out: object) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --- quantization ------------------------------------------------------------------------------
+def rounding_ties(ratio: np.ndarray) -> np.ndarray:
+    """Where ``round(ratio)`` may go either way: within float error (1e-3) of k + 1/2.
+
+    ``ratio`` is what the student's ``round()`` sees (``x / scale``, float32 as they compute
+    it); the result is a bool array of its shape. A tie may round up or down (banker's rounding,
+    or a division through a reciprocal that lands an ulp off), so the checks accept both there.
+    """
+    return np.abs(np.abs(ratio - np.floor(ratio)) - 0.5) < 1e-3
+
+
+def rounded_otherwise(q: np.ndarray, ref_q: np.ndarray, tie: np.ndarray) -> bool:
+    """True if integer codes ``q`` differ from ``ref_q`` off a tie, or by more than one step."""
+    step = q.astype(int) - ref_q.astype(int)
+    return bool(np.any((step != 0) & ~tie) or np.any(np.abs(step) > 1))
+
+
 def quantize_cases(channels_last: bool) -> list[tuple[np.ndarray, int]]:
     """(weight float32, channel axis) pairs in PyTorch's layout or, ``channels_last``, Flax's.
 
@@ -201,10 +219,8 @@ def compare_quantize(
         "the channel axis's length there and 1 on every other axis",
     )
     ratio = w.astype(np.float32) / ref_scale  # what round() sees
-    # A value within float error of a tie (k + 1/2) may round either way; nothing else may.
-    tie = np.abs(np.abs(ratio - np.floor(ratio)) - 0.5) < 1e-3
-    differ = q.astype(int) != ref_q.astype(int)
-    if np.any(differ & ~tie) or np.any(np.abs(q.astype(int) - ref_q.astype(int)) > 1):
+    tie = rounding_ties(ratio)
+    if rounded_otherwise(q, ref_q, tie):
         cut = [np.clip(np.trunc(ratio), -127, 127), np.clip(np.floor(ratio), -127, 127)]
         # (JAX may divide through a reciprocal: a value an ulp below an integer cuts lower.)
         if any(np.mean(q.astype(int) == r.astype(int)) > 0.9 for r in cut):

@@ -508,12 +508,14 @@ def test_schedule_reference_equals_the_libraries(case):
 
 
 def test_hints_name_only_their_framework():
-    """A JAX student reads Optax's names and negative update, a PyTorch one torch's."""
+    """A JAX student reads Optax's names and negative update, a PyTorch one torch's (the
+    arguments too: b1 and decay_steps in the JAX lab, beta1 and total_steps in PyTorch's)."""
     from helpers.labs.lab08 import jax as lab_jax
     from helpers.labs.lab08 import torch as lab_torch
 
-    for module, foreign in ((lab_jax, ("torch", "PyTorch", "param - lr")),
-                            (lab_torch, ("optax", "Optax", "JAX", "jit"))):  # fmt: skip
+    jax_words = ("optax", "Optax", "JAX", "jit", "b1", "decay_steps", "init_value")
+    torch_words = ("torch", "PyTorch", "param - lr", "beta1", "beta2", "total_steps")
+    for module, foreign in ((lab_jax, torch_words), (lab_torch, jax_words)):
         for key, text in module.HINTS.items():
             if key in ("eps_inside",):  # names both libraries on purpose: they agree
                 continue

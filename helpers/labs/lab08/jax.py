@@ -52,6 +52,22 @@ HINTS = Hints(
         "frozen_count": "the bias correction uses the number of the current step, 1, 2, "
         "3, ...: keep the count in the state that update returns; a Python variable "
         "outside the state is read once, when jit traces update, and stays 1",
+        # The shared hints in the JAX lab's names (b1, b2; optax's schedule arguments).
+        "betas_swapped": "the running averages keep b of the old value: "
+        "m = b1 * m + (1 - b1) * g and v = b2 * v + (1 - b2) * g**2",
+        "negative_cosine": "learning_rate * cos(2 pi t / T) goes negative half-way "
+        "(gradient ascent); anneal with half a cosine from peak to end: end_value + "
+        "(peak_value - end_value) * (1 + cos(pi * s / S)) / 2, s steps into the decay of "
+        "S steps",
+        "off_by_one": "the schedule is one step off: step 0 must give init_value (the "
+        "warmup's start) and step warmup_steps peak_value, so use the step as given, not "
+        "step + 1 or step - 1",
+        "warmup_length": "the warmup reaches peak_value at step warmup_steps, not one step "
+        "early: init_value + (peak_value - init_value) * step / warmup_steps, not divided "
+        "by warmup_steps - 1",
+        "cosine_length": "the cosine runs over the steps after the warmup: as in optax, "
+        "decay_steps counts the warmup too, so S = decay_steps - warmup_steps, and s = "
+        "step - warmup_steps",
         "traced_if": "inside jit the step is a traced array, so a Python `if step < "
         "warmup_steps` cannot decide: compute both branches and pick with "
         "jnp.where(step < warmup_steps, warmup_value, cosine_value)",

@@ -52,41 +52,103 @@ def _t_average(*, divide=1, reduce=True):
     return average_gradients
 
 
-def _t_train(*, sampler=True, loss_scale=1.0, global_batch=False, set_epoch=True):
+def _t_train(
+    *, sampler=True, loss_scale=1.0, global_batch=False, set_epoch=True, ddp=True,
+    shuffle=True, seed=True, extra_steps=0, lr_scale=1.0, reduction="mean",
+    zero_grad=True, momentum=0.0, item=True, returned="model, losses",
+):  # fmt: skip
     def train_ddp(rank, world_size, sizes):
         x, y = toy_data(sizes)
         data = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
-        model = DDP(make_model(sizes))
-        opt = torch.optim.SGD(model.parameters(), lr=sizes.learning_rate)
+        model = DDP(make_model(sizes)) if ddp else make_model(sizes)
+        lr = sizes.learning_rate * lr_scale
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
         if sampler:
             s = DistributedSampler(
-                data, world_size, rank, seed=sizes.seed, drop_last=True
-            )
+                data, world_size, rank, shuffle=shuffle,
+                seed=sizes.seed if seed else 0, drop_last=True,
+            )  # fmt: skip
             share = sizes.batch_size if global_batch else sizes.batch_size // world_size
             loader = DataLoader(data, batch_size=share, sampler=s)
         else:
             g = torch.Generator().manual_seed(sizes.seed)
             loader = DataLoader(data, batch_size=sizes.batch_size // world_size,
                                 shuffle=True, generator=g)  # fmt: skip
-        losses, epoch = [], 0
-        while len(losses) < sizes.steps:
+        losses, epoch, steps = [], 0, sizes.steps + extra_steps
+        while len(losses) < steps:
             if sampler and set_epoch:
                 s.set_epoch(epoch)
             for xb, yb in loader:
-                if (
-                    len(xb) * world_size < sizes.batch_size
-                    or len(losses) == sizes.steps
-                ):
+                if len(xb) * world_size < sizes.batch_size or len(losses) == steps:
                     break
-                loss = F.cross_entropy(model(xb), yb) * loss_scale
-                opt.zero_grad()
+                loss = F.cross_entropy(model(xb), yb, reduction=reduction) * loss_scale
+                if zero_grad:
+                    opt.zero_grad()
                 loss.backward()
                 opt.step()
-                losses.append(loss.item())
+                losses.append(loss.item() if item else loss)
             epoch += 1
-        return model, losses
+        return {
+            "model, losses": (model, losses),
+            "losses, model": (losses, model),
+            "no losses": (model, []),
+            "untrained": (make_model(sizes), losses),
+        }[returned]
 
     return train_ddp
+
+
+def _t_halves(rank, world_size, sizes):
+    """Each rank trains on its contiguous half of the data set, shuffled by its own loader."""
+    x, y = toy_data(sizes)
+    n = len(x) // world_size
+    part = slice(rank * n, (rank + 1) * n)
+    data = TensorDataset(torch.from_numpy(x[part]), torch.from_numpy(y[part]))
+    model = DDP(make_model(sizes))
+    opt = torch.optim.SGD(model.parameters(), lr=sizes.learning_rate)
+    g = torch.Generator().manual_seed(sizes.seed)
+    loader = DataLoader(data, sizes.batch_size // world_size, shuffle=True, generator=g)
+    losses = []
+    while len(losses) < sizes.steps:
+        for xb, yb in loader:
+            if len(losses) == sizes.steps:
+                break
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    return model, losses
+
+
+def _t_batch(order, step, batch_size):
+    return order[step * batch_size : (step + 1) * batch_size]
+
+
+def _t_sorts_order(order, step, rank, world_size, batch_size):
+    order[:] = order.sort().values  # "sorted for reproducibility", in place
+    return _t_batch(order, step, batch_size)[rank::world_size]
+
+
+def _t_zero_other_rows(w, rank, world):
+    n = w.shape[0] // world
+    w[: rank * n] = 0  # in place: the caller's weight loses the other ranks' rows
+    w[(rank + 1) * n :] = 0
+    return w[rank * n : (rank + 1) * n]
+
+
+def _t_average_with(finish, *, in_place=False, op=None):
+    """all_reduce (SUM, or ``op``) each gradient, then ``finish(total, grads, world_size)``."""
+
+    def average_gradients(grads, world_size):
+        out = []
+        for g in grads:
+            total = g if in_place else g.clone()
+            dist.all_reduce(total, op=op or dist.ReduceOp.SUM)
+            out.append(finish(total, grads, world_size))
+        return out
+
+    return average_gradients
 
 
 def _t_wrong_order(order, step, rank, world_size, batch_size):
@@ -112,7 +174,35 @@ TORCH_MISTAKES = [
     ("train_ddp", _t_train(loss_scale=0.5), "averaged_twice"),
     ("train_ddp", _t_train(global_batch=True), "global_batch"),
     ("train_ddp", _t_train(set_epoch=False), "set_epoch"),
-]
+    # Found by a student pass: each row failed, or passed, with another hint before.
+    ("shard_batch", lambda o, s, r, w, b: _t_batch(o, s, b).chunk(w)[r], "strided"),
+    ("shard_batch", lambda o, s, r, w, b: torch.arange(r, b, w), "positions"),
+    ("shard_batch", lambda o, s, r, w, b: _t_batch(o, s, b)[r::w].float(), "index_dtype"),
+    ("shard_batch", lambda o, s, r, w, b: _t_batch(o, s, b)[r::w, None], "share_shape"),
+    ("shard_batch", _t_sorts_order, "mutated_input"),
+    ("shard_weight", lambda w, rank, world: w.chunk(world)[rank].double(), "dtype"),
+    ("shard_weight", _t_zero_other_rows, "mutated_input"),
+    ("shard_weight", lambda w, rank, world: w[rank * world :][: len(w) // world], "block_rows"),
+    ("shard_weight", lambda w, rank, world: w.chunk(world)[rank].T, "block_rows"),
+    ("average_gradients", _t_average_with(lambda t, gs, w: t / w, in_place=True), "mutated_input"),
+    ("average_gradients", _t_average_with(lambda t, gs, w: t.double() / w), "dtype"),
+    ("average_gradients", _t_average_with(lambda t, gs, w: t / len(gs)), "len_grads"),
+    ("average_gradients", _t_average_with(lambda t, gs, w: t, op=dist.ReduceOp.MAX),
+     "allreduce_mean"),
+    ("train_ddp", _t_train(ddp=False), "no_ddp"),
+    ("train_ddp", _t_train(shuffle=False), "shuffle"),
+    ("train_ddp", _t_train(seed=False), "seed"),
+    ("train_ddp", _t_train(extra_steps=1), "steps"),
+    ("train_ddp", _t_train(lr_scale=2.0), "lr_scaled"),
+    ("train_ddp", _t_train(reduction="sum"), "loss_sum"),
+    ("train_ddp", _t_train(zero_grad=False), "zero_grad"),
+    ("train_ddp", _t_train(momentum=0.9), "plain_sgd"),
+    ("train_ddp", _t_train(returned="untrained"), "untrained"),
+    ("train_ddp", _t_train(item=False), "losses"),
+    ("train_ddp", _t_train(returned="no losses"), "losses"),
+    ("train_ddp", _t_train(returned="losses, model"), "model_first"),
+    ("train_ddp", _t_halves, "ddp_recipe"),
+]  # fmt: skip
 
 
 # ---------------------------------------------------------------- JAX mistakes
@@ -124,13 +214,24 @@ def _j_place(spec):
     return lambda x, mesh: jax.device_put(x, NamedSharding(mesh, spec))
 
 
-def _j_step(*, collective="pmean", extra_divide=False, sign=-1.0, by8=False):
+def _j_step(
+    *, collective="pmean", extra_divide=False, sign=-1.0, by8=False, lr_scale=1.0,
+    returned="params",
+):  # fmt: skip
     def data_parallel_step(loss_fn, params, x, y, lr):
         grads = jax.grad(loss_fn)(params, x, y)
         if collective == "pmean":
             grads = jax.lax.pmean(grads, "data")
         elif collective == "psum":
             grads = jax.lax.psum(grads, "data")
+        elif collective == "local_mean":  # each leaf's own mean, on one worker
+            grads = jax.tree.map(lambda g: g.mean(0), grads)
+        if returned == "grads":
+            return grads
+        if returned == "clipped":
+            grads = jax.tree.map(lambda g: jnp.clip(g, -0.01, 0.01), grads)
+        if lr_scale is None:  # "the step is params - grad"
+            lr = 1.0
         if extra_divide:
             grads = jax.tree.map(lambda g: g / jax.lax.psum(1, "data"), grads)
         if by8:  # "there are 8 devices"
@@ -162,7 +263,30 @@ JAX_MISTAKES = [
     ("data_parallel_step", _j_step(extra_divide=True), "averaged_twice"),
     ("data_parallel_step", _j_step(sign=1.0), "ascent"),
     ("data_parallel_step", _j_step(collective="psum", by8=True), "hardcoded_world"),
-]
+    # Found by a student pass: each row failed, or passed, with another hint before.
+    ("shard_batch", _j_place(P("model")), "mesh_axis_name"),
+    ("shard_batch", _j_place(P(None, None, "data")), "spec_rank"),
+    ("shard_batch", lambda x, mesh: _j_place(P("data"))(x.astype(jnp.bfloat16), mesh),
+     "dtype"),
+    ("shard_batch", lambda x, mesh: _j_place(P("data"))(jnp.sort(x, axis=0), mesh),
+     "place_values"),
+    ("shard_weight", _j_place(P(None, ("data", "model"))), "mesh_axis"),
+    ("shard_weight", _j_place(P(None, "model", None)), "spec_rank"),
+    ("shard_weight", lambda w, mesh: _j_place(P(None, "model"))(w.astype(jnp.float16), mesh),
+     "dtype"),
+    ("shard_weight", lambda w, mesh: _j_place(P(None, "model"))(w * 1.001, mesh),
+     "place_values"),
+    ("average_gradients", lambda g: jax.tree.map(lambda v: jax.lax.psum(v, "data") / len(g), g),
+     "len_grads"),
+    ("average_gradients",
+     lambda g: jax.tree.map(lambda v: jax.lax.pmean(v, "data").astype(jnp.bfloat16), g),
+     "dtype"),
+    ("average_gradients", lambda g: jax.lax.pmax(g, "data"), "pmean_tree"),
+    ("data_parallel_step", _j_step(lr_scale=None), "no_lr"),
+    ("data_parallel_step", _j_step(returned="grads"), "returned_grads"),
+    ("data_parallel_step", _j_step(collective="local_mean"), "local_mean"),
+    ("data_parallel_step", _j_step(returned="clipped"), "step_recipe"),
+]  # fmt: skip
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
 
@@ -189,3 +313,20 @@ def test_softmax_regression_reference_equals_jax_grad():
     ref = checks.softmax_regression_grads(w, b, x.astype(np.float64), y)
     np.testing.assert_allclose(ref[0], gw, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(ref[1], gb, rtol=1e-4, atol=1e-6)
+
+
+def test_ddp_mistake_references():
+    """The one-process training behind the DDP hints equals the reference without a
+    mistake, and every mistake moves the trained parameters away from it."""
+    from helpers.labs.lab09.checks import LAB_SIZES
+    from helpers.labs.lab09.mistakes import ddp_mistakes, one_process_training
+    from helpers.torch.parallel import reference_training
+
+    reference = reference_training(LAB_SIZES)
+    plain = one_process_training(LAB_SIZES)
+    for name, value in plain.items():
+        np.testing.assert_allclose(value, reference[name], rtol=1e-5, atol=1e-6)
+    for key, params in ddp_mistakes(LAB_SIZES, 2):
+        assert not all(
+            np.allclose(params[n], reference[n], atol=1e-4) for n in plain
+        ), key

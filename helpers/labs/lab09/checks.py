@@ -12,7 +12,10 @@ Exercises (the same names in both frameworks, each in its framework's terms):
 
 The known mistakes the hints name: both ranks reading the same rows, gradients summed or
 averaged twice or not exchanged at all, a batch split on the feature axis, a weight split on
-the wrong axis or not at all.
+the wrong axis or not at all, a converted dtype, and (per framework) the mistakes of each
+exercise's own API: a contiguous share instead of every world_size-th index, an input written
+in place, a DDP run that differs in its shuffle, steps, learning rate, loss or optimizer; a
+PartitionSpec naming an axis the mesh lacks, a step without its learning rate.
 """
 
 from __future__ import annotations
@@ -76,6 +79,51 @@ TORCH_HINTS = {
     "each step trains on world_size times the batch",
     "set_epoch": "call sampler.set_epoch(epoch) before each epoch: without it every "
     "epoch repeats the first epoch's order, and the run differs from one process",
+    "strided": "each rank reads every world_size-th index of the step's batch, starting at "
+    "rank (batch[rank::world_size], as DistributedSampler deals them), not a contiguous "
+    "block of it",
+    "positions": "return the dataset indices that order holds (order[...]), not positions "
+    "in the batch or in order",
+    "index_dtype": "return integer indices, as order holds them (a LongTensor): slice order, "
+    "do not convert it to floats",
+    "share_shape": "return a 1-D tensor of this rank's indices, (batch_size / world_size,), "
+    "as slicing order gives it: do not add or stack axes",
+    "mutated_input": "your function wrote into its input in place: slice it (a view is fine) "
+    "or reduce a copy (g.clone()), and leave the caller's tensors as they were",
+    "dtype": "keep the input's dtype, float32: .double(), .half() or a NumPy round trip "
+    "changes it",
+    "block_rows": "rank r's block is rows r * n ... (r + 1) * n of the weight, as they are, "
+    "shape (n, in_features) with n = out_features // world_size = weight.shape[0] // "
+    "world_size (weight.chunk(world_size)[r])",
+    "len_grads": "divide the sum by world_size, the number of ranks, not by len(grads), the "
+    "number of parameters",
+    "allreduce_mean": "each rank must return the mean of every rank's gradient: "
+    "dist.all_reduce(copy, op=dist.ReduceOp.SUM), then divide by world_size",
+    "losses": "return the losses as a list of sizes.steps Python floats, one per step "
+    "(loss.item())",
+    "no_ddp": "the ranks' models drifted apart: wrap the model in "
+    "DistributedDataParallel(model), whose backward averages the gradients over the ranks",
+    "model_first": "return (model, losses): the model first, then the list of losses",
+    "shuffle": "the sampler must shuffle (shuffle=True, the default of DistributedSampler): "
+    "one process reads the batches in a shuffled order",
+    "seed": "pass seed=sizes.seed to the DistributedSampler: its default seed 0 shuffles "
+    "differently from the one process it is compared with",
+    "steps": "take exactly sizes.steps SGD steps (stop inside the epoch loop when "
+    "len(losses) == sizes.steps), no more and no fewer",
+    "lr_scaled": "use lr=sizes.learning_rate as it is: DDP averages the gradients, so they "
+    "equal one process's and need no scaled learning rate",
+    "loss_sum": "use the mean cross-entropy (F.cross_entropy's default reduction), not a "
+    "sum: the rank's loss is the mean over its share",
+    "zero_grad": "call opt.zero_grad() every step: without it backward adds each step's "
+    "gradients to the last ones",
+    "plain_sgd": "plain SGD: torch.optim.SGD(model.parameters(), lr=sizes.learning_rate), "
+    "without momentum or weight decay",
+    "untrained": "the returned model has its initial weights: return the model you trained "
+    "(the DDP wrapper or its .module)",
+    "ddp_recipe": "wrap the model in DDP, read the rank's share through "
+    "DistributedSampler(data, world_size, rank, shuffle=True, seed=sizes.seed, "
+    "drop_last=True) with batch_size // world_size rows, set_epoch each epoch, and take "
+    "sizes.steps SGD steps on the mean cross-entropy",
 }
 JAX_HINTS = {
     "feature_axis": "the batch is split along the feature axis, so every device holds "
@@ -92,24 +140,61 @@ JAX_HINTS = {
     "4): jax.lax.pmean averages over however many there are (or divide a psum by "
     "jax.lax.psum(1, 'data'))",
     "ascent": "the step went uphill: gradient descent subtracts, params - lr * grad",
+    "mesh_axis_name": "the PartitionSpec names an axis this mesh does not have: its axes "
+    "are mesh.axis_names ('data' for a batch's rows, 'model' for a weight's columns)",
+    "spec_rank": "the PartitionSpec has more entries than the array has axes: one entry "
+    "per axis, from axis 0 (PartitionSpec('data') splits axis 0 and keeps the rest whole)",
+    "dtype": "keep the input's dtype, float32: jax.device_put and jax.lax.pmean keep it, "
+    "an .astype(...) changes it",
+    "place_values": "placing an array must not change its values: "
+    "jax.device_put(x, NamedSharding(mesh, spec)) only moves them to the devices",
+    "len_grads": "divide the psum by the number of workers, jax.lax.psum(1, 'data'), not "
+    "by len(grads), the number of leaves (or use jax.lax.pmean)",
+    "pmean_tree": "average every leaf across the workers, jax.lax.pmean(grads, 'data'): "
+    "each worker then holds the mean of all workers' gradients",
+    "no_lr": "the step must scale the gradient by the learning rate: params - lr * grad",
+    "returned_grads": "return the new parameters, params - lr * grad for every leaf, not "
+    "the gradients",
+    "step_recipe": "take jax.grad(loss_fn)(params, x, y) on this worker's share, average "
+    "it across the workers with jax.lax.pmean(grads, 'data'), then params - lr * grad for "
+    "every leaf (jax.tree.map)",
 }
 
 
-def compare_share(c: Checker, shares: list[np.ndarray], batch: np.ndarray) -> None:
-    """Every rank's indices: equal sizes, disjoint, together exactly ``batch``."""
+def compare_share(
+    c: Checker, shares: list[np.ndarray], batch: np.ndarray, start: int
+) -> None:
+    """Every rank's indices: 1-D integers, equal sizes, disjoint, together exactly ``batch``,
+    rank ``r`` holding ``batch[r::world]`` (in any order). ``start`` is the batch's first
+    position in the epoch's order (the positions mistake returns positions, not indices)."""
     world = len(shares)
     size = len(batch) // world
     for rank, share in enumerate(shares):
         if share.ndim != 1:
             raise c.fail(
                 f"rank {rank}'s share has shape {share.shape}, expected ({size},)",
-                c.hint("step_offset"),
+                c.hint("share_shape"),
+            )
+        if share.size and not np.issubdtype(share.dtype, np.integer):
+            raise c.fail(
+                f"rank {rank}'s indices have dtype {share.dtype}, expected int64",
+                c.hint("index_dtype"),
             )
     if all(np.array_equal(np.sort(s), np.sort(shares[0])) for s in shares[1:]):
         raise c.fail(
             f"all {world} ranks got the same indices {shares[0][:6].tolist()}...",
             c.hint("same_data"),
         )
+    together = np.sort(np.concatenate(shares))
+    for positions in (np.arange(len(batch)), start + np.arange(len(batch))):
+        if np.array_equal(together, positions) and not np.array_equal(
+            positions, np.sort(batch)
+        ):
+            raise c.fail(
+                f"together the ranks read {together[:6].tolist()}..., positions; this "
+                f"step's batch holds the indices {np.sort(batch)[:6].tolist()}...",
+                c.hint("positions"),
+            )
     for rank, share in enumerate(shares):
         c.expect(
             len(share) == size,
@@ -117,13 +202,19 @@ def compare_share(c: Checker, shares: list[np.ndarray], batch: np.ndarray) -> No
             f"(batch {len(batch)} / {world} ranks)",
             c.hint("step_offset"),
         )
-    together = np.sort(np.concatenate(shares))
     c.expect(
         np.array_equal(together, np.sort(batch)),
         f"together the ranks read {together[:6].tolist()}..., expected this step's batch "
         f"{np.sort(batch)[:6].tolist()}...",
         c.hint("step_offset"),
     )
+    for rank, share in enumerate(shares):
+        c.expect(
+            np.array_equal(np.sort(share), np.sort(batch[rank::world])),
+            f"rank {rank} read {share.tolist()}, expected {batch[rank::world].tolist()} "
+            f"(every {world}th index of the batch, from position {rank})",
+            c.hint("strided"),
+        )
 
 
 def softmax_regression_grads(

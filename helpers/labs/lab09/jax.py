@@ -46,6 +46,8 @@ JAX = lab_framework(
             # rows of a weight (axis 0) or the features of a batch (axis 1 or later).
             r"array axis 0 is partitioned": "weight_axis",
             r"array axis [1-9]\d* is partitioned": "feature_axis",
+            r"is not found in mesh": "mesh_axis_name",
+            r"is only valid for values of rank at least": "spec_rank",
         },
         HINTS,
     ),
@@ -61,6 +63,8 @@ def _spec(c, out, shape) -> tuple:
         )
     c.expect(tuple(out.shape) == tuple(shape), f"the result has shape {out.shape}, "
              f"expected {tuple(shape)}: place the array, do not reshape it")  # fmt: skip
+    c.expect(out.dtype == jnp.float32, f"the result has dtype {out.dtype}, expected "
+             "float32", c.hint("dtype"))  # fmt: skip
     sharding = out.sharding
     if not isinstance(sharding, NamedSharding):
         raise c.fail(
@@ -91,7 +95,8 @@ def check_shard_batch(student: Any) -> None:
             c.expect(spec[0] == "data" and all(s is None for s in spec[1:]),
                      f"the batch is split as {spec}, expected ('data', None, ...)",
                      c.hint("feature_axis"))  # fmt: skip
-            c.close(c.array(out), x, what="the sharded batch's values")
+            c.close(c.array(out), x, what="the sharded batch's values",
+                    hint=c.hint("place_values"))  # fmt: skip
 
 
 def check_shard_weight(student: Any) -> None:
@@ -109,12 +114,14 @@ def check_shard_weight(student: Any) -> None:
                 raise c.fail("the weight is not split", c.hint("replicated"))
             if spec[0] == "model":
                 raise c.fail(f"the weight is split as {spec}", c.hint("weight_axis"))
-            if "data" in spec:
+            named = [a for e in spec for a in (e if isinstance(e, tuple) else (e,))]
+            if "data" in named:
                 raise c.fail(f"the weight is split as {spec}", c.hint("mesh_axis"))
             c.expect(spec == (None, "model"),
                      f"the weight is split as {spec}, expected (None, 'model')",
                      c.hint("weight_axis"))  # fmt: skip
-            c.close(c.array(out), w, what="the sharded weight's values")
+            c.close(c.array(out), w, what="the sharded weight's values",
+                    hint=c.hint("place_values"))  # fmt: skip
 
 
 def _workers_grads(world: int) -> tuple[dict, dict]:
@@ -162,15 +169,18 @@ def check_average_gradients(student: Any) -> None:
                 c.expect(out[k].shape == want.shape,
                          f"{k!r} has shape {out[k].shape} on the workers, expected "
                          f"{want.shape} (workers first)", c.hint("local_mean"))  # fmt: skip
+                c.expect(out[k].dtype == np.float32, f"{k!r} has dtype {out[k].dtype}, "
+                         "expected float32", c.hint("dtype"))  # fmt: skip
                 wrong = [
                     (c.hint("summed"), world * want),
                     (c.hint("averaged_twice"), want / world),
                     (c.hint("no_allreduce"), grads[k]),
                     (c.hint("hardcoded_world"), want / 8),  # pmean, then / 8 devices
                     (c.hint("hardcoded_world"), want * world / 8),  # psum / 8 devices
+                    (c.hint("len_grads"), want * world / len(grads)),  # psum / 2 leaves
                 ]
                 c.close(out[k], want, what=f"worker gradients of {k!r}", rtol=1e-4,
-                        atol=1e-5, mistakes=wrong)  # fmt: skip
+                        atol=1e-5, hint=c.hint("pmean_tree"), mistakes=wrong)  # fmt: skip
 
 
 def _loss(params, x, y):
@@ -189,7 +199,7 @@ def check_data_parallel(student: Any) -> None:
         )
         for world in lab09.WORLD_SIZES:
             x, y, w, b = _problem(world)
-            lr = 0.5
+            lr = 0.3  # not 1 / world: a step without lr must not look like a psum
             _, full = _workers_grads(world)
             grads, _ = _workers_grads(world)
             expected = {"w": w - lr * full["w"], "b": b - lr * full["b"]}
@@ -212,6 +222,11 @@ def check_data_parallel(student: Any) -> None:
                     (c.hint("ascent"), np.broadcast_to(start + lr * full[k], sh)),
                     (c.hint("hardcoded_world"),
                      np.broadcast_to(start - lr * full[k] * world / 8, sh)),  # psum / 8
+                    (c.hint("no_lr"), np.broadcast_to(start - full[k], sh)),
+                    (c.hint("returned_grads"), np.broadcast_to(full[k], sh)),
+                    # each worker's gradient averaged over its own axis 0, not the workers
+                    (c.hint("local_mean"),
+                     start - lr * grads[k].mean(axis=1, keepdims=True)),
                 ]  # fmt: skip
                 c.close(out[k], want, what=f"every worker's new {k!r}", rtol=1e-4, atol=1e-5,
-                        mistakes=wrong)  # fmt: skip
+                        hint=c.hint("step_recipe"), mistakes=wrong)  # fmt: skip

@@ -23,6 +23,7 @@ import torch.multiprocessing as mp
 from helpers.distributed import free_port
 from helpers.labs.kit import CheckFailed, Hints, checking, explainer
 from helpers.labs.lab09 import checks as lab09
+from helpers.labs.lab09.mistakes import ddp_mistakes
 from helpers.torch.labkit import lab_framework
 from helpers.torch.parallel import make_model, reference_training
 
@@ -36,7 +37,15 @@ __all__ = [
 HINTS = Hints(lab09.HINTS, lab09.TORCH_HINTS)
 TORCH = lab_framework(
     HINTS,
-    explainer({}, HINTS),
+    explainer(
+        {
+            r"changed its input": "mutated_input",
+            r"has dtype torch\.float(16|64), expected torch\.float32": "dtype",
+            r"return \(model, losses\)": "model_first",
+            r"return the losses": "losses",
+        },
+        HINTS,
+    ),
 )
 _TIMEOUT = 60.0
 
@@ -44,16 +53,20 @@ _TIMEOUT = 60.0
 def check_shard_batch(student: Any) -> None:
     """``shard_batch(order, step, rank, world_size, batch_size) -> LongTensor`` of indices."""
     with checking("shard_batch", TORCH, passed="2, 3 and 4 ranks, several steps") as c:
-        order = torch.from_numpy(np.random.default_rng(5).permutation(96))
+        kept = np.random.default_rng(5).permutation(96)
+        order = torch.from_numpy(kept.copy())
         for world in lab09.WORLD_SIZES:
             batch_size = 4 * world
             for step in (0, 1, 3):
                 shares = []
                 for rank in range(world):
                     out = c.call(student, order, step, rank, world, batch_size)
-                    shares.append(np.asarray(c.array(out)).reshape(-1))
-                batch = order[step * batch_size : (step + 1) * batch_size].numpy()
-                lab09.compare_share(c, shares, batch)
+                    if not np.array_equal(order.numpy(), kept):
+                        raise c.fail("your function changed order",
+                                     c.hint("mutated_input"))  # fmt: skip
+                    shares.append(np.asarray(c.array(out)))
+                batch = kept[step * batch_size : (step + 1) * batch_size]
+                lab09.compare_share(c, shares, batch, step * batch_size)
 
 
 def check_shard_weight(student: Any) -> None:
@@ -64,9 +77,12 @@ def check_shard_weight(student: Any) -> None:
         for world in lab09.WORLD_SIZES:
             weight = rng.standard_normal((2 * world, 3 * world + 1)).astype(np.float32)
             for rank in range(world):
-                out = c.array(
-                    c.call(student, torch.from_numpy(weight.copy()), rank, world)
-                )
+                given = torch.from_numpy(weight.copy())
+                out = c.array(c.call(student, given, rank, world))
+                if not np.array_equal(given.numpy(), weight):
+                    raise c.fail("your function changed the weight",
+                                 c.hint("mutated_input"))  # fmt: skip
+                c.dtype(out, "float32", c.hint("dtype"))
                 rows = weight.shape[0] // world
                 expected = weight[rank * rows : (rank + 1) * rows]
                 if out.shape == weight.shape:
@@ -81,7 +97,7 @@ def check_shard_weight(student: Any) -> None:
                     out,
                     expected,
                     what=f"rank {rank}'s block",
-                    hint=c.hint("weight_axis"),
+                    hint=c.hint("block_rows"),
                     mistakes=[(c.hint("block"), weight[rank::world])],
                 )
 
@@ -124,7 +140,8 @@ def _run_ranks(c, body, world_size: int) -> list[dict]:
             text = str(r["error"])
             if text.startswith("NotImplementedError"):
                 c.call(_stub)
-            raise c.fail(f"rank {rank}: your code raised {text.splitlines()[0]}", "")
+            hint = c.fw.explain(RuntimeError(text)) or ""
+            raise c.fail(f"rank {rank}: your code raised {text.splitlines()[0]}", hint)
     return results
 
 
@@ -167,7 +184,10 @@ def _grads_body(student):
         share = slice(rank, s.batch_size, world_size)
         torch.nn.functional.cross_entropy(model(x[share]), y[share]).backward()
         grads = [p.grad.clone() for p in model.parameters()]
+        kept = [g.clone() for g in grads]
         out = student(grads, world_size)
+        if not all(torch.equal(g, k) for g, k in zip(grads, kept, strict=True)):
+            raise ValueError("your function changed its input grads in place")
         if not isinstance(out, (list, tuple)) or len(out) != len(grads):
             raise TypeError(
                 f"return a list of {len(grads)} tensors (one per gradient), "
@@ -178,6 +198,8 @@ def _grads_body(student):
                 raise TypeError(
                     f"expected a tensor of shape {tuple(g.shape)}, got {o!r:.60}"
                 )
+            if o.dtype != g.dtype:
+                raise TypeError(f"a result has dtype {o.dtype}, expected {g.dtype}")
         names = [n for n, _ in model.named_parameters()]
         return {n: o.detach().float().numpy() for n, o in zip(names, out, strict=True)}
 
@@ -203,6 +225,21 @@ def check_average_gradients(student: Any) -> None:
         x, y = (torch.from_numpy(a) for a in _data())
         torch.nn.functional.cross_entropy(model(x), y).backward()
         expected = {n: p.grad.numpy() for n, p in model.named_parameters()}
+        # One rank first: the mean over one rank is the gradient itself (three tensors, so
+        # that dividing by len(grads) shows).
+        with _OneRank():
+            for seed in (1, 2):
+                torch.manual_seed(seed)
+                grads = [torch.randn(3, 4), torch.randn(5), torch.randn(2)]
+                out = c.call(student, [g.clone() for g in grads], 1)
+                if not isinstance(out, (list, tuple)) or len(out) != len(grads):
+                    raise c.fail(
+                        f"expected a list of 3 tensors, got {type(out).__name__}"
+                    )
+                for g, o in zip(grads, out, strict=True):
+                    c.close(c.array(o), g.numpy(), what="the one-rank mean",
+                            hint=c.hint("allreduce_mean"),
+                            mistakes=[(c.hint("len_grads"), g.numpy() / len(grads))])  # fmt: skip
         for world in (2,):
             results = _run_ranks(c, _grads_body(student), world)
             if not np.allclose(
@@ -214,21 +251,10 @@ def check_average_gradients(student: Any) -> None:
             for name, grad in expected.items():
                 c.close(
                     results[0][name], grad, what=f"the gradient of {name}",
+                    hint=c.hint("allreduce_mean"),
                     mistakes=[(c.hint("summed"), world * grad),
                               (c.hint("averaged_twice"), grad / world)],
                 )  # fmt: skip
-        # One rank: the mean over one rank is the gradient itself (two models).
-        with _OneRank():
-            for seed in (1, 2):
-                torch.manual_seed(seed)
-                grads = [torch.randn(3, 4), torch.randn(5)]
-                out = c.call(student, [g.clone() for g in grads], 1)
-                if not isinstance(out, (list, tuple)) or len(out) != 2:
-                    raise c.fail(
-                        f"expected a list of 2 tensors, got {type(out).__name__}"
-                    )
-                for g, o in zip(grads, out, strict=True):
-                    c.close(c.array(o), g.numpy(), what="the one-rank mean")
 
 
 def _train_body(student):
@@ -238,30 +264,18 @@ def _train_body(student):
             raise TypeError(f"return (model, losses), got {type(out).__name__}")
         model, losses = out
         model = getattr(model, "module", model)  # DDP wraps the model
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"return (model, losses): got {type(model).__name__} first")
+        if not isinstance(losses, (list, tuple)) or not all(
+            isinstance(v, float) for v in losses
+        ):
+            raise TypeError(
+                "return the losses as a list of Python floats (loss.item())"
+            )
         state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
         return {**state, "losses": np.asarray([float(v) for v in losses], np.float32)}
 
     return body
-
-
-def _same_order_reference(s) -> dict[str, np.ndarray]:
-    """One process on the global batches when every epoch reuses epoch 0's shuffle (what a
-    ``DistributedSampler`` gives without ``set_epoch``: its permutation is seeded by
-    ``seed + epoch``)."""
-    from helpers.distributed import toy_data
-
-    x, y = (torch.from_numpy(a) for a in toy_data(s))
-    model = make_model(s)
-    opt = torch.optim.SGD(model.parameters(), lr=s.learning_rate)
-    order = torch.randperm(s.examples, generator=torch.Generator().manual_seed(s.seed))
-    for t in range(s.steps):
-        i = t % (s.examples // s.batch_size)
-        idx = order[i * s.batch_size : (i + 1) * s.batch_size]  # (B,)
-        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return {k: v.detach().numpy() for k, v in model.state_dict().items()}
 
 
 def check_data_parallel(student: Any) -> None:
@@ -278,34 +292,39 @@ def check_data_parallel(student: Any) -> None:
             raise c.fail(
                 "both ranks had the same loss at every step", c.hint("same_data")
             )
-        # Gradients averaged twice: every step is half as long. The global batch on every
-        # rank: one process on batches twice as large. No set_epoch: epoch 0's order again.
-        half = reference_training(replace(s, learning_rate=s.learning_rate / 2))
-        double = reference_training(replace(s, batch_size=2 * s.batch_size))
-        same_order = _same_order_reference(s)
+        # Each mistake's one-process equivalent (gradients averaged twice: every step half
+        # as long; the global batch on every rank: batches twice as large; ...).
+        wrong = ddp_mistakes(s, 2)
         for name in (k for k in reference if k != "losses"):
             if name not in results[0]:
                 raise c.fail(f"the returned model has no parameter {name!r}")
             if not np.allclose(results[0][name], results[1][name], atol=1e-6):
-                raise c.fail("the two ranks' models differ", c.hint("no_allreduce"))
+                raise c.fail("the two ranks' models differ", c.hint("no_ddp"))
             c.close(
                 results[0][name], reference[name], what=f"the trained {name}", atol=1e-5,
-                mistakes=[(c.hint("averaged_twice"), half[name]),
-                          (c.hint("global_batch"), double[name]),
-                          (c.hint("set_epoch"), same_order[name])],
+                hint=c.hint("ddp_recipe"),
+                mistakes=[(c.hint(key), params[name]) for key, params in wrong],
             )  # fmt: skip
+        if any(len(v) != s.steps for v in losses):
+            raise c.fail(
+                f"rank 0 returned {len(losses[0])} losses, expected {s.steps} (one per step)",
+                c.hint("losses"),
+            )
         # One rank too (in this process): DDP over one process is plain training.
         with _OneRank():
             for sizes in (s, replace(s, seed=s.seed + 1)):
                 out = c.call(student, 0, 1, sizes)
                 if not isinstance(out, tuple) or len(out) != 2:
-                    raise c.fail(f"return (model, losses), got {type(out).__name__}")
+                    raise c.fail(f"return (model, losses), got {type(out).__name__}",
+                                 c.hint("model_first"))  # fmt: skip
                 model = getattr(out[0], "module", out[0])
                 if not isinstance(model, torch.nn.Module):
                     raise c.fail(
-                        f"expected the model first, got {type(model).__name__}"
+                        f"expected the model first, got {type(model).__name__}",
+                        c.hint("model_first"),
                     )
                 one = reference_training(sizes)
                 for name, value in model.state_dict().items():
                     c.close(value.detach().numpy(), one[name], atol=1e-5,
-                            what=f"one rank's trained {name}")  # fmt: skip
+                            what=f"one rank's trained {name}",
+                            hint=c.hint("ddp_recipe"))  # fmt: skip

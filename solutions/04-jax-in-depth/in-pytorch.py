@@ -132,7 +132,7 @@ H.lab04.check_build_mlp(build_mlp)
 # `model` is a network like exercise 2's and `optimizer` a `torch.optim` optimizer over its
 # parameters (the check uses plain SGD). Compute the mean cross-entropy of `model(x)` against
 # `y`, its gradients, apply one optimizer step, and return the loss (computed before the
-# update).
+# update, detached from its graph: `loss.detach()`).
 
 
 # %%

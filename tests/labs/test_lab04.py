@@ -11,6 +11,8 @@ recompilations, it does not demand ``jit``).
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -137,6 +139,77 @@ def _j_old_update(model, optimizer, x, y):  # Flax < 0.11's optimizer.update(gra
     return value
 
 
+_FRESH_SEEDS = itertools.count(100)  # a new seed at every call: as if unseeded
+
+
+def _j_from_grads(fn):  # a norm computed by fn from the per-example gradients
+    return lambda p, x, y: fn(_j_grads(p, x, y), x)
+
+
+def _j_wrt_x(params, x, y):  # differentiates x, argnums=1
+    one = lambda xi, yi: jax.grad(_j_loss, argnums=1)(params, xi[None], yi[None])  # noqa: E731
+    return jnp.linalg.norm(jax.vmap(one)(x, y).reshape(len(x), -1), axis=1)
+
+
+def _j_labels_not_mapped(
+    params, x, y
+):  # in_axes=(None, 0, None): each x_i against all y
+    one = lambda p, xi, yy: jax.grad(_j_loss)(p, xi[None], yy)  # noqa: E731
+    g = jax.vmap(one, in_axes=(None, 0, None))(params, x, y)
+    return jnp.sqrt(sum(jnp.sum(v.reshape(len(x), -1) ** 2, 1) for v in g.values()))
+
+
+class _JMLPOut(_JMLP):  # a softmax (or log-softmax) after the last layer
+    def __init__(self, seed, out):
+        super().__init__(seed)
+        self.out = out
+
+    def __call__(self, x):
+        return self.out(super().__call__(x))
+
+
+class _JMLPKey(nnx.Module):  # a key where the layers want an nnx.Rngs
+    def __init__(self, key):
+        self.l1 = nnx.Linear(4, 16, rngs=key)
+        self.l2 = nnx.Linear(16, 3, rngs=key)
+
+    def __call__(self, x):
+        return self.l2(nnx.relu(self.l1(x)))
+
+
+def _j_loss_step(kind, *, jit=nnx.jit):
+    def train_step(model, optimizer, x, y):
+        def loss(model):
+            z = model(x)
+            if kind == "nll":
+                return -jnp.mean(z[jnp.arange(len(y)), y])
+            if kind == "softmax":
+                z = jax.nn.softmax(z)
+            if kind == "one_hot":
+                return optax.softmax_cross_entropy(z, y).mean()
+            ce = optax.softmax_cross_entropy_with_integer_labels(z, y).mean()
+            return float(ce) if kind == "float" else ce
+
+        value, grads = nnx.value_and_grad(loss)(model)
+        optimizer.update(model, grads)
+        return value.astype(jnp.float16) if kind == "float16" else value
+
+    return jit(train_step)
+
+
+def _j_dp_shards(shard_x, shard_y, axes=(None, 0, 0)):
+    def data_parallel_grads(params, x, y, n_shards):
+        xs, ys = shard_x(x, n_shards), shard_y(y, n_shards)
+        g = jax.vmap(jax.grad(_j_loss), in_axes=axes)(params, xs, ys)
+        return jax.tree.map(lambda v: v.mean(0), g)
+
+    return data_parallel_grads
+
+
+def _j_placed(spec):
+    return lambda x, mesh: jax.device_put(x, NamedSharding(mesh, spec))
+
+
 JAX_MISTAKES = [
     ("per_example_grad_norms", _j_per_batch, "per_batch"),
     ("per_example_grad_norms", _j_per_batch_scalar, "per_batch"),
@@ -174,6 +247,74 @@ JAX_MISTAKES = [
     ("data_parallel_grads", _j_dp("sum"), "sum_shards"),
     ("data_parallel_grads", _j_dp("none"), "not_averaged"),
     ("data_parallel_grads", _j_dp("last"), "dp_differs"),
+    # found by a student pass: each failed, or passed, or got a generic hint before
+    (
+        "per_example_grad_norms",
+        _j_from_grads(lambda g, x: jnp.linalg.norm(g["b"], axis=1)),
+        "one_leaf",
+    ),
+    (
+        "per_example_grad_norms",
+        _j_from_grads(lambda g, x: jnp.sqrt(sum(jnp.sum(v**2) for v in g.values()))),
+        "whole_batch",
+    ),
+    (
+        "per_example_grad_norms",
+        _j_from_grads(
+            lambda g, x: jnp.sqrt(sum(jnp.sum(v**2, -1) for v in g.values()))
+        ),
+        "flatten_leaves",
+    ),
+    (
+        "per_example_grad_norms",
+        lambda p, x, y: _j_norms()(p, x, y) / len(x),
+        "divided_by_b",
+    ),
+    ("per_example_grad_norms", _j_wrt_x, "wrt_x"),
+    ("per_example_grad_norms", _j_labels_not_mapped, "map_labels"),
+    (
+        "per_example_grad_norms",
+        lambda p, x, y: _j_norms()(p, x, y).astype(jnp.float16),
+        "dtype",
+    ),
+    ("build_mlp", lambda seed: _JMLP(next(_FRESH_SEEDS)), "not_seeded"),
+    ("build_mlp", lambda seed: _JMLP, "class_not_instance"),
+    ("build_mlp", lambda seed: nnx.state(_JMLP(seed)), "state_not_module"),
+    ("build_mlp", lambda seed: _JMLPOut(seed, jax.nn.softmax), "softmax_output"),
+    ("build_mlp", lambda seed: _JMLPOut(seed, jax.nn.log_softmax), "softmax_output"),
+    ("build_mlp", lambda seed: _JMLPKey(jax.random.key(seed)), "rngs_type"),
+    ("train_step", _j_loss_step("nll"), "nll_on_logits"),
+    ("train_step", _j_loss_step("softmax"), "double_softmax"),
+    ("train_step", _j_loss_step("one_hot"), "integer_labels"),
+    ("train_step", _j_loss_step("float"), "loss_number_jit"),
+    ("train_step", _j_loss_step("ce", jit=jax.jit), "jax_jit"),
+    ("train_step", _j_loss_step("float16"), "dtype"),
+    ("shard_batch", _j_placed(P("batch")), "axis_name"),
+    ("shard_batch", _j_placed(P("data", "data")), "wrong_axis"),
+    (
+        "shard_batch",
+        lambda x, mesh: NamedSharding(mesh, P("data")),
+        "sharding_not_array",
+    ),
+    (
+        "data_parallel_grads",
+        _j_dp_shards(lambda x, n: x.reshape(n, -1), lambda y, n: y.reshape(n, -1)),
+        "shard_x_shape",
+    ),
+    (
+        "data_parallel_grads",
+        _j_dp_shards(
+            lambda x, n: x.reshape(n, -1, x.shape[1]), lambda y, n: y, (None, 0, None)
+        ),
+        "shard_y",
+    ),
+    (
+        "data_parallel_grads",
+        lambda p, x, y, n: jax.tree.map(
+            lambda v: v.astype(jnp.float16), _j_dp()(p, x, y, n)
+        ),
+        "dtype",
+    ),
 ]
 
 
@@ -274,6 +415,84 @@ def _t_map_params(params, x, y):
     )  # maps over params too
 
 
+def _t_from_grads(fn):  # a norm computed by fn from the per-example gradients
+    return lambda p, x, y: fn(_t_grads(p, x, y), x)
+
+
+def _t_wrt_x(params, x, y):  # differentiates x, argnums=1
+    def one(xi, yi):
+        return torch.func.grad(_t_loss, argnums=1)(params, xi[None], yi[None])
+
+    return torch.func.vmap(one)(x, y).reshape(len(x), -1).norm(dim=1)
+
+
+def _t_labels_not_mapped(
+    params, x, y
+):  # in_dims=(None, 0, None): each x_i against all y
+    one = lambda p, xi, yy: torch.func.grad(_t_loss)(p, xi[None], yy)  # noqa: E731
+    g = torch.func.vmap(one, in_dims=(None, 0, None))(params, x, y)
+    return sum(v.reshape(len(x), -1).pow(2).sum(1) for v in g.values()).sqrt()
+
+
+def _t_unseeded(seed):  # seeds after building: the weights are whatever came next
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU())
+    model.append(nn.Linear(16, 3))
+    torch.manual_seed(seed)
+    return model
+
+
+class _TMLPClass(nn.Module):  # returned as the class, not an instance
+    def __init__(self):
+        super().__init__()
+        self.net = _t_mlp(0)
+
+
+def _t_loss_step(kind):
+    def train_step(model, optimizer, x, y):
+        optimizer.zero_grad()
+        logits = model(x)
+        if kind == "nll":
+            loss = F.nll_loss(logits, y)
+        elif kind == "softmax":
+            loss = F.cross_entropy(logits.softmax(-1), y)
+        elif kind == "one_hot":
+            loss = F.cross_entropy(logits, F.one_hot(y, 3))
+        elif kind == "no_grad":
+            with torch.no_grad():
+                loss = F.cross_entropy(model(x), y)
+        else:
+            loss = F.cross_entropy(logits, y)
+        loss.backward()
+        optimizer.step()
+        if kind == "attached":
+            return loss
+        return loss.detach().double() if kind == "float64" else loss.detach()
+
+    return train_step
+
+
+def _t_step_before_backward(model, optimizer, x, y):
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    optimizer.step()
+    loss.backward()
+    return loss.detach()
+
+
+def _t_dp_shards(shard_x, shard_y, dims=(None, 0, 0)):
+    def data_parallel_grads(params, x, y, n_shards):
+        xs, ys = shard_x(x, n_shards), shard_y(y, n_shards)
+        g = torch.func.vmap(torch.func.grad(_t_loss), in_dims=dims)(params, xs, ys)
+        return {k: v.mean(0) for k, v in g.items()}
+
+    return data_parallel_grads
+
+
+def _t_off_by_one(x, n):
+    k = len(x) // n
+    return torch.stack([x[r * k : (r + 1) * k - 1] for r in range(n)])
+
+
 TORCH_MISTAKES = [
     ("per_example_grad_norms", _t_per_batch, "per_batch"),
     ("per_example_grad_norms", _t_norms(root=False), "squared"),
@@ -310,6 +529,73 @@ TORCH_MISTAKES = [
     ("data_parallel_grads", _t_dp("none"), "not_averaged"),
     ("data_parallel_grads", _t_dp("last"), "dp_differs"),
     ("shard_batch", lambda x, n: torch.stack(x.split(n)), "shard_shape"),
+    # found by a student pass: each failed, or passed, or got a generic hint before
+    (
+        "per_example_grad_norms",
+        _t_from_grads(lambda g, x: g["b"].norm(dim=1)),
+        "one_leaf",
+    ),
+    (
+        "per_example_grad_norms",
+        _t_from_grads(lambda g, x: sum(v.pow(2).sum() for v in g.values()).sqrt()),
+        "whole_batch",
+    ),
+    (
+        "per_example_grad_norms",
+        _t_from_grads(lambda g, x: sum(v.pow(2).sum(-1) for v in g.values()).sqrt()),
+        "flatten_leaves",
+    ),
+    (
+        "per_example_grad_norms",
+        lambda p, x, y: _t_norms()(p, x, y) / len(x),
+        "divided_by_b",
+    ),
+    ("per_example_grad_norms", _t_wrt_x, "wrt_x"),
+    ("per_example_grad_norms", _t_labels_not_mapped, "map_labels"),
+    ("per_example_grad_norms", lambda p, x, y: _t_norms()(p, x, y).double(), "dtype"),
+    ("build_mlp", _t_unseeded, "not_seeded"),
+    ("build_mlp", lambda seed: _TMLPClass, "class_not_instance"),
+    ("build_mlp", lambda seed: _t_mlp(seed).state_dict(), "state_not_module"),
+    ("build_mlp", lambda seed: _t_mlp(seed).double(), "model_dtype"),
+    (
+        "build_mlp",
+        lambda seed: nn.Sequential(_t_mlp(seed), nn.Softmax(-1)),
+        "softmax_output",
+    ),
+    (
+        "build_mlp",
+        lambda seed: nn.Sequential(_t_mlp(seed), nn.LogSoftmax(-1)),
+        "softmax_output",
+    ),
+    ("train_step", _t_loss_step("nll"), "nll_on_logits"),
+    ("train_step", _t_loss_step("softmax"), "double_softmax"),
+    ("train_step", _t_loss_step("one_hot"), "integer_targets"),
+    ("train_step", _t_loss_step("no_grad"), "no_grad_loss"),
+    ("train_step", _t_loss_step("attached"), "loss_detach"),
+    ("train_step", _t_loss_step("float64"), "dtype"),
+    ("train_step", _t_step_before_backward, "no_update"),
+    ("shard_batch", lambda x, n: x.reshape(n, x.shape[1], -1), "keep_rows"),
+    ("shard_batch", lambda x, n: x.reshape(n, -1), "keep_rows"),
+    ("shard_batch", _t_off_by_one, "slice_end"),
+    ("shard_batch", lambda x, n: x[: len(x) // n], "one_shard"),
+    ("shard_batch", lambda x, n: x.reshape(n, -1, x.shape[1]).double(), "dtype"),
+    (
+        "data_parallel_grads",
+        _t_dp_shards(lambda x, n: x.reshape(n, -1), lambda y, n: y.reshape(n, -1)),
+        "shard_x_shape",
+    ),
+    (
+        "data_parallel_grads",
+        _t_dp_shards(
+            lambda x, n: x.reshape(n, -1, x.shape[1]), lambda y, n: y, (None, 0, None)
+        ),
+        "shard_y",
+    ),
+    (
+        "data_parallel_grads",
+        lambda p, x, y, n: {k: v.double() for k, v in _t_dp()(p, x, y, n).items()},
+        "dtype",
+    ),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -359,3 +645,64 @@ def test_a_python_float_loss_is_rejected_with_a_hint():
     with pytest.raises(CheckFailed, match="got a float") as info:
         lab04_torch.check_train_step(train_step)
     assert "loss.item()" in info.value.hint
+
+
+# --- valid answers written differently from the solutions: each must pass -----------------------
+def _t_manual_sgd(
+    model, optimizer, x, y
+):  # SGD by hand, lr 0.1 as the check's optimizer
+    loss = F.cross_entropy(model(x), y)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    with torch.no_grad():
+        for p, g in zip(model.parameters(), grads, strict=True):
+            p -= 0.1 * g
+    return loss.detach()
+
+
+def _j_manual_update(model, optimizer, x, y):  # SGD by hand with nnx.update, eager
+    def loss(model):
+        return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
+    value, grads = nnx.value_and_grad(loss)(model)
+    params = nnx.state(model, nnx.Param)
+    nnx.update(model, jax.tree.map(lambda p, g: p - 0.1 * g, params, grads))
+    return value
+
+
+def _j_sequential(seed):  # nnx.Sequential, one Rngs with a named stream
+    rngs = nnx.Rngs(params=seed)
+    return nnx.Sequential(
+        nnx.Linear(4, 16, rngs=rngs),
+        nnx.relu,
+        nnx.Linear(16, 16, rngs=rngs),
+        nnx.relu,
+        nnx.Linear(16, 3, rngs=rngs),
+    )
+
+
+VALID = [
+    (
+        lab04_torch.check_per_example_grad_norms,
+        lambda p, x, y: sum(  # unbatched examples: xi (D,), yi ()
+            g.reshape(len(x), -1).pow(2).sum(1)
+            for g in torch.func.vmap(torch.func.grad(_t_loss), in_dims=(None, 0, 0))(
+                p, x, y
+            ).values()
+        ).sqrt(),
+    ),
+    (lab04_torch.check_train_step, _t_manual_sgd),
+    (lab04_torch.check_shard_batch, lambda x, n: x.unflatten(0, (n, -1))),
+    (lab04_torch.check_shard_batch, lambda x, n: torch.stack(x.split(len(x) // n))),
+    (lab04_jax.check_train_step, _j_manual_update),
+    (
+        lab04_jax.check_shard_batch,
+        lambda x, mesh: jnp.asarray(x, device=NamedSharding(mesh, P("data", None))),
+    ),
+    (lab04_jax.check_build_mlp, _j_sequential),
+]
+
+
+@pytest.mark.parametrize(("check", "answer"), VALID)
+def test_a_valid_answer_written_differently_passes(check, answer, capsys):
+    check(answer)
+    assert "passed" in capsys.readouterr().out

@@ -3,7 +3,8 @@
 Exercises 1 and 5 work on a linear softmax classifier, ``params = {"W": (D, C), "b": (C,)}``
 with the mean cross-entropy loss, whose gradients have a closed form: with
 ``e = softmax(x W + b) - onehot(y)``, one example's gradient is ``(outer(x, e), e)``. The
-answers and the known mistakes are computed here from that formula in float64. Exercises 2 and
+answers and the known mistakes are computed from that formula in float64, in
+:mod:`helpers.labs.lab04.mistakes` (with the shared hints). Exercises 2 and
 3 (a module and its training step) need the framework to build the reference model: the
 adapters pass ``build(seed, variant)``, ``apply(model, x)`` and ``train(variant)``, one variant
 per known mistake. Exercise 4 (sharding a batch) differs too much between the frameworks to
@@ -17,7 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from helpers.labs.kit import Framework, Hints, checking
+from helpers.labs.kit import Checker, Framework, checking
+from helpers.labs.lab04.mistakes import (
+    HINTS,
+    NORM_MISTAKES,
+    per_example_norms,
+    shard_grads,
+)
 
 __all__ = [
     "HINTS",
@@ -31,44 +38,6 @@ __all__ = [
     "shard_grads",
     "train_batches",
 ]
-
-# Known mistakes and what to change; the adapters word the framework-dependent ones.
-# tests/labs/test_lab04.py proves that each hint is produced by a mistake in its table.
-HINTS = Hints(
-    {
-        "per_batch": "one norm per example: the gradient of each example's own loss (map "
-        "over the batch axis of x and y, not over params), then a norm per example, shape "
-        "(B,); the gradient of the batch's mean loss mixes the examples together",
-        "squared": "take the square root: the norm is the square root of the sum of the "
-        "squares of every entry of every gradient",
-        "one_leaf": "the norm covers every parameter: add the squares of the gradients of "
-        "W and of b for each example, then take the square root",
-        "sum_of_norms": "one norm over all the parameters: add the squares of W's and b's "
-        "gradients, then take one square root; the sum of the two norms is larger",
-        "norms_differ": "return a vector (B,): for each example, the gradient of its own "
-        "loss (a batch of one) with respect to W and b, then the square root of the sum of "
-        "the squares of all its entries",
-        "seed_ignored": "build the layers from the `seed` argument, not from a fixed seed",
-        "mlp_differs": "seed once from `seed`, then create the three Linear layers in order "
-        "(4 → 16, 16 → 16, 16 → 3), with a ReLU after each of the first two and nothing "
-        "after the last: the check builds its network that way and compares the outputs",
-        "no_activation": "put a ReLU after each hidden layer (not after the output layer)",
-        "loss_after_update": "return the loss computed before the update, the one whose "
-        "gradient the step used",
-        "sum_loss": "the loss is the mean over the batch: a sum makes the gradient B "
-        "times larger",
-        "loss_differs": "return the mean cross-entropy of model(x) against y, computed "
-        "before the update, and take exactly one step with the optimizer you are given "
-        "(do not create a new one)",
-        "sum_shards": "average the shards' gradients: their sum is n_shards times the "
-        "full-batch gradient",
-        "not_averaged": "return one gradient per parameter, with the parameter's shape: "
-        "the mean over the shards, not the stack of them",
-        "dp_differs": "cut x and y into n_shards contiguous shards, take each shard's "
-        "gradient of loss_fn (the mean over its examples), and average the n_shards "
-        "gradients: with equal shards that is the full batch's gradient",
-    }
-)
 
 MLP_WIDTHS = (
     4,
@@ -98,61 +67,21 @@ def linear_cases() -> list[dict[str, np.ndarray]]:
     return cases
 
 
-def _errors(case: Mapping[str, np.ndarray]) -> np.ndarray:
-    """``softmax(x W + b) - onehot(y)``, ``(B, C)`` in float64: dloss/dlogits per example."""
-    x, W, b = (np.asarray(case[k], np.float64) for k in ("x", "W", "b"))
-    z = x @ W + b
-    p = np.exp(z - z.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    return p - np.eye(W.shape[1])[case["y"]]
-
-
-def per_example_norms(case: Mapping[str, np.ndarray], mistake: str = "") -> np.ndarray:
-    """The per-example gradient norms ``(B,)``, or what ``mistake`` gives instead."""
-    e = _errors(case)
-    x = np.asarray(case["x"], np.float64)
-    sq_x, sq_e = (x**2).sum(1), (e**2).sum(1)  # (B,) each
-    if (
-        mistake == "per_batch"
-    ):  # the norm of the batch's mean gradient, for every example
-        gW, gb = x.T @ e / len(x), e.mean(0)
-        return np.full(len(x), np.sqrt((gW**2).sum() + (gb**2).sum()))
-    if mistake == "squared":
-        return (sq_x + 1) * sq_e
-    if mistake == "one_leaf":  # W's gradient only
-        return np.sqrt(sq_x * sq_e)
-    if mistake == "sum_of_norms":  # |g_W| + |g_b|
-        return np.sqrt(sq_x * sq_e) + np.sqrt(sq_e)
-    return np.sqrt((sq_x + 1) * sq_e)
-
-
-def shard_grads(
-    case: Mapping[str, np.ndarray], n_shards: int, mistake: str = ""
-) -> dict[str, np.ndarray]:
-    """The full-batch mean gradient ``{"W", "b"}``, or what ``mistake`` gives instead."""
-    e = _errors(case)
-    x = np.asarray(case["x"], np.float64)
-    per_shard = [
-        (xs.T @ es / len(xs), es.mean(0))
-        for xs, es in zip(np.split(x, n_shards), np.split(e, n_shards), strict=True)
-    ]
-    stacked = {
-        "W": np.stack([g[0] for g in per_shard]),
-        "b": np.stack([g[1] for g in per_shard]),
-    }
-    if mistake == "not_averaged":
-        return stacked
-    if mistake == "sum_shards":
-        return {k: v.sum(0) for k, v in stacked.items()}
-    return {"W": x.T @ e / len(x), "b": e.mean(0)}
-
-
 def _params(fw: Framework, case: Mapping[str, np.ndarray]) -> dict[str, Any]:
     return {k: fw.from_numpy(np.array(case[k])) for k in ("W", "b")}
 
 
 def _labels(fw: Framework, y: np.ndarray) -> Any:
     return fw.from_numpy(np.asarray(y, np.int64 if fw.name == "torch" else np.int32))
+
+
+def _float32(c: Checker, arr: np.ndarray, what: str = "the result") -> None:
+    """Fail with the framework's dtype hint unless ``arr`` is float32, as the inputs are."""
+    c.expect(
+        arr.dtype == np.float32,
+        f"{what} has dtype {arr.dtype}, expected float32",
+        c.hint("dtype"),
+    )
 
 
 # --- Exercise 1 ---------------------------------------------------------------------------------
@@ -180,9 +109,14 @@ def check_per_example_grad_norms(
             )
             arr = c.array(out)
             if arr.shape == ():
-                raise c.fail(
-                    "the result is one number, expected (B,)", c.hint("per_batch")
+                whole = np.isclose(
+                    arr, per_example_norms(case, "whole_batch"), rtol=1e-4
                 )
+                raise c.fail(
+                    "the result is one number, expected (B,)",
+                    c.hint("whole_batch" if whole else "per_batch"),
+                )
+            _float32(c, arr)
             c.close(
                 arr,
                 per_example_norms(case),
@@ -191,8 +125,8 @@ def check_per_example_grad_norms(
                 atol=1e-5,
                 hint=c.hint("norms_differ"),
                 mistakes=[
-                    (c.hint(m), per_example_norms(case, m))
-                    for m in ("per_batch", "squared", "one_leaf", "sum_of_norms")
+                    (c.hint(key), per_example_norms(case, m))
+                    for m, key in NORM_MISTAKES
                 ],
             )
         if compilations is not None:
@@ -224,6 +158,25 @@ def _probe() -> np.ndarray:
     return np.random.default_rng(41).normal(size=(6, MLP_WIDTHS[0])).astype(np.float32)
 
 
+def _run_module(
+    c: Checker, apply: Callable, model: Any, x: np.ndarray, module_type: str
+) -> np.ndarray:
+    """``apply(model, x)``; a result that is no module, or a crash, fails with a hint."""
+    try:
+        return apply(model, x)
+    except TypeError:
+        hint = ""
+        if isinstance(model, type):
+            hint = c.hint("class_not_instance")
+        elif isinstance(model, Mapping):
+            hint = c.hint("state_not_module")
+        raise c.fail(
+            f"expected {module_type}, got {type(model).__name__}", hint
+        ) from None
+    except Exception as e:
+        raise c.raised(e) from None
+
+
 def check_build_mlp(
     build_mlp: Callable,
     *,
@@ -235,7 +188,8 @@ def check_build_mlp(
     """``build_mlp(seed)`` -> a module; its outputs on a probe batch equal the reference's.
 
     ``build(seed, variant)`` builds the reference ("") or a known mistake ("key_reused",
-    "no_activation"); ``apply(model, x)`` runs a model (``TypeError`` if it is none).
+    "no_activation"); ``apply(model, x)`` runs a model (``TypeError`` if it is none). Two
+    calls with the same seed must build the same network.
     """
     with checking(
         "build_mlp", fw, passed="the layers, their sizes and their initial weights"
@@ -243,23 +197,27 @@ def check_build_mlp(
         x = _probe()
         for seed in (1, 2):
             model = c.call(build_mlp, seed)
-            try:
-                out = apply(model, x)
-            except TypeError:
-                raise c.fail(
-                    f"expected {module_type}, got {type(model).__name__}"
-                ) from None
-            except Exception as e:
-                raise c.raised(e) from None
+            out = _run_module(c, apply, model, x, module_type)
             c.shape(out, (len(x), MLP_WIDTHS[-1]), f"the layer sizes are {MLP_WIDTHS}")
+            again = _run_module(c, apply, c.call(build_mlp, seed), x, module_type)
+            c.expect(
+                np.allclose(out, again, rtol=1e-4, atol=1e-5),
+                f"two calls build_mlp({seed}) built networks with different weights",
+                c.hint("not_seeded"),
+            )
+            reference = apply(build(seed, ""), x)
+            shifted = reference - reference.max(1, keepdims=True)
+            log_softmax = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
             mistakes = [
                 (c.hint("key_reused"), apply(build(seed, "key_reused"), x)),
                 (c.hint("seed_ignored"), apply(build(0, ""), x)),
                 (c.hint("no_activation"), apply(build(seed, "no_activation"), x)),
+                (c.hint("softmax_output"), np.exp(log_softmax)),
+                (c.hint("softmax_output"), log_softmax),
             ]
             c.close(
                 out,
-                apply(build(seed, ""), x),
+                reference,
                 what="the output",
                 rtol=1e-4,
                 atol=1e-5,
@@ -286,11 +244,16 @@ def check_train_step(
     train: Callable[[str], tuple[np.ndarray, np.ndarray]],
     apply: Callable[[Any, np.ndarray], np.ndarray],
     variants: Sequence[str],
+    loss_problem: Callable[[Any], str] | None = None,
+    lost_update: Callable[[Callable], str] | None = None,
 ) -> None:
     """Two calls ``train_step(model, optimizer, x, y)`` on a fresh model and SGD (lr 0.1).
 
     The returned losses and the trained model's outputs must equal ``train("")``'s, the
     reference's ``(losses (2,), outputs)``; ``train(variant)`` gives each known mistake's.
+    ``loss_problem(loss)`` names the hint for a returned loss that is wrong whatever its value
+    (PyTorch: still attached to its graph), or "". When the weights did not change,
+    ``lost_update(train_step)`` names a more precise hint than "no_update", or "".
     """
     with checking("train_step", fw, passed="the losses and the updated weights") as c:
         model, optimizer = setup()
@@ -304,9 +267,23 @@ def check_train_step(
                 )
             value = c.array(out)
             c.shape(value, (), "return the loss, one number")
+            _float32(c, value, "the loss")
+            key = loss_problem(out) if loss_problem is not None else ""
+            if key:
+                raise c.fail(
+                    "the returned loss still holds on to this step's graph", c.hint(key)
+                )
             losses.append(value)
         expected_losses, expected_out = train("")
         wrong = {v: train(v) for v in variants}
+        hints = {v: c.hint(v) for v in variants}
+        trained = apply(model, _probe())
+        if "no_update" in wrong and lost_update is not None:
+            unchanged = np.allclose(
+                trained, wrong["no_update"][1], rtol=1e-4, atol=1e-5
+            )
+            key = lost_update(train_step) if unchanged else ""
+            hints["no_update"] = c.hint(key or "no_update")
         c.close(
             np.stack(losses),
             expected_losses,
@@ -314,16 +291,16 @@ def check_train_step(
             rtol=1e-4,
             atol=1e-5,
             hint=c.hint("loss_differs"),
-            mistakes=[(c.hint(v), w[0]) for v, w in wrong.items()],
+            mistakes=[(hints[v], w[0]) for v, w in wrong.items()],
         )
         c.close(
-            apply(model, _probe()),
+            trained,
             expected_out,
             what="the trained model's output",
             rtol=1e-4,
             atol=1e-5,
             hint="the update differs from one SGD step on the gradient of the mean loss",
-            mistakes=[(c.hint(v), w[1]) for v, w in wrong.items()],
+            mistakes=[(hints[v], w[1]) for v, w in wrong.items()],
         )
 
 
@@ -354,8 +331,10 @@ def check_data_parallel_grads(data_parallel_grads: Callable, *, fw: Framework) -
                 )
             expected = shard_grads(case, n)
             for k in ("W", "b"):
+                grad = c.array(out[k], f"{fw.array_type} for {k}")
+                _float32(c, grad, f"the gradient of {k}")
                 c.close(
-                    c.array(out[k], f"{fw.array_type} for {k}"),
+                    grad,
                     expected[k],
                     what=f"the gradient of {k}",
                     rtol=1e-4,

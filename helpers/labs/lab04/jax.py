@@ -2,13 +2,15 @@
 
 The checks are :mod:`helpers.labs.lab04.checks`, shared with PyTorch; this module builds the
 reference NNX models and training steps (one variant per known mistake), counts compilations
-for exercise 1 through ``jax.monitoring``, and checks exercise 4's sharding itself.
+for exercise 1 through ``jax.monitoring``, and checks exercise 4's sharding itself. Each check
+explains the JAX errors that mean one mistake in its own exercise (``EXPLAIN``).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -43,27 +45,88 @@ HINTS = Hints(
         "per layer gives layers of the same shape the same weights",
         "no_update": "apply the gradients: optimizer.update(model, grads) after "
         "nnx.value_and_grad",
-        "wrong_axis": "shard the batch axis, axis 0: NamedSharding(mesh, P('data')), not "
-        "P(None, 'data'), which splits the features",
+        "wrong_axis": "shard the batch axis, axis 0, only: NamedSharding(mesh, P('data')) "
+        "(P(None, 'data') splits the features; a mesh axis can split one array axis only)",
         "replicated": "P() copies the whole batch to every device; P('data') splits its "
         "first axis over the mesh axis 'data'",
         "map_params": "vmap maps every argument over axis 0 unless told otherwise: the "
         "parameters are shared by all examples, so in_axes=(None, 0, 0)",
         "not_sharded": "place the batch with a NamedSharding: "
         "jax.device_put(x, NamedSharding(mesh, P('data')))",
+        "axis_name": "name the mesh's axis as it is, 'data': P('data') (a PartitionSpec "
+        "names mesh axes, and this mesh has only 'data')",
+        "sharding_not_array": "return the array, placed: jax.device_put(x, sharding), not "
+        "the sharding itself",
+        "dtype": "keep float32, the dtype of the inputs: no .astype(jnp.float16), bfloat16 "
+        "or float64 on the way",
+        "wrt_x": "differentiate with respect to the parameters: jax.grad(loss_fn) "
+        "differentiates its first argument, params (argnums=0), not x",
+        "map_labels": "map y along with x: in_axes=(None, 0, 0) gives each example its own "
+        "label (with in_axes=(None, 0, None) every example is scored against the whole y)",
+        "flatten_leaves": "W's and b's gradients have different shapes, (B, D, C) and "
+        "(B, C): flatten each per example, g.reshape(B, -1), and sum its squares over axis 1",
+        "not_seeded": "build every layer from nnx.Rngs(seed), the seed given: two calls "
+        "with the same seed must give the same weights",
+        "class_not_instance": "return a network, an instance: MLP(nnx.Rngs(seed)), not "
+        "the class MLP",
+        "state_not_module": "return the nnx.Module itself, not its nnx.state(...)",
+        "rngs_type": "pass an nnx.Rngs(seed) as rngs, not a key: the layers draw their "
+        "keys from it (rngs.params())",
+        "nll_on_logits": "the cross-entropy is -log softmax(logits)[y], not -logits[y]: "
+        "use optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()",
+        "double_softmax": "optax.softmax_cross_entropy_with_integer_labels applies the "
+        "log-softmax itself: give it the logits, model(x), not jax.nn.softmax(model(x))",
+        "jax_jit": "your step updates the model when run as it is, but jax.jit runs it on "
+        "copies of the model and the optimizer, so the update is lost: decorate it with "
+        "@nnx.jit, which writes the changes back into your objects",
+        "loss_number_jit": "inside a jitted function the arrays are tracers, with no value "
+        "yet: float(...), int(...) and .item() fail there. Return the loss itself, a 0-d "
+        "array",
+        "integer_labels": "optax.softmax_cross_entropy expects one-hot labels (B, C): with "
+        "integer labels (B,) use optax.softmax_cross_entropy_with_integer_labels(logits, y)",
+        "shard_x_shape": "cut x into (n_shards, B / n_shards, D): "
+        "x.reshape(n_shards, -1, *x.shape[1:]) keeps each example's D features together",
+        "shard_y": "shard y like x, y.reshape(n_shards, -1), and map over both: "
+        "in_axes=(None, 0, 0)",
     },
 )
 
-_explain = explainer(
-    {
-        "inconsistent sizes for array axes to be mapped": "map_params",
-        "device_put` only accepts": "not_sharded",
+# JAX errors that mean one mistake, per exercise.
+_MAP_PARAMS = {"inconsistent sizes for array axes to be mapped": "map_params"}
+# float(x), int(x) or x.item() on a tracer, inside the student's jitted step
+_CONCRETE = (
+    r"problem arose with the `(float|int|complex)` function|in the item\(\) method"
+)
+# optax.softmax_cross_entropy(logits, y) with y integer labels (B,): y * logits (B, C)
+_ONE_HOT = r"shapes=\[\((\d+),\), \(\1, \d+\)\]"
+EXPLAIN = {
+    "per_example_grad_norms": {
+        **_MAP_PARAMS,
+        # W's (B, D, C) and b's (B, C) gradients summed over their last axis only
+        "Incompatible shapes for broadcasting": "flatten_leaves",
+    },
+    "build_mlp": {"'PRNGKeyArray' object has no attribute": "rngs_type"},
+    "train_step": {
         "update requires both \\(model, grads\\)": "no_update",
+        _CONCRETE: "loss_number_jit",
+        _ONE_HOT: "integer_labels",
     },
-    HINTS,
-)
-
-JAX = lab_framework(HINTS, _explain)
+    "shard_batch": {
+        "device_put` only accepts": "not_sharded",
+        "is not found in mesh": "axis_name",
+        "has duplicate entries": "wrong_axis",
+    },
+    "data_parallel_grads": {
+        **_MAP_PARAMS,
+        "dot_general requires contracting dimensions": "shard_x_shape",
+        "Incompatible shapes for broadcasting": "shard_y",
+    },
+}
+JAX = lab_framework(HINTS, explainer({}, HINTS))
+FRAMEWORKS = {
+    exercise: replace(JAX, explain=explainer(messages, HINTS))
+    for exercise, messages in EXPLAIN.items()
+}
 
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
@@ -126,7 +189,12 @@ def _train(variant: str) -> tuple[np.ndarray, np.ndarray]:
         x, y = jnp.asarray(x), jnp.asarray(y, jnp.int32)
 
         def loss_fn(model: nnx.Module, x: jax.Array = x, y: jax.Array = y) -> jax.Array:
-            per_example = optax.softmax_cross_entropy_with_integer_labels(model(x), y)
+            logits = model(x)
+            if variant == "nll_on_logits":
+                return -jnp.mean(logits[jnp.arange(len(y)), y])
+            if variant == "double_softmax":
+                logits = jax.nn.softmax(logits)
+            per_example = optax.softmax_cross_entropy_with_integer_labels(logits, y)
             return per_example.sum() if variant == "sum_loss" else per_example.mean()
 
         loss, grads = nnx.value_and_grad(loss_fn)(model)
@@ -134,6 +202,26 @@ def _train(variant: str) -> tuple[np.ndarray, np.ndarray]:
             optimizer.update(model, grads)
         losses.append(loss_fn(model) if variant == "loss_after_update" else loss)
     return np.asarray(jnp.stack(losses), np.float64), _apply(model, lab04._probe())
+
+
+def _lost_update(train_step: Callable) -> str:
+    """ "jax_jit" if the step's unwrapped function updates a fresh model, else "".
+
+    Asked only when the step left the weights unchanged: ``jax.jit`` passes the model and the
+    optimizer as pytrees, so the step updates copies, which are dropped; ``nnx.jit`` writes
+    the updates back, so a right step it wraps never gets here.
+    """
+    inner = getattr(train_step, "__wrapped__", None)
+    if not callable(inner):
+        return ""
+    model, optimizer = _setup()
+    before = _apply(model, lab04._probe())
+    try:
+        for x, y in lab04.train_batches():
+            inner(model, optimizer, jnp.asarray(x), jnp.asarray(y, jnp.int32))
+    except Exception:
+        return ""
+    return "" if np.allclose(before, _apply(model, lab04._probe())) else "jax_jit"
 
 
 def _mesh() -> jax.sharding.Mesh:
@@ -148,12 +236,21 @@ def _mesh() -> jax.sharding.Mesh:
 
 def check_shard_batch(shard_batch: Callable) -> None:
     """``shard_batch(x, mesh)`` -> ``x`` placed with ``NamedSharding(mesh, P("data"))``."""
-    with checking("shard_batch", JAX, passed="the batch axis split over 'data'") as c:
+    with checking(
+        "shard_batch",
+        FRAMEWORKS["shard_batch"],
+        passed="the batch axis split over 'data'",
+    ) as c:
         mesh = _mesh()
         rng = np.random.default_rng(43)
         for batch in (16, 24):
             x = rng.normal(size=(batch, 8)).astype(np.float32)
             out = c.call(shard_batch, jnp.asarray(x), mesh)
+            if isinstance(out, jax.sharding.Sharding):
+                raise c.fail(
+                    f"expected {JAX.array_type}, got a {type(out).__name__}",
+                    c.hint("sharding_not_array"),
+                )
             arr = c.array(out)
             c.close(
                 arr,
@@ -181,21 +278,32 @@ def check_shard_batch(shard_batch: Callable) -> None:
 
 
 check_per_example_grad_norms = partial(
-    lab04.check_per_example_grad_norms, fw=JAX, compilations=_count_compilations
+    lab04.check_per_example_grad_norms,
+    fw=FRAMEWORKS["per_example_grad_norms"],
+    compilations=_count_compilations,
 )
 check_build_mlp = partial(
     lab04.check_build_mlp,
-    fw=JAX,
+    fw=FRAMEWORKS["build_mlp"],
     build=_MLP,
     apply=_apply,
     module_type="an nnx.Module",
 )
 check_train_step = partial(
     lab04.check_train_step,
-    fw=JAX,
+    fw=FRAMEWORKS["train_step"],
     setup=_setup,
     train=_train,
     apply=_apply,
-    variants=("no_update", "loss_after_update", "sum_loss"),
+    variants=(
+        "no_update",
+        "loss_after_update",
+        "sum_loss",
+        "nll_on_logits",
+        "double_softmax",
+    ),
+    lost_update=_lost_update,
 )
-check_data_parallel_grads = partial(lab04.check_data_parallel_grads, fw=JAX)
+check_data_parallel_grads = partial(
+    lab04.check_data_parallel_grads, fw=FRAMEWORKS["data_parallel_grads"]
+)

@@ -3,13 +3,15 @@
 The checks are :mod:`helpers.labs.lab04.checks`, shared with JAX; this module builds the
 reference ``nn.Sequential`` models and training steps (one variant per known mistake), and
 checks exercise 4, PyTorch's version of sharding a batch: the ``(world_size, B / world_size,
-...)`` stack of the contiguous shards each process of a data-parallel job would get.
+...)`` stack of the contiguous shards each process of a data-parallel job would get. Each
+check explains the PyTorch errors that mean one mistake in its own exercise (``EXPLAIN``).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -37,8 +39,9 @@ HINTS = Hints(
         "key_reused": "the generator was reseeded between layers: call torch.manual_seed(seed) "
         "once, before the first layer; reseeding before each layer gives layers of the same "
         "shape the same weights",
-        "no_update": "the weights did not change: call optimizer.zero_grad() before "
-        "loss.backward() (not between backward() and step()), then optimizer.step()",
+        "no_update": "the weights did not change: call, in this order, "
+        "optimizer.zero_grad(), loss.backward(), optimizer.step() (zero_grad() between "
+        "backward() and step() erases the gradients; step() before backward() has none)",
         "zero_grad": "clear the gradients at every step with optimizer.zero_grad(): "
         "backward() adds to .grad, so the second step used the sum of both gradients",
         "wrong_axis": "split the batch axis, dim 0: x.reshape(world_size, -1, *x.shape[1:]) "
@@ -52,18 +55,76 @@ HINTS = Hints(
         "so loss.backward() and torch.autograd.grad have nothing to differentiate",
         "interleaved": "each shard is a contiguous block of rows, as P('data') gives in "
         "JAX: shard r holds rows r*B/n to (r+1)*B/n - 1, not every n-th row",
+        "keep_rows": "each shard holds whole rows of x, D features each: "
+        "x.reshape(world_size, -1, *x.shape[1:]) gives (world_size, B / world_size, D)",
+        "slice_end": "x[a:b] stops before row b: shard r is x[r * k:(r + 1) * k] with "
+        "k = B // world_size (no - 1)",
+        "one_shard": "return every shard, stacked: (world_size, B / world_size, D); process "
+        "r takes result[r], but the function returns them all",
+        "dtype": "keep float32, the dtype of the inputs: no .double() or torch.float64 (nor "
+        "half precision) on the way",
+        "wrt_x": "differentiate with respect to the parameters: torch.func.grad(loss_fn) "
+        "differentiates its first argument, params (argnums=0), not x",
+        "map_labels": "map y along with x: in_dims=(None, 0, 0) gives each example its own "
+        "label (with in_dims=(None, 0, None) every example gets the whole y)",
+        "flatten_leaves": "W's and b's gradients have different shapes, (B, D, C) and "
+        "(B, C): flatten each per example, g.reshape(B, -1), and sum its squares over dim 1",
+        "not_seeded": "seed the generator with torch.manual_seed(seed) before creating the "
+        "layers (at the start of build_mlp): two calls with the same seed must give the "
+        "same weights",
+        "class_not_instance": "return a network, an instance: MLP(), not the class MLP",
+        "state_not_module": "return the nn.Module itself, not its state_dict()",
+        "model_dtype": "keep the layers' default float32 parameters: no .double() or "
+        "dtype=torch.float64 (the inputs are float32)",
+        "nll_on_logits": "F.nll_loss expects log-probabilities: use "
+        "F.cross_entropy(model(x), y) on the logits (or nll_loss on log_softmax(logits))",
+        "double_softmax": "F.cross_entropy applies the log-softmax itself: give it the "
+        "logits, model(x), not softmax(model(x))",
+        "no_grad_loss": "compute the loss with gradients on, not under torch.no_grad() nor "
+        "from detached outputs: loss.backward() needs the graph from the weights to the loss",
+        "integer_targets": "F.cross_entropy takes the integer labels y (B,) as they are: "
+        "no one-hot encoding",
+        "loss_detach": "return loss.detach(): the same 0-d tensor without the graph of this "
+        "step, which would otherwise stay in memory as long as the loss is kept",
+        "shard_x_shape": "cut x into (n_shards, B / n_shards, D): "
+        "x.reshape(n_shards, -1, *x.shape[1:]) keeps each example's D features together",
+        "shard_y": "shard y like x, y.reshape(n_shards, -1), and map over both: "
+        "in_dims=(None, 0, 0)",
     },
 )
 
-_explain = explainer(
-    {
-        "Expected all tensors to have the same size in the mapped dimension": "map_params",
+# PyTorch errors that mean one mistake, per exercise.
+_MAP_PARAMS = {
+    "Expected all tensors to have the same size in the mapped dimension": "map_params"
+}
+EXPLAIN = {
+    "per_example_grad_norms": {
+        **_MAP_PARAMS,
         "does not require grad and does not have a grad_fn": "autograd_in_func",
+        # W's (B, D, C) and b's (B, C) gradients summed over their last axis only
+        "must match the size of tensor b": "flatten_leaves",
+        # in_dims=(None, 0, None): a batch of one against the whole y
+        "0D or 1D target tensor expected|to match target batch_size": "map_labels",
     },
-    HINTS,
-)
-
-TORCH = lab_framework(HINTS, _explain)
+    "build_mlp": {"mat1 and mat2 must have the same dtype": "model_dtype"},
+    "train_step": {
+        "does not require grad and does not have a grad_fn": "no_grad_loss",
+        "Expected floating point type for target with class probabilities": (
+            "integer_targets"
+        ),
+    },
+    "shard_batch": {},
+    "data_parallel_grads": {
+        **_MAP_PARAMS,
+        "mat1 and mat2 shapes cannot be multiplied": "shard_x_shape",
+        "to match target batch_size": "shard_y",
+    },
+}
+TORCH = lab_framework(HINTS, explainer({}, HINTS))
+FRAMEWORKS = {
+    exercise: replace(TORCH, explain=explainer(messages, HINTS))
+    for exercise, messages in EXPLAIN.items()
+}
 
 
 def _mlp(seed: int, variant: str = "") -> nn.Module:
@@ -101,7 +162,13 @@ def _train(variant: str) -> tuple[np.ndarray, np.ndarray]:
         reduction = "sum" if variant == "sum_loss" else "mean"
         if variant != "zero_grad":
             optimizer.zero_grad()
-        loss = F.cross_entropy(model(x), y, reduction=reduction)
+        logits = model(x)
+        if variant == "nll_on_logits":
+            loss = F.nll_loss(logits, y)
+        elif variant == "double_softmax":
+            loss = F.cross_entropy(logits.softmax(-1), y)
+        else:
+            loss = F.cross_entropy(logits, y, reduction=reduction)
         loss.backward()
         if variant != "no_update":
             optimizer.step()
@@ -111,10 +178,19 @@ def _train(variant: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(losses), _apply(model, lab04._probe())
 
 
+def _loss_problem(loss: Any) -> str:
+    """ "loss_detach" for a loss still attached to its graph, else ""."""
+    return (
+        "loss_detach" if isinstance(loss, torch.Tensor) and loss.requires_grad else ""
+    )
+
+
 def check_shard_batch(shard_batch: Callable) -> None:
     """``shard_batch(x, world_size)`` -> ``(world_size, B / world_size, D)``, contiguous."""
     with checking(
-        "shard_batch", TORCH, passed="contiguous shards of the batch axis"
+        "shard_batch",
+        FRAMEWORKS["shard_batch"],
+        passed="contiguous shards of the batch axis",
     ) as c:
         rng = np.random.default_rng(43)
         for batch, world in ((16, 4), (24, 8)):
@@ -127,12 +203,20 @@ def check_shard_batch(shard_batch: Callable) -> None:
                 )
             arr = c.array(out)
             expected = x.reshape(world, batch // world, 8)
-            if arr.shape == (world, batch, 8 // world):
-                raise c.fail(
-                    f"the result has shape {arr.shape}, expected {expected.shape}",
-                    c.hint("wrong_axis"),
-                )
-            c.shape(arr, expected.shape, c.hint("shard_shape"))
+            shape_keys = {
+                (world, batch, 8 // world): "wrong_axis",
+                (world, 8, batch // world): "keep_rows",
+                (world, batch * 8 // world): "keep_rows",
+                (world, batch // world - 1, 8): "slice_end",
+                (batch // world, 8): "one_shard",
+            }
+            key = shape_keys.get(arr.shape, "shard_shape")
+            c.shape(arr, expected.shape, c.hint(key))
+            c.expect(
+                arr.dtype == np.float32,
+                f"the result has dtype {arr.dtype}, expected float32",
+                c.hint("dtype"),
+            )
             interleaved = x.reshape(batch // world, world, 8).transpose(1, 0, 2)
             c.close(
                 arr,
@@ -142,20 +226,32 @@ def check_shard_batch(shard_batch: Callable) -> None:
             )
 
 
-check_per_example_grad_norms = partial(lab04.check_per_example_grad_norms, fw=TORCH)
+check_per_example_grad_norms = partial(
+    lab04.check_per_example_grad_norms, fw=FRAMEWORKS["per_example_grad_norms"]
+)
 check_build_mlp = partial(
     lab04.check_build_mlp,
-    fw=TORCH,
+    fw=FRAMEWORKS["build_mlp"],
     build=_mlp,
     apply=_apply,
     module_type="an nn.Module",
 )
 check_train_step = partial(
     lab04.check_train_step,
-    fw=TORCH,
+    fw=FRAMEWORKS["train_step"],
     setup=_setup,
     train=_train,
     apply=_apply,
-    variants=("no_update", "loss_after_update", "sum_loss", "zero_grad"),
+    variants=(
+        "no_update",
+        "loss_after_update",
+        "sum_loss",
+        "zero_grad",
+        "nll_on_logits",
+        "double_softmax",
+    ),
+    loss_problem=_loss_problem,
 )
-check_data_parallel_grads = partial(lab04.check_data_parallel_grads, fw=TORCH)
+check_data_parallel_grads = partial(
+    lab04.check_data_parallel_grads, fw=FRAMEWORKS["data_parallel_grads"]
+)

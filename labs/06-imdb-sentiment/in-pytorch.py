@@ -71,7 +71,9 @@ H.lab06.check_length_mask(length_mask)
 # `x` is a float tensor `(B, T, D)` (a feature per token) and `mask` the boolean `(B, T)` of
 # exercise 1. Return `(B, D)`: for each review the mean of its real tokens' features. The
 # padded positions of `x` are **not** zero, so they must not enter the sum, and the divisor is
-# the number of real tokens of each row, not `T`.
+# the number of real tokens of each row, not `T`. Leave `x` as it is (no `x[~mask] = 0` or
+# `mul_`: the caller's batch would change), and write the pooling yourself: calling the
+# chapter's `H.text.masked_mean` fails the check.
 
 
 # %%
@@ -89,7 +91,8 @@ H.lab06.check_masked_mean(masked_mean)
 # `outputs` `(B, T, H)` is what an `nn.LSTM(..., batch_first=True)` returns for a padded
 # batch, and `lengths` `(B,)` the true lengths. Return `(B, H)`: row `b` of `outputs` at step
 # `lengths[b] - 1`, the last step that read a real token. (The chapter gets the same state
-# from a packed sequence; the steps after it read padding.)
+# from a packed sequence; the steps after it read padding.) Calling the chapter's
+# `H.text.last_true_state` fails the check.
 
 
 # %%
@@ -106,13 +109,15 @@ H.lab06.check_last_true_output(last_true_output)
 #
 # `train_tokens` and `test_tokens` are lists of reviews, each a list of words. Build the
 # vocabulary on the **training** reviews only: id 0 is `<pad>`, id 1 is `<unk>`, then every
-# word seen at least `min_freq` times, numbered from 2 by decreasing count (ties in
-# alphabetical order). Encode both splits with it: a word not in the vocabulary becomes 1;
+# word seen at least `min_freq` times in the whole training reviews (every occurrence counts),
+# numbered from 2 by decreasing count (ties in alphabetical order). Encode both splits with it: a word not in the vocabulary becomes 1;
 # keep each review's first `max_len` ids and pad with 0 after them. Return
 # `(train_ids, test_ids)`, two integer tensors `(N, max_len)`.
 #
 # The check includes a word that occurs only in the test reviews: with a vocabulary built on
-# the training split it is `<unk>`, exactly what a new review's unseen word would be.
+# the training split it is `<unk>`, exactly what a new review's unseen word would be. Leave
+# the token lists as they are, and count with `collections.Counter` yourself: calling
+# `helpers.data.text`'s `build_vocab` or `encode` fails the check.
 
 
 # %%

@@ -74,7 +74,8 @@ H.lab06.check_length_mask(length_mask)
 # `x` is a float array `(B, T, D)` (a feature per token) and `mask` the boolean `(B, T)` of
 # exercise 1. Return `(B, D)`: for each review the mean of its real tokens' features. The
 # padded positions of `x` are **not** zero, so they must not enter the sum, and the divisor is
-# the number of real tokens of each row, not `T`.
+# the number of real tokens of each row, not `T`. Write the pooling yourself: calling the
+# chapter's `H.text.masked_mean` fails the check.
 
 
 # %%
@@ -96,6 +97,7 @@ H.lab06.check_masked_mean(masked_mean)
 # `lengths[b] - 1`, the last step that read a real token. (The chapter gets the same state
 # from `nnx.RNN(..., seq_lengths=...)`; the steps after it read padding.) Careful: JAX does not
 # raise for an index past the end, it clamps it, so an off-by-one gives wrong values silently.
+# Calling the chapter's `H.text.last_true_state` fails the check.
 
 
 # %%
@@ -114,13 +116,15 @@ H.lab06.check_last_true_output(last_true_output)
 #
 # `train_tokens` and `test_tokens` are lists of reviews, each a list of words. Build the
 # vocabulary on the **training** reviews only: id 0 is `<pad>`, id 1 is `<unk>`, then every
-# word seen at least `min_freq` times, numbered from 2 by decreasing count (ties in
-# alphabetical order). Encode both splits with it: a word not in the vocabulary becomes 1;
+# word seen at least `min_freq` times in the whole training reviews (every occurrence counts),
+# numbered from 2 by decreasing count (ties in alphabetical order). Encode both splits with it: a word not in the vocabulary becomes 1;
 # keep each review's first `max_len` ids and pad with 0 after them. Return
 # `(train_ids, test_ids)`, two integer `jax.Array`s `(N, max_len)`.
 #
 # The check includes a word that occurs only in the test reviews: with a vocabulary built on
-# the training split it is `<unk>`, exactly what a new review's unseen word would be.
+# the training split it is `<unk>`, exactly what a new review's unseen word would be. Leave
+# the token lists as they are, and count with `collections.Counter` yourself: calling
+# `helpers.data.text`'s `build_vocab` or `encode` fails the check.
 
 
 # %%

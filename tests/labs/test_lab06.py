@@ -19,7 +19,9 @@ import torch
 from labtools import mistake_table_tests
 
 from helpers.data import text as T
+from helpers.jax import text as jtext
 from helpers.labs.lab06 import references as lab06
+from helpers.torch import text as ttext
 
 # ---------------------------------------------------------------- wrong solutions
 
@@ -31,6 +33,9 @@ def _mask(xp, compare="<", dtype=None):
             m = t < lengths  # (1, T) against (B,): no column of lengths
         elif compare == "loop":  # row by row, left as a Python list
             return [[t < int(n) for t in range(max_len)] for n in lengths]
+        elif compare == "in_place":  # the right mask, but the caller's lengths shrink
+            lengths -= 1
+            m = t <= lengths[:, None]
         else:
             m = {
                 "<": t < lengths[:, None],
@@ -43,10 +48,15 @@ def _mask(xp, compare="<", dtype=None):
     return length_mask
 
 
-def _mean(kind, cast=None, keepdim=None):
+def _mean(kind, cast=None, keepdim=None, text=None):
     def masked_mean(x, mask):
         if kind == "plain":
             return x.mean(1)
+        if kind == "answer_key":  # the chapter's H.text.masked_mean
+            return text.masked_mean(x, mask)
+        if kind == "in_place":  # PyTorch: zero the caller's padding, then sum
+            x[~mask] = 0
+            return x.sum(1) / mask.sum(1, keepdim=True)
         if kind == "inverted":
             mask = ~mask
         if kind == "flatten":  # the real tokens of every review in one (N, D) list
@@ -56,6 +66,10 @@ def _mean(kind, cast=None, keepdim=None):
             return (x * m).sum(1) / mask.sum(1)  # (B, D) / (B,)
         if kind == "no_axis":
             return (x * mask).sum(1) / m.sum(1)  # (B, T, D) * (B, T)
+        if kind == "mask_row":  # (B, T, D) * (B, 1, T): JAX raises a TypeError here
+            return (x * mask[:, None, :]).sum(1) / m.sum(1)
+        if kind == "unmasked_sum":  # the padding enters the sum
+            return x.sum(1) / m.sum(1)
         if kind == "by_t":
             return (x * m).sum(1) / x.shape[1]
         if kind == "cast":  # the right values in another float dtype
@@ -67,9 +81,23 @@ def _mean(kind, cast=None, keepdim=None):
     return masked_mean
 
 
-def _last(xp, kind, cast=None):
+def _last(xp, kind, cast=None, text=None):
     def last_true_output(outputs, lengths):
         rows = xp.arange(outputs.shape[0])
+        if kind == "answer_key":  # the chapter's H.text.last_true_state
+            return text.last_true_state(outputs, lengths)
+        if kind == "rows_over_t":  # arange over the steps, (T,), with lengths (B,)
+            return outputs[xp.arange(outputs.shape[1]), lengths - 1]
+        if kind == "in_place":  # PyTorch: the caller's lengths shrink by one
+            lengths -= 1
+            return outputs[rows, lengths.long()]
+        if kind == "diagonal":  # of outputs[:, lengths - 1]: (H, B)
+            return xp.diagonal(outputs[:, lengths - 1])
+        if kind == "float_index":  # PyTorch: a float tensor as an index
+            return outputs[rows, (lengths - 1).float()]
+        if kind == "gather":  # PyTorch: an index (B, 1, 1), not expanded over H
+            index = (lengths.long() - 1).view(-1, 1, 1)
+            return outputs.gather(1, index).squeeze(1)
         if kind == "last_column":
             return outputs[:, -1]
         if kind == "no_minus_one":
@@ -100,12 +128,44 @@ def _encode(
     pad=0,
     left=False,
     swap=False,
+    count="words",
+    own_vocab=False,
+    mutate=False,
+    ragged=None,
+    answer_key=False,
+    cut=0,
 ):
-    """A student's encode_splits with one switch per mistake; ``to_array=None``: lists."""
+    """A student's encode_splits with one switch per mistake; ``to_array=None``: lists.
+
+    ``ragged``: the framework's constructor, given the rows (unpadded unless ``unk`` is
+    None: stoi.get(word) with no default); ``cut``: ids dropped from ``max_len``;
+    ``count``: "words", "reviews" (document frequency) or "truncated" (the reviews cut to
+    max_len first).
+    """
 
     def encode_splits(train_tokens, test_tokens, *, min_freq, max_len):
+        if answer_key:  # the chapter's build_vocab and encode
+            vocab = T.build_vocab(train_tokens, min_freq=min_freq)
+            return tuple(
+                to_array(T.encode(split, vocab, max_len)[0])
+                for split in (train_tokens, test_tokens)
+            )
+        if own_vocab:  # the test split encoded with a vocabulary of its own
+            one = _encode(to_array)
+            kw = dict(min_freq=min_freq, max_len=max_len)
+            return (
+                one(train_tokens, train_tokens, **kw)[0],
+                one(test_tokens, test_tokens, **kw)[0],
+            )
+        if mutate:  # pads the caller's reviews in place (the ids come out right)
+            for tokens in train_tokens + test_tokens:
+                tokens += ["<pad>"] * (max_len - len(tokens))
         seen = train_tokens + test_tokens if leak else train_tokens
-        counts = Counter(w for tokens in seen for w in tokens)
+        if count == "reviews":
+            seen = [set(tokens) for tokens in seen]
+        elif count == "truncated":
+            seen = [tokens[:max_len] for tokens in seen]
+        counts = Counter(w for tokens in seen for w in tokens if w != "<pad>")
         kept = [
             w
             for w, n in counts.items()
@@ -115,20 +175,30 @@ def _encode(
             kept = sorted(kept)
         elif order == "most_common":  # ties in first-seen order
             kept = [w for w, _ in counts.most_common() if w in kept]
+        elif order == "reversed":  # (count, word) with reverse=True: ties reversed too
+            kept = sorted(kept, key=lambda w: (counts[w], w), reverse=True)
+        elif order == "ascending":
+            kept = sorted(kept, key=lambda w: (counts[w], w))
+        elif order == "none":  # the Counter's order: first appearance
+            pass
         else:
             kept = sorted(kept, key=lambda w: (-counts[w], w))
         stoi = {w: i for i, w in enumerate(kept, start=start)}
         unk_id = len(stoi) + start if unk == "after" else unk
+        stoi["<pad>"] = pad
 
         def encode(reviews):
             rows = []
             for tokens in reviews:
                 row = [stoi[w] if strict else stoi.get(w, unk_id) for w in tokens]
-                row = {"first": row[:max_len], "last": row[-max_len:]}.get(
+                row = {"first": row[: max_len - cut], "last": row[-max_len:]}.get(
                     truncate, row
                 )
                 fill = [pad] * (max_len - len(row))
-                rows.append(fill + row if left else row + fill)
+                padded = unk is None or not ragged
+                rows.append(fill + row if left else row + fill if padded else row)
+            if ragged:
+                return ragged(rows)
             if to_array is None:
                 return rows
             width = max(len(r) for r in rows)  # > max_len when nothing is cut
@@ -140,8 +210,27 @@ def _encode(
     return encode_splits
 
 
-def _table(xp, to_array, long, wide, keepdim):
+def _table(xp, to_array, long, wide, keepdim, text, tensor):
     return [
+        # From the student pass of s25 (each failed before: passed, or got another hint).
+        ("masked_mean", _mean("unmasked_sum"), "unmasked_sum"),
+        ("masked_mean", _mean("mask_row"), "mask_axis"),
+        ("masked_mean", _mean("answer_key", text=text), "mean_answer_key"),
+        ("last_true_output", _last(xp, "rows_over_t"), "rows_arange"),
+        ("last_true_output", _last(xp, "answer_key", text=text), "last_answer_key"),
+        ("encode_splits", _encode(to_array, answer_key=True), "vocab_answer_key"),
+        ("encode_splits", _encode(to_array, count="truncated"), "count_truncated"),
+        ("encode_splits", _encode(to_array, count="reviews"), "doc_freq"),
+        ("encode_splits", _encode(to_array, order="reversed"), "ties_reversed"),
+        ("encode_splits", _encode(to_array, own_vocab=True), "test_own_vocab"),
+        ("encode_splits", _encode(to_array, mutate=True), "tokens_changed"),
+        ("encode_splits", _encode(to_array, ragged=tensor), "ragged"),
+        ("encode_splits", _encode(to_array, order="none"), "vocab_order"),
+        ("encode_splits", _encode(to_array, order="ascending"), "vocab_order"),
+        ("encode_splits", _encode(to_array, left=True), "truncate_pad"),
+        ("encode_splits", _encode(to_array, cut=1), "truncate_pad"),
+        ("encode_splits", _encode(to_array, unk=None, ragged=tensor), "unk_none"),
+        ("last_true_output", _last(xp, "diagonal"), "last_transposed"),
         ("length_mask", _mask(xp, "flat"), "mask_broadcast"),
         ("masked_mean", _mean("flat_count"), "divide_keepdim"),
         ("masked_mean", _mean("no_axis"), "mask_axis"),
@@ -187,21 +276,49 @@ def _table(xp, to_array, long, wide, keepdim):
     ]
 
 
-TORCH_MISTAKES = _table(
-    torch,
-    torch.from_numpy,
-    lambda m: m.long(),
-    lambda m: m.double(),
-    {"keepdim": True},
-)
+TORCH_MISTAKES = [
+    *_table(
+        torch,
+        torch.from_numpy,
+        lambda m: m.long(),
+        lambda m: m.double(),
+        {"keepdim": True},
+        ttext,
+        torch.tensor,
+    ),
+    # A write into an input tensor, and a gather that does not broadcast: PyTorch's only.
+    ("length_mask", _mask(torch, "in_place"), "in_place"),
+    ("masked_mean", _mean("in_place"), "in_place"),
+    ("last_true_output", _last(torch, "in_place"), "in_place"),
+    ("last_true_output", _last(torch, "gather"), "gather_index"),
+    ("last_true_output", _last(torch, "float_index"), "index_dtype"),
+    (
+        "masked_mean",
+        lambda x, mask: (
+            x.masked_fill(mask[..., None], 0).sum(1) / mask.sum(1, keepdim=True)
+        ),
+        "fill_polarity",
+    ),
+]
 # JAX keeps float32 unless x64 is enabled: the other dtype a JAX student meets is a half one.
-JAX_MISTAKES = _table(
-    jnp,
-    jnp.asarray,
-    lambda m: m.astype(jnp.int32),
-    lambda m: m.astype(jnp.float16),
-    {"keepdims": True},
-)
+JAX_MISTAKES = [
+    *_table(
+        jnp,
+        jnp.asarray,
+        lambda m: m.astype(jnp.int32),
+        lambda m: m.astype(jnp.float16),
+        {"keepdims": True},
+        jtext,
+        jnp.asarray,
+    ),
+    (
+        "masked_mean",
+        lambda x, mask: (
+            jnp.where(mask[..., None], 0, x).sum(1) / mask.sum(1, keepdims=True)
+        ),
+        "fill_polarity",
+    ),
+]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
 
@@ -222,9 +339,6 @@ def _differs(a, b, atol=1e-3):
 
 @pytest.mark.parametrize("framework", ["torch", "jax"])
 def test_mean_and_last_references_equal_the_chapter_helpers(framework):
-    from helpers.jax import text as jtext
-    from helpers.torch import text as ttext
-
     for case in lab06.mean_cases():
         x, mask = case["x"], case["mask"]
         if framework == "torch":
@@ -288,3 +402,21 @@ def test_every_encode_mistake_moves_the_first_case():
     for _, m in lab06.ENCODE_MISTAKES:
         wrong = lab06.encode_reference(case["train"], case["test"], **kw, mistake=m)
         assert any(_differs(a, b, 0) for a, b in zip(right, wrong, strict=True)), m
+
+
+def test_the_answer_keys_are_restored_after_a_check():
+    """The check wraps the chapter's helpers while it runs a student's function, then puts
+    them back, whether the function called one or not."""
+    from helpers.labs import CheckFailed
+    from helpers.labs.lab06 import jax as jchecks
+    from helpers.labs.lab06 import torch as tchecks
+
+    originals = (ttext.masked_mean, jtext.last_true_state, T.build_vocab, T.encode)
+    with pytest.raises(CheckFailed):
+        tchecks.check_masked_mean(_mean("answer_key", text=ttext))
+    with pytest.raises(CheckFailed):
+        jchecks.check_last_true_output(_last(jnp, "answer_key", text=jtext))
+    with pytest.raises(CheckFailed):
+        tchecks.check_encode_splits(_encode(torch.from_numpy, answer_key=True))
+    now = (ttext.masked_mean, jtext.last_true_state, T.build_vocab, T.encode)
+    assert all(a is b for a, b in zip(originals, now, strict=True))

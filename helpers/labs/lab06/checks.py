@@ -4,7 +4,9 @@ Exercises: a padding mask from lengths, masked mean pooling, the output of a rec
 each sequence's last real step, and a vocabulary built on the training split that maps unknown
 words to ``<unk>``. Each answer comes from a numpy reference with a switch per known mistake
 (:mod:`helpers.labs.lab06.references`, with the cases); a result that matches a mistake's
-answer fails with that mistake's hint (:data:`HINTS`).
+answer fails with that mistake's hint (:data:`~helpers.labs.lab06.mistakes.HINTS`). A call of
+the chapter's helper that answers an exercise (``H.text.masked_mean``, ...) fails, and so does
+a write into an input (a tensor, or the token lists).
 
 The adapters (``torch.py``, ``jax.py``) only say how arrays go in and come out
 (:class:`~helpers.labs.kit.Framework`); the calls and the hints live here.
@@ -18,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from helpers.labs.kit import Checker, CheckFailed, Framework, Hints, checking
+from helpers.labs.kit import Checker, CheckFailed, Framework, checking, recording
+from helpers.labs.lab06.mistakes import HINTS, answer_keys
 from helpers.labs.lab06.references import (
     ENCODE_CASES,
     ENCODE_MISTAKES,
@@ -42,78 +45,12 @@ __all__ = [
     "check_masked_mean",
 ]
 
-HINTS = Hints(
-    {
-        "off_by_one_length": "a row of length L holds tokens at positions 0, ..., L - 1: "
-        "position t is real when t < L (t <= L also marks the first padding position, "
-        "t < L - 1 drops the last token)",
-        "polarity": "the mask is True at real tokens and False at padding; yours is the "
-        "other way round (ids == PAD, or t >= length, marks the padding)",
-        "mask_broadcast": "lengths (B,) and the positions (T,) do not broadcast: compare a row "
-        "of positions with a column of lengths, arange(max_len)[None, :] < lengths[:, None], "
-        "to get (B, T)",
-        "mask_dtype": "return a boolean mask (the comparison itself, e.g. t < length), "
-        "not 0/1 numbers: a bool mask can be inverted with ~ and used to select",
-        "list_result": "a Python list is not an array: compute the whole batch with the "
-        "framework's operations, or turn the rows you built into one array",
-        "padding_leaks": "the plain mean over T averages the padding too: multiply by the "
-        "mask first, so padded positions add nothing",
-        "divide_by_t": "divide the masked sum by each row's number of real tokens, "
-        "mask.sum(1) (shape (B, 1)), not by T: a short review would be diluted by its padding",
-        "divide_keepdim": "mask.sum(1) has shape (B,) and cannot divide (B, D): keep the "
-        "summed axis (sum(1, keepdim=True) in PyTorch, sum(1, keepdims=True) in JAX) so "
-        "each row is divided by its own count",
-        "mask_axis": "x is (B, T, D) and the mask (B, T): give the mask a trailing axis, "
-        "mask[..., None] of shape (B, T, 1), so that it multiplies every feature of its token",
-        "flattened": "x[mask] gathers the real tokens of every review into one (N, D) "
-        "list, so its mean mixes the reviews: multiply x by the mask and sum over the time "
-        "axis (dim 1) to keep one row per review",
-        "extra_axis": "your result has an extra axis of size 1, (B, 1, ...): drop it with "
-        "squeeze(1), or sum or index without keeping that axis (in a mean, keepdim belongs "
-        "on the divisor only)",
-        "mean_dtype": "keep the dtype of x (float32): convert the mask with mask.to(x.dtype) "
-        "in PyTorch or mask.astype(x.dtype) in JAX, not to float64 or float16",
-        "last_padded": "outputs[:, -1] is the last column, which is padding for every "
-        "sequence shorter than T: read each row at its own last real step",
-        "off_by_one_index": "a sequence of length L ends at index L - 1: "
-        "outputs[b, lengths[b] - 1], not outputs[b, lengths[b]]",
-        "batch_axis": "outputs[lengths - 1] indexes the batch axis (dim 0): the step is "
-        "the second index, outputs[arange(B), lengths - 1]",
-        "pair_index": "outputs[:, lengths - 1] picks every length for every row, (B, B, H): "
-        "index rows and steps together, outputs[arange(B), lengths - 1]",
-        "last_dtype": "return the rows of outputs as they are, in their dtype (float32): "
-        "picking a step needs no conversion",
-        "test_leak": "a word that occurs only in the test reviews got its own id: build the "
-        "vocabulary on the training tokens only, so that unseen words become <unk> (1), as "
-        "they would for a new review",
-        "unk_is_pad": "an unknown word must map to <unk>, id 1: not to <pad> (id 0), "
-        "which the mask would drop as padding, nor to a new id after the vocabulary",
-        "unk_missing": "a word missing from the vocabulary (rare, or seen only in the "
-        "test reviews) is not a key of your dict: look it up with stoi.get(word, 1) so "
-        "that it becomes <unk>",
-        "min_freq": "keep only the words seen at least min_freq times in the training "
-        "tokens (count them first, e.g. with collections.Counter); rarer ones are <unk>",
-        "min_freq_strict": "a word seen exactly min_freq times is kept: count >= min_freq, "
-        "not count > min_freq",
-        "no_specials": "ids 0 and 1 are reserved for <pad> and <unk>: the most frequent "
-        "word is id 2",
-        "vocab_order": "number the kept words by decreasing count, ties in alphabetical "
-        "order: sorted(words, key=lambda w: (-count[w], w))",
-        "ties": "Counter.most_common (like a dict) orders words of equal count by first "
-        "appearance: sort them yourself, sorted(words, key=lambda w: (-count[w], w)), so "
-        "that ties are alphabetical",
-        "truncate_pad": "keep the first max_len tokens of each review and pad with 0 after "
-        "them (on the right), so every row has exactly max_len ids",
-        "ids_numpy": "convert the numpy ids to the framework's array before returning them",
-        "swapped": "return the training ids first: return train_ids, test_ids",
-    }
-)
-
-
 # How PyTorch, JAX and numpy word arrays whose shapes do not broadcast.
+# (JAX raises a TypeError, "mul got incompatible shapes", when both operands have 3 axes.)
 _BROADCAST = re.compile(
     r"must match the size of tensor|Incompatible shapes for broadcasting|"
-    r"could not be broadcast"
+    r"could not be broadcast",
+    re.IGNORECASE,
 )
 # ... and a 3-D operand among them: PyTorch names the axis, JAX and numpy print the shapes.
 _BROADCAST_3D = re.compile(r"non-singleton dimension 2|\(\d+, ?\d+, ?\d+\)")
@@ -127,14 +64,31 @@ def _call(
     **kwargs: Any,
 ) -> Any:
     """``c.call(fn, ...)``; an error the framework left unexplained gets the hint
-    ``explain(problem)`` names (a key of :data:`HINTS`), if any."""
-    try:
-        return c.call(fn, *args, **kwargs)
-    except CheckFailed as e:
-        key = None if e.hint else explain(e.problem)
-        if key:
-            raise c.fail(e.problem, c.hint(key)) from None
-        raise
+    ``explain(problem)`` names (a key of :data:`HINTS`), if any. A call of the chapter's
+    helper that answers the exercise (:func:`~helpers.labs.lab06.mistakes.answer_keys`)
+    fails with that exercise's hint."""
+    hint_key, keys = answer_keys(c.exercise, c.fw.name)
+    with recording(keys) as called:
+        try:
+            result = c.call(fn, *args, **kwargs)
+        except CheckFailed as e:
+            key = None if e.hint else explain(e.problem)
+            if key:
+                raise c.fail(e.problem, c.hint(key)) from None
+            raise
+    if called:
+        raise c.fail(
+            f"your function called the chapter's {called[0]}", c.hint(hint_key)
+        )
+    return result
+
+
+def _unchanged(c: Checker, given: list[Any], originals: list[np.ndarray]) -> None:
+    """Fail if the student's function wrote into an array it was handed (PyTorch only:
+    JAX arrays cannot change; the hint ``in_place`` is the PyTorch adapter's)."""
+    for value, original in zip(given, originals, strict=True):
+        if not np.array_equal(c.fw.to_numpy(value), original):
+            raise c.fail("an input tensor changed during the call", c.hint("in_place"))
 
 
 def _broadcast(key: str) -> Callable[[str], str | None]:
@@ -191,13 +145,11 @@ def check_length_mask(length_mask: Callable, *, fw: Framework) -> None:
     ) as c:
         for case in MASK_CASES:
             lengths = np.array(case["lengths"], np.int32)
+            given = fw.from_numpy(lengths.copy())
             out = _call(
-                c,
-                _broadcast("mask_broadcast"),
-                length_mask,
-                fw.from_numpy(lengths),
-                case["max_len"],
+                c, _broadcast("mask_broadcast"), length_mask, given, case["max_len"]
             )
+            _unchanged(c, [given], [lengths])
             arr = _array(c, out)
             right = mask_reference(lengths, case["max_len"])
             c.shape(arr, right.shape, "one row per sequence, max_len columns")
@@ -235,13 +187,9 @@ def check_masked_mean(masked_mean: Callable, *, fw: Framework) -> None:
     with checking("masked_mean", fw, passed="the mean of the real tokens only") as c:
         for case in mean_cases():
             x, mask = case["x"], case["mask"]
-            out = _call(
-                c,
-                _mean_broadcast,
-                masked_mean,
-                fw.from_numpy(x.copy()),
-                fw.from_numpy(mask.copy()),
-            )
+            given = [fw.from_numpy(x.copy()), fw.from_numpy(mask.copy())]
+            out = _call(c, _mean_broadcast, masked_mean, *given)
+            _unchanged(c, given, [x, mask])
             arr = _array(c, out)
             right = mean_reference(x, mask)
             mistakes = [(key, mean_reference(x, mask, m)) for key, m in MEAN_MISTAKES]
@@ -271,11 +219,9 @@ def check_last_true_output(last_true_output: Callable, *, fw: Framework) -> None
     ) as c:
         for case in last_cases():
             outputs, lengths = case["outputs"], case["lengths"]
-            out = c.call(
-                last_true_output,
-                fw.from_numpy(outputs.copy()),
-                fw.from_numpy(lengths.copy()),
-            )
+            given = [fw.from_numpy(outputs.copy()), fw.from_numpy(lengths.copy())]
+            out = _call(c, _broadcast("rows_arange"), last_true_output, *given)
+            _unchanged(c, given, [outputs, lengths])
             arr = _array(c, out)
             if arr.shape == (len(lengths), len(lengths), outputs.shape[2]):
                 raise c.fail(
@@ -285,7 +231,9 @@ def check_last_true_output(last_true_output: Callable, *, fw: Framework) -> None
                 )
             right = last_reference(outputs, lengths)
             mistakes = [
-                (key, last_reference(outputs, lengths, m)) for key, m in LAST_MISTAKES
+                (key, last_reference(outputs, lengths, m))
+                for key, m in LAST_MISTAKES
+                if key in fw.hints  # gather_index is PyTorch's only
             ]
             hint = "for row b take step lengths[b] - 1 of outputs[b]"
             if arr.shape != right.shape:
@@ -297,8 +245,18 @@ def check_last_true_output(last_true_output: Callable, *, fw: Framework) -> None
 
 
 # --- exercise 4: a vocabulary from the training split, <unk> for the rest ----------------------
-def _key_error(problem: str) -> str | None:
-    return "unk_missing" if problem.startswith("your code raised KeyError") else None
+# What torch.tensor and numpy (under jnp.asarray) say of rows of different lengths, and of
+# a None among the ids (stoi.get(word) without a default).
+_RAGGED = re.compile(r"expected sequence of length \d+ at dim|inhomogeneous")
+_NONE_ID = re.compile(r"NoneType|None is not a valid value|numpy\.object_")
+
+
+def _encode_error(problem: str) -> str | None:
+    if problem.startswith("your code raised KeyError"):
+        return "unk_missing"
+    if _NONE_ID.search(problem):
+        return "unk_none"
+    return "ragged" if _RAGGED.search(problem) else None
 
 
 def check_encode_splits(encode_splits: Callable, *, fw: Framework) -> None:
@@ -310,7 +268,12 @@ def check_encode_splits(encode_splits: Callable, *, fw: Framework) -> None:
             kw = dict(min_freq=case["min_freq"], max_len=case["max_len"])
             train = [list(t) for t in case["train"]]
             test = [list(t) for t in case["test"]]
-            out = _call(c, _key_error, encode_splits, train, test, **kw)
+            out = _call(c, _encode_error, encode_splits, train, test, **kw)
+            if train != case["train"] or test != case["test"]:
+                raise c.fail(
+                    "the token lists you were given changed during the call",
+                    c.hint("tokens_changed"),
+                )
             if not isinstance(out, tuple | list) or len(out) != 2:
                 got = type(out).__name__
                 if isinstance(out, tuple | list):

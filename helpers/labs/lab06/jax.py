@@ -22,10 +22,13 @@ __all__ = [
     "check_masked_mean",
 ]
 
-# JAX adds no known mistakes of its own to this lab; it words two shared hints its own way.
+# JAX adds no known mistakes of its own to this lab; it words three hints its own way.
 HINTS = Hints(
     lab06.HINTS,
     {
+        "fill_polarity": "jnp.where(mask, 0, x) zeroes the real tokens (where takes its "
+        "second argument where the mask is True): keep them and zero the padding, "
+        "jnp.where(mask[..., None], x, 0), then sum",
         "list_result": "a Python list is not a jax.Array: compute the whole batch with "
         "jax.numpy, or turn the rows you built into one array, jnp.asarray(rows) for "
         "numbers, jnp.stack(rows) for arrays",

@@ -62,7 +62,15 @@ def mask_reference(
 # --- exercise 2: masked mean pooling -------------------------------------------------------------
 MEAN_MISTAKES = [
     (m, m)
-    for m in ("padding_leaks", "divide_by_t", "polarity", "flattened", "extra_axis")
+    for m in (
+        "padding_leaks",
+        "divide_by_t",
+        "polarity",
+        "flattened",
+        "extra_axis",
+        "unmasked_sum",
+        "fill_polarity",
+    )
 ]
 
 
@@ -87,6 +95,10 @@ def mean_reference(x: np.ndarray, mask: np.ndarray, mistake: str = "") -> np.nda
         return x.mean(1)
     if mistake == "divide_by_t":
         return (x * m).sum(1) / x.shape[1]
+    if mistake == "unmasked_sum":  # x.sum(1) / count: the padding enters the sum
+        return x.sum(1) / m.sum(1)
+    if mistake == "fill_polarity":  # masked_fill(mask, 0): the real tokens zeroed
+        return (x * (1 - m)).sum(1) / m.sum(1)
     if mistake == "flattened":  # x[mask].mean(0): (D,)
         return x[np.asarray(mask, bool)].mean(0)
     if mistake == "extra_axis":  # sums with keepdim: (B, 1, D)
@@ -97,8 +109,18 @@ def mean_reference(x: np.ndarray, mask: np.ndarray, mistake: str = "") -> np.nda
 
 
 # --- exercise 3: the output at each sequence's true length ---------------------------------------
+# gather_index is PyTorch's alone (its gather does not broadcast the index; JAX's
+# take_along_axis does): a check skips a mistake whose hint its framework does not declare.
 LAST_MISTAKES = [
-    (m, m) for m in ("off_by_one_index", "last_padded", "batch_axis", "extra_axis")
+    (m, m)
+    for m in (
+        "off_by_one_index",
+        "last_padded",
+        "batch_axis",
+        "extra_axis",
+        "gather_index",
+        "last_transposed",
+    )
 ]
 
 
@@ -128,18 +150,25 @@ def last_reference(
         return outputs[np.minimum(lengths - 1, b - 1)]  # (B, T, H); JAX clamps
     if mistake == "extra_axis":
         return last_reference(outputs, lengths)[:, None]  # (B, 1, H)
+    if mistake == "last_transposed":  # (H, B): outputs[:, lengths - 1].diagonal()
+        return last_reference(outputs, lengths).T
+    if mistake == "gather_index":  # gather, index (B, 1, 1), squeeze(1): feature 0 only
+        return last_reference(outputs, lengths)[:, :1]  # (B, 1)
     return outputs[np.arange(b), lengths - 1]
 
 
 # --- exercise 4: a vocabulary from the training split, <unk> for the rest ------------------------
 # Tokens of four training and three test reviews. "superb" occurs only in the test reviews;
-# "dull" and "plot" occur once in training (below min_freq 2); "film", "movie" and "the" tie,
-# and first appear in another order than the alphabet's.
+# "dull" occurs once in training (below min_freq 2); "plot" twice, once past max_len in the
+# first review (so it is kept only if whole reviews are counted); "a", "great" and "the" tie,
+# and so do "film", "movie" and "plot", each group first appearing in another order than the
+# alphabet's; "a" and "great" occur twice in the first review and "the" in three reviews, so
+# counting reviews instead of words reorders them.
 ENCODE_CASES = [
     dict(
         train=[
-            "a great movie a great cast".split(),
-            "a dull plot".split(),
+            "a great movie a great cast plot".split(),
+            "the dull plot".split(),
             "the film was great".split(),
             "the movie film a".split(),
         ],
@@ -173,9 +202,17 @@ ENCODE_MISTAKES = [
     ("no_specials", "no_specials"),
     ("no_specials", "start_at_one"),
     ("vocab_order", "vocab_order"),
+    ("vocab_order", "unsorted"),
+    ("vocab_order", "ascending"),
     ("ties", "ties"),
+    ("ties_reversed", "ties_reversed"),
+    ("doc_freq", "doc_freq"),
+    ("count_truncated", "count_truncated"),
+    ("test_own_vocab", "test_own_vocab"),
     ("truncate_pad", "truncate_pad"),
     ("truncate_pad", "keep_last"),
+    ("truncate_pad", "pad_left"),
+    ("truncate_pad", "cut_short"),
     ("truncate_pad", "pad_with_one"),
 ]
 
@@ -189,14 +226,30 @@ def encode_reference(
     mistake: str = "",
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(train_ids, test_ids)``, int64 ``(N, max_len)``; ``mistake`` computes a known one."""
+    if mistake == "test_own_vocab":  # each split encoded with a vocabulary of its own
+        own = [
+            encode_reference(split, split, min_freq=min_freq, max_len=max_len)[0]
+            for split in (train, test)
+        ]
+        return own[0], own[1]
     built_on = [*train, *test] if mistake == "test_leak" else train
+    if mistake == "count_truncated":  # the vocabulary of the reviews cut to max_len
+        built_on = [tokens[:max_len] for tokens in built_on]
+    if mistake == "doc_freq":  # in how many reviews a word occurs
+        built_on = [list(dict.fromkeys(tokens)) for tokens in built_on]
     counts = Counter(w for tokens in built_on for w in tokens)  # first-seen order
     keep = {"min_freq": 1, "min_freq_strict": min_freq + 1}.get(mistake, min_freq)
     words = [w for w, n in counts.items() if n >= keep]
     if mistake == "vocab_order":
         words = sorted(words)
+    elif mistake == "unsorted":  # the Counter's own order: first appearance
+        pass
+    elif mistake == "ascending":
+        words = sorted(words, key=lambda w: (counts[w], w))
     elif mistake == "ties":  # Counter.most_common: by count, ties by first appearance
         words = sorted(words, key=lambda w: -counts[w])
+    elif mistake == "ties_reversed":  # sorted by (count, word), reverse=True
+        words = sorted(words, key=lambda w: (counts[w], w), reverse=True)
     else:
         words = sorted(words, key=lambda w: (-counts[w], w))
     first = {"no_specials": 0, "start_at_one": 1}.get(mistake, 2)
@@ -208,11 +261,12 @@ def encode_reference(
         ids = np.full((len(split), max_len), pad, np.int64)
         for i, tokens in enumerate(split):
             row = [stoi.get(w, unk) for w in tokens]
-            if mistake == "truncate_pad":  # the last max_len ids, padded on the left
-                row = row[-max_len:]
+            if mistake in ("truncate_pad", "pad_left"):  # padded on the left
+                row = row[-max_len:] if mistake == "truncate_pad" else row[:max_len]
                 ids[i, max_len - len(row) :] = row
             else:
-                row = row[-max_len:] if mistake == "keep_last" else row[:max_len]
+                keep = max_len - 1 if mistake == "cut_short" else max_len
+                row = row[-max_len:] if mistake == "keep_last" else row[:keep]
                 ids[i, : len(row)] = row
         out.append(ids)
     return out[0], out[1]

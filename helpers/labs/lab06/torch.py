@@ -21,11 +21,23 @@ __all__ = [
     "check_masked_mean",
 ]
 
-# PyTorch words two shared hints its own way. An index past the end raises, naming the axis:
-# dimension 0 is the batch (outputs[lengths - 1]), dimension 1 the steps (lengths, not - 1).
+# PyTorch words two shared hints its own way and adds two mistakes JAX cannot make: a write
+# into an input tensor, and a gather whose index was not expanded over the features. An index
+# past the end raises, naming the axis: dimension 0 is the batch (outputs[lengths - 1]),
+# dimension 1 the steps (lengths, not - 1).
 HINTS = Hints(
     lab06.HINTS,
     {
+        "in_place": "your function changed a tensor it was given (x[~mask] = 0, x *= m, "
+        "lengths -= 1, or a method ending in _ such as mul_ or clamp_): the caller's batch "
+        "would change under it; compute new tensors (masked_fill, x * m, lengths - 1)",
+        "fill_polarity": "masked_fill(mask, 0) fills where the mask is True, the real "
+        "tokens: zero the padding instead, x.masked_fill(~mask[..., None], 0), then sum",
+        "index_dtype": "an index tensor must hold integers: use lengths - 1 as it is (an "
+        "int tensor), or (lengths - 1).long(), not a float tensor",
+        "gather_index": "torch.gather does not broadcast its index: it returns the index's "
+        "shape, so an index (B, 1, 1) reads feature 0 only; expand it over the features, "
+        "(lengths - 1).view(-1, 1, 1).expand(-1, 1, H), then squeeze(1)",
         "list_result": "a Python list is not a tensor: compute the whole batch with tensor "
         "operations, or turn the rows you built into one tensor, torch.tensor(rows) for "
         "numbers, torch.stack(rows) for tensors",
@@ -40,6 +52,7 @@ TORCH = lab_framework(
         {
             r"index -?\d+ is out of bounds for dimension 0": "batch_axis",
             r"index -?\d+ is out of bounds": "off_by_one_index",
+            r"tensors used as indices must be long": "index_dtype",
         },
         HINTS,
     ),

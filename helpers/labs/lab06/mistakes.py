@@ -1,0 +1,151 @@
+"""Lab 6's known mistakes: the hints that name them, and the chapter's helpers refused.
+
+:data:`HINTS` is the shared table (the adapters add and word the framework ones: PyTorch's
+in-place writes and ``gather``); :data:`ANSWER_KEYS` names the chapter helpers that solve an
+exercise outright, which a check refuses when the student's code calls one (as labs 5 and 8
+do). ``tests/labs/test_lab06.py`` proves that each hint is produced by a mistake in its table.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from helpers.labs.kit import Hints
+
+__all__ = ["ANSWER_KEYS", "HINTS", "answer_keys"]
+
+# Known mistakes and what to change, by key; the references compute the answers of many.
+HINTS = Hints(
+    {
+        "off_by_one_length": "a row of length L holds tokens at positions 0, ..., L - 1: "
+        "position t is real when t < L (t <= L also marks the first padding position, "
+        "t < L - 1 drops the last token)",
+        "polarity": "the mask is True at real tokens and False at padding; yours is the "
+        "other way round (ids == PAD, or t >= length, marks the padding)",
+        "mask_broadcast": "lengths (B,) and the positions (T,) do not broadcast: compare a row "
+        "of positions with a column of lengths, arange(max_len)[None, :] < lengths[:, None], "
+        "to get (B, T)",
+        "mask_dtype": "return a boolean mask (the comparison itself, e.g. t < length), "
+        "not 0/1 numbers: a bool mask can be inverted with ~ and used to select",
+        "list_result": "a Python list is not an array: compute the whole batch with the "
+        "framework's operations, or turn the rows you built into one array",
+        "padding_leaks": "the plain mean over T averages the padding too: multiply by the "
+        "mask first, so padded positions add nothing",
+        "divide_by_t": "divide the masked sum by each row's number of real tokens, "
+        "mask.sum(1) (shape (B, 1)), not by T: a short review would be diluted by its padding",
+        "divide_keepdim": "mask.sum(1) has shape (B,) and cannot divide (B, D): keep the "
+        "summed axis (sum(1, keepdim=True) in PyTorch, sum(1, keepdims=True) in JAX) so "
+        "each row is divided by its own count",
+        "mask_axis": "x is (B, T, D) and the mask (B, T): give the mask a trailing axis, "
+        "mask[..., None] of shape (B, T, 1), so that it multiplies every feature of its token",
+        "flattened": "x[mask] gathers the real tokens of every review into one (N, D) "
+        "list, so its mean mixes the reviews: multiply x by the mask and sum over the time "
+        "axis (dim 1) to keep one row per review",
+        "extra_axis": "your result has an extra axis of size 1, (B, 1, ...): drop it with "
+        "squeeze(1), or sum or index without keeping that axis (in a mean, keepdim belongs "
+        "on the divisor only)",
+        "mean_dtype": "keep the dtype of x (float32): convert the mask with mask.to(x.dtype) "
+        "in PyTorch or mask.astype(x.dtype) in JAX, not to float64 or float16",
+        "last_padded": "outputs[:, -1] is the last column, which is padding for every "
+        "sequence shorter than T: read each row at its own last real step",
+        "off_by_one_index": "a sequence of length L ends at index L - 1: "
+        "outputs[b, lengths[b] - 1], not outputs[b, lengths[b]]",
+        "batch_axis": "outputs[lengths - 1] indexes the batch axis (dim 0): the step is "
+        "the second index, outputs[arange(B), lengths - 1]",
+        "pair_index": "outputs[:, lengths - 1] picks every length for every row, (B, B, H): "
+        "index rows and steps together, outputs[arange(B), lengths - 1]",
+        "last_dtype": "return the rows of outputs as they are, in their dtype (float32): "
+        "picking a step needs no conversion",
+        "test_leak": "a word that occurs only in the test reviews got its own id: build the "
+        "vocabulary on the training tokens only, so that unseen words become <unk> (1), as "
+        "they would for a new review",
+        "unk_is_pad": "an unknown word must map to <unk>, id 1: not to <pad> (id 0), "
+        "which the mask would drop as padding, nor to a new id after the vocabulary",
+        "unk_missing": "a word missing from the vocabulary (rare, or seen only in the "
+        "test reviews) is not a key of your dict: look it up with stoi.get(word, 1) so "
+        "that it becomes <unk>",
+        "min_freq": "keep only the words seen at least min_freq times in the training "
+        "tokens (count them first, e.g. with collections.Counter); rarer ones are <unk>",
+        "min_freq_strict": "a word seen exactly min_freq times is kept: count >= min_freq, "
+        "not count > min_freq",
+        "no_specials": "ids 0 and 1 are reserved for <pad> and <unk>: the most frequent "
+        "word is id 2",
+        "vocab_order": "number the kept words by decreasing count, ties in alphabetical "
+        "order: sorted(words, key=lambda w: (-count[w], w))",
+        "ties": "Counter.most_common (like a dict) orders words of equal count by first "
+        "appearance: sort them yourself, sorted(words, key=lambda w: (-count[w], w)), so "
+        "that ties are alphabetical",
+        "truncate_pad": "keep the first max_len tokens of each review and pad with 0 after "
+        "them (on the right), so every row has exactly max_len ids",
+        "ids_numpy": "convert the numpy ids to the framework's array before returning them",
+        "swapped": "return the training ids first: return train_ids, test_ids",
+        "unmasked_sum": "the padded positions of x are not zero: x.sum(1) adds them in, "
+        "and dividing by the number of real tokens does not take them out; multiply x by "
+        "the mask before summing over the time axis",
+        "rows_arange": "the row index runs over the batch, arange(B) with B = "
+        "outputs.shape[0], not over the T steps: outputs[arange(B), lengths - 1] pairs "
+        "row b with step lengths[b] - 1",
+        "last_transposed": "your result is (H, B), the transpose of (B, H): "
+        "diagonal() of outputs[:, lengths - 1] puts the batch last; index rows and steps "
+        "together instead, outputs[arange(B), lengths - 1]",
+        "unk_none": "stoi.get(word) gives None for a word missing from the vocabulary (rare, "
+        "or seen only in the test reviews), and None is not an id: give the default, "
+        "stoi.get(word, 1), so that it becomes <unk>",
+        "ragged": "rows of different lengths do not make one array: pad every row with 0 up "
+        "to max_len (after cutting it to its first max_len ids) before converting the rows",
+        "count_truncated": "count the words of the whole training reviews: cut each review "
+        "to its first max_len ids only when you encode it (a word seen past max_len still "
+        "counts towards min_freq, as in the chapter's build_vocab)",
+        "ties_reversed": "sorting by (count, word) with reverse=True also reverses the ties: "
+        "words of equal count must be in alphabetical order, so sort with "
+        "key=lambda w: (-count[w], w) and no reverse",
+        "doc_freq": "count every occurrence of a word, not the number of reviews it appears "
+        "in: Counter(w for tokens in train_tokens for w in tokens), without set(tokens)",
+        "test_own_vocab": "encode the test reviews with the vocabulary of the training "
+        "reviews: a second vocabulary built on the test split gives the same word another "
+        "id, so the model's embedding rows would mean other words",
+        "tokens_changed": "your function changed the token lists it was given (append, del, "
+        "+= or a slice assignment on a review): the caller's reviews must stay as they "
+        "were; build new lists, tokens[:max_len] + [...], instead",
+        # The chapter's own helpers are the answers: the exercises ask to write them out.
+        "mean_answer_key": "write the masked mean yourself (multiply by the mask, sum over "
+        "the time axis, divide by each row's count): H.text.masked_mean is the chapter's "
+        "answer to this exercise, and calling it fails the check",
+        "last_answer_key": "index the outputs yourself, outputs[arange(B), lengths - 1]: "
+        "H.text.last_true_state is the chapter's answer to this exercise, and calling it "
+        "fails the check",
+        "vocab_answer_key": "count, sort and encode yourself (collections.Counter, sorted, "
+        "a dict from word to id): helpers.data.text's build_vocab and encode are the "
+        "chapter's answer to this exercise, and calling them fails the check",
+    }
+)
+
+
+# The chapter's helpers that answer an exercise outright: exercise -> (the key of its hint, the
+# module, the names). Only calls made through the module are seen (H.text.masked_mean(...),
+# T.build_vocab(...)), not a name imported before the check; length_mask has none (the
+# chapter's padding_mask reads ids, not lengths). "text" is the framework's H.text.
+ANSWER_KEYS = {
+    "masked_mean": ("mean_answer_key", "text", ["masked_mean"]),
+    "last_true_output": ("last_answer_key", "text", ["last_true_state"]),
+    "encode_splits": (
+        "vocab_answer_key",
+        "helpers.data.text",
+        ["build_vocab", "encode"],
+    ),
+}
+
+
+def answer_keys(exercise: str, framework: str) -> tuple[str, list[tuple[Any, str]]]:
+    """The hint key and the ``(module, name)`` pairs of the helpers that solve ``exercise``.
+
+    ``framework`` is ``"torch"`` or ``"jax"`` (``Framework.name``): ``H.text`` is
+    ``helpers.torch.text`` or ``helpers.jax.text``. No helper: ``("", [])``.
+    """
+    if exercise not in ANSWER_KEYS:
+        return "", []
+    hint, module, names = ANSWER_KEYS[exercise]
+    if module == "text":
+        module = f"helpers.{framework}.text"
+    return hint, [(importlib.import_module(module), name) for name in names]

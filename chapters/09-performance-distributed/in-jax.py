@@ -932,8 +932,9 @@ plt.show()
 # **Ring all-reduce** {cite}`patarasuk2009bandwidth,sergeev2018horovod` splits the gradient into
 # $W$ chunks passed around a ring, a reduce-scatter and then an all-gather, and every worker
 # sends and receives $2N(W-1)/W$: under $2N$ however many workers join, and no node is a
-# hot spot. $N$ below is measured on this chapter's data-parallel MLP: the bytes its training
-# step actually hands to all-reduce.
+# hot spot (lab 9, exercise 5, has you write it from point-to-point messages). $N$ below is
+# measured on this chapter's data-parallel MLP: the bytes its training step actually hands to
+# all-reduce.
 
 # %% [markdown]
 # In JAX the measurement reads the compiled data-parallel step of 9.3: the bytes of every

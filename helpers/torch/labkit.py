@@ -2,19 +2,33 @@
 
 ``helpers/labs/labNN/torch.py`` builds its :class:`~helpers.labs.kit.Framework` here, giving
 only what is particular to its lab (its hints and how to explain PyTorch's errors).
+
+A check that needs several processes (lab 9) forks ranks with :func:`run_ranks`
+(``torch.multiprocessing``, start method ``fork``, gloo on 127.0.0.1), so a function defined
+in the notebook runs in every rank without being importable; each rank reports back through
+a file. A rank that hangs (one rank waiting in a collective the other never calls) is stopped
+after a time limit. :class:`OneRank` is a one-process group in this process.
 """
 
 from __future__ import annotations
 
+import tempfile
+import time
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
-from helpers.labs.kit import Framework, Hints
+from helpers.distributed import free_port
+from helpers.labs.kit import CheckFailed, Framework, Hints
 
-__all__ = ["lab_framework", "to_numpy"]
+__all__ = ["OneRank", "lab_framework", "run_ranks", "to_numpy"]
+__framework_only__ = ("OneRank", "run_ranks")  # JAX's checks run workers under vmap
 
 
 try:  # NumPy's bfloat16, the one JAX returns; it comes with JAX, not with PyTorch
@@ -58,3 +72,84 @@ def lab_framework(
         explain=explain,
         **extra,
     )
+
+
+_TIMEOUT = 60.0
+
+
+def run_ranks(c, body, world_size: int) -> list[dict]:
+    """Fork ``world_size`` ranks joined by gloo; each runs ``body(rank, world_size)`` and
+    its returned dict of arrays (or its error) comes back. Fails on errors and hangs."""
+    with tempfile.TemporaryDirectory() as out:
+        init = f"tcp://127.0.0.1:{free_port()}"
+        ctx = mp.start_processes(
+            _rank_main, args=(world_size, init, out, body), nprocs=world_size,
+            join=False, start_method="fork",
+        )  # fmt: skip
+        deadline = time.monotonic() + _TIMEOUT
+        try:
+            while not ctx.join(timeout=0.5):
+                if time.monotonic() > deadline:
+                    for p in ctx.processes:
+                        p.kill()
+                    raise c.fail(
+                        f"the ranks did not finish in {_TIMEOUT:.0f} s",
+                        "every rank must call the same collectives in the same order; "
+                        "one rank waiting in all_reduce for a rank that never calls it hangs",
+                    )
+        except CheckFailed:
+            raise
+        except Exception as error:  # a rank died without reporting
+            raise c.fail(
+                f"a rank exited abnormally: {str(error).splitlines()[0]}"
+            ) from None
+        results = []
+        for rank in range(world_size):
+            path = Path(out) / f"rank{rank}.npz"
+            if not path.exists():
+                raise c.fail(f"rank {rank} reported nothing")
+            with np.load(path, allow_pickle=False) as f:
+                results.append({k: f[k] for k in f.files})
+    for rank, r in enumerate(results):
+        if "error" in r:
+            text = str(r["error"])
+            if text.startswith("NotImplementedError"):
+                c.call(_stub)
+            hint = c.fw.explain(RuntimeError(text)) or ""
+            raise c.fail(f"rank {rank}: your code raised {text.splitlines()[0]}", hint)
+    return results
+
+
+class OneRank:
+    """A one-process gloo group in this process, for calls the check can count and time."""
+
+    def __enter__(self):
+        init = f"tcp://127.0.0.1:{free_port()}"
+        dist.init_process_group("gloo", init_method=init, rank=0, world_size=1)
+
+    def __exit__(self, *exc):
+        dist.destroy_process_group()
+
+
+def _stub():
+    raise NotImplementedError
+
+
+def _rank_main(rank, world_size, init, out, body) -> None:
+    torch.set_num_threads(1)
+    path = Path(out) / f"rank{rank}.npz"
+    try:
+        dist.init_process_group(
+            "gloo", init_method=init, rank=rank, world_size=world_size
+        )
+        try:
+            np.savez(path, **body(rank, world_size))
+            try:  # no rank leaves while another still connects (a body that sends nothing)
+                dist.barrier()
+            except Exception:  # a rank that failed has left: its own report says why
+                pass
+        finally:
+            dist.destroy_process_group()
+    except Exception as error:
+        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+        np.savez(path, error=np.array(detail))

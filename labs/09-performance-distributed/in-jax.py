@@ -13,15 +13,17 @@
 # %% [markdown]
 # # Lab 9: sharding and data parallelism in JAX
 #
-# Four exercises on chapter 9: place a batch and a weight matrix on a device mesh, average
-# gradients across workers with a collective, and write the data-parallel SGD step. Each
-# exercise is a function. Replace the line `raise NotImplementedError(...)` with your code,
-# run the cell, then run the check below it: a check prints ✅ when your function is right,
-# or ❌ with what it expected and a hint.
+# Five exercises on chapter 9: place a batch and a weight matrix on a device mesh, average
+# gradients across workers with a collective, write the data-parallel SGD step, and write
+# the ring all-reduce itself from point-to-point messages. Each exercise is a function.
+# Replace the line `raise NotImplementedError(...)` with your code, run the cell, then run
+# the check below it: a check prints ✅ when your function is right, or ❌ with what it
+# expected and a hint.
 #
 # The sharding checks read how your array is split (its `NamedSharding`); the collective
 # checks run your function for several workers under `jax.vmap(..., axis_name="data")` and
-# compare with one worker on the whole batch. They never look at your code. The solved lab
+# compare with one worker on the whole batch; the ring's check also reads which messages
+# your function's program sends (its jaxpr). They never look at your code. The solved lab
 # is [`solutions/09-performance-distributed/in-jax.ipynb`](../../solutions/09-performance-distributed/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
@@ -186,3 +188,60 @@ else:
         print("8 devices with shard_map equal one device")
     except NotImplementedError:
         print("solve the exercises above first")
+
+# %% [markdown]
+# ## Exercise 5: ring all-reduce by hand
+#
+# Chapter 9's ring all-reduce, written with point-to-point messages only. `x` is this
+# worker's 1-D float32 array of $N$ numbers, $N$ a multiple of the number of workers $W$
+# (`jax.lax.axis_size(axis_name)`); return the sum of every worker's `x`, on every worker.
+# Communicate only with `jax.lax.ppermute` (no `psum`, `pmean`, `all_gather`, `psum_scatter`),
+# and find this worker's place with `jax.lax.axis_index(axis_name)`. The algorithm:
+#
+# 1. split the array into $W$ chunks of $N/W$ numbers;
+# 2. reduce-scatter, $W-1$ steps: at step $s$ worker $i$ sends chunk $(i-s) \bmod W$ to worker
+#    $i+1$ and adds the chunk it receives, $(i-s-1) \bmod W$, to its own; then worker $i$
+#    holds chunk $(i+1) \bmod W$ summed over all workers;
+# 3. all-gather, $W-1$ steps: each worker passes the summed chunk it got last (first its own)
+#    to worker $i+1$, which stores it in place of its partial chunk.
+#
+# The check runs your function for 2, 3 and 4 workers (under `jax.vmap` with a named axis,
+# which needs no devices) and compares with the sum that `jax.lax.psum` returns; it also reads
+# the messages of your function's program under `jax.shard_map` (its jaxpr): each worker must
+# send $2(W-1)$ messages of $N/W$ numbers, always to the same neighbour, which is the
+# chapter's $2N(W-1)/W$ per worker.
+
+
+# %%
+def ring_all_reduce(x, axis_name):
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab09.check_ring_all_reduce(ring_all_reduce)
+
+# %% [markdown]
+# On the 8 devices, `jax.shard_map` runs it as one program per device, and it equals `psum`:
+
+# %%
+if jax.device_count("cpu") != 8:
+    print(
+        "restart the kernel and run the first code cell first: 8 CPU devices are needed"
+    )
+else:
+    try:  # runs once the exercise above is solved
+        mesh8 = H.sharding.make_mesh((8,), ("data",), device="cpu")
+        grads = jax.random.normal(jax.random.key(1), (8 * 16,))  # (128,): 16 per device
+
+        def by_hand_and_library(g):  # g: (16,), this device's gradient
+            return ring_all_reduce(g, "data"), jax.lax.psum(g, "data")
+
+        both = jax.shard_map(
+            by_hand_and_library, mesh=mesh8, in_specs=P("data"), out_specs=P("data")
+        )
+        ours, library = jax.jit(both)(grads)
+        np.testing.assert_allclose(ours, library, rtol=1e-5, atol=1e-5)
+        print("ring all-reduce on 8 devices equals psum")
+    except NotImplementedError:
+        print("solve the exercise above first")

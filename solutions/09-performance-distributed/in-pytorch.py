@@ -13,15 +13,17 @@
 # %% [markdown]
 # # Lab 9: data parallelism by hand and with DDP in PyTorch
 #
-# Four exercises on chapter 9: the share of a batch each rank reads, the block of a weight
-# each rank holds, the all-reduce that averages gradients, and a DDP worker whose training
-# equals one process. Each exercise is a function. Replace the line
+# Five exercises on chapter 9: the share of a batch each rank reads, the block of a weight
+# each rank holds, the all-reduce that averages gradients, a DDP worker whose training
+# equals one process, and the ring all-reduce itself from point-to-point messages. Each
+# exercise is a function. Replace the line
 # `raise NotImplementedError(...)` with your code, run the cell, then run the check below it:
 # a check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
-# The checks of exercises 3 and 4 start two processes (forked from this notebook, joined by
-# gloo on 127.0.0.1) that run your function, and compare with one process; they never look
-# at your code. The solved lab is
+# The checks of exercises 3 to 5 start two processes or more (forked from this notebook,
+# joined by gloo on 127.0.0.1) that run your function, and compare with one process (the
+# ring's check also records what each process sends); they never look at your code. The
+# solved lab is
 # [`solutions/09-performance-distributed/in-pytorch.ipynb`](../../solutions/09-performance-distributed/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
@@ -159,3 +161,55 @@ def train_ddp(rank, world_size, sizes):
 
 # %%
 H.lab09.check_data_parallel(train_ddp)
+
+# %% [markdown]
+# ## Exercise 5: ring all-reduce by hand
+#
+# Chapter 9's ring all-reduce, written with point-to-point messages only. `tensor` is this
+# rank's 1-D float32 tensor of $N$ numbers, $N$ a multiple of the number of ranks
+# $W$ (`world_size`); return a new tensor holding the sum of every rank's `tensor`, on every
+# rank, and leave `tensor` as it was. Communicate only with `dist.isend`/`dist.irecv` (or
+# `dist.send`/`dist.recv`), no `dist.all_reduce`, `reduce_scatter`, `all_gather` or
+# `broadcast`. Every rank sends and receives at each step: post the `isend` first, then
+# `recv`, then `wait` on the send, or two blocking sends can wait for each other forever.
+# The algorithm:
+#
+# 1. split the array into $W$ chunks of $N/W$ numbers;
+# 2. reduce-scatter, $W-1$ steps: at step $s$ worker $i$ sends chunk $(i-s) \bmod W$ to worker
+#    $i+1$ and adds the chunk it receives, $(i-s-1) \bmod W$, to its own; then worker $i$
+#    holds chunk $(i+1) \bmod W$ summed over all workers;
+# 3. all-gather, $W-1$ steps: each worker passes the summed chunk it got last (first its own)
+#    to worker $i+1$, which stores it in place of its partial chunk.
+#
+# The check runs your function in 2 and 4 processes and compares with the sum that
+# `dist.all_reduce` returns; it also records what each rank sends: $2(W-1)$ messages of
+# $N/W$ numbers, always to the same neighbour, which is the chapter's $2N(W-1)/W$ per worker.
+
+
+# %%
+def ring_all_reduce(tensor, rank, world_size):
+    ### BEGIN SOLUTION
+    total = tensor.clone()  # (N,): the input stays as it was
+    chunks = total.chunk(world_size)  # W views of (N / W,) into total
+    right, left = (rank + 1) % world_size, (rank - 1) % world_size
+
+    def exchange(send_k):  # send chunk send_k to the right, receive from the left
+        got = torch.empty_like(chunks[0])  # (N / W,)
+        request = dist.isend(chunks[send_k % world_size], right)  # posted, no wait
+        dist.recv(got, left)  # every rank has posted its send: none waits forever
+        request.wait()
+        return got
+
+    for s in range(world_size - 1):  # reduce-scatter: partial sums travel and grow
+        got = exchange(rank - s)
+        chunks[(rank - s - 1) % world_size].add_(got)  # the chunk rank - 1 sent
+    # Rank i now holds chunk i + 1 summed over all ranks.
+    for s in range(world_size - 1):  # all-gather: the summed chunks travel on
+        got = exchange(rank + 1 - s)
+        chunks[(rank - s) % world_size].copy_(got)
+    return total
+    ### END SOLUTION
+
+
+# %%
+H.lab09.check_ring_all_reduce(ring_all_reduce)

@@ -160,6 +160,65 @@ def _t_columns(w, rank, world):
     return w[:, rank * cols : (rank + 1) * cols]
 
 
+def _t_ring(
+    *, rs_steps=0, add_shift=0, gather=True, gather_steps=0, mean=False, in_place=False,
+    arrival_order=False, jump=False, dtype=None,
+):  # fmt: skip
+    """The solution's ring all-reduce, with one switch per mistake."""
+
+    def ring_all_reduce(tensor, rank, world_size):
+        w = world_size
+        total = tensor if in_place else tensor.clone()
+        chunks = total.chunk(w)
+
+        def exchange(send, shift=1):
+            got = torch.empty_like(send)
+            request = dist.isend(send.contiguous(), (rank + shift) % w)
+            dist.recv(got, (rank - shift) % w)
+            request.wait()
+            return got
+
+        for s in range(w - 1 + rs_steps):
+            got = exchange(chunks[(rank - s) % w])
+            chunks[(rank - s - 1 + add_shift) % w].add_(got)
+        last = (
+            rank + 1 - rs_steps
+        )  # the chunk added to last: the all-gather passes it first
+        arrived = [chunks[last % w].clone()]
+        for s in range(w - 1 + gather_steps if gather else 0):
+            if jump:  # the summed chunk straight to rank + 1 + s, not around the ring
+                got = exchange(chunks[last % w], shift=s + 1)
+                chunks[(last - 1 - s) % w].copy_(got)
+                continue
+            got = exchange(chunks[(last - s) % w])
+            arrived.append(got)
+            chunks[(last - 1 - s) % w].copy_(got)
+        out = torch.cat(arrived) if arrival_order else total
+        out = out / w if mean else out
+        return out.to(dtype) if dtype else out
+
+    return ring_all_reduce
+
+
+def _t_ring_whole(tensor, rank, world_size):
+    """The whole array around the ring W - 1 times: the right sum, N numbers a step."""
+    total, passing = tensor.clone(), tensor.clone()
+    for _ in range(world_size - 1):
+        got = torch.empty_like(passing)
+        request = dist.isend(passing, (rank + 1) % world_size)
+        dist.recv(got, (rank - 1) % world_size)
+        request.wait()
+        total += got
+        passing = got
+    return total
+
+
+def _t_ring_library(tensor, rank, world_size):
+    total = tensor.clone()
+    dist.all_reduce(total)
+    return total
+
+
 TORCH_MISTAKES = [
     ("shard_batch", _t_share(whole=True), "same_data"),
     ("shard_batch", _t_share(offset=True), "step_offset"),
@@ -202,6 +261,19 @@ TORCH_MISTAKES = [
     ("train_ddp", _t_train(returned="no losses"), "losses"),
     ("train_ddp", _t_train(returned="losses, model"), "model_first"),
     ("train_ddp", _t_halves, "ddp_recipe"),
+    # Exercise 5, the ring all-reduce.
+    ("ring_all_reduce", _t_ring_library, "ring_library"),
+    ("ring_all_reduce", _t_ring(gather=False), "ring_scatter_only"),
+    ("ring_all_reduce", _t_ring(rs_steps=1), "ring_extra_step"),
+    ("ring_all_reduce", _t_ring(add_shift=1), "ring_chunk_index"),
+    ("ring_all_reduce", _t_ring_whole, "ring_whole_array"),
+    ("ring_all_reduce", _t_ring(mean=True), "ring_mean"),
+    ("ring_all_reduce", _t_ring(arrival_order=True), "ring_gather_place"),
+    ("ring_all_reduce", _t_ring(jump=True), "ring_not_ring"),
+    ("ring_all_reduce", _t_ring(gather_steps=1), "ring_steps"),
+    ("ring_all_reduce", _t_ring(in_place=True), "mutated_input"),
+    ("ring_all_reduce", _t_ring(dtype=torch.float64), "dtype"),
+    ("ring_all_reduce", lambda t, rank, world_size: t.clone(), "ring_recipe"),
 ]  # fmt: skip
 
 
@@ -239,6 +311,56 @@ def _j_step(
         return jax.tree.map(lambda p, g: p + sign * lr * g, params, grads)
 
     return data_parallel_step
+
+
+def _j_ring(
+    *, rs_steps=0, add_shift=0, gather=True, gather_steps=0, mean=False,
+    arrival_order=False, jump=False, dtype=None,
+):  # fmt: skip
+    """The solution's ring all-reduce, with one switch per mistake."""
+
+    def ring_all_reduce(x, axis_name):
+        w, i = jax.lax.axis_size(axis_name), jax.lax.axis_index(axis_name)
+        chunks = x.reshape(w, -1)
+
+        def shifted(v, shift=1):
+            return jax.lax.ppermute(
+                v, axis_name, [(j, (j + shift) % w) for j in range(w)]
+            )
+
+        for s in range(w - 1 + rs_steps):
+            got = shifted(chunks[(i - s) % w])
+            chunks = chunks.at[(i - s - 1 + add_shift) % w].add(got)
+        last = (
+            i + 1 - rs_steps
+        )  # the chunk added to last: the all-gather passes it first
+        arrived = [chunks[last % w]]
+        for s in range(w - 1 + gather_steps if gather else 0):
+            if jump:  # the summed chunk straight to i + 1 + s, not around the ring
+                chunks = chunks.at[(last - 1 - s) % w].set(
+                    shifted(chunks[last % w], s + 1)
+                )
+                continue
+            got = shifted(chunks[(last - s) % w])
+            arrived.append(got)
+            chunks = chunks.at[(last - 1 - s) % w].set(got)
+        out = jnp.concatenate(arrived) if arrival_order else chunks.reshape(-1)
+        out = out / w if mean else out
+        return out.astype(dtype) if dtype else out
+
+    return ring_all_reduce
+
+
+def _j_ring_whole(x, axis_name):
+    """The whole array around the ring W - 1 times: the right sum, N numbers a step."""
+    w = jax.lax.axis_size(axis_name)
+    total, passing = x, x
+    for _ in range(w - 1):
+        passing = jax.lax.ppermute(
+            passing, axis_name, [(j, (j + 1) % w) for j in range(w)]
+        )
+        total = total + passing
+    return total
 
 
 JAX_MISTAKES = [
@@ -286,6 +408,18 @@ JAX_MISTAKES = [
     ("data_parallel_step", _j_step(returned="grads"), "returned_grads"),
     ("data_parallel_step", _j_step(collective="local_mean"), "local_mean"),
     ("data_parallel_step", _j_step(returned="clipped"), "step_recipe"),
+    # Exercise 5, the ring all-reduce.
+    ("ring_all_reduce", lambda x, axis_name: jax.lax.psum(x, axis_name), "ring_library"),
+    ("ring_all_reduce", _j_ring(gather=False), "ring_scatter_only"),
+    ("ring_all_reduce", _j_ring(rs_steps=1), "ring_extra_step"),
+    ("ring_all_reduce", _j_ring(add_shift=1), "ring_chunk_index"),
+    ("ring_all_reduce", _j_ring_whole, "ring_whole_array"),
+    ("ring_all_reduce", _j_ring(mean=True), "ring_mean"),
+    ("ring_all_reduce", _j_ring(arrival_order=True), "ring_gather_place"),
+    ("ring_all_reduce", _j_ring(jump=True), "ring_not_ring"),
+    ("ring_all_reduce", _j_ring(gather_steps=1), "ring_steps"),
+    ("ring_all_reduce", _j_ring(dtype=jnp.float16), "dtype"),
+    ("ring_all_reduce", lambda x, axis_name: x, "ring_recipe"),
 ]  # fmt: skip
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -330,3 +464,43 @@ def test_ddp_mistake_references():
         assert not all(
             np.allclose(params[n], reference[n], atol=1e-4) for n in plain
         ), key
+
+
+def test_ring_reference_equals_the_library_collectives():
+    """The numpy ring (both directions) and the solution's ring equal jax.lax.psum; every
+    mistake the check recognises moves the result away from the sum."""
+    from helpers.labs.lab09.ring import ring_cases, ring_reference
+
+    for world in (2, 3, 4):
+        for x in ring_cases(world):
+            psum = jax.vmap(lambda v: jax.lax.psum(v, "i"), axis_name="i")(x)
+            ring = jax.vmap(lambda v: _j_ring()(v, "i"), axis_name="i")(x)
+            for got in (ring, ring_reference(x), ring_reference(x, leftward=True)):
+                np.testing.assert_allclose(got, psum, rtol=1e-5, atol=1e-5)
+            for mistake in ({"rs_steps": world}, {"add_shift": 1}, {"gather": False}):
+                assert not np.allclose(ring_reference(x, **mistake), psum, atol=1e-3)
+
+
+def test_torch_ring_equals_all_reduce():
+    """The PyTorch mistake table's ring without a mistake equals dist.all_reduce (SUM), on
+    4 forked gloo ranks; the mistakes' input is left as it was."""
+    from helpers.labs.kit import Checker
+    from helpers.labs.lab09.ring import ring_cases
+    from helpers.torch.labkit import run_ranks
+
+    def body(rank, world_size):
+        out = {}
+        for k, x in enumerate(ring_cases(world_size)):
+            library = torch.from_numpy(x[rank].copy())
+            dist.all_reduce(library, op=dist.ReduceOp.SUM)
+            out[f"ring{k}"] = _t_ring()(torch.from_numpy(x[rank]), rank, world_size)
+            out[f"library{k}"] = library
+        return {k: v.numpy() for k, v in out.items()}
+
+    from helpers.labs.lab09.torch import TORCH
+
+    for r in run_ranks(Checker("ring", TORCH), body, 4):
+        for k in range(2):
+            np.testing.assert_allclose(
+                r[f"ring{k}"], r[f"library{k}"], rtol=1e-5, atol=1e-5
+            )

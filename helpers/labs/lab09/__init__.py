@@ -1,1 +1,1 @@
-"""Lab 9: shard a batch and a weight, average gradients, train data-parallel (checks, adapters)."""
+"""Lab 9: shard a batch and a weight, average gradients, train data-parallel, ring all-reduce."""

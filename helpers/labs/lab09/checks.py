@@ -8,7 +8,9 @@ Exercises (the same names in both frameworks, each in its framework's terms):
   rank's block of an ``nn.Linear`` weight; JAX: the weight placed on a mesh, columns split);
 * ``average_gradients``: the all-reduce that makes every worker's gradient the mean;
 * ``data_parallel``: training that equals one process on the whole batch (PyTorch: a DDP
-  worker; JAX: a data-parallel SGD step with a collective over ``"data"``).
+  worker; JAX: a data-parallel SGD step with a collective over ``"data"``);
+* ``ring_all_reduce``: the sum over workers written by hand as a ring of point-to-point
+  messages (its checks and hints live in :mod:`helpers.labs.lab09.ring`).
 
 The known mistakes the hints name: both ranks reading the same rows, gradients summed or
 averaged twice or not exchanged at all, a batch split on the feature axis, a weight split on
@@ -144,8 +146,8 @@ JAX_HINTS = {
     "are mesh.axis_names ('data' for a batch's rows, 'model' for a weight's columns)",
     "spec_rank": "the PartitionSpec has more entries than the array has axes: one entry "
     "per axis, from axis 0 (PartitionSpec('data') splits axis 0 and keeps the rest whole)",
-    "dtype": "keep the input's dtype, float32: jax.device_put and jax.lax.pmean keep it, "
-    "an .astype(...) changes it",
+    "dtype": "keep the input's dtype, float32: jax.device_put, jax.lax.pmean and ppermute "
+    "keep it, an .astype(...) changes it",
     "place_values": "placing an array must not change its values: "
     "jax.device_put(x, NamedSharding(mesh, spec)) only moves them to the devices",
     "len_grads": "divide the psum by the number of workers, jax.lax.psum(1, 'data'), not "

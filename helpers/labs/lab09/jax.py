@@ -14,16 +14,19 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding
+from jax.sharding import AbstractMesh, AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from helpers.jax.labkit import lab_framework
 from helpers.jax.sharding import make_mesh
 from helpers.labs.kit import Hints, checking, explainer
 from helpers.labs.lab09 import checks as lab09
+from helpers.labs.lab09 import ring
 
 __all__ = [
     "check_average_gradients",
     "check_data_parallel",
+    "check_ring_all_reduce",
     "check_shard_batch",
     "check_shard_weight",
 ]
@@ -31,7 +34,11 @@ __all__ = [
 HINTS = Hints(
     lab09.HINTS,
     lab09.JAX_HINTS,
+    ring.HINTS,
     {
+        "ring_library": "the exercise writes the collective by hand: communicate only with "
+        "jax.lax.ppermute (one chunk to the next worker per step), not jax.lax.psum, pmean, "
+        "all_gather, psum_scatter or all_to_all",
         "no_allreduce": "each worker kept its own gradient, so the copies of the "
         "parameters drift apart: average the gradients over the workers with "
         "jax.lax.pmean(grads, 'data') before the update",
@@ -230,3 +237,71 @@ def check_data_parallel(student: Any) -> None:
                 ]  # fmt: skip
                 c.close(out[k], want, what=f"every worker's new {k!r}", rtol=1e-4, atol=1e-5,
                         hint=c.hint("step_recipe"), mistakes=wrong)  # fmt: skip
+
+
+# Collectives that would do the exercise's work (or part of it) in one call.
+_LIBRARY = {"psum", "psum2", "psum_invariant", "pmax", "pmin", "all_gather",
+            "all_gather_invariant", "reduce_scatter", "all_to_all",
+            "ragged_all_to_all"}  # fmt: skip
+
+
+def _walk(jaxpr, times: int, found: dict) -> None:
+    """Collect the ppermutes ``(perm, numbers, times)`` and library collectives of a jaxpr
+    and of every jaxpr inside it; a scan's body counts ``length`` times."""
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        if name == "ppermute":
+            size = sum(int(np.prod(v.aval.shape)) for v in eqn.invars)
+            found["ppermute"].append((eqn.params["perm"], size, times))
+        elif name in _LIBRARY:
+            found["library"].append(name)
+        inner = times * (eqn.params.get("length", 1) if name == "scan" else 1)
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                sub = getattr(sub, "jaxpr", sub)  # a ClosedJaxpr holds a Jaxpr
+                if hasattr(sub, "eqns"):
+                    if name == "while":
+                        found["while"] = True
+                    _walk(sub, inner, found)
+
+
+def _messages(c, student, world: int, n: int) -> list[tuple[int, int, int]]:
+    """The messages of the student's function on ``world`` workers, read from the jaxpr of
+    its ``shard_map`` over a 1-D mesh (abstract: no devices needed)."""
+    mesh = AbstractMesh((world,), ("ring",), axis_types=(AxisType.Auto,))
+    run = jax.shard_map(lambda v: student(v, "ring"), mesh=mesh, in_specs=P("ring"),
+                        out_specs=P("ring"), check_vma=False)  # fmt: skip
+    closed = c.call(
+        jax.make_jaxpr(run), jax.ShapeDtypeStruct((world * n,), jnp.float32)
+    )
+    found = {"ppermute": [], "library": [], "while": False}
+    _walk(closed.jaxpr, 1, found)
+    if found["library"]:
+        raise c.fail(f"your function used jax.lax's {found['library'][0]}",
+                     c.hint("ring_library"))  # fmt: skip
+    if found["while"] and found["ppermute"]:
+        raise c.fail("a ppermute inside a while loop: its steps cannot be counted",
+                     c.hint("ring_steps"))  # fmt: skip
+    return [(src, dst, size) for perm, size, times in found["ppermute"]
+            for src, dst in perm for _ in range(times)]  # fmt: skip
+
+
+def check_ring_all_reduce(student: Any) -> None:
+    """``ring_all_reduce(x, axis_name) -> the sum of x over the workers``, per worker under
+    ``shard_map``; only ``jax.lax.ppermute`` between ring neighbours, one chunk per step."""
+    with checking("ring_all_reduce", JAX,
+                  passed="2, 3 and 4 workers, 2 (W - 1) chunks sent each") as c:  # fmt: skip
+        c.expect(
+            callable(student), f"expected a function, got {type(student).__name__}"
+        )
+        sent = []  # every case's messages, compared once all the sums are right
+        for world in lab09.WORLD_SIZES:
+            for x in ring.ring_cases(world):
+                sent.append(
+                    (_messages(c, student, world, x.shape[1]), world, x.shape[1])
+                )
+                # The values on a vmapped axis: the same collectives, no devices needed.
+                run = jax.vmap(lambda v: student(v, "ring"), axis_name="ring")
+                ring.compare_ring(c, c.array(c.call(run, jnp.asarray(x))), x)
+        for messages, world, n in sent:
+            ring.compare_messages(c, messages, world, n)

@@ -1,40 +1,44 @@
 """Lab 9 self-checks for PyTorch notebooks: ``H.lab09.check_data_parallel(train_ddp)``.
 
-The checks that need several processes fork them (``torch.multiprocessing``, start method
-``fork``, gloo on 127.0.0.1), so a function defined in the notebook runs in every rank
-without being importable; each rank reports back through a file. A rank that hangs (one
-rank waiting in a collective the other never calls) is stopped after a time limit.
+The checks that need several processes fork them (:func:`helpers.torch.labkit.run_ranks`,
+gloo on 127.0.0.1), so a function defined in the notebook runs in every rank without being
+importable. The ring all-reduce's check records, inside each rank, what it sends.
 """
 
 from __future__ import annotations
 
-import tempfile
-import time
-import traceback
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
-from helpers.distributed import free_port
-from helpers.labs.kit import CheckFailed, Hints, checking, explainer
+from helpers.labs.kit import Hints, checking, explainer, recording
 from helpers.labs.lab09 import checks as lab09
+from helpers.labs.lab09 import ring
 from helpers.labs.lab09.mistakes import ddp_mistakes
-from helpers.torch.labkit import lab_framework
+from helpers.torch.labkit import OneRank, lab_framework, run_ranks
 from helpers.torch.parallel import make_model, reference_training
 
 __all__ = [
     "check_average_gradients",
     "check_data_parallel",
+    "check_ring_all_reduce",
     "check_shard_batch",
     "check_shard_weight",
 ]
 
-HINTS = Hints(lab09.HINTS, lab09.TORCH_HINTS)
+HINTS = Hints(
+    lab09.HINTS,
+    lab09.TORCH_HINTS,
+    ring.HINTS,
+    {
+        "ring_library": "the exercise writes the collective by hand: communicate only with "
+        "dist.isend/dist.irecv (or send/recv), one chunk to the next rank per step, not "
+        "dist.all_reduce, reduce_scatter, all_gather or broadcast",
+    },
+)
 TORCH = lab_framework(
     HINTS,
     explainer(
@@ -47,7 +51,6 @@ TORCH = lab_framework(
         HINTS,
     ),
 )
-_TIMEOUT = 60.0
 
 
 def check_shard_batch(student: Any) -> None:
@@ -102,80 +105,6 @@ def check_shard_weight(student: Any) -> None:
                 )
 
 
-def _run_ranks(c, body, world_size: int) -> list[dict]:
-    """Fork ``world_size`` ranks joined by gloo; each runs ``body(rank, world_size)`` and
-    its returned dict of arrays (or its error) comes back. Fails on errors and hangs."""
-    with tempfile.TemporaryDirectory() as out:
-        init = f"tcp://127.0.0.1:{free_port()}"
-        ctx = mp.start_processes(
-            _rank_main, args=(world_size, init, out, body), nprocs=world_size,
-            join=False, start_method="fork",
-        )  # fmt: skip
-        deadline = time.monotonic() + _TIMEOUT
-        try:
-            while not ctx.join(timeout=0.5):
-                if time.monotonic() > deadline:
-                    for p in ctx.processes:
-                        p.kill()
-                    raise c.fail(
-                        f"the ranks did not finish in {_TIMEOUT:.0f} s",
-                        "every rank must call the same collectives in the same order; "
-                        "one rank waiting in all_reduce for a rank that never calls it hangs",
-                    )
-        except CheckFailed:
-            raise
-        except Exception as error:  # a rank died without reporting
-            raise c.fail(
-                f"a rank exited abnormally: {str(error).splitlines()[0]}"
-            ) from None
-        results = []
-        for rank in range(world_size):
-            path = Path(out) / f"rank{rank}.npz"
-            if not path.exists():
-                raise c.fail(f"rank {rank} reported nothing")
-            with np.load(path, allow_pickle=False) as f:
-                results.append({k: f[k] for k in f.files})
-    for rank, r in enumerate(results):
-        if "error" in r:
-            text = str(r["error"])
-            if text.startswith("NotImplementedError"):
-                c.call(_stub)
-            hint = c.fw.explain(RuntimeError(text)) or ""
-            raise c.fail(f"rank {rank}: your code raised {text.splitlines()[0]}", hint)
-    return results
-
-
-class _OneRank:
-    """A one-process gloo group in this process, for calls the check can count and time."""
-
-    def __enter__(self):
-        init = f"tcp://127.0.0.1:{free_port()}"
-        dist.init_process_group("gloo", init_method=init, rank=0, world_size=1)
-
-    def __exit__(self, *exc):
-        dist.destroy_process_group()
-
-
-def _stub():
-    raise NotImplementedError
-
-
-def _rank_main(rank, world_size, init, out, body) -> None:
-    torch.set_num_threads(1)
-    path = Path(out) / f"rank{rank}.npz"
-    try:
-        dist.init_process_group(
-            "gloo", init_method=init, rank=rank, world_size=world_size
-        )
-        try:
-            np.savez(path, **body(rank, world_size))
-        finally:
-            dist.destroy_process_group()
-    except Exception as error:
-        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
-        np.savez(path, error=np.array(detail))
-
-
 def _grads_body(student):
     def body(rank, world_size):
         s = lab09.LAB_SIZES
@@ -227,7 +156,7 @@ def check_average_gradients(student: Any) -> None:
         expected = {n: p.grad.numpy() for n, p in model.named_parameters()}
         # One rank first: the mean over one rank is the gradient itself (three tensors, so
         # that dividing by len(grads) shows).
-        with _OneRank():
+        with OneRank():
             for seed in (1, 2):
                 torch.manual_seed(seed)
                 grads = [torch.randn(3, 4), torch.randn(5), torch.randn(2)]
@@ -241,7 +170,7 @@ def check_average_gradients(student: Any) -> None:
                             hint=c.hint("allreduce_mean"),
                             mistakes=[(c.hint("len_grads"), g.numpy() / len(grads))])  # fmt: skip
         for world in (2,):
-            results = _run_ranks(c, _grads_body(student), world)
+            results = run_ranks(c, _grads_body(student), world)
             if not np.allclose(
                 results[0]["0.weight"], results[1]["0.weight"], atol=1e-6
             ):
@@ -286,7 +215,7 @@ def check_data_parallel(student: Any) -> None:
             raise c.fail(f"expected a function, got {type(student).__name__}")
         s = lab09.LAB_SIZES
         reference = reference_training(s)
-        results = _run_ranks(c, _train_body(student), 2)
+        results = run_ranks(c, _train_body(student), 2)
         losses = [r.get("losses", np.zeros(0)) for r in results]
         if len(losses[0]) == s.steps and np.allclose(losses[0], losses[1], atol=1e-7):
             raise c.fail(
@@ -311,7 +240,7 @@ def check_data_parallel(student: Any) -> None:
                 c.hint("losses"),
             )
         # One rank too (in this process): DDP over one process is plain training.
-        with _OneRank():
+        with OneRank():
             for sizes in (s, replace(s, seed=s.seed + 1)):
                 out = c.call(student, 0, 1, sizes)
                 if not isinstance(out, tuple) or len(out) != 2:
@@ -328,3 +257,89 @@ def check_data_parallel(student: Any) -> None:
                     c.close(value.detach().numpy(), one[name], atol=1e-5,
                             what=f"one rank's trained {name}",
                             hint=c.hint("ddp_recipe"))  # fmt: skip
+
+
+# The collectives that would do exercise 5's work (or part of it) in one call.
+_LIBRARY = ("all_reduce", "reduce_scatter", "reduce_scatter_tensor", "all_gather",
+            "all_gather_into_tensor", "broadcast", "reduce", "all_to_all")  # fmt: skip
+
+
+def _ring_body(student):
+    """Each rank runs every case of ``ring.ring_cases``, recording what it sends."""
+
+    def body(rank, world_size):
+        sent: list[tuple[int, int]] = []
+        saved = dist.send, dist.isend
+
+        def recorded(original):
+            def send(tensor, dst=None, *args, **kwargs):
+                sent.append((int(kwargs.get("group_dst", dst)), tensor.numel()))
+                return original(tensor, dst, *args, **kwargs)
+
+            return send
+
+        out = {}
+        targets = [(dist, name) for name in _LIBRARY]
+        dist.send, dist.isend = recorded(dist.send), recorded(dist.isend)
+        try:
+            with recording(targets) as called:
+                for k, x in enumerate(ring.ring_cases(world_size)):
+                    sent.clear()
+                    given = torch.from_numpy(x[rank].copy())
+                    result = student(given, rank, world_size)
+                    if called:
+                        return {"called": np.array(called[0])}
+                    if not np.array_equal(given.numpy(), x[rank]):
+                        raise ValueError(
+                            "your function changed its input tensor in place"
+                        )
+                    if not isinstance(result, torch.Tensor):
+                        raise TypeError(
+                            f"expected a torch.Tensor, got {type(result).__name__}"
+                        )
+                    out[f"out{k}"] = result.detach().numpy()
+                    out[f"sent{k}"] = np.array(sent, np.int64).reshape(-1, 2)
+        finally:
+            dist.send, dist.isend = saved
+        return out
+
+    return body
+
+
+def check_ring_all_reduce(student: Any) -> None:
+    """``ring_all_reduce(tensor, rank, world_size) -> the sum over the ranks``, with
+    point-to-point sends only: 2 (W - 1) chunks of N / W numbers, each to the next rank."""
+    with checking("ring_all_reduce", TORCH,
+                  passed="2 and 4 processes, 2 (W - 1) chunks sent each") as c:  # fmt: skip
+        if not callable(student):
+            raise c.fail(f"expected a function, got {type(student).__name__}")
+        runs = {world: run_ranks(c, _ring_body(student), world) for world in (2, 4)}
+        for results in runs.values():
+            for r in results:
+                if "called" in r:
+                    raise c.fail(f"your function called {r['called']}",
+                                 c.hint("ring_library"))  # fmt: skip
+        for world, results in runs.items():  # the sums first, then how they were sent
+            for k, x in enumerate(ring.ring_cases(world)):
+                outs = [r[f"out{k}"] for r in results]
+                if len({o.shape for o in outs}) > 1:
+                    raise c.fail(
+                        "the ranks returned different shapes", c.hint("ring_recipe")
+                    )
+                ring.compare_ring(c, np.stack(outs), x)
+        for world, results in runs.items():
+            for k, x in enumerate(ring.ring_cases(world)):
+                messages = [(rank, int(dst), int(size)) for rank, r in enumerate(results)
+                            for dst, size in r[f"sent{k}"]]  # fmt: skip
+                ring.compare_messages(c, messages, world, x.shape[1])
+        # One rank too, in this process: the sum over one rank is the tensor itself.
+        with OneRank():
+            for n in (4, 6):
+                x = np.random.default_rng(n).standard_normal((1, n)).astype(np.float32)
+                given = torch.from_numpy(x[0].copy())
+                out = c.array(c.call(student, given, 0, 1))
+                if not np.array_equal(given.numpy(), x[0]):
+                    raise c.fail(
+                        "your function changed its input", c.hint("mutated_input")
+                    )
+                ring.compare_ring(c, out[None], x)

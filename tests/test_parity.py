@@ -174,8 +174,12 @@ def owner(path: Path) -> str | None:
     rel = path.relative_to(HELPERS).parts
     if rel[0] in FRAMEWORK_PACKAGES:
         return rel[0]
-    if rel[0] == "labs" and len(rel) == 3 and rel[2][:-3] in FRAMEWORK_PACKAGES:
-        return rel[2][:-3]  # helpers/labs/labNN/torch.py, .../jax.py
+    if rel[0] == "labs" and len(rel) == 3:
+        # helpers/labs/labNN/torch.py, .../jax.py, and an adapter's own parts beside it,
+        # .../torch_<part>.py or jax_<part>.py (lab 9's one-process DDP trainer)
+        framework = rel[2][:-3].split("_")[0]
+        if framework in FRAMEWORK_PACKAGES:
+            return framework
     return None
 
 

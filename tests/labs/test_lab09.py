@@ -453,7 +453,7 @@ def test_ddp_mistake_references():
     """The one-process training behind the DDP hints equals the reference without a
     mistake, and every mistake moves the trained parameters away from it."""
     from helpers.labs.lab09.checks import LAB_SIZES
-    from helpers.labs.lab09.mistakes import ddp_mistakes, one_process_training
+    from helpers.labs.lab09.torch_mistakes import ddp_mistakes, one_process_training
     from helpers.torch.parallel import reference_training
 
     reference = reference_training(LAB_SIZES)

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from helpers.labs.kit import Hints, checking, explainer, recording
 from helpers.labs.lab09 import checks as lab09
 from helpers.labs.lab09 import ring
-from helpers.labs.lab09.mistakes import ddp_mistakes
+from helpers.labs.lab09.torch_mistakes import ddp_mistakes
 from helpers.torch.labkit import OneRank, lab_framework, run_ranks
 from helpers.torch.parallel import make_model, reference_training
 

@@ -1,4 +1,5 @@
-"""What the PyTorch DDP worker of lab 9 ends with after each known mistake, in one process.
+"""What the PyTorch DDP worker of lab 9 ends with after each known mistake, in one process
+(a part of the PyTorch adapter, torch.py, hence the name: only adapters import a framework).
 
 Two ranks of a DDP run average their gradients, so each mistake below has a one-process
 equivalent on the whole global batch: :func:`one_process_training` runs it, and the check of

@@ -14,10 +14,11 @@
 # %% [markdown]
 # # Lab 6: padding masks, true lengths and a training-only vocabulary in JAX
 #
-# Four exercises on chapter 6, the pieces that make a text model read only the real tokens of
+# Five exercises on chapter 6, the pieces that make a text model read only the real tokens of
 # a review: a padding mask built from lengths, masked mean pooling, the output of a recurrent
-# layer at each sequence's last real step, and a vocabulary built on the training split that
-# maps every other word to `<unk>`. Each exercise is a function. Replace the line
+# layer at each sequence's last real step, a vocabulary built on the training split that maps
+# every other word to `<unk>`, and each review reversed within its length for the backward
+# direction of a bidirectional RNN. Each exercise is a function. Replace the line
 # `raise NotImplementedError(...)` with your code, run the cell, then run the check below it: a
 # check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
@@ -43,8 +44,10 @@ if "google.colab" in sys.modules:
 # %%
 from collections import Counter
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from helpers import jax as H
 
@@ -131,6 +134,62 @@ def encode_splits(train_tokens, test_tokens, *, min_freq, max_len):
 H.lab06.check_encode_splits(encode_splits)
 
 # %% [markdown]
+# ## Exercise 5: reverse each sequence within its length
+#
+# A bidirectional RNN also reads each review backwards, and that backward pass must start at
+# the review's last real token, not at its padding. On a right-padded batch, flipping the
+# whole row (`x[:, ::-1]` or `jnp.flip(x, 1)`) moves the padding to the front: the backward
+# pass would read the padding first and carry it into its state. `x` is an array `(B, T, ...)`
+# padded on the right and `lengths` `(B,)` the true lengths. Return an array like `x` in which
+# the first `L = lengths[b]` steps of row `b` are in reverse order and the padding stays where
+# it was, at the end: position `s < L` holds step `L - 1 - s`, position `s >= L` keeps step
+# `s`. Build that index with `jnp.arange` and `jnp.where`, then gather along axis 1 with
+# `jnp.take_along_axis` (a loop over the batch is fine too). Keep the dtype of `x`.
+#
+# `nnx.RNN(cell, reverse=True, keep_order=True)` called with `seq_lengths=lengths` does this
+# for you: it reverses each row within its length before the scan, and `keep_order` puts the
+# outputs back in the input's order. The check runs a float `(B, T, H)` batch and a `(B, T)`
+# batch of token ids, each with a full-length row and a length-1 row, and compares with a
+# numpy answer. Careful: JAX does not raise for an index past the end of a row.
+
+
+# %%
+def reverse_padded(x, lengths):
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab06.check_reverse_padded(reverse_padded)
+
+# %% [markdown]
+# Why it matters. `nnx.RNN` over an LSTM cell, run forwards on `reverse_padded(x, lengths)`
+# and read at step `lengths - 1`, ends in the state that the same cell reaches going backwards
+# with `reverse=True, keep_order=True` and `seq_lengths` (the backward half of a
+# bidirectional RNN). Run on the whole flipped row, it reads the padding first and ends
+# elsewhere.
+
+# %%
+try:  # runs once exercise 5 is solved
+    x = jax.random.normal(jax.random.key(0), (3, 5, 2))  # (B, T, D), padded to 5 steps
+    lengths = jnp.array([5, 2, 1])
+    cell = nnx.OptimizedLSTMCell(2, 4, rngs=nnx.Rngs(0))
+    backward = nnx.RNN(cell, reverse=True, keep_order=True, return_carry=True)
+    (_, h_back), _ = backward(x, seq_lengths=lengths)  # carry (c, h): h (B, H)
+    forward = nnx.RNN(cell)  # the same cell, one way
+    out = forward(reverse_padded(x, lengths))  # (B, T, H)
+    ours = out[jnp.arange(3), lengths - 1]  # (B, H)
+    flipped = forward(x[:, ::-1])[:, -1]  # the common mistake: padding first
+    print(f"reverse_padded: max |difference| {jnp.abs(ours - h_back).max():.1e}")
+    print(f"x[:, ::-1]:     max |difference| {jnp.abs(flipped - h_back).max():.1e}")
+    assert jnp.allclose(ours, h_back, atol=1e-6)
+    assert not jnp.allclose(flipped, h_back, atol=1e-3)
+except NotImplementedError:
+    print("solve exercise 5 first")
+
+# %% [markdown]
 # Done. Chapter 6's [JAX notebook](../../chapters/06-imdb-sentiment/in-jax.ipynb) uses these
 # pieces on the full IMDB dataset: `H.text.masked_mean`, `H.text.last_true_state` (or
-# `nnx.RNN`'s `seq_lengths`) and `helpers.data.text.build_vocab`.
+# `nnx.RNN`'s `seq_lengths`) and `helpers.data.text.build_vocab`. Exercise 5 is what
+# `seq_lengths` does for `nnx.RNN(..., reverse=True)`, the backward half of a bidirectional
+# RNN.

@@ -14,10 +14,11 @@
 # %% [markdown]
 # # Lab 6: padding masks, true lengths and a training-only vocabulary in PyTorch
 #
-# Four exercises on chapter 6, the pieces that make a text model read only the real tokens of
+# Five exercises on chapter 6, the pieces that make a text model read only the real tokens of
 # a review: a padding mask built from lengths, masked mean pooling, the output of a recurrent
-# layer at each sequence's last real step, and a vocabulary built on the training split that
-# maps every other word to `<unk>`. Each exercise is a function. Replace the line
+# layer at each sequence's last real step, a vocabulary built on the training split that maps
+# every other word to `<unk>`, and each review reversed within its length for the backward
+# direction of a bidirectional RNN. Each exercise is a function. Replace the line
 # `raise NotImplementedError(...)` with your code, run the cell, then run the check below it: a
 # check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
@@ -44,6 +45,8 @@ if "google.colab" in sys.modules:
 from collections import Counter
 
 import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from helpers import torch as H
 
@@ -130,6 +133,68 @@ def encode_splits(train_tokens, test_tokens, *, min_freq, max_len):
 H.lab06.check_encode_splits(encode_splits)
 
 # %% [markdown]
+# ## Exercise 5: reverse each sequence within its length
+#
+# A bidirectional RNN also reads each review backwards, and that backward pass must start at
+# the review's last real token, not at its padding. On a right-padded batch, flipping the
+# whole row (`x.flip(1)`) moves the padding to the front: the backward pass would read the
+# padding first and carry it into its state. `x` is a tensor `(B, T, ...)` padded on the
+# right and `lengths` `(B,)` the true lengths. Return a new tensor like `x` in which the first
+# `L = lengths[b]` steps of row `b` are in reverse order and the padding stays where it was,
+# at the end: position `s < L` holds step `L - 1 - s`, position `s >= L` keeps step `s`.
+# Build that index with `torch.arange` and `torch.where`, then `gather` along axis 1 (a loop
+# over the batch is fine too). Leave `x` as it is and keep its dtype.
+#
+# `nn.LSTM(bidirectional=True)` fed `pack_padded_sequence(x, lengths, ...)` does this for
+# you: a packed batch holds only the real steps, so the backward direction starts at each
+# review's last one. The check runs a float `(B, T, H)` batch and a `(B, T)` batch of token
+# ids, each with a full-length row and a length-1 row, compares with a numpy answer, and
+# verifies that `x` and `lengths` are unchanged.
+
+
+# %%
+def reverse_padded(x, lengths):
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab06.check_reverse_padded(reverse_padded)
+
+# %% [markdown]
+# Why it matters. A one-way `nn.LSTM` with the weights of the backward direction of
+# `nn.LSTM(bidirectional=True)`, run on `reverse_padded(x, lengths)` and read at step
+# `lengths - 1`, gives the backward `h_n` that the bidirectional LSTM computes on the packed
+# batch. Run on the whole flipped row, it reads the padding first and ends elsewhere.
+
+# %%
+try:  # runs once exercise 5 is solved
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 2)  # (B, T, D): 3 sequences padded to 5 steps, 2 features
+    lengths = torch.tensor([5, 2, 1])
+    bi = nn.LSTM(2, 4, batch_first=True, bidirectional=True)
+    backward = nn.LSTM(
+        2, 4, batch_first=True
+    )  # one way, the backward weights copied in
+    with torch.no_grad():
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(backward, name).copy_(getattr(bi, f"{name}_reverse"))
+        packed = pack_padded_sequence(
+            x, lengths, batch_first=True, enforce_sorted=False
+        )
+        _, (h_n, _) = bi(packed)  # h_n (2, B, H): [1] is the backward direction
+        out, _ = backward(reverse_padded(x, lengths))  # (B, T, H)
+        ours = out[torch.arange(3), lengths - 1]  # (B, H)
+        _, (h_flip, _) = backward(x.flip(1))  # the common mistake: padding first
+    print(f"reverse_padded: max |difference| {(ours - h_n[1]).abs().max():.1e}")
+    print(f"x.flip(1):      max |difference| {(h_flip[0] - h_n[1]).abs().max():.1e}")
+    assert torch.allclose(ours, h_n[1], atol=1e-6)
+    assert not torch.allclose(h_flip[0], h_n[1], atol=1e-3)
+except NotImplementedError:
+    print("solve exercise 5 first")
+
+# %% [markdown]
 # Done. Chapter 6's [PyTorch notebook](../../chapters/06-imdb-sentiment/in-pytorch.ipynb) uses
 # these pieces on the full IMDB dataset: `H.text.masked_mean`, `H.text.last_true_state` (or
-# packed sequences) and `helpers.data.text.build_vocab`.
+# packed sequences) and `helpers.data.text.build_vocab`. Exercise 5 is what a packed batch
+# does for the backward direction of `nn.LSTM(bidirectional=True)`.

@@ -21,6 +21,7 @@ from labtools import mistake_table_tests
 from helpers.data import text as T
 from helpers.jax import text as jtext
 from helpers.labs.lab06 import references as lab06
+from helpers.labs.lab06 import reverse
 from helpers.torch import text as ttext
 
 # ---------------------------------------------------------------- wrong solutions
@@ -113,6 +114,56 @@ def _last(xp, kind, cast=None, text=None):
         return outputs[:, lengths - 1]  # "pairs": (B, B, H)
 
     return last_true_output
+
+
+def _reverse(xp, kind, cast=None):
+    """A student's reverse_padded with one switch per mistake (``xp``: torch or jnp)."""
+
+    def take(x, index):  # gather along the time axis, index (B, T) -> like x
+        index = index.reshape(tuple(index.shape) + (1,) * (x.ndim - 2))
+        if xp is torch:
+            return x.gather(1, index.expand(x.shape))
+        return jnp.take_along_axis(x, index, axis=1)
+
+    def reverse_padded(x, lengths):
+        t = x.shape[1]
+        s = xp.arange(t)[None, :]  # (1, T)
+        n = lengths[:, None]  # (B, 1)
+        inside = s < n
+        index = {
+            "whole_row": t - 1 - s + 0 * n,  # (B, T): the padding moves to the front
+            "plus_one": xp.where(inside, n - s, s),
+            "minus_one": xp.where(inside, n - 2 - s, s),
+            "clamped": xp.where(n - 1 - s > 0, n - 1 - s, 0),
+            "no_where": n - 1 - s,  # the padding's index is negative
+        }.get(kind, xp.where(inside, n - 1 - s, s))
+        if kind == "flip":  # torch.flip / jnp.flip of the padded row
+            return xp.flip(x, (1,))
+        if kind == "batch":
+            return xp.flip(x, (0,))
+        if kind == "features":
+            return xp.flip(x, (x.ndim - 1,))
+        right = take(x, index)
+        if kind == "zeroed":  # the padding set to 0
+            mask = inside.reshape(tuple(inside.shape) + (1,) * (x.ndim - 2))
+            return xp.where(mask, right, 0)
+        if kind == "in_place":  # PyTorch: written into the caller's batch
+            return x.copy_(right)
+        if kind == "cast":
+            return cast(right)
+        if kind == "rows":  # one row per sequence, never stacked
+            return [right[b] for b in range(x.shape[0])]
+        if kind == "numpy":
+            return np.asarray(right)
+        if kind == "loop":  # right: a Python loop over the batch, row by row
+            rows = []
+            for b in range(x.shape[0]):
+                m = int(lengths[b])
+                rows.append(xp.concatenate([xp.flip(x[b, :m], (0,)), x[b, m:]]))
+            return xp.stack(rows)
+        return right
+
+    return reverse_padded
 
 
 def _encode(
@@ -273,6 +324,18 @@ def _table(xp, to_array, long, wide, keepdim, text, tensor):
         ("encode_splits", _encode(to_array, swap=True), "swapped"),
         ("encode_splits", _encode(np.asarray), "ids_numpy"),
         ("encode_splits", _encode(None), "list_result"),
+        # Exercise 5: reverse each sequence within its length.
+        ("reverse_padded", _reverse(xp, "whole_row"), "reverse_whole_row"),
+        ("reverse_padded", _reverse(xp, "flip"), "reverse_whole_row"),
+        ("reverse_padded", _reverse(xp, "plus_one"), "reverse_off_by_one"),
+        ("reverse_padded", _reverse(xp, "minus_one"), "reverse_off_by_one"),
+        ("reverse_padded", _reverse(xp, "batch"), "reverse_axis"),
+        ("reverse_padded", _reverse(xp, "features"), "reverse_axis"),
+        ("reverse_padded", _reverse(xp, "zeroed"), "padding_changed"),
+        ("reverse_padded", _reverse(xp, "clamped"), "reverse_clamped"),
+        ("reverse_padded", _reverse(xp, "cast", wide), "reverse_dtype"),
+        ("reverse_padded", _reverse(xp, "rows"), "list_result"),
+        ("reverse_padded", _reverse(xp, "numpy"), "reverse_numpy"),
     ]
 
 
@@ -292,6 +355,9 @@ TORCH_MISTAKES = [
     ("last_true_output", _last(torch, "in_place"), "in_place"),
     ("last_true_output", _last(torch, "gather"), "gather_index"),
     ("last_true_output", _last(torch, "float_index"), "index_dtype"),
+    ("reverse_padded", _reverse(torch, "in_place"), "in_place"),
+    # PyTorch refuses the negative index of the padding: named as an index past the row.
+    ("reverse_padded", _reverse(torch, "no_where"), "reverse_off_by_one"),
     (
         "masked_mean",
         lambda x, mask: (
@@ -318,6 +384,8 @@ JAX_MISTAKES = [
         ),
         "fill_polarity",
     ),
+    # JAX wraps the padding's negative index: the real steps are right, the padding is not.
+    ("reverse_padded", _reverse(jnp, "no_where"), "padding_changed"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -420,3 +488,73 @@ def test_the_answer_keys_are_restored_after_a_check():
         tchecks.check_encode_splits(_encode(torch.from_numpy, answer_key=True))
     now = (ttext.masked_mean, jtext.last_true_state, T.build_vocab, T.encode)
     assert all(a is b for a, b in zip(originals, now, strict=True))
+
+
+# ---------------------------------------------------------------- exercise 5: reverse_padded
+def test_reverse_reference_feeds_pytorchs_packed_backward_lstm():
+    """A one-way LSTM with the backward weights of ``nn.LSTM(bidirectional=True)``, run on
+    the reference and read at ``lengths - 1``, ends in the packed batch's backward ``h_n``."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    case = reverse.reverse_cases()[0]
+    x, lengths = torch.from_numpy(case["x"]), torch.from_numpy(case["lengths"])
+    torch.manual_seed(0)
+    bi = torch.nn.LSTM(x.shape[2], 4, batch_first=True, bidirectional=True)
+    one_way = torch.nn.LSTM(x.shape[2], 4, batch_first=True)
+    with torch.no_grad():
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(one_way, name).copy_(getattr(bi, f"{name}_reverse"))
+        packed = pack_padded_sequence(
+            x, lengths, batch_first=True, enforce_sorted=False
+        )
+        _, (h_n, _) = bi(packed)
+        rev = torch.from_numpy(reverse.reverse_reference(case["x"], case["lengths"]))
+        out, _ = one_way(rev)
+    ours = out[torch.arange(len(lengths)), lengths - 1]
+    torch.testing.assert_close(ours, h_n[1], atol=1e-6, rtol=1e-5)
+
+
+def test_reverse_reference_is_flax_keep_order_within_seq_lengths():
+    """``nnx.RNN(..., reverse=True, keep_order=True)`` with ``seq_lengths`` reads each row
+    backwards from its last real step: its outputs at the real steps are the one-way outputs
+    on the reference, put back in order (the reference is its own inverse), and its final
+    state is the one-way state at ``lengths - 1``."""
+    from flax import nnx
+
+    case = reverse.reverse_cases()[0]
+    x, lengths = case["x"], case["lengths"]
+    cell = nnx.OptimizedLSTMCell(x.shape[2], 4, rngs=nnx.Rngs(0))
+    back = nnx.RNN(cell, reverse=True, keep_order=True, return_carry=True)
+    (_, h), outputs = back(jnp.asarray(x), seq_lengths=jnp.asarray(lengths))
+    ours = np.asarray(nnx.RNN(cell)(jnp.asarray(reverse.reverse_reference(x, lengths))))
+    rows = np.arange(len(lengths))
+    np.testing.assert_allclose(ours[rows, lengths - 1], np.asarray(h), atol=1e-6)
+    inside = np.arange(x.shape[1])[None] < lengths[:, None]
+    back_in_order = reverse.reverse_reference(ours, lengths)
+    np.testing.assert_allclose(
+        back_in_order[inside], np.asarray(outputs)[inside], atol=1e-6
+    )
+
+
+def test_every_reverse_mistake_moves_each_case():
+    for case in reverse.reverse_cases():
+        x, lengths = case["x"], case["lengths"]
+        right = reverse.reverse_reference(x, lengths)
+        assert np.array_equal(reverse.reverse_reference(right, lengths), x)
+        for _, m in reverse.REVERSE_MISTAKES:
+            if m == "padding_zeroed" and x.ndim == 2:  # token ids: the padding is 0
+                continue
+            assert _differs(right, reverse.reverse_reference(x, lengths, m), 0), m
+        for m in reverse.OFF_BY_ONE:
+            valid = reverse.off_by_one_valid(lengths, x.shape[1], m)
+            wrong = reverse.reverse_reference(x, lengths, m)
+            assert not np.array_equal(right[valid], wrong[valid]), m
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "jax"])
+def test_a_loop_over_the_batch_passes(framework, capsys):
+    from labtools import checks
+
+    xp = torch if framework == "pytorch" else jnp
+    checks("lab06", framework)["reverse_padded"](_reverse(xp, "loop"))
+    assert "reverse_padded: passed" in capsys.readouterr().out

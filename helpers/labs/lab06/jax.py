@@ -1,8 +1,9 @@
 """Lab 6 self-checks for JAX notebooks: ``H.lab06.check_length_mask(length_mask)`` etc.
 
-The checks are :mod:`helpers.labs.lab06.checks`, shared with PyTorch; this module only says
-how arrays go in and come out. JAX clamps an index past the end instead of raising, so an
-off-by-one index shows as wrong values, which the checks recognise.
+The checks are :mod:`helpers.labs.lab06.checks` and, for exercise 5, :mod:`~.reverse`, shared
+with PyTorch; this module only says how arrays go in and come out. JAX clamps an index past
+the end instead of raising, so an off-by-one index shows as wrong values, which the checks
+recognise.
 ``tests/labs/test_lab06.py`` asserts that the numpy answers equal ``H.text``'s ``masked_mean``
 and ``last_true_state`` and :mod:`helpers.data.text`'s vocabulary on the same cases.
 """
@@ -14,15 +15,17 @@ from functools import partial
 from helpers.jax.labkit import lab_framework
 from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab06 import checks as lab06
+from helpers.labs.lab06 import reverse
 
 __all__ = [
     "check_encode_splits",
     "check_last_true_output",
     "check_length_mask",
     "check_masked_mean",
+    "check_reverse_padded",
 ]
 
-# JAX adds no known mistakes of its own to this lab; it words three hints its own way.
+# JAX adds no known mistakes of its own to this lab; it words five hints its own way.
 HINTS = Hints(
     lab06.HINTS,
     {
@@ -34,6 +37,10 @@ HINTS = Hints(
         "numbers, jnp.stack(rows) for arrays",
         "ids_numpy": "convert the numpy ids to a jax.Array before returning them: "
         "jnp.asarray(ids)",
+        "reverse_numpy": "return a jax.Array, not a numpy array: build the index with "
+        "jnp.arange and gather with jnp.take_along_axis (or jnp.asarray(result))",
+        "reverse_dtype": "keep the dtype of x (float32 here, int32 for ids): gather without "
+        "astype(jnp.float16) or another conversion",
     },
 )
 
@@ -43,3 +50,4 @@ check_length_mask = partial(lab06.check_length_mask, fw=JAX)
 check_masked_mean = partial(lab06.check_masked_mean, fw=JAX)
 check_last_true_output = partial(lab06.check_last_true_output, fw=JAX)
 check_encode_splits = partial(lab06.check_encode_splits, fw=JAX)
+check_reverse_padded = partial(reverse.check_reverse_padded, fw=JAX)

@@ -108,6 +108,27 @@ HINTS = Hints(
         "tokens_changed": "your function changed the token lists it was given (append, del, "
         "+= or a slice assignment on a review): the caller's reviews must stay as they "
         "were; build new lists, tokens[:max_len] + [...], instead",
+        # Exercise 5: reverse each sequence within its length (helpers/labs/lab06/reverse.py).
+        "reverse_whole_row": "flipping the whole padded row (flip along the time axis, "
+        "or [:, ::-1]) moves the padding to the front, so a backward RNN would read the "
+        "padding first: reverse only the first L = lengths[b] steps, position s < L reads "
+        "step L - 1 - s, and leave the padding where it is (position s >= L keeps step s)",
+        "reverse_off_by_one": "a row of length L holds steps 0, ..., L - 1, so position s "
+        "reads step L - 1 - s (L - 1 at s = 0, 0 at s = L - 1): L - s or L - 2 - s runs one "
+        "past an end of the row; the padding, s >= L, keeps index s",
+        "reverse_axis": "reverse the time axis (axis 1) of x (B, T, ...), not the batch "
+        "(axis 0) or the features (the last axis): build the index over the steps and "
+        "gather along axis 1",
+        "reverse_clamped": "clamping L - 1 - s at 0 makes every padding position read step "
+        "0, which repeats a real token after the reversed row: pick the index with a "
+        "where, L - 1 - s where s < L and s itself at the padding",
+        "padding_changed": "leave the padding as it was, at the end of the row: its "
+        "positions s >= L read step s of x (the index where(s < L, L - 1 - s, s)), not "
+        "zeros or anything else; the padding mask of exercise 1 still describes the result",
+        "reverse_numpy": "return the framework's array, not a numpy one: build the index "
+        "with the framework's arange and gather with it",
+        "reverse_dtype": "keep the dtype of x: gathering or indexing never needs a "
+        "conversion",
         # The chapter's own helpers are the answers: the exercises ask to write them out.
         "mean_answer_key": "write the masked mean yourself (multiply by the mask, sum over "
         "the time axis, divide by each row's count): H.text.masked_mean is the chapter's "

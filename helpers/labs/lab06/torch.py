@@ -1,7 +1,8 @@
 """Lab 6 self-checks for PyTorch notebooks: ``H.lab06.check_length_mask(length_mask)`` etc.
 
-The checks are :mod:`helpers.labs.lab06.checks`, shared with JAX; this module only says how
-tensors go in and come out, and how PyTorch words an out-of-range index.
+The checks are :mod:`helpers.labs.lab06.checks` and, for exercise 5, :mod:`~.reverse`, shared
+with JAX; this module only says how tensors go in and come out, and how PyTorch words an
+out-of-range index.
 ``tests/labs/test_lab06.py`` asserts that the numpy answers equal ``H.text``'s ``masked_mean``
 and ``last_true_state`` and :mod:`helpers.data.text`'s vocabulary on the same cases.
 """
@@ -12,6 +13,7 @@ from functools import partial
 
 from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab06 import checks as lab06
+from helpers.labs.lab06 import reverse
 from helpers.torch.labkit import lab_framework
 
 __all__ = [
@@ -19,9 +21,10 @@ __all__ = [
     "check_last_true_output",
     "check_length_mask",
     "check_masked_mean",
+    "check_reverse_padded",
 ]
 
-# PyTorch words two shared hints its own way and adds two mistakes JAX cannot make: a write
+# PyTorch words several shared hints its own way and adds two mistakes JAX cannot make: a write
 # into an input tensor, and a gather whose index was not expanded over the features. An index
 # past the end raises, naming the axis: dimension 0 is the batch (outputs[lengths - 1]),
 # dimension 1 the steps (lengths, not - 1).
@@ -43,6 +46,11 @@ HINTS = Hints(
         "numbers, torch.stack(rows) for tensors",
         "ids_numpy": "convert the numpy ids to a tensor before returning them: "
         "torch.from_numpy(ids)",
+        "reverse_numpy": "return a tensor, not a numpy array: build the index with "
+        "torch.arange and gather with it (x.gather(1, index), the index expanded over the "
+        "features), or torch.from_numpy(result)",
+        "reverse_dtype": "keep the dtype of x (float32 here, int64 for ids): gather or "
+        "index without .double(), .float() or a torch.tensor(...) of float64 numpy",
     },
 )
 
@@ -62,3 +70,4 @@ check_length_mask = partial(lab06.check_length_mask, fw=TORCH)
 check_masked_mean = partial(lab06.check_masked_mean, fw=TORCH)
 check_last_true_output = partial(lab06.check_last_true_output, fw=TORCH)
 check_encode_splits = partial(lab06.check_encode_splits, fw=TORCH)
+check_reverse_padded = partial(reverse.check_reverse_padded, fw=TORCH)

@@ -198,9 +198,8 @@ try:  # runs once exercise 5 is solved
     x = torch.randn(3, 5, 2)  # (B, T, D): 3 sequences padded to 5 steps, 2 features
     lengths = torch.tensor([5, 2, 1])
     bi = nn.LSTM(2, 4, batch_first=True, bidirectional=True)
-    backward = nn.LSTM(
-        2, 4, batch_first=True
-    )  # one way, the backward weights copied in
+    # one way, with the backward direction's weights copied in
+    backward = nn.LSTM(2, 4, batch_first=True)
     with torch.no_grad():
         for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
             getattr(backward, name).copy_(getattr(bi, f"{name}_reverse"))

@@ -14,12 +14,12 @@
 # %% [markdown]
 # # Lab 4: the same ideas in PyTorch
 #
-# Five exercises on chapter 4: a vectorised per-example gradient-norm function with
+# Six exercises, five on chapter 4: a vectorised per-example gradient-norm function with
 # `torch.func`; an `nn.Module` network and its optimizer step; cutting a batch into the shards
-# of a data-parallel job and the data-parallel gradient. Each exercise is a function. Replace
-# the line `raise NotImplementedError(...)` with your code, run the cell, then run the check
-# below it: a check prints ✅ when your function is right, or ❌ with what it expected and a
-# hint.
+# of a data-parallel job and the data-parallel gradient; and one on chapter 3's custom
+# backward, a straight-through estimator. Each exercise is a function. Replace the line
+# `raise NotImplementedError(...)` with your code, run the cell, then run the check below it:
+# a check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
 # The checks call your function on small inputs of two different shapes and compare with an
 # answer computed independently (a closed-form gradient in NumPy, reference models built by
@@ -174,3 +174,55 @@ def data_parallel_grads(
 
 # %%
 H.lab04.check_data_parallel_grads(data_parallel_grads)
+
+# %% [markdown] tags=["shared"]
+# ## Exercise 6: a straight-through estimator
+#
+# Quantization rounds: $\operatorname{round}(w / s)\, s$ keeps a weight on a grid of step $s$
+# (chapter 10). To *train* through the rounding, as quantization-aware training does
+# {cite}`jacob2018quantization`, the gradient has to get past it, but round's derivative is 0
+# almost everywhere (and undefined at the jumps), so the weights before it would get no
+# gradient at all. The *straight-through estimator* {cite}`bengio2013estimating` keeps the
+# rounding in the forward pass and, in the backward pass, pretends the function was the
+# identity: the incoming gradient goes through unchanged.
+
+# %% [markdown]
+# Write `round_ste(x)`: forward, `round(x)`, ties to the even integer as `torch.round` does
+# (2.5 → 2, −0.5 → −0), in `x`'s dtype; backward, the incoming gradient `grad_output`, as it is.
+# Write the custom rule, as chapter 3 does for a softplus, with a `torch.autograd.Function`
+# (its `forward` and `backward`, both `@staticmethod`s, called as `RoundSTE.apply(x)`).
+#
+# The check feeds float32 batches `(B, D)` with ties (±0.5, ±1.5, ±2.5) and negatives, compares
+# the forward values with NumPy's `np.round`, and checks that the gradient of
+# `sum(g * round_ste(x))` with respect to `x` is `g`, for a random `g` (a backward that returns
+# ones is right only when `g` is all ones).
+
+
+# %%
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab04.check_round_ste(round_ste)
+
+# %% [markdown]
+# The reason for it: fake quantization with step `s`, the loss seeing the rounded weight
+# `round(w / s) * s`. Through `torch.round` every weight's gradient is 0, and training would
+# never move them; through `round_ste` each gets the gradient of the rounded weight, as if
+# there had been no rounding.
+
+# %% tags=["demo"]
+w = torch.tensor([0.31, -0.72, 1.18, 0.05], requires_grad=True)
+inputs = torch.tensor([1.0, -2.0, 0.5, 3.0])
+s = 0.25  # the grid's step
+
+
+def fake_quantized_loss(w, rounding):
+    return ((rounding(w / s) * s * inputs).sum() - 1.0) ** 2
+
+
+for name, rounding in [("torch.round", torch.round), ("round_ste", round_ste)]:
+    (grad,) = torch.autograd.grad(fake_quantized_loss(w, rounding), w)
+    print(f"{name:>11}: dloss/dw = {[round(v, 3) for v in grad.tolist()]}")

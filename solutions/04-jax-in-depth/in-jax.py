@@ -14,11 +14,12 @@
 # %% [markdown]
 # # Lab 4: JAX in depth
 #
-# Five exercises on chapter 4: a compiled, vectorised per-example gradient-norm function; a
-# Flax NNX network and its Optax training step; sharding a batch over a device mesh and the
-# data-parallel gradient. Each exercise is a function. Replace the line
-# `raise NotImplementedError(...)` with your code, run the cell, then run the check below it:
-# a check prints ✅ when your function is right, or ❌ with what it expected and a hint.
+# Six exercises, five on chapter 4: a compiled, vectorised per-example gradient-norm function;
+# a Flax NNX network and its Optax training step; sharding a batch over a device mesh and the
+# data-parallel gradient; and one on chapter 3's custom derivatives, a straight-through
+# estimator. Each exercise is a function. Replace the line `raise NotImplementedError(...)`
+# with your code, run the cell, then run the check below it: a check prints ✅ when your
+# function is right, or ❌ with what it expected and a hint.
 #
 # The checks call your function on small inputs of two different shapes and compare with an
 # answer computed independently (a closed-form gradient in NumPy, reference models built by
@@ -204,3 +205,73 @@ def data_parallel_grads(
 
 # %%
 H.lab04.check_data_parallel_grads(data_parallel_grads)
+
+# %% [markdown] tags=["shared"]
+# ## Exercise 6: a straight-through estimator
+#
+# Quantization rounds: $\operatorname{round}(w / s)\, s$ keeps a weight on a grid of step $s$
+# (chapter 10). To *train* through the rounding, as quantization-aware training does
+# {cite}`jacob2018quantization`, the gradient has to get past it, but round's derivative is 0
+# almost everywhere (and undefined at the jumps), so the weights before it would get no
+# gradient at all. The *straight-through estimator* {cite}`bengio2013estimating` keeps the
+# rounding in the forward pass and, in the backward pass, pretends the function was the
+# identity: the incoming gradient goes through unchanged.
+
+# %% [markdown]
+# Write `round_ste(x)`: forward, `round(x)`, ties to the even integer as `jnp.round` does
+# (2.5 → 2, −0.5 → −0), in `x`'s dtype; backward, the incoming gradient `g`, as it is.
+# Write the custom rule, as chapter 3 does for a softplus, with `jax.custom_vjp`
+# (a `fwd` that returns the output and the residuals, a `bwd` that returns one cotangent per
+# argument).
+#
+# The check feeds float32 batches `(B, D)` with ties (±0.5, ±1.5, ±2.5) and negatives, compares
+# the forward values with NumPy's `np.round`, and checks that the gradient of
+# `sum(g * round_ste(x))` with respect to `x` is `g`, for a random `g` (a backward that returns
+# ones is right only when `g` is all ones), also under `jax.jit`.
+
+
+# %%
+def round_ste(x: jax.Array) -> jax.Array:
+    ### BEGIN SOLUTION
+    # The rule is defined here only so that the lab's stub is one function: in your own
+    # code, define it once, at module level.
+    @jax.custom_vjp
+    def ste(x):
+        return jnp.round(x)  # ties to even
+
+    def ste_fwd(x):
+        return jnp.round(x), None  # the output, and the residuals: bwd needs none
+
+    def ste_bwd(residuals, g):
+        return (g,)  # one cotangent per argument: the identity's, g unchanged
+
+    ste.defvjp(ste_fwd, ste_bwd)
+    # The one-line form gives the same values and gradient:
+    # x + jax.lax.stop_gradient(jnp.round(x) - x)
+    # (forward, x + round(x) - x; backward, only the first x's gradient, 1, is left).
+    return ste(x)
+    ### END SOLUTION
+
+
+# %%
+H.lab04.check_round_ste(round_ste)
+
+# %% [markdown]
+# The reason for it: fake quantization with step `s`, the loss seeing the rounded weight
+# `round(w / s) * s`. Through `jnp.round` every weight's gradient is 0, and training would
+# never move them; through `round_ste` each gets the gradient of the rounded weight, as if
+# there had been no rounding.
+
+# %% tags=["demo"]
+w = jnp.array([0.31, -0.72, 1.18, 0.05])
+inputs = jnp.array([1.0, -2.0, 0.5, 3.0])
+s = 0.25  # the grid's step
+
+
+def fake_quantized_loss(w, rounding):
+    return ((rounding(w / s) * s * inputs).sum() - 1.0) ** 2
+
+
+for name, rounding in [("jnp.round", jnp.round), ("round_ste", round_ste)]:
+    grad = jax.grad(fake_quantized_loss)(w, rounding)
+    print(f"{name:>9}: dloss/dw = {[round(float(v), 3) for v in grad]}")

@@ -12,6 +12,7 @@ recompilations, it does not demand ``jit``).
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -23,12 +24,13 @@ import torch.nn.functional as F
 from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
-from labtools import mistake_table_tests
+from labtools import exercise_functions, mistake_table_tests, source
 from torch import nn
 
 from helpers.labs import CheckFailed
 from helpers.labs.lab04 import checks as lab04
 from helpers.labs.lab04 import jax as lab04_jax
+from helpers.labs.lab04 import ste
 from helpers.labs.lab04 import torch as lab04_torch
 
 LAB = "lab04"
@@ -210,6 +212,19 @@ def _j_placed(spec):
     return lambda x, mesh: jax.device_put(x, NamedSharding(mesh, spec))
 
 
+def _j_ste(bwd, fwd=None):  # a custom_vjp round with the given rules
+    @jax.custom_vjp
+    def round_ste(x):
+        return jnp.round(x)
+
+    round_ste.defvjp(fwd or (lambda x: (jnp.round(x), x)), bwd)
+    return round_ste
+
+
+def _j_ste_right(x):  # the one-line form
+    return x + jax.lax.stop_gradient(jnp.round(x) - x)
+
+
 JAX_MISTAKES = [
     ("per_example_grad_norms", _j_per_batch, "per_batch"),
     ("per_example_grad_norms", _j_per_batch_scalar, "per_batch"),
@@ -315,6 +330,29 @@ JAX_MISTAKES = [
         ),
         "dtype",
     ),
+    # exercise 6: the straight-through estimator
+    ("round_ste", jnp.round, "ste_plain_round"),
+    ("round_ste", lambda x: x + jnp.round(x) - x, "ste_no_detach"),
+    ("round_ste", jnp.floor, "ste_not_nearest"),
+    ("round_ste", jnp.trunc, "ste_not_nearest"),
+    ("round_ste", jax.lax.round, "ste_ties"),  # rounds half away from zero
+    ("round_ste", lambda x: _j_ste_right(jnp.floor(x + 0.5)), "ste_ties"),
+    ("round_ste", lambda x: x, "ste_identity"),
+    ("round_ste", lambda x: jnp.round(x * 10) / 10, "ste_forward"),
+    ("round_ste", _j_ste(lambda x, g: (jnp.ones_like(g),)), "ste_ones"),
+    ("round_ste", _j_ste(lambda x, g: (g * x,)), "ste_scaled"),
+    ("round_ste", _j_ste(lambda x, g: (g * jnp.round(x),)), "ste_scaled"),
+    ("round_ste", _j_ste(lambda x, g: (2 * g,)), "ste_grad"),
+    (
+        "round_ste",
+        lambda x: jax.lax.stop_gradient(x) + (jnp.round(x) - x),
+        "ste_detached_x",
+    ),
+    ("round_ste", _j_ste(lambda x, g: (g,), fwd=jnp.round), "ste_custom_vjp"),
+    ("round_ste", _j_ste(lambda x, g: g), "ste_custom_vjp"),
+    ("round_ste", lambda x: _j_ste_right(x).astype(jnp.float16), "dtype"),
+    ("round_ste", lambda x: np.round(np.asarray(x)), "ste_numpy"),
+    ("round_ste", lambda x: jnp.asarray(np.round(np.asarray(x))), "ste_numpy"),
 ]
 
 
@@ -493,6 +531,39 @@ def _t_off_by_one(x, n):
     return torch.stack([x[r * k : (r + 1) * k - 1] for r in range(n)])
 
 
+def _t_ste(backward):  # a custom Function round with the given backward(grad, x)
+    class RoundSTE(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return torch.round(x)
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            (x,) = ctx.saved_tensors
+            return backward(grad_output, x)
+
+    return RoundSTE.apply
+
+
+def _t_ste_right(x):  # the one-line form
+    return x + (torch.round(x) - x).detach()
+
+
+class _TLegacySTE(torch.autograd.Function):  # no @staticmethod, called as an instance
+    def forward(self, x):
+        return torch.round(x)
+
+    def backward(self, grad_output):
+        return grad_output
+
+
+def _t_legacy(x):  # the legacy call, without its deprecation warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _TLegacySTE()(x)
+
+
 TORCH_MISTAKES = [
     ("per_example_grad_norms", _t_per_batch, "per_batch"),
     ("per_example_grad_norms", _t_norms(root=False), "squared"),
@@ -596,6 +667,34 @@ TORCH_MISTAKES = [
         lambda p, x, y, n: {k: v.double() for k, v in _t_dp()(p, x, y, n).items()},
         "dtype",
     ),
+    # exercise 6: the straight-through estimator
+    ("round_ste", torch.round, "ste_plain_round"),
+    ("round_ste", lambda x: x + torch.round(x) - x, "ste_no_detach"),
+    ("round_ste", torch.floor, "ste_not_nearest"),
+    ("round_ste", lambda x: x.int().float(), "ste_not_nearest"),  # truncates
+    ("round_ste", lambda x: _t_ste_right(torch.floor(x + 0.5)), "ste_ties"),
+    (
+        "round_ste",
+        lambda x: _t_ste_right(torch.sign(x) * torch.floor(x.abs() + 0.5)),
+        "ste_ties",
+    ),
+    ("round_ste", lambda x: x.clone(), "ste_identity"),
+    ("round_ste", lambda x: torch.round(x * 10) / 10, "ste_forward"),
+    ("round_ste", _t_ste(lambda g, x: torch.ones_like(g)), "ste_ones"),
+    ("round_ste", _t_ste(lambda g, x: g * x), "ste_scaled"),
+    ("round_ste", _t_ste(lambda g, x: g * torch.round(x)), "ste_scaled"),
+    ("round_ste", _t_ste(lambda g, x: 2 * g), "ste_grad"),
+    ("round_ste", lambda x: x.detach() + (torch.round(x) - x), "ste_detached_x"),
+    ("round_ste", lambda x: torch.round(x).detach(), "ste_no_graph"),
+    ("round_ste", _t_legacy, "ste_apply"),
+    ("round_ste", lambda x: _t_ste_right(x).double(), "dtype"),
+    (
+        "round_ste",
+        lambda x: torch.from_numpy(np.round(x.detach().numpy())),
+        "ste_no_graph",
+    ),
+    ("round_ste", lambda x: np.round(x.detach().numpy()), "ste_numpy"),
+    ("round_ste", lambda x: torch.as_tensor(np.round(x.numpy())), "ste_numpy"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -680,7 +779,27 @@ def _j_sequential(seed):  # nnx.Sequential, one Rngs with a named stream
     )
 
 
+def _j_ste_jvp():  # jax.custom_jvp: the tangent passes through
+    @jax.custom_jvp
+    def round_ste(x):
+        return jnp.round(x)
+
+    @round_ste.defjvp
+    def _(primals, tangents):
+        return jnp.round(primals[0]), tangents[0]
+
+    return round_ste
+
+
 VALID = [
+    (lab04_torch.check_round_ste, _t_ste_right),
+    (lab04_torch.check_round_ste, _t_ste(lambda g, x: g)),
+    (lab04_jax.check_round_ste, _j_ste_right),
+    (
+        lab04_jax.check_round_ste,
+        _j_ste(lambda x, g: (g,), fwd=lambda x: (jnp.round(x), None)),
+    ),
+    (lab04_jax.check_round_ste, _j_ste_jvp()),
     (
         lab04_torch.check_per_example_grad_norms,
         lambda p, x, y: sum(  # unbatched examples: xi (D,), yi ()
@@ -706,3 +825,49 @@ VALID = [
 def test_a_valid_answer_written_differently_passes(check, answer, capsys):
     check(answer)
     assert "passed" in capsys.readouterr().out
+
+
+# --- exercise 6: the solutions' straight-through estimators ------------------------------------
+def _solution(framework):
+    return exercise_functions(source(LAB, framework))["round_ste"]
+
+
+def test_the_torch_solution_passes_gradcheck_with_the_identity_backward():
+    """The STE's backward is the identity's: in float64, ``round_ste(x) - round(x) + x`` (value
+    x, the rounding terms carried as constants) passes gradcheck; round_ste itself must not,
+    since finite differences see round's zero slope."""
+    round_ste = _solution("pytorch")
+    x = torch.linspace(-3.2, 3.1, 17, dtype=torch.float64, requires_grad=True)
+    assert round_ste(x).dtype == torch.float64
+    assert torch.equal(round_ste(x), torch.round(x))
+
+    def identity(x):
+        return round_ste(x) - (torch.round(x) - x).detach()
+
+    assert torch.autograd.gradcheck(identity, (x,))
+    assert not torch.autograd.gradcheck(round_ste, (x,), raise_exception=False)
+
+
+def test_the_jax_solution_is_the_same_under_jit():
+    round_ste = _solution("jax")
+    x, g = (jnp.asarray(a) for a in ste.cases()[1])
+    np.testing.assert_array_equal(jax.jit(round_ste)(x), jnp.round(x))
+
+    @jax.jit
+    def grad(x, g):
+        return jax.grad(lambda x: jnp.sum(g * round_ste(x)))(x)
+
+    np.testing.assert_array_equal(grad(x, g), g)
+    np.testing.assert_array_equal(
+        jax.jit(jax.grad(lambda x: round_ste(round_ste(x) * 2).sum()))(x),
+        2 * jnp.ones_like(x),
+    )
+
+
+def test_the_ste_hints_name_only_their_framework():
+    jax_words = ("jnp", "jax", "JAX", "custom_vjp", "stop_gradient", "cotangent")
+    torch_words = ("torch", "PyTorch", "detach", "grad_output", "autograd")
+    for module, foreign in ((lab04_jax, torch_words), (lab04_torch, jax_words)):
+        for key, text in module.HINTS.items():
+            if key.startswith("ste_"):
+                assert not any(word in text for word in foreign), (module.__name__, key)

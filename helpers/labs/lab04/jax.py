@@ -9,6 +9,7 @@ explains the JAX errors that mean one mistake in its own exercise (``EXPLAIN``).
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -22,13 +23,15 @@ from flax import nnx
 from jax.sharding import NamedSharding
 
 from helpers.jax.labkit import lab_framework
-from helpers.labs.kit import Hints, checking, explainer
+from helpers.labs.kit import Checker, Hints, checking, explainer
 from helpers.labs.lab04 import checks as lab04
+from helpers.labs.lab04 import ste
 
 __all__ = [
     "check_build_mlp",
     "check_data_parallel_grads",
     "check_per_example_grad_norms",
+    "check_round_ste",
     "check_shard_batch",
     "check_train_step",
 ]
@@ -36,6 +39,7 @@ __all__ = [
 # Known mistakes that only JAX allows, and JAX's wording of framework-dependent ones.
 HINTS = Hints(
     lab04.HINTS,
+    ste.HINTS,
     {
         "retrace": "the function compiles again at every call: decorate it once with "
         "@jax.jit (at module level) instead of calling jax.jit(...) inside it, which "
@@ -88,6 +92,26 @@ HINTS = Hints(
         "x.reshape(n_shards, -1, *x.shape[1:]) keeps each example's D features together",
         "shard_y": "shard y like x, y.reshape(n_shards, -1), and map over both: "
         "in_axes=(None, 0, 0)",
+        "ste_numpy": "compute with jax.numpy: jnp.round(x), not np.round(np.asarray(x)): "
+        "a NumPy array leaves JAX, so no gradient reaches x and jit cannot trace it",
+        "ste_plain_round": "round's derivative is 0 almost everywhere, so jnp.round passes "
+        "no gradient back; the STE replaces it by 1: a jax.custom_vjp whose bwd returns the "
+        "incoming cotangent unchanged, (g,) (or x + jax.lax.stop_gradient(jnp.round(x) - x))",
+        "ste_no_detach": "x + jnp.round(x) - x has round's gradient, 0: the two x terms "
+        "cancel in the backward pass too. Stop the correction's gradient, "
+        "x + jax.lax.stop_gradient(jnp.round(x) - x), so that only the first x's gradient, "
+        "1, remains",
+        "ste_detached_x": "stop the gradient of the correction, not of x: "
+        "x + jax.lax.stop_gradient(jnp.round(x) - x); jax.lax.stop_gradient(x) + "
+        "(jnp.round(x) - x) has the gradient 0 - 1 = -1",
+        "ste_ties": "round ties to the even integer, as jnp.round does (2.5 -> 2, "
+        "-0.5 -> -0, 1.5 -> 2): jax.lax.round rounds half away from zero unless told "
+        "otherwise (-2.5 -> -3), and jnp.floor(x + 0.5) rounds every tie up",
+        "ste_ones": "pass the incoming cotangent through as it is: bwd returns (g,), not "
+        "(jnp.ones_like(g),), which is right only when the incoming gradient is all ones",
+        "ste_custom_vjp": "a jax.custom_vjp needs round_ste.defvjp(fwd, bwd): fwd(x) "
+        "returns a pair, (output, residuals), here (jnp.round(x), None); bwd(residuals, g) "
+        "returns one cotangent per argument, as a tuple: (g,)",
     },
 )
 
@@ -120,6 +144,12 @@ EXPLAIN = {
         **_MAP_PARAMS,
         "dot_general requires contracting dimensions": "shard_x_shape",
         "Incompatible shapes for broadcasting": "shard_y",
+    },
+    "round_ste": {
+        "TracerArrayConversionError|The numpy.ndarray conversion method": "ste_numpy",
+        "fwd rule .* must produce a pair|bwd rule must produce|No VJP defined": (
+            "ste_custom_vjp"
+        ),
     },
 }
 JAX = lab_framework(HINTS, explainer({}, HINTS))
@@ -277,6 +307,34 @@ def check_shard_batch(shard_batch: Callable) -> None:
                 )
 
 
+def _ste_gradient(
+    c: Checker, round_ste: Callable, x: np.ndarray, g: np.ndarray
+) -> np.ndarray:
+    """The gradient of ``sum(g * round_ste(x))`` with respect to ``x``, by ``jax.vjp``."""
+    out, vjp = c.call(jax.vjp, round_ste, jnp.asarray(x))
+    c.array(out)
+    (dx,) = c.call(vjp, jnp.asarray(g))
+    return c.array(dx)
+
+
+def _ste_zero_gradient(round_ste: Callable, x: np.ndarray) -> str:
+    """The hint for a zero gradient: ``x + round(x) - x`` (a subtraction, no custom rule
+    nor stop_gradient in its jaxpr) has "ste_no_detach", anything else "ste_plain_round"."""
+    text = str(jax.make_jaxpr(round_ste)(jnp.asarray(x)))
+    if re.search(r"custom_[jv]jp_call|stop_gradient", text):
+        return "ste_plain_round"
+    if re.search(r"\bround\b", text) and re.search(r"\bsub\b", text):
+        return "ste_no_detach"
+    return "ste_plain_round"
+
+
+check_round_ste = partial(
+    ste.check_round_ste,
+    fw=FRAMEWORKS["round_ste"],
+    gradient=_ste_gradient,
+    zero_gradient=_ste_zero_gradient,
+    jit=jax.jit,
+)
 check_per_example_grad_norms = partial(
     lab04.check_per_example_grad_norms,
     fw=FRAMEWORKS["per_example_grad_norms"],

@@ -20,14 +20,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.labs.kit import Hints, checking, explainer
+from helpers.labs.kit import Checker, Hints, checking, explainer
 from helpers.labs.lab04 import checks as lab04
+from helpers.labs.lab04 import ste
 from helpers.torch.labkit import lab_framework
 
 __all__ = [
     "check_build_mlp",
     "check_data_parallel_grads",
     "check_per_example_grad_norms",
+    "check_round_ste",
     "check_shard_batch",
     "check_train_step",
 ]
@@ -35,6 +37,7 @@ __all__ = [
 # Known mistakes that only PyTorch allows, and PyTorch's wording of framework-dependent ones.
 HINTS = Hints(
     lab04.HINTS,
+    ste.HINTS,
     {
         "key_reused": "the generator was reseeded between layers: call torch.manual_seed(seed) "
         "once, before the first layer; reseeding before each layer gives layers of the same "
@@ -90,6 +93,28 @@ HINTS = Hints(
         "x.reshape(n_shards, -1, *x.shape[1:]) keeps each example's D features together",
         "shard_y": "shard y like x, y.reshape(n_shards, -1), and map over both: "
         "in_dims=(None, 0, 0)",
+        "ste_numpy": "compute with torch: torch.round(x) or x.round(), not np.round or "
+        ".numpy(), which leave autograd (no gradient could reach x)",
+        "ste_plain_round": "round's derivative is 0 almost everywhere, so torch.round "
+        "passes no gradient back; the STE replaces it by 1: a torch.autograd.Function "
+        "whose backward returns grad_output unchanged (or x + (torch.round(x) - x).detach())",
+        "ste_no_detach": "x + torch.round(x) - x has round's gradient, 0: the two x terms "
+        "cancel in the backward pass too. Detach the correction, "
+        "x + (torch.round(x) - x).detach(), so that only the first x's gradient, 1, remains",
+        "ste_no_graph": "the result is cut off from x, so no gradient reaches x: detach only "
+        "the correction, x + (torch.round(x) - x).detach(), not the whole result (and do "
+        "not compute it under torch.no_grad())",
+        "ste_detached_x": "detach the correction, not x: x + (torch.round(x) - x).detach(); "
+        "x.detach() + (torch.round(x) - x) has the gradient 0 - 1 = -1",
+        "ste_ties": "round ties to the even integer, as torch.round does (2.5 -> 2, "
+        "-0.5 -> -0, 1.5 -> 2): torch.floor(x + 0.5) rounds every tie up, and rounding half "
+        "away from zero rounds -2.5 to -3",
+        "ste_ones": "pass the incoming gradient through as it is: backward returns "
+        "grad_output, not torch.ones_like(grad_output), which is right only when the "
+        "incoming gradient is all ones",
+        "ste_apply": "call a torch.autograd.Function through apply, RoundSTE.apply(x), with "
+        "forward(ctx, x) and backward(ctx, grad_output) as @staticmethods (RoundSTE()(x) "
+        "is the removed legacy API)",
     },
 )
 
@@ -118,6 +143,10 @@ EXPLAIN = {
         **_MAP_PARAMS,
         "mat1 and mat2 shapes cannot be multiplied": "shard_x_shape",
         "to match target batch_size": "shard_y",
+    },
+    "round_ste": {
+        "Legacy autograd function": "ste_apply",
+        "Can't call numpy\\(\\) on Tensor that requires grad": "ste_numpy",
     },
 }
 TORCH = lab_framework(HINTS, explainer({}, HINTS))
@@ -226,6 +255,51 @@ def check_shard_batch(shard_batch: Callable) -> None:
             )
 
 
+def _ste_gradient(
+    c: Checker, round_ste: Callable, x: np.ndarray, g: np.ndarray
+) -> np.ndarray:
+    """The gradient of ``sum(g * round_ste(x))`` with respect to ``x``, by ``backward``."""
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    out = c.call(round_ste, xt)
+    c.array(out)
+    if not out.requires_grad:
+        raise c.fail(
+            "the result is not connected to x: it has no grad_fn",
+            c.hint("ste_no_graph"),
+        )
+    c.call(out.backward, torch.from_numpy(g))
+    return np.zeros_like(x) if xt.grad is None else xt.grad.numpy()
+
+
+def _ste_zero_gradient(round_ste: Callable, x: np.ndarray) -> str:
+    """The hint for a zero gradient: ``x + round(x) - x`` (a subtraction, no custom
+    backward) has "ste_no_detach", anything else "ste_plain_round"."""
+    seen, stack = (
+        set(),
+        [round_ste(torch.from_numpy(x.copy()).requires_grad_()).grad_fn],
+    )
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack += [parent for parent, _ in node.next_functions]
+    if any(
+        isinstance(node, torch.autograd.function.BackwardCFunction) for node in seen
+    ):
+        return "ste_plain_round"
+    names = {type(node).__name__ for node in seen}
+    if "RoundBackward0" in names and "SubBackward0" in names:
+        return "ste_no_detach"
+    return "ste_plain_round"
+
+
+check_round_ste = partial(
+    ste.check_round_ste,
+    fw=FRAMEWORKS["round_ste"],
+    gradient=_ste_gradient,
+    zero_gradient=_ste_zero_gradient,
+)
 check_per_example_grad_norms = partial(
     lab04.check_per_example_grad_norms, fw=FRAMEWORKS["per_example_grad_norms"]
 )

@@ -37,19 +37,11 @@ def check_calls(path: Path) -> dict[str, str]:
 
 
 def exercise_functions(path: Path) -> dict:
-    """Run a lab source's code cells, minus the Colab setup, the checks and the demos; its
-    namespace. A demo (a code cell tagged ``demo``) uses an exercise's function after its
-    check, so in the unsolved lab it raises the stub's NotImplementedError."""
+    """Run a lab source's code cells, minus the Colab setup and the checks; its namespace."""
     namespace: dict = {}
     for cell in jupytext.read(path, fmt="py:percent").cells:
         code = cell.source.strip()
-        demo = "demo" in cell.metadata.get("tags", [])
-        if (
-            cell.cell_type != "code"
-            or "google.colab" in code
-            or CHECK_CALL.match(code)
-            or demo
-        ):
+        if cell.cell_type != "code" or "google.colab" in code or CHECK_CALL.match(code):
             continue
         exec(compile(code, str(path), "exec"), namespace)
     return namespace

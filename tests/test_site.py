@@ -232,3 +232,36 @@ def test_dark_mode_toggles(page, site_url):
     )
     shot(page, "toggled-theme")
     assert page.errors == []
+
+
+_CODE_COLUMNS = """() => {
+  const pre = document.querySelector("article div.cell pre, article .side-by-side pre");
+  const probe = document.createElement("span");
+  probe.textContent = "x".repeat(100);
+  pre.appendChild(probe);
+  const columns = pre.clientWidth / (probe.getBoundingClientRect().width / 100);
+  probe.remove();
+  return columns;
+}"""
+
+
+def test_code_gets_the_width(page, site_url):
+    """_static/custom.css: a side-by-side page has no right-hand sidebar and each column
+    takes over a third of a 1920 px window (the theme gave it a fifth: 44 characters of
+    code); a notebook page's code cells show 90 columns at 1300 px (the theme: 83)."""
+    page.set_viewport_size({"width": 1920, "height": 1000})
+    page.goto(site_url + "chapters/09-performance-distributed/side-by-side.html")
+    page.wait_for_load_state("load")
+    assert page.locator("#pst-secondary-sidebar").count() == 0
+    widths = page.evaluate(
+        "[...document.querySelectorAll('.side-by-side .sd-col')]"
+        ".map(e => e.getBoundingClientRect().width)"
+    )
+    assert len(widths) >= 2 and min(widths) > 1920 / 3, widths
+    assert page.evaluate(_CODE_COLUMNS) > 90
+    shot(page, "side-by-side-1920")
+    page.set_viewport_size({"width": 1300, "height": 1000})
+    page.goto(site_url + "chapters/05-cifar10/in-pytorch.html")
+    page.wait_for_load_state("load")
+    assert page.evaluate(_CODE_COLUMNS) > 90
+    assert page.errors == []

@@ -61,6 +61,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections import defaultdict
 from functools import cache, partial
@@ -227,6 +228,16 @@ print(f"{len(images)} images on {device}, batch {B}, {n_weights:,} parameters")
 # %%
 wait = jax.block_until_ready  # JAX returns before the work is done: wait for the result
 
+
+def smoke_caveat():
+    """At `smoke` scale, print one line saying that the timings above are noise."""
+    if H.current_scale() == "smoke":
+        print(
+            "smoke scale: these timings are too short to mean anything; "
+            "read a run at cpu or gpu scale"
+        )
+
+
 first = time.perf_counter()
 wait(step())  # warm-up: compiles the step, then runs it
 first = time.perf_counter() - first
@@ -297,7 +308,8 @@ print(
 # its input, on its arithmetic, or on the host. Three separate timings say that: the input
 # pipeline alone (gather, crop, flip, normalise), the model's forward and backward on a fixed
 # batch, and the whole step. When the first two add up to far less than the third, something
-# else (a host sync, Python overhead) is the bottleneck.
+# else (a host sync, Python overhead) is the bottleneck; when they add up to more than 100 %,
+# the difference is timing noise.
 
 
 # %%
@@ -330,6 +342,7 @@ table = markdown_table(
     [[k, str(t), f"{t.median / whole:.0%}"] for k, t in parts.items()],
 )
 display(Markdown(table))
+smoke_caveat()
 
 # %% [markdown] tags=["shared"]
 # ## 9.2 Single-device tuning
@@ -364,7 +377,7 @@ def compare(name, before, after, items=B * sizes.timed_steps, note=""):
     rows.append(
         [name, str(t[0]), str(t[1]), f"{t[0].median / t[1].median:.2f}x", calls, note]
     )
-    print(f"{name}: {t[0]} -> {t[1]} {per}; first calls {calls}")
+    print(f"{name}: {t[0]} → {t[1]} {per}; first calls {calls}")
 
 
 # %% [markdown]
@@ -425,7 +438,7 @@ if device.platform == "cpu":
     [own] = run_probe(kernel_probe, B, *sizes.widths, xla_flags=YNNPACK_OFF)
     rows.append(
         [
-            f"XLA CPU kernels: YNNPACK -> XLA's own (one gradient, batch {B})",
+            f"XLA CPU kernels: YNNPACK → XLA's own (one gradient, batch {B})",
             f"{ynn * 1e3:.1f} ms",
             f"{own * 1e3:.1f} ms",
             f"{ynn / own:.2f}x",
@@ -446,8 +459,10 @@ else:
 # cores it kept busy. Limiting the cores the process may run on (`taskset`, a container's CPU
 # set such as `docker --cpuset-cpus`) is the lever that works. A third process runs with
 # `XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`, the flag online answers give for running
-# XLA on one thread. It only concerns XLA's calls into Eigen, and this convolution runs in
-# YNNPACK (above): compare the cores it kept busy. Those answers often add
+# XLA on one thread. Its name says it turns off multi-threading in XLA's calls into Eigen, and
+# this convolution runs in YNNPACK by default (above): if the flag confined it to one thread,
+# its cores-busy figure would be near the pinned process's. On a shared machine, and at
+# `smoke` sizes, the three times differ by noise as much as by threads. Those answers often add
 # `intra_op_parallelism_threads=1` after it. That is a TensorFlow session option, not an XLA
 # flag. Without `--` it silently ends XLA's reading of `XLA_FLAGS`: it and every flag after
 # it are ignored. With `--` the process aborts with "Unknown flag in XLA_FLAGS" (the course's
@@ -479,12 +494,12 @@ if hasattr(os, "sched_setaffinity"):  # Linux (Colab included); not macOS or Win
     flag, flag_busy = run_probe(probe, xla_flags="--xla_cpu_multi_thread_eigen=false")
     rows.append(
         [
-            f"XLA threads: 1 core -> all {cores} (one convolution)",
+            f"XLA threads: 1 core → all {cores} (one convolution)",
             f"{one * 1e3:.1f} ms",
             f"{many * 1e3:.1f} ms",
             f"{one / many:.2f}x",
             "",  # first calls: not timed here
-            f"fresh processes; cores busy {one_busy:.1f} -> {many_busy:.1f}",
+            f"fresh processes; cores busy {one_busy:.1f} → {many_busy:.1f}",
         ]
     )
     print(
@@ -528,7 +543,7 @@ class HostFed:
 
 
 compare(
-    "per-sample host pipeline -> data on the device",
+    "per-sample host pipeline → data on the device",
     HostFed(),
     Runner(make_step(), new_state()),
 )
@@ -540,23 +555,25 @@ compare(
 # old state must not be used again). Running without jit first compiles each operation on its
 # own, which takes too long for `smoke` scale's seconds-long runs, so at that scale the row
 # says so instead of a number. The *first calls* column is the other side of the bargain: what
-# the first call of each version cost, compilation included.
+# the first call of each version cost, compilation included. The donated step is the one 9.1
+# compiled, so in its row the *after* first call is one step, not a compilation.
 
 # %%
 if sizes.compile:  # op-by-op warm-up compiles every operation: not at smoke scale
     compare(
-        "op-by-op (no jit) -> jax.jit",
+        "op-by-op (no jit) → jax.jit",
         Runner(make_step(use_jit=False), new_state()),
         Runner(make_step(), new_state()),
     )
 else:
     rows.append(
-        ["op-by-op (no jit) -> jax.jit", "not run at this scale", "", "", "", ""]
+        ["op-by-op (no jit) → jax.jit", "not run at this scale", "", "", "", ""]
     )
 compare(
-    "jit -> jit with donated state",
+    "jit → jit with donated state",
     Runner(make_step(donate=False), new_state()),
     Runner(make_step(), new_state()),
+    note="after: compiled in 9.1",
 )
 
 # %% [markdown]
@@ -570,7 +587,7 @@ compare(
 
 # %%
 compare(
-    "float32 -> bfloat16 compute",
+    "float32 → bfloat16 compute",
     Runner(make_step(), new_state()),
     Runner(make_step(dtype=jnp.bfloat16), new_state()),
 )
@@ -581,11 +598,12 @@ compare(
 #
 # **Host syncs.** `float(loss)` inside the loop waits for the device and copies a number to
 # the host every step, so Python cannot queue the next step while the device works. Keep the
-# losses as arrays and read them once at the end (chapter 5's `fit_fast` does).
+# losses as arrays and read them once at the end, as chapter 5's training loop (section 5.3)
+# does with `np.asarray(jnp.stack(losses))` after each epoch.
 
 # %%
 compare(
-    "float(loss) every step -> no host sync",
+    "float(loss) every step → no host sync",
     Runner(make_step(), new_state(), sync=True),
     Runner(make_step(), new_state()),
 )
@@ -607,7 +625,7 @@ for bs in sizes.sweep_batch_sizes:
 small, large = sweep[0], sweep[-1]
 rows.append(
     [
-        f"batch {small[0]} -> {large[0]} (images/s)",
+        f"batch {small[0]} → {large[0]} (images/s)",
         f"{small[1]:.0f}",
         f"{large[1]:.0f}",
         f"{large[1] / small[1]:.2f}x",
@@ -647,6 +665,7 @@ table = markdown_table(
     rows,
 )
 display(Markdown(table))
+smoke_caveat()
 
 # %% [markdown] tags=["shared"]
 # ## 9.3 Data parallelism
@@ -738,7 +757,7 @@ all_reduces = [
     if re.search(r"all-reduce(-start)?\(", line)
 ]
 for line in all_reduces:
-    print(line[:160])
+    print(textwrap.shorten(line, 160, placeholder=" …"))  # cut between tokens
 
 # %% [markdown] tags=["shared"]
 # ## 9.4 Several processes, several nodes
@@ -771,23 +790,23 @@ assert procs_diff < 1e-5
 
 # %% [markdown] tags=["shared"]
 # Most of those seconds are start-up: every process imports the framework and the group
-# connects before the first step. What a worker is told, by `torchrun` or by the cluster:
+# connects before the first step. What a worker is told, and by whom:
 #
-# | variable | meaning | set by |
-# |---|---|---|
-# | `RANK`, `WORLD_SIZE` | this worker's number, and how many there are | torchrun; Slurm's `SLURM_PROCID`, `SLURM_NTASKS` |
-# | `LOCAL_RANK` | its number on this node: which GPU to use | torchrun; `SLURM_LOCALID` |
-# | `MASTER_ADDR`, `MASTER_PORT` | where the process group meets | torchrun (from the rendezvous) |
-# | `--rdzv-endpoint` / coordinator address | where the launchers (or JAX processes) meet | you: the first node's host name |
+# | a worker needs | PyTorch: variables `torchrun` sets | JAX: `jax.distributed.initialize` arguments | Slurm's variables |
+# |---|---|---|---|
+# | its number, and how many there are | `RANK`, `WORLD_SIZE` | `process_id`, `num_processes` | `SLURM_PROCID`, `SLURM_NTASKS` |
+# | its number on this node: which GPU to use | `LOCAL_RANK` | `local_device_ids` | `SLURM_LOCALID` |
+# | where the group meets | `MASTER_ADDR`, `MASTER_PORT` (from the rendezvous at `--rdzv-endpoint`) | `coordinator_address`, process 0's `host:port` | `SLURM_STEP_NODELIST`: the first node |
 #
 # On a real cluster three things change. The **endpoint** is the first node's host name, not
 # 127.0.0.1 (Slurm: `scontrol show hostnames`; Kubernetes: a headless Service gives each pod a
 # DNS name). The **backend** is NCCL between GPUs. **Failures** are normal: a node dies, a job
 # is pre-empted. `torchrun --max-restarts=N` restarts the whole group after a worker fails
-# (with `--nnodes=MIN:MAX` an *elastic* group continues with however many nodes rejoin), and
-# training resumes only if it saves checkpoints. The chapter folder holds a Slurm batch script
-# for each framework and a Kubernetes manifest (`tests/test_distributed.py` checks them; they
-# are not run here):
+# (with `--nnodes=MIN:MAX` an *elastic* group continues with however many nodes rejoin); JAX
+# has no launcher, so the scheduler restarts the job (Slurm's `--requeue`, a Kubernetes Job's
+# `backoffLimit`). Either way, training resumes only if it saves checkpoints. The chapter
+# folder holds a Slurm batch script for each framework and a Kubernetes manifest
+# (`tests/test_distributed.py` checks them; they are not run here):
 
 # %%
 chapter = (
@@ -884,6 +903,16 @@ print(
 )
 np.testing.assert_allclose(y_s, x @ w, rtol=1e-5, atol=1e-5)
 jax.debug.visualize_array_sharding(y_s)
+# the same map in text: [rows, columns] of y held by each device, laid out as the mesh
+blocks = y_s.sharding.devices_indices_map(y_s.shape)
+for mesh_row in mesh2.devices:
+    print(
+        "   ".join(
+            f"device {d.id}: [{r.start}:{r.stop}, {c.start}:{c.stop}]"
+            for d in mesh_row
+            for r, c in [blocks[d]]
+        )
+    )
 
 # %% [markdown]
 # `jax.shard_map` writes the per-device program by hand instead: the function sees only its
@@ -927,14 +956,17 @@ plt.show()
 # %% [markdown] tags=["shared"]
 # Before all-reduce became the default, data parallelism went through **parameter servers**
 # {cite}`dean2012large,li2014scaling`: every worker sends its gradient to a server and receives
-# the new parameters back. With $N$ bytes of gradients and $W$ workers, each worker moves $2N$
-# per step, but the server moves $2WN$: its network link grows with the number of workers.
+# the new parameters back. With $N$ bytes of gradients and $W$ workers, each worker sends $N$
+# and receives $N$ per step, but the server receives $WN$ and sends $WN$: its link carries $W$
+# times a worker's traffic, and a step lasts as long as its busiest link needs.
 # **Ring all-reduce** {cite}`patarasuk2009bandwidth,sergeev2018horovod` splits the gradient into
-# $W$ chunks passed around a ring, a reduce-scatter and then an all-gather, and every worker
-# sends and receives $2N(W-1)/W$: under $2N$ however many workers join, and no node is a
-# hot spot (lab 9, exercise 5, has you write it from point-to-point messages). $N$ below is
-# measured on this chapter's data-parallel MLP: the bytes its training step actually hands to
-# all-reduce.
+# $W$ chunks passed around a ring, a reduce-scatter and then an all-gather: every worker sends
+# $2(W-1)$ chunks of $N/W$ bytes, $2N(W-1)/W$ in all, and receives as much (lab 9, exercise 5,
+# has you write it from point-to-point messages). That is more per worker than a parameter
+# server's $N$ each way, but the load is spread evenly: every node sends and receives
+# $2N(W-1)/W$, under $2N$ however many workers join, while the server's $WN$ each way grows
+# with $W$. $N$ below is measured on this chapter's data-parallel MLP: the bytes its training
+# step actually hands to all-reduce.
 
 # %% [markdown]
 # In JAX the measurement reads the compiled data-parallel step of 9.3: the bytes of every
@@ -960,23 +992,24 @@ print(
 )
 assert grad_bytes >= 4 * n_params
 n_bytes = 4 * n_params
+# Bytes sent per step; every node receives as many as it sends.
 bytes_rows = [
-    [w, 2 * n_bytes, 2 * w * n_bytes, round(2 * n_bytes * (w - 1) / w)]
+    [w, f"{n_bytes:,}", f"{w * n_bytes:,}", f"{round(2 * n_bytes * (w - 1) / w):,}"]
     for w in (2, 8, 64, 512)
 ]
 table = markdown_table(
     [
         "workers W",
-        "parameter server: bytes per worker",
-        "parameter server: bytes at the server",
-        "ring all-reduce: bytes per worker",
+        "parameter server: sent by each worker",
+        "parameter server: sent by the server (busiest node)",
+        "ring all-reduce: sent by each worker (every node alike)",
     ],
     bytes_rows,
 )
 display(Markdown(table))
 
 # %% [markdown] tags=["shared"]
-# ## Summary
+# ## 9.6 Summary
 #
 # * Time with warm-up, a wait for the device and the median of several samples; profile before
 #   changing anything, and split a step into input, compute and the rest.
@@ -986,8 +1019,9 @@ display(Markdown(table))
 #   process on the whole batch: asserted on each page, in PyTorch for 2 processes and for two
 #   "nodes" joined by a rendezvous, in JAX for 8 devices in one process and for 2 processes
 #   joined by `jax.distributed`.
-# * When a model does not fit, shard it (FSDP, tensor or pipeline parallelism); all-reduce
-#   replaced parameter servers because its traffic per worker stays under $2N$.
+# * When a model does not fit, shard it (FSDP, tensor or pipeline parallelism). All-reduce
+#   replaced parameter servers because a ring spreads the traffic evenly: no node sends more
+#   than $2N(W-1)/W$ a step, while a server's link carries $WN$ each way, growing with $W$.
 
 # %% [markdown]
 # Next: [the PyTorch half of this chapter](in-pytorch.ipynb), then the

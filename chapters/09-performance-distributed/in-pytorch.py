@@ -134,6 +134,15 @@ def wait(loss):
     return loss
 
 
+def smoke_caveat():
+    """At `smoke` scale, print one line saying that the timings above are noise."""
+    if H.current_scale() == "smoke":
+        print(
+            "smoke scale: these timings are too short to mean anything; "
+            "read a run at cpu or gpu scale"
+        )
+
+
 first = time.perf_counter()
 wait(step())  # warm-up: pays the one-time costs
 first = time.perf_counter() - first
@@ -176,7 +185,8 @@ print(f"timeline: {trace_file.name} ({trace_file.stat().st_size / 1e6:.1f} MB)")
 # its input, on its arithmetic, or on the host. Three separate timings say that: the input
 # pipeline alone (gather, crop, flip, normalise), the model's forward and backward on a fixed
 # batch, and the whole step. When the first two add up to far less than the third, something
-# else (a host sync, Python overhead) is the bottleneck.
+# else (a host sync, Python overhead) is the bottleneck; when they add up to more than 100 %,
+# the difference is timing noise.
 
 # %%
 g = torch.Generator(device=device).manual_seed(1)
@@ -213,6 +223,7 @@ table = markdown_table(
     [[k, str(t), f"{t.median / whole:.0%}"] for k, t in parts.items()],
 )
 display(Markdown(table))
+smoke_caveat()
 
 # %% [markdown] tags=["shared"]
 # ## 9.2 Single-device tuning
@@ -239,7 +250,7 @@ def compare(name, before, after, items=B * sizes.timed_steps, note=""):
         for f in (before, after)
     ]
     rows.append([name, str(t[0]), str(t[1]), f"{t[0].median / t[1].median:.2f}x", note])
-    print(f"{name}: {t[0]} -> {t[1]} {per}")
+    print(f"{name}: {t[0]} → {t[1]} {per}")
 
 
 # %% [markdown]
@@ -268,7 +279,7 @@ def with_threads(n, f):
 
 
 compare(
-    "threads: 1 -> all cores",
+    "threads: 1 → all cores",
     with_threads(1, step),
     with_threads(max(cores, 1), step),
     note=f"{cores} core(s) available to this process",
@@ -330,8 +341,8 @@ def loader_step_fn(workers):
 
 
 on_device = make_step(loader_model, loader_opt)
-compare("per-sample DataLoader -> data on the device", loader_step_fn(0), on_device)
-compare("DataLoader: 0 -> 2 worker processes", loader_step_fn(0), loader_step_fn(2))
+compare("per-sample DataLoader → data on the device", loader_step_fn(0), on_device)
+compare("DataLoader: 0 → 2 worker processes", loader_step_fn(0), loader_step_fn(2))
 
 # %% [markdown]
 # **Mixed precision.** Under `torch.autocast` matrix products and convolutions run in a 16-bit
@@ -344,7 +355,7 @@ compare("DataLoader: 0 -> 2 worker processes", loader_step_fn(0), loader_step_fn
 amp_model, amp_opt = new_model()
 dtype16 = torch.bfloat16
 compare(
-    "float32 -> bfloat16 autocast",
+    "float32 → bfloat16 autocast",
     make_step(amp_model, amp_opt),
     make_step(amp_model, amp_opt, amp=dtype16),
 )
@@ -367,7 +378,7 @@ print(f"float16 loss {loss16.item():.3f}, loss scale now {scaler.get_scale():.0f
 nchw_model, nchw_opt = new_model(channels_last=False)
 cl_model, cl_opt = new_model(channels_last=True)
 compare(
-    "NCHW -> channels_last",
+    "NCHW → channels_last",
     make_step(nchw_model, nchw_opt, channels_last=False),
     make_step(cl_model, cl_opt),
 )
@@ -375,14 +386,15 @@ compare(
 # %% [markdown]
 # **Host syncs.** `loss.item()` inside the loop waits for the device and copies a number to
 # the host every step, so the host cannot queue the next step while the GPU works. Keep losses
-# as tensors and read them once at the end (chapter 5's `fit_fast` does). On a CPU, PyTorch
-# finishes each operation before returning, so there is nothing to overlap and this row can
-# only show a difference on a GPU.
+# as tensors and read them once at the end, as chapter 5's training loop (section 5.3) does
+# with `torch.stack(losses).tolist()` after each epoch. On a CPU, PyTorch finishes each
+# operation before returning, so there is nothing to overlap and this row can only show a
+# difference on a GPU.
 
 # %%
 sync_model, sync_opt = new_model()
 compare(
-    "loss.item() every step -> no host sync",
+    "loss.item() every step → no host sync",
     make_step(sync_model, sync_opt, sync=True),
     make_step(sync_model, sync_opt),
 )
@@ -403,13 +415,13 @@ if sizes.compile:
     wait(make_step(compiled, compiled_opt)())
     compile_seconds = time.perf_counter() - start
     compare(
-        "eager -> torch.compile",
+        "eager → torch.compile",
         make_step(eager_model, eager_opt),
         make_step(compiled, compiled_opt),
         note=f"compiling took {compile_seconds:.0f} s",
     )
 else:
-    rows.append(["eager -> torch.compile", "not run at this scale", "", "", ""])
+    rows.append(["eager → torch.compile", "not run at this scale", "", "", ""])
 
 # %% [markdown]
 # **Batch size.** On a GPU, larger batches usually raise throughput, since each step gives its
@@ -429,7 +441,7 @@ for bs in sizes.sweep_batch_sizes:
 small, large = sweep[0], sweep[-1]
 rows.append(
     [
-        f"batch {small[0]} -> {large[0]} (images/s)",
+        f"batch {small[0]} → {large[0]} (images/s)",
         f"{small[1]:.0f}",
         f"{large[1]:.0f}",
         f"{large[1] / small[1]:.2f}x",
@@ -458,6 +470,7 @@ plt.show()
 # %%
 table = markdown_table(["change", f"before ({per})", "after", "speedup", "note"], rows)
 display(Markdown(table))
+smoke_caveat()
 
 # %% [markdown] tags=["shared"]
 # ## 9.3 Data parallelism
@@ -594,23 +607,23 @@ assert torchrun_diff < 1e-5
 
 # %% [markdown] tags=["shared"]
 # Most of those seconds are start-up: every process imports the framework and the group
-# connects before the first step. What a worker is told, by `torchrun` or by the cluster:
+# connects before the first step. What a worker is told, and by whom:
 #
-# | variable | meaning | set by |
-# |---|---|---|
-# | `RANK`, `WORLD_SIZE` | this worker's number, and how many there are | torchrun; Slurm's `SLURM_PROCID`, `SLURM_NTASKS` |
-# | `LOCAL_RANK` | its number on this node: which GPU to use | torchrun; `SLURM_LOCALID` |
-# | `MASTER_ADDR`, `MASTER_PORT` | where the process group meets | torchrun (from the rendezvous) |
-# | `--rdzv-endpoint` / coordinator address | where the launchers (or JAX processes) meet | you: the first node's host name |
+# | a worker needs | PyTorch: variables `torchrun` sets | JAX: `jax.distributed.initialize` arguments | Slurm's variables |
+# |---|---|---|---|
+# | its number, and how many there are | `RANK`, `WORLD_SIZE` | `process_id`, `num_processes` | `SLURM_PROCID`, `SLURM_NTASKS` |
+# | its number on this node: which GPU to use | `LOCAL_RANK` | `local_device_ids` | `SLURM_LOCALID` |
+# | where the group meets | `MASTER_ADDR`, `MASTER_PORT` (from the rendezvous at `--rdzv-endpoint`) | `coordinator_address`, process 0's `host:port` | `SLURM_STEP_NODELIST`: the first node |
 #
 # On a real cluster three things change. The **endpoint** is the first node's host name, not
 # 127.0.0.1 (Slurm: `scontrol show hostnames`; Kubernetes: a headless Service gives each pod a
 # DNS name). The **backend** is NCCL between GPUs. **Failures** are normal: a node dies, a job
 # is pre-empted. `torchrun --max-restarts=N` restarts the whole group after a worker fails
-# (with `--nnodes=MIN:MAX` an *elastic* group continues with however many nodes rejoin), and
-# training resumes only if it saves checkpoints. The chapter folder holds a Slurm batch script
-# for each framework and a Kubernetes manifest (`tests/test_distributed.py` checks them; they
-# are not run here):
+# (with `--nnodes=MIN:MAX` an *elastic* group continues with however many nodes rejoin); JAX
+# has no launcher, so the scheduler restarts the job (Slurm's `--requeue`, a Kubernetes Job's
+# `backoffLimit`). Either way, training resumes only if it saves checkpoints. The chapter
+# folder holds a Slurm batch script for each framework and a Kubernetes manifest
+# (`tests/test_distributed.py` checks them; they are not run here):
 
 # %%
 chapter = (
@@ -753,14 +766,17 @@ plt.show()
 # %% [markdown] tags=["shared"]
 # Before all-reduce became the default, data parallelism went through **parameter servers**
 # {cite}`dean2012large,li2014scaling`: every worker sends its gradient to a server and receives
-# the new parameters back. With $N$ bytes of gradients and $W$ workers, each worker moves $2N$
-# per step, but the server moves $2WN$: its network link grows with the number of workers.
+# the new parameters back. With $N$ bytes of gradients and $W$ workers, each worker sends $N$
+# and receives $N$ per step, but the server receives $WN$ and sends $WN$: its link carries $W$
+# times a worker's traffic, and a step lasts as long as its busiest link needs.
 # **Ring all-reduce** {cite}`patarasuk2009bandwidth,sergeev2018horovod` splits the gradient into
-# $W$ chunks passed around a ring, a reduce-scatter and then an all-gather, and every worker
-# sends and receives $2N(W-1)/W$: under $2N$ however many workers join, and no node is a
-# hot spot (lab 9, exercise 5, has you write it from point-to-point messages). $N$ below is
-# measured on this chapter's data-parallel MLP: the bytes its training step actually hands to
-# all-reduce.
+# $W$ chunks passed around a ring, a reduce-scatter and then an all-gather: every worker sends
+# $2(W-1)$ chunks of $N/W$ bytes, $2N(W-1)/W$ in all, and receives as much (lab 9, exercise 5,
+# has you write it from point-to-point messages). That is more per worker than a parameter
+# server's $N$ each way, but the load is spread evenly: every node sends and receives
+# $2N(W-1)/W$, under $2N$ however many workers join, while the server's $WN$ each way grows
+# with $W$. $N$ below is measured on this chapter's data-parallel MLP: the bytes its training
+# step actually hands to all-reduce.
 
 # %% [markdown]
 # In PyTorch a communication hook on the DDP model counts the bytes of every bucket it
@@ -799,23 +815,24 @@ print(
 )
 assert n_bytes == 4 * n_params
 
+# Bytes sent per step; every node receives as many as it sends.
 bytes_rows = [
-    [w, 2 * n_bytes, 2 * w * n_bytes, round(2 * n_bytes * (w - 1) / w)]
+    [w, f"{n_bytes:,}", f"{w * n_bytes:,}", f"{round(2 * n_bytes * (w - 1) / w):,}"]
     for w in (2, 8, 64, 512)
 ]
 table = markdown_table(
     [
         "workers W",
-        "parameter server: bytes per worker",
-        "parameter server: bytes at the server",
-        "ring all-reduce: bytes per worker",
+        "parameter server: sent by each worker",
+        "parameter server: sent by the server (busiest node)",
+        "ring all-reduce: sent by each worker (every node alike)",
     ],
     bytes_rows,
 )
 display(Markdown(table))
 
 # %% [markdown] tags=["shared"]
-# ## Summary
+# ## 9.6 Summary
 #
 # * Time with warm-up, a wait for the device and the median of several samples; profile before
 #   changing anything, and split a step into input, compute and the rest.
@@ -825,8 +842,9 @@ display(Markdown(table))
 #   process on the whole batch: asserted on each page, in PyTorch for 2 processes and for two
 #   "nodes" joined by a rendezvous, in JAX for 8 devices in one process and for 2 processes
 #   joined by `jax.distributed`.
-# * When a model does not fit, shard it (FSDP, tensor or pipeline parallelism); all-reduce
-#   replaced parameter servers because its traffic per worker stays under $2N$.
+# * When a model does not fit, shard it (FSDP, tensor or pipeline parallelism). All-reduce
+#   replaced parameter servers because a ring spreads the traffic evenly: no node sends more
+#   than $2N(W-1)/W$ a step, while a server's link carries $WN$ each way, growing with $W$.
 
 # %% [markdown]
 # Next: [the JAX half of this chapter](in-jax.ipynb), then the

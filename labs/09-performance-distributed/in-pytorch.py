@@ -148,7 +148,7 @@ H.lab09.check_data_parallel(train_ddp)
 #
 # The check runs your function in 2 and 4 processes and compares with the sum that
 # `dist.all_reduce` returns; it also records what each rank sends: $2(W-1)$ messages of
-# $N/W$ numbers, always to the same neighbour, which is the chapter's $2N(W-1)/W$ per worker.
+# $N/W$ numbers, always to the same neighbour: the chapter's $2N(W-1)/W$ sent by each worker.
 
 
 # %%

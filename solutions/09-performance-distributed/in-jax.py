@@ -213,8 +213,8 @@ else:
 # The check runs your function for 2, 3 and 4 workers (under `jax.vmap` with a named axis,
 # which needs no devices) and compares with the sum that `jax.lax.psum` returns; it also reads
 # the messages of your function's program under `jax.shard_map` (its jaxpr): each worker must
-# send $2(W-1)$ messages of $N/W$ numbers, always to the same neighbour, which is the
-# chapter's $2N(W-1)/W$ per worker.
+# send $2(W-1)$ messages of $N/W$ numbers, always to the same neighbour: the chapter's
+# $2N(W-1)/W$ sent by each worker.
 
 
 # %%

@@ -142,36 +142,39 @@ def format_table(rows: Sequence[Mapping[str, object]]) -> str:
 
 
 def plot_size_accuracy(rows: Sequence[Mapping[str, object]], *, title: str) -> Any:
-    """Test accuracy against size on disk, one labelled point per row of chapter 10's table.
+    """Test accuracy against size on disk, one point per row of chapter 10's table.
 
-    ``rows``: mappings with ``variant`` (name), ``size kB`` and ``accuracy`` (0..1). Variants
-    can land on one point (same size, same accuracy): each gets its own hollow marker, drawn
-    smaller for every earlier variant at about the same place so coincident markers nest, and
-    its name beside it, a line lower for each of those. Returns the matplotlib figure; raises
+    ``rows``: mappings with ``variant`` (name), ``size`` (kB) and ``acc`` (0..1). Each variant
+    gets its own hollow marker and colour, named in a legend under the axes (names written
+    beside the points collide when variants lie close together). Variants can land on one
+    point (same size, same accuracy): a marker is drawn smaller for every earlier variant at
+    about the same place, so coincident markers nest. Returns the matplotlib figure; raises
     ``ValueError`` for no rows and ``KeyError`` for a row without one of those keys.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from helpers.plot import legend_below_axes
 
     if not rows:
         raise ValueError("plot_size_accuracy: no rows to plot")
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    xs = np.array([row["size kB"] for row in rows], dtype=float)
-    ys = np.array([row["accuracy"] for row in rows], dtype=float)
+    xs = np.array([row["size"] for row in rows], dtype=float)
+    ys = np.array([row["acc"] for row in rows], dtype=float)
     span_x, span_y = np.ptp(xs) or 1.0, np.ptp(ys) or 1.0
     markers = "osD^vPX*h"
-    for i, row in enumerate(rows):
+    handles = []
+    for i in range(len(rows)):
         near = int(np.sum((np.abs(xs[:i] - xs[i]) < 0.15 * span_x)
                           & (np.abs(ys[:i] - ys[i]) < 0.06 * span_y)))  # fmt: skip
-        ax.scatter(xs[i], ys[i], s=150 / (1 + 1.5 * near), marker=markers[i % len(markers)],
+        marker = markers[i % len(markers)]
+        ax.scatter(xs[i], ys[i], s=150 / (1 + 1.5 * near), marker=marker,
                    facecolors="none", edgecolors=f"C{i}", linewidths=1.5)  # fmt: skip
-        right = (
-            xs[i] < xs.min() + 0.6 * span_x
-        )  # the largest files' names go to the left
-        ax.annotate(str(row["variant"]), (xs[i], ys[i]), textcoords="offset points",
-                    xytext=(8 if right else -8, 3 - 10 * near), ha="left" if right else "right",
-                    va="center", fontsize=7, color=f"C{i}")  # fmt: skip
+        handles.append(Line2D([], [], marker=marker, linestyle="", markersize=8,
+                              markerfacecolor="none", markeredgecolor=f"C{i}"))  # fmt: skip
     ax.margins(x=0.15, y=0.2)
     ax.set(xlabel="size on disk (kB)", ylabel="test accuracy", title=title)
     fig.tight_layout()
+    legend_below_axes(ax, handles, [str(row["variant"]) for row in rows], ncol=2)
     return fig

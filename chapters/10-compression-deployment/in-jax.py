@@ -49,6 +49,7 @@ if "google.colab" in sys.modules:
 import functools
 import re
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -73,9 +74,8 @@ s = H.sizes("compression")
 # Latency and export are measured on the CPU, where a deployed small model usually runs.
 device = jax.devices("cpu")[0]
 key = H.seed_everything(0)
-print("scale:", H.current_scale())
-H.runtime_info(device)
 workdir = Path(tempfile.mkdtemp(prefix="ch10-"))  # exported files go here
+H.runtime_info(device)
 
 # %% [markdown] tags=["shared"]
 # ## 10.1 Two trained models
@@ -478,19 +478,22 @@ for name, (model, saved) in tqdm(variants.items(), desc="measure"):
         {
             "variant": name,
             "params": H.count_params(model),
-            "size kB": size["bytes"] / 1e3,
-            "zipped kB": size["zipped_bytes"] / 1e3,
-            "b1 p50 ms": b1["p50"],
-            "b1 p95 ms": b1["p95"],
-            "b64 p50 ms": b64["p50"],
-            "b64 p95 ms": b64["p95"],
-            "accuracy": accuracy(model),
+            "size": size["bytes"] / 1e3,
+            "zip": size["zipped_bytes"] / 1e3,
+            "b1 p50": b1["p50"],
+            "b1 p95": b1["p95"],
+            "b64 p50": b64["p50"],
+            "b64 p95": b64["p95"],
+            "acc": accuracy(model),
         }
     )
+print(
+    "size, zip (deflated) in kB; b1, b64: latency in ms at batch 1, 64; acc: test accuracy"
+)
 print(H.deploy.format_table(rows))
 print("XLA flags:", __import__("os").environ.get("XLA_FLAGS", "(default threads)"))
 
-# Variants can land on one point: the plot nests coincident markers and staggers their names.
+# Variants can land on one point: the plot nests coincident markers; a legend names them.
 fig = H.deploy.plot_size_accuracy(
     rows, title="CIFAR-10 variants: size against accuracy (JAX)"
 )
@@ -539,9 +542,9 @@ print(
     f"platforms {exported.platforms}, in {exported.in_avals}, out {exported.out_avals}, "
     f"calling convention {exported.calling_convention_version}"
 )
+ops = sorted(set(re.findall(r"stablehlo\.[a-z_]+", exported.mlir_module())))
 print(
-    "StableHLO ops:",
-    sorted(set(re.findall(r"stablehlo\.[a-z_]+", exported.mlir_module()))),
+    textwrap.fill("StableHLO ops: " + ", ".join(ops), width=90, subsequent_indent="  ")
 )
 
 reload_script = f"""
@@ -684,6 +687,12 @@ print("chosen step count:", chosen)
 ig_images = integrated_gradients(class_score, images, baseline, chosen)
 sal = saliency(class_score, images)
 
+# Each map is divided by its own largest |value|: colour shows where the attribution lies,
+# relative to that image's peak, and IG keeps its sign (white is 0).
+sal_maps = np.asarray(sal)  # (k, 32, 32)
+sal_maps = sal_maps / sal_maps.max(axis=(1, 2), keepdims=True)
+ig_maps = np.asarray(ig_images.sum(-1))  # (k, 32, 32): summed over RGB
+ig_maps = ig_maps / np.abs(ig_maps).max(axis=(1, 2), keepdims=True)
 fig, axes = plt.subplots(
     3, len(images), figsize=(2.2 * len(images), 6.6), squeeze=False
 )
@@ -692,8 +701,8 @@ for j in range(len(images)):
     axes[0, j].set_title(
         f"{H.CIFAR10_CLASSES[y_test[j]]} -> {H.CIFAR10_CLASSES[target[j]]}", fontsize=8
     )
-    axes[1, j].imshow(sal[j], cmap="magma")
-    axes[2, j].imshow(ig_images[j].sum(-1), cmap="coolwarm")
+    sal_shown = axes[1, j].imshow(sal_maps[j], cmap="magma", vmin=0, vmax=1)
+    ig_shown = axes[2, j].imshow(ig_maps[j], cmap="coolwarm", vmin=-1, vmax=1)
 row_labels = ["image (true -> predicted)", "saliency", "IG (sum over RGB)"]
 for ax, label in zip(axes[:, 0], row_labels, strict=True):
     ax.set_ylabel(label, fontsize=8)
@@ -701,6 +710,14 @@ for ax in axes.flat:
     ax.set_xticks([])
     ax.set_yticks([])
 fig.suptitle("What the CIFAR-10 model looks at (x, y: pixels; colour: attribution)")
+fig.subplots_adjust(right=0.85)  # room for a colour bar beside each attribution row
+for row, shown, label in [
+    (1, sal_shown, "saliency / image max"),
+    (2, ig_shown, "IG / image max |IG|"),
+]:
+    box = axes[row, -1].get_position()
+    bar = fig.add_axes((box.x1 + 0.03, box.y0, 0.03, box.height))
+    fig.colorbar(shown, cax=bar).set_label(label, fontsize=8)
 plt.show()
 
 # %% [markdown] tags=["shared"]
@@ -710,7 +727,10 @@ plt.show()
 # computed for the word *embeddings* instead, with the all-zero embedding as baseline, and each
 # word's attribution is the sum over its embedding's coordinates. The score is the log
 # probability of the positive class, which is non-linear in the embeddings through the
-# softmax, so completeness again depends on the step count.
+# softmax, so completeness again depends on the step count. The bag-of-words model reads only
+# the mean of the embeddings, so the gradient is the same at every position of the review and
+# a word's attribution depends on which word it is, not where: every copy of a word gets the
+# same bar in the chart.
 
 # %%
 head_def, head_state = nnx.split(text_model.head)

@@ -194,8 +194,8 @@ H.lab04.check_data_parallel_grads(data_parallel_grads)
 # Write `round_ste(x)`: forward, `round(x)`, ties to the even integer as `jnp.round` does
 # (2.5 → 2, −0.5 → −0), in `x`'s dtype; backward, the incoming gradient `g`, as it is.
 # Write the custom rule, as chapter 3 does for a softplus, with `jax.custom_vjp`
-# (a `fwd` that returns the output and the residuals, a `bwd` that returns one cotangent per
-# argument).
+# (a `fwd` that returns the output, `round(x)` again, since `jax.grad` runs `fwd` instead of
+# the function, and the residuals; a `bwd` that returns one cotangent per argument).
 #
 # The check feeds float32 batches `(B, D)` with ties (±0.5, ±1.5, ±2.5) and negatives, compares
 # the forward values with NumPy's `np.round`, and checks that the gradient of

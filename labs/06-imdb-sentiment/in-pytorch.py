@@ -148,8 +148,9 @@ H.lab06.check_encode_splits(encode_splits)
 # `nn.LSTM(bidirectional=True)` fed `pack_padded_sequence(x, lengths, ...)` does this for
 # you: a packed batch holds only the real steps, so the backward direction starts at each
 # review's last one. The check runs a float `(B, T, H)` batch and a `(B, T)` batch of token
-# ids, each with a full-length row and a length-1 row, compares with a numpy answer, and
-# verifies that `x` and `lengths` are unchanged.
+# ids, each with a full-length row and a length-1 row, then token ids padded past the longest
+# row (take $T$ from `x`, not from `lengths`), compares with a numpy answer, and verifies that
+# `x` and `lengths` are unchanged.
 
 
 # %%

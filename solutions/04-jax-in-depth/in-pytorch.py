@@ -214,7 +214,8 @@ H.lab04.check_data_parallel_grads(data_parallel_grads)
 # Write `round_ste(x)`: forward, `round(x)`, ties to the even integer as `torch.round` does
 # (2.5 → 2, −0.5 → −0), in `x`'s dtype; backward, the incoming gradient `grad_output`, as it is.
 # Write the custom rule, as chapter 3 does for a softplus, with a `torch.autograd.Function`
-# (its `forward` and `backward`, both `@staticmethod`s, called as `RoundSTE.apply(x)`).
+# (its `forward` and `backward`, both `@staticmethod`s, called as `RoundSTE.apply(x)`). Return
+# a new tensor and leave `x` as it is.
 #
 # The check feeds float32 batches `(B, D)` with ties (±0.5, ±1.5, ±2.5) and negatives, compares
 # the forward values with NumPy's `np.round`, and checks that the gradient of

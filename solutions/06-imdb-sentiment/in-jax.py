@@ -171,8 +171,9 @@ H.lab06.check_encode_splits(encode_splits)
 # `nnx.RNN(cell, reverse=True, keep_order=True)` called with `seq_lengths=lengths` does this
 # for you: it reverses each row within its length before the scan, and `keep_order` puts the
 # outputs back in the input's order. The check runs a float `(B, T, H)` batch and a `(B, T)`
-# batch of token ids, each with a full-length row and a length-1 row, and compares with a
-# numpy answer. Careful: JAX does not raise for an index past the end of a row.
+# batch of token ids, each with a full-length row and a length-1 row, then token ids padded
+# past the longest row (take $T$ from `x`, not from `lengths`), and compares with a numpy
+# answer. Careful: JAX does not raise for an index past the end of a row.
 
 
 # %%

@@ -199,9 +199,11 @@ else:
 #
 # Chapter 9's ring all-reduce, written with point-to-point messages only. `x` is this
 # worker's 1-D float32 array of $N$ numbers, $N$ a multiple of the number of workers $W$
-# (`jax.lax.axis_size(axis_name)`); return the sum of every worker's `x`, on every worker.
-# Communicate only with `jax.lax.ppermute` (no `psum`, `pmean`, `all_gather`, `psum_scatter`),
-# and find this worker's place with `jax.lax.axis_index(axis_name)`. The algorithm:
+# (`jax.lax.axis_size(axis_name)`); return the sum of every worker's `x`, an array of $N$
+# numbers like `x`, on every worker. Communicate only with `jax.lax.ppermute` (no `psum`,
+# `pmean`, `all_gather`, `psum_scatter`), and find this worker's place with
+# `jax.lax.axis_index(axis_name)`, a traced value: index an array of chunks with it,
+# `x.reshape(W, -1)`, not a Python list. The algorithm:
 #
 # 1. split the array into $W$ chunks of $N/W$ numbers;
 # 2. reduce-scatter, $W-1$ steps: at step $s$ worker $i$ sends chunk $(i-s) \bmod W$ to worker

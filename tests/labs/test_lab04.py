@@ -353,6 +353,13 @@ JAX_MISTAKES = [
     ("round_ste", lambda x: _j_ste_right(x).astype(jnp.float16), "dtype"),
     ("round_ste", lambda x: np.round(np.asarray(x)), "ste_numpy"),
     ("round_ste", lambda x: jnp.asarray(np.round(np.asarray(x))), "ste_numpy"),
+    # the primal rounds, but fwd (what jax.grad runs) returns x: training sees no rounding
+    ("round_ste", _j_ste(lambda x, g: (g,), fwd=lambda x: (x, x)), "ste_fwd_rule"),
+    (
+        "round_ste",
+        _j_ste(lambda x, g: (g * (jnp.abs(x) <= 1),)),  # the clipped STE
+        "ste_clipped",
+    ),
 ]
 
 
@@ -550,6 +557,17 @@ def _t_ste_right(x):  # the one-line form
     return x + (torch.round(x) - x).detach()
 
 
+def _t_ste_data(x):  # the right values and gradient, but the caller's x is rounded
+    x.data = torch.round(x.data)
+    return x
+
+
+def _t_ste_round_in_place(x):
+    with torch.no_grad():
+        x.round_()
+    return x
+
+
 class _TLegacySTE(torch.autograd.Function):  # no @staticmethod, called as an instance
     def forward(self, x):
         return torch.round(x)
@@ -695,6 +713,13 @@ TORCH_MISTAKES = [
     ),
     ("round_ste", lambda x: np.round(x.detach().numpy()), "ste_numpy"),
     ("round_ste", lambda x: torch.as_tensor(np.round(x.numpy())), "ste_numpy"),
+    ("round_ste", _t_ste_data, "ste_in_place"),
+    ("round_ste", _t_ste_round_in_place, "ste_in_place"),
+    (
+        "round_ste",
+        _t_ste(lambda g, x: g * (x.abs() <= 1)),
+        "ste_clipped",
+    ),  # clipped STE
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -800,6 +825,10 @@ VALID = [
         _j_ste(lambda x, g: (g,), fwd=lambda x: (jnp.round(x), None)),
     ),
     (lab04_jax.check_round_ste, _j_ste_jvp()),
+    (lab04_jax.check_round_ste, lambda x: x - jax.lax.stop_gradient(x - jnp.rint(x))),
+    (lab04_jax.check_round_ste, lambda x: jnp.round(x) + x - jax.lax.stop_gradient(x)),
+    (lab04_torch.check_round_ste, lambda x: torch.round(x) + x - x.detach()),
+    (lab04_torch.check_round_ste, _t_ste(lambda g, x: (g.clone(),))),
     (
         lab04_torch.check_per_example_grad_norms,
         lambda p, x, y: sum(  # unbatched examples: xi (D,), yi ()

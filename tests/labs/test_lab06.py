@@ -126,7 +126,15 @@ def _reverse(xp, kind, cast=None):
         return jnp.take_along_axis(x, index, axis=1)
 
     def reverse_padded(x, lengths):
-        t = x.shape[1]
+        if kind == "flat_lengths":  # lengths (B,) against arange(T) (T,): no broadcast
+            s = xp.arange(x.shape[1])
+            return take(x, xp.where(s < lengths, lengths - 1 - s, s))
+        if kind == "negative_step":  # PyTorch: x[b, L - 1::-1] raises
+            rows = [x[b, int(n) - 1 :: -1] for b, n in enumerate(lengths)]
+            return xp.stack(
+                [xp.concatenate([r, x[b, len(r) :]]) for b, r in enumerate(rows)]
+            )
+        t = int(lengths.max()) if kind == "max_length" else x.shape[1]  # T from lengths
         s = xp.arange(t)[None, :]  # (1, T)
         n = lengths[:, None]  # (B, 1)
         inside = s < n
@@ -143,7 +151,11 @@ def _reverse(xp, kind, cast=None):
             return xp.flip(x, (0,))
         if kind == "features":
             return xp.flip(x, (x.ndim - 1,))
-        right = take(x, index)
+        if kind == "no_trailing_axes":  # the (B, T) index as it is, on x (B, T, H)
+            if xp is torch:
+                return x.gather(1, index)
+            return jnp.take_along_axis(x, index, axis=1)
+        right = take(x[:, :t], index)
         if kind == "zeroed":  # the padding set to 0
             mask = inside.reshape(tuple(inside.shape) + (1,) * (x.ndim - 2))
             return xp.where(mask, right, 0)
@@ -336,6 +348,9 @@ def _table(xp, to_array, long, wide, keepdim, text, tensor):
         ("reverse_padded", _reverse(xp, "cast", wide), "reverse_dtype"),
         ("reverse_padded", _reverse(xp, "rows"), "list_result"),
         ("reverse_padded", _reverse(xp, "numpy"), "reverse_numpy"),
+        ("reverse_padded", _reverse(xp, "no_trailing_axes"), "reverse_index_axes"),
+        ("reverse_padded", _reverse(xp, "flat_lengths"), "reverse_broadcast"),
+        ("reverse_padded", _reverse(xp, "max_length"), "reverse_length"),
     ]
 
 
@@ -358,6 +373,7 @@ TORCH_MISTAKES = [
     ("reverse_padded", _reverse(torch, "in_place"), "in_place"),
     # PyTorch refuses the negative index of the padding: named as an index past the row.
     ("reverse_padded", _reverse(torch, "no_where"), "reverse_off_by_one"),
+    ("reverse_padded", _reverse(torch, "negative_step"), "reverse_negative_step"),
     (
         "masked_mean",
         lambda x, mask: (
@@ -549,6 +565,31 @@ def test_every_reverse_mistake_moves_each_case():
             valid = reverse.off_by_one_valid(lengths, x.shape[1], m)
             wrong = reverse.reverse_reference(x, lengths, m)
             assert not np.array_equal(right[valid], wrong[valid]), m
+
+
+def _reverse_by_indexing(x, lengths):  # advanced indexing, no gather: x[rows, index]
+    xp = torch if isinstance(x, torch.Tensor) else jnp
+    s, n = xp.arange(x.shape[1])[None, :], lengths[:, None]
+    return x[xp.arange(x.shape[0])[:, None], xp.where(s < n, n - 1 - s, s)]
+
+
+def _reverse_flipped_back(
+    x, lengths
+):  # flip the whole row, then read each row back in place
+    xp = torch if isinstance(x, torch.Tensor) else jnp
+    t = x.shape[1]
+    s, n = xp.arange(t)[None, :], lengths[:, None]
+    index = xp.where(s < n, t - n + s, t - 1 - s)
+    return xp.flip(x, (1,))[xp.arange(x.shape[0])[:, None], index]
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "jax"])
+@pytest.mark.parametrize("answer", [_reverse_by_indexing, _reverse_flipped_back])
+def test_a_valid_reverse_written_differently_passes(framework, answer, capsys):
+    from labtools import checks
+
+    checks("lab06", framework)["reverse_padded"](answer)
+    assert "reverse_padded: passed" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("framework", ["pytorch", "jax"])

@@ -162,7 +162,7 @@ def _t_columns(w, rank, world):
 
 def _t_ring(
     *, rs_steps=0, add_shift=0, gather=True, gather_steps=0, mean=False, in_place=False,
-    arrival_order=False, jump=False, dtype=None,
+    arrival_order=False, jump=False, dtype=None, ret="",
 ):  # fmt: skip
     """The solution's ring all-reduce, with one switch per mistake."""
 
@@ -181,6 +181,8 @@ def _t_ring(
         for s in range(w - 1 + rs_steps):
             got = exchange(chunks[(rank - s) % w])
             chunks[(rank - s - 1 + add_shift) % w].add_(got)
+        if ret == "chunk":  # the reduce-scatter's summed chunk only
+            return chunks[(rank + 1) % w].clone()
         last = (
             rank + 1 - rs_steps
         )  # the chunk added to last: the all-gather passes it first
@@ -193,6 +195,8 @@ def _t_ring(
             got = exchange(chunks[(last - s) % w])
             arrived.append(got)
             chunks[(last - 1 - s) % w].copy_(got)
+        if ret == "list":  # the chunks, never joined
+            return list(chunks)
         out = torch.cat(arrived) if arrival_order else total
         out = out / w if mean else out
         return out.to(dtype) if dtype else out
@@ -274,6 +278,8 @@ TORCH_MISTAKES = [
     ("ring_all_reduce", _t_ring(in_place=True), "mutated_input"),
     ("ring_all_reduce", _t_ring(dtype=torch.float64), "dtype"),
     ("ring_all_reduce", lambda t, rank, world_size: t.clone(), "ring_recipe"),
+    ("ring_all_reduce", _t_ring(ret="chunk"), "ring_scatter_only"),
+    ("ring_all_reduce", _t_ring(ret="list"), "ring_shape"),
 ]  # fmt: skip
 
 
@@ -315,12 +321,16 @@ def _j_step(
 
 def _j_ring(
     *, rs_steps=0, add_shift=0, gather=True, gather_steps=0, mean=False,
-    arrival_order=False, jump=False, dtype=None,
+    arrival_order=False, jump=False, dtype=None, ret="", index="",
 ):  # fmt: skip
     """The solution's ring all-reduce, with one switch per mistake."""
 
     def ring_all_reduce(x, axis_name):
         w, i = jax.lax.axis_size(axis_name), jax.lax.axis_index(axis_name)
+        if index == "int":  # the traced index as a Python int
+            i = int(i)
+        if index == "list":  # a Python list of chunks, indexed by the traced index
+            return jnp.split(x, w)[i]
         chunks = x.reshape(w, -1)
 
         def shifted(v, shift=1):
@@ -331,6 +341,8 @@ def _j_ring(
         for s in range(w - 1 + rs_steps):
             got = shifted(chunks[(i - s) % w])
             chunks = chunks.at[(i - s - 1 + add_shift) % w].add(got)
+        if ret == "chunk":  # the reduce-scatter's summed chunk only
+            return chunks[(i + 1) % w]
         last = (
             i + 1 - rs_steps
         )  # the chunk added to last: the all-gather passes it first
@@ -344,6 +356,8 @@ def _j_ring(
             got = shifted(chunks[(last - s) % w])
             arrived.append(got)
             chunks = chunks.at[(last - 1 - s) % w].set(got)
+        if ret == "chunks":  # (W, N / W), never flattened
+            return chunks
         out = jnp.concatenate(arrived) if arrival_order else chunks.reshape(-1)
         out = out / w if mean else out
         return out.astype(dtype) if dtype else out
@@ -420,6 +434,10 @@ JAX_MISTAKES = [
     ("ring_all_reduce", _j_ring(gather_steps=1), "ring_steps"),
     ("ring_all_reduce", _j_ring(dtype=jnp.float16), "dtype"),
     ("ring_all_reduce", lambda x, axis_name: x, "ring_recipe"),
+    ("ring_all_reduce", _j_ring(ret="chunk"), "ring_scatter_only"),
+    ("ring_all_reduce", _j_ring(ret="chunks"), "ring_shape"),
+    ("ring_all_reduce", _j_ring(index="int"), "ring_traced_index"),
+    ("ring_all_reduce", _j_ring(index="list"), "ring_traced_index"),
 ]  # fmt: skip
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -504,3 +522,55 @@ def test_torch_ring_equals_all_reduce():
             np.testing.assert_allclose(
                 r[f"ring{k}"], r[f"library{k}"], rtol=1e-5, atol=1e-5
             )
+
+
+# --- exercise 5: valid rings written differently from the solutions: each must pass ----------
+def _t_ring_left_blocking(tensor, rank, world_size):
+    """The mirror ring (to rank - 1), blocking send/recv, even ranks sending first."""
+    w, total = world_size, tensor.clone()
+    chunks = total.chunk(w)
+
+    def exchange(send):
+        got = torch.empty_like(send)
+        if rank % 2 == 0:
+            dist.send(send.contiguous(), (rank - 1) % w)
+            dist.recv(got, (rank + 1) % w)
+        else:
+            dist.recv(got, (rank + 1) % w)
+            dist.send(send.contiguous(), (rank - 1) % w)
+        return got
+
+    for s in range(w - 1):
+        chunks[(rank + s + 1) % w].add_(exchange(chunks[(rank + s) % w]))
+    for s in range(w - 1):
+        chunks[(rank + s) % w].copy_(exchange(chunks[(rank - 1 + s) % w]))
+    return total
+
+
+def _j_ring_fori(x, axis_name):
+    """The solution's ring in two jax.lax.fori_loops (a scan: the steps still count)."""
+    w, i = jax.lax.axis_size(axis_name), jax.lax.axis_index(axis_name)
+    perm = [(j, (j + 1) % w) for j in range(w)]
+
+    def scatter(s, ch):
+        got = jax.lax.ppermute(ch[(i - s) % w], axis_name, perm)
+        return ch.at[(i - s - 1) % w].add(got)
+
+    def gather(s, ch):
+        got = jax.lax.ppermute(ch[(i + 1 - s) % w], axis_name, perm)
+        return ch.at[(i - s) % w].set(got)
+
+    chunks = jax.lax.fori_loop(0, w - 1, scatter, x.reshape(w, -1))
+    return jax.lax.fori_loop(0, w - 1, gather, chunks).reshape(-1)
+
+
+@pytest.mark.parametrize(
+    ("framework", "answer"),
+    [("pytorch", _t_ring_left_blocking), ("jax", _j_ring_fori)],
+    ids=["torch-left-blocking", "jax-fori-loop"],
+)
+def test_a_valid_ring_written_differently_passes(framework, answer, capsys):
+    from labtools import checks
+
+    checks("lab09", framework)["ring_all_reduce"](answer)
+    assert "ring_all_reduce: passed" in capsys.readouterr().out

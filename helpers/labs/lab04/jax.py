@@ -112,6 +112,8 @@ HINTS = Hints(
         "ste_custom_vjp": "a jax.custom_vjp needs round_ste.defvjp(fwd, bwd): fwd(x) "
         "returns a pair, (output, residuals), here (jnp.round(x), None); bwd(residuals, g) "
         "returns one cotangent per argument, as a tuple: (g,)",
+        "ste_fwd_rule": "jax.grad and jax.vjp run fwd instead of the function itself: fwd "
+        "must return the same output, (jnp.round(x), residuals), not (x, ...)",
     },
 )
 
@@ -310,9 +312,17 @@ def check_shard_batch(shard_batch: Callable) -> None:
 def _ste_gradient(
     c: Checker, round_ste: Callable, x: np.ndarray, g: np.ndarray
 ) -> np.ndarray:
-    """The gradient of ``sum(g * round_ste(x))`` with respect to ``x``, by ``jax.vjp``."""
+    """The gradient of ``sum(g * round_ste(x))`` with respect to ``x``, by ``jax.vjp``.
+
+    Differentiating runs a custom_vjp's ``fwd``, not the function: its output must be
+    ``round(x)`` too (fails ``c`` otherwise)."""
     out, vjp = c.call(jax.vjp, round_ste, jnp.asarray(x))
-    c.array(out)
+    out = c.array(out)
+    if out.shape == x.shape and not np.allclose(out, np.round(x), rtol=0, atol=1e-6):
+        raise c.fail(
+            "under jax.vjp (which runs fwd) the output is not round(x)",
+            c.hint("ste_fwd_rule"),
+        )
     (dx,) = c.call(vjp, jnp.asarray(g))
     return c.array(dx)
 

@@ -8,7 +8,8 @@ with ``.5`` ties and negatives, and a non-constant incoming gradient ``g`` (the 
 ``g = 1``, would pass a weaker check). The known mistakes are recognised from their values;
 the adapters supply how to differentiate (``gradient``), and, for a zero gradient, which
 mistake made it (``zero_gradient``): plain round, or the one-line form without its
-``detach`` / ``stop_gradient``.
+``detach`` / ``stop_gradient``. A PyTorch answer must leave ``x`` as it was (``x.data = ...``
+and ``x.round_()`` give the right values and gradient while rounding the caller's tensor).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ HINTS = Hints(
         "factor of x or of round(x)",
         "ste_grad": "the gradient of sum(g * round_ste(x)) with respect to x must be g "
         "itself: the backward pass returns the incoming gradient unchanged",
+        "ste_clipped": "the plain STE passes the incoming gradient everywhere: no mask such "
+        "as |x| <= 1 (the clipped STE, hardtanh's gradient), which zeroes it where |x| > 1",
     }
 )
 
@@ -82,7 +85,12 @@ def check_round_ste(
         "round_ste", fw, passed="round(x) forward, the incoming gradient backward"
     ) as c:
         for x, g in cases():
-            out = c.call(round_ste, fw.from_numpy(x.copy()))
+            given = fw.from_numpy(x.copy())
+            out = c.call(round_ste, given)
+            if not np.array_equal(
+                fw.to_numpy(given), x
+            ):  # only PyTorch can write into x
+                raise c.fail("your function changed x in place", c.hint("ste_in_place"))
             if isinstance(out, np.ndarray):
                 raise c.fail(
                     f"expected {fw.array_type}, got a NumPy array", c.hint("ste_numpy")
@@ -148,5 +156,6 @@ def _backward(
             (c.hint("ste_scaled"), g * x),
             (c.hint("ste_scaled"), g * np.round(x)),
             (c.hint("ste_detached_x"), -g),
+            (c.hint("ste_clipped"), g * (np.abs(x) <= 1)),
         ],
     )

@@ -115,6 +115,9 @@ HINTS = Hints(
         "ste_apply": "call a torch.autograd.Function through apply, RoundSTE.apply(x), with "
         "forward(ctx, x) and backward(ctx, grad_output) as @staticmethods (RoundSTE()(x) "
         "is the removed legacy API)",
+        "ste_in_place": "leave x as it is and return a new tensor: x.data = torch.round(x), "
+        "x.round_() or an in-place forward rounds the caller's tensor (a weight would lose "
+        "its unrounded value); x + (torch.round(x) - x).detach() creates a new one",
     },
 )
 

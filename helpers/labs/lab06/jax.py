@@ -10,6 +10,7 @@ and ``last_true_state`` and :mod:`helpers.data.text`'s vocabulary on the same ca
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 from helpers.jax.labkit import lab_framework
@@ -25,7 +26,7 @@ __all__ = [
     "check_reverse_padded",
 ]
 
-# JAX adds no known mistakes of its own to this lab; it words five hints its own way.
+# JAX words five hints its own way and adds one of its own: take_along_axis's index axes.
 HINTS = Hints(
     lab06.HINTS,
     {
@@ -39,15 +40,31 @@ HINTS = Hints(
         "jnp.asarray(ids)",
         "reverse_numpy": "return a jax.Array, not a numpy array: build the index with "
         "jnp.arange and gather with jnp.take_along_axis (or jnp.asarray(result))",
+        "reverse_index_axes": "jnp.take_along_axis(x, index, axis=1) needs an index with "
+        "as many axes as x: give the (B, T) index size-1 trailing axes, "
+        "index.reshape(index.shape + (1,) * (x.ndim - 2)), and it broadcasts over them",
         "reverse_dtype": "keep the dtype of x (float32 here, int32 for ids): gather without "
         "astype(jnp.float16) or another conversion",
     },
 )
 
 JAX = lab_framework(HINTS, explainer({}, HINTS))
+# Exercise 5's errors: an index without the feature axis, lengths (B,) against arange(T).
+REVERSE = replace(
+    JAX,
+    explain=explainer(
+        {
+            r"indices and arr must have the same number of dimensions": (
+                "reverse_index_axes"
+            ),
+            r"got incompatible shapes for broadcasting": "reverse_broadcast",
+        },
+        HINTS,
+    ),
+)
 
 check_length_mask = partial(lab06.check_length_mask, fw=JAX)
 check_masked_mean = partial(lab06.check_masked_mean, fw=JAX)
 check_last_true_output = partial(lab06.check_last_true_output, fw=JAX)
 check_encode_splits = partial(lab06.check_encode_splits, fw=JAX)
-check_reverse_padded = partial(reverse.check_reverse_padded, fw=JAX)
+check_reverse_padded = partial(reverse.check_reverse_padded, fw=REVERSE)

@@ -125,6 +125,11 @@ HINTS = Hints(
         "padding_changed": "leave the padding as it was, at the end of the row: its "
         "positions s >= L read step s of x (the index where(s < L, L - 1 - s, s)), not "
         "zeros or anything else; the padding mask of exercise 1 still describes the result",
+        "reverse_broadcast": "the index is (B, T), one row per sequence: compare the "
+        "positions arange(T)[None, :] (1, T) with lengths[:, None] (B, 1); lengths (B,) "
+        "against arange(T) (T,) does not broadcast",
+        "reverse_length": "keep all T = x.shape[1] steps of x: a batch can be padded past "
+        "its longest row, so take T from x, not from lengths.max()",
         "reverse_numpy": "return the framework's array, not a numpy one: build the index "
         "with the framework's arange and gather with it",
         "reverse_dtype": "keep the dtype of x: gathering or indexing never needs a "

@@ -44,9 +44,10 @@ OFF_BY_ONE = ("plus_one", "minus_one")
 
 
 def reverse_cases() -> list[dict[str, np.ndarray]]:
-    """``x`` and ``lengths (B,)`` int64: a float32 ``(B, T, H)`` case, then an int ``(B, T)``.
+    """``x`` and ``lengths (B,)`` int64: a float32 ``(B, T, H)`` case, then two int ``(B, T)``.
 
-    Each case has distinct lengths, a full-length row and a length-1 row. The float case comes
+    The first two cases have distinct lengths, a full-length row and a length-1 row; the third
+    is padded past its longest row (``T > max(lengths)``). The float case comes
     first (its features tell the time axis from the others) and has non-zero padding unlike
     any real token, so zeroed or repeated padding shows; the int case is token ids padded
     with 0, as the chapter's batches are.
@@ -57,9 +58,14 @@ def reverse_cases() -> list[dict[str, np.ndarray]]:
     lengths_ids = np.array([3, 7, 1, 5, 2], np.int64)
     for b, n in enumerate(lengths_ids):
         ids[b, :n] = rng.choice(np.arange(2, 50), size=n, replace=False)
+    padded = np.zeros((3, 8), np.int64)  # padded past its longest row, to a fixed T
+    lengths_padded = np.array([5, 2, 6], np.int64)
+    for b, n in enumerate(lengths_padded):
+        padded[b, :n] = rng.choice(np.arange(2, 50), size=n, replace=False)
     return [
         {"x": x, "lengths": np.array([6, 3, 1, 4], np.int64)},
         {"x": ids, "lengths": lengths_ids},
+        {"x": padded, "lengths": lengths_padded},
     ]
 
 
@@ -173,6 +179,13 @@ def check_reverse_padded(reverse_padded: Callable, *, fw: Framework) -> None:
                         "an input tensor changed during the call", c.hint("in_place")
                     )
             arr = _result(c, out)
+            longest = int(lengths.max())
+            if arr.ndim == x.ndim and arr.shape[1] == longest < x.shape[1]:
+                raise c.fail(
+                    f"the result has {longest} steps (the longest length), expected "
+                    f"T = {x.shape[1]} (x's)",
+                    c.hint("reverse_length"),
+                )
             right = reverse_reference(x, lengths)
             kind = f"{dtype} {tuple(x.shape)}"
             rounded = arr.shape == right.shape and np.allclose(

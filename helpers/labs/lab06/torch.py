@@ -9,6 +9,7 @@ and ``last_true_state`` and :mod:`helpers.data.text`'s vocabulary on the same ca
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 from helpers.labs.kit import Hints, explainer
@@ -49,18 +50,35 @@ HINTS = Hints(
         "reverse_numpy": "return a tensor, not a numpy array: build the index with "
         "torch.arange and gather with it (x.gather(1, index), the index expanded over the "
         "features), or torch.from_numpy(result)",
+        "reverse_index_axes": "x.gather(1, index) needs an index with as many axes as x: "
+        "for x (B, T, H) give the (B, T) index a feature axis and expand it, "
+        "index[..., None].expand(x.shape) (index.view(*index.shape, *[1] * (x.ndim - 2)) for "
+        "any number of trailing axes)",
+        "reverse_negative_step": "a tensor takes no negative step (x[b, L - 1::-1] raises): "
+        "reverse a row's first L steps with x[b, :L].flip(0)",
         "reverse_dtype": "keep the dtype of x (float32 here, int64 for ids): gather or "
         "index without .double(), .float() or a torch.tensor(...) of float64 numpy",
     },
 )
 
-TORCH = lab_framework(
-    HINTS,
-    explainer(
+_ERRORS = {
+    r"index -?\d+ is out of bounds for dimension 0": "batch_axis",
+    r"index -?\d+ is out of bounds": "off_by_one_index",
+    r"tensors used as indices must be long": "index_dtype",
+}
+TORCH = lab_framework(HINTS, explainer(_ERRORS, HINTS))
+# Exercise 5's errors: an index without the feature axis, lengths (B,) against arange(T),
+# a negative slice step.
+REVERSE = replace(
+    TORCH,
+    explain=explainer(
         {
-            r"index -?\d+ is out of bounds for dimension 0": "batch_axis",
-            r"index -?\d+ is out of bounds": "off_by_one_index",
-            r"tensors used as indices must be long": "index_dtype",
+            **_ERRORS,
+            r"Index tensor must have the same number of dimensions": "reverse_index_axes",
+            r"The size of tensor a \(\d+\) must match the size of tensor b": (
+                "reverse_broadcast"
+            ),
+            r"step must be greater than zero": "reverse_negative_step",
         },
         HINTS,
     ),
@@ -70,4 +88,4 @@ check_length_mask = partial(lab06.check_length_mask, fw=TORCH)
 check_masked_mean = partial(lab06.check_masked_mean, fw=TORCH)
 check_last_true_output = partial(lab06.check_last_true_output, fw=TORCH)
 check_encode_splits = partial(lab06.check_encode_splits, fw=TORCH)
-check_reverse_padded = partial(reverse.check_reverse_padded, fw=TORCH)
+check_reverse_padded = partial(reverse.check_reverse_padded, fw=REVERSE)

@@ -8,6 +8,7 @@ axis stands for the workers, and ``jax.lax.pmean``/``psum`` over it behave as ac
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -39,26 +40,33 @@ HINTS = Hints(
         "ring_library": "the exercise writes the collective by hand: communicate only with "
         "jax.lax.ppermute (one chunk to the next worker per step), not jax.lax.psum, pmean, "
         "all_gather, psum_scatter or all_to_all",
+        "ring_shape": "return one 1-D array of N numbers, every summed chunk in its place: "
+        "chunks.reshape(-1) (or jnp.concatenate of a list of chunks), not the (W, N / W) "
+        "chunks",
+        "ring_traced_index": "jax.lax.axis_index(axis_name) is a traced value, not a Python "
+        "int: keep the chunks in one array, chunks = x.reshape(W, -1), read chunk k as "
+        "chunks[k] and update it with chunks.at[k].add(...) or .set(...), with k = "
+        "(i - s) % W computed on the traced i; no int(i), list[i] or if on i",
         "no_allreduce": "each worker kept its own gradient, so the copies of the "
         "parameters drift apart: average the gradients over the workers with "
         "jax.lax.pmean(grads, 'data') before the update",
     },
 )
-JAX = lab_framework(
-    HINTS,
-    explainer(
-        {
-            r"unbound axis name": "axis_name",
-            # An axis split over more devices than its length holds: for these checks, the
-            # rows of a weight (axis 0) or the features of a batch (axis 1 or later).
-            r"array axis 0 is partitioned": "weight_axis",
-            r"array axis [1-9]\d* is partitioned": "feature_axis",
-            r"is not found in mesh": "mesh_axis_name",
-            r"is only valid for values of rank at least": "spec_rank",
-        },
-        HINTS,
-    ),
-)
+_ERRORS = {
+    r"unbound axis name": "axis_name",
+    # An axis split over more devices than its length holds: for these checks, the rows of
+    # a weight (axis 0) or the features of a batch (axis 1 or later).
+    r"array axis 0 is partitioned": "weight_axis",
+    r"array axis [1-9]\d* is partitioned": "feature_axis",
+    r"is not found in mesh": "mesh_axis_name",
+    r"is only valid for values of rank at least": "spec_rank",
+}
+JAX = lab_framework(HINTS, explainer(_ERRORS, HINTS))
+# Exercise 5: the worker's index used as a Python int (int(i), a list indexed by i, if i).
+_TRACED = ("ConcretizationTypeError", "TracerIntegerConversionError",
+           "TracerBoolConversionError")  # fmt: skip
+RING = replace(JAX, explain=explainer(
+    _ERRORS, HINTS, types=dict.fromkeys(_TRACED, "ring_traced_index")))  # fmt: skip
 
 
 def _spec(c, out, shape) -> tuple:
@@ -289,7 +297,7 @@ def _messages(c, student, world: int, n: int) -> list[tuple[int, int, int]]:
 def check_ring_all_reduce(student: Any) -> None:
     """``ring_all_reduce(x, axis_name) -> the sum of x over the workers``, per worker under
     ``shard_map``; only ``jax.lax.ppermute`` between ring neighbours, one chunk per step."""
-    with checking("ring_all_reduce", JAX,
+    with checking("ring_all_reduce", RING,
                   passed="2, 3 and 4 workers, 2 (W - 1) chunks sent each") as c:  # fmt: skip
         c.expect(
             callable(student), f"expected a function, got {type(student).__name__}"

@@ -32,8 +32,9 @@ HINTS = {
     "ring_mean": "the result is the mean over the workers: an all-reduce here returns the "
     "sum, so do not divide by the number of workers",
     "ring_scatter_only": "each worker holds only one summed chunk: after the reduce-scatter, "
-    "run the all-gather (W - 1 more steps, each passing a finished chunk to the next "
-    "worker, which stores it in place of its own partial chunk)",
+    "the all-gather (W - 1 more steps) passes the finished chunks on: at step s worker i "
+    "sends the summed chunk it got last, (i + 1 - s) mod W (first its own, (i + 1) mod W), "
+    "and the next worker stores it in place of its partial chunk. Return all N numbers",
     "ring_extra_step": "a chunk was added twice: the reduce-scatter takes W - 1 steps, not W "
     "(after W - 1 additions a chunk holds every worker's share)",
     "ring_chunk_index": "the chunks are added at the wrong index: at step s worker i sends "
@@ -120,6 +121,12 @@ def compare_ring(c: Checker, outs: np.ndarray, x: np.ndarray) -> None:
     world = len(x)
     total = x.astype(np.float64).sum(axis=0)
     want = np.broadcast_to(total, x.shape)
+    if world > 1 and outs.shape == (world, x.shape[1] // world):  # one chunk per worker
+        raise c.fail(f"the result has shape {outs.shape[1:]}, one chunk; expected "
+                     f"{x.shape[1:]}, the whole array", c.hint("ring_scatter_only"))  # fmt: skip
+    if outs.shape == (world, world, x.shape[1] // world):  # the chunks, not joined
+        raise c.fail(f"the result has shape {outs.shape[1:]}, the (W, N / W) chunks; "
+                     f"expected {x.shape[1:]}", c.hint("ring_shape"))  # fmt: skip
     c.shape(outs, x.shape, c.hint("ring_recipe"))
     c.dtype(outs, "float32", c.hint("dtype"))
     if np.allclose(outs, want, rtol=1e-4, atol=1e-4):

@@ -37,6 +37,9 @@ HINTS = Hints(
         "ring_library": "the exercise writes the collective by hand: communicate only with "
         "dist.isend/dist.irecv (or send/recv), one chunk to the next rank per step, not "
         "dist.all_reduce, reduce_scatter, all_gather or broadcast",
+        "ring_shape": "return one 1-D tensor of N numbers, every summed chunk in its place: "
+        "the clone whose chunk() views you updated, or torch.cat(chunks), not the chunks "
+        "themselves (a list or a (W, N / W) tensor)",
     },
 )
 TORCH = lab_framework(
@@ -47,6 +50,7 @@ TORCH = lab_framework(
             r"has dtype torch\.float(16|64), expected torch\.float32": "dtype",
             r"return \(model, losses\)": "model_first",
             r"return the losses": "losses",
+            r"expected a torch\.Tensor, got (list|tuple)": "ring_shape",
         },
         HINTS,
     ),

@@ -57,11 +57,12 @@ if "google.colab" in sys.modules:
 # %%
 from IPython.display import Markdown
 
-from helpers.notebooks import ROOT
+from helpers import course_root
 from helpers.results import load_records, plot_task, records_table
 
-records = load_records(ROOT)
-print(f"{len(records)} records in {ROOT / 'chapters'}")
+root = course_root()
+records = load_records(root)
+print(f"{len(records)} records in {root / 'chapters'}")
 Markdown(records_table(records)) if records else print(
     "no recorded runs in this checkout"
 )

@@ -1,8 +1,9 @@
 """Helpers for the course "PyTorch & JAX: the leading deep-learning frameworks".
 
 The framework-free core lives here: scales (:mod:`helpers.scale`), real data sets
-(:mod:`helpers.data`), plots (:mod:`helpers.plot`), metrics (:mod:`helpers.metrics`) and the lab
-self-check kit (:mod:`helpers.labs`). Notebooks import one framework's half, which re-exports
+(:mod:`helpers.data`), plots (:mod:`helpers.plot`), metrics (:mod:`helpers.metrics`), the lab
+self-check kit (:mod:`helpers.labs`) and the course folder (``course_root``, from
+:mod:`helpers.versions`). Notebooks import one framework's half, which re-exports
 these names beside its own::
 
     from helpers import torch as H   # or: from helpers import jax as H
@@ -32,6 +33,7 @@ from helpers.plot import (
     show_images,
 )
 from helpers.scale import SCALES, current_scale, sizes
+from helpers.versions import course_root
 
 __version__ = "0.1.0"
 
@@ -44,6 +46,7 @@ __all__ = [
     "History",
     "batch_indices",
     "confusion_matrix",
+    "course_root",
     "current_scale",
     "images_to_vectors",
     "legend_below_axes",

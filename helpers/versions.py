@@ -9,16 +9,36 @@ and ``tests/test_versions.py`` imports the helpers against the declared flax min
 In Colab, whose preinstalled flax/optax may lag behind, the notebooks' first cell calls
 :func:`colab_setup`: it upgrades those two (never torch or jax, which Colab builds for its
 CUDA) and says whether the runtime must be restarted.
+
+That install brings only the ``helpers`` package, not the course's other files (recorded runs,
+launch scripts): :func:`course_root` finds the course folder, and on Colab clones it once.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
-__all__ = ["MINIMUM", "colab_setup", "parse", "require", "too_old"]
+__all__ = [
+    "CACHE_DIR",
+    "MINIMUM",
+    "REPOSITORY",
+    "colab_setup",
+    "course_root",
+    "parse",
+    "require",
+    "too_old",
+]
+
+# The course repository; the notebooks' Colab install line names the same URL (a test checks).
+REPOSITORY = "https://github.com/pytorch-jax-course/pytorch-jax-course"
+# Where course_root() keeps its clone on Colab.
+CACHE_DIR = Path.home() / ".cache" / "pytorch-jax-course" / "repo"
 
 # package -> (oldest version, why)
 MINIMUM: dict[str, tuple[str, str]] = {
@@ -82,3 +102,63 @@ def colab_setup() -> None:
         print("Done. Restart the runtime (Runtime > Restart session), then run on.")
     else:
         print("Done; no restart needed.")
+
+
+def _is_root(folder: Path) -> bool:
+    return (folder / "_toc.yml").is_file()
+
+
+def _clone(url: str, dest: Path) -> None:
+    """``git clone --depth 1 url dest``; raises ``CalledProcessError`` or ``OSError``."""
+    subprocess.run(["git", "clone", "-q", "--depth", "1", url, str(dest)], check=True)
+
+
+def _cached_clone(cache: Path) -> Path:
+    """``cache`` holding a shallow clone of :data:`REPOSITORY`, cloned there if not yet.
+
+    The clone goes to a temporary sibling first and is renamed into place, so an interrupted
+    or failed clone leaves no half folder. Raises ``FileNotFoundError`` if the clone fails.
+    """
+    if _is_root(cache):
+        return cache
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{cache.name}-", dir=cache.parent))
+    print(f"Cloning {REPOSITORY} into {cache} (once) ...")
+    try:
+        _clone(REPOSITORY, partial)
+        if not _is_root(partial):
+            raise FileNotFoundError(f"the clone of {REPOSITORY} has no _toc.yml")
+        shutil.rmtree(cache, ignore_errors=True)  # a broken earlier cache, if any
+        partial.rename(cache)
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise FileNotFoundError(
+            f"could not clone the course repository ({error}); check the network, "
+            f"or clone it yourself: git clone {REPOSITORY}"
+        ) from error
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return cache
+
+
+def course_root() -> Path:
+    """The course repository's root folder: the one holding ``_toc.yml``.
+
+    Looks, in order, in (1) the current folder and its parents (a notebook run from a clone);
+    (2) the folder above the imported ``helpers`` package (an editable install); (3) on Colab
+    only, a shallow clone of :data:`REPOSITORY` in :data:`CACHE_DIR`, made on first use
+    (needs ``git`` and the network) and reused after. Raises ``FileNotFoundError`` when none
+    holds the course, or when the clone on Colab fails; the message says how to get a clone.
+    """
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if _is_root(folder):
+            return folder
+    package = Path(__file__).resolve().parent.parent
+    if _is_root(package):
+        return package
+    if "google.colab" in sys.modules:
+        return _cached_clone(CACHE_DIR)
+    raise FileNotFoundError(
+        f"the course repository is not around {here}. Run the notebook from a clone: "
+        f"git clone {REPOSITORY}, then open it from the chapters/ folder of the clone."
+    )

@@ -49,7 +49,6 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -755,26 +754,19 @@ def machine(hw: dict) -> str:
     return f"{hw['cpu']}, {hw['cores']} cores" + (f", {hw['gpu']}" if hw["gpu"] else "")
 
 
-bench_file = Path("bench.jsonl")
-if bench_file.is_file():
-    records = [
-        {**r, "machine": machine(r["hardware"])} for r in read_records(bench_file)
-    ]
-    latest = latest_by(records, "scale", "machine", "framework")
+bench_file = H.course_root() / "chapters/01-introduction/bench.jsonl"
+records = [{**r, "machine": machine(r["hardware"])} for r in read_records(bench_file)]
+latest = latest_by(records, "scale", "machine", "framework")
+print(
+    f"{'framework':9} {'scale':5} {'model':24} {'epochs':>6} {'runs':>4} {'test acc':>8}"
+    f" {'train s':>7} {'examples/s':>10}  hardware, date, commit"
+)
+for r in latest.values():
     print(
-        f"{'framework':9} {'scale':5} {'model':24} {'epochs':>6} {'runs':>4} {'test acc':>8}"
-        f" {'train s':>7} {'examples/s':>10}  hardware, date, commit"
-    )
-    for r in latest.values():
-        print(
-            f"{r['framework']:9} {r['scale']:5} {r['model']:24} {int(r['epochs']):6}"
-            f" {r.get('repeats', 1):4} {r['test_accuracy']:8.2%} {r['train_seconds']:7.1f}"
-            f" {r['train_examples_per_second']:10,.0f}"
-            f"  {r['machine']}, {r['date'][:10]}, {r['commit'][:7]}"
-        )
-else:
-    print(
-        "bench.jsonl is not beside this notebook here (on Colab, see the repository)."
+        f"{r['framework']:9} {r['scale']:5} {r['model']:24} {int(r['epochs']):6}"
+        f" {r.get('repeats', 1):4} {r['test_accuracy']:8.2%} {r['train_seconds']:7.1f}"
+        f" {r['train_examples_per_second']:10,.0f}"
+        f"  {r['machine']}, {r['date'][:10]}, {r['commit'][:7]}"
     )
 
 # %% [markdown] tags=["shared"]

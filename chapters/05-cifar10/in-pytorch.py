@@ -49,7 +49,6 @@ if "google.colab" in sys.modules:
 import inspect
 import pprint
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -198,14 +197,9 @@ print(
 # The outline's own setting, recorded by `python -m helpers.bench cifar10 --model outline`
 # with `--set outline_train_examples=None --set outline_epochs=10` (all training images).
 # Read once: section 5.6 prints the fast recipe's records from the same list.
-bench_file = Path("bench.jsonl")
-records = read_records(bench_file) if bench_file.is_file() else []
-if records:
-    print(H.vision.outline_table(records))
-else:
-    print(
-        "bench.jsonl is not beside this notebook here (on Colab, see the repository)."
-    )
+bench_file = H.course_root() / "chapters/05-cifar10/bench.jsonl"
+records = read_records(bench_file)
+print(H.vision.outline_table(records))
 
 # %% [markdown] tags=["shared"]
 # Below `gpu` scale this network sees a part of the training set for fewer epochs than the
@@ -681,12 +675,7 @@ print(
 
 # %%
 # `records`: bench.jsonl, read in section 5.2
-if records:
-    print(H.vision.bench_table(records))
-else:
-    print(
-        "bench.jsonl is not beside this notebook here (on Colab, see the repository)."
-    )
+print(H.vision.bench_table(records))
 
 # %% [markdown] tags=["shared"]
 # **Reading the tables.** Each row is one `helpers.bench` run with its data, hardware, date and

@@ -46,7 +46,6 @@ if "google.colab" in sys.modules:
 # %%
 import re
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import matplotlib.pyplot as plt
@@ -270,10 +269,11 @@ for double in (False, True):
 # count of solved seeds is a coarse measure, and another set of seeds moves it.
 
 # %%
+bench_file = H.course_root() / "chapters/07-reinforcement-learning/bench.jsonl"
 dqn_records = latest_by(
     [
         r
-        for r in read_records(Path("bench.jsonl"))
+        for r in read_records(bench_file)
         if r["task"] == "cartpole"
         and r["framework"] == "jax"
         and "-step returns" in r["model"]
@@ -444,7 +444,7 @@ envs.close()
 # %%
 both = [
     r
-    for r in read_records(Path("bench.jsonl"))
+    for r in read_records(bench_file)
     if r["task"] == "cartpole"
     and r["model_option"] == "ppo"
     and "throughput_ratio" in r
@@ -664,9 +664,7 @@ assert np.mean(ppo_means) > random_returns.mean(), (ppo_means, random_returns.me
 # seeds within 30 s per seed; DQN solved within 60 s in one framework; DDPG above -200).
 
 # %%
-latest = latest_by(
-    read_records(Path("bench.jsonl")), "task", "model_option", "framework"
-)
+latest = latest_by(read_records(bench_file), "task", "model_option", "framework")
 for (task, algo, framework), r in latest.items():
     solved = (
         f", {r['seeds_solved']}/{r['seeds']} seeds solved"

@@ -809,10 +809,7 @@ assert procs_diff < 1e-5
 # (`tests/test_distributed.py` checks them; they are not run here):
 
 # %%
-chapter = (
-    Path(H.sharding.__file__).resolve().parents[2]
-    / "chapters/09-performance-distributed"
-)
+chapter = H.course_root() / "chapters/09-performance-distributed"
 text = (chapter / "train-jax.sbatch").read_text()
 print(f"---- train-jax.sbatch ({len(text.splitlines())} lines); its launch:")
 print(

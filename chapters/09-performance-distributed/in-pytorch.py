@@ -626,10 +626,7 @@ assert torchrun_diff < 1e-5
 # (`tests/test_distributed.py` checks them; they are not run here):
 
 # %%
-chapter = (
-    Path(H.parallel.__file__).resolve().parents[2]
-    / "chapters/09-performance-distributed"
-)
+chapter = H.course_root() / "chapters/09-performance-distributed"
 for name in ("train-torch.sbatch", "torch-job.yaml"):
     text = (chapter / name).read_text()
     print(f"---- {name} ({len(text.splitlines())} lines); its launch:")

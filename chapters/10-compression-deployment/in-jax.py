@@ -806,7 +806,7 @@ plt.show()
 # pair. Every comparison below refers to these tables.
 
 # %%
-root = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "_toc.yml").exists())
+root = H.course_root()
 records = load_records(root)  # every recorded run; the results appendix lists them all
 print(H.deploy.format_table(summary_rows(latest_runs(records))))
 

@@ -159,6 +159,7 @@ def course_root() -> Path:
     if "google.colab" in sys.modules:
         return _cached_clone(CACHE_DIR)
     raise FileNotFoundError(
-        f"the course repository is not around {here}. Run the notebook from a clone: "
-        f"git clone {REPOSITORY}, then open it from the chapters/ folder of the clone."
+        f"no course repository (a folder holding _toc.yml) in {here}, its parents or beside "
+        f"the installed helpers. Run the notebook from a clone: git clone {REPOSITORY}, "
+        "then open it in the clone's chapters/ folder."
     )

@@ -630,11 +630,11 @@ chapter = H.course_root() / "chapters/09-performance-distributed"
 for name in ("train-torch.sbatch", "torch-job.yaml"):
     text = (chapter / name).read_text()
     print(f"---- {name} ({len(text.splitlines())} lines); its launch:")
-    print(
-        "\n".join(
-            line for line in text.splitlines() if "torchrun" in line or "rdzv" in line
-        )
-    )
+    # the command: from its line that runs torchrun to its rendezvous and restart flags
+    lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
+    first = next(i for i, ln in enumerate(lines) if "torchrun" in ln)
+    last = max(i for i, ln in enumerate(lines) if "rdzv" in ln or "restarts" in ln)
+    print("\n".join(lines[first : last + 1]))
 
 # %% [markdown]
 # A checkpoint holds everything the next step depends on: parameters, optimizer state, the

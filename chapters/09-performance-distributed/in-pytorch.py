@@ -139,7 +139,7 @@ def smoke_caveat():
     if H.current_scale() == "smoke":
         print(
             "smoke scale: these timings are too short to mean anything; "
-            "read a run at cpu or gpu scale"
+            "rerun the notebook with BOOK_SCALE unset (it picks cpu or gpu)"
         )
 
 
@@ -478,8 +478,11 @@ smoke_caveat()
 # Data parallelism copies the model to $W$ workers, gives each a $1/W$ share of every global
 # batch, and averages the gradients before every update:
 #
-# $$ g = \frac{1}{W} \sum_{r=1}^{W} g_r, \qquad g_r = \frac{1}{B/W} \sum_{i \in \text{share}_r}
-# \nabla_\theta \ell_i = \text{the gradient of the mean loss over the whole batch.} $$
+# $$ g_r = \frac{W}{B} \sum_{i \in \text{share}_r} \nabla_\theta \ell_i, \qquad
+# g = \frac{1}{W} \sum_{r=1}^{W} g_r = \frac{1}{B} \sum_{i=1}^{B} \nabla_\theta \ell_i, $$
+#
+# where $g_r$ is worker $r$'s gradient on its share and $g$, their mean, is the gradient of the
+# mean loss over the whole batch.
 #
 # So $W$ workers take exactly the steps one worker would take on the global batch, up to the
 # order of floating-point additions: the check below asserts that. It holds for this MLP and
@@ -613,7 +616,7 @@ assert torchrun_diff < 1e-5
 # |---|---|---|---|
 # | its number, and how many there are | `RANK`, `WORLD_SIZE` | `process_id`, `num_processes` | `SLURM_PROCID`, `SLURM_NTASKS` |
 # | its number on this node: which GPU to use | `LOCAL_RANK` | `local_device_ids` | `SLURM_LOCALID` |
-# | where the group meets | `MASTER_ADDR`, `MASTER_PORT` (from the rendezvous at `--rdzv-endpoint`) | `coordinator_address`, process 0's `host:port` | `SLURM_STEP_NODELIST`: the first node |
+# | where the group meets | `MASTER_ADDR`, `MASTER_PORT` (from the rendezvous at `--rdzv-endpoint`) | `coordinator_address`, process 0's `host:port` | the first host of `SLURM_JOB_NODELIST` (`scontrol show hostnames`) |
 #
 # On a real cluster three things change. The **endpoint** is the first node's host name, not
 # 127.0.0.1 (Slurm: `scontrol show hostnames`; Kubernetes: a headless Service gives each pod a
@@ -634,7 +637,10 @@ for name in ("train-torch.sbatch", "torch-job.yaml"):
     lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
     first = next(i for i, ln in enumerate(lines) if "torchrun" in ln)
     last = max(i for i, ln in enumerate(lines) if "rdzv" in ln or "restarts" in ln)
-    print("\n".join(lines[first : last + 1]))
+    indent = lines[last][: len(lines[last]) - len(lines[last].lstrip())]
+    print(
+        "\n".join([*lines[first : last + 1], indent + "...  (the rest of the command)"])
+    )
 
 # %% [markdown]
 # A checkpoint holds everything the next step depends on: parameters, optimizer state, the
@@ -769,11 +775,12 @@ plt.show()
 # **Ring all-reduce** {cite}`patarasuk2009bandwidth,sergeev2018horovod` splits the gradient into
 # $W$ chunks passed around a ring, a reduce-scatter and then an all-gather: every worker sends
 # $2(W-1)$ chunks of $N/W$ bytes, $2N(W-1)/W$ in all, and receives as much (lab 9, exercise 5,
-# has you write it from point-to-point messages). That is more per worker than a parameter
-# server's $N$ each way, but the load is spread evenly: every node sends and receives
-# $2N(W-1)/W$, under $2N$ however many workers join, while the server's $WN$ each way grows
-# with $W$. $N$ below is measured on this chapter's data-parallel MLP: the bytes its training
-# step actually hands to all-reduce.
+# has you write it from point-to-point messages). That is as much per worker as a parameter
+# server's $N$ each way at $W = 2$, and up to twice as much as $W$ grows, but the load is
+# spread evenly: every node sends and receives $2N(W-1)/W$, under $2N$ however many workers
+# join, while one server's $WN$ each way grows with $W$ (sharding the parameters over $S$
+# servers, as {cite}`li2014scaling` do, divides that by $S$). $N$ below is measured on this
+# chapter's data-parallel MLP: the gradient bytes its training step hands to all-reduce.
 
 # %% [markdown]
 # In PyTorch a communication hook on the DDP model counts the bytes of every bucket it
@@ -841,7 +848,8 @@ display(Markdown(table))
 #   joined by `jax.distributed`.
 # * When a model does not fit, shard it (FSDP, tensor or pipeline parallelism). All-reduce
 #   replaced parameter servers because a ring spreads the traffic evenly: no node sends more
-#   than $2N(W-1)/W$ a step, while a server's link carries $WN$ each way, growing with $W$.
+#   than $2N(W-1)/W$ a step, while a single server's link carries $WN$ each way, growing
+#   with $W$.
 
 # %% [markdown]
 # Next: [the JAX half of this chapter](in-jax.ipynb), then the

@@ -507,7 +507,8 @@ plt.show()
 # the only variants whose computation shrinks (the latency columns show by how much on this
 # CPU), and their accuracy column is what it costs. Fine-tuning is also extra training: where
 # a pruned model beats the float32 row, the teacher was not trained to convergence. At `smoke`
-# scale every model is barely trained and the accuracies are noise.
+# scale every model is barely trained and tiny: the accuracies are noise, and the sizes and
+# latencies are not those of the `cpu` or `gpu` models.
 #
 # ## 10.6 Export: a model without its Python
 #
@@ -702,7 +703,7 @@ for j in range(len(images)):
         f"{H.CIFAR10_CLASSES[y_test[j]]} -> {H.CIFAR10_CLASSES[target[j]]}", fontsize=8
     )
     sal_shown = axes[1, j].imshow(sal_maps[j], cmap="magma", vmin=0, vmax=1)
-    ig_shown = axes[2, j].imshow(ig_maps[j], cmap="coolwarm", vmin=-1, vmax=1)
+    ig_shown = axes[2, j].imshow(ig_maps[j], cmap="bwr", vmin=-1, vmax=1)
 row_labels = ["image (true -> predicted)", "saliency", "IG (sum over RGB)"]
 for ax, label in zip(axes[:, 0], row_labels, strict=True):
     ax.set_ylabel(label, fontsize=8)

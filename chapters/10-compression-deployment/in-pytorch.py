@@ -422,11 +422,12 @@ x64 = H.vision.to_input(test_images[:64], mean, std)  # (64, 3, 32, 32)
 variants = {
     "float32": (teacher, teacher.state_dict()),
     "int8 weights (by hand)": (int8_model, int8_state),
-    "dynamic int8 (torch.ao)": (dynamic_model, dynamic_model.state_dict()),
     f"pruned {s.prune_fraction:.0%} (unstructured)": (pruned, pruned.state_dict()),
     "pruned channels (structured)": (narrow, narrow.state_dict()),
     "student, labels only": (scratch, scratch.state_dict()),
     "student, distilled": (distilled, distilled.state_dict()),
+    # PyTorch only, so last: the variants both pages share get the same marker and colour
+    "dynamic int8 (torch.ao)": (dynamic_model, dynamic_model.state_dict()),
 }
 rows = []
 for name, (model, state) in tqdm(variants.items(), desc="measure"):
@@ -468,7 +469,8 @@ plt.show()
 # the only variants whose computation shrinks (the latency columns show by how much on this
 # CPU), and their accuracy column is what it costs. Fine-tuning is also extra training: where
 # a pruned model beats the float32 row, the teacher was not trained to convergence. At `smoke`
-# scale every model is barely trained and the accuracies are noise.
+# scale every model is barely trained and tiny: the accuracies are noise, and the sizes and
+# latencies are not those of the `cpu` or `gpu` models.
 #
 # ## 10.6 Export: a model without its Python
 #
@@ -668,7 +670,7 @@ for j in range(len(images)):
         f"{H.CIFAR10_CLASSES[y_test[j]]} -> {H.CIFAR10_CLASSES[target[j]]}", fontsize=8
     )
     sal_shown = axes[1, j].imshow(sal_maps[j], cmap="magma", vmin=0, vmax=1)
-    ig_shown = axes[2, j].imshow(ig_maps[j], cmap="coolwarm", vmin=-1, vmax=1)
+    ig_shown = axes[2, j].imshow(ig_maps[j], cmap="bwr", vmin=-1, vmax=1)
 row_labels = ["image (true -> predicted)", "saliency", "IG (sum over RGB)"]
 for ax, label in zip(axes[:, 0], row_labels, strict=True):
     ax.set_ylabel(label, fontsize=8)

@@ -144,7 +144,9 @@ H.lab06.check_encode_splits(encode_splits)
 # the first `L = lengths[b]` steps of row `b` are in reverse order and the padding stays where
 # it was, at the end: position `s < L` holds step `L - 1 - s`, position `s >= L` keeps step
 # `s`. Build that index with `jnp.arange` and `jnp.where`, then gather along axis 1 with
-# `jnp.take_along_axis` (a loop over the batch is fine too). Keep the dtype of `x`.
+# `jnp.take_along_axis`, whose index needs as many axes as `x` (reshape the `(B, T)` index to
+# `(B, T, 1, ...)`), or index with `x[jnp.arange(B)[:, None], index]`, which works for any
+# trailing axes (a loop over the batch is fine too). Keep the dtype of `x`.
 #
 # `nnx.RNN(cell, reverse=True, keep_order=True)` called with `seq_lengths=lengths` does this
 # for you: it reverses each row within its length before the scan, and `keep_order` puts the

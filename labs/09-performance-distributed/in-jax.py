@@ -198,14 +198,18 @@ else:
 # numbers like `x`, on every worker. Communicate only with `jax.lax.ppermute` (no `psum`,
 # `pmean`, `all_gather`, `psum_scatter`), and find this worker's place with
 # `jax.lax.axis_index(axis_name)`, a traced value: index an array of chunks with it,
-# `x.reshape(W, -1)`, not a Python list. The algorithm:
+# `x.reshape(W, -1)`, not a Python list, and update it with `chunks.at[k].add(...)` or
+# `.set(...)`. One step of messages to the next worker is
+# `jax.lax.ppermute(chunk, axis_name, perm=[(j, (j + 1) % W) for j in range(W)])`. The
+# algorithm:
 #
 # 1. split the array into $W$ chunks of $N/W$ numbers;
-# 2. reduce-scatter, $W-1$ steps: at step $s$ worker $i$ sends chunk $(i-s) \bmod W$ to worker
-#    $i+1$ and adds the chunk it receives, $(i-s-1) \bmod W$, to its own; then worker $i$
-#    holds chunk $(i+1) \bmod W$ summed over all workers;
-# 3. all-gather, $W-1$ steps: each worker passes the summed chunk it got last (first its own)
-#    to worker $i+1$, which stores it in place of its partial chunk.
+# 2. reduce-scatter, steps $s = 0, \dots, W-2$: worker $i$ sends chunk $(i-s) \bmod W$ to
+#    worker $(i+1) \bmod W$ and adds the chunk it receives into its chunk $(i-s-1) \bmod W$;
+#    after these $W-1$ steps worker $i$ holds chunk $(i+1) \bmod W$ summed over all workers;
+# 3. all-gather, steps $s = 0, \dots, W-2$: worker $i$ sends its summed chunk
+#    $(i+1-s) \bmod W$ to worker $(i+1) \bmod W$ and stores the chunk it receives, already
+#    summed, in place of its chunk $(i-s) \bmod W$.
 #
 # The check runs your function for 2, 3 and 4 workers (under `jax.vmap` with a named axis,
 # which needs no devices) and compares with the sum that `jax.lax.psum` returns; it also reads

@@ -140,11 +140,12 @@ H.lab09.check_data_parallel(train_ddp)
 # The algorithm:
 #
 # 1. split the array into $W$ chunks of $N/W$ numbers;
-# 2. reduce-scatter, $W-1$ steps: at step $s$ worker $i$ sends chunk $(i-s) \bmod W$ to worker
-#    $i+1$ and adds the chunk it receives, $(i-s-1) \bmod W$, to its own; then worker $i$
-#    holds chunk $(i+1) \bmod W$ summed over all workers;
-# 3. all-gather, $W-1$ steps: each worker passes the summed chunk it got last (first its own)
-#    to worker $i+1$, which stores it in place of its partial chunk.
+# 2. reduce-scatter, steps $s = 0, \dots, W-2$: worker $i$ sends chunk $(i-s) \bmod W$ to
+#    worker $(i+1) \bmod W$ and adds the chunk it receives into its chunk $(i-s-1) \bmod W$;
+#    after these $W-1$ steps worker $i$ holds chunk $(i+1) \bmod W$ summed over all workers;
+# 3. all-gather, steps $s = 0, \dots, W-2$: worker $i$ sends its summed chunk
+#    $(i+1-s) \bmod W$ to worker $(i+1) \bmod W$ and stores the chunk it receives, already
+#    summed, in place of its chunk $(i-s) \bmod W$.
 #
 # The check runs your function in 2 and 4 processes and compares with the sum that
 # `dist.all_reduce` returns; it also records what each rank sends: $2(W-1)$ messages of

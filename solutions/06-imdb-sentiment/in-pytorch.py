@@ -162,7 +162,9 @@ H.lab06.check_encode_splits(encode_splits)
 # right and `lengths` `(B,)` the true lengths. Return a new tensor like `x` in which the first
 # `L = lengths[b]` steps of row `b` are in reverse order and the padding stays where it was,
 # at the end: position `s < L` holds step `L - 1 - s`, position `s >= L` keeps step `s`.
-# Build that index with `torch.arange` and `torch.where`, then `gather` along axis 1 (a loop
+# Build that index with `torch.arange` and `torch.where`, then `gather` along axis 1, whose
+# index must have the shape of `x` (expand the `(B, T)` index over the trailing axes), or
+# index with `x[torch.arange(B)[:, None], index]`, which works for any trailing axes (a loop
 # over the batch is fine too). Leave `x` as it is and keep its dtype.
 #
 # `nn.LSTM(bidirectional=True)` fed `pack_padded_sequence(x, lengths, ...)` does this for

@@ -5,7 +5,9 @@ hand) and checked for staleness by the tests, like the labs. Both notebooks of a
 same ``N.k`` section numbers (twin rule 6), so sections align by number. Inside a section the
 markdown cells tagged ``shared`` (identical in both notebooks) are shown once, across the
 page; everything between two shared cells is shown in two columns, PyTorch on the left and JAX
-on the right, so a reader sees exactly where the frameworks differ.
+on the right, so a reader sees exactly where the frameworks differ. The page shows code without
+outputs, so cells tagged ``notebook-only`` (prose about the outputs, such as "the cell below says
+at which scale", or the closing "Next: the JAX half") are left out.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ def _sections(notebook) -> list[_Section]:
     """Cells grouped by their ``N`` / ``N.k`` heading; cells before the first go to ``""``."""
     sections = [_Section("", "")]
     for cell in notebook.cells:
-        if "remove-cell" in cell.metadata.get("tags", []):
-            continue  # the Colab install cell: hidden on the site
+        tags = cell.metadata.get("tags", [])
+        if "remove-cell" in tags or "notebook-only" in tags:
+            continue  # the Colab install cell, and prose about the outputs
         match = _HEADING.match(cell.source) if cell.cell_type == "markdown" else None
         number = _NUMBER.match(match.group(2)) if match else None
         if number:

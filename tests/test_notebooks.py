@@ -122,3 +122,20 @@ def test_a_fresh_kernel_in_every_notebook_folder_imports_the_frameworks(folder):
     assert not [
         p for p in folder.iterdir() if p.suffix == ".py" and p.stem.isidentifier()
     ]
+
+
+@pytest.mark.parametrize(
+    "folder",
+    sorted({p.parent for p in sources() if p.parts[-3] == "chapters"}),
+    ids=lambda p: p.name,
+)
+def test_side_by_side_page_has_no_prose_about_outputs(folder):
+    """The side-by-side page shows code without outputs: prose that points at an output or at
+    the other notebook is tagged ``notebook-only`` in the sources and left out of it."""
+    page = (folder / "side-by-side.md").read_text()
+    for phrase in (
+        "the cell below says",
+        "hardware line printed at the top",
+        "Next: [the",
+    ):
+        assert phrase not in page, f"{folder.name}/side-by-side.md: {phrase!r}"

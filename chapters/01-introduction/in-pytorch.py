@@ -24,7 +24,8 @@
 # * how devices and models are handled;
 # * how to train a first model on real MNIST digits, with a loop written out and then a reusable one;
 # * what eager execution and compilation cost, measured.
-#
+
+# %% [markdown] tags=["notebook-only"]
 # Every number on this page is printed by the code above it. The notebook runs at one of three
 # scales (`smoke` for CI, `cpu` for a laptop, `gpu` for Colab); the cell below says which one
 # produced this page.
@@ -784,7 +785,7 @@ for r in latest.values():
 # | evaluation | `model.eval()`, `torch.no_grad()` | `model.eval()`, a jitted step (no tape to switch off) |
 # | labels | `int64` | `int32` |
 
-# %% [markdown]
+# %% [markdown] tags=["notebook-only"]
 # Next: [the JAX half of this chapter](in-jax.ipynb), then the
 # [lab](../../labs/01-introduction/in-pytorch.ipynb), whose self-checks tell you when each exercise
 # is right. Works cited are listed in the [bibliography](../../bibliography.md).

@@ -22,7 +22,8 @@
 # * the usual activation functions and their derivatives, and a softmax that does not overflow;
 # * the forward and backward pass of a two-layer network by hand, trained on MNIST with them;
 # * convolution and pooling, recurrent and LSTM cells, attention and a Transformer block.
-#
+
+# %% [markdown] tags=["notebook-only"]
 # Every number on this page is printed by the code above it; the cell below says at which scale
 # (`smoke`, `cpu` or `gpu`) this page was produced.
 
@@ -1330,7 +1331,7 @@ plt.show()
 # | 2.5 recurrence | an RNN cell and an LSTM cell with its four gates, unrolled over time | the library's LSTM with the same weights; gradient norms over time steps |
 # | 2.6 attention | scaled dot-product attention with padding and causal masks, multi-head attention, positional encoding, a pre-norm Transformer block | the library's attention with the same weights; a synthetic task the block learns |
 
-# %% [markdown]
+# %% [markdown] tags=["notebook-only"]
 # Next: [the JAX half of this chapter](in-jax.ipynb), then the
 # [lab](../../labs/02-basics/in-pytorch.ipynb), whose self-checks tell you when each exercise is
 # right. Works cited are listed in the [bibliography](../../bibliography.md).

@@ -798,7 +798,7 @@ print(
 # * Train and evaluate in the right mode, count accuracy per example, save state rather than
 #   objects, and restore the optimizer and the random state too to resume exactly.
 
-# %% [markdown]
+# %% [markdown] tags=["notebook-only"]
 # Next: [the JAX half of this chapter](in-jax.ipynb), then the
 # [lab](../../labs/03-pytorch-in-depth/in-pytorch.ipynb), whose self-checks tell you when each
 # exercise is right. Works cited are listed in the [bibliography](../../bibliography.md).

@@ -24,7 +24,8 @@
 # * pytrees and explicit random keys;
 # * sharding a computation over 8 (simulated) devices, and data-parallel training;
 # * Flax NNX and Optax in full, MNIST trained to chapter 3's accuracy, and Orbax checkpoints.
-#
+
+# %% [markdown] tags=["notebook-only"]
 # Every number on this page is printed by the code above it; the cell below says at which scale
 # (`smoke`, `cpu` or `gpu`) this page was produced.
 
@@ -903,7 +904,7 @@ if H.current_scale() != "smoke":
 # | 4.5 parallelism | `Mesh`, `NamedSharding`, `PartitionSpec` with `jit`; `shard_map`; legacy `pmap` | one process per device (DDP, `DeviceMesh`, `DTensor`: chapter 9); the data-parallel arithmetic on one process |
 # | 4.6 modules, optimizers, checkpoints | NNX `split`/`merge`, `nnx.jit`; Optax chains, schedules, masks; Orbax | `nn.Module` parameters and buffers, `functional_call`; optimizers, parameter groups, schedulers; `state_dict` |
 
-# %% [markdown]
+# %% [markdown] tags=["notebook-only"]
 # Next: [the PyTorch half of this chapter](in-pytorch.ipynb), then the
 # [lab](../../labs/04-jax-in-depth/in-jax.ipynb), whose self-checks tell you when each exercise is
 # right. Works cited are listed in the [bibliography](../../bibliography.md).

@@ -27,7 +27,8 @@
 #   test-time flips, in Flax NNX and Optax;
 # * evaluated it per class, with a confusion matrix and its mistakes;
 # * measured what made it fast, against a per-sample pipeline.
-#
+
+# %% [markdown] tags=["notebook-only"]
 # Every number on this page is printed by its code, cited, or recorded with hardware, date and
 # commit in the chapter's `bench.jsonl` (printed in section 5.6); the cell below says at which scale
 # (`smoke`, `cpu` or `gpu`) this page was produced.
@@ -935,7 +936,7 @@ print(
 # | fixed whitening filters | a buffer, `register_buffer` | an `nnx.Variable` that is not an `nnx.Param` |
 # | the step | eager, operation by operation | one `jax.jit` program, donated state |
 
-# %% [markdown]
+# %% [markdown] tags=["notebook-only"]
 # Next: [the PyTorch half of this chapter](in-pytorch.ipynb), then the
 # [lab](../../labs/05-cifar10/in-jax.ipynb), whose self-checks tell you when each exercise is
 # right. Works cited are listed in the [bibliography](../../bibliography.md).

@@ -26,7 +26,8 @@
 #   Nesterov momentum on a warmup/decay schedule, and test-time flips;
 # * evaluated it per class, with a confusion matrix and its mistakes;
 # * measured what made it fast, against the usual `DataLoader` pipeline.
-#
+
+# %% [markdown] tags=["notebook-only"]
 # Every number on this page is printed by its code, cited, or recorded with hardware, date and
 # commit in the chapter's `bench.jsonl` (printed in section 5.6); the cell below says at which scale
 # (`smoke`, `cpu` or `gpu`) this page was produced.
@@ -755,7 +756,7 @@ print(H.vision.bench_table(records))
 # | fixed whitening filters | a buffer, `register_buffer` | an `nnx.Variable` that is not an `nnx.Param` |
 # | the step | eager, operation by operation | one `jax.jit` program, donated state |
 
-# %% [markdown]
+# %% [markdown] tags=["notebook-only"]
 # Next: [the JAX half of this chapter](in-jax.ipynb), then the
 # [lab](../../labs/05-cifar10/in-pytorch.ipynb), whose self-checks tell you when each exercise is
 # right. Works cited are listed in the [bibliography](../../bibliography.md).

@@ -19,7 +19,8 @@
 # as positive or negative, from scratch: a text pipeline (tokens, a vocabulary, padding and
 # masks, batches by length), then three models, a bag of n-grams, the outline's CNN + LSTM done
 # right, and a small Transformer, each reading only the real tokens of a review.
-#
+
+# %% [markdown] tags=["notebook-only"]
 # Every number on this page is printed by the code above it; the cell below says at which scale
 # (`smoke`, `cpu` or `gpu`) this page was produced.
 
@@ -631,7 +632,7 @@ for i in [*right_i, *wrong_i]:
 #   for the CNN + LSTM (a first-order estimate, not an exact decomposition).
 # * Not recorded: a `gpu`-scale run; the recorded lines are all `cpu` scale.
 
-# %% [markdown]
+# %% [markdown] tags=["notebook-only"]
 # Next: [the JAX half of this chapter](in-jax.ipynb), then the
 # [lab](../../labs/06-imdb-sentiment/in-pytorch.ipynb), whose self-checks tell you when each
 # exercise is right. Works cited are listed in the [bibliography](../../bibliography.md).

@@ -26,7 +26,8 @@
 #   one program and several seeds train at once;
 # * DDPG where it belongs, on a continuous action (Pendulum-v1);
 # * evaluation of a fixed policy over 100 episodes, learning curves over seeds, a trajectory.
-#
+
+# %% [markdown] tags=["notebook-only"]
 # Every number on this page is printed by the code above it; the cell below says at which scale
 # (`smoke`, `cpu` or `gpu`) this page was produced.
 
@@ -836,7 +837,7 @@ for (task, algo, framework), r in latest.items():
         f"{spread if len(per_seed) > 1 else ''}{solved}; {timing}"
     )
 
-# %% [markdown]
+# %% [markdown] tags=["notebook-only"]
 # Next: [the PyTorch half of this chapter](in-pytorch.ipynb), then the
 # [lab](../../labs/07-reinforcement-learning/in-jax.ipynb), whose self-checks tell you when each
 # exercise is right. Works cited are listed in the [bibliography](../../bibliography.md).

@@ -25,7 +25,8 @@
 # * a CartPole written as pure functions, the JAX half's showcase, and what PyTorch does instead;
 # * DDPG where it belongs, on a continuous action (Pendulum-v1);
 # * evaluation of a fixed policy over 100 episodes, learning curves over seeds, a trajectory.
-#
+
+# %% [markdown] tags=["notebook-only"]
 # Every number on this page is printed by the code above it; the cell below says at which scale
 # (`smoke`, `cpu` or `gpu`) this page was produced.
 
@@ -687,7 +688,7 @@ for (task, algo, framework), r in latest.items():
         f"{spread if len(per_seed) > 1 else ''}{solved}; {timing}"
     )
 
-# %% [markdown]
+# %% [markdown] tags=["notebook-only"]
 # Next: [the JAX half of this chapter](in-jax.ipynb), then the
 # [lab](../../labs/07-reinforcement-learning/in-pytorch.ipynb), whose self-checks tell you when
 # each exercise is right. Works cited are listed in the [bibliography](../../bibliography.md).

@@ -27,7 +27,8 @@
 # * several processes joined by `jax.distributed.initialize`, and what a cluster adds;
 # * model parallelism (a weight split over devices, `shard_map`), pipelines, and why parameter
 #   servers gave way to all-reduce.
-#
+
+# %% [markdown] tags=["notebook-only"]
 # Every number on this page is printed by the code above it, except chapter 5's 2.2 times in
 # section 9.2, quoted from its recorded runs; the cell below says at which scale (`smoke`,
 # `cpu` or `gpu`) this page was produced.
@@ -649,7 +650,7 @@ ax.set_ylim(0, 1.15 * max(rate for _, rate in sweep))  # from zero: differences 
 ax.legend(loc="lower right")
 plt.show()
 
-# %% [markdown] tags=["shared"]
+# %% [markdown] tags=["shared", "notebook-only"]
 # All the steps together, each a before/after from this run. A speedup above 1 means the change
 # helped *here*; read it next to the hardware line printed at the top of the page.
 
@@ -1026,7 +1027,7 @@ display(Markdown(table))
 #   than $2N(W-1)/W$ a step, while a single server's link carries $WN$ each way, growing
 #   with $W$.
 
-# %% [markdown]
+# %% [markdown] tags=["notebook-only"]
 # Next: [the PyTorch half of this chapter](in-pytorch.ipynb), then the
 # [lab](../../labs/09-performance-distributed/in-jax.ipynb), whose self-checks tell you when each
 # exercise is right. Works cited are listed in the [bibliography](../../bibliography.md).

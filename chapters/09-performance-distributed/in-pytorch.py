@@ -24,7 +24,8 @@
 # * data parallelism with `DistributedDataParallel`, asserted equal to one process;
 # * several processes and several "nodes" joined by `torchrun`, and what a cluster adds;
 # * model parallelism (FSDP2), pipelines, and why parameter servers gave way to all-reduce.
-#
+
+# %% [markdown] tags=["notebook-only"]
 # Every number on this page is printed by the code above it; the cell below says at which scale
 # (`smoke`, `cpu` or `gpu`) this page was produced, on how many threads.
 
@@ -463,7 +464,7 @@ ax.set_ylim(0, 1.15 * max(rate for _, rate in sweep))  # from zero: differences 
 ax.legend(loc="lower right")
 plt.show()
 
-# %% [markdown] tags=["shared"]
+# %% [markdown] tags=["shared", "notebook-only"]
 # All the steps together, each a before/after from this run. A speedup above 1 means the change
 # helped *here*; read it next to the hardware line printed at the top of the page.
 
@@ -851,7 +852,7 @@ display(Markdown(table))
 #   than $2N(W-1)/W$ a step, while a single server's link carries $WN$ each way, growing
 #   with $W$.
 
-# %% [markdown]
+# %% [markdown] tags=["notebook-only"]
 # Next: [the JAX half of this chapter](in-jax.ipynb), then the
 # [lab](../../labs/09-performance-distributed/in-pytorch.ipynb), whose self-checks tell you when
 # each exercise is right. Works cited are listed in the [bibliography](../../bibliography.md).

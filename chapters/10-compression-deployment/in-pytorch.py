@@ -27,7 +27,8 @@
 # * explained predictions with saliency maps and integrated gradients, for images and for the
 #   words of a review, and measured how complete the attributions are;
 # * compared the two frameworks with the numbers this course recorded.
-#
+
+# %% [markdown] tags=["notebook-only"]
 # Every number on this page is printed by the code above it; the cell below says at which scale
 # (`smoke`, `cpu` or `gpu`) this page was produced.
 
@@ -845,7 +846,7 @@ print(f"the JAX notebook has more code lines in {longer} of {len(code)} chapters
 #   tutorials), re-run this course's benches on your hardware, and measure before you believe
 #   a speed claim, including this page's.
 
-# %% [markdown]
+# %% [markdown] tags=["notebook-only"]
 # Next: [the JAX half of this chapter](in-jax.ipynb), then the
 # [lab](../../labs/10-compression-deployment/in-pytorch.ipynb), whose self-checks tell you when
 # each exercise is right. Works cited are listed in the [bibliography](../../bibliography.md).

@@ -16,9 +16,9 @@
 #
 # Every benchmark number quoted in the chapters comes from a run of `python -m helpers.bench`,
 # recorded with its hardware, library versions, date and git commit in the chapter's
-# `bench.jsonl`. This page reads all of them when the site is built: the table lists every
-# record, oldest first, superseded settings and sweeps included, and each task gets a plot of
-# its runs at its scale's own sizes. (The outlook of chapter 10, section 10.9, shows only the
+# `bench.jsonl`. This page reads all of them when the site is built: one table per chapter and
+# task lists every record, oldest first, superseded settings and sweeps included, and each task
+# gets a plot of its runs at its scale's own sizes. (The outlook of chapter 10, section 10.9, shows only the
 # latest run of each configuration.)
 #
 # **Protocol.** `helpers.bench` trains the task's model from scratch with a fixed seed at the
@@ -29,7 +29,8 @@
 # `pendulum`) have no test split: their metric is the mean return of greedy evaluation
 # episodes, each seed's mean averaged over the seeds. *Train s* is the wall time of training
 # (evaluation excluded; all seeds together for reinforcement learning), measured with the
-# device synchronised. The *throughput* of a supervised task counts training examples per
+# device synchronised. The *hardware* column names the GPU, else the CPU's family and the cores
+# the run could use. The *throughput* of a supervised task counts training examples per
 # second and leaves out the first step, which carries compilation (JAX) or GPU warm-up; that
 # step's time is recorded apart (`first_step_seconds`). For reinforcement learning it counts
 # environment steps per second of training, and JAX's compilation is timed apart
@@ -62,7 +63,8 @@ from helpers.results import load_records, plot_task, records_table
 
 root = course_root()
 records = load_records(root)
-print(f"{len(records)} records in {root / 'chapters'}")
+chapters = len({r["chapter"] for r in records})
+print(f"{len(records)} records in the bench.jsonl files of {chapters} chapters")
 Markdown(records_table(records)) if records else print(
     "no recorded runs in this checkout"
 )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,13 +30,16 @@ __all__ = [
     "plot_task",
     "read_records",
     "records_table",
+    "short_hardware",
     "summary_rows",
     "task_metric",
 ]
 
-# The appendix table's columns, one per cell of ``_row``.
-_COLUMNS = ("chapter", "task", "framework", "model", "scale", "metric", "train s",
-            "throughput", "hardware", "date", "commit")  # fmt: skip
+# The appendix tables' columns, one per cell of ``_row`` (each table is one chapter's task).
+_COLUMNS = ("framework", "model", "scale", "metric", "train s", "throughput", "hardware",
+            "date", "commit")  # fmt: skip
+# A task with more records than this shows its latest runs, and folds the full list.
+_FOLD_OVER = 12
 # What a run learned, by task: the first of these keys a record carries, as (key, name, short
 # name, unit, factor to that unit). Reinforcement learning has no test split: its records
 # carry the mean return of greedy evaluation episodes (each seed's mean, averaged over seeds).
@@ -139,6 +141,19 @@ def _hardware(record: dict) -> str:
     return hw.get("gpu") or cpu
 
 
+def short_hardware(record: dict) -> str:
+    """A record's hardware in a few words, for tables and plots: the GPU's model ("H200"),
+    else the CPU's family and its cores ("Xeon, 2 cores", "EPYC, 1 core"); "?" for what a
+    record does not say."""
+    hw = record.get("hardware", {})
+    if hw.get("gpu"):
+        return hw["gpu"].removeprefix("NVIDIA ").removeprefix("GeForce ")
+    words = short_cpu_name(hw.get("cpu", "?")).split()
+    family = words[-1] if words and words[0] in ("Intel", "AMD") else " ".join(words)
+    cores = hw.get("cores", "?")
+    return f"{family}, {cores} core{'' if cores == 1 else 's'}"
+
+
 def _metric(record: dict) -> tuple[str, str, str, float] | None:
     """(name, short name, unit, value in that unit) of what ``record`` learned, or None."""
     for key, name, short, unit, factor in _METRICS:
@@ -173,7 +188,7 @@ def first_step_seconds(record: dict) -> float:
 def _row(record: dict) -> list[str]:
     metric, text = _metric(record), "?"
     if metric is not None:
-        text = f"{metric[0]} {metric[3]:.2f}{metric[2]}"
+        text = f"{metric[3]:.2f}{metric[2]}"
         if "eval_episodes" in record:
             seeds = record["seeds"]
             text += f" ({seeds} seed{'' if seeds == 1 else 's'} x"
@@ -186,68 +201,137 @@ def _row(record: dict) -> list[str]:
                    for field, v in record["overrides"].items()]  # fmt: skip
         scale += f", sizes changed: {', '.join(changes)}"
     speed = record.get("train_examples_per_second")
-    unit = "env steps/s" if "env_steps_per_second" in record else "examples/s"
+    commit = str(record.get("commit", "?"))
+    commit, _, dirty = commit.partition("+")
     return [
-        record["chapter"], record["task"], record.get("framework", "?"),
-        record.get("model", "?"), scale, text,
+        record.get("framework", "?"), record.get("model", "(not recorded)"), scale, text,
         f"{record.get('train_seconds', float('nan')):.1f}",
-        f"{speed:,.0f} {unit}" if speed is not None else "?",
-        _hardware(record), record.get("date", "?")[:10], str(record.get("commit", "?")),
+        f"{speed:,.0f}" if speed is not None else "?",
+        short_hardware(record), record.get("date", "?")[:10],
+        commit[:7] + (f"+{dirty}" if dirty else ""),
     ]  # fmt: skip
 
 
+def _table(records: Sequence[dict]) -> list[str]:
+    """The Markdown lines of one task's table: its metric and throughput unit in the header."""
+    metric = next((m for r in records if (m := _metric(r)) is not None), None)
+    unit = (
+        "env steps/s"
+        if any("env_steps_per_second" in r for r in records)
+        else "examples/s"
+    )
+    columns = [{"metric": metric[0] if metric else "metric", "throughput": unit}.get(c, c)
+               for c in _COLUMNS]  # fmt: skip
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(_row(r)) + " |" for r in records]
+
+
 def records_table(records: Sequence[dict]) -> str:
-    """A Markdown table of ``records``, one row per record, in the given order: the metric is
-    the task's own (``task_metric``; "median of N seeds" for a ``--repeat`` record), the
-    throughput counts examples (env steps for reinforcement learning) per second, and a run
-    with changed sizes (``overrides``) lists them after its scale."""
-    lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
-    lines += ["| " + " | ".join(_row(r)) + " |" for r in records]
-    return "\n".join(lines)
+    """Markdown: one table per chapter and task (a bold title each; chapters in order, tasks
+    as they first appear), one row per record in the given order. The metric is the task's
+    own (``task_metric``, named in the header; "median of N seeds" for a ``--repeat``
+    record), the throughput counts examples (env steps for reinforcement learning) per
+    second, hardware is ``short_hardware``'s, commits are cut to 7 characters (``+dirty``
+    kept), and a run with changed sizes (``overrides``) lists them after its scale. A record
+    without ``model`` shows "(not recorded)". A task with more than 12 records shows the
+    latest run of each setup (framework, model, scale, hardware) at its scale's own sizes, and
+    all its records in an HTML ``<details>`` block. Empty for no records."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["chapter"], r["task"]), []).append(r)
+    parts = []
+    for (chapter, task), runs in sorted(groups.items(), key=lambda item: item[0][0]):
+        number = chapter.partition("-")[0]
+        title = f"Chapter {int(number)}" if number.isdigit() else chapter
+        count = f"{len(runs)} record{'' if len(runs) == 1 else 's'}"
+        if len(runs) <= _FOLD_OVER:
+            parts.append(
+                f"**{title}, task `{task}`** ({count})\n\n" + "\n".join(_table(runs))
+            )
+            continue
+        latest: dict[tuple, dict] = {}  # the scale's own sizes only, in date order
+        for r in runs:
+            if "overrides" not in r:
+                key = (
+                    r.get("framework"),
+                    r.get("model"),
+                    r.get("scale"),
+                    short_hardware(r),
+                )
+                latest.pop(key, None)
+                latest[key] = r
+        parts.append(
+            f"**{title}, task `{task}`**: the latest run of each setup at its scale's sizes"
+            f" ({len(latest)} of {count})\n\n" + "\n".join(_table(list(latest.values())))
+            + f"\n\n<details>\n<summary>All {count}, superseded runs and sweeps included"
+            + "</summary>\n\n" + "\n".join(_table(runs)) + "\n\n</details>"
+        )  # fmt: skip
+    return "\n\n".join(parts)
 
 
 def plot_task(records: Sequence[dict], task: str) -> Figure:
-    """The metric (``task_metric``) and training throughput of every run of ``task`` at its
-    scale's own sizes (runs with ``overrides`` are left out), in ``records``' order.
+    """The metric (``task_metric``, top) and training throughput (bottom, log axis: CPU and
+    GPU runs differ a hundredfold) of every run of ``task`` at its scale's own sizes (runs
+    with ``overrides`` are left out), in ``records``' order. Colour is the framework, marker
+    the hardware (circle CPU, square GPU); a tick names framework, model option, scale and
+    date (MM-DD).
 
     Raises ``ValueError`` if no such run of ``task`` is in ``records``.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     runs = [r for r in records if r["task"] == task and "overrides" not in r]
     if not runs:
         raise ValueError(f"no recorded run of task {task!r} at its scale's sizes")
     keys = ("framework", "model_option", "scale")
-    labels = [
-        " ".join(str(r[k]) for k in keys if r.get(k))
-        + f"\n{textwrap.fill(_hardware(r), 22)}\n{r.get('date', '')[:10]}"
-        for r in runs
-    ]
-    fig, (ax_metric, ax_speed) = plt.subplots(1, 2, figsize=(11, 4.6))
+    labels = [" ".join(str(r[k]) for k in keys if r.get(k)) + f" {r.get('date', '')[5:10]}"
+              for r in runs]  # fmt: skip
+    labels = [label.strip() for label in labels]
+    width = max(7.0, 1.5 + 0.3 * len(runs))
+    fig, (ax_metric, ax_speed) = plt.subplots(2, 1, figsize=(width, 7), sharex=True)
     x = list(range(len(runs)))
     # PyTorch in C0, JAX in C1: the same colours on every results plot.
     colours = [f"C{int(r.get('framework') == 'jax')}" for r in runs]
+    markers = ["s" if r.get("hardware", {}).get("gpu") else "o" for r in runs]
     metrics = [task_metric(r) for r in runs]
     name = next((m[0] for m in metrics if m is not None), "metric")
     values = [m[1] if m is not None else math.nan for m in metrics]
+    speed = [r.get("train_examples_per_second", math.nan) for r in runs]
     # Points, not bars: the values sit close together, and a bar's length would suggest zero.
-    ax_metric.scatter(x, values, c=colours, s=60, zorder=3)
+    for marker in ("o", "s"):  # one scatter per marker: CPU runs, then GPU runs
+        if idx := [i for i in x if markers[i] == marker]:
+            c = [colours[i] for i in idx]
+            ax_metric.scatter(
+                idx, [values[i] for i in idx], c=c, marker=marker, s=50, zorder=3
+            )
+            ax_speed.scatter(
+                idx, [speed[i] for i in idx], c=c, marker=marker, s=50, zorder=3
+            )
     for xi, value in zip(x, values, strict=True):
+        # Upright text, one tick wide: neighbours' labels never meet.
         if math.isfinite(value):
             ax_metric.annotate(f"{value:.2f}", (xi, value), textcoords="offset points",
-                               xytext=(0, 8), ha="center", fontsize=8)  # fmt: skip
-    ax_metric.margins(y=0.3)
+                               xytext=(0, 7), ha="center", va="bottom", rotation=90,
+                               fontsize=7)  # fmt: skip
+    ax_metric.margins(y=0.35)
     ax_metric.set(ylabel=name, title=f"{task}: {name.removesuffix(' (%)')}")
-    speed = [r.get("train_examples_per_second", 0) for r in runs]
     unit = "env steps" if all("env_steps_per_second" in r for r in runs) else "examples"
-    ax_speed.bar(x, speed, color=colours)
-    ax_speed.set(ylabel=f"training {unit} / s", title=f"{task}: training throughput")
+    ax_speed.set_yscale("log")
+    ax_speed.set(
+        ylabel=f"training {unit} / s", title=f"{task}: training throughput (log)"
+    )
+    ax_speed.set_xticks(x, labels, fontsize=8, rotation=60, ha="right")
+    ax_speed.set_xlim(-0.6, len(runs) - 0.4)
     for ax in (ax_metric, ax_speed):
-        ax.set_xticks(x, labels, fontsize=8)
-        ax.set_xlim(-0.6, len(runs) - 0.4)
         ax.grid(axis="y", alpha=0.3)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=f"C{i}") for i in range(2)]
-    ax_metric.legend(handles, ["PyTorch", "JAX"], loc="upper left")
+    handles = [Line2D([], [], ls="", marker=m, color=c) for m, c in
+               (("o", "C0"), ("o", "C1"), ("o", "grey"), ("s", "grey"))]  # fmt: skip
+    # Beside the plot, where it hides no point.
+    labels = ["PyTorch", "JAX", "CPU", "GPU"]
+    ax_metric.legend(
+        handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8
+    )
     fig.tight_layout()
     return fig
 

@@ -17,6 +17,7 @@ from helpers.results import (
     plot_task,
     read_records,
     records_table,
+    short_hardware,
     summary_rows,
     task_metric,
 )
@@ -170,24 +171,44 @@ def test_records_table_shows_each_tasks_metric_sizes_changed_and_repeats(tmp_pat
     ]  # fmt: skip
     write_chapter(tmp_path, runs)
     records = load_records(tmp_path)
-    lines = records_table(records).splitlines()
-    assert len(lines) == 2 + 3
+    text = records_table(records)
+    assert text.count("**Chapter 7, task ") == 2  # mnist, then cartpole
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    assert len(lines) == 2 + 2 + 2 + 1  # two tables, a header and a rule each
+    assert lines[0].split("|")[4].strip() == "test accuracy"
+    assert lines[4].split("|")[4].strip() == "mean evaluation return"
+    assert lines[6].split("|")[6].strip() == "1,234"  # the cartpole table's env steps/s
+    lines = lines[:4] + lines[6:]
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
     header = cells[0]
     row = {name: [c[header.index(name)] for c in cells[2:]] for name in header}
-    assert row["metric"] == [
-        "test accuracy 98.12%, median of 3 seeds",
-        "test accuracy 50.00%",
-        "mean evaluation return 500.00 (1 seed x 100 episodes)",
+    assert row["test accuracy"] == [
+        "98.12%, median of 3 seeds",
+        "50.00%",
+        "500.00 (1 seed x 100 episodes)",
     ]
     assert row["scale"][1] == "cpu, sizes changed: epochs=1, widths=8,16"
-    assert row["throughput"] == [
-        "1,000 examples/s",
-        "10 examples/s",
-        "1,234 env steps/s",
-    ]
-    assert row["hardware"][1] == "Intel(R) Xeon(R) Processor, 1 core"
+    assert row["examples/s"][:2] == ["1,000", "10"]
+    assert row["hardware"][:2] == ["Xeon, 2 cores", "Xeon, 1 core"]
     assert row["commit"][0] == "abc+dirty"  # kept: the appendix says what it means
+    assert row["model"] == ["MLP", "MLP", PPO_JAX.format("(64,)")]
+    assert short_hardware({"hardware": {"gpu": "NVIDIA H200", "cores": 16}}) == "H200"
+    assert (
+        short_hardware({"hardware": {"cpu": "AMD EPYC", "cores": 2}}) == "EPYC, 2 cores"
+    )
+    no_model = {**runs[0], "chapter": "01-x", "commit": "98adac5bf233+dirty"}
+    del no_model["model"]
+    row = records_table([no_model]).splitlines()[-1].split("|")
+    assert row[2].strip() == "(not recorded)" and row[-2].strip() == "98adac5+dirty"
+    many = [{**runs[0], "chapter": "05-y", "date": f"{d:02}"} for d in range(13)]
+    many[3]["overrides"] = {"epochs": 1}
+    text = records_table(many)
+    assert "latest run of each setup at its scale's sizes (1 of 13 records)" in text
+    assert text.count("<details>") == 1 and text.count("</details>") == 1
+    assert (
+        len([line for line in text.splitlines() if line.startswith("| torch")])
+        == 1 + 13
+    )
     assert task_metric(records[0]) == ("test accuracy (%)", pytest.approx(98.12))
     assert task_metric(records[2]) == ("mean evaluation return", 500.0)
     assert task_metric({"task": "t"}) is None
@@ -208,10 +229,9 @@ def test_plot_task_plots_the_tasks_own_metric_of_the_scales_runs(tmp_path):
     (points,) = ax_metric.collections
     assert points.get_offsets()[:, 1].tolist() == [446.19, 500.0]  # the sweep left out
     assert [t.get_text() for t in ax_metric.texts] == ["446.19", "500.00"]  # no "nan"
-    assert [t.get_text().splitlines()[0] for t in ax_metric.get_xticklabels()] == [
-        "torch ppo cpu",
-        "jax ppo cpu",
-    ]
+    labels = [t.get_text() for t in ax_speed.get_xticklabels()]
+    assert labels == ["torch ppo cpu", "jax ppo cpu"]  # no date recorded: none shown
+    assert ax_speed.get_yscale() == "log"
     with pytest.raises(ValueError, match="no recorded run of task 'pendulum'"):
         plot_task(records, "pendulum")
     write_chapter(tmp_path, [{**runs[1], "task": "pendulum"}], "08-demo")

@@ -431,3 +431,18 @@ def test_jax_fit_compiles_its_train_step_once(caplog):
         hj.fit(model, optimizer, loader, epochs=2, loss_fn=loss_fn, progress=False)
     compiles = [r for r in caplog.messages if "compilation of jit(train_step)" in r]
     assert len(compiles) == 1, compiles
+
+
+def test_fit_progress_bar_ends_each_epoch_on_its_mean_loss(kit, capsys):
+    """With fewer than 51 steps an epoch, the bar's in-epoch loss is step 1's: each epoch
+    ends by showing its mean loss instead."""
+    x, y = blobs(n=20, seed=4)
+    model = kit.model(0)
+    loader = kit.H.ArrayLoader(x, y, 8)
+    history = kit.H.fit(
+        model, kit.sgd(model, 0.1), loader, epochs=2, eval_loader=loader
+    )
+    bar = capsys.readouterr().err
+    for epoch in (1, 2):
+        losses = history.step_loss[(epoch - 1) * len(loader) : epoch * len(loader)]
+        assert f"epoch={epoch}, loss={np.mean(losses):.4f}, test_acc=" in bar

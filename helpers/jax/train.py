@@ -150,14 +150,14 @@ def fit(
                 bar.set_postfix(epoch=epoch, loss=f"{float(loss):.4f}", refresh=False)
         step_losses = np.asarray(jnp.stack(losses)).tolist()  # waits for the last step
         seconds = time.perf_counter() - start
+        # The epoch's mean loss: the bar's in-epoch loss is only every 50th step's.
+        postfix = {"epoch": epoch, "loss": f"{sum(step_losses) / len(step_losses):.4f}"}
         scores = {}
         if eval_loader is not None:
             evaluated = evaluate(model, eval_loader, loss_fn=loss_fn)
             scores = {f"{eval_name}_{k}": v for k, v in evaluated.items()}
-            accuracy = f"{evaluated['accuracy']:.4f}"
-            bar.set_postfix(
-                {"epoch": epoch, f"{eval_name}_acc": accuracy}, refresh=False
-            )
+            postfix[f"{eval_name}_acc"] = f"{evaluated['accuracy']:.4f}"
+        bar.set_postfix(postfix)
         history.end_epoch(
             epoch,
             step_losses,

@@ -87,7 +87,8 @@ H.runtime_info()
 # hands the traced program to the XLA compiler {cite}`frostig2018compiling`, while `grad` and
 # `vmap` transform the trace into another program without compiling it. Neural-network layers
 # come from libraries on top: in this course Flax NNX {cite}`flaxnnx2024`, the object-based API
-# that Flax introduced in 2024, and Optax {cite}`deepmind2020jax` for optimisers.
+# that Flax first shipped as `flax.experimental.nnx` and made its recommended API (`flax.nnx`)
+# with Flax 0.10 in 2024, and Optax {cite}`deepmind2020jax` for optimisers.
 #
 # Where each fits: PyTorch is object-oriented and eager by default, so a model is debugged like
 # any Python program, and much of the wider ecosystem (torchvision and Hugging Face Transformers,
@@ -406,7 +407,7 @@ print(type(a_host).__name__, "->", a_dev.devices())
 # not read values every step.
 
 # %% [markdown]
-# ## 1.6 Models: functions and objects
+# ## 1.6 Models: objects and functions
 #
 # In JAX a model is a **pure function** of its parameters and inputs. Parameters are a
 # *pytree*: any nesting of dicts, lists and tuples with arrays at the leaves, which
@@ -691,7 +692,8 @@ fig = H.show_images(x_test_u8[wrong], y_test[wrong], predictions=predictions[wro
 # At `smoke` scale the model trains on a small subset for one epoch, which checks that the code
 # runs, not what it learns; at `cpu` and `gpu` scale it sees all 60,000 training images, and the
 # recorded runs at the end of section 1.8 show what that reaches. Convolutional networks do
-# better on images; chapter 5 builds one for CIFAR-10.
+# better on images: chapter 2 builds one, chapter 3 trains one on MNIST, and chapter 5 trains a
+# larger one on CIFAR-10.
 
 # %% [markdown] tags=["shared"]
 # ## 1.8 What eager execution and compilation cost

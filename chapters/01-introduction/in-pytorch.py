@@ -87,7 +87,8 @@ H.runtime_info()
 # hands the traced program to the XLA compiler {cite}`frostig2018compiling`, while `grad` and
 # `vmap` transform the trace into another program without compiling it. Neural-network layers
 # come from libraries on top: in this course Flax NNX {cite}`flaxnnx2024`, the object-based API
-# that Flax introduced in 2024, and Optax {cite}`deepmind2020jax` for optimisers.
+# that Flax first shipped as `flax.experimental.nnx` and made its recommended API (`flax.nnx`)
+# with Flax 0.10 in 2024, and Optax {cite}`deepmind2020jax` for optimisers.
 #
 # Where each fits: PyTorch is object-oriented and eager by default, so a model is debugged like
 # any Python program, and much of the wider ecosystem (torchvision and Hugging Face Transformers,
@@ -650,7 +651,8 @@ fig = H.show_images(x_test_u8[wrong], y_test[wrong], predictions=predictions[wro
 # At `smoke` scale the model trains on a small subset for one epoch, which checks that the code
 # runs, not what it learns; at `cpu` and `gpu` scale it sees all 60,000 training images, and the
 # recorded runs at the end of section 1.8 show what that reaches. Convolutional networks do
-# better on images; chapter 5 builds one for CIFAR-10.
+# better on images: chapter 2 builds one, chapter 3 trains one on MNIST, and chapter 5 trains a
+# larger one on CIFAR-10.
 
 # %% [markdown] tags=["shared"]
 # ## 1.8 What eager execution and compilation cost
@@ -684,6 +686,10 @@ compile_seconds = time.perf_counter() - start
 print(
     f"torch.compile ({compile_backend}): first call {compile_seconds:.2f} s (compilation)"
 )
+if compile_backend == "aot_eager":
+    print(
+        "aot_eager captures the graph but fuses nothing: expect no speed-up at smoke scale"
+    )
 per_call = {"eager": [], "torch.compile": []}  # seconds per call, one per n
 for n in ns:
     v = torch.randn(n, device=device)

@@ -841,6 +841,10 @@ assert measured == fields[-1][0]
 
 
 # %%
+def flatten(x):  # (N, H, W, C) -> (N, H * W * C)
+    return x.reshape(x.shape[0], -1)
+
+
 class SmallCNN(nnx.Module):
     def __init__(self, channels=(8, 16, 32), classes=10, *, rngs: nnx.Rngs):
         c1, c2, c3 = channels
@@ -854,7 +858,7 @@ class SmallCNN(nnx.Module):
             pool,
             nnx.Conv(c2, c3, kernel_size=(3, 3), padding=1, rngs=rngs),
             nnx.relu,
-            lambda x: x.reshape(x.shape[0], -1),  # flatten
+            flatten,
             nnx.Linear(c3 * 7 * 7, classes, rngs=rngs),
         )
 
@@ -871,14 +875,14 @@ def layer_name(layer):
 # Shapes only, no weights drawn.
 cnn = nnx.eval_shape(lambda: SmallCNN(rngs=nnx.Rngs(0)))
 h = jax.ShapeDtypeStruct((2, 28, 28, 1), jnp.float32)  # (N, H, W, C), abstract
-print(f"{'input':26} {h.shape}")
+print(f"{'input':10} {h.shape}")
 for layer in cnn.layers.layers:
     if isinstance(layer, nnx.Module):  # its parameters are abstract too: pass it in
         h = nnx.eval_shape(lambda module, x: module(x), layer, h)
         n_params = H.count_params(layer)
     else:  # a plain function
         h, n_params = jax.eval_shape(layer, h), 0
-    print(f"{layer_name(layer):26.26} {h.shape!s:18} {n_params:6,} parameters")
+    print(f"{layer_name(layer):10} {h.shape!s:18} {n_params:6,} parameters")
 print(f"total: {H.count_params(cnn):,} parameters")
 
 # %% [markdown] tags=["shared"]
@@ -1473,7 +1477,7 @@ token_accuracy = (predicted == test_out).mean()
 sequence_accuracy = (predicted == test_out).all(axis=1).mean()
 print(
     f"token accuracy {token_accuracy:.2%}; sequence accuracy {sequence_accuracy:.2%} "
-    f"on {len(test_in):,} new sequences (chance per token: {1 / seq_sizes.vocab:.0%})"
+    f"on {len(test_in):,} new sequences (chance per token: {1 / seq_sizes.vocab:.1%})"
 )
 print(
     "input:    ", test_in[0], "\npredicted:", predicted[0], "\ntarget:   ", test_out[0]

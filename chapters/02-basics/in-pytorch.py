@@ -764,11 +764,11 @@ class SmallCNN(nn.Module):
 torch.manual_seed(0)
 cnn = SmallCNN()
 h = torch.zeros(2, 1, 28, 28)  # (N, C, H, W)
-print(f"{'input':26} {tuple(h.shape)}")
+print(f"{'input':10} {tuple(h.shape)}")
 for layer in cnn.layers:
     h = layer(h)
     n_params = H.count_params(layer)
-    print(f"{layer!s:26.26} {tuple(h.shape)!s:18} {n_params:6,} parameters")
+    print(f"{type(layer).__name__:10} {tuple(h.shape)!s:18} {n_params:6,} parameters")
 print(f"total: {H.count_params(cnn):,} parameters")
 
 # %% [markdown] tags=["shared"]
@@ -1286,7 +1286,7 @@ token_accuracy = (predicted == test_out).mean()
 sequence_accuracy = (predicted == test_out).all(axis=1).mean()
 print(
     f"token accuracy {token_accuracy:.2%}; sequence accuracy {sequence_accuracy:.2%} "
-    f"on {len(test_in):,} new sequences (chance per token: {1 / seq_sizes.vocab:.0%})"
+    f"on {len(test_in):,} new sequences (chance per token: {1 / seq_sizes.vocab:.1%})"
 )
 print(
     "input:    ", test_in[0], "\npredicted:", predicted[0], "\ntarget:   ", test_out[0]

@@ -62,6 +62,7 @@ from jax.test_util import check_grads
 from tqdm import tqdm
 
 from helpers import jax as H
+from helpers.results import latest_by, read_records, short_hardware
 
 # Every size this notebook uses comes from helpers/scale/foundations.py.
 sizes = H.sizes("depth")
@@ -572,8 +573,9 @@ print(
 # accuracy and the CNN 99.0 %, each in under five minutes of training; at the other scales, only
 # that both learn. The time it checks is the smaller of the wall time and the process's CPU
 # time (all its threads together), since other programs running on the machine lengthen the
-# first but not the second. The recorded `helpers.bench mnist --model cnn` runs are in
-# `bench.jsonl` beside this notebook.
+# first but not the second. The recorded `helpers.bench mnist --model cnn` runs, which time
+# both frameworks through one harness on one machine, are in `bench.jsonl` beside this
+# notebook; the cell after the check prints the latest of each.
 
 # %%
 if H.current_scale() == "cpu":
@@ -587,6 +589,22 @@ if H.current_scale() == "cpu":
     )
 else:  # smoke and gpu scale: both still learn
     assert mlp_test_acc > 0.5 and cnn_test_acc > 0.3, (mlp_test_acc, cnn_test_acc)
+
+# %%
+# Recorded by `python -m helpers.bench mnist --model cnn --framework both --scale cpu --record`:
+# the latest record of each framework, scale and machine (older ones left out).
+bench_file = H.course_root() / "chapters/03-pytorch-in-depth/bench.jsonl"
+records = [{**r, "machine": short_hardware(r)} for r in read_records(bench_file)]
+print(
+    f"{'framework':9} {'scale':5} {'epochs':>6} {'test acc':>8} {'train s':>7}"
+    f" {'examples/s':>10}  hardware, date, commit"
+)
+for r in latest_by(records, "scale", "machine", "framework").values():
+    print(
+        f"{r['framework']:9} {r['scale']:5} {r['epochs']:6} {r['test_accuracy']:8.2%}"
+        f" {r['train_seconds']:7.1f} {r['train_examples_per_second']:10,.0f}"
+        f"  {r['machine']}, {r['date'][:10]}, {r['commit'][:7]}"
+    )
 
 # %% [markdown] tags=["shared"]
 # ## 3.7 Saving, loading and resuming
@@ -759,7 +777,7 @@ print(
 # written to run eagerly and may be compiled.
 
 # %% [markdown] tags=["shared"]
-# ## Summary
+# ## 3.9 Summary
 #
 # * Arrays are memory plus metadata; PyTorch exposes views and strides and allows in-place
 #   changes (within autograd's rules), JAX arrays are immutable and the compiler owns layout.

@@ -383,9 +383,11 @@ for name, t in timings.items():
     print(f"{name:<24} {t * 1e6:8.1f} µs per step")
 
 # %% [markdown] tags=["shared"]
-# On a CPU the device *is* the host, so there is little to gain, and the two lines may differ by
-# no more than timing noise; on a GPU every read is a synchronisation that stalls the queue of
-# kernels, and the gap grows.
+# On a CPU, PyTorch runs each operation before it returns, so reading the loss costs little and
+# its two lines stay close. JAX dispatches asynchronously on a CPU too: while XLA computes one
+# step, Python already dispatches the next, and reading the loss at every step removes that
+# overlap, so JAX's first line is slower even on a CPU. On a GPU every read, in either
+# framework, is a synchronisation that stalls the queue of kernels, and the gap grows.
 
 # %% [markdown] tags=["shared"]
 # ## 4.3 Vectorising: per-example gradients
@@ -650,9 +652,12 @@ print(
 # The outline writes `jax.nn.Module`, `jnn.Linear` (with `jnn` as `jax.nn`) and
 # `jaxagy.no_grad()`: none exist. `jax.nn` holds functions (`relu`, `softmax`), not layers;
 # layers come from Flax (`flax.nnx.Linear`). JAX needs no `no_grad` at all: nothing is
-# recorded unless you call `grad`. The outline also uses `jaxopt.optimizers.ScipyOptimizer`:
-# jaxopt is not installed here: it is deprecated in favour of Optax, where parts of it (losses,
-# projections, L-BFGS) now live. And `jnp.max(outputs.data, 1)`, PyTorch's idiom for the
+# recorded unless you call `grad`. The outline also uses `jaxopt.optimizers.ScipyOptimizer`,
+# which never existed: jaxopt's SciPy wrappers are `jaxopt.ScipyMinimize`,
+# `jaxopt.ScipyBoundedMinimize` and `jaxopt.ScipyRootFinding`. jaxopt is deprecated (and not
+# installed here); parts of it (losses, projections, L-BFGS) now live in Optax, whose
+# `optax.lbfgs()` is an optimizer like `optax.adam` whose `update` also takes the loss's value
+# and function, for its line search. And `jnp.max(outputs.data, 1)`, PyTorch's idiom for the
 # predicted class, fails twice: JAX arrays have no `.data`, and `jnp.max` returns maxima, not
 # indices (`argmax` does).
 # ```
@@ -677,6 +682,7 @@ try:
     print(jaxopt.optimizers.ScipyOptimizer)
 except ImportError as e:
     print(f"{'import jaxopt':<26} {type(e).__name__}: {e}")
+print(f"{'optax.lbfgs()':<26} {type(optax.lbfgs()).__name__}")
 print(
     "jnp.max(outputs, 1) =",
     jnp.max(outputs, 1),

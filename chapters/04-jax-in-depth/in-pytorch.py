@@ -280,6 +280,13 @@ print(f"eager {t_eager * 1e3:.3f} ms | compiled {t_compiled * 1e3:.3f} ms per ca
 torch.testing.assert_close(compiled(xw, ww), gelu_mlp(xw, ww), rtol=1e-4, atol=1e-5)
 
 # %% [markdown]
+# The compiled call need not be faster here, and on one CPU thread it can be slower: the time
+# goes mostly to the matrix product, which compiled code hands to the same matrix library as
+# eager mode, so fusing the few element-wise operations after it saves little, while each
+# compiled call first checks its guards (is this still the shape and dtype it was compiled
+# for?). Compilation pays on long chains of element-wise work, and most on a GPU.
+
+# %% [markdown]
 # Python control flow on a tensor's *value* does not fail as in JAX: Dynamo cannot put it in
 # the graph, so it **breaks the graph** there, runs that bit of Python eagerly, and starts a
 # new graph after it. The program stays correct, but each break costs a return to Python and
@@ -343,9 +350,11 @@ for name, t in timings.items():
     print(f"{name:<24} {t * 1e6:8.1f} µs per step")
 
 # %% [markdown] tags=["shared"]
-# On a CPU the device *is* the host, so there is little to gain, and the two lines may differ by
-# no more than timing noise; on a GPU every read is a synchronisation that stalls the queue of
-# kernels, and the gap grows.
+# On a CPU, PyTorch runs each operation before it returns, so reading the loss costs little and
+# its two lines stay close. JAX dispatches asynchronously on a CPU too: while XLA computes one
+# step, Python already dispatches the next, and reading the loss at every step removes that
+# overlap, so JAX's first line is slower even on a CPU. On a GPU every read, in either
+# framework, is a synchronisation that stalls the queue of kernels, and the gap grows.
 
 # %% [markdown] tags=["shared"]
 # ## 4.3 Vectorising: per-example gradients
@@ -486,7 +495,7 @@ print("reseeding before each layer gives equal weights:", bool(torch.equal(*reus
 try:
     tf.vmap(lambda v: v + torch.randn(()))(torch.zeros(3))
 except RuntimeError as e:
-    print(f"{type(e).__name__}: {str(e).splitlines()[0][:100]}")
+    print(f"{type(e).__name__}: {str(e).split('. ')[0]}.")  # its first sentence
 print(
     "randomness='different':",
     tf.vmap(lambda v: v + torch.randn(()), randomness="different")(torch.zeros(3)),

@@ -14,10 +14,10 @@
 # %% [markdown]
 # # Lab 4: JAX in depth
 #
-# Six exercises, five on chapter 4: a compiled, vectorised per-example gradient-norm function;
-# a Flax NNX network and its Optax training step; sharding a batch over a device mesh and the
-# data-parallel gradient; and one on chapter 3's custom derivatives, a straight-through
-# estimator. Each exercise is a function. Replace the line `raise NotImplementedError(...)`
+# Five exercises, four on chapter 4: a compiled, vectorised per-example gradient-norm function;
+# a Flax NNX network and its Optax training step; data parallelism by hand (a batch sharded
+# over a device mesh, then the data-parallel gradient); and one on chapter 3's custom
+# derivatives, a straight-through estimator. Each exercise is a function (exercise 4 is two). Replace the line `raise NotImplementedError(...)`
 # with your code, run the cell, then run the check below it: a check prints ✅ when your
 # function is right, or ❌ with what it expected and a hint.
 #
@@ -41,7 +41,7 @@ if "google.colab" in sys.modules:
     colab_setup()
 
 # %% [markdown]
-# Exercise 4 needs several devices: the cell below asks JAX for 8 CPU devices, which works
+# Exercise 4a needs several devices: the cell below asks JAX for 8 CPU devices, which works
 # only before JAX's first operation (restart the kernel to change it).
 
 # %%
@@ -62,7 +62,7 @@ from helpers import jax as H
 print("CPU devices:", len(jax.devices("cpu")))
 
 # %% [markdown]
-# Exercises 1 and 5 use a linear softmax classifier whose parameters are a pytree,
+# Exercises 1 and 4b use a linear softmax classifier whose parameters are a pytree,
 # `params = {"W": (D, C), "b": (C,)}`, and this loss, the mean cross-entropy of a batch
 # `x (B, D)`, `y (B,)` (integer labels):
 
@@ -142,7 +142,12 @@ def train_step(model: nnx.Module, optimizer: nnx.Optimizer, x: jax.Array, y: jax
 H.lab04.check_train_step(train_step)
 
 # %% [markdown]
-# ## Exercise 4: shard a batch over a mesh
+# ## Exercise 4: data parallelism by hand
+#
+# Two functions: a batch sharded over a device mesh (4a), then the gradient a data-parallel
+# job computes from the shards (4b).
+#
+# ### 4a: shard a batch over a mesh
 #
 # `mesh` is a one-axis `Mesh` whose axis is named `"data"` (the check builds it from the CPU
 # devices). Return `x (B, D)` placed so that its batch axis is split over `"data"`: each
@@ -159,10 +164,10 @@ def shard_batch(x: jax.Array, mesh: jax.sharding.Mesh) -> jax.Array:
 H.lab04.check_shard_batch(shard_batch)
 
 # %% [markdown]
-# ## Exercise 5: the data-parallel gradient
+# ### 4b: the data-parallel gradient
 #
 # Data parallelism in one function: cut the batch into `n_shards` equal, contiguous shards
-# (as exercise 4 lays them on devices), compute each shard's gradient of `loss_fn` (a mean over
+# (as 4a lays them on devices), compute each shard's gradient of `loss_fn` (a mean over
 # its examples) with `jax.vmap` over the shards, and return the mean over shards, in the
 # structure of `params` (`{"W": (D, C), "b": (C,)}`). On a mesh, that mean is the all-reduce;
 # with equal shards it equals the full batch's gradient, which is what the check compares.
@@ -180,7 +185,7 @@ def data_parallel_grads(
 H.lab04.check_data_parallel_grads(data_parallel_grads)
 
 # %% [markdown] tags=["shared"]
-# ## Exercise 6: a straight-through estimator
+# ## Exercise 5: a straight-through estimator
 #
 # Quantization rounds: $\operatorname{round}(w / s)\, s$ keeps a weight on a grid of step $s$
 # (chapter 10). To *train* through the rounding, as quantization-aware training does
@@ -228,9 +233,9 @@ def fake_quantized_loss(w, rounding):
     return ((rounding(w / s) * s * inputs).sum() - 1.0) ** 2
 
 
-try:  # runs once exercise 6 is solved
+try:  # runs once exercise 5 is solved
     for name, rounding in [("jnp.round", jnp.round), ("round_ste", round_ste)]:
         grad = jax.grad(fake_quantized_loss)(w, rounding)
         print(f"{name:>9}: dloss/dw = {[round(float(v), 3) for v in grad]}")
 except NotImplementedError:
-    print("solve exercise 6 first")
+    print("solve exercise 5 first")

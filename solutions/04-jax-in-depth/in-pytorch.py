@@ -14,10 +14,10 @@
 # %% [markdown]
 # # Lab 4: the same ideas in PyTorch
 #
-# Six exercises, five on chapter 4: a vectorised per-example gradient-norm function with
-# `torch.func`; an `nn.Module` network and its optimizer step; cutting a batch into the shards
-# of a data-parallel job and the data-parallel gradient; and one on chapter 3's custom
-# backward, a straight-through estimator. Each exercise is a function. Replace the line
+# Five exercises, four on chapter 4: a vectorised per-example gradient-norm function with
+# `torch.func`; an `nn.Module` network and its optimizer step; data parallelism by hand (the
+# shards of a batch, then the data-parallel gradient); and one on chapter 3's custom
+# backward, a straight-through estimator. Each exercise is a function (exercise 4 is two). Replace the line
 # `raise NotImplementedError(...)` with your code, run the cell, then run the check below it:
 # a check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from helpers import torch as H
 
 # %% [markdown]
-# Exercises 1 and 5 use a linear softmax classifier whose parameters are a dict,
+# Exercises 1 and 4b use a linear softmax classifier whose parameters are a dict,
 # `params = {"W": (D, C), "b": (C,)}`, and this loss, the mean cross-entropy of a batch
 # `x (B, D)`, `y (B,)` (integer labels):
 
@@ -152,7 +152,12 @@ def train_step(
 H.lab04.check_train_step(train_step)
 
 # %% [markdown]
-# ## Exercise 4: the shards of a batch
+# ## Exercise 4: data parallelism by hand
+#
+# Two functions: the shards of a batch (4a), then the gradient a data-parallel job computes
+# from them (4b).
+#
+# ### 4a: the shards of a batch
 #
 # PyTorch has no single-process mesh like JAX's (chapter 9 shows `DeviceMesh` and `DTensor`):
 # a data-parallel job runs one process per device, and each process takes its shard of the
@@ -174,10 +179,10 @@ def shard_batch(x: torch.Tensor, world_size: int) -> torch.Tensor:
 H.lab04.check_shard_batch(shard_batch)
 
 # %% [markdown]
-# ## Exercise 5: the data-parallel gradient
+# ### 4b: the data-parallel gradient
 #
 # Data parallelism in one function: cut the batch into `n_shards` equal, contiguous shards
-# (as in exercise 4), compute each shard's gradient of `loss_fn` (a mean over its examples)
+# (as in 4a), compute each shard's gradient of `loss_fn` (a mean over its examples)
 # with `torch.func.vmap` over the shards, and return the mean over shards, in the structure of
 # `params` (`{"W": (D, C), "b": (C,)}`). In a real job that mean is the all-reduce
 # `DistributedDataParallel` runs after `backward()`; with equal shards it equals the full
@@ -200,7 +205,7 @@ def data_parallel_grads(
 H.lab04.check_data_parallel_grads(data_parallel_grads)
 
 # %% [markdown] tags=["shared"]
-# ## Exercise 6: a straight-through estimator
+# ## Exercise 5: a straight-through estimator
 #
 # Quantization rounds: $\operatorname{round}(w / s)\, s$ keeps a weight on a grid of step $s$
 # (chapter 10). To *train* through the rounding, as quantization-aware training does
@@ -262,9 +267,9 @@ def fake_quantized_loss(w, rounding):
     return ((rounding(w / s) * s * inputs).sum() - 1.0) ** 2
 
 
-try:  # runs once exercise 6 is solved
+try:  # runs once exercise 5 is solved
     for name, rounding in [("torch.round", torch.round), ("round_ste", round_ste)]:
         (grad,) = torch.autograd.grad(fake_quantized_loss(w, rounding), w)
         print(f"{name:>11}: dloss/dw = {[round(v, 3) for v in grad.tolist()]}")
 except NotImplementedError:
-    print("solve exercise 6 first")
+    print("solve exercise 5 first")

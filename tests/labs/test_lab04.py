@@ -330,7 +330,7 @@ JAX_MISTAKES = [
         ),
         "dtype",
     ),
-    # exercise 6: the straight-through estimator
+    # exercise 5: the straight-through estimator
     ("round_ste", jnp.round, "ste_plain_round"),
     ("round_ste", lambda x: x + jnp.round(x) - x, "ste_no_detach"),
     ("round_ste", jnp.floor, "ste_not_nearest"),
@@ -685,7 +685,7 @@ TORCH_MISTAKES = [
         lambda p, x, y, n: {k: v.double() for k, v in _t_dp()(p, x, y, n).items()},
         "dtype",
     ),
-    # exercise 6: the straight-through estimator
+    # exercise 5: the straight-through estimator
     ("round_ste", torch.round, "ste_plain_round"),
     ("round_ste", lambda x: x + torch.round(x) - x, "ste_no_detach"),
     ("round_ste", torch.floor, "ste_not_nearest"),
@@ -856,7 +856,7 @@ def test_a_valid_answer_written_differently_passes(check, answer, capsys):
     assert "passed" in capsys.readouterr().out
 
 
-# --- exercise 6: the solutions' straight-through estimators ------------------------------------
+# --- exercise 5: the solutions' straight-through estimators ------------------------------------
 def _solution(framework):
     return exercise_functions(source(LAB, framework))["round_ste"]
 

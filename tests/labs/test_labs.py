@@ -14,7 +14,9 @@ from __future__ import annotations
 import functools
 import importlib
 import math
+import re
 
+import jupytext
 import numpy as np
 import pytest
 from labtools import (
@@ -27,7 +29,7 @@ from labtools import (
 
 from helpers.labs import CheckFailed, Framework, Hints, lab_names
 from helpers.labs.kit import checking
-from helpers.notebooks import lab_text
+from helpers.notebooks import ROOT, lab_text
 
 CASES = [
     (lab, framework, check, function)
@@ -63,6 +65,28 @@ def wrapped(fn, change):
 
 def test_every_lab_has_cases():
     assert lab_names() and {lab for lab, *_ in CASES} == set(lab_names())
+
+
+EXERCISE = re.compile(r"^## Exercise (\d+):", re.MULTILINE)
+
+
+@pytest.mark.parametrize("lab", lab_names())
+def test_a_lab_has_three_to_five_exercises_and_the_instructors_table_says_how_many(lab):
+    """CHAPTERS.md: 3-5 exercises per framework, numbered alike in both notebooks."""
+    numbers = {}
+    for framework in FRAMEWORKS:
+        cells = jupytext.read(source(lab, framework), fmt="py:percent").cells
+        markdown = [cell.source for cell in cells if cell.cell_type == "markdown"]
+        numbers[framework] = [
+            int(n) for text in markdown for n in EXERCISE.findall(text)
+        ]
+    count = len(numbers["pytorch"])
+    assert numbers["pytorch"] == numbers["jax"] == list(range(1, count + 1)), numbers
+    assert 3 <= count <= 5, f"{lab} has {count} exercises; CHAPTERS.md asks for 3-5"
+    folder = source(lab, "pytorch").parent.name
+    table = (ROOT / "appendices" / "instructors.md").read_text().splitlines()
+    row = next(line for line in table if f"labs/{folder}/in-pytorch>" in line)
+    assert row.split(" | ")[2].split()[0] == str(count), row
 
 
 @pytest.mark.parametrize(("lab", "framework", "check", "function"), CASES, ids=IDS)

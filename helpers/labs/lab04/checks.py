@@ -1,13 +1,13 @@
 """Lab 4 self-checks shared by both frameworks, written once on numpy answers.
 
-Exercises 1 and 5 work on a linear softmax classifier, ``params = {"W": (D, C), "b": (C,)}``
+Exercises 1 and 4b work on a linear softmax classifier, ``params = {"W": (D, C), "b": (C,)}``
 with the mean cross-entropy loss, whose gradients have a closed form: with
 ``e = softmax(x W + b) - onehot(y)``, one example's gradient is ``(outer(x, e), e)``. The
 answers and the known mistakes are computed from that formula in float64, in
 :mod:`helpers.labs.lab04.mistakes` (with the shared hints). Exercises 2 and
 3 (a module and its training step) need the framework to build the reference model: the
 adapters pass ``build(seed, variant)``, ``apply(model, x)`` and ``train(variant)``, one variant
-per known mistake. Exercise 4 (sharding a batch) differs too much between the frameworks to
+per known mistake. Exercise 4a (sharding a batch) differs too much between the frameworks to
 share more than its hints; each adapter writes its check.
 """
 
@@ -47,11 +47,11 @@ MLP_WIDTHS = (
 )  # exercise 2's network: 4 inputs, two hidden layers, 3 classes
 
 
-# --- the linear softmax classifier of exercises 1 and 5 ----------------------------------------
+# --- the linear softmax classifier of exercises 1 and 4b ---------------------------------------
 def linear_cases() -> list[dict[str, np.ndarray]]:
     """Two classifiers with inputs: ``x (B, D)``, ``y (B,)``, ``W (D, C)``, ``b (C,)``.
 
-    B is a multiple of 8 (exercise 5 shards it in 4 and 8; the JAX lab's mesh has up to 8
+    B is a multiple of 8 (exercise 4b shards it in 4 and 8; the JAX lab's mesh has up to 8
     devices).
     """
     rng = np.random.default_rng(40)
@@ -304,7 +304,7 @@ def check_train_step(
         )
 
 
-# --- Exercise 5 ---------------------------------------------------------------------------------
+# --- Exercise 4b --------------------------------------------------------------------------------
 def check_data_parallel_grads(data_parallel_grads: Callable, *, fw: Framework) -> None:
     """``data_parallel_grads(params, x, y, n_shards)`` -> ``{"W", "b"}``: the full-batch
     gradient, as the mean of ``n_shards`` shards' gradients."""

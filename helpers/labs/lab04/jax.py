@@ -2,7 +2,7 @@
 
 The checks are :mod:`helpers.labs.lab04.checks`, shared with PyTorch; this module builds the
 reference NNX models and training steps (one variant per known mistake), counts compilations
-for exercise 1 through ``jax.monitoring``, and checks exercise 4's sharding itself. Each check
+for exercise 1 through ``jax.monitoring``, and checks exercise 4a's sharding itself. Each check
 explains the JAX errors that mean one mistake in its own exercise (``EXPLAIN``).
 """
 

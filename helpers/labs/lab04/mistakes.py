@@ -3,7 +3,7 @@
 :data:`HINTS` is the table both frameworks share (the adapters add theirs and word the
 framework-dependent ones). :func:`per_example_norms` and :func:`shard_grads` compute, from the
 closed-form gradient of the linear softmax classifier (``e = softmax(x W + b) - onehot(y)``,
-one example's gradient ``(outer(x, e), e)``), the right answers of exercises 1 and 5 and what
+one example's gradient ``(outer(x, e), e)``), the right answers of exercises 1 and 4b and what
 each known mistake returns instead, so that a check recognises a mistake from its value alone.
 """
 

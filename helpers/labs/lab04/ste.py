@@ -1,4 +1,4 @@
-"""Lab 4, exercise 6: a straight-through estimator, ``round_ste(x)``, checked in both frameworks.
+"""Lab 4, exercise 5: a straight-through estimator, ``round_ste(x)``, checked in both frameworks.
 
 The forward pass must equal ``round(x)``, ties to even (``torch.round``, ``jnp.round`` and
 ``np.round`` agree), in float32; the backward pass must pass the incoming gradient through
@@ -23,7 +23,7 @@ from helpers.labs.kit import Checker, Framework, Hints, checking
 
 __all__ = ["HINTS", "cases", "check_round_ste"]
 
-# Exercise 6's known mistakes in words of no framework; the adapters add the ones that name
+# Exercise 5's known mistakes in words of no framework; the adapters add the ones that name
 # their framework's functions (plain round, the ties, the one-line form, a backward of ones).
 HINTS = Hints(
     {

@@ -2,7 +2,7 @@
 
 The checks are :mod:`helpers.labs.lab04.checks`, shared with JAX; this module builds the
 reference ``nn.Sequential`` models and training steps (one variant per known mistake), and
-checks exercise 4, PyTorch's version of sharding a batch: the ``(world_size, B / world_size,
+checks exercise 4a, PyTorch's version of sharding a batch: the ``(world_size, B / world_size,
 ...)`` stack of the contiguous shards each process of a data-parallel job would get. Each
 check explains the PyTorch errors that mean one mistake in its own exercise (``EXPLAIN``).
 """

@@ -83,6 +83,10 @@ def test_a_lab_has_three_to_five_exercises_and_the_instructors_table_says_how_ma
     count = len(numbers["pytorch"])
     assert numbers["pytorch"] == numbers["jax"] == list(range(1, count + 1)), numbers
     assert 3 <= count <= 5, f"{lab} has {count} exercises; CHAPTERS.md asks for 3-5"
+    word = ["Three", "Four", "Five"][count - 3]
+    for framework in FRAMEWORKS:  # the lab's introduction counts them too
+        text = source(lab, framework).read_text()
+        assert f"{word} exercises" in text, f"{lab} {framework}: not '{word} exercises'"
     folder = source(lab, "pytorch").parent.name
     table = (ROOT / "appendices" / "instructors.md").read_text().splitlines()
     row = next(line for line in table if f"labs/{folder}/in-pytorch>" in line)

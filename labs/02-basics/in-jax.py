@@ -22,8 +22,9 @@
 #
 # The checks call your function on small inputs of two different shapes and compare with an
 # answer computed independently (`jax.vjp`, `jax.nn.dot_product_attention`, a NumPy LSTM
-# cell); they never look at your code. All inputs are `jnp.float32` arrays (the mask is
-# `jnp.bool_`), and so must be your results. The solved lab is
+# cell), and fail a function that calls the library's version; they never look at your code.
+# All inputs are `jnp.float32` arrays (the mask is `jnp.bool_`), and so must be your results.
+# The solved lab is
 # [`solutions/02-basics/in-jax.ipynb`](../../solutions/02-basics/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
@@ -58,7 +59,7 @@ from helpers import jax as H
 # `dy` `(B, out)` is the gradient of some loss $L$ with respect to `y`,
 # $\partial L / \partial y$. Return the tuple `(dx, dW, db)` of the gradients of $L$ with
 # respect to `x`, `W` and `b`, with the shapes of `x`, `W` and `b`, computed from these
-# formulas, without `jax.grad` or `jax.vjp`:
+# formulas, without `jax.grad`, `jax.vjp` or their kin (the check refuses them):
 #
 # $$\delta = \frac{\partial L}{\partial z} = dy \odot \mathbb{1}[z > 0], \qquad
 # dx = \delta\, W^\top, \qquad dW = x^\top \delta, \qquad db = \sum_{n=1}^{B} \delta_{n,:}.$$
@@ -92,7 +93,8 @@ H.lab02.check_linear_relu_backward(linear_relu_backward)
 # $$i = \sigma(z_i),\quad f = \sigma(z_f),\quad g = \tanh(z_g),\quad o = \sigma(z_o),$$
 # $$c' = f \odot c + i \odot g, \qquad h' = o \odot \tanh(c').$$
 #
-# Return the tuple `(h_new, c_new)` $= (h', c')$, both `(B, H)`.
+# Return the tuple `(h_new, c_new)` $= (h', c')$, both `(B, H)`, written out, without Flax's
+# `nnx.LSTMCell`.
 
 
 # %%
@@ -124,7 +126,7 @@ H.lab02.check_lstm_step(lstm_step)
 # M_{bts} = \begin{cases} 0 & \text{if mask}_{bts} \\ -\infty & \text{otherwise,}\end{cases}$$
 #
 # with the softmax taken over the keys (the last axis, of size `S`), written out, without
-# `jax.nn.dot_product_attention`.
+# `jax.nn.dot_product_attention` or Flax's `nnx.dot_product_attention`.
 
 
 # %%

@@ -21,9 +21,9 @@
 # it expected and a hint.
 #
 # The checks call your function on small inputs of two different shapes and compare with
-# PyTorch's own answer (autograd, `nn.LSTMCell`, `F.scaled_dot_product_attention`); they never
-# look at your code. All inputs are `torch.float32` (the mask is `torch.bool`), and so must be
-# your results. The solved lab is
+# PyTorch's own answer (autograd, `nn.LSTMCell`, `F.scaled_dot_product_attention`), and fail a
+# function that calls it; they never look at your code. All inputs are `torch.float32` (the
+# mask is `torch.bool`), and so must be your results. The solved lab is
 # [`solutions/02-basics/in-pytorch.ipynb`](../../solutions/02-basics/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
@@ -59,7 +59,8 @@ from helpers import torch as H
 # `dy` `(B, out)` is the gradient of some loss $L$ with respect to `y`,
 # $\partial L / \partial y$. Return the tuple `(dx, dW, db)` of the gradients of $L$ with
 # respect to `x`, `W` and `b`, with the shapes of `x`, `W` and `b`, computed from these
-# formulas, without autograd:
+# formulas, without autograd (the check refuses `torch.autograd.grad`, `.backward()` and
+# `torch.func`):
 #
 # $$\delta = \frac{\partial L}{\partial z} = dy \odot \mathbb{1}[z > 0], \qquad
 # dx = \delta\, W, \qquad dW = \delta^\top x, \qquad db = \sum_{n=1}^{B} \delta_{n,:}.$$
@@ -93,7 +94,8 @@ H.lab02.check_linear_relu_backward(linear_relu_backward)
 # $$i = \sigma(z_i),\quad f = \sigma(z_f),\quad g = \tanh(z_g),\quad o = \sigma(z_o),$$
 # $$c' = f \odot c + i \odot g, \qquad h' = o \odot \tanh(c').$$
 #
-# Return the tuple `(h_new, c_new)` $= (h', c')$, both `(B, H)`.
+# Return the tuple `(h_new, c_new)` $= (h', c')$, both `(B, H)`, written out, without
+# `nn.LSTMCell`, `nn.LSTM` or `torch.lstm_cell`.
 
 
 # %%

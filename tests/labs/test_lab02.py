@@ -7,7 +7,8 @@ hint whose mistake is never fed, or an entry deleted from this table, fails a te
 
 Also here: the numpy references (which compute each mistake's result) equal the frameworks'
 own implementations on the checks' inputs; every mistake changes those results well beyond
-the checks' tolerance; correct variants (a mask written as y > 0, -1e9 instead of -inf) pass;
+the checks' tolerance; correct variants (a mask written as y > 0, -1e9 instead of -inf, jitted
+functions) pass; the answer keys a check watches are restored after it;
 and the tuple results of exercises 1-2 are rejected when 3 % off or made of the wrong types
 (the generic near-miss test of test_labs.py cannot scale a tuple).
 """
@@ -21,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from flax import nnx
 from labtools import checks as lab_checks
 from labtools import (
     exercise_functions,
@@ -66,8 +69,10 @@ def _t_double_mask(x, W, b, dy):
 def _t_lstm(
     *,
     order=(0, 1, 2, 3),
+    split=lambda z: z.chunk(4, dim=-1),
     biases=lambda b_ih, b_hh: b_ih + b_hh,
     g_act=torch.tanh,
+    o_act=torch.sigmoid,
     cell_act=torch.tanh,
     keep_c=True,
     transpose=True,
@@ -77,9 +82,9 @@ def _t_lstm(
         if transpose:
             W_ih, W_hh = W_ih.T, W_hh.T
         z = x @ W_ih + h @ W_hh + biases(b_ih, b_hh)
-        chunks = z.chunk(4, dim=-1)
+        chunks = split(z)
         zi, zf, zg, zo = (chunks[k] for k in order)
-        i, f, o = torch.sigmoid(zi), torch.sigmoid(zf), torch.sigmoid(zo)
+        i, f, o = torch.sigmoid(zi), torch.sigmoid(zf), o_act(zo)
         c_new = (f * c if keep_c else 0) + i * g_act(zg)
         return result(o * cell_act(c_new), c_new)
 
@@ -98,15 +103,66 @@ def _t_attention(
     masked=lambda s, mask: s.masked_fill(~mask, float("-inf")),
     dim=-1,
     after=None,
+    output=lambda out, q: out,
 ):
     def attention(q, k, v, mask):
         scores = q @ k.transpose(-2, -1) * scale(q.shape[-1], v.shape[-1])
         weights = torch.softmax(masked(scores, mask), dim=dim)
         if after is not None:
             weights = after(weights, mask)
-        return weights @ v
+        return output(weights @ v, q)
 
     return attention
+
+
+# --- mistakes a student pass found (PyTorch) ---
+def _t_autograd(x, W, b, dy):
+    x, W, b = (t.clone().requires_grad_(True) for t in (x, W, b))
+    return torch.autograd.grad(torch.relu(x @ W.T + b), (x, W, b), dy)
+
+
+def _t_backward_call(x, W, b, dy):
+    x, W, b = (t.clone().requires_grad_(True) for t in (x, W, b))
+    torch.relu(x @ W.T + b).backward(dy)
+    return x.grad, W.grad, b.grad
+
+
+def _t_mask_jax_layout(x, W, b, dy):
+    dz = dy * (x @ W + b > 0)  # JAX's forward; the layer is square in the first case
+    return dz @ W, dz.T @ x, dz.sum(0)
+
+
+def _t_lstm_cell_module(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    cell = torch.nn.LSTMCell(x.shape[1], h.shape[1])
+    with torch.no_grad():
+        for name, w in zip(
+            ("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
+            (W_ih, W_hh, b_ih, b_hh),
+            strict=True,
+        ):
+            getattr(cell, name).copy_(w)
+        return cell(x, (h, c))
+
+
+def _t_lstm_unpacked(split):
+    """An LSTM step that unpacks its gates, ``i, f, g, o = split(z)``."""
+
+    def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
+        z = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh
+        i, f, g, o = split(z)
+        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c_new), c_new
+
+    return lstm_step
+
+
+def _t_own_causal(s, m):
+    return s.masked_fill(~torch.ones_like(m).tril(), float("-inf"))
+
+
+def _t_scale_by_length(q, k, v, mask):
+    scores = q @ k.mT / math.sqrt(q.shape[1])  # T, not d
+    return torch.softmax(scores.masked_fill(~mask, -math.inf), dim=-1) @ v
 
 
 TORCH_MISTAKES = [
@@ -212,6 +268,65 @@ TORCH_MISTAKES = [
         _t_attention(masked=lambda s, m: s.masked_fill((1 - m).bool(), -math.inf)),
         "bool_invert",
     ),
+    # found by a student pass: each failed, or passed, with a generic hint before
+    ("linear_relu_backward", _t_autograd, "autodiff_answer_key"),
+    ("linear_relu_backward", _t_backward_call, "autodiff_answer_key"),
+    ("linear_relu_backward", _t_mask_jax_layout, "relu_mask_layout"),
+    (
+        "linear_relu_backward",
+        _t_backward(mask=lambda z, y, x, dy, W: torch.sign(z)),
+        "relu_sign",
+    ),
+    (
+        "linear_relu_backward",
+        _t_backward(mask=lambda z, y, x, dy, W: z < 0),
+        "relu_mask_flipped",
+    ),
+    (
+        "linear_relu_backward",
+        _t_backward(grads=lambda dz, x, W: (dz @ W / len(x), dz.T @ x, dz.sum(0))),
+        "grad_batch_mean",
+    ),
+    (
+        "linear_relu_backward",
+        _t_backward(grads=lambda dz, x, W: (dz @ W, dz.sum(0), dz.T @ x)),
+        "result_tuple3",
+    ),
+    ("lstm_step", _t_lstm_cell_module, "lstm_answer_key"),
+    (
+        "lstm_step",
+        lambda x, h, c, *w: torch.lstm_cell(x, (h, c), *w),
+        "lstm_answer_key",
+    ),
+    # torch.split's number is a piece's size: right when H = 4, 6 pieces when H = 6
+    ("lstm_step", _t_lstm_unpacked(lambda z: torch.split(z, 4, dim=-1)), "lstm_split"),
+    ("lstm_step", _t_lstm_unpacked(lambda z: z.chunk(4, dim=0)), "lstm_split"),
+    ("lstm_step", _t_lstm(biases=lambda b_ih, b_hh: 0), "lstm_one_bias"),
+    ("lstm_step", _t_lstm(o_act=torch.tanh), "lstm_gate_tanh"),
+    ("lstm_step", _t_lstm(cell_act=torch.sigmoid), "lstm_tanh_cell"),
+    ("lstm_step", _t_lstm(g_act=lambda z: z), "lstm_g_sigmoid"),
+    (
+        "lstm_step",
+        _t_lstm(split=lambda z: z.reshape(len(z), -1, 4).unbind(-1)),
+        "lstm_gate_order",
+    ),
+    (
+        "attention",
+        lambda q, k, v, mask: F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
+        "attention_answer_key",
+    ),
+    ("attention", _t_scale_by_length, "scale_length"),
+    ("attention", _t_attention(scale=lambda d, dv: math.sqrt(d)), "scale_multiplied"),
+    (
+        "attention",
+        _t_attention(
+            scale=lambda d, dv: 1.0, output=lambda o, q: o / math.sqrt(q.shape[-1])
+        ),
+        "scale_after_softmax",
+    ),
+    ("attention", _t_attention(masked=lambda s, m: s), "mask_ignored"),
+    ("attention", _t_attention(masked=_t_own_causal), "mask_own_causal"),
+    ("attention", _t_attention(masked=lambda s, m: s + m), "mask_additive"),
 ]
 
 
@@ -237,8 +352,10 @@ def _j_in_place_mask(x, W, b, dy):
 def _j_lstm(
     *,
     order=(0, 1, 2, 3),
+    split=lambda z: jnp.split(z, 4, axis=-1),
     biases=lambda b_ih, b_hh: b_ih + b_hh,
     g_act=jnp.tanh,
+    o_act=jax.nn.sigmoid,
     cell_act=jnp.tanh,
     keep_c=True,
     transpose=True,
@@ -248,9 +365,9 @@ def _j_lstm(
         if transpose:
             W_ih, W_hh = W_ih.T, W_hh.T
         z = x @ W_ih + h @ W_hh + biases(b_ih, b_hh)
-        chunks = jnp.split(z, 4, axis=-1)
+        chunks = split(z)
         zi, zf, zg, zo = (chunks[k] for k in order)
-        i, f, o = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jax.nn.sigmoid(zo)
+        i, f, o = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), o_act(zo)
         c_new = (f * c if keep_c else 0) + i * g_act(zg)
         return result(o * cell_act(c_new), c_new)
 
@@ -268,13 +385,14 @@ def _j_attention(
     masked=lambda s, mask: jnp.where(mask, s, -jnp.inf),
     axis=-1,
     after=None,
+    output=lambda out, q: out,
 ):
     def attention(q, k, v, mask):
         scores = q @ k.swapaxes(-2, -1) * scale(q.shape[-1], v.shape[-1])
         weights = jax.nn.softmax(masked(scores, mask), axis=axis)
         if after is not None:
             weights = after(weights, mask)
-        return weights @ v
+        return output(weights @ v, q)
 
     return attention
 
@@ -288,6 +406,67 @@ def _j_in_place_attention(q, k, v, mask):
 def _j_softmax_dim(q, k, v, mask):
     scores = jnp.where(mask, q @ k.swapaxes(-2, -1) / math.sqrt(q.shape[-1]), -jnp.inf)
     return jax.nn.softmax(scores, dim=-1) @ v
+
+
+# --- mistakes a student pass found (JAX) ---
+def _j_vjp(x, W, b, dy):
+    _, vjp = jax.vjp(lambda x, W, b: jax.nn.relu(x @ W + b), x, W, b)
+    return vjp(dy)
+
+
+def _j_grad(x, W, b, dy):
+    loss = lambda x, W, b: jnp.sum(jax.nn.relu(x @ W + b) * dy)  # noqa: E731
+    return jax.grad(loss, argnums=(0, 1, 2))(x, W, b)
+
+
+def _j_mask_torch_layout(x, W, b, dy):
+    dz = dy * (
+        x @ W.T + b > 0
+    )  # PyTorch's forward; the layer is square in the first case
+    return dz @ W.T, x.T @ dz, dz.sum(0)
+
+
+def _j_flax_lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    cell = nnx.LSTMCell(x.shape[1], h.shape[1], rngs=nnx.Rngs(0))
+    (c_new, h_new), _ = cell((c, h), x)  # Flax's weights, not the ones given
+    return h_new, c_new
+
+
+def _j_lstm_unpacked(split):
+    """An LSTM step that unpacks its gates, ``i, f, g, o = split(z)``."""
+
+    def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
+        z = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh
+        i, f, g, o = split(z)
+        c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        return jax.nn.sigmoid(o) * jnp.tanh(c_new), c_new
+
+    return lstm_step
+
+
+def _j_library_attention(q, k, v, mask):
+    dv = v.shape[-1]
+    v = jnp.pad(v, [(0, 0), (0, 0), (0, q.shape[-1] - dv)])  # one size for q, k, v
+    out = jax.nn.dot_product_attention(
+        q[:, :, None], k[:, :, None], v[:, :, None], mask=mask[:, None]
+    )
+    return out[:, :, 0, :dv]
+
+
+def _j_flax_attention(q, k, v, mask):
+    # Flax's wants v as wide as q: this crashes, after calling the answer key
+    return nnx.dot_product_attention(
+        q[:, :, None], k[:, :, None], v[:, :, None], mask=mask[:, None]
+    )[:, :, 0]
+
+
+def _j_own_causal(s, m):
+    return jnp.where(jnp.tril(jnp.ones(m.shape, bool)), s, -jnp.inf)
+
+
+def _j_scale_by_length(q, k, v, mask):
+    scores = q @ k.swapaxes(-2, -1) / math.sqrt(q.shape[1])  # T, not d
+    return jax.nn.softmax(jnp.where(mask, scores, -jnp.inf), axis=-1) @ v
 
 
 JAX_MISTAKES = [
@@ -389,6 +568,60 @@ JAX_MISTAKES = [
     ("attention", _j_attention(scale=lambda d, dv: 1 / math.sqrt(dv)), "scale_dv"),
     ("attention", _j_in_place_attention, "immutable"),
     ("attention", _j_softmax_dim, "axis_not_dim"),
+    # found by a student pass: each failed, or passed, with a generic hint before
+    ("linear_relu_backward", _j_vjp, "autodiff_answer_key"),
+    ("linear_relu_backward", _j_grad, "autodiff_answer_key"),
+    ("linear_relu_backward", _j_mask_torch_layout, "relu_mask_layout"),
+    (
+        "linear_relu_backward",
+        _j_backward(mask=lambda z, y, x, dy, W: jnp.sign(z)),
+        "relu_sign",
+    ),
+    (
+        "linear_relu_backward",
+        _j_backward(mask=lambda z, y, x, dy, W: z < 0),
+        "relu_mask_flipped",
+    ),
+    (
+        "linear_relu_backward",
+        _j_backward(grads=lambda dz, x, W: (dz @ W.T / len(x), x.T @ dz, dz.sum(0))),
+        "grad_batch_mean",
+    ),
+    (
+        "linear_relu_backward",
+        _j_backward(grads=lambda dz, x, W: (dz @ W.T, dz.sum(0), x.T @ dz)),
+        "result_tuple3",
+    ),
+    ("lstm_step", _j_flax_lstm_cell, "lstm_answer_key"),
+    ("lstm_step", _j_lstm_unpacked(lambda z: jnp.split(z, 4)), "lstm_split"),  # axis 0
+    (
+        "lstm_step",
+        _j_lstm_unpacked(lambda z: jnp.split(z, z.shape[1] // 4, axis=-1)),  # H pieces
+        "lstm_split",
+    ),
+    ("lstm_step", _j_lstm(biases=lambda b_ih, b_hh: 0), "lstm_one_bias"),
+    ("lstm_step", _j_lstm(o_act=jnp.tanh), "lstm_gate_tanh"),
+    ("lstm_step", _j_lstm(cell_act=jax.nn.sigmoid), "lstm_tanh_cell"),
+    ("lstm_step", _j_lstm(g_act=lambda z: z), "lstm_g_sigmoid"),
+    (
+        "lstm_step",
+        _j_lstm(split=lambda z: jnp.moveaxis(z.reshape(len(z), -1, 4), -1, 0)),
+        "lstm_gate_order",
+    ),
+    ("attention", _j_library_attention, "attention_answer_key"),
+    ("attention", _j_flax_attention, "attention_answer_key"),
+    ("attention", _j_scale_by_length, "scale_length"),
+    ("attention", _j_attention(scale=lambda d, dv: math.sqrt(d)), "scale_multiplied"),
+    (
+        "attention",
+        _j_attention(
+            scale=lambda d, dv: 1.0, output=lambda o, q: o / math.sqrt(q.shape[-1])
+        ),
+        "scale_after_softmax",
+    ),
+    ("attention", _j_attention(masked=lambda s, m: s), "mask_ignored"),
+    ("attention", _j_attention(masked=_j_own_causal), "mask_own_causal"),
+    ("attention", _j_attention(masked=lambda s, m: s + m), "mask_additive"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -407,6 +640,17 @@ def checks(framework: str) -> dict:
 
 
 # --- right answers that look different pass ------------------------------------------------------
+def _t_clone_and_zero(x, W, b, dy):
+    dz = dy.clone()
+    dz[x @ W.T + b <= 0] = 0  # writes into a copy, not into dy
+    return dz @ W, dz.T @ x, dz.sum(0)
+
+
+def _j_set_to_zero(x, W, b, dy):
+    dz = dy.at[x @ W + b <= 0].set(0)
+    return dz @ W.T, x.T @ dz, dz.sum(0)
+
+
 ACCEPTED = {
     "pytorch": [
         # relu(z) > 0 exactly where z > 0: the output's mask is the right one.
@@ -417,6 +661,11 @@ ACCEPTED = {
             "attention",
             _t_attention(masked=lambda s, m: torch.where(m, s, torch.tensor(-1e9))),
         ),
+        # from a student pass: other right ways to write each exercise
+        ("linear_relu_backward", _t_clone_and_zero),
+        ("lstm_step", _t_lstm(split=lambda z: z.split(z.shape[1] // 4, dim=-1))),
+        ("lstm_step", _t_lstm(split=lambda z: z.view(len(z), 4, -1).unbind(1))),
+        ("attention", _t_attention(masked=lambda s, m: s + torch.log(m.float()))),
     ],
     "jax": [
         ("linear_relu_backward", _j_backward(mask=lambda z, y, x, dy, W: y > 0)),
@@ -425,6 +674,11 @@ ACCEPTED = {
             "attention",
             _j_attention(masked=lambda s, m: jnp.where(m, s, jnp.finfo(s.dtype).min)),
         ),
+        # from a student pass; jitted functions run while the answer keys are watched
+        ("linear_relu_backward", jax.jit(_j_backward())),
+        ("linear_relu_backward", _j_set_to_zero),
+        ("lstm_step", _j_lstm(split=lambda z: z.reshape(len(z), 4, -1).swapaxes(0, 1))),
+        ("attention", jax.jit(_j_attention())),
     ],
 }
 
@@ -563,3 +817,20 @@ def test_first_cases_give_every_mistake_a_number():
         assert np.isfinite(wrong).all(), key
     square = lab02.linear_relu_cases()[0]
     assert square["W"].shape[0] == square["W"].shape[1]
+
+
+def test_answer_keys_are_restored_after_the_check():
+    """The checks watch the libraries' own versions while the student's code runs, only."""
+    keys = [
+        key
+        for module in (lab02_torch, lab02_jax)
+        for key in (*module._AUTODIFF, *module._LSTM, *module._ATTENTION)
+    ]
+    originals = [getattr(obj, name) for obj, name in keys]
+    for framework, table in MISTAKES.items():
+        for exercise, wrong, hint in table:
+            if hint.endswith("_answer_key"):
+                with pytest.raises(CheckFailed):
+                    checks(framework)[exercise](wrong)
+    for (obj, name), original in zip(keys, originals, strict=True):
+        assert getattr(obj, name) is original, name

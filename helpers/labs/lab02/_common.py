@@ -3,18 +3,47 @@
 A tuple result is read back part by part (:func:`_parts`) with its shape and dtype checked
 under the part's name (``dx``, ``c_new``...); the inputs go in as fresh copies in the
 student's framework (:func:`_inputs`), and a function that writes into them fails
-(:func:`_untouched`; only PyTorch allows it). Used by :mod:`~helpers.labs.lab02.backprop`,
-:mod:`~helpers.labs.lab02.lstm` and :mod:`~helpers.labs.lab02.attention`.
+(:func:`_untouched`; only PyTorch allows it); a function that calls the library's own version
+of the exercise, the answer key, fails (:func:`call_refusing`). Used by
+:mod:`~helpers.labs.lab02.backprop`, :mod:`~helpers.labs.lab02.lstm` and
+:mod:`~helpers.labs.lab02.attention`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from helpers.labs.kit import Checker, Framework
+from helpers.labs.kit import Checker, CheckFailed, Framework, recording
+
+# (module or class, attribute name) of library functions that solve an exercise outright.
+AnswerKeys = Sequence[tuple[Any, str]]
+
+
+def call_refusing(
+    c: Checker, answer_keys: AnswerKeys, hint_key: str, fn: Callable, *args: Any
+) -> Any:
+    """``c.call(fn, *args)``; fail with hint ``hint_key`` if ``fn`` called an answer key.
+
+    Only calls made through the module or class are seen (``torch.autograd.grad(...)``,
+    ``jax.vjp(...)``, any ``nn.LSTMCell``'s ``forward``), not a name imported before the check.
+    A function that called one and then crashed gets the answer key's hint too.
+    """
+    failure = None
+    with recording(answer_keys) as called:
+        try:
+            result = c.call(fn, *args)
+        except CheckFailed as e:  # the answer key, misused, may be what raised
+            failure = e
+    if called:
+        raise c.fail(
+            f"your function called the library's {called[0]}", c.hint(hint_key)
+        )
+    if failure is not None:
+        raise failure
+    return result
 
 
 def _parts(c: Checker, out: Any, names: Sequence[str], hint: str) -> list[np.ndarray]:

@@ -3,8 +3,9 @@
 :func:`attention` is the float64 numpy reference, with keywords that switch on the known
 mistakes (softmax axis, mask polarity and fill, scale; ``_attention_mistakes`` lists them
 with their hints); :func:`check_attention` compares the student's attention with the
-framework's own on :func:`attention_cases`: a random mask and a causal one with padding. The
-hints are :data:`helpers.labs.lab02.checks.HINTS`.
+framework's own on :func:`attention_cases`: a random mask and a causal one with padding, and
+refuses a function that calls it (the adapters' answer keys). The hints are
+:data:`helpers.labs.lab02.checks.HINTS`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from helpers.labs.kit import Checker, Framework, checking
-from helpers.labs.lab02._common import _inputs, _untouched
+from helpers.labs.lab02._common import AnswerKeys, _inputs, _untouched, call_refusing
 
 __all__ = ["attention", "attention_cases", "check_attention"]
 
@@ -74,13 +75,19 @@ def attention(
     allowed: bool = True,
     fill: float = -np.inf,
     after_softmax: bool = False,
+    additive: bool = False,
 ) -> np.ndarray:
-    """``softmax(q k^T / sqrt(d), masked) v`` in float64; the keywords switch on mistakes."""
+    """``softmax(q k^T / sqrt(d), masked) v`` in float64; the keywords switch on mistakes.
+
+    ``additive`` adds the bool mask to the scores (True as 1, False as 0) instead of filling.
+    """
     q, k, v = (np.asarray(a, np.float64) for a in (q, k, v))
     keep = mask if allowed else ~mask
     scale = 1 / np.sqrt(q.shape[-1]) if scale is None else scale
     scores = q @ k.swapaxes(-1, -2) * scale  # (B, T, S)
-    if not after_softmax:
+    if additive:
+        scores = scores + keep
+    elif not after_softmax:
         scores = np.where(keep, scores, fill)
     with np.errstate(
         invalid="ignore"
@@ -94,6 +101,8 @@ def attention(
 
 def _attention_mistakes(case: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
     d, dv = case["q"].shape[-1], case["v"].shape[-1]
+    t, s = case["mask"].shape[-2:]
+    causal = np.broadcast_to(np.tri(t, s, dtype=bool), case["mask"].shape)
     return [
         ("softmax_axis", attention(**case, axis=-2)),
         ("softmax_axis", attention(**case, axis=0)),
@@ -103,15 +112,25 @@ def _attention_mistakes(case: dict[str, np.ndarray]) -> list[tuple[str, np.ndarr
         ("scale_missing", attention(**case, scale=1.0)),
         ("scale_d", attention(**case, scale=1 / d)),
         ("scale_dv", attention(**case, scale=1 / np.sqrt(dv))),
+        ("scale_length", attention(**case, scale=1 / np.sqrt(t))),
+        ("scale_multiplied", attention(**case, scale=np.sqrt(d))),
+        ("scale_after_softmax", attention(**case, scale=1.0) / np.sqrt(d)),
+        ("mask_ignored", attention(**dict(case, mask=np.ones_like(case["mask"])))),
+        ("mask_own_causal", attention(**dict(case, mask=causal))),
+        ("mask_additive", attention(**case, additive=True)),
     ]
 
 
 def _attention_case(
-    c: Checker, fn: Callable, case: dict[str, np.ndarray], library: Callable
+    c: Checker,
+    fn: Callable,
+    case: dict[str, np.ndarray],
+    library: Callable,
+    answer_keys: AnswerKeys,
 ) -> None:
     expected = library(**case)
     inputs = _inputs(c.fw, case)
-    out = c.call(fn, *inputs.values())
+    out = call_refusing(c, answer_keys, "attention_answer_key", fn, *inputs.values())
     _untouched(c, inputs, case)
     arr = c.array(out)
     batch, t, _ = case["q"].shape
@@ -132,14 +151,16 @@ def _attention_case(
     )
 
 
-def check_attention(fn: Callable, fw: Framework, *, library: Callable) -> None:
+def check_attention(
+    fn: Callable, fw: Framework, *, library: Callable, answer_keys: AnswerKeys = ()
+) -> None:
     """``fn(q, k, v, mask) -> (B, T, dv)`` on a random mask and a causal padded one.
 
     ``library(q=, k=, v=, mask=)`` gives the expected result as float64 numpy from the
-    framework's own attention.
+    framework's own attention; ``fn`` must not call ``answer_keys`` (that attention).
     """
     with checking(
         "attention", fw, passed="equal to the library's attention on two masks"
     ) as c:
         for case in attention_cases():
-            _attention_case(c, fn, case, library)
+            _attention_case(c, fn, case, library, answer_keys)

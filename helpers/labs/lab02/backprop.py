@@ -3,7 +3,8 @@
 :func:`relu_backward` is the float64 numpy reference, with a switch per known mistake in the
 gradient at the pre-activation (``_DZ_MISTAKES`` pairs each with its hint);
 :func:`check_linear_relu_backward` compares the student's gradients with the framework's
-autodiff on :func:`linear_relu_cases`, in the framework's weight layout. The hints are
+autodiff on :func:`linear_relu_cases`, in the framework's weight layout, and refuses a function
+that calls that autodiff itself (the adapters' answer keys). The hints are
 :data:`helpers.labs.lab02.checks.HINTS` and the adapters' layout-dependent ones.
 """
 
@@ -14,7 +15,15 @@ from collections.abc import Callable
 import numpy as np
 
 from helpers.labs.kit import Checker, Framework, checking
-from helpers.labs.lab02._common import _dtype, _inputs, _parts, _shape, _untouched
+from helpers.labs.lab02._common import (
+    AnswerKeys,
+    _dtype,
+    _inputs,
+    _parts,
+    _shape,
+    _untouched,
+    call_refusing,
+)
 
 __all__ = ["check_linear_relu_backward", "linear_relu_cases", "relu_backward"]
 
@@ -45,11 +54,14 @@ def relu_backward(
     """``(dx, dW, db)`` of ``y = relu(x W^T + b)`` in float64, ``W (out, in)``.
 
     ``dz`` names how the gradient at the pre-activation is formed: "right" is
-    ``dy * (z > 0)``; the others are the mistakes whose hint has the same name.
+    ``dy * (z > 0)``; the others are the mistakes whose hint has the same name. The mistakes
+    that need a square layer (a mask at x, a forward pass in the other weight layout) give NaN
+    on the others.
     """
     x, W, b, dy = (np.asarray(a, np.float64) for a in (x, W, b, dy))
     z = x @ W.T + b  # (B, out)
     y = np.maximum(z, 0)
+    square = W.shape[0] == W.shape[1]
     dz = {
         "right": dy * (z > 0),
         "relu_mask_missing": dy,
@@ -59,6 +71,10 @@ def relu_backward(
         "relu_mask_from_dy": dy * (dy > 0),
         "relu_mask_from_x": dy * (x > 0) if x.shape == dy.shape else np.nan * dy,
         "relu_mask_no_bias": dy * (x @ W.T > 0),
+        "relu_mask_flipped": dy * (z < 0),
+        "relu_sign": dy * np.sign(z),
+        # z = x W + b: PyTorch's forward with JAX's layout, or the other way round
+        "relu_mask_layout": dy * (x @ W + b > 0) if square else np.nan * dy,
     }[dz]
     return dz @ W, dz.T @ x, dz.sum(0)
 
@@ -71,6 +87,9 @@ _DZ_MISTAKES = {  # the mistake in dz -> its hint
     "relu_mask_from_dy": "relu_mask_from_dy",
     "relu_mask_from_x": "relu_mask_from_x",
     "relu_mask_no_bias": "relu_mask_no_bias",
+    "relu_mask_flipped": "relu_mask_flipped",
+    "relu_sign": "relu_sign",
+    "relu_mask_layout": "relu_mask_layout",
 }
 
 
@@ -80,6 +99,7 @@ def _linear_relu_case(
     case: dict[str, np.ndarray],
     weights_out_in: bool,
     autodiff: Callable,
+    answer_keys: AnswerKeys,
 ) -> None:
     # The student's layout: (out, in) in PyTorch, (in, out) in JAX; the references use (out, in).
     layout = (lambda w: w) if weights_out_in else (lambda w: w.T)
@@ -88,16 +108,21 @@ def _linear_relu_case(
     arrays = dict(x=x, W=W_student, b=b, dy=dy)
     expected = autodiff(**arrays)  # (dx, dW, db) in the student's layout, float64
     inputs = _inputs(c.fw, arrays)
-    out = c.call(fn, *inputs.values())
+    out = call_refusing(c, answer_keys, "autodiff_answer_key", fn, *inputs.values())
     _untouched(c, inputs, arrays)
     dx, dW, db = _parts(c, out, ("dx", "dW", "db"), c.hint("result_tuple3"))
 
     batch, d_out = dy.shape
-    if dx.shape != x.shape and (dx.shape, dW.shape) == (W_student.shape, x.shape):
-        raise c.fail(
-            f"dx has shape {dx.shape} and dW {dW.shape}: they look swapped",
-            c.hint("result_tuple3"),
-        )
+    for (name, got), (other, got_other), want in [
+        (("dx", dx), ("dW", dW), (x.shape, W_student.shape)),
+        (("dW", dW), ("db", db), (W_student.shape, b.shape)),
+    ]:
+        if got.shape != want[0] and (got.shape, got_other.shape) == want[::-1]:
+            raise c.fail(
+                f"{name} has shape {got.shape} and {other} {got_other.shape}: "
+                "they look swapped",
+                c.hint("result_tuple3"),
+            )
     _shape(
         c, dx, "dx", x.shape, "dx has the shape of x, (B, in): one gradient per input"
     )
@@ -127,6 +152,7 @@ def _linear_relu_case(
     square = W.shape[0] == W.shape[1]
     tol = dict(rtol=1e-4, atol=1e-5)
     dx_mistakes = [(c.hint(h), wrong[k][0]) for k, h in _DZ_MISTAKES.items()]
+    dx_mistakes += [(c.hint("grad_batch_mean"), expected[0] / batch)]
     if square:  # dz @ W^T only has the shape of dx when W is square
         dx_mistakes.append((c.hint("dx_transposed_weight"), dz @ W.T))
     c.close(
@@ -162,16 +188,22 @@ def _linear_relu_case(
 
 
 def check_linear_relu_backward(
-    fn: Callable, fw: Framework, *, weights_out_in: bool, autodiff: Callable
+    fn: Callable,
+    fw: Framework,
+    *,
+    weights_out_in: bool,
+    autodiff: Callable,
+    answer_keys: AnswerKeys = (),
 ) -> None:
     """``fn(x, W, b, dy) -> (dx, dW, db)``, compared with ``autodiff`` on two layers.
 
     ``weights_out_in``: the framework's layout is ``W (out, in)`` (PyTorch) rather than
     ``(in, out)`` (JAX). ``autodiff(x, W, b, dy)`` takes numpy arrays in that layout and
     returns the right ``(dx, dW, db)`` as float64 numpy, computed by the framework's autodiff.
+    ``answer_keys``: the framework's autodiff functions, which ``fn`` must not call.
     """
     with checking(
         "linear_relu_backward", fw, passed="dx, dW, db equal autodiff's on two layers"
     ) as c:
         for case in linear_relu_cases():
-            _linear_relu_case(c, fn, case, weights_out_in, autodiff)
+            _linear_relu_case(c, fn, case, weights_out_in, autodiff, answer_keys)

@@ -2,8 +2,10 @@
 
 Each ``check_*`` takes the student's function, a :class:`~helpers.labs.kit.Framework` and the
 framework's own implementation of the same computation (autodiff, ``nn.LSTMCell``,
-``scaled_dot_product_attention``), which gives the expected answer; ``helpers.labs.lab02.torch``
-and ``.jax`` bind them, so a notebook calls ``H.lab02.check_lstm_step(lstm_step)``.
+``scaled_dot_product_attention``), which gives the expected answer, and the answer keys the
+student's function may not call (that implementation, autodiff, Flax's versions);
+``helpers.labs.lab02.torch`` and ``.jax`` bind them, so a notebook calls
+``H.lab02.check_lstm_step(lstm_step)``.
 
 The known mistakes are computed in float64 numpy, by one reference per exercise with a switch
 per mistake (``relu_backward``, ``lstm_step``, ``attention``); a test asserts that each
@@ -45,7 +47,8 @@ __all__ = [
 ]
 
 # Known mistakes and what to change; the adapters add framework ones and word the hints whose
-# formula depends on the weight layout ("weight_transposed", "dx_transposed_weight").
+# formula depends on the weight layout ("weight_transposed", "dx_transposed_weight",
+# "relu_mask_layout") or names the framework's API ("*_answer_key", "lstm_split").
 # tests/labs/test_lab02.py proves that each hint is produced by a mistake in its table.
 HINTS = Hints(
     {
@@ -53,8 +56,8 @@ HINTS = Hints(
         "return dx, dW, db",
         "db_not_summed": "b is shared by every example of the batch, so its gradient sums "
         "dz over the batch axis: db = dz.sum(0), shape (out,)",
-        "grad_batch_mean": "dy already is the gradient of the loss, averaging included: sum "
-        "over the batch, do not divide dW or db by the batch size",
+        "grad_batch_mean": "dy already is the gradient of the loss, averaging included: "
+        "do not divide dx, dW or db by the batch size (dW and db sum over the batch)",
         "relu_mask_missing": "ReLU lets the gradient through only where it was active: "
         "dz = dy * (z > 0), with z the pre-activation (y >= 0 holds everywhere, so a mask "
         "taken as y >= 0 is no mask at all)",
@@ -68,6 +71,10 @@ HINTS = Hints(
         "(weights and bias applied), not at the layer's input x",
         "relu_mask_no_bias": "the mask is z > 0 for the whole pre-activation z, bias "
         "included: leaving b out moves some units across 0",
+        "relu_mask_flipped": "the gradient goes through where ReLU was active, z > 0, and "
+        "is 0 where z <= 0: you kept the other side, dz = dy * (z > 0)",
+        "relu_sign": "ReLU's derivative is 0 for z < 0, not -1: multiply dy by the "
+        "indicator (z > 0), not by the sign of z",
         "result_tuple2": "return the new hidden and cell states as one tuple, in this "
         "order: return h_new, c_new",
         "lstm_swapped": "return (h_new, c_new) in this order: c_new = f * c + i * g, and "
@@ -76,12 +83,14 @@ HINTS = Hints(
         "z = x W_ih^T + b_ih + h W_hh^T + b_hh",
         "lstm_forget_bias": "the forget gate has a bias like the other gates: "
         "f = sigmoid(z[:, H:2H]) with the slices H:2H of both b_ih and b_hh in z",
-        "lstm_gate_order": "the gates are stacked along the 4H axis in the order i, f, g, o: "
-        "i = z[:, :H], f = z[:, H:2H], g = z[:, 2H:3H], o = z[:, 3H:]",
-        "lstm_tanh_cell": "the output squashes the new cell state first: "
-        "h_new = o * tanh(c_new), not o * c_new",
-        "lstm_g_sigmoid": "the candidate g = tanh(z[:, 2H:3H]) takes values in -1..1; only "
-        "i, f and o are sigmoid gates",
+        "lstm_gate_order": "the gates are 4 blocks of H along the 4H axis, in the order "
+        "i, f, g, o: i = z[:, :H], f = z[:, H:2H], g = z[:, 2H:3H], o = z[:, 3H:]",
+        "lstm_tanh_cell": "the output squashes the new cell state with tanh first: "
+        "h_new = o * tanh(c_new), not o * c_new or o * sigmoid(c_new)",
+        "lstm_g_sigmoid": "the candidate is g = tanh(z[:, 2H:3H]), values in -1..1 (not a "
+        "sigmoid, and not z itself); only i, f and o are sigmoid gates",
+        "lstm_gate_tanh": "i, f and o are sigmoid gates, values in 0..1: "
+        "o = sigmoid(z[:, 3H:]); only the candidate g uses tanh",
         "lstm_forget_cell": "the new cell state keeps the old one, scaled by the forget gate: "
         "c_new = f * c + i * g",
         "softmax_axis": "normalise over the keys, the last axis (S): each query's weights "
@@ -90,11 +99,23 @@ HINTS = Hints(
         "True and set the others to -inf; you hid the allowed keys instead",
         "mask_zero_fill": "a forbidden score must become -inf (or a very negative number), "
         "not 0: exp(0) still gives the key a weight",
+        "mask_ignored": "the mask was not applied: set the scores where mask is False to "
+        "-inf before the softmax",
+        "mask_own_causal": "use the mask you are given: it is not always causal (the "
+        "first case is random), so a causal mask built inside the function is wrong",
+        "mask_additive": "a bool mask is not added to the scores (True counts as 1, False "
+        "as 0): keep the scores where mask is True and set the others to -inf",
         "mask_after_softmax": "mask the scores before the softmax (forbidden ones to -inf): "
         "zeroing weights after it leaves rows that no longer sum to 1",
         "scale_missing": "scale the scores q k^T by 1 / sqrt(d) before the softmax, "
         "d = q.shape[-1]",
         "scale_d": "divide the scores by sqrt(d), not by d",
         "scale_dv": "d is the size of queries and keys, q.shape[-1], not v.shape[-1]",
+        "scale_length": "d is the size of each query and key, the last axis q.shape[-1]; "
+        "q.shape[1] is T and k.shape[1] is S, the numbers of queries and keys",
+        "scale_multiplied": "divide the scores by sqrt(d), do not multiply them by it: "
+        "q k^T / sqrt(d)",
+        "scale_after_softmax": "scale the scores before the softmax, "
+        "softmax(q k^T / sqrt(d)) @ v; dividing the output by sqrt(d) is another result",
     }
 )

@@ -3,7 +3,9 @@
 The checks are :mod:`helpers.labs.lab02.checks`, shared with PyTorch; this module hands them
 JAX arrays and JAX's own answers (``jax.vjp``, ``jax.nn.dot_product_attention``, in float64;
 the LSTM step has no JAX twin in PyTorch's layout, so the numpy reference answers it), words
-the layout-dependent hints for ``W (in, out)``, and turns JAX's error messages into hints.
+the layout-dependent hints for ``W (in, out)``, names the answer keys a student's function may
+not call (``jax.vjp`` and kin, Flax's LSTM cells, the libraries' attention), and turns JAX's
+error messages into hints.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from helpers.jax.labkit import lab_framework
 from helpers.labs.kit import Hints, explainer
@@ -28,6 +31,21 @@ HINTS = Hints(
         "dz = dy * (z > 0); dz.T @ x is its transpose",
         "dx_transposed_weight": "with W (in, out) the forward is z = x @ W + b, so "
         "dx = dz @ W.T, (B, out) @ (out, in), not dz @ W",
+        "relu_mask_layout": "W is (in, out) here, so the pre-activation is z = x @ W + b; "
+        "x @ W.T + b only has the right shape because this layer is square",
+        "autodiff_answer_key": "write the backward pass from the formulas, without jax.grad "
+        "or jax.vjp, which the check compares with: dz = dy * (z > 0), then "
+        "dx = dz @ W.T, dW = x.T @ dz, db = dz.sum(0)",
+        "lstm_answer_key": "write the step from the equations, without Flax's LSTM cells "
+        "(their weights have another layout): z = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh, "
+        "then jnp.split(z, 4, axis=-1)",
+        "attention_answer_key": "write the attention out, without "
+        "jax.nn.dot_product_attention or Flax's, which the check compares with: "
+        "q @ jnp.swapaxes(k, -2, -1) / jnp.sqrt(d), jnp.where(mask, scores, -jnp.inf), "
+        "jax.nn.softmax(scores, axis=-1) @ v",
+        "lstm_split": "cut z into its 4 gates along the last axis (4H): "
+        "jnp.split(z, 4, axis=-1); jnp.split's number is how many pieces, and it cuts "
+        "axis 0 unless given an axis",
         "shapes": "the shapes do not fit; print the shapes of both operands. Here W is "
         "(in, out), so the layer is x @ W + b, while the LSTM's weights keep PyTorch's "
         "(4H, D) layout, x @ W_ih.T; a batch of matrices k (B, S, d) is transposed with "
@@ -47,7 +65,17 @@ _MESSAGES = {
     "transpose permutation isn't a permutation": "shapes",
     "arrays are immutable": "immutable",
     "unexpected keyword argument 'dim'": "axis_not_dim",
+    "split does not result in an equal division": "lstm_split",
+    r"values to unpack \(expected 4": "lstm_split",  # i, f, g, o = (not 4 pieces)
 }
+
+# What each exercise may not call: the library's own version (the check compares with JAX's).
+_AUTODIFF = [
+    (jax, name)
+    for name in ("vjp", "grad", "value_and_grad", "jacrev", "jacfwd", "jacobian")
+]
+_LSTM = [(nnx.LSTMCell, "__call__"), (nnx.OptimizedLSTMCell, "__call__")]
+_ATTENTION = [(jax.nn, "dot_product_attention"), (nnx, "dot_product_attention")]
 
 
 _explain = explainer(_MESSAGES, HINTS)
@@ -100,6 +128,12 @@ check_linear_relu_backward = partial(
     fw=JAX,
     weights_out_in=False,
     autodiff=_autodiff_linear_relu,
+    answer_keys=_AUTODIFF,
 )
-check_lstm_step = partial(lab02.check_lstm_step, fw=JAX)
-check_attention = partial(lab02.check_attention, fw=JAX, library=_dot_product_attention)
+check_lstm_step = partial(lab02.check_lstm_step, fw=JAX, answer_keys=_LSTM)
+check_attention = partial(
+    lab02.check_attention,
+    fw=JAX,
+    library=_dot_product_attention,
+    answer_keys=_ATTENTION,
+)

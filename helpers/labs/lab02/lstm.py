@@ -3,7 +3,8 @@
 :func:`lstm_step` is the float64 numpy reference, with keywords that switch on the known
 mistakes (gate order, a missing bias, sigmoid for the candidate...; ``_lstm_mistakes`` lists
 them with their hints); :func:`check_lstm_step` compares the student's cell with the
-framework's own (``nn.LSTMCell``) on :func:`lstm_cases`. The hints are
+framework's own (``nn.LSTMCell``) on :func:`lstm_cases`, and refuses a function that calls
+it (the adapters' answer keys). The hints are
 :data:`helpers.labs.lab02.checks.HINTS`.
 """
 
@@ -15,7 +16,15 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from helpers.labs.kit import Checker, Framework, checking
-from helpers.labs.lab02._common import _dtype, _inputs, _parts, _shape, _untouched
+from helpers.labs.lab02._common import (
+    AnswerKeys,
+    _dtype,
+    _inputs,
+    _parts,
+    _shape,
+    _untouched,
+    call_refusing,
+)
 
 __all__ = ["check_lstm_step", "lstm_cases", "lstm_step"]
 
@@ -53,21 +62,28 @@ def lstm_step(
     b_hh: np.ndarray,
     *,
     order: Sequence[int] = (0, 1, 2, 3),
+    interleaved: bool = False,
     g_act: Callable = np.tanh,
+    o_act: Callable | None = None,
     cell_act: Callable = np.tanh,
     forget_cell: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(h_new, c_new)`` in float64; the keywords switch on the known mistakes.
 
-    ``order[k]`` is the chunk of the 4H axis read as gate k of (i, f, g, o).
+    ``order[k]`` is the chunk of the 4H axis read as gate k of (i, f, g, o); ``interleaved``
+    reads gate k as every fourth entry of the 4H axis (``z.reshape(B, H, 4)[..., k]``), not as
+    a block; ``o_act`` replaces the output gate's sigmoid.
     """
     x, h, c, W_ih, W_hh, b_ih, b_hh = (
         np.asarray(a, np.float64) for a in (x, h, c, W_ih, W_hh, b_ih, b_hh)
     )
     z = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh  # (B, 4H)
-    chunks = np.split(z, 4, axis=-1)
+    if interleaved:
+        chunks = list(np.moveaxis(z.reshape(len(z), -1, 4), -1, 0))
+    else:
+        chunks = np.split(z, 4, axis=-1)
     zi, zf, zg, zo = (chunks[k] for k in order)
-    i, f, g, o = _sigmoid(zi), _sigmoid(zf), g_act(zg), _sigmoid(zo)
+    i, f, g, o = _sigmoid(zi), _sigmoid(zf), g_act(zg), (o_act or _sigmoid)(zo)
     c_new = (f * c if forget_cell else 0) + i * g
     return o * cell_act(c_new), c_new
 
@@ -83,9 +99,14 @@ def _lstm_mistakes(case: dict[str, np.ndarray]) -> list[tuple[str, tuple]]:
     mistakes = [
         ("lstm_one_bias", lstm_step(**dict(case, b_hh=zero))),
         ("lstm_one_bias", lstm_step(**dict(case, b_ih=zero))),
+        ("lstm_one_bias", lstm_step(**dict(case, b_ih=zero, b_hh=zero))),  # neither
         ("lstm_forget_bias", lstm_step(**no_forget)),
         ("lstm_tanh_cell", lstm_step(**case, cell_act=lambda c: c)),
+        ("lstm_tanh_cell", lstm_step(**case, cell_act=_sigmoid)),
         ("lstm_g_sigmoid", lstm_step(**case, g_act=_sigmoid)),
+        ("lstm_g_sigmoid", lstm_step(**case, g_act=lambda z: z)),
+        ("lstm_gate_tanh", lstm_step(**case, o_act=np.tanh)),
+        ("lstm_gate_order", lstm_step(**case, interleaved=True)),
         ("lstm_forget_cell", lstm_step(**case, forget_cell=False)),
     ]
     for order in itertools.permutations(range(4)):
@@ -95,11 +116,15 @@ def _lstm_mistakes(case: dict[str, np.ndarray]) -> list[tuple[str, tuple]]:
 
 
 def _lstm_case(
-    c: Checker, fn: Callable, case: dict[str, np.ndarray], library: Callable | None
+    c: Checker,
+    fn: Callable,
+    case: dict[str, np.ndarray],
+    library: Callable | None,
+    answer_keys: AnswerKeys,
 ) -> None:
     expected = library(**case) if library is not None else lstm_step(**case)
     inputs = _inputs(c.fw, case)
-    out = c.call(fn, *inputs.values())
+    out = call_refusing(c, answer_keys, "lstm_answer_key", fn, *inputs.values())
     _untouched(c, inputs, case)
     h_new, c_new = _parts(c, out, ("h_new", "c_new"), c.hint("result_tuple2"))
     shape = case["h"].shape
@@ -129,12 +154,17 @@ def _lstm_case(
 
 
 def check_lstm_step(
-    fn: Callable, fw: Framework, *, library: Callable | None = None
+    fn: Callable,
+    fw: Framework,
+    *,
+    library: Callable | None = None,
+    answer_keys: AnswerKeys = (),
 ) -> None:
     """``fn(x, h, c, W_ih, W_hh, b_ih, b_hh) -> (h_new, c_new)`` on two cells.
 
     ``library(**case)`` gives the expected ``(h_new, c_new)`` as float64 numpy from the
-    framework's own LSTM cell; without one, the numpy :func:`lstm_step` does.
+    framework's own LSTM cell; without one, the numpy :func:`lstm_step` does. ``fn`` must not
+    call ``answer_keys`` (the framework's LSTM cells).
     """
     with checking(
         "lstm_step",
@@ -144,4 +174,4 @@ def check_lstm_step(
         + " on two cells",
     ) as c:
         for case in lstm_cases():
-            _lstm_case(c, fn, case, library)
+            _lstm_case(c, fn, case, library, answer_keys)

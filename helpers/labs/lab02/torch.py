@@ -2,8 +2,9 @@
 
 The checks are :mod:`helpers.labs.lab02.checks`, shared with JAX; this module hands them
 tensors and PyTorch's own answers (autograd, ``nn.LSTMCell``, ``F.scaled_dot_product_attention``,
-all in float64), words the layout-dependent hints for ``W (out, in)``, and turns PyTorch's
-error messages into hints.
+all in float64), words the layout-dependent hints for ``W (out, in)``, names the answer keys a
+student's function may not call (autograd, the LSTM cell, ``F.scaled_dot_product_attention``),
+and turns PyTorch's error messages into hints.
 """
 
 from __future__ import annotations
@@ -28,6 +29,20 @@ HINTS = Hints(
         "dz = dy * (z > 0); x.T @ dz is its transpose",
         "dx_transposed_weight": "with W (out, in) the forward is z = x @ W.T + b, so "
         "dx = dz @ W, (B, out) @ (out, in), not dz @ W.T",
+        "relu_mask_layout": "W is (out, in) in PyTorch's layout, so the pre-activation is "
+        "z = x @ W.T + b; x @ W + b only has the right shape because this layer is square",
+        "autodiff_answer_key": "write the backward pass from the formulas, without autograd "
+        "(torch.autograd.grad, .backward(), torch.func), which the check compares with: "
+        "dz = dy * (z > 0), then dx = dz @ W, dW = dz.T @ x, db = dz.sum(0)",
+        "lstm_answer_key": "write the step from the equations, without nn.LSTMCell, "
+        "nn.LSTM or torch.lstm_cell, which the check compares with: "
+        "z = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh, then z.chunk(4, dim=-1)",
+        "attention_answer_key": "write the attention out, without "
+        "F.scaled_dot_product_attention, which the check compares with: "
+        "q @ k.transpose(-2, -1) / math.sqrt(d), masked_fill(~mask, float('-inf')), "
+        "torch.softmax(scores, dim=-1) @ v",
+        "lstm_split": "cut z into its 4 gates along the last axis (4H): z.chunk(4, dim=-1), "
+        "or z.split(H, dim=-1); torch.split's number is each piece's size, not how many",
         "changed_input": "do not write into the caller's tensors (t[...] = 0, *=, /=, "
         "mul_, masked_fill_): build new ones, e.g. dz = dy * (z > 0), "
         "c_new = f * c + i * g, q / math.sqrt(d)",
@@ -47,7 +62,27 @@ _ERRORS = {
     r"shapes cannot be multiplied|must match the size of tensor": "shapes",
     r"same dtype|expected scalar type|dtype.* but got|found dtype": "dtype_mismatch",
     r"with a bool tensor is not supported": "bool_invert",
+    r"values to unpack \(expected 4": "lstm_split",  # i, f, g, o = (not 4 pieces)
 }
+
+# What each exercise may not call: the library's own version, which the check compares with.
+_AUTODIFF = [
+    (torch.Tensor, "backward"),
+    (torch.autograd, "grad"),
+    (torch.autograd, "backward"),
+    (torch.autograd.functional, "vjp"),
+    (torch.autograd.functional, "jacobian"),
+    (torch.func, "vjp"),
+    (torch.func, "grad"),
+    (torch.func, "jacrev"),
+]
+_LSTM = [
+    (torch.nn.LSTMCell, "forward"),
+    (torch.nn.LSTM, "forward"),
+    (torch, "lstm_cell"),
+    (torch, "lstm"),
+]
+_ATTENTION = [(F, "scaled_dot_product_attention")]
 
 
 _explain = explainer(_ERRORS, HINTS)
@@ -100,6 +135,11 @@ check_linear_relu_backward = partial(
     fw=TORCH,
     weights_out_in=True,
     autodiff=_autodiff_linear_relu,
+    answer_keys=_AUTODIFF,
 )
-check_lstm_step = partial(lab02.check_lstm_step, fw=TORCH, library=_lstm_cell)
-check_attention = partial(lab02.check_attention, fw=TORCH, library=_sdpa)
+check_lstm_step = partial(
+    lab02.check_lstm_step, fw=TORCH, library=_lstm_cell, answer_keys=_LSTM
+)
+check_attention = partial(
+    lab02.check_attention, fw=TORCH, library=_sdpa, answer_keys=_ATTENTION
+)

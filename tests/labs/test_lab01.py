@@ -2,18 +2,20 @@
 
 ``MISTAKES`` lists, per framework, (exercise, a wrong solution, the key of the hint it must get).
 Every hint the lab declares (``HINTS`` in ``helpers/labs/lab01/torch.py`` and ``jax.py``,
-which include the shared ones of ``checks.py``) must be produced by at least one entry, so a
+which include the shared ones of ``mistakes.py``) must be produced by at least one entry, so a
 hint whose mistake is never fed, or an entry deleted from this table, fails a test.
 """
 
 from __future__ import annotations
+
+import re
 
 import jax
 import jax.numpy as jnp
 import pytest
 import torch
 import torch.nn.functional as F
-from labtools import mistake_table_tests
+from labtools import adapter, checks, mistake_table_tests
 
 LAB = "lab01"
 # A mistake below reads .grad of a non-leaf tensor on purpose; PyTorch warns the student.
@@ -134,6 +136,61 @@ def _t_zero_grad_before_step(model, optimizer, x, y):
     return loss.item()
 
 
+def _t_hand_formula(w, X, y):
+    return 2 * X.T @ (X @ w - y) / len(y)  # right, but no autograd
+
+
+def _t_grad_wrt_X(w, X, y):
+    X = X.clone().requires_grad_(True)
+    _t_mse(w, X, y).backward()
+    return X.grad
+
+
+def _t_loss_under_no_grad(w, X, y):
+    w = w.detach().clone().requires_grad_(True)
+    with torch.no_grad():
+        loss = _t_mse(w, X, y)
+    loss.backward()
+    return w.grad
+
+
+def _t_coordinates(keep):
+    """gradient_error that leaves out a coordinate: ``keep`` slices the differences."""
+
+    def gradient_error(f, grad_f, x, eps):
+        return keep((grad_f(x) - _t_estimates(f, x, eps)).abs()).max().item()
+
+    return gradient_error
+
+
+def _t_set_entry(f, grad_f, x, eps):
+    estimate = torch.zeros_like(x)
+    for i in range(len(x)):
+        plus, minus = x.clone(), x.clone()
+        plus[i], minus[i] = eps, -eps  # replaces entry i instead of moving it
+        estimate[i] = (f(plus) - f(minus)) / (2 * eps)
+    return (grad_f(x) - estimate).abs().max().item()
+
+
+def _t_every_entry_moved(f, grad_f, x, eps):
+    estimate = (f(x + eps) - f(x - eps)) / (2 * eps)
+    return (grad_f(x) - estimate).abs().max().item()
+
+
+def _t_step_with(loss_fn=F.cross_entropy, *, steps=1, no_grad=False, labels=None):
+    def train_step(model, optimizer, x, y):
+        optimizer.zero_grad()
+        inputs = x.reshape(len(x), -1) / 255
+        with torch.no_grad() if no_grad else torch.enable_grad():
+            loss = loss_fn(model(inputs), y if labels is None else labels(y))
+        loss.backward()
+        for _ in range(steps):
+            optimizer.step()
+        return loss.item()
+
+    return train_step
+
+
 TORCH_MISTAKES = [
     ("preprocess", lambda im: im.float() / 255, "preprocess_shape"),
     ("preprocess", _t_flat, "preprocess_unscaled"),
@@ -190,6 +247,56 @@ TORCH_MISTAKES = [
     ("mse_grad", _t_update_callers_w, "changed_input"),
     ("train_step", _t_step(loss_after=True), "loss_before"),
     ("train_step", _t_step(item=False), "not_float"),
+    # From a student pass: before this change each row passed, or got a generic, another or
+    # (no_grad, max) a differently worded hint.
+    ("preprocess", lambda im: im.div_(255).reshape(len(im), -1), "preprocess_in_place"),
+    ("preprocess", lambda im: im.reshape(5, 784).float() / 255, "preprocess_batch"),
+    (
+        "accuracy",
+        lambda lg, lb: 100 * (lg.argmax(-1) == lb).float().mean().item(),
+        "accuracy_percent",
+    ),
+    (
+        "accuracy",
+        lambda lg, lb: (lg.argmax(-1) == lb).sum().item() / lg.shape[1],
+        "accuracy_classes",
+    ),
+    (
+        "accuracy",
+        lambda lg, lb: 1 - (lg.argmax(-1) == lb).float().mean().item(),
+        "accuracy_error_rate",
+    ),
+    (
+        "accuracy",
+        lambda lg, lb: (lg.argmax(-1, keepdim=True) == lb).float().mean().item(),
+        "accuracy_broadcast",
+    ),
+    (
+        "accuracy",
+        lambda lg, lb: (lg.max(-1).values == lb).float().mean().item(),
+        "accuracy_axis",
+    ),
+    ("mse_grad", _t_hand_formula, "mse_grad_by_hand"),
+    ("mse_grad", _t_grad_wrt_X, "mse_grad_wrt_X"),
+    ("mse_grad", _t_loss_under_no_grad, "no_grad_leaf"),
+    ("gradient_error", _t_coordinates(lambda d: d[1:]), "fd_range"),
+    ("gradient_error", _t_coordinates(lambda d: d[:-1]), "fd_range"),
+    ("gradient_error", _t_set_entry, "fd_set"),
+    ("gradient_error", _t_every_entry_moved, "fd_all_at_once"),
+    ("train_step", _t_step_with(no_grad=True), "step_no_grad"),
+    ("train_step", _t_step_with(labels=lambda y: y.float()), "labels_long"),
+    (
+        "train_step",
+        _t_step_with(lambda out, y: F.cross_entropy(out.softmax(-1), y)),
+        "step_logits",
+    ),
+    ("train_step", _t_step_with(F.nll_loss), "step_logits"),
+    ("train_step", _t_step_with(steps=2), "step_once"),
+    (
+        "train_step",
+        _t_step_with(lambda out, y: F.cross_entropy(out, y, reduction="sum")),
+        "loss_mean",
+    ),
 ]
 
 
@@ -268,6 +375,33 @@ def _j_cond_prints(x):
     return jax.lax.cond(x.sum() > 0, positive, negative, x)
 
 
+def _j_coordinates(keep):
+    def gradient_error(f, grad_f, x, eps):
+        return float(keep(jnp.abs(grad_f(x) - _j_estimates(f, x, eps))).max())
+
+    return gradient_error
+
+
+def _j_set_entry(f, grad_f, x, eps):
+    # x.at[i].set(eps) replaces entry i by eps; add(eps) was meant.
+    estimate = jnp.stack(
+        [
+            (f(x.at[i].set(eps)) - f(x.at[i].set(-eps))) / (2 * eps)
+            for i in range(x.size)
+        ]
+    )
+    return float(jnp.abs(grad_f(x) - estimate).max())
+
+
+def _j_every_entry_moved(f, grad_f, x, eps):
+    return float(jnp.abs(grad_f(x) - (f(x + eps) - f(x - eps)) / (2 * eps)).max())
+
+
+@jax.jit
+def _j_jitted_hand_formula(w, X, y):
+    return 2 * X.T @ (X @ w - y) / y.shape[0]
+
+
 JAX_MISTAKES = [
     ("preprocess", lambda im: im.astype(jnp.float32) / 255, "preprocess_shape"),
     ("preprocess", _j_flat, "preprocess_unscaled"),
@@ -337,6 +471,45 @@ JAX_MISTAKES = [
     ("relu_or_negate", _j_cond_prints, "print_once"),
     ("relu_or_negate", _j_branch(lines=0), "one_line"),
     ("relu_or_negate", _j_branch(lines=2), "one_line"),
+    # From a student pass: before this change each row passed, or got a generic, another or
+    # (no_grad, max) a differently worded hint.
+    ("preprocess", lambda im: im.reshape(5, 784) / 255, "preprocess_batch"),
+    (
+        "accuracy",
+        lambda lg, lb: float(100 * (lg.argmax(-1) == lb).mean()),
+        "accuracy_percent",
+    ),
+    (
+        "accuracy",
+        lambda lg, lb: float((lg.argmax(-1) == lb).sum() / lg.shape[1]),
+        "accuracy_classes",
+    ),
+    (
+        "accuracy",
+        lambda lg, lb: float(1 - (lg.argmax(-1) == lb).mean()),
+        "accuracy_error_rate",
+    ),
+    (
+        "accuracy",
+        lambda lg, lb: float((lg.argmax(-1, keepdims=True) == lb).mean()),
+        "accuracy_broadcast",
+    ),
+    ("mse_grad", lambda w, X, y: 2 * X.T @ (X @ w - y) / len(y), "mse_grad_by_hand"),
+    ("mse_grad", _j_jitted_hand_formula, "mse_grad_by_hand"),
+    (
+        "mse_grad",
+        lambda w, X, y: jax.grad(_j_mse, argnums=1)(w, X, y),
+        "mse_grad_wrt_X",
+    ),
+    ("gradient_error", _j_coordinates(lambda d: d[1:]), "fd_range"),
+    ("gradient_error", _j_coordinates(lambda d: d[:-1]), "fd_range"),
+    ("gradient_error", _j_set_entry, "fd_set"),
+    ("gradient_error", _j_every_entry_moved, "fd_all_at_once"),
+    (
+        "relu_or_negate",
+        _j_branch(condition=lambda x: x.sum() >= 0),
+        "branch_strict",
+    ),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -347,3 +520,88 @@ MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
     test_at_least_two_mistakes_per_exercise,
     test_every_declared_hint_is_produced_by_a_mistake,
 ) = mistake_table_tests(LAB, MISTAKES)
+
+
+# --- Right answers written differently from the solutions: each must pass ------------------------
+def _t_func_grad(w, X, y):
+    return torch.func.grad(_t_mse)(w, X, y)
+
+
+def _t_autograd_grad(w, X, y):
+    w = w.detach().requires_grad_(True)
+    return torch.autograd.grad(F.mse_loss(X @ w, y), w)[0]
+
+
+def _t_gradient_error_eye(f, grad_f, x, eps):
+    steps = torch.eye(len(x), dtype=x.dtype) * eps
+    estimate = torch.stack([(f(x + s) - f(x - s)) / (2 * eps) for s in steps])
+    return float((grad_f(x) - estimate).abs().max())
+
+
+def _t_zero_grad_last(model, optimizer, x, y):
+    loss = F.cross_entropy(model(x.flatten(1) / 255), y)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()  # after the step: the next call starts from zero too
+    return loss.item()
+
+
+_grad = jax.grad  # as after `from jax import grad`
+
+
+@jax.jit
+def _j_jitted_grad(w, X, y):
+    return _grad(_j_mse)(w, X, y)
+
+
+def _j_cond_debug_prints(x):
+    def positive(x):
+        jax.debug.print("positive {}", x)
+        return jax.nn.relu(x)
+
+    def negative(x):
+        jax.debug.print("negative {}", x)
+        return -x
+
+    return jax.lax.cond(jnp.mean(x) > 0, positive, negative, x)
+
+
+VALID = {
+    "pytorch": [
+        ("preprocess", lambda im: im.flatten(1) / 255),
+        ("accuracy", lambda lg, lb: (lg.argmax(1) == lb).sum().item() / len(lb)),
+        ("mse_grad", _t_func_grad),
+        ("mse_grad", _t_autograd_grad),
+        ("gradient_error", _t_gradient_error_eye),
+        ("train_step", _t_zero_grad_last),
+    ],
+    "jax": [
+        ("preprocess", lambda im: jnp.reshape(im, (-1, 784)) / 255.0),
+        ("accuracy", lambda lg, lb: (lg.argmax(1) == lb).mean().item()),
+        ("mse_grad", _j_jitted_grad),
+        ("mse_grad", lambda w, X, y: jax.value_and_grad(_j_mse)(w, X, y)[1]),
+        ("mse_grad", lambda w, X, y: jax.jacrev(_j_mse)(w, X, y)),
+        ("mse_grad", lambda w, X, y: jax.jacfwd(_j_mse)(w, X, y)),
+        ("relu_or_negate", _j_cond_debug_prints),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("framework", "exercise", "right"),
+    [(fw, ex, fn) for fw, rows in VALID.items() for ex, fn in rows],
+    ids=[
+        f"{fw}-{ex}-{i}" for fw, rows in VALID.items() for i, (ex, _) in enumerate(rows)
+    ],
+)
+def test_check_passes_a_right_answer_written_differently(framework, exercise, right):
+    checks(LAB, framework)[exercise](right)
+
+
+def test_hints_name_only_their_own_framework():
+    for text in adapter(LAB, "jax").HINTS.values():
+        assert not re.search(r"torch|\bdim=|keepdim=|backward\(|requires_grad", text), (
+            text
+        )
+    for text in adapter(LAB, "pytorch").HINTS.values():
+        assert not re.search(r"jax|jnp|axis=|keepdims|\.at\[", text), text

@@ -1,1 +1,2 @@
-"""Lab 1 (chapter 1): checks in ``checks.py``; adapters in ``torch.py``, ``jax.py``."""
+"""Lab 1 (chapter 1): checks in ``checks.py`` (hints and known mistakes in ``mistakes.py``);
+adapters in ``torch.py``, ``jax.py``."""

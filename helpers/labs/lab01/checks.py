@@ -7,17 +7,23 @@ framework), so a notebook calls ``H.lab01.check_preprocess(preprocess)``.
 Every check calls the student's function at least twice, on different inputs (a hard-coded
 answer, hidden state or an ignored argument shows), checks the type the exercise names, and
 uses inputs on which the typical mistakes give visibly wrong answers. Expected answers are
-computed here in float64 numpy, independently of the solutions.
+computed here in float64 numpy, independently of the solutions; the shared hints, and what the
+known mistakes return, are in :mod:`helpers.labs.lab01.mistakes`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
 
-from helpers.labs.kit import Checker, Framework, Hints, checking
+from helpers.labs.kit import Checker, Framework, checking
+from helpers.labs.lab01.mistakes import HINTS, accuracy_mistakes, difference_mistakes
+
+# Records whether autodiff ran: yields a list, empty if it did not (None: cannot tell).
+Autodiff = Callable[[], AbstractContextManager[list[str] | None]]
 
 __all__ = [
     "HINTS",
@@ -27,39 +33,6 @@ __all__ = [
     "check_preprocess",
     "float_result",
 ]
-
-# Known mistakes of exercises 1-4 and what to change; the adapters add framework ones.
-# tests/labs/test_lab01.py proves that each hint is produced by a mistake in its table.
-HINTS = Hints(
-    {
-        "preprocess_shape": "flatten each 28x28 image into one row of 784 values: "
-        "reshape to (number of images, 784)",
-        "preprocess_dtype": "convert the pixels to float32 before dividing: integers cannot "
-        "hold fractions, and float32 is what the model's weights use",
-        "preprocess_unscaled": "the values still go up to 255: divide by 255",
-        "preprocess_256": "divide by 255, not 256: the brightest pixel (255) must become 1",
-        "preprocess_data_max": "divide by the constant 255 (the largest value a uint8 can "
-        "hold), not by the largest value in the data: the same pixel value must give the "
-        "same input in every batch and every image",
-        "accuracy_axis": "the predicted class of each example is the argmax over the class "
-        "axis, the last one (axis -1): one prediction per row of logits",
-        "accuracy_count": "that is the number of correct predictions: return the fraction "
-        "(the mean of the matches, a number between 0 and 1)",
-        "mse_grad_sign": "the sign is flipped: differentiate the loss itself, not minus it",
-        "mse_grad_sum": "that is the gradient of the sum: the loss is the mean over examples",
-        "mse_grad_half": "off by a factor 2: the derivative of r**2 is 2 * r * dr/dw; let "
-        "autodiff compute it instead of a formula",
-        "mse_grad_dtype": "compute in the dtype of the inputs (float32): do not cast w, X or y",
-        "fd_forward": "that is the forward difference (f(x + h e_i) - f(x)) / h; use the "
-        "central difference (f(x + h e_i) - f(x - h e_i)) / (2h)",
-        "fd_one_eps": "x + h e_i and x - h e_i are 2h apart: divide by 2 * eps",
-        "fd_signed": "take the absolute value of each difference before the max",
-        "fd_mean": "return the largest absolute difference (max), not the mean",
-        "fd_ignores_eps": "your result is smaller than a step of eps allows: use the "
-        "argument eps as the step h, and compare the estimates with grad_f(x), the gradient "
-        "under test (not one you computed yourself)",
-    }
-)
 
 
 def float_result(c: Checker, value: Any, what: str = "the result") -> float:
@@ -103,6 +76,7 @@ def _preprocess_case(c: Checker, preprocess: Callable, images: np.ndarray) -> No
 
 
 def check_preprocess(preprocess: Callable, fw: Framework) -> None:
+    """Exercise 1: ``preprocess(images) -> (N, 784) float32`` on two batches."""
     rng = np.random.default_rng(0)
     # No pixel reaches 255 here, and image 0 is dim: dividing by the data's maximum shows.
     dim = rng.integers(0, 251, size=(5, 28, 28), dtype=np.uint8)
@@ -133,9 +107,9 @@ def _accuracy_case(c: Checker, accuracy: Callable, logits: np.ndarray, labels) -
             c.hint("accuracy_count"),
         )
     value = float_result(c, value, "the accuracy")
-    mistakes = [(c.hint("accuracy_count"), correct.sum())]
-    if logits.shape[0] == logits.shape[1]:  # argmax over examples still broadcasts
-        mistakes.append((c.hint("accuracy_axis"), (logits.argmax(0) == labels).mean()))
+    mistakes = [
+        (c.hint(key), wrong) for key, wrong in accuracy_mistakes(logits, labels)
+    ]
     c.close(
         value,
         expected,
@@ -148,6 +122,7 @@ def _accuracy_case(c: Checker, accuracy: Callable, logits: np.ndarray, labels) -
 
 
 def check_accuracy(accuracy: Callable, fw: Framework) -> None:
+    """Exercise 2: ``accuracy(logits, labels) -> float`` on three batches."""
     # 4 examples, 4 classes: argmax over the example axis gives 0 instead of 3/4.
     square = np.array(
         [[1, 3, 6, 4], [4, 2, 1, 3], [5, 6, 0, 2], [8, 0, 5, 7]], np.float32
@@ -183,14 +158,22 @@ def _untouched(c: Checker, value: Any, before: np.ndarray, name: str) -> None:
         )
 
 
-def _mse_grad_case(c: Checker, mse_grad: Callable, w_in: Any, X, y) -> None:
+def _mse_grad_case(
+    c: Checker, mse_grad: Callable, w_in: Any, X, y, autodiff: Autodiff
+) -> None:
     w = c.fw.to_numpy(w_in).astype(np.float64)
     expected = 2 / len(y) * X.T.astype(np.float64) @ (X.astype(np.float64) @ w - y)
-    out = c.call(mse_grad, w_in, c.fw.from_numpy(X), c.fw.from_numpy(y))
+    with autodiff() as ran:
+        out = c.call(mse_grad, w_in, c.fw.from_numpy(X), c.fw.from_numpy(y))
     _untouched(c, w_in, w.astype(np.float32), "w")
     if out is None and "grad_none" in c.fw.hints:
         raise c.fail("expected " + c.fw.array_type + ", got None", c.hint("grad_none"))
     arr = c.array(out)
+    if arr.shape != w.shape and arr.shape == X.shape:
+        raise c.fail(
+            f"the result has shape {arr.shape}, the shape of X, expected {w.shape}",
+            c.hint("mse_grad_wrt_X"),
+        )
     c.shape(arr, w.shape, "return one partial derivative per entry of w")
     c.dtype(arr, "float32", c.hint("mse_grad_dtype"))
     c.close(
@@ -206,9 +189,19 @@ def _mse_grad_case(c: Checker, mse_grad: Callable, w_in: Any, X, y) -> None:
             (c.hint("mse_grad_half"), expected / 2),
         ],
     )
+    c.expect(
+        ran is None or bool(ran),
+        "the gradient is right, but no automatic differentiation ran",
+        c.hint("mse_grad_by_hand"),
+    )
 
 
-def check_mse_grad(mse_grad: Callable, fw: Framework) -> None:
+def check_mse_grad(
+    mse_grad: Callable, fw: Framework, autodiff: Autodiff = nullcontext
+) -> None:
+    """Exercise 3. ``autodiff()`` records whether the framework differentiated while the
+    student's function ran: a context manager yielding a list that is empty if not (None:
+    unknown), so a gradient derived by hand fails."""
     rng = np.random.default_rng(1)
     X, X2 = rng.normal(size=(8, 3)), rng.normal(size=(6, 4))
     y, y2 = rng.normal(size=8), rng.normal(size=6)
@@ -219,9 +212,9 @@ def check_mse_grad(mse_grad: Callable, fw: Framework) -> None:
     ) as c:
         w_in = fw.from_numpy(w)
         # The same w twice: a gradient that accumulates between calls shows.
-        _mse_grad_case(c, mse_grad, w_in, X, y)
-        _mse_grad_case(c, mse_grad, w_in, X, y)
-        _mse_grad_case(c, mse_grad, fw.from_numpy(w2), X2, y2)
+        _mse_grad_case(c, mse_grad, w_in, X, y, autodiff)
+        _mse_grad_case(c, mse_grad, w_in, X, y, autodiff)
+        _mse_grad_case(c, mse_grad, fw.from_numpy(w2), X2, y2, autodiff)
 
 
 # --- Exercise 4: check a gradient with finite differences ----------------------------------------
@@ -246,27 +239,11 @@ def _quartic_grad(x: Any) -> Any:
     return x**3
 
 
-def _differences(
-    f: Callable, g: np.ndarray, x: np.ndarray, eps: float
-) -> tuple[float, list[tuple[str, float]]]:
-    """The right answer, and (hint key, result) for each known mistake, in float64."""
-    eye = np.eye(len(x))
-    central = np.array([(f(x + eps * e) - f(x - eps * e)) / (2 * eps) for e in eye])
-    forward = np.array([(f(x + eps * e) - f(x)) / eps for e in eye])
-    return np.abs(g - central).max(), [
-        ("fd_forward", np.abs(g - forward).max()),
-        ("fd_one_eps", np.abs(g - 2 * central).max()),
-        ("fd_signed", (g - central).max()),
-        ("fd_signed", (central - g).max()),
-        ("fd_mean", np.abs(g - central).mean()),
-    ]
-
-
 def _gradient_error_case(
     c: Checker, gradient_error: Callable, f: Callable, grad_f: Callable, x, eps: float
 ) -> None:
     x64 = x.astype(np.float64)
-    right, mistakes = _differences(f, grad_f(x64), x64, eps)
+    right, mistakes = difference_mistakes(f, grad_f(x64), x64, eps)
     x_in = c.fw.from_numpy(x.copy())
     value = c.call(gradient_error, f, grad_f, x_in, eps)
     _untouched(c, x_in, x, "x")
@@ -288,13 +265,17 @@ def _gradient_error_case(
 
 
 def check_gradient_error(gradient_error: Callable, fw: Framework) -> None:
+    """Exercise 4: ``gradient_error(f, grad_f, x, eps) -> float`` on three functions."""
     x = np.array([0.5, -1.0, 2.0, 1.5, -0.3], np.float32)
-    x4 = np.array([1.0, -0.5, 0.25, 2.0], np.float32)
+    # x1 > |x0|: leaving out coordinate 0 differs from a signed max (central - grad).
+    x2 = np.array([0.5, 1.0, 2.0, 1.5, -0.3], np.float32)
+    # The largest error at the last, negative entry: leaving it out or a signed max shows.
+    x4 = np.array([1.0, -1.5, 0.25, -2.0], np.float32)
     with checking(
         "gradient_error", fw, passed="central differences, three functions and steps"
     ) as c:
         # Exact gradient: the answer is the central difference's own error, eps**2 here.
         _gradient_error_case(c, gradient_error, _cube, _cube_grad, x, 0.2)
-        # The gradient forgets the x0*x1 term: errors of both signs.
-        _gradient_error_case(c, gradient_error, _cube_plus, _cube_grad, x, 0.05)
+        # The gradient forgets the x0*x1 term: the largest error at coordinate 0.
+        _gradient_error_case(c, gradient_error, _cube_plus, _cube_grad, x2, 0.05)
         _gradient_error_case(c, gradient_error, _quartic, _quartic_grad, x4, 0.1)

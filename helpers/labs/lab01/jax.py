@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import jax
@@ -33,6 +35,18 @@ HINTS = Hints(
     lab01.HINTS,
     {
         "not_float": "return a Python float: float(...) of the 0-d array",
+        "accuracy_axis": "the predicted class of each example is the index of its highest "
+        "score over the class axis, argmax(axis=-1) (not max, which gives the score): one "
+        "prediction per row of logits",
+        "accuracy_broadcast": "argmax(axis=-1, keepdims=True) has shape (B, 1), and "
+        "comparing it with labels (B,) broadcasts to a (B, B) table: compare a (B,) array "
+        "with labels",
+        "mse_grad_by_hand": "the values are right, but jax.grad never ran: define "
+        "loss(w) = jnp.mean((X @ w - y) ** 2) and return jax.grad(loss)(w), instead of a "
+        "formula derived by hand",
+        "mse_grad_wrt_X": "that is the gradient with respect to X: jax.grad differentiates "
+        "with respect to argument argnums (0, the first, by default), which must be w",
+        "fd_set": "x.at[i].set(eps) replaces entry i by eps: x.at[i].add(eps) moves it by eps",
         "traced_value": "under jax.jit a value is a tracer, with a shape but no value: "
         "branch with jnp.where or jax.lax.cond instead of if, and convert to a Python "
         "number (float, int, bool) only outside the jitted function",
@@ -44,6 +58,8 @@ HINTS = Hints(
         "array: jnp.where(x.sum() > 0, jnp.maximum(x, 0), -x)",
         "print_once": "a Python print runs only while jit traces the function (once per "
         "input shape and dtype): use jax.debug.print, which runs on every call",
+        "branch_strict": "when x.sum() is exactly 0 the result is -x: the test is "
+        "x.sum() > 0, strictly greater, not >=",
         "one_line": "print exactly one line per call, with one jax.debug.print",
     },
 )
@@ -56,6 +72,7 @@ _TRACER_ERRORS = {
     "TracerArrayConversionError",
 }
 _MESSAGES = {
+    r"cannot reshape array of shape .* into shape \(\d+, 784\)": "preprocess_batch",
     r"arrays are immutable": "immutable",
     r"only defined for scalar-output functions": "scalar_loss",
 }
@@ -71,6 +88,47 @@ _explain = explainer(
 JAX = lab_framework(HINTS, _explain)
 
 
+@contextmanager
+def _autodiff_ran() -> Iterator[list[str] | None]:
+    """A list that gets an entry each time JAX differentiates inside the block (None if
+    this JAX version's tracers are unknown, so a check cannot tell).
+
+    Every jax.grad, value_and_grad, vjp, jacrev (reverse mode) and jvp, jacfwd (forward
+    mode) creates one of these traces, however the student imported the function; the
+    caches are cleared first, so that a jitted gradient traces again.
+    """
+    try:
+        from jax._src.interpreters import ad
+    except ImportError:  # pragma: no cover - a JAX that moved its internals
+        ad = None
+    classes = [getattr(ad, n, None) for n in ("JVPTrace", "LinearizeTrace")]
+    classes = [cls for cls in classes if isinstance(cls, type)]
+    if not classes:  # pragma: no cover
+        yield None
+        return
+    calls: list[str] = []
+    saved = [(cls, cls.__dict__.get("__init__")) for cls in classes]
+
+    def recorder(cls: type, original: Callable) -> Callable:
+        def init(self, *args, **kwargs):
+            calls.append(cls.__name__)
+            return original(self, *args, **kwargs)
+
+        return init
+
+    jax.clear_caches()
+    try:
+        for cls, _ in saved:
+            cls.__init__ = recorder(cls, cls.__init__)
+        yield calls
+    finally:
+        for cls, original in saved:
+            if original is None:
+                del cls.__init__
+            else:
+                cls.__init__ = original
+
+
 # --- Exercise 5: a branch that jit can compile, a print that runs on every call ---------------
 def _reference(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0) if x.sum() > 0 else -x
@@ -78,14 +136,15 @@ def _reference(x: np.ndarray) -> np.ndarray:
 
 def _check_relu_or_negate(relu_or_negate, fw: Framework) -> None:
     """Exercise 5 (JAX): ``jax.jit(relu_or_negate)`` runs, is right, prints once per call."""
-    # Five calls on two shapes, both branches. A trace-time print gives one line per shape
-    # (2), a print in each lax.cond branch one per shape and branch (4): neither makes 5.
+    # Five calls on two shapes, both branches; the last sums to exactly 0 (the -x branch).
+    # A trace-time print gives one line per shape (2), a print in each lax.cond branch one
+    # per shape and branch (4): neither makes 5.
     inputs = [
         np.array([1.0, -2.0, 3.0], np.float32),
         np.array([-1.0, 2.0, -3.0], np.float32),
         np.array([0.5, -0.25, 1.0, -2.0, 1.5], np.float32),
         np.array([-4.0, 1.0, 2.0], np.float32),
-        np.array([2.0, -1.0, 0.5, -0.5, -3.0], np.float32),
+        np.array([2.0, -1.0, 0.5, -0.5, -1.0], np.float32),  # sums to 0: -x
     ]
     with checking(
         "relu_or_negate",
@@ -116,7 +175,12 @@ def _check_relu_or_negate(relu_or_negate, fw: Framework) -> None:
                 rtol=0,
                 atol=0,
                 hint="if x.sum() > 0 the result is max(x, 0), else -x",
-                mistakes=[(c.hint("elementwise"), np.abs(x))],
+                mistakes=[(c.hint("elementwise"), np.abs(x))]
+                + (
+                    [(c.hint("branch_strict"), np.maximum(x, 0))]
+                    if x.sum() == 0
+                    else []
+                ),
             )
         lines = len(printed.getvalue().splitlines())
         calls = f"{len(inputs)} calls on {len({x.shape for x in inputs})} input shapes"
@@ -140,6 +204,6 @@ def _check_relu_or_negate(relu_or_negate, fw: Framework) -> None:
 # The checks, bound to this framework. Call them with the student's function.
 check_preprocess = partial(lab01.check_preprocess, fw=JAX)
 check_accuracy = partial(lab01.check_accuracy, fw=JAX)
-check_mse_grad = partial(lab01.check_mse_grad, fw=JAX)
+check_mse_grad = partial(lab01.check_mse_grad, fw=JAX, autodiff=_autodiff_ran)
 check_gradient_error = partial(lab01.check_gradient_error, fw=JAX)
 check_framework_specific = partial(_check_relu_or_negate, fw=JAX)

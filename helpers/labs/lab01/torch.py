@@ -8,12 +8,16 @@ shows (a write through a view, gradients that accumulate).
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from helpers.labs.kit import Framework, Hints, checking, explainer
 from helpers.labs.lab01 import checks as lab01
@@ -33,6 +37,22 @@ HINTS = Hints(
     lab01.HINTS,
     {
         "not_float": "return a Python float: call .item() on the 0-d tensor",
+        "preprocess_in_place": "images holds uint8 integers: an in-place division (/=, "
+        "div_) cannot store fractions in it, and would change the caller's images; divide "
+        "out of place after converting, images.float() / 255",
+        "accuracy_axis": "the predicted class of each example is the index of its highest "
+        "score over the class axis, argmax(dim=-1) (not max, which gives the score): one "
+        "prediction per row of logits",
+        "accuracy_broadcast": "argmax(dim=-1, keepdim=True) has shape (B, 1), and comparing "
+        "it with labels (B,) broadcasts to a (B, B) table: compare a (B,) tensor with labels",
+        "mse_grad_by_hand": "the values are right, but autograd never ran: compute the loss "
+        "from a copy of w that requires grad and call backward() (or use torch.func.grad), "
+        "instead of a formula derived by hand",
+        "mse_grad_wrt_X": "that is the gradient with respect to X: set requires_grad on (a "
+        "copy of) w only and return its .grad (torch.func.grad differentiates its first "
+        "argument, argnums=0)",
+        "fd_set": "p[i] = eps replaces entry i by eps: move it by eps instead, on a copy "
+        "(p[i] += eps) or as x + eps * e_i",
         "bool_mean": "a comparison gives a bool tensor, and mean() needs floats: cast "
         "first, (predictions == labels).float().mean()",
         "caller_requires_grad": "work on a copy, w = w.detach().clone().requires_grad_(True), "
@@ -41,7 +61,7 @@ HINTS = Hints(
         "grad_none": ".grad is filled only on a leaf tensor that requires grad: make the "
         "copy of w with w.detach().clone().requires_grad_(True) and compute the loss from it",
         "no_grad_leaf": "nothing in the loss requires grad: call .requires_grad_(True) on "
-        "(a copy of) w before computing the loss from it",
+        "(a copy of) w before computing the loss from it, outside torch.no_grad()",
         "scalar_loss": "backward() and grad need a scalar loss: take the mean over examples",
         "dtype_mismatch": "keep every tensor in the inputs' dtype (float32): do not call "
         ".double(), and create new tensors with dtype=x.dtype (or zeros_like(x))",
@@ -57,6 +77,17 @@ HINTS = Hints(
         "no_update": "apply the update: loss.backward() fills .grad, then optimizer.step() "
         "changes the parameters from it; optimizer.zero_grad() belongs before backward(), "
         "not between backward() and step()",
+        "step_no_grad": "the loss was computed without gradients: compute it outside "
+        "torch.no_grad(), from the model's output as it is (no .detach())",
+        "labels_long": "F.cross_entropy takes the labels as integer class indices "
+        "(torch.long): pass y as it is, without .float()",
+        "step_logits": "F.cross_entropy takes the raw logits and applies log_softmax "
+        "itself: pass model(inputs) as it is, without softmax (and F.nll_loss expects "
+        "log-probabilities, not logits)",
+        "step_once": "call optimizer.step() once per training step: each call applies the "
+        "gradient again",
+        "loss_mean": "keep F.cross_entropy's default reduction='mean': a sum scales the "
+        "gradient, and so the step, by the batch size",
         "loss_before": "return the loss of this step's forward pass, computed before "
         "optimizer.step(), as loss.item()",
     },
@@ -64,6 +95,8 @@ HINTS = Hints(
 
 # PyTorch error messages (a regular expression on the message) -> the hint that fixes them.
 _ERRORS = {
+    r"shape '\[\d+, 784\]' is invalid for input of size": "preprocess_batch",
+    r"result type Float can't be cast to the desired output type Byte": "preprocess_in_place",
     r"could not infer output dtype.*Bool": "bool_mean",
     r"does not require grad and does not have a grad_fn": "no_grad_leaf",
     r"grad can be implicitly created only for scalar outputs": "scalar_loss",
@@ -73,6 +106,33 @@ _ERRORS = {
 
 
 _explain = explainer(_ERRORS, HINTS)
+# Exercise 5 has labels and a model, and no w: its own wording of two errors.
+_STEP_ERRORS = {
+    r"target dtype to be Long|expected scalar type Long": "labels_long",
+    **_ERRORS,
+    r"does not require grad and does not have a grad_fn": "step_no_grad",  # replaces
+}
+
+
+class _AutogradCalls(TorchFunctionMode):
+    """Records backward() and torch.autograd.grad calls (torch.func.grad makes the latter)."""
+
+    def __init__(self, calls: list[str]) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in ("backward", "grad"):
+            self.calls.append(func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def _autograd_ran() -> Iterator[list[str]]:
+    """A list that gets an entry for each time autograd differentiates inside the block."""
+    calls: list[str] = []
+    with _AutogradCalls(calls):
+        yield calls
 
 
 def _side_effects(value: Any) -> str | None:
@@ -98,12 +158,35 @@ def _problem() -> tuple[MLP, torch.optim.Optimizer, torch.Tensor, torch.Tensor]:
     return model, torch.optim.SGD(model.parameters(), lr=0.5), x, y
 
 
-def _reference_step(model, optimizer, x, y) -> float:
+def _reference_step(model, optimizer, x, y, loss_fn=F.cross_entropy, steps=1) -> float:
     optimizer.zero_grad()
-    loss = F.cross_entropy(model(x.reshape(len(x), -1) / 255), y)
+    loss = loss_fn(model(x.reshape(len(x), -1) / 255), y)
     loss.backward()
-    optimizer.step()
+    for _ in range(steps):
+        optimizer.step()
     return loss.item()
+
+
+# Exercise 5's known mistakes that show in the parameters after the first step.
+_STEP_MISTAKES = {
+    "step_logits": [
+        dict(loss_fn=lambda out, y: F.cross_entropy(out.softmax(-1), y)),
+        dict(loss_fn=F.nll_loss),
+    ],
+    "step_once": [dict(steps=2)],
+    "loss_mean": [dict(loss_fn=partial(F.cross_entropy, reduction="sum"))],
+}
+
+
+def _first_step_mistakes() -> list[tuple[str, np.ndarray]]:
+    """(hint key, the parameters after one step with that mistake) for each mistake."""
+    mistakes = []
+    for key, variants in _STEP_MISTAKES.items():
+        for variant in variants:
+            model, optimizer, x, y = _problem()
+            _reference_step(model, optimizer, x, y, **variant)
+            mistakes.append((key, _parameters(model)))
+    return mistakes
 
 
 def _parameters(model: torch.nn.Module) -> np.ndarray:
@@ -115,6 +198,8 @@ def _check_train_step(train_step, fw: Framework) -> None:
     model, optimizer, x, y = _problem()
     ref_model, ref_optimizer, _, _ = _problem()
     x_before = x.clone()
+    mistakes = [(fw.hints[key], wrong) for key, wrong in _first_step_mistakes()]
+    fw = dataclasses.replace(fw, explain=explainer(_STEP_ERRORS, HINTS))
     with checking("train_step", fw, passed="two steps match a reference SGD step") as c:
         for step in (1, 2):
             before = _parameters(model)
@@ -141,6 +226,7 @@ def _check_train_step(train_step, fw: Framework) -> None:
                 hint=c.hint("zero_grad")
                 if step == 2
                 else "flatten x, divide by 255, then loss, backward() and one step()",
+                mistakes=mistakes if step == 1 else (),
             )
             c.close(
                 loss,
@@ -155,6 +241,6 @@ def _check_train_step(train_step, fw: Framework) -> None:
 # The checks, bound to this framework. Call them with the student's function.
 check_preprocess = partial(lab01.check_preprocess, fw=TORCH)
 check_accuracy = partial(lab01.check_accuracy, fw=TORCH)
-check_mse_grad = partial(lab01.check_mse_grad, fw=TORCH)
+check_mse_grad = partial(lab01.check_mse_grad, fw=TORCH, autodiff=_autograd_ran)
 check_gradient_error = partial(lab01.check_gradient_error, fw=TORCH)
 check_framework_specific = partial(_check_train_step, fw=TORCH)

@@ -605,3 +605,22 @@ def test_hints_name_only_their_own_framework():
         )
     for text in adapter(LAB, "pytorch").HINTS.values():
         assert not re.search(r"jax|jnp|axis=|keepdims|\.at\[", text), text
+
+
+def test_jax_autodiff_detection_switches_itself_off_when_it_cannot_see_jax_grad(
+    monkeypatch,
+):
+    """If JAX's differentiation stops creating the traces the check watches (another JAX
+    version), the calibration inside the check notices and a hand-derived gradient passes:
+    a right answer is never failed for what the check cannot see."""
+    from helpers.labs import CheckFailed
+    from helpers.labs.lab01 import jax as lab01_jax
+
+    def by_hand(w, X, y):
+        return 2 * X.T @ (X @ w - y) / len(y)
+
+    with pytest.raises(CheckFailed, match="no automatic differentiation ran"):
+        lab01_jax.check_mse_grad(by_hand)
+    # CustomVJPException is a class of JAX's ad module that jax.grad never instantiates.
+    monkeypatch.setattr(lab01_jax, "_AD_TRACES", ("CustomVJPException",))
+    lab01_jax.check_mse_grad(by_hand)

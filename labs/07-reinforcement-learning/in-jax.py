@@ -26,8 +26,9 @@
 # [`solutions/07-reinforcement-learning/in-jax.ipynb`](../../solutions/07-reinforcement-learning/in-jax.ipynb).
 #
 # All inputs are float32 `jax.Array`s of shape `(T,)` (one environment's rollout of `T` steps)
-# or `(B,)` (a minibatch); `terminated` and `truncated` hold 0.0 or 1.0. A backwards loop is
-# best written with `jax.lax.scan(..., reverse=True)`, which also works under `jit`.
+# or `(B,)` (a minibatch); `terminated` and `truncated` hold 0.0 or 1.0; return float32 arrays
+# too. A backwards loop is best written with `jax.lax.scan(..., reverse=True)`, which also
+# works under `jit`.
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
@@ -110,6 +111,10 @@ H.lab07.check_gae(gae)
 # * the value target is fixed by the rollout, `returns = advantages + old_values` (raw
 #   advantages), and `value_loss` $= \tfrac12 \operatorname{mean}((V_{\text{new}} -
 #   \text{returns})^2)$.
+#
+# The check also takes `jax.grad` of both losses, with respect to `new_log_probs` and
+# `new_values`: build them from `jnp` operations (no NumPy, `float(...)` or
+# `jax.lax.stop_gradient` on the way), or they would train nothing.
 
 
 # %%

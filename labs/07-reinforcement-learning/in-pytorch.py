@@ -26,7 +26,9 @@
 # [`solutions/07-reinforcement-learning/in-pytorch.ipynb`](../../solutions/07-reinforcement-learning/in-pytorch.ipynb).
 #
 # All inputs are float32 tensors of shape `(T,)` (one environment's rollout of `T` steps) or
-# `(B,)` (a minibatch); `terminated` and `truncated` hold 0.0 or 1.0.
+# `(B,)` (a minibatch); `terminated` and `truncated` hold 0.0 or 1.0. Return float32 tensors
+# too, and leave the inputs as they are: the checks fail on a function that writes into them
+# (`rewards += ...`), since the caller's rollout would change under it.
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
@@ -108,6 +110,10 @@ H.lab07.check_gae(gae)
 # * the value target is fixed by the rollout, `returns = advantages + old_values` (raw
 #   advantages), and `value_loss` $= \tfrac12 \operatorname{mean}((V_{\text{new}} -
 #   \text{returns})^2)$.
+#
+# The check also differentiates both losses, with respect to `new_log_probs` and `new_values`:
+# keep them in autograd's graph (no `.detach()`, `.item()` or NumPy on the way), or they
+# would train nothing.
 
 
 # %%

@@ -33,6 +33,7 @@ OPS = {
         unbiased_std=lambda a: a.std(),  # PyTorch's default: n - 1
         zero=lambda: torch.zeros(()),
         concat=torch.cat,
+        detach=torch.Tensor.detach,
     ),
     "jax": dict(
         stack=jnp.stack,
@@ -44,6 +45,7 @@ OPS = {
         unbiased_std=lambda a: a.std(ddof=1),
         zero=lambda: jnp.zeros(()),
         concat=jnp.concatenate,
+        detach=jax.lax.stop_gradient,
     ),
 }
 
@@ -61,14 +63,23 @@ def _returns(
     reverse=True,
     as_list=False,
     int_buffer=False,
+    last_overrides=False,
+    done_sum=False,
+    gamma_on_reward=False,
+    skip_first=False,
+    forward=False,
 ):
     op = OPS[fw]
 
     def discounted_returns(rewards, terminated, truncated, next_values, *, gamma):
         future = next_values[-1] if bootstrap else op["zero"]()
-        out = []
-        for t in reversed(range(len(rewards))):
-            if mask:
+        out, T = [], len(rewards)
+        steps = range(T) if forward else range(T - 1, 0 if skip_first else -1, -1)
+        for t in steps:
+            if done_sum:  # 1 - (terminated + truncated) is -1 where both are set
+                ends = 1 - (terminated[t] + truncated[t])
+                future = truncated[t] * next_values[t] + ends * future
+            elif mask:
                 ends = []
                 if trunc_boundary:
                     ends.append(("term" if trunc_is_term else "boot", truncated[t]))
@@ -76,11 +87,20 @@ def _returns(
                 for kind, flag in ends[::-1] if term_first else ends:
                     if flag:
                         future = next_values[t] if kind == "boot" else op["zero"]()
+            if last_overrides and t == T - 1:
+                future = next_values[t]  # even when the last step terminated
             if store_before:
                 out.append(future)
-            future = rewards[t] + gamma * future
+            if gamma_on_reward:
+                future = gamma * (rewards[t] + future)
+            else:
+                future = rewards[t] + gamma * future
             if not store_before:
                 out.append(future)
+        if skip_first:
+            out.append(op["zero"]())
+        if forward:
+            return op["stack"](out)
         if as_list:
             return out[::-1]
         if int_buffer:
@@ -105,11 +125,18 @@ def _gae(
     shifted_values=False,
     returns_base="values",
     swap=False,
+    done_sum=False,
+    mask_shift=False,
+    store_before=False,
+    normalise=False,
+    forward=False,
 ):
     op = OPS[fw]
 
     def gae(rewards, values, next_values, terminated, truncated, *, gamma, lam):
         done = op["maximum"](terminated, truncated) if trunc_boundary else terminated
+        if done_sum:
+            done = terminated + truncated
         stop = done if trunc_is_term else terminated
         if not term_in_delta:
             stop = 0.0 * terminated
@@ -117,11 +144,22 @@ def _gae(
             next_values = op["concat"]([values[1:], next_values[-1:]])
         delta = rewards + gamma * next_values * (1 - stop) - values
         decay = gamma * lam if use_lambda else gamma
-        a, out = op["zero"](), []
-        for t in reversed(range(len(rewards))):
-            a = delta[t] + decay * ((1 - done[t]) if mask else 1.0) * a
-            out.append(a)
-        adv = op["stack"](out[::-1])
+        a, out, T = op["zero"](), [], len(rewards)
+        for t in range(T) if forward else reversed(range(T)):
+            if store_before:
+                out.append(a)
+            cut = done[t + 1] if mask_shift and t + 1 < T else done[t]
+            if mask_shift and t + 1 == T:
+                cut = 0.0 * done[t]
+            a = delta[t] + decay * ((1 - cut) if mask else 1.0) * a
+            if not store_before:
+                out.append(a)
+        adv = op["stack"](out if forward else out[::-1])
+        if normalise:
+            adv = (adv - adv.mean()) / (op["std"](adv) + 1e-8)
+        if returns_base == "monte_carlo":  # exercise 1's discounted return
+            ret = _returns(fw)(rewards, terminated, truncated, next_values, gamma=gamma)
+            return adv, ret
         base = {"values": values, "next_values": next_values}[returns_base]
         return (adv + base, adv) if swap else (adv, adv + base)
 
@@ -143,6 +181,13 @@ def _ppo(
     half=True,
     swap=False,
     as_float=False,
+    ratio_kind="exp",
+    clip_target="ratio",
+    centre=True,
+    scale="std",
+    value_clip=False,
+    detach=None,
+    keep_dim=False,
 ):
     op = OPS[fw]
     std = op["std"] if ddof == 0 else op["unbiased_std"]
@@ -152,25 +197,41 @@ def _ppo(
     ):
         adv = advantages
         if normalise:
-            adv = (advantages - advantages.mean()) / (std(advantages) + 1e-8)
+            spread = std(advantages) if scale == "std" else std(advantages) ** 2
+            mean = advantages.mean() if centre else 0.0
+            adv = (advantages - mean) / (spread + 1e-8)
+        if detach == "all":
+            new_log_probs = op["detach"](new_log_probs)
         log_ratio = new_log_probs - old_log_probs
         ratio = op["exp"](-log_ratio if inverted else log_ratio)
+        if ratio_kind != "exp":  # log-probabilities divided, or their difference
+            ratio = new_log_probs / old_log_probs if ratio_kind == "div" else log_ratio
         low, high = {
             "ok": (1 - clip, 1 + clip),
             "swapped": (1 + clip, 1 - clip),
             "zero": (-clip, clip),
         }[bounds]
-        limited = op["clip"](ratio, low, high) if clipped else ratio
+        inner = op["detach"](ratio) if detach == "clipped" else ratio
+        limited = op["clip"](inner, low, high) if clipped else inner
         both = (ratio * adv, limited * adv)
+        if clip_target == "adv":
+            both = (ratio * adv, ratio * op["clip"](adv, low, high))
+        elif clip_target == "product":
+            both = (ratio * adv, op["clip"](ratio * adv, low, high))
         picked = (op["minimum"] if pick == "min" else op["maximum"])(*both)
         surrogate = picked.mean() if reduce == "mean" else picked.sum()
-        base = {"old": old_values, "new": new_values}[target.split("+")[0]]
+        base = {"old": old_values, "new": new_values, "none": 0.0}[target.split("+")[0]]
         returns = (adv if target.endswith("+norm") else advantages) + base
         squared = (new_values - returns) ** 2
+        if value_clip:  # PPO2's clipped value loss
+            moved = old_values + op["clip"](new_values - old_values, -clip, clip)
+            squared = op["maximum"](squared, (moved - returns) ** 2)
         value_loss = (0.5 if half else 1.0) * squared.mean()
         policy_loss = -surrogate if negate else surrogate
         if as_float:
             return float(policy_loss), float(value_loss)
+        if keep_dim:
+            return policy_loss.reshape(1), value_loss.reshape(1)
         return (value_loss, policy_loss) if swap else (policy_loss, value_loss)
 
     return ppo_loss
@@ -210,6 +271,45 @@ def _jax_traced_if(rewards, terminated, truncated, next_values, gamma):
 
 def _jax_jitted_returns(rewards, terminated, truncated, next_values, *, gamma):
     return _jax_traced_if(rewards, terminated, truncated, next_values, gamma)
+
+
+def _torch_in_place(rewards, terminated, truncated, next_values, *, gamma):
+    future = next_values[-1]
+    for t in reversed(range(len(rewards))):
+        if truncated[t]:
+            future = next_values[t]
+        if terminated[t]:
+            future = torch.zeros(())
+        rewards[t] += gamma * future  # the caller's rewards become the returns
+        future = rewards[t]
+    return rewards
+
+
+def _torch_float64(rewards, values, next_values, terminated, truncated, *, gamma, lam):
+    adv, ret = _gae("pytorch")(
+        rewards, values, next_values, terminated, truncated, gamma=gamma, lam=lam
+    )
+    return adv.double(), ret.double()  # or torch.from_numpy of a float64 NumPy buffer
+
+
+def _torch_max_float(
+    new_log_probs, old_log_probs, advantages, old_values, new_values, *, clip
+):
+    adv = (advantages - advantages.mean()) / (advantages.std(correction=0) + 1e-8)
+    ratio = torch.exp(new_log_probs - old_log_probs)
+    limited = torch.min(torch.max(ratio, 1 - clip), 1 + clip)  # TypeError: a float
+    surrogate = torch.minimum(ratio * adv, limited * adv)
+    return -surrogate.mean(), 0.5 * ((new_values - advantages - old_values) ** 2).mean()
+
+
+def _jax_min_of_two(
+    new_log_probs, old_log_probs, advantages, old_values, new_values, *, clip
+):
+    adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    ratio = jnp.exp(new_log_probs - old_log_probs)
+    limited = jnp.clip(ratio, 1 - clip, 1 + clip)
+    surrogate = jnp.min(ratio * adv, limited * adv)  # the second argument is an axis
+    return -surrogate.mean(), 0.5 * ((new_values - advantages - old_values) ** 2).mean()
 
 
 def _table(fw):
@@ -261,12 +361,47 @@ def _table(fw):
         ("ppo_loss", _ppo(fw, half=False), "value_half"),
         ("ppo_loss", _ppo(fw, swap=True), "outputs_swapped"),
         ("ppo_loss", _ppo(fw, as_float=True), "python_float"),
+        # from a second student pass
+        (
+            "discounted_returns",
+            _returns(fw, last_overrides=True),
+            "last_overrides_end",
+        ),
+        ("discounted_returns", _returns(fw, done_sum=True), "done_sum"),
+        (
+            "discounted_returns",
+            _returns(fw, gamma_on_reward=True),
+            "discounted_reward",
+        ),
+        ("discounted_returns", _returns(fw, skip_first=True), "step_skipped"),
+        ("discounted_returns", _returns(fw, forward=True), "forward"),
+        ("gae", _gae(fw, forward=True), "forward"),
+        ("gae", _gae(fw, done_sum=True), "done_sum"),
+        ("gae", _gae(fw, mask_shift=True), "mask_shifted"),
+        ("gae", _gae(fw, store_before=True), "gae_stored_before"),
+        ("gae", _gae(fw, normalise=True), "normalised_in_gae"),
+        ("gae", _gae(fw, returns_base="monte_carlo"), "returns_monte_carlo"),
+        ("ppo_loss", _ppo(fw, ratio_kind="div"), "ratio_of_logs"),
+        ("ppo_loss", _ppo(fw, ratio_kind="diff"), "ratio_of_logs"),
+        ("ppo_loss", _ppo(fw, clip_target="adv"), "clip_what"),
+        ("ppo_loss", _ppo(fw, clip_target="product"), "clip_what"),
+        ("ppo_loss", _ppo(fw, centre=False), "not_centred"),
+        ("ppo_loss", _ppo(fw, scale="var"), "var_not_std"),
+        ("ppo_loss", _ppo(fw, value_clip=True), "value_clipped"),
+        ("ppo_loss", _ppo(fw, target="none"), "target_without_values"),
+        ("ppo_loss", _ppo(fw, keep_dim=True), "loss_shape"),
+        ("ppo_loss", _ppo(fw, detach="all"), "not_differentiable"),
+        ("ppo_loss", _ppo(fw, detach="clipped"), "partly_detached"),
     ]
     if fw == "pytorch":
         rows.append(("discounted_returns", _torch_bool_mask, "bool_mask"))
+        rows.append(("discounted_returns", _torch_in_place, "input_changed"))
+        rows.append(("gae", _torch_float64, "float32"))
+        rows.append(("ppo_loss", _torch_max_float, "tensor_max_float"))
     else:
         rows.append(("discounted_returns", _jax_in_place, "immutable"))
         rows.append(("discounted_returns", _jax_jitted_returns, "traced_if"))
+        rows.append(("ppo_loss", _jax_min_of_two, "jnp_min"))
     return rows
 
 
@@ -283,7 +418,7 @@ MISTAKES = {"pytorch": _table("pytorch"), "jax": _table("jax")}
 
 
 @pytest.mark.parametrize("fw", ["torch", "jax"])
-@pytest.mark.parametrize("case", lab07.RETURN_CASES, ids=["case0", "case1"])
+@pytest.mark.parametrize("case", lab07.RETURN_CASES, ids=["case0", "case1", "case2"])
 def test_gae_reference_equals_the_chapters_gae(case, fw):
     """H.rl.gae folds a truncated episode's bootstrap into its last reward; same answer."""
     r = lab07.rollout(case)
@@ -330,52 +465,125 @@ def test_ppo_reference_equals_the_chapters_loss(seed, fw):
     assert float(parts["value_loss"]) == pytest.approx(value, rel=1e-4)
 
 
+RETURN_SWITCHES = [
+    "no_done_mask",
+    "truncated_as_terminated",
+    "no_bootstrap",
+    "truncated_ignored",
+    "terminated_bootstrapped",
+    "truncated_wins",
+    "stored_before_reward",
+    "last_overrides_end",
+    "done_sum",
+    "discounted_reward",
+    "skip_first",
+    "forward",
+]
+GAE_SWITCHES = [
+    {"no_done_mask": True},
+    {"truncated_as_terminated": True},
+    {"lambda_missing": True},
+    {"truncated_ignored": True},
+    {"terminated_bootstrapped": True},
+    {"values_shifted": True},
+    {"returns_from_next_values": True},
+    {"done_sum": True},
+    {"mask_shifted": True},
+    {"stored_before": True},
+    {"normalised": 0},
+    {"normalised": 1},
+    {"forward": True},
+]
+PPO_SWITCHES = [
+    "max_not_min",
+    "not_normalised",
+    "target_from_new_values",
+    "normalised_target",
+    "no_negation",
+    "unbiased_std",
+    "no_clip",
+    "ratio_inverted",
+    "clip_swapped",
+    "clip_around_zero",
+    "sum_not_mean",
+    "value_half",
+    "ratio_divided",
+    "ratio_no_exp",
+    "clip_advantages",
+    "clip_product",
+    "not_centred",
+    "var_not_std",
+    "value_clipped",
+    "target_without_values",
+]
+
+
 def test_every_mistake_moves_the_answer_beyond_the_tolerance():
-    for case in lab07.RETURN_CASES:
-        r = lab07.rollout(case)
-        right = lab07.returns_reference(r, case["gamma"])
-        for sw in (
-            "no_done_mask",
-            "truncated_as_terminated",
-            "no_bootstrap",
-            "truncated_ignored",
-            "terminated_bootstrapped",
-            "stored_before_reward",
-        ):
-            wrong = lab07.returns_reference(r, case["gamma"], **{sw: True})
-            assert np.abs(wrong - right).max() > 1e-2, sw
-        right = np.stack(lab07.gae_reference(r, case["gamma"], case["lam"]))
-        for sw in (
-            "no_done_mask",
-            "truncated_as_terminated",
-            "lambda_missing",
-            "truncated_ignored",
-            "terminated_bootstrapped",
-            "values_shifted",
-            "returns_from_next_values",
-        ):
-            wrong = lab07.gae_reference(r, case["gamma"], case["lam"], **{sw: True})
-            assert np.abs(np.stack(wrong) - right).max() > 1e-2, sw
-    # only the second case has a step that is both terminated and truncated
-    r, g = lab07.rollout(lab07.RETURN_CASES[1]), lab07.RETURN_CASES[1]["gamma"]
-    wrong = lab07.returns_reference(r, g, truncated_wins=True)
-    assert np.abs(wrong - lab07.returns_reference(r, g)).max() > 1e-2
+    """Over the check's cases (it runs them all), each mistake moves some answer by far more
+    than the checks' tolerance; some mistakes show only on one case (truncated_wins on the
+    step both terminated and truncated, last_overrides_end on the rollout that ends with its
+    episode)."""
+    rollouts = [(lab07.rollout(case), case) for case in lab07.RETURN_CASES]
+    for sw in RETURN_SWITCHES:
+        moved = max(
+            np.abs(
+                lab07.returns_reference(r, c["gamma"], **{sw: True})
+                - lab07.returns_reference(r, c["gamma"])
+            ).max()
+            for r, c in rollouts
+        )
+        assert moved > 1e-2, sw
+    for sw in GAE_SWITCHES:
+        moved = max(
+            np.abs(
+                np.stack(lab07.gae_reference(r, c["gamma"], c["lam"], **sw))
+                - np.stack(lab07.gae_reference(r, c["gamma"], c["lam"]))
+            ).max()
+            for r, c in rollouts
+        )
+        assert moved > 1e-2, sw
     # PPO: over the check's two (minibatch, clip) cases; the checks' rtol is 1e-4.
     cases = [(lab07.ppo_inputs(seed), clip) for seed, clip in ((0, 0.2), (1, 0.1))]
     right = np.array([lab07.ppo_reference(x, clip) for x, clip in cases])
-    for sw in (
-        "max_not_min",
-        "not_normalised",
-        "target_from_new_values",
-        "normalised_target",
-        "no_negation",
-        "unbiased_std",
-        "no_clip",
-        "ratio_inverted",
-        "clip_swapped",
-        "clip_around_zero",
-        "sum_not_mean",
-        "value_half",
-    ):
+    for sw in PPO_SWITCHES:
         wrong = np.array([lab07.ppo_reference(x, c, **{sw: True}) for x, c in cases])
         assert np.abs(wrong - right).max() > 1e-3, sw
+
+
+def _autodiff_gradients(fw, x, clip):
+    """d policy / d new_log_probs and d value / d new_values, the losses as in H.rl.ppo_loss."""
+    if fw == "torch":
+        t = {k: torch.from_numpy(v.copy()) for k, v in x.items()}
+        nl = t["new_log_probs"].requires_grad_()
+        nv = t["new_values"].requires_grad_()
+        adv = t["advantages"]
+        norm = (adv - adv.mean()) / (adv.std(correction=0) + 1e-8)
+        ratio = torch.exp(nl - t["old_log_probs"])
+        clipped = ratio.clamp(1 - clip, 1 + clip)
+        (-torch.minimum(ratio * norm, clipped * norm).mean()).backward()
+        (0.5 * ((nv - adv - t["old_values"]) ** 2).mean()).backward()
+        return nl.grad.numpy(), nv.grad.numpy()
+    t = {k: jnp.asarray(v) for k, v in x.items()}
+    adv = t["advantages"]
+    norm = (adv - adv.mean()) / (adv.std() + 1e-8)
+
+    def policy(nl):
+        ratio = jnp.exp(nl - t["old_log_probs"])
+        clipped = jnp.clip(ratio, 1 - clip, 1 + clip)
+        return -jnp.minimum(ratio * norm, clipped * norm).mean()
+
+    def value(nv):
+        return 0.5 * ((nv - adv - t["old_values"]) ** 2).mean()
+
+    return jax.grad(policy)(t["new_log_probs"]), jax.grad(value)(t["new_values"])
+
+
+@pytest.mark.parametrize("fw", ["torch", "jax"])
+def test_ppo_gradients_equal_autodiff_of_the_losses(fw):
+    """The check's analytic gradients equal autodiff of the two losses written as in the
+    chapter's H.rl.ppo_loss, on the check's two (minibatch, clip) cases."""
+    for seed, clip in ((0, 0.2), (1, 0.1)):
+        x = lab07.ppo_inputs(seed)
+        got = _autodiff_gradients(fw, x, clip)
+        for g, w in zip(got, lab07.ppo_gradients(x, clip), strict=True):
+            np.testing.assert_allclose(np.asarray(g), w, rtol=1e-5, atol=1e-7)

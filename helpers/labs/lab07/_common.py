@@ -1,9 +1,10 @@
 """What Lab 7's checks share: the inputs in the student's framework, the results read back.
 
 :func:`_inputs` hands a case's arrays to the student's code as copies in its framework;
-:func:`_array` and :func:`_pair` read one result, or the two of a ``(a, b)`` answer, back as
-numpy, failing with a hint on a Python float, an integer array or a result of the wrong
-kind. Used by :mod:`~helpers.labs.lab07.returns` and :mod:`~helpers.labs.lab07.ppo`.
+:func:`_unchanged` fails when the student's code changed one of them in place; :func:`_array`
+and :func:`_pair` read one result, or the two of a ``(a, b)`` answer, back as numpy, failing
+with a hint on a Python float, an integer or float64 array or a result of the wrong kind.
+Used by :mod:`~helpers.labs.lab07.returns` and :mod:`~helpers.labs.lab07.ppo`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,27 @@ def _inputs(arrays: dict[str, np.ndarray], fw: Framework) -> dict[str, Any]:
     return {k: fw.from_numpy(v.copy()) for k, v in arrays.items()}
 
 
+def _unchanged(
+    c: Checker, given: dict[str, Any], arrays: dict[str, np.ndarray], fw: Framework
+) -> None:
+    """Fail when the student's code wrote into one of its inputs (``+=``, ``x[t] = ...``).
+
+    Only PyTorch's tensors can change in place; the hint (``input_changed``) is PyTorch's.
+    """
+    for name, value in given.items():
+        if not np.array_equal(fw.to_numpy(value), arrays[name]):
+            raise c.fail(
+                f"your function changed its input {name} in place",
+                fw.hints.get("input_changed", ""),
+            )
+
+
 def _array(c: Checker, value: Any, what: str, fw: Framework) -> np.ndarray:
-    """``value`` as numpy; a Python float (``.item()``) fails with its own hint."""
+    """``value`` as numpy; a Python float (``.item()``) fails with its own hint.
+
+    The result must be a float32 array, the inputs' dtype: an integer array and any other
+    float (float64 from NumPy or ``.double()``, float16) fail with their own hints.
+    """
     if isinstance(value, float):
         raise c.fail(
             f"expected {fw.array_type} for {what}, got float", c.hint("python_float")
@@ -31,6 +51,11 @@ def _array(c: Checker, value: Any, what: str, fw: Framework) -> np.ndarray:
         raise c.fail(
             f"{what} has dtype {arr.dtype}, expected a float dtype",
             c.hint("integer_dtype"),
+        )
+    if arr.dtype != np.float32:
+        raise c.fail(
+            f"{what} has dtype {arr.dtype}, expected float32 (the inputs' dtype)",
+            fw.hints.get("float32", ""),
         )
     return arr
 

@@ -5,8 +5,11 @@ estimation (GAE) with the same boundaries, and PPO's clipped policy loss with it
 Every answer comes from one float64 numpy reference per exercise with a switch per known
 mistake (:func:`returns_reference`, :func:`gae_reference`, :func:`ppo_reference`);
 ``tests/labs/test_lab07.py`` asserts that the GAE reference equals ``H.rl.gae`` of both halves
-and that the PPO reference equals ``H.rl.ppo_loss``, and that every mistake moves the answer
-well beyond the tolerance.
+and that the PPO reference equals ``H.rl.ppo_loss``, that the PPO gradients
+(:func:`ppo_gradients`) equal autodiff of those losses, and that every mistake moves the
+answer well beyond the tolerance. Every check also fails on a float64 result and on a
+function that wrote into its inputs; the PPO check differentiates both losses (through the
+adapter's ``gradients``), so a loss cut from autodiff fails too.
 
 The checks run the student's code on these cases in either framework (``fw``: how arrays go
 in and come out); the adapters (``torch.py``, ``jax.py``) only bind their framework.
@@ -21,8 +24,11 @@ from __future__ import annotations
 
 from helpers.labs.kit import Hints
 from helpers.labs.lab07.ppo import (
+    PPO_ARGS,
+    Gradients,
     check_ppo_loss,
     compare_ppo,
+    ppo_gradients,
     ppo_inputs,
     ppo_reference,
 )
@@ -39,7 +45,9 @@ from helpers.labs.lab07.returns import (
 
 __all__ = [
     "HINTS",
+    "PPO_ARGS",
     "RETURN_CASES",
+    "Gradients",
     "check_gae",
     "check_ppo_loss",
     "check_returns",
@@ -47,6 +55,7 @@ __all__ = [
     "compare_ppo",
     "compare_returns",
     "gae_reference",
+    "ppo_gradients",
     "ppo_inputs",
     "ppo_reference",
     "returns_reference",
@@ -77,9 +86,6 @@ HINTS = Hints(
         "normalised_target": "the value target uses the raw advantages: returns = "
         "advantages + old_values, before any normalisation (that is only for the policy "
         "term)",
-        "unbiased_std": "normalise with the population std, dividing by n (ddof 0): "
-        "PyTorch's advantages.std() divides by n - 1 unless you pass correction=0 "
-        "(JAX's .std() already uses ddof 0)",
         "no_clip": "the surrogate takes the minimum of the unclipped ratio * A and the "
         "CLIPPED one, clip(ratio, 1 - clip, 1 + clip) * A: without the clipped term the "
         "loss keeps rewarding policy changes far outside the trust region",
@@ -93,8 +99,6 @@ HINTS = Hints(
         "truncated_wins": "a step can be both terminated and truncated (the pole fell on "
         "the time limit's last step): then the task ended and the future is 0, so "
         "terminated must win (test it after truncated, or first with elif)",
-        "not_reversed": "the loop runs from the last step back to the first: reverse "
-        "what you collected (out[::-1]) so that G[0] is the first step's return",
         "stored_before_reward": "off by one step: store G[t] after adding the step's own "
         "reward, G[t] = rewards[t] + gamma * future; you stored the future before it",
         "values_shifted": "delta[t] bootstraps from next_values[t], not values[t + 1]: at "
@@ -115,5 +119,43 @@ HINTS = Hints(
         "whole number): fill a float array, e.g. zeros_like(rewards)",
         "python_float": "return the framework's arrays, not Python floats: .item() or "
         "float(...) cuts the loss off from autodiff, so nothing could train on it",
+        "last_overrides_end": "the last step bootstraps from next_values[T - 1] only when "
+        "the rollout stops in the middle of an episode: if terminated[T - 1] is 1 the "
+        "future is 0 there too (start from the bootstrap, then let the step's own "
+        "terminated / truncated override it)",
+        "done_sum": "terminated + truncated is 2 on a step that is both, so 1 - done "
+        "turns into -1 there: combine the flags with a maximum (or a logical or), "
+        "done = max(terminated, truncated)",
+        "discounted_reward": "the step's own reward is not discounted: G[t] = rewards[t] "
+        "+ gamma * future, not gamma * (rewards[t] + future)",
+        "step_skipped": "the loop must visit every step, T - 1 down to 0: "
+        "reversed(range(T)) (range(T - 1, 0, -1) stops before step 0, and "
+        "range(T - 2, -1, -1) leaves out the last step)",
+        "mask_shifted": "done[t] belongs to step t: it cuts what flows back into step t "
+        "from t + 1, A[t] = delta[t] + gamma * lam * (1 - done[t]) * A[t + 1] (CleanRL "
+        "uses dones[t + 1] because its dones mark the observation that STARTS an episode)",
+        "gae_stored_before": "off by one step: store A[t] after computing it, A[t] = "
+        "delta[t] + gamma * lam * (1 - done[t]) * A[t + 1]; you stored A[t + 1]",
+        "normalised_in_gae": "return the raw advantages: PPO normalises them per "
+        "minibatch inside its loss (exercise 3), and the critic's target advantages + "
+        "values needs them raw",
+        "returns_monte_carlo": "the critic's target here is advantages + values (the "
+        "lambda-return), not exercise 1's discounted return (that is the lam = 1 target)",
+        "ratio_of_logs": "the inputs are LOG-probabilities: the ratio pi_new / pi_old is "
+        "exp(new_log_probs - old_log_probs), not new_log_probs / old_log_probs nor the "
+        "difference itself",
+        "clip_what": "clip the ratio alone, then multiply by the advantage: "
+        "clip(ratio, 1 - clip, 1 + clip) * A_n (not clip(A_n) or clip(ratio * A_n))",
+        "not_centred": "normalising subtracts the mean first: (A - A.mean()) / (A.std() "
+        "+ 1e-8), so the advantages have mean 0",
+        "var_not_std": "divide by the standard deviation (.std(), the square root of "
+        "the variance), not by the variance",
+        "value_clipped": "this exercise's value loss is not clipped (that is an option "
+        "of some PPO codes): 0.5 * mean((new_values - returns)**2)",
+        "target_without_values": "the advantage alone is not the target: returns = "
+        "advantages + old_values (what the step was worth = its advantage over the "
+        "baseline + the baseline)",
+        "loss_shape": "each loss is one number, a 0-d array: average over the minibatch "
+        "with .mean() (no keepdims, no reshape to (1,))",
     }
 )

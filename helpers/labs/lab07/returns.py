@@ -2,7 +2,8 @@
 
 Both run on the same rollouts (:data:`RETURN_CASES`, built by :func:`rollout`), whose
 episodes end by termination (the future is worth 0), by truncation (bootstrap from
-``next_values``) and, once, by both on the same step. :func:`returns_reference` and
+``next_values``) and, once, by both on the same step; the last rollout ends with its episode
+(terminated on its last step) and starts with a one-step episode. :func:`returns_reference` and
 :func:`gae_reference` compute the float64 numpy answers, with a switch per known mistake;
 :func:`compare_returns` and :func:`compare_gae` match a result against them, and
 :func:`check_returns` and :func:`check_gae` run the student's code. The hints are
@@ -16,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from helpers.labs.kit import Checker, Framework, checking
-from helpers.labs.lab07._common import _array, _inputs, _pair
+from helpers.labs.lab07._common import _array, _inputs, _pair, _unchanged
 
 __all__ = [
     "RETURN_CASES",
@@ -34,6 +35,8 @@ RETURN_CASES = [
     dict(length=10, seed=0, terminated=(3,), truncated=(6,), gamma=0.9, lam=0.8),
     # step 9 is both terminated and truncated (the pole fell on the time limit's last step)
     dict(length=12, seed=1, terminated=(2, 9), truncated=(5, 9), gamma=0.95, lam=0.7),
+    # the rollout stops where an episode terminates: no bootstrap at its last step
+    dict(length=9, seed=2, terminated=(0, 8), truncated=(4,), gamma=0.9, lam=0.85),
 ]
 
 
@@ -71,12 +74,25 @@ def returns_reference(
     terminated_bootstrapped: bool = False,
     truncated_wins: bool = False,
     stored_before_reward: bool = False,
+    last_overrides_end: bool = False,
+    done_sum: bool = False,
+    discounted_reward: bool = False,
+    skip_first: bool = False,
+    forward: bool = False,
 ) -> np.ndarray:
-    """G[t] = r[t] + gamma * (G[t+1], or the bootstrap / 0 at an end), float64."""
+    """G[t] = r[t] + gamma * (G[t+1], or the bootstrap / 0 at an end), float64.
+
+    ``last_overrides_end``: the last step bootstraps even when it ended; ``done_sum``: the
+    masks ``truncated * next_values + (1 - terminated - truncated) * future``, -1 where both
+    are set; ``discounted_reward``: ``gamma * (r[t] + future)``; ``skip_first``: the loop
+    stops before step 0 (left at 0); ``forward``: the same steps from t = 0 up (a
+    ``lax.scan`` without ``reverse=True``), the bootstrap first.
+    """
     T = len(r["rewards"])
     out = np.zeros(T)
     future = 0.0
-    for t in reversed(range(T)):
+    steps = range(T) if forward else range(T - 1, -1, -1)
+    for t in steps:
         terminated, truncated = bool(r["terminated"][t]), bool(r["truncated"][t])
         if truncated_as_terminated:
             terminated, truncated = terminated or truncated, False
@@ -86,19 +102,29 @@ def returns_reference(
             terminated, truncated = False, terminated or truncated
         if truncated_wins and truncated:
             terminated = False
-        last = t == T - 1
+        last = t == steps[0]  # the first step visited starts from the bootstrap
         if no_done_mask and not last:
             nxt = future  # the boundary ignored
+        elif last_overrides_end and last:
+            nxt = r["next_values"][t]
+        elif done_sum:
+            boot = r["next_values"][-1] if last else future
+            nxt = truncated * r["next_values"][t] + (1 - terminated - truncated) * boot
         elif terminated:
             nxt = 0.0
         elif truncated:
             nxt = r["next_values"][t]
         elif last:
-            nxt = 0.0 if no_bootstrap else r["next_values"][t]
+            nxt = 0.0 if no_bootstrap else r["next_values"][-1]
         else:
             nxt = future
-        future = r["rewards"][t] + gamma * nxt
+        if discounted_reward:
+            future = gamma * (r["rewards"][t] + nxt)
+        else:
+            future = r["rewards"][t] + gamma * nxt
         out[t] = nxt if stored_before_reward else future
+    if skip_first:
+        out[0] = 0.0
     return out
 
 
@@ -114,8 +140,19 @@ def gae_reference(
     terminated_bootstrapped: bool = False,
     values_shifted: bool = False,
     returns_from_next_values: bool = False,
+    done_sum: bool = False,
+    mask_shifted: bool = False,
+    stored_before: bool = False,
+    normalised: int | None = None,
+    forward: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(advantages, returns), float64; ``returns = advantages + values``."""
+    """(advantages, returns), float64; ``returns = advantages + values``.
+
+    ``done_sum``: ``1 - (terminated + truncated)``, -1 where both are set; ``mask_shifted``:
+    ``A[t]`` cut by ``done[t + 1]`` (CleanRL's convention); ``stored_before``: ``A[t]`` holds
+    ``A[t + 1]``; ``normalised``: the advantages normalised with this ddof (the target too);
+    ``forward``: the recursion run from t = 0 up, ``A[t]`` from ``A[t - 1]``.
+    """
     v = r["values"].astype(np.float64)
     term = r["terminated"].astype(np.float64)
     done = term if truncated_ignored else np.maximum(term, r["truncated"])
@@ -128,16 +165,26 @@ def gae_reference(
         nv = np.concatenate([v[1:], nv[-1:]])
     delta = r["rewards"] + gamma * nv * (1 - term) - v
     keep = np.ones_like(done) if no_done_mask else 1 - done
+    if done_sum:
+        keep = 1 - (r["terminated"] + r["truncated"]).astype(np.float64)
+    if mask_shifted:
+        keep = np.concatenate([keep[1:], [1.0]])
     decay = gamma if lambda_missing else gamma * lam
     adv = np.zeros_like(v)
     a = 0.0
-    for t in reversed(range(len(v))):
+    for t in range(len(v)) if forward else reversed(range(len(v))):
+        if stored_before:
+            adv[t] = a
         a = delta[t] + decay * keep[t] * a
-        adv[t] = a
+        if not stored_before:
+            adv[t] = a
+    if normalised is not None:
+        adv = (adv - adv.mean()) / (adv.std(ddof=normalised) + 1e-8)
     return adv, adv + (nv if returns_from_next_values else v)
 
 
 def compare_returns(c: Checker, got: np.ndarray, r: dict, case: dict) -> None:
+    """The returns (``got``, numpy) against :func:`returns_reference`, with its mistakes."""
     g = case["gamma"]
     right = returns_reference(r, g)
     switches = [
@@ -148,8 +195,16 @@ def compare_returns(c: Checker, got: np.ndarray, r: dict, case: dict) -> None:
         "terminated_bootstrapped",
         "truncated_wins",
         "stored_before_reward",
+        "last_overrides_end",
+        "done_sum",
+        "discounted_reward",
+        ("step_skipped", "skip_first"),
+        "forward",
     ]
-    mistakes = [(c.hint(k), returns_reference(r, g, **{k: True})) for k in switches]
+    switches = [(k, k) if isinstance(k, str) else k for k in switches]
+    mistakes = [
+        (c.hint(k), returns_reference(r, g, **{sw: True})) for k, sw in switches
+    ]
     c.close(
         got,
         right,
@@ -166,6 +221,7 @@ def compare_returns(c: Checker, got: np.ndarray, r: dict, case: dict) -> None:
 def compare_gae(
     c: Checker, got: tuple[np.ndarray, np.ndarray], r: dict, case: dict
 ) -> None:
+    """(advantages, returns) (``got``, numpy) against :func:`gae_reference`."""
     g, lam = case["gamma"], case["lam"]
     right = gae_reference(r, g, lam)
     switches = [
@@ -176,11 +232,20 @@ def compare_gae(
         "terminated_bootstrapped",
         "values_shifted",
         "returns_from_next_values",
+        "done_sum",
+        "mask_shifted",
+        ("gae_stored_before", "stored_before"),
+        "forward",
     ]
+    switches = [(k, {k: True}) if isinstance(k, str) else (k[0], {k[1]: True})
+                for k in switches]  # fmt: skip
+    switches += [("normalised_in_gae", {"normalised": ddof}) for ddof in (0, 1)]
     for i, name in enumerate(("advantages", "returns")):
         mistakes = [
-            (c.hint(k), gae_reference(r, g, lam, **{k: True})[i]) for k in switches
+            (c.hint(k), gae_reference(r, g, lam, **sw)[i]) for k, sw in switches
         ]
+        if i == 1:  # right advantages, and exercise 1's return as the target
+            mistakes.insert(0, (c.hint("returns_monte_carlo"), returns_reference(r, g)))
         # a mistake that leaves this result unchanged must not take the hint
         mistakes = [(h, w) for h, w in mistakes if not np.allclose(w, right[i])]
         c.close(
@@ -199,7 +264,7 @@ def compare_gae(
 def check_returns(student: Callable, *, fw: Framework) -> None:
     """Discounted returns with terminated / truncated episode ends and a bootstrap."""
     with checking(
-        "discounted_returns", fw, passed="two rollouts with episode ends"
+        "discounted_returns", fw, passed="three rollouts with episode ends"
     ) as c:
         for case in RETURN_CASES:
             r = rollout(case)
@@ -212,6 +277,7 @@ def check_returns(student: Callable, *, fw: Framework) -> None:
                 t["next_values"],
                 gamma=case["gamma"],
             )
+            _unchanged(c, t, r, fw)
             if isinstance(out, list | tuple) and len(out) == len(r["rewards"]):
                 raise c.fail(
                     f"expected {fw.array_type}, got a {type(out).__name__} of "
@@ -224,7 +290,7 @@ def check_returns(student: Callable, *, fw: Framework) -> None:
 
 def check_gae(student: Callable, *, fw: Framework) -> None:
     """GAE advantages and value targets with terminated / truncated episode ends."""
-    with checking("gae", fw, passed="two rollouts with episode ends") as c:
+    with checking("gae", fw, passed="three rollouts with episode ends") as c:
         for case in RETURN_CASES:
             r = rollout(case)
             t = _inputs(r, fw)
@@ -238,4 +304,5 @@ def check_gae(student: Callable, *, fw: Framework) -> None:
                 gamma=case["gamma"],
                 lam=case["lam"],
             )
+            _unchanged(c, t, r, fw)
             compare_gae(c, _pair(c, out, ("advantages", "returns"), fw), r, case)

@@ -14,15 +14,17 @@
 # %% [markdown]
 # # Lab 2: deep-learning basics by hand in JAX
 #
-# Three exercises on chapter 2: the backward pass of a linear + ReLU layer written without
-# autodiff, one step of an LSTM cell, and masked scaled dot-product attention. Each exercise is
-# a function. Replace the line `raise NotImplementedError(...)` with your code, run the cell,
-# then run the check below it: a check prints ✅ when your function is right, or ❌ with what
-# it expected and a hint.
+# Four exercises on chapter 2: the backward pass of a linear + ReLU layer written without
+# autodiff, one step of an LSTM cell, masked scaled dot-product attention, and, beyond the
+# chapter (which leaves it to autodiff), the backward pass of that attention by hand. Each
+# exercise is a function. Replace the line `raise NotImplementedError(...)` with your code, run
+# the cell, then run the check below it: a check prints ✅ when your function is right, or ❌
+# with what it expected and a hint.
 #
-# The checks call your function on small inputs of two different shapes and compare with an
-# answer computed independently (`jax.vjp`, `jax.nn.dot_product_attention`, a NumPy LSTM
-# cell), and fail a function that calls the library's version; they never look at your code.
+# The checks call your function on small inputs of two or three different shapes and compare
+# with an answer computed independently (`jax.vjp`, `jax.nn.dot_product_attention`, a NumPy
+# LSTM cell, a float64 NumPy answer for exercise 4), and fail a function that calls the
+# library's version (or autodiff, in exercises 1 and 4); they never look at your code.
 # All inputs are `jnp.float32` arrays (the mask is `jnp.bool_`), and so must be your results.
 # The solved lab is
 # [`solutions/02-basics/in-jax.ipynb`](../../solutions/02-basics/in-jax.ipynb).
@@ -137,6 +139,80 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.
 
 # %%
 H.lab02.check_attention(attention)
+
+# %% [markdown] tags=["shared"]
+# ## Exercise 4: the backward pass of attention
+#
+# Exercise 1 computed a layer's backward pass by hand; chapter 2 leaves attention's to autodiff.
+# Here you write it. With $s = q k^\top / \sqrt{d} + M$ the masked scores (exercise 3),
+# $P = \mathrm{softmax}(s)$ over the keys, and $\mathrm{out} = P v$
+# {cite}`vaswani2017attention`, let $dX$ denote $\partial L / \partial X$ for some loss $L$,
+# and $d_\mathrm{out}$ `(B, T, dv)` be given. The product gives two gradients at once:
+#
+# $$dv = P^\top d_\mathrm{out}, \qquad dP = d_\mathrm{out}\, v^\top.$$
+#
+# The softmax of each query's row couples its weights (they sum to 1):
+# $\partial P_{ij} / \partial s_{il} = P_{ij} (\delta_{jl} - P_{il})$. Its
+# vector-Jacobian product needs no Jacobian, only a sum over the keys of each row:
+#
+# $$dS_{ij} = P_{ij} \Big( dP_{ij} - \sum_{l} dP_{il} P_{il} \Big), \qquad
+# dS = P \odot \big(dP - \mathrm{rowsum}(dP \odot P)\big).$$
+#
+# A masked key has $P_{ij} = 0$, so $dS_{ij} = 0$ and no gradient reaches it. Finally the
+# scores are $q k^\top$ times $1/\sqrt{d}$, so that factor comes back in both of their
+# gradients:
+#
+# $$dq = \frac{dS\, k}{\sqrt{d}}, \qquad dk = \frac{dS^\top q}{\sqrt{d}}.$$
+
+# %% [markdown]
+# Write `attention_backward(q, k, v, mask, d_out)`, with exercise 3's shapes and mask (`q`
+# `(B, T, d)`, `k` `(B, S, d)`, `v` `(B, S, dv)`, `mask` `(B, T, S)` boolean, `True` where
+# query `t` may attend to key `s`) and `d_out` `(B, T, dv)`. Return the tuple `(dq, dk, dv)`,
+# with the shapes of `q`, `k` and `v`, in `jnp.float32`, computed from the formulas, without
+# autodiff (the check refuses `jax.grad`, `jax.vjp`, `jax.jvp`, `jax.jacrev` and their kin).
+# Recompute `P` as the forward pass does; a batch of matrices is transposed with `P.mT` (or
+# `jnp.swapaxes(P, -2, -1)`), and a sum kept for broadcasting needs `keepdims=True`. The check
+# runs a random mask with `T = S`, a causal padded one with `T != S` and `d != dv`, and no
+# mask, against a float64 NumPy answer, and says which gradient is wrong.
+
+
+# %%
+def attention_backward(
+    q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, d_out: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab02.check_attention_backward(attention_backward)
+
+# %% [markdown]
+# Autodiff agrees: on a random case, the largest difference between your gradients and
+# `jax.vjp` of the masked attention is float32 rounding.
+
+# %%
+try:  # runs once exercise 4 is solved
+    kq, kk, kv, km, kd = jax.random.split(jax.random.key(0), 5)
+    B, T, S, d, dv = 2, 3, 4, 8, 5
+    q = jax.random.normal(kq, (B, T, d))
+    k = jax.random.normal(kk, (B, S, d))
+    v = jax.random.normal(kv, (B, S, dv))
+    mask = (
+        (jax.random.uniform(km, (B, T, S)) < 0.6).at[..., 0].set(True)
+    )  # key 0 for all
+    d_out = jax.random.normal(kd, (B, T, dv))
+    ours = attention_backward(q, k, v, mask, d_out)
+
+    def forward(q, k, v):
+        scores = jnp.where(mask, q @ k.mT / jnp.sqrt(d), -jnp.inf)
+        return jax.nn.softmax(scores, axis=-1) @ v
+
+    _, vjp = jax.vjp(forward, q, k, v)
+    for name, a, b in zip(("dq", "dk", "dv"), ours, vjp(d_out), strict=True):
+        print(f"{name}: max |yours - jax.vjp| = {jnp.abs(a - b).max():.1e}")
+except NotImplementedError:
+    print("solve exercise 4 first")
 
 # %% [markdown]
 # ## Going further

@@ -14,15 +14,17 @@
 # %% [markdown]
 # # Lab 2: deep-learning basics by hand in PyTorch
 #
-# Three exercises on chapter 2: the backward pass of a linear + ReLU layer written without
-# autograd, one step of an LSTM cell, and masked scaled dot-product attention. Each exercise is
-# a function. Replace the line `raise NotImplementedError(...)` with your code, run the cell,
-# then run the check below it: a check prints ✅ when your function is right, or ❌ with what
-# it expected and a hint.
+# Four exercises on chapter 2: the backward pass of a linear + ReLU layer written without
+# autograd, one step of an LSTM cell, masked scaled dot-product attention, and, beyond the
+# chapter (which leaves it to autograd), the backward pass of that attention by hand. Each
+# exercise is a function. Replace the line `raise NotImplementedError(...)` with your code, run
+# the cell, then run the check below it: a check prints ✅ when your function is right, or ❌
+# with what it expected and a hint.
 #
-# The checks call your function on small inputs of two different shapes and compare with
-# PyTorch's own answer (autograd, `nn.LSTMCell`, `F.scaled_dot_product_attention`), and fail a
-# function that calls it; they never look at your code. All inputs are `torch.float32` (the
+# The checks call your function on small inputs of two or three different shapes and compare
+# with PyTorch's own answer (autograd, `nn.LSTMCell`, `F.scaled_dot_product_attention`; a
+# float64 NumPy answer for exercise 4), and fail a function that calls it (or autograd, in
+# exercises 1 and 4); they never look at your code. All inputs are `torch.float32` (the
 # mask is `torch.bool`), and so must be your results. The solved lab is
 # [`solutions/02-basics/in-pytorch.ipynb`](../../solutions/02-basics/in-pytorch.ipynb).
 
@@ -152,6 +154,88 @@ def attention(
 
 # %%
 H.lab02.check_attention(attention)
+
+# %% [markdown] tags=["shared"]
+# ## Exercise 4: the backward pass of attention
+#
+# Exercise 1 computed a layer's backward pass by hand; chapter 2 leaves attention's to autodiff.
+# Here you write it. With $s = q k^\top / \sqrt{d} + M$ the masked scores (exercise 3),
+# $P = \mathrm{softmax}(s)$ over the keys, and $\mathrm{out} = P v$
+# {cite}`vaswani2017attention`, let $dX$ denote $\partial L / \partial X$ for some loss $L$,
+# and $d_\mathrm{out}$ `(B, T, dv)` be given. The product gives two gradients at once:
+#
+# $$dv = P^\top d_\mathrm{out}, \qquad dP = d_\mathrm{out}\, v^\top.$$
+#
+# The softmax of each query's row couples its weights (they sum to 1):
+# $\partial P_{ij} / \partial s_{il} = P_{ij} (\delta_{jl} - P_{il})$. Its
+# vector-Jacobian product needs no Jacobian, only a sum over the keys of each row:
+#
+# $$dS_{ij} = P_{ij} \Big( dP_{ij} - \sum_{l} dP_{il} P_{il} \Big), \qquad
+# dS = P \odot \big(dP - \mathrm{rowsum}(dP \odot P)\big).$$
+#
+# A masked key has $P_{ij} = 0$, so $dS_{ij} = 0$ and no gradient reaches it. Finally the
+# scores are $q k^\top$ times $1/\sqrt{d}$, so that factor comes back in both of their
+# gradients:
+#
+# $$dq = \frac{dS\, k}{\sqrt{d}}, \qquad dk = \frac{dS^\top q}{\sqrt{d}}.$$
+
+# %% [markdown]
+# Write `attention_backward(q, k, v, mask, d_out)`, with exercise 3's shapes and mask (`q`
+# `(B, T, d)`, `k` `(B, S, d)`, `v` `(B, S, dv)`, `mask` `(B, T, S)` `torch.bool`, `True` where
+# query `t` may attend to key `s`) and `d_out` `(B, T, dv)`. Return the tuple `(dq, dk, dv)`,
+# with the shapes of `q`, `k` and `v`, in `torch.float32`, computed from the formulas, without
+# autograd (the check refuses `torch.autograd.grad`, `.backward()` and `torch.func`).
+# Recompute `P` as the forward pass does; a batch of matrices is transposed with `P.mT` (or
+# `P.transpose(-2, -1)`), and a sum kept for broadcasting needs `keepdim=True`. The check runs
+# a random mask with `T = S`, a causal padded one with `T != S` and `d != dv`, and no mask,
+# against a float64 NumPy answer, and says which gradient is wrong.
+
+
+# %%
+def attention_backward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor,
+    d_out: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ### BEGIN SOLUTION
+    scale = 1 / math.sqrt(q.shape[-1])
+    scores = (q @ k.mT * scale).masked_fill(~mask, float("-inf"))  # (B, T, S)
+    P = torch.softmax(scores, dim=-1)  # the forward pass again: 0 at masked keys
+    dv = P.mT @ d_out  # (B, S, dv)
+    dP = d_out @ v.mT  # (B, T, S)
+    dS = P * (dP - (dP * P).sum(dim=-1, keepdim=True))  # softmax's backward, per row
+    return dS @ k * scale, dS.mT @ q * scale, dv
+    ### END SOLUTION
+
+
+# %%
+H.lab02.check_attention_backward(attention_backward)
+
+# %% [markdown]
+# Autograd agrees: on a random case, the largest difference between your gradients and
+# `torch.autograd.grad` of `F.scaled_dot_product_attention` (with the same mask) is float32
+# rounding.
+
+# %%
+try:  # runs once exercise 4 is solved
+    gen = torch.Generator().manual_seed(0)
+    B, T, S, d, dv = 2, 3, 4, 8, 5
+    q, k, v = (
+        torch.randn(B, n, m, generator=gen) for n, m in [(T, d), (S, d), (S, dv)]
+    )
+    mask = torch.rand(B, T, S, generator=gen) < 0.6
+    mask[..., 0] = True  # every query may attend to key 0
+    d_out = torch.randn(B, T, dv, generator=gen)
+    ours = attention_backward(q, k, v, mask, d_out)
+    qkv = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    out = torch.nn.functional.scaled_dot_product_attention(*qkv, attn_mask=mask)
+    theirs = torch.autograd.grad(out, qkv, grad_outputs=d_out)
+    for name, a, b in zip(("dq", "dk", "dv"), ours, theirs, strict=True):
+        print(f"{name}: max |yours - autograd| = {(a - b).abs().max():.1e}")
+except NotImplementedError:
+    print("solve exercise 4 first")
 
 # %% [markdown]
 # ## Going further

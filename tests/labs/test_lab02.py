@@ -9,8 +9,8 @@ Also here: the numpy references (which compute each mistake's result) equal the 
 own implementations on the checks' inputs; every mistake changes those results well beyond
 the checks' tolerance; correct variants (a mask written as y > 0, -1e9 instead of -inf, jitted
 functions) pass; the answer keys a check watches are restored after it;
-and the tuple results of exercises 1-2 are rejected when 3 % off or made of the wrong types
-(the generic near-miss test of test_labs.py cannot scale a tuple).
+and the tuple results of exercises 1, 2 and 4 are rejected when 3 % off or made of the wrong
+types (the generic near-miss test of test_labs.py cannot scale a tuple).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from labtools import (
 
 from helpers.labs import CheckFailed
 from helpers.labs.lab02 import attention as lab02_attention
+from helpers.labs.lab02 import attention_backward as lab02_attention_backward
 from helpers.labs.lab02 import backprop as lab02_backprop
 from helpers.labs.lab02 import checks as lab02
 from helpers.labs.lab02 import jax as lab02_jax
@@ -163,6 +164,56 @@ def _t_own_causal(s, m):
 def _t_scale_by_length(q, k, v, mask):
     scores = q @ k.mT / math.sqrt(q.shape[1])  # T, not d
     return torch.softmax(scores.masked_fill(~mask, -math.inf), dim=-1) @ v
+
+
+def _t_attention_backward(
+    *,
+    scale=lambda d: 1 / math.sqrt(d),
+    grad_scale=None,
+    masked=lambda s, mask: s.masked_fill(~mask, float("-inf")),
+    dim=-1,
+    ds=lambda P, dP: P * (dP - (dP * P).sum(-1, keepdim=True)),
+    dk=lambda dS, q: dS.mT @ q,
+    dv=lambda P, d_out: P.mT @ d_out,
+    result=lambda dq, dk, dv: (dq, dk, dv),
+):
+    """attention_backward with each step replaceable: the scales, mask, dS, dk, dv, result."""
+
+    def attention_backward(q, k, v, mask, d_out):
+        d = q.shape[-1]
+        g = scale(d) if grad_scale is None else grad_scale(d)
+        P = torch.softmax(masked(q @ k.mT * scale(d), mask), dim=dim)
+        dS = ds(P, d_out @ v.mT)
+        return result(dS @ k * g, dk(dS, q) * g, dv(P, d_out))
+
+    return attention_backward
+
+
+def _t_attention_autograd(q, k, v, mask, d_out):
+    qkv = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    out = F.scaled_dot_product_attention(*qkv, attn_mask=mask)
+    return torch.autograd.grad(out, qkv, grad_outputs=d_out)
+
+
+def _t_attention_backward_call(q, k, v, mask, d_out):
+    qkv = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    F.scaled_dot_product_attention(*qkv, attn_mask=mask).backward(d_out)
+    return tuple(t.grad for t in qkv)
+
+
+def _t_attention_func_vjp(q, k, v, mask, d_out):
+    def forward(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+    _, vjp = torch.func.vjp(forward, q, k, v)
+    return vjp(d_out)
+
+
+def _t_attention_in_place(q, k, v, mask, d_out):
+    q /= math.sqrt(q.shape[-1])  # writes into the caller's q
+    P = torch.softmax((q @ k.mT).masked_fill(~mask, float("-inf")), dim=-1)
+    dS = P * ((d_out @ v.mT) - ((d_out @ v.mT) * P).sum(-1, keepdim=True))
+    return dS @ k / math.sqrt(k.shape[-1]), dS.mT @ q, P.mT @ d_out
 
 
 TORCH_MISTAKES = [
@@ -327,6 +378,95 @@ TORCH_MISTAKES = [
     ("attention", _t_attention(masked=lambda s, m: s), "mask_ignored"),
     ("attention", _t_attention(masked=_t_own_causal), "mask_own_causal"),
     ("attention", _t_attention(masked=lambda s, m: s + m), "mask_additive"),
+    # exercise 4: the backward pass of attention
+    (
+        "attention_backward",
+        _t_attention_backward(grad_scale=lambda d: 1.0),
+        "bwd_scale",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(grad_scale=lambda d: 1 / d),
+        "bwd_scale",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(ds=lambda P, dP: P * dP),
+        "bwd_no_rowsum",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(
+            ds=lambda P, dP: P * (dP - (dP * P).sum(-2, keepdim=True))
+        ),
+        "bwd_rowsum_axis",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(ds=lambda P, dP: P * (dP - (dP * P).sum())),
+        "bwd_rowsum_axis",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(ds=lambda P, dP: P * (dP - (dP * P).sum(-1))),
+        "shapes",  # no keepdim: (B, T) does not broadcast against (B, T, S)
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(ds=lambda P, dP: P * dP - (dP * P).sum(-1, keepdim=True)),
+        "bwd_rowsum_no_p",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(dk=lambda dS, q: dS @ q),
+        "bwd_dk_transpose",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(dv=lambda P, d_out: P @ d_out),
+        "bwd_dv_transpose",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(masked=lambda s, m: s),
+        "bwd_mask_ignored",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(masked=lambda s, m: s.masked_fill(~m, 0.0)),
+        "bwd_mask_ignored",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(masked=lambda s, m: s.masked_fill(m, float("-inf"))),
+        "mask_polarity",
+    ),
+    ("attention_backward", _t_attention_backward(scale=lambda d: 1.0), "scale_missing"),
+    ("attention_backward", _t_attention_backward(dim=-2), "softmax_axis"),
+    (
+        "attention_backward",
+        _t_attention_backward(result=lambda dq, dk, dv: (dk, dq, dv)),
+        "bwd_order",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(result=lambda dq, dk, dv: (dq, dv, dk)),
+        "bwd_order",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(result=lambda dq, dk, dv: (dq, dk)),
+        "result_tuple_qkv",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(result=lambda dq, dk, dv: (dq.double(), dk, dv)),
+        "bwd_dtype",
+    ),
+    ("attention_backward", _t_attention_in_place, "changed_input"),
+    ("attention_backward", _t_attention_autograd, "attention_backward_answer_key"),
+    ("attention_backward", _t_attention_backward_call, "attention_backward_answer_key"),
+    ("attention_backward", _t_attention_func_vjp, "attention_backward_answer_key"),
 ]
 
 
@@ -467,6 +607,63 @@ def _j_own_causal(s, m):
 def _j_scale_by_length(q, k, v, mask):
     scores = q @ k.swapaxes(-2, -1) / math.sqrt(q.shape[1])  # T, not d
     return jax.nn.softmax(jnp.where(mask, scores, -jnp.inf), axis=-1) @ v
+
+
+def _j_attention_backward(
+    *,
+    scale=lambda d: 1 / math.sqrt(d),
+    grad_scale=None,
+    masked=lambda s, mask: jnp.where(mask, s, -jnp.inf),
+    axis=-1,
+    ds=lambda P, dP: P * (dP - (dP * P).sum(-1, keepdims=True)),
+    dk=lambda dS, q: dS.mT @ q,
+    dv=lambda P, d_out: P.mT @ d_out,
+    result=lambda dq, dk, dv: (dq, dk, dv),
+):
+    """attention_backward with each step replaceable: the scales, mask, dS, dk, dv, result."""
+
+    def attention_backward(q, k, v, mask, d_out):
+        d = q.shape[-1]
+        g = scale(d) if grad_scale is None else grad_scale(d)
+        P = jax.nn.softmax(masked(q @ k.mT * scale(d), mask), axis=axis)
+        dS = ds(P, d_out @ v.mT)
+        return result(dS @ k * g, dk(dS, q) * g, dv(P, d_out))
+
+    return attention_backward
+
+
+def _j_forward(mask):
+    def forward(q, k, v):
+        scores = jnp.where(mask, q @ k.mT / jnp.sqrt(q.shape[-1]), -jnp.inf)
+        return jax.nn.softmax(scores, axis=-1) @ v
+
+    return forward
+
+
+def _j_attention_vjp(q, k, v, mask, d_out):
+    _, vjp = jax.vjp(_j_forward(mask), q, k, v)
+    return vjp(d_out)
+
+
+def _j_attention_grad(q, k, v, mask, d_out):
+    loss = lambda q, k, v: jnp.sum(_j_forward(mask)(q, k, v) * d_out)  # noqa: E731
+    return jax.grad(loss, argnums=(0, 1, 2))(q, k, v)
+
+
+def _j_attention_nnx_grad(q, k, v, mask, d_out):
+    loss = lambda q, k, v: jnp.sum(_j_forward(mask)(q, k, v) * d_out)  # noqa: E731
+    return nnx.grad(loss, argnums=(0, 1, 2))(q, k, v)
+
+
+def _j_attention_in_place(q, k, v, mask, d_out):
+    d_out[~mask.any(-1)] = 0  # what PyTorch allows; JAX arrays refuse
+    return _j_attention_backward()(q, k, v, mask, d_out)
+
+
+def _j_attention_float64(q, k, v, mask, d_out):
+    with jax.enable_x64():  # float64 only exists with x64 on
+        grads = _j_attention_backward()(q, k, v, mask, d_out)
+        return tuple(g.astype(jnp.float64) for g in grads)
 
 
 JAX_MISTAKES = [
@@ -622,6 +819,100 @@ JAX_MISTAKES = [
     ("attention", _j_attention(masked=lambda s, m: s), "mask_ignored"),
     ("attention", _j_attention(masked=_j_own_causal), "mask_own_causal"),
     ("attention", _j_attention(masked=lambda s, m: s + m), "mask_additive"),
+    # exercise 4: the backward pass of attention
+    (
+        "attention_backward",
+        _j_attention_backward(grad_scale=lambda d: 1.0),
+        "bwd_scale",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(grad_scale=lambda d: math.sqrt(d)),
+        "bwd_scale",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(ds=lambda P, dP: P * dP),
+        "bwd_no_rowsum",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(
+            ds=lambda P, dP: P * (dP - (dP * P).sum(-2, keepdims=True))
+        ),
+        "bwd_rowsum_axis",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(
+            ds=lambda P, dP: P * (dP - (dP * P).sum((-2, -1), keepdims=True))
+        ),
+        "bwd_rowsum_axis",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(ds=lambda P, dP: P * (dP - (dP * P).sum(-1))),
+        "shapes",  # no keepdims: (B, T) does not broadcast against (B, T, S)
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(
+            ds=lambda P, dP: P * dP - (dP * P).sum(-1, keepdims=True)
+        ),
+        "bwd_rowsum_no_p",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(dk=lambda dS, q: dS @ q),
+        "bwd_dk_transpose",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(dk=lambda dS, q: q.mT @ dS),  # (B, d, S): dk^T
+        "bwd_dk_transpose",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(dv=lambda P, d_out: P @ d_out),
+        "bwd_dv_transpose",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(masked=lambda s, m: s),
+        "bwd_mask_ignored",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(masked=lambda s, m: jnp.where(m, s, 0.0)),
+        "bwd_mask_ignored",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(masked=lambda s, m: jnp.where(m, -jnp.inf, s)),
+        "mask_polarity",
+    ),
+    ("attention_backward", _j_attention_backward(scale=lambda d: 1.0), "scale_missing"),
+    ("attention_backward", _j_attention_backward(axis=-2), "softmax_axis"),
+    (
+        "attention_backward",
+        _j_attention_backward(result=lambda dq, dk, dv: (dk, dq, dv)),
+        "bwd_order",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(result=lambda dq, dk, dv: (dv, dk, dq)),
+        "bwd_order",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(result=lambda dq, dk, dv: dq),
+        "result_tuple_qkv",
+    ),
+    ("attention_backward", _j_attention_float64, "bwd_dtype"),
+    ("attention_backward", _j_attention_in_place, "immutable"),
+    ("attention_backward", _j_attention_vjp, "attention_backward_answer_key"),
+    ("attention_backward", _j_attention_grad, "attention_backward_answer_key"),
+    ("attention_backward", _j_attention_nnx_grad, "attention_backward_answer_key"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -651,6 +942,45 @@ def _j_set_to_zero(x, W, b, dy):
     return dz @ W.T, x.T @ dz, dz.sum(0)
 
 
+def _t_attention_backward_einsum(q, k, v, mask, d_out):
+    """Exercise 4 in einsum, the mask as a large negative number and a softmax by hand."""
+    scores = torch.einsum("btd,bsd->bts", q, k) / math.sqrt(q.shape[-1])
+    scores = torch.where(mask, scores, torch.tensor(-1e9))
+    e = torch.exp(scores - scores.amax(-1, keepdim=True))
+    P = e / e.sum(-1, keepdim=True)
+    dP = torch.einsum("btv,bsv->bts", d_out, v)
+    dS = P * dP - P * torch.einsum("bts,bts->bt", dP, P)[..., None]
+    dq = torch.einsum("bts,bsd->btd", dS, k) / math.sqrt(q.shape[-1])
+    dk = torch.einsum("bts,btd->bsd", dS, q) / math.sqrt(q.shape[-1])
+    return dq, dk, torch.einsum("bts,btv->bsv", P, d_out)
+
+
+def _t_attention_backward_jacobian(q, k, v, mask, d_out):
+    """Exercise 4 through the softmax's explicit Jacobian, diag(p) - p p^T, per row."""
+    scale = 1 / math.sqrt(q.shape[-1])
+    P = torch.softmax((q @ k.mT * scale) + torch.log(mask.float()), dim=-1)
+    J = torch.diag_embed(P) - P[..., :, None] * P[..., None, :]  # (B, T, S, S)
+    dS = (J @ (d_out @ v.mT)[..., None])[..., 0]  # J is symmetric
+    return dS @ k * scale, dS.transpose(-2, -1) @ q * scale, P.transpose(-2, -1) @ d_out
+
+
+def _j_attention_backward_loop(q, k, v, mask, d_out):
+    """Exercise 4 one sequence at a time, with jax.vmap; finfo.min for the mask."""
+
+    def one(q, k, v, mask, d_out):
+        scores = q @ k.T / jnp.sqrt(q.shape[-1])
+        P = jax.nn.softmax(jnp.where(mask, scores, jnp.finfo(q.dtype).min), axis=-1)
+        dP = d_out @ v.T
+        dS = P * (dP - jnp.einsum("ts,ts->t", dP, P)[:, None])
+        return (
+            dS @ k / jnp.sqrt(q.shape[-1]),
+            dS.T @ q / jnp.sqrt(q.shape[-1]),
+            P.T @ d_out,
+        )
+
+    return jax.vmap(one)(q, k, v, mask, d_out)
+
+
 ACCEPTED = {
     "pytorch": [
         # relu(z) > 0 exactly where z > 0: the output's mask is the right one.
@@ -666,6 +996,12 @@ ACCEPTED = {
         ("lstm_step", _t_lstm(split=lambda z: z.split(z.shape[1] // 4, dim=-1))),
         ("lstm_step", _t_lstm(split=lambda z: z.view(len(z), 4, -1).unbind(1))),
         ("attention", _t_attention(masked=lambda s, m: s + torch.log(m.float()))),
+        ("attention_backward", _t_attention_backward_einsum),
+        ("attention_backward", _t_attention_backward_jacobian),
+        (
+            "attention_backward",
+            _t_attention_backward(result=lambda dq, dk, dv: [dq, dk, dv]),
+        ),
     ],
     "jax": [
         ("linear_relu_backward", _j_backward(mask=lambda z, y, x, dy, W: y > 0)),
@@ -679,6 +1015,15 @@ ACCEPTED = {
         ("linear_relu_backward", _j_set_to_zero),
         ("lstm_step", _j_lstm(split=lambda z: z.reshape(len(z), 4, -1).swapaxes(0, 1))),
         ("attention", jax.jit(_j_attention())),
+        ("attention_backward", jax.jit(_j_attention_backward())),
+        ("attention_backward", _j_attention_backward_loop),
+        (
+            "attention_backward",
+            _j_attention_backward(
+                masked=lambda s, m: jnp.where(m, s, -1e9),
+                ds=lambda P, dP: P * dP - P * (P * dP).sum(-1, keepdims=True),
+            ),
+        ),
     ],
 }
 
@@ -694,9 +1039,11 @@ def test_right_variants_pass(framework, exercise, right, capsys):
 
 # --- tuple results: near misses and wrong types ---------------------------------------------------
 TUPLE_EXERCISES = [
-    (fw, ex) for fw in MISTAKES for ex in ("linear_relu_backward", "lstm_step")
+    (fw, ex)
+    for fw in MISTAKES
+    for ex in ("linear_relu_backward", "lstm_step", "attention_backward")
 ]
-PARTS = {"linear_relu_backward": 3, "lstm_step": 2}
+PARTS = {"linear_relu_backward": 3, "lstm_step": 2, "attention_backward": 3}
 
 
 def _solution(framework: str, exercise: str):
@@ -786,6 +1133,43 @@ def test_attention_reference_equals_both_libraries():
         )
 
 
+def test_attention_backward_reference_equals_both_autodiffs():
+    """The float64 numpy answer of exercise 4 is autograd's and jax.vjp's, on every case."""
+    for case in lab02.attention_backward_cases():
+        want = lab02.attention_backward(**case)
+        t = {
+            n: torch.from_numpy(a) if a.dtype == bool else torch.from_numpy(a).double()
+            for n, a in case.items()
+        }
+        qkv = [t[n].requires_grad_(True) for n in "qkv"]
+        out = F.scaled_dot_product_attention(*qkv, attn_mask=t["mask"])
+        got = torch.autograd.grad(out, qkv, grad_outputs=t["d_out"])
+        for a, b in zip(want, got, strict=True):
+            np.testing.assert_allclose(a, b.numpy(), rtol=1e-10, atol=1e-12)
+        with jax.enable_x64():
+            q, k, v, d_out = (
+                jnp.asarray(case[n], jnp.float64) for n in ("q", "k", "v", "d_out")
+            )
+            _, vjp = jax.vjp(_j_forward(case["mask"]), q, k, v)
+            for a, b in zip(want, vjp(d_out), strict=True):
+                np.testing.assert_allclose(a, np.asarray(b), rtol=1e-10, atol=1e-12)
+
+
+def test_attention_backward_cases_cover_the_shapes_and_masks():
+    """T = S first (a missing transpose keeps its shape), then T != S, d != dv; no mask last."""
+    first, second, third = lab02.attention_backward_cases()
+    assert first["q"].shape == first["k"].shape and not first["mask"].all()
+    t, d = second["q"].shape[1:]
+    s, dv = second["v"].shape[1:]
+    assert len({t, s, d, dv}) == 4 and not second["mask"].all()
+    assert (
+        (~second["mask"]).all(1).any()
+    )  # a key no query may attend to: its dk, dv are 0
+    assert third["mask"].all()
+    for case in (first, second, third):
+        assert case["mask"].any(-1).all()  # every query may attend to a key
+
+
 def _far(wrong, right) -> bool:
     """``wrong`` differs from ``right`` by far more than the checks' tolerance."""
     wrong, right = np.asarray(wrong), np.asarray(right)
@@ -808,6 +1192,11 @@ def test_every_mistake_changes_the_answer():
         right = lab02.attention(**case)
         for key, wrong in lab02_attention._attention_mistakes(case):
             assert _far(wrong, right) or np.isnan(wrong).any(), key
+    for case in lab02.attention_backward_cases():
+        right = lab02.attention_backward(**case)
+        for key, wrong in lab02_attention_backward._mistakes(case):
+            far = [_far(w, r) for w, r in zip(wrong, right, strict=True)]
+            assert any(far) or np.isnan(wrong[0]).any(), key
 
 
 def test_first_cases_give_every_mistake_a_number():
@@ -815,6 +1204,9 @@ def test_first_cases_give_every_mistake_a_number():
     case = lab02.attention_cases()[0]
     for key, wrong in lab02_attention._attention_mistakes(case):
         assert np.isfinite(wrong).all(), key
+    case = lab02.attention_backward_cases()[0]
+    for key, wrong in lab02_attention_backward._mistakes(case):
+        assert all(np.isfinite(w).all() for w in wrong), key
     square = lab02.linear_relu_cases()[0]
     assert square["W"].shape[0] == square["W"].shape[1]
 

@@ -18,7 +18,8 @@ forbidden keys.
 This module holds the hints shared by both frameworks (:data:`HINTS`) and re-exports the
 checks, cases and references, which live one module per exercise:
 :mod:`~helpers.labs.lab02.backprop` (exercise 1), :mod:`~helpers.labs.lab02.lstm` (2) and
-:mod:`~helpers.labs.lab02.attention` (3); what the three share is in
+:mod:`~helpers.labs.lab02.attention` (3) and :mod:`~helpers.labs.lab02.attention_backward` (4,
+whose expected answer is its float64 numpy reference); what they share is in
 :mod:`~helpers.labs.lab02._common`.
 """
 
@@ -26,6 +27,11 @@ from __future__ import annotations
 
 from helpers.labs.kit import Hints
 from helpers.labs.lab02.attention import attention, attention_cases, check_attention
+from helpers.labs.lab02.attention_backward import (
+    attention_backward,
+    attention_backward_cases,
+    check_attention_backward,
+)
 from helpers.labs.lab02.backprop import (
     check_linear_relu_backward,
     linear_relu_cases,
@@ -36,8 +42,11 @@ from helpers.labs.lab02.lstm import check_lstm_step, lstm_cases, lstm_step
 __all__ = [
     "HINTS",
     "attention",
+    "attention_backward",
+    "attention_backward_cases",
     "attention_cases",
     "check_attention",
+    "check_attention_backward",
     "check_linear_relu_backward",
     "check_lstm_step",
     "linear_relu_cases",
@@ -117,5 +126,30 @@ HINTS = Hints(
         "q k^T / sqrt(d)",
         "scale_after_softmax": "scale the scores before the softmax, "
         "softmax(q k^T / sqrt(d)) @ v; dividing the output by sqrt(d) is another result",
+        "result_tuple_qkv": "return the three gradients as one tuple, in the order of the "
+        "inputs: return dq, dk, dv",
+        "bwd_dtype": "compute the gradients in the inputs' dtype, float32, as the forward "
+        "pass does: no float64 along the way (.double(), or jnp.float64 with x64 on)",
+        "bwd_order": "return the gradients in the order of the inputs, return dq, dk, dv: "
+        "dq has q's shape (B, T, d), dk k's (B, S, d), dv v's (B, S, dv)",
+        "bwd_scale": "the scores are q k^T / sqrt(d), so the factor 1 / sqrt(d) comes back, "
+        "once, in the two gradients that go through them: dq = dS @ k / sqrt(d) and "
+        "dk = dS^T @ q / sqrt(d) (dv has none)",
+        "bwd_no_rowsum": "softmax's backward is not P * dP: each weight of a row depends on "
+        "every score of that row (they sum to 1), which gives a second term, "
+        "dS = P * (dP - rowsum(dP * P)), the sum over the keys of each query",
+        "bwd_rowsum_axis": "the sum in dS = P * (dP - rowsum(dP * P)) runs over the keys of "
+        "each query, the last axis (S) only, kept for broadcasting: shape (B, T, 1)",
+        "bwd_rowsum_no_p": "multiply the whole bracket by P: dS = P * (dP - rowsum(dP * P)); "
+        "P * dP - rowsum(dP * P) leaves gradient on the masked keys, where P = 0",
+        "bwd_dk_transpose": "dk pairs each key with the queries that read it: "
+        "dk = dS^T @ q / sqrt(d), (B, S, T) @ (B, T, d), dS^T with its last two axes "
+        "swapped; dS @ q has dk's shape only because T = S here",
+        "bwd_dv_transpose": "dv = P^T @ d_out, (B, S, T) @ (B, T, dv): each value collects "
+        "the gradient of every query that read it; P @ d_out has dv's shape only because "
+        "T = S here",
+        "bwd_mask_ignored": "recompute P exactly as the forward pass does: forbidden scores "
+        "at -inf before the softmax, so P = 0 there and no gradient reaches a masked key "
+        "(dS = P * (...) is 0 there too)",
     }
 )

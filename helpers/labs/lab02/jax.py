@@ -5,7 +5,8 @@ JAX arrays and JAX's own answers (``jax.vjp``, ``jax.nn.dot_product_attention``,
 the LSTM step has no JAX twin in PyTorch's layout, so the numpy reference answers it), words
 the layout-dependent hints for ``W (in, out)``, names the answer keys a student's function may
 not call (``jax.vjp`` and kin, Flax's LSTM cells, the libraries' attention), and turns JAX's
-error messages into hints.
+error messages into hints. Exercise 4 (attention's backward pass) is compared with its
+float64 numpy reference, and may not call autodiff either.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from helpers.jax.labkit import lab_framework
 from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab02 import checks as lab02
 
-__all__ = ["check_attention", "check_linear_relu_backward", "check_lstm_step"]
+__all__ = [
+    "check_attention",
+    "check_attention_backward",
+    "check_linear_relu_backward",
+    "check_lstm_step",
+]
 
 # Known mistakes that only JAX allows, and JAX's wording of layout-dependent ones.
 HINTS = Hints(
@@ -43,6 +49,11 @@ HINTS = Hints(
         "jax.nn.dot_product_attention or Flax's, which the check compares with: "
         "q @ jnp.swapaxes(k, -2, -1) / jnp.sqrt(d), jnp.where(mask, scores, -jnp.inf), "
         "jax.nn.softmax(scores, axis=-1) @ v",
+        "attention_backward_answer_key": "write the gradients from the formulas, without "
+        "jax.grad, jax.vjp or their kin (jax.jvp, jax.jacrev, nnx.grad...): P = the softmax "
+        "of the masked scores, dv = P.mT @ d_out, dP = d_out @ v.mT, "
+        "dS = P * (dP - (dP * P).sum(-1, keepdims=True)), dq = dS @ k / jnp.sqrt(d), "
+        "dk = dS.mT @ q / jnp.sqrt(d)",
         "lstm_split": "cut z into its 4 gates along the last axis (4H): "
         "jnp.split(z, 4, axis=-1); jnp.split's number is how many pieces, and it cuts "
         "axis 0 unless given an axis",
@@ -50,7 +61,8 @@ HINTS = Hints(
         "(in, out), so the layer is x @ W + b, while the LSTM's weights keep PyTorch's "
         "(4H, D) layout, x @ W_ih.T; a batch of matrices k (B, S, d) is transposed with "
         "jnp.swapaxes(k, -2, -1) or k.mT (k.T reverses every axis, and k.transpose wants "
-        "the whole permutation, k.transpose(0, 2, 1))",
+        "the whole permutation, k.transpose(0, 2, 1)); a sum kept for broadcasting needs "
+        "keepdims=True",
         "immutable": "JAX arrays cannot change in place: pick values into a new array "
         "with jnp.where, e.g. jnp.where(z > 0, dy, 0) or jnp.where(mask, scores, -jnp.inf)",
         "axis_not_dim": "JAX follows NumPy: the axis is named axis, "
@@ -60,7 +72,7 @@ HINTS = Hints(
 
 _MESSAGES = {
     "dot_general requires contracting dimensions": "shapes",
-    "incompatible shapes for broadcasting": "shapes",
+    "[Ii]ncompatible shapes for broadcasting": "shapes",
     "Incompatible types for matmul": "shapes",
     "transpose permutation isn't a permutation": "shapes",
     "arrays are immutable": "immutable",
@@ -72,8 +84,19 @@ _MESSAGES = {
 # What each exercise may not call: the library's own version (the check compares with JAX's).
 _AUTODIFF = [
     (jax, name)
-    for name in ("vjp", "grad", "value_and_grad", "jacrev", "jacfwd", "jacobian")
-]
+    for name in (
+        "vjp",
+        "grad",
+        "value_and_grad",
+        "jacrev",
+        "jacfwd",
+        "jacobian",
+        "hessian",
+        "jvp",
+        "linearize",
+        "linear_transpose",
+    )
+] + [(nnx, name) for name in ("grad", "value_and_grad", "vjp", "jvp")]
 _LSTM = [(nnx.LSTMCell, "__call__"), (nnx.OptimizedLSTMCell, "__call__")]
 _ATTENTION = [(jax.nn, "dot_product_attention"), (nnx, "dot_product_attention")]
 
@@ -136,4 +159,7 @@ check_attention = partial(
     fw=JAX,
     library=_dot_product_attention,
     answer_keys=_ATTENTION,
+)
+check_attention_backward = partial(
+    lab02.check_attention_backward, fw=JAX, answer_keys=_AUTODIFF
 )

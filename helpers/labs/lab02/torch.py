@@ -4,7 +4,8 @@ The checks are :mod:`helpers.labs.lab02.checks`, shared with JAX; this module ha
 tensors and PyTorch's own answers (autograd, ``nn.LSTMCell``, ``F.scaled_dot_product_attention``,
 all in float64), words the layout-dependent hints for ``W (out, in)``, names the answer keys a
 student's function may not call (autograd, the LSTM cell, ``F.scaled_dot_product_attention``),
-and turns PyTorch's error messages into hints.
+and turns PyTorch's error messages into hints. Exercise 4 (attention's backward pass) is
+compared with its float64 numpy reference, and may not call autograd either.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab02 import checks as lab02
 from helpers.torch.labkit import lab_framework
 
-__all__ = ["check_attention", "check_linear_relu_backward", "check_lstm_step"]
+__all__ = [
+    "check_attention",
+    "check_attention_backward",
+    "check_linear_relu_backward",
+    "check_lstm_step",
+]
 
 # Known mistakes that only PyTorch allows, and PyTorch's wording of layout-dependent ones.
 HINTS = Hints(
@@ -41,6 +47,11 @@ HINTS = Hints(
         "F.scaled_dot_product_attention, which the check compares with: "
         "q @ k.transpose(-2, -1) / math.sqrt(d), masked_fill(~mask, float('-inf')), "
         "torch.softmax(scores, dim=-1) @ v",
+        "attention_backward_answer_key": "write the gradients from the formulas, without "
+        "autograd (torch.autograd.grad, .backward(), torch.func): P = the softmax of the "
+        "masked scores, dv = P.mT @ d_out, dP = d_out @ v.mT, "
+        "dS = P * (dP - (dP * P).sum(-1, keepdim=True)), dq = dS @ k / math.sqrt(d), "
+        "dk = dS.mT @ q / math.sqrt(d)",
         "lstm_split": "cut z into its 4 gates along the last axis (4H): z.chunk(4, dim=-1), "
         "or z.split(H, dim=-1); torch.split's number is each piece's size, not how many",
         "changed_input": "do not write into the caller's tensors (t[...] = 0, *=, /=, "
@@ -49,7 +60,7 @@ HINTS = Hints(
         "shapes": "the shapes do not fit; print the shapes of both operands. In PyTorch's "
         "layout a weight is (out, in), so a batch x (B, in) is multiplied by W.T; a batch "
         "of matrices k (B, S, d) is transposed with k.transpose(-2, -1) or k.mT, not k.T "
-        "(which reverses every axis)",
+        "(which reverses every axis); a sum kept for broadcasting needs keepdim=True",
         "dtype_mismatch": "keep every tensor in the inputs' dtype (float32): turn a bool "
         "mask into numbers with .to(x.dtype) (or .float()), not .double()",
         "bool_invert": "a bool mask is inverted with ~mask (or mask.logical_not()), "
@@ -75,6 +86,10 @@ _AUTODIFF = [
     (torch.func, "vjp"),
     (torch.func, "grad"),
     (torch.func, "jacrev"),
+    (torch.func, "jacfwd"),
+    (torch.func, "jvp"),
+    (torch.func, "hessian"),
+    (torch.autograd.functional, "jvp"),
 ]
 _LSTM = [
     (torch.nn.LSTMCell, "forward"),
@@ -142,4 +157,7 @@ check_lstm_step = partial(
 )
 check_attention = partial(
     lab02.check_attention, fw=TORCH, library=_sdpa, answer_keys=_ATTENTION
+)
+check_attention_backward = partial(
+    lab02.check_attention_backward, fw=TORCH, answer_keys=_AUTODIFF
 )

@@ -15,6 +15,7 @@ types (the generic near-miss test of test_labs.py cannot scale a tuple).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import jax
@@ -214,6 +215,35 @@ def _t_attention_in_place(q, k, v, mask, d_out):
     P = torch.softmax((q @ k.mT).masked_fill(~mask, float("-inf")), dim=-1)
     dS = P * ((d_out @ v.mT) - ((d_out @ v.mT) * P).sum(-1, keepdim=True))
     return dS @ k / math.sqrt(k.shape[-1]), dS.mT @ q, P.mT @ d_out
+
+
+def _t_attention_dq_transposed(q, k, v, mask, d_out):
+    scale = 1 / math.sqrt(q.shape[-1])
+    P = torch.softmax((q @ k.mT * scale).masked_fill(~mask, float("-inf")), dim=-1)
+    dP = d_out @ v.mT
+    dS = P * (dP - (dP * P).sum(-1, keepdim=True))
+    return dS.mT @ k * scale, dS.mT @ q * scale, P.mT @ d_out  # dq: dS, not dS^T
+
+
+def _t_attention_after_softmax(q, k, v, mask, d_out):
+    scale = 1 / math.sqrt(q.shape[-1])
+    P = torch.softmax(q @ k.mT * scale, dim=-1) * mask  # masked after: rows sum to < 1
+    dP = d_out @ v.mT
+    dS = P * (dP - (dP * P).sum(-1, keepdim=True))
+    return dS @ k * scale, dS.mT @ q * scale, P.mT @ d_out
+
+
+def _t_attention_scale_dv(q, k, v, mask, d_out):
+    scale = lambda d: 1 / math.sqrt(v.shape[-1])  # noqa: E731  dv, not d
+    return _t_attention_backward(scale=scale)(q, k, v, mask, d_out)
+
+
+def _t_attention_dp_untransposed(q, k, v, mask, d_out):
+    scale = 1 / math.sqrt(q.shape[-1])
+    P = torch.softmax((q @ k.mT * scale).masked_fill(~mask, float("-inf")), dim=-1)
+    dP = d_out @ v  # (B, T, dv) @ (B, S, dv): v not transposed
+    dS = P * (dP - (dP * P).sum(-1, keepdim=True))
+    return dS @ k * scale, dS.mT @ q * scale, P.mT @ d_out
 
 
 TORCH_MISTAKES = [
@@ -467,6 +497,55 @@ TORCH_MISTAKES = [
     ("attention_backward", _t_attention_autograd, "attention_backward_answer_key"),
     ("attention_backward", _t_attention_backward_call, "attention_backward_answer_key"),
     ("attention_backward", _t_attention_func_vjp, "attention_backward_answer_key"),
+    # found by a student pass on exercise 4: each got the generic hint before
+    (
+        "attention_backward",
+        _t_attention_backward(
+            ds=lambda P, dP: P * ((dP * P).sum(-1, keepdim=True) - dP)
+        ),
+        "bwd_sign",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(result=lambda dq, dk, dv: (dq / 3, dk / 3, dv / 3)),
+        "bwd_batch_mean",  # the first case has B = 3
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(ds=lambda P, dP: P * (dP - dP.sum(-1, keepdim=True))),
+        "bwd_rowsum_weights",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(
+            ds=lambda P, dP: P * (dP - (dP * P).mean(-1, keepdim=True))
+        ),
+        "bwd_rowsum_weights",
+    ),
+    ("attention_backward", _t_attention_dq_transposed, "bwd_dq_transpose"),
+    (
+        "attention_backward",
+        _t_attention_backward(ds=lambda P, dP: dP - (dP * P).sum(-1, keepdim=True)),
+        "bwd_rowsum_no_p",
+    ),
+    ("attention_backward", _t_attention_backward(scale=lambda d: 1 / d), "scale_d"),
+    ("attention_backward", _t_attention_scale_dv, "scale_dv"),
+    ("attention_backward", _t_attention_dp_untransposed, "shapes"),
+    (
+        "attention_backward",
+        _t_attention_backward(masked=lambda s, m: s.masked_fill(~m, -10.0)),
+        "bwd_mask_fill",
+    ),
+    (
+        "attention_backward",
+        _t_attention_after_softmax,
+        "mask_after_softmax",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(result=lambda dq, dk, dv: (dq, dk, dv / 2)),
+        "bwd_scale",  # dv / sqrt(d), d = 4 in the first case
+    ),
 ]
 
 
@@ -664,6 +743,19 @@ def _j_attention_float64(q, k, v, mask, d_out):
     with jax.enable_x64():  # float64 only exists with x64 on
         grads = _j_attention_backward()(q, k, v, mask, d_out)
         return tuple(g.astype(jnp.float64) for g in grads)
+
+
+def _j_attention_dq_transposed(q, k, v, mask, d_out):
+    scale = 1 / jnp.sqrt(q.shape[-1])
+    P = jax.nn.softmax(jnp.where(mask, q @ k.mT * scale, -jnp.inf), axis=-1)
+    dP = d_out @ v.mT
+    dS = P * (dP - (dP * P).sum(-1, keepdims=True))
+    return dS.mT @ k * scale, dS.mT @ q * scale, P.mT @ d_out  # dq: dS, not dS^T
+
+
+def _j_attention_scale_length(q, k, v, mask, d_out):
+    scale = lambda d: 1 / math.sqrt(q.shape[1])  # noqa: E731  T, not d
+    return _j_attention_backward(scale=scale)(q, k, v, mask, d_out)
 
 
 JAX_MISTAKES = [
@@ -913,6 +1005,54 @@ JAX_MISTAKES = [
     ("attention_backward", _j_attention_vjp, "attention_backward_answer_key"),
     ("attention_backward", _j_attention_grad, "attention_backward_answer_key"),
     ("attention_backward", _j_attention_nnx_grad, "attention_backward_answer_key"),
+    # found by a student pass on exercise 4: each got the generic hint before
+    (
+        "attention_backward",
+        _j_attention_backward(result=lambda dq, dk, dv: (-dq, -dk, -dv)),
+        "bwd_sign",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(
+            result=lambda dq, dk, dv: tuple(g / len(dq) for g in (dq, dk, dv))
+        ),
+        "bwd_batch_mean",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(ds=lambda P, dP: P * (dP - dP.sum(-1, keepdims=True))),
+        "bwd_rowsum_weights",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(
+            ds=lambda P, dP: P * (dP - (dP * P).sum(0, keepdims=True))
+        ),
+        "bwd_rowsum_axis",
+    ),
+    ("attention_backward", _j_attention_dq_transposed, "bwd_dq_transpose"),
+    (
+        "attention_backward",
+        _j_attention_backward(masked=_j_own_causal),
+        "mask_own_causal",
+    ),
+    ("attention_backward", _j_attention_scale_length, "scale_length"),
+    (
+        "attention_backward",
+        _j_attention_backward(masked=lambda s, m: jnp.where(m, s, -5.0)),
+        "bwd_mask_fill",
+    ),
+    ("attention_backward", _j_attention_backward(axis=0), "softmax_axis"),
+    (
+        "attention_backward",
+        _j_attention_backward(masked=lambda s, m: s + m),
+        "mask_additive",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(ds=lambda P, dP: P * (dP - P.sum(-1, keepdims=True))),
+        "bwd_rowsum_weights",
+    ),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -955,6 +1095,14 @@ def _t_attention_backward_einsum(q, k, v, mask, d_out):
     return dq, dk, torch.einsum("bts,btv->bsv", P, d_out)
 
 
+def _t_attention_backward_float64_inside(q, k, v, mask, d_out):
+    """Exercise 4 in float64, the results turned back into float32."""
+    grads = _t_attention_backward()(
+        q.double(), k.double(), v.double(), mask, d_out.double()
+    )
+    return tuple(g.float() for g in grads)
+
+
 def _t_attention_backward_jacobian(q, k, v, mask, d_out):
     """Exercise 4 through the softmax's explicit Jacobian, diag(p) - p p^T, per row."""
     scale = 1 / math.sqrt(q.shape[-1])
@@ -962,6 +1110,15 @@ def _t_attention_backward_jacobian(q, k, v, mask, d_out):
     J = torch.diag_embed(P) - P[..., :, None] * P[..., None, :]  # (B, T, S, S)
     dS = (J @ (d_out @ v.mT)[..., None])[..., 0]  # J is symmetric
     return dS @ k * scale, dS.transpose(-2, -1) @ q * scale, P.transpose(-2, -1) @ d_out
+
+
+def _j_attention_backward_where(q, k, v, mask, d_out):
+    """Exercise 4 with jax.nn.softmax(..., where=mask), zeroed where the mask is False."""
+    scale = 1 / jnp.sqrt(q.shape[-1])
+    P = jnp.where(mask, jax.nn.softmax(q @ k.mT * scale, axis=-1, where=mask), 0.0)
+    dP = d_out @ v.mT
+    dS = P * (dP - (dP * P).sum(-1, keepdims=True))
+    return dS @ k * scale, jnp.swapaxes(dS, 1, 2) @ q * scale, P.mT @ d_out
 
 
 def _j_attention_backward_loop(q, k, v, mask, d_out):
@@ -998,6 +1155,7 @@ ACCEPTED = {
         ("attention", _t_attention(masked=lambda s, m: s + torch.log(m.float()))),
         ("attention_backward", _t_attention_backward_einsum),
         ("attention_backward", _t_attention_backward_jacobian),
+        ("attention_backward", _t_attention_backward_float64_inside),
         (
             "attention_backward",
             _t_attention_backward(result=lambda dq, dk, dv: [dq, dk, dv]),
@@ -1017,6 +1175,7 @@ ACCEPTED = {
         ("attention", jax.jit(_j_attention())),
         ("attention_backward", jax.jit(_j_attention_backward())),
         ("attention_backward", _j_attention_backward_loop),
+        ("attention_backward", _j_attention_backward_where),
         (
             "attention_backward",
             _j_attention_backward(
@@ -1170,6 +1329,18 @@ def test_attention_backward_cases_cover_the_shapes_and_masks():
         assert case["mask"].any(-1).all()  # every query may attend to a key
 
 
+def test_attention_backward_mistakes_differ_on_the_first_case():
+    """Two mistakes with different hints never give the same (dq, dk, dv) where checks stop."""
+    case = lab02.attention_backward_cases()[0]
+    mistakes = lab02_attention_backward._mistakes(case)
+    for (key, wrong), (other, wrong_other) in itertools.combinations(mistakes, 2):
+        if key != other:
+            assert not lab02_attention_backward._same(list(wrong), wrong_other), (
+                key,
+                other,
+            )
+
+
 def _far(wrong, right) -> bool:
     """``wrong`` differs from ``right`` by far more than the checks' tolerance."""
     wrong, right = np.asarray(wrong), np.asarray(right)
@@ -1195,8 +1366,12 @@ def test_every_mistake_changes_the_answer():
     for case in lab02.attention_backward_cases():
         right = lab02.attention_backward(**case)
         for key, wrong in lab02_attention_backward._mistakes(case):
+            if np.isnan(wrong[0]).any():  # a formula that needs T = S
+                continue
+            assert not lab02_attention_backward._same(list(right), wrong), key
+            # a fill of -10 is only a little off, but beyond the tolerance: it fails
             far = [_far(w, r) for w, r in zip(wrong, right, strict=True)]
-            assert any(far) or np.isnan(wrong[0]).any(), key
+            assert any(far) or key == "bwd_mask_fill", key
 
 
 def test_first_cases_give_every_mistake_a_number():

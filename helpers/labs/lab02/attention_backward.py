@@ -54,7 +54,7 @@ def attention_backward_cases() -> list[dict[str, np.ndarray]]:
     causal = np.tri(3, 5, dtype=bool)[None] & (np.arange(5) < lengths[:, None])[:, None]
     cases = []
     for batch, t, s, d, dv, mask in [
-        (2, 5, 5, 4, 3, _mask_with_both(rng, (2, 5, 5))),
+        (3, 5, 5, 4, 3, _mask_with_both(rng, (3, 5, 5))),
         (2, 3, 5, 4, 6, causal),
         (1, 4, 2, 3, 5, np.ones((1, 4, 2), bool)),
     ]:
@@ -89,9 +89,12 @@ def attention_backward(
     keep: np.ndarray | None = None,
     fill: float = -np.inf,
     axis: int = -1,
+    after_softmax: bool = False,
+    additive: bool = False,
     ds: str = "right",
     dk_form: str = "right",
     dv_form: str = "right",
+    dq_form: str = "right",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(dq, dk, dv)`` of ``softmax(q k^T / sqrt(d), masked) v`` for ``d_out``, in float64.
 
@@ -99,18 +102,25 @@ def attention_backward(
     ``dP = d_out v^T``, ``dS = P * (dP - rowsum(dP * P))``, ``dq = dS k / sqrt(d)``,
     ``dk = dS^T q / sqrt(d)``. The keywords switch on mistakes: ``scale`` in the forward pass,
     ``grad_scale`` in dq and dk, ``keep`` instead of the mask, ``fill`` for the forbidden
-    scores, ``axis`` of the softmax; ``ds``, ``dk_form``, ``dv_form`` name a wrong formula
-    (``_mistakes`` lists them). A formula that needs ``T = S`` gives NaN otherwise.
+    scores, ``axis`` of the softmax, the mask applied ``after_softmax`` (weights zeroed) or
+    ``additive`` (True as 1); ``ds``, ``dq_form``, ``dk_form``, ``dv_form`` name a
+    wrong formula (``_mistakes`` lists them). One that needs ``T = S`` gives NaN otherwise.
     """
     q, k, v, d_out = (np.asarray(a, np.float64) for a in (q, k, v, d_out))
     root = 1 / np.sqrt(q.shape[-1])
     scale = root if scale is None else scale
     grad_scale = root if grad_scale is None else grad_scale
     keep = mask if keep is None else keep
-    scores = np.where(keep, q @ _swap(k) * scale, fill)  # (B, T, S)
+    scores = q @ _swap(k) * scale  # (B, T, S)
+    if additive:
+        scores = scores + keep
+    elif not after_softmax:
+        scores = np.where(keep, scores, fill)
     with np.errstate(invalid="ignore"):  # an all -inf slice gives NaN
         P = np.exp(scores - scores.max(axis, keepdims=True))
         P = P / P.sum(axis, keepdims=True)
+    if after_softmax:
+        P = P * keep
     dP = d_out @ _swap(v)  # (B, T, S)
     rowsum = (dP * P).sum(-1, keepdims=True)  # (B, T, 1)
     dS = {
@@ -119,7 +129,13 @@ def attention_backward(
         "bwd_rowsum_queries": lambda: P * (dP - (dP * P).sum(-2, keepdims=True)),
         "bwd_rowsum_matrix": lambda: P * (dP - (dP * P).sum((-2, -1), keepdims=True)),
         "bwd_rowsum_all": lambda: P * (dP - (dP * P).sum()),
+        "bwd_rowsum_batch": lambda: P * (dP - (dP * P).sum(0, keepdims=True)),
+        "bwd_rowsum_unweighted": lambda: P * (dP - dP.sum(-1, keepdims=True)),
+        "bwd_rowsum_mean": lambda: P * (dP - (dP * P).mean(-1, keepdims=True)),
+        "bwd_rowsum_p": lambda: P * (dP - P.sum(-1, keepdims=True)),
         "bwd_rowsum_no_p": lambda: P * dP - rowsum,
+        "bwd_no_p": lambda: dP - rowsum,
+        "bwd_sign": lambda: P * (rowsum - dP),
     }[ds]()
     square = P.shape[-1] == P.shape[-2]
     nan = np.full(k.shape, np.nan)
@@ -131,28 +147,47 @@ def attention_backward(
         "right": lambda: _swap(P) @ d_out,
         "bwd_dv_transpose": lambda: P @ d_out if square else np.full(v.shape, np.nan),
     }[dv_form]()
-    return dS @ k * grad_scale, dk, dv
+    dq = {
+        "right": lambda: dS @ k,
+        "bwd_dq_transpose": lambda: (
+            _swap(dS) @ k if square else np.full(q.shape, np.nan)
+        ),
+    }[dq_form]() * grad_scale
+    return dq, dk, dv
 
 
 def _mistakes(case: dict[str, np.ndarray]) -> list[tuple[str, tuple[np.ndarray, ...]]]:
     """(hint key, the ``(dq, dk, dv)`` that mistake gives) for every mistake ``case`` shows."""
-    d = case["q"].shape[-1]
+    batch, t, d = case["q"].shape
+    s, dv = case["v"].shape[-2:]
     square = case["mask"].shape[-1] == case["mask"].shape[-2]
     rows = [
         ("bwd_scale", dict(grad_scale=1.0)),
         ("bwd_scale", dict(grad_scale=1 / d)),
         ("bwd_scale", dict(grad_scale=np.sqrt(d))),
+        ("bwd_scale", dict(grad_scale=1 / np.sqrt(dv))),
+        ("bwd_sign", dict(ds="bwd_sign")),
         ("bwd_no_rowsum", dict(ds="bwd_no_rowsum")),
         ("bwd_rowsum_axis", dict(ds="bwd_rowsum_queries")),
         ("bwd_rowsum_axis", dict(ds="bwd_rowsum_matrix")),
         ("bwd_rowsum_axis", dict(ds="bwd_rowsum_all")),
+        ("bwd_rowsum_axis", dict(ds="bwd_rowsum_batch")),
+        ("bwd_rowsum_weights", dict(ds="bwd_rowsum_unweighted")),
+        ("bwd_rowsum_weights", dict(ds="bwd_rowsum_mean")),
+        ("bwd_rowsum_weights", dict(ds="bwd_rowsum_p")),
         ("bwd_rowsum_no_p", dict(ds="bwd_rowsum_no_p")),
+        ("bwd_rowsum_no_p", dict(ds="bwd_no_p")),
         ("scale_missing", dict(scale=1.0, grad_scale=1.0)),
         ("scale_missing", dict(scale=1.0)),
+        ("scale_d", dict(scale=1 / d, grad_scale=1 / d)),
+        ("scale_dv", dict(scale=1 / np.sqrt(dv), grad_scale=1 / np.sqrt(dv))),
+        ("scale_length", dict(scale=1 / np.sqrt(t), grad_scale=1 / np.sqrt(t))),
         ("softmax_axis", dict(axis=-2)),
+        ("softmax_axis", dict(axis=0)),
     ]
     if square:
         rows += [
+            ("bwd_dq_transpose", dict(dq_form="bwd_dq_transpose")),
             ("bwd_dk_transpose", dict(dk_form="bwd_dk_transpose")),
             ("bwd_dv_transpose", dict(dv_form="bwd_dv_transpose")),
         ]
@@ -161,8 +196,20 @@ def _mistakes(case: dict[str, np.ndarray]) -> list[tuple[str, tuple[np.ndarray, 
             ("bwd_mask_ignored", dict(keep=np.ones_like(case["mask"]))),
             ("bwd_mask_ignored", dict(fill=0.0)),
             ("mask_polarity", dict(keep=~case["mask"])),
+            ("mask_after_softmax", dict(after_softmax=True)),
+            ("mask_additive", dict(additive=True)),
         ]
-    return [(key, attention_backward(**case, **kw)) for key, kw in rows]
+        rows += [("bwd_mask_fill", dict(fill=f)) for f in (-1.0, -5.0, -10.0)]
+    causal = np.broadcast_to(np.tri(t, s, dtype=bool), case["mask"].shape)
+    if not np.array_equal(causal, case["mask"]) and causal.any(-1).all():
+        rows.append(("mask_own_causal", dict(keep=causal)))
+    right = attention_backward(**case)
+    wrong = [(key, attention_backward(**case, **kw)) for key, kw in rows]
+    wrong.append(("bwd_sign", tuple(-g for g in right)))
+    wrong.append(("bwd_scale", (*right[:2], right[2] / np.sqrt(d))))
+    if batch > 1:
+        wrong.append(("bwd_batch_mean", tuple(g / batch for g in right)))
+    return wrong
 
 
 def _mistaken(

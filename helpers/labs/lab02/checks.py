@@ -129,7 +129,20 @@ HINTS = Hints(
         "result_tuple_qkv": "return the three gradients as one tuple, in the order of the "
         "inputs: return dq, dk, dv",
         "bwd_dtype": "compute the gradients in the inputs' dtype, float32, as the forward "
-        "pass does: no float64 along the way (.double(), or jnp.float64 with x64 on)",
+        "pass does: no other dtype along the way (.double(), .half(), or jnp.float64 "
+        "with x64 on)",
+        "bwd_mask_fill": "a forbidden score must become -inf (or a number so negative that "
+        "exp gives 0, like -1e9): a fill such as -5 or -10 still gives the masked key a "
+        "weight, and so a gradient",
+        "bwd_sign": "mind the signs: dS = P * (dP - rowsum(dP * P)), dP first, and the "
+        "gradients are + dS @ k / sqrt(d), + dS^T @ q / sqrt(d), + P^T @ d_out (a gradient "
+        "is not a descent step: no minus sign)",
+        "bwd_batch_mean": "d_out already is the gradient of the loss, averaging included: "
+        "do not divide dq, dk or dv by the batch size (each sequence has its own gradients)",
+        "bwd_rowsum_weights": "the sum is dP weighted by P, over the keys: "
+        "rowsum(dP * P) = sum_l dP_il P_il, not the plain sum (or mean) of dP",
+        "bwd_dq_transpose": "dq = dS @ k / sqrt(d), (B, T, S) @ (B, S, d): each query "
+        "collects from the keys it scored; dS^T @ k has dq's shape only because T = S here",
         "bwd_order": "return the gradients in the order of the inputs, return dq, dk, dv: "
         "dq has q's shape (B, T, d), dk k's (B, S, d), dv v's (B, S, dv)",
         "bwd_scale": "the scores are q k^T / sqrt(d), so the factor 1 / sqrt(d) comes back, "

@@ -71,6 +71,7 @@ HINTS = Hints(
 # PyTorch error messages (a regular expression on the message) -> the hint that fixes them.
 _ERRORS = {
     r"shapes cannot be multiplied|must match the size of tensor": "shapes",
+    r"Expected size for first two dimensions of batch2 tensor": "shapes",
     r"same dtype|expected scalar type|dtype.* but got|found dtype": "dtype_mismatch",
     r"with a bool tensor is not supported": "bool_invert",
     r"values to unpack \(expected 4": "lstm_split",  # i, f, g, o = (not 4 pieces)

@@ -14,15 +14,17 @@
 # %% [markdown]
 # # Lab 8: Adam and a warmup + cosine schedule in PyTorch
 #
-# Three exercises on chapter 8: one step of Adam with bias correction and L2 weight decay, the
-# same with decoupled weight decay (AdamW), and a learning-rate schedule with a linear warmup
-# followed by cosine annealing. Each exercise is a function. Replace the line
+# Four exercises, three on chapter 8: one step of Adam with bias correction and L2 weight
+# decay, the same with decoupled weight decay (AdamW), and a learning-rate schedule with a
+# linear warmup followed by cosine annealing; and one beyond it, a step of Lion, an optimizer
+# that keeps one state instead of Adam's two. Each exercise is a function. Replace the line
 # `raise NotImplementedError(...)` with your code, run the cell, then run the check below it: a
 # check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
 # The checks call your functions for several steps on three cases (the schedule on two) and
 # compare with answers computed independently (`tests/labs/test_lab08.py` proves those answers
-# equal `torch.optim.Adam`, `torch.optim.AdamW` and `torch.optim.lr_scheduler`); they never
+# equal `torch.optim.Adam`, `torch.optim.AdamW`, `torch.optim.lr_scheduler` and, for Lion,
+# Optax's `lion`, since `torch.optim` has none); they never
 # look at your code, except that those library classes are the answer key: the exercises ask
 # you to write their rules out, and a call of one from your function fails the check. The
 # solved lab is
@@ -44,6 +46,9 @@ if "google.colab" in sys.modules:
 
 # %%
 import math
+
+import numpy as np
+import torch
 
 from helpers import torch as H
 
@@ -120,6 +125,89 @@ def warmup_cosine(step, *, init, peak, warmup_steps, total_steps, end):
 
 # %%
 H.lab08.check_warmup_cosine(warmup_cosine)
+
+# %% [markdown]
+# ## Exercise 4: one step of Lion
+#
+# Adam keeps two running averages per parameter, $m$ and $v$, and divides one by the root of
+# the other, so that each coordinate's step is scaled by its own gradient statistics. Lion
+# {cite}`chen2023symbolic` (EvoLved Sign Momentum), which a program search over update rules
+# found, keeps only the momentum and throws the scale away: the step is the **sign** of an
+# interpolation of the momentum and this gradient,
+#
+# $$c = \beta_1 m + (1-\beta_1)\, g,\qquad
+# \theta \leftarrow \theta - \eta\,\big(\operatorname{sign}(c) + \lambda\,\theta\big),\qquad
+# m \leftarrow \beta_2 m + (1-\beta_2)\, g.$$
+#
+# Two betas with two jobs: $\beta_1$ (0.9 in the paper) mixes this step's direction,
+# $\beta_2$ (0.99) tracks the momentum, which is updated only **after** the step. What this
+# buys:
+#
+# - **one state instead of two**: $m$ only, no $v$ (and no step count, since there is no bias
+#   correction), so half of Adam's optimizer memory;
+# - **every coordinate moves by exactly $\pm\eta$** before the decay, whatever its
+#   gradient's size (0 where $c = 0$: $\operatorname{sign}(0) = 0$). Those steps are larger
+#   than Adam's, whose normalized steps are mostly below 1 per coordinate, so the paper
+#   recommends a learning rate 3-10 times smaller than AdamW's and a weight decay 3-10 times
+#   larger, which keeps the decay's strength $\eta\lambda$ about the same. The decay is
+#   decoupled, as in AdamW: it is not part of the gradient, which the sign would flatten.
+#
+# Write `lion_step(param, grad, m, *, lr, beta1, beta2, weight_decay)`: `param`, `grad` and
+# `m` are float32 tensors of one shape; return `(new_param, new_m)`, float32, with
+# out-of-place operations (the tensors you are given stay as they are). The check runs six
+# steps on each of three cases from $m = 0$, feeding your results back; one case has gradients
+# exactly 0 (as an unused embedding row's), where $c = 0$ and only the decay may move the
+# parameter. `torch.optim` has no Lion in the PyTorch this course pins, so there is no
+# library version to avoid.
+
+
+# %%
+def lion_step(param, grad, m, *, lr, beta1, beta2, weight_decay):
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab08.check_lion(lion_step)
+
+# %% [markdown]
+# Lion against your AdamW (exercise 2) on a small least-squares problem (10 unknowns, noise of
+# variance 0.01), 80 steps from zero, Lion with a 6 times smaller learning rate and a 10 times
+# larger weight decay, as the paper advises; then the size of Lion's last step, coordinate by
+# coordinate, without the decay.
+
+# %%
+rng = np.random.default_rng(2)  # the same problem as in the JAX lab
+A = torch.from_numpy(rng.normal(size=(64, 10)).astype(np.float32))
+b = A @ torch.from_numpy(rng.normal(size=10).astype(np.float32))
+b = b + 0.1 * torch.from_numpy(rng.normal(size=64).astype(np.float32))
+
+
+def loss_and_grad(x):
+    r = A @ x - b
+    return float((r**2).mean()), 2 * A.T @ r / len(b)
+
+
+try:  # runs once exercises 2 and 4 are solved
+    x, m, v = torch.zeros(10), torch.zeros(10), torch.zeros(10)
+    for t in range(80):
+        g = loss_and_grad(x)[1]
+        hyper = dict(lr=0.3, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.01)
+        x, m, v = adamw_step(x, g, m, v, t, **hyper)
+    print(f"AdamW, lr 0.3:  final loss {loss_and_grad(x)[0]:.4f}")
+    lr, wd = 0.05, 0.1
+    x, m = torch.zeros(10), torch.zeros(10)
+    for _ in range(80):
+        before = x
+        x, m = lion_step(
+            x, loss_and_grad(x)[1], m, lr=lr, beta1=0.9, beta2=0.99, weight_decay=wd
+        )
+    print(f"Lion,  lr 0.05: final loss {loss_and_grad(x)[0]:.4f}")
+    step = (before * (1 - lr * wd) - x).abs() / lr  # the decay taken out
+    sizes = sorted(set(step.round(decimals=4).tolist()))
+    print(f"Lion's last step / lr, all 10 coordinates: {sizes}")
+except NotImplementedError:
+    print("solve exercise 4 first (and exercise 2, whose AdamW it races)")
 
 # %% [markdown]
 # Done. Chapter 8's [PyTorch notebook](../../chapters/08-optimizers/in-pytorch.ipynb) uses

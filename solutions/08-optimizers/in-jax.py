@@ -14,17 +14,18 @@
 # %% [markdown]
 # # Lab 8: Adam and a warmup + cosine schedule in JAX
 #
-# Three exercises on chapter 8: Adam with bias correction and L2 weight decay as an
+# Four exercises, three on chapter 8: Adam with bias correction and L2 weight decay as an
 # Optax-style gradient transformation, the same with decoupled weight decay (AdamW), and an
-# Optax-compatible learning-rate schedule with a linear warmup followed by cosine annealing.
-# Each exercise is a function. Replace the line `raise NotImplementedError(...)` with your
+# Optax-compatible learning-rate schedule with a linear warmup followed by cosine annealing;
+# and one beyond it, Lion, an optimizer that keeps one state instead of Adam's two. Each
+# exercise is a function. Replace the line `raise NotImplementedError(...)` with your
 # code, run the cell, then run the check below it: a check prints ✅ when your function is
 # right, or ❌ with what it expected and a hint.
 #
 # The checks build your transformation, run it for several steps on three cases (the
 # schedule on two) and compare with answers computed independently (`tests/labs/test_lab08.py`
-# proves those answers equal `optax.adam`, `optax.adamw` and
-# `optax.warmup_cosine_decay_schedule`); they never look at your code, except that those
+# proves those answers equal `optax.adam`, `optax.adamw`,
+# `optax.warmup_cosine_decay_schedule` and `optax.lion`); they never look at your code, except that those
 # library functions are the answer key: the exercises ask you to write their rules out, and a
 # call of one from your code fails the check. The solved lab is
 # [`solutions/08-optimizers/in-jax.ipynb`](../../solutions/08-optimizers/in-jax.ipynb).
@@ -46,6 +47,7 @@ if "google.colab" in sys.modules:
 # %%
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from helpers import jax as H
@@ -174,6 +176,105 @@ def warmup_cosine(init_value, peak_value, warmup_steps, decay_steps, end_value):
 
 # %%
 H.lab08.check_warmup_cosine(warmup_cosine)
+
+# %% [markdown]
+# ## Exercise 4: Lion
+#
+# Adam keeps two running averages per parameter, $m$ and $v$, and divides one by the root of
+# the other, so that each coordinate's step is scaled by its own gradient statistics. Lion
+# {cite}`chen2023symbolic` (EvoLved Sign Momentum), which a program search over update rules
+# found, keeps only the momentum and throws the scale away: the step is the **sign** of an
+# interpolation of the momentum and this gradient,
+#
+# $$c = \beta_1 m + (1-\beta_1)\, g,\qquad
+# \theta \leftarrow \theta - \eta\,\big(\operatorname{sign}(c) + \lambda\,\theta\big),\qquad
+# m \leftarrow \beta_2 m + (1-\beta_2)\, g.$$
+#
+# Two betas with two jobs: $\beta_1$ (`b1`, 0.9 in the paper) mixes this step's direction,
+# $\beta_2$ (`b2`, 0.99) tracks the momentum, which is updated only **after** the step. What
+# this buys:
+#
+# - **one state instead of two**: $m$ only, no $v$ (and no step count, since there is no bias
+#   correction), so half of Adam's optimizer memory;
+# - **every coordinate moves by exactly $\pm\eta$** before the decay, whatever its
+#   gradient's size (0 where $c = 0$: $\operatorname{sign}(0) = 0$). Those steps are larger
+#   than Adam's, whose normalized steps are mostly below 1 per coordinate, so the paper
+#   recommends a learning rate 3-10 times smaller than AdamW's and a weight decay 3-10 times
+#   larger, which keeps the decay's strength $\eta\lambda$ about the same. The decay is
+#   decoupled, as in AdamW: it is not part of the gradient, which the sign would flatten.
+#
+# Return `optax.GradientTransformation(init, update)`, as `optax.lion(learning_rate, b1, b2,
+# weight_decay=weight_decay)` does: `init(params)` builds the state, the momentum (zeros shaped
+# like `params`); `update(grads, state, params)` returns `(updates, new_state)`, the update
+# being $-\eta\,(\operatorname{sign}(c) + \lambda\theta)$ since `optax.apply_updates` adds
+# it. The check runs six steps on each of three cases, `update` under `jax.jit`; one case has
+# gradients exactly 0 (as an unused embedding row's), where $c = 0$ and only the decay may
+# move the parameter. Write Lion yourself: a call of `optax.lion` or `optax.scale_by_lion`
+# fails the check.
+
+
+# %%
+def lion(learning_rate, b1, b2, weight_decay):
+    ### BEGIN SOLUTION
+    def init(params):
+        return jax.tree.map(jnp.zeros_like, params)  # the momentum: Lion's only state
+
+    def update(grads, m, params):
+        c = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, m, grads)  # from the old m
+        updates = jax.tree.map(
+            lambda c, p: -learning_rate * (jnp.sign(c) + weight_decay * p), c, params
+        )  # jnp.sign(0) = 0
+        m = jax.tree.map(lambda m, g: b2 * m + (1 - b2) * g, m, grads)  # after the step
+        return updates, m
+
+    return optax.GradientTransformation(init, update)
+    ### END SOLUTION
+
+
+# %%
+H.lab08.check_lion(lion)
+
+# %% [markdown]
+# Lion against your AdamW (exercise 2) on a small least-squares problem (10 unknowns, noise of
+# variance 0.01), 80 steps from zero, Lion with a 6 times smaller learning rate and a 10 times
+# larger weight decay, as the paper advises; then the size of Lion's last step, coordinate by
+# coordinate, without the decay.
+
+# %%
+rng = np.random.default_rng(2)  # the same problem as in the PyTorch lab
+A = jnp.asarray(rng.normal(size=(64, 10)), jnp.float32)
+b = A @ jnp.asarray(rng.normal(size=10), jnp.float32)
+b = b + 0.1 * jnp.asarray(rng.normal(size=64), jnp.float32)
+
+
+def loss(params):
+    return jnp.mean((A @ params["x"] - b) ** 2)
+
+
+def train(tx, steps=80):
+    params = {"x": jnp.zeros(10)}
+    state = tx.init(params)
+    update = jax.jit(tx.update)
+    for _ in range(steps):
+        before = params
+        updates, state = update(jax.grad(loss)(params), state, params)
+        params = optax.apply_updates(params, updates)
+    return before, params
+
+
+try:  # runs once exercises 2 and 4 are solved
+    _, params = train(adamw(0.3, b1=0.9, b2=0.99, eps=1e-8, weight_decay=0.01))
+    print(f"AdamW, lr 0.3:  final loss {float(loss(params)):.4f}")
+    lr, wd = 0.05, 0.1
+    before, params = train(lion(lr, b1=0.9, b2=0.99, weight_decay=wd))
+    print(f"Lion,  lr 0.05: final loss {float(loss(params)):.4f}")
+    step = (
+        jnp.abs(before["x"] * (1 - lr * wd) - params["x"]) / lr
+    )  # the decay taken out
+    sizes = sorted(set(np.round(np.asarray(step), 4).tolist()))
+    print(f"Lion's last step / lr, all 10 coordinates: {sizes}")
+except NotImplementedError:
+    print("solve exercise 4 first (and exercise 2, whose AdamW it races)")
 
 # %% [markdown]
 # Done. Chapter 8's [JAX notebook](../../chapters/08-optimizers/in-jax.ipynb) chains these

@@ -22,6 +22,7 @@ import torch
 from labtools import mistake_table_tests
 
 from helpers.labs.lab08 import checks as lab08
+from helpers.labs.lab08 import lion
 
 # ---------------------------------------------------------------- PyTorch mistakes
 
@@ -124,6 +125,84 @@ def _t_schedule(shift=0, negative=False, full_length=False, short=False):
     return warmup_cosine
 
 
+def _signed(c, how, xp):
+    """sign(c) as written right ("sign"), or wrong at c = 0: "ge" / "gt" (a comparison),
+    "div" (c / abs(c)); "none": c itself."""
+    if how == "sign":
+        return xp.sign(c)
+    if how == "ge":
+        return xp.where(c >= 0, 1.0, -1.0)
+    if how == "gt":
+        return xp.where(c > 0, 1.0, -1.0)
+    if how == "div":
+        return c / xp.abs(c)
+    return c
+
+
+def _lion_math(p, g, m, lr, beta1, beta2, weight_decay, xp, **switch):
+    """One Lion step on arrays of module ``xp`` (torch or jnp), with the reference's switches
+    (and sign=, see _signed); returns (new param, new m)."""
+    lr = switch.get("lr_sign", 1) * switch.get("lr_scale", 1) * lr
+    b1, b2 = (beta2, beta1) if switch.get("betas_swapped") else (beta1, beta2)
+    decay = switch.get("decay", "decoupled")
+    if decay == "coupled":
+        g = g + weight_decay * p
+    b = b1 if switch.get("track_beta1") else b2
+    swapped = switch.get("weights_swapped", "")
+    if swapped in ("m", "both"):
+        m_new = b * g + (1 - b) * m
+    else:
+        m_new = b * m + (1 if switch.get("momentum_sum") else 1 - b) * g
+    old = m_new if switch.get("momentum_first") else m
+    g_c = g + weight_decay * p if decay == "coupled_c" else g
+    if swapped in ("c", "both"):
+        c = b1 * g_c + (1 - b1) * old
+    else:
+        c = b1 * old + (1 - b1) * g_c
+    c = {"c": c, "m_old": m, "m_new": m_new, "g": g}[switch.get("direction", "c")]
+    # the reference's switches for the sign, as a student writes them
+    how = {1.0: "ge", -1.0: "gt"}.get(
+        switch.get("sign_zero"), switch.get("sign", "sign")
+    )
+    d = _signed(c, how if switch.get("signed", True) else "none", xp)
+    if decay == "decoupled":
+        p = p - lr * (d + weight_decay * p)
+    elif decay == "no_lr":
+        p = p - lr * d - weight_decay * p
+    elif decay == "after_step":
+        p = (p - lr * d) * (1 - lr * weight_decay)
+    else:
+        p = p - lr * d
+    return p, (m if switch.get("frozen_m") else m_new)
+
+
+def _t_lion(returned="pm", in_place=False, double=False, **switch):
+    """A PyTorch lion_step with the mistakes' switches; returned="mp": the pair swapped;
+    in_place: the result written into the caller's param and m; double: float64 results."""
+
+    def lion_step(param, grad, m, *, lr, beta1, beta2, weight_decay):
+        p, m2 = _lion_math(
+            param, grad, m, lr, beta1, beta2, weight_decay, torch, **switch
+        )
+        if in_place:
+            param.copy_(p)
+            m.copy_(m2)
+            p, m2 = param, m
+        if double:
+            p, m2 = p.double(), m2.double()
+        return (p, m2) if returned == "pm" else (m2, p)
+
+    return lion_step
+
+
+def _t_lion_lerp(param, grad, m, *, lr, beta1, beta2, weight_decay):
+    """A tidy in-place Lion, as some optimizers write it: lerp_ and add_ on the inputs."""
+    c = m.lerp(grad, 1 - beta1)
+    param.mul_(1 - lr * weight_decay).add_(torch.sign(c), alpha=-lr)
+    m.lerp_(grad, 1 - beta2)
+    return param, m
+
+
 TORCH_MISTAKES = [
     ("adam_step", _t_adam(bias=False), "bias_correction"),
     ("adam_step", _t_adam(zero=True), "step_from_zero"),
@@ -153,6 +232,16 @@ TORCH_MISTAKES = [
     ("adamw_step", _t_library_adam(decoupled=True), "adamw_answer_key"),
     ("warmup_cosine", _t_library_schedule(), "schedule_answer_key"),
     ("warmup_cosine", _t_library_schedule(cosine_only=True), "schedule_answer_key"),
+    # exercise 4, Lion: every switch of the reference, and PyTorch's own mistakes
+    *[("lion_step", _t_lion(**switch), key) for key, switch in lion.LION_MISTAKES],
+    ("lion_step", _t_lion(sign="ge"), "lion_sign_zero"),
+    ("lion_step", _t_lion(sign="div"), "lion_sign_zero"),
+    ("lion_step", _t_lion(sign="none"), "lion_not_signed"),
+    ("lion_step", _t_lion(returned="mp"), "lion_returned_swapped"),
+    ("lion_step", _t_lion(in_place=True), "lion_in_place"),
+    ("lion_step", _t_lion_lerp, "lion_in_place"),
+    ("lion_step", _t_lion(double=True), "lion_float64"),
+    ("lion_step", _t_lion(lr_scale=2), "lion_general"),
 ]
 
 # ---------------------------------------------------------------- JAX mistakes
@@ -305,6 +394,68 @@ def _j_library_joined(init_value, peak_value, warmup_steps, decay_steps, end_val
     return s.join_schedules([warmup, cosine], [warmup_steps])
 
 
+def _j_lion(keep_state=False, **switch):
+    """A JAX lion with the mistakes' switches; keep_state: update returns the state it got."""
+
+    def lion(learning_rate, b1, b2, weight_decay):
+        def init(params):
+            return jax.tree.map(jnp.zeros_like, params)
+
+        def update(grads, m, params):
+            out = jax.tree.map(
+                lambda g, m, p: _lion_math(
+                    p, g, m, learning_rate, b1, b2, weight_decay, jnp, **switch
+                ),
+                grads,
+                m,
+                params,
+            )
+            new = 0 if switch.get("updates_are_params") else 1  # new params returned
+            updates = jax.tree.map(
+                lambda o, p: o[0] - new * p,
+                out,
+                params,
+                is_leaf=lambda x: isinstance(x, tuple),
+            )
+            new_m = jax.tree.map(
+                lambda o: o[1], out, is_leaf=lambda x: isinstance(x, tuple)
+            )
+            return updates, (m if keep_state else new_m)
+
+        return optax.GradientTransformation(init, update)
+
+    return lion
+
+
+def _j_lion_numpy(learning_rate, b1, b2, weight_decay):
+    """np.sign on a traced array: NumPy cannot read it under jit."""
+
+    def init(params):
+        return jax.tree.map(jnp.zeros_like, params)
+
+    def update(grads, m, params):
+        c = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, m, grads)
+        updates = jax.tree.map(
+            lambda c, p: -learning_rate * (np.sign(c) + weight_decay * p), c, params
+        )
+        m = jax.tree.map(lambda m, g: b2 * m + (1 - b2) * g, m, grads)
+        return updates, m
+
+    return optax.GradientTransformation(init, update)
+
+
+def _j_library_lion(learning_rate, b1, b2, weight_decay):
+    return optax.lion(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay)
+
+
+def _j_library_scale_by_lion(learning_rate, b1, b2, weight_decay):
+    return optax.chain(
+        optax.scale_by_lion(b1=b1, b2=b2),
+        optax.add_decayed_weights(weight_decay),
+        optax.scale(-learning_rate),
+    )
+
+
 JAX_MISTAKES = [
     ("adam", _j_adam(bias=False), "bias_correction"),
     ("adam", _j_adam(zero=True), "step_from_zero"),
@@ -333,6 +484,16 @@ JAX_MISTAKES = [
     ("adamw", _j_library_adamw, "adamw_answer_key"),
     ("warmup_cosine", _j_library_schedule, "schedule_answer_key"),
     ("warmup_cosine", _j_library_joined, "schedule_answer_key"),
+    # exercise 4, Lion: every switch of the reference, and JAX's own mistakes
+    *[("lion", _j_lion(**switch), key) for key, switch in lion.LION_MISTAKES],
+    ("lion", _j_lion(sign="gt"), "lion_sign_zero"),
+    ("lion", _j_lion(sign="div"), "lion_sign_zero"),
+    ("lion", _j_lion(keep_state=True), "lion_m_not_updated"),
+    ("lion", _j_lion(lr_scale=0.5), "lion_general"),
+    ("lion", _j_lion_numpy, "lion_numpy_in_jit"),
+    ("lion", _j_lion(updates_are_params=True), "lion_updates_are_params"),
+    ("lion", _j_library_lion, "lion_answer_key"),
+    ("lion", _j_library_scale_by_lion, "lion_answer_key"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -528,14 +689,122 @@ def test_the_answer_keys_are_restored_after_the_check():
     from helpers.labs.lab08 import torch as lab_torch
 
     keys = [*lab_torch._OPTIM_KEYS, *lab_torch._SCHEDULE_KEYS]
-    keys += [*lab_jax._ADAM_KEYS, *lab_jax._SCHEDULE_KEYS]
+    keys += [*lab_jax._ADAM_KEYS, *lab_jax._SCHEDULE_KEYS, *lab_jax._LION_KEYS]
     before = [getattr(module, name) for module, name in keys]
     for check, wrong in (
         (lab_torch.check_adam, _t_library_adam(decoupled=False)),
         (lab_torch.check_warmup_cosine, _t_library_schedule()),
         (lab_jax.check_adamw, _j_library_adamw),
         (lab_jax.check_warmup_cosine, _j_library_joined),
+        (lab_jax.check_lion, _j_library_scale_by_lion),
     ):
         with pytest.raises(CheckFailed, match="called the library"):
             check(wrong)
     assert [getattr(module, name) for module, name in keys] == before
+
+
+# ---------------------------------------------------------------- Lion
+
+
+def _optax_lion_run(case):
+    param, grads = lion.lion_inputs(case)
+    tx = optax.lion(
+        case["lr"],
+        b1=case["beta1"],
+        b2=case["beta2"],
+        weight_decay=case["weight_decay"],
+    )
+    params = jnp.asarray(param)
+    state = tx.init(params)
+    out = []
+    for g in grads:
+        updates, state = tx.update(jnp.asarray(g), state, params)
+        params = optax.apply_updates(params, updates)
+        (mu,) = [s.mu for s in jax.tree.leaves(state, is_leaf=_has_mu) if _has_mu(s)]
+        out.append({"param": np.asarray(params), "m": np.asarray(mu)})
+    return out
+
+
+def _has_mu(x):
+    return isinstance(x, optax.ScaleByLionState)
+
+
+@pytest.mark.parametrize("case", range(len(lion.LION_CASES)))
+def test_lion_reference_equals_optax(case):
+    case = lion.LION_CASES[case]
+    param, grads = lion.lion_inputs(case)
+    ours = lion.lion_reference(param, grads, **case)
+    for mine, library in zip(ours, _optax_lion_run(case), strict=True):
+        for key in ("param", "m"):
+            np.testing.assert_allclose(mine[key], library[key], rtol=1e-5, atol=1e-6)
+
+
+def test_lion_zero_case_has_zero_directions():
+    """The last case has c exactly 0 somewhere at every step (sign(0) = 0 matters there)."""
+    case = lion.LION_CASES[-1]
+    _, grads = lion.lion_inputs(case)
+    assert all(np.any(g == 0) for g in grads)
+    assert np.sum(grads[0] == 0) > np.sum(grads[1] == 0)
+
+
+def _params(run):
+    return [{"param": step["param"]} for step in run]
+
+
+# m never updated (left at 0) gives c = (1 - b1) g, the sign of g: the same parameters as
+# signSGD. PyTorch's check sees m and tells them apart; JAX's gives one hint for both.
+_SAME_PARAMS = {"lion_direction_g", "lion_m_not_updated"}
+
+
+@pytest.mark.parametrize("view", ["param", "param and m"])
+def test_every_lion_mistake_has_a_trajectory_of_its_own(view):
+    """Each mistake moves the parameter (the JAX check sees only it) on some case, and at the
+    first such case no mistake tried before it gives the same trajectory, so the check names
+    it. sign(0) shows only on the last case, which has zero gradients."""
+    seen = _params if view == "param" else (lambda run: run)
+    first = {}
+    for index, case in enumerate(lion.LION_CASES):
+        param, grads = lion.lion_inputs(case)
+        right = lion.lion_reference(param, grads, **case)
+        runs = [
+            lion.lion_reference(param, grads, **{**case, **switch})
+            for _, switch in lion.LION_MISTAKES
+        ]
+        for j, run in enumerate(runs):
+            if j in first or lion._same(seen(run), right):
+                continue
+            first[j] = index
+            key = lion.LION_MISTAKES[j][0]
+            clash = [
+                other
+                for i, (other, _) in enumerate(lion.LION_MISTAKES[:j])
+                if other != key
+                and lion._same(seen(run), runs[i])
+                and {key, other} != _SAME_PARAMS
+            ]
+            assert not clash, (key, index, clash)
+    assert sorted(first) == list(range(len(lion.LION_MISTAKES)))
+    zero = [
+        j for j, (key, _) in enumerate(lion.LION_MISTAKES) if key == "lion_sign_zero"
+    ]
+    assert {first[j] for j in zero} == {len(lion.LION_CASES) - 1}
+
+
+def test_the_jax_lab_names_both_mistakes_of_one_trajectory():
+    from helpers.labs.lab08 import jax as lab_jax
+    from helpers.labs.lab08 import torch as lab_torch
+
+    first, second = sorted(_SAME_PARAMS)
+    assert lab_jax.HINTS[first] == lab_jax.HINTS[second]
+    assert lab_torch.HINTS[first] != lab_torch.HINTS[second]
+
+
+def test_lion_steps_are_plus_or_minus_lr():
+    """Before the decay each coordinate moves by exactly lr, or 0 where c = 0."""
+    for case in lion.LION_CASES:
+        param, grads = lion.lion_inputs(case)
+        p = np.asarray(param, np.float64)
+        for step in lion.lion_reference(param, grads, **case):
+            moved = p * (1 - case["lr"] * case["weight_decay"]) - step["param"]
+            assert set(np.round(np.abs(moved) / case["lr"], 9).ravel()) <= {0.0, 1.0}
+            p = step["param"]

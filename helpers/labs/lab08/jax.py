@@ -7,7 +7,8 @@ student's Optax-style transformation or schedule, runs it (``update`` and the sc
 ``add_decayed_weights``), ``optax.adamw`` and ``optax.warmup_cosine_decay_schedule`` on the
 same cases; those (and the schedules they are made of) are the answer keys, so a call of one
 from the student's code fails the check. ``optax.chain`` and ``add_decayed_weights`` stay
-allowed: they hold no part of Adam.
+allowed: they hold no part of Adam. Exercise 4 (``check_lion``) is checked by
+:mod:`helpers.labs.lab08.lion`; ``optax.lion`` and ``scale_by_lion`` are its answer keys.
 """
 
 from __future__ import annotations
@@ -22,13 +23,42 @@ import optax
 from helpers.jax.labkit import lab_framework
 from helpers.labs.kit import Checker, Hints, checking, explainer
 from helpers.labs.lab08 import checks as lab08
+from helpers.labs.lab08 import lion
 
-__all__ = ["check_adam", "check_adamw", "check_warmup_cosine"]
+__all__ = ["check_adam", "check_adamw", "check_lion", "check_warmup_cosine"]
 
 # The shared hints worded for Optax (its names; its update is negative, since
 # apply_updates adds it), and the known mistakes that only JAX allows.
+_LION_STEP = "update = -learning_rate * (jnp.sign(c) + weight_decay * p)"
+_LION_HINTS = {
+    **lion.lion_hints(
+        dict(lr="learning_rate", b1="b1", b2="b2", p="p", g="g", sign="jnp.sign")
+        | dict(step=_LION_STEP, where=", in the new state that update returns")
+    ),
+    # Two mistakes, one trajectory: m left at 0 gives c = (1 - b1) * g, whose sign is g's, and
+    # the check sees only the parameters; one hint names both.
+    **dict.fromkeys(
+        ("lion_direction_g", "lion_m_not_updated"),
+        "the direction is the sign of an interpolation of the momentum and this gradient, "
+        "c = b1 * m + (1 - b1) * g, not of the gradient alone (that is signSGD, without "
+        "momentum); if update returns the state it was given, m stays 0 and c is "
+        "(1 - b1) * g too: return the new m = b2 * m + (1 - b2) * g in the new state",
+    ),
+    "lion_update_sign": "the update goes against the direction and is negative, "
+    f"{_LION_STEP}, since optax.apply_updates adds it to the parameters",
+    "lion_updates_are_params": "update returns the change that optax.apply_updates adds "
+    f"to the parameters, {_LION_STEP}, not the new parameters themselves",
+    "lion_numpy_in_jit": "inside jit the values are traced arrays, which NumPy cannot read: "
+    "np.sign (any np.* function) needs a concrete array; use jnp.sign (jnp.where, ...), "
+    "which works on traced arrays",
+    "lion_answer_key": "write Lion yourself from the exercise's formula (c, its sign and the "
+    "decay, then the momentum): optax.lion is the answer key the check compares with, and "
+    "calling it (or optax.scale_by_lion) fails the check",
+}
+
 HINTS = Hints(
     lab08.HINTS,
+    _LION_HINTS,
     {
         "bias_correction": "correct both moments, m and v, by (1 - b**count) before the "
         "square root, count being 1 at the first step: m_hat = m / (1 - b1**count), "
@@ -86,12 +116,22 @@ _ERRORS = {
 
 JAX = lab_framework(
     HINTS,
-    explainer(_ERRORS, HINTS, types={"TracerBoolConversionError": "traced_if"}),
+    explainer(
+        _ERRORS,
+        HINTS,
+        types={
+            "TracerBoolConversionError": "traced_if",
+            "TracerArrayConversionError": "lion_numpy_in_jit",
+        },
+    ),
 )
 
 # The library's answers, refused: each exercise asks to write its rule out. optax and
 # optax.schedules are two modules, a student may reach a schedule through either.
 _ADAM_KEYS = tuple((optax, name) for name in ("adam", "adamw", "scale_by_adam"))
+# JAX's own Lion mistake with a trajectory: the new parameter returned as the update.
+_LION_EXTRA = [("lion_updates_are_params", dict(updates_are_params=True))]
+_LION_KEYS = tuple((optax, name) for name in ("lion", "scale_by_lion"))
 _SCHEDULE_KEYS = tuple(
     (module, name)
     for module in (optax, optax.schedules)
@@ -137,6 +177,14 @@ def _adam_run(
             weight_decay=case["weight_decay"],
         ),
     )
+    return _steps(c, tx, param, grads, call), param, grads
+
+
+def _steps(
+    c: Checker, tx: Any, param: np.ndarray, grads: list, call: Any
+) -> list[dict]:
+    """Run ``tx`` (init, then jitted update) over ``grads`` from ``param``; the parameter
+    after each step, as numpy, stopping after a step with NaN or inf."""
     params = {"w": jnp.asarray(param)}
     state = call(tx.init, params)
     update = jax.jit(tx.update)  # as an optimizer runs it
@@ -158,7 +206,9 @@ def _adam_run(
         new = np.asarray(params["w"]) + u  # optax.apply_updates
         params = {"w": jnp.asarray(new)}
         got.append({"param": np.array(new)})
-    return got, param, grads
+        if not np.all(np.isfinite(new)):
+            break  # the comparison reports it
+    return got
 
 
 def _check_adam(student: Any, exercise: str, decoupled: bool) -> None:
@@ -210,3 +260,33 @@ def check_warmup_cosine(student: Any) -> None:
             lab08.compare_schedule(
                 c, c.array(values, "a jax.Array of learning rates"), case
             )
+
+
+def check_lion(student: Any) -> None:
+    """Lion as a gradient transformation, ``lion(learning_rate, b1, b2, weight_decay)``, like
+    ``optax.lion`` (Chen et al. 2023), whose call (or ``scale_by_lion``'s) fails the check."""
+    with checking(
+        "lion",
+        JAX,
+        passed="parameters match over several steps, zero gradients included",
+    ) as c:
+
+        def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+            return lab08.call_refusing(
+                c, _LION_KEYS, "lion_answer_key", fn, *args, **kwargs
+            )
+
+        for case in lion.LION_CASES:
+            param, grads = lion.lion_inputs(case)
+            hyper = dict(b1=case["beta1"], b2=case["beta2"])
+            tx = _transformation(
+                c,
+                call(
+                    student,
+                    learning_rate=case["lr"],
+                    weight_decay=case["weight_decay"],
+                    **hyper,
+                ),
+            )
+            got = _steps(c, tx, param, grads, call)
+            lion.compare_lion(c, got, param, grads, case, extra=_LION_EXTRA)

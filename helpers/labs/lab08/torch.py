@@ -1,5 +1,8 @@
 """Lab 8 self-checks for PyTorch notebooks: ``H.lab08.check_adam(adam_step)`` etc.
 
+Exercise 4 (``check_lion``) is checked by :mod:`helpers.labs.lab08.lion`, whose answers the
+tests prove equal to Optax's Lion: ``torch.optim`` has none to compare with, or to refuse.
+
 The checks are :mod:`helpers.labs.lab08.checks`, shared with JAX; this module calls the
 student's functions on tensors, step after step, and hands the results over as numpy.
 ``tests/labs/test_lab08.py`` asserts that the numpy answers equal ``torch.optim.Adam``,
@@ -17,13 +20,39 @@ import torch
 
 from helpers.labs.kit import Checker, Hints, checking, explainer
 from helpers.labs.lab08 import checks as lab08
+from helpers.labs.lab08 import lion
 from helpers.torch.labkit import lab_framework
 
-__all__ = ["check_adam", "check_adamw", "check_warmup_cosine"]
+__all__ = ["check_adam", "check_adamw", "check_lion", "check_warmup_cosine"]
+
+# Lion's hints in PyTorch's names, and the mistakes only PyTorch allows.
+_LION_HINTS = {
+    **lion.lion_hints(
+        dict(
+            lr="lr",
+            b1="beta1",
+            b2="beta2",
+            p="param",
+            g="grad",
+            sign="torch.sign",
+            where="",
+            step="param - lr * (torch.sign(c) + weight_decay * param)",
+        )
+    ),
+    "lion_returned_swapped": "return the pair in the order (param, m): the new parameter "
+    "first, then the new momentum",
+    "lion_in_place": "leave the tensors you are given as they are and return new ones: "
+    "param.sub_(...), m.mul_(...).add_(...), param -= ... or m.lerp_(...) write into the "
+    "caller's tensors; compute with out-of-place operations (param - ..., beta2 * m + ...)",
+    "lion_float64": "keep the inputs' dtype, float32: param and m come in as float32 and "
+    "must go out as float32; a float64 tensor in the computation (.double(), "
+    "torch.from_numpy of a NumPy result, torch.tensor(np.sign(...))) promotes the result",
+}
 
 # The shared hints worded for PyTorch's names and update, and PyTorch's own mistakes.
 HINTS = Hints(
     lab08.HINTS,
+    _LION_HINTS,
     {
         "bias_correction": "correct both moments, m and v, by (1 - beta**(t + 1)) before "
         "the square root: m_hat = m / (1 - beta1**(t + 1)), v_hat = v / (1 - beta2**(t + "
@@ -140,3 +169,55 @@ def check_warmup_cosine(student: Any) -> None:
                     lr = float(lr)  # a one-element tensor is a number too
                 values.append(c.python_float(lr, f"the learning rate at step {step}"))
             lab08.compare_schedule(c, np.array(values), case)
+
+
+def check_lion(student: Any) -> None:
+    """One step of Lion, ``lion_step(param, grad, m, *, lr, beta1, beta2, weight_decay)`` ->
+    ``(param, m)``, float32, the inputs left unchanged (Chen et al. 2023). ``torch.optim`` has
+    no Lion in the pinned PyTorch, so there is no answer key to refuse."""
+    with checking(
+        "lion_step",
+        TORCH,
+        passed="parameter and momentum match over several steps, zero gradients included",
+    ) as c:
+        for case in lion.LION_CASES:
+            param, grads = lion.lion_inputs(case)
+            p = torch.tensor(param)
+            m = torch.zeros_like(p)
+            hyper = {k: case[k] for k in ("lr", "beta1", "beta2", "weight_decay")}
+            got = []
+            for grad in grads:
+                g = torch.tensor(grad)
+                given = (p, g, m)
+                before = [x.clone() for x in given]
+                out = c.call(student, p, g, m, **hyper)
+                if not all(
+                    torch.allclose(x, y, rtol=0, atol=0, equal_nan=True)
+                    for x, y in zip(given, before, strict=True)
+                ):
+                    raise c.fail(
+                        "your function changed a tensor it was given (param, grad or m)",
+                        c.hint("lion_in_place"),
+                    )
+                if not isinstance(out, tuple | list) or len(out) != 2:
+                    raise c.fail(
+                        f"expected a tuple (param, m), got {type(out).__name__}",
+                        "return the new parameter and momentum: return param, m",
+                    )
+                for x, name in zip(out, ("param", "m"), strict=True):
+                    if isinstance(x, torch.Tensor) and x.dtype == torch.float64:
+                        raise c.fail(
+                            f"{name} has dtype float64, expected float32",
+                            c.hint("lion_float64"),
+                        )
+                arrays = {
+                    name: np.array(c.array(x, f"a torch.Tensor for {name}"))
+                    for x, name in zip(out, ("param", "m"), strict=True)
+                }
+                for name, array in arrays.items():
+                    c.shape(array, param.shape, f"return {name} in param's shape")
+                got.append(arrays)
+                if not all(np.all(np.isfinite(a)) for a in arrays.values()):
+                    break  # the comparison reports it
+                p, m = (x.detach() for x in out)
+            lion.compare_lion(c, got, param, grads, case)

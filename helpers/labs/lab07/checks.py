@@ -1,11 +1,14 @@
 """Lab 7 self-checks shared by both frameworks, written once on numpy answers.
 
 Exercises: discounted returns of a rollout with episode boundaries, generalised advantage
-estimation (GAE) with the same boundaries, and PPO's clipped policy loss with its value loss.
+estimation (GAE) with the same boundaries, PPO's clipped policy loss with its value loss, and
+(beyond the chapter) V-trace targets for an off-policy rollout with the same boundaries.
 Every answer comes from one float64 numpy reference per exercise with a switch per known
-mistake (:func:`returns_reference`, :func:`gae_reference`, :func:`ppo_reference`);
-``tests/labs/test_lab07.py`` asserts that the GAE reference equals ``H.rl.gae`` of both halves
-and that the PPO reference equals ``H.rl.ppo_loss``, that the PPO gradients
+mistake (:func:`returns_reference`, :func:`gae_reference`, :func:`ppo_reference`,
+:func:`vtrace_reference`);
+``tests/labs/test_lab07.py`` asserts that the GAE reference equals ``H.rl.gae`` of both halves,
+that the PPO reference equals ``H.rl.ppo_loss``, that the V-trace reference equals the paper's
+sum formula, that the PPO gradients
 (:func:`ppo_gradients`) equal autodiff of those losses, and that every mistake moves the
 answer well beyond the tolerance. Every check also fails on a float64 result and on a
 function that wrote into its inputs; the PPO check differentiates both losses (through the
@@ -16,7 +19,8 @@ in and come out); the adapters (``torch.py``, ``jax.py``) only bind their framew
 
 This module holds the hints shared by both frameworks (:data:`HINTS`) and re-exports the
 checks, cases and references, which live in :mod:`~helpers.labs.lab07.returns` (exercises 1
-and 2, on the same rollouts) and :mod:`~helpers.labs.lab07.ppo` (exercise 3); what they share
+and 2, on the same rollouts), :mod:`~helpers.labs.lab07.ppo` (exercise 3) and
+:mod:`~helpers.labs.lab07.vtrace` (exercise 4, on exercises 1-2's rollouts); what they share
 is in :mod:`~helpers.labs.lab07._common`.
 """
 
@@ -42,24 +46,42 @@ from helpers.labs.lab07.returns import (
     returns_reference,
     rollout,
 )
+from helpers.labs.lab07.vtrace import (
+    MISTAKE_HINTS,
+    PG_MISTAKES,
+    VS_MISTAKES,
+    VTRACE_CASES,
+    check_vtrace,
+    compare_vtrace,
+    vtrace_inputs,
+    vtrace_reference,
+)
 
 __all__ = [
     "HINTS",
+    "MISTAKE_HINTS",
+    "PG_MISTAKES",
     "PPO_ARGS",
     "RETURN_CASES",
+    "VS_MISTAKES",
+    "VTRACE_CASES",
     "Gradients",
     "check_gae",
     "check_ppo_loss",
     "check_returns",
+    "check_vtrace",
     "compare_gae",
     "compare_ppo",
     "compare_returns",
+    "compare_vtrace",
     "gae_reference",
     "ppo_gradients",
     "ppo_inputs",
     "ppo_reference",
     "returns_reference",
     "rollout",
+    "vtrace_inputs",
+    "vtrace_reference",
 ]
 
 HINTS = Hints(
@@ -157,5 +179,50 @@ HINTS = Hints(
         "baseline + the baseline)",
         "loss_shape": "each loss is one number, a 0-d array: average over the minibatch "
         "with .mean() (no keepdims, no reshape to (1,))",
+        # exercise 4, V-trace
+        "c_with_rho_bar": "c is clipped at c_bar, not rho_bar: c[t] = min(c_bar, "
+        "exp(log_rhos[t])) weights what flows back from step t + 1, rho[t] = min(rho_bar, "
+        "...) only the TD error delta[t] (vs = values + pg_advantages gives the same "
+        "mistake: it weights the flow by rho)",
+        "rho_with_c_bar": "rho is clipped at rho_bar, not c_bar: rho[t] = min(rho_bar, "
+        "exp(log_rhos[t])) weights the TD error delta[t]; c_bar is only for c[t]",
+        "bars_swapped": "the two bars are the other way round: rho[t] = min(rho_bar, "
+        "ratio) weights the TD error delta[t], c[t] = min(c_bar, ratio) weights what "
+        "flows back from step t + 1",
+        "bars_ignored": "clip at the bars you are given, rho_bar and c_bar (arguments of "
+        "the function), not at 1: rho = min(rho_bar, ratio), c = min(c_bar, ratio)",
+        "not_clipped": "V-trace truncates both importance weights: rho[t] = min(rho_bar, "
+        "ratio[t]) and c[t] = min(c_bar, ratio[t]); unclipped, a product of ratios can "
+        "blow up the target's variance",
+        "clip_from_below": "truncate from above with a minimum: min(rho_bar, ratio) keeps "
+        "a ratio below the bar as it is; max(rho_bar, ratio) raises every small ratio "
+        "to the bar",
+        "delta_unweighted": "the TD error is weighted by rho: delta[t] = rho[t] * "
+        "(rewards[t] + gamma * next_values[t] * (1 - terminated[t]) - values[t])",
+        "vtrace_ratio_inverted": "log_rhos[t] = log pi(a_t | x_t) - log mu(a_t | x_t), "
+        "the learner's policy over the behaviour policy: the ratio is exp(log_rhos), not "
+        "exp(-log_rhos) (that is mu / pi)",
+        "log_rho_not_exp": "log_rhos holds LOG ratios: take exp(log_rhos) first, then "
+        "clip: rho = min(rho_bar, exp(log_rhos)) (or clip log_rhos at log(rho_bar), "
+        "then exp)",
+        "c_shifted": "c[t] belongs to step t: vs[t] - values[t] = delta[t] + gamma * "
+        "c[t] * (1 - done[t]) * (vs[t + 1] - values[t + 1]); you weighted what flows "
+        "into step t by c[t + 1] (the paper's product of c runs over i = s to t - 1)",
+        "pg_next_values": "the pg advantage looks one step ahead with the V-trace "
+        "target: rho[t] * (rewards[t] + gamma * vs[t + 1] - values[t]), not with "
+        "next_values[t] (that is rho[t] times the TD error); next_values[t] only at a "
+        "truncation and at the rollout's last step",
+        "pg_from_vs": "the pg advantage is not vs - values: it is rho[t] * (rewards[t] "
+        "+ gamma * vs[t + 1] - values[t]); the two agree only where rho[t] = c[t], "
+        "which rho_bar != c_bar breaks",
+        "pg_next_across_end": "at an episode end vs[t + 1] belongs to the next episode: "
+        "the pg advantage's next target is 0 after terminated[t], next_values[t] after "
+        "truncated[t] and at the rollout's last step, vs[t + 1] otherwise",
+        "pg_weight": "the pg advantage is weighted by the same rho as delta: "
+        "rho[t] = min(rho_bar, exp(log_rhos[t])) (not c[t], not the unclipped ratio, "
+        "and not left out)",
+        "vs_without_values": "vs is a value target, not an advantage: add values back, "
+        "vs = values + diff, where diff[t] = delta[t] + gamma * c[t] * (1 - done[t]) * "
+        "diff[t + 1]",
     }
 )

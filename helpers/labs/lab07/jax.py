@@ -18,7 +18,7 @@ from helpers.jax.labkit import lab_framework
 from helpers.labs.kit import Checker, Hints, explainer
 from helpers.labs.lab07 import checks as lab07
 
-__all__ = ["check_gae", "check_ppo_loss", "check_returns"]
+__all__ = ["check_gae", "check_ppo_loss", "check_returns", "check_vtrace"]
 
 HINTS = Hints(
     lab07.HINTS,
@@ -34,9 +34,9 @@ HINTS = Hints(
         "not_reversed": "the loop runs from the last step back to the first: reverse "
         "what you collected (out[::-1] or jnp.flip) so that G[0] is the first step's "
         "return; jax.lax.scan(..., reverse=True) keeps the time order by itself",
-        "forward": "returns and advantages flow backwards in time: jax.lax.scan(..., "
-        "reverse=True) (a scan runs forwards by default), or a Python loop over "
-        "reversed(range(T))",
+        "forward": "returns, advantages and V-trace targets flow backwards in time: "
+        "jax.lax.scan(..., reverse=True) (a scan runs forwards by default), or a Python "
+        "loop over reversed(range(T))",
         "not_differentiable": "jax.grad must see the loss as a function of new_log_probs "
         "and new_values: build it from jnp operations only, with no NumPy (np.clip, "
         "np.asarray), float(...) or jax.lax.stop_gradient between the inputs and the loss",
@@ -45,7 +45,11 @@ HINTS = Hints(
         "two terms, say); only the data (old_log_probs, advantages, old_values) may be "
         "constants",
         "jnp_min": "jnp.min / jnp.max reduce ONE array (their second argument is the "
-        "axis): the elementwise minimum of two arrays is jnp.minimum(a, b)",
+        "axis): the elementwise minimum of two arrays, or of an array and a number, is "
+        "jnp.minimum(a, b), e.g. jnp.minimum(rho_bar, ratio)",
+        "python_min": "Python's min / max (and if, and, or) need one number, not an "
+        "array of T: clip elementwise with jnp.minimum(rho_bar, ratio) (or jnp.clip), "
+        "and choose with jnp.where or the 0/1 masks",
     },
 )
 
@@ -54,6 +58,8 @@ _MESSAGES = {
     r"arrays are immutable": "immutable",
     r"TracerBoolConversionError|boolean conversion of traced": "traced_if",
     r"Only integer scalar arrays can be converted to a scalar index": "jnp_min",
+    r"'float' object is not iterable": "jnp_min",  # jnp.min(ratio, rho_bar): an axis
+    r"truth value of an array with more than one element is ambiguous": "python_min",
 }
 
 JAX = lab_framework(
@@ -62,6 +68,7 @@ JAX = lab_framework(
 
 check_returns = partial(lab07.check_returns, fw=JAX)
 check_gae = partial(lab07.check_gae, fw=JAX)
+check_vtrace = partial(lab07.check_vtrace, fw=JAX)
 
 
 def _gradients(

@@ -17,7 +17,7 @@ from helpers.labs.kit import Checker, Hints, explainer
 from helpers.labs.lab07 import checks as lab07
 from helpers.torch.labkit import lab_framework
 
-__all__ = ["check_gae", "check_ppo_loss", "check_returns"]
+__all__ = ["check_gae", "check_ppo_loss", "check_returns", "check_vtrace"]
 
 HINTS = Hints(
     lab07.HINTS,
@@ -30,12 +30,13 @@ HINTS = Hints(
         "not_reversed": "the loop runs from the last step back to the first: reverse "
         "what you collected (a list: out[::-1]; a tensor: out.flip(0)) so that G[0] is "
         "the first step's return",
-        "forward": "returns and advantages flow backwards in time: loop t from T - 1 "
-        "down to 0, for t in reversed(range(T)); a forward loop carries the past into "
-        "each step instead of the future",
+        "forward": "returns, advantages and V-trace targets flow backwards in time: loop "
+        "t from T - 1 down to 0, for t in reversed(range(T)); a forward loop carries the "
+        "past into each step instead of the future",
         "input_changed": "do not write into the inputs (rewards += ..., x[t] = ..., "
-        "x.sub_(...)): the caller's rollout would change under it. Compute into new "
-        "tensors, e.g. returns = torch.zeros_like(rewards), or work on x.clone()",
+        "x.sub_(...), log_rhos.exp_()): the caller's rollout would change under it. "
+        "Compute into new tensors, e.g. returns = torch.zeros_like(rewards), or work on "
+        "x.clone() (torch.exp(log_rhos) is a new tensor)",
         "float32": "keep float32, the inputs' dtype: float64 comes from .double(), "
         "dtype=torch.float64 or a NumPy array (float64 by default) turned into a "
         "tensor; build on torch.zeros_like(rewards) and the inputs themselves",
@@ -45,8 +46,12 @@ HINTS = Hints(
         "partly_detached": "the values are right but the gradient is not: part of the "
         "loss is cut from autograd (a .detach() on the ratio in one of the two terms, "
         "say); only the data (old_log_probs, advantages, old_values) may be constants",
-        "tensor_max_float": "torch.max / torch.min compare two tensors: bound the "
-        "ratio by numbers with ratio.clamp(1 - clip, 1 + clip) (or torch.clip)",
+        "tensor_max_float": "torch.max / torch.min (and torch.maximum / torch.minimum) "
+        "compare two tensors: bound a tensor by numbers with clamp, "
+        "ratio.clamp(1 - clip, 1 + clip) in PPO, ratio.clamp(max=rho_bar) in V-trace",
+        "python_min": "Python's min / max (and if, and, or) need one number, not a "
+        "tensor of T: clip elementwise with ratio.clamp(max=rho_bar) (or torch.clamp), "
+        "and choose with torch.where or the 0/1 masks",
     },
 )
 
@@ -55,15 +60,19 @@ _MESSAGES = {
     r"Subtraction, the `-` operator, with a bool tensor": "bool_mask",
     r"Can't call numpy\(\) on Tensor that requires grad": "not_differentiable",
     r"leaf Variable that requires grad is being used in an in-place": "input_changed",
-    r"(max|min)\(\) received an invalid combination of arguments - got \(Tensor, float": (
+    r"(max|min)\(\) received an invalid combination of arguments - got "
+    r"\((Tensor, float|float, Tensor)": "tensor_max_float",
+    r"(maximum|minimum)\(\): argument '\w+' \(position \d\) must be Tensor, not float": (
         "tensor_max_float"
     ),
+    r"Boolean value of Tensor with more than one value is ambiguous": "python_min",
 }
 
 TORCH = lab_framework(HINTS, explainer(_MESSAGES, HINTS))
 
 check_returns = partial(lab07.check_returns, fw=TORCH)
 check_gae = partial(lab07.check_gae, fw=TORCH)
+check_vtrace = partial(lab07.check_vtrace, fw=TORCH)
 
 
 def _gradients(

@@ -201,10 +201,11 @@ H.lab07.check_vtrace(vtrace)
 # and `pg_advantages` are its advantages, and `vs` is exercise 1's return. Off-policy, the
 # cell below draws 1,000 behaviour policies for one rollout, the ratio $\pi/\mu$ of each step
 # log-normal with mean 1 (as $\mathbb{E}_\mu[\pi/\mu] = 1$), and compares `vs[0]` over them,
-# all 1,000 in one call of your function under `jax.vmap`. Without clipping ($\bar\rho = \bar
-# c = \infty$, importance sampling) its mean is the on-policy target, up to sampling noise,
-# and its spread is wide; clipped at 1, the spread narrows and the mean moves away:
-# truncation trades variance for bias.
+# all 1,000 in one call of your function under `jax.vmap` (one with Python branches on values
+# cannot be vmapped; the cell then calls it on 200, one at a time). Without clipping
+# ($\bar\rho = \bar c = \infty$, importance sampling) its mean is the on-policy target, up to
+# sampling noise, and its spread is wide; clipped at 1, the spread narrows and the mean moves
+# away: truncation trades variance for bias.
 
 # %%
 try:  # runs once exercises 1, 2 and 4 are solved
@@ -235,12 +236,24 @@ try:  # runs once exercises 1, 2 and 4 are solved
 
     sigma = 0.5  # log(pi / mu) ~ N(-sigma^2 / 2, sigma^2), so pi / mu has mean 1
     log_rhos = -(sigma**2) / 2 + sigma * jax.random.normal(k_mu, (1000, T))
-    print(f"off-policy vs[0], 1,000 behaviour policies (on-policy: {vs[0]:.3f}):")
+    print(f"off-policy vs[0] over behaviour policies (on-policy: {vs[0]:.3f}):")
+
+    def first_targets(bar):  # vs[0] for every behaviour policy, in one vmapped call
+        try:
+            return jax.vmap(first_target, in_axes=(0, None))(log_rhos, bar)
+        except (
+            jax.errors.JAXTypeError
+        ):  # Python branches on values: one call per policy
+            return jnp.array([first_target(row, bar) for row in log_rhos[:200]])
+
     for bar in (float("inf"), 1.0):
-        first = jax.vmap(first_target, in_axes=(0, None))(log_rhos, bar)
+        first = first_targets(bar)
         mean, std = first.mean(), first.std(ddof=1)
         se = std / len(first) ** 0.5  # the mean's standard error
-        print(f"  rho_bar = c_bar = {bar}: mean {mean:.3f} ± {se:.3f}, std {std:.3f}")
+        print(
+            f"  rho_bar = c_bar = {bar}: {len(first)} policies, "
+            f"mean {mean:.3f} ± {se:.3f}, std {std:.3f}"
+        )
 except NotImplementedError:
     print("solve exercises 1, 2 and 4 first")
 

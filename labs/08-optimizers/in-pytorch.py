@@ -154,10 +154,13 @@ H.lab08.check_warmup_cosine(warmup_cosine)
 #
 # Write `lion_step(param, grad, m, *, lr, beta1, beta2, weight_decay)`: `param`, `grad` and
 # `m` are float32 tensors of one shape; return `(new_param, new_m)`, float32, with
-# out-of-place operations (the tensors you are given stay as they are). The check runs six
-# steps on each of three cases from $m = 0$, feeding your results back; one case has gradients
-# exactly 0 (as an unused embedding row's), where $c = 0$ and only the decay may move the
-# parameter. `torch.optim` has no Lion in the PyTorch this course pins, so there is no
+# out-of-place operations (the tensors you are given stay as they are); `lr`, `beta1`,
+# `beta2` and `weight_decay` are Python floats. The check runs six steps on each of three
+# cases from $m = 0$, feeding your results back. One case has gradients exactly 0 (as an
+# unused embedding row's), where $c = 0$ and only the decay may move the parameter; skip no
+# coordinate there: the momentum decays too, $m \leftarrow \beta_2 m$, wherever $g = 0$. The
+# same case has gradients of $10^{-9}$, whose coordinates move by exactly $\eta$ too.
+# `torch.optim` has no Lion in the PyTorch this course pins, so there is no
 # library version to avoid.
 
 

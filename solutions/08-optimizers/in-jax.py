@@ -207,10 +207,13 @@ H.lab08.check_warmup_cosine(warmup_cosine)
 # weight_decay=weight_decay)` does: `init(params)` builds the state, the momentum (zeros shaped
 # like `params`); `update(grads, state, params)` returns `(updates, new_state)`, the update
 # being $-\eta\,(\operatorname{sign}(c) + \lambda\theta)$ since `optax.apply_updates` adds
-# it. The check runs six steps on each of three cases, `update` under `jax.jit`; one case has
-# gradients exactly 0 (as an unused embedding row's), where $c = 0$ and only the decay may
-# move the parameter. Write Lion yourself: a call of `optax.lion` or `optax.scale_by_lion`
-# fails the check.
+# it (return the pair in that order). The check runs six steps on each of three cases,
+# `update` under `jax.jit`, so each leaf is a traced array: no Python `if` on its values. One
+# case has gradients exactly 0 (as an unused embedding row's), where $c = 0$ and only the
+# decay may move the parameter; skip no coordinate there: the momentum decays too,
+# $m \leftarrow \beta_2 m$, wherever $g = 0$. The same case has gradients of $10^{-9}$,
+# whose coordinates move by exactly $\eta$ too. Write Lion yourself: a call of `optax.lion`
+# or `optax.scale_by_lion` (by any module path) fails the check.
 
 
 # %%

@@ -136,13 +136,17 @@ def _signed(c, how, xp):
         return xp.where(c > 0, 1.0, -1.0)
     if how == "div":
         return c / xp.abs(c)
+    if how == "eps":  # tiny c moves by less than lr
+        return c / (xp.abs(c) + 1e-8)
     return c
 
 
 def _lion_math(p, g, m, lr, beta1, beta2, weight_decay, xp, **switch):
     """One Lion step on arrays of module ``xp`` (torch or jnp), with the reference's switches
     (and sign=, see _signed); returns (new param, new m)."""
+    lr = 1.0 if switch.get("no_lr") else lr
     lr = switch.get("lr_sign", 1) * switch.get("lr_scale", 1) * lr
+    p_start, g_raw = p, g
     b1, b2 = (beta2, beta1) if switch.get("betas_swapped") else (beta1, beta2)
     decay = switch.get("decay", "decoupled")
     if decay == "coupled":
@@ -159,13 +163,21 @@ def _lion_math(p, g, m, lr, beta1, beta2, weight_decay, xp, **switch):
         c = b1 * g_c + (1 - b1) * old
     else:
         c = b1 * old + (1 - b1) * g_c
+    if switch.get("lazy_m"):
+        m_new = xp.where(g_raw == 0, m, m_new)
     c = {"c": c, "m_old": m, "m_new": m_new, "g": g}[switch.get("direction", "c")]
+    if decay == "in_sign":
+        c = c + weight_decay * p
     # the reference's switches for the sign, as a student writes them
     how = {1.0: "ge", -1.0: "gt"}.get(
         switch.get("sign_zero"), switch.get("sign", "sign")
     )
-    d = _signed(c, how if switch.get("signed", True) else "none", xp)
-    if decay == "decoupled":
+    d = switch.get("step_sign", 1) * _signed(
+        c, how if switch.get("signed", True) else "none", xp
+    )
+    if decay == "decoupled" and switch.get("zero_skip") == "c":
+        p = p - lr * d - lr * weight_decay * p * (c != 0)
+    elif decay == "decoupled":
         p = p - lr * (d + weight_decay * p)
     elif decay == "no_lr":
         p = p - lr * d - weight_decay * p
@@ -173,6 +185,8 @@ def _lion_math(p, g, m, lr, beta1, beta2, weight_decay, xp, **switch):
         p = (p - lr * d) * (1 - lr * weight_decay)
     else:
         p = p - lr * d
+    if switch.get("zero_skip") == "g":
+        p = xp.where(g_raw == 0, p_start, p)
     return p, (m if switch.get("frozen_m") else m_new)
 
 
@@ -201,6 +215,13 @@ def _t_lion_lerp(param, grad, m, *, lr, beta1, beta2, weight_decay):
     param.mul_(1 - lr * weight_decay).add_(torch.sign(c), alpha=-lr)
     m.lerp_(grad, 1 - beta2)
     return param, m
+
+
+def _t_lion_half(param, grad, m, *, lr, beta1, beta2, weight_decay):
+    """The sign taken in float16, where c of 1e-9 is 0: right but on tiny gradients."""
+    c = (beta1 * m + (1 - beta1) * grad).half()
+    new_m = beta2 * m + (1 - beta2) * grad
+    return param - lr * (torch.sign(c) + weight_decay * param), new_m
 
 
 TORCH_MISTAKES = [
@@ -242,6 +263,8 @@ TORCH_MISTAKES = [
     ("lion_step", _t_lion_lerp, "lion_in_place"),
     ("lion_step", _t_lion(double=True), "lion_float64"),
     ("lion_step", _t_lion(lr_scale=2), "lion_general"),
+    ("lion_step", _t_lion(sign="eps"), "lion_sign_tiny"),
+    ("lion_step", _t_lion_half, "lion_sign_tiny"),
 ]
 
 # ---------------------------------------------------------------- JAX mistakes
@@ -394,8 +417,9 @@ def _j_library_joined(init_value, peak_value, warmup_steps, decay_steps, end_val
     return s.join_schedules([warmup, cosine], [warmup_steps])
 
 
-def _j_lion(keep_state=False, **switch):
-    """A JAX lion with the mistakes' switches; keep_state: update returns the state it got."""
+def _j_lion(keep_state=False, swap=False, **switch):
+    """A JAX lion with the mistakes' switches; keep_state: update returns the state it got;
+    swap: update returns (new_state, updates)."""
 
     def lion(learning_rate, b1, b2, weight_decay):
         def init(params):
@@ -420,7 +444,8 @@ def _j_lion(keep_state=False, **switch):
             new_m = jax.tree.map(
                 lambda o: o[1], out, is_leaf=lambda x: isinstance(x, tuple)
             )
-            return updates, (m if keep_state else new_m)
+            new_m = m if keep_state else new_m
+            return (new_m, updates) if swap else (updates, new_m)
 
         return optax.GradientTransformation(init, update)
 
@@ -454,6 +479,34 @@ def _j_library_scale_by_lion(learning_rate, b1, b2, weight_decay):
         optax.add_decayed_weights(weight_decay),
         optax.scale(-learning_rate),
     )
+
+
+def _j_library_private_lion(learning_rate, b1, b2, weight_decay):
+    """optax's Lion reached through its private module, not the name optax.lion."""
+    from optax._src import alias
+
+    return alias.lion(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay)
+
+
+def _j_lion_traced(python_if):
+    """The sign of a traced leaf read as a Python number: an if, or math.copysign."""
+
+    def sign(c):
+        return (1.0 if c.sum() > 0 else -1.0) if python_if else math.copysign(1.0, c)
+
+    def lion(learning_rate, b1, b2, weight_decay):
+        def update(grads, m, params):
+            c = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, m, grads)
+            updates = jax.tree.map(
+                lambda c, p: -learning_rate * (sign(c) + weight_decay * p), c, params
+            )
+            return updates, m
+
+        return optax.GradientTransformation(
+            lambda params: jax.tree.map(jnp.zeros_like, params), update
+        )
+
+    return lion
 
 
 JAX_MISTAKES = [
@@ -494,6 +547,11 @@ JAX_MISTAKES = [
     ("lion", _j_lion(updates_are_params=True), "lion_updates_are_params"),
     ("lion", _j_library_lion, "lion_answer_key"),
     ("lion", _j_library_scale_by_lion, "lion_answer_key"),
+    ("lion", _j_library_private_lion, "lion_answer_key"),
+    ("lion", _j_lion(swap=True), "lion_returned_swapped"),
+    ("lion", _j_lion(sign="eps"), "lion_sign_tiny"),
+    ("lion", _j_lion_traced(python_if=True), "lion_traced"),
+    ("lion", _j_lion_traced(python_if=False), "lion_traced"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}

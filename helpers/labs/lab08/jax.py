@@ -13,6 +13,8 @@ allowed: they hold no part of Adam. Exercise 4 (``check_lion``) is checked by
 
 from __future__ import annotations
 
+import importlib
+import re
 from typing import Any
 
 import jax
@@ -21,7 +23,7 @@ import numpy as np
 import optax
 
 from helpers.jax.labkit import lab_framework
-from helpers.labs.kit import Checker, Hints, checking, explainer
+from helpers.labs.kit import Checker, CheckFailed, Hints, checking, explainer
 from helpers.labs.lab08 import checks as lab08
 from helpers.labs.lab08 import lion
 
@@ -51,6 +53,11 @@ _LION_HINTS = {
     "lion_numpy_in_jit": "inside jit the values are traced arrays, which NumPy cannot read: "
     "np.sign (any np.* function) needs a concrete array; use jnp.sign (jnp.where, ...), "
     "which works on traced arrays",
+    "lion_returned_swapped": "return the pair in the order (updates, new_state): the "
+    "change to the parameters first, then the new momentum",
+    "lion_traced": "inside jit each leaf is a whole traced array, not a number: a Python "
+    "`if` or `1.0 if c > 0 else -1.0`, math.copysign and float() cannot read it; use "
+    "jnp.sign(c) (or jnp.where), which works elementwise on traced arrays",
     "lion_answer_key": "write Lion yourself from the exercise's formula (c, its sign and the "
     "decay, then the momentum): optax.lion is the answer key the check compares with, and "
     "calling it (or optax.scale_by_lion) fails the check",
@@ -129,9 +136,21 @@ JAX = lab_framework(
 # The library's answers, refused: each exercise asks to write its rule out. optax and
 # optax.schedules are two modules, a student may reach a schedule through either.
 _ADAM_KEYS = tuple((optax, name) for name in ("adam", "adamw", "scale_by_adam"))
-# JAX's own Lion mistake with a trajectory: the new parameter returned as the update.
-_LION_EXTRA = [("lion_updates_are_params", dict(updates_are_params=True))]
-_LION_KEYS = tuple((optax, name) for name in ("lion", "scale_by_lion"))
+# JAX's own Lion mistakes with a trajectory: the new parameter returned as the update, and
+# the pair returned as (new_state, updates).
+_LION_EXTRA = [
+    ("lion_updates_are_params", dict(updates_are_params=True)),
+    ("lion_returned_swapped", dict(returned_swapped=True)),
+]
+# optax's own modules too: `from optax._src import alias; alias.lion(...)` is the same key
+_LION_KEYS = (
+    *((optax, name) for name in ("lion", "scale_by_lion")),
+    (importlib.import_module("optax._src.alias"), "lion"),
+    (importlib.import_module("optax._src.transform"), "scale_by_lion"),
+)
+# A tracer read as a Python number (an if, math.*, float()) in Lion: the schedule's hints
+# (traced_if, traced_math) speak of warmup steps and cosines; Lion gets its own.
+_LION_TRACED = r"TracerBoolConversionError|ConcretizationTypeError|Only scalar arrays"
 _SCHEDULE_KEYS = tuple(
     (module, name)
     for module in (optax, optax.schedules)
@@ -272,9 +291,14 @@ def check_lion(student: Any) -> None:
     ) as c:
 
         def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-            return lab08.call_refusing(
-                c, _LION_KEYS, "lion_answer_key", fn, *args, **kwargs
-            )
+            try:
+                return lab08.call_refusing(
+                    c, _LION_KEYS, "lion_answer_key", fn, *args, **kwargs
+                )
+            except CheckFailed as e:
+                if re.search(_LION_TRACED, e.problem):
+                    raise c.fail(e.problem, c.hint("lion_traced")) from None
+                raise
 
         for case in lion.LION_CASES:
             param, grads = lion.lion_inputs(case)

@@ -61,7 +61,7 @@ _TEMPLATES = {
     "gives +1 (or -1) there, and c / abs(c) gives NaN",
     "lion_decay_coupled": "the decay is decoupled, as in AdamW: c and m use {g} as given, "
     "and weight_decay * {p} is added to the signed direction, {step}; adding it to the "
-    "gradient first is an L2 penalty, which the sign then flattens",
+    "gradient (or to c, inside the sign) is an L2 penalty, which the sign then flattens",
     "lion_decay_without_lr": "the decay is scaled by the learning rate too: {step}, not the "
     "signed step minus weight_decay * {p}",
     "lion_decay_order": "the decay uses the parameter the step starts from, in the same "
@@ -79,6 +79,17 @@ _TEMPLATES = {
     "this gradient: c = {b1} * m + (1 - {b1}) * {g} and m = {b2} * m + (1 - {b2}) * {g}, "
     "not {b1} * {g} + (1 - {b1}) * m",
     "lion_update_sign": "the step goes against the direction: {step}",
+    "lion_lr_missing": "scale the whole step by the learning rate, the sign and the decay "
+    "alike: {step}; without {lr} every coordinate moves by 1",
+    "lion_zero_skipped": "skip no coordinate: where {g} is 0 (an unused row) the momentum "
+    "still gives a direction, c = {b1} * m, and the decay still shrinks the parameter, so "
+    "apply {step} everywhere; only sign(c) is 0 where c is 0",
+    "lion_lazy_momentum": "the momentum decays where {g} is 0 too: m = {b2} * m + (1 - {b2}) "
+    "* {g} at every coordinate, which is {b2} * m there; keeping m where {g} is 0 (a lazy, "
+    "sparse update) is not Lion",
+    "lion_sign_tiny": "every coordinate moves by exactly {lr}, however small its c (one case "
+    "has gradients of 1e-9): use {sign}(c); c / (abs(c) + eps), a smooth approximation "
+    "such as tanh, or a lower precision (float16) shrinks or zeroes those steps",
     "lion_general": "follow the exercise's order: c = {b1} * m + (1 - {b1}) * {g} from the "
     "m you were given, the step {step}, then m = {b2} * m + (1 - {b2}) * {g}",
 }
@@ -95,6 +106,8 @@ def lion_hints(names: Mapping[str, str]) -> dict[str, str]:
 # trajectory of its own on some case (the test proves it), so the first match is the mistake.
 LION_MISTAKES: list[tuple[str, dict[str, Any]]] = [
     ("lion_update_sign", dict(lr_sign=-1)),
+    ("lion_update_sign", dict(step_sign=-1)),
+    ("lion_lr_missing", dict(no_lr=True)),
     ("lion_momentum_first", dict(momentum_first=True)),
     ("lion_momentum_beta1", dict(track_beta1=True)),
     ("lion_direction_m", dict(direction="m_old")),
@@ -107,6 +120,7 @@ LION_MISTAKES: list[tuple[str, dict[str, Any]]] = [
     ("lion_m_not_updated", dict(frozen_m=True)),
     ("lion_decay_coupled", dict(decay="coupled")),
     ("lion_decay_coupled", dict(decay="coupled_c")),
+    ("lion_decay_coupled", dict(decay="in_sign")),
     ("lion_decay_without_lr", dict(decay="no_lr")),
     ("lion_decay_order", dict(decay="after_step")),
     ("lion_decay_missing", dict(decay="missing")),
@@ -114,6 +128,9 @@ LION_MISTAKES: list[tuple[str, dict[str, Any]]] = [
     ("lion_weights_swapped", dict(weights_swapped="c")),
     ("lion_weights_swapped", dict(weights_swapped="m")),
     ("lion_weights_swapped", dict(weights_swapped="both")),
+    ("lion_zero_skipped", dict(zero_skip="g")),
+    ("lion_zero_skipped", dict(zero_skip="c")),
+    ("lion_lazy_momentum", dict(lazy_m=True)),
 ]
 
 # Three cases, different shapes and hyperparameters, 6 steps each. The first has betas far
@@ -138,13 +155,20 @@ LION_CASES = [
         weight_decay=0.2,
         zero_row=1,
         zero_first=((0, 2), (2, 0)),
+        # set gradients: one 0 while m is not (lazy momentum flips a later sign), one of
+        # 1e-9 at every step (c / (abs(c) + eps) or float16 do not move it by lr)
+        fixed={
+            (0, 1): (1.0, 0.0, -3.5),
+            (0, 3): (1e-9, -1e-9, 2e-9, 1e-9, -2e-9, 1e-9),
+        },
     ),
 ]
 
 
 def lion_inputs(case: Mapping[str, Any]) -> tuple[np.ndarray, list[np.ndarray]]:
     """The starting parameter and the gradient of each step, float32 arrays of ``case["shape"]``
-    (row ``zero_row`` 0 at every step, the ``zero_first`` entries 0 at the first)."""
+    (row ``zero_row`` 0 at every step, the ``zero_first`` entries 0 at the first, the
+    ``fixed`` entries set to their values, step by step)."""
     rng = np.random.default_rng(case["seed"])
     param = rng.normal(size=case["shape"]).astype(np.float32)
     # magnitudes spread over two decades, so that at some coordinate and step the momentum
@@ -160,6 +184,9 @@ def lion_inputs(case: Mapping[str, Any]) -> tuple[np.ndarray, list[np.ndarray]]:
             g[case["zero_row"]] = 0.0
         for index in case["zero_first"]:
             grads[0][index] = 0.0
+    for index, values in case.get("fixed", {}).items():
+        for g, value in zip(grads, values, strict=False):
+            g[index] = value
     return param, grads
 
 
@@ -177,23 +204,29 @@ def lion_reference(
     direction: str = "c",  # or "m_old", "m_new", "g"
     signed: bool = True,
     sign_zero: float = 0.0,
-    decay: str = "decoupled",  # or "coupled", "coupled_c", "no_lr", "after_step", "missing"
+    decay: str = "decoupled",  # or "coupled", "coupled_c", "in_sign", "no_lr",
+    # "after_step", "missing"
     betas_swapped: bool = False,
     weights_swapped: str = "",  # or "c", "m", "both"
     momentum_sum: bool = False,
     frozen_m: bool = False,
     updates_are_params: bool = False,
+    step_sign: int = 1,
+    no_lr: bool = False,
+    zero_skip: str = "",  # or "g" (no step where g is 0), "c" (no decay where c is 0)
+    lazy_m: bool = False,
+    returned_swapped: bool = False,
     **_: Any,
 ) -> list[dict[str, np.ndarray]]:
     """``{"param", "m"}`` after each Lion step from ``m = 0``, float64 arrays of ``param``'s
     shape; the default switches give Lion (``optax.lion``), the others known mistakes."""
-    lr = lr_sign * lr
+    lr = lr_sign * (1.0 if no_lr else lr)
     b1, b2 = (beta2, beta1) if betas_swapped else (beta1, beta2)
     p = np.asarray(param, np.float64)
     m = np.zeros_like(p)
     out = []
     for grad in grads:
-        g = np.asarray(grad, np.float64)
+        g = raw = np.asarray(grad, np.float64)
         p_start = p
         if decay == "coupled":
             g = g + weight_decay * p
@@ -208,18 +241,34 @@ def lion_reference(
             c = b1 * g_c + (1 - b1) * old
         else:
             c = b1 * old + (1 - b1) * g_c
+        if lazy_m:  # m kept where the gradient is 0
+            m_new = np.where(raw == 0, m, m_new)
         c = {"c": c, "m_old": m, "m_new": m_new, "g": g}[direction]
+        if decay == "in_sign":
+            c = c + weight_decay * p
         d = np.where(c == 0, sign_zero, np.sign(c)) if signed else c
+        d = step_sign * d
         if decay == "decoupled":
-            p = p - lr * (d + weight_decay * p)
+            wd = (
+                np.where(c == 0, 0.0, weight_decay)
+                if zero_skip == "c"
+                else weight_decay
+            )
+            p = p - lr * (d + wd * p)
         elif decay == "no_lr":
             p = p - lr * d - weight_decay * p
         elif decay == "after_step":
             p = (p - lr * d) * (1 - lr * weight_decay)
-        else:  # coupled (in the gradient above), coupled_c, or missing
+        else:  # coupled (in the gradient above), coupled_c, in_sign, or missing
             p = p - lr * d
+        if zero_skip == "g":
+            p = np.where(raw == 0, p_start, p)
         if updates_are_params:  # the new parameter added to the old one (JAX's updates)
             p = p + p_start
+        if (
+            returned_swapped
+        ):  # JAX's (new_state, updates): m is the update, and vice versa
+            p, m_new = p_start + m_new, p - p_start
         if not frozen_m:
             m = m_new
         out.append({"param": p, "m": m})
@@ -233,6 +282,23 @@ def _same(got: Sequence[Mapping[str, np.ndarray]], run: Sequence[Mapping]) -> bo
         and np.allclose(a[k], r[k], rtol=1e-4, atol=1e-6)
         for a, r in zip(got, run, strict=False)
         for k in a
+    )
+
+
+def _right_but_tiny(
+    got: Sequence[Mapping[str, np.ndarray]],
+    right: Sequence[Mapping[str, np.ndarray]],
+    grads: Sequence[np.ndarray],
+) -> bool:
+    """Whether ``got`` is Lion's but at the coordinates whose gradients are all tiny (Lion
+    works coordinate by coordinate, so a wrong sign there stays there)."""
+    tiny = np.all([np.abs(g) < 1e-6 for g in grads], axis=0)
+    tiny &= np.any([g != 0 for g in grads], axis=0)
+    if any(np.shape(v) != tiny.shape for step in got for v in step.values()):
+        return False
+    keep = [{k: np.asarray(v)[~tiny] for k, v in step.items()} for step in got]
+    return bool(tiny.any()) and _same(
+        keep, [{k: step[k][~tiny] for k in ("param", "m")} for step in right]
     )
 
 
@@ -269,6 +335,8 @@ def compare_lion(
                 np.all(np.isfinite(step[k])) for step in got for k in step
             ):
                 hint = c.hint("lion_sign_zero")  # c / abs(c) at c = 0
+            elif _right_but_tiny(got, right, grads):
+                hint = c.hint("lion_sign_tiny")
     for step, (actual, expected) in enumerate(zip(got, right, strict=False), start=1):
         for name, value in actual.items():
             c.close(

@@ -168,9 +168,11 @@ H.lab07.check_ppo_loss(ppo_loss)
 # later steps, as $\lambda$ does in GAE, and sets how fast they converge; the paper assumes
 # $\bar\rho \ge \bar c$. `log_rhos` is a float32 array `(T,)` like the other inputs;
 # `gamma`, `rho_bar` and `c_bar` are Python floats (`float("inf")`: no clipping), and
-# `jnp.minimum(rho_bar, ratio)` clips an array at a number. The check runs the three rollouts
-# of exercises 1 and 2, with ratios below, between and above the bars, $(\bar\rho, \bar c)$
-# = (1, 1), (2, 0.9) and (1.5, 0.6), and compares with a numpy answer that
+# `jnp.minimum(rho_bar, ratio)` clips an array at a number (arithmetic on a bar, such as
+# `rho_bar - jax.nn.relu(rho_bar - ratio)`, turns inf into NaN). The check runs the three
+# rollouts of exercises 1 and 2, with ratios below, between and above the bars, $(\bar\rho,
+# \bar c)$ = (1, 1), (2, 0.9) and (1.5, 0.6), then the first again with both bars inf, and
+# compares with a numpy answer that
 # `tests/labs/test_lab07.py` proves equal to the paper's sum, $v_s = V(x_s) + \sum_{t \ge s}
 # \gamma^{t-s} \left(\prod_{i=s}^{t-1} c_i\right) \delta_t$.
 

@@ -266,6 +266,10 @@ def _vtrace(
     pg_from_vs=False,
     swap=False,
     add_values=True,
+    trunc_wins=False,
+    last_override=(),
+    mask_shift=False,
+    skip=None,
 ):
     """A V-trace answer, right by default; each keyword makes one known mistake."""
     op = OPS[fw]
@@ -277,15 +281,26 @@ def _vtrace(
         ratios = {"exp": op["exp"](log_rhos), "inverted": op["exp"](-log_rhos)}
         r = ratios.get(ratio, log_rhos)  # "log": the log ratio itself
         bars = {"rho_bar": rho_bar, "c_bar": c_bar, "one": 1.0}
+        if ratio == "log_clip":  # clips log_rhos at the bars, not at their logs
+            r = log_rhos
         limit = op["cap"] if clip == "min" else op["raise_to"]
         rho = limit(r, bars[rho_cap]) if rho_cap else r
         c = limit(r, bars[c_cap]) if c_cap else r
+        if ratio == "log_clip":
+            rho, c, r = op["exp"](rho), op["exp"](c), op["exp"](r)
         done = op["maximum"](terminated, truncated) if trunc_boundary else terminated
         if done_sum:
             done = terminated + truncated
         stop = done if trunc_is_term else terminated
         if not term_in_delta:
             stop = 0.0 * terminated
+        if trunc_wins:  # a step both terminated and truncated bootstraps
+            stop = terminated * (1 - truncated)
+        # the last step bootstraps even where it terminated, in delta and / or in pg
+        last_open = op["concat"]([stop[:-1], 0.0 * stop[-1:]])
+        pg_terminated = last_open if "pg" in last_override else stop
+        if "delta" in last_override:
+            stop = last_open
         nv = next_values
         if shifted_values:
             nv = op["concat"]([values[1:], next_values[-1:]])
@@ -293,15 +308,23 @@ def _vtrace(
             rewards + gamma * nv * (1 - stop) - values
         )
         keep = 1 - done if mask else 1.0 + 0.0 * done
+        flow = op["concat"]([keep[1:], 1.0 + 0.0 * keep[:1]]) if mask_shift else keep
         T, out, diff = len(rewards), [], op["zero"]()
-        for t in range(T) if forward else reversed(range(T)):
+        steps = list(range(T) if forward else reversed(range(T)))
+        if skip == "first":  # range(T - 1, 0, -1): step 0 left at 0
+            steps = steps[:-1]
+        elif skip == "last":  # range(T - 2, -1, -1): step T - 1 left at 0
+            steps, out = steps[1:], [0.0 * diff]
+        for t in steps:
             if c_shift:  # carries c[t] * diff[t] back: step t - 1 gets c[t]
                 diff = delta[t] + gamma * keep[t] * diff
                 out.append(diff)
                 diff = c[t] * diff
             else:
-                diff = delta[t] + gamma * c[t] * keep[t] * diff
+                diff = delta[t] + gamma * c[t] * flow[t] * diff
                 out.append(diff)
+        if skip == "first":
+            out.append(0.0 * diff)
         diffs = op["stack"](out if forward else out[::-1])
         vs = values + diffs
         if vs_from_pg:  # vs[t] = values[t] + rho[t] * (r[t] + gamma * next target - V)
@@ -320,7 +343,7 @@ def _vtrace(
             pg_next, op["where"](keep > 0, after, next_values)
         )
         ends = {
-            "terminated": terminated,
+            "terminated": pg_terminated,
             "done": op["maximum"](terminated, truncated),
             "none": 0.0 * terminated,
         }[pg_stop]
@@ -367,6 +390,21 @@ def _torch_minimum_float(ratio, rho_bar, c_bar):
     return torch.minimum(ratio, rho_bar), torch.minimum(
         ratio, c_bar
     )  # a float: TypeError
+
+
+def _relu_clip(ratio, rho_bar, c_bar):
+    """min(bar, x) = bar - relu(bar - x): right for a finite bar, NaN for inf - inf."""
+    relu = torch.relu if isinstance(ratio, torch.Tensor) else jax.nn.relu
+    return rho_bar - relu(rho_bar - ratio), c_bar - relu(c_bar - ratio)
+
+
+def _torch_clip_aliased(ratio, rho_bar, c_bar):
+    """c clipped in place first: c IS ratio, so rho taken from it is clipped at c_bar."""
+    c = ratio
+    c[c > c_bar] = c_bar
+    rho = ratio
+    rho[rho > rho_bar] = rho_bar
+    return rho, c
 
 
 def _python_min(ratio, rho_bar, c_bar):
@@ -576,12 +614,21 @@ def _table(fw):
             (dict(forward=True), "forward"),
             (dict(c_cap="rho_bar"), "c_with_rho_bar"),
             (dict(vs_from_pg=True), "c_with_rho_bar"),
-            (dict(rho_cap="c_bar"), "rho_with_c_bar"),
+            (dict(rho_cap="c_bar"), "rho_at_c_bar"),
             (dict(rho_cap="c_bar", c_cap="rho_bar"), "bars_swapped"),
             (dict(rho_cap="one", c_cap="one"), "bars_ignored"),
             (dict(rho_cap=None), "not_clipped"),
             (dict(c_cap=None), "not_clipped"),
-            (dict(rho_cap=None, c_cap=None), "not_clipped"),
+            # at case 0's bars, 1, min(log_rhos, 1) clips none of its log ratios: the
+            # unclipped answer's hint there is the log clip's, which names both
+            (dict(rho_cap=None, c_cap=None), "log_clipped_at_bar"),
+            (dict(ratio="log_clip"), "log_clipped_at_bar"),
+            (dict(trunc_wins=True), "truncated_wins"),
+            (dict(last_override=("delta", "pg")), "last_overrides_end"),
+            (dict(last_override=("pg",)), "last_overrides_end"),
+            (dict(mask_shift=True), "mask_shifted"),
+            (dict(skip="first"), "step_skipped"),
+            (dict(skip="last"), "step_skipped"),
             (dict(clip="max"), "clip_from_below"),
             (dict(delta_weight=False), "delta_unweighted"),
             (dict(ratio="inverted"), "vtrace_ratio_inverted"),
@@ -601,7 +648,9 @@ def _table(fw):
         ]
     ]
     rows.append(("vtrace", _vtrace_with(fw, _python_min), "python_min"))
+    rows.append(("vtrace", _vtrace_with(fw, _relu_clip), "inf_bar"))
     if fw == "pytorch":
+        rows.append(("vtrace", _vtrace_with(fw, _torch_clip_aliased), "rho_at_c_bar"))
         rows.append(("vtrace", _torch_vtrace_exp_in_place, "input_changed"))
         rows.append(
             ("vtrace", _vtrace_with(fw, _torch_minimum_float), "tensor_max_float")
@@ -829,6 +878,7 @@ def _vtrace_by_the_sum(rewards, values, boot, log_rhos, gamma, rho_bar, c_bar):
     return vs, rho * (rewards + gamma * np.append(vs[1:], boot) - values)
 
 
+VTRACE_IDS = [f"case{i}" for i in range(len(lab07.VTRACE_CASES))]
 BARS = [(1.0, 1.0), (2.0, 0.5), (1.5, 1.0), (np.inf, np.inf)]
 
 
@@ -858,7 +908,7 @@ def test_vtrace_reference_equals_the_papers_sum(rho_bar, c_bar):
         np.testing.assert_allclose(got[1], got[0] - r["values"], atol=1e-10)
 
 
-@pytest.mark.parametrize("case", lab07.VTRACE_CASES, ids=["case0", "case1", "case2"])
+@pytest.mark.parametrize("case", lab07.VTRACE_CASES, ids=VTRACE_IDS)
 def test_vtrace_reference_is_the_sum_episode_by_episode(case):
     """The check's rollouts cut into episodes: each stretch is the paper's sum on its own,
     bootstrapped from next_values at a truncation or at the rollout's end, from 0 after a
@@ -886,7 +936,7 @@ def test_vtrace_reference_is_the_sum_episode_by_episode(case):
 
 
 @pytest.mark.parametrize(("rho_bar", "c_bar"), [(1.0, 1.0), (2.0, 1.5), (np.inf, 1.0)])
-@pytest.mark.parametrize("case", lab07.VTRACE_CASES, ids=["case0", "case1", "case2"])
+@pytest.mark.parametrize("case", lab07.VTRACE_CASES, ids=VTRACE_IDS)
 def test_on_policy_vtrace_is_gae_with_lambda_one(case, rho_bar, c_bar):
     """log_rhos = 0 and bars >= 1: every weight is 1, vs - values and pg are GAE's lam = 1
     advantages, vs is exercise 1's return (the demo in the lab shows this)."""
@@ -902,7 +952,8 @@ def test_on_policy_vtrace_is_gae_with_lambda_one(case, rho_bar, c_bar):
 def test_every_vtrace_mistake_moves_its_answer_beyond_the_tolerance():
     """Each mistake moves vs (or, for a pg mistake, pg_advantages) by far more than the
     check's tolerance on one of its cases at least; the bar mistakes show only where
-    rho_bar != c_bar, pg_from_vs too."""
+    rho_bar != c_bar, pg_from_vs too. The least, a termination on the last step
+    bootstrapped (gamma * rho * next_values[-1] there), is 0.06: 600 times atol + rtol."""
     cases = [(lab07.vtrace_inputs(c), c) for c in lab07.VTRACE_CASES]
     for m in lab07.VS_MISTAKES + lab07.PG_MISTAKES:
         part = 0 if m in lab07.VS_MISTAKES else 1
@@ -912,7 +963,7 @@ def test_every_vtrace_mistake_moves_its_answer_beyond_the_tolerance():
             right = lab07.vtrace_reference(r, *bars)[part]
             wrong = lab07.vtrace_reference(r, *bars, m)[part]
             moved = max(moved, np.abs(wrong - right).max())
-        assert moved > 1e-1, m
+        assert moved > 5e-2, m
     with pytest.raises(ValueError, match="unknown mistake"):
         lab07.vtrace_reference(cases[0][0], 0.9, 1.0, 1.0, "no_such_mistake")
 

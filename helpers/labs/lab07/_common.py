@@ -63,8 +63,11 @@ def _array(c: Checker, value: Any, what: str, fw: Framework) -> np.ndarray:
 def _pair(c: Checker, out: Any, names: tuple[str, str], fw: Framework) -> tuple:
     """The two arrays of a ``(a, b)`` answer as numpy, or a failure that says what to return."""
     if not isinstance(out, tuple | list) or len(out) != 2:
+        got = type(out).__name__
+        if isinstance(out, tuple | list):  # not "expected a tuple, got tuple"
+            got = f"a {got} of {len(out)}"
         raise c.fail(
-            f"expected a tuple ({names[0]}, {names[1]}), got {type(out).__name__}",
+            f"expected a tuple ({names[0]}, {names[1]}), got {got}",
             f"return both: return {names[0]}, {names[1]}",
         )
     return tuple(_array(c, x, n, fw) for x, n in zip(out, names, strict=True))

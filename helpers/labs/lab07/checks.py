@@ -184,8 +184,13 @@ HINTS = Hints(
         "exp(log_rhos[t])) weights what flows back from step t + 1, rho[t] = min(rho_bar, "
         "...) only the TD error delta[t] (vs = values + pg_advantages gives the same "
         "mistake: it weights the flow by rho)",
-        "rho_with_c_bar": "rho is clipped at rho_bar, not c_bar: rho[t] = min(rho_bar, "
+        "rho_at_c_bar": "rho is clipped at rho_bar, not c_bar: rho[t] = min(rho_bar, "
         "exp(log_rhos[t])) weights the TD error delta[t]; c_bar is only for c[t]",
+        "log_clipped_at_bar": "V-trace truncates both importance weights at the bars: "
+        "rho[t] = min(rho_bar, exp(log_rhos[t])), c[t] = min(c_bar, exp(log_rhos[t])). "
+        "Clipping in log space needs the log of the bar, exp(min(log_rhos, "
+        "log(rho_bar))): min(log_rhos, rho_bar) clips the ratio at exp(rho_bar) instead, "
+        "which at rho_bar = 1 leaves every ratio here unclipped",
         "bars_swapped": "the two bars are the other way round: rho[t] = min(rho_bar, "
         "ratio) weights the TD error delta[t], c[t] = min(c_bar, ratio) weights what "
         "flows back from step t + 1",

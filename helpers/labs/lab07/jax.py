@@ -47,6 +47,10 @@ HINTS = Hints(
         "jnp_min": "jnp.min / jnp.max reduce ONE array (their second argument is the "
         "axis): the elementwise minimum of two arrays, or of an array and a number, is "
         "jnp.minimum(a, b), e.g. jnp.minimum(rho_bar, ratio)",
+        "inf_bar": "rho_bar and c_bar may be float('inf'), no clipping: clip with a "
+        "minimum, jnp.minimum(rho_bar, ratio); arithmetic on the bar turns inf into NaN "
+        "(rho_bar - jax.nn.relu(rho_bar - ratio) is inf - inf, rho_bar * "
+        "jnp.minimum(1.0, ratio / rho_bar) is inf * 0)",
         "python_min": "Python's min / max (and if, and, or) need one number, not an "
         "array of T: clip elementwise with jnp.minimum(rho_bar, ratio) (or jnp.clip), "
         "and choose with jnp.where or the 0/1 masks",

@@ -49,6 +49,15 @@ HINTS = Hints(
         "tensor_max_float": "torch.max / torch.min (and torch.maximum / torch.minimum) "
         "compare two tensors: bound a tensor by numbers with clamp, "
         "ratio.clamp(1 - clip, 1 + clip) in PPO, ratio.clamp(max=rho_bar) in V-trace",
+        "rho_at_c_bar": "rho is clipped at rho_bar, not c_bar: rho[t] = min(rho_bar, "
+        "exp(log_rhos[t])) weights the TD error delta[t]; c_bar is only for c[t]. If "
+        "you wrote rho_bar: c = ratio; c[c > c_bar] = c_bar writes into ratio itself, so "
+        "a rho taken from ratio afterwards is clipped at c_bar too; use ratio.clamp("
+        "max=c_bar), a new tensor",
+        "inf_bar": "rho_bar and c_bar may be float('inf'), no clipping: clip with a "
+        "minimum, ratio.clamp(max=rho_bar); arithmetic on the bar turns inf into NaN "
+        "(rho_bar - torch.relu(rho_bar - ratio) is inf - inf, rho_bar * (ratio / "
+        "rho_bar).clamp(max=1) is inf * 0)",
         "python_min": "Python's min / max (and if, and, or) need one number, not a "
         "tensor of T: clip elementwise with ratio.clamp(max=rho_bar) (or torch.clamp), "
         "and choose with torch.where or the 0/1 masks",

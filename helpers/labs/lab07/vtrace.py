@@ -38,7 +38,8 @@ __all__ = [
 
 # Exercises 1-2's rollouts, each with truncation levels that every known mistake changes:
 # the first is IMPALA's default (rho_bar = c_bar = 1), the others keep the bars apart, and
-# each rollout's ratios fall below both bars, between them and above both.
+# each rollout's ratios fall below both bars, between them and above both; the last case
+# repeats the first without clipping (both bars inf).
 VTRACE_CASES = [
     dict(length=10, seed=0, terminated=(3,), truncated=(6,), gamma=0.9, rho_bar=1.0,
          c_bar=1.0),
@@ -46,6 +47,9 @@ VTRACE_CASES = [
          c_bar=0.9),
     dict(length=9, seed=2, terminated=(0, 8), truncated=(4,), gamma=0.9, rho_bar=1.5,
          c_bar=0.6),
+    # the first rollout again, unclipped: the exercise allows float("inf") for both bars
+    dict(length=10, seed=0, terminated=(3,), truncated=(6,), gamma=0.9, rho_bar=np.inf,
+         c_bar=np.inf),
 ]  # fmt: skip
 
 # Mistakes that change vs (and so the pg advantages built on it), then mistakes of the pg
@@ -54,6 +58,11 @@ VS_MISTAKES = (
     "no_done_mask",  # the recursion reaches across episode ends
     "truncated_as_terminated",  # no bootstrap at a truncation
     "truncated_ignored",  # a truncation neither bootstraps nor cuts
+    "truncated_wins",  # a step both terminated and truncated bootstraps
+    "last_overrides_end",  # delta of the last step bootstraps even after a termination
+    "mask_shifted",  # the cut of step t from done[t + 1] (CleanRL's dones)
+    "skip_first",  # the loop stops before step 0
+    "skip_last",  # the loop starts at T - 2
     "terminated_bootstrapped",  # gamma * next_values after a termination too
     "done_sum",  # 1 - (terminated + truncated): -1 on a step that is both
     "values_shifted",  # values[t + 1] instead of next_values[t]
@@ -64,6 +73,7 @@ VS_MISTAKES = (
     "bars_ignored",  # both clipped at 1, whatever rho_bar and c_bar say
     "rho_not_clipped",
     "c_not_clipped",
+    "log_clipped_at_bar",  # exp(min(bar, log_rhos)): clipped at exp(bar) (= unclipped at 1)
     "neither_clipped",  # plain per-decision importance sampling
     "clip_from_below",  # max(bar, ratio) instead of min
     "delta_unweighted",  # delta[t] without rho[t]
@@ -76,6 +86,7 @@ PG_MISTAKES = (
     "pg_from_vs",  # vs - values
     "pg_next_across_end",  # vs[t + 1] also after a truncation (the next episode's)
     "pg_last_zero",  # nothing after the rollout's last step
+    "pg_last_overrides_end",  # the last step bootstraps even after a termination
     "pg_truncated_as_terminated",  # no bootstrap after a truncation
     "pg_terminated_bootstrapped",  # vs[t + 1] or next_values[t] after a termination
     "pg_no_rho",
@@ -84,6 +95,10 @@ PG_MISTAKES = (
 )
 # The hint of each mistake whose key differs from its name.
 MISTAKE_HINTS = {
+    "skip_first": "step_skipped",
+    "skip_last": "step_skipped",
+    "rho_with_c_bar": "rho_at_c_bar",
+    "pg_last_overrides_end": "last_overrides_end",
     "rho_not_clipped": "not_clipped",
     "c_not_clipped": "not_clipped",
     "neither_clipped": "not_clipped",
@@ -134,10 +149,14 @@ def vtrace_reference(
     done = term if m == "truncated_ignored" else np.maximum(term, trunc)
     if m == "truncated_as_terminated":
         term = done
+    if m == "truncated_wins":
+        term = term * (1 - trunc)
     keep = {"no_done_mask": np.ones_like(done), "done_sum": 1 - (term + trunc)}.get(
         m, 1 - done
     )
     delta_term = np.zeros_like(term) if m == "terminated_bootstrapped" else term
+    if m == "last_overrides_end":
+        delta_term = np.append(term[:-1], 0.0)
     if m == "values_shifted":  # values[t + 1], the rollout's last step from next_values
         nv = np.concatenate([v[1:], nv[-1:]])
 
@@ -145,6 +164,8 @@ def vtrace_reference(
     ratio = {"ratio_inverted": np.exp(-log_rho), "ratio_is_log": log_rho}.get(
         m, np.exp(log_rho)
     )
+    if m == "log_clipped_at_bar":  # the log ratio clipped at the bars themselves
+        rho_bar, c_bar = np.exp(rho_bar), np.exp(c_bar)
     rho_cap, c_cap = {
         "c_with_rho_bar": (rho_bar, rho_bar),
         "rho_with_c_bar": (c_bar, c_bar),
@@ -163,9 +184,12 @@ def vtrace_reference(
 
     weight = 1.0 if m == "delta_unweighted" else rho
     delta = weight * (r["rewards"] + gamma * nv * (1 - delta_term) - v)
+    flow = np.append(keep[1:], 1.0) if m == "mask_shifted" else keep
+    steps = list(range(len(v)) if m == "forward" else reversed(range(len(v))))
+    steps = {"skip_first": steps[:-1], "skip_last": steps[1:]}.get(m, steps)
     diff, a = np.zeros_like(v), 0.0
-    for t in range(len(v)) if m == "forward" else reversed(range(len(v))):
-        a = delta[t] + gamma * c[t] * keep[t] * a
+    for t in steps:
+        a = delta[t] + gamma * c[t] * flow[t] * a
         diff[t] = a
     vs = v + diff
 
@@ -173,9 +197,11 @@ def vtrace_reference(
     next_vs = {"pg_next_values": nv, "pg_next_across_end": after}.get(
         m, np.where(keep > 0, after, nv)
     )
-    stop = {"pg_truncated_as_terminated": done, "pg_terminated_bootstrapped": 0.0}.get(
-        m, term
-    )
+    stop = {
+        "pg_truncated_as_terminated": done,
+        "pg_terminated_bootstrapped": 0.0,
+        "pg_last_overrides_end": np.append(term[:-1], 0.0),
+    }.get(m, term)
     pg_weight = {"pg_no_rho": 1.0, "pg_with_c": c, "pg_unclipped": ratio}.get(m, rho)
     pg = pg_weight * (r["rewards"] + gamma * (1 - stop) * next_vs - v)
     if m == "pg_from_vs":
@@ -194,6 +220,12 @@ def compare_vtrace(
     def same(a: np.ndarray, b: np.ndarray) -> bool:
         return a.shape == b.shape and np.allclose(a, b, **tolerance)
 
+    if np.isinf([case["rho_bar"], case["c_bar"]]).any():
+        for name, x in zip(("vs", "pg_advantages"), got, strict=True):
+            if not np.isfinite(x).all():  # inf - inf or 0 * inf on an unclipped bar
+                raise c.fail(
+                    f"{name} holds NaN or inf when a bar is inf", c.hint("inf_bar")
+                )
     hints = (
         "rho = min(rho_bar, exp(log_rhos)), c = min(c_bar, exp(log_rhos)); delta[t] = "
         "rho[t] * (rewards[t] + gamma * next_values[t] * (1 - terminated[t]) - values[t]); "
@@ -225,7 +257,7 @@ def compare_vtrace(
 def check_vtrace(student: Callable, *, fw: Framework) -> None:
     """V-trace targets and pg advantages, off-policy, with terminated / truncated ends."""
     with checking(
-        "vtrace", fw, passed="three off-policy rollouts with episode ends"
+        "vtrace", fw, passed="four off-policy rollouts with episode ends, one unclipped"
     ) as c:
         for case in VTRACE_CASES:
             r = vtrace_inputs(case)

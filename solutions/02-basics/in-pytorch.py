@@ -182,13 +182,13 @@ H.lab02.check_attention(attention)
 # %% [markdown]
 # Write `attention_backward(q, k, v, mask, d_out)`, with exercise 3's shapes and mask (`q`
 # `(B, T, d)`, `k` `(B, S, d)`, `v` `(B, S, dv)`, `mask` `(B, T, S)` `torch.bool`, `True` where
-# query `t` may attend to key `s`) and `d_out` `(B, T, dv)`. Return the tuple `(dq, dk, dv)`,
-# with the shapes of `q`, `k` and `v`, in `torch.float32`, computed from the formulas, without
-# autograd (the check refuses `torch.autograd.grad`, `.backward()` and `torch.func`).
-# Recompute `P` as the forward pass does; a batch of matrices is transposed with `P.mT` (or
-# `P.transpose(-2, -1)`), and a sum kept for broadcasting needs `keepdim=True`. The check runs
-# a random mask with `T = S`, a causal padded one with `T != S` and `d != dv`, and no mask,
-# against a float64 NumPy answer, and says which gradient is wrong.
+# query `t` may attend to key `s`, at least one key per query) and `d_out` `(B, T, dv)`. Return
+# the tuple `(dq, dk, dv)`, with the shapes of `q`, `k` and `v`, in `torch.float32`, computed
+# from the formulas, without autograd (the check refuses `torch.autograd.grad`, `.backward()`
+# and `torch.func`). Recompute `P` as the forward pass does; a batch of matrices is transposed
+# with `P.mT` (or `P.transpose(-2, -1)`), and a sum kept for broadcasting needs `keepdim=True`.
+# The check runs a random mask with `T = S`, a causal padded one with `T != S` and `d != dv`,
+# and no mask, against a float64 NumPy answer, and says which gradient is wrong.
 
 
 # %%

@@ -25,12 +25,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from flax import nnx
+from jax import vjp as jax_vjp_imported
 from labtools import checks as lab_checks
 from labtools import (
     exercise_functions,
     mistake_table_tests,
     source,
 )
+from torch.autograd import grad as autograd_imported
 
 from helpers.labs import CheckFailed
 from helpers.labs.lab02 import attention as lab02_attention
@@ -244,6 +246,19 @@ def _t_attention_dp_untransposed(q, k, v, mask, d_out):
     dP = d_out @ v  # (B, T, dv) @ (B, S, dv): v not transposed
     dS = P * (dP - (dP * P).sum(-1, keepdim=True))
     return dS @ k * scale, dS.mT @ q * scale, P.mT @ d_out
+
+
+def _t_attention_grad_imported(q, k, v, mask, d_out):
+    """autograd under a name imported before the check (from torch.autograd import grad)."""
+    qkv = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    out = F.scaled_dot_product_attention(*qkv, attn_mask=mask)
+    return autograd_imported(out, qkv, grad_outputs=d_out)
+
+
+def _t_attention_half(q, k, v, mask, d_out):
+    """The right formulas in float16, the results turned back into float32."""
+    grads = _t_attention_backward()(q.half(), k.half(), v.half(), mask, d_out.half())
+    return tuple(g.float() for g in grads)
 
 
 TORCH_MISTAKES = [
@@ -546,6 +561,14 @@ TORCH_MISTAKES = [
         _t_attention_backward(result=lambda dq, dk, dv: (dq, dk, dv / 2)),
         "bwd_scale",  # dv / sqrt(d), d = 4 in the first case
     ),
+    # found by a second student pass: the first passed, the others got the generic hint
+    ("attention_backward", _t_attention_grad_imported, "attention_backward_answer_key"),
+    ("attention_backward", _t_attention_half, "bwd_precision"),
+    (
+        "attention_backward",
+        _t_attention_backward(masked=lambda s, m: s.masked_fill(~m, -8.0)),
+        "bwd_precision",
+    ),
 ]
 
 
@@ -732,6 +755,36 @@ def _j_attention_grad(q, k, v, mask, d_out):
 def _j_attention_nnx_grad(q, k, v, mask, d_out):
     loss = lambda q, k, v: jnp.sum(_j_forward(mask)(q, k, v) * d_out)  # noqa: E731
     return nnx.grad(loss, argnums=(0, 1, 2))(q, k, v)
+
+
+def _j_attention_vjp_imported(q, k, v, mask, d_out):
+    """jax.vjp under a name imported before the check (from jax import vjp)."""
+    _, vjp = jax_vjp_imported(_j_forward(mask), q, k, v)
+    return vjp(d_out)
+
+
+@jax.jit
+def _j_attention_vjp_jitted(q, k, v, mask, d_out):
+    return _j_attention_vjp(q, k, v, mask, d_out)
+
+
+for (
+    _case
+) in lab02_attention_backward.attention_backward_cases():  # as the check calls it
+    _j_attention_vjp_jitted(*(lab02_jax.JAX.from_numpy(a) for a in _case.values()))
+
+
+def _j_attention_vjp_traced_before(q, k, v, mask, d_out):
+    """jax.vjp inside a jitted function already traced on the check's cases (the check run
+    before): the cached trace calls no Python, so the check sees no jax.vjp unless jit is off."""
+    return _j_attention_vjp_jitted(q, k, v, mask, d_out)
+
+
+def _j_attention_bfloat16(q, k, v, mask, d_out):
+    """The right formulas in bfloat16, the results turned back into float32."""
+    bf = (a.astype(jnp.bfloat16) for a in (q, k, v))
+    grads = _j_attention_backward()(*bf, mask, d_out.astype(jnp.bfloat16))
+    return tuple(g.astype(jnp.float32) for g in grads)
 
 
 def _j_attention_in_place(q, k, v, mask, d_out):
@@ -1053,6 +1106,14 @@ JAX_MISTAKES = [
         _j_attention_backward(ds=lambda P, dP: P * (dP - P.sum(-1, keepdims=True))),
         "bwd_rowsum_weights",
     ),
+    # found by a second student pass: the first two passed, the last got the generic hint
+    ("attention_backward", _j_attention_vjp_imported, "attention_backward_answer_key"),
+    (
+        "attention_backward",
+        _j_attention_vjp_traced_before,
+        "attention_backward_answer_key",
+    ),
+    ("attention_backward", _j_attention_bfloat16, "bwd_precision"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}

@@ -131,6 +131,10 @@ HINTS = Hints(
         "bwd_dtype": "compute the gradients in the inputs' dtype, float32, as the forward "
         "pass does: no other dtype along the way (.double(), .half(), or jnp.float64 "
         "with x64 on)",
+        "bwd_precision": "your gradients are right to about 1e-2, not to float32 "
+        "rounding: keep every step in float32 (no float16 or bfloat16 along the way), and "
+        "set the forbidden scores to -inf, not to a finite number such as -8 (which leaves "
+        "a masked key a little weight)",
         "bwd_mask_fill": "a forbidden score must become -inf (or a number so negative that "
         "exp gives 0, like -1e9): a fill such as -5 or -10 still gives the masked key a "
         "weight, and so a gradient",

@@ -6,17 +6,21 @@ the LSTM step has no JAX twin in PyTorch's layout, so the numpy reference answer
 the layout-dependent hints for ``W (in, out)``, names the answer keys a student's function may
 not call (``jax.vjp`` and kin, Flax's LSTM cells, the libraries' attention), and turns JAX's
 error messages into hints. Exercise 4 (attention's backward pass) is compared with its
-float64 numpy reference, and may not call autodiff either.
+float64 numpy reference, and may not call autodiff either (under any name: the check also
+watches JAX's own ``ad`` machinery, and runs with jit off so that a cached trace hides nothing).
 """
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable
+from functools import partial, wraps
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax._src.interpreters import ad
 
 from helpers.jax.labkit import lab_framework
 from helpers.labs.kit import Hints, explainer
@@ -97,6 +101,13 @@ _AUTODIFF = [
         "linear_transpose",
     )
 ] + [(nnx, name) for name in ("grad", "value_and_grad", "vjp", "jvp")]
+# What all of them run inside JAX: catches them under any name (from jax import vjp included;
+# the names above only see calls made through the module).
+_AUTODIFF += [
+    (ad, name)
+    for name in ("jvp", "linearize", "backward_pass", "backward_pass3")
+    if hasattr(ad, name)
+]
 _LSTM = [(nnx.LSTMCell, "__call__"), (nnx.OptimizedLSTMCell, "__call__")]
 _ATTENTION = [(jax.nn, "dot_product_attention"), (nnx, "dot_product_attention")]
 
@@ -160,6 +171,20 @@ check_attention = partial(
     library=_dot_product_attention,
     answer_keys=_ATTENTION,
 )
-check_attention_backward = partial(
-    lab02.check_attention_backward, fw=JAX, answer_keys=_AUTODIFF
+
+
+def _eager(check: Callable) -> Callable:
+    """``check``, run with jit disabled: a jitted answer traced before (an earlier run of the
+    check) would reuse its trace, and the autodiff it calls would go unseen."""
+
+    @wraps(check)
+    def run(fn: Callable, **kwargs: Any) -> None:
+        with jax.disable_jit():
+            check(fn, **kwargs)
+
+    return run
+
+
+check_attention_backward = _eager(
+    partial(lab02.check_attention_backward, fw=JAX, answer_keys=_AUTODIFF)
 )

@@ -91,10 +91,12 @@ _AUTODIFF = [
     (torch.func, "jvp"),
     (torch.func, "hessian"),
     (torch.autograd.functional, "jvp"),
-    # what grad and backward both run: catches them under any name, from torch.autograd
-    # import grad included (the names above only see calls made through the module)
-    (torch.autograd, "_engine_run_backward"),
 ]
+# What grad and backward both run: catches them under any name, from torch.autograd import
+# grad included (the names above only see calls made through the module). A private name:
+# watched only where this PyTorch has it.
+if hasattr(torch.autograd, "_engine_run_backward"):
+    _AUTODIFF.append((torch.autograd, "_engine_run_backward"))
 _LSTM = [
     (torch.nn.LSTMCell, "forward"),
     (torch.nn.LSTM, "forward"),

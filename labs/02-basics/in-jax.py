@@ -119,10 +119,10 @@ H.lab02.check_lstm_step(lstm_step)
 # %% [markdown]
 # ## Exercise 3: masked scaled dot-product attention
 #
-# Queries `q` `(B, T, d)`, keys `k` `(B, S, d)` and values `v` `(B, S, dv)` come with a
+# Queries `q` `(B, T, d)`, keys `k` `(B, S, d)` and values `v` `(B, S, d_v)` come with a
 # boolean mask `mask` `(B, T, S)`: `mask[b, t, s]` is `True` when query `t` may attend to key
 # `s` (the convention of `jax.nn.dot_product_attention`). Every query may attend to at least
-# one key. Return the `(B, T, dv)` array
+# one key. Return the `(B, T, d_v)` array
 #
 # $$\mathrm{softmax}\!\left(\frac{q k^\top}{\sqrt{d}} + M\right) v, \qquad
 # M_{bts} = \begin{cases} 0 & \text{if mask}_{bts} \\ -\infty & \text{otherwise,}\end{cases}$$
@@ -144,36 +144,37 @@ H.lab02.check_attention(attention)
 # ## Exercise 4: the backward pass of attention
 #
 # Exercise 1 computed a layer's backward pass by hand; chapter 2 leaves attention's to autodiff.
-# Here you write it. With $s = q k^\top / \sqrt{d} + M$ the masked scores (exercise 3),
-# $P = \mathrm{softmax}(s)$ over the keys, and $\mathrm{out} = P v$
+# Here you write it. With $Z = q k^\top / \sqrt{d} + M$ the masked scores (exercise 3),
+# $P = \mathrm{softmax}(Z)$ over the keys, and $\mathrm{out} = P v$
 # {cite}`vaswani2017attention`, let $dX$ denote $\partial L / \partial X$ for some loss $L$,
-# and $d_\mathrm{out}$ `(B, T, dv)` be given. The product gives two gradients at once:
+# and $d_\mathrm{out}$ `(B, T, d_v)` be given. The product gives two gradients at once:
 #
 # $$dv = P^\top d_\mathrm{out}, \qquad dP = d_\mathrm{out}\, v^\top.$$
 #
 # The softmax of each query's row couples its weights (they sum to 1):
-# $\partial P_{ij} / \partial s_{il} = P_{ij} (\delta_{jl} - P_{il})$. Its
+# $\partial P_{ij} / \partial Z_{il} = P_{ij} (\delta_{jl} - P_{il})$. Its
 # vector-Jacobian product needs no Jacobian, only a sum over the keys of each row:
 #
 # $$dS_{ij} = P_{ij} \Big( dP_{ij} - \sum_{l} dP_{il} P_{il} \Big), \qquad
-# dS = P \odot \big(dP - \mathrm{rowsum}(dP \odot P)\big).$$
+# dZ = P \odot \big(dP - \mathrm{rowsum}(dP \odot P)\big).$$
 #
 # A masked key has $P_{ij} = 0$, so $dS_{ij} = 0$ and no gradient reaches it. Finally the
 # scores are $q k^\top$ times $1/\sqrt{d}$, so that factor comes back in both of their
 # gradients:
 #
-# $$dq = \frac{dS\, k}{\sqrt{d}}, \qquad dk = \frac{dS^\top q}{\sqrt{d}}.$$
+# $$dq = \frac{dZ\, k}{\sqrt{d}}, \qquad dk = \frac{dZ^\top q}{\sqrt{d}}.$$
 
 # %% [markdown]
 # Write `attention_backward(q, k, v, mask, d_out)`, with exercise 3's shapes and mask (`q`
-# `(B, T, d)`, `k` `(B, S, d)`, `v` `(B, S, dv)`, `mask` `(B, T, S)` boolean, `True` where query
-# `t` may attend to key `s`, at least one key per query) and `d_out` `(B, T, dv)`. Return the
+# `(B, T, d)`, `k` `(B, S, d)`, `v` `(B, S, d_v)`, `mask` `(B, T, S)` boolean, `True` where query
+# `t` may attend to key `s`, at least one key per query) and `d_out` `(B, T, d_v)`. Return the
 # tuple `(dq, dk, dv)`, with the shapes of `q`, `k` and `v`, in `jnp.float32`, computed from the
 # formulas, without autodiff (the check refuses `jax.grad`, `jax.vjp`, `jax.jvp`, `jax.jacrev`
 # and their kin). Recompute `P` as the forward pass does; a batch of matrices is transposed with
 # `P.mT` (or `jnp.swapaxes(P, -2, -1)`), and a sum kept for broadcasting needs `keepdims=True`.
-# The check runs a random mask with `T = S`, a causal padded one with `T != S` and `d != dv`,
-# and no mask, against a float64 NumPy answer, and says which gradient is wrong.
+# The check runs a random mask with `T = S`, a causal padded one with `T != S` and `d != d_v`,
+# and an all-`True` mask (nothing masked), against a float64 NumPy answer, and says which
+# gradient is wrong.
 
 
 # %%
@@ -194,14 +195,14 @@ H.lab02.check_attention_backward(attention_backward)
 # %%
 try:  # runs once exercise 4 is solved
     kq, kk, kv, km, kd = jax.random.split(jax.random.key(0), 5)
-    B, T, S, d, dv = 2, 3, 4, 8, 5
+    B, T, S, d, d_v = 2, 3, 4, 8, 5
     q = jax.random.normal(kq, (B, T, d))
     k = jax.random.normal(kk, (B, S, d))
-    v = jax.random.normal(kv, (B, S, dv))
+    v = jax.random.normal(kv, (B, S, d_v))
     mask = (
         (jax.random.uniform(km, (B, T, S)) < 0.6).at[..., 0].set(True)
     )  # key 0 for all
-    d_out = jax.random.normal(kd, (B, T, dv))
+    d_out = jax.random.normal(kd, (B, T, d_v))
     ours = attention_backward(q, k, v, mask, d_out)
 
     def forward(q, k, v):

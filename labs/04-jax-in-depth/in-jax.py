@@ -14,12 +14,13 @@
 # %% [markdown]
 # # Lab 4: JAX in depth
 #
-# Five exercises, four on chapter 4: a compiled, vectorised per-example gradient-norm function;
-# a Flax NNX network and its Optax training step; data parallelism by hand (a batch sharded
-# over a device mesh, then the data-parallel gradient); and one on chapter 3's custom
-# derivatives, a straight-through estimator. Each exercise is a function (exercise 4 is two). Replace the line `raise NotImplementedError(...)`
-# with your code, run the cell, then run the check below it: a check prints ✅ when your
-# function is right, or ❌ with what it expected and a hint.
+# Five exercises, four on chapter 4: (1) a compiled, vectorised per-example gradient-norm
+# function; (2) a Flax NNX network and (3) its Optax training step; (4) data parallelism by
+# hand, in two parts (a batch sharded over a device mesh, then the data-parallel gradient);
+# and (5) one on chapter 3's custom derivatives, a straight-through estimator. Each part is a
+# function you complete: replace the line `raise NotImplementedError(...)` with your code, run
+# the cell, then run the check below it: a check prints ✅ when your function is right, or ❌
+# with what it expected and a hint.
 #
 # The checks call your function on small inputs of two different shapes and compare with an
 # answer computed independently (a closed-form gradient in NumPy, reference models built by
@@ -197,10 +198,10 @@ H.lab04.check_data_parallel_grads(data_parallel_grads)
 
 # %% [markdown]
 # Write `round_ste(x)`: forward, `round(x)`, ties to the even integer as `jnp.round` does
-# (2.5 → 2, −0.5 → −0), in `x`'s dtype; backward, the incoming gradient `g`, as it is.
+# (2.5 → 2, −0.5 → 0), in `x`'s dtype; backward, the incoming gradient `g`, as it is.
 # Write the custom rule, as chapter 3 does for a softplus, with `jax.custom_vjp`
-# (a `fwd` that returns the output, `round(x)` again, since `jax.grad` runs `fwd` instead of
-# the function, and the residuals; a `bwd` that returns one cotangent per argument).
+# (`fwd(x)` returns `(round(x), residuals)`, since `jax.grad` calls it instead of the
+# function; `bwd(residuals, g)` returns `(g,)`, one cotangent per argument).
 #
 # The check feeds float32 batches `(B, D)` with ties (±0.5, ±1.5, ±2.5) and negatives, compares
 # the forward values with NumPy's `np.round`, and checks that the gradient of

@@ -23,8 +23,8 @@
 #
 # The checks call your function on small inputs of two or three different shapes and compare
 # with PyTorch's own answer (autograd, `nn.LSTMCell`, `F.scaled_dot_product_attention`; a
-# float64 NumPy answer for exercise 4), and fail a function that calls it (or autograd, in
-# exercises 1 and 4); they never look at your code. All inputs are `torch.float32` (the
+# float64 NumPy answer for exercise 4), and fail a function that calls the library's version
+# (or autograd, in exercises 1 and 4); they never look at your code. All inputs are `torch.float32` (the
 # mask is `torch.bool`), and so must be your results. The solved lab is
 # [`solutions/02-basics/in-pytorch.ipynb`](../../solutions/02-basics/in-pytorch.ipynb).
 
@@ -129,10 +129,10 @@ H.lab02.check_lstm_step(lstm_step)
 # %% [markdown]
 # ## Exercise 3: masked scaled dot-product attention
 #
-# Queries `q` `(B, T, d)`, keys `k` `(B, S, d)` and values `v` `(B, S, dv)` come with a
+# Queries `q` `(B, T, d)`, keys `k` `(B, S, d)` and values `v` `(B, S, d_v)` come with a
 # `torch.bool` mask `mask` `(B, T, S)`: `mask[b, t, s]` is `True` when query `t` may attend to
 # key `s` (the convention of `F.scaled_dot_product_attention`). Every query may attend to at
-# least one key. Return the `(B, T, dv)` tensor
+# least one key. Return the `(B, T, d_v)` tensor
 #
 # $$\mathrm{softmax}\!\left(\frac{q k^\top}{\sqrt{d}} + M\right) v, \qquad
 # M_{bts} = \begin{cases} 0 & \text{if mask}_{bts} \\ -\infty & \text{otherwise,}\end{cases}$$
@@ -148,7 +148,7 @@ def attention(
     ### BEGIN SOLUTION
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, T, S)
     scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores, dim=-1) @ v  # (B, T, dv)
+    return torch.softmax(scores, dim=-1) @ v  # (B, T, d_v)
     ### END SOLUTION
 
 
@@ -159,36 +159,37 @@ H.lab02.check_attention(attention)
 # ## Exercise 4: the backward pass of attention
 #
 # Exercise 1 computed a layer's backward pass by hand; chapter 2 leaves attention's to autodiff.
-# Here you write it. With $s = q k^\top / \sqrt{d} + M$ the masked scores (exercise 3),
-# $P = \mathrm{softmax}(s)$ over the keys, and $\mathrm{out} = P v$
+# Here you write it. With $Z = q k^\top / \sqrt{d} + M$ the masked scores (exercise 3),
+# $P = \mathrm{softmax}(Z)$ over the keys, and $\mathrm{out} = P v$
 # {cite}`vaswani2017attention`, let $dX$ denote $\partial L / \partial X$ for some loss $L$,
-# and $d_\mathrm{out}$ `(B, T, dv)` be given. The product gives two gradients at once:
+# and $d_\mathrm{out}$ `(B, T, d_v)` be given. The product gives two gradients at once:
 #
 # $$dv = P^\top d_\mathrm{out}, \qquad dP = d_\mathrm{out}\, v^\top.$$
 #
 # The softmax of each query's row couples its weights (they sum to 1):
-# $\partial P_{ij} / \partial s_{il} = P_{ij} (\delta_{jl} - P_{il})$. Its
+# $\partial P_{ij} / \partial Z_{il} = P_{ij} (\delta_{jl} - P_{il})$. Its
 # vector-Jacobian product needs no Jacobian, only a sum over the keys of each row:
 #
 # $$dS_{ij} = P_{ij} \Big( dP_{ij} - \sum_{l} dP_{il} P_{il} \Big), \qquad
-# dS = P \odot \big(dP - \mathrm{rowsum}(dP \odot P)\big).$$
+# dZ = P \odot \big(dP - \mathrm{rowsum}(dP \odot P)\big).$$
 #
 # A masked key has $P_{ij} = 0$, so $dS_{ij} = 0$ and no gradient reaches it. Finally the
 # scores are $q k^\top$ times $1/\sqrt{d}$, so that factor comes back in both of their
 # gradients:
 #
-# $$dq = \frac{dS\, k}{\sqrt{d}}, \qquad dk = \frac{dS^\top q}{\sqrt{d}}.$$
+# $$dq = \frac{dZ\, k}{\sqrt{d}}, \qquad dk = \frac{dZ^\top q}{\sqrt{d}}.$$
 
 # %% [markdown]
 # Write `attention_backward(q, k, v, mask, d_out)`, with exercise 3's shapes and mask (`q`
-# `(B, T, d)`, `k` `(B, S, d)`, `v` `(B, S, dv)`, `mask` `(B, T, S)` `torch.bool`, `True` where
-# query `t` may attend to key `s`, at least one key per query) and `d_out` `(B, T, dv)`. Return
+# `(B, T, d)`, `k` `(B, S, d)`, `v` `(B, S, d_v)`, `mask` `(B, T, S)` `torch.bool`, `True` where
+# query `t` may attend to key `s`, at least one key per query) and `d_out` `(B, T, d_v)`. Return
 # the tuple `(dq, dk, dv)`, with the shapes of `q`, `k` and `v`, in `torch.float32`, computed
 # from the formulas, without autograd (the check refuses `torch.autograd.grad`, `.backward()`
 # and `torch.func`). Recompute `P` as the forward pass does; a batch of matrices is transposed
 # with `P.mT` (or `P.transpose(-2, -1)`), and a sum kept for broadcasting needs `keepdim=True`.
-# The check runs a random mask with `T = S`, a causal padded one with `T != S` and `d != dv`,
-# and no mask, against a float64 NumPy answer, and says which gradient is wrong.
+# The check runs a random mask with `T = S`, a causal padded one with `T != S` and `d != d_v`,
+# and an all-`True` mask (nothing masked), against a float64 NumPy answer, and says which
+# gradient is wrong.
 
 
 # %%
@@ -203,10 +204,10 @@ def attention_backward(
     scale = 1 / math.sqrt(q.shape[-1])
     scores = (q @ k.mT * scale).masked_fill(~mask, float("-inf"))  # (B, T, S)
     P = torch.softmax(scores, dim=-1)  # the forward pass again: 0 at masked keys
-    dv = P.mT @ d_out  # (B, S, dv)
+    dv = P.mT @ d_out  # (B, S, d_v)
     dP = d_out @ v.mT  # (B, T, S)
-    dS = P * (dP - (dP * P).sum(dim=-1, keepdim=True))  # softmax's backward, per row
-    return dS @ k * scale, dS.mT @ q * scale, dv
+    dZ = P * (dP - (dP * P).sum(dim=-1, keepdim=True))  # softmax's backward, per row
+    return dZ @ k * scale, dZ.mT @ q * scale, dv
     ### END SOLUTION
 
 
@@ -221,13 +222,13 @@ H.lab02.check_attention_backward(attention_backward)
 # %%
 try:  # runs once exercise 4 is solved
     gen = torch.Generator().manual_seed(0)
-    B, T, S, d, dv = 2, 3, 4, 8, 5
+    B, T, S, d, d_v = 2, 3, 4, 8, 5
     q, k, v = (
-        torch.randn(B, n, m, generator=gen) for n, m in [(T, d), (S, d), (S, dv)]
+        torch.randn(B, n, m, generator=gen) for n, m in [(T, d), (S, d), (S, d_v)]
     )
     mask = torch.rand(B, T, S, generator=gen) < 0.6
     mask[..., 0] = True  # every query may attend to key 0
-    d_out = torch.randn(B, T, dv, generator=gen)
+    d_out = torch.randn(B, T, d_v, generator=gen)
     ours = attention_backward(q, k, v, mask, d_out)
     qkv = [t.clone().requires_grad_(True) for t in (q, k, v)]
     out = torch.nn.functional.scaled_dot_product_attention(*qkv, attn_mask=mask)

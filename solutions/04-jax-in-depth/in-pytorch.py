@@ -14,12 +14,13 @@
 # %% [markdown]
 # # Lab 4: the same ideas in PyTorch
 #
-# Five exercises, four on chapter 4: a vectorised per-example gradient-norm function with
-# `torch.func`; an `nn.Module` network and its optimizer step; data parallelism by hand (the
-# shards of a batch, then the data-parallel gradient); and one on chapter 3's custom
-# backward, a straight-through estimator. Each exercise is a function (exercise 4 is two). Replace the line
-# `raise NotImplementedError(...)` with your code, run the cell, then run the check below it:
-# a check prints ✅ when your function is right, or ❌ with what it expected and a hint.
+# Five exercises, four on chapter 4: (1) a vectorised per-example gradient-norm function with
+# `torch.func`; (2) an `nn.Module` network and (3) its optimizer step; (4) data parallelism by
+# hand, in two parts (the shards of a batch, then the data-parallel gradient); and (5) one on
+# chapter 3's custom backward, a straight-through estimator. Each part is a function you
+# complete: replace the line `raise NotImplementedError(...)` with your code, run the cell,
+# then run the check below it: a check prints ✅ when your function is right, or ❌ with what
+# it expected and a hint.
 #
 # The checks call your function on small inputs of two different shapes and compare with an
 # answer computed independently (a closed-form gradient in NumPy, reference models built by
@@ -217,7 +218,7 @@ H.lab04.check_data_parallel_grads(data_parallel_grads)
 
 # %% [markdown]
 # Write `round_ste(x)`: forward, `round(x)`, ties to the even integer as `torch.round` does
-# (2.5 → 2, −0.5 → −0), in `x`'s dtype; backward, the incoming gradient `grad_output`, as it is.
+# (2.5 → 2, −0.5 → 0), in `x`'s dtype; backward, the incoming gradient `grad_output`, as it is.
 # Write the custom rule, as chapter 3 does for a softplus, with a `torch.autograd.Function`
 # (its `forward` and `backward`, both `@staticmethod`s, called as `RoundSTE.apply(x)`). Return
 # a new tensor and leave `x` as it is.

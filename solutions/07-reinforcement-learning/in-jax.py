@@ -93,8 +93,9 @@ H.lab07.check_returns(discounted_returns)
 # Return `(advantages, returns)`, both `(T,)`. With $d_t = \max(\text{terminated}_t,
 # \text{truncated}_t)$:
 #
-# $$\delta_t = r_t + \gamma\, V_t^{\text{next}}\,(1 - \text{terminated}_t) - V_t,\qquad
-# A_t = \delta_t + \gamma\lambda\,(1 - d_t)\,A_{t+1},\quad A_T = 0,$$
+# $$\delta_t = r_t + \gamma\, V_t^{\text{next}}\,(1 - \text{terminated}_t) - V_t,$$
+#
+# $$A_t = \delta_t + \gamma\lambda\,(1 - d_t)\,A_{t+1},\quad A_T = 0,$$
 #
 # and `returns = advantages + values`, the critic's targets. Only `terminated` removes the
 # bootstrap from $\delta_t$; both kinds of end stop the advantage from flowing back across
@@ -170,16 +171,19 @@ H.lab07.check_ppo_loss(ppo_loss)
 # c_t = \min\left(\bar c,\ e^{\ell_t}\right),$$
 #
 # $$\delta_t = \rho_t\left(r_t + \gamma\, V_t^{\text{next}}\,(1 - \text{terminated}_t) -
-# V_t\right),\qquad v_t - V_t = \delta_t + \gamma\, c_t\,(1 - d_t)\,(v_{t+1} - V_{t+1}),
-# \quad v_T - V_T = 0.$$
+# V_t\right),$$
+#
+# $$v_t - V_t = \delta_t + \gamma\, c_t\,(1 - d_t)\,(v_{t+1} - V_{t+1}),$$
+#
+# where no step follows the last, $t = T - 1$: take $v_T - V_T = 0$ there (as exercise 2's
+# $A_T = 0$).
 #
 # Return `(vs, pg_advantages)`, both `(T,)`: `vs` $= v_t$, the critic's targets, and the
 # advantages for the policy gradient, $A^{\text{pg}}_t = \rho_t\,(r_t + \gamma\,\hat
 # v_{t+1} - V_t)$, with the next state's target taken as in exercise 1 (the first case that
 # applies):
 #
-# $$\hat v_{t+1} = \begin{cases} 0 & \text{terminated}_t = 1 \text{ (the task ended: no
-# future)}\\
+# $$\hat v_{t+1} = \begin{cases} 0 & \text{terminated}_t = 1 \text{ (the task ended: no~future)}\\
 # V_t^{\text{next}} & \text{truncated}_t = 1 \text{ (}v_{t+1}\text{ is the next episode's)}\\
 # V_{T-1}^{\text{next}} & t = T - 1 \text{ (no step follows in the rollout)}\\
 # v_{t+1} & \text{otherwise.}\end{cases}$$
@@ -288,9 +292,8 @@ try:  # runs once exercises 1, 2 and 4 are solved
     def first_targets(bar):  # vs[0] for every behaviour policy, in one vmapped call
         try:
             return jax.vmap(first_target, in_axes=(0, None))(log_rhos, bar)
-        except (
-            jax.errors.JAXTypeError
-        ):  # Python branches on values: one call per policy
+        except jax.errors.JAXTypeError:
+            # a vtrace with Python branches on values: one call per policy
             return jnp.array([first_target(row, bar) for row in log_rhos[:200]])
 
     for bar in (float("inf"), 1.0):

@@ -120,8 +120,9 @@ H.lab08.check_adamw(adamw_step)
 # `init` at step 0 to `peak` at step `warmup_steps`, then half a cosine from `peak` down to
 # `end` at step `total_steps`:
 #
-# $$\eta(t) = \text{init} + (\text{peak} - \text{init})\,\frac{t}{W} \quad (t < W), \qquad
-# \eta(t) = \text{end} + (\text{peak} - \text{end})\,\frac{1 + \cos(\pi s / S)}{2},\;
+# $$\eta(t) = \text{init} + (\text{peak} - \text{init})\,\frac{t}{W} \quad (t < W),$$
+#
+# $$\eta(t) = \text{end} + (\text{peak} - \text{end})\,\frac{1 + \cos(\pi s / S)}{2},\;
 # s = t - W,\; S = T - W \quad (t \ge W).$$
 #
 # The check covers steps 0 to `total_steps`, where this is `torch.optim.lr_scheduler`'s
@@ -154,8 +155,9 @@ H.lab08.check_warmup_cosine(warmup_cosine)
 # interpolation of the momentum and this gradient,
 #
 # $$c = \beta_1 m + (1-\beta_1)\, g,\qquad
-# \theta \leftarrow \theta - \eta\,\big(\operatorname{sign}(c) + \lambda\,\theta\big),\qquad
-# m \leftarrow \beta_2 m + (1-\beta_2)\, g.$$
+# \theta \leftarrow \theta - \eta\,\big(\operatorname{sign}(c) + \lambda\,\theta\big),$$
+#
+# $$m \leftarrow \beta_2 m + (1-\beta_2)\, g.$$
 #
 # Two betas with two jobs: $\beta_1$ (0.9 in the paper) mixes this step's direction,
 # $\beta_2$ (0.99) tracks the momentum, which is updated only **after** the step. What this
@@ -233,6 +235,12 @@ try:  # runs once exercises 2 and 4 are solved
     print(f"Lion's last step / lr, all 10 coordinates: {sizes}")
 except NotImplementedError:
     print("solve exercise 4 first (and exercise 2, whose AdamW it races)")
+
+# %% [markdown]
+# Read the two losses with the last line in mind: with a constant learning rate every
+# coordinate of Lion still moves by $\pm\eta$ at the end, so it keeps stepping across the
+# minimum instead of settling; the paper trains it, as AdamW, with a decaying schedule such
+# as exercise 3's. 80 steps on one small problem are no verdict on either method.
 
 # %% [markdown]
 # Done. Chapter 8's [PyTorch notebook](../../chapters/08-optimizers/in-pytorch.ipynb) uses

@@ -176,18 +176,18 @@ def _t_attention_backward(
     masked=lambda s, mask: s.masked_fill(~mask, float("-inf")),
     dim=-1,
     ds=lambda P, dP: P * (dP - (dP * P).sum(-1, keepdim=True)),
-    dk=lambda dS, q: dS.mT @ q,
+    dk=lambda dZ, q: dZ.mT @ q,
     dv=lambda P, d_out: P.mT @ d_out,
     result=lambda dq, dk, dv: (dq, dk, dv),
 ):
-    """attention_backward with each step replaceable: the scales, mask, dS, dk, dv, result."""
+    """attention_backward with each step replaceable: the scales, mask, dZ, dk, dv, result."""
 
     def attention_backward(q, k, v, mask, d_out):
         d = q.shape[-1]
         g = scale(d) if grad_scale is None else grad_scale(d)
         P = torch.softmax(masked(q @ k.mT * scale(d), mask), dim=dim)
-        dS = ds(P, d_out @ v.mT)
-        return result(dS @ k * g, dk(dS, q) * g, dv(P, d_out))
+        dZ = ds(P, d_out @ v.mT)
+        return result(dZ @ k * g, dk(dZ, q) * g, dv(P, d_out))
 
     return attention_backward
 
@@ -215,24 +215,24 @@ def _t_attention_func_vjp(q, k, v, mask, d_out):
 def _t_attention_in_place(q, k, v, mask, d_out):
     q /= math.sqrt(q.shape[-1])  # writes into the caller's q
     P = torch.softmax((q @ k.mT).masked_fill(~mask, float("-inf")), dim=-1)
-    dS = P * ((d_out @ v.mT) - ((d_out @ v.mT) * P).sum(-1, keepdim=True))
-    return dS @ k / math.sqrt(k.shape[-1]), dS.mT @ q, P.mT @ d_out
+    dZ = P * ((d_out @ v.mT) - ((d_out @ v.mT) * P).sum(-1, keepdim=True))
+    return dZ @ k / math.sqrt(k.shape[-1]), dZ.mT @ q, P.mT @ d_out
 
 
 def _t_attention_dq_transposed(q, k, v, mask, d_out):
     scale = 1 / math.sqrt(q.shape[-1])
     P = torch.softmax((q @ k.mT * scale).masked_fill(~mask, float("-inf")), dim=-1)
     dP = d_out @ v.mT
-    dS = P * (dP - (dP * P).sum(-1, keepdim=True))
-    return dS.mT @ k * scale, dS.mT @ q * scale, P.mT @ d_out  # dq: dS, not dS^T
+    dZ = P * (dP - (dP * P).sum(-1, keepdim=True))
+    return dZ.mT @ k * scale, dZ.mT @ q * scale, P.mT @ d_out  # dq: dZ, not dZ^T
 
 
 def _t_attention_after_softmax(q, k, v, mask, d_out):
     scale = 1 / math.sqrt(q.shape[-1])
     P = torch.softmax(q @ k.mT * scale, dim=-1) * mask  # masked after: rows sum to < 1
     dP = d_out @ v.mT
-    dS = P * (dP - (dP * P).sum(-1, keepdim=True))
-    return dS @ k * scale, dS.mT @ q * scale, P.mT @ d_out
+    dZ = P * (dP - (dP * P).sum(-1, keepdim=True))
+    return dZ @ k * scale, dZ.mT @ q * scale, P.mT @ d_out
 
 
 def _t_attention_scale_dv(q, k, v, mask, d_out):
@@ -244,8 +244,8 @@ def _t_attention_dp_untransposed(q, k, v, mask, d_out):
     scale = 1 / math.sqrt(q.shape[-1])
     P = torch.softmax((q @ k.mT * scale).masked_fill(~mask, float("-inf")), dim=-1)
     dP = d_out @ v  # (B, T, dv) @ (B, S, dv): v not transposed
-    dS = P * (dP - (dP * P).sum(-1, keepdim=True))
-    return dS @ k * scale, dS.mT @ q * scale, P.mT @ d_out
+    dZ = P * (dP - (dP * P).sum(-1, keepdim=True))
+    return dZ @ k * scale, dZ.mT @ q * scale, P.mT @ d_out
 
 
 def _t_attention_grad_imported(q, k, v, mask, d_out):
@@ -463,7 +463,7 @@ TORCH_MISTAKES = [
     ),
     (
         "attention_backward",
-        _t_attention_backward(dk=lambda dS, q: dS @ q),
+        _t_attention_backward(dk=lambda dZ, q: dZ @ q),
         "bwd_dk_transpose",
     ),
     (
@@ -718,18 +718,18 @@ def _j_attention_backward(
     masked=lambda s, mask: jnp.where(mask, s, -jnp.inf),
     axis=-1,
     ds=lambda P, dP: P * (dP - (dP * P).sum(-1, keepdims=True)),
-    dk=lambda dS, q: dS.mT @ q,
+    dk=lambda dZ, q: dZ.mT @ q,
     dv=lambda P, d_out: P.mT @ d_out,
     result=lambda dq, dk, dv: (dq, dk, dv),
 ):
-    """attention_backward with each step replaceable: the scales, mask, dS, dk, dv, result."""
+    """attention_backward with each step replaceable: the scales, mask, dZ, dk, dv, result."""
 
     def attention_backward(q, k, v, mask, d_out):
         d = q.shape[-1]
         g = scale(d) if grad_scale is None else grad_scale(d)
         P = jax.nn.softmax(masked(q @ k.mT * scale(d), mask), axis=axis)
-        dS = ds(P, d_out @ v.mT)
-        return result(dS @ k * g, dk(dS, q) * g, dv(P, d_out))
+        dZ = ds(P, d_out @ v.mT)
+        return result(dZ @ k * g, dk(dZ, q) * g, dv(P, d_out))
 
     return attention_backward
 
@@ -802,8 +802,8 @@ def _j_attention_dq_transposed(q, k, v, mask, d_out):
     scale = 1 / jnp.sqrt(q.shape[-1])
     P = jax.nn.softmax(jnp.where(mask, q @ k.mT * scale, -jnp.inf), axis=-1)
     dP = d_out @ v.mT
-    dS = P * (dP - (dP * P).sum(-1, keepdims=True))
-    return dS.mT @ k * scale, dS.mT @ q * scale, P.mT @ d_out  # dq: dS, not dS^T
+    dZ = P * (dP - (dP * P).sum(-1, keepdims=True))
+    return dZ.mT @ k * scale, dZ.mT @ q * scale, P.mT @ d_out  # dq: dZ, not dZ^T
 
 
 def _j_attention_scale_length(q, k, v, mask, d_out):
@@ -1008,12 +1008,12 @@ JAX_MISTAKES = [
     ),
     (
         "attention_backward",
-        _j_attention_backward(dk=lambda dS, q: dS @ q),
+        _j_attention_backward(dk=lambda dZ, q: dZ @ q),
         "bwd_dk_transpose",
     ),
     (
         "attention_backward",
-        _j_attention_backward(dk=lambda dS, q: q.mT @ dS),  # (B, d, S): dk^T
+        _j_attention_backward(dk=lambda dZ, q: q.mT @ dZ),  # (B, d, S): dk^T
         "bwd_dk_transpose",
     ),
     (
@@ -1150,9 +1150,9 @@ def _t_attention_backward_einsum(q, k, v, mask, d_out):
     e = torch.exp(scores - scores.amax(-1, keepdim=True))
     P = e / e.sum(-1, keepdim=True)
     dP = torch.einsum("btv,bsv->bts", d_out, v)
-    dS = P * dP - P * torch.einsum("bts,bts->bt", dP, P)[..., None]
-    dq = torch.einsum("bts,bsd->btd", dS, k) / math.sqrt(q.shape[-1])
-    dk = torch.einsum("bts,btd->bsd", dS, q) / math.sqrt(q.shape[-1])
+    dZ = P * dP - P * torch.einsum("bts,bts->bt", dP, P)[..., None]
+    dq = torch.einsum("bts,bsd->btd", dZ, k) / math.sqrt(q.shape[-1])
+    dk = torch.einsum("bts,btd->bsd", dZ, q) / math.sqrt(q.shape[-1])
     return dq, dk, torch.einsum("bts,btv->bsv", P, d_out)
 
 
@@ -1169,8 +1169,8 @@ def _t_attention_backward_jacobian(q, k, v, mask, d_out):
     scale = 1 / math.sqrt(q.shape[-1])
     P = torch.softmax((q @ k.mT * scale) + torch.log(mask.float()), dim=-1)
     J = torch.diag_embed(P) - P[..., :, None] * P[..., None, :]  # (B, T, S, S)
-    dS = (J @ (d_out @ v.mT)[..., None])[..., 0]  # J is symmetric
-    return dS @ k * scale, dS.transpose(-2, -1) @ q * scale, P.transpose(-2, -1) @ d_out
+    dZ = (J @ (d_out @ v.mT)[..., None])[..., 0]  # J is symmetric
+    return dZ @ k * scale, dZ.transpose(-2, -1) @ q * scale, P.transpose(-2, -1) @ d_out
 
 
 def _j_attention_backward_where(q, k, v, mask, d_out):
@@ -1178,8 +1178,8 @@ def _j_attention_backward_where(q, k, v, mask, d_out):
     scale = 1 / jnp.sqrt(q.shape[-1])
     P = jnp.where(mask, jax.nn.softmax(q @ k.mT * scale, axis=-1, where=mask), 0.0)
     dP = d_out @ v.mT
-    dS = P * (dP - (dP * P).sum(-1, keepdims=True))
-    return dS @ k * scale, jnp.swapaxes(dS, 1, 2) @ q * scale, P.mT @ d_out
+    dZ = P * (dP - (dP * P).sum(-1, keepdims=True))
+    return dZ @ k * scale, jnp.swapaxes(dZ, 1, 2) @ q * scale, P.mT @ d_out
 
 
 def _j_attention_backward_loop(q, k, v, mask, d_out):
@@ -1189,10 +1189,10 @@ def _j_attention_backward_loop(q, k, v, mask, d_out):
         scores = q @ k.T / jnp.sqrt(q.shape[-1])
         P = jax.nn.softmax(jnp.where(mask, scores, jnp.finfo(q.dtype).min), axis=-1)
         dP = d_out @ v.T
-        dS = P * (dP - jnp.einsum("ts,ts->t", dP, P)[:, None])
+        dZ = P * (dP - jnp.einsum("ts,ts->t", dP, P)[:, None])
         return (
-            dS @ k / jnp.sqrt(q.shape[-1]),
-            dS.T @ q / jnp.sqrt(q.shape[-1]),
+            dZ @ k / jnp.sqrt(q.shape[-1]),
+            dZ.T @ q / jnp.sqrt(q.shape[-1]),
             P.T @ d_out,
         )
 

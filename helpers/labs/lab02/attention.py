@@ -137,7 +137,7 @@ def _attention_case(
     c.shape(
         arr,
         (batch, t, case["v"].shape[-1]),
-        "the result is (B, T, dv): one weighted average of the values per query",
+        "the result is (B, T, d_v): one weighted average of the values per query",
     )
     c.dtype(arr, "float32", "compute in the inputs' dtype, float32")
     c.close(

@@ -43,7 +43,7 @@ NAMES = ("dq", "dk", "dv")
 def attention_backward_cases() -> list[dict[str, np.ndarray]]:
     """``q (B, T, d)``, ``k (B, S, d)``, ``v (B, S, dv)``, ``mask (B, T, S)``, ``d_out (B, T, dv)``.
 
-    First a random mask with ``T = S`` (so ``dS @ q`` and ``P @ d_out`` have the shapes of
+    First a random mask with ``T = S`` (so ``dZ @ q`` and ``P @ d_out`` have the shapes of
     ``dk`` and ``dv`` and their values name the mistake; every mistake gives numbers there);
     then a causal mask with padding and ``T, S, d, dv`` all different (a transpose or a swapped
     result shows in the shapes; keys past a sequence's length are masked for every query, so
@@ -100,8 +100,8 @@ def attention_backward(
     """``(dq, dk, dv)`` of ``softmax(q k^T / sqrt(d), masked) v`` for ``d_out``, in float64.
 
     With no keyword it is the right answer: ``P`` the attention weights, ``dv = P^T d_out``,
-    ``dP = d_out v^T``, ``dS = P * (dP - rowsum(dP * P))``, ``dq = dS k / sqrt(d)``,
-    ``dk = dS^T q / sqrt(d)``. The keywords switch on mistakes: ``scale`` in the forward pass,
+    ``dP = d_out v^T``, ``dZ = P * (dP - rowsum(dP * P))``, ``dq = dZ k / sqrt(d)``,
+    ``dk = dZ^T q / sqrt(d)``. The keywords switch on mistakes: ``scale`` in the forward pass,
     ``grad_scale`` in dq and dk, ``keep`` instead of the mask, ``fill`` for the forbidden
     scores, ``axis`` of the softmax, the mask applied ``after_softmax`` (weights zeroed) or
     ``additive`` (True as 1); ``ds``, ``dq_form``, ``dk_form``, ``dv_form`` name a
@@ -124,7 +124,7 @@ def attention_backward(
         P = P * keep
     dP = d_out @ _swap(v)  # (B, T, S)
     rowsum = (dP * P).sum(-1, keepdims=True)  # (B, T, 1)
-    dS = {
+    dZ = {
         "right": lambda: P * (dP - rowsum),
         "bwd_no_rowsum": lambda: P * dP,
         "bwd_rowsum_queries": lambda: P * (dP - (dP * P).sum(-2, keepdims=True)),
@@ -141,17 +141,17 @@ def attention_backward(
     square = P.shape[-1] == P.shape[-2]
     nan = np.full(k.shape, np.nan)
     dk = {
-        "right": lambda: _swap(dS) @ q,
-        "bwd_dk_transpose": lambda: dS @ q if square else nan,
+        "right": lambda: _swap(dZ) @ q,
+        "bwd_dk_transpose": lambda: dZ @ q if square else nan,
     }[dk_form]() * grad_scale
     dv = {
         "right": lambda: _swap(P) @ d_out,
         "bwd_dv_transpose": lambda: P @ d_out if square else np.full(v.shape, np.nan),
     }[dv_form]()
     dq = {
-        "right": lambda: dS @ k,
+        "right": lambda: dZ @ k,
         "bwd_dq_transpose": lambda: (
-            _swap(dS) @ k if square else np.full(q.shape, np.nan)
+            _swap(dZ) @ k if square else np.full(q.shape, np.nan)
         ),
     }[dq_form]() * grad_scale
     return dq, dk, dv
@@ -279,8 +279,8 @@ def _case(
             if whole
             else "P = softmax(q k^T / sqrt(d)) over the keys, with the scores where mask is "
             "False at -inf, each sequence with its own mask; dv = P^T @ d_out; "
-            "dq = dS @ k / sqrt(d), dk = dS^T @ q / sqrt(d), with "
-            "dS = P * (dP - rowsum(dP * P)), dP = d_out @ v^T",
+            "dq = dZ @ k / sqrt(d), dk = dZ^T @ q / sqrt(d), with "
+            "dZ = P * (dP - rowsum(dP * P)), dP = d_out @ v^T",
             mistakes=[]
             if whole
             else [(c.hint(key), wrong[i]) for key, wrong in mistakes],

@@ -138,35 +138,35 @@ HINTS = Hints(
         "bwd_mask_fill": "a forbidden score must become -inf (or a number so negative that "
         "exp gives 0, like -1e9): a fill such as -5 or -10 still gives the masked key a "
         "weight, and so a gradient",
-        "bwd_sign": "mind the signs: dS = P * (dP - rowsum(dP * P)), dP first, and the "
-        "gradients are + dS @ k / sqrt(d), + dS^T @ q / sqrt(d), + P^T @ d_out (a gradient "
+        "bwd_sign": "mind the signs: dZ = P * (dP - rowsum(dP * P)), dP first, and the "
+        "gradients are + dZ @ k / sqrt(d), + dZ^T @ q / sqrt(d), + P^T @ d_out (a gradient "
         "is not a descent step: no minus sign)",
         "bwd_batch_mean": "d_out already is the gradient of the loss, averaging included: "
         "do not divide dq, dk or dv by the batch size (each sequence has its own gradients)",
         "bwd_rowsum_weights": "the sum is dP weighted by P, over the keys: "
         "rowsum(dP * P) = sum_l dP_il P_il, not the plain sum (or mean) of dP",
-        "bwd_dq_transpose": "dq = dS @ k / sqrt(d), (B, T, S) @ (B, S, d): each query "
-        "collects from the keys it scored; dS^T @ k has dq's shape only because T = S here",
+        "bwd_dq_transpose": "dq = dZ @ k / sqrt(d), (B, T, S) @ (B, S, d): each query "
+        "collects from the keys it scored; dZ^T @ k has dq's shape only because T = S here",
         "bwd_order": "return the gradients in the order of the inputs, return dq, dk, dv: "
         "dq has q's shape (B, T, d), dk k's (B, S, d), dv v's (B, S, dv)",
         "bwd_scale": "the scores are q k^T / sqrt(d), so the factor 1 / sqrt(d) comes back, "
-        "once, in the two gradients that go through them: dq = dS @ k / sqrt(d) and "
-        "dk = dS^T @ q / sqrt(d) (dv has none)",
+        "once, in the two gradients that go through them: dq = dZ @ k / sqrt(d) and "
+        "dk = dZ^T @ q / sqrt(d) (dv has none)",
         "bwd_no_rowsum": "softmax's backward is not P * dP: each weight of a row depends on "
         "every score of that row (they sum to 1), which gives a second term, "
-        "dS = P * (dP - rowsum(dP * P)), the sum over the keys of each query",
-        "bwd_rowsum_axis": "the sum in dS = P * (dP - rowsum(dP * P)) runs over the keys of "
+        "dZ = P * (dP - rowsum(dP * P)), the sum over the keys of each query",
+        "bwd_rowsum_axis": "the sum in dZ = P * (dP - rowsum(dP * P)) runs over the keys of "
         "each query, the last axis (S) only, kept for broadcasting: shape (B, T, 1)",
-        "bwd_rowsum_no_p": "multiply the whole bracket by P: dS = P * (dP - rowsum(dP * P)); "
+        "bwd_rowsum_no_p": "multiply the whole bracket by P: dZ = P * (dP - rowsum(dP * P)); "
         "P * dP - rowsum(dP * P) leaves gradient on the masked keys, where P = 0",
         "bwd_dk_transpose": "dk pairs each key with the queries that read it: "
-        "dk = dS^T @ q / sqrt(d), (B, S, T) @ (B, T, d), dS^T with its last two axes "
-        "swapped; dS @ q has dk's shape only because T = S here",
+        "dk = dZ^T @ q / sqrt(d), (B, S, T) @ (B, T, d), dZ^T with its last two axes "
+        "swapped; dZ @ q has dk's shape only because T = S here",
         "bwd_dv_transpose": "dv = P^T @ d_out, (B, S, T) @ (B, T, dv): each value collects "
         "the gradient of every query that read it; P @ d_out has dv's shape only because "
         "T = S here",
         "bwd_mask_ignored": "recompute P exactly as the forward pass does: forbidden scores "
         "at -inf before the softmax, so P = 0 there and no gradient reaches a masked key "
-        "(dS = P * (...) is 0 there too)",
+        "(dZ = P * (...) is 0 there too)",
     }
 )

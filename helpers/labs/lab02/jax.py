@@ -56,8 +56,8 @@ HINTS = Hints(
         "attention_backward_answer_key": "write the gradients from the formulas, without "
         "jax.grad, jax.vjp or their kin (jax.jvp, jax.jacrev, nnx.grad...): P = the softmax "
         "of the masked scores, dv = P.mT @ d_out, dP = d_out @ v.mT, "
-        "dS = P * (dP - (dP * P).sum(-1, keepdims=True)), dq = dS @ k / jnp.sqrt(d), "
-        "dk = dS.mT @ q / jnp.sqrt(d)",
+        "dZ = P * (dP - (dP * P).sum(-1, keepdims=True)), dq = dZ @ k / jnp.sqrt(d), "
+        "dk = dZ.mT @ q / jnp.sqrt(d)",
         "lstm_split": "cut z into its 4 gates along the last axis (4H): "
         "jnp.split(z, 4, axis=-1); jnp.split's number is how many pieces, and it cuts "
         "axis 0 unless given an axis",

@@ -50,8 +50,8 @@ HINTS = Hints(
         "attention_backward_answer_key": "write the gradients from the formulas, without "
         "autograd (torch.autograd.grad, .backward(), torch.func): P = the softmax of the "
         "masked scores, dv = P.mT @ d_out, dP = d_out @ v.mT, "
-        "dS = P * (dP - (dP * P).sum(-1, keepdim=True)), dq = dS @ k / math.sqrt(d), "
-        "dk = dS.mT @ q / math.sqrt(d)",
+        "dZ = P * (dP - (dP * P).sum(-1, keepdim=True)), dq = dZ @ k / math.sqrt(d), "
+        "dk = dZ.mT @ q / math.sqrt(d)",
         "lstm_split": "cut z into its 4 gates along the last axis (4H): z.chunk(4, dim=-1), "
         "or z.split(H, dim=-1); torch.split's number is each piece's size, not how many",
         "changed_input": "do not write into the caller's tensors (t[...] = 0, *=, /=, "

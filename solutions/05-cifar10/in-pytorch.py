@@ -14,9 +14,10 @@
 # %% [markdown]
 # # Lab 5: on-device augmentation and label smoothing in PyTorch
 #
-# Four exercises on chapter 5: crop and flip a whole batch at once on the device, the
+# Five exercises on chapter 5: crop and flip a whole batch at once on the device, the
 # label-smoothed cross-entropy written by hand, the logits a trained model gives at test time,
-# and one training step with label smoothing. Each exercise is a function. Replace the line
+# one training step with label smoothing, and, beyond the chapter, mixup and CutMix of a batch
+# on the device (5a, 5b). Each exercise is a function. Replace the line
 # `raise NotImplementedError(...)` with your code, run the cell, then run the check below it:
 # a check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
@@ -181,3 +182,158 @@ def train_step(
 
 # %%
 H.lab05.check_train_step(train_step)
+
+# %% [markdown] tags=["shared"]
+# ## Exercise 5: mixup and CutMix on the device
+#
+# Label smoothing softens the targets; *mixup* {cite}`zhang2018mixup` and *CutMix*
+# {cite}`yun2019cutmix` soften the examples too. Each image $x_i$ of a batch gets a partner
+# $x_{\pi(i)}$ from the same batch ($\pi$ a random permutation) and a weight $\lambda$ drawn
+# from $\mathrm{Beta}(\alpha, \alpha)$. mixup blends both the images and their one-hot targets
+# with that weight,
+#
+# $$\tilde x_i = \lambda\, x_i + (1 - \lambda)\, x_{\pi(i)}, \qquad
+# \tilde y_i = \lambda\, y_i + (1 - \lambda)\, y_{\pi(i)},$$
+#
+# so the network is trained on points between the examples and asked to answer in proportion,
+# not with full confidence: it regularises like label smoothing, and makes the function
+# between classes closer to linear. CutMix pastes a box of the partner into $x_i$ instead,
+# keeping each pixel real, and weighs the targets by the share of pixels each image supplies:
+# $\lambda = 1 - (\text{box area}) / (H W)$. Both need nothing but the batch already on the
+# device: a gather with $\pi$ and some arithmetic.
+#
+# The random draws are the functions' inputs here, so that the check can be exact: `perm`
+# `(B,)` (the partner of image `i` is `images[perm[i]]`), `lam` `(B,)` float32 (one weight per
+# image; the papers draw one for the batch, which is the same value `B` times) and the box.
+# Both functions return `(images, targets)`: the images `(B, H, W, C)` float32 in 0..255
+# units (not divided by 255 nor normalised: that comes after, as in exercise 3's
+# `H.vision.to_input`, and is linear, so it commutes with the blend), the targets
+# `(B, num_classes)` float32, each row summing to 1. Work on the whole batch at once (no
+# Python loop over the images: the checks count the operations a larger batch runs) and leave
+# the inputs as they are.
+
+# %% [markdown]
+# ### 5a: mixup
+#
+# `images` `(B, H, W, C)` `uint8`, `labels` and `perm` `(B,)` int64, `lam` `(B,)` float32.
+# Cast the images to float32 first (`uint8` arithmetic wraps around past 255 and truncates),
+# gather the partners with `images[perm]`, and broadcast `lam` as `lam[:, None, None, None]`;
+# the targets from `F.one_hot(labels, num_classes)`. `torchvision.transforms.v2.MixUp` draws
+# its own weight: calling it fails the check.
+#
+# The check: two batches (4 images 5x6 with one `lam` of 0.3, 6 images 7x4 with a weight per
+# image, 0 and 1 among them), permutations that are not their own inverse; images to 1e-3,
+# targets to 1e-6.
+
+
+# %%
+def mixup(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    perm: torch.Tensor,
+    lam: torch.Tensor,
+    num_classes: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    ### BEGIN SOLUTION
+    x = images.float()  # (B, H, W, C), a new tensor: images stays as it is
+    w = lam[:, None, None, None]  # (B, 1, 1, 1)
+    mixed = w * x + (1 - w) * x[perm]
+    one_hot = F.one_hot(labels, num_classes).float()  # (B, K)
+    targets = lam[:, None] * one_hot + (1 - lam[:, None]) * one_hot[perm]
+    return mixed, targets
+    ### END SOLUTION
+
+
+# %%
+H.lab05.check_mixup(mixup)
+
+# %% [markdown]
+# ### 5b: CutMix
+#
+# The same inputs, with `box = (top, left, height, width)`, Python ints, the same box for the
+# whole batch and inside the image (`top + height <= H`, `left + width <= W`: no clipping).
+# Return a float32 copy of `images` whose rows `top .. top + height - 1` and columns
+# `left .. left + width - 1` (axes 1 and 2 of NHWC) come from `images[perm]`, and the targets
+# mixed with $\lambda = 1 - \text{height} \cdot \text{width} / (H W)$. Paste into the copy
+# (`images.float()` is one), never into `images`. `torchvision.transforms.v2.CutMix` fails
+# the check.
+#
+# The check: the two batches of 5a, two boxes each, each touching the border; top and left
+# differ, and so do height and width, so swapped axes show.
+
+
+# %%
+def cutmix(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    perm: torch.Tensor,
+    box: tuple[int, int, int, int],
+    num_classes: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    ### BEGIN SOLUTION
+    top, left, height, width = box
+    h, w = images.shape[1:3]
+    rows, cols = slice(top, top + height), slice(left, left + width)
+    mixed = images.float()  # a copy: pasting into it leaves images as it is
+    mixed[:, rows, cols] = images[perm, rows, cols].float()
+    lam = 1 - height * width / (h * w)  # the share of pixels left to the original
+    one_hot = F.one_hot(labels, num_classes).float()  # (B, K)
+    return mixed, lam * one_hot + (1 - lam) * one_hot[perm]
+    ### END SOLUTION
+
+
+# %%
+H.lab05.check_cutmix(cutmix)
+
+# %% [markdown]
+# Both on 8 CIFAR-10 training images: $\lambda \sim \mathrm{Beta}(0.4, 0.4)$, one for the
+# batch, and a permutation from a `torch.Generator`; CutMix's square box has the side
+# $\sqrt{1 - \lambda}\, 32$ at a random place inside the image, so its area is about
+# $1 - \lambda$ (`cutmix` recomputes $\lambda$ from the box it pastes). Each title gives the
+# two classes and their weights in the target. A soft-target cross-entropy,
+# $-\sum_k \tilde y_k \log \mathrm{softmax}(z)_k$, takes the mixed targets as they are; with
+# one-hot targets it is exercise 2's loss with $s = 0$.
+
+# %%
+try:  # runs once exercise 5 is solved
+    x8, y8 = H.load_cifar10("train", sample=True)
+    images = torch.from_numpy(x8[:8])  # (8, 32, 32, 3) uint8
+    labels = torch.from_numpy(y8[:8]).long()
+    gen = torch.Generator().manual_seed(5)
+    perm = torch.randperm(8, generator=gen)
+    torch.manual_seed(5)  # torch.distributions takes no Generator: the global one
+    lam = torch.distributions.Beta(0.4, 0.4).sample().float()
+    side = round(32 * (1 - lam.item()) ** 0.5)
+    top, left = torch.randint(0, 32 - side + 1, (2,), generator=gen).tolist()
+    mixed, mixed_targets = mixup(images, labels, perm, lam.expand(8), 10)
+    cut, cut_targets = cutmix(images, labels, perm, (top, left, side, side), 10)
+    shown = torch.cat([mixed, cut]).round().clamp(0, 255).to(torch.uint8).numpy()
+    fig = H.show_images(shown, ncols=8)
+    names, lam_cut = H.CIFAR10_CLASSES, 1 - side * side / 32**2
+    for i, ax in enumerate(fig.axes):  # row 1 mixup, row 2 CutMix; j's partner perm[j]
+        j, w = i % 8, lam.item() if i < 8 else lam_cut
+        a, b = names[labels[j]], names[labels[perm[j]]]
+        ax.set_title(f"{a} {w:.2f}\n{b} {1 - w:.2f}", fontsize=8)
+    fig.suptitle(
+        f"mixup (top, lam = {lam.item():.2f}) and CutMix (bottom, lam = {lam_cut:.2f}): "
+        "each image's class and its partner's, with their weights"
+    )
+    logits = torch.randn(8, 10, generator=gen)
+
+    def soft_cross_entropy(logits, targets):
+        return -(targets * F.log_softmax(logits, dim=-1)).sum(-1).mean()
+
+    for name, t in [("mixup", mixed_targets), ("CutMix", cut_targets)]:
+        sums = t.sum(-1)
+        loss = soft_cross_entropy(logits, t).item()
+        print(
+            f"{name}: targets {tuple(t.shape)}, rows sum to {sums.min():.4f}..{sums.max():.4f}, loss {loss:.4f}"
+        )
+    hard = F.one_hot(labels, 10).float()
+    ours, ex2 = (
+        soft_cross_entropy(logits, hard),
+        smoothed_cross_entropy(logits, labels, 0.0),
+    )
+    print(f"one-hot targets: {ours:.4f}, exercise 2's loss with s = 0: {ex2:.4f}")
+except NotImplementedError:
+    print("solve exercise 5 first")

@@ -650,6 +650,172 @@ JAX_MISTAKES = [
     ("train_step", _j_step("bfloat16"), "loss_dtype"),
 ]
 
+
+# --- exercise 5: mixup and CutMix, both frameworks -------------------------------------------
+def _mix(ns, kind):
+    """A mixup with the mistake ``kind``, in the framework of ``ns`` (_T or _J)."""
+
+    def mixup(images, labels, perm, lam, num_classes):
+        x = ns.float(images)
+        p = {"inverse": ns.argsort(perm), "self": ns.arange(len(perm))}.get(kind, perm)
+        w = lam[:, None, None, None]
+        w = {"swapped": 1 - w, "lam_first": lam[0], "no_broadcast": lam}.get(kind, w)
+        if kind == "scale":
+            x = x / 255
+        mixed = w * x + (1 - w) * x[p]
+        if kind == "loop":
+            rows = [lam[i] * x[i] + (1 - lam[i]) * x[perm[i]] for i in range(len(x))]
+            mixed = ns.stack(rows)
+        if kind in ("uint8", "uint8_back"):
+            mixed = ns.uint8(mixed)
+            mixed = ns.float(mixed) if kind == "uint8_back" else mixed
+        one_hot = ns.one_hot(labels, num_classes)
+        t = {"lam_first": lam[0], "swapped": 1 - lam[:, None]}.get(kind, lam[:, None])
+        t = 1 - t if kind == "targets_weight" else t
+        q = ns.argsort(perm) if kind == "targets_partner" else p
+        targets = {"hard": one_hot, "hard_labels": labels, "sum": t * one_hot}.get(
+            kind, t * one_hot + (1 - t) * one_hot[q]
+        )
+        if kind == "float16":
+            targets = ns.half(targets)
+        return mixed if kind == "images_only" else (mixed, targets)
+
+    return mixup
+
+
+def _cut(ns, kind):
+    """A CutMix with the mistake ``kind``, in the framework of ``ns`` (_T or _J)."""
+
+    def cutmix(images, labels, perm, box, num_classes):
+        top, left, bh, bw = box
+        h, w = images.shape[1:3]
+        p = {"inverse": ns.argsort(perm), "self": ns.arange(len(perm))}.get(kind, perm)
+        rows, cols = {
+            "axes": (slice(left, left + bw), slice(top, top + bh)),
+            "top_left": (slice(left, left + bh), slice(top, top + bw)),
+            "hw": (slice(top, top + bw), slice(left, left + bh)),
+            "plus_one": (slice(top, top + bh + 1), slice(left, left + bw + 1)),
+        }.get(kind, (slice(top, top + bh), slice(left, left + bw)))
+        x = ns.float(images)
+        if kind == "reversed":
+            mixed = ns.paste(x[p], (slice(None), rows, cols), x[:, rows, cols])
+        elif kind == "nchw":
+            where = (slice(None), slice(None), rows, cols)
+            mixed = ns.paste(x, where, x[p][where])
+        elif kind == "loop":
+            mixed = x
+            for i in range(len(x)):
+                mixed = ns.paste(mixed, (i, rows, cols), x[p[i], rows, cols])
+        elif kind == "inplace":  # torch only: pasted into the caller's batch
+            images[:, rows, cols] = images[p, rows, cols]
+            mixed = images.float()
+        elif kind == "assign":  # jax only: arrays are immutable
+            x[:, rows, cols] = x[p, rows, cols]
+            mixed = x
+        else:
+            mixed = ns.paste(x, (slice(None), rows, cols), x[p, rows, cols])
+        lam = {"side": 1 - bh / h, "lam_swapped": bh * bw / (h * w)}.get(
+            kind, 1 - bh * bw / (h * w)
+        )
+        one_hot = ns.one_hot(labels, num_classes)
+        q = ns.argsort(perm) if kind == "targets_partner" else p
+        targets = {"hard": one_hot, "sum": lam * one_hot}.get(
+            kind, lam * one_hot + (1 - lam) * one_hot[q]
+        )
+        if kind == "uint8":
+            mixed = ns.uint8(mixed)
+        return mixed, targets
+
+    return cutmix
+
+
+def _t_paste(x, where, value):
+    x = x.clone()
+    x[where] = value
+    return x
+
+
+class _T:  # PyTorch's spelling of what _mix and _cut need
+    float, half, uint8 = (staticmethod(lambda x, d=d: x.to(d))
+                          for d in (torch.float32, torch.float16, torch.uint8))  # fmt: skip
+    argsort, stack, paste = torch.argsort, torch.stack, staticmethod(_t_paste)
+    arange = staticmethod(torch.arange)
+    one_hot = staticmethod(lambda labels, k: F.one_hot(labels, k).float())
+
+
+class _J:  # JAX's
+    float, half, uint8 = (staticmethod(lambda x, d=d: x.astype(d))
+                          for d in (jnp.float32, jnp.float16, jnp.uint8))  # fmt: skip
+    argsort, stack, arange = jnp.argsort, jnp.stack, jnp.arange
+    paste = staticmethod(lambda x, where, value: x.at[where].set(value))
+    one_hot = staticmethod(jax.nn.one_hot)
+
+
+def _t_mix_library(images, labels, perm, lam, num_classes):
+    from torchvision.transforms import v2
+
+    out, targets = v2.MixUp(num_classes=num_classes)(
+        images.permute(0, 3, 1, 2).float(), labels
+    )
+    return out.permute(0, 2, 3, 1), targets
+
+
+def _t_cut_library(images, labels, perm, box, num_classes):
+    from torchvision.transforms import v2
+
+    out, targets = v2.CutMix(num_classes=num_classes)(
+        images.permute(0, 3, 1, 2).float(), labels
+    )
+    return out.permute(0, 2, 3, 1), targets
+
+
+_MIX_ROWS = [
+    ("inverse", "mix_partner_inverse"),
+    ("self", "mix_partner_self"),
+    ("swapped", "mix_lam_swapped"),
+    ("lam_first", "mix_lam_broadcast"),
+    ("no_broadcast", "mix_lam_broadcast"),
+    ("scale", "mix_scale"),
+    ("loop", "mix_loop"),
+    ("uint8", "mix_uint8"),
+    ("uint8_back", "mix_uint8"),
+    ("targets_weight", "mix_targets_weight"),
+    ("targets_partner", "mix_targets_partner"),
+    ("hard", "mix_targets_hard"),
+    ("hard_labels", "mix_targets_hard"),
+    ("sum", "mix_targets_sum"),
+    ("float16", "mix_float32"),
+    ("images_only", "mix_shapes"),
+]
+_CUT_ROWS = [
+    ("inverse", "mix_partner_inverse"),
+    ("self", "mix_partner_self"),
+    ("axes", "cut_box_swapped"),
+    ("top_left", "cut_box_swapped"),
+    ("hw", "cut_box_swapped"),
+    ("plus_one", "cut_box_bounds"),
+    ("nchw", "cut_box_nchw"),
+    ("reversed", "cut_reversed"),
+    ("loop", "mix_loop"),
+    ("side", "cut_lam_area"),
+    ("lam_swapped", "cut_lam_swapped"),
+    ("targets_partner", "mix_targets_partner"),
+    ("hard", "mix_targets_hard"),
+    ("sum", "mix_targets_sum"),
+    ("uint8", "mix_uint8"),
+]
+for _ns, _table, _extra in (
+    (_T, TORCH_MISTAKES, [("cutmix", "inplace", "mix_inplace")]),
+    (_J, JAX_MISTAKES, [("cutmix", "assign", "mix_immutable")]),
+):
+    _table += [("mixup", _mix(_ns, kind), key) for kind, key in _MIX_ROWS]
+    _table += [("cutmix", _cut(_ns, kind), key) for kind, key in _CUT_ROWS]
+    _table += [(ex, _cut(_ns, kind), key) for ex, kind, key in _extra]
+TORCH_MISTAKES += [
+    ("mixup", _t_mix_library, "mix_answer_key"),
+    ("cutmix", _t_cut_library, "mix_answer_key"),
+]
+
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
 (
     test_catches_mistake_with_its_hint,
@@ -666,6 +832,30 @@ def test_crop_reference_equals_both_batched_versions(case):
     t = tv.crop_flip(*(torch.from_numpy(a) for a in args), case["pad"]).numpy()
     j = np.asarray(jv.crop_flip(*(jnp.asarray(a) for a in args), case["pad"]))
     assert np.array_equal(t, expected) and np.array_equal(j, expected)
+
+
+def test_every_mixing_mistake_changes_the_answer():
+    """Each known mistake of exercise 5 differs from the answer on every call of the check
+    (but lam[0] for the batch, which the first batch's one lam cannot show)."""
+    from helpers.labs.lab05 import mixing
+
+    first, *_ = cases = mixing.mixing_cases()
+    for case in cases:
+        right = mixing.mixup_answer(case)
+        for m in set(mixing.MIXUP_MISTAKES) - (
+            {"mix_lam_broadcast"} if case is first else set()
+        ):
+            wrong = mixing.mixup_answer(case, m)
+            assert not all(
+                np.allclose(a, b) for a, b in zip(wrong, right, strict=True)
+            ), m
+        for box in case["boxes"]:
+            right = mixing.cutmix_answer(case, box)
+            for m in mixing.CUTMIX_MISTAKES:
+                wrong = mixing.cutmix_answer(case, box, m)
+                assert not all(
+                    np.allclose(a, b) for a, b in zip(wrong, right, strict=True)
+                ), m
 
 
 def test_every_crop_mistake_changes_the_answer():

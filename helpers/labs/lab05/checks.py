@@ -1,8 +1,9 @@
 """Lab 5 self-checks shared by both frameworks, written once on NumPy answers.
 
-Four exercises: the batched crop + flip augmentation (NHWC, one offset and one flip per
+Five exercises: the batched crop + flip augmentation (NHWC, one offset and one flip per
 image), the label-smoothed cross-entropy, evaluation logits (no augmentation, evaluation
-mode) and one training step with label smoothing. This module holds the hints (those of the
+mode), one training step with label smoothing, and mixup and CutMix (exercise 5, checked in
+:mod:`helpers.labs.lab05.mixing`). This module holds the hints (those of the
 last two from :mod:`helpers.labs.lab05.model_checks`) and the checks of the first two;
 ``model_checks`` those of the last two, which run a model. Each ``check_*`` takes the
 student's function, a :class:`~helpers.labs.kit.Framework` and what only the framework can

@@ -4,7 +4,8 @@ The checks are :mod:`helpers.labs.lab05.checks`, shared with PyTorch; this modul
 JAX arrays, Optax's loss (``optax.smooth_labels`` + ``softmax_cross_entropy``), a tiny
 BatchNorm network (for evaluation, and with an ``nnx.Optimizer`` (SGD) for the training
 step), that step's reference runs (one per known mistake), and turns JAX's error messages into
-hints, one table per exercise.
+hints, one table per exercise. For exercise 5 (:mod:`helpers.labs.lab05.mixing`) it counts
+the lines of a call's jaxpr (a loop over the images grows with the batch).
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from helpers.jax.labkit import lab_framework
 from helpers.jax.vision import to_input
 from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab05 import checks as lab05
-from helpers.labs.lab05 import model_checks
+from helpers.labs.lab05 import mixing, model_checks
 
 __all__ = [
     "check_crop_flip",
+    "check_cutmix",
+    "check_mixup",
     "check_predict_logits",
     "check_smoothed_cross_entropy",
     "check_train_step",
@@ -35,7 +38,12 @@ __all__ = [
 
 HINTS = Hints(
     lab05.HINTS,
+    mixing.HINTS,
     {
+        "mix_immutable": "JAX arrays cannot be assigned to: paste the box with "
+        "x.at[:, top:top + height, left:left + width].set(partner[:, top:top + height, "
+        "left:left + width]), which returns a new array, or choose with jnp.where and a "
+        "(H, W) mask of the box",
         "step_smoothing_twice": "smooth the one-hot targets once: optax.smooth_labels "
         "already does it, so do not pass it targets you smoothed yourself, nor smooth its "
         "result again",
@@ -102,6 +110,11 @@ _ERRORS = {
         r"expected images channels last": "to_input_layout",
         r"feature dimension|rhs input feature": "model_input",
     },
+    "mixup": {r"Incompatible shapes for broadcasting": "mix_lam_broadcast"},
+    "cutmix": {
+        r"does not support item assignment|immutable": "mix_immutable",
+        r"Incompatible shapes for broadcasting": "cut_box_swapped",
+    },
     "train_step": {
         r"Gradient only defined for scalar-output": "loss_not_scalar",
         r"update requires both \(model, grads\)": "no_update",
@@ -115,7 +128,7 @@ FRAMEWORKS = {
     exercise: lab_framework(HINTS, explainer(errors, HINTS))
     for exercise, errors in _ERRORS.items()
 }
-JAX = FRAMEWORKS["crop_flip"]  # to_numpy etc.: the four differ only in explain
+JAX = FRAMEWORKS["crop_flip"]  # to_numpy etc.: the exercises' differ only in explain
 
 
 def _library_loss(logits: np.ndarray, labels: np.ndarray, smoothing: float) -> float:
@@ -276,7 +289,29 @@ def _step_train(variant: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return np.asarray(losses), _step_weights(model)
 
 
+def _ops(fn, args: tuple) -> int | None:
+    """How many lines the jaxpr of ``fn(*args)`` has (numpy arrays traced), or None."""
+    traced = [i for i, a in enumerate(args) if isinstance(a, np.ndarray)]
+
+    def call(*arrays):
+        full = list(args)
+        for i, a in zip(traced, arrays, strict=True):
+            full[i] = a
+        return fn(*full)
+
+    try:  # nested jaxprs (a jitted function) are printed inside: their lines count too
+        return len(str(jax.make_jaxpr(call)(*(args[i] for i in traced))).splitlines())
+    except Exception:  # a function that cannot be traced: no count
+        return None
+
+
 # The checks, bound to this framework. Call them with the student's function.
+check_mixup = partial(
+    mixing.check_mixup, fw=FRAMEWORKS["mixup"], int_dtype=np.int32, ops=_ops
+)
+check_cutmix = partial(
+    mixing.check_cutmix, fw=FRAMEWORKS["cutmix"], int_dtype=np.int32, ops=_ops
+)
 check_crop_flip = partial(
     lab05.check_crop_flip,
     fw=FRAMEWORKS["crop_flip"],

@@ -4,6 +4,9 @@ The checks are :mod:`helpers.labs.lab05.checks`, shared with JAX; this module ha
 tensors, PyTorch's own loss (``F.cross_entropy(label_smoothing=...)``), a tiny BatchNorm
 network (for evaluation, and with SGD for the training step), that step's reference runs (one
 per known mistake), and turns PyTorch's error messages into hints, one table per exercise.
+For exercise 5 (:mod:`helpers.labs.lab05.mixing`) it counts the torch operations a call runs
+(a loop over the images grows with the batch) and names torchvision's MixUp and CutMix as
+answer keys.
 """
 
 from __future__ import annotations
@@ -15,17 +18,20 @@ from functools import partial
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 import helpers.torch.augment
 import helpers.torch.vision
 from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab05 import checks as lab05
-from helpers.labs.lab05 import model_checks
+from helpers.labs.lab05 import mixing, model_checks
 from helpers.torch.labkit import lab_framework
 from helpers.torch.vision import to_input
 
 __all__ = [
     "check_crop_flip",
+    "check_cutmix",
+    "check_mixup",
     "check_predict_logits",
     "check_smoothed_cross_entropy",
     "check_train_step",
@@ -33,7 +39,14 @@ __all__ = [
 
 HINTS = Hints(
     lab05.HINTS,
+    mixing.HINTS,
     {
+        "mix_inplace": "leave the inputs as they are: start from a copy, "
+        "images.float() (a new tensor), and paste into it; images[:, ...] = ... or an "
+        "in-place method (mul_, copy_) changes the caller's batch",
+        "mix_answer_key": "write it yourself from images[perm], float32 arithmetic and "
+        "F.one_hot: torchvision.transforms.v2's MixUp and CutMix are the library's "
+        "version, and they draw their own weights and boxes",
         "step_no_smoothing": "train on the smoothed loss: F.cross_entropy(logits, labels, "
         "label_smoothing=smoothing), or your smoothed_cross_entropy; without it the step "
         "ignores the smoothing",
@@ -110,6 +123,8 @@ _ERRORS = {
         r"expected images channels last": "to_input_layout",
         r"to have 3 channels|expected input.*channels": "model_input",
     },
+    "mixup": {r"must match the size of tensor": "mix_lam_broadcast"},
+    "cutmix": {r"must match the size of tensor": "cut_box_swapped"},
     "train_step": {
         r"grad can be implicitly created only for scalar outputs": "loss_not_scalar",
         r"to have 3 channels|expected input.*channels": "step_layout",
@@ -119,7 +134,7 @@ FRAMEWORKS = {
     exercise: lab_framework(HINTS, explainer(errors, HINTS))
     for exercise, errors in _ERRORS.items()
 }
-TORCH = FRAMEWORKS["crop_flip"]  # to_numpy etc.: the four differ only in explain
+TORCH = FRAMEWORKS["crop_flip"]  # to_numpy etc.: the exercises' differ only in explain
 
 
 def _library_loss(logits: np.ndarray, labels: np.ndarray, smoothing: float) -> float:
@@ -243,6 +258,40 @@ def _step_train(variant: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return np.asarray(losses), _step_weights(model)
 
 
+class _Count(TorchFunctionMode):
+    """Counts the torch functions and tensor methods called while it is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.n += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _ops(fn, args: tuple) -> int | None:
+    """How many torch operations ``fn(*args)`` runs (numpy arrays as tensors), or None."""
+    given = [
+        torch.from_numpy(a.copy()) if isinstance(a, np.ndarray) else a for a in args
+    ]
+    try:
+        with _Count() as count:
+            fn(*given)
+    except Exception:
+        return None
+    return count.n
+
+
+def _mixing_keys() -> tuple[tuple[object, str], ...]:
+    """torchvision's MixUp and CutMix (``transform``, what their calls run), if installed."""
+    try:
+        from torchvision.transforms import v2
+    except ImportError:  # pragma: no cover - torchvision is optional
+        return ()
+    return tuple((cls, "transform") for cls in (v2.MixUp, v2.CutMix))
+
+
 # The checks, bound to this framework. Call them with the student's function.
 def _attached(value: object) -> bool:
     return isinstance(value, torch.Tensor) and value.requires_grad
@@ -265,6 +314,20 @@ check_smoothed_cross_entropy = partial(
         (helpers.torch.vision, "smoothed_cross_entropy"),
         (F, "cross_entropy"),
     ),
+)
+check_mixup = partial(
+    mixing.check_mixup,
+    fw=FRAMEWORKS["mixup"],
+    int_dtype=np.int64,
+    ops=_ops,
+    answer_keys=_mixing_keys(),
+)
+check_cutmix = partial(
+    mixing.check_cutmix,
+    fw=FRAMEWORKS["cutmix"],
+    int_dtype=np.int64,
+    ops=_ops,
+    answer_keys=_mixing_keys(),
 )
 check_predict_logits = partial(
     model_checks.check_predict_logits,

@@ -207,7 +207,8 @@ H.lab05.check_train_step(train_step)
 # Cast the images to float32 first (`uint8` arithmetic wraps around past 255 and truncates),
 # gather the partners with `images[perm]`, and broadcast `lam` as `lam[:, None, None, None]`;
 # the targets from `jax.nn.one_hot(labels, num_classes)`. (Per image, with `jax.vmap`, works
-# too, once the partners are gathered.)
+# too, once the partners are gathered.) The check also traces your function, as `jax.jit`
+# does: no `int(...)` or `.tolist()` of `perm` or `lam`.
 #
 # The check: two batches (4 images 5x6 with one `lam` of 0.3, 6 images 7x4 with a weight per
 # image, 0 and 1 among them), permutations that are not their own inverse; images to 1e-3,

@@ -695,6 +695,7 @@ def _cut(ns, kind):
             "top_left": (slice(left, left + bh), slice(top, top + bw)),
             "hw": (slice(top, top + bw), slice(left, left + bh)),
             "plus_one": (slice(top, top + bh + 1), slice(left, left + bw + 1)),
+            "corners": (slice(top, bh), slice(left, bw)),
         }.get(kind, (slice(top, top + bh), slice(left, left + bw)))
         x = ns.float(images)
         if kind == "reversed":
@@ -714,9 +715,11 @@ def _cut(ns, kind):
             mixed = x
         else:
             mixed = ns.paste(x, (slice(None), rows, cols), x[p, rows, cols])
-        lam = {"side": 1 - bh / h, "lam_swapped": bh * bw / (h * w)}.get(
-            kind, 1 - bh * bw / (h * w)
-        )
+        lam = {
+            "side": 1 - bh / h,
+            "width_side": 1 - bw / w,
+            "lam_swapped": bh * bw / (h * w),
+        }.get(kind, 1 - bh * bw / (h * w))
         one_hot = ns.one_hot(labels, num_classes)
         q = ns.argsort(perm) if kind == "targets_partner" else p
         targets = {"hard": one_hot, "sum": lam * one_hot}.get(
@@ -794,6 +797,8 @@ _CUT_ROWS = [
     ("top_left", "cut_box_swapped"),
     ("hw", "cut_box_swapped"),
     ("plus_one", "cut_box_bounds"),
+    ("corners", "cut_box_bounds"),
+    ("width_side", "cut_lam_area"),
     ("nchw", "cut_box_nchw"),
     ("reversed", "cut_reversed"),
     ("loop", "mix_loop"),
@@ -811,6 +816,19 @@ for _ns, _table, _extra in (
     _table += [("mixup", _mix(_ns, kind), key) for kind, key in _MIX_ROWS]
     _table += [("cutmix", _cut(_ns, kind), key) for kind, key in _CUT_ROWS]
     _table += [(ex, _cut(_ns, kind), key) for ex, kind, key in _extra]
+
+
+def _j_mix_int_loop(images, labels, perm, lam, num_classes):
+    """Right values, but perm's entries as Python ints: fails when traced."""
+    x, one_hot = images.astype(jnp.float32), jax.nn.one_hot(labels, num_classes)
+    p = [int(i) for i in perm]
+    w = lam[:, None, None, None]
+    return w * x + (1 - w) * x[jnp.array(p)], lam[:, None] * one_hot + (
+        1 - lam[:, None]
+    ) * one_hot[jnp.array(p)]
+
+
+JAX_MISTAKES += [("mixup", _j_mix_int_loop, "mix_traced")]
 TORCH_MISTAKES += [
     ("mixup", _t_mix_library, "mix_answer_key"),
     ("cutmix", _t_cut_library, "mix_answer_key"),
@@ -851,8 +869,19 @@ def test_every_mixing_mistake_changes_the_answer():
             ), m
         for box in case["boxes"]:
             right = mixing.cutmix_answer(case, box)
+            answers = {
+                m: mixing.cutmix_answer(case, box, m) for m in mixing.CUTMIX_MISTAKES
+            }
+            for m, wrong in answers.items():  # two hints never share an answer
+                assert not any(
+                    mixing.CUTMIX_MISTAKES[m] != mixing.CUTMIX_MISTAKES[n]
+                    and all(
+                        np.allclose(a, b) for a, b in zip(wrong, other, strict=True)
+                    )
+                    for n, other in answers.items()
+                ), m
             for m in mixing.CUTMIX_MISTAKES:
-                wrong = mixing.cutmix_answer(case, box, m)
+                wrong = answers[m]
                 assert not all(
                     np.allclose(a, b) for a, b in zip(wrong, right, strict=True)
                 ), m

@@ -40,6 +40,10 @@ HINTS = Hints(
     lab05.HINTS,
     mixing.HINTS,
     {
+        "mix_traced": "work with the arrays as they are: no int(...), float(...), .item() "
+        "or .tolist() of perm or lam, which fail when the function is traced (under "
+        "jax.jit or jax.vmap, as a training step compiles it); gather with images[perm] "
+        "and broadcast lam over the whole batch, no Python loop over the images",
         "mix_immutable": "JAX arrays cannot be assigned to: paste the box with "
         "x.at[:, top:top + height, left:left + width].set(partner[:, top:top + height, "
         "left:left + width]), which returns a new array, or choose with jnp.where and a "
@@ -289,8 +293,21 @@ def _step_train(variant: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return np.asarray(losses), _step_weights(model)
 
 
-def _ops(fn, args: tuple) -> int | None:
-    """How many lines the jaxpr of ``fn(*args)`` has (numpy arrays traced), or None."""
+def _equations(jaxpr) -> int:
+    """The equations of ``jaxpr``, those of the jaxprs nested in it (jit, vmap) included."""
+    n = 0
+    for eqn in jaxpr.eqns:
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)  # a ClosedJaxpr holds a Jaxpr
+                n += _equations(inner) if hasattr(inner, "eqns") else 0
+        n += 1
+    return n
+
+
+def _ops(fn, args: tuple) -> int | str | None:
+    """How many operations the jaxpr of ``fn(*args)`` has (numpy arrays traced); the key
+    "mix_traced" where a traced array was used as a Python value; None on other errors."""
     traced = [i for i, a in enumerate(args) if isinstance(a, np.ndarray)]
 
     def call(*arrays):
@@ -299,9 +316,15 @@ def _ops(fn, args: tuple) -> int | None:
             full[i] = a
         return fn(*full)
 
-    try:  # nested jaxprs (a jitted function) are printed inside: their lines count too
-        return len(str(jax.make_jaxpr(call)(*(args[i] for i in traced))).splitlines())
-    except Exception:  # a function that cannot be traced: no count
+    try:
+        return _equations(jax.make_jaxpr(call)(*(args[i] for i in traced)).jaxpr)
+    except (
+        jax.errors.ConcretizationTypeError,  # bool(...), float(...) of a traced value
+        jax.errors.TracerIntegerConversionError,  # int(...), an index
+        jax.errors.TracerArrayConversionError,  # np.asarray(...)
+    ):
+        return "mix_traced"
+    except Exception:  # a function that cannot be traced for another reason: no count
         return None
 
 

@@ -4,16 +4,16 @@ mixup (Zhang et al. 2018) blends image ``i`` with its partner ``perm[i]`` of the
 ``lam[i] * x[i] + (1 - lam[i]) * x[perm[i]]``, and the one-hot targets with the same weight.
 CutMix (Yun et al. 2019) pastes the box ``(top, left, height, width)`` of the partner into
 image ``i`` and weights the targets by the area left to the original,
-``lam = 1 - height * width / (H * W)``. The random draws (``perm``, ``lam``, the box) are
-inputs, so the answers are exact. Both return ``(images float32 (B, H, W, C) in 0..255 units,
-targets float32 (B, num_classes))``; the inputs must be left as they were.
+``lam = 1 - height * width / (H * W)``. The draws (``perm``, ``lam``, the box) are inputs:
+the answers are exact. Both return ``(images float32 (B, H, W, C) in 0..255, targets float32
+(B, num_classes))``; the inputs must be left as they were.
 
 The references are float64 NumPy; each known mistake is one switch of them (``mixup_answer``,
 ``cutmix_answer``), on inputs where each changes the answer: permutations that are not their
 own inverse, per-image weights including 0 and 1, boxes that touch the border with
 ``top != left`` and ``height != width``. The adapters supply ``ops``, the number of framework
-operations one call runs (None where it cannot be counted): a loop over the images shows as
-a count that grows with the batch.
+operations one call runs (None where it cannot be counted, or the key of a hint when the
+function cannot be traced): a loop over the images shows as a count that grows with the batch.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ HINTS = Hints(
         "mix_lam_swapped": "lam weighs the original image: lam[i] * x[i] + (1 - lam[i]) * "
         "x[perm[i]], not (1 - lam[i]) * x[i] + lam[i] * x[perm[i]]",
         "mix_targets_hard": "mix the targets too: lam * one_hot(labels) + (1 - lam) * "
-        "one_hot(labels[perm]); the hard one-hot targets ignore the partner's class",
+        "one_hot(labels[perm]); the hard one-hot targets ignore the partner's class (a lam "
+        "of 1 gives them too: an integer division, area // (H * W), rounds the share to 0)",
         "mix_targets_weight": "weigh the targets exactly as the images: lam[i] for the "
         "original's one-hot row, 1 - lam[i] for the partner's (labels[perm[i]])",
         "mix_targets_sum": "each target row is a distribution and sums to 1: lam * "
@@ -62,7 +63,8 @@ HINTS = Hints(
         "lam[:, None, None, None] against the (B, H, W, C) images and lam[:, None] "
         "against the (B, num_classes) targets, not lam[0] for the whole batch",
         "mix_shapes": "return a pair: the images (B, H, W, C), as the input batch, and "
-        "the targets (B, num_classes)",
+        "the targets (B, num_classes), one_hot(labels, num_classes) with the argument (the "
+        "check's batches have 10 and 7 classes)",
         "mix_float32": "return the images and the targets as float32, not float64, "
         "float16 or bfloat16 (an integer one_hot is cast to float32 before the weights)",
         "mix_loop": "work on the whole batch at once: gather the partners with images[perm] "
@@ -74,8 +76,9 @@ HINTS = Hints(
         "cut_box_nchw": "the batch is NHWC, (B, H, W, C): paste along axes 1 (rows) and 2 "
         "(columns), images[:, top:top + height, left:left + width], not axes 2 and 3 as "
         "in NCHW",
-        "cut_box_bounds": "the box covers rows top .. top + height - 1 and columns left .. "
-        "left + width - 1: slice [top:top + height, left:left + width], no + 1 or - 1",
+        "cut_box_bounds": "the box is (top, left, height, width), not two corners: it covers "
+        "rows top .. top + height - 1 and columns left .. left + width - 1, the slice "
+        "[top:top + height, left:left + width], no + 1 or - 1",
         "cut_reversed": "paste the partner's box into the original: start from images "
         "(float32) and replace its box by images[perm]'s, not the other way round",
         "cut_lam_area": "lam is the fraction of the image left to the original: "
@@ -104,8 +107,8 @@ def mixing_cases() -> list[dict[str, Any]]:
     rng = np.random.default_rng(55)
     cases = []
     specs = [
-        (4, 5, 6, 10, [0.3] * 4, [(0, 3, 2, 3), (2, 1, 3, 4)]),
-        (6, 7, 4, 7, [0.0, 1.0, 0.25, 0.8, 0.55, 0.1], [(3, 0, 4, 2), (1, 2, 5, 2)]),
+        (4, 5, 6, 10, [0.3] * 4, [(0, 1, 2, 5), (2, 1, 3, 2)]),
+        (6, 7, 4, 7, [0.0, 1.0, 0.25, 0.8, 0.55, 0.1], [(3, 0, 4, 2), (2, 0, 5, 3)]),
     ]
     for b, h, w, classes, lam, boxes in specs:
         images = rng.integers(0, 256, size=(b, h, w, 3), dtype=np.uint8)
@@ -136,7 +139,7 @@ def _targets(case: dict[str, Any], lam: np.ndarray, mistake: str) -> np.ndarray:
         "mix_partner_self": np.arange(len(perm)),
     }.get(mistake, perm)
     lam = lam[:, None]
-    if mistake in ("mix_lam_swapped", "cut_lam_swapped", "mix_targets_weight"):
+    if mistake in ("mix_lam_swapped", "mix_targets_weight"):
         lam = 1 - lam
     if mistake == "mix_targets_hard":
         return eye[labels]
@@ -192,17 +195,17 @@ def cutmix_answer(
         rows, cols = slice(top, top + bw), slice(left, left + bh)
     if mistake == "cut_box_bounds":  # one row and one column more
         rows, cols = slice(top, top + bh + 1), slice(left, left + bw + 1)
+    if mistake == "cut_box_corners":  # (top, left, bottom, right)
+        rows, cols = slice(top, bh), slice(left, bw)
     images = x.copy()
     if mistake == "cut_box_nchw":  # axes 2 and 3 of an NHWC batch: columns, channels
-        images[:, :, top : top + bh, left : left + bw] = partner[
-            :, :, top : top + bh, left : left + bw
-        ]
+        nchw = (slice(None), slice(None), slice(top, top + bh), slice(left, left + bw))
+        images[nchw] = partner[nchw]
     else:
         images[:, rows, cols] = partner[:, rows, cols]
     area = bh * bw / (h * w)
-    lam = {"cut_lam_area": 1 - bh / h, "cut_lam_swapped": 1 - area}.get(
-        mistake, 1 - area
-    )
+    sides = {"cut_lam_area": 1 - bh / h, "cut_lam_width": 1 - bw / w}
+    lam = {**sides, "cut_lam_swapped": area}.get(mistake, 1 - area)
     if mistake == "mix_scale":
         images = images / 255
     return images, _targets(case, np.full(b, lam), mistake)
@@ -233,7 +236,9 @@ CUTMIX_MISTAKES = {
     "cut_box_hw": "cut_box_swapped",
     "cut_box_nchw": "cut_box_nchw",
     "cut_box_bounds": "cut_box_bounds",
+    "cut_box_corners": "cut_box_bounds",
     "cut_lam_area": "cut_lam_area",
+    "cut_lam_width": "cut_lam_area",
     "cut_lam_swapped": "cut_lam_swapped",
     "mix_targets_hard": "mix_targets_hard",
     "mix_targets_sum": "mix_targets_sum",
@@ -285,7 +290,7 @@ def _check_mixing(
     *,
     hint: str,
     passed: str,
-    ops: Callable[[Callable, tuple], int | None],
+    ops: Callable[[Callable, tuple], int | str | None],
     loop_args: tuple[tuple, tuple],
     answer_keys: tuple[tuple[Any, str], ...],
 ) -> None:
@@ -308,6 +313,12 @@ def _check_mixing(
                     )
             _compare(c, fw, result, expected, wrong, hint)
         small, large = (ops(fn, args) for args in loop_args)
+        if isinstance(
+            small, str
+        ):  # the adapter's hint key: the function cannot be traced
+            raise c.fail(
+                "your function failed when its inputs were traced", c.hint(small)
+            )
         c.expect(
             small is None or large is None or large <= small,
             f"a batch of {len(loop_args[1][0])} images ran {large} operations, one of "
@@ -331,7 +342,7 @@ def check_mixup(
     fw: Framework,
     *,
     int_dtype: Any,
-    ops: Callable[[Callable, tuple], int | None],
+    ops: Callable[[Callable, tuple], int | str | None],
     answer_keys: tuple[tuple[Any, str], ...] = (),
 ) -> None:
     """``fn(images, labels, perm, lam, num_classes) -> (images, targets)``, float32 both.
@@ -362,11 +373,10 @@ def check_cutmix(
     fw: Framework,
     *,
     int_dtype: Any,
-    ops: Callable[[Callable, tuple], int | None],
+    ops: Callable[[Callable, tuple], int | str | None],
     answer_keys: tuple[tuple[Any, str], ...] = (),
 ) -> None:
-    """``fn(images, labels, perm, box, num_classes) -> (images, targets)``, float32 both.
-
+    """``fn(images, labels, perm, box, num_classes) -> (images, targets)``, float32 both;
     ``box`` is a tuple of Python ints ``(top, left, height, width)``, inside the image, the
     same for the batch. The keywords as in :func:`check_mixup`.
     """

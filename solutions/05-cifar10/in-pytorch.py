@@ -218,8 +218,10 @@ H.lab05.check_train_step(train_step)
 # `images` `(B, H, W, C)` `uint8`, `labels` and `perm` `(B,)` int64, `lam` `(B,)` float32.
 # Cast the images to float32 first (`uint8` arithmetic wraps around past 255 and truncates),
 # gather the partners with `images[perm]`, and broadcast `lam` as `lam[:, None, None, None]`;
-# the targets from `F.one_hot(labels, num_classes)`. `torchvision.transforms.v2.MixUp` draws
-# its own weight: calling it fails the check.
+# the targets from `F.one_hot(labels, num_classes)`, with the argument (a batch need not hold
+# the last class, so `labels.max() + 1` is no substitute). Stay in torch: a copy to NumPy
+# (`.numpy()`) leaves the device and fails the check. `torchvision.transforms.v2.MixUp` draws
+# its own weight: calling it fails the check too.
 #
 # The check: two batches (4 images 5x6 with one `lam` of 0.3, 6 images 7x4 with a weight per
 # image, 0 and 1 among them), permutations that are not their own inverse; images to 1e-3,
@@ -254,9 +256,9 @@ H.lab05.check_mixup(mixup)
 # whole batch and inside the image (`top + height <= H`, `left + width <= W`: no clipping).
 # Return a float32 copy of `images` whose rows `top .. top + height - 1` and columns
 # `left .. left + width - 1` (axes 1 and 2 of NHWC) come from `images[perm]`, and the targets
-# mixed with $\lambda = 1 - \text{height} \cdot \text{width} / (H W)$. Paste into the copy
-# (`images.float()` is one), never into `images`. `torchvision.transforms.v2.CutMix` fails
-# the check.
+# mixed with $\lambda = 1 - \text{height} \cdot \text{width} / (H W)$ (H and W from
+# `images.shape[1:3]`). Paste into the copy (`images.float()` is one), never into `images`.
+# `torchvision.transforms.v2.CutMix` fails the check.
 #
 # The check: the two batches of 5a, two boxes each, each touching the border; top and left
 # differ, and so do height and width, so swapped axes show.

@@ -666,6 +666,9 @@ def _mix(ns, kind):
         if kind == "loop":
             rows = [lam[i] * x[i] + (1 - lam[i]) * x[perm[i]] for i in range(len(x))]
             mixed = ns.stack(rows)
+        if kind == "uint8_diff":  # x[perm] - x in uint8 wraps around
+            mixed = images + (1 - w) * (images[p] - images)
+        num_classes = int(labels.max()) + 1 if kind == "labels_max" else num_classes
         if kind in ("uint8", "uint8_back"):
             mixed = ns.uint8(mixed)
             mixed = ns.float(mixed) if kind == "uint8_back" else mixed
@@ -696,6 +699,8 @@ def _cut(ns, kind):
             "hw": (slice(top, top + bw), slice(left, left + bh)),
             "plus_one": (slice(top, top + bh + 1), slice(left, left + bw + 1)),
             "corners": (slice(top, bh), slice(left, bw)),
+            # ends written from the far border: -0 is an empty slice where the box meets it
+            "neg_end": (slice(top, -(h - top - bh)), slice(left, -(w - left - bw))),
         }.get(kind, (slice(top, top + bh), slice(left, left + bw)))
         x = ns.float(images)
         if kind == "reversed":
@@ -715,6 +720,8 @@ def _cut(ns, kind):
             mixed = x
         else:
             mixed = ns.paste(x, (slice(None), rows, cols), x[p, rows, cols])
+        h, w = images.shape[2:4] if kind == "lam_nchw" else (h, w)
+        num_classes = int(labels.max()) + 1 if kind == "labels_max" else num_classes
         lam = {
             "side": 1 - bh / h,
             "width_side": 1 - bw / w,
@@ -789,6 +796,8 @@ _MIX_ROWS = [
     ("sum", "mix_targets_sum"),
     ("float16", "mix_float32"),
     ("images_only", "mix_shapes"),
+    ("uint8_diff", "mix_uint8"),
+    ("labels_max", "mix_shapes"),
 ]
 _CUT_ROWS = [
     ("inverse", "mix_partner_inverse"),
@@ -807,7 +816,10 @@ _CUT_ROWS = [
     ("targets_partner", "mix_targets_partner"),
     ("hard", "mix_targets_hard"),
     ("sum", "mix_targets_sum"),
-    ("uint8", "mix_uint8"),
+    ("uint8", "cut_uint8"),
+    ("neg_end", "cut_nothing"),
+    ("lam_nchw", "cut_lam_nchw"),
+    ("labels_max", "mix_shapes"),
 ]
 for _ns, _table, _extra in (
     (_T, TORCH_MISTAKES, [("cutmix", "inplace", "mix_inplace")]),
@@ -829,7 +841,19 @@ def _j_mix_int_loop(images, labels, perm, lam, num_classes):
 
 
 JAX_MISTAKES += [("mixup", _j_mix_int_loop, "mix_traced")]
+
+
+def _t_mix_numpy(images, labels, perm, lam, num_classes):
+    """Right values, but mixed in NumPy, one image at a time: the loop is not counted."""
+    x, p, w = images.numpy().astype(np.float32), perm.numpy(), lam.numpy()
+    mixed = np.stack([w[i] * x[i] + (1 - w[i]) * x[p[i]] for i in range(len(x))])
+    one_hot = F.one_hot(labels, num_classes).float()
+    targets = lam[:, None] * one_hot + (1 - lam[:, None]) * one_hot[perm]
+    return torch.from_numpy(mixed), targets
+
+
 TORCH_MISTAKES += [
+    ("mixup", _t_mix_numpy, "mix_host"),
     ("mixup", _t_mix_library, "mix_answer_key"),
     ("cutmix", _t_cut_library, "mix_answer_key"),
 ]
@@ -875,6 +899,8 @@ def test_every_mixing_mistake_changes_the_answer():
             for m, wrong in answers.items():  # two hints never share an answer
                 assert not any(
                     mixing.CUTMIX_MISTAKES[m] != mixing.CUTMIX_MISTAKES[n]
+                    # W * C and W give the same lam on one box; the first box tells them apart
+                    and {m, n} != {"cut_lam_nchw", "cut_lam_width"}
                     and all(
                         np.allclose(a, b) for a, b in zip(wrong, other, strict=True)
                     )

@@ -40,8 +40,8 @@ HINTS = Hints(
     lab05.HINTS,
     mixing.HINTS,
     {
-        "mix_traced": "work with the arrays as they are: no int(...), float(...), .item() "
-        "or .tolist() of perm or lam, which fail when the function is traced (under "
+        "mix_traced": "work with the arrays as they are: no int(...), float(...), .item(), "
+        ".tolist() or np.asarray(...) of the inputs, which fail when the function is traced (under "
         "jax.jit or jax.vmap, as a training step compiles it); gather with images[perm] "
         "and broadcast lam over the whole batch, no Python loop over the images",
         "mix_immutable": "JAX arrays cannot be assigned to: paste the box with "

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from helpers.labs.kit import Checker, Framework, Hints, checking, recording
+from helpers.labs.kit import Checker, Framework, checking, recording
+from helpers.labs.lab05.mixing_hints import HINTS
 
 __all__ = [
     "HINTS",
@@ -33,61 +34,6 @@ __all__ = [
     "mixing_cases",
     "mixup_answer",
 ]
-
-# Exercise 5's known mistakes in words of no framework; the adapters add their own.
-HINTS = Hints(
-    {
-        "mix_partner_inverse": "the partner of image i is images[perm[i]], the batch "
-        "gathered with perm (images[perm]), not the image j with perm[j] = i (perm's "
-        "inverse, what scattering into perm's positions gives)",
-        "mix_partner_self": "mix each image with its partner images[perm[i]], not with "
-        "itself: lam * x + (1 - lam) * x is x again",
-        "mix_lam_swapped": "lam weighs the original image: lam[i] * x[i] + (1 - lam[i]) * "
-        "x[perm[i]], not (1 - lam[i]) * x[i] + lam[i] * x[perm[i]]",
-        "mix_targets_hard": "mix the targets too: lam * one_hot(labels) + (1 - lam) * "
-        "one_hot(labels[perm]); the hard one-hot targets ignore the partner's class (a lam "
-        "of 1 gives them too: an integer division, area // (H * W), rounds the share to 0)",
-        "mix_targets_weight": "weigh the targets exactly as the images: lam[i] for the "
-        "original's one-hot row, 1 - lam[i] for the partner's (labels[perm[i]])",
-        "mix_targets_sum": "each target row is a distribution and sums to 1: lam * "
-        "one_hot(labels) + (1 - lam) * one_hot(labels[perm]), both terms",
-        "mix_targets_partner": "the partner's label is labels[perm[i]], the label of the "
-        "image you mixed in (the same gather as for the images)",
-        "mix_uint8": "cast the images to float32 before mixing and return them as "
-        "float32: uint8 arithmetic wraps around past 255 and a cast back to uint8 "
-        "truncates the blend",
-        "mix_scale": "keep the images in 0..255 units, float32: the exercise returns the "
-        "blend of the raw pixels, not divided by 255 nor normalised (normalisation comes "
-        "after, as H.vision.to_input does it)",
-        "mix_lam_broadcast": "lam has one weight per image, shape (B,): index it as "
-        "lam[:, None, None, None] against the (B, H, W, C) images and lam[:, None] "
-        "against the (B, num_classes) targets, not lam[0] for the whole batch",
-        "mix_shapes": "return a pair: the images (B, H, W, C), as the input batch, and "
-        "the targets (B, num_classes), one_hot(labels, num_classes) with the argument (the "
-        "check's batches have 10 and 7 classes)",
-        "mix_float32": "return the images and the targets as float32, not float64, "
-        "float16 or bfloat16 (an integer one_hot is cast to float32 before the weights)",
-        "mix_loop": "work on the whole batch at once: gather the partners with images[perm] "
-        "and broadcast lam, no Python loop over the images (the number of operations "
-        "grew with the batch size)",
-        "cut_box_swapped": "the box is (top, left, height, width) of an NHWC batch: rows "
-        "top .. top + height - 1 on axis 1, columns left .. left + width - 1 on axis 2; "
-        "yours swaps rows and columns (or top and left, or height and width)",
-        "cut_box_nchw": "the batch is NHWC, (B, H, W, C): paste along axes 1 (rows) and 2 "
-        "(columns), images[:, top:top + height, left:left + width], not axes 2 and 3 as "
-        "in NCHW",
-        "cut_box_bounds": "the box is (top, left, height, width), not two corners: it covers "
-        "rows top .. top + height - 1 and columns left .. left + width - 1, the slice "
-        "[top:top + height, left:left + width], no + 1 or - 1",
-        "cut_reversed": "paste the partner's box into the original: start from images "
-        "(float32) and replace its box by images[perm]'s, not the other way round",
-        "cut_lam_area": "lam is the fraction of the image left to the original: "
-        "1 - height * width / (H * W), the box's area over the image's, not a side's "
-        "ratio (height / H) nor the box's own fraction",
-        "cut_lam_swapped": "the original keeps 1 - area / (H * W) of the target and the "
-        "partner gets area / (H * W), the share of pixels each one supplies",
-    }
-)
 
 
 def _perm(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -112,7 +58,9 @@ def mixing_cases() -> list[dict[str, Any]]:
     ]
     for b, h, w, classes, lam, boxes in specs:
         images = rng.integers(0, 256, size=(b, h, w, 3), dtype=np.uint8)
-        labels = rng.permutation(classes)[:b]  # distinct: a partner's class shows
+        # distinct, so a partner's class shows; never the last class, so that
+        # labels.max() + 1 is not num_classes
+        labels = rng.permutation(classes - 1)[:b]
         cases.append(dict(images=images, labels=labels, perm=_perm(b, rng), boxes=boxes,
                           lam=np.asarray(lam, np.float32), num_classes=classes))  # fmt: skip
     return cases
@@ -166,6 +114,8 @@ def mixup_answer(
     images = w * x + (1 - w) * partner
     if mistake == "mix_uint8":
         images = np.floor(images)  # computed in float, cast to uint8, cast back
+    if mistake == "mix_uint8_diff":  # x + (1 - lam) * (x[perm] - x) in uint8: wraps
+        images = x + (1 - w) * ((partner - x) % 256)
     if mistake == "mix_scale":
         images = images / 255
     targets_lam = np.full_like(lam, lam[0]) if mistake == "mix_lam_broadcast" else lam
@@ -197,13 +147,15 @@ def cutmix_answer(
         rows, cols = slice(top, top + bh + 1), slice(left, left + bw + 1)
     if mistake == "cut_box_corners":  # (top, left, bottom, right)
         rows, cols = slice(top, bh), slice(left, bw)
+    if mistake == "cut_nothing":  # an empty slice (an end -0 at the border)
+        rows = slice(0, 0)
     images = x.copy()
     if mistake == "cut_box_nchw":  # axes 2 and 3 of an NHWC batch: columns, channels
         nchw = (slice(None), slice(None), slice(top, top + bh), slice(left, left + bw))
         images[nchw] = partner[nchw]
     else:
         images[:, rows, cols] = partner[:, rows, cols]
-    area = bh * bw / (h * w)
+    area = bh * bw / (h * w if mistake != "cut_lam_nchw" else w * x.shape[3])
     sides = {"cut_lam_area": 1 - bh / h, "cut_lam_width": 1 - bw / w}
     lam = {**sides, "cut_lam_swapped": area}.get(mistake, 1 - area)
     if mistake == "mix_scale":
@@ -226,8 +178,9 @@ MIXUP_MISTAKES = {
         "mix_uint8",
         "mix_scale",
     )
-}
+} | {"mix_uint8_diff": "mix_uint8"}
 CUTMIX_MISTAKES = {
+    "cut_nothing": "cut_nothing",
     "mix_partner_inverse": "mix_partner_inverse",
     "mix_partner_self": "mix_partner_self",
     "cut_reversed": "cut_reversed",
@@ -244,11 +197,12 @@ CUTMIX_MISTAKES = {
     "mix_targets_sum": "mix_targets_sum",
     "mix_targets_partner": "mix_targets_partner",
     "mix_scale": "mix_scale",
+    "cut_lam_nchw": "cut_lam_nchw",  # last: on one box it equals cut_lam_width
 }
 
 
 def _compare(c: Checker, fw: Framework, result: Any, expected: tuple, wrong: list,
-             hint: str) -> None:  # fmt: skip
+             hint: str, uint8: str) -> None:  # fmt: skip
     """Check the pair ``result`` against ``expected``; ``wrong`` pairs hint keys with the
     pairs known mistakes give. A pair that matches a mistake in both parts gets its hint;
     otherwise the first part that differs gets the hint of a mistake it matches alone."""
@@ -265,7 +219,7 @@ def _compare(c: Checker, fw: Framework, result: Any, expected: tuple, wrong: lis
         if got.dtype != np.float32:
             integer = np.issubdtype(got.dtype, np.integer) and name == "images"
             raise c.fail(f"the {name} have dtype {got.dtype}, expected float32",
-                         c.hint("mix_uint8" if integer else "mix_float32"))  # fmt: skip
+                         c.hint(uint8 if integer else "mix_float32"))  # fmt: skip
     tols = [dict(rtol=1e-5, atol=1e-3), dict(rtol=1e-5, atol=1e-6)]
 
     def same(part: int, target: np.ndarray) -> bool:
@@ -280,6 +234,13 @@ def _compare(c: Checker, fw: Framework, result: Any, expected: tuple, wrong: lis
         c.close(out[part], expected[part], what=what, **tols[part],
                 hint=c.hint(joint[0]) if joint else hint,
                 mistakes=[] if joint else mistakes)  # fmt: skip
+
+
+# What the adapters' ``ops`` keys say went wrong.
+_OPS_PROBLEMS = {
+    "mix_traced": "your function failed when its inputs were traced",
+    "mix_host": "your function copied a tensor to NumPy (.numpy())",
+}
 
 
 def _check_mixing(
@@ -311,14 +272,12 @@ def _check_mixing(
                     raise c.fail(
                         "your function changed one of its inputs", c.hint("mix_inplace")
                     )
-            _compare(c, fw, result, expected, wrong, hint)
+            uint8 = "cut_uint8" if exercise == "cutmix" else "mix_uint8"
+            _compare(c, fw, result, expected, wrong, hint, uint8)
         small, large = (ops(fn, args) for args in loop_args)
-        if isinstance(
-            small, str
-        ):  # the adapter's hint key: the function cannot be traced
-            raise c.fail(
-                "your function failed when its inputs were traced", c.hint(small)
-            )
+        if isinstance(small, str):  # the adapter's hint key: traced, or off the device
+            raise c.fail(_OPS_PROBLEMS.get(small, _OPS_PROBLEMS["mix_traced"]),
+                         c.hint(small))  # fmt: skip
         c.expect(
             small is None or large is None or large <= small,
             f"a batch of {len(loop_args[1][0])} images ran {large} operations, one of "

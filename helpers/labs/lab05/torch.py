@@ -44,6 +44,9 @@ HINTS = Hints(
         "mix_inplace": "leave the inputs as they are: start from a copy, "
         "images.float() (a new tensor), and paste into it; images[:, ...] = ... or an "
         "in-place method (mul_, copy_) changes the caller's batch",
+        "mix_host": "keep the batch on the device, in torch: no .numpy() or "
+        "np.asarray(...) of the tensors (a copy to the host, and a loop there that the "
+        "check cannot see); gather with images[perm] and broadcast lam",
         "mix_answer_key": "write it yourself from images[perm], float32 arithmetic and "
         "F.one_hot: torchvision.transforms.v2's MixUp and CutMix are the library's "
         "version, and they draw their own weights and boxes",
@@ -263,15 +266,17 @@ class _Count(TorchFunctionMode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.n = 0
+        self.n, self.host = 0, False
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         self.n += 1
+        self.host = self.host or getattr(func, "__name__", "") in ("numpy", "__array__")
         return func(*args, **(kwargs or {}))
 
 
-def _ops(fn, args: tuple) -> int | None:
-    """How many torch operations ``fn(*args)`` runs (numpy arrays as tensors), or None."""
+def _ops(fn, args: tuple) -> int | str | None:
+    """How many torch operations ``fn(*args)`` runs (numpy arrays as tensors), None if it
+    fails, or "mix_host" where it copied a tensor to NumPy (.numpy(), np.asarray)."""
     given = [
         torch.from_numpy(a.copy()) if isinstance(a, np.ndarray) else a for a in args
     ]
@@ -280,7 +285,7 @@ def _ops(fn, args: tuple) -> int | None:
             fn(*given)
     except Exception:
         return None
-    return count.n
+    return "mix_host" if count.host else count.n
 
 
 def _mixing_keys() -> tuple[tuple[object, str], ...]:

@@ -22,7 +22,8 @@
 # a check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
 # The checks call your function on small inputs (two batches of different shapes, or two
-# training steps) and compare with reference outputs: a per-image NumPy loop,
+# training steps) and compare with reference outputs: a per-image NumPy loop (and, for 5a and
+# 5b, a NumPy mix of the same draws),
 # `F.cross_entropy(label_smoothing=...)`, a tiny network with BatchNorm run the right way.
 # They never look at your code; when your result equals what a known mistake gives, the hint
 # names that mistake. Images are `torch.uint8` in NHWC order, `(B, H, W, C)`, as the chapter
@@ -168,17 +169,17 @@ H.lab05.check_train_step(train_step)
 #
 # Label smoothing softens the targets; *mixup* {cite}`zhang2018mixup` and *CutMix*
 # {cite}`yun2019cutmix` soften the examples too. Each image $x_i$ of a batch gets a partner
-# $x_{\pi(i)}$ from the same batch ($\pi$ a random permutation) and a weight $\lambda$ drawn
+# $x_{\pi(i)}$ from the same batch ($\pi$ a random permutation) and a weight $\lambda_i$ drawn
 # from $\mathrm{Beta}(\alpha, \alpha)$. mixup blends both the images and their one-hot targets
 # with that weight,
 #
-# $$\tilde x_i = \lambda\, x_i + (1 - \lambda)\, x_{\pi(i)}, \qquad
-# \tilde y_i = \lambda\, y_i + (1 - \lambda)\, y_{\pi(i)},$$
+# $$\tilde x_i = \lambda_i\, x_i + (1 - \lambda_i)\, x_{\pi(i)}, \qquad
+# \tilde y_i = \lambda_i\, y_i + (1 - \lambda_i)\, y_{\pi(i)},$$
 #
 # so the network is trained on points between the examples and asked to answer in proportion,
 # not with full confidence: it regularises like label smoothing, and makes the function
 # between classes closer to linear. CutMix pastes a box of the partner into $x_i$ instead,
-# keeping each pixel real, and weighs the targets by the share of pixels each image supplies:
+# keeping each pixel real, and weights the targets by the share of pixels each image supplies:
 # $\lambda = 1 - (\text{box area}) / (H W)$. Both need nothing but the batch already on the
 # device: a gather with $\pi$ and some arithmetic.
 #
@@ -189,14 +190,15 @@ H.lab05.check_train_step(train_step)
 # units (not divided by 255 nor normalised: that comes after, as in exercise 3's
 # `H.vision.to_input`, and is linear, so it commutes with the blend), the targets
 # `(B, num_classes)` float32, each row summing to 1. Work on the whole batch at once (no
-# Python loop over the images: the checks count the operations a larger batch runs) and leave
+# Python loop over the images: the checks run a larger batch too, and fail if the number of
+# operations grows with `B`) and leave
 # the inputs as they are.
 
 # %% [markdown]
 # ### 5a: mixup
 #
 # `images` `(B, H, W, C)` `uint8`, `labels` and `perm` `(B,)` int64, `lam` `(B,)` float32.
-# Cast the images to float32 first (`uint8` arithmetic wraps around past 255 and truncates),
+# Cast the images to float32 first (sums of `uint8` arrays wrap around past 255),
 # gather the partners with `images[perm]`, and broadcast `lam` as `lam[:, None, None, None]`;
 # the targets from `F.one_hot(labels, num_classes)`, with the argument (a batch need not hold
 # the last class, so `labels.max() + 1` is no substitute). Stay in torch: a copy to NumPy
@@ -254,10 +256,12 @@ def cutmix(
 H.lab05.check_cutmix(cutmix)
 
 # %% [markdown]
-# Both on 8 CIFAR-10 training images: $\lambda \sim \mathrm{Beta}(0.4, 0.4)$, one for the
-# batch, and a permutation from a `torch.Generator`; CutMix's square box has the side
-# $\sqrt{1 - \lambda}\, 32$ at a random place inside the image, so its area is about
-# $1 - \lambda$ (`cutmix` recomputes $\lambda$ from the box it pastes). Each title gives the
+# Both on 8 CIFAR-10 training images, with a permutation from a `torch.Generator`. mixup: one
+# $\lambda_i \sim \mathrm{Beta}(0.4, 0.4)$ per image, which often lands near 0 or 1 (most of
+# the image from one side). CutMix: one $\lambda \sim \mathrm{Beta}(1, 1)$, uniform, as its
+# paper draws it, for the batch; the square box has the side $\sqrt{1 - \lambda}\, 32$ at a
+# random place inside the image, so it covers about a share $1 - \lambda$ of it (`cutmix`
+# recomputes $\lambda$ from the box it pastes). Each title gives the
 # two classes and their weights in the target. A soft-target cross-entropy,
 # $-\sum_k \tilde y_k \log \mathrm{softmax}(z)_k$, takes the mixed targets as they are; with
 # one-hot targets it is exercise 2's loss with $s = 0$.
@@ -270,23 +274,25 @@ try:  # runs once exercise 5 is solved
     gen = torch.Generator().manual_seed(5)
     perm = torch.randperm(8, generator=gen)
     torch.manual_seed(5)  # torch.distributions takes no Generator: the global one
-    lam = torch.distributions.Beta(0.4, 0.4).sample().float()
-    side = round(32 * (1 - lam.item()) ** 0.5)
+    lam = torch.distributions.Beta(0.4, 0.4).sample((8,)).float()  # one per image
+    lam_box = torch.rand((), generator=gen).item()  # Beta(1, 1), for the batch
+    side = round(32 * (1 - lam_box) ** 0.5)
     top, left = torch.randint(0, 32 - side + 1, (2,), generator=gen).tolist()
-    mixed, mixed_targets = mixup(images, labels, perm, lam.expand(8), 10)
+    mixed, mixed_targets = mixup(images, labels, perm, lam, 10)
     cut, cut_targets = cutmix(images, labels, perm, (top, left, side, side), 10)
     shown = torch.cat([mixed, cut]).round().clamp(0, 255).to(torch.uint8).numpy()
     fig = H.show_images(shown, ncols=8)
     names, lam_cut = H.CIFAR10_CLASSES, 1 - side * side / 32**2
-    for i, ax in enumerate(fig.axes):  # row 1 mixup, row 2 CutMix; j's partner perm[j]
-        j, w = i % 8, lam.item() if i < 8 else lam_cut
+    for i, ax in enumerate(fig.axes):  # row 1 mixup, row 2 CutMix
+        j = i % 8  # the image; its partner is perm[j]
+        w = lam[j].item() if i < 8 else lam_cut
         a, b = names[labels[j]], names[labels[perm[j]]]
         ax.set_title(f"{a} {w:.2f}\n{b} {1 - w:.2f}", fontsize=8)
     fig.suptitle(
-        f"mixup (top, lam = {lam.item():.2f}) and CutMix (bottom, lam = {lam_cut:.2f}): "
+        f"mixup (top, lam per image) and CutMix (bottom, lam = {lam_cut:.2f}):\n"
         "each image's class and its partner's, with their weights"
     )
-    logits = torch.randn(8, 10, generator=gen)
+    logits = torch.randn(8, 10, generator=torch.Generator().manual_seed(0))
 
     def soft_cross_entropy(logits, targets):
         return -(targets * F.log_softmax(logits, dim=-1)).sum(-1).mean()
@@ -294,9 +300,8 @@ try:  # runs once exercise 5 is solved
     for name, t in [("mixup", mixed_targets), ("CutMix", cut_targets)]:
         sums = t.sum(-1)
         loss = soft_cross_entropy(logits, t).item()
-        print(
-            f"{name}: targets {tuple(t.shape)}, rows sum to {sums.min():.4f}..{sums.max():.4f}, loss {loss:.4f}"
-        )
+        rows = f"rows sum to {sums.min():.4f}..{sums.max():.4f}"
+        print(f"{name}: targets {tuple(t.shape)}, {rows}, loss {loss:.4f}")
     hard = F.one_hot(labels, 10).float()
     ours, ex2 = (
         soft_cross_entropy(logits, hard),

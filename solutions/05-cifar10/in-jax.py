@@ -22,7 +22,8 @@
 # a check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
 # The checks call your function on small inputs (two batches of different shapes, or two
-# training steps) and compare with reference outputs: a per-image NumPy loop,
+# training steps) and compare with reference outputs: a per-image NumPy loop (and, for 5a and
+# 5b, a NumPy mix of the same draws),
 # `optax.smooth_labels` + `optax.softmax_cross_entropy`, a tiny network with BatchNorm run the
 # right way. They never look at your code; when your result equals what a known mistake
 # gives, the hint names that mistake. Images are `uint8` JAX arrays in NHWC order,
@@ -200,17 +201,17 @@ H.lab05.check_train_step(train_step)
 #
 # Label smoothing softens the targets; *mixup* {cite}`zhang2018mixup` and *CutMix*
 # {cite}`yun2019cutmix` soften the examples too. Each image $x_i$ of a batch gets a partner
-# $x_{\pi(i)}$ from the same batch ($\pi$ a random permutation) and a weight $\lambda$ drawn
+# $x_{\pi(i)}$ from the same batch ($\pi$ a random permutation) and a weight $\lambda_i$ drawn
 # from $\mathrm{Beta}(\alpha, \alpha)$. mixup blends both the images and their one-hot targets
 # with that weight,
 #
-# $$\tilde x_i = \lambda\, x_i + (1 - \lambda)\, x_{\pi(i)}, \qquad
-# \tilde y_i = \lambda\, y_i + (1 - \lambda)\, y_{\pi(i)},$$
+# $$\tilde x_i = \lambda_i\, x_i + (1 - \lambda_i)\, x_{\pi(i)}, \qquad
+# \tilde y_i = \lambda_i\, y_i + (1 - \lambda_i)\, y_{\pi(i)},$$
 #
 # so the network is trained on points between the examples and asked to answer in proportion,
 # not with full confidence: it regularises like label smoothing, and makes the function
 # between classes closer to linear. CutMix pastes a box of the partner into $x_i$ instead,
-# keeping each pixel real, and weighs the targets by the share of pixels each image supplies:
+# keeping each pixel real, and weights the targets by the share of pixels each image supplies:
 # $\lambda = 1 - (\text{box area}) / (H W)$. Both need nothing but the batch already on the
 # device: a gather with $\pi$ and some arithmetic.
 #
@@ -221,14 +222,15 @@ H.lab05.check_train_step(train_step)
 # units (not divided by 255 nor normalised: that comes after, as in exercise 3's
 # `H.vision.to_input`, and is linear, so it commutes with the blend), the targets
 # `(B, num_classes)` float32, each row summing to 1. Work on the whole batch at once (no
-# Python loop over the images: the checks count the operations a larger batch runs) and leave
+# Python loop over the images: the checks run a larger batch too, and fail if the number of
+# operations grows with `B`) and leave
 # the inputs as they are.
 
 # %% [markdown]
 # ### 5a: mixup
 #
 # `images` `(B, H, W, C)` `uint8`, `labels` and `perm` `(B,)` int32, `lam` `(B,)` float32.
-# Cast the images to float32 first (`uint8` arithmetic wraps around past 255 and truncates),
+# Cast the images to float32 first (sums of `uint8` arrays wrap around past 255),
 # gather the partners with `images[perm]`, and broadcast `lam` as `lam[:, None, None, None]`;
 # the targets from `jax.nn.one_hot(labels, num_classes)`, with the argument (a batch need not
 # hold the last class, so `labels.max() + 1` is no substitute). (Per image, with
@@ -269,7 +271,8 @@ H.lab05.check_mixup(mixup)
 # Return a float32 copy of `images` whose rows `top .. top + height - 1` and columns
 # `left .. left + width - 1` (axes 1 and 2 of NHWC) come from `images[perm]`, and the targets
 # mixed with $\lambda = 1 - \text{height} \cdot \text{width} / (H W)$ (H and W from
-# `images.shape[1:3]`). JAX arrays cannot be assigned to: `x.at[:, rows, cols].set(...)`
+# `images.shape[1:3]`). JAX arrays cannot be assigned to: with `rows = slice(top, top + height)` and
+# `cols = slice(left, left + width)` (slices, not index arrays), `x.at[:, rows, cols].set(...)`
 # returns the pasted copy (or choose with `jnp.where` and a mask of the box).
 #
 # The check: the two batches of 5a, two boxes each, each touching the border; top and left
@@ -300,10 +303,12 @@ def cutmix(
 H.lab05.check_cutmix(cutmix)
 
 # %% [markdown]
-# Both on 8 CIFAR-10 training images: $\lambda \sim \mathrm{Beta}(0.4, 0.4)$, one for the
-# batch, and a permutation, each from its own key split from one `jax.random.key`; CutMix's
-# square box has the side $\sqrt{1 - \lambda}\, 32$ at a random place inside the image, so its
-# area is about $1 - \lambda$ (`cutmix` recomputes $\lambda$ from the box it pastes). Each
+# Both on 8 CIFAR-10 training images, every draw from its own key split from one
+# `jax.random.key`. mixup: one $\lambda_i \sim \mathrm{Beta}(0.4, 0.4)$ per image, which often
+# lands near 0 or 1 (most of the image from one side). CutMix: one $\lambda \sim
+# \mathrm{Beta}(1, 1)$, uniform, as its paper draws it, for the batch; the square box has the
+# side $\sqrt{1 - \lambda}\, 32$ at a random place inside the image, so it covers about a
+# share $1 - \lambda$ of it (`cutmix` recomputes $\lambda$ from the box it pastes). Each
 # title gives the two classes and their weights in the target. A soft-target cross-entropy,
 # $-\sum_k \tilde y_k \log \mathrm{softmax}(z)_k$, takes the mixed targets as they are; with
 # one-hot targets it is exercise 2's loss with $s = 0$.
@@ -313,22 +318,25 @@ try:  # runs once exercise 5 is solved
     x8, y8 = H.load_cifar10("train", sample=True)
     images = jnp.asarray(x8[:8])  # (8, 32, 32, 3) uint8
     labels = jnp.asarray(y8[:8], jnp.int32)
-    k_lam, k_perm, k_box, k_logits = jax.random.split(jax.random.key(5), 4)
-    lam = jax.random.beta(k_lam, 0.4, 0.4)  # () float32
+    keys = jax.random.split(jax.random.key(5), 5)
+    k_lam, k_perm, k_cut, k_box, k_logits = keys
+    lam = jax.random.beta(k_lam, 0.4, 0.4, (8,))  # (8,) float32, one per image
     perm = jax.random.permutation(k_perm, 8)
-    side = round(32 * (1 - float(lam)) ** 0.5)
+    lam_box = float(jax.random.uniform(k_cut))  # Beta(1, 1), for the batch
+    side = round(32 * (1 - lam_box) ** 0.5)
     top, left = jax.random.randint(k_box, (2,), 0, 32 - side + 1).tolist()
-    mixed, mixed_targets = mixup(images, labels, perm, jnp.full(8, lam), 10)
+    mixed, mixed_targets = mixup(images, labels, perm, lam, 10)
     cut, cut_targets = cutmix(images, labels, perm, (top, left, side, side), 10)
     shown = jnp.concatenate([mixed, cut]).round().clip(0, 255).astype(jnp.uint8)
     fig = H.show_images(np.asarray(shown), ncols=8)
     names, lam_cut = H.CIFAR10_CLASSES, 1 - side * side / 32**2
-    for i, ax in enumerate(fig.axes):  # row 1 mixup, row 2 CutMix; j's partner perm[j]
-        j, w = i % 8, float(lam) if i < 8 else lam_cut
+    for i, ax in enumerate(fig.axes):  # row 1 mixup, row 2 CutMix
+        j = i % 8  # the image; its partner is perm[j]
+        w = float(lam[j]) if i < 8 else lam_cut
         a, b = names[int(labels[j])], names[int(labels[perm[j]])]
         ax.set_title(f"{a} {w:.2f}\n{b} {1 - w:.2f}", fontsize=8)
     fig.suptitle(
-        f"mixup (top, lam = {float(lam):.2f}) and CutMix (bottom, lam = {lam_cut:.2f}): "
+        f"mixup (top, lam per image) and CutMix (bottom, lam = {lam_cut:.2f}):\n"
         "each image's class and its partner's, with their weights"
     )
     logits = jax.random.normal(k_logits, (8, 10))
@@ -339,9 +347,8 @@ try:  # runs once exercise 5 is solved
     for name, t in [("mixup", mixed_targets), ("CutMix", cut_targets)]:
         sums = t.sum(-1)
         loss = float(soft_cross_entropy(logits, t))
-        print(
-            f"{name}: targets {t.shape}, rows sum to {sums.min():.4f}..{sums.max():.4f}, loss {loss:.4f}"
-        )
+        rows = f"rows sum to {sums.min():.4f}..{sums.max():.4f}"
+        print(f"{name}: targets {t.shape}, {rows}, loss {loss:.4f}")
     hard = jax.nn.one_hot(labels, 10)
     ours, ex2 = (
         soft_cross_entropy(logits, hard),

@@ -731,35 +731,9 @@ def test_ppo_reference_equals_the_chapters_loss(seed, fw):
     assert float(parts["value_loss"]) == pytest.approx(value, rel=1e-4)
 
 
-RETURN_SWITCHES = [
-    "no_done_mask",
-    "truncated_as_terminated",
-    "no_bootstrap",
-    "truncated_ignored",
-    "terminated_bootstrapped",
-    "truncated_wins",
-    "stored_before_reward",
-    "last_overrides_end",
-    "done_sum",
-    "discounted_reward",
-    "skip_first",
-    "forward",
-]
-GAE_SWITCHES = [
-    {"no_done_mask": True},
-    {"truncated_as_terminated": True},
-    {"lambda_missing": True},
-    {"truncated_ignored": True},
-    {"terminated_bootstrapped": True},
-    {"values_shifted": True},
-    {"returns_from_next_values": True},
-    {"done_sum": True},
-    {"mask_shifted": True},
-    {"stored_before": True},
-    {"normalised": 0},
-    {"normalised": 1},
-    {"forward": True},
-]
+# The checks' own mistakes: every one they recognise is tested below.
+RETURN_SWITCHES = [switch for _, switch in lab07.RETURN_MISTAKES]
+GAE_SWITCHES = [switches for _, switches in lab07.GAE_MISTAKES]
 PPO_SWITCHES = [
     "max_not_min",
     "not_normalised",

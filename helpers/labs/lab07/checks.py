@@ -37,7 +37,9 @@ from helpers.labs.lab07.ppo import (
     ppo_reference,
 )
 from helpers.labs.lab07.returns import (
+    GAE_MISTAKES,
     RETURN_CASES,
+    RETURN_MISTAKES,
     check_gae,
     check_returns,
     compare_gae,
@@ -58,11 +60,13 @@ from helpers.labs.lab07.vtrace import (
 )
 
 __all__ = [
+    "GAE_MISTAKES",
     "HINTS",
     "MISTAKE_HINTS",
     "PG_MISTAKES",
     "PPO_ARGS",
     "RETURN_CASES",
+    "RETURN_MISTAKES",
     "VS_MISTAKES",
     "VTRACE_CASES",
     "Gradients",

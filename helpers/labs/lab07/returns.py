@@ -20,7 +20,9 @@ from helpers.labs.kit import Checker, Framework, checking
 from helpers.labs.lab07._common import _array, _inputs, _pair, _unchanged
 
 __all__ = [
+    "GAE_MISTAKES",
     "RETURN_CASES",
+    "RETURN_MISTAKES",
     "check_gae",
     "check_returns",
     "compare_gae",
@@ -183,27 +185,34 @@ def gae_reference(
     return adv, adv + (nv if returns_from_next_values else v)
 
 
+# The known mistakes the checks recognise: (hint key, the reference's switch for it).
+RETURN_MISTAKES: list[tuple[str, str]] = [
+    *((k, k) for k in (
+        "no_done_mask", "truncated_as_terminated", "no_bootstrap", "truncated_ignored",
+        "terminated_bootstrapped", "truncated_wins", "stored_before_reward",
+        "last_overrides_end", "done_sum", "discounted_reward",
+    )),
+    ("step_skipped", "skip_first"),
+    ("forward", "forward"),
+]  # fmt: skip
+GAE_MISTAKES: list[tuple[str, dict]] = [
+    *((k, {k: True}) for k in (
+        "no_done_mask", "truncated_as_terminated", "lambda_missing", "truncated_ignored",
+        "terminated_bootstrapped", "values_shifted", "returns_from_next_values", "done_sum",
+        "mask_shifted",
+    )),
+    ("gae_stored_before", {"stored_before": True}),
+    ("forward", {"forward": True}),
+    *(("normalised_in_gae", {"normalised": ddof}) for ddof in (0, 1)),
+]  # fmt: skip
+
+
 def compare_returns(c: Checker, got: np.ndarray, r: dict, case: dict) -> None:
     """The returns (``got``, numpy) against :func:`returns_reference`, with its mistakes."""
     g = case["gamma"]
     right = returns_reference(r, g)
-    switches = [
-        "no_done_mask",
-        "truncated_as_terminated",
-        "no_bootstrap",
-        "truncated_ignored",
-        "terminated_bootstrapped",
-        "truncated_wins",
-        "stored_before_reward",
-        "last_overrides_end",
-        "done_sum",
-        "discounted_reward",
-        ("step_skipped", "skip_first"),
-        "forward",
-    ]
-    switches = [(k, k) if isinstance(k, str) else k for k in switches]
     mistakes = [
-        (c.hint(k), returns_reference(r, g, **{sw: True})) for k, sw in switches
+        (c.hint(k), returns_reference(r, g, **{sw: True})) for k, sw in RETURN_MISTAKES
     ]
     c.close(
         got,
@@ -224,25 +233,9 @@ def compare_gae(
     """(advantages, returns) (``got``, numpy) against :func:`gae_reference`."""
     g, lam = case["gamma"], case["lam"]
     right = gae_reference(r, g, lam)
-    switches = [
-        "no_done_mask",
-        "truncated_as_terminated",
-        "lambda_missing",
-        "truncated_ignored",
-        "terminated_bootstrapped",
-        "values_shifted",
-        "returns_from_next_values",
-        "done_sum",
-        "mask_shifted",
-        ("gae_stored_before", "stored_before"),
-        "forward",
-    ]
-    switches = [(k, {k: True}) if isinstance(k, str) else (k[0], {k[1]: True})
-                for k in switches]  # fmt: skip
-    switches += [("normalised_in_gae", {"normalised": ddof}) for ddof in (0, 1)]
     for i, name in enumerate(("advantages", "returns")):
         mistakes = [
-            (c.hint(k), gae_reference(r, g, lam, **sw)[i]) for k, sw in switches
+            (c.hint(k), gae_reference(r, g, lam, **sw)[i]) for k, sw in GAE_MISTAKES
         ]
         if i == 1:  # right advantages, and exercise 1's return as the target
             mistakes.insert(0, (c.hint("returns_monte_carlo"), returns_reference(r, g)))

@@ -6,16 +6,18 @@ only what is particular to its lab (its hints and how to explain JAX's errors).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
-from helpers.labs.kit import Framework, Hints
+from helpers.labs.kit import Framework, Hints, WatchedCalls, recording
 
-__all__ = ["lab_framework", "to_numpy"]
+__all__ = ["autodiff_calls", "lab_framework", "to_numpy"]
 
 
 def to_numpy(value: object) -> np.ndarray:
@@ -41,3 +43,61 @@ def lab_framework(
         explain=explain,
         **extra,
     )
+
+
+# JAX's autodiff, watched through its public names...
+_PUBLIC_AUTODIFF = [
+    (jax, name)
+    for name in (
+        "grad",
+        "value_and_grad",
+        "vjp",
+        "jvp",
+        "jacrev",
+        "jacfwd",
+        "jacobian",
+        "hessian",
+        "linearize",
+        "linear_transpose",
+    )
+] + [(nnx, name) for name in ("grad", "value_and_grad", "vjp", "jvp")]
+# ...and through the functions of JAX's ad module that all of them run, so that a name
+# imported before the watch (from jax import grad) is seen too. Internal names: each is
+# watched only where this JAX has it, and a calibration says whether they still work.
+_AD_INTERNALS = ("jvp", "linearize", "backward_pass", "backward_pass3")
+_calibration_grad = jax.grad  # bound now: a name the watcher never replaces
+
+
+def _ad_internals() -> list[tuple[Any, str, str]]:
+    try:
+        from jax._src.interpreters import ad
+    except ImportError:  # pragma: no cover - a JAX that moved its internals
+        return []
+    return [
+        (ad, name, f"autodiff (JAX's internal ad.{name})")
+        for name in _AD_INTERNALS
+        if callable(getattr(ad, name, None))
+    ]
+
+
+@contextmanager
+def autodiff_calls() -> Iterator[WatchedCalls]:
+    """Watch JAX's automatic differentiation while the block runs, with jit disabled.
+
+    Yields a :class:`~helpers.labs.kit.WatchedCalls` that gets an entry per call, such as
+    ``"jax.grad"`` or ``"autodiff (JAX's internal ad.linearize)"``: the public
+    transformations (``jax.grad``, ``vjp``, ``jvp``, ``jacrev``..., ``nnx.grad``...) called
+    through their modules, and the functions of ``jax._src.interpreters.ad`` that every one
+    of them runs, under whatever name it was imported. Jit is disabled inside
+    (``jax.disable_jit``): a function compiled earlier would otherwise run its cached trace
+    and differentiate unseen. Before yielding, a calibration differentiates through a name
+    bound at import; if the ad functions did not see it (a JAX that renamed them)
+    ``complete`` is False. Raises nothing of its own; every watched name is restored when the
+    block ends, whatever happens.
+    """
+    with jax.disable_jit(), recording(_PUBLIC_AUTODIFF + _ad_internals()) as calls:
+        _calibration_grad(lambda v: v * v)(1.0)
+        complete = bool(calls)
+        calls.clear()
+        calls.complete = complete
+        yield calls

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,8 @@ __all__ = [
     "Checker",
     "Framework",
     "Hints",
+    "Watch",
+    "WatchedCalls",
     "checking",
     "explainer",
     "recording",
@@ -169,17 +171,38 @@ def _wrong_type_hint(value: Any, expected: str = "a Python float") -> str:
     return ""
 
 
+class WatchedCalls(list[str]):
+    """The library functions a watcher saw called, in order, as ``"module.name"`` strings.
+
+    ``complete`` is False when the watcher could not confirm that it also sees calls made
+    under another name (``from jax import grad``): then an empty list proves nothing, and a
+    check that requires a call must not fail for its absence.
+    """
+
+    complete: bool = True
+
+
+# A watcher: ``with watch() as called:`` collects the calls made inside the block.
+Watch = Callable[[], AbstractContextManager[WatchedCalls]]
+
+
 @contextmanager
-def recording(targets: Iterable[tuple[Any, str]]) -> Iterator[list[str]]:
+def recording(
+    targets: Iterable[tuple[Any, str] | tuple[Any, str, str]],
+) -> Iterator[WatchedCalls]:
     """Record calls of some library functions while a check runs the student's code.
 
     ``targets`` pairs a module (or any object) with the name of a function on it; each is
-    replaced by a wrapper that appends ``"module.name"`` to the yielded list and calls the
-    original. All are restored on exit, whatever happens. A check uses it to notice that the
-    student called the answer key (the library's own version of the exercise).
+    replaced by a wrapper that appends ``"module.name"`` (or the target's third entry, a
+    label, if it has one) to the yielded list and calls the original. All are restored on
+    exit, whatever happens. A check uses it to notice that the student called the answer key
+    (the library's own version of the exercise). It sees only calls made through the
+    attribute, not through a name imported before the block: the yielded list's
+    ``complete`` is False.
     """
-    calls: list[str] = []
-    saved = [(obj, name, getattr(obj, name)) for obj, name in targets]
+    calls = WatchedCalls()
+    calls.complete = False
+    saved = [(obj, name, getattr(obj, name), *label) for obj, name, *label in targets]
 
     def recorder(label: str, original: Callable) -> Callable:
         def record(*args: Any, **kwargs: Any) -> Any:
@@ -189,12 +212,14 @@ def recording(targets: Iterable[tuple[Any, str]]) -> Iterator[list[str]]:
         return record
 
     try:
-        for obj, name, original in saved:
-            label = f"{getattr(obj, '__name__', type(obj).__name__)}.{name}"
-            setattr(obj, name, recorder(label, original))
+        for obj, name, original, *label in saved:
+            owner = getattr(obj, "__name__", type(obj).__name__)
+            setattr(
+                obj, name, recorder(label[0] if label else f"{owner}.{name}", original)
+            )
         yield calls
     finally:
-        for obj, name, original in saved:
+        for obj, name, original, *_ in saved:
             setattr(obj, name, original)
 
 

@@ -15,19 +15,22 @@ from __future__ import annotations
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.autograd.forward_ad as fwAD
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.overrides import TorchFunctionMode
 
 from helpers.distributed import free_port
-from helpers.labs.kit import CheckFailed, Framework, Hints
+from helpers.labs.kit import CheckFailed, Framework, Hints, WatchedCalls, recording
 
-__all__ = ["OneRank", "lab_framework", "run_ranks", "to_numpy"]
+__all__ = ["OneRank", "autodiff_calls", "lab_framework", "run_ranks", "to_numpy"]
 __framework_only__ = ("OneRank", "run_ranks")  # JAX's checks run workers under vmap
 
 
@@ -72,6 +75,53 @@ def lab_framework(
         explain=explain,
         **extra,
     )
+
+
+# The reverse-mode entry points, as __torch_function__ sees them; everything else that
+# differentiates backwards (torch.func.grad, vjp, jacrev, torch.autograd.functional) calls one.
+_REVERSE_MODE = {"backward", "grad"}
+_calibration_grad = torch.autograd.grad  # bound now: a name the watcher never replaced
+
+
+class _ReverseModeCalls(TorchFunctionMode):
+    """Records each Tensor.backward, torch.autograd.backward and torch.autograd.grad call.
+
+    Both dispatch through ``__torch_function__`` (torch.overrides), so a mode sees them under
+    whatever name the student imported them.
+    """
+
+    def __init__(self, calls: list[str]) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in _REVERSE_MODE:
+            method = getattr(func, "__qualname__", "").startswith("Tensor.")
+            owner = "Tensor" if method else "torch.autograd"
+            self.calls.append(f"{owner}.{func.__name__}")
+        return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def autodiff_calls() -> Iterator[WatchedCalls]:
+    """Watch PyTorch's automatic differentiation while the block runs.
+
+    Yields a :class:`~helpers.labs.kit.WatchedCalls` that gets one entry per call, such as
+    ``"torch.autograd.grad"`` or ``"Tensor.backward"``: reverse mode through a
+    ``TorchFunctionMode`` (``backward`` and ``autograd.grad`` under any name, and all that is
+    built on them), forward mode through ``torch.autograd.forward_ad.make_dual``, which
+    ``torch.func.jvp``, ``jacfwd`` and ``linearize`` call. Before yielding, a calibration
+    differentiates through a name bound at import; if the mode did not see it (a PyTorch that
+    dispatches otherwise) ``complete`` is False. Raises nothing of its own; the watch ends
+    with the block, whatever happens.
+    """
+    with recording([(fwAD, "make_dual")]) as calls, _ReverseModeCalls(calls):
+        x = torch.ones((), requires_grad=True)
+        _calibration_grad(x * x, x)
+        complete = bool(calls)
+        calls.clear()
+        calls.complete = complete
+        yield calls
 
 
 _TIMEOUT = 60.0

@@ -8,6 +8,7 @@ hint whose mistake is never fed, or an entry deleted from this table, fails a te
 
 from __future__ import annotations
 
+import importlib
 import re
 
 import jax
@@ -527,6 +528,13 @@ def _t_func_grad(w, X, y):
     return torch.func.grad(_t_mse)(w, X, y)
 
 
+_jacfwd = torch.func.jacfwd  # as after `from torch.func import jacfwd`: forward mode
+
+
+def _t_forward_mode(w, X, y):
+    return _jacfwd(_t_mse)(w, X, y)
+
+
 def _t_autograd_grad(w, X, y):
     w = w.detach().requires_grad_(True)
     return torch.autograd.grad(F.mse_loss(X @ w, y), w)[0]
@@ -572,6 +580,7 @@ VALID = {
         ("accuracy", lambda lg, lb: (lg.argmax(1) == lb).sum().item() / len(lb)),
         ("mse_grad", _t_func_grad),
         ("mse_grad", _t_autograd_grad),
+        ("mse_grad", _t_forward_mode),
         ("gradient_error", _t_gradient_error_eye),
         ("train_step", _t_zero_grad_last),
     ],
@@ -607,20 +616,32 @@ def test_hints_name_only_their_own_framework():
         assert not re.search(r"jax|jnp|axis=|keepdims|\.at\[", text), text
 
 
-def test_jax_autodiff_detection_switches_itself_off_when_it_cannot_see_jax_grad(
-    monkeypatch,
+@pytest.mark.parametrize(
+    ("framework", "blind"),
+    [
+        # A JAX whose ad module lost the functions the watcher wraps.
+        ("jax", ("_AD_INTERNALS", ("no_such_function",))),
+        # A PyTorch whose backward and grad stopped dispatching to a TorchFunctionMode.
+        ("pytorch", ("_REVERSE_MODE", set())),
+    ],
+)
+def test_autodiff_detection_switches_itself_off_when_it_cannot_see_the_framework_differentiate(
+    monkeypatch, framework, blind
 ):
-    """If JAX's differentiation stops creating the traces the check watches (another JAX
-    version), the calibration inside the check notices and a hand-derived gradient passes:
-    a right answer is never failed for what the check cannot see."""
+    """If the watcher stops seeing differentiation under another name (another JAX or
+    PyTorch version), its calibration notices and a hand-derived gradient passes: a right
+    answer is never failed for what the check cannot see."""
     from helpers.labs import CheckFailed
-    from helpers.labs.lab01 import jax as lab01_jax
+
+    labkit = importlib.import_module(
+        f"helpers.{'jax' if framework == 'jax' else 'torch'}.labkit"
+    )
 
     def by_hand(w, X, y):
         return 2 * X.T @ (X @ w - y) / len(y)
 
+    check = adapter(LAB, framework).check_mse_grad
     with pytest.raises(CheckFailed, match="no automatic differentiation ran"):
-        lab01_jax.check_mse_grad(by_hand)
-    # CustomVJPException is a class of JAX's ad module that jax.grad never instantiates.
-    monkeypatch.setattr(lab01_jax, "_AD_TRACES", ("CustomVJPException",))
-    lab01_jax.check_mse_grad(by_hand)
+        check(by_hand)
+    monkeypatch.setattr(labkit, *blind)
+    check(by_hand)

@@ -131,6 +131,21 @@ def _t_backward_call(x, W, b, dy):
     return x.grad, W.grad, b.grad
 
 
+_jvp = torch.func.jvp  # as after `from torch.func import jvp`: forward mode
+
+
+def _t_forward_mode(x, W, b, dy):
+    """dx column by column, each a Jacobian-vector product (forward mode)."""
+    layer = lambda x: torch.relu(x @ W.T + b)  # noqa: E731
+    cols = [
+        _jvp(layer, (x,), (torch.eye(x.shape[1])[i].expand_as(x),))[1]
+        for i in range(x.shape[1])
+    ]
+    dx = torch.stack([(c * dy).sum(1) for c in cols], 1)
+    dz = dy * (x @ W.T + b > 0)
+    return dx, dz.T @ x, dz.sum(0)
+
+
 def _t_mask_jax_layout(x, W, b, dy):
     dz = dy * (x @ W + b > 0)  # JAX's forward; the layer is square in the first case
     return dz @ W, dz.T @ x, dz.sum(0)
@@ -367,6 +382,8 @@ TORCH_MISTAKES = [
     # found by a student pass: each failed, or passed, with a generic hint before
     ("linear_relu_backward", _t_autograd, "autodiff_answer_key"),
     ("linear_relu_backward", _t_backward_call, "autodiff_answer_key"),
+    # one detector for labs 1 and 2: forward mode under an imported name is autodiff too
+    ("linear_relu_backward", _t_forward_mode, "autodiff_answer_key"),
     ("linear_relu_backward", _t_mask_jax_layout, "relu_mask_layout"),
     (
         "linear_relu_backward",
@@ -1449,11 +1466,16 @@ def test_first_cases_give_every_mistake_a_number():
 
 def test_answer_keys_are_restored_after_the_check():
     """The checks watch the libraries' own versions while the student's code runs, only."""
+    from helpers.jax import labkit as jax_labkit
+
     keys = [
-        key
+        (obj, name)
         for module in (lab02_torch, lab02_jax)
-        for key in (*module._AUTODIFF, *module._LSTM, *module._ATTENTION)
+        for obj, name in (*module._LSTM, *module._ATTENTION)
     ]
+    keys += [(obj, name) for obj, name, *_ in jax_labkit._PUBLIC_AUTODIFF]
+    keys += [(obj, name) for obj, name, _ in jax_labkit._ad_internals()]
+    keys += [(torch.autograd.forward_ad, "make_dual")]
     originals = [getattr(obj, name) for obj, name in keys]
     for framework, table in MISTAKES.items():
         for exercise, wrong, hint in table:
@@ -1462,3 +1484,5 @@ def test_answer_keys_are_restored_after_the_check():
                     checks(framework)[exercise](wrong)
     for (obj, name), original in zip(keys, originals, strict=True):
         assert getattr(obj, name) is original, name
+    assert not torch.overrides._get_current_function_mode_stack()  # the mode has left
+    assert not jax.config.jax_disable_jit  # and jit is back on

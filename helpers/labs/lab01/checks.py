@@ -14,16 +14,12 @@ known mistakes return, are in :mod:`helpers.labs.lab01.mistakes`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
 
-from helpers.labs.kit import Checker, Framework, checking
+from helpers.labs.kit import Checker, Framework, Watch, checking
 from helpers.labs.lab01.mistakes import HINTS, accuracy_mistakes, difference_mistakes
-
-# Records whether autodiff ran: yields a list, empty if it did not (None: cannot tell).
-Autodiff = Callable[[], AbstractContextManager[list[str] | None]]
 
 __all__ = [
     "HINTS",
@@ -159,7 +155,7 @@ def _untouched(c: Checker, value: Any, before: np.ndarray, name: str) -> None:
 
 
 def _mse_grad_case(
-    c: Checker, mse_grad: Callable, w_in: Any, X, y, autodiff: Autodiff
+    c: Checker, mse_grad: Callable, w_in: Any, X, y, autodiff: Watch
 ) -> None:
     w = c.fw.to_numpy(w_in).astype(np.float64)
     expected = 2 / len(y) * X.T.astype(np.float64) @ (X.astype(np.float64) @ w - y)
@@ -190,18 +186,16 @@ def _mse_grad_case(
         ],
     )
     c.expect(
-        ran is None or bool(ran),
+        bool(ran) or not ran.complete,
         "the gradient is right, but no automatic differentiation ran",
         c.hint("mse_grad_by_hand"),
     )
 
 
-def check_mse_grad(
-    mse_grad: Callable, fw: Framework, autodiff: Autodiff = nullcontext
-) -> None:
-    """Exercise 3. ``autodiff()`` records whether the framework differentiated while the
-    student's function ran: a context manager yielding a list that is empty if not (None:
-    unknown), so a gradient derived by hand fails."""
+def check_mse_grad(mse_grad: Callable, fw: Framework, autodiff: Watch) -> None:
+    """Exercise 3. ``autodiff()`` watches the framework's differentiation while the
+    student's function runs (the adapter's ``autodiff_calls``): if it saw none, and knows it
+    would have, the gradient was derived by hand and fails."""
     rng = np.random.default_rng(1)
     X, X2 = rng.normal(size=(8, 3)), rng.normal(size=(6, 4))
     y, y2 = rng.normal(size=8), rng.normal(size=6)

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from helpers.jax.labkit import lab_framework
+from helpers.jax.labkit import autodiff_calls, lab_framework
 from helpers.labs.kit import Framework, Hints, checking, explainer
 from helpers.labs.lab01 import checks as lab01
 
@@ -86,56 +84,6 @@ _explain = explainer(
 
 
 JAX = lab_framework(HINTS, _explain)
-
-
-# The traces JAX's forward and reverse mode create (internal names: checked by calibration).
-_AD_TRACES = ("JVPTrace", "LinearizeTrace")
-
-
-@contextmanager
-def _autodiff_ran() -> Iterator[list[str] | None]:
-    """A list that gets an entry each time JAX differentiates inside the block (None if
-    this JAX version's tracers are unknown, so a check cannot tell).
-
-    Every jax.grad, value_and_grad, vjp, jacrev (reverse mode) and jvp, jacfwd (forward
-    mode) creates one of these traces, however the student imported the function; the
-    caches are cleared first, so that a jitted gradient traces again.
-    """
-    try:
-        from jax._src.interpreters import ad
-    except ImportError:  # pragma: no cover - a JAX that moved its internals
-        ad = None
-    classes = [getattr(ad, name, None) for name in _AD_TRACES]
-    classes = [cls for cls in classes if isinstance(cls, type)]
-    if not classes:  # pragma: no cover
-        yield None
-        return
-    calls: list[str] = []
-    saved = [(cls, cls.__dict__.get("__init__")) for cls in classes]
-
-    def recorder(cls: type, original: Callable) -> Callable:
-        def init(self, *args, **kwargs):
-            calls.append(cls.__name__)
-            return original(self, *args, **kwargs)
-
-        return init
-
-    jax.clear_caches()
-    try:
-        for cls, _ in saved:
-            cls.__init__ = recorder(cls, cls.__init__)
-        # Calibrate: if a plain jax.grad records nothing here (another JAX version), the
-        # check cannot tell and must not fail a right answer.
-        jax.grad(lambda v: v * v)(1.0)
-        working = bool(calls)
-        calls.clear()
-        yield calls if working else None
-    finally:
-        for cls, original in saved:
-            if original is None:
-                del cls.__init__
-            else:
-                cls.__init__ = original
 
 
 # --- Exercise 5: a branch that jit can compile, a print that runs on every call ---------------
@@ -213,6 +161,6 @@ def _check_relu_or_negate(relu_or_negate, fw: Framework) -> None:
 # The checks, bound to this framework. Call them with the student's function.
 check_preprocess = partial(lab01.check_preprocess, fw=JAX)
 check_accuracy = partial(lab01.check_accuracy, fw=JAX)
-check_mse_grad = partial(lab01.check_mse_grad, fw=JAX, autodiff=_autodiff_ran)
+check_mse_grad = partial(lab01.check_mse_grad, fw=JAX, autodiff=autodiff_calls)
 check_gradient_error = partial(lab01.check_gradient_error, fw=JAX)
 check_framework_specific = partial(_check_relu_or_negate, fw=JAX)

@@ -9,19 +9,16 @@ shows (a write through a view, gradients that accumulate).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
 
 from helpers.labs.kit import Framework, Hints, checking, explainer
 from helpers.labs.lab01 import checks as lab01
-from helpers.torch.labkit import lab_framework
+from helpers.torch.labkit import autodiff_calls, lab_framework
 from helpers.torch.models import MLP
 
 __all__ = [
@@ -112,27 +109,6 @@ _STEP_ERRORS = {
     **_ERRORS,
     r"does not require grad and does not have a grad_fn": "step_no_grad",  # replaces
 }
-
-
-class _AutogradCalls(TorchFunctionMode):
-    """Records backward() and torch.autograd.grad calls (torch.func.grad makes the latter)."""
-
-    def __init__(self, calls: list[str]) -> None:
-        super().__init__()
-        self.calls = calls
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if getattr(func, "__name__", "") in ("backward", "grad"):
-            self.calls.append(func.__name__)
-        return func(*args, **(kwargs or {}))
-
-
-@contextmanager
-def _autograd_ran() -> Iterator[list[str]]:
-    """A list that gets an entry for each time autograd differentiates inside the block."""
-    calls: list[str] = []
-    with _AutogradCalls(calls):
-        yield calls
 
 
 def _side_effects(value: Any) -> str | None:
@@ -241,6 +217,6 @@ def _check_train_step(train_step, fw: Framework) -> None:
 # The checks, bound to this framework. Call them with the student's function.
 check_preprocess = partial(lab01.check_preprocess, fw=TORCH)
 check_accuracy = partial(lab01.check_accuracy, fw=TORCH)
-check_mse_grad = partial(lab01.check_mse_grad, fw=TORCH, autodiff=_autograd_ran)
+check_mse_grad = partial(lab01.check_mse_grad, fw=TORCH, autodiff=autodiff_calls)
 check_gradient_error = partial(lab01.check_gradient_error, fw=TORCH)
 check_framework_specific = partial(_check_train_step, fw=TORCH)

@@ -16,23 +16,21 @@ from typing import Any
 
 import numpy as np
 
-from helpers.labs.kit import Checker, CheckFailed, Framework, recording
-
-# (module or class, attribute name) of library functions that solve an exercise outright.
-AnswerKeys = Sequence[tuple[Any, str]]
+from helpers.labs.kit import Checker, CheckFailed, Framework, Watch
 
 
 def call_refusing(
-    c: Checker, answer_keys: AnswerKeys, hint_key: str, fn: Callable, *args: Any
+    c: Checker, watch_answer_keys: Watch, hint_key: str, fn: Callable, *args: Any
 ) -> Any:
     """``c.call(fn, *args)``; fail with hint ``hint_key`` if ``fn`` called an answer key.
 
-    Only calls made through the module or class are seen (``torch.autograd.grad(...)``,
-    ``jax.vjp(...)``, any ``nn.LSTMCell``'s ``forward``), not a name imported before the check.
-    A function that called one and then crashed gets the answer key's hint too.
+    ``watch_answer_keys()`` watches the library functions that solve the exercise outright:
+    the adapter's ``autodiff_calls`` (autodiff under any name), or a ``recording`` of the
+    framework's LSTM cells or attention (calls through the module or class only). A function
+    that called one and then crashed gets the answer key's hint too.
     """
     failure = None
-    with recording(answer_keys) as called:
+    with watch_answer_keys() as called:
         try:
             result = c.call(fn, *args)
         except CheckFailed as e:  # the answer key, misused, may be what raised

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from helpers.labs.kit import Checker, Framework, checking
-from helpers.labs.lab02._common import AnswerKeys, _inputs, _untouched, call_refusing
+from helpers.labs.kit import Checker, Framework, Watch, checking
+from helpers.labs.lab02._common import _inputs, _untouched, call_refusing
 
 __all__ = ["attention", "attention_cases", "check_attention"]
 
@@ -126,11 +126,13 @@ def _attention_case(
     fn: Callable,
     case: dict[str, np.ndarray],
     library: Callable,
-    answer_keys: AnswerKeys,
+    watch_answer_keys: Watch,
 ) -> None:
     expected = library(**case)
     inputs = _inputs(c.fw, case)
-    out = call_refusing(c, answer_keys, "attention_answer_key", fn, *inputs.values())
+    out = call_refusing(
+        c, watch_answer_keys, "attention_answer_key", fn, *inputs.values()
+    )
     _untouched(c, inputs, case)
     arr = c.array(out)
     batch, t, _ = case["q"].shape
@@ -152,15 +154,16 @@ def _attention_case(
 
 
 def check_attention(
-    fn: Callable, fw: Framework, *, library: Callable, answer_keys: AnswerKeys = ()
+    fn: Callable, fw: Framework, *, library: Callable, watch_answer_keys: Watch
 ) -> None:
     """``fn(q, k, v, mask) -> (B, T, dv)`` on a random mask and a causal padded one.
 
     ``library(q=, k=, v=, mask=)`` gives the expected result as float64 numpy from the
-    framework's own attention; ``fn`` must not call ``answer_keys`` (that attention).
+    framework's own attention; ``watch_answer_keys()`` watches that attention, which ``fn``
+    must not call.
     """
     with checking(
         "attention", fw, passed="equal to the library's attention on two masks"
     ) as c:
         for case in attention_cases():
-            _attention_case(c, fn, case, library, answer_keys)
+            _attention_case(c, fn, case, library, watch_answer_keys)

@@ -20,9 +20,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from helpers.labs.kit import Checker, Framework, checking
+from helpers.labs.kit import Checker, Framework, Watch, checking
 from helpers.labs.lab02._common import (
-    AnswerKeys,
     _dtype,
     _inputs,
     _parts,
@@ -228,12 +227,12 @@ def _same(parts: list[np.ndarray], wrong: tuple[np.ndarray, ...]) -> bool:
 
 
 def _case(
-    c: Checker, fn: Callable, case: dict[str, np.ndarray], answer_keys: AnswerKeys
+    c: Checker, fn: Callable, case: dict[str, np.ndarray], watch_answer_keys: Watch
 ) -> None:
     expected = attention_backward(**case)
     inputs = _inputs(c.fw, case)
     out = call_refusing(
-        c, answer_keys, "attention_backward_answer_key", fn, *inputs.values()
+        c, watch_answer_keys, "attention_backward_answer_key", fn, *inputs.values()
     )
     _untouched(c, inputs, case)
     parts = _parts(c, out, NAMES, c.hint("result_tuple_qkv"))
@@ -288,12 +287,12 @@ def _case(
 
 
 def check_attention_backward(
-    fn: Callable, fw: Framework, *, answer_keys: AnswerKeys = ()
+    fn: Callable, fw: Framework, *, watch_answer_keys: Watch
 ) -> None:
     """``fn(q, k, v, mask, d_out) -> (dq, dk, dv)``, compared with the numpy reference.
 
     Three cases: a random mask with ``T = S``, a causal padded one with ``T != S``, no mask.
-    ``answer_keys``: the framework's autodiff functions, which ``fn`` must not call.
+    ``watch_answer_keys()``: watches the framework's autodiff, which ``fn`` must not call.
     """
     with checking(
         "attention_backward",
@@ -301,4 +300,4 @@ def check_attention_backward(
         passed="dq, dk, dv equal the float64 reference on three masks",
     ) as c:
         for case in attention_backward_cases():
-            _case(c, fn, case, answer_keys)
+            _case(c, fn, case, watch_answer_keys)

@@ -14,9 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from helpers.labs.kit import Checker, Framework, checking
+from helpers.labs.kit import Checker, Framework, Watch, checking
 from helpers.labs.lab02._common import (
-    AnswerKeys,
     _dtype,
     _inputs,
     _parts,
@@ -99,7 +98,7 @@ def _linear_relu_case(
     case: dict[str, np.ndarray],
     weights_out_in: bool,
     autodiff: Callable,
-    answer_keys: AnswerKeys,
+    watch_answer_keys: Watch,
 ) -> None:
     # The student's layout: (out, in) in PyTorch, (in, out) in JAX; the references use (out, in).
     layout = (lambda w: w) if weights_out_in else (lambda w: w.T)
@@ -108,7 +107,9 @@ def _linear_relu_case(
     arrays = dict(x=x, W=W_student, b=b, dy=dy)
     expected = autodiff(**arrays)  # (dx, dW, db) in the student's layout, float64
     inputs = _inputs(c.fw, arrays)
-    out = call_refusing(c, answer_keys, "autodiff_answer_key", fn, *inputs.values())
+    out = call_refusing(
+        c, watch_answer_keys, "autodiff_answer_key", fn, *inputs.values()
+    )
     _untouched(c, inputs, arrays)
     dx, dW, db = _parts(c, out, ("dx", "dW", "db"), c.hint("result_tuple3"))
 
@@ -193,17 +194,17 @@ def check_linear_relu_backward(
     *,
     weights_out_in: bool,
     autodiff: Callable,
-    answer_keys: AnswerKeys = (),
+    watch_answer_keys: Watch,
 ) -> None:
     """``fn(x, W, b, dy) -> (dx, dW, db)``, compared with ``autodiff`` on two layers.
 
     ``weights_out_in``: the framework's layout is ``W (out, in)`` (PyTorch) rather than
     ``(in, out)`` (JAX). ``autodiff(x, W, b, dy)`` takes numpy arrays in that layout and
     returns the right ``(dx, dW, db)`` as float64 numpy, computed by the framework's autodiff.
-    ``answer_keys``: the framework's autodiff functions, which ``fn`` must not call.
+    ``watch_answer_keys()``: watches the framework's autodiff, which ``fn`` must not call.
     """
     with checking(
         "linear_relu_backward", fw, passed="dx, dW, db equal autodiff's on two layers"
     ) as c:
         for case in linear_relu_cases():
-            _linear_relu_case(c, fn, case, weights_out_in, autodiff, answer_keys)
+            _linear_relu_case(c, fn, case, weights_out_in, autodiff, watch_answer_keys)

@@ -6,24 +6,22 @@ the LSTM step has no JAX twin in PyTorch's layout, so the numpy reference answer
 the layout-dependent hints for ``W (in, out)``, names the answer keys a student's function may
 not call (``jax.vjp`` and kin, Flax's LSTM cells, the libraries' attention), and turns JAX's
 error messages into hints. Exercise 4 (attention's backward pass) is compared with its
-float64 numpy reference, and may not call autodiff either (under any name: the check also
-watches JAX's own ``ad`` machinery, and runs with jit off so that a cached trace hides nothing).
+float64 numpy reference. Exercises 1 and 4 may not call autodiff, under any name
+(:func:`helpers.jax.labkit.autodiff_calls` watches it, with jit off so that a cached trace
+hides nothing).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial, wraps
-from typing import Any
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax._src.interpreters import ad
 
-from helpers.jax.labkit import lab_framework
-from helpers.labs.kit import Hints, explainer
+from helpers.jax.labkit import autodiff_calls, lab_framework
+from helpers.labs.kit import Hints, explainer, recording
 from helpers.labs.lab02 import checks as lab02
 
 __all__ = [
@@ -85,29 +83,8 @@ _MESSAGES = {
     r"values to unpack \(expected 4": "lstm_split",  # i, f, g, o = (not 4 pieces)
 }
 
-# What each exercise may not call: the library's own version (the check compares with JAX's).
-_AUTODIFF = [
-    (jax, name)
-    for name in (
-        "vjp",
-        "grad",
-        "value_and_grad",
-        "jacrev",
-        "jacfwd",
-        "jacobian",
-        "hessian",
-        "jvp",
-        "linearize",
-        "linear_transpose",
-    )
-] + [(nnx, name) for name in ("grad", "value_and_grad", "vjp", "jvp")]
-# What all of them run inside JAX: catches them under any name (from jax import vjp included;
-# the names above only see calls made through the module).
-_AUTODIFF += [
-    (ad, name)
-    for name in ("jvp", "linearize", "backward_pass", "backward_pass3")
-    if hasattr(ad, name)
-]
+# What exercises 2 and 3 may not call: the library's own version (1 and 4: autodiff, watched
+# by autodiff_calls under any name and with jit off).
 _LSTM = [(nnx.LSTMCell, "__call__"), (nnx.OptimizedLSTMCell, "__call__")]
 _ATTENTION = [(jax.nn, "dot_product_attention"), (nnx, "dot_product_attention")]
 
@@ -162,29 +139,19 @@ check_linear_relu_backward = partial(
     fw=JAX,
     weights_out_in=False,
     autodiff=_autodiff_linear_relu,
-    answer_keys=_AUTODIFF,
+    watch_answer_keys=autodiff_calls,
 )
-check_lstm_step = partial(lab02.check_lstm_step, fw=JAX, answer_keys=_LSTM)
+check_lstm_step = partial(
+    lab02.check_lstm_step, fw=JAX, watch_answer_keys=partial(recording, _LSTM)
+)
 check_attention = partial(
     lab02.check_attention,
     fw=JAX,
     library=_dot_product_attention,
-    answer_keys=_ATTENTION,
+    watch_answer_keys=partial(recording, _ATTENTION),
 )
 
 
-def _eager(check: Callable) -> Callable:
-    """``check``, run with jit disabled: a jitted answer traced before (an earlier run of the
-    check) would reuse its trace, and the autodiff it calls would go unseen."""
-
-    @wraps(check)
-    def run(fn: Callable, **kwargs: Any) -> None:
-        with jax.disable_jit():
-            check(fn, **kwargs)
-
-    return run
-
-
-check_attention_backward = _eager(
-    partial(lab02.check_attention_backward, fw=JAX, answer_keys=_AUTODIFF)
+check_attention_backward = partial(
+    lab02.check_attention_backward, fw=JAX, watch_answer_keys=autodiff_calls
 )

@@ -15,9 +15,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from helpers.labs.kit import Checker, Framework, checking
+from helpers.labs.kit import Checker, Framework, Watch, checking
 from helpers.labs.lab02._common import (
-    AnswerKeys,
     _dtype,
     _inputs,
     _parts,
@@ -120,11 +119,11 @@ def _lstm_case(
     fn: Callable,
     case: dict[str, np.ndarray],
     library: Callable | None,
-    answer_keys: AnswerKeys,
+    watch_answer_keys: Watch,
 ) -> None:
     expected = library(**case) if library is not None else lstm_step(**case)
     inputs = _inputs(c.fw, case)
-    out = call_refusing(c, answer_keys, "lstm_answer_key", fn, *inputs.values())
+    out = call_refusing(c, watch_answer_keys, "lstm_answer_key", fn, *inputs.values())
     _untouched(c, inputs, case)
     h_new, c_new = _parts(c, out, ("h_new", "c_new"), c.hint("result_tuple2"))
     shape = case["h"].shape
@@ -158,13 +157,13 @@ def check_lstm_step(
     fw: Framework,
     *,
     library: Callable | None = None,
-    answer_keys: AnswerKeys = (),
+    watch_answer_keys: Watch,
 ) -> None:
     """``fn(x, h, c, W_ih, W_hh, b_ih, b_hh) -> (h_new, c_new)`` on two cells.
 
     ``library(**case)`` gives the expected ``(h_new, c_new)`` as float64 numpy from the
     framework's own LSTM cell; without one, the numpy :func:`lstm_step` does. ``fn`` must not
-    call ``answer_keys`` (the framework's LSTM cells).
+    call ``watch_answer_keys`` (the framework's LSTM cells).
     """
     with checking(
         "lstm_step",
@@ -174,4 +173,4 @@ def check_lstm_step(
         + " on two cells",
     ) as c:
         for case in lstm_cases():
-            _lstm_case(c, fn, case, library, answer_keys)
+            _lstm_case(c, fn, case, library, watch_answer_keys)

@@ -5,7 +5,8 @@ tensors and PyTorch's own answers (autograd, ``nn.LSTMCell``, ``F.scaled_dot_pro
 all in float64), words the layout-dependent hints for ``W (out, in)``, names the answer keys a
 student's function may not call (autograd, the LSTM cell, ``F.scaled_dot_product_attention``),
 and turns PyTorch's error messages into hints. Exercise 4 (attention's backward pass) is
-compared with its float64 numpy reference, and may not call autograd either.
+compared with its float64 numpy reference. Exercises 1 and 4 may not call autograd, under
+any name (:func:`helpers.torch.labkit.autodiff_calls` watches it).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from helpers.labs.kit import Hints, explainer
+from helpers.labs.kit import Hints, explainer, recording
 from helpers.labs.lab02 import checks as lab02
-from helpers.torch.labkit import lab_framework
+from helpers.torch.labkit import autodiff_calls, lab_framework
 
 __all__ = [
     "check_attention",
@@ -77,26 +78,8 @@ _ERRORS = {
     r"values to unpack \(expected 4": "lstm_split",  # i, f, g, o = (not 4 pieces)
 }
 
-# What each exercise may not call: the library's own version, which the check compares with.
-_AUTODIFF = [
-    (torch.Tensor, "backward"),
-    (torch.autograd, "grad"),
-    (torch.autograd, "backward"),
-    (torch.autograd.functional, "vjp"),
-    (torch.autograd.functional, "jacobian"),
-    (torch.func, "vjp"),
-    (torch.func, "grad"),
-    (torch.func, "jacrev"),
-    (torch.func, "jacfwd"),
-    (torch.func, "jvp"),
-    (torch.func, "hessian"),
-    (torch.autograd.functional, "jvp"),
-]
-# What grad and backward both run: catches them under any name, from torch.autograd import
-# grad included (the names above only see calls made through the module). A private name:
-# watched only where this PyTorch has it.
-if hasattr(torch.autograd, "_engine_run_backward"):
-    _AUTODIFF.append((torch.autograd, "_engine_run_backward"))
+# What exercises 2 and 3 may not call: the library's own version (1 and 4: autodiff, watched
+# by autodiff_calls under any name).
 _LSTM = [
     (torch.nn.LSTMCell, "forward"),
     (torch.nn.LSTM, "forward"),
@@ -156,14 +139,20 @@ check_linear_relu_backward = partial(
     fw=TORCH,
     weights_out_in=True,
     autodiff=_autodiff_linear_relu,
-    answer_keys=_AUTODIFF,
+    watch_answer_keys=autodiff_calls,
 )
 check_lstm_step = partial(
-    lab02.check_lstm_step, fw=TORCH, library=_lstm_cell, answer_keys=_LSTM
+    lab02.check_lstm_step,
+    fw=TORCH,
+    library=_lstm_cell,
+    watch_answer_keys=partial(recording, _LSTM),
 )
 check_attention = partial(
-    lab02.check_attention, fw=TORCH, library=_sdpa, answer_keys=_ATTENTION
+    lab02.check_attention,
+    fw=TORCH,
+    library=_sdpa,
+    watch_answer_keys=partial(recording, _ATTENTION),
 )
 check_attention_backward = partial(
-    lab02.check_attention_backward, fw=TORCH, answer_keys=_AUTODIFF
+    lab02.check_attention_backward, fw=TORCH, watch_answer_keys=autodiff_calls
 )

@@ -310,15 +310,16 @@ def check_mixup(
     number of operations a call runs (None if unknown); ``answer_keys``: library functions
     whose call from ``fn`` fails the check.
     """
+    cases = mixing_cases()
     calls = [
         (
             _args(case, int_dtype, case["lam"]),
             mixup_answer(case),
             [(k, mixup_answer(case, m)) for m, k in MIXUP_MISTAKES.items()],
         )
-        for case in mixing_cases()
+        for case in cases
     ]
-    loops = [_loop_case(mixing_cases()[0], t) for t in (1, 3)]
+    loops = [_loop_case(cases[0], t) for t in (1, 3)]
     loop_args = tuple(_args(case, int_dtype, case["lam"]) for case in loops)
     _check_mixing("mixup", fn, fw, calls,
         hint="images: lam[i] * x[i] + (1 - lam[i]) * x[perm[i]] in float32; targets: "
@@ -339,16 +340,17 @@ def check_cutmix(
     ``box`` is a tuple of Python ints ``(top, left, height, width)``, inside the image, the
     same for the batch. The keywords as in :func:`check_mixup`.
     """
+    cases = mixing_cases()
     calls = [
         (
             _args(case, int_dtype, box),
             cutmix_answer(case, box),
             [(k, cutmix_answer(case, box, m)) for m, k in CUTMIX_MISTAKES.items()],
         )
-        for case in mixing_cases()
+        for case in cases
         for box in case["boxes"]
     ]
-    case = mixing_cases()[0]
+    case = cases[0]
     loop_args = tuple(_args(_loop_case(case, t), int_dtype, case["boxes"][1])
                       for t in (1, 3))  # fmt: skip
     _check_mixing("cutmix", fn, fw, calls,

@@ -14,9 +14,9 @@
 # %% [markdown]
 # # Lab 3: data, training and evaluation loops in JAX
 #
-# Four exercises on chapter 3: a `Dataset` with a transform, one training step, an evaluation
-# function that returns the accuracy, and a classifier trained on real MNIST digits to a test
-# accuracy the check verifies. Replace each line `raise NotImplementedError(...)` with your
+# Five exercises on chapter 3: a `Dataset` with a transform, one training step, an evaluation
+# function that returns the accuracy, a classifier trained on real MNIST digits to a test
+# accuracy the check verifies, and a training step with gradient accumulation. Replace each line `raise NotImplementedError(...)` with your
 # code, run the cell, then run the check below it: a check prints ✅ when your code is right,
 # or ❌ with what it expected and a hint.
 #
@@ -138,3 +138,97 @@ def train_classifier(images: np.ndarray, labels: np.ndarray) -> nnx.Module:
 
 # %%
 H.lab03.check_train_classifier(train_classifier)
+
+# %% [markdown]
+# ## Exercise 5: gradient accumulation
+#
+# In JAX a gradient is the return value of one call, so nothing accumulates unless you add it
+# up; here you do, on purpose. When a batch of $N$ examples does not fit in memory, split it
+# into micro-batches $B_1, \dots, B_K$ of at most $m$ rows, compute each one's gradients in
+# turn, add them up, and update once. The batch's mean loss is a weighted sum of the
+# micro-batches' mean losses, and the gradient is linear:
+#
+# $$L = \frac{1}{N}\sum_{i=1}^{N} \ell_i = \sum_{k=1}^{K} \frac{|B_k|}{N}\, L_k, \qquad
+# \nabla L = \sum_{k=1}^{K} \frac{|B_k|}{N}\, \nabla L_k, \qquad
+# \theta \leftarrow \theta - \eta\, \nabla L,$$
+#
+# where $L_k$ is the mean loss of micro-batch $B_k$. The update is the whole batch's, computed
+# with the memory of $m$ rows (and $K$ times the time). Weight by size, not by $1/K$: the
+# last micro-batch may be smaller. Goyal et al. {cite}`goyal2017accurate` make the same point
+# for data-parallel training, where each worker normalises its loss by the total minibatch
+# size, not by its own. The equality needs a model whose examples do not interact:
+# batch-norm normalises with each micro-batch's own statistics, so it computes a different
+# function on micro-batches (the check's model has none). And the check uses plain SGD, because
+# Adam's first step is nearly invariant to the gradient's scale and would hide a gradient $K$
+# times too large.
+#
+# Write `train_step_accumulated(model, optimizer, x, y, micro_batch_size)` for a Flax NNX
+# `model` and an `nnx.Optimizer`, as in exercise 2: one optimizer update on the batch `(x, y)`
+# from the micro-batches `x[i:i + micro_batch_size]` (the last may be smaller), equal to
+# exercise 2's `train_step` on the whole batch up to float32 rounding. Return the whole
+# batch's mean loss before the update, a 0-d float32 array. In a Python loop, compute each
+# micro-batch's loss, weighted by `len(xb) / len(x)`, and its gradients (`nnx.value_and_grad`,
+# so the gradients are weighted too; a function that does this may be compiled with
+# `@nnx.jit`, defined once outside yours), add the gradients to a running sum
+# (`jax.tree.map(jnp.add, total, grads)`), and call `optimizer.update(model, total)` once
+# after the loop. `optax.MultiSteps` does this for you, across calls: the check refuses it.
+#
+# The check runs four batches (10 rows in micro-batches of 4, 12 of 4, 6 of 8, 5 of 1) on a
+# small MLP that records how many rows each call (or trace) and each gradient saw (never more
+# than `micro_batch_size`), counts the optimizer's updates (exactly one), and compares the
+# parameters after the update and the returned loss with a float64 NumPy reference.
+
+
+# %%
+def train_step_accumulated(
+    model: nnx.Module,
+    optimizer: nnx.Optimizer,
+    x: jax.Array,
+    y: jax.Array,
+    micro_batch_size: int,
+) -> jax.Array:
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab03.check_train_step_accumulated(train_step_accumulated)
+
+# %% [markdown]
+# The same five steps from the same start, on a batch of 64 rows: with exercise 2's
+# `train_step` on the whole batch, and with yours in micro-batches of 12 (12, 12, 12, 12, 12,
+# 4). The model records the rows of each call (or trace, under jit).
+
+# %%
+try:
+    rows: list[int] = []
+
+    class Recorded(nnx.Module):
+        def __init__(self) -> None:  # the same start each time
+            self.net = H.MLP(20, (32,), 5, rngs=nnx.Rngs(0))
+
+        def __call__(self, x: jax.Array) -> jax.Array:
+            rows.append(x.shape[0])
+            return self.net(x)
+
+    x_demo = jax.random.normal(jax.random.key(0), (64, 20))
+    y_demo = jax.random.randint(jax.random.key(1), (64,), 0, 5)
+    trained, peak = {}, {}
+    for name in ("micro-batches of 12", "whole batch"):
+        rows.clear()
+        model = Recorded()
+        optimizer = nnx.Optimizer(model, optax.sgd(0.5), wrt=nnx.Param)
+        for _ in range(5):
+            if name == "whole batch":
+                train_step(model, optimizer, x_demo, y_demo)
+            else:
+                train_step_accumulated(model, optimizer, x_demo, y_demo, 12)
+        trained[name] = jax.tree.leaves(nnx.state(model, nnx.Param))
+        peak[name] = max(rows)
+    gap = max(
+        float(jnp.abs(a - b).max()) for a, b in zip(*trained.values(), strict=True)
+    )
+    print(f"largest parameter difference after 5 steps: {gap:.1e} (float32 rounding)")
+    print("peak rows per forward pass:", peak)
+except NotImplementedError:
+    print("solve exercise 5 first")

@@ -14,9 +14,9 @@
 # %% [markdown]
 # # Lab 3: data, training and evaluation loops in PyTorch
 #
-# Four exercises on chapter 3: a `Dataset` with a transform, one training step, an evaluation
-# function that returns the accuracy, and a classifier trained on real MNIST digits to a test
-# accuracy the check verifies. Replace each line `raise NotImplementedError(...)` with your
+# Five exercises on chapter 3: a `Dataset` with a transform, one training step, an evaluation
+# function that returns the accuracy, a classifier trained on real MNIST digits to a test
+# accuracy the check verifies, and a training step with gradient accumulation. Replace each line `raise NotImplementedError(...)` with your
 # code, run the cell, then run the check below it: a check prints ✅ when your code is right,
 # or ❌ with what it expected and a hint.
 #
@@ -163,3 +163,91 @@ def train_classifier(images: np.ndarray, labels: np.ndarray) -> nn.Module:
 
 # %%
 H.lab03.check_train_classifier(train_classifier)
+
+# %% [markdown]
+# ## Exercise 5: gradient accumulation
+#
+# Chapter 3 warns that `.grad` accumulates; here you use it on purpose. When a batch of $N$
+# examples does not fit in memory, split it into micro-batches $B_1, \dots, B_K$ of at most
+# $m$ rows, run forward and backward on each in turn, and update once. The batch's mean loss
+# is a weighted sum of the micro-batches' mean losses, and the gradient is linear:
+#
+# $$L = \frac{1}{N}\sum_{i=1}^{N} \ell_i = \sum_{k=1}^{K} \frac{|B_k|}{N}\, L_k, \qquad
+# \nabla L = \sum_{k=1}^{K} \frac{|B_k|}{N}\, \nabla L_k, \qquad
+# \theta \leftarrow \theta - \eta\, \nabla L,$$
+#
+# where $L_k$ is the mean loss of micro-batch $B_k$. The update is the whole batch's, computed
+# with the memory of $m$ rows (and $K$ times the time). Weight by size, not by $1/K$: the
+# last micro-batch may be smaller. Goyal et al. {cite}`goyal2017accurate` make the same point
+# for data-parallel training, where each worker normalises its loss by the total minibatch
+# size, not by its own. The equality needs a model whose examples do not interact:
+# batch-norm normalises with each micro-batch's own statistics, so it computes a different
+# function on micro-batches (the check's model has none). And the check uses plain SGD, because
+# Adam's first step is nearly invariant to the gradient's scale and would hide a gradient $K$
+# times too large.
+#
+# Write `train_step_accumulated(model, optimizer, x, y, micro_batch_size)`: one optimizer
+# update on the batch `(x, y)` from the micro-batches `x[i:i + micro_batch_size]` (the last
+# may be smaller), equal to exercise 2's `train_step` on the whole batch up to float32
+# rounding. Return the whole batch's mean loss before the update, a 0-d float32 tensor without
+# its graph, as in exercise 2. Call `optimizer.zero_grad()` once before the loop (the check's
+# model comes with old gradients in `.grad`), `backward()` on each micro-batch's mean loss
+# times `len(xb) / len(x)`, and `optimizer.step()` once after it.
+#
+# The check runs four batches (10 rows in micro-batches of 4, 12 of 4, 6 of 8, 5 of 1) on a
+# small MLP that records how many rows each forward and each backward pass saw (never more
+# than `micro_batch_size`), counts the optimizer's steps (exactly one), and compares the
+# parameters after the step and the returned loss with a float64 NumPy reference.
+
+
+# %%
+def train_step_accumulated(
+    model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor, micro_batch_size: int
+) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    model.train()
+    optimizer.zero_grad()  # once: .grad adds up over the micro-batches
+    total = torch.zeros(())
+    for start in range(0, len(x), micro_batch_size):
+        xb = x[start : start + micro_batch_size]  # the last may be smaller
+        yb = y[start : start + micro_batch_size]
+        loss = F.cross_entropy(model(xb), yb) * (len(xb) / len(x))
+        loss.backward()  # adds this micro-batch's share to .grad
+        total += loss.detach()
+    optimizer.step()  # one update, with the whole batch's gradient
+    return total
+    ### END SOLUTION
+
+
+# %%
+H.lab03.check_train_step_accumulated(train_step_accumulated)
+
+# %% [markdown]
+# The same five steps from the same start, on a batch of 64 rows: with exercise 2's
+# `train_step` on the whole batch, and with yours in micro-batches of 12 (12, 12, 12, 12, 12,
+# 4). A forward pre-hook records the rows of each forward pass.
+
+# %%
+try:
+    x_demo = torch.randn(64, 20, generator=torch.Generator().manual_seed(0))
+    y_demo = torch.randint(0, 5, (64,), generator=torch.Generator().manual_seed(1))
+    trained, peak = {}, {}
+    for name in ("micro-batches of 12", "whole batch"):
+        torch.manual_seed(0)  # the same start for both
+        model = nn.Sequential(nn.Linear(20, 32), nn.Tanh(), nn.Linear(32, 5))
+        rows = []
+        model.register_forward_pre_hook(lambda m, a, rows=rows: rows.append(len(a[0])))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        for _ in range(5):
+            if name == "whole batch":
+                train_step(model, optimizer, x_demo, y_demo)
+            else:
+                train_step_accumulated(model, optimizer, x_demo, y_demo, 12)
+        trained[name], peak[name] = list(model.parameters()), max(rows)
+    gap = max(
+        (a - b).abs().max().item() for a, b in zip(*trained.values(), strict=True)
+    )
+    print(f"largest parameter difference after 5 steps: {gap:.1e} (float32 rounding)")
+    print("peak rows per forward pass:", peak)
+except NotImplementedError:
+    print("solve exercise 5 first")

@@ -282,6 +282,95 @@ TORCH_MISTAKES = [
 ]
 
 
+def _t_accum(weight="size", zero="once", step="once", drop_last=False, whole=False,
+             loss_ret="right", empty=False, one_backward=False):  # fmt: skip
+    """Exercise 5 with one mistake: each option names what the right answer does."""
+
+    def train_step_accumulated(model, optimizer, x, y, micro_batch_size):
+        m = len(x) if whole else micro_batch_size
+        if zero == "once":
+            optimizer.zero_grad()
+        stop = len(x) - m + 1 if drop_last else len(x)
+        losses, sizes, pending = [], [], 0
+        for i in range(0, stop, m):
+            xb, yb = (x[i:m], y[i:m]) if empty else (x[i : i + m], y[i : i + m])
+            if zero == "inside":
+                optimizer.zero_grad()
+            w = {"size": len(xb) / len(x), "none": 1.0, "count": 1 / -(-len(x) // m),
+                 "fixed": m / len(x), "micro": len(xb) / m,
+                 "rows": float(len(xb))}[weight]  # fmt: skip
+            loss = F.cross_entropy(model(xb), yb)
+            if one_backward:  # one backward, after the loop, on the summed graphs
+                pending = pending + loss * w
+                if i + m >= stop:
+                    pending.backward()
+            else:
+                (loss * w).backward()
+            if step == "each":
+                optimizer.step()
+            losses.append(loss.detach())
+            sizes.append(len(xb))
+        if zero == "after":
+            optimizer.zero_grad()
+        if step == "once":
+            optimizer.step()
+        total = sum(v * (s / len(x)) for v, s in zip(losses, sizes, strict=True))
+        if loss_ret == "last":
+            return losses[-1]
+        if loss_ret == "unweighted":
+            return torch.stack(losses).mean()
+        if loss_ret == "sum":
+            return torch.stack(losses).sum()
+        if loss_ret == "item":
+            return total.item()
+        if loss_ret == "attached":
+            return total.requires_grad_()
+        if loss_ret == "one":
+            return total.reshape(1)
+        if loss_ret == "float64":
+            return total.double()
+        if loss_ret == "after":
+            with torch.no_grad():
+                return sum(
+                    F.cross_entropy(model(x[i : i + m]), y[i : i + m])
+                    * len(y[i : i + m])
+                    for i in range(0, len(x), m)
+                ) / len(x)
+        return total
+
+    return train_step_accumulated
+
+
+TORCH_ACCUM_MISTAKES = [
+    ("train_step_accumulated", _t_accum(weight="none"), "accum_sum"),
+    ("train_step_accumulated", _t_accum(weight="count"), "accum_mean_of_means"),
+    ("train_step_accumulated", _t_accum(weight="fixed"), "accum_fixed_weight"),
+    ("train_step_accumulated", _t_accum(weight="micro"), "accum_wrong_update"),
+    ("train_step_accumulated", _t_accum(zero="inside"), "accum_last_only"),
+    ("train_step_accumulated", _t_accum(zero="never"), "accum_no_zero_grad"),
+    ("train_step_accumulated", _t_accum(zero="after"), "accum_zero_update"),
+    ("train_step_accumulated", _t_accum(step="each"), "accum_step_each"),
+    ("train_step_accumulated", _t_accum(step="never"), "accum_no_step"),
+    ("train_step_accumulated", _t_accum(drop_last=True), "accum_drop_last"),
+    ("train_step_accumulated", _t_accum(whole=True), "accum_whole_batch"),
+    ("train_step_accumulated", _t_accum(loss_ret="last"), "accum_loss_last"),
+    (
+        "train_step_accumulated",
+        _t_accum(loss_ret="unweighted"),
+        "accum_loss_unweighted",
+    ),
+    ("train_step_accumulated", _t_accum(loss_ret="sum"), "accum_loss_sum"),
+    ("train_step_accumulated", _t_accum(loss_ret="item"), "accum_loss_number"),
+    ("train_step_accumulated", _t_accum(loss_ret="attached"), "accum_loss_graph"),
+    ("train_step_accumulated", _t_accum(loss_ret="one"), "accum_loss_shape"),
+    ("train_step_accumulated", _t_accum(loss_ret="float64"), "accum_loss_dtype"),
+    ("train_step_accumulated", _t_accum(loss_ret="after"), "accum_loss_value"),
+    ("train_step_accumulated", _t_accum(weight="rows"), "accum_reduction_sum"),
+    ("train_step_accumulated", _t_accum(empty=True), "accum_empty"),
+    ("train_step_accumulated", _t_accum(one_backward=True), "accum_one_backward"),
+]
+
+
 # --- JAX -------------------------------------------------------------------------------------
 def _j_loss(model, x, y):
     return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
@@ -428,7 +517,107 @@ JAX_MISTAKES = [
     ("train_classifier", _j_own_data, "ignores_data"),
 ]
 
-MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
+
+def _j_accum(weight="size", total_op="add", update="once", drop_last=False, whole=False,
+             loss_ret="right", multisteps=False, empty=False, one_grad=False):  # fmt: skip
+    """Exercise 5 with one mistake: each option names what the right answer does."""
+
+    def train_step_accumulated(model, optimizer, x, y, micro_batch_size):
+        if multisteps:  # the library's accumulation, around the given optimizer's rule
+            optax.MultiSteps(optimizer.tx, every_k_schedule=1)
+        m = len(x) if whole else micro_batch_size
+        stop = len(x) - m + 1 if drop_last else len(x)
+        losses, sizes, total = [], [], None
+        for i in range(0, stop, m):
+            xb, yb = (x[i:m], y[i:m]) if empty else (x[i : i + m], y[i : i + m])
+            w = {"size": len(xb) / len(x), "none": 1.0, "count": 1 / -(-len(x) // m),
+                 "fixed": m / len(x), "micro": len(xb) / m,
+                 "rows": float(len(xb))}[weight]  # fmt: skip
+            loss, grads = nnx.value_and_grad(_j_loss)(model, xb, yb)
+            grads = jax.tree.map(lambda g, w=w: w * g, grads)
+            if total is None:
+                total = (
+                    jax.tree.map(jnp.zeros_like, grads)
+                    if total_op == "unassigned"
+                    else grads
+                )
+            elif total_op == "add":
+                total = jax.tree.map(jnp.add, total, grads)
+            elif total_op == "replace":
+                total = grads
+            else:  # the result of jax.tree.map dropped
+                jax.tree.map(jnp.add, total, grads)
+            if update == "each":
+                optimizer.update(model, grads)
+            losses.append(loss)
+            sizes.append(len(xb))
+        if one_grad:  # one differentiation of a loop over all the micro-batches
+            total = nnx.grad(
+                lambda model: (
+                    sum(
+                        _j_loss(model, x[i : i + m], y[i : i + m]) * len(y[i : i + m])
+                        for i in range(0, len(x), m)
+                    )
+                    / len(x)
+                )
+            )(model)
+        if update == "once":
+            optimizer.update(model, total)
+        total_loss = sum(v * (s / len(x)) for v, s in zip(losses, sizes, strict=True))
+        if loss_ret == "last":
+            return losses[-1]
+        if loss_ret == "unweighted":
+            return jnp.stack(losses).mean()
+        if loss_ret == "sum":
+            return jnp.stack(losses).sum()
+        if loss_ret == "item":
+            return float(total_loss)
+        if loss_ret == "one":
+            return total_loss.reshape(1)
+        if loss_ret == "bfloat16":
+            return total_loss.astype(jnp.bfloat16)
+        if loss_ret == "after":
+            return sum(_j_loss(model, x[i : i + m], y[i : i + m]) * len(y[i : i + m])
+                       for i in range(0, len(x), m)) / len(x)  # fmt: skip
+        return total_loss
+
+    return train_step_accumulated
+
+
+JAX_ACCUM_MISTAKES = [
+    ("train_step_accumulated", _j_accum(weight="none"), "accum_sum"),
+    ("train_step_accumulated", _j_accum(weight="count"), "accum_mean_of_means"),
+    ("train_step_accumulated", _j_accum(weight="fixed"), "accum_fixed_weight"),
+    ("train_step_accumulated", _j_accum(weight="micro"), "accum_wrong_update"),
+    ("train_step_accumulated", _j_accum(total_op="replace"), "accum_last_only"),
+    ("train_step_accumulated", _j_accum(total_op="unassigned"), "accum_zero_update"),
+    ("train_step_accumulated", _j_accum(update="each"), "accum_step_each"),
+    ("train_step_accumulated", _j_accum(update="never"), "accum_no_step"),
+    ("train_step_accumulated", _j_accum(drop_last=True), "accum_drop_last"),
+    ("train_step_accumulated", _j_accum(whole=True), "accum_whole_batch"),
+    ("train_step_accumulated", _j_accum(multisteps=True), "accum_answer_key"),
+    ("train_step_accumulated", _j_accum(loss_ret="last"), "accum_loss_last"),
+    (
+        "train_step_accumulated",
+        _j_accum(loss_ret="unweighted"),
+        "accum_loss_unweighted",
+    ),
+    ("train_step_accumulated", _j_accum(loss_ret="sum"), "accum_loss_sum"),
+    ("train_step_accumulated", _j_accum(loss_ret="item"), "accum_loss_number"),
+    ("train_step_accumulated", _j_accum(loss_ret="one"), "accum_loss_shape"),
+    ("train_step_accumulated", _j_accum(loss_ret="after"), "accum_loss_value"),
+    ("train_step_accumulated", _j_accum(weight="rows"), "accum_reduction_sum"),
+    ("train_step_accumulated", _j_accum(empty=True), "accum_empty"),
+    ("train_step_accumulated", _j_accum(one_grad=True), "accum_one_backward"),
+    ("train_step_accumulated", _j_accum(loss_ret="bfloat16"), "accum_loss_dtype"),
+    ("train_step_accumulated", nnx.jit(_j_accum()), "accum_static"),
+]
+
+
+MISTAKES = {
+    "pytorch": TORCH_MISTAKES + TORCH_ACCUM_MISTAKES,
+    "jax": JAX_MISTAKES + JAX_ACCUM_MISTAKES,
+}
 (
     test_catches_mistake_with_its_hint,
     test_at_least_two_mistakes_per_exercise,

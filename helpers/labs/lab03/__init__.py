@@ -1,1 +1,2 @@
-"""Lab 3: a Dataset, a training step, evaluation, and a classifier trained to a threshold."""
+"""Lab 3: a Dataset, a training step, evaluation, a classifier trained to a threshold, and
+gradient accumulation."""

@@ -5,6 +5,9 @@ JAX half (:class:`~helpers.labs.lab03.checks.Ops`): the transforms, a small Flax
 with plain SGD whose right and wrong training steps are run here, an evaluation model with
 Dropout and BatchNorm that records the mode it is called (or traced) in, and batches as JAX
 arrays; and, per check, the JAX errors that mean one mistake in that exercise (``EXPLAIN``).
+For exercise 5 (:mod:`helpers.labs.lab03.accumulation`) an MLP that records the rows of each
+call and the trace of its parameters (one per differentiation), and the optimizer's own
+step counter.
 JAX has no ``no_grad`` to forget: nothing is recorded unless a function is
 differentiated, so evaluation only has to run in evaluation mode.
 """
@@ -15,6 +18,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +28,7 @@ from flax import nnx
 
 from helpers.jax.labkit import lab_framework
 from helpers.labs.kit import Hints, explainer
+from helpers.labs.lab03 import accumulation
 from helpers.labs.lab03 import checks as lab03
 
 __all__ = [
@@ -31,10 +36,12 @@ __all__ = [
     "check_evaluate_accuracy",
     "check_train_classifier",
     "check_train_step",
+    "check_train_step_accumulated",
 ]
 
 HINTS = Hints(
     lab03.HINTS,
+    accumulation.HINTS,
     {
         "grad_accumulated": "the gradients of earlier steps were added to this one: a JAX "
         "gradient is the return value of one call; apply only this batch's gradients "
@@ -50,6 +57,31 @@ HINTS = Hints(
         "array (convert it outside the jitted function, if at all)",
         "integer_labels": "optax.softmax_cross_entropy expects one-hot labels (B, C): with "
         "integer labels (B,) use optax.softmax_cross_entropy_with_integer_labels(logits, y)",
+        "accum_last_only": "only the last micro-batch's gradients reached the update: add "
+        "each micro-batch's weighted gradients to the running sum (total = "
+        "jax.tree.map(jnp.add, total, grads)) instead of replacing it",
+        "accum_step_each": "call optimizer.update(model, total) once, after the loop over "
+        "micro-batches: an update per micro-batch makes several small steps, not the whole "
+        "batch's one",
+        "accum_no_step": "call optimizer.update(model, total) once, after the loop, with the "
+        "summed gradients (and compile with @nnx.jit, not jax.jit, which updates copies)",
+        "accum_zero_update": "the gradients applied were zero: jax.tree.map returns a new "
+        "tree and changes nothing in place, so assign its result (total = "
+        "jax.tree.map(jnp.add, total, grads))",
+        "accum_loss_number": "keep the total loss a 0-d array: add the weighted losses "
+        "as arrays, without float(...) or .item()",
+        "accum_one_backward": "compute each micro-batch's gradients with its own call of "
+        "nnx.value_and_grad, inside the loop: differentiating one function that loops over "
+        "all the micro-batches keeps every micro-batch's activations in memory until the "
+        "end, which accumulation exists to avoid",
+        "accum_loss_dtype": "return the loss in float32, as the loss function gives it: "
+        "no .astype(...) to another dtype",
+        "accum_static": "micro_batch_size sets the slices' bounds, so under jit it must be "
+        "a Python int: compile with @nnx.jit(static_argnames='micro_batch_size'), or "
+        "compile only the gradient of one micro-batch",
+        "accum_answer_key": "optax.MultiSteps accumulates for you, over several calls: "
+        "this exercise asks you to write it, with the optimizer you were given and one "
+        "optimizer.update(model, total) per call",
     },
 )
 
@@ -68,6 +100,11 @@ EXPLAIN = {
         "'NoneType' object cannot be interpreted as an integer": "dataset_len"
     },
     "train_step": {_CONCRETE: "loss_number_jit", _ONE_HOT: "integer_labels"},
+    "train_step_accumulated": {
+        "__index__\\(\\) method was called on traced array": "accum_static",
+        _CONCRETE: "loss_number_jit",
+        _ONE_HOT: "integer_labels",
+    },
     # argmax over the batch's axis, or logits compared with labels: (C,)/(B, C) vs (B,)
     "evaluate_accuracy": {"(?i)incompatible shapes for broadcasting": "argmax_axis"},
     # a model without flatten, trained by the student on (B, 28, 28) batches
@@ -242,6 +279,63 @@ OPS = lab03.Ops(
     lost_update=_lost_update,
 )
 
+_ROWS: dict[int, list[int]] = {}
+_TRACES: dict[int, list[tuple[Any, int]]] = {}  # (the parameters' trace, rows) per call
+
+
+class _Recorded(nnx.Module):
+    """The accumulation check's MLP, (B, D) -> (B, C), recording the rows of each input.
+
+    Rows are recorded per call, or per trace under jit; the tag (static, new per model)
+    makes a jitted function trace again for every model, so a cached trace hides nothing.
+    """
+
+    def __init__(self, params: list[np.ndarray]) -> None:
+        (d, h), c = params[0].shape, len(params[3])
+        self.fc1 = nnx.Linear(d, h, rngs=nnx.Rngs(0))
+        self.fc2 = nnx.Linear(h, c, rngs=nnx.Rngs(0))
+        ours = [self.fc1.kernel, self.fc1.bias, self.fc2.kernel, self.fc2.bias]
+        for p, value in zip(ours, params, strict=True):
+            p[...] = jnp.asarray(value)
+        self.tag = next(_TAGS)
+        _ROWS[self.tag], _TRACES[self.tag] = [], []
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        _ROWS[self.tag].append(x.shape[0] if x.ndim > 1 else 1)
+        trace = getattr(self.fc1.kernel[...], "_trace", None)  # one per differentiation
+        if trace is not None:
+            _TRACES[self.tag].append((trace, _ROWS[self.tag][-1]))
+        return self.fc2(jnp.tanh(self.fc1(x)))
+
+
+def _accum_make(params, stale):
+    _ROWS.clear()  # the previous models' records
+    _TRACES.clear()
+    model = _Recorded(params)
+    return model, nnx.Optimizer(model, optax.sgd(accumulation.LR), wrt=nnx.Param)
+
+
+def _joint_rows(model) -> int:
+    """The most rows the model saw within one trace of its parameters (one gradient)."""
+    calls = _TRACES.get(getattr(model, "tag", -1), [])
+    return max(
+        (sum(r for t, r in calls if t is trace) for trace, _ in calls), default=0
+    )
+
+
+ACCUM_OPS = accumulation.AccumOps(
+    make=_accum_make,
+    prepare=_prepare,
+    params=lambda model: [
+        np.asarray(p[...])
+        for p in (model.fc1.kernel, model.fc1.bias, model.fc2.kernel, model.fc2.bias)
+    ],
+    rows=lambda model: list(_ROWS.get(getattr(model, "tag", -1), [])),
+    updates=lambda optimizer: int(optimizer.step[...]),
+    joint_rows=_joint_rows,
+    answer_keys=((optax, "MultiSteps"),),
+)
+
 # The checks, bound to this framework. Call them with the student's function or class.
 check_dataset = partial(lab03.check_dataset, fw=FRAMEWORKS["DigitDataset"], ops=OPS)
 check_train_step = partial(lab03.check_train_step, fw=FRAMEWORKS["train_step"], ops=OPS)
@@ -250,4 +344,9 @@ check_evaluate_accuracy = partial(
 )
 check_train_classifier = partial(
     lab03.check_train_classifier, fw=FRAMEWORKS["train_classifier"], ops=OPS
+)
+check_train_step_accumulated = partial(
+    accumulation.check_accumulation,
+    fw=FRAMEWORKS["train_step_accumulated"],
+    ops=ACCUM_OPS,
 )

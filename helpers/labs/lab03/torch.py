@@ -5,7 +5,9 @@ PyTorch half (:class:`~helpers.labs.lab03.checks.Ops`): the transforms, a small 
 plain SGD whose right and wrong training steps are run here, an evaluation model with
 Dropout and BatchNorm whose forward hook records ``model.training`` and
 ``torch.is_grad_enabled()``, and batches as tensors; and, per check, the PyTorch errors
-that mean one mistake in that exercise (``EXPLAIN``).
+that mean one mistake in that exercise (``EXPLAIN``). For exercise 5
+(:mod:`helpers.labs.lab03.accumulation`) an MLP whose forward passes and backward hook
+record the rows they saw, and an SGD optimizer whose step pre-hook counts its steps.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.labs.kit import Hints, explainer
+from helpers.labs.lab03 import accumulation
 from helpers.labs.lab03 import checks as lab03
 from helpers.torch.labkit import lab_framework
 
@@ -30,10 +33,12 @@ __all__ = [
     "check_evaluate_accuracy",
     "check_train_classifier",
     "check_train_step",
+    "check_train_step_accumulated",
 ]
 
 HINTS = Hints(
     lab03.HINTS,
+    accumulation.HINTS,
     {
         "grad_accumulated": "the gradients of earlier steps were added to this one: call "
         "optimizer.zero_grad() before loss.backward() in every step (.grad accumulates)",
@@ -43,6 +48,28 @@ HINTS = Hints(
         "without it autograd records a graph for every batch, which costs memory and time",
         "loss_detach": "return loss.detach(): the same 0-d tensor without the graph of this "
         "step, which would otherwise stay in memory as long as the loss is kept",
+        "accum_last_only": "only the last micro-batch's gradient reached the update: call "
+        "optimizer.zero_grad() once, before the loop, not inside it (.grad adds up each "
+        "backward, which is what accumulation needs)",
+        "accum_step_each": "call optimizer.step() once, after the loop over micro-batches: "
+        "a step per micro-batch makes several small updates, not the whole batch's one",
+        "accum_no_step": "call optimizer.step() once, after the backward passes of all the "
+        "micro-batches, to apply the summed .grad: the optimizer you were given, not a new "
+        "one nor a hand-written update",
+        "accum_zero_update": "the parameters did not change: call optimizer.zero_grad() "
+        "before the loop, not between the last backward and optimizer.step()",
+        "accum_no_zero_grad": "the model came with old gradients in .grad, and they were "
+        "added to this batch's: call optimizer.zero_grad() once, before the first backward",
+        "accum_loss_number": "keep the total loss a 0-d tensor: add loss.detach() * "
+        "len(xb) / len(x), not loss.item() (a Python float)",
+        "accum_loss_graph": "add loss.detach() * weight to the total: a total of attached "
+        "losses keeps every micro-batch's graph in memory, which accumulation exists to avoid",
+        "accum_one_backward": "call backward() on each micro-batch's weighted loss inside "
+        "the loop: one backward on the sum of all the losses keeps every micro-batch's "
+        "graph (its activations) in memory until the end, which accumulation exists to "
+        "avoid",
+        "accum_loss_dtype": "start the total as torch.zeros(()) (float32) or from the first "
+        "loss, not a float64 tensor",
     },
 )
 
@@ -55,6 +82,7 @@ EXPLAIN = {
         "'NoneType' object cannot be interpreted as an integer": "dataset_len"
     },
     "train_step": {},
+    "train_step_accumulated": {},
     # argmax over the batch's axis, or logits compared with labels: tensors (C,)/(B, C) vs (B,)
     "evaluate_accuracy": {"must match the size of tensor": "argmax_axis"},
     # a model without flatten, trained by the student on (B, 28, 28) batches
@@ -180,6 +208,66 @@ OPS = lab03.Ops(
     ),
 )
 
+
+class _Recorded(nn.Module):
+    """The accumulation check's MLP, (B, D) -> (B, C), recording the rows of each input."""
+
+    def __init__(self, params: list[np.ndarray], stale: list[np.ndarray]) -> None:
+        super().__init__()
+        (d, h), c = params[0].shape, len(params[3])
+        self.fc1, self.fc2 = nn.Linear(d, h), nn.Linear(h, c)
+        ours = [self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias]
+        with torch.no_grad():
+            for p, value, old in zip(ours, params, stale, strict=True):
+                p.copy_(torch.from_numpy(value.T.copy()))  # (D, H) -> weight (H, D)
+                p.grad = torch.from_numpy(old.T.copy())  # stale, as after a backward
+        self.rows: list[int] = []
+        self.pending, self.joint = (
+            0,
+            0,
+        )  # rows since the last backward; the most at once
+        self.fc1.weight.register_hook(self._backward)
+
+    def _backward(self, grad: torch.Tensor) -> None:
+        self.joint, self.pending = max(self.joint, self.pending), 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows.append(x.shape[0] if x.ndim > 1 else 1)
+        if torch.is_grad_enabled():
+            self.pending += self.rows[-1]
+        return self.fc2(torch.tanh(self.fc1(x)))
+
+
+def _accum_make(params, stale):
+    model = _Recorded(params, stale)
+    optimizer = torch.optim.SGD(model.parameters(), lr=accumulation.LR)
+    optimizer.steps_made = 0
+
+    def count(opt, args, kwargs) -> None:
+        opt.steps_made += 1
+
+    optimizer.register_step_pre_hook(count)
+    return model, optimizer
+
+
+ACCUM_OPS = accumulation.AccumOps(
+    make=_accum_make,
+    prepare=_prepare,
+    params=lambda model: [
+        p.detach().numpy().T.copy()
+        for p in (model.fc1.weight, model.fc1.bias, model.fc2.weight, model.fc2.bias)
+    ],
+    rows=lambda model: list(model.rows),
+    updates=lambda optimizer: optimizer.steps_made,
+    joint_rows=lambda model: model.joint,
+    loss_problem=lambda loss: (
+        "accum_loss_graph"
+        if isinstance(loss, torch.Tensor) and loss.requires_grad
+        else ""
+    ),
+    stale_grads=True,
+)
+
 # The checks, bound to this framework. Call them with the student's function or class.
 check_dataset = partial(lab03.check_dataset, fw=FRAMEWORKS["DigitDataset"], ops=OPS)
 check_train_step = partial(lab03.check_train_step, fw=FRAMEWORKS["train_step"], ops=OPS)
@@ -188,4 +276,9 @@ check_evaluate_accuracy = partial(
 )
 check_train_classifier = partial(
     lab03.check_train_classifier, fw=FRAMEWORKS["train_classifier"], ops=OPS
+)
+check_train_step_accumulated = partial(
+    accumulation.check_accumulation,
+    fw=FRAMEWORKS["train_step_accumulated"],
+    ops=ACCUM_OPS,
 )

@@ -16,7 +16,8 @@
 #
 # Five exercises on chapter 3: a `Dataset` with a transform, one training step, an evaluation
 # function that returns the accuracy, a classifier trained on real MNIST digits to a test
-# accuracy the check verifies, and a training step with gradient accumulation. Replace each line `raise NotImplementedError(...)` with your
+# accuracy the check verifies, and, beyond the chapter, a training step that accumulates
+# gradients over micro-batches. Replace each line `raise NotImplementedError(...)` with your
 # code, run the cell, then run the check below it: a check prints ✅ when your code is right,
 # or ❌ with what it expected and a hint.
 #
@@ -186,7 +187,7 @@ H.lab03.check_train_classifier(train_classifier)
 # \theta \leftarrow \theta - \eta\, \nabla L,$$
 #
 # where $L_k$ is the mean loss of micro-batch $B_k$. The update is the whole batch's, computed
-# with the memory of $m$ rows (and $K$ times the time). Weight by size, not by $1/K$: the
+# in $K$ passes, one after the other, each holding the activations of at most $m$ rows. Weight by size, not by $1/K$: the
 # last micro-batch may be smaller. Goyal et al. {cite}`goyal2017accurate` make the same point
 # for data-parallel training, where each worker normalises its loss by the total minibatch
 # size, not by its own. The equality needs a model whose examples do not interact:
@@ -199,12 +200,11 @@ H.lab03.check_train_classifier(train_classifier)
 # `model` and an `nnx.Optimizer`, as in exercise 2: one optimizer update on the batch `(x, y)`
 # from the micro-batches `x[i:i + micro_batch_size]` (the last may be smaller), equal to
 # exercise 2's `train_step` on the whole batch up to float32 rounding. Return the whole
-# batch's mean loss before the update, a 0-d float32 array. In a Python loop, compute each
-# micro-batch's loss, weighted by `len(xb) / len(x)`, and its gradients (`nnx.value_and_grad`,
-# so the gradients are weighted too; a function that does this may be compiled with
-# `@nnx.jit`, defined once outside yours), add the gradients to a running sum
-# (`jax.tree.map(jnp.add, total, grads)`), and call `optimizer.update(model, total)` once
-# after the loop. `optax.MultiSteps` does this for you, across calls: the check refuses it.
+# batch's mean loss before the update, a 0-d float32 array. A Python loop over the
+# micro-batches is fine (a gradient function inside it may be compiled with `@nnx.jit`, defined
+# once outside yours); two gradients, trees of the same structure, add with
+# `jax.tree.map(jnp.add, g1, g2)`. `optax.MultiSteps` accumulates for you, across calls: the
+# check refuses it.
 #
 # The check runs four batches (10 rows in micro-batches of 4, 12 of 4, 6 of 8, 5 of 1) on a
 # small MLP that records how many rows each call (or trace) and each gradient saw (never more

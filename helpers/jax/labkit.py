@@ -6,6 +6,7 @@ only what is particular to its lab (its hints and how to explain JAX's errors).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.experimental import jet
 
 from helpers.labs.kit import Framework, Hints, WatchedCalls, recording
 
@@ -80,6 +82,37 @@ def _ad_internals() -> list[tuple[Any, str, str]]:
     ]
 
 
+def _taylor_mode() -> list[tuple[Any, str, str]]:
+    """Taylor mode, which runs outside the ad module: ``jax.experimental.jet.jet``, under
+    any name, calls its module's ``jet_fun`` (watched where this JAX has it)."""
+    if not callable(getattr(jet, "jet_fun", None)):  # pragma: no cover
+        return []
+    return [(jet, "jet_fun", "jax.experimental.jet.jet")]
+
+
+def _global_disable_jit() -> bool:
+    """The process-wide jax_disable_jit, as a thread without a setting of its own reads it
+    (this one may be inside a ``jax.disable_jit`` block)."""
+    value: list[bool] = []
+    reader = threading.Thread(target=lambda: value.append(jax.config.jax_disable_jit))
+    reader.start()
+    reader.join()
+    return value[0]
+
+
+@contextmanager
+def _jit_off_everywhere() -> Iterator[None]:
+    """Jit disabled in this thread and every other: a function compiled earlier, called from
+    another thread, would otherwise run its cached trace and differentiate unseen."""
+    before = _global_disable_jit()
+    jax.config.update("jax_disable_jit", True)
+    try:
+        with jax.disable_jit():
+            yield
+    finally:
+        jax.config.update("jax_disable_jit", before)
+
+
 @contextmanager
 def autodiff_calls() -> Iterator[WatchedCalls]:
     """Watch JAX's automatic differentiation while the block runs, with jit disabled.
@@ -88,14 +121,16 @@ def autodiff_calls() -> Iterator[WatchedCalls]:
     ``"jax.grad"`` or ``"autodiff (JAX's internal ad.linearize)"``: the public
     transformations (``jax.grad``, ``vjp``, ``jvp``, ``jacrev``..., ``nnx.grad``...) called
     through their modules, and the functions of ``jax._src.interpreters.ad`` that every one
-    of them runs, under whatever name it was imported. Jit is disabled inside
-    (``jax.disable_jit``): a function compiled earlier would otherwise run its cached trace
-    and differentiate unseen. Before yielding, a calibration differentiates through a name
-    bound at import; if the ad functions did not see it (a JAX that renamed them)
-    ``complete`` is False. Raises nothing of its own; every watched name is restored when the
-    block ends, whatever happens.
+    of them runs, under whatever name it was imported; and Taylor mode
+    (``jax.experimental.jet``). Jit is disabled inside, in every thread (``jax.disable_jit``
+    and the global setting, restored after): a function compiled earlier would otherwise run
+    its cached trace and differentiate unseen. Before yielding, a calibration differentiates
+    through a name bound at import; if the ad functions did not see it (a JAX that renamed
+    them) ``complete`` is False. Raises nothing of its own; every watched name is restored
+    when the block ends, whatever happens.
     """
-    with jax.disable_jit(), recording(_PUBLIC_AUTODIFF + _ad_internals()) as calls:
+    targets = _PUBLIC_AUTODIFF + _ad_internals() + _taylor_mode()
+    with _jit_off_everywhere(), recording(targets) as calls:
         _calibration_grad(lambda v: v * v)(1.0)
         complete = bool(calls)
         calls.clear()

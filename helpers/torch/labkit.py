@@ -16,7 +16,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +77,35 @@ def lab_framework(
     )
 
 
-# The reverse-mode entry points, as __torch_function__ sees them; everything else that
-# differentiates backwards (torch.func.grad, vjp, jacrev, torch.autograd.functional) calls one.
-_REVERSE_MODE = {"backward", "grad"}
+# The entry points of autodiff, as __torch_function__ sees them, and their names in torch.autograd:
+# reverse mode (all else that differentiates backwards, torch.func.grad, vjp, jacrev,
+# torch.autograd.functional, calls one) and forward mode (make_dual, under any name, runs
+# the op _make_dual; so do torch.func.jvp, jacfwd and linearize).
+_AUTODIFF_OPS = {
+    "backward": "backward",
+    "grad": "grad",
+    "_make_dual": "forward_ad.make_dual",
+}
 _calibration_grad = torch.autograd.grad  # bound now: a name the watcher never replaced
+# What a mode cannot see: a backward pass run in another thread (modes are per thread) or with
+# torch function disabled. grad and backward both run this function of torch.autograd, looked
+# up at each call. Internal: watched only where this PyTorch has it.
+_INTERNALS = ("_engine_run_backward",)
 
 
-class _ReverseModeCalls(TorchFunctionMode):
-    """Records each Tensor.backward, torch.autograd.backward and torch.autograd.grad call.
+def _internals() -> list[tuple[Any, str, str]]:
+    return [
+        (torch.autograd, name, f"autodiff (PyTorch's internal autograd.{name})")
+        for name in _INTERNALS
+        if callable(getattr(torch.autograd, name, None))
+    ]
 
-    Both dispatch through ``__torch_function__`` (torch.overrides), so a mode sees them under
+
+class _AutodiffCalls(TorchFunctionMode):
+    """Records each Tensor.backward, torch.autograd.backward, torch.autograd.grad and
+    forward_ad.make_dual call.
+
+    All dispatch through ``__torch_function__`` (torch.overrides), so a mode sees them under
     whatever name the student imported them.
     """
 
@@ -95,27 +114,38 @@ class _ReverseModeCalls(TorchFunctionMode):
         self.calls = calls
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if getattr(func, "__name__", "") in _REVERSE_MODE:
+        name = getattr(func, "__name__", "")
+        if name in _AUTODIFF_OPS:
             method = getattr(func, "__qualname__", "").startswith("Tensor.")
             owner = "Tensor" if method else "torch.autograd"
-            self.calls.append(f"{owner}.{func.__name__}")
+            self.calls.append(f"{owner}.{_AUTODIFF_OPS[name]}")
         return func(*args, **(kwargs or {}))
+
+
+def _eager() -> Any:
+    """Ignore torch.compile inside the block (a function compiled before the check would run
+    its graph and differentiate unseen); a no-op where this PyTorch cannot."""
+    set_stance = getattr(torch.compiler, "set_stance", None)
+    return set_stance("force_eager") if set_stance is not None else nullcontext()
 
 
 @contextmanager
 def autodiff_calls() -> Iterator[WatchedCalls]:
-    """Watch PyTorch's automatic differentiation while the block runs.
+    """Watch PyTorch's automatic differentiation while the block runs, torch.compile off.
 
     Yields a :class:`~helpers.labs.kit.WatchedCalls` that gets one entry per call, such as
     ``"torch.autograd.grad"`` or ``"Tensor.backward"``: reverse mode through a
     ``TorchFunctionMode`` (``backward`` and ``autograd.grad`` under any name, and all that is
-    built on them), forward mode through ``torch.autograd.forward_ad.make_dual``, which
-    ``torch.func.jvp``, ``jacfwd`` and ``linearize`` call. Before yielding, a calibration
-    differentiates through a name bound at import; if the mode did not see it (a PyTorch that
-    dispatches otherwise) ``complete`` is False. Raises nothing of its own; the watch ends
-    with the block, whatever happens.
+    built on them) and through ``torch.autograd._engine_run_backward`` (in any thread), forward
+    mode through ``torch.autograd.forward_ad.make_dual`` (under any name), which
+    ``torch.func.jvp``, ``jacfwd`` and ``linearize`` call. Compiled functions run eagerly
+    inside (``torch.compiler.set_stance("force_eager")``). Before yielding, a calibration
+    differentiates through a name bound at import; if neither the mode nor the internal
+    function saw it (a PyTorch that dispatches otherwise) ``complete`` is False. Raises
+    nothing of its own; the watch ends with the block, whatever happens.
     """
-    with recording([(fwAD, "make_dual")]) as calls, _ReverseModeCalls(calls):
+    targets = [(fwAD, "make_dual"), *_internals()]
+    with _eager(), recording(targets) as calls, _AutodiffCalls(calls):
         x = torch.ones((), requires_grad=True)
         _calibration_grad(x * x, x)
         complete = bool(calls)

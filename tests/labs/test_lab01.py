@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import importlib
 import re
+import threading
 
 import jax
 import jax.numpy as jnp
 import pytest
 import torch
 import torch.nn.functional as F
+from jax.experimental.jet import jet
 from labtools import adapter, checks, mistake_table_tests
+from torch.autograd.forward_ad import dual_level, make_dual, unpack_dual
 
 LAB = "lab01"
 # A mistake below reads .grad of a non-leaf tensor on purpose; PyTorch warns the student.
@@ -540,6 +543,29 @@ def _t_autograd_grad(w, X, y):
     return torch.autograd.grad(F.mse_loss(X @ w, y), w)[0]
 
 
+# found by a third student pass (the autodiff watcher): each failed, 'no automatic
+# differentiation ran'
+def _t_forward_ad_imported(w, X, y):
+    """Forward mode by hand, make_dual imported by name: one tangent per entry of w."""
+    with dual_level():
+        duals = [make_dual(w, e) for e in torch.eye(len(w), dtype=w.dtype)]
+        return torch.stack([unpack_dual(_t_mse(d, X, y)).tangent for d in duals])
+
+
+_t_compiled_grad = torch.compile(torch.func.grad(_t_mse), backend="aot_eager")
+
+
+def _t_in_thread(w, X, y):
+    """torch.func.grad in another thread, where the check's TorchFunctionMode is not."""
+    out = []
+    worker = threading.Thread(
+        target=lambda: out.append(torch.func.grad(_t_mse)(w, X, y))
+    )
+    worker.start()
+    worker.join()
+    return out[0]
+
+
 def _t_gradient_error_eye(f, grad_f, x, eps):
     steps = torch.eye(len(x), dtype=x.dtype) * eps
     estimate = torch.stack([(f(x + s) - f(x - s)) / (2 * eps) for s in steps])
@@ -562,6 +588,27 @@ def _j_jitted_grad(w, X, y):
     return _grad(_j_mse)(w, X, y)
 
 
+def _j_jet(w, X, y):
+    """Taylor mode (jax.experimental.jet), one first-order term per entry of w."""
+    loss = lambda w: _j_mse(w, X, y)  # noqa: E731
+    return jnp.stack([jet(loss, (w,), ((e,),))[1][0] for e in jnp.eye(len(w))])
+
+
+_j_jitted_grad_traced = jax.jit(jax.grad(_j_mse))
+for _n, _d in ((8, 3), (6, 4)):  # traced before, on the check's shapes
+    _j_jitted_grad_traced(jnp.zeros(_d), jnp.zeros((_n, _d)), jnp.zeros(_n))
+
+
+def _j_jitted_in_thread(w, X, y):
+    """A jitted jax.grad traced before the check, called from another thread (where the
+    check's disable_jit does not hold): its cached trace ran."""
+    out = []
+    worker = threading.Thread(target=lambda: out.append(_j_jitted_grad_traced(w, X, y)))
+    worker.start()
+    worker.join()
+    return out[0]
+
+
 def _j_cond_debug_prints(x):
     def positive(x):
         jax.debug.print("positive {}", x)
@@ -581,6 +628,9 @@ VALID = {
         ("mse_grad", _t_func_grad),
         ("mse_grad", _t_autograd_grad),
         ("mse_grad", _t_forward_mode),
+        ("mse_grad", _t_forward_ad_imported),
+        ("mse_grad", _t_compiled_grad),
+        ("mse_grad", _t_in_thread),
         ("gradient_error", _t_gradient_error_eye),
         ("train_step", _t_zero_grad_last),
     ],
@@ -591,6 +641,8 @@ VALID = {
         ("mse_grad", lambda w, X, y: jax.value_and_grad(_j_mse)(w, X, y)[1]),
         ("mse_grad", lambda w, X, y: jax.jacrev(_j_mse)(w, X, y)),
         ("mse_grad", lambda w, X, y: jax.jacfwd(_j_mse)(w, X, y)),
+        ("mse_grad", _j_jet),
+        ("mse_grad", _j_jitted_in_thread),
         ("relu_or_negate", _j_cond_debug_prints),
     ],
 }
@@ -620,9 +672,10 @@ def test_hints_name_only_their_own_framework():
     ("framework", "blind"),
     [
         # A JAX whose ad module lost the functions the watcher wraps.
-        ("jax", ("_AD_INTERNALS", ("no_such_function",))),
-        # A PyTorch whose backward and grad stopped dispatching to a TorchFunctionMode.
-        ("pytorch", ("_REVERSE_MODE", set())),
+        ("jax", {"_AD_INTERNALS": ("no_such_function",)}),
+        # A PyTorch whose backward and grad stopped dispatching to a TorchFunctionMode and
+        # lost the internal function they run.
+        ("pytorch", {"_AUTODIFF_OPS": {}, "_INTERNALS": ("no_such_function",)}),
     ],
 )
 def test_autodiff_detection_switches_itself_off_when_it_cannot_see_the_framework_differentiate(
@@ -643,5 +696,6 @@ def test_autodiff_detection_switches_itself_off_when_it_cannot_see_the_framework
     check = adapter(LAB, framework).check_mse_grad
     with pytest.raises(CheckFailed, match="no automatic differentiation ran"):
         check(by_hand)
-    monkeypatch.setattr(labkit, *blind)
+    for name, value in blind.items():
+        monkeypatch.setattr(labkit, name, value)
     check(by_hand)

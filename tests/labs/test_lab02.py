@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from flax import nnx
 from jax import vjp as jax_vjp_imported
+from jax.experimental.jet import jet as jet_imported
 from labtools import checks as lab_checks
 from labtools import (
     exercise_functions,
@@ -33,6 +35,7 @@ from labtools import (
     source,
 )
 from torch.autograd import grad as autograd_imported
+from torch.autograd.forward_ad import dual_level, make_dual, unpack_dual
 
 from helpers.labs import CheckFailed
 from helpers.labs.lab02 import attention as lab02_attention
@@ -274,6 +277,40 @@ def _t_attention_half(q, k, v, mask, d_out):
     """The right formulas in float16, the results turned back into float32."""
     grads = _t_attention_backward()(q.half(), k.half(), v.half(), mask, d_out.half())
     return tuple(g.float() for g in grads)
+
+
+# --- found by a third student pass (the autodiff watcher); each passed ---
+def _t_forward_ad_imported(x, W, b, dy):
+    """dx column by column in forward mode, make_dual imported by name before the check."""
+    cols = []
+    with dual_level():
+        for e in torch.eye(x.shape[1]):
+            dual = make_dual(x, e.expand_as(x).contiguous())
+            cols.append(unpack_dual(torch.relu(dual @ W.T + b)).tangent)
+    dz = dy * (x @ W.T + b > 0)
+    return torch.stack([(c * dy).sum(1) for c in cols], 1), dz.T @ x, dz.sum(0)
+
+
+def _t_backward_in_thread(x, W, b, dy):
+    """Tensor.backward in another thread, where the check's TorchFunctionMode is not."""
+    x, W, b = (t.clone().requires_grad_(True) for t in (x, W, b))
+    worker = threading.Thread(target=torch.relu(x @ W.T + b).backward, args=(dy,))
+    worker.start()
+    worker.join()
+    return x.grad, W.grad, b.grad
+
+
+_t_compiled_grad = torch.compile(
+    torch.func.grad(
+        lambda x, W, b, dy: (torch.relu(x @ W.T + b) * dy).sum(), argnums=(0, 1, 2)
+    ),
+    backend="aot_eager",
+)
+
+
+def _t_compiled_func_grad(x, W, b, dy):
+    """torch.func.grad compiled: the compiled graph runs no autograd.grad."""
+    return _t_compiled_grad(x, W, b, dy)
 
 
 TORCH_MISTAKES = [
@@ -586,6 +623,10 @@ TORCH_MISTAKES = [
         _t_attention_backward(masked=lambda s, m: s.masked_fill(~m, -8.0)),
         "bwd_precision",
     ),
+    # found by a third student pass: each passed
+    ("linear_relu_backward", _t_forward_ad_imported, "autodiff_answer_key"),
+    ("linear_relu_backward", _t_backward_in_thread, "autodiff_answer_key"),
+    ("linear_relu_backward", _t_compiled_func_grad, "autodiff_answer_key"),
 ]
 
 
@@ -826,6 +867,36 @@ def _j_attention_dq_transposed(q, k, v, mask, d_out):
 def _j_attention_scale_length(q, k, v, mask, d_out):
     scale = lambda d: 1 / math.sqrt(q.shape[1])  # noqa: E731  T, not d
     return _j_attention_backward(scale=scale)(q, k, v, mask, d_out)
+
+
+# --- found by a third student pass (the autodiff watcher); each passed ---
+def _j_jet_imported(x, W, b, dy):
+    """dx column by column in Taylor mode, jax.experimental.jet imported by name."""
+    layer = lambda x: jnp.maximum(x @ W + b, 0)  # noqa: E731
+    tangents = [
+        jnp.broadcast_to(e, x.shape) for e in jnp.eye(x.shape[1], dtype=x.dtype)
+    ]
+    cols = [jet_imported(layer, (x,), ((t,),))[1][0] for t in tangents]
+    dz = dy * (x @ W + b > 0)
+    return jnp.stack([(c * dy).sum(1) for c in cols], 1), x.T @ dz, dz.sum(0)
+
+
+_j_vjp_jitted = jax.jit(lambda x, W, b, dy: _j_vjp(x, W, b, dy))
+for _case in lab02_backprop.linear_relu_cases():  # traced before, in JAX's layout
+    _j_vjp_jitted(
+        *(jnp.asarray(a, jnp.float32) for a in (_case["x"], _case["W"].T)),
+        *(jnp.asarray(_case[k], jnp.float32) for k in ("b", "dy")),
+    )
+
+
+def _j_vjp_jitted_in_thread(x, W, b, dy):
+    """A jitted jax.vjp traced before the check, called from another thread: disable_jit
+    holds in the check's thread only, so the cached trace ran."""
+    out = []
+    worker = threading.Thread(target=lambda: out.append(_j_vjp_jitted(x, W, b, dy)))
+    worker.start()
+    worker.join()
+    return out[0]
 
 
 JAX_MISTAKES = [
@@ -1131,6 +1202,9 @@ JAX_MISTAKES = [
         "attention_backward_answer_key",
     ),
     ("attention_backward", _j_attention_bfloat16, "bwd_precision"),
+    # found by a third student pass: each passed
+    ("linear_relu_backward", _j_jet_imported, "autodiff_answer_key"),
+    ("linear_relu_backward", _j_vjp_jitted_in_thread, "autodiff_answer_key"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}

@@ -177,15 +177,14 @@ H.lab03.check_train_classifier(train_classifier)
 # \nabla L = \sum_{k=1}^{K} \frac{|B_k|}{N}\, \nabla L_k, \qquad
 # \theta \leftarrow \theta - \eta\, \nabla L,$$
 #
-# where $L_k$ is the mean loss of micro-batch $B_k$. The update is the whole batch's, computed
-# in $K$ passes, one after the other, each holding the activations of at most $m$ rows. Weight by size, not by $1/K$: the
-# last micro-batch may be smaller. Goyal et al. {cite}`goyal2017accurate` make the same point
-# for data-parallel training, where each worker normalises its loss by the total minibatch
-# size, not by its own. The equality needs a model whose examples do not interact:
-# batch-norm normalises with each micro-batch's own statistics, so it computes a different
-# function on micro-batches (the check's model has none). And the check uses plain SGD, because
-# Adam's first step is nearly invariant to the gradient's scale and would hide a gradient $K$
-# times too large.
+# where $L_k$ is the mean loss of micro-batch $B_k$. The update is the whole batch's, computed in
+# $K$ passes, one after the other, each holding the activations of at most $m$ rows. Weight by size,
+# not by $1/K$: the last micro-batch may be smaller. Goyal et al. {cite}`goyal2017accurate` make the
+# same point for data-parallel training, where each worker normalises its loss by the total
+# minibatch size, not by its own. The equality needs a model whose examples do not interact:
+# batch-norm normalises with each micro-batch's own statistics, so it computes a different function
+# on micro-batches (the check's model has none). And the check uses plain SGD, because Adam's first
+# step is nearly invariant to the gradient's scale and would hide a gradient $K$ times too large.
 #
 # Write `train_step_accumulated(model, optimizer, x, y, micro_batch_size)`: one optimizer
 # update on the batch `(x, y)` from the micro-batches `x[i:i + micro_batch_size]` (the last

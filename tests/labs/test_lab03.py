@@ -283,23 +283,31 @@ TORCH_MISTAKES = [
 
 
 def _t_accum(weight="size", zero="once", step="once", drop_last=False, whole=False,
-             loss_ret="right", empty=False, one_backward=False):  # fmt: skip
+             loss_ret="right", empty=False, one_backward=False, rows_left=0,
+             no_graph=False):  # fmt: skip
     """Exercise 5 with one mistake: each option names what the right answer does."""
 
     def train_step_accumulated(model, optimizer, x, y, micro_batch_size):
         m = len(x) if whole else micro_batch_size
+        if zero == "once_more":  # then a step on the zeroed gradients
+            optimizer.zero_grad()
+        if step == "first":  # on the stale gradients, before any backward
+            optimizer.step()
         if zero == "once":
             optimizer.zero_grad()
-        stop = len(x) - m + 1 if drop_last else len(x)
-        losses, sizes, pending = [], [], 0
+        stop = len(x) - m + 1 if drop_last else len(x) - rows_left
+        losses, sizes, pending, weighted = [], [], 0, 0
         for i in range(0, stop, m):
             xb, yb = (x[i:m], y[i:m]) if empty else (x[i : i + m], y[i : i + m])
             if zero == "inside":
                 optimizer.zero_grad()
             w = {"size": len(xb) / len(x), "none": 1.0, "count": 1 / -(-len(x) // m),
-                 "fixed": m / len(x), "micro": len(xb) / m,
-                 "rows": float(len(xb))}[weight]  # fmt: skip
-            loss = F.cross_entropy(model(xb), yb)
+                 "fixed": m / len(x), "micro": len(xb) / m, "rows": float(len(xb)),
+                 "intdiv": len(xb) // len(x), "mean_n": 1 / len(x),
+                 "sq": (len(xb) / len(x)) ** 2}[weight]  # fmt: skip
+            with torch.set_grad_enabled(not no_graph):
+                loss = F.cross_entropy(model(xb), yb)
+            weighted = weighted + loss.detach() * w
             if one_backward:  # one backward, after the loop, on the summed graphs
                 pending = pending + loss * w
                 if i + m >= stop:
@@ -329,6 +337,8 @@ def _t_accum(weight="size", zero="once", step="once", drop_last=False, whole=Fal
             return total.reshape(1)
         if loss_ret == "float64":
             return total.double()
+        if loss_ret == "weighted":  # the total of the weighted losses
+            return weighted
         if loss_ret == "after":
             with torch.no_grad():
                 return sum(
@@ -345,7 +355,22 @@ TORCH_ACCUM_MISTAKES = [
     ("train_step_accumulated", _t_accum(weight="none"), "accum_sum"),
     ("train_step_accumulated", _t_accum(weight="count"), "accum_mean_of_means"),
     ("train_step_accumulated", _t_accum(weight="fixed"), "accum_fixed_weight"),
-    ("train_step_accumulated", _t_accum(weight="micro"), "accum_wrong_update"),
+    ("train_step_accumulated", _t_accum(weight="micro"), "accum_micro_norm"),
+    ("train_step_accumulated", _t_accum(weight="mean_n"), "accum_mean_over_n"),
+    (
+        "train_step_accumulated",
+        _t_accum(weight="intdiv", loss_ret="weighted"),
+        "accum_zero_weight",
+    ),
+    ("train_step_accumulated", _t_accum(weight="sq"), "accum_wrong_update"),
+    ("train_step_accumulated", _t_accum(rows_left=1), "accum_missed_rows"),
+    ("train_step_accumulated", _t_accum(step="first"), "accum_step_first"),
+    (
+        "train_step_accumulated",
+        _t_accum(step="first", zero="once_more"),
+        "accum_zero_update",
+    ),
+    ("train_step_accumulated", _t_accum(no_graph=True), "accum_no_graph"),
     ("train_step_accumulated", _t_accum(zero="inside"), "accum_last_only"),
     ("train_step_accumulated", _t_accum(zero="never"), "accum_no_zero_grad"),
     ("train_step_accumulated", _t_accum(zero="after"), "accum_zero_update"),
@@ -519,21 +544,24 @@ JAX_MISTAKES = [
 
 
 def _j_accum(weight="size", total_op="add", update="once", drop_last=False, whole=False,
-             loss_ret="right", multisteps=False, empty=False, one_grad=False):  # fmt: skip
+             loss_ret="right", multisteps=False, empty=False, one_grad=False,
+             rows_left=0):  # fmt: skip
     """Exercise 5 with one mistake: each option names what the right answer does."""
 
     def train_step_accumulated(model, optimizer, x, y, micro_batch_size):
         if multisteps:  # the library's accumulation, around the given optimizer's rule
             optax.MultiSteps(optimizer.tx, every_k_schedule=1)
         m = len(x) if whole else micro_batch_size
-        stop = len(x) - m + 1 if drop_last else len(x)
-        losses, sizes, total = [], [], None
+        stop = len(x) - m + 1 if drop_last else len(x) - rows_left
+        losses, sizes, total, weighted = [], [], None, 0
         for i in range(0, stop, m):
             xb, yb = (x[i:m], y[i:m]) if empty else (x[i : i + m], y[i : i + m])
             w = {"size": len(xb) / len(x), "none": 1.0, "count": 1 / -(-len(x) // m),
-                 "fixed": m / len(x), "micro": len(xb) / m,
-                 "rows": float(len(xb))}[weight]  # fmt: skip
+                 "fixed": m / len(x), "micro": len(xb) / m, "rows": float(len(xb)),
+                 "intdiv": len(xb) // len(x), "mean_n": 1 / len(x),
+                 "sq": (len(xb) / len(x)) ** 2}[weight]  # fmt: skip
             loss, grads = nnx.value_and_grad(_j_loss)(model, xb, yb)
+            weighted = weighted + loss * w
             grads = jax.tree.map(lambda g, w=w: w * g, grads)
             if total is None:
                 total = (
@@ -574,6 +602,8 @@ def _j_accum(weight="size", total_op="add", update="once", drop_last=False, whol
             return float(total_loss)
         if loss_ret == "one":
             return total_loss.reshape(1)
+        if loss_ret == "weighted":  # the total of the weighted losses
+            return weighted
         if loss_ret == "bfloat16":
             return total_loss.astype(jnp.bfloat16)
         if loss_ret == "after":
@@ -588,7 +618,15 @@ JAX_ACCUM_MISTAKES = [
     ("train_step_accumulated", _j_accum(weight="none"), "accum_sum"),
     ("train_step_accumulated", _j_accum(weight="count"), "accum_mean_of_means"),
     ("train_step_accumulated", _j_accum(weight="fixed"), "accum_fixed_weight"),
-    ("train_step_accumulated", _j_accum(weight="micro"), "accum_wrong_update"),
+    ("train_step_accumulated", _j_accum(weight="micro"), "accum_micro_norm"),
+    ("train_step_accumulated", _j_accum(weight="mean_n"), "accum_mean_over_n"),
+    (
+        "train_step_accumulated",
+        _j_accum(weight="intdiv", loss_ret="weighted"),
+        "accum_zero_weight",
+    ),
+    ("train_step_accumulated", _j_accum(weight="sq"), "accum_wrong_update"),
+    ("train_step_accumulated", _j_accum(rows_left=1), "accum_missed_rows"),
     ("train_step_accumulated", _j_accum(total_op="replace"), "accum_last_only"),
     ("train_step_accumulated", _j_accum(total_op="unassigned"), "accum_zero_update"),
     ("train_step_accumulated", _j_accum(update="each"), "accum_step_each"),

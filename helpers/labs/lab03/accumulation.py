@@ -47,9 +47,23 @@ HINTS = Hints(
         "whole, smaller batch): weight by its real size, len(micro) / len(batch)",
         "accum_drop_last": "the last, smaller micro-batch was left out: step through the "
         "batch with range(0, len(x), micro_batch_size) and keep the remainder",
+        "accum_missed_rows": "some rows of x never reached the model: the micro-batches "
+        "x[i:i + micro_batch_size] for i in range(0, len(x), micro_batch_size) cover the "
+        "whole batch, the last one included",
+        "accum_micro_norm": "each micro-batch's loss was divided by micro_batch_size (or "
+        "the full ones left as means), so the whole is a sum of means, not one mean: divide "
+        "each micro-batch's summed loss by len(batch), that is its mean loss times "
+        "len(micro) / len(batch)",
+        "accum_mean_over_n": "each micro-batch's mean loss was divided by len(batch): it is "
+        "a mean over its own rows already, so weight it by len(micro) / len(batch) (or divide "
+        "its summed loss by len(batch))",
+        "accum_zero_weight": "the parameters did not change and the loss is 0: the weights "
+        "were 0. len(micro) // len(batch) is integer division (0 for a part of the batch): "
+        "use len(micro) / len(batch)",
         "accum_whole_batch": "the model must never see more than micro_batch_size rows at "
         "once (that is what accumulation is for): slice x[i:i + micro_batch_size] and compute "
-        "the loss and its gradients on each slice",
+        "the loss and its gradients on each slice (micro_batch_size is the rows of each "
+        "micro-batch, not how many micro-batches there are)",
         "accum_reduction_sum": "the update is len(x) times too large: the micro-batches' "
         "losses were summed over their examples and never divided. Use each micro-batch's "
         "mean loss times len(micro) / len(batch) (or its summed loss divided by len(batch))",
@@ -88,6 +102,8 @@ class AccumOps:
     ``params(model)``: the parameters back, in the order and layout of ``make``.
     ``rows(model)``: the number of rows of each input the model was called (or traced) on.
     ``updates(optimizer)``: how many optimizer updates were made.
+    ``covered(model)``: the rows of all the model's calls together, or None where a
+    compiled call hides how often it ran (JAX under jit).
     ``joint_rows(model)``: the most rows whose gradients one backward pass (PyTorch) or one
     differentiation (JAX) computed together.
     ``loss_problem(loss)``: the key of a hint for a loss that must not be returned as it is
@@ -102,6 +118,7 @@ class AccumOps:
     rows: Callable[[Any], list[int]]
     updates: Callable[[Any], int]
     joint_rows: Callable[[Any], int] = lambda model: 0
+    covered: Callable[[Any], int | None] = lambda model: None
     loss_problem: Callable[[Any], str] = _no_problem
     stale_grads: bool = False
     answer_keys: tuple[tuple[Any, str], ...] = ()
@@ -174,6 +191,8 @@ def _answers(case: dict[str, Any]) -> tuple[list, dict, float, dict]:
         "accum_reduction_sum": [update([float(s) for s in sizes])],
         "accum_mean_of_means": [update([1 / k] * k), update([1 / max(n // m, 1)] * k)],
         "accum_fixed_weight": [update([m / n] * k)],
+        "accum_micro_norm": [update([s / m for s in sizes])],
+        "accum_mean_over_n": [update([1 / n] * k)],
         "accum_last_only": [update([*last, sizes[-1] / n]), update([*last, 1.0])],
         "accum_drop_last": [
             update([s / n * f for s, f in zip(sizes, full, strict=True)]),
@@ -184,6 +203,7 @@ def _answers(case: dict[str, Any]) -> tuple[list, dict, float, dict]:
     if case.get("stale_grads"):
         right_w = [s / n for s in sizes]
         mistakes["accum_no_zero_grad"] = [update(right_w, extra=case["stale"])]
+        mistakes["accum_step_first"] = [update([0.0] * k, extra=case["stale"])]
     losses = [float(loss) for loss, _ in micro]
     right_loss = sum(s / n * loss for s, loss in zip(sizes, losses, strict=True))
     loss_mistakes = {
@@ -259,16 +279,18 @@ def _case(c: Checker, fn: Callable, ops: AccumOps, case: dict[str, Any]) -> None
             f"{what} (0 optimizer updates, for {batch})", c.hint("accum_no_step")
         )
     if unchanged:
-        raise c.fail(f"the parameters did not change, for {batch}",
-                     c.hint("accum_zero_update"))  # fmt: skip
+        key = "accum_zero_weight" if float(got_loss) == 0 else "accum_zero_update"
+        raise c.fail(f"the parameters did not change, for {batch}", c.hint(key))
     c.expect(updates == 1, f"the optimizer made {updates} updates for {batch}; "
              "expected one", c.hint("accum_step_each"))  # fmt: skip
     c.expect(all(np.all(np.isfinite(p)) for p in got),
              f"the parameters contain NaN or inf after the update, for {batch}",
              c.hint("accum_empty"))  # fmt: skip
     if not _match(got, right):
+        seen = ops.covered(model)
+        other = "accum_missed_rows" if seen is not None and seen < len(y) else ""
         key = next((k for k, ws in mistakes.items() if any(_match(got, w) for w in ws)),
-                   "accum_wrong_update")  # fmt: skip
+                   other or "accum_wrong_update")  # fmt: skip
         raise c.fail(f"after the update the parameters are not the right ones, for "
                      f"{batch}", c.hint(key))  # fmt: skip
     joint = ops.joint_rows(model)

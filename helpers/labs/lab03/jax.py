@@ -67,7 +67,8 @@ HINTS = Hints(
         "summed gradients (and compile with @nnx.jit, not jax.jit, which updates copies)",
         "accum_zero_update": "the gradients applied were zero: jax.tree.map returns a new "
         "tree and changes nothing in place, so assign its result (total = "
-        "jax.tree.map(jnp.add, total, grads))",
+        "jax.tree.map(jnp.add, total, grads)), and start the sum from the first gradients "
+        "(or jax.tree.map(jnp.zeros_like, grads))",
         "accum_loss_number": "keep the total loss a 0-d array: add the weighted losses "
         "as arrays, without float(...) or .item()",
         "accum_one_backward": "compute each micro-batch's gradients with its own call of "
@@ -281,6 +282,8 @@ OPS = lab03.Ops(
 
 _ROWS: dict[int, list[int]] = {}
 _TRACES: dict[int, list[tuple[Any, int]]] = {}  # (the parameters' trace, rows) per call
+# Models called on jit's tracers: their rows are recorded per trace, not per call.
+_COMPILED: set[int] = set()
 
 
 class _Recorded(nnx.Module):
@@ -302,6 +305,8 @@ class _Recorded(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         _ROWS[self.tag].append(x.shape[0] if x.ndim > 1 else 1)
+        if isinstance(x, jax.core.Tracer):
+            _COMPILED.add(self.tag)
         trace = getattr(self.fc1.kernel[...], "_trace", None)  # one per differentiation
         if trace is not None:
             _TRACES[self.tag].append((trace, _ROWS[self.tag][-1]))
@@ -311,6 +316,7 @@ class _Recorded(nnx.Module):
 def _accum_make(params, stale):
     _ROWS.clear()  # the previous models' records
     _TRACES.clear()
+    _COMPILED.clear()
     model = _Recorded(params)
     return model, nnx.Optimizer(model, optax.sgd(accumulation.LR), wrt=nnx.Param)
 
@@ -333,6 +339,9 @@ ACCUM_OPS = accumulation.AccumOps(
     rows=lambda model: list(_ROWS.get(getattr(model, "tag", -1), [])),
     updates=lambda optimizer: int(optimizer.step[...]),
     joint_rows=_joint_rows,
+    covered=lambda model: (
+        None if model.tag in _COMPILED else sum(_ROWS.get(model.tag, []))
+    ),
     answer_keys=((optax, "MultiSteps"),),
 )
 

@@ -56,8 +56,15 @@ HINTS = Hints(
         "accum_no_step": "call optimizer.step() once, after the backward passes of all the "
         "micro-batches, to apply the summed .grad: the optimizer you were given, not a new "
         "one nor a hand-written update",
-        "accum_zero_update": "the parameters did not change: call optimizer.zero_grad() "
-        "before the loop, not between the last backward and optimizer.step()",
+        "accum_zero_update": "the gradients optimizer.step() applied were zero: call "
+        "optimizer.zero_grad() before the loop and optimizer.step() after it, with no "
+        "zero_grad() between the last backward and the step",
+        "accum_step_first": "optimizer.step() ran before the backward passes, on the old "
+        "gradients the model came with: zero_grad() first, then the backward of every "
+        "micro-batch, then one step()",
+        "accum_no_graph": "the loss has no graph to differentiate: compute the micro-batch's "
+        "loss outside torch.no_grad(), call backward() on it, and detach only the copy you "
+        "add to the returned total",
         "accum_no_zero_grad": "the model came with old gradients in .grad, and they were "
         "added to this batch's: call optimizer.zero_grad() once, before the first backward",
         "accum_loss_number": "keep the total loss a 0-d tensor: add loss.detach() * "
@@ -82,7 +89,9 @@ EXPLAIN = {
         "'NoneType' object cannot be interpreted as an integer": "dataset_len"
     },
     "train_step": {},
-    "train_step_accumulated": {},
+    "train_step_accumulated": {
+        "does not require grad and does not have a grad_fn": "accum_no_graph"
+    },
     # argmax over the batch's axis, or logits compared with labels: tensors (C,)/(B, C) vs (B,)
     "evaluate_accuracy": {"must match the size of tensor": "argmax_axis"},
     # a model without flatten, trained by the student on (B, 28, 28) batches
@@ -260,6 +269,7 @@ ACCUM_OPS = accumulation.AccumOps(
     rows=lambda model: list(model.rows),
     updates=lambda optimizer: optimizer.steps_made,
     joint_rows=lambda model: model.joint,
+    covered=lambda model: sum(model.rows),
     loss_problem=lambda loss: (
         "accum_loss_graph"
         if isinstance(loss, torch.Tensor) and loss.requires_grad

@@ -73,6 +73,8 @@ def _mean(kind, cast=None, keepdim=None, text=None):
             return x.sum(1) / m.sum(1)
         if kind == "by_t":
             return (x * m).sum(1) / x.shape[1]
+        if kind == "total":  # mask.sum(): the real tokens of the whole batch
+            return (x * m).sum(1) / m.sum()
         if kind == "cast":  # the right values in another float dtype
             return cast((x * m).sum(1) / m.sum(1))
         if kind == "keepdim":  # keepdim on the sum too: (B, 1, D)
@@ -105,6 +107,10 @@ def _last(xp, kind, cast=None, text=None):
             return outputs[rows, lengths]
         if kind == "batch_axis":
             return outputs[lengths - 1]
+        if (
+            kind == "steps_first"
+        ):  # the two indices swapped (PyTorch raises, JAX clamps)
+            return outputs[lengths - 1, rows]
         if kind == "kept_axis":  # a slice keeps the step axis: (B, 1, H)
             return outputs[rows, lengths - 1][:, None]
         if kind == "cast":
@@ -155,6 +161,15 @@ def _reverse(xp, kind, cast=None):
             if xp is torch:
                 return x.gather(1, index)
             return jnp.take_along_axis(x, index, axis=1)
+        if kind == "pairs":  # every row with every index row: (B, B, T, ...)
+            return x[:, index]
+        if kind == "batch_index":  # the steps index the batch axis
+            return x[index]
+        if kind == "feature_axis_assumed":  # written for (B, T, H): fails on (B, T) ids
+            if xp is torch:
+                return x.gather(1, index[..., None].expand(x.shape))
+            wide = jnp.broadcast_to(index[..., None], (*index.shape, x.shape[2]))
+            return jnp.take_along_axis(x, wide, axis=1)
         right = take(x[:, :t], index)
         if kind == "zeroed":  # the padding set to 0
             mask = inside.reshape(tuple(inside.shape) + (1,) * (x.ndim - 2))
@@ -192,6 +207,7 @@ def _encode(
     left=False,
     swap=False,
     count="words",
+    transpose=False,
     own_vocab=False,
     mutate=False,
     ragged=None,
@@ -202,8 +218,9 @@ def _encode(
 
     ``ragged``: the framework's constructor, given the rows (unpadded unless ``unk`` is
     None: stoi.get(word) with no default); ``cut``: ids dropped from ``max_len``;
-    ``count``: "words", "reviews" (document frequency) or "truncated" (the reviews cut to
-    max_len first).
+    ``count``: "words", "reviews" (document frequency), "truncated" (the reviews cut to
+    max_len first) or "both" (the test reviews counted too, only training words kept);
+    ``transpose``: the ids returned as (max_len, N).
     """
 
     def encode_splits(train_tokens, test_tokens, *, min_freq, max_len):
@@ -223,7 +240,8 @@ def _encode(
         if mutate:  # pads the caller's reviews in place (the ids come out right)
             for tokens in train_tokens + test_tokens:
                 tokens += ["<pad>"] * (max_len - len(tokens))
-        seen = train_tokens + test_tokens if leak else train_tokens
+        both = leak or count == "both"
+        seen = train_tokens + test_tokens if both else train_tokens
         if count == "reviews":
             seen = [set(tokens) for tokens in seen]
         elif count == "truncated":
@@ -234,6 +252,8 @@ def _encode(
             for w, n in counts.items()
             if keep == "all" or (n > min_freq if keep == ">" else n >= min_freq)
         ]
+        if count == "both":  # counted on both splits, but only training words kept
+            kept = [w for w in kept if any(w in tokens for tokens in train_tokens)]
         if order == "alpha":
             kept = sorted(kept)
         elif order == "most_common":  # ties in first-seen order
@@ -265,7 +285,8 @@ def _encode(
             if to_array is None:
                 return rows
             width = max(len(r) for r in rows)  # > max_len when nothing is cut
-            return to_array(np.array([r + [pad] * (width - len(r)) for r in rows]))
+            ids = to_array(np.array([r + [pad] * (width - len(r)) for r in rows]))
+            return ids.T if transpose else ids
 
         train, test = encode(train_tokens), encode(test_tokens)
         return (test, train) if swap else (train, test)
@@ -275,6 +296,18 @@ def _encode(
 
 def _table(xp, to_array, long, wide, keepdim, text, tensor):
     return [
+        # From the second student pass on lab 6 (each passed, or got another hint, before).
+        ("masked_mean", _mean("total"), "divide_total"),
+        ("last_true_output", _last(xp, "steps_first"), "batch_axis"),
+        ("encode_splits", _encode(to_array, count="both"), "test_counts"),
+        ("encode_splits", _encode(to_array, transpose=True), "ids_transposed"),
+        ("reverse_padded", _reverse(xp, "pairs"), "reverse_pair_index"),
+        ("reverse_padded", _reverse(xp, "batch_index"), "reverse_batch_index"),
+        (
+            "reverse_padded",
+            _reverse(xp, "feature_axis_assumed"),
+            "reverse_no_feature_axis",
+        ),
         # From the student pass of s25 (each failed before: passed, or got another hint).
         ("masked_mean", _mean("unmasked_sum"), "unmasked_sum"),
         ("masked_mean", _mean("mask_row"), "mask_axis"),
@@ -354,6 +387,22 @@ def _table(xp, to_array, long, wide, keepdim, text, tensor):
     ]
 
 
+def _pad_sequence(batch_first):
+    """PyTorch's pad_sequence of the encoded rows (cut to max_len, not padded)."""
+    from torch.nn.utils.rnn import pad_sequence
+
+    def pad(rows):
+        return pad_sequence([torch.tensor(r) for r in rows], batch_first=batch_first)
+
+    return pad
+
+
+def _pad_to_longest(rows):
+    """The encoded rows padded with 0 to the longest one of the split, as one jax.Array."""
+    width = max(len(r) for r in rows)
+    return jnp.asarray([r + [0] * (width - len(r)) for r in rows])
+
+
 TORCH_MISTAKES = [
     *_table(
         torch,
@@ -374,6 +423,17 @@ TORCH_MISTAKES = [
     # PyTorch refuses the negative index of the padding: named as an index past the row.
     ("reverse_padded", _reverse(torch, "no_where"), "reverse_off_by_one"),
     ("reverse_padded", _reverse(torch, "negative_step"), "reverse_negative_step"),
+    # pad_sequence pads to the longest review, and puts the steps first unless batch_first.
+    (
+        "encode_splits",
+        _encode(torch.from_numpy, ragged=_pad_sequence(True)),
+        "pad_longest",
+    ),
+    (
+        "encode_splits",
+        _encode(torch.from_numpy, ragged=_pad_sequence(False)),
+        "ids_transposed",
+    ),
     (
         "masked_mean",
         lambda x, mask: (
@@ -400,6 +460,8 @@ JAX_MISTAKES = [
         ),
         "fill_polarity",
     ),
+    # Each split padded to its own longest review, not to max_len.
+    ("encode_splits", _encode(jnp.asarray, ragged=_pad_to_longest), "pad_longest"),
     # JAX wraps the padding's negative index: the real steps are right, the padding is not.
     ("reverse_padded", _reverse(jnp, "no_where"), "padding_changed"),
 ]
@@ -599,3 +661,42 @@ def test_a_loop_over_the_batch_passes(framework, capsys):
     xp = torch if framework == "pytorch" else jnp
     checks("lab06", framework)["reverse_padded"](_reverse(xp, "loop"))
     assert "reverse_padded: passed" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- valid answers written otherwise
+def _mean_nan(x, mask):  # the padding set to NaN, then a mean that skips NaN
+    if isinstance(x, torch.Tensor):
+        return x.masked_fill(~mask[..., None], float("nan")).nanmean(1)
+    return jnp.mean(x, axis=1, where=mask[..., None])
+
+
+def _encode_itos(train_tokens, test_tokens, *, min_freq, max_len):  # PyTorch, int32 ids
+    counts = Counter()
+    for tokens in train_tokens:
+        counts.update(tokens)
+    kept = [w for w in counts if counts[w] >= min_freq]
+    itos = ["<pad>", "<unk>", *sorted(kept, key=lambda w: (-counts[w], w))]
+    stoi = {w: i for i, w in enumerate(itos)}
+    rows = [
+        [
+            ([stoi.get(w, 1) for w in tokens] + [0] * max_len)[:max_len]
+            for tokens in split
+        ]
+        for split in (train_tokens, test_tokens)
+    ]
+    return tuple(torch.tensor(r, dtype=torch.int32) for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("framework", "exercise", "answer"),
+    [
+        ("pytorch", "masked_mean", _mean_nan),
+        ("jax", "masked_mean", _mean_nan),
+        ("pytorch", "encode_splits", _encode_itos),
+    ],
+)
+def test_a_valid_answer_written_differently_passes(framework, exercise, answer, capsys):
+    from labtools import checks
+
+    checks("lab06", framework)[exercise](answer)
+    assert f"{exercise}: passed" in capsys.readouterr().out

@@ -299,6 +299,19 @@ def check_encode_splits(encode_splits: Callable, *, fw: Framework) -> None:
                         f"{split} has shape {arr.shape}, expected {right[k].shape}",
                         c.hint("swapped"),
                     )
+                if arr.shape == right[k].shape[::-1] != right[k].shape:
+                    raise c.fail(
+                        f"{split} has shape {arr.shape}, expected {right[k].shape}",
+                        c.hint("ids_transposed"),
+                    )
+                reviews = case["train" if k == 0 else "test"]
+                longest = max(len(tokens) for tokens in reviews)
+                if arr.ndim == 2 and arr.shape[1] == longest < kw["max_len"]:
+                    raise c.fail(
+                        f"{split} has {arr.shape[1]} columns (its longest review), "
+                        f"expected max_len = {kw['max_len']}",
+                        c.hint("pad_longest"),
+                    )
                 if arr.ndim == 2 and arr.shape[1] != kw["max_len"]:
                     raise c.fail(
                         f"{split} has {arr.shape[1]} columns, expected max_len = "

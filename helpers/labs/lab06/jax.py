@@ -26,7 +26,7 @@ __all__ = [
     "check_reverse_padded",
 ]
 
-# JAX words five hints its own way and adds one of its own: take_along_axis's index axes.
+# JAX words six hints its own way and adds one of its own: take_along_axis's index axes.
 HINTS = Hints(
     lab06.HINTS,
     {
@@ -45,6 +45,10 @@ HINTS = Hints(
         "index.reshape(index.shape + (1,) * (x.ndim - 2)), and it broadcasts over them",
         "reverse_dtype": "keep the dtype of x (float32 here, int32 for ids): gather without "
         "astype(jnp.float16) or another conversion",
+        "reverse_no_feature_axis": "the check also runs a (B, T) batch of token ids, with "
+        "no feature axis: x.shape[2] does not exist there; give the index x.ndim - 2 "
+        "trailing axes, index.reshape(index.shape + (1,) * (x.ndim - 2)), or index with "
+        "x[jnp.arange(B)[:, None], index], which fits any x",
     },
 )
 
@@ -58,6 +62,7 @@ REVERSE = replace(
                 "reverse_index_axes"
             ),
             r"got incompatible shapes for broadcasting": "reverse_broadcast",
+            r"tuple index out of range": "reverse_no_feature_axis",  # x.shape[2] of ids
         },
         HINTS,
     ),

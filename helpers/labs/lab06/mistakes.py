@@ -45,6 +45,8 @@ HINTS = Hints(
         "extra_axis": "your result has an extra axis of size 1, (B, 1, ...): drop it with "
         "squeeze(1), or sum or index without keeping that axis (in a mean, keepdim belongs "
         "on the divisor only)",
+        "divide_total": "mask.sum() counts the real tokens of the whole batch: divide each "
+        "row by its own count, the sum over the time axis only (mask.sum(1), kept as (B, 1))",
         "mean_dtype": "keep the dtype of x (float32): convert the mask with mask.to(x.dtype) "
         "in PyTorch or mask.astype(x.dtype) in JAX, not to float64 or float16",
         "last_padded": "outputs[:, -1] is the last column, which is padding for every "
@@ -105,6 +107,14 @@ HINTS = Hints(
         "test_own_vocab": "encode the test reviews with the vocabulary of the training "
         "reviews: a second vocabulary built on the test split gives the same word another "
         "id, so the model's embedding rows would mean other words",
+        "test_counts": "the counts include the test reviews: a training word that also "
+        "occurs in the test split is counted there too, which changes min_freq and the "
+        "order; count the training tokens only, then encode both splits",
+        "ids_transposed": "your ids are (max_len, N), one column per review: return one row "
+        "per review, (N, max_len), without a transpose",
+        "pad_longest": "your rows stop at the longest review of the split, not at max_len: "
+        "pad every row with 0 up to max_len, so every split has max_len columns (a split of "
+        "short reviews too)",
         "tokens_changed": "your function changed the token lists it was given (append, del, "
         "+= or a slice assignment on a review): the caller's reviews must stay as they "
         "were; build new lists, tokens[:max_len] + [...], instead",
@@ -128,6 +138,16 @@ HINTS = Hints(
         "reverse_broadcast": "the index is (B, T), one row per sequence: compare the "
         "positions arange(T)[None, :] (1, T) with lengths[:, None] (B, 1); lengths (B,) "
         "against arange(T) (T,) does not broadcast",
+        "reverse_pair_index": "x[:, index] pairs every row of x with every row of the "
+        "index, (B, B, T, ...): index the rows and the steps together, "
+        "x[arange(B)[:, None], index], so that row b reads its own index row",
+        "reverse_batch_index": "x[index] indexes the batch axis (axis 0) with step numbers: "
+        "index the rows and the steps together, x[arange(B)[:, None], index], or gather "
+        "along axis 1",
+        "reverse_no_feature_axis": "the check also runs a (B, T) batch of token ids, with no "
+        "feature axis: x.shape[2] does not exist there, and index[..., None] has one axis "
+        "too many; give the index x.ndim - 2 trailing axes (none for ids), or index with "
+        "x[arange(B)[:, None], index], which works for any trailing axes",
         "reverse_length": "keep all T = x.shape[1] steps of x: a batch can be padded past "
         "its longest row, so take T from x, not from lengths.max()",
         "reverse_numpy": "return the framework's array, not a numpy one: build the index "

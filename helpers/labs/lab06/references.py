@@ -70,6 +70,7 @@ MEAN_MISTAKES = [
         "extra_axis",
         "unmasked_sum",
         "fill_polarity",
+        "divide_total",
     )
 ]
 
@@ -95,6 +96,8 @@ def mean_reference(x: np.ndarray, mask: np.ndarray, mistake: str = "") -> np.nda
         return x.mean(1)
     if mistake == "divide_by_t":
         return (x * m).sum(1) / x.shape[1]
+    if mistake == "divide_total":  # mask.sum(): the real tokens of the whole batch
+        return (x * m).sum(1) / m.sum()
     if mistake == "unmasked_sum":  # x.sum(1) / count: the padding enters the sum
         return x.sum(1) / m.sum(1)
     if mistake == "fill_polarity":  # masked_fill(mask, 0): the real tokens zeroed
@@ -121,7 +124,7 @@ LAST_MISTAKES = [
         "gather_index",
         "last_transposed",
     )
-]
+] + [("batch_axis", "steps_first")]
 
 
 def last_cases() -> list[dict[str, np.ndarray]]:
@@ -148,6 +151,8 @@ def last_reference(
         return outputs[:, lengths - 1]  # (B, B, H)
     if mistake == "batch_axis":
         return outputs[np.minimum(lengths - 1, b - 1)]  # (B, T, H); JAX clamps
+    if mistake == "steps_first":  # outputs[lengths - 1, arange(B)]; JAX clamps
+        return outputs[np.minimum(lengths - 1, b - 1), np.arange(b)]
     if mistake == "extra_axis":
         return last_reference(outputs, lengths)[:, None]  # (B, 1, H)
     if mistake == "last_transposed":  # (H, B): outputs[:, lengths - 1].diagonal()
@@ -159,7 +164,8 @@ def last_reference(
 
 # --- exercise 4: a vocabulary from the training split, <unk> for the rest ------------------------
 # Tokens of four training and three test reviews. "superb" occurs only in the test reviews;
-# "dull" occurs once in training (below min_freq 2); "plot" twice, once past max_len in the
+# "dull" occurs once in training (below min_freq 2) and once in the test reviews (so it is
+# kept only if the test split is counted too); "plot" twice, once past max_len in the
 # first review (so it is kept only if whole reviews are counted); "a", "great" and "the" tie,
 # and so do "film", "movie" and "plot", each group first appearing in another order than the
 # alphabet's; "a" and "great" occur twice in the first review and "the" in three reviews, so
@@ -175,7 +181,7 @@ ENCODE_CASES = [
         test=[
             "a superb movie".split(),
             "superb superb the great film a great a".split(),
-            "plot".split(),
+            "dull plot".split(),
         ],
         min_freq=2,
         max_len=6,
@@ -189,12 +195,13 @@ ENCODE_CASES = [
         ],
         test=["brilliant acting".split(), "good brilliant bad the end and".split()],
         min_freq=1,
-        max_len=5,
+        max_len=7,  # longer than every review: padding to the longest review falls short
     ),
 ]
 # (the key of its hint, the name of the wrong answer in encode_reference), first match wins.
 ENCODE_MISTAKES = [
     ("test_leak", "test_leak"),
+    ("test_counts", "test_counts"),
     ("unk_is_pad", "unk_is_pad"),
     ("unk_is_pad", "unk_after_vocab"),
     ("min_freq", "min_freq"),
@@ -232,7 +239,7 @@ def encode_reference(
             for split in (train, test)
         ]
         return own[0], own[1]
-    built_on = [*train, *test] if mistake == "test_leak" else train
+    built_on = [*train, *test] if mistake in ("test_leak", "test_counts") else train
     if mistake == "count_truncated":  # the vocabulary of the reviews cut to max_len
         built_on = [tokens[:max_len] for tokens in built_on]
     if mistake == "doc_freq":  # in how many reviews a word occurs
@@ -240,6 +247,8 @@ def encode_reference(
     counts = Counter(w for tokens in built_on for w in tokens)  # first-seen order
     keep = {"min_freq": 1, "min_freq_strict": min_freq + 1}.get(mistake, min_freq)
     words = [w for w, n in counts.items() if n >= keep]
+    if mistake == "test_counts":  # counted on both splits, only the training words kept
+        words = [w for w in words if any(w in tokens for tokens in train)]
     if mistake == "vocab_order":
         words = sorted(words)
     elif mistake == "unsorted":  # the Counter's own order: first appearance

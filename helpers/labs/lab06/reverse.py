@@ -121,8 +121,10 @@ def off_by_one_valid(lengths: np.ndarray, t: int, mistake: str) -> np.ndarray:
 
 
 # --- the check -----------------------------------------------------------------------------------
-# PyTorch's gather and indexing refuse an index past either end of the time axis.
+# PyTorch's gather and indexing refuse an index past either end of the time axis; past the
+# end of the batch axis (dimension 0), the steps were used to index the rows: x[index].
 _OUT_OF_BOUNDS = re.compile(r"index -?\d+ is out of bounds")
+_BATCH_OUT_OF_BOUNDS = re.compile(r"index -?\d+ is out of bounds for dimension 0")
 
 
 def _call(c: Checker, fn: Callable, *args: Any) -> Any:
@@ -130,6 +132,8 @@ def _call(c: Checker, fn: Callable, *args: Any) -> Any:
     try:
         return c.call(fn, *args)
     except CheckFailed as e:
+        if _BATCH_OUT_OF_BOUNDS.search(e.problem):
+            raise c.fail(e.problem, c.hint("reverse_batch_index")) from None
         if _OUT_OF_BOUNDS.search(e.problem):
             raise c.fail(e.problem, c.hint("reverse_off_by_one")) from None
         raise
@@ -161,6 +165,21 @@ def _same(arr: np.ndarray, target: np.ndarray, where: np.ndarray | None = None) 
     return bool(np.allclose(a, b, rtol=1e-6, atol=1e-6))
 
 
+def _index_shape(c: Checker, arr: np.ndarray, x: np.ndarray) -> None:
+    """Fail for the shapes of x[:, index] (B, B, T, ...) and x[index] (B, T, T, ...), which
+    index one axis with the whole (B, T) index (JAX clamps the steps past the batch)."""
+    b, t = x.shape[:2]
+    for shape, key in (
+        ((b, *x.shape), "reverse_pair_index"),
+        ((b, t, *x.shape[1:]), "reverse_batch_index"),
+    ):
+        if arr.shape == shape:
+            raise c.fail(
+                f"the result has shape {arr.shape}, expected {x.shape} (that of x)",
+                c.hint(key),
+            )
+
+
 def check_reverse_padded(reverse_padded: Callable, *, fw: Framework) -> None:
     """``reverse_padded(x (B, T, ...), lengths (B,))`` -> ``x`` reversed within each length."""
     with checking(
@@ -179,6 +198,7 @@ def check_reverse_padded(reverse_padded: Callable, *, fw: Framework) -> None:
                         "an input tensor changed during the call", c.hint("in_place")
                     )
             arr = _result(c, out)
+            _index_shape(c, arr, x)
             longest = int(lengths.max())
             if arr.ndim == x.ndim and arr.shape[1] == longest < x.shape[1]:
                 raise c.fail(

@@ -25,7 +25,8 @@ __all__ = [
     "check_reverse_padded",
 ]
 
-# PyTorch words several shared hints its own way and adds two mistakes JAX cannot make: a write
+# PyTorch words several shared hints its own way (pad_sequence's) and adds two mistakes JAX
+# cannot make: a write
 # into an input tensor, and a gather whose index was not expanded over the features. An index
 # past the end raises, naming the axis: dimension 0 is the batch (outputs[lengths - 1]),
 # dimension 1 the steps (lengths, not - 1).
@@ -51,9 +52,19 @@ HINTS = Hints(
         "torch.arange and gather with it (x.gather(1, index), the index expanded over the "
         "features), or torch.from_numpy(result)",
         "reverse_index_axes": "x.gather(1, index) needs an index with as many axes as x: "
-        "for x (B, T, H) give the (B, T) index a feature axis and expand it, "
-        "index[..., None].expand(x.shape) (index.view(*index.shape, *[1] * (x.ndim - 2)) for "
-        "any number of trailing axes)",
+        "give the (B, T) index x.ndim - 2 trailing axes and expand it, "
+        "index.view(*index.shape, *[1] * (x.ndim - 2)).expand(x.shape), which also works "
+        "for (B, T) token ids (index[..., None] would not)",
+        "reverse_no_feature_axis": "the check also runs a (B, T) batch of token ids, with "
+        "no feature axis: x.shape[2] does not exist there, and index[..., None] has one "
+        "axis too many; index.view(*index.shape, *[1] * (x.ndim - 2)).expand(x.shape) fits "
+        "any x, and so does x[torch.arange(B)[:, None], index]",
+        "ids_transposed": "your ids are (max_len, N), one column per review: "
+        "pad_sequence(rows) puts the steps first unless batch_first=True; return one row per "
+        "review, (N, max_len)",
+        "pad_longest": "your rows stop at the longest review of the split, not at max_len "
+        "(pad_sequence pads only that far): pad every row with 0 up to max_len, e.g. fill "
+        "torch.zeros(N, max_len, dtype=torch.long) row by row",
         "reverse_negative_step": "a tensor takes no negative step (x[b, L - 1::-1] raises): "
         "reverse a row's first L steps with x[b, :L].flip(0)",
         "reverse_dtype": "keep the dtype of x (float32 here, int64 for ids): gather or "
@@ -79,6 +90,9 @@ REVERSE = replace(
                 "reverse_broadcast"
             ),
             r"step must be greater than zero": "reverse_negative_step",
+            # (B, T) ids: x.shape[2], or index[..., None].expand(x.shape)
+            r"tuple index out of range|must be greater or equal to the number of "
+            r"dimensions": "reverse_no_feature_axis",
         },
         HINTS,
     ),

@@ -1,8 +1,9 @@
 """Lab 4's typical mistakes: each one fails its check with the hint written for it.
 
 ``MISTAKES`` lists, per framework, (exercise, a wrong solution, the key of the hint it must get).
-Every hint the lab declares (``HINTS`` in ``helpers/labs/lab04/torch.py`` and ``jax.py``, which
-include the shared ones of ``checks.py``) must be produced by at least one entry.
+Every hint the lab declares (``HINTS`` in ``helpers/labs/lab04/torch.py`` and ``jax.py``: the
+shared ones of ``mistakes.py`` and ``ste.py``, and each framework's of ``wording.py``) must be
+produced by at least one entry.
 
 Also here: the closed-form numpy answers equal autodiff in both frameworks, and a per-example
 function that is correct but not compiled passes the JAX check (the check counts
@@ -225,6 +226,65 @@ def _j_ste_right(x):  # the one-line form
     return x + jax.lax.stop_gradient(jnp.round(x) - x)
 
 
+def _j_label_not_batched(params, x, y):  # xi[None] (1, D) with a 0-d label yi
+    one = lambda p, xi, yi: jax.grad(_j_loss)(p, xi[None], yi)  # noqa: E731
+    g = jax.vmap(one, in_axes=(None, 0, 0))(params, x, y)
+    return jnp.sqrt(sum(jnp.sum(v.reshape(len(x), -1) ** 2, 1) for v in g.values()))
+
+
+class _JMLPList(nnx.Module):  # the layers in a plain Python list
+    def __init__(self, seed):
+        rngs = nnx.Rngs(seed)
+        self.layers = [
+            nnx.Linear(a, b, rngs=rngs) for a, b in [(4, 16), (16, 16), (16, 3)]
+        ]
+
+    def __call__(self, x):
+        x = nnx.relu(self.layers[0](x))
+        return self.layers[2](nnx.relu(self.layers[1](x)))
+
+
+class _JMLPArray(_JMLP):  # the last layer's kernel copied out as a plain array
+    def __init__(self, seed):
+        super().__init__(seed)
+        self.kernel3 = self.l3.kernel[...]
+        del self.l3.kernel
+
+    def __call__(self, x):
+        h = nnx.relu(self.l2(nnx.relu(self.l1(x))))
+        return h @ self.kernel3 + self.l3.bias[...]
+
+
+class _JMLPExtra(_JMLP):  # a fourth layer the forward pass never uses
+    def __init__(self, seed):
+        super().__init__(seed)
+        self.l4 = nnx.Linear(3, 3, rngs=nnx.Rngs(seed))
+
+
+class _JMLPHalf(nnx.Module):  # bfloat16 parameters
+    def __init__(self, seed):
+        rngs, kw = nnx.Rngs(seed), {"param_dtype": jnp.bfloat16}
+        self.l1 = nnx.Linear(4, 16, rngs=rngs, **kw)
+        self.l2 = nnx.Linear(16, 16, rngs=rngs, **kw)
+        self.l3 = nnx.Linear(16, 3, rngs=rngs, **kw)
+
+    def __call__(self, x):
+        return self.l3(nnx.relu(self.l2(nnx.relu(self.l1(x)))))
+
+
+def _j_dp_reduced(reduce, *, pmean=False):  # the shards' gradients, reduced by `reduce`
+    def data_parallel_grads(params, x, y, n_shards):
+        xs, ys = x.reshape(n_shards, -1, x.shape[1]), y.reshape(n_shards, -1)
+
+        def one(xs, ys):
+            g = jax.grad(_j_loss)(params, xs, ys)
+            return jax.lax.pmean(g, "shards") if pmean else g
+
+        return jax.tree.map(reduce, jax.vmap(one, axis_name="shards")(xs, ys))
+
+    return data_parallel_grads
+
+
 JAX_MISTAKES = [
     ("per_example_grad_norms", _j_per_batch, "per_batch"),
     ("per_example_grad_norms", _j_per_batch_scalar, "per_batch"),
@@ -359,6 +419,45 @@ JAX_MISTAKES = [
         "round_ste",
         _j_ste(lambda x, g: (g * (jnp.abs(x) <= 1),)),  # the clipped STE
         "ste_clipped",
+    ),
+    # found by a second student pass: each passed, or got a generic or misleading hint
+    ("per_example_grad_norms", _j_label_not_batched, "batch_of_one"),
+    ("build_mlp", _JMLPList, "nnx_list"),
+    ("build_mlp", _JMLPArray, "params_hidden"),
+    ("build_mlp", _JMLPExtra, "extra_params"),
+    ("build_mlp", _JMLPHalf, "model_dtype"),
+    (
+        "shard_batch",
+        lambda x, mesh: _j_placed(P("data"))(  # PyTorch's (devices, B / devices, D)
+            x.reshape(mesh.size, -1, x.shape[1]), mesh
+        ),
+        "shard_reshape",
+    ),
+    (
+        "shard_batch",
+        lambda x, mesh: _j_placed(P("data"))(x.astype(jnp.bfloat16), mesh),
+        "dtype",
+    ),
+    ("data_parallel_grads", _j_dp_reduced(jnp.mean), "shard_axis"),
+    ("data_parallel_grads", _j_dp_reduced(lambda g: g, pmean=True), "dp_copies"),
+    (
+        "data_parallel_grads",
+        _j_dp_shards(
+            lambda x, n: x.reshape(n, -1, x.shape[1]), lambda y, n: y.reshape(-1, n)
+        ),
+        "dp_mapped_sizes",
+    ),
+    (
+        "data_parallel_grads",
+        _j_dp_shards(
+            lambda x, n: x.reshape(n, -1, x.shape[1]), lambda y, n: y.reshape(-1, n).T
+        ),
+        "shard_alike",
+    ),
+    (
+        "round_ste",
+        lambda x: x + jax.lax.stop_gradient(jnp.round(x)) - x,
+        "ste_no_detach",
     ),
 ]
 
@@ -582,6 +681,53 @@ def _t_legacy(x):  # the legacy call, without its deprecation warning
         return _TLegacySTE()(x)
 
 
+def _t_label_not_batched(params, x, y):  # xi[None] (1, D) with a 0-d label yi
+    one = lambda p, xi, yi: torch.func.grad(_t_loss)(p, xi[None], yi)  # noqa: E731
+    g = torch.func.vmap(one, in_dims=(None, 0, 0))(params, x, y)
+    return sum(v.reshape(len(x), -1).pow(2).sum(1) for v in g.values()).sqrt()
+
+
+def _t_centred_in_place(params, x, y):  # x -= ...: the caller's x changes
+    x -= x.mean(0)
+    return _t_norms()(params, x, y)
+
+
+class _TMLPList(
+    nn.Module
+):  # the layers in a plain Python list: no parameters registered
+    def __init__(self):
+        super().__init__()
+        self.layers = [nn.Linear(4, 16), nn.Linear(16, 16), nn.Linear(16, 3)]
+
+    def forward(self, x):
+        x = F.relu(self.layers[0](x))
+        return self.layers[2](F.relu(self.layers[1](x)))
+
+
+def _t_seeded(cls):
+    def build_mlp(seed):
+        torch.manual_seed(seed)
+        return cls()
+
+    return build_mlp
+
+
+class _TMLPExtra(nn.Module):  # a fourth layer the forward pass never uses
+    def __init__(self):
+        super().__init__()
+        self.net, self.unused = _t_mlp(torch.initial_seed()), nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def _t_dp_reduced(reduce):
+    def data_parallel_grads(params, x, y, n_shards):
+        return {k: reduce(v) for k, v in _t_dp("none")(params, x, y, n_shards).items()}
+
+    return data_parallel_grads
+
+
 TORCH_MISTAKES = [
     ("per_example_grad_norms", _t_per_batch, "per_batch"),
     ("per_example_grad_norms", _t_norms(root=False), "squared"),
@@ -720,6 +866,34 @@ TORCH_MISTAKES = [
         _t_ste(lambda g, x: g * (x.abs() <= 1)),
         "ste_clipped",
     ),  # clipped STE
+    # found by a second student pass: each passed, or got a generic or misleading hint
+    ("per_example_grad_norms", _t_label_not_batched, "batch_of_one"),
+    ("per_example_grad_norms", _t_centred_in_place, "input_in_place"),
+    ("build_mlp", _t_seeded(_TMLPList), "params_hidden"),
+    ("build_mlp", _t_seeded(_TMLPExtra), "extra_params"),
+    (
+        "shard_batch",
+        lambda x, n: x.resize_(n, len(x) // n, x.shape[1]),
+        "input_in_place",
+    ),
+    ("data_parallel_grads", _t_dp_reduced(torch.mean), "shard_axis"),
+    (
+        "data_parallel_grads",
+        _t_dp_shards(
+            lambda x, n: x.reshape(n, -1, x.shape[1]), lambda y, n: y.reshape(-1, n)
+        ),
+        "dp_mapped_sizes",
+    ),
+    (
+        "data_parallel_grads",
+        _t_dp_shards(
+            lambda x, n: x.reshape(-1, n, x.shape[1]).transpose(0, 1),
+            lambda y, n: y.reshape(n, -1),
+        ),
+        "shard_alike",
+    ),
+    ("round_ste", lambda x: torch.round(x).detach().requires_grad_(), "ste_no_graph"),
+    ("round_ste", lambda x: x + torch.round(x).detach() - x, "ste_no_detach"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -804,6 +978,27 @@ def _j_sequential(seed):  # nnx.Sequential, one Rngs with a named stream
     )
 
 
+class _TMLPModuleList(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            [nn.Linear(a, b) for a, b in [(4, 16), (16, 16), (16, 3)]]
+        )
+
+    def forward(self, x):
+        for layer in self.layers[:-1]:
+            x = torch.relu(layer(x))
+        return self.layers[-1](x)
+
+
+def _t_zero_grad_last(model, optimizer, x, y):  # clears the gradients after the step
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    return loss.detach()
+
+
 def _j_ste_jvp():  # jax.custom_jvp: the tangent passes through
     @jax.custom_jvp
     def round_ste(x):
@@ -847,6 +1042,22 @@ VALID = [
         lambda x, mesh: jnp.asarray(x, device=NamedSharding(mesh, P("data", None))),
     ),
     (lab04_jax.check_build_mlp, _j_sequential),
+    # a second student pass's valid answers
+    (lab04_jax.check_shard_batch, _j_placed(P(("data",)))),
+    (
+        lab04_jax.check_per_example_grad_norms,
+        jax.jit(  # unbatched examples, optax.global_norm of each one's gradient
+            lambda p, x, y: jax.vmap(
+                lambda xi, yi: optax.global_norm(
+                    jax.grad(lambda p: _j_loss(p, xi[None], yi[None]))(p)
+                )
+            )(x, y)
+        ),
+    ),
+    (lab04_jax.check_data_parallel_grads, _j_dp_reduced(lambda g: g[0], pmean=True)),
+    (lab04_torch.check_build_mlp, _t_seeded(_TMLPModuleList)),
+    (lab04_torch.check_train_step, _t_zero_grad_last),
+    (lab04_torch.check_round_ste, _t_ste(lambda g, x: (g, None))),  # a trailing None
 ]
 
 

@@ -13,6 +13,7 @@ share more than its hints; each adapter writes its check.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from helpers.labs.kit import Checker, Framework, checking
 from helpers.labs.lab04.mistakes import (
+    DP_MISTAKES,
     HINTS,
     NORM_MISTAKES,
     per_example_norms,
@@ -33,6 +35,7 @@ __all__ = [
     "check_data_parallel_grads",
     "check_per_example_grad_norms",
     "check_train_step",
+    "inputs_kept",
     "linear_cases",
     "per_example_norms",
     "shard_grads",
@@ -84,6 +87,19 @@ def _float32(c: Checker, arr: np.ndarray, what: str = "the result") -> None:
     )
 
 
+def inputs_kept(
+    c: Checker, given: Sequence[Any], originals: Sequence[np.ndarray]
+) -> None:
+    """Fail with the "input_in_place" hint (PyTorch's) if the student's function changed one
+    of its inputs: ``given`` are the arrays it received, ``originals`` their values before."""
+    for value, original in zip(given, originals, strict=True):
+        now = c.fw.to_numpy(value) if c.fw is not None else np.asarray(value)
+        if now.shape != original.shape or not np.array_equal(now, original):
+            raise c.fail(
+                "your function changed its inputs in place", c.hint("input_in_place")
+            )
+
+
 # --- Exercise 1 ---------------------------------------------------------------------------------
 def check_per_example_grad_norms(
     per_example_grad_norms: Callable,
@@ -101,12 +117,9 @@ def check_per_example_grad_norms(
     with checking(name, fw, passed=passed) as c:
         cases = linear_cases()
         for case in cases:
-            out = c.call(
-                per_example_grad_norms,
-                _params(fw, case),
-                fw.from_numpy(case["x"]),
-                _labels(fw, case["y"]),
-            )
+            params, x = _params(fw, case), fw.from_numpy(case["x"].copy())
+            out = c.call(per_example_grad_norms, params, x, _labels(fw, case["y"]))
+            inputs_kept(c, [x, *params.values()], [case[k] for k in ("x", "W", "b")])
             arr = c.array(out)
             if arr.shape == ():
                 whole = np.isclose(
@@ -184,12 +197,15 @@ def check_build_mlp(
     build: Callable[[int, str], Any],
     apply: Callable[[Any, np.ndarray], np.ndarray],
     module_type: str,
+    parameters: Callable[[Any], list[np.ndarray]],
 ) -> None:
     """``build_mlp(seed)`` -> a module; its outputs on a probe batch equal the reference's.
 
     ``build(seed, variant)`` builds the reference ("") or a known mistake ("key_reused",
-    "no_activation"); ``apply(model, x)`` runs a model (``TypeError`` if it is none). Two
-    calls with the same seed must build the same network.
+    "no_activation"); ``apply(model, x)`` runs a model (``TypeError`` if it is none);
+    ``parameters(model)`` lists what an optimizer would train, which must be float32 and
+    exactly the three layers' weights and biases. Two calls with the same seed must build
+    the same network.
     """
     with checking(
         "build_mlp", fw, passed="the layers, their sizes and their initial weights"
@@ -199,6 +215,13 @@ def check_build_mlp(
             model = c.call(build_mlp, seed)
             out = _run_module(c, apply, model, x, module_type)
             c.shape(out, (len(x), MLP_WIDTHS[-1]), f"the layer sizes are {MLP_WIDTHS}")
+            trained = parameters(model)
+            dtypes = sorted({str(p.dtype) for p in trained})
+            c.expect(
+                dtypes in ([], ["float32"]),
+                f"the parameters have dtype {', '.join(dtypes)}, expected float32",
+                c.hint("model_dtype"),
+            )
             again = _run_module(c, apply, c.call(build_mlp, seed), x, module_type)
             c.expect(
                 np.allclose(out, again, rtol=1e-4, atol=1e-5),
@@ -223,6 +246,14 @@ def check_build_mlp(
                 atol=1e-5,
                 hint=c.hint("mlp_differs"),
                 mistakes=mistakes,
+            )
+            count = sum(p.size for p in trained)
+            expected = sum((a + 1) * b for a, b in itertools.pairwise(MLP_WIDTHS))
+            c.expect(
+                count == expected,
+                f"the outputs are right, but the network has {count} trainable parameters, "
+                f"expected {expected}",
+                c.hint("params_hidden" if count < expected else "extra_params"),
             )
 
 
@@ -312,13 +343,9 @@ def check_data_parallel_grads(data_parallel_grads: Callable, *, fw: Framework) -
         "data_parallel_grads", fw, passed="equal to the full-batch gradient"
     ) as c:
         for case, n in zip(linear_cases(), (4, 8), strict=True):
-            out = c.call(
-                data_parallel_grads,
-                _params(fw, case),
-                fw.from_numpy(case["x"]),
-                _labels(fw, case["y"]),
-                n,
-            )
+            params, x = _params(fw, case), fw.from_numpy(case["x"].copy())
+            out = c.call(data_parallel_grads, params, x, _labels(fw, case["y"]), n)
+            inputs_kept(c, [x, *params.values()], [case[k] for k in ("x", "W", "b")])
             if not isinstance(out, Mapping) or set(out) != {"W", "b"}:
                 got = (
                     f"keys {sorted(map(str, out))}"
@@ -330,18 +357,22 @@ def check_data_parallel_grads(data_parallel_grads: Callable, *, fw: Framework) -
                     "return the gradients in the structure of params: {'W': ..., 'b': ...}",
                 )
             expected = shard_grads(case, n)
+            known = [(key, shard_grads(case, n, m)) for m, key in DP_MISTAKES]
             for k in ("W", "b"):
                 grad = c.array(out[k], f"{fw.array_type} for {k}")
                 _float32(c, grad, f"the gradient of {k}")
+                shape = expected[k].shape
+                mistakes = [(c.hint(key), g[k]) for key, g in known]
+                if "dp_copies" in fw.hints:  # JAX's pmean in vmap: a copy per shard
+                    copies = np.broadcast_to(expected[k], (n, *shape))
+                    mistakes.append((c.hint("dp_copies"), copies))
+                wrong_shape = grad.shape not in (shape, (n, *shape))
                 c.close(
                     grad,
                     expected[k],
                     what=f"the gradient of {k}",
                     rtol=1e-4,
                     atol=1e-5,
-                    hint=c.hint("dp_differs"),
-                    mistakes=[
-                        (c.hint(m), shard_grads(case, n, m)[k])
-                        for m in ("sum_shards", "not_averaged")
-                    ],
+                    hint=c.hint("shard_axis" if wrong_shape else "dp_differs"),
+                    mistakes=mistakes,
                 )

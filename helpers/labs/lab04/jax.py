@@ -25,7 +25,7 @@ from jax.sharding import NamedSharding
 from helpers.jax.labkit import lab_framework
 from helpers.labs.kit import Checker, Hints, checking, explainer
 from helpers.labs.lab04 import checks as lab04
-from helpers.labs.lab04 import ste
+from helpers.labs.lab04 import ste, wording
 
 __all__ = [
     "check_build_mlp",
@@ -36,86 +36,8 @@ __all__ = [
     "check_train_step",
 ]
 
-# Known mistakes that only JAX allows, and JAX's wording of framework-dependent ones.
-HINTS = Hints(
-    lab04.HINTS,
-    ste.HINTS,
-    {
-        "retrace": "the function compiles again at every call: decorate it once with "
-        "@jax.jit (at module level) instead of calling jax.jit(...) inside it, which "
-        "makes a new function, and a new compilation, each time",
-        "key_reused": "a key was reused across layers: create one nnx.Rngs(seed) and pass "
-        "the same object to every layer (it hands each one a fresh key); nnx.Rngs(seed) "
-        "per layer gives layers of the same shape the same weights",
-        "no_update": "apply the gradients: optimizer.update(model, grads) after "
-        "nnx.value_and_grad",
-        "wrong_axis": "shard the batch axis, axis 0, only: NamedSharding(mesh, P('data')) "
-        "(P(None, 'data') splits the features; a mesh axis can split one array axis only)",
-        "replicated": "P() copies the whole batch to every device; P('data') splits its "
-        "first axis over the mesh axis 'data'",
-        "map_params": "vmap maps every argument over axis 0 unless told otherwise: the "
-        "parameters are shared by all examples, so in_axes=(None, 0, 0)",
-        "not_sharded": "place the batch with a NamedSharding: "
-        "jax.device_put(x, NamedSharding(mesh, P('data')))",
-        "axis_name": "name the mesh's axis as it is, 'data': P('data') (a PartitionSpec "
-        "names mesh axes, and this mesh has only 'data')",
-        "sharding_not_array": "return the array, placed: jax.device_put(x, sharding), not "
-        "the sharding itself",
-        "dtype": "keep float32, the dtype of the inputs: no .astype(jnp.float16), bfloat16 "
-        "or float64 on the way",
-        "wrt_x": "differentiate with respect to the parameters: jax.grad(loss_fn) "
-        "differentiates its first argument, params (argnums=0), not x",
-        "map_labels": "map y along with x: in_axes=(None, 0, 0) gives each example its own "
-        "label (with in_axes=(None, 0, None) every example is scored against the whole y)",
-        "flatten_leaves": "W's and b's gradients have different shapes, (B, D, C) and "
-        "(B, C): flatten each per example, g.reshape(B, -1), and sum its squares over axis 1",
-        "not_seeded": "build every layer from nnx.Rngs(seed), the seed given: two calls "
-        "with the same seed must give the same weights",
-        "class_not_instance": "return a network, an instance: MLP(nnx.Rngs(seed)), not "
-        "the class MLP",
-        "state_not_module": "return the nnx.Module itself, not its nnx.state(...)",
-        "rngs_type": "pass an nnx.Rngs(seed) as rngs, not a key: the layers draw their "
-        "keys from it (rngs.params())",
-        "nll_on_logits": "the cross-entropy is -log softmax(logits)[y], not -logits[y]: "
-        "use optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()",
-        "double_softmax": "optax.softmax_cross_entropy_with_integer_labels applies the "
-        "log-softmax itself: give it the logits, model(x), not jax.nn.softmax(model(x))",
-        "jax_jit": "your step updates the model when run as it is, but jax.jit runs it on "
-        "copies of the model and the optimizer, so the update is lost: decorate it with "
-        "@nnx.jit, which writes the changes back into your objects",
-        "loss_number_jit": "inside a jitted function the arrays are tracers, with no value "
-        "yet: float(...), int(...) and .item() fail there. Return the loss itself, a 0-d "
-        "array",
-        "integer_labels": "optax.softmax_cross_entropy expects one-hot labels (B, C): with "
-        "integer labels (B,) use optax.softmax_cross_entropy_with_integer_labels(logits, y)",
-        "shard_x_shape": "cut x into (n_shards, B / n_shards, D): "
-        "x.reshape(n_shards, -1, *x.shape[1:]) keeps each example's D features together",
-        "shard_y": "shard y like x, y.reshape(n_shards, -1), and map over both: "
-        "in_axes=(None, 0, 0)",
-        "ste_numpy": "compute with jax.numpy: jnp.round(x), not np.round(np.asarray(x)): "
-        "a NumPy array leaves JAX, so no gradient reaches x and jit cannot trace it",
-        "ste_plain_round": "round's derivative is 0 almost everywhere, so jnp.round passes "
-        "no gradient back; the STE replaces it by 1: a jax.custom_vjp whose bwd returns the "
-        "incoming cotangent unchanged, (g,) (or x + jax.lax.stop_gradient(jnp.round(x) - x))",
-        "ste_no_detach": "x + jnp.round(x) - x has round's gradient, 0: the two x terms "
-        "cancel in the backward pass too. Stop the correction's gradient, "
-        "x + jax.lax.stop_gradient(jnp.round(x) - x), so that only the first x's gradient, "
-        "1, remains",
-        "ste_detached_x": "stop the gradient of the correction, not of x: "
-        "x + jax.lax.stop_gradient(jnp.round(x) - x); jax.lax.stop_gradient(x) + "
-        "(jnp.round(x) - x) has the gradient 0 - 1 = -1",
-        "ste_ties": "round ties to the even integer, as jnp.round does (2.5 -> 2, "
-        "-0.5 -> -0, 1.5 -> 2): jax.lax.round rounds half away from zero unless told "
-        "otherwise (-2.5 -> -3), and jnp.floor(x + 0.5) rounds every tie up",
-        "ste_ones": "pass the incoming cotangent through as it is: bwd returns (g,), not "
-        "(jnp.ones_like(g),), which is right only when the incoming gradient is all ones",
-        "ste_custom_vjp": "a jax.custom_vjp needs round_ste.defvjp(fwd, bwd): fwd(x) "
-        "returns a pair, (output, residuals), here (jnp.round(x), None); bwd(residuals, g) "
-        "returns one cotangent per argument, as a tuple: (g,)",
-        "ste_fwd_rule": "jax.grad and jax.vjp run fwd instead of the function itself: fwd "
-        "must return the same output, (jnp.round(x), residuals), not (x, ...)",
-    },
-)
+# The shared hints, and JAX's own (helpers.labs.lab04.wording).
+HINTS = Hints(lab04.HINTS, ste.HINTS, wording.JAX)
 
 # JAX errors that mean one mistake, per exercise.
 _MAP_PARAMS = {"inconsistent sizes for array axes to be mapped": "map_params"}
@@ -130,8 +52,13 @@ EXPLAIN = {
         **_MAP_PARAMS,
         # W's (B, D, C) and b's (B, C) gradients summed over their last axis only
         "Incompatible shapes for broadcasting": "flatten_leaves",
+        # xi[None] with a 0-d label yi: optax indexes the labels' axis 1
+        "axis 1 is out of bounds for array of dimension 1": "batch_of_one",
     },
-    "build_mlp": {"'PRNGKeyArray' object has no attribute": "rngs_type"},
+    "build_mlp": {
+        "'PRNGKeyArray' object has no attribute": "rngs_type",
+        r"Found data on value of type '<class 'list'>'": "nnx_list",
+    },
     "train_step": {
         "update requires both \\(model, grads\\)": "no_update",
         _CONCRETE: "loss_number_jit",
@@ -143,7 +70,8 @@ EXPLAIN = {
         "has duplicate entries": "wrong_axis",
     },
     "data_parallel_grads": {
-        **_MAP_PARAMS,
+        # params mapped, or x and y cut into different numbers of shards
+        "inconsistent sizes for array axes to be mapped": "dp_mapped_sizes",
         "dot_general requires contracting dimensions": "shard_x_shape",
         "Incompatible shapes for broadcasting": "shard_y",
     },
@@ -206,6 +134,11 @@ def _apply(model: Any, x: np.ndarray) -> np.ndarray:
     if not isinstance(model, nnx.Module):
         raise TypeError(type(model).__name__)
     return np.asarray(model(jnp.asarray(x)), np.float64)
+
+
+def _parameters(model: Any) -> list[np.ndarray]:
+    """What an optimizer over ``nnx.Param`` trains: the model's parameters, as numpy."""
+    return [np.asarray(v) for v in jax.tree.leaves(nnx.state(model, nnx.Param))]
 
 
 def _setup() -> tuple[nnx.Module, nnx.Optimizer]:
@@ -284,10 +217,21 @@ def check_shard_batch(shard_batch: Callable) -> None:
                     c.hint("sharding_not_array"),
                 )
             arr = c.array(out)
+            devices = len(mesh.devices.flat)
+            if arr.shape == (devices, batch // devices, x.shape[1]):
+                raise c.fail(
+                    f"the result has shape {arr.shape}, expected x's, {x.shape}",
+                    c.hint("shard_reshape"),
+                )
+            c.expect(
+                arr.dtype == np.float32,
+                f"the result has dtype {arr.dtype}, expected float32",
+                c.hint("dtype"),
+            )
             c.close(
                 arr,
                 x,
-                what="the values",
+                what="the value",
                 hint="shard_batch moves x; it does not change it",
             )
             sharding = out.sharding
@@ -328,14 +272,13 @@ def _ste_gradient(
 
 
 def _ste_zero_gradient(round_ste: Callable, x: np.ndarray) -> str:
-    """The hint for a zero gradient: ``x + round(x) - x`` (a subtraction, no custom rule
-    nor stop_gradient in its jaxpr) has "ste_no_detach", anything else "ste_plain_round"."""
+    """The hint for a zero gradient: a subtraction and no custom rule in the jaxpr
+    (``x + round(x) - x``, or ``stop_gradient`` on ``round(x)`` alone) has "ste_no_detach",
+    anything else "ste_plain_round"."""
     text = str(jax.make_jaxpr(round_ste)(jnp.asarray(x)))
-    if re.search(r"custom_[jv]jp_call|stop_gradient", text):
+    if re.search(r"custom_[jv]jp_call", text):
         return "ste_plain_round"
-    if re.search(r"\bround\b", text) and re.search(r"\bsub\b", text):
-        return "ste_no_detach"
-    return "ste_plain_round"
+    return "ste_no_detach" if re.search(r"\bsub\b", text) else "ste_plain_round"
 
 
 check_round_ste = partial(
@@ -356,6 +299,7 @@ check_build_mlp = partial(
     build=_MLP,
     apply=_apply,
     module_type="an nnx.Module",
+    parameters=_parameters,
 )
 check_train_step = partial(
     lab04.check_train_step,

@@ -15,7 +15,7 @@ import numpy as np
 
 from helpers.labs.kit import Hints
 
-__all__ = ["HINTS", "NORM_MISTAKES", "per_example_norms", "shard_grads"]
+__all__ = ["DP_MISTAKES", "HINTS", "NORM_MISTAKES", "per_example_norms", "shard_grads"]
 
 # Known mistakes and what to change; the adapters word the framework-dependent ones.
 # tests/labs/test_lab04.py proves that each hint is produced by a mistake in its table.
@@ -42,6 +42,9 @@ HINTS = Hints(
         "mlp_differs": "seed once from `seed`, then create the three Linear layers in order "
         "(4 → 16, 16 → 16, 16 → 3), with a ReLU after each of the first two and nothing "
         "after the last: the check builds its network that way and compares the outputs",
+        "extra_params": "create exactly the three Linear layers (4 → 16, 16 → 16, 16 → 3): a "
+        "layer the forward pass does not use still adds parameters, which an optimizer would "
+        "update for nothing",
         "no_activation": "put a ReLU after each hidden layer (not after the output layer)",
         "softmax_output": "return the logits, the last layer's output as it is: no softmax "
         "or log-softmax after it (the loss applies the log-softmax itself)",
@@ -56,6 +59,10 @@ HINTS = Hints(
         "full-batch gradient",
         "not_averaged": "return one gradient per parameter, with the parameter's shape: "
         "the mean over the shards, not the stack of them",
+        "shard_alike": "cut x and y alike, so that each example keeps its label: "
+        "x.reshape(n_shards, -1, D) and y.reshape(n_shards, -1), shard i holding rows "
+        "i*B/n to (i+1)*B/n - 1 of both (y.reshape(-1, n_shards).T, or every n-th row of x "
+        "with contiguous labels, pairs the examples with other labels)",
         "dp_differs": "cut x and y into n_shards contiguous shards, take each shard's "
         "gradient of loss_fn (the mean over its examples), and average the n_shards "
         "gradients: with equal shards that is the full batch's gradient",
@@ -72,6 +79,14 @@ NORM_MISTAKES = (
     ("divided_by_b", "divided_by_b"),
     ("wrt_x", "wrt_x"),
     ("labels_not_mapped", "map_labels"),
+)
+
+# Exercise 4b's mistakes recognised from their values (shard_grads' names), with their hints.
+DP_MISTAKES = (
+    ("sum_shards", "sum_shards"),
+    ("not_averaged", "not_averaged"),
+    ("y_interleaved", "shard_alike"),
+    ("x_interleaved", "shard_alike"),
 )
 
 
@@ -129,7 +144,18 @@ def per_example_norms(case: Mapping[str, np.ndarray], mistake: str = "") -> np.n
 def shard_grads(
     case: Mapping[str, np.ndarray], n_shards: int, mistake: str = ""
 ) -> dict[str, np.ndarray]:
-    """The full-batch mean gradient ``{"W", "b"}``, or what ``mistake`` gives instead."""
+    """The full-batch mean gradient ``{"W", "b"}``, or what ``mistake`` gives instead.
+
+    ``mistake``: "not_averaged" (the stack of the shards' gradients), "sum_shards", or a
+    pairing of x's rows with other labels: "y_interleaved" (contiguous shards of x, every
+    n-th label, ``y.reshape(-1, n).T``), "x_interleaved" (every n-th row of x, contiguous
+    labels).
+    """
+    y, n = np.asarray(case["y"]), n_shards
+    if mistake == "y_interleaved":  # row i*k + j gets label y[i + j*n]
+        return shard_grads({**case, "y": y.reshape(-1, n).T.reshape(-1)}, n)
+    if mistake == "x_interleaved":  # row i + j*n gets label y[i*k + j]
+        return shard_grads({**case, "y": y.reshape(n, -1).T.reshape(-1)}, n)
     e = _errors(case)
     x = np.asarray(case["x"], np.float64)
     per_shard = [

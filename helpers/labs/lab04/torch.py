@@ -22,7 +22,7 @@ from torch import nn
 
 from helpers.labs.kit import Checker, Hints, checking, explainer
 from helpers.labs.lab04 import checks as lab04
-from helpers.labs.lab04 import ste
+from helpers.labs.lab04 import ste, wording
 from helpers.torch.labkit import lab_framework
 
 __all__ = [
@@ -34,92 +34,8 @@ __all__ = [
     "check_train_step",
 ]
 
-# Known mistakes that only PyTorch allows, and PyTorch's wording of framework-dependent ones.
-HINTS = Hints(
-    lab04.HINTS,
-    ste.HINTS,
-    {
-        "key_reused": "the generator was reseeded between layers: call torch.manual_seed(seed) "
-        "once, before the first layer; reseeding before each layer gives layers of the same "
-        "shape the same weights",
-        "no_update": "the weights did not change: call, in this order, "
-        "optimizer.zero_grad(), loss.backward(), optimizer.step() (zero_grad() between "
-        "backward() and step() erases the gradients; step() before backward() has none)",
-        "zero_grad": "clear the gradients at every step with optimizer.zero_grad(): "
-        "backward() adds to .grad, so the second step used the sum of both gradients",
-        "wrong_axis": "split the batch axis, dim 0: x.reshape(world_size, -1, *x.shape[1:]) "
-        "(or torch.stack(x.chunk(world_size))), not the features",
-        "map_params": "vmap maps every argument over dim 0 unless told otherwise: the "
-        "parameters are shared by all examples, so in_dims=(None, 0, 0)",
-        "shard_shape": "return (world_size, B / world_size, D), the shard first: "
-        "x.chunk(n) cuts n pieces, while x.split(k) cuts pieces of k rows",
-        "autograd_in_func": "inside torch.func transforms differentiate with "
-        "torch.func.grad(loss_fn)(params, ...): the params passed in do not require grad, "
-        "so loss.backward() and torch.autograd.grad have nothing to differentiate",
-        "interleaved": "each shard is a contiguous block of rows, as P('data') gives in "
-        "JAX: shard r holds rows r*B/n to (r+1)*B/n - 1, not every n-th row",
-        "keep_rows": "each shard holds whole rows of x, D features each: "
-        "x.reshape(world_size, -1, *x.shape[1:]) gives (world_size, B / world_size, D)",
-        "slice_end": "x[a:b] stops before row b: shard r is x[r * k:(r + 1) * k] with "
-        "k = B // world_size (no - 1)",
-        "one_shard": "return every shard, stacked: (world_size, B / world_size, D); process "
-        "r takes result[r], but the function returns them all",
-        "dtype": "keep float32, the dtype of the inputs: no .double() or torch.float64 (nor "
-        "half precision) on the way",
-        "wrt_x": "differentiate with respect to the parameters: torch.func.grad(loss_fn) "
-        "differentiates its first argument, params (argnums=0), not x",
-        "map_labels": "map y along with x: in_dims=(None, 0, 0) gives each example its own "
-        "label (with in_dims=(None, 0, None) every example gets the whole y)",
-        "flatten_leaves": "W's and b's gradients have different shapes, (B, D, C) and "
-        "(B, C): flatten each per example, g.reshape(B, -1), and sum its squares over dim 1",
-        "not_seeded": "seed the generator with torch.manual_seed(seed) before creating the "
-        "layers (at the start of build_mlp): two calls with the same seed must give the "
-        "same weights",
-        "class_not_instance": "return a network, an instance: MLP(), not the class MLP",
-        "state_not_module": "return the nn.Module itself, not its state_dict()",
-        "model_dtype": "keep the layers' default float32 parameters: no .double() or "
-        "dtype=torch.float64 (the inputs are float32)",
-        "nll_on_logits": "F.nll_loss expects log-probabilities: use "
-        "F.cross_entropy(model(x), y) on the logits (or nll_loss on log_softmax(logits))",
-        "double_softmax": "F.cross_entropy applies the log-softmax itself: give it the "
-        "logits, model(x), not softmax(model(x))",
-        "no_grad_loss": "compute the loss with gradients on, not under torch.no_grad() nor "
-        "from detached outputs: loss.backward() needs the graph from the weights to the loss",
-        "integer_targets": "F.cross_entropy takes the integer labels y (B,) as they are: "
-        "no one-hot encoding",
-        "loss_detach": "return loss.detach(): the same 0-d tensor without the graph of this "
-        "step, which would otherwise stay in memory as long as the loss is kept",
-        "shard_x_shape": "cut x into (n_shards, B / n_shards, D): "
-        "x.reshape(n_shards, -1, *x.shape[1:]) keeps each example's D features together",
-        "shard_y": "shard y like x, y.reshape(n_shards, -1), and map over both: "
-        "in_dims=(None, 0, 0)",
-        "ste_numpy": "compute with torch: torch.round(x) or x.round(), not np.round or "
-        ".numpy(), which leave autograd (no gradient could reach x)",
-        "ste_plain_round": "round's derivative is 0 almost everywhere, so torch.round "
-        "passes no gradient back; the STE replaces it by 1: a torch.autograd.Function "
-        "whose backward returns grad_output unchanged (or x + (torch.round(x) - x).detach())",
-        "ste_no_detach": "x + torch.round(x) - x has round's gradient, 0: the two x terms "
-        "cancel in the backward pass too. Detach the correction, "
-        "x + (torch.round(x) - x).detach(), so that only the first x's gradient, 1, remains",
-        "ste_no_graph": "the result is cut off from x, so no gradient reaches x: detach only "
-        "the correction, x + (torch.round(x) - x).detach(), not the whole result (and do "
-        "not compute it under torch.no_grad())",
-        "ste_detached_x": "detach the correction, not x: x + (torch.round(x) - x).detach(); "
-        "x.detach() + (torch.round(x) - x) has the gradient 0 - 1 = -1",
-        "ste_ties": "round ties to the even integer, as torch.round does (2.5 -> 2, "
-        "-0.5 -> -0, 1.5 -> 2): torch.floor(x + 0.5) rounds every tie up, and rounding half "
-        "away from zero rounds -2.5 to -3",
-        "ste_ones": "pass the incoming gradient through as it is: backward returns "
-        "grad_output, not torch.ones_like(grad_output), which is right only when the "
-        "incoming gradient is all ones",
-        "ste_apply": "call a torch.autograd.Function through apply, RoundSTE.apply(x), with "
-        "forward(ctx, x) and backward(ctx, grad_output) as @staticmethods (RoundSTE()(x) "
-        "is the removed legacy API)",
-        "ste_in_place": "leave x as it is and return a new tensor: x.data = torch.round(x), "
-        "x.round_() or an in-place forward rounds the caller's tensor (a weight would lose "
-        "its unrounded value); x + (torch.round(x) - x).detach() creates a new one",
-    },
-)
+# The shared hints, and PyTorch's own (helpers.labs.lab04.wording).
+HINTS = Hints(lab04.HINTS, ste.HINTS, wording.TORCH)
 
 # PyTorch errors that mean one mistake, per exercise.
 _MAP_PARAMS = {
@@ -131,6 +47,8 @@ EXPLAIN = {
         "does not require grad and does not have a grad_fn": "autograd_in_func",
         # W's (B, D, C) and b's (B, C) gradients summed over their last axis only
         "must match the size of tensor b": "flatten_leaves",
+        # xi[None] with a 0-d label yi: a batch of one against no labels
+        r"target batch_size \(0\)": "batch_of_one",
         # in_dims=(None, 0, None): a batch of one against the whole y
         "0D or 1D target tensor expected|to match target batch_size": "map_labels",
     },
@@ -143,7 +61,10 @@ EXPLAIN = {
     },
     "shard_batch": {},
     "data_parallel_grads": {
-        **_MAP_PARAMS,
+        # params mapped, or x and y cut into different numbers of shards
+        "Expected all tensors to have the same size in the mapped dimension": (
+            "dp_mapped_sizes"
+        ),
         "mat1 and mat2 shapes cannot be multiplied": "shard_x_shape",
         "to match target batch_size": "shard_y",
     },
@@ -178,6 +99,11 @@ def _apply(model: Any, x: np.ndarray) -> np.ndarray:
         raise TypeError(type(model).__name__)
     with torch.no_grad():
         return model(torch.from_numpy(x)).double().numpy()
+
+
+def _parameters(model: Any) -> list[np.ndarray]:
+    """What an optimizer over ``model.parameters()`` trains, as numpy."""
+    return [p.detach().numpy() for p in model.parameters()]
 
 
 def _setup() -> tuple[nn.Module, torch.optim.Optimizer]:
@@ -227,7 +153,9 @@ def check_shard_batch(shard_batch: Callable) -> None:
         rng = np.random.default_rng(43)
         for batch, world in ((16, 4), (24, 8)):
             x = rng.normal(size=(batch, 8)).astype(np.float32)
-            out = c.call(shard_batch, torch.from_numpy(x.copy()), world)
+            given = torch.from_numpy(x.copy())
+            out = c.call(shard_batch, given, world)
+            lab04.inputs_kept(c, [given], [x])
             if isinstance(out, tuple | list):
                 raise c.fail(
                     f"expected {TORCH.array_type}, got a {type(out).__name__}",
@@ -265,7 +193,7 @@ def _ste_gradient(
     xt = torch.from_numpy(x.copy()).requires_grad_()
     out = c.call(round_ste, xt)
     c.array(out)
-    if not out.requires_grad:
+    if not out.requires_grad or out.grad_fn is None:  # detached, or a new leaf
         raise c.fail(
             "the result is not connected to x: it has no grad_fn",
             c.hint("ste_no_graph"),
@@ -275,8 +203,9 @@ def _ste_gradient(
 
 
 def _ste_zero_gradient(round_ste: Callable, x: np.ndarray) -> str:
-    """The hint for a zero gradient: ``x + round(x) - x`` (a subtraction, no custom
-    backward) has "ste_no_detach", anything else "ste_plain_round"."""
+    """The hint for a zero gradient: a subtraction and no custom backward (``x + round(x) -
+    x``, or ``round(x).detach()`` alone) has "ste_no_detach", anything else
+    "ste_plain_round"."""
     seen, stack = (
         set(),
         [round_ste(torch.from_numpy(x.copy()).requires_grad_()).grad_fn],
@@ -292,7 +221,7 @@ def _ste_zero_gradient(round_ste: Callable, x: np.ndarray) -> str:
     ):
         return "ste_plain_round"
     names = {type(node).__name__ for node in seen}
-    if "RoundBackward0" in names and "SubBackward0" in names:
+    if "SubBackward0" in names:
         return "ste_no_detach"
     return "ste_plain_round"
 
@@ -312,6 +241,7 @@ check_build_mlp = partial(
     build=_mlp,
     apply=_apply,
     module_type="an nn.Module",
+    parameters=_parameters,
 )
 check_train_step = partial(
     lab04.check_train_step,

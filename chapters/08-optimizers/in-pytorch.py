@@ -1006,7 +1006,7 @@ for name, h in (
 smoke_caveat()
 
 # %% [markdown] tags=["shared"]
-# **Batch size and learning rate.** Goyal et al. {cite}`goyal2017accurate` train ImageNet with
+# **Batch size and learning rate.** {cite:t}`goyal2017accurate` train ImageNet with
 # batches of up to 8k by scaling the learning rate linearly with the batch size (with warmup).
 # The sweep in 8.3 printed the best learning rate of its grid for each batch size; read it next
 # to the linear rule: a batch $k$ times larger should want a learning rate about $k$ times

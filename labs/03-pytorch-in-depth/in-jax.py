@@ -21,8 +21,9 @@
 # code, run the cell, then run the check below it: a check prints ✅ when your code is right,
 # or ❌ with what it expected and a hint.
 #
-# The checks call your code on their own inputs and models (two different cases each, so a
-# hard-coded answer cannot pass) and compare with JAX's own answers; they never read your
+# The checks call your code on their own inputs and models (at least two different cases each,
+# so a hard-coded answer cannot pass) and compare with JAX's own answers (exercise 5: a float64
+# NumPy reference); they never read your
 # code. The solved lab is
 # [`solutions/03-pytorch-in-depth/in-jax.ipynb`](../../solutions/03-pytorch-in-depth/in-jax.ipynb).
 
@@ -154,23 +155,25 @@ H.lab03.check_train_classifier(train_classifier)
 # \theta \leftarrow \theta - \eta\, \nabla L,$$
 #
 # where $L_k$ is the mean loss of micro-batch $B_k$. The update is the whole batch's, computed in
-# $K$ passes, one after the other, each holding the activations of at most $m$ rows. Weight by size,
-# not by $1/K$: the last micro-batch may be smaller. Goyal et al. {cite}`goyal2017accurate` make the
-# same point for data-parallel training, where each worker normalises its loss by the total
-# minibatch size, not by its own. The equality needs a model whose examples do not interact:
-# batch-norm normalises with each micro-batch's own statistics, so it computes a different function
-# on micro-batches (the check's model has none). And the check uses plain SGD, because Adam's first
-# step is nearly invariant to the gradient's scale and would hide a gradient $K$ times too large.
+# $K$ passes, one after the other, each holding the activations of at most $m$ rows. Weight by
+# size, not by $1/K$: the last micro-batch may be smaller. Data-parallel training meets the same
+# sum: {cite:t}`goyal2017accurate` normalise each worker's loss by the total minibatch size, not
+# by the worker's own, because the all-reduce adds the workers' gradients. The equality needs a
+# model whose examples do not interact: batch-norm normalises with each micro-batch's own
+# statistics, so it computes a different function on micro-batches (the check's model has
+# none). And the check uses plain SGD: Adam's steps are nearly invariant to a constant scale of
+# the gradient (exactly so, up to its $\epsilon$, on the first step), so with Adam a gradient
+# $K$ times too large would go unnoticed, in the check and in real training.
 #
 # Write `train_step_accumulated(model, optimizer, x, y, micro_batch_size)` for a Flax NNX
 # `model` and an `nnx.Optimizer`, as in exercise 2: one optimizer update on the batch `(x, y)`
 # from the micro-batches `x[i:i + micro_batch_size]` (the last may be smaller), equal to
 # exercise 2's `train_step` on the whole batch up to float32 rounding. Return the whole
 # batch's mean loss before the update, a 0-d float32 array. A Python loop over the
-# micro-batches is fine (a gradient function inside it may be compiled with `@nnx.jit`, defined
-# once outside yours); two gradients, trees of the same structure, add with
-# `jax.tree.map(jnp.add, g1, g2)`. `optax.MultiSteps` accumulates for you, across calls: the
-# check refuses it.
+# micro-batches is fine. To compile, define the gradient function once, outside your function,
+# and decorate it with `@nnx.jit` (the last, smaller micro-batch compiles once more). Two
+# gradients, trees of the same structure, add with `jax.tree.map(jnp.add, g1, g2)`.
+# `optax.MultiSteps` accumulates for you, across calls: the check refuses it.
 #
 # The check runs four batches (10 rows in micro-batches of 4, 12 of 4, 6 of 8, 5 of 1) on a
 # small MLP that records how many rows each call (or trace) and each gradient saw (never more
@@ -230,4 +233,4 @@ try:
     print(f"largest parameter difference after 5 steps: {gap:.1e} (float32 rounding)")
     print("peak rows per forward pass:", peak)
 except NotImplementedError:
-    print("solve exercise 5 first")
+    print("solve exercises 2 and 5 first")

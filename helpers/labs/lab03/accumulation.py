@@ -36,12 +36,11 @@ HINTS = Hints(
     {
         "accum_sum": "the update is too large: the micro-batches' mean losses were added "
         "without weights. Weight each by len(micro) / len(batch), so that they sum to the "
-        "whole batch's mean",
+        "whole batch's mean (Goyal et al. 2017 normalise each worker's loss by the total "
+        "minibatch size for this reason)",
         "accum_mean_of_means": "the micro-batches were weighted alike (divided by their "
         "number), but the last one is smaller: weight each by its own size, "
-        "len(micro) / len(batch), which is what the mean over the whole batch does (Goyal "
-        "et al. 2017 normalise each worker's loss by the total minibatch size for the same "
-        "reason)",
+        "len(micro) / len(batch), which is what the mean over the whole batch does",
         "accum_fixed_weight": "each micro-batch was weighted by micro_batch_size / "
         "len(batch), but the last one may hold fewer rows (and one micro-batch may hold the "
         "whole, smaller batch): weight by its real size, len(micro) / len(batch)",
@@ -313,8 +312,7 @@ def check_accumulation(fn: Callable, fw: Framework, ops: AccumOps) -> None:
     with checking(
         "train_step_accumulated",
         fw,
-        passed="one update equal to the whole batch's, from micro-batches of at most "
-        "micro_batch_size rows, four batches (even, uneven, one, single rows)",
+        passed="one update, equal to the whole batch's, on four batches",
     ) as c:
         for case in accumulation_cases():
             _case(c, fn, ops, case)

@@ -108,8 +108,8 @@ HINTS = Hints(
         "reviews: a second vocabulary built on the test split gives the same word another "
         "id, so the model's embedding rows would mean other words",
         "test_counts": "the counts include the test reviews: a training word that also "
-        "occurs in the test split is counted there too, which changes min_freq and the "
-        "order; count the training tokens only, then encode both splits",
+        "occurs in the test split is counted there too, which changes which words reach "
+        "min_freq, and their order; count the training tokens only, then encode both splits",
         "ids_transposed": "your ids are (max_len, N), one column per review: return one row "
         "per review, (N, max_len), without a transpose",
         "pad_longest": "your rows stop at the longest review of the split, not at max_len: "

@@ -224,6 +224,53 @@ def _t_lion_half(param, grad, m, *, lr, beta1, beta2, weight_decay):
     return param - lr * (torch.sign(c) + weight_decay * param), new_m
 
 
+def _t_adam_variant(kind, decoupled=False):
+    """A PyTorch Adam (or AdamW) step with one mistake of the second student pass: kind is
+    "v_not_squared", "no_sqrt", "hats" (m_hat, v_hat returned), "old_state" (the m and v
+    given returned), "order" ((m, v, param) returned), "decay_after" (AdamW's decay of the
+    moved parameter), "half" or "flat" (the results' dtype or shape)."""
+
+    def step(param, grad, m, v, t, *, lr, beta1, beta2, eps, weight_decay):
+        g = grad if decoupled else grad + weight_decay * param
+        m2 = beta1 * m + (1 - beta1) * g
+        v2 = beta2 * v + (1 - beta2) * (g if kind == "v_not_squared" else g**2)
+        m_hat, v_hat = m2 / (1 - beta1 ** (t + 1)), v2 / (1 - beta2 ** (t + 1))
+        root = v_hat if kind == "no_sqrt" else v_hat.sqrt()
+        shrink = decoupled and kind != "decay_after"
+        new = (param * (1 - lr * weight_decay) if shrink else param) - lr * m_hat / (
+            root + eps
+        )
+        if kind == "decay_after":
+            new = new - lr * weight_decay * new
+        return {
+            "hats": (new, m_hat, v_hat),
+            "old_state": (new, m, v),
+            "order": (m2, v2, new),
+            "half": (new.half(), m2, v2),
+            "flat": (new.flatten(), m2.flatten(), v2.flatten()),
+        }.get(kind, (new, m2, v2))
+
+    return step
+
+
+def _t_schedule_variant(kind):
+    """The schedule warmed up from 0 ("from_zero") or annealed to 0 ("to_zero")."""
+
+    def warmup_cosine(step, *, init, peak, warmup_steps, total_steps, end):
+        init = 0.0 if kind == "from_zero" else init
+        end = 0.0 if kind == "to_zero" else end
+        return _t_schedule()(
+            step,
+            init=init,
+            peak=peak,
+            warmup_steps=warmup_steps,
+            total_steps=total_steps,
+            end=end,
+        )
+
+    return warmup_cosine
+
+
 TORCH_MISTAKES = [
     ("adam_step", _t_adam(bias=False), "bias_correction"),
     ("adam_step", _t_adam(zero=True), "step_from_zero"),
@@ -265,6 +312,20 @@ TORCH_MISTAKES = [
     ("lion_step", _t_lion(lr_scale=2), "lion_general"),
     ("lion_step", _t_lion(sign="eps"), "lion_sign_tiny"),
     ("lion_step", _t_lion_half, "lion_sign_tiny"),
+    # the second student pass: each a generic or misleading hint (or none) before
+    ("adam_step", _t_adam_variant("v_not_squared"), "v_squared"),
+    ("adamw_step", _t_adam_variant("v_not_squared", True), "v_squared"),
+    ("adam_step", _t_adam_variant("no_sqrt"), "sqrt_missing"),
+    ("adamw_step", _t_adam_variant("no_sqrt", True), "sqrt_missing"),
+    ("adam_step", _t_adam_variant("hats"), "state_corrected"),
+    ("adamw_step", _t_adam_variant("hats", True), "state_corrected"),
+    ("adam_step", _t_adam_variant("old_state"), "state_not_returned"),
+    ("adam_step", _t_adam_variant("order"), "returned_order"),
+    ("adamw_step", _t_adam_variant("decay_after", True), "decay_order"),
+    ("adam_step", _t_adam_variant("half"), "float64"),
+    ("adam_step", _t_adam_variant("flat"), "adam_shape"),
+    ("warmup_cosine", _t_schedule_variant("from_zero"), "warmup_from_zero"),
+    ("warmup_cosine", _t_schedule_variant("to_zero"), "end_ignored"),
 ]
 
 # ---------------------------------------------------------------- JAX mistakes
@@ -509,6 +570,85 @@ def _j_lion_traced(python_if):
     return lion
 
 
+def _j_adam_variant(kind, decoupled=False):
+    """A JAX Adam (or AdamW) with one mistake of the second student pass: kind is
+    "v_not_squared", "no_sqrt", "np_sqrt" (NumPy on a tracer), "params" (the new parameters
+    returned as the updates), "hats" (m_hat, v_hat kept as the state), "old_state" (the
+    state given returned), "swapped" ((new_state, updates) returned) or "decay_after"
+    (AdamW's decay of the moved parameter)."""
+
+    def factory(learning_rate, b1, b2, eps, weight_decay):
+        def init(params):
+            zeros = jax.tree.map(jnp.zeros_like, params)
+            return (jnp.zeros([], jnp.int32), zeros, zeros)
+
+        def update(grads, state, params):
+            count, m, v = state
+            if not decoupled:
+                grads = jax.tree.map(lambda g, p: g + weight_decay * p, grads, params)
+            square = (lambda g: g) if kind == "v_not_squared" else jnp.square
+            m2 = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, m, grads)
+            v2 = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * square(g), v, grads)
+            k = count + 1
+            c1, c2 = 1 - b1**k, 1 - b2**k
+            root = {"no_sqrt": lambda x: x, "np_sqrt": np.sqrt}.get(kind, jnp.sqrt)
+
+            def change(m, v, p):
+                adam = -learning_rate * (m / c1) / (root(v / c2) + eps)
+                if decoupled and kind == "decay_after":
+                    return adam - learning_rate * weight_decay * (p + adam)
+                if decoupled:
+                    adam = adam - learning_rate * weight_decay * p
+                return adam + p if kind == "params" else adam
+
+            updates = jax.tree.map(change, m2, v2, params)
+            if kind == "hats":
+                m2 = jax.tree.map(lambda x: x / c1, m2)
+                v2 = jax.tree.map(lambda x: x / c2, v2)
+            new_state = state if kind == "old_state" else (k, m2, v2)
+            return (new_state, updates) if kind == "swapped" else (updates, new_state)
+
+        return optax.GradientTransformation(init, update)
+
+    return factory
+
+
+def _j_library_private_adam(learning_rate, b1, b2, eps, weight_decay):
+    """optax's scale_by_adam reached through its private module."""
+    from optax._src import transform
+
+    adam = transform.scale_by_adam(b1=b1, b2=b2, eps=eps)
+    decay = optax.add_decayed_weights(weight_decay)
+    return optax.chain(decay, adam, optax.scale(-learning_rate))
+
+
+def _j_library_private_adamw(learning_rate, b1, b2, eps, weight_decay):
+    """optax's adamw reached through its private module."""
+    from optax._src import alias
+
+    return alias.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
+
+
+def _j_schedule_variant(kind):
+    """The schedule warmed up from 0 ("from_zero"), annealed to 0 ("to_zero"), or with
+    np.cos on the traced step ("np_cos")."""
+
+    def warmup_cosine(init_value, peak_value, warmup_steps, decay_steps, end_value):
+        init = 0.0 if kind == "from_zero" else init_value
+        end = 0.0 if kind == "to_zero" else end_value
+        cos = np.cos if kind == "np_cos" else jnp.cos
+
+        def schedule(step):
+            ramp = init + (peak_value - init) * step / warmup_steps
+            s, n = step - warmup_steps, decay_steps - warmup_steps
+            anneal = end + (peak_value - end) * (1 + cos(jnp.pi * s / n)) / 2
+            return jnp.where(step < warmup_steps, ramp, anneal)
+
+        return schedule
+
+    return warmup_cosine
+
+
 JAX_MISTAKES = [
     ("adam", _j_adam(bias=False), "bias_correction"),
     ("adam", _j_adam(zero=True), "step_from_zero"),
@@ -543,7 +683,7 @@ JAX_MISTAKES = [
     ("lion", _j_lion(sign="div"), "lion_sign_zero"),
     ("lion", _j_lion(keep_state=True), "lion_m_not_updated"),
     ("lion", _j_lion(lr_scale=0.5), "lion_general"),
-    ("lion", _j_lion_numpy, "lion_numpy_in_jit"),
+    ("lion", _j_lion_numpy, "numpy_in_jit"),
     ("lion", _j_lion(updates_are_params=True), "lion_updates_are_params"),
     ("lion", _j_library_lion, "lion_answer_key"),
     ("lion", _j_library_scale_by_lion, "lion_answer_key"),
@@ -552,6 +692,23 @@ JAX_MISTAKES = [
     ("lion", _j_lion(sign="eps"), "lion_sign_tiny"),
     ("lion", _j_lion_traced(python_if=True), "lion_traced"),
     ("lion", _j_lion_traced(python_if=False), "lion_traced"),
+    # the second student pass: each a generic or misleading hint (or none) before
+    ("adam", _j_adam_variant("v_not_squared"), "v_squared"),
+    ("adam", _j_adam_variant("no_sqrt"), "sqrt_missing"),
+    ("adamw", _j_adam_variant("no_sqrt", True), "sqrt_missing"),
+    ("adam", _j_adam_variant("np_sqrt"), "numpy_in_jit"),
+    ("adam", _j_adam_variant("params"), "updates_are_params"),
+    ("adamw", _j_adam_variant("params", True), "updates_are_params"),
+    ("adam", _j_adam_variant("hats"), "state_corrected"),
+    ("adam", _j_adam_variant("old_state"), "state_not_returned"),
+    ("adamw", _j_adam_variant("old_state", True), "state_not_returned"),
+    ("adam", _j_adam_variant("swapped"), "returned_swapped"),
+    ("adamw", _j_adam_variant("decay_after", True), "decay_order"),
+    ("adam", _j_library_private_adam, "adam_answer_key"),
+    ("adamw", _j_library_private_adamw, "adamw_answer_key"),
+    ("warmup_cosine", _j_schedule_variant("from_zero"), "warmup_from_zero"),
+    ("warmup_cosine", _j_schedule_variant("to_zero"), "end_ignored"),
+    ("warmup_cosine", _j_schedule_variant("np_cos"), "numpy_in_jit"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -656,8 +813,16 @@ _SWITCHES = [
         (dict(decoupled=not decoupled), ()),
         (dict(eps_inside=True), _NOT_TINY),
         (dict(eps_missing=True), _NOT_TINY),
+        (dict(sqrt_missing=True), ()),
+        (dict(state_corrected=True), ()),
+        (dict(state_frozen=True), ()),
+        (dict(state_frozen=True, frozen_count=True), ()),
     ]
-] + [(True, dict(decay_without_lr=True), (TINY,))]
+] + [
+    (True, dict(decay_without_lr=True), (TINY,)),
+    # the decay of the moved parameter differs by lr**2 * weight_decay * Adam's step
+    (True, dict(decay_after_step=True), (TINY,)),
+]
 
 
 @pytest.mark.parametrize("case", range(len(lab08.ADAM_CASES)))
@@ -721,6 +886,8 @@ def test_schedule_reference_equals_the_libraries(case):
         dict(shift=-1),
         dict(cosine_length=True),
         dict(warmup_short=True),
+        dict(warmup_from_zero=True),
+        *([dict(end_ignored=True)] if case["end"] else []),  # end 0: nothing to ignore
     ):
         wrong = [lab08.warmup_cosine_reference(t, **case, **switch) for t in range(n)]
         assert not np.allclose(ours, wrong, rtol=1e-3, atol=1e-4), switch
@@ -866,3 +1033,51 @@ def test_lion_steps_are_plus_or_minus_lr():
             moved = p * (1 - case["lr"] * case["weight_decay"]) - step["param"]
             assert set(np.round(np.abs(moved) / case["lr"], 9).ravel()) <= {0.0, 1.0}
             p = step["param"]
+
+
+def _t_schedule_float32(step, *, init, peak, warmup_steps, total_steps, end):
+    """The schedule in NumPy float32 scalars: a number, as a Python float is."""
+    return np.float32(
+        _t_schedule()(
+            step,
+            init=init,
+            peak=peak,
+            warmup_steps=warmup_steps,
+            total_steps=total_steps,
+            end=end,
+        )
+    )
+
+
+def _j_adamw_chained(learning_rate, b1, b2, eps, weight_decay):
+    """AdamW chained from pieces: the student's own Adam direction, then Optax's decay and
+    scale (neither an answer key)."""
+
+    def init(params):
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return (jnp.zeros([], jnp.int32), zeros, zeros)
+
+    def direction(grads, state, params=None):
+        count, m, v = state
+        m = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, m, grads)
+        v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, v, grads)
+        count = count + 1
+        c1, c2 = 1 - b1**count, 1 - b2**count
+        d = jax.tree.map(lambda m, v: (m / c1) / (jnp.sqrt(v / c2) + eps), m, v)
+        return d, (count, m, v)
+
+    return optax.chain(
+        optax.GradientTransformation(init, direction),
+        optax.add_decayed_weights(weight_decay),
+        optax.scale(-learning_rate),
+    )
+
+
+def test_valid_alternatives_pass(capsys):
+    """Right answers written differently pass (np.float32 failed the PyTorch schedule once)."""
+    from helpers.labs.lab08 import jax as lab_jax
+    from helpers.labs.lab08 import torch as lab_torch
+
+    lab_torch.check_warmup_cosine(_t_schedule_float32)
+    lab_jax.check_adamw(_j_adamw_chained)
+    assert capsys.readouterr().out.count("passed") == 2

@@ -38,7 +38,7 @@ __all__ = [
 
 # Hints whose wording depends on the framework (names, the sign of Optax's update) are in
 # the adapters: bias_correction, l2_not_decoupled, decoupled_not_l2, decay_without_lr,
-# update_sign, frozen_count; these read the same in both.
+# update_sign, frozen_count, state_not_returned; these read the same in both.
 HINTS = Hints(
     {
         "step_from_zero": "the correction needs t = 1 at the first step: count the step "
@@ -62,6 +62,22 @@ HINTS = Hints(
         "warmup_length": "the warmup reaches the peak at step warmup_steps, not one step "
         "early: divide by warmup_steps, init + (peak - init) * step / warmup_steps, not by "
         "warmup_steps - 1",
+        "sqrt_missing": "divide by the square root of v_hat, m_hat / (sqrt(v_hat) + eps): "
+        "v averages squared gradients, and its root brings it back to the gradient's scale; "
+        "m_hat / (v_hat + eps) scales each step by 1 / |g| too",
+        "v_squared": "v averages the squared gradient, (1 - beta2) * g**2 (or g * g), which "
+        "is never negative: with g alone, v goes negative wherever the gradient is, and its "
+        "square root gives NaN there",
+        "state_corrected": "keep the raw moments as the state: m_hat and v_hat (the bias-"
+        "corrected ones) are for this step's update only; carried to the next step, they are "
+        "corrected again",
+        "decay_order": "the decoupled decay uses the parameter the step starts from: both "
+        "the decay and Adam's step are computed from it, not the decay from the parameter "
+        "Adam's step has already moved",
+        "warmup_from_zero": "the warmup starts at init, not 0: init + (peak - init) * step / "
+        "warmup_steps is init at step 0",
+        "end_ignored": "the cosine ends at end, not 0: end + (peak - end) * (1 + cos(pi * s "
+        "/ S)) / 2",
         "cosine_length": "the cosine runs over the steps after the warmup, "
         "S = total_steps - warmup_steps, and starts at s = step - warmup_steps",
         # The library's answer to each exercise, refused: the exercises write it out.
@@ -151,6 +167,10 @@ def adam_reference(
     frozen_count: bool = False,
     eps_inside: bool = False,
     eps_missing: bool = False,
+    sqrt_missing: bool = False,
+    state_corrected: bool = False,  # m_hat and v_hat kept as the state
+    state_frozen: bool = False,  # the moments given returned: m and v start at 0 each step
+    decay_after_step: bool = False,  # AdamW's decay of the parameter Adam's step moved
     **_: Any,
 ) -> list[dict[str, np.ndarray]]:
     """``{"param", "m", "v"}`` after each step, float64; switches compute known mistakes."""
@@ -161,9 +181,9 @@ def adam_reference(
     with np.errstate(divide="ignore", invalid="ignore"):
         for t, grad in enumerate(grads, start=1):
             g = np.asarray(grad, np.float64)
-            if decoupled:
+            if decoupled and not decay_after_step:
                 p = p * (1 - (1 if decay_without_lr else lr) * weight_decay)
-            else:
+            elif not decoupled:
                 g = g + weight_decay * p
             a1, a2 = (1 - beta1, 1 - beta2) if betas_swapped else (beta1, beta2)
             m = a1 * m + (1 - a1) * g
@@ -174,8 +194,15 @@ def adam_reference(
             if eps_inside:
                 denominator = np.sqrt(v_hat + eps)
             else:
-                denominator = np.sqrt(v_hat) + (0 if eps_missing else eps)
+                root = v_hat if sqrt_missing else np.sqrt(v_hat)
+                denominator = root + (0 if eps_missing else eps)
             p = p - lr * m_hat / denominator
+            if decay_after_step:
+                p = p * (1 - lr * weight_decay)
+            if state_corrected:
+                m, v = m_hat, v_hat
+            if state_frozen:
+                m, v = np.zeros_like(m), np.zeros_like(v)
             out.append({"param": p, "m": m, "v": v})
     return out
 
@@ -188,11 +215,14 @@ def compare_adam(
     case: dict,
     *,
     decoupled: bool,
+    first_step: Sequence[tuple[str, Callable[[np.ndarray, dict], np.ndarray]]] = (),
 ) -> None:
     """Fail unless the student's values after each step match the reference.
 
     ``got`` holds, per step, the parameter and (where the exercise returns them) ``m`` and
-    ``v``, as numpy arrays.
+    ``v``, as numpy arrays. ``first_step`` adds the framework's own mistakes of the first
+    step's parameter: (hint key, a function of the starting parameter and the right first
+    step's ``{"param", "m", "v"}`` that gives the wrong parameter).
     """
     expected = adam_reference(param, grads, decoupled=decoupled, **case)
     switches = [
@@ -207,9 +237,14 @@ def compare_adam(
         ("frozen_count", dict(frozen_count=True)),
         ("eps_inside", dict(eps_inside=True)),
         ("eps_missing", dict(eps_missing=True)),
+        ("sqrt_missing", dict(sqrt_missing=True)),
+        ("state_corrected", dict(state_corrected=True)),
+        ("state_not_returned", dict(state_frozen=True)),
+        ("state_not_returned", dict(state_frozen=True, frozen_count=True)),
     ]
     if decoupled:
         switches.append(("decay_without_lr", dict(decay_without_lr=True)))
+        switches.append(("decay_order", dict(decay_after_step=True)))
     wrong_runs = [
         (
             c.hint(key),
@@ -218,10 +253,12 @@ def compare_adam(
         for key, sw in switches
     ]
     for step, (actual, right) in enumerate(zip(got, expected, strict=True), start=1):
-        if step == 1 and not np.all(np.isfinite(actual["param"])):
+        finite = np.isfinite(actual["param"])
+        if step == 1 and not np.all(finite):  # 1 - beta**0 = 0 makes every entry NaN or
+            # inf; the root of a negative v (g, not g**2) only some
             raise c.fail(
                 "after the first step the parameter holds NaN or inf",
-                c.hint("step_from_zero"),
+                c.hint("v_squared" if np.any(finite) else "step_from_zero"),
             )
         for name in ("param", "m", "v"):
             if name not in actual:
@@ -230,6 +267,8 @@ def compare_adam(
             if step == 1 and name == "param":  # the step taken with the wrong sign
                 flipped = 2 * np.asarray(param, np.float64) - right["param"]
                 mistakes.append((c.hint("update_sign"), flipped))
+                for key, wrong in first_step:
+                    mistakes.append((c.hint(key), wrong(np.asarray(param), right)))
             c.close(
                 actual[name],
                 right[name],
@@ -268,9 +307,13 @@ def warmup_cosine_reference(
     shift: int = 0,
     cosine_length: bool = False,
     warmup_short: bool = False,
+    warmup_from_zero: bool = False,
+    end_ignored: bool = False,
 ) -> float:
     """The learning rate at ``step``; the switches compute known mistakes."""
     step = step + shift
+    init = 0.0 if warmup_from_zero else init
+    end = 0.0 if end_ignored else end
     if step < warmup_steps:
         return init + (peak - init) * step / (warmup_steps - warmup_short)
     s, length = step - warmup_steps, total_steps - warmup_steps
@@ -302,6 +345,8 @@ def compare_schedule(c: Checker, got: np.ndarray, case: dict) -> None:
             (c.hint("off_by_one"), curve(shift=-1)),
             (c.hint("cosine_length"), curve(cosine_length=True)),
             (c.hint("warmup_length"), curve(warmup_short=True)),
+            (c.hint("warmup_from_zero"), curve(warmup_from_zero=True)),
+            (c.hint("end_ignored"), curve(end_ignored=True)),
         ],
     )
 

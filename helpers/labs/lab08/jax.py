@@ -50,9 +50,9 @@ _LION_HINTS = {
     f"{_LION_STEP}, since optax.apply_updates adds it to the parameters",
     "lion_updates_are_params": "update returns the change that optax.apply_updates adds "
     f"to the parameters, {_LION_STEP}, not the new parameters themselves",
-    "lion_numpy_in_jit": "inside jit the values are traced arrays, which NumPy cannot read: "
-    "np.sign (any np.* function) needs a concrete array; use jnp.sign (jnp.where, ...), "
-    "which works on traced arrays",
+    "numpy_in_jit": "inside jit the values are traced arrays, which NumPy cannot read: "
+    "np.sign, np.sqrt, np.cos (any np.* function) need a concrete array; use jnp.sign, "
+    "jnp.sqrt, jnp.cos (jnp.where, ...), which work on traced arrays",
     "lion_returned_swapped": "return the pair in the order (updates, new_state): the "
     "change to the parameters first, then the new momentum",
     "lion_traced": "inside jit each leaf is a whole traced array, not a number: a Python "
@@ -89,7 +89,22 @@ HINTS = Hints(
         "frozen_count": "the bias correction uses the number of the current step, 1, 2, "
         "3, ...: keep the count in the state that update returns; a Python variable "
         "outside the state is read once, when jit traces update, and stays 1",
+        "state_not_returned": "return the new state from update, (count + 1, the new m, "
+        "the new v): returning the state it was given starts Adam again at every step, "
+        "with count 1 and m = v = 0",
+        "updates_are_params": "update returns the change that optax.apply_updates adds to "
+        "the parameters, -learning_rate * m_hat / (sqrt(v_hat) + eps), not the new "
+        "parameters themselves",
+        "returned_swapped": "return the pair in the order (updates, new_state): the "
+        "change to the parameters first (shaped like the gradients), then the state",
         # The shared hints in the JAX lab's names (b1, b2; optax's schedule arguments).
+        "v_squared": "v averages the squared gradient, (1 - b2) * g**2 (or g * g), which "
+        "is never negative: with g alone, v goes negative wherever the gradient is, and its "
+        "square root gives NaN there",
+        "warmup_from_zero": "the warmup starts at init_value, not 0: init_value + "
+        "(peak_value - init_value) * step / warmup_steps is init_value at step 0",
+        "end_ignored": "the cosine ends at end_value, not 0: end_value + (peak_value - "
+        "end_value) * (1 + cos(pi * s / S)) / 2",
         "betas_swapped": "the running averages keep b of the old value: "
         "m = b1 * m + (1 - b1) * g and v = b2 * v + (1 - b2) * g**2",
         "negative_cosine": "learning_rate * cos(2 pi t / T) goes negative half-way "
@@ -128,14 +143,22 @@ JAX = lab_framework(
         HINTS,
         types={
             "TracerBoolConversionError": "traced_if",
-            "TracerArrayConversionError": "lion_numpy_in_jit",
+            "TracerArrayConversionError": "numpy_in_jit",
         },
     ),
 )
 
 # The library's answers, refused: each exercise asks to write its rule out. optax and
 # optax.schedules are two modules, a student may reach a schedule through either.
-_ADAM_KEYS = tuple((optax, name) for name in ("adam", "adamw", "scale_by_adam"))
+_ADAM_KEYS = (
+    *((optax, name) for name in ("adam", "adamw", "scale_by_adam")),
+    # optax's own modules too, as for Lion: `from optax._src import alias` reaches them
+    *((importlib.import_module("optax._src.alias"), n) for n in ("adam", "adamw")),
+    (importlib.import_module("optax._src.transform"), "scale_by_adam"),
+)
+# The first step's parameter of JAX's own mistake: the new parameter returned as the update,
+# which apply_updates adds to the old one.
+_FIRST_STEP = [("updates_are_params", lambda param, right: param + right["param"])]
 # JAX's own Lion mistakes with a trajectory: the new parameter returned as the update, and
 # the pair returned as (new_state, updates).
 _LION_EXTRA = [
@@ -216,7 +239,14 @@ def _steps(
                 "end update with `return updates, new_state`",
             )
         updates, state = out
-        if not isinstance(updates, dict) or set(updates) != {"w"}:
+        shaped = isinstance(updates, dict) and set(updates) == {"w"}
+        if not shaped and isinstance(state, dict) and set(state) == {"w"}:
+            raise c.fail(
+                "update returned the pair the other way round: its first item is no "
+                "pytree of updates, its second is",
+                c.hint("returned_swapped"),
+            )
+        if not shaped:
             raise c.fail(
                 "the updates should have the structure of the gradients (here {'w': ...})",
                 "map over the pytree: jax.tree.map(lambda g, ...: ..., updates, ...)",
@@ -235,7 +265,9 @@ def _check_adam(student: Any, exercise: str, decoupled: bool) -> None:
         for case in lab08.ADAM_CASES:
             key = "adamw_answer_key" if decoupled else "adam_answer_key"
             got, param, grads = _adam_run(c, student, case, key)
-            lab08.compare_adam(c, got, param, grads, case, decoupled=decoupled)
+            lab08.compare_adam(
+                c, got, param, grads, case, decoupled=decoupled, first_step=_FIRST_STEP
+            )
 
 
 def check_adam(student: Any) -> None:

@@ -74,7 +74,14 @@ HINTS = Hints(
         "float64": "keep the inputs' dtype, float32: param, m and v come in as float32 and "
         "must go out as float32; a float64 array in the computation (.double(), "
         "torch.from_numpy of a NumPy result, moments started as float64) promotes the "
-        "result",
+        "result, and .half() loses precision",
+        "state_not_returned": "return the new moments, the m and v you computed from this "
+        "gradient, not the ones you were given: the caller feeds them back at the next "
+        "step, and with the old ones every step starts Adam again from m = v = 0",
+        "returned_order": "return the tuple in the order (param, m, v): the new parameter "
+        "first, then the two moments",
+        "adam_shape": "return param, m and v in the shape of the param you were given: "
+        "every operation of the step is elementwise (no flatten, reshape, sum or mean)",
     },
 )
 
@@ -101,6 +108,10 @@ _SCHEDULE_KEYS = tuple(
 
 TORCH = lab_framework(HINTS, explainer({}, HINTS))
 
+# The first step's parameter of PyTorch's own mistakes: (m, v, param) returned, so the
+# parameter the check reads is m.
+_FIRST_STEP = [("returned_order", lambda param, right: right["m"])]
+
 
 def _adam_run(
     c: Checker, fn: Any, case: dict, answer_key: str
@@ -122,14 +133,18 @@ def _adam_run(
             )
         names = ("param", "m", "v")
         for x, n in zip(out, names, strict=True):
-            if isinstance(x, torch.Tensor) and x.dtype == torch.float64:
+            if isinstance(x, torch.Tensor) and x.dtype != torch.float32:
                 raise c.fail(
-                    f"{n} has dtype float64, expected float32", c.hint("float64")
+                    f"{n} has dtype {str(x.dtype).removeprefix('torch.')}, expected "
+                    "float32",
+                    c.hint("float64"),
                 )
         arrays = [
             np.array(c.array(x, f"a torch.Tensor for {n}"))
             for x, n in zip(out, names, strict=True)
         ]
+        for array in arrays:
+            c.shape(array, param.shape, c.hint("adam_shape"))
         got.append(dict(zip(names, arrays, strict=True)))
         p, m, v = out
         t += 1  # the caller counts the steps taken: t is 0 at the first call
@@ -143,7 +158,9 @@ def _check_adam(student: Any, exercise: str, decoupled: bool) -> None:
         for case in lab08.ADAM_CASES:
             key = "adamw_answer_key" if decoupled else "adam_answer_key"
             got, param, grads = _adam_run(c, student, case, key)
-            lab08.compare_adam(c, got, param, grads, case, decoupled=decoupled)
+            lab08.compare_adam(
+                c, got, param, grads, case, decoupled=decoupled, first_step=_FIRST_STEP
+            )
 
 
 def check_adam(student: Any) -> None:
@@ -167,6 +184,8 @@ def check_warmup_cosine(student: Any) -> None:
                 )
                 if isinstance(lr, torch.Tensor) and lr.numel() == 1:
                     lr = float(lr)  # a one-element tensor is a number too
+                if isinstance(lr, np.floating):
+                    lr = float(lr)  # as is np.float32 (np.float64 is a float already)
                 values.append(c.python_float(lr, f"the learning rate at step {step}"))
             lab08.compare_schedule(c, np.array(values), case)
 

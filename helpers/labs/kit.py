@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from functools import wraps
 from typing import Any
 
 import numpy as np
@@ -205,6 +206,7 @@ def recording(
     saved = [(obj, name, getattr(obj, name), *label) for obj, name, *label in targets]
 
     def recorder(label: str, original: Callable) -> Callable:
+        @wraps(original)  # keeps the signature: optax.inject_hyperparams reads it
         def record(*args: Any, **kwargs: Any) -> Any:
             calls.append(label)
             return original(*args, **kwargs)

@@ -459,6 +459,14 @@ def _j_library_scale_by_adam(learning_rate, b1, b2, eps, weight_decay):
     return optax.chain(decay, adam, optax.scale(-learning_rate))
 
 
+def _j_injected_adam(learning_rate, b1, b2, eps, weight_decay):
+    """Adam with its hyperparameters in the state: inject_hyperparams reads adam's
+    signature, which the check's watcher keeps (it crashed, without a hint, before)."""
+    decay = optax.add_decayed_weights(weight_decay)
+    adam = optax.inject_hyperparams(optax.adam)(learning_rate, b1=b1, b2=b2, eps=eps)
+    return optax.chain(decay, adam)
+
+
 def _j_library_adamw(learning_rate, b1, b2, eps, weight_decay):
     return optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
 
@@ -673,6 +681,7 @@ JAX_MISTAKES = [
     ("warmup_cosine", _j_schedule(short=True), "warmup_length"),
     # the library's answers
     ("adam", _j_library_adam, "adam_answer_key"),
+    ("adam", _j_injected_adam, "adam_answer_key"),
     ("adam", _j_library_scale_by_adam, "adam_answer_key"),
     ("adamw", _j_library_adamw, "adamw_answer_key"),
     ("warmup_cosine", _j_library_schedule, "schedule_answer_key"),

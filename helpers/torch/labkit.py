@@ -155,6 +155,7 @@ def autodiff_calls() -> Iterator[WatchedCalls]:
 
 
 _TIMEOUT = 60.0
+_PEER_GONE = ("Connection closed by peer", "Connection reset by peer")
 
 
 def run_ranks(c, body, world_size: int) -> list[dict]:
@@ -190,13 +191,16 @@ def run_ranks(c, body, world_size: int) -> list[dict]:
                 raise c.fail(f"rank {rank} reported nothing")
             with np.load(path, allow_pickle=False) as f:
                 results.append({k: f[k] for k in f.files})
-    for rank, r in enumerate(results):
-        if "error" in r:
-            text = str(r["error"])
-            if text.startswith("NotImplementedError"):
-                c.call(_stub)
-            hint = c.fw.explain(RuntimeError(text)) or ""
-            raise c.fail(f"rank {rank}: your code raised {text.splitlines()[0]}", hint)
+    errors = [(rank, str(r["error"])) for rank, r in enumerate(results) if "error" in r]
+    # A rank that failed leaves, and its peers then fail on the closed connection: report the
+    # error that came first (the student's), not the peers' "Connection closed by peer".
+    errors.sort(key=lambda e: any(p in e[1] for p in _PEER_GONE))
+    if errors:
+        rank, text = errors[0]
+        if text.startswith("NotImplementedError"):
+            c.call(_stub)
+        hint = c.fw.explain(RuntimeError(text)) or ""
+        raise c.fail(f"rank {rank}: your code raised {text.splitlines()[0]}", hint)
     return results
 
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from labtools import mistake_table_tests
+from torch.distributed import all_reduce as _all_reduce
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
@@ -55,17 +56,21 @@ def _t_average(*, divide=1, reduce=True):
 def _t_train(
     *, sampler=True, loss_scale=1.0, global_batch=False, set_epoch=True, ddp=True,
     shuffle=True, seed=True, extra_steps=0, lr_scale=1.0, reduction="mean",
-    zero_grad=True, momentum=0.0, item=True, returned="model, losses",
+    zero_grad=True, momentum=0.0, item=True, returned="model, losses", late_loss=False,
+    double=False, adam=False, epoch_offset=0, swap_args=False, fresh_iter=False,
 ):  # fmt: skip
     def train_ddp(rank, world_size, sizes):
         x, y = toy_data(sizes)
         data = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
-        model = DDP(make_model(sizes)) if ddp else make_model(sizes)
+        net = make_model(sizes).double() if double else make_model(sizes)
+        model = DDP(net) if ddp else net
         lr = sizes.learning_rate * lr_scale
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+        opt = (torch.optim.Adam(model.parameters(), lr=lr) if adam else
+               torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum))  # fmt: skip
         if sampler:
+            replicas, me = (rank, world_size) if swap_args else (world_size, rank)
             s = DistributedSampler(
-                data, world_size, rank, shuffle=shuffle,
+                data, replicas, me, shuffle=shuffle,
                 seed=sizes.seed if seed else 0, drop_last=True,
             )  # fmt: skip
             share = sizes.batch_size if global_batch else sizes.batch_size // world_size
@@ -77,17 +82,20 @@ def _t_train(
         losses, epoch, steps = [], 0, sizes.steps + extra_steps
         while len(losses) < steps:
             if sampler and set_epoch:
-                s.set_epoch(epoch)
-            for xb, yb in loader:
+                s.set_epoch(epoch + epoch_offset)
+            for xb, yb in [next(iter(loader))] if fresh_iter else loader:
                 if len(xb) * world_size < sizes.batch_size or len(losses) == steps:
                     break
+                xb = xb.double() if double else xb
                 loss = F.cross_entropy(model(xb), yb, reduction=reduction) * loss_scale
                 if zero_grad:
                     opt.zero_grad()
                 loss.backward()
                 opt.step()
+                if late_loss:  # "the loss after the step"
+                    loss = F.cross_entropy(model(xb), yb)
                 losses.append(loss.item() if item else loss)
-            epoch += 1
+            epoch += 0 if fresh_iter else 1
         return {
             "model, losses": (model, losses),
             "losses, model": (losses, model),
@@ -217,6 +225,31 @@ def _t_ring_whole(tensor, rank, world_size):
     return total
 
 
+def _t_ring_bound_all_reduce(tensor, rank, world_size):
+    """all_reduce imported by name before the check ran: no dist.all_reduce call to see."""
+    total = tensor.clone()
+    _all_reduce(total)
+    return total
+
+
+def _t_ring_send_first(tensor, rank, world_size):
+    """The solution's ring with blocking sends, every rank sending first: they all wait."""
+    w, total = world_size, tensor.clone()
+    chunks = total.chunk(w)
+
+    def exchange(send):
+        got = torch.empty_like(send)
+        dist.send(send.contiguous(), (rank + 1) % w)
+        dist.recv(got, (rank - 1) % w)
+        return got
+
+    for s in range(w - 1):
+        chunks[(rank - s - 1) % w].add_(exchange(chunks[(rank - s) % w]))
+    for s in range(w - 1):
+        chunks[(rank - s) % w].copy_(exchange(chunks[(rank + 1 - s) % w]))
+    return total
+
+
 def _t_ring_library(tensor, rank, world_size):
     total = tensor.clone()
     dist.all_reduce(total)
@@ -280,6 +313,16 @@ TORCH_MISTAKES = [
     ("ring_all_reduce", lambda t, rank, world_size: t.clone(), "ring_recipe"),
     ("ring_all_reduce", _t_ring(ret="chunk"), "ring_scatter_only"),
     ("ring_all_reduce", _t_ring(ret="list"), "ring_shape"),
+    # Found by the second student pass: each row failed, or passed, with another hint before.
+    ("average_gradients", lambda gs, w: _t_average()(gs[:1], w), "grads_list"),
+    ("train_ddp", _t_train(late_loss=True), "loss_values"),
+    ("train_ddp", _t_train(double=True), "model_dtype"),
+    ("train_ddp", _t_train(adam=True), "plain_sgd"),
+    ("train_ddp", _t_train(epoch_offset=1), "epoch_offset"),
+    ("train_ddp", _t_train(swap_args=True), "sampler_args"),
+    ("train_ddp", _t_train(fresh_iter=True), "fresh_iter"),
+    ("ring_all_reduce", _t_ring_bound_all_reduce, "ring_library"),
+    ("ring_all_reduce", _t_ring_send_first, "ring_deadlock"),
 ]  # fmt: skip
 
 
@@ -298,6 +341,9 @@ def _j_step(
 ):  # fmt: skip
     def data_parallel_step(loss_fn, params, x, y, lr):
         grads = jax.grad(loss_fn)(params, x, y)
+        if collective == "loss_pmean":  # the mean loss over the workers, differentiated
+            mean_loss = lambda p: jax.lax.pmean(loss_fn(p, x, y), "data")  # noqa: E731
+            grads = jax.grad(mean_loss)(params)
         if collective == "pmean":
             grads = jax.lax.pmean(grads, "data")
         elif collective == "psum":
@@ -314,19 +360,27 @@ def _j_step(
             grads = jax.tree.map(lambda g: g / jax.lax.psum(1, "data"), grads)
         if by8:  # "there are 8 devices"
             grads = jax.tree.map(lambda g: g / 8, grads)
-        return jax.tree.map(lambda p, g: p + sign * lr * g, params, grads)
+        new = jax.tree.map(lambda p, g: p + sign * lr * g, params, grads)
+        if returned == "with loss":
+            return new, loss_fn(params, x, y)
+        if returned == "float16":
+            return jax.tree.map(lambda p: p.astype(jnp.float16), new)
+        return new
 
     return data_parallel_step
 
 
 def _j_ring(
     *, rs_steps=0, add_shift=0, gather=True, gather_steps=0, mean=False,
-    arrival_order=False, jump=False, dtype=None, ret="", index="",
+    arrival_order=False, jump=False, dtype=None, ret="", index="", leftward=False,
+    devices=False,
 ):  # fmt: skip
     """The solution's ring all-reduce, with one switch per mistake."""
 
     def ring_all_reduce(x, axis_name):
         w, i = jax.lax.axis_size(axis_name), jax.lax.axis_index(axis_name)
+        if devices:  # "W is the number of devices"
+            w = jax.device_count()
         if index == "int":  # the traced index as a Python int
             i = int(i)
         if index == "list":  # a Python list of chunks, indexed by the traced index
@@ -334,6 +388,9 @@ def _j_ring(
         chunks = x.reshape(w, -1)
 
         def shifted(v, shift=1):
+            shift = (
+                -shift if leftward else shift
+            )  # leftward: the right ring's chunk indices
             return jax.lax.ppermute(
                 v, axis_name, [(j, (j + shift) % w) for j in range(w)]
             )
@@ -433,11 +490,22 @@ JAX_MISTAKES = [
     ("ring_all_reduce", _j_ring(jump=True), "ring_not_ring"),
     ("ring_all_reduce", _j_ring(gather_steps=1), "ring_steps"),
     ("ring_all_reduce", _j_ring(dtype=jnp.float16), "dtype"),
-    ("ring_all_reduce", lambda x, axis_name: x, "ring_recipe"),
+    ("ring_all_reduce", lambda x, axis_name: x, "ring_world"),
+    ("ring_all_reduce", _j_ring(leftward=True), "ring_recipe"),
     ("ring_all_reduce", _j_ring(ret="chunk"), "ring_scatter_only"),
     ("ring_all_reduce", _j_ring(ret="chunks"), "ring_shape"),
     ("ring_all_reduce", _j_ring(index="int"), "ring_traced_index"),
     ("ring_all_reduce", _j_ring(index="list"), "ring_traced_index"),
+    # Found by the second student pass: each row failed, or passed, with another hint before.
+    ("shard_batch", lambda x, mesh: jax.device_put(x, mesh), "device_put_sharding"),
+    ("shard_batch", _j_place(P("data", "data")), "spec_duplicate"),
+    ("average_gradients", lambda g: jax.tree.map(lambda v: np.asarray(v).mean(), g),
+     "traced_numpy"),
+    ("average_gradients", lambda g: [jax.lax.pmean(v, "data") for v in g.values()], "pytree"),
+    ("data_parallel_step", _j_step(returned="with loss"), "pytree"),
+    ("data_parallel_step", _j_step(returned="float16"), "dtype"),
+    ("data_parallel_step", _j_step(collective="loss_pmean"), "no_allreduce"),
+    ("ring_all_reduce", _j_ring(devices=True), "ring_world"),
 ]  # fmt: skip
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -574,3 +642,68 @@ def test_a_valid_ring_written_differently_passes(framework, answer, capsys):
 
     checks("lab09", framework)["ring_all_reduce"](answer)
     assert "ring_all_reduce: passed" in capsys.readouterr().out
+
+
+# --- valid answers written differently from the solutions (second student pass) -------------
+def _t_average_gathered(grads, world_size):
+    """all_gather every rank's gradient, then the mean: no all_reduce, the same result."""
+    out = []
+    for g in grads:
+        parts = [torch.empty_like(g) for _ in range(world_size)]
+        dist.all_gather(parts, g.contiguous())
+        out.append(torch.stack(parts).mean(0))
+    return out
+
+
+def _j_step_params_mean(loss_fn, params, x, y, lr):
+    """Each worker's own step, then the mean of the parameters: equal from equal params."""
+    grads = jax.grad(loss_fn)(params, x, y)
+    return jax.lax.pmean(jax.tree.map(lambda p, g: p - lr * g, params, grads), "data")
+
+
+@pytest.mark.parametrize(
+    ("framework", "exercise", "answer"),
+    [
+        (
+            "pytorch",
+            "shard_batch",
+            lambda o, s, r, w, b: o[s * b + r : (s + 1) * b : w],
+        ),
+        (
+            "pytorch",
+            "shard_batch",
+            lambda o, s, r, w, b: o[r::w][s * b // w : (s + 1) * b // w],
+        ),
+        ("pytorch", "shard_weight", lambda w, r, n: w.view(n, -1, w.shape[1])[r]),
+        ("pytorch", "average_gradients", _t_average_gathered),
+        ("jax", "shard_batch", _j_place(P(("data",)))),
+        ("jax", "average_gradients", lambda g: jax.lax.pmean(g, axis_name=("data",))),
+        ("jax", "data_parallel_step", _j_step_params_mean),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_a_valid_answer_written_differently_passes(framework, exercise, answer, capsys):
+    from labtools import checks
+
+    checks("lab09", framework)[exercise](answer)
+    assert f"{exercise}: passed" in capsys.readouterr().out
+
+
+def test_a_rank_error_is_reported_not_its_peers_closed_connection():
+    """A rank that fails leaves; its peer, waiting in recv, then fails on the closed
+    connection. The check reports the first rank's error, whatever the ranks' order."""
+    from helpers.labs import CheckFailed
+    from helpers.labs.kit import Checker
+    from helpers.labs.lab09.torch import TORCH
+    from helpers.torch.labkit import run_ranks
+
+    def body(rank, world_size):
+        if rank == 1:
+            raise IndexError("list index out of range")
+        got = torch.empty(2)
+        dist.recv(got, 1)  # never sent: rank 1 has left
+        return {"got": got.numpy()}
+
+    with pytest.raises(CheckFailed) as info:
+        run_ranks(Checker("ring", TORCH), body, 2)
+    assert info.value.problem.startswith("rank 1: your code raised IndexError")

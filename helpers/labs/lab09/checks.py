@@ -16,8 +16,10 @@ The known mistakes the hints name: both ranks reading the same rows, gradients s
 averaged twice or not exchanged at all, a batch split on the feature axis, a weight split on
 the wrong axis or not at all, a converted dtype, and (per framework) the mistakes of each
 exercise's own API: a contiguous share instead of every world_size-th index, an input written
-in place, a DDP run that differs in its shuffle, steps, learning rate, loss or optimizer; a
-PartitionSpec naming an axis the mesh lacks, a step without its learning rate.
+in place, a DDP run that differs in its shuffle, steps, learning rate, loss or optimizer, its
+epoch numbers or the losses it records, a sampler given (rank, world_size), sends that all
+wait for their receivers; a PartitionSpec naming an axis the mesh lacks, a step without its
+learning rate, numpy inside the workers' function, the ring's W taken from the devices.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ HINTS = Hints(
         "averaged twice. The all-reduce already averages (DDP does it in backward): do "
         "not divide the loss or the gradients by world_size again",
         "no_allreduce": "each worker kept its own gradient, so the copies of the model "
-        "drift apart: all-reduce the gradients (their mean) before the update",
+        "drift apart: all-reduce the gradients (their mean) before the update (with "
+        "async_op=True, wait() on the work before reading the result)",
         "replicated": "the array is not split: every worker holds all of it. Name the mesh "
         "axis in the PartitionSpec (or take this rank's block)",
         "weight_axis": "the weight is split along its input features: split the output "
@@ -122,10 +125,28 @@ TORCH_HINTS = {
     "without momentum or weight decay",
     "untrained": "the returned model has its initial weights: return the model you trained "
     "(the DDP wrapper or its .module)",
-    "ddp_recipe": "wrap the model in DDP, read the rank's share through "
-    "DistributedSampler(data, world_size, rank, shuffle=True, seed=sizes.seed, "
-    "drop_last=True) with batch_size // world_size rows, set_epoch each epoch, and take "
-    "sizes.steps SGD steps on the mean cross-entropy",
+    "loss_values": "record each step's loss as it trains: loss.item() of the loss you call "
+    "backward on, before opt.step() (the ranks' losses then average to one process's loss "
+    "on the global batch)",
+    "model_dtype": "keep the model in float32, as H.parallel.make_model builds it: "
+    ".double() changes every parameter's dtype",
+    "epoch_offset": "DistributedSampler shuffles epoch e with seed + e: pass "
+    "seed=sizes.seed and call sampler.set_epoch(epoch) with epoch = 0, 1, 2, ... (not "
+    "epoch + 1)",
+    "fresh_iter": "a new iter(loader) each step starts the epoch over, so every step trains "
+    "on its first batch: loop for xb, yb in loader (set_epoch before each epoch) and count "
+    "the steps",
+    "sampler_args": "DistributedSampler(dataset, num_replicas, rank, ...): the number of "
+    "ranks comes before the rank (or pass num_replicas=world_size, rank=rank by name)",
+    "grads_list": "return one averaged tensor per gradient, in grads' order: a list as long "
+    "as grads",
+    "ring_deadlock": "dist.send waits until the receiver calls recv: if every rank sends "
+    "first, they all wait forever. Post the send with dist.isend, then dist.recv, then "
+    "wait() on the send",
+    "ddp_recipe": "build the model with H.parallel.make_model(sizes), wrap it in DDP, read "
+    "the rank's share through DistributedSampler(data, world_size, rank, shuffle=True, "
+    "seed=sizes.seed, drop_last=True) with batch_size // world_size rows, set_epoch each "
+    "epoch, and take sizes.steps SGD steps on the mean cross-entropy",
 }
 JAX_HINTS = {
     "feature_axis": "the batch is split along the feature axis, so every device holds "
@@ -157,6 +178,17 @@ JAX_HINTS = {
     "no_lr": "the step must scale the gradient by the learning rate: params - lr * grad",
     "returned_grads": "return the new parameters, params - lr * grad for every leaf, not "
     "the gradients",
+    "device_put_sharding": "jax.device_put takes a sharding, not the mesh: "
+    "jax.device_put(x, NamedSharding(mesh, PartitionSpec(...)))",
+    "spec_duplicate": "a mesh axis can split one array axis only: name 'data' once, for "
+    "the axis it splits (PartitionSpec('data') for a batch's rows)",
+    "traced_numpy": "inside the workers' function the arrays are traced: compute with "
+    "jax.numpy and jax.lax, not numpy (np.asarray, np.mean, ...)",
+    "pytree": "return the same pytree you were given, a dict {'w': ..., 'b': ...}: not a "
+    "tuple or list (no loss next to it)",
+    "ring_world": "W, the number of workers, is jax.lax.axis_size(axis_name) (2, 3 or 4 in "
+    "the check), not jax.device_count() or a fixed number: chunks = x.reshape(W, -1), and "
+    "every worker sends 2 (W - 1) chunks",
     "step_recipe": "take jax.grad(loss_fn)(params, x, y) on this worker's share, average "
     "it across the workers with jax.lax.pmean(grads, 'data'), then params - lr * grad for "
     "every leaf (jax.tree.map)",

@@ -49,7 +49,8 @@ HINTS = Hints(
         "(i - s) % W computed on the traced i; no int(i), list[i] or if on i",
         "no_allreduce": "each worker kept its own gradient, so the copies of the "
         "parameters drift apart: average the gradients over the workers with "
-        "jax.lax.pmean(grads, 'data') before the update",
+        "jax.lax.pmean(grads, 'data') before the update (a pmean of the loss inside "
+        "jax.grad leaves each worker its own gradient)",
     },
 )
 _ERRORS = {
@@ -60,13 +61,20 @@ _ERRORS = {
     r"array axis [1-9]\d* is partitioned": "feature_axis",
     r"is not found in mesh": "mesh_axis_name",
     r"is only valid for values of rank at least": "spec_rank",
+    r"`jax\.device_put` only accepts": "device_put_sharding",
 }
-JAX = lab_framework(HINTS, explainer(_ERRORS, HINTS))
+_TYPES = {
+    "DuplicateSpecError": "spec_duplicate",
+    "TracerArrayConversionError": "traced_numpy",
+}
+JAX = lab_framework(HINTS, explainer(_ERRORS, HINTS, types=_TYPES))
 # Exercise 5: the worker's index used as a Python int (int(i), a list indexed by i, if i).
 _TRACED = ("ConcretizationTypeError", "TracerIntegerConversionError",
            "TracerBoolConversionError")  # fmt: skip
+# W taken as jax.device_count() (8 in the notebook): x.reshape(8, -1) fails for the check's N.
 RING = replace(JAX, explain=explainer(
-    _ERRORS, HINTS, types=dict.fromkeys(_TRACED, "ring_traced_index")))  # fmt: skip
+    {**_ERRORS, r"cannot reshape array of shape \(\d+,\)": "ring_world"}, HINTS,
+    types={**_TYPES, **dict.fromkeys(_TRACED, "ring_traced_index")}))  # fmt: skip
 
 
 def _spec(c, out, shape) -> tuple:
@@ -159,6 +167,9 @@ def _problem(world: int):
 
 
 def _as_dict(c, out) -> dict:
+    if isinstance(out, (tuple, list)):
+        raise c.fail(f"expected a dict with keys 'w' and 'b', got a {type(out).__name__}",
+                     c.hint("pytree"))  # fmt: skip
     if not isinstance(out, dict) or set(out) != {"w", "b"}:
         got = sorted(out) if isinstance(out, dict) else type(out).__name__
         raise c.fail(
@@ -227,6 +238,8 @@ def check_data_parallel(student: Any) -> None:
                            axis_name="data")  # fmt: skip
             out = _as_dict(c, c.call(run, xs, ys, lr))
             for k in ("w", "b"):
+                c.expect(out[k].dtype == np.float32, f"{k!r} has dtype {out[k].dtype}, "
+                         "expected float32", c.hint("dtype"))  # fmt: skip
                 start = w if k == "w" else b
                 want = np.broadcast_to(expected[k], (world, *expected[k].shape))
                 sh = want.shape
@@ -310,6 +323,11 @@ def check_ring_all_reduce(student: Any) -> None:
                 )
                 # The values on a vmapped axis: the same collectives, no devices needed.
                 run = jax.vmap(lambda v: student(v, "ring"), axis_name="ring")
-                ring.compare_ring(c, c.array(c.call(run, jnp.asarray(x))), x)
+                outs = c.array(c.call(run, jnp.asarray(x)))
+                if outs.shape == x.shape and np.array_equal(outs, x):  # W = 1: no steps
+                    raise c.fail(
+                        "every worker returned its own x", c.hint("ring_world")
+                    )
+                ring.compare_ring(c, outs, x)
         for messages, world, n in sent:
             ring.compare_messages(c, messages, world, n)

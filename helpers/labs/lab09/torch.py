@@ -8,6 +8,7 @@ importable. The ring all-reduce's check records, inside each rank, what it sends
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,8 @@ TORCH = lab_framework(
             r"return \(model, losses\)": "model_first",
             r"return the losses": "losses",
             r"expected a torch\.Tensor, got (list|tuple)": "ring_shape",
+            r"Invalid rank \d+, rank should be in the interval": "sampler_args",
+            r"dist\.send waited": "ring_deadlock",
         },
         HINTS,
     ),
@@ -166,9 +169,9 @@ def check_average_gradients(student: Any) -> None:
                 grads = [torch.randn(3, 4), torch.randn(5), torch.randn(2)]
                 out = c.call(student, [g.clone() for g in grads], 1)
                 if not isinstance(out, (list, tuple)) or len(out) != len(grads):
-                    raise c.fail(
-                        f"expected a list of 3 tensors, got {type(out).__name__}"
-                    )
+                    got = f" of {len(out)}" if isinstance(out, (list, tuple)) else ""
+                    raise c.fail(f"expected a list of 3 tensors, got a "
+                                 f"{type(out).__name__}{got}", c.hint("grads_list"))  # fmt: skip
                 for g, o in zip(grads, out, strict=True):
                     c.close(c.array(o), g.numpy(), what="the one-rank mean",
                             hint=c.hint("allreduce_mean"),
@@ -231,6 +234,9 @@ def check_data_parallel(student: Any) -> None:
         for name in (k for k in reference if k != "losses"):
             if name not in results[0]:
                 raise c.fail(f"the returned model has no parameter {name!r}")
+            dtype = results[0][name].dtype
+            c.expect(dtype == np.float32, f"the trained {name} has dtype {dtype}, "
+                     "expected float32", c.hint("model_dtype"))  # fmt: skip
             if not np.allclose(results[0][name], results[1][name], atol=1e-6):
                 raise c.fail("the two ranks' models differ", c.hint("no_ddp"))
             c.close(
@@ -243,6 +249,9 @@ def check_data_parallel(student: Any) -> None:
                 f"rank 0 returned {len(losses[0])} losses, expected {s.steps} (one per step)",
                 c.hint("losses"),
             )
+        # The ranks' losses (means over equal shares) average to one process's loss.
+        c.close((losses[0] + losses[1]) / 2, reference["losses"], atol=1e-5, rtol=1e-4,
+                what="the mean of the ranks' losses", hint=c.hint("loss_values"))  # fmt: skip
         # One rank too (in this process): DDP over one process is plain training.
         with OneRank():
             for sizes in (s, replace(s, seed=s.seed + 1)):
@@ -257,6 +266,10 @@ def check_data_parallel(student: Any) -> None:
                         c.hint("model_first"),
                     )
                 one = reference_training(sizes)
+                if isinstance(out[1], (list, tuple)) and len(out[1]) == sizes.steps:
+                    c.close(np.asarray(out[1], np.float32), one["losses"],
+                            atol=1e-5, rtol=1e-4, what="one rank's losses",
+                            hint=c.hint("loss_values"))  # fmt: skip
                 for name, value in model.state_dict().items():
                     c.close(value.detach().numpy(), one[name], atol=1e-5,
                             what=f"one rank's trained {name}",
@@ -268,6 +281,9 @@ _LIBRARY = ("all_reduce", "reduce_scatter", "reduce_scatter_tensor", "all_gather
             "all_gather_into_tensor", "broadcast", "reduce", "all_to_all")  # fmt: skip
 
 
+_SEND_WAIT = 10  # seconds a blocking dist.send may wait for its receiver
+
+
 def _ring_body(student):
     """Each rank runs every case of ``ring.ring_cases``, recording what it sends."""
 
@@ -275,16 +291,26 @@ def _ring_body(student):
         sent: list[tuple[int, int]] = []
         saved = dist.send, dist.isend
 
-        def recorded(original):
+        def recorded(original, blocking=False):
             def send(tensor, dst=None, *args, **kwargs):
                 sent.append((int(kwargs.get("group_dst", dst)), tensor.numel()))
-                return original(tensor, dst, *args, **kwargs)
+                if not blocking:
+                    return original(tensor, dst, *args, **kwargs)
+                # dist.send as isend + a bounded wait: sends that all wait for their
+                # receivers (every rank sending first) fail in seconds, not at the time limit.
+                work = original(tensor, dst, *args, **kwargs)
+                try:
+                    work.wait(timeout=timedelta(seconds=_SEND_WAIT))
+                except RuntimeError:
+                    raise RuntimeError(
+                        f"dist.send waited {_SEND_WAIT} s for the receiver's recv"
+                    ) from None
 
             return send
 
         out = {}
         targets = [(dist, name) for name in _LIBRARY]
-        dist.send, dist.isend = recorded(dist.send), recorded(dist.isend)
+        dist.send, dist.isend = recorded(dist.isend, True), recorded(dist.isend)
         try:
             with recording(targets) as called:
                 for k, x in enumerate(ring.ring_cases(world_size)):

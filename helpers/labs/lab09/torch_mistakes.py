@@ -28,23 +28,36 @@ def one_process_training(
     loss_scale: float = 1.0,
     zero_grad: bool = True,
     momentum: float = 0.0,
+    optimizer: str = "sgd",
+    fresh_iter: bool = False,
 ) -> dict[str, np.ndarray]:
     """One process on the global batches, epoch ``e`` in ``DistributedSampler``'s order.
 
     That order is ``randperm(examples)`` seeded by ``order_seed + e`` (``order_seed`` defaults
     to ``s.seed``; ``reshuffle=False``: epoch 0's order every epoch, as without ``set_epoch``;
-    ``shuffle=False``: ``0, 1, 2, ...``). The loss is the mean cross-entropy times
-    ``loss_scale``. Returns the trained ``{parameter name: array}``.
+    ``shuffle=False``: ``0, 1, 2, ...``; ``fresh_iter``: epoch 0's first batch every step, as
+    with a new ``iter(loader)`` each step). The loss is the mean cross-entropy times
+    ``loss_scale``; ``optimizer`` is ``"sgd"`` (with ``momentum``), ``"adam"``, ``"nesterov"``
+    or ``"weight_decay"``. Returns the trained ``{parameter name: array}``.
     """
     from helpers.distributed import toy_data
 
     x, y = (torch.from_numpy(a) for a in toy_data(s))
     model = make_model(s)
-    opt = torch.optim.SGD(model.parameters(), lr=s.learning_rate, momentum=momentum)
+    opt = {
+        "sgd": lambda p: torch.optim.SGD(p, lr=s.learning_rate, momentum=momentum),
+        "adam": lambda p: torch.optim.Adam(p, lr=s.learning_rate),
+        "nesterov": lambda p: torch.optim.SGD(
+            p, lr=s.learning_rate, momentum=0.9, nesterov=True
+        ),
+        "weight_decay": lambda p: torch.optim.SGD(
+            p, lr=s.learning_rate, weight_decay=1e-2
+        ),
+    }[optimizer](model.parameters())
     seed = s.seed if order_seed is None else order_seed
     per_epoch = s.examples // s.batch_size
     for t in range(s.steps):
-        epoch, i = divmod(t, per_epoch)
+        epoch, i = (0, 0) if fresh_iter else divmod(t, per_epoch)
         g = torch.Generator().manual_seed(seed + (epoch if reshuffle else 0))
         order = (
             torch.randperm(s.examples, generator=g)
@@ -83,5 +96,10 @@ def ddp_mistakes(s: DataParallelSizes, world_size: int) -> list[tuple[str, dict]
         ("loss_sum", train(s, loss_scale=s.batch_size / world_size)),
         ("zero_grad", train(s, zero_grad=False)),
         ("plain_sgd", train(s, momentum=0.9)),
+        ("plain_sgd", train(s, optimizer="adam")),
+        ("plain_sgd", train(s, optimizer="nesterov")),
+        ("plain_sgd", train(s, optimizer="weight_decay")),
+        ("epoch_offset", train(s, order_seed=s.seed + 1)),
+        ("fresh_iter", train(s, fresh_iter=True)),
         ("untrained", untrained),
     ]

@@ -10,6 +10,7 @@ complete (its attributions sum to F(x) - F(x')) on every case.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import jax
@@ -125,6 +126,38 @@ def _t_dequantize_in_place(q, scale):
     return q.float() * scale
 
 
+def _t_codes(mistake):
+    """quantize_uint8 with the codes (or the returned order) of one known mistake."""
+
+    def quantize_uint8(x):
+        lo, hi = min(x.min().item(), 0.0), max(x.max().item(), 0.0)
+        scale = max((hi - lo) / 255, torch.finfo(torch.float32).tiny)
+        z = round(-lo / scale)
+        r = {
+            "truncated": x / scale + z,  # the cast cuts the fraction off
+            "no_zero_point": torch.round(x / scale),
+            "round_once": torch.round((x - lo) / scale),
+        }.get(mistake, torch.round(x / scale) + z)
+        q = torch.clamp(r, 0, 255).to(torch.uint8)
+        return (q, z, scale) if mistake == "swapped" else (q, scale, z)
+
+    return quantize_uint8
+
+
+def _t_ig_batch_mean(f, x, baseline, steps):
+    return _t_ig()(lambda p: f(p) / len(p), x, baseline, steps)  # f(point).mean()
+
+
+def _t_ig_midpoint(f, x, baseline, steps):
+    total = torch.zeros_like(x)
+    for i in range(
+        steps
+    ):  # the midpoint rule: near the integral, not the trapezoid rule
+        point = (baseline + (i + 0.5) / steps * (x - baseline)).requires_grad_(True)
+        total += torch.autograd.grad(f(point).sum(), point)[0] / steps
+    return (x - baseline) * total
+
+
 TORCH_MISTAKES = [
     ("quantize_int8", _t_quantize(per_tensor=True), "per_tensor"),
     ("quantize_int8", _t_quantize(wrong_axis=True), "channel_axis"),
@@ -166,6 +199,23 @@ TORCH_MISTAKES = [
     ("integrated_gradients", _t_ig(scalar=False), "scalar_grad"),
     ("integrated_gradients", _t_ig(reversed_path=True), "reversed_path"),
     ("integrated_gradients", _t_ig(wrt_x=True), "path_gradient"),
+    ("quantize_int8", _t_quantize(scale_dtype=torch.float16), "scale_float32"),
+    ("dequantize_int8", lambda q, s: q.mul_(s), "in_place_dtype"),
+    ("dequantize_int8", lambda q, s: s.mul_(q), "in_place"),
+    ("quantize_uint8", _t_uint8(zero_point=math.ceil), "zero_point_integer"),
+    ("quantize_uint8", _t_codes("swapped"), "triple_order"),
+    ("quantize_uint8", _t_codes("truncated"), "codes_no_round"),
+    ("quantize_uint8", _t_codes("no_zero_point"), "codes_add_zero_point"),
+    ("quantize_uint8", _t_codes("round_once"), "codes_round_once"),
+    ("dequantize_uint8", lambda q, s, z: (q.float() - z) / s, "affine_divide"),
+    ("dequantize_uint8", lambda q, s, z: q.float() * s - z, "zero_point_order"),
+    (
+        "dequantize_uint8",
+        lambda q, s, z: (q.to(torch.int8) - z).float() * s,
+        "int8_wrap",
+    ),
+    ("integrated_gradients", _t_ig_batch_mean, "batch_mean"),
+    ("integrated_gradients", _t_ig_midpoint, "trapezoid"),
 ]
 
 
@@ -257,6 +307,42 @@ def _j_scale_float64(w, axis):
         return q, jnp.asarray(scale, jnp.float64)
 
 
+def _j_codes(mistake):
+    """quantize_uint8 with the codes (or the returned order) of one known mistake."""
+
+    def quantize_uint8(x):
+        lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+        scale = max((hi - lo) / 255, float(jnp.finfo(jnp.float32).tiny))
+        z = round(-lo / scale)
+        r = {
+            "truncated": x / scale + z,  # the cast cuts the fraction off
+            "no_zero_point": jnp.round(x / scale),
+            "round_once": jnp.round((x - lo) / scale),
+        }.get(mistake, jnp.round(x / scale) + z)
+        q = jnp.clip(r, 0, 255).astype(jnp.uint8)
+        return (q, z, scale) if mistake == "swapped" else (q, scale, z)
+
+    return quantize_uint8
+
+
+def _j_scale_bfloat16(w, axis):
+    q, scale = _j_quantize()(w, axis)
+    return q, scale.astype(jnp.bfloat16)  # 3 significant digits
+
+
+def _j_ig_batch_mean(f, x, baseline, steps):
+    return _j_ig()(lambda p: f(p) / len(p), x, baseline, steps)  # f(point).mean()
+
+
+def _j_ig_midpoint(f, x, baseline, steps):
+    alphas = (
+        jnp.arange(steps) + 0.5
+    ) / steps  # the midpoint rule, not the trapezoid rule
+    grad = jax.grad(lambda p: f(p).sum())
+    grads = jax.vmap(lambda a: grad(baseline + a * (x - baseline)))(alphas)
+    return (x - baseline) * grads.mean(0)
+
+
 JAX_MISTAKES = [
     ("quantize_int8", _j_quantize(per_tensor=True), "per_tensor"),
     ("quantize_int8", _j_quantize(wrong_axis=True), "channel_axis"),
@@ -302,6 +388,25 @@ JAX_MISTAKES = [
     ("integrated_gradients", _j_ig(scalar=False), "scalar_grad"),
     ("integrated_gradients", _j_ig(reversed_path=True), "reversed_path"),
     ("integrated_gradients", _j_ig(wrt_x=True), "path_gradient"),
+    ("quantize_int8", _j_scale_bfloat16, "scale_float32"),
+    ("quantize_uint8", _j_uint8(zero_point=math.ceil), "zero_point_integer"),
+    ("quantize_uint8", _j_codes("swapped"), "triple_order"),
+    ("quantize_uint8", _j_codes("truncated"), "codes_no_round"),
+    ("quantize_uint8", _j_codes("no_zero_point"), "codes_add_zero_point"),
+    ("quantize_uint8", _j_codes("round_once"), "codes_round_once"),
+    (
+        "dequantize_uint8",
+        lambda q, s, z: (q.astype(jnp.float32) - z) / s,
+        "affine_divide",
+    ),
+    (
+        "dequantize_uint8",
+        lambda q, s, z: q.astype(jnp.float32) * s - z,
+        "zero_point_order",
+    ),
+    ("dequantize_uint8", lambda q, s, z: (q.astype(jnp.int8) - z) * s, "int8_wrap"),
+    ("integrated_gradients", _j_ig_batch_mean, "batch_mean"),
+    ("integrated_gradients", _j_ig_midpoint, "trapezoid"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -354,7 +459,7 @@ def test_ig_reference_is_complete(case):
     assert np.max(np.abs(few.sum(1) - gap) / np.abs(gap)) > 0.01
 
 
-@pytest.mark.parametrize("case", range(4))
+@pytest.mark.parametrize("case", range(len(affine.affine_cases())))
 def test_affine_reference_equals_torch_quantize_per_tensor(case):
     x = affine.affine_cases()[case]
     q, scale, zero_point = affine.affine_reference(x)
@@ -375,3 +480,6 @@ def test_affine_cases_tell_round_from_int_for_the_zero_point():
         for x in affine.affine_cases()
     ]
     assert max(fractions) > 0.6  # int() cuts it down, round() goes up: the codes differ
+    assert (
+        min(f for f in fractions if f) < 0.4
+    )  # and ceil() goes up where round() does not

@@ -57,6 +57,24 @@ AFFINE_HINTS = Hints(
         "convert q to int32 or float32 first, then subtract, then multiply by the scale",
         "zero_point_missing": "subtract the zero point before scaling: "
         "x_hat = (q - zero_point) * scale, with q converted out of uint8 first",
+        "triple_order": "the second element is an int and the third a float: return the "
+        "three parts in the order the exercise asks: return q, scale, zero_point",
+        "codes_no_round": "round x / scale to the nearest integer before adding the zero "
+        "point and casting: a cast alone (or floor) cuts the fraction off, an error of up "
+        "to a whole step instead of half a step",
+        "codes_add_zero_point": "add the zero point to the rounded values: q = clip(round(x "
+        "/ scale) + zero_point, 0, 255); without it (or subtracting it) every negative x "
+        "clips to code 0",
+        "codes_round_once": "round x / scale on its own, then add the (already rounded) zero "
+        "point: round((x - lo) / scale) rounds the sum of two fractions, one code off "
+        "wherever they add up past a half, and the codes no longer match round(x / scale)",
+        "affine_divide": "dequantization multiplies: x_hat = (q - zero_point) * scale "
+        "(quantization divided by the scale)",
+        "zero_point_order": "subtract the zero point from the codes before multiplying by "
+        "the scale: (q - zero_point) * scale, not q * scale - zero_point (the zero point is "
+        "a code, not a value)",
+        "int8_wrap": "int8 holds -128..127, so codes above 127 wrap around (200 becomes -56) "
+        "in the cast: convert q to int32 or float32 (signed and wide enough), then subtract",
     }
 )
 
@@ -69,14 +87,20 @@ def triple(c: Checker, out: object) -> tuple[np.ndarray, object, object]:
             f"expected a tuple (q, scale, zero_point), got {got}",
             c.hint("result_triple"),
         )
-    return c.array(out[0], f"{c.fw.array_type} for q"), out[1], out[2]
+    q, scale, zero_point = c.array(out[0], f"{c.fw.array_type} for q"), out[1], out[2]
+    if isinstance(scale, numbers.Integral) and isinstance(zero_point, float):
+        raise c.fail(
+            "the scale is an int and the zero point a float", c.hint("triple_order")
+        )
+    return q, scale, zero_point
 
 
 def affine_cases() -> list[np.ndarray]:
-    """Activations, float32: mixed signs, all positive (a sigmoid's), all negative, all zero.
+    """Activations, float32: mixed, all positive (a sigmoid's), all negative, leaky-ReLU, zero.
 
     Chosen so that each mistake changes the scale or the zero point: the all-positive tensor
-    has no 0 in its range, and the zero point of the first rounds up (int() cuts it down).
+    has no 0 in its range, the zero point of the first rounds up (int() cuts it down) and the
+    leaky ReLU's rounds down (ceil() lifts it).
     """
     rng = np.random.default_rng(4)
     mixed = np.clip(rng.normal(size=(4, 16)) * 2 + 0.7, -3, 4.8)
@@ -86,8 +110,11 @@ def affine_cases() -> list[np.ndarray]:
     )  # lo and hi: -lo / scale = 98.81, so z = 99 (int() gives 98)
     positive = 1 / (1 + np.exp(-rng.normal(size=(3, 5, 5))))  # in (0, 1), no 0
     negative = -positive[:2] * 3
+    leaky = np.maximum(np.random.default_rng(5).normal(size=(3, 8)) * 1.5 + 0.5, 0)
+    leaky = np.where(leaky > 0, leaky, -0.05 * rng.random(size=leaky.shape))
+    leaky[0, :2] = (-0.13, 5.2)  # -lo / scale = 6.22, so z = 6 (ceil() gives 7)
     dead = np.zeros((2, 3))  # a dead ReLU's output, or padding
-    return [np.asarray(x, np.float32) for x in (mixed, positive, negative, dead)]
+    return [np.asarray(x, np.float32) for x in (mixed, positive, negative, leaky, dead)]
 
 
 def affine_reference(
@@ -161,6 +188,21 @@ def compare_affine_quantize(
     ratio = x / np.float32(ref_scale)  # what round() sees
     tie = rounding_ties(ratio)
     if rounded_otherwise(q, ref_q, tie):
+        lo = min(float(x.min()), 0.0)
+        known = [
+            ("codes_no_round", np.trunc(ratio) + ref_zero),
+            ("codes_no_round", np.floor(ratio) + ref_zero),
+            ("codes_add_zero_point", np.round(ratio)),
+            ("codes_add_zero_point", np.round(ratio) - ref_zero),
+            (
+                "codes_round_once",
+                np.round((x - np.float32(lo)) / np.float32(ref_scale)),
+            ),
+        ]
+        for key, wrong in known:  # most codes equal to those of a known mistake
+            wrong = np.clip(wrong, 0, 255).astype(int)
+            if np.mean(q.astype(int) == wrong) > 0.9:
+                raise c.fail("q follows a known mistake", c.hint(key))
         c.close(
             np.where(tie, ref_q, q),
             ref_q,
@@ -182,6 +224,7 @@ def compare_affine_dequantize(
         )
     expected = (q.astype(np.float64) - zero_point) * scale
     wrapped = (q - np.uint8(zero_point)).astype(np.float64) * scale  # uint8 arithmetic
+    signed = q.astype(np.int8).astype(np.float64)  # codes above 127 wrap to negatives
     c.close(
         got,
         expected,
@@ -193,5 +236,9 @@ def compare_affine_dequantize(
             (c.hint("uint8_wrap"), wrapped),
             (c.hint("zero_point_missing"), q.astype(np.float64) * scale),
             (c.hint("zero_point_missing"), (q.astype(np.float64) + zero_point) * scale),
+            (c.hint("affine_divide"), (q.astype(np.float64) - zero_point) / scale),
+            (c.hint("zero_point_order"), q.astype(np.float64) * scale - zero_point),
+            (c.hint("int8_wrap"), (signed - zero_point) * scale),  # the cast wraps
+            (c.hint("int8_wrap"), ((signed - zero_point + 128) % 256 - 128) * scale),
         ],
     )

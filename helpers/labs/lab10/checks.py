@@ -38,7 +38,8 @@ HINTS = Hints(
         "swapped_pair": "the first element is float and the second int8: return the pair "
         "in the order the exercise asks, q first: return q, scale",
         "scale_float32": "keep the scale in float32, the dtype of the weights: a float64 "
-        "scale doubles its storage and promotes q * scale to float64",
+        "scale doubles its storage and promotes q * scale to float64; a float16 or bfloat16 "
+        "one rounds every scale to 3 significant digits",
         "zero_channel": "an all-zero channel has max |w| = 0, so its scale is 0 and w / scale "
         "is 0 / 0 = NaN, which no cast turns into a defined int8: keep the scale positive, "
         "e.g. at least the smallest normal float32 (its q is then 0)",
@@ -73,6 +74,13 @@ HINTS = Hints(
         "weighted 1 / steps except the two end points, weighted 1 / (2 steps)",
         "reversed_path": "the attributions sum to minus F(x) - F(x'): the path runs from the "
         "baseline to x, so multiply by (x - x'), not (x' - x)",
+        "batch_mean": "the attributions are B (the batch size) times too small: "
+        "differentiate f(point).sum(), not .mean(); each example's score depends on its own "
+        "row only, so the sum's gradient is each example's own gradient",
+        "trapezoid": "the attributions are near the integral but are not the trapezoid rule "
+        "with `steps` intervals: alphas = linspace(0, 1, steps + 1), every point weighted "
+        "1 / steps except the two ends, 1 / (2 steps) (not the midpoint rule, not another "
+        "number of points)",
         "path_gradient": "the attributions come out too small by the factor alpha of each "
         "point: take the gradient with respect to the path point itself, not with respect "
         "to x (through the chain rule, d f(x' + alpha (x - x')) / dx is alpha times it)",
@@ -329,6 +337,7 @@ def compare_ig(c: Checker, got: np.ndarray, case: dict) -> None:
         ),
         (c.hint("path_gradient"), ig_reference(x, baseline, steps, alpha_factor=True)),
         (c.hint("reversed_path"), -ig_reference(x, baseline, steps)),
+        (c.hint("batch_mean"), ig_reference(x, baseline, steps) / len(x)),
     ]
     for hint, wrong in mistakes:
         if np.allclose(got, wrong, rtol=1e-3, atol=1e-5):
@@ -350,7 +359,7 @@ def compare_ig(c: Checker, got: np.ndarray, case: dict) -> None:
             f"sum of attributions misses F(x) - F(x') by {error.max():.1%} (more than 1 %)",
             hint,
         )
-    # Compared with the integral itself (2,048 steps), to within float precision.
+    # Compared with the integral itself (2,048 steps), to 1 %: a larger miss is no quadrature.
     c.close(
         got,
         ig_reference(x, baseline, 2048),
@@ -359,3 +368,6 @@ def compare_ig(c: Checker, got: np.ndarray, case: dict) -> None:
         atol=1e-3,
         hint=formula,
     )
+    # and with the trapezoid rule of `steps` intervals, to within float32 precision
+    trapezoid = ig_reference(x, baseline, steps)
+    c.close(got, trapezoid, what="IG", rtol=1e-5, atol=2e-6, hint=c.hint("trapezoid"))

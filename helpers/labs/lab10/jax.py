@@ -92,7 +92,9 @@ def check_integrated_gradients(student: Any) -> None:
 def check_quantize_uint8(student: Any) -> None:
     """Affine uint8: ``quantize_uint8(x) -> (q, scale, zero_point)``."""
     with checking(
-        "quantize_uint8", JAX, passed="mixed, positive, negative and all-zero inputs"
+        "quantize_uint8",
+        JAX,
+        passed="mixed, positive, negative, leaky-ReLU and all-zero inputs",
     ) as c:
         for x in affine.affine_cases():
             out = c.call(student, jnp.asarray(x))
@@ -103,7 +105,9 @@ def check_quantize_uint8(student: Any) -> None:
 def check_dequantize_uint8(student: Any) -> None:
     """``dequantize_uint8(q, scale, zero_point) -> (q - zero_point) * scale`` in float32."""
     with checking(
-        "dequantize_uint8", JAX, passed="mixed, positive, negative and all-zero inputs"
+        "dequantize_uint8",
+        JAX,
+        passed="mixed, positive, negative, leaky-ReLU and all-zero inputs",
     ) as c:
         for x in affine.affine_cases():
             q, scale, zero_point = affine.affine_reference(x)

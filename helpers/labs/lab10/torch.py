@@ -34,6 +34,9 @@ HINTS = Hints(
         "in_place": "your function changed the tensor it was given (an in-place operation "
         "such as w /= scale, or a method ending in _): in the chapter's loop over a "
         "state_dict that would overwrite the model's own weights; compute new tensors",
+        "in_place_dtype": "an in-place operation (q *= scale, q.mul_(scale)) keeps q's "
+        "dtype, and a float result cannot be stored in int8 or uint8; it would also change "
+        "the caller's tensor: compute a new one, q.to(torch.float32) * scale",
         "scalar_grad": "torch.autograd.grad needs a scalar output, and f returns one score "
         "per example: differentiate the sum, torch.autograd.grad(f(point).sum(), point); "
         "each example's score depends on its own row only, so the rows stay apart",
@@ -46,6 +49,9 @@ HINTS = Hints(
 _ERRORS = {
     "does not require grad and does not have a grad_fn": "point_requires_grad",
     "grad can be implicitly created only for scalar outputs": "scalar_grad",
+    # q *= scale on int8 codes; scale *= q (a (C, 1, ...) tensor cannot hold the product)
+    "can't be cast to the desired output type": "in_place_dtype",
+    "doesn't match the broadcast shape": "in_place",
     # quantize_uint8 of an all-zero tensor without a floor on the scale
     "float division by zero": "all_zero_input",
     "cannot convert float NaN to integer": "all_zero_input",
@@ -112,7 +118,9 @@ def check_integrated_gradients(student: Any) -> None:
 def check_quantize_uint8(student: Any) -> None:
     """Affine uint8: ``quantize_uint8(x) -> (q, scale, zero_point)``."""
     with checking(
-        "quantize_uint8", TORCH, passed="mixed, positive, negative and all-zero inputs"
+        "quantize_uint8",
+        TORCH,
+        passed="mixed, positive, negative, leaky-ReLU and all-zero inputs",
     ) as c:
         for x in affine.affine_cases():
             given = torch.from_numpy(x.copy())
@@ -127,7 +135,7 @@ def check_dequantize_uint8(student: Any) -> None:
     with checking(
         "dequantize_uint8",
         TORCH,
-        passed="mixed, positive, negative and all-zero inputs",
+        passed="mixed, positive, negative, leaky-ReLU and all-zero inputs",
     ) as c:
         for x in affine.affine_cases():
             q, scale, zero_point = affine.affine_reference(x)

@@ -68,7 +68,8 @@ from helpers import jax as H
 #
 # The check: two batches (4 images 6x6 padded by 2, 5 images 8x7 padded by 1), offsets that
 # differ per image and reach both ends of `0 .. 2 * pad`, some images flipped; every pixel
-# must equal the reference's, and the dtype must stay `uint8`.
+# must equal the reference's, and the dtype must stay `uint8`. It also counts the operations
+# of a call on a batch three times larger: a Python loop over the images fails.
 
 
 # %%
@@ -102,8 +103,8 @@ H.lab05.check_crop_flip(crop_flip)
 # with the first) fails the check.
 #
 # The check: two batches (6 examples of 10 classes with $s = 0.2$, 5 of 4 classes with
-# $s = 0.3$), compared with `optax.softmax_cross_entropy(logits, optax.smooth_labels(...))`
-# to 1e-4.
+# $s = 0.3$; the first lacks the last class), a float32 loss compared with
+# `optax.softmax_cross_entropy(logits, optax.smooth_labels(...))` to 1e-4.
 
 
 # %%

@@ -66,7 +66,8 @@ from helpers import torch as H
 #
 # The check: two batches (4 images 6x6 padded by 2, 5 images 8x7 padded by 1), offsets that
 # differ per image and reach both ends of `0 .. 2 * pad`, some images flipped; every pixel
-# must equal the reference's, and the dtype must stay `uint8`.
+# must equal the reference's, and the dtype must stay `uint8`. It also counts the operations
+# of a call on a batch three times larger: a Python loop over the images fails.
 
 
 # %%
@@ -98,7 +99,8 @@ H.lab05.check_crop_flip(crop_flip)
 # the first) fails the check.
 #
 # The check: two batches (6 examples of 10 classes with $s = 0.2$, 5 of 4 classes with
-# $s = 0.3$), compared with `F.cross_entropy(logits, labels, label_smoothing=s)` to 1e-4.
+# $s = 0.3$; the first lacks the last class), a float32 loss compared with
+# `F.cross_entropy(logits, labels, label_smoothing=s)` to 1e-4.
 
 
 # %%

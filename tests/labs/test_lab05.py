@@ -8,6 +8,9 @@ changes the checks' answers.
 
 from __future__ import annotations
 
+import contextlib
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,7 +23,7 @@ from labtools import mistake_table_tests
 
 from helpers.jax import vision as jv
 from helpers.labs.lab05 import checks as lab05
-from helpers.labs.lab05 import model_checks
+from helpers.labs.lab05 import loss_checks, model_checks
 from helpers.torch import vision as tv
 
 LAB = "lab05"
@@ -858,6 +861,234 @@ TORCH_MISTAKES += [
     ("cutmix", _t_cut_library, "mix_answer_key"),
 ]
 
+
+# --- a second student pass on exercises 1-4 ---------------------------------------------------
+def _t_gather(
+    images, offsets, flips, pad, *, widths=None, rows=None, cols=None, flip=None
+):
+    """Exercise 1 by gather, with one part replaced: the padding, the rows, the columns, or
+    how the flipped column indices are chosen."""
+    b, h, w, _ = images.shape
+    padded = F.pad(images, widths or (0, 0, pad, pad, pad, pad))
+    r = offsets[:, :1] + torch.arange(h) if rows is None else rows(offsets, h)
+    c = offsets[:, 1:] + torch.arange(w) if cols is None else cols(offsets, w)
+    c = flip(c, flips) if flip else torch.where(flips[:, None], c.flip(1), c)
+    return padded[torch.arange(b)[:, None, None], r[:, :, None], c[:, None, :]]
+
+
+def _t_crop_loop(images, offsets, flips, pad):
+    padded = F.pad(images, (0, 0, pad, pad, pad, pad))
+    h, w = images.shape[1:3]
+    crops = [
+        p[r : r + h, c : c + w]
+        for p, (r, c) in zip(padded, offsets.tolist(), strict=True)
+    ]
+    return torch.stack(
+        [c.flip(1) if f else c for c, f in zip(crops, flips.tolist(), strict=True)]
+    )
+
+
+def _t_crop_inplace(images, offsets, flips, pad):
+    images[flips] = images[flips].flip(2)  # the caller's batch, mirrored
+    offsets[flips, 1] = 2 * pad - offsets[flips, 1]
+    return _t_gather(images, offsets, torch.zeros_like(flips), pad)
+
+
+def _t_crop_bool_arith(images, offsets, flips, pad):
+    out = _t_gather(images, offsets, torch.zeros_like(flips), pad)
+    m = flips[:, None, None, None]
+    return out * (1 - m) + out.flip(2) * m  # 1 - a bool tensor: an error
+
+
+def _t_loss2(kind):
+    def smoothed_cross_entropy(logits, labels, smoothing):
+        c = logits.shape[-1]
+        one_hot = F.one_hot(labels, c).float()
+        if kind == "no_num_classes":  # labels.max() + 1 classes
+            one_hot = F.one_hot(labels).float()
+        if kind == "eye64":  # float64 one-hot rows
+            one_hot = torch.from_numpy(np.eye(c))[labels]
+        targets = {
+            "not_divided": lambda: (1 - smoothing) * one_hot + smoothing,
+            "swapped": lambda: smoothing * one_hot + (1 - smoothing) / c,
+        }.get(kind, lambda: (1 - smoothing) * one_hot + smoothing / c)()
+        if kind == "inplace":
+            logits -= logits.max(-1, keepdim=True).values  # the caller's logits
+        log_p = F.softmax(logits, -1) if kind == "no_log" else F.log_softmax(logits, -1)
+        return -(targets * log_p).sum(-1).mean()
+
+    return smoothed_cross_entropy
+
+
+def _t_predict2(kind):
+    def predict_logits(model, images, mean, std):
+        model.eval()
+        if kind == "swapped":
+            mean, std = std, mean
+        with torch.no_grad():
+            logits = model(
+                tv.to_input(images, mean, std ** (2 if kind == "var" else 1))
+            )
+        return logits.log_softmax(-1) if kind == "log_softmax" else logits
+
+    return predict_logits
+
+
+def _t_step2(kind):
+    def train_step(model, optimizer, x, labels, smoothing):
+        model.train()
+        with torch.no_grad() if kind == "no_grad" else contextlib.nullcontext():
+            logits = model(x)
+        if kind == "positional":
+            loss = F.cross_entropy(logits, labels, smoothing)  # smoothing as weight
+        else:
+            loss = F.cross_entropy(logits.double() if kind == "float64" else logits,
+                                   labels, label_smoothing=smoothing)  # fmt: skip
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if kind == "log_forward":  # a second training-mode forward, for a log
+            with torch.no_grad():
+                model(x)
+        return loss.detach()
+
+    return train_step
+
+
+TORCH_MISTAKES += [
+    ("crop_flip", partial(_t_gather, cols=lambda o, w: o[:, :1] + torch.arange(w)),
+     "offsets_swapped"),
+    ("crop_flip", lambda i, o, f, p: _t_gather(i, o, f, p, widths=(0, 0, 0, 2 * p, 0, 2 * p)),
+     "pad_amount"),
+    ("crop_flip", partial(_t_gather, flip=lambda c, f: torch.where(f[:, None], c.flip(0), c)),
+     "flip_batch_axis"),
+    ("crop_flip", _t_crop_loop, "crop_loop"),
+    ("crop_flip", _t_crop_inplace, "inputs_changed"),
+    ("crop_flip", _t_crop_bool_arith, "flip_bool_arith"),
+    ("smoothed_cross_entropy", _t_loss2("no_num_classes"), "classes_hardcoded"),
+    ("smoothed_cross_entropy", _t_loss2("not_divided"), "smoothing_sum"),
+    ("smoothed_cross_entropy", _t_loss2("swapped"), "smoothing_swapped"),
+    ("smoothed_cross_entropy", _t_loss2("no_log"), "loss_log_missing"),
+    ("smoothed_cross_entropy", _t_loss2("eye64"), "loss_float64"),
+    ("smoothed_cross_entropy", _t_loss2("inplace"), "inputs_changed"),
+    ("predict_logits", _t_predict2("swapped"), "not_normalised"),
+    ("predict_logits", _t_predict2("var"), "not_normalised"),
+    ("predict_logits", _t_predict2("log_softmax"), "probabilities"),
+    ("train_step", _t_step2("no_grad"), "step_no_graph"),
+    ("train_step", _t_step2("positional"), "step_smoothing_keyword"),
+    ("train_step", _t_step2("float64"), "loss_float64"),
+    ("train_step", _t_step2("log_forward"), "stats_twice"),
+]  # fmt: skip
+
+
+def _j_crop2(kind):
+    def crop_flip(images, offsets, flips, pad):
+        _, h, w, c = images.shape
+        widths = ((0, 0), (0, 2 * pad), (0, 2 * pad), (0, 0)) if kind == "one_side" else (
+            ((0, 0), (pad, pad), (pad, pad), (0, 0)))  # fmt: skip
+        padded = jnp.pad(
+            images, pad if kind == "int_pad" else widths
+        )  # int: every axis
+
+        def one(image, offset, flip):
+            start = (offset[0], offset[0 if kind == "rows_both" else 1], 0)
+            if kind == "no_channel":  # a start and a size for rows and columns only
+                return jax.lax.dynamic_slice(image, start[:2], (h, w))
+            crop = jax.lax.dynamic_slice(image, start, (h, w, c))
+            return jnp.where(flip, crop[:, ::-1], crop)
+
+        if kind == "loop":
+            return jnp.stack(
+                [one(*a) for a in zip(padded, offsets, flips, strict=True)]
+            )
+        if kind == "tolist":  # concrete offsets: fails under jax.jit
+            given = zip(padded, offsets.tolist(), flips.tolist(), strict=True)
+            return jnp.stack([one(p, o, f) for p, o, f in given])
+        return jax.vmap(one)(padded, offsets, flips)
+
+    return crop_flip
+
+
+def _j_crop_batch_flip(images, offsets, flips, pad):
+    b, h, w, _ = images.shape
+    padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    rows, cols = offsets[:, :1] + jnp.arange(h), offsets[:, 1:] + jnp.arange(w)
+    cols = jnp.where(flips[:, None], cols[::-1], cols)  # reversed over the batch
+    return padded[jnp.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def _j_loss2(kind):
+    def smoothed_cross_entropy(logits, labels, smoothing):
+        c = int(labels.max()) + 1 if kind == "labels_max" else logits.shape[-1]
+        one_hot = jax.nn.one_hot(labels, c)
+        targets = {
+            "not_divided": (1 - smoothing) * one_hot + smoothing,
+            "swapped": smoothing * one_hot + (1 - smoothing) / c,
+        }.get(kind, (1 - smoothing) * one_hot + smoothing / c)
+        log_p = logits if kind == "no_log" else jax.nn.log_softmax(logits)
+        return -(targets * log_p).sum(-1).mean()
+
+    return smoothed_cross_entropy
+
+
+def _j_predict2(kind):
+    def predict_logits(model, images, mean, std):
+        model.eval()
+        if kind == "swapped":
+            mean, std = std, mean
+        logits = model(jv.to_input(images, mean, std))
+        return jax.nn.log_softmax(logits) if kind == "log_softmax" else logits
+
+    return predict_logits
+
+
+def _j_step2(kind):
+    @nnx.jit
+    def train_step(model, optimizer, x, labels, smoothing):
+        model.train()
+
+        def loss_fn(m):
+            logits = m(x)
+            if kind == "int_targets":  # integer labels where one-hot targets go
+                return optax.softmax_cross_entropy(
+                    logits, optax.smooth_labels(labels, smoothing)
+                ).mean()
+            one_hot = jax.nn.one_hot(labels, logits.shape[-1])
+            targets = optax.smooth_labels(one_hot, smoothing)
+            return optax.softmax_cross_entropy(logits, targets).mean()
+
+        if kind == "grad_then_loss":  # the model runs twice in training mode
+            grads = nnx.grad(loss_fn)(model)
+            loss = loss_fn(model)
+        elif kind == "jax_grad":  # JAX's own transform: the state updates are lost
+            loss, grads = jax.value_and_grad(loss_fn)(model)
+        else:
+            loss, grads = nnx.value_and_grad(loss_fn)(model)
+        optimizer.update(model, grads)
+        return loss
+
+    return train_step
+
+
+JAX_MISTAKES += [
+    ("crop_flip", _j_crop2("rows_both"), "offsets_swapped"),
+    ("crop_flip", _j_crop2("one_side"), "pad_amount"),
+    ("crop_flip", _j_crop2("int_pad"), "pad_axes"),
+    ("crop_flip", _j_crop2("no_channel"), "slice_rank"),
+    ("crop_flip", _j_crop2("loop"), "crop_loop"),
+    ("crop_flip", _j_crop2("tolist"), "crop_loop"),
+    ("crop_flip", _j_crop_batch_flip, "flip_batch_axis"),
+    ("smoothed_cross_entropy", _j_loss2("labels_max"), "classes_hardcoded"),
+    ("smoothed_cross_entropy", _j_loss2("not_divided"), "smoothing_sum"),
+    ("smoothed_cross_entropy", _j_loss2("swapped"), "smoothing_swapped"),
+    ("smoothed_cross_entropy", _j_loss2("no_log"), "loss_log_missing"),
+    ("predict_logits", _j_predict2("swapped"), "not_normalised"),
+    ("predict_logits", _j_predict2("log_softmax"), "probabilities"),
+    ("train_step", _j_step2("int_targets"), "step_one_hot"),
+    ("train_step", _j_step2("grad_then_loss"), "stats_twice"),
+    ("train_step", _j_step2("jax_grad"), "stats_lost"),
+]
+
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
 (
     test_catches_mistake_with_its_hint,
@@ -936,7 +1167,7 @@ def test_smoothing_reference_equals_both_libraries_and_mistakes_differ():
             ),
             rel=1e-5,
         )
-        for mistake in lab05._SMOOTH_MISTAKES:
+        for mistake in loss_checks._SMOOTH_MISTAKES:
             wrong = lab05.smoothed_ce(logits, labels, s, mistake)
             assert abs(wrong - ref) > 1e-2 * abs(ref), mistake
 

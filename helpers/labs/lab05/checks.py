@@ -3,15 +3,15 @@
 Five exercises: the batched crop + flip augmentation (NHWC, one offset and one flip per
 image), the label-smoothed cross-entropy, evaluation logits (no augmentation, evaluation
 mode), one training step with label smoothing, and mixup and CutMix (exercise 5, checked in
-:mod:`helpers.labs.lab05.mixing`). This module holds the hints (those of the
-last two from :mod:`helpers.labs.lab05.model_checks`) and the checks of the first two;
-``model_checks`` those of the last two, which run a model. Each ``check_*`` takes the
-student's function, a :class:`~helpers.labs.kit.Framework` and what only the framework can
-provide (its library loss); ``helpers.labs.lab05.torch`` and ``.jax`` bind them.
+:mod:`helpers.labs.lab05.mixing`). This module holds the hints (exercise 2's from
+:mod:`helpers.labs.lab05.loss_checks`, the next two's from
+:mod:`helpers.labs.lab05.model_checks`) and the check of the first; it re-exports the
+second's. Each ``check_*`` takes the student's function, a
+:class:`~helpers.labs.kit.Framework` and what only the framework can provide (its library
+loss, a count of operations); ``helpers.labs.lab05.torch`` and ``.jax`` bind them.
 
 The known mistakes are computed here in NumPy, one switch per mistake, on inputs where each
-changes the answer: crops at different offsets per image, asymmetric images, smoothing large
-enough that applying it twice shows.
+changes the answer: crops at different offsets per image, asymmetric images.
 """
 
 from __future__ import annotations
@@ -23,6 +23,12 @@ import numpy as np
 
 import helpers.vision
 from helpers.labs.kit import Framework, Hints, checking, recording
+from helpers.labs.lab05.loss_checks import (
+    LOSS_HINTS,
+    check_smoothed_cross_entropy,
+    smooth_cases,
+    smoothed_ce,
+)
 from helpers.labs.lab05.model_checks import MODEL_HINTS
 from helpers.vision import crop_flip_reference
 
@@ -33,11 +39,13 @@ __all__ = [
     "crop_cases",
     "crop_flip_answer_keys",
     "crop_mistake",
+    "smooth_cases",
     "smoothed_ce",
 ]
 
 HINTS = Hints(
     MODEL_HINTS,  # exercises 3 and 4
+    LOSS_HINTS,  # exercise 2
     {
         "nhwc": "the batch is NHWC, (B, H, W, C): pad and crop axes 1 (rows) and 2 "
         "(columns), flip axis 2; the last axis holds the colour channels",
@@ -49,8 +57,12 @@ HINTS = Hints(
         "H.vision.crop_flip is the answer key, the function the check compares with",
         "flip_all": "mirror only the images whose flips[i] is True, not the whole batch: "
         "choose per image, where(flips[:, None, None, None], mirrored, crop)",
-        "pad_amount": "pad by exactly pad zero pixels on each side (the argument): the "
-        "offsets 0 .. 2 * pad then reach both edges of the padded image",
+        "pad_amount": "pad by exactly pad zero pixels on each side (the argument), top "
+        "and bottom, left and right, not 2 * pad on one side: the offsets 0 .. 2 * pad "
+        "then reach both edges of the padded image",
+        "flip_batch_axis": "mirror each crop along its own columns: reverse the (B, W) "
+        "column indices along axis 1 (cols[:, ::-1]), or the crops along axis 2; reversed "
+        "along the batch axis, image i gets the column window of another image",
         "flip_missing": "flip the images whose flips[i] is True (mirror left-right), after "
         "cropping",
         "flip_before_crop": "crop first, then flip the crop: mirroring the padded image "
@@ -58,7 +70,8 @@ HINTS = Hints(
         "crop_missing": "after padding, cut an (H, W) window from each padded image: the "
         "result has the shape of the input batch",
         "offsets_swapped": "offsets[i, 0] is the row where the crop starts (axis 1) and "
-        "offsets[i, 1] the column (axis 2), not the other way round",
+        "offsets[i, 1] the column (axis 2): each axis its own offset, not the other way "
+        "round and not one of them for both",
         "flip_broadcast": "flips has shape (B,): to choose per image in a (B, H, W, C) "
         "batch index it as flips[:, None, None, None] (flips[:, None] against (B, W) "
         "column indices), so that it lines up with the batch axis",
@@ -67,30 +80,6 @@ HINTS = Hints(
         "an (H, W) window from each padded image",
         "pad_mode": "pad with zeros (constant mode, the default), not by reflecting, "
         "repeating the edge or wrapping around: the crops' borders must be black",
-        "smoothing_twice": "smooth the one-hot targets once: target = (1 - s) * one_hot + "
-        "s / C, and do not smooth the result again",
-        "smoothing_c_minus_1": "label smoothing spreads s over all C classes, the true one "
-        "included: (1 - s) * one_hot + s / C, not s / (C - 1) (whether added to every "
-        "class or to the others only)",
-        "smoothing_missing": "mix the one-hot target with the uniform one: "
-        "(1 - s) * one_hot + s / C",
-        "loss_sum": "average the per-example losses over the batch (mean), do not sum them",
-        "loss_keepdim": "return a 0-d loss, shape (): take .mean() over the batch without "
-        "keepdim (and do not reshape or index it into shape (1,))",
-        "loss_dtype": "compute the loss in float32, from the float32 logits: a loss in "
-        "bfloat16 or float16 (logits cast down, or mixed precision) loses digits; cast "
-        "the logits back to float32 before the loss",
-        "loss_sign": "the cross-entropy is -sum(target * log_softmax(logits)): log "
-        "probabilities are negative, so the loss is positive; keep the minus sign",
-        "loss_not_reduced": "reduce to one number: sum target * log_softmax over the "
-        "classes (last axis), then take the mean over the batch",
-        "loss_mean_all": "sum over the classes, then average over the batch: a mean over "
-        "both axes also divides the loss by the number of classes",
-        "softmax_axis": "take log_softmax over the classes, the last axis: each row of the "
-        "logits is one example's distribution, and the batch axis is not one",
-        "classes_hardcoded": "take the number of classes from the logits, "
-        "C = logits.shape[-1]: the check's two batches have 10 and 4 classes",
-        "loss_float": "return the loss as a 0-d array of the framework, not a Python float",
     },
 )
 
@@ -124,6 +113,8 @@ def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
         return _padded_crop(case, 0 if mistake == "unpadded" else pad + 1)
     if mistake == "nchw_pad":
         return _padded_crop(case, pad, nchw=True)
+    if mistake in ("pad_end", "pad_start"):  # 2 * pad on one side of each axis
+        return _padded_crop(case, pad, one_side=mistake[4:])
     if mistake.startswith("pad_"):  # pad_reflect etc.: np.pad's mode, not zeros
         return _padded_crop(case, pad, mode=mistake[4:])
     if mistake.startswith("shift_"):  # shift_<rows>_<cols>_<clamp>: the crop 1 further
@@ -133,6 +124,14 @@ def crop_mistake(case: dict[str, Any], mistake: str) -> np.ndarray:
         offsets = np.repeat(offsets[:1], len(offsets), axis=0)
     if mistake == "offsets_swapped":
         offsets = offsets[:, ::-1]
+    if mistake in ("offset_rows_both", "offset_cols_both"):  # one offset for both axes
+        offsets = offsets[:, [0, 0] if mistake == "offset_rows_both" else [1, 1]]
+    if (
+        mistake == "flip_batch_axis"
+    ):  # flipped images take the columns of image B - 1 - i
+        offsets = offsets.copy()
+        offsets[flips, 1] = offsets[::-1][flips, 1]
+        flips = np.zeros_like(flips)
     if mistake == "flip_missing":
         flips = np.zeros_like(flips)
     if (
@@ -158,17 +157,20 @@ def _padded_crop(
     mode: str = "constant",
     shift: tuple[int, int] = (0, 0),
     clamp: str = "start",
+    one_side: str = "",
 ) -> np.ndarray:
     """Crops at ``offsets + shift`` of the batch padded by ``pad`` (the case's or a wrong
     one) in np.pad's ``mode``, flipped where ``flips``. What runs past the end is clamped
     silently, as JAX does: the start (``clamp="start"``, ``lax.dynamic_slice``) or each index
     (``"index"``, jnp indexing).
     ``nchw``: padded as if it were NCHW (columns and channels), so the rows start at 0 and
-    the first C of the C + 2 pad channels (pad zero channels first) are kept."""
+    the first C of the C + 2 pad channels (pad zero channels first) are kept.
+    ``one_side``: ``"end"`` or ``"start"``, 2 * pad on that side of rows and columns."""
     images, offsets, flips = case["images"], case["offsets"] + shift, case["flips"]
     b, h, w, ch = images.shape
     axes = (2, 3) if nchw else (1, 2)  # the two padded axes
-    widths = [(pad, pad) if i in axes else (0, 0) for i in range(4)]
+    both = {"end": (0, 2 * pad), "start": (2 * pad, 0)}.get(one_side, (pad, pad))
+    widths = [both if i in axes else (0, 0) for i in range(4)]
     padded = np.pad(images, widths, mode=mode)[..., :ch]
     if clamp == "index":
         rows = np.minimum(offsets[:, :1] + np.arange(h), padded.shape[1] - 1)  # (B, H)
@@ -190,6 +192,11 @@ def _padded_crop(
 _CROP_MISTAKES = {
     "same_offset": "same_offset",
     "offsets_swapped": "offsets_swapped",
+    "offset_rows_both": "offsets_swapped",
+    "offset_cols_both": "offsets_swapped",
+    "flip_batch_axis": "flip_batch_axis",
+    "pad_end": "pad_amount",
+    "pad_start": "pad_amount",
     "vertical_flip": "vertical_flip",
     "flip_missing": "flip_missing",
     "flip_all": "flip_all",
@@ -221,13 +228,30 @@ def crop_flip_answer_keys(*modules: Any) -> tuple[tuple[Any, str], ...]:
     )
 
 
+_OPS_PROBLEMS = {"mix_host": "your function copied a tensor to NumPy (.numpy())"}
+
+
+def _loop_args() -> tuple[tuple, tuple]:
+    """Exercise 1's arguments (numpy) for a batch of 4 and the same batch 3 times over."""
+    case = crop_cases()[0]
+    small = tuple(case[k] for k in ("images", "offsets", "flips"))
+    large = tuple(np.concatenate([a] * 3) for a in small)
+    return (*small, case["pad"]), (*large, case["pad"])
+
+
 def check_crop_flip(
-    fn: Callable, fw: Framework, *, answer_keys: tuple[tuple[Any, str], ...] = ()
+    fn: Callable,
+    fw: Framework,
+    *,
+    answer_keys: tuple[tuple[Any, str], ...] = (),
+    ops: Callable[[Callable, tuple], int | str | None] | None = None,
 ) -> None:
     """``fn(images, offsets, flips, pad) -> (B, H, W, C)``, the same dtype as ``images``.
 
     ``answer_keys`` pairs a module with the name of a library function that solves the
-    exercise (``H.vision.crop_flip``); a call of one from ``fn`` fails the check.
+    exercise (``H.vision.crop_flip``); a call of one from ``fn`` fails the check. ``ops``,
+    as in :mod:`helpers.labs.lab05.mixing`: the operations one call runs (or a string where
+    it left the framework), so that a loop over the images fails (hint ``crop_loop``).
     """
     with checking(
         "crop_flip", fw, passed="every image cropped at its own offset and flipped"
@@ -243,6 +267,12 @@ def check_crop_flip(
                     f"your function called the library's {called[0]}",
                     c.hint("answer_key"),
                 )
+            for name, g in (("images", images), ("offsets", offsets), ("flips", flips)):
+                if not np.array_equal(fw.to_numpy(g), case[name]):  # PyTorch only
+                    raise c.fail(
+                        f"your function changed its input {name}",
+                        c.hint("inputs_changed"),
+                    )
             out = c.array(result)
             expected = crop_mistake(case, "right")
             if out.shape != expected.shape:
@@ -268,128 +298,12 @@ def check_crop_flip(
                     for m, key in _CROP_MISTAKES.items()
                 ],
             )
-
-
-# --- Exercise 2: the label-smoothed cross-entropy -----------------------------------------------
-def smooth_cases() -> list[dict[str, Any]]:
-    rng = np.random.default_rng(6)
-    return [
-        dict(
-            logits=(rng.normal(size=(b, c)) * 3).astype(np.float32),
-            labels=rng.integers(0, c, size=b),
-            smoothing=s,
+        small, large = (ops(fn, args) if ops else None for args in _loop_args())
+        if isinstance(small, str):  # traced (JAX) or copied to NumPy (PyTorch)
+            raise c.fail(_OPS_PROBLEMS.get(small, "your function failed when its "
+                         "inputs were traced"), c.hint("crop_loop"))  # fmt: skip
+        c.expect(
+            small is None or large is None or large <= small,
+            f"a batch of 12 images ran {large} operations, one of 4 ran {small}",
+            c.hint("crop_loop"),
         )
-        for b, c, s in [(6, 10, 0.2), (5, 4, 0.3)]
-    ]
-
-
-def smoothed_ce(logits, labels, smoothing: float, mistake: str = "right") -> float:
-    """The mean smoothed cross-entropy in float64; ``mistake`` names a known wrong variant."""
-    logits = np.asarray(logits, np.float64)
-    c = logits.shape[1]
-    one_hot = np.eye(c)[labels]
-    s = smoothing
-    right = (1 - s) * one_hot + s / c
-    targets = {
-        "smoothing_twice": (1 - s) * right + s / c,
-        "smoothing_c_minus_1": (1 - s) * one_hot + (1 - one_hot) * s / (c - 1),
-        "smoothing_c_minus_1_all": (1 - s) * one_hot + s / (c - 1),
-        "smoothing_missing": one_hot,
-        "loss_sign": -right,
-    }.get(mistake, right)
-    axis = 0 if mistake == "softmax_axis" else 1  # 0: normalised over the batch
-    z = logits - logits.max(axis, keepdims=True)
-    log_p = z - np.log(np.exp(z).sum(axis, keepdims=True))
-    per_example = -(targets * log_p).sum(1)  # (B,)
-    if mistake == "loss_sum":
-        return float(per_example.sum())
-    if mistake == "loss_mean_all":  # the mean over (B, C)
-        return float(per_example.mean() / c)
-    if mistake not in ("right", *_SMOOTH_MISTAKES):
-        raise ValueError(f"unknown mistake {mistake!r}")
-    return float(per_example.mean())
-
-
-# Each known mistake (what ``smoothed_ce`` computes) -> the hint it gets.
-_SMOOTH_MISTAKES = {
-    "smoothing_twice": "smoothing_twice",
-    "smoothing_c_minus_1": "smoothing_c_minus_1",  # s / (C - 1) on the other classes
-    "smoothing_c_minus_1_all": "smoothing_c_minus_1",  # s / (C - 1) added to every class
-    "smoothing_missing": "smoothing_missing",
-    "loss_sum": "loss_sum",
-    "loss_sign": "loss_sign",
-    "loss_mean_all": "loss_mean_all",
-    "softmax_axis": "softmax_axis",
-}
-
-
-def check_smoothed_cross_entropy(
-    fn: Callable,
-    fw: Framework,
-    *,
-    library: Callable,
-    int_dtype: Any,
-    answer_keys: tuple[tuple[Any, str], ...] = (),
-) -> None:
-    """``fn(logits, labels, smoothing) -> scalar``, against ``library`` (the framework's loss).
-
-    ``library(logits, labels, smoothing)`` takes numpy and returns a float; ``int_dtype`` is
-    the labels' dtype in this framework (int64 in PyTorch, int32 in JAX). ``answer_keys``,
-    as in :func:`check_crop_flip`: the library's cross-entropy and smoothing, whose call from
-    ``fn`` fails the check (hint ``loss_answer_key``).
-    """
-    with checking(
-        "smoothed_cross_entropy", fw, passed="equals the library's loss on two batches"
-    ) as c:
-        for case in smooth_cases():
-            logits, labels = _inputs(
-                fw, case["logits"], case["labels"].astype(int_dtype)
-            )
-            with recording(answer_keys) as called:
-                result = c.call(fn, logits, labels, case["smoothing"])
-            if called:
-                raise c.fail(
-                    f"your function called the library's {called[0]}",
-                    c.hint("loss_answer_key"),
-                )
-            if isinstance(result, float):
-                raise c.fail(
-                    f"expected {fw.array_type} of shape (), got a float",
-                    c.hint("loss_float"),
-                )
-            out = c.array(result)
-            if out.size != 1:
-                raise c.fail(
-                    f"expected one number (the mean loss), got shape {out.shape}",
-                    c.hint("loss_not_reduced"),
-                )
-            if out.shape != ():
-                raise c.fail(
-                    f"expected the mean loss, shape (), got shape {out.shape}",
-                    c.hint("loss_keepdim"),
-                )
-            c.expect(
-                out.dtype in (np.float32, np.float64),
-                f"the loss has dtype {out.dtype}, expected float32",
-                c.hint("loss_dtype"),
-            )
-            # The library's loss; tests/labs/test_lab05.py shows it equals smoothed_ce.
-            expected = library(case["logits"], case["labels"], case["smoothing"])
-            c.close(
-                out,
-                expected,
-                what="the loss",
-                rtol=1e-4,
-                atol=1e-5,
-                hint="the mean over the batch of -sum(target * log_softmax(logits)) over "
-                "the classes, with target = (1 - s) * one_hot + s / C",
-                mistakes=[
-                    (
-                        c.hint(key),
-                        smoothed_ce(
-                            case["logits"], case["labels"], case["smoothing"], m
-                        ),
-                    )
-                    for m, key in _SMOOTH_MISTAKES.items()
-                ],
-            )

@@ -24,8 +24,8 @@ import helpers.jax.vision
 from helpers.jax.labkit import lab_framework
 from helpers.jax.vision import to_input
 from helpers.labs.kit import Hints, explainer
+from helpers.labs.lab05 import adapter_hints, mixing, model_checks
 from helpers.labs.lab05 import checks as lab05
-from helpers.labs.lab05 import mixing, model_checks
 
 __all__ = [
     "check_crop_flip",
@@ -95,6 +95,7 @@ HINTS = Hints(
         "float: compute with it (optax.smooth_labels takes it as it is), do not branch "
         "on it with an if",
     },
+    adapter_hints.JAX,
 )
 
 # JAX error messages (a regular expression on the message) -> the hint that fixes them, one
@@ -106,6 +107,8 @@ _ERRORS = {
         r"TracerBoolConversionError|boolean conversion of traced": "traced_if",
         r"Slice entries must be static|slice indices must have static": "traced_slice",
         r"Slice size .* out of range|slice_sizes must be less than": "nhwc",
+        r"vmap got inconsistent sizes": "pad_axes",
+        r"Length of slice indices must match number of operand": "slice_rank",
     },
     "smoothed_cross_entropy": {
         r"incompatible shapes for broadcasting": "classes_hardcoded"
@@ -126,6 +129,9 @@ _ERRORS = {
         r"arose with the `float` function": "loss_float",
         r"boolean conversion of traced": "step_traced_if",
         r"feature dimension|rhs input feature": "step_layout",
+        r"subdtype of <class 'numpy.floating'>|Incompatible shapes for broadcast": (
+            "step_one_hot"
+        ),
     },
 }
 FRAMEWORKS = {
@@ -339,6 +345,7 @@ check_crop_flip = partial(
     lab05.check_crop_flip,
     fw=FRAMEWORKS["crop_flip"],
     answer_keys=lab05.crop_flip_answer_keys(helpers.jax.augment, helpers.jax.vision),
+    ops=_ops,
 )
 check_smoothed_cross_entropy = partial(
     lab05.check_smoothed_cross_entropy,

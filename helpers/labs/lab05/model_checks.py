@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from helpers.labs.kit import Framework, checking
+from helpers.labs.lab05.loss_checks import dtype_hint_key
 
 __all__ = [
     "MODEL_HINTS",
@@ -52,7 +53,8 @@ MODEL_HINTS = {
     "image's input depend on what it is evaluated with, and differ from training",
     "test_flip": "evaluate the images as they are: flipping them at test time is "
     "augmentation (flip TTA adds both logits; this exercise asks for plain ones)",
-    "probabilities": "return the logits, the model's raw output, without a softmax",
+    "probabilities": "return the logits, the model's raw output, without a softmax or "
+    "log_softmax",
     # Exercise 4; the adapters word the ones whose fix is an API call.
     "step_no_smoothing": "train on the smoothed loss: targets (1 - s) * one_hot + s / C "
     "with s = smoothing; the plain cross-entropy on the labels ignores the smoothing",
@@ -127,6 +129,9 @@ _EVAL_MISTAKES = {
     "test_flip": "test_flip",
     "tta": "test_flip",  # the logits of the images plus those of their mirror images
     "probabilities": "probabilities",
+    "log_probabilities": "probabilities",
+    "mean_std_swapped": "not_normalised",  # to_input(images, std, mean)
+    "std_squared": "not_normalised",  # divided by the variance
 }
 
 
@@ -168,6 +173,9 @@ def _eval_mistakes(
         "test_flip": flipped,
         "tta": right + flipped,
         "probabilities": _softmax(right),
+        "log_probabilities": np.log(_softmax(right)),
+        "mean_std_swapped": reference(model, images, std, mean, "right"),
+        "std_squared": reference(model, images, mean, std**2, "right"),
     }
 
 
@@ -332,9 +340,9 @@ def check_train_step(
                     c.hint("loss_not_scalar"),
                 )
             c.expect(
-                value.dtype in (np.float32, np.float64),
+                value.dtype == np.float32,
                 f"the loss has dtype {value.dtype}, expected float32",
-                c.hint("loss_dtype"),
+                c.hint(dtype_hint_key(fw, value.dtype)),
             )
             losses.append(value)
         expected_losses, expected = train("")
@@ -362,15 +370,27 @@ def check_train_step(
                 ),
             )
         got = weights(model)
+        # The running statistics come last: a wrong one after right weights moved twice (a
+        # second forward in training mode), or never (JAX's own grad loses the updates).
+        stats = ("bn_mean", "bn_var")
+        unmoved = "stats_lost" in fw.hints and all(
+            np.array_equal(got[k], tiny_net_weights()[k]) for k in stats
+        )
+        stats_hint = c.hint("stats_lost" if unmoved else "stats_twice")
         for part, what in _STEP_PARTS.items():
+            weight = part not in stats
             c.close(
                 got[part],
                 expected[part],
                 what=f"{what} after two steps",
                 rtol=1e-4,
                 atol=1e-5,
-                hint=mode_hint
-                or "the update differs from one optimizer step on the gradient of the "
-                "returned loss",
-                mistakes=((hint(v), train(v)[1][part]) for v in variants),
+                hint=(
+                    mode_hint
+                    or "the update differs from one optimizer step on the gradient of "
+                    "the returned loss"
+                )
+                if weight
+                else stats_hint,
+                mistakes=((hint(v), train(v)[1][part]) for v in variants if weight),
             )

@@ -23,8 +23,8 @@ from torch.overrides import TorchFunctionMode
 import helpers.torch.augment
 import helpers.torch.vision
 from helpers.labs.kit import Hints, explainer
+from helpers.labs.lab05 import adapter_hints, mixing, model_checks
 from helpers.labs.lab05 import checks as lab05
-from helpers.labs.lab05 import mixing, model_checks
 from helpers.torch.labkit import lab_framework
 from helpers.torch.vision import to_input
 
@@ -101,6 +101,7 @@ HINTS = Hints(
         "no_grad_missing": "evaluate under torch.no_grad() (or torch.inference_mode()): "
         "without it autograd records the forward pass, and the logits keep its graph",
     },
+    adapter_hints.TORCH,
 )
 
 # An index out of bounds on an axis as long as the check's padded rows or columns ran past a
@@ -120,6 +121,7 @@ _ERRORS = {
         _PAST_PADDED: "crop_bounds",
         r"out of bounds for dimension|Padding length": "pad_axes",
         r"Slice size .* out of range": "nhwc",
+        r"with a bool tensor is not supported": "flip_bool_arith",
     },
     "smoothed_cross_entropy": {r"must match the size of tensor": "classes_hardcoded"},
     "predict_logits": {
@@ -131,6 +133,8 @@ _ERRORS = {
     "train_step": {
         r"grad can be implicitly created only for scalar outputs": "loss_not_scalar",
         r"to have 3 channels|expected input.*channels": "step_layout",
+        r"does not require grad and does not have a grad_fn": "step_no_graph",
+        r"argument 'weight' \(position 3\)": "step_smoothing_keyword",
     },
 }
 FRAMEWORKS = {
@@ -308,6 +312,7 @@ check_crop_flip = partial(
     answer_keys=lab05.crop_flip_answer_keys(
         helpers.torch.augment, helpers.torch.vision
     ),
+    ops=_ops,
 )
 check_smoothed_cross_entropy = partial(
     lab05.check_smoothed_cross_entropy,

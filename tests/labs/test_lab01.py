@@ -14,6 +14,7 @@ import threading
 
 import jax
 import jax.numpy as jnp
+import optax
 import pytest
 import torch
 import torch.nn.functional as F
@@ -195,6 +196,29 @@ def _t_step_with(loss_fn=F.cross_entropy, *, steps=1, no_grad=False, labels=None
     return train_step
 
 
+def _t_fd_with_autograd(f, grad_f, x, eps):
+    x.requires_grad_(True)  # the caller's x
+    f(x).backward()
+    return (grad_f(x.detach()) - x.grad).abs().max().item()
+
+
+def _t_return_w(w, X, y):
+    w = w.detach().clone().requires_grad_(True)
+    _t_mse(w, X, y).backward()
+    return w.detach()  # the copy, not its .grad
+
+
+def _t_flatten_step(flatten):
+    def train_step(model, optimizer, x, y):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(flatten(x) / 255), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return train_step
+
+
 TORCH_MISTAKES = [
     ("preprocess", lambda im: im.float() / 255, "preprocess_shape"),
     ("preprocess", _t_flat, "preprocess_unscaled"),
@@ -301,6 +325,52 @@ TORCH_MISTAKES = [
         _t_step_with(lambda out, y: F.cross_entropy(out, y, reduction="sum")),
         "loss_mean",
     ),
+    # From a second student pass: before this change each row passed, or got the generic
+    # hint, a misleading one or (mse_grad_half after autograd) a reworded one.
+    (
+        "preprocess",
+        lambda im: (im.reshape(len(im), -1) // 255).float(),
+        "preprocess_floor",
+    ),
+    (
+        "preprocess",
+        lambda im: (_t_flat(im) / 255 - 0.1307) / 0.3081,
+        "preprocess_normalize",
+    ),
+    ("preprocess", lambda im: (_t_flat(im) / 255).tolist(), "array_tolist"),
+    (
+        "accuracy",
+        lambda lg, lb: (lg.argmax(-1) == lb).sum().item() / lg.numel(),
+        "accuracy_classes",
+    ),
+    (
+        "accuracy",
+        lambda lg, lb: (lg.argmax(-1) == lb.argmax(-1)).float().mean().item(),
+        "accuracy_onehot",
+    ),
+    ("accuracy", lambda lg, lb: (lg.argmax(-1) == lb).float(), "accuracy_vector"),
+    ("mse_grad", lambda w, X, y: _t_mse(w, X, y), "mse_grad_loss"),
+    ("mse_grad", _t_return_w, "mse_grad_w"),
+    (
+        "mse_grad",
+        lambda w, X, y: torch.func.grad(_t_mse, argnums=2)(w, X, y),
+        "mse_grad_wrt_y",
+    ),
+    (
+        "mse_grad",
+        _t_grad(lambda w, X, y: ((X @ w - y[:, None]) ** 2).mean()),
+        "mse_grad_broadcast",
+    ),
+    ("mse_grad", _t_grad(lambda w, X, y: 0.5 * _t_mse(w, X, y)), "mse_grad_half"),
+    (
+        "gradient_error",
+        _t_gradient_error(lambda d: torch.linalg.norm(d).item()),
+        "fd_norm",
+    ),
+    ("gradient_error", _t_gradient_error(lambda d: d.abs()), "fd_vector"),
+    ("gradient_error", _t_fd_with_autograd, "fd_autograd"),
+    ("train_step", _t_flatten_step(lambda x: x.view(-1, 784)), "step_flatten"),
+    ("train_step", _t_flatten_step(lambda x: x.view(-1, len(x))), "step_flatten"),
 ]
 
 
@@ -404,6 +474,11 @@ def _j_every_entry_moved(f, grad_f, x, eps):
 @jax.jit
 def _j_jitted_hand_formula(w, X, y):
     return 2 * X.T @ (X @ w - y) / y.shape[0]
+
+
+def _j_return_w(w, X, y):
+    jax.grad(_j_mse)(w, X, y)  # computed, then not returned
+    return w
 
 
 JAX_MISTAKES = [
@@ -514,6 +589,59 @@ JAX_MISTAKES = [
         _j_branch(condition=lambda x: x.sum() >= 0),
         "branch_strict",
     ),
+    # From a second student pass: before this change each row got the generic hint, a
+    # misleading one or (mse_grad_half after jax.grad) a reworded one.
+    (
+        "preprocess",
+        lambda im: (im.reshape(len(im), -1) // 255).astype(jnp.float32),
+        "preprocess_floor",
+    ),
+    ("preprocess", lambda im: (_j_flat(im) / 255 - 0.5) / 0.5, "preprocess_normalize"),
+    ("preprocess", lambda im: (_j_flat(im) / 255).tolist(), "array_tolist"),
+    (
+        "accuracy",
+        lambda lg, lb: float((lg.argmax(-1) == lb).sum() / lg.size),
+        "accuracy_classes",
+    ),
+    (
+        "accuracy",
+        lambda lg, lb: float((lg.argmax(-1) == lb.argmax(-1)).mean()),
+        "accuracy_onehot",
+    ),
+    (
+        "accuracy",
+        lambda lg, lb: (lg.argmax(-1) == lb).astype(jnp.float32),
+        "accuracy_vector",
+    ),
+    ("mse_grad", _j_mse, "mse_grad_loss"),
+    ("mse_grad", _j_return_w, "mse_grad_w"),
+    (
+        "mse_grad",
+        lambda w, X, y: jax.grad(_j_mse, argnums=2)(w, X, y),
+        "mse_grad_wrt_y",
+    ),
+    (
+        "mse_grad",
+        lambda w, X, y: jax.grad(lambda w: jnp.mean((X @ w[:, None] - y) ** 2))(w),
+        "mse_grad_broadcast",
+    ),
+    (
+        "mse_grad",
+        lambda w, X, y: jax.grad(lambda w: optax.l2_loss(X @ w, y).mean())(w),
+        "mse_grad_half",
+    ),
+    (
+        "mse_grad",
+        lambda w, X, y: jax.grad(_j_mse(w, X, y))(w),
+        "grad_needs_function",
+    ),
+    ("mse_grad", lambda w, X, y: jax.grad(_j_mse)(w, X, y).tolist(), "array_tolist"),
+    (
+        "gradient_error",
+        _j_gradient_error(lambda d: float(jnp.abs(d).sum())),
+        "fd_norm",
+    ),
+    ("gradient_error", _j_gradient_error(lambda d: jnp.abs(d)), "fd_vector"),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -580,6 +708,22 @@ def _t_zero_grad_last(model, optimizer, x, y):
     return loss.item()
 
 
+def _t_manual_sgd(model, optimizer, x, y):
+    model.zero_grad()
+    loss = F.cross_entropy(model(x.flatten(1) / 255), y)
+    loss.backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= optimizer.param_groups[0]["lr"] * p.grad
+    return float(loss)
+
+
+def _t_gradient_error_float64(f, grad_f, x, eps):
+    x64, steps = x.double(), torch.eye(len(x), dtype=torch.float64) * eps
+    estimate = torch.stack([(f(x64 + s) - f(x64 - s)) / (2 * eps) for s in steps])
+    return float((grad_f(x).double() - estimate).abs().max())
+
+
 _grad = jax.grad  # as after `from jax import grad`
 
 
@@ -621,6 +765,16 @@ def _j_cond_debug_prints(x):
     return jax.lax.cond(jnp.mean(x) > 0, positive, negative, x)
 
 
+def _j_gradient_error_vmap(f, grad_f, x, eps):
+    central = jax.vmap(lambda e: (f(x + eps * e) - f(x - eps * e)) / (2 * eps))
+    return float(jnp.max(jnp.abs(grad_f(x) - central(jnp.eye(x.size, dtype=x.dtype)))))
+
+
+def _j_callback_print(x):
+    jax.debug.callback(lambda v: print("relu_or_negate got", v), x)
+    return jnp.where(jnp.sum(x) > 0, jnp.clip(x, 0), jnp.negative(x))
+
+
 VALID = {
     "pytorch": [
         ("preprocess", lambda im: im.flatten(1) / 255),
@@ -633,6 +787,9 @@ VALID = {
         ("mse_grad", _t_in_thread),
         ("gradient_error", _t_gradient_error_eye),
         ("train_step", _t_zero_grad_last),
+        # from a second student pass: each passed already
+        ("gradient_error", _t_gradient_error_float64),
+        ("train_step", _t_manual_sgd),
     ],
     "jax": [
         ("preprocess", lambda im: jnp.reshape(im, (-1, 784)) / 255.0),
@@ -644,6 +801,9 @@ VALID = {
         ("mse_grad", _j_jet),
         ("mse_grad", _j_jitted_in_thread),
         ("relu_or_negate", _j_cond_debug_prints),
+        # from a second student pass: each passed already
+        ("gradient_error", _j_gradient_error_vmap),
+        ("relu_or_negate", _j_callback_print),
     ],
 }
 

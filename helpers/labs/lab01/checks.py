@@ -19,10 +19,16 @@ from typing import Any
 import numpy as np
 
 from helpers.labs.kit import Checker, Framework, Watch, checking
-from helpers.labs.lab01.mistakes import HINTS, accuracy_mistakes, difference_mistakes
+from helpers.labs.lab01.mistakes import (
+    HINTS,
+    accuracy_mistakes,
+    difference_mistakes,
+    preprocess_mistakes,
+)
 
 __all__ = [
     "HINTS",
+    "array_result",
     "check_accuracy",
     "check_gradient_error",
     "check_mse_grad",
@@ -31,17 +37,33 @@ __all__ = [
 ]
 
 
-def float_result(c: Checker, value: Any, what: str = "the result") -> float:
-    """A Python float, or a failure whose hint says how to convert a 0-d array."""
+def float_result(
+    c: Checker, value: Any, what: str = "the result", many: str | None = None
+) -> float:
+    """A Python float, or a failure whose hint says how to convert a 0-d array (or, for an
+    array of several numbers, the hint ``many``: how to reduce them to one)."""
     if isinstance(value, float):
         return float(value)
     try:
-        c.fw.to_numpy(value)
+        arr = c.fw.to_numpy(value)
     except Exception:
         return c.python_float(value, what)
+    if many is not None and arr.size > 1:
+        raise c.fail(
+            f"{what} should be one number, got an array of shape {arr.shape}",
+            c.hint(many),
+        )
     raise c.fail(
         f"{what} should be a Python float, got {c.fw.array_type}", c.hint("not_float")
     )
+
+
+def array_result(c: Checker, value: Any) -> np.ndarray:
+    """The framework array ``value`` as numpy; a Python list (``.tolist()``) fails with a hint
+    of its own, not the kit's "one value, not a list"."""
+    if isinstance(value, list):
+        raise c.fail(f"expected {c.fw.array_type}, got list", c.hint("array_tolist"))
+    return c.array(value)
 
 
 # --- Exercise 1: from uint8 images to model inputs -----------------------------------------------
@@ -50,7 +72,7 @@ def _preprocess_case(c: Checker, preprocess: Callable, images: np.ndarray) -> No
     expected = images.reshape(n, 784).astype(np.float64) / 255
     flat = images.reshape(n, 784).astype(np.float64)
     out = c.call(preprocess, c.fw.from_numpy(images.copy()))
-    arr = c.array(out)
+    arr = array_result(c, out)
     c.shape(arr, (n, 784), c.hint("preprocess_shape"))
     c.dtype(arr, "float32", c.hint("preprocess_dtype"))
     c.close(
@@ -61,13 +83,7 @@ def _preprocess_case(c: Checker, preprocess: Callable, images: np.ndarray) -> No
         atol=1e-6,
         hint="row i holds image i's pixels in reading order (a plain reshape, no "
         "transpose), each divided by 255",
-        mistakes=[
-            (c.hint("preprocess_unscaled"), flat),
-            (c.hint("preprocess_256"), flat / 256),
-            (c.hint("preprocess_data_max"), flat / flat.max()),
-            # Each image divided by its own brightest pixel.
-            (c.hint("preprocess_data_max"), flat / flat.max(axis=1, keepdims=True)),
-        ],
+        mistakes=[(c.hint(key), wrong) for key, wrong in preprocess_mistakes(flat)],
     )
 
 
@@ -102,7 +118,7 @@ def _accuracy_case(c: Checker, accuracy: Callable, logits: np.ndarray, labels) -
             f"the accuracy is {value} (an int), expected {expected:.6g}",
             c.hint("accuracy_count"),
         )
-    value = float_result(c, value, "the accuracy")
+    value = float_result(c, value, "the accuracy", many="accuracy_vector")
     mistakes = [
         (c.hint(key), wrong) for key, wrong in accuracy_mistakes(logits, labels)
     ]
@@ -143,9 +159,10 @@ def _untouched(c: Checker, value: Any, before: np.ndarray, name: str) -> None:
     """Fail if the student's function changed its input or left autograd state on it."""
     leftover = c.fw.side_effects(value)
     if leftover is not None:
+        # Exercise 4's x: autograd has no place in finite differences (PyTorch's wording).
+        key = "fd_autograd" if name == "x" else "caller_requires_grad"
         raise c.fail(
-            f"your function changed the caller's {name}: {leftover}",
-            c.hint("caller_requires_grad"),
+            f"your function changed the caller's {name}: {leftover}", c.hint(key)
         )
     if not np.array_equal(c.fw.to_numpy(value), before):  # possible in PyTorch only
         raise c.fail(
@@ -164,12 +181,17 @@ def _mse_grad_case(
     _untouched(c, w_in, w.astype(np.float32), "w")
     if out is None and "grad_none" in c.fw.hints:
         raise c.fail("expected " + c.fw.array_type + ", got None", c.hint("grad_none"))
-    arr = c.array(out)
-    if arr.shape != w.shape and arr.shape == X.shape:
-        raise c.fail(
-            f"the result has shape {arr.shape}, the shape of X, expected {w.shape}",
-            c.hint("mse_grad_wrt_X"),
-        )
+    arr = array_result(c, out)
+    for name, shape, key in (
+        ("X", X.shape, "mse_grad_wrt_X"),
+        ("y", y.shape, "mse_grad_wrt_y"),
+        ("the loss, one number", (), "mse_grad_loss"),
+    ):
+        if arr.shape != w.shape and arr.shape == shape:
+            raise c.fail(
+                f"the result has shape {arr.shape}, that of {name}, expected {w.shape}",
+                c.hint(key),
+            )
     c.shape(arr, w.shape, "return one partial derivative per entry of w")
     c.dtype(arr, "float32", c.hint("mse_grad_dtype"))
     c.close(
@@ -183,6 +205,9 @@ def _mse_grad_case(
             (c.hint("mse_grad_sign"), -expected),
             (c.hint("mse_grad_sum"), expected * len(y)),
             (c.hint("mse_grad_half"), expected / 2),
+            (c.hint("mse_grad_w"), w),  # w itself (PyTorch: the copy, not its .grad)
+            # y[:, None] or w[:, None]: the loss averages an (N, N) table, (Xw)_i - y_j.
+            (c.hint("mse_grad_broadcast"), 2 / len(y) * X.T @ (X @ w - y.mean())),
         ],
     )
     c.expect(
@@ -241,7 +266,7 @@ def _gradient_error_case(
     x_in = c.fw.from_numpy(x.copy())
     value = c.call(gradient_error, f, grad_f, x_in, eps)
     _untouched(c, x_in, x, "x")
-    value = float_result(c, value, "the error")
+    value = float_result(c, value, "the error", many="fd_vector")
     if 0 <= value < right / 10 and right > 1e-2:
         raise c.fail(
             f"the error is {value:.3g}, expected {right:.6g}", c.hint("fd_ignores_eps")

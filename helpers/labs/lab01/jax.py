@@ -42,6 +42,19 @@ HINTS = Hints(
         "mse_grad_by_hand": "the values are right, but jax.grad never ran: define "
         "loss(w) = jnp.mean((X @ w - y) ** 2) and return jax.grad(loss)(w), instead of a "
         "formula derived by hand",
+        "array_tolist": "return the array itself, as jnp computed it: .tolist() turns it "
+        "into a Python list, without dtype",
+        "mse_grad_loss": "that is one number, the loss: return jax.grad(loss)(w), the "
+        "gradient (one partial derivative per entry of w), not loss(w)",
+        "mse_grad_w": "that is w itself: return what jax.grad(loss)(w) gives, not w",
+        "mse_grad_wrt_y": "that is the gradient with respect to y: jax.grad "
+        "differentiates with respect to argument argnums (0, the first, by default), "
+        "which must be w",
+        "mse_grad_half": "off by a factor 2: the loss is mean(r ** 2), not half of it "
+        "(optax.l2_loss is r ** 2 / 2), and the derivative of r**2 is 2 * r * dr/dw; let "
+        "jax.grad differentiate that loss instead of a formula",
+        "grad_needs_function": "jax.grad takes a function, not a value: define "
+        "loss(w) = jnp.mean((X @ w - y) ** 2) and return jax.grad(loss)(w)",
         "mse_grad_wrt_X": "that is the gradient with respect to X: jax.grad differentiates "
         "with respect to argument argnums (0, the first, by default), which must be w",
         "fd_set": "x.at[i].set(eps) replaces entry i by eps: x.at[i].add(eps) moves it by eps",
@@ -73,6 +86,7 @@ _MESSAGES = {
     r"cannot reshape array of shape .* into shape \(\d+, 784\)": "preprocess_batch",
     r"arrays are immutable": "immutable",
     r"only defined for scalar-output functions": "scalar_loss",
+    r"Expected a callable value": "grad_needs_function",
 }
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from helpers.labs.kit import Hints
 
-__all__ = ["HINTS", "accuracy_mistakes", "difference_mistakes"]
+__all__ = ["HINTS", "accuracy_mistakes", "difference_mistakes", "preprocess_mistakes"]
 
 HINTS = Hints(
     {
@@ -29,24 +29,41 @@ HINTS = Hints(
         "preprocess_data_max": "divide by the constant 255 (the largest value a uint8 can "
         "hold), not by the largest value in the data: the same pixel value must give the "
         "same input in every batch and every image",
+        "preprocess_floor": "// is floor division: every pixel below 255 becomes 0; divide "
+        "with / after converting to float32",
+        "preprocess_normalize": "only divide by 255: no centering or standardizing (no "
+        "- 0.5, * 2 - 1 or (x - mean) / std), so that 0 stays 0 and 255 becomes 1",
         "accuracy_count": "that is the number of correct predictions: return the fraction "
         "(the mean of the matches, a number between 0 and 1)",
         "accuracy_percent": "that is a percentage: return the fraction, a number between 0 "
         "and 1 (do not multiply by 100)",
         "accuracy_classes": "divide the number of correct predictions by the number of "
-        "examples (the rows of logits, len(labels)), not by the number of classes",
+        "examples (the rows of logits, len(labels)), not by the number of classes or of "
+        "scores",
+        "accuracy_onehot": "labels holds one class index per example, not one-hot rows: "
+        "compare the predictions with labels as they are (no argmax or one-hot of labels)",
+        "accuracy_vector": "average the matches: the mean over examples gives one number, "
+        "the fraction of right predictions",
         "accuracy_error_rate": "that is the error rate (the fraction of wrong predictions): "
         "return the fraction of right ones",
         "mse_grad_sign": "the sign is flipped: differentiate the loss itself, not minus it",
         "mse_grad_sum": "that is the gradient of the sum: the loss is the mean over examples",
-        "mse_grad_half": "off by a factor 2: the derivative of r**2 is 2 * r * dr/dw; let "
-        "autodiff compute it instead of a formula",
+        "mse_grad_half": "off by a factor 2: the loss is mean(r ** 2), not half of it, and "
+        "the derivative of r**2 is 2 * r * dr/dw; let autodiff differentiate that loss "
+        "instead of a formula",
+        "mse_grad_broadcast": "X @ w and y both have shape (N,): adding a dimension to one "
+        "of them (y[:, None], w[:, None]) makes X @ w - y an (N, N) table of every pair; "
+        "keep both 1-D",
         "mse_grad_dtype": "compute in the dtype of the inputs (float32): do not cast w, X or y",
         "fd_forward": "that is the forward difference (f(x + h e_i) - f(x)) / h; use the "
         "central difference (f(x + h e_i) - f(x - h e_i)) / (2h)",
         "fd_one_eps": "x + h e_i and x - h e_i are 2h apart: divide by 2 * eps",
         "fd_signed": "take the absolute value of each difference before the max",
         "fd_mean": "return the largest absolute difference (max), not the mean",
+        "fd_norm": "return the largest absolute difference, max over i of "
+        "|grad_f(x)_i - estimate_i|, not a norm or a sum of the differences",
+        "fd_vector": "return one number, the largest absolute difference over all "
+        "coordinates (max), not one difference per coordinate",
         "fd_range": "estimate every coordinate: i runs over range(len(x)), from 0 to "
         "len(x) - 1, none left out",
         "fd_all_at_once": "move one coordinate at a time: x + eps * e_i changes entry i "
@@ -56,6 +73,24 @@ HINTS = Hints(
         "under test (not one you computed yourself)",
     }
 )
+
+
+def preprocess_mistakes(flat: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(hint key, result) for each known mistake of exercise 1; ``flat`` holds the pixels,
+    reshaped to (N, 784), in float64."""
+    return [
+        ("preprocess_unscaled", flat),
+        ("preprocess_256", flat / 256),
+        ("preprocess_data_max", flat / flat.max()),
+        # Each image divided by its own brightest pixel.
+        ("preprocess_data_max", flat / flat.max(axis=1, keepdims=True)),
+        ("preprocess_floor", flat // 255),
+        ("preprocess_normalize", flat / 255 * 2 - 1),  # also (x - 0.5) / 0.5
+        (
+            "preprocess_normalize",
+            (flat / 255 - 0.1307) / 0.3081,
+        ),  # MNIST's mean and std
+    ]
 
 
 def accuracy_mistakes(
@@ -74,6 +109,9 @@ def accuracy_mistakes(
     ]
     if classes != rows:
         mistakes.append(("accuracy_classes", correct.sum() / classes))
+    mistakes.append(("accuracy_classes", correct.sum() / logits.size))  # / B * C
+    # labels taken for one-hot rows: labels.argmax(-1) is one index, compared with all.
+    mistakes.append(("accuracy_onehot", (predicted == labels.argmax(-1)).mean()))
     if rows == classes:  # argmax over examples still broadcasts
         mistakes.append(("accuracy_axis", (logits.argmax(0) == labels).mean()))
     mistakes.append(("accuracy_axis", (logits.argmax() == labels).mean()))  # no axis
@@ -99,6 +137,8 @@ def difference_mistakes(
         ("fd_signed", (g - central).max()),
         ("fd_signed", (central - g).max()),
         ("fd_mean", error.mean()),
+        ("fd_norm", np.linalg.norm(g - central)),
+        ("fd_norm", error.sum()),
         ("fd_range", error[1:].max()),
         ("fd_range", error[:-1].max()),
         ("fd_set", np.abs(g - replaced).max()),

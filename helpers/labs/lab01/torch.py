@@ -45,6 +45,21 @@ HINTS = Hints(
         "mse_grad_by_hand": "the values are right, but autograd never ran: compute the loss "
         "from a copy of w that requires grad and call backward() (or use torch.func.grad), "
         "instead of a formula derived by hand",
+        "array_tolist": "return the tensor itself, as torch computed it: .tolist() turns it "
+        "into a Python list, without dtype or device",
+        "mse_grad_loss": "that is one number, the loss: after loss.backward() return w.grad "
+        "(one partial derivative per entry of w), not the loss",
+        "mse_grad_w": "that is w itself: backward() puts the gradient in w.grad; return "
+        "w.grad, not w",
+        "mse_grad_wrt_y": "that is the gradient with respect to y: torch.func.grad "
+        "differentiates argument argnums (0, the first, by default), which must be w; with "
+        "backward(), set requires_grad on (a copy of) w only and return its .grad",
+        "fd_autograd": "finite differences need no autograd: leave x as it is (no "
+        "requires_grad_(), no backward()) and estimate each partial derivative from "
+        "f(x + eps e_i) and f(x - eps e_i)",
+        "step_flatten": "flatten each image into one row, (B, H*W): x.reshape(len(x), -1) "
+        "or x.flatten(1); a fixed 784, or -1 as the number of rows, does not fit the "
+        "check's 4x4 images",
         "mse_grad_wrt_X": "that is the gradient with respect to X: set requires_grad on (a "
         "copy of) w only and return its .grad (torch.func.grad differentiates its first "
         "argument, argnums=0)",
@@ -105,6 +120,8 @@ _ERRORS = {
 _explain = explainer(_ERRORS, HINTS)
 # Exercise 5 has labels and a model, and no w: its own wording of two errors.
 _STEP_ERRORS = {
+    # Before _ERRORS' preprocess_batch: here a fixed 784 is the mistake, not the batch size.
+    r"shape '\[(-1|\d+), 784\]' is invalid|mat1 and mat2 shapes": "step_flatten",
     r"target dtype to be Long|expected scalar type Long": "labels_long",
     **_ERRORS,
     r"does not require grad and does not have a grad_fn": "step_no_grad",  # replaces
@@ -124,10 +141,12 @@ TORCH = lab_framework(HINTS, _explain, side_effects=_side_effects)
 
 # --- Exercise 5: a training step that only goes wrong on its second call ----------------------
 def _problem() -> tuple[MLP, torch.optim.Optimizer, torch.Tensor, torch.Tensor]:
-    """16 4x4 'images' with float pixels in 0..255, 3 classes; the same on every call."""
+    """12 4x4 'images' with float pixels in 0..255, 3 classes; the same on every call.
+
+    12 images of 16 pixels: x.view(-1, len(x)) is not x.view(len(x), -1) here."""
     g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (16, 4, 4), generator=g).float()
-    y = torch.randint(0, 3, (16,), generator=g)
+    x = torch.randint(0, 256, (12, 4, 4), generator=g).float()
+    y = torch.randint(0, 3, (12,), generator=g)
     with torch.random.fork_rng():  # leave the student's global RNG state alone
         torch.manual_seed(0)
         model = MLP(16, (8,), 3)

@@ -313,6 +313,52 @@ def _t_compiled_func_grad(x, W, b, dy):
     return _t_compiled_grad(x, W, b, dy)
 
 
+# --- found by a fourth student pass: a generic, misleading or empty hint before ---
+def _t_half_backward(x, W, b, dy):
+    x, W, b, dy = x.half(), W.half(), b.half(), dy.half()
+    dz = dy * (x @ W.T + b > 0)
+    return (dz @ W).float(), (dz.T @ x).float(), dz.sum(0).float()
+
+
+def _t_lstm_gates(*, z=None, cell=None):
+    """lstm_step with z(x, h, c, W_ih, W_hh, b) and c_new = cell(i, f, g, c) replaceable."""
+
+    def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
+        b = b_ih + b_hh
+        pre = z(x, h, c, W_ih, W_hh, b) if z else x @ W_ih.T + h @ W_hh.T + b
+        zi, zf, zg, zo = pre.chunk(4, dim=-1)
+        i, f, g, o = zi.sigmoid(), zf.sigmoid(), zg.tanh(), zo.sigmoid()
+        c_new = cell(i, f, g, c) if cell else f * c + i * g
+        return o * c_new.tanh(), c_new
+
+    return lstm_step
+
+
+def _t_lstm_split_axis(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    z = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh
+    i, f, g, o = torch.split(z, h.shape[1], axis=-1)  # PyTorch's keyword is dim
+    c_new = f.sigmoid() * c + i.sigmoid() * g.tanh()
+    return o.sigmoid() * c_new.tanh(), c_new
+
+
+def _t_attention_sqrt_int(q, k, v, mask):
+    scores = q @ k.mT / torch.sqrt(q.shape[-1])  # an int, not a tensor
+    return torch.softmax(scores.masked_fill(~mask, -math.inf), dim=-1) @ v
+
+
+def _t_attention_softmax_float64(q, k, v, mask):
+    scores = (q @ k.mT / math.sqrt(q.shape[-1])).masked_fill(~mask, -math.inf)
+    return torch.softmax(scores, dim=-1, dtype=torch.float64) @ v  # float64 @ float32
+
+
+def _t_attention_dk_from_keys(q, k, v, mask, d_out):
+    scale = 1 / math.sqrt(q.shape[-1])
+    P = torch.softmax((q @ k.mT * scale).masked_fill(~mask, -math.inf), dim=-1)
+    dP = d_out @ v.mT
+    dZ = P * (dP - (dP * P).sum(-1, keepdim=True))
+    return dZ @ k * scale, dZ.mT @ k * scale, P.mT @ d_out  # dk from k, not q
+
+
 TORCH_MISTAKES = [
     (
         "linear_relu_backward",
@@ -627,6 +673,57 @@ TORCH_MISTAKES = [
     ("linear_relu_backward", _t_forward_ad_imported, "autodiff_answer_key"),
     ("linear_relu_backward", _t_backward_in_thread, "autodiff_answer_key"),
     ("linear_relu_backward", _t_compiled_func_grad, "autodiff_answer_key"),
+    # found by a fourth student pass: each failed with a generic, misleading or empty hint
+    ("linear_relu_backward", _t_half_backward, "precision"),
+    (
+        "attention",
+        _t_attention(masked=lambda s, m: s.masked_fill(~m, -math.inf).half().float()),
+        "precision",
+    ),
+    (
+        "lstm_step",
+        _t_lstm_gates(z=lambda x, h, c, W_ih, W_hh, b: x @ W_ih.T + b),
+        "lstm_no_recurrence",
+    ),
+    (
+        "lstm_step",
+        _t_lstm_gates(z=lambda x, h, c, W_ih, W_hh, b: x @ W_ih.T + c @ W_hh.T + b),
+        "lstm_no_recurrence",
+    ),
+    (
+        "lstm_step",
+        _t_lstm_gates(cell=lambda i, f, g, c: f * c + (1 - f) * g),
+        "lstm_coupled_gate",
+    ),
+    ("lstm_step", _t_lstm_split_axis, "dim_not_axis"),
+    (
+        "attention",
+        _t_attention(masked=lambda s, m: s.masked_fill(~m, -5.0)),
+        "mask_fill_finite",
+    ),
+    ("attention", _t_attention_sqrt_int, "sqrt_of_int"),
+    ("attention", _t_attention_softmax_float64, "dtype_mismatch"),
+    (
+        "attention_backward",
+        _t_attention_backward(ds=lambda P, dP: dP),
+        "bwd_softmax_skipped",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(ds=lambda P, dP: P * (1 - P) * dP),
+        "bwd_no_rowsum",
+    ),
+    (
+        "attention_backward",
+        _t_attention_backward(ds=lambda P, dP: P * (dP - dP.mean(-1, keepdim=True))),
+        "bwd_rowsum_weights",
+    ),
+    ("attention_backward", _t_attention_dk_from_keys, "bwd_other_factor"),
+    (
+        "attention_backward",
+        _t_attention_backward(scale=lambda d: math.sqrt(d)),
+        "scale_multiplied",
+    ),
 ]
 
 
@@ -897,6 +994,36 @@ def _j_vjp_jitted_in_thread(x, W, b, dy):
     worker.start()
     worker.join()
     return out[0]
+
+
+# --- found by a fourth student pass: a generic, misleading or empty hint before ---
+def _j_bfloat16_backward(x, W, b, dy):
+    x, W, b, dy = (a.astype(jnp.bfloat16) for a in (x, W, b, dy))
+    dz = dy * (x @ W + b > 0)
+    return tuple(g.astype(jnp.float32) for g in (dz @ W.T, x.T @ dz, dz.sum(0)))
+
+
+def _j_lstm_gates(*, z=None, cell=None):
+    """lstm_step with z(x, h, c, W_ih, W_hh, b) and c_new = cell(i, f, g, c) replaceable."""
+
+    def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
+        b = b_ih + b_hh
+        pre = z(x, h, c, W_ih, W_hh, b) if z else x @ W_ih.T + h @ W_hh.T + b
+        zi, zf, zg, zo = jnp.split(pre, 4, axis=-1)
+        i, f, o = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jax.nn.sigmoid(zo)
+        g = jnp.tanh(zg)
+        c_new = cell(i, f, g, c) if cell else f * c + i * g
+        return o * jnp.tanh(c_new), c_new
+
+    return lstm_step
+
+
+def _j_attention_dq_from_queries(q, k, v, mask, d_out):
+    scale = 1 / jnp.sqrt(q.shape[-1])
+    P = jax.nn.softmax(jnp.where(mask, q @ k.mT * scale, -jnp.inf), axis=-1)
+    dP = d_out @ v.mT
+    dZ = P * (dP - (dP * P).sum(-1, keepdims=True))
+    return dZ @ q * scale, dZ.mT @ q * scale, P.mT @ d_out  # dq from q, not k
 
 
 JAX_MISTAKES = [
@@ -1205,6 +1332,48 @@ JAX_MISTAKES = [
     # found by a third student pass: each passed
     ("linear_relu_backward", _j_jet_imported, "autodiff_answer_key"),
     ("linear_relu_backward", _j_vjp_jitted_in_thread, "autodiff_answer_key"),
+    # found by a fourth student pass: each failed with a generic, misleading or empty hint
+    ("linear_relu_backward", _j_bfloat16_backward, "precision"),
+    (
+        "attention",
+        _j_attention(
+            masked=lambda s, m: jnp.where(m, s, -jnp.inf).astype(jnp.bfloat16)
+        ),
+        "precision",
+    ),
+    (
+        "lstm_step",
+        _j_lstm_gates(z=lambda x, h, c, W_ih, W_hh, b: x @ W_ih.T + b),
+        "lstm_no_recurrence",
+    ),
+    (
+        "lstm_step",
+        _j_lstm_gates(cell=lambda i, f, g, c: (1 - f) * c + i * g),
+        "lstm_coupled_gate",
+    ),
+    (
+        "attention",
+        _j_attention(masked=lambda s, m: jnp.where(m, s, -10.0)),
+        "mask_fill_finite",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(
+            ds=lambda P, dP: P * (dP - (dP * P).sum(-1, keepdim=True))
+        ),
+        "keepdims",
+    ),
+    (
+        "attention_backward",
+        _j_attention_backward(ds=lambda P, dP: dP),
+        "bwd_softmax_skipped",
+    ),
+    ("attention_backward", _j_attention_dq_from_queries, "bwd_other_factor"),
+    (
+        "attention_backward",
+        _j_attention_backward(scale=lambda d: math.sqrt(d)),
+        "scale_multiplied",
+    ),
 ]
 
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
@@ -1290,6 +1459,18 @@ def _j_attention_backward_loop(q, k, v, mask, d_out):
     return jax.vmap(one)(q, k, v, mask, d_out)
 
 
+def _t_attention_renormalised(q, k, v, mask):
+    """Softmax over every key, then the forbidden weights zeroed and each row renormalised."""
+    P = torch.softmax(q @ k.mT / math.sqrt(q.shape[-1]), dim=-1) * mask
+    return P / P.sum(-1, keepdim=True) @ v
+
+
+def _j_attention_softmax_where(q, k, v, mask):
+    """jax.nn.softmax(..., where=mask) with no fill, the forbidden weights set to 0."""
+    scores = jnp.einsum("btd,bsd->bts", q, k) / math.sqrt(q.shape[-1])
+    return jnp.where(mask, jax.nn.softmax(scores, where=mask), 0.0) @ v
+
+
 ACCEPTED = {
     "pytorch": [
         # relu(z) > 0 exactly where z > 0: the output's mask is the right one.
@@ -1311,6 +1492,15 @@ ACCEPTED = {
         (
             "attention_backward",
             _t_attention_backward(result=lambda dq, dk, dv: [dq, dk, dv]),
+        ),
+        # from a fourth student pass
+        ("attention", _t_attention_renormalised),
+        ("attention", _t_attention(masked=lambda s, m: s.masked_fill(m == 0, -1e4))),
+        (
+            "attention",
+            _t_attention(
+                scale=lambda d, dv: torch.tensor(d, dtype=torch.float64) ** -0.5
+            ),
         ),
     ],
     "jax": [
@@ -1335,6 +1525,9 @@ ACCEPTED = {
                 ds=lambda P, dP: P * dP - P * (P * dP).sum(-1, keepdims=True),
             ),
         ),
+        # from a fourth student pass: 1 - mask is ~mask for a bool array in JAX
+        ("attention", _j_attention(masked=lambda s, m: jnp.where(1 - m, -jnp.inf, s))),
+        ("attention", _j_attention_softmax_where),
     ],
 }
 
@@ -1514,7 +1707,9 @@ def test_every_mistake_changes_the_answer():
     for case in lab02.attention_cases():
         right = lab02.attention(**case)
         for key, wrong in lab02_attention._attention_mistakes(case):
-            assert _far(wrong, right) or np.isnan(wrong).any(), key
+            # a fill of -10 is only a little off, as in exercise 4; a test row proves it fails
+            far = _far(wrong, right) or np.isnan(wrong).any()
+            assert far or key == "mask_fill_finite", key
     for case in lab02.attention_backward_cases():
         right = lab02.attention_backward(**case)
         for key, wrong in lab02_attention_backward._mistakes(case):

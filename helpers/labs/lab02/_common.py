@@ -91,3 +91,13 @@ def _shape(
 def _dtype(c: Checker, arr: np.ndarray, name: str, hint: str) -> None:
     if arr.dtype != np.float32:
         raise c.fail(f"{name} has dtype {arr.dtype}, expected float32", hint)
+
+
+def _or_precision(c: Checker, got: np.ndarray, expected: np.ndarray, hint: str) -> str:
+    """``hint``, or the precision hint if ``got`` is right to 1e-2 only (float16, bfloat16).
+
+    A named mistake still wins: :meth:`Checker.close` gives a matching mistake's hint first.
+    """
+    if got.shape == expected.shape and np.allclose(got, expected, rtol=1e-2, atol=1e-2):
+        return c.hint("precision")
+    return hint

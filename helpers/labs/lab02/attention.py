@@ -15,7 +15,12 @@ from collections.abc import Callable
 import numpy as np
 
 from helpers.labs.kit import Checker, Framework, Watch, checking
-from helpers.labs.lab02._common import _inputs, _untouched, call_refusing
+from helpers.labs.lab02._common import (
+    _inputs,
+    _or_precision,
+    _untouched,
+    call_refusing,
+)
 
 __all__ = ["attention", "attention_cases", "check_attention"]
 
@@ -118,7 +123,7 @@ def _attention_mistakes(case: dict[str, np.ndarray]) -> list[tuple[str, np.ndarr
         ("mask_ignored", attention(**dict(case, mask=np.ones_like(case["mask"])))),
         ("mask_own_causal", attention(**dict(case, mask=causal))),
         ("mask_additive", attention(**case, additive=True)),
-    ]
+    ] + [("mask_fill_finite", attention(**case, fill=f)) for f in (-1.0, -5.0, -10.0)]
 
 
 def _attention_case(
@@ -148,7 +153,12 @@ def _attention_case(
         what="an entry of the result",
         rtol=1e-4,
         atol=1e-5,
-        hint="softmax(q k^T / sqrt(d), forbidden scores at -inf, over the keys) @ v",
+        hint=_or_precision(
+            c,
+            arr,
+            expected,
+            "softmax(q k^T / sqrt(d), forbidden scores at -inf, over the keys) @ v",
+        ),
         mistakes=[(c.hint(key), wrong) for key, wrong in _attention_mistakes(case)],
     )
 

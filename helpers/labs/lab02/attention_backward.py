@@ -135,6 +135,9 @@ def attention_backward(
         "bwd_rowsum_p": lambda: P * (dP - P.sum(-1, keepdims=True)),
         "bwd_rowsum_no_p": lambda: P * dP - rowsum,
         "bwd_no_p": lambda: dP - rowsum,
+        "bwd_softmax_skipped": lambda: dP,
+        "bwd_diagonal": lambda: P * (1 - P) * dP,  # the Jacobian's diagonal only
+        "bwd_rowsum_unweighted_mean": lambda: P * (dP - dP.mean(-1, keepdims=True)),
         "bwd_sign": lambda: P * (rowsum - dP),
     }[ds]()
     square = P.shape[-1] == P.shape[-2]
@@ -142,6 +145,7 @@ def attention_backward(
     dk = {
         "right": lambda: _swap(dZ) @ q,
         "bwd_dk_transpose": lambda: dZ @ q if square else nan,
+        "bwd_other_factor": lambda: _swap(dZ) @ k if square else nan,
     }[dk_form]() * grad_scale
     dv = {
         "right": lambda: _swap(P) @ d_out,
@@ -152,6 +156,7 @@ def attention_backward(
         "bwd_dq_transpose": lambda: (
             _swap(dZ) @ k if square else np.full(q.shape, np.nan)
         ),
+        "bwd_other_factor": lambda: dZ @ q if square else np.full(q.shape, np.nan),
     }[dq_form]() * grad_scale
     return dq, dk, dv
 
@@ -177,6 +182,10 @@ def _mistakes(case: dict[str, np.ndarray]) -> list[tuple[str, tuple[np.ndarray, 
         ("bwd_rowsum_weights", dict(ds="bwd_rowsum_p")),
         ("bwd_rowsum_no_p", dict(ds="bwd_rowsum_no_p")),
         ("bwd_rowsum_no_p", dict(ds="bwd_no_p")),
+        ("bwd_softmax_skipped", dict(ds="bwd_softmax_skipped")),
+        ("bwd_no_rowsum", dict(ds="bwd_diagonal")),
+        ("bwd_rowsum_weights", dict(ds="bwd_rowsum_unweighted_mean")),
+        ("scale_multiplied", dict(scale=np.sqrt(d), grad_scale=np.sqrt(d))),
         ("scale_missing", dict(scale=1.0, grad_scale=1.0)),
         ("scale_missing", dict(scale=1.0)),
         ("scale_d", dict(scale=1 / d, grad_scale=1 / d)),
@@ -190,6 +199,8 @@ def _mistakes(case: dict[str, np.ndarray]) -> list[tuple[str, tuple[np.ndarray, 
             ("bwd_dq_transpose", dict(dq_form="bwd_dq_transpose")),
             ("bwd_dk_transpose", dict(dk_form="bwd_dk_transpose")),
             ("bwd_dv_transpose", dict(dv_form="bwd_dv_transpose")),
+            ("bwd_other_factor", dict(dk_form="bwd_other_factor")),
+            ("bwd_other_factor", dict(dq_form="bwd_other_factor")),
         ]
     if not case["mask"].all():
         rows += [

@@ -18,6 +18,7 @@ from helpers.labs.kit import Checker, Framework, Watch, checking
 from helpers.labs.lab02._common import (
     _dtype,
     _inputs,
+    _or_precision,
     _parts,
     _shape,
     _untouched,
@@ -160,7 +161,12 @@ def _linear_relu_case(
         dx,
         expected[0],
         what="an entry of dx",
-        hint="dx = dz @ (the weights), with dz = dy * (z > 0)",
+        hint=_or_precision(
+            c,
+            dx,
+            expected[0],
+            "dx = dz @ (the weights), with dz = dy * (z > 0)",
+        ),
         mistakes=dx_mistakes,
         **tol,
     )
@@ -172,7 +178,12 @@ def _linear_relu_case(
         dW,
         expected[1],
         what="an entry of dW",
-        hint="dW pairs each output's dz with each input's x, summed over the batch",
+        hint=_or_precision(
+            c,
+            dW,
+            expected[1],
+            "dW pairs each output's dz with each input's x, summed over the batch",
+        ),
         mistakes=dW_mistakes,
         **tol,
     )
@@ -182,7 +193,12 @@ def _linear_relu_case(
         db,
         expected[2],
         what="an entry of db",
-        hint="db = dz.sum(0), with dz = dy * (z > 0)",
+        hint=_or_precision(
+            c,
+            db,
+            expected[2],
+            "db = dz.sum(0), with dz = dy * (z > 0)",
+        ),
         mistakes=db_mistakes,
         **tol,
     )

@@ -84,6 +84,9 @@ HINTS = Hints(
         "is 0 where z <= 0: you kept the other side, dz = dy * (z > 0)",
         "relu_sign": "ReLU's derivative is 0 for z < 0, not -1: multiply dy by the "
         "indicator (z > 0), not by the sign of z",
+        "precision": "your result is right to about 1e-2, not to float32 rounding: keep "
+        "every step in float32, with no float16 or bfloat16 along the way; in attention, "
+        "set the forbidden scores to -inf, not to a finite number such as -10",
         "result_tuple2": "return the new hidden and cell states as one tuple, in this "
         "order: return h_new, c_new",
         "lstm_swapped": "return (h_new, c_new) in this order: c_new = f * c + i * g, and "
@@ -102,12 +105,20 @@ HINTS = Hints(
         "o = sigmoid(z[:, 3H:]); only the candidate g uses tanh",
         "lstm_forget_cell": "the new cell state keeps the old one, scaled by the forget gate: "
         "c_new = f * c + i * g",
+        "lstm_no_recurrence": "the gates read the previous hidden state h too: "
+        "z = x W_ih^T + b_ih + h W_hh^T + b_hh (h, not the cell state c, goes through W_hh)",
+        "lstm_coupled_gate": "an LSTM has a gate for each term: c_new = f * c + i * g, the "
+        "forget gate f scaling the old cell state c and the input gate i the candidate g "
+        "(no 1 - f: coupling the two is a GRU's update gate)",
         "softmax_axis": "normalise over the keys, the last axis (S): each query's weights "
         "over the keys must sum to 1",
         "mask_polarity": "True in mask means 'may attend': keep the scores where mask is "
         "True and set the others to -inf; you hid the allowed keys instead",
         "mask_zero_fill": "a forbidden score must become -inf (or a very negative number), "
         "not 0: exp(0) still gives the key a weight",
+        "mask_fill_finite": "a forbidden score must become -inf (or a number so negative "
+        "that exp gives 0, like -1e9): a fill such as -1, -5 or -10 still gives the masked "
+        "key a weight",
         "mask_ignored": "the mask was not applied: set the scores where mask is False to "
         "-inf before the softmax",
         "mask_own_causal": "use the mask you are given: it is not always causal (the "
@@ -157,6 +168,11 @@ HINTS = Hints(
         "dZ = P * (dP - rowsum(dP * P)), the sum over the keys of each query",
         "bwd_rowsum_axis": "the sum in dZ = P * (dP - rowsum(dP * P)) runs over the keys of "
         "each query, the last axis (S) only, kept for broadcasting: shape (B, T, 1)",
+        "bwd_softmax_skipped": "dP is the gradient of the weights P, not of the scores: go "
+        "back through the softmax first, dZ = P * (dP - rowsum(dP * P)), then "
+        "dq = dZ @ k / sqrt(d) and dk = dZ^T @ q / sqrt(d)",
+        "bwd_other_factor": "the scores are q k^T, so each factor's gradient is dZ times the "
+        "other one: dq = dZ @ k / sqrt(d) (the keys), dk = dZ^T @ q / sqrt(d) (the queries)",
         "bwd_rowsum_no_p": "multiply the whole bracket by P: dZ = P * (dP - rowsum(dP * P)); "
         "P * dP - rowsum(dP * P) leaves gradient on the masked keys, where P = 0",
         "bwd_dk_transpose": "dk pairs each key with the queries that read it: "

@@ -69,6 +69,9 @@ HINTS = Hints(
         "with jnp.where, e.g. jnp.where(z > 0, dy, 0) or jnp.where(mask, scores, -jnp.inf)",
         "axis_not_dim": "JAX follows NumPy: the axis is named axis, "
         "jax.nn.softmax(scores, axis=-1), not dim",
+        "keepdims": "JAX follows NumPy: a sum kept for broadcasting is "
+        "x.sum(axis=-1, keepdims=True), keepdims with an s (PyTorch's keepdim is unknown "
+        "here)",
     },
 )
 
@@ -79,6 +82,7 @@ _MESSAGES = {
     "transpose permutation isn't a permutation": "shapes",
     "arrays are immutable": "immutable",
     "unexpected keyword argument 'dim'": "axis_not_dim",
+    "unexpected keyword argument 'keepdim'": "keepdims",
     "split does not result in an equal division": "lstm_split",
     r"values to unpack \(expected 4": "lstm_split",  # i, f, g, o = (not 4 pieces)
 }

@@ -19,6 +19,7 @@ from helpers.labs.kit import Checker, Framework, Watch, checking
 from helpers.labs.lab02._common import (
     _dtype,
     _inputs,
+    _or_precision,
     _parts,
     _shape,
     _untouched,
@@ -66,12 +67,15 @@ def lstm_step(
     o_act: Callable | None = None,
     cell_act: Callable = np.tanh,
     forget_cell: bool = True,
+    coupled: str = "",
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(h_new, c_new)`` in float64; the keywords switch on the known mistakes.
 
     ``order[k]`` is the chunk of the 4H axis read as gate k of (i, f, g, o); ``interleaved``
     reads gate k as every fourth entry of the 4H axis (``z.reshape(B, H, 4)[..., k]``), not as
-    a block; ``o_act`` replaces the output gate's sigmoid.
+    a block; ``o_act`` replaces the output gate's sigmoid; ``coupled`` is a gate written as
+    one minus the forget gate: "input" (``i = 1 - f``, a GRU's coupled update gate) or
+    "forget" (``(1 - f) * c`` in place of ``f * c``).
     """
     x, h, c, W_ih, W_hh, b_ih, b_hh = (
         np.asarray(a, np.float64) for a in (x, h, c, W_ih, W_hh, b_ih, b_hh)
@@ -83,6 +87,10 @@ def lstm_step(
         chunks = np.split(z, 4, axis=-1)
     zi, zf, zg, zo = (chunks[k] for k in order)
     i, f, g, o = _sigmoid(zi), _sigmoid(zf), g_act(zg), (o_act or _sigmoid)(zo)
+    if coupled == "input":
+        i = 1 - f
+    elif coupled == "forget":
+        f = 1 - f
     c_new = (f * c if forget_cell else 0) + i * g
     return o * cell_act(c_new), c_new
 
@@ -107,6 +115,10 @@ def _lstm_mistakes(case: dict[str, np.ndarray]) -> list[tuple[str, tuple]]:
         ("lstm_gate_tanh", lstm_step(**case, o_act=np.tanh)),
         ("lstm_gate_order", lstm_step(**case, interleaved=True)),
         ("lstm_forget_cell", lstm_step(**case, forget_cell=False)),
+        ("lstm_coupled_gate", lstm_step(**case, coupled="input")),  # f*c + (1-f)*g
+        ("lstm_coupled_gate", lstm_step(**case, coupled="forget")),  # (1-f)*c + i*g
+        ("lstm_no_recurrence", lstm_step(**dict(case, h=np.zeros_like(case["h"])))),
+        ("lstm_no_recurrence", lstm_step(**dict(case, h=case["c"]))),  # c through W_hh
     ]
     for order in itertools.permutations(range(4)):
         if order != (0, 1, 2, 3):
@@ -137,7 +149,12 @@ def _lstm_case(
         c_new,
         expected[1],
         what="an entry of c_new",
-        hint="c_new = f * c + i * g, with the gates i, f, g, o read from z in that order",
+        hint=_or_precision(
+            c,
+            c_new,
+            expected[1],
+            "c_new = f * c + i * g, with the gates i, f, g, o read from z in that order",
+        ),
         mistakes=[(c.hint("lstm_swapped"), expected[0])]
         + [(c.hint(key), wrong[1]) for key, wrong in mistakes],
         **tol,
@@ -146,7 +163,7 @@ def _lstm_case(
         h_new,
         expected[0],
         what="an entry of h_new",
-        hint="h_new = o * tanh(c_new)",
+        hint=_or_precision(c, h_new, expected[0], "h_new = o * tanh(c_new)"),
         mistakes=[(c.hint(key), wrong[0]) for key, wrong in mistakes],
         **tol,
     )

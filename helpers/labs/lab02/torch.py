@@ -62,8 +62,13 @@ HINTS = Hints(
         "layout a weight is (out, in), so a batch x (B, in) is multiplied by W.T; a batch "
         "of matrices k (B, S, d) is transposed with k.transpose(-2, -1) or k.mT, not k.T "
         "(which reverses every axis); a sum kept for broadcasting needs keepdim=True",
-        "dtype_mismatch": "keep every tensor in the inputs' dtype (float32): turn a bool "
-        "mask into numbers with .to(x.dtype) (or .float()), not .double()",
+        "dtype_mismatch": "keep every tensor in the inputs' dtype (float32): no .double() "
+        "and no dtype=torch.float64 (in torch.softmax or elsewhere); turn a bool mask into "
+        "numbers with .to(x.dtype) (or .float())",
+        "sqrt_of_int": "torch.sqrt takes a tensor, not a Python number such as "
+        "q.shape[-1]: divide by math.sqrt(d) (or multiply by d ** -0.5)",
+        "dim_not_axis": "PyTorch names the axis dim: z.chunk(4, dim=-1), "
+        "z.split(H, dim=-1), torch.softmax(scores, dim=-1) (torch.split takes no axis=)",
         "bool_invert": "a bool mask is inverted with ~mask (or mask.logical_not()), "
         "not 1 - mask",
     },
@@ -76,6 +81,8 @@ _ERRORS = {
     r"same dtype|expected scalar type|dtype.* but got|found dtype": "dtype_mismatch",
     r"with a bool tensor is not supported": "bool_invert",
     r"values to unpack \(expected 4": "lstm_split",  # i, f, g, o = (not 4 pieces)
+    r"sqrt\(\): argument 'input' .*must be Tensor": "sqrt_of_int",
+    r"unexpected keyword argument 'axis'": "dim_not_axis",
 }
 
 # What exercises 2 and 3 may not call: the library's own version (1 and 4: autodiff, watched

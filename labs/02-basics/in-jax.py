@@ -15,15 +15,16 @@
 # # Lab 2: deep-learning basics by hand in JAX
 #
 # Four exercises on chapter 2: the backward pass of a linear + ReLU layer written without
-# autodiff, one step of an LSTM cell, masked scaled dot-product attention, and, beyond the
-# chapter (which leaves it to autodiff), the backward pass of that attention by hand. Each
+# autodiff, one step of a GRU cell (beyond the chapter's LSTM), masked scaled dot-product
+# attention, and, beyond the chapter (which leaves it to autodiff), the backward pass of that
+# attention by hand. Each
 # exercise is a function. Replace the line `raise NotImplementedError(...)` with your code, run
 # the cell, then run the check below it: a check prints ✅ when your function is right, or ❌
 # with what it expected and a hint.
 #
 # The checks call your function on small inputs of two or three different shapes and compare
 # with an answer computed independently (`jax.vjp`, `jax.nn.dot_product_attention`, a NumPy
-# LSTM cell, a float64 NumPy answer for exercise 4), and fail a function that calls the
+# GRU cell, a float64 NumPy answer for exercise 4), and fail a function that calls the
 # library's version (or autodiff, in exercises 1 and 4); they never look at your code.
 # All inputs are `jnp.float32` arrays (the mask is `jnp.bool_`), and so must be your results.
 # The solved lab is
@@ -46,6 +47,7 @@ if "google.colab" in sys.modules:
 # %%
 import jax
 import jax.numpy as jnp
+from flax import nnx
 
 from helpers import jax as H
 
@@ -81,40 +83,83 @@ def linear_relu_backward(
 # %%
 H.lab02.check_linear_relu_backward(linear_relu_backward)
 
+# %% [markdown] tags=["shared"]
+# ## Exercise 2: one GRU step
+#
+# Chapter 2's LSTM carries two states and four gates. The gated recurrent unit (GRU)
+# {cite}`cho2014learning` carries one state $h$ and has three blocks: a reset gate $r$, an
+# update gate $z$ and a candidate state $n$. With $\sigma$ the sigmoid and $\odot$ the
+# elementwise product, in the form today's libraries compute it:
+#
+# $$r = \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}), \qquad
+# z = \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz}),$$
+# $$n = \tanh\big(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn})\big), \qquad
+# h' = (1 - z) \odot n + z \odot h.$$
+#
+# Two details are easy to get backwards. The update gate $z$ is the share of the *old* state
+# that is kept: with $z = 1$ the unit copies $h$ forward unchanged (a path along which the
+# gradient crosses many steps, as through the LSTM's cell state), with $z = 0$ it takes the
+# candidate; $z \odot n + (1 - z) \odot h$ is another cell. And the reset gate multiplies
+# $W_{hn} h + b_{hn}$, the hidden part of the candidate *after* its product, bias included:
+# Cho et al.'s original GRU resets the state before the product, $W_{hn} (r \odot h)$, a
+# different cell whose trained weights do not carry over. With $r$ near 0 the candidate
+# forgets the past and reads the input alone.
+
 # %% [markdown]
-# ## Exercise 2: one LSTM step
-#
-# `x` `(B, D)` is the input at one time step, `h` and `c` `(B, H)` the hidden and cell states
-# from the step before. The weights are `jax.Array`s in PyTorch's layout (that of `nn.LSTM`,
-# used here so that the two labs share one formula): `W_ih` `(4H, D)`, `W_hh` `(4H, H)`,
-# `b_ih` and `b_hh` `(4H,)`, with the four gates stacked along the `4H` axis in the order
-# input $i$, forget $f$, candidate $g$, output $o$ (rows `0:H` for $i$, `H:2H` for $f$, and so
-# on). With $\sigma$ the sigmoid and $\odot$ the elementwise product:
-#
-# $$z = x W_{ih}^\top + b_{ih} + h W_{hh}^\top + b_{hh} = [z_i, z_f, z_g, z_o],$$
-# $$i = \sigma(z_i),\quad f = \sigma(z_f),\quad g = \tanh(z_g),\quad o = \sigma(z_o),$$
-# $$c' = f \odot c + i \odot g, \qquad h' = o \odot \tanh(c').$$
-#
-# Return the tuple `(h_new, c_new)` $= (h', c')$, both `(B, H)`, written out, without Flax's
-# `nnx.LSTMCell`.
+# Write `gru_step(x, h, W_ih, W_hh, b_ih, b_hh)` for an input `x` `(B, D)` and the state `h`
+# `(B, H)` from the step before, with `jax.Array` weights in Flax's layout (that of
+# `nnx.GRUCell`'s kernels, `(in, out)`): `W_ih` `(D, 3H)`, `W_hh` `(H, 3H)`, `b_ih` and `b_hh`
+# `(3H,)`, the three blocks side by side along the `3H` axis in the order $r$, $z$, $n$
+# (columns `0:H` for $r$, `H:2H` for $z$, `2H:3H` for $n$: $W_{ir}$ is `W_ih[:, :H]`, $b_{hn}$
+# is `b_hh[2*H:]`). So `gi = x @ W_ih + b_ih` and `gh = h @ W_hh + b_hh`, both `(B, 3H)`, each
+# cut into three. (Flax's `nnx.GRUCell` has no `b_hh`: it is this cell with `b_hh = 0`.)
+# Return `h_new` $= h'$, `(B, H)`, in `jnp.float32`, written out, without `nnx.GRUCell` (the
+# check refuses it). The check runs two cells (`D = 5`, `H = 4`, batch 2; `D = 4`, `H = 7`,
+# batch 3) against a float64 NumPy GRU.
 
 
 # %%
-def lstm_step(
+def gru_step(
     x: jax.Array,
     h: jax.Array,
-    c: jax.Array,
     W_ih: jax.Array,
     W_hh: jax.Array,
     b_ih: jax.Array,
     b_hh: jax.Array,
-) -> tuple[jax.Array, jax.Array]:
+) -> jax.Array:
     # YOUR CODE HERE
     raise NotImplementedError("Exercise: replace this line with your code")
 
 
 # %%
-H.lab02.check_lstm_step(lstm_step)
+H.lab02.check_gru_step(gru_step)
+
+# %% [markdown]
+# Your cell, unrolled over a sequence, is Flax's `nnx.RNN(nnx.GRUCell(...))`: given the cell's
+# kernels and input bias (and `b_hh = 0`), its states at every step agree with the library's
+# to float32 rounding.
+
+# %%
+try:  # runs once exercise 2 is solved
+    B, L, D, hidden = 2, 6, 3, 5
+    cell = nnx.GRUCell(D, hidden, rngs=nnx.Rngs(0))
+    xs = jax.random.normal(jax.random.key(0), (B, L, D))
+    theirs = nnx.RNN(cell)(xs)  # (B, L, hidden): the state after each step
+    weights = (
+        cell.dense_i.kernel[...],
+        cell.dense_h.kernel[...],
+        cell.dense_i.bias[...],
+        jnp.zeros(3 * hidden),  # Flax's cell has no hidden bias
+    )
+    h = jnp.zeros((B, hidden))
+    ours = []
+    for t in range(L):
+        h = gru_step(xs[:, t], h, *weights)
+        ours.append(h)
+    diff = jnp.abs(jnp.stack(ours, axis=1) - theirs).max()
+    print(f"max |yours - nnx.RNN(nnx.GRUCell)| over {L} steps = {diff:.1e}")
+except NotImplementedError:
+    print("solve exercise 2 first")
 
 # %% [markdown]
 # ## Exercise 3: masked scaled dot-product attention
@@ -218,8 +263,8 @@ except NotImplementedError:
 # %% [markdown]
 # ## Going further
 #
-# Wrap your `lstm_step` in `jax.lax.scan` over the time steps of a `(L, B, D)` sequence and
-# check it against a Python loop. Then give your `attention` a causal mask,
+# Wrap your `gru_step` in `jax.lax.scan` over the time steps of a `(L, B, D)` sequence and
+# check it against the Python loop above. Then give your `attention` a causal mask,
 # `jnp.tril(jnp.ones((T, T), bool))`, and check that changing the last key changes no output
 # except the last query's. Finally, compare your `linear_relu_backward` with `jax.vjp` of the
 # forward pass for random `dy`, and use it twice for two stacked layers: the `dx` of the

@@ -15,14 +15,15 @@
 # # Lab 2: deep-learning basics by hand in PyTorch
 #
 # Four exercises on chapter 2: the backward pass of a linear + ReLU layer written without
-# autograd, one step of an LSTM cell, masked scaled dot-product attention, and, beyond the
-# chapter (which leaves it to autograd), the backward pass of that attention by hand. Each
+# autograd, one step of a GRU cell (beyond the chapter's LSTM), masked scaled dot-product
+# attention, and, beyond the chapter (which leaves it to autograd), the backward pass of that
+# attention by hand. Each
 # exercise is a function. Replace the line `raise NotImplementedError(...)` with your code, run
 # the cell, then run the check below it: a check prints ✅ when your function is right, or ❌
 # with what it expected and a hint.
 #
 # The checks call your function on small inputs of two or three different shapes and compare
-# with PyTorch's own answer (autograd, `nn.LSTMCell`, `F.scaled_dot_product_attention`; a
+# with PyTorch's own answer (autograd, `nn.GRUCell`, `F.scaled_dot_product_attention`; a
 # float64 NumPy answer for exercise 4), and fail a function that calls the library's version
 # (or autograd, in exercises 1 and 4); they never look at your code. All inputs are `torch.float32` (the
 # mask is `torch.bool`), and so must be your results. The solved lab is
@@ -82,40 +83,79 @@ def linear_relu_backward(
 # %%
 H.lab02.check_linear_relu_backward(linear_relu_backward)
 
+# %% [markdown] tags=["shared"]
+# ## Exercise 2: one GRU step
+#
+# Chapter 2's LSTM carries two states and four gates. The gated recurrent unit (GRU)
+# {cite}`cho2014learning` carries one state $h$ and has three blocks: a reset gate $r$, an
+# update gate $z$ and a candidate state $n$. With $\sigma$ the sigmoid and $\odot$ the
+# elementwise product, in the form today's libraries compute it:
+#
+# $$r = \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}), \qquad
+# z = \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz}),$$
+# $$n = \tanh\big(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn})\big), \qquad
+# h' = (1 - z) \odot n + z \odot h.$$
+#
+# Two details are easy to get backwards. The update gate $z$ is the share of the *old* state
+# that is kept: with $z = 1$ the unit copies $h$ forward unchanged (a path along which the
+# gradient crosses many steps, as through the LSTM's cell state), with $z = 0$ it takes the
+# candidate; $z \odot n + (1 - z) \odot h$ is another cell. And the reset gate multiplies
+# $W_{hn} h + b_{hn}$, the hidden part of the candidate *after* its product, bias included:
+# Cho et al.'s original GRU resets the state before the product, $W_{hn} (r \odot h)$, a
+# different cell whose trained weights do not carry over. With $r$ near 0 the candidate
+# forgets the past and reads the input alone.
+
 # %% [markdown]
-# ## Exercise 2: one LSTM step
-#
-# `x` `(B, D)` is the input at one time step, `h` and `c` `(B, H)` the hidden and cell states
-# from the step before. The weights have PyTorch's layout (that of `nn.LSTM` and
-# `nn.LSTMCell`): `W_ih` `(4H, D)`, `W_hh` `(4H, H)`, `b_ih` and `b_hh` `(4H,)`, with the four
-# gates stacked along the `4H` axis in the order input $i$, forget $f$, candidate $g$,
-# output $o$ (rows `0:H` for $i$, `H:2H` for $f$, and so on). With $\sigma$ the sigmoid and
-# $\odot$ the elementwise product:
-#
-# $$z = x W_{ih}^\top + b_{ih} + h W_{hh}^\top + b_{hh} = [z_i, z_f, z_g, z_o],$$
-# $$i = \sigma(z_i),\quad f = \sigma(z_f),\quad g = \tanh(z_g),\quad o = \sigma(z_o),$$
-# $$c' = f \odot c + i \odot g, \qquad h' = o \odot \tanh(c').$$
-#
-# Return the tuple `(h_new, c_new)` $= (h', c')$, both `(B, H)`, written out, without
-# `nn.LSTMCell`, `nn.LSTM` or `torch.lstm_cell`.
+# Write `gru_step(x, h, W_ih, W_hh, b_ih, b_hh)` for an input `x` `(B, D)` and the state `h`
+# `(B, H)` from the step before, with the weights in PyTorch's layout (that of `nn.GRUCell` and
+# `nn.GRU`): `W_ih` `(3H, D)`, `W_hh` `(3H, H)`, `b_ih` and `b_hh` `(3H,)`, the three blocks
+# stacked along the `3H` axis in the order $r$, $z$, $n$ (rows `0:H` for $r$, `H:2H` for $z$,
+# `2H:3H` for $n$: $W_{ir}$ is `W_ih[:H]`, $b_{hn}$ is `b_hh[2*H:]`). So
+# `gi = x @ W_ih.T + b_ih` and `gh = h @ W_hh.T + b_hh`, both `(B, 3H)`, each cut into three.
+# Return `h_new` $= h'$, `(B, H)`, in `torch.float32`, written out, without `nn.GRUCell`,
+# `nn.GRU` or `torch.gru_cell` (the check refuses them), and without writing into the inputs.
+# The check runs two cells (`D = 5`, `H = 4`, batch 2; `D = 4`, `H = 7`, batch 3) against
+# `nn.GRUCell` in float64.
 
 
 # %%
-def lstm_step(
+def gru_step(
     x: torch.Tensor,
     h: torch.Tensor,
-    c: torch.Tensor,
     W_ih: torch.Tensor,
     W_hh: torch.Tensor,
     b_ih: torch.Tensor,
     b_hh: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> torch.Tensor:
     # YOUR CODE HERE
     raise NotImplementedError("Exercise: replace this line with your code")
 
 
 # %%
-H.lab02.check_lstm_step(lstm_step)
+H.lab02.check_gru_step(gru_step)
+
+# %% [markdown]
+# Your cell, unrolled over a sequence, is `nn.GRU`: loaded with the GRU's weights, its states
+# at every step agree with the library's to float32 rounding.
+
+# %%
+try:  # runs once exercise 2 is solved
+    torch.manual_seed(0)
+    B, L, D, hidden = 2, 6, 3, 5
+    gru = torch.nn.GRU(D, hidden, batch_first=True)
+    xs = torch.randn(B, L, D)
+    with torch.no_grad():
+        theirs, _ = gru(xs)  # (B, L, hidden): the state after each step
+        weights = (gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
+        h = torch.zeros(B, hidden)
+        ours = []
+        for t in range(L):
+            h = gru_step(xs[:, t], h, *weights)
+            ours.append(h)
+    diff = (torch.stack(ours, dim=1) - theirs).abs().max()
+    print(f"max |yours - nn.GRU| over {L} steps = {diff:.1e}")
+except NotImplementedError:
+    print("solve exercise 2 first")
 
 # %% [markdown]
 # ## Exercise 3: masked scaled dot-product attention
@@ -222,9 +262,8 @@ except NotImplementedError:
 # %% [markdown]
 # ## Going further
 #
-# Wrap your `lstm_step` in a loop over the time steps of a `(B, L, D)` sequence and compare
-# the last hidden state with `nn.LSTM(D, H, batch_first=True)` loaded with the same weights
-# (`lstm.weight_ih_l0`, ...). Then give your `attention` a causal mask,
+# Rewrite your `gru_step` as Cho et al.'s original cell (the reset gate on `h` before
+# `W_hn`), train both on a small sequence task, and compare. Then give your `attention` a causal mask,
 # `torch.ones(T, T, dtype=torch.bool).tril()`, and check that changing the last key changes
 # no output except the last query's. Finally, verify your `linear_relu_backward` for two
 # stacked layers: the `dx` of the second layer is the `dy` of the first.

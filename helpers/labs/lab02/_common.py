@@ -1,11 +1,11 @@
 """What Lab 2's three checks share: reading the student's result and guarding the inputs.
 
 A tuple result is read back part by part (:func:`_parts`) with its shape and dtype checked
-under the part's name (``dx``, ``c_new``...); the inputs go in as fresh copies in the
+under the part's name (``dx``, ``dq``...); the inputs go in as fresh copies in the
 student's framework (:func:`_inputs`), and a function that writes into them fails
 (:func:`_untouched`; only PyTorch allows it); a function that calls the library's own version
 of the exercise, the answer key, fails (:func:`call_refusing`). Used by
-:mod:`~helpers.labs.lab02.backprop`, :mod:`~helpers.labs.lab02.lstm` and
+:mod:`~helpers.labs.lab02.backprop`, :mod:`~helpers.labs.lab02.gru` and
 :mod:`~helpers.labs.lab02.attention`.
 """
 
@@ -26,7 +26,7 @@ def call_refusing(
 
     ``watch_answer_keys()`` watches the library functions that solve the exercise outright:
     the adapter's ``autodiff_calls`` (autodiff under any name), or a ``recording`` of the
-    framework's LSTM cells or attention (calls through the module or class only). A function
+    framework's GRU cells or attention (calls through the module or class only). A function
     that called one and then crashed gets the answer key's hint too.
     """
     failure = None
@@ -83,7 +83,7 @@ def _inputs(fw: Framework, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
 def _shape(
     c: Checker, arr: np.ndarray, name: str, expected: tuple[int, ...], hint: str
 ) -> None:
-    """``c.shape``, but the message names the part of the tuple (dx, db, c_new...)."""
+    """``c.shape``, but the message names the part of the tuple (dx, db, h_new...)."""
     if tuple(arr.shape) != tuple(expected):
         raise c.fail(f"{name} has shape {tuple(arr.shape)}, expected {expected}", hint)
 

@@ -1,14 +1,14 @@
 """Lab 2 self-checks shared by both frameworks, written once on numpy answers.
 
 Each ``check_*`` takes the student's function, a :class:`~helpers.labs.kit.Framework` and the
-framework's own implementation of the same computation (autodiff, ``nn.LSTMCell``,
+framework's own implementation of the same computation (autodiff, ``nn.GRUCell``,
 ``scaled_dot_product_attention``), which gives the expected answer, and the answer keys the
 student's function may not call (that implementation, autodiff, Flax's versions);
 ``helpers.labs.lab02.torch`` and ``.jax`` bind them, so a notebook calls
-``H.lab02.check_lstm_step(lstm_step)``.
+``H.lab02.check_gru_step(gru_step)``.
 
 The known mistakes are computed in float64 numpy, by one reference per exercise with a switch
-per mistake (``relu_backward``, ``lstm_step``, ``attention``); a test asserts that each
+per mistake (``relu_backward``, ``gru_step``, ``attention``); a test asserts that each
 reference, with no switch set, equals the framework's implementation on every case of its
 exercise. The cases are chosen so that every mistake changes the answer well beyond the
 tolerance (another test asserts it): biases large enough to move units across 0, a square layer
@@ -17,7 +17,7 @@ forbidden keys.
 
 This module holds the hints shared by both frameworks (:data:`HINTS`) and re-exports the
 checks, cases and references, which live one module per exercise:
-:mod:`~helpers.labs.lab02.backprop` (exercise 1), :mod:`~helpers.labs.lab02.lstm` (2) and
+:mod:`~helpers.labs.lab02.backprop` (exercise 1), :mod:`~helpers.labs.lab02.gru` (2) and
 :mod:`~helpers.labs.lab02.attention` (3) and :mod:`~helpers.labs.lab02.attention_backward` (4,
 whose expected answer is its float64 numpy reference); what they share is in
 :mod:`~helpers.labs.lab02._common`.
@@ -37,7 +37,7 @@ from helpers.labs.lab02.backprop import (
     linear_relu_cases,
     relu_backward,
 )
-from helpers.labs.lab02.lstm import check_lstm_step, lstm_cases, lstm_step
+from helpers.labs.lab02.gru import check_gru_step, gru_cases, gru_step
 
 __all__ = [
     "HINTS",
@@ -47,17 +47,17 @@ __all__ = [
     "attention_cases",
     "check_attention",
     "check_attention_backward",
+    "check_gru_step",
     "check_linear_relu_backward",
-    "check_lstm_step",
+    "gru_cases",
+    "gru_step",
     "linear_relu_cases",
-    "lstm_cases",
-    "lstm_step",
     "relu_backward",
 ]
 
 # Known mistakes and what to change; the adapters add framework ones and word the hints whose
 # formula depends on the weight layout ("weight_transposed", "dx_transposed_weight",
-# "relu_mask_layout") or names the framework's API ("*_answer_key", "lstm_split").
+# "relu_mask_layout") or names the framework's API ("*_answer_key", "gru_split").
 # tests/labs/test_lab02.py proves that each hint is produced by a mistake in its table.
 HINTS = Hints(
     {
@@ -87,29 +87,34 @@ HINTS = Hints(
         "precision": "your result is right to about 1e-2, not to float32 rounding: keep "
         "every step in float32, with no float16 or bfloat16 along the way; in attention, "
         "set the forbidden scores to -inf, not to a finite number such as -10",
-        "result_tuple2": "return the new hidden and cell states as one tuple, in this "
-        "order: return h_new, c_new",
-        "lstm_swapped": "return (h_new, c_new) in this order: c_new = f * c + i * g, and "
-        "h_new = o * tanh(c_new)",
-        "lstm_one_bias": "PyTorch's layout has two bias vectors, and both are added: "
-        "z = x W_ih^T + b_ih + h W_hh^T + b_hh",
-        "lstm_forget_bias": "the forget gate has a bias like the other gates: "
-        "f = sigmoid(z[:, H:2H]) with the slices H:2H of both b_ih and b_hh in z",
-        "lstm_gate_order": "the gates are 4 blocks of H along the 4H axis, in the order "
-        "i, f, g, o: i = z[:, :H], f = z[:, H:2H], g = z[:, 2H:3H], o = z[:, 3H:]",
-        "lstm_tanh_cell": "the output squashes the new cell state with tanh first: "
-        "h_new = o * tanh(c_new), not o * c_new or o * sigmoid(c_new)",
-        "lstm_g_sigmoid": "the candidate is g = tanh(z[:, 2H:3H]), values in -1..1 (not a "
-        "sigmoid, and not z itself); only i, f and o are sigmoid gates",
-        "lstm_gate_tanh": "i, f and o are sigmoid gates, values in 0..1: "
-        "o = sigmoid(z[:, 3H:]); only the candidate g uses tanh",
-        "lstm_forget_cell": "the new cell state keeps the old one, scaled by the forget gate: "
-        "c_new = f * c + i * g",
-        "lstm_no_recurrence": "the gates read the previous hidden state h too: "
-        "z = x W_ih^T + b_ih + h W_hh^T + b_hh (h, not the cell state c, goes through W_hh)",
-        "lstm_coupled_gate": "an LSTM has a gate for each term: c_new = f * c + i * g, the "
-        "forget gate f scaling the old cell state c and the input gate i the candidate g "
-        "(no 1 - f: coupling the two is a GRU's update gate)",
+        "gru_result_one": "a GRU has one state: return h_new alone, one (B, H) array, "
+        "not a tuple (there is no cell state c as in an LSTM)",
+        "gru_float32": "compute in the inputs' dtype, float32: no float64, float16 or "
+        "bfloat16 along the way, and no cast of the result",
+        "gru_gate_order": "the 3H axis holds 3 blocks of H in the order r, z, n (reset, "
+        "update, candidate), in both gi = W_ih x + b_ih and gh = W_hh h + b_hh: r reads "
+        "the first block, 0:H, z the second, H:2H, and n the third, 2H:3H",
+        "gru_n_sigmoid": "the candidate is n = tanh(gi_n + r * gh_n), values in -1..1 (not "
+        "a sigmoid, and not the sum itself); only r and z are sigmoid gates",
+        "gru_gate_tanh": "r and z are sigmoid gates, values in 0..1: "
+        "r = sigmoid(gi_r + gh_r), z = sigmoid(gi_z + gh_z); only the candidate n uses tanh",
+        "gru_update_flipped": "z is the share of the OLD state kept: "
+        "h_new = (1 - z) * n + z * h; z * n + (1 - z) * h swaps the roles of the candidate "
+        "and the old state",
+        "gru_old_state": "the new state mixes the candidate with the old state: "
+        "h_new = (1 - z) * n + z * h, not n alone nor (1 - z) * n",
+        "gru_reset_before": "here the reset gate multiplies the hidden part after its "
+        "product with W_hn, bias included: n = tanh(gi_n + r * (W_hn h + b_hn)); "
+        "multiplying h by r before W_hn is Cho et al.'s original GRU, a different cell",
+        "gru_reset_missing": "the reset gate was not applied: it scales the hidden part of "
+        "the candidate, n = tanh(gi_n + r * gh_n), with gh_n = W_hn h + b_hn",
+        "gru_bias_outside": "b_hn goes inside the reset product: "
+        "n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); adding b_hn outside r changes n "
+        "wherever r is not 1 (add b_hh to gh before splitting it)",
+        "gru_one_bias": "the GRU has two bias vectors, and both are added: b_ih to "
+        "gi = W_ih x + b_ih and b_hh to gh = W_hh h + b_hh",
+        "gru_no_recurrence": "the gates read the previous state too: r and z add gh_r and "
+        "gh_z, and n adds r * gh_n, from gh = W_hh h + b_hh",
         "softmax_axis": "normalise over the keys, the last axis (S): each query's weights "
         "over the keys must sum to 1",
         "mask_polarity": "True in mask means 'may attend': keep the scores where mask is "

@@ -1,10 +1,11 @@
-"""Lab 2 self-checks for JAX notebooks: ``H.lab02.check_lstm_step(lstm_step)`` etc.
+"""Lab 2 self-checks for JAX notebooks: ``H.lab02.check_gru_step(gru_step)`` etc.
 
 The checks are :mod:`helpers.labs.lab02.checks`, shared with PyTorch; this module hands them
 JAX arrays and JAX's own answers (``jax.vjp``, ``jax.nn.dot_product_attention``, in float64;
-the LSTM step has no JAX twin in PyTorch's layout, so the numpy reference answers it), words
-the layout-dependent hints for ``W (in, out)``, names the answer keys a student's function may
-not call (``jax.vjp`` and kin, Flax's LSTM cells, the libraries' attention), and turns JAX's
+Flax's ``nnx.GRUCell`` has no bias on its hidden side, ``b_hh``, so the numpy reference
+answers the GRU step), words the layout-dependent hints for ``W (in, out)``, names the answer
+keys a student's function may not call (``jax.vjp`` and kin, Flax's GRU cell, the libraries'
+attention), and turns JAX's
 error messages into hints. Exercise 4 (attention's backward pass) is compared with its
 float64 numpy reference. Exercises 1 and 4 may not call autodiff, under any name
 (:func:`helpers.jax.labkit.autodiff_calls` watches it, with jit off so that a cached trace
@@ -27,8 +28,8 @@ from helpers.labs.lab02 import checks as lab02
 __all__ = [
     "check_attention",
     "check_attention_backward",
+    "check_gru_step",
     "check_linear_relu_backward",
-    "check_lstm_step",
 ]
 
 # Known mistakes that only JAX allows, and JAX's wording of layout-dependent ones.
@@ -44,9 +45,9 @@ HINTS = Hints(
         "autodiff_answer_key": "write the backward pass from the formulas, without jax.grad "
         "or jax.vjp, which the check compares with: dz = dy * (z > 0), then "
         "dx = dz @ W.T, dW = x.T @ dz, db = dz.sum(0)",
-        "lstm_answer_key": "write the step from the equations, without Flax's LSTM cells "
-        "(their weights have another layout): z = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh, "
-        "then jnp.split(z, 4, axis=-1)",
+        "gru_answer_key": "write the step from the equations, without Flax's nnx.GRUCell "
+        "(which has no b_hh): gi = x @ W_ih + b_ih, gh = h @ W_hh + b_hh, then "
+        "jnp.split(gi, 3, axis=-1) and jnp.split(gh, 3, axis=-1)",
         "attention_answer_key": "write the attention out, without "
         "jax.nn.dot_product_attention or Flax's, which the check compares with: "
         "q @ jnp.swapaxes(k, -2, -1) / jnp.sqrt(d), jnp.where(mask, scores, -jnp.inf), "
@@ -56,12 +57,12 @@ HINTS = Hints(
         "of the masked scores, dv = P.mT @ d_out, dP = d_out @ v.mT, "
         "dZ = P * (dP - (dP * P).sum(-1, keepdims=True)), dq = dZ @ k / jnp.sqrt(d), "
         "dk = dZ.mT @ q / jnp.sqrt(d)",
-        "lstm_split": "cut z into its 4 gates along the last axis (4H): "
-        "jnp.split(z, 4, axis=-1); jnp.split's number is how many pieces, and it cuts "
+        "gru_split": "cut gi and gh into their 3 gates along the last axis (3H): "
+        "jnp.split(gi, 3, axis=-1); jnp.split's number is how many pieces, and it cuts "
         "axis 0 unless given an axis",
         "shapes": "the shapes do not fit; print the shapes of both operands. Here W is "
-        "(in, out), so the layer is x @ W + b, while the LSTM's weights keep PyTorch's "
-        "(4H, D) layout, x @ W_ih.T; a batch of matrices k (B, S, d) is transposed with "
+        "(in, out), so the layer is x @ W + b, and the GRU's gates are x @ W_ih, with "
+        "W_ih (D, 3H), and h @ W_hh (no .T); a batch of matrices k (B, S, d) is transposed with "
         "jnp.swapaxes(k, -2, -1) or k.mT (k.T reverses every axis, and k.transpose wants "
         "the whole permutation, k.transpose(0, 2, 1)); a sum kept for broadcasting needs "
         "keepdims=True",
@@ -83,13 +84,13 @@ _MESSAGES = {
     "arrays are immutable": "immutable",
     "unexpected keyword argument 'dim'": "axis_not_dim",
     "unexpected keyword argument 'keepdim'": "keepdims",
-    "split does not result in an equal division": "lstm_split",
-    r"values to unpack \(expected 4": "lstm_split",  # i, f, g, o = (not 4 pieces)
+    "split does not result in an equal division": "gru_split",
+    r"values to unpack \(expected 3": "gru_split",  # r, z, n = (not 3 pieces)
 }
 
 # What exercises 2 and 3 may not call: the library's own version (1 and 4: autodiff, watched
 # by autodiff_calls under any name and with jit off).
-_LSTM = [(nnx.LSTMCell, "__call__"), (nnx.OptimizedLSTMCell, "__call__")]
+_GRU = [(nnx.GRUCell, "__call__")]
 _ATTENTION = [(jax.nn, "dot_product_attention"), (nnx, "dot_product_attention")]
 
 
@@ -145,8 +146,11 @@ check_linear_relu_backward = partial(
     autodiff=_autodiff_linear_relu,
     watch_answer_keys=autodiff_calls,
 )
-check_lstm_step = partial(
-    lab02.check_lstm_step, fw=JAX, watch_answer_keys=partial(recording, _LSTM)
+check_gru_step = partial(
+    lab02.check_gru_step,
+    fw=JAX,
+    weights_out_in=False,
+    watch_answer_keys=partial(recording, _GRU),
 )
 check_attention = partial(
     lab02.check_attention,

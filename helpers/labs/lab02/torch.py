@@ -1,9 +1,9 @@
-"""Lab 2 self-checks for PyTorch notebooks: ``H.lab02.check_lstm_step(lstm_step)`` etc.
+"""Lab 2 self-checks for PyTorch notebooks: ``H.lab02.check_gru_step(gru_step)`` etc.
 
 The checks are :mod:`helpers.labs.lab02.checks`, shared with JAX; this module hands them
-tensors and PyTorch's own answers (autograd, ``nn.LSTMCell``, ``F.scaled_dot_product_attention``,
+tensors and PyTorch's own answers (autograd, ``nn.GRUCell``, ``F.scaled_dot_product_attention``,
 all in float64), words the layout-dependent hints for ``W (out, in)``, names the answer keys a
-student's function may not call (autograd, the LSTM cell, ``F.scaled_dot_product_attention``),
+student's function may not call (autograd, the GRU cells, ``F.scaled_dot_product_attention``),
 and turns PyTorch's error messages into hints. Exercise 4 (attention's backward pass) is
 compared with its float64 numpy reference. Exercises 1 and 4 may not call autograd, under
 any name (:func:`helpers.torch.labkit.autodiff_calls` watches it).
@@ -24,8 +24,8 @@ from helpers.torch.labkit import autodiff_calls, lab_framework
 __all__ = [
     "check_attention",
     "check_attention_backward",
+    "check_gru_step",
     "check_linear_relu_backward",
-    "check_lstm_step",
 ]
 
 # Known mistakes that only PyTorch allows, and PyTorch's wording of layout-dependent ones.
@@ -41,9 +41,10 @@ HINTS = Hints(
         "autodiff_answer_key": "write the backward pass from the formulas, without autograd "
         "(torch.autograd.grad, .backward(), torch.func), which the check compares with: "
         "dz = dy * (z > 0), then dx = dz @ W, dW = dz.T @ x, db = dz.sum(0)",
-        "lstm_answer_key": "write the step from the equations, without nn.LSTMCell, "
-        "nn.LSTM or torch.lstm_cell, which the check compares with: "
-        "z = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh, then z.chunk(4, dim=-1)",
+        "gru_answer_key": "write the step from the equations, without nn.GRUCell, "
+        "nn.GRU or torch.gru_cell, which the check compares with: "
+        "gi = x @ W_ih.T + b_ih, gh = h @ W_hh.T + b_hh, then gi.chunk(3, dim=-1) and "
+        "gh.chunk(3, dim=-1)",
         "attention_answer_key": "write the attention out, without "
         "F.scaled_dot_product_attention, which the check compares with: "
         "q @ k.transpose(-2, -1) / math.sqrt(d), masked_fill(~mask, float('-inf')), "
@@ -53,13 +54,15 @@ HINTS = Hints(
         "masked scores, dv = P.mT @ d_out, dP = d_out @ v.mT, "
         "dZ = P * (dP - (dP * P).sum(-1, keepdim=True)), dq = dZ @ k / math.sqrt(d), "
         "dk = dZ.mT @ q / math.sqrt(d)",
-        "lstm_split": "cut z into its 4 gates along the last axis (4H): z.chunk(4, dim=-1), "
-        "or z.split(H, dim=-1); torch.split's number is each piece's size, not how many",
+        "gru_split": "cut gi and gh into their 3 gates along the last axis (3H): "
+        "gi.chunk(3, dim=-1), or gi.split(H, dim=-1); torch.split's number is each "
+        "piece's size, not how many",
         "changed_input": "do not write into the caller's tensors (t[...] = 0, *=, /=, "
         "mul_, masked_fill_): build new ones, e.g. dz = dy * (z > 0), "
-        "c_new = f * c + i * g, q / math.sqrt(d)",
+        "h_new = (1 - z) * n + z * h, q / math.sqrt(d)",
         "shapes": "the shapes do not fit; print the shapes of both operands. In PyTorch's "
-        "layout a weight is (out, in), so a batch x (B, in) is multiplied by W.T; a batch "
+        "layout a weight is (out, in), so a batch x (B, in) is multiplied by W.T (the GRU's "
+        "x @ W_ih.T, with W_ih (3H, D), and h @ W_hh.T); a batch "
         "of matrices k (B, S, d) is transposed with k.transpose(-2, -1) or k.mT, not k.T "
         "(which reverses every axis); a sum kept for broadcasting needs keepdim=True",
         "dtype_mismatch": "keep every tensor in the inputs' dtype (float32): no .double() "
@@ -67,8 +70,8 @@ HINTS = Hints(
         "numbers with .to(x.dtype) (or .float())",
         "sqrt_of_int": "torch.sqrt takes a tensor, not a Python number such as "
         "q.shape[-1]: divide by math.sqrt(d) (or multiply by d ** -0.5)",
-        "dim_not_axis": "PyTorch names the axis dim: z.chunk(4, dim=-1), "
-        "z.split(H, dim=-1), torch.softmax(scores, dim=-1) (torch.split takes no axis=)",
+        "dim_not_axis": "PyTorch names the axis dim: gi.chunk(3, dim=-1), "
+        "gi.split(H, dim=-1), torch.softmax(scores, dim=-1) (torch.split takes no axis=)",
         "bool_invert": "a bool mask is inverted with ~mask (or mask.logical_not()), "
         "not 1 - mask",
     },
@@ -80,18 +83,18 @@ _ERRORS = {
     r"Expected size for first two dimensions of batch2 tensor": "shapes",
     r"same dtype|expected scalar type|dtype.* but got|found dtype": "dtype_mismatch",
     r"with a bool tensor is not supported": "bool_invert",
-    r"values to unpack \(expected 4": "lstm_split",  # i, f, g, o = (not 4 pieces)
+    r"values to unpack \(expected 3": "gru_split",  # r, z, n = (not 3 pieces)
     r"sqrt\(\): argument 'input' .*must be Tensor": "sqrt_of_int",
     r"unexpected keyword argument 'axis'": "dim_not_axis",
 }
 
 # What exercises 2 and 3 may not call: the library's own version (1 and 4: autodiff, watched
 # by autodiff_calls under any name).
-_LSTM = [
-    (torch.nn.LSTMCell, "forward"),
-    (torch.nn.LSTM, "forward"),
-    (torch, "lstm_cell"),
-    (torch, "lstm"),
+_GRU = [
+    (torch.nn.GRUCell, "forward"),
+    (torch.nn.GRU, "forward"),
+    (torch, "gru_cell"),
+    (torch, "gru"),
 ]
 _ATTENTION = [(F, "scaled_dot_product_attention")]
 
@@ -118,18 +121,16 @@ def _autodiff_linear_relu(**arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     return dx.numpy(), dW.numpy(), db.numpy()
 
 
-def _lstm_cell(**arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exercise 2's answer by ``nn.LSTMCell`` loaded with the case's weights."""
+def _gru_cell(**arrays: np.ndarray) -> np.ndarray:
+    """Exercise 2's answer by ``nn.GRUCell`` loaded with the case's weights, in float64."""
     t = _float64(**arrays)
-    hidden = t["h"].shape[1]
-    cell = torch.nn.LSTMCell(t["x"].shape[1], hidden, dtype=torch.float64)
+    cell = torch.nn.GRUCell(t["x"].shape[1], t["h"].shape[1], dtype=torch.float64)
     with torch.no_grad():
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             getattr(cell, name).copy_(
                 t[name.replace("weight", "W").replace("bias", "b")]
             )
-        h_new, c_new = cell(t["x"], (t["h"], t["c"]))
-    return h_new.numpy(), c_new.numpy()
+        return cell(t["x"], t["h"]).numpy()
 
 
 def _sdpa(**arrays: np.ndarray) -> np.ndarray:
@@ -148,11 +149,12 @@ check_linear_relu_backward = partial(
     autodiff=_autodiff_linear_relu,
     watch_answer_keys=autodiff_calls,
 )
-check_lstm_step = partial(
-    lab02.check_lstm_step,
+check_gru_step = partial(
+    lab02.check_gru_step,
     fw=TORCH,
-    library=_lstm_cell,
-    watch_answer_keys=partial(recording, _LSTM),
+    weights_out_in=True,
+    library=_gru_cell,
+    watch_answer_keys=partial(recording, _GRU),
 )
 check_attention = partial(
     lab02.check_attention,

@@ -1163,8 +1163,10 @@ JAX_MISTAKES = [
 def _gru(fw="pytorch", *, order=(0, 1, 2), split=None, acts=None, n_act=None, **kw):
     """gru_step in ``fw``'s layout, with the known mistakes as keywords.
 
-    ``reset``: "after" (right), "before" (Cho et al.'s W_hn (r * h)), "none", "bias_outside";
-    ``update``: "old" (right), "flipped", "no_old"; ``biases`` (b_ih, b_hh) -> (b_i, b_h);
+    ``reset``: "after" (right), "before" (Cho et al.'s W_hn (r * h)), "none", "bias_outside",
+    "whole" (r on the input part too), "after_tanh", "inverted" ((1 - r) * gh_n);
+    ``update``: "old" (right), "flipped", "no_old", "none", "plus" (n + z * h);
+    ``biases`` (b_ih, b_hh) -> (b_i, b_h);
     ``recurrent=False`` drops W_hh h; ``layout="other"`` uses the other framework's layout;
     ``result(h_new, h)`` replaces the return value.
     """
@@ -1198,18 +1200,21 @@ def _gru(fw="pytorch", *, order=(0, 1, 2), split=None, acts=None, n_act=None, **
         hidden = h_r.shape[-1]
         W_hn = W_hh[2 * hidden :] if out_in else W_hh[:, 2 * hidden :]
         b_hn = b_h[2 * hidden :]
-        part = {
-            "after": lambda: r * h_n,
-            "before": lambda: mm(r * h, W_hn) + b_hn,
-            "none": lambda: h_n,
-            "bias_outside": lambda: r * mm(h, W_hn) + b_hn,
+        n = {
+            "after": lambda: n_act(i_n + r * h_n),
+            "before": lambda: n_act(i_n + mm(r * h, W_hn) + b_hn),
+            "none": lambda: n_act(i_n + h_n),
+            "bias_outside": lambda: n_act(i_n + r * mm(h, W_hn) + b_hn),
+            "whole": lambda: n_act(r * (i_n + h_n)),
+            "after_tanh": lambda: r * n_act(i_n + h_n),
+            "inverted": lambda: n_act(i_n + (1 - r) * h_n),
         }[reset]()
-        n = n_act(i_n + part)
         h_new = {
             "old": lambda: (1 - z) * n + z * h,
             "flipped": lambda: z * n + (1 - z) * h,
             "no_old": lambda: (1 - z) * n,
             "none": lambda: n,
+            "plus": lambda: n + z * h,
         }[update]()
         return result(h_new, h)
 
@@ -1253,11 +1258,25 @@ def _j_flax_gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
     return cell(h, x)[0]
 
 
+def _no_b_hn(b_ih, b_hh):
+    """b_hh without its last block, b_hn (the student dropped it from the reset product)."""
+    keep = np.arange(b_hh.shape[0]) < 2 * b_hh.shape[0] // 3
+    return b_ih, b_hh * (
+        torch.from_numpy(keep) if isinstance(b_hh, torch.Tensor) else keep
+    )
+
+
 def _gru_rows(fw: str) -> list:
     """The mistakes both frameworks allow, each in ``fw``'s layout, with their hint keys."""
     torch_fw = fw == "pytorch"
     sig = torch.sigmoid if torch_fw else jax.nn.sigmoid
     tanh = torch.tanh if torch_fw else jnp.tanh
+
+    relu = torch.relu if torch_fw else jax.nn.relu
+
+    def interleaved(a):
+        three = a.reshape(len(a), -1, 3)
+        return three.unbind(-1) if torch_fw else jnp.moveaxis(three, -1, 0)
 
     def g(**kw):
         return _gru(fw, **kw)
@@ -1272,6 +1291,13 @@ def _gru_rows(fw: str) -> list:
         ("gru_step", g(update="flipped"), "gru_update_flipped"),
         ("gru_step", g(update="no_old"), "gru_old_state"),
         ("gru_step", g(update="none"), "gru_old_state"),
+        ("gru_step", g(update="plus"), "gru_old_state"),  # n + z * h
+        ("gru_step", g(reset="whole"), "gru_reset_input"),  # tanh(r * (gi_n + gh_n))
+        ("gru_step", g(reset="after_tanh"), "gru_reset_input"),  # r * tanh(gi_n + gh_n)
+        ("gru_step", g(reset="inverted"), "gru_reset_inverted"),
+        ("gru_step", g(biases=_no_b_hn), "gru_one_bias"),
+        ("gru_step", g(split=interleaved), "gru_gate_order"),  # every third entry
+        ("gru_step", g(acts=(sig, relu)), "gru_gate_tanh"),
         ("gru_step", g(reset="before"), "gru_reset_before"),
         ("gru_step", g(reset="none"), "gru_reset_missing"),
         ("gru_step", g(reset="bias_outside"), "gru_bias_outside"),
@@ -1305,6 +1331,8 @@ TORCH_MISTAKES += [
     ("gru_step", _gru(split=lambda a: torch.split(a, 3, dim=-1)), "gru_split"),
     ("gru_step", _gru(split=lambda a: a.chunk(3, dim=0)), "gru_split"),
     ("gru_step", _t_gru_split_axis, "dim_not_axis"),
+    ("gru_step", lambda x, h, *w: torch._VF.gru_cell(x, h, *w), "gru_answer_key"),
+    ("gru_step", lambda x, h, *w: torch.ops.aten.gru_cell(x, h, *w), "gru_answer_key"),
     ("gru_step", _t_gru_in_place, "changed_input"),
 ]
 JAX_MISTAKES += [
@@ -1463,6 +1491,56 @@ ACCEPTED = {
         ("attention", _j_attention_softmax_where),
     ],
 }
+
+
+# Exercise 2, from the student pass of the GRU step: other right ways to write it.
+def _t_gru_slices(x, h, W_ih, W_hh, b_ih, b_hh):
+    """One product per gate, W[k * H:(k + 1) * H], and h_new = n + z * (h - n)."""
+    H = h.shape[1]
+
+    def part(W, b, v, k):
+        return v @ W[k * H : (k + 1) * H].T + b[k * H : (k + 1) * H]
+
+    r = torch.sigmoid(part(W_ih, b_ih, x, 0) + part(W_hh, b_hh, h, 0))
+    z = torch.sigmoid(part(W_ih, b_ih, x, 1) + part(W_hh, b_hh, h, 1))
+    n = torch.tanh(part(W_ih, b_ih, x, 2) + r * part(W_hh, b_hh, h, 2))
+    return n + z * (h - n)
+
+
+def _t_gru_linear_lerp(x, h, W_ih, W_hh, b_ih, b_hh):
+    """F.linear, split(H), torch.lerp: (1 - z) * n + z * h is lerp(n, h, z)."""
+    H = h.shape[1]
+    i_r, i_z, i_n = F.linear(x, W_ih, b_ih).split(H, dim=-1)
+    h_r, h_z, h_n = F.linear(h, W_hh, b_hh).split(H, dim=-1)
+    r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+    return torch.lerp(torch.tanh(i_n + r * h_n), h, z)
+
+
+def _j_gru_slices(x, h, W_ih, W_hh, b_ih, b_hh):
+    """One product per gate, W[:, k * H:(k + 1) * H], and 1 - z as sigmoid(-a)."""
+    H = h.shape[1]
+
+    def part(W, b, v, k):
+        return v @ W[:, k * H : (k + 1) * H] + b[k * H : (k + 1) * H]
+
+    a_z = part(W_ih, b_ih, x, 1) + part(W_hh, b_hh, h, 1)
+    r = jax.nn.sigmoid(part(W_ih, b_ih, x, 0) + part(W_hh, b_hh, h, 0))
+    n = jnp.tanh(part(W_ih, b_ih, x, 2) + r * part(W_hh, b_hh, h, 2))
+    return jax.nn.sigmoid(-a_z) * n + jax.nn.sigmoid(a_z) * h
+
+
+ACCEPTED["pytorch"] += [
+    ("gru_step", _t_gru_slices),
+    ("gru_step", _t_gru_linear_lerp),
+    ("gru_step", _gru(split=lambda a: a.view(len(a), 3, -1).unbind(1))),
+    ("gru_step", _gru(acts=(lambda a: 1 / (1 + torch.exp(-a)),) * 2)),
+]
+ACCEPTED["jax"] += [
+    ("gru_step", jax.jit(_gru("jax"))),
+    ("gru_step", _j_gru_slices),
+    ("gru_step", _gru("jax", split=lambda a: jnp.hsplit(a, 3))),
+    ("gru_step", jax.vmap(_gru("jax"), in_axes=(0, 0, None, None, None, None))),
+]
 
 
 @pytest.mark.parametrize(

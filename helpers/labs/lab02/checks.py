@@ -96,13 +96,18 @@ HINTS = Hints(
         "the first block, 0:H, z the second, H:2H, and n the third, 2H:3H",
         "gru_n_sigmoid": "the candidate is n = tanh(gi_n + r * gh_n), values in -1..1 (not "
         "a sigmoid, and not the sum itself); only r and z are sigmoid gates",
-        "gru_gate_tanh": "r and z are sigmoid gates, values in 0..1: "
+        "gru_gate_tanh": "r and z are sigmoid gates, values in 0..1 (not tanh, not relu): "
         "r = sigmoid(gi_r + gh_r), z = sigmoid(gi_z + gh_z); only the candidate n uses tanh",
         "gru_update_flipped": "z is the share of the OLD state kept: "
         "h_new = (1 - z) * n + z * h; z * n + (1 - z) * h swaps the roles of the candidate "
         "and the old state",
-        "gru_old_state": "the new state mixes the candidate with the old state: "
-        "h_new = (1 - z) * n + z * h, not n alone nor (1 - z) * n",
+        "gru_old_state": "the new state interpolates between the candidate and the old "
+        "state, with weights 1 - z and z that sum to 1: h_new = (1 - z) * n + z * h (not n "
+        "alone, (1 - z) * n, or n + z * h)",
+        "gru_reset_input": "the reset gate scales the hidden part only, inside the tanh: "
+        "n = tanh(gi_n + r * gh_n); not the input part gi_n too, and not the tanh's output",
+        "gru_reset_inverted": "r multiplies gh_n as it is: n = tanh(gi_n + r * gh_n), so "
+        "that r near 0 resets (drops) the past; (1 - r) inverts the gate",
         "gru_reset_before": "here the reset gate multiplies the hidden part after its "
         "product with W_hn, bias included: n = tanh(gi_n + r * (W_hn h + b_hn)); "
         "multiplying h by r before W_hn is Cho et al.'s original GRU, a different cell",
@@ -111,8 +116,9 @@ HINTS = Hints(
         "gru_bias_outside": "b_hn goes inside the reset product: "
         "n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); adding b_hn outside r changes n "
         "wherever r is not 1 (add b_hh to gh before splitting it)",
-        "gru_one_bias": "the GRU has two bias vectors, and both are added: b_ih to "
-        "gi = W_ih x + b_ih and b_hh to gh = W_hh h + b_hh",
+        "gru_one_bias": "the GRU has two bias vectors, and both are added whole: b_ih to "
+        "gi = W_ih x + b_ih and b_hh to gh = W_hh h + b_hh, its last block b_hn included "
+        "(inside the reset product)",
         "gru_no_recurrence": "the gates read the previous state too: r and z add gh_r and "
         "gh_z, and n adds r * gh_n, from gh = W_hh h + b_hh",
         "softmax_axis": "normalise over the keys, the last axis (S): each query's weights "

@@ -66,6 +66,7 @@ def gru_step(
     b_hh: np.ndarray,
     *,
     order: Sequence[int] = (0, 1, 2),
+    interleaved: bool = False,
     gate_acts: tuple[Callable, Callable] = (_sigmoid, _sigmoid),
     n_act: Callable = np.tanh,
     reset: str = "after",
@@ -75,39 +76,50 @@ def gru_step(
 
     r = σ(W_ir x + b_ir + W_hr h + b_hr), z = σ(W_iz x + b_iz + W_hz h + b_hz),
     n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), h' = (1 − z) ⊙ n + z ⊙ h (PyTorch's
-    ``nn.GRUCell``). ``order[k]`` is the block of the 3H axis read as gate k of (r, z, n);
+    ``nn.GRUCell``). ``order[k]`` is the block of the 3H axis read as gate k of (r, z, n)
+    (``interleaved``: every third entry, ``reshape(B, H, 3)[..., k]``, not a block);
     ``gate_acts`` replace r's and z's sigmoids, ``n_act`` n's tanh; ``reset`` is "after" (the
     right one), "before" (W_hn (r ⊙ h) + b_hn, Cho et al. 2014), "none" (no reset gate) or
-    "bias_outside" (r ⊙ (W_hn h) + b_hn); ``update`` is "old" (the right one), "flipped"
-    (z n + (1 − z) h), "no_old" ((1 − z) n) or "none" (n alone).
+    "bias_outside" (r ⊙ (W_hn h) + b_hn), "whole" (r ⊙ (gi_n + gh_n), input part too),
+    "after_tanh" (r ⊙ tanh(gi_n + gh_n)) or "inverted" ((1 − r) ⊙ gh_n); ``update`` is "old"
+    (the right one), "flipped" (z n + (1 − z) h), "no_old" ((1 − z) n), "none" (n alone) or
+    "plus" (n + z h).
     """
     x, h, W_ih, W_hh, b_ih, b_hh = (
         np.asarray(a, np.float64) for a in (x, h, W_ih, W_hh, b_ih, b_hh)
     )
-    gi = np.split(x @ W_ih.T + b_ih, 3, axis=-1)  # (B, H) each
-    gh = np.split(h @ W_hh.T + b_hh, 3, axis=-1)
+    gi, gh = x @ W_ih.T + b_ih, h @ W_hh.T + b_hh  # (B, 3H)
+    if interleaved:
+        gi, gh = (list(np.moveaxis(g.reshape(len(g), -1, 3), -1, 0)) for g in (gi, gh))
+    else:
+        gi, gh = np.split(gi, 3, axis=-1), np.split(gh, 3, axis=-1)  # (B, H) each
     i_r, i_z, i_n = (gi[k] for k in order)
     h_r, h_z, h_n = (gh[k] for k in order)
     r, z = gate_acts[0](i_r + h_r), gate_acts[1](i_z + h_z)
     W_hn, b_hn = np.split(W_hh, 3)[order[2]], np.split(b_hh, 3)[order[2]]
-    hidden_part = {
-        "after": lambda: r * h_n,
-        "before": lambda: (r * h) @ W_hn.T + b_hn,
-        "none": lambda: h_n,
-        "bias_outside": lambda: r * (h_n - b_hn) + b_hn,
+    n = {
+        "after": lambda: n_act(i_n + r * h_n),
+        "before": lambda: n_act(i_n + (r * h) @ W_hn.T + b_hn),
+        "none": lambda: n_act(i_n + h_n),
+        "bias_outside": lambda: n_act(i_n + r * (h_n - b_hn) + b_hn),
+        "whole": lambda: n_act(r * (i_n + h_n)),
+        "after_tanh": lambda: r * n_act(i_n + h_n),
+        "inverted": lambda: n_act(i_n + (1 - r) * h_n),
     }[reset]()
-    n = n_act(i_n + hidden_part)
     return {
         "old": lambda: (1 - z) * n + z * h,
         "flipped": lambda: z * n + (1 - z) * h,
         "no_old": lambda: (1 - z) * n,
         "none": lambda: n,
+        "plus": lambda: n + z * h,
     }[update]()
 
 
 def _gru_mistakes(case: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
     """(hint key, h_new) for each known mistake on ``case`` (PyTorch's layout)."""
     zero = np.zeros_like(case["b_ih"])
+    no_b_hn = case["b_hh"].copy()
+    no_b_hn[2 * case["h"].shape[1] :] = 0
     sig, identity = _sigmoid, lambda a: a
     mistakes = [
         ("gru_n_sigmoid", gru_step(**case, n_act=sig)),
@@ -115,9 +127,19 @@ def _gru_mistakes(case: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
         ("gru_gate_tanh", gru_step(**case, gate_acts=(np.tanh, sig))),
         ("gru_gate_tanh", gru_step(**case, gate_acts=(sig, np.tanh))),
         ("gru_gate_tanh", gru_step(**case, gate_acts=(np.tanh, np.tanh))),
+        (
+            "gru_gate_tanh",
+            gru_step(**case, gate_acts=(sig, lambda a: np.maximum(a, 0))),
+        ),
         ("gru_update_flipped", gru_step(**case, update="flipped")),
         ("gru_old_state", gru_step(**case, update="no_old")),
         ("gru_old_state", gru_step(**case, update="none")),
+        ("gru_old_state", gru_step(**case, update="plus")),
+        ("gru_reset_input", gru_step(**case, reset="whole")),
+        ("gru_reset_input", gru_step(**case, reset="after_tanh")),
+        ("gru_reset_inverted", gru_step(**case, reset="inverted")),
+        ("gru_one_bias", gru_step(**dict(case, b_hh=no_b_hn))),  # b_hn left out
+        ("gru_gate_order", gru_step(**case, interleaved=True)),
         ("gru_reset_before", gru_step(**case, reset="before")),
         ("gru_reset_missing", gru_step(**case, reset="none")),
         ("gru_bias_outside", gru_step(**case, reset="bias_outside")),

@@ -95,6 +95,8 @@ _GRU = [
     (torch.nn.GRU, "forward"),
     (torch, "gru_cell"),
     (torch, "gru"),
+    (torch._VF, "gru_cell"),  # what torch.gru_cell calls, under other names
+    (torch.ops.aten, "gru_cell"),
 ]
 _ATTENTION = [(F, "scaled_dot_product_attention")]
 

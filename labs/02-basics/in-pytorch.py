@@ -86,10 +86,10 @@ H.lab02.check_linear_relu_backward(linear_relu_backward)
 # %% [markdown] tags=["shared"]
 # ## Exercise 2: one GRU step
 #
-# Chapter 2's LSTM carries two states and four gates. The gated recurrent unit (GRU)
-# {cite}`cho2014learning` carries one state $h$ and has three blocks: a reset gate $r$, an
-# update gate $z$ and a candidate state $n$. With $\sigma$ the sigmoid and $\odot$ the
-# elementwise product, in the form today's libraries compute it:
+# Chapter 2's LSTM carries two states and four blocks (three gates and a candidate). The gated
+# recurrent unit (GRU) {cite}`cho2014learning` carries one state $h$ and has three blocks: a
+# reset gate $r$, an update gate $z$ and a candidate state $n$. With $\sigma$ the sigmoid and
+# $\odot$ the elementwise product, in the form today's libraries compute it:
 #
 # $$r = \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}), \qquad
 # z = \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz}),$$

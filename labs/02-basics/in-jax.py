@@ -113,9 +113,10 @@ H.lab02.check_linear_relu_backward(linear_relu_backward)
 # (columns `0:H` for $r$, `H:2H` for $z$, `2H:3H` for $n$: $W_{ir}$ is `W_ih[:, :H]`, $b_{hn}$
 # is `b_hh[2*H:]`). So `gi = x @ W_ih + b_ih` and `gh = h @ W_hh + b_hh`, both `(B, 3H)`, each
 # cut into three. (Flax's `nnx.GRUCell` has no `b_hh`: it is this cell with `b_hh = 0`.)
-# Return `h_new` $= h'$, `(B, H)`, in `jnp.float32`, written out, without `nnx.GRUCell` (the
-# check refuses it). The check runs two cells (`D = 5`, `H = 4`, batch 2; `D = 4`, `H = 7`,
-# batch 3) against a float64 NumPy GRU.
+# Return `h_new` $= h'$, one `(B, H)` array in `jnp.float32`, written out, without Flax's GRU
+# cells, `nnx.GRUCell` or `linen.GRUCell` (the check refuses them). The check runs two cells
+# (`D = 5`, `H = 4`, batch 2; `D = 4`, `H = 7`, batch 3) against a float64 NumPy GRU, so take
+# the sizes from the inputs.
 
 
 # %%

@@ -112,10 +112,11 @@ H.lab02.check_linear_relu_backward(linear_relu_backward)
 # stacked along the `3H` axis in the order $r$, $z$, $n$ (rows `0:H` for $r$, `H:2H` for $z$,
 # `2H:3H` for $n$: $W_{ir}$ is `W_ih[:H]`, $b_{hn}$ is `b_hh[2*H:]`). So
 # `gi = x @ W_ih.T + b_ih` and `gh = h @ W_hh.T + b_hh`, both `(B, 3H)`, each cut into three.
-# Return `h_new` $= h'$, `(B, H)`, in `torch.float32`, written out, without `nn.GRUCell`,
-# `nn.GRU` or `torch.gru_cell` (the check refuses them), and without writing into the inputs.
-# The check runs two cells (`D = 5`, `H = 4`, batch 2; `D = 4`, `H = 7`, batch 3) against
-# `nn.GRUCell` in float64.
+# Return `h_new` $= h'$, one `(B, H)` tensor in `torch.float32`, written out, without
+# `nn.GRUCell`, `nn.GRU` or `torch.gru_cell` (the check refuses them, under any name), and
+# without writing into the inputs. The check runs two cells (`D = 5`, `H = 4`, batch 2;
+# `D = 4`, `H = 7`, batch 3) against `nn.GRUCell` in float64, so take the sizes from the
+# inputs.
 
 
 # %%

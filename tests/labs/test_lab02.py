@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from flax import nnx
+from flax import linen, nnx
 from jax import vjp as jax_vjp_imported
 from jax.experimental.jet import jet as jet_imported
 from labtools import checks as lab_checks
@@ -34,6 +34,7 @@ from labtools import (
     mistake_table_tests,
     source,
 )
+from torch import gru_cell as gru_cell_imported
 from torch.autograd import grad as autograd_imported
 from torch.autograd.forward_ad import dual_level, make_dual, unpack_dual
 
@@ -1163,10 +1164,12 @@ JAX_MISTAKES = [
 def _gru(fw="pytorch", *, order=(0, 1, 2), split=None, acts=None, n_act=None, **kw):
     """gru_step in ``fw``'s layout, with the known mistakes as keywords.
 
-    ``reset``: "after" (right), "before" (Cho et al.'s W_hn (r * h)), "none", "bias_outside",
+    ``reset``: "after" (right), "before" (Cho et al.'s W_hn (r * h)), "before_no_bias" (and
+    b_hn dropped), "h_alone" (r * h, no W_hn), "z_gate" (z * gh_n), "none", "bias_outside",
     "whole" (r on the input part too), "after_tanh", "inverted" ((1 - r) * gh_n);
-    ``update``: "old" (right), "flipped", "no_old", "none", "plus" (n + z * h);
-    ``biases`` (b_ih, b_hh) -> (b_i, b_h);
+    ``update``: "old" (right), "flipped", "no_old", "none", "plus" (n + z * h), "plus_h"
+    ((1 - z) * n + h), "r_gate" ((1 - r) * n + r * h);
+    ``biases`` (b_ih, b_hh) -> (b_i, b_h); ``gates_input_only``: r and z from gi alone;
     ``recurrent=False`` drops W_hh h; ``layout="other"`` uses the other framework's layout;
     ``result(h_new, h)`` replaces the return value.
     """
@@ -1196,13 +1199,18 @@ def _gru(fw="pytorch", *, order=(0, 1, 2), split=None, acts=None, n_act=None, **
         gi, gh = (gi0, gi1, gi2), (gh0, gh1, gh2)
         i_r, i_z, i_n = (gi[k] for k in order)
         h_r, h_z, h_n = (gh[k] for k in order)
+        if kw.get("gates_input_only"):
+            h_r = h_z = 0
         r, z = acts[0](i_r + h_r), acts[1](i_z + h_z)
-        hidden = h_r.shape[-1]
+        hidden = h_n.shape[-1]
         W_hn = W_hh[2 * hidden :] if out_in else W_hh[:, 2 * hidden :]
         b_hn = b_h[2 * hidden :]
         n = {
             "after": lambda: n_act(i_n + r * h_n),
             "before": lambda: n_act(i_n + mm(r * h, W_hn) + b_hn),
+            "before_no_bias": lambda: n_act(i_n + mm(r * h, W_hn)),
+            "h_alone": lambda: n_act(i_n + r * h),
+            "z_gate": lambda: n_act(i_n + z * h_n),
             "none": lambda: n_act(i_n + h_n),
             "bias_outside": lambda: n_act(i_n + r * mm(h, W_hn) + b_hn),
             "whole": lambda: n_act(r * (i_n + h_n)),
@@ -1215,6 +1223,8 @@ def _gru(fw="pytorch", *, order=(0, 1, 2), split=None, acts=None, n_act=None, **
             "no_old": lambda: (1 - z) * n,
             "none": lambda: n,
             "plus": lambda: n + z * h,
+            "plus_h": lambda: (1 - z) * n + h,
+            "r_gate": lambda: (1 - r) * n + r * h,
         }[update]()
         return result(h_new, h)
 
@@ -1315,7 +1325,63 @@ def _gru_rows(fw: str) -> list:
             ),
             "gru_float32",
         ),
+        # from a second student pass of the GRU step
+        ("gru_step", g(reset="before_no_bias"), "gru_reset_before"),  # W_hn (r * h)
+        ("gru_step", g(reset="h_alone"), "gru_candidate_hidden"),  # r * h, no W_hn
+        ("gru_step", g(reset="z_gate"), "gru_gate_roles"),  # z resets
+        ("gru_step", g(update="r_gate"), "gru_gate_roles"),  # r updates
+        ("gru_step", g(update="plus_h"), "gru_old_state"),  # (1 - z) * n + h
+        ("gru_step", g(n_act=relu), "gru_n_sigmoid"),
+        ("gru_step", g(gates_input_only=True), "gru_no_recurrence"),
+        ("gru_step", g(biases=lambda b_ih, b_hh: (b_hh, b_ih)), "gru_biases_swapped"),
+        ("gru_step", g(split=lambda a: a.reshape(3, len(a), -1)), "gru_split"),
+        ("gru_step", g(result=lambda h_new, h: h_new.T), "gru_result_transposed"),
+        ("gru_step", g(result=lambda h_new, h: h_new.tolist()), "gru_result_list"),
+        ("gru_step", g(result=lambda h_new, h: list(h_new)), "gru_result_list"),
+        (
+            "gru_step",
+            g(split=lambda a: (a[:, :4], a[:, 4:8], a[:, 8:])),
+            "gru_hard_coded",
+        ),
+        ("gru_step", g(result=lambda h_new, h: h_new.reshape(2, -1)), "gru_hard_coded"),
     ]
+
+
+def _t_gru_reshaped_weights(x, h, W_ih, W_hh, b_ih, b_hh):
+    """W.reshape(in, out) for W.T: the right shape, the entries mixed."""
+    return _gru("pytorch", layout="other")(
+        x,
+        h,
+        W_ih.reshape(W_ih.shape[1], -1),
+        W_hh.reshape(W_hh.shape[1], -1),
+        b_ih,
+        b_hh,
+    )
+
+
+def _t_gru_vf_sequence(x, h, W_ih, W_hh, b_ih, b_hh):
+    """nn.GRU's own function, one step long: (output, h_n), h_n (layers, B, H)."""
+    weights = (W_ih, W_hh, b_ih, b_hh)
+    _, h_n = torch._VF.gru(x[None], h[None], weights, True, 1, 0.0, False, False, False)
+    return h_n[0]
+
+
+def _j_linen_gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
+    """Flax linen's GRUCell, loaded with the weights (its gates' biases sit on the input side)."""
+    H = h.shape[1]
+
+    def block(a, k):
+        return a[..., k * H : (k + 1) * H]
+
+    params = {
+        "ir": {"kernel": block(W_ih, 0), "bias": block(b_ih, 0) + block(b_hh, 0)},
+        "iz": {"kernel": block(W_ih, 1), "bias": block(b_ih, 1) + block(b_hh, 1)},
+        "in": {"kernel": block(W_ih, 2), "bias": block(b_ih, 2)},
+        "hr": {"kernel": block(W_hh, 0)},
+        "hz": {"kernel": block(W_hh, 1)},
+        "hn": {"kernel": block(W_hh, 2), "bias": block(b_hh, 2)},
+    }
+    return linen.GRUCell(features=H).apply({"params": params}, h, x)[0]
 
 
 TORCH_MISTAKES += [
@@ -1334,11 +1400,26 @@ TORCH_MISTAKES += [
     ("gru_step", lambda x, h, *w: torch._VF.gru_cell(x, h, *w), "gru_answer_key"),
     ("gru_step", lambda x, h, *w: torch.ops.aten.gru_cell(x, h, *w), "gru_answer_key"),
     ("gru_step", _t_gru_in_place, "changed_input"),
+    # from a second student pass: the GRU under other names, and a layout mistake
+    ("gru_step", lambda x, h, *w: gru_cell_imported(x, h, *w), "gru_answer_key"),
+    (
+        "gru_step",
+        lambda x, h, *w: torch._C._VariableFunctions.gru_cell(x, h, *w),
+        "gru_answer_key",
+    ),
+    (
+        "gru_step",
+        lambda x, h, *w: torch.ops.aten.gru_cell.default(x, h, *w),
+        "gru_answer_key",
+    ),
+    ("gru_step", _t_gru_vf_sequence, "gru_answer_key"),
+    ("gru_step", _t_gru_reshaped_weights, "gru_reshape_not_transpose"),
 ]
 JAX_MISTAKES += [
     *_gru_rows("jax"),
     ("gru_step", _j_flax_gru_cell, "gru_answer_key"),
     ("gru_step", _gru("jax", split=lambda a: jnp.split(a, 3)), "gru_split"),  # axis 0
+    ("gru_step", _j_linen_gru_cell, "gru_answer_key"),  # from a second student pass
 ]
 
 
@@ -1529,7 +1610,68 @@ def _j_gru_slices(x, h, W_ih, W_hh, b_ih, b_hh):
     return jax.nn.sigmoid(-a_z) * n + jax.nn.sigmoid(a_z) * h
 
 
+# From a second student pass of the GRU step.
+def _t_gru_block_matrix(x, h, W_ih, W_hh, b_ih, b_hh):
+    """r and z from one product of [x, h] with [W_ih, W_hh] side by side, then torch.lerp."""
+    H = h.shape[1]
+    W_rz = torch.cat([W_ih[: 2 * H], W_hh[: 2 * H]], dim=1)  # (2H, D + H)
+    r, z = torch.sigmoid(
+        torch.cat([x, h], dim=1) @ W_rz.T + b_ih[: 2 * H] + b_hh[: 2 * H]
+    ).chunk(2, dim=-1)
+    n = torch.tanh(
+        x @ W_ih[2 * H :].T + b_ih[2 * H :] + r * (h @ W_hh[2 * H :].T + b_hh[2 * H :])
+    )
+    return torch.lerp(n, h, z)
+
+
+def _t_gru_rows(x, h, *weights):
+    """One example at a time, a Python loop over the batch and torch.stack."""
+    step = _gru()
+    return torch.stack(
+        [step(x[i : i + 1], h[i : i + 1], *weights)[0] for i in range(len(x))]
+    )
+
+
+def _j_gru_scan(x, h, *weights):
+    """The step inside jax.lax.scan over a sequence of one input."""
+    step = _gru("jax")
+    h_new, _ = jax.lax.scan(lambda c, x_t: (step(x_t, c, *weights), None), h, x[None])
+    return h_new
+
+
+def _j_gru_float64_inside(x, h, *weights):
+    """In float64 (x64 on), the result cast back to float32."""
+    with jax.enable_x64(True):
+        wide = (a.astype(jnp.float64) for a in (x, h, *weights))
+        return _gru("jax")(*wide).astype(jnp.float32)
+
+
+def _j_gru_dynamic_slice(x, h, W_ih, W_hh, b_ih, b_hh):
+    """Blocks cut with jax.lax.dynamic_slice_in_dim, h + (1 - z) * (n - h)."""
+    H = h.shape[-1]
+    gi, gh = x @ W_ih + b_ih, h @ W_hh + b_hh
+
+    def cut(a, k):
+        return jax.lax.dynamic_slice_in_dim(a, k * H, H, axis=-1)
+
+    r = jax.nn.sigmoid(cut(gi, 0) + cut(gh, 0))
+    z = jax.nn.sigmoid(cut(gi, 1) + cut(gh, 1))
+    return h + (1 - z) * (jnp.tanh(cut(gi, 2) + r * cut(gh, 2)) - h)
+
+
 ACCEPTED["pytorch"] += [
+    ("gru_step", _t_gru_block_matrix),
+    ("gru_step", _t_gru_rows),
+    ("gru_step", torch.func.vmap(_gru(), in_dims=(0, 0, None, None, None, None))),
+    ("gru_step", _gru(split=lambda a: torch.tensor_split(a, 3, dim=1))),
+    ("gru_step", _gru(acts=(torch.special.expit,) * 2)),
+    (
+        "gru_step",
+        lambda x, h, *w: _gru()(
+            x.double(), h.double(), *(a.double() for a in w)
+        ).float(),
+    ),
+    ("gru_step", _gru(acts=(lambda a: 0.5 * (1 + torch.tanh(a / 2)),) * 2)),
     ("gru_step", _t_gru_slices),
     ("gru_step", _t_gru_linear_lerp),
     ("gru_step", _gru(split=lambda a: a.view(len(a), 3, -1).unbind(1))),
@@ -1540,6 +1682,13 @@ ACCEPTED["jax"] += [
     ("gru_step", _j_gru_slices),
     ("gru_step", _gru("jax", split=lambda a: jnp.hsplit(a, 3))),
     ("gru_step", jax.vmap(_gru("jax"), in_axes=(0, 0, None, None, None, None))),
+    # from a second student pass
+    ("gru_step", _j_gru_scan),
+    ("gru_step", _j_gru_float64_inside),
+    ("gru_step", _j_gru_dynamic_slice),
+    ("gru_step", _gru("jax", split=lambda a: jnp.array_split(a, 3, axis=1))),
+    ("gru_step", _gru("jax", acts=(jax.scipy.special.expit,) * 2)),
+    ("gru_step", _gru("jax", acts=(lambda a: 0.5 * (1 + jnp.tanh(a / 2)),) * 2)),
 ]
 
 

@@ -95,7 +95,23 @@ HINTS = Hints(
         "update, candidate), in both gi = W_ih x + b_ih and gh = W_hh h + b_hh: r reads "
         "the first block, 0:H, z the second, H:2H, and n the third, 2H:3H",
         "gru_n_sigmoid": "the candidate is n = tanh(gi_n + r * gh_n), values in -1..1 (not "
-        "a sigmoid, and not the sum itself); only r and z are sigmoid gates",
+        "a sigmoid, not a relu, and not the sum itself); only r and z are sigmoid gates",
+        "gru_result_list": "return h_new as one (B, H) array of the framework, not a "
+        "Python list: no .tolist() or list(...), and stack a list of rows into one array",
+        "gru_result_transposed": "h_new has h's shape, (B, H), one row per example; yours "
+        "is its transpose, (H, B): keep the batch first, with x and h on the left of the "
+        "products as in gi = x @ ... and gh = h @ ...",
+        "gru_hard_coded": "the cells differ in B, D and H: take every size from the inputs "
+        "(H = h.shape[1]) or let the operations find it (chunk/split into 3), rather than "
+        "writing the first cell's numbers (4, 8, 12, 2...) into the code",
+        "gru_gate_roles": "each gate has its own job: r, the first block, resets the past "
+        "inside the candidate, n = tanh(gi_n + r * gh_n); z, the second, mixes the states, "
+        "h_new = (1 - z) * n + z * h",
+        "gru_candidate_hidden": "r scales the candidate's hidden block, gh_n = W_hn h + b_hn "
+        "(the third block of gh), not h itself: n = tanh(gi_n + r * gh_n)",
+        "gru_biases_swapped": "b_ih goes with the input, gi = W_ih x + b_ih, and b_hh with "
+        "the state, gh = W_hh h + b_hh: it matters in n, where r multiplies gh_n, b_hn "
+        "included, and not b_in",
         "gru_gate_tanh": "r and z are sigmoid gates, values in 0..1 (not tanh, not relu): "
         "r = sigmoid(gi_r + gh_r), z = sigmoid(gi_z + gh_z); only the candidate n uses tanh",
         "gru_update_flipped": "z is the share of the OLD state kept: "

@@ -4,7 +4,7 @@ The checks are :mod:`helpers.labs.lab02.checks`, shared with PyTorch; this modul
 JAX arrays and JAX's own answers (``jax.vjp``, ``jax.nn.dot_product_attention``, in float64;
 Flax's ``nnx.GRUCell`` has no bias on its hidden side, ``b_hh``, so the numpy reference
 answers the GRU step), words the layout-dependent hints for ``W (in, out)``, names the answer
-keys a student's function may not call (``jax.vjp`` and kin, Flax's GRU cell, the libraries'
+keys a student's function may not call (``jax.vjp`` and kin, Flax's GRU cells, the libraries'
 attention), and turns JAX's
 error messages into hints. Exercise 4 (attention's backward pass) is compared with its
 float64 numpy reference. Exercises 1 and 4 may not call autodiff, under any name
@@ -19,7 +19,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
+from flax import linen, nnx
 
 from helpers.jax.labkit import autodiff_calls, lab_framework
 from helpers.labs.kit import Hints, explainer, recording
@@ -45,8 +45,9 @@ HINTS = Hints(
         "autodiff_answer_key": "write the backward pass from the formulas, without jax.grad "
         "or jax.vjp, which the check compares with: dz = dy * (z > 0), then "
         "dx = dz @ W.T, dW = x.T @ dz, db = dz.sum(0)",
-        "gru_answer_key": "write the step from the equations, without Flax's nnx.GRUCell "
-        "(which has no b_hh): gi = x @ W_ih + b_ih, gh = h @ W_hh + b_hh, then "
+        "gru_answer_key": "write the step from the equations, without Flax's GRU cells, "
+        "nnx.GRUCell (which has no b_hh) or linen.GRUCell: gi = x @ W_ih + b_ih, "
+        "gh = h @ W_hh + b_hh, then "
         "jnp.split(gi, 3, axis=-1) and jnp.split(gh, 3, axis=-1)",
         "attention_answer_key": "write the attention out, without "
         "jax.nn.dot_product_attention or Flax's, which the check compares with: "
@@ -90,7 +91,7 @@ _MESSAGES = {
 
 # What exercises 2 and 3 may not call: the library's own version (1 and 4: autodiff, watched
 # by autodiff_calls under any name and with jit off).
-_GRU = [(nnx.GRUCell, "__call__")]
+_GRU = [(nnx.GRUCell, "__call__"), (linen.GRUCell, "__call__")]
 _ATTENTION = [(jax.nn, "dot_product_attention"), (nnx, "dot_product_attention")]
 
 

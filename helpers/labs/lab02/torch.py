@@ -11,13 +11,16 @@ any name (:func:`helpers.torch.labkit.autodiff_calls` watches it).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
-from helpers.labs.kit import Hints, explainer, recording
+from helpers.labs.kit import Hints, WatchedCalls, explainer, recording
 from helpers.labs.lab02 import checks as lab02
 from helpers.torch.labkit import autodiff_calls, lab_framework
 
@@ -42,7 +45,7 @@ HINTS = Hints(
         "(torch.autograd.grad, .backward(), torch.func), which the check compares with: "
         "dz = dy * (z > 0), then dx = dz @ W, dW = dz.T @ x, db = dz.sum(0)",
         "gru_answer_key": "write the step from the equations, without nn.GRUCell, "
-        "nn.GRU or torch.gru_cell, which the check compares with: "
+        "nn.GRU or torch.gru_cell (under any name), which the check compares with: "
         "gi = x @ W_ih.T + b_ih, gh = h @ W_hh.T + b_hh, then gi.chunk(3, dim=-1) and "
         "gh.chunk(3, dim=-1)",
         "attention_answer_key": "write the attention out, without "
@@ -54,6 +57,9 @@ HINTS = Hints(
         "masked scores, dv = P.mT @ d_out, dP = d_out @ v.mT, "
         "dZ = P * (dP - (dP * P).sum(-1, keepdim=True)), dq = dZ @ k / math.sqrt(d), "
         "dk = dZ.mT @ q / math.sqrt(d)",
+        "gru_reshape_not_transpose": "W_ih.reshape(D, 3H) (or .view) has W_ih.T's shape but "
+        "not its entries: reshape keeps the memory order and mixes the rows; transpose "
+        "with W_ih.T (gi = x @ W_ih.T + b_ih, gh = h @ W_hh.T + b_hh)",
         "gru_split": "cut gi and gh into their 3 gates along the last axis (3H): "
         "gi.chunk(3, dim=-1), or gi.split(H, dim=-1); torch.split's number is each "
         "piece's size, not how many",
@@ -89,16 +95,35 @@ _ERRORS = {
 }
 
 # What exercises 2 and 3 may not call: the library's own version (1 and 4: autodiff, watched
-# by autodiff_calls under any name).
-_GRU = [
-    (torch.nn.GRUCell, "forward"),
-    (torch.nn.GRU, "forward"),
-    (torch, "gru_cell"),
-    (torch, "gru"),
-    (torch._VF, "gru_cell"),  # what torch.gru_cell calls, under other names
-    (torch.ops.aten, "gru_cell"),
-]
+# by autodiff_calls under any name). The GRU modules by name; the functions they run, by
+# _GruCalls under any name.
+_GRU = [(torch.nn.GRUCell, "forward"), (torch.nn.GRU, "forward")]
+_GRU_FUNCTIONS = ("gru_cell", "gru")
 _ATTENTION = [(F, "scaled_dot_product_attention")]
+
+
+class _GruCalls(TorchFunctionMode):
+    """Records torch.gru_cell and torch.gru under any name: imported, torch._VF,
+    torch._C._VariableFunctions, torch.ops.aten (and .default); all dispatch through
+    ``__torch_function__``, as nn.GRUCell and nn.GRU do."""
+
+    def __init__(self, calls: list[str]) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "").split(".")[0]  # gru_cell.default
+        if name in _GRU_FUNCTIONS:
+            self.calls.append(f"torch.{name}")
+        return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def _gru_calls() -> Iterator[WatchedCalls]:
+    """The GRU modules' and functions' calls while the block runs (see :class:`_GruCalls`)."""
+    with recording(_GRU) as calls, _GruCalls(calls):
+        calls.complete = True
+        yield calls
 
 
 _explain = explainer(_ERRORS, HINTS)
@@ -156,7 +181,7 @@ check_gru_step = partial(
     fw=TORCH,
     weights_out_in=True,
     library=_gru_cell,
-    watch_answer_keys=partial(recording, _GRU),
+    watch_answer_keys=_gru_calls,
 )
 check_attention = partial(
     lab02.check_attention,

@@ -248,7 +248,8 @@ _CODE_COLUMNS = """() => {
 def test_code_gets_the_width(page, site_url):
     """_static/custom.css: a side-by-side page has no right-hand sidebar and each column
     takes over a third of a 1920 px window (the theme gave it a fifth: 44 characters of
-    code); a notebook page's code cells show 90 columns at 1300 px (the theme: 83)."""
+    code), and at 1300 px its long lines wrap instead of scrolling sideways; a notebook page's
+    code cells show 90 columns at 1300 px (the theme: 83)."""
     page.set_viewport_size({"width": 1920, "height": 1000})
     page.goto(site_url + "chapters/09-performance-distributed/side-by-side.html")
     page.wait_for_load_state("load")
@@ -260,7 +261,16 @@ def test_code_gets_the_width(page, site_url):
     assert len(widths) >= 2 and min(widths) > 1920 / 3, widths
     assert page.evaluate(_CODE_COLUMNS) > 90
     shot(page, "side-by-side-1920")
+    # At 1300 px a column shows fewer columns than the code's 88: lines wrap, none scrolls.
     page.set_viewport_size({"width": 1300, "height": 1000})
+    page.goto(site_url + "chapters/09-performance-distributed/side-by-side.html")
+    page.wait_for_load_state("load")
+    scrolled = page.evaluate(
+        "[...document.querySelectorAll('.side-by-side pre')]"
+        ".filter(p => p.scrollWidth > p.clientWidth + 1).length"
+    )
+    assert page.locator(".side-by-side pre").count() > 20 and scrolled == 0, scrolled
+    shot(page, "side-by-side-1300")
     page.goto(site_url + "chapters/05-cifar10/in-pytorch.html")
     page.wait_for_load_state("load")
     assert page.evaluate(_CODE_COLUMNS) > 90

@@ -390,10 +390,11 @@ def compare(name, before, after, items=B * sizes.timed_steps, note=""):
 # because its network then trained at 2.2 times the images per second (section 5.6: whole
 # training runs at chapter 5's `cpu` sizes on the course's Intel Xeon). XLA reads its flags
 # once, when the backend starts, so the comparison takes two fresh processes, each timing one
-# gradient of this page's `CifarNet` on a batch of `B` random images. At `smoke` sizes the
-# gap is small and can go either way. The rest of this page keeps XLA's
-# default, what a fresh JAX install runs. On a GPU, XLA uses cuDNN and its own GPU kernels, not
-# YNNPACK, so the row is left out. Unlike the step rows, this row and the threads row time
+# gradient of this page's `CifarNet` on a batch of `B` random images. At `smoke` scale the
+# row is not run: two processes that each compile the network cost more seconds than smoke
+# allows, for a gap too small to read. The rest of this page keeps XLA's default, what a fresh
+# JAX install runs. On a GPU, XLA uses cuDNN and its own GPU kernels, not YNNPACK, so the row
+# is left out. Unlike the step rows, this row and the threads row time
 # single calls in fresh processes (the median of several).
 
 
@@ -433,7 +434,14 @@ for _ in range(9):
 print(statistics.median(t))
 """
 
-if device.platform == "cpu":
+if device.platform != "cpu":
+    print(f"{device.platform}: XLA does not use YNNPACK here; no row")
+elif not sizes.compile:  # two fresh processes, each compiling the network: not at smoke
+    rows.append(
+        ["XLA CPU kernels: YNNPACK → XLA's own", "not run at this scale"] + [""] * 4
+    )
+    print("smoke scale: the kernel-library row is not run")
+else:
     from helpers.vision import YNNPACK_OFF
 
     [ynn] = run_probe(kernel_probe, B, *sizes.widths)
@@ -449,8 +457,6 @@ if device.platform == "cpu":
         ]
     )
     print(f"YNNPACK {ynn * 1e3:.1f} ms, XLA's own kernels {own * 1e3:.1f} ms")
-else:
-    print(f"{device.platform}: XLA does not use YNNPACK here; no row")
 
 # %% [markdown]
 # **Threads.** JAX has no `set_num_threads`: XLA sizes its CPU thread pool once, when the

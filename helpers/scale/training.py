@@ -68,8 +68,9 @@ class PerformanceSizes:
     sweep_batch_sizes: tuple[int, ...]
     # Steps recorded by the profilers (section 9.1).
     profile_steps: int
-    # Time the slow compilations (torch.compile; in JAX the op-by-op step and a threefry
-    # initialisation): seconds to tens of seconds on a CPU, so not at smoke scale.
+    # Time the slow compilations (torch.compile; in JAX the op-by-op step, a threefry
+    # initialisation, and the kernel-library row's two fresh processes, each compiling the
+    # network): seconds to tens of seconds on a CPU, so not at smoke scale.
     compile: bool
     # The data-parallel runs of sections 9.3-9.5.
     parallel: DataParallelSizes

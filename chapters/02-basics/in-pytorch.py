@@ -823,9 +823,10 @@ np.testing.assert_allclose(h.detach().numpy(), h_last[0].detach().numpy(), rtol=
 print(f"hand-written RNN equals nn.RNN: outputs {tuple(ours.shape)}")
 
 # %% [markdown] tags=["shared"]
-# The **LSTM** {cite}`hochreiter1997long` adds a second state, the cell $c_t$, and four gates
-# computed from $x_t$ and $h_{t-1}$: the input gate $i_t$, the forget gate $f_t$ (added to the
-# LSTM later {cite}`gers2000learning`), a candidate $g_t$ and the output gate $o_t$. With $\sigma$
+# The **LSTM** {cite}`hochreiter1997long` adds a second state, the cell $c_t$, and four blocks
+# computed from $x_t$ and $h_{t-1}$, three gates and a candidate: the input gate $i_t$, the
+# forget gate $f_t$ (added to the LSTM later {cite}`gers2000learning`), the candidate $g_t$
+# (PyTorch's documentation calls it the cell gate) and the output gate $o_t$. With $\sigma$
 # the logistic sigmoid and $\odot$ the element-wise product,
 #
 # $$
@@ -841,7 +842,7 @@ print(f"hand-written RNN equals nn.RNN: outputs {tuple(ours.shape)}")
 #
 # The cell state is updated by a gated *sum*, not squashed through a matrix and a $\tanh$ at every
 # step: that is what lets information, and gradient, travel across many steps when $f_t$ stays
-# near 1. All four gates are computed as one matrix product of width $4H$ and then split.
+# near 1. All four blocks are computed as one matrix product of width $4H$ and then split.
 
 # %% [markdown]
 # PyTorch stacks the four gates in the order **i, f, g, o**: `weight_ih_l0` is `(4H, D)`,

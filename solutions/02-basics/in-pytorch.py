@@ -94,15 +94,20 @@ H.lab02.check_linear_relu_backward(linear_relu_backward)
 # reset gate $r$, an update gate $z$ and a candidate state $n$. With $\sigma$ the sigmoid and
 # $\odot$ the elementwise product, in the form today's libraries compute it:
 #
-# $$r = \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}), \qquad
-# z = \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz}),$$
-# $$n = \tanh\big(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn})\big), \qquad
-# h' = (1 - z) \odot n + z \odot h.$$
+# $$
+# \begin{aligned}
+# r &= \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}), \\
+# z &= \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz}), \\
+# n &= \tanh\big(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn})\big), \\
+# h' &= (1 - z) \odot n + z \odot h.
+# \end{aligned}
+# $$
 #
 # Two details are easy to get backwards. The update gate $z$ is the share of the *old* state
 # that is kept: with $z = 1$ the unit copies $h$ forward unchanged (a path along which the
 # gradient crosses many steps, as through the LSTM's cell state), with $z = 0$ it takes the
-# candidate; $z \odot n + (1 - z) \odot h$ is another cell. And the reset gate multiplies
+# candidate; with the same weights, $z \odot n + (1 - z) \odot h$ computes something else
+# (it is this cell with $z$'s weights and biases negated). And the reset gate multiplies
 # $W_{hn} h + b_{hn}$, the hidden part of the candidate *after* its product, bias included:
 # Cho et al.'s original GRU resets the state before the product, $W_{hn} (r \odot h)$, a
 # different cell whose trained weights do not carry over. With $r$ near 0 the candidate
@@ -114,12 +119,15 @@ H.lab02.check_linear_relu_backward(linear_relu_backward)
 # `nn.GRU`): `W_ih` `(3H, D)`, `W_hh` `(3H, H)`, `b_ih` and `b_hh` `(3H,)`, the three blocks
 # stacked along the `3H` axis in the order $r$, $z$, $n$ (rows `0:H` for $r$, `H:2H` for $z$,
 # `2H:3H` for $n$: $W_{ir}$ is `W_ih[:H]`, $b_{hn}$ is `b_hh[2*H:]`). So
-# `gi = x @ W_ih.T + b_ih` and `gh = h @ W_hh.T + b_hh`, both `(B, 3H)`, each cut into three.
+# `gi = x @ W_ih.T + b_ih` and `gh = h @ W_hh.T + b_hh`, both `(B, 3H)`, each cut into three
+# along the last axis (`gi.chunk(3, dim=-1)`).
 # Return `h_new` $= h'$, one `(B, H)` tensor in `torch.float32`, written out, without
 # `nn.GRUCell`, `nn.GRU` or `torch.gru_cell` (the check refuses them, under any name), and
 # without writing into the inputs. The check runs two cells (`D = 5`, `H = 4`, batch 2;
 # `D = 4`, `H = 7`, batch 3) against `nn.GRUCell` in float64, so take the sizes from the
-# inputs.
+# inputs. (Inside your function `H = h.shape[1]` is fine; at the notebook's top level `H` is
+# the helpers module that runs the checks, so try your function with another name for the
+# size, such as `hidden`, as the cell after the check does.)
 
 
 # %%
@@ -211,10 +219,10 @@ H.lab02.check_attention(attention)
 # $\partial P_{ij} / \partial Z_{il} = P_{ij} (\delta_{jl} - P_{il})$. Its
 # vector-Jacobian product needs no Jacobian, only a sum over the keys of each row:
 #
-# $$dS_{ij} = P_{ij} \Big( dP_{ij} - \sum_{l} dP_{il} P_{il} \Big), \qquad
+# $$dZ_{ij} = P_{ij} \Big( dP_{ij} - \sum_{l} dP_{il} P_{il} \Big), \qquad
 # dZ = P \odot \big(dP - \mathrm{rowsum}(dP \odot P)\big).$$
 #
-# A masked key has $P_{ij} = 0$, so $dS_{ij} = 0$ and no gradient reaches it. Finally the
+# A masked key has $P_{ij} = 0$, so $dZ_{ij} = 0$ and no gradient reaches it. Finally the
 # scores are $q k^\top$ times $1/\sqrt{d}$, so that factor comes back in both of their
 # gradients:
 #
@@ -283,7 +291,8 @@ except NotImplementedError:
 # ## Going further
 #
 # Rewrite your `gru_step` as Cho et al.'s original cell (the reset gate on `h` before
-# `W_hn`), train both on a small sequence task, and compare. Then give your `attention` a causal mask,
-# `torch.ones(T, T, dtype=torch.bool).tril()`, and check that changing the last key changes
-# no output except the last query's. Finally, verify your `linear_relu_backward` for two
+# `W_hn`), train both on a small sequence task, and compare. Then give your `attention` a
+# causal mask, `torch.ones(T, T, dtype=torch.bool).tril()`, and check that changing the last
+# key changes no output except the last query's. Finally, compare your `linear_relu_backward`
+# with `torch.autograd.grad` of the forward pass for random `dy`, and use it twice for two
 # stacked layers: the `dx` of the second layer is the `dy` of the first.

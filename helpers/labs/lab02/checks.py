@@ -87,17 +87,19 @@ HINTS = Hints(
         "precision": "your result is right to about 1e-2, not to float32 rounding: keep "
         "every step in float32, with no float16 or bfloat16 along the way; in attention, "
         "set the forbidden scores to -inf, not to a finite number such as -10",
-        "gru_result_one": "a GRU has one state: return h_new alone, one (B, H) array, "
+        "gru_result_one": "a GRU has one state: return h_new alone, one (B, H) tensor or "
+        "array, "
         "not a tuple (there is no cell state c as in an LSTM)",
         "gru_float32": "compute in the inputs' dtype, float32: no float64, float16 or "
         "bfloat16 along the way, and no cast of the result",
         "gru_gate_order": "the 3H axis holds 3 blocks of H in the order r, z, n (reset, "
-        "update, candidate), in both gi = W_ih x + b_ih and gh = W_hh h + b_hh: r reads "
+        "update, candidate), in both gi (the input's products plus b_ih) and gh (the "
+        "state's plus b_hh): r reads "
         "the first block, 0:H, z the second, H:2H, and n the third, 2H:3H",
         "gru_n_sigmoid": "the candidate is n = tanh(gi_n + r * gh_n), values in -1..1 (not "
         "a sigmoid, not a relu, and not the sum itself); only r and z are sigmoid gates",
-        "gru_result_list": "return h_new as one (B, H) array of the framework, not a "
-        "Python list: no .tolist() or list(...), and stack a list of rows into one array",
+        "gru_result_list": "return h_new as one (B, H) tensor or array of the framework, "
+        "not a Python list: no .tolist() or list(...), and stack a list of rows into one",
         "gru_result_transposed": "h_new has h's shape, (B, H), one row per example; yours "
         "is its transpose, (H, B): keep the batch first, with x and h on the left of the "
         "products as in gi = x @ ... and gh = h @ ...",
@@ -109,9 +111,9 @@ HINTS = Hints(
         "h_new = (1 - z) * n + z * h",
         "gru_candidate_hidden": "r scales the candidate's hidden block, gh_n = W_hn h + b_hn "
         "(the third block of gh), not h itself: n = tanh(gi_n + r * gh_n)",
-        "gru_biases_swapped": "b_ih goes with the input, gi = W_ih x + b_ih, and b_hh with "
-        "the state, gh = W_hh h + b_hh: it matters in n, where r multiplies gh_n, b_hn "
-        "included, and not b_in",
+        "gru_biases_swapped": "b_ih goes with the input's products, in gi, and b_hh with the "
+        "state's, in gh: it matters in n, where r multiplies gh_n, b_hn included, and not "
+        "b_in",
         "gru_gate_tanh": "r and z are sigmoid gates, values in 0..1 (not tanh, not relu): "
         "r = sigmoid(gi_r + gh_r), z = sigmoid(gi_z + gh_z); only the candidate n uses tanh",
         "gru_update_flipped": "z is the share of the OLD state kept: "
@@ -133,10 +135,10 @@ HINTS = Hints(
         "n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); adding b_hn outside r changes n "
         "wherever r is not 1 (add b_hh to gh before splitting it)",
         "gru_one_bias": "the GRU has two bias vectors, and both are added whole: b_ih to "
-        "gi = W_ih x + b_ih and b_hh to gh = W_hh h + b_hh, its last block b_hn included "
+        "gi (the input's products) and b_hh to gh (the state's), its last block b_hn included "
         "(inside the reset product)",
         "gru_no_recurrence": "the gates read the previous state too: r and z add gh_r and "
-        "gh_z, and n adds r * gh_n, from gh = W_hh h + b_hh",
+        "gh_z, and n adds r * gh_n, from gh, the state's products plus b_hh",
         "softmax_axis": "normalise over the keys, the last axis (S): each query's weights "
         "over the keys must sum to 1",
         "mask_polarity": "True in mask means 'may attend': keep the scores where mask is "

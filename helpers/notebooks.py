@@ -65,8 +65,36 @@ def sources(root: Path = ROOT) -> list[Path]:
     return [p for p in found if _SOURCE.fullmatch(p.relative_to(root).as_posix())]
 
 
-def lab_text(solution: str, name: str = "solution") -> str:
-    """The lab version of a solution source: every solution region replaced by a stub."""
+# A solution page is titled "Lab N solutions: ..." and links to its lab; the lab generated from
+# it is titled "Lab N: ..." and links to the solution (not to itself, as one shared text would).
+_SOLUTION_TITLE = re.compile(r"^# # Lab (\d+) solutions: ", re.M)
+_LAB_LINK = re.compile(
+    r"^# The exercises alone, without the answers: \[`labs/(\S+?)`\]\(\.\./\.\./labs/\1\)\.$",
+    re.M,
+)
+
+
+def _lab_headers(lab: str, name: str) -> str:
+    """The solution's title and its link to the lab, turned into the lab's."""
+    for pattern, what in ((_SOLUTION_TITLE, "a title"), (_LAB_LINK, "a line")):
+        if len(pattern.findall(lab)) != 1:
+            expected = pattern.pattern.replace("\\", "")
+            raise ValueError(
+                f"{name}: expected {what} matching {expected!r} exactly once"
+            )
+    lab = _SOLUTION_TITLE.sub(r"# # Lab \1: ", lab)
+    return _LAB_LINK.sub(
+        r"# The solved lab: [`solutions/\1`](../../solutions/\1).", lab
+    )
+
+
+def lab_text(solution: str, name: str = "solution", *, headers: bool = True) -> str:
+    """The lab version of a solution source: every solution region replaced by a stub.
+
+    With ``headers`` (as for every real solution), the solution's title ``# Lab N solutions:``
+    becomes ``# Lab N:`` and its line linking to the lab becomes one linking to the solution;
+    a solution without exactly one of each raises ``ValueError``.
+    """
     out: list[str] = []
     begin_line = 0
     for number, line in enumerate(solution.splitlines(keepends=True), start=1):
@@ -86,7 +114,7 @@ def lab_text(solution: str, name: str = "solution") -> str:
             out.append(line)
     if begin_line:
         raise ValueError(f"{name}:{begin_line}: {BEGIN} is never closed by {END}")
-    return "".join(out)
+    return _lab_headers("".join(out), name) if headers else "".join(out)
 
 
 def _metadata(kind: str, chapter: str | None, framework: str | None) -> dict:

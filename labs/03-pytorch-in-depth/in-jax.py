@@ -24,8 +24,8 @@
 # The checks call your code on their own inputs and models (at least two different cases each,
 # so a hard-coded answer cannot pass) and compare with JAX's own answers (exercise 5: a float64
 # NumPy reference); they never read your
-# code. The solved lab is
-# [`solutions/03-pytorch-in-depth/in-jax.ipynb`](../../solutions/03-pytorch-in-depth/in-jax.ipynb).
+# code.
+# The solved lab: [`solutions/03-pytorch-in-depth/in-jax.ipynb`](../../solutions/03-pytorch-in-depth/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -24,8 +24,8 @@
 #
 # The checks call your functions on small cases and compare with answers computed
 # independently (`tests/labs/test_lab06.py` proves those answers equal the chapter's helpers);
-# they never look at your code. The solved lab is
-# [`solutions/06-imdb-sentiment/in-pytorch.ipynb`](../../solutions/06-imdb-sentiment/in-pytorch.ipynb).
+# they never look at your code.
+# The solved lab: [`solutions/06-imdb-sentiment/in-pytorch.ipynb`](../../solutions/06-imdb-sentiment/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

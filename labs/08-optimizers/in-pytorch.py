@@ -26,9 +26,8 @@
 # equal `torch.optim.Adam`, `torch.optim.AdamW`, `torch.optim.lr_scheduler` and, for Lion,
 # Optax's `lion`, since `torch.optim` has none); they never
 # look at your code, except that those library classes are the answer key: the exercises ask
-# you to write their rules out, and a call of one from your function fails the check. The
-# solved lab is
-# [`solutions/08-optimizers/in-pytorch.ipynb`](../../solutions/08-optimizers/in-pytorch.ipynb).
+# you to write their rules out, and a call of one from your function fails the check.
+# The solved lab: [`solutions/08-optimizers/in-pytorch.ipynb`](../../solutions/08-optimizers/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

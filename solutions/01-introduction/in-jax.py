@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Lab 1: first steps in JAX
+# # Lab 1 solutions: first steps in JAX
 #
 # Five exercises on chapter 1: arrays, accuracy, a gradient by autodiff, checking it with finite
 # differences, and a branching function made fit for `jax.jit`. Each exercise is a function.
@@ -21,8 +21,8 @@
 # and a hint.
 #
 # The checks call your function several times, on small inputs, and compare with answers
-# computed independently; they never look at your code. The solved lab is
-# [`solutions/01-introduction/in-jax.ipynb`](../../solutions/01-introduction/in-jax.ipynb).
+# computed independently; they never look at your code.
+# The exercises alone, without the answers: [`labs/01-introduction/in-jax.ipynb`](../../labs/01-introduction/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Lab 1: first steps in PyTorch
+# # Lab 1 solutions: first steps in PyTorch
 #
 # Five exercises on chapter 1: tensors, accuracy, a gradient by autograd, checking it with finite
 # differences, and a training step with two bugs that only a second call shows. Each exercise
@@ -21,8 +21,8 @@
 # what it expected and a hint.
 #
 # The checks call your function several times, on small inputs, and compare with answers
-# computed independently; they never look at your code. The solved lab is
-# [`solutions/01-introduction/in-pytorch.ipynb`](../../solutions/01-introduction/in-pytorch.ipynb).
+# computed independently; they never look at your code.
+# The exercises alone, without the answers: [`labs/01-introduction/in-pytorch.ipynb`](../../labs/01-introduction/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

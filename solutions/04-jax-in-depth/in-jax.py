@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Lab 4: JAX in depth
+# # Lab 4 solutions: JAX in depth
 #
 # Five exercises, four on chapter 4: (1) a compiled, vectorised per-example gradient-norm
 # function; (2) a Flax NNX network and (3) its Optax training step; (4) data parallelism by
@@ -24,8 +24,8 @@
 #
 # The checks call your function on small inputs of two different shapes and compare with an
 # answer computed independently (a closed-form gradient in NumPy, reference models built by
-# the check); they never look at your code. The solved lab is
-# [`solutions/04-jax-in-depth/in-jax.ipynb`](../../solutions/04-jax-in-depth/in-jax.ipynb).
+# the check); they never look at your code.
+# The exercises alone, without the answers: [`labs/04-jax-in-depth/in-jax.ipynb`](../../labs/04-jax-in-depth/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

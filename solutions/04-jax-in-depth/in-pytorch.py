@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Lab 4: the same ideas in PyTorch
+# # Lab 4 solutions: the same ideas in PyTorch
 #
 # Five exercises, four on chapter 4: (1) a vectorised per-example gradient-norm function with
 # `torch.func`; (2) an `nn.Module` network and (3) its optimizer step; (4) data parallelism by
@@ -24,8 +24,8 @@
 #
 # The checks call your function on small inputs of two different shapes and compare with an
 # answer computed independently (a closed-form gradient in NumPy, reference models built by
-# the check); they never look at your code. The solved lab is
-# [`solutions/04-jax-in-depth/in-pytorch.ipynb`](../../solutions/04-jax-in-depth/in-pytorch.ipynb).
+# the check); they never look at your code.
+# The exercises alone, without the answers: [`labs/04-jax-in-depth/in-pytorch.ipynb`](../../labs/04-jax-in-depth/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Lab 5: on-device augmentation and label smoothing in JAX
+# # Lab 5 solutions: on-device augmentation and label smoothing in JAX
 #
 # Five exercises on chapter 5: crop and flip a whole batch at once on the device, the
 # label-smoothed cross-entropy written by hand, the logits a trained model gives at test time,
@@ -27,8 +27,8 @@
 # `optax.smooth_labels` + `optax.softmax_cross_entropy`, a tiny network with BatchNorm run the
 # right way. They never look at your code; when your result equals what a known mistake
 # gives, the hint names that mistake. Images are `uint8` JAX arrays in NHWC order,
-# `(B, H, W, C)`, as the chapter keeps them on the device. The solved lab is
-# [`solutions/05-cifar10/in-jax.ipynb`](../../solutions/05-cifar10/in-jax.ipynb).
+# `(B, H, W, C)`, as the chapter keeps them on the device.
+# The exercises alone, without the answers: [`labs/05-cifar10/in-jax.ipynb`](../../labs/05-cifar10/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

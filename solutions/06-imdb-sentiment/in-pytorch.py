@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Lab 6: padding masks, true lengths and a training-only vocabulary in PyTorch
+# # Lab 6 solutions: padding masks, true lengths and a training-only vocabulary in PyTorch
 #
 # Five exercises on chapter 6, the pieces that make a text model read only the real tokens of
 # a review: a padding mask built from lengths, masked mean pooling, the output of a recurrent
@@ -24,8 +24,8 @@
 #
 # The checks call your functions on small cases and compare with answers computed
 # independently (`tests/labs/test_lab06.py` proves those answers equal the chapter's helpers);
-# they never look at your code. The solved lab is
-# [`solutions/06-imdb-sentiment/in-pytorch.ipynb`](../../solutions/06-imdb-sentiment/in-pytorch.ipynb).
+# they never look at your code.
+# The exercises alone, without the answers: [`labs/06-imdb-sentiment/in-pytorch.ipynb`](../../labs/06-imdb-sentiment/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Lab 7: returns, GAE, PPO's clipped loss and V-trace in JAX
+# # Lab 7 solutions: returns, GAE, PPO's clipped loss and V-trace in JAX
 #
 # Four exercises on chapter 7: the discounted returns of a rollout that crosses episode ends,
 # generalised advantage estimation (GAE) over the same rollout, PPO's clipped policy loss with
@@ -24,8 +24,8 @@
 # The checks call your functions on rollouts with both kinds of episode end and compare with
 # answers computed independently (`tests/labs/test_lab07.py` proves those answers equal the
 # chapter's `H.rl.gae` and `H.rl.ppo_loss`, and the V-trace answers the paper's formula); they
-# never look at your code. The solved lab is
-# [`solutions/07-reinforcement-learning/in-jax.ipynb`](../../solutions/07-reinforcement-learning/in-jax.ipynb).
+# never look at your code.
+# The exercises alone, without the answers: [`labs/07-reinforcement-learning/in-jax.ipynb`](../../labs/07-reinforcement-learning/in-jax.ipynb).
 #
 # All inputs are float32 `jax.Array`s of shape `(T,)` (one environment's rollout of `T` steps)
 # or `(B,)` (a minibatch); `terminated` and `truncated` hold 0.0 or 1.0; return float32 arrays

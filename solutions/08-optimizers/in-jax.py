@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Lab 8: Adam and a warmup + cosine schedule in JAX
+# # Lab 8 solutions: Adam and a warmup + cosine schedule in JAX
 #
 # Four exercises, three on chapter 8: Adam with bias correction and L2 weight decay as an
 # Optax-style gradient transformation, the same with decoupled weight decay (AdamW), and an
@@ -27,8 +27,8 @@
 # proves those answers equal `optax.adam`, `optax.adamw`,
 # `optax.warmup_cosine_decay_schedule` and `optax.lion`); they never look at your code, except that those
 # library functions are the answer key: the exercises ask you to write their rules out, and a
-# call of one from your code fails the check. The solved lab is
-# [`solutions/08-optimizers/in-jax.ipynb`](../../solutions/08-optimizers/in-jax.ipynb).
+# call of one from your code fails the check.
+# The exercises alone, without the answers: [`labs/08-optimizers/in-jax.ipynb`](../../labs/08-optimizers/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Lab 8: Adam and a warmup + cosine schedule in PyTorch
+# # Lab 8 solutions: Adam and a warmup + cosine schedule in PyTorch
 #
 # Four exercises, three on chapter 8: one step of Adam with bias correction and L2 weight
 # decay, the same with decoupled weight decay (AdamW), and a learning-rate schedule with a
@@ -26,9 +26,8 @@
 # equal `torch.optim.Adam`, `torch.optim.AdamW`, `torch.optim.lr_scheduler` and, for Lion,
 # Optax's `lion`, since `torch.optim` has none); they never
 # look at your code, except that those library classes are the answer key: the exercises ask
-# you to write their rules out, and a call of one from your function fails the check. The
-# solved lab is
-# [`solutions/08-optimizers/in-pytorch.ipynb`](../../solutions/08-optimizers/in-pytorch.ipynb).
+# you to write their rules out, and a call of one from your function fails the check.
+# The exercises alone, without the answers: [`labs/08-optimizers/in-pytorch.ipynb`](../../labs/08-optimizers/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Lab 10: int8 and uint8 quantization and integrated gradients in JAX
+# # Lab 10 solutions: int8 and uint8 quantization and integrated gradients in JAX
 #
 # Four exercises on chapter 10: per-channel symmetric int8 quantization of a weight tensor and
 # its inverse, as in section 10.2; asymmetric uint8 quantization of activations, with the zero
@@ -23,8 +23,8 @@
 #
 # The checks call your functions on several inputs and compare with answers computed
 # independently (`tests/labs/test_lab10.py` proves the quantization answers equal
-# `torch.quantize_per_channel` and `torch.quantize_per_tensor`); they never look at your code. The solved lab is
-# [`solutions/10-compression-deployment/in-jax.ipynb`](../../solutions/10-compression-deployment/in-jax.ipynb).
+# `torch.quantize_per_channel` and `torch.quantize_per_tensor`); they never look at your code.
+# The exercises alone, without the answers: [`labs/10-compression-deployment/in-jax.ipynb`](../../labs/10-compression-deployment/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

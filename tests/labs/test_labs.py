@@ -232,7 +232,7 @@ def test_lab_text_replaces_regions_with_indented_stubs():
         "def f(x):\n    '''doc'''\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y\n"
         "    ### END SOLUTION\n\nprint(f)\n"
     )
-    assert lab_text(solution) == (
+    assert lab_text(solution, headers=False) == (
         "def f(x):\n    '''doc'''\n    # YOUR CODE HERE\n"
         '    raise NotImplementedError("Exercise: replace this line with your code")\n\nprint(f)\n'
     )
@@ -251,7 +251,52 @@ def test_lab_text_replaces_regions_with_indented_stubs():
 )
 def test_lab_text_rejects_unbalanced_markers(text, error):
     with pytest.raises(ValueError, match=error):
+        lab_text(text, "x.py", headers=False)
+
+
+_SOLUTION_HEAD = (
+    "# %% [markdown]\n# # Lab 3 solutions: data in JAX\n#\n# Two exercises.\n"
+    "# The exercises alone, without the answers: "
+    "[`labs/03-x/in-jax.ipynb`](../../labs/03-x/in-jax.ipynb).\n"
+)
+
+
+def test_lab_text_gives_the_lab_its_title_and_a_link_to_the_solution():
+    """A solution page is "Lab N solutions" and links to its lab; the lab is "Lab N" and
+    links to the solution, so neither page links to itself."""
+    assert lab_text(_SOLUTION_HEAD) == (
+        "# %% [markdown]\n# # Lab 3: data in JAX\n#\n# Two exercises.\n"
+        "# The solved lab: [`solutions/03-x/in-jax.ipynb`](../../solutions/03-x/in-jax.ipynb).\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("Lab 3 solutions:", "Lab 3:"),
+        ("without the answers", "without answers"),
+        ("", ""),
+    ],
+)
+def test_lab_text_needs_one_title_and_one_lab_link(old, new):
+    text = _SOLUTION_HEAD.replace(old, new) if old else _SOLUTION_HEAD * 2
+    with pytest.raises(ValueError, match=r"x\.py: expected"):
         lab_text(text, "x.py")
+
+
+@pytest.mark.parametrize("solution", sorted(ROOT.glob("solutions/*/in-*.py")), ids=str)
+def test_lab_and_solution_pages_have_their_own_titles_and_link_to_each_other(solution):
+    lab = ROOT / "labs" / solution.relative_to(ROOT / "solutions")
+    notebook = solution.relative_to(ROOT / "solutions").with_suffix(".ipynb").as_posix()
+    for path, title, other in [
+        (solution, " solutions: ", "labs"),
+        (lab, ": ", "solutions"),
+    ]:
+        text = path.read_text()
+        number = int(solution.parent.name[:2])
+        assert f"# # Lab {number}{title}" in text, path
+        assert f"[`{other}/{notebook}`](../../{other}/{notebook})" in text, path
+        assert (ROOT / other / notebook).exists()
 
 
 @pytest.mark.parametrize("framework", ["pytorch", "jax"])

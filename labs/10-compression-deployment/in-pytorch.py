@@ -14,12 +14,13 @@
 # %% [markdown]
 # # Lab 10: int8 and uint8 quantization and integrated gradients in PyTorch
 #
-# Four exercises on chapter 10: per-channel symmetric int8 quantization of a weight tensor and
+# Five exercises on chapter 10: per-channel symmetric int8 quantization of a weight tensor and
 # its inverse, as in section 10.2; asymmetric uint8 quantization of activations, with the zero
-# point that the chapter only names; and integrated gradients with a baseline. Each exercise
-# asks for a function (exercise 3 for two). Replace the line `raise NotImplementedError(...)`
-# with your code, run the cell, then run the check below it: a check prints ✅ when your
-# function is right, or ❌ with what it expected and a hint.
+# point that the chapter only names; integrated gradients with a baseline; and, beyond the
+# chapter, fake quantization with a straight-through estimator, the core of quantization-aware
+# training. Each exercise asks for a function (exercise 3 for two). Replace the line
+# `raise NotImplementedError(...)` with your code, run the cell, then run the check below it:
+# a check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
 # The checks call your functions on several inputs and compare with answers computed
 # independently (`tests/labs/test_lab10.py` proves the quantization answers equal
@@ -145,3 +146,101 @@ def integrated_gradients(f, x, baseline, steps):
 
 # %%
 H.lab10.check_integrated_gradients(integrated_gradients)
+
+# %% [markdown] tags=["shared"]
+# ## Exercise 5: fake quantization with a straight-through estimator
+#
+# Exercises 1-3 quantize a model after training. Quantization-aware training, as
+# {cite:t}`jacob2018quantization` describe it, trains with the rounding in the loop: the
+# forward pass sees the weights int8 inference will see, *fake-quantized* (quantized and
+# dequantized, still float32), and the optimizer updates the float weights behind them. With a
+# scale $s$ (one for the tensor, or one per output channel as in exercise 1):
+#
+# $$\operatorname{fq}(w) = s \cdot \operatorname{clip}\big(\operatorname{round}(w / s), -127, 127\big),$$
+#
+# $$\frac{\partial L}{\partial w} \approx \frac{\partial L}{\partial \operatorname{fq}(w)} \cdot \mathbb{1}\big[-127 \le w / s \le 127\big].$$
+#
+# The derivative of round is 0 almost everywhere, so the true gradient tells the weights
+# nothing (the cell below shows it). The straight-through estimator of
+# {cite:t}`bengio2013estimating`, lab 4's exercise 5, treats the rounding as the identity in
+# the backward pass; here the clip is kept: a weight clipped to $\pm 127 s$ does not move the
+# output, so it gets no gradient. This exercise masks on the clipping range,
+# $|w / s| \le 127$; PyTorch's `torch.fake_quantize_per_tensor_affine` masks on the rounded
+# value instead, $|\operatorname{round}(w / s)| \le 127$, i.e. $|w / s| < 127.5$ (the PyTorch
+# notebook runs it in the next cell). Exactly at $|w / s| = 127$ conventions differ, and the
+# check accepts any gradient there.
+
+# %%
+w_demo = torch.tensor([0.3, 1.7, -2.2, 40.0], requires_grad=True)
+s_demo = torch.tensor(0.25)
+fq_round = torch.clamp(torch.round(w_demo / s_demo), -127, 127) * s_demo
+(grad,) = torch.autograd.grad(fq_round.sum(), w_demo)
+print("gradient through round and clamp:", grad.tolist())
+# PyTorch's own fake quantization, at w / s = 126.9, 127.25, 127.6 and 130: which get a gradient
+w_edge = (torch.tensor([126.9, 127.25, 127.6, 130.0]) * 0.25).requires_grad_(True)
+fq_torch = torch.fake_quantize_per_tensor_affine(w_edge, 0.25, 0, -127, 127)
+(grad,) = torch.autograd.grad(fq_torch.sum(), w_edge)
+print("torch.fake_quantize_per_tensor_affine's gradient:", grad.tolist())
+
+# %% [markdown]
+# Write `fake_quantize(w, scale)`: `w` is a float32 tensor, `scale` a positive float32 tensor
+# that broadcasts to it (0-d, or exercise 1's per-channel shape). Return $\operatorname{fq}(w)$
+# in float32, `w`'s shape, rounding half to even as `torch.round` does (0.5 → 0, 2.5 → 2), with
+# the straight-through gradient above. Two ways, both accepted: the detach form, whose value
+# is the second term's and whose gradient is the first's,
+# `w_c + (q * scale - w_c).detach()` with `w_c = torch.clamp(w, -127 * scale, 127 * scale)`;
+# or a `torch.autograd.Function` whose `backward` returns `grad_output * mask`. Leave `w` as
+# it is, and do not call PyTorch's fake quantization: the check refuses it.
+#
+# The check tries per-channel and per-tensor scales with ties, both clip edges, values
+# between 127 and 127.5 and beyond both sides, compares the forward with a float64 NumPy
+# reference, and the gradient of `(fake_quantize(w, scale) * g).sum()` with `mask * g` for a
+# random `g`.
+
+
+# %%
+def fake_quantize(w, scale):
+    # YOUR CODE HERE
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+# %%
+H.lab10.check_fake_quantize(fake_quantize)
+
+# %% [markdown]
+# Twenty steps of quantization-aware fine-tuning of one linear layer `(4, 16)` on a regression
+# target, from a weight near it, the loss computed with the fake-quantized weight and exercise
+# 1's per-channel scales; once with your `fake_quantize`, once with the same rounding without
+# the STE.
+
+# %%
+try:
+    gen = torch.Generator().manual_seed(0)
+    x_qat = torch.randn(256, 16, generator=gen)  # (N, in)
+    w_true = torch.randn(4, 16, generator=gen)  # (out, in)
+    y_qat = x_qat @ w_true.T  # (N, out)
+    # A "pretrained" weight near the target, and exercise 1's per-channel scales of it.
+    w_start = w_true + 0.3 * torch.randn(4, 16, generator=gen)
+    scale_qat = w_start.abs().amax(dim=1, keepdim=True) / 127  # (out, 1)
+
+    def no_ste(w, scale):
+        return torch.clamp(torch.round(w / scale), -127, 127) * scale
+
+    for name, quantize in [("fake_quantize (STE)", fake_quantize), ("no STE", no_ste)]:
+        w_qat = w_start.clone().requires_grad_(True)
+        optimizer = torch.optim.SGD([w_qat], lr=0.1)
+        losses = []
+        for step in range(20):
+            loss = ((x_qat @ quantize(w_qat, scale_qat).T - y_qat) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            if step == 0:
+                largest = w_qat.grad.abs().max().item()
+            optimizer.step()
+            losses.append(loss.item())
+        print(
+            f"{name:>19}: loss {losses[0]:.3f} -> {losses[-1]:.3f} in 20 steps, "
+            f"largest |gradient| at step 1: {largest:.3g}"
+        )
+except NotImplementedError:
+    print("solve exercise 5 first")

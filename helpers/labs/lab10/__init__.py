@@ -1,1 +1,2 @@
-"""Lab 10: int8 quantization and integrated gradients (checks, PyTorch and JAX adapters)."""
+"""Lab 10: int8 quantization, integrated gradients and fake quantization with a
+straight-through estimator (checks, PyTorch and JAX adapters)."""

@@ -1,10 +1,12 @@
 """Lab 10 self-checks shared by both frameworks, written once on numpy answers.
 
 Exercises: per-channel symmetric int8 quantization (``quantize_int8``), its inverse
-(``dequantize_int8``) and integrated gradients (``integrated_gradients``). The answers come
-from float64 numpy references with a switch per known mistake (:func:`quantize_reference`,
-:func:`ig_reference`); ``tests/labs/test_lab10.py`` asserts that the quantization reference
-equals PyTorch's ``torch.quantize_per_channel`` and that the IG reference is complete.
+(``dequantize_int8``) and integrated gradients (``integrated_gradients``); exercise 3 is in
+:mod:`~helpers.labs.lab10.affine`, exercise 5 (fake quantization) in
+:mod:`~helpers.labs.lab10.ste`. The answers come from float64 numpy references with a switch per
+known mistake (:func:`quantize_reference`, :func:`ig_reference`); ``tests/labs/test_lab10.py``
+asserts that the quantization reference equals PyTorch's ``torch.quantize_per_channel`` and that
+the IG reference is complete.
 
 The adapters (``torch.py``, ``jax.py``) run the student's code on these cases (in their
 framework's weight layout) and hand the results over as numpy arrays.

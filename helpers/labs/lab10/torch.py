@@ -11,15 +11,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
 
 from helpers.labs.kit import Hints, checking, explainer
-from helpers.labs.lab10 import affine
+from helpers.labs.lab10 import affine, ste
 from helpers.labs.lab10 import checks as lab10
 from helpers.torch.labkit import lab_framework
 
 __all__ = [
     "check_dequantize_int8",
     "check_dequantize_uint8",
+    "check_fake_quantize",
     "check_integrated_gradients",
     "check_quantize_int8",
     "check_quantize_uint8",
@@ -28,9 +30,32 @@ __all__ = [
 HINTS = Hints(
     lab10.HINTS,
     affine.AFFINE_HINTS,
+    ste.STE_HINTS,
     {
         "not_int8": "q must be stored as int8 (1 byte per weight): convert the rounded, "
         "clipped values with .to(torch.int8)",
+        "ste_missing": "the gradient is 0 everywhere: torch.round has derivative 0 almost "
+        "everywhere, so autograd through it gives nothing; the straight-through estimator "
+        "routes the gradient around it: w_c + (q * scale - w_c).detach() with w_c = "
+        "torch.clamp(w, -127 * scale, 127 * scale), or a torch.autograd.Function whose "
+        "backward returns grad_out * mask",
+        "detach_term": "the gradient has the wrong sign: .detach() is on the wrong term; in "
+        "x + (y - x).detach() the value is y and the gradient flows through x: keep the "
+        "clamped w outside .detach() and the quantized value inside",
+        "ste_detached": "the result carries no gradient back to w: the whole expression was "
+        "detached (or computed under torch.no_grad, or from w.data, .item() or NumPy); "
+        "detach only the correction: w_c + (q * scale - w_c).detach()",
+        "fq_in_place": "your function changed w or scale (an in-place operation such as "
+        "w /= scale, w.clamp_(...) or scale *= 127): in quantization-aware training w is the "
+        "float copy the optimizer updates and scale is the one int8 inference will use; "
+        "both must survive the call: compute new tensors",
+        "fq_function_grads": "a torch.autograd.Function's backward returns one gradient "
+        "per input of its forward, None for an input that needs none: return "
+        "grad_output * mask, None for (w, scale)",
+        "fq_library": "torch.fake_quantize_per_tensor_affine, per_channel_affine and "
+        "torch.ao.quantization's FakeQuantize modules are the answer key (and they mask on "
+        "the rounding range, not this exercise's clipping range): write the forward and the "
+        "straight-through gradient yourself",
         "in_place": "your function changed the tensor it was given (an in-place operation "
         "such as w /= scale, or a method ending in _): in the chapter's loop over a "
         "state_dict that would overwrite the model's own weights; compute new tensors",
@@ -143,3 +168,68 @@ def check_dequantize_uint8(student: Any) -> None:
             out = c.call(student, given, scale, zero_point)
             _unchanged(c, given, q)
             affine.compare_affine_dequantize(c, c.array(out), q, scale, zero_point)
+
+
+# --- exercise 5: fake quantization with a straight-through estimator -------------------------
+class _FakeQuantCalls(TorchFunctionMode):
+    """Records PyTorch's fake quantization under any name: torch.fake_quantize_per_*_affine,
+    torch._fake_quantize_*, torch.fused_moving_avg_obs_fake_quant, torch.ops.aten's (and
+    .default), as torch.ao.quantization's FakeQuantize modules call them; all dispatch
+    through ``__torch_function__``."""
+
+    def __init__(self, calls: list[str]) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "").split(".")[0]
+        if "fake_quant" in name or name.startswith("_fused_moving_avg_obs_fq"):
+            self.calls.append(f"torch.{name}")
+        return func(*args, **(kwargs or {}))
+
+
+def _refuse_library(c: Any, calls: list[str]) -> None:
+    if calls:
+        raise c.fail(f"your code called {calls[0]}", c.hint("fq_library"))
+
+
+_STE_ERRORS = {
+    **_ERRORS,
+    **ste.BROADCAST_ERRORS,
+    "returned an incorrect number of gradients": "fq_function_grads",
+}
+_TORCH_STE = lab_framework(HINTS, explainer(_STE_ERRORS, HINTS))
+
+
+def check_fake_quantize(student: Any) -> None:
+    """``fake_quantize(w, scale)``: int8 fake quantization, straight-through gradient."""
+    with (
+        checking(
+            "fake_quantize",
+            _TORCH_STE,
+            passed="per-channel and per-tensor scales, ties, both clip edges, gradients",
+        ) as c,
+        _FakeQuantCalls([]) as mode,
+    ):
+        for w, s, g in ste.fq_cases(channels_last=False):
+            given = torch.from_numpy(w.copy()), torch.from_numpy(s.copy())
+            out = c.call(student, *given)
+            _refuse_library(c, mode.calls)
+            for name, tensor, original in zip("ws", given, (w, s), strict=True):
+                if not np.array_equal(tensor.numpy(), original):
+                    raise c.fail(
+                        f"{name} changed during the call", c.hint("fq_in_place")
+                    )
+            ste.compare_forward(c, c.array(out), w, s)
+            leaf = torch.from_numpy(w.copy()).requires_grad_(True)
+            out = c.call(student, leaf, torch.from_numpy(s.copy()))
+            _refuse_library(c, mode.calls)
+            ste.compare_forward(c, c.array(out), w, s)
+            if not out.requires_grad:
+                raise c.fail("the result does not require grad", c.hint("ste_detached"))
+            upstream = torch.from_numpy(g)
+            (grad,) = c.call(
+                torch.autograd.grad, (out * upstream).sum(), leaf, allow_unused=True
+            )
+            grad = np.zeros_like(w) if grad is None else grad.numpy()
+            ste.compare_gradient(c, grad, w, s, g)

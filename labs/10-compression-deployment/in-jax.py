@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Lab 10: int8 and uint8 quantization and integrated gradients in JAX
+# # Lab 10: int8 and uint8 quantization, integrated gradients and fake quantization in JAX
 #
 # Five exercises on chapter 10: per-channel symmetric int8 quantization of a weight tensor and
 # its inverse, as in section 10.2; asymmetric uint8 quantization of activations, with the zero

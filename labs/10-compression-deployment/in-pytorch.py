@@ -189,8 +189,8 @@ print("torch.fake_quantize_per_tensor_affine's gradient:", grad.tolist())
 # the straight-through gradient above. Two ways, both accepted: the detach form, whose value
 # is the second term's and whose gradient is the first's,
 # `w_c + (q * scale - w_c).detach()` with `w_c = torch.clamp(w, -127 * scale, 127 * scale)`;
-# or a `torch.autograd.Function` whose `backward` returns `grad_output * mask`. Leave `w` as
-# it is, and do not call PyTorch's fake quantization: the check refuses it.
+# or a `torch.autograd.Function` whose `backward` returns `grad_output * mask`. Leave `w` and
+# `scale` as they are, and do not call PyTorch's fake quantization: the check refuses it.
 #
 # The check tries per-channel and per-tensor scales with ties, both clip edges, values
 # between 127 and 127.5 and beyond both sides, compares the forward with a float64 NumPy

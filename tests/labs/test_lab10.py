@@ -757,6 +757,153 @@ JAX_STE_MISTAKES += [
 ]
 
 
+# ---------------------------------------------------------------- exercise 5, second student pass
+def _t_clamped(w, scale):
+    return torch.clamp(w, -127 * scale, 127 * scale)
+
+
+def _t_value(w, scale):
+    return torch.clamp(torch.round(w / scale), -127, 127) * scale
+
+
+def _t_fq_with(wrap_scale):
+    """The detach form with the scale replaced by wrap_scale(w, scale): shape mistakes."""
+
+    def fake_quantize(w, scale):
+        scale = wrap_scale(w, scale)
+        return (
+            _t_clamped(w, scale) + (_t_value(w, scale) - _t_clamped(w, scale)).detach()
+        )
+
+    return fake_quantize
+
+
+def _t_fq_int8_then_clamp(w, scale):
+    q = torch.clamp(torch.round(w / scale).to(torch.int8), -127, 127)  # wrapped first
+    w_c = _t_clamped(w, scale)
+    return w_c + (q.float() * scale - w_c).detach()
+
+
+def _t_fq_round_then_clamp(
+    w, scale
+):  # the STE on round, clamp after: a mask on the codes
+    r = w / scale
+    return torch.clamp(r + (torch.round(r) - r).detach(), -127, 127) * scale
+
+
+TORCH_STE_MISTAKES += [
+    (
+        "fake_quantize",
+        lambda w, s: _t_clamped(w, s) - (_t_value(w, s) - _t_clamped(w, s)).detach(),
+        "detach_sign",
+    ),
+    ("fake_quantize", lambda w, s: w + (w - _t_value(w, s)).detach(), "detach_sign"),
+    (
+        "fake_quantize",
+        lambda w, s: _t_clamped(w, s) + (_t_value(w, s) - w).detach(),
+        "ste_mixed_terms",
+    ),
+    (
+        "fake_quantize",
+        lambda w, s: w + (_t_value(w, s) - _t_clamped(w, s)).detach(),
+        "ste_mixed_terms",
+    ),
+    (
+        "fake_quantize",
+        lambda w, s: w + (torch.clamp(torch.round(w / s) * s, -127, 127) - w).detach(),
+        "fq_clip_units",
+    ),
+    ("fake_quantize", _t_fq_int8_then_clamp, "fq_clip"),
+    ("fake_quantize", _t_fq_with(lambda w, s: s.mean()), "fq_broadcast"),
+    (
+        "fake_quantize",
+        _t_fq_function(lambda g, w, s: g * ((w / s.max()).abs() <= 127)),
+        "fq_broadcast",
+    ),
+    ("fake_quantize", _t_fq_with(lambda w, s: s.reshape(w.shape[0], 1)), "fq_shape"),
+    (
+        "fake_quantize",
+        _t_fq_with(lambda w, s: s[0]),
+        "fq_broadcast",
+    ),  # (1,): channel 0's
+    ("fake_quantize", _t_fq_round_then_clamp, "mask_codes"),
+]
+
+
+def _j_clipped(w, scale):
+    return jnp.clip(w, -127 * scale, 127 * scale)
+
+
+def _j_value(w, scale):
+    return jnp.clip(jnp.round(w / scale), -127, 127) * scale
+
+
+def _j_fq_with(wrap_scale):
+    """The stop_gradient form with the scale replaced by wrap_scale(w, scale)."""
+
+    def fake_quantize(w, scale):
+        scale = wrap_scale(w, scale)
+        w_c = _j_clipped(w, scale)
+        return w_c + jax.lax.stop_gradient(_j_value(w, scale) - w_c)
+
+    return fake_quantize
+
+
+def _j_fq_round_then_clip(
+    w, scale
+):  # the STE on round, clip after: a mask on the codes
+    r = w / scale
+    return jnp.clip(r + jax.lax.stop_gradient(jnp.round(r) - r), -127, 127) * scale
+
+
+@jax.custom_vjp
+def _j_fq_scale_cotangent(w, scale):
+    return _j_value(w, scale)
+
+
+_j_fq_scale_cotangent.defvjp(
+    lambda w, s: (_j_value(w, s), (w, s)),
+    lambda res, g: (g * _J_MASK(*res), g),  # scale's cotangent has w's shape
+)
+
+_J_SG = jax.lax.stop_gradient
+
+JAX_STE_MISTAKES += [
+    (
+        "fake_quantize",
+        lambda w, s: _j_clipped(w, s) - _J_SG(_j_value(w, s) - _j_clipped(w, s)),
+        "detach_sign",
+    ),
+    ("fake_quantize", lambda w, s: w + _J_SG(w - _j_value(w, s)), "detach_sign"),
+    (
+        "fake_quantize",
+        lambda w, s: _j_clipped(w, s) + _J_SG(_j_value(w, s) - w),
+        "ste_mixed_terms",
+    ),
+    (
+        "fake_quantize",
+        lambda w, s: w + _J_SG(_j_value(w, s) - _j_clipped(w, s)),
+        "ste_mixed_terms",
+    ),
+    (
+        "fake_quantize",
+        lambda w, s: w + _J_SG(jnp.clip(jnp.round(w / s) * s, -127, 127) - w),
+        "fq_clip_units",
+    ),
+    ("fake_quantize", _j_fq_with(lambda w, s: s.mean()), "fq_broadcast"),
+    (
+        "fake_quantize",
+        _j_fq_vjp(lambda g, w, s: g * (jnp.abs(w / s.max()) <= 127)),
+        "fq_broadcast",
+    ),
+    ("fake_quantize", _j_fq_with(lambda w, s: s.reshape(1, w.shape[-1])), "fq_shape"),
+    ("fake_quantize", _j_fq_with(lambda w, s: s.reshape(())), "fq_shape"),
+    ("fake_quantize", _j_fq_with(lambda w, s: s[0]), "fq_shape"),
+    ("fake_quantize", _j_fq_round_then_clip, "mask_codes"),
+    ("fake_quantize", _j_fq_scale_cotangent, "fq_vjp_structure"),
+]
+
+
 MISTAKES = {
     "pytorch": TORCH_MISTAKES + TORCH_STE_MISTAKES,
     "jax": JAX_MISTAKES + JAX_STE_MISTAKES,
@@ -882,6 +1029,73 @@ def _j_fq_rint_int8(w, scale):
     return w_c + jax.lax.stop_gradient(q.astype(jnp.float32) * scale - w_c)
 
 
+class _TFqSavedMask(torch.autograd.Function):
+    """Saves the boolean mask, not w; backward through torch.where."""
+
+    @staticmethod
+    def forward(ctx, w, scale):
+        r = w / scale
+        ctx.save_for_backward((r >= -127) & (r <= 127))
+        return torch.clamp(torch.round(r), -127, 127) * scale
+
+    @staticmethod
+    def backward(ctx, g):
+        (mask,) = ctx.saved_tensors
+        return torch.where(mask, g, torch.zeros_like(g)), None
+
+
+class _TFqSetupContext(torch.autograd.Function):
+    """The newer style: forward without ctx, setup_context saves the inputs."""
+
+    @staticmethod
+    def forward(w, scale):
+        return torch.clamp(torch.round(w / scale), -127, 127) * scale
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx, g):
+        w, scale = ctx.saved_tensors
+        return g * _T_MASK(w, scale), None
+
+
+def _t_fq_hardtanh(w, scale):
+    r = torch.nn.functional.hardtanh(w / scale, -127, 127)
+    return (r + (torch.round(r) - r).detach()) * scale
+
+
+def _t_fq_float64_inside(w, scale):
+    return _t_fq()(w.double(), scale.double()).float()
+
+
+def _t_fq_vmap(w, scale):  # one channel (and its scale) at a time
+    return _t_fq()(w, scale) if scale.ndim == 0 else torch.vmap(_t_fq())(w, scale)
+
+
+def _j_fq_lax_round(w, scale):
+    even = jax.lax.round(w / scale, jax.lax.RoundingMethod.TO_NEAREST_EVEN)
+    w_c = jnp.clip(w, -127 * scale, 127 * scale)
+    return w_c + jax.lax.stop_gradient(jnp.clip(even, -127, 127) * scale - w_c)
+
+
+def _j_fq_vmap(w, scale):  # one channel (the last axis) at a time
+    if scale.ndim == 0:
+        return _j_fq()(w, scale)
+    return jax.vmap(_j_fq(), in_axes=(-1, -1), out_axes=-1)(w, scale)
+
+
+@jax.custom_vjp
+def _j_fq_none_cotangent(w, scale):
+    return jnp.clip(jnp.round(w / scale), -127, 127) * scale
+
+
+_j_fq_none_cotangent.defvjp(
+    lambda w, s: (_j_fq_none_cotangent(w, s), jnp.abs(w / s) <= 127),
+    lambda mask, g: (jnp.where(mask, g, 0.0), None),  # None: a zero cotangent for scale
+)
+
 STE_VALID = {
     "pytorch": {
         "detach": _t_fq(),
@@ -892,6 +1106,11 @@ STE_VALID = {
         "where": _t_fq_where,
         "clip ratio": _t_fq_clip_ratio,
         "int8 round trip": _t_fq_int8_roundtrip,
+        "autograd.Function, saved mask": _TFqSavedMask.apply,
+        "autograd.Function, setup_context": _TFqSetupContext.apply,
+        "hardtanh ratio": _t_fq_hardtanh,
+        "float64 inside": _t_fq_float64_inside,
+        "vmap over channels": _t_fq_vmap,
     },
     "jax": {
         "stop_gradient": _j_fq(),
@@ -904,6 +1123,10 @@ STE_VALID = {
         "where": _j_fq_where,
         "clip ratio": _j_fq_clip_ratio,
         "rint, int8 round trip": _j_fq_rint_int8,
+        "lax.round to nearest even": _j_fq_lax_round,
+        "vmap over channels": _j_fq_vmap,
+        "custom_vjp, None for scale": _j_fq_none_cotangent,
+        "squeezed scale": lambda w, s: _j_fq()(w, jnp.squeeze(s)),  # (1, C) -> (C,)
     },
 }
 

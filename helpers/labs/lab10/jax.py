@@ -45,11 +45,19 @@ HINTS = Hints(
         "detach_term": "the gradient has the wrong sign: jax.lax.stop_gradient is on the "
         "wrong term; in x + stop_gradient(y - x) the value is y and the gradient flows "
         "through x: keep the clipped w outside stop_gradient and the quantized value inside",
+        "detach_sign": "the straight-through sum has a sign flipped: x + "
+        "stop_gradient(y - x) has the value y; x - stop_gradient(y - x) or x + "
+        "stop_gradient(x - y) has the value 2x - y: add stop_gradient(q * scale - w_c), "
+        "the quantized value minus the clipped w",
+        "ste_mixed_terms": "the two x of the straight-through sum x + stop_gradient(y - x) "
+        "are different arrays, w in one and the clipped w_c in the other: the value is "
+        "then off by w - w_c wherever w is clipped; use w_c in both",
         "jit_trace": "jax.grad and jax.jit call your function with tracers, abstract arrays "
         "without values: no NumPy functions (np.round, np.asarray), no float(...) or "
         "int(...) of an array, no Python if on array values; use jnp functions and jnp.where",
         "fq_vjp_structure": "a jax.custom_vjp's bwd returns a tuple with one cotangent per "
-        "argument of the function: (g * mask, jnp.zeros_like(scale)) for (w, scale)",
+        "argument of the function, each of that argument's shape and dtype: (g * mask, "
+        "jnp.zeros_like(scale)) for (w, scale)",
         "fq_vjp_nondiff": "scale is an array, traced under jax.jit: keep it out of "
         "nondiff_argnums (meant for functions and static values); make it an ordinary "
         "argument and return jnp.zeros_like(scale) as its cotangent",
@@ -165,6 +173,9 @@ _STE_ERRORS = {
     "Custom VJP bwd rule must produce an output with the same container": (
         "fq_vjp_structure"
     ),
+    # a cotangent for scale of w's shape (or dtype)
+    "Custom VJP bwd rule must produce an output with the same type": "fq_vjp_structure",
+    "Custom VJP bwd rule must produce an output with the same shape": "fq_vjp_structure",
     "passed as an argument to a custom_vjp function in a position indicated by "
     "nondiff_argnums": "fq_vjp_nondiff",
 }

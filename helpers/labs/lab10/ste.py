@@ -39,6 +39,11 @@ BROADCAST_ERRORS = {
     "Only scalar arrays can be converted": "fq_broadcast",
     "can only convert an array of size 1": "fq_broadcast",
     "(?i)incompatible shapes for broadcasting": "fq_broadcast",
+    # code written for one layout: a reshape or an index that the other case cannot take
+    r"shape '\[[-\d, ]*\]' is invalid for input of size": "fq_shape",
+    "invalid index of a 0-dim tensor": "fq_shape",
+    "cannot reshape array of shape": "fq_shape",
+    "(?i)too many indices": "fq_shape",
 }
 
 STE_HINTS = Hints(
@@ -78,16 +83,32 @@ STE_HINTS = Hints(
         "recompute one from w at each call",
         "fq_divide": "the scale is the size of one int8 step: q = round(w / scale) "
         "(divide), and the value is q * scale (multiply back)",
-        "mask_codes": "the mask is taken on the rounded codes and leaves out q = ±127: a "
-        "weight with w / scale = 126.8 rounds to 127 and is not clipped, so it keeps its "
-        "gradient; mask on w / scale itself, |w / scale| <= 127",
+        "mask_codes": "the mask is taken on the rounded codes and leaves out q = ±127 "
+        "(also what a clamp after the straight-through round does: its edge is then at the "
+        "rounded value): a weight with w / scale = 126.8 rounds to 127 and is not clipped, "
+        "so it keeps its gradient; mask on w / scale itself, |w / scale| <= 127 (clip w / "
+        "scale first, then round)",
+        "detach_sign": "the straight-through sum has a sign flipped: x + (y - x).detach() "
+        "has the value y; x - (y - x).detach() or x + (x - y).detach() has the value "
+        "2x - y: add (q * scale - w_c).detach(), the quantized value minus the clipped w",
+        "ste_mixed_terms": "the two x of the straight-through sum x + (y - x).detach() "
+        "are different tensors, w in one and the clipped w_c in the other: the value is "
+        "then off by w - w_c wherever w is clipped; use w_c in both",
+        "fq_clip_units": "the clip is in units of the int8 step: clamp the codes "
+        "round(w / scale) to [-127, 127], then multiply by scale; clamping q * scale to "
+        "[-127, 127] clips the values at ±127, not at ±127 * scale",
+        "fq_shape": "do not assume one shape: the check passes a 2-D weight with one "
+        "scale per output channel, a 3-D tensor with a 0-d scale and a second 2-D weight; "
+        "write the arithmetic so that scale broadcasts to w as it comes (no reshape to "
+        "w's dimensions, no indexing into scale)",
         "mask_abs": "the mask lets gradients through on one side beyond the range: both "
         "ends clip, so the mask is -127 <= w / scale <= 127 (|w / scale| <= 127)",
         "fq_identity": "the result is w itself: quantize it, clamp(round(w / scale), "
         "-127, 127), and return that times scale",
         "fq_broadcast": "scale may hold one number per output channel (exercise 1's shape, "
         "which broadcasts to w): use it as an array in arithmetic with w, as it comes, not "
-        "float(scale), .item() or a reshape to one axis",
+        "float(scale), .item(), its max or mean, or a reshape to one axis (in the mask "
+        "too)",
         "mask_inverted": "the mask is inverted: the gradient passes where w / scale is "
         "inside [-127, 127], and is 0 where the value was clipped",
     }
@@ -204,9 +225,17 @@ def compare_forward(
         ("fq_identity", w),
         ("fq_clip", fq_reference(w, scale, w, rounding=_wrapped, clip=False)[0]),
         ("fq_divide", np.clip(np.round(w * scale), -127, 127) / scale),
+        ("fq_clip", np.clip(_wrapped(r), -127, 127) * scale),  # int8 cast, then clamp
+        ("fq_clip_units", np.clip(np.round(r) * scale, -127, 127)),
     ]
+    s64 = np.asarray(scale, np.float64)
+    w_c = np.clip(w, -127 * s64, 127 * s64)  # the straight-through sum's x, mixed up
+    for key, value in (("detach_sign", 2 * w_c - ref), ("detach_sign", 2 * w - ref),
+                       ("ste_mixed_terms", ref + w_c - w),
+                       ("ste_mixed_terms", ref + w - w_c)):  # fmt: skip
+        wrong.append((key, value))
     if scale.size > 1:  # one of the channel scales used for all
-        for one in (scale.max(), scale.min(), scale.flat[0]):
+        for one in (scale.max(), scale.min(), scale.flat[0], scale.mean()):
             wrong.append(("fq_broadcast", fq_reference(w, one, w)[0]))
     for own in (np.abs(w).max(), np.abs(w).max(axis=tuple(range(1, w.ndim)), keepdims=True),
                 np.abs(w).max(axis=0, keepdims=True)):  # fmt: skip
@@ -249,7 +278,12 @@ def compare_gradient(
         ("mask_codes", (np.abs(rounded) < 127) * g),
         ("mask_abs", (r <= 127) * g),
         ("mask_abs", (r >= -127) * g),
+        # the clip after the straight-through round: jnp.clip passes half at the edge
+        ("mask_codes", ((np.abs(rounded) < 127) + 0.5 * (np.abs(rounded) == 127)) * g),
     ]
+    if scale.size > 1:  # the mask computed with one of the channel scales
+        for one in (scale.max(), scale.min(), scale.flat[0], scale.mean()):
+            wrong.append(("fq_broadcast", (np.abs(w / np.float64(one)) <= 127) * g))
     mistakes = [("ste_missing", np.zeros_like(g)), ("detach_term", -g),
                 ("detach_term", -ref), *wrong]  # fmt: skip
     if grad.shape == w.shape:

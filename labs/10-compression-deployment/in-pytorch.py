@@ -90,7 +90,7 @@ H.lab10.check_dequantize_int8(dequantize_int8)
 # ## Exercise 3: asymmetric uint8 quantization of activations
 #
 # Activations are often far from centred on 0: a ReLU's are never negative, a sigmoid's lie in
-# $(0, 1)$. The integer-arithmetic scheme of Jacob et al. (2018, cited in section 10.2) stores
+# $(0, 1)$. The integer-arithmetic scheme of {cite:t}`jacob2018quantization` stores
 # a tensor $x$ as uint8 codes $q \in \{0, \dots, 255\}$ with one scale $s$ and a *zero point*
 # $z$, the code that stands for 0.0:
 #
@@ -158,17 +158,18 @@ H.lab10.check_integrated_gradients(integrated_gradients)
 #
 # $$\operatorname{fq}(w) = s \cdot \operatorname{clip}\big(\operatorname{round}(w / s), -127, 127\big),$$
 #
-# $$\frac{\partial L}{\partial w} \approx \frac{\partial L}{\partial \operatorname{fq}(w)} \cdot \mathbb{1}\big[-127 \le w / s \le 127\big].$$
+# $$\frac{\partial L}{\partial w} \approx \frac{\partial L}{\partial \operatorname{fq}(w)} \cdot \mathbb{1}\bigl[-127 \le w / s \le 127\bigr].$$
 #
 # The derivative of round is 0 almost everywhere, so the true gradient tells the weights
-# nothing (the cell below shows it). The straight-through estimator of
-# {cite:t}`bengio2013estimating`, lab 4's exercise 5, treats the rounding as the identity in
+# nothing (the cell below shows it). The straight-through estimator, studied by
+# {cite:t}`bengio2013estimating` (lab 4's exercise 5), treats the rounding as the identity in
 # the backward pass; here the clip is kept: a weight clipped to $\pm 127 s$ does not move the
 # output, so it gets no gradient. This exercise masks on the clipping range,
 # $|w / s| \le 127$; PyTorch's `torch.fake_quantize_per_tensor_affine` masks on the rounded
 # value instead, $|\operatorname{round}(w / s)| \le 127$, i.e. $|w / s| < 127.5$ (the PyTorch
-# notebook runs it in the next cell). Exactly at $|w / s| = 127$ conventions differ, and the
-# check accepts any gradient there.
+# page runs it just below this text). Exactly at $|w / s| = 127$ conventions differ (the
+# solution's clip, with array bounds, passes half the gradient there), and the check accepts
+# any gradient there.
 
 # %%
 w_demo = torch.tensor([0.3, 1.7, -2.2, 40.0], requires_grad=True)
@@ -176,11 +177,16 @@ s_demo = torch.tensor(0.25)
 fq_round = torch.clamp(torch.round(w_demo / s_demo), -127, 127) * s_demo
 (grad,) = torch.autograd.grad(fq_round.sum(), w_demo)
 print("gradient through round and clamp:", grad.tolist())
-# PyTorch's own fake quantization, at w / s = 126.9, 127.25, 127.6 and 130: which get a gradient
+# PyTorch's own fake quantization, at w / s = 126.9, 127.25, 127.6 and 130:
+# which of them get a gradient
 w_edge = (torch.tensor([126.9, 127.25, 127.6, 130.0]) * 0.25).requires_grad_(True)
 fq_torch = torch.fake_quantize_per_tensor_affine(w_edge, 0.25, 0, -127, 127)
 (grad,) = torch.autograd.grad(fq_torch.sum(), w_edge)
 print("torch.fake_quantize_per_tensor_affine's gradient:", grad.tolist())
+mask = (
+    (w_edge / 0.25).abs() <= 127
+).float()  # this exercise's mask, on the clipping range
+print("this exercise's mask, |w / s| <= 127:           ", mask.tolist())
 
 # %% [markdown]
 # Write `fake_quantize(w, scale)`: `w` is a float32 tensor, `scale` a positive float32 tensor
@@ -188,9 +194,13 @@ print("torch.fake_quantize_per_tensor_affine's gradient:", grad.tolist())
 # in float32, `w`'s shape, rounding half to even as `torch.round` does (0.5 → 0, 2.5 → 2), with
 # the straight-through gradient above. Two ways, both accepted: the detach form, whose value
 # is the second term's and whose gradient is the first's,
-# `w_c + (q * scale - w_c).detach()` with `w_c = torch.clamp(w, -127 * scale, 127 * scale)`;
-# or a `torch.autograd.Function` whose `backward` returns `grad_output * mask`. Leave `w` and
-# `scale` as they are, and do not call PyTorch's fake quantization: the check refuses it.
+# `w_c + (q * scale - w_c).detach()`, with `q` exercise 1's clipped codes kept in float32 (no
+# int8 cast) and `w_c = torch.clamp(w, -127 * scale, 127 * scale)`; or a
+# `torch.autograd.Function` whose `backward` returns `grad_output * mask` (and `None` for
+# `scale`). If you reuse lab 4's `round_ste`, clip before rounding,
+# `round_ste(torch.clamp(w / scale, -127, 127)) * scale`: clipping the rounded codes instead
+# masks on round(w / s), as PyTorch's own fake quantization does. Leave `w` and `scale` as
+# they are, and do not call PyTorch's fake quantization: the check refuses it.
 #
 # The check tries per-channel and per-tensor scales with ties, both clip edges, values
 # between 127 and 127.5 and beyond both sides, compares the forward with a float64 NumPy

@@ -97,7 +97,7 @@ H.lab10.check_dequantize_int8(dequantize_int8)
 # ## Exercise 3: asymmetric uint8 quantization of activations
 #
 # Activations are often far from centred on 0: a ReLU's are never negative, a sigmoid's lie in
-# $(0, 1)$. The integer-arithmetic scheme of Jacob et al. (2018, cited in section 10.2) stores
+# $(0, 1)$. The integer-arithmetic scheme of {cite:t}`jacob2018quantization` stores
 # a tensor $x$ as uint8 codes $q \in \{0, \dots, 255\}$ with one scale $s$ and a *zero point*
 # $z$, the code that stands for 0.0:
 #
@@ -147,8 +147,8 @@ H.lab10.check_dequantize_uint8(dequantize_uint8)
 #
 # with the integral approximated by `steps` intervals of the trapezoid rule (the points
 # `alpha = linspace(0, 1, steps + 1)`, the two end points weighted half). Use `jax.grad` of
-# `f(x).sum()` (and `jax.vmap` over the points, if you like). The check also measures
-# completeness: the attributions of each example must sum to $f(x) - f(x')$ within 1 %.
+# `f(point).sum()` at each path point (and `jax.vmap` over the points, if you like). The
+# check also measures completeness: the attributions of each example must sum to $f(x) - f(x')$ within 1 %.
 
 
 # %%
@@ -178,17 +178,18 @@ H.lab10.check_integrated_gradients(integrated_gradients)
 #
 # $$\operatorname{fq}(w) = s \cdot \operatorname{clip}\big(\operatorname{round}(w / s), -127, 127\big),$$
 #
-# $$\frac{\partial L}{\partial w} \approx \frac{\partial L}{\partial \operatorname{fq}(w)} \cdot \mathbb{1}\big[-127 \le w / s \le 127\big].$$
+# $$\frac{\partial L}{\partial w} \approx \frac{\partial L}{\partial \operatorname{fq}(w)} \cdot \mathbb{1}\bigl[-127 \le w / s \le 127\bigr].$$
 #
 # The derivative of round is 0 almost everywhere, so the true gradient tells the weights
-# nothing (the cell below shows it). The straight-through estimator of
-# {cite:t}`bengio2013estimating`, lab 4's exercise 5, treats the rounding as the identity in
+# nothing (the cell below shows it). The straight-through estimator, studied by
+# {cite:t}`bengio2013estimating` (lab 4's exercise 5), treats the rounding as the identity in
 # the backward pass; here the clip is kept: a weight clipped to $\pm 127 s$ does not move the
 # output, so it gets no gradient. This exercise masks on the clipping range,
 # $|w / s| \le 127$; PyTorch's `torch.fake_quantize_per_tensor_affine` masks on the rounded
 # value instead, $|\operatorname{round}(w / s)| \le 127$, i.e. $|w / s| < 127.5$ (the PyTorch
-# notebook runs it in the next cell). Exactly at $|w / s| = 127$ conventions differ, and the
-# check accepts any gradient there.
+# page runs it just below this text). Exactly at $|w / s| = 127$ conventions differ (the
+# solution's clip, with array bounds, passes half the gradient there), and the check accepts
+# any gradient there.
 
 # %%
 w_demo = jnp.array([0.3, 1.7, -2.2, 40.0])
@@ -207,9 +208,12 @@ print("gradient through round and clip:", jax.grad(lambda w: fq_round(w).sum())(
 # $\operatorname{fq}(w)$ in float32, `w`'s shape, rounding half to even as `jnp.round` does
 # (0.5 → 0, 2.5 → 2), with the straight-through gradient above. Two ways, both accepted: the
 # `stop_gradient` form, whose value is the second term's and whose gradient is the first's,
-# `w_c + jax.lax.stop_gradient(q * scale - w_c)` with
-# `w_c = jnp.clip(w, -127 * scale, 127 * scale)`; or a `jax.custom_vjp` whose `bwd` returns
-# `g * mask` (and a zero cotangent for `scale`). JAX arrays are immutable, so `w` cannot be
+# `w_c + jax.lax.stop_gradient(q * scale - w_c)`, with `q` exercise 1's clipped codes kept in
+# float32 (no int8 cast) and `w_c = jnp.clip(w, -127 * scale, 127 * scale)`; or a
+# `jax.custom_vjp` whose `bwd` returns `g * mask` (and a zero cotangent for `scale`). If you
+# reuse lab 4's `round_ste`, clip before rounding,
+# `round_ste(jnp.clip(w / scale, -127, 127)) * scale`: clipping the rounded codes instead
+# masks on round(w / s), as PyTorch's own fake quantization does. JAX arrays are immutable, so `w` cannot be
 # changed in place, as it can in PyTorch. No ready-made int8 fake quantization comes with the
 # installed JAX, Flax or optax (Flax's `flax.linen.fp8_ops` quantizes to float8; the check
 # refuses it).

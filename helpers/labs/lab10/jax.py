@@ -194,8 +194,7 @@ def check_fake_quantize(student: Any) -> None:
         checking(
             "fake_quantize",
             _JAX_STE,
-            passed="per-channel and per-tensor scales, ties, both clip edges, gradients, "
-            "under jax.jit too",
+            passed="per-channel and per-tensor scales, ties, clip edges, gradients, jitted",
         ) as c,
         recording(_LIBRARY) as calls,
     ):

@@ -53,8 +53,7 @@ STE_HINTS = Hints(
         "fq_float32": "return float32, the dtype of w: the fake-quantized weights replace w "
         "in the float model, and a float64 (or float16) result changes every later dtype",
         "fq_clip": "values beyond the int8 range were not clipped: q = clamp(round(w / "
-        "scale), -127, 127), so |q * scale| is at most 127 * scale (clamp before any cast "
-        "to int8: a cast wraps 128 around to -128)",
+        "scale), -127, 127), so |q * scale| is at most 127 * scale",
         "clamp_symmetric": "symmetric int8 uses -127..127, not -128..127 (exercise 1's "
         "convention, so that q = 0 stands for 0.0 and -q is always representable): clamp "
         "to [-127, 127], and let the gradient through only for w / scale in [-127, 127]",

@@ -32,6 +32,9 @@ HINTS = Hints(
     affine.AFFINE_HINTS,
     ste.STE_HINTS,
     {
+        "fq_clip": "values beyond the int8 range were not clipped: q = clamp(round(w / "
+        "scale), -127, 127), so |q * scale| is at most 127 * scale (clamp before any cast "
+        "to int8: .to(torch.int8) wraps 128 around to -128)",
         "not_int8": "q must be stored as int8 (1 byte per weight): convert the rounded, "
         "clipped values with .to(torch.int8)",
         "ste_missing": "the gradient is 0 everywhere: torch.round has derivative 0 almost "

@@ -12,18 +12,20 @@
 # ---
 
 # %% [markdown]
-# # Lab 6 solutions: padding masks, true lengths and a training-only vocabulary in PyTorch
+# # Lab 6 solutions: padding masks, rotary positions and a training-only vocabulary in PyTorch
 #
 # Five exercises on chapter 6, the pieces that make a text model read only the real tokens of
-# a review: a padding mask built from lengths, masked mean pooling, the output of a recurrent
-# layer at each sequence's last real step, a vocabulary built on the training split that maps
-# every other word to `<unk>`, and each review reversed within its length for the backward
-# direction of a bidirectional RNN. Each exercise is a function. Replace the line
+# a review and where each token stands: a padding mask built from lengths, masked mean pooling,
+# rotary position embeddings (RoPE) for attention's queries and keys, which the chapter does not
+# teach (its Transformer learns its position embeddings), a vocabulary built on the training
+# split that maps every other word to `<unk>`, and each review reversed within its length for
+# the backward direction of a bidirectional RNN. Each exercise is a function. Replace the line
 # `raise NotImplementedError(...)` with your code, run the cell, then run the check below it: a
 # check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
 # The checks call your functions on small cases and compare with answers computed
-# independently (`tests/labs/test_lab06.py` proves those answers equal the chapter's helpers);
+# independently (`tests/labs/test_lab06.py` proves those answers equal the chapter's helpers
+# and, for exercise 3, PyTorch's ONNX `RotaryEmbedding` op);
 # they never look at your code.
 # The exercises alone, without the answers: [`labs/06-imdb-sentiment/in-pytorch.ipynb`](../../labs/06-imdb-sentiment/in-pytorch.ipynb).
 
@@ -92,26 +94,90 @@ def masked_mean(x, mask):
 # %%
 H.lab06.check_masked_mean(masked_mean)
 
-# %% [markdown]
-# ## Exercise 3: the output at each sequence's true length
+# %% [markdown] tags=["shared"]
+# ## Exercise 3: rotary position embeddings (RoPE)
 #
-# `outputs` `(B, T, H)` is what an `nn.LSTM(..., batch_first=True)` returns for a padded
-# batch, and `lengths` `(B,)` the true lengths. Return `(B, H)`: row `b` of `outputs` at step
-# `lengths[b] - 1`, the last step that read a real token. (The chapter gets the same state
-# from a packed sequence; the steps after it read padding.) Calling the chapter's
-# `H.text.last_true_state` fails the check.
+# Chapter 6's Transformer (section 6.5) adds a learned embedding of each position to the tokens.
+# {cite:t}`su2024roformer` encode positions instead by *rotating* the queries and keys of
+# attention. The $D$ features of a head are cut into $D/2$ pairs; pair $i$ of the vector at
+# position $m$ turns by the angle $m\,\theta_i$, with $\theta_i = \text{base}^{-2i/D}$
+# (base $= 10000$): pair 0 turns fastest, the last pairs slowest.
+#
+# $$\begin{pmatrix} q'_{2i} \\ q'_{2i+1} \end{pmatrix} =
+# \begin{pmatrix} \cos m\theta_i & -\sin m\theta_i \\ \sin m\theta_i & \cos m\theta_i \end{pmatrix}
+# \begin{pmatrix} q_{2i} \\ q_{2i+1} \end{pmatrix}$$
+#
+# Call this block-diagonal rotation $R_m$. Rotations by angles proportional to the position
+# compose, $R_m^\top R_n = R_{n-m}$, so the score of a query at position $m$ and a key at
+# position $n$ is
+#
+# $$(R_m q) \cdot (R_n k) = q^\top R_m^\top R_n\, k = q^\top R_{n-m}\, k,$$
+#
+# which depends on the positions only through the distance $n - m$, and a rotation keeps each
+# vector's norm. The values are not rotated, and nothing is added to the tokens.
+#
+# This lab pairs neighbours, features $2i$ and $2i+1$ ("interleaved": the paper, GPT-J, Meta's
+# original LLaMA code). The other common convention, "rotate-half" (GPT-NeoX, Hugging Face's
+# LLaMA), pairs features $i$ and $i + D/2$; both are RoPE, but weights trained with one do not
+# carry over to the other, and the check names that mistake.
+
+# %% [markdown]
+# Write `apply_rope(x, positions, base=10000.0)`. `x` is `torch.float32` `(B, T, heads, D)`,
+# queries or keys after the head split ($D$ even); `positions` an integer tensor `(T,)`, the
+# position of each of the $T$ tokens, which need not be `0, ..., T-1`: a model decoding with a
+# cache of 50 earlier tokens rotates its new ones from position 50, and the check also has
+# positions with gaps. Return `torch.float32` of `x`'s shape: pair $i$ (features `2*i` and
+# `2*i + 1`) of `x[b, t, h]` rotated by `positions[t] * base ** (-2 * i / D)`. Build the angles
+# `(T, D/2)`, give `cos` and `sin` a heads axis, `(T, 1, D/2)`, rotate
+# `x[..., 0::2]` and `x[..., 1::2]`, and put each pair back where it came from. Leave `x` as it
+# is. The check runs four cases (different `B`, `T`, heads and `D`, including `D = 2` and
+# `D = 6`; an offset, gaps, and `base = 100`) against a float64 NumPy answer.
+# `torch.nn` has no RoPE; `torch.onnx.ops.rotary_embedding` (the ONNX `RotaryEmbedding` op)
+# is one, and calling it fails the check.
 
 
 # %%
-def last_true_output(outputs, lengths):
+def apply_rope(x, positions, base=10000.0):
     ### BEGIN SOLUTION
-    rows = torch.arange(outputs.shape[0], device=outputs.device)  # (B,)
-    return outputs[rows, lengths.long() - 1]  # (B, H)
+    d = x.shape[-1]
+    i = torch.arange(d // 2, dtype=torch.float32, device=x.device)  # (D/2,)
+    freqs = base ** (-2 * i / d)  # (D/2,): theta_i
+    angle = positions.to(torch.float32)[:, None] * freqs  # (T, D/2)
+    cos, sin = angle.cos()[:, None, :], angle.sin()[:, None, :]  # (T, 1, D/2)
+    x0, x1 = x[..., 0::2], x[..., 1::2]  # (B, T, heads, D/2) each
+    pairs = torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], dim=-1)
+    return pairs.flatten(-2)  # (B, T, heads, D): each pair back in place
     ### END SOLUTION
 
 
 # %%
-H.lab06.check_last_true_output(last_true_output)
+H.lab06.check_apply_rope(apply_rope)
+
+# %% [markdown]
+# Why it matters. A query and a key keep their score when both move by the same number of
+# positions, whatever the offset, and the rotation keeps every vector's length.
+
+# %%
+try:  # runs once exercise 3 is solved
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 1, 1, 1, 8)  # one query and one key, (B, T, heads, D) each
+
+    def score(m, n):  # the query at position m, the key at position n
+        qm = apply_rope(q, torch.tensor([m]))
+        kn = apply_rope(k, torch.tensor([n]))
+        return float((qm * kn).sum())
+
+    pairs = [(3, 1), (10, 8), (1002, 1000)]  # all at distance m - n = 2
+    for m, n in pairs:
+        print(f"q at {m:4d}, k at {n:4d} (m - n = 2): score {score(m, n):+.6f}")
+    print(f"q at    4, k at    1 (m - n = 3): score {score(4, 1):+.6f}")
+    print(f"no rotation:                      score {float((q * k).sum()):+.6f}")
+    far = apply_rope(q, torch.tensor([1000]))
+    print(f"|q| = {q.norm():.6f}, |q rotated to position 1000| = {far.norm():.6f}")
+    assert max(abs(score(m, n) - score(3, 1)) for m, n in pairs) < 1e-4
+    assert abs(far.norm() - q.norm()) < 1e-5
+except NotImplementedError:
+    print("solve exercise 3 first")
 
 # %% [markdown]
 # ## Exercise 4: a vocabulary from the training split, `<unk>` for the rest
@@ -222,6 +288,8 @@ except NotImplementedError:
 
 # %% [markdown]
 # Done. Chapter 6's [PyTorch notebook](../../chapters/06-imdb-sentiment/in-pytorch.ipynb) uses
-# these pieces on the full IMDB dataset: `H.text.masked_mean`, `H.text.last_true_state` (or
-# packed sequences) and `helpers.data.text.build_vocab`. Exercise 5 is what a packed batch
-# does for the backward direction of `nn.LSTM(bidirectional=True)`.
+# these pieces on the full IMDB dataset: `H.text.masked_mean`, packed sequences and
+# `helpers.data.text.build_vocab`. Exercise 5 is what a packed batch does for the backward
+# direction of `nn.LSTM(bidirectional=True)`. Exercise 3 goes beyond the chapter, whose
+# Transformer (section 6.5) learns a position embedding: RoPE would replace it by rotating the
+# queries and keys of each attention layer.

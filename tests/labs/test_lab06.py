@@ -4,14 +4,17 @@
 Every hint the lab declares must be produced by at least one entry.
 
 Also here: the numpy references of ``helpers/labs/lab06/references.py`` equal the chapter's own
-helpers on the checks' cases (``H.text.masked_mean`` and ``last_true_state`` of both
-frameworks, ``helpers.data.text.build_vocab`` + ``encode``), and every mistake moves the answer.
+helpers on the checks' cases (``H.text.masked_mean`` of both frameworks,
+``helpers.data.text.build_vocab`` + ``encode``), exercise 3's RoPE reference equals PyTorch's
+ONNX ``RotaryEmbedding`` op (interleaved), and every mistake moves the answer.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -21,7 +24,7 @@ from labtools import mistake_table_tests
 from helpers.data import text as T
 from helpers.jax import text as jtext
 from helpers.labs.lab06 import references as lab06
-from helpers.labs.lab06 import reverse
+from helpers.labs.lab06 import reverse, rope
 from helpers.torch import text as ttext
 
 # ---------------------------------------------------------------- wrong solutions
@@ -84,42 +87,125 @@ def _mean(kind, cast=None, keepdim=None, text=None):
     return masked_mean
 
 
-def _last(xp, kind, cast=None, text=None):
-    def last_true_output(outputs, lengths):
-        rows = xp.arange(outputs.shape[0])
-        if kind == "answer_key":  # the chapter's H.text.last_true_state
-            return text.last_true_state(outputs, lengths)
-        if kind == "rows_over_t":  # arange over the steps, (T,), with lengths (B,)
-            return outputs[xp.arange(outputs.shape[1]), lengths - 1]
-        if kind == "in_place":  # PyTorch: the caller's lengths shrink by one
-            lengths -= 1
-            return outputs[rows, lengths.long()]
-        if kind == "diagonal":  # of outputs[:, lengths - 1]: (H, B)
-            return xp.diagonal(outputs[:, lengths - 1])
-        if kind == "float_index":  # PyTorch: a float tensor as an index
-            return outputs[rows, (lengths - 1).float()]
-        if kind == "gather":  # PyTorch: an index (B, 1, 1), not expanded over H
-            index = (lengths.long() - 1).view(-1, 1, 1)
-            return outputs.gather(1, index).squeeze(1)
-        if kind == "last_column":
-            return outputs[:, -1]
-        if kind == "no_minus_one":
-            return outputs[rows, lengths]
-        if kind == "batch_axis":
-            return outputs[lengths - 1]
-        if (
-            kind == "steps_first"
-        ):  # the two indices swapped (PyTorch raises, JAX clamps)
-            return outputs[lengths - 1, rows]
-        if kind == "kept_axis":  # a slice keeps the step axis: (B, 1, H)
-            return outputs[rows, lengths - 1][:, None]
-        if kind == "cast":
-            return cast(outputs[rows, lengths - 1])
-        if kind == "rows":  # one row per sequence, never stacked
-            return [outputs[b, int(n) - 1] for b, n in enumerate(lengths)]
-        return outputs[:, lengths - 1]  # "pairs": (B, B, H)
+def _stack(xp, arrays):
+    return torch.stack(arrays, -1) if xp is torch else jnp.stack(arrays, -1)
 
-    return last_true_output
+
+def _cat(xp, arrays):
+    return torch.cat(arrays, -1) if xp is torch else jnp.concatenate(arrays, -1)
+
+
+def _repeat2(xp, a):  # each entry twice in a row along the last axis
+    return a.repeat_interleave(2, -1) if xp is torch else jnp.repeat(a, 2, axis=-1)
+
+
+def _rope(xp, kind, cast=None):
+    """A student's apply_rope with one switch per mistake (``xp``: torch or jnp)."""
+
+    def apply_rope(x, positions, base=10000.0):
+        d = x.shape[-1]
+        half = d // 2
+        if kind == "answer_key":  # PyTorch's ONNX RotaryEmbedding op, interleaved
+            from torch.onnx import ops
+
+            angle = torch.arange(int(positions.max()) + 1)[:, None] * base ** (
+                -2 * torch.arange(half) / d
+            )
+            ids = positions[None].expand(x.shape[0], -1)
+            out = ops.rotary_embedding(
+                x.transpose(1, 2), angle.cos(), angle.sin(), ids, interleaved=True
+            )
+            return out.transpose(1, 2)
+        if kind == "unchanged":
+            return x * 1
+        i = xp.arange(half) * 1.0  # (D/2,) float32
+        exponent = {
+            "freq_half": -i / d,
+            "freq_sign": 2 * i / d,
+            "freq_quarter": -2 * i / (d // 2),
+            "linspace": -i / max(half - 1, 1),
+        }.get(kind, -2 * i / d)
+        b = 10000.0 if kind == "base_default" else base
+        freqs = b**exponent
+        if kind == "precedence":  # base ** -2 * i / d
+            freqs = b**-2 * i / d
+        if kind == "no_freq":
+            freqs = freqs * 0 + 1
+        if kind == "float64_table":  # PyTorch: a float64 table promotes the result
+            freqs = freqs.double()
+        if kind == "arange":
+            pos = xp.arange(x.shape[1]) * 1.0
+        elif kind == "positions_plus_one":
+            pos = positions + 1.0
+        elif kind == "contiguous":  # from the first position, as if there were no gaps
+            pos = positions[0] + xp.arange(x.shape[1]) * 1.0
+        elif kind == "traced":  # Python numbers: fine eagerly, not under jax.jit
+            pos = jnp.array([float(int(p)) for p in positions])
+        elif kind == "traced_loop":
+            pos = jnp.array(positions.tolist(), jnp.float32)
+        else:
+            pos = positions * 1.0
+        angle = pos * freqs if kind == "no_outer" else pos[:, None] * freqs  # (T, D/2)
+        if kind == "sin_flipped":
+            angle = -angle
+        if kind == "degrees":  # the angle read as degrees
+            angle = angle * math.pi / 180
+        cos, sin = xp.cos(angle), xp.sin(angle)  # (T, D/2)
+        if kind != "no_heads_axis":
+            cos, sin = cos[:, None, :], sin[:, None, :]  # (T, 1, D/2)
+        if kind == "in_place":  # PyTorch: the rotated pairs written into x
+            x0, x1 = x[..., 0::2].clone(), x[..., 1::2].clone()
+            x[..., 0::2] = x0 * cos - x1 * sin
+            x[..., 1::2] = x0 * sin + x1 * cos
+            return x.clone()
+        if kind == "table_cat":  # rotate-half's table on interleaved pairs
+            e_cos, e_sin = _cat(xp, [cos, cos]), _cat(xp, [sin, sin])
+            turned = _stack(xp, [-x[..., 1::2], x[..., 0::2]]).reshape(x.shape)
+            return x * e_cos + turned * e_sin
+        if kind == "table_repeat_half":  # the interleaved table on rotate-half's pairs
+            turned = _cat(xp, [-x[..., half:], x[..., :half]])
+            return x * _repeat2(xp, cos) + turned * _repeat2(xp, sin)
+        if kind == "rotate_half":
+            h0, h1 = x[..., :half], x[..., half:]
+            return _cat(xp, [h0 * cos - h1 * sin, h1 * cos + h0 * sin])
+        if kind == "pairs_on_t":  # the pairs sliced on the T axis: x[:, 0::2]
+            x0, x1 = x[:, 0::2], x[:, 1::2]
+        else:
+            x0, x1 = x[..., 0::2], x[..., 1::2]  # (B, T, heads, D/2)
+        y0, y1 = x0 * cos - x1 * sin, x0 * sin + x1 * cos
+        if kind == "cos_only":
+            y0, y1 = x0 * cos, x1 * cos
+        if kind == "sin_only":
+            y0, y1 = -x1 * sin, x0 * sin
+        if kind == "no_swap":
+            y0, y1 = x0 * cos - x0 * sin, x1 * cos + x1 * sin
+        if kind == "cos_sin_swapped":
+            y0, y1 = x0 * sin - x1 * cos, x0 * cos + x1 * sin
+        if kind == "pair_roles":  # x1 read as the even feature
+            y0, y1 = x1 * cos - x0 * sin, x1 * sin + x0 * cos
+        if kind == "pair_output_swapped":
+            y0, y1 = y1, y0
+        if kind == "cat_output":
+            return _cat(xp, [y0, y1])
+        if kind == "complex":  # the pairs as complex numbers, never turned back
+            return (x0 + 1j * x1) * (cos + 1j * sin)
+        pairs = _stack(xp, [y0, y1])  # (B, T, heads, D/2, 2)
+        if kind == "pairs_kept":  # not flattened back into D
+            return pairs
+        out = pairs.reshape(x.shape)
+        if kind == "partial":  # only the first D/2 features rotated
+            return _cat(xp, [out[..., :half], x[..., half:]])
+        if kind == "transposed":  # (B, heads, T, D), the layout of attention's scores
+            return out.transpose(0, 2, 1, 3) if xp is jnp else out.transpose(1, 2)
+        if kind == "cast":
+            return cast(out)
+        if kind == "tuple":
+            return out, cos
+        if kind == "rows":
+            return [out[b] for b in range(x.shape[0])]
+        return out
+
+    return apply_rope
 
 
 def _reverse(xp, kind, cast=None):
@@ -298,7 +384,6 @@ def _table(xp, to_array, long, wide, keepdim, text, tensor):
     return [
         # From the second student pass on lab 6 (each passed, or got another hint, before).
         ("masked_mean", _mean("total"), "divide_total"),
-        ("last_true_output", _last(xp, "steps_first"), "batch_axis"),
         ("encode_splits", _encode(to_array, count="both"), "test_counts"),
         ("encode_splits", _encode(to_array, transpose=True), "ids_transposed"),
         ("reverse_padded", _reverse(xp, "pairs"), "reverse_pair_index"),
@@ -312,8 +397,6 @@ def _table(xp, to_array, long, wide, keepdim, text, tensor):
         ("masked_mean", _mean("unmasked_sum"), "unmasked_sum"),
         ("masked_mean", _mean("mask_row"), "mask_axis"),
         ("masked_mean", _mean("answer_key", text=text), "mean_answer_key"),
-        ("last_true_output", _last(xp, "rows_over_t"), "rows_arange"),
-        ("last_true_output", _last(xp, "answer_key", text=text), "last_answer_key"),
         ("encode_splits", _encode(to_array, answer_key=True), "vocab_answer_key"),
         ("encode_splits", _encode(to_array, count="truncated"), "count_truncated"),
         ("encode_splits", _encode(to_array, count="reviews"), "doc_freq"),
@@ -326,7 +409,6 @@ def _table(xp, to_array, long, wide, keepdim, text, tensor):
         ("encode_splits", _encode(to_array, left=True), "truncate_pad"),
         ("encode_splits", _encode(to_array, cut=1), "truncate_pad"),
         ("encode_splits", _encode(to_array, unk=None, ragged=tensor), "unk_none"),
-        ("last_true_output", _last(xp, "diagonal"), "last_transposed"),
         ("length_mask", _mask(xp, "flat"), "mask_broadcast"),
         ("masked_mean", _mean("flat_count"), "divide_keepdim"),
         ("masked_mean", _mean("no_axis"), "mask_axis"),
@@ -341,13 +423,6 @@ def _table(xp, to_array, long, wide, keepdim, text, tensor):
         ("masked_mean", _mean("inverted"), "polarity"),
         ("masked_mean", _mean("flatten"), "flattened"),
         ("masked_mean", _mean("keepdim", keepdim=keepdim), "extra_axis"),
-        ("last_true_output", _last(xp, "last_column"), "last_padded"),
-        ("last_true_output", _last(xp, "no_minus_one"), "off_by_one_index"),
-        ("last_true_output", _last(xp, "pairs"), "pair_index"),
-        ("last_true_output", _last(xp, "batch_axis"), "batch_axis"),
-        ("last_true_output", _last(xp, "kept_axis"), "extra_axis"),
-        ("last_true_output", _last(xp, "cast", wide), "last_dtype"),
-        ("last_true_output", _last(xp, "rows"), "list_result"),
         ("encode_splits", _encode(to_array, leak=True), "test_leak"),
         ("encode_splits", _encode(to_array, unk=0), "unk_is_pad"),
         ("encode_splits", _encode(to_array, unk="after"), "unk_is_pad"),
@@ -369,6 +444,41 @@ def _table(xp, to_array, long, wide, keepdim, text, tensor):
         ("encode_splits", _encode(to_array, swap=True), "swapped"),
         ("encode_splits", _encode(np.asarray), "ids_numpy"),
         ("encode_splits", _encode(None), "list_result"),
+        # Exercise 3: rotary position embeddings.
+        ("apply_rope", _rope(xp, "rotate_half"), "rope_rotate_half"),
+        ("apply_rope", _rope(xp, "table_cat"), "rope_table_layout"),
+        ("apply_rope", _rope(xp, "table_repeat_half"), "rope_table_layout"),
+        ("apply_rope", _rope(xp, "freq_half"), "rope_exponent"),
+        ("apply_rope", _rope(xp, "freq_sign"), "rope_exponent"),
+        ("apply_rope", _rope(xp, "no_freq"), "rope_no_frequency"),
+        ("apply_rope", _rope(xp, "base_default"), "rope_base"),
+        ("apply_rope", _rope(xp, "arange"), "rope_positions"),
+        ("apply_rope", _rope(xp, "sin_flipped"), "rope_direction"),
+        ("apply_rope", _rope(xp, "no_heads_axis"), "rope_axes"),
+        ("apply_rope", _rope(xp, "pairs_on_t"), "rope_axes"),
+        ("apply_rope", _rope(xp, "cos_only"), "rope_cos_sin"),
+        ("apply_rope", _rope(xp, "sin_only"), "rope_cos_sin"),
+        ("apply_rope", _rope(xp, "no_swap"), "rope_pair_swap"),
+        ("apply_rope", _rope(xp, "cat_output"), "rope_cat_output"),
+        ("apply_rope", _rope(xp, "degrees"), "rope_formula"),
+        ("apply_rope", _rope(xp, "pairs_kept"), "rope_shape"),
+        ("apply_rope", _rope(xp, "transposed"), "rope_shape"),
+        ("apply_rope", _rope(xp, "cast", wide), "rope_dtype"),
+        ("apply_rope", _rope(xp, "tuple"), "rope_tuple"),
+        ("apply_rope", _rope(xp, "rows"), "list_result"),
+        ("apply_rope", _rope(xp, "complex"), "rope_complex"),
+        # From the student pass (each got the formula's hint, or none, before).
+        ("apply_rope", _rope(xp, "unchanged"), "rope_unchanged"),
+        ("apply_rope", _rope(xp, "positions_plus_one"), "rope_positions"),
+        ("apply_rope", _rope(xp, "contiguous"), "rope_positions"),
+        ("apply_rope", _rope(xp, "precedence"), "rope_unchanged"),
+        ("apply_rope", _rope(xp, "linspace"), "rope_exponent"),
+        ("apply_rope", _rope(xp, "freq_quarter"), "rope_exponent"),
+        ("apply_rope", _rope(xp, "cos_sin_swapped"), "rope_cos_sin"),
+        ("apply_rope", _rope(xp, "pair_roles"), "rope_pair_order"),
+        ("apply_rope", _rope(xp, "pair_output_swapped"), "rope_pair_order"),
+        ("apply_rope", _rope(xp, "partial"), "rope_partial"),
+        ("apply_rope", _rope(xp, "no_outer"), "rope_outer"),
         # Exercise 5: reverse each sequence within its length.
         ("reverse_padded", _reverse(xp, "whole_row"), "reverse_whole_row"),
         ("reverse_padded", _reverse(xp, "flip"), "reverse_whole_row"),
@@ -416,10 +526,10 @@ TORCH_MISTAKES = [
     # A write into an input tensor, and a gather that does not broadcast: PyTorch's only.
     ("length_mask", _mask(torch, "in_place"), "in_place"),
     ("masked_mean", _mean("in_place"), "in_place"),
-    ("last_true_output", _last(torch, "in_place"), "in_place"),
-    ("last_true_output", _last(torch, "gather"), "gather_index"),
-    ("last_true_output", _last(torch, "float_index"), "index_dtype"),
     ("reverse_padded", _reverse(torch, "in_place"), "in_place"),
+    ("apply_rope", _rope(torch, "in_place"), "in_place"),
+    ("apply_rope", _rope(torch, "float64_table"), "rope_dtype"),
+    ("apply_rope", _rope(torch, "answer_key"), "rope_answer_key"),
     # PyTorch refuses the negative index of the padding: named as an index past the row.
     ("reverse_padded", _reverse(torch, "no_where"), "reverse_off_by_one"),
     ("reverse_padded", _reverse(torch, "negative_step"), "reverse_negative_step"),
@@ -462,6 +572,9 @@ JAX_MISTAKES = [
     ),
     # Each split padded to its own longest review, not to max_len.
     ("encode_splits", _encode(jnp.asarray, ragged=_pad_to_longest), "pad_longest"),
+    # Positions read as Python numbers: right eagerly, a tracer error under jax.jit.
+    ("apply_rope", _rope(jnp, "traced"), "rope_traced"),
+    ("apply_rope", _rope(jnp, "traced_loop"), "rope_traced"),
     # JAX wraps the padding's negative index: the real steps are right, the padding is not.
     ("reverse_padded", _reverse(jnp, "no_where"), "padding_changed"),
 ]
@@ -484,7 +597,7 @@ def _differs(a, b, atol=1e-3):
 
 
 @pytest.mark.parametrize("framework", ["torch", "jax"])
-def test_mean_and_last_references_equal_the_chapter_helpers(framework):
+def test_mean_reference_equals_the_chapter_helpers(framework):
     for case in lab06.mean_cases():
         x, mask = case["x"], case["mask"]
         if framework == "torch":
@@ -496,19 +609,6 @@ def test_mean_and_last_references_equal_the_chapter_helpers(framework):
         np.testing.assert_allclose(ours, lab06.mean_reference(x, mask), rtol=1e-5)
         for _, m in lab06.MEAN_MISTAKES:
             assert _differs(ours, lab06.mean_reference(x, mask, m)), m
-    for case in lab06.last_cases():
-        out, lengths = case["outputs"], case["lengths"]
-        if framework == "torch":
-            ours = ttext.last_true_state(
-                torch.from_numpy(out), torch.from_numpy(lengths)
-            ).numpy()
-        else:
-            ours = np.asarray(
-                jtext.last_true_state(jnp.asarray(out), jnp.asarray(lengths))
-            )
-        np.testing.assert_array_equal(ours, lab06.last_reference(out, lengths))
-        for _, m in [*lab06.LAST_MISTAKES, ("pair_index", "pair_index")]:
-            assert _differs(ours, lab06.last_reference(out, lengths, m), 1e-6), m
 
 
 def test_mask_reference_is_the_helpers_padding_mask():
@@ -557,15 +657,166 @@ def test_the_answer_keys_are_restored_after_a_check():
     from helpers.labs.lab06 import jax as jchecks
     from helpers.labs.lab06 import torch as tchecks
 
-    originals = (ttext.masked_mean, jtext.last_true_state, T.build_vocab, T.encode)
+    originals = (ttext.masked_mean, jtext.masked_mean, T.build_vocab, T.encode)
     with pytest.raises(CheckFailed):
         tchecks.check_masked_mean(_mean("answer_key", text=ttext))
     with pytest.raises(CheckFailed):
-        jchecks.check_last_true_output(_last(jnp, "answer_key", text=jtext))
+        jchecks.check_masked_mean(_mean("answer_key", text=jtext))
     with pytest.raises(CheckFailed):
         tchecks.check_encode_splits(_encode(torch.from_numpy, answer_key=True))
-    now = (ttext.masked_mean, jtext.last_true_state, T.build_vocab, T.encode)
+    now = (ttext.masked_mean, jtext.masked_mean, T.build_vocab, T.encode)
     assert all(a is b for a, b in zip(originals, now, strict=True))
+
+
+# ---------------------------------------------------------------- exercise 3: apply_rope
+def test_rope_reference_is_pytorchs_onnx_rotary_embedding_interleaved():
+    from torch.onnx import ops
+
+    for case in rope.rope_cases():
+        x, positions = case["x"], case["positions"]
+        base = case["base"] or rope.DEFAULT_BASE
+        d = x.shape[-1]
+        angle = np.arange(positions.max() + 1)[:, None] * base ** (
+            -2 * np.arange(d // 2) / d
+        )
+        ids = torch.from_numpy(np.tile(positions, (len(x), 1)))
+        theirs = ops.rotary_embedding(
+            torch.from_numpy(x).double().transpose(1, 2),
+            torch.from_numpy(np.cos(angle)),
+            torch.from_numpy(np.sin(angle)),
+            ids,
+            interleaved=True,
+        ).transpose(1, 2)
+        np.testing.assert_allclose(
+            theirs.numpy(), rope.rope_reference(x, positions, case["base"]), atol=1e-12
+        )
+
+
+def test_every_rope_mistake_moves_some_case_beyond_the_tolerance():
+    for _, mistake in rope.ROPE_MISTAKES:
+        moved = False
+        for case in rope.rope_cases():
+            right = rope.rope_reference(case["x"], case["positions"], case["base"])
+            wrong = rope.rope_reference(
+                case["x"], case["positions"], case["base"], mistake
+            )
+            moved |= wrong is not None and _differs(right, wrong, 1e-2)
+        assert moved, mistake
+
+
+def _rope_complex(x, positions, base=10000.0):
+    d = x.shape[-1]
+    if isinstance(x, torch.Tensor):
+        freqs = base ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)
+        angle = torch.outer(positions.float(), freqs)  # (T, D/2)
+        turn = torch.polar(torch.ones_like(angle), angle)[:, None, :]  # (T, 1, D/2)
+        z = torch.view_as_complex(x.reshape(*x.shape[:-1], d // 2, 2))
+        return torch.view_as_real(z * turn).flatten(-2)
+    freqs = base ** (-jnp.arange(0, d, 2, dtype=jnp.float32) / d)
+    angle = jnp.outer(positions, freqs)
+    z = (x[..., 0::2] + 1j * x[..., 1::2]) * jnp.exp(1j * angle)[:, None, :]
+    return jnp.stack([z.real, z.imag], axis=-1).reshape(x.shape).astype(x.dtype)
+
+
+def _rope_einsum(x, positions, base=10000.0):  # a 2x2 rotation matrix per pair
+    xp = torch if isinstance(x, torch.Tensor) else jnp
+    b, t, heads, d = x.shape
+    freqs = xp.exp(-math.log(base) * xp.arange(d // 2) * 2.0 / d)
+    angle = positions[:, None] * freqs  # (T, D/2)
+    c, s = xp.cos(angle), xp.sin(angle)
+    rot = _stack(xp, [_stack(xp, [c, -s]), _stack(xp, [s, c])])  # (T, D/2, 2, 2)
+    rot = rot.transpose(-1, -2) if xp is torch else jnp.swapaxes(rot, -1, -2)
+    pairs = x.reshape(b, t, heads, d // 2, 2)
+    return xp.einsum("tpij,bthpj->bthpi", rot, pairs).reshape(x.shape)
+
+
+def _rope_tables(x, positions, base=10000.0):  # precomputed per-feature cos/sin tables
+    xp = torch if isinstance(x, torch.Tensor) else jnp
+    d = x.shape[-1]
+    freqs = 1.0 / base ** (xp.arange(0, d, 2) / d)
+    angle = positions[:, None] * freqs
+    cos = _repeat2(xp, xp.cos(angle))[:, None, :]  # (T, 1, D)
+    sin = _repeat2(xp, xp.sin(angle))[:, None, :]
+    turned = _stack(xp, [-x[..., 1::2], x[..., 0::2]]).reshape(x.shape)
+    return x * cos + turned * sin
+
+
+def _rope_loop(x, positions, base=10000.0):  # a Python loop over the pairs
+    xp = torch if isinstance(x, torch.Tensor) else jnp
+    d, cols = x.shape[-1], []
+    for i in range(d // 2):
+        angle = (positions * base ** (-2 * i / d))[:, None]  # (T, 1)
+        x0, x1 = x[..., 2 * i], x[..., 2 * i + 1]
+        cols += [x0 * xp.cos(angle) - x1 * xp.sin(angle)]
+        cols += [x0 * xp.sin(angle) + x1 * xp.cos(angle)]
+    return _stack(xp, cols)
+
+
+def _rope_block_matrix(x, positions, base=10000.0):  # a (D, D) rotation per position
+    xp = torch if isinstance(x, torch.Tensor) else jnp
+    d = x.shape[-1]
+    angle = positions[:, None] * base ** (-2 * xp.arange(d // 2) / d)
+    c, s = xp.cos(angle), xp.sin(angle)  # (T, D/2)
+    eye = xp.eye(d // 2)  # block (i, i) of the (D, D) matrix
+    # (T, D/2, 2, 2), indexed [t, p, column, row] of each pair's 2x2 rotation
+    m = _stack(xp, [_stack(xp, [c, -s]), _stack(xp, [s, c])])
+    m = m[:, :, None] * eye[None, :, :, None, None]  # (T, P, Q, column, row)
+    if xp is torch:  # rows 2p + row, columns 2q + column
+        m = m.permute(0, 1, 4, 2, 3).reshape(len(positions), d, d)
+    else:
+        m = m.transpose(0, 1, 4, 2, 3).reshape(len(positions), d, d)
+    return xp.einsum("tij,bthj->bthi", m, x)
+
+
+def _rope_float64_then_back(x, positions, base=10000.0):
+    if isinstance(x, torch.Tensor):
+        x64 = x.double()
+        d = x.shape[-1]
+        freqs = base ** (-2 * torch.arange(d // 2, dtype=torch.float64) / d)
+        angle = positions.double()[:, None] * freqs
+        cos, sin = angle.cos()[:, None], angle.sin()[:, None]
+        x0, x1 = x64[..., 0::2], x64[..., 1::2]
+        out = torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], -1)
+        return out.flatten(-2).to(x.dtype)
+    return _rope(jnp, "right")(x.astype(jnp.float32), positions, base)
+
+
+def _rope_vmap(x, positions, base=10000.0):  # one example at a time, vmapped over B
+    one = _rope(torch if isinstance(x, torch.Tensor) else jnp, "right")
+
+    def single(xb):  # (T, heads, D)
+        return one(xb[None], positions, base)[0]
+
+    if isinstance(x, torch.Tensor):
+        return torch.func.vmap(single)(x)
+    return jax.vmap(single)(x)
+
+
+_ROPE_VALID = [
+    _rope_complex,
+    _rope_einsum,
+    _rope_tables,
+    _rope_loop,
+    _rope_block_matrix,
+    _rope_float64_then_back,
+    _rope_vmap,
+]
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "jax"])
+@pytest.mark.parametrize("answer", _ROPE_VALID, ids=lambda f: f.__name__)
+def test_a_valid_rope_written_differently_passes(framework, answer, capsys):
+    from labtools import checks
+
+    checks("lab06", framework)["apply_rope"](answer)
+    assert "apply_rope: passed" in capsys.readouterr().out
+
+
+def test_a_jitted_rope_passes(capsys):
+    from labtools import checks
+
+    checks("lab06", "jax")["apply_rope"](jax.jit(_rope(jnp, "right")))
+    assert "apply_rope: passed" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- exercise 5: reverse_padded

@@ -1,12 +1,13 @@
 """Lab 6 self-checks shared by both frameworks, written once on numpy answers.
 
-Exercises: a padding mask from lengths, masked mean pooling, the output of a recurrent layer at
-each sequence's last real step, and a vocabulary built on the training split that maps unknown
-words to ``<unk>``. Each answer comes from a numpy reference with a switch per known mistake
-(:mod:`helpers.labs.lab06.references`, with the cases); a result that matches a mistake's
-answer fails with that mistake's hint (:data:`~helpers.labs.lab06.mistakes.HINTS`). A call of
-the chapter's helper that answers an exercise (``H.text.masked_mean``, ...) fails, and so does
-a write into an input (a tensor, or the token lists).
+Exercises 1, 2 and 4: a padding mask from lengths, masked mean pooling, and a vocabulary built
+on the training split that maps unknown words to ``<unk>`` (exercise 3, rotary position
+embeddings, is :mod:`~.rope`; exercise 5, :mod:`~.reverse`). Each answer comes from a numpy
+reference with a switch per known mistake (:mod:`helpers.labs.lab06.references`, with the
+cases); a result that matches a mistake's answer fails with that mistake's hint
+(:data:`~helpers.labs.lab06.mistakes.HINTS`). A call of the chapter's helper that answers an
+exercise (``H.text.masked_mean``, ...) fails, and so does a write into an input (a tensor, or
+the token lists).
 
 The adapters (``torch.py``, ``jax.py``) only say how arrays go in and come out
 (:class:`~helpers.labs.kit.Framework`); the calls and the hints live here.
@@ -25,13 +26,10 @@ from helpers.labs.lab06.mistakes import HINTS, answer_keys
 from helpers.labs.lab06.references import (
     ENCODE_CASES,
     ENCODE_MISTAKES,
-    LAST_MISTAKES,
     MASK_CASES,
     MASK_MISTAKES,
     MEAN_MISTAKES,
     encode_reference,
-    last_cases,
-    last_reference,
     mask_reference,
     mean_cases,
     mean_reference,
@@ -40,7 +38,6 @@ from helpers.labs.lab06.references import (
 __all__ = [
     "HINTS",
     "check_encode_splits",
-    "check_last_true_output",
     "check_length_mask",
     "check_masked_mean",
 ]
@@ -208,39 +205,6 @@ def check_masked_mean(masked_mean: Callable, *, fw: Framework) -> None:
                 shape_hint=shape_hint,
                 hint="sum x * mask over the time axis (dim 1), then divide by the number "
                 "of True entries of each row",
-            )
-
-
-# --- exercise 3: the output at each sequence's true length -------------------------------------
-def check_last_true_output(last_true_output: Callable, *, fw: Framework) -> None:
-    """``last_true_output(outputs (B, T, H), lengths (B,))`` -> ``(B, H)``."""
-    with checking(
-        "last_true_output", fw, passed="each row read at its last real step"
-    ) as c:
-        for case in last_cases():
-            outputs, lengths = case["outputs"], case["lengths"]
-            given = [fw.from_numpy(outputs.copy()), fw.from_numpy(lengths.copy())]
-            out = _call(c, _broadcast("rows_arange"), last_true_output, *given)
-            _unchanged(c, given, [outputs, lengths])
-            arr = _array(c, out)
-            if arr.shape == (len(lengths), len(lengths), outputs.shape[2]):
-                raise c.fail(
-                    f"the result has shape {arr.shape}, expected "
-                    f"{(len(lengths), outputs.shape[2])}",
-                    c.hint("pair_index"),
-                )
-            right = last_reference(outputs, lengths)
-            mistakes = [
-                (key, last_reference(outputs, lengths, m))
-                for key, m in LAST_MISTAKES
-                if key in fw.hints  # gather_index is PyTorch's only
-            ]
-            hint = "for row b take step lengths[b] - 1 of outputs[b]"
-            if arr.shape != right.shape:
-                _compare(c, arr, right, mistakes, shape_hint=hint)
-            c.dtype(arr, "float32", c.hint("last_dtype"))
-            _compare(
-                c, arr, right, mistakes, what="the output", shape_hint=hint, hint=hint
             )
 
 

@@ -1,9 +1,10 @@
 """Lab 6's known mistakes: the hints that name them, and the chapter's helpers refused.
 
 :data:`HINTS` is the shared table (the adapters add and word the framework ones: PyTorch's
-in-place writes and ``gather``); :data:`ANSWER_KEYS` names the chapter helpers that solve an
-exercise outright, which a check refuses when the student's code calls one (as labs 5 and 8
-do). ``tests/labs/test_lab06.py`` proves that each hint is produced by a mistake in its table.
+in-place writes and its ONNX RoPE op, JAX's traced positions under ``jax.jit``);
+:data:`ANSWER_KEYS` names the chapter helpers that solve an exercise outright, which a check
+refuses when the student's code calls one (as labs 5 and 8 do). ``tests/labs/test_lab06.py``
+proves that each hint is produced by a mistake in its table.
 """
 
 from __future__ import annotations
@@ -49,16 +50,6 @@ HINTS = Hints(
         "row by its own count, the sum over the time axis only (mask.sum(1), kept as (B, 1))",
         "mean_dtype": "keep the dtype of x (float32): convert the mask with mask.to(x.dtype) "
         "in PyTorch or mask.astype(x.dtype) in JAX, not to float64 or float16",
-        "last_padded": "outputs[:, -1] is the last column, which is padding for every "
-        "sequence shorter than T: read each row at its own last real step",
-        "off_by_one_index": "a sequence of length L ends at index L - 1: "
-        "outputs[b, lengths[b] - 1], not outputs[b, lengths[b]]",
-        "batch_axis": "outputs[lengths - 1] indexes the batch axis (dim 0): the step is "
-        "the second index, outputs[arange(B), lengths - 1]",
-        "pair_index": "outputs[:, lengths - 1] picks every length for every row, (B, B, H): "
-        "index rows and steps together, outputs[arange(B), lengths - 1]",
-        "last_dtype": "return the rows of outputs as they are, in their dtype (float32): "
-        "picking a step needs no conversion",
         "test_leak": "a word that occurs only in the test reviews got its own id: build the "
         "vocabulary on the training tokens only, so that unseen words become <unk> (1), as "
         "they would for a new review",
@@ -85,12 +76,6 @@ HINTS = Hints(
         "unmasked_sum": "the padded positions of x are not zero: x.sum(1) adds them in, "
         "and dividing by the number of real tokens does not take them out; multiply x by "
         "the mask before summing over the time axis",
-        "rows_arange": "the row index runs over the batch, arange(B) with B = "
-        "outputs.shape[0], not over the T steps: outputs[arange(B), lengths - 1] pairs "
-        "row b with step lengths[b] - 1",
-        "last_transposed": "your result is (H, B), the transpose of (B, H): "
-        "diagonal() of outputs[:, lengths - 1] puts the batch last; index rows and steps "
-        "together instead, outputs[arange(B), lengths - 1]",
         "unk_none": "stoi.get(word) gives None for a word missing from the vocabulary (rare, "
         "or seen only in the test reviews), and None is not an id: give the default, "
         "stoi.get(word, 1), so that it becomes <unk>",
@@ -154,13 +139,68 @@ HINTS = Hints(
         "with the framework's arange and gather with it",
         "reverse_dtype": "keep the dtype of x: gathering or indexing never needs a "
         "conversion",
+        # Exercise 3: rotary position embeddings (helpers/labs/lab06/rope.py).
+        "rope_rotate_half": "your result is the rotate-half convention (GPT-NeoX, Hugging "
+        "Face LLaMA), which pairs features i and i + D/2: this exercise pairs neighbours, "
+        "2i and 2i + 1 (the paper, GPT-J, Meta's LLaMA code), x[..., 0::2] with x[..., 1::2]; "
+        "both are RoPE, but weights trained with one do not carry over to the other",
+        "rope_table_layout": "your cos/sin tables do not match your pairs: with interleaved "
+        "pairs (2i, 2i + 1) each angle must appear twice in a row (repeat_interleave(2) of "
+        "the (T, D/2) table, or rotate the (D/2) pairs directly), not cat(freqs, freqs), "
+        "which is laid out for rotate-half's pairs (i, i + D/2)",
+        "rope_exponent": "pair i turns at the frequency base ** (-2 * i / D), i = 0, ..., "
+        "D/2 - 1 (1 / base ** (arange(0, D, 2) / D)): not -i / D, -2 * i / (D / 2) or a "
+        "linspace(0, 1, D/2); a positive exponent makes the frequencies grow instead of "
+        "decay",
+        "rope_no_frequency": "every pair turned by the same angle, positions[t]: pair i "
+        "turns by positions[t] * base ** (-2 * i / D), so pair 0 fastest and the last "
+        "pairs slowest",
+        "rope_base": "use the base you were given (the check passes base=100.0 in one "
+        "case): base ** (-2 * i / D), not the default 10000 written in",
+        "rope_positions": "turn row t by positions[t] itself, not by t: the positions can "
+        "start past 0 (after a cache of earlier tokens) or have gaps, so multiply positions "
+        "(T,) by the frequencies, not arange(T), positions[0] + arange(T) or positions + 1",
+        "rope_direction": "your pairs turn the wrong way (the sign of sin is flipped): the "
+        "rotation is (x0 cos θ - x1 sin θ, x0 sin θ + x1 cos θ), counter-clockwise, as "
+        "multiplying x0 + i x1 by e^{iθ}",
+        "rope_axes": "the angles belong on the T axis and the pairs on the last axis: x is "
+        "(B, T, heads, D), so a (T, D/2) cos or sin needs a heads axis, cos[:, None, :] of "
+        "shape (T, 1, D/2), to multiply x[..., 0::2] (B, T, heads, D/2); without it the "
+        "angles run along the heads axis, or do not broadcast",
+        "rope_cos_sin": "each feature of a pair takes both terms, its own times cos θ: "
+        "y0 = x0 cos θ - x1 sin θ and y1 = x0 sin θ + x1 cos θ; yours keeps only the cos "
+        "part or only the sin part, or swaps cos and sin",
+        "rope_pair_order": "keep each pair in order: x0 = x[..., 0::2] (the even feature) "
+        "and x1 = x[..., 1::2] go in, y0 = x0 cos θ - x1 sin θ goes back to the even "
+        "feature and y1 = x0 sin θ + x1 cos θ to the odd one; yours swaps the two",
+        "rope_unchanged": "your result is x itself, to rounding: nothing was rotated (only "
+        "position 0 keeps a vector as it is); return the rotated pairs, not x, and mind "
+        "the parentheses, base ** -2 * i / D is (base ** -2) * i / D, angles near 0",
+        "rope_partial": "rotate every pair, all D/2 of them: only the first half of the "
+        "features turned is partial RoPE (GPT-NeoX's rotary_pct), another model's choice",
+        "rope_outer": "positions (T,) and the frequencies (D/2,) give the angles as an outer "
+        "product, positions[:, None] * freqs[None, :] of shape (T, D/2), one row per token",
+        "rope_pair_swap": "the sin term takes the *other* feature of the pair: y0 = x0 cos θ "
+        "- x1 sin θ, y1 = x1 cos θ + x0 sin θ (x0 = x[..., 0::2], x1 = x[..., 1::2]); "
+        "x * cos + x * sin does not swap them",
+        "rope_cat_output": "put each rotated pair back where it came from: y0 at the even "
+        "features and y1 at the odd ones, stack([y0, y1], -1) then flatten the last two "
+        "axes; cat([y0, y1], -1) moves them to the two halves",
+        "rope_formula": "pair i of x[b, t, h] (features 2i and 2i + 1) turns by θ = "
+        "positions[t] * base ** (-2 * i / D): y0 = x0 cos θ - x1 sin θ, "
+        "y1 = x0 sin θ + x1 cos θ",
+        "rope_shape": "return an array of x's shape (B, T, heads, D): the rotated pairs "
+        "stacked on a last axis of 2 and flattened back into D, in x's layout (no transpose)",
+        "rope_dtype": "return float32, x's dtype: compute the angles in float32, or cast "
+        "the result back to x's dtype",
+        "rope_tuple": "return the rotated x alone, one array of x's shape, not a tuple "
+        "(apply_rope is called once for the queries and once for the keys)",
+        "rope_complex": "turn the complex result back into real pairs of x's shape: "
+        "the real parts at the even features, the imaginary parts at the odd ones",
         # The chapter's own helpers are the answers: the exercises ask to write them out.
         "mean_answer_key": "write the masked mean yourself (multiply by the mask, sum over "
         "the time axis, divide by each row's count): H.text.masked_mean is the chapter's "
         "answer to this exercise, and calling it fails the check",
-        "last_answer_key": "index the outputs yourself, outputs[arange(B), lengths - 1]: "
-        "H.text.last_true_state is the chapter's answer to this exercise, and calling it "
-        "fails the check",
         "vocab_answer_key": "count, sort and encode yourself (collections.Counter, sorted, "
         "a dict from word to id): helpers.data.text's build_vocab and encode are the "
         "chapter's answer to this exercise, and calling them fails the check",
@@ -174,7 +214,6 @@ HINTS = Hints(
 # chapter's padding_mask reads ids, not lengths). "text" is the framework's H.text.
 ANSWER_KEYS = {
     "masked_mean": ("mean_answer_key", "text", ["masked_mean"]),
-    "last_true_output": ("last_answer_key", "text", ["last_true_state"]),
     "encode_splits": (
         "vocab_answer_key",
         "helpers.data.text",

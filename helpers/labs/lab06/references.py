@@ -1,11 +1,12 @@
 """Lab 6's cases and numpy answers, with a switch per known mistake; no framework here.
 
-:func:`mask_reference`, :func:`mean_reference`, :func:`last_reference` and
-:func:`encode_reference` compute the right answer of each exercise on the cases below, or,
-given ``mistake``, the answer a known mistake gives. ``*_MISTAKES`` pair each mistake with the
-key of its hint in :data:`helpers.labs.lab06.checks.HINTS`. ``tests/labs/test_lab06.py``
-asserts that the references, with no switch set, equal :mod:`helpers.data.text` and
-``H.text`` of both frameworks, and that every mistake moves the answer.
+:func:`mask_reference`, :func:`mean_reference` and :func:`encode_reference` compute the right
+answer of exercises 1, 2 and 4 on the cases below, or, given ``mistake``, the answer a known
+mistake gives (exercises 3 and 5 have their own modules, :mod:`~.rope` and :mod:`~.reverse`).
+``*_MISTAKES`` pair each mistake with the key of its hint in
+:data:`helpers.labs.lab06.checks.HINTS`. ``tests/labs/test_lab06.py`` asserts that the
+references, with no switch set, equal :mod:`helpers.data.text` and ``H.text`` of both
+frameworks, and that every mistake moves the answer.
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ import numpy as np
 __all__ = [
     "ENCODE_CASES",
     "ENCODE_MISTAKES",
-    "LAST_MISTAKES",
     "MASK_CASES",
     "MASK_MISTAKES",
     "MEAN_MISTAKES",
     "encode_reference",
-    "last_cases",
-    "last_reference",
     "mask_reference",
     "mean_cases",
     "mean_reference",
@@ -109,57 +107,6 @@ def mean_reference(x: np.ndarray, mask: np.ndarray, mistake: str = "") -> np.nda
     if mistake == "polarity":
         m = 1 - m
     return (x * m).sum(1) / m.sum(1)
-
-
-# --- exercise 3: the output at each sequence's true length ---------------------------------------
-# gather_index is PyTorch's alone (its gather does not broadcast the index; JAX's
-# take_along_axis does): a check skips a mistake whose hint its framework does not declare.
-LAST_MISTAKES = [
-    (m, m)
-    for m in (
-        "off_by_one_index",
-        "last_padded",
-        "batch_axis",
-        "extra_axis",
-        "gather_index",
-        "last_transposed",
-    )
-] + [("batch_axis", "steps_first")]
-
-
-def last_cases() -> list[dict[str, np.ndarray]]:
-    """``outputs (B, T, H)`` float32 and ``lengths (B,)``; the first case has no full row."""
-    rng = np.random.default_rng(60)
-    cases = []
-    for lengths, t, h in (([3, 1, 5, 2], 6, 3), ([7, 2, 4], 7, 5)):
-        outputs = rng.normal(size=(len(lengths), t, h)).astype(np.float32)
-        cases.append({"outputs": outputs, "lengths": np.array(lengths, np.int32)})
-    return cases
-
-
-def last_reference(
-    outputs: np.ndarray, lengths: np.ndarray, mistake: str = ""
-) -> np.ndarray:
-    """``(B, H)``: ``outputs[b, lengths[b] - 1]``; ``mistake`` computes a known one."""
-    b, t = outputs.shape[:2]
-    lengths = np.asarray(lengths)
-    if mistake == "last_padded":
-        return outputs[:, -1]
-    if mistake == "off_by_one_index":
-        return outputs[np.arange(b), np.minimum(lengths, t - 1)]  # JAX clamps
-    if mistake == "pair_index":
-        return outputs[:, lengths - 1]  # (B, B, H)
-    if mistake == "batch_axis":
-        return outputs[np.minimum(lengths - 1, b - 1)]  # (B, T, H); JAX clamps
-    if mistake == "steps_first":  # outputs[lengths - 1, arange(B)]; JAX clamps
-        return outputs[np.minimum(lengths - 1, b - 1), np.arange(b)]
-    if mistake == "extra_axis":
-        return last_reference(outputs, lengths)[:, None]  # (B, 1, H)
-    if mistake == "last_transposed":  # (H, B): outputs[:, lengths - 1].diagonal()
-        return last_reference(outputs, lengths).T
-    if mistake == "gather_index":  # gather, index (B, 1, 1), squeeze(1): feature 0 only
-        return last_reference(outputs, lengths)[:, :1]  # (B, 1)
-    return outputs[np.arange(b), lengths - 1]
 
 
 # --- exercise 4: a vocabulary from the training split, <unk> for the rest ------------------------

@@ -1,48 +1,46 @@
 """Lab 6 self-checks for PyTorch notebooks: ``H.lab06.check_length_mask(length_mask)`` etc.
 
-The checks are :mod:`helpers.labs.lab06.checks` and, for exercise 5, :mod:`~.reverse`, shared
-with JAX; this module only says how tensors go in and come out, and how PyTorch words an
-out-of-range index.
-``tests/labs/test_lab06.py`` asserts that the numpy answers equal ``H.text``'s ``masked_mean``
-and ``last_true_state`` and :mod:`helpers.data.text`'s vocabulary on the same cases.
+The checks are :mod:`helpers.labs.lab06.checks` and, for exercises 3 and 5, :mod:`~.rope` and
+:mod:`~.reverse`, shared with JAX; this module only says how tensors go in and come out, how
+PyTorch words an out-of-range index, and how to see PyTorch's own RoPE (the ONNX
+``RotaryEmbedding`` op) called under any name.
+``tests/labs/test_lab06.py`` asserts that the numpy answers equal ``H.text``'s ``masked_mean``,
+:mod:`helpers.data.text`'s vocabulary and the ONNX RoPE op on the same cases.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 
-from helpers.labs.kit import Hints, explainer
+from torch.overrides import TorchFunctionMode
+
+from helpers.labs.kit import Hints, WatchedCalls, explainer
 from helpers.labs.lab06 import checks as lab06
-from helpers.labs.lab06 import reverse
+from helpers.labs.lab06 import reverse, rope
 from helpers.torch.labkit import lab_framework
 
 __all__ = [
+    "check_apply_rope",
     "check_encode_splits",
-    "check_last_true_output",
     "check_length_mask",
     "check_masked_mean",
     "check_reverse_padded",
 ]
 
 # PyTorch words several shared hints its own way (pad_sequence's) and adds two mistakes JAX
-# cannot make: a write
-# into an input tensor, and a gather whose index was not expanded over the features. An index
-# past the end raises, naming the axis: dimension 0 is the batch (outputs[lengths - 1]),
-# dimension 1 the steps (lengths, not - 1).
+# cannot make: a write into an input tensor, and a call of its own RoPE op.
 HINTS = Hints(
     lab06.HINTS,
     {
         "in_place": "your function changed a tensor it was given (x[~mask] = 0, x *= m, "
-        "lengths -= 1, or a method ending in _ such as mul_ or clamp_): the caller's batch "
-        "would change under it; compute new tensors (masked_fill, x * m, lengths - 1)",
+        "x[..., 0::2] = ..., lengths -= 1, or a method ending in _ such as mul_ or clamp_): "
+        "the caller's batch would change under it; compute new tensors (masked_fill, x * m, "
+        "torch.stack of the rotated pairs, lengths - 1)",
         "fill_polarity": "masked_fill(mask, 0) fills where the mask is True, the real "
         "tokens: zero the padding instead, x.masked_fill(~mask[..., None], 0), then sum",
-        "index_dtype": "an index tensor must hold integers: use lengths - 1 as it is (an "
-        "int tensor), or (lengths - 1).long(), not a float tensor",
-        "gather_index": "torch.gather does not broadcast its index: it returns the index's "
-        "shape, so an index (B, 1, 1) reads feature 0 only; expand it over the features, "
-        "(lengths - 1).view(-1, 1, 1).expand(-1, 1, H), then squeeze(1)",
         "list_result": "a Python list is not a tensor: compute the whole batch with tensor "
         "operations, or turn the rows you built into one tensor, torch.tensor(rows) for "
         "numbers, torch.stack(rows) for tensors",
@@ -69,22 +67,25 @@ HINTS = Hints(
         "reverse a row's first L steps with x[b, :L].flip(0)",
         "reverse_dtype": "keep the dtype of x (float32 here, int64 for ids): gather or "
         "index without .double(), .float() or a torch.tensor(...) of float64 numpy",
+        "rope_dtype": "return torch.float32, x's dtype: torch.arange(..., dtype="
+        "torch.float64) or a float64 NumPy table makes the whole result float64; build the "
+        "angles in float32, or end with .to(x.dtype)",
+        "rope_complex": "turn the complex result back into real pairs of x's shape: "
+        "torch.view_as_real(z) is (..., D/2, 2), then .flatten(-2) puts the real parts at "
+        "the even features and the imaginary parts at the odd ones",
+        "rope_answer_key": "write the rotation yourself (cos and sin tables, then each pair "
+        "turned): torch.onnx.ops.rotary_embedding, PyTorch's ONNX RotaryEmbedding op, is "
+        "this exercise's answer, and calling it fails the check",
     },
 )
 
-_ERRORS = {
-    r"index -?\d+ is out of bounds for dimension 0": "batch_axis",
-    r"index -?\d+ is out of bounds": "off_by_one_index",
-    r"tensors used as indices must be long": "index_dtype",
-}
-TORCH = lab_framework(HINTS, explainer(_ERRORS, HINTS))
+TORCH = lab_framework(HINTS, explainer({}, HINTS))
 # Exercise 5's errors: an index without the feature axis, lengths (B,) against arange(T),
 # a negative slice step.
 REVERSE = replace(
     TORCH,
     explain=explainer(
         {
-            **_ERRORS,
             r"Index tensor must have the same number of dimensions": "reverse_index_axes",
             r"The size of tensor a \(\d+\) must match the size of tensor b": (
                 "reverse_broadcast"
@@ -100,6 +101,47 @@ REVERSE = replace(
 
 check_length_mask = partial(lab06.check_length_mask, fw=TORCH)
 check_masked_mean = partial(lab06.check_masked_mean, fw=TORCH)
-check_last_true_output = partial(lab06.check_last_true_output, fw=TORCH)
 check_encode_splits = partial(lab06.check_encode_splits, fw=TORCH)
 check_reverse_padded = partial(reverse.check_reverse_padded, fw=REVERSE)
+
+
+# Exercise 3: cos/sin tables without a heads axis, or pairs sliced on another axis, do not
+# broadcast with x (B, T, heads, D/2).
+ROPE = replace(
+    TORCH,
+    explain=explainer(
+        {
+            r"too many indices for tensor of dimension 1|must match the size of tensor "
+            r"b \(\d+\) at non-singleton dimension 0$": "rope_outer",
+            r"must match the size of tensor b|shape '\[.*\]' is invalid": "rope_axes",
+        },
+        HINTS,
+    ),
+)
+
+
+class _RopeCalls(TorchFunctionMode):
+    """Records PyTorch's ONNX RotaryEmbedding op under any name: torch.onnx.ops.rotary_embedding,
+    torch.ops.onnx.RotaryEmbedding(.opset23) and the custom op object itself all dispatch
+    through ``__torch_function__`` as ``RotaryEmbedding.opset23``. (torch.nn and
+    torch.nn.functional have no RoPE in this PyTorch.)"""
+
+    def __init__(self, calls: list[str]) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = str(getattr(func, "__name__", ""))
+        if name.startswith("RotaryEmbedding") or "rotary_embedding" in name:
+            self.calls.append("torch.onnx.ops.rotary_embedding (PyTorch's RoPE)")
+        return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def _rope_calls() -> Iterator[WatchedCalls]:
+    calls = WatchedCalls()
+    with _RopeCalls(calls):
+        yield calls
+
+
+check_apply_rope = partial(rope.check_apply_rope, fw=ROPE, watch=_rope_calls)

@@ -197,8 +197,6 @@ def test_masked_pooling_ignores_padding(fw):
     np.testing.assert_allclose(mean[1], x[1].mean(0), rtol=1e-6)
     ids = np.array([[3, 4, PAD]])
     assert np_(text.padding_mask(arr(ids))).tolist() == [[True, True, False]]
-    last = np_(text.last_true_state(arr(x), arr(np.array([2, 4]))))
-    np.testing.assert_allclose(last, np.stack([x[0, 1], x[1, 3]]))
 
 
 @pytest.mark.parametrize("model", ["BagOfNgrams", "CnnLstm", "TransformerClassifier"])
@@ -210,36 +208,6 @@ def test_models_ignore_trailing_padding(fw, model):
     out, out_wide = run(net, ids), run(net, wider)
     assert out.shape == (2, 2)
     np.testing.assert_allclose(out, out_wide, atol=1e-5)
-
-
-def test_jax_rnn_seq_lengths_match_the_output_at_true_length():
-    import jax.numpy as jnp
-    from flax import nnx
-
-    from helpers.jax.text import last_true_state
-
-    cell = nnx.OptimizedLSTMCell(3, 4, rngs=nnx.Rngs(0))
-    x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 5, 3)), jnp.float32)
-    lengths = jnp.array([2, 5])
-    (_, h), _ = nnx.RNN(cell, return_carry=True)(x, seq_lengths=lengths)
-    outputs = nnx.RNN(cell)(x)  # (B, T, H), no masking
-    np.testing.assert_allclose(h, last_true_state(outputs, lengths), atol=1e-6)
-
-
-def test_torch_packed_lstm_matches_the_output_at_true_length():
-    import torch
-    from torch.nn.utils.rnn import pack_padded_sequence
-
-    from helpers.torch.text import last_true_state
-
-    torch.manual_seed(0)
-    lstm = torch.nn.LSTM(3, 4, batch_first=True)
-    x = torch.randn(2, 5, 3)
-    lengths = torch.tensor([2, 5])
-    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-    _, (h_n, _) = lstm(packed)
-    outputs, _ = lstm(x)
-    torch.testing.assert_close(h_n[-1], last_true_state(outputs, lengths))
 
 
 def test_text_loader_rejects_mismatched_arrays(fw):

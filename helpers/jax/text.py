@@ -24,7 +24,6 @@ __all__ = [
     "CnnLstm",
     "TextLoader",
     "TransformerClassifier",
-    "last_true_state",
     "masked_max",
     "masked_mean",
     "padding_mask",
@@ -45,14 +44,6 @@ def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
 def masked_max(x: jax.Array, mask: jax.Array) -> jax.Array:
     """Max of ``x`` ``(B, T, D)`` over real positions (padding set to -inf first)."""
     return jnp.where(mask[..., None], x, -jnp.inf).max(1)  # (B, D)
-
-
-def last_true_state(outputs: jax.Array, lengths: jax.Array) -> jax.Array:
-    """``outputs[b, lengths[b] - 1]``: each sequence's output at its last real step.
-
-    ``outputs`` ``(B, T, H)``, ``lengths`` int ``(B,)`` with ``1 <= lengths <= T``.
-    """
-    return outputs[jnp.arange(outputs.shape[0]), lengths - 1]  # (B, H)
 
 
 class TextLoader(LengthBuckets):

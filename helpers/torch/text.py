@@ -24,7 +24,6 @@ __all__ = [
     "CnnLstm",
     "TextLoader",
     "TransformerClassifier",
-    "last_true_state",
     "masked_max",
     "masked_mean",
     "padding_mask",
@@ -45,15 +44,6 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Max of ``x`` ``(B, T, D)`` over real positions (padding set to -inf first)."""
     return x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)  # (B, D)
-
-
-def last_true_state(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """``outputs[b, lengths[b] - 1]``: each sequence's output at its last real step.
-
-    ``outputs`` ``(B, T, H)``, ``lengths`` int ``(B,)`` with ``1 <= lengths <= T``.
-    """
-    index = (lengths.long() - 1).view(-1, 1, 1).expand(-1, 1, outputs.shape[-1])
-    return outputs.gather(1, index).squeeze(1)  # (B, H)
 
 
 class TextLoader(LengthBuckets):

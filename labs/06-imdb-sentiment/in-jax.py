@@ -113,8 +113,9 @@ H.lab06.check_masked_mean(masked_mean)
 #
 # This lab pairs neighbours, features $2i$ and $2i+1$ ("interleaved": the paper, GPT-J, Meta's
 # original LLaMA code). The other common convention, "rotate-half" (GPT-NeoX, Hugging Face's
-# LLaMA), pairs features $i$ and $i + D/2$; both are RoPE, but weights trained with one do not
-# carry over to the other, and the check names that mistake.
+# LLaMA), pairs features $i$ and $i + D/2$; both are RoPE, but weights trained with one run with
+# the other only once the rows of the query and key projections are permuted (Hugging Face's
+# conversion of Meta's LLaMA weights does so), and the check names that mistake.
 
 # %% [markdown]
 # Write `apply_rope(x, positions, base=10000.0)`. `x` is `float32` `(B, T, heads, D)`,

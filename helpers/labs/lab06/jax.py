@@ -50,9 +50,9 @@ HINTS = Hints(
         "index.reshape(index.shape + (1,) * (x.ndim - 2)), and it broadcasts over them",
         "reverse_dtype": "keep the dtype of x (float32 here, int32 for ids): gather without "
         "astype(jnp.float16) or another conversion",
-        "rope_dtype": "return float32, x's dtype: an astype(jnp.float16) or a bfloat16 "
-        "table changes the result's dtype; build the angles in float32, or end with "
-        "astype(x.dtype)",
+        "rope_dtype": "return float32, x's dtype (not an integer array): an "
+        "astype(jnp.float16) or a bfloat16 table changes the result's dtype; build the "
+        "angles in float32, or end with astype(x.dtype)",
         "rope_complex": "turn the complex result back into real pairs of x's shape: "
         "jnp.stack([z.real, z.imag], axis=-1).reshape(x.shape) puts the real parts at the "
         "even features and the imaginary parts at the odd ones",

@@ -143,26 +143,30 @@ HINTS = Hints(
         "rope_rotate_half": "your result is the rotate-half convention (GPT-NeoX, Hugging "
         "Face LLaMA), which pairs features i and i + D/2: this exercise pairs neighbours, "
         "2i and 2i + 1 (the paper, GPT-J, Meta's LLaMA code), x[..., 0::2] with x[..., 1::2]; "
-        "both are RoPE, but weights trained with one do not carry over to the other",
+        "both are RoPE, but weights trained with one work with the other only once the "
+        "rows of the query and key projections are permuted",
         "rope_table_layout": "your cos/sin tables do not match your pairs: with interleaved "
         "pairs (2i, 2i + 1) each angle must appear twice in a row (repeat_interleave(2) of "
         "the (T, D/2) table, or rotate the (D/2) pairs directly), not cat(freqs, freqs), "
         "which is laid out for rotate-half's pairs (i, i + D/2)",
         "rope_exponent": "pair i turns at the frequency base ** (-2 * i / D), i = 0, ..., "
-        "D/2 - 1 (1 / base ** (arange(0, D, 2) / D)): not -i / D, -2 * i / (D / 2) or a "
-        "linspace(0, 1, D/2); a positive exponent makes the frequencies grow instead of "
-        "decay",
+        "D/2 - 1 and D = x.shape[-1] (1 / base ** (arange(0, D, 2) / D)): pair 0 at "
+        "frequency 1; not -i / D, -2 * i / (D / 2), -2 * (i + 1) / D (i counts from 0: "
+        "the paper's i from 1 goes with 2(i - 1)), the odd features arange(1, D, 2), a "
+        "floor division // or a linspace(0, 1, D/2); a positive exponent makes the "
+        "frequencies grow instead of decay",
         "rope_no_frequency": "every pair turned by the same angle, positions[t]: pair i "
         "turns by positions[t] * base ** (-2 * i / D), so pair 0 fastest and the last "
-        "pairs slowest",
+        "pairs slowest (2 * i // D is 0 for every pair: divide with /, not //)",
         "rope_base": "use the base you were given (the check passes base=100.0 in one "
         "case): base ** (-2 * i / D), not the default 10000 written in",
         "rope_positions": "turn row t by positions[t] itself, not by t: the positions can "
         "start past 0 (after a cache of earlier tokens) or have gaps, so multiply positions "
         "(T,) by the frequencies, not arange(T), positions[0] + arange(T) or positions + 1",
-        "rope_direction": "your pairs turn the wrong way (the sign of sin is flipped): the "
-        "rotation is (x0 cos θ - x1 sin θ, x0 sin θ + x1 cos θ), counter-clockwise, as "
-        "multiplying x0 + i x1 by e^{iθ}",
+        "rope_direction": "the signs of your sin terms are wrong: the rotation is "
+        "(x0 cos θ - x1 sin θ, x0 sin θ + x1 cos θ), counter-clockwise, as multiplying "
+        "x0 + i x1 by e^{iθ}; both signs flipped turns the pairs the wrong way, and one "
+        "flipped is no rotation at all (a reflection, which changes the scores)",
         "rope_axes": "the angles belong on the T axis and the pairs on the last axis: x is "
         "(B, T, heads, D), so a (T, D/2) cos or sin needs a heads axis, cos[:, None, :] of "
         "shape (T, 1, D/2), to multiply x[..., 0::2] (B, T, heads, D/2); without it the "
@@ -176,8 +180,14 @@ HINTS = Hints(
         "rope_unchanged": "your result is x itself, to rounding: nothing was rotated (only "
         "position 0 keeps a vector as it is); return the rotated pairs, not x, and mind "
         "the parentheses, base ** -2 * i / D is (base ** -2) * i / D, angles near 0",
-        "rope_partial": "rotate every pair, all D/2 of them: only the first half of the "
-        "features turned is partial RoPE (GPT-NeoX's rotary_pct), another model's choice",
+        "rope_partial": "rotate every pair, all D/2 of them, of every token and head: "
+        "some of your features are x's own, unturned (a loop over range(1, D // 2) or "
+        "range(D // 2 - 1) misses a pair; only the first half of the features turned is "
+        "partial RoPE, GPT-NeoX's rotary_pct, another model's choice)",
+        "rope_overwritten": "one feature of each pair was computed from the other one "
+        "*after* that one had been rotated (x[..., 0::2] written first, then read for the "
+        "odd features): take x0 = x[..., 0::2] and x1 = x[..., 1::2] from the input, "
+        "compute both y0 and y1 from them, then put both back",
         "rope_outer": "positions (T,) and the frequencies (D/2,) give the angles as an outer "
         "product, positions[:, None] * freqs[None, :] of shape (T, D/2), one row per token",
         "rope_pair_swap": "the sin term takes the *other* feature of the pair: y0 = x0 cos θ "
@@ -191,8 +201,8 @@ HINTS = Hints(
         "y1 = x0 sin θ + x1 cos θ",
         "rope_shape": "return an array of x's shape (B, T, heads, D): the rotated pairs "
         "stacked on a last axis of 2 and flattened back into D, in x's layout (no transpose)",
-        "rope_dtype": "return float32, x's dtype: compute the angles in float32, or cast "
-        "the result back to x's dtype",
+        "rope_dtype": "return float32, x's dtype (not an integer array): compute the "
+        "angles in float32, or cast the result back to x's dtype",
         "rope_tuple": "return the rotated x alone, one array of x's shape, not a tuple "
         "(apply_rope is called once for the queries and once for the keys)",
         "rope_complex": "turn the complex result back into real pairs of x's shape: "

@@ -53,6 +53,16 @@ ROPE_MISTAKES = [
     ("rope_pair_order", "pair_roles"),
     ("rope_pair_order", "pair_output_swapped"),
     ("rope_partial", "partial"),
+    # from the second student pass (each got only the formula's hint, or another one, before)
+    ("rope_exponent", "freq_from_one"),
+    ("rope_exponent", "freq_odd"),
+    ("rope_exponent", "freq_2i_minus_1"),
+    ("rope_exponent", "floor_div"),
+    ("rope_direction", "sign_y0"),
+    ("rope_direction", "sign_y1"),
+    ("rope_axes", "angles_on_pairs"),
+    ("rope_overwritten", "stale_even"),
+    ("rope_overwritten", "stale_odd"),
 ]
 
 
@@ -113,6 +123,11 @@ def rope_reference(
         "freq_sign": 2 * i / d,
         "freq_quarter": -4 * i / d,  # -2i / (D/2)
         "linspace": -i / max(half - 1, 1),  # linspace(0, 1, D/2)
+        # i = 1, ..., D/2: the paper's i, without its - 1
+        "freq_from_one": -2 * (i + 1) / d,
+        "freq_odd": -(2 * i + 1) / d,  # arange(1, D, 2): the odd features
+        "freq_2i_minus_1": -(2 * i - 1) / d,
+        "floor_div": np.floor(-2 * i / d),  # (-2 * i) // D: 0, then -1 for every pair
     }.get(mistake, -2 * i / d)
     inv = np.ones(half) if mistake == "no_freq" else b**exponent  # (D/2,)
     pos = np.asarray(positions, np.float64)
@@ -128,6 +143,11 @@ def rope_reference(
         if t != heads:
             return None
         angle = angle[None]  # (1, T, D/2): broadcasts along the heads axis
+    # cos[..., None], (T, D/2, 1): the angle of pair i on head i
+    elif mistake == "angles_on_pairs":
+        if half != heads:
+            return None
+        angle = angle[:, :, None]
     else:
         angle = angle[:, None, :]  # (T, 1, D/2)
     x0, x1 = x[..., 0::2], x[..., 1::2]  # (B, T, heads, D/2) each
@@ -150,6 +170,17 @@ def rope_reference(
         "cos_sin_swapped": lambda: (x0 * sin - x1 * cos, x0 * cos + x1 * sin),
         "pair_roles": lambda: (x1 * cos - x0 * sin, x1 * sin + x0 * cos),
         "pair_output_swapped": lambda: (x0 * sin + x1 * cos, x0 * cos - x1 * sin),
+        "sign_y0": lambda: (x0 * cos + x1 * sin, x0 * sin + x1 * cos),
+        "sign_y1": lambda: (x0 * cos - x1 * sin, x1 * cos - x0 * sin),
+        # the even features written first, the odd ones then read from them (or the other way)
+        "stale_even": lambda: (
+            x0 * cos - x1 * sin,
+            (x0 * cos - x1 * sin) * sin + x1 * cos,
+        ),
+        "stale_odd": lambda: (
+            x0 * cos - (x0 * sin + x1 * cos) * sin,
+            x0 * sin + x1 * cos,
+        ),
     }.get(mistake, lambda: (x0 * cos - x1 * sin, x1 * cos + x0 * sin))()
     if mistake == "cat_output":  # the rotated pairs put back as [evens, odds]
         return np.concatenate([y0, y1], axis=-1)
@@ -207,7 +238,10 @@ def _one(
     given = [c.fw.from_numpy(x.copy()), c.fw.from_numpy(positions.copy())]
     pos_dtype = c.fw.to_numpy(given[1]).dtype  # JAX holds int64 positions as int32
     with watch() if watch is not None else nullcontext([]) as called:
-        out = c.call(fn, *given) if base is None else c.call(fn, *given, base)
+        try:
+            out = c.call(fn, *given) if base is None else c.call(fn, *given, base)
+        except CheckFailed as e:
+            raise _outer_or_axes(c, e, x.shape) from None
     if called:
         raise c.fail(f"your function called {called[0]}", c.hint("rope_answer_key"))
     for value, original in zip(given, (x, positions.astype(pos_dtype)), strict=True):
@@ -222,25 +256,61 @@ def _one(
             c.hint("rope_shape"),
         )
     values = np.asarray(arr, np.float64)
-    if arr.dtype != np.float32 and np.allclose(values, right, rtol=1e-2, atol=1e-2):
+    # an integer or bool result, or float64/float16 values that are right otherwise
+    if arr.dtype.kind in "iub" or (
+        arr.dtype != np.float32 and np.allclose(values, right, rtol=1e-2, atol=1e-2)
+    ):
         raise c.fail(
             f"{what} has dtype {arr.dtype}, expected float32", c.hint("rope_dtype")
         )
-    mistakes = [
-        (c.hint(key), wrong)
-        for key, name in ROPE_MISTAKES
-        if (wrong := rope_reference(x, positions, base, name)) is not None
-    ]
     c.close(
         values,
         right,
         what=what,
         rtol=1e-4,
         atol=1e-4,
-        mistakes=mistakes,
-        hint=c.hint("rope_formula"),
+        hint=_mistake_hint(c, values, case, right),
     )
     c.dtype(arr, "float32", c.hint("rope_dtype"))
+
+
+def _mistake_hint(
+    c: Checker, values: np.ndarray, case: dict[str, Any], right: np.ndarray
+) -> str:
+    """The hint of the first known mistake that gives ``values`` to 1e-4; else
+    ``rope_partial`` when every feature is either rotated right or x's own; else a known
+    mistake to 1e-2 (float32 angles of thousands of radians, as a growing frequency makes,
+    drift by ~1e-3), among those that differ from the answer by more; else the formula's."""
+    x, positions, base = case["x"], case["positions"], case["base"]
+    wrongs = [
+        (key, wrong)
+        for key, name in ROPE_MISTAKES
+        if (wrong := rope_reference(x, positions, base, name)) is not None
+        and wrong.shape == values.shape
+    ]
+    for key, wrong in wrongs:
+        if np.allclose(values, wrong, rtol=1e-4, atol=1e-4):
+            return c.hint(key)
+    if values.shape == right.shape:
+        kept = np.isclose(values, x, rtol=1e-4, atol=1e-4)
+        if np.all(kept | np.isclose(values, right, rtol=1e-4, atol=1e-4)):
+            return c.hint("rope_partial")
+    for key, wrong in wrongs:
+        if np.allclose(values, wrong, rtol=1e-2, atol=1e-2) and not np.allclose(
+            wrong, right, rtol=1e-2, atol=1e-2
+        ):
+            return c.hint(key)
+    return c.hint("rope_formula")
+
+
+def _outer_or_axes(c: Checker, e: CheckFailed, shape: tuple[int, ...]) -> CheckFailed:
+    """PyTorch words positions (T,) times freqs (D/2,) and a (T, 1, 1, D/2) table against
+    x (B, T, heads, D/2) alike ("size of tensor a (B) must match ... at non-singleton
+    dimension 0"): the outer product's hint only where the sizes are T and D/2."""
+    sizes = {int(n) for n in re.findall(r"\((\d+),?\)", e.problem)}
+    if e.hint == c.hint("rope_outer") and sizes and sizes != {shape[1], shape[3] // 2}:
+        return c.fail(e.problem, c.hint("rope_axes"))
+    return e
 
 
 def check_apply_rope(
@@ -261,9 +331,9 @@ def check_apply_rope(
     with checking(
         "apply_rope",
         fw,
-        passed="each pair (2i, 2i+1) rotated by positions[t] * base ** (-2i / D), "
-        "on four cases (offset and gapped positions, another base)"
-        + (", eagerly and under jax.jit" if jit is not None else ""),
+        # the pass line fits the site's 96-character output box in both frameworks
+        passed="pair i turned by positions[t] * base**(-2i/D), 4 cases"
+        + (", also jitted" if jit is not None else ""),
     ) as c:
         runs = [("", fn)]
         if jit is not None:

@@ -67,7 +67,8 @@ HINTS = Hints(
         "reverse a row's first L steps with x[b, :L].flip(0)",
         "reverse_dtype": "keep the dtype of x (float32 here, int64 for ids): gather or "
         "index without .double(), .float() or a torch.tensor(...) of float64 numpy",
-        "rope_dtype": "return torch.float32, x's dtype: torch.arange(..., dtype="
+        "rope_dtype": "return torch.float32, x's dtype (not an integer tensor, nor "
+        "float16 or float64): torch.arange(..., dtype="
         "torch.float64) or a float64 NumPy table makes the whole result float64; build the "
         "angles in float32, or end with .to(x.dtype)",
         "rope_complex": "turn the complex result back into real pairs of x's shape: "

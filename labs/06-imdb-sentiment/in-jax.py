@@ -24,7 +24,8 @@
 # check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
 # The checks call your functions on small cases and compare with answers computed
-# independently (`tests/labs/test_lab06.py` proves those answers equal the chapter's helpers);
+# independently (`tests/labs/test_lab06.py` proves those answers equal the chapter's helpers
+# and, for exercise 3, PyTorch's ONNX `RotaryEmbedding` op);
 # they never look at your code.
 # The solved lab: [`solutions/06-imdb-sentiment/in-jax.ipynb`](../../solutions/06-imdb-sentiment/in-jax.ipynb).
 
@@ -95,21 +96,21 @@ H.lab06.check_masked_mean(masked_mean)
 # Chapter 6's Transformer (section 6.5) adds a learned embedding of each position to the tokens.
 # {cite:t}`su2024roformer` encode positions instead by *rotating* the queries and keys of
 # attention. The $D$ features of a head are cut into $D/2$ pairs; pair $i$ of the vector at
-# position $m$ turns by the angle $m\,\theta_i$, with $\theta_i = \text{base}^{-2i/D}$
-# (base $= 10000$): pair 0 turns fastest, the last pairs slowest.
+# position $m$ turns by the angle $m\,\theta_i$, with $\theta_i = \text{base}^{-2i/D}$ for
+# $i = 0, \dots, D/2 - 1$ ($\text{base} = 10000$): pair 0 turns fastest, the last pairs slowest.
 #
 # $$\begin{pmatrix} q'_{2i} \\ q'_{2i+1} \end{pmatrix} =
 # \begin{pmatrix} \cos m\theta_i & -\sin m\theta_i \\ \sin m\theta_i & \cos m\theta_i \end{pmatrix}
 # \begin{pmatrix} q_{2i} \\ q_{2i+1} \end{pmatrix}$$
 #
-# Call this block-diagonal rotation $R_m$. Rotations by angles proportional to the position
-# compose, $R_m^\top R_n = R_{n-m}$, so the score of a query at position $m$ and a key at
+# Call this block-diagonal rotation $R_m$. Each pair turns by an angle proportional to the
+# position, so $R_m^\top = R_{-m}$ and $R_m^\top R_n = R_{n-m}$, and the score of a query at position $m$ and a key at
 # position $n$ is
 #
 # $$(R_m q) \cdot (R_n k) = q^\top R_m^\top R_n\, k = q^\top R_{n-m}\, k,$$
 #
-# which depends on the positions only through the distance $n - m$, and a rotation keeps each
-# vector's norm. The values are not rotated, and nothing is added to the tokens.
+# which depends on the positions only through the offset $n - m$ (its sign included: swapping
+# the two positions changes the score), and a rotation keeps each vector's norm. The values are not rotated, and nothing is added to the tokens.
 #
 # This lab pairs neighbours, features $2i$ and $2i+1$ ("interleaved": the paper, GPT-J, Meta's
 # original LLaMA code). The other common convention, "rotate-half" (GPT-NeoX, Hugging Face's
@@ -125,7 +126,9 @@ H.lab06.check_masked_mean(masked_mean)
 # positions with gaps. Return `float32` of `x`'s shape: pair $i$ (features `2*i` and
 # `2*i + 1`) of `x[b, t, h]` rotated by `positions[t] * base ** (-2 * i / D)`. Build the angles
 # `(T, D/2)`, give `cos` and `sin` a heads axis, `(T, 1, D/2)`, rotate
-# `x[..., 0::2]` and `x[..., 1::2]`, and put each pair back where it came from. The check runs
+# `x[..., 0::2]` and `x[..., 1::2]`, and put each pair back where it came from (stack the two
+# rotated halves on a new last axis of 2, then merge it into $D$; concatenating them would move
+# the pairs to the two halves). The check runs
 # four cases (different `B`, `T`, heads and `D`, including `D = 2` and `D = 6`; an offset,
 # gaps, and `base = 100`) against a float64 NumPy answer, then runs them again under
 # `jax.jit`, where `positions` is traced: compute with it as an array (no `int(...)` or
@@ -142,8 +145,10 @@ def apply_rope(x, positions, base=10000.0):
 H.lab06.check_apply_rope(apply_rope)
 
 # %% [markdown]
-# Why it matters. A query and a key keep their score when both move by the same number of
-# positions, whatever the offset, and the rotation keeps every vector's length.
+# Why it matters. A query and a key keep their score, to float32 rounding, when both move by
+# the same number of positions, however far; a different gap ($m - n = 3$) gives another score.
+# The unrotated $q \cdot k$ is printed for comparison: it is the score at $m = n$, since
+# position 0 is not rotated. The rotation also keeps every vector's length.
 
 # %%
 try:  # runs once exercise 3 is solved
@@ -155,7 +160,7 @@ try:  # runs once exercise 3 is solved
         kn = apply_rope(k, jnp.array([n]))
         return float((qm * kn).sum())
 
-    pairs = [(3, 1), (10, 8), (1002, 1000)]  # all at distance m - n = 2
+    pairs = [(3, 1), (10, 8), (1002, 1000)]  # all at offset m - n = 2
     for m, n in pairs:
         print(f"q at {m:4d}, k at {n:4d} (m - n = 2): score {score(m, n):+.6f}")
     print(f"q at    4, k at    1 (m - n = 3): score {score(4, 1):+.6f}")

@@ -142,7 +142,8 @@ HINTS = Hints(
         # Exercise 3: rotary position embeddings (helpers/labs/lab06/rope.py).
         "rope_rotate_half": "your result is the rotate-half convention (GPT-NeoX, Hugging "
         "Face LLaMA), which pairs features i and i + D/2: this exercise pairs neighbours, "
-        "2i and 2i + 1 (the paper, GPT-J, Meta's LLaMA code), x[..., 0::2] with x[..., 1::2]; "
+        "2i and 2i + 1 (the paper, GPT-J, Meta's original LLaMA code), x[..., 0::2] with "
+        "x[..., 1::2]; "
         "both are RoPE, but weights trained with one work with the other only once the "
         "rows of the query and key projections are permuted",
         "rope_table_layout": "your cos/sin tables do not match your pairs: with interleaved "
@@ -165,7 +166,8 @@ HINTS = Hints(
         "(T,) by the frequencies, not arange(T), positions[0] + arange(T) or positions + 1",
         "rope_direction": "the signs of your sin terms are wrong: the rotation is "
         "(x0 cos θ - x1 sin θ, x0 sin θ + x1 cos θ), counter-clockwise, as multiplying "
-        "x0 + i x1 by e^{iθ}; both signs flipped turns the pairs the wrong way, and one "
+        "x0 + j x1 by e^{jθ} (j the imaginary unit); both signs flipped turns the pairs the "
+        "wrong way, and one "
         "flipped is no rotation at all (a reflection, which changes the scores)",
         "rope_axes": "the angles belong on the T axis and the pairs on the last axis: x is "
         "(B, T, heads, D), so a (T, D/2) cos or sin needs a heads axis, cos[:, None, :] of "

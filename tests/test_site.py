@@ -275,3 +275,21 @@ def test_code_gets_the_width(page, site_url):
     page.wait_for_load_state("load")
     assert page.evaluate(_CODE_COLUMNS) > 90
     assert page.errors == []
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "chapters/05-cifar10/in-jax.html",  # a long XLA flag as inline code
+        "labs/09-performance-distributed/in-pytorch.html",  # the link to its solution
+        "solutions/08-optimizers/in-jax.html",
+    ],
+)
+def test_a_phone_never_scrolls_the_whole_page_sideways(page, site_url, rel):
+    """_static/custom.css: at 400 px a long inline path or flag breaks inside the prose
+    (it widened these pages to 473-726 px); code cells and maths scroll in their own box."""
+    page.set_viewport_size({"width": 400, "height": 800})
+    page.goto(site_url + rel)
+    page.wait_for_load_state("load")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 401
+    assert page.errors == []

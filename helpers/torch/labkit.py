@@ -30,8 +30,16 @@ from torch.overrides import TorchFunctionMode
 from helpers.distributed import free_port
 from helpers.labs.kit import CheckFailed, Framework, Hints, WatchedCalls, recording
 
-__all__ = ["OneRank", "autodiff_calls", "lab_framework", "run_ranks", "to_numpy"]
-__framework_only__ = ("OneRank", "run_ranks")  # JAX's checks run workers under vmap
+__all__ = [
+    "OneRank",
+    "autodiff_calls",
+    "function_calls",
+    "lab_framework",
+    "run_ranks",
+    "to_numpy",
+]
+# JAX's checks run workers under vmap; JAX has no hook that sees every function by name.
+__framework_only__ = ("OneRank", "function_calls", "run_ranks")
 
 
 try:  # NumPy's bfloat16, the one JAX returns; it comes with JAX, not with PyTorch
@@ -120,6 +128,38 @@ class _AutodiffCalls(TorchFunctionMode):
             owner = "Tensor" if method else "torch.autograd"
             self.calls.append(f"{owner}.{_AUTODIFF_OPS[name]}")
         return func(*args, **(kwargs or {}))
+
+
+class _NamedCalls(TorchFunctionMode):
+    """Records each call whose function name ``label`` maps to a label (None: not watched)."""
+
+    def __init__(self, calls: list[str], label: Callable[[str], str | None]) -> None:
+        super().__init__()
+        self.calls, self.label = calls, label
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        label = self.label(str(getattr(func, "__name__", "")))
+        if label:
+            self.calls.append(label)
+        return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def function_calls(
+    label: Callable[[str], str | None], calls: WatchedCalls | None = None
+) -> Iterator[WatchedCalls]:
+    """Watch PyTorch functions by their ``__name__`` while the block runs, under any name.
+
+    A torch function reached as ``torch.gru_cell``, imported, through ``torch._VF``,
+    ``torch._C._VariableFunctions`` or ``torch.ops.aten`` (``"gru_cell.default"``) dispatches
+    through ``__torch_function__`` (torch.overrides), so one ``TorchFunctionMode`` sees it
+    whatever the student called it. ``label(name)`` returns the entry to record, or None for
+    a function that is not watched. Entries go into ``calls`` (a new
+    :class:`~helpers.labs.kit.WatchedCalls` by default), which the block receives.
+    """
+    calls = WatchedCalls() if calls is None else calls
+    with _NamedCalls(calls, label):
+        yield calls
 
 
 def _eager() -> Any:

@@ -311,3 +311,28 @@ def test_a_wrong_return_type_gets_a_hint(framework):
     with pytest.raises(CheckFailed) as info:
         lab.check_accuracy(lambda logits, labels: len(labels) // 2)
     assert "an int is not a float" in info.value.hint
+
+
+def test_function_calls_sees_a_torch_function_under_every_name_and_nothing_else():
+    """helpers.torch.labkit.function_calls: one TorchFunctionMode, keyed on __name__."""
+    import torch
+
+    from helpers.torch.labkit import function_calls
+
+    def label(name):
+        name = name.split(".")[0]  # gru_cell.default
+        return f"torch.{name}" if name == "gru_cell" else None
+
+    x, h = torch.randn(2, 3), torch.randn(2, 4)
+    w_ih, w_hh, b = torch.randn(12, 3), torch.randn(12, 4), torch.zeros(12)
+    with function_calls(label) as calls:
+        torch.tanh(x)  # not watched
+        for gru_cell in (
+            torch.gru_cell,
+            torch._VF.gru_cell,
+            torch.ops.aten.gru_cell.default,
+        ):
+            gru_cell(x, h, w_ih, w_hh, b, b)
+    assert calls == ["torch.gru_cell"] * 3
+    torch.gru_cell(x, h, w_ih, w_hh, b, b)  # after the block: not recorded
+    assert len(calls) == 3

@@ -18,11 +18,10 @@ from functools import partial
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
 
 from helpers.labs.kit import Hints, WatchedCalls, explainer, recording
 from helpers.labs.lab02 import checks as lab02
-from helpers.torch.labkit import autodiff_calls, lab_framework
+from helpers.torch.labkit import autodiff_calls, function_calls, lab_framework
 
 __all__ = [
     "check_attention",
@@ -95,33 +94,22 @@ _ERRORS = {
 }
 
 # What exercises 2 and 3 may not call: the library's own version (1 and 4: autodiff, watched
-# by autodiff_calls under any name). The GRU modules by name; the functions they run, by
-# _GruCalls under any name.
+# by autodiff_calls under any name). The GRU modules by name; the functions they run
+# (torch.gru_cell, torch.gru), by function_calls under any name.
 _GRU = [(torch.nn.GRUCell, "forward"), (torch.nn.GRU, "forward")]
 _GRU_FUNCTIONS = ("gru_cell", "gru")
 _ATTENTION = [(F, "scaled_dot_product_attention")]
 
 
-class _GruCalls(TorchFunctionMode):
-    """Records torch.gru_cell and torch.gru under any name: imported, torch._VF,
-    torch._C._VariableFunctions, torch.ops.aten (and .default); all dispatch through
-    ``__torch_function__``, as nn.GRUCell and nn.GRU do."""
-
-    def __init__(self, calls: list[str]) -> None:
-        super().__init__()
-        self.calls = calls
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = getattr(func, "__name__", "").split(".")[0]  # gru_cell.default
-        if name in _GRU_FUNCTIONS:
-            self.calls.append(f"torch.{name}")
-        return func(*args, **(kwargs or {}))
+def _gru_function(name: str) -> str | None:
+    name = name.split(".")[0]  # gru_cell.default
+    return f"torch.{name}" if name in _GRU_FUNCTIONS else None
 
 
 @contextmanager
 def _gru_calls() -> Iterator[WatchedCalls]:
-    """The GRU modules' and functions' calls while the block runs (see :class:`_GruCalls`)."""
-    with recording(_GRU) as calls, _GruCalls(calls):
+    """The GRU modules' and functions' calls while the block runs."""
+    with recording(_GRU) as calls, function_calls(_gru_function, calls):
         calls.complete = True
         yield calls
 

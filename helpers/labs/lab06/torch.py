@@ -10,17 +10,13 @@ PyTorch words an out-of-range index, and how to see PyTorch's own RoPE (the ONNX
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 
-from torch.overrides import TorchFunctionMode
-
-from helpers.labs.kit import Hints, WatchedCalls, explainer
+from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab06 import checks as lab06
 from helpers.labs.lab06 import reverse, rope
-from helpers.torch.labkit import lab_framework
+from helpers.torch.labkit import function_calls, lab_framework
 
 __all__ = [
     "check_apply_rope",
@@ -121,28 +117,16 @@ ROPE = replace(
 )
 
 
-class _RopeCalls(TorchFunctionMode):
-    """Records PyTorch's ONNX RotaryEmbedding op under any name: torch.onnx.ops.rotary_embedding,
-    torch.ops.onnx.RotaryEmbedding(.opset23) and the custom op object itself all dispatch
-    through ``__torch_function__`` as ``RotaryEmbedding.opset23``. (torch.nn and
-    torch.nn.functional have no RoPE in this PyTorch.)"""
-
-    def __init__(self, calls: list[str]) -> None:
-        super().__init__()
-        self.calls = calls
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = str(getattr(func, "__name__", ""))
-        if name.startswith("RotaryEmbedding") or "rotary_embedding" in name:
-            self.calls.append("torch.onnx.ops.rotary_embedding (PyTorch's RoPE)")
-        return func(*args, **(kwargs or {}))
+def _rope_function(name: str) -> str | None:
+    """PyTorch's ONNX RotaryEmbedding op under any name: torch.onnx.ops.rotary_embedding,
+    torch.ops.onnx.RotaryEmbedding(.opset23) and the custom op object itself all reach
+    ``__torch_function__`` as ``RotaryEmbedding.opset23``. (torch.nn and torch.nn.functional
+    have no RoPE in this PyTorch.)"""
+    if name.startswith("RotaryEmbedding") or "rotary_embedding" in name:
+        return "torch.onnx.ops.rotary_embedding (PyTorch's RoPE)"
+    return None
 
 
-@contextmanager
-def _rope_calls() -> Iterator[WatchedCalls]:
-    calls = WatchedCalls()
-    with _RopeCalls(calls):
-        yield calls
-
-
-check_apply_rope = partial(rope.check_apply_rope, fw=ROPE, watch=_rope_calls)
+check_apply_rope = partial(
+    rope.check_apply_rope, fw=ROPE, watch=partial(function_calls, _rope_function)
+)

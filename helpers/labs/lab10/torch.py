@@ -11,12 +11,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.overrides import TorchFunctionMode
 
 from helpers.labs.kit import Hints, checking, explainer
 from helpers.labs.lab10 import affine, ste
 from helpers.labs.lab10 import checks as lab10
-from helpers.torch.labkit import lab_framework
+from helpers.torch.labkit import function_calls, lab_framework
 
 __all__ = [
     "check_dequantize_int8",
@@ -174,21 +173,14 @@ def check_dequantize_uint8(student: Any) -> None:
 
 
 # --- exercise 5: fake quantization with a straight-through estimator -------------------------
-class _FakeQuantCalls(TorchFunctionMode):
-    """Records PyTorch's fake quantization under any name: torch.fake_quantize_per_*_affine,
+def _fake_quant_function(name: str) -> str | None:
+    """PyTorch's fake quantization under any name: torch.fake_quantize_per_*_affine,
     torch._fake_quantize_*, torch.fused_moving_avg_obs_fake_quant, torch.ops.aten's (and
-    .default), as torch.ao.quantization's FakeQuantize modules call them; all dispatch
-    through ``__torch_function__``."""
-
-    def __init__(self, calls: list[str]) -> None:
-        super().__init__()
-        self.calls = calls
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = getattr(func, "__name__", "").split(".")[0]
-        if "fake_quant" in name or name.startswith("_fused_moving_avg_obs_fq"):
-            self.calls.append(f"torch.{name}")
-        return func(*args, **(kwargs or {}))
+    .default), as torch.ao.quantization's FakeQuantize modules call them."""
+    name = name.split(".")[0]
+    if "fake_quant" in name or name.startswith("_fused_moving_avg_obs_fq"):
+        return f"torch.{name}"
+    return None
 
 
 def _refuse_library(c: Any, calls: list[str]) -> None:
@@ -212,12 +204,12 @@ def check_fake_quantize(student: Any) -> None:
             _TORCH_STE,
             passed="per-channel and per-tensor scales, ties, both clip edges, gradients",
         ) as c,
-        _FakeQuantCalls([]) as mode,
+        function_calls(_fake_quant_function) as calls,
     ):
         for w, s, g in ste.fq_cases(channels_last=False):
             given = torch.from_numpy(w.copy()), torch.from_numpy(s.copy())
             out = c.call(student, *given)
-            _refuse_library(c, mode.calls)
+            _refuse_library(c, calls)
             for name, tensor, original in zip("ws", given, (w, s), strict=True):
                 if not np.array_equal(tensor.numpy(), original):
                     raise c.fail(
@@ -226,7 +218,7 @@ def check_fake_quantize(student: Any) -> None:
             ste.compare_forward(c, c.array(out), w, s)
             leaf = torch.from_numpy(w.copy()).requires_grad_(True)
             out = c.call(student, leaf, torch.from_numpy(s.copy()))
-            _refuse_library(c, mode.calls)
+            _refuse_library(c, calls)
             ste.compare_forward(c, c.array(out), w, s)
             if not out.requires_grad:
                 raise c.fail("the result does not require grad", c.hint("ste_detached"))

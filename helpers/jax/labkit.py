@@ -19,7 +19,19 @@ from jax.experimental import jet
 
 from helpers.labs.kit import Framework, Hints, WatchedCalls, recording
 
-__all__ = ["autodiff_calls", "lab_framework", "to_numpy"]
+__all__ = ["TRACER_ERRORS", "autodiff_calls", "lab_framework", "to_numpy"]
+__framework_only__ = (
+    "TRACER_ERRORS",
+)  # PyTorch runs eagerly: no tracers to turn concrete
+
+# What tracing raises when code uses a traced value in Python (int(), float(), if, NumPy):
+# the exception type names, for a lab's ``explainer(..., types=...)``.
+TRACER_ERRORS = (
+    "ConcretizationTypeError",
+    "TracerArrayConversionError",
+    "TracerBoolConversionError",
+    "TracerIntegerConversionError",
+)
 
 
 def to_numpy(value: object) -> np.ndarray:

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from helpers.jax.labkit import autodiff_calls, lab_framework
+from helpers.jax.labkit import TRACER_ERRORS, autodiff_calls, lab_framework
 from helpers.labs.kit import Framework, Hints, checking, explainer
 from helpers.labs.lab01 import checks as lab01
 
@@ -76,12 +76,6 @@ HINTS = Hints(
 )
 
 # JAX errors (type name, or a regular expression on the message) -> the hint that fixes them.
-_TRACER_ERRORS = {
-    "TracerBoolConversionError",
-    "ConcretizationTypeError",
-    "TracerIntegerConversionError",
-    "TracerArrayConversionError",
-}
 _MESSAGES = {
     r"cannot reshape array of shape .* into shape \(\d+, 784\)": "preprocess_batch",
     r"arrays are immutable": "immutable",
@@ -93,7 +87,7 @@ _MESSAGES = {
 _explain = explainer(
     _MESSAGES,
     HINTS,
-    types=dict.fromkeys(_TRACER_ERRORS, "traced_value"),
+    types=dict.fromkeys(TRACER_ERRORS, "traced_value"),
 )
 
 

@@ -17,7 +17,7 @@ from functools import partial
 
 import jax
 
-from helpers.jax.labkit import lab_framework
+from helpers.jax.labkit import TRACER_ERRORS, lab_framework
 from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab06 import checks as lab06
 from helpers.labs.lab06 import reverse, rope
@@ -89,12 +89,6 @@ check_reverse_padded = partial(reverse.check_reverse_padded, fw=REVERSE)
 
 # Exercise 3: cos/sin tables without a heads axis, or pairs sliced on another axis, do not
 # broadcast; a traced position turned into a Python number fails under jax.jit.
-_TRACED = (
-    "ConcretizationTypeError",
-    "TracerIntegerConversionError",
-    "TracerArrayConversionError",
-    "TracerBoolConversionError",
-)
 ROPE = replace(
     JAX,
     explain=explainer(
@@ -105,7 +99,7 @@ ROPE = replace(
             r"[Tt]racer|concrete value": "rope_traced",
         },
         HINTS,
-        types=dict.fromkeys(_TRACED, "rope_traced"),
+        types=dict.fromkeys(TRACER_ERRORS, "rope_traced"),
     ),
 )
 

@@ -29,6 +29,7 @@ __all__ = [
     "compare_gradient",
     "fq_cases",
     "fq_reference",
+    "refuse_library",
 ]
 
 # Errors of code that takes scale for one number, or reshapes it to one axis (both frameworks).
@@ -191,6 +192,13 @@ def fq_reference(
     forward = q * scale if times_scale else q
     mask = ((r >= lo) & (r <= 127)).astype(np.float64)
     return np.asarray(forward, np.float64), mask, r
+
+
+def refuse_library(c: Checker, calls: list[str]) -> None:
+    """Fail with the ``fq_library`` hint once the student's code has called the library's own
+    fake quantization (``calls``: the names an adapter's watcher recorded, in call order)."""
+    if calls:
+        raise c.fail(f"your code called {calls[0]}", c.hint("fq_library"))
 
 
 def compare_forward(

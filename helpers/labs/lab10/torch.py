@@ -183,11 +183,6 @@ def _fake_quant_function(name: str) -> str | None:
     return None
 
 
-def _refuse_library(c: Any, calls: list[str]) -> None:
-    if calls:
-        raise c.fail(f"your code called {calls[0]}", c.hint("fq_library"))
-
-
 _STE_ERRORS = {
     **_ERRORS,
     **ste.BROADCAST_ERRORS,
@@ -209,7 +204,7 @@ def check_fake_quantize(student: Any) -> None:
         for w, s, g in ste.fq_cases(channels_last=False):
             given = torch.from_numpy(w.copy()), torch.from_numpy(s.copy())
             out = c.call(student, *given)
-            _refuse_library(c, calls)
+            ste.refuse_library(c, calls)
             for name, tensor, original in zip("ws", given, (w, s), strict=True):
                 if not np.array_equal(tensor.numpy(), original):
                     raise c.fail(
@@ -218,7 +213,7 @@ def check_fake_quantize(student: Any) -> None:
             ste.compare_forward(c, c.array(out), w, s)
             leaf = torch.from_numpy(w.copy()).requires_grad_(True)
             out = c.call(student, leaf, torch.from_numpy(s.copy()))
-            _refuse_library(c, calls)
+            ste.refuse_library(c, calls)
             ste.compare_forward(c, c.array(out), w, s)
             if not out.requires_grad:
                 raise c.fail("the result does not require grad", c.hint("ste_detached"))

@@ -22,7 +22,7 @@
 # check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
 # The checks call your functions on rollouts with both kinds of episode end and compare with
-# answers computed independently (`tests/labs/test_lab07.py` proves those answers equal the
+# answers computed independently ([`tests/labs/test_lab07.py`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/tests/labs/test_lab07.py) proves those answers equal the
 # chapter's `H.rl.gae` and `H.rl.ppo_loss`, and the V-trace answers the paper's formula); they
 # never look at your code.
 # The solved lab: [`solutions/07-reinforcement-learning/in-jax.ipynb`](../../solutions/07-reinforcement-learning/in-jax.ipynb).
@@ -177,7 +177,7 @@ H.lab07.check_ppo_loss(ppo_loss)
 # rollouts of exercises 1 and 2, with ratios below, between and above the bars, $(\bar\rho,
 # \bar c)$ = (1, 1), (2, 0.9) and (1.5, 0.6), then the first again with both bars inf, and
 # compares with a numpy answer that
-# `tests/labs/test_lab07.py` proves equal to the paper's sum, $v_s = V(x_s) + \sum_{t \ge s}
+# [`tests/labs/test_lab07.py`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/tests/labs/test_lab07.py) proves equal to the paper's sum, $v_s = V(x_s) + \sum_{t \ge s}
 # \gamma^{t-s} \left(\prod_{i=s}^{t-1} c_i\right) \delta_t$.
 
 

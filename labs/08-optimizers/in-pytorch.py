@@ -22,7 +22,7 @@
 # check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
 # The checks call your functions for several steps on three cases (the schedule on two) and
-# compare with answers computed independently (`tests/labs/test_lab08.py` proves those answers
+# compare with answers computed independently ([`tests/labs/test_lab08.py`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/tests/labs/test_lab08.py) proves those answers
 # equal `torch.optim.Adam`, `torch.optim.AdamW`, `torch.optim.lr_scheduler` and, for Lion,
 # Optax's `lion`, since `torch.optim` has none); they never
 # look at your code, except that those library classes are the answer key: the exercises ask

@@ -23,7 +23,7 @@
 # a check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
 # The checks call your functions on several inputs and compare with answers computed
-# independently (`tests/labs/test_lab10.py` proves the quantization answers equal
+# independently ([`tests/labs/test_lab10.py`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/tests/labs/test_lab10.py) proves the quantization answers equal
 # `torch.quantize_per_channel` and `torch.quantize_per_tensor`); they never look at your code.
 # The solved lab: [`solutions/10-compression-deployment/in-jax.ipynb`](../../solutions/10-compression-deployment/in-jax.ipynb).
 
@@ -53,7 +53,9 @@ from helpers import jax as H
 # Return `(q, scale)` for a float32 weight `w` whose output channels lie along `axis` (the last
 # axis in Flax's layouts, `(kh, kw, in, out)` and `(in, out)`):
 #
-# $$s_c = \max_i |w_{c,i}| / 127, \qquad q_{c,i} = \operatorname{clip}(\operatorname{round}(w_{c,i} / s_c), -127, 127)$$
+# $$s_c = \max_i |w_{c,i}| / 127,$$
+#
+# $$q_{c,i} = \operatorname{clip}(\operatorname{round}(w_{c,i} / s_c), -127, 127)$$
 #
 # `q` is `jnp.int8` with `w`'s shape; `scale` is float32 with the channel count on `axis` and
 # 1 on every other axis, so that `q * scale` broadcasts.
@@ -95,7 +97,9 @@ H.lab10.check_dequantize_int8(dequantize_int8)
 # a tensor $x$ as uint8 codes $q \in \{0, \dots, 255\}$ with one scale $s$ and a *zero point*
 # $z$, the code that stands for 0.0:
 #
-# $$\ell = \min(\min_i x_i, 0),\quad h = \max(\max_i x_i, 0),\quad s = \frac{h - \ell}{255},\quad z = \operatorname{round}(-\ell / s),\quad q_i = \operatorname{clip}(\operatorname{round}(x_i / s) + z, 0, 255)$$
+# $$\ell = \min(\min_i x_i, 0),\qquad h = \max(\max_i x_i, 0),\qquad s = \frac{h - \ell}{255},$$
+#
+# $$z = \operatorname{round}(-\ell / s),\qquad q_i = \operatorname{clip}\big(\operatorname{round}(x_i / s) + z, 0, 255\big)$$
 #
 # and reads it back as $\hat x = s\,(q - z)$. The range is widened to contain 0, so that 0.0
 # (padding, a ReLU's zeros) has an exact code. `quantize_uint8(x)` returns `(q, scale,
@@ -150,7 +154,7 @@ H.lab10.check_integrated_gradients(integrated_gradients)
 # %% [markdown] tags=["shared"]
 # ## Exercise 5: fake quantization with a straight-through estimator
 #
-# Exercises 1-3 quantize a model after training. Quantization-aware training, as
+# Exercises 1–3 quantize a model after training. Quantization-aware training, as
 # {cite:t}`jacob2018quantization` describe it, trains with the rounding in the loop: the
 # forward pass sees the weights int8 inference will see, *fake-quantized* (quantized and
 # dequantized, still float32), and the optimizer updates the float weights behind them. With a
@@ -162,13 +166,14 @@ H.lab10.check_integrated_gradients(integrated_gradients)
 #
 # The derivative of round is 0 almost everywhere, so the true gradient tells the weights
 # nothing (the cell below shows it). The straight-through estimator, studied by
-# {cite:t}`bengio2013estimating` (lab 4's exercise 5), treats the rounding as the identity in
-# the backward pass; here the clip is kept: a weight clipped to $\pm 127 s$ does not move the
-# output, so it gets no gradient. This exercise masks on the clipping range,
+# {cite:t}`bengio2013estimating` (you wrote one in lab 4's exercise 5), treats the rounding as
+# the identity in the backward pass; here the clip is kept: a weight clipped to $\pm 127 s$
+# does not move the output, so it gets no gradient. This exercise masks on the clipping range,
 # $|w / s| \le 127$; PyTorch's `torch.fake_quantize_per_tensor_affine` masks on the rounded
 # value instead, $|\operatorname{round}(w / s)| \le 127$, i.e. $|w / s| < 127.5$ (the PyTorch
-# page runs it just below this text). Exactly at $|w / s| = 127$ conventions differ (the
-# solution's clip, with array bounds, passes half the gradient there), and the check accepts
+# version of this lab runs it in the cell after this text). Exactly at $|w / s| = 127$
+# conventions differ (a clip with array bounds, as in the recipe below, passes half the
+# gradient there; `torch.clamp` with plain-number bounds passes none), and the check accepts
 # any gradient there.
 
 # %%
@@ -180,20 +185,22 @@ def fq_round(w):
     return jnp.clip(jnp.round(w / s_demo), -127, 127) * s_demo
 
 
-print("gradient through round and clip:", jax.grad(lambda w: fq_round(w).sum())(w_demo))
+grad = jax.grad(lambda w: fq_round(w).sum())(w_demo)
+print("gradient through round and clip:", grad.tolist())
 
 # %% [markdown]
 # Write `fake_quantize(w, scale)`: `w` is a float32 array, `scale` a positive float32 array
 # that broadcasts to it (0-d, or exercise 1's per-channel shape, channels last). Return
 # $\operatorname{fq}(w)$ in float32, `w`'s shape, rounding half to even as `jnp.round` does
 # (0.5 → 0, 2.5 → 2), with the straight-through gradient above. Two ways, both accepted: the
-# `stop_gradient` form, whose value is the second term's and whose gradient is the first's,
+# `stop_gradient` form, whose value is `q * scale` and whose gradient is that of `w_c`,
 # `w_c + jax.lax.stop_gradient(q * scale - w_c)`, with `q` exercise 1's clipped codes kept in
 # float32 (no int8 cast) and `w_c = jnp.clip(w, -127 * scale, 127 * scale)`; or a
 # `jax.custom_vjp` whose `bwd` returns `g * mask` (and a zero cotangent for `scale`). If you
 # reuse lab 4's `round_ste`, clip before rounding,
 # `round_ste(jnp.clip(w / scale, -127, 127)) * scale`: clipping the rounded codes instead
-# masks on round(w / s), as PyTorch's own fake quantization does. JAX arrays are immutable, so `w` cannot be
+# masks on $\operatorname{round}(w / s)$, as PyTorch's own fake quantization does. JAX arrays
+# are immutable, so `w` cannot be
 # changed in place, as it can in PyTorch. No ready-made int8 fake quantization comes with the
 # installed JAX, Flax or optax (Flax's `flax.linen.fp8_ops` quantizes to float8; the check
 # refuses it).
@@ -214,7 +221,7 @@ def fake_quantize(w, scale):
 H.lab10.check_fake_quantize(fake_quantize)
 
 # %% [markdown]
-# Twenty steps of quantization-aware fine-tuning of one linear layer `(16, 4)` on a regression
+# Twenty steps of quantization-aware fine-tuning of one linear layer, kernel `(in, out) = (16, 4)`, on a regression
 # target, from a weight near it, the loss computed with the fake-quantized weight and exercise
 # 1's per-channel scales; once with your `fake_quantize`, once with the same rounding without
 # the STE.

@@ -23,7 +23,7 @@
 # a check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
 # The checks call your functions on several inputs and compare with answers computed
-# independently (`tests/labs/test_lab10.py` proves the quantization answers equal
+# independently ([`tests/labs/test_lab10.py`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/tests/labs/test_lab10.py) proves the quantization answers equal
 # `torch.quantize_per_channel` and `torch.quantize_per_tensor`); they never look at your code.
 # The solved lab: [`solutions/10-compression-deployment/in-pytorch.ipynb`](../../solutions/10-compression-deployment/in-pytorch.ipynb).
 
@@ -52,7 +52,9 @@ from helpers import torch as H
 # Return `(q, scale)` for a float32 weight `w` whose output channels lie along `axis` (0 in
 # PyTorch's layouts, `(out, in, kh, kw)` and `(out, in)`):
 #
-# $$s_c = \max_i |w_{c,i}| / 127, \qquad q_{c,i} = \operatorname{clip}(\operatorname{round}(w_{c,i} / s_c), -127, 127)$$
+# $$s_c = \max_i |w_{c,i}| / 127,$$
+#
+# $$q_{c,i} = \operatorname{clip}(\operatorname{round}(w_{c,i} / s_c), -127, 127)$$
 #
 # `q` is `torch.int8` with `w`'s shape; `scale` is float32 with the channel count on `axis`
 # and 1 on every other axis, so that `q * scale` broadcasts.
@@ -94,7 +96,9 @@ H.lab10.check_dequantize_int8(dequantize_int8)
 # a tensor $x$ as uint8 codes $q \in \{0, \dots, 255\}$ with one scale $s$ and a *zero point*
 # $z$, the code that stands for 0.0:
 #
-# $$\ell = \min(\min_i x_i, 0),\quad h = \max(\max_i x_i, 0),\quad s = \frac{h - \ell}{255},\quad z = \operatorname{round}(-\ell / s),\quad q_i = \operatorname{clip}(\operatorname{round}(x_i / s) + z, 0, 255)$$
+# $$\ell = \min(\min_i x_i, 0),\qquad h = \max(\max_i x_i, 0),\qquad s = \frac{h - \ell}{255},$$
+#
+# $$z = \operatorname{round}(-\ell / s),\qquad q_i = \operatorname{clip}\big(\operatorname{round}(x_i / s) + z, 0, 255\big)$$
 #
 # and reads it back as $\hat x = s\,(q - z)$. The range is widened to contain 0, so that 0.0
 # (padding, a ReLU's zeros) has an exact code. `quantize_uint8(x)` returns `(q, scale,
@@ -150,7 +154,7 @@ H.lab10.check_integrated_gradients(integrated_gradients)
 # %% [markdown] tags=["shared"]
 # ## Exercise 5: fake quantization with a straight-through estimator
 #
-# Exercises 1-3 quantize a model after training. Quantization-aware training, as
+# Exercises 1–3 quantize a model after training. Quantization-aware training, as
 # {cite:t}`jacob2018quantization` describe it, trains with the rounding in the loop: the
 # forward pass sees the weights int8 inference will see, *fake-quantized* (quantized and
 # dequantized, still float32), and the optimizer updates the float weights behind them. With a
@@ -162,13 +166,14 @@ H.lab10.check_integrated_gradients(integrated_gradients)
 #
 # The derivative of round is 0 almost everywhere, so the true gradient tells the weights
 # nothing (the cell below shows it). The straight-through estimator, studied by
-# {cite:t}`bengio2013estimating` (lab 4's exercise 5), treats the rounding as the identity in
-# the backward pass; here the clip is kept: a weight clipped to $\pm 127 s$ does not move the
-# output, so it gets no gradient. This exercise masks on the clipping range,
+# {cite:t}`bengio2013estimating` (you wrote one in lab 4's exercise 5), treats the rounding as
+# the identity in the backward pass; here the clip is kept: a weight clipped to $\pm 127 s$
+# does not move the output, so it gets no gradient. This exercise masks on the clipping range,
 # $|w / s| \le 127$; PyTorch's `torch.fake_quantize_per_tensor_affine` masks on the rounded
 # value instead, $|\operatorname{round}(w / s)| \le 127$, i.e. $|w / s| < 127.5$ (the PyTorch
-# page runs it just below this text). Exactly at $|w / s| = 127$ conventions differ (the
-# solution's clip, with array bounds, passes half the gradient there), and the check accepts
+# version of this lab runs it in the cell after this text). Exactly at $|w / s| = 127$
+# conventions differ (a clip with array bounds, as in the recipe below, passes half the
+# gradient there; `torch.clamp` with plain-number bounds passes none), and the check accepts
 # any gradient there.
 
 # %%
@@ -183,9 +188,8 @@ w_edge = (torch.tensor([126.9, 127.25, 127.6, 130.0]) * 0.25).requires_grad_(Tru
 fq_torch = torch.fake_quantize_per_tensor_affine(w_edge, 0.25, 0, -127, 127)
 (grad,) = torch.autograd.grad(fq_torch.sum(), w_edge)
 print("torch.fake_quantize_per_tensor_affine's gradient:", grad.tolist())
-mask = (
-    (w_edge / 0.25).abs() <= 127
-).float()  # this exercise's mask, on the clipping range
+# this exercise's mask, on the clipping range
+mask = ((w_edge / 0.25).abs() <= 127).float()
 print("this exercise's mask, |w / s| <= 127:           ", mask.tolist())
 
 # %% [markdown]
@@ -193,13 +197,12 @@ print("this exercise's mask, |w / s| <= 127:           ", mask.tolist())
 # that broadcasts to it (0-d, or exercise 1's per-channel shape). Return $\operatorname{fq}(w)$
 # in float32, `w`'s shape, rounding half to even as `torch.round` does (0.5 → 0, 2.5 → 2), with
 # the straight-through gradient above. Two ways, both accepted: the detach form, whose value
-# is the second term's and whose gradient is the first's,
-# `w_c + (q * scale - w_c).detach()`, with `q` exercise 1's clipped codes kept in float32 (no
+# is `q * scale` and whose gradient is that of `w_c`, `w_c + (q * scale - w_c).detach()`, with `q` exercise 1's clipped codes kept in float32 (no
 # int8 cast) and `w_c = torch.clamp(w, -127 * scale, 127 * scale)`; or a
 # `torch.autograd.Function` whose `backward` returns `grad_output * mask` (and `None` for
 # `scale`). If you reuse lab 4's `round_ste`, clip before rounding,
 # `round_ste(torch.clamp(w / scale, -127, 127)) * scale`: clipping the rounded codes instead
-# masks on round(w / s), as PyTorch's own fake quantization does. Leave `w` and `scale` as
+# masks on $\operatorname{round}(w / s)$, as PyTorch's own fake quantization does. Leave `w` and `scale` as
 # they are, and do not call PyTorch's fake quantization: the check refuses it.
 #
 # The check tries per-channel and per-tensor scales with ties, both clip edges, values
@@ -218,7 +221,7 @@ def fake_quantize(w, scale):
 H.lab10.check_fake_quantize(fake_quantize)
 
 # %% [markdown]
-# Twenty steps of quantization-aware fine-tuning of one linear layer `(4, 16)` on a regression
+# Twenty steps of quantization-aware fine-tuning of one linear layer, weight `(out, in) = (4, 16)`, on a regression
 # target, from a weight near it, the loss computed with the fake-quantized weight and exercise
 # 1's per-channel scales; once with your `fake_quantize`, once with the same rounding without
 # the STE.

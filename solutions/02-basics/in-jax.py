@@ -273,9 +273,8 @@ try:  # runs once exercise 4 is solved
     q = jax.random.normal(kq, (B, T, d))
     k = jax.random.normal(kk, (B, S, d))
     v = jax.random.normal(kv, (B, S, d_v))
-    mask = (
-        (jax.random.uniform(km, (B, T, S)) < 0.6).at[..., 0].set(True)
-    )  # key 0 for all
+    # (B, T, S) bool; every query may attend to key 0
+    mask = (jax.random.uniform(km, (B, T, S)) < 0.6).at[..., 0].set(True)
     d_out = jax.random.normal(kd, (B, T, d_v))
     ours = attention_backward(q, k, v, mask, d_out)
 

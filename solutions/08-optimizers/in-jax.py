@@ -23,7 +23,7 @@
 # right, or ❌ with what it expected and a hint.
 #
 # The checks build your transformation, run it for several steps on three cases (the
-# schedule on two) and compare with answers computed independently (`tests/labs/test_lab08.py`
+# schedule on two) and compare with answers computed independently ([`tests/labs/test_lab08.py`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/tests/labs/test_lab08.py)
 # proves those answers equal `optax.adam`, `optax.adamw`,
 # `optax.warmup_cosine_decay_schedule` and `optax.lion`); they never look at your code, except that those
 # library functions are the answer key: the exercises ask you to write their rules out, and a

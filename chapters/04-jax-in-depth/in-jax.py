@@ -907,7 +907,7 @@ if H.current_scale() != "smoke":
 # | 4.2 compilation | `jit`: traces per shape, dtype and static value; `lax.cond`/`switch`/`scan`/`fori_loop`; `jax.debug.print`; donation | `torch.compile`: dynamic shapes after a second shape; graph breaks at data-dependent `if` and `print`, counted by `torch._dynamo.explain`; `torch.cond` |
 # | 4.3 vectorising | `vmap(grad)`: per-example gradients and norms | `torch.func.vmap(grad)` with `functional_call` |
 # | 4.4 pytrees, randomness | `jax.tree`; explicit keys, `split`, `fold_in` | flat `state_dict`, private `torch.utils._pytree`; a global generator and `torch.Generator` |
-# | 4.5 parallelism | `Mesh`, `NamedSharding`, `PartitionSpec` with `jit`; `shard_map`; legacy `pmap` | one process per device (DDP, `DeviceMesh`, `DTensor`: chapter 9); the data-parallel arithmetic on one process |
+# | 4.5 parallelism | `Mesh`, `NamedSharding`, `PartitionSpec` with `jit`; `shard_map`; legacy `pmap` | one process per device (DDP, FSDP2's `DTensor`s: chapter 9); the data-parallel arithmetic on one process |
 # | 4.6 modules, optimizers, checkpoints | NNX `split`/`merge`, `nnx.jit`; Optax chains, schedules, masks; Orbax | `nn.Module` parameters and buffers, `functional_call`; optimizers, parameter groups, schedulers; `state_dict` |
 
 # %% [markdown] tags=["notebook-only"]

@@ -516,7 +516,8 @@ print(
 # JAX's current way to run on several devices is to describe **where the data lives** and let
 # the compiler partition the program. PyTorch's counterparts are `torch.distributed`'s
 # `DeviceMesh` and `DTensor` (a tensor sharded over a mesh), and, the workhorse, one process
-# per device with `DistributedDataParallel`; chapter 9 treats them in full. Unlike JAX, PyTorch
+# per device with `DistributedDataParallel`; chapter 9 treats DDP and FSDP2 (whose sharded
+# parameters are `DTensor`s) in full. Unlike JAX, PyTorch
 # cannot simulate 8 devices inside one CPU process: each device is a process. What this page
 # shows instead is the arithmetic of data parallelism, on one process.
 
@@ -530,7 +531,8 @@ print(
 # %% [markdown]
 # Here the "mesh" is 8 simulated workers: the batch is cut into 8 equal shards, each worker's
 # gradient is computed on its shard, and the 8 gradients are averaged, which is what
-# `DistributedDataParallel`'s all-reduce does after `backward()`.
+# `DistributedDataParallel`'s all-reduce computes during `backward()` (in buckets, as the
+# gradients become ready: chapter 9).
 
 # %%
 WORKERS = 8
@@ -762,7 +764,7 @@ if H.current_scale() != "smoke":
 # | 4.2 compilation | `jit`: traces per shape, dtype and static value; `lax.cond`/`switch`/`scan`/`fori_loop`; `jax.debug.print`; donation | `torch.compile`: dynamic shapes after a second shape; graph breaks at data-dependent `if` and `print`, counted by `torch._dynamo.explain`; `torch.cond` |
 # | 4.3 vectorising | `vmap(grad)`: per-example gradients and norms | `torch.func.vmap(grad)` with `functional_call` |
 # | 4.4 pytrees, randomness | `jax.tree`; explicit keys, `split`, `fold_in` | flat `state_dict`, private `torch.utils._pytree`; a global generator and `torch.Generator` |
-# | 4.5 parallelism | `Mesh`, `NamedSharding`, `PartitionSpec` with `jit`; `shard_map`; legacy `pmap` | one process per device (DDP, `DeviceMesh`, `DTensor`: chapter 9); the data-parallel arithmetic on one process |
+# | 4.5 parallelism | `Mesh`, `NamedSharding`, `PartitionSpec` with `jit`; `shard_map`; legacy `pmap` | one process per device (DDP, FSDP2's `DTensor`s: chapter 9); the data-parallel arithmetic on one process |
 # | 4.6 modules, optimizers, checkpoints | NNX `split`/`merge`, `nnx.jit`; Optax chains, schedules, masks; Orbax | `nn.Module` parameters and buffers, `functional_call`; optimizers, parameter groups, schedulers; `state_dict` |
 
 # %% [markdown] tags=["notebook-only"]

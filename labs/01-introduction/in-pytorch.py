@@ -131,7 +131,8 @@ H.lab01.check_gradient_error(gradient_error)
 #
 # ## Exercise 5: a training step that fails the second time
 #
-# This training step looks right, and the first call does what it should:
+# This training step looks right, and its first call returns the right loss and makes the
+# right update:
 #
 # ```python
 # def train_step(model, optimizer, x, y):
@@ -143,7 +144,8 @@ H.lab01.check_gradient_error(gradient_error)
 #     return loss.item()
 # ```
 #
-# Called a second time on the same batch, it goes wrong in two ways. Predict what
+# Called a second time on the same batch, it goes wrong in two ways, both left behind by the
+# first call. Predict what
 # `inputs /= 255` does to the caller's `x` (what does `view` share?), and what `.grad` holds
 # when the second call starts. Then write the step correctly: `x` is a `torch.float32` tensor
 # of shape `(B, H, W)` with values 0..255 that must stay unchanged, `y` holds integer labels

@@ -80,9 +80,9 @@ def loss_fn(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
 # Return the norm of each example's gradient, shape `(B,)`: for example $i$, the gradient of
 # its own loss with respect to *all* parameters, $g_i = \nabla_\theta \ell(\theta; x_i, y_i)$,
 # and $\lVert g_i \rVert = \sqrt{\sum (\text{every entry of } g_i)^2}$ over W's and b's
-# gradients together. Use `jax.vmap` over the examples (not a Python loop) and compile the
-# function with `jax.jit`, once: the check calls it again with new values of the same shapes
-# and counts compilations (there must be none).
+# gradients together. Use `jax.vmap` over the examples (not a Python loop). The function is
+# already compiled with `@jax.jit`: keep the decorator. The check calls it again with new values
+# of the same shapes and counts compilations (there must be none).
 
 
 # %%

@@ -141,7 +141,8 @@ H.lab04.check_train_step(train_step)
 #
 # ### 4a: the shards of a batch
 #
-# PyTorch has no single-process mesh like JAX's (chapter 9 shows `DeviceMesh` and `DTensor`):
+# PyTorch has no single-process mesh like JAX's (chapter 9 shows `DTensor`, through FSDP2's
+# `fully_shard`):
 # a data-parallel job runs one process per device, and each process takes its shard of the
 # batch. Return `x (B, D)` cut into `world_size` equal, contiguous shards, stacked into one
 # tensor `(world_size, B / world_size, D)`: shard `r` holds rows `r * B / world_size` to
@@ -166,8 +167,9 @@ H.lab04.check_shard_batch(shard_batch)
 # (as in 4a), compute each shard's gradient of `loss_fn` (a mean over its examples)
 # with `torch.func.vmap` over the shards, and return the mean over shards, in the structure of
 # `params` (`{"W": (D, C), "b": (C,)}`). In a real job that mean is the all-reduce
-# `DistributedDataParallel` runs after `backward()`; with equal shards it equals the full
-# batch's gradient, which is what the check compares.
+# `DistributedDataParallel` runs during `backward()` (in buckets, while the backward pass is
+# still running: chapter 9); with equal shards it equals the full batch's gradient, which is
+# what the check compares.
 
 
 # %%

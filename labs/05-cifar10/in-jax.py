@@ -281,7 +281,7 @@ try:  # runs once exercise 5 is solved
     x8, y8 = H.load_cifar10("train", sample=True)
     images = jnp.asarray(x8[:8])  # (8, 32, 32, 3) uint8
     labels = jnp.asarray(y8[:8], jnp.int32)
-    keys = jax.random.split(jax.random.key(5), 5)
+    keys = jax.random.split(jax.random.key(6), 5)  # a permutation without fixed points
     k_lam, k_perm, k_cut, k_box, k_logits = keys
     lam = jax.random.beta(k_lam, 0.4, 0.4, (8,))  # (8,) float32, one per image
     perm = jax.random.permutation(k_perm, 8)

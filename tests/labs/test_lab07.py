@@ -10,6 +10,8 @@ the checks' cases, and every mistake moves the answer beyond the checks' toleran
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -997,4 +999,15 @@ def test_valid_vtrace_answers_pass(fw, style, capsys):
         )
     checks_of = {"pytorch": "helpers.labs.lab07.torch", "jax": "helpers.labs.lab07.jax"}
     __import__(checks_of[fw], fromlist=["check_vtrace"]).check_vtrace(student)
+    assert "✅ vtrace: passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fw", ["pytorch", "jax"])
+def test_a_right_vtrace_answer_warns_nothing(fw, capsys):
+    """The mistake variants the check computes to name a hint may meet inf * 0 (bars at inf);
+    they stay silent: the solution pages showed NumPy's RuntimeWarning under the ✅ line."""
+    checks_of = {"pytorch": "helpers.labs.lab07.torch", "jax": "helpers.labs.lab07.jax"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        __import__(checks_of[fw], fromlist=["check_vtrace"]).check_vtrace(_vtrace(fw))
     assert "✅ vtrace: passed" in capsys.readouterr().out

@@ -139,9 +139,19 @@ def vtrace_reference(
     is ``vs[t + 1]`` inside an episode and ``next_values[t]`` at a truncation or the last step.
     Raises ``ValueError`` for an unknown ``mistake``.
     """
-    m = mistake
-    if m is not None and m not in VS_MISTAKES + PG_MISTAKES:
-        raise ValueError(f"unknown mistake {m!r}")
+    if mistake is not None and mistake not in VS_MISTAKES + PG_MISTAKES:
+        raise ValueError(f"unknown mistake {mistake!r}")
+    if mistake is None:  # the answer itself: a NaN or inf here is a bug, and warns
+        return _vtrace(r, gamma, rho_bar, c_bar, None)
+    # A mistake's variant may compute inf * 0 with the bars at inf (clip_from_below,
+    # log_clipped_at_bar): its NaN only means "not this mistake", so it stays silent.
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _vtrace(r, gamma, rho_bar, c_bar, mistake)
+
+
+def _vtrace(
+    r: dict[str, np.ndarray], gamma: float, rho_bar: float, c_bar: float, m: str | None
+) -> tuple[np.ndarray, np.ndarray]:
     v = r["values"].astype(np.float64)
     nv = r["next_values"].astype(np.float64)
     term = r["terminated"].astype(np.float64)

@@ -110,7 +110,8 @@ H.lab07.check_gae(gae)
 #   (population std: `A.std()`);
 # * $\rho = \exp(\log\pi_{\text{new}} - \log\pi_{\text{old}})$ and
 #   `policy_loss` $= -\operatorname{mean}\left(\min(\rho\hat A,\;
-#   \operatorname{clip}(\rho, 1 - \epsilon, 1 + \epsilon)\,\hat A)\right)$;
+#   \operatorname{clip}(\rho, 1 - \epsilon, 1 + \epsilon)\,\hat A)\right)$ ($\epsilon$ is the
+#   argument `clip`, e.g. 0.2);
 # * the value target is fixed by the rollout, `returns = advantages + old_values` (raw
 #   advantages), and `value_loss` $= \tfrac12 \operatorname{mean}((V_{\text{new}} -
 #   \text{returns})^2)$.
@@ -157,7 +158,7 @@ H.lab07.check_ppo_loss(ppo_loss)
 # v_{t+1} - V_t)$, with the next state's target taken as in exercise 1 (the first case that
 # applies):
 #
-# $$\hat v_{t+1} = \begin{cases} 0 & \text{terminated}_t = 1 \text{ (the task ended: no~future)}\\
+# $$\hat v_{t+1} = \begin{cases} 0 & \text{terminated}_t = 1 \text{ (the task ended: no future)}\\
 # V_t^{\text{next}} & \text{truncated}_t = 1 \text{ (}v_{t+1}\text{ is the next episode's)}\\
 # V_{T-1}^{\text{next}} & t = T - 1 \text{ (no step follows in the rollout)}\\
 # v_{t+1} & \text{otherwise.}\end{cases}$$
@@ -210,7 +211,8 @@ H.lab07.check_vtrace(vtrace)
 # all 1,000 in one call of your function under `jax.vmap` (one with Python branches on values
 # cannot be vmapped; the cell then calls it on 200, one at a time). Without clipping
 # ($\bar\rho = \bar c = \infty$, importance sampling) its mean is the on-policy target, up to
-# sampling noise, and its spread is wide; clipped at 1, the spread narrows and the mean moves
+# sampling noise (the products of ratios are skewed, so a sample mean falls below it more
+# often than above), and its spread is wide; clipped at 1, the spread narrows and the mean moves
 # away: truncation trades variance for bias.
 
 # %%

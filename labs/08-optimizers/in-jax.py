@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Lab 8: Adam and a warmup + cosine schedule in JAX
+# # Lab 8: Adam, AdamW, a warmup + cosine schedule and Lion in JAX
 #
 # Four exercises, three on chapter 8: Adam with bias correction and L2 weight decay as an
 # Optax-style gradient transformation, the same with decoupled weight decay (AdamW), and an
@@ -113,9 +113,11 @@ H.lab08.check_adamw(adamw)
 # $$\eta(t) = \text{init} + (\text{peak} - \text{init})\,\frac{t}{W} \quad (t < W),$$
 #
 # $$\eta(t) = \text{end} + (\text{peak} - \text{end})\,\frac{1 + \cos(\pi s / S)}{2},\;
-# s = t - W,\; S = T - W \quad (t \ge W).$$
+# s = t - W,\; S = T - W \quad (t \ge W),$$
 #
-# The check calls your schedule under `jax.jit`, where the step is a traced array. Write it
+# with $W$ = `warmup_steps` and $T$ = `decay_steps`, which counts the warmup steps too (as in
+# Optax). The check covers steps 0 to `decay_steps` and calls your schedule under `jax.jit`,
+# where the step is a traced array. Write it
 # out: a call of `optax.warmup_cosine_decay_schedule` or of the schedules it is made of
 # (`linear_schedule`, `cosine_decay_schedule`, `join_schedules`) fails the check.
 
@@ -212,9 +214,8 @@ try:  # runs once exercises 2 and 4 are solved
     lr, wd = 0.05, 0.1
     before, params = train(lion(lr, b1=0.9, b2=0.99, weight_decay=wd))
     print(f"Lion,  lr 0.05: final loss {float(loss(params)):.4f}")
-    step = (
-        jnp.abs(before["x"] * (1 - lr * wd) - params["x"]) / lr
-    )  # the decay taken out
+    # the decay taken out
+    step = jnp.abs(before["x"] * (1 - lr * wd) - params["x"]) / lr
     sizes = sorted(set(np.round(np.asarray(step), 4).tolist()))
     print(f"Lion's last step / lr, all 10 coordinates: {sizes}")
 except NotImplementedError:

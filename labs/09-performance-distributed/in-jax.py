@@ -53,16 +53,16 @@ from jax.sharding import PartitionSpec as P
 
 from helpers import jax as H
 
-H.sharding.simulate_cpu_devices(
-    8
-)  # jax.config.update("jax_num_cpu_devices", 8), checked
-print(jax.devices())
+# like jax.config.update("jax_num_cpu_devices", 8), checked
+H.sharding.simulate_cpu_devices(8)
+print(jax.device_count(), "devices:", jax.devices()[0], "...", jax.devices()[-1])
 
 # %% [markdown]
 # ## Exercise 1: shard a batch
 #
 # Return `x` (a batch, examples on axis 0) placed on `mesh` with its rows split over the mesh
-# axis `"data"`: each device holds whole examples, `len(x) / devices` of them.
+# axis `"data"`: each device holds whole examples, `len(x) / mesh.shape["data"]` of them
+# (copied along any other mesh axis).
 
 
 # %%
@@ -79,7 +79,8 @@ H.lab09.check_shard_batch(shard_batch)
 #
 # A Flax `Linear` kernel has shape `(in_features, out_features)`. On a mesh with axes
 # `("data", "model")`, return `w` placed with its *output* features (columns) split over
-# `"model"`, so each device computes a slice of the layer's outputs (tensor parallelism).
+# `"model"`, so each device computes a slice of the layer's outputs (tensor parallelism
+# {cite}`shoeybi2019megatron`).
 
 
 # %%
@@ -103,9 +104,8 @@ else:
     try:  # runs once the exercises above are solved
         mesh = H.sharding.make_mesh((2, 4), ("data", "model"), device="cpu")
         x = shard_batch(jnp.ones((8, 16)), mesh)  # (8, 16): 4 rows on each "data" row
-        w = shard_weight(
-            jnp.ones((16, 12)), mesh
-        )  # (16, 12): 3 columns per "model" device
+        # (16, 12): 3 columns per "model" device
+        w = shard_weight(jnp.ones((16, 12)), mesh)
         y = jax.jit(jnp.matmul)(x, w)  # (8, 12)
         print(y.sharding.spec, y.addressable_shards[0].data.shape)
     except NotImplementedError:
@@ -148,7 +148,12 @@ H.lab09.check_data_parallel(data_parallel_step)
 
 # %% [markdown]
 # The same function runs on the 8 devices with `jax.shard_map`: each device gets its rows of
-# the batch and a copy of the parameters, and the `pmean` becomes an all-reduce.
+# the batch and a copy of the parameters, and the `pmean` becomes an all-reduce. Pass
+# `check_vma=False`. With the default (`True`), `shard_map` tracks which values vary over
+# the devices: `params` come in replicated, so `jax.grad` already sums their gradient over
+# the devices (the transpose of a copy is a sum), and the `pmean` of that sum is the sum, $W$
+# times the gradient (4 times on 4 devices, measured). The exercises' per-worker code expects
+# each device's own gradient until the `pmean`.
 
 # %%
 if jax.device_count("cpu") != 8:
@@ -192,7 +197,8 @@ else:
 # %% [markdown]
 # ## Exercise 5: ring all-reduce by hand
 #
-# Chapter 9's ring all-reduce, written with point-to-point messages only. `x` is this
+# Chapter 9's ring all-reduce {cite}`patarasuk2009bandwidth`, written with point-to-point
+# messages only. `x` is this
 # worker's 1-D float32 array of $N$ numbers, $N$ a multiple of the number of workers $W$
 # (`jax.lax.axis_size(axis_name)`); return the sum of every worker's `x`, an array of $N$
 # numbers like `x`, on every worker. Communicate only with `jax.lax.ppermute` (no `psum`,

@@ -127,7 +127,8 @@ H.lab07.check_gae(gae)
 #   (population std: `A.std(correction=0)`);
 # * $\rho = \exp(\log\pi_{\text{new}} - \log\pi_{\text{old}})$ and
 #   `policy_loss` $= -\operatorname{mean}\left(\min(\rho\hat A,\;
-#   \operatorname{clip}(\rho, 1 - \epsilon, 1 + \epsilon)\,\hat A)\right)$;
+#   \operatorname{clip}(\rho, 1 - \epsilon, 1 + \epsilon)\,\hat A)\right)$ ($\epsilon$ is the
+#   argument `clip`, e.g. 0.2);
 # * the value target is fixed by the rollout, `returns = advantages + old_values` (raw
 #   advantages), and `value_loss` $= \tfrac12 \operatorname{mean}((V_{\text{new}} -
 #   \text{returns})^2)$.
@@ -180,7 +181,7 @@ H.lab07.check_ppo_loss(ppo_loss)
 # v_{t+1} - V_t)$, with the next state's target taken as in exercise 1 (the first case that
 # applies):
 #
-# $$\hat v_{t+1} = \begin{cases} 0 & \text{terminated}_t = 1 \text{ (the task ended: no~future)}\\
+# $$\hat v_{t+1} = \begin{cases} 0 & \text{terminated}_t = 1 \text{ (the task ended: no future)}\\
 # V_t^{\text{next}} & \text{truncated}_t = 1 \text{ (}v_{t+1}\text{ is the next episode's)}\\
 # V_{T-1}^{\text{next}} & t = T - 1 \text{ (no step follows in the rollout)}\\
 # v_{t+1} & \text{otherwise.}\end{cases}$$
@@ -248,7 +249,8 @@ H.lab07.check_vtrace(vtrace)
 # cell below draws 1,000 behaviour policies for one rollout, the ratio $\pi/\mu$ of each step
 # log-normal with mean 1 (as $\mathbb{E}_\mu[\pi/\mu] = 1$), and compares `vs[0]` over them.
 # Without clipping ($\bar\rho = \bar c = \infty$, importance sampling) its mean is the
-# on-policy target, up to sampling noise, and its spread is wide; clipped at 1, the spread
+# on-policy target, up to sampling noise (the products of ratios are skewed, so a sample mean
+# falls below it more often than above), and its spread is wide; clipped at 1, the spread
 # narrows and the mean moves away: truncation trades variance for bias.
 
 # %%

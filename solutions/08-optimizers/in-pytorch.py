@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Lab 8 solutions: Adam and a warmup + cosine schedule in PyTorch
+# # Lab 8 solutions: Adam, AdamW, a warmup + cosine schedule and Lion in PyTorch
 #
 # Four exercises, three on chapter 8: one step of Adam with bias correction and L2 weight
 # decay, the same with decoupled weight decay (AdamW), and a learning-rate schedule with a
@@ -122,9 +122,9 @@ H.lab08.check_adamw(adamw_step)
 # $$\eta(t) = \text{init} + (\text{peak} - \text{init})\,\frac{t}{W} \quad (t < W),$$
 #
 # $$\eta(t) = \text{end} + (\text{peak} - \text{end})\,\frac{1 + \cos(\pi s / S)}{2},\;
-# s = t - W,\; S = T - W \quad (t \ge W).$$
+# s = t - W,\; S = T - W \quad (t \ge W),$$
 #
-# The check covers steps 0 to `total_steps`, where this is `torch.optim.lr_scheduler`'s
+# with $W$ = `warmup_steps` and $T$ = `total_steps`. The check covers steps 0 to `total_steps`, where this is `torch.optim.lr_scheduler`'s
 # `SequentialLR` of a `LinearLR` warmup and a `CosineAnnealingLR` (which, past `total_steps`,
 # climbs back up) and `optax.warmup_cosine_decay_schedule` (which stays at `end`). Write it
 # out: a call of `LinearLR`, `CosineAnnealingLR`, `SequentialLR` or `OneCycleLR` fails the

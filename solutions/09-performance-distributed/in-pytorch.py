@@ -73,7 +73,7 @@ H.lab09.check_shard_batch(shard_batch)
 # %% [markdown]
 # ## Exercise 2: each rank's block of a weight
 #
-# Tensor parallelism splits a layer over ranks. An `nn.Linear` weight has shape
+# Tensor parallelism {cite}`shoeybi2019megatron` splits a layer over ranks. An `nn.Linear` weight has shape
 # `(out_features, in_features)`; split its *output* features evenly, so rank `rank` computes
 # `out_features / world_size` of the layer's outputs from the whole input. Return that
 # rank's block of rows (a view is fine).
@@ -96,8 +96,8 @@ H.lab09.check_shard_weight(shard_weight)
 # After `backward` on its share, each rank's gradients (`grads`, a list of tensors, one per
 # parameter) are those of *its* mean loss. Return the list of their means over the
 # `world_size` ranks, computed with `dist.all_reduce` (the process group exists when the
-# check calls you; `all_reduce` works in place, so reduce a copy). This is what DDP does for
-# you, in buckets, during `backward`.
+# check calls you; `all_reduce` works in place, so reduce a copy). This is what DDP
+# {cite}`li2020pytorch` does for you, in buckets, during `backward`.
 
 
 # %%
@@ -125,8 +125,9 @@ H.lab09.check_average_gradients(average_gradients)
 # share of every global batch of `toy_data(sizes)` (`sizes.batch_size` is the global batch)
 # through a `DistributedSampler` (`shuffle=True, seed=sizes.seed, drop_last=True`, and
 # `set_epoch` each epoch), and take `sizes.steps` SGD steps with learning rate
-# `sizes.learning_rate` on the mean cross-entropy. Return `(model, losses)`, the losses a
-# list of floats. The check asserts that two ranks end where one process ends.
+# `sizes.learning_rate` on the mean cross-entropy. The `DataLoader` reads
+# `sizes.batch_size // world_size` rows per step; keep going across epochs until `sizes.steps`
+# steps are taken. Return `(model, losses)`, the losses a list of floats. The check asserts that two ranks end where one process ends.
 
 
 # %%
@@ -164,7 +165,8 @@ H.lab09.check_data_parallel(train_ddp)
 # %% [markdown]
 # ## Exercise 5: ring all-reduce by hand
 #
-# Chapter 9's ring all-reduce, written with point-to-point messages only. `tensor` is this
+# Chapter 9's ring all-reduce {cite}`patarasuk2009bandwidth`, written with point-to-point
+# messages only. `tensor` is this
 # rank's 1-D float32 tensor of $N$ numbers, $N$ a multiple of the number of ranks
 # $W$ (`world_size`); return a new tensor holding the sum of every rank's `tensor`, on every
 # rank, and leave `tensor` as it was. Communicate only with `dist.isend`/`dist.irecv` (or

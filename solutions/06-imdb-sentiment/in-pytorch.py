@@ -12,12 +12,13 @@
 # ---
 
 # %% [markdown]
-# # Lab 6 solutions: padding masks, rotary positions and a training-only vocabulary in PyTorch
+# # Lab 6 solutions: padding masks, attention pooling, rotary positions and a vocabulary in PyTorch
 #
 # Five exercises on chapter 6, the pieces that make a text model read only the real tokens of
-# a review and where each token stands: a padding mask built from lengths, masked mean pooling,
-# rotary position embeddings (RoPE) for attention's queries and keys, which the chapter does not
-# teach (its Transformer learns its position embeddings), a vocabulary built on the training
+# a review and where each token stands: a padding mask built from lengths, masked attention
+# pooling with a learned query, which the chapter does not teach (its models pool with a masked
+# mean), rotary position embeddings (RoPE) for attention's queries and keys, which it does not
+# teach either (its Transformer learns its position embeddings), a vocabulary built on the training
 # split that maps every other word to `<unk>`, and each review reversed within its length for
 # the backward direction of a bidirectional RNN. Each exercise is a function. Replace the line
 # `raise NotImplementedError(...)` with your code, run the cell, then run the check below it: a
@@ -25,7 +26,9 @@
 #
 # The checks call your functions on small cases and compare with answers computed
 # independently (`tests/labs/test_lab06.py` proves those answers equal the chapter's helpers
-# and, for exercise 3, PyTorch's ONNX `RotaryEmbedding` op);
+# and, for exercise 2, PyTorch's `scaled_dot_product_attention` with a scale of 1 and the
+# chapter's masked mean for a query of zeros, for exercise 3, PyTorch's ONNX
+# `RotaryEmbedding` op);
 # they never look at your code.
 # The exercises alone, without the answers: [`labs/06-imdb-sentiment/in-pytorch.ipynb`](../../labs/06-imdb-sentiment/in-pytorch.ipynb).
 
@@ -72,27 +75,112 @@ def length_mask(lengths, max_len):
 # %%
 H.lab06.check_length_mask(length_mask)
 
-# %% [markdown]
-# ## Exercise 2: masked mean pooling
+# %% [markdown] tags=["shared"]
+# ## Exercise 2: masked attention pooling
 #
-# `x` is a float tensor `(B, T, D)` (a feature per token) and `mask` the boolean `(B, T)` of
-# exercise 1. Return `(B, D)`: for each review the mean of its real tokens' features. The
-# padded positions of `x` are **not** zero, so they must not enter the sum, and the divisor is
-# the number of real tokens of each row, not `T`. Leave `x` as it is (no `x[~mask] = 0` or
-# `mul_`: the caller's batch would change), and write the pooling yourself: calling the
-# chapter's `H.text.masked_mean` fails the check.
+# Chapter 6's models pool a review's tokens with a masked mean: every real token counts the
+# same. Attention pooling lets the model learn which tokens matter. {cite:t}`yang2016hierarchical`
+# score each token $x_t$ with a learned context vector $q$ (the query) and pool with the
+# softmax of the scores over the review's real tokens ($m_t = 1$ at a real token, 0 at
+# padding):
+#
+# $$s_t = x_t \cdot q, \qquad p_t = \frac{m_t\, e^{s_t}}{\sum_u m_u\, e^{s_u}}, \qquad
+# \text{pool}(x) = \sum_t p_t\, x_t.$$
+#
+# They score with the plain dot product, without the $1/\sqrt{D}$ of a Transformer's
+# attention: the learned query absorbs any scale. This exercise does the same (unscaled).
+#
+# - **Mask the scores before the softmax**: set the padded scores to $-\infty$ (or the
+#   dtype's most negative number). $e^{-\infty} = 0$, so the padding gets weight exactly 0
+#   and the real tokens' weights sum to 1. A fill of 0 is not "nothing": $e^0 = 1$, a padded
+#   token then weighs as much as a real token that scores 0.
+# - **Masking after the softmax** (weights times the mask) drops the padding's share, so a
+#   row no longer sums to 1; it needs a renormalisation, $p_t m_t / \sum_u p_u m_u$, exact on
+#   paper, but once the padding scores high, float32 has already rounded the real tokens'
+#   weights to 0 and the renormalisation divides 0 by 0.
+# - **Subtract the max**: $e^{s_t} / \sum_u e^{s_u} = e^{s_t - s_{\max}} / \sum_u e^{s_u -
+#   s_{\max}}$, the same softmax, but $e^{s}$ overflows float32 above $s \approx 88.7$. The
+#   library's softmax subtracts it for you; a softmax written by hand must too (the check has
+#   scores in the hundreds). Take the max over the real tokens, after masking.
+# - With $q = 0$ every score is 0 and each real token weighs $1/L$: the chapter's masked mean
+#   is the special case $q = 0$.
+#
+# The cell below shows the first and third points on a row of two real and two padded tokens.
+
+# %%
+s = torch.tensor([2.0, 1.0, 5.0, 5.0])  # scores (T,): two real tokens, two padded
+real = torch.tensor([True, True, False, False])
+print("padding filled with 0:   ", torch.softmax(s.masked_fill(~real, 0.0), -1))
+print("padding filled with -inf:", torch.softmax(s.masked_fill(~real, -torch.inf), -1))
+big = torch.tensor([300.0, 299.0])  # two real scores in the hundreds
+print("exp by hand:", big.exp() / big.exp().sum(), " softmax:", torch.softmax(big, -1))
+
+# %% [markdown]
+# Write `attention_pool(x, mask, query)`. `x` is `torch.float32` `(B, T, D)`, token features
+# whose padded positions hold arbitrary values (large ones too, never 0 in the check); `mask`
+# the boolean `(B, T)` of exercise 1 (every row has at least one real token); `query` a
+# `torch.float32` `(D,)`. Return `torch.float32` `(B, D)`, the weighted sum of each row's real
+# tokens. Mask with `masked_fill(~mask, -torch.inf)` (or `torch.where`) on the scores, leave
+# `x` as it is (no `x.masked_fill_`), and write the softmax's masking yourself: with a
+# length-1 query, `F.scaled_dot_product_attention` and `nn.MultiheadAttention` compute this
+# pooling (scaled by $1/\sqrt{D}$), and calling them, under any name, fails the check. The
+# check runs four cases against a float64 NumPy answer (uneven lengths, length 1 and full
+# rows, large padded values, scores in the hundreds, a query of zeros), the first one padded
+# further with junk, and `torch.autograd.grad` of your result: the gradients must equal the
+# answer's, none of them NaN and none reaching a padded position of `x`.
 
 
 # %%
-def masked_mean(x, mask):
+def attention_pool(x, mask, query):
     ### BEGIN SOLUTION
-    m = mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
-    return (x * m).sum(1) / m.sum(1)  # (B, D)
+    scores = x @ query  # (B, T): s[b, t] = x[b, t] . query, unscaled
+    scores = scores.masked_fill(~mask, -torch.inf)  # padding: weight e^-inf = 0
+    weights = torch.softmax(
+        scores, dim=1
+    )  # (B, T), each row sums to 1 over real tokens
+    return torch.einsum("bt,btd->bd", weights, x)  # (B, D)
     ### END SOLUTION
 
 
 # %%
-H.lab06.check_masked_mean(masked_mean)
+H.lab06.check_attention_pool(attention_pool)
+
+# %% [markdown]
+# Why it matters. The weights can be read back from your function: append a one-hot
+# position to each token's features, with query entries of 0 there, so the scores do not
+# change, and the last $T$ features of the pooled vector are the weights. They sum to 1 over
+# each review's real tokens and are 0 on its padding, however large its values; the same
+# batch padded 3 positions further, with junk, pools to the same vectors.
+
+# %%
+try:  # runs once exercise 2 is solved
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 3)  # (B, T, D): 2 reviews padded to 5 tokens
+    mask = torch.arange(5) < torch.tensor([[3], [5]])  # lengths 3 and 5
+    x[~mask] = 100.0  # large junk at the padding
+    query = torch.randn(3)
+    onehot = torch.eye(5).expand(2, 5, 5)  # (B, T, T): position t of each token
+    pooled = attention_pool(
+        torch.cat([x, onehot], -1), mask, torch.cat([query, torch.zeros(5)])
+    )
+    weights = pooled[:, 3:]  # (B, T)
+    for b in range(2):
+        row = " ".join(f"{w:.4f}" for w in weights[b].tolist())
+        print(
+            f"review {b} (length {int(mask[b].sum())}): weights {row}, sum {weights[b].sum():.6f}"
+        )
+    longer = torch.cat([x, torch.full((2, 3, 3), 1e4)], 1)  # padded 3 tokens further
+    longer_mask = torch.cat([mask, torch.zeros(2, 3, dtype=torch.bool)], 1)
+    diff = (
+        (attention_pool(longer, longer_mask, query) - attention_pool(x, mask, query))
+        .abs()
+        .max()
+    )
+    print(f"padded to T = 8 instead of 5: max |difference| {diff:.1e}")
+    assert torch.allclose(weights.sum(1), torch.ones(2)) and (weights[~mask] == 0).all()
+    assert diff < 1e-5
+except NotImplementedError:
+    print("solve exercise 2 first")
 
 # %% [markdown] tags=["shared"]
 # ## Exercise 3: rotary position embeddings (RoPE)
@@ -294,8 +382,10 @@ except NotImplementedError:
 
 # %% [markdown]
 # Done. Chapter 6's [PyTorch notebook](../../chapters/06-imdb-sentiment/in-pytorch.ipynb) uses
-# these pieces on the full IMDB dataset: `H.text.masked_mean`, packed sequences and
+# these pieces on the full IMDB dataset: `H.text.padding_mask`, packed sequences and
 # `helpers.data.text.build_vocab`. Exercise 5 is what a packed batch does for the backward
-# direction of `nn.LSTM(bidirectional=True)`. Exercise 3 goes beyond the chapter, whose
-# Transformer (section 6.5) learns a position embedding: RoPE would replace it by rotating the
-# queries and keys of each attention layer.
+# direction of `nn.LSTM(bidirectional=True)`. Exercise 2 goes beyond the chapter, whose
+# models pool with `H.text.masked_mean`, attention pooling's special case `query = 0`: a
+# learned `nn.Parameter` query would let a model weigh its tokens. Exercise 3 goes beyond the
+# chapter too: its Transformer (section 6.5) learns a position embedding; RoPE would replace
+# it by rotating the queries and keys of each attention layer.

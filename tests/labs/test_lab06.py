@@ -4,9 +4,11 @@
 Every hint the lab declares must be produced by at least one entry.
 
 Also here: the numpy references of ``helpers/labs/lab06/references.py`` equal the chapter's own
-helpers on the checks' cases (``H.text.masked_mean`` of both frameworks,
-``helpers.data.text.build_vocab`` + ``encode``), exercise 3's RoPE reference equals PyTorch's
-ONNX ``RotaryEmbedding`` op (interleaved), and every mistake moves the answer.
+helpers on the checks' cases (``helpers.data.text.build_vocab`` + ``encode``, the padding
+mask), exercise 2's attention pooling equals ``F.scaled_dot_product_attention`` with a scale of
+1 (values and gradients) and, for a query of zeros, ``H.text.masked_mean`` of both frameworks,
+exercise 3's RoPE reference equals PyTorch's ONNX ``RotaryEmbedding`` op (interleaved), and
+every mistake moves the answer.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from labtools import mistake_table_tests
 
 from helpers.data import text as T
 from helpers.jax import text as jtext
+from helpers.labs.lab06 import attention_pool, reverse, rope
 from helpers.labs.lab06 import references as lab06
-from helpers.labs.lab06 import reverse, rope
 from helpers.torch import text as ttext
 
 # ---------------------------------------------------------------- wrong solutions
@@ -52,39 +54,126 @@ def _mask(xp, compare="<", dtype=None):
     return length_mask
 
 
-def _mean(kind, cast=None, keepdim=None, text=None):
-    def masked_mean(x, mask):
-        if kind == "plain":
-            return x.mean(1)
-        if kind == "answer_key":  # the chapter's H.text.masked_mean
-            return text.masked_mean(x, mask)
-        if kind == "in_place":  # PyTorch: zero the caller's padding, then sum
-            x[~mask] = 0
-            return x.sum(1) / mask.sum(1, keepdim=True)
+def _softmax(xp, s, axis=-1):
+    return torch.softmax(s, axis) if xp is torch else jax.nn.softmax(s, axis=axis)
+
+
+def _pool(xp, kind, cast=None):
+    """A student's attention_pool with one switch per mistake (``xp``: torch or jnp)."""
+
+    def attention_pool(x, mask, query):
+        inf = float("inf")
+        m = mask * 1.0  # (B, T) float in both frameworks
+        if kind == "in_place":  # PyTorch: the caller's padding filled in place
+            x.masked_fill_(~mask[..., None], 0.0)
+        if kind == "answer_key":  # the library's attention with a length-1 query
+            if xp is torch:
+                q = query.expand(x.shape[0], 1, -1)  # (B, 1, D)
+                out = torch.nn.functional.scaled_dot_product_attention(
+                    q, x, x, attn_mask=mask[:, None, :], scale=1.0
+                )
+                return out[:, 0]
+            q = jnp.broadcast_to(query, (x.shape[0], 1, 1, x.shape[-1]))
+            out = jax.nn.dot_product_attention(
+                q, x[:, :, None], x[:, :, None], mask=mask[:, None, None, :], scale=1.0
+            )
+            return out[:, 0, 0]
+        if kind == "mha":  # nn.MultiheadAttention / nnx.MultiHeadAttention, one head
+            d = x.shape[-1]
+            q = xp.broadcast_to(query, (x.shape[0], 1, d))
+            if xp is torch:
+                mha = torch.nn.MultiheadAttention(d, 1, batch_first=True)
+                return mha(q, x, x, key_padding_mask=~mask)[0][:, 0]
+            from flax import nnx
+
+            mha = nnx.MultiHeadAttention(1, d, decode=False, rngs=nnx.Rngs(0))
+            return mha(q, x, x, mask=mask[:, None, None, :])[:, 0]
+        if kind == "zeroed_x":  # x zeroed at the padding, then a softmax over all T
+            x = x * m[..., None]
+            mask = m >= 0
+        if kind == "mean":  # the query ignored: the masked mean
+            return (x * m[..., None]).sum(1) / m.sum(1, keepdims=True)
+        s = x @ query  # (B, T)
+        if kind == "per_feature":  # x * query without the sum: (B, T, D)
+            e = xp.where(mask[..., None], x * query, -inf)
+            return (_softmax(xp, e, 1) * x).sum(1)
+        if kind == "features_axis":  # x * query, softmax over D
+            e = xp.where(mask[..., None], x * query, -inf)
+            return (_softmax(xp, e, -1) * x).sum(1)
+        s = {
+            "negated": -s,  # the softmax favours the lowest scores
+            "sqrt_d": s / math.sqrt(x.shape[-1]),
+            "by_t": s / x.shape[1],
+            "by_d": s / x.shape[-1],
+        }.get(kind, s)
         if kind == "inverted":
             mask = ~mask
-        if kind == "flatten":  # the real tokens of every review in one (N, D) list
-            return x[mask].mean(0)
-        m = mask[..., None] * 1.0  # (B, T, 1) float in both frameworks
-        if kind == "flat_count":
-            return (x * m).sum(1) / mask.sum(1)  # (B, D) / (B,)
-        if kind == "no_axis":
-            return (x * mask).sum(1) / m.sum(1)  # (B, T, D) * (B, T)
-        if kind == "mask_row":  # (B, T, D) * (B, 1, T): JAX raises a TypeError here
-            return (x * mask[:, None, :]).sum(1) / m.sum(1)
-        if kind == "unmasked_sum":  # the padding enters the sum
-            return x.sum(1) / m.sum(1)
-        if kind == "by_t":
-            return (x * m).sum(1) / x.shape[1]
-        if kind == "total":  # mask.sum(): the real tokens of the whole batch
-            return (x * m).sum(1) / m.sum()
-        if kind == "cast":  # the right values in another float dtype
-            return cast((x * m).sum(1) / m.sum(1))
-        if kind == "keepdim":  # keepdim on the sum too: (B, 1, D)
-            return (x * m).sum(1, **keepdim) / m.sum(1, **keepdim)
-        return (x * m).sum(1) / m.sum(1)
+        if kind == "float_mask":  # masked_fill with the mask as 0/1 floats
+            p = _softmax(xp, s.masked_fill(1.0 - m, -inf))
+            return (p[..., None] * x).sum(1)
+        fill = {"zero_fill": 0.0, "fill_1e4": -1e4, "fill_1e9": -1e9}.get(kind, -inf)
+        if kind == "finfo":
+            fill = float(xp.finfo(s.dtype).min)
+        if kind in ("ignored", "after_softmax", "after_renorm"):
+            p = _softmax(xp, s)
+            if kind != "ignored":
+                p = p * m
+            if kind == "after_renorm":
+                p = p / p.sum(-1, keepdims=True)
+        elif kind == "added_01":
+            p = _softmax(xp, s + m)
+        elif kind == "added_pm1":
+            p = _softmax(xp, s + 2 * m - 1)
+        elif kind in (
+            "fill_1e4",
+            "fill_1e9",
+        ):  # the mask added as a big negative number
+            p = _softmax(xp, s + (1 - m) * fill)
+        elif kind == "log_mask":  # log 1 = 0, log 0 = -inf
+            p = _softmax(xp, s + xp.log(m))
+        elif kind in ("no_max", "exp_then_mask", "exp_nan_grad", "by_hand"):
+            if kind == "no_max":
+                e = xp.exp(xp.where(mask, s, -inf))
+            elif kind == "exp_then_mask":  # exp of every score, then the mask
+                e = xp.exp(s) * m
+            else:  # the max over the real tokens subtracted
+                top = xp.where(mask, s, -inf).max(-1, keepdims=True)
+                top = top[0] if xp is torch else top
+                if kind == "exp_nan_grad":  # the exponentials masked after exp
+                    e = xp.where(mask, xp.exp(s - top), 0.0)
+                else:
+                    e = xp.exp(xp.where(mask, s, -inf) - top)
+            p = e / e.sum(-1, keepdims=True)
+        elif kind == "axis_batch":
+            p = _softmax(xp, xp.where(mask, s, -inf), 0)
+        else:
+            p = _softmax(xp, xp.where(mask, s, fill))
+        if kind == "detach":  # the weights cut from the graph
+            p = p.detach() if xp is torch else jax.lax.stop_gradient(p)
+        out = (p[..., None] * x).sum(1)  # (B, D)
+        if kind == "mean_not_sum":
+            return (p[..., None] * x).mean(1)
+        if kind == "weights":
+            return p
+        if kind == "tuple":
+            return out, p
+        if kind == "keepdim":
+            return (p[..., None] * x).sum(1, keepdims=True)
+        if kind == "rows":
+            return list(out)
+        if kind == "cast":
+            return cast(out)
+        if kind == "numpy":
+            return np.asarray(out.detach() if xp is torch else out)
+        if kind == "boolean_index":  # a loop over the rows, x[b][mask[b]]: eager only
+            rows = []
+            for b in range(x.shape[0]):
+                xb = x[b][mask[b]]  # (L, D)
+                rows.append(_softmax(xp, xb @ query, 0) @ xb)
+            return xp.stack(rows)
+        return out
 
-    return masked_mean
+    return attention_pool
 
 
 def _stack(xp, arrays):
@@ -410,10 +499,9 @@ def _encode(
     return encode_splits
 
 
-def _table(xp, to_array, long, wide, keepdim, text, tensor):
+def _table(xp, to_array, long, wide, half, text, tensor):
     return [
         # From the second student pass on lab 6 (each passed, or got another hint, before).
-        ("masked_mean", _mean("total"), "divide_total"),
         ("encode_splits", _encode(to_array, count="both"), "test_counts"),
         ("encode_splits", _encode(to_array, transpose=True), "ids_transposed"),
         ("reverse_padded", _reverse(xp, "pairs"), "reverse_pair_index"),
@@ -424,9 +512,6 @@ def _table(xp, to_array, long, wide, keepdim, text, tensor):
             "reverse_no_feature_axis",
         ),
         # From the student pass of s25 (each failed before: passed, or got another hint).
-        ("masked_mean", _mean("unmasked_sum"), "unmasked_sum"),
-        ("masked_mean", _mean("mask_row"), "mask_axis"),
-        ("masked_mean", _mean("answer_key", text=text), "mean_answer_key"),
         ("encode_splits", _encode(to_array, answer_key=True), "vocab_answer_key"),
         ("encode_splits", _encode(to_array, count="truncated"), "count_truncated"),
         ("encode_splits", _encode(to_array, count="reviews"), "doc_freq"),
@@ -440,19 +525,11 @@ def _table(xp, to_array, long, wide, keepdim, text, tensor):
         ("encode_splits", _encode(to_array, cut=1), "truncate_pad"),
         ("encode_splits", _encode(to_array, unk=None, ragged=tensor), "unk_none"),
         ("length_mask", _mask(xp, "flat"), "mask_broadcast"),
-        ("masked_mean", _mean("flat_count"), "divide_keepdim"),
-        ("masked_mean", _mean("no_axis"), "mask_axis"),
-        ("masked_mean", _mean("cast", wide), "mean_dtype"),
         ("length_mask", _mask(xp, "<="), "off_by_one_length"),
         ("length_mask", _mask(xp, "<-1"), "off_by_one_length"),
         ("length_mask", _mask(xp, ">="), "polarity"),
         ("length_mask", _mask(xp, "<", long), "mask_dtype"),
         ("length_mask", _mask(xp, "loop"), "list_result"),
-        ("masked_mean", _mean("plain"), "padding_leaks"),
-        ("masked_mean", _mean("by_t"), "divide_by_t"),
-        ("masked_mean", _mean("inverted"), "polarity"),
-        ("masked_mean", _mean("flatten"), "flattened"),
-        ("masked_mean", _mean("keepdim", keepdim=keepdim), "extra_axis"),
         ("encode_splits", _encode(to_array, leak=True), "test_leak"),
         ("encode_splits", _encode(to_array, unk=0), "unk_is_pad"),
         ("encode_splits", _encode(to_array, unk="after"), "unk_is_pad"),
@@ -474,6 +551,44 @@ def _table(xp, to_array, long, wide, keepdim, text, tensor):
         ("encode_splits", _encode(to_array, swap=True), "swapped"),
         ("encode_splits", _encode(np.asarray), "ids_numpy"),
         ("encode_splits", _encode(None), "list_result"),
+        # Exercise 2: masked attention pooling.
+        ("attention_pool", _pool(xp, "inverted"), "pool_polarity"),
+        ("attention_pool", _pool(xp, "ignored"), "pool_mask_ignored"),
+        ("attention_pool", _pool(xp, "zero_fill"), "pool_zero_fill"),
+        ("attention_pool", _pool(xp, "after_softmax"), "pool_after_softmax"),
+        ("attention_pool", _pool(xp, "after_renorm"), "pool_exp_masked"),
+        ("attention_pool", _pool(xp, "exp_then_mask"), "pool_exp_masked"),
+        ("attention_pool", _pool(xp, "added_01"), "pool_mask_added"),
+        ("attention_pool", _pool(xp, "added_pm1"), "pool_mask_added"),
+        ("attention_pool", _pool(xp, "axis_batch"), "pool_axis"),
+        ("attention_pool", _pool(xp, "per_feature"), "pool_dot"),
+        ("attention_pool", _pool(xp, "features_axis"), "pool_nan"),
+        ("attention_pool", _pool(xp, "no_max"), "pool_no_max"),
+        ("attention_pool", _pool(xp, "mean"), "pool_query_ignored"),
+        ("attention_pool", _pool(xp, "sqrt_d"), "pool_scale"),
+        ("attention_pool", _pool(xp, "by_t"), "pool_scale"),
+        ("attention_pool", _pool(xp, "by_d"), "pool_scale"),
+        ("attention_pool", _pool(xp, "weights"), "pool_weights"),
+        ("attention_pool", _pool(xp, "tuple"), "pool_tuple"),
+        ("attention_pool", _pool(xp, "keepdim"), "pool_shape"),
+        ("attention_pool", _pool(xp, "cast", wide), "pool_dtype"),
+        ("attention_pool", _pool(xp, "rows"), "list_result"),
+        ("attention_pool", _pool(xp, "fill_1e4"), "pool_small_fill"),
+        ("attention_pool", _pool(xp, "exp_nan_grad"), "pool_grad_nan"),
+        ("attention_pool", _pool(xp, "detach"), "pool_grad"),
+        ("attention_pool", _pool(xp, "negated"), "pool_formula"),
+        # From the student pass (each got only the formula's hint, or none, before).
+        ("attention_pool", _pool(xp, "mean_not_sum"), "pool_sum"),
+        ("attention_pool", _pool(xp, "zeroed_x"), "pool_zero_fill"),
+        ("attention_pool", _pool(xp, "cast", long), "pool_dtype"),
+        ("attention_pool", _pool(xp, "cast", half), "pool_dtype"),
+        ("attention_pool", _pool(xp, "answer_key"), "pool_answer_key"),
+        ("attention_pool", _pool(xp, "mha"), "pool_answer_key"),
+        (
+            "attention_pool",
+            lambda x, mask, query: text.masked_mean(x, mask),  # the chapter's pooling
+            "pool_query_ignored",
+        ),
         # Exercise 3: rotary position embeddings.
         ("apply_rope", _rope(xp, "rotate_half"), "rope_rotate_half"),
         ("apply_rope", _rope(xp, "table_cat"), "rope_table_layout"),
@@ -565,14 +680,15 @@ TORCH_MISTAKES = [
         torch.from_numpy,
         lambda m: m.long(),
         lambda m: m.double(),
-        {"keepdim": True},
+        lambda m: m.bfloat16(),
         ttext,
         torch.tensor,
     ),
     # A write into an input tensor, and a gather that does not broadcast: PyTorch's only.
     ("length_mask", _mask(torch, "in_place"), "in_place"),
-    ("masked_mean", _mean("in_place"), "in_place"),
     ("reverse_padded", _reverse(torch, "in_place"), "in_place"),
+    ("attention_pool", _pool(torch, "in_place"), "in_place"),
+    ("attention_pool", _pool(torch, "float_mask"), "pool_bool_mask"),
     ("apply_rope", _rope(torch, "in_place"), "in_place"),
     ("apply_rope", _rope(torch, "float64_table"), "rope_dtype"),
     ("apply_rope", _rope(torch, "answer_key"), "rope_answer_key"),
@@ -592,13 +708,6 @@ TORCH_MISTAKES = [
         _encode(torch.from_numpy, ragged=_pad_sequence(False)),
         "ids_transposed",
     ),
-    (
-        "masked_mean",
-        lambda x, mask: (
-            x.masked_fill(mask[..., None], 0).sum(1) / mask.sum(1, keepdim=True)
-        ),
-        "fill_polarity",
-    ),
 ]
 # JAX keeps float32 unless x64 is enabled: the other dtype a JAX student meets is a half one.
 JAX_MISTAKES = [
@@ -607,17 +716,12 @@ JAX_MISTAKES = [
         jnp.asarray,
         lambda m: m.astype(jnp.int32),
         lambda m: m.astype(jnp.float16),
-        {"keepdims": True},
+        lambda m: m.astype(jnp.bfloat16),
         jtext,
         jnp.asarray,
     ),
-    (
-        "masked_mean",
-        lambda x, mask: (
-            jnp.where(mask[..., None], 0, x).sum(1) / mask.sum(1, keepdims=True)
-        ),
-        "fill_polarity",
-    ),
+    # x[mask] row by row: right eagerly, a NonConcreteBooleanIndexError under jax.jit.
+    ("attention_pool", _pool(jnp, "boolean_index"), "pool_traced"),
     # Each split padded to its own longest review, not to max_len.
     ("encode_splits", _encode(jnp.asarray, ragged=_pad_to_longest), "pad_longest"),
     # Positions read as Python numbers: right eagerly, a tracer error under jax.jit.
@@ -644,9 +748,33 @@ def _differs(a, b, atol=1e-3):
     return a.shape != b.shape or not np.allclose(a, b, atol=atol)
 
 
+def test_pool_reference_is_scaled_dot_product_attention_with_scale_1():
+    """With a length-1 query, F.scaled_dot_product_attention (scale 1, the mask as
+    attn_mask) is the reference; its gradients are :func:`attention_pool.pool_grads`."""
+    for case in attention_pool.pool_cases():
+        x = torch.from_numpy(case["x"]).double().requires_grad_(True)
+        q = torch.from_numpy(case["query"]).double().requires_grad_(True)
+        mask = torch.from_numpy(case["mask"])
+        out = torch.nn.functional.scaled_dot_product_attention(
+            q.expand(len(x), 1, -1), x, x, attn_mask=mask[:, None, :], scale=1.0
+        )[:, 0]
+        right = attention_pool.pool_reference(case["x"], case["mask"], case["query"])
+        np.testing.assert_allclose(out.detach().numpy(), right, rtol=1e-9, atol=1e-9)
+        w = np.random.default_rng(1).normal(size=right.shape)
+        dx, dq = torch.autograd.grad((out * torch.from_numpy(w)).sum(), [x, q])
+        ref_dx, ref_dq = attention_pool.pool_grads(
+            case["x"], case["mask"], case["query"], w
+        )
+        np.testing.assert_allclose(dx.numpy(), ref_dx, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(dq.numpy(), ref_dq, rtol=1e-7, atol=1e-9)
+        assert np.all(ref_dx[~case["mask"]] == 0)
+
+
 @pytest.mark.parametrize("framework", ["torch", "jax"])
-def test_mean_reference_equals_the_chapter_helpers(framework):
-    for case in lab06.mean_cases():
+def test_a_zero_query_gives_the_chapters_masked_mean(framework):
+    """The masked mean of chapter 6 (``H.text.masked_mean``) is the case query = 0; the
+    check's case 3 has that query, and the reference's "mean" mistake is that helper."""
+    for k, case in enumerate(attention_pool.pool_cases()):
         x, mask = case["x"], case["mask"]
         if framework == "torch":
             ours = ttext.masked_mean(
@@ -654,9 +782,23 @@ def test_mean_reference_equals_the_chapter_helpers(framework):
             ).numpy()
         else:
             ours = np.asarray(jtext.masked_mean(jnp.asarray(x), jnp.asarray(mask)))
-        np.testing.assert_allclose(ours, lab06.mean_reference(x, mask), rtol=1e-5)
-        for _, m in lab06.MEAN_MISTAKES:
-            assert _differs(ours, lab06.mean_reference(x, mask, m)), m
+        mean = attention_pool.pool_reference(x, mask, case["query"], "mean")
+        np.testing.assert_allclose(ours, mean, rtol=1e-5, atol=1e-5)
+        zero = attention_pool.pool_reference(x, mask, np.zeros_like(case["query"]))
+        np.testing.assert_allclose(ours, zero, rtol=1e-5, atol=1e-5)
+        assert (k == 3) == (not case["query"].any())
+
+
+def test_every_pool_mistake_moves_some_case():
+    for _, mistake in attention_pool.POOL_MISTAKES:
+        moved = False
+        for case in attention_pool.pool_cases():
+            args = case["x"], case["mask"], case["query"]
+            right = attention_pool.pool_reference(*args)
+            wrong = attention_pool.pool_reference(*args, mistake)
+            ok = np.isfinite(wrong)
+            moved |= ok.any() and _differs(right[ok], wrong[ok], 1e-2)
+        assert moved, mistake
 
 
 def test_mask_reference_is_the_helpers_padding_mask():
@@ -701,18 +843,29 @@ def test_every_encode_mistake_moves_the_first_case():
 def test_the_answer_keys_are_restored_after_a_check():
     """The check wraps the chapter's helpers while it runs a student's function, then puts
     them back, whether the function called one or not."""
+    from flax import nnx
+
     from helpers.labs import CheckFailed
     from helpers.labs.lab06 import jax as jchecks
     from helpers.labs.lab06 import torch as tchecks
 
-    originals = (ttext.masked_mean, jtext.masked_mean, T.build_vocab, T.encode)
+    def watched():
+        return (
+            T.build_vocab,
+            T.encode,
+            jax.nn.dot_product_attention,
+            nnx.dot_product_attention,
+            nnx.MultiHeadAttention.__call__,
+        )
+
+    originals = watched()
     with pytest.raises(CheckFailed):
-        tchecks.check_masked_mean(_mean("answer_key", text=ttext))
+        jchecks.check_attention_pool(_pool(jnp, "answer_key"))
     with pytest.raises(CheckFailed):
-        jchecks.check_masked_mean(_mean("answer_key", text=jtext))
+        jchecks.check_attention_pool(_pool(jnp, "mha"))
     with pytest.raises(CheckFailed):
         tchecks.check_encode_splits(_encode(torch.from_numpy, answer_key=True))
-    now = (ttext.masked_mean, jtext.masked_mean, T.build_vocab, T.encode)
+    now = watched()
     assert all(a is b for a, b in zip(originals, now, strict=True))
 
 
@@ -997,12 +1150,6 @@ def test_a_loop_over_the_batch_passes(framework, capsys):
 
 
 # ---------------------------------------------------------------- valid answers written otherwise
-def _mean_nan(x, mask):  # the padding set to NaN, then a mean that skips NaN
-    if isinstance(x, torch.Tensor):
-        return x.masked_fill(~mask[..., None], float("nan")).nanmean(1)
-    return jnp.mean(x, axis=1, where=mask[..., None])
-
-
 def _encode_itos(train_tokens, test_tokens, *, min_freq, max_len):  # PyTorch, int32 ids
     counts = Counter()
     for tokens in train_tokens:
@@ -1023,8 +1170,6 @@ def _encode_itos(train_tokens, test_tokens, *, min_freq, max_len):  # PyTorch, i
 @pytest.mark.parametrize(
     ("framework", "exercise", "answer"),
     [
-        ("pytorch", "masked_mean", _mean_nan),
-        ("jax", "masked_mean", _mean_nan),
         ("pytorch", "encode_splits", _encode_itos),
     ],
 )
@@ -1033,3 +1178,70 @@ def test_a_valid_answer_written_differently_passes(framework, exercise, answer, 
 
     checks("lab06", framework)[exercise](answer)
     assert f"{exercise}: passed" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- exercise 2: attention_pool
+_POOL_VALID = [
+    "right",  # masked_fill(~mask, -inf) / where(mask, s, -inf), softmax, einsum
+    "finfo",  # where(mask, s, finfo.min)
+    "fill_1e9",  # s + (1 - mask) * -1e9
+    "log_mask",  # s + log(mask)
+    "by_hand",  # the max over the real tokens subtracted, exp, divided by the sum
+]
+
+
+def _pool_einsum(x, mask, query):  # einsum for the scores and the sum, softmax by hand
+    xp = torch if isinstance(x, torch.Tensor) else jnp
+    s = xp.einsum("btd,d->bt", x, query)
+    s = xp.where(mask, s, -xp.inf)
+    e = xp.exp(s - s.max(1, keepdims=True)[0 if xp is torch else ...])
+    return xp.einsum("bt,btd->bd", e / e.sum(1, keepdims=True), x)
+
+
+def _pool_logsumexp(x, mask, query):  # weights as exp(s - logsumexp(s))
+    xp = torch if isinstance(x, torch.Tensor) else jnp
+    s = xp.where(mask, x @ query, -xp.inf)
+    lse = (
+        s.logsumexp(1, keepdim=True)
+        if xp is torch
+        else jax.nn.logsumexp(s, 1, keepdims=True)
+    )
+    return (xp.exp(s - lse)[..., None] * x).sum(1)
+
+
+def _pool_float64_inside(x, mask, query):  # float64 inside, float32 out (PyTorch)
+    if isinstance(x, torch.Tensor):
+        return _pool(torch, "right")(x.double(), mask, query.double()).float()
+    return _pool(jnp, "right")(x, mask, query)
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "jax"])
+@pytest.mark.parametrize("kind", _POOL_VALID)
+def test_a_valid_pool_written_differently_passes(framework, kind, capsys):
+    from labtools import checks
+
+    xp = torch if framework == "pytorch" else jnp
+    checks("lab06", framework)["attention_pool"](_pool(xp, kind))
+    out = capsys.readouterr().out
+    assert "attention_pool: passed" in out
+    assert max(len(line) for line in out.splitlines()) <= 96  # the site's output box
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "jax"])
+@pytest.mark.parametrize(
+    "answer",
+    [_pool_einsum, _pool_logsumexp, _pool_float64_inside],
+    ids=lambda f: f.__name__,
+)
+def test_a_valid_pool_function_passes(framework, answer, capsys):
+    from labtools import checks
+
+    checks("lab06", framework)["attention_pool"](answer)
+    assert "attention_pool: passed" in capsys.readouterr().out
+
+
+def test_a_jitted_pool_passes(capsys):
+    from labtools import checks
+
+    checks("lab06", "jax")["attention_pool"](jax.jit(_pool(jnp, "right")))
+    assert "attention_pool: passed" in capsys.readouterr().out

@@ -1,13 +1,14 @@
 """Lab 6 self-checks shared by both frameworks, written once on numpy answers.
 
-Exercises 1, 2 and 4: a padding mask from lengths, masked mean pooling, and a vocabulary built
-on the training split that maps unknown words to ``<unk>`` (exercise 3, rotary position
-embeddings, is :mod:`~.rope`; exercise 5, :mod:`~.reverse`). Each answer comes from a numpy
+Exercises 1 and 4: a padding mask from lengths, and a vocabulary built on the training split
+that maps unknown words to ``<unk>`` (exercise 2, masked attention pooling, is
+:mod:`~.attention_pool`; exercise 3, rotary position embeddings, :mod:`~.rope`; exercise 5,
+:mod:`~.reverse`). Each answer comes from a numpy
 reference with a switch per known mistake (:mod:`helpers.labs.lab06.references`, with the
 cases); a result that matches a mistake's answer fails with that mistake's hint
 (:data:`~helpers.labs.lab06.mistakes.HINTS`). A call of the chapter's helper that answers an
-exercise (``H.text.masked_mean``, ...) fails, and so does a write into an input (a tensor, or
-the token lists).
+exercise (``helpers.data.text.build_vocab``, ...) fails, and so does a write into an input (a
+tensor, or the token lists).
 
 The adapters (``torch.py``, ``jax.py``) only say how arrays go in and come out
 (:class:`~helpers.labs.kit.Framework`); the calls and the hints live here.
@@ -28,18 +29,14 @@ from helpers.labs.lab06.references import (
     ENCODE_MISTAKES,
     MASK_CASES,
     MASK_MISTAKES,
-    MEAN_MISTAKES,
     encode_reference,
     mask_reference,
-    mean_cases,
-    mean_reference,
 )
 
 __all__ = [
     "HINTS",
     "check_encode_splits",
     "check_length_mask",
-    "check_masked_mean",
 ]
 
 # How PyTorch, JAX and numpy word arrays whose shapes do not broadcast.
@@ -49,8 +46,6 @@ _BROADCAST = re.compile(
     r"could not be broadcast",
     re.IGNORECASE,
 )
-# ... and a 3-D operand among them: PyTorch names the axis, JAX and numpy print the shapes.
-_BROADCAST_3D = re.compile(r"non-singleton dimension 2|\(\d+, ?\d+, ?\d+\)")
 
 
 def _call(
@@ -170,42 +165,6 @@ def check_length_mask(length_mask: Callable, *, fw: Framework) -> None:
                 hint="position t of row b is True exactly when t < lengths[b]",
             )
             c.dtype(arr, "bool", c.hint("mask_dtype"))
-
-
-# --- exercise 2: masked mean pooling ------------------------------------------------------------
-def _mean_broadcast(problem: str) -> str | None:
-    if not _BROADCAST.search(problem):
-        return None
-    return "mask_axis" if _BROADCAST_3D.search(problem) else "divide_keepdim"
-
-
-def check_masked_mean(masked_mean: Callable, *, fw: Framework) -> None:
-    """``masked_mean(x (B, T, D), mask (B, T) bool)`` -> ``(B, D)``: mean over real tokens."""
-    with checking("masked_mean", fw, passed="the mean of the real tokens only") as c:
-        for case in mean_cases():
-            x, mask = case["x"], case["mask"]
-            given = [fw.from_numpy(x.copy()), fw.from_numpy(mask.copy())]
-            out = _call(c, _mean_broadcast, masked_mean, *given)
-            _unchanged(c, given, [x, mask])
-            arr = _array(c, out)
-            right = mean_reference(x, mask)
-            mistakes = [(key, mean_reference(x, mask, m)) for key, m in MEAN_MISTAKES]
-            shape_hint = "one row per review, D features"
-            if arr.shape != right.shape:
-                _compare(c, arr, right, mistakes, shape_hint=shape_hint)
-            c.dtype(arr, "float32", c.hint("mean_dtype"))
-            _compare(
-                c,
-                arr,
-                right,
-                mistakes,
-                what="the pooled features",
-                rtol=1e-4,
-                atol=1e-5,
-                shape_hint=shape_hint,
-                hint="sum x * mask over the time axis (dim 1), then divide by the number "
-                "of True entries of each row",
-            )
 
 
 # --- exercise 4: a vocabulary from the training split, <unk> for the rest ----------------------

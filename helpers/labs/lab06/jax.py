@@ -1,12 +1,16 @@
 """Lab 6 self-checks for JAX notebooks: ``H.lab06.check_length_mask(length_mask)`` etc.
 
-The checks are :mod:`helpers.labs.lab06.checks` and, for exercises 3 and 5, :mod:`~.rope` and
-:mod:`~.reverse`, shared with PyTorch; this module only says how arrays go in and come out, and
-runs exercise 3 under ``jax.jit`` too (a Python ``int()`` of a traced position fails there).
-Neither JAX nor Flax has a RoPE function of its own (none in ``jax.nn``, ``flax.nnx`` or
-``flax.linen`` in the installed versions), so exercise 3 has no answer key to refuse.
-``tests/labs/test_lab06.py`` asserts that the numpy answers equal ``H.text``'s ``masked_mean``
-and :mod:`helpers.data.text`'s vocabulary on the same cases.
+The checks are :mod:`helpers.labs.lab06.checks` and, for exercises 2, 3 and 5,
+:mod:`~.attention_pool`, :mod:`~.rope` and :mod:`~.reverse`, shared with PyTorch; this module
+only says how arrays go in and come out, how to differentiate the student's pooling
+(``jax.grad``), runs exercises 2 and 3 under ``jax.jit`` too (boolean indexing, or a Python
+``int()`` of a traced value, fails there), and refuses JAX's and Flax's attention in
+exercise 2 when called through their modules (``jax.nn.dot_product_attention``,
+``nnx.dot_product_attention``, ``nnx.MultiHeadAttention``; JAX has no hook that sees a
+function under every name). Neither JAX nor Flax has a RoPE function of its own (none in
+``jax.nn``, ``flax.nnx`` or ``flax.linen`` in the installed versions), so exercise 3 has no
+answer key to refuse. ``tests/labs/test_lab06.py`` asserts that the numpy answers equal
+:mod:`helpers.data.text`'s vocabulary on the same cases.
 """
 
 from __future__ import annotations
@@ -16,17 +20,18 @@ from dataclasses import replace
 from functools import partial
 
 import jax
+from flax import nnx
 
 from helpers.jax.labkit import TRACER_ERRORS, lab_framework
-from helpers.labs.kit import Hints, explainer
+from helpers.labs.kit import Hints, explainer, recording
+from helpers.labs.lab06 import attention_pool, reverse, rope
 from helpers.labs.lab06 import checks as lab06
-from helpers.labs.lab06 import reverse, rope
 
 __all__ = [
     "check_apply_rope",
+    "check_attention_pool",
     "check_encode_splits",
     "check_length_mask",
-    "check_masked_mean",
     "check_reverse_padded",
 ]
 
@@ -35,9 +40,13 @@ __all__ = [
 HINTS = Hints(
     lab06.HINTS,
     {
-        "fill_polarity": "jnp.where(mask, 0, x) zeroes the real tokens (where takes its "
-        "second argument where the mask is True): keep them and zero the padding, "
-        "jnp.where(mask[..., None], x, 0), then sum",
+        "pool_answer_key": "write the masked softmax yourself (scores, -inf at padding, "
+        "softmax, weighted sum): with a length-1 query, jax.nn.dot_product_attention, "
+        "nnx.dot_product_attention and nnx.MultiHeadAttention compute this pooling (scaled "
+        "by 1/sqrt(D)), and calling them fails the check",
+        "pool_traced": "under jax.jit the mask is traced: x[mask] (its shape depends on the "
+        "mask's values), a Python if or loop over its values, int() or np.asarray of it "
+        "fails there; keep the (B, T) shape and mask with jnp.where(mask, s, -jnp.inf)",
         "list_result": "a Python list is not a jax.Array: compute the whole batch with "
         "jax.numpy, or turn the rows you built into one array, jnp.asarray(rows) for "
         "numbers, jnp.stack(rows) for arrays",
@@ -83,7 +92,6 @@ REVERSE = replace(
 )
 
 check_length_mask = partial(lab06.check_length_mask, fw=JAX)
-check_masked_mean = partial(lab06.check_masked_mean, fw=JAX)
 check_encode_splits = partial(lab06.check_encode_splits, fw=JAX)
 check_reverse_padded = partial(reverse.check_reverse_padded, fw=REVERSE)
 
@@ -114,3 +122,35 @@ def _jit(fn: Callable) -> Callable:
 
 
 check_apply_rope = partial(rope.check_apply_rope, fw=ROPE, jit=_jit)
+
+
+# Exercise 2: x[mask] or a Python value of the mask fails under jax.jit.
+POOL = replace(
+    JAX,
+    explain=explainer(
+        {r"[Tt]racer|concrete|NonConcreteBooleanIndex": "pool_traced"},
+        HINTS,
+        types=dict.fromkeys(
+            (*TRACER_ERRORS, "NonConcreteBooleanIndexError"), "pool_traced"
+        ),
+    ),
+)
+_ATTENTION = [
+    (jax.nn, "dot_product_attention", "jax.nn.dot_product_attention"),
+    (nnx, "dot_product_attention", "nnx.dot_product_attention"),
+    (nnx.MultiHeadAttention, "__call__", "nnx.MultiHeadAttention"),
+]
+
+
+def _pool_grads(fn, x, mask, query, w):
+    """``jax.grad`` of ``sum(w * fn(x, mask, query))`` for x and query."""
+    return jax.grad(lambda x, q: (fn(x, mask, q) * w).sum(), argnums=(0, 1))(x, query)
+
+
+check_attention_pool = partial(
+    attention_pool.check_attention_pool,
+    fw=POOL,
+    grad=_pool_grads,
+    watch=partial(recording, _ATTENTION),
+    jit=jax.jit,
+)

@@ -31,25 +31,6 @@ HINTS = Hints(
         "not 0/1 numbers: a bool mask can be inverted with ~ and used to select",
         "list_result": "a Python list is not an array: compute the whole batch with the "
         "framework's operations, or turn the rows you built into one array",
-        "padding_leaks": "the plain mean over T averages the padding too: multiply by the "
-        "mask first, so padded positions add nothing",
-        "divide_by_t": "divide the masked sum by each row's number of real tokens, "
-        "mask.sum(1) (shape (B, 1)), not by T: a short review would be diluted by its padding",
-        "divide_keepdim": "mask.sum(1) has shape (B,) and cannot divide (B, D): keep the "
-        "summed axis (sum(1, keepdim=True) in PyTorch, sum(1, keepdims=True) in JAX) so "
-        "each row is divided by its own count",
-        "mask_axis": "x is (B, T, D) and the mask (B, T): give the mask a trailing axis, "
-        "mask[..., None] of shape (B, T, 1), so that it multiplies every feature of its token",
-        "flattened": "x[mask] gathers the real tokens of every review into one (N, D) "
-        "list, so its mean mixes the reviews: multiply x by the mask and sum over the time "
-        "axis (dim 1) to keep one row per review",
-        "extra_axis": "your result has an extra axis of size 1, (B, 1, ...): drop it with "
-        "squeeze(1), or sum or index without keeping that axis (in a mean, keepdim belongs "
-        "on the divisor only)",
-        "divide_total": "mask.sum() counts the real tokens of the whole batch: divide each "
-        "row by its own count, the sum over the time axis only (mask.sum(1), kept as (B, 1))",
-        "mean_dtype": "keep the dtype of x (float32): convert the mask with mask.to(x.dtype) "
-        "in PyTorch or mask.astype(x.dtype) in JAX, not to float64 or float16",
         "test_leak": "a word that occurs only in the test reviews got its own id: build the "
         "vocabulary on the training tokens only, so that unseen words become <unk> (1), as "
         "they would for a new review",
@@ -73,9 +54,6 @@ HINTS = Hints(
         "them (on the right), so every row has exactly max_len ids",
         "ids_numpy": "convert the numpy ids to the framework's array before returning them",
         "swapped": "return the training ids first: return train_ids, test_ids",
-        "unmasked_sum": "the padded positions of x are not zero: x.sum(1) adds them in, "
-        "and dividing by the number of real tokens does not take them out; multiply x by "
-        "the mask before summing over the time axis",
         "unk_none": "stoi.get(word) gives None for a word missing from the vocabulary (rare, "
         "or seen only in the test reviews), and None is not an id: give the default, "
         "stoi.get(word, 1), so that it becomes <unk>",
@@ -209,10 +187,70 @@ HINTS = Hints(
         "(apply_rope is called once for the queries and once for the keys)",
         "rope_complex": "turn the complex result back into real pairs of x's shape: "
         "the real parts at the even features, the imaginary parts at the odd ones",
+        # Exercise 2: masked attention pooling.
+        "pool_polarity": "your weights sit on the padding: the mask is True at real tokens, "
+        "so keep the scores where the mask is True and set them to -inf where it is False "
+        "(where(mask, s, -inf), or masked_fill(~mask, -inf)), not the other way round",
+        "pool_mask_ignored": "the softmax ran over all T positions, padding included, and "
+        "the padded tokens (large values here) took weight: set the padded scores to -inf "
+        "before the softmax, so each row's weights cover its real tokens only",
+        "pool_zero_fill": "a padded score of 0 is not 'nothing': e^0 = 1, so each padded "
+        "token still gets weight (as much as a real token scoring 0); fill the padded scores "
+        "with -inf (or the dtype's most negative value), whose exp is 0",
+        "pool_after_softmax": "masking the weights after the softmax leaves rows that no "
+        "longer sum to 1 (the padding's share is just dropped): mask the scores before the "
+        "softmax (-inf at padding), then the weights of the real tokens sum to 1",
+        "pool_exp_masked": "the padded scores here are about +150: exp of them overflows "
+        "float32 (e^89 = inf) and 0 * inf = NaN, and a softmax over all positions leaves the "
+        "real tokens 0, so renormalising divides 0 by 0; mask the scores (-inf at padding) "
+        "before the max, the exp and the softmax, not the exponentials or weights after",
+        "pool_mask_added": "adding the mask as numbers (s + mask, or +1 / -1) only shifts the "
+        "scores by 1: the padding keeps almost all its weight; the padded scores must become "
+        "-inf (where(mask, s, -inf)), or add log(mask), which is 0 or -inf",
+        "pool_axis": "take the softmax over the time axis (dim 1 of the (B, T) scores), "
+        "within each row: over the batch axis (dim 0) it compares different reviews' tokens",
+        "pool_dot": "the score of a token is one number, the dot product x[b, t] . query, "
+        "summed over the D features, (B, T): x * query without the sum gives one softmax per "
+        "feature",
+        "pool_no_max": "the real scores here reach about 250: exp(250) overflows float32 "
+        "(inf above about 88.7) and inf / inf = NaN; subtract each row's max over its real "
+        "tokens before exp (softmax does it), e^(s - max) / sum e^(s - max) is the same "
+        "softmax",
+        "pool_query_ignored": "every real token got the same weight: that is the masked mean "
+        "(the answer for query = 0 only); score each token with the query, s = x . query, "
+        "and take the masked softmax of the scores",
+        "pool_scale": "this exercise scores with the plain dot product, x . query, as Yang "
+        "et al. do: no division by sqrt(D), D or T (the learned query absorbs any scale)",
+        "pool_weights": "your result has the shape of the (B, T) weights: return the pooled "
+        "tokens, the weighted sum over the time axis (dim 1), sum_t p[b, t] x[b, t] (B, D): "
+        "(p[..., None] * x).sum(1), or einsum('bt,btd->bd', p, x)",
+        "pool_sum": "the weights already sum to 1 over each row's real tokens: sum the "
+        "weighted tokens over the time axis, (p[..., None] * x).sum(1); a mean over T "
+        "divides by T once more",
+        "pool_tuple": "return the pooled (B, D) alone, not a tuple with the weights: the "
+        "caller feeds the pooled features to the classifier",
+        "pool_shape": "return (B, D), one pooled vector per review: sum the weighted tokens "
+        "over the time axis (dim 1) without keepdim, and without a transpose",
+        "pool_dtype": "return float32, x's dtype (not float64, a half type or integers): "
+        "the mask converted to float64 or float16, or a float64 constant array, changes the "
+        "result's dtype; end with a cast to x.dtype if needed",
+        "pool_nan": "your result has NaN where nothing overflows: a softmax whose entries "
+        "are all -inf (a row with no True in the mask it uses, or a -inf times 0) gives "
+        "0 / 0; take it along the time axis of each row, with the mask True at real tokens "
+        "(every row has one)",
+        "pool_small_fill": "a finite fill such as -1e4 is not -inf: the check pads a batch "
+        "further with scores of about 10^4, which -1e4 turns back into 0, and the padding "
+        "takes weight; use -inf, or where(mask, s, finfo.min) (replace the scores, do not "
+        "add to them)",
+        "pool_grad_nan": "the result is right but its gradient is NaN: exp of a padded score "
+        "overflowed to inf before the mask zeroed it, and the backward pass multiplies that "
+        "inf by 0; mask the scores (-inf at padding) before exp, not the exponentials after",
+        "pool_grad": "the gradients must flow to x and to the query, as in the softmax "
+        "written out (no detach, stop_gradient or NumPy inside), and none to a padded "
+        "position of x",
+        "pool_formula": "s[b, t] = x[b, t] . query; p = softmax over the real tokens of row "
+        "b (padded scores -inf before the softmax); result[b] = sum_t p[b, t] x[b, t]",
         # The chapter's own helpers are the answers: the exercises ask to write them out.
-        "mean_answer_key": "write the masked mean yourself (multiply by the mask, sum over "
-        "the time axis, divide by each row's count): H.text.masked_mean is the chapter's "
-        "answer to this exercise, and calling it fails the check",
         "vocab_answer_key": "count, sort and encode yourself (collections.Counter, sorted, "
         "a dict from word to id): helpers.data.text's build_vocab and encode are the "
         "chapter's answer to this exercise, and calling them fails the check",
@@ -221,11 +259,11 @@ HINTS = Hints(
 
 
 # The chapter's helpers that answer an exercise outright: exercise -> (the key of its hint, the
-# module, the names). Only calls made through the module are seen (H.text.masked_mean(...),
-# T.build_vocab(...)), not a name imported before the check; length_mask has none (the
-# chapter's padding_mask reads ids, not lengths). "text" is the framework's H.text.
+# module, the names). Only calls made through the module are seen (T.build_vocab(...)), not a
+# name imported before the check; length_mask has none (the chapter's padding_mask reads ids,
+# not lengths); attention_pool's (a library's attention) are watched by its adapters. "text"
+# would be the framework's H.text.
 ANSWER_KEYS = {
-    "masked_mean": ("mean_answer_key", "text", ["masked_mean"]),
     "encode_splits": (
         "vocab_answer_key",
         "helpers.data.text",

@@ -1,12 +1,12 @@
 """Lab 6's cases and numpy answers, with a switch per known mistake; no framework here.
 
-:func:`mask_reference`, :func:`mean_reference` and :func:`encode_reference` compute the right
-answer of exercises 1, 2 and 4 on the cases below, or, given ``mistake``, the answer a known
-mistake gives (exercises 3 and 5 have their own modules, :mod:`~.rope` and :mod:`~.reverse`).
+:func:`mask_reference` and :func:`encode_reference` compute the right answer of exercises 1
+and 4 on the cases below, or, given ``mistake``, the answer a known mistake gives (exercises 2,
+3 and 5 have their own modules, :mod:`~.attention_pool`, :mod:`~.rope` and :mod:`~.reverse`).
 ``*_MISTAKES`` pair each mistake with the key of its hint in
 :data:`helpers.labs.lab06.checks.HINTS`. ``tests/labs/test_lab06.py`` asserts that the
-references, with no switch set, equal :mod:`helpers.data.text` and ``H.text`` of both
-frameworks, and that every mistake moves the answer.
+references, with no switch set, equal :mod:`helpers.data.text` and ``H.text``'s padding mask,
+and that every mistake moves the answer.
 """
 
 from __future__ import annotations
@@ -21,11 +21,8 @@ __all__ = [
     "ENCODE_MISTAKES",
     "MASK_CASES",
     "MASK_MISTAKES",
-    "MEAN_MISTAKES",
     "encode_reference",
     "mask_reference",
-    "mean_cases",
-    "mean_reference",
 ]
 
 
@@ -55,58 +52,6 @@ def mask_reference(
     if mistake == "polarity":
         return t >= lengths
     return t < lengths
-
-
-# --- exercise 2: masked mean pooling -------------------------------------------------------------
-MEAN_MISTAKES = [
-    (m, m)
-    for m in (
-        "padding_leaks",
-        "divide_by_t",
-        "polarity",
-        "flattened",
-        "extra_axis",
-        "unmasked_sum",
-        "fill_polarity",
-        "divide_total",
-    )
-]
-
-
-def mean_cases() -> list[dict[str, np.ndarray]]:
-    """``x (B, T, D)`` float32 with non-zero padding, and its mask ``(B, T)``.
-
-    No row is full, so the inverted mask (the padding's mean) is defined too; B, T and D
-    differ, so a broadcasting error says which operand was short of an axis.
-    """
-    rng = np.random.default_rng(6)
-    cases = []
-    for lengths, t, d in (([2, 4, 1], 5, 4), ([4, 3, 5, 2], 6, 3)):
-        x = rng.normal(size=(len(lengths), t, d)).astype(np.float32) + 1.0
-        cases.append({"x": x, "mask": mask_reference(lengths, t)})
-    return cases
-
-
-def mean_reference(x: np.ndarray, mask: np.ndarray, mistake: str = "") -> np.ndarray:
-    """``(B, D)``: the mean of ``x`` over the True positions of ``mask``."""
-    x, m = np.asarray(x, np.float64), np.asarray(mask, np.float64)[..., None]
-    if mistake == "padding_leaks":
-        return x.mean(1)
-    if mistake == "divide_by_t":
-        return (x * m).sum(1) / x.shape[1]
-    if mistake == "divide_total":  # mask.sum(): the real tokens of the whole batch
-        return (x * m).sum(1) / m.sum()
-    if mistake == "unmasked_sum":  # x.sum(1) / count: the padding enters the sum
-        return x.sum(1) / m.sum(1)
-    if mistake == "fill_polarity":  # masked_fill(mask, 0): the real tokens zeroed
-        return (x * (1 - m)).sum(1) / m.sum(1)
-    if mistake == "flattened":  # x[mask].mean(0): (D,)
-        return x[np.asarray(mask, bool)].mean(0)
-    if mistake == "extra_axis":  # sums with keepdim: (B, 1, D)
-        return mean_reference(x, mask)[:, None]
-    if mistake == "polarity":
-        m = 1 - m
-    return (x * m).sum(1) / m.sum(1)
 
 
 # --- exercise 4: a vocabulary from the training split, <unk> for the rest ------------------------

@@ -1,11 +1,13 @@
 """Lab 6 self-checks for PyTorch notebooks: ``H.lab06.check_length_mask(length_mask)`` etc.
 
-The checks are :mod:`helpers.labs.lab06.checks` and, for exercises 3 and 5, :mod:`~.rope` and
-:mod:`~.reverse`, shared with JAX; this module only says how tensors go in and come out, how
-PyTorch words an out-of-range index, and how to see PyTorch's own RoPE (the ONNX
-``RotaryEmbedding`` op) called under any name.
-``tests/labs/test_lab06.py`` asserts that the numpy answers equal ``H.text``'s ``masked_mean``,
-:mod:`helpers.data.text`'s vocabulary and the ONNX RoPE op on the same cases.
+The checks are :mod:`helpers.labs.lab06.checks` and, for exercises 2, 3 and 5,
+:mod:`~.attention_pool`, :mod:`~.rope` and :mod:`~.reverse`, shared with JAX; this module only
+says how tensors go in and come out, how to differentiate the student's pooling
+(``torch.autograd.grad``), how PyTorch words an out-of-range index, and how to see PyTorch's
+own attention (``F.scaled_dot_product_attention``, ``nn.MultiheadAttention``) and RoPE (the
+ONNX ``RotaryEmbedding`` op) called under any name.
+``tests/labs/test_lab06.py`` asserts that the numpy answers equal ``F.scaled_dot_product_attention``
+(scale 1), :mod:`helpers.data.text`'s vocabulary and the ONNX RoPE op on the same cases.
 """
 
 from __future__ import annotations
@@ -13,30 +15,38 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import partial
 
+import torch
+
 from helpers.labs.kit import Hints, explainer
+from helpers.labs.lab06 import attention_pool, reverse, rope
 from helpers.labs.lab06 import checks as lab06
-from helpers.labs.lab06 import reverse, rope
 from helpers.torch.labkit import function_calls, lab_framework
 
 __all__ = [
     "check_apply_rope",
+    "check_attention_pool",
     "check_encode_splits",
     "check_length_mask",
-    "check_masked_mean",
     "check_reverse_padded",
 ]
 
-# PyTorch words several shared hints its own way (pad_sequence's) and adds two mistakes JAX
-# cannot make: a write into an input tensor, and a call of its own RoPE op.
+# PyTorch words several shared hints its own way (pad_sequence's) and adds mistakes JAX cannot
+# make: a write into an input tensor, and a call of its own attention or RoPE op.
 HINTS = Hints(
     lab06.HINTS,
     {
-        "in_place": "your function changed a tensor it was given (x[~mask] = 0, x *= m, "
-        "x[..., 0::2] = ..., lengths -= 1, or a method ending in _ such as mul_ or clamp_): "
-        "the caller's batch would change under it; compute new tensors (masked_fill, x * m, "
+        "in_place": "your function changed a tensor it was given (x.masked_fill_(...), "
+        "x[~mask] = 0, x *= m, x[..., 0::2] = ..., lengths -= 1, or another method ending "
+        "in _ such as mul_ or clamp_): the caller's batch would change under it; compute "
+        "new tensors (x.masked_fill without the _, scores.masked_fill_ on the new scores, "
         "torch.stack of the rotated pairs, lengths - 1)",
-        "fill_polarity": "masked_fill(mask, 0) fills where the mask is True, the real "
-        "tokens: zero the padding instead, x.masked_fill(~mask[..., None], 0), then sum",
+        "pool_bool_mask": "masked_fill takes a boolean mask, True where to fill: fill the "
+        "padded scores with scores.masked_fill(~mask, -torch.inf), without converting the "
+        "mask to float first",
+        "pool_answer_key": "write the masked softmax yourself (scores, -inf at padding, "
+        "softmax, weighted sum): with a length-1 query, F.scaled_dot_product_attention and "
+        "nn.MultiheadAttention compute this pooling (the first scaled by 1/sqrt(D)), and "
+        "calling them fails the check",
         "list_result": "a Python list is not a tensor: compute the whole batch with tensor "
         "operations, or turn the rows you built into one tensor, torch.tensor(rows) for "
         "numbers, torch.stack(rows) for tensors",
@@ -97,7 +107,6 @@ REVERSE = replace(
 )
 
 check_length_mask = partial(lab06.check_length_mask, fw=TORCH)
-check_masked_mean = partial(lab06.check_masked_mean, fw=TORCH)
 check_encode_splits = partial(lab06.check_encode_splits, fw=TORCH)
 check_reverse_padded = partial(reverse.check_reverse_padded, fw=REVERSE)
 
@@ -129,4 +138,42 @@ def _rope_function(name: str) -> str | None:
 
 check_apply_rope = partial(
     rope.check_apply_rope, fw=ROPE, watch=partial(function_calls, _rope_function)
+)
+
+
+# Exercise 2: the library's attention under any name (nn.MultiheadAttention runs
+# F.multi_head_attention_forward, or torch._native_multi_head_attention on its fast path).
+_ATTENTION = ("scaled_dot_product_attention", "multi_head_attention_forward")
+_ATTENTION += ("_native_multi_head_attention",)
+
+
+def _attention_function(name: str) -> str | None:
+    if name.split(".")[0] in _ATTENTION:
+        return f"PyTorch's attention ({name.split('.')[0]})"
+    return None
+
+
+def _pool_grads(fn, x, mask, query, w):
+    """``torch.autograd.grad`` of ``sum(w * fn(x, mask, query))`` for x and query (None:
+    no gradient reaches it)."""
+    x, query = x.clone().requires_grad_(True), query.clone().requires_grad_(True)
+    out = fn(x, mask, query)
+    if not isinstance(out, torch.Tensor) or not out.requires_grad:
+        return None, None
+    grads = torch.autograd.grad((out * w).sum(), [x, query], allow_unused=True)
+    return [None if g is None else g.numpy() for g in grads]
+
+
+# Exercise 2: masked_fill with a float mask.
+POOL = replace(
+    TORCH,
+    explain=explainer(
+        {r"masked_fill_? only supports boolean masks": "pool_bool_mask"}, HINTS
+    ),
+)
+check_attention_pool = partial(
+    attention_pool.check_attention_pool,
+    fw=POOL,
+    grad=_pool_grads,
+    watch=partial(function_calls, _attention_function),
 )

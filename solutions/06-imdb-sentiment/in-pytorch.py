@@ -25,7 +25,7 @@
 # check prints ✅ when your function is right, or ❌ with what it expected and a hint.
 #
 # The checks call your functions on small cases and compare with answers computed
-# independently (`tests/labs/test_lab06.py` proves those answers equal the chapter's helpers
+# independently ([`tests/labs/test_lab06.py`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/tests/labs/test_lab06.py) proves those answers equal the chapter's helpers
 # and, for exercise 2, PyTorch's `scaled_dot_product_attention` with a scale of 1 and the
 # chapter's masked mean for a query of zeros, for exercise 3, PyTorch's ONNX
 # `RotaryEmbedding` op);

@@ -13,6 +13,7 @@ __all__ = [
     "BackpropSizes",
     "CnnSizes",
     "DepthSizes",
+    "EarlyStoppingSizes",
     "MnistSizes",
     "SequenceSizes",
     "TimingSizes",
@@ -163,7 +164,30 @@ class TransformSizes:
     loop_steps: int
 
 
+@dataclass(frozen=True)
+class EarlyStoppingSizes:
+    """Lab 3's early-stopping demo: an MLP with batch-norm on MNIST, trained until it stops."""
+
+    # Training examples, of which the last `validation_examples` are held out (None: 60,000);
+    # test examples (None: 10,000).
+    train_examples: int | None
+    validation_examples: int
+    test_examples: int | None
+    # The most epochs; epochs without improvement before stopping; Adam's step size.
+    max_epochs: int
+    patience: int
+    batch_size: int
+    hidden: int
+    learning_rate: float
+
+
 SIZES: dict[str, dict[str, object]] = {
+    # Lab 3, exercise 4's demo: a small training set overfits within a few epochs.
+    "lab03_early_stopping": {
+        "smoke": EarlyStoppingSizes(2_000, 500, 1_000, 20, 2, 100, 128, 3e-3),
+        "cpu": EarlyStoppingSizes(10_000, 2_000, None, 40, 4, 100, 256, 1e-3),
+        "gpu": EarlyStoppingSizes(None, 10_000, None, 60, 5, 256, 512, 1e-3),
+    },
     "mnist": {
         "smoke": MnistSizes(
             train_examples=2_000,

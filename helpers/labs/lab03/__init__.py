@@ -1,2 +1,2 @@
-"""Lab 3: a Dataset, a training step, evaluation, a classifier trained to a threshold, and
-gradient accumulation."""
+"""Lab 3: a Dataset, a training step, evaluation, early stopping that restores the best
+weights, and gradient accumulation."""

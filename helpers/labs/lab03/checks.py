@@ -1,7 +1,8 @@
 """Lab 3 self-checks shared by both frameworks, written once on numpy answers.
 
-The four exercises: a ``Dataset`` with a transform, a training step, an evaluation function
-that returns the accuracy, and a classifier trained to a threshold on real MNIST. Each
+Exercises 1-3: a ``Dataset`` with a transform, a training step, and an evaluation function
+that returns the accuracy (4, early stopping, is :mod:`helpers.labs.lab03.early_stopping`; 5,
+gradient accumulation, :mod:`helpers.labs.lab03.accumulation`). Each
 ``check_*`` takes the student's function (or class), a :class:`~helpers.labs.kit.Framework`
 and an :class:`Ops` the adapter builds: the framework's half of each check (build a model, run
 the reference step and the known mistakes, read parameters back as numpy).
@@ -23,34 +24,22 @@ The hints, and the accuracies that wrong evaluations return, are in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from helpers.data import load_mnist
 from helpers.labs.kit import Checker, Framework, checking
 from helpers.labs.lab03.mistakes import HINTS, evaluation_mistakes
 
 __all__ = [
     "HINTS",
-    "THRESHOLD",
-    "NotAModule",
     "Ops",
     "check_dataset",
     "check_evaluate_accuracy",
-    "check_train_classifier",
     "check_train_step",
 ]
-
-# Test accuracy the trained classifier must reach (smoke-sized training: a few seconds).
-THRESHOLD = 0.8
-TRAIN_EXAMPLES, TEST_EXAMPLES = 2_000, 500
-
-
-class NotAModule(TypeError):
-    """Raised by ``Ops.classifier_logits`` when the student's model is no framework module."""
 
 
 def _no_problem(*args: Any) -> str:
@@ -71,8 +60,6 @@ class Ops:
     ``probe_logits(seed, x)``: that model's logits in evaluation mode, computed apart.
     ``probe_modes(model)``: the modes it was called in: a list of (training, recording).
     ``batches(x, y, sizes)``: consecutive batches of those sizes, framework arrays.
-    ``classifier_logits(model, x)``: logits of a trained classifier in evaluation mode;
-    :class:`NotAModule` if ``model`` is not one of the framework's modules.
     ``loss_problem(loss)``: the key of the framework's hint for a returned loss that holds a
     number but must not be returned as it is (PyTorch: still attached to its graph), or "".
     ``lost_update(train_step, batches)``: the key of the framework's hint for a step that
@@ -88,9 +75,6 @@ class Ops:
     probe_logits: Callable[[int, np.ndarray], np.ndarray]
     probe_modes: Callable[[Any], list[tuple[bool, bool]]]
     batches: Callable[[np.ndarray, np.ndarray, Sequence[int]], list]
-    classifier_logits: Callable[[Any, np.ndarray], np.ndarray]
-    # The module type the classifier must be, for messages ("a torch.nn.Module").
-    module_type: str
     loss_problem: Callable[[Any], str] = _no_problem
     lost_update: Callable[[Callable, list], str] = _no_problem
 
@@ -313,67 +297,3 @@ def check_evaluate_accuracy(evaluate: Callable, fw: Framework, ops: Ops) -> None
     ) as c:
         _eval_case(c, evaluate, ops, 0, (32, 32, 7), (24, 24, 1))
         _eval_case(c, evaluate, ops, 1, (16, 16, 16, 2), (8, 8, 8, 2))
-
-
-# --- Exercise 4: train a classifier to a threshold ------------------------------------------
-def _mnist_subsets():
-    x, y = load_mnist("train", limit=2 * TRAIN_EXAMPLES)
-    xt, yt = load_mnist("test", limit=TEST_EXAMPLES)
-    return x, y, xt, yt
-
-
-def _classifier_case(c: Checker, train: Callable, ops: Ops, x, y, xt, yt, rename: int):
-    model = c.call(train, x, (y + rename) % 10)
-    if isinstance(model, tuple):
-        raise c.fail("your function returned a tuple", c.hint("classifier_tuple"))
-    if model is None:
-        raise c.fail("your function returned None", c.hint("classifier_none"))
-    if isinstance(model, Mapping):  # a state_dict(), an nnx.state(model)
-        raise c.fail(
-            f"your function returned the model's parameters ({type(model).__name__}), "
-            f"expected {ops.module_type}",
-            c.hint("classifier_state"),
-        )
-    try:
-        logits = ops.classifier_logits(model, xt.astype(np.float32) / 255)
-    except NotAModule:
-        raise c.fail(
-            f"expected {ops.module_type}, got {type(model).__name__}"
-        ) from None
-    except Exception as e:
-        raise c.fail(
-            f"calling your model on the test images raised {type(e).__name__}: "
-            f"{(str(e).strip().splitlines() or [''])[0]}",
-            c.hint("classifier_input"),
-        ) from None
-    c.expect(
-        isinstance(logits, np.ndarray) and logits.shape == (len(yt), 10),
-        f"the model's output has shape {getattr(logits, 'shape', None)}, expected "
-        f"({len(yt)}, 10)",
-    )
-    predicted = logits.argmax(-1)
-    accuracy = float((predicted == (yt + rename) % 10).mean())
-    if rename and float((predicted == yt).mean()) >= THRESHOLD:
-        raise c.fail(
-            "the model predicts the original classes, not the renamed ones",
-            c.hint("ignores_data"),
-        )
-    c.expect(
-        accuracy >= THRESHOLD,
-        f"test accuracy {accuracy:.3f}, expected at least {THRESHOLD}",
-        c.hint("not_trained"),
-    )
-    return accuracy
-
-
-def check_train_classifier(train: Callable, fw: Framework, ops: Ops) -> None:
-    x, y, xt, yt = _mnist_subsets()
-    half = slice(0, TRAIN_EXAMPLES), slice(TRAIN_EXAMPLES, 2 * TRAIN_EXAMPLES)
-    with checking(
-        "train_classifier",
-        fw,
-        passed=f"test accuracy >= {THRESHOLD}, twice, the second time with the "
-        "classes renamed",
-    ) as c:
-        _classifier_case(c, train, ops, x[half[0]], y[half[0]], xt, yt, 0)
-        _classifier_case(c, train, ops, x[half[1]], y[half[1]], xt, yt, 3)

@@ -5,7 +5,9 @@ JAX half (:class:`~helpers.labs.lab03.checks.Ops`): the transforms, a small Flax
 with plain SGD whose right and wrong training steps are run here, an evaluation model with
 Dropout and BatchNorm that records the mode it is called (or traced) in, and batches as JAX
 arrays; and, per check, the JAX errors that mean one mistake in that exercise (``EXPLAIN``).
-For exercise 5 (:mod:`helpers.labs.lab03.accumulation`) an MLP that records the rows of each
+For exercise 4 (:mod:`helpers.labs.lab03.early_stopping`) a Linear and a BatchNorm whose
+Variables' values are set as an optimizer does. For exercise 5
+(:mod:`helpers.labs.lab03.accumulation`) an MLP that records the rows of each
 call and the trace of its parameters (one per differentiation), and the optimizer's own
 step counter.
 JAX has no ``no_grad`` to forget: nothing is recorded unless a function is
@@ -15,7 +17,7 @@ differentiated, so evaluation only has to run in evaluation mode.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -28,21 +30,38 @@ from flax import nnx
 
 from helpers.jax.labkit import lab_framework
 from helpers.labs.kit import Hints, explainer
-from helpers.labs.lab03 import accumulation
+from helpers.labs.lab03 import accumulation, early_stopping
 from helpers.labs.lab03 import checks as lab03
 
 __all__ = [
     "check_dataset",
+    "check_early_stopping",
     "check_evaluate_accuracy",
-    "check_train_classifier",
     "check_train_step",
     "check_train_step_accumulated",
 ]
 
 HINTS = Hints(
     lab03.HINTS,
+    early_stopping.HINTS,
     accumulation.HINTS,
     {
+        "es_alias": "your snapshot changed with the model: nnx.state(model) (and the "
+        "state of nnx.split) holds the model's live Variables, whose values training "
+        "replaces. Keep a copy: nnx.clone(model), or the arrays, "
+        "nnx.to_pure_dict(nnx.state(model)) (JAX arrays are immutable; Variables are not)",
+        "es_buffers_lost": "the parameters came back but not the batch statistics "
+        "(BatchNorm's mean and var, nnx.BatchStat): snapshot the whole nnx.state(model), "
+        "not nnx.state(model, nnx.Param)",
+        "es_model_kept": "you kept the model object itself, which goes on training: keep "
+        "a copy, nnx.clone(model), or a pure dict of its arrays",
+        "es_rebind": "restore left the caller's model as it was: assigning to the name "
+        "model inside restore, or returning a model, changes nothing the caller sees. Load "
+        "the snapshot into the model object you are given: nnx.update(model, snapshot)",
+        "es_restore_twice": "after the first restore the model shared the snapshot's "
+        "Variables (its submodules or Variables put into the model), so training changed "
+        "the snapshot: nnx.update(model, snapshot) sets the values of the model's own "
+        "Variables instead",
         "grad_accumulated": "the gradients of earlier steps were added to this one: a JAX "
         "gradient is the return value of one call; apply only this batch's gradients "
         "(optimizer.update(model, grads)), keep no running sum",
@@ -108,14 +127,6 @@ EXPLAIN = {
     },
     # argmax over the batch's axis, or logits compared with labels: (C,)/(B, C) vs (B,)
     "evaluate_accuracy": {"(?i)incompatible shapes for broadcasting": "argmax_axis"},
-    # a model without flatten, trained by the student on (B, 28, 28) batches
-    "train_classifier": {
-        _CONCRETE: "loss_number_jit",
-        _ONE_HOT: "integer_labels",
-        "dot_general requires contracting dimensions to have the same shape": (
-            "classifier_input"
-        ),
-    },
 }
 FRAMEWORKS = {
     exercise: replace(JAX, explain=explainer(messages, HINTS))
@@ -254,13 +265,6 @@ def _batches(x: np.ndarray, y: np.ndarray, sizes: Sequence[int]):
     ]
 
 
-def _classifier_logits(model, x: np.ndarray) -> np.ndarray:
-    if not isinstance(model, nnx.Module):
-        raise lab03.NotAModule(type(model).__name__)
-    model.eval()
-    return np.asarray(model(jnp.asarray(x)))
-
-
 OPS = lab03.Ops(
     transforms=_transforms(),
     make_model=_make_model,
@@ -275,8 +279,6 @@ OPS = lab03.Ops(
     probe_logits=_probe_logits,
     probe_modes=lambda model: list(_MODES.get(getattr(model, "tag", -1), [])),
     batches=_batches,
-    classifier_logits=_classifier_logits,
-    module_type="a flax.nnx.Module",
     lost_update=_lost_update,
 )
 
@@ -345,14 +347,51 @@ ACCUM_OPS = accumulation.AccumOps(
     answer_keys=((optax, "MultiSteps"),),
 )
 
+
+def _stop_set(model: nnx.Module, state: dict[str, np.ndarray]) -> None:
+    """Each Variable of the model gets a new value (the Variable stays), as in training."""
+    for path, node in nnx.iter_graph(model):
+        if isinstance(node, nnx.Variable):
+            node.set_value(jnp.asarray(state["/".join(map(str, path))]))
+
+
+def _flat(tree: Mapping, prefix: str = "") -> dict[str, np.ndarray]:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f"{prefix}{k}/"))
+        elif isinstance(v, nnx.Variable):
+            out[f"{prefix}{k}"] = np.array(v.get_value())
+        elif isinstance(v, (jax.Array, np.ndarray)):
+            out[f"{prefix}{k}"] = np.array(v)
+    return out
+
+
+def _stop_values(obj) -> dict[str, np.ndarray] | None:
+    """The arrays of a module, an nnx.State or a (pure) dict, as numpy, by path; else None."""
+    if isinstance(obj, nnx.Module):
+        obj = nnx.state(obj)
+    return (_flat(obj) or None) if isinstance(obj, Mapping) else None
+
+
+STOP_OPS = early_stopping.StopOps(
+    make=lambda: nnx.Sequential(  # (B, 3) -> (B, 4)
+        nnx.Linear(3, 4, rngs=nnx.Rngs(0)), nnx.BatchNorm(4, rngs=nnx.Rngs(0))
+    ),
+    set_state=_stop_set,
+    read=lambda model: _stop_values(model) or {},
+    buffers=frozenset({"layers/1/mean", "layers/1/var"}),
+    values=_stop_values,
+)
+
 # The checks, bound to this framework. Call them with the student's function or class.
 check_dataset = partial(lab03.check_dataset, fw=FRAMEWORKS["DigitDataset"], ops=OPS)
 check_train_step = partial(lab03.check_train_step, fw=FRAMEWORKS["train_step"], ops=OPS)
 check_evaluate_accuracy = partial(
     lab03.check_evaluate_accuracy, fw=FRAMEWORKS["evaluate_accuracy"], ops=OPS
 )
-check_train_classifier = partial(
-    lab03.check_train_classifier, fw=FRAMEWORKS["train_classifier"], ops=OPS
+check_early_stopping = partial(
+    early_stopping.check_early_stopping, fw=JAX, ops=STOP_OPS
 )
 check_train_step_accumulated = partial(
     accumulation.check_accumulation,

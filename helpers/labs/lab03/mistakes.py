@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from helpers.labs.kit import Hints, _wrong_type_hint
+from helpers.labs.kit import Hints
 
 __all__ = ["HINTS", "evaluation_mistakes"]
 
@@ -62,19 +62,6 @@ HINTS = Hints(
         "max_not_argmax": "no prediction matched its label: the predicted class is the "
         "index of the largest logit, model(x).argmax(-1), not the largest logit itself "
         "(max)",
-        "not_trained": "the model's test accuracy is too low: train it (several epochs over "
-        "the data, with a learning rate that makes the loss fall), scale the pixels as the "
-        "check does (pixel / 255, so values in [0, 1]), and check that each image keeps its "
-        "own label",
-        "classifier_input": "the check calls model(x) with x float32 of shape (B, 28, 28) in "
-        "[0, 1]: the model must flatten its input itself (as H.MLP does) and keep float32 "
-        "parameters",
-        "classifier_tuple": "return the trained model itself, not a tuple",
-        "classifier_none": _wrong_type_hint(None),
-        "classifier_state": "return the trained model itself, not its parameters "
-        "(model.state_dict(), nnx.state(model)): the check calls model(x)",
-        "ignores_data": "the second call renames the classes ((label + 3) % 10): train on the "
-        "images and labels passed to your function, not on data you load yourself",
     }
 )
 

@@ -5,7 +5,9 @@ PyTorch half (:class:`~helpers.labs.lab03.checks.Ops`): the transforms, a small 
 plain SGD whose right and wrong training steps are run here, an evaluation model with
 Dropout and BatchNorm whose forward hook records ``model.training`` and
 ``torch.is_grad_enabled()``, and batches as tensors; and, per check, the PyTorch errors
-that mean one mistake in that exercise (``EXPLAIN``). For exercise 5
+that mean one mistake in that exercise (``EXPLAIN``). For exercise 4
+(:mod:`helpers.labs.lab03.early_stopping`) a Linear and a BatchNorm1d whose parameters and
+buffers are set in place with ``copy_``, as an optimizer does. For exercise 5
 (:mod:`helpers.labs.lab03.accumulation`) an MLP whose forward passes and backward hook
 record the rows they saw, and an SGD optimizer whose step pre-hook counts its steps.
 """
@@ -13,7 +15,7 @@ record the rows they saw, and an SGD optimizer whose step pre-hook counts its st
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -24,22 +26,40 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.labs.kit import Hints, explainer
-from helpers.labs.lab03 import accumulation
+from helpers.labs.lab03 import accumulation, early_stopping
 from helpers.labs.lab03 import checks as lab03
 from helpers.torch.labkit import lab_framework
 
 __all__ = [
     "check_dataset",
+    "check_early_stopping",
     "check_evaluate_accuracy",
-    "check_train_classifier",
     "check_train_step",
     "check_train_step_accumulated",
 ]
 
 HINTS = Hints(
     lab03.HINTS,
+    early_stopping.HINTS,
     accumulation.HINTS,
     {
+        "es_alias": "your snapshot changed with the model: model.state_dict() returns "
+        "tensors that share storage with the parameters and buffers, so every in-place "
+        "optimizer step changes it too (so do dict(...), .copy() and .detach()). Copy it: "
+        "copy.deepcopy(model.state_dict()) or {k: v.detach().clone() for k, v in "
+        "model.state_dict().items()}",
+        "es_buffers_lost": "the parameters came back but not the buffers (batch-norm's "
+        "running mean and variance): snapshot model.state_dict(), which holds both, not "
+        "model.parameters() or named_parameters()",
+        "es_model_kept": "you kept the model object itself, which goes on training: keep "
+        "a copy of its state, copy.deepcopy(model.state_dict()) (or copy.deepcopy(model))",
+        "es_rebind": "restore left the caller's model as it was: assigning to the name "
+        "model inside restore, or returning a model, changes nothing the caller sees. Load "
+        "the snapshot into the model object you are given: model.load_state_dict(self.best_state)",
+        "es_restore_twice": "after the first restore the model shared the snapshot's "
+        "tensors (load_state_dict(..., assign=True), or the snapshot's modules or tensors "
+        "put into the model), so training changed the snapshot: load_state_dict without "
+        "assign copies the values into the model's own tensors",
         "grad_accumulated": "the gradients of earlier steps were added to this one: call "
         "optimizer.zero_grad() before loss.backward() in every step (.grad accumulates)",
         "eval_missing": "call model.eval() before evaluating: in training mode dropout "
@@ -94,10 +114,8 @@ EXPLAIN = {
     },
     # argmax over the batch's axis, or logits compared with labels: tensors (C,)/(B, C) vs (B,)
     "evaluate_accuracy": {"must match the size of tensor": "argmax_axis"},
-    # a model without flatten, trained by the student on (B, 28, 28) batches
-    "train_classifier": {
-        "mat1 and mat2 shapes cannot be multiplied": "classifier_input"
-    },
+    # strict load_state_dict of a snapshot of the parameters alone
+    "EarlyStopping": {r"Missing key\(s\) in state_dict": "es_buffers_lost"},
 }
 FRAMEWORKS = {
     exercise: replace(TORCH, explain=explainer(messages, HINTS))
@@ -188,14 +206,6 @@ def _batches(x: np.ndarray, y: np.ndarray, sizes: Sequence[int]):
     ]
 
 
-def _classifier_logits(model, x: np.ndarray) -> np.ndarray:
-    if not isinstance(model, nn.Module):
-        raise lab03.NotAModule(type(model).__name__)
-    model.eval()
-    with torch.no_grad():
-        return model(torch.from_numpy(x)).cpu().numpy()
-
-
 OPS = lab03.Ops(
     transforms=_transforms(),
     make_model=_make_model,
@@ -210,8 +220,6 @@ OPS = lab03.Ops(
     probe_logits=_probe_logits,
     probe_modes=lambda model: list(model.modes),
     batches=_batches,
-    classifier_logits=_classifier_logits,
-    module_type="a torch.nn.Module",
     loss_problem=lambda loss: (
         "loss_detach" if isinstance(loss, torch.Tensor) and loss.requires_grad else ""
     ),
@@ -278,14 +286,43 @@ ACCUM_OPS = accumulation.AccumOps(
     stale_grads=True,
 )
 
+
+def _stop_set(model: nn.Module, state: dict[str, np.ndarray]) -> None:
+    with torch.no_grad():  # in place, as optimizer.step() and batch-norm's updates are
+        for name, t in itertools.chain(model.named_parameters(), model.named_buffers()):
+            t.copy_(torch.from_numpy(state[name]))
+
+
+def _stop_values(obj) -> dict[str, np.ndarray] | None:
+    """The tensors of a module or a (state) dict, as numpy, by name; else None."""
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    if not isinstance(obj, Mapping):
+        return None
+    out = {
+        str(k): v.detach().cpu().numpy().copy() if isinstance(v, torch.Tensor) else v
+        for k, v in obj.items()
+        if isinstance(v, (torch.Tensor, np.ndarray))
+    }
+    return out or None
+
+
+STOP_OPS = early_stopping.StopOps(
+    make=lambda: nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)),  # (B, 3) -> (B, 4)
+    set_state=_stop_set,
+    read=lambda model: _stop_values(model) or {},
+    buffers=frozenset({"1.running_mean", "1.running_var", "1.num_batches_tracked"}),
+    values=_stop_values,
+)
+
 # The checks, bound to this framework. Call them with the student's function or class.
 check_dataset = partial(lab03.check_dataset, fw=FRAMEWORKS["DigitDataset"], ops=OPS)
 check_train_step = partial(lab03.check_train_step, fw=FRAMEWORKS["train_step"], ops=OPS)
 check_evaluate_accuracy = partial(
     lab03.check_evaluate_accuracy, fw=FRAMEWORKS["evaluate_accuracy"], ops=OPS
 )
-check_train_classifier = partial(
-    lab03.check_train_classifier, fw=FRAMEWORKS["train_classifier"], ops=OPS
+check_early_stopping = partial(
+    early_stopping.check_early_stopping, fw=FRAMEWORKS["EarlyStopping"], ops=STOP_OPS
 )
 check_train_step_accumulated = partial(
     accumulation.check_accumulation,

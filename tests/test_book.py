@@ -136,3 +136,24 @@ def test_the_build_collapses_bars_in_rendered_stderr_only():
     doctree += [stderr, stdout]
     _collapse_progress_bars(None, doctree)
     assert stderr.astext() == "x: 100%|##| 1/1" and stdout.astext() == bars
+
+
+def test_bibliography_labels_read_as_the_text_cites():
+    """The bibliography page labels each entry as the author-year citation reads, one label
+    per entry (pybtex's default would be "ZCDLP18" for what the text calls Zhang et al.)."""
+    from pybtex.database import parse_file
+
+    from helpers.bibstyle import AuthorYearLabelStyle, author_year
+    from helpers.notebooks import ROOT
+
+    entries = parse_file(ROOT / "references.bib", bib_format="bibtex").entries
+    assert author_year(entries["zhang2018mixup"]) == "Zhang et al., 2018"
+    assert author_year(entries["kingma2015adam"]) == "Kingma and Ba, 2015"
+    assert author_year(entries["prechelt1998early"]) == "Prechelt, 1998"
+    labels = list(AuthorYearLabelStyle().format_labels(entries.values()))
+    assert len(set(labels)) == len(labels) == len(entries)
+    twins = [entries["loshchilov2019decoupled"], entries["loshchilov2019decoupled"]]
+    assert list(AuthorYearLabelStyle().format_labels(twins)) == [
+        "Loshchilov and Hutter, 2019a",
+        "Loshchilov and Hutter, 2019b",
+    ]

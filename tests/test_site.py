@@ -94,6 +94,19 @@ def test_maths_uses_the_bundled_mathjax(html):
     assert (html / "_static/mathjax/tex-chtml.js").is_file()
 
 
+def test_bibliography_labels_match_the_citations(html):
+    """Lab 5 cites "Zhang et al., 2018"; the bibliography labels that entry the same way, not
+    with pybtex's default "ZCDLP18"."""
+    import re
+
+    labels = re.findall(
+        r'class="label"><span class="fn-bracket">\[</span><a [^>]*>([^<]+)</a>',
+        (html / "bibliography.html").read_text(),
+    )
+    assert "Zhang et al., 2018" in labels, labels[:5]
+    assert len(labels) == len(set(labels)) >= 80
+
+
 def test_every_chapter_has_its_side_by_side_page(html):
     for folder in {p.parent for p in sources() if p.parts[-3] == "chapters"}:
         side = (html / folder.relative_to(ROOT) / "side-by-side.html").read_text()

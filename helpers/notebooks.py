@@ -69,7 +69,8 @@ def sources(root: Path = ROOT) -> list[Path]:
 # it is titled "Lab N: ..." and links to the solution (not to itself, as one shared text would).
 _SOLUTION_TITLE = re.compile(r"^# # Lab (\d+) solutions: ", re.M)
 _LAB_LINK = re.compile(
-    r"^# The exercises alone, without the answers: \[`labs/(\S+?)`\]\(\.\./\.\./labs/\1\)\.$",
+    r"^# The exercises alone, without the answers: \[Lab (\d+) in (PyTorch|JAX)\]"
+    r"\(\.\./\.\./labs/((\d\d)-[\w-]+/in-(pytorch|jax)\.ipynb)\)\.$",
     re.M,
 )
 
@@ -82,9 +83,14 @@ def _lab_headers(lab: str, name: str) -> str:
             raise ValueError(
                 f"{name}: expected {what} matching {expected!r} exactly once"
             )
+    number, framework, _, folder, file = _LAB_LINK.search(lab).groups()
+    if int(number) != int(folder) or framework.lower() != file:
+        raise ValueError(
+            f"{name}: the lab link's text and target differ: {number}, {framework}"
+        )
     lab = _SOLUTION_TITLE.sub(r"# # Lab \1: ", lab)
     return _LAB_LINK.sub(
-        r"# The solved lab: [`solutions/\1`](../../solutions/\1).", lab
+        r"# The solved lab: [Lab \1 solutions in \2](../../solutions/\3).", lab
     )
 
 
@@ -92,8 +98,9 @@ def lab_text(solution: str, name: str = "solution", *, headers: bool = True) -> 
     """The lab version of a solution source: every solution region replaced by a stub.
 
     With ``headers`` (as for every real solution), the solution's title ``# Lab N solutions:``
-    becomes ``# Lab N:`` and its line linking to the lab becomes one linking to the solution;
-    a solution without exactly one of each raises ``ValueError``.
+    becomes ``# Lab N:`` and its line linking to the lab ("[Lab N in PyTorch](../../labs/...)")
+    becomes one linking to the solution; a solution without exactly one of each, or whose link
+    names another lab or framework than its target, raises ``ValueError``.
     """
     out: list[str] = []
     begin_line = 0

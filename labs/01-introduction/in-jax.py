@@ -22,7 +22,7 @@
 #
 # The checks call your function several times, on small inputs, and compare with answers
 # computed independently; they never look at your code.
-# The solved lab: [`solutions/01-introduction/in-jax.ipynb`](../../solutions/01-introduction/in-jax.ipynb).
+# The solved lab: [Lab 1 solutions in JAX](../../solutions/01-introduction/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -25,7 +25,7 @@
 # The checks call your function on small inputs of two different shapes and compare with an
 # answer computed independently (a closed-form gradient in NumPy, reference models built by
 # the check); they never look at your code.
-# The solved lab: [`solutions/04-jax-in-depth/in-pytorch.ipynb`](../../solutions/04-jax-in-depth/in-pytorch.ipynb).
+# The solved lab: [Lab 4 solutions in PyTorch](../../solutions/04-jax-in-depth/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

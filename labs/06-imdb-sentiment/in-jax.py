@@ -30,7 +30,7 @@
 # chapter's masked mean for a query of zeros, for exercise 3, PyTorch's ONNX
 # `RotaryEmbedding` op);
 # they never look at your code.
-# The solved lab: [`solutions/06-imdb-sentiment/in-jax.ipynb`](../../solutions/06-imdb-sentiment/in-jax.ipynb).
+# The solved lab: [Lab 6 solutions in JAX](../../solutions/06-imdb-sentiment/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -30,7 +30,7 @@
 # chapter's masked mean for a query of zeros, for exercise 3, PyTorch's ONNX
 # `RotaryEmbedding` op);
 # they never look at your code.
-# The solved lab: [`solutions/06-imdb-sentiment/in-pytorch.ipynb`](../../solutions/06-imdb-sentiment/in-pytorch.ipynb).
+# The solved lab: [Lab 6 solutions in PyTorch](../../solutions/06-imdb-sentiment/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -25,7 +25,7 @@
 # answers computed independently ([`tests/labs/test_lab07.py`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/tests/labs/test_lab07.py) proves those answers equal the
 # chapter's `H.rl.gae` and `H.rl.ppo_loss`, and the V-trace answers the paper's formula); they
 # never look at your code.
-# The solved lab: [`solutions/07-reinforcement-learning/in-pytorch.ipynb`](../../solutions/07-reinforcement-learning/in-pytorch.ipynb).
+# The solved lab: [Lab 7 solutions in PyTorch](../../solutions/07-reinforcement-learning/in-pytorch.ipynb).
 #
 # All inputs are float32 tensors of shape `(T,)` (one environment's rollout of `T` steps) or
 # `(B,)` (a minibatch); `terminated` and `truncated` hold 0.0 or 1.0. Return float32 tensors

@@ -27,7 +27,7 @@
 # Optax's `lion`, since `torch.optim` has none); they never
 # look at your code, except that those library classes are the answer key: the exercises ask
 # you to write their rules out, and a call of one from your function fails the check.
-# The solved lab: [`solutions/08-optimizers/in-pytorch.ipynb`](../../solutions/08-optimizers/in-pytorch.ipynb).
+# The solved lab: [Lab 8 solutions in PyTorch](../../solutions/08-optimizers/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -22,7 +22,7 @@
 #
 # The checks call your function several times, on small inputs, and compare with answers
 # computed independently; they never look at your code.
-# The exercises alone, without the answers: [`labs/01-introduction/in-jax.ipynb`](../../labs/01-introduction/in-jax.ipynb).
+# The exercises alone, without the answers: [Lab 1 in JAX](../../labs/01-introduction/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -25,7 +25,7 @@
 # The checks call your function on small inputs of two different shapes and compare with an
 # answer computed independently (a closed-form gradient in NumPy, reference models built by
 # the check); they never look at your code.
-# The exercises alone, without the answers: [`labs/04-jax-in-depth/in-jax.ipynb`](../../labs/04-jax-in-depth/in-jax.ipynb).
+# The exercises alone, without the answers: [Lab 4 in JAX](../../labs/04-jax-in-depth/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

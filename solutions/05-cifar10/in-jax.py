@@ -28,7 +28,7 @@
 # right way. They never look at your code; when your result equals what a known mistake
 # gives, the hint names that mistake. Images are `uint8` JAX arrays in NHWC order,
 # `(B, H, W, C)`, as the chapter keeps them on the device.
-# The exercises alone, without the answers: [`labs/05-cifar10/in-jax.ipynb`](../../labs/05-cifar10/in-jax.ipynb).
+# The exercises alone, without the answers: [Lab 5 in JAX](../../labs/05-cifar10/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -30,7 +30,7 @@
 # chapter's masked mean for a query of zeros, for exercise 3, PyTorch's ONNX
 # `RotaryEmbedding` op);
 # they never look at your code.
-# The exercises alone, without the answers: [`labs/06-imdb-sentiment/in-jax.ipynb`](../../labs/06-imdb-sentiment/in-jax.ipynb).
+# The exercises alone, without the answers: [Lab 6 in JAX](../../labs/06-imdb-sentiment/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -27,7 +27,7 @@
 # Optax's `lion`, since `torch.optim` has none); they never
 # look at your code, except that those library classes are the answer key: the exercises ask
 # you to write their rules out, and a call of one from your function fails the check.
-# The exercises alone, without the answers: [`labs/08-optimizers/in-pytorch.ipynb`](../../labs/08-optimizers/in-pytorch.ipynb).
+# The exercises alone, without the answers: [Lab 8 in PyTorch](../../labs/08-optimizers/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -25,7 +25,7 @@
 # The checks call your functions on several inputs and compare with answers computed
 # independently ([`tests/labs/test_lab10.py`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/tests/labs/test_lab10.py) proves the quantization answers equal
 # `torch.quantize_per_channel` and `torch.quantize_per_tensor`); they never look at your code.
-# The exercises alone, without the answers: [`labs/10-compression-deployment/in-jax.ipynb`](../../labs/10-compression-deployment/in-jax.ipynb).
+# The exercises alone, without the answers: [Lab 10 in JAX](../../labs/10-compression-deployment/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.

@@ -257,7 +257,7 @@ def test_lab_text_rejects_unbalanced_markers(text, error):
 _SOLUTION_HEAD = (
     "# %% [markdown]\n# # Lab 3 solutions: data in JAX\n#\n# Two exercises.\n"
     "# The exercises alone, without the answers: "
-    "[`labs/03-x/in-jax.ipynb`](../../labs/03-x/in-jax.ipynb).\n"
+    "[Lab 3 in JAX](../../labs/03-x/in-jax.ipynb).\n"
 )
 
 
@@ -266,7 +266,7 @@ def test_lab_text_gives_the_lab_its_title_and_a_link_to_the_solution():
     links to the solution, so neither page links to itself."""
     assert lab_text(_SOLUTION_HEAD) == (
         "# %% [markdown]\n# # Lab 3: data in JAX\n#\n# Two exercises.\n"
-        "# The solved lab: [`solutions/03-x/in-jax.ipynb`](../../solutions/03-x/in-jax.ipynb).\n"
+        "# The solved lab: [Lab 3 solutions in JAX](../../solutions/03-x/in-jax.ipynb).\n"
     )
 
 
@@ -275,6 +275,7 @@ def test_lab_text_gives_the_lab_its_title_and_a_link_to_the_solution():
     [
         ("Lab 3 solutions:", "Lab 3:"),
         ("without the answers", "without answers"),
+        ("[Lab 3 in JAX]", "[`labs/03-x/in-jax.ipynb`]"),  # the old form: a file name
         ("", ""),
     ],
 )
@@ -284,18 +285,25 @@ def test_lab_text_needs_one_title_and_one_lab_link(old, new):
         lab_text(text, "x.py")
 
 
+@pytest.mark.parametrize("text", ["[Lab 4 in JAX]", "[Lab 3 in PyTorch]"])
+def test_lab_text_refuses_a_link_that_names_another_lab(text):
+    with pytest.raises(ValueError, match="text and target differ"):
+        lab_text(_SOLUTION_HEAD.replace("[Lab 3 in JAX]", text), "x.py")
+
+
 @pytest.mark.parametrize("solution", sorted(ROOT.glob("solutions/*/in-*.py")), ids=str)
 def test_lab_and_solution_pages_have_their_own_titles_and_link_to_each_other(solution):
     lab = ROOT / "labs" / solution.relative_to(ROOT / "solutions")
     notebook = solution.relative_to(ROOT / "solutions").with_suffix(".ipynb").as_posix()
-    for path, title, other in [
-        (solution, " solutions: ", "labs"),
-        (lab, ": ", "solutions"),
+    number = int(solution.parent.name[:2])
+    framework = {"in-pytorch": "PyTorch", "in-jax": "JAX"}[solution.stem]
+    for path, title, other, text_of_link in [
+        (solution, " solutions: ", "labs", f"Lab {number} in {framework}"),
+        (lab, ": ", "solutions", f"Lab {number} solutions in {framework}"),
     ]:
         text = path.read_text()
-        number = int(solution.parent.name[:2])
         assert f"# # Lab {number}{title}" in text, path
-        assert f"[`{other}/{notebook}`](../../{other}/{notebook})" in text, path
+        assert f"[{text_of_link}](../../{other}/{notebook})" in text, path
         assert (ROOT / other / notebook).exists()
 
 

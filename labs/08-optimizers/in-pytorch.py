@@ -59,8 +59,8 @@ from helpers import torch as H
 # `(new_param, new_m, new_v)` of one step of `torch.optim.Adam` with `weight_decay`, which is
 # the classic L2 penalty, added to the gradient:
 #
-# $$g = \text{grad} + \lambda\,\theta,\quad m \leftarrow \beta_1 m + (1-\beta_1) g,\quad
-# v \leftarrow \beta_2 v + (1-\beta_2) g^2,$$
+# $$g = \text{grad} + \lambda\,\theta,\quad m \leftarrow \beta_1 m + (1-\beta_1) g,$$
+# $$v \leftarrow \beta_2 v + (1-\beta_2) g^2,$$
 # $$\hat m = \frac{m}{1-\beta_1^{t+1}},\quad \hat v = \frac{v}{1-\beta_2^{t+1}},\quad
 # \theta \leftarrow \theta - \eta\, \frac{\hat m}{\sqrt{\hat v} + \epsilon}.$$
 #

@@ -62,8 +62,8 @@ from helpers import jax as H
 # `optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(...))`, Adam with the L2
 # penalty added to the gradient:
 #
-# $$g = \text{grad} + \lambda\,\theta,\quad m \leftarrow \beta_1 m + (1-\beta_1) g,\quad
-# v \leftarrow \beta_2 v + (1-\beta_2) g^2,\quad t \leftarrow t + 1,$$
+# $$g = \text{grad} + \lambda\,\theta,\quad m \leftarrow \beta_1 m + (1-\beta_1) g,$$
+# $$v \leftarrow \beta_2 v + (1-\beta_2) g^2,\quad t \leftarrow t + 1,$$
 # $$\text{update} = -\eta\, \frac{m / (1-\beta_1^{t})}{\sqrt{v / (1-\beta_2^{t})} + \epsilon}.$$
 #
 # Count the step before the correction: $t = 1$ at the first step; $\epsilon$ goes outside

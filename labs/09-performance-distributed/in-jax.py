@@ -257,3 +257,9 @@ else:
         print("ring all-reduce on 8 devices equals psum")
     except NotImplementedError:
         print("solve the exercise above first")
+
+# %% [markdown]
+# Done. Chapter 9's [JAX notebook](../../chapters/09-performance-distributed/in-jax.ipynb)
+# trains with exercise 1's kind of sharded batch under `jax.jit`, where the compiler inserts
+# the all-reduce (section 9.3), splits a weight with `shard_map` (section 9.5), and counts what
+# each worker of a ring all-reduce sends (section 9.5).

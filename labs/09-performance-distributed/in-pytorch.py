@@ -161,3 +161,9 @@ def ring_all_reduce(tensor, rank, world_size):
 
 # %%
 H.lab09.check_ring_all_reduce(ring_all_reduce)
+
+# %% [markdown]
+# Done. Chapter 9's [PyTorch notebook](../../chapters/09-performance-distributed/in-pytorch.ipynb)
+# runs a DDP worker like exercise 4's on two processes (section 9.3) and on two "nodes" joined
+# by `torchrun` (section 9.4), and counts what each rank of a ring all-reduce sends (section
+# 9.5).

@@ -79,15 +79,17 @@ H.lab06.check_length_mask(length_mask)
 #
 # Chapter 6's models pool a review's tokens with a masked mean: every real token counts the
 # same. Attention pooling lets the model learn which tokens matter. {cite:t}`yang2016hierarchical`
-# score each token $x_t$ with a learned context vector $q$ (the query) and pool with the
-# softmax of the scores over the review's real tokens ($m_t = 1$ at a real token, 0 at
-# padding):
+# pass each token's hidden state $h_t$ through a one-layer MLP, $u_t = \tanh(W h_t + b)$,
+# score it with a learned context vector $u_w$, $u_t \cdot u_w$, and pool the $h_t$ with
+# the softmax of the scores. This exercise drops the MLP (a model can put one in front):
+# each token $x_t$ is scored with a learned query $q$ directly, and the softmax runs over
+# the review's real tokens only ($m_t = 1$ at a real token, 0 at padding):
 #
 # $$s_t = x_t \cdot q, \qquad p_t = \frac{m_t\, e^{s_t}}{\sum_u m_u\, e^{s_u}}, \qquad
 # \text{pool}(x) = \sum_t p_t\, x_t.$$
 #
-# They score with the plain dot product, without the $1/\sqrt{D}$ of a Transformer's
-# attention: the learned query absorbs any scale. This exercise does the same (unscaled).
+# Yang et al. score with the plain dot product, without the $1/\sqrt{D}$ of a Transformer's
+# attention: the learned vector absorbs any scale. This exercise does the same (unscaled).
 #
 # - **Mask the scores before the softmax**: set the padded scores to $-\infty$ (or the
 #   dtype's most negative number). $e^{-\infty} = 0$, so the padding gets weight exactly 0
@@ -121,14 +123,15 @@ print(
 # whose padded positions hold arbitrary values (large ones too, never 0 in the check); `mask`
 # the boolean `(B, T)` of exercise 1 (every row has at least one real token); `query` a
 # `float32` `(D,)`. Return `float32` `(B, D)`, the weighted sum of each row's real tokens.
-# Mask the scores with `jnp.where(mask, scores, -jnp.inf)`, and write the softmax's masking
-# yourself: with a length-1 query, `jax.nn.dot_product_attention`,
-# `nnx.dot_product_attention` and `nnx.MultiHeadAttention` compute this pooling (scaled by
-# $1/\sqrt{D}$), and calling them through `jax.nn` or `nnx` fails the check. The function
-# must work under `jax.jit`, where the mask is traced: no boolean indexing `x[mask]` (its
-# shape would depend on the mask's values) and no Python loop over the lengths. The check
-# runs four cases against a float64 NumPy answer (uneven lengths, length 1 and full rows,
-# large padded values, scores in the hundreds, a query of zeros), then each again under
+# Mask the scores with `jnp.where(mask, scores, -jnp.inf)`, keep every step in float32, and
+# write the softmax's masking yourself: with a length-1 query, `jax.nn.dot_product_attention`
+# and Flax's `dot_product_attention` compute this pooling (scaled by $1/\sqrt{D}$ unless
+# `scale=1` in the first) and `nnx.MultiHeadAttention` a version with learned projections of
+# the query, keys and values, and calling them, under any name, fails the check.
+# The function must work under `jax.jit`, where the mask is traced: no boolean indexing
+# `x[mask]` (its shape would depend on the mask's values) and no Python loop over the lengths.
+# The check runs four cases against a float64 NumPy answer (uneven lengths, length 1 and full
+# rows, large padded values, scores in the hundreds, a query of zeros), then each again under
 # `jax.jit`, the first one padded further with junk, and `jax.grad` of your result: the
 # gradients must equal the answer's, none of them NaN and none reaching a padded position of
 # `x`.
@@ -157,21 +160,18 @@ try:  # runs once exercise 2 is solved
     x = jax.random.normal(kx, (2, 5, 3))  # (B, T, D): 2 reviews padded to 5 tokens
     x = jnp.where(mask[..., None], x, 100.0)  # large junk at the padding
     query = jax.random.normal(kq, (3,))
-    onehot = jnp.broadcast_to(
-        jnp.eye(5), (2, 5, 5)
-    )  # (B, T, T): position t of each token
+    # (B, T, T): position t of each token
+    onehot = jnp.broadcast_to(jnp.eye(5), (2, 5, 5))
     pooled = attention_pool(
         jnp.concatenate([x, onehot], -1), mask, jnp.concatenate([query, jnp.zeros(5)])
     )
     weights = pooled[:, 3:]  # (B, T)
     for b in range(2):
         row = " ".join(f"{w:.4f}" for w in weights[b].tolist())
-        print(
-            f"review {b} (length {int(mask[b].sum())}): weights {row}, sum {weights[b].sum():.6f}"
-        )
-    longer = jnp.concatenate(
-        [x, jnp.full((2, 3, 3), 1e4)], 1
-    )  # padded 3 tokens further
+        n, total = int(mask[b].sum()), float(weights[b].sum())
+        print(f"review {b} (length {n}): weights {row}, sum {total:.6f}")
+    # padded 3 tokens further, with junk
+    longer = jnp.concatenate([x, jnp.full((2, 3, 3), 1e4)], 1)
     longer_mask = jnp.concatenate([mask, jnp.zeros((2, 3), bool)], 1)
     diff = jnp.abs(
         attention_pool(longer, longer_mask, query) - attention_pool(x, mask, query)

@@ -80,15 +80,17 @@ H.lab06.check_length_mask(length_mask)
 #
 # Chapter 6's models pool a review's tokens with a masked mean: every real token counts the
 # same. Attention pooling lets the model learn which tokens matter. {cite:t}`yang2016hierarchical`
-# score each token $x_t$ with a learned context vector $q$ (the query) and pool with the
-# softmax of the scores over the review's real tokens ($m_t = 1$ at a real token, 0 at
-# padding):
+# pass each token's hidden state $h_t$ through a one-layer MLP, $u_t = \tanh(W h_t + b)$,
+# score it with a learned context vector $u_w$, $u_t \cdot u_w$, and pool the $h_t$ with
+# the softmax of the scores. This exercise drops the MLP (a model can put one in front):
+# each token $x_t$ is scored with a learned query $q$ directly, and the softmax runs over
+# the review's real tokens only ($m_t = 1$ at a real token, 0 at padding):
 #
 # $$s_t = x_t \cdot q, \qquad p_t = \frac{m_t\, e^{s_t}}{\sum_u m_u\, e^{s_u}}, \qquad
 # \text{pool}(x) = \sum_t p_t\, x_t.$$
 #
-# They score with the plain dot product, without the $1/\sqrt{D}$ of a Transformer's
-# attention: the learned query absorbs any scale. This exercise does the same (unscaled).
+# Yang et al. score with the plain dot product, without the $1/\sqrt{D}$ of a Transformer's
+# attention: the learned vector absorbs any scale. This exercise does the same (unscaled).
 #
 # - **Mask the scores before the softmax**: set the padded scores to $-\infty$ (or the
 #   dtype's most negative number). $e^{-\infty} = 0$, so the padding gets weight exactly 0
@@ -121,10 +123,12 @@ print("exp by hand:", big.exp() / big.exp().sum(), " softmax:", torch.softmax(bi
 # the boolean `(B, T)` of exercise 1 (every row has at least one real token); `query` a
 # `torch.float32` `(D,)`. Return `torch.float32` `(B, D)`, the weighted sum of each row's real
 # tokens. Mask with `masked_fill(~mask, -torch.inf)` (or `torch.where`) on the scores, leave
-# `x` as it is (no `x.masked_fill_`), and write the softmax's masking yourself: with a
-# length-1 query, `F.scaled_dot_product_attention` and `nn.MultiheadAttention` compute this
-# pooling (scaled by $1/\sqrt{D}$), and calling them, under any name, fails the check. The
-# check runs four cases against a float64 NumPy answer (uneven lengths, length 1 and full
+# `x` as it is (no `x.masked_fill_`), keep every step in float32, and write the softmax's
+# masking yourself: with a length-1 query, `F.scaled_dot_product_attention` computes this
+# pooling (scaled by $1/\sqrt{D}$ unless `scale=1`) and `nn.MultiheadAttention` a version
+# with learned projections of the query, keys and values, and calling them, under any name,
+# fails the check.
+# The check runs four cases against a float64 NumPy answer (uneven lengths, length 1 and full
 # rows, large padded values, scores in the hundreds, a query of zeros), the first one padded
 # further with junk, and `torch.autograd.grad` of your result: the gradients must equal the
 # answer's, none of them NaN and none reaching a padded position of `x`.
@@ -135,9 +139,8 @@ def attention_pool(x, mask, query):
     ### BEGIN SOLUTION
     scores = x @ query  # (B, T): s[b, t] = x[b, t] . query, unscaled
     scores = scores.masked_fill(~mask, -torch.inf)  # padding: weight e^-inf = 0
-    weights = torch.softmax(
-        scores, dim=1
-    )  # (B, T), each row sums to 1 over real tokens
+    # (B, T), each row sums to 1 over its real tokens
+    weights = torch.softmax(scores, dim=1)
     return torch.einsum("bt,btd->bd", weights, x)  # (B, D)
     ### END SOLUTION
 
@@ -166,9 +169,8 @@ try:  # runs once exercise 2 is solved
     weights = pooled[:, 3:]  # (B, T)
     for b in range(2):
         row = " ".join(f"{w:.4f}" for w in weights[b].tolist())
-        print(
-            f"review {b} (length {int(mask[b].sum())}): weights {row}, sum {weights[b].sum():.6f}"
-        )
+        n, total = int(mask[b].sum()), float(weights[b].sum())
+        print(f"review {b} (length {n}): weights {row}, sum {total:.6f}")
     longer = torch.cat([x, torch.full((2, 3, 3), 1e4)], 1)  # padded 3 tokens further
     longer_mask = torch.cat([mask, torch.zeros(2, 3, dtype=torch.bool)], 1)
     diff = (

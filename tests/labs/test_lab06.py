@@ -29,6 +29,9 @@ from helpers.labs.lab06 import attention_pool, reverse, rope
 from helpers.labs.lab06 import references as lab06
 from helpers.torch import text as ttext
 
+# jax.nn's attention bound before any check runs, as `from jax.nn import ...` would bind it.
+_JAX_ATTENTION = jax.nn.dot_product_attention
+
 # ---------------------------------------------------------------- wrong solutions
 
 
@@ -88,6 +91,23 @@ def _pool(xp, kind, cast=None):
 
             mha = nnx.MultiHeadAttention(1, d, decode=False, rngs=nnx.Rngs(0))
             return mha(q, x, x, mask=mask[:, None, None, :])[:, 0]
+        if kind == "linen":  # Flax Linen's attention, which the check sees by name too
+            from flax.linen import dot_product_attention as linen_attention
+
+            q = jnp.broadcast_to(query, (x.shape[0], 1, 1, x.shape[-1]))
+            q = q * math.sqrt(x.shape[-1])  # undoes its 1/sqrt(D)
+            out = linen_attention(
+                q, x[:, :, None], x[:, :, None], mask=mask[:, None, None, :]
+            )
+            return out[:, 0, 0]
+        if kind == "imported_name":  # jax.nn's attention under a name of its own
+            q = jnp.broadcast_to(query, (x.shape[0], 1, 1, x.shape[-1]))
+            out = _JAX_ATTENTION(
+                q, x[:, :, None], x[:, :, None], mask=mask[:, None, None, :], scale=1.0
+            )
+            return out[:, 0, 0]
+        if kind == "query_at_x":  # query @ x contracts D with T: a shape error
+            s = query @ x
         if kind == "zeroed_x":  # x zeroed at the padding, then a softmax over all T
             x = x * m[..., None]
             mask = m >= 0
@@ -111,15 +131,38 @@ def _pool(xp, kind, cast=None):
         if kind == "float_mask":  # masked_fill with the mask as 0/1 floats
             p = _softmax(xp, s.masked_fill(1.0 - m, -inf))
             return (p[..., None] * x).sum(1)
+        if kind == "float_where":  # torch.where with the mask as 0/1 floats
+            return (_softmax(xp, torch.where(m, s, -inf))[..., None] * x).sum(1)
+        if kind == "bool_sub":  # 1 - mask on the bool mask itself (PyTorch raises)
+            return (_softmax(xp, s * mask + (1 - mask) * -1e9)[..., None] * x).sum(1)
+        if (
+            kind == "clipped"
+        ):  # scores clipped to dodge exp's overflow: ties the top two
+            s = xp.clip(s, -50.0, 50.0)
+        if (
+            kind == "half_inside"
+        ):  # -1e9 at padding, the scores cast to float16 (-1e9: -inf)
+            s = xp.where(mask, s, -1e9)
+            s = (
+                s.half().float()
+                if xp is torch
+                else s.astype(jnp.float16).astype(x.dtype)
+            )
         fill = {"zero_fill": 0.0, "fill_1e4": -1e4, "fill_1e9": -1e9}.get(kind, -inf)
         if kind == "finfo":
             fill = float(xp.finfo(s.dtype).min)
-        if kind in ("ignored", "after_softmax", "after_renorm"):
+        if kind == "fill_1e4_replaced":
+            fill = -1e4
+        if kind in ("ignored", "after_softmax", "after_renorm", "eps_renorm"):
             p = _softmax(xp, s)
             if kind != "ignored":
                 p = p * m
             if kind == "after_renorm":
                 p = p / p.sum(-1, keepdims=True)
+            if (
+                kind == "eps_renorm"
+            ):  # an epsilon against 0 / 0: rows of 0 instead of NaN
+                p = p / (p.sum(-1, keepdims=True) + 1e-9)
         elif kind == "added_01":
             p = _softmax(xp, s + m)
         elif kind == "added_pm1":
@@ -146,6 +189,13 @@ def _pool(xp, kind, cast=None):
             p = e / e.sum(-1, keepdims=True)
         elif kind == "axis_batch":
             p = _softmax(xp, xp.where(mask, s, -inf), 0)
+        elif kind == "max_no_keepdim":  # the (B,) max against the (B, T) scores
+            s = xp.where(mask, s, -inf)
+            top = s.max(1)[0] if xp is torch else s.max(1)
+            e = xp.exp(s - top)
+            p = e / e.sum(-1, keepdims=True)
+        elif kind == "softmax_where":  # JAX: jax.nn.softmax(s, where=mask), no fill
+            p = jax.nn.softmax(s, axis=1, where=mask)
         else:
             p = _softmax(xp, xp.where(mask, s, fill))
         if kind == "detach":  # the weights cut from the graph
@@ -153,6 +203,12 @@ def _pool(xp, kind, cast=None):
         out = (p[..., None] * x).sum(1)  # (B, D)
         if kind == "mean_not_sum":
             return (p[..., None] * x).mean(1)
+        if kind == "by_length":  # divided by the lengths, as the masked mean is
+            return out / m.sum(1, keepdims=True)
+        if kind == "no_trailing_axis":  # (B, T) weights times (B, T, D) x
+            return (p * x).sum(1)
+        if kind == "bmm":  # (B, 1, T) @ (B, T, D), the middle axis dropped
+            return (p[:, None] @ x)[:, 0]
         if kind == "weights":
             return p
         if kind == "tuple":
@@ -589,6 +645,15 @@ def _table(xp, to_array, long, wide, half, text, tensor):
             lambda x, mask, query: text.masked_mean(x, mask),  # the chapter's pooling
             "pool_query_ignored",
         ),
+        # From the second student pass on exercise 2 (each passed, got no hint or the
+        # formula's before).
+        ("attention_pool", _pool(xp, "clipped"), "pool_formula"),
+        ("attention_pool", _pool(xp, "by_length"), "pool_sum"),
+        ("attention_pool", _pool(xp, "eps_renorm"), "pool_exp_masked"),
+        ("attention_pool", _pool(xp, "half_inside"), "pool_precision"),
+        ("attention_pool", _pool(xp, "max_no_keepdim"), "pool_broadcast"),
+        ("attention_pool", _pool(xp, "no_trailing_axis"), "pool_broadcast"),
+        ("attention_pool", _pool(xp, "query_at_x"), "pool_matmul"),
         # Exercise 3: rotary position embeddings.
         ("apply_rope", _rope(xp, "rotate_half"), "rope_rotate_half"),
         ("apply_rope", _rope(xp, "table_cat"), "rope_table_layout"),
@@ -689,6 +754,8 @@ TORCH_MISTAKES = [
     ("reverse_padded", _reverse(torch, "in_place"), "in_place"),
     ("attention_pool", _pool(torch, "in_place"), "in_place"),
     ("attention_pool", _pool(torch, "float_mask"), "pool_bool_mask"),
+    ("attention_pool", _pool(torch, "float_where"), "pool_bool_mask"),
+    ("attention_pool", _pool(torch, "bool_sub"), "pool_bool_sub"),
     ("apply_rope", _rope(torch, "in_place"), "in_place"),
     ("apply_rope", _rope(torch, "float64_table"), "rope_dtype"),
     ("apply_rope", _rope(torch, "answer_key"), "rope_answer_key"),
@@ -722,6 +789,9 @@ JAX_MISTAKES = [
     ),
     # x[mask] row by row: right eagerly, a NonConcreteBooleanIndexError under jax.jit.
     ("attention_pool", _pool(jnp, "boolean_index"), "pool_traced"),
+    # JAX's and Flax's attention under any name: imported before the check, Flax Linen's.
+    ("attention_pool", _pool(jnp, "imported_name"), "pool_answer_key"),
+    ("attention_pool", _pool(jnp, "linen"), "pool_answer_key"),
     # Each split padded to its own longest review, not to max_len.
     ("encode_splits", _encode(jnp.asarray, ragged=_pad_to_longest), "pad_longest"),
     # Positions read as Python numbers: right eagerly, a tracer error under jax.jit.
@@ -856,6 +926,9 @@ def test_the_answer_keys_are_restored_after_a_check():
             jax.nn.dot_product_attention,
             nnx.dot_product_attention,
             nnx.MultiHeadAttention.__call__,
+            jchecks._jax_nn._dot_product_attention_xla,
+            jchecks._nnx_attention.dot_product_attention_weights,
+            jchecks._linen_attention.dot_product_attention_weights,
         )
 
     originals = watched()
@@ -863,6 +936,8 @@ def test_the_answer_keys_are_restored_after_a_check():
         jchecks.check_attention_pool(_pool(jnp, "answer_key"))
     with pytest.raises(CheckFailed):
         jchecks.check_attention_pool(_pool(jnp, "mha"))
+    with pytest.raises(CheckFailed):
+        jchecks.check_attention_pool(_pool(jnp, "linen"))
     with pytest.raises(CheckFailed):
         tchecks.check_encode_splits(_encode(torch.from_numpy, answer_key=True))
     now = watched()
@@ -1187,6 +1262,8 @@ _POOL_VALID = [
     "fill_1e9",  # s + (1 - mask) * -1e9
     "log_mask",  # s + log(mask)
     "by_hand",  # the max over the real tokens subtracted, exp, divided by the sum
+    "bmm",  # (B, 1, T) @ (B, T, D), then [:, 0]
+    "fill_1e4_replaced",  # where(mask, s, -1e4): replaced, not added, so exact
 ]
 
 
@@ -1244,4 +1321,41 @@ def test_a_jitted_pool_passes(capsys):
     from labtools import checks
 
     checks("lab06", "jax")["attention_pool"](jax.jit(_pool(jnp, "right")))
+    assert "attention_pool: passed" in capsys.readouterr().out
+
+
+def _pool_vmap(x, mask, query):  # one row at a time, vmapped
+    if isinstance(x, torch.Tensor):
+
+        def row(xb, mb):
+            return torch.softmax(torch.where(mb, xb @ query, -torch.inf), 0) @ xb
+
+        return torch.func.vmap(row)(x, mask)
+    return jax.vmap(
+        lambda xb, mb: jax.nn.softmax(jnp.where(mb, xb @ query, -jnp.inf)) @ xb
+    )(x, mask)
+
+
+def _pool_rows_by_length(x, mask, query):  # PyTorch: a loop over the rows' lengths
+    rows = []
+    for b in range(len(x)):
+        real = x[b, : int(mask[b].sum())]  # (L, D): the mask is True first, then False
+        rows.append(torch.softmax(real @ query, 0) @ real)
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize(
+    ("framework", "answer"),
+    [
+        ("pytorch", _pool_vmap),
+        ("jax", _pool_vmap),
+        ("pytorch", _pool_rows_by_length),  # eager, so int() of a length is fine
+        ("jax", _pool(jnp, "softmax_where")),  # jax.nn.softmax(s, where=mask)
+    ],
+    ids=["vmap-pytorch", "vmap-jax", "rows-pytorch", "softmax_where-jax"],
+)
+def test_a_valid_pool_from_the_second_pass_passes(framework, answer, capsys):
+    from labtools import checks
+
+    checks("lab06", framework)["attention_pool"](answer)
     assert "attention_pool: passed" in capsys.readouterr().out

@@ -44,6 +44,8 @@ POOL_MISTAKES = [
     # from the student pass (each got only the formula's hint before)
     ("pool_sum", "mean_not_sum"),
     ("pool_zero_fill", "zeroed_x"),
+    # from the second student pass
+    ("pool_sum", "by_length"),
 ]
 # What a result with NaN or inf means in each case (cases 1 and 2 overflow float32's exp).
 _NAN_HINTS = ("pool_nan", "pool_exp_masked", "pool_no_max", "pool_nan")
@@ -55,8 +57,8 @@ def pool_cases() -> list[dict[str, Any]]:
     0. moderate scores and padding (lengths 3, 1 and 5 of T = 5);
     1. padded tokens whose scores are about +150: exp of them overflows float32, and a
        softmax over all positions leaves the real tokens 0 (lengths 2, 6, 4, 1);
-    2. real scores in the hundreds (one token per row at about +250), where exp without
-       the max subtracted overflows;
+    2. real scores in the hundreds (two tokens per row at about +250 and +249), where exp
+       without the max subtracted overflows, and scores clipped to a range weigh both alike;
     3. a query of zeros: every real token weighs the same, the masked mean, and the padding
        holds values of 1000.
     B, T and D differ within each case, so returning the (B, T) weights shows as a shape.
@@ -81,7 +83,8 @@ def pool_cases() -> list[dict[str, Any]]:
         make([4, 2], 4, 2, np.zeros(2), lambda b, t, d, q: np.full((b, t, d), 1e3)),
     ]
     x, q = cases[2]["x"], cases[2]["query"].astype(np.float64)
-    x[:, 0] = (250.0 * q / (q @ q) + x[:, 0]).astype(np.float32)  # scores about +250
+    for t, score in ((0, 250.0), (1, 249.0)):  # scores about +250 and +249
+        x[:, t] = (score * q / (q @ q) + x[:, t]).astype(np.float32)
     return cases
 
 
@@ -135,6 +138,8 @@ def pool_reference(
         p = _softmax(np.where(m, s, -np.inf))  # (B, T), 0 on padding
     if mistake == "mean_not_sum":  # the weighted tokens averaged over T: / T once more
         return np.einsum("bt,btd->bd", p, x) / x.shape[1]
+    if mistake == "by_length":  # divided by each row's length, as the masked mean is
+        return np.einsum("bt,btd->bd", p, x) / m.sum(1, keepdims=True)
     return np.einsum("bt,btd->bd", p, x)
 
 
@@ -215,11 +220,17 @@ def _values(
         raise c.fail(
             f"{what} has dtype {arr.dtype}, expected float32", c.hint("pool_dtype")
         )
+    if k == 1 and np.any(np.all(values == 0, axis=1) & np.any(right != 0, axis=1)):
+        # a row of exact zeros where the padding scores +150: the real tokens' exp (or
+        # weights) underflowed before a mask and a renormalisation
+        raise c.fail(_worst(values, right, what), c.hint("pool_exp_masked"))
     for key, name in POOL_MISTAKES:
         if _match(values, pool_reference(x, mask, query, name), right):
             raise c.fail(_worst(values, right, what), c.hint(key))
     if not np.all(np.isfinite(values)):
         raise c.fail(f"{what} contains NaN or inf", c.hint(_NAN_HINTS[k]))
+    if np.allclose(values, right, rtol=1e-2, atol=1e-2):  # right to 2-3 digits only
+        raise c.fail(_worst(values, right, what), c.hint("pool_precision"))
     raise c.fail(_worst(values, right, what), c.hint("pool_formula"))
 
 

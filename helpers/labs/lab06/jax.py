@@ -5,12 +5,13 @@ The checks are :mod:`helpers.labs.lab06.checks` and, for exercises 2, 3 and 5,
 only says how arrays go in and come out, how to differentiate the student's pooling
 (``jax.grad``), runs exercises 2 and 3 under ``jax.jit`` too (boolean indexing, or a Python
 ``int()`` of a traced value, fails there), and refuses JAX's and Flax's attention in
-exercise 2 when called through their modules (``jax.nn.dot_product_attention``,
-``nnx.dot_product_attention``, ``nnx.MultiHeadAttention``; JAX has no hook that sees a
-function under every name). Neither JAX nor Flax has a RoPE function of its own (none in
-``jax.nn``, ``flax.nnx`` or ``flax.linen`` in the installed versions), so exercise 3 has no
-answer key to refuse. ``tests/labs/test_lab06.py`` asserts that the numpy answers equal
-:mod:`helpers.data.text`'s vocabulary on the same cases.
+exercise 2 (``jax.nn.dot_product_attention``, ``nnx.dot_product_attention``,
+``nnx.MultiHeadAttention``, and under any name through the functions they call by their
+module's globals: ``jax.nn``'s XLA path, Flax's ``dot_product_attention_weights``).
+Neither JAX nor Flax has a RoPE function of its own (none in ``jax.nn``, ``flax.nnx`` or
+``flax.linen`` in the installed versions), so exercise 3 has no answer key to refuse.
+``tests/labs/test_lab06.py`` asserts that the numpy answers equal :mod:`helpers.data.text`'s
+vocabulary on the same cases.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 
+import flax.linen.attention as _linen_attention
+import flax.nnx.nn.attention as _nnx_attention
 import jax
+import jax._src.nn.functions as _jax_nn  # jax.nn.dot_product_attention's XLA path
 from flax import nnx
 
 from helpers.jax.labkit import TRACER_ERRORS, lab_framework
@@ -41,9 +45,10 @@ HINTS = Hints(
     lab06.HINTS,
     {
         "pool_answer_key": "write the masked softmax yourself (scores, -inf at padding, "
-        "softmax, weighted sum): with a length-1 query, jax.nn.dot_product_attention, "
-        "nnx.dot_product_attention and nnx.MultiHeadAttention compute this pooling (scaled "
-        "by 1/sqrt(D)), and calling them fails the check",
+        "softmax, weighted sum): with a length-1 query, jax.nn.dot_product_attention and "
+        "Flax's dot_product_attention (nnx or linen) compute this pooling (scaled by "
+        "1/sqrt(D)), nnx.MultiHeadAttention one with learned projections, and calling "
+        "them, under any name, fails the check",
         "pool_traced": "under jax.jit the mask is traced: x[mask] (its shape depends on the "
         "mask's values), a Python if or loop over its values, int() or np.asarray of it "
         "fails there; keep the (B, T) shape and mask with jnp.where(mask, s, -jnp.inf)",
@@ -124,21 +129,32 @@ def _jit(fn: Callable) -> Callable:
 check_apply_rope = partial(rope.check_apply_rope, fw=ROPE, jit=_jit)
 
 
-# Exercise 2: x[mask] or a Python value of the mask fails under jax.jit.
+# Exercise 2: x[mask] or a Python value of the mask fails under jax.jit; a (B, T) array against
+# (B, T, D), query @ x.
 POOL = replace(
     JAX,
     explain=explainer(
-        {r"[Tt]racer|concrete|NonConcreteBooleanIndex": "pool_traced"},
+        {
+            r"[Tt]racer|concrete|NonConcreteBooleanIndex": "pool_traced",
+            r"[Ii]ncompatible shapes for broadcasting": "pool_broadcast",
+            r"dot_general requires contracting dimensions": "pool_matmul",
+        },
         HINTS,
         types=dict.fromkeys(
             (*TRACER_ERRORS, "NonConcreteBooleanIndexError"), "pool_traced"
         ),
     ),
 )
+# The functions that the public ones call through their module's globals are watched too, so
+# that a name imported before the check (from jax.nn import dot_product_attention) or Flax
+# Linen's dot_product_attention is seen as well.
 _ATTENTION = [
     (jax.nn, "dot_product_attention", "jax.nn.dot_product_attention"),
     (nnx, "dot_product_attention", "nnx.dot_product_attention"),
     (nnx.MultiHeadAttention, "__call__", "nnx.MultiHeadAttention"),
+    (_jax_nn, "_dot_product_attention_xla", "jax.nn.dot_product_attention"),
+    (_nnx_attention, "dot_product_attention_weights", "Flax's dot_product_attention"),
+    (_linen_attention, "dot_product_attention_weights", "Flax's dot_product_attention"),
 ]
 
 

@@ -202,8 +202,9 @@ HINTS = Hints(
         "softmax (-inf at padding), then the weights of the real tokens sum to 1",
         "pool_exp_masked": "the padded scores here are about +150: exp of them overflows "
         "float32 (e^89 = inf) and 0 * inf = NaN, and a softmax over all positions leaves the "
-        "real tokens 0, so renormalising divides 0 by 0; mask the scores (-inf at padding) "
-        "before the max, the exp and the softmax, not the exponentials or weights after",
+        "real tokens 0, so renormalising divides 0 by 0 (or gives 0, with an epsilon); mask "
+        "the scores (-inf at padding) before the max, the exp and the softmax, not the "
+        "exponentials or weights after",
         "pool_mask_added": "adding the mask as numbers (s + mask, or +1 / -1) only shifts the "
         "scores by 1: the padding keeps almost all its weight; the padded scores must become "
         "-inf (where(mask, s, -inf)), or add log(mask), which is 0 or -inf",
@@ -225,12 +226,13 @@ HINTS = Hints(
         "tokens, the weighted sum over the time axis (dim 1), sum_t p[b, t] x[b, t] (B, D): "
         "(p[..., None] * x).sum(1), or einsum('bt,btd->bd', p, x)",
         "pool_sum": "the weights already sum to 1 over each row's real tokens: sum the "
-        "weighted tokens over the time axis, (p[..., None] * x).sum(1); a mean over T "
-        "divides by T once more",
+        "weighted tokens over the time axis, (p[..., None] * x).sum(1); a mean over T, or "
+        "a division by the lengths as in the masked mean, divides once more",
         "pool_tuple": "return the pooled (B, D) alone, not a tuple with the weights: the "
         "caller feeds the pooled features to the classifier",
         "pool_shape": "return (B, D), one pooled vector per review: sum the weighted tokens "
-        "over the time axis (dim 1) without keepdim, and without a transpose",
+        "over the time axis (dim 1) without keepdim, and without a transpose; a batched "
+        "matmul of the (B, 1, T) weights with x gives (B, 1, D): take [:, 0]",
         "pool_dtype": "return float32, x's dtype (not float64, a half type or integers): "
         "the mask converted to float64 or float16, or a float64 constant array, changes the "
         "result's dtype; end with a cast to x.dtype if needed",
@@ -248,6 +250,16 @@ HINTS = Hints(
         "pool_grad": "the gradients must flow to x and to the query, as in the softmax "
         "written out (no detach, stop_gradient or NumPy inside), and none to a padded "
         "position of x",
+        "pool_precision": "your result is right to about 3 digits only: part of it ran in "
+        "float16 or bfloat16 (the scores, the mask or the weights cast to a half type, "
+        "whose 11 or 8 bits of mantissa round the softmax); keep every step in float32",
+        "pool_broadcast": "a (B, T) array (the weights, the mask) and the (B, T, D) x do "
+        "not broadcast: give it a trailing axis, p[..., None] * x or mask[..., None]; and "
+        "a max over the time axis for the (B, T) scores needs to keep that axis, "
+        "s.max(1, keepdims=True), to subtract it from each row",
+        "pool_matmul": "the scores are x @ query, (B, T, D) @ (D,) -> (B, T), the sum over "
+        "the D features of each token: query @ x or x @ query[None] contracts the wrong "
+        "axes",
         "pool_formula": "s[b, t] = x[b, t] . query; p = softmax over the real tokens of row "
         "b (padded scores -inf before the softmax); result[b] = sum_t p[b, t] x[b, t]",
         # The chapter's own helpers are the answers: the exercises ask to write them out.

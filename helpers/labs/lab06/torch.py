@@ -40,13 +40,21 @@ HINTS = Hints(
         "in _ such as mul_ or clamp_): the caller's batch would change under it; compute "
         "new tensors (x.masked_fill without the _, scores.masked_fill_ on the new scores, "
         "torch.stack of the rotated pairs, lengths - 1)",
-        "pool_bool_mask": "masked_fill takes a boolean mask, True where to fill: fill the "
-        "padded scores with scores.masked_fill(~mask, -torch.inf), without converting the "
-        "mask to float first",
+        "pool_bool_mask": "masked_fill and torch.where take a boolean mask: fill the "
+        "padded scores with scores.masked_fill(~mask, -torch.inf), or torch.where(mask, "
+        "scores, -torch.inf), without converting the mask to float first",
+        "pool_bool_sub": "1 - mask is not defined for a bool tensor: the padding is ~mask "
+        "(True at padding), and scores.masked_fill(~mask, -torch.inf) sets it to -inf "
+        "(a float mask, mask.float(), is needed only for arithmetic such as a log)",
+        "pool_broadcast": "a (B, T) tensor (the weights, the mask) and the (B, T, D) x do "
+        "not broadcast: give it a trailing axis, p[..., None] * x or mask[..., None]; and "
+        "a max over the time axis of the (B, T) scores needs keepdim=True, "
+        "s.max(1, keepdim=True).values (or s.amax(1, keepdim=True)), to subtract it "
+        "from each row",
         "pool_answer_key": "write the masked softmax yourself (scores, -inf at padding, "
-        "softmax, weighted sum): with a length-1 query, F.scaled_dot_product_attention and "
-        "nn.MultiheadAttention compute this pooling (the first scaled by 1/sqrt(D)), and "
-        "calling them fails the check",
+        "softmax, weighted sum): with a length-1 query, F.scaled_dot_product_attention "
+        "computes this pooling (scaled by 1/sqrt(D) unless scale=1), nn.MultiheadAttention "
+        "one with learned projections, and calling them, under any name, fails the check",
         "list_result": "a Python list is not a tensor: compute the whole batch with tensor "
         "operations, or turn the rows you built into one tensor, torch.tensor(rows) for "
         "numbers, torch.stack(rows) for tensors",
@@ -164,11 +172,20 @@ def _pool_grads(fn, x, mask, query, w):
     return [None if g is None else g.numpy() for g in grads]
 
 
-# Exercise 2: masked_fill with a float mask.
+# Exercise 2: masked_fill or where with a float mask, 1 - a bool mask, a (B, T) array against
+# (B, T, D), query @ x.
 POOL = replace(
     TORCH,
     explain=explainer(
-        {r"masked_fill_? only supports boolean masks": "pool_bool_mask"}, HINTS
+        {
+            r"masked_fill_? only supports boolean masks|where expected condition to be a "
+            r"boolean": "pool_bool_mask",
+            r"with a bool tensor is not supported": "pool_bool_sub",
+            r"must match the size of tensor b": "pool_broadcast",
+            r"first two dimensions of batch2|mat1 and mat2 shapes cannot be multiplied|"
+            r"size mismatch|batch2 must be a 3D": "pool_matmul",
+        },
+        HINTS,
     ),
 )
 check_attention_pool = partial(

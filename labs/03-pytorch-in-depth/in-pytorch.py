@@ -126,10 +126,10 @@ H.lab03.check_evaluate_accuracy(evaluate_accuracy)
 # Past some epoch the training loss goes on falling while the validation loss rises: the model
 # has started to fit its training set's noise. Early stopping evaluates the validation loss
 # after each epoch, stops once it has not improved for `patience` epochs in a row, and puts
-# back the weights of the best epoch. Waiting longer costs time and rarely pays:
-# {cite:t}`prechelt1998early` compared stopping criteria on 1,296 training runs and found
-# that the slower ones improved generalisation by about 4 % on average for about four times
-# the training time.
+# back the weights of the best epoch. Waiting longer buys little: {cite:t}`prechelt1998early`
+# compared stopping criteria on 1,296 training runs and found that the slower ones (those that
+# wait longer before stopping) improved generalisation by only about 4 % on average, for about
+# four times the training time.
 #
 # Keeping "the best weights" has a trap, which section 3.7 did not need to show: a model's
 # state is live, not a copy. `model.state_dict()` returns tensors that share storage with the
@@ -167,10 +167,10 @@ print("deepcopy kept:         ", copied["weight"].numpy().round(4))
 #   fifth epoch without improvement), else `False`.
 # * `restore(model) -> None`: load the best epoch's state back into the caller's `model`, in
 #   place (`load_state_dict` copies into the model's own tensors), and keep the copy usable.
-# * attributes `best_loss` (a float, `inf` before any step) and `best_epoch` (an int).
+# * attributes `best_loss` (a Python float, `inf` before any step) and `best_epoch` (an int).
 #
-# The check drives your class through four scripted loss sequences on a small model with a
-# batch-norm. Before each `step` it writes that epoch's values into the parameters and
+# The check drives four instances of your class side by side (so keep all the state in
+# `self`) through four scripted loss sequences on a small model with a batch-norm. Before each `step` it writes that epoch's values into the parameters and
 # buffers in place, as an optimizer does, and once more after the last one; then `restore`
 # must put back exactly the best epoch's parameters and buffers, twice.
 
@@ -197,6 +197,8 @@ H.lab03.check_early_stopping(EarlyStopping)
 # Your `EarlyStopping` on MNIST: exercise 2's `train_step` with Adam on a small MLP with a
 # batch-norm, a validation split held out from the training images, one `step` per epoch;
 # then exercise 3's `evaluate_accuracy` with the weights restored and with the last ones.
+# Expect them close: a patience of 2 stops two epochs after the best one, and the restored
+# weights are the validation loss's choice, not a promise of the best test accuracy.
 # The sizes are `H.sizes("lab03_early_stopping")`, in helpers/scale/foundations.py.
 
 

@@ -766,6 +766,91 @@ def _es_more_rows(es, snap, load, opaque, zero):
     ]
 
 
+def _es_found_rows(es, snap, load, to_array, listed):
+    """Rows from a second student pass, for both frameworks: ``to_array(x)`` makes a tensor
+    or an array; ``listed``: (snap, load) of a snapshot that lists the live tensors or
+    Variables themselves."""
+
+    class Shared(es()):
+        history = []  # noqa: RUF012 (the mistake: one list for every instance)
+
+        def step(self, val_loss, model):
+            self.history.append(val_loss)
+            self.epoch = len(self.history) - 1
+            return super().step(val_loss, model)
+
+    class SharedSnapshot(es()):
+        best = {}  # noqa: RUF012 (the mistake: one dict for every instance)
+
+        def step(self, val_loss, model):
+            stop = super().step(val_loss, model)
+            if self.wait == 0:
+                self.best["state"] = self.snapshot
+            return stop
+
+        def restore(self, model):
+            self.snapshot = self.best["state"]
+            load(self, model)
+
+    class ArrayBest(es()):  # best_loss kept as a tensor / array
+        def step(self, val_loss, model):
+            stop = super().step(val_loss, model)
+            self.best_loss = to_array(self.best_loss)
+            return stop
+
+    class Swapped(es()):
+        def step(self, model, val_loss):
+            return super().step(val_loss, model)
+
+    class Item(es()):
+        def step(self, val_loss, model):
+            return super().step(val_loss.item(), model)
+
+    class NoDefault(es()):
+        def __init__(self, patience, min_delta):
+            super().__init__(patience, min_delta)
+
+    class NanMin(es()):  # min(nan, best) is nan, which != best: NaN "improves"
+        def step(self, val_loss, model):
+            if min(val_loss, self.best_loss) != self.best_loss:
+                self.best_loss, self.best_epoch, self.wait = val_loss, self.epoch, 0
+                self.snapshot = snap(model)
+            else:
+                self.wait += 1
+            self.epoch += 1
+            return self.wait >= self.patience
+
+    class Round3(es()):  # best_loss rounded to 3 decimals
+        def step(self, val_loss, model):
+            stop = super().step(val_loss, model)
+            if self.wait == 0:
+                self.best_loss = round(val_loss, 3)
+            return stop
+
+    def once(self, model):  # the snapshot dropped after use
+        load(self, model)
+        self.snapshot = None
+
+    def dropped(self, model):
+        load(self, model)
+        del self.snapshot
+
+    return [
+        ("EarlyStopping", Shared, "es_shared"),
+        ("EarlyStopping", SharedSnapshot, "es_shared"),
+        ("EarlyStopping", es(start=to_array(math.inf)), "es_best_type"),
+        ("EarlyStopping", ArrayBest, "es_best_type"),
+        ("EarlyStopping", Swapped, "es_signature"),
+        ("EarlyStopping", Item, "es_signature"),
+        ("EarlyStopping", NoDefault, "es_signature"),
+        ("EarlyStopping", NanMin, "es_nan"),
+        ("EarlyStopping", Round3, "es_best_loss"),
+        ("EarlyStopping", _es(snap, once), "es_restore_once"),
+        ("EarlyStopping", _es(snap, dropped), "es_restore_once"),
+        ("EarlyStopping", _es(*listed), "es_alias"),
+    ]
+
+
 def _t_bytes(model):
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
@@ -776,6 +861,14 @@ def _t_zero(model):
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
+
+
+def _t_load_listed(
+    self, model
+):  # copies a list of the model's own parameters into them
+    with torch.no_grad():
+        for p, saved in zip(model.parameters(), self.snapshot, strict=True):
+            p.copy_(saved)
 
 
 def _t_es(**options):
@@ -820,6 +913,13 @@ TORCH_ES_MISTAKES = [
         "es_restore_reversed",
     ),
     *_es_more_rows(_t_es, _t_copy, _t_load, _t_bytes, _t_zero),
+    *_es_found_rows(
+        _t_es,
+        _t_copy,
+        _t_load,
+        torch.as_tensor,
+        listed=(lambda m: list(m.parameters()), _t_load_listed),
+    ),
 ]
 
 
@@ -839,6 +939,15 @@ def _j_zero(model):
     for _, node in nnx.iter_graph(model):
         if isinstance(node, nnx.Param):
             node.set_value(jnp.zeros_like(node.get_value()))
+
+
+def _j_variables(model):
+    return [v for _, v in nnx.iter_graph(model) if isinstance(v, nnx.Variable)]
+
+
+def _j_load_listed(self, model):  # the model's own Variables, set to their own values
+    for v, saved in zip(_j_variables(model), self.snapshot, strict=True):
+        v.set_value(saved.get_value())
 
 
 def _j_es(**options):
@@ -868,6 +977,13 @@ JAX_ES_MISTAKES = [
         "es_restore_reversed",
     ),
     *_es_more_rows(_j_es, nnx.clone, _j_update, _j_bytes, _j_zero),
+    *_es_found_rows(
+        _j_es,
+        nnx.clone,
+        _j_update,
+        jnp.asarray,
+        listed=(lambda m: _j_variables(m), _j_load_listed),
+    ),
 ]
 
 
@@ -936,6 +1052,32 @@ def _j_load_pure(self, model):
     nnx.update(model, state)
 
 
+def _fmin_rule(self, loss):  # np.fmin ignores a NaN loss: the best stays
+    improved = np.fmin(loss, self.best_loss) < self.best_loss - self.min_delta
+    return improved, lambda self: self.wait >= self.patience
+
+
+def _since_best(es):
+    """es()'s class stopping on the epochs since the best one, with no count of its own."""
+
+    class SinceBest(es()):
+        def step(self, val_loss, model):
+            super().step(val_loss, model)
+            return self.epoch - self.best_epoch > self.patience
+
+    return SinceBest
+
+
+def _t_load_numpy(self, model):
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in self.snapshot.items()})
+
+
+def _j_load_values(self, model):
+    for path, v in nnx.iter_graph(model):
+        if isinstance(v, nnx.Variable):
+            v.set_value(self.snapshot[path])
+
+
 VALID_EARLY_STOPPING = {
     "pytorch-state_dict deepcopy": _t_es(),
     "pytorch-module deepcopy": _es(copy.deepcopy, _t_load_module),
@@ -950,6 +1092,17 @@ VALID_EARLY_STOPPING = {
         ),
     ),
     "pytorch-np.bool_": _t_es(ret=np.bool_),
+    "pytorch-numpy copies": _es(
+        lambda m: {
+            k: v.detach().cpu().numpy().copy() for k, v in m.state_dict().items()
+        },
+        _t_load_numpy,
+    ),
+    "pytorch-deepcopy keep_vars": _es(
+        lambda m: copy.deepcopy(m.state_dict(keep_vars=True)), _t_load
+    ),
+    "pytorch-fmin": _es_counting(_t_es, _t_copy, _fmin_rule),
+    "pytorch-epochs since best": _since_best(_t_es),
     "jax-nnx.clone": _j_es(),
     "jax-state of a clone": _es(lambda m: nnx.state(nnx.clone(m)), _j_update_state),
     "jax-deepcopy of the state": _es(
@@ -961,6 +1114,24 @@ VALID_EARLY_STOPPING = {
     "jax-pure dict of arrays": _es(
         lambda m: nnx.to_pure_dict(nnx.state(m)), _j_load_pure
     ),
+    "jax-deepcopy of the model": _es(copy.deepcopy, _j_update),
+    "jax-tree.map identity (new Variables)": _es(
+        lambda m: jax.tree.map(lambda v: v, nnx.state(m)), _j_update_state
+    ),
+    "jax-split of a clone, merge": _es(
+        lambda m: nnx.split(nnx.clone(m)),
+        lambda self, m: nnx.update(m, nnx.state(nnx.merge(*self.snapshot))),
+    ),
+    "jax-values by path": _es(
+        lambda m: {
+            p: v.get_value()
+            for p, v in nnx.iter_graph(m)
+            if isinstance(v, nnx.Variable)
+        },
+        _j_load_values,
+    ),
+    "jax-fmin": _es_counting(_j_es, nnx.clone, _fmin_rule),
+    "jax-epochs since best": _since_best(_j_es),
 }
 
 

@@ -30,7 +30,7 @@ from flax import nnx
 
 from helpers.jax.labkit import lab_framework
 from helpers.labs.kit import Hints, explainer
-from helpers.labs.lab03 import accumulation, early_stopping
+from helpers.labs.lab03 import accumulation, early_stopping, stopping_hints
 from helpers.labs.lab03 import checks as lab03
 
 __all__ = [
@@ -44,24 +44,9 @@ __all__ = [
 HINTS = Hints(
     lab03.HINTS,
     early_stopping.HINTS,
+    stopping_hints.JAX_HINTS,
     accumulation.HINTS,
     {
-        "es_alias": "your snapshot changed with the model: nnx.state(model) (and the "
-        "state of nnx.split) holds the model's live Variables, whose values training "
-        "replaces. Keep a copy: nnx.clone(model), or the arrays, "
-        "nnx.to_pure_dict(nnx.state(model)) (JAX arrays are immutable; Variables are not)",
-        "es_buffers_lost": "the parameters came back but not the batch statistics "
-        "(BatchNorm's mean and var, nnx.BatchStat): snapshot the whole nnx.state(model), "
-        "not nnx.state(model, nnx.Param)",
-        "es_model_kept": "you kept the model object itself, which goes on training: keep "
-        "a copy, nnx.clone(model), or a pure dict of its arrays",
-        "es_rebind": "restore left the caller's model as it was: assigning to the name "
-        "model inside restore, or returning a model, changes nothing the caller sees. Load "
-        "the snapshot into the model object you are given: nnx.update(model, snapshot)",
-        "es_restore_twice": "after the first restore the model shared the snapshot's "
-        "Variables (its submodules or Variables put into the model), so training changed "
-        "the snapshot: nnx.update(model, snapshot) sets the values of the model's own "
-        "Variables instead",
         "grad_accumulated": "the gradients of earlier steps were added to this one: a JAX "
         "gradient is the return value of one call; apply only this batch's gradients "
         "(optimizer.update(model, grads)), keep no running sum",
@@ -127,6 +112,7 @@ EXPLAIN = {
     },
     # argmax over the batch's axis, or logits compared with labels: (C,)/(B, C) vs (B,)
     "evaluate_accuracy": {"(?i)incompatible shapes for broadcasting": "argmax_axis"},
+    "EarlyStopping": {stopping_hints.SIGNATURE: "es_signature"},
 }
 FRAMEWORKS = {
     exercise: replace(JAX, explain=explainer(messages, HINTS))
@@ -374,6 +360,19 @@ def _stop_values(obj) -> dict[str, np.ndarray] | None:
     return (_flat(obj) or None) if isinstance(obj, Mapping) else None
 
 
+def _variables(model: nnx.Module) -> list[nnx.Variable]:
+    return [node for _, node in nnx.iter_graph(model) if isinstance(node, nnx.Variable)]
+
+
+def _stop_shares(obj, own: set[int]) -> bool:
+    """Whether obj (a Variable, or a list or dict of them) holds one of the Variables own."""
+    if isinstance(obj, Mapping):
+        obj = list(obj.values())
+    if isinstance(obj, (list, tuple)):
+        return any(_stop_shares(item, own) for item in obj)
+    return isinstance(obj, nnx.Variable) and id(obj) in own
+
+
 STOP_OPS = early_stopping.StopOps(
     make=lambda: nnx.Sequential(  # (B, 3) -> (B, 4)
         nnx.Linear(3, 4, rngs=nnx.Rngs(0)), nnx.BatchNorm(4, rngs=nnx.Rngs(0))
@@ -382,6 +381,7 @@ STOP_OPS = early_stopping.StopOps(
     read=lambda model: _stop_values(model) or {},
     buffers=frozenset({"layers/1/mean", "layers/1/var"}),
     values=_stop_values,
+    shares=lambda obj, model: _stop_shares(obj, {id(v) for v in _variables(model)}),
 )
 
 # The checks, bound to this framework. Call them with the student's function or class.
@@ -391,7 +391,7 @@ check_evaluate_accuracy = partial(
     lab03.check_evaluate_accuracy, fw=FRAMEWORKS["evaluate_accuracy"], ops=OPS
 )
 check_early_stopping = partial(
-    early_stopping.check_early_stopping, fw=JAX, ops=STOP_OPS
+    early_stopping.check_early_stopping, fw=FRAMEWORKS["EarlyStopping"], ops=STOP_OPS
 )
 check_train_step_accumulated = partial(
     accumulation.check_accumulation,

@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.labs.kit import Hints, explainer
-from helpers.labs.lab03 import accumulation, early_stopping
+from helpers.labs.lab03 import accumulation, early_stopping, stopping_hints
 from helpers.labs.lab03 import checks as lab03
 from helpers.torch.labkit import lab_framework
 
@@ -41,25 +41,9 @@ __all__ = [
 HINTS = Hints(
     lab03.HINTS,
     early_stopping.HINTS,
+    stopping_hints.TORCH_HINTS,
     accumulation.HINTS,
     {
-        "es_alias": "your snapshot changed with the model: model.state_dict() returns "
-        "tensors that share storage with the parameters and buffers, so every in-place "
-        "optimizer step changes it too (so do dict(...), .copy() and .detach()). Copy it: "
-        "copy.deepcopy(model.state_dict()) or {k: v.detach().clone() for k, v in "
-        "model.state_dict().items()}",
-        "es_buffers_lost": "the parameters came back but not the buffers (batch-norm's "
-        "running mean and variance): snapshot model.state_dict(), which holds both, not "
-        "model.parameters() or named_parameters()",
-        "es_model_kept": "you kept the model object itself, which goes on training: keep "
-        "a copy of its state, copy.deepcopy(model.state_dict()) (or copy.deepcopy(model))",
-        "es_rebind": "restore left the caller's model as it was: assigning to the name "
-        "model inside restore, or returning a model, changes nothing the caller sees. Load "
-        "the snapshot into the model object you are given: model.load_state_dict(self.best_state)",
-        "es_restore_twice": "after the first restore the model shared the snapshot's "
-        "tensors (load_state_dict(..., assign=True), or the snapshot's modules or tensors "
-        "put into the model), so training changed the snapshot: load_state_dict without "
-        "assign copies the values into the model's own tensors",
         "grad_accumulated": "the gradients of earlier steps were added to this one: call "
         "optimizer.zero_grad() before loss.backward() in every step (.grad accumulates)",
         "eval_missing": "call model.eval() before evaluating: in training mode dropout "
@@ -115,7 +99,10 @@ EXPLAIN = {
     # argmax over the batch's axis, or logits compared with labels: tensors (C,)/(B, C) vs (B,)
     "evaluate_accuracy": {"must match the size of tensor": "argmax_axis"},
     # strict load_state_dict of a snapshot of the parameters alone
-    "EarlyStopping": {r"Missing key\(s\) in state_dict": "es_buffers_lost"},
+    "EarlyStopping": {
+        r"Missing key\(s\) in state_dict": "es_buffers_lost",
+        stopping_hints.SIGNATURE: "es_signature",
+    },
 }
 FRAMEWORKS = {
     exercise: replace(TORCH, explain=explainer(messages, HINTS))
@@ -307,12 +294,23 @@ def _stop_values(obj) -> dict[str, np.ndarray] | None:
     return out or None
 
 
+def _stop_shares(obj, model: nn.Module) -> bool:
+    """Whether obj (a tensor, or a list or dict of them) holds the model's own storage."""
+    if isinstance(obj, Mapping):
+        obj = list(obj.values())
+    if isinstance(obj, (list, tuple)):
+        return any(_stop_shares(item, model) for item in obj)
+    own = {t.data_ptr() for t in model.state_dict().values()}
+    return isinstance(obj, torch.Tensor) and obj.data_ptr() in own
+
+
 STOP_OPS = early_stopping.StopOps(
     make=lambda: nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)),  # (B, 3) -> (B, 4)
     set_state=_stop_set,
     read=lambda model: _stop_values(model) or {},
     buffers=frozenset({"1.running_mean", "1.running_var", "1.num_batches_tracked"}),
     values=_stop_values,
+    shares=_stop_shares,
 )
 
 # The checks, bound to this framework. Call them with the student's function or class.

@@ -22,6 +22,7 @@
 #
 # The checks call your function several times, on small inputs, and compare with answers
 # computed independently; they never look at your code.
+#
 # The solved lab: [Lab 1 solutions in PyTorch](../../solutions/01-introduction/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]

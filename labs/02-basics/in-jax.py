@@ -27,6 +27,7 @@
 # GRU cell, a float64 NumPy answer for exercise 4), and fail a function that calls the
 # library's version (or autodiff, in exercises 1 and 4); they never look at your code.
 # All inputs are `jnp.float32` arrays (the mask is `jnp.bool_`), and so must be your results.
+#
 # The solved lab: [Lab 2 solutions in JAX](../../solutions/02-basics/in-jax.ipynb).
 
 # %% tags=["remove-cell"]

@@ -27,6 +27,7 @@
 # float64 NumPy answer for exercise 4), and fail a function that calls the library's version
 # (or autograd, in exercises 1 and 4); they never look at your code. All inputs are `torch.float32` (the
 # mask is `torch.bool`), and so must be your results.
+#
 # The solved lab: [Lab 2 solutions in PyTorch](../../solutions/02-basics/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]

@@ -25,6 +25,7 @@
 # so a hard-coded answer cannot pass) and compare with JAX's own answers (exercise 4: a
 # scripted sequence of losses and weights; exercise 5: a float64 NumPy reference); they never
 # read your code.
+#
 # The solved lab: [Lab 3 solutions in JAX](../../solutions/03-pytorch-in-depth/in-jax.ipynb).
 
 # %% tags=["remove-cell"]

@@ -25,6 +25,7 @@
 # The checks call your function on small inputs of two different shapes and compare with an
 # answer computed independently (a closed-form gradient in NumPy, reference models built by
 # the check); they never look at your code.
+#
 # The solved lab: [Lab 4 solutions in PyTorch](../../solutions/04-jax-in-depth/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]

@@ -28,6 +28,7 @@
 # They never look at your code; when your result equals what a known mistake gives, the hint
 # names that mistake. Images are `torch.uint8` in NHWC order, `(B, H, W, C)`, as the chapter
 # keeps them on the device.
+#
 # The solved lab: [Lab 5 solutions in PyTorch](../../solutions/05-cifar10/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]

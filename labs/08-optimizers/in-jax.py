@@ -28,6 +28,7 @@
 # `optax.warmup_cosine_decay_schedule` and `optax.lion`); they never look at your code, except that those
 # library functions are the answer key: the exercises ask you to write their rules out, and a
 # call of one from your code fails the check.
+#
 # The solved lab: [Lab 8 solutions in JAX](../../solutions/08-optimizers/in-jax.ipynb).
 
 # %% tags=["remove-cell"]

@@ -27,6 +27,7 @@
 # Optax's `lion`, since `torch.optim` has none); they never
 # look at your code, except that those library classes are the answer key: the exercises ask
 # you to write their rules out, and a call of one from your function fails the check.
+#
 # The solved lab: [Lab 8 solutions in PyTorch](../../solutions/08-optimizers/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]

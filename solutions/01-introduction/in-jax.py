@@ -22,6 +22,7 @@
 #
 # The checks call your function several times, on small inputs, and compare with answers
 # computed independently; they never look at your code.
+#
 # The exercises alone, without the answers: [Lab 1 in JAX](../../labs/01-introduction/in-jax.ipynb).
 
 # %% tags=["remove-cell"]

@@ -25,6 +25,7 @@
 # so a hard-coded answer cannot pass) and compare with JAX's own answers (exercise 4: a
 # scripted sequence of losses and weights; exercise 5: a float64 NumPy reference); they never
 # read your code.
+#
 # The exercises alone, without the answers: [Lab 3 in JAX](../../labs/03-pytorch-in-depth/in-jax.ipynb).
 
 # %% tags=["remove-cell"]

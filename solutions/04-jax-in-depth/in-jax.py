@@ -25,6 +25,7 @@
 # The checks call your function on small inputs of two different shapes and compare with an
 # answer computed independently (a closed-form gradient in NumPy, reference models built by
 # the check); they never look at your code.
+#
 # The exercises alone, without the answers: [Lab 4 in JAX](../../labs/04-jax-in-depth/in-jax.ipynb).
 
 # %% tags=["remove-cell"]

@@ -28,6 +28,7 @@
 # right way. They never look at your code; when your result equals what a known mistake
 # gives, the hint names that mistake. Images are `uint8` JAX arrays in NHWC order,
 # `(B, H, W, C)`, as the chapter keeps them on the device.
+#
 # The exercises alone, without the answers: [Lab 5 in JAX](../../labs/05-cifar10/in-jax.ipynb).
 
 # %% tags=["remove-cell"]

@@ -26,10 +26,12 @@
 #
 # The checks call your functions on small cases and compare with answers computed
 # independently ([`tests/labs/test_lab06.py`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/tests/labs/test_lab06.py) proves those answers equal the chapter's helpers
-# and, for exercise 2, PyTorch's `scaled_dot_product_attention` with a scale of 1 and the
+# and, for exercise 2, PyTorch's `scaled_dot_product_attention` with a scale of 1 (what
+# `jax.nn.dot_product_attention` computes too) and the
 # chapter's masked mean for a query of zeros, for exercise 3, PyTorch's ONNX
 # `RotaryEmbedding` op);
 # they never look at your code.
+#
 # The exercises alone, without the answers: [Lab 6 in JAX](../../labs/06-imdb-sentiment/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
@@ -82,15 +84,17 @@ H.lab06.check_length_mask(length_mask)
 # Chapter 6's models pool a review's tokens with a masked mean: every real token counts the
 # same. Attention pooling lets the model learn which tokens matter. {cite:t}`yang2016hierarchical`
 # pass each token's hidden state $h_t$ through a one-layer MLP, $u_t = \tanh(W h_t + b)$,
-# score it with a learned context vector $u_w$, $u_t \cdot u_w$, and pool the $h_t$ with
+# score it against a learned context vector $u_w$ (the score is $u_t \cdot u_w$), and pool the
+# $h_t$ with
 # the softmax of the scores. This exercise drops the MLP (a model can put one in front):
 # each token $x_t$ is scored with a learned query $q$ directly, and the softmax runs over
 # the review's real tokens only ($m_t = 1$ at a real token, 0 at padding):
 #
-# $$s_t = x_t \cdot q, \qquad p_t = \frac{m_t\, e^{s_t}}{\sum_u m_u\, e^{s_u}}, \qquad
-# \text{pool}(x) = \sum_t p_t\, x_t.$$
+# $$s_t = x_t \cdot q, \qquad p_t = \frac{m_t\, e^{s_t}}{\sum_u m_u\, e^{s_u}},$$
 #
-# Yang et al. score with the plain dot product, without the $1/\sqrt{D}$ of a Transformer's
+# $$\text{pool}(x) = \sum_t p_t\, x_t.$$
+#
+# Yang *et al.* score with the plain dot product, without the $1/\sqrt{D}$ of a Transformer's
 # attention: the learned vector absorbs any scale. This exercise does the same (unscaled).
 #
 # - **Mask the scores before the softmax**: set the padded scores to $-\infty$ (or the
@@ -105,7 +109,8 @@ H.lab06.check_length_mask(length_mask)
 #   s_{\max}}$, the same softmax, but $e^{s}$ overflows float32 above $s \approx 88.7$. The
 #   library's softmax subtracts it for you; a softmax written by hand must too (the check has
 #   scores in the hundreds). Take the max over the real tokens, after masking.
-# - With $q = 0$ every score is 0 and each real token weighs $1/L$: the chapter's masked mean
+# - With $q = 0$ every score is 0 and each of the review's $L$ real tokens weighs $1/L$: the
+#   chapter's masked mean
 #   is the special case $q = 0$.
 #
 # The cell below shows the first and third points on a row of two real and two padded tokens.
@@ -125,16 +130,18 @@ print(
 # whose padded positions hold arbitrary values (large ones too, never 0 in the check); `mask`
 # the boolean `(B, T)` of exercise 1 (every row has at least one real token); `query` a
 # `float32` `(D,)`. Return `float32` `(B, D)`, the weighted sum of each row's real tokens.
-# Mask the scores with `jnp.where(mask, scores, -jnp.inf)`, keep every step in float32, and
-# write the softmax's masking yourself: with a length-1 query, `jax.nn.dot_product_attention`
-# and Flax's `dot_product_attention` compute this pooling (scaled by $1/\sqrt{D}$ unless
-# `scale=1` in the first) and `nnx.MultiHeadAttention` a version with learned projections of
-# the query, keys and values, and calling them, under any name, fails the check.
+# Mask the scores with `jnp.where(mask, scores, -jnp.inf)` and keep every step in float32.
+# You may call `jax.nn.softmax`, but not an attention function: with a length-1 query,
+# `jax.nn.dot_product_attention` and Flax's `dot_product_attention` compute this very pooling
+# (scaled by $1/\sqrt{D}$ unless `scale=1` in the first), and `nnx.MultiHeadAttention` a
+# version with learned projections of the query, keys and values; calling any of them, under
+# any name, fails the check.
 # The function must work under `jax.jit`, where the mask is traced: no boolean indexing
 # `x[mask]` (its shape would depend on the mask's values) and no Python loop over the lengths.
 # The check runs four cases against a float64 NumPy answer (uneven lengths, length 1 and full
-# rows, large padded values, scores in the hundreds, a query of zeros), then each again under
-# `jax.jit`, the first one padded further with junk, and `jax.grad` of your result: the
+# rows, large padded values, scores in the hundreds, a query of zeros), then all four again
+# under `jax.jit`, then the first case padded 3 positions further with junk, and finally
+# `jax.grad` of your result: the
 # gradients must equal the answer's, none of them NaN and none reaching a padded position of
 # `x`.
 
@@ -195,7 +202,7 @@ except NotImplementedError:
 # Chapter 6's Transformer (section 6.5) adds a learned embedding of each position to the tokens.
 # {cite:t}`su2024roformer` encode positions instead by *rotating* the queries and keys of
 # attention. The $D$ features of a head are cut into $D/2$ pairs; pair $i$ of the vector at
-# position $m$ turns by the angle $m\,\theta_i$, with $\theta_i = \text{base}^{-2i/D}$ for
+# position $m$ turns by the angle $m\,\theta_i,$ with $\theta_i = \text{base}^{-2i/D}$ for
 # $i = 0, \dots, D/2 - 1$ ($\text{base} = 10000$): pair 0 turns fastest, the last pairs slowest.
 #
 # $$\begin{pmatrix} q'_{2i} \\ q'_{2i+1} \end{pmatrix} =

@@ -25,6 +25,7 @@
 # answers computed independently ([`tests/labs/test_lab07.py`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/tests/labs/test_lab07.py) proves those answers equal the
 # chapter's `H.rl.gae` and `H.rl.ppo_loss`, and the V-trace answers the paper's formula); they
 # never look at your code.
+#
 # The exercises alone, without the answers: [Lab 7 in JAX](../../labs/07-reinforcement-learning/in-jax.ipynb).
 #
 # All inputs are float32 `jax.Array`s of shape `(T,)` (one environment's rollout of `T` steps)

@@ -24,6 +24,7 @@
 # checks run your function for several workers under `jax.vmap(..., axis_name="data")` and
 # compare with one worker on the whole batch; the ring's check also reads which messages
 # your function's program sends (its jaxpr). They never look at your code.
+#
 # The exercises alone, without the answers: [Lab 9 in JAX](../../labs/09-performance-distributed/in-jax.ipynb).
 
 # %% tags=["remove-cell"]

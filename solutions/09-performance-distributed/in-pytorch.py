@@ -23,6 +23,7 @@
 # The checks of exercises 3 to 5 start two processes or more (forked from this notebook,
 # joined by gloo on 127.0.0.1) that run your function, and compare with one process (the
 # ring's check also records what each process sends); they never look at your code.
+#
 # The exercises alone, without the answers: [Lab 9 in PyTorch](../../labs/09-performance-distributed/in-pytorch.ipynb).
 
 # %% tags=["remove-cell"]

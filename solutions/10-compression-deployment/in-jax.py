@@ -25,6 +25,7 @@
 # The checks call your functions on several inputs and compare with answers computed
 # independently ([`tests/labs/test_lab10.py`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/tests/labs/test_lab10.py) proves the quantization answers equal
 # `torch.quantize_per_channel` and `torch.quantize_per_tensor`); they never look at your code.
+#
 # The exercises alone, without the answers: [Lab 10 in JAX](../../labs/10-compression-deployment/in-jax.ipynb).
 
 # %% tags=["remove-cell"]
@@ -103,9 +104,11 @@ H.lab10.check_dequantize_int8(dequantize_int8)
 # a tensor $x$ as uint8 codes $q \in \{0, \dots, 255\}$ with one scale $s$ and a *zero point*
 # $z$, the code that stands for 0.0:
 #
-# $$\ell = \min(\min_i x_i, 0),\qquad h = \max(\max_i x_i, 0),\qquad s = \frac{h - \ell}{255},$$
+# $$\ell = \min(\min_i x_i, 0),\qquad h = \max(\max_i x_i, 0),$$
 #
-# $$z = \operatorname{round}(-\ell / s),\qquad q_i = \operatorname{clip}\big(\operatorname{round}(x_i / s) + z, 0, 255\big)$$
+# $$s = \frac{h - \ell}{255},\qquad z = \operatorname{round}(-\ell / s),$$
+#
+# $$q_i = \operatorname{clip}(\operatorname{round}(x_i / s) + z, 0, 255)$$
 #
 # and reads it back as $\hat x = s\,(q - z)$. The range is widened to contain 0, so that 0.0
 # (padding, a ReLU's zeros) has an exact code. `quantize_uint8(x)` returns `(q, scale,

@@ -294,13 +294,13 @@ def _stop_values(obj) -> dict[str, np.ndarray] | None:
     return out or None
 
 
-def _stop_shares(obj, model: nn.Module) -> bool:
-    """Whether obj (a tensor, or a list or dict of them) holds the model's own storage."""
+def _stop_shares(obj, own: set[int]) -> bool:
+    """Whether obj (a tensor, or a list or dict of them) holds storage in ``own`` (the model's
+    tensors' ``data_ptr``s)."""
     if isinstance(obj, Mapping):
         obj = list(obj.values())
     if isinstance(obj, (list, tuple)):
-        return any(_stop_shares(item, model) for item in obj)
-    own = {t.data_ptr() for t in model.state_dict().values()}
+        return any(_stop_shares(item, own) for item in obj)
     return isinstance(obj, torch.Tensor) and obj.data_ptr() in own
 
 
@@ -310,7 +310,9 @@ STOP_OPS = early_stopping.StopOps(
     read=lambda model: _stop_values(model) or {},
     buffers=frozenset({"1.running_mean", "1.running_var", "1.num_batches_tracked"}),
     values=_stop_values,
-    shares=_stop_shares,
+    shares=lambda obj, model: _stop_shares(
+        obj, {t.data_ptr() for t in model.state_dict().values()}
+    ),
 )
 
 # The checks, bound to this framework. Call them with the student's function or class.

@@ -57,10 +57,14 @@ from helpers import torch as H
 #
 # Return `G` of shape `(T,)`, computed backwards from the last step:
 #
-# $$G_t = r_t + \gamma \cdot \begin{cases} 0 & \text{terminated}_t = 1 \text{ (the task ended: no future)}\\
-# V_t^{\text{next}} & \text{truncated}_t = 1 \text{ (cut by the time limit: bootstrap)}\\
-# V_{T-1}^{\text{next}} & t = T - 1 \text{ (the rollout stops mid-episode: bootstrap)}\\
+# $$G_t = r_t + \gamma \cdot \begin{cases} 0 & \text{if terminated}_t = 1,\\
+# V_t^{\text{next}} & \text{if truncated}_t = 1,\\
+# V_{T-1}^{\text{next}} & \text{if } t = T - 1,\\
 # G_{t+1} & \text{otherwise.}\end{cases}$$
+#
+# A terminated step has no future: the task ended. A truncated step was cut by the time
+# limit, and the last step of the rollout stops mid-episode: both bootstrap from the critic's
+# value of the state they reached.
 #
 # `next_values[t]` is the critic's value of the state step `t` led to (at an episode end,
 # the state the episode stopped in, not the next episode's first state). A step can be both
@@ -158,10 +162,13 @@ H.lab07.check_ppo_loss(ppo_loss)
 # v_{t+1} - V_t)$, with the next state's target taken as in exercise 1 (the first case that
 # applies):
 #
-# $$\hat v_{t+1} = \begin{cases} 0 & \text{terminated}_t = 1 \text{ (the task ended: no future)}\\
-# V_t^{\text{next}} & \text{truncated}_t = 1 \text{ (}v_{t+1}\text{ is the next episode's)}\\
-# V_{T-1}^{\text{next}} & t = T - 1 \text{ (no step follows in the rollout)}\\
+# $$\hat v_{t+1} = \begin{cases} 0 & \text{if terminated}_t = 1,\\
+# V_t^{\text{next}} & \text{if truncated}_t = 1,\\
+# V_{T-1}^{\text{next}} & \text{if } t = T - 1,\\
 # v_{t+1} & \text{otherwise.}\end{cases}$$
+#
+# After a truncated step, $v_{t+1}$ belongs to the next episode; after the last step, no
+# step follows in the rollout.
 #
 # So the episode ends work as in exercises 1 and 2: only `terminated` removes the bootstrap,
 # from $\delta_t$ and from $\hat v_{t+1}$; both kinds of end stop the recursion; a step both

@@ -15,11 +15,11 @@
 # # Lab 3 solutions: data, training and evaluation loops in PyTorch
 #
 # Five exercises on chapter 3: a `Dataset` with a transform, one training step, an evaluation
-# function that returns the accuracy, and, beyond the chapter, early stopping that restores the
-# best weights (then trained on real MNIST digits in a demo) and a training step that
-# accumulates gradients over micro-batches. Replace each line `raise NotImplementedError(...)` with your
-# code, run the cell, then run the check below it: a check prints ✅ when your code is right,
-# or ❌ with what it expected and a hint.
+# function that returns the accuracy, and, beyond the chapter, early stopping that restores
+# the best weights (then trained on real MNIST digits in a demo) and a training step that
+# accumulates gradients over micro-batches. Replace each line `raise NotImplementedError(...)`
+# with your code, run the cell, then run the check below it: a check prints ✅ when your code
+# is right, or ❌ with what it expected and a hint.
 #
 # The checks call your code on their own inputs and models (at least two different cases each,
 # so a hard-coded answer cannot pass) and compare with PyTorch's own answers (exercise 4: a
@@ -148,11 +148,13 @@ H.lab03.check_evaluate_accuracy(evaluate_accuracy)
 # wait longer before stopping) improved generalisation by only about 4 % on average, for about
 # four times the training time.
 #
-# Keeping "the best weights" has a trap, which section 3.7 did not need to show: a model's
-# state is live, not a copy. `model.state_dict()` returns tensors that share storage with the
-# parameters and buffers, so the optimizer's next in-place step changes a "saved" state dict
-# too; `copy.deepcopy` (or `.detach().clone()` per tensor) makes a copy that training cannot
-# reach.
+# Keeping "the best weights" has a trap, which
+# [section 3.7](../../chapters/03-pytorch-in-depth/in-pytorch.ipynb) did not need to show: a
+# model's state is live, not a copy. `model.state_dict()` returns tensors that share storage
+# with the parameters and buffers, so the optimizer's next in-place step changes a "saved"
+# state dict too; `copy.deepcopy` (or `.detach().clone()` per tensor) makes a copy that
+# training cannot reach. Run the cell: the `state_dict()` line prints the weight after the
+# step (it is the layer's own tensor), the `deepcopy` line the weight before it.
 
 # %%
 torch.manual_seed(0)
@@ -177,19 +179,21 @@ print("deepcopy kept:         ", copied["weight"].numpy().round(4))
 # * `step(val_loss, model) -> bool`, called once per epoch with that epoch's validation loss
 #   (a Python float, possibly NaN) and the model. An improvement is
 #   `val_loss < best_loss - min_delta` (strict: an equal loss is none; NaN never is one). On an
-#   improvement, record the loss, the epoch (the 0-based count of `step` calls) and a copy of
-#   the model's whole state, parameters and buffers (batch-norm's running statistics). Return
-#   `True` when `patience` epochs in a row have brought no improvement (with `patience=2` and
-#   the losses 1.0, 0.9, 0.95, 0.93: `False`, `False`, `False`, `True`, and `True` again on a
-#   fifth epoch without improvement), else `False`.
+#   improvement, record the loss, the epoch (0 on the first call of `step`, 1 on the second,
+#   ...) and a copy of the model's whole state, parameters and buffers (batch-norm's running
+#   statistics). Return `True` when `patience` epochs in a row have brought no improvement
+#   (with `patience=2` and the losses 1.0, 0.9, 0.95, 0.93: `False`, `False`, `False`, `True`,
+#   and `True` again on a fifth epoch without improvement), else `False`.
 # * `restore(model) -> None`: load the best epoch's state back into the caller's `model`, in
-#   place (`load_state_dict` copies into the model's own tensors), and keep the copy usable.
+#   place (`load_state_dict` copies into the model's own tensors), and keep the snapshot:
+#   `restore` may be called again, and training after a restore must not change it.
 # * attributes `best_loss` (a Python float, `inf` before any step) and `best_epoch` (an int).
 #
-# The check drives four instances of your class side by side (so keep all the state in
-# `self`) through four scripted loss sequences on a small model with a batch-norm. Before each `step` it writes that epoch's values into the parameters and
-# buffers in place, as an optimizer does, and once more after the last one; then `restore`
-# must put back exactly the best epoch's parameters and buffers, twice.
+# The check drives four instances of your class side by side (so keep all the state in `self`)
+# through four scripted loss sequences on a small model with a batch-norm. Before each `step`
+# it writes that epoch's values into the parameters and buffers in place, as an optimizer
+# does, and once more after the last one; then `restore` must put back exactly the best
+# epoch's parameters and buffers, twice.
 
 
 # %%
@@ -225,8 +229,9 @@ H.lab03.check_early_stopping(EarlyStopping)
 # Your `EarlyStopping` on MNIST: exercise 2's `train_step` with Adam on a small MLP with a
 # batch-norm, a validation split held out from the training images, one `step` per epoch;
 # then exercise 3's `evaluate_accuracy` with the weights restored and with the last ones.
-# Expect them close: a patience of 2 stops two epochs after the best one, and the restored
-# weights are the validation loss's choice, not a promise of the best test accuracy.
+# Expect them close: the loop stops `patience` epochs after the best one (the patience is
+# printed below), and the restored weights are the validation loss's choice, not a promise of
+# the best test accuracy.
 # The sizes are `H.sizes("lab03_early_stopping")`, in helpers/scale/foundations.py.
 
 
@@ -293,20 +298,22 @@ except NotImplementedError:
 # $m$ rows, run forward and backward on each in turn, and update once. The batch's mean loss
 # is a weighted sum of the micro-batches' mean losses, and the gradient is linear:
 #
-# $$L = \frac{1}{N}\sum_{i=1}^{N} \ell_i = \sum_{k=1}^{K} \frac{|B_k|}{N}\, L_k, \qquad
-# \nabla L = \sum_{k=1}^{K} \frac{|B_k|}{N}\, \nabla L_k, \qquad
-# \theta \leftarrow \theta - \eta\, \nabla L,$$
+# $$\begin{aligned}
+# L &= \frac{1}{N}\sum_{i=1}^{N} \ell_i = \sum_{k=1}^{K} \frac{|B_k|}{N}\, L_k,\\
+# \nabla L &= \sum_{k=1}^{K} \frac{|B_k|}{N}\, \nabla L_k, \qquad
+# \theta \leftarrow \theta - \eta\, \nabla L,\end{aligned}$$
 #
-# where $L_k$ is the mean loss of micro-batch $B_k$. The update is the whole batch's, computed in
-# $K$ passes, one after the other, each holding the activations of at most $m$ rows. Weight by
-# size, not by $1/K$: the last micro-batch may be smaller. Data-parallel training meets the same
-# sum: {cite:t}`goyal2017accurate` normalise each worker's loss by the total minibatch size, not
-# by the worker's own, because the all-reduce adds the workers' gradients. The equality needs a
-# model whose examples do not interact: batch-norm normalises with each micro-batch's own
-# statistics, so it computes a different function on micro-batches (the check's model has
-# none). And the check uses plain SGD: Adam's steps are nearly invariant to a constant scale of
-# the gradient (exactly so, up to its $\epsilon$, on the first step), so with Adam a gradient
-# $K$ times too large would go unnoticed, in the check and in real training.
+# where $L_k$ is the mean loss of micro-batch $B_k$; the update is the whole batch's, computed
+# in $K$ passes, one after the other, each holding the activations of at most $m$ rows. Weight
+# by size, not by $1/K$: the last micro-batch may be smaller. Data-parallel training meets the
+# same sum: {cite:t}`goyal2017accurate` normalise each worker's loss by the total minibatch
+# size, not by the worker's own, because the all-reduce adds the workers' gradients. The
+# equality needs a model whose examples do not interact: batch-norm normalises with each
+# micro-batch's own statistics, so it computes a different function on micro-batches (the
+# check's model has none). And the check uses plain SGD: Adam's steps are invariant to a
+# constant scale of the gradient (its first moment scales by $K$, the square root of its
+# second by $K$ too; only $\epsilon$ breaks the tie), so with Adam a gradient $K$ times too
+# large would go unnoticed, in the check and in real training.
 #
 # Write `train_step_accumulated(model, optimizer, x, y, micro_batch_size)`: one optimizer
 # update on the batch `(x, y)` from the micro-batches `x[i:i + micro_batch_size]` (the last

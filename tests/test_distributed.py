@@ -111,6 +111,51 @@ def test_torch_helpers_reject_bad_input():
     assert cmd[cmd.index("--sizes") + 1] == sizes_to_json(TINY)
 
 
+def test_time_ranks_gives_each_rank_a_median_and_catches_a_wrong_sum():
+    """Two forked ranks, two tiny sizes: a right sum agrees with dist.all_reduce, a sum
+    short of one rank does not; a stub's NotImplementedError comes out before any fork."""
+    import torch
+    import torch.distributed as dist
+
+    from helpers.labs.kit import CheckFailed
+    from helpers.torch import parallel
+
+    def library(x, rank, world_size):
+        total = x.clone()
+        dist.all_reduce(total)
+        return total
+
+    def library_in_place(x, rank, world_size):
+        dist.all_reduce(x)
+        return x
+
+    def own_only(x, rank, world_size):  # a "sum" that never hears from the other rank
+        return x.clone()
+
+    timed = parallel.time_ranks(
+        {"all_reduce": library, "wrong": own_only}, 2, (4, 6), calls=2, warmup=0
+    )
+    assert sorted(timed) == [4, 6]
+    for t in timed.values():
+        assert t["all_reduce"].ms.shape == (2,) and (t["all_reduce"].ms > 0).all()
+        assert (t["wrong"].ms > 0).all()
+        np.testing.assert_array_equal(t["all_reduce"].max_diff, [0, 0])
+        assert t["wrong"].max_diff.max() > 1e-4  # the demo's assert would catch it
+
+    def stub(x, rank, world_size):
+        raise NotImplementedError("Exercise: replace this line with your code")
+
+    with pytest.raises(NotImplementedError):
+        parallel.time_ranks({"stub": stub}, 2, (4,), calls=1)
+    with pytest.raises(ValueError, match="calls >= 1"):
+        parallel.time_ranks({"all_reduce": library}, 2, (4,), calls=0)
+    with pytest.raises(CheckFailed, match="rank"):
+        parallel.time_ranks({"bad": lambda x, r, w: [1.0]}, 2, (4,), calls=1)
+    with pytest.raises(CheckFailed, match="changed its input"):
+        parallel.time_ranks({"in_place": library_in_place}, 2, (4,), calls=1)
+    assert torch.distributed.is_initialized() is False
+
+
 def test_run_processes_times_them_and_reports_failures_and_hangs():
     ok = [sys.executable, "-c", "pass"]
     assert run_processes([ok, ok], child_env(), timeout=60, what="two") > 0

@@ -46,6 +46,7 @@ from helpers.scale.training import (
     DataParallelSizes,
     OptimizerSizes,
     PerformanceSizes,
+    RingTimingSizes,
 )
 from helpers.scale.vision import Cifar10Sizes
 
@@ -66,6 +67,7 @@ __all__ = [
     "OptimizerSizes",
     "PerformanceSizes",
     "PpoSizes",
+    "RingTimingSizes",
     "ScaleWarning",
     "SequenceSizes",
     "TextModelSizes",

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SIZES", "DataParallelSizes", "OptimizerSizes", "PerformanceSizes"]
+__all__ = [
+    "SIZES",
+    "DataParallelSizes",
+    "OptimizerSizes",
+    "PerformanceSizes",
+    "RingTimingSizes",
+]
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,19 @@ class PerformanceSizes:
     parallel: DataParallelSizes
 
 
+@dataclass(frozen=True)
+class RingTimingSizes:
+    """Lab 9, exercise 5's demo: the ring all-reduce by hand against ``dist.all_reduce``
+    (gloo), timed on forked CPU processes, so the same at every scale but for the calls."""
+
+    world_sizes: tuple[int, ...]
+    # float32 numbers per rank: latency-bound (small) to bandwidth-bound (large) messages.
+    numels: tuple[int, ...]
+    # Timed calls per function and size (their median is reported), after warmup calls.
+    calls: int
+    warmup: int
+
+
 SIZES: dict[str, dict[str, object]] = {
     # Chapter 8 (tune these values, keep the keywords).
     "optimizers": {
@@ -114,6 +133,19 @@ SIZES: dict[str, dict[str, object]] = {
             sweep_batch_sizes=(32, 64, 128, 256, 512, 1024),
             sweep_epochs=5,
             range_test_steps=1_000,
+        ),
+    },
+    # Lab 9, exercise 5's demo. Chosen by measuring on 2 shared cores: with 4 ranks the ring
+    # took about as long for 1 Ki as for 64 Ki floats (latency); at 4 Mi, far longer (bytes).
+    "lab09_ring_timing": {
+        "smoke": RingTimingSizes(
+            world_sizes=(2, 4), numels=(1_024, 65_536, 4_194_304), calls=3, warmup=1
+        ),
+        "cpu": RingTimingSizes(
+            world_sizes=(2, 4), numels=(1_024, 65_536, 4_194_304), calls=15, warmup=2
+        ),
+        "gpu": RingTimingSizes(
+            world_sizes=(2, 4), numels=(1_024, 65_536, 4_194_304), calls=15, warmup=2
         ),
     },
     # Chapter 9.

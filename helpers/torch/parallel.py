@@ -7,6 +7,9 @@ PyTorch ships: ``torch.multiprocessing`` (``start_processes``) and ``torchrun``
 lines and reads back what the workers wrote. Every run trains the same small MLP on
 :func:`helpers.distributed.toy_data`, so it can be compared with :func:`reference_training`.
 
+:func:`time_ranks` times collectives defined in a notebook (lab 9's ring all-reduce against
+``dist.all_reduce``) on ranks forked by :func:`helpers.torch.labkit.run_ranks`.
+
 Run under torchrun (what :func:`torchrun_command` builds)::
 
     torchrun --nproc-per-node 2 -m helpers.torch.parallel --sizes '{...}' --out DIR
@@ -18,7 +21,9 @@ import argparse
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +44,14 @@ from helpers.distributed import (
 from helpers.scale import DataParallelSizes
 
 __all__ = [
+    "RankTimes",
     "ddp_worker",
     "launch_torchrun",
     "load_results",
     "make_model",
     "reference_training",
     "spawn",
+    "time_ranks",
     "torchrun_command",
     "train",
 ]
@@ -210,6 +217,102 @@ def spawn(
         if not any(Path(out_dir).glob("rank*.npz")):
             return []  # a worker that reports by printing, not by writing rank{N}.npz
         return load_results(out_dir, world_size)
+
+
+@dataclass(frozen=True)
+class RankTimes:
+    """One function at one size, as :func:`time_ranks` measured it, per rank: ``ms`` (W,),
+    the median milliseconds per call; ``max_diff`` (W,), the largest absolute difference
+    between the rank's last result and the first function's (zeros for the first)."""
+
+    ms: np.ndarray
+    max_diff: np.ndarray
+
+
+Collective = Callable[[torch.Tensor, int, int], torch.Tensor]
+
+
+def time_ranks(
+    fns: Mapping[str, Collective],
+    world_size: int,
+    numels: Sequence[int],
+    *,
+    calls: int,
+    warmup: int = 1,
+    seed: int = 0,
+) -> dict[int, dict[str, RankTimes]]:
+    """Time collectives ``fn(tensor, rank, world_size) -> tensor`` (an all-reduce, say) on
+    ``world_size`` ranks forked and joined by gloo (:func:`helpers.torch.labkit.run_ranks`).
+
+    For each size ``N`` in ``numels``, rank ``r``'s ``tensor`` is ``N`` float32 normal numbers
+    drawn from ``seed + r`` (the same for every function and call). Each function runs
+    ``warmup`` untimed calls, then ``calls`` timed ones, interleaved with the other functions
+    (so a burst of load from elsewhere hits all of them alike), each after a
+    ``dist.barrier()`` so that the ranks start together, timed with ``time.perf_counter``.
+    Returns ``{N: {name: RankTimes}}``: each rank's median in milliseconds (a collective ends
+    when its slowest rank does: read ``ms.max()``) and how far its last result is from the
+    first function's, compared in the rank (no N-number result travels back).
+
+    Every function is first called once in this process on a one-rank group, so a lab's
+    unsolved stub raises its ``NotImplementedError`` here, before anything is forked.
+    Errors: ``ValueError`` for no functions, a ``world_size``, size or ``calls`` below 1, or
+    ``warmup`` below 0; a rank's error, a hang, a function that changes its input in place
+    or returns anything but a tensor of ``N`` numbers raise
+    :class:`~helpers.labs.kit.CheckFailed` naming the rank.
+    """
+    from helpers.labs.kit import Checker
+    from helpers.torch.labkit import OneRank, run_ranks
+
+    sizes = [int(n) for n in numels]
+    if not fns or min([world_size, calls, *sizes]) < 1 or warmup < 0:
+        raise ValueError(
+            "expected functions, world_size, numels and calls >= 1 and warmup >= 0; got "
+            f"{len(fns)} functions, {world_size}, {sizes}, {calls} and {warmup}"
+        )
+    with OneRank():  # a stub raises NotImplementedError here, not in a forked rank
+        for fn in fns.values():
+            fn(torch.zeros(sizes[0]), 0, 1)
+
+    def body(rank: int, world: int) -> dict[str, np.ndarray]:
+        report = {}
+        for n in sizes:
+            x = torch.randn(n, generator=torch.Generator().manual_seed(seed + rank))
+            kept = x.clone()  # (N,)
+            ms: dict[str, list[float]] = {name: [] for name in fns}
+            last: dict[str, torch.Tensor] = {}
+            for k in range(warmup + calls):
+                for name, fn in fns.items():
+                    dist.barrier()
+                    start = time.perf_counter()
+                    out = fn(x, rank, world)  # (N,)
+                    if k >= warmup:
+                        ms[name].append(1e3 * (time.perf_counter() - start))
+                    if not torch.equal(x, kept):
+                        raise ValueError(f"{name} changed its input tensor in place")
+                    last[name] = out
+            first = None
+            for name, out in last.items():
+                if not isinstance(out, torch.Tensor) or out.numel() != n:
+                    raise TypeError(
+                        f"{name} returned {out!r:.60}, expected {n} numbers"
+                    )
+                out = out.detach().reshape(-1).float()
+                first = out if first is None else first
+                report[f"{name}:{n}:ms"] = np.median(ms[name])
+                report[f"{name}:{n}:diff"] = (out - first).abs().max().numpy()
+        return report
+
+    results = run_ranks(Checker("time_ranks"), body, world_size)
+    return {
+        n: {
+            name: RankTimes(
+                ms=np.array([float(r[f"{name}:{n}:ms"]) for r in results]),
+                max_diff=np.array([float(r[f"{name}:{n}:diff"]) for r in results]),
+            )
+            for name in fns
+        }
+        for n in sizes
+    }
 
 
 def torchrun_command(

@@ -207,8 +207,8 @@ except NotImplementedError:
 
 # %% [markdown]
 # Chapter 9 counts bytes; a time also pays for every message. In the usual model of a
-# collective's cost, a latency $\alpha$ per message plus $\beta$ seconds per byte, your ring
-# takes $W-1$ steps each way, each a message of $N/W$ numbers:
+# collective's cost {cite}`thakur2005optimization`, a latency $\alpha$ per message plus $\beta$
+# seconds per byte, your ring takes $W-1$ steps each way, each a message of $N/W$ numbers:
 #
 # $$T_\text{ring} \approx 2(W-1)\,\alpha + \frac{2(W-1)}{W}\,4N\,\beta .$$
 #

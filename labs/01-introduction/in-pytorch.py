@@ -14,8 +14,9 @@
 # %% [markdown]
 # # Lab 1: first steps in PyTorch
 #
-# Five exercises on chapter 1: tensors, accuracy, a gradient by autograd, checking it with finite
-# differences, and a training step with two bugs that only a second call shows. Each exercise
+# Five exercises on chapter 1: tensors, top-k accuracy with a rule for ties, a gradient by
+# autograd, checking a gradient along random directions, and a training step with two bugs that
+# only a second call shows. Each exercise
 # is a function. Replace the line `raise NotImplementedError(...)` with your code, run the
 # cell, then run the check below it: a check prints ✅ when your function is right, or ❌ with
 # what it expected and a hint.
@@ -63,25 +64,38 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
 H.lab01.check_preprocess(preprocess)
 
 # %% [markdown]
-# ## Exercise 2: accuracy
+# ## Exercise 2: top-k accuracy, with a rule for ties
 #
-# `logits` is a float tensor of shape `(B, C)`: one score per class for each of `B` examples.
-# `labels` is an integer tensor of shape `(B,)`. The predicted class of an example is the
-# index of its highest score (`argmax` over the class axis). Return the fraction of examples
-# whose prediction equals the label, as a Python `float` between 0 and 1.
+# Chapter 1 counts an example as right when its label's class has the highest score (`argmax`).
+# **Top-k accuracy** is more lenient: an example counts when its label is among the `k`
+# highest-scoring classes. `logits` is a float tensor of shape `(B, C)`, `labels` an integer
+# tensor of shape `(B,)`, and `k` an int. Return the fraction of examples that count, as a
+# Python `float` between 0 and 1.
 #
-# A comparison such as `predictions == labels` gives a `torch.bool` tensor, and `mean()` needs
-# a floating-point one.
+# "Among the `k` highest" needs a rule for ties: with scores `[4, 1, 1, 1]`, which classes are
+# the top two? `torch.topk` and `argsort` choose among equal scores by position, so the answer
+# would depend on where the label sits. Use this rule: an example counts when **fewer than `k`
+# classes score strictly higher** than its label's class, so a tie goes in the label's favour.
+# (scikit-learn's `top_k_accuracy_score` decides otherwise: among equal scores it takes the
+# classes with the highest indices first, its
+# [documentation](https://scikit-learn.org/stable/modules/generated/sklearn.metrics.top_k_accuracy_score.html)
+# says.) The rule needs no sort: take each row's label score as a `(B, 1)` column (`logits.gather(1,
+# labels[:, None])`), compare the whole row with it by broadcasting, and count, per row, the classes
+# above it. With `k = 1` and no ties, this is chapter 1's accuracy.
+#
+# A `k` outside `1..C` has no meaning: raise `ValueError`, with a message that names the range,
+# before computing anything. The check calls your function with `k = 0` and `k = C + 1` and
+# expects that error: a function that quietly returned 0.0 or 1.0 would hide the caller's bug.
 
 
 # %%
-def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+def top_k_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     # YOUR CODE HERE
     raise NotImplementedError("Exercise: replace this line with your code")
 
 
 # %%
-H.lab01.check_accuracy(accuracy)
+H.lab01.check_top_k_accuracy(top_k_accuracy)
 
 # %% [markdown]
 # ## Exercise 3: a gradient by automatic differentiation
@@ -103,33 +117,92 @@ def mse_grad(w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 H.lab01.check_mse_grad(mse_grad)
 
 # %% [markdown]
-# ## Exercise 4: check a gradient with finite differences
+# ## Exercise 4: a gradient check along random directions
 #
-# Finite differences are too slow to train with, but they check a gradient you computed
-# another way. `f` maps a 1-D `torch.float32` tensor to a 0-d tensor, `grad_f(x)` claims to
-# be its gradient, and `eps` is a step size. For each coordinate `i`, estimate the partial
-# derivative by the central difference `(f(x + eps * e_i) - f(x - eps * e_i)) / (2 * eps)`,
-# where `e_i` is 1 at position `i` and 0 elsewhere. Return the largest absolute difference
-# between `grad_f(x)` and the estimates, as a Python `float`. Leave `x` unchanged.
+# Chapter 1 checks a gradient coordinate by coordinate: two evaluations of `f` per parameter,
+# `2 D` for `D` parameters, far too many for a real model. A cheaper check looks along a few
+# directions. For a direction $v$, the derivative of $f$ along $v$ is the dot product of the
+# gradient with $v$, and a central difference along $v$ estimates it from two evaluations,
+# whatever the size of $x$:
 #
-# Even for a correct `grad_f` the result is not 0: the central difference is off by a term of
-# order `eps ** 2`, which the check's large steps make visible.
+# $$\nabla f(x) \cdot v \;\approx\; \mathrm{fd}_v =
+# \frac{f(x + \varepsilon v) - f(x - \varepsilon v)}{2 \varepsilon}.$$
+#
+# JAX's own tests check gradients this way: `jax.test_util.check_grads` compares them with
+# finite differences "only ... in a single randomly chosen direction", its
+# [documentation](https://docs.jax.dev/en/latest/_autosummary/jax.test_util.check_grads.html)
+# says, so that the check stays cheap for large inputs; PyTorch's
+# `torch.autograd.gradcheck(..., fast_mode=True)` multiplies the Jacobian by random vectors for
+# the same reason, calling the function twice instead of twice per input
+# ([pytorch/pytorch#53876](https://github.com/pytorch/pytorch/issues/53876)).
+#
+# `f` maps a 1-D `torch.float32` tensor `x` of shape `(D,)` to a 0-d tensor, `grad_f(x)` claims to
+# be its gradient, `eps` is the step, and `directions` is a `torch.float32` tensor of shape `(K, D)`
+# whose rows have norm 1 (the caller draws them, e.g. `torch.randn(K, D, generator=g)`, each row
+# divided by its norm, so your function needs no random numbers). Call `grad_f` once, `g =
+# grad_f(x)`; for each row $v$ compute $g \cdot v$, the central difference $\mathrm{fd}_v$, and
+# their relative error
+#
+# $$e_v = \frac{|g \cdot v - \mathrm{fd}_v|}{\max(|g \cdot v|,\ |\mathrm{fd}_v|,\ 10^{-12})}.$$
+#
+# Return the largest $e_v$, as a Python `float`, and leave `x` unchanged. Relative, because an
+# absolute difference grows with the scale of `f` (a loss 1000 times larger gives differences
+# 1000 times larger), while $e_v$ reads the same at any scale: `1e-3` means agreement to about
+# three digits. The `1e-12` only keeps `0 / 0` away. The check's steps are large on purpose,
+# so the central difference's own error (of order `eps ** 2`) shows and a one-sided difference
+# fails.
+#
+# The whole check costs `2 K` evaluations of `f` and one gradient. What it cannot see: a
+# gradient error orthogonal to every direction tried (then $g \cdot v$ is right although $g$ is
+# wrong). With directions drawn at random, that has probability zero.
 
 
 # %%
-def gradient_error(f, grad_f, x: torch.Tensor, eps: float) -> float:
+def directional_gradient_error(
+    f, grad_f, x: torch.Tensor, eps: float, directions: torch.Tensor
+) -> float:
     # YOUR CODE HERE
     raise NotImplementedError("Exercise: replace this line with your code")
 
 
 # %%
-H.lab01.check_gradient_error(gradient_error)
+H.lab01.check_directional_gradient_error(directional_gradient_error)
 
 # %% [markdown]
-# Used on your `mse_grad`, for instance, `gradient_error(loss, grad, w, 1e-2)` with
-# `loss = lambda w: ((X @ w - y) ** 2).mean()` and `grad = lambda w: mse_grad(w, X, y)`
-# should give a small number for any `X`, `y` and `w`.
-#
+# Used on your `mse_grad`: a linear model with `D = 10,000` weights, checked along `K = 4`
+# random directions, with the gradient from autograd and with one wrong by a factor 2 (a
+# classic slip). The loss is quadratic in `w`, so the central difference is exact, up to
+# rounding, for any step: `eps = 1`.
+
+# %%
+g = torch.Generator().manual_seed(0)
+N, D, K = 64, 10_000, 4
+X = torch.randn(N, D, generator=g) / D**0.5  # (N, D)
+y = torch.randn(N, generator=g)  # (N,)
+w = torch.randn(D, generator=g)  # (D,)
+directions = torch.randn(K, D, generator=g)
+directions /= directions.norm(dim=1, keepdim=True)  # (K, D), rows of norm 1
+calls = []
+
+
+def loss(w):
+    calls.append(1)  # one evaluation
+    return ((X @ w - y) ** 2).mean()
+
+
+try:
+    for name, grad in [
+        ("autograd", lambda w: mse_grad(w, X, y)),
+        ("autograd / 2", lambda w: mse_grad(w, X, y) / 2),
+    ]:
+        calls.clear()
+        error = directional_gradient_error(loss, grad, w, 1.0, directions)
+        print(f"{name:>12}: largest relative error {error:.1e}, {len(calls)} calls")
+    print(f"chapter 1's check, coordinate by coordinate: {2 * D:,} calls of f")
+except NotImplementedError:
+    print("solve exercises 3 and 4 first")
+
+# %% [markdown]
 # ## Exercise 5: a training step that fails the second time
 #
 # This training step looks right, and its first call returns the right loss and makes the
@@ -168,6 +241,8 @@ H.lab01.check_framework_specific(train_step)
 #
 # Put the pieces together: load MNIST with `H.load_mnist`, train `H.MLP(784, (256,), 10)` with
 # your `train_step` on batches of 128 images (`torch.from_numpy(images).float()`: your step
-# flattens and scales them), and measure test accuracy with your `accuracy` on the logits of
-# `preprocess`-ed test images. Then call `gradient_error` on your `mse_grad` for `eps` from
-# `1e-1` down to `1e-7`, in float32 and in float64, and explain the numbers you see.
+# flattens and scales them), and measure test top-1 and top-3 accuracy with your
+# `top_k_accuracy` on the logits of `preprocess`-ed test images. Then call
+# `directional_gradient_error` on your `mse_grad` for `eps` from `1e0` down to `1e-7`, in
+# float32 and in float64, and explain the numbers you see (the loss is quadratic: where does the
+# error come from?).

@@ -14,8 +14,9 @@
 # %% [markdown]
 # # Lab 1 solutions: first steps in JAX
 #
-# Five exercises on chapter 1: arrays, accuracy, a gradient by autodiff, checking it with finite
-# differences, and a branching function made fit for `jax.jit`. Each exercise is a function.
+# Five exercises on chapter 1: arrays, top-k accuracy with a rule for ties, a gradient by
+# autodiff, checking a gradient along random directions, and a branching function made fit for
+# `jax.jit`. Each exercise is a function.
 # Replace the line `raise NotImplementedError(...)` with your code, run the cell, then run the
 # check below it: a check prints ✅ when your function is right, or ❌ with what it expected
 # and a hint.
@@ -64,23 +65,46 @@ def preprocess(images: jax.Array) -> jax.Array:
 H.lab01.check_preprocess(preprocess)
 
 # %% [markdown]
-# ## Exercise 2: accuracy
+# ## Exercise 2: top-k accuracy, with a rule for ties
 #
-# `logits` is a float array of shape `(B, C)`: one score per class for each of `B` examples.
-# `labels` is an integer array of shape `(B,)`. The predicted class of an example is the
-# index of its highest score (`argmax` over the class axis). Return the fraction of examples
-# whose prediction equals the label, as a Python `float` between 0 and 1.
+# Chapter 1 counts an example as right when its label's class has the highest score (`argmax`).
+# **Top-k accuracy** is more lenient: an example counts when its label is among the `k`
+# highest-scoring classes. `logits` is a float array of shape `(B, C)`, `labels` an integer
+# array of shape `(B,)`, and `k` an int. Return the fraction of examples that count, as a
+# Python `float` between 0 and 1.
+#
+# "Among the `k` highest" needs a rule for ties: with scores `[4, 1, 1, 1]`, which classes are
+# the top two? `jax.lax.top_k` and `argsort` choose among equal scores by position, so the answer
+# would depend on where the label sits. Use this rule: an example counts when **fewer than `k`
+# classes score strictly higher** than its label's class, so a tie goes in the label's favour.
+# (scikit-learn's `top_k_accuracy_score` decides otherwise: among equal scores it takes the
+# classes with the highest indices first, its
+# [documentation](https://scikit-learn.org/stable/modules/generated/sklearn.metrics.top_k_accuracy_score.html)
+# says.) The rule needs no sort: take each row's label score as a `(B, 1)` column
+# (`jnp.take_along_axis(logits, labels[:, None], axis=-1)`), compare the whole row with it by
+# broadcasting, and count, per row, the classes above it. With `k = 1` and no ties, this is chapter
+# 1's accuracy.
+#
+# A `k` outside `1..C` has no meaning: raise `ValueError`, with a message that names the range,
+# before computing anything. The check calls your function with `k = 0` and `k = C + 1` and
+# expects that error: a function that quietly returned 0.0 or 1.0 would hide the caller's bug.
 
 
 # %%
-def accuracy(logits: jax.Array, labels: jax.Array) -> float:
+def top_k_accuracy(logits: jax.Array, labels: jax.Array, k: int) -> float:
     ### BEGIN SOLUTION
-    return float((logits.argmax(axis=-1) == labels).mean())
+    classes = logits.shape[-1]
+    if not 1 <= k <= classes:
+        raise ValueError(f"k must be between 1 and {classes}, got {k}")
+    # (B, 1): each row's label score
+    own = jnp.take_along_axis(logits, labels[:, None], axis=-1)
+    higher = (logits > own).sum(axis=-1)  # (B,) classes scoring strictly higher
+    return float((higher < k).mean())
     ### END SOLUTION
 
 
 # %%
-H.lab01.check_accuracy(accuracy)
+H.lab01.check_top_k_accuracy(top_k_accuracy)
 
 # %% [markdown]
 # ## Exercise 3: a gradient by automatic differentiation
@@ -105,41 +129,100 @@ def mse_grad(w: jax.Array, X: jax.Array, y: jax.Array) -> jax.Array:
 H.lab01.check_mse_grad(mse_grad)
 
 # %% [markdown]
-# ## Exercise 4: check a gradient with finite differences
+# ## Exercise 4: a gradient check along random directions
 #
-# Finite differences are too slow to train with, but they check a gradient you computed
-# another way. `f` maps a 1-D `jnp.float32` array to a 0-d array, `grad_f(x)` claims to be its
-# gradient, and `eps` is a step size. For each coordinate `i`, estimate the partial derivative
-# by the central difference `(f(x + eps * e_i) - f(x - eps * e_i)) / (2 * eps)`, where `e_i`
-# is 1 at position `i` and 0 elsewhere. Return the largest absolute difference between
-# `grad_f(x)` and the estimates, as a Python `float`. (JAX arrays cannot change in place:
-# `x.at[i].add(eps)` returns a new array.)
+# Chapter 1 checks a gradient coordinate by coordinate: two evaluations of `f` per parameter,
+# `2 D` for `D` parameters, far too many for a real model. A cheaper check looks along a few
+# directions. For a direction $v$, the derivative of $f$ along $v$ is the dot product of the
+# gradient with $v$, and a central difference along $v$ estimates it from two evaluations,
+# whatever the size of $x$:
 #
-# Even for a correct `grad_f` the result is not 0: the central difference is off by a term of
-# order `eps ** 2`, which the check's large steps make visible.
+# $$\nabla f(x) \cdot v \;\approx\; \mathrm{fd}_v =
+# \frac{f(x + \varepsilon v) - f(x - \varepsilon v)}{2 \varepsilon}.$$
+#
+# JAX's own tests check gradients this way: `jax.test_util.check_grads` compares them with
+# finite differences "only ... in a single randomly chosen direction", its
+# [documentation](https://docs.jax.dev/en/latest/_autosummary/jax.test_util.check_grads.html)
+# says, so that the check stays cheap for large inputs; PyTorch's
+# `torch.autograd.gradcheck(..., fast_mode=True)` multiplies the Jacobian by random vectors for
+# the same reason, calling the function twice instead of twice per input
+# ([pytorch/pytorch#53876](https://github.com/pytorch/pytorch/issues/53876)).
+#
+# `f` maps a 1-D `jnp.float32` array `x` of shape `(D,)` to a 0-d array, `grad_f(x)` claims to be
+# its gradient, `eps` is the step, and `directions` is a `jnp.float32` array of shape `(K, D)` whose
+# rows have norm 1 (the caller draws them, e.g. `jax.random.normal(key, (K, D))`, each row divided
+# by its norm, so your function needs no random numbers). Call `grad_f` once, `g = grad_f(x)`; for
+# each row $v$ compute $g \cdot v$, the central difference $\mathrm{fd}_v$, and their relative error
+#
+# $$e_v = \frac{|g \cdot v - \mathrm{fd}_v|}{\max(|g \cdot v|,\ |\mathrm{fd}_v|,\ 10^{-12})}.$$
+#
+# Return the largest $e_v$, as a Python `float`, and leave `x` unchanged. Relative, because an
+# absolute difference grows with the scale of `f` (a loss 1000 times larger gives differences
+# 1000 times larger), while $e_v$ reads the same at any scale: `1e-3` means agreement to about
+# three digits. The `1e-12` only keeps `0 / 0` away. The check's steps are large on purpose,
+# so the central difference's own error (of order `eps ** 2`) shows and a one-sided difference
+# fails.
+#
+# The whole check costs `2 K` evaluations of `f` and one gradient. What it cannot see: a
+# gradient error orthogonal to every direction tried (then $g \cdot v$ is right although $g$ is
+# wrong). With directions drawn at random, that has probability zero.
 
 
 # %%
-def gradient_error(f, grad_f, x: jax.Array, eps: float) -> float:
+def directional_gradient_error(
+    f, grad_f, x: jax.Array, eps: float, directions: jax.Array
+) -> float:
     ### BEGIN SOLUTION
-    estimate = jnp.stack(
-        [
-            (f(x.at[i].add(eps)) - f(x.at[i].add(-eps))) / (2 * eps)
-            for i in range(x.size)
-        ]
-    )
-    return float(jnp.abs(grad_f(x) - estimate).max())
+    g = grad_f(x)  # (D,)
+    errors = []
+    for v in directions:  # v: (D,)
+        exact = g @ v
+        fd = (f(x + eps * v) - f(x - eps * v)) / (2 * eps)
+        scale = max(float(jnp.abs(exact)), float(jnp.abs(fd)), 1e-12)
+        errors.append(float(jnp.abs(exact - fd)) / scale)
+    return max(errors)
     ### END SOLUTION
 
 
 # %%
-H.lab01.check_gradient_error(gradient_error)
+H.lab01.check_directional_gradient_error(directional_gradient_error)
 
 # %% [markdown]
-# Used on your `mse_grad`, for instance, `gradient_error(loss, grad, w, 1e-2)` with
-# `loss = lambda w: jnp.mean((X @ w - y) ** 2)` and `grad = lambda w: mse_grad(w, X, y)`
-# should give a small number for any `X`, `y` and `w`.
-#
+# Used on your `mse_grad`: a linear model with `D = 10,000` weights, checked along `K = 4`
+# random directions, with the gradient from `jax.grad` and with one wrong by a factor 2 (a
+# classic slip). The loss is quadratic in `w`, so the central difference is exact, up to
+# rounding, for any step: `eps = 1`.
+
+# %%
+key_X, key_y, key_w, key_v = jax.random.split(jax.random.key(0), 4)
+N, D, K = 64, 10_000, 4
+X = jax.random.normal(key_X, (N, D)) / D**0.5  # (N, D)
+y = jax.random.normal(key_y, (N,))  # (N,)
+w = jax.random.normal(key_w, (D,))  # (D,)
+directions = jax.random.normal(key_v, (K, D))
+# (K, D), rows of norm 1
+directions /= jnp.linalg.norm(directions, axis=1, keepdims=True)
+calls = []
+
+
+def loss(w):
+    calls.append(1)  # one evaluation (or one trace, under jit or vmap)
+    return jnp.mean((X @ w - y) ** 2)
+
+
+try:
+    for name, grad in [
+        ("jax.grad", lambda w: mse_grad(w, X, y)),
+        ("jax.grad / 2", lambda w: mse_grad(w, X, y) / 2),
+    ]:
+        calls.clear()
+        error = directional_gradient_error(loss, grad, w, 1.0, directions)
+        print(f"{name:>12}: largest relative error {error:.1e}, {len(calls)} calls")
+    print(f"chapter 1's check, coordinate by coordinate: {2 * D:,} calls of f")
+except NotImplementedError:
+    print("solve exercises 3 and 4 first")
+
+# %% [markdown]
 # ## Exercise 5: a branch under `jax.jit`
 #
 # This function runs eagerly, but `jax.jit(relu_or_negate)` cannot compile it:
@@ -177,7 +260,7 @@ H.lab01.check_framework_specific(relu_or_negate)
 #
 # Put the pieces together: load MNIST with `H.load_mnist`, turn the images into inputs with your
 # `preprocess`, train `H.MLP(784, (256,), 10, rngs=nnx.Rngs(0))` (with `from flax import nnx`)
-# using chapter 1's training step on batches of 128, and measure test accuracy with your
-# `accuracy`. Then call `gradient_error` on your `mse_grad` for `eps` from `1e-1` down to
-# `1e-7`, in float32 and in float64 (inside `jax.enable_x64()`), and explain the numbers you
-# see.
+# using chapter 1's training step on batches of 128, and measure test top-1 and top-3 accuracy
+# with your `top_k_accuracy`. Then call `directional_gradient_error` on your `mse_grad` for
+# `eps` from `1e0` down to `1e-7`, in float32 and in float64 (inside `jax.enable_x64()`), and
+# explain the numbers you see (the loss is quadratic: where does the error come from?).

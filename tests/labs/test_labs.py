@@ -317,7 +317,7 @@ def test_a_wrong_return_type_gets_a_hint(framework):
         lab.check_preprocess(lambda images: None)
     assert "returned None" in info.value.hint
     with pytest.raises(CheckFailed) as info:
-        lab.check_accuracy(lambda logits, labels: len(labels) // 2)
+        lab.check_directional_gradient_error(lambda f, grad_f, x, eps, v: len(x) // 2)
     assert "an int is not a float" in info.value.hint
 
 

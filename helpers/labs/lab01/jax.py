@@ -1,6 +1,7 @@
 """Lab 1 self-checks for JAX notebooks: ``H.lab01.check_preprocess(preprocess)`` etc.
 
-Exercises 1-4 are checked by :mod:`helpers.labs.lab01.checks`, shared with PyTorch; this module
+Exercises 1-4 are checked by :mod:`helpers.labs.lab01.checks`, ``topk`` and ``directional``,
+shared with PyTorch; this module
 hands them JAX arrays, words their hints for JAX, turns JAX's error messages into hints, and
 checks exercise 5, JAX's own: a branching function made ``jax.jit``-compatible, whose print
 must run on every call, not once per trace.
@@ -9,6 +10,7 @@ must run on every call, not once per trace.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 from functools import partial
 
@@ -19,26 +21,23 @@ import numpy as np
 from helpers.jax.labkit import TRACER_ERRORS, autodiff_calls, lab_framework
 from helpers.labs.kit import Framework, Hints, checking, explainer
 from helpers.labs.lab01 import checks as lab01
+from helpers.labs.lab01 import directional, topk
 
 __all__ = [
-    "check_accuracy",
+    "check_directional_gradient_error",
     "check_framework_specific",
-    "check_gradient_error",
     "check_mse_grad",
     "check_preprocess",
+    "check_top_k_accuracy",
 ]
 
 # Known mistakes that only JAX allows, and JAX's wording of shared ones.
 HINTS = Hints(
     lab01.HINTS,
+    topk.HINTS,
+    directional.HINTS,
     {
         "not_float": "return a Python float: float(...) of the 0-d array",
-        "accuracy_axis": "the predicted class of each example is the index of its highest "
-        "score over the class axis, argmax(axis=-1) (not max, which gives the score): one "
-        "prediction per row of logits",
-        "accuracy_broadcast": "argmax(axis=-1, keepdims=True) has shape (B, 1), and "
-        "comparing it with labels (B,) broadcasts to a (B, B) table: compare a (B,) array "
-        "with labels",
         "mse_grad_by_hand": "the values are right, but jax.grad never ran: define "
         "loss(w) = jnp.mean((X @ w - y) ** 2) and return jax.grad(loss)(w), instead of a "
         "formula derived by hand",
@@ -57,12 +56,15 @@ HINTS = Hints(
         "loss(w) = jnp.mean((X @ w - y) ** 2) and return jax.grad(loss)(w)",
         "mse_grad_wrt_X": "that is the gradient with respect to X: jax.grad differentiates "
         "with respect to argument argnums (0, the first, by default), which must be w",
-        "fd_set": "x.at[i].set(eps) replaces entry i by eps: x.at[i].add(eps) moves it by eps",
         "traced_value": "under jax.jit a value is a tracer, with a shape but no value: "
         "branch with jnp.where or jax.lax.cond instead of if, and convert to a Python "
         "number (float, int, bool) only outside the jitted function",
-        "immutable": "JAX arrays cannot change in place: x.at[i].add(eps) returns a new "
-        "array with entry i changed",
+        "immutable": "JAX arrays cannot change in place: x + eps * v is a new array (and "
+        "x.at[i].add(...) returns a new array with entry i changed)",
+        "topk_broadcast": "compare each row with its own label's score, as a (B, 1) "
+        "column: jnp.take_along_axis(logits, labels[:, None], axis=-1) or "
+        "logits[jnp.arange(len(labels)), labels][:, None]; a (B,) array lines up with the "
+        "class axis instead",
         "scalar_loss": "jax.grad needs a function that returns one number: take the mean "
         "over examples",
         "elementwise": "the branch depends on the sum of x, one decision for the whole "
@@ -92,6 +94,15 @@ _explain = explainer(
 
 
 JAX = lab_framework(HINTS, _explain)
+# Exercise 2: a (B,) array of the labels' scores against (B, C) logits.
+_TOPK = dataclasses.replace(
+    JAX,
+    explain=explainer(
+        {r"[Ii]ncompatible shapes for broadcasting": "topk_broadcast", **_MESSAGES},
+        HINTS,
+        types=dict.fromkeys(TRACER_ERRORS, "traced_value"),
+    ),
+)
 
 
 # --- Exercise 5: a branch that jit can compile, a print that runs on every call ---------------
@@ -168,7 +179,21 @@ def _check_relu_or_negate(relu_or_negate, fw: Framework) -> None:
 
 # The checks, bound to this framework. Call them with the student's function.
 check_preprocess = partial(lab01.check_preprocess, fw=JAX)
-check_accuracy = partial(lab01.check_accuracy, fw=JAX)
+check_top_k_accuracy = partial(topk.check_top_k_accuracy, fw=_TOPK)
 check_mse_grad = partial(lab01.check_mse_grad, fw=JAX, autodiff=autodiff_calls)
-check_gradient_error = partial(lab01.check_gradient_error, fw=JAX)
+check_directional_gradient_error = partial(
+    directional.check_directional_gradient_error,
+    fw=dataclasses.replace(
+        JAX,
+        explain=explainer(
+            {
+                r"contracting dimensions to have the same shape|[Ii]ncompatible shapes "
+                r"for broadcasting": "dgc_rows",
+                **_MESSAGES,
+            },
+            HINTS,
+            types=dict.fromkeys(TRACER_ERRORS, "traced_value"),
+        ),
+    ),
+)
 check_framework_specific = partial(_check_relu_or_negate, fw=JAX)

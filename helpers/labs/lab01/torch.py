@@ -1,6 +1,7 @@
 """Lab 1 self-checks for PyTorch notebooks: ``H.lab01.check_preprocess(preprocess)`` etc.
 
-Exercises 1-4 are checked by :mod:`helpers.labs.lab01.checks`, shared with JAX; this module
+Exercises 1-4 are checked by :mod:`helpers.labs.lab01.checks`, ``topk`` and ``directional``,
+shared with JAX; this module
 hands them tensors, words their hints for PyTorch, turns PyTorch's error messages into hints,
 and checks exercise 5, PyTorch's own: a training step with two bugs that only a second call
 shows (a write through a view, gradients that accumulate).
@@ -18,30 +19,28 @@ import torch.nn.functional as F
 
 from helpers.labs.kit import Framework, Hints, checking, explainer
 from helpers.labs.lab01 import checks as lab01
+from helpers.labs.lab01 import directional, topk
 from helpers.torch.labkit import autodiff_calls, lab_framework
 from helpers.torch.models import MLP
 
 __all__ = [
-    "check_accuracy",
+    "check_directional_gradient_error",
     "check_framework_specific",
-    "check_gradient_error",
     "check_mse_grad",
     "check_preprocess",
+    "check_top_k_accuracy",
 ]
 
 # Known mistakes that only PyTorch allows, and PyTorch's wording of shared ones.
 HINTS = Hints(
     lab01.HINTS,
+    topk.HINTS,
+    directional.HINTS,
     {
         "not_float": "return a Python float: call .item() on the 0-d tensor",
         "preprocess_in_place": "images holds uint8 integers: an in-place division (/=, "
         "div_) cannot store fractions in it, and would change the caller's images; divide "
         "out of place after converting, images.float() / 255",
-        "accuracy_axis": "the predicted class of each example is the index of its highest "
-        "score over the class axis, argmax(dim=-1) (not max, which gives the score): one "
-        "prediction per row of logits",
-        "accuracy_broadcast": "argmax(dim=-1, keepdim=True) has shape (B, 1), and comparing "
-        "it with labels (B,) broadcasts to a (B, B) table: compare a (B,) tensor with labels",
         "mse_grad_by_hand": "the values are right, but autograd never ran: compute the loss "
         "from a copy of w that requires grad and call backward() (or use torch.func.grad), "
         "instead of a formula derived by hand",
@@ -54,19 +53,20 @@ HINTS = Hints(
         "mse_grad_wrt_y": "that is the gradient with respect to y: torch.func.grad "
         "differentiates argument argnums (0, the first, by default), which must be w; with "
         "backward(), set requires_grad on (a copy of) w only and return its .grad",
-        "fd_autograd": "finite differences need no autograd: leave x as it is (no "
-        "requires_grad_(), no backward()) and estimate each partial derivative from "
-        "f(x + eps e_i) and f(x - eps e_i)",
         "step_flatten": "flatten each image into one row, (B, H*W): x.reshape(len(x), -1) "
         "or x.flatten(1); a fixed 784, or -1 as the number of rows, does not fit the "
         "check's 4x4 images",
         "mse_grad_wrt_X": "that is the gradient with respect to X: set requires_grad on (a "
         "copy of) w only and return its .grad (torch.func.grad differentiates its first "
         "argument, argnums=0)",
-        "fd_set": "p[i] = eps replaces entry i by eps: move it by eps instead, on a copy "
-        "(p[i] += eps) or as x + eps * e_i",
         "bool_mean": "a comparison gives a bool tensor, and mean() needs floats: cast "
-        "first, (predictions == labels).float().mean()",
+        "first, (higher < k).float().mean()",
+        "topk_broadcast": "compare each row with its own label's score, as a (B, 1) "
+        "column: logits.gather(1, labels[:, None]) or logits[torch.arange(len(labels)), "
+        "labels][:, None]; a (B,) tensor lines up with the class axis instead",
+        "dgc_autograd": "grad_f is the gradient under test: leave x as it is (no "
+        "requires_grad_(), no backward()) and estimate each directional derivative from "
+        "f(x + eps * v) and f(x - eps * v)",
         "caller_requires_grad": "work on a copy, w = w.detach().clone().requires_grad_(True), "
         "or use torch.func.grad: requires_grad_() and backward() on the caller's tensor "
         "change it, and a second call adds its gradient to the first",
@@ -79,8 +79,8 @@ HINTS = Hints(
         ".double(), and create new tensors with dtype=x.dtype (or zeros_like(x))",
         "device": "keep every tensor on the inputs' device: create new tensors with "
         "device=x.device (or zeros_like(x)), and never call .cuda() or .to('cuda') here",
-        "changed_input": "do not write into the caller's tensors: work on a copy "
-        "(x.clone()), or build x + step from a new tensor step (torch.zeros_like(x))",
+        "changed_input": "do not write into the caller's tensors: x + eps * v is a new "
+        "tensor, while x += ... or x.add_(...) changes the caller's x",
         "view_write": "an in-place operation (/=, div_) on x or on a view of it writes into "
         "the caller's batch (view shares x's memory): scale out of place, "
         "inputs = x.reshape(len(x), -1) / 255",
@@ -118,6 +118,10 @@ _ERRORS = {
 
 
 _explain = explainer(_ERRORS, HINTS)
+# Exercise 2: a (B,) vector of the labels' scores against (B, C) logits.
+_TOPK_ERRORS = {r"must match the size of tensor b": "topk_broadcast", **_ERRORS}
+# Exercise 4: a column of directions (K,) dotted with the gradient (D,).
+_DGC_ERRORS = {r"inconsistent tensor size|size of tensor a": "dgc_rows", **_ERRORS}
 # Exercise 5 has labels and a model, and no w: its own wording of two errors.
 _STEP_ERRORS = {
     # Before _ERRORS' preprocess_batch: here a fixed 784 is the mistake, not the batch size.
@@ -235,7 +239,13 @@ def _check_train_step(train_step, fw: Framework) -> None:
 
 # The checks, bound to this framework. Call them with the student's function.
 check_preprocess = partial(lab01.check_preprocess, fw=TORCH)
-check_accuracy = partial(lab01.check_accuracy, fw=TORCH)
+check_top_k_accuracy = partial(
+    topk.check_top_k_accuracy,
+    fw=dataclasses.replace(TORCH, explain=explainer(_TOPK_ERRORS, HINTS)),
+)
 check_mse_grad = partial(lab01.check_mse_grad, fw=TORCH, autodiff=autodiff_calls)
-check_gradient_error = partial(lab01.check_gradient_error, fw=TORCH)
+check_directional_gradient_error = partial(
+    directional.check_directional_gradient_error,
+    fw=dataclasses.replace(TORCH, explain=explainer(_DGC_ERRORS, HINTS)),
+)
 check_framework_specific = partial(_check_train_step, fw=TORCH)

@@ -73,16 +73,17 @@ H.lab01.check_preprocess(preprocess)
 # Python `float` between 0 and 1.
 #
 # "Among the `k` highest" needs a rule for ties: with scores `[4, 1, 1, 1]`, which classes are
-# the top two? `jax.lax.top_k` and `argsort` choose among equal scores by position, so the answer
-# would depend on where the label sits. Use this rule: an example counts when **fewer than `k`
-# classes score strictly higher** than its label's class, so a tie goes in the label's favour.
+# the top two? `jax.lax.top_k` and `argsort` choose among equal scores by position, so the
+# answer would depend on where the label sits. Use this rule: an example counts when **fewer
+# than `k` classes score strictly higher** than its label's class, so a tie goes in the label's
+# favour.
 # (scikit-learn's `top_k_accuracy_score` decides otherwise: among equal scores it takes the
 # classes with the highest indices first, its
 # [documentation](https://scikit-learn.org/stable/modules/generated/sklearn.metrics.top_k_accuracy_score.html)
 # says.) The rule needs no sort: take each row's label score as a `(B, 1)` column
 # (`jnp.take_along_axis(logits, labels[:, None], axis=-1)`), compare the whole row with it by
-# broadcasting, and count, per row, the classes above it. With `k = 1` and no ties, this is chapter
-# 1's accuracy.
+# broadcasting, and count, per row, the classes above it. With `k = 1` and no ties, this is
+# chapter 1's accuracy.
 #
 # A `k` outside `1..C` has no meaning: raise `ValueError`, with a message that names the range,
 # before computing anything. The check calls your function with `k = 0` and `k = C + 1` and
@@ -133,14 +134,15 @@ H.lab01.check_mse_grad(mse_grad)
 # [documentation](https://docs.jax.dev/en/latest/_autosummary/jax.test_util.check_grads.html)
 # says, so that the check stays cheap for large inputs; PyTorch's
 # `torch.autograd.gradcheck(..., fast_mode=True)` multiplies the Jacobian by random vectors for
-# the same reason, calling the function twice instead of twice per input
+# the same reason, calling the function twice instead of twice per input entry
 # ([pytorch/pytorch#53876](https://github.com/pytorch/pytorch/issues/53876)).
 #
-# `f` maps a 1-D `jnp.float32` array `x` of shape `(D,)` to a 0-d array, `grad_f(x)` claims to be
-# its gradient, `eps` is the step, and `directions` is a `jnp.float32` array of shape `(K, D)` whose
-# rows have norm 1 (the caller draws them, e.g. `jax.random.normal(key, (K, D))`, each row divided
-# by its norm, so your function needs no random numbers). Call `grad_f` once, `g = grad_f(x)`; for
-# each row $v$ compute $g \cdot v$, the central difference $\mathrm{fd}_v$, and their relative error
+# `f` maps a 1-D `jnp.float32` array `x` of shape `(D,)` to a 0-d array, `grad_f(x)` claims
+# to be its gradient, `eps` is the step, and `directions` is a `jnp.float32` array of shape
+# `(K, D)` whose rows have norm 1 (the caller draws them, e.g.
+# `jax.random.normal(key, (K, D))`, each row divided by its norm, so your function needs no
+# random numbers). Call `grad_f` once, `g = grad_f(x)`; for each row $v$ compute $g \cdot v$,
+# the central difference $\mathrm{fd}_v$, and their relative error
 #
 # $$e_v = \frac{|g \cdot v - \mathrm{fd}_v|}{\max(|g \cdot v|,\ |\mathrm{fd}_v|,\ 10^{-12})}.$$
 #
@@ -153,7 +155,8 @@ H.lab01.check_mse_grad(mse_grad)
 #
 # The whole check costs `2 K` evaluations of `f` and one gradient. What it cannot see: a
 # gradient error orthogonal to every direction tried (then $g \cdot v$ is right although $g$ is
-# wrong). With directions drawn at random, that has probability zero.
+# wrong). With directions drawn at random from a continuous distribution (the normal, here),
+# that has probability zero.
 
 
 # %%
@@ -170,8 +173,11 @@ H.lab01.check_directional_gradient_error(directional_gradient_error)
 # %% [markdown]
 # Used on your `mse_grad`: a linear model with `D = 10,000` weights, checked along `K = 4`
 # random directions, with the gradient from `jax.grad` and with one wrong by a factor 2 (a
-# classic slip). The loss is quadratic in `w`, so the central difference is exact, up to
-# rounding, for any step: `eps = 1`.
+# classic slip). The loss is quadratic in `w`, so the central difference has no truncation
+# error, whatever the step: `eps = 1`. What is left for `jax.grad`'s gradient, about `1e-3`,
+# is float32 rounding: each loss, about 2, is stored to about 7 significant digits, while
+# `f(w + v) - f(w - v)` is only about `3e-4` along one of the directions, so three or four of
+# its digits survive.
 
 # %%
 key_X, key_y, key_w, key_v = jax.random.split(jax.random.key(0), 4)
@@ -240,4 +246,5 @@ H.lab01.check_framework_specific(relu_or_negate)
 # using chapter 1's training step on batches of 128, and measure test top-1 and top-3 accuracy
 # with your `top_k_accuracy`. Then call `directional_gradient_error` on your `mse_grad` for
 # `eps` from `1e0` down to `1e-7`, in float32 and in float64 (inside `jax.enable_x64()`), and
-# explain the numbers you see (the loss is quadratic: where does the error come from?).
+# explain the numbers you see: which `eps` gives the smallest error in each precision, and why
+# does a smaller one not do better?

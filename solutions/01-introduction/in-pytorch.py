@@ -80,9 +80,9 @@ H.lab01.check_preprocess(preprocess)
 # (scikit-learn's `top_k_accuracy_score` decides otherwise: among equal scores it takes the
 # classes with the highest indices first, its
 # [documentation](https://scikit-learn.org/stable/modules/generated/sklearn.metrics.top_k_accuracy_score.html)
-# says.) The rule needs no sort: take each row's label score as a `(B, 1)` column (`logits.gather(1,
-# labels[:, None])`), compare the whole row with it by broadcasting, and count, per row, the classes
-# above it. With `k = 1` and no ties, this is chapter 1's accuracy.
+# says.) The rule needs no sort: take each row's label score as a `(B, 1)` column
+# (`logits.gather(1, labels[:, None])`), compare the whole row with it by broadcasting, and
+# count, per row, the classes above it. With `k = 1` and no ties, this is chapter 1's accuracy.
 #
 # A `k` outside `1..C` has no meaning: raise `ValueError`, with a message that names the range,
 # before computing anything. The check calls your function with `k = 0` and `k = C + 1` and
@@ -144,15 +144,15 @@ H.lab01.check_mse_grad(mse_grad)
 # [documentation](https://docs.jax.dev/en/latest/_autosummary/jax.test_util.check_grads.html)
 # says, so that the check stays cheap for large inputs; PyTorch's
 # `torch.autograd.gradcheck(..., fast_mode=True)` multiplies the Jacobian by random vectors for
-# the same reason, calling the function twice instead of twice per input
+# the same reason, calling the function twice instead of twice per input entry
 # ([pytorch/pytorch#53876](https://github.com/pytorch/pytorch/issues/53876)).
 #
-# `f` maps a 1-D `torch.float32` tensor `x` of shape `(D,)` to a 0-d tensor, `grad_f(x)` claims to
-# be its gradient, `eps` is the step, and `directions` is a `torch.float32` tensor of shape `(K, D)`
-# whose rows have norm 1 (the caller draws them, e.g. `torch.randn(K, D, generator=g)`, each row
-# divided by its norm, so your function needs no random numbers). Call `grad_f` once, `g =
-# grad_f(x)`; for each row $v$ compute $g \cdot v$, the central difference $\mathrm{fd}_v$, and
-# their relative error
+# `f` maps a 1-D `torch.float32` tensor `x` of shape `(D,)` to a 0-d tensor, `grad_f(x)`
+# claims to be its gradient, `eps` is the step, and `directions` is a `torch.float32` tensor of
+# shape `(K, D)` whose rows have norm 1 (the caller draws them, e.g.
+# `torch.randn(K, D, generator=g)`, each row divided by its norm, so your function needs no
+# random numbers). Call `grad_f` once, `g = grad_f(x)`; for each row $v$ compute $g \cdot v$,
+# the central difference $\mathrm{fd}_v$, and their relative error
 #
 # $$e_v = \frac{|g \cdot v - \mathrm{fd}_v|}{\max(|g \cdot v|,\ |\mathrm{fd}_v|,\ 10^{-12})}.$$
 #
@@ -165,7 +165,8 @@ H.lab01.check_mse_grad(mse_grad)
 #
 # The whole check costs `2 K` evaluations of `f` and one gradient. What it cannot see: a
 # gradient error orthogonal to every direction tried (then $g \cdot v$ is right although $g$ is
-# wrong). With directions drawn at random, that has probability zero.
+# wrong). With directions drawn at random from a continuous distribution (the normal, here),
+# that has probability zero.
 
 
 # %%
@@ -190,8 +191,11 @@ H.lab01.check_directional_gradient_error(directional_gradient_error)
 # %% [markdown]
 # Used on your `mse_grad`: a linear model with `D = 10,000` weights, checked along `K = 4`
 # random directions, with the gradient from autograd and with one wrong by a factor 2 (a
-# classic slip). The loss is quadratic in `w`, so the central difference is exact, up to
-# rounding, for any step: `eps = 1`.
+# classic slip). The loss is quadratic in `w`, so the central difference has no truncation
+# error, whatever the step: `eps = 1`. What is left for autograd's gradient, about `1e-3`,
+# is float32 rounding: each loss, about 2, is stored to about 7 significant digits, while
+# `f(w + v) - f(w - v)` is only about `6e-4` along one of the directions, so three or four of
+# its digits survive.
 
 # %%
 g = torch.Generator().manual_seed(0)

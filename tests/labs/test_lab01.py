@@ -509,7 +509,7 @@ TORCH_MISTAKES += [
         "topk_ties",
     ),
     ("top_k_accuracy", _t_topk(rule=lambda n, k: n <= k), "topk_off_by_one"),
-    ("top_k_accuracy", _t_topk(rule=lambda n, k: n < k - 1), "topk_off_by_one"),
+    ("top_k_accuracy", _t_topk(rule=lambda n, k: n < k - 1), "topk_one_short"),
     (
         "top_k_accuracy",
         _t_topk_indices(lambda lg, k: torch.topk(lg, k, largest=False).indices),
@@ -755,7 +755,7 @@ JAX_MISTAKES += [
         "topk_ties",
     ),
     ("top_k_accuracy", _j_topk(rule=lambda n, k: n <= k), "topk_off_by_one"),
-    ("top_k_accuracy", _j_topk(rule=lambda n, k: n < k - 1), "topk_off_by_one"),
+    ("top_k_accuracy", _j_topk(rule=lambda n, k: n < k - 1), "topk_one_short"),
     (
         "top_k_accuracy",
         _j_topk_indices(lambda lg, k: jnp.argsort(lg, axis=-1)[:, :k]),
@@ -883,6 +883,215 @@ JAX_MISTAKES += [
     ("directional_gradient_error", _j_dgc(reduce=min), "dgc_mean"),
     ("directional_gradient_error", _j_dgc(reduce=sum), "dgc_mean"),
     ("directional_gradient_error", _j_dgc(reduce=lambda e: e[-1]), "dgc_first"),
+]
+
+
+# From a second student pass: before the fix each passed, or got a generic, empty or misleading
+# hint (the old check's hint in brackets).
+def _t_topk_own(own):
+    """top_k_accuracy in PyTorch with the label's score taken by ``own(logits, labels)``."""
+
+    def top_k_accuracy(logits, labels, k):
+        _k_guard(logits, k)
+        return ((logits > own(logits, labels)).sum(1) < k).float().mean().item()
+
+    return top_k_accuracy
+
+
+def _t_kth_strict(logits, labels, k):
+    _k_guard(logits, k)
+    kth = torch.topk(logits, k).values[:, -1]  # (B,)
+    return (logits[torch.arange(len(labels)), labels] > kth).float().mean().item()
+
+
+def _t_no_floor(exact, fd):
+    return ((exact - fd).abs() / max(exact.abs().item(), fd.abs().item())).item()
+
+
+def _t_no_floor_tensor(f, grad_f, x, eps, directions):
+    exact = directions @ grad_f(x)
+    fd = torch.stack([_t_central(f, x, eps, v) for v in directions])
+    return ((exact - fd).abs() / torch.maximum(exact.abs(), fd.abs())).max().item()
+
+
+def _t_signed_reversed(exact, fd):
+    scale = max(exact.abs().item(), fd.abs().item(), 1e-12)
+    return ((fd - exact) / scale).item()
+
+
+TORCH_MISTAKES += [
+    # [topk_off_by_one]: >= counts the label's own class, and a strict > against the k-th.
+    (
+        "top_k_accuracy",
+        _t_topk(count=lambda lg, own: (lg >= own).sum(1)),
+        "topk_one_short",
+    ),
+    ("top_k_accuracy", _t_kth_strict, "topk_one_short"),
+    # [generic]: a gather over the examples.
+    (
+        "top_k_accuracy",
+        _t_topk_own(lambda lg, lb: lg.gather(0, lb[:, None])),
+        "topk_gather",
+    ),
+    # [empty]: gather's own error.
+    (
+        "top_k_accuracy",
+        _t_topk_own(lambda lg, lb: lg.gather(1, lb.float()[:, None])),
+        "topk_labels_int",
+    ),
+    # [topk_off_by_one, topk_axis before the consistency check]: one-hot labels.
+    (
+        "top_k_accuracy",
+        _t_topk_own(lambda lg, lb: lg * F.one_hot(lb, lg.shape[1])),
+        "topk_labels_int",
+    ),
+    # [generic]: divided by the number of classes.
+    (
+        "top_k_accuracy",
+        lambda lg, lb, k: _t_topk()(lg, lb, k) * len(lb) / lg.shape[1],
+        "topk_classes",
+    ),
+    # [passed]: no floor in the denominator; 0 / 0 where g . v and fd are both 0.
+    ("directional_gradient_error", _t_dgc(rel=_t_no_floor), "dgc_tiny"),
+    ("directional_gradient_error", _t_no_floor_tensor, "dgc_tiny"),
+    # [dgc_first]
+    ("directional_gradient_error", _t_dgc(rel=_t_signed_reversed), "dgc_signed"),
+    # [generic]
+    (
+        "directional_gradient_error",
+        _t_dgc(
+            diff=lambda f, x, eps, v: (f(x + eps * v) - f(x - eps * v)) / (2 * eps**2)
+        ),
+        "dgc_one_eps",
+    ),
+    (
+        "directional_gradient_error",
+        _t_dgc(diff=lambda f, x, eps, v: (f(x + eps + v) - f(x - eps - v)) / (2 * eps)),
+        "dgc_unscaled",
+    ),
+    (
+        "directional_gradient_error",
+        _t_dgc(rel=lambda a, b: ((a - b).abs() / ((a.abs() + b.abs()) / 2)).item()),
+        "dgc_denominator",
+    ),
+    ("directional_gradient_error", _t_dgc(dot=lambda g, v: (g * v).mean()), "dgc_dot"),
+    (
+        "top_k_accuracy",
+        lambda lg, lb, k: round(_t_topk()(lg, lb, k), 2),
+        "topk_rounded",
+    ),
+    (
+        "directional_gradient_error",
+        lambda *args: round(_t_dgc()(*args), 3),
+        "dgc_rounded",
+    ),
+]
+
+
+def _j_topk_own(own):
+    """top_k_accuracy in JAX with the label's score taken by ``own(logits, labels)``."""
+
+    def top_k_accuracy(logits, labels, k):
+        _k_guard(logits, k)
+        return float(((logits > own(logits, labels)).sum(-1) < k).mean())
+
+    return top_k_accuracy
+
+
+def _j_no_floor(exact, fd):
+    return float(jnp.abs(exact - fd)) / max(float(jnp.abs(exact)), float(jnp.abs(fd)))
+
+
+def _j_no_floor_array(f, grad_f, x, eps, directions):
+    exact = directions @ grad_f(x)
+    fd = jax.vmap(lambda v: _j_central(f, x, eps, v))(directions)
+    return float(
+        jnp.max(jnp.abs(exact - fd) / jnp.maximum(jnp.abs(exact), jnp.abs(fd)))
+    )
+
+
+JAX_MISTAKES += [
+    # [topk_off_by_one]
+    (
+        "top_k_accuracy",
+        _j_topk(count=lambda lg, own: (lg >= own).sum(-1)),
+        "topk_one_short",
+    ),
+    # [topk_error_rate]: jnp.take without an axis reads the flattened logits.
+    (
+        "top_k_accuracy",
+        _j_topk_own(lambda lg, lb: jnp.take(lg, lb)[:, None]),
+        "topk_gather",
+    ),
+    # [generic]
+    (
+        "top_k_accuracy",
+        _j_topk_own(lambda lg, lb: jnp.take_along_axis(lg, lb[:, None], axis=0)),
+        "topk_gather",
+    ),
+    # [topk_k_valid]: take_along_axis' ValueError read as a k check.
+    (
+        "top_k_accuracy",
+        _j_topk_own(lambda lg, lb: jnp.take_along_axis(lg, lb, axis=-1)),
+        "topk_broadcast",
+    ),
+    # [topk_off_by_one]: one-hot labels.
+    (
+        "top_k_accuracy",
+        _j_topk_own(lambda lg, lb: lg * jax.nn.one_hot(lb, lg.shape[1])),
+        "topk_labels_int",
+    ),
+    # [empty]
+    (
+        "top_k_accuracy",
+        _j_topk_own(
+            lambda lg, lb: jnp.take_along_axis(lg, lb.astype(lg.dtype)[:, None], -1)
+        ),
+        "topk_labels_int",
+    ),
+    # [generic]
+    (
+        "top_k_accuracy",
+        lambda lg, lb, k: _j_topk()(lg, lb, k) * lb.shape[0] / lg.shape[1],
+        "topk_classes",
+    ),
+    # [passed]
+    ("directional_gradient_error", _j_dgc(rel=_j_no_floor), "dgc_tiny"),
+    ("directional_gradient_error", _j_no_floor_array, "dgc_tiny"),
+    # [dgc_first]
+    (
+        "directional_gradient_error",
+        _j_dgc(
+            rel=lambda a, b: (
+                float(b - a) / max(float(jnp.abs(a)), float(jnp.abs(b)), 1e-12)
+            )
+        ),
+        "dgc_signed",
+    ),
+    # [generic]
+    (
+        "directional_gradient_error",
+        _j_dgc(
+            diff=lambda f, x, eps, v: (f(x + eps * v) - f(x - eps * v)) / (2 * eps**2)
+        ),
+        "dgc_one_eps",
+    ),
+    (
+        "directional_gradient_error",
+        _j_dgc(diff=lambda f, x, eps, v: (f(x + eps + v) - f(x - eps - v)) / (2 * eps)),
+        "dgc_unscaled",
+    ),
+    ("directional_gradient_error", _j_dgc(dot=lambda g, v: jnp.mean(g * v)), "dgc_dot"),
+    (
+        "top_k_accuracy",
+        lambda lg, lb, k: round(_j_topk()(lg, lb, k), 3),
+        "topk_rounded",
+    ),
+    (
+        "directional_gradient_error",
+        lambda *args: round(_j_dgc()(*args), 2),
+        "dgc_rounded",
+    ),
 ]
 
 
@@ -1071,6 +1280,38 @@ def _j_dgc_python(f, grad_f, x, eps, directions):
     return float(max(errors))
 
 
+# From a second student pass on exercises 2 and 4: each passed already.
+def _t_topk_one_hot_einsum(logits, labels, k):
+    _k_guard(logits, k)
+    one_hot = F.one_hot(labels, logits.shape[1]).to(logits.dtype)
+    own = torch.einsum("bc,bc->b", logits, one_hot)[:, None]
+    return ((logits > own).sum(1) < k).float().mean().item()
+
+
+def _t_dgc_vmap(f, grad_f, x, eps, directions):
+    exact = directions @ grad_f(x)
+    fd = torch.func.vmap(lambda v: _t_central(f, x, eps, v))(directions)
+    scale = torch.maximum(exact.abs(), fd.abs()).clamp_min(1e-12)
+    return ((exact - fd).abs() / scale).max().item()
+
+
+def _j_topk_vmap_rows(logits, labels, k):
+    _k_guard(logits, k)
+    hits = jax.vmap(lambda row, label: (row > row[label]).sum() < k)(logits, labels)
+    return float(hits.mean())
+
+
+def _j_dgc_jitted(f, grad_f, x, eps, directions):
+    @jax.jit
+    def largest(x, directions):
+        exact = directions @ grad_f(x)
+        fd = jax.vmap(lambda v: _j_central(f, x, eps, v))(directions)
+        scale = jnp.maximum(jnp.maximum(jnp.abs(exact), jnp.abs(fd)), 1e-12)
+        return jnp.max(jnp.abs(exact - fd) / scale)
+
+    return largest(x, directions).item()
+
+
 VALID = {
     "pytorch": [
         ("preprocess", lambda im: im.flatten(1) / 255),
@@ -1092,6 +1333,8 @@ VALID = {
         ),
         ("directional_gradient_error", _t_dgc_batched),
         ("directional_gradient_error", _t_dgc_float64),
+        ("top_k_accuracy", _t_topk_one_hot_einsum),
+        ("directional_gradient_error", _t_dgc_vmap),
     ],
     "jax": [
         ("preprocess", lambda im: jnp.reshape(im, (-1, 784)) / 255.0),
@@ -1109,6 +1352,8 @@ VALID = {
         ("top_k_accuracy", _j_topk_softmax),
         ("directional_gradient_error", _j_dgc_vmap),
         ("directional_gradient_error", _j_dgc_python),
+        ("top_k_accuracy", _j_topk_vmap_rows),
+        ("directional_gradient_error", _j_dgc_jitted),
     ],
 }
 

@@ -65,6 +65,9 @@ HINTS = Hints(
         "column: jnp.take_along_axis(logits, labels[:, None], axis=-1) or "
         "logits[jnp.arange(len(labels)), labels][:, None]; a (B,) array lines up with the "
         "class axis instead",
+        "topk_gather": "take each row's own label score with jnp.take_along_axis(logits, "
+        "labels[:, None], axis=-1): jnp.take without an axis reads the flattened logits "
+        "(row 0's classes), and axis=0 indexes the rows with the labels",
         "scalar_loss": "jax.grad needs a function that returns one number: take the mean "
         "over examples",
         "elementwise": "the branch depends on the sum of x, one decision for the whole "
@@ -98,7 +101,12 @@ JAX = lab_framework(HINTS, _explain)
 _TOPK = dataclasses.replace(
     JAX,
     explain=explainer(
-        {r"[Ii]ncompatible shapes for broadcasting": "topk_broadcast", **_MESSAGES},
+        {
+            r"[Ii]ncompatible shapes for broadcasting|indices and arr must have the same "
+            r"number of dimensions": "topk_broadcast",
+            r"indices must be of integer type|Indexer must have integer": "topk_labels_int",
+            **_MESSAGES,
+        },
         HINTS,
         types=dict.fromkeys(TRACER_ERRORS, "traced_value"),
     ),
@@ -189,6 +197,7 @@ check_directional_gradient_error = partial(
             {
                 r"contracting dimensions to have the same shape|[Ii]ncompatible shapes "
                 r"for broadcasting": "dgc_rows",
+                r"division by zero": "dgc_tiny",
                 **_MESSAGES,
             },
             HINTS,

@@ -12,6 +12,10 @@ value lies between "every tie against the label" and the rule is a tie broken by
 (``topk``, ``argsort``) and gets a hint of its own. ``torch.topk`` and ``jax.lax.top_k`` are
 tools a student may use, not answer keys: they pick among tied scores by position, so the tie
 batch fails them. Neither scikit-learn nor torchmetrics is installed, so nothing is refused.
+
+On 7 examples two mistakes can give the same fraction on one batch; when the answer matches
+several, the later batches decide (``_consistent``): the hint is that of a mistake that also
+explains the answer there.
 """
 
 from __future__ import annotations
@@ -38,6 +42,19 @@ HINTS = Hints(
         "topk_off_by_one": "k is off by one: an example is right when 0, 1, ..., or k - 1 "
         "classes score strictly higher than its label's class, that is count < k (not "
         "count <= k, nor count < k - 1)",
+        "topk_one_short": "one class too many is counted above the label: >= also counts "
+        "the label's own class (its score equals itself), and count < k - 1 or a score "
+        "strictly above the k-th largest stops one place short; count the classes scoring "
+        "strictly higher (>) and test count < k",
+        "topk_gather": "take each row's own label score: row i, column labels[i] (the class "
+        "axis, the last one); indexing the rows by the labels, or the flattened logits, "
+        "reads other examples' scores",
+        "topk_classes": "divide by the number of examples (logits.shape[0], len(labels)), "
+        "not by the number of classes",
+        "topk_labels_int": "labels are class indices: keep them integers as they are "
+        "given (no conversion to float, no one-hot), and index the logits with them",
+        "topk_rounded": "return the fraction as it is, unrounded: round only where you "
+        "print it (f'{accuracy:.3f}')",
         "topk_bottom": "those are the k lowest scores: top-k means the k highest (count "
         "the classes that score higher than the label's, or sort in descending order)",
         "topk_argmax": "that is plain (top-1) accuracy: the label may be any of the k "
@@ -85,13 +102,27 @@ def top_k_mistakes(
     for each known mistake, on one batch."""
     n = _counts(logits, labels)
     hits = n["gt"] < k
+    classes = logits.shape[1]
+
+    def gathered(axis: int) -> np.ndarray:
+        """The labels read along the wrong axis: column 0 of row labels[i] (a gather over
+        the examples), or row 0's class labels[i] (a take from the flattened logits)."""
+        return (logits[labels, 0] if axis == 0 else logits[0, labels])[:, None]
+
     own = logits[np.arange(len(labels)), labels][:, None]
     present = np.unique(labels)
     per_class = np.mean([hits[labels == c].mean() for c in present])
     mistakes = [
         # First: on a tie batch it can equal count < k - 1 (caught earlier, without ties).
         ("topk_ties_against", (n["ge"] <= k).mean()),
-        ("topk_off_by_one", (n["gt"] < k - 1).mean()),
+        ("topk_gather", ((logits > gathered(0)).sum(1) < k).mean()),
+        ("topk_gather", ((logits > gathered(1)).sum(1) < k).mean()),
+        ("topk_classes", hits.sum() / classes),
+        # One-hot labels: each score against itself or 0, entry by entry.
+        (
+            "topk_labels_int",
+            ((logits > logits * np.eye(classes)[labels]).sum(1) < k).mean(),
+        ),
         ("topk_off_by_one", (n["gt"] <= k).mean()),
         ("topk_bottom", (n["lt"] < k).mean()),
         ("topk_bottom", (n["le"] <= k).mean()),
@@ -105,14 +136,45 @@ def top_k_mistakes(
         ("topk_error_rate", 1 - hits.mean()),
         ("topk_count", float(hits.sum())),
     ]
+    if k > 1:  # count < 0 is 0 for every answer: no evidence of anything at k = 1
+        # >= counts the label itself; > the k-th largest score; count < k - 1.
+        mistakes.insert(1, ("topk_one_short", (n["gt"] < k - 1).mean()))
     # k ignored: the top-j accuracy for another j (not C, where every example counts).
-    classes = logits.shape[1]
     mistakes += [("topk_ignores_k", (n["gt"] < j).mean()) for j in range(1, classes)]
-    return float(hits.mean()), float((n["ge"] <= k).mean()), mistakes
+    right = float(hits.mean())
+    mistakes += [("topk_rounded", round(right, d)) for d in (1, 2, 3, 4)]
+    return right, float((n["ge"] <= k).mean()), mistakes
+
+
+def _quiet(top_k_accuracy: Callable, fw: Framework, batch) -> float | None:
+    """The answer on another batch as a float, or None if it raises or is no number."""
+    logits, labels, k = batch
+    try:
+        return float(top_k_accuracy(fw.from_numpy(logits), fw.from_numpy(labels), k))
+    except Exception:
+        return None
+
+
+def _consistent(keys: set[str], top_k_accuracy: Callable, fw: Framework, later) -> set:
+    """The hint keys among ``keys`` that some known mistake of theirs also explains on every
+    later batch: on 7 examples two mistakes can give the same fraction on one batch."""
+    for batch in later:
+        value = _quiet(top_k_accuracy, fw, batch)
+        if value is None:
+            continue
+        _, _, mistakes = top_k_mistakes(*batch)
+        known = {key for key, _ in mistakes}
+        keys = {
+            key
+            for key in keys
+            if key not in known  # no such mistake on this batch: no evidence
+            or any(m == key and abs(value - wrong) < 1e-6 for m, wrong in mistakes)
+        }
+    return keys
 
 
 def _case(
-    c: Checker, top_k_accuracy: Callable, logits: np.ndarray, labels, k: int
+    c: Checker, top_k_accuracy: Callable, logits: np.ndarray, labels, k: int, later=()
 ) -> None:
     expected, against, mistakes = top_k_mistakes(logits, labels, k)
     b = len(labels)
@@ -144,6 +206,10 @@ def _case(
     # Between "every tie against the label" and the rule, a whole number of hits: a sort.
     if against - 1e-9 <= value < expected - 1e-9 and abs(hits - round(hits)) < 1e-4:
         hint = c.hint("topk_ties")
+    matching = {key for key, wrong in mistakes if abs(value - wrong) < 1e-6}
+    if len(matching) > 1 and abs(value - expected) > 1e-6:  # which one? ask the others
+        keep = _consistent(matching, top_k_accuracy, c.fw, later)
+        mistakes = sorted(mistakes, key=lambda m: m[0] not in keep)  # stable
     c.close(
         value,
         expected,
@@ -208,11 +274,10 @@ def check_top_k_accuracy(top_k_accuracy: Callable, fw: Framework) -> None:
     with checking(
         "top_k_accuracy",
         fw,
-        passed="four batches, ties in the label's favour, k = 1 and k = C, ValueError "
-        "for k = 0 and k = C + 1",
+        passed="4 batches with ties, k = 1 and C; ValueError at k = 0 and C + 1",
     ) as c:
-        for logits, labels, k in batches:
-            _case(c, top_k_accuracy, logits, labels, k)
+        for i, (logits, labels, k) in enumerate(batches):
+            _case(c, top_k_accuracy, logits, labels, k, batches[i + 1 :])
         logits, labels, _ = batches[0]
         for k in (0, logits.shape[1] + 1):
             _invalid_k(c, top_k_accuracy, logits, labels, k)

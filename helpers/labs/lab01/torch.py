@@ -64,6 +64,9 @@ HINTS = Hints(
         "topk_broadcast": "compare each row with its own label's score, as a (B, 1) "
         "column: logits.gather(1, labels[:, None]) or logits[torch.arange(len(labels)), "
         "labels][:, None]; a (B,) tensor lines up with the class axis instead",
+        "topk_gather": "take each row's own label score with logits.gather(1, labels[:, "
+        "None]) (dim 1, the classes): gather(0, ...) indexes the rows with the labels and "
+        "reads other examples' scores",
         "dgc_autograd": "grad_f is the gradient under test: leave x as it is (no "
         "requires_grad_(), no backward()) and estimate each directional derivative from "
         "f(x + eps * v) and f(x - eps * v)",
@@ -119,9 +122,17 @@ _ERRORS = {
 
 _explain = explainer(_ERRORS, HINTS)
 # Exercise 2: a (B,) vector of the labels' scores against (B, C) logits.
-_TOPK_ERRORS = {r"must match the size of tensor b": "topk_broadcast", **_ERRORS}
+_TOPK_ERRORS = {
+    r"must match the size of tensor b": "topk_broadcast",
+    r"Expected dtype int32/int64 for index|tensors used as indices must be": "topk_labels_int",
+    **_ERRORS,
+}
 # Exercise 4: a column of directions (K,) dotted with the gradient (D,).
-_DGC_ERRORS = {r"inconsistent tensor size|size of tensor a": "dgc_rows", **_ERRORS}
+_DGC_ERRORS = {
+    r"inconsistent tensor size|size of tensor a": "dgc_rows",
+    r"division by zero": "dgc_tiny",
+    **_ERRORS,
+}
 # Exercise 5 has labels and a model, and no w: its own wording of two errors.
 _STEP_ERRORS = {
     # Before _ERRORS' preprocess_batch: here a fixed 784 is the mistake, not the batch size.

@@ -195,9 +195,9 @@ H.lab01.check_directional_gradient_error(directional_gradient_error)
 # random directions, with the gradient from `jax.grad` and with one wrong by a factor 2 (a
 # classic slip). The loss is quadratic in `w`, so the central difference has no truncation
 # error, whatever the step: `eps = 1`. What is left for `jax.grad`'s gradient, about `1e-3`,
-# is float32 rounding: each loss, about 2, is stored to about 7 significant digits, while
-# `f(w + v) - f(w - v)` is only about `3e-4` along one of the directions, so three or four of
-# its digits survive.
+# is float32 rounding: each loss is stored to about 7 significant digits, and the last line
+# below prints the loss beside the smallest $|f(w + v) - f(w - v)|$ over the directions,
+# thousands of times smaller, of which only three or four digits survive.
 
 # %%
 key_X, key_y, key_w, key_v = jax.random.split(jax.random.key(0), 4)
@@ -225,6 +225,11 @@ try:
         error = directional_gradient_error(loss, grad, w, 1.0, directions)
         print(f"{name:>12}: largest relative error {error:.1e}, {len(calls)} calls")
     print(f"chapter 1's check, coordinate by coordinate: {2 * D:,} calls of f")
+    gaps = [float(jnp.abs(loss(w + v) - loss(w - v))) for v in directions]  # (K,)
+    print(f"loss {float(loss(w)):.3f}, smallest |f(w + v) - f(w - v)| {min(gaps):.1e}")
+    assert float(loss(w)) > 1000 * min(gaps), (
+        "the text says: thousands of times smaller"
+    )
 except NotImplementedError:
     print("solve exercises 3 and 4 first")
 

@@ -73,9 +73,11 @@ H.lab01.check_preprocess(preprocess)
 # Python `float` between 0 and 1.
 #
 # "Among the `k` highest" needs a rule for ties: with scores `[4, 1, 1, 1]`, which classes are
-# the top two? `torch.topk` and `argsort` choose among equal scores by position, so the answer
-# would depend on where the label sits. Use this rule: an example counts when **fewer than `k`
-# classes score strictly higher** than its label's class, so a tie goes in the label's favour.
+# the top two? `torch.topk` and `argsort` pick among equal scores in an order their
+# documentation leaves open (here `torch.topk` on `[4, 1, 1, 1]` with `k = 2` returns classes
+# 0 and 2), so the answer would depend on where the label sits. Use this rule: an example
+# counts when **fewer than `k` classes score strictly higher** than its label's class, so a tie
+# goes in the label's favour.
 # (scikit-learn's `top_k_accuracy_score` decides otherwise: among equal scores it takes the
 # classes with the highest indices first, its
 # [documentation](https://scikit-learn.org/stable/modules/generated/sklearn.metrics.top_k_accuracy_score.html)
@@ -155,7 +157,9 @@ H.lab01.check_mse_grad(mse_grad)
 # The whole check costs `2 K` evaluations of `f` and one gradient. What it cannot see: a
 # gradient error orthogonal to every direction tried (then $g \cdot v$ is right although $g$ is
 # wrong). With directions drawn at random from a continuous distribution (the normal, here),
-# that has probability zero.
+# that has probability zero in exact arithmetic. In float32, an error much smaller than the
+# gradient (one wrong entry among millions) can hide under the rounding floor, about `1e-3`,
+# that the demo below shows.
 
 
 # %%

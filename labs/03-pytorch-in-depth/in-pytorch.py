@@ -200,11 +200,12 @@ H.lab03.check_early_stopping(EarlyStopping)
 
 # %% [markdown]
 # Your `EarlyStopping` on MNIST: exercise 2's `train_step` with Adam on a small MLP with a
-# batch-norm, a validation split held out from the training images, one `step` per epoch;
-# then exercise 3's `evaluate_accuracy` with the weights restored and with the last ones.
-# Expect them close: the loop stops `patience` epochs after the best one (the patience is
-# printed below), and the restored weights are the validation loss's choice, not a promise of
-# the best test accuracy.
+# batch-norm, a validation split held out from the training images, a full pass over the rest
+# per epoch and one call of `stopper.step` after it; then exercise 3's `evaluate_accuracy`
+# with the weights restored and with the last ones. Expect them close: the loop stops
+# `patience` epochs after the best one (or at the last epoch, if that comes first; the
+# patience is printed below), and the restored weights are the validation loss's choice, not
+# a promise of the best test accuracy.
 # The sizes are `H.sizes("lab03_early_stopping")`, in helpers/scale/foundations.py.
 
 

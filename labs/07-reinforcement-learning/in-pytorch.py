@@ -112,10 +112,10 @@ H.lab07.check_gae(gae)
 #
 # * normalise the advantages, $\hat A = (A - \bar A) / (\operatorname{std}(A) + 10^{-8})$
 #   (population std: `A.std(correction=0)`);
-# * $\rho = \exp(\log\pi_{\text{new}} - \log\pi_{\text{old}})$ and
-#   `policy_loss` $= -\operatorname{mean}\left(\min(\rho\hat A,\;
-#   \operatorname{clip}(\rho, 1 - \epsilon, 1 + \epsilon)\,\hat A)\right)$ ($\epsilon$ is the
-#   argument `clip`, e.g. 0.2);
+# * $\rho = \exp(\log\pi_{\text{new}} - \log\pi_{\text{old}})$, its clipped copy
+#   $\tilde\rho = \operatorname{clip}(\rho, 1 - \epsilon, 1 + \epsilon)$ ($\epsilon$ is the
+#   argument `clip`, e.g. 0.2), and
+#   `policy_loss` $= -\operatorname{mean}(\min(\rho\hat A,\ \tilde\rho\hat A))$;
 # * the value target is fixed by the rollout, `returns = advantages + old_values` (raw
 #   advantages), and `value_loss` $= \tfrac12 \operatorname{mean}((V_{\text{new}} -
 #   \text{returns})^2)$.

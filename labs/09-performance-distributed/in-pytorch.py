@@ -117,7 +117,8 @@ H.lab09.check_average_gradients(average_gradients)
 # `set_epoch` each epoch), and take `sizes.steps` SGD steps with learning rate
 # `sizes.learning_rate` on the mean cross-entropy. The `DataLoader` reads
 # `sizes.batch_size // world_size` rows per step; keep going across epochs until `sizes.steps`
-# steps are taken. Return `(model, losses)`, the losses a list of floats. The check asserts that two ranks end where one process ends.
+# steps are taken. Return `(model, losses)`, the losses a list of floats. The check asserts
+# that two ranks end where one process ends.
 
 
 # %%
@@ -207,23 +208,32 @@ except NotImplementedError:
 
 # %% [markdown]
 # Chapter 9 counts bytes; a time also pays for every message. In the usual model of a
-# collective's cost {cite}`thakur2005optimization`, a latency $\alpha$ per message plus $\beta$
-# seconds per byte, your ring takes $W-1$ steps each way, each a message of $N/W$ numbers:
+# collective's cost {cite}`thakur2005optimization`, a latency $\alpha$ per message, $\beta$
+# seconds per byte sent and $\gamma$ per byte added, your ring takes $W-1$ steps each way, each
+# a message of $N/W$ numbers:
 #
-# $$T_\text{ring} \approx 2(W-1)\,\alpha + \frac{2(W-1)}{W}\,4N\,\beta .$$
+# $$T_\text{ring} \approx 2(W-1)\,\alpha + \frac{2(W-1)}{W}\,4N\,\beta
+# + \frac{W-1}{W}\,4N\,\gamma .$$
 #
-# For small $N$ the first term is nearly all of it (latency-bound): the time barely grows
-# with $N$, and 4 processes pay for 6 messages where 2 pay for 2 (on a 2-core machine, 4
-# processes also wait for a core). For large $N$ the second term takes over
-# (bandwidth-bound): the time grows with the bytes in the last column. gloo's all-reduce is a
-# ring too: PyTorch's gloo backend calls gloo's `allreduce` without choosing an algorithm,
-# and gloo then runs
+# For small $N$ the first term is nearly all of it (latency-bound): the time hardly changes
+# with $N$ (the run-to-run noise is larger than the growth), and 4 processes pay for 6
+# messages where 2 pay for 2 (on a 2-core machine, 4 processes also wait for a core). For
+# large $N$ the other terms take over (bandwidth-bound): the time grows with the bytes in the
+# last column.
+#
+# gloo's all-reduce is a ring too. PyTorch's gloo backend
+# ([`ProcessGroupGloo.cpp`](https://github.com/pytorch/pytorch/blob/main/torch/csrc/distributed/c10d/ProcessGroupGloo.cpp))
+# calls gloo's `allreduce` without choosing an algorithm, and gloo then runs
 # [its ring](https://github.com/pytorch/gloo/blob/main/gloo/allreduce.cc), which sends the
-# same $2N(W-1)/W$ per rank but cuts each chunk into segments, so that sending one overlaps
-# adding another, with no Python between messages. So where yours is slower at small $N$, the
-# difference is the cost of each message (each of your `isend`, `recv` and `wait` is a call
-# from Python), not another algorithm. These timings come from shared processor cores and vary
-# from run to run, so the cell asserts your sums, not which is faster.
+# same $2N(W-1)/W$ numbers per rank, but in at least twice as many messages: it cuts each
+# chunk into segments, so that sending one overlaps adding another, with no Python between
+# messages. (Newer gloo, as on that page, can send ranks on one machine through shared memory
+# instead; the gloo built into torch 2.14.1 has no such path, so these ranks get the ring.) By
+# the model gloo pays more latency than yours; where it is still faster at small
+# $N$, each of your messages costs far more than the wire's $\alpha$: a separate blocking
+# call that has to wake its process, on cores the ranks share. At large $N$, the overlap is
+# what yours lacks. The algorithm is the same. These timings come from shared processor cores
+# and vary from run to run, so the cell asserts your sums, not which is faster.
 #
 # Chapter 9's [PyTorch notebook](../../chapters/09-performance-distributed/in-pytorch.ipynb)
 # runs a DDP worker like exercise 4's on two processes (section 9.3) and on two "nodes" joined

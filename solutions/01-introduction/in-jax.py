@@ -168,7 +168,9 @@ H.lab01.check_mse_grad(mse_grad)
 # The whole check costs `2 K` evaluations of `f` and one gradient. What it cannot see: a
 # gradient error orthogonal to every direction tried (then $g \cdot v$ is right although $g$ is
 # wrong). With directions drawn at random from a continuous distribution (the normal, here),
-# that has probability zero.
+# that has probability zero in exact arithmetic. In float32, an error much smaller than the
+# gradient (one wrong entry among millions) can hide under the rounding floor, about `1e-3`,
+# that the demo below shows.
 
 
 # %%
@@ -205,7 +207,7 @@ N, D, K = 64, 10_000, 4
 X = jax.random.normal(key_X, (N, D)) / D**0.5  # (N, D)
 y = jax.random.normal(key_y, (N,))  # (N,)
 w = jax.random.normal(key_w, (D,))  # (D,)
-directions = jax.random.normal(key_v, (K, D))
+directions = jax.random.normal(key_v, (K, D))  # (K, D)
 # (K, D), rows of norm 1
 directions /= jnp.linalg.norm(directions, axis=1, keepdims=True)
 calls = []

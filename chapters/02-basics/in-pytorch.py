@@ -70,7 +70,13 @@ H.runtime_info()
 # **batch** of $B$ inputs, the rows of $X \in \mathbb{R}^{B \times n}$, the whole layer is one
 # matrix product,
 #
-# $$ Z = X W + b, \qquad X: (B, n),\; W: (n, m),\; b: (m,) \text{ broadcast over rows},\; Z: (B, m), $$
+# $$
+# \begin{gathered}
+# Z = X W + b, \\
+# X: (B, n),\; W: (n, m),\; Z: (B, m), \\
+# b: (m,) \text{ broadcast over rows},
+# \end{gathered}
+# $$
 #
 # followed by $\varphi$ element-wise. That is why deep learning runs on hardware built for
 # matrix products: a layer applied to a batch is one of them. The layer has $n m + m$
@@ -311,8 +317,11 @@ print("stable log-softmax == torch.log_softmax")
 # is
 #
 # $$
-# Z_1 = X W_1 + b_1, \quad A_1 = \operatorname{ReLU}(Z_1), \quad Z_2 = A_1 W_2 + b_2, \quad
-# P = \operatorname{softmax}(Z_2), \quad L = -\frac{1}{B} \sum_{i=1}^{B} \log P_{i, y_i},
+# \begin{gathered}
+# Z_1 = X W_1 + b_1, \quad A_1 = \operatorname{ReLU}(Z_1), \\
+# Z_2 = A_1 W_2 + b_2, \quad P = \operatorname{softmax}(Z_2), \\
+# L = -\frac{1}{B} \sum_{i=1}^{B} \log P_{i, y_i},
+# \end{gathered}
 # $$
 #
 # with shapes $W_1: (784, H)$, $b_1: (H,)$, $Z_1, A_1: (B, H)$, $W_2: (H, 10)$, $b_2: (10,)$,
@@ -571,10 +580,12 @@ assert final > (0.5 if H.current_scale() == "smoke" else 0.97), final
 # with stride $s$ and the input padded with $p$ zeros on each side,
 #
 # $$
+# \begin{gathered}
 # y_{n,o,i,j} = b_o + \sum_{c=1}^{C_\text{in}} \sum_{u=0}^{k-1} \sum_{v=0}^{k-1}
 #     w_{o,c,u,v}\; x_{n,c,\,s i+u,\,s j+v},
-# \qquad
+# \\
 # H_\text{out} = \left\lfloor \frac{H + 2p - k}{s} \right\rfloor + 1 .
+# \end{gathered}
 # $$
 #
 # Strictly this is a cross-correlation (the kernel is not flipped); every framework calls it
@@ -831,11 +842,11 @@ print(f"hand-written RNN equals nn.RNN: outputs {tuple(ours.shape)}")
 #
 # $$
 # \begin{aligned}
-# i_t &= \sigma(W_{ii} x_t + b_{ii} + W_{hi} h_{t-1} + b_{hi}), &
+# i_t &= \sigma(W_{ii} x_t + b_{ii} + W_{hi} h_{t-1} + b_{hi}), \\
 # f_t &= \sigma(W_{if} x_t + b_{if} + W_{hf} h_{t-1} + b_{hf}), \\
-# g_t &= \tanh(W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg}), &
+# g_t &= \tanh(W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg}), \\
 # o_t &= \sigma(W_{io} x_t + b_{io} + W_{ho} h_{t-1} + b_{ho}), \\
-# c_t &= f_t \odot c_{t-1} + i_t \odot g_t, &
+# c_t &= f_t \odot c_{t-1} + i_t \odot g_t, \\
 # h_t &= o_t \odot \tanh(c_t).
 # \end{aligned}
 # $$
@@ -1052,8 +1063,10 @@ plt.show()
 # things; their outputs are concatenated and projected back to $d_\text{model}$:
 #
 # $$
-# \operatorname{head}_j = \operatorname{Attention}(X W^Q_j, X W^K_j, X W^V_j), \qquad
+# \begin{gathered}
+# \operatorname{head}_j = \operatorname{Attention}(X W^Q_j, X W^K_j, X W^V_j), \\
 # \operatorname{MHA}(X) = [\operatorname{head}_1, \dots, \operatorname{head}_h]\, W^O .
+# \end{gathered}
 # $$
 #
 # In code the $h$ projections are one matrix of width $d_\text{model}$, reshaped into heads.

@@ -189,7 +189,9 @@ assert text_accuracy > 0.55, "the IMDB model should learn above chance (50 %)"
 # convolution, each row of a linear layer), because channels differ in range and one shared
 # scale wastes the small ones' precision {cite}`krishnamoorthi2018quantizing`:
 #
-# $$s_c = \frac{\max_i |W_{c,i}|}{127}, \qquad q_{c,i} = \operatorname{clip}\big(\operatorname{round}(W_{c,i} / s_c), -127, 127\big), \qquad \hat W_{c,i} = s_c\, q_{c,i}.$$
+# $$
+# \begin{gathered} s_c = \frac{\max_i |W_{c,i}|}{127}, \qquad \hat W_{c,i} = s_c\, q_{c,i}, \\ q_{c,i} = \operatorname{clip}\big(\operatorname{round}(W_{c,i} / s_c), -127, 127\big). \end{gathered}
+# $$
 #
 # The rounding error is at most $s_c / 2$ per weight. The output-channel axis is the first axis
 # of PyTorch's weights, `(out, in, kh, kw)` for a convolution and `(out, in)` for a linear

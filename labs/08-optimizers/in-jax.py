@@ -113,8 +113,10 @@ H.lab08.check_adamw(adamw)
 #
 # $$\eta(t) = \text{init} + (\text{peak} - \text{init})\,\frac{t}{W} \quad (t < W),$$
 #
-# $$\eta(t) = \text{end} + (\text{peak} - \text{end})\,\frac{1 + \cos(\pi s / S)}{2},\;
-# s = t - W,\; S = T - W \quad (t \ge W),$$
+# $$
+# \begin{gathered} \eta(t) = \text{end} + (\text{peak} - \text{end})\,\frac{1 + \cos(\pi s / S)}{2}, \\
+# s = t - W,\; S = T - W \quad (t \ge W), \end{gathered}
+# $$
 #
 # with $W$ = `warmup_steps` and $T$ = `decay_steps`, which counts the warmup steps too (as in
 # Optax). The check covers steps 0 to `decay_steps` and calls your schedule under `jax.jit`,

@@ -66,8 +66,10 @@ from helpers import torch as H
 # formulas, without autograd (the check refuses `torch.autograd.grad`, `.backward()` and
 # `torch.func`):
 #
-# $$\delta = \frac{\partial L}{\partial z} = dy \odot \mathbb{1}[z > 0], \qquad
-# dx = \delta\, W, \qquad dW = \delta^\top x, \qquad db = \sum_{n=1}^{B} \delta_{n,:}.$$
+# $$
+# \begin{gathered} \delta = \frac{\partial L}{\partial z} = dy \odot \mathbb{1}[z > 0], \\
+# dx = \delta\, W, \qquad dW = \delta^\top x, \qquad db = \sum_{n=1}^{B} \delta_{n,:}. \end{gathered}
+# $$
 #
 # ReLU's derivative is the indicator $\mathbb{1}[z > 0]$ of the pre-activation, a tensor of
 # 0s and 1s. Leave the inputs unchanged: build new tensors rather than writing into `dy`.
@@ -220,8 +222,10 @@ H.lab02.check_attention(attention)
 # $\partial P_{ij} / \partial Z_{il} = P_{ij} (\delta_{jl} - P_{il})$. Its
 # vector-Jacobian product needs no Jacobian, only a sum over the keys of each row:
 #
-# $$dZ_{ij} = P_{ij} \Big( dP_{ij} - \sum_{l} dP_{il} P_{il} \Big), \qquad
-# dZ = P \odot \big(dP - \mathrm{rowsum}(dP \odot P)\big).$$
+# $$
+# \begin{gathered} dZ_{ij} = P_{ij} \Big( dP_{ij} - \sum_{l} dP_{il} P_{il} \Big), \\
+# dZ = P \odot \big(dP - \mathrm{rowsum}(dP \odot P)\big). \end{gathered}
+# $$
 #
 # A masked key has $P_{ij} = 0$, so $dZ_{ij} = 0$ and no gradient reaches it. Finally the
 # scores are $q k^\top$ times $1/\sqrt{d}$, so that factor comes back in both of their

@@ -122,8 +122,10 @@ H.lab08.check_adamw(adamw_step)
 #
 # $$\eta(t) = \text{init} + (\text{peak} - \text{init})\,\frac{t}{W} \quad (t < W),$$
 #
-# $$\eta(t) = \text{end} + (\text{peak} - \text{end})\,\frac{1 + \cos(\pi s / S)}{2},\;
-# s = t - W,\; S = T - W \quad (t \ge W),$$
+# $$
+# \begin{gathered} \eta(t) = \text{end} + (\text{peak} - \text{end})\,\frac{1 + \cos(\pi s / S)}{2}, \\
+# s = t - W,\; S = T - W \quad (t \ge W), \end{gathered}
+# $$
 #
 # with $W$ = `warmup_steps` and $T$ = `total_steps`. The check covers steps 0 to `total_steps`, where this is `torch.optim.lr_scheduler`'s
 # `SequentialLR` of a `LinearLR` warmup and a `CosineAnnealingLR` (which, past `total_steps`,

@@ -44,8 +44,8 @@ def bench_table(records: Sequence[dict]) -> str:
 
     records = [r for r in records if r.get("model_option", "cifarnet") == "cifarnet"]
     lines = [
-        "Runs at each scale's own sizes, in the order they were run (sizes of the day: the"
-        " scales' defaults changed over time, see the epochs column)",
+        "Runs at each scale's own sizes, in the order they were run",
+        "(sizes of the day: the scales' defaults changed over time, see the epochs column)",
         f"{'framework':9} {'scale':5} {'stem':9} {'epochs':>6} {'test acc':>8} {'+TTA':>7} "
         f"{'EMA+f':>7} {'train s':>7} {'compile s':>9} {'img/s':>8} {'vs seed':>7}  "
         "data, hardware, date, commit",
@@ -64,7 +64,7 @@ def bench_table(records: Sequence[dict]) -> str:
             f"{r['test_accuracy']:8.2%} "
             f"{r['test_accuracy_tta']:7.2%} {_ema(r):>7} {r['train_seconds']:7.1f} "
             f"{r['compile_seconds']:9.1f} {r['train_examples_per_second']:8,.0f} "
-            f"{ratio:>7}  {_data_name(r['data'])}, {where}, {r['date'][:10]}, {r['commit']}"
+            f"{ratio:>7}  {_data_name(r['data'])}, {where}, {r['date'][:10]}, {r['commit'][:7]}"
         )
         lines += _spread(r) + _interleaved(r)
     sweeps = [r for r in records if "overrides" in r]
@@ -148,8 +148,9 @@ def _ema(record: dict) -> str:
 def outline_table(records: Sequence[dict]) -> str:
     """Section 5.2's recorded runs of the outline CNN (``model_option`` ``"outline"``) as text.
 
-    One line per run: framework, training images x epochs, test accuracy, final training loss,
-    test loss, the chip, date and commit. Raises ``KeyError`` for a record that lacks one.
+    Two lines per run: framework, training images x epochs and test accuracy; then the final
+    training loss, test loss, chip, date and commit. Raises ``KeyError`` for a record that lacks
+    one.
     """
     lines = []
     for r in records:
@@ -157,8 +158,8 @@ def outline_table(records: Sequence[dict]) -> str:
             continue
         lines.append(
             f"recorded, {r['framework']:5}: {r['train_examples']:,} images x {r['epochs']} "
-            f"epochs: test accuracy {r['test_accuracy']:.2%}, final training loss "
-            f"{r['final_train_loss']:.2f}, test loss {r['test_loss']:.2f} "
-            f"({_chip(r)}, {r['date'][:10]}, {r['commit']})"
+            f"epochs: test accuracy {r['test_accuracy']:.2%}\n"
+            f"  final training loss {r['final_train_loss']:.2f}, test loss "
+            f"{r['test_loss']:.2f} ({_chip(r)}, {r['date'][:10]}, {r['commit'][:7]})"
         )
     return "\n".join(lines) if lines else "no recorded run of the outline CNN"

@@ -627,38 +627,39 @@ def test_bench_table_lists_runs_then_sweeps_best_first():
         {"model_option": "outline", "framework": "torch"},  # section 5.2's: not listed
     ])  # fmt: skip
     lines = text.splitlines()
-    assert lines[0].startswith("Runs at each scale's own sizes") and "img/s" in lines[1]
-    assert "89.66%" in lines[2] and "23.13x" in lines[2] and "H200" in lines[2]
+    assert lines[0].startswith("Runs at each scale's own sizes") and "img/s" in lines[2]
+    assert lines[1].startswith("(sizes of the day")
+    assert "89.66%" in lines[3] and "23.13x" in lines[3] and "H200" in lines[3]
     # the weight average's column, blank for a record without it
-    assert lines[2].split()[6] == "90.12%"
-    assert lines[3].split()[5:7] == ["70.00%", "8.5"]
+    assert lines[3].split()[6] == "90.12%"
+    assert lines[4].split()[5:7] == ["70.00%", "8.5"]
     # the stem: "conv" for a record from before the whitening stem
-    assert lines[2].split()[2] == "conv" and lines[3].split()[2] == "whitening"
+    assert lines[3].split()[2] == "conv" and lines[4].split()[2] == "whitening"
     assert (
-        "83,417" in lines[2] and "JPEG copy, Xeon, 2 cores, 2 XLA devices" in lines[3]
+        "83,417" in lines[3] and "JPEG copy, Xeon, 2 cores, 2 XLA devices" in lines[4]
     )
     # the load note stays in the record, not on the page
     assert "busy" not in text
-    assert lines[4] == "" and lines[5].startswith("Runs with changed sizes")
-    assert "sizes changed" in lines[6] and "seed" in lines[6]
+    assert lines[5] == "" and lines[6].startswith("Runs with changed sizes")
+    assert "sizes changed" in lines[7] and "seed" in lines[7]
     # the better sweep first, with its seed, devices, accuracy and img/s
     assert (
-        lines[7].split()[:5] == ["jax", "gpu", "conv", "1", "2"]
-        and " 490  H200 " in lines[7]
+        lines[8].split()[:5] == ["jax", "gpu", "conv", "1", "2"]
+        and " 490  H200 " in lines[8]
     )
-    assert lines[7].endswith("2026-11-30 abc     jax_epochs=24, learning_rate=0.4")
-    assert lines[6].index("date") == lines[7].index("2026-11-30")  # under its header
-    assert lines[6].index("commit") == lines[7].index("abc")
+    assert lines[8].endswith("2026-11-30 abc     jax_epochs=24, learning_rate=0.4")
+    assert lines[7].index("date") == lines[8].index("2026-11-30")  # under its header
+    assert lines[7].index("commit") == lines[8].index("abc")
     assert (
-        lines[6].index("test acc") < lines[7].index("50.00%") < lines[6].index("+TTA")
+        lines[7].index("test acc") < lines[8].index("50.00%") < lines[7].index("+TTA")
     )
     assert (
-        lines[8].split()[:5] == ["torch", "gpu", "conv", "0", "1"]
-        and "83,417" in lines[8]
+        lines[9].split()[:5] == ["torch", "gpu", "conv", "0", "1"]
+        and "83,417" in lines[9]
     )
-    assert lines[8].endswith("epochs=12") and len(lines) == 9
-    assert lines[7].split()[5:8] == ["50.00%", "90.00%", "90.50%"]
-    assert lines[8].split()[5:8] == ["50.00%", "80.00%", "8.5"]
+    assert lines[9].endswith("epochs=12") and len(lines) == 10
+    assert lines[8].split()[5:8] == ["50.00%", "90.00%", "90.50%"]
+    assert lines[9].split()[5:8] == ["50.00%", "80.00%", "8.5"]
 
 
 def test_bench_table_names_chips_and_data_copies_briefly():
@@ -687,7 +688,7 @@ def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
         "commit": "abc", "hardware": {"cpu": "Xeon", "cores": 2, "gpu": None},
         "seed": [0, 1, 2], "repeats": 3, "spread": spread,
     }  # fmt: skip
-    for record, row in [(repeated, 2), ({**repeated, "overrides": {"x": 3}}, 5)]:
+    for record, row in [(repeated, 3), ({**repeated, "overrides": {"x": 3}}, 6)]:
         lines = bench_table([record]).splitlines()
         assert "81.11%" in lines[row] and len(lines) == row + 2
         assert (
@@ -695,7 +696,7 @@ def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
         )
         assert "test acc 79.98%-80.38%, +TTA 81.05%-81.23%" in lines[row + 1]
         assert lines[row + 1].endswith("train s 273.2-318.5, img/s 422-492")
-    sweep = bench_table([{**repeated, "overrides": {}}]).splitlines()[5]
+    sweep = bench_table([{**repeated, "overrides": {}}]).splitlines()[6]
     assert sweep.split()[3] == "0-2"
     # a --baseline record: the ratio's range, since a median of 1.296 prints as 1.30x
     baseline = {
@@ -703,15 +704,15 @@ def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
         "spread": {**spread, "speedup_vs_seed_style": [1.135, 1.355]},
     }  # fmt: skip
     lines = bench_table([baseline]).splitlines()
-    assert " 1.30x " in lines[2]
-    assert lines[3].endswith("img/s 422-492, vs seed-style 1.14x-1.35x")
+    assert " 1.30x " in lines[3]
+    assert lines[4].endswith("img/s 422-492, vs seed-style 1.14x-1.35x")
     # a median's epochs (3.0) print as a whole number; XLA's own CPU kernels are named
     ynnpack_off = {
         **baseline,
         "epochs": 3.0,
         "xla_flags": "--xla_cpu_experimental_ynn_fusion_type=",
     }
-    row = bench_table([ynnpack_off]).splitlines()[2]
+    row = bench_table([ynnpack_off]).splitlines()[3]
     assert row.split()[3] == "3" and "Xeon, 2 cores, YNNPACK off," in row
     # a --versus pair: a line under each row names its partner's changes, with or
     # without --repeat (a single-run record has no range line)
@@ -723,11 +724,11 @@ def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
     partner = (
         "alternated seed by seed with the runs of the other jax row so marked, whose "
     )
-    assert lines[4].strip() == partner + "sizes changed: stem=conv"  # A, first table
+    assert lines[5].strip() == partner + "sizes changed: stem=conv"  # A, first table
     assert lines[-1].strip() == partner + "sizes changed: none (the scale's own sizes)"
     single = [{k: v for k, v in r.items() if k not in ("spread", "seed")} for r in pair]
     lines = [line.strip() for line in bench_table(single).splitlines()]
-    assert lines[3].startswith(partner) and lines[-1].startswith(partner)
+    assert lines[4].startswith(partner) and lines[-1].startswith(partner)
     assert not any(line.startswith("median of") for line in lines)
 
 
@@ -761,9 +762,9 @@ def test_outline_table_lists_only_the_outline_runs():
         "date": "2026-12-01T04:44", "commit": "acbb8ce",
     }  # fmt: skip
     lines = outline_table([run, {"model_option": "cifarnet"}]).splitlines()
-    assert len(lines) == 1 and "45,000 images x 10 epochs" in lines[0]
-    assert "71.99%" in lines[0] and "0.13" in lines[0] and "1.34" in lines[0]
-    assert "AMD EPYC, 2026-12-01, acbb8ce" in lines[0]
+    assert len(lines) == 2 and "45,000 images x 10 epochs" in lines[0]
+    assert "71.99%" in lines[0] and "0.13" in lines[1] and "1.34" in lines[1]
+    assert "AMD EPYC, 2026-12-01, acbb8ce" in lines[1]
     assert outline_table([]) == "no recorded run of the outline CNN"
 
 

@@ -25,6 +25,10 @@
 # * a CartPole written as pure functions, the JAX half's showcase, and what PyTorch does instead;
 # * DDPG where it belongs, on a continuous action (Pendulum-v1);
 # * evaluation of a fixed policy over 100 episodes, learning curves over seeds, a trajectory.
+#
+# The chapter follows a course outline, the syllabus this course was built from, whose code
+# fails as written in several places; each time, a box at that place runs the outline's code,
+# prints what happens and says what is true.
 
 # %% [markdown] tags=["notebook-only"]
 # Every number on this page is printed by the code above it; the cell below says at which scale
@@ -76,7 +80,10 @@ H.runtime_info()
 
 # %%
 env = gym.make("CartPole-v1")
-print("observation space:", env.observation_space)
+space = env.observation_space
+print("observation space:", type(space).__name__, space.shape, space.dtype)
+print("  low: ", space.low)
+print("  high:", space.high)
 print("action space:     ", env.action_space)
 obs, info = env.reset(seed=0)
 print("first observation:", obs, obs.dtype)  # (4,) float32
@@ -91,12 +98,16 @@ print("first observation:", obs, obs.dtype)  # (4,) float32
 #   state was fine and had a future: a learner must still **bootstrap** from the value of the
 #   last observation, or it learns that good states near the time limit are worth nothing.
 #
-# The seed passed to `reset` fixes the first observation and every random draw after it.
+# The seed passed to `reset` fixes the first observation and the environment's own random
+# draws, at later resets too. The action space draws from a generator of its own:
+# `env.action_space.sample()` repeats from one run to the next only after
+# `env.action_space.seed(...)`, as in the cells below.
 
 # %%
 obs, _ = env.reset(seed=42)
 again, _ = env.reset(seed=42)
 print("same seed, same start:", np.array_equal(obs, again))
+env.action_space.seed(42)  # sample() has its own generator, unseeded until now
 total, steps, done = 0.0, 0, False
 while not done:
     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
@@ -133,9 +144,14 @@ except AssertionError as e:
     print("float action into CartPole ->", type(e).__name__, e)
 
 # %% [markdown] tags=["shared"]
-# A **vector environment** steps several copies at once and resets each copy when its episode
-# ends; observations gain a leading axis. gymnasium ships a vectorised CartPole (one NumPy
-# array for all copies), which the evaluation below uses.
+# A **vector environment** steps several copies at once; observations gain a leading axis.
+# gymnasium ships a vectorised CartPole (one NumPy array for all copies), which the evaluation
+# below uses. A copy whose episode ends is reset automatically, by default in the **next**
+# step (autoreset mode `NEXT_STEP`, printed below): that step ignores the copy's action,
+# returns reward 0 and the first observation of a new episode. In **same-step** mode
+# (`AutoresetMode.SAME_STEP`, which the PyTorch PPO trainer of 7.3 asks for), the step that
+# ends an episode already returns the new first observation, and the ended episode's last
+# observation comes in `info["final_obs"]`.
 
 # %%
 envs = H.rl.make_env("CartPole-v1", num_envs=8)
@@ -143,6 +159,7 @@ obs, _ = envs.reset(seed=0)
 print("vector observations:", obs.shape)  # (8, 4)
 obs, rewards, terminated, truncated, _ = envs.step(np.ones(8, np.int64))
 print("rewards:", rewards, "terminated:", terminated)
+print("autoreset mode:", envs.metadata["autoreset_mode"])
 envs.close()
 
 # %% [markdown] tags=["shared"]
@@ -157,6 +174,10 @@ print(
     f"random policy: {random_returns.mean():.1f} ± {random_returns.std():.1f} "
     f"over {len(random_returns)} episodes"
 )
+always_left = H.rl.evaluate_policy(
+    lambda obs: np.zeros(len(obs), np.int64), episodes=cartpole.eval_episodes
+)
+print(f"always push left: {always_left.mean():.1f} ± {always_left.std():.1f}")
 
 
 # %% [markdown] tags=["shared"]
@@ -171,15 +192,25 @@ print(
 # every few steps, so the target does not move with every update. Transitions go into a
 # **replay buffer** and are sampled in random minibatches, which breaks the correlation of
 # consecutive steps. The agent acts **epsilon-greedily**: a random action with probability
-# $\epsilon$, decayed linearly from 1, else $\arg\max_a Q(s, a)$. Only `terminated` zeroes the
-# bootstrap: a truncated transition is bootstrapped like any other.
+# $\epsilon$, else $\arg\max_a Q(s, a)$; $\epsilon$ falls linearly from `epsilon_start` (1)
+# to `epsilon_end` (0.04) over the first `epsilon_fraction` (16 %) of the run's env steps,
+# then stays there. Only `terminated` zeroes the bootstrap: a truncated transition is
+# bootstrapped like any other.
 #
 # **Double DQN** {cite}`vanhasselt2016deep` changes one line: the online network *picks* the
 # next action and the target network *scores* it,
-# $y = r + \gamma\,(1 - \text{terminated})\,Q_{\bar\theta}(s', \arg\max_{a'} Q_\theta(s', a'))$,
+#
+# $$\begin{aligned}
+# y = r &+ \gamma\,(1 - \text{terminated})\\
+# &\times Q_{\bar\theta}\bigl(s', \arg\max_{a'} Q_\theta(s', a')\bigr),
+# \end{aligned}$$
+#
 # which reduces the upward bias of taking a max over noisy estimates.
 #
-# The loss, written out (the trainer `H.rl.train_dqn` runs exactly this, every few env steps):
+# The loss, written out. The trainer `H.rl.train_dqn` acts randomly for the first
+# `learning_starts` env steps, then runs this loss in bursts: `gradient_steps` updates every
+# `train_every` env steps (the values differ per scale, in `cartpole.dqn`), and it copies
+# the online network into the target every `target_every` env steps.
 
 
 # %%
@@ -200,6 +231,7 @@ def dqn_loss(q, target, batch, gamma, double=False):
 buffer = H.rl.ReplayBuffer(1_000, obs_dim=4)
 env = gym.make("CartPole-v1")
 obs, _ = env.reset(seed=0)
+env.action_space.seed(0)
 for _ in range(200):
     action = env.action_space.sample()
     next_obs, reward, terminated, truncated, _ = env.step(action)
@@ -224,7 +256,9 @@ print(
 # fixed budget of env steps, no stopping at a lucky evaluation), DQN and Double DQN with the
 # same seeds, each evaluated greedily over 100 episodes. At `smoke` scale (the page's first
 # cell prints its scale) the budget is a few thousand env steps, too few to learn CartPole:
-# returns stay near those of the random policy of 7.1. That scale only checks that the page
+# greedy returns stay around those of the random policy of 7.1, a little above or below by
+# chance, and far from solved; a greedy policy that has learned nothing picks the same action
+# everywhere and scores like "always push left" there. That scale only checks that the page
 # runs; the records below measure.
 
 # %%
@@ -250,18 +284,34 @@ for double in (False, True):
 # %% [markdown] tags=["shared"]
 # **The recorded DQN.** The loop above steps gymnasium's CartPole from Python, one step at a
 # time. The chapter's DQN *measurement* comes from its JAX twin, `H.rl.make_dqn_train`
-# (JAX-only, 7.4): the same Double DQN with the same settings, written as one compiled
-# function of a PRNG key over the pure-JAX CartPole, seeds vmapped in one call, each seed's
-# greedy policy evaluated over 100 episodes of gymnasium's CartPole-v1. Two changes were
-# chosen for it on seeds other than the recorded ones:
+# (JAX-only; section 7.4 of [the JAX half](in-jax.ipynb) says how it is built): the same
+# Double DQN algorithm, written as one compiled function of a PRNG key over the pure-JAX
+# CartPole, seeds vmapped in one call, each seed's greedy policy evaluated over 100 episodes
+# of gymnasium's CartPole-v1. Its sizes, `cartpole.dqn_jit`, keep the RL Baselines3 Zoo
+# settings of `cartpole.dqn` except where the cell below prints a difference; these were
+# chosen on seeds other than the recorded ones:
 #
-# * **n-step returns** {cite}`sutton1988learning` (one of Rainbow's parts
-#   {cite}`hessel2018rainbow`): the target sums the next $n$ rewards before it bootstraps,
-#   $y = \sum_{k=0}^{n-1} \gamma^k r_{t+k} + \gamma^n (1 - \text{terminated})\,
-#   Q_{\bar\theta}(s_{t+n}, a^\star)$, stopping at the end of an episode (a truncated one
-#   bootstraps from its last observation, as before). The news of a failure travels $n$
-#   steps back per update instead of one. Here $n = 5$.
-# * the gradient clipped to a global norm of 10, Stable-Baselines3's default for DQN.
+# * a network of two hidden layers of 64 (`hidden`; at cpu and gpu scale the page's DQN has
+#   two of 256, which train far slower in the pure-JAX loop);
+# * a replay buffer of 50,000 transitions (`buffer_size`, the whole cpu-scale run: n-step
+#   targets are read from consecutive rows of a buffer that is never overwritten);
+# * Adam's step size annealed linearly to 0 over the run (`anneal_learning_rate`);
+# * the gradient clipped to a global norm of 10 (`max_grad_norm`), Stable-Baselines3's default
+#   for DQN;
+# * **n-step returns** (`n_step`, here 5) {cite}`sutton1988learning`, one of Rainbow's parts
+#   {cite}`hessel2018rainbow`: the target sums up to $n$ rewards before it bootstraps,
+#
+#   $$\begin{aligned}
+#   y = \sum_{k=0}^{m-1} \gamma^k r_{t+k} &+ \gamma^m\,(1 - \text{terminated})\\
+#   &\times Q_{\bar\theta}(s_{t+m}, a^\star),
+#   \end{aligned}$$
+#
+#   where $m = n$, or fewer when the episode ends within $n$ steps: the sum stops at its last
+#   step, `terminated` is that step's flag, and $s_{t+m}$ its last observation (a truncated
+#   episode bootstraps from it, as before). For DQN,
+#   $a^\star = \arg\max_{a'} Q_{\bar\theta}(s_{t+m}, a')$; for Double DQN,
+#   $a^\star = \arg\max_{a'} Q_\theta(s_{t+m}, a')$. The news of a failure travels $n$ steps
+#   back per update instead of one.
 #
 # The cell prints the latest record of each variant: the chapter's setting
 # (`python -m helpers.bench cartpole --framework jax --algo double-dqn`), the same run with
@@ -274,6 +324,12 @@ for double in (False, True):
 # greedy return 499.6), Double DQN 4 of 5 (488.8), a difference 5 seeds cannot tell from chance.
 
 # %%
+differs = {
+    f: getattr(cartpole.dqn_jit, f)
+    for f in vars(cartpole.dqn)
+    if getattr(cartpole.dqn_jit, f) != getattr(cartpole.dqn, f)
+}
+print(textwrap.fill(f"cartpole.dqn_jit differs from cartpole.dqn in: {differs}", 100))
 bench_file = H.course_root() / "chapters/07-reinforcement-learning/bench.jsonl"
 dqn_records = latest_by(
     [
@@ -387,8 +443,9 @@ assert torch.allclose(mine, parts["policy_loss"], atol=1e-6)
 print(f"clipped policy loss {mine.item():.5f} equals the policy term of H.rl.ppo_loss")
 
 # %% [markdown]
-# Training: `H.rl.train_ppo` steps a gymnasium `SyncVectorEnv` of CartPoles (same-step reset,
-# so the final observation of a truncated episode is available for bootstrapping), one seed
+# Training: `H.rl.train_ppo` steps a gymnasium `SyncVectorEnv` of CartPoles in same-step
+# autoreset mode (7.1), so the final observation of a truncated episode, in
+# `info["final_obs"]`, is there to bootstrap from, and no step is wasted on a reset; one seed
 # after another (`page_seeds` of them here; the recorded PyTorch PPO run in 7.7 trains
 # `seeds`).
 
@@ -459,7 +516,10 @@ envs.close()
 # the same seeds: PyTorch stepping gymnasium's vector environment, JAX stepping its own
 # CartPole inside one compiled run). The ratio compares the loops only if both sides trained
 # the same network for the same env steps per seed; the cell checks it from the records (the
-# smaller `cartpole.ppo_jit` of the JAX speed record in 7.4 is not used here).
+# smaller `cartpole.ppo_jit` that the JAX half trains in 7.4 is not used here). Each rate is
+# the record's env steps, summed over its seeds, per second of training: the JAX record
+# trains all its seeds together in one vmapped call, the PyTorch record one seed after
+# another, so the ratio measures the compiled loop and the vmapped seeds together.
 
 # %%
 both = [
@@ -529,7 +589,7 @@ except ValueError as e:
 # 450 after 1,000 episodes. CartPole's action space is `Discrete(2)` (printed above): the
 # actor's real-valued output is not an action there, and stepping the environment with it
 # fails (7.1). Its actor loss is the critic's value of the actions *stored in the replay
-# buffer*, `-critic(states, actions).mean()`: those actions are data, so the loss does not
+# buffer*, `loss = -critic(states, actions).mean()`: those actions are data, so the loss does not
 # depend on the actor at all, and backpropagation gives the actor no gradient (PyTorch:
 # `None`; JAX: zeros). The cell below shows it; DDPG's actor loss evaluates the critic at
 # the actor's own action. The outline also reports training returns, never a fixed policy's
@@ -557,9 +617,13 @@ print(
 # %% [markdown]
 # Training DDPG on Pendulum-v1 with `H.rl.train_ddpg` (the critic and actor updates above,
 # one each per env step, soft target updates), then the deterministic actor evaluated over 100
-# episodes. A random policy on Pendulum scores far below zero; the best possible is near 0. At
-# `smoke` scale about a thousand updates are too few to beat it; the recorded `cpu` runs printed
-# in 7.7 are the measurement.
+# episodes. Pendulum's reward is 0 only with the pendulum upright, at rest and no torque
+# applied, and each episode starts at a random angle, most often far from upright, so even a
+# good policy loses reward while it swings up: RL Baselines3 Zoo's tuned DDPG scores
+# -152.1 ± 94.3 on Pendulum-v1 (its
+# [benchmark table](https://github.com/DLR-RM/rl-baselines3-zoo/blob/master/benchmark.md)),
+# a random policy far less (printed below). At `smoke` scale about a thousand updates are too
+# few to beat random; the recorded `cpu` runs printed in 7.7 are the measurement.
 
 # %%
 actor, ddpg_history = H.rl.train_ddpg(pendulum, seed=0)
@@ -572,7 +636,7 @@ with torch.no_grad():
 pendulum_random = H.rl.random_baseline("Pendulum-v1", episodes=pendulum.eval_episodes)
 print(
     f"DDPG on Pendulum-v1: {ddpg_returns.mean():.1f} ± {ddpg_returns.std():.1f} "
-    f"(random policy {pendulum_random.mean():.1f} ± {pendulum_random.std():.1f}), "
+    f"(random policy {pendulum_random.mean():.1f} ± {pendulum_random.std():.1f}),\n"
     f"{ddpg_history['train_seconds']:.1f} s of training"
 )
 
@@ -635,6 +699,10 @@ for ax in axes:
 plt.show()
 
 # %% [markdown] tags=["shared"]
+# DQN and Double DQN train with the same seeds, and until `learning_starts` env steps both act
+# at random and update nothing: their first episodes are the same, and so are their curves
+# up to there. They part only after the updates begin.
+#
 # A trajectory of the best PPO agent, one episode of gymnasium's CartPole-v1 with the greedy
 # policy: the cart's position and the pole's angle over the whole episode (it ends at 12
 # degrees, 0.21 rad, or at 2.4 m), and their velocities over its first 50 steps, one marker
@@ -678,8 +746,11 @@ assert np.mean(ppo_means) > random_returns.mean(), (ppo_means, random_returns.me
 # | 7.6 evaluation | fixed policy over 100 episodes, learning curves over seeds, a trajectory | the table above |
 #
 # The benchmark `python -m helpers.bench cartpole --algo ppo --framework both` (and `--algo dqn`,
-# `pendulum --algo ddpg`) trains and evaluates the same way and records the numbers the book
-# quotes in `bench.jsonl`. The cell below prints the latest record of each agent (cpu scale;
+# `--algo double-dqn`, `--algo double-dqn-1-step`, `pendulum --algo ddpg`) trains and
+# evaluates the same way and records the numbers the book quotes in `bench.jsonl`. Each line
+# names the network and the env steps per seed: the JAX PPO line is the `cartpole.ppo_jit`
+# recipe of 7.4 (one hidden layer, and at cpu scale fewer env steps), the PyTorch one
+# 7.3's `cartpole.ppo`. The cell below prints the latest record of each agent (cpu scale;
 # what the course aims for: CartPole solved at a greedy mean of 475 over 100 episodes; JAX PPO in
 # at least 9 of 10 seeds within 10 s end to end on 2 CPU cores; PyTorch PPO in at least 4 of 5
 # seeds within 30 s per seed; DQN solved within 60 s in one framework; DDPG above -200).
@@ -702,9 +773,11 @@ for (task, algo, framework), r in latest.items():
     if end_to_end is not None:
         timing += f", {end_to_end:.1f} s end to end"
     cores = r["hardware"]["cores"]
+    network, steps_per_seed = recipe(r)
     line = (
         f"{task} {algo} ({framework}, {r['scale']} scale, {cores} core{'s' * (cores > 1)}, "
-        f"{r['date'][:10]}): mean evaluation return {r['eval_return_mean']:.1f}"
+        f"{r['date'][:10]}; {network}, {steps_per_seed:,} env steps per seed): mean "
+        f"evaluation return {r['eval_return_mean']:.1f}"
         f"{spread if len(per_seed) > 1 else ''}{solved}; {timing}"
     )
     print(textwrap.fill(line, 100, subsequent_indent="    "))

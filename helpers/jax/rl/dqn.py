@@ -287,7 +287,11 @@ def train_dqn(
     collector = ReplayCollector(env, buffer, seed=seed)
     env.action_space.seed(seed)
     compile_seconds, compiled, start = 0.0, False, time.perf_counter()
-    for t in tqdm(range(sizes.total_steps), desc="DQN", disable=not progress):
+    for t in tqdm(
+        range(sizes.total_steps),
+        desc="Double DQN" if double else "DQN",
+        disable=not progress,
+    ):
         eps = linear_schedule(
             sizes.epsilon_start,
             sizes.epsilon_end,

@@ -50,7 +50,11 @@ def train_dqn(
     rng = np.random.default_rng(seed)
     collector = ReplayCollector(env, buffer, seed=seed)
     start = time.perf_counter()
-    for t in tqdm(range(sizes.total_steps), desc="DQN", disable=not progress):
+    for t in tqdm(
+        range(sizes.total_steps),
+        desc="Double DQN" if double else "DQN",
+        disable=not progress,
+    ):
         eps = linear_schedule(
             sizes.epsilon_start,
             sizes.epsilon_end,

@@ -307,6 +307,18 @@ def test_jitted_dqn_rejects_n_step_with_a_buffer_that_forgets():
         jrl.make_dqn_train(_tiny_dqn(n_step=3, buffer_size=200))
 
 
+@pytest.mark.parametrize("scale", ["smoke", "cpu", "gpu"])
+def test_every_scale_s_jitted_dqn_sizes_build(scale):
+    """The bench's `cartpole --algo dqn --framework jax` at every scale: its sizes pass
+    make_dqn_train's checks (gpu's 100k-step run once had a 50k buffer, which 5-step
+    returns refuse)."""
+    from helpers.scale import sizes
+
+    dqn = sizes("cartpole", scale=scale).dqn_jit
+    train, _ = jrl.make_dqn_train(dqn)
+    assert callable(train) and dqn.buffer_size >= dqn.total_steps
+
+
 def test_n_step_batch_sums_rewards_until_the_episode_ends():
     """Two envs interleaved (row i + 2 is row i's next step); env 0 terminates at row 4,
     env 1 is truncated at row 3. n = 3, gamma = 0.5, hand-computed targets."""

@@ -298,8 +298,9 @@ for double in (False, True):
 #
 # * a network of two hidden layers of 64 (`hidden`; at cpu and gpu scale the page's DQN has
 #   two of 256, which train far slower in the pure-JAX loop);
-# * a replay buffer of 50,000 transitions (`buffer_size`, the whole cpu-scale run: n-step
-#   targets are read from consecutive rows of a buffer that is never overwritten);
+# * a replay buffer that keeps the whole run (`buffer_size`: 50,000 transitions at cpu scale,
+#   where the page's DQN keeps 100,000): n-step targets are read from consecutive rows of a
+#   buffer that is never overwritten;
 # * Adam's step size annealed linearly to 0 over the run (`anneal_learning_rate`);
 # * the gradient clipped to a global norm of 10 (`max_grad_norm`), Stable-Baselines3's default
 #   for DQN;

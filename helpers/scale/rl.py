@@ -181,7 +181,8 @@ SIZES: dict[str, dict[str, object]] = {
             dqn_jit=DqnSizes(
                 envs=1,
                 total_steps=dqn_steps,
-                buffer_size=50_000,
+                # n-step targets need a buffer that keeps the whole run
+                buffer_size=max(50_000, dqn_steps),
                 batch_size=64,
                 learning_rate=2.3e-3,
                 gamma=0.99,

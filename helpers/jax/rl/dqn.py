@@ -78,7 +78,8 @@ def make_dqn_train(
     ``terminated`` zeroes the target. Returns ``(train, graphdef)``: ``train(key)`` ->
     ``(params, {"returns": (phases,)})``, the mean return of the episodes finished in each
     training phase (NaN where none). Raises ``ValueError`` when ``train_every`` or
-    ``buffer_size`` is not a multiple of ``envs``.
+    ``buffer_size`` is not a multiple of ``envs``, or when ``n_step > 1`` and the buffer is
+    smaller than the run (``total_steps``).
     """
     envs = sizes.envs
     if sizes.train_every % envs or sizes.buffer_size % envs:

@@ -15,8 +15,8 @@
 # # Lab 1 solutions: first steps in JAX
 #
 # Five exercises on chapter 1: arrays, top-k accuracy with a rule for ties, a gradient by
-# autodiff, checking a gradient along random directions, and a branching function made fit for
-# `jax.jit`. Each exercise is a function.
+# autodiff, checking a gradient along random directions, and a training step with two bugs that
+# only a second call shows. Each exercise is a function.
 # Replace the line `raise NotImplementedError(...)` with your code, run the cell, then run the
 # check below it: a check prints ✅ when your function is right, or ❌ with what it expected
 # and a hint.
@@ -43,6 +43,7 @@ if "google.colab" in sys.modules:
 # %%
 import jax
 import jax.numpy as jnp
+import optax
 
 from helpers import jax as H
 
@@ -236,45 +237,105 @@ except NotImplementedError:
     print("solve exercises 3 and 4 first")
 
 # %% [markdown]
-# ## Exercise 5: a branch under `jax.jit`
+# ## Exercise 5: a training step that fails the second time
 #
-# This function runs eagerly, but `jax.jit(relu_or_negate)` cannot compile it:
-#
-# ```python
-# def relu_or_negate(x):
-#     print("relu_or_negate got", x)
-#     if x.sum() > 0:
-#         return jnp.maximum(x, 0)
-#     return -x
-# ```
-#
-# Why not? And once it compiles, how many lines would its `print` give for four calls on
-# float32 arrays of two different shapes? Predict, then write a version that `jax.jit`
-# compiles: for a 1-D `jnp.float32` array `x` it returns `jnp.maximum(x, 0)` if `x.sum() > 0`
-# and `-x` otherwise (same shape and dtype as `x`), and it prints one line on every call
-# (what the line says is up to you). The check compiles your function with `jax.jit` and
-# calls it five times, on two shapes.
+# This training step looks right, and its first call returns the right loss and makes the right
+# update. It counts its steps to decay the learning rate, and drops 10 % of the input pixels at
+# random (input dropout); `loss_fn` is the mean cross-entropy of a linear classifier with
+# parameters `{"w": (D, C), "b": (C,)}`. Called again, it goes wrong in two ways, and raises no
+# error. Predict, before you run the cell: what does `steps_taken` read after three calls? Which
+# learning rate does the third call use? Do two calls drop the same pixels? Then run it: the
+# step prints its learning rate and the first pixels it drops (`jax.debug.print` runs on every
+# call), and the cell prints `steps_taken`.
 
 
 # %%
-def relu_or_negate(x: jax.Array) -> jax.Array:
+def loss_fn(params: dict, inputs: jax.Array, y: jax.Array) -> jax.Array:
+    logits = inputs @ params["w"] + params["b"]  # (B, C)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+lr = 0.5
+steps_taken = 0
+key = jax.random.key(0)
+
+
+@jax.jit
+def train_step(params, x, y):
+    global steps_taken
+    steps_taken += 1  # count the steps, for the schedule
+    lr_now = lr / steps_taken  # a learning rate that decays: 0.5, 0.25, ...
+    # Input dropout: keep 90 % of the pixels.
+    keep = jax.random.bernoulli(key, 0.9, x.shape)  # (B, D)
+    inputs = jnp.where(keep, x / 0.9, 0.0)
+    dropped = jnp.flatnonzero(~keep, size=3)  # the first three dropped pixels
+    jax.debug.print("lr {lr}, first dropped pixels {d}", lr=lr_now, d=dropped)
+    loss, grads = jax.value_and_grad(loss_fn)(params, inputs, y)
+    return jax.tree.map(lambda p, g: p - lr_now * g, params, grads), loss
+
+
+x_demo = jax.random.uniform(jax.random.key(1), (8, 16))  # (B, D)
+y_demo = jnp.arange(8) % 4  # (B,) labels of C = 4 classes
+params = {"w": jnp.zeros((16, 4)), "b": jnp.zeros(4)}
+for _ in range(3):
+    params, loss = train_step(params, x_demo, y_demo)
+jax.effects_barrier()  # wait for the debug prints before the last line
+print("steps_taken:", steps_taken)
+
+# %% [markdown]
+# Now write the step so that every call does what it says, as a **pure function**: its result
+# depends only on its arguments, and it changes nothing outside.
+# `train_step(params, x, y, step, key)` takes the parameters (a dict like the one above), a
+# batch `x` of shape `(B, D)` in `jnp.float32`, integer labels `y` of shape `(B,)`, the step
+# number `step` as a 0-d `jnp.int32` array (0 on the first call), and this step's `key`. It uses
+# the learning rate `0.5 / (step + 1)` and the mask
+# `keep = jax.random.bernoulli(key, 0.9, x.shape)` (`p`, here 0.9, is the probability of `True`:
+# of keeping a pixel); it divides the kept pixels by 0.9, so that each input keeps its mean
+# (*inverted* dropout: `jnp.where(keep, x / 0.9, 0.0)`), makes one gradient-descent update of
+# each parameter with `loss_fn`'s gradient, and returns `(new_params, loss)`, the loss computed
+# before the update, as a 0-d array (under `jax.jit` it cannot become a Python float). The
+# caller gives each step a new key, splitting first and using each key once (section 1.2):
+#
+# ```python
+# step_fn = jax.jit(train_step)
+# key = jax.random.key(0)
+# for step in range(num_steps):
+#     key, step_key = jax.random.split(key)
+#     params, loss = step_fn(params, x, y, jnp.int32(step), step_key)
+# ```
+#
+# The check compiles your function with `jax.jit`, runs three steps on one batch and a fourth
+# on a smaller one, compares each with a reference, and counts how many times `jax.jit` traced
+# your function.
+
+
+# %%
+def train_step(
+    params: dict, x: jax.Array, y: jax.Array, step: jax.Array, key: jax.Array
+) -> tuple[dict, jax.Array]:
     ### BEGIN SOLUTION
-    # jax.debug.print runs on every call; a Python print only once per trace.
-    jax.debug.print("relu_or_negate got {x}", x=x)
-    return jnp.where(x.sum() > 0, jnp.maximum(x, 0), -x)
+    # step is an argument, so the schedule is computed on every call, not once per trace.
+    lr_now = 0.5 / (step + 1)
+    keep = jax.random.bernoulli(
+        key, 0.9, x.shape
+    )  # (B, D): a new mask for each new key
+    inputs = jnp.where(keep, x / 0.9, 0.0)  # (B, D)
+    loss, grads = jax.value_and_grad(loss_fn)(params, inputs, y)
+    new_params = jax.tree.map(lambda p, g: p - lr_now * g, params, grads)
+    return new_params, loss
     ### END SOLUTION
 
 
 # %%
-H.lab01.check_framework_specific(relu_or_negate)
+H.lab01.check_framework_specific(train_step)
 
 # %% [markdown]
 # ## Going further
 #
 # Put the pieces together: load MNIST with `H.load_mnist`, turn the images into inputs with your
-# `preprocess`, train `H.MLP(784, (256,), 10, rngs=nnx.Rngs(0))` (with `from flax import nnx`)
-# using chapter 1's training step on batches of 128, and measure test top-1 and top-3 accuracy
-# with your `top_k_accuracy`. Then call `directional_gradient_error` on your `mse_grad` for
-# `eps` from `1e0` down to `1e-7`, in float32 and in float64 (inside `jax.enable_x64()`), and
-# explain the numbers you see: which `eps` gives the smallest error in each precision, and why
-# does a smaller one not do better?
+# `preprocess`, train a linear classifier (`{"w": (784, 10), "b": (10,)}`, zeros) with your
+# jitted `train_step` on batches of 128, a new key for each step, and measure test top-1 and
+# top-3 accuracy with your `top_k_accuracy` on its logits. Then call
+# `directional_gradient_error` on your `mse_grad` for `eps` from `1e0` down to `1e-7`, in
+# float32 and in float64 (inside `jax.enable_x64()`), and explain the numbers you see: which
+# `eps` gives the smallest error in each precision, and why does a smaller one not do better?

@@ -14,6 +14,7 @@ import threading
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 import torch
@@ -256,38 +257,65 @@ def _j_mse(w, X, y):
     return jnp.mean((X @ w - y) ** 2)
 
 
-def _j_python_branch(x):
-    jax.debug.print("{x}", x=x)
-    if x.sum() > 0:
-        return jnp.maximum(x, 0)
-    return -x
+def _j_loss(params, inputs, y):
+    logits = inputs @ params["w"] + params["b"]  # (B, C)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
 
-def _j_float_branch(x):
-    jax.debug.print("{x}", x=x)
-    return jnp.maximum(x, 0) if float(x.sum()) > 0 else -x
+def _j_step(
+    lr=lambda step: 0.5 / (step + 1),
+    mask=lambda key, x: jax.random.bernoulli(key, 0.9, x.shape),
+    inputs=lambda keep, x: jnp.where(keep, x / 0.9, 0.0),
+    sign=-1,
+    after=False,
+    out=lambda new, grads, loss: (new, loss),
+):
+    """Exercise 5's step, with a mistake in one of its parts."""
+
+    def train_step(params, x, y, step, key):
+        lr_now = lr(step)
+        dropped = inputs(mask(key, x), x)  # (B, D)
+        loss, grads = jax.value_and_grad(_j_loss)(params, dropped, y)
+        new = jax.tree.map(lambda p, g: p + sign * lr_now * g, params, grads)
+        if after:
+            loss = _j_loss(new, dropped, y)
+        return out(new, grads, loss)
+
+    return train_step
 
 
-def _j_branch(log=jax.debug.print, lines=1, condition=lambda x: x.sum() > 0):
-    def relu_or_negate(x):
-        for _ in range(lines):
-            log("relu_or_negate got {}", x)
-        return jnp.where(condition(x), jnp.maximum(x, 0), -x)
-
-    return relu_or_negate
+_j_steps_taken = 0
 
 
-def _j_cond_prints(x):
-    # A Python print in each lax.cond branch: both branches are traced once per shape.
-    def positive(x):
-        print("positive", x)
-        return jnp.maximum(x, 0)
+def _j_step_counter(params, x, y, step, key):
+    """The learning rate from a Python counter, as in the step the exercise shows."""
+    global _j_steps_taken
+    _j_steps_taken += 1  # runs once, while jit traces
+    return _j_step(lr=lambda step: 0.5 / _j_steps_taken)(params, x, y, step, key)
 
-    def negative(x):
-        print("negative", x)
-        return -x
 
-    return jax.lax.cond(x.sum() > 0, positive, negative, x)
+_J_GLOBAL_KEY = jax.random.key(0)
+
+
+def _j_numpy_mask(key, x):
+    """NumPy's random numbers: drawn once, while jit traces, then baked in."""
+    return np.random.default_rng(0).uniform(size=x.shape) < 0.9
+
+
+def _j_step_one_param(name):
+    """Only params[name] updated: the other one left as it was."""
+
+    def train_step(params, x, y, step, key):
+        new, loss = _j_step()(params, x, y, step, key)
+        return {**params, name: new[name]}, loss
+
+    return train_step
+
+
+def _j_step_clean_loss(params, x, y, step, key):
+    """The update from the dropped-out inputs, the loss reported on the clean ones."""
+    new, _ = _j_step()(params, x, y, step, key)
+    return new, _j_loss(params, x, y)
 
 
 @jax.jit
@@ -337,13 +365,137 @@ JAX_MISTAKES = [
         lambda w, X, y: jax.grad(_j_mse)(w.astype(jnp.bfloat16), X, y),
         "mse_grad_dtype",
     ),
-    ("relu_or_negate", _j_python_branch, "traced_value"),
-    ("relu_or_negate", _j_float_branch, "traced_value"),
-    ("relu_or_negate", _j_branch(condition=lambda x: x > 0), "elementwise"),
-    ("relu_or_negate", _j_branch(log=lambda fmt, x: print(fmt, x)), "print_once"),
-    ("relu_or_negate", _j_cond_prints, "print_once"),
-    ("relu_or_negate", _j_branch(lines=0), "one_line"),
-    ("relu_or_negate", _j_branch(lines=2), "one_line"),
+    ("train_step", _j_step(lr=lambda step: 0.5), "lr_constant"),
+    ("train_step", _j_step_counter, "lr_constant"),
+    ("train_step", _j_step(lr=lambda step: 0.5 / step), "lr_by_step"),
+    ("train_step", _j_step(lr=lambda step: 0.5 / (step + 2)), "lr_off_by_one"),
+    ("train_step", _j_step(lr=lambda step: 0.5 * (step + 1)), "lr_off_by_one"),
+    ("train_step", _j_step(lr=lambda step: 0.5 * step), "no_update"),
+    ("train_step", _j_step(lr=lambda step: 0.5 / (int(step) + 1)), "step_traced"),
+    ("train_step", _j_step(lr=lambda step: 0.5 if step == 0 else 0.25), "step_traced"),
+    (
+        "train_step",
+        _j_step(out=lambda new, grads, loss: (new, float(loss))),
+        "loss_traced",
+    ),
+    (
+        "train_step",
+        _j_step(mask=lambda key, x: jax.random.bernoulli(_J_GLOBAL_KEY, 0.9, x.shape)),
+        "fixed_key",
+    ),
+    (
+        "train_step",
+        _j_step(
+            mask=lambda key, x: jax.random.bernoulli(jax.random.key(7), 0.9, x.shape)
+        ),
+        "fixed_key",
+    ),
+    (
+        "train_step",
+        _j_step(mask=lambda key, x: jax.random.bernoulli(key, 0.1, x.shape)),
+        "keep_prob",
+    ),
+    (
+        "train_step",
+        _j_step(mask=lambda key, x: ~jax.random.bernoulli(key, 0.9, x.shape)),
+        "keep_prob",
+    ),
+    (
+        "train_step",
+        _j_step(inputs=lambda keep, x: jnp.where(keep, x, 0.0)),
+        "dropout_unscaled",
+    ),
+    ("train_step", _j_step(inputs=lambda keep, x: keep * x * 0.9), "dropout_unscaled"),
+    (
+        "train_step",
+        _j_step(inputs=lambda keep, x: jnp.where(keep, x / 0.1, 0.0)),
+        "dropout_scale_drop",
+    ),
+    ("train_step", _j_step(inputs=lambda keep, x: x), "no_dropout"),
+    (
+        "train_step",
+        _j_step(mask=lambda key, x: jax.random.bernoulli(key, 0.9, (x.shape[0], 1))),
+        "mask_shape",
+    ),
+    (
+        "train_step",
+        _j_step(mask=lambda key, x: jax.random.bernoulli(key, 0.9, x.shape[1:])),
+        "mask_shape",
+    ),
+    (
+        "train_step",
+        _j_step(
+            mask=lambda key, x: jax.random.bernoulli(
+                jax.random.split(key)[1], 0.9, x.shape
+            )
+        ),
+        "key_split_inside",
+    ),
+    ("train_step", _j_step(after=True), "loss_before"),
+    ("train_step", _j_step(sign=+1), "ascent"),
+    ("train_step", _j_step(out=lambda new, grads, loss: (grads, loss)), "return_grads"),
+    ("train_step", _j_step(out=lambda new, grads, loss: (loss, new)), "return_pair"),
+    # From a student pass on exercise 5: before this change each row got the general hint, a
+    # misleading one (0.5 * step: fixed_key), none (a transposed mask), or passed (a size
+    # written in).
+    (
+        "train_step",
+        _j_step(inputs=lambda keep, x: jnp.where(keep, x / 0.9, x)),
+        "dropout_zero",
+    ),
+    (
+        "train_step",
+        _j_step(mask=lambda key, x: jax.random.uniform(key, x.shape) > 0.1),
+        "mask_exact",
+    ),
+    ("train_step", _j_step_one_param("w"), "update_all"),
+    ("train_step", _j_step_one_param("b"), "update_all"),
+    (
+        "train_step",
+        _j_step(mask=lambda key, x: jax.random.bernoulli(key, 0.9, x.shape[::-1])),
+        "mask_shape",
+    ),
+    ("train_step", _j_step(mask=_j_numpy_mask), "fixed_key"),
+    (
+        "train_step",
+        _j_step(
+            mask=lambda key, x: jax.random.bernoulli(
+                jax.random.key(x.shape[0]), 0.9, x.shape
+            )
+        ),
+        "fixed_key",
+    ),
+    # The size of the check's first batch written in: fails on the fourth step's batch.
+    (
+        "train_step",
+        _j_step(mask=lambda key, x: jax.random.bernoulli(key, 0.9, (6, 10))),
+        "mask_shape",
+    ),
+    (
+        "train_step",
+        _j_step(
+            mask=lambda key, x: jax.random.bernoulli(
+                jax.random.fold_in(key, 1), 0.9, x.shape
+            )
+        ),
+        "key_split_inside",
+    ),
+    (
+        "train_step",
+        _j_step(lr=jax.jit(lambda s: 0.5 / (s + 1), static_argnums=0)),
+        "step_traced",
+    ),
+    (
+        "train_step",
+        _j_step(out=lambda new, grads, loss: (new, loss.item())),
+        "loss_traced",
+    ),
+    ("train_step", _j_step_clean_loss, "loss_before"),
+    (
+        "train_step",
+        _j_step(out=lambda new, grads, loss: (new, loss[None])),
+        "return_pair",
+    ),
     # From a student pass: before this change each row passed, or got a generic, another or
     # (no_grad, max) a differently worded hint.
     ("preprocess", lambda im: im.reshape(5, 784) / 255, "preprocess_batch"),
@@ -353,11 +505,6 @@ JAX_MISTAKES = [
         "mse_grad",
         lambda w, X, y: jax.grad(_j_mse, argnums=1)(w, X, y),
         "mse_grad_wrt_X",
-    ),
-    (
-        "relu_or_negate",
-        _j_branch(condition=lambda x: x.sum() >= 0),
-        "branch_strict",
     ),
     # From a second student pass: before this change each row got the generic hint, a
     # misleading one or (mse_grad_half after jax.grad) a reworded one.
@@ -1192,21 +1339,26 @@ def _j_jitted_in_thread(w, X, y):
     return out[0]
 
 
-def _j_cond_debug_prints(x):
-    def positive(x):
-        jax.debug.print("positive {}", x)
-        return jax.nn.relu(x)
+def _j_step_mask_product(params, x, y, step, key):
+    """Multiplication by the mask, the update written per key, a float step."""
+    keep = jax.random.bernoulli(key, p=0.9, shape=x.shape)
+    inputs = x * keep / 0.9  # (B, D)
+    loss, grads = jax.value_and_grad(_j_loss)(params, inputs, y)
+    lr = 0.5 / (step.astype(jnp.float32) + 1.0)
+    return {
+        "w": params["w"] - lr * grads["w"],
+        "b": params["b"] - lr * grads["b"],
+    }, loss
 
-    def negative(x):
-        jax.debug.print("negative {}", x)
-        return -x
 
-    return jax.lax.cond(jnp.mean(x) > 0, positive, negative, x)
-
-
-def _j_callback_print(x):
-    jax.debug.callback(lambda v: print("relu_or_negate got", v), x)
-    return jnp.where(jnp.sum(x) > 0, jnp.clip(x, 0), jnp.negative(x))
+def _j_step_select_optax(params, x, y, step, key):
+    """lax.select, optax.apply_updates, and the caller's dict updated (inside jit: a copy)."""
+    keep = jax.random.bernoulli(key, 0.9, x.shape)
+    inputs = jax.lax.select(keep, x / 0.9, jnp.zeros_like(x))
+    loss, grads = jax.value_and_grad(_j_loss)(params, inputs, y)
+    updates = jax.tree.map(lambda g: -jnp.reciprocal(step + 1.0) * 0.5 * g, grads)
+    params.update(optax.apply_updates(params, updates))
+    return [params, loss]
 
 
 def _t_topk_kth_value(logits, labels, k):
@@ -1344,9 +1496,9 @@ VALID = {
         ("mse_grad", lambda w, X, y: jax.jacfwd(_j_mse)(w, X, y)),
         ("mse_grad", _j_jet),
         ("mse_grad", _j_jitted_in_thread),
-        ("relu_or_negate", _j_cond_debug_prints),
-        # from a second student pass: each passed already
-        ("relu_or_negate", _j_callback_print),
+        ("train_step", _j_step_mask_product),
+        ("train_step", _j_step_select_optax),
+        ("train_step", jax.jit(_j_step())),
         # exercises 2 and 4 (top-k accuracy, a gradient check along directions)
         ("top_k_accuracy", _j_topk_kth_value),
         ("top_k_accuracy", _j_topk_softmax),

@@ -2,26 +2,21 @@
 
 Exercises 1-4 are checked by :mod:`helpers.labs.lab01.checks`, ``topk`` and ``directional``,
 shared with PyTorch; this module
-hands them JAX arrays, words their hints for JAX, turns JAX's error messages into hints, and
-checks exercise 5, JAX's own: a branching function made ``jax.jit``-compatible, whose print
-must run on every call, not once per trace.
+hands them JAX arrays, words their hints for JAX and turns JAX's error messages into hints;
+exercise 5, JAX's own (a training step written as a pure function, so that ``jax.jit``
+compiles it once and every call uses its own step and key), is checked in
+:mod:`helpers.labs.lab01.jax_step`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 from functools import partial
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
 from helpers.jax.labkit import TRACER_ERRORS, autodiff_calls, lab_framework
-from helpers.labs.kit import Framework, Hints, checking, explainer
+from helpers.labs.kit import Hints, explainer
 from helpers.labs.lab01 import checks as lab01
-from helpers.labs.lab01 import directional, topk
+from helpers.labs.lab01 import directional, jax_step, topk
 
 __all__ = [
     "check_directional_gradient_error",
@@ -36,6 +31,7 @@ HINTS = Hints(
     lab01.HINTS,
     topk.HINTS,
     directional.HINTS,
+    jax_step.HINTS,
     {
         "not_float": "return a Python float: float(...) of the 0-d array",
         "mse_grad_by_hand": "the values are right, but jax.grad never ran: define "
@@ -70,13 +66,6 @@ HINTS = Hints(
         "(row 0's classes), and axis=0 indexes the rows with the labels",
         "scalar_loss": "jax.grad needs a function that returns one number: take the mean "
         "over examples",
-        "elementwise": "the branch depends on the sum of x, one decision for the whole "
-        "array: jnp.where(x.sum() > 0, jnp.maximum(x, 0), -x)",
-        "print_once": "a Python print runs only while jit traces the function (once per "
-        "input shape and dtype): use jax.debug.print, which runs on every call",
-        "branch_strict": "when x.sum() is exactly 0 the result is -x: the test is "
-        "x.sum() > 0, strictly greater, not >=",
-        "one_line": "print exactly one line per call, with one jax.debug.print",
     },
 )
 
@@ -113,78 +102,6 @@ _TOPK = dataclasses.replace(
 )
 
 
-# --- Exercise 5: a branch that jit can compile, a print that runs on every call ---------------
-def _reference(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0) if x.sum() > 0 else -x
-
-
-def _check_relu_or_negate(relu_or_negate, fw: Framework) -> None:
-    """Exercise 5 (JAX): ``jax.jit(relu_or_negate)`` runs, is right, prints once per call."""
-    # Five calls on two shapes, both branches; the last sums to exactly 0 (the -x branch).
-    # A trace-time print gives one line per shape (2), a print in each lax.cond branch one
-    # per shape and branch (4): neither makes 5.
-    inputs = [
-        np.array([1.0, -2.0, 3.0], np.float32),
-        np.array([-1.0, 2.0, -3.0], np.float32),
-        np.array([0.5, -0.25, 1.0, -2.0, 1.5], np.float32),
-        np.array([-4.0, 1.0, 2.0], np.float32),
-        np.array([2.0, -1.0, 0.5, -0.5, -1.0], np.float32),  # sums to 0: -x
-    ]
-    with checking(
-        "relu_or_negate",
-        fw,
-        passed=f"jit-compatible, right on both branches, {len(inputs)} lines for "
-        f"{len(inputs)} calls",
-    ) as c:
-        c.expect(
-            callable(relu_or_negate),
-            f"expected a function, got {type(relu_or_negate).__name__}",
-        )
-        compiled = jax.jit(relu_or_negate)
-        outputs, printed = [], io.StringIO()
-        with contextlib.redirect_stdout(printed):
-            try:
-                for x in inputs:
-                    outputs.append(c.call(compiled, jnp.asarray(x)))
-            finally:
-                jax.effects_barrier()  # jax.debug.print runs asynchronously: wait for it
-        for x, out in zip(inputs, outputs, strict=True):
-            arr = c.array(out)
-            c.shape(arr, x.shape, "return an array shaped like x")
-            c.dtype(arr, "float32", "keep x's dtype")
-            c.close(
-                arr,
-                _reference(x),
-                what=f"the result for x = {x.tolist()}",
-                rtol=0,
-                atol=0,
-                hint="if x.sum() > 0 the result is max(x, 0), else -x",
-                mistakes=[(c.hint("elementwise"), np.abs(x))]
-                + (
-                    [(c.hint("branch_strict"), np.maximum(x, 0))]
-                    if x.sum() == 0
-                    else []
-                ),
-            )
-        lines = len(printed.getvalue().splitlines())
-        calls = f"{len(inputs)} calls on {len({x.shape for x in inputs})} input shapes"
-        c.expect(
-            lines != 0,
-            f"nothing was printed during {calls}",
-            c.hint("one_line"),
-        )
-        c.expect(
-            lines >= len(inputs),
-            f"{lines} lines were printed during {calls}",
-            c.hint("print_once"),
-        )
-        c.expect(
-            lines == len(inputs),
-            f"{lines} lines were printed during {calls}",
-            c.hint("one_line"),
-        )
-
-
 # The checks, bound to this framework. Call them with the student's function.
 check_preprocess = partial(lab01.check_preprocess, fw=JAX)
 check_top_k_accuracy = partial(topk.check_top_k_accuracy, fw=_TOPK)
@@ -205,4 +122,4 @@ check_directional_gradient_error = partial(
         ),
     ),
 )
-check_framework_specific = partial(_check_relu_or_negate, fw=JAX)
+check_framework_specific = partial(jax_step.check_train_step, fw=JAX)

@@ -283,18 +283,29 @@ jax.effects_barrier()  # wait for the debug prints before the last line
 print("steps_taken:", steps_taken)
 
 # %% [markdown]
+# What happened: `jax.jit` runs the Python body once, while it traces the first call (section
+# 1.3), and every later call with arguments of the same shapes runs the compiled step without
+# Python. So `steps_taken += 1` ran once, and `lr_now`, 0.5 at that moment, entered the
+# compiled step as a constant. The global `key` was read at that moment too: nothing in the cell
+# splits it, and had the loop replaced it between calls, the compiled step would still draw
+# from the key it read while tracing. `jax.debug.print` is part of the compiled step, so it
+# prints on every call.
+#
 # Now write the step so that every call does what it says, as a **pure function**: its result
 # depends only on its arguments, and it changes nothing outside.
 # `train_step(params, x, y, step, key)` takes the parameters (a dict like the one above), a
 # batch `x` of shape `(B, D)` in `jnp.float32`, integer labels `y` of shape `(B,)`, the step
-# number `step` as a 0-d `jnp.int32` array (0 on the first call), and this step's `key`. It uses
-# the learning rate `0.5 / (step + 1)` and the mask
-# `keep = jax.random.bernoulli(key, 0.9, x.shape)` (`p`, here 0.9, is the probability of `True`:
-# of keeping a pixel); it divides the kept pixels by 0.9, so that each input keeps its mean
-# (*inverted* dropout: `jnp.where(keep, x / 0.9, 0.0)`), makes one gradient-descent update of
-# each parameter with `loss_fn`'s gradient, and returns `(new_params, loss)`, the loss computed
-# before the update, as a 0-d array (under `jax.jit` it cannot become a Python float). The
-# caller gives each step a new key, splitting first and using each key once (section 1.2):
+# number `step` as a 0-d `jnp.int32` array (0 on the first call), and this step's `key`, to
+# use as it is. It uses the learning rate `0.5 / (step + 1)` and the mask
+# `keep = jax.random.bernoulli(key, 0.9, x.shape)` (`p`, here 0.9, is the probability of
+# `True`: of keeping a pixel); it divides the kept pixels by 0.9, so that each input keeps its
+# expected value, 0.9 · x / 0.9 = x (*inverted* dropout: `jnp.where(keep, x / 0.9, 0.0)`).
+# It makes one gradient-descent update of each parameter with the gradient of `loss_fn`, as
+# given, on those dropped-out inputs, and returns `(new_params, loss)`: `new_params` a dict
+# like `params`, with the same shapes and dtype, and `loss` the value of `loss_fn` on the same
+# inputs before the update, as a 0-d array (under `jax.jit` it cannot become a Python float;
+# the caller converts it, outside). The caller gives each step a new key, splitting first and
+# using each key once (section 1.2):
 #
 # ```python
 # step_fn = jax.jit(train_step)
@@ -306,7 +317,7 @@ print("steps_taken:", steps_taken)
 #
 # The check compiles your function with `jax.jit`, runs three steps on one batch and a fourth
 # on a smaller one, compares each with a reference, and counts how many times `jax.jit` traced
-# your function.
+# your function: once for the three calls on the same shapes.
 
 
 # %%

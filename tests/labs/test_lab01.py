@@ -1242,6 +1242,80 @@ JAX_MISTAKES += [
 ]
 
 
+# From a second student pass on JAX exercise 5: before this change each row got the general
+# hint, or a misleading one (a summed loss: lr_off_by_one; NumPy inside jit: step_traced).
+def _j_step_dropout_weights(params, x, y, step, key):
+    """Dropout on the weights, then the gradient of the dropped weights."""
+    keep = jax.random.bernoulli(key, 0.9, params["w"].shape)  # (D, C)
+    dropped = {**params, "w": jnp.where(keep, params["w"] / 0.9, 0.0)}
+    loss, grads = jax.value_and_grad(_j_loss)(dropped, x, y)
+    return jax.tree.map(lambda p, g: p - 0.5 / (step + 1) * g, params, grads), loss
+
+
+def _j_step_dropout_logits(params, x, y, step, key):
+    """Dropout on the logits, inside the loss."""
+
+    def loss(params):
+        logits = x @ params["w"] + params["b"]  # (B, C)
+        keep = jax.random.bernoulli(key, 0.9, logits.shape)
+        logits = jnp.where(keep, logits / 0.9, 0.0)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    value, grads = jax.value_and_grad(loss)(params)
+    return jax.tree.map(lambda p, g: p - 0.5 / (step + 1) * g, params, grads), value
+
+
+def _j_step_dropout_grads(params, x, y, step, key):
+    """Dropout on every gradient, with the same key."""
+    loss, grads = jax.value_and_grad(_j_loss)(params, x, y)
+    grads = jax.tree.map(
+        lambda g: jnp.where(jax.random.bernoulli(key, 0.9, g.shape), g / 0.9, 0.0),
+        grads,
+    )
+    return jax.tree.map(lambda p, g: p - 0.5 / (step + 1) * g, params, grads), loss
+
+
+def _j_sum_loss(params, inputs, y):
+    logits = inputs @ params["w"] + params["b"]  # (B, C)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).sum()
+
+
+def _j_step_loss(loss_fn):
+    """The right step with another loss function."""
+
+    def train_step(params, x, y, step, key):
+        inputs = jnp.where(jax.random.bernoulli(key, 0.9, x.shape), x / 0.9, 0.0)
+        loss, grads = jax.value_and_grad(loss_fn)(params, inputs, y)
+        return jax.tree.map(lambda p, g: p - 0.5 / (step + 1) * g, params, grads), loss
+
+    return train_step
+
+
+JAX_MISTAKES += [
+    (
+        "train_step",
+        _j_step(mask=lambda key, x: jax.random.bernoulli(key, 0.9, x.shape[::-1]).T),
+        "mask_shape",
+    ),
+    (
+        "train_step",
+        _j_step(inputs=lambda keep, x: jnp.where(keep, x * 0.1, 0.0)),
+        "dropout_scale_drop",
+    ),
+    ("train_step", _j_step_dropout_weights, "dropout_inputs"),
+    ("train_step", _j_step_dropout_logits, "dropout_inputs"),
+    ("train_step", _j_step_dropout_grads, "dropout_inputs"),
+    ("train_step", _j_step_loss(_j_sum_loss), "loss_scale"),
+    # A mean written as a sum over the check's first batch size: wrong on its fourth step.
+    ("train_step", _j_step_loss(lambda *a: _j_sum_loss(*a) / 6), "loss_scale"),
+    (
+        "train_step",
+        _j_step(inputs=lambda keep, x: np.where(keep, x / 0.9, 0.0)),
+        "numpy_traced",
+    ),
+]
+
+
 MISTAKES = {"pytorch": TORCH_MISTAKES, "jax": JAX_MISTAKES}
 
 
@@ -1464,6 +1538,41 @@ def _j_dgc_jitted(f, grad_f, x, eps, directions):
     return largest(x, directions).item()
 
 
+def _j_step_grad_then_loss(params, x, y, step, key):
+    """jax.grad, then the loss separately; the update written per key."""
+    keep = jax.random.bernoulli(key, 0.9, x.shape)
+    inputs = keep.astype(x.dtype) * x / 0.9  # (B, D)
+    grads = jax.grad(_j_loss)(params, inputs, y)
+    lr = 0.5 / (step + 1)
+    new = {"w": params["w"] - lr * grads["w"], "b": params["b"] - lr * grads["b"]}
+    return new, _j_loss(params, inputs, y)
+
+
+def _j_step_optax_one_hot_sgd(params, x, y, step, key):
+    """optax.softmax_cross_entropy on one-hot labels, optax.sgd built for this step's rate."""
+
+    def loss(params):
+        logits = inputs @ params["w"] + params["b"]  # (B, C)
+        onehot = jax.nn.one_hot(y, logits.shape[-1])
+        return optax.softmax_cross_entropy(logits, onehot).mean()
+
+    inputs = jnp.where(jax.random.bernoulli(key, 0.9, x.shape), x / 0.9, 0.0)
+    value, grads = jax.value_and_grad(loss)(params)
+    sgd = optax.sgd(0.5 / (step + 1))
+    updates, _ = sgd.update(grads, sgd.init(params))
+    return optax.apply_updates(params, updates), value
+
+
+def _j_step_schedule_cond(params, x, y, step, key):
+    """The rate from jax.lax.cond, the loss from value_and_grad's has_aux."""
+    lr = jax.lax.cond(step == 0, lambda: 0.5, lambda: 0.5 / (step + 1.0))
+    inputs = jnp.where(jax.random.bernoulli(key, 0.9, x.shape), x / 0.9, 0.0)
+    (_, loss), grads = jax.value_and_grad(
+        lambda p: (_j_loss(p, inputs, y),) * 2, has_aux=True
+    )(params)
+    return jax.tree.map(lambda p, g: p - lr * g, params, grads), loss
+
+
 VALID = {
     "pytorch": [
         ("preprocess", lambda im: im.flatten(1) / 255),
@@ -1499,6 +1608,15 @@ VALID = {
         ("train_step", _j_step_mask_product),
         ("train_step", _j_step_select_optax),
         ("train_step", jax.jit(_j_step())),
+        # from a second student pass on exercise 5: each passed already (uniform(key) < 0.9
+        # is how jax.random.bernoulli draws: the same mask, bit for bit)
+        (
+            "train_step",
+            _j_step(mask=lambda key, x: jax.random.uniform(key, x.shape) < 0.9),
+        ),
+        ("train_step", _j_step_grad_then_loss),
+        ("train_step", _j_step_optax_one_hot_sgd),
+        ("train_step", _j_step_schedule_cond),
         # exercises 2 and 4 (top-k accuracy, a gradient check along directions)
         ("top_k_accuracy", _j_topk_kth_value),
         ("top_k_accuracy", _j_topk_softmax),

@@ -181,8 +181,13 @@ def model_family(record: dict) -> str:
 
 def first_step_seconds(record: dict) -> float:
     """A run's first step in seconds (``first_step_seconds``, compilation or warm-up
-    included), else its ``compile_seconds``, else NaN."""
-    return record.get("first_step_seconds", record.get("compile_seconds", math.nan))
+    included), else its ``compile_seconds`` if above 0, else NaN: a ``compile_seconds`` of 0
+    is an eager run that compiled nothing and did not time its first step (chapter 7's
+    PyTorch runs), not a first step of 0 s."""
+    if "first_step_seconds" in record:
+        return record["first_step_seconds"]
+    compile_seconds = record.get("compile_seconds", math.nan)
+    return compile_seconds if compile_seconds > 0 else math.nan
 
 
 def _row(record: dict) -> list[str]:
@@ -337,30 +342,30 @@ def plot_task(records: Sequence[dict], task: str) -> Figure:
 
 
 def summary_rows(records: Sequence[dict]) -> list[dict]:
-    """One short row per record, grouped by chapter (in ``records``' order within one).
+    """One short row per record, sorted by chapter (in ``records``' order within one).
 
-    Keys: ``chapter`` (its number), ``task``, ``option`` (the bench's ``--model`` choice,
-    else the model's first word: "mlp"), ``framework``, ``scale``, ``model`` (cut to 28
-    characters), ``metric`` (the task's own, ``task_metric``: "accuracy %" or "eval
-    return"), ``value`` (NaN where a record has no metric), ``examples/s`` (env steps per
-    second for reinforcement learning), ``first step s`` (the first step's seconds,
-    compilation included; the compile seconds where a run records no first step; NaN where
-    neither) and ``hardware``. Runs with changed sizes (``helpers.bench --set``, an
-    ``overrides`` key) are sweeps, not the scale's runs: left out.
+    Keys: ``task``, ``option`` (the bench's ``--model`` choice, else the model's first word:
+    "mlp"), ``framework``, ``scale``, ``metric`` (the task's own, ``task_metric``: "accuracy
+    %" or "eval return"), ``value`` (NaN where a record has no metric), ``ex/s`` (examples
+    per second; env steps per second for reinforcement learning), ``first step s``
+    (``first_step_seconds``: NaN where a run records neither a first step nor a compilation)
+    and ``hardware``. No chapter number (task and option name the chapter) and no model
+    description (the results appendix prints it): the table fits a page's width. Runs with
+    changed sizes (``helpers.bench --set``, an ``overrides`` key) are sweeps, not the
+    scale's runs: left out.
     """
     nan, rows = math.nan, []
-    for r in records:
+    for r in sorted(records, key=lambda r: r["chapter"][:2]):  # a stable sort
         if "overrides" in r:
             continue
         metric = _metric(r)
         rows.append({
-            "chapter": r["chapter"][:2], "task": r["task"], "option": model_family(r),
+            "task": r["task"], "option": model_family(r),
             "framework": r.get("framework", "?"), "scale": r.get("scale", "?"),
-            "model": r.get("model", "")[:28],
             "metric": f"{metric[1]} {metric[2]}".strip() if metric else "",
             "value": metric[3] if metric else nan,
-            "examples/s": r.get("train_examples_per_second", nan),
+            "ex/s": r.get("train_examples_per_second", nan),
             "first step s": first_step_seconds(r),
             "hardware": short_cpu_name(_hardware(r)),
         })  # fmt: skip
-    return sorted(rows, key=lambda row: row["chapter"])
+    return rows

@@ -78,7 +78,8 @@ def test_outlook_tables_take_the_latest_run_of_each_configuration(tmp_path):
     # torch cnn run is superseded, the sweep and the run that names no model left out
     assert [r["date"] for r in latest] == ["3", "2", "5", "4"]
     rows = summary_rows(latest)
-    assert [r["chapter"] for r in rows] == ["05"] * 4
+    assert [r["task"] for r in rows] == ["t"] * 4 and "chapter" not in rows[0]
+    assert "model" not in rows[0] and rows[0]["ex/s"] == 20.0
     assert rows[1]["first step s"] == 2.0 and "load" not in rows[1]
     assert rows[0]["hardware"] == "?, ? cores" and rows[0]["option"] == "cnn"
     assert len(summary_rows(records)) == 6  # every run but the sweep
@@ -314,3 +315,9 @@ def test_model_family_and_first_step_seconds_fall_back_in_order():
     )
     assert first_step_seconds({"compile_seconds": 5.0}) == 5.0
     assert math.isnan(first_step_seconds({}))
+    # compile_seconds 0: an eager run that compiled nothing and timed no first step (chapter
+    # 7's PyTorch runs), printed "-" by the tables, not a first step of 0 s
+    assert math.isnan(first_step_seconds({"compile_seconds": 0.0}))
+    assert (
+        first_step_seconds({"first_step_seconds": 0.0, "compile_seconds": 0.0}) == 0.0
+    )

@@ -94,7 +94,8 @@ H.runtime_info(device)
 with H.vision.data_source() as source:
     x_train, y_train = H.load_cifar10("train", limit=s.train_examples)
     x_test, y_test = H.load_cifar10("test", limit=s.test_examples)
-print("data:", source["data"], f"train {x_train.shape}, test {x_test.shape}")
+print("data:", source["data"])
+print(f"train {x_train.shape}, test {x_test.shape}")
 mean, std = H.vision.channel_stats(x_train)  # (3,), (3,) of the training split
 train_images = torch.as_tensor(x_train)  # (N, 32, 32, 3) uint8
 train_labels = torch.as_tensor(y_train, dtype=torch.long)  # (N,)
@@ -137,6 +138,10 @@ def train_steps(model, steps, *, masks=(), teacher_logits=None, desc="train"):
 
 
 teacher = H.vision.CifarNet(s.teacher_widths, device=device)
+# The first optimiser a process builds imports torch._dynamo (seconds, once): done here, so
+# the time below measures training.
+import torch._dynamo
+
 start = time.perf_counter()
 train_steps(teacher, s.teacher_steps, desc="teacher")
 teacher_seconds = time.perf_counter() - start
@@ -190,7 +195,10 @@ assert text_accuracy > 0.55, "the IMDB model should learn above chance (50 %)"
 # scale wastes the small ones' precision {cite}`krishnamoorthi2018quantizing`:
 #
 # $$
-# \begin{gathered} s_c = \frac{\max_i |W_{c,i}|}{127}, \qquad \hat W_{c,i} = s_c\, q_{c,i}, \\ q_{c,i} = \operatorname{clip}\big(\operatorname{round}(W_{c,i} / s_c), -127, 127\big). \end{gathered}
+# \begin{gathered}
+# s_c = \frac{\max_i |W_{c,i}|}{127}, \qquad \hat W_{c,i} = s_c\, q_{c,i}, \\
+# q_{c,i} = \operatorname{clip}\big(\operatorname{round}(W_{c,i} / s_c), -127, 127\big).
+# \end{gathered}
 # $$
 #
 # The rounding error is at most $s_c / 2$ per weight. The output-channel axis is the first axis
@@ -198,8 +206,9 @@ assert text_accuracy > 0.55, "the IMDB model should learn above chance (50 %)"
 # layer, and the last axis of Flax's, `(kh, kw, in, out)` and `(in, out)`. The code below
 # quantizes every convolution and linear weight this way and keeps the BatchNorm parameters in
 # float32 (they are few). This is *weight-only* quantization: the weights are stored in int8
-# and turned back into float32 when the model is loaded, so it saves disk, download and memory,
-# not arithmetic.
+# and turned back into float32 when the model is loaded (`dequantize_int8` below), so it saves
+# disk and download; the loaded model holds float32 weights again, takes float32's memory and
+# computes in float32.
 
 
 # %%
@@ -257,14 +266,14 @@ print(
 )
 
 # %% [markdown]
-# PyTorch also quantizes *dynamically*: the weights of `nn.Linear` (and LSTM) layers are
-# stored in int8 and the activations are quantized on the fly, batch by batch, so the matrix
-# products run in int8 arithmetic. Its API, `torch.ao.quantization`, warns that it is
-# deprecated and points to the `torchao` package (`quantize_`), which this course's environment
-# does not include. The next cell shows both facts and the installed version: it is already
-# past the release the warning names for the removal, yet the old API still works, so the
-# cell uses it. It converts only linear layers: in this convolutional network that is the
-# head.
+# PyTorch also quantizes *dynamically*: the weights of `nn.Linear` layers (and of recurrent
+# layers such as LSTM and GRU) are stored in int8 and the activations are quantized on the
+# fly, batch by batch, so the matrix products run in int8 arithmetic. Its API,
+# `torch.ao.quantization`, warns that it is deprecated and points to the `torchao` package
+# (`quantize_`), which this course's environment does not include. The next cell shows both
+# facts and the installed version: it is already past the release the warning names for the
+# removal, yet the old API still works, so the cell uses it. It converts only linear layers:
+# in this convolutional network that is the head.
 
 # %%
 print("PyTorch", torch.__version__)
@@ -289,14 +298,16 @@ print("converted modules:", converted)
 # %% [markdown] tags=["shared"]
 # ## 10.3 Pruning: removing weights and channels
 #
-# Magnitude pruning sets the weights of smallest absolute value to zero and fine-tunes the rest
-# {cite}`han2015learning`. *Unstructured* pruning zeroes single weights anywhere: the tensor
-# keeps its shape, so a dense file and a dense matrix product do not shrink or speed up (the
-# zeros only compress well); it takes sparse kernels to profit. *Structured* pruning removes
-# whole output channels, here those whose filters have the smallest L1 norm
-# {cite}`li2017pruning`, and rebuilds a genuinely narrower network, which is smaller and faster
-# everywhere. Both are fine-tuned below (`finetune_steps` steps: 100 at `cpu` scale); the
-# unstructured masks are applied again after every step, so pruned weights stay zero.
+# Magnitude pruning sets the weights of smallest absolute value to zero and fine-tunes the
+# rest {cite}`han2015learning`. *Unstructured* pruning zeroes single weights anywhere: the
+# tensor keeps its shape, so a dense file and a dense matrix product do not shrink or speed up
+# (the zeros only compress well); it takes sparse kernels to profit. *Structured* pruning
+# removes whole output channels, here those whose filters have the smallest L1 norm
+# {cite}`li2017pruning`, and rebuilds a genuinely narrower network, which is smaller
+# everywhere and does less arithmetic (whether it is measurably faster depends on the hardware
+# and the size: section 10.5). Both are fine-tuned below (`finetune_steps` steps: 100 at `cpu`
+# scale); the unstructured masks are applied again after every step, so pruned weights stay
+# zero.
 
 
 # %%
@@ -363,7 +374,7 @@ narrow_before = accuracy(narrow)
 train_steps(narrow, s.finetune_steps, desc="fine-tune (structured)")
 print(
     f"channels {s.teacher_widths} -> {s.student_widths}: {H.count_params(narrow):,} "
-    f"parameters, accuracy {narrow_before:.2%} right after pruning, "
+    f"parameters\naccuracy {narrow_before:.2%} right after pruning, "
     f"{accuracy(narrow):.2%} after fine-tuning"
 )
 
@@ -374,9 +385,16 @@ print(
 # from the labels {cite}`hinton2015distilling`. Both logits are softened by a temperature $T$,
 # and the student minimises
 #
-# $$\mathcal L = (1-\alpha)\,\mathrm{CE}(y, z_s) + \alpha\, T^2\, \mathrm{KL}\big(\operatorname{softmax}(z_t/T)\,\|\,\operatorname{softmax}(z_s/T)\big),$$
+# $$
+# \begin{aligned}
+# \mathcal L = {} & (1-\alpha)\,\mathrm{CE}(y, z_s) \\
+# & + \alpha\, T^2\, \mathrm{KL}(p_t \,\|\, p_s), \\
+# p_k = {} & \operatorname{softmax}(z_k / T), \quad k \in \{s, t\},
+# \end{aligned}
+# $$
 #
-# the $T^2$ keeping the soft term's gradients on the scale of the hard one's. The teacher's
+# with $z_s$ and $z_t$ the student's and the teacher's logits and $y$ the label, the $T^2$
+# keeping the soft term's gradients on the scale of the hard one's. The teacher's
 # logits are computed once for the training images (without augmentation, so they can be
 # looked up by index). To see what the teacher adds, the same student architecture (the
 # narrow widths of section 10.3) is trained twice from the same initialisation for the same
@@ -466,26 +484,37 @@ plt.show()
 
 # %% [markdown] tags=["shared"]
 # Read the table with its caveats. Weight-only int8 shrinks the file (a weight takes one byte
-# instead of four; BatchNorm stays in float32) and leaves latency where it was, because the
-# loaded model computes in float32. Unstructured pruning leaves the dense file's size and the
-# latency alone and shows up only in the zipped size. Structured pruning and the student are
-# the only variants whose computation shrinks (the latency columns show by how much on this
-# CPU), and their accuracy column is what it costs. Fine-tuning is also extra training: where
-# a pruned model beats the float32 row, the teacher was not trained to convergence. At `smoke`
-# scale every model is barely trained and tiny: the accuracies are noise, and the sizes and
-# latencies are not those of the `cpu` or `gpu` models.
+# instead of four; BatchNorm stays in float32), but the loaded model is a float32 model again
+# and computes exactly what the float32 row computes. Unstructured pruning leaves the dense
+# file's size alone and shows up only in the zipped size; its dense products, zeros included,
+# are the float32 row's too. (The PyTorch page's dynamic int8 row changes only the small
+# linear head.) Structured pruning and the students are the only variants that compute less
+# (the `params` column counts their weights), and their accuracy column is what it costs.
+# Whether they also run faster, the latency columns can show only beyond the measurement's own
+# spread: rows that compute the same thing (float32, int8 weights and unstructured pruning;
+# the structured model and the two students) differ by chance alone, so a difference no larger
+# than theirs is noise. At `smoke` scale, with `latency_repeats` timed calls of a tiny network
+# on a shared CPU, that spread is as large as the effects, and the latency columns rank
+# nothing. Fine-tuning is also extra training: where a pruned model beats the float32 row, the
+# teacher was not trained to convergence. At `smoke` scale every model is barely trained and
+# tiny: the accuracies are noise, and the sizes and latencies are not those of the `cpu` or
+# `gpu` models.
 #
 # ## 10.6 Export: a model without its Python
 #
 # Exporting turns a model into a file that another process, language or machine can run
 # without the Python code that defined it. PyTorch offers `torch.export`, which traces the
-# model into an ATen-level graph with its weights (a `.pt2` file, loadable by
-# `torch.export.load` and by PyTorch's ahead-of-time compilers), and ONNX export, which writes
-# the standard ONNX graph that runtimes such as onnxruntime execute {cite}`onnx2017`. JAX
-# offers `jax.export`, which serialises the StableHLO program of a jitted function, weights
-# included as constants, for a stated platform. Each export below marks the batch dimension as
-# symbolic, so one artefact serves every batch size; each is run in a fresh process (or a
-# separate runtime) and compared with the original model.
+# model into an ATen-level graph saved with its weights as a `.pt2` archive that
+# `torch.export.load` reads back (PyTorch's ahead-of-time compiler,
+# [AOTInductor](https://docs.pytorch.org/docs/stable/torch.compiler_aot_inductor.html), takes
+# such an exported program and writes a package of compiled code of its own), and ONNX
+# export, which writes the standard ONNX graph that runtimes such as onnxruntime execute
+# {cite}`onnx2017`. JAX offers `jax.export`, which serialises the StableHLO program of a
+# jitted function for a stated platform. Each export below marks the batch dimension as
+# symbolic, so one artefact serves many batch sizes: the JAX artefact any (the symbol `b`);
+# the PyTorch exports declare `Dim("batch", min=1, max=4096)`, a range the `.pt2` program
+# checks at every call and the ONNX graph keeps only as the name `batch`. Each is run in a
+# fresh process (or a separate runtime) and compared with the original model.
 
 # %%
 example = x64[:4]  # (4, 3, 32, 32)
@@ -584,13 +613,22 @@ print([H.CIFAR10_CLASSES[c] for c in classify(x_test[:5])])
 
 # %% [markdown] tags=["shared"]
 # What an exported artefact contains: the computation graph (operations, shapes, dtypes, with
-# the batch dimension left symbolic), the trained weights as constants, and the names and
-# shapes of inputs and outputs. What it does not contain: the model's Python class, the
-# preprocessing and the class names (above, they live in `classify`), the optimiser state and
-# anything needed to continue training, and, for `jax.export`, the ability to run on a platform
-# it was not exported for. Train mode is gone too: BatchNorm is frozen to its running
-# statistics. A format also fixes what can run it: a `.pt2` file needs PyTorch, an `.onnx`
-# file any ONNX runtime, a serialised `jax.export` needs a compatible jaxlib.
+# the batch dimension left symbolic), the trained weights, and the names and shapes of inputs
+# and outputs. Where the weights go differs. `jax.export` bakes them into the StableHLO
+# program as constants: the JAX page's `forward` closes over them, so the only input the
+# export lists (`in`) is the batch of images. `torch.export` lifts them out of the graph and
+# makes them inputs of it: the PyTorch page's line `inputs of the graph` counts them,
+# `PARAMETER` for the weights and biases, `BUFFER` for each BatchNorm's running mean, running
+# variance and batch counter, beside the one `USER_INPUT`, the images; the `.pt2` archive
+# stores those tensors beside the graph, and `module()` binds them back. The ONNX exporter
+# writes the graph to `cifarnet.onnx` and the weights to a separate `cifarnet.onnx.data` (the
+# PyTorch page lists both files), which must ship with it. What an artefact does not contain:
+# the model's Python class, the preprocessing and the class names (above, they live in
+# `classify`), the optimiser state and anything needed to continue training, and, for
+# `jax.export`, the ability to run on a platform it was not exported for. Train mode is gone
+# too: BatchNorm is frozen to its running statistics. A format also fixes what can run it: a
+# `.pt2` file needs PyTorch, an `.onnx` file any ONNX runtime, a serialised `jax.export` needs
+# a compatible jaxlib.
 #
 # ## 10.7 Interpretability: saliency and integrated gradients
 #
@@ -601,7 +639,12 @@ print([H.CIFAR10_CLASSES[c] for c in classify(x_test[:5])])
 # gradient along the straight path from a baseline $x'$ (here the all-zero normalised image,
 # the data set's mean colour) to the input $x$:
 #
-# $$\mathrm{IG}_i(x) = (x_i - x'_i) \int_0^1 \frac{\partial F\big(x' + \alpha (x - x')\big)}{\partial x_i}\, d\alpha,$$
+# $$
+# \begin{gathered}
+# \mathrm{IG}_i(x) = (x_i - x'_i) \int_0^1 \frac{\partial F(\tilde x)}{\partial x_i} d\alpha, \\
+# \tilde x = x' + \alpha (x - x'),
+# \end{gathered}
+# $$
 #
 # and satisfy *completeness*: $\sum_i \mathrm{IG}_i(x) = F(x) - F(x')$. The integral is
 # approximated with $m$ steps of the trapezoid rule, so completeness holds only approximately;
@@ -701,7 +744,9 @@ plt.show()
 # softmax, so completeness again depends on the step count. The bag-of-words model reads only
 # the mean of the embeddings, so the gradient is the same at every position of the review and
 # a word's attribution depends on which word it is, not where: every copy of a word gets the
-# same bar in the chart.
+# same attribution (the cell checks it). The chart shows one bar per distinct word, the sum
+# over its copies (their number in brackets), and the cell prints the model's probability
+# that the review is positive, to hold against the label in the chart's title.
 
 
 # %%
@@ -731,16 +776,24 @@ for steps in s.ig_steps:
         break
 assert error < 0.01
 per_token = token_ig.sum(-1)[0].detach().numpy()  # (T,)
+with torch.no_grad():
+    p_positive = positive_log_prob(embedded, mask).exp().item()
 words = [imdb.vocab.itos[i] for i in review[0].tolist()]
-top = np.argsort(-np.abs(per_token))[:15][::-1]
+# One bar per distinct word: every copy has the same attribution, so the copies are summed.
+distinct, which, copies = np.unique(words, return_inverse=True, return_counts=True)
+per_word = np.bincount(which, weights=per_token)  # (W,) one per distinct word
+np.testing.assert_allclose(per_token, (per_word / copies)[which], rtol=1e-5, atol=1e-9)
+label = "positive" if test_labels[0] else "negative"
+print(f"review 0: label {label}, the model's p(positive) {p_positive:.2f}")
+top = np.argsort(-np.abs(per_word))[:15][::-1]
 fig, ax = plt.subplots(figsize=(6, 4))
-sign_colour = np.where(per_token[top] > 0, "tab:green", "tab:red")
-ax.barh(range(len(top)), per_token[top], color=sign_colour)
-ax.set_yticks(range(len(top)), [f"{words[i]} (#{i})" for i in top])
+sign_colour = np.where(per_word[top] > 0, "tab:green", "tab:red")
+ax.barh(range(len(top)), per_word[top], color=sign_colour)
+ax.set_yticks(range(len(top)), [f"{distinct[i]} (x{copies[i]})" for i in top])
 ax.set(
-    xlabel="attribution to log p(positive)",
-    ylabel="word (position)",
-    title=f"Review 0 (label {'positive' if test_labels[0] else 'negative'}): top words",
+    xlabel="attribution to log p(positive), summed over the word's copies",
+    ylabel="word (copies in the review)",
+    title=f"Review 0 (label {label}): top words",
 )
 colours = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("tab:green", "tab:red")]
 H.legend_below_axes(ax, colours, ["towards positive (> 0)", "towards negative (< 0)"])
@@ -750,31 +803,35 @@ plt.show()
 # ## 10.9 Outlook: PyTorch or JAX, from what this course measured
 #
 # The course recorded its training runs (`python -m helpers.bench`, one JSON line per run,
-# with hardware, versions and commit) beside each chapter. The next cell reads them and
-# prints three tables. The first holds the latest run of each configuration (chapter, task,
-# model, scale and framework): what it learned by its task's own measure (test accuracy; for
-# chapter 7's reinforcement learning, the mean return of greedy evaluation episodes), its
-# training throughput (examples per second; environment steps per second in chapter 7), its
-# first step's time (which includes JAX's compilation; the compilation time where a run
-# records no first step) and its hardware. Accuracies compare only at the same training
-# length: chapter 5's `cpu` scale trains JAX for fewer epochs. The earlier runs, superseded
-# settings among them, are listed with their full records in the
-# [results appendix](../../appendices/results.ipynb). The second table sets PyTorch beside
-# JAX where a run of each trained the same recipe (network, training settings, data) on the
-# same hardware (the same CPU and number of cores, or the same GPU): the latest run of each
-# framework where those and the code's commit (uncommitted changes aside) agree; otherwise the latest pair that one
-# `--framework both` run recorded, in one process at one commit (`pair` reads `older, one
-# process`); otherwise the latest runs, made at two commits (`latest runs, two commits`: the
-# code may have changed between them); otherwise none, and `pair` names what differs. The third counts the code lines of each notebook
-# pair. Every comparison below refers to these tables.
+# with hardware, versions and commit) beside each chapter. The next cell reads them and prints
+# three tables. The first holds the latest run of each configuration (task, model option,
+# scale and framework, in chapter order): what it learned by its task's own measure (test
+# accuracy; for chapter 7's reinforcement learning, the mean return of greedy evaluation
+# episodes), its training throughput (examples per second; environment steps per second in
+# chapter 7), its first step's time (which includes JAX's compilation; the compilation time
+# where a run records no first step; `-` where it records neither, as chapter 7's PyTorch
+# runs, which compile nothing and do not time their first step) and its hardware. Accuracies
+# compare only at the same training length: chapter 5's `cpu` scale trains JAX for fewer
+# epochs. The earlier runs, superseded settings among them, are listed with their full records
+# in the [results appendix](../../appendices/results.ipynb). The second table sets PyTorch
+# beside JAX where a run of each trained the same recipe (network, training settings, data) on
+# the same hardware (the same CPU and number of cores, or the same GPU): the latest run of
+# each framework where those and the code's commit (uncommitted changes aside) agree;
+# otherwise the latest pair that one `--framework both` run recorded, in one process at one
+# commit (`pair` reads `older, one process`); otherwise the latest runs, made at two commits
+# (`latest runs, two commits`: the code may have changed between them); otherwise none, and
+# `pair` names what differs. The third counts the code lines of each notebook pair. Every
+# comparison below refers to these tables.
 
 # %%
 root = H.course_root()
 records = load_records(root)  # every recorded run; the results appendix lists them all
+print("The latest run of each configuration (-: not recorded)\n")
 print(H.deploy.format_table(summary_rows(latest_runs(records))))
 
 # PyTorch beside JAX where a run of each trained the same recipe on the same hardware.
 pairs = framework_pairs(records)
+print("\nPyTorch beside JAX: the same recipe on the same hardware\n")
 print(H.deploy.format_table(pairs))
 compared = [p for p in pairs if p["faster"]]
 print(
@@ -786,7 +843,7 @@ for scale in ("cpu", "gpu"):
     ratios = [
         f"{p['faster']} x{p['by x']:.2f}" for p in stepwise if p["scale"] == scale
     ]
-    print(f"{scale}, one step per batch, faster by: {', '.join(ratios)}")
+    print(f"{scale}, one step per batch, faster by:\n  {', '.join(ratios)}")
 widest = max(p["by x"] for p in stepwise if p["scale"] == "cpu")
 # What the text below says of these tables, checked against them: update it if one fails.
 assert widest < 2, "within a factor of 2 for the cpu pairs"
@@ -797,12 +854,17 @@ gpu_pairs = [p for p in stepwise if p["scale"] == "gpu"]
 assert len(gpu_pairs) == 2 and {p["faster"] for p in gpu_pairs} == {"JAX"}, "gpu: JAX"
 unpaired = {p["task"]: p["pair"] for p in pairs if not p["faster"]}
 assert unpaired == {"pendulum ddpg": "none: cores differ"}, "only DDPG unpaired"
-slower_start = sum(p["JAX first step s"] > p["PyTorch first step s"] for p in compared)
+# "-" (NaN): a run that compiled nothing and did not time its first step
+firsts = ("JAX first step s", "PyTorch first step s")
+timed = [p for p in compared if np.isfinite([p[k] for k in firsts]).all()]
+slower_start = sum(p["JAX first step s"] > p["PyTorch first step s"] for p in timed)
 print(
-    f"JAX's first step (or compilation) took longer in {slower_start} of {len(compared)} pairs"
+    f"JAX's first step (or compilation) took longer in {slower_start} of {len(timed)} "
+    "pairs that time both"
 )
 
 code = code_lines(root)
+print("\nCode lines of each chapter's two notebooks\n")
 print(H.deploy.format_table(code))
 longer = sum(c["JAX code lines"] > c["PyTorch code lines"] for c in code)
 print(f"the JAX notebook has more code lines in {longer} of {len(code)} chapters")
@@ -827,8 +889,11 @@ print(f"the JAX notebook has more code lines in {longer} of {len(code)} chapters
 #   compiled program. Chapter 1's MLP was not examined that way, and no run used a TPU.
 # * **JAX pays compilation up front.** Its first step includes tracing and XLA compilation;
 #   the last line under the second table counts the pairs in which it took longer than
-#   PyTorch's eager first step. On a short run (this page at `smoke` scale) compilation is
-#   most of the time; on a long run it is amortised.
+#   PyTorch's eager first step, among the pairs that time both. On a short run compilation
+#   can be most of the time, as the JAX page shows: the progress bar of section 10.3's
+#   structured fine-tuning (a new network shape, so a new compilation) advances far more
+#   slowly than the two students' bars in section 10.4, which have the same shape and reuse
+#   that compiled step. On a long run it is amortised.
 # * **Code length does not decide it.** The line counts differ from chapter to chapter in both
 #   directions (the last line counts them).
 # * **What each framework offered in this chapter.** PyTorch: dynamic int8 quantization in

@@ -1,8 +1,9 @@
 """Framework-free pieces of chapter 9: timing done right, the toy data set, ports and bytes.
 
 Both halves use these: :func:`measure` times any call (warm-up, a wait for the result,
-median and spread), :func:`toy_data` builds the seeded classification set that every
-distributed run trains on, and :func:`free_port` finds a port on 127.0.0.1 for a rendezvous.
+median and spread), :func:`measure_interleaved` several calls in turn, :func:`toy_data`
+builds the seeded classification set that every distributed run trains on, and
+:func:`free_port` finds a port on 127.0.0.1 for a rendezvous.
 The launch helpers themselves are framework-specific: ``helpers.torch.parallel`` (torchrun,
 ``torch.multiprocessing``) and ``helpers.jax.sharding`` (meshes, ``jax.distributed``).
 """
@@ -31,6 +32,7 @@ __all__ = [
     "free_port",
     "markdown_table",
     "measure",
+    "measure_interleaved",
     "run_processes",
     "sizes_from_json",
     "sizes_to_json",
@@ -93,6 +95,39 @@ def measure(
         wait(fn())
         samples.append(time.perf_counter() - start)
     return Timing(tuple(samples))
+
+
+def measure_interleaved(
+    fns: dict[str, Callable[[], Any]],
+    *,
+    wait: Callable[[Any], Any] | None = None,
+    repeats: int = 5,
+    warmup: int = 1,
+) -> dict[str, Timing]:
+    """Time several calls in turn: each round takes one sample of every function, in order.
+
+    Like :func:`measure` for each of ``fns`` (same ``wait``, ``repeats``, ``warmup``), but
+    interleaved, so that a slow spell of a shared machine falls on all of them alike instead
+    of on whichever was being timed then. Returns a ``Timing`` per name, in ``fns``' order.
+    Raises ``ValueError`` for no functions, ``repeats < 1`` or ``warmup < 0``.
+    """
+    if not fns:
+        raise ValueError("need at least one function to time, got none")
+    if repeats < 1 or warmup < 0:
+        raise ValueError(
+            f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}"
+        )
+    wait = (lambda value: value) if wait is None else wait
+    for _ in range(warmup):
+        for fn in fns.values():
+            wait(fn())
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            wait(fn())
+            samples[name].append(time.perf_counter() - start)
+    return {name: Timing(tuple(s)) for name, s in samples.items()}
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -19,6 +19,7 @@ from helpers.distributed import (
     child_env,
     markdown_table,
     measure,
+    measure_interleaved,
     run_processes,
     sizes_from_json,
     sizes_to_json,
@@ -183,6 +184,19 @@ def test_toy_data_and_sizes_round_trip():
     with pytest.raises(ValueError, match="batch_size"):
         toy_data(DataParallelSizes(**{**TINY.__dict__, "batch_size": 100}))
     assert sizes("performance", "smoke").parallel.batch_size % 8 == 0
+
+
+def test_measure_interleaved_takes_one_sample_of_each_in_turn():
+    calls, waited = [], []
+    fns = {"a": lambda: calls.append("a") or 1, "b": lambda: calls.append("b") or 2}
+    timings = measure_interleaved(fns, wait=waited.append, repeats=3, warmup=1)
+    assert list(timings) == ["a", "b"]
+    assert calls == ["a", "b"] * 4 and waited == [1, 2] * 4
+    assert all(len(t.samples) == 3 and t.median >= 0 for t in timings.values())
+    with pytest.raises(ValueError, match="at least one"):
+        measure_interleaved({})
+    with pytest.raises(ValueError, match="repeats"):
+        measure_interleaved({"a": lambda: None}, repeats=0)
 
 
 def test_measure_waits_and_reports_median_and_spread():

@@ -18,7 +18,10 @@
 #
 # This is the JAX half of chapter 9; the [PyTorch half](in-pytorch.ipynb) tells the same story
 # in the same order. The outline lists GPU choice, CPU threads, caches, data parallelism, model
-# parallelism and parameter servers in prose. Here each becomes an experiment you rerun:
+# parallelism and parameter servers in prose. Here all but two become experiments you rerun.
+# GPU choice and caches are not measured: a page can time only the machine that runs it, and
+# no cell here turns a cache off, so its effect hides inside every timing (the chapter's
+# index lists both under what it leaves out). The rest, in order:
 #
 # * measuring first: timing done right, a profiler trace, finding the bottleneck;
 # * single-device tuning on chapter 5's CIFAR-10 network, every step a before/after measured
@@ -29,9 +32,9 @@
 #   servers gave way to all-reduce.
 
 # %% [markdown] tags=["notebook-only"]
-# Every number on this page is printed by the code above it, except chapter 5's 2.2 times in
-# section 9.2, quoted from its recorded runs; the cell below says at which scale (`smoke`,
-# `cpu` or `gpu`) this page was produced.
+# Every number on this page is printed by the code above it, except chapter 5's gain from
+# XLA's own CPU kernels in section 9.2, quoted from its recorded runs; the cell below says at
+# which scale (`smoke`, `cpu` or `gpu`) this page was produced.
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
@@ -79,7 +82,13 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from helpers import jax as H
-from helpers.distributed import child_env, markdown_table, measure, toy_data
+from helpers.distributed import (
+    child_env,
+    markdown_table,
+    measure,
+    measure_interleaved,
+    toy_data,
+)
 
 # Every size this notebook uses comes from helpers/scale/training.py.
 sizes = H.sizes("performance")
@@ -232,10 +241,10 @@ wait = jax.block_until_ready  # JAX returns before the work is done: wait for th
 
 
 def smoke_caveat():
-    """At `smoke` scale, print one line saying that the timings above are noise."""
+    """At `smoke` scale, print a note saying that the timings above are noise."""
     if H.current_scale() == "smoke":
         print(
-            "smoke scale: these timings are too short to mean anything; "
+            "smoke scale: these timings are too short to mean anything;\n"
             "rerun the notebook with BOOK_SCALE unset (it picks cpu or gpu)"
         )
 
@@ -263,12 +272,13 @@ print(
 # Without the wait the clock measured only the dispatch of the step, a fraction of its real
 # time. `helpers.distributed.measure` is the loop above (warm-up calls, `wait`, median and
 # spread), and times every row of this chapter. Next, where the time of one step goes.
-# `jax.profiler.trace` records what the XLA runtime executes; the trace file
-# (`.xplane.pb`) opens in TensorBoard's profile plugin or [Perfetto](https://ui.perfetto.dev),
-# and `jax.profiler.ProfileData` reads it here to sum the time per XLA operation. The names
-# are those of the compiled program: `convolution.N` and `conv_general_dilated.N` are
+# `jax.profiler.trace` records what the XLA runtime executes in a trace file (`.xplane.pb`)
+# that TensorBoard's profile plugin opens; with `create_perfetto_trace=True` it also writes a
+# `perfetto_trace.json.gz` for [Perfetto](https://ui.perfetto.dev). Here
+# `jax.profiler.ProfileData` reads the `.xplane.pb` to sum the time per XLA operation. The
+# names are those of the compiled program: `convolution.N` and `conv_general_dilated.N` are
 # convolutions of the forward and backward passes, a `...fusion.N` is several operations XLA
-# compiled into one kernel.
+# compiled into one kernel (`ynn_fusion.N`: one handed to the YNNPACK library, see 9.2).
 
 # %%
 trace_dir = tempfile.mkdtemp()
@@ -307,11 +317,13 @@ print(
 
 # %% [markdown] tags=["shared"]
 # The table names the operators that cost most, but not whether the step as a whole waits on
-# its input, on its arithmetic, or on the host. Three separate timings say that: the input
-# pipeline alone (gather, crop, flip, normalise), the model's forward and backward on a fixed
-# batch, and the whole step. When the first two add up to far less than the third, something
-# else (a host sync, Python overhead) is the bottleneck; when they add up to more than 100 %,
-# the difference is timing noise.
+# its input, on its arithmetic, or on the host. Three timings say that, taken in turn (one
+# sample of each per round, so that a slow spell of a shared machine falls on all three): the
+# input pipeline alone (gather, crop, flip, normalise), the model's forward and backward on a
+# fixed batch, and the whole step. When the first two add up to far less than the third,
+# something else (a host sync, Python overhead) is the bottleneck. When they add up to more
+# than 100 %, or the whole step here is far slower than the step timed at the top of 9.1, the
+# difference is timing noise.
 
 
 # %%
@@ -329,15 +341,15 @@ def on_fixed_batch(state, key):
     return state, key, loss
 
 
-parts = {
-    "input pipeline": measure(
-        lambda: batch(key0, images, labels), wait=wait, repeats=sizes.repeats
-    ),
-    "forward + backward + update": measure(
-        Runner(on_fixed_batch, new_state()), wait=wait, repeats=sizes.repeats
-    ),
-    "whole step": measure(step, wait=wait, repeats=sizes.repeats),
-}
+parts = measure_interleaved(  # one sample of each in turn, `repeats` rounds
+    {
+        "input pipeline": lambda: batch(key0, images, labels),
+        "forward + backward + update": Runner(on_fixed_batch, new_state()),
+        "whole step": step,
+    },
+    wait=wait,
+    repeats=sizes.repeats,
+)
 whole = parts["whole step"].median
 table = markdown_table(
     ["part", "ms per step", "share of the step"],
@@ -359,7 +371,7 @@ rows = []
 per = f"per {sizes.timed_steps} step" + ("s" if sizes.timed_steps > 1 else "")
 
 
-def compare(name, before, after, items=B * sizes.timed_steps, note=""):
+def compare(name, before, after, note=""):
     """Time two step functions; add a row with both medians, the speedup and the first calls."""
     first, t = [], []
     for f in (before, after):
@@ -379,7 +391,7 @@ def compare(name, before, after, items=B * sizes.timed_steps, note=""):
     rows.append(
         [name, str(t[0]), str(t[1]), f"{t[0].median / t[1].median:.2f}x", calls, note]
     )
-    print(f"{name}: {t[0]} → {t[1]} {per}; first calls {calls}")
+    print(f"{name}: {t[0]} → {t[1]} {per};\n    first calls {calls}")
 
 
 # %% [markdown]
@@ -387,8 +399,9 @@ def compare(name, before, after, items=B * sizes.timed_steps, note=""):
 # some elementwise and reduction fusions to a kernel library, YNNPACK, by default.
 # `XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=` (an empty list of YNNPACK fusions) makes
 # XLA use its own kernels instead. Chapter 5 does so (`helpers.vision.skip_ynnpack_on_cpu`)
-# because its network then trained at 2.2 times the images per second (section 5.6: whole
-# training runs at chapter 5's `cpu` sizes on the course's Intel Xeon). XLA reads its flags
+# because its network then trained at 2.1 to 2.2 times the images per second (section 5.6;
+# chapter 5's `bench.jsonl` records whole training runs at its `cpu` sizes on the course's
+# Intel Xeon: 275 img/s with YNNPACK, 586 to 604 with XLA's own kernels). XLA reads its flags
 # once, when the backend starts, so the comparison takes two fresh processes, each timing one
 # gradient of this page's `CifarNet` on a batch of `B` random images. At `smoke` scale the
 # row is not run: two processes that each compile the network cost more seconds than smoke
@@ -467,14 +480,16 @@ else:
 # cores it kept busy. Limiting the cores the process may run on (`taskset`, a container's CPU
 # set such as `docker --cpuset-cpus`) is the lever that works. A third process runs with
 # `XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`, the flag online answers give for running
-# XLA on one thread. Its name says it turns off multi-threading in XLA's calls into Eigen, and
-# this convolution runs in YNNPACK by default (above): if the flag confined it to one thread,
-# its cores-busy figure would be near the pinned process's. On a shared machine, and at
-# `smoke` sizes, the three times differ by noise as much as by threads. Those answers often add
-# `intra_op_parallelism_threads=1` after it. That is a TensorFlow session option, not an XLA
-# flag. Without `--` it silently ends XLA's reading of `XLA_FLAGS`: it and every flag after
-# it are ignored. With `--` the process aborts with "Unknown flag in XLA_FLAGS" (the course's
-# tests check both with this jaxlib).
+# XLA on one thread. Those answers often add `intra_op_parallelism_threads=1` after it. That
+# is a TensorFlow session option, not an XLA flag. Without `--` it silently ends XLA's reading
+# of `XLA_FLAGS`: it and every flag after it are ignored. With `--` the process aborts with
+# "Unknown flag in XLA_FLAGS" (the course's tests check both with this jaxlib). The flag's
+# name says it turns off multi-threading in XLA's calls into Eigen, and this convolution runs
+# in YNNPACK by default (above): if the flag confined it to one thread, its cores-busy figure
+# would be near the pinned process's. That shows only where the unpinned process keeps more
+# cores busy than the pinned one; where it does not (a shared machine, a small convolution),
+# the cell says that this run cannot show the flag's effect. On a shared machine, and at
+# `smoke` sizes, the three times differ by noise as much as by threads.
 
 # %%
 probe = """
@@ -512,9 +527,15 @@ if hasattr(os, "sched_setaffinity"):  # Linux (Colab included); not macOS or Win
     )
     print(
         f"1 core: {one * 1e3:.1f} ms, {one_busy:.2f} cores busy; {cores} cores: "
-        f"{many * 1e3:.1f} ms, {many_busy:.2f}; --xla_cpu_multi_thread_eigen=false: "
+        f"{many * 1e3:.1f} ms, {many_busy:.2f};\n--xla_cpu_multi_thread_eigen=false: "
         f"{flag * 1e3:.1f} ms, {flag_busy:.2f}"
     )
+    # the unpinned process kept little more than the pinned one's single core busy
+    if many_busy < one_busy + 0.5:
+        print(
+            "the unpinned process kept barely more cores busy than the pinned one:\n"
+            "this run cannot show the flag's effect"
+        )
 else:
     print("This system cannot pin a process to one core: no threads row")
 
@@ -591,7 +612,10 @@ compare(
 # float32; JAX has no autocast, so the choice is written where it applies. bfloat16 keeps
 # float32's exponent range; float16 would also need loss scaling (scale the loss up before
 # differentiating, the gradients down after: PyTorch's `GradScaler`), because its small
-# exponent range underflows {cite}`micikevicius2018mixed`.
+# exponent range underflows {cite}`micikevicius2018mixed`. Whether bfloat16 pays off on a CPU
+# depends on the kernels behind it, and the two frameworks use different ones (oneDNN's behind
+# PyTorch's autocast, XLA's and YNNPACK's here), so on the same CPU this row and PyTorch's
+# need not go the same way.
 
 # %%
 compare(
@@ -607,7 +631,11 @@ compare(
 # **Host syncs.** `float(loss)` inside the loop waits for the device and copies a number to
 # the host every step, so Python cannot queue the next step while the device works. Keep the
 # losses as arrays and read them once at the end, as chapter 5's training loop (section 5.3)
-# does with `np.asarray(jnp.stack(losses))` after each epoch.
+# does with `np.asarray(jnp.stack(losses))` after each epoch. At `smoke` scale the row shows
+# only noise: a sample is `timed_steps` steps, one at `smoke`, and `measure` waits for the
+# device after every sample, so both columns sync once a step. At `cpu` and `gpu` scale a
+# sample is 3 and 20 steps (`helpers/scale/training.py`), and only the *before* column syncs
+# inside it.
 
 # %%
 compare(
@@ -664,7 +692,7 @@ plt.show()
 table = markdown_table(
     [
         "change",
-        f"before ({per})",
+        f"before ({per} unless the row says otherwise)",
         "after",
         "speedup",
         "first calls, before, after",
@@ -681,8 +709,12 @@ smoke_caveat()
 # Data parallelism copies the model to $W$ workers, gives each a $1/W$ share of every global
 # batch, and averages the gradients before every update:
 #
-# $$ g_r = \frac{W}{B} \sum_{i \in \text{share}_r} \nabla_\theta \ell_i, \qquad
-# g = \frac{1}{W} \sum_{r=1}^{W} g_r = \frac{1}{B} \sum_{i=1}^{B} \nabla_\theta \ell_i, $$
+# $$
+# \begin{aligned}
+# g_r &= \frac{W}{B} \sum_{i \in \text{share}_r} \nabla_\theta \ell_i, \\
+# g &= \frac{1}{W} \sum_{r=1}^{W} g_r = \frac{1}{B} \sum_{i=1}^{B} \nabla_\theta \ell_i,
+# \end{aligned}
+# $$
 #
 # where $g_r$ is worker $r$'s gradient on its share and $g$, their mean, is the gradient of the
 # mean loss over the whole batch.
@@ -768,7 +800,7 @@ all_reduces = [
     if re.search(r"all-reduce(-start)?\(", line)
 ]
 for line in all_reduces:
-    print(textwrap.shorten(line, 160, placeholder=" …"))  # cut between tokens
+    print(textwrap.shorten(line, 100, placeholder=" …"))  # cut between tokens
 
 # %% [markdown] tags=["shared"]
 # ## 9.4 Several processes, several nodes
@@ -779,16 +811,17 @@ for line in all_reduces:
 # one worker each, meeting on 127.0.0.1.
 
 # %% [markdown]
-# JAX's multi-process runtime starts with `jax.distributed.initialize(coordinator_address,
-# num_processes, process_id)` in every process: process 0 hosts the coordinator, the others
-# connect to it, and afterwards `jax.devices()` lists the devices of *all* processes while
-# `jax.local_devices()` lists this process's own. A mesh over all of them works as in 9.3; each
-# process passes only its own rows (`jax.make_array_from_process_local_data`). Between CPUs
-# the collectives run over gloo (`jax_cpu_collectives_implementation`, the default in this
-# JAX version), between GPUs over NCCL. JAX has no launcher like `torchrun`: on a cluster,
-# Slurm's `srun` or a Kubernetes Job starts the processes (and inside Slurm `initialize()`
-# reads its arguments from Slurm's variables); here `H.sharding.launch_processes` starts two
-# on this machine with `subprocess`, each running `python -m helpers.jax.sharding`.
+# JAX's multi-process runtime starts with
+# `jax.distributed.initialize(coordinator_address, num_processes, process_id)` in every process:
+# process 0 hosts the coordinator, the others connect to it, and afterwards `jax.devices()`
+# lists the devices of *all* processes while `jax.local_devices()` lists this process's own. A
+# mesh over all of them works as in 9.3; each process passes only its own rows
+# (`jax.make_array_from_process_local_data`). Between CPUs the collectives run over gloo
+# (`jax_cpu_collectives_implementation`, the default in this JAX version), between GPUs over
+# NCCL. JAX has no launcher like `torchrun`: on a cluster, Slurm's `srun` or a Kubernetes Job
+# starts the processes (and inside Slurm `initialize()` reads its arguments from Slurm's
+# variables); here `H.sharding.launch_processes` starts two on this machine with `subprocess`,
+# each running `python -m helpers.jax.sharding`.
 
 # %%
 procs, procs_seconds = H.sharding.launch_processes(dp, num_processes=2)
@@ -886,9 +919,11 @@ assert gap < 1e-6
 #
 # Data parallelism keeps a full copy of the model, its gradients and its optimizer state on
 # every worker. When that no longer fits, the model itself is split. **Sharded data
-# parallelism** (ZeRO {cite}`rajbhandari2020zero`, PyTorch FSDP {cite}`zhao2023pytorch`) keeps
-# $1/W$ of every parameter on each worker, gathers a layer's full weight just before it is
-# used and reduce-scatters its gradient after; **tensor parallelism** splits one layer's matrix
+# parallelism** (ZeRO {cite}`rajbhandari2020zero`, PyTorch FSDP {cite}`zhao2023pytorch`)
+# splits that state over the $W$ workers. ZeRO's first two stages shard the optimizer state
+# and then the gradients; its third stage, like FSDP, shards the parameters too: each worker
+# keeps $1/W$ of every parameter, gathers a layer's full weight just before it is used and
+# reduce-scatters its gradient after. **Tensor parallelism** splits one layer's matrix
 # product over devices {cite}`shoeybi2019megatron`; **pipeline parallelism** gives each device
 # a run of consecutive layers.
 
@@ -910,7 +945,7 @@ print(
     "output sharding:", y_s.sharding.spec, "block", y_s.addressable_shards[0].data.shape
 )
 np.testing.assert_allclose(y_s, x @ w, rtol=1e-5, atol=1e-5)
-jax.debug.visualize_array_sharding(y_s)
+jax.debug.visualize_array_sharding(y_s, max_width=100)  # wide enough for the labels
 # the same map in text: [rows, columns] of y held by each device, laid out as the mesh
 blocks = y_s.sharding.devices_indices_map(y_s.shape)
 for mesh_row in mesh2.devices:
@@ -973,8 +1008,8 @@ plt.show()
 # has you write it from point-to-point messages). That is as much per worker as a parameter
 # server's $N$ each way at $W = 2$, and up to twice as much as $W$ grows, but the load is
 # spread evenly: every node sends and receives $2N(W-1)/W$, under $2N$ however many workers
-# join, while one server's $WN$ each way grows with $W$ (sharding the parameters over $S$
-# servers, as {cite}`li2014scaling` do, divides that by $S$). $N$ below is measured on this
+# join, while one server's $WN$ each way grows with $W$ (sharding the parameters over $K$
+# servers, as {cite}`li2014scaling` do, divides that by $K$). $N$ below is measured on this
 # chapter's data-parallel MLP: the gradient bytes its training step hands to all-reduce.
 
 # %% [markdown]
@@ -1034,6 +1069,7 @@ display(Markdown(table))
 #   with $W$.
 
 # %% [markdown] tags=["notebook-only"]
-# Next: [the PyTorch half of this chapter](in-pytorch.ipynb), then the
-# [lab](../../labs/09-performance-distributed/in-jax.ipynb), whose self-checks tell you when each
-# exercise is right. Works cited are listed in the [bibliography](../../bibliography.md).
+# Next: the [lab](../../labs/09-performance-distributed/in-jax.ipynb), whose self-checks tell
+# you when each exercise is right (read [the PyTorch half](in-pytorch.ipynb) of this chapter
+# first if you have not yet). Works cited are listed in the
+# [bibliography](../../bibliography.md).

@@ -16,7 +16,10 @@
 #
 # This is the PyTorch half of chapter 9; the [JAX half](in-jax.ipynb) tells the same story in
 # the same order. The outline lists GPU choice, CPU threads, caches, data parallelism, model
-# parallelism and parameter servers in prose. Here each becomes an experiment you rerun:
+# parallelism and parameter servers in prose. Here all but two become experiments you rerun.
+# GPU choice and caches are not measured: a page can time only the machine that runs it, and
+# no cell here turns a cache off, so its effect hides inside every timing (the chapter's
+# index lists both under what it leaves out). The rest, in order:
 #
 # * measuring first: timing done right, a profiler trace, finding the bottleneck;
 # * single-device tuning on chapter 5's CIFAR-10 network, every step a before/after measured
@@ -59,7 +62,7 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 
 from helpers import torch as H
-from helpers.distributed import markdown_table, measure
+from helpers.distributed import markdown_table, measure, measure_interleaved
 
 # Every size this notebook uses comes from helpers/scale/training.py.
 sizes = H.sizes("performance")
@@ -136,10 +139,10 @@ def wait(loss):
 
 
 def smoke_caveat():
-    """At `smoke` scale, print one line saying that the timings above are noise."""
+    """At `smoke` scale, print a note saying that the timings above are noise."""
     if H.current_scale() == "smoke":
         print(
-            "smoke scale: these timings are too short to mean anything; "
+            "smoke scale: these timings are too short to mean anything;\n"
             "rerun the notebook with BOOK_SCALE unset (it picks cpu or gpu)"
         )
 
@@ -183,11 +186,13 @@ print(f"timeline: {trace_file.name} ({trace_file.stat().st_size / 1e6:.1f} MB)")
 
 # %% [markdown] tags=["shared"]
 # The table names the operators that cost most, but not whether the step as a whole waits on
-# its input, on its arithmetic, or on the host. Three separate timings say that: the input
-# pipeline alone (gather, crop, flip, normalise), the model's forward and backward on a fixed
-# batch, and the whole step. When the first two add up to far less than the third, something
-# else (a host sync, Python overhead) is the bottleneck; when they add up to more than 100 %,
-# the difference is timing noise.
+# its input, on its arithmetic, or on the host. Three timings say that, taken in turn (one
+# sample of each per round, so that a slow spell of a shared machine falls on all three): the
+# input pipeline alone (gather, crop, flip, normalise), the model's forward and backward on a
+# fixed batch, and the whole step. When the first two add up to far less than the third,
+# something else (a host sync, Python overhead) is the bottleneck. When they add up to more
+# than 100 %, or the whole step here is far slower than the step timed at the top of 9.1, the
+# difference is timing noise.
 
 # %%
 g = torch.Generator(device=device).manual_seed(1)
@@ -211,13 +216,15 @@ def compute_only():
     return loss
 
 
-parts = {
-    "input pipeline": measure(pipeline_only, wait=wait, repeats=sizes.repeats),
-    "forward + backward + update": measure(
-        compute_only, wait=wait, repeats=sizes.repeats
-    ),
-    "whole step": measure(step, wait=wait, repeats=sizes.repeats),
-}
+parts = measure_interleaved(  # one sample of each in turn, `repeats` rounds
+    {
+        "input pipeline": pipeline_only,
+        "forward + backward + update": compute_only,
+        "whole step": step,
+    },
+    wait=wait,
+    repeats=sizes.repeats,
+)
 whole = parts["whole step"].median
 table = markdown_table(
     ["part", "ms per step", "share of the step"],
@@ -239,7 +246,7 @@ rows = []
 per = f"per {sizes.timed_steps} step" + ("s" if sizes.timed_steps > 1 else "")
 
 
-def compare(name, before, after, items=B * sizes.timed_steps, note=""):
+def compare(name, before, after, note=""):
     """Time two step functions; add a row with both medians and the speedup."""
     t = [
         measure(
@@ -255,11 +262,14 @@ def compare(name, before, after, items=B * sizes.timed_steps, note=""):
 
 
 # %% [markdown]
-# **Threads.** PyTorch runs CPU operators on `torch.get_num_threads()` threads (by default one
-# per core), and `torch.set_num_threads` changes that inside a running process; JAX fixes its
-# thread pool when its backend starts, so its page compares fresh processes, and it also
-# compares XLA's two CPU kernel libraries; PyTorch's CPU convolutions run on oneDNN by default
-# (`torch.backends.mkldnn.enabled`). One thread against all of them:
+# **Threads.** PyTorch runs CPU operators on `torch.get_num_threads()` threads: one per core
+# unless `OMP_NUM_THREADS` set fewer before PyTorch started. `torch.set_num_threads` changes
+# that inside a running process. The course's CI sets `OMP_NUM_THREADS=1` (two notebooks
+# share its two cores); the hardware line at the top of the page and the line below show the
+# count this run started with, and every row but this one runs on that many threads.
+# PyTorch's CPU convolutions run on oneDNN by default (`torch.backends.mkldnn.enabled`).
+# JAX fixes its thread pool when its backend starts, so its page compares fresh processes;
+# it also compares XLA's two CPU kernel libraries. One thread against all the cores:
 
 # %%
 threads = torch.get_num_threads()
@@ -279,6 +289,10 @@ def with_threads(n, f):
     return run
 
 
+print(
+    f"this process started with {threads} thread(s) "
+    f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); {cores} core(s)"
+)
 compare(
     "threads: 1 → all cores",
     with_threads(1, step),
@@ -289,7 +303,8 @@ compare(
 # %% [markdown]
 # **Input pipeline.** The usual tutorial loads each image through torchvision's per-sample
 # transforms in a `DataLoader` (`H.vision.seed_style_loader`); `num_workers` moves that work
-# to other processes and `pin_memory=True` makes the host-to-GPU copy asynchronous (it only
+# to other processes, and `pin_memory=True` puts each batch in page-locked host memory, from
+# which `.to(device, non_blocking=True)` can copy it to the GPU asynchronously (it only
 # matters with a GPU). Chapter 5 instead keeps the data set on the device and augments whole
 # batches there. The same model step fed both ways:
 
@@ -346,62 +361,7 @@ compare("per-sample DataLoader → data on the device", loader_step_fn(0), on_de
 compare("DataLoader: 0 → 2 worker processes", loader_step_fn(0), loader_step_fn(2))
 
 # %% [markdown]
-# **Mixed precision.** Under `torch.autocast` matrix products and convolutions run in a 16-bit
-# type while reductions stay in float32. bfloat16 keeps float32's exponent range, so it needs
-# nothing else; float16 does not, so small gradients underflow to zero unless the loss is
-# multiplied by a large factor before `backward` and the gradients divided by it after: that
-# is `torch.amp.GradScaler` {cite}`micikevicius2018mixed`.
-
-# %%
-amp_model, amp_opt = new_model()
-dtype16 = torch.bfloat16
-compare(
-    "float32 → bfloat16 autocast",
-    make_step(amp_model, amp_opt),
-    make_step(amp_model, amp_opt, amp=dtype16),
-)
-
-scaler = torch.amp.GradScaler(device.type)
-x16 = H.vision.to_input(images[:B], mean, std)
-with torch.autocast(device.type, dtype=torch.float16):
-    loss16 = F.cross_entropy(amp_model(x16), labels[:B])
-amp_opt.zero_grad()
-scaler.scale(loss16).backward()  # gradients of loss * scale
-scaler.step(amp_opt)  # unscales; skips the step if any gradient is inf or NaN
-scaler.update()  # grows the scale, or halves it after an overflow
-print(f"float16 loss {loss16.item():.3f}, loss scale now {scaler.get_scale():.0f}")
-
-# %% [markdown]
-# **Memory format.** A convolution reads each pixel's channels together; in `channels_last`
-# memory (NHWC) they are adjacent, in the default NCHW they are a whole image apart.
-
-# %%
-nchw_model, nchw_opt = new_model(channels_last=False)
-cl_model, cl_opt = new_model(channels_last=True)
-compare(
-    "NCHW → channels_last",
-    make_step(nchw_model, nchw_opt, channels_last=False),
-    make_step(cl_model, cl_opt),
-)
-
-# %% [markdown]
-# **Host syncs.** `loss.item()` inside the loop waits for the device and copies a number to
-# the host every step, so the host cannot queue the next step while the GPU works. Keep losses
-# as tensors and read them once at the end, as chapter 5's training loop (section 5.3) does
-# with `torch.stack(losses).tolist()` after each epoch. On a CPU, PyTorch finishes each
-# operation before returning, so there is nothing to overlap and this row can only show a
-# difference on a GPU.
-
-# %%
-sync_model, sync_opt = new_model()
-compare(
-    "loss.item() every step → no host sync",
-    make_step(sync_model, sync_opt, sync=True),
-    make_step(sync_model, sync_opt),
-)
-
-# %% [markdown]
-# **`torch.compile`.** It traces the model into a graph and generates fused kernels
+# **Compilation.** `torch.compile` traces the model into a graph and generates fused kernels
 # {cite}`ansel2024pytorch2`. Compiling a training step on a CPU takes longer than a whole smoke
 # page may run, so at `smoke` scale the row says so instead of a number; at `cpu` scale the
 # note column prints how long compiling took.
@@ -423,6 +383,72 @@ if sizes.compile:
     )
 else:
     rows.append(["eager → torch.compile", "not run at this scale", "", "", ""])
+
+# %% [markdown]
+# **Mixed precision.** Under `torch.autocast` matrix products and convolutions run in a 16-bit
+# type while reductions stay in float32. bfloat16 keeps float32's exponent range, so it needs
+# nothing else; float16 does not, so small gradients underflow to zero unless the loss is
+# multiplied by a large factor before `backward` and the gradients divided by it after: that
+# is `torch.amp.GradScaler` {cite}`micikevicius2018mixed`. Whether bfloat16 pays off on a CPU
+# depends on the kernels behind it, and the two frameworks use different ones (oneDNN's behind
+# PyTorch's autocast, XLA's and YNNPACK's in JAX), so on the same CPU this row and JAX's need
+# not go the same way.
+
+# %%
+amp_model, amp_opt = new_model()
+dtype16 = torch.bfloat16
+compare(
+    "float32 → bfloat16 autocast",
+    make_step(amp_model, amp_opt),
+    make_step(amp_model, amp_opt, amp=dtype16),
+)
+
+scaler = torch.amp.GradScaler(device.type)
+x16 = H.vision.to_input(images[:B], mean, std)
+with torch.autocast(device.type, dtype=torch.float16):
+    loss16 = F.cross_entropy(amp_model(x16), labels[:B])
+amp_opt.zero_grad()
+scaler.scale(loss16).backward()  # gradients of loss * scale
+scaler.step(amp_opt)  # unscales; skips the step if any gradient is inf or NaN
+scaler.update()  # halves the scale after an overflow; doubles it only after a run of
+# growth_interval steps without one, so one clean step leaves it where it started
+print(
+    f"float16 loss {loss16.item():.3f}, loss scale now {scaler.get_scale():.0f} "
+    f"(it doubles after {scaler.get_growth_interval()} steps without an overflow)"
+)
+
+# %% [markdown]
+# **Memory format.** A convolution reads each pixel's channels together; in `channels_last`
+# memory (NHWC) they are adjacent; in the default NCHW they are H × W values apart (one
+# channel plane).
+
+# %%
+nchw_model, nchw_opt = new_model(channels_last=False)
+cl_model, cl_opt = new_model(channels_last=True)
+compare(
+    "NCHW → channels_last",
+    make_step(nchw_model, nchw_opt, channels_last=False),
+    make_step(cl_model, cl_opt),
+)
+
+# %% [markdown]
+# **Host syncs.** `loss.item()` inside the loop waits for the device and copies a number to
+# the host every step, so the host cannot queue the next step while the GPU works. Keep losses
+# as tensors and read them once at the end, as chapter 5's training loop (section 5.3) does
+# with `torch.stack(losses).tolist()` after each epoch. On a CPU, PyTorch finishes each
+# operation before returning, so there is nothing to overlap: any gap in this row on a CPU is
+# noise. At `smoke` scale the row shows only noise on any device: a sample is `timed_steps`
+# steps, one at `smoke`, and `measure` waits for the device after every sample, so both
+# columns sync once a step. At `cpu` and `gpu` scale a sample is 3 and 20 steps
+# (`helpers/scale/training.py`), and only the *before* column syncs inside it.
+
+# %%
+sync_model, sync_opt = new_model()
+compare(
+    "loss.item() every step → no host sync",
+    make_step(sync_model, sync_opt, sync=True),
+    make_step(sync_model, sync_opt),
+)
 
 # %% [markdown]
 # **Batch size.** On a GPU, larger batches usually raise throughput, since each step gives its
@@ -469,7 +495,16 @@ plt.show()
 # helped *here*; read it next to the hardware line printed at the top of the page.
 
 # %%
-table = markdown_table(["change", f"before ({per})", "after", "speedup", "note"], rows)
+table = markdown_table(
+    [
+        "change",
+        f"before ({per} unless the row says otherwise)",
+        "after",
+        "speedup",
+        "note",
+    ],
+    rows,
+)
 display(Markdown(table))
 smoke_caveat()
 
@@ -479,8 +514,12 @@ smoke_caveat()
 # Data parallelism copies the model to $W$ workers, gives each a $1/W$ share of every global
 # batch, and averages the gradients before every update:
 #
-# $$ g_r = \frac{W}{B} \sum_{i \in \text{share}_r} \nabla_\theta \ell_i, \qquad
-# g = \frac{1}{W} \sum_{r=1}^{W} g_r = \frac{1}{B} \sum_{i=1}^{B} \nabla_\theta \ell_i, $$
+# $$
+# \begin{aligned}
+# g_r &= \frac{W}{B} \sum_{i \in \text{share}_r} \nabla_\theta \ell_i, \\
+# g &= \frac{1}{W} \sum_{r=1}^{W} g_r = \frac{1}{B} \sum_{i=1}^{B} \nabla_\theta \ell_i,
+# \end{aligned}
+# $$
 #
 # where $g_r$ is worker $r$'s gradient on its share and $g$, their mean, is the gradient of the
 # mean loss over the whole batch.
@@ -586,9 +625,11 @@ assert reference["losses"][-1] < reference["losses"][0]  # it learned
 
 # %% [markdown]
 # PyTorch's launcher is `torchrun` (`python -m torch.distributed.run`). With the c10d
-# rendezvous, both launches get the same `--rdzv-endpoint`; the first to arrive hosts the
-# store, and the group starts once `--nnodes` launches have joined. `H.parallel.torchrun_command`
-# builds the command line, `H.parallel.launch_torchrun` starts it once per node and waits:
+# rendezvous, both launches get the same `--rdzv-endpoint`, and the launch running on the
+# endpoint's host serves the store through which they meet; here both are on 127.0.0.1, so
+# the first to bind the port serves it and the other connects. The group starts once
+# `--nnodes` launches have joined. `H.parallel.torchrun_command` builds the command line,
+# `H.parallel.launch_torchrun` starts it once per node and waits:
 
 # %%
 cmd = H.parallel.torchrun_command(
@@ -698,9 +739,11 @@ assert gap == 0.0
 #
 # Data parallelism keeps a full copy of the model, its gradients and its optimizer state on
 # every worker. When that no longer fits, the model itself is split. **Sharded data
-# parallelism** (ZeRO {cite}`rajbhandari2020zero`, PyTorch FSDP {cite}`zhao2023pytorch`) keeps
-# $1/W$ of every parameter on each worker, gathers a layer's full weight just before it is
-# used and reduce-scatters its gradient after; **tensor parallelism** splits one layer's matrix
+# parallelism** (ZeRO {cite}`rajbhandari2020zero`, PyTorch FSDP {cite}`zhao2023pytorch`)
+# splits that state over the $W$ workers. ZeRO's first two stages shard the optimizer state
+# and then the gradients; its third stage, like FSDP, shards the parameters too: each worker
+# keeps $1/W$ of every parameter, gathers a layer's full weight just before it is used and
+# reduce-scatters its gradient after. **Tensor parallelism** splits one layer's matrix
 # product over devices {cite}`shoeybi2019megatron`; **pipeline parallelism** gives each device
 # a run of consecutive layers.
 
@@ -779,13 +822,13 @@ plt.show()
 # has you write it from point-to-point messages). That is as much per worker as a parameter
 # server's $N$ each way at $W = 2$, and up to twice as much as $W$ grows, but the load is
 # spread evenly: every node sends and receives $2N(W-1)/W$, under $2N$ however many workers
-# join, while one server's $WN$ each way grows with $W$ (sharding the parameters over $S$
-# servers, as {cite}`li2014scaling` do, divides that by $S$). $N$ below is measured on this
+# join, while one server's $WN$ each way grows with $W$ (sharding the parameters over $K$
+# servers, as {cite}`li2014scaling` do, divides that by $K$). $N$ below is measured on this
 # chapter's data-parallel MLP: the gradient bytes its training step hands to all-reduce.
 
 # %% [markdown]
 # In PyTorch a communication hook on the DDP model counts the bytes of every bucket it
-# all-reduces, on the same two-process run as in 9.3.
+# all-reduces, on a two-process run like 9.3's.
 
 
 # %%

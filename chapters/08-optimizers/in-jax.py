@@ -87,7 +87,11 @@ H.runtime_info()
 # gradient, $g \leftarrow g + \lambda\theta$, before any of the rules above; in Adam that term
 # is then divided by $\sqrt{\hat v}$, so parameters with large gradients are barely decayed.
 # AdamW *decouples* the decay from the gradient and shrinks every parameter by the same
-# factor {cite}`loshchilov2019decoupled`. For plain SGD the two are the same thing.
+# factor {cite}`loshchilov2019decoupled`. For plain SGD the two are the same thing. One
+# difference from the paper: its Algorithm 2 multiplies Adam's step by $\alpha \eta_t$ (a base
+# rate $\alpha$ times a schedule multiplier $\eta_t$) but the decay $\lambda\theta$ by $\eta_t$
+# alone; both libraries, and the code here, multiply the decay by the whole learning rate
+# $\eta$, as in the table, so their $\lambda$ is the paper's divided by $\alpha$.
 #
 # The momentum rows use the form both libraries implement (the velocity sums gradients; the
 # learning rate multiplies it when it is applied), which equals Sutskever et al.'s form for a
@@ -231,9 +235,9 @@ def l2(weight_decay, optimizer):
 
 # %% [markdown] tags=["shared"]
 # **Checked against the library.** Each hand-written optimizer and the library's own start from
-# the same parameters of a small network and receive the same gradients for several steps
-# (each its own, computed on the same batches); the table prints the largest difference in any
-# parameter after the last step. `tests/test_optimizers.py` runs the same comparison for
+# the same parameters of a small network and see the same batches for 10 steps (each computing
+# its own gradients); the table prints the largest difference in any parameter after the last
+# step. `tests/test_optimizers.py` runs the same comparison for
 # several settings.
 
 # %%
@@ -444,18 +448,25 @@ plt.show()
 # $\eta/\sqrt{1-\alpha^t}$, which is $\eta/\sqrt{1-\alpha}$ at the first step: $10\eta$ with
 # PyTorch's default $\alpha = 0.99$ (the PyTorch page), about $3.2\eta$ with Optax's 0.9 (the
 # JAX page). That is why RMSProp's row differs between the two pages' tables. At the saddle the
-# same division turns the tiny gradient in $y$ into a full-sized step (the saddle column). Rosenbrock's valley is curved, so no
-# per-coordinate scaling straightens it. These are two-parameter toys: they show what each rule
-# does, not which one trains a network best. That is the next section.
+# same division turns the tiny gradient in $y$ into a full-sized step (the saddle column).
+# Rosenbrock's valley is curved, so no per-coordinate scaling straightens it. These are
+# two-parameter toys: they show what each rule does, not which one trains a network best.
+# That is the next section.
 
 # %% [markdown] tags=["shared"]
 # ## 8.3 The real task: an MLP on MNIST
 #
 # The same MLP (`H.MLP`, the sizes of this scale), the same data, the same number of epochs and
-# the same seed for every optimizer, trained with the hand-written classes above by the
+# the same seed for every optimizer, trained with the hand-written optimizers above by the
 # course's `fit`. Each optimizer gets the learning rate usually recommended for it (SGD 0.1,
 # SGD with momentum 0.9 a tenth of that, RMSProp, Adam and AdamW $10^{-3}$); the sweep and
 # the range test below then ask how much the rate matters.
+#
+# Two columns of the table need a word. `train loss` is the mean over the epoch's steps, logged
+# while training, so in a one-epoch run it includes the first, untrained steps and can sit
+# above `test loss`, which is measured after the last step. `seconds` is each run's wall time:
+# in JAX it includes compiling that run's training step, and the first run (SGD) also compiles
+# what the later runs reuse; PyTorch compiles nothing here.
 
 # %%
 x_train, y_train = H.load_mnist("train", limit=sizes.train_examples)
@@ -466,9 +477,11 @@ print(f"train {x_train.shape}, test {x_test.shape}, {sizes.epochs} epoch(s) per 
 
 
 def train(tx, *, batch_size=None, epochs=None, seed=0):
-    """Train a fresh MLP with the gradient transformation ``tx``; return (model, History).
+    """Train a fresh MLP with the gradient transformation ``tx``; return (optimizer, History).
 
-    A schedule is part of ``tx`` (its scale_by_learning_rate counts the steps).
+    A schedule is part of ``tx`` (its scale_by_learning_rate counts the steps). The optimizer
+    holds ``tx``'s state after training (8.5 reads a count from it); the PyTorch page returns
+    the model instead.
     """
     H.seed_everything(seed)
     model = H.MLP(784, sizes.hidden, 10, rngs=nnx.Rngs(seed))
@@ -489,7 +502,7 @@ def train(tx, *, batch_size=None, epochs=None, seed=0):
         eval_loader=test_loader,
         progress=False,
     )
-    return model, history
+    return optimizer, history
 
 
 def smoke_caveat():
@@ -498,6 +511,14 @@ def smoke_caveat():
         print(
             "smoke scale: runs this short do not rank what they compare; "
             "read a run at cpu or gpu scale"
+        )
+
+
+def one_rate_caveat():
+    """If the sweep's grid holds a single learning rate, say its "best" compares nothing."""
+    if len(sizes.sweep_learning_rates) == 1:
+        print(
+            "the grid holds one learning rate at this scale: its 'best' compares nothing"
         )
 
 
@@ -551,9 +572,10 @@ plt.show()
 # $1 / (1 - \mu) = 10$ steps to $g / (1 - \mu)$ where the gradient changes slowly, so the step
 # of both momentum rules becomes $\eta\, g / (1 - \mu) = 0.01\, g / 0.1$, the same as SGD's
 # $0.1\, g$. They differ in the first steps, where the momentum rules lag behind SGD, and
-# wherever the gradient changes quickly, so a short run (`smoke` scale) can separate them. Adam and AdamW differ only by
-# AdamW's decay, a shrink by $\eta \lambda = 10^{-3} \cdot 10^{-2} = 10^{-5}$ of each weight
-# per step, so the thin AdamW line runs on top of the thick Adam one.
+# wherever the gradient changes quickly, so a short run (`smoke` scale) can separate them.
+# Adam and AdamW differ only by AdamW's decay, a shrink by
+# $\eta \lambda = 10^{-3} \cdot 10^{-2} = 10^{-5}$ of each weight per step, so the thin AdamW
+# line runs on top of the thick Adam one.
 
 # %% [markdown] tags=["shared"]
 # **Learning rate x batch size.** One optimizer, SGD with momentum 0.9, over a grid of learning
@@ -598,6 +620,7 @@ best_lr = {
 }
 for bs, lr in best_lr.items():
     print(f"batch {bs:>4}: best learning rate of the grid {lr:g}")
+one_rate_caveat()
 smoke_caveat()
 
 # %% [markdown] tags=["shared"]
@@ -683,16 +706,19 @@ smoke_caveat()
 #
 # A schedule gives the learning rate at each step $t$ of a run of $T$ steps. The common ones:
 #
-# * **constant** $\eta_t = \eta$; **step decay** $\eta_t = \eta\,\gamma^{\lfloor t / s \rfloor}$;
+# * **constant** $\eta_t = \eta$;
+#   **step decay** $\eta_t = \eta\,\gamma^{\lfloor t / s \rfloor}$;
 #   **exponential** $\eta_t = \eta\,\gamma^{t}$;
 # * **cosine annealing** {cite}`loshchilov2017sgdr`
 #   $\eta_t = \eta_{\min} + (\eta_{\max} - \eta_{\min})\,\bigl(1 + \cos(\pi t / T)\bigr) / 2$,
 #   from $\eta_{\max}$ at $t = 0$ down to $\eta_{\min}$ at $t = T$, never below it;
-# * **linear warmup + cosine** {cite}`goyal2017accurate`: a straight ramp from a small
-#   $\eta_0$ to $\eta_{\max}$ over the first $W$ steps, then the cosine over the remaining
-#   $T - W$;
-# * **one-cycle** {cite}`smith2019super`: up from $\eta_{\max}/25$ to $\eta_{\max}$ over the
-#   first 30 % of the run, then down to $\eta_{\max}/(25 \cdot 10^4)$, each half a cosine;
+# * **linear warmup** {cite}`goyal2017accurate` **+ cosine** {cite}`loshchilov2017sgdr`: a
+#   straight ramp from a small $\eta_0$ to $\eta_{\max}$ over the first $W$ steps, then the
+#   cosine over the remaining $T - W$ (Goyal et al. followed their warmup with step decay);
+# * **one-cycle** {cite}`smith2019super`, with both libraries' defaults: up from
+#   $\eta_{\max}/25$ to $\eta_{\max}$ over the first 30 % of the run, then down to
+#   $\eta_{\max}/(25 \cdot 10^4)$, each half a cosine, as both libraries implement it (the
+#   paper's ramps are linear);
 # * **warm restarts (SGDR)** {cite}`loshchilov2017sgdr`: the cosine over a period $T_0$, then
 #   again from the top, each period $T_{\mathrm{mult}}$ times longer than the last.
 #
@@ -841,20 +867,23 @@ print(f"correct at t = T/2: {float(cosine(T // 2, lr_max, T)):+.4f}")
 fig, ax = plt.subplots(figsize=(7, 3.6))
 ts1 = jnp.arange(T + 1)
 ax.plot(ts1, outline_cosine(ts1, lr_max, T), label="outline: lr cos(2 pi t / T)")
-ax.plot(ts1, cosine(ts1, lr_max, T), label="correct: (1 + cos(pi t / T)) / 2")
+ax.plot(ts1, cosine(ts1, lr_max, T), label="correct: lr (1 + cos(pi t / T)) / 2")
 ax.axhline(0, color="k", lw=0.6)
 ax.set(
     xlabel="step t",
     ylabel="learning rate",
     title="Cosine annealing: the outline's formula and the correct one",
 )
-ax.legend()
+# Below the axes: the two curves leave no free corner inside them.
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
 plt.show()
 
 # %% [markdown] tags=["shared"]
 # **Their effect on the real task.** SGD with momentum 0.9, the same MLP and budget as in 8.3,
-# the learning rate set before every step by each schedule (peak 0.05 for all), plus the
-# outline's formula. Each run is one fresh model; the table gives the final test accuracy.
+# the learning rate set before every step by five of the schedules (peak 0.05 for all), plus
+# the outline's formula. Exponential decay and SGDR are left out to keep the page quick:
+# exponential decay is step decay without the jumps, and SGDR's restarts need a run of several
+# periods. Each run is one fresh model; the table gives the final test accuracy.
 
 # %%
 steps_per_run = sizes.epochs * (len(x_train) // sizes.batch_size)
@@ -892,22 +921,27 @@ plt.show()
 #
 # **Gradient clipping** {cite}`pascanu2013difficulty`. Rescale the whole gradient when its
 # norm exceeds a threshold $c$: $g \leftarrow g \cdot \min(1, c / \lVert g \rVert)$, with
-# $\lVert g \rVert$ the norm of all parameters' gradients together. The direction is kept; only
-# an occasional huge step is cut down. Written by hand, checked against the library, then
-# compared on MNIST at a high learning rate (SGD, momentum 0.9), with and without clipping.
+# $\lVert g \rVert$ the norm of all parameters' gradients together. The direction is kept.
+# When $c$ sits above the typical norm, only an occasional huge step is cut down; when most
+# steps are clipped, clipping acts as a smaller learning rate. Written by hand, checked against
+# the library, then compared on MNIST at a high learning rate (SGD, momentum 0.9), with and
+# without clipping; the cell counts the steps that were clipped.
 
 
 # %%
 def clip_by_global_norm(max_norm):
-    """Scale all updates by max_norm / ||g|| when the norm of all of them exceeds max_norm."""
+    """Scale all updates by max_norm / ||g|| when the norm of all of them exceeds max_norm.
+
+    The state counts the steps that were clipped (Optax's own keeps no state).
+    """
 
     def init(params):
-        return ()
+        return jnp.zeros([], jnp.int32)  # steps clipped so far
 
-    def update(updates, state, params=None):
+    def update(updates, clipped, params=None):
         norm = jnp.sqrt(sum(jnp.sum(u**2) for u in jax.tree.leaves(updates)))
         scale = jnp.where(norm < max_norm, 1.0, max_norm / norm)
-        return jax.tree.map(lambda u: u * scale, updates), state
+        return jax.tree.map(lambda u: u * scale, updates), clipped + (norm >= max_norm)
 
     return optax.GradientTransformation(init, update)
 
@@ -917,10 +951,12 @@ grads = {
     "w": jnp.asarray(10 * rng.normal(size=(3, 4)), jnp.float32),
     "b": jnp.asarray(10 * rng.normal(size=(4,)), jnp.float32),
 }
-ours, _ = clip_by_global_norm(1.0).update(grads, (), None)
+clip = clip_by_global_norm(1.0)
+ours, _ = clip.update(grads, clip.init(grads), None)
 theirs, _ = optax.clip_by_global_norm(1.0).update(grads, optax.EmptyState(), None)
+after = optax.global_norm(ours)
 print(
-    f"norm before {float(optax.global_norm(grads)):.3f}; after, hand {float(optax.global_norm(ours)):.6f}"
+    f"norm before {float(optax.global_norm(grads)):.3f}; after, hand {float(after):.6f}"
 )
 assert all(
     jnp.allclose(a, b, atol=1e-6)
@@ -929,20 +965,24 @@ assert all(
 
 high_lr = 0.5
 _, unclipped = train(sgd(high_lr, momentum=0.9))
-_, with_clip = train(chain(clip_by_global_norm(1.0), sgd(high_lr, momentum=0.9)))
+optimizer, with_clip = train(
+    chain(clip_by_global_norm(1.0), sgd(high_lr, momentum=0.9))
+)
 for name, h in (("no clipping", unclipped), ("clip at norm 1", with_clip)):
     print(
         f"lr {high_lr}, {name:<15} final train loss {h.last('train_loss'):.4f}, "
         f"test acc {h.last('test_accuracy'):.4f}"
     )
+# The chain's state is a tuple with one entry per transformation: the first is the clip's count.
+n_clipped = int(optimizer.opt_state[0].value)
+print(f"clip at norm 1: {n_clipped} of {len(with_clip.step_loss)} steps were clipped")
 smoke_caveat()
 
 # %% [markdown] tags=["shared"]
 # **Which parameters get weight decay.** Decay pulls weights towards 0 to keep the function
-# simple; biases (and normalisation scales) set offsets and scales, and shrinking them only
-# hurts, so common practice decays the weight matrices only ("no bias decay"
-# {cite}`he2019bag`).
-# With decoupled decay the choice is a mask over the parameters.
+# simple; biases (and normalisation scales) set offsets and scales, and decaying them adds
+# little regularisation, so common practice decays the weight matrices only ("no bias decay"
+# {cite}`he2019bag`). The choice is two parameter groups in PyTorch, a mask in Optax.
 
 # %%
 model = H.MLP(784, sizes.hidden, 10, rngs=nnx.Rngs(0))
@@ -972,12 +1012,19 @@ print(
 # {cite}`goyal2017accurate` ramps the learning rate up while the estimates settle. Measured:
 # Adam at a high learning rate, constant, cosine without warmup, and a warmup over the first
 # 5 % of the run, then cosine; each line gives the mean training loss over the early steps
-# (the warmup's, and at least 5) and the final test accuracy.
+# (the warmup's, and at least 5) and the final test accuracy. Warmup's early steps are smaller
+# by design, so its early loss is higher; its benefit, where there is one, shows as a spike in
+# the constant run that the warmup avoids, and as a better final accuracy. The cell prints how
+# long the warmup is: in a run as short as `smoke`'s it is a single step at learning rate 0.
 
 # %%
 adam_lr = 1e-2
 # The early steps: the warmup's, and at least 5 (the warmup is a single step in a short run).
 early = min(steps_per_run, max(5, warm))
+print(
+    f"warmup: the first {warm} of {steps_per_run} steps; "
+    f"the learning rate starts at 0 and reaches {adam_lr} at step {warm}"
+)
 _, adam_const = train(adam(adam_lr))
 _, adam_warm = train(
     adam(
@@ -1016,6 +1063,7 @@ for bs in sizes.sweep_batch_sizes:
         f"batch {bs:>4}: best lr of the grid {best_lr[bs]:<6g} "
         f"linear rule from batch {base_bs}: {rule:g}"
     )
+one_rate_caveat()
 smoke_caveat()
 
 # %% [markdown] tags=["shared"]
@@ -1023,7 +1071,7 @@ smoke_caveat()
 #
 # | section | built by hand | checked against |
 # |---|---|---|
-# | 8.1 update rules | SGD, momentum, Nesterov, RMSProp, Adam (bias correction), AdamW (decoupled decay) | the library's optimizers, same gradients for 10 steps (table above; `tests/test_optimizers.py`) |
+# | 8.1 update rules | SGD, momentum, Nesterov, RMSProp, Adam (bias correction), AdamW (decoupled decay) | the library's optimizers, same batches for 10 steps (table above; `tests/test_optimizers.py`) |
 # | 8.2 2-D functions | trajectories on Rosenbrock, an ill-conditioned quadratic and a saddle | steps-to-tolerance table at each optimizer's best learning rate |
 # | 8.3 MNIST | one MLP and budget per optimizer; lr x batch-size sweep; range test | curves and tables printed above |
 # | 8.4 schedules | constant, step, exponential, cosine, warmup + cosine, one-cycle, SGDR; the outline's formula | the library's schedules (table above); runs on MNIST |

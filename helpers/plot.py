@@ -129,10 +129,10 @@ def plot_history(history: History, *, title: str = "", smooth: int = 20) -> Figu
                 epochs, history[key], "o-", color=f"C{i}", label=key.replace("_", " ")
             )
     ax_loss.set(xlabel="step", ylabel="loss (log scale)", yscale="log", title="loss")
-    # Plain numbers on the log axis (0.8, not 8x10^-1), whole epochs on the accuracy axis.
+    # Plain numbers on the log axis (0.8, not 8x10^-1); whole epochs, even one, on the x axis.
     ax_loss.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax_loss.yaxis.set_minor_formatter(ticker.FuncFormatter(_minor_log_label(ax_loss)))
-    ax_acc.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    ax_acc.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)

@@ -61,6 +61,18 @@ def test_step_timing_sets_the_first_step_apart():
     assert t["train_examples_per_second"] == pytest.approx(30 / 3.5, abs=0.05)
 
 
+def test_plot_history_ticks_whole_epochs_even_for_one_epoch():
+    h = History()
+    h.log_steps([2.0, 1.5])
+    h.log_epoch(epoch=1, train_loss=1.0, test_accuracy=0.8, seconds=1.0)
+    for history in (h, make_history()):
+        acc_ax = plot_history(history).axes[1]
+        acc_ax.figure.canvas.draw()
+        low, high = acc_ax.get_xlim()
+        shown = [t for t in acc_ax.get_xticks() if low <= t <= high]
+        assert shown and all(float(t).is_integer() for t in shown), shown
+
+
 def test_confusion_matrix_counts():
     cm = confusion_matrix([0, 1, 1, 2], [0, 2, 1, 2], 3)
     np.testing.assert_array_equal(cm, [[1, 0, 0], [0, 1, 1], [0, 0, 1]])

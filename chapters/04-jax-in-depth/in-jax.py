@@ -47,8 +47,9 @@ if "google.colab" in sys.modules:
 # Section 4.5 spreads work over 8 devices. A CPU is one device unless JAX is told, before its
 # first operation, to present it as several: `jax.config.update("jax_num_cpu_devices", 8)`,
 # right after `import jax`. (The older way, `--xla_force_host_platform_device_count=8` in
-# `XLA_FLAGS`, is read at the same moment; the config option is not disturbed by other flags
-# in that variable.) On a GPU runtime the 8 CPU devices come in addition to the GPU.
+# `XLA_FLAGS`, is read at the same moment; setting it means editing an environment variable
+# that may already hold other flags, which the config option avoids.) On a GPU runtime the 8
+# CPU devices come in addition to the GPU.
 
 # %%
 import jax
@@ -73,12 +74,13 @@ from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
 from helpers import jax as H
+from helpers.distributed import measure_interleaved
 
 # Every size this notebook uses comes from helpers/scale/foundations.py.
 sizes = H.sizes("transforms")
 device = H.default_device()
-H.runtime_info()
 print("CPU devices:", len(jax.devices("cpu")))
+H.runtime_info()  # the cell's last expression: shown below, as on the PyTorch page
 
 # %% [markdown] tags=["shared"]
 # ## 4.1 Transformations: derivatives as functions
@@ -229,8 +231,8 @@ for name, t_f, t_r in rows:
 # %% [markdown] tags=["shared"]
 # By the count of passes, reverse mode should win on the wide function and forward mode on
 # the tall one, by up to the factor of passes saved; the table says whether it did here. At
-# small sizes the fixed cost of each call can hide the difference, so compare the `cpu`-scale
-# page.
+# small sizes the fixed cost of each call can hide the difference: run this notebook at `cpu`
+# scale (`BOOK_SCALE` unset on a CPU machine) to see it grow.
 
 # %% [markdown] tags=["shared"]
 # ## 4.2 Compilation: tracing, recompilation and control flow
@@ -326,7 +328,7 @@ def cumulative(xs):
     return running, doubled
 
 
-print(branches(1.5, 2), branches(-1.5, 0))
+print(jax.tree.map(float, (branches(1.5, 2), branches(-1.5, 0))))  # as plain floats
 print(cumulative(jnp.arange(5.0)))
 
 # %% [markdown]
@@ -367,26 +369,35 @@ print("donated input deleted:", params_d.is_deleted())
 w_host = jax.random.normal(jax.random.key(2), (256, 256)) / 16
 sgd_step = jax.jit(lambda w: (w - 0.01 * jnp.tanh(w @ w), jnp.sum(w**2)))
 sgd_step(w_host)  # compile
-timings = {}
-for name, read_each_step in [
-    ("float(loss) every step", True),
-    ("read once at the end", False),
-]:
+
+
+def train_loop(read_each_step):  # sizes.loop_steps steps; every loss read on the host
     w, losses = w_host, []
-    start = time.perf_counter()
     for _ in range(sizes.loop_steps):
         w, loss_v = sgd_step(w)
         losses.append(float(loss_v) if read_each_step else loss_v)
-    np.asarray(jnp.stack([jnp.asarray(v) for v in losses]))
-    timings[name] = (time.perf_counter() - start) / sizes.loop_steps
+    return np.asarray(jnp.stack([jnp.asarray(v) for v in losses]))
+
+
+# Each loop runs once untimed, then the timed rounds alternate them (median of the rounds):
+# timed cold, whichever ran first would pay the warm-up and look the slower.
+timings = measure_interleaved(
+    {
+        "float(loss) every step": functools.partial(train_loop, True),
+        "read once at the end": functools.partial(train_loop, False),
+    },
+    repeats=sizes.repeats,
+    warmup=1,
+)
 for name, t in timings.items():
-    print(f"{name:<24} {t * 1e6:8.1f} µs per step")
+    print(f"{name:<24} {t.median / sizes.loop_steps * 1e6:8.1f} µs per step")
 
 # %% [markdown] tags=["shared"]
-# On a CPU, PyTorch runs each operation before it returns, so reading the loss costs little and
-# its two lines stay close. JAX dispatches asynchronously on a CPU too: while XLA computes one
-# step, Python already dispatches the next, and reading the loss at every step removes that
-# overlap, so JAX's first line is slower even on a CPU. On a GPU every read, in either
+# On a CPU, PyTorch runs each operation before it returns, so reading the loss costs nothing
+# extra: its two lines are close, and which one comes out ahead is noise. JAX dispatches
+# asynchronously on a CPU too: while XLA computes one step, Python already dispatches the
+# next, and reading the loss at every step removes that overlap; but the overlap is only the
+# time to dispatch a step, so JAX's two lines are close as well. On a GPU every read, in either
 # framework, is a synchronisation that stalls the queue of kernels, and the gap grows.
 
 # %% [markdown] tags=["shared"]
@@ -597,7 +608,10 @@ assert diff < 1e-5
 # subtlety of current JAX: inside `shard_map`, the gradient with respect to a *replicated*
 # input is already summed over devices (the transpose of broadcasting to every device is a
 # sum). So differentiate the global loss, the `pmean` of the per-device losses, and the
-# gradient comes out right; averaging the gradients again on top of that would count it twice.
+# gradient comes out right (a further `pmean` of it changes nothing: it is the same on every
+# device). The older `pmap` recipe, the gradient of the *local* loss followed by a `pmean` of
+# the gradients, now gives gradients as many times too large as there are devices: the sum
+# over devices is already in it, as the cell shows.
 
 
 # %%
@@ -616,6 +630,19 @@ g_full = jax.grad(batch_loss)(jax.device_put(p_mesh, devices[0]), x_one, y_one)
 for k in ("W", "b"):
     np.testing.assert_allclose(g_shard[k], g_full[k], rtol=1e-5, atol=1e-6)
 print("shard_map gradient == full-batch gradient")
+
+
+def pmap_era_grads(params, x, y):  # the local loss's gradient, then averaged: wrong now
+    return jax.lax.pmean(jax.grad(batch_loss)(params, x, y), "data")
+
+
+g_old = jax.jit(
+    jax.shard_map(
+        pmap_era_grads, mesh=mesh, in_specs=(P(), P("data"), P("data")), out_specs=P()
+    )
+)(p_mesh, x_mesh, y_mesh)
+ratio = np.linalg.norm(g_old["W"]) / np.linalg.norm(g_full["W"])  # on the host
+print(f"local gradient + pmean: {ratio:.1f} times the full-batch gradient")
 
 # %% [markdown]
 # ```{admonition} The outline says
@@ -654,7 +681,8 @@ print(
 # layers come from Flax (`flax.nnx.Linear`). JAX needs no `no_grad` at all: nothing is
 # recorded unless you call `grad`. The outline also uses `jaxopt.optimizers.ScipyOptimizer`,
 # which never existed: jaxopt's SciPy wrappers are `jaxopt.ScipyMinimize`,
-# `jaxopt.ScipyBoundedMinimize` and `jaxopt.ScipyRootFinding`. jaxopt is deprecated (and not
+# `jaxopt.ScipyBoundedMinimize`, `jaxopt.ScipyLeastSquares`,
+# `jaxopt.ScipyBoundedLeastSquares` and `jaxopt.ScipyRootFinding`. jaxopt is deprecated (and not
 # installed here); parts of it (losses, projections, L-BFGS) now live in Optax, whose
 # `optax.lbfgs()` is an optimizer like `optax.adam` whose `update` also takes the loss's value
 # and function, for its line search. And `jnp.max(outputs.data, 1)`, PyTorch's idiom for the
@@ -717,8 +745,11 @@ def shapes(state):  # {"linear1/kernel": (4, 8), ...}
     return {"/".join(map(str, path)): v.shape for path, v in nnx.to_flat_state(state)}
 
 
-print("parameters:", shapes(params_state))
-print("batch statistics:", shapes(stats_state))
+for kind, state in [("parameter", params_state), ("batch stat", stats_state)]:
+    for k, shape in shapes(
+        state
+    ).items():  # one per line: "parameter  linear1/kernel  (4, 8)"
+        print(f"{kind:<10} {k:<24} {shape}")
 rebuilt = nnx.merge(graphdef, params_state, stats_state)
 xt = jnp.ones((3, 4))
 np.testing.assert_allclose(rebuilt(xt), tiny(xt))
@@ -764,10 +795,12 @@ tx = optax.chain(
     optax.scale_by_learning_rate(schedule),
 )
 mask = decay_mask(nnx.state(tiny, nnx.Param))
-print(
-    "weight decay on:",
-    {jax.tree_util.keystr(k): m for k, m in jax.tree.leaves_with_path(mask)},
-)
+paths = {  # "linear1/kernel": True; k[:-1] drops the Variable's ".value"
+    jax.tree_util.keystr(k[:-1], simple=True, separator="/"): bool(m)
+    for k, m in jax.tree.leaves_with_path(mask)
+}
+print("weight decay on: ", [k for k, m in paths.items() if m])
+print("weight decay off:", [k for k, m in paths.items() if not m])
 tiny_opt = nnx.Optimizer(tiny, tx, wrt=nnx.Param)  # the chain, used like any optimizer
 
 
@@ -782,7 +815,8 @@ print("one step of the chain: step", int(tiny_opt.step[...]))
 
 # %% [markdown]
 # Now MNIST, with both networks. The loop is the course's `H.fit` (chapter 1 wrote it out);
-# the optimizer is Adam as in chapters 1 and 3.
+# the optimizer is Adam as in chapters 1 and 3. The MLP trains half its epochs, is saved,
+# restored and trained the rest (at least one epoch on each side of the checkpoint).
 
 # %%
 mlp_sizes = H.sizes("mnist")
@@ -801,7 +835,7 @@ mlp = H.MLP(784, mlp_sizes.hidden, 10, rngs=nnx.Rngs(0))
 # (a static part of the Optimizer), so the resumed run below reuses the compiled step.
 tx = optax.adam(mlp_sizes.learning_rate)
 mlp_opt = nnx.Optimizer(mlp, tx, wrt=nnx.Param)
-half = max(1, mlp_sizes.epochs // 2)  # epochs before the checkpoint; the rest after
+half = max(1, mlp_sizes.epochs // 2)  # epochs before the checkpoint (at least one)
 history = H.fit(mlp, mlp_opt, train_loader, epochs=half, eval_loader=test_loader)
 print(f"MLP after {half} epoch(s): test accuracy {history.last('test_accuracy'):.4f}")
 
@@ -885,6 +919,10 @@ plt.show()
 assert cnn_accuracy > 0.5  # far above chance (0.1) even at smoke scale
 
 # %% [markdown] tags=["shared"]
+# In the plot, the train accuracy is counted over each epoch's steps, while the model is still
+# improving and with dropout on, so it can sit below the test accuracy, measured at the
+# epoch's end without dropout.
+#
 # The table below collects this page's test accuracies. At `cpu` and `gpu` scale the cell
 # asserts that they reach chapter 3's: at least 97 % for the MLP and 99 % for the CNN.
 

@@ -46,6 +46,7 @@ if "google.colab" in sys.modules:
     colab_setup()
 
 # %%
+import functools
 import logging
 import math
 import tempfile
@@ -62,6 +63,7 @@ from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
 from helpers import torch as H
+from helpers.distributed import measure_interleaved
 
 # torch.func's jacfwd and hessian trigger torch.jit.script's deprecation warning from inside
 # torch (2.14): not this page's code, so it is not shown.
@@ -104,8 +106,10 @@ print(f"torch.func.grad:           error {err:.2e}")
 # %%
 try:
     tf.grad(torch.sin)(torch.tensor([0.0]))
-except RuntimeError as e:
-    print(f"{type(e).__name__}: {str(e).splitlines()[0]}")
+except (
+    RuntimeError
+) as e:  # the first sentence, after the name of torch's inner function
+    print(f"{type(e).__name__}: {str(e).split('. ')[0].split(': ', 1)[-1]}.")
 
 # %% [markdown]
 # The same three fixes as in JAX: `vmap(grad)` for the derivative at each point, the gradient
@@ -217,8 +221,8 @@ for name, t_f, t_r in rows:
 # %% [markdown] tags=["shared"]
 # By the count of passes, reverse mode should win on the wide function and forward mode on
 # the tall one, by up to the factor of passes saved; the table says whether it did here. At
-# small sizes the fixed cost of each call can hide the difference, so compare the `cpu`-scale
-# page.
+# small sizes the fixed cost of each call can hide the difference: run this notebook at `cpu`
+# scale (`BOOK_SCALE` unset on a CPU machine) to see it grow.
 
 # %% [markdown] tags=["shared"]
 # ## 4.2 Compilation: tracing, recompilation and control flow
@@ -312,12 +316,16 @@ def with_print(x):
     return torch.cos(y)
 
 
+x_pos = torch.ones(4)  # a fixed input whose sum is positive: relu_if returns x
 for fn in (relu_if, relu_cond, with_print):
-    ex = torch._dynamo.explain(fn)(torch.randn(4))
+    ex = torch._dynamo.explain(fn)(x_pos)
     reasons = [str(r.reason).splitlines()[0][:60] for r in ex.break_reasons]
     print(f"{fn.__name__:<11} graphs {ex.graph_count}, breaks {len(reasons)} {reasons}")
 
 # %% [markdown]
+# `relu_if` shows one graph for its one break: the graph before the `if` (the sum and the
+# comparison), and none after it, because the branch this input takes, `return x`, has no
+# tensor operation to put in a graph (a negative sum would run `x * 0`, a second graph).
 # In JAX the `if` on a traced value is an error, and a `print` runs only while tracing; here
 # the program runs correctly either way, and `explain` shows what it cost. PyTorch has no
 # counterpart of `jax.lax.scan` in its stable API (`torch._higher_order_ops.scan` is
@@ -333,27 +341,36 @@ for fn in (relu_if, relu_cond, with_print):
 
 # %%
 w_host = torch.randn(256, 256, generator=torch.Generator().manual_seed(2)) / 16
-timings = {}
-for name, read_each_step in [
-    ("float(loss) every step", True),
-    ("read once at the end", False),
-]:
+
+
+def train_loop(read_each_step):  # sizes.loop_steps steps; every loss read on the host
     w, losses = w_host.clone(), []
-    start = time.perf_counter()
     for _ in range(sizes.loop_steps):
         loss_v = torch.sum(w**2)
         w = w - 0.01 * torch.tanh(w @ w)
         losses.append(float(loss_v) if read_each_step else loss_v)
-    torch.stack([torch.as_tensor(v) for v in losses]).tolist()
-    timings[name] = (time.perf_counter() - start) / sizes.loop_steps
+    return torch.stack([torch.as_tensor(v) for v in losses]).tolist()
+
+
+# Each loop runs once untimed, then the timed rounds alternate them (median of the rounds):
+# timed cold, whichever ran first would pay the warm-up and look the slower.
+timings = measure_interleaved(
+    {
+        "float(loss) every step": functools.partial(train_loop, True),
+        "read once at the end": functools.partial(train_loop, False),
+    },
+    repeats=sizes.repeats,
+    warmup=1,
+)
 for name, t in timings.items():
-    print(f"{name:<24} {t * 1e6:8.1f} µs per step")
+    print(f"{name:<24} {t.median / sizes.loop_steps * 1e6:8.1f} µs per step")
 
 # %% [markdown] tags=["shared"]
-# On a CPU, PyTorch runs each operation before it returns, so reading the loss costs little and
-# its two lines stay close. JAX dispatches asynchronously on a CPU too: while XLA computes one
-# step, Python already dispatches the next, and reading the loss at every step removes that
-# overlap, so JAX's first line is slower even on a CPU. On a GPU every read, in either
+# On a CPU, PyTorch runs each operation before it returns, so reading the loss costs nothing
+# extra: its two lines are close, and which one comes out ahead is noise. JAX dispatches
+# asynchronously on a CPU too: while XLA computes one step, Python already dispatches the
+# next, and reading the loss at every step removes that overlap; but the overlap is only the
+# time to dispatch a step, so JAX's two lines are close as well. On a GPU every read, in either
 # framework, is a synchronisation that stalls the queue of kernels, and the gap grows.
 
 # %% [markdown] tags=["shared"]
@@ -441,8 +458,10 @@ H.legend_below_axes(ax)  # under the x label: no corner is free of bars at every
 plt.show()
 
 # %% [markdown]
-# Opacus, PyTorch's DP-SGD library, computes these norms with hooks on each layer instead of
-# `vmap`; `torch.func` is the general tool.
+# Opacus, PyTorch's DP-SGD library, computes these norms by default with hooks on each layer
+# and a hand-written rule per layer type, and falls back to `torch.func`'s `vmap` for layers
+# without a rule ([Opacus 1.2 release notes](https://github.com/pytorch/opacus/releases));
+# `torch.func` is the general tool.
 
 # %% [markdown] tags=["shared"]
 # ## 4.4 Pytrees and explicit randomness
@@ -595,8 +614,12 @@ class TinyNet(nn.Module):
 
 
 tiny = TinyNet()
-print("parameters:", {k: tuple(v.shape) for k, v in tiny.named_parameters()})
-print("buffers:", {k: tuple(v.shape) for k, v in tiny.named_buffers()})
+for kind, named in [
+    ("parameter", tiny.named_parameters()),
+    ("buffer", tiny.named_buffers()),
+]:
+    for k, v in named:  # one per line: "parameter  linear1.weight  (8, 4)"
+        print(f"{kind:<10} {k:<24} {tuple(v.shape)}")
 xt = torch.ones(3, 4)
 state = {k: v.clone() for k, v in tiny.state_dict().items()}
 out = tf.functional_call(tiny, state, (xt,))  # updates the running stats in `state`
@@ -650,7 +673,8 @@ print("weight decay per group:", [g["weight_decay"] for g in opt.param_groups])
 
 # %% [markdown]
 # Now MNIST, with both networks. The loop is the course's `H.fit` (chapter 1 wrote it out);
-# the optimizer is Adam as in chapters 1 and 3.
+# the optimizer is Adam as in chapters 1 and 3. The MLP trains half its epochs, is saved,
+# restored and trained the rest (at least one epoch on each side of the checkpoint).
 
 # %%
 mlp_sizes = H.sizes("mnist")
@@ -667,7 +691,7 @@ train_loader = H.ArrayLoader(
 test_loader = H.ArrayLoader(H.images_to_vectors(x_test), y_test, 1024)
 mlp = H.MLP(784, mlp_sizes.hidden, 10).to(device)
 mlp_opt = torch.optim.Adam(mlp.parameters(), lr=mlp_sizes.learning_rate)
-half = max(1, mlp_sizes.epochs // 2)  # epochs before the checkpoint; the rest after
+half = max(1, mlp_sizes.epochs // 2)  # epochs before the checkpoint (at least one)
 history = H.fit(mlp, mlp_opt, train_loader, epochs=half, eval_loader=test_loader)
 print(f"MLP after {half} epoch(s): test accuracy {history.last('test_accuracy'):.4f}")
 
@@ -742,6 +766,10 @@ plt.show()
 assert cnn_accuracy > 0.5  # far above chance (0.1) even at smoke scale
 
 # %% [markdown] tags=["shared"]
+# In the plot, the train accuracy is counted over each epoch's steps, while the model is still
+# improving and with dropout on, so it can sit below the test accuracy, measured at the
+# epoch's end without dropout.
+#
 # The table below collects this page's test accuracies. At `cpu` and `gpu` scale the cell
 # asserts that they reach chapter 3's: at least 97 % for the MLP and 99 % for the CNN.
 

@@ -14,15 +14,16 @@
 # %% [markdown]
 # # 1. Introduction: JAX
 #
-# This is the JAX half of chapter 1; the [PyTorch half](in-pytorch.ipynb) tells the same story in
-# the same order, so you can read them side by side. By the end you will know
+# This is the JAX half of chapter 1; the [PyTorch half](in-pytorch.ipynb) tells the same story
+# in the same order, so you can read them side by side. By the end you will know
 #
 # * where PyTorch and JAX come from and what each is built around;
 # * how JAX arrays behave (and where PyTorch tensors behave differently);
 # * what eager execution is, and what tracing a program into a graph means;
 # * how automatic differentiation differs from finite differences, measured;
 # * how devices and models are handled;
-# * how to train a first model on real MNIST digits, with a loop written out and then a reusable one;
+# * how to train a first model on real MNIST digits, with a loop written out and then a
+#   reusable one;
 # * what eager execution and compilation cost, measured.
 
 # %% [markdown] tags=["notebook-only"]
@@ -56,9 +57,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optax
 from flax import nnx
+from matplotlib.ticker import LogFormatter
 
 from helpers import jax as H
-from helpers.results import latest_by, read_records
+from helpers.results import first_step_seconds, latest_by, read_records
 
 # Every size this notebook uses comes from helpers/scale/foundations.py.
 sizes = H.sizes("mnist")
@@ -91,14 +93,14 @@ H.runtime_info()
 # with Flax 0.10 in 2024, and Optax {cite}`deepmind2020jax` for optimisers.
 #
 # Where each fits: PyTorch is object-oriented and eager by default, so a model is debugged like
-# any Python program, and much of the wider ecosystem (torchvision and Hugging Face Transformers,
-# for instance) is built on it. JAX is functional: programs are pure functions that JAX
-# transforms (differentiate, compile, vectorise, shard across devices), which suits compiled
-# accelerator code, large-scale sharded training and scientific computing. Both run on CPUs,
-# NVIDIA GPUs (CUDA) and AMD GPUs (ROCm); PyTorch also runs on Apple-silicon GPUs through its
-# `mps` device, where JAX has only an experimental plugin. JAX reaches Google's TPUs natively
-# through XLA, PyTorch through PyTorch/XLA. The rest of this chapter makes these differences
-# concrete.
+# any Python program, and much of the wider ecosystem (torchvision and Hugging Face
+# Transformers, for instance) is built on it. JAX is functional: programs are pure functions
+# that JAX transforms (differentiate, compile, vectorise, shard across devices), which suits
+# compiled accelerator code, large-scale sharded training and scientific computing. Both run on
+# CPUs, NVIDIA GPUs (CUDA) and AMD GPUs (ROCm); PyTorch also runs on Apple-silicon GPUs through
+# its `mps` device, where JAX has only an experimental plugin. JAX reaches Google's TPUs
+# natively through XLA, PyTorch through PyTorch/XLA. The rest of this chapter makes these
+# differences concrete.
 
 # %% [markdown]
 # ## 1.2 Arrays
@@ -298,18 +300,19 @@ second = jax.grad(jax.grad(jnp.sin))(1.0)
 print(f"2nd derivative of sin at 1: {float(second):.6f}; -sin(1) = {-math.sin(1):.6f}")
 
 # %% [markdown]
-# Transformations compose: `jax.grad(jax.grad(f))` differentiates twice, `jax.jit(jax.grad(f))`
-# compiles the gradient. There is no tape to inspect: the gradient is a function, and its
-# result a plain array. PyTorch's `torch.func.grad` is modelled on the same idea.
+# Transformations compose: `jax.grad(jax.grad(jnp.sin))` differentiates twice (the second
+# derivative printed above), `jax.jit(jax.grad(g))` compiles the gradient. There is no tape to
+# inspect: the gradient is a function, and its result a plain array. PyTorch's `torch.func.grad`
+# is modelled on the same idea.
 
 # %% [markdown] tags=["shared"]
 # ```{admonition} A common misconception: "autodiff is numerical differentiation"
 # :class: warning
 # JAX's `grad` (and PyTorch's autograd) is often described as *numerical* differentiation. It
 # is not: both apply the chain rule to the operations the program performs, exact up to
-# floating-point rounding. **Finite differences**, the numerical method, estimate a derivative from function values,
-# $\partial g/\partial x_i \approx (g(x + h e_i) - g(x - h e_i)) / 2h$, and pay for it in
-# accuracy and in cost. The measurement below shows both.
+# floating-point rounding. **Finite differences**, the numerical method, estimate a derivative
+# from function values, $\partial g/\partial x_i$ by $(g(x + h e_i) - g(x - h e_i)) / (2h)$, and
+# pay for it in accuracy and in cost. The measurement below shows both.
 # ```
 
 # %% [markdown]
@@ -490,9 +493,9 @@ print(
 #   the training set, batch by batch.
 # * The model outputs **logits** $z \in \mathbb{R}^{10}$, one score per digit. **Softmax** turns
 #   them into probabilities and the **cross-entropy** loss of an example with label $y$ is
-#   $\ell = -\log \operatorname{softmax}(z)_y = -z_y + \log \sum_{k} e^{z_k}$. With random small
-#   weights all logits are near 0, every digit gets probability about 1/10, and the loss starts
-#   near $\ln 10$: the first sanity check of any 10-class classifier.
+#   $\ell = -\log \operatorname{softmax}(z)_y$, that is $\ell = -z_y + \log \sum_k e^{z_k}$.
+#   With random small weights all logits are near 0, every digit gets probability about 1/10,
+#   and the loss starts near $\ln 10$: the first sanity check of any 10-class classifier.
 # * **ReLU**, $\max(0, x)$ element-wise, is the non-linearity between two linear layers.
 # * An **optimiser** moves each parameter against its gradient; the **learning rate** sets the
 #   step. **Adam** {cite}`kingma2015adam` also adapts the step to each parameter's history.
@@ -590,7 +593,8 @@ print(f"ln 10 = {math.log(10):.4f}")
 # tape to switch off), with the model in evaluation mode (`model.eval()`, which matters for
 # layers such as dropout and batch norm). The accuracy is the `argmax` and comparison of
 # section 1.2. The training loop stores the losses as arrays and reads none back until the
-# end, so the device never waits for Python.
+# end, so Python never stops to wait for the device and can queue the next step while the
+# current one runs.
 
 
 # %%
@@ -610,8 +614,9 @@ def evaluate(model: nnx.Module, x: jax.Array, y: jax.Array, batch=1024) -> float
     return correct / len(x)
 
 
-model.train()  # back to training mode after evaluate
-order = jax.random.permutation(jax.random.key(1), len(xs))  # a new shuffle every epoch
+model.train()  # training mode; evaluate() switches to eval mode, so set it every epoch
+# This epoch's shuffle; a loop over epochs would split a fresh key for each.
+order = jax.random.permutation(jax.random.key(1), len(xs))
 losses = []
 for i in range(0, len(order) - sizes.batch_size + 1, sizes.batch_size):
     idx = order[i : i + sizes.batch_size]  # (B,) drops the last, incomplete batch
@@ -624,9 +629,9 @@ print(
 
 # %% [markdown]
 # This is what `H.fit` does, for as many epochs as asked, with a progress bar and a record of
-# every loss and accuracy. Its `H.ArrayLoader` is the shuffle-and-slice above, for data sets that
-# fit on the device. JAX has no loader for the others: Grain and `tf.data` fill that role, or
-# PyTorch's `torch.utils.data.DataLoader` yielding NumPy arrays. `H.fit` reads the loss back
+# every loss and accuracy. Its `H.ArrayLoader` is the shuffle-and-slice above, for data sets
+# that fit on the device. JAX has no loader for the others: Grain and `tf.data` fill that role,
+# or PyTorch's `torch.utils.data.DataLoader` yielding NumPy arrays. `H.fit` reads the loss back
 # only every 50 steps for the progress bar and once per epoch for the history. Below, a fresh
 # model trained with it, timed from the call to the return: training, evaluation after each
 # epoch, and the compilation of its steps.
@@ -744,6 +749,8 @@ ax_elem.set(
     xlabel="vector length n", ylabel="time per element (ns)", title="per element"
 )
 for ax in (ax_call, ax_elem):
+    # Minor ticks, when labelled, read 20, 30, ..., not 2x10¹, 3x10¹, ...
+    ax.yaxis.set_minor_formatter(LogFormatter())
     ax.grid(alpha=0.3)
     ax.legend()
 fig.suptitle(f"f(x) = sin(2x + 1)² + cos(x), JAX on {device.platform}")
@@ -755,15 +762,17 @@ plt.show()
 # length to the next, because it is almost all dispatch, not arithmetic; the right panel shows
 # the same fact as a time per element that falls as `n` grows. Under `jit` the six dispatches
 # become one call, so its time per call at small `n` is the fixed cost of a single dispatch. At
-# the largest length the time per call grows in proportion to `n`, and the cost is the work per
-# element: a sine and a cosine, and, in eager mode, six passes over memory that each write an
-# intermediate array and read it back. Fusion removes those passes; what remains after
-# compiling is the arithmetic and one read and one write per element. How the cost splits
-# depends on the hardware: on a GPU, element-wise code like this is memory-bound, so the saved
-# memory traffic is nearly all of fusion's gain; on a CPU the sine and cosine weigh more. The
-# table shows this page's split. `jit` compiles once per input shape, which the last column
-# measures; PyTorch's `torch.compile(dynamic=True)` instead compiles one program for every
-# length.
+# large lengths (`timing.n` is 1,000,000 at cpu scale, 10,000,000 at gpu scale) the time per
+# call grows in proportion to `n`, and the cost is the work per element: a sine and a cosine,
+# and, in eager mode, six passes over memory that each write an intermediate array and read it
+# back. Fusion removes those passes; what remains after compiling is the arithmetic and one
+# read and one write per element. How the cost splits depends on the hardware: on a GPU,
+# element-wise code like this is memory-bound, so the saved memory traffic is nearly all of
+# fusion's gain; on a CPU the sine and cosine weigh more. At those scales the table shows this
+# page's split. At smoke scale, CI's quick check, the largest length is 10,000, where the time
+# per call need not yet grow in proportion to `n`. `jit` compiles once per input shape, which
+# the last column measures; PyTorch's `torch.compile(dynamic=True)` instead compiles one
+# program for every length.
 
 # %% [markdown] tags=["shared"]
 # ```{admonition} Do not compare the two pages' timings
@@ -779,13 +788,17 @@ plt.show()
 # beside this notebook), the latest record of each framework, scale and machine, older ones
 # left out. Where `runs` is above 1, each number is the median over that many seeds. The
 # throughput leaves out the first step and the evaluations, so it measures something other than
-# the whole-`fit` figure of section 1.7.
+# the whole-`fit` figure of section 1.7. `train s` is the wall time of the training epochs
+# *with* their first step, which carries JAX's compilation (PyTorch's warm-up) and whose time
+# `first s` shows. That is why, in the gpu rows, JAX has the longer `train s` but the higher
+# `examples/s`.
 # ```
 
 
 # %%
 # Recorded by `python -m helpers.bench mnist --record ...`: the latest record of each
 # framework, scale and machine. runs > 1: medians over that many seeds (`--repeat`).
+# Under each row, indented: the hardware, the date and the commit it ran.
 def machine(hw: dict) -> str:
     return f"{hw['cpu']}, {hw['cores']} cores" + (f", {hw['gpu']}" if hw["gpu"] else "")
 
@@ -795,15 +808,15 @@ records = [{**r, "machine": machine(r["hardware"])} for r in read_records(bench_
 latest = latest_by(records, "scale", "machine", "framework")
 print(
     f"{'framework':9} {'scale':5} {'model':24} {'epochs':>6} {'runs':>4} {'test acc':>8}"
-    f" {'train s':>7} {'examples/s':>10}  hardware, date, commit"
+    f" {'train s':>7} {'first s':>7} {'examples/s':>10}"
 )
 for r in latest.values():
     print(
         f"{r['framework']:9} {r['scale']:5} {r['model']:24} {int(r['epochs']):6}"
         f" {r.get('repeats', 1):4} {r['test_accuracy']:8.2%} {r['train_seconds']:7.1f}"
-        f" {r['train_examples_per_second']:10,.0f}"
-        f"  {r['machine']}, {r['date'][:10]}, {r['commit'][:7]}"
+        f" {first_step_seconds(r):7.2f} {r['train_examples_per_second']:10,.0f}"
     )
+    print(f"{'':10}{r['machine']}, {r['date'][:10]}, commit {r['commit'][:7]}")
 
 # %% [markdown] tags=["shared"]
 # ## 1.9 Summary
@@ -822,5 +835,5 @@ for r in latest.values():
 
 # %% [markdown] tags=["notebook-only"]
 # Next: [the PyTorch half of this chapter](in-pytorch.ipynb), then the
-# [lab](../../labs/01-introduction/in-jax.ipynb), whose self-checks tell you when each exercise is
-# right. Works cited are listed in the [bibliography](../../bibliography.md).
+# [lab](../../labs/01-introduction/in-jax.ipynb), whose self-checks tell you when each exercise
+# is right. Works cited are listed in the [bibliography](../../bibliography.md).

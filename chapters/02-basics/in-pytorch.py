@@ -43,6 +43,7 @@ if "google.colab" in sys.modules:
 
 # %%
 import math
+import textwrap
 import time
 
 import matplotlib.pyplot as plt
@@ -50,6 +51,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
 from helpers import torch as H
@@ -121,7 +123,7 @@ print("nn.Linear(X) == X @ W + b")
 # weight, its width proportional to the weight's magnitude and its colour giving the sign; each
 # neuron's fill gives its bias (white for zero: Flax starts every bias at zero, PyTorch draws
 # them at random; the inputs have none). With random initial weights the picture is noise;
-# training (section 2.3) is what gives it structure.
+# training (section 2.3 trains a larger network) is what gives the weights structure.
 
 
 # %%
@@ -240,13 +242,15 @@ np.testing.assert_allclose(values["softmax(x, 0)[0]"], s, atol=1e-15)
 print("autodiff derivatives == the table's formulas; softmax(x, 0)[0] == sigmoid(x)")
 
 # %%
-fig, axes = plt.subplots(1, 5, figsize=(15, 3.2), sharex=True)
-for ax, name in zip(axes, activations, strict=True):
+fig, axes = plt.subplots(2, 3, figsize=(11, 6), sharex=True)
+for ax, name in zip(axes.flat[:5], activations, strict=True):  # the sixth: the legend
     ax.plot(grid, values[name], label="φ(x)")
     ax.plot(grid, derivs[name], "--", label="φ'(x), autodiff")
     ax.set(title=name, xlabel="x (pre-activation)", ylabel="value")
+    ax.xaxis.set_tick_params(labelbottom=True)  # sharex hides them on the top row
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+axes[1, 2].axis("off")
+axes[1, 2].legend(*axes[0, 0].get_legend_handles_labels(), loc="center", fontsize=11)
 fig.suptitle("Activations and their derivatives (PyTorch)")
 fig.tight_layout()
 plt.show()
@@ -311,7 +315,7 @@ print("stable log-softmax == torch.log_softmax")
 #
 # ## 2.3 Backpropagation by hand
 #
-# The network of this section is the one chapter 1 trained, with one hidden layer:
+# The network of this section is an MLP like chapter 1's, with one hidden layer:
 # $784 \to H \to 10$, with a ReLU between the layers, $H$ from this scale's sizes. For a batch
 # $X \in \mathbb{R}^{B \times 784}$ with labels $y \in \{0, \dots, 9\}^B$ the **forward pass**
 # is
@@ -351,7 +355,10 @@ print("stable log-softmax == torch.log_softmax")
 # use the `(in, out)` layout of the formulas. The first weight matrix is drawn with variance
 # $2/784$ and the second with $1/H$, so that the signals neither grow nor shrink from layer to
 # layer (the factor 2 makes up for ReLU zeroing half its inputs)
-# {cite}`glorot2010understanding,he2015delving`; the biases start at zero.
+# {cite}`glorot2010understanding,he2015delving`; the biases start at zero. (He et al. put the
+# factor 2 on the layer that reads the ReLU's outputs, here $W_2$. Either placement keeps the
+# logits at the inputs' scale, the same mean square: the signal passes the ReLU, which halves
+# its mean square, once.)
 
 
 # %%
@@ -489,7 +496,8 @@ x_train = torch.from_numpy(H.images_to_vectors(x_train_u8)).to(device)  # (N, 78
 y_train_t = torch.from_numpy(y_train).long().to(device)  # (N,)
 x_test = torch.from_numpy(H.images_to_vectors(x_test_u8)).to(device)
 y_test_t = torch.from_numpy(y_test).long().to(device)
-print(f"train {tuple(x_train.shape)}, test {tuple(x_test.shape)}; sizes: {sizes}")
+print(f"train {tuple(x_train.shape)}, test {tuple(x_test.shape)}")
+print(textwrap.fill(f"sizes: {sizes}", 88, subsequent_indent="    "))
 
 
 def sgd_step(params: dict, x: torch.Tensor, y: torch.Tensor, lr: float):
@@ -556,18 +564,23 @@ fig = H.plot_history(
 
 # %%
 final = history.last("test_accuracy")
+epochs = f"{sizes.epochs} epoch" + ("s" if sizes.epochs > 1 else "")
 print(
     f"At {H.current_scale()} scale, the hand-written network reaches {final:.2%} test "
-    f"accuracy after {sizes.epochs} epoch(s) of plain SGD on {len(x_train):,} images "
-    f"({train_seconds:.1f} s of training on {device.type}; chance is 10%)."
+    f"accuracy\nafter {epochs} of plain SGD on {len(x_train):,} images "
+    f"({train_seconds:.2f} s of training on {device.type}; chance is 10%)."
 )
 # smoke: a few dozen steps on a subset, still far above chance; cpu/gpu: 97 % or more.
 assert final > (0.5 if H.current_scale() == "smoke" else 0.97), final
 
 # %% [markdown] tags=["shared"]
 # The loss falls from about $\ln 10$, the value of uniform guessing, and the test accuracy
-# above is that of a network whose every gradient was written by hand. Both frameworks compute
-# exactly these products inside their autodiff; from here on we let them.
+# above is that of a network whose every gradient was written by hand. The train accuracy is
+# counted during the epoch, on each batch before its update (what `sgd_step` returns), so it
+# averages over the whole epoch, from the untrained start on; the test accuracy is measured
+# after the epoch's last step. After a single epoch (`smoke` scale) the train column can
+# therefore lie well below the test column. Both frameworks compute exactly these products
+# inside their autodiff; from here on we let them.
 
 # %% [markdown] tags=["shared"]
 # ## 2.4 Convolution and pooling
@@ -581,7 +594,7 @@ assert final > (0.5 if H.current_scale() == "smoke" else 0.97), final
 #
 # $$
 # \begin{gathered}
-# y_{n,o,i,j} = b_o + \sum_{c=1}^{C_\text{in}} \sum_{u=0}^{k-1} \sum_{v=0}^{k-1}
+# y_{n,o,i,j} = b_o + \sum_{c=0}^{C_\text{in}-1} \sum_{u=0}^{k-1} \sum_{v=0}^{k-1}
 #     w_{o,c,u,v}\; x_{n,c,\,s i+u,\,s j+v},
 # \\
 # H_\text{out} = \left\lfloor \frac{H + 2p - k}{s} \right\rfloor + 1 .
@@ -856,11 +869,12 @@ print(f"hand-written RNN equals nn.RNN: outputs {tuple(ours.shape)}")
 # near 1. All four blocks are computed as one matrix product of width $4H$ and then split.
 
 # %% [markdown]
-# PyTorch stacks the four gates in the order **i, f, g, o**: `weight_ih_l0` is `(4H, D)`,
-# `weight_hh_l0` is `(4H, H)`, and there are two biases `bias_ih_l0`, `bias_hh_l0` of `(4H,)`
-# (two where one would do, as in NVIDIA's cuDNN LSTM). `nn.LSTMCell` is one step with the same
-# layout; `nn.LSTM` runs the whole loop over time inside one call, in C++ (and with cuDNN on an
-# NVIDIA GPU), which is much faster than the Python loop below.
+# PyTorch stacks the four blocks (its documentation calls them all gates) in the order
+# **i, f, g, o**: `weight_ih_l0` is `(4H, D)`, `weight_hh_l0` is `(4H, H)`, and there are two
+# biases `bias_ih_l0`, `bias_hh_l0` of `(4H,)` (two where one would do, as in NVIDIA's cuDNN
+# LSTM). `nn.LSTMCell` is one step with the same layout; `nn.LSTM` runs the whole loop over
+# time inside one call, in C++ (and with cuDNN on an NVIDIA GPU), which is much faster than the
+# Python loop below.
 
 
 # %%
@@ -917,25 +931,28 @@ print(f"hand-written LSTM equals nn.LSTM and nn.LSTMCell: outputs {tuple(ours.sh
 # sequences, the loss is $\lVert h_T \rVert^2$ at the last step, and we measure
 # $\lVert \partial L / \partial h_t \rVert$ for every earlier step $t$. A third curve is the same
 # LSTM with its forget-gate bias raised by 1, a common initialisation
-# {cite}`jozefowicz2015empirical`.
+# {cite}`jozefowicz2015empirical`. The measurement runs in float64: over the longest sequences
+# (`gpu` scale) the smallest norms fall below what float32 can represent and become exactly 0.
 
 # %% [markdown]
 # The hand-written cells run in a Python loop, so every $h_t$ is a tensor in autograd's graph,
 # and `torch.autograd.grad(loss, states)` returns $\partial L / \partial h_t$ for all of them at
 # once, each through every later step. The weights come from `nn.RNN` and `nn.LSTM` with their
-# default initialisation.
+# default initialisation, built with `dtype=torch.float64` and fed float64 inputs.
 
 
 # %%
 def hidden_gradient_norms(kind, x, forget_bias=0.0):
-    """||dL/dh_t|| for t = 1..T, L = mean over the batch of ||h_T||^2; x (B, T, D) -> (T,)."""
+    """||dL/dh_t|| for t = 1..T, L = mean over the batch of ||h_T||^2; x (B, T, D) float64
+    -> (T,)."""
     torch.manual_seed(1)  # the same initial weights for each LSTM curve
-    module = (nn.RNN if kind == "rnn" else nn.LSTM)(x.shape[-1], 64, batch_first=True)
+    cls = nn.RNN if kind == "rnn" else nn.LSTM
+    module = cls(x.shape[-1], 64, batch_first=True, dtype=torch.float64)
     w = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
     if kind == "lstm":
         hidden = w[1].shape[1]
         w[2] = w[2] + forget_bias * (torch.arange(4 * hidden) // hidden == 1)  # f block
-    h = c = torch.zeros(x.shape[0], 64)
+    h = c = torch.zeros(x.shape[0], 64, dtype=torch.float64)
     states = []
     for t in range(x.shape[1]):
         if kind == "rnn":
@@ -950,7 +967,7 @@ def hidden_gradient_norms(kind, x, forget_bias=0.0):
 
 rnn_steps = H.sizes("sequences").rnn_steps
 torch.manual_seed(0)
-x_long = torch.randn(32, rnn_steps, 16)  # (B, T, D)
+x_long = torch.randn(32, rnn_steps, 16, dtype=torch.float64)  # (B, T, D)
 norms = {
     "RNN": hidden_gradient_norms("rnn", x_long),
     "LSTM": hidden_gradient_norms("lstm", x_long),
@@ -960,8 +977,10 @@ decay = {name: n[0] / n[-1] for name, n in norms.items()}
 for name, ratio in decay.items():
     print(f"{name:22} ||dL/dh_1|| / ||dL/dh_T|| = {ratio:.1e}")
 # What the text below says: both default cells lose orders of magnitude; the forget bias helps.
+assert all((n > 0).all() for n in norms.values())  # float64: no norm underflows to 0
 assert decay["RNN"] < 1e-2 and decay["LSTM"] < 1e-2
-assert decay["LSTM, forget bias +1"] > 100 * decay["LSTM"]
+# The gain grows with T and varies with the draw: 10x still shows the forget bias's effect.
+assert decay["LSTM, forget bias +1"] > 10 * decay["LSTM"]
 
 fig, ax = plt.subplots(figsize=(6, 3.6))
 for name, n in norms.items():
@@ -971,6 +990,7 @@ ax.set(
     ylabel="gradient norm ||dL/dh_t||",
     title=f"Gradient of the last step's loss, PyTorch (T = {rnn_steps})",
 )
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # time steps are whole numbers
 ax.legend()
 plt.show()
 
@@ -1205,10 +1225,11 @@ plt.show()
 # input, what attention does. `helpers.data.sequences.sort_batch` draws random sequences and
 # their sorted versions as NumPy arrays, the same generator for both frameworks. The model embeds
 # the tokens, adds the positional encoding, applies the blocks (no causal mask: the whole input is
-# known) and predicts one token per position. A sequence counts as right only if **all** its
-# positions are right. Training uses Adam {cite}`kingma2015adam` with its step size decayed to 0
-# along a cosine over the run (large steps first, small ones to settle), on a fresh random batch
-# at every step, so the model never sees the same batch twice.
+# known), normalises the result with a final LayerNorm (a pre-norm block leaves its output
+# unnormalised) and predicts one token per position. A sequence counts as right only if
+# **all** its positions are right. Training uses Adam {cite}`kingma2015adam` with its step size
+# decayed to 0 along a cosine over the run (large steps first, small ones to settle), on a fresh
+# random batch at every step, so the model never sees the same batch twice.
 
 # %%
 from helpers.data.sequences import sort_batch
@@ -1342,7 +1363,7 @@ plt.show()
 # | 2.2 activations | sigmoid, tanh, ReLU, GELU, softmax and their derivatives; the max-shifted log-softmax | autodiff derivatives vs the formulas; the library's log-softmax, where the naive one overflows |
 # | 2.3 backprop | forward and backward of a 784-H-10 ReLU MLP with softmax cross-entropy; SGD training on MNIST | autodiff (float64) and finite differences; test accuracy printed above |
 # | 2.4 convolution | convolution and pooling as loops, then vectorised; a small CNN | the framework's convolution, with its layout (NCHW or NHWC) |
-# | 2.5 recurrence | an RNN cell and an LSTM cell with its four gates, unrolled over time | the library's LSTM with the same weights; gradient norms over time steps |
+# | 2.5 recurrence | an RNN cell and an LSTM cell with its three gates and candidate, unrolled over time | the library's LSTM with the same weights; gradient norms over time steps |
 # | 2.6 attention | scaled dot-product attention with padding and causal masks, multi-head attention, positional encoding, a pre-norm Transformer block | the library's attention with the same weights; a synthetic task the block learns |
 
 # %% [markdown] tags=["notebook-only"]

@@ -327,9 +327,8 @@ def train_step(
     ### BEGIN SOLUTION
     # step is an argument, so the schedule is computed on every call, not once per trace.
     lr_now = 0.5 / (step + 1)
-    keep = jax.random.bernoulli(
-        key, 0.9, x.shape
-    )  # (B, D): a new mask for each new key
+    # (B, D): a new mask for each new key
+    keep = jax.random.bernoulli(key, 0.9, x.shape)
     inputs = jnp.where(keep, x / 0.9, 0.0)  # (B, D)
     loss, grads = jax.value_and_grad(loss_fn)(params, inputs, y)
     new_params = jax.tree.map(lambda p, g: p - lr_now * g, params, grads)

@@ -557,9 +557,8 @@ batch_sharding = NamedSharding(mesh, P("data"))  # split axis 0 (the batch) over
 replicated = NamedSharding(mesh, P())  # a full copy on every device
 print(mesh)
 x_sharded = jax.device_put(xb, batch_sharding)  # (B, D), B/8 rows per device
-print(
-    "shard shapes:", {s.device.id: s.data.shape for s in x_sharded.addressable_shards}
-)
+print("shard shapes by device:")
+print({s.device.id: s.data.shape for s in x_sharded.addressable_shards})
 
 # %% [markdown] tags=["shared"]
 # **Data parallelism**: every device holds the whole model and a slice of the batch, computes

@@ -503,7 +503,7 @@ print("state_dict names:", list(nn.Sequential(nn.Linear(3, 2), nn.ReLU()).state_
 # %%
 torch.manual_seed(0)
 a, b = torch.randn(3), torch.randn(3)
-print("two draws, one seed: different", a, b)
+print("two draws, one seed: different\n", a, "\n", b)
 gen0 = torch.Generator().manual_seed(0)
 print("an explicit generator:", torch.randn(3, generator=gen0))
 reused = []

@@ -165,7 +165,8 @@ ids, lengths = T.encode(tokens, vocab, m.max_len)  # (N, T) int32, (N,)
 test_ids, test_lengths = T.encode(test_tokens, vocab, m.max_len)
 mask = ids != T.PAD  # (N, T) True = real token
 assert (mask.sum(1) == lengths).all()
-print("ids", ids.shape, ids.dtype, "| first review:", ids[0, :10], "length", lengths[0])
+print("ids", ids.shape, ids.dtype, "| first review's length", lengths[0])
+print("its first ten ids:", ids[0, :10])
 
 # %%
 # Padding to max_len vs batches by length: the share of padded positions, and the time of one

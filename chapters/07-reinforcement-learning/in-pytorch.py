@@ -141,7 +141,8 @@ except ValueError as e:
 try:
     env.step(np.array([0.37], np.float32))  # a float action, as a DDPG actor outputs
 except AssertionError as e:
-    print("float action into CartPole ->", type(e).__name__, e)
+    print("float action into CartPole ->", type(e).__name__)
+    print(" ", e)
 
 # %% [markdown] tags=["shared"]
 # A **vector environment** steps several copies at once; observations gain a leading axis.
@@ -186,7 +187,7 @@ print(f"always push left: {always_left.mean():.1f} ± {always_left.std():.1f}")
 # DQN {cite}`mnih2015human` learns $Q(s, a)$, the return expected after taking action $a$ in
 # state $s$ and acting well afterwards, with a network, by regressing it on the one-step target
 #
-# $$y = r + \gamma\,(1 - \text{terminated})\,\max_{a'} Q_{\bar\theta}(s', a'),$$
+# $$y = r + \gamma(1 - \text{terminated}) \max_{a'} Q_{\bar\theta}(s', a'),$$
 #
 # where $Q_{\bar\theta}$ is a **target network**, a copy of the online network refreshed only
 # every few steps, so the target does not move with every update. Transitions go into a
@@ -370,9 +371,9 @@ for (algo,), r in dqn_records.items():
 # collects a rollout of $T$ steps in $E$ environments with the current policy, then takes
 # several epochs of minibatch steps on the **clipped surrogate objective**
 #
-# $$L^{\text{clip}} = \mathbb{E}\left[\min\left(\rho\,\hat A,\;
-# \operatorname{clip}(\rho, 1 - \varepsilon, 1 + \varepsilon)\,\hat A\right)\right],\qquad
-# \rho = \frac{\pi_\theta(a \mid s)}{\pi_{\text{old}}(a \mid s)},$$
+# $$\begin{aligned} L^{\text{clip}} = \mathbb{E}\Big[\min\Big(&\rho\,\hat A,\;\\
+# &\operatorname{clip}(\rho, 1 - \varepsilon, 1 + \varepsilon)\,\hat A\Big)\Big],\\
+# \rho = {}&\frac{\pi_\theta(a \mid s)}{\pi_{\text{old}}(a \mid s)}, \end{aligned}$$
 #
 # which stops rewarding a change of the policy once the probability ratio $\rho$ leaves
 # $[1 - \varepsilon, 1 + \varepsilon]$ in the direction the advantage favours. The advantages

@@ -264,7 +264,7 @@ for _ in range(sizes.repeats):
 q1, median, q3 = np.percentile(samples, [25, 50, 75])
 print(
     f"first call (compilation) {first * 1e3:.0f} ms; then median {median * 1e3:.1f} ms "
-    f"± {(q3 - q1) / 2 * 1e3:.1f} ms over {sizes.repeats} calls; without the wait: "
+    f"± {(q3 - q1) / 2 * 1e3:.1f} ms over {sizes.repeats} calls;\nwithout the wait: "
     f"{np.median(unsynced) * 1e3:.2f} ms"
 )
 

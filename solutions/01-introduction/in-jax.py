@@ -139,8 +139,8 @@ H.lab01.check_mse_grad(mse_grad)
 # gradient with $v$, and a central difference along $v$ estimates it from two evaluations,
 # whatever the size of $x$:
 #
-# $$\nabla f(x) \cdot v \;\approx\; \mathrm{fd}_v =
-# \frac{f(x + \varepsilon v) - f(x - \varepsilon v)}{2 \varepsilon}.$$
+# $$\begin{aligned}\nabla f(x) \cdot v &\approx \mathrm{fd}_v\\
+# &= \frac{f(x + \varepsilon v) - f(x - \varepsilon v)}{2 \varepsilon}.\end{aligned}$$
 #
 # JAX's own tests check gradients this way: `jax.test_util.check_grads` compares them with
 # finite differences "only ... in a single randomly chosen direction", its
@@ -269,7 +269,10 @@ def train_step(params, x, y):
     keep = jax.random.bernoulli(key, 0.9, x.shape)  # (B, D)
     inputs = jnp.where(keep, x / 0.9, 0.0)
     dropped = jnp.flatnonzero(~keep, size=3)  # the first three dropped pixels
-    jax.debug.print("lr {lr}, first dropped pixels {d}", lr=lr_now, d=dropped)
+    n = (~keep).sum()
+    jax.debug.print(
+        "lr {lr}, {n} pixels dropped, the first {d}", lr=lr_now, n=n, d=dropped
+    )
     loss, grads = jax.value_and_grad(loss_fn)(params, inputs, y)
     return jax.tree.map(lambda p, g: p - lr_now * g, params, grads), loss
 
@@ -283,13 +286,13 @@ jax.effects_barrier()  # wait for the debug prints before the last line
 print("steps_taken:", steps_taken)
 
 # %% [markdown]
-# What happened: `jax.jit` runs the Python body once, while it traces the first call (section
-# 1.3), and every later call with arguments of the same shapes runs the compiled step without
-# Python. So `steps_taken += 1` ran once, and `lr_now`, 0.5 at that moment, entered the
-# compiled step as a constant. The global `key` was read at that moment too: nothing in the cell
-# splits it, and had the loop replaced it between calls, the compiled step would still draw
-# from the key it read while tracing. `jax.debug.print` is part of the compiled step, so it
-# prints on every call.
+# Run the cell above before reading on. What happened: `jax.jit` runs the Python body once,
+# while it traces the first call (section 1.3), and every later call with arguments of the same
+# shapes and dtypes runs the compiled step without Python. So `steps_taken += 1` ran once, and
+# `lr_now`, 0.5 at that moment, entered the compiled step as a constant. The global `key` was
+# read at that moment too: nothing in the cell splits it, and had the loop replaced it between
+# calls, the compiled step would still draw from the key it read while tracing.
+# `jax.debug.print` is part of the compiled step, so it prints on every call.
 #
 # Now write the step so that every call does what it says, as a **pure function**: its result
 # depends only on its arguments, and it changes nothing outside.
@@ -347,5 +350,7 @@ H.lab01.check_framework_specific(train_step)
 # jitted `train_step` on batches of 128, a new key for each step, and measure test top-1 and
 # top-3 accuracy with your `top_k_accuracy` on its logits. Then call
 # `directional_gradient_error` on your `mse_grad` for `eps` from `1e0` down to `1e-7`, in
-# float32 and in float64 (inside `jax.enable_x64()`), and explain the numbers you see: which
-# `eps` gives the smallest error in each precision, and why does a smaller one not do better?
+# float32 and in float64 (create `X`, `y`, `w` and the directions again inside
+# `with jax.enable_x64():`: arrays made before it stay float32), and explain the numbers you
+# see: which `eps` gives the smallest error in each precision, and why does a smaller one not do
+# better?

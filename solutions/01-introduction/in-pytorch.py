@@ -138,8 +138,8 @@ H.lab01.check_mse_grad(mse_grad)
 # gradient with $v$, and a central difference along $v$ estimates it from two evaluations,
 # whatever the size of $x$:
 #
-# $$\nabla f(x) \cdot v \;\approx\; \mathrm{fd}_v =
-# \frac{f(x + \varepsilon v) - f(x - \varepsilon v)}{2 \varepsilon}.$$
+# $$\begin{aligned}\nabla f(x) \cdot v &\approx \mathrm{fd}_v\\
+# &= \frac{f(x + \varepsilon v) - f(x - \varepsilon v)}{2 \varepsilon}.\end{aligned}$$
 #
 # JAX's own tests check gradients this way: `jax.test_util.check_grads` compares them with
 # finite differences "only ... in a single randomly chosen direction", its

@@ -82,19 +82,9 @@ def measure(
     clock read then times the dispatch, not the work. Raises ``ValueError`` for
     ``repeats < 1`` or ``warmup < 0``.
     """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(
-            f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}"
-        )
-    wait = (lambda value: value) if wait is None else wait
-    for _ in range(warmup):
-        wait(fn())
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        wait(fn())
-        samples.append(time.perf_counter() - start)
-    return Timing(tuple(samples))
+    # One function timed alone is the one-entry case of measure_interleaved.
+    timings = measure_interleaved({"fn": fn}, wait=wait, repeats=repeats, warmup=warmup)
+    return timings["fn"]
 
 
 def measure_interleaved(

@@ -49,6 +49,7 @@ if "google.colab" in sys.modules:
 import os
 import statistics
 import tempfile
+import textwrap
 import time
 
 import jax
@@ -98,7 +99,8 @@ print("x.T.reshape(12):", x.T.reshape(12))
 try:
     x[0, 0] = 100.0
 except TypeError as e:
-    print(type(e).__name__, "-", str(e).split(":")[0])
+    msg = str(e).split(":")[0]  # up to the colon that introduces a link
+    print(textwrap.fill(f"{type(e).__name__} - {msg}", 88, subsequent_indent="  "))
 y = x.at[0, 0].set(100.0)
 print("x unchanged:", x[0, 0], "| new array:", y[0, 0])
 
@@ -173,15 +175,21 @@ print("vjp with v = ones:", vjp(jnp.ones_like(out))[0])
 
 # %% [markdown]
 # Nothing is recorded unless a function is transformed, so JAX needs no `no_grad`;
-# `jax.lax.stop_gradient` plays the part of `detach`, a value treated as a constant.
+# `jax.lax.stop_gradient` plays the part of `detach`, a value treated as a constant. The
+# gradient of `sum(x * stop_gradient(x))` is therefore $x$, not the $2x$ of `sum(x**2)`.
 
 # %%
-print("stop_gradient:", jax.grad(lambda x: (x * jax.lax.stop_gradient(x)).sum())(x))
+print(
+    "grad of sum(x * stop_gradient(x)) = x:",
+    jax.grad(lambda x: (x * jax.lax.stop_gradient(x)).sum())(x),
+)
 
 # %% [markdown]
 # A **custom derivative** with `jax.custom_vjp`: a softplus, $\log(1 + e^x)$, with derivative
 # $\sigma(x)$, written in a form that does not overflow. `check_grads` compares it with
-# finite differences.
+# finite differences. By default it checks forward mode (`jvp`) too, which a `custom_vjp`
+# function does not have (it defines only the reverse-mode rule, and `jvp` raises a
+# `TypeError`), so `modes=["rev"]` checks reverse mode only.
 
 
 # %%
@@ -223,7 +231,7 @@ except NameError as e:
 
 # %%
 class OutlineMLP(nnx.Module):
-    """The outline's MLP in Flax NNX: images flattened first, ReLU from nnx."""
+    """The outline's MLP in Flax NNX, ReLU from nnx; the reshape takes this course's images."""
 
     def __init__(self, *, rngs: nnx.Rngs):
         self.fc1 = nnx.Linear(784, 256, rngs=rngs)
@@ -250,8 +258,10 @@ print(
 # NNX marks state by type: `nnx.Param` is trained, `nnx.BatchStat` (BatchNorm's running
 # statistics) is not, and `nnx.split` separates a module into a static **graph definition**
 # and its **state**, a pytree of arrays that `jax.jit`, Optax and Orbax all understand.
-# `nnx.Linear` initialises its kernel with LeCun normal (variance $1/\text{fan\_in}$), not
-# PyTorch's uniform; another scheme is an argument:
+# `nnx.Linear` initialises its kernel with LeCun normal (variance $1/\text{fan}_\text{in}$),
+# not PyTorch's uniform; another scheme is an argument. The class also flattens its input
+# (`x.reshape(x.shape[0], -1)`), so it takes this course's image batches, `(B, 28, 28)` or
+# `(B, 28, 28, 1)`, as they come.
 
 # %%
 graphdef, state = nnx.split(mlp)
@@ -300,9 +310,10 @@ for path, m in jax.tree_util.tree_leaves_with_path(
 # %% [markdown] tags=["shared"]
 # ## 3.5 Data pipelines
 #
-# The real MNIST, 60,000 training and 10,000 test digits, loaded from the course's cache. The
-# last examples of the training split become a **validation split**: choices (epochs,
-# learning rate) are made on it, and the test split is used once, at the end.
+# The real MNIST (60,000 training and 10,000 test digits) from the course's cache; `smoke`
+# scale takes a subset of each, and the line below the code prints the sizes used. The last
+# examples of the training split become a **validation split**: choices (epochs, learning
+# rate) are made on it, and the test split is used once, at the end.
 
 # %%
 x_all, y_all = H.load_mnist(
@@ -517,27 +528,44 @@ epochs_ = [c[0] for c in curve]
 ax.plot(epochs_, [c[1] for c in curve], marker="o", label="training loss")
 ax.plot(epochs_, [c[2] for c in curve], marker="o", label="validation loss")
 ax.set(xlabel="epoch", ylabel="cross-entropy (nats)", title="MLP 784-256-10 on MNIST")
+ax.set_xticks(epochs_)  # whole epochs only
 ax.legend()
 plt.show()
 
 # %% [markdown]
+# The training loss is the mean over the epoch's steps, taken while the model was still
+# improving, and the validation loss is measured after the epoch, so the first epoch's
+# training loss can lie above its validation loss.
+#
 # The same training with the course's `H.fit`, which runs this loop (plus timing and a
-# progress bar), and then a small **CNN**, the course's shared `H.CNN`, channels last: two
-# blocks of 3x3 convolution, 2x2 max pooling, batch-norm and ReLU, then a hidden layer with
-# dropout. It trains with Adam and a cosine decay of the learning rate to zero, which in Optax
-# is a schedule passed as the learning rate.
+# progress bar): the same initial weights (the same seed) and a new loader with the same
+# shuffling seed. Reusing `train_loader` would continue its random generator and give other
+# batches. The two lines the cell prints, the loop's and `fit`'s, should then match.
 
 # %%
 mlp_fit = OutlineMLP(rngs=nnx.Rngs(0))
+fit_loader = H.ArrayLoader(
+    whole, y_train, sizes.batch_size, shuffle=True, drop_last=True
+)
 history = H.fit(
     mlp_fit,
     make_optimizer(mlp_fit),
-    train_loader,
+    fit_loader,
     epochs=sizes.mlp_epochs,
     eval_loader=val_loader,
     eval_name="val",
 )
-print(f"H.fit MLP: test accuracy {H.evaluate(mlp_fit, test_loader)['accuracy']:.4f}")
+fit_test_acc = H.evaluate(mlp_fit, test_loader)["accuracy"]
+print(f"loop:  last train loss {curve[-1][1]:.4f}, test accuracy {mlp_test_acc:.4f}")
+print(
+    f"H.fit: last train loss {history.last('train_loss'):.4f}, test accuracy {fit_test_acc:.4f}"
+)
+
+# %% [markdown]
+# Then a small **CNN**, the course's shared `H.CNN`, channels last: two blocks of 3x3
+# convolution, 2x2 max pooling, batch-norm and ReLU, then a hidden layer with dropout. It
+# trains with Adam and a cosine decay of the learning rate to zero, which in Optax is a
+# schedule passed as the learning rate.
 
 # %%
 cnn = H.CNN(
@@ -560,22 +588,26 @@ cnn_history = H.fit(cnn, cnn_opt, cnn_train, epochs=cnn_sizes.epochs)
 cnn_cpu = time.process_time() - cpu_start
 cnn_seconds = sum(e["seconds"] for e in cnn_history.epochs)
 cnn_test_acc = H.evaluate(cnn, test_loader)["accuracy"]
+print(f"CNN ({H.count_params(cnn):,} parameters): test accuracy {cnn_test_acc:.4f}")
 print(
-    f"CNN ({H.count_params(cnn):,} parameters): test accuracy {cnn_test_acc:.4f} "
-    f"after {cnn_seconds:.1f} s of training on {len(y_all):,} images ({cnn_sizes.epochs} "
-    f"epoch(s); process CPU time {cnn_cpu:.1f} s)"
+    f"  {cnn_seconds:.1f} s of training on {len(y_all):,} images, {cnn_sizes.epochs} "
+    f"epoch(s) (process CPU time {cnn_cpu:.1f} s)"
 )
 
 # %% [markdown]
 # The CNN trains on the whole training split loaded above, the validation examples included
-# (nothing more is chosen with them here; at `cpu` scale that is all 60,000 images, as the
-# line above prints). At `cpu` scale the page asserts that the MLP reaches at least 97 % test
+# (nothing more is chosen with them here; the line above prints how many images: all 60,000
+# at `cpu` scale). At `cpu` scale the page asserts that the MLP reaches at least 97 % test
 # accuracy and the CNN 99.0 %, each in under five minutes of training; at the other scales, only
 # that both learn. The time it checks is the smaller of the wall time and the process's CPU
 # time (all its threads together), since other programs running on the machine lengthen the
 # first but not the second. The recorded `helpers.bench mnist --model cnn` runs, which time
 # both frameworks through one harness on one machine, are in `bench.jsonl` beside this
-# notebook; the cell after the check prints the latest of each.
+# notebook; the cell after the check prints the latest of each. Those runs trained the `cpu`
+# scale's CNN, which the first lines of that cell describe from the records (model, parameter
+# count, training images). Only at `cpu` scale does this page train the same CNN on the same
+# images; at `smoke` scale it trains a smaller one on fewer images (compare the parameter
+# counts), so its accuracy is not comparable with the table's.
 
 # %%
 if H.current_scale() == "cpu":
@@ -595,6 +627,10 @@ else:  # smoke and gpu scale: both still learn
 # the latest record of each framework, scale and machine (older ones left out).
 bench_file = H.course_root() / "chapters/03-pytorch-in-depth/bench.jsonl"
 records = [{**r, "machine": short_hardware(r)} for r in read_records(bench_file)]
+recorded = {(r["model"], r["parameters"], r["train_examples"]) for r in records}
+for model_name, n_params, n_images in sorted(recorded):
+    print(f"recorded: {model_name}")
+    print(f"  {n_params:,} parameters, {n_images:,} training images")
 print(
     f"{'framework':9} {'scale':5} {'epochs':>6} {'test acc':>8} {'train s':>7}"
     f" {'examples/s':>10}  hardware, date, commit"
@@ -611,20 +647,24 @@ for r in latest_by(records, "scale", "machine", "framework").values():
 
 # %% [markdown]
 # Save the **state**, a pytree of arrays, not the Python objects. **Orbax**, the JAX
-# ecosystem's checkpointing library, writes the state as arrays in a directory (one file per
-# array group, written asynchronously, readable on other hardware layouts); `safetensors` or
-# `flax.serialization.msgpack` write one file, which is enough for a small model but has no
-# asynchronous or sharded writes. Restoring needs a **target**: an abstract state of the same
-# structure, from a freshly built model.
+# ecosystem's checkpointing library, writes a checkpoint as a directory: metadata files plus
+# the arrays in a TensorStore key-value store (OCDBT), written asynchronously and readable on
+# other hardware layouts; `safetensors` or `flax.serialization.msgpack` write one file, which
+# is enough for a small model but has no asynchronous or sharded writes. Restoring needs a
+# **target** of the same structure: an abstract state (shapes and dtypes, no arrays), which
+# `nnx.eval_shape` gives without initialising a model; `nnx.merge` then builds the model
+# from the restored arrays.
 
 # %%
 ckpt_dir = tempfile.mkdtemp()
 checkpointer = ocp.StandardCheckpointer()
 checkpointer.save(os.path.join(ckpt_dir, "mlp"), nnx.state(mlp))
 checkpointer.wait_until_finished()
-restored = OutlineMLP(rngs=nnx.Rngs(123))  # other weights: all must come from disk
-target = nnx.state(restored)
-nnx.update(restored, checkpointer.restore(os.path.join(ckpt_dir, "mlp"), target))
+abstract = nnx.eval_shape(lambda: OutlineMLP(rngs=nnx.Rngs(123)))  # no arrays allocated
+graphdef, target = nnx.split(abstract)
+restored = nnx.merge(
+    graphdef, checkpointer.restore(os.path.join(ckpt_dir, "mlp"), target)
+)
 print("restored test accuracy:", evaluate(restored, test_loader)[1] == mlp_test_acc)
 
 # %% [markdown]
@@ -713,7 +753,7 @@ assert continued == resumed  # bit-identical, not merely close
 # graph that XLA compiles {cite}`frostig2018compiling`; the first call pays for the
 # compilation. At `cpu` and `gpu` scale the MLP's whole training step is timed eagerly and
 # compiled (`nnx.jit`, the NNX wrapper of `jax.jit`); at `smoke` scale, a quick check that the
-# page runs, a tiny function is, as on the PyTorch page.
+# page runs, a tiny elementwise function is timed and compiled instead, as on the PyTorch page.
 
 
 # %%
@@ -769,7 +809,10 @@ print(
 )
 
 # %% [markdown]
-# The numbers above are this machine's. Compilation helps most where Python dispatch and
+# The numbers above are this machine's. `jax.jit` always hands XLA the whole function to
+# compile, at every scale, so even the `smoke` ratio measures compiled code. The PyTorch
+# page's `smoke` ratio does not: there `aot_eager` runs the same eager kernels, so the two
+# pages' `smoke` ratios cannot be compared. Compilation helps most where Python dispatch and
 # memory traffic dominate, many small operations that XLA fuses, and in a training step, where
 # eager JAX pays dispatch on every operation of the forward pass, the backward pass and the
 # optimizer. It costs a compilation per new input shape, so shapes should stay fixed (a

@@ -50,6 +50,7 @@ import logging
 import os
 import statistics
 import tempfile
+import textwrap
 import time
 import warnings
 
@@ -95,7 +96,9 @@ print("same memory:", xt.data_ptr() == x.data_ptr())
 try:
     xt.view(12)
 except RuntimeError as e:
-    print("view on a transposed tensor:", type(e).__name__, "-", str(e).splitlines()[0])
+    # The message's first clause; the rest says why and suggests .reshape(...).
+    print("view on a transposed tensor:", type(e).__name__)
+    print("  ", str(e).split(" (")[0])
 flat = xt.reshape(12)  # (12,): a copy here
 print("reshape copied:", flat.data_ptr() != x.data_ptr())
 print("contiguous().view works:", xt.contiguous().view(12)[:4])
@@ -122,7 +125,9 @@ s.mul_(2)  # overwrites that saved output
 try:
     s.sum().backward()
 except RuntimeError as e:
-    print(type(e).__name__, "-", str(e).splitlines()[0][:110], "...")
+    # Up to the colon, wrapped; the rest names the tensor and its version counter.
+    msg = str(e).split(":")[0]
+    print(textwrap.fill(f"{type(e).__name__} - {msg}", 88, subsequent_indent="  "))
 try:
     w.add_(1)  # a leaf that requires grad cannot be changed in place outside no_grad
 except RuntimeError as e:
@@ -249,7 +254,7 @@ except NameError as e:
 
 # %%
 class OutlineMLP(nn.Module):
-    """The outline's MLP, fixed: F imported, images flattened first."""
+    """The outline's MLP, with F imported; flatten takes this course's image batches."""
 
     def __init__(self):
         super().__init__()
@@ -272,14 +277,19 @@ print("BatchNorm1d buffers:", [name for name, _ in bn.named_buffers()])
 print("state_dict keys:", list(bn.state_dict()))
 
 # %% [markdown]
-# `nn.Linear` initialises its weight uniformly in $\pm 1/\sqrt{\text{fan\_in}}$ (Kaiming
-# uniform with $a = \sqrt 5$). To choose another scheme, write into the parameters under
-# `no_grad`, which is what the functions in `nn.init` do:
+# The class also flattens its input (`x.flatten(1)`), so it takes this course's image
+# batches, `(B, 28, 28)` or `(B, 1, 28, 28)`, as they come.
+#
+# `nn.Linear` initialises its weight uniformly in $\pm b$, with
+# $b = 1/\sqrt{\text{fan}_\text{in}}$ (Kaiming uniform with $a = \sqrt 5$). A uniform
+# distribution on $\pm b$ has standard deviation $b/\sqrt 3$, not $b$: the first two lines
+# below check that. To choose another scheme, write into the parameters under `no_grad`,
+# which is what the functions in `nn.init` do:
 
 # %%
-print(
-    f"default fc1 weight std: {mlp.fc1.weight.std():.4f}, bound 1/sqrt(784) = {784**-0.5:.4f}"
-)
+bound = 784**-0.5  # b = 1/sqrt(fan_in)
+print(f"bound b = 1/sqrt(784) = {bound:.4f}, b/sqrt(3) = {bound / 3**0.5:.4f}")
+print(f"default fc1 weight std: {mlp.fc1.weight.std():.4f}")
 with torch.no_grad():
     probe = nn.Linear(784, 256)
     nn.init.kaiming_normal_(probe.weight, nonlinearity="relu")
@@ -300,7 +310,9 @@ weights = torch.randn(784, 10, requires_grad=True)
 try:
     torch.optim.SGD(weights, lr=0.01)  # the outline's call
 except TypeError as e:
-    print("outline:", type(e).__name__, "-", e)
+    print(
+        textwrap.fill(f"outline: {type(e).__name__} - {e}", 88, subsequent_indent="  ")
+    )
 print("fixed:", type(torch.optim.SGD([weights], lr=0.01)).__name__)
 
 # %% [markdown]
@@ -333,9 +345,10 @@ for i, g in enumerate(optimizer.param_groups):
 # %% [markdown] tags=["shared"]
 # ## 3.5 Data pipelines
 #
-# The real MNIST, 60,000 training and 10,000 test digits, loaded from the course's cache. The
-# last examples of the training split become a **validation split**: choices (epochs,
-# learning rate) are made on it, and the test split is used once, at the end.
+# The real MNIST (60,000 training and 10,000 test digits) from the course's cache; `smoke`
+# scale takes a subset of each, and the line below the code prints the sizes used. The last
+# examples of the training split become a **validation split**: choices (epochs, learning
+# rate) are made on it, and the test split is used once, at the end.
 
 # %%
 x_all, y_all = H.load_mnist(
@@ -419,11 +432,15 @@ array_loader = H.ArrayLoader(whole, y_train, sizes.batch_size, shuffle=True)
 loader_seconds["whole tensor, ArrayLoader"] = time_batches(
     array_loader, sizes.loader_batches
 )
+print(f"{sizes.loader_batches} batches of {sizes.batch_size} per setting")
 for name, sec in loader_seconds.items():
     print(
         f"{name:30s} {sec * 1e3:8.2f} ms/batch  {sizes.batch_size / sec:10,.0f} images/s"
     )
-print("warnings:", sorted({str(w.message).split(".")[0] for w in caught}) or "none")
+messages = sorted({str(w.message).split(".")[0] for w in caught})
+print("warnings:" if messages else "warnings: none")
+for m in messages:
+    print(textwrap.fill(m, 88, initial_indent="  ", subsequent_indent="  "))
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3))
@@ -447,6 +464,12 @@ plt.show()
 # that it is ignored (the `warnings` line above); with one, this loop never copies the batches
 # to it, so pinning has nothing to speed up. MNIST fits in memory as one tensor, so the rest
 # of this chapter slices batches from whole tensors.
+#
+# Each row times only the number of batches printed above the table, so rows differ by noise
+# too. Without a GPU, the `0 workers` and `pin_memory` rows run the same code: whatever gap
+# the table shows between them is noise, and it can change sign from one run to the next. The
+# real effect is the gap between the per-example rows and the whole-tensor rows, many times
+# larger than that noise.
 
 # %% [markdown] tags=["shared"]
 # ## 3.6 Training and evaluation loops
@@ -551,28 +574,45 @@ epochs_ = [c[0] for c in curve]
 ax.plot(epochs_, [c[1] for c in curve], marker="o", label="training loss")
 ax.plot(epochs_, [c[2] for c in curve], marker="o", label="validation loss")
 ax.set(xlabel="epoch", ylabel="cross-entropy (nats)", title="MLP 784-256-10 on MNIST")
+ax.set_xticks(epochs_)  # whole epochs only
 ax.legend()
 plt.show()
 
 # %% [markdown]
+# The training loss is the mean over the epoch's steps, taken while the model was still
+# improving, and the validation loss is measured after the epoch, so the first epoch's
+# training loss can lie above its validation loss.
+#
 # The same training with the course's `H.fit`, which runs this loop (plus timing and a
-# progress bar), and then a small **CNN**, the course's shared `H.CNN`: two blocks of
-# 3x3 convolution, 2x2 max pooling, batch-norm and ReLU, then a hidden layer with dropout.
-# It trains with Adam and a cosine decay of the learning rate to zero; `fit` calls only
-# `optimizer.step()`, so a step hook advances the schedule.
+# progress bar): the same initial weights (the same seed) and a new loader with the same
+# shuffling seed. Reusing `train_loader` would continue its random generator and give other
+# batches. The two lines the cell prints, the loop's and `fit`'s, should then match.
 
 # %%
 torch.manual_seed(0)
 mlp_fit = OutlineMLP().to(device)
+fit_loader = H.ArrayLoader(
+    normalised(x_train), y_train, sizes.batch_size, shuffle=True, drop_last=True
+)
 history = H.fit(
     mlp_fit,
     make_optimizer(mlp_fit),
-    train_loader,
+    fit_loader,
     epochs=sizes.mlp_epochs,
     eval_loader=val_loader,
     eval_name="val",
 )
-print(f"H.fit MLP: test accuracy {H.evaluate(mlp_fit, test_loader)['accuracy']:.4f}")
+fit_test_acc = H.evaluate(mlp_fit, test_loader)["accuracy"]
+print(f"loop:  last train loss {curve[-1][1]:.4f}, test accuracy {mlp_test_acc:.4f}")
+print(
+    f"H.fit: last train loss {history.last('train_loss'):.4f}, test accuracy {fit_test_acc:.4f}"
+)
+
+# %% [markdown]
+# Then a small **CNN**, the course's shared `H.CNN`: two blocks of 3x3 convolution, 2x2 max
+# pooling, batch-norm and ReLU, then a hidden layer with dropout. It trains with Adam and a
+# cosine decay of the learning rate to zero; `fit` calls only `optimizer.step()`, so a step
+# hook advances the schedule.
 
 # %%
 torch.manual_seed(0)
@@ -593,22 +633,26 @@ cnn_history = H.fit(cnn, cnn_opt, cnn_train, epochs=cnn_sizes.epochs)
 cnn_cpu = time.process_time() - cpu_start
 cnn_seconds = sum(e["seconds"] for e in cnn_history.epochs)
 cnn_test_acc = H.evaluate(cnn, test_loader)["accuracy"]
+print(f"CNN ({H.count_params(cnn):,} parameters): test accuracy {cnn_test_acc:.4f}")
 print(
-    f"CNN ({H.count_params(cnn):,} parameters): test accuracy {cnn_test_acc:.4f} "
-    f"after {cnn_seconds:.1f} s of training on {len(y_all):,} images ({cnn_sizes.epochs} "
-    f"epoch(s); process CPU time {cnn_cpu:.1f} s)"
+    f"  {cnn_seconds:.1f} s of training on {len(y_all):,} images, {cnn_sizes.epochs} "
+    f"epoch(s) (process CPU time {cnn_cpu:.1f} s)"
 )
 
 # %% [markdown]
 # The CNN trains on the whole training split loaded above, the validation examples included
-# (nothing more is chosen with them here; at `cpu` scale that is all 60,000 images, as the
-# line above prints). At `cpu` scale the page asserts that the MLP reaches at least 97 % test
+# (nothing more is chosen with them here; the line above prints how many images: all 60,000
+# at `cpu` scale). At `cpu` scale the page asserts that the MLP reaches at least 97 % test
 # accuracy and the CNN 99.0 %, each in under five minutes of training; at the other scales, only
 # that both learn. The time it checks is the smaller of the wall time and the process's CPU
 # time (all its threads together), since other programs running on the machine lengthen the
 # first but not the second. The recorded `helpers.bench mnist --model cnn` runs, which time
 # both frameworks through one harness on one machine, are in `bench.jsonl` beside this
-# notebook; the cell after the check prints the latest of each.
+# notebook; the cell after the check prints the latest of each. Those runs trained the `cpu`
+# scale's CNN, which the first lines of that cell describe from the records (model, parameter
+# count, training images). Only at `cpu` scale does this page train the same CNN on the same
+# images; at `smoke` scale it trains a smaller one on fewer images (compare the parameter
+# counts), so its accuracy is not comparable with the table's.
 
 # %%
 if H.current_scale() == "cpu":
@@ -628,6 +672,10 @@ else:  # smoke and gpu scale: both still learn
 # the latest record of each framework, scale and machine (older ones left out).
 bench_file = H.course_root() / "chapters/03-pytorch-in-depth/bench.jsonl"
 records = [{**r, "machine": short_hardware(r)} for r in read_records(bench_file)]
+recorded = {(r["model"], r["parameters"], r["train_examples"]) for r in records}
+for model_name, n_params, n_images in sorted(recorded):
+    print(f"recorded: {model_name}")
+    print(f"  {n_params:,} parameters, {n_images:,} training images")
 print(
     f"{'framework':9} {'scale':5} {'epochs':>6} {'test acc':>8} {'train s':>7}"
     f" {'examples/s':>10}  hardware, date, commit"
@@ -665,8 +713,10 @@ print("restored test accuracy:", evaluate(restored, test_loader)[1] == mlp_test_
 
 # %% [markdown]
 # **Resuming exactly** needs everything the next step depends on: the weights and buffers,
-# the optimizer's state (momentum, Adam's moments, the schedule's position), and the random
-# number generators (the batch order and dropout masks). Below, a small MLP with dropout
+# the optimizer's state (momentum, Adam's moments, the current learning rate), a learning-rate
+# scheduler's own `state_dict` if one is used (its position in the schedule lives there, not
+# in the optimizer's), and the random number generators (the batch order and dropout masks).
+# This example uses no scheduler. Below, a small MLP with dropout
 # trains for a few steps; a checkpoint is written; training continues. Then a fresh model,
 # optimizer and generator load the checkpoint and take the same next steps: their losses are
 # bit-identical.
@@ -797,10 +847,16 @@ print(
 )
 
 # %% [markdown]
-# The numbers above are this machine's, and they move: `inductor` keeps compiled kernels in an
-# on-disk cache, so running this page a second time makes the first call much shorter, and
-# short steps vary from run to run, so the compiled step can come out faster than eager in one
-# run and slower in the next.
+# The numbers above are this machine's, and the output names the backend that produced
+# them. With `aot_eager` (at `smoke` scale) the compiled function runs the same eager kernels
+# as before, so its ratio to eager shows only the wrapper's overhead and run-to-run noise: it
+# lands near 1, above or below, and says nothing about what compilation gains (nor can it be
+# set against the JAX page's `jit` ratio, which is compiled code). Only with `inductor` (at
+# `cpu` and `gpu` scale) does the ratio measure generated code, and it moves too: `inductor`
+# keeps compiled kernels in an on-disk cache, so running this page a second time makes the
+# first call much shorter, and short steps vary from run to run, so the compiled step can
+# come out faster than eager in one run and slower in the next.
+#
 # Compilation helps when Python dispatch and memory traffic dominate (many small
 # elementwise operations it can fuse into one loop) and when a function runs many times; it
 # does not pay when a run is short, when the time goes into a few large matrix products that

@@ -119,11 +119,20 @@ def run_in_fresh_process(
             return {k: out[k] for k in out.files}
 
 
-def format_table(rows: Sequence[Mapping[str, object]]) -> str:
-    """Rows of equal keys as an aligned text table (floats with 3 significant digits)."""
+def format_table(
+    rows: Sequence[Mapping[str, object]], columns: Sequence[str] | None = None
+) -> str:
+    """Rows of equal keys as an aligned text table (floats with 3 significant digits).
+
+    ``columns``: the keys to show, in that order (default: all of the first row's), so that a
+    wide table can be printed as two narrower ones; a key no row has raises ``ValueError``.
+    """
     if not rows:
         raise ValueError("expected at least one row")
-    keys = list(rows[0])
+    keys = list(rows[0]) if columns is None else list(columns)
+    unknown = [k for k in keys if all(k not in r for r in rows)]
+    if unknown or not keys:
+        raise ValueError(f"expected columns among {list(rows[0])}, got {keys}")
 
     def cell(v: object) -> str:
         if isinstance(v, float):

@@ -350,9 +350,10 @@ def summary_rows(records: Sequence[dict]) -> list[dict]:
     per second; env steps per second for reinforcement learning), ``first step s``
     (``first_step_seconds``: NaN where a run records neither a first step nor a compilation)
     and ``hardware``. No chapter number (task and option name the chapter) and no model
-    description (the results appendix prints it): the table fits a page's width. Runs with
-    changed sizes (``helpers.bench --set``, an ``overrides`` key) are sweeps, not the
-    scale's runs: left out.
+    description (the results appendix prints it), so that the table nearly fits a page's
+    width (about 100 characters; chapter 10 prints it without ``metric``, which its text
+    names, to fit). Runs with changed sizes (``helpers.bench --set``, an ``overrides`` key)
+    are sweeps, not the scale's runs: left out.
     """
     nan, rows = math.nan, []
     for r in sorted(records, key=lambda r: r["chapter"][:2]):  # a stable sort

@@ -7,11 +7,15 @@ by :mod:`helpers.vision` (and so by both halves' ``H.vision``).
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 from helpers.system import short_cpu_name
 
 __all__ = ["bench_table", "outline_table"]
+
+# The longest line of a table, in characters: a page's output column holds about 100.
+WIDTH = 96
 
 
 def _chip(record: dict) -> str:
@@ -28,8 +32,11 @@ def bench_table(records: Sequence[dict]) -> str:
     else the CPU, its cores and, above one, the XLA devices the batch was split over), date and
     commit; runs with changed sizes (``--set``, an ``overrides`` key) follow in a second titled
     table, best flip-TTA accuracy first within each scale, with their stem, seed, devices,
-    accuracy, img/s, chip, date, commit and what was changed. A record's ``load_average`` note
-    (what else the machine ran) stays in the JSON; it is not printed.
+    accuracy, img/s, chip, date, commit and what was changed. Each run is a line of numbers
+    under the column headers, then, indented as the second header line, its data, hardware,
+    date and commit (first table) or chip, date, commit and changes (second): no line is
+    longer than ``WIDTH`` characters. A record's ``load_average`` note (what else the machine
+    ran) stays in the JSON; it is not printed.
     ``stem`` (both tables) is the network's first layer (``conv`` for runs recorded before the
     whitening stem); ``EMA+f`` is the weight average's accuracy with flips, blank for runs
     recorded before it. A record of ``--repeat N`` runs (seeds ``0 .. N-1``) holds each
@@ -47,8 +54,8 @@ def bench_table(records: Sequence[dict]) -> str:
         "Runs at each scale's own sizes, in the order they were run",
         "(sizes of the day: the scales' defaults changed over time, see the epochs column)",
         f"{'framework':9} {'scale':5} {'stem':9} {'epochs':>6} {'test acc':>8} {'+TTA':>7} "
-        f"{'EMA+f':>7} {'train s':>7} {'compile s':>9} {'img/s':>8} {'vs seed':>7}  "
-        "data, hardware, date, commit",
+        f"{'EMA+f':>7} {'train s':>7} {'compile s':>9} {'img/s':>8} {'vs seed':>7}",
+        *_under("data, hardware, date, commit"),
     ]
     for r in [r for r in records if "overrides" not in r]:
         hw = r["hardware"]
@@ -64,18 +71,21 @@ def bench_table(records: Sequence[dict]) -> str:
             f"{r['test_accuracy']:8.2%} "
             f"{r['test_accuracy_tta']:7.2%} {_ema(r):>7} {r['train_seconds']:7.1f} "
             f"{r['compile_seconds']:9.1f} {r['train_examples_per_second']:8,.0f} "
-            f"{ratio:>7}  {_data_name(r['data'])}, {where}, {r['date'][:10]}, {r['commit'][:7]}"
+            f"{ratio:>7}".rstrip()
+        )
+        lines += _under(
+            f"{_data_name(r['data'])}, {where}, {r['date'][:10]}, {r['commit'][:7]}"
         )
         lines += _spread(r) + _interleaved(r)
     sweeps = [r for r in records if "overrides" in r]
     if sweeps:
         lines += [
             "",
-            "Runs with changed sizes (--set, against that day's defaults), by scale, best"
-            " accuracy with flips first",
+            "Runs with changed sizes (--set, against that day's defaults),",
+            "by scale, best accuracy with flips first",
             f"{'framework':9} {'scale':5} {'stem':9} {'seed':>4} {'devices':>7} "
-            f"{'test acc':>8} {'+TTA':>7} {'EMA+f':>7} {'train s':>7} {'img/s':>8}  "
-            f"{'hardware':16} {'date':10} {'commit':7} sizes changed",
+            f"{'test acc':>8} {'+TTA':>7} {'EMA+f':>7} {'train s':>7} {'img/s':>8}",
+            *_under("chip, date, commit: sizes changed"),
         ]
         for r in sorted(sweeps, key=lambda r: (r["scale"], -r["test_accuracy_tta"])):
             changes = _changes(r["overrides"], r["framework"])
@@ -83,12 +93,22 @@ def bench_table(records: Sequence[dict]) -> str:
                 f"{r['framework']:9} {r['scale']:5} {r.get('stem', 'conv'):9} {_seed(r):>4} "
                 f"{r.get('devices', 1):7g} {r['test_accuracy']:8.2%} "
                 f"{r['test_accuracy_tta']:7.2%} {_ema(r):>7} "
-                f"{r['train_seconds']:7.1f} {r['train_examples_per_second']:8,.0f}  "
-                f"{short_cpu_name(_chip(r))[:16]:16} {r['date'][:10]} "
-                f"{str(r['commit'])[:7]:7} {changes}"
+                f"{r['train_seconds']:7.1f} {r['train_examples_per_second']:8,.0f}"
+            )
+            chip = short_cpu_name(_chip(r))
+            lines += _under(
+                f"{chip}, {r['date'][:10]}, {str(r['commit'])[:7]}: {changes}"
             )
             lines += _spread(r) + _interleaved(r)
     return "\n".join(lines)
+
+
+def _under(text: str) -> list[str]:
+    """``text`` as the lines under a row: indented past the framework column, wrapped at
+    ``WIDTH`` at spaces only (never inside a range such as ``83.44%-83.80%`` or a date), each
+    continuation indented two more."""
+    return textwrap.wrap(text, WIDTH, initial_indent=" " * 10, subsequent_indent=" " * 12,
+                         break_on_hyphens=False, break_long_words=False)  # fmt: skip
 
 
 def _data_name(data: str) -> str:
@@ -114,11 +134,11 @@ def _spread(record: dict) -> list[str]:
     vs_seed = (
         "" if ratio is None else f", vs seed-style {ratio[0]:.2f}x-{ratio[1]:.2f}x"
     )
-    return [
-        f"{'':9} median of {len(record['seed'])} runs (seeds {_seed(record)}); ranges: "
+    return _under(
+        f"median of {len(record['seed'])} runs (seeds {_seed(record)}); ranges: "
         f"test acc {acc[0]:.2%}-{acc[1]:.2%}, +TTA {tta[0]:.2%}-{tta[1]:.2%}, "
         f"train s {secs[0]:.1f}-{secs[1]:.1f}, img/s {rate[0]:,.0f}-{rate[1]:,.0f}{vs_seed}"
-    ]
+    )
 
 
 def _interleaved(record: dict) -> list[str]:
@@ -126,10 +146,10 @@ def _interleaved(record: dict) -> list[str]:
     if "interleaved_with" not in record:
         return []
     other = _changes(record["interleaved_with"]) or "none (the scale's own sizes)"
-    return [
-        f"{'':9} alternated seed by seed with the runs of the other {record['framework']} "
+    return _under(
+        f"alternated seed by seed with the runs of the other {record['framework']} "
         f"row so marked, whose sizes changed: {other}"
-    ]
+    )
 
 
 def _changes(overrides: dict, framework: str | None = None) -> str:

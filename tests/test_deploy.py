@@ -79,6 +79,16 @@ def test_format_table_aligns_columns():
         deploy.format_table([])
 
 
+def test_format_table_prints_the_columns_asked_for_in_their_order():
+    rows = [{"a": 1.0, "b": "x", "c": "long value"}, {"a": 2.0, "b": "yy", "c": "z"}]
+    lines = deploy.format_table(rows, columns=["b", "a"]).splitlines()
+    assert lines[0].split() == ["b", "a"] and "long" not in "\n".join(lines)
+    assert len(lines) == 4 and len({len(line) for line in lines}) == 1
+    for bad in (["a", "missing"], []):
+        with pytest.raises(ValueError, match="expected columns"):
+            deploy.format_table(rows, columns=bad)
+
+
 # ---------------------------------------------------------------- the halves
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_latency_and_saved_size(framework):

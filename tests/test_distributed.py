@@ -223,6 +223,30 @@ def test_slurm_scripts_are_valid_bash_with_their_directives(name):
     assert "srun" in text
 
 
+@pytest.mark.parametrize("name", ["train-torch.sbatch", "train-jax.sbatch"])
+def test_slurm_scripts_pass_their_sizes_as_one_json_argument(name, tmp_path):
+    """Run the script with stand-ins for srun, scontrol and the launched command (which only
+    record their arguments): the --sizes value, written over two lines, is still one argument
+    that sizes_from_json reads, and no line of the script is wider than a page's listing.
+    (scontrol's stand-in writes its host names at once, as scontrol does: bash's own printf
+    writes line by line, and the second line could meet the pipe `head -n 1` has closed, which
+    `pipefail` reports.)"""
+    record = f'printf "%s\\0" "$@" > {tmp_path}/args\n'
+    hosts = 'exec /usr/bin/printf "node-a\\nnode-b\\n"\n'
+    for tool, body in [("srun", 'exec "$@"\n'), ("scontrol", hosts),
+                       ("python", record), ("torchrun", record)]:  # fmt: skip
+        (tmp_path / tool).write_text("#!/bin/bash\n" + body)
+        (tmp_path / tool).chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "SLURM_JOB_NODELIST": "node-[a-b]",
+           "SLURM_NNODES": "2", "SLURM_NTASKS": "2", "SLURM_PROCID": "0",
+           "SLURM_JOB_ID": "7"}  # fmt: skip
+    subprocess.run(["bash", str(CHAPTER / name)], check=True, env=env, cwd=tmp_path)
+    args = (tmp_path / "args").read_text().split("\0")[:-1]
+    assert sizes_from_json(args[args.index("--sizes") + 1]).steps == 200
+    assert any("node-a:29" in a for a in args)  # the first node hosts the rendezvous
+    assert max(len(line) for line in (CHAPTER / name).read_text().splitlines()) <= 96
+
+
 def test_kubernetes_manifest_parses_with_required_keys():
     docs = list(yaml.safe_load_all((CHAPTER / "torch-job.yaml").read_text()))
     kinds = {d["kind"]: d for d in docs}

@@ -629,37 +629,78 @@ def test_bench_table_lists_runs_then_sweeps_best_first():
     lines = text.splitlines()
     assert lines[0].startswith("Runs at each scale's own sizes") and "img/s" in lines[2]
     assert lines[1].startswith("(sizes of the day")
-    assert "89.66%" in lines[3] and "23.13x" in lines[3] and "H200" in lines[3]
+    # each run: a line of numbers, then its data, hardware, date and commit indented under
+    # it, as the second header line is
+    assert lines[3] == " " * 10 + "data, hardware, date, commit"
+    assert "89.66%" in lines[4] and "23.13x" in lines[4] and "83,417" in lines[4]
+    assert lines[5] == " " * 10 + "JPEG copy, H200, 2026-11-30, abc"
     # the weight average's column, blank for a record without it
-    assert lines[3].split()[6] == "90.12%"
-    assert lines[4].split()[5:7] == ["70.00%", "8.5"]
+    assert lines[4].split()[6] == "90.12%"
+    assert lines[6].split()[5:7] == ["70.00%", "8.5"]
     # the stem: "conv" for a record from before the whitening stem
-    assert lines[3].split()[2] == "conv" and lines[4].split()[2] == "whitening"
+    assert lines[4].split()[2] == "conv" and lines[6].split()[2] == "whitening"
     assert (
-        "83,417" in lines[3] and "JPEG copy, Xeon, 2 cores, 2 XLA devices" in lines[4]
+        lines[7].strip() == "JPEG copy, Xeon, 2 cores, 2 XLA devices, 2026-11-30, abc"
     )
     # the load note stays in the record, not on the page
     assert "busy" not in text
-    assert lines[5] == "" and lines[6].startswith("Runs with changed sizes")
-    assert "sizes changed" in lines[7] and "seed" in lines[7]
+    assert lines[8] == "" and lines[9].startswith("Runs with changed sizes")
+    assert (
+        "seed" in lines[11] and lines[12].strip() == "chip, date, commit: sizes changed"
+    )
     # the better sweep first, with its seed, devices, accuracy and img/s
+    assert lines[13].split()[:5] == ["jax", "gpu", "conv", "1", "2"]
+    assert lines[13].endswith(" 490")
     assert (
-        lines[8].split()[:5] == ["jax", "gpu", "conv", "1", "2"]
-        and " 490  H200 " in lines[8]
-    )
-    assert lines[8].endswith("2026-11-30 abc     jax_epochs=24, learning_rate=0.4")
-    assert lines[7].index("date") == lines[8].index("2026-11-30")  # under its header
-    assert lines[7].index("commit") == lines[8].index("abc")
-    assert (
-        lines[7].index("test acc") < lines[8].index("50.00%") < lines[7].index("+TTA")
+        lines[14]
+        == " " * 10 + "H200, 2026-11-30, abc: jax_epochs=24, learning_rate=0.4"
     )
     assert (
-        lines[9].split()[:5] == ["torch", "gpu", "conv", "0", "1"]
-        and "83,417" in lines[9]
+        lines[11].index("test acc")
+        < lines[13].index("50.00%")
+        < lines[11].index("+TTA")
     )
-    assert lines[9].endswith("epochs=12") and len(lines) == 10
-    assert lines[8].split()[5:8] == ["50.00%", "90.00%", "90.50%"]
-    assert lines[9].split()[5:8] == ["50.00%", "80.00%", "8.5"]
+    assert lines[11].index("img/s") < lines[13].index("490")  # under its header
+    assert (
+        lines[15].split()[:5] == ["torch", "gpu", "conv", "0", "1"]
+        and "83,417" in lines[15]
+    )
+    assert lines[16].endswith(": epochs=12") and len(lines) == 17
+    assert lines[13].split()[5:8] == ["50.00%", "90.00%", "90.50%"]
+    assert lines[15].split()[5:8] == ["50.00%", "80.00%", "8.5"]
+
+
+def test_bench_table_fits_a_page_s_output_column():
+    """No line longer than WIDTH (a page's output column holds about 100 characters): the
+    lines under a row wrap at spaces, never inside a range or a date."""
+    from helpers.vision import bench_table
+    from helpers.vision_tables import WIDTH
+
+    long_changes = {f"setting_{i}": "x" * 8 for i in range(12)}
+    record = {
+        "framework": "torch", "scale": "cpu", "epochs": 6, "test_accuracy": 0.8359,
+        "test_accuracy_tta": 0.8468, "train_seconds": 1168.1, "compile_seconds": 14.6,
+        "train_examples_per_second": 135345.0, "data": "CIFAR-10, JPEG",
+        "date": "2026-12-01T14", "commit": "abcdef0", "speedup_vs_seed_style": 23.1,
+        "hardware": {"cpu": "Intel(R) Xeon(R) Processor", "cores": 2, "gpu": None},
+        "devices": 2, "xla_flags": "--xla_cpu_experimental_ynn_fusion_type=",
+        "seed": [0, 1, 2], "test_accuracy_ema_tta": 0.8442, "interleaved_with": long_changes,
+        "spread": {
+            "test_accuracy": [0.8344, 0.8380], "test_accuracy_tta": [0.8440, 0.8476],
+            "train_seconds": [1208.6, 1224.7], "train_examples_per_second": [1196.0, 1289.0],
+            "speedup_vs_seed_style": [1.14, 1.35],
+        },
+    }  # fmt: skip
+    text = bench_table([record, {**record, "overrides": long_changes}])
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= WIDTH and len(lines) > 20
+    for (
+        line
+    ) in lines:  # continuations are indented two more than the lines they continue
+        assert line[:1] != " " or line.startswith((" " * 10, " " * 12))
+    words = " ".join(line.strip() for line in lines).split()
+    assert "83.44%-83.80%," in words and "2026-12-01," in words
+    assert "setting_11=xxxxxxxx" in words
 
 
 def test_bench_table_names_chips_and_data_copies_briefly():
@@ -688,15 +729,19 @@ def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
         "commit": "abc", "hardware": {"cpu": "Xeon", "cores": 2, "gpu": None},
         "seed": [0, 1, 2], "repeats": 3, "spread": spread,
     }  # fmt: skip
-    for record, row in [(repeated, 3), ({**repeated, "overrides": {"x": 3}}, 6)]:
+
+    def under(lines, first):  # the lines from ``first`` on, as one
+        return " ".join(line.strip() for line in lines[first:])
+
+    for record, row in [(repeated, 4), ({**repeated, "overrides": {"x": 3}}, 9)]:
         lines = bench_table([record]).splitlines()
-        assert "81.11%" in lines[row] and len(lines) == row + 2
+        assert "81.11%" in lines[row] and len(lines) == row + 4
         assert (
-            lines[row + 1].strip().startswith("median of 3 runs (seeds 0-2); ranges:")
+            lines[row + 2].strip().startswith("median of 3 runs (seeds 0-2); ranges:")
         )
-        assert "test acc 79.98%-80.38%, +TTA 81.05%-81.23%" in lines[row + 1]
-        assert lines[row + 1].endswith("train s 273.2-318.5, img/s 422-492")
-    sweep = bench_table([{**repeated, "overrides": {}}]).splitlines()[6]
+        assert "test acc 79.98%-80.38%, +TTA 81.05%-81.23%" in under(lines, row + 2)
+        assert under(lines, row + 2).endswith("train s 273.2-318.5, img/s 422-492")
+    sweep = bench_table([{**repeated, "overrides": {}}]).splitlines()[9]
     assert sweep.split()[3] == "0-2"
     # a --baseline record: the ratio's range, since a median of 1.296 prints as 1.30x
     baseline = {
@@ -704,16 +749,16 @@ def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
         "spread": {**spread, "speedup_vs_seed_style": [1.135, 1.355]},
     }  # fmt: skip
     lines = bench_table([baseline]).splitlines()
-    assert " 1.30x " in lines[3]
-    assert lines[4].endswith("img/s 422-492, vs seed-style 1.14x-1.35x")
+    assert lines[4].endswith(" 1.30x")
+    assert under(lines, 6).endswith("img/s 422-492, vs seed-style 1.14x-1.35x")
     # a median's epochs (3.0) print as a whole number; XLA's own CPU kernels are named
     ynnpack_off = {
         **baseline,
         "epochs": 3.0,
         "xla_flags": "--xla_cpu_experimental_ynn_fusion_type=",
     }
-    row = bench_table([ynnpack_off]).splitlines()[3]
-    assert row.split()[3] == "3" and "Xeon, 2 cores, YNNPACK off," in row
+    row, where = bench_table([ynnpack_off]).splitlines()[4:6]
+    assert row.split()[3] == "3" and "Xeon, 2 cores, YNNPACK off," in where
     # a --versus pair: a line under each row names its partner's changes, with or
     # without --repeat (a single-run record has no range line)
     pair = [  # B (--versus stem=conv), then A (no --set: no overrides key)
@@ -724,12 +769,15 @@ def test_bench_table_marks_repeated_runs_as_medians_with_their_ranges():
     partner = (
         "alternated seed by seed with the runs of the other jax row so marked, whose "
     )
-    assert lines[5].strip() == partner + "sizes changed: stem=conv"  # A, first table
-    assert lines[-1].strip() == partner + "sizes changed: none (the scale's own sizes)"
+    # A, first table: its row, data line, two range lines, then two naming the partner
+    assert under(lines[:10], 8) == partner + "sizes changed: stem=conv"
+    assert under(lines, -2) == partner + "sizes changed: none (the scale's own sizes)"
     single = [{k: v for k, v in r.items() if k not in ("spread", "seed")} for r in pair]
-    lines = [line.strip() for line in bench_table(single).splitlines()]
-    assert lines[4].startswith(partner) and lines[-1].startswith(partner)
-    assert not any(line.startswith("median of") for line in lines)
+    lines = bench_table(single).splitlines()
+    assert under(lines[:8], 6).startswith(partner) and under(lines, -2).startswith(
+        partner
+    )
+    assert not any(line.strip().startswith("median of") for line in lines)
 
 
 def test_data_source_names_the_jpeg_copy_and_shows_other_warnings_once():

@@ -187,14 +187,16 @@ fig = draw_network(
 # ## 2.2 Activations
 #
 # Without a non-linearity between them, two layers collapse into one: $(XW_1 + b_1)W_2 + b_2$
-# is again $XW + b$. The activation is what lets depth add expressive power. The usual ones:
+# is again $XW + b$. The activation is what lets depth add expressive power. The usual ones
+# (ReLU {cite}`nair2010rectified`, GELU {cite}`hendrycks2016gaussian`), with $\Phi$ and $\phi$
+# the standard normal CDF and density:
 #
 # | name | $\varphi(x)$ | $\varphi'(x)$ |
 # |---|---|---|
-# | sigmoid | $\sigma(x) = 1/(1 + e^{-x})$ | $\sigma(x)\,(1 - \sigma(x))$ |
+# | sigmoid $\sigma$ | $1/(1 + e^{-x})$ | $\sigma(x)\,(1 - \sigma(x))$ |
 # | tanh | $\tanh x$ | $1 - \tanh^2 x$ |
-# | ReLU {cite}`nair2010rectified` | $\max(0, x)$ | $\mathbb{1}[x > 0]$ |
-# | GELU {cite}`hendrycks2016gaussian` | $x\,\Phi(x)$, $\Phi$ the standard normal CDF | $\Phi(x) + x\,\phi(x)$ |
+# | ReLU | $\max(0, x)$ | $\mathbb{1}[x > 0]$ |
+# | GELU | $x\,\Phi(x)$ | $\Phi(x) + x\,\phi(x)$ |
 #
 # **Softmax** acts on a whole vector of $K$ scores (logits) and returns probabilities,
 # $\operatorname{softmax}(z)_k = e^{z_k} / \sum_j e^{z_j}$. With two classes and logits
@@ -282,7 +284,13 @@ print(f"max of sigmoid' over the grid: {derivs['sigmoid'].max():.4f}")
 # makes the largest exponent $e^0 = 1$: nothing overflows, and the sum is at least 1. The
 # log-softmax is computed directly, never as the log of a probability:
 #
-# $$ \log \operatorname{softmax}(z)_k = (z_k - c) - \log \sum_j e^{z_j - c}, \qquad c = \max_j z_j . $$
+# $$
+# \begin{aligned}
+# \log \operatorname{softmax}(z)_k &= (z_k - c) \\
+# &\quad - \log \sum_j e^{z_j - c}, \\
+# c &= \max_j z_j .
+# \end{aligned}
+# $$
 
 
 # %%
@@ -593,12 +601,11 @@ assert final > (0.5 if H.current_scale() == "smoke" else 0.97), final
 # with stride $s$ and the input padded with $p$ zeros on each side,
 #
 # $$
-# \begin{gathered}
-# y_{n,o,i,j} = b_o + \sum_{c=0}^{C_\text{in}-1} \sum_{u=0}^{k-1} \sum_{v=0}^{k-1}
-#     w_{o,c,u,v}\; x_{n,c,\,s i+u,\,s j+v},
-# \\
-# H_\text{out} = \left\lfloor \frac{H + 2p - k}{s} \right\rfloor + 1 .
-# \end{gathered}
+# \begin{aligned}
+# y_{n,o,i,j} &= b_o + \sum_{c=0}^{C_\text{in}-1} \sum_{u=0}^{k-1} \sum_{v=0}^{k-1} \\
+# &\qquad w_{o,c,u,v}\; x_{n,c,\,s i+u,\,s j+v}, \\
+# H_\text{out} &= \left\lfloor \frac{H + 2p - k}{s} \right\rfloor + 1 .
+# \end{aligned}
 # $$
 #
 # Strictly this is a cross-correlation (the kernel is not flipped); every framework calls it
@@ -705,7 +712,10 @@ for k, stride in [(2, 2), (3, 2)]:
 # $j_{l-1}$, the distance in input pixels between two neighbouring pixels of the layer below:
 #
 # $$
-# r_l = r_{l-1} + (k_l - 1)\, j_{l-1}, \qquad j_l = j_{l-1}\, s_l, \qquad r_0 = j_0 = 1 .
+# \begin{gathered}
+# r_l = r_{l-1} + (k_l - 1)\, j_{l-1}, \\
+# j_l = j_{l-1}\, s_l, \qquad r_0 = j_0 = 1 .
+# \end{gathered}
 # $$
 #
 # Strided layers (pooling here) multiply the jump, so every layer after them widens the view
@@ -1018,7 +1028,10 @@ plt.show()
 # $V \in \mathbb{R}^{S \times d_v}$,
 #
 # $$
-# \operatorname{Attention}(Q, K, V) = \operatorname{softmax}\!\left(\frac{Q K^\top}{\sqrt{d}} + M\right) V ,
+# \begin{aligned}
+# &\operatorname{Attention}(Q, K, V) \\
+# &\quad = \operatorname{softmax}\!\left(\frac{Q K^\top}{\sqrt{d}} + M\right) V ,
+# \end{aligned}
 # $$
 #
 # with the softmax over the keys (the last axis). Dividing by $\sqrt{d}$ keeps the scores' spread
@@ -1155,8 +1168,10 @@ print(
 # spaced frequencies,
 #
 # $$
-# \mathrm{PE}_{t, 2m} = \sin\!\left(t / 10000^{2m / d}\right), \qquad
-# \mathrm{PE}_{t, 2m+1} = \cos\!\left(t / 10000^{2m / d}\right).
+# \begin{aligned}
+# \mathrm{PE}_{t, 2m} &= \sin\!\left(t / 10000^{2m / d}\right), \\
+# \mathrm{PE}_{t, 2m+1} &= \cos\!\left(t / 10000^{2m / d}\right).
+# \end{aligned}
 # $$
 #
 # ```{admonition} A common misconception: "positional encoding comes after self-attention"
@@ -1216,8 +1231,10 @@ plt.show()
 # which trains more stably without a long learning-rate warm-up {cite}`xiong2020layer`:
 #
 # $$
-# x \leftarrow x + \operatorname{MHA}(\operatorname{LN}(x)), \qquad
-# x \leftarrow x + \operatorname{MLP}(\operatorname{LN}(x)).
+# \begin{aligned}
+# x &\leftarrow x + \operatorname{MHA}(\operatorname{LN}(x)), \\
+# x &\leftarrow x + \operatorname{MLP}(\operatorname{LN}(x)).
+# \end{aligned}
 # $$
 #
 # The task: **sort** a sequence of digits. The token at output position $t$ is the $t$-th

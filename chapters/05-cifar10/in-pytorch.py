@@ -689,17 +689,18 @@ print(
 print(H.vision.bench_table(records))
 
 # %% [markdown] tags=["shared"]
-# **Reading the tables.** Each row is one `helpers.bench` run with its data, hardware, date and
-# commit. A row followed by a line "median of N runs" holds the medians of N seeds (`0-2` for
-# three in the second table's seed column), and that line their ranges; a line "alternated seed by
-# seed" marks one of a pair run by `helpers.bench --versus`, which alternates two configurations
-# so that a drift of the machine's speed hits both alike. That drift is large on these shared
-# machines (the same three PyTorch runs took 209 s to 225 s one afternoon and 246 s to 309 s three
-# hours later), so compare times only within a pair or a process; each `cpu` record in
-# `bench.jsonl` also notes what else the machine was running (the 77 img/s JAX row of 2026-11-30
-# ran on two cores that other jobs shared). "YNNPACK off" marks JAX runs with XLA's own CPU
-# kernels, "2 XLA devices" JAX runs that split each batch over one XLA device per core (chapter
-# 9's data parallelism). What the runs show:
+# **Reading the tables.** Each row is one `helpers.bench` run: its numbers, then, indented under
+# them, its data, hardware, date and commit (in the second table its chip, date, commit and
+# changed sizes). A row followed by a line "median of N runs" holds the medians of N seeds
+# (`0-2` for three in the second table's seed column), and that line their ranges; a line
+# "alternated seed by seed" marks one of a pair run by `helpers.bench --versus`, which
+# alternates two configurations so that a drift of the machine's speed hits both alike. That
+# drift is large on these shared machines (the same three PyTorch runs took 209 s to 225 s one
+# afternoon and 246 s to 309 s three hours later), so compare times only within a pair or a
+# process; each `cpu` record in `bench.jsonl` also notes what else the machine was running (the
+# 77 img/s JAX row of 2026-11-30 ran on two cores that other jobs shared). "YNNPACK off" marks
+# JAX runs with XLA's own CPU kernels, "2 XLA devices" JAX runs that split each batch over one
+# XLA device per core (chapter 9's data parallelism). What the runs show:
 #
 # - **On a GPU the pipeline decides.** The `gpu` rows (one NVIDIA H200, `bfloat16`, the same
 #   JPEG copy) show the on-device loop far ahead of the seed-style loop, as the argument above

@@ -827,7 +827,7 @@ for line in all_reduces:
 procs, procs_seconds = H.sharding.launch_processes(dp, num_processes=2)
 procs_diff = max_difference(procs, reference)
 print(
-    f"2 processes joined by jax.distributed: {procs_seconds:.1f} s (start-up included); "
+    f"2 processes joined by jax.distributed: {procs_seconds:.1f} s (start-up included);\n"
     f"largest difference from one device: {procs_diff:.1e}"
 )
 assert procs_diff < 1e-5
@@ -856,9 +856,10 @@ assert procs_diff < 1e-5
 chapter = H.course_root() / "chapters/09-performance-distributed"
 text = (chapter / "train-jax.sbatch").read_text()
 print(f"---- train-jax.sbatch ({len(text.splitlines())} lines); its launch:")
-print(
-    "\n".join(line for line in text.splitlines() if "srun" in line or "--" in line[:8])
-)
+lines = text.splitlines()
+# the last command: from its srun line to the end, continuation lines included
+srun_line = next(i for i, ln in enumerate(lines) if ln.startswith("srun"))
+print("\n".join(lines[srun_line:]))
 
 # %% [markdown]
 # A checkpoint holds everything the next step depends on: parameters, optimizer state, the

@@ -50,6 +50,7 @@ if "google.colab" in sys.modules:
 import os
 import shlex
 import tempfile
+import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -181,7 +182,23 @@ with profile(activities=activities) as prof:
         wait(step())
 trace_file = Path(tempfile.mkdtemp()) / "step-trace.json"
 prof.export_chrome_trace(str(trace_file))
-print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
+# The ten operators with the most CPU time of their own ("self"), and with what they called
+# ("total"): the columns of the profiler's .table() that fit a page. On a GPU its full table,
+# with the CUDA times.
+ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+self_total = sum(e.self_cpu_time_total for e in ops)  # microseconds
+if device.type == "cuda":
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
+else:
+    print(
+        f"{'operator':44} {'self CPU %':>10} {'self ms':>9} {'total ms':>9} {'calls':>6}"
+    )
+    for e in ops[:10]:
+        print(
+            f"{e.key[:44]:44} {e.self_cpu_time_total / self_total:10.2%} "
+            f"{e.self_cpu_time_total / 1e3:9.3f} {e.cpu_time_total / 1e3:9.3f} {e.count:6}"
+        )
+    print(f"self CPU time total: {self_total / 1e3:.3f} ms")
 print(f"timeline: {trace_file.name} ({trace_file.stat().st_size / 1e6:.1f} MB)")
 
 # %% [markdown] tags=["shared"]
@@ -635,18 +652,26 @@ assert reference["losses"][-1] < reference["losses"][0]  # it learned
 cmd = H.parallel.torchrun_command(
     dp, "OUT", nnodes=2, nproc_per_node=1, rdzv_endpoint="127.0.0.1:PORT"
 )
-# Shown with "python" for this interpreter's full path, one option per line.
+# Shown with "python" for this interpreter's full path, one option per line; the JSON of
+# --sizes wraps inside its quotes (a line break there is JSON whitespace: the same command).
 groups = [["python"]]
 for arg in cmd[1:]:
     if arg.startswith("-") and groups[-1] != ["python"]:
         groups.append([])
     groups[-1].append(shlex.quote(arg))
-print(" \\\n    ".join(" ".join(g) for g in groups))
+# (a no-break space keeps each "key": value of the JSON on one line)
+shown = [
+    textwrap.fill(
+        " ".join(g).replace(": ", ":\xa0"), 84, subsequent_indent=" " * 8
+    ).replace("\xa0", " ")
+    for g in groups
+]
+print(" \\\n    ".join(shown))
 nodes, torchrun_seconds = H.parallel.launch_torchrun(dp, nnodes=2, nproc_per_node=1)
 torchrun_diff = max_difference(nodes, reference)
 print(
-    f"2 torchrun nodes x 1 process: {torchrun_seconds:.1f} s (start-up included); largest "
-    f"difference from one process: {torchrun_diff:.1e}"
+    f"2 torchrun nodes x 1 process: {torchrun_seconds:.1f} s (start-up included);\n"
+    f"largest difference from one process: {torchrun_diff:.1e}"
 )
 assert torchrun_diff < 1e-5
 

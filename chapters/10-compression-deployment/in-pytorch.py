@@ -802,37 +802,45 @@ plt.show()
 # %% [markdown] tags=["shared"]
 # ## 10.9 Outlook: PyTorch or JAX, from what this course measured
 #
-# The course recorded its training runs (`python -m helpers.bench`, one JSON line per run,
-# with hardware, versions and commit) beside each chapter. The next cell reads them and prints
-# three tables. The first holds the latest run of each configuration (task, model option,
-# scale and framework, in chapter order): what it learned by its task's own measure (test
-# accuracy; for chapter 7's reinforcement learning, the mean return of greedy evaluation
+# The course recorded its training runs (`python -m helpers.bench`, one JSON line per run, with
+# hardware, versions and commit) beside each chapter. The next cell reads them and prints four
+# tables. The first holds the latest run of each configuration (task, model option, scale and
+# framework, in chapter order): what it learned by its task's own measure (`value`: test
+# accuracy in %; for chapter 7's reinforcement learning, the mean return of greedy evaluation
 # episodes), its training throughput (examples per second; environment steps per second in
 # chapter 7), its first step's time (which includes JAX's compilation; the compilation time
-# where a run records no first step; `-` where it records neither, as chapter 7's PyTorch
-# runs, which compile nothing and do not time their first step) and its hardware. Accuracies
-# compare only at the same training length: chapter 5's `cpu` scale trains JAX for fewer
-# epochs. The earlier runs, superseded settings among them, are listed with their full records
-# in the [results appendix](../../appendices/results.ipynb). The second table sets PyTorch
-# beside JAX where a run of each trained the same recipe (network, training settings, data) on
-# the same hardware (the same CPU and number of cores, or the same GPU): the latest run of
-# each framework where those and the code's commit (uncommitted changes aside) agree;
-# otherwise the latest pair that one `--framework both` run recorded, in one process at one
-# commit (`pair` reads `older, one process`); otherwise the latest runs, made at two commits
+# where a run records no first step; `-` where it records neither, as chapter 7's PyTorch runs,
+# which compile nothing and do not time their first step) and its hardware. Accuracies compare
+# only at the same training length: chapter 5's `cpu` scale trains JAX for fewer epochs. The
+# earlier runs, superseded settings among them, are listed with their full records in the
+# [results appendix](../../appendices/results.ipynb). The second table sets PyTorch beside JAX
+# where a run of each trained the same recipe (network, training settings, data) on the same
+# hardware (the same CPU and number of cores, or the same GPU): the latest run of each framework
+# where those and the code's commit (uncommitted changes aside) agree; otherwise the latest pair
+# that one `--framework both` run recorded, in one process at one commit (`pair` reads
+# `older, one process`); otherwise the latest runs, made at two commits
 # (`latest runs, two commits`: the code may have changed between them); otherwise none, and
-# `pair` names what differs. The third counts the code lines of each notebook pair. Every
-# comparison below refers to these tables.
+# `pair` names what differs. The third gives the same pairs' first-step times, and the fourth
+# counts the code lines of each notebook pair. Every comparison below refers to these tables.
 
 # %%
 root = H.course_root()
 records = load_records(root)  # every recorded run; the results appendix lists them all
 print("The latest run of each configuration (-: not recorded)\n")
-print(H.deploy.format_table(summary_rows(latest_runs(records))))
+summary = summary_rows(latest_runs(records))
+# Each task has one measure (the text above names it): its name would only widen the table.
+assert {(r["task"], r["metric"]) for r in summary} == {
+    *((task, "accuracy %") for task in ("mnist", "cifar10", "imdb")),
+    *((task, "eval return") for task in ("cartpole", "pendulum")),
+}
+print(H.deploy.format_table(summary, columns=[k for k in summary[0] if k != "metric"]))
 
 # PyTorch beside JAX where a run of each trained the same recipe on the same hardware.
 pairs = framework_pairs(records)
 print("\nPyTorch beside JAX: the same recipe on the same hardware\n")
-print(H.deploy.format_table(pairs))
+where = ["chapter", "task", "scale"]
+speeds = ["PyTorch ex/s", "JAX ex/s", "faster", "by x", "pair"]
+print(H.deploy.format_table(pairs, columns=where + speeds))
 compared = [p for p in pairs if p["faster"]]
 print(
     f"faster in {sum(p['faster'] == 'PyTorch' for p in compared)} pairs: PyTorch, "
@@ -855,7 +863,9 @@ assert len(gpu_pairs) == 2 and {p["faster"] for p in gpu_pairs} == {"JAX"}, "gpu
 unpaired = {p["task"]: p["pair"] for p in pairs if not p["faster"]}
 assert unpaired == {"pendulum ddpg": "none: cores differ"}, "only DDPG unpaired"
 # "-" (NaN): a run that compiled nothing and did not time its first step
-firsts = ("JAX first step s", "PyTorch first step s")
+firsts = ["PyTorch first step s", "JAX first step s"]
+print("\nThe same pairs' first steps, in seconds (JAX's includes compilation)\n")
+print(H.deploy.format_table(pairs, columns=where + firsts))
 timed = [p for p in compared if np.isfinite([p[k] for k in firsts]).all()]
 slower_start = sum(p["JAX first step s"] > p["PyTorch first step s"] for p in timed)
 print(
@@ -888,7 +898,7 @@ print(f"the JAX notebook has more code lines in {longer} of {len(code)} chapters
 #   batches, with fewer launches per epoch, sped PyTorch up), while JAX's step is one
 #   compiled program. Chapter 1's MLP was not examined that way, and no run used a TPU.
 # * **JAX pays compilation up front.** Its first step includes tracing and XLA compilation;
-#   the last line under the second table counts the pairs in which it took longer than
+#   the line under the third table counts the pairs in which it took longer than
 #   PyTorch's eager first step, among the pairs that time both. On a short run compilation
 #   can be most of the time, as the JAX page shows: the progress bar of section 10.3's
 #   structured fine-tuning (a new network shape, so a new compilation) advances far more

@@ -90,6 +90,11 @@ def _write(folder, name: str, nb) -> None:
     nbformat.write(nb, folder / name)
 
 
+def _score(row: dict) -> str:
+    """A CSV row's score, passed/checks (two numeric columns: "3/4" is a date to Excel)."""
+    return f"{row['passed']}/{row['checks']}"
+
+
 def _full(framework: str) -> str:
     n = len(CALLS[framework])
     return f"{n}/{n}"
@@ -188,6 +193,12 @@ def graded(tmp_path_factory):
     nb.cells.insert(_definition(nb, calls[0]), _code("import torchvisionx"))
     _write(subs, "bad-import.ipynb", nb)
 
+    # `H` rebound at the top level, then used by a later cell: a note says why it raised.
+    nb = _read("solutions", "pytorch")
+    nb.cells.insert(_definition(nb, calls[0]), _code("B, H, W, C = 4, 32, 32, 3"))
+    nb.cells.append(_code("model = H.MLP(784, (256,), 10)"))
+    _write(subs, "h-rebound.ipynb", nb)
+
     summary = subs.parent / "summary.md"
     rows, run, _ = _grade(subs, "--summary", str(summary))
     return rows, run, summary.read_text()
@@ -195,29 +206,30 @@ def graded(tmp_path_factory):
 
 def test_a_later_cell_cannot_undo_an_exercise(graded):
     rows, run, _ = graded
-    assert rows["trailing-h.ipynb"]["score"] == _full("pytorch")
-    assert rows["redefined.ipynb"]["score"] == _full("pytorch")
+    assert _score(rows["trailing-h.ipynb"]) == _full("pytorch")
+    assert _score(rows["redefined.ipynb"]) == _full("pytorch")
     assert f"trailing-h.ipynb: {_full('pytorch')}" in run.stdout
 
 
 def test_edited_deleted_and_duplicated_check_cells(graded):
     rows, _, _ = graded
     row = rows["rearranged.ipynb"]
-    assert row["score"] == _full("pytorch"), row
+    assert _score(row) == _full("pytorch"), row
 
 
 def test_unsolved_lab_scores_zero(graded):
     rows, _, _ = graded
     row = rows["unsolved.ipynb"]
-    assert row["score"] == f"0/{len(CALLS['pytorch'])}"
+    assert _score(row) == f"0/{len(CALLS['pytorch'])}"
     for call in CALLS["pytorch"]:
-        assert row[_column(call)].startswith("fail: "), row
-        assert "not implemented yet" in row[_column(call)]
+        # the column names the check: the message starts after its mark and name
+        assert row[_column(call)].startswith("fail: not implemented yet"), row
+        assert "❌" not in row[_column(call)]
 
 
 def test_jax_lab_is_graded_where_it_stands(graded):
     rows, _, _ = graded
-    assert rows["jax.ipynb"]["score"] == _full("jax")
+    assert _score(rows["jax.ipynb"]) == _full("jax")
 
 
 def test_missing_metadata_is_read_from_the_cells_or_explained(graded):
@@ -227,12 +239,12 @@ def test_missing_metadata_is_read_from_the_cells_or_explained(graded):
         ("carol/no-course.ipynb", "no course entry"),
     ]:
         row = rows[name]
-        assert row["score"] == _full("pytorch") and row["framework"] == "pytorch", row
+        assert _score(row) == _full("pytorch") and row["framework"] == "pytorch", row
         assert (
             f"its metadata has {missing}: lab {LAB} (pytorch) read from" in row["notes"]
         )
     row = rows["not-a-lab.ipynb"]
-    assert row["score"] == "" and row["lab"] == "", row
+    assert row["passed"] == row["checks"] == row["lab"] == "", row
     assert row["notes"].startswith("not graded: not a course lab notebook"), row
     assert (
         "cells name no single lab" in row["notes"] and "File > Download" in row["notes"]
@@ -251,7 +263,7 @@ def test_missing_metadata_is_read_from_the_cells_or_explained(graded):
 def test_a_rebound_check_cannot_fake_a_pass(graded):
     rows, _, _ = graded
     row = rows["tampered.ipynb"]
-    assert row["score"] == f"0/{len(CALLS['pytorch'])}", row
+    assert _score(row) == f"0/{len(CALLS['pytorch'])}", row
     assert "changes the course's checks or helpers" in row["notes"], row
     assert "changes the course's checks" not in rows["trailing-h.ipynb"]["notes"]
 
@@ -259,27 +271,61 @@ def test_a_rebound_check_cannot_fake_a_pass(graded):
 def test_the_first_error_of_the_students_code_is_noted(graded):
     rows, _, _ = graded
     notes = rows["bad-import.ipynb"]["notes"]
-    assert "the cell `import torchvisionx` raised ModuleNotFoundError" in notes, notes
+    nb = _read("labs", "pytorch")
+    # the inserted cell's number among the code cells, as the student sees them
+    number = 1 + sum(
+        c.cell_type == "code" for c in nb.cells[: _definition(nb, CALLS["pytorch"][0])]
+    )
+    assert (
+        f"code cell {number} (`import torchvisionx`) raised ModuleNotFoundError"
+        in notes
+    ), notes
     assert rows["trailing-h.ipynb"]["notes"] == ""  # a solved lab raises nowhere
 
 
 def test_csv_has_one_column_per_check_and_one_row_per_submission(graded):
     rows, _, _ = graded
-    assert len(rows) == 12
+    assert len(rows) == 13
     columns = list(next(iter(rows.values())))
     checks = [_column(c) for c in CALLS["pytorch"]]
-    assert columns == ["submission", "lab", "framework", "score", *checks, "notes"]
+    assert columns == [
+        "submission",
+        "lab",
+        "framework",
+        "passed",
+        "checks",
+        *checks,
+        "notes",
+    ]
+    n = len(CALLS["pytorch"])
+    assert (
+        rows["trailing-h.ipynb"]["passed"]
+        == rows["trailing-h.ipynb"]["checks"]
+        == str(n)
+    )
     assert rows["jax.ipynb"]["lab"] == LAB and rows["jax.ipynb"]["framework"] == "jax"
 
 
 def test_summary_counts_passes_per_exercise(graded):
     _, _, summary = graded
-    assert "9 graded, 3 not graded" in summary
-    # Graded lab-1 submissions: six pytorch ones solved, three not (unsolved, tampered, bad
+    assert "10 graded, 3 not graded" in summary
+    # Graded lab-1 submissions: seven pytorch ones solved, three not (unsolved, tampered, bad
     # import), one jax solved.
     for call in CALLS["pytorch"]:
-        assert f"| {_column(call)} | 6/9 |" in summary, summary
+        assert f"| {_column(call)} | 7/10 |" in summary, summary
     assert "`not-a-lab.ipynb`: not a course lab notebook" in summary
+
+
+def test_a_top_level_h_that_a_later_cell_uses_is_noted(graded):
+    rows, _, _ = graded
+    row = rows["h-rebound.ipynb"]
+    assert _score(row) == _full("pytorch"), row  # the checks do not use the student's H
+    assert (
+        "(`B, H, W, C = 4, 32, 32, 3`) assigns to `H`, the course's helpers"
+        in row["notes"]
+    )
+    assert "has no attribute 'MLP'" in row["notes"], row
+    assert "assigns to `H`" not in rows["trailing-h.ipynb"]["notes"]  # no later use
 
 
 @pytest.fixture(scope="module")
@@ -312,7 +358,7 @@ def endless(tmp_path_factory):
 def test_an_endless_loop_fails_only_its_exercise(endless):
     rows, run, _ = endless
     row, calls = rows["endless.ipynb"], CALLS["pytorch"]
-    assert row["score"] == f"{len(calls) - 1}/{len(calls)}", row
+    assert _score(row) == f"{len(calls) - 1}/{len(calls)}", row
     for call in calls:
         expected = "timed out" if call == calls[1] else "pass"
         assert row[_column(call)].split(":")[0] == expected, row
@@ -322,7 +368,7 @@ def test_an_endless_loop_fails_only_its_exercise(endless):
 def test_a_kernel_that_ignores_the_interrupt_is_stopped(endless):
     rows, _, _ = endless
     row, calls = rows["stubborn.ipynb"], CALLS["pytorch"]
-    assert row["score"] == f"0/{len(calls)}", row
+    assert _score(row) == f"0/{len(calls)}", row
     assert row[_column(calls[0])].startswith("timed out"), row
     for call in calls[1:]:
         assert row[_column(call)].startswith("error: not run: the kernel was stopped")

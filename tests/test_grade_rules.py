@@ -1,6 +1,7 @@
 """The grader's rules without a kernel, on made-up cells and strings: where checks go, what
-counts as tampering, which lab a notebook without metadata is; and the command line's refusals
-(plus one short run: a notebook alone, and a folder holding the run's own CSV)."""
+counts as tampering, which lab a notebook without metadata is, how notes name cells and CSV
+cells read failures; and the command line's refusals (plus short runs: a notebook alone, a
+folder holding the run's own CSV, and a tiny made-up course graded with ``--course``)."""
 
 import csv
 import subprocess
@@ -11,8 +12,14 @@ import nbformat
 import pytest
 
 import helpers.labs
-from helpers.grade.notebook import _place_checks
-from helpers.grade.submission import first_error, lab_from_cells, tampering
+from helpers.grade.notebook import _failure, _place_checks
+from helpers.grade.submission import (
+    cell_name,
+    first_error,
+    lab_from_cells,
+    rebinds_h,
+    tampering,
+)
 from helpers.notebooks import ROOT
 
 LAB = "01-introduction"
@@ -119,6 +126,44 @@ def test_first_error_names_the_first_raising_cell_of_the_students():
     assert first_error(cells, graded={1: "c"}, skip={2}) is None
 
 
+def test_a_note_names_a_cell_by_its_number_and_says_when_the_lab_wrote_it():
+    assert cell_name("x = f(1)\n", 7) == "code cell 7 (`x = f(1)`)"
+    lab = {"class Net(nnx.Module):\n    pass"}
+    assert cell_name("class Net(nnx.Module):\n    pass\n", 3, lab) == (
+        "code cell 3 (`class Net(nnx.Module):`, a cell of the lab, unchanged, that calls "
+        "the student's code)"
+    )
+    assert cell_name("class Net(nnx.Module):\n    x = 1", 3, lab).endswith(":`)")
+
+
+@pytest.mark.parametrize(
+    ("sources", "index"),
+    [
+        (
+            ["from helpers import torch as H", "B, H, W, C = 4, 32, 32, 3", "H.MLP(2)"],
+            1,
+        ),
+        (["H = 256", "x = 1", "model = H.vision.CifarNet()"], 0),
+        (["for H in range(3):\n    pass\nH.lab05"], 0),
+        (["B, H, W, C = x.shape", "from helpers import jax as H", "H.vision"], None),
+        (["H = 256  # a last experiment"], None),  # nothing uses it after
+        (["def f(x):\n    H = x.shape[1]\n    return H", "H.vision"], None),  # local
+        (["[H for H in range(3)]", "H.vision"], None),  # a comprehension's own
+        (["H.lab01.check_x(x)", "H = 3"], None),  # used before, not after
+    ],
+)
+def test_rebinds_h_finds_a_top_level_h_that_a_later_cell_uses(sources, index):
+    assert rebinds_h(dict(enumerate(sources))) == index
+
+
+def test_a_failure_reads_without_its_mark_and_name():
+    text = "❌ adamw: not implemented yet\n   Hint: replace the stub"
+    assert _failure(text) == "not implemented yet. Hint: replace the stub"
+    assert _failure("❌ adam: got 3, expected 2.") == "got 3, expected 2."
+    assert _failure("❌ a: wrong sign!\n   Hint: h") == "wrong sign! Hint: h"
+    assert _failure("a message of its own") == "a message of its own"
+
+
 def test_checks_are_placed_after_each_exercise():
     """The placement rule on made-up cells, without a kernel."""
     calls = ["H.lab09.check_f(f)", "H.lab09.check_g(g)", "H.lab09.check_h(h)"]
@@ -196,6 +241,92 @@ def test_a_wrong_path_is_refused_before_any_grading(tmp_path):
     assert run.returncode == 2 and "the same file" in run.stderr
     run = grade(tmp_path, "--course", tmp_path)
     assert run.returncode == 2 and "is not the course" in run.stderr
+    # Permission bits do not stop root; /proc takes no new file, for root too.
+    run = grade(tmp_path, "--out", "/proc/grades.csv")
+    assert run.returncode == 2 and "cannot write /proc/grades.csv" in run.stderr
+    assert not run.stdout  # refused before grading
+    run = grade(tmp_path, "--out", tmp_path / "g.csv", "--summary", "/proc/summary.md")
+    assert run.returncode == 2 and "cannot write /proc/summary.md" in run.stderr
+    assert not (tmp_path / "g.csv").exists() and not run.stdout
+    for seconds in ("0", "-5"):
+        run = grade(tmp_path, "--timeout", seconds, "--out", tmp_path / "g.csv")
+        assert run.returncode == 2 and "--timeout" in run.stderr, run.stderr
+        assert "a number > 0" in run.stderr and not run.stdout
+    (tmp_path / "notes.py").write_text("x = 1\n")
+    run = grade(tmp_path / "notes.py", "--out", tmp_path / "g.csv")
+    assert run.returncode == 2 and not run.stdout
+    assert "notes.py is a file, not a notebook (.ipynb) or a folder" in run.stderr
+
+
+def _fake_course(root: Path, checks: str = "check_hidden, check_preprocess") -> Path:
+    """A tiny course: lab 1 (PyTorch) with one exercise, its check edited (it always fails)
+    and a hidden check the real course does not have (it passes on ``lambda x: x``)."""
+    lab = root / "helpers" / "labs" / "lab01"
+    lab.mkdir(parents=True)
+    for package in (root / "helpers", root / "helpers" / "labs", lab):
+        (package / "__init__.py").write_text("")
+    (root / "helpers" / "torch.py").write_text("")
+    (lab / "checks.py").write_text(
+        "class CheckFailed(AssertionError):\n    pass\n\n\n"
+        "def check_preprocess(f):\n"
+        "    raise CheckFailed('❌ preprocess: the edited check\\n   Hint: the copy')\n\n\n"
+        "def check_hidden(f):\n    assert f(2) == 2\n"
+    )
+    (lab / "torch.py").write_text(f"from helpers.labs.lab01.checks import {checks}\n")
+    solution = root / "solutions" / LAB / "in-pytorch.py"
+    solution.parent.mkdir(parents=True)
+    solution.write_text(
+        "# %%\nfrom helpers import torch as H\n\n"
+        "# %%\ndef preprocess(x):\n    return x\n\n"
+        "# %%\nH.lab01.check_preprocess(preprocess)\n\n"
+        "# %%\nH.lab01.check_hidden(preprocess)\n"
+    )
+    return root
+
+
+def test_a_course_copy_runs_its_own_checks(tmp_path):
+    """--course: the copy's checks run (hidden and edited), from the copy's helpers."""
+    course = _fake_course(tmp_path / "course")
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            _code("from helpers import torch as H"),
+            _code("def preprocess(x):\n    return x"),
+            _code("H.lab01.check_preprocess(preprocess)"),
+        ],
+        metadata={"course": {"kind": "labs", "chapter": LAB, "framework": "pytorch"}},
+    )
+    (tmp_path / "subs").mkdir()
+    nbformat.write(nb, tmp_path / "subs" / "a.ipynb")
+    out = tmp_path / "g.csv"
+    run = subprocess.run(
+        [sys.executable, "-m", "helpers.grade", str(tmp_path / "subs"), "--out", str(out),
+         "--course", str(course)],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    [row] = csv.DictReader(out.open())
+    assert row["check_hidden"] == "pass", row
+    assert row["check_preprocess"] == "fail: the edited check. Hint: the copy", row
+    assert (row["passed"], row["checks"]) == ("1", "2")
+
+
+def test_a_course_whose_solution_calls_a_missing_check_is_refused(tmp_path):
+    course = _fake_course(tmp_path / "course", checks="check_preprocess")
+    (tmp_path / "subs").mkdir()
+    nbformat.write(_read("labs", "pytorch"), tmp_path / "subs" / "a.ipynb")
+    run = subprocess.run(
+        [sys.executable, "-m", "helpers.grade", str(tmp_path / "subs"), "--out",
+         str(tmp_path / "g.csv"), "--course", str(course)],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert run.returncode == 2 and not run.stdout, run.stdout
+    assert (
+        f"solutions/{LAB}/in-pytorch.py calls H.lab01.check_hidden(preprocess), but "
+        "helpers/labs/lab01/torch.py does not define check_hidden"
+    ) in run.stderr, run.stderr
+    assert not (tmp_path / "g.csv").exists()
 
 
 def test_one_notebook_alone_and_the_runs_own_csv_is_no_submission(tmp_path):

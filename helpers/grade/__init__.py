@@ -9,7 +9,10 @@ not graded; hidden files and ``.ipynb_checkpoints`` are left out. A notebook's m
 (``course``: kind, chapter, framework, which the course's notebooks carry) says which lab it
 is; if an editor dropped it, the lab its check calls and ``from helpers import ... as H`` name
 is graded, with a note. The lab's self-checks are read from the solution source
-(``solutions/NN-slug/in-<framework>.py``). The notebook then runs
+(``solutions/NN-slug/in-<framework>.py``) of the course graded against (``--course``, by
+default this checkout), and run from that course's helpers: its adapters
+(``helpers/labs/labNN/torch.py``, ``jax.py``), its root first on the kernel's ``PYTHONPATH``.
+Before grading, every check its solutions call must be in its adapters. The notebook then runs
 from top to bottom in a fresh kernel, errors allowed, with the canonical checks in place of the
 student's check cells, so each exercise is judged where it stands and later cells (a ``H = 256``,
 a "Going further" cell that redefines ``accuracy``) cannot change its result.
@@ -40,33 +43,34 @@ A check is ``pass``, ``fail`` (its ``CheckFailed``), ``timed out``, or ``error``
 e.g. a function the notebook never defined). Each cell may run ``--timeout`` seconds; then the
 kernel is interrupted and the run goes on with the next cell, so an endless loop fails one
 exercise, not the submission. A cell that ignores the interrupt for 10 more seconds gets its
-kernel stopped; the checks after it are then reported as not run.
+kernel stopped; the checks after it are then reported as not run (the kernel is not
+restarted). ``--timeout`` must be above 0.
 
 Prints a line per submission (its score, a mark per check: ✅ pass, ❌ fail, ⚠ error, ⏱ timed
 out, and the checks not passed), then writes one CSV row per submission: submission, lab,
-framework, score, one column per check (``pass``, or the status and the check's message and
-hint; prefixed with the lab number when the folder holds several labs), notes (the first
+framework, passed and checks (numbers: the score is passed/checks), one column per check
+(``pass``, or the status and the check's message and hint, ``fail: not implemented yet. Hint:
+...``; prefixed with the lab number when the folder holds several labs), notes (the first
 student cell that raised, cells that timed out, a kernel that died, missing metadata, a cell
-that changes the checks). A submission that could not be graded has an empty score and says
-why. With ``--summary``, a Markdown table of how many submissions passed each exercise. A lab
-5 notebook takes about 10 s at the default ``BOOK_SCALE=smoke`` (set when unset).
+that changes the checks, a top-level ``H = ...`` that later cells trip on). A note names a
+cell by its number among the notebook's code cells and its first line, and says when the cell
+is the lab's own, unchanged. A submission that could not be graded has empty passed and
+checks and says why. With ``--summary``, a Markdown table of how many submissions passed each
+exercise. A lab notebook takes about 10-15 s on two cores at the default ``BOOK_SCALE=smoke``
+(set when unset).
 
 Exit status: 0 when the files are written (not-graded rows included), 2 when there is nothing
-to grade or a path is wrong: no such folder, an output that cannot be written, a ``--course``
-without ``solutions/`` (nothing written). The run's own outputs inside the folder are not
-submissions.
+to grade or a path is wrong: no such folder, a file that is not a notebook, an output that
+cannot be written (tried before grading), a ``--course`` without ``solutions/`` or whose
+solutions call a check its adapters lack, a ``--timeout`` not above 0 (nothing written).
+The run's own outputs inside the folder are not submissions.
 
 This runs the students' code with your permissions: run it in a container or a throw-away
 account.
 """
 
-from helpers.grade.notebook import (
-    CheckResult,
-    Grade,
-    NotGradable,
-    check_calls,
-    grade_notebook,
-)
+from helpers.grade.course import NotGradable, check_calls
+from helpers.grade.notebook import CheckResult, Grade, grade_notebook
 from helpers.grade.report import main, summary
 
 __all__ = [

@@ -9,7 +9,6 @@ import ast
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import secrets
 import signal
@@ -19,36 +18,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers.grade.course import (
+    NotGradable,
+    check_calls,
+    kernel_env,
+    lab_cells,
+    lab_of,
+)
 from helpers.grade.submission import (
     ALIAS,
+    cell_name,
     first_error,
-    first_line,
-    lab_from_cells,
+    rebinds_h,
     tampering,
 )
-from helpers.notebooks import FRAMEWORKS, ROOT, notebook_name
+from helpers.notebooks import ROOT
 
-__all__ = ["CheckResult", "Grade", "NotGradable", "check_calls", "grade_notebook"]
+__all__ = ["CheckResult", "Grade", "grade_notebook"]
 
-_CHECK_CALL = re.compile(r"^H\.lab\d\d\.check_\w+\(\w+\)$")
-# The helpers package a lab's `H` names, per framework (`from helpers import torch as H`).
-_PACKAGE = {"pytorch": "helpers.torch", "jax": "helpers.jax"}
-# The labs' adapters the inserted checks load, from this grader's own copy of the course.
-_LABS = Path(__file__).resolve().parent.parent / "labs"
 # Seconds a cell gets after the interrupt before its kernel is stopped.
 _GRACE_S = 10.0
 # Best first: with several check cells for one exercise, the best result counts.
 _RANK = {"pass": 0, "fail": 1, "timed out": 2, "error": 3}
 _MARK = {"pass": "✅", "fail": "❌", "timed out": "⏱", "error": "⚠"}
-_HOW_TO_FIX = (
-    "grade the notebook downloaded from the course (File > Download), or add to its "
-    'metadata "course": {"kind": "labs", "chapter": "<NN-slug, e.g. 01-introduction>", '
-    '"framework": "<pytorch or jax>"}'
-)
-
-
-class NotGradable(ValueError):
-    """A submission the grader cannot grade at all (not a lab notebook, unknown lab)."""
+# The start of a CheckFailed message, `❌ adamw: `: the CSV column already says it.
+_FAILED = re.compile(r"^❌ [^:]+: ")
 
 
 @dataclass(frozen=True)
@@ -74,59 +68,13 @@ class Grade:
 
     @property
     def passed(self) -> int:
+        """How many of the lab's checks passed."""
         return sum(r.status == "pass" for r in self.results)
 
     @property
     def score(self) -> str:
         """Checks passed out of the lab's checks, e.g. ``"3/4"``."""
         return f"{self.passed}/{len(self.results)}"
-
-
-def check_calls(chapter: str, framework: str, root: Path = ROOT) -> list[str]:
-    """The self-check calls of a lab, in order, read from its solution source.
-
-    Raises ``NotGradable`` if the course at ``root`` has no such lab.
-    """
-    import jupytext
-
-    source = root / "solutions" / chapter / f"{notebook_name(framework)}.py"
-    if not source.is_file():
-        raise NotGradable(f"no lab {chapter} for {framework}: {source} does not exist")
-    nb = jupytext.read(source, fmt="py:percent")
-    code = [c.source.strip() for c in nb.cells if c.cell_type == "code"]
-    return [line for line in code if _CHECK_CALL.match(line)]
-
-
-def _lab_of(nb, root: Path = ROOT) -> tuple[str, str, str]:
-    """(chapter, framework, note) from the notebook metadata, else from its cells (a notebook
-    saved by an editor that dropped the metadata; the note says so); ``NotGradable`` with
-    advice if neither names a lab."""
-    course = nb.metadata.get("course")
-    missing = ["course"] if not isinstance(course, dict) else [
-        f"course.{k}" for k in ("kind", "chapter", "framework") if not course.get(k)
-    ]  # fmt: skip
-    if missing:
-        what = (
-            "no course entry" if missing == ["course"] else f"no {', '.join(missing)}"
-        )
-        if found := lab_from_cells(nb, root):
-            note = f"its metadata has {what}: lab {found[0]} ({found[1]}) read from its cells"
-            return (*found, note)
-        raise NotGradable(
-            f"not a course lab notebook: its metadata has {what} and its cells name no "
-            f"single lab; {_HOW_TO_FIX}"
-        )
-    if course["kind"] not in ("labs", "solutions"):
-        raise NotGradable(
-            f"not a lab: course.kind is {course['kind']!r} (a chapter notebook?); "
-            "grade the lab notebooks, labs/NN-slug/in-<framework>.ipynb"
-        )
-    if course["framework"] not in FRAMEWORKS:
-        raise NotGradable(
-            f"course.framework is {course['framework']!r}, expected one of "
-            f"{', '.join(FRAMEWORKS)}"
-        )
-    return course["chapter"], course["framework"], ""
 
 
 def _check_cell(source: str, calls: Sequence[str]) -> list[str] | None:
@@ -140,9 +88,15 @@ def _check_cell(source: str, calls: Sequence[str]) -> list[str] | None:
 
 
 def _place_checks(
-    cells: list, calls: Sequence[str], package: str, token: str = "passed"
+    cells: list,
+    calls: Sequence[str],
+    package: str,
+    token: str = "passed",
+    root: Path = ROOT,
 ):
-    """The cells to run, and which of them are graded: {index: call}. See the module doc."""
+    """The cells to run, and which of them are graded: {index: call}. See the module doc.
+
+    Each check loads the lab's adapter from the course at ``root``."""
     import nbformat
 
     code = [(i, c) for i, c in enumerate(cells) if c.cell_type == "code"]
@@ -176,7 +130,7 @@ def _place_checks(
         # does not reach the check that runs here (the modules it imports are shared:
         # tampering() flags code that changes them).
         lab = call.split(".")[1]  # "lab05"
-        adapter = str(_LABS / lab / f"{half}.py")
+        adapter = str(root.resolve() / "helpers" / "labs" / lab / f"{half}.py")
         source = (
             f"import importlib.util as {ALIAS}_util\n"
             f"{ALIAS}_spec = {ALIAS}_util.spec_from_file_location(\n"
@@ -208,17 +162,25 @@ def _result(call: str, cell, token: str) -> CheckResult:
     errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     if errors:
         e = errors[0]
-        status = "fail" if e.get("ename") == "CheckFailed" else "error"
-        text = (
-            e.get("evalue", "")
-            if status == "fail"
-            else f"{e.get('ename')}: {e.get('evalue')}"
-        )
-        return CheckResult(call, status, " ".join(text.split()))
+        if e.get("ename") == "CheckFailed":
+            return CheckResult(call, "fail", _failure(e.get("evalue", "")))
+        text = f"{e.get('ename')}: {e.get('evalue')}"
+        return CheckResult(call, "error", " ".join(text.split()))
     printed = "".join(o.get("text", "") for o in cell.get("outputs", []) if "text" in o)
     if token in printed.splitlines():
         return CheckResult(call, "pass")
     return CheckResult(call, "error", "the check printed no result")
+
+
+def _failure(text: str) -> str:
+    """A ``CheckFailed`` message for a CSV cell: ``not implemented yet. Hint: ...`` (the
+    mark and the exercise's name left out: the column says them)."""
+    problem, _, hint = _FAILED.sub("", text.strip()).partition("\n")
+    problem = " ".join(problem.split())
+    hint = " ".join(hint.split())
+    if hint and not problem.endswith((".", "!", "?", ":")):
+        problem += "."
+    return f"{problem} {hint}".strip()
 
 
 def _client_class():
@@ -296,14 +258,18 @@ def grade_notebook(path: Path, *, timeout: float = 60, root: Path = ROOT) -> Gra
             else f"{type(e).__name__}: {' '.join(str(e).split())[:120]}"
         )
         raise NotGradable(f"not a readable notebook ({why})") from None
-    chapter, framework, lab_note = _lab_of(nb, root)
+    chapter, framework, lab_note = lab_of(nb, root)
     calls = check_calls(chapter, framework, root=root)
     code = [c for c in nb.cells if c.cell_type == "code"]
     tampered = tampering([c.source for c in code])
     # A fresh random line per run, printed by each check cell after its check returns.
     token = f"grader pass {secrets.token_hex(8)}"
-    nb.cells, graded = _place_checks(nb.cells, calls, _PACKAGE[framework], token)
-    env = {**os.environ, "BOOK_SCALE": os.environ.get("BOOK_SCALE", "smoke")}
+    package = "helpers.torch" if framework == "pytorch" else "helpers.jax"
+    numbers = {id(c): n for n, c in enumerate(code, 1)}  # as the student sees them
+    nb.cells, graded = _place_checks(nb.cells, calls, package, token, root)
+    number = {i: numbers[id(c)] for i, c in enumerate(nb.cells) if id(c) in numbers}
+    handed_out = lab_cells(chapter, framework, root)
+    env = kernel_env(root)  # the course's own helpers first: its checks run
     died = None
     # The student's code writes its files, if any, in a throw-away folder.
     with tempfile.TemporaryDirectory() as cwd:
@@ -323,17 +289,17 @@ def grade_notebook(path: Path, *, timeout: float = 60, root: Path = ROOT) -> Gra
             died = client.running or 0
 
     def where(i: int) -> str:
-        # An inserted check reads as its name; a student's cell as its first line.
+        # An inserted check reads as its name; a student's cell as its number and first line.
         if i in graded:
             return CheckResult(graded[i], "").name
-        return f"the cell {first_line(nb.cells[i].source)}"
+        return cell_name(nb.cells[i].source, number[i], handed_out)
 
     notes = [lab_note] if lab_note else []
     if tampered is not None:
         notes.append(
-            f"the cell {first_line(code[tampered].source)} changes the course's checks or "
-            "helpers: the checks ran from a fresh copy of the lab, but review this "
-            "submission by hand"
+            f"{cell_name(code[tampered].source, tampered + 1, handed_out)} changes the "
+            "course's checks or helpers: the checks ran from a fresh copy of the lab, but "
+            "review this submission by hand"
         )
     if died is not None:
         how = "was stopped after ignoring the interrupt" if client.stopped else "died"
@@ -343,8 +309,15 @@ def grade_notebook(path: Path, *, timeout: float = 60, root: Path = ROOT) -> Gra
         f"{where(i)} ran past {timeout:g} s: interrupted"
         for i in sorted(client.timed_out - set(graded))
     ]
-    if error := first_error(nb.cells, graded, client.timed_out):
+    if error := first_error(nb.cells, graded, client.timed_out, where):
         notes.append(error)
+    # the student's code cells (the inserted checks do not use `H`)
+    students = {i: c.source for i, c in enumerate(nb.cells) if i in number}
+    if (rebound := rebinds_h(students)) is not None:
+        notes.append(
+            f"{where(rebound)} assigns to `H`, the course's helpers: later cells that use "
+            "`H.` fail with AttributeError (students.md: give the size another name)"
+        )
     best: dict[str, CheckResult] = {}
     for i, call in graded.items():
         if i in client.timed_out:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from pathlib import Path
 
-from helpers.grade.notebook import _MARK, _RANK, Grade, NotGradable, grade_notebook
+from helpers.grade.course import NotGradable, missing_checks
+from helpers.grade.notebook import _MARK, _RANK, Grade, grade_notebook
 from helpers.notebooks import FRAMEWORKS, ROOT
 
 __all__ = ["main", "summary"]
@@ -68,6 +68,35 @@ def _submissions(target: Path) -> tuple[list[Path], list[str]]:
     return notebooks, others
 
 
+def _seconds(text: str) -> float:
+    """``--timeout``'s value: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds, a number > 0: {text!r}"
+        ) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected seconds, a number > 0, not {text}")
+    return value
+
+
+def _unwritable(target: Path) -> str | None:
+    """Why ``target`` cannot be written, or None: it is tried for real, by creating and
+    removing its ``.partial`` file (permission bits say nothing when the grader is root)."""
+    if target.is_dir():
+        return "it is a folder"
+    if target.suffix == ".ipynb":
+        return "it is a notebook (a submission, perhaps: never overwritten)"
+    partial = target.with_name(target.name + ".partial")
+    try:
+        partial.open("w").close()
+        partial.unlink()
+    except OSError as e:
+        return e.strerror or type(e).__name__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.grade",
@@ -87,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=60,
         help="seconds each cell may run before it is interrupted (default: 60)",
     )
@@ -95,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         "--course",
         type=Path,
         default=ROOT,
-        help="the checkout whose solutions list each lab's checks (default: this one); "
-        "the checks run from the helpers the kernel imports",
+        help="the checkout to grade against (default: this one): its solutions list "
+        "each lab's checks, its helpers (checks included) run in the kernel",
     )
     args = parser.parse_args(argv)
     if not args.folder.exists():
@@ -108,19 +137,20 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     outputs = [t for t in (args.out, args.summary) if t is not None]
-    for target in outputs:
-        folder = target.absolute().parent  # where the .partial file is written
-        if (
-            target.is_dir()
-            or target.suffix == ".ipynb"  # a submission, perhaps: never overwritten
-            or not folder.is_dir()
-            or not os.access(folder, os.W_OK)
-        ):
-            print(f"error: cannot write {target}: a folder, a notebook, or no writable "
-                  "folder", file=sys.stderr)  # fmt: skip
-            return 2
     if args.summary is not None and args.summary.absolute() == args.out.absolute():
         print("error: --out and --summary name the same file", file=sys.stderr)
+        return 2
+    for target in outputs:
+        if why := _unwritable(target):
+            print(f"error: cannot write {target}: {why}", file=sys.stderr)
+            return 2
+    if missing := missing_checks(args.course):
+        print(
+            f"error: the course at {args.course} calls checks its helpers do not have "
+            "(add each to the lab's adapters, helpers/labs/labNN/torch.py and jax.py):\n  "
+            + "\n  ".join(missing),
+            file=sys.stderr,
+        )
         return 2
     submissions, others = _submissions(args.folder)
     # this run's own outputs (grades.csv inside the folder) are not submissions
@@ -128,7 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     submissions = [p for p in submissions if p.resolve() not in ours]
     others = [n for n in others if (args.folder / n).resolve() not in ours]
     if not submissions:
-        print(f"error: no .ipynb files under {args.folder}", file=sys.stderr)
+        why = (
+            f"{args.folder} is a file, not a notebook (.ipynb) or a folder"
+            if args.folder.is_file()
+            else f"no .ipynb files under {args.folder}"
+        )
+        print(f"error: {why}", file=sys.stderr)
         return 2
     rows, grades, skipped = [], {}, {}
     for path in submissions:
@@ -161,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for name, grade in grades.items():
         row = {"submission": name, "lab": grade.chapter, "framework": grade.framework}
-        row |= {"score": grade.score, "notes": "; ".join(grade.notes)}
+        row |= {"passed": grade.passed, "checks": len(grade.results)}
+        row["notes"] = "; ".join(grade.notes)
         for r in grade.results:
             row[column(grade, r.name)] = (
                 r.status if r.status == "pass" else f"{r.status}: {r.message}"
@@ -177,7 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     # grades file whole, never half a table.
     tmp = args.out.with_name(args.out.name + ".partial")
     with open(tmp, "w", newline="") as f:
-        fields = ["submission", "lab", "framework", "score", *checks, "notes"]
+        fields = [
+            "submission",
+            "lab",
+            "framework",
+            "passed",
+            "checks",
+            *checks,
+            "notes",
+        ]
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)

@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-__all__ = ["ALIAS", "first_error", "first_line", "lab_from_cells", "tampering"]
+__all__ = [
+    "ALIAS",
+    "cell_name",
+    "first_error",
+    "first_line",
+    "lab_from_cells",
+    "rebinds_h",
+    "tampering",
+]
 
 # The private name of the lab adapter the inserted checks load (never the student's `H`).
 ALIAS = "_grader_lab"
@@ -41,6 +50,18 @@ def first_line(source: str) -> str:
     """A cell's first non-blank line, cut to 40 characters, in backquotes (for notes)."""
     line = next((s.strip() for s in source.splitlines() if s.strip()), "")
     return f"`{line[:40]}{'…' if len(line) > 40 else ''}`"
+
+
+def cell_name(source: str, number: int, handed_out: set[str] = frozenset()) -> str:
+    """How a note names a student's cell: ``code cell 7 (`x = f(y)`)``, its number among the
+    submission's code cells; a cell that is the lab's own, unchanged (in ``handed_out``), is
+    said to be one, since what it raises comes from the student's code it uses."""
+    if source.strip() in handed_out:
+        return (
+            f"code cell {number} ({first_line(source)}, a cell of the lab, unchanged, "
+            "that calls the student's code)"
+        )
+    return f"code cell {number} ({first_line(source)})"
 
 
 def _parse(source: str) -> ast.Module | None:
@@ -164,13 +185,77 @@ def _reaches_in(node: ast.AST, roots: set[str]) -> bool:
     return isinstance(node, ast.Name) and node.id.startswith(ALIAS)
 
 
-def first_error(cells: list, graded: dict[int, str], skip: set[int]) -> str | None:
-    """The first student cell (not a check, not interrupted) that raised, and its error."""
+def first_error(
+    cells: list,
+    graded: dict[int, str],
+    skip: set[int],
+    name: Callable[[int], str] | None = None,
+) -> str | None:
+    """The first student cell (not a check, not interrupted) that raised, and its error;
+    ``name(index)`` says which cell (default: ``the cell `<its first line>```)."""
     for i, cell in enumerate(cells):
         if cell.cell_type != "code" or i in graded or i in skip:
             continue
         for o in cell.get("outputs", []):
             if o.get("output_type") == "error":
                 error = " ".join(f"{o.get('ename')}: {o.get('evalue')}".split())[:160]
-                return f"the cell {first_line(cell.source)} raised {error}"
+                which = name(i) if name else f"the cell {first_line(cell.source)}"
+                return f"{which} raised {error}"
+    return None
+
+
+def _binds_h(statement: ast.stmt) -> bool | None:
+    """True if a top-level statement binds ``H`` at the notebook's level (``B, H, W, C =
+    x.shape``, ``for H in ...``), False if it imports the helpers as ``H`` again, else None.
+    Names bound inside a function, class, lambda or comprehension are their own."""
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return True if statement.name == "H" else None  # its body is its own
+    stack: list[ast.AST] = [statement]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+            (a.asname or a.name) == "H" for a in node.names
+        ):
+            return getattr(node, "module", None) != "helpers"
+        if (
+            isinstance(node, ast.Name)
+            and node.id == "H"
+            and isinstance(node.ctx, ast.Store)
+        ):
+            return True
+        scopes = (
+            ast.FunctionDef,
+            ast.AsyncFunctionDef,
+            ast.ClassDef,
+            ast.Lambda,
+            ast.ListComp,
+            ast.SetComp,
+            ast.DictComp,
+            ast.GeneratorExp,
+        )
+        stack += [c for c in ast.iter_child_nodes(node) if not isinstance(c, scopes)]
+    return None
+
+
+def rebinds_h(sources: Mapping[int, str]) -> int | None:
+    """The first code cell (``{index: source}``, in order) that rebinds ``H``, the course's
+    helpers, at the notebook's top level when a later statement uses ``H.<name>``: that
+    use then fails with ``AttributeError: 'int' object has no attribute ...``; else None."""
+    rebound = None
+    for index, source in sources.items():
+        tree = _parse(source)
+        for statement in tree.body if tree else ():
+            uses = any(
+                isinstance(n, ast.Attribute)
+                and isinstance(n.value, ast.Name)
+                and n.value.id == "H"
+                for n in ast.walk(statement)
+            )
+            if uses and rebound is not None:
+                return rebound
+            binds = _binds_h(statement)
+            if binds is False:
+                rebound = None
+            elif binds and rebound is None:
+                rebound = index
     return None

@@ -79,6 +79,7 @@ same(t @ t.T + t.sum(dim=0), j @ j.T + j.sum(axis=0))
 # |---|---|---|
 # | gradient | `x.requires_grad_(); f(x).backward(); x.grad` | `jax.grad(f)(x)` |
 # | value and gradient | `loss.item()` then `.grad` | `jax.value_and_grad(f)(x)` |
+# | both, functional | `torch.func.grad_and_value(f)(x)`: (gradient, value) | `jax.value_and_grad(f)(x)`: (value, gradient) |
 # | functional style | `torch.func.grad(f)(x)` | `jax.grad(f)(x)` |
 # | second derivative | `torch.func.grad(torch.func.grad(f))(x)` | `jax.grad(jax.grad(f))(x)` |
 
@@ -90,19 +91,25 @@ same(x_t.grad, g_j)
 d2_t = torch.func.grad(torch.func.grad(torch.sin))(torch.tensor(0.3))
 d2_j = jax.grad(jax.grad(jnp.sin))(0.3)
 same(d2_t, d2_j)
+# The same pair in opposite orders: PyTorch gives (gradient, value), JAX (value, gradient).
+grad_t, value_t = torch.func.grad_and_value(torch.sin)(torch.tensor(0.3))
+value_j, grad_j = jax.value_and_grad(jnp.sin)(0.3)
+same(torch.stack([grad_t, value_t]), jnp.stack([grad_j, value_j]))
 
 # %% [markdown]
 # ## Modules
 #
 # A linear layer stores its weight as (out, in) in PyTorch and as (in, out) in Flax: copy one
-# into the other with a transpose.
+# into the other with a transpose. A Flax parameter is an `nnx.Param` variable: read its array
+# with `lin.kernel[...]` and replace it with `lin.kernel[...] = array` (Flax 0.12 deprecates
+# `.value`).
 
 # %%
 lin_t = nn.Linear(3, 2)
 lin_j = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
 # (out, in) -> (in, out)
-lin_j.kernel.value = jnp.asarray(lin_t.weight.detach().numpy().T)
-lin_j.bias.value = jnp.asarray(lin_t.bias.detach().numpy())
+lin_j.kernel[...] = jnp.asarray(lin_t.weight.detach().numpy().T)
+lin_j.bias[...] = jnp.asarray(lin_t.bias.detach().numpy())
 x = np.arange(6, dtype=np.float32).reshape(2, 3)
 same(lin_t(torch.from_numpy(x)), lin_j(jnp.asarray(x)))
 
@@ -113,11 +120,26 @@ same(lin_t(torch.from_numpy(x)), lin_j(jnp.asarray(x)))
 # |---|---|---|
 # | build | `torch.optim.Adam(model.parameters(), lr)` | `nnx.Optimizer(model, optax.adam(lr), wrt=nnx.Param)` |
 # | one step | `opt.zero_grad(); loss.backward(); opt.step()` | `grads = nnx.grad(loss_fn)(model); opt.update(model, grads)` |
+# | Optax alone, on arrays | | `state = tx.init(w)`, then `updates, state = tx.update(grads, state); w = optax.apply_updates(w, updates)` |
+#
+# The cell takes three Adam steps each way, from the same start.
+
 
 # %%
+class Weights(nnx.Module):
+    def __init__(self, w):
+        self.w = nnx.Param(jnp.asarray(w))
+
+
+def loss_fn(model):
+    return (model.w[...] ** 2).sum()
+
+
 w0 = np.array([1.0, -2.0, 3.0], np.float32)
 w_t = torch.tensor(w0, requires_grad=True)
 opt_t = torch.optim.Adam([w_t], lr=0.1)
+model_j = Weights(w0)
+opt_j = nnx.Optimizer(model_j, optax.adam(0.1), wrt=nnx.Param)
 tx = optax.adam(0.1)
 w_j = jnp.asarray(w0)
 state = tx.init(w_j)
@@ -125,9 +147,11 @@ for _ in range(3):
     opt_t.zero_grad()
     (w_t**2).sum().backward()
     opt_t.step()
+    opt_j.update(model_j, nnx.grad(loss_fn)(model_j))
     updates, state = tx.update(jax.grad(lambda w: (w**2).sum())(w_j), state)
     w_j = optax.apply_updates(w_j, updates)
-same(w_t, w_j, tol=1e-5)  # float32 rounding: the two order the arithmetic differently
+same(w_t, model_j.w[...], tol=1e-5)  # float32: the two order the arithmetic differently
+same(w_t, w_j, tol=1e-5)
 
 # %% [markdown]
 # ## Data
@@ -173,6 +197,7 @@ same(
 # |---|---|---|
 # | compile a function | `torch.compile(f)` | `jax.jit(f)` |
 # | a data-dependent branch | `torch.where` / `torch.cond` | `jnp.where` / `jax.lax.cond` |
+# | a Python `if` on a tensor's value | runs: `torch.compile` splits the graph there (a graph break) | `jax.jit` raises `TracerBoolConversionError` |
 
 
 # %%
@@ -184,8 +209,21 @@ def f_j(x):
     return jnp.where(x > 0, x**2, -x)
 
 
+def branch(x):  # a Python if on a value known only when the function runs
+    return x * 2 if x.sum() > 0 else -x
+
+
 v = np.linspace(-2, 2, 9, dtype=np.float32)
+# The -0. printed below is IEEE 754 negative zero (-x at x = 0): it equals 0.
 same(torch.compile(f_t)(torch.from_numpy(v)), jax.jit(f_j)(jnp.asarray(v)))
+# Outside jit, JAX runs eagerly: the same Python if works there.
+same(torch.compile(branch)(torch.from_numpy(v)), branch(jnp.asarray(v)))
+try:
+    jax.jit(branch)(jnp.asarray(v))
+except jax.errors.TracerBoolConversionError:
+    print("jax.jit(branch): TracerBoolConversionError")
+else:
+    raise AssertionError("jax.jit ran a Python if on a traced value")
 
 # %% [markdown]
 # ## Vectorising and parallelism
@@ -220,16 +258,20 @@ from pathlib import Path
 
 with tempfile.TemporaryDirectory() as tmp:
     torch.save(lin_t.state_dict(), Path(tmp) / "lin.pt")
-    restored_t = nn.Linear(3, 2)
+    restored_t = nn.Linear(3, 2)  # fresh weights, replaced by the saved ones
     restored_t.load_state_dict(torch.load(Path(tmp) / "lin.pt", weights_only=True))
-    graph, state = nnx.split(lin_j)
+    _, state = nnx.split(lin_j)
     arrays = {"/".join(map(str, k)): np.asarray(v) for k, v in nnx.to_flat_state(state)}
     np.savez(Path(tmp) / "lin.npz", **arrays)
+    # A fresh model from another seed, so that a load that changed nothing would fail below.
+    graph, fresh = nnx.split(nnx.Linear(3, 2, rngs=nnx.Rngs(1)))
     loaded = np.load(Path(tmp) / "lin.npz")
-    for path, var in nnx.to_flat_state(state):
-        var.value = jnp.asarray(loaded["/".join(map(str, path))])
-    restored_j = nnx.merge(graph, state)
-same(restored_t(torch.from_numpy(x)), restored_j(jnp.asarray(x)))
+    for path, var in nnx.to_flat_state(fresh):
+        var[...] = jnp.asarray(loaded["/".join(map(str, path))])
+    restored_j = nnx.merge(graph, fresh)
+# Each restored model against the other framework's original (the two were shown equal above).
+same(restored_t(torch.from_numpy(x)), lin_j(jnp.asarray(x)))
+same(lin_t(torch.from_numpy(x)), restored_j(jnp.asarray(x)))
 
 # %% [markdown]
 # ## Randomness

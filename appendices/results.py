@@ -18,8 +18,8 @@
 # recorded with its hardware, library versions, date and git commit in the chapter's
 # `bench.jsonl`. This page reads all of them when the site is built: one table per chapter and
 # task lists every record, oldest first, superseded settings and sweeps included, and each task
-# gets a plot of its runs at its scale's own sizes. (The outlook of chapter 10, section 10.9, shows only the
-# latest run of each configuration.)
+# gets a plot of its runs at its scale's own sizes. (The outlook of chapter 10, section 10.9,
+# shows only the latest run of each configuration.)
 #
 # **Protocol.** `helpers.bench` trains the task's model from scratch with a fixed seed at the
 # sizes of the scale it names, except where the *scale* column lists sizes changed for that

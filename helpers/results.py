@@ -190,6 +190,14 @@ def first_step_seconds(record: dict) -> float:
     return compile_seconds if compile_seconds > 0 else math.nan
 
 
+def _size_text(field: str, value: object) -> str:
+    """A ``--set`` value as the tables print it: a list joined by commas, and None as "all"
+    for a count of examples (``train_examples=None``: the whole split)."""
+    if value is None and field.endswith("examples"):
+        return "all"
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def _row(record: dict) -> list[str]:
     metric, text = _metric(record), "?"
     if metric is not None:
@@ -202,8 +210,7 @@ def _row(record: dict) -> list[str]:
         text += f", median of {record['repeats']} seeds"
     scale = record.get("scale", "?")
     if "overrides" in record:  # the run's --set changes to its scale's sizes
-        changes = [f"{field}={','.join(map(str, v)) if isinstance(v, list) else v}"
-                   for field, v in record["overrides"].items()]  # fmt: skip
+        changes = [f"{k}={_size_text(k, v)}" for k, v in record["overrides"].items()]
         scale += f", sizes changed: {', '.join(changes)}"
     speed = record.get("train_examples_per_second")
     commit = str(record.get("commit", "?"))
@@ -274,12 +281,19 @@ def records_table(records: Sequence[dict]) -> str:
     return "\n\n".join(parts)
 
 
+def _plot_model(record: dict) -> str:
+    """The model part of a plot's tick: ``model_family``, else "chN" from the chapter."""
+    number = record.get("chapter", "").partition("-")[0]
+    return model_family(record) or (f"ch{int(number)}" if number.isdigit() else "")
+
+
 def plot_task(records: Sequence[dict], task: str) -> Figure:
     """The metric (``task_metric``, top) and training throughput (bottom, log axis: CPU and
     GPU runs differ a hundredfold) of every run of ``task`` at its scale's own sizes (runs
     with ``overrides`` are left out), in ``records``' order. Colour is the framework, marker
-    the hardware (circle CPU, square GPU); a tick names framework, model option, scale and
-    date (MM-DD).
+    the hardware (circle CPU, square GPU); a tick names framework, model, scale and date
+    (MM-DD). The model is ``model_family``'s ("mlp", "cnn": one task may hold several
+    chapters' models), else the record's chapter ("ch1") for a record that names no model.
 
     Raises ``ValueError`` if no such run of ``task`` is in ``records``.
     """
@@ -289,10 +303,9 @@ def plot_task(records: Sequence[dict], task: str) -> Figure:
     runs = [r for r in records if r["task"] == task and "overrides" not in r]
     if not runs:
         raise ValueError(f"no recorded run of task {task!r} at its scale's sizes")
-    keys = ("framework", "model_option", "scale")
-    labels = [" ".join(str(r[k]) for k in keys if r.get(k)) + f" {r.get('date', '')[5:10]}"
-              for r in runs]  # fmt: skip
-    labels = [label.strip() for label in labels]
+    ticks = [(r.get("framework"), _plot_model(r), r.get("scale"), r.get("date", "")[5:10])
+             for r in runs]  # fmt: skip
+    labels = [" ".join(str(part) for part in tick if part) for tick in ticks]
     width = max(7.0, 1.5 + 0.3 * len(runs))
     fig, (ax_metric, ax_speed) = plt.subplots(2, 1, figsize=(width, 7), sharex=True)
     x = list(range(len(runs)))

@@ -189,6 +189,12 @@ def test_records_table_shows_each_tasks_metric_sizes_changed_and_repeats(tmp_pat
         "500.00 (1 seed x 100 episodes)",
     ]
     assert row["scale"][1] == "cpu, sizes changed: epochs=1, widths=8,16"
+    # None for a count of examples means the whole split; elsewhere it stays None
+    changed = {**runs[1], "overrides": {"outline_train_examples": None, "tau": None}}
+    last = records_table(
+        load_records(write_chapter(tmp_path, [changed], "05-n").parent.parent)
+    )
+    assert "sizes changed: outline_train_examples=all, tau=None |" in last
     assert row["examples/s"][:2] == ["1,000", "10"]
     assert row["hardware"][:2] == ["Xeon, 2 cores", "Xeon, 1 core"]
     assert row["commit"][0] == "abc+dirty"  # kept: the appendix says what it means
@@ -235,6 +241,26 @@ def test_plot_task_plots_the_tasks_own_metric_of_the_scales_runs(tmp_path):
     assert ax_speed.get_yscale() == "log"
     with pytest.raises(ValueError, match="no recorded run of task 'pendulum'"):
         plot_task(records, "pendulum")
+    # One task, two chapters' models (chapter 1's MLP, chapter 3's CNN; the earliest
+    # records name no model): each tick names the model family, else the chapter.
+    mnist = {
+        "task": "mnist",
+        "framework": "torch",
+        "scale": "cpu",
+        "test_accuracy": 0.9,
+    }
+    write_chapter(tmp_path, [{**mnist, "date": "2026-11-27"},
+                             {**mnist, "model": "MLP 784-256-10, Adam", "date": "2026-11-30"}],
+                  "01-intro")  # fmt: skip
+    write_chapter(tmp_path, [{**mnist, "model_option": "cnn", "model": "CNN conv 16-32",
+                              "date": "2026-12-01"}], "03-deep")  # fmt: skip
+    fig = plot_task(load_records(tmp_path), "mnist")
+    labels = [t.get_text() for t in fig.axes[1].get_xticklabels()]
+    assert labels == [
+        "torch ch1 cpu 11-27",
+        "torch mlp cpu 11-30",
+        "torch cnn cpu 12-01",
+    ]
     write_chapter(tmp_path, [{**runs[1], "task": "pendulum"}], "08-demo")
     with pytest.raises(ValueError, match="at its scale's sizes"):
         plot_task(load_records(tmp_path), "pendulum")  # only a sweep

@@ -974,7 +974,7 @@ for name, h in (("no clipping", unclipped), ("clip at norm 1", with_clip)):
         f"test acc {h.last('test_accuracy'):.4f}"
     )
 # The chain's state is a tuple with one entry per transformation: the first is the clip's count.
-n_clipped = int(optimizer.opt_state[0].value)
+n_clipped = int(optimizer.opt_state[0][...])
 print(f"clip at norm 1: {n_clipped} of {len(with_clip.step_loss)} steps were clipped")
 smoke_caveat()
 

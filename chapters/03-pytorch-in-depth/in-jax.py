@@ -429,7 +429,7 @@ plt.show()
 # The outline's "model optimisation" loop feeds the same batch at every step. Here is its
 # pattern, as written, for 100 steps: the training loss on that batch goes to nearly zero
 # while accuracy on held-out data stays well below what one pass over the training data
-# gives (the loop that follows). A loop must draw a new batch each step.
+# gives (the first epoch of the loop that follows). A loop must draw a new batch each step.
 
 
 # %%
@@ -665,7 +665,8 @@ graphdef, target = nnx.split(abstract)
 restored = nnx.merge(
     graphdef, checkpointer.restore(os.path.join(ckpt_dir, "mlp"), target)
 )
-print("restored test accuracy:", evaluate(restored, test_loader)[1] == mlp_test_acc)
+same_acc = evaluate(restored, test_loader)[1] == mlp_test_acc
+print("restored model's test accuracy equals the original's:", same_acc)
 
 # %% [markdown]
 # **Resuming exactly** needs everything the next step depends on: the weights and batch

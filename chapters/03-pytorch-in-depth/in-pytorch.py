@@ -477,7 +477,7 @@ plt.show()
 # The outline's "model optimisation" loop feeds the same batch at every step. Here is its
 # pattern, as written, for 100 steps: the training loss on that batch goes to nearly zero
 # while accuracy on held-out data stays well below what one pass over the training data
-# gives (the loop that follows). A loop must draw a new batch each step.
+# gives (the first epoch of the loop that follows). A loop must draw a new batch each step.
 
 # %%
 torch.manual_seed(0)
@@ -709,7 +709,8 @@ path = os.path.join(tempfile.mkdtemp(), "mlp.pt")
 torch.save(mlp.state_dict(), path)
 restored = OutlineMLP().to(device)
 restored.load_state_dict(torch.load(path, weights_only=True))
-print("restored test accuracy:", evaluate(restored, test_loader)[1] == mlp_test_acc)
+same_acc = evaluate(restored, test_loader)[1] == mlp_test_acc
+print("restored model's test accuracy equals the original's:", same_acc)
 
 # %% [markdown]
 # **Resuming exactly** needs everything the next step depends on: the weights and buffers,
@@ -850,9 +851,10 @@ print(
 # The numbers above are this machine's, and the output names the backend that produced
 # them. With `aot_eager` (at `smoke` scale) the compiled function runs the same eager kernels
 # as before, so its ratio to eager shows only the wrapper's overhead and run-to-run noise: it
-# lands near 1, above or below, and says nothing about what compilation gains (nor can it be
-# set against the JAX page's `jit` ratio, which is compiled code). Only with `inductor` (at
-# `cpu` and `gpu` scale) does the ratio measure generated code, and it moves too: `inductor`
+# lands near 1, usually a little below (the wrapper's cost), sometimes above, and says nothing
+# about what compilation gains (nor can it be set against the JAX page's `jit` ratio, which
+# is compiled code). Only with `inductor` (at `cpu` and `gpu` scale) does the ratio measure
+# generated code, and it moves too: `inductor`
 # keeps compiled kernels in an on-disk cache, so running this page a second time makes the
 # first call much shorter, and short steps vary from run to run, so the compiled step can
 # come out faster than eager in one run and slower in the next.

@@ -175,7 +175,7 @@ def test_checks_are_placed_after_each_exercise():
         _code("def f(x):\n    return None  # going further"),
         _code("H.lab09.check_g(lambda x: x)"),
     ]
-    out, graded = _place_checks(cells, calls, "helpers.torch")
+    out, graded = _place_checks(cells, calls, "pytorch")
     # f: only its check cell after its first definition counts; g: checked in place and
     # nowhere else; h is defined nowhere: checked at the end.
     assert [graded.get(i) or c.source.split("\n")[0] for i, c in enumerate(out)] == [
@@ -193,7 +193,7 @@ def test_checks_are_placed_after_each_exercise():
 def test_check_cell_deleted_goes_right_after_the_definition():
     calls = ["H.lab09.check_f(f)", "H.lab09.check_g(g)"]
     cells = [_code("def f(x):\n    return x"), _code("def g(x):\n    return x")]
-    out, graded = _place_checks(cells, calls, "helpers.jax")
+    out, graded = _place_checks(cells, calls, "jax")
     assert graded == {1: calls[0], 3: calls[1]}
     # a fresh copy of the lab's jax adapter, under a private name
     adapter = str(Path(helpers.labs.__file__).parent / "lab09" / "jax.py")

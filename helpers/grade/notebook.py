@@ -20,6 +20,7 @@ from pathlib import Path
 
 from helpers.grade.course import (
     NotGradable,
+    adapter,
     check_calls,
     kernel_env,
     lab_cells,
@@ -90,13 +91,13 @@ def _check_cell(source: str, calls: Sequence[str]) -> list[str] | None:
 def _place_checks(
     cells: list,
     calls: Sequence[str],
-    package: str,
+    framework: str,
     token: str = "passed",
     root: Path = ROOT,
 ):
     """The cells to run, and which of them are graded: {index: call}. See the module doc.
 
-    Each check loads the lab's adapter from the course at ``root``."""
+    Each check loads the lab's adapter for ``framework`` from the course at ``root``."""
     import nbformat
 
     code = [(i, c) for i, c in enumerate(cells) if c.cell_type == "code"]
@@ -122,19 +123,17 @@ def _place_checks(
     out: list = []
     graded: dict[int, str] = {}
 
-    half = package.rsplit(".", 1)[-1]  # "torch" or "jax"
-
     def add(call: str) -> None:
         # A fresh copy of the lab's adapter, loaded from its file by a new loader, outside
         # sys.modules: a student's rebinding of H.labNN.check_x, or of the module's spec,
         # does not reach the check that runs here (the modules it imports are shared:
         # tampering() flags code that changes them).
         lab = call.split(".")[1]  # "lab05"
-        adapter = str(root.resolve() / "helpers" / "labs" / lab / f"{half}.py")
+        path = adapter(root, lab, framework)  # .../helpers/labs/lab05/torch.py
         source = (
             f"import importlib.util as {ALIAS}_util\n"
             f"{ALIAS}_spec = {ALIAS}_util.spec_from_file_location(\n"
-            f"    'helpers.labs.{lab}.{half}', {adapter!r}\n"
+            f"    'helpers.labs.{lab}.{path.stem}', {str(path)!r}\n"
             ")\n"
             f"{ALIAS} = {ALIAS}_util.module_from_spec({ALIAS}_spec)\n"
             f"{ALIAS}_spec.loader.exec_module({ALIAS})\n"
@@ -264,9 +263,8 @@ def grade_notebook(path: Path, *, timeout: float = 60, root: Path = ROOT) -> Gra
     tampered = tampering([c.source for c in code])
     # A fresh random line per run, printed by each check cell after its check returns.
     token = f"grader pass {secrets.token_hex(8)}"
-    package = "helpers.torch" if framework == "pytorch" else "helpers.jax"
     numbers = {id(c): n for n, c in enumerate(code, 1)}  # as the student sees them
-    nb.cells, graded = _place_checks(nb.cells, calls, package, token, root)
+    nb.cells, graded = _place_checks(nb.cells, calls, framework, token, root)
     number = {i: numbers[id(c)] for i, c in enumerate(nb.cells) if id(c) in numbers}
     handed_out = lab_cells(chapter, framework, root)
     env = kernel_env(root)  # the course's own helpers first: its checks run

@@ -1,5 +1,5 @@
 """Style: ruff lint and format over the whole project, the helpers' module sizes, plain tqdm
-progress bars, and no formatter markers in the pages' code."""
+progress bars, no formatter markers in the pages' code, and page code that fits a desktop column."""
 
 import subprocess
 import sys
@@ -65,5 +65,30 @@ def test_pages_show_no_formatter_markers():
         if cell.cell_type == "code"
         for line in cell.source.splitlines()
         if "# fmt:" in line
+    ]
+    assert sources and not offenders, offenders
+
+
+# A notebook page's code cell is 844 px wide in a 1400 px window, about 103 characters of its
+# monospace font (measured in Chromium on the built site); a longer line scrolls sideways.
+MAX_PAGE_CODE_LINE = 100
+
+
+def test_page_code_fits_a_desktop_column():
+    """No line of a page's code is wider than a code cell on a 1400 px desktop (chapter 1's
+    timing header, a 118-character line, scrolled there)."""
+    sources = [
+        path
+        for folder in ("chapters", "appendices", "solutions", "labs")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if path.with_suffix(".ipynb").exists()  # notebook sources, not scripts they run
+    ]
+    offenders = [
+        f"{p.relative_to(ROOT)}: {len(line)} characters: {line.strip()[:60]}"
+        for p in sources
+        for cell in jupytext.reads(p.read_text(), fmt="py:percent").cells
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if len(line) > MAX_PAGE_CODE_LINE
     ]
     assert sources and not offenders, offenders

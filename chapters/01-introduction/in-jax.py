@@ -728,7 +728,8 @@ for n, k in zip(ns, jax.random.split(jax.random.key(2), len(ns)), strict=True):
     per_call["eager"].append(H.time_fn(f, v, repeats=timing.repeats))
     per_call["jax.jit"].append(H.time_fn(f_compiled, v, repeats=timing.repeats))
 print(
-    f"{'n':>10}  {'eager µs/call':>13} {'ns/element':>10}  {'jit µs/call':>11} {'ns/element':>10}  {'compile ms':>10}"
+    f"{'n':>10}  {'eager µs/call':>13} {'ns/element':>10}"
+    f"  {'jit µs/call':>11} {'ns/element':>10}  {'compile ms':>10}"
 )
 for n, eager, compiled, c in zip(
     ns, per_call["eager"], per_call["jax.jit"], compile_seconds, strict=True

@@ -758,9 +758,8 @@ print(
     "outline's actor loss -> actor gradient norm:",
     grad_norm(jax.grad(outline_actor_loss)(actor_params)),
 )
-print(
-    f"DDPG's actor loss -> actor gradient norm: {grad_norm(jax.grad(ddpg_actor_loss)(actor_params)):.4f}"
-)
+ddpg_norm = grad_norm(jax.grad(ddpg_actor_loss)(actor_params))
+print(f"DDPG's actor loss -> actor gradient norm: {ddpg_norm:.4f}")
 
 # %% [markdown]
 # Training DDPG on Pendulum-v1 with `H.rl.train_ddpg` (the critic and actor updates above,

@@ -792,11 +792,11 @@ print(H.vision.bench_table(records))
 #   is one compiled program, while eager PyTorch launches every operation from Python, and at
 #   this size the launches, not the arithmetic, seem to bound a step (batches of 1,024, half as
 #   many launches per epoch, gave PyTorch 1.5 to 1.9 times the img/s of the twelve-epoch rows
-#   with batches of 512 in the second table). On two CPU cores PyTorch trained at 1.55 to 1.77
+#   with batches of 512 in the second table). On two CPU cores PyTorch trained at 1.55 to 1.78
 #   times JAX's img/s (JAX with YNNPACK off), in the same process: on an Intel Xeon 1,010
 #   against 586 img/s (medians of two seeds) and 914 against 591 in a later pair, on an AMD EPYC
-#   1,812 against 1,038, over two seeds 1,739 against 982 (medians), and 1,590 against 998 in
-#   the latest pair. The JAX half of the chapter looks at why, at the end of this section.
+#   1,812 against 1,038, over two seeds 1,739 against 982 (medians), 1,590 against 998 in a
+#   later pair, and 1,365 against 769 in the latest (2026-12-04). The JAX half of the chapter looks at why, at the end of this section.
 # - **About 90 %, not airbench's 94 %.** Airbench reports 94 % in about 3.3 seconds on one A100
 #   {cite}`jordan2024airbench`; this recipe reached about 90 % with flips on the H200, and the
 #   second table's search (up to 40 epochs; other step sizes, weight decays, momenta, batch
@@ -860,7 +860,7 @@ print(H.vision.bench_table(records))
 #   changed.
 # - *What remains is the kernels themselves.* With YNNPACK off, XLA's CPU convolutions are its
 #   own (Eigen's), PyTorch's are oneDNN's (`torch.backends.mkldnn`), and PyTorch still trains
-#   at 1.55 to 1.77 times JAX's img/s on both chips measured. The course found no setting that
+#   at 1.55 to 1.78 times JAX's img/s on both chips measured. The course found no setting that
 #   closes this gap; on a GPU, where both frameworks call cuDNN, the order is reversed.
 #
 # JAX's `vs seed` column in the first table stays near 1 on the CPU (0.84 to 0.91 in the rows

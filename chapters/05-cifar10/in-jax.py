@@ -91,8 +91,8 @@ H.runtime_info()
 # `uint8 (N, 32, 32, 3)`, height-width-channels, with labels `uint8 (N,)`. It reads the
 # canonical archive (downloaded once, checked by its sha256, cached); on the machines that built
 # this book it finds only the course's offline copy, in which every image was re-encoded as JPEG,
-# lossy (about 6 levels of 255 off per pixel, which cost the recipe 2 to 4 points of accuracy
-# on a 4,000-image subset in section 5.6; on the full set, not measured), and says
+# lossy (about 6 levels of 255 off per pixel, which cost the recipe roughly 2 to 4 points of
+# accuracy on a 4,000-image subset in section 5.6; on the full set, not measured), and says
 # so: the next cell prints which copy produced this page's numbers.
 # The last `val_examples` training images are kept apart as a validation set for choosing
 # settings; the test set is used once, at the end.
@@ -216,7 +216,7 @@ outline_epochs = f"{sizes.outline_epochs} epoch" + "s" * (sizes.outline_epochs !
 print(
     f"fixed outline CNN: {len(keep):,} training images x {outline_epochs} "
     f"in {outline_seconds:.0f} s: test accuracy {outline_accuracy:.2%}\n"
-    f"(the outline claims 88.90 % after 10 epochs on all 50,000)"
+    f"(the outline claims 88.9 % after 10 epochs on all 50,000)"
 )
 
 # %%
@@ -405,8 +405,9 @@ print(
 # The step works on the model's and optimiser's *state*, split from their Python objects by
 # `nnx.split`, and returns the new state; `donate_argnums=0` lets XLA write the new state into
 # the old one's buffers. The batch's indices are cut from the epoch's permutation inside the
-# step (`lax.dynamic_slice_in_dim`): a Python slice `order[a:b]` outside it would compile a
-# small program for every distinct `(a, b)`.
+# step (`lax.dynamic_slice_in_dim`), so the slice is part of the one compiled program; a
+# Python slice `order[a:b]` outside it would be one more small XLA program dispatched before
+# every step (compiled once per slice length), and one more array handed to the step.
 
 # %% [markdown]
 # At `cpu` scale this page trains for `sizes.jax_epochs` epochs (3), half the PyTorch page's 6,
@@ -460,6 +461,8 @@ def train_step(state, images, labels, order, i, key):
 
 order = jax.random.permutation(key, len(images))
 start = time.perf_counter()
+# Ahead of time: .lower(...) traces for these arguments' shapes and .compile() builds the
+# program, so compilation is timed apart from the steps that call it.
 compiled_step = train_step.lower(state, images, labels, order, 0, key).compile()
 compile_seconds = time.perf_counter() - start
 print(f"train_step compiled in {compile_seconds:.1f} s")
@@ -793,7 +796,8 @@ print(H.vision.bench_table(records))
 #   this size the launches, not the arithmetic, seem to bound a step (batches of 1,024, half as
 #   many launches per epoch, gave PyTorch 1.5 to 1.9 times the img/s of the twelve-epoch rows
 #   with batches of 512 in the second table). On two CPU cores PyTorch trained at 1.55 to 1.78
-#   times JAX's img/s (JAX with YNNPACK off), in the same process: on an Intel Xeon 1,010
+#   times JAX's img/s (JAX with YNNPACK off), each pair run back to back by one
+#   `helpers.bench --framework both` process: on an Intel Xeon 1,010
 #   against 586 img/s (medians of two seeds) and 914 against 591 in a later pair, on an AMD EPYC
 #   1,812 against 1,038, over two seeds 1,739 against 982 (medians), 1,590 against 998 in a
 #   later pair, and 1,365 against 769 in the latest (2026-12-04). The JAX half of the chapter looks at why, at the end of this section.
@@ -801,8 +805,10 @@ print(H.vision.bench_table(records))
 #   {cite}`jordan2024airbench`; this recipe reached about 90 % with flips on the H200, and the
 #   second table's search (up to 40 epochs; other step sizes, weight decays, momenta, batch
 #   sizes and label smoothings) stayed between 88.50 % and 90.51 %. The missing points are
-#   *not* in what airbench adds for speed (a whitening first layer, a 64 times larger step size
-#   for the BatchNorm biases, Lookahead, test-time translations): its
+#   *not* in what airbench adds for speed (among them a whitening first layer,
+#   identity-initialised convolutions, a 64 times larger step size for the BatchNorm biases, a
+#   first-layer bias frozen after 3 epochs, Lookahead, test-time translations, alternating
+#   flips): its
 #   [ablation](https://github.com/KellerJordan/cifar10-zoo/blob/0009008901122bccad68e28e6aa003d3225ad6bb/airbench_ablations/README.md)
 #   reached 94.06 % (mean of 25 runs) without any of them, with a trained 2x2 first layer,
 #   flips and 2-pixel translations, label smoothing 0.2, a triangular schedule and flips at

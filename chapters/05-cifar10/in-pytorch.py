@@ -75,8 +75,8 @@ H.runtime_info()
 # `uint8 (N, 32, 32, 3)`, height-width-channels, with labels `uint8 (N,)`. It reads the
 # canonical archive (downloaded once, checked by its sha256, cached); on the machines that built
 # this book it finds only the course's offline copy, in which every image was re-encoded as JPEG,
-# lossy (about 6 levels of 255 off per pixel, which cost the recipe 2 to 4 points of accuracy
-# on a 4,000-image subset in section 5.6; on the full set, not measured), and says
+# lossy (about 6 levels of 255 off per pixel, which cost the recipe roughly 2 to 4 points of
+# accuracy on a 4,000-image subset in section 5.6; on the full set, not measured), and says
 # so: the next cell prints which copy produced this page's numbers.
 # The last `val_examples` training images are kept apart as a validation set for choosing
 # settings; the test set is used once, at the end.
@@ -192,7 +192,7 @@ outline_epochs = f"{sizes.outline_epochs} epoch" + "s" * (sizes.outline_epochs !
 print(
     f"fixed outline CNN: {len(keep):,} training images x {outline_epochs} "
     f"in {outline_seconds:.0f} s: test accuracy {outline_accuracy:.2%}\n"
-    f"(the outline claims 88.90 % after 10 epochs on all 50,000)"
+    f"(the outline claims 88.9 % after 10 epochs on all 50,000)"
 )
 
 # %%
@@ -334,10 +334,10 @@ print(f"largest covariance between two filters' responses: {off_diagonal:.3f}")
 # autograd nor the optimiser touches it), its bias a parameter; without them, a trained 3x3
 # convolution, BatchNorm and GELU. In PyTorch a tensor seen as `(B, C, H, W)` can be stored
 # channel-last in memory: `to(memory_format=torch.channels_last)` on the model, and an NHWC
-# batch `permute`d to NCHW *is* such a tensor, which is how `H.vision.to_input` hands batches
-# to the network. The JAX page builds the same network in Flax with PyTorch's default weight
-# initialisation (Flax's own default draws larger weights), so the two pages train the same
-# network from the same start.
+# batch, permuted to NCHW with `permute`, *is* such a tensor, which is how `H.vision.to_input`
+# hands batches to the network. The JAX page builds the same network in Flax with PyTorch's
+# default weight initialisation (Flax's own default draws larger weights), so the two pages
+# train the same network from the same start.
 
 # %%
 torch.manual_seed(0)
@@ -667,13 +667,15 @@ print(
 # without a training step: the on-device one is many times faster, but the end-to-end gain is
 # bounded by the share of a step the per-sample pipeline took: the last line adds the measured
 # pieces up (compare its prediction with the measured ratio; the loops' rates are the faster of
-# two short rounds and the pipelines' alone come from one, so the two can differ by several
-# hundredths on a machine with other work). On a CPU the convolutions
+# two short rounds and the pipelines' alone come from one, so the two can differ by a tenth or
+# more on a machine with other work, and by more at `smoke` scale, where each rate comes from
+# `baseline_steps` (4) steps). On a CPU the convolutions
 # dominate a step, so that share is small; on a GPU the model's step is far shorter and a
 # per-sample loader easily becomes the bottleneck.
 # On a CPU, eager PyTorch runs each operation before it returns, so the pieces add up as the
-# line assumes; JAX returns from its step as soon as the step is queued and builds the next
-# batch meanwhile, which the JAX page's recorded runs show bringing its ratio near 1 on the CPU.
+# line assumes, up to that noise; JAX returns from its step as soon as the step is queued and
+# builds the next batch meanwhile, which the JAX page's recorded runs show bringing its ratio
+# near 1 on the CPU.
 # The two accuracy rows come from this page's single run (at `smoke` scale one test image
 # is 0.2 points of 500, so they are noise there): the seed alone moved a recorded JAX
 # `cpu` run by 0.75 points (three seeds of the 3x3 stem: 79.27 % to 80.02 %, the range line
@@ -714,7 +716,8 @@ print(H.vision.bench_table(records))
 #   this size the launches, not the arithmetic, seem to bound a step (batches of 1,024, half as
 #   many launches per epoch, gave PyTorch 1.5 to 1.9 times the img/s of the twelve-epoch rows
 #   with batches of 512 in the second table). On two CPU cores PyTorch trained at 1.55 to 1.78
-#   times JAX's img/s (JAX with YNNPACK off), in the same process: on an Intel Xeon 1,010
+#   times JAX's img/s (JAX with YNNPACK off), each pair run back to back by one
+#   `helpers.bench --framework both` process: on an Intel Xeon 1,010
 #   against 586 img/s (medians of two seeds) and 914 against 591 in a later pair, on an AMD EPYC
 #   1,812 against 1,038, over two seeds 1,739 against 982 (medians), 1,590 against 998 in a
 #   later pair, and 1,365 against 769 in the latest (2026-12-04). The JAX half of the chapter looks at why, at the end of this section.
@@ -722,8 +725,10 @@ print(H.vision.bench_table(records))
 #   {cite}`jordan2024airbench`; this recipe reached about 90 % with flips on the H200, and the
 #   second table's search (up to 40 epochs; other step sizes, weight decays, momenta, batch
 #   sizes and label smoothings) stayed between 88.50 % and 90.51 %. The missing points are
-#   *not* in what airbench adds for speed (a whitening first layer, a 64 times larger step size
-#   for the BatchNorm biases, Lookahead, test-time translations): its
+#   *not* in what airbench adds for speed (among them a whitening first layer,
+#   identity-initialised convolutions, a 64 times larger step size for the BatchNorm biases, a
+#   first-layer bias frozen after 3 epochs, Lookahead, test-time translations, alternating
+#   flips): its
 #   [ablation](https://github.com/KellerJordan/cifar10-zoo/blob/0009008901122bccad68e28e6aa003d3225ad6bb/airbench_ablations/README.md)
 #   reached 94.06 % (mean of 25 runs) without any of them, with a trained 2x2 first layer,
 #   flips and 2-pixel translations, label smoothing 0.2, a triangular schedule and flips at

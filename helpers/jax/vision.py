@@ -119,7 +119,7 @@ def _train_step(graphdef, pad: int, smoothing: float, batch_sharding=None):
     @functools.partial(jax.jit, donate_argnums=0, static_argnames="batch_size")
     def step(state, images, labels, order, i, key, mean, std, *, batch_size):
         model, optimizer, *average = nnx.merge(graphdef, state)  # average: [] or [it]
-        # Slicing inside the step: an eager order[a:b] would compile once per distinct (a, b).
+        # Slicing inside the step: an eager order[a:b] is one more program dispatched per step.
         idx = split(
             jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
         )  # (B,)

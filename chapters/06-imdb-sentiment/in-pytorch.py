@@ -100,7 +100,7 @@ print(textwrap.fill(texts[0][:300], 90))
 tokens = [H.tokenize(t) for t in texts]
 test_tokens = [H.tokenize(t) for t in test_texts]
 n_tokens = np.array([len(t) for t in tokens])
-fig, ax = plt.subplots(figsize=(7, 3))
+fig, ax = plt.subplots(figsize=(6, 3.5))  # narrow: the text stays legible on a phone
 for y, name in [(0, "negative"), (1, "positive")]:
     # outlines only (histtype="step"): where the two overlap, both stay visible
     ax.hist(
@@ -115,11 +115,12 @@ cuts = [
 for model, s, style in cuts:
     ax.axvline(s.max_len, color="k", ls=style, label=f"{model} max_len {s.max_len}")
 ax.set(
-    title="Review length, IMDB's training split (the axis stops at 1,500)",
+    title=f"Review length, {len(texts):,} training reviews\n(the axis stops at 1,500)",
     xlabel="tokens per review",
     ylabel="reviews",
 )
-ax.legend(fontsize=8)
+# below the axes, in two columns: readable on a narrow screen, and hiding no bar
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
 plt.show()
 n_long = int((n_tokens > 1500).sum())
 print(
@@ -132,9 +133,10 @@ print(
 # ## 6.2 The text pipeline
 #
 # **Tokens.** `H.tokenize` is a documented regular expression: it drops IMDB's `<br />` tags,
-# lower-cases, and keeps words (with an apostrophe part, *don't*), numbers, `!` and `?`. A
-# subword tokenizer (BPE, WordPiece) trained on the training split is what Hugging Face
-# `tokenizers` is for; words are enough for sentiment.
+# lower-cases, and keeps runs of ASCII letters and digits (with an apostrophe part, *don't*),
+# `!` and `?`. A letter outside a-z splits a word (*Amélie* becomes `am`, `lie`), which is
+# rare in these English reviews. A subword tokenizer (BPE, WordPiece) trained on the training
+# split is what Hugging Face `tokenizers` is for; words are enough for sentiment.
 #
 # **Vocabulary.** Built on the *training* reviews only: a word seen in test but never in
 # training must become `<unk>`, as it would for a review that arrives after training. Id 0 is
@@ -149,8 +151,11 @@ print(
 # pad less. `T.LengthBuckets` cuts each batch to the power of two at or above its longest
 # review, but never narrower than a floor (its `multiple`) nor wider than the encoded rows:
 # few widths, so JAX compiles few shapes. The cell below measures how much less, and the time
-# of a forward pass both ways; at `smoke` scale the reviews are cut short and the pass takes a
-# fraction of a second, so its speed-up is mostly noise.
+# of a forward pass both ways. At `smoke` scale the reviews are cut short and the pass takes a
+# fraction of a second, too little to time reliably: the time ratio it prints may point
+# either way, and only a scale with long reviews shows the speed-up. That scale also sets
+# `sizes.batch_widths` to 1, so its training pads every batch to the full width of the encoded
+# rows and only the cell below buckets; training uses buckets from `cpu` scale on.
 
 # %%
 vocab = T.build_vocab([tokens[i] for i in train_idx], min_freq=sizes.min_freq)
@@ -250,7 +255,8 @@ except RuntimeError as e:
 # [`helpers/scale/text.py`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/helpers/scale/text.py)
 # record it (no cell of this page reruns it): the small start raised accuracy from 90.6 % to
 # 91.2 % (mean of 3 random validation splits, which flatter accuracy, 6.1), the binary bag
-# from 88.0 % to 88.9 % (mean of 3 seeds, on the split by movies used here).
+# from 88.0 % to 88.9 % (mean of 3 seeds and of epochs 2 to 4, on the split by movies used
+# here).
 
 
 # %%
@@ -405,7 +411,9 @@ print(
 # as fast).
 # [`tests/test_text.py`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/tests/test_text.py)
 # copies this model's weights into the JAX one and checks that the logits on a padded batch
-# and four Adam steps agree.
+# and four Adam steps agree. The two start from the same laws, not the same random draws
+# (initial weights, dropout masks): their accuracies differ by chance, as two seeds' do, not
+# by framework.
 
 # %%
 c = sizes.cnn_lstm
@@ -483,15 +491,15 @@ else:
 # `--record chapters/06-imdb-sentiment/bench.jsonl` (without `--record` nothing is appended),
 # with the sizes chosen on validation, trained on all 25,000 training reviews (the validation
 # split included, as is usual once the sizes are chosen) and tested once on the 25,000 test
-# reviews, on the CPU cores its `cores` column gives (two: `OMP_NUM_THREADS=2`; one: a single
-# thread, a slower measurement of the same training).
+# reviews, on as many CPU cores as its `cores` column gives (the logical cores the bench's
+# process was allowed to use; a run on fewer is a slower measurement of the same training).
 # [`bench.jsonl`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/chapters/06-imdb-sentiment/bench.jsonl)
 # keeps every run, earlier sizes included, each with its hardware, date and commit. The rows
 # come from different commits; a commit marked `+dirty` was recorded from a working tree with
 # uncommitted changes. The records ran on the chip printed above the table, not necessarily
 # this page's (the first cell prints it): compare times within the table, not with this page.
-# The goals the cell below checks at that scale: at most 5 minutes of training per model, the
-# best model at 90 % or more, the CNN + LSTM at 87 % or more.
+# The goals the cell below checks at that scale, in each framework: the best model at 90 % or
+# more, the CNN + LSTM at 87 % or more, and every model trained in at most 5 minutes.
 
 # %%
 print(
@@ -566,20 +574,20 @@ for framework in sorted({fw for _, fw in latest}):
         f"{framework}: most accurate {top['model_option']}, "
         f"fastest {fastest['model_option']}"
     )
-# The cpu-scale goals, read from the records: <= 5 minutes of training on 2 cores,
-# the best model >= 90 %, the CNN + LSTM >= 87 %.
+# The cpu-scale goals, read from the records: the best model >= 90 %, the CNN + LSTM
+# >= 87 %, every model <= 5 minutes of training (its slowest model is shown).
 for framework in sorted({fw for _, fw in latest}):
     runs = [r for (_, fw), r in latest.items() if fw == framework]
     best = max(runs, key=lambda r: r["test_accuracy"])
-    checks = [("best model", best, 0.90)]
-    if (key := ("cnn-lstm", framework)) in latest:
-        checks.append(("cnn-lstm", latest[key], 0.87))
-    for what, r, goal in checks:
-        met = r["test_accuracy"] >= goal and r["train_seconds"] <= 300
+    slowest = max(runs, key=lambda r: r["train_seconds"])
+    checks = [("best model >= 90%", best, best["test_accuracy"] >= 0.90)]
+    if (r := latest.get(("cnn-lstm", framework))) is not None:
+        checks.append(("cnn-lstm >= 87%", r, r["test_accuracy"] >= 0.87))
+    checks.append(("every model <= 5 min", slowest, slowest["train_seconds"] <= 300))
+    for what, r, met in checks:
         print(
-            f"goal {framework} {what} >= {goal:.0%} in <= 5 min: "
-            f"{'reached' if met else 'NOT reached'} ({r['model_option']} "
-            f"{r['test_accuracy']:.2%}, {r['train_seconds']:.0f} s)"
+            f"goal {framework} {what}: {'reached' if met else 'NOT reached'} "
+            f"({r['model_option']} {r['test_accuracy']:.2%}, {r['train_seconds']:.0f} s)"
         )
 
 # %%
@@ -611,10 +619,11 @@ plt.show()
 # difference is the mean of its features' scores (plus the bias): an exact attribution per
 # feature. A feature is a word or a hashed *bucket*: all the bigrams that hash to one bucket
 # share its score, so a common bigram with a surprising score may owe it to the others in its
-# bucket (the cell prints how many training bigrams each shares with). Each scale's bucket
-# count leaves the hash's multiplier a large remainder: where it left 3 (`smoke`'s earlier
-# count), the hash was $(3a + b) \bmod n$ for $n$ buckets, and frequent words' bigrams
-# piled up in a few buckets
+# bucket (the cell prints how many distinct in-vocabulary training bigrams fall in each one's
+# bucket, itself included; bigrams with an unknown word are hashed into the same buckets
+# too). Each scale's bucket count leaves the hash's multiplier a large remainder: where it
+# left 3 (`smoke`'s earlier count), the hash was $(3a + b) \bmod n$ for $n$ buckets, and
+# frequent words' bigrams piled up in a few buckets
 # ([`helpers/scale/text.py`](https://github.com/pytorch-jax-course/pytorch-jax-course/blob/main/helpers/scale/text.py)).
 # The most positive and most negative n-grams, then the words that pushed a few test reviews
 # each way, among the words the model read (the first `max_len` of each review).
@@ -643,7 +652,9 @@ common = [g for g in seen if bigrams[g] >= 20]
 ranked = sorted(common, key=lambda g: scores[bid[g]])
 for title, top in [("most negative", ranked[:8]), ("most positive", ranked[-8:][::-1])]:
     buckets_used = len({bid[g] for g in top})
-    print(f"{title} bigrams (training bigrams in its bucket; {buckets_used} buckets):")
+    print(
+        f"{title} bigrams (bigrams in its bucket, itself included; {buckets_used} buckets):"
+    )
     listed = ", ".join(f"{' '.join(g)} ({sharing[bid[g]]})" for g in top)
     print(textwrap.fill(listed, 90, initial_indent="    ", subsequent_indent="    "))
 
@@ -669,7 +680,9 @@ for i in wrong[:3]:
 # embedding, dot it with the embedding, and sum over the word's occurrences. The gradient of
 # the embedding *table* holds exactly that sum in the word's row. Below, the words that pushed
 # two test reviews each way, one the model gets right and one it gets wrong (when there is
-# one).
+# one). `<unk>` stands for all the review's unknown words together, and a word's score sums
+# over its occurrences, so a frequent word can rank high partly by its count: read the lists
+# as a rough guide.
 
 
 # %%
@@ -716,8 +729,8 @@ for i in [*right_i, *wrong_i]:
 #   (3, 4 and 2). What they show is that on a CPU budget the bag of n-grams is the better buy.
 # * The same models in JAX (the other notebook) use Flax NNX, `nnx.RNN` with `seq_lengths`,
 #   masks and `jit`. The recorded CNN + LSTM twins are one model (6.4), so their rows compare
-#   the two frameworks; the two Transformers start from different laws (6.5), so theirs do
-#   not.
+#   the two frameworks, their accuracies up to the chance of their random draws; the two
+#   Transformers start from different laws (6.5), so theirs do not.
 # * Attributions: exact per-feature scores for the linear bag of n-grams, gradient times input
 #   for the CNN + LSTM (a first-order estimate, not an exact decomposition).
 # * Not recorded: a `gpu`-scale run; the recorded lines are all `cpu` scale.

@@ -96,5 +96,9 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case word tokens; drops the ``<br />`` tags IMDB keeps; keeps ``!`` and ``?``."""
+    """Lower-case tokens, IMDB's ``<br />`` tags dropped: ``[a-z0-9]+(?:'[a-z]+)?|[!?]``.
+
+    Runs of ASCII letters and digits, each with an optional apostrophe part (``don't``), and
+    ``!`` and ``?``. A letter outside a-z splits a word: ``Amélie`` gives ``am``, ``lie``.
+    """
     return _TOKEN.findall(text.replace("<br />", " ").lower())

@@ -155,7 +155,7 @@ print(
 # few widths, so JAX compiles few shapes. The cell below measures how much less, and the time
 # of a forward pass both ways. At `smoke` scale the reviews are cut short and the pass takes a
 # fraction of a second, too little to time reliably: the time ratio it prints may point
-# either way, and only a scale with long reviews shows the speed-up. That scale also sets
+# either way, and only a scale with long reviews shows the speed-up. `smoke` scale also sets
 # `sizes.batch_widths` to 1, so its training pads every batch to the full width of the encoded
 # rows and only the cell below buckets; training uses buckets from `cpu` scale on.
 

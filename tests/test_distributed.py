@@ -209,6 +209,9 @@ def test_measure_waits_and_reports_median_and_spread():
         measure(lambda: None, repeats=0)
     table = markdown_table(["a", "b"], [[1, 0.123456]])
     assert table.splitlines()[2] == "| 1 | 0.123 |"
+    # a timing never wraps inside its cell: non-breaking spaces, the same text otherwise
+    row = markdown_table(["t"], [[timing]]).splitlines()[2]
+    assert " " not in row[2:-2] and row[2:-2].replace("\u00a0", " ") == str(timing)
     with pytest.raises(ValueError, match="cells"):
         markdown_table(["a"], [[1, 2]])
 

@@ -278,7 +278,9 @@ print(
 # `jax.profiler.ProfileData` reads the `.xplane.pb` to sum the time per XLA operation. The
 # names are those of the compiled program: `convolution.N` and `conv_general_dilated.N` are
 # convolutions of the forward and backward passes, a `...fusion.N` is several operations XLA
-# compiled into one kernel (`ynn_fusion.N`: one handed to the YNNPACK library, see 9.2).
+# compiled into one kernel (`ynn_fusion.N`: one handed to the YNNPACK library, see 9.2). A
+# convolution listed under its own name is one XLA kept out of YNNPACK (some forward, some
+# backward); those inside YNNPACK show up only as `ynn_fusion.N`.
 
 # %%
 trace_dir = tempfile.mkdtemp()
@@ -353,7 +355,7 @@ parts = measure_interleaved(  # one sample of each in turn, `repeats` rounds
 whole = parts["whole step"].median
 table = markdown_table(
     ["part", "ms per step", "share of the step"],
-    [[k, str(t), f"{t.median / whole:.0%}"] for k, t in parts.items()],
+    [[k, t, f"{t.median / whole:.0%}"] for k, t in parts.items()],
 )
 display(Markdown(table))
 smoke_caveat()
@@ -388,22 +390,21 @@ def compare(name, before, after, note=""):
             )
         )
     calls = f"{first[0]:.2f} s, {first[1]:.2f} s"
-    rows.append(
-        [name, str(t[0]), str(t[1]), f"{t[0].median / t[1].median:.2f}x", calls, note]
-    )
+    rows.append([name, t[0], t[1], f"{t[0].median / t[1].median:.2f}x", calls, note])
     print(f"{name}: {t[0]} → {t[1]} {per};\n    first calls {calls}")
 
 
 # %% [markdown]
-# **Kernel library.** On the CPU, jaxlib 0.10.2's XLA hands convolutions, matrix products and
-# some elementwise and reduction fusions to a kernel library, YNNPACK, by default.
+# **Kernel library.** On the CPU, jaxlib 0.10.2's XLA hands most convolutions, the matrix
+# products and some elementwise and reduction fusions to a kernel library, YNNPACK, by default.
 # `XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=` (an empty list of YNNPACK fusions) makes
 # XLA use its own kernels instead. Chapter 5 does so (`helpers.vision.skip_ynnpack_on_cpu`)
 # because its network then trained at 2.1 to 2.2 times the images per second (section 5.6;
 # chapter 5's `bench.jsonl` records whole training runs at its `cpu` sizes on the course's
-# Intel Xeon: 275 img/s with YNNPACK, 586 to 604 with XLA's own kernels). XLA reads its flags
-# once, when the backend starts, so the comparison takes two fresh processes, each timing one
-# gradient of this page's `CifarNet` on a batch of `B` random images. At `smoke` scale the
+# Intel Xeon: 275 img/s with YNNPACK, 568 to 604 with XLA's own kernels in three runs, seeds 0
+# and 1). XLA reads its flags once, when the backend starts, so the comparison takes two fresh
+# processes, each timing one gradient of this page's `CifarNet` on a batch of `B` random
+# images. At `smoke` scale the
 # row is not run: two processes that each compile the network cost more seconds than smoke
 # allows, for a gap too small to read. The rest of this page keeps XLA's default, what a fresh
 # JAX install runs. On a GPU, XLA uses cuDNN and its own GPU kernels, not YNNPACK, so the row
@@ -720,12 +721,15 @@ smoke_caveat()
 # mean loss over the whole batch.
 #
 # So $W$ workers take exactly the steps one worker would take on the global batch, up to the
-# order of floating-point additions: the check below asserts that. It holds for this MLP and
-# not for a network with BatchNorm, whose statistics each worker computes on its own share
-# (synchronised BatchNorm exists for that). The toy problem: a seeded classification set and
-# a two-layer MLP, the same in every process.
+# order of floating-point additions: the check below asserts that. The toy problem: a seeded
+# classification set and a two-layer MLP, the same in every process.
 
 # %% [markdown]
+# The equality holds for this MLP, and in JAX even for a network with BatchNorm: `jit`
+# computes a batch mean over all rows of the sharded array, so the compiler all-reduces the
+# statistics as it does the gradients. (Separate processes that each normalise their own
+# share, as PyTorch's DDP workers do, need synchronised BatchNorm.)
+#
 # JAX needs no wrapper for this. Put the parameters on every device (*replicated*, sharding
 # `P()`), split the batch's first axis over a mesh axis (`P("data")`), and `jax.jit` compiles
 # one program for all devices; since the loss is a mean over the whole (sharded) batch, the
@@ -804,24 +808,24 @@ for line in all_reduces:
 
 # %% [markdown] tags=["shared"]
 # ## 9.4 Several processes, several nodes
-#
-# On a cluster each machine (a *node*) runs a launcher that starts one worker per accelerator;
-# the launchers find each other through a *rendezvous* and tell every worker its rank, the
-# world size and where the group meets. Here two launches on this one machine play two nodes,
-# one worker each, meeting on 127.0.0.1.
 
 # %% [markdown]
+# On a cluster the scheduler starts one process per node (driving all its accelerators) or one
+# per accelerator; each process is given its number and the number of processes, and they
+# find each other through a *coordinator*. Here two processes on this one machine play two
+# nodes, one device each, meeting on 127.0.0.1.
+#
 # JAX's multi-process runtime starts with
 # `jax.distributed.initialize(coordinator_address, num_processes, process_id)` in every process:
 # process 0 hosts the coordinator, the others connect to it, and afterwards `jax.devices()`
 # lists the devices of *all* processes while `jax.local_devices()` lists this process's own. A
 # mesh over all of them works as in 9.3; each process passes only its own rows
-# (`jax.make_array_from_process_local_data`). Between CPUs the collectives run over gloo
-# (`jax_cpu_collectives_implementation`, the default in this JAX version), between GPUs over
-# NCCL. JAX has no launcher like `torchrun`: on a cluster, Slurm's `srun` or a Kubernetes Job
-# starts the processes (and inside Slurm `initialize()` reads its arguments from Slurm's
-# variables); here `H.sharding.launch_processes` starts two on this machine with `subprocess`,
-# each running `python -m helpers.jax.sharding`.
+# (`jax.make_array_from_process_local_data`). Between CPUs the collectives run over gloo (the
+# default value of the `jax_cpu_collectives_implementation` option in this JAX version),
+# between GPUs over NCCL. JAX has no launcher like `torchrun`: on a cluster, Slurm's `srun` or
+# a Kubernetes Job starts the processes (and inside Slurm `initialize()` reads its arguments
+# from Slurm's variables); here `H.sharding.launch_processes` starts two on this machine with
+# `subprocess`, each running `python -m helpers.jax.sharding`.
 
 # %%
 procs, procs_seconds = H.sharding.launch_processes(dp, num_processes=2)
@@ -903,8 +907,9 @@ np.savez(ckpt, *[np.asarray(v) for v in leaves], step=dp.steps // 2)
 del half, leaves  # the "crash"
 
 with np.load(ckpt) as saved:
+    # JAX arrays, like the originals: the resumed run reuses the same compiled step
     restored = jax.tree.unflatten(
-        treedef, [saved[f"arr_{i}"] for i in range(treedef.num_leaves)]
+        treedef, [jnp.asarray(saved[f"arr_{i}"]) for i in range(treedef.num_leaves)]
     )
     first = int(saved["step"])
 resumed = train_steps(*restored, first, dp.steps)  # momentum buffers restored too
@@ -913,7 +918,7 @@ gap = max(
     for a, b in zip(jax.tree.leaves(full[0]), jax.tree.leaves(resumed[0]), strict=True)
 )
 print(f"resumed at step {first} of {dp.steps}: largest difference {gap:.1e}")
-assert gap < 1e-6
+assert gap == 0.0
 
 # %% [markdown] tags=["shared"]
 # ## 9.5 Model parallelism, pipelines and parameter servers
@@ -946,8 +951,7 @@ print(
     "output sharding:", y_s.sharding.spec, "block", y_s.addressable_shards[0].data.shape
 )
 np.testing.assert_allclose(y_s, x @ w, rtol=1e-5, atol=1e-5)
-jax.debug.visualize_array_sharding(y_s, max_width=100)  # wide enough for the labels
-# the same map in text: [rows, columns] of y held by each device, laid out as the mesh
+# [rows, columns] of y held by each device, laid out as the mesh
 blocks = y_s.sharding.devices_indices_map(y_s.shape)
 for mesh_row in mesh2.devices:
     print(
@@ -957,6 +961,8 @@ for mesh_row in mesh2.devices:
             for r, c in [blocks[d]]
         )
     )
+# the same map drawn, one colour per device
+jax.debug.visualize_array_sharding(y_s, max_width=100)  # wide enough for the labels
 
 # %% [markdown]
 # `jax.shard_map` writes the per-device program by hand instead: the function sees only its

@@ -245,7 +245,7 @@ parts = measure_interleaved(  # one sample of each in turn, `repeats` rounds
 whole = parts["whole step"].median
 table = markdown_table(
     ["part", "ms per step", "share of the step"],
-    [[k, str(t), f"{t.median / whole:.0%}"] for k, t in parts.items()],
+    [[k, t, f"{t.median / whole:.0%}"] for k, t in parts.items()],
 )
 display(Markdown(table))
 smoke_caveat()
@@ -274,7 +274,7 @@ def compare(name, before, after, note=""):
         )
         for f in (before, after)
     ]
-    rows.append([name, str(t[0]), str(t[1]), f"{t[0].median / t[1].median:.2f}x", note])
+    rows.append([name, t[0], t[1], f"{t[0].median / t[1].median:.2f}x", note])
     print(f"{name}: {t[0]} → {t[1]} {per}")
 
 
@@ -326,7 +326,7 @@ compare(
 # batches there. The same model step fed both ways:
 
 # %%
-# PyTorch warns when there are more workers than cores; the measurement shows the cost.
+# PyTorch warns on machines with fewer cores than workers; the measurement shows the cost.
 warnings.filterwarnings("ignore", message="This DataLoader will create")
 loader_model, loader_opt = new_model()
 n_loader = B * (sizes.timed_steps + 1) * (sizes.warmup + sizes.repeats)
@@ -380,8 +380,8 @@ compare("DataLoader: 0 → 2 worker processes", loader_step_fn(0), loader_step_f
 # %% [markdown]
 # **Compilation.** `torch.compile` traces the model into a graph and generates fused kernels
 # {cite}`ansel2024pytorch2`. Compiling a training step on a CPU takes longer than a whole smoke
-# page may run, so at `smoke` scale the row says so instead of a number; at `cpu` scale the
-# note column prints how long compiling took.
+# page may run, so at `smoke` scale the row says so instead of a number; at `cpu` and `gpu`
+# scale the note column prints how long compiling took.
 
 # %% tags=["remove-stderr"]
 # (on a machine without CUDA, compiling logs that it found no CUDA runtime: hidden in the book)
@@ -403,13 +403,17 @@ else:
 
 # %% [markdown]
 # **Mixed precision.** Under `torch.autocast` matrix products and convolutions run in a 16-bit
-# type while reductions stay in float32. bfloat16 keeps float32's exponent range, so it needs
-# nothing else; float16 does not, so small gradients underflow to zero unless the loss is
-# multiplied by a large factor before `backward` and the gradients divided by it after: that
-# is `torch.amp.GradScaler` {cite}`micikevicius2018mixed`. Whether bfloat16 pays off on a CPU
-# depends on the kernels behind it, and the two frameworks use different ones (oneDNN's behind
-# PyTorch's autocast, XLA's and YNNPACK's in JAX), so on the same CPU this row and JAX's need
-# not go the same way.
+# type. Which operations are cast back to float32 depends on the device
+# ([op reference](https://pytorch.org/docs/stable/amp.html#autocast-op-reference)): on a GPU
+# those that need float32's range (softmax, sums, losses); on the CPU a shorter list, so in
+# this network only the loss (`cross_entropy`) runs in float32, while batch norm, GELU and
+# pooling take the 16-bit values they are given. bfloat16 keeps float32's exponent range, so
+# it needs nothing else; float16 does not, so small gradients underflow to zero unless the
+# loss is multiplied by a large factor before `backward` and the gradients divided by it
+# after: that is `torch.amp.GradScaler` {cite}`micikevicius2018mixed`. Whether bfloat16 pays
+# off on a CPU depends on the kernels behind it, and the two frameworks use different ones
+# (oneDNN's behind PyTorch's autocast, XLA's and YNNPACK's in JAX), so on the same CPU this
+# row and JAX's need not go the same way.
 
 # %%
 amp_model, amp_opt = new_model()
@@ -542,12 +546,14 @@ smoke_caveat()
 # mean loss over the whole batch.
 #
 # So $W$ workers take exactly the steps one worker would take on the global batch, up to the
-# order of floating-point additions: the check below asserts that. It holds for this MLP and
-# not for a network with BatchNorm, whose statistics each worker computes on its own share
-# (synchronised BatchNorm exists for that). The toy problem: a seeded classification set and
-# a two-layer MLP, the same in every process.
+# order of floating-point additions: the check below asserts that. The toy problem: a seeded
+# classification set and a two-layer MLP, the same in every process.
 
 # %% [markdown]
+# The equality holds for this MLP, not for a network with BatchNorm: each DDP worker computes
+# the BatchNorm statistics on its own share (`torch.nn.SyncBatchNorm` combines them across
+# workers).
+#
 # `DistributedDataParallel` (DDP) {cite}`li2020pytorch` does the averaging: wrapping the model
 # registers hooks that all-reduce the gradients in buckets while `backward` is still running,
 # so communication overlaps computation. Each worker joins a *process group* (gloo between
@@ -634,13 +640,13 @@ assert reference["losses"][-1] < reference["losses"][0]  # it learned
 
 # %% [markdown] tags=["shared"]
 # ## 9.4 Several processes, several nodes
-#
+
+# %% [markdown]
 # On a cluster each machine (a *node*) runs a launcher that starts one worker per accelerator;
 # the launchers find each other through a *rendezvous* and tell every worker its rank, the
 # world size and where the group meets. Here two launches on this one machine play two nodes,
 # one worker each, meeting on 127.0.0.1.
-
-# %% [markdown]
+#
 # PyTorch's launcher is `torchrun` (`python -m torch.distributed.run`). With the c10d
 # rendezvous, both launches get the same `--rdzv-endpoint`, and the launch running on the
 # endpoint's host serves the store through which they meet; here both are on 127.0.0.1, so

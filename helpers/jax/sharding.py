@@ -142,7 +142,7 @@ class _MLP(nnx.Module):
 
 def make_model(sizes: DataParallelSizes) -> nnx.Module:
     """The MLP every run trains, initialised from ``sizes.seed``: ``Linear``, tanh, ``Linear``
-    (no BatchNorm, so data-parallel and single-device training can be equal).
+    (no BatchNorm, like PyTorch's, whose DDP workers would each normalise their own share).
 
     The key is JAX's ``rbg`` generator: on CPU the default threefry initialisers take
     seconds to compile, in every process of a multi-process run.

@@ -23,7 +23,8 @@
 # * `vmap`: per-example gradients and their norms, the core of DP-SGD;
 # * pytrees and explicit random keys;
 # * sharding a computation over 8 (simulated) devices, and data-parallel training;
-# * Flax NNX and Optax in full, MNIST trained to chapter 3's accuracy, and Orbax checkpoints.
+# * Flax NNX and Optax in full, MNIST trained to chapter 3's accuracy at `cpu` and `gpu` scale
+#   (asserted there; a `smoke` run only checks that both networks learn), and Orbax checkpoints.
 
 # %% [markdown] tags=["notebook-only"]
 # Every number on this page is printed by the code above it; the cell below says at which scale
@@ -223,16 +224,20 @@ for name, fn, arg in [
     t_r = H.time_fn(jr, arg, repeats=sizes.repeats)
     rows.append((name, t_f, t_r))
 print(f"n = {n}\n{'function':<16}{'jacfwd (ms)':>13}{'jacrev (ms)':>13}{'faster':>9}")
-for name, t_f, t_r in rows:
-    print(
-        f"{name:<16}{t_f * 1e3:>13.3f}{t_r * 1e3:>13.3f}{'fwd' if t_f < t_r else 'rev':>9}"
+for name, t_f, t_r in rows:  # within 10 % of each other: a tie
+    faster = (
+        "tie" if abs(t_f - t_r) < 0.1 * min(t_f, t_r) else "fwd" if t_f < t_r else "rev"
     )
+    print(f"{name:<16}{t_f * 1e3:>13.3f}{t_r * 1e3:>13.3f}{faster:>9}")
 
 # %% [markdown] tags=["shared"]
 # By the count of passes, reverse mode should win on the wide function and forward mode on
-# the tall one, by up to the factor of passes saved; the table says whether it did here. At
-# small sizes the fixed cost of each call can hide the difference: run this notebook at `cpu`
-# scale (`BOOK_SCALE` unset on a CPU machine) to see it grow.
+# the tall one, by up to the factor of passes saved; the table says whether it did here ("tie":
+# the two times within 10 % of each other). `jacfwd` and `jacrev` run their passes (one per
+# input, or one per output) as one batched computation, through `vmap`: the count of passes
+# decides the work, not the number of Python calls. At small sizes the fixed cost of each call
+# can hide the difference: run this notebook at `cpu` scale (`BOOK_SCALE` unset on a CPU
+# machine) to see it grow.
 
 # %% [markdown] tags=["shared"]
 # ## 4.2 Compilation: tracing, recompilation and control flow
@@ -240,15 +245,16 @@ for name, t_f, t_r in rows:
 # A compiler for array programs first needs the program. Calling the compiled function the first
 # time **traces** the Python function: it runs once on abstract values that carry only a shape
 # and a dtype, records every array operation, and compiles that record for the device. Later
-# calls with the same shapes and dtypes reuse the compiled program and do not run the Python
-# code at all. A new shape, a new dtype or a new value of a *static* argument means a new trace
-# and a new compilation.
+# calls with the same shapes and dtypes reuse the compiled program: in JAX they do not run the
+# Python code at all, while PyTorch's compiler still runs its side effects (below). A new shape,
+# a new dtype or a new value of a *static* argument means a new trace and a new compilation.
 
 # %% [markdown]
 # Counting compilations: a Python side effect (here appending to a list) runs only while
 # tracing, so it counts traces; JAX's monitoring hooks report each backend compilation by
 # name (`/jax/core/compile/backend_compile_duration`), a supported way to count them from
-# outside any function.
+# outside any function. (PyTorch's compiler replays such side effects at every call, so its
+# page counts in the compiler's backend instead.)
 
 # %%
 traces: list[tuple] = []
@@ -394,11 +400,13 @@ for name, t in timings.items():
 
 # %% [markdown] tags=["shared"]
 # On a CPU, PyTorch runs each operation before it returns, so reading the loss costs nothing
-# extra: its two lines are close, and which one comes out ahead is noise. JAX dispatches
-# asynchronously on a CPU too: while XLA computes one step, Python already dispatches the
-# next, and reading the loss at every step removes that overlap; but the overlap is only the
-# time to dispatch a step, so JAX's two lines are close as well. On a GPU every read, in either
-# framework, is a synchronisation that stalls the queue of kernels, and the gap grows.
+# extra. JAX dispatches asynchronously on a CPU too: while XLA computes one step, Python
+# already dispatches the next, and reading the loss at every step removes that overlap; but the
+# overlap is only the time to dispatch a step. So in both frameworks the gap between the two
+# lines is small next to the run-to-run noise of such short loops (each a median of a few
+# rounds): rerun the cell, and both lines can move by more than the gap. On a GPU every read,
+# in either framework, is a synchronisation that stalls the queue of kernels, and the gap
+# grows.
 
 # %% [markdown] tags=["shared"]
 # ## 4.3 Vectorising: per-example gradients
@@ -409,8 +417,12 @@ for name, t in timings.items():
 # batched loss (a mean) mixes together. Differentially private SGD {cite}`abadi2016deep` needs
 # them: it clips each example's gradient to norm at most $C$, averages, and adds noise,
 #
-# $$ \tilde g = \frac{1}{B}\Big(\sum_{i=1}^{B} g_i \,\min\big(1, C/\lVert g_i\rVert\big)
-# + \mathcal{N}(0, \sigma^2 C^2 I)\Big). $$
+# $$
+# \begin{aligned}
+# \tilde g = \frac{1}{B}\Big(&\sum_{i=1}^{B} g_i \,\min\big(1, C/\lVert g_i\rVert\big)\\
+# &+ \mathcal{N}(0, \sigma^2 C^2 I)\Big).
+# \end{aligned}
+# $$
 
 # %%
 B = sizes.batch_size
@@ -542,8 +554,9 @@ print("fold_in:", [round(float(jax.random.uniform(k)), 4) for k in step_keys])
 # The mesh below is built from the CPU devices explicitly, so it also works on a GPU runtime.
 # `Auto` axes leave the placement of intermediate results to the compiler (the newer
 # `Explicit` axes, `make_mesh`'s default, make every sharding part of the types).
-# PyTorch cannot simulate devices inside one process like this: each of its data-parallel
-# devices is a process, so its page shows the same arithmetic on one process instead.
+# PyTorch has no supported way to simulate devices inside one process like this (only a
+# private, debugging-only `LocalTensor`): each of its data-parallel devices is a process, so
+# its page shows the same arithmetic on one process instead.
 
 # %%
 devices = jax.devices("cpu")[:8]
@@ -764,9 +777,11 @@ print("BatchNorm running mean updated in place:", tiny.bn.mean[...][:3])
 
 # %% [markdown]
 # Optax composes an optimizer from small **gradient transformations**: `chain` runs them in
-# order (clip the global norm, then Adam's scaling, then weight decay); a **schedule** is a
-# function from the step to the learning rate; a **mask** applies a transformation to some
-# parameters only (weight decay on matrices, not on biases or BatchNorm scales).
+# order (clip the global norm, then Adam's scaling, then weight decay, then the learning rate
+# from the schedule; `optax.adamw` is those last three, so this chain is `optax.adamw` with
+# clipping in front); a **schedule** is a function from the step to the learning rate; a
+# **mask** applies a transformation to some parameters only (weight decay on matrices, not on
+# biases or BatchNorm scales).
 
 # %%
 schedule = optax.warmup_cosine_decay_schedule(
@@ -878,8 +893,9 @@ assert mlp_accuracy > 0.5  # far above chance (0.1) even at smoke scale
 
 # %% [markdown]
 # The convolutional network is chapter 3's (`H.CNN`: two convolution-pool-BatchNorm-ReLU
-# blocks, channels last), trained as chapter 3 trains it: Adam whose step size follows an Optax
-# cosine schedule over the whole run.
+# blocks, channels last), trained as chapter 3 trains it: pixels standardised with MNIST's
+# mean and standard deviation, and Adam whose step size follows an Optax cosine schedule over
+# the whole run.
 
 # %%
 cnn_sizes = H.sizes("mnist_cnn")
@@ -887,10 +903,13 @@ xc_train, yc_train = H.load_mnist("train", limit=cnn_sizes.train_examples)
 xc_test, yc_test = H.load_mnist("test", limit=cnn_sizes.test_examples)
 
 
+MEAN, STD = 0.1307, 0.3081  # MNIST's pixel mean and std, chapter 3's normalisation
+
+
 def as_images(
     x,
-):  # uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1], channels last
-    return x.astype(np.float32)[..., None] / 255
+):  # uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) standardised, channels last
+    return (x.astype(np.float32)[..., None] / 255 - MEAN) / STD
 
 
 cnn_train = H.ArrayLoader(

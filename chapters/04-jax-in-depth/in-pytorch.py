@@ -24,7 +24,8 @@
 # * `torch.func.vmap`: per-example gradients and their norms, the core of DP-SGD;
 # * nested parameter structures and random generators;
 # * data parallelism, as the averaging of per-shard gradients;
-# * modules, optimizers and schedulers in full, MNIST trained to chapter 3's accuracy, and
+# * modules, optimizers and schedulers in full, MNIST trained to chapter 3's accuracy at `cpu`
+#   and `gpu` scale (asserted there; a `smoke` run only checks that both networks learn), and
 #   checkpoints with `state_dict`.
 
 # %% [markdown] tags=["notebook-only"]
@@ -187,7 +188,9 @@ torch.testing.assert_close(tf.hessian(cubic)(x3), tf.jacfwd(tf.jacrev(cubic))(x3
 # %% [markdown]
 # Here the transforms run eagerly at every scale, where the JAX page jits them: `torch.func`
 # composes with `torch.compile`, but each Jacobian function would then pay its own compilation
-# first. Eager or compiled, the count of passes decides.
+# first. Eager, each `torch.func` call also pays a fixed cost of dispatching every operation;
+# at small sizes that cost can hide most of the difference (at `smoke` scale, compare the two
+# columns of the tall row: one forward pass against $n$ reverse ones).
 
 # %%
 n = sizes.jacobian_width
@@ -215,14 +218,19 @@ with torch.no_grad():
         rows.append((name, t_f, t_r))
 print(f"n = {n}\n{'function':<16}{'jacfwd (ms)':>13}{'jacrev (ms)':>13}{'faster':>9}")
 for name, t_f, t_r in rows:
-    faster = "fwd" if t_f < t_r else "rev"
+    faster = (
+        "tie" if abs(t_f - t_r) < 0.1 * min(t_f, t_r) else "fwd" if t_f < t_r else "rev"
+    )
     print(f"{name:<16}{t_f * 1e3:>13.3f}{t_r * 1e3:>13.3f}{faster:>9}")
 
 # %% [markdown] tags=["shared"]
 # By the count of passes, reverse mode should win on the wide function and forward mode on
-# the tall one, by up to the factor of passes saved; the table says whether it did here. At
-# small sizes the fixed cost of each call can hide the difference: run this notebook at `cpu`
-# scale (`BOOK_SCALE` unset on a CPU machine) to see it grow.
+# the tall one, by up to the factor of passes saved; the table says whether it did here ("tie":
+# the two times within 10 % of each other). `jacfwd` and `jacrev` run their passes (one per
+# input, or one per output) as one batched computation, through `vmap`: the count of passes
+# decides the work, not the number of Python calls. At small sizes the fixed cost of each call
+# can hide the difference: run this notebook at `cpu` scale (`BOOK_SCALE` unset on a CPU
+# machine) to see it grow.
 
 # %% [markdown] tags=["shared"]
 # ## 4.2 Compilation: tracing, recompilation and control flow
@@ -230,15 +238,18 @@ for name, t_f, t_r in rows:
 # A compiler for array programs first needs the program. Calling the compiled function the first
 # time **traces** the Python function: it runs once on abstract values that carry only a shape
 # and a dtype, records every array operation, and compiles that record for the device. Later
-# calls with the same shapes and dtypes reuse the compiled program and do not run the Python
-# code at all. A new shape, a new dtype or a new value of a *static* argument means a new trace
-# and a new compilation.
+# calls with the same shapes and dtypes reuse the compiled program: in JAX they do not run the
+# Python code at all, while PyTorch's compiler still runs its side effects (below). A new shape,
+# a new dtype or a new value of a *static* argument means a new trace and a new compilation.
 
 # %% [markdown]
 # `torch.compile` captures graphs with TorchDynamo, which reads the function's Python bytecode,
 # and hands each graph to a **backend** (Inductor by default, which generates C++ or GPU
-# kernels). A backend is just a function that receives each captured graph, so a counting
-# backend counts compilations, the supported way to see them. One difference from JAX shows
+# kernels). Unlike JAX, Dynamo keeps Python's semantics: side effects such as appending to a
+# list run again at every call, because Dynamo replays them around the graph, so a side effect
+# would count calls, not compilations. A backend is just a function that receives each
+# captured graph, so a counting backend counts compilations, the supported way to see them.
+# One difference from JAX shows
 # at once: after a second shape PyTorch recompiles once with the size as a symbol (**dynamic
 # shapes**) instead of once per shape.
 
@@ -284,19 +295,20 @@ print(f"eager {t_eager * 1e3:.3f} ms | compiled {t_compiled * 1e3:.3f} ms per ca
 torch.testing.assert_close(compiled(xw, ww), gelu_mlp(xw, ww), rtol=1e-4, atol=1e-5)
 
 # %% [markdown]
-# The compiled call need not be faster here, and on one CPU thread it can be slower: the time
-# goes mostly to the matrix product, which compiled code hands to the same matrix library as
-# eager mode, so fusing the few element-wise operations after it saves little, while each
-# compiled call first checks its guards (is this still the shape and dtype it was compiled
-# for?). Compilation pays on long chains of element-wise work, and most on a GPU.
+# Whether the compiled call comes out faster varies with the run and the scale (compare the
+# two times above); on one CPU thread it can as well be slower. The matrix product goes to the
+# same matrix library in both modes; compilation can only fuse the element-wise work after it,
+# and each compiled call first checks its guards (is this still the shape and dtype it was
+# compiled for?). Compilation pays most on long chains of element-wise work, and on a GPU.
 
 # %% [markdown]
 # Python control flow on a tensor's *value* does not fail as in JAX: Dynamo cannot put it in
 # the graph, so it **breaks the graph** there, runs that bit of Python eagerly, and starts a
 # new graph after it. The program stays correct, but each break costs a return to Python and
 # splits what the compiler can fuse. `torch._dynamo.explain` counts graphs and breaks, with
-# the reason of each. `torch.cond` is PyTorch's counterpart of `lax.cond` (a prototype API):
-# both branches become part of the one graph.
+# the reason of each (private, like `_pytree` below; the public switch is the environment
+# variable `TORCH_LOGS=graph_breaks`, which logs each break). `torch.cond` is PyTorch's
+# counterpart of `lax.cond` (a prototype API): both branches become part of the one graph.
 
 
 # %%
@@ -367,11 +379,13 @@ for name, t in timings.items():
 
 # %% [markdown] tags=["shared"]
 # On a CPU, PyTorch runs each operation before it returns, so reading the loss costs nothing
-# extra: its two lines are close, and which one comes out ahead is noise. JAX dispatches
-# asynchronously on a CPU too: while XLA computes one step, Python already dispatches the
-# next, and reading the loss at every step removes that overlap; but the overlap is only the
-# time to dispatch a step, so JAX's two lines are close as well. On a GPU every read, in either
-# framework, is a synchronisation that stalls the queue of kernels, and the gap grows.
+# extra. JAX dispatches asynchronously on a CPU too: while XLA computes one step, Python
+# already dispatches the next, and reading the loss at every step removes that overlap; but the
+# overlap is only the time to dispatch a step. So in both frameworks the gap between the two
+# lines is small next to the run-to-run noise of such short loops (each a median of a few
+# rounds): rerun the cell, and both lines can move by more than the gap. On a GPU every read,
+# in either framework, is a synchronisation that stalls the queue of kernels, and the gap
+# grows.
 
 # %% [markdown] tags=["shared"]
 # ## 4.3 Vectorising: per-example gradients
@@ -382,8 +396,12 @@ for name, t in timings.items():
 # batched loss (a mean) mixes together. Differentially private SGD {cite}`abadi2016deep` needs
 # them: it clips each example's gradient to norm at most $C$, averages, and adds noise,
 #
-# $$ \tilde g = \frac{1}{B}\Big(\sum_{i=1}^{B} g_i \,\min\big(1, C/\lVert g_i\rVert\big)
-# + \mathcal{N}(0, \sigma^2 C^2 I)\Big). $$
+# $$
+# \begin{aligned}
+# \tilde g = \frac{1}{B}\Big(&\sum_{i=1}^{B} g_i \,\min\big(1, C/\lVert g_i\rVert\big)\\
+# &+ \mathcal{N}(0, \sigma^2 C^2 I)\Big).
+# \end{aligned}
+# $$
 
 # %% [markdown]
 # A PyTorch module keeps its parameters inside; `torch.func.functional_call(model, params, x)`
@@ -460,7 +478,8 @@ plt.show()
 # %% [markdown]
 # Opacus, PyTorch's DP-SGD library, computes these norms by default with hooks on each layer
 # and a hand-written rule per layer type, and falls back to `torch.func`'s `vmap` for layers
-# without a rule ([Opacus 1.2 release notes](https://github.com/pytorch/opacus/releases));
+# without a rule
+# ([Opacus 1.2.0 release notes](https://github.com/pytorch/opacus/releases/tag/v1.2.0));
 # `torch.func` is the general tool.
 
 # %% [markdown] tags=["shared"]
@@ -536,8 +555,9 @@ print(
 # the compiler partition the program. PyTorch's counterparts are `torch.distributed`'s
 # `DeviceMesh` and `DTensor` (a tensor sharded over a mesh), and, the workhorse, one process
 # per device with `DistributedDataParallel`; chapter 9 treats DDP and FSDP2 (whose sharded
-# parameters are `DTensor`s) in full. Unlike JAX, PyTorch
-# cannot simulate 8 devices inside one CPU process: each device is a process. What this page
+# parameters are `DTensor`s) in full. Unlike JAX, PyTorch has no supported way to simulate 8
+# devices inside one CPU process (a private, debugging-only `LocalTensor` exists in
+# `torch.distributed._local_tensor`): each device is a process. What this page
 # shows instead is the arithmetic of data parallelism, on one process.
 
 # %% [markdown] tags=["shared"]
@@ -596,9 +616,10 @@ assert diff < 1e-5
 # saved but not trained, such as BatchNorm's running statistics). `state_dict()` is all of
 # them as a flat dict of tensors, the thing one saves; `functional_call` (section 4.3) runs the
 # module on another such dict, PyTorch's counterpart of NNX's `split` and `merge`. (The JAX
-# page also runs the outline's `jax.nn.Module`, `jaxagy.no_grad()` and `jaxopt` lines, which
-# do not exist; PyTorch's `torch.no_grad()` does, since PyTorch records every operation on a
-# tensor that requires a gradient unless told not to.)
+# page also runs the outline's `jax.nn.Module`, `jaxagy.no_grad()` and
+# `jaxopt.optimizers.ScipyOptimizer` lines, which do not exist; PyTorch's `torch.no_grad()`
+# does, since PyTorch records every operation on a tensor that requires a gradient unless told
+# not to.)
 
 
 # %%
@@ -727,8 +748,9 @@ assert mlp_accuracy > 0.5  # far above chance (0.1) even at smoke scale
 
 # %% [markdown]
 # The convolutional network is chapter 3's (`H.CNN`: two convolution-pool-BatchNorm-ReLU
-# blocks, channels first), trained as chapter 3 trains it: Adam whose step size follows a
-# cosine schedule over the whole run, the scheduler stepped after every optimizer step.
+# blocks, channels first), trained as chapter 3 trains it: pixels standardised with MNIST's
+# mean and standard deviation, and Adam whose step size follows a cosine schedule over the
+# whole run, the scheduler stepped after every optimizer step.
 
 # %%
 cnn_sizes = H.sizes("mnist_cnn")
@@ -736,10 +758,13 @@ xc_train, yc_train = H.load_mnist("train", limit=cnn_sizes.train_examples)
 xc_test, yc_test = H.load_mnist("test", limit=cnn_sizes.test_examples)
 
 
+MEAN, STD = 0.1307, 0.3081  # MNIST's pixel mean and std, chapter 3's normalisation
+
+
 def as_images(
     x,
-):  # uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1], channels first
-    return x.astype("float32")[:, None] / 255
+):  # uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) standardised, channels first
+    return (x.astype("float32")[:, None] / 255 - MEAN) / STD
 
 
 torch.manual_seed(0)

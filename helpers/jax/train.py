@@ -8,6 +8,7 @@ shape (a smaller last batch) compiles once more.
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -168,6 +169,7 @@ def fit(
         )
     bar.refresh()  # the final state, also when the book build delays bars (helpers.book)
     bar.close()
+    sys.stderr.flush()  # the bar before whatever the caller prints next
     return history
 
 

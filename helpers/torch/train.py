@@ -6,6 +6,7 @@ copied per step (for MNIST-sized data this beats a DataLoader by a wide margin o
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -142,6 +143,7 @@ def fit(
         )
     bar.refresh()  # the final state, also when the book build delays bars (helpers.book)
     bar.close()
+    sys.stderr.flush()  # the bar before whatever the caller prints next
     return history
 
 

@@ -92,8 +92,12 @@ def plot_trajectory(
     title: str,
     dt: float,
     first_steps: Sequence[int | None] | None = None,
+    ncols: int = 2,
 ) -> Any:
     """One episode's state variables over time: ``observations`` (T, D), one panel per name.
+
+    Panels fill a grid ``ncols`` wide, row by row (two columns keep the text readable on a
+    phone-width page).
 
     ``first_steps`` gives, per name, how many leading steps its panel shows (None: the whole
     episode); a variable that changes sign every step reads as a solid block over hundreds
@@ -114,10 +118,15 @@ def plot_trajectory(
             f"plot_trajectory: first_steps must have {len(names)} entries, "
             f"got {len(first_steps)}"
         )
-    fig, axes = plt.subplots(1, len(names), figsize=(3 * len(names), 2.8))
+    ncols = max(1, min(ncols, len(names)))
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.5 * ncols, 2.6 * nrows))
+    axes = np.atleast_1d(axes).ravel()
+    for spare in axes[len(names) :]:
+        spare.remove()
     time = np.arange(len(observations)) * dt
     for ax, column, name, first in zip(
-        np.atleast_1d(axes), observations.T, names, first_steps, strict=True
+        axes[: len(names)], observations.T, names, first_steps, strict=True
     ):
         if first is None or first >= len(column):
             ax.plot(time, column)

@@ -32,8 +32,10 @@
 # prints what happens and says what is true.
 
 # %% [markdown] tags=["notebook-only"]
-# Every number on this page is printed by the code above it; the cell below says at which scale
-# (`smoke`, `cpu` or `gpu`) this page was produced.
+# Every measured number on this page is printed by a cell (the recorded ones from
+# `bench.jsonl`, with their machine and date); the few numbers the prose quotes from elsewhere
+# name their source. The cell below says at which scale (`smoke`, `cpu` or `gpu`) this page
+# was produced.
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
@@ -209,10 +211,16 @@ print(f"always push left: {always_left.mean():.1f} ± {always_left.std():.1f}")
 #
 # which reduces the upward bias of taking a max over noisy estimates.
 #
-# The loss, written out. The trainer `H.rl.train_dqn` acts randomly for the first
+# The loss, written out. The regression uses the Huber loss (squared for errors below 1,
+# linear above, so a few large TD errors do not dominate the gradient): PyTorch's
+# `smooth_l1_loss` with its default `beta=1` and optax's `huber_loss` with its default
+# `delta=1` are the same function. The trainer `H.rl.train_dqn` acts randomly for the first
 # `learning_starts` env steps, then runs this loss in bursts: `gradient_steps` updates every
 # `train_every` env steps (the values differ per scale, in `cartpole.dqn`), and it copies
-# the online network into the target every `target_every` env steps.
+# the online network into the target every `target_every` env steps. With `target_every`
+# (10) below `train_every` (256) and the online network unchanged between bursts, that
+# means in effect one copy before each burst, and a target held fixed through the burst's
+# updates (the pure-JAX trainer of 7.4 copies after each burst: the same).
 
 
 # %%
@@ -465,15 +473,19 @@ print(f"clipped policy loss {float(mine):.5f} equals the policy term of H.rl.ppo
 # %% [markdown] tags=["shared"]
 # ## 7.4 The environment as a pure function
 #
-# Stepping gymnasium means one Python call per step (per batch of environments), so on a CPU
-# the environment, not the network, sets the pace of small RL problems. The JAX half rewrites
+# Stepping gymnasium means one Python call per step (per batch of environments), and with
+# networks this small each PyTorch call costs more in Python and dispatch overhead than in
+# arithmetic: on a CPU, that per-call overhead, in the rollout's forward passes and above all
+# in PPO's many small gradient steps, sets the pace of small RL problems, not the
+# environment's physics (the PyTorch half times the split in 7.4). The JAX half rewrites
 # CartPole's physics as a pure function of an explicit state, checks it step for step against
 # gymnasium's for the same states and actions, runs thousands of copies with `vmap` and time
 # with `lax.scan`, and compiles the whole PPO training run, rollouts included, into one XLA
 # program; `vmap` then trains several seeds in one call. The gymnax library
 # {cite}`gymnax2022github` provides such JAX environments (CartPole, Pendulum, MinAtar and
 # more), and PureJaxRL {cite}`lu2022discovered` showed whole PPO runs compiled this way.
-# PyTorch has no stable counterpart of `lax.scan`, so it cannot compile the whole loop: a
+# PyTorch has no stable counterpart of `lax.scan` (a private prototype,
+# `torch._higher_order_ops.scan`, exists), so it cannot compile the whole loop: a
 # CartPole written in tensors could step many copies at once, and `torch.compile` can compile
 # the network (or such a step), but the loop over time and updates stays in Python, and
 # gymnasium's environments are Python (or NumPy) code. `python -m helpers.bench cartpole --algo ppo --framework both` records both
@@ -576,10 +588,12 @@ print(
 # CartPole), and at cpu scale a shorter run. `jax.jit(jax.vmap(train))`
 # then trains a group of seeds in one call (groups of `seed_group` seeds: equal groups share
 # one compilation, and a group bounds the memory of one call). Compilation is timed apart from
-# training. On a CPU it is most of a short run, so the helper keeps the program small for the
+# training. On a CPU it is a large part of a short run (the cell below prints both, and the
+# recorded cpu run in 7.7 its own split), so the helper keeps the program small for the
 # compiler: each random draw of a new shape adds its own compiled code, so `train` draws all
 # its random numbers in ONE call and slices them (initial weights, first states, and per
-# update the actions' Gumbel noise, the reset states and the shuffles); Adam updates the
+# update the actions' Gumbel noise (the argmax of the logits plus Gumbel noise is a sample
+# of the softmax), the reset states and the shuffles); Adam updates the
 # weights raveled into one vector (the same arithmetic, one fused update instead of one per
 # weight array). `python -m helpers.bench cartpole --algo ppo --framework jax` records import,
 # compilation, training and evaluation apart, and their sum from the process's start.
@@ -639,31 +653,36 @@ print(
 # DQN compiles the same way. `H.rl.make_dqn_train` puts everything of 7.2 (epsilon-greedy
 # acting, the replay buffer as arrays carried through the loop, the training phases, the
 # target copies, the Double DQN switch, the n-step targets of `H.rl.n_step_batch`) into one
-# function of a key over this CartPole. `python -m helpers.bench cartpole --algo double-dqn
-# --framework jax` trains seeds with it, vmapped in one call, and evaluates each greedily on
-# gymnasium's CartPole-v1 as in 7.2; its records, printed at the end of 7.2, are the
-# chapter's DQN measurement (the gymnasium loop of 7.2 is the one a reader can follow step
-# by step).
+# function of a key over this CartPole.
+# `python -m helpers.bench cartpole --algo double-dqn --framework jax` trains
+# `cartpole.seeds` seeds with it (5 at cpu scale), vmapped in one call, and evaluates each
+# greedily on gymnasium's CartPole-v1 as in 7.2; its records, printed at the end of 7.2, are
+# the chapter's DQN measurement (the gymnasium loop of 7.2 is the one a reader can follow
+# step by step).
 
 # %% [markdown] tags=["shared"]
-# The two loops compared on one machine: the latest `python -m helpers.bench cartpole --algo
-# ppo --framework both --scale cpu` pair recorded in this chapter's `bench.jsonl` (PPO with
-# the same seeds: PyTorch stepping gymnasium's vector environment, JAX stepping its own
-# CartPole inside one compiled run). The ratio compares the loops only if both sides trained
+# The two loops compared on one machine: the latest
+# `python -m helpers.bench cartpole --algo ppo --framework both --scale cpu` pair recorded in
+# this chapter's `bench.jsonl` (PPO with the same recipe: PyTorch stepping gymnasium's vector
+# environment, JAX stepping its own CartPole inside one compiled run; each side trains its
+# own number of seeds, printed below, and the two frameworks draw different random numbers
+# from the same seed). The ratio compares the loops only if both sides trained
 # the same network for the same env steps per seed; the cell checks it from the records (the
 # smaller `cartpole.ppo_jit` that the JAX half trains in 7.4 is not used here). Each rate is
 # the record's env steps, summed over its seeds, per second of training: the JAX record
 # trains all its seeds together in one vmapped call, the PyTorch record one seed after
-# another, so the ratio measures the compiled loop and the vmapped seeds together.
+# another, so the ratio measures the compiled loop and the vmapped seeds together. One pair
+# is one measurement: the cell also prints the earlier recorded pairs of the same recipe and
+# the range of the PyTorch loop's rate across its records on the same machine.
 
 # %%
-both = [
+ppo_records = [
     r
     for r in read_records(bench_file)
-    if r["task"] == "cartpole"
-    and r["model_option"] == "ppo"
-    and "throughput_ratio" in r
-][-2:]  # the pair one --framework both run wrote: torch, then jax
+    if r["task"] == "cartpole" and r["model_option"] == "ppo"
+]
+pairs = [r for r in ppo_records if "throughput_ratio" in r]
+both = pairs[-2:]  # the pair one --framework both run wrote: torch, then jax
 for r in both:
     line = (
         f"{r['framework']:>5}: {r['env_steps_per_second']:>9,.0f} env steps/s, "
@@ -685,6 +704,27 @@ print(
     f"({hardware['cpu']}, {hardware['cores']} cores, {both[1]['date'][:10]}, "
     f"commit {both[1]['commit'][:7]})"
 )
+for torch_r, jax_r in zip(pairs[:-2:2], pairs[1:-2:2], strict=True):
+    assert (torch_r["framework"], jax_r["framework"]) == ("torch", "jax")
+    if recipe(torch_r) == recipe(jax_r) == recipe(both[1]) and (
+        jax_r["hardware"] == torch_r["hardware"] == hardware
+    ):
+        print(
+            f"an earlier pair, same recipe and machine: "
+            f"{jax_r['throughput_ratio'] / torch_r['throughput_ratio']:.1f}x "
+            f"({jax_r['date'][:10]}, commit {jax_r['commit'][:7]})"
+        )
+rates = [
+    r["env_steps_per_second"]
+    for r in ppo_records
+    if r["framework"] == "torch"
+    and r["model"] == both[0]["model"]
+    and r["hardware"] == hardware
+]
+print(
+    f"the PyTorch loop over its {len(rates)} records on this machine: "
+    f"{min(rates):,.0f} to {max(rates):,.0f} env steps/s"
+)
 
 # %% [markdown] tags=["shared"]
 # ## 7.5 DDPG, on a continuous action
@@ -693,12 +733,14 @@ print(
 # outputs an action vector, and a critic $Q_\theta(s, a)$. The critic regresses on
 # $y = r + \gamma (1 - \text{terminated})\, Q_{\bar\theta}(s', \mu_{\bar\phi}(s'))$; the actor
 # climbs the critic, maximising $Q_\theta(s, \mu_\phi(s))$, with the gradient flowing from the
-# critic **through the action** into the actor. Target networks follow by soft updates,
-# $\bar\theta \leftarrow \tau\theta + (1 - \tau)\bar\theta$; exploration adds Gaussian noise to
-# the actor's action (the paper used temporally correlated Ornstein-Uhlenbeck noise;
-# independent Gaussian noise is the simpler choice TD3 {cite}`fujimoto2018addressing` found
-# to do as well). All of this needs an action space where "a little more action" means
-# something: real numbers, like Pendulum-v1's torque in $[-2, 2]$.
+# critic **through the action** into the actor. Target networks ($\bar\theta$ for the
+# critic, $\bar\phi$ for the actor) follow by soft updates,
+# $\bar\theta \leftarrow \tau\theta + (1 - \tau)\bar\theta$ and likewise for $\bar\phi$;
+# exploration adds Gaussian noise to the actor's action (the paper used temporally
+# correlated Ornstein-Uhlenbeck noise; independent Gaussian noise is the simpler choice TD3
+# {cite}`fujimoto2018addressing` found to do as well). All of this needs an action space
+# where "a little more action" means something: real numbers, like Pendulum-v1's torque in
+# $[-2, 2]$.
 
 # %%
 pend = gym.make("Pendulum-v1")
@@ -816,7 +858,7 @@ print(
 
 # %%
 grid = np.linspace(0, cartpole.dqn.total_steps, 40)
-fig, axes = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
+fig, axes = plt.subplots(2, 1, figsize=(7, 9), layout="constrained")
 for name, runs in dqn_results.items():
     curves = [
         H.rl.returns_on_grid(h["episode_ends"], h["episode_returns"], grid)

@@ -31,8 +31,10 @@
 # prints what happens and says what is true.
 
 # %% [markdown] tags=["notebook-only"]
-# Every number on this page is printed by the code above it; the cell below says at which scale
-# (`smoke`, `cpu` or `gpu`) this page was produced.
+# Every measured number on this page is printed by a cell (the recorded ones from
+# `bench.jsonl`, with their machine and date); the few numbers the prose quotes from elsewhere
+# name their source. The cell below says at which scale (`smoke`, `cpu` or `gpu`) this page
+# was produced.
 
 # %% tags=["remove-cell"]
 # Colab only: install the course helpers, and newer flax/optax if Colab's are too old.
@@ -208,10 +210,16 @@ print(f"always push left: {always_left.mean():.1f} ± {always_left.std():.1f}")
 #
 # which reduces the upward bias of taking a max over noisy estimates.
 #
-# The loss, written out. The trainer `H.rl.train_dqn` acts randomly for the first
+# The loss, written out. The regression uses the Huber loss (squared for errors below 1,
+# linear above, so a few large TD errors do not dominate the gradient): PyTorch's
+# `smooth_l1_loss` with its default `beta=1` and optax's `huber_loss` with its default
+# `delta=1` are the same function. The trainer `H.rl.train_dqn` acts randomly for the first
 # `learning_starts` env steps, then runs this loss in bursts: `gradient_steps` updates every
 # `train_every` env steps (the values differ per scale, in `cartpole.dqn`), and it copies
-# the online network into the target every `target_every` env steps.
+# the online network into the target every `target_every` env steps. With `target_every`
+# (10) below `train_every` (256) and the online network unchanged between bursts, that
+# means in effect one copy before each burst, and a target held fixed through the burst's
+# updates (the pure-JAX trainer of 7.4 copies after each burst: the same).
 
 
 # %%
@@ -448,8 +456,8 @@ print(f"clipped policy loss {mine.item():.5f} equals the policy term of H.rl.ppo
 # Training: `H.rl.train_ppo` steps a gymnasium `SyncVectorEnv` of CartPoles in same-step
 # autoreset mode (7.1), so the final observation of a truncated episode, in
 # `info["final_obs"]`, is there to bootstrap from, and no step is wasted on a reset; one seed
-# after another (`page_seeds` of them here; the recorded PyTorch PPO run in 7.7 trains
-# `seeds`).
+# after another (`cartpole.page_seeds` of them here, 2 at every scale; the recorded PyTorch
+# PPO run printed in 7.7 trains `cartpole.seeds` of them, 5 at cpu scale).
 
 # %%
 ppo_runs = []
@@ -471,33 +479,44 @@ print(
 # %% [markdown] tags=["shared"]
 # ## 7.4 The environment as a pure function
 #
-# Stepping gymnasium means one Python call per step (per batch of environments), so on a CPU
-# the environment, not the network, sets the pace of small RL problems. The JAX half rewrites
+# Stepping gymnasium means one Python call per step (per batch of environments), and with
+# networks this small each PyTorch call costs more in Python and dispatch overhead than in
+# arithmetic: on a CPU, that per-call overhead, in the rollout's forward passes and above all
+# in PPO's many small gradient steps, sets the pace of small RL problems, not the
+# environment's physics (the PyTorch half times the split in 7.4). The JAX half rewrites
 # CartPole's physics as a pure function of an explicit state, checks it step for step against
 # gymnasium's for the same states and actions, runs thousands of copies with `vmap` and time
 # with `lax.scan`, and compiles the whole PPO training run, rollouts included, into one XLA
 # program; `vmap` then trains several seeds in one call. The gymnax library
 # {cite}`gymnax2022github` provides such JAX environments (CartPole, Pendulum, MinAtar and
 # more), and PureJaxRL {cite}`lu2022discovered` showed whole PPO runs compiled this way.
-# PyTorch has no stable counterpart of `lax.scan`, so it cannot compile the whole loop: a
+# PyTorch has no stable counterpart of `lax.scan` (a private prototype,
+# `torch._higher_order_ops.scan`, exists), so it cannot compile the whole loop: a
 # CartPole written in tensors could step many copies at once, and `torch.compile` can compile
 # the network (or such a step), but the loop over time and updates stays in Python, and
 # gymnasium's environments are Python (or NumPy) code. `python -m helpers.bench cartpole --algo ppo --framework both` records both
 # training loops on one machine, with the ratio of their env steps per second.
 
 # %% [markdown]
-# The cell below measures the PyTorch loop's rate, gymnasium stepping plus the network. The
-# rate the JAX page prints in 7.4 measures something else, the environment alone with random
-# actions over 1,024 copies, so the two are not comparable: the like-for-like comparison is
-# the recorded pair of training loops below.
+# The cell below measures where the time goes: the same vector environment stepped with
+# random actions alone, then with the PyTorch policy choosing the actions (a forward pass
+# and a sample per step, as in a rollout), next to 7.3's training rate (rollouts plus
+# gradient steps). The rate the JAX page prints in 7.4 measures something else, the
+# environment alone with random actions over 1,024 copies, so the two are not comparable:
+# the like-for-like comparison is the recorded pair of training loops below.
 
 # %%
 envs = gym.make_vec(
     "CartPole-v1", num_envs=cartpole.ppo.envs, vectorization_mode="sync"
 )
 obs, _ = envs.reset(seed=0)
-model = ppo_runs[0][0]
+envs.action_space.seed(0)
 n = 2_000
+start = time.perf_counter()
+for _ in range(n):
+    obs, *_ = envs.step(envs.action_space.sample())
+random_rate = n * cartpole.ppo.envs / (time.perf_counter() - start)
+model = ppo_runs[0][0]
 start = time.perf_counter()
 with torch.no_grad():
     for _ in range(n):
@@ -505,32 +524,41 @@ with torch.no_grad():
             logits=model(torch.as_tensor(obs))[0]
         ).sample()
         obs, *_ = envs.step(action.numpy())
-seconds = time.perf_counter() - start
+policy_rate = n * cartpole.ppo.envs / (time.perf_counter() - start)
+train_rate = cartpole.ppo.total_steps / np.mean(ppo_seconds)
+print(f"gymnasium SyncVectorEnv ({cartpole.ppo.envs} envs), rates in env steps/s:")
+print(f"  random actions alone:           {random_rate:>9,.0f}")
+print(f"  + PyTorch policy (as a rollout): {policy_rate:>8,.0f}")
+print(f"  PPO training in 7.3:             {train_rate:>8,.0f}")
 print(
-    f"gymnasium SyncVectorEnv + PyTorch policy: {n * cartpole.ppo.envs / seconds:,.0f} env steps/s "
-    f"({cartpole.ppo.envs} envs)"
+    f"the environment's share of the time: {policy_rate / random_rate:.0%} of the "
+    f"policy loop, {train_rate / random_rate:.0%} of training"
 )
 envs.close()
 
 # %% [markdown] tags=["shared"]
-# The two loops compared on one machine: the latest `python -m helpers.bench cartpole --algo
-# ppo --framework both --scale cpu` pair recorded in this chapter's `bench.jsonl` (PPO with
-# the same seeds: PyTorch stepping gymnasium's vector environment, JAX stepping its own
-# CartPole inside one compiled run). The ratio compares the loops only if both sides trained
+# The two loops compared on one machine: the latest
+# `python -m helpers.bench cartpole --algo ppo --framework both --scale cpu` pair recorded in
+# this chapter's `bench.jsonl` (PPO with the same recipe: PyTorch stepping gymnasium's vector
+# environment, JAX stepping its own CartPole inside one compiled run; each side trains its
+# own number of seeds, printed below, and the two frameworks draw different random numbers
+# from the same seed). The ratio compares the loops only if both sides trained
 # the same network for the same env steps per seed; the cell checks it from the records (the
 # smaller `cartpole.ppo_jit` that the JAX half trains in 7.4 is not used here). Each rate is
 # the record's env steps, summed over its seeds, per second of training: the JAX record
 # trains all its seeds together in one vmapped call, the PyTorch record one seed after
-# another, so the ratio measures the compiled loop and the vmapped seeds together.
+# another, so the ratio measures the compiled loop and the vmapped seeds together. One pair
+# is one measurement: the cell also prints the earlier recorded pairs of the same recipe and
+# the range of the PyTorch loop's rate across its records on the same machine.
 
 # %%
-both = [
+ppo_records = [
     r
     for r in read_records(bench_file)
-    if r["task"] == "cartpole"
-    and r["model_option"] == "ppo"
-    and "throughput_ratio" in r
-][-2:]  # the pair one --framework both run wrote: torch, then jax
+    if r["task"] == "cartpole" and r["model_option"] == "ppo"
+]
+pairs = [r for r in ppo_records if "throughput_ratio" in r]
+both = pairs[-2:]  # the pair one --framework both run wrote: torch, then jax
 for r in both:
     line = (
         f"{r['framework']:>5}: {r['env_steps_per_second']:>9,.0f} env steps/s, "
@@ -552,6 +580,27 @@ print(
     f"({hardware['cpu']}, {hardware['cores']} cores, {both[1]['date'][:10]}, "
     f"commit {both[1]['commit'][:7]})"
 )
+for torch_r, jax_r in zip(pairs[:-2:2], pairs[1:-2:2], strict=True):
+    assert (torch_r["framework"], jax_r["framework"]) == ("torch", "jax")
+    if recipe(torch_r) == recipe(jax_r) == recipe(both[1]) and (
+        jax_r["hardware"] == torch_r["hardware"] == hardware
+    ):
+        print(
+            f"an earlier pair, same recipe and machine: "
+            f"{jax_r['throughput_ratio'] / torch_r['throughput_ratio']:.1f}x "
+            f"({jax_r['date'][:10]}, commit {jax_r['commit'][:7]})"
+        )
+rates = [
+    r["env_steps_per_second"]
+    for r in ppo_records
+    if r["framework"] == "torch"
+    and r["model"] == both[0]["model"]
+    and r["hardware"] == hardware
+]
+print(
+    f"the PyTorch loop over its {len(rates)} records on this machine: "
+    f"{min(rates):,.0f} to {max(rates):,.0f} env steps/s"
+)
 
 # %% [markdown] tags=["shared"]
 # ## 7.5 DDPG, on a continuous action
@@ -560,12 +609,14 @@ print(
 # outputs an action vector, and a critic $Q_\theta(s, a)$. The critic regresses on
 # $y = r + \gamma (1 - \text{terminated})\, Q_{\bar\theta}(s', \mu_{\bar\phi}(s'))$; the actor
 # climbs the critic, maximising $Q_\theta(s, \mu_\phi(s))$, with the gradient flowing from the
-# critic **through the action** into the actor. Target networks follow by soft updates,
-# $\bar\theta \leftarrow \tau\theta + (1 - \tau)\bar\theta$; exploration adds Gaussian noise to
-# the actor's action (the paper used temporally correlated Ornstein-Uhlenbeck noise;
-# independent Gaussian noise is the simpler choice TD3 {cite}`fujimoto2018addressing` found
-# to do as well). All of this needs an action space where "a little more action" means
-# something: real numbers, like Pendulum-v1's torque in $[-2, 2]$.
+# critic **through the action** into the actor. Target networks ($\bar\theta$ for the
+# critic, $\bar\phi$ for the actor) follow by soft updates,
+# $\bar\theta \leftarrow \tau\theta + (1 - \tau)\bar\theta$ and likewise for $\bar\phi$;
+# exploration adds Gaussian noise to the actor's action (the paper used temporally
+# correlated Ornstein-Uhlenbeck noise; independent Gaussian noise is the simpler choice TD3
+# {cite}`fujimoto2018addressing` found to do as well). All of this needs an action space
+# where "a little more action" means something: real numbers, like Pendulum-v1's torque in
+# $[-2, 2]$.
 
 # %%
 pend = gym.make("Pendulum-v1")
@@ -670,7 +721,7 @@ print(
 
 # %%
 grid = np.linspace(0, cartpole.dqn.total_steps, 40)
-fig, axes = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
+fig, axes = plt.subplots(2, 1, figsize=(7, 9), layout="constrained")
 for name, runs in dqn_results.items():
     curves = [
         H.rl.returns_on_grid(h["episode_ends"], h["episode_returns"], grid)

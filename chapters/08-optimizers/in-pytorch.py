@@ -93,7 +93,9 @@ H.runtime_info()
 #
 # The momentum rows use the form both libraries implement (the velocity sums gradients; the
 # learning rate multiplies it when it is applied), which equals Sutskever et al.'s form for a
-# constant learning rate. RMSProp's $\epsilon$ sits outside the root in PyTorch, as in the
+# constant learning rate; for Nesterov only after a change of variable: the parameters the
+# libraries store are Sutskever et al.'s look-ahead point $\theta + \mu u$, where $u = -\eta b$
+# is their velocity. RMSProp's $\epsilon$ sits outside the root in PyTorch, as in the
 # table, and inside it by default in Optax, $g / \sqrt{v + \epsilon}$; each notebook follows
 # its library, and the two defaults differ as well ($\alpha$ = 0.99 in PyTorch, 0.9 in Optax).
 
@@ -211,8 +213,8 @@ def AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
 # %% [markdown] tags=["shared"]
 # **Checked against the library.** Each hand-written optimizer and the library's own start from
 # the same parameters of a small network and see the same batches for 10 steps (each computing
-# its own gradients); the table prints the largest difference in any parameter after the last
-# step. `tests/test_optimizers.py` runs the same comparison for
+# its own gradients); the table (on the notebook pages) gives the largest difference in any
+# parameter after the last step. `tests/test_optimizers.py` runs the same comparison for
 # several settings.
 
 # %%
@@ -283,7 +285,8 @@ for name, (hand, library) in hand_and_library.items():
 # Every optimizer gets a small grid of learning rates on each function, and we keep the one
 # that reaches the tolerance in the fewest steps: comparing optimizers at one shared learning
 # rate would mostly measure how well that rate suits each. The table counts the steps; "-"
-# means the tolerance was not reached within the budget at any learning rate of the grid.
+# means the tolerance was not reached within the budget at any learning rate of the grid, and
+# the rate shown is then the one that ended lowest.
 
 
 # %%
@@ -372,7 +375,8 @@ for oname in optimizers_2d:
     print(f"{oname:<10}" + "".join(f"{c:>22}" for c in cells))
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(15, 5.2))
+# One panel per row, so that each keeps its size on a narrow (phone) screen.
+fig, axes = plt.subplots(3, 1, figsize=(7, 15))
 views = {
     "Rosenbrock": (-2, 2, -1, 3),
     "quadratic": (-5, 5, -2, 2),
@@ -393,19 +397,19 @@ for ax, (pname, (f, start, _)) in zip(axes, problems.items(), strict=True):
     )
     ax.set_title(pname)
 fig.suptitle(
-    "Trajectories at each optimizer's best learning rate of the grid (rates in the table)"
+    "Trajectories at each optimizer's best learning rate\nof the grid (rates in the table)"
 )
 handles, labels = axes[0].get_legend_handles_labels()
-fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=11)
-fig.tight_layout(rect=(0, 0.07, 1, 1))  # leave the bottom strip to the legend
+fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=11)
+fig.tight_layout(rect=(0, 0.05, 1, 1))  # leave the bottom strip to the legend
 plt.show()
 
 # %% [markdown] tags=["shared"]
-# Read the table and the maps together. On the quadratic, SGD's learning rate is capped by the
-# steep direction (above $2/50$ it diverges in $y$), so it crawls along the shallow $x$;
-# momentum and Nesterov accumulate speed along $x$. RMSProp and Adam divide each coordinate by
-# its own gradient scale, so each coordinate moves by about $\eta$ per step whatever its
-# curvature: the conditioning stops mattering, but $\eta$ now bounds the speed, so the largest
+# Read the table and the maps of the notebook pages together. On the quadratic, SGD's
+# learning rate is capped by the steep direction (above $2/50$ it diverges in $y$), so it
+# crawls along the shallow $x$; momentum and Nesterov accumulate speed along $x$. RMSProp and
+# Adam divide each coordinate by its own gradient scale, so each coordinate moves by about
+# $\eta$ per step whatever its curvature: the conditioning stops mattering, but $\eta$ now bounds the speed, so the largest
 # rate of the grid bounds theirs. RMSProp's first steps are larger: its $v$ starts at zero and,
 # unlike Adam's, is not bias-corrected, so after $t$ steps of a constant gradient it moves by
 # $\eta/\sqrt{1-\alpha^t}$, which is $\eta/\sqrt{1-\alpha}$ at the first step: $10\eta$ with
@@ -520,7 +524,7 @@ print(
 for name, (h, seconds) in results.items():
     print(
         f"{name:<10} {h.last('train_loss'):>10.4f} {h.last('test_loss'):>10.4f}"
-        f" {h.last('test_accuracy'):>9.4f} {seconds:>8.1f}"
+        f" {h.last('test_accuracy'):>9.4f} {seconds:>8.2f}"
     )
 smoke_caveat()
 assert (
@@ -606,11 +610,15 @@ one_rate_caveat()
 smoke_caveat()
 
 # %% [markdown] tags=["shared"]
-# **The learning-rate range test** {cite}`smith2017cyclical`: one short run in which the
-# learning rate grows exponentially, from $10^{-5}$ to 10, a little every step, while we record
-# the loss. The loss first stays flat (steps too small to matter), then falls, then explodes. A
-# good learning rate lies where it falls fastest, below the point of explosion; it costs one
-# run of `range_test_steps` steps (300 at `cpu` scale; fewer if the loss explodes
+# **The learning-rate range test** {cite}`smith2017cyclical`. In the paper the rate grows
+# linearly over a few epochs and the accuracy curve gives two bounds for a cyclical schedule;
+# the form used here, the rate growing exponentially and the loss read for its steepest fall,
+# is the later variant popularised by fastai's
+# [`lr_find`](https://docs.fast.ai/callback.schedule.html#learner.lr_find). One short run in
+# which the learning rate grows exponentially, from $10^{-5}$ to 10, a little every step, while
+# we record the loss. The loss first stays flat (steps too small to matter), then falls, then
+# explodes. A good learning rate lies where it falls fastest, below the point of explosion; it
+# costs one run of `range_test_steps` steps (300 at `cpu` scale; fewer if the loss explodes
 # early) instead of a sweep of whole trainings. Single-batch losses are noisy, so both the
 # stop and the reading use a moving average of 5 steps, and only the descent counts (up to
 # the lowest average): a noisy dip after the lowest point is not a fast fall. The loop is
@@ -677,9 +685,10 @@ print(f"sweep: best lr at batch {sizes.batch_size}: {sweep_best}")
 smoke_caveat()
 
 # %% [markdown] tags=["shared"]
-# Compare the two lines printed above. The range test's steepest point is read off one short,
-# noisy run, so treat it as an order of magnitude, and check it against a small sweep like the
-# heat map's before trusting it.
+# Compare the range test's steepest point with the sweep's best rate (the two lines the cell
+# prints, on the notebook pages). The steepest point is read off one short, noisy run, so treat
+# it as an order of magnitude, and check it against a small sweep like the heat map's before
+# trusting it.
 
 # %% [markdown] tags=["shared"]
 # ## 8.4 Learning-rate schedules
@@ -689,16 +698,25 @@ smoke_caveat()
 # * **constant** $\eta_t = \eta$;
 #   **step decay** $\eta_t = \eta\,\gamma^{\lfloor t / s \rfloor}$;
 #   **exponential** $\eta_t = \eta\,\gamma^{t}$;
-# * **cosine annealing** {cite}`loshchilov2017sgdr`
-#   $\eta_t = \eta_{\min} + (\eta_{\max} - \eta_{\min})\,\bigl(1 + \cos(\pi t / T)\bigr) / 2$,
-#   from $\eta_{\max}$ at $t = 0$ down to $\eta_{\min}$ at $t = T$, never below it;
+# * **cosine annealing** {cite}`loshchilov2017sgdr`, from $\eta_{\max}$ at $t = 0$ down to
+#   $\eta_{\min}$ at $t = T$, never below it:
+#
+#   $$
+#   \begin{aligned}
+#   \eta_t &= \eta_{\min} + (\eta_{\max} - \eta_{\min})\, c_t , \\
+#   c_t &= \bigl(1 + \cos(\pi t / T)\bigr) / 2 ;
+#   \end{aligned}
+#   $$
+#
 # * **linear warmup** {cite}`goyal2017accurate` **+ cosine** {cite}`loshchilov2017sgdr`: a
 #   straight ramp from a small $\eta_0$ to $\eta_{\max}$ over the first $W$ steps, then the
 #   cosine over the remaining $T - W$ (Goyal et al. followed their warmup with step decay);
 # * **one-cycle** {cite}`smith2019super`, with both libraries' defaults: up from
 #   $\eta_{\max}/25$ to $\eta_{\max}$ over the first 30 % of the run, then down to
 #   $\eta_{\max}/(25 \cdot 10^4)$, each half a cosine, as both libraries implement it (the
-#   paper's ramps are linear);
+#   paper's ramps are linear). PyTorch's `OneCycleLR` also cycles momentum by default
+#   (`cycle_momentum=True`); the PyTorch page's check turns that off, since Optax's schedule
+#   sets only the learning rate;
 # * **warm restarts (SGDR)** {cite}`loshchilov2017sgdr`: the cosine over a period $T_0$, then
 #   again from the top, each period $T_{\mathrm{mult}}$ times longer than the last.
 #
@@ -838,10 +856,9 @@ plt.show()
 # The outline gives cosine annealing as `lr * cos(2 * pi * epoch / total_epochs)`. That is a
 # full period of the cosine, not half of one, and it has no offset: it reaches $-\eta$ half-way
 # through the run (a negative learning rate is gradient *ascent*) and climbs back to $+\eta$ at
-# the end, the opposite of annealing. The correct form
-# $\eta_{\min} + (\eta_{\max} - \eta_{\min})(1 + \cos(\pi t / T))/2$ stays between
-# $\eta_{\min}$ and $\eta_{\max}$. The cell below evaluates both, plots them, and then trains
-# the network with each.
+# the end, the opposite of annealing. The correct form, the cosine annealing of the list above,
+# stays between $\eta_{\min}$ and $\eta_{\max}$. The cell below evaluates both and plots them;
+# the runs after it train the network with each.
 # ```
 
 
@@ -960,7 +977,7 @@ def clipped(optimizer, parameters, max_norm, norms):
 
     def clip(opt, args, kwargs):
         norms.append(clip_by_global_norm_(parameters, max_norm).item())
-        # a pre-step hook must return None
+        # returning None leaves step's arguments unchanged
 
     optimizer.register_step_pre_hook(clip)
     return optimizer

@@ -288,8 +288,11 @@ with warnings.catch_warnings(record=True) as caught:
     dynamic_model = torch.ao.quantization.quantize_dynamic(
         copy.deepcopy(teacher), {nn.Linear}, dtype=torch.qint8
     )
-for message in {str(w.message).splitlines()[0] for w in caught}:
-    print("warning:", message)
+for message in {str(w.message) for w in caught}:
+    lines = [line.strip() for line in message.splitlines()]
+    # the first line, and the one that names torchao's replacement, `quantize_`
+    for line in [lines[0], *(ln for ln in lines[1:] if "quantize_ API" in ln)]:
+        print("warning:", line)
 converted = [
     n for n, m in dynamic_model.named_modules() if "quantized" in type(m).__module__
 ]
@@ -393,12 +396,14 @@ print(
 # \end{aligned}
 # $$
 #
-# with $z_s$ and $z_t$ the student's and the teacher's logits and $y$ the label, the $T^2$
-# keeping the soft term's gradients on the scale of the hard one's. The teacher's
-# logits are computed once for the training images (without augmentation, so they can be
-# looked up by index). To see what the teacher adds, the same student architecture (the
-# narrow widths of section 10.3) is trained twice from the same initialisation for the same
-# number of steps: on the labels alone, and with the distillation term.
+# with $z_s$ and $z_t$ the student's and the teacher's logits, $y$ the label and $\alpha$ the
+# soft term's weight, the $T^2$ keeping the soft term's gradients on the scale of the hard
+# one's (the next cell prints $T$ and $\alpha$, the settings `temperature` and
+# `distill_weight`). The teacher's logits are computed once for the training images (without
+# augmentation, so they can be looked up by index). To see what the teacher adds, the same
+# student architecture (the narrow widths of section 10.3) is trained twice from the same
+# initialisation for the same number of steps: on the labels alone, and with the distillation
+# term.
 
 # %%
 student_logits = torch.randn(4, 10, generator=generator)
@@ -427,15 +432,18 @@ print(
     f"student {s.student_widths}: labels only {accuracy(scratch):.2%}, "
     f"distilled {accuracy(distilled):.2%} (teacher {teacher_accuracy:.2%})"
 )
+print(f"temperature T = {s.temperature:g}, distill_weight alpha = {s.distill_weight:g}")
 
 # %% [markdown] tags=["shared"]
 # ## 10.5 One table: size, latency, accuracy
 #
 # Every variant is measured the same way: its size as the file its framework saves (and that
 # file compressed with deflate, which is where unstructured zeros pay off), its latency on the
-# CPU at batch 1 and batch 64 as the median (p50) and 95th percentile (p95) of repeated calls
-# after warm-up, and its test accuracy. Latencies on a shared machine vary from run to run;
-# the p95 column shows how much.
+# CPU at batch 1 and batch 64 as the median (p50) and 95th percentile (p95) of
+# `latency_repeats` timed calls after warm-up (the p95 is close to the single slowest call
+# when there are few, as at `smoke` scale; the line above the table prints their number),
+# and its test accuracy. A p95 far above the p50 means that some calls stalled on the shared
+# machine.
 
 # %%
 x1 = H.vision.to_input(test_images[:1], mean, std)  # (1, 3, 32, 32) channels_last
@@ -473,7 +481,25 @@ for name, (model, state) in tqdm(variants.items(), desc="measure"):
 print(
     "size, zip (deflated) in kB; b1, b64: latency in ms at batch 1, 64; acc: test accuracy"
 )
+print(f"p50, p95 of latency_repeats = {s.latency_repeats} timed calls after warm-up")
 print(H.deploy.format_table(rows))
+# Narrow rows compute less (fewer params than the teacher); the rest compute the teacher's.
+narrow_rows = [
+    r for r in rows if r["params"] != "-" and r["params"] < H.count_params(teacher)
+]
+wide_rows = [r for r in rows if r not in narrow_rows]
+for column in ("b1 p50", "b64 p50"):
+    slowest_narrow = max(r[column] for r in narrow_rows)
+    fastest_wide = min(r[column] for r in wide_rows)
+    verdict = (
+        "all narrow below all wide: beyond the spread"
+        if slowest_narrow < fastest_wide
+        else "the groups overlap: noise"
+    )
+    print(
+        f"{column}: narrow up to {slowest_narrow:.3g} ms, wide from {fastest_wide:.3g} ms: "
+        f"{verdict}"
+    )
 print(f"torch threads: {torch.get_num_threads()}")
 
 # Variants can land on one point: the plot nests coincident markers; a legend names them.
@@ -485,36 +511,38 @@ plt.show()
 # %% [markdown] tags=["shared"]
 # Read the table with its caveats. Weight-only int8 shrinks the file (a weight takes one byte
 # instead of four; BatchNorm stays in float32), but the loaded model is a float32 model again
-# and computes exactly what the float32 row computes. Unstructured pruning leaves the dense
-# file's size alone and shows up only in the zipped size; its dense products, zeros included,
-# are the float32 row's too. (The PyTorch page's dynamic int8 row changes only the small
-# linear head.) Structured pruning and the students are the only variants that compute less
-# (the `params` column counts their weights), and their accuracy column is what it costs.
-# Whether they also run faster, the latency columns can show only beyond the measurement's own
-# spread: rows that compute the same thing (float32, int8 weights and unstructured pruning;
-# the structured model and the two students) differ by chance alone, so a difference no larger
-# than theirs is noise. At `smoke` scale, with `latency_repeats` timed calls of a tiny network
-# on a shared CPU, that spread is as large as the effects, and the latency columns rank
-# nothing. Fine-tuning is also extra training: where a pruned model beats the float32 row, the
-# teacher was not trained to convergence. At `smoke` scale every model is barely trained and
-# tiny: the accuracies are noise, and the sizes and latencies are not those of the `cpu` or
-# `gpu` models.
+# and does the float32 row's arithmetic, on weights rounded to the int8 grid (hence its
+# slightly different accuracy). Unstructured pruning leaves the dense file's size alone and
+# shows up only in the zipped size; its dense products, zeros included, are the float32 row's
+# too. (The PyTorch page's dynamic int8 row changes only the small linear head.) Structured
+# pruning and the students are the only variants that compute less (the `params` column counts
+# their weights), and their accuracy column is what it costs. Whether they also run faster, the
+# latency columns can show only beyond the measurement's own spread: rows that compute the same
+# thing (float32, int8 weights and unstructured pruning; the structured model and the two
+# students) differ by chance alone, so a difference no larger than theirs is noise. At `smoke`
+# scale, with a handful of timed calls of a tiny network on a shared CPU, the spread can be as
+# large as the effects: the lines under the table say, for each batch size, whether the narrow
+# models' medians (the rows with fewer `params`) all lie below the wide ones' (a difference
+# beyond the spread) or the two groups overlap (noise). Fine-tuning is also extra training:
+# where a pruned model beats the float32 row, the teacher was not trained to convergence. At
+# `smoke` scale every model is barely trained and tiny: the accuracies are noise, and the sizes
+# and latencies are not those of the `cpu` or `gpu` models.
 #
 # ## 10.6 Export: a model without its Python
 #
-# Exporting turns a model into a file that another process, language or machine can run
-# without the Python code that defined it. PyTorch offers `torch.export`, which traces the
-# model into an ATen-level graph saved with its weights as a `.pt2` archive that
-# `torch.export.load` reads back (PyTorch's ahead-of-time compiler,
+# Exporting turns a model into a file that another process, language or machine can run without
+# the Python code that defined it. PyTorch offers `torch.export`, which traces the model into
+# an ATen-level graph saved with its weights as a `.pt2` archive that `torch.export.load` reads
+# back (PyTorch's ahead-of-time compiler,
 # [AOTInductor](https://docs.pytorch.org/docs/stable/torch.compiler_aot_inductor.html), takes
-# such an exported program and writes a package of compiled code of its own), and ONNX
-# export, which writes the standard ONNX graph that runtimes such as onnxruntime execute
-# {cite}`onnx2017`. JAX offers `jax.export`, which serialises the StableHLO program of a
-# jitted function for a stated platform. Each export below marks the batch dimension as
-# symbolic, so one artefact serves many batch sizes: the JAX artefact any (the symbol `b`);
-# the PyTorch exports declare `Dim("batch", min=1, max=4096)`, a range the `.pt2` program
-# checks at every call and the ONNX graph keeps only as the name `batch`. Each is run in a
-# fresh process (or a separate runtime) and compared with the original model.
+# such an exported program and writes a package of compiled code of its own), and ONNX export,
+# which writes the standard ONNX graph that runtimes such as onnxruntime execute
+# {cite}`onnx2017`. JAX offers `jax.export`, which serialises the StableHLO program of a jitted
+# function for a stated platform. Each export below marks the batch dimension as symbolic, so
+# one artefact serves many batch sizes: the JAX artefact any batch size (the symbol `b`); the
+# PyTorch exports declare `Dim("batch", min=1, max=4096)`, a range the `.pt2` program checks at
+# every call and the ONNX graph keeps only as the name `batch`. Each is run in a fresh process
+# (or a separate runtime) and compared with the original model.
 
 # %%
 example = x64[:4]  # (4, 3, 32, 32)

@@ -49,6 +49,7 @@ if "google.colab" in sys.modules:
 # %%
 import copy
 import tempfile
+import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -292,7 +293,9 @@ for message in {str(w.message) for w in caught}:
     lines = [line.strip() for line in message.splitlines()]
     # the first line, and the one that names torchao's replacement, `quantize_`
     for line in [lines[0], *(ln for ln in lines[1:] if "quantize_ API" in ln)]:
-        print("warning:", line)
+        print(
+            textwrap.fill(line, 96, initial_indent="warning: ", subsequent_indent="  ")
+        )
 converted = [
     n for n, m in dynamic_model.named_modules() if "quantized" in type(m).__module__
 ]

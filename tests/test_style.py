@@ -49,24 +49,35 @@ def test_progress_bars_are_plain_tqdm():
     assert sources and not offenders, offenders
 
 
-def test_pages_show_no_formatter_markers():
-    """A ``# fmt: skip`` or ``# fmt: off`` in a notebook's code cell is printed in the reader's
-    code, in the book and in Colab: page code is formatted by ruff as it is (prose may name
-    the markers)."""
+def _page_code_lines(*, notebooks_only: bool = False) -> list[tuple[str, str]]:
+    """(source path, line) for every code-cell line of the pages' jupytext sources; with
+    ``notebooks_only``, only sources paired with an ``.ipynb`` (not the scripts they run)."""
     sources = [
         path
         for folder in ("chapters", "appendices", "solutions", "labs")
         for path in sorted((ROOT / folder).rglob("*.py"))
+        if not notebooks_only or path.with_suffix(".ipynb").exists()
     ]
-    offenders = [
-        f"{p.relative_to(ROOT)}: {line.strip()}"
+    assert sources
+    return [
+        (str(p.relative_to(ROOT)), line)
         for p in sources
         for cell in jupytext.reads(p.read_text(), fmt="py:percent").cells
         if cell.cell_type == "code"
         for line in cell.source.splitlines()
+    ]
+
+
+def test_pages_show_no_formatter_markers():
+    """A ``# fmt: skip`` or ``# fmt: off`` in a notebook's code cell is printed in the reader's
+    code, in the book and in Colab: page code is formatted by ruff as it is (prose may name
+    the markers)."""
+    offenders = [
+        f"{path}: {line.strip()}"
+        for path, line in _page_code_lines()
         if "# fmt:" in line
     ]
-    assert sources and not offenders, offenders
+    assert not offenders, offenders
 
 
 # A notebook page's code cell is 844 px wide in a 1400 px window, about 103 characters of its
@@ -77,18 +88,9 @@ MAX_PAGE_CODE_LINE = 100
 def test_page_code_fits_a_desktop_column():
     """No line of a page's code is wider than a code cell on a 1400 px desktop (chapter 1's
     timing header, a 118-character line, scrolled there)."""
-    sources = [
-        path
-        for folder in ("chapters", "appendices", "solutions", "labs")
-        for path in sorted((ROOT / folder).rglob("*.py"))
-        if path.with_suffix(".ipynb").exists()  # notebook sources, not scripts they run
-    ]
     offenders = [
-        f"{p.relative_to(ROOT)}: {len(line)} characters: {line.strip()[:60]}"
-        for p in sources
-        for cell in jupytext.reads(p.read_text(), fmt="py:percent").cells
-        if cell.cell_type == "code"
-        for line in cell.source.splitlines()
+        f"{path}: {len(line)} characters: {line.strip()[:60]}"
+        for path, line in _page_code_lines(notebooks_only=True)
         if len(line) > MAX_PAGE_CODE_LINE
     ]
-    assert sources and not offenders, offenders
+    assert not offenders, offenders

@@ -381,9 +381,9 @@ for name, t in timings.items():
 # On a CPU, PyTorch runs each operation before it returns, so reading the loss costs nothing
 # extra. JAX dispatches asynchronously on a CPU too: while XLA computes one step, Python
 # already dispatches the next, and reading the loss at every step removes that overlap; but the
-# overlap is only the time to dispatch a step. So in both frameworks the gap between the two
-# lines is small next to the run-to-run noise of such short loops (each a median of a few
-# rounds): rerun the cell, and both lines can move by more than the gap. On a GPU every read,
+# overlap is only the time to dispatch a step. So on a CPU neither framework has much to gain,
+# and at this size the gap the cell prints can point either way: each line is a median of a
+# few rounds of a short loop, and the cell does not measure their noise. On a GPU every read,
 # in either framework, is a synchronisation that stalls the queue of kernels, and the gap
 # grows.
 

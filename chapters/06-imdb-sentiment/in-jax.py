@@ -117,7 +117,8 @@ cuts = [
 for model, s, style in cuts:
     ax.axvline(s.max_len, color="k", ls=style, label=f"{model} max_len {s.max_len}")
 ax.set(
-    title=f"Review length, {len(texts):,} training reviews\n(the axis stops at 1,500)",
+    title=f"Review length, {len(texts):,} reviews of IMDB's training split\n"
+    "(the axis stops at 1,500)",
     xlabel="tokens per review",
     ylabel="reviews",
 )

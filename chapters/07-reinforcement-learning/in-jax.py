@@ -216,7 +216,7 @@ print(f"always push left: {always_left.mean():.1f} ± {always_left.std():.1f}")
 # `smooth_l1_loss` with its default `beta=1` and optax's `huber_loss` with its default
 # `delta=1` are the same function. The trainer `H.rl.train_dqn` acts randomly for the first
 # `learning_starts` env steps, then runs this loss in bursts: `gradient_steps` updates every
-# `train_every` env steps (the values differ per scale, in `cartpole.dqn`), and it copies
+# `train_every` env steps (`gradient_steps` differs per scale, in `cartpole.dqn`), and it copies
 # the online network into the target every `target_every` env steps. With `target_every`
 # (10) below `train_every` (256) and the online network unchanged between bursts, that
 # means in effect one copy before each burst, and a target held fixed through the burst's
@@ -474,9 +474,8 @@ print(f"clipped policy loss {float(mine):.5f} equals the policy term of H.rl.ppo
 # ## 7.4 The environment as a pure function
 #
 # Stepping gymnasium means one Python call per step (per batch of environments), and with
-# networks this small each PyTorch call costs more in Python and dispatch overhead than in
-# arithmetic: on a CPU, that per-call overhead, in the rollout's forward passes and above all
-# in PPO's many small gradient steps, sets the pace of small RL problems, not the
+# networks this small the network's calls, in the rollout's forward passes and above all in
+# PPO's many small gradient steps, set the pace of small RL problems on a CPU, not the
 # environment's physics (the PyTorch half times the split in 7.4). The JAX half rewrites
 # CartPole's physics as a pure function of an explicit state, checks it step for step against
 # gymnasium's for the same states and actions, runs thousands of copies with `vmap` and time
@@ -710,7 +709,7 @@ for torch_r, jax_r in zip(pairs[:-2:2], pairs[1:-2:2], strict=True):
         jax_r["hardware"] == torch_r["hardware"] == hardware
     ):
         print(
-            f"an earlier pair, same recipe and machine: "
+            f"an earlier pair, same recipe, on the pair's machine: "
             f"{jax_r['throughput_ratio'] / torch_r['throughput_ratio']:.1f}x "
             f"({jax_r['date'][:10]}, commit {jax_r['commit'][:7]})"
         )
@@ -722,7 +721,7 @@ rates = [
     and r["hardware"] == hardware
 ]
 print(
-    f"the PyTorch loop over its {len(rates)} records on this machine: "
+    f"the PyTorch loop over its {len(rates)} records on the pair's machine: "
     f"{min(rates):,.0f} to {max(rates):,.0f} env steps/s"
 )
 

@@ -95,7 +95,7 @@ H.runtime_info()
 # learning rate multiplies it when it is applied), which equals Sutskever et al.'s form for a
 # constant learning rate; for Nesterov only after a change of variable: the parameters the
 # libraries store are Sutskever et al.'s look-ahead point $\theta + \mu u$, where $u = -\eta b$
-# is their velocity. RMSProp's $\epsilon$ sits outside the root in PyTorch, as in the
+# is Sutskever et al.'s velocity. RMSProp's $\epsilon$ sits outside the root in PyTorch, as in the
 # table, and inside it by default in Optax, $g / \sqrt{v + \epsilon}$; each notebook follows
 # its library, and the two defaults differ as well ($\alpha$ = 0.99 in PyTorch, 0.9 in Optax).
 
@@ -213,7 +213,7 @@ def AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
 # %% [markdown] tags=["shared"]
 # **Checked against the library.** Each hand-written optimizer and the library's own start from
 # the same parameters of a small network and see the same batches for 10 steps (each computing
-# its own gradients); the table (on the notebook pages) gives the largest difference in any
+# its own gradients); the table the cell prints gives the largest difference in any
 # parameter after the last step. `tests/test_optimizers.py` runs the same comparison for
 # several settings.
 
@@ -405,12 +405,12 @@ fig.tight_layout(rect=(0, 0.05, 1, 1))  # leave the bottom strip to the legend
 plt.show()
 
 # %% [markdown] tags=["shared"]
-# Read the table and the maps of the notebook pages together. On the quadratic, SGD's
+# Read the table and the maps together. On the quadratic, SGD's
 # learning rate is capped by the steep direction (above $2/50$ it diverges in $y$), so it
 # crawls along the shallow $x$; momentum and Nesterov accumulate speed along $x$. RMSProp and
 # Adam divide each coordinate by its own gradient scale, so each coordinate moves by about
-# $\eta$ per step whatever its curvature: the conditioning stops mattering, but $\eta$ now bounds the speed, so the largest
-# rate of the grid bounds theirs. RMSProp's first steps are larger: its $v$ starts at zero and,
+# $\eta$ per step whatever its curvature: the conditioning stops mattering, but $\eta$ now
+# bounds the speed, so the largest rate of the grid bounds theirs. RMSProp's first steps are larger: its $v$ starts at zero and,
 # unlike Adam's, is not bias-corrected, so after $t$ steps of a constant gradient it moves by
 # $\eta/\sqrt{1-\alpha^t}$, which is $\eta/\sqrt{1-\alpha}$ at the first step: $10\eta$ with
 # PyTorch's default $\alpha = 0.99$ (the PyTorch page), about $3.2\eta$ with Optax's 0.9 (the
@@ -686,7 +686,7 @@ smoke_caveat()
 
 # %% [markdown] tags=["shared"]
 # Compare the range test's steepest point with the sweep's best rate (the two lines the cell
-# prints, on the notebook pages). The steepest point is read off one short, noisy run, so treat
+# prints). The steepest point is read off one short, noisy run, so treat
 # it as an order of magnitude, and check it against a small sweep like the heat map's before
 # trusting it.
 

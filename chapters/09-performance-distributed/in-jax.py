@@ -401,8 +401,8 @@ def compare(name, before, after, note=""):
 # XLA use its own kernels instead. Chapter 5 does so (`helpers.vision.skip_ynnpack_on_cpu`)
 # because its network then trained at 2.1 to 2.2 times the images per second (section 5.6;
 # chapter 5's `bench.jsonl` records whole training runs at its `cpu` sizes on the course's
-# Intel Xeon: 275 img/s with YNNPACK, 568 to 604 with XLA's own kernels in three runs, seeds 0
-# and 1). XLA reads its flags once, when the backend starts, so the comparison takes two fresh
+# Intel Xeon: 275 img/s with YNNPACK, 568 to 604 with XLA's own kernels in three runs (seed 0
+# twice, seed 1 once)). XLA reads its flags once, when the backend starts, so the comparison takes two fresh
 # processes, each timing one gradient of this page's `CifarNet` on a batch of `B` random
 # images. At `smoke` scale the
 # row is not run: two processes that each compile the network cost more seconds than smoke

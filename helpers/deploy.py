@@ -25,6 +25,7 @@ __all__ = [
     "archive_size",
     "compressed_size",
     "format_table",
+    "latency_verdicts",
     "percentiles_ms",
     "plot_size_accuracy",
     "run_in_fresh_process",
@@ -148,6 +149,46 @@ def format_table(
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def latency_verdicts(
+    rows: Sequence[Mapping[str, Any]],
+    reference_params: int,
+    columns: Sequence[str] = ("b1 p50", "b64 p50"),
+) -> list[str]:
+    """One line per latency column: do the models that compute less run faster, beyond noise?
+
+    Rows whose ``params`` is a number below ``reference_params`` are the narrow ones; the rest
+    (``params`` ``"-"`` included) compute the reference model's work. Each row's ``column`` is
+    a median in ms. The noise is the wider of the two groups' ranges of medians (rows that
+    compute alike differ by chance alone); the gap between the groups counts only beyond it,
+    either way. Raises ``ValueError`` if either group is empty.
+    """
+    narrow_rows = [
+        r for r in rows if r["params"] != "-" and r["params"] < reference_params
+    ]
+    wide_rows = [r for r in rows if r not in narrow_rows]
+    if not narrow_rows or not wide_rows:
+        raise ValueError(
+            f"expected rows both below and at {reference_params:,} params, "
+            f"got {[r['params'] for r in rows]}"
+        )
+    lines = []
+    for column in columns:
+        narrow = [r[column] for r in narrow_rows]  # ms, one median per row
+        wide = [r[column] for r in wide_rows]
+        spread = max(max(narrow) - min(narrow), max(wide) - min(wide))
+        if min(wide) - max(narrow) > spread:
+            verdict = "narrow faster, beyond the spread"
+        elif min(narrow) - max(wide) > spread:
+            verdict = "narrow slower, beyond the spread"
+        else:
+            verdict = "within the spread: noise"
+        lines.append(
+            f"{column}: narrow {min(narrow):.3g}-{max(narrow):.3g} ms, wide "
+            f"{min(wide):.3g}-{max(wide):.3g} ms, spread {spread:.3g} ms -> {verdict}"
+        )
+    return lines
 
 
 def plot_size_accuracy(rows: Sequence[Mapping[str, object]], *, title: str) -> Any:

@@ -79,6 +79,30 @@ def test_format_table_aligns_columns():
         deploy.format_table([])
 
 
+def test_latency_verdicts_count_a_gap_only_beyond_the_groups_spread():
+    def row(params, b1, b64):
+        return {"params": params, "b1 p50": b1, "b64 p50": b64}
+
+    rows = [
+        row(100, 1.0, 10.0),
+        row("-", 1.2, 10.5),
+        row(10, 0.5, 9.0),
+        row(20, 0.6, 10.2),
+    ]
+    b1, b64 = deploy.latency_verdicts(rows, reference_params=100)
+    # b1: narrow 0.5-0.6, wide 1.0-1.2, spread 0.2 < gap 0.4
+    assert b1.startswith("b1 p50: narrow 0.5-0.6 ms, wide 1-1.2 ms, spread 0.2 ms")
+    assert b1.endswith("-> narrow faster, beyond the spread")
+    # b64: narrow 9-10.2 overlaps wide 10-10.5
+    assert b64.endswith("-> within the spread: noise")
+    slower = [row(100, 1.0, 1.0), row(10, 2.0, 1.0)]
+    assert deploy.latency_verdicts(slower, 100, columns=["b1 p50"])[0].endswith(
+        "-> narrow slower, beyond the spread"
+    )
+    with pytest.raises(ValueError, match="below and at 100"):
+        deploy.latency_verdicts([row(100, 1.0, 1.0)], 100)
+
+
 def test_format_table_prints_the_columns_asked_for_in_their_order():
     rows = [{"a": 1.0, "b": "x", "c": "long value"}, {"a": 2.0, "b": "yy", "c": "z"}]
     lines = deploy.format_table(rows, columns=["b", "a"]).splitlines()

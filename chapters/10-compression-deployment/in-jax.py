@@ -516,25 +516,8 @@ print(
 print(f"p50, p95 of latency_repeats = {s.latency_repeats} timed calls after warm-up")
 print(H.deploy.format_table(rows))
 # Narrow rows compute less (fewer params than the teacher); the rest compute the teacher's.
-narrow_rows = [
-    r for r in rows if r["params"] != "-" and r["params"] < H.count_params(teacher)
-]
-wide_rows = [r for r in rows if r not in narrow_rows]
-for column in ("b1 p50", "b64 p50"):
-    narrow = [r[column] for r in narrow_rows]  # ms, one median per row
-    wide = [r[column] for r in wide_rows]
-    # the noise: the widest range of medians among rows that compute alike
-    spread = max(max(narrow) - min(narrow), max(wide) - min(wide))
-    if min(wide) - max(narrow) > spread:
-        verdict = "narrow faster, beyond the spread"
-    elif min(narrow) - max(wide) > spread:
-        verdict = "narrow slower, beyond the spread"
-    else:
-        verdict = "within the spread: noise"
-    print(
-        f"{column}: narrow {min(narrow):.3g}-{max(narrow):.3g} ms, wide "
-        f"{min(wide):.3g}-{max(wide):.3g} ms, spread {spread:.3g} ms -> {verdict}"
-    )
+# Each line: the two groups' ranges of medians, and whether the gap exceeds the wider range.
+print("\n".join(H.deploy.latency_verdicts(rows, H.count_params(teacher))))
 print("XLA flags:", __import__("os").environ.get("XLA_FLAGS", "(default threads)"))
 
 # Variants can land on one point: the plot nests coincident markers; a legend names them.
